@@ -1,0 +1,54 @@
+"""Clocks and id sources: the only places that read the wall clock or a random source."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class SteppingClock:
+    """A deterministic clock for tests and replays: starts at ``start``, advances ``step``
+    on every reading."""
+
+    def __init__(self, start: datetime, step: timedelta = timedelta(seconds=1)):
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        self._next, self._step = start, step
+
+    def now(self) -> datetime:
+        current, self._next = self._next, self._next + self._step
+        return current
+
+
+class SettableClock:
+    """A clock the engine moves itself, e.g. to each candle's time in a backtest."""
+
+    def __init__(self, start: datetime):
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+
+class RandomIds:
+    def new_id(self) -> UUID:
+        return uuid.uuid4()
+
+
+class SequentialIds:
+    """Deterministic ids: uuid5 of a namespace and a counter, so two runs with the same seed
+    name their aggregates identically."""
+
+    def __init__(self, seed: str = "tradetape"):
+        self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"tradetape:{seed}")
+        self._count = 0
+
+    def new_id(self) -> UUID:
+        self._count += 1
+        return uuid.uuid5(self._namespace, str(self._count))

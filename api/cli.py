@@ -1,0 +1,49 @@
+"""``tradetape``: the command line. Each command's module is imported only when it runs, so
+``tradetape dca-plan`` does not pay for numpy, ccxt or the web stack."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module under api.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dca-plan": ("dca_plan", "show a DCA bot's safety-order ladder for an entry price"),
+    # "events": ("events", "show an aggregate's event history and its state at a point in time"),
+    # "backtest": ("backtest", "run a DCA bot over historical candles"),
+    # "replay": ("replay", "rebuild stored aggregates from events; --check re-runs backtests"),
+    # "demo": ("demo", "a short tour of the core: a bot, a deal and its events"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tradetape",
+        description="Event-sourced crypto trading engine: every decision replayable.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module)
+        _command_module(module).add_arguments(sub)
+    return parser
+
+
+def _command_module(module: str):
+    return importlib.import_module(f"api.commands.{module}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Only the chosen command's module is imported (plus cheap argument declarations).
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from api.commands.common import run_reporting_errors
+
+    return run_reporting_errors(_command_module(args._module).run, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

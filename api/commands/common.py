@@ -1,0 +1,71 @@
+"""What every command shares: the --database option, error reporting, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A problem the user can fix; printed as ``error: CODE: message`` with no traceback."""
+
+    def __init__(self, code: str, message: str, exit_code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code, self.message, self.exit_code = code, message, exit_code
+
+
+def add_database_option(parser: argparse.ArgumentParser, flag: str = "--database") -> None:
+    parser.add_argument(
+        flag,
+        metavar="URL",
+        default=None,
+        help="memory | sqlite:///PATH | postgresql://USER@HOST:PORT/DB "
+        "(default: $TRADETAPE_DATABASE_URL, else sqlite:///var/tradetape.sqlite)",
+    )
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "value"):  # enums
+        return value.value
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, default=json_default, indent=2)
+    sys.stdout.write("\n")
+
+
+def run_reporting_errors(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    from domain.errors import DomainError, InvalidConfigError
+
+    try:
+        return run(args)
+    except CommandError as error:
+        print(f"error: {error.code}: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except InvalidConfigError as error:
+        for violation in error.violations:
+            print(f"error: {violation}", file=sys.stderr)
+        return EXIT_USAGE
+    except DomainError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

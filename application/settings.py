@@ -1,0 +1,120 @@
+"""Turns Tradetape's settings (``TRADETAPE_DATABASE_URL`` or ``--database``) into the
+``eventsourcing`` library's environment. The one place that knows both vocabularies."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from domain.errors import DomainError
+
+DATABASE_URL_ENV = "TRADETAPE_DATABASE_URL"
+DEFAULT_SQLITE_PATH = Path("var") / "tradetape.sqlite"
+# Query parameters of a postgresql:// URL that tune the library's connection pool.
+_PG_QUERY_KEYS = {
+    "schema": "POSTGRES_SCHEMA",
+    "pool_size": "POSTGRES_POOL_SIZE",
+    "max_overflow": "POSTGRES_MAX_OVERFLOW",
+    "connect_timeout": "POSTGRES_CONNECT_TIMEOUT",
+    "lock_timeout": "POSTGRES_LOCK_TIMEOUT",
+    "pre_ping": "POSTGRES_PRE_PING",
+}
+
+
+class DatabaseUrlError(DomainError):
+    code = "INVALID_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Database:
+    """A parsed database URL. ``kind`` is ``memory``, ``sqlite`` or ``postgres``."""
+
+    url: str
+    kind: str
+    env: dict[str, str]
+    sqlite_path: Path | None = None
+
+    @property
+    def display(self) -> str:
+        """The URL without its password, safe to print and log."""
+        parsed = urlparse(self.url)
+        if parsed.password:
+            return self.url.replace(f":{parsed.password}@", ":***@", 1)
+        return self.url
+
+
+def resolve_url(cli_value: str | None = None) -> str:
+    return cli_value or os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def parse_database_url(url: str | None = None) -> Database:
+    """``memory`` | ``sqlite:///PATH`` | ``postgresql://user[:pw]@host[:port]/db[?schema=..]``."""
+    url = resolve_url(url)
+    if url == "memory":
+        return Database(url, "memory", {"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    if url.startswith("sqlite:///"):
+        path = Path(unquote(url[len("sqlite:///"):]))
+        if not str(path):
+            raise DatabaseUrlError(f"no file path in {url!r}", field="database")
+        return Database(
+            url,
+            "sqlite",
+            {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)},
+            sqlite_path=path,
+        )
+    if url.startswith(("postgresql://", "postgres://")):
+        return Database(url, "postgres", _postgres_env(url))
+    raise DatabaseUrlError(
+        f"unsupported database URL {url!r}: use memory, sqlite:///PATH or postgresql://...",
+        field="database",
+    )
+
+
+def _postgres_env(url: str) -> dict[str, str]:
+    parsed = urlparse(url)
+    dbname = parsed.path.lstrip("/")
+    if not parsed.hostname or not dbname:
+        raise DatabaseUrlError(f"{url!r} needs a host and a database name", field="database")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(dbname),
+        "POSTGRES_HOST": parsed.hostname,
+        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_USER": unquote(parsed.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+        # Appends fail fast instead of waiting forever behind a DDL lock.
+        "POSTGRES_LOCK_TIMEOUT": "10",
+    }
+    for key, values in parse_qs(parsed.query).items():
+        if key not in _PG_QUERY_KEYS:
+            raise DatabaseUrlError(
+                f"unknown option {key!r}; known: {', '.join(sorted(_PG_QUERY_KEYS))}",
+                field="database",
+            )
+        env[_PG_QUERY_KEYS[key]] = values[-1]
+    return env
+
+
+def prepare(database: Database) -> None:
+    """Create what must exist before the library connects: the SQLite folder, the PG schema."""
+    if database.sqlite_path is not None:
+        database.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    schema = database.env.get("POSTGRES_SCHEMA")
+    if database.kind == "postgres" and schema:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+def _connect_kwargs(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "dbname": env["POSTGRES_DBNAME"],
+        "host": env["POSTGRES_HOST"],
+        "port": env["POSTGRES_PORT"],
+        "user": env["POSTGRES_USER"],
+        "password": env["POSTGRES_PASSWORD"],
+    }

@@ -1,0 +1,129 @@
+"""The Trading service: commands on bots, deals and orders, recorded in one event log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
+from application.transcodings import register_domain_transcodings
+from domain.bots import Bot, BotMode
+from domain.dca import DcaConfig
+from domain.deals import Deal
+from domain.errors import ConcurrencyConflictError, NotFoundError
+from domain.ports import Clock, IdSource
+from domain.recording import SYSTEM, Cause, TradetapeAggregate
+
+A = TypeVar("A", bound=TradetapeAggregate)
+
+
+class Trading(Application[UUID]):
+    """One event-sourced application for the trading aggregates, so every decision of a bot,
+    its deals and its orders lives in a single, totally ordered log."""
+
+    name = "Trading"
+
+    def __init__(self, clock: Clock, ids: IdSource, env: dict[str, str] | None = None):
+        super().__init__(env=env)
+        self.clock, self.ids = clock, ids
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_domain_transcodings(transcoder)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def cause(self, actor: str = SYSTEM, correlation_id: str | None = None) -> Cause:
+        return Cause(self.clock.now(), actor, correlation_id or str(self.ids.new_id()))
+
+    def load(self, aggregate_id: UUID, kind: type[A]) -> A:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(f"no {kind.__name__.lower()} {aggregate_id}") from None
+        if not isinstance(aggregate, kind):
+            raise NotFoundError(f"no {kind.__name__.lower()} {aggregate_id}")
+        return aggregate
+
+    def save_all(self, *aggregates: TradetapeAggregate) -> None:
+        """Append every pending event of ``aggregates`` in one transaction, or nothing."""
+        try:
+            self.save(*aggregates)
+        except IntegrityError:
+            raise ConcurrencyConflictError(
+                "another writer changed this first; reload and try again"
+            ) from None
+
+    def _change(
+        self, aggregate_id: UUID, kind: type[A], command: Callable[[A], Any], idempotent: bool
+    ) -> A:
+        """Load, decide, save. An idempotent command that lost a race is decided once more on
+        fresh state; any other loser gets the conflict error."""
+        for attempt in (1, 2):
+            aggregate = self.load(aggregate_id, kind)
+            command(aggregate)
+            try:
+                self.save_all(aggregate)
+                return aggregate
+            except ConcurrencyConflictError:
+                if not idempotent or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    # --- bots -----------------------------------------------------------------------------
+
+    def create_bot(
+        self,
+        *,
+        owner_id: str,
+        name: str,
+        config: DcaConfig,
+        exchange_account_id: str,
+        mode: BotMode = BotMode.PAPER,
+        actor: str | None = None,
+    ) -> UUID:
+        bot = Bot.create(
+            self.ids.new_id(),
+            self.cause(actor or owner_id),
+            name=name,
+            owner_id=owner_id,
+            exchange_account_id=exchange_account_id,
+            config=config,
+            mode=mode,
+        )
+        self.save_all(bot)
+        return bot.id
+
+    def get_bot(self, bot_id: UUID) -> Bot:
+        return self.load(bot_id, Bot)
+
+    def get_deal(self, deal_id: UUID) -> Deal:
+        return self.load(deal_id, Deal)
+
+    def start_bot(self, bot_id: UUID, actor: str = SYSTEM) -> Bot:
+        return self._change(bot_id, Bot, lambda b: b.start(self.cause(actor)), idempotent=False)
+
+    def pause_bot(self, bot_id: UUID, actor: str = SYSTEM) -> Bot:
+        return self._change(bot_id, Bot, lambda b: b.pause(self.cause(actor)), idempotent=False)
+
+    def stop_bot(self, bot_id: UUID, actor: str = SYSTEM) -> Bot:
+        return self._change(bot_id, Bot, lambda b: b.stop(self.cause(actor)), idempotent=False)
+
+    def fail_bot(self, bot_id: UUID, reason: str, actor: str = SYSTEM) -> Bot:
+        return self._change(
+            bot_id, Bot, lambda b: b.fail(self.cause(actor), reason), idempotent=False
+        )
+
+    def reset_bot_error(self, bot_id: UUID, actor: str = SYSTEM) -> Bot:
+        return self._change(
+            bot_id, Bot, lambda b: b.reset_error(self.cause(actor)), idempotent=False
+        )
+
+    def edit_bot_config(self, bot_id: UUID, config: DcaConfig, actor: str = SYSTEM) -> Bot:
+        # Setting a configuration is idempotent: the same config twice records nothing.
+        return self._change(
+            bot_id, Bot, lambda b: b.edit_config(self.cause(actor), config), idempotent=True
+        )

@@ -1,0 +1,57 @@
+"""How the domain's own types are written to the event store (names are persisted: never
+rename one)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from enum import Enum
+from typing import Any
+
+from eventsourcing.persistence import JSONTranscoder, Transcoding
+
+from domain.bots import BotMode, BotStatus, LifecycleStage
+from domain.dca import DcaConfig
+from domain.deals import CloseReason, DealStatus
+from domain.orders import OrderPurpose, OrderSide, OrderStatus, OrderType
+
+ENUMS: tuple[type[Enum], ...] = (
+    BotMode,
+    BotStatus,
+    LifecycleStage,
+    CloseReason,
+    DealStatus,
+    OrderPurpose,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+)
+
+
+class EnumAsValue(Transcoding):
+    def __init__(self, enum_type: type[Enum]):
+        self.type = enum_type
+        self.name = f"enum:{enum_type.__name__}"
+
+    def encode(self, obj: Enum) -> Any:
+        return obj.value
+
+    def decode(self, data: Any) -> Enum:
+        return self.type(data)
+
+
+class DcaConfigAsDict(Transcoding):
+    type = DcaConfig
+    name = "dca_config"
+
+    def encode(self, obj: DcaConfig) -> dict[str, Any]:
+        return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+    def decode(self, data: dict[str, Any]) -> DcaConfig:
+        return DcaConfig(**data)
+
+
+def register_domain_transcodings(transcoder: JSONTranscoder) -> None:
+    for enum_type in ENUMS:
+        transcoder.register(EnumAsValue(enum_type))
+    transcoder.register(DcaConfigAsDict())
+

@@ -1,0 +1,226 @@
+"""The Bot aggregate: a DCA bot's identity, configuration and lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from domain.dca import DcaConfig
+from domain.errors import DomainError, InvalidTransitionError
+from domain.recording import Cause, TradetapeAggregate, ValueEnum
+
+
+class BotMode(ValueEnum):
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class LifecycleStage(ValueEnum):
+    PAPER_TRAINING = "paper_training"
+    LIVE_TRADING = "live_trading"
+
+
+class BotStatus(ValueEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+_ALLOWED = {
+    "start": {BotStatus.CREATED, BotStatus.PAUSED},
+    "pause": {BotStatus.RUNNING},
+    "stop": {BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED, BotStatus.ERROR},
+    "fail": {BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED},
+    "reset_error": {BotStatus.ERROR},
+    "edit": {BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED, BotStatus.ERROR},
+}
+
+
+class Bot(TradetapeAggregate):
+    name: str
+    owner_id: str
+    exchange_account_id: str
+    mode: BotMode
+    stage: LifecycleStage
+    status: BotStatus
+    config: DcaConfig
+    config_version: int
+    error_reason: str | None
+    status_before_error: BotStatus | None
+    paper_started_at: datetime | None
+    promoted_at: datetime | None
+    open_deal_id: UUID | None
+    deals_opened: int
+    deals_closed: int
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    class Created(TradetapeAggregate.Created):
+        name: str
+        owner_id: str
+        exchange_account_id: str
+        mode: BotMode
+        config: DcaConfig
+
+        def apply(self, bot: Bot) -> None:
+            bot.name, bot.owner_id = self.name, self.owner_id
+            bot.exchange_account_id, bot.mode, bot.config = (
+                self.exchange_account_id,
+                self.mode,
+                self.config,
+            )
+            bot.stage = (
+                LifecycleStage.LIVE_TRADING if self.mode is BotMode.LIVE
+                else LifecycleStage.PAPER_TRAINING
+            )
+            bot.status, bot.config_version = BotStatus.CREATED, 1
+            bot.error_reason = bot.status_before_error = None
+            bot.paper_started_at = bot.promoted_at = bot.open_deal_id = None
+            bot.deals_opened = bot.deals_closed = 0
+
+    class Started(TradetapeAggregate.Event):
+        def apply(self, bot: Bot) -> None:
+            bot.status = BotStatus.RUNNING
+            if bot.mode is BotMode.PAPER and bot.paper_started_at is None:
+                bot.paper_started_at = self.timestamp
+
+    class Paused(TradetapeAggregate.Event):
+        def apply(self, bot: Bot) -> None:
+            bot.status = BotStatus.PAUSED
+
+    class Stopped(TradetapeAggregate.Event):
+        def apply(self, bot: Bot) -> None:
+            bot.status = BotStatus.STOPPED
+
+    class ErrorRaised(TradetapeAggregate.Event):
+        reason: str
+
+        def apply(self, bot: Bot) -> None:
+            bot.status_before_error, bot.status = bot.status, BotStatus.ERROR
+            bot.error_reason = self.reason
+
+    class ErrorReset(TradetapeAggregate.Event):
+        def apply(self, bot: Bot) -> None:
+            # A bot that failed while running comes back paused: a person restarts it.
+            before = bot.status_before_error
+            bot.status = BotStatus.PAUSED if before is BotStatus.RUNNING else before
+            bot.error_reason = bot.status_before_error = None
+
+    class ConfigEdited(TradetapeAggregate.Event):
+        config: DcaConfig
+
+        def apply(self, bot: Bot) -> None:
+            bot.config, bot.config_version = self.config, bot.config_version + 1
+
+    class PromotedToLive(TradetapeAggregate.Event):
+        def apply(self, bot: Bot) -> None:
+            bot.mode, bot.stage, bot.promoted_at = (
+                BotMode.LIVE,
+                LifecycleStage.LIVE_TRADING,
+                self.timestamp,
+            )
+
+    class DealStarted(TradetapeAggregate.Event):
+        deal_id: UUID
+
+        def apply(self, bot: Bot) -> None:
+            bot.open_deal_id, bot.deals_opened = self.deal_id, bot.deals_opened + 1
+
+    class DealFinished(TradetapeAggregate.Event):
+        deal_id: UUID
+
+        def apply(self, bot: Bot) -> None:
+            bot.open_deal_id, bot.deals_closed = None, bot.deals_closed + 1
+
+    # --- commands -------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        bot_id: UUID,
+        cause: Cause,
+        *,
+        name: str,
+        owner_id: str,
+        exchange_account_id: str,
+        config: DcaConfig,
+        mode: BotMode = BotMode.PAPER,
+    ) -> Bot:
+        name = name.strip()
+        if not 1 <= len(name) <= 64:
+            raise DomainError("must be 1 to 64 characters", code="INVALID_BOT_NAME", field="name")
+        return cls._start(
+            cls.Created,
+            bot_id,
+            cause,
+            name=name,
+            owner_id=owner_id,
+            exchange_account_id=exchange_account_id,
+            mode=BotMode(mode),
+            config=config,
+        )
+
+    def _check(self, action: str) -> None:
+        if self.status not in _ALLOWED[action]:
+            raise InvalidTransitionError(
+                f"cannot {action.replace('_', ' ')} a bot that is {self.status}",
+                code=f"BOT_{str(self.status).upper()}",
+            )
+
+    def start(self, cause: Cause) -> None:
+        self._check("start")
+        self._record(self.Started, cause)
+
+    def pause(self, cause: Cause) -> None:
+        self._check("pause")
+        self._record(self.Paused, cause)
+
+    def stop(self, cause: Cause) -> None:
+        self._check("stop")
+        self._record(self.Stopped, cause)
+
+    def fail(self, cause: Cause, reason: str) -> None:
+        self._check("fail")
+        self._record(self.ErrorRaised, cause, reason=reason)
+
+    def reset_error(self, cause: Cause) -> None:
+        self._check("reset_error")
+        self._record(self.ErrorReset, cause)
+
+    def edit_config(self, cause: Cause, config: DcaConfig) -> None:
+        self._check("edit")
+        if config.pair != self.config.pair and self.open_deal_id is not None:
+            raise DomainError(
+                "cannot change the pair while a deal is open",
+                code="DEAL_OPEN",
+                field="pair",
+            )
+        if config != self.config:
+            self._record(self.ConfigEdited, cause, config=config)
+
+    def promote_to_live(self, cause: Cause) -> None:
+        if self.stage is LifecycleStage.LIVE_TRADING:
+            raise InvalidTransitionError("the bot already trades live", code="BOT_ALREADY_LIVE")
+        if self.status is BotStatus.STOPPED:
+            raise InvalidTransitionError("cannot promote a stopped bot", code="BOT_STOPPED")
+        self._record(self.PromotedToLive, cause)
+
+    def start_deal(self, cause: Cause, deal_id: UUID) -> None:
+        if self.status is not BotStatus.RUNNING:
+            raise InvalidTransitionError(
+                f"a bot that is {self.status} opens no deals",
+                code=f"BOT_{str(self.status).upper()}",
+            )
+        if self.open_deal_id is not None:
+            raise InvalidTransitionError("the bot already has an open deal", code="DEAL_OPEN")
+        self._record(self.DealStarted, cause, deal_id=deal_id)
+
+    def finish_deal(self, cause: Cause, deal_id: UUID) -> None:
+        if self.open_deal_id != deal_id:
+            raise InvalidTransitionError(
+                f"deal {deal_id} is not this bot's open deal", code="DEAL_NOT_OPEN"
+            )
+        self._record(self.DealFinished, cause, deal_id=deal_id)

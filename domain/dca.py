@@ -1,0 +1,222 @@
+"""DCA (dollar-cost averaging) bot configuration and its safety-order ladder, 3Commas semantics.
+
+Safety order ``n`` (1..N) buys ``S × VS^(n−1)`` quote at a deviation of
+``D × (1 + SS + … + SS^(n−1))`` % below the base order's fill price ``P0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from decimal import Decimal
+
+from domain.errors import DomainError, InvalidConfigError
+from domain.money import HUNDRED, ONE, ZERO, to_decimal
+
+MAX_SAFETY_ORDERS_LIMIT = 100
+_DECIMAL_FIELDS = (
+    "base_order_quote",
+    "safety_order_quote",
+    "price_deviation_pct",
+    "safety_volume_scale",
+    "safety_step_scale",
+    "take_profit_pct",
+)
+_OPTIONAL_DECIMAL_FIELDS = ("stop_loss_pct", "trailing_take_profit_pct")
+_INT_FIELDS = ("max_safety_orders", "cooldown_seconds")
+
+
+@dataclass(frozen=True)
+class DcaConfig:
+    pair: str
+    base_order_quote: Decimal
+    safety_order_quote: Decimal
+    max_safety_orders: int
+    price_deviation_pct: Decimal
+    safety_volume_scale: Decimal
+    safety_step_scale: Decimal
+    take_profit_pct: Decimal
+    stop_loss_pct: Decimal | None = None
+    trailing_take_profit_pct: Decimal | None = None
+    cooldown_seconds: int = 0
+
+    def __post_init__(self) -> None:
+        violations = config_violations(self)
+        if violations:
+            raise InvalidConfigError(violations)
+
+    @property
+    def base_asset(self) -> str:
+        return self.pair.split("/")[0]
+
+    @property
+    def quote_asset(self) -> str:
+        return self.pair.split("/")[1]
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> DcaConfig:
+        """Parse user input (a bot.json). Every violated rule is reported, not just the first."""
+        violations: list[DomainError] = []
+        known = [f.name for f in fields(cls)]
+        violations += [
+            DomainError(f"unknown field {name!r}", code="UNKNOWN_FIELD", field=name)
+            for name in data
+            if name not in known
+        ]
+        values: dict[str, object] = {}
+        for name in known:
+            if name not in data or data[name] is None:
+                if name in (*_DECIMAL_FIELDS, "pair", "max_safety_orders"):
+                    violations.append(
+                        DomainError("is required", code="MISSING_FIELD", field=name)
+                    )
+                continue
+            try:
+                values[name] = _parse_field(name, data[name])
+            except DomainError as error:
+                violations.append(error)
+        if violations:
+            raise InvalidConfigError(violations)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_mapping(self) -> dict[str, object]:
+        """JSON-ready form (Decimals as strings), the inverse of :meth:`from_mapping`."""
+        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
+
+
+def _parse_field(name: str, raw: object) -> object:
+    if name == "pair":
+        if not isinstance(raw, str):
+            raise DomainError("must be a string like 'BTC/USDT'", code="INVALID_PAIR", field=name)
+        return raw.strip().upper()
+    if name in _INT_FIELDS:
+        number = to_decimal(raw, name)
+        if number != number.to_integral_value():
+            raise DomainError("must be a whole number", code="NOT_AN_INTEGER", field=name)
+        return int(number)
+    return to_decimal(raw, name)
+
+
+def _rule(ok: bool, field: str, code: str, message: str) -> list[DomainError]:
+    return [] if ok else [DomainError(message, code=code, field=field)]
+
+
+def config_violations(c: DcaConfig) -> list[DomainError]:
+    """Every rule the configuration breaks, each with its own code and field."""
+    parts = c.pair.split("/") if isinstance(c.pair, str) else []
+    errors = _rule(
+        len(parts) == 2 and all(parts), "pair", "INVALID_PAIR", "must look like 'BTC/USDT'"
+    )
+    errors += _rule(c.base_order_quote > ZERO, "base_order_quote", "NOT_POSITIVE", "must be > 0")
+    errors += _rule(
+        0 <= c.max_safety_orders <= MAX_SAFETY_ORDERS_LIMIT,
+        "max_safety_orders",
+        "OUT_OF_RANGE",
+        f"must be between 0 and {MAX_SAFETY_ORDERS_LIMIT}",
+    )
+    errors += _rule(
+        c.safety_order_quote > ZERO or c.max_safety_orders == 0,
+        "safety_order_quote",
+        "NOT_POSITIVE",
+        "must be > 0 when safety orders are used",
+    )
+    for name in ("price_deviation_pct", "safety_volume_scale", "safety_step_scale"):
+        errors += _rule(getattr(c, name) > ZERO, name, "NOT_POSITIVE", "must be > 0")
+    errors += _rule(c.take_profit_pct > ZERO, "take_profit_pct", "NOT_POSITIVE", "must be > 0")
+    if c.stop_loss_pct is not None:
+        errors += _rule(
+            ZERO < c.stop_loss_pct < HUNDRED,
+            "stop_loss_pct",
+            "OUT_OF_RANGE",
+            "must be between 0 and 100 (exclusive)",
+        )
+    if c.trailing_take_profit_pct is not None:
+        errors += _rule(
+            ZERO < c.trailing_take_profit_pct < c.take_profit_pct,
+            "trailing_take_profit_pct",
+            "OUT_OF_RANGE",
+            "must be > 0 and below take_profit_pct",
+        )
+    errors += _rule(c.cooldown_seconds >= 0, "cooldown_seconds", "NEGATIVE", "must be >= 0")
+    if not errors and c.max_safety_orders > 0:
+        deepest = safety_deviation_pct(c, c.max_safety_orders)
+        errors += _rule(
+            deepest < HUNDRED,
+            "price_deviation_pct",
+            "LADDER_BELOW_ZERO",
+            f"the deepest safety order would be {deepest}% below the entry, at or below zero",
+        )
+    return errors
+
+
+def safety_deviation_pct(c: DcaConfig, n: int) -> Decimal:
+    """Deviation in % of safety order ``n`` below the base fill price."""
+    total, step = ZERO, ONE
+    for _ in range(n):
+        total += step
+        step *= c.safety_step_scale
+    return c.price_deviation_pct * total
+
+
+@dataclass(frozen=True)
+class LadderLevel:
+    """One order of the ladder; level 0 is the base order. Totals include this level."""
+
+    n: int
+    deviation_pct: Decimal
+    price: Decimal
+    quote: Decimal
+    units: Decimal
+    total_quote: Decimal
+    total_units: Decimal
+    average_price: Decimal
+    take_profit_price: Decimal
+    stop_loss_price: Decimal | None
+
+
+def ladder(config: DcaConfig, base_price: Decimal) -> list[LadderLevel]:
+    """The base order and every safety order, with the position after each has filled."""
+    base_price = to_decimal(base_price, "price")
+    if base_price <= ZERO:
+        raise DomainError("must be > 0", code="NOT_POSITIVE", field="price")
+    levels: list[LadderLevel] = []
+    total_quote = total_units = ZERO
+    deviation, step, quote = ZERO, ONE, config.base_order_quote
+    for n in range(config.max_safety_orders + 1):
+        if n == 1:
+            quote = config.safety_order_quote
+        elif n > 1:
+            quote *= config.safety_volume_scale
+        if n >= 1:
+            deviation += config.price_deviation_pct * step
+            step *= config.safety_step_scale
+        price = base_price * (ONE - deviation / HUNDRED)
+        units = quote / price
+        total_quote += quote
+        total_units += units
+        average = total_quote / total_units
+        levels.append(
+            LadderLevel(
+                n=n,
+                deviation_pct=deviation,
+                price=price,
+                quote=quote,
+                units=units,
+                total_quote=total_quote,
+                total_units=total_units,
+                average_price=average,
+                take_profit_price=take_profit_price(config, average),
+                stop_loss_price=stop_loss_price(config, average),
+            )
+        )
+    return levels
+
+
+def take_profit_price(config: DcaConfig, average: Decimal) -> Decimal:
+    return average * (ONE + config.take_profit_pct / HUNDRED)
+
+
+def stop_loss_price(config: DcaConfig, average: Decimal) -> Decimal | None:
+    if config.stop_loss_pct is None:
+        return None
+    return average * (ONE - config.stop_loss_pct / HUNDRED)

@@ -1,0 +1,242 @@
+"""The Deal aggregate: one DCA position from its base order to its exit.
+
+Its numbers (units, cost, fees, average entry, targets, P/L) come only from its events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from domain.errors import DomainError, InvalidTransitionError
+from domain.money import HUNDRED, ONE, ZERO, to_decimal
+from domain.recording import Cause, TradetapeAggregate, ValueEnum
+
+
+class DealStatus(ValueEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class CloseReason(ValueEnum):
+    TAKE_PROFIT = "take_profit"
+    STOP_LOSS = "stop_loss"
+    MANUAL = "manual"
+    EMERGENCY = "emergency"
+
+
+class Deal(TradetapeAggregate):
+    bot_id: UUID
+    owner_id: str
+    exchange_account_id: str
+    pair: str
+    take_profit_pct: Decimal
+    stop_loss_pct: Decimal | None
+    status: DealStatus
+    units: Decimal
+    cost: Decimal
+    buy_fees: Decimal
+    sell_fees: Decimal
+    proceeds: Decimal
+    safety_orders_used: int
+    take_profit_price: Decimal | None
+    stop_loss_price: Decimal | None
+    close_reason: CloseReason | None
+    exit_price: Decimal | None
+    realized_pnl: Decimal | None
+    opened_at: datetime
+    closed_at: datetime | None
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    class Opened(TradetapeAggregate.Created):
+        bot_id: UUID
+        owner_id: str
+        exchange_account_id: str
+        pair: str
+        take_profit_pct: Decimal
+        stop_loss_pct: Decimal | None
+
+        def apply(self, deal: Deal) -> None:
+            deal.bot_id, deal.owner_id, deal.pair = self.bot_id, self.owner_id, self.pair
+            deal.exchange_account_id = self.exchange_account_id
+            deal.take_profit_pct, deal.stop_loss_pct = self.take_profit_pct, self.stop_loss_pct
+            deal.status, deal.opened_at, deal.closed_at = DealStatus.OPEN, self.timestamp, None
+            deal.units = deal.cost = deal.buy_fees = deal.sell_fees = deal.proceeds = ZERO
+            deal.safety_orders_used = 0
+            deal.take_profit_price = deal.stop_loss_price = deal.exit_price = None
+            deal.close_reason = deal.realized_pnl = None
+
+    class BuyFilled(TradetapeAggregate.Event):
+        order_id: UUID
+        safety_order: int
+        price: Decimal
+        amount: Decimal
+        fee: Decimal
+
+        def apply(self, deal: Deal) -> None:
+            deal.units += self.amount
+            deal.cost += self.price * self.amount
+            deal.buy_fees += self.fee
+            deal.safety_orders_used = max(deal.safety_orders_used, self.safety_order)
+
+    class TargetsMoved(TradetapeAggregate.Event):
+        take_profit_price: Decimal
+        stop_loss_price: Decimal | None
+
+        def apply(self, deal: Deal) -> None:
+            deal.take_profit_price, deal.stop_loss_price = (
+                self.take_profit_price,
+                self.stop_loss_price,
+            )
+
+    class Closed(TradetapeAggregate.Event):
+        reason: CloseReason
+        order_id: UUID
+        price: Decimal
+        amount: Decimal
+        fee: Decimal
+        realized_pnl: Decimal
+
+        def apply(self, deal: Deal) -> None:
+            deal.status, deal.close_reason, deal.closed_at = (
+                DealStatus.CLOSED,
+                self.reason,
+                self.timestamp,
+            )
+            deal.exit_price, deal.sell_fees = self.price, deal.sell_fees + self.fee
+            deal.proceeds += self.price * self.amount
+            deal.units -= self.amount
+            deal.realized_pnl = self.realized_pnl
+
+    class Cancelled(TradetapeAggregate.Event):
+        reason: str
+
+        def apply(self, deal: Deal) -> None:
+            deal.status, deal.closed_at = DealStatus.CANCELLED, self.timestamp
+
+    # --- reading --------------------------------------------------------------------------
+
+    @property
+    def average_entry(self) -> Decimal | None:
+        return self.cost / self.units if self.units > ZERO else None
+
+    @property
+    def fees(self) -> Decimal:
+        return self.buy_fees + self.sell_fees
+
+    def unrealized_pnl(self, mark_price: Decimal) -> Decimal:
+        """Value at ``mark_price`` minus cost minus the buy fees already paid."""
+        if self.status is not DealStatus.OPEN:
+            return ZERO
+        return self.units * mark_price - self.cost - self.buy_fees
+
+    # --- commands -------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        deal_id: UUID,
+        cause: Cause,
+        *,
+        bot_id: UUID,
+        owner_id: str,
+        exchange_account_id: str,
+        pair: str,
+        take_profit_pct: Decimal,
+        stop_loss_pct: Decimal | None,
+    ) -> Deal:
+        return cls._start(
+            cls.Opened,
+            deal_id,
+            cause,
+            bot_id=bot_id,
+            owner_id=owner_id,
+            exchange_account_id=exchange_account_id,
+            pair=pair,
+            take_profit_pct=to_decimal(take_profit_pct, "take_profit_pct"),
+            stop_loss_pct=None if stop_loss_pct is None else to_decimal(stop_loss_pct),
+        )
+
+    def _require_open(self) -> None:
+        if self.status is not DealStatus.OPEN:
+            raise InvalidTransitionError(f"the deal is {self.status}", code="DEAL_NOT_OPEN")
+
+    def record_buy(
+        self,
+        cause: Cause,
+        *,
+        order_id: UUID,
+        safety_order: int,
+        price: Decimal,
+        amount: Decimal,
+        fee: Decimal,
+    ) -> None:
+        """A buy filled: add it to the position and move the targets from the new average."""
+        self._require_open()
+        price, amount = to_decimal(price, "price"), to_decimal(amount, "amount")
+        fee = to_decimal(fee, "fee")
+        if price <= ZERO or amount <= ZERO or fee < ZERO:
+            raise DomainError("price and amount must be > 0, fee >= 0", code="INVALID_FILL")
+        self._record(
+            self.BuyFilled,
+            cause,
+            order_id=order_id,
+            safety_order=safety_order,
+            price=price,
+            amount=amount,
+            fee=fee,
+        )
+        average = self.cost / self.units
+        stop = None
+        if self.stop_loss_pct is not None:
+            stop = average * (ONE - self.stop_loss_pct / HUNDRED)
+        self._record(
+            self.TargetsMoved,
+            cause,
+            take_profit_price=average * (ONE + self.take_profit_pct / HUNDRED),
+            stop_loss_price=stop,
+        )
+
+    def close(
+        self,
+        cause: Cause,
+        *,
+        reason: CloseReason,
+        order_id: UUID,
+        price: Decimal,
+        amount: Decimal,
+        fee: Decimal,
+    ) -> None:
+        """The exit sold the whole position; realized P/L = proceeds − cost − all fees."""
+        self._require_open()
+        price, amount = to_decimal(price, "price"), to_decimal(amount, "amount")
+        fee = to_decimal(fee, "fee")
+        if amount != self.units:
+            raise DomainError(
+                f"the exit must sell the whole position ({self.units}), not {amount}",
+                code="PARTIAL_EXIT",
+            )
+        pnl = price * amount - self.cost - self.buy_fees - fee
+        self._record(
+            self.Closed,
+            cause,
+            reason=CloseReason(reason),
+            order_id=order_id,
+            price=price,
+            amount=amount,
+            fee=fee,
+            realized_pnl=pnl,
+        )
+
+    def cancel(self, cause: Cause, reason: str) -> None:
+        """Give up a deal that never bought anything (its base order was rejected)."""
+        self._require_open()
+        if self.units > ZERO:
+            raise InvalidTransitionError(
+                "a deal that holds units is closed, not cancelled", code="DEAL_HOLDS_UNITS"
+            )
+        self._record(self.Cancelled, cause, reason=reason)

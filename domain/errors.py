@@ -1,0 +1,61 @@
+"""Errors the domain raises. Each carries a stable ``code`` that users and clients act on."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A rule of the domain refused a command. Nothing was recorded."""
+
+    code = "DOMAIN_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.field = field
+
+    def __str__(self) -> str:
+        where = f" ({self.field})" if self.field else ""
+        return f"{self.code}{where}: {self.message}"
+
+
+class FloatMoneyError(DomainError, TypeError):
+    """A float reached money code: floats cannot represent prices exactly."""
+
+    code = "FLOAT_NOT_ALLOWED"
+
+
+class InvalidNumberError(DomainError, ValueError):
+    code = "INVALID_NUMBER"
+
+
+class InvalidConfigError(DomainError, ValueError):
+    """One or more rules of a DCA configuration are violated; ``violations`` lists each."""
+
+    code = "INVALID_CONFIG"
+
+    def __init__(self, violations: list[DomainError]):
+        self.violations = violations
+        first = violations[0]
+        super().__init__(
+            "; ".join(str(v) for v in violations), code=self.code, field=first.field
+        )
+
+
+class InvalidTransitionError(DomainError):
+    code = "INVALID_TRANSITION"
+
+
+class OverfillError(DomainError):
+    code = "ORDER_OVERFILL"
+
+
+class ConcurrencyConflictError(DomainError):
+    """Another writer changed the aggregate first; reload and decide again."""
+
+    code = "CONCURRENT_MODIFICATION"
+
+
+class NotFoundError(DomainError, LookupError):
+    code = "NOT_FOUND"

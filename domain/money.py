@@ -1,0 +1,86 @@
+"""Exact numbers for money. Every price, amount and percentage is a ``Decimal``.
+
+Floats are refused everywhere here: ``0.1 + 0.2 != 0.3`` is not a rounding
+detail when the number is somebody's balance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from domain.errors import FloatMoneyError, InvalidNumberError
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+HUNDRED = Decimal(100)
+
+
+def to_decimal(value: object, field: str = "value") -> Decimal:
+    """Convert an exact input (Decimal, int or numeric string) into a Decimal.
+
+    A float raises :class:`FloatMoneyError` naming ``field``; so do bools, NaN and infinities,
+    which are never valid amounts.
+    """
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, bool):
+        raise InvalidNumberError(f"expected a number, got {value!r}", field=field)
+    elif isinstance(value, float):
+        raise FloatMoneyError(
+            f"got the float {value!r}; give money as a string or integer, e.g. \"{value}\"",
+            field=field,
+        )
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidNumberError(f"{value!r} is not a number", field=field) from None
+    else:
+        raise InvalidNumberError(f"expected a number, got {type(value).__name__}", field=field)
+    if not result.is_finite():
+        raise InvalidNumberError(f"{value!r} is not a finite number", field=field)
+    return result
+
+
+def pct_of(amount: Decimal, pct: Decimal) -> Decimal:
+    return amount * pct / HUNDRED
+
+
+@dataclass(frozen=True)
+class MarketPrecision:
+    """A market's trading rules, as exchanges publish them (ccxt ``market['limits']``).
+
+    ``amount_step`` and ``price_tick`` are increments (e.g. ``0.00001``), ``min_notional`` the
+    smallest ``amount × price`` an order may have. ``None`` means unrestricted.
+    """
+
+    amount_step: Decimal | None = None
+    price_tick: Decimal | None = None
+    min_amount: Decimal | None = None
+    min_notional: Decimal | None = None
+
+
+def round_to_step(value: Decimal, step: Decimal | None, rounding: str = ROUND_DOWN) -> Decimal:
+    """Round ``value`` to a multiple of ``step``; amounts round down so we never overspend."""
+    if step is None:
+        return value
+    if step <= 0:
+        raise InvalidNumberError(f"step must be positive, got {step}", field="step")
+    return (value / step).to_integral_value(rounding=rounding) * step
+
+
+def round_price(price: Decimal, precision: MarketPrecision) -> Decimal:
+    return round_to_step(price, precision.price_tick, ROUND_HALF_EVEN)
+
+
+def round_amount(amount: Decimal, precision: MarketPrecision) -> Decimal:
+    return round_to_step(amount, precision.amount_step, ROUND_DOWN)
+
+
+def meets_minimums(amount: Decimal, price: Decimal, precision: MarketPrecision) -> bool:
+    if precision.min_amount is not None and amount < precision.min_amount:
+        return False
+    return precision.min_notional is None or amount * price >= precision.min_notional

@@ -1,0 +1,81 @@
+"""The ports the domain and engine need from the outside world. Adapters implement them;
+only the composition root (``application.bootstrap``) chooses which."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+from uuid import UUID
+
+from domain.orders import OrderSide, OrderStatus, OrderType
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class IdSource(Protocol):
+    def new_id(self) -> UUID: ...
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    client_order_id: str
+    pair: str
+    side: OrderSide
+    type: OrderType
+    amount: Decimal
+    price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Trade:
+    trade_id: str
+    price: Decimal
+    amount: Decimal
+    fee: Decimal
+    fee_currency: str
+
+
+@dataclass(frozen=True)
+class ExchangeOrder:
+    """What the exchange says about one order (ccxt's unified order, reduced to what we use)."""
+
+    exchange_order_id: str
+    client_order_id: str
+    status: OrderStatus
+    trades: tuple[Trade, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    free: Decimal
+    locked: Decimal = field(default=Decimal(0))
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked
+
+
+class Exchange(ABC):
+    """A trading venue: the paper simulator, or a real exchange through ccxt."""
+
+    @abstractmethod
+    def create_order(self, request: OrderRequest) -> ExchangeOrder:
+        """Place an order. A refusal (funds, limits) comes back as status ``rejected`` with a
+        reason, never as an exception: it is a fact to record, not a crash."""
+
+    @abstractmethod
+    def cancel_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder: ...
+
+    @abstractmethod
+    def fetch_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder: ...
+
+    @abstractmethod
+    def fetch_balance(self) -> dict[str, Balance]: ...

@@ -1,0 +1,70 @@
+"""Shared fixtures: stores on memory, SQLite and PostgreSQL, each test in its own place.
+
+Outside CI a missing PostgreSQL skips its tests with one line; under ``CI=true`` it fails
+the run, so CI can never go green without having run them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+POSTGRES_URL = os.environ.get(
+    "TRADETAPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+_pg_state: dict[str, str | None] = {}
+
+
+def _postgres_problem() -> str | None:
+    """None when PostgreSQL answers, else why not (asked once per session)."""
+    if "problem" not in _pg_state:
+        try:
+            import psycopg
+
+            from application.settings import _connect_kwargs, parse_database_url
+
+            env = parse_database_url(POSTGRES_URL).env
+            with psycopg.connect(**_connect_kwargs(env), connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            _pg_state["problem"] = None
+        except Exception as error:  # any failure to connect means "not available"
+            _pg_state["problem"] = f"{type(error).__name__}: {error}".splitlines()[0]
+    return _pg_state["problem"]
+
+
+def require_postgres() -> None:
+    problem = _postgres_problem()
+    if problem is None:
+        return
+    message = f"PostgreSQL at {POSTGRES_URL} is not reachable ({problem})"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message}; CI must run the PostgreSQL tests", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose schema is this test's own, dropped afterwards."""
+    require_postgres()
+    import psycopg
+
+    from application.settings import _connect_kwargs, parse_database_url
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    yield f"{POSTGRES_URL}?schema={schema}"
+    env = parse_database_url(POSTGRES_URL).env
+    with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """The same test on every backend a user can choose."""
+    if request.param == "memory":
+        return "memory"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.sqlite'}"
+    return request.getfixturevalue("postgres_url")

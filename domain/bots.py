@@ -59,6 +59,8 @@ class Bot(TradetapeAggregate):
         super().__init__()
 
     class Created(TradetapeAggregate.Created):
+        # v1 had no mode: every bot then traded on paper.
+        class_version = 2
         name: str
         owner_id: str
         exchange_account_id: str
@@ -80,6 +82,10 @@ class Bot(TradetapeAggregate):
             bot.error_reason = bot.status_before_error = None
             bot.paper_started_at = bot.promoted_at = bot.open_deal_id = None
             bot.deals_opened = bot.deals_closed = 0
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["mode"] = BotMode.PAPER
 
     class Started(TradetapeAggregate.Event):
         def apply(self, bot: Bot) -> None:

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 # name -> (module under api.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "dca-plan": ("dca_plan", "show a DCA bot's safety-order ladder for an entry price"),
-    # "events": ("events", "show an aggregate's event history and its state at a point in time"),
-    # "backtest": ("backtest", "run a DCA bot over historical candles"),
-    # "replay": ("replay", "rebuild stored aggregates from events; --check re-runs backtests"),
-    # "demo": ("demo", "a short tour of the core: a bot, a deal and its events"),
+    "events": ("events", "show an aggregate's event history and its state at a point in time"),
+    "backtest": ("backtest", "run a DCA bot over historical candles"),
+    "replay": ("replay", "rebuild stored aggregates from events; --check re-runs backtests"),
+    "demo": ("demo", "a short tour of the core: a bot, a deal and its events"),
 }
 
 

@@ -21,6 +21,7 @@ _PG_QUERY_KEYS = {
     "lock_timeout": "POSTGRES_LOCK_TIMEOUT",
     "pre_ping": "POSTGRES_PRE_PING",
 }
+_PG_INT_KEYS = {"pool_size", "max_overflow", "connect_timeout", "lock_timeout"}
 
 
 class DatabaseUrlError(DomainError):
@@ -55,9 +56,16 @@ def parse_database_url(url: str | None = None) -> Database:
     if url == "memory":
         return Database(url, "memory", {"PERSISTENCE_MODULE": "eventsourcing.popo"})
     if url.startswith("sqlite:///"):
-        path = Path(unquote(url[len("sqlite:///"):]))
-        if not str(path):
+        raw_path, _, query = url[len("sqlite:///"):].partition("?")
+        if query:
+            # Otherwise "?mode=ro" silently became part of the file name.
+            raise DatabaseUrlError(
+                f"unknown option {query!r}: a sqlite URL takes no options", field="database"
+            )
+        # Checked before Path(): Path("") is "." and would pass for a file name.
+        if not raw_path:
             raise DatabaseUrlError(f"no file path in {url!r}", field="database")
+        path = Path(unquote(raw_path))
         return Database(
             url,
             "sqlite",
@@ -77,23 +85,33 @@ def _postgres_env(url: str) -> dict[str, str]:
     dbname = parsed.path.lstrip("/")
     if not parsed.hostname or not dbname:
         raise DatabaseUrlError(f"{url!r} needs a host and a database name", field="database")
+    try:
+        port = parsed.port  # a ValueError here used to escape as a traceback
+    except ValueError:
+        raise DatabaseUrlError(f"the port in {url!r} is not a number", field="database") from None
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": unquote(dbname),
         "POSTGRES_HOST": parsed.hostname,
-        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_PORT": str(port or 5432),
         "POSTGRES_USER": unquote(parsed.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parsed.password or ""),
         # Appends fail fast instead of waiting forever behind a DDL lock.
         "POSTGRES_LOCK_TIMEOUT": "10",
     }
-    for key, values in parse_qs(parsed.query).items():
+    for key, values in parse_qs(parsed.query, keep_blank_values=True).items():
         if key not in _PG_QUERY_KEYS:
             raise DatabaseUrlError(
                 f"unknown option {key!r}; known: {', '.join(sorted(_PG_QUERY_KEYS))}",
                 field="database",
             )
-        env[_PG_QUERY_KEYS[key]] = values[-1]
+        value = values[-1]
+        # Checked here, or a typo fails later inside the library with a bare ValueError
+        # (or, for a blank schema, silently uses the public one).
+        if not value or (key in _PG_INT_KEYS and not value.isdigit()):
+            kind = "a whole number" if key in _PG_INT_KEYS else "a value"
+            raise DatabaseUrlError(f"option {key!r} needs {kind}, got {value!r}", field="database")
+        env[_PG_QUERY_KEYS[key]] = value
     return env
 
 

@@ -47,7 +47,7 @@ class DcaConfigAsDict(Transcoding):
         return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
     def decode(self, data: dict[str, Any]) -> DcaConfig:
-        return DcaConfig(**data)
+        return DcaConfig.restore(data)
 
 
 def register_domain_transcodings(transcoder: JSONTranscoder) -> None:

@@ -45,6 +45,16 @@ class DcaConfig:
         if violations:
             raise InvalidConfigError(violations)
 
+    @classmethod
+    def restore(cls, values: Mapping[str, object]) -> DcaConfig:
+        """Rebuild a configuration recorded in the past without judging it by today's rules:
+        the log outlives the code, and a rule tightened later must not make old bots
+        unloadable."""
+        config = cls.__new__(cls)
+        for f in fields(cls):
+            object.__setattr__(config, f.name, values.get(f.name, f.default))
+        return config
+
     @property
     def base_asset(self) -> str:
         return self.pair.split("/")[0]

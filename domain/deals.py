@@ -36,6 +36,7 @@ class Deal(TradetapeAggregate):
     stop_loss_pct: Decimal | None
     status: DealStatus
     units: Decimal
+    units_bought: Decimal
     cost: Decimal
     buy_fees: Decimal
     sell_fees: Decimal
@@ -65,7 +66,8 @@ class Deal(TradetapeAggregate):
             deal.exchange_account_id = self.exchange_account_id
             deal.take_profit_pct, deal.stop_loss_pct = self.take_profit_pct, self.stop_loss_pct
             deal.status, deal.opened_at, deal.closed_at = DealStatus.OPEN, self.timestamp, None
-            deal.units = deal.cost = deal.buy_fees = deal.sell_fees = deal.proceeds = ZERO
+            deal.units = deal.units_bought = deal.cost = ZERO
+            deal.buy_fees = deal.sell_fees = deal.proceeds = ZERO
             deal.safety_orders_used = 0
             deal.take_profit_price = deal.stop_loss_price = deal.exit_price = None
             deal.close_reason = deal.realized_pnl = None
@@ -79,6 +81,7 @@ class Deal(TradetapeAggregate):
 
         def apply(self, deal: Deal) -> None:
             deal.units += self.amount
+            deal.units_bought += self.amount
             deal.cost += self.price * self.amount
             deal.buy_fees += self.fee
             deal.safety_orders_used = max(deal.safety_orders_used, self.safety_order)
@@ -122,7 +125,8 @@ class Deal(TradetapeAggregate):
 
     @property
     def average_entry(self) -> Decimal | None:
-        return self.cost / self.units if self.units > ZERO else None
+        """Quote spent on buys (fees excluded) per unit bought; kept after the exit."""
+        return self.cost / self.units_bought if self.units_bought > ZERO else None
 
     @property
     def fees(self) -> Decimal:
@@ -158,7 +162,9 @@ class Deal(TradetapeAggregate):
             exchange_account_id=exchange_account_id,
             pair=pair,
             take_profit_pct=to_decimal(take_profit_pct, "take_profit_pct"),
-            stop_loss_pct=None if stop_loss_pct is None else to_decimal(stop_loss_pct),
+            stop_loss_pct=(
+                None if stop_loss_pct is None else to_decimal(stop_loss_pct, "stop_loss_pct")
+            ),
         )
 
     def _require_open(self) -> None:
@@ -190,7 +196,7 @@ class Deal(TradetapeAggregate):
             amount=amount,
             fee=fee,
         )
-        average = self.cost / self.units
+        average = self.cost / self.units_bought
         stop = None
         if self.stop_loss_pct is not None:
             stop = average * (ONE - self.stop_loss_pct / HUNDRED)
@@ -215,6 +221,8 @@ class Deal(TradetapeAggregate):
         self._require_open()
         price, amount = to_decimal(price, "price"), to_decimal(amount, "amount")
         fee = to_decimal(fee, "fee")
+        if price <= ZERO or amount <= ZERO or fee < ZERO:
+            raise DomainError("price and amount must be > 0, fee >= 0", code="INVALID_FILL")
         if amount != self.units:
             raise DomainError(
                 f"the exit must sell the whole position ({self.units}), not {amount}",

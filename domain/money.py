@@ -19,8 +19,8 @@ HUNDRED = Decimal(100)
 def to_decimal(value: object, field: str = "value") -> Decimal:
     """Convert an exact input (Decimal, int or numeric string) into a Decimal.
 
-    A float raises :class:`FloatMoneyError` naming ``field``; so do bools, NaN and infinities,
-    which are never valid amounts.
+    A float raises :class:`FloatMoneyError` naming ``field``; bools, NaN, infinities and
+    anything else that is not a number raise :class:`InvalidNumberError`.
     """
     if isinstance(value, Decimal):
         result = value
@@ -69,7 +69,14 @@ def round_to_step(value: Decimal, step: Decimal | None, rounding: str = ROUND_DO
         return value
     if step <= 0:
         raise InvalidNumberError(f"step must be positive, got {step}", field="step")
-    return (value / step).to_integral_value(rounding=rounding) * step
+    # Not ``value / step``: that quotient is itself rounded to 28 digits, which can carry
+    # 0.99…9 of a step up to a whole one (an amount rounded *up*). ``divmod`` is exact; the
+    # remainder only decides where between two multiples the value lies.
+    whole, rest = divmod(value, step)
+    if rest:
+        side = (2 * abs(rest)).compare(step)  # -1, 0, 1: below, at, above half a step
+        whole += (Decimal("0.5") + Decimal("0.25") * side).copy_sign(value)
+    return whole.to_integral_value(rounding=rounding) * step
 
 
 def round_price(price: Decimal, precision: MarketPrecision) -> Decimal:

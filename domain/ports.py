@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from domain.orders import OrderSide, OrderStatus, OrderType
@@ -79,3 +79,51 @@ class Exchange(ABC):
 
     @abstractmethod
     def fetch_balance(self) -> dict[str, Balance]: ...
+
+
+class OrderUpdateListener(Protocol):
+    """Receives what an exchange reports about an order after placing it (fills, cancels)."""
+
+    def on_order_update(self, update: ExchangeOrder) -> None: ...
+
+
+class PriceWatcher(OrderUpdateListener, Protocol):
+    """A strategy that also acts on price levels it holds itself (take profit, stop loss).
+
+    ``trigger_levels`` returns ``(below, above)``: act when the price falls to ``below`` or
+    rises to ``above``; a simulated market stops its price path at those levels."""
+
+    def trigger_levels(self) -> tuple[Decimal | None, Decimal | None]: ...
+
+    def on_price(self, price: Decimal) -> None: ...
+
+
+class CandleSeries(Protocol):
+    """Candles as arrays (floats only to *locate* candles fast) plus their exact values.
+
+    ``timestamps`` are candle open times in UTC milliseconds; ``low``, ``high``, ``close``
+    are numpy float64 arrays; ``exact(i)`` gives the exact ``(open, high, low, close)``."""
+
+    timestamps: Any
+    low: Any
+    high: Any
+    close: Any
+    interval_ms: int
+    sha256: str | None
+    source: str
+
+    def __len__(self) -> int: ...
+
+    def exact(self, i: int) -> tuple[Decimal, Decimal, Decimal, Decimal]: ...
+
+    def exact_close(self, i: int) -> Decimal: ...
+
+
+class SimulatedVenue(Protocol):
+    """An exchange whose market the caller moves, candle by candle (the paper adapter)."""
+
+    def walk_candle(
+        self, o: Decimal, h: Decimal, low: Decimal, c: Decimal, watcher: PriceWatcher
+    ) -> None: ...
+
+    def trigger_band(self, watcher: PriceWatcher) -> tuple[Decimal | None, Decimal | None]: ...

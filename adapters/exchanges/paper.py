@@ -1,0 +1,254 @@
+"""PaperExchange: a simulated spot venue for one pair. Same port as a real exchange.
+
+Orders fill at the *current* price when they are crossed: a market or marketable order at
+once, a resting order when the market moves to it (``move_to``). A simulated market walks
+each candle's path and stops at every resting order's price, so a resting order fills at
+its own price, or at the open when the market gapped through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from domain.errors import DomainError
+from domain.money import ONE, ZERO, to_decimal
+from domain.orders import OrderSide, OrderStatus, OrderType
+from domain.ports import (
+    Balance,
+    Exchange,
+    ExchangeOrder,
+    OrderRequest,
+    OrderUpdateListener,
+    PriceWatcher,
+    Trade,
+)
+
+DEFAULT_FEE_RATE = Decimal("0.001")
+
+
+@dataclass
+class _Resting:
+    exchange_order_id: str
+    request: OrderRequest
+    locked: Decimal  # quote for buys, base for sells
+
+
+class PaperExchange(Exchange):
+    """``quote_balance=None`` means an unlimited quote balance: nothing is refused for funds
+    (free quote may go negative), which is what a backtest measuring capital needs."""
+
+    def __init__(
+        self,
+        pair: str,
+        *,
+        fee_rate: Decimal = DEFAULT_FEE_RATE,
+        quote_balance: Decimal | None = None,
+        base_balance: Decimal = ZERO,
+    ):
+        self.pair = pair
+        self.base, self.quote = pair.split("/")
+        self.fee_rate = to_decimal(fee_rate, "fee_rate")
+        if not ZERO <= self.fee_rate < ONE:
+            raise DomainError("must be between 0 and 1", code="OUT_OF_RANGE", field="fee_rate")
+        self.unlimited = quote_balance is None
+        start = to_decimal(quote_balance or ZERO, "balance")
+        self.free = {self.quote: start, self.base: base_balance}
+        self.locked = {self.quote: ZERO, self.base: ZERO}
+        self.price: Decimal | None = None
+        self.listener: OrderUpdateListener | None = None
+        self._resting: dict[str, _Resting] = {}
+        self._orders: dict[str, ExchangeOrder] = {}
+        self._order_seq = self._trade_seq = 0
+
+    # --- the port -------------------------------------------------------------------------
+
+    def create_order(self, request: OrderRequest) -> ExchangeOrder:
+        self._order_seq += 1
+        exchange_id = f"paper-{self._order_seq}"
+        problem = self._refusal(request)
+        if problem:
+            return self._remember(
+                ExchangeOrder(exchange_id, request.client_order_id, OrderStatus.REJECTED,
+                              reason=problem)
+            )
+        if self._crossed(request, self.price):
+            trade = self._execute(request, self.price, lock=ZERO)
+            return self._remember(
+                ExchangeOrder(exchange_id, request.client_order_id, OrderStatus.FILLED, (trade,))
+            )
+        lock = self._lock_for(request)
+        asset = self.quote if request.side is OrderSide.BUY else self.base
+        self.free[asset] -= lock
+        self.locked[asset] += lock
+        self._resting[exchange_id] = _Resting(exchange_id, request, lock)
+        return self._remember(
+            ExchangeOrder(exchange_id, request.client_order_id, OrderStatus.ACCEPTED)
+        )
+
+    def cancel_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
+        resting = self._resting.pop(exchange_order_id, None)
+        order = self.fetch_order(exchange_order_id, pair)
+        if resting is None:
+            return order  # already filled or cancelled: report its final state
+        self._release(resting)
+        return self._remember(replace(order, status=OrderStatus.CANCELLED, reason="cancelled"))
+
+    def fetch_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
+        try:
+            return self._orders[exchange_order_id]
+        except KeyError:
+            raise DomainError(f"no order {exchange_order_id}", code="ORDER_NOT_FOUND") from None
+
+    def fetch_balance(self) -> dict[str, Balance]:
+        return {asset: Balance(self.free[asset], self.locked[asset]) for asset in self.free}
+
+    # --- the simulation -------------------------------------------------------------------
+
+    def move_to(self, price: Decimal) -> None:
+        """The market trades at ``price``: fill every resting order it crosses, buys first
+        (highest, i.e. shallowest, first), then stops, then sell limits."""
+        self.price = price
+        while True:
+            crossed = [r for r in self._resting.values() if self._crossed(r.request, price)]
+            if not crossed:
+                return
+            resting = min(crossed, key=_fill_priority)
+            del self._resting[resting.exchange_order_id]
+            trade = self._execute(resting.request, price, lock=resting.locked)
+            update = replace(
+                self._orders[resting.exchange_order_id],
+                status=OrderStatus.FILLED,
+                trades=(trade,),
+            )
+            self._remember(update)
+            if self.listener is not None:
+                self.listener.on_order_update(update)
+
+    def walk_candle(
+        self, o: Decimal, h: Decimal, low: Decimal, c: Decimal, watcher: PriceWatcher
+    ) -> None:
+        """Trade through one candle: open → low → high → close when it closed up, else
+        open → high → low → close, stopping at every price where a resting order or one of
+        the watcher's levels lies, so each fills at its own price (or at the open on a gap)."""
+        path = (low, h, c) if c >= o else (h, low, c)
+        self._arrive(o, watcher)
+        current = o
+        for target in path:
+            while (level := self._next_level(current, target, watcher)) is not None:
+                current = level
+                self._arrive(level, watcher)
+            current = target
+        self.price = c
+
+    def _arrive(self, price: Decimal, watcher: PriceWatcher) -> None:
+        self.listener = watcher
+        self.move_to(price)
+        watcher.on_price(price)
+
+    def _next_level(
+        self, current: Decimal, target: Decimal, watcher: PriceWatcher
+    ) -> Decimal | None:
+        below, above = watcher.trigger_levels()
+        if target < current:
+            levels = [p for p in (*self.levels_below(), below) if p is not None]
+            hits = [p for p in levels if target <= p < current]
+            return max(hits, default=None)
+        if target > current:
+            levels = [p for p in (*self.levels_above(), above) if p is not None]
+            hits = [p for p in levels if current < p <= target]
+            return min(hits, default=None)
+        return None
+
+    def trigger_band(self, watcher: PriceWatcher) -> tuple[Decimal | None, Decimal | None]:
+        """The highest price at which a fall, and the lowest at which a rise, would make
+        anything happen: candles that stay strictly inside the band change nothing."""
+        below, above = watcher.trigger_levels()
+        falls = [p for p in (*self.levels_below(), below) if p is not None]
+        rises = [p for p in (*self.levels_above(), above) if p is not None]
+        return max(falls, default=None), min(rises, default=None)
+
+    def levels_below(self) -> list[Decimal]:
+        """Prices at which a falling market fills a resting order (buy limits, sell stops)."""
+        return [
+            r.request.price for r in self._resting.values()
+            if r.request.price is not None and _triggers_on_fall(r.request)
+        ]
+
+    def levels_above(self) -> list[Decimal]:
+        return [
+            r.request.price for r in self._resting.values()
+            if r.request.price is not None and not _triggers_on_fall(r.request)
+        ]
+
+    # --- bookkeeping ----------------------------------------------------------------------
+
+    def _refusal(self, request: OrderRequest) -> str | None:
+        if request.pair != self.pair:
+            return f"this paper account trades {self.pair}, not {request.pair}"
+        if request.type is not OrderType.MARKET and request.price is None:
+            return f"a {request.type} order needs a price"
+        if self.price is None and (request.type is OrderType.MARKET):
+            return "no market price yet"
+        if request.side is OrderSide.BUY:
+            need = self._lock_for(request)
+            if not self.unlimited and need > self.free[self.quote]:
+                return (f"insufficient funds: needs {need} {self.quote} "
+                        f"(with fee), {self.free[self.quote]} free")
+        elif request.amount > self.free[self.base]:
+            return (f"insufficient funds: needs {request.amount} {self.base}, "
+                    f"{self.free[self.base]} free")
+        return None
+
+    def _lock_for(self, request: OrderRequest) -> Decimal:
+        if request.side is OrderSide.SELL:
+            return request.amount
+        price = request.price if request.type is OrderType.LIMIT else self.price
+        return request.amount * price * (ONE + self.fee_rate)
+
+    @staticmethod
+    def _crossed(request: OrderRequest, price: Decimal | None) -> bool:
+        if price is None:
+            return False
+        if request.type is OrderType.MARKET:
+            return True
+        if request.side is OrderSide.BUY:
+            return price >= request.price if request.type is OrderType.STOP else (
+                price <= request.price)
+        return price <= request.price if request.type is OrderType.STOP else (
+            price >= request.price)
+
+    def _execute(self, request: OrderRequest, price: Decimal, lock: Decimal) -> Trade:
+        notional = request.amount * price
+        fee = notional * self.fee_rate
+        if request.side is OrderSide.BUY:
+            self.locked[self.quote] -= lock
+            self.free[self.quote] += lock - notional - fee
+            self.free[self.base] += request.amount
+        else:
+            self.locked[self.base] -= lock
+            self.free[self.base] += lock - request.amount
+            self.free[self.quote] += notional - fee
+        self._trade_seq += 1
+        return Trade(f"paper-t{self._trade_seq}", price, request.amount, fee, self.quote)
+
+    def _release(self, resting: _Resting) -> None:
+        asset = self.quote if resting.request.side is OrderSide.BUY else self.base
+        self.locked[asset] -= resting.locked
+        self.free[asset] += resting.locked
+
+    def _remember(self, order: ExchangeOrder) -> ExchangeOrder:
+        self._orders[order.exchange_order_id] = order
+        return order
+
+
+def _triggers_on_fall(request: OrderRequest) -> bool:
+    buy = request.side is OrderSide.BUY
+    return buy != (request.type is OrderType.STOP)
+
+
+def _fill_priority(resting: _Resting) -> tuple[int, Decimal]:
+    request = resting.request
+    if request.side is OrderSide.BUY:
+        return (0, -(request.price or ZERO))
+    return (1 if request.type is OrderType.STOP else 2, ZERO)

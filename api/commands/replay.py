@@ -1,0 +1,59 @@
+"""tradetape replay [--database URL] [--check]"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from api.commands.common import add_database_option
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_database_option(parser)
+    parser.add_argument("--check", action="store_true",
+                        help="re-run every stored backtest and compare its events")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    from api.progress import progress_bar
+    from application.bootstrap import open_trading, rerun_backtest
+    from application.replay import compare_streams, rebuild_all, stored_run_events
+    from application.settings import parse_database_url
+    from domain.errors import DomainError
+
+    database = parse_database_url(args.database)
+    app = open_trading(args.database)
+    show = not args.no_progress and sys.stderr.isatty()
+    failed = False
+    try:
+        head = app.recorder.max_notification_id() or 0
+        with progress_bar("replay", enabled=show, total=head, unit="events") as advance:
+            report = rebuild_all(app, on_progress=advance)
+        print(f"{database.display}: {report.events} events rebuilt into "
+              f"{sum(report.aggregates.values())} aggregates")
+        for kind, count in sorted(report.aggregates.items()):
+            print(f"  {kind}: {count}")
+        for failure in report.failures:
+            failed = True
+            print(f"FAILED {failure}")
+        if args.check:
+            if not report.backtests:
+                print("no stored backtests to check")
+            for run_agg in report.backtests:
+                try:
+                    fresh = rerun_backtest(run_agg)
+                except DomainError as error:
+                    failed = True
+                    print(f"backtest {run_agg.id}: cannot re-run: {error}")
+                    continue
+                stored = stored_run_events(app, {n.originator_id for n in fresh})
+                difference = compare_streams(stored, fresh)
+                if difference is None:
+                    print(f"backtest {run_agg.id}: identical ({len(fresh)} events)")
+                else:
+                    failed = True
+                    print(f"backtest {run_agg.id}: DIFFERS at {difference}")
+    finally:
+        app.close()
+    return 1 if failed else 0

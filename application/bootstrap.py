@@ -1,0 +1,88 @@
+"""The composition root: the one place that chooses adapters (clock, ids, store) and wires
+them into the applications. Commands and servers start here; tests may inject their own."""
+
+from __future__ import annotations
+
+from adapters.clock import RandomIds, SystemClock
+from application.settings import parse_database_url, prepare
+from application.trading import Trading
+from domain.ports import Clock, IdSource
+
+
+def open_trading(
+    url: str | None = None, *, clock: Clock | None = None, ids: IdSource | None = None
+) -> Trading:
+    """A :class:`Trading` on the store named by ``url`` (else ``TRADETAPE_DATABASE_URL``,
+    else the default SQLite file), with the wall clock and random ids unless given.
+    The caller closes it."""
+    database = parse_database_url(url)
+    prepare(database)
+    return Trading(clock=clock or SystemClock(), ids=ids or RandomIds(), env=database.env)
+
+
+def backtest(
+    candles_path: str,
+    config,
+    *,
+    fee_rate,
+    balance=None,
+    store_url: str = "memory",
+    seed: str | None = None,
+    keep_deals: bool = False,
+    keep_equity: bool = False,
+    on_progress=None,
+):
+    """Run a backtest on a CSV file with the paper exchange; keep its events in ``store_url``.
+
+    The run's ids come from ``seed`` (recorded in its events), so re-running with the same
+    seed, candles and configuration reproduces the stored events exactly."""
+    from adapters.marketdata.csv_candles import load_candles
+
+    candles = load_candles(candles_path)
+    return run_backtest_on(
+        candles, config, fee_rate=fee_rate, balance=balance, store_url=store_url,
+        seed=seed or RandomIds().new_id().hex, keep_deals=keep_deals,
+        keep_equity=keep_equity, on_progress=on_progress,
+    )
+
+
+def run_backtest_on(candles, config, *, fee_rate, balance, store_url, seed, trading=None,
+                    **options):
+    """Wire the paper exchange and seeded ids; ``trading`` (kept open) or ``store_url``."""
+    from adapters.clock import SequentialIds
+    from adapters.exchanges.paper import PaperExchange
+    from application.backtest import run_backtest
+
+    venue = PaperExchange(config.pair, fee_rate=fee_rate, quote_balance=balance)
+    ids = SequentialIds(seed)
+    app = trading or open_trading(store_url, ids=ids)
+    try:
+        return run_backtest(
+            candles, config, venue=venue, ids=ids, save=lambda *aggs: len(app.save(*aggs)),
+            run_seed=seed, fee_rate=fee_rate, balance=balance, **options,
+        )
+    finally:
+        if trading is None:
+            app.close()
+
+
+def rerun_backtest(run):
+    """Re-run a stored backtest from its recorded inputs into a fresh memory store; returns
+    that store's log. The candles file must still be there, byte for byte."""
+    from adapters.marketdata.csv_candles import load_candles
+    from application.replay import read_log
+    from domain.errors import DomainError
+
+    try:
+        candles = load_candles(run.candles_source)
+    except OSError as error:
+        raise DomainError(f"cannot read {run.candles_source}: {error.strerror}",
+                          code="CANDLES_MISSING") from None
+    if run.candles_sha256 and candles.sha256 != run.candles_sha256:
+        raise DomainError(
+            f"{run.candles_source} changed since the run (sha256 {candles.sha256[:12]}…, "
+            f"recorded {run.candles_sha256[:12]}…)", code="CANDLES_CHANGED")
+    fresh = open_trading("memory")
+    run_backtest_on(candles, run.config, fee_rate=run.fee_rate, balance=run.balance,
+                    store_url="memory", seed=run.run_seed, trading=fresh)
+    return list(read_log(fresh))

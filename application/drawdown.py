@@ -1,0 +1,64 @@
+"""Max drawdown of equity = realized P/L + the open deal marked at each candle's close.
+
+Between two engine steps the open deal does not change, so equity over the skipped candles
+is ``a + units × close``: a vectorised pass finds the worst point, which is then computed
+exactly in Decimal.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+
+from domain.money import ZERO
+from domain.ports import CandleSeries
+
+
+class DrawdownTracker:
+    def __init__(self, candles: CandleSeries, keep_curve: bool = False):
+        self.candles = candles
+        self.peak = ZERO  # equity starts at 0
+        self.max_drawdown = ZERO
+        self.keep_curve = keep_curve
+        self.curve_times: list[int] = []
+        self.curve_values: list[Decimal] = []
+
+    def _equity(self, i: int, realized: Decimal, state, close: Decimal | None = None) -> Decimal:
+        if state is None:
+            return realized
+        units, spent = state
+        price = close if close is not None else self.candles.exact_close(i)
+        return realized + units * price - spent
+
+    def sample(self, i: int, realized: Decimal, state, close: Decimal) -> None:
+        """Equity at candle ``i``'s close, after everything that happened in it."""
+        equity = self._equity(i, realized, state, close)
+        self.peak = max(self.peak, equity)
+        self.max_drawdown = max(self.max_drawdown, self.peak - equity)
+        if self.keep_curve:
+            self.curve_times.append(int(self.candles.timestamps[i]))
+            self.curve_values.append(equity)
+
+    def skip(self, start: int, end: int, realized: Decimal, state) -> None:
+        """Candles ``start..end-1`` passed with nothing happening."""
+        if start >= end:
+            return
+        if self.keep_curve:
+            for i in range(start, end):
+                self.sample(i, realized, state, self.candles.exact_close(i))
+            return
+        if state is None:
+            return  # equity is flat at `realized`, already sampled
+        units, spent = state
+        equity = float(realized - spent) + float(units) * self.candles.close[start:end]
+        running_peak = np.maximum(np.maximum.accumulate(equity), float(self.peak))
+        worst = int(np.argmax(running_peak - equity))
+        if running_peak[worst] - equity[worst] >= float(self.max_drawdown):
+            best_before = int(np.argmax(equity[: worst + 1]))
+            peak = max(self.peak, self._equity(start + best_before, realized, state))
+            low = self._equity(start + worst, realized, state)
+            self.max_drawdown = max(self.max_drawdown, peak - low)
+        top = int(np.argmax(equity))
+        if equity[top] >= float(self.peak):
+            self.peak = max(self.peak, self._equity(start + top, realized, state))

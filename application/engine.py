@@ -1,0 +1,236 @@
+"""DcaEngine: runs one DCA bot against an exchange. The same code for backtest, paper and
+live; only the exchange adapter and the market feed differ.
+
+It turns what the exchange reports into Order and Deal events and decides what to do next:
+open a deal at a candle's close, rest the safety orders, exit at take profit or stop loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from uuid import UUID
+
+from domain.bots import Bot, BotStatus
+from domain.dca import DcaConfig, ladder
+from domain.deals import CloseReason, Deal, DealStatus
+from domain.money import ZERO
+from domain.orders import Order, OrderPurpose, OrderSide, OrderStatus, OrderType
+from domain.ports import Exchange, ExchangeOrder, IdSource, OrderRequest
+from domain.recording import Cause, TradetapeAggregate
+
+
+@dataclass
+class EngineTally:
+    """Running figures a backtest summary needs without re-reading the log."""
+
+    deals_closed: int = 0
+    take_profits: int = 0
+    stop_losses: int = 0
+    wins: int = 0
+    realized_pnl: Decimal = ZERO
+    fees_closed_deals: Decimal = ZERO
+    max_safety_orders_used: int = 0
+    orders_rejected: int = 0
+    closed_deals: list[Deal] = field(default_factory=list)
+
+
+class DcaEngine:
+    def __init__(self, bot: Bot, exchange: Exchange, ids: IdSource, *, keep_deals: bool = False):
+        self.bot, self.exchange, self.ids = bot, exchange, ids
+        self.deal: Deal | None = None
+        self.orders: dict[str, Order] = {}  # by client order id, open ones only
+        self.tally = EngineTally()
+        self.keep_deals = keep_deals
+        self._cause: Cause | None = None
+        self._base_fill_price: Decimal | None = None
+        self._dirty: dict[UUID, TradetapeAggregate] = {}
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def begin_step(self, cause: Cause) -> None:
+        """Every event until the next step carries this cause (time, actor, correlation)."""
+        self._cause = cause
+
+    def take_changes(self) -> list[TradetapeAggregate]:
+        """The aggregates changed since the last call, to be saved in one transaction."""
+        changed, self._dirty = list(self._dirty.values()), {}
+        return changed
+
+    def _touch(self, aggregate: TradetapeAggregate) -> None:
+        self._dirty[aggregate.id] = aggregate
+
+    @property
+    def cause(self) -> Cause:
+        assert self._cause is not None, "begin_step() first"
+        return self._cause
+
+    @property
+    def config(self) -> DcaConfig:
+        return self.bot.config
+
+    @property
+    def wants_next_close(self) -> bool:
+        """True when the next candle's close matters even if no level is crossed."""
+        return self.deal is None and self.bot.status is BotStatus.RUNNING
+
+    # --- PriceWatcher ---------------------------------------------------------------------
+
+    def trigger_levels(self) -> tuple[Decimal | None, Decimal | None]:
+        deal = self.deal
+        if deal is None or deal.units == ZERO:
+            return None, None
+        return deal.stop_loss_price, deal.take_profit_price
+
+    def on_price(self, price: Decimal) -> None:
+        deal = self.deal
+        if deal is None or deal.units == ZERO:
+            return
+        if deal.stop_loss_price is not None and price <= deal.stop_loss_price:
+            self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)
+        elif deal.take_profit_price is not None and price >= deal.take_profit_price:
+            self._exit(CloseReason.TAKE_PROFIT, OrderType.LIMIT, deal.take_profit_price)
+
+    def on_order_update(self, update: ExchangeOrder) -> None:
+        order = self.orders.get(update.client_order_id)
+        if order is None:
+            return  # not ours, or already final
+        if order.exchange_order_id is None and update.status is not OrderStatus.REJECTED:
+            order.accept(self.cause, update.exchange_order_id)
+        for trade in update.trades:
+            if order.fill(
+                self.cause,
+                trade_id=trade.trade_id,
+                price=trade.price,
+                amount=trade.amount,
+                fee=trade.fee,
+                fee_currency=trade.fee_currency,
+            ):
+                self._on_trade(order, trade.price, trade.amount, trade.fee)
+        if update.status is OrderStatus.REJECTED:
+            order.reject(self.cause, update.reason or "rejected")
+            self.tally.orders_rejected += 1
+        elif update.status is OrderStatus.CANCELLED and order.is_open:
+            order.cancel(self.cause, update.reason or "cancelled")
+        self._touch(order)
+        if not order.is_open:
+            self.orders.pop(order.client_order_id, None)
+
+    # --- decisions ------------------------------------------------------------------------
+
+    def on_close(self, price: Decimal) -> None:
+        """A candle closed at ``price``: a running bot without a deal opens one."""
+        if not self.wants_next_close:
+            return
+        config = self.config
+        deal = Deal.open(
+            self.ids.new_id(),
+            self.cause,
+            bot_id=self.bot.id,
+            owner_id=self.bot.owner_id,
+            exchange_account_id=self.bot.exchange_account_id,
+            pair=config.pair,
+            take_profit_pct=config.take_profit_pct,
+            stop_loss_pct=config.stop_loss_pct,
+        )
+        self.deal = deal
+        self.bot.start_deal(self.cause, deal.id)
+        self._touch(deal)
+        self._touch(self.bot)
+        self._place(OrderPurpose.BASE, OrderSide.BUY, OrderType.MARKET,
+                    config.base_order_quote / price, None)
+        if deal.units == ZERO:
+            deal.cancel(self.cause, "the base order was not filled")
+            self._finish_deal(deal)
+            return
+        for level in ladder(config, self._base_fill_price)[1:]:
+            self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT,
+                        level.units, level.price, safety_order=level.n)
+
+    def _exit(self, reason: CloseReason, order_type: OrderType, price: Decimal | None) -> None:
+        purpose = (OrderPurpose.TAKE_PROFIT if reason is CloseReason.TAKE_PROFIT
+                   else OrderPurpose.STOP_LOSS)
+        self._place(purpose, OrderSide.SELL, order_type, self.deal.units, price)
+
+    def _place(
+        self,
+        purpose: OrderPurpose,
+        side: OrderSide,
+        order_type: OrderType,
+        amount: Decimal,
+        price: Decimal | None,
+        safety_order: int = 0,
+    ) -> None:
+        deal = self.deal
+        order_id = self.ids.new_id()
+        order = Order.submit(
+            order_id,
+            self.cause,
+            client_order_id=order_id.hex,
+            owner_id=self.bot.owner_id,
+            exchange_account_id=self.bot.exchange_account_id,
+            pair=deal.pair,
+            side=side,
+            type=order_type,
+            amount=amount,
+            price=price,
+            purpose=purpose,
+            safety_order=safety_order,
+            bot_id=self.bot.id,
+            deal_id=deal.id,
+        )
+        self.orders[order.client_order_id] = order
+        self._touch(order)
+        request = OrderRequest(order.client_order_id, deal.pair, side, order_type, amount, price)
+        self.on_order_update(self.exchange.create_order(request))
+
+    def _on_trade(self, order: Order, price: Decimal, amount: Decimal, fee: Decimal) -> None:
+        deal = self.deal
+        if order.side is OrderSide.BUY:
+            if order.purpose is OrderPurpose.BASE:
+                self._base_fill_price = price
+            deal.record_buy(self.cause, order_id=order.id, safety_order=order.safety_order,
+                            price=price, amount=amount, fee=fee)
+            return
+        reason = (CloseReason.TAKE_PROFIT if order.purpose is OrderPurpose.TAKE_PROFIT
+                  else CloseReason.STOP_LOSS if order.purpose is OrderPurpose.STOP_LOSS
+                  else CloseReason.MANUAL)
+        deal.close(self.cause, reason=reason, order_id=order.id, price=price, amount=amount,
+                   fee=fee)
+        self._count_closed(deal)
+        self._cancel_resting(exclude=order.client_order_id)
+        self._finish_deal(deal)
+
+    def _cancel_resting(self, exclude: str) -> None:
+        for client_id, order in list(self.orders.items()):
+            if client_id == exclude or order.exchange_order_id is None:
+                continue
+            order.request_cancel(self.cause)
+            self._touch(order)
+            self.on_order_update(self.exchange.cancel_order(order.exchange_order_id, order.pair))
+
+    def _finish_deal(self, deal: Deal) -> None:
+        self.bot.finish_deal(self.cause, deal.id)
+        self._touch(self.bot)
+        self.deal = None
+
+    def _count_closed(self, deal: Deal) -> None:
+        t = self.tally
+        t.deals_closed += 1
+        t.take_profits += deal.close_reason is CloseReason.TAKE_PROFIT
+        t.stop_losses += deal.close_reason is CloseReason.STOP_LOSS
+        t.wins += deal.realized_pnl > ZERO
+        t.realized_pnl += deal.realized_pnl
+        t.fees_closed_deals += deal.fees
+        t.max_safety_orders_used = max(t.max_safety_orders_used, deal.safety_orders_used)
+        if self.keep_deals:
+            t.closed_deals.append(deal)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def open_deal_state(self) -> tuple[Decimal, Decimal] | None:
+        """``(units, cost + buy fees)`` of the open deal, for marking it to market."""
+        deal = self.deal
+        if deal is None or deal.status is not DealStatus.OPEN or deal.units == ZERO:
+            return None
+        return deal.units, deal.cost + deal.buy_fees

@@ -1,0 +1,81 @@
+"""BacktestRun: what a stored backtest ran on, so it can be re-run and compared later."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.dca import DcaConfig
+from domain.recording import Cause, TradetapeAggregate
+
+
+class BacktestRun(TradetapeAggregate):
+    run_seed: str
+    bot_id: UUID
+    candles_source: str
+    candles_sha256: str | None
+    candles_count: int
+    config: DcaConfig
+    fee_rate: Decimal
+    balance: Decimal | None
+    summary: dict[str, Any] | None
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    class Started(TradetapeAggregate.Created):
+        run_seed: str
+        bot_id: UUID
+        candles_source: str
+        candles_sha256: str | None
+        candles_count: int
+        config: DcaConfig
+        fee_rate: Decimal
+        balance: Decimal | None
+
+        def apply(self, run: BacktestRun) -> None:
+            for name in (
+                "run_seed", "bot_id", "candles_source", "candles_sha256", "candles_count",
+                "config", "fee_rate", "balance",
+            ):
+                setattr(run, name, getattr(self, name))
+            run.summary = None
+
+    class Completed(TradetapeAggregate.Event):
+        summary: dict[str, Any]
+
+        def apply(self, run: BacktestRun) -> None:
+            run.summary = self.summary
+
+    @classmethod
+    def start(
+        cls,
+        run_id: UUID,
+        cause: Cause,
+        *,
+        run_seed: str,
+        bot_id: UUID,
+        candles_source: str,
+        candles_sha256: str | None,
+        candles_count: int,
+        config: DcaConfig,
+        fee_rate: Decimal,
+        balance: Decimal | None,
+    ) -> BacktestRun:
+        return cls._start(
+            cls.Started,
+            run_id,
+            cause,
+            run_seed=run_seed,
+            bot_id=bot_id,
+            candles_source=candles_source,
+            candles_sha256=candles_sha256,
+            candles_count=candles_count,
+            config=config,
+            fee_rate=fee_rate,
+            balance=balance,
+        )
+
+    def complete(self, cause: Cause, summary: dict[str, Any]) -> None:
+        self._record(self.Completed, cause, summary=summary)

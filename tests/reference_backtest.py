@@ -1,0 +1,249 @@
+"""Independent reference implementation of the DCA backtest rules (the test oracle).
+
+Deliberately plain and slow: standard library only, Decimal everywhere, and nothing imported
+from the project, so that the event-sourced engine can be compared against it. The rules it
+implements are the ones written out in the task that created it (spot, long only):
+
+* A deal opens with a market buy of ``base_order_quote`` at a candle's close (the first candle,
+  and the candle in which the previous deal closed). All safety orders then rest as limit buys.
+* Within a candle the price moves open → low → high → close (close ≥ open), else
+  open → high → low → close. Orders the open has already crossed fill at the open; between two
+  path points an order fills at its own price, in the order the moving price meets it.
+* Take profit / stop loss are measured from the average entry, recomputed after every fill.
+* With a ``balance`` every buy must be covered by free quote (notional × (1 + fee)), else it
+  is rejected; resting orders lock their quote until they fill or are cancelled.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from itertools import pairwise
+
+Candle = tuple[int, Decimal, Decimal, Decimal, Decimal]  # (ts_ms, open, high, low, close)
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+HUNDRED = Decimal(100)
+
+
+class SafetyOrder:
+    def __init__(self, number: int, quote: Decimal, price: Decimal) -> None:
+        self.number = number  # 1 = shallowest
+        self.quote = quote
+        self.price = price
+        self.units = quote / price  # fixed when placed, even if it fills at a better price
+
+
+class Deal:
+    def __init__(self, opened: int) -> None:
+        self.opened = opened
+        self.units = ZERO
+        self.cost = ZERO  # quote spent on buys, fees excluded
+        self.fees = ZERO  # buy fees so far
+        self.resting: list[SafetyOrder] = []  # shallowest first
+        self.safety_filled = 0
+
+    def avg(self) -> Decimal:
+        return self.cost / self.units
+
+
+class ReferenceBacktest:
+    def __init__(self, config: dict, fee_rate: Decimal, balance: Decimal | None) -> None:
+        self.base_quote = Decimal(config["base_order_quote"])
+        self.safety_quote = Decimal(config["safety_order_quote"])
+        self.max_safety = int(config["max_safety_orders"])
+        self.deviation = Decimal(config["price_deviation_pct"])
+        self.volume_scale = Decimal(config["safety_volume_scale"])
+        self.step_scale = Decimal(config["safety_step_scale"])
+        self.tp_pct = Decimal(config["take_profit_pct"])
+        sl = config.get("stop_loss_pct")
+        self.sl_pct = None if sl is None else Decimal(sl)
+        self.fee_rate = fee_rate
+        self.free = balance  # None = unlimited account
+        self.deal: Deal | None = None
+        self.closed: list[dict] = []
+        self.realized = ZERO
+        self.rejected = 0
+        self.max_committed = ZERO
+        self.peak = ZERO
+        self.max_drawdown = ZERO
+
+    # --- capital -------------------------------------------------------------------------
+    def committed(self) -> Decimal:
+        deal = self.deal
+        if deal is None:
+            return ZERO
+        resting = sum((o.quote * (ONE + self.fee_rate) for o in deal.resting), ZERO)
+        return deal.cost + deal.fees + resting
+
+    def note_capital(self) -> None:
+        self.max_committed = max(self.max_committed, self.committed())
+
+    def accept(self, notional: Decimal) -> bool:
+        """May a buy of this notional be placed? Counts a rejection when not."""
+        if self.free is None or self.free >= notional * (ONE + self.fee_rate):
+            return True
+        self.rejected += 1
+        return False
+
+    # --- deal life -----------------------------------------------------------------------
+    def take_profit(self) -> Decimal:
+        return self.deal.avg() * (ONE + self.tp_pct / HUNDRED)
+
+    def stop_loss(self) -> Decimal | None:
+        if self.sl_pct is None:
+            return None
+        return self.deal.avg() * (ONE - self.sl_pct / HUNDRED)
+
+    def buy(self, units: Decimal, price: Decimal) -> None:
+        cost = units * price
+        fee = cost * self.fee_rate
+        self.deal.units += units
+        self.deal.cost += cost
+        self.deal.fees += fee
+        if self.free is not None:
+            self.free -= cost + fee
+        self.note_capital()
+
+    def open_deal(self, ts: int, price: Decimal) -> None:
+        if not self.accept(self.base_quote):
+            return  # no deal at this candle; try again at the next close
+        self.deal = Deal(ts)
+        self.buy(self.base_quote / price, price)
+        step_sum = ZERO
+        for n in range(1, self.max_safety + 1):
+            step_sum += self.step_scale ** (n - 1)
+            quote = self.safety_quote * self.volume_scale ** (n - 1)
+            level = price * (ONE - self.deviation * step_sum / HUNDRED)
+            if level <= ZERO:
+                raise ValueError(f"safety order {n} would sit at a price <= 0")
+            if self.accept(quote):
+                if self.free is not None:
+                    self.free -= quote * (ONE + self.fee_rate)  # lock it
+                self.deal.resting.append(SafetyOrder(n, quote, level))
+                self.note_capital()
+
+    def fill_safety(self, order: SafetyOrder, price: Decimal) -> None:
+        self.deal.resting.remove(order)
+        if self.free is not None:
+            self.free += order.quote * (ONE + self.fee_rate)  # release its lock
+        self.deal.safety_filled += 1
+        self.buy(order.units, price)
+
+    def close_deal(self, ts: int, price: Decimal, reason: str) -> None:
+        deal = self.deal
+        proceeds = deal.units * price
+        sell_fee = proceeds * self.fee_rate
+        pnl = proceeds - deal.cost - deal.fees - sell_fee
+        if self.free is not None:
+            for order in deal.resting:  # cancel what is still resting
+                self.free += order.quote * (ONE + self.fee_rate)
+            self.free += proceeds - sell_fee
+        self.closed.append(
+            {
+                "opened": deal.opened,
+                "closed": ts,
+                "reason": reason,
+                "safety_orders": deal.safety_filled,
+                "avg_entry": deal.avg(),
+                "exit": price,
+                "pnl": pnl,
+                "fees": deal.fees + sell_fee,
+                "cost": deal.cost,
+                "units": deal.units,
+            }
+        )
+        self.realized += pnl
+        self.deal = None
+        self.note_capital()
+
+    # --- price path ----------------------------------------------------------------------
+    def at_open(self, ts: int, price: Decimal) -> bool:
+        """Fill at the open everything the open has crossed. True if the deal closed."""
+        for order in list(self.deal.resting):  # shallowest first
+            if price <= order.price:
+                self.fill_safety(order, price)
+        sl = self.stop_loss()
+        if sl is not None and price <= sl:
+            self.close_deal(ts, price, "stop_loss")
+            return True
+        if price >= self.take_profit():
+            self.close_deal(ts, price, "take_profit")
+            return True
+        return False
+
+    def move(self, ts: int, start: Decimal, end: Decimal) -> bool:
+        """Move the price from start to end; orders fill at their own price. True if closed.
+
+        Nothing can trigger above ``start`` here: the open and earlier legs already filled it.
+        """
+        if end < start:
+            while True:
+                # (trigger, tie-break): at equal prices the safety order (1) goes before SL (0)
+                hits = [(o.price, 1, o) for o in self.deal.resting if o.price >= end]
+                sl = self.stop_loss()
+                if sl is not None and sl >= end:
+                    hits.append((sl, 0, None))
+                if not hits:
+                    return False
+                price, _, order = max(hits, key=lambda hit: (hit[0], hit[1]))
+                if order is None:
+                    self.close_deal(ts, price, "stop_loss")
+                    return True
+                self.fill_safety(order, price)
+        if end > start and self.take_profit() <= end:
+            self.close_deal(ts, self.take_profit(), "take_profit")
+            return True
+        return False
+
+    def on_candle(self, candle: Candle) -> None:
+        ts, open_, high, low, close = candle
+        if self.deal is not None:
+            path = [open_, low, high, close] if close >= open_ else [open_, high, low, close]
+            if not self.at_open(ts, open_):
+                for start, end in pairwise(path):
+                    if self.move(ts, start, end):
+                        break
+        if self.deal is None:
+            self.open_deal(ts, close)
+        equity = self.realized + self.unrealized(close)
+        self.peak = max(self.peak, equity)
+        self.max_drawdown = max(self.max_drawdown, self.peak - equity)
+
+    def unrealized(self, price: Decimal) -> Decimal:
+        if self.deal is None:
+            return ZERO
+        return self.deal.units * price - self.deal.cost - self.deal.fees
+
+
+def run_reference(
+    config: dict,
+    candles: list[Candle],
+    fee_rate: Decimal = Decimal("0.001"),
+    balance: Decimal | None = None,
+) -> dict:
+    """Run the DCA rules over ``candles`` and return the summary (see module docstring)."""
+    # The default precision and rounding, whatever the caller did to its own context.
+    with localcontext(Context(prec=28, rounding=ROUND_HALF_EVEN)):
+        run = ReferenceBacktest(config, fee_rate, balance)
+        for candle in candles:
+            run.on_candle(candle)
+        deals = run.closed
+        wins = sum(1 for d in deals if d["pnl"] > ZERO)
+        last_close = candles[-1][4] if candles else ZERO
+        return {
+            "candles": len(candles),
+            "deals_closed": len(deals),
+            "deals_open": 0 if run.deal is None else 1,
+            "take_profits": sum(1 for d in deals if d["reason"] == "take_profit"),
+            "stop_losses": sum(1 for d in deals if d["reason"] == "stop_loss"),
+            "realized_pnl": run.realized,
+            "unrealized_pnl": run.unrealized(last_close),
+            "fees_closed_deals": sum((d["fees"] for d in deals), ZERO),
+            "win_rate": Decimal(wins) / Decimal(len(deals)) if deals else None,
+            "max_safety_orders_used": max((d["safety_orders"] for d in deals), default=0),
+            "max_drawdown": run.max_drawdown,
+            "max_capital_committed": run.max_committed,
+            "orders_rejected": run.rejected,
+            "deals": deals,
+        }

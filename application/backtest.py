@@ -140,6 +140,9 @@ def run_backtest(
         drawdown.sample(j, engine.tally.realized_pnl, engine.open_deal_state(), c)
         if engine.wants_next_close:
             nxt = j + 1
+            if engine.ready_at is not None:  # cooling down: first close at or after it
+                ready_ms = datetime_to_ms(engine.ready_at)
+                nxt = max(nxt, int(np.searchsorted(closes_at, ready_ms, side="left")))
         else:
             below, above = venue.trigger_band(engine)
             nxt = scanner.next_reaching(j + 1, below, above)

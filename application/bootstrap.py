@@ -58,7 +58,7 @@ def run_backtest_on(candles, config, *, fee_rate, balance, store_url, seed, trad
     app = trading or open_trading(store_url, ids=ids)
     try:
         return run_backtest(
-            candles, config, venue=venue, ids=ids, save=lambda *aggs: len(app.save(*aggs)),
+            candles, config, venue=venue, ids=ids, save=app.append,
             run_seed=seed, fee_rate=fee_rate, balance=balance, **options,
         )
     finally:

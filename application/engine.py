@@ -8,6 +8,7 @@ open a deal at a candle's close, rest the safety orders, exit at take profit or 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -44,6 +45,7 @@ class DcaEngine:
         self.keep_deals = keep_deals
         self._cause: Cause | None = None
         self._base_fill_price: Decimal | None = None
+        self.ready_at: datetime | None = None  # cooldown: no new deal before this
         self._dirty: dict[UUID, TradetapeAggregate] = {}
 
     # --- steps ----------------------------------------------------------------------------
@@ -122,6 +124,8 @@ class DcaEngine:
         """A candle closed at ``price``: a running bot without a deal opens one."""
         if not self.wants_next_close:
             return
+        if self.ready_at is not None and self.cause.at < self.ready_at:
+            return
         config = self.config
         deal = Deal.open(
             self.ids.new_id(),
@@ -186,6 +190,7 @@ class DcaEngine:
 
     def _on_trade(self, order: Order, price: Decimal, amount: Decimal, fee: Decimal) -> None:
         deal = self.deal
+        self._touch(deal)  # or a safety fill or the exit would never reach the store
         if order.side is OrderSide.BUY:
             if order.purpose is OrderPurpose.BASE:
                 self._base_fill_price = price
@@ -213,6 +218,8 @@ class DcaEngine:
         self.bot.finish_deal(self.cause, deal.id)
         self._touch(self.bot)
         self.deal = None
+        if deal.status is DealStatus.CLOSED and self.config.cooldown_seconds:
+            self.ready_at = self.cause.at + timedelta(seconds=self.config.cooldown_seconds)
 
     def _count_closed(self, deal: Deal) -> None:
         t = self.tally

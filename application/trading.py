@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from application.transcodings import register_domain_transcodings
@@ -56,6 +56,25 @@ class Trading(Application[UUID]):
             raise ConcurrencyConflictError(
                 "another writer changed this first; reload and try again"
             ) from None
+
+    def append(self, *aggregates: TradetapeAggregate) -> int:
+        """``save()`` for our own aggregates, for the engine's hot loop: the same recording,
+        snapshotting and notifying, without ``save()``'s per-object ``isinstance`` checks
+        against runtime-checkable Protocols (about 13 µs each on Python 3.11). Returns the
+        number of events appended, all in one transaction."""
+        processing = ProcessingEvent[UUID]()
+        for aggregate in aggregates:
+            processing.events.extend(aggregate.collect_events())
+            processing.aggregates[aggregate.id] = aggregate
+        try:
+            recordings = self._record(processing)
+        except IntegrityError:
+            raise ConcurrencyConflictError(
+                "another writer changed this first; reload and try again"
+            ) from None
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return len(recordings)
 
     def _change(
         self, aggregate_id: UUID, kind: type[A], command: Callable[[A], Any], idempotent: bool

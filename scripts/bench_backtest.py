@@ -1,0 +1,117 @@
+"""Benchmark: `tradetape backtest` on a year of 1-minute candles, beside a plain-Python loop
+of the same rules and beside the same run storing its events in SQLite.
+
+    .venv/bin/python scripts/bench_backtest.py [--candles N] [--repeat K]
+
+Prints candles/s and peak memory (max RSS of the command's process) side by side, with
+ratios. Targets (issue 3): >= 1,000,000 candles/s for the whole command, < 300 MB peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+BENCH_BOT = {
+    "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
+    "max_safety_orders": 5, "price_deviation_pct": "0.8", "safety_volume_scale": "1.6",
+    "safety_step_scale": "1.3", "take_profit_pct": "1.2", "stop_loss_pct": "5",
+}
+TRADETAPE = str(ROOT / ".venv" / "bin" / "tradetape")
+
+
+def run_command(args: list[str]) -> tuple[float, float, dict]:
+    """Wall seconds, peak RSS in MB, and the parsed JSON output of one command run."""
+    start = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"command failed: {' '.join(args)}\n{process.stderr.read().decode()}")
+    return elapsed, usage.ru_maxrss / 1024, json.loads(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candles", type=int, default=525_600)
+    parser.add_argument("--repeat", type=int, default=5)
+    options = parser.parse_args()
+
+    from plain_dca_loop import plain_dca
+
+    from adapters.marketdata.walk import write_walk_csv
+
+    with tempfile.TemporaryDirectory() as tmp:
+        candles = Path(tmp) / "walk.csv"
+        config = Path(tmp) / "bot.json"
+        write_walk_csv(candles, options.candles, seed=2024)
+        config.write_text(json.dumps(BENCH_BOT))
+        base = [TRADETAPE, "backtest", "--candles", str(candles), "--config", str(config),
+                "--json", "--no-progress", "--seed", "bench"]
+
+        runs = [run_command(base) for _ in range(options.repeat)]
+        wall = statistics.median(r[0] for r in runs)
+        rss = max(r[1] for r in runs)
+        summary = runs[0][2]
+
+        in_process = []
+        for _ in range(options.repeat):
+            in_process.append(_in_process(candles))
+        inner = statistics.median(in_process)
+
+        start = time.perf_counter()
+        plain = plain_dca(str(candles), BENCH_BOT)
+        plain_time = time.perf_counter() - start
+
+        sqlite_url = f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
+        sqlite_wall, sqlite_rss, sqlite_summary = run_command([*base, "--store", sqlite_url])
+
+    n = options.candles
+    rows = [
+        ("tradetape backtest (memory store), whole command", wall, rss),
+        ("  the same, in-process (CSV parse + run)", inner, None),
+        ("plain-Python float loop, CSV loading included", plain_time, None),
+        ("tradetape backtest --store sqlite:///..., whole command", sqlite_wall, sqlite_rss),
+    ]
+    print(f"{n:,} one-minute candles, {summary['deals_closed']} deals closed, "
+          f"{summary['events']} events appended (plain loop: {plain['deals_closed']} deals)")
+    print(f"{'run':58} {'seconds':>8} {'candles/s':>12} {'vs memory':>10} {'peak RSS':>9}")
+    for label, seconds, peak in rows:
+        ratio = seconds / wall
+        mem = f"{peak:.0f} MB" if peak else "-"
+        print(f"{label:58} {seconds:8.3f} {n / seconds:12,.0f} {ratio:9.2f}x {mem:>9}")
+    target = "MET" if n / wall >= 1_000_000 and rss < 300 else "MISSED"
+    print(f"target >= 1,000,000 candles/s and < 300 MB for the whole command: {target}")
+    print(f"tradetape is {plain_time / wall:.1f}x faster than the plain loop; storing in SQLite "
+          f"costs {sqlite_wall / wall:.2f}x; same figures with SQLite: "
+          f"{sqlite_summary['realized_pnl'] == summary['realized_pnl']}")
+
+
+def _in_process(candles: Path) -> float:
+    from decimal import Decimal
+
+    from adapters.marketdata.csv_candles import load_candles
+    from application.bootstrap import run_backtest_on
+    from domain.dca import DcaConfig
+
+    start = time.perf_counter()
+    loaded = load_candles(candles)
+    run_backtest_on(loaded, DcaConfig.from_mapping(BENCH_BOT), fee_rate=Decimal("0.001"),
+                    balance=None, store_url="memory", seed="bench")
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()

@@ -112,7 +112,8 @@ class Deal(TradetapeAggregate):
             )
             deal.exit_price, deal.sell_fees = self.price, deal.sell_fees + self.fee
             deal.proceeds += self.price * self.amount
-            deal.units -= self.amount
+            # The exit sells everything: say so exactly, not as a 0E-31 remainder.
+            deal.units = ZERO
             deal.realized_pnl = self.realized_pnl
 
     class Cancelled(TradetapeAggregate.Event):

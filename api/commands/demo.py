@@ -35,6 +35,24 @@ def run(args: argparse.Namespace) -> int:
     print("\n3. Rebuild every aggregate from its events and re-run the backtest to prove the")
     print("   stored history is reproduced event for event:")
     code = cli(["replay", "--database", args.database, "--check"])
-    print(f"\nNext: `tradetape events ID --database {args.database}` shows any aggregate's "
-          "history and its state at any point (--as-of, --version).")
+    deal_id = _first_deal(args.database)
+    if deal_id:
+        print(f"\n4. The first deal's history, every event with who caused it and when "
+              f"(`tradetape events {deal_id} --database {args.database}`):")
+        cli(["events", deal_id, "--database", args.database])
+    print("\nTry `--as-of TIME` or `--version N` on `tradetape events` to see any aggregate as "
+          "it was at that point.")
     return code
+
+
+def _first_deal(url: str) -> str | None:
+    from application.bootstrap import open_trading
+    from application.replay import read_log
+    from domain.deals import Deal
+
+    app = open_trading(url)
+    try:
+        topic = f"{Deal.__module__}:{Deal.Opened.__qualname__}"
+        return next((str(n.originator_id) for n in read_log(app, [topic])), None)
+    finally:
+        app.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,5 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_reporting_errors(_command_module(args._module).run, args)
 
 
+def entry() -> None:
+    """The ``tradetape`` console script. Everything that must outlive the process was
+    committed and closed by the command itself, so it skips the interpreter's teardown
+    (freeing a backtest's arrays and events one object at a time costs ~0.07 s)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -65,6 +65,10 @@ def main() -> None:
         wall = statistics.median(r[0] for r in runs)
         rss = max(r[1] for r in runs)
         summary = runs[0][2]
+        # Every command runs before this process grows: a child's peak RSS counts the
+        # parent's pages until it execs.
+        sqlite_url = f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
+        sqlite_wall, sqlite_rss, sqlite_summary = run_command([*base, "--store", sqlite_url])
 
         in_process = []
         for _ in range(options.repeat):
@@ -75,8 +79,6 @@ def main() -> None:
         plain = plain_dca(str(candles), BENCH_BOT)
         plain_time = time.perf_counter() - start
 
-        sqlite_url = f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
-        sqlite_wall, sqlite_rss, sqlite_summary = run_command([*base, "--store", sqlite_url])
 
     n = options.candles
     rows = [

@@ -36,9 +36,12 @@ def backtest(
 
     The run's ids come from ``seed`` (recorded in its events), so re-running with the same
     seed, candles and configuration reproduces the stored events exactly."""
+    import os
+
     from adapters.marketdata.csv_candles import load_candles
 
-    candles = load_candles(candles_path)
+    # Recorded in the run's events: absolute, so `replay --check` finds it from anywhere.
+    candles = load_candles(os.path.abspath(candles_path))
     return run_backtest_on(
         candles, config, fee_rate=fee_rate, balance=balance, store_url=store_url,
         seed=seed or RandomIds().new_id().hex, keep_deals=keep_deals,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -10,6 +11,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from application.transcodings import register_domain_transcodings
+from domain.accounts import AccountKind, ExchangeAccount
 from domain.bots import Bot, BotMode
 from domain.dca import DcaConfig
 from domain.deals import Deal
@@ -146,3 +148,49 @@ class Trading(Application[UUID]):
         return self._change(
             bot_id, Bot, lambda b: b.edit_config(self.cause(actor), config), idempotent=True
         )
+
+    def set_leaderboard_opt_in(self, bot_id: UUID, opted_in: bool, actor: str) -> Bot:
+        return self._change(
+            bot_id, Bot, lambda b: b.set_leaderboard_opt_in(self.cause(actor), opted_in),
+            idempotent=True,
+        )
+
+    # --- exchange accounts ----------------------------------------------------------------
+
+    def open_account(
+        self,
+        *,
+        owner_id: str,
+        exchange: str,
+        quote_asset: str,
+        kind: AccountKind = AccountKind.PAPER,
+        actor: str | None = None,
+    ) -> UUID:
+        """A new exchange account; bots trade on it under ``exchange_account_id=str(id)``."""
+        account = ExchangeAccount.open(
+            self.ids.new_id(), self.cause(actor or owner_id), owner_id=owner_id, kind=kind,
+            exchange=exchange, quote_asset=quote_asset,
+        )
+        self.save_all(account)
+        return account.id
+
+    def get_account(self, account_id: UUID) -> ExchangeAccount:
+        return self.load(account_id, ExchangeAccount)
+
+    def deposit(self, account_id: UUID, asset: str, amount: Decimal,
+                actor: str = SYSTEM) -> ExchangeAccount:
+        return self._change(account_id, ExchangeAccount,
+                            lambda a: a.deposit(self.cause(actor), asset, amount),
+                            idempotent=False)
+
+    def withdraw(self, account_id: UUID, asset: str, amount: Decimal,
+                 actor: str = SYSTEM) -> ExchangeAccount:
+        return self._change(account_id, ExchangeAccount,
+                            lambda a: a.withdraw(self.cause(actor), asset, amount),
+                            idempotent=False)
+
+    def observe_balance(self, account_id: UUID, asset: str, free: Decimal, locked: Decimal,
+                        actor: str = SYSTEM) -> ExchangeAccount:
+        return self._change(account_id, ExchangeAccount,
+                            lambda a: a.observe_balance(self.cause(actor), asset, free, locked),
+                            idempotent=False)

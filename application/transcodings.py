@@ -9,12 +9,14 @@ from typing import Any
 
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
+from domain.accounts import AccountKind
 from domain.bots import BotMode, BotStatus, LifecycleStage
 from domain.dca import DcaConfig
 from domain.deals import CloseReason, DealStatus
 from domain.orders import OrderPurpose, OrderSide, OrderStatus, OrderType
 
 ENUMS: tuple[type[Enum], ...] = (
+    AccountKind,
     BotMode,
     BotStatus,
     LifecycleStage,

@@ -54,6 +54,7 @@ class Bot(TradetapeAggregate):
     open_deal_id: UUID | None
     deals_opened: int
     deals_closed: int
+    leaderboard_opt_in: bool
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,6 +83,7 @@ class Bot(TradetapeAggregate):
             bot.error_reason = bot.status_before_error = None
             bot.paper_started_at = bot.promoted_at = bot.open_deal_id = None
             bot.deals_opened = bot.deals_closed = 0
+            bot.leaderboard_opt_in = False
 
         @staticmethod
         def upcast_v1_v2(state: dict) -> None:
@@ -140,6 +142,16 @@ class Bot(TradetapeAggregate):
 
         def apply(self, bot: Bot) -> None:
             bot.open_deal_id, bot.deals_closed = None, bot.deals_closed + 1
+
+    class LeaderboardOptedIn(TradetapeAggregate.Event):
+        """The owner lets the public leaderboard show this bot's results."""
+
+        def apply(self, bot: Bot) -> None:
+            bot.leaderboard_opt_in = True
+
+    class LeaderboardOptedOut(TradetapeAggregate.Event):
+        def apply(self, bot: Bot) -> None:
+            bot.leaderboard_opt_in = False
 
     # --- commands -------------------------------------------------------------------------
 
@@ -230,3 +242,12 @@ class Bot(TradetapeAggregate):
                 f"deal {deal_id} is not this bot's open deal", code="DEAL_NOT_OPEN"
             )
         self._record(self.DealFinished, cause, deal_id=deal_id)
+
+    def set_leaderboard_opt_in(self, cause: Cause, opted_in: bool) -> None:
+        """Only the owner decides; asking for the state the bot is in records nothing."""
+        if cause.actor != self.owner_id:
+            raise DomainError("only the bot's owner can change its leaderboard listing",
+                              code="NOT_OWNER")
+        if opted_in != self.leaderboard_opt_in:
+            self._record(self.LeaderboardOptedIn if opted_in else self.LeaderboardOptedOut,
+                         cause)

@@ -59,13 +59,14 @@ class PaperExchange(Exchange):
         self.listener: OrderUpdateListener | None = None
         self._resting: dict[str, _Resting] = {}
         self._orders: dict[str, ExchangeOrder] = {}
-        self._order_seq = self._trade_seq = 0
 
     # --- the port -------------------------------------------------------------------------
 
     def create_order(self, request: OrderRequest) -> ExchangeOrder:
-        self._order_seq += 1
-        exchange_id = f"paper-{self._order_seq}"
+        # Named after the client's id: unique, and the same again when a run is replayed.
+        exchange_id = f"paper-{request.client_order_id}"
+        if exchange_id in self._orders:
+            return self._orders[exchange_id]  # a retried request places nothing twice
         problem = self._refusal(request)
         if problem:
             return self._remember(
@@ -73,7 +74,7 @@ class PaperExchange(Exchange):
                               reason=problem)
             )
         if self._crossed(request, self.price):
-            trade = self._execute(request, self.price, lock=ZERO)
+            trade = self._execute(exchange_id, request, self.price, lock=ZERO)
             return self._remember(
                 ExchangeOrder(exchange_id, request.client_order_id, OrderStatus.FILLED, (trade,))
             )
@@ -103,6 +104,17 @@ class PaperExchange(Exchange):
     def fetch_balance(self) -> dict[str, Balance]:
         return {asset: Balance(self.free[asset], self.locked[asset]) for asset in self.free}
 
+    def restore_resting(self, request: OrderRequest, exchange_order_id: str) -> None:
+        """Put back an order that was resting when the process stopped (its funds are
+        locked again), so a restarted bot carries on without placing anything twice."""
+        lock = self._lock_for(request)
+        asset = self.quote if request.side is OrderSide.BUY else self.base
+        self.free[asset] -= lock
+        self.locked[asset] += lock
+        self._resting[exchange_order_id] = _Resting(exchange_order_id, request, lock)
+        self._remember(ExchangeOrder(exchange_order_id, request.client_order_id,
+                                     OrderStatus.ACCEPTED))
+
     # --- the simulation -------------------------------------------------------------------
 
     def move_to(self, price: Decimal) -> None:
@@ -115,7 +127,8 @@ class PaperExchange(Exchange):
                 return
             resting = min(crossed, key=_fill_priority)
             del self._resting[resting.exchange_order_id]
-            trade = self._execute(resting.request, price, lock=resting.locked)
+            trade = self._execute(resting.exchange_order_id, resting.request, price,
+                                  lock=resting.locked)
             update = replace(
                 self._orders[resting.exchange_order_id],
                 status=OrderStatus.FILLED,
@@ -218,7 +231,8 @@ class PaperExchange(Exchange):
         return price <= request.price if request.type is OrderType.STOP else (
             price >= request.price)
 
-    def _execute(self, request: OrderRequest, price: Decimal, lock: Decimal) -> Trade:
+    def _execute(self, exchange_id: str, request: OrderRequest, price: Decimal,
+                 lock: Decimal) -> Trade:
         notional = request.amount * price
         fee = notional * self.fee_rate
         if request.side is OrderSide.BUY:
@@ -229,8 +243,7 @@ class PaperExchange(Exchange):
             self.locked[self.base] -= lock
             self.free[self.base] += lock - request.amount
             self.free[self.quote] += notional - fee
-        self._trade_seq += 1
-        return Trade(f"paper-t{self._trade_seq}", price, request.amount, fee, self.quote)
+        return Trade(f"{exchange_id}-t1", price, request.amount, fee, self.quote)
 
     def _release(self, resting: _Resting) -> None:
         asset = self.quote if resting.request.side is OrderSide.BUY else self.base

@@ -1,0 +1,59 @@
+"""A market feed that replays a recorded candle series as if it were live, looping.
+
+At ``speed`` 60 one minute of market passes per second. Which candle is "now" follows from
+the clock alone (no saved position), so a restarted server picks the feed up where the
+clock says it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from adapters.marketdata.csv_candles import Candles
+
+
+@dataclass(frozen=True)
+class LiveCandle:
+    pair: str
+    index: int
+    ts_ms: int  # the recorded candle's open time
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+
+
+class ReplayFeed:
+    def __init__(self, candles: Candles, pair: str, *, speed: float, epoch: datetime):
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        if epoch.tzinfo is None:
+            raise ValueError("epoch must be timezone-aware")
+        self.candles, self.pair, self.speed, self.epoch = candles, pair, speed, epoch
+        self.interval_s = (candles.interval_ms or 60_000) / 1000
+        self._delivered: int | None = None  # absolute count of closed candles delivered
+
+    def closed_count(self, now: datetime) -> int:
+        """How many candles have closed since ``epoch`` at this speed (across loops)."""
+        elapsed = max(0.0, (now - self.epoch).total_seconds()) * self.speed
+        return int(elapsed // self.interval_s)
+
+    def seconds_to_next(self, now: datetime) -> float:
+        elapsed = max(0.0, (now - self.epoch).total_seconds()) * self.speed
+        return (self.interval_s - elapsed % self.interval_s) / self.speed
+
+    def poll(self, now: datetime, max_catch_up: int = 1000) -> list[LiveCandle]:
+        """Candles that closed since the last poll (at most ``max_catch_up``: after a long
+        stop, only the latest ones are replayed, as a live exchange would not resend)."""
+        count = self.closed_count(now)
+        start = count - 1 if self._delivered is None else self._delivered
+        start = max(start, count - max_catch_up)
+        self._delivered = count
+        return [self._candle(k) for k in range(max(start, 0), count)]
+
+    def _candle(self, absolute: int) -> LiveCandle:
+        i = absolute % len(self.candles)
+        o, h, low, c = self.candles.exact(i)
+        return LiveCandle(self.pair, i, int(self.candles.timestamps[i]), o, h, low, c)

@@ -1,0 +1,185 @@
+"""Paper trading in real time: every running bot, on its account's paper venue, fed one
+closed candle at a time. The same DcaEngine as backtests; only the feed's pace differs.
+
+State lives in events only: on start (and after a restart) each running bot's engine is
+rebuilt from its Bot, open Deal and open Orders, and its paper venue from the account's
+deposits and fills, so a restarted bot carries on without placing any order twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from uuid import UUID
+
+from application.engine import DcaEngine
+from application.replay import read_log
+from application.trading import Trading
+from domain.accounts import ExchangeAccount
+from domain.bots import Bot, BotStatus
+from domain.errors import NotFoundError
+from domain.money import ZERO
+from domain.orders import Order, OrderSide
+from domain.ports import ExchangeOrder, IdSource, OrderRequest, SimulatedVenue
+from domain.recording import ENGINE, Cause
+
+VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
+
+
+class PaperVenue(SimulatedVenue):
+    """The paper exchange as this module needs it (see adapters/exchanges/paper.py)."""
+
+    def restore_resting(self, request: OrderRequest, exchange_order_id: str) -> None: ...
+
+
+@dataclass
+class _Market:
+    """One paper venue (an account on one pair) and the bots trading on it."""
+
+    venue: PaperVenue
+    engines: dict[UUID, DcaEngine] = field(default_factory=dict)
+
+    # PriceWatcher for the venue's walk: every engine watches the same prices.
+    def trigger_levels(self) -> tuple[Decimal | None, Decimal | None]:
+        belows, aboves = [], []
+        for engine in self.engines.values():
+            below, above = engine.trigger_levels()
+            belows += [below] if below is not None else []
+            aboves += [above] if above is not None else []
+        return max(belows, default=None), min(aboves, default=None)
+
+    def on_price(self, price: Decimal) -> None:
+        for engine in list(self.engines.values()):
+            engine.on_price(price)
+
+    def on_order_update(self, update: ExchangeOrder) -> None:
+        for engine in self.engines.values():
+            if update.client_order_id in engine.orders:
+                engine.on_order_update(update)
+                return
+
+
+class PaperTrading:
+    """Hold ``lock`` while changing a bot this runner trades (start, pause, stop): steps
+    take it too, so a command never lands between an engine's decision and its save."""
+
+    def __init__(self, trading: Trading, ids: IdSource, venue_factory: VenueFactory):
+        self.trading, self.ids, self.venue_factory = trading, ids, venue_factory
+        self.lock = threading.RLock()
+        self._markets: dict[tuple[str, str], _Market] = {}
+
+    @property
+    def bot_ids(self) -> set[UUID]:
+        return {bot_id for m in self._markets.values() for bot_id in m.engines}
+
+    def resume(self) -> list[UUID]:
+        """Rebuild an engine for every running bot (and any bot with an open deal)."""
+        with self.lock:
+            for bot_id in _bot_ids(self.trading):
+                bot = self.trading.get_bot(bot_id)
+                if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
+                    self.follow(bot_id)
+            return sorted(self.bot_ids)
+
+    def follow(self, bot_id: UUID) -> None:
+        """Trade ``bot_id`` from now on (after it was started)."""
+        with self.lock:
+            if bot_id in self.bot_ids:
+                return
+            bot = self.trading.get_bot(bot_id)
+            market = self._market(bot.exchange_account_id, bot.config.pair)
+            engine = DcaEngine(bot, market.venue, self.ids)
+            if bot.open_deal_id is not None:
+                engine.deal = self.trading.get_deal(bot.open_deal_id)
+                for order in _open_orders(self.trading, bot.open_deal_id):
+                    engine.orders[order.client_order_id] = order
+            market.engines[bot_id] = engine
+
+    def on_candle(self, pair: str, ts_ms: int, o: Decimal, h: Decimal, low: Decimal,
+                  c: Decimal, at) -> int:
+        """A candle of ``pair`` closed: walk it on every venue trading the pair. Returns the
+        number of events appended."""
+        appended = 0
+        with self.lock:
+            for (_, market_pair), market in self._markets.items():
+                if market_pair != pair or not market.engines:
+                    continue
+                cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
+                for engine in market.engines.values():
+                    engine.bot = self.trading.get_bot(engine.bot.id)  # pauses land here
+                    engine.begin_step(cause)
+                market.venue.walk_candle(o, h, low, c, market)
+                for bot_id, engine in list(market.engines.items()):
+                    engine.on_close(c)
+                    appended += self.trading.append(*engine.take_changes())
+                    if engine.deal is None and engine.bot.status is not BotStatus.RUNNING:
+                        del market.engines[bot_id]  # paused or stopped, nothing left open
+        return appended
+
+    def _market(self, account_id: str, pair: str) -> _Market:
+        key = (account_id, pair)
+        if key not in self._markets:
+            quote, base = _paper_balances(self.trading, account_id, pair)
+            market = _Market(self.venue_factory(pair, quote, base))
+            for order in _resting_orders(self.trading, account_id, pair):
+                request = OrderRequest(order.client_order_id, pair, order.side, order.type,
+                                       order.remaining, order.price)
+                market.venue.restore_resting(request, order.exchange_order_id)
+            self._markets[key] = market
+        return self._markets[key]
+
+
+def _topic(cls) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _bot_ids(trading: Trading) -> list[UUID]:
+    return [n.originator_id for n in read_log(trading, [_topic(Bot.Created)])]
+
+
+def _orders_where(trading: Trading, keep) -> list[Order]:
+    orders = []
+    for n in read_log(trading, [_topic(Order.Submitted)]):
+        order = trading.load(n.originator_id, Order)
+        if order.is_open and keep(order):
+            orders.append(order)
+    return orders
+
+
+def _open_orders(trading: Trading, deal_id: UUID) -> list[Order]:
+    return _orders_where(trading, lambda o: o.deal_id == deal_id)
+
+
+def _resting_orders(trading: Trading, account_id: str, pair: str) -> list[Order]:
+    return _orders_where(trading, lambda o: o.exchange_account_id == account_id
+                         and o.pair == pair and o.exchange_order_id is not None)
+
+
+def _paper_balances(trading: Trading, account_id: str, pair: str) -> tuple[Decimal, Decimal]:
+    """Free quote and base of a paper account before locks: deposits and withdrawals, then
+    every fill of its orders on ``pair``."""
+    quote_asset = pair.split("/")[1]
+    quote = base = ZERO
+    try:
+        account = trading.load(UUID(account_id), ExchangeAccount)
+    except (ValueError, NotFoundError):
+        account = None  # e.g. backtests' "paper": no deposits recorded
+    if account is not None:
+        for event in trading.events.get(account.id):
+            amount = getattr(event, "amount", None)
+            if getattr(event, "asset", None) == quote_asset and amount is not None:
+                sign = -1 if isinstance(event, ExchangeAccount.Withdrawn) else 1
+                quote += sign * amount
+    for n in read_log(trading, [_topic(Order.Filled)]):
+        order = trading.load(n.originator_id, Order)
+        if order.exchange_account_id != account_id or order.pair != pair:
+            continue
+        event = trading.mapper.to_domain_event(n)
+        notional = event.price * event.amount
+        if order.side is OrderSide.BUY:
+            quote, base = quote - notional - event.fee, base + event.amount
+        else:
+            quote, base = quote + notional - event.fee, base - event.amount
+    return quote, base

@@ -1,0 +1,274 @@
+"""``tradetape replay``: rebuilding every stored aggregate, and ``--check`` re-running each
+stored backtest from its recorded inputs and comparing the two event streams, on SQLite and
+PostgreSQL; tampered events and changed or missing candle files are caught."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.marketdata.csv_candles import load_candles
+from adapters.marketdata.shipped import shipped_series
+from api.cli import main
+from application.bootstrap import open_trading, rerun_backtest, run_backtest_on
+from application.replay import compare_streams, read_log, rebuild_all, stored_run_events
+from domain.dca import DcaConfig
+
+UNITTEST = shipped_series("freqtrade_UNITTEST_BTC-1m.csv")
+BOT = {
+    "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
+    "max_safety_orders": 3, "price_deviation_pct": "1", "safety_volume_scale": "1.5",
+    "safety_step_scale": "1", "take_profit_pct": "1", "stop_loss_pct": "4",
+}
+
+
+def stored_backtest(tmp_path: Path, capsys, url: str, candles: Path = UNITTEST,
+                    config: dict | None = None, *extra: str) -> dict:
+    config_file = tmp_path / "bot.json"
+    config_file.write_text(json.dumps(config or BOT))
+    code = main(["backtest", "--candles", str(candles), "--config", str(config_file),
+                 "--store", url, "--json", "--no-progress", *extra])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def replay(capsys, url: str, *extra: str) -> tuple[int, str]:
+    code = main(["replay", "--database", url, "--no-progress", *extra])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def copy_of_candles(tmp_path: Path) -> Path:
+    path = tmp_path / "candles.csv"
+    shutil.copyfile(UNITTEST, path)
+    return path
+
+
+# --- --check passes -------------------------------------------------------------------------
+
+
+def test_check_passes_for_a_run_stored_in_sqlite(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    run = stored_backtest(tmp_path, capsys, url)
+    assert run["deals_closed"] > 0
+    code, out = replay(capsys, url, "--check")
+    assert code == 0, out
+    assert f"backtest {run['run_id']}: identical ({run['events']} events)" in out
+    assert "DIFFERS" not in out
+
+
+@pytest.mark.postgres
+def test_check_passes_for_runs_stored_in_postgresql(tmp_path, capsys, postgres_url):
+    first = stored_backtest(tmp_path, capsys, postgres_url)
+    second = stored_backtest(tmp_path, capsys, postgres_url,
+                             shipped_series("freqtrade_ETH_BTC-5m.csv"),
+                             {**BOT, "pair": "ETH/BTC", "base_order_quote": "1",
+                              "safety_order_quote": "0.5"}, "--balance", "2")
+    assert second["orders_rejected"] > 0
+    code, out = replay(capsys, postgres_url, "--check")
+    assert code == 0, out
+    for run in (first, second):
+        assert f"backtest {run['run_id']}: identical ({run['events']} events)" in out
+    assert "BacktestRun: 2" in out
+
+
+def test_check_passes_for_several_runs_in_one_database(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    runs = [stored_backtest(tmp_path, capsys, url, UNITTEST, {**BOT, "take_profit_pct": tp},
+                            "--seed", f"run-{tp}")
+            for tp in ("1", "2.5")]
+    code, out = replay(capsys, url, "--check")
+    assert code == 0, out
+    assert out.count(": identical (") == 2
+    for run in runs:
+        assert f"backtest {run['run_id']}: identical ({run['events']} events)" in out
+
+
+def test_check_passes_from_another_directory_for_a_run_given_a_relative_path(
+    tmp_path, capsys, monkeypatch
+):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    shutil.copyfile(UNITTEST, project / "candles.csv")
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    monkeypatch.chdir(project)
+    run = stored_backtest(tmp_path, capsys, url, Path("candles.csv"))
+    monkeypatch.chdir(elsewhere)  # the recorded file must not depend on where one stands
+    code, out = replay(capsys, url, "--check")
+    assert code == 0, out
+    assert f"backtest {run['run_id']}: identical ({run['events']} events)" in out
+
+
+# --- --check catches differences ------------------------------------------------------------
+
+
+def test_a_tampered_event_fails_the_check_naming_the_first_difference(tmp_path, capsys):
+    db = tmp_path / "run.db"
+    url = f"sqlite:///{db}"
+    run = stored_backtest(tmp_path, capsys, url)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
+            "ORDER BY rowid").fetchall()
+        # the second deal's base buy: tamper with its fill price
+        fills = [r for r in rows if r[3].endswith("Deal.BuyFilled")
+                 and json.loads(r[4])["safety_order"] == 0]
+        rowid, originator, version, _, state = fills[1]
+        price = json.loads(state)["price"]["_data_"]
+        tampered = state.replace(f'"_data_":"{price}"'.encode(),
+                                 f'"_data_":"{Decimal(price) + 1}"'.encode(), 1)
+        assert tampered != state
+        conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (tampered, rowid))
+    position = [r[0] for r in rows].index(rowid) + 1
+    code, out = replay(capsys, url, "--check")
+    assert code == 1
+    line = next(line for line in out.splitlines() if "DIFFERS" in line)
+    assert line.startswith(f"backtest {run['run_id']}: DIFFERS at event #{position} ")
+    assert f"Deal.BuyFilled of {originator} v{version} " in line.replace("-", "")
+
+
+def test_a_deleted_event_fails_the_check(tmp_path, capsys):
+    db = tmp_path / "run.db"
+    url = f"sqlite:///{db}"
+    stored_backtest(tmp_path, capsys, url)
+    with sqlite3.connect(db) as conn:
+        # the run's last event: the rest still rebuilds, but the stream is one short
+        conn.execute("DELETE FROM stored_events WHERE rowid = (SELECT max(rowid) "
+                     "FROM stored_events)")
+    code, out = replay(capsys, url, "--check")
+    assert code == 1
+    assert "DIFFERS" in out
+    assert "only re-run has BacktestRun.Completed" in out
+
+
+def test_a_candles_file_changed_after_the_run_fails_the_check(tmp_path, capsys):
+    candles = copy_of_candles(tmp_path)
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    run = stored_backtest(tmp_path, capsys, url, candles)
+    lines = candles.read_text().splitlines(keepends=True)
+    *prices, volume = lines[-1].rstrip("\n").split(",")
+    lines[-1] = ",".join([*prices, str(Decimal(volume) + 1)]) + "\n"
+    candles.write_text("".join(lines))
+    assert len(load_candles(candles)) == run["candles"]  # still valid, not the same file
+    code, out = replay(capsys, url, "--check")
+    assert code == 1
+    assert f"backtest {run['run_id']}: cannot re-run: CANDLES_CHANGED" in out
+    assert str(candles) in out
+
+
+def test_a_missing_candles_file_fails_the_check(tmp_path, capsys):
+    candles = copy_of_candles(tmp_path)
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    run = stored_backtest(tmp_path, capsys, url, candles)
+    candles.unlink()
+    code, out = replay(capsys, url, "--check")
+    assert code == 1
+    assert f"backtest {run['run_id']}: cannot re-run: CANDLES_MISSING" in out
+    assert str(candles) in out
+
+
+# --- without --check ------------------------------------------------------------------------
+
+
+def test_replay_reports_the_aggregates_rebuilt_per_type(tmp_path, capsys):
+    candles = copy_of_candles(tmp_path)
+    db = tmp_path / "run.db"
+    url = f"sqlite:///{db}"
+    run = stored_backtest(tmp_path, capsys, url, candles)
+    with sqlite3.connect(db) as conn:
+        orders = conn.execute("SELECT count(DISTINCT originator_id) FROM stored_events "
+                              "WHERE topic LIKE '%Order.Submitted'").fetchone()[0]
+    candles.unlink()  # a plain replay only reads the log, it re-runs nothing
+    code, out = replay(capsys, url)
+    assert code == 0, out
+    deals = run["deals_closed"] + run["deals_open"]
+    assert f"{run['events']} events rebuilt into {deals + orders + 2} aggregates" in out
+    lines = [line.strip() for line in out.splitlines()]
+    assert lines[1:5] == ["BacktestRun: 1", "Bot: 1", f"Deal: {deals}", f"Order: {orders}"]
+    assert "identical" not in out
+
+
+def test_a_corrupt_event_is_reported_and_fails_the_replay(tmp_path, capsys):
+    db = tmp_path / "run.db"
+    url = f"sqlite:///{db}"
+    stored_backtest(tmp_path, capsys, url)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE stored_events SET state = ? WHERE rowid = 5", (b"{not json",))
+    code, out = replay(capsys, url)
+    assert code == 1
+    assert "FAILED aggregate" in out
+
+
+# --- property: any stored run re-runs identically -------------------------------------------
+
+
+@st.composite
+def walk_rows(draw) -> list[tuple[int, str, str, str, str]]:
+    n = draw(st.integers(min_value=1, max_value=80))
+    cents = draw(st.integers(min_value=5_000, max_value=15_000))
+    ts = 1_700_000_040_000
+    rows = []
+    for _ in range(n):
+        open_ = cents if draw(st.booleans()) else max(100, cents + draw(
+            st.integers(min_value=-200, max_value=200)))
+        close = max(100, open_ + draw(st.integers(min_value=-300, max_value=300)))
+        high = max(open_, close) + draw(st.integers(min_value=0, max_value=150))
+        low = max(50, min(open_, close) - draw(st.integers(min_value=0, max_value=150)))
+        rows.append((ts, *(f"{v / 100:.2f}" for v in (open_, high, low, close))))
+        cents = close
+        ts += 60_000 * draw(st.sampled_from([1, 1, 1, 1, 2, 7]))  # some gaps
+    return rows
+
+
+dca_configs = st.fixed_dictionaries({
+    "pair": st.just("BTC/USDT"),
+    "base_order_quote": st.sampled_from(["10", "100", "250.5"]),
+    "safety_order_quote": st.sampled_from(["10", "100", "33.3"]),
+    "max_safety_orders": st.integers(min_value=0, max_value=6),
+    "price_deviation_pct": st.sampled_from(["0.5", "1", "1.7", "3"]),
+    "safety_volume_scale": st.sampled_from(["1", "1.5", "2"]),
+    "safety_step_scale": st.sampled_from(["0.8", "1", "1.4"]),
+    "take_profit_pct": st.sampled_from(["0.5", "1", "2.5"]),
+    "stop_loss_pct": st.sampled_from([None, "1.5", "5"]),
+    "cooldown_seconds": st.sampled_from([0, 0, 60, 150]),
+})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=walk_rows(), config=dca_configs,
+       balance=st.sampled_from([None, None, "150", "1000"]),
+       fee_rate=st.sampled_from(["0", "0.001", "0.00075"]),
+       seed=st.text(alphabet="abcdef0123456789", min_size=1, max_size=12))
+def test_a_stored_run_re_runs_into_an_identical_event_stream(rows, config, balance, fee_rate,
+                                                             seed):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "walk.csv"
+        path.write_text("timestamp_ms,open,high,low,close,volume\n"
+                        + "".join(f"{t},{o},{h},{lo},{c},1\n" for t, o, h, lo, c in rows))
+        url = f"sqlite:///{Path(folder) / 'run.db'}"
+        result = run_backtest_on(
+            load_candles(path), DcaConfig.from_mapping(config), fee_rate=Decimal(fee_rate),
+            balance=None if balance is None else Decimal(balance), store_url=url, seed=seed,
+        )
+        app = open_trading(url)
+        try:
+            report = rebuild_all(app)
+            assert not report.failures
+            [run] = report.backtests
+            assert run.id == result.run_id
+            fresh = rerun_backtest(run)
+            stored = stored_run_events(app, {n.originator_id for n in fresh})
+            assert len(stored) == result.summary["events"] == len(list(read_log(app)))
+            assert compare_streams(stored, fresh) is None
+        finally:
+            app.close()

@@ -103,6 +103,8 @@ class PaperTrading:
         number of events appended."""
         appended = 0
         with self.lock:
+            if self.trading.is_halted():
+                return 0  # emergency stop: no deal opens, no order is placed
             for (_, market_pair), market in self._markets.items():
                 if market_pair != pair or not market.engines:
                     continue

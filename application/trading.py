@@ -18,6 +18,7 @@ from domain.deals import Deal
 from domain.errors import ConcurrencyConflictError, NotFoundError
 from domain.ports import Clock, IdSource
 from domain.recording import SYSTEM, Cause, TradetapeAggregate
+from domain.system import TRADING_SWITCH_ID, TradingSwitch
 
 A = TypeVar("A", bound=TradetapeAggregate)
 
@@ -194,3 +195,27 @@ class Trading(Application[UUID]):
         return self._change(account_id, ExchangeAccount,
                             lambda a: a.observe_balance(self.cause(actor), asset, free, locked),
                             idempotent=False)
+
+    # --- the trading switch ---------------------------------------------------------------
+
+    def trading_switch(self) -> TradingSwitch | None:
+        try:
+            return self.load(TRADING_SWITCH_ID, TradingSwitch)
+        except NotFoundError:
+            return None
+
+    def is_halted(self) -> bool:
+        switch = self.trading_switch()
+        return switch is not None and switch.halted
+
+    def emergency_stop(self, reason: str, actor: str) -> TradingSwitch:
+        switch = self.trading_switch() or TradingSwitch.install(self.cause(actor))
+        switch.emergency_stop(self.cause(actor), reason)
+        self.save_all(switch)
+        return switch
+
+    def emergency_resume(self, actor: str) -> TradingSwitch:
+        switch = self.trading_switch() or TradingSwitch.install(self.cause(actor))
+        switch.emergency_resume(self.cause(actor))
+        self.save_all(switch)
+        return switch

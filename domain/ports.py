@@ -127,3 +127,23 @@ class SimulatedVenue(Protocol):
     ) -> None: ...
 
     def trigger_band(self, watcher: PriceWatcher) -> tuple[Decimal | None, Decimal | None]: ...
+
+
+@dataclass(frozen=True)
+class ClosedCandle:
+    """A candle that has just closed on a live (or replayed) market."""
+
+    pair: str
+    ts_ms: int  # open time, UTC ms
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+
+
+class MarketFeed(Protocol):
+    def poll(self, now: datetime) -> list[ClosedCandle]:
+        """Candles closed since the last poll, oldest first."""
+        ...
+
+    def seconds_to_next(self, now: datetime) -> float: ...

@@ -7,22 +7,10 @@ clock says it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from adapters.marketdata.csv_candles import Candles
-
-
-@dataclass(frozen=True)
-class LiveCandle:
-    pair: str
-    index: int
-    ts_ms: int  # the recorded candle's open time
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
+from domain.ports import ClosedCandle
 
 
 class ReplayFeed:
@@ -44,7 +32,7 @@ class ReplayFeed:
         elapsed = max(0.0, (now - self.epoch).total_seconds()) * self.speed
         return (self.interval_s - elapsed % self.interval_s) / self.speed
 
-    def poll(self, now: datetime, max_catch_up: int = 1000) -> list[LiveCandle]:
+    def poll(self, now: datetime, max_catch_up: int = 1000) -> list[ClosedCandle]:
         """Candles that closed since the last poll (at most ``max_catch_up``: after a long
         stop, only the latest ones are replayed, as a live exchange would not resend)."""
         count = self.closed_count(now)
@@ -53,7 +41,7 @@ class ReplayFeed:
         self._delivered = count
         return [self._candle(k) for k in range(max(start, 0), count)]
 
-    def _candle(self, absolute: int) -> LiveCandle:
+    def _candle(self, absolute: int) -> ClosedCandle:
         i = absolute % len(self.candles)
         o, h, low, c = self.candles.exact(i)
-        return LiveCandle(self.pair, i, int(self.candles.timestamps[i]), o, h, low, c)
+        return ClosedCandle(self.pair, int(self.candles.timestamps[i]), o, h, low, c)

@@ -1,0 +1,79 @@
+"""The live loop of a server: moves the paper market forward as its feeds' candles close,
+then brings read models up to date. One thread; stopping it finishes the current step."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from application.paper_trading import PaperTrading
+from domain.ports import Clock, MarketFeed
+
+log = logging.getLogger("tradetape.live")
+
+
+@dataclass
+class LoopHealth:
+    steps: int = 0
+    candles: int = 0
+    events: int = 0
+    last_step_at: datetime | None = None
+    last_step_seconds: float = 0.0
+    last_error: str | None = None
+
+
+class LiveLoop:
+    def __init__(self, clock: Clock, feeds: Sequence[MarketFeed], paper: PaperTrading,
+                 after_step: Callable[[int], None] = lambda events: None,
+                 max_wait: float = 1.0):
+        self.clock, self.feeds, self.paper = clock, list(feeds), paper
+        self.after_step, self.max_wait = after_step, max_wait
+        self.health = LoopHealth()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def step(self) -> int:
+        """Deliver every candle that closed since the last step; returns events appended."""
+        started = time.monotonic()
+        now = self.clock.now()
+        events = candles = 0
+        for feed in self.feeds:
+            for candle in feed.poll(now):
+                candles += 1
+                events += self.paper.on_candle(candle.pair, candle.ts_ms, candle.open,
+                                               candle.high, candle.low, candle.close, now)
+        self.after_step(events)
+        h = self.health
+        h.steps, h.candles, h.events = h.steps + 1, h.candles + candles, h.events + events
+        h.last_step_at, h.last_step_seconds = now, time.monotonic() - started
+        return events
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+                self.health.last_error = None
+            except Exception as error:  # the loop must survive a bad step; /health shows it
+                self.health.last_error = f"{type(error).__name__}: {error}"
+                log.exception("live loop step failed")
+            now = self.clock.now()
+            wait = min([f.seconds_to_next(now) for f in self.feeds] + [self.max_wait])
+            self._stop.wait(max(wait, 0.01))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="tradetape-live", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Let the current step finish (its events are saved), then end the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()

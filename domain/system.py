@@ -1,0 +1,46 @@
+"""The trading switch: an administrator's emergency stop for every bot at once."""
+
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from domain.errors import InvalidTransitionError
+from domain.recording import Cause, TradetapeAggregate
+
+TRADING_SWITCH_ID: UUID = uuid5(NAMESPACE_URL, "tradetape:trading-switch")
+
+
+class TradingSwitch(TradetapeAggregate):
+    halted: bool
+    reason: str | None
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    class Installed(TradetapeAggregate.Created):
+        def apply(self, switch: TradingSwitch) -> None:
+            switch.halted, switch.reason = False, None
+
+    class EmergencyStopped(TradetapeAggregate.Event):
+        reason: str
+
+        def apply(self, switch: TradingSwitch) -> None:
+            switch.halted, switch.reason = True, self.reason
+
+    class EmergencyResumed(TradetapeAggregate.Event):
+        def apply(self, switch: TradingSwitch) -> None:
+            switch.halted, switch.reason = False, None
+
+    @classmethod
+    def install(cls, cause: Cause) -> TradingSwitch:
+        return cls._start(cls.Installed, TRADING_SWITCH_ID, cause)
+
+    def emergency_stop(self, cause: Cause, reason: str) -> None:
+        if self.halted:
+            raise InvalidTransitionError("trading is already halted", code="ALREADY_HALTED")
+        self._record(self.EmergencyStopped, cause, reason=reason.strip() or "emergency stop")
+
+    def emergency_resume(self, cause: Cause) -> None:
+        if not self.halted:
+            raise InvalidTransitionError("trading is not halted", code="NOT_HALTED")
+        self._record(self.EmergencyResumed, cause)

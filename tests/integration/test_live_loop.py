@@ -1,0 +1,96 @@
+"""The server's live loop: a replayed feed paced by the clock drives paper bots; an
+emergency stop halts every bot until resumed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from adapters.clock import SequentialIds, SettableClock
+from adapters.exchanges.paper import PaperExchange
+from adapters.marketdata.csv_candles import load_candles
+from adapters.marketdata.replay_feed import ReplayFeed
+from adapters.marketdata.shipped import shipped_series
+from application.bootstrap import open_trading
+from application.live_loop import LiveLoop
+from application.paper_trading import PaperTrading
+from domain.dca import DcaConfig
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+BOT = {
+    "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
+    "max_safety_orders": 3, "price_deviation_pct": "0.3", "safety_volume_scale": "1.5",
+    "safety_step_scale": "1.2", "take_profit_pct": "0.2",
+}
+
+
+def test_replay_feed_delivers_each_closed_candle_once_at_the_chosen_speed_and_loops():
+    candles = load_candles(shipped_series("freqtrade_XRP_ETH-1m.csv"))
+    feed = ReplayFeed(candles, "XRP/ETH", speed=60, epoch=T0)
+    assert feed.poll(T0) == []
+    first = feed.poll(T0 + timedelta(seconds=3.5))  # 3.5 market minutes
+    assert [c.ts_ms for c in first] == [int(t) for t in candles.timestamps[:3]]
+    assert feed.poll(T0 + timedelta(seconds=3.9)) == []
+    assert feed.seconds_to_next(T0 + timedelta(seconds=3.5)) == 0.5
+    laps = len(candles) + 2  # after a full lap the series starts again
+    late = T0 + timedelta(seconds=laps)
+    looped = ReplayFeed(candles, "XRP/ETH", speed=60, epoch=T0).poll(late)
+    assert looped[-1].ts_ms == int(candles.timestamps[1])
+
+
+def world(tmp_path):
+    clock = SettableClock(T0)
+    ids = SequentialIds("loop")
+    trading = open_trading(f"sqlite:///{tmp_path / 'live.sqlite'}", clock=clock, ids=ids)
+    account = trading.open_account(owner_id="u1", exchange="paper", quote_asset="USDT")
+    trading.deposit(account, "USDT", Decimal("10000"), actor="u1")
+    bot_id = trading.create_bot(owner_id="u1", name="b", config=DcaConfig.from_mapping(BOT),
+                                exchange_account_id=str(account))
+    trading.start_bot(bot_id, actor="u1")
+    paper = PaperTrading(trading, ids, lambda pair, q, b: PaperExchange(
+        pair, quote_balance=q, base_balance=b))
+    paper.resume()
+    candles = load_candles(shipped_series("binance_BTC_USDT-1m-2025-11.csv"))
+    seen = []
+    loop = LiveLoop(clock, [ReplayFeed(candles, "BTC/USDT", speed=600, epoch=T0)], paper,
+                    after_step=seen.append)
+    return clock, trading, bot_id, loop, seen
+
+
+def test_live_loop_steps_bots_as_time_passes_and_reports_its_health(tmp_path):
+    clock, trading, bot_id, loop, seen = world(tmp_path)
+    for second in range(1, 31):  # 30 s at speed 600 = 300 market minutes
+        clock.current = T0 + timedelta(seconds=second)
+        loop.step()
+    bot = trading.get_bot(bot_id)
+    assert bot.deals_opened >= 2 and bot.deals_closed >= 1
+    # The first poll joins the market at its latest candle (no history replayed), then
+    # every candle that closes is delivered: 1 + 29 steps × 10 candles.
+    assert loop.health.candles == 291 and loop.health.steps == 30
+    assert sum(seen) == loop.health.events > 0
+    assert loop.health.last_step_at == T0 + timedelta(seconds=30)
+
+
+def test_emergency_stop_halts_every_bot_until_resumed(tmp_path):
+    clock, trading, bot_id, loop, _ = world(tmp_path)
+    trading.emergency_stop("exchange incident", actor="admin-1")
+    for second in range(1, 11):
+        clock.current = T0 + timedelta(seconds=second)
+        assert loop.step() == 0
+    assert trading.get_bot(bot_id).deals_opened == 0
+    assert trading.trading_switch().reason == "exchange incident"
+    trading.emergency_resume(actor="admin-1")
+    clock.current = T0 + timedelta(seconds=11)
+    assert loop.step() > 0
+    assert trading.get_bot(bot_id).deals_opened == 1
+
+
+def test_live_loop_thread_stops_after_finishing_its_step(tmp_path):
+    clock, _, _, loop, _ = world(tmp_path)
+    clock.current = T0 + timedelta(seconds=1)
+    loop.max_wait = 0.01
+    loop.start()
+    assert loop.running
+    loop.stop()
+    assert not loop.running
+    assert loop.health.steps >= 1 and loop.health.last_error is None

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("backtest", "run a DCA bot over historical candles"),
     "replay": ("replay", "rebuild stored aggregates from events; --check re-runs backtests"),
     "demo": ("demo", "a short tour of the core: a bot, a deal and its events"),
+    "users": ("users", "manage user accounts: create, verify, block, unblock, list, forget"),
 }
 
 
@@ -51,8 +52,11 @@ def entry() -> None:
     committed and closed by the command itself, so it skips the interpreter's teardown
     (freeing a backtest's arrays and events one object at a time costs ~0.07 s)."""
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            code = code or 0  # the reader went away; what it read is all it wanted
     os._exit(code)
 
 

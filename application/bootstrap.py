@@ -89,3 +89,67 @@ def rerun_backtest(run):
     run_backtest_on(candles, run.config, fee_rate=run.fee_rate, balance=run.balance,
                     store_url="memory", seed=run.run_seed, trading=fresh)
     return list(read_log(fresh))
+
+
+def open_identity(
+    url: str | None = None,
+    *,
+    trading: Trading | None = None,
+    clock: Clock | None = None,
+    ids: IdSource | None = None,
+    secrets=None,
+    mailer=None,
+    hasher=None,
+    secret_key: str | None = None,
+    starting_balance=None,
+    bcrypt_rounds: int | None = None,
+):
+    """An :class:`~application.identity.Identity` on the store named by ``url`` (as
+    :func:`open_trading`), its data keys and email index in tables of that same database.
+
+    ``trading``: an open Trading on that store to share (the caller closes it); otherwise
+    one is opened and ``Identity.close()`` closes it. Unless given: the server secret from
+    ``TRADETAPE_SECRET_KEY`` (else generated once and kept in the database), mail through
+    ``TRADETAPE_SMTP_URL`` (else the console), bcrypt cost ``TRADETAPE_BCRYPT_ROUNDS``
+    (else 12), settings from ``TRADETAPE_*`` (see ``application.identity_settings``)."""
+    import os
+
+    from adapters.mailer import mailer_from_environ
+    from adapters.security.email_index import HmacEmailIndex
+    from adapters.security.keys import AesGcmDataKeyStore
+    from adapters.security.passwords import DEFAULT_ROUNDS, BcryptPasswordHasher
+    from adapters.security.server_secret import SECRET_KEY_ENV, derive_key, load_server_secret
+    from adapters.security.tables import open_tables
+    from adapters.security.tokens import HmacTokenSigner, RandomSecrets
+    from application.identity import Identity
+    from application.identity_settings import IdentitySettings
+
+    database = parse_database_url(url)
+    prepare(database)
+    settings = IdentitySettings.from_environ(starting_balance=starting_balance)
+    rounds = bcrypt_rounds or int(os.environ.get("TRADETAPE_BCRYPT_ROUNDS") or DEFAULT_ROUNDS)
+    owned = trading is None
+    app = trading or open_trading(url, clock=clock, ids=ids)
+    tables = open_tables(database)
+    try:
+        environ = {**os.environ, **({SECRET_KEY_ENV: secret_key} if secret_key else {})}
+        secret = load_server_secret(tables, environ)
+        hasher = hasher or BcryptPasswordHasher(rounds)
+    except BaseException:
+        tables.close()
+        if owned:
+            app.close()
+        raise
+
+    def close() -> None:
+        tables.close()
+        if owned:
+            app.close()
+
+    return Identity(
+        app, hasher=hasher, keys=AesGcmDataKeyStore(tables),
+        emails=HmacEmailIndex(tables, derive_key(secret, "email-index")),
+        signer=HmacTokenSigner(derive_key(secret, "access-tokens")),
+        secrets=secrets or RandomSecrets(), mailer=mailer or mailer_from_environ(),
+        settings=settings, on_close=close,
+    )

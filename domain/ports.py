@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
+from domain.credentials import NewPassword
 from domain.orders import OrderSide, OrderStatus, OrderType
 
 
@@ -147,3 +148,89 @@ class MarketFeed(Protocol):
         ...
 
     def seconds_to_next(self, now: datetime) -> float: ...
+
+
+# --- identity and security ------------------------------------------------------------------
+
+
+class PasswordHasher(ABC):
+    """A slow, salted one-way hash (bcrypt). Its output never leaves the server."""
+
+    @abstractmethod
+    def hash(self, password: NewPassword) -> str: ...
+
+    @abstractmethod
+    def verify(self, password: str, hashed: str | None) -> bool:
+        """False for a wrong password, and for ``hashed=None`` after spending the same time
+        (so an unknown email answers as slowly as a wrong password)."""
+
+
+class Mailer(ABC):
+    @abstractmethod
+    def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+class DataKeyStore(ABC):
+    """Per-user data keys, kept OUTSIDE the event log, and the sealing done with them.
+
+    Sealed text is safe to record in events. Once a user's key is destroyed, everything
+    sealed under it reads as ``None`` (crypto-shredding)."""
+
+    @abstractmethod
+    def create_key(self, owner: UUID) -> None: ...
+
+    @abstractmethod
+    def seal(self, owner: UUID, purpose: str, text: str) -> str:
+        """Encrypt ``text``, bound to ``owner`` and ``purpose`` (``email``, ...)."""
+
+    @abstractmethod
+    def unseal(self, owner: UUID, purpose: str, sealed: str) -> str | None:
+        """The text, or ``None`` when the owner's key was destroyed."""
+
+    @abstractmethod
+    def destroy_key(self, owner: UUID) -> None:
+        """Irreversible. Destroying a missing key is not an error."""
+
+
+class EmailIndex(ABC):
+    """Finds a user by email without the log holding the address: a keyed digest of the
+    address -> user id, rebuildable from the events and the data keys."""
+
+    @abstractmethod
+    def claim(self, email: str, owner: UUID) -> bool:
+        """Tie ``email`` to ``owner``; False if another user already has it."""
+
+    @abstractmethod
+    def find(self, email: str) -> UUID | None: ...
+
+    @abstractmethod
+    def release(self, owner: UUID) -> None: ...
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Forget every entry (before a rebuild from the events and the keys)."""
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """What a signed access token says: who, in which session, as what, until when."""
+
+    user_id: UUID
+    session_id: UUID
+    role: str
+    expires_at: datetime
+
+
+class TokenSigner(ABC):
+    @abstractmethod
+    def sign(self, claims: AccessClaims) -> str: ...
+
+    @abstractmethod
+    def read(self, token: str) -> AccessClaims | None:
+        """The claims of a token this signer made (expired or not), else ``None``."""
+
+
+class SecretSource(Protocol):
+    def new_secret(self) -> str:
+        """A fresh, unguessable, URL-safe string (at least 256 random bits)."""
+        ...

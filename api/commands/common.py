@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from decimal import Decimal
@@ -63,8 +64,9 @@ def run_reporting_errors(run: Callable[[argparse.Namespace], int], args: argpars
     except DomainError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:  # e.g. piped into `head`
-        sys.stderr.close()
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has all it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the final flush has somewhere to go
         return EXIT_OK
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,0 +1,65 @@
+"""What ``tradetape serve`` reads from ``TRADETAPE_*`` environment variables (flags win).
+
+- ``TRADETAPE_DATABASE_URL``: the store (default ``sqlite:///var/tradetape.sqlite``)
+- ``TRADETAPE_HOST`` / ``TRADETAPE_PORT``: where to listen (127.0.0.1, 8000)
+- ``TRADETAPE_SPEED``: market minutes per real minute for the paper feed (default 60:
+  one minute of market per second)
+- ``TRADETAPE_FEED``: the shipped candle series the paper market replays
+- ``TRADETAPE_SECRET_KEY``, ``TRADETAPE_SMTP_URL``, ``TRADETAPE_STARTING_BALANCE``,
+  ``TRADETAPE_PUBLIC_URL``: see ``application.identity_settings`` and the README
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from domain.errors import DomainError
+
+DEFAULT_FEED = "binance_BTC_USDT-1m-2025-11.csv"
+DEFAULT_FEED_PAIR = "BTC/USDT"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    speed: float = 60.0
+    feed: str = DEFAULT_FEED
+    feed_pair: str = DEFAULT_FEED_PAIR
+    demo: bool = False
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        env = os.environ if environ is None else environ
+        settings = cls(database_url=env.get("TRADETAPE_DATABASE_URL") or None)
+        if env.get("TRADETAPE_HOST"):
+            settings = replace(settings, host=env["TRADETAPE_HOST"])
+        if env.get("TRADETAPE_PORT"):
+            settings = replace(settings, port=_number(env["TRADETAPE_PORT"], "TRADETAPE_PORT",
+                                                      int))
+        if env.get("TRADETAPE_SPEED"):
+            settings = replace(settings, speed=_number(env["TRADETAPE_SPEED"],
+                                                       "TRADETAPE_SPEED", float))
+        if env.get("TRADETAPE_FEED"):
+            settings = replace(settings, feed=env["TRADETAPE_FEED"])
+        return settings.checked()
+
+    def checked(self) -> ServerSettings:
+        if not 0 < self.port < 65536:
+            raise DomainError(f"port {self.port} is not between 1 and 65535",
+                              code="INVALID_SETTING", field="port")
+        if not 0 < self.speed <= 100_000:
+            raise DomainError("speed must be > 0 and at most 100000", code="INVALID_SETTING",
+                              field="speed")
+        return self
+
+
+def _number(text: str, name: str, kind: type):
+    try:
+        return kind(text)
+    except ValueError:
+        raise DomainError(f"{name}={text!r} is not a number", code="INVALID_SETTING",
+                          field=name) from None

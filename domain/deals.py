@@ -184,10 +184,7 @@ class Deal(TradetapeAggregate):
     ) -> None:
         """A buy filled: add it to the position and move the targets from the new average."""
         self._require_open()
-        price, amount = to_decimal(price, "price"), to_decimal(amount, "amount")
-        fee = to_decimal(fee, "fee")
-        if price <= ZERO or amount <= ZERO or fee < ZERO:
-            raise DomainError("price and amount must be > 0, fee >= 0", code="INVALID_FILL")
+        price, amount, fee = _checked_fill(price, amount, fee)
         self._record(
             self.BuyFilled,
             cause,
@@ -220,10 +217,7 @@ class Deal(TradetapeAggregate):
     ) -> None:
         """The exit sold the whole position; realized P/L = proceeds − cost − all fees."""
         self._require_open()
-        price, amount = to_decimal(price, "price"), to_decimal(amount, "amount")
-        fee = to_decimal(fee, "fee")
-        if price <= ZERO or amount <= ZERO or fee < ZERO:
-            raise DomainError("price and amount must be > 0, fee >= 0", code="INVALID_FILL")
+        price, amount, fee = _checked_fill(price, amount, fee)
         if amount != self.units:
             raise DomainError(
                 f"the exit must sell the whole position ({self.units}), not {amount}",
@@ -249,3 +243,11 @@ class Deal(TradetapeAggregate):
                 "a deal that holds units is closed, not cancelled", code="DEAL_HOLDS_UNITS"
             )
         self._record(self.Cancelled, cause, reason=reason)
+
+
+def _checked_fill(price: object, amount: object, fee: object) -> tuple[Decimal, Decimal, Decimal]:
+    price, amount = to_decimal(price, "price"), to_decimal(amount, "amount")
+    fee = to_decimal(fee, "fee")
+    if price <= ZERO or amount <= ZERO or fee < ZERO:
+        raise DomainError("price and amount must be > 0, fee >= 0", code="INVALID_FILL")
+    return price, amount, fee

@@ -18,6 +18,7 @@ from api.cli import main
 from application.bootstrap import run_backtest_on
 from domain.dca import DcaConfig
 from tests.reference_backtest import run_reference
+from tests.strategies import dca_configs
 
 TOLERANCE = Decimal("0.000001")
 COUNTS = ("candles", "deals_closed", "deals_open", "take_profits", "stop_losses",
@@ -126,17 +127,7 @@ def walks(draw):
     return rows
 
 
-configs = st.fixed_dictionaries({
-    "pair": st.just("BTC/USDT"),
-    "base_order_quote": st.sampled_from(["10", "100", "250.5"]),
-    "safety_order_quote": st.sampled_from(["10", "100", "33.3"]),
-    "max_safety_orders": st.integers(min_value=0, max_value=6),
-    "price_deviation_pct": st.sampled_from(["0.5", "1", "1.7", "3"]),
-    "safety_volume_scale": st.sampled_from(["1", "1.5", "2"]),
-    "safety_step_scale": st.sampled_from(["0.8", "1", "1.4"]),
-    "take_profit_pct": st.sampled_from(["0.5", "1", "2.5"]),
-    "stop_loss_pct": st.sampled_from([None, "1.5", "5", "10"]),
-})
+configs = dca_configs()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -21,6 +21,7 @@ from api.cli import main
 from application.bootstrap import open_trading, rerun_backtest, run_backtest_on
 from application.replay import compare_streams, read_log, rebuild_all, stored_run_events
 from domain.dca import DcaConfig
+from tests.strategies import dca_configs
 
 UNITTEST = shipped_series("freqtrade_UNITTEST_BTC-1m.csv")
 BOT = {
@@ -230,22 +231,11 @@ def walk_rows(draw) -> list[tuple[int, str, str, str, str]]:
     return rows
 
 
-dca_configs = st.fixed_dictionaries({
-    "pair": st.just("BTC/USDT"),
-    "base_order_quote": st.sampled_from(["10", "100", "250.5"]),
-    "safety_order_quote": st.sampled_from(["10", "100", "33.3"]),
-    "max_safety_orders": st.integers(min_value=0, max_value=6),
-    "price_deviation_pct": st.sampled_from(["0.5", "1", "1.7", "3"]),
-    "safety_volume_scale": st.sampled_from(["1", "1.5", "2"]),
-    "safety_step_scale": st.sampled_from(["0.8", "1", "1.4"]),
-    "take_profit_pct": st.sampled_from(["0.5", "1", "2.5"]),
-    "stop_loss_pct": st.sampled_from([None, "1.5", "5"]),
-    "cooldown_seconds": st.sampled_from([0, 0, 60, 150]),
-})
+configs = dca_configs(stop_losses=(None, "1.5", "5"), cooldowns=(0, 0, 60, 150))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=walk_rows(), config=dca_configs,
+@given(rows=walk_rows(), config=configs,
        balance=st.sampled_from([None, None, "150", "1000"]),
        fee_rate=st.sampled_from(["0", "0.001", "0.00075"]),
        seed=st.text(alphabet="abcdef0123456789", min_size=1, max_size=12))

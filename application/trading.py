@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
-from application.transcodings import register_domain_transcodings
+from application.transcodings import PrebuiltJSONTranscoder, register_domain_transcodings
 from domain.accounts import AccountKind, ExchangeAccount
 from domain.bots import Bot, BotMode
 from domain.dca import DcaConfig
@@ -32,6 +32,11 @@ class Trading(Application[UUID]):
     def __init__(self, clock: Clock, ids: IdSource, env: dict[str, str] | None = None):
         super().__init__(env=env)
         self.clock, self.ids = clock, ids
+
+    def construct_transcoder(self) -> PrebuiltJSONTranscoder:
+        transcoder = PrebuiltJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

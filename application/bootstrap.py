@@ -153,3 +153,60 @@ def open_identity(
         secrets=secrets or RandomSecrets(), mailer=mailer or mailer_from_environ(),
         settings=settings, on_close=close,
     )
+
+
+class _InProcessReadModels:
+    """Every projection followed inside the server process (see ``projections/``)."""
+
+    def __init__(self, trading: Trading, database):
+        from projections.registry import PROJECTIONS
+        from projections.runner import Projector
+        from projections.store import open_view_store
+
+        self.store = open_view_store(database)
+        self.projector = Projector(trading, self.store, [cls() for cls in PROJECTIONS.values()])
+        self.projector.start()
+
+    def catch_up(self) -> int:
+        return self.projector.catch_up()
+
+    def lag(self) -> dict[str, int]:
+        head = self.projector.head()
+        return {name: head - position for name, position in self.projector.positions().items()}
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_runtime(settings):
+    """Everything ``tradetape serve`` runs, wired: the wall clock, random ids, the paper
+    exchange, a replayed market feed, identity, read models and the live loop."""
+    from datetime import UTC, datetime
+
+    from adapters.exchanges.paper import PaperExchange
+    from adapters.marketdata.csv_candles import load_candles
+    from adapters.marketdata.replay_feed import ReplayFeed
+    from adapters.marketdata.shipped import shipped_series
+    from application.change_feed import ChangeFeed
+    from application.live_loop import LiveLoop
+    from application.paper_trading import PaperTrading
+    from application.runtime import Runtime
+
+    database = parse_database_url(settings.database_url)
+    prepare(database)
+    clock, ids = SystemClock(), RandomIds()
+    trading = open_trading(settings.database_url, clock=clock, ids=ids)
+    identity = open_identity(settings.database_url, trading=trading, clock=clock, ids=ids)
+
+    def venue(pair, quote, base):
+        return PaperExchange(pair, quote_balance=quote, base_balance=base)
+
+    paper = PaperTrading(trading, ids, venue)
+    # A fixed epoch: where the replayed market stands follows from the clock alone, so a
+    # restarted server continues the same market.
+    feed = ReplayFeed(load_candles(shipped_series(settings.feed)), settings.feed_pair,
+                      speed=settings.speed, epoch=datetime(2026, 1, 1, tzinfo=UTC))
+    loop = LiveLoop(clock, [feed], paper)
+    return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
+                   paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
+                   changes=ChangeFeed(trading))

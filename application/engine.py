@@ -15,6 +15,7 @@ from uuid import UUID
 from domain.bots import Bot, BotStatus
 from domain.dca import DcaConfig, ladder
 from domain.deals import CloseReason, Deal, DealStatus
+from domain.errors import InvalidTransitionError
 from domain.money import ZERO
 from domain.orders import Order, OrderPurpose, OrderSide, OrderStatus, OrderType
 from domain.ports import Exchange, ExchangeOrder, IdSource, OrderRequest
@@ -46,6 +47,7 @@ class DcaEngine:
         self._cause: Cause | None = None
         self._base_fill_price: Decimal | None = None
         self.ready_at: datetime | None = None  # cooldown: no new deal before this
+        self._manual_reason = CloseReason.MANUAL  # why a MANUAL sell closes the deal
         self._dirty: dict[UUID, TradetapeAggregate] = {}
 
     # --- steps ----------------------------------------------------------------------------
@@ -151,6 +153,17 @@ class DcaEngine:
             self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT,
                         level.units, level.price, safety_order=level.n)
 
+    def close_at_market(self, reason: CloseReason = CloseReason.MANUAL) -> None:
+        """Sell the open deal's units now at the venue's current price (a person's or an
+        operator's decision, not a target): a market order with purpose MANUAL. Call
+        ``begin_step`` first. If the venue refuses it, the deal stays open."""
+        deal = self.deal
+        if deal is None or deal.units == ZERO:
+            raise InvalidTransitionError("the bot has no open deal to close",
+                                         code="DEAL_NOT_OPEN")
+        self._manual_reason = reason
+        self._place(OrderPurpose.MANUAL, OrderSide.SELL, OrderType.MARKET, deal.units, None)
+
     def _exit(self, reason: CloseReason, order_type: OrderType, price: Decimal | None) -> None:
         purpose = (OrderPurpose.TAKE_PROFIT if reason is CloseReason.TAKE_PROFIT
                    else OrderPurpose.STOP_LOSS)
@@ -199,7 +212,7 @@ class DcaEngine:
             return
         reason = (CloseReason.TAKE_PROFIT if order.purpose is OrderPurpose.TAKE_PROFIT
                   else CloseReason.STOP_LOSS if order.purpose is OrderPurpose.STOP_LOSS
-                  else CloseReason.MANUAL)
+                  else self._manual_reason)
         deal.close(self.cause, reason=reason, order_id=order.id, price=price, amount=amount,
                    fee=fee)
         self._count_closed(deal)

@@ -19,11 +19,12 @@ from application.replay import read_log
 from application.trading import Trading
 from domain.accounts import ExchangeAccount
 from domain.bots import Bot, BotStatus
-from domain.errors import NotFoundError
+from domain.deals import CloseReason
+from domain.errors import DomainError, InvalidTransitionError, NotFoundError
 from domain.money import ZERO
-from domain.orders import Order, OrderSide
+from domain.orders import Order, OrderSide, OrderStatus
 from domain.ports import ExchangeOrder, IdSource, OrderRequest, SimulatedVenue
-from domain.recording import ENGINE, Cause
+from domain.recording import ENGINE, SYSTEM, Cause
 
 VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
 
@@ -119,6 +120,42 @@ class PaperTrading:
                     if engine.deal is None and engine.bot.status is not BotStatus.RUNNING:
                         del market.engines[bot_id]  # paused or stopped, nothing left open
         return appended
+
+    def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
+                   actor: str = SYSTEM) -> UUID:
+        """Close the open deal of ``bot_id`` now: its engine sells the units at the venue's
+        current price. Returns the deal's id. ``DEAL_NOT_OPEN`` without an open deal,
+        ``CLOSE_REJECTED`` when the venue refuses the sell (e.g. no price yet after a
+        restart): the deal then stays open."""
+        with self.lock:
+            bot = self.trading.get_bot(bot_id)
+            if bot.open_deal_id is not None:
+                self.follow(bot_id)  # a no-op for a bot this runner already trades
+            market, engine = self._engine_of(bot_id)
+            if engine is None or engine.deal is None:
+                raise InvalidTransitionError("the bot has no open deal to close",
+                                             code="DEAL_NOT_OPEN")
+            deal_id = engine.deal.id
+            engine.bot = bot
+            engine.begin_step(self.trading.cause(actor))
+            engine.close_at_market(reason)
+            changes = engine.take_changes()
+            self.trading.append(*changes)
+            if engine.deal is not None:
+                refused = [a.reason for a in changes
+                           if isinstance(a, Order) and a.status is OrderStatus.REJECTED]
+                raise DomainError(f"the venue refused the market sell: "
+                                  f"{refused[0] if refused else 'not filled'}",
+                                  code="CLOSE_REJECTED")
+            if engine.bot.status is not BotStatus.RUNNING:
+                del market.engines[bot_id]  # nothing left open, and it opens no more deals
+            return deal_id
+
+    def _engine_of(self, bot_id: UUID) -> tuple[_Market | None, DcaEngine | None]:
+        for market in self._markets.values():
+            if bot_id in market.engines:
+                return market, market.engines[bot_id]
+        return None, None
 
     def _market(self, account_id: str, pair: str) -> _Market:
         key = (account_id, pair)

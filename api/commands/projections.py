@@ -1,0 +1,220 @@
+"""tradetape projections run [NAME...] | status | rebuild [NAME...] [--database URL]
+
+Read models (audit, balances, pnl, leaderboard, frontend) kept in the event store's own
+database. ``run`` follows the log (one owner per projection: a second runner exits),
+``status`` shows positions and lag, ``rebuild`` replays the log into shadow tables and swaps
+them in at once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+
+from api.commands.common import EXIT_FAILED, CommandError, add_database_option, print_json
+
+NAMES = ("audit", "balances", "pnl", "leaderboard", "frontend")  # checked again at run time
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = actions.add_parser("run", help="follow the log and keep projections up to date")
+    run.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)} "
+                     "(default: all)")
+    run.add_argument("--once", action="store_true", help="catch up, then exit")
+    run.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
+                     help="longest wait for new events (SQLite polls; PostgreSQL is woken "
+                     "by NOTIFY)")
+    _batch_option(run)
+    add_database_option(run)
+    status = actions.add_parser("status", help="each projection's position, the head, the lag")
+    status.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_database_option(status)
+    rebuild = actions.add_parser("rebuild", help="replay the whole log into new tables and "
+                                 "swap them in atomically")
+    rebuild.add_argument("names", nargs="*", metavar="NAME", help="default: all")
+    rebuild.add_argument("--workers", default="auto", metavar="N",
+                         help="processes sharing the projections (default: 2 for large logs "
+                         "on a multi-core machine, else 1)")
+    rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _batch_option(rebuild)
+    add_database_option(rebuild)
+
+
+def _batch_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help="events per transaction (default: 2000 to follow, 10000 to "
+                        "rebuild)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from api.commands.readmodels import open_views, projection_error
+    from projections.runner import ProjectionError
+
+    with open_views(args.database) as views:
+        try:
+            return {"run": _run, "status": _status, "rebuild": _rebuild}[args.action](
+                views, args)
+        except ProjectionError as error:
+            raise projection_error(error) from None
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+def _run(views, args: argparse.Namespace) -> int:
+    import threading
+
+    from projections.registry import select
+    from projections.runner import Projector
+
+    classes = select(args.names)
+    if views.database.kind == "memory" and not args.once:
+        raise CommandError("MEMORY_STORE", "a memory store lives in one process: there is "
+                           "nothing to follow (use --once, or a database URL)")
+    for cls in classes:
+        if not views.store.try_lock(cls.name):
+            raise CommandError(
+                "PROJECTION_OWNED", f"{cls.name} is already run by another process on "
+                f"{views.database.display}; one runner owns a projection", EXIT_FAILED)
+    projector = Projector(views.app, views.store, [cls() for cls in classes],
+                          batch_size=args.batch_size or 2000)
+    names = ", ".join(cls.name for cls in classes)
+    if args.once:
+        read = projector.catch_up()
+        print(f"{names}: {read} events applied, at position {_at(projector)}")
+        return 0
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    print(f"following {views.database.display} for {names} (Ctrl-C stops)", file=sys.stderr)
+    with suppress(KeyboardInterrupt):
+        projector.follow(stop, poll=args.poll, on_batch=lambda n: print(
+            f"{n} events applied, at position {_at(projector)}", file=sys.stderr))
+    print(f"stopped at position {_at(projector)}", file=sys.stderr)
+    return 0
+
+
+def _at(projector) -> int:
+    return min(projector.positions().values())
+
+
+def _stop_on_signals(stop) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def _status(views, args: argparse.Namespace) -> int:
+    from projections.registry import PROJECTIONS
+
+    head = views.app.recorder.max_notification_id() or 0
+    tracked = views.store.tracking()
+    rows = []
+    for name, cls in PROJECTIONS.items():
+        row = tracked.get(name)
+        state = ("not built" if row is None else
+                 "needs rebuild" if row.schema_hash != cls.schema() else "ok")
+        running = None
+        if row is not None and views.database.kind != "memory":
+            running = not views.store.try_lock(name)
+            if not running:
+                views.store.unlock(name)
+        rows.append({"name": name, "description": cls.description, "state": state,
+                     "position": row.position if row else None, "head": head,
+                     "lag": head - row.position if row else None,
+                     "generation": row.generation if row else None,
+                     "updated_at": row.updated_at if row else None, "running": running})
+    if args.json:
+        print_json({"database": views.database.display, "head": head, "projections": rows})
+        return 0
+    _print_status(views.database.display, head, rows)
+    return 0
+
+
+def _print_status(display: str, head: int, rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Projections of {display} (log head {head})")
+    for column in ("projection", "state", "position", "lag", "generation", "runner",
+                   "last commit"):
+        table.add_column(column, justify="right" if column in ("position", "lag") else "left")
+    for r in rows:
+        runner = "-" if r["running"] is None else "running" if r["running"] else "idle"
+        table.add_row(r["name"], r["state"], _cell(r["position"]), _cell(r["lag"]),
+                      _cell(r["generation"]), runner, _cell(r["updated_at"]))
+    Console(width=120).print(table)
+
+
+def _cell(value) -> str:
+    return "-" if value is None else str(value)
+
+
+# --- rebuild --------------------------------------------------------------------------------
+
+
+def _rebuild(views, args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from projections.rebuild import rebuild
+    from projections.registry import select
+
+    classes = select(args.names)
+    head = views.app.recorder.max_notification_id() or 0
+    workers = _workers(args.workers, head, os.cpu_count() or 1)
+    show = not args.no_progress and sys.stderr.isatty()
+    started = time.perf_counter()
+    with rebuild_progress(enabled=show, total=head) as advance:
+        position = rebuild(views.app, views.store, classes,
+                           batch_size=args.batch_size or 10_000, on_progress=advance,
+                           workers=workers, database_url=views.database.url)
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    names = ", ".join(cls.name for cls in classes)
+    print(f"rebuilt {names} up to position {position} ({head} events in {elapsed:.1f}s, "
+          f"{head / elapsed:,.0f} events/s, {workers} process{'es' if workers > 1 else ''})")
+    return 0
+
+
+def _workers(text: str, head: int, cpus: int) -> int:
+    if text == "auto":
+        return 2 if cpus >= 2 and head >= 200_000 else 1
+    if not text.isdigit() or int(text) < 1:
+        raise CommandError("INVALID_WORKERS", f"--workers takes a whole number >= 1 or auto, "
+                           f"not {text!r}")
+    return int(text)
+
+
+@contextmanager
+def rebuild_progress(*, enabled: bool, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A bar on stderr with events/s and the time left; ``advance(position, head)``."""
+    if not enabled:
+        yield lambda done, total=None: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("rebuild"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("rebuild", total=total or None, rate="")
+
+        def advance(done: int, head: int | None = None) -> None:
+            if head:
+                progress.update(task, total=head)
+            progress.update(task, completed=done)
+            speed = progress.tasks[0].speed
+            progress.update(task, rate=f"{speed:,.0f} events/s" if speed else "")
+
+        yield advance

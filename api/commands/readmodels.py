@@ -1,0 +1,87 @@
+"""What the read-model commands (projections, pnl, balances, audit) share: opening the event
+store with its views, reading a time, telling a user that a view was never built."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from api.commands.common import EXIT_FAILED, CommandError
+
+
+@dataclass
+class Views:
+    app: Any  # application.trading.Trading
+    store: Any  # projections.store.ViewStore
+    database: Any  # application.settings.Database
+
+    def tracking(self, name: str):
+        """The projection's tracking row; a CommandError if the view was never built."""
+        row = self.store.tracking().get(name)
+        if row is None:
+            raise CommandError(
+                "VIEW_NOT_BUILT",
+                f"the {name} view of {self.database.display} has not been built: run "
+                f"`tradetape projections rebuild {name}` (or `projections run {name}`)")
+        return row
+
+
+@contextmanager
+def open_views(url: str | None) -> Iterator[Views]:
+    from eventsourcing.persistence import PersistenceError
+
+    from application.bootstrap import open_trading
+    from application.settings import parse_database_url
+    from projections.store import open_view_store
+
+    database = parse_database_url(url)
+    app = store = None
+    try:
+        app = open_trading(url)
+        store = open_view_store(database)
+    except (PersistenceError, OSError, ImportError) as error:
+        if app is not None:
+            app.close()
+        raise CommandError("DATABASE_UNAVAILABLE", f"cannot open {database.display}: {error}",
+                           exit_code=EXIT_FAILED) from None
+    except Exception as error:  # psycopg's OperationalError and friends
+        if app is not None:
+            app.close()
+        if type(error).__module__.startswith("psycopg"):
+            raise CommandError("DATABASE_UNAVAILABLE",
+                               f"cannot open {database.display}: {error}",
+                               exit_code=EXIT_FAILED) from None
+        raise
+    try:
+        yield Views(app, store, database)
+    finally:
+        store.close()
+        app.close()
+
+
+def parse_time(text: str, option: str = "--as-of") -> datetime:
+    """ISO 8601; a time without a zone is UTC."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CommandError(
+            "INVALID_TIME", f"{option} {text!r} is not an ISO 8601 time, e.g. "
+            "2024-03-01T12:30:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def projection_error(error: Exception) -> CommandError:
+    """A ProjectionError as the command line reports it: a name the user mistyped is a usage
+    error (exit 2), anything else a failure (exit 1)."""
+    from api.commands.common import EXIT_USAGE
+
+    code = getattr(error, "code", "PROJECTION_ERROR")
+    return CommandError(code, getattr(error, "message", str(error)),
+                        exit_code=EXIT_USAGE if code == "UNKNOWN_PROJECTION" else EXIT_FAILED)

@@ -1,0 +1,38 @@
+"""DcaConfigInput: a bot configuration as clients send it (camelCase; money and percentages
+as strings, never floats). Turned into the domain's DcaConfig, whose rules report every
+violation with its field."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.dca import DcaConfig
+
+
+@strawberry.input
+class DcaConfigInput:
+    pair: str
+    base_order_quote: str
+    safety_order_quote: str
+    max_safety_orders: int
+    price_deviation_pct: str
+    safety_volume_scale: str
+    safety_step_scale: str
+    take_profit_pct: str
+    stop_loss_pct: str | None = None
+    trailing_take_profit_pct: str | None = None
+    cooldown_seconds: int = 0
+
+    def to_config(self) -> DcaConfig:
+        """The domain configuration, or ``InvalidConfigError`` listing every violation."""
+        return DcaConfig.from_mapping({
+            "pair": self.pair, "base_order_quote": self.base_order_quote,
+            "safety_order_quote": self.safety_order_quote,
+            "max_safety_orders": self.max_safety_orders,
+            "price_deviation_pct": self.price_deviation_pct,
+            "safety_volume_scale": self.safety_volume_scale,
+            "safety_step_scale": self.safety_step_scale,
+            "take_profit_pct": self.take_profit_pct, "stop_loss_pct": self.stop_loss_pct,
+            "trailing_take_profit_pct": self.trailing_take_profit_pct,
+            "cooldown_seconds": self.cooldown_seconds,
+        })

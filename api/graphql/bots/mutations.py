@@ -1,0 +1,105 @@
+"""Bot mutations: each answers the bot as the views now show it, or ``BotErrors`` (a bot
+that is not the caller's is ``NOT_FOUND``, never "forbidden")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.bots import commands
+from api.graphql.bots.inputs import DcaConfigInput
+from api.graphql.bots.plan import config_errors
+from api.graphql.bots.types import Bot, BotErrors, BotResult
+from api.graphql.commands import execute
+from api.graphql.common import FieldError, field_error, parse_uuid
+from api.graphql.permissions import IsAuthenticated
+from domain.dca import DcaConfig
+from domain.errors import DomainError, InvalidConfigError
+
+
+def checked_config(info: Info, config: DcaConfigInput) -> DcaConfig | list[FieldError]:
+    try:
+        parsed = config.to_config()
+        commands.check_pair(info.context.runtime, parsed)
+    except InvalidConfigError as error:
+        return config_errors(error)
+    except DomainError as error:
+        return [FieldError(code="INVALID_CONFIG", message=error.message, field="pair",
+                           rule=error.code)]
+    return parsed
+
+
+async def run(info: Info, command: Callable[..., UUID]) -> BotResult:
+    """Run ``command(runtime, principal)``; answer the bot, or why it was refused."""
+    ctx = info.context
+    principal = ctx.principal
+    try:
+        bot_id = await execute(ctx.runtime, lambda: command(ctx.runtime, principal))
+    except commands.Refused as refused:
+        return BotErrors.of([field_error(e) for e in refused.errors])
+    except DomainError as error:
+        return BotErrors.of([field_error(error)])
+    row = await ctx.fresh_loaders().bots.load(str(bot_id))  # what the command changed
+    return Bot.from_row(row)
+
+
+@strawberry.type
+class BotMutations:
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
+        "A new bot (created, not started) on your paper account unless told otherwise"))
+    async def create_bot(self, info: Info, name: str, config: DcaConfigInput,
+                         exchange_account_id: strawberry.ID | None = None) -> BotResult:
+        parsed = checked_config(info, config)
+        if not 1 <= len(name.strip()) <= 64:
+            errors = parsed if isinstance(parsed, list) else []
+            return BotErrors.of([FieldError(code="INVALID_BOT_NAME", field="name",
+                                            message="must be 1 to 64 characters"), *errors])
+        if isinstance(parsed, list):
+            return BotErrors.of(parsed)
+        read = info.context.read
+        return await run(info, lambda runtime, principal: commands.create_bot(
+            runtime, read, principal, name.strip(), parsed,
+            None if exchange_account_id is None else str(exchange_account_id)))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def edit_bot(self, info: Info, id: strawberry.ID,
+                       config: DcaConfigInput) -> BotResult:
+        parsed = checked_config(info, config)
+        if isinstance(parsed, list):
+            return BotErrors.of(parsed)
+        return await run(info, lambda runtime, principal: commands.edit_bot(
+            runtime, principal, parse_uuid(id), parsed))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
+        "Start (or restart a paused) bot, on paper unless live is asked for"))
+    async def start_bot(self, info: Info, id: strawberry.ID,
+                        live: bool | None = False) -> BotResult:
+        return await run(info, lambda runtime, principal: commands.start_bot(
+            runtime, principal, parse_uuid(id), bool(live)))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def pause_bot(self, info: Info, id: strawberry.ID) -> BotResult:
+        return await run(info, lambda runtime, principal: commands.pause_bot(
+            runtime, principal, parse_uuid(id)))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
+        "Stop for good; closeDeal sells the open deal at market first"))
+    async def stop_bot(self, info: Info, id: strawberry.ID,
+                       close_deal: bool | None = False) -> BotResult:
+        return await run(info, lambda runtime, principal: commands.stop_bot(
+            runtime, principal, parse_uuid(id), bool(close_deal)))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def reset_bot_error(self, info: Info, id: strawberry.ID) -> BotResult:
+        return await run(info, lambda runtime, principal: commands.reset_bot_error(
+            runtime, principal, parse_uuid(id)))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
+        "Show (or hide) the bot's results on the public leaderboard"))
+    async def set_leaderboard_listing(self, info: Info, id: strawberry.ID,
+                                      listed: bool) -> BotResult:
+        return await run(info, lambda runtime, principal: commands.set_listing(
+            runtime, principal, parse_uuid(id), listed))

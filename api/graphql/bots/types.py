@@ -1,0 +1,151 @@
+"""Bots as the bot list view holds them, with their open deal, configuration and P/L."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.common import FieldError, PageInfo, when
+from api.graphql.deals.types import Deal
+from domain import dca
+from projections.tables import Row
+
+
+@strawberry.enum
+class BotStatus(Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+@strawberry.enum
+class BotMode(Enum):
+    PAPER = "paper"
+    LIVE = "live"
+
+
+@strawberry.type
+class DcaConfig:
+    pair: str
+    base_order_quote: Decimal
+    safety_order_quote: Decimal
+    max_safety_orders: int
+    price_deviation_pct: Decimal
+    safety_volume_scale: Decimal
+    safety_step_scale: Decimal
+    take_profit_pct: Decimal
+    stop_loss_pct: Decimal | None
+    trailing_take_profit_pct: Decimal | None
+    cooldown_seconds: int
+
+    @classmethod
+    def of(cls, config: dca.DcaConfig) -> DcaConfig:
+        return cls(**{name: getattr(config, name) for name in (
+            "pair", "base_order_quote", "safety_order_quote", "max_safety_orders",
+            "price_deviation_pct", "safety_volume_scale", "safety_step_scale",
+            "take_profit_pct", "stop_loss_pct", "trailing_take_profit_pct",
+            "cooldown_seconds")})
+
+
+@strawberry.type
+class BotPnl:
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    deals_closed: int
+    deals_open: int
+    win_rate: Decimal | None
+    profit_factor: Decimal | None
+    max_drawdown: Decimal
+    capital_committed: Decimal
+    roi: Decimal | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> BotPnl:
+        return cls(**{name: row[name] for name in (
+            "realized_pnl", "unrealized_pnl", "fees", "deals_closed", "deals_open",
+            "win_rate", "profit_factor", "max_drawdown", "capital_committed", "roi")})
+
+
+@strawberry.type
+class Bot:
+    id: strawberry.ID
+    name: str
+    status: BotStatus
+    mode: BotMode
+    pair: str
+    config_version: int
+    exchange_account_id: strawberry.ID
+    deals_opened: int
+    deals_closed: int
+    error_reason: str | None
+    leaderboard_opt_in: bool
+    created_at: datetime
+    updated_at: datetime
+    open_deal_id: strawberry.ID | None
+
+    @strawberry.field(description="The deal the bot is in, if any")
+    async def open_deal(self, info: Info) -> Deal | None:
+        if self.open_deal_id is None:
+            return None
+        row = await info.context.loaders.deals.load(str(self.open_deal_id))
+        return None if row is None else Deal.from_row(row)
+
+    @strawberry.field(description="The configuration in force (read from the bot's events)")
+    async def config(self, info: Info) -> DcaConfig | None:
+        config = await info.context.loaders.bot_configs.load(str(self.id))
+        return None if config is None else DcaConfig.of(config)
+
+    @strawberry.field(description="P/L figures of every deal the bot made")
+    async def pnl(self, info: Info) -> BotPnl | None:
+        row = await info.context.loaders.bot_pnl.load(str(self.id))
+        return None if row is None else BotPnl.from_row(row)
+
+    @classmethod
+    def from_row(cls, row: Row) -> Bot:
+        open_deal = row["open_deal_id"]
+        return cls(id=strawberry.ID(row["bot_id"]), name=row["name"],
+                   status=BotStatus(row["status"]), mode=BotMode(row["mode"]),
+                   pair=row["pair"], config_version=row["config_version"],
+                   exchange_account_id=strawberry.ID(row["exchange_account_id"]),
+                   deals_opened=row["deals_opened"], deals_closed=row["deals_closed"],
+                   error_reason=row["error_reason"],
+                   leaderboard_opt_in=bool(row["leaderboard_opt_in"]),
+                   created_at=when(row["created_at"]), updated_at=when(row["updated_at"]),
+                   open_deal_id=None if open_deal is None else strawberry.ID(open_deal))
+
+
+@strawberry.type
+class BotEdge:
+    node: Bot
+    cursor: str
+
+
+@strawberry.type
+class BotConnection:
+    edges: list[BotEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class BotErrors:
+    """Why a bot command was refused: ``code`` is the first error's (BOT_NAME_DUPLICATE,
+    BOT_LIMIT_REACHED, INVALID_CONFIG, EXCHANGE_ACCOUNT_MISSING, NOT_FOUND, ...)."""
+
+    code: str
+    message: str
+    errors: list[FieldError]
+
+    @classmethod
+    def of(cls, errors: list[FieldError]) -> BotErrors:
+        return cls(code=errors[0].code, message=errors[0].message, errors=errors)
+
+
+BotResult = Annotated[Bot | BotErrors, strawberry.union("BotResult")]

@@ -1,0 +1,59 @@
+"""What every feature shares: page info, typed errors, ids and times as the views hold them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+import strawberry
+
+from domain.errors import DomainError
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class FieldError:
+    """One refused rule: a stable ``code``, the input ``field`` it is about (camelCase, when
+    there is one) and, for configuration errors, the ``rule`` broken (e.g. NOT_POSITIVE)."""
+
+    code: str
+    message: str
+    field: str | None = None
+    rule: str | None = None
+
+
+def camel(name: str | None) -> str | None:
+    if not name:
+        return name
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def field_error(error: DomainError, field: str | None = None) -> FieldError:
+    return FieldError(code=error.code, message=error.message,
+                      field=field if field is not None else camel(error.field))
+
+
+def parse_uuid(text: str | None) -> UUID | None:
+    """An id as sent by a client, or None when it cannot name anything."""
+    try:
+        return UUID(str(text).strip())
+    except ValueError:
+        return None
+
+
+def when(text: str | None) -> datetime | None:
+    """A time as the views store it (ISO 8601 text, UTC)."""
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """A client's time: one without a zone is UTC."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)

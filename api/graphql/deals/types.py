@@ -1,0 +1,153 @@
+"""Deals, their orders and fills, as the deal list and P/L views hold them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.common import FieldError, PageInfo, when
+from projections.tables import Row
+
+if TYPE_CHECKING:
+    from api.graphql.bots.types import Bot
+
+
+@strawberry.enum
+class DealStatus(Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+@strawberry.type
+class Fill:
+    order_id: strawberry.ID
+    side: str
+    price: Decimal
+    amount: Decimal
+    fee: Decimal
+    safety_order: int | None
+    at: datetime
+
+
+@strawberry.type
+class Order:
+    id: strawberry.ID
+    client_order_id: str
+    exchange_order_id: str | None
+    side: str
+    type: str
+    purpose: str
+    safety_order: int
+    price: Decimal | None
+    amount: Decimal
+    filled: Decimal
+    cost: Decimal
+    average_price: Decimal | None
+    fees: Decimal
+    status: str
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row) -> Order:
+        return cls(id=strawberry.ID(row["order_id"]), client_order_id=row["client_order_id"],
+                   exchange_order_id=row["exchange_order_id"], side=row["side"],
+                   type=row["type"], purpose=row["purpose"], safety_order=row["safety_order"],
+                   price=row["price"], amount=row["amount"], filled=row["filled"],
+                   cost=row["cost"], average_price=row["average_price"], fees=row["fees"],
+                   status=row["status"], reason=row["reason"],
+                   created_at=when(row["created_at"]), updated_at=when(row["updated_at"]))
+
+
+@strawberry.type
+class Deal:
+    id: strawberry.ID
+    bot_id: strawberry.ID
+    pair: str
+    status: DealStatus
+    opened_at: datetime
+    closed_at: datetime | None
+    close_reason: str | None
+    units: Decimal
+    units_bought: Decimal
+    cost: Decimal
+    average_entry: Decimal | None
+    take_profit_price: Decimal | None
+    stop_loss_price: Decimal | None
+    safety_orders_used: int
+    realized_pnl: Decimal | None
+
+    @strawberry.field(description="Buy and sell fees paid so far")
+    async def fees(self, info: Info) -> Decimal | None:
+        row = await info.context.loaders.deal_pnl.load(str(self.id))
+        return None if row is None else row["fees"]
+
+    @strawberry.field(description="Last fill price of the pair, what an open deal is marked at")
+    async def mark_price(self, info: Info) -> Decimal | None:
+        row = await info.context.loaders.deal_pnl.load(str(self.id))
+        return None if row is None else row["mark_price"]
+
+    @strawberry.field(description="units × mark − cost − buy fees, for an open deal")
+    async def unrealized_pnl(self, info: Info) -> Decimal | None:
+        row = await info.context.loaders.deal_pnl.load(str(self.id))
+        return None if row is None else row["unrealized_pnl"]
+
+    @strawberry.field
+    async def orders(self, info: Info) -> list[Order]:
+        rows = await info.context.loaders.orders.load(str(self.id))
+        return [Order.from_row(r) for r in rows]
+
+    @strawberry.field(description="Each buy and the exit, in order (from the deal's events)")
+    async def fills(self, info: Info) -> list[Fill]:
+        rows: list[dict[str, Any]] = await info.context.loaders.fills.load(str(self.id))
+        return [Fill(**{**r, "order_id": strawberry.ID(r["order_id"])}) for r in rows]
+
+    @strawberry.field
+    async def bot(self, info: Info) -> Annotated[
+            Bot, strawberry.lazy("api.graphql.bots.types")] | None:
+        from api.graphql.bots.types import Bot
+
+        row = await info.context.loaders.bots.load(str(self.bot_id))
+        return None if row is None else Bot.from_row(row)
+
+    @classmethod
+    def from_row(cls, row: Row) -> Deal:
+        return cls(id=strawberry.ID(row["deal_id"]), bot_id=strawberry.ID(row["bot_id"]),
+                   pair=row["pair"], status=DealStatus(row["status"]),
+                   opened_at=when(row["opened_at"]), closed_at=when(row["closed_at"]),
+                   close_reason=row["close_reason"], units=row["units"],
+                   units_bought=row["units_bought"], cost=row["cost"],
+                   average_entry=row["average_entry"],
+                   take_profit_price=row["take_profit_price"],
+                   stop_loss_price=row["stop_loss_price"],
+                   safety_orders_used=row["safety_orders_used"],
+                   realized_pnl=row["realized_pnl"])
+
+
+@strawberry.type
+class DealEdge:
+    node: Deal
+    cursor: str
+
+
+@strawberry.type
+class DealConnection:
+    edges: list[DealEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class DealErrors:
+    code: str
+    message: str
+    errors: list[FieldError]
+
+
+DealResult = Annotated[Deal | DealErrors, strawberry.union("DealResult")]

@@ -1,0 +1,131 @@
+"""Limits that reject abusive operations before they run, each with a clear message: a
+depth limit (strawberry's QueryDepthLimiter), an alias limit, and a cost estimate.
+
+The cost of an operation is the sum over its selected fields of a weight (1, more for
+fields that read the event log), where the fields under a list count once per item it may
+hold: ``first`` for a connection (or its default), a typical size for other lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    NullValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationRule,
+    VariableNode,
+)
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+
+from projections.queries import MAX_PAGE
+
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_COST = 5000
+# Fields that read the event log or replay it, rather than one row of a view.
+WEIGHTS = {"config": 5, "fills": 5, "history": 100, "systemStatus": 5, "me": 2}
+AS_OF_WEIGHT = 1000  # portfolio(asOf): the whole log is replayed
+DEFAULT_FIRST = {"leaderboard": 20}
+LIST_SIZES = {"orders": 10, "fills": 10, "pnlSeries": 30, "balances": 5, "events": 50,
+              "levels": 25, "errors": 3}
+
+
+def _argument(node: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
+    for argument in node.arguments or ():
+        if argument.name.value != name:
+            continue
+        value = argument.value
+        if isinstance(value, VariableNode):
+            return variables.get(value.name.value)
+        if isinstance(value, IntValueNode):
+            return int(value.value)
+        return None if isinstance(value, NullValueNode) else value
+    return None
+
+
+def _items(node: FieldNode, variables: Mapping[str, Any]) -> int:
+    name = node.name.value
+    first = _argument(node, "first", variables)
+    if isinstance(first, int):
+        return max(1, min(first, MAX_PAGE))
+    if any(a.name.value == "first" for a in node.arguments or ()) or name in DEFAULT_FIRST:
+        return DEFAULT_FIRST.get(name, 50)
+    if name in ("bots", "deals", "auditLog"):
+        return 50
+    return LIST_SIZES.get(name, 1)
+
+
+def _weight(node: FieldNode, variables: Mapping[str, Any]) -> int:
+    name = node.name.value
+    if name == "portfolio" and _argument(node, "asOf", variables) is not None:
+        return AS_OF_WEIGHT
+    return WEIGHTS.get(name, 1)
+
+
+def selection_cost(selections: SelectionSetNode | None,
+                   fragments: Mapping[str, FragmentDefinitionNode],
+                   variables: Mapping[str, Any], seen: frozenset[str] = frozenset()) -> int:
+    total = 0
+    for node in selections.selections if selections else ():
+        if isinstance(node, FieldNode):
+            if node.name.value.startswith("__"):
+                continue  # introspection
+            below = selection_cost(node.selection_set, fragments, variables, seen)
+            total += _weight(node, variables) + _items(node, variables) * below
+        elif isinstance(node, InlineFragmentNode):
+            total += selection_cost(node.selection_set, fragments, variables, seen)
+        elif isinstance(node, FragmentSpreadNode):
+            name = node.name.value
+            if name in fragments and name not in seen:  # cycles are another rule's error
+                total += selection_cost(fragments[name].selection_set, fragments, variables,
+                                        seen | {name})
+    return total
+
+
+def cost_rule(max_cost: int, variables: Mapping[str, Any]) -> type[ValidationRule]:
+    class CostLimit(ValidationRule):
+        def enter_document(self, node, *_args) -> None:
+            fragments = {d.name.value: d for d in node.definitions
+                         if isinstance(d, FragmentDefinitionNode)}
+            for op in node.definitions:
+                if not isinstance(op, OperationDefinitionNode):
+                    continue
+                cost = selection_cost(op.selection_set, fragments, variables)
+                if cost > max_cost:
+                    name = op.name.value if op.name else "the operation"
+                    self.report_error(GraphQLError(
+                        f"{name} is too costly: its estimated cost {cost} exceeds the limit "
+                        f"of {max_cost}; ask for fewer items (first) or fewer nested fields",
+                        op, extensions={"code": "QUERY_TOO_COSTLY", "cost": cost,
+                                        "limit": max_cost}))
+
+    return CostLimit
+
+
+class CostLimiter(SchemaExtension):
+    """Adds the cost rule to validation, with this operation's variables."""
+
+    def __init__(self, max_cost: int = MAX_COST):
+        self.max_cost = max_cost
+
+    def on_operation(self) -> Iterator[None]:
+        variables = self.execution_context.variables or {}
+        context = self.execution_context
+        context.validation_rules = (*context.validation_rules,
+                                    cost_rule(self.max_cost, variables))
+        yield
+
+
+def limits() -> list[Any]:
+    """Extension factories (strawberry builds each anew for every operation)."""
+    return [lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES), CostLimiter]

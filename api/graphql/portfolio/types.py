@@ -1,0 +1,78 @@
+"""Money views: the portfolio (balances and P/L), a bot's daily series, the leaderboard."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+
+from api.graphql.common import when
+from projections.tables import Row
+
+
+@strawberry.type
+class Balance:
+    account_id: strawberry.ID
+    asset: str
+    free: Decimal
+    locked: Decimal
+    total: Decimal
+    updated_at: datetime | None
+
+
+@strawberry.type
+class Portfolio:
+    as_of: datetime | None
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    deals_closed: int
+    deals_open: int
+    wins: int
+    losses: int
+    win_rate: Decimal | None
+    profit_factor: Decimal | None
+    max_drawdown: Decimal
+    capital_committed: Decimal
+    roi: Decimal | None
+    balances: list[Balance]
+
+    @classmethod
+    def of(cls, found: dict[str, Any]) -> Portfolio:
+        balances = [Balance(account_id=strawberry.ID(b["account_id"]), asset=b["asset"],
+                            free=b["free"], locked=b["locked"], total=b["total"],
+                            updated_at=when(b["updated_at"])) for b in found["balances"]]
+        figures = {k: v for k, v in found.items() if k not in ("balances",)}
+        return cls(**figures, balances=balances)
+
+
+@strawberry.type
+class PnlPoint:
+    day: date
+    realized_pnl: Decimal
+    fees: Decimal
+    deals_closed: int
+    cumulative_realized: Decimal
+
+    @classmethod
+    def from_row(cls, row: Row) -> PnlPoint:
+        return cls(day=date.fromisoformat(row["day"]), realized_pnl=row["realized_pnl"],
+                   fees=row["fees"], deals_closed=row["deals_closed"],
+                   cumulative_realized=row["cumulative_realized"])
+
+
+@strawberry.type
+class LeaderboardEntry:
+    rank: int
+    bot_id: strawberry.ID
+    name: str | None
+    pair: str | None
+    roi: Decimal | None
+    win_rate: Decimal | None
+    profit_factor: Decimal | None
+    deals_closed: int
+    realized_pnl: Decimal
+    capital_committed: Decimal
+    max_drawdown: Decimal

@@ -1,0 +1,42 @@
+"""Administrators' ``emergencyStop(reason)`` and ``emergencyResume``: every bot stops opening
+deals and placing orders until trading resumes."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.commands import execute
+from api.graphql.common import field_error
+from api.graphql.permissions import IsAdmin, IsAuthenticated
+from api.graphql.system.status import system_status
+from api.graphql.system.types import SystemErrors, SystemResult
+from domain.errors import DomainError
+
+
+async def _switch(info: Info, flip) -> SystemResult:
+    ctx = info.context
+    actor = ctx.user_id
+    runtime = ctx.runtime
+
+    def command() -> None:
+        with runtime.paper.lock:  # not between an engine's decision and its save
+            flip(runtime.trading, actor)
+
+    try:
+        await execute(runtime, command)
+    except DomainError as error:
+        found = field_error(error)
+        return SystemErrors(code=found.code, message=found.message, errors=[found])
+    return await ctx.read.slow(system_status, runtime)
+
+
+@strawberry.type
+class SystemMutations:
+    @strawberry.mutation(permission_classes=[IsAuthenticated, IsAdmin])
+    async def emergency_stop(self, info: Info, reason: str) -> SystemResult:
+        return await _switch(info, lambda trading, actor: trading.emergency_stop(reason, actor))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated, IsAdmin])
+    async def emergency_resume(self, info: Info) -> SystemResult:
+        return await _switch(info, lambda trading, actor: trading.emergency_resume(actor))

@@ -1,0 +1,42 @@
+"""The HTTP server: GraphQL at /graphql (GraphiQL on GET), /health, and REST only where the
+outside world calls us. FastAPI is imported only by ``tradetape serve`` and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from api.graphql import make_graphql_router
+from application.runtime import Runtime
+
+
+def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+    """``manage_runtime``: start the runtime with the app and stop it (gracefully) on
+    shutdown; tests that drive the runtime themselves pass False."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_runtime:
+            runtime.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                runtime.stop()
+
+    app = FastAPI(title="Tradetape", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.runtime = runtime
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        parts = runtime.health()
+        worst = "red" if any(p["status"] == "red" for p in parts.values()) else (
+            "amber" if any(p["status"] == "amber" for p in parts.values()) else "green")
+        return JSONResponse({"status": worst, **parts}, status_code=503 if worst == "red"
+                            else 200)
+
+    app.include_router(make_graphql_router(runtime), prefix="/graphql")
+    return app

@@ -1,0 +1,109 @@
+"""A running server's parts, started and stopped as one: the trading log, accounts, paper
+trading, the live loop, the read models followed in-process and the change feed.
+
+Graceful stop: the live loop finishes its step (its events are saved), read models catch up
+to the log's head, then stores are closed. A restart resumes every running bot from its
+events (``PaperTrading.resume``), with no order placed twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from application.change_feed import ChangeFeed
+from application.live_loop import LiveLoop
+from application.paper_trading import PaperTrading
+from application.server_settings import ServerSettings
+from application.trading import Trading
+from domain.ports import Clock
+
+
+class ReadModels(Protocol):
+    """The projections followed in-process (see ``projections/``)."""
+
+    def catch_up(self) -> int: ...
+
+    def lag(self) -> dict[str, int]:
+        """Events each projection still has to apply, by name."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Runtime:
+    settings: ServerSettings
+    clock: Clock
+    trading: Trading
+    identity: Any
+    paper: PaperTrading
+    loop: LiveLoop
+    read_models: ReadModels
+    changes: ChangeFeed
+    started_at: datetime | None = None
+    accepting_commands: bool = True
+    _read_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refresh(self, _events: int = 0) -> None:
+        """After each live step (and after commands): read models, then subscribers."""
+        with self._read_lock:
+            self.read_models.catch_up()
+        self.changes.publish_new()
+
+    def start(self) -> None:
+        self.paper.resume()
+        self.refresh()
+        self.loop.after_step = self.refresh
+        self.loop.start()
+        self.started_at = self.clock.now()
+
+    def stop(self) -> None:
+        self.accepting_commands = False
+        self.loop.stop()
+        self.refresh()
+        self.read_models.close()
+        self.identity.close()
+        self.trading.close()
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Each part green, amber or red, with how long it took to answer."""
+        return {"event_store": _timed(self._store_health),
+                "projections": _timed(self._projection_health),
+                "engine_loop": _timed(self._loop_health)}
+
+    def _store_health(self) -> tuple[str, dict]:
+        head = self.trading.recorder.max_notification_id() or 0
+        return "green", {"head": head}
+
+    def _projection_health(self) -> tuple[str, dict]:
+        lag = self.read_models.lag()
+        worst = max(lag.values(), default=0)
+        return ("green" if worst < 1000 else "amber" if worst < 100_000 else "red"), {
+            "lag": lag}
+
+    def _loop_health(self) -> tuple[str, dict]:
+        h = self.loop.health
+        detail = {"running": self.loop.running, "steps": h.steps, "candles": h.candles,
+                  "events": h.events, "last_error": h.last_error,
+                  "last_step_at": h.last_step_at.isoformat() if h.last_step_at else None}
+        if not self.loop.running or h.last_error:
+            return "red", detail
+        if h.last_step_at is None:
+            return "amber", detail
+        silent = (self.clock.now() - h.last_step_at).total_seconds()
+        return ("green" if silent < 10 else "amber"), detail
+
+
+def _timed(check) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        status, detail = check()
+    except Exception as error:  # a failing check is a red light, not a crash
+        status, detail = "red", {"error": f"{type(error).__name__}: {error}"}
+    detail["status"] = status
+    detail["response_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return detail

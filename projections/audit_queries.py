@@ -1,0 +1,58 @@
+"""The read API for the audit log: pages of entries, newest first, filtered by actor and
+aggregate, and for a user limited to the aggregates they own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.audit import AUDIT_LOG
+from projections.balances import ACCOUNTS
+from projections.frontend import FE_BOTS, FE_DEALS, FE_ORDERS
+from projections.queries import (
+    InvalidCursorError,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
+from projections.store import ViewStore
+
+
+def _owned(store: ViewStore) -> str:
+    """Ids of the aggregates one owner has (the parameter, five times): their bots, deals,
+    orders, exchange accounts, and their user."""
+    parts = [f"SELECT bot_id FROM {store.q(FE_BOTS.name)} WHERE owner_id = ?",
+             f"SELECT deal_id FROM {store.q(FE_DEALS.name)} WHERE owner_id = ?",
+             f"SELECT order_id FROM {store.q(FE_ORDERS.name)} WHERE owner_id = ?",
+             f"SELECT account_id FROM {store.q(ACCOUNTS.name)} WHERE owner_id = ?",
+             "SELECT ?"]
+    return " UNION ALL ".join(parts)
+
+
+def audit_page(store: ViewStore, *, owner: str | None, actor: str | None = None,
+               aggregate_id: str | None = None, first: int | None = None,
+               after: str | None = None) -> Page:
+    """Entries, newest first. ``owner``: only events of aggregates that owner has (None:
+    every event, for administrators)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if owner is not None:
+        where.append(f"aggregate_id IN ({_owned(store)})")
+        params += [owner] * 5
+    if actor is not None:
+        where.append("actor = ?")
+        params.append(actor)
+    if aggregate_id is not None:
+        where.append("aggregate_id = ?")
+        params.append(aggregate_id)
+    if after:
+        (position,) = decode_cursor(after, 1)
+        if type(position) is not int:
+            raise InvalidCursorError(f"{after!r} is not a cursor of the audit log")
+        where.append("position < ?")
+        params.append(position)
+    size = page_size(first)
+    rows = store.select(AUDIT_LOG, " AND ".join(where), params, order="position DESC",
+                        limit=size + 1)
+    kept = rows[:size]
+    return Page(kept, len(rows) > size, [encode_cursor(r["position"]) for r in kept])

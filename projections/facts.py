@@ -1,0 +1,133 @@
+"""Stored events as projections read them: a :class:`Fact` per notification.
+
+Decoding with the application's mapper builds a domain event object through a Python
+``object_hook`` for every ``{"_type_", "_data_"}`` value: about 12 µs an event, more than
+reading it from the store. Projections use a handful of fields, so a fact keeps the stored
+JSON as parsed (about 3 µs) and converts a field only when asked (``fact.dec("price")``).
+The mapper's cipher and compressor are applied first; an event stored under an older
+``class_version`` goes through the mapper (its upcasters) and is re-encoded with the app's
+transcoder, so a projection always sees the current shape. A test holds the accessors equal
+to the mapper's values for every event type.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper, Notification
+from eventsourcing.utils import resolve_topic
+
+from projections.reader import LogRow, uuid_text
+
+_MISSING = object()
+
+
+class Fact:
+    """One stored event at its log ``position``; ``kind`` is e.g. ``"Order.Filled"``."""
+
+    __slots__ = ("_decimals", "iso_time", "kind", "oid", "position", "state", "stored",
+                 "topic", "version")
+
+    def __init__(self, position: int, oid: str, version: int, topic: str,
+                 state: dict[str, Any], stored: bytes, kind: str | None = None):
+        """``oid``: the originator (aggregate) id as canonical UUID text. ``iso_time``: the
+        event's time as ISO 8601 text in UTC (what the views store)."""
+        self.position, self.oid, self.version = position, oid, version
+        self.topic, self.state, self.stored = topic, state, stored
+        self.kind = kind or topic.partition(":")[2]
+        text = state["timestamp"]["_data_"]
+        self.iso_time = text if text.endswith("+00:00") else self.time.isoformat()
+        self._decimals: dict[str, Decimal | None] = {}
+
+    @property
+    def aggregate_type(self) -> str:
+        return self.kind.partition(".")[0]
+
+    @property
+    def event_type(self) -> str:
+        return self.kind.rpartition(".")[2]
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromisoformat(self.state["timestamp"]["_data_"]).astimezone(UTC)
+
+    @property
+    def actor(self) -> str | None:
+        return self.state.get("actor")
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.state.get("correlation_id")
+
+    def text(self, name: str) -> Any:
+        """A plain JSON value (str, int, bool, None): stored as it is."""
+        return self.state[name]
+
+    def dec(self, name: str) -> Decimal | None:
+        """A Decimal field (converted once, however many projections ask)."""
+        number = self._decimals.get(name, _MISSING)
+        if number is _MISSING:
+            value = self.state[name]
+            number = self._decimals[name] = None if value is None else Decimal(value["_data_"])
+        return number
+
+    def uuid(self, name: str) -> UUID | None:
+        value = self.state[name]
+        return None if value is None else UUID(value["_data_"])
+
+    def id_text(self, name: str) -> str | None:
+        """A UUID field as canonical text (what the views store), without a UUID object."""
+        value = self.state[name]
+        return None if value is None else uuid_text(value["_data_"])
+
+    def value(self, name: str) -> Any:
+        """An enum's stored value (e.g. ``"buy"``), or any wrapped value's stored form."""
+        value = self.state[name]
+        return value["_data_"] if isinstance(value, dict) and "_type_" in value else value
+
+    def __repr__(self) -> str:
+        return f"Fact({self.position}, {self.kind}, {self.oid} v{self.version})"
+
+
+_parse = json.JSONDecoder().raw_decode
+
+
+def class_version(topic: str) -> int:
+    return getattr(resolve_topic(topic), "class_version", 1)
+
+
+class FactDecoder:
+    """Turns notifications into facts with the application's mapper's settings."""
+
+    def __init__(self, mapper: Mapper):
+        self.mapper = mapper
+        self._cipher, self._compressor = mapper.cipher, mapper.compressor
+        self._topics: dict[str, tuple[int, str]] = {}  # class_version and kind by topic
+
+    def __call__(self, row: LogRow) -> Fact:
+        position, oid, version, topic, stored = row
+        data = stored
+        if self._cipher is not None:
+            data = self._cipher.decrypt(data)
+        if self._compressor is not None:
+            data = self._compressor.decompress(data)
+        state = _parse(data.decode())[0]  # stored compact: no whitespace to skip
+        known = self._topics.get(topic)
+        if known is None:
+            known = self._topics[topic] = (class_version(topic), topic.partition(":")[2])
+        if known[0] > state.get("class_version", 1):
+            state = self._upcast(row)
+        return Fact(position, oid, version, topic, state, stored, known[1])
+
+    def _upcast(self, row: LogRow) -> dict[str, Any]:
+        position, oid, version, topic, stored = row
+        n = Notification(id=position, originator_id=UUID(oid), originator_version=version,
+                         topic=topic, state=stored)
+        event = self.mapper.to_domain_event(n)
+        current = {k: v for k, v in vars(event).items()
+                   if k not in ("originator_id", "originator_version")}
+        return json.loads(self.mapper.transcoder.encode(current))

@@ -1,0 +1,226 @@
+"""Views for front ends: bot list and detail, deal list, order list, with the indexes their
+queries use (a user's bots by status, a bot's deals and orders by time, a deal's orders).
+
+Rows of finished deals and final orders never change again, so only bots, open deals and
+live orders are kept in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.money import ZERO
+from projections.facts import Fact
+from projections.framework import Projection, on
+from projections.store import ViewStore
+from projections.tables import Changes, Row, Table, table
+
+FE_BOTS = table(
+    "fe_bots", key=("bot_id",), indexes=(("owner_id", "status"),),
+    bot_id="text", owner_id="text", name="text", status="text", mode="text", stage="text",
+    pair="text", config_version="int", exchange_account_id="text", open_deal_id="text",
+    deals_opened="int", deals_closed="int", error_reason="text", status_before_error="text",
+    leaderboard_opt_in="int",
+    created_at="text", updated_at="text",
+)
+FE_DEALS = table(
+    "fe_deals", key=("deal_id",), indexes=(("bot_id", "opened_at"), ("owner_id", "status")),
+    deal_id="text", bot_id="text", owner_id="text", pair="text", status="text",
+    opened_at="text", closed_at="text", close_reason="text", units="money",
+    units_bought="money", cost="money", average_entry="money", take_profit_price="money",
+    stop_loss_price="money", safety_orders_used="int", realized_pnl="money",
+    updated_at="text",
+)
+FE_ORDERS = table(
+    "fe_orders", key=("order_id",),
+    indexes=(("deal_id",), ("bot_id", "created_at"), ("owner_id", "status")),
+    order_id="text", client_order_id="text", exchange_order_id="text", bot_id="text",
+    deal_id="text", owner_id="text", pair="text", side="text", type="text", purpose="text",
+    safety_order="int", price="money", amount="money", filled="money", cost="money",
+    average_price="money", fees="money", status="text", reason="text", created_at="text",
+    updated_at="text",
+)
+FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired"})
+BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped"}
+ORDER_STATUS = {"Order.CancelRequested": "cancel_requested", "Order.Cancelled": "cancelled",
+                "Order.Rejected": "rejected", "Order.Expired": "expired"}
+
+
+class FrontEnd(Projection):
+    name = "frontend"
+    description = "bot, deal and order lists for front ends"
+    tables = (FE_BOTS, FE_DEALS, FE_ORDERS)
+
+    def __init__(self) -> None:
+        self.bots: dict[str, Row] = {}
+        self.deals: dict[str, Row] = {}
+        self.orders: dict[str, Row] = {}
+        self.dirty: dict[str, tuple[Table, Row]] = {}  # by id: written once per batch
+
+    def end_batch(self, out: Changes) -> None:
+        for spec, row in self.dirty.values():
+            out.upsert(spec, row)
+        self.dirty.clear()
+
+    def load(self, store: ViewStore, suffix: str = "") -> None:
+        self.bots = {r["bot_id"]: r for r in store.select(FE_BOTS, suffix=suffix)}
+        self.deals = {r["deal_id"]: r for r in
+                      store.select(FE_DEALS, "status = 'open'", suffix=suffix)}
+        finals = ", ".join(f"'{s}'" for s in sorted(FINAL_ORDER))
+        self.orders = {r["order_id"]: r for r in
+                       store.select(FE_ORDERS, f"status NOT IN ({finals})", suffix=suffix)}
+
+    # --- bots -----------------------------------------------------------------------------
+
+    def _bot(self, fact: Fact, out: Changes, **changes: Any) -> Row:
+        bot = self.bots[fact.oid]
+        bot.update(changes, updated_at=fact.iso_time)
+        self.dirty[bot["bot_id"]] = (FE_BOTS, bot)
+        return bot
+
+    @on("Bot.Created")
+    def _bot_created(self, fact: Fact, out: Changes) -> None:
+        mode = fact.value("mode")
+        bot = {"bot_id": fact.oid, "owner_id": fact.text("owner_id"),
+               "name": fact.text("name"), "status": "created", "mode": mode,
+               "stage": "live_trading" if mode == "live" else "paper_training",
+               "pair": fact.state["config"]["_data_"]["pair"], "config_version": 1,
+               "exchange_account_id": fact.text("exchange_account_id"), "open_deal_id": None,
+               "deals_opened": 0, "deals_closed": 0, "error_reason": None,
+               "status_before_error": None, "leaderboard_opt_in": 0, "created_at": fact.iso_time,
+               "updated_at": fact.iso_time}
+        self.bots[bot["bot_id"]] = bot
+        out.insert(FE_BOTS, bot)
+
+    @on(*BOT_STATUS)
+    def _bot_status(self, fact: Fact, out: Changes) -> None:
+        self._bot(fact, out, status=BOT_STATUS[fact.kind])
+
+    @on("Bot.ErrorRaised")
+    def _bot_failed(self, fact: Fact, out: Changes) -> None:
+        before = self.bots[fact.oid]["status"]
+        self._bot(fact, out, status="error", error_reason=fact.text("reason"),
+                  status_before_error=before)
+
+    @on("Bot.ErrorReset")
+    def _bot_reset(self, fact: Fact, out: Changes) -> None:
+        before = self.bots[fact.oid]["status_before_error"]
+        self._bot(fact, out, status="paused" if before == "running" else before,
+                  error_reason=None, status_before_error=None)
+
+    @on("Bot.ConfigEdited")
+    def _bot_edited(self, fact: Fact, out: Changes) -> None:
+        bot = self.bots[fact.oid]
+        self._bot(fact, out, config_version=bot["config_version"] + 1,
+                  pair=fact.state["config"]["_data_"]["pair"])
+
+    @on("Bot.PromotedToLive")
+    def _bot_promoted(self, fact: Fact, out: Changes) -> None:
+        self._bot(fact, out, mode="live", stage="live_trading")
+
+    @on("Bot.DealStarted")
+    def _bot_deal_started(self, fact: Fact, out: Changes) -> None:
+        bot = self.bots[fact.oid]
+        self._bot(fact, out, open_deal_id=fact.id_text("deal_id"),
+                  deals_opened=bot["deals_opened"] + 1)
+
+    @on("Bot.DealFinished")
+    def _bot_deal_finished(self, fact: Fact, out: Changes) -> None:
+        bot = self.bots[fact.oid]
+        self._bot(fact, out, open_deal_id=None, deals_closed=bot["deals_closed"] + 1)
+
+    @on("Bot.LeaderboardOptedIn", "Bot.LeaderboardOptedOut")
+    def _bot_listed(self, fact: Fact, out: Changes) -> None:
+        self._bot(fact, out, leaderboard_opt_in=int(fact.kind.endswith("OptedIn")))
+
+    # --- deals ----------------------------------------------------------------------------
+
+    @on("Deal.Opened")
+    def _deal_opened(self, fact: Fact, out: Changes) -> None:
+        deal = {"deal_id": fact.oid, "bot_id": fact.id_text("bot_id"),
+                "owner_id": fact.text("owner_id"), "pair": fact.text("pair"),
+                "status": "open", "opened_at": fact.iso_time, "closed_at": None,
+                "close_reason": None, "units": ZERO, "units_bought": ZERO, "cost": ZERO,
+                "average_entry": None, "take_profit_price": None, "stop_loss_price": None,
+                "safety_orders_used": 0, "realized_pnl": None, "updated_at": fact.iso_time}
+        self.deals[deal["deal_id"]] = deal
+        out.insert(FE_DEALS, deal)
+
+    @on("Deal.BuyFilled", "Deal.TargetsMoved", "Deal.Closed", "Deal.Cancelled")
+    def _deal_changed(self, fact: Fact, out: Changes) -> None:
+        deal = self.deals[fact.oid]
+        kind = fact.event_type
+        if kind == "BuyFilled":
+            amount = fact.dec("amount")
+            deal["units"] += amount
+            deal["units_bought"] += amount
+            deal["cost"] += fact.dec("price") * amount
+            deal["average_entry"] = deal["cost"] / deal["units_bought"]
+            deal["safety_orders_used"] = max(deal["safety_orders_used"],
+                                             fact.text("safety_order"))
+        elif kind == "TargetsMoved":
+            deal["take_profit_price"] = fact.dec("take_profit_price")
+            deal["stop_loss_price"] = fact.dec("stop_loss_price")
+        elif kind == "Closed":
+            deal.update(status="closed", close_reason=fact.value("reason"),
+                        closed_at=fact.iso_time, realized_pnl=fact.dec("realized_pnl"))
+            deal["units"] -= fact.dec("amount")
+        else:
+            deal.update(status="cancelled", closed_at=fact.iso_time)
+        deal["updated_at"] = fact.iso_time
+        self.dirty[deal["deal_id"]] = (FE_DEALS, deal)
+        if deal["status"] != "open":
+            del self.deals[deal["deal_id"]]
+
+    # --- orders ---------------------------------------------------------------------------
+
+    @on("Order.Submitted")
+    def _order_submitted(self, fact: Fact, out: Changes) -> None:
+        order = {"order_id": fact.oid,
+                 "client_order_id": fact.text("client_order_id"), "exchange_order_id": None,
+                 "bot_id": fact.id_text("bot_id"), "deal_id": fact.id_text("deal_id"),
+                 "owner_id": fact.text("owner_id"), "pair": fact.text("pair"),
+                 "side": fact.value("side"), "type": fact.value("type"),
+                 "purpose": fact.value("purpose"), "safety_order": fact.text("safety_order"),
+                 "price": fact.dec("price"), "amount": fact.dec("amount"), "filled": ZERO,
+                 "cost": ZERO, "average_price": None, "fees": ZERO, "status": "submitted",
+                 "reason": None, "created_at": fact.iso_time, "updated_at": fact.iso_time}
+        self.orders[order["order_id"]] = order
+        out.insert(FE_ORDERS, order)
+
+    @on("Order.Accepted", "Order.Filled", *ORDER_STATUS)
+    def _order_changed(self, fact: Fact, out: Changes) -> None:
+        order = self.orders[fact.oid]
+        if fact.kind == "Order.Accepted":
+            order.update(status="accepted", exchange_order_id=fact.text("exchange_order_id"))
+        elif fact.kind == "Order.Filled":
+            amount = fact.dec("amount")
+            order["filled"] += amount
+            order["cost"] += fact.dec("price") * amount
+            order["fees"] += fact.dec("fee")
+            order["average_price"] = order["cost"] / order["filled"]
+            order["status"] = ("filled" if order["filled"] == order["amount"]
+                               else "partially_filled")
+        else:
+            order["status"] = ORDER_STATUS[fact.kind]
+            if "reason" in fact.state:
+                order["reason"] = fact.text("reason")
+        order["updated_at"] = fact.iso_time
+        self.dirty[order["order_id"]] = (FE_ORDERS, order)
+        if order["status"] in FINAL_ORDER:
+            del self.orders[order["order_id"]]
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def bot_list(store: ViewStore, owner: str) -> list[Row]:
+    return store.select(FE_BOTS, "owner_id = ?", (owner,), order="created_at, bot_id")
+
+
+def deal_list(store: ViewStore, bot_id: str, limit: int = 50) -> list[Row]:
+    return store.select(FE_DEALS, "bot_id = ?", (bot_id,), order="opened_at DESC", limit=limit)
+
+
+def order_list(store: ViewStore, deal_id: str) -> list[Row]:
+    return store.select(FE_ORDERS, "deal_id = ?", (deal_id,), order="created_at, order_id")

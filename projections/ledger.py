@@ -1,0 +1,368 @@
+"""The bookkeeping behind ``pnl`` and ``leaderboard``: deals, per-bot tallies and the capital
+each bot commits, from Bot, Deal and Order events.
+
+- A deal's numbers follow its events exactly as the Deal aggregate's do (same Decimal
+  operations in the same order), so its realized P/L is the one the Deal recorded.
+- Unrealized P/L of an open deal is ``units × mark − cost − buy fees``; the mark of a pair is
+  the price of its last fill seen in the log (an order's or a deal's).
+- Capital committed now = open deals' cost and buy fees + ``price × amount`` still locked
+  by the bot's resting buy orders (fees not included). The capital committed of a bot is the
+  most it ever had committed at the end of a step: a step is the run of events sharing one
+  correlation id (one engine decision, saved atomically); inside a step a fill can show on
+  the deal before its order releases the lock. ROI = realized P/L / capital committed.
+- Max drawdown is of cumulative realized P/L, from its running peak (starting at 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import ClassVar
+
+from domain.money import ZERO
+from projections.facts import Fact
+from projections.framework import Projection, on
+from projections.store import ViewStore
+from projections.tables import Changes, Row, Table
+
+DEAL_COLUMNS = dict(
+    deal_id="text", bot_id="text", owner_id="text", pair="text", status="text",
+    close_reason="text", opened_at="text", closed_at="text", duration_seconds="int",
+    units="money", units_bought="money", cost="money", buy_fees="money", sell_fees="money",
+    fees="money", proceeds="money", average_entry="money", realized_pnl="money",
+    mark_price="money", unrealized_pnl="money", safety_orders_used="int",
+)
+TALLY_COLUMNS = dict(
+    realized_pnl="money", unrealized_pnl="money", fees="money", deals_closed="int",
+    deals_open="int", wins="int", losses="int", gross_profit="money", gross_loss="money",
+    win_rate="money", profit_factor="money", peak_realized="money", max_drawdown="money",
+    committed="money", capital_max="money", capital_committed="money", roi="money",
+    step_pending="text",
+)
+BOT_COLUMNS = dict(bot_id="text", owner_id="text", name="text", pair="text",
+                   last_closed_at="text", **TALLY_COLUMNS)
+MARK_COLUMNS = dict(pair="text", price="money", marked_at="text")
+ORDER_COLUMNS = dict(
+    order_id="text", bot_id="text", pair="text", side="text", type="text", price="money",
+    amount="money", filled="money", locked="money",
+)
+
+
+def new_tally() -> Row:
+    tally: Row = dict.fromkeys(TALLY_COLUMNS, ZERO)
+    tally.update(deals_closed=0, deals_open=0, wins=0, losses=0, win_rate=None,
+                 profit_factor=None, roi=None, step_pending=None)
+    return tally
+
+
+def close_into(tally: Row, pnl: Decimal) -> None:
+    tally["deals_closed"] += 1
+    tally["deals_open"] -= 1
+    tally["realized_pnl"] += pnl
+    if pnl > ZERO:
+        tally["wins"] += 1
+        tally["gross_profit"] += pnl
+    elif pnl < ZERO:
+        tally["losses"] += 1
+        tally["gross_loss"] -= pnl
+    tally["peak_realized"] = max(tally["peak_realized"], tally["realized_pnl"])
+    tally["max_drawdown"] = max(tally["max_drawdown"],
+                                tally["peak_realized"] - tally["realized_pnl"])
+
+
+def derive(tally: Row) -> None:
+    """The ratios, from the counters (written with the row)."""
+    closed, loss = tally["deals_closed"], tally["gross_loss"]
+    tally["win_rate"] = Decimal(tally["wins"]) / closed if closed else None
+    tally["profit_factor"] = tally["gross_profit"] / loss if loss else None
+    capital = max(tally["capital_max"], tally["committed"])
+    tally["capital_committed"] = capital
+    tally["roi"] = tally["realized_pnl"] / capital if capital else None
+
+
+class Ledger(Projection):
+    """Base of projections that keep deal, bot and capital books. Subclasses name the tables
+    and add what they show (``pnl``: owners and days; ``leaderboard``: ranks)."""
+
+    bots_table: ClassVar[Table]
+    deals_table: ClassVar[Table]
+    orders_table: ClassVar[Table]
+    marks_table: ClassVar[Table]
+    keep_closed_deals: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.bots: dict[str, Row] = {}
+        self.deals: dict[str, Row] = {}  # open deals (and closed ones touched this batch)
+        self.orders: dict[str, Row] = {}
+        self.marks: dict[str, Row] = {}
+        self.step: str | None = None
+        self.pending: dict[int, Row] = {}  # tallies changed in the current step, by id()
+        self.dirty: dict[int, Row] = {}  # tallies to write at the end of the batch
+        self.dirty_deals: set[str] = set()
+        self.new_deals: set[str] = set()
+        self.dirty_pairs: set[str] = set()
+
+    def load(self, store: ViewStore, suffix: str = "") -> None:
+        for row in store.select(self.bots_table, suffix=suffix):
+            self.bots[row["bot_id"]] = row
+            self.restore_pending(row)
+        for row in store.select(self.deals_table, "status = 'open'", suffix=suffix):
+            self.deals[row["deal_id"]] = row
+        self.marks = {r["pair"]: r for r in store.select(self.marks_table, suffix=suffix)}
+        self.orders = {r["order_id"]: r for r in store.select(self.orders_table, suffix=suffix)}
+
+    def route(self, kind: str) -> Callable[[Fact, Changes], None] | None:
+        return self.apply if kind in self.handlers else None
+
+    def apply(self, fact: Fact, out: Changes) -> None:
+        if fact.state.get("correlation_id") != self.step:
+            self.end_step(out)
+            self.step = fact.state.get("correlation_id")
+        self.handlers[fact.kind](self, fact, out)
+
+    def restore_pending(self, tally: Row) -> None:
+        """A tally loaded with a step still open (the batch ended inside a step)."""
+        if tally["step_pending"] is not None:
+            self.pending[id(tally)] = tally
+            self.step = tally["step_pending"]
+
+    def end_step(self, out: Changes) -> None:
+        for tally in self.pending.values():
+            tally["capital_max"] = max(tally["capital_max"], tally["committed"])
+            tally["step_pending"] = None
+            self.touch(tally)
+        self.pending.clear()
+
+    def touch(self, tally: Row) -> None:
+        self.dirty[id(tally)] = tally
+
+    def tallies(self, bot: Row) -> tuple[Row, ...]:
+        """Every tally a bot's results count in (a subclass adds its owner's)."""
+        return (bot,)
+
+    def commit(self, bot: Row, amount: Decimal, fact: Fact) -> None:
+        """``amount`` more (or less) quote committed by ``bot`` in this step."""
+        step = fact.state.get("correlation_id")
+        for tally in self.tallies(bot):
+            tally["committed"] += amount
+            tally["step_pending"] = step
+            self.pending[id(tally)] = tally  # written at the end of the step or batch
+
+    def bot(self, bot_id: str, owner_id: str | None = None) -> Row:
+        row = self.bots.get(bot_id)
+        if row is None:
+            row = self.bots[bot_id] = {"bot_id": bot_id, "owner_id": owner_id, "name": None,
+                                       "pair": None, "last_closed_at": None, **new_tally()}
+            self.touch(row)
+        return row
+
+    # --- bots -----------------------------------------------------------------------------
+
+    @on("Bot.Created")
+    def _bot_created(self, fact: Fact, out: Changes) -> None:
+        bot = self.bot(fact.oid, fact.text("owner_id"))
+        bot["owner_id"], bot["name"] = fact.text("owner_id"), fact.text("name")
+        bot["pair"] = fact.state["config"]["_data_"]["pair"]
+
+    @on("Bot.ConfigEdited")
+    def _bot_edited(self, fact: Fact, out: Changes) -> None:
+        bot = self.bot(fact.oid)
+        bot["pair"] = fact.state["config"]["_data_"]["pair"]
+        self.touch(bot)
+
+    # --- deals ----------------------------------------------------------------------------
+
+    @on("Deal.Opened")
+    def _deal_opened(self, fact: Fact, out: Changes) -> None:
+        deal = dict.fromkeys(DEAL_COLUMNS, ZERO)
+        deal.update(deal_id=fact.oid, bot_id=fact.id_text("bot_id"),
+                    owner_id=fact.text("owner_id"), pair=fact.text("pair"), status="open",
+                    close_reason=None, opened_at=fact.iso_time, closed_at=None,
+                    duration_seconds=None, average_entry=None, realized_pnl=None,
+                    mark_price=None, safety_orders_used=0)
+        self.deals[deal["deal_id"]] = deal
+        self.new_deals.add(deal["deal_id"])
+        self.dirty_deals.add(deal["deal_id"])
+        for tally in self.tallies(self.bot(deal["bot_id"], deal["owner_id"])):
+            tally["deals_open"] += 1
+            self.touch(tally)
+
+    @on("Deal.BuyFilled")
+    def _deal_bought(self, fact: Fact, out: Changes) -> None:
+        deal = self.deals[fact.oid]
+        price, amount, fee = fact.dec("price"), fact.dec("amount"), fact.dec("fee")
+        deal["units"] += amount
+        deal["units_bought"] += amount
+        deal["cost"] += price * amount
+        deal["buy_fees"] += fee
+        deal["fees"] = deal["buy_fees"] + deal["sell_fees"]
+        deal["average_entry"] = deal["cost"] / deal["units_bought"]
+        deal["safety_orders_used"] = max(deal["safety_orders_used"], fact.text("safety_order"))
+        self.mark(deal["pair"], price, fact)
+        self.dirty_deals.add(deal["deal_id"])
+        bot = self.bots[deal["bot_id"]]
+        self.commit(bot, price * amount + fee, fact)
+        self._pay(bot, fee, fact, out)
+
+    @on("Deal.Closed")
+    def _deal_closed(self, fact: Fact, out: Changes) -> None:
+        deal = self.deals[fact.oid]
+        price, amount, fee = fact.dec("price"), fact.dec("amount"), fact.dec("fee")
+        pnl = fact.dec("realized_pnl")
+        deal.update(status="closed", close_reason=fact.value("reason"),
+                    closed_at=fact.iso_time, realized_pnl=pnl, unrealized_pnl=ZERO,
+                    mark_price=price)
+        deal["sell_fees"] += fee
+        deal["fees"] = deal["buy_fees"] + deal["sell_fees"]
+        deal["proceeds"] += price * amount
+        deal["units"] -= amount
+        deal["duration_seconds"] = _seconds(deal["opened_at"], deal["closed_at"])
+        self.mark(deal["pair"], price, fact)
+        self.dirty_deals.add(deal["deal_id"])
+        bot = self.bots[deal["bot_id"]]
+        self.commit(bot, -(deal["cost"] + deal["buy_fees"]), fact)
+        for tally in self.tallies(bot):
+            close_into(tally, pnl)
+        bot["last_closed_at"] = fact.iso_time
+        self._pay(bot, fee, fact, out)
+        self.deal_closed(bot, deal, fact, out)
+
+    @on("Deal.Cancelled")
+    def _deal_cancelled(self, fact: Fact, out: Changes) -> None:
+        deal = self.deals[fact.oid]
+        deal.update(status="cancelled", closed_at=fact.iso_time, unrealized_pnl=ZERO,
+                    mark_price=None, duration_seconds=_seconds(deal["opened_at"], fact.iso_time))
+        self.dirty_deals.add(deal["deal_id"])
+        bot = self.bots[deal["bot_id"]]
+        for tally in self.tallies(bot):
+            tally["deals_open"] -= 1
+        self.commit(bot, -(deal["cost"] + deal["buy_fees"]), fact)
+
+    # --- orders: marks and the quote resting buy orders lock ------------------------------
+
+    @on("Order.Submitted")
+    def _order_submitted(self, fact: Fact, out: Changes) -> None:
+        bot_id, price = fact.id_text("bot_id"), fact.dec("price")
+        order = {"order_id": fact.oid, "bot_id": bot_id,
+                 "pair": fact.text("pair"), "side": fact.value("side"),
+                 "type": fact.value("type"), "price": price, "amount": fact.dec("amount"),
+                 "filled": ZERO, "locked": ZERO}
+        self.orders[order["order_id"]] = order
+        if bot_id and order["side"] == "buy" and order["type"] != "market" and price:
+            order["locked"] = price * order["amount"]
+            self.commit(self.bot(order["bot_id"]), order["locked"], fact)
+        out.insert(self.orders_table, order)
+
+    @on("Order.Filled")
+    def _order_filled(self, fact: Fact, out: Changes) -> None:
+        order = self.orders[fact.oid]
+        amount = fact.dec("amount")
+        self.mark(order["pair"], fact.dec("price"), fact)
+        order["filled"] += amount
+        done = order["filled"] == order["amount"]
+        if order["locked"]:
+            release = order["locked"] if done else min(order["price"] * amount,
+                                                       order["locked"])
+            order["locked"] -= release
+            self.commit(self.bots[order["bot_id"]], -release, fact)
+        self._settle(order, done, out)
+
+    @on("Order.Cancelled", "Order.Rejected", "Order.Expired")
+    def _order_ended(self, fact: Fact, out: Changes) -> None:
+        order = self.orders[fact.oid]
+        if order["locked"]:
+            self.commit(self.bots[order["bot_id"]], -order["locked"], fact)
+            order["locked"] = ZERO
+        self._settle(order, True, out)
+
+    def _settle(self, order: Row, final: bool, out: Changes) -> None:
+        if final:
+            del self.orders[order["order_id"]]
+            out.delete(self.orders_table, (order["order_id"],))
+        else:
+            out.upsert(self.orders_table, order)
+
+    def _pay(self, bot: Row, fee: Decimal, fact: Fact, out: Changes) -> None:
+        for tally in self.tallies(bot):
+            tally["fees"] += fee
+        self.fee_paid(bot, fee, fact, out)
+
+    def mark(self, pair: str, price: Decimal, fact: Fact) -> None:
+        self.marks[pair] = {"pair": pair, "price": price, "marked_at": fact.iso_time}
+        self.dirty_pairs.add(pair)
+
+    # --- hooks and the end of a batch -----------------------------------------------------
+
+    def fee_paid(self, bot: Row, fee: Decimal, fact: Fact, out: Changes) -> None:
+        """A subclass's hook: ``bot`` paid ``fee``."""
+
+    def deal_closed(self, bot: Row, deal: Row, fact: Fact, out: Changes) -> None:
+        """A subclass's hook: ``deal`` of ``bot`` closed."""
+
+    def end_batch(self, out: Changes) -> None:
+        touched = set(self.dirty_deals)
+        for deal in self.deals.values():
+            if deal["status"] == "open" and deal["pair"] in self.dirty_pairs:
+                touched.add(deal["deal_id"])
+        bots_unrealized: set[str] = set()
+        for deal_id in touched:
+            deal = self.deals[deal_id]
+            if deal["status"] == "open":
+                mark = self.marks.get(deal["pair"])
+                deal["mark_price"] = price = mark and mark["price"]
+                deal["unrealized_pnl"] = (ZERO if price is None else
+                                          deal["units"] * price - deal["cost"]
+                                          - deal["buy_fees"])
+            bots_unrealized.add(deal["bot_id"])
+            self._write_deal(deal, out)
+        for bot_id in bots_unrealized:
+            bot = self.bots[bot_id]
+            bot["unrealized_pnl"] = sum(
+                (d["unrealized_pnl"] for d in sorted(self._open_deals(bot_id),
+                                                     key=lambda d: d["deal_id"])), ZERO)
+            self.touch(bot)
+        self.unrealized_changed(bots_unrealized)
+        self.dirty.update(self.pending)
+        for tally in self.dirty.values():
+            derive(tally)
+            self.write_tally(tally, out)
+        for pair in self.dirty_pairs:
+            out.upsert(self.marks_table, self.marks[pair])
+        self.after_batch(out)
+        self.dirty.clear()
+        self.dirty_deals.clear()
+        self.new_deals.clear()
+        self.dirty_pairs.clear()
+
+    def _open_deals(self, bot_id: str) -> list[Row]:
+        return [d for d in self.deals.values() if d["bot_id"] == bot_id
+                and d["status"] == "open"]
+
+    def _write_deal(self, deal: Row, out: Changes) -> None:
+        deal_id = deal["deal_id"]
+        final = deal["status"] != "open"
+        if final:
+            del self.deals[deal_id]
+            if not self.keep_closed_deals:
+                if deal_id not in self.new_deals:
+                    out.delete(self.deals_table, (deal_id,))
+                return
+        if deal_id in self.new_deals:
+            out.insert(self.deals_table, deal)
+        else:
+            out.upsert(self.deals_table, deal)
+
+    def write_tally(self, tally: Row, out: Changes) -> None:
+        out.upsert(self.bots_table, tally)
+
+    def unrealized_changed(self, bot_ids: set[str]) -> None:
+        """A subclass's hook: these bots' unrealized P/L was recomputed."""
+
+    def after_batch(self, out: Changes) -> None:
+        """A subclass's hook, after the tallies of this batch are written."""
+
+
+def _seconds(start: str, end: str) -> int:
+    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return int(delta.total_seconds())

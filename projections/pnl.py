@@ -1,0 +1,171 @@
+"""P/L: per deal, per bot, per owner, and a daily series per bot (see ``ledger.py`` for how
+each number is made).
+
+Tables: ``pnl_deals`` (every deal, open or finished), ``pnl_bots``, ``pnl_owners``,
+``pnl_daily`` (one row per bot and UTC day with activity), ``pnl_marks`` (last fill price of
+each pair) and ``pnl_open_orders`` (the projection's memory of orders not final yet).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from domain.money import ZERO
+from projections.facts import Fact
+from projections.ledger import (
+    BOT_COLUMNS,
+    DEAL_COLUMNS,
+    MARK_COLUMNS,
+    ORDER_COLUMNS,
+    TALLY_COLUMNS,
+    Ledger,
+    derive,
+    new_tally,
+)
+from projections.store import ViewStore
+from projections.tables import Changes, Row, table
+
+PNL_DEALS = table("pnl_deals", key=("deal_id",),
+                  indexes=(("bot_id", "opened_at"), ("owner_id", "status")), **DEAL_COLUMNS)
+PNL_BOTS = table("pnl_bots", key=("bot_id",), indexes=(("owner_id",),), **BOT_COLUMNS)
+PNL_OWNERS = table("pnl_owners", key=("owner_id",), owner_id="text", **TALLY_COLUMNS)
+PNL_DAILY = table("pnl_daily", key=("bot_id", "day"), bot_id="text", day="text",
+                  realized_pnl="money", fees="money", deals_closed="int",
+                  cumulative_realized="money")
+PNL_MARKS = table("pnl_marks", key=("pair",), **MARK_COLUMNS)
+PNL_OPEN_ORDERS = table("pnl_open_orders", key=("order_id",), **ORDER_COLUMNS)
+
+
+class Pnl(Ledger):
+    name = "pnl"
+    description = "P/L per deal, bot, owner and day"
+    tables = (PNL_DEALS, PNL_BOTS, PNL_OWNERS, PNL_DAILY, PNL_MARKS, PNL_OPEN_ORDERS)
+    bots_table, deals_table = PNL_BOTS, PNL_DEALS
+    orders_table, marks_table = PNL_OPEN_ORDERS, PNL_MARKS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owners: dict[str, Row] = {}
+        self.days: dict[tuple[str, str], Row] = {}  # each bot's latest day, and this batch's
+        self.store: ViewStore | None = None
+        self.suffix = ""
+
+    def load(self, store: ViewStore, suffix: str = "") -> None:
+        super().load(store, suffix)
+        self.store, self.suffix = store, suffix
+        for row in store.select(PNL_OWNERS, suffix=suffix):
+            self.owners[row["owner_id"]] = row
+            self.restore_pending(row)
+        latest = (f"day = (SELECT MAX(day) FROM {store.q(PNL_DAILY.name + suffix)} d "
+                  f"WHERE d.bot_id = {store.q(PNL_DAILY.name + suffix)}.bot_id)")
+        for row in store.select(PNL_DAILY, latest, suffix=suffix):
+            self.days[(row["bot_id"], row["day"])] = row
+
+    def tallies(self, bot: Row) -> tuple[Row, ...]:
+        return (bot, self.owner(bot["owner_id"]))
+
+    def owner(self, owner_id: str) -> Row:
+        row = self.owners.get(owner_id)
+        if row is None:
+            row = self.owners[owner_id] = {"owner_id": owner_id, **new_tally()}
+            self.touch(row)
+        return row
+
+    def write_tally(self, tally: Row, out: Changes) -> None:
+        out.upsert(PNL_BOTS if "bot_id" in tally else PNL_OWNERS, tally)
+
+    # --- the daily series -----------------------------------------------------------------
+
+    def day(self, bot: Row, fact: Fact, out: Changes) -> Row:
+        key = (bot["bot_id"], fact.iso_time[:10])
+        row = self.days.get(key)
+        if row is None:
+            found = self.store.select(PNL_DAILY, "bot_id = ? AND day = ?", key,
+                                      suffix=self.suffix) if self.store else []
+            row = found[0] if found else {"bot_id": key[0], "day": key[1],
+                                          "realized_pnl": ZERO, "fees": ZERO,
+                                          "deals_closed": 0, "cumulative_realized": ZERO}
+            self.days[key] = row
+        out.upsert(PNL_DAILY, row)
+        return row
+
+    def fee_paid(self, bot: Row, fee: Decimal, fact: Fact, out: Changes) -> None:
+        self.day(bot, fact, out)["fees"] += fee
+
+    def deal_closed(self, bot: Row, deal: Row, fact: Fact, out: Changes) -> None:
+        row = self.day(bot, fact, out)
+        row["realized_pnl"] += deal["realized_pnl"]
+        row["deals_closed"] += 1
+        row["cumulative_realized"] = bot["realized_pnl"]
+
+    def unrealized_changed(self, bot_ids: set[str]) -> None:
+        owners: dict[str, list[Row]] = {self.bots[b]["owner_id"]: [] for b in bot_ids}
+        for bot in self.bots.values():  # once per batch, whatever the number of owners
+            if bot["owner_id"] in owners:
+                owners[bot["owner_id"]].append(bot)
+        for owner_id, bots in owners.items():
+            owner = self.owner(owner_id)
+            bots.sort(key=lambda b: b["bot_id"])
+            owner["unrealized_pnl"] = sum((b["unrealized_pnl"] for b in bots), ZERO)
+            self.touch(owner)
+
+    def after_batch(self, out: Changes) -> None:
+        latest: dict[str, str] = {}
+        for bot_id, day in self.days:
+            latest[bot_id] = max(day, latest.get(bot_id, day))
+        self.days = {k: v for k, v in self.days.items() if latest[k[0]] == k[1]}
+
+
+# --- reading --------------------------------------------------------------------------------
+
+SUMMED = ("realized_pnl", "unrealized_pnl", "fees", "deals_closed", "deals_open", "wins",
+          "losses", "gross_profit", "gross_loss")
+SHOWN = ("realized_pnl", "unrealized_pnl", "fees", "deals_closed", "deals_open", "win_rate",
+         "profit_factor", "max_drawdown", "capital_committed", "roi")
+
+
+def pnl_report(store: ViewStore, owner: str | None = None, bot: str | None = None,
+               daily: bool = False) -> dict[str, Any]:
+    """The scope's totals, and each bot's figures (Decimals; ``None`` where undefined)."""
+    where, params = [], []
+    if owner:
+        where.append("owner_id = ?")
+        params.append(owner)
+    if bot:
+        where.append("bot_id = ?")
+        params.append(bot)
+    bots = store.select(PNL_BOTS, " AND ".join(where), params, order="bot_id")
+    report: dict[str, Any] = {"scope": {"owner": owner, "bot": bot}}
+    if bot:
+        scope = bots[0] if bots else new_tally()
+    elif owner:
+        rows = store.select(PNL_OWNERS, "owner_id = ?", (owner,))
+        scope = rows[0] if rows else new_tally()
+    else:
+        scope = _sum(bots)
+    report.update({k: scope[k] for k in SHOWN})
+    report["bots"] = [_bot_entry(store, b, daily) for b in bots]
+    return report
+
+
+def _sum(rows: list[Row]) -> Row:
+    total = new_tally()
+    for row in rows:
+        for key in SUMMED:
+            total[key] += row[key]
+    derive(total)
+    # Drawdown, capital and ROI are of one owner's or bot's history: not summable.
+    total.update(max_drawdown=None, capital_committed=None, roi=None)
+    return total
+
+
+def _bot_entry(store: ViewStore, row: Row, daily: bool) -> dict[str, Any]:
+    entry = {"bot_id": row["bot_id"], "owner_id": row["owner_id"], "name": row["name"],
+             "pair": row["pair"], **{k: row[k] for k in SHOWN}}
+    if daily:
+        entry["daily"] = [
+            {k: d[k] for k in ("day", "realized_pnl", "fees", "deals_closed",
+                               "cumulative_realized")}
+            for d in store.select(PNL_DAILY, "bot_id = ?", (row["bot_id"],), order="day")]
+    return entry

@@ -1,0 +1,27 @@
+"""Every projection, by the name the commands use."""
+
+from __future__ import annotations
+
+from projections.audit import AuditLog
+from projections.balances import Balances
+from projections.framework import Projection
+from projections.frontend import FrontEnd
+from projections.leaderboard import Leaderboard
+from projections.pnl import Pnl
+from projections.runner import ProjectionError
+
+PROJECTIONS: dict[str, type[Projection]] = {
+    cls.name: cls for cls in (AuditLog, Balances, Pnl, Leaderboard, FrontEnd)
+}
+
+
+def select(names: list[str] | None) -> list[type[Projection]]:
+    """The projections named (all of them for none), or a ProjectionError naming the unknown."""
+    if not names:
+        return list(PROJECTIONS.values())
+    unknown = [n for n in names if n not in PROJECTIONS]
+    if unknown:
+        raise ProjectionError("UNKNOWN_PROJECTION",
+                              f"no projection {', '.join(unknown)}; known: "
+                              f"{', '.join(PROJECTIONS)}")
+    return [PROJECTIONS[n] for n in dict.fromkeys(names)]

@@ -1,0 +1,296 @@
+"""Driving projections over the Trading log: catch up in batches, follow, rebuild, time travel.
+
+One read of the log feeds every projection run together; each batch (one page of
+notifications) is committed in one transaction holding every projection's row changes and
+its new tracking position. A crash loses at most the batch in flight, and the restarted
+runner reloads each projection's state from its tables and carries on after its position.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from eventsourcing.application import Application
+
+from application.settings import _connect_kwargs
+from projections.facts import Fact, FactDecoder
+from projections.framework import Projection
+from projections.reader import LogReader, LogRow, Pages
+from projections.store import (
+    SHADOW,
+    PostgresViewStore,
+    ProjectionConflict,
+    SQLiteViewStore,
+    ViewStore,
+)
+from projections.tables import Changes
+from projections.writer import SyncWriter, writer_for
+
+DEFAULT_BATCH = 2000
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+
+
+class ProjectionError(Exception):
+    """A problem running projections that the user can act on; ``code`` names it."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class Tracked:
+    projection: Projection
+    position: int = 0
+    generation: int = 1
+
+
+class Projector:
+    """Runs ``projections`` over ``app``'s log into ``store``.
+
+    ``shadow=True`` writes into fresh ``<table>__rebuild`` tables from position 0 and tracks
+    positions in memory only (a rebuild swaps them in at the end). ``accept`` keeps only the
+    facts it returns True for (time travel) while positions still advance over all."""
+
+    def __init__(self, app: Application, store: ViewStore, projections: Sequence[Projection],
+                 *, batch_size: int = DEFAULT_BATCH, shadow: bool = False,
+                 accept: Callable[[Fact], bool] | None = None):
+        if not projections:
+            raise ValueError("no projections to run")
+        self.app, self.store, self.batch_size = app, store, batch_size
+        self.suffix = SHADOW if shadow else ""
+        self.shadow, self.accept = shadow, accept
+        self.decode = FactDecoder(app.mapper)
+        self.reader = LogReader(app, store)
+        self.tracked = [Tracked(p) for p in projections]
+        self.events_read = 0
+        self._started = False
+
+    def start(self) -> None:
+        """Create what is missing, check table shapes, load each projection's state."""
+        if self.shadow:
+            self.create_shadow()
+        else:
+            self._start_live()
+        self._started = True
+
+    def _start_live(self) -> None:
+        for t in self.tracked:
+            p = t.projection
+            self.store.register(p.name, self.app.name, p.tables, p.schema())
+        rows = self.store.tracking()
+        for t in self.tracked:
+            row = rows[t.projection.name]
+            if row.schema_hash != t.projection.schema():
+                raise ProjectionError(
+                    "PROJECTION_SCHEMA_CHANGED",
+                    f"the {row.name} tables were made by another version of tradetape: "
+                    f"run `tradetape projections rebuild {row.name}`")
+            t.position, t.generation = row.position, row.generation
+            t.projection = type(t.projection)()
+            t.projection.load(self.store)
+
+    def create_shadow(self) -> None:
+        """Fresh, empty ``<table>__rebuild`` tables; positions back to 0."""
+        rows = self.store.tracking()
+        with self.store.transaction() as cur:
+            for t in self.tracked:
+                live = rows.get(t.projection.name)
+                t.generation = (live.generation if live else 0) + 1
+                t.position = 0
+                for table in t.projection.tables:  # indexes once filled: faster than kept up
+                    self.store.create_table(cur, table, SHADOW, t.generation, indexes=False)
+        self._started = True
+
+    def finish_shadow(self) -> None:
+        """Index the filled shadow tables: one sort each, faster than keeping the indexes
+        up to date while filling them."""
+        with self.store.transaction() as cur:
+            for t in self.tracked:
+                for table in t.projection.tables:
+                    self.store.create_indexes(cur, table, SHADOW, t.generation)
+
+    def resume_shadow(self, positions: dict[str, int] | None = None) -> None:
+        """Carry on with shadow tables someone else filled: up to ``positions`` (0 when
+        not given: the tables are still empty)."""
+        rows = self.store.tracking()
+        for t in self.tracked:
+            t.position = (positions or {}).get(t.projection.name, 0)
+            t.generation = rows[t.projection.name].generation + 1  # as create_shadow made
+            t.projection = type(t.projection)()
+            t.projection.load(self.store, SHADOW)
+        self._started = True
+
+    # --- catching up ----------------------------------------------------------------------
+
+    def catch_up(self, *, until: int | None = None, on_progress: Progress | None = None) -> int:
+        """Apply every event after each projection's position (up to ``until``), one
+        transaction per batch. Returns how many events were read."""
+        if not self._started:
+            self.start()
+        read = 0
+        head = self.head() if on_progress else 0
+        behind = self.head() - min(t.position for t in self.tracked)
+        # A writer thread (and its connection) pays off only with batches to overlap.
+        writer = (writer_for(self.store) if behind > 2 * self.batch_size
+                  else SyncWriter(self.store))
+        self.store.before_select = writer.drain
+        # A rebuild has a known end: the collector waits until then (reads allocate too).
+        whole = _collector_paused() if self.shadow else contextlib.nullcontext()
+        try:
+            with whole:
+                while True:
+                    start = min(t.position for t in self.tracked)
+                    try:
+                        for page in Pages(self.reader, start, self.batch_size, until):
+                            with _collector_paused():
+                                writer.submit(self._apply_page(page))
+                            read += len(page)
+                            self.events_read += len(page)
+                            if on_progress:
+                                on_progress(page[-1][0], max(head, page[-1][0]))
+                        writer.drain()
+                        return read
+                    except ProjectionConflict as conflict:
+                        if self.shadow:
+                            raise
+                        log.warning("%s; reloading its state", conflict)
+                        writer.recover()
+                        self._start_live()
+        finally:
+            self.store.before_select = None
+            writer.close()
+
+    def _apply_page(self, page: Sequence[LogRow]) -> Callable[[ViewStore], None]:
+        """Apply a page to the projections' state; returns the job that commits it."""
+        outs = [Changes(t.projection.tables) for t in self.tracked]
+        routes: dict[str, list[tuple[Tracked, Callable[[Fact, Changes], None], Changes]]] = {}
+        accept, decode = self.accept, self.decode
+        behind = min(t.position for t in self.tracked)
+        level = all(t.position == behind for t in self.tracked)  # no one to skip ahead of
+        for row in page:
+            fact = decode(row)
+            if accept is not None and not accept(fact):
+                continue
+            route = routes.get(fact.kind)
+            if route is None:
+                route = routes[fact.kind] = [
+                    (t, handler, out) for t, out in zip(self.tracked, outs, strict=True)
+                    if (handler := t.projection.route(fact.kind)) is not None]
+            if level:
+                for _, handler, out in route:
+                    handler(fact, out)
+                continue
+            for t, handler, out in route:
+                if fact.position > t.position:
+                    handler(fact, out)
+        pairs = list(zip(self.tracked, outs, strict=True))
+        for t, out in pairs:
+            t.projection.end_batch(out)
+        end = page[-1][0]
+        moves = [(t.projection.name, t.generation, t.position, out.freeze())
+                 for t, out in pairs if t.position < end]
+        for t in self.tracked:
+            t.position = max(t.position, end)
+        shadow, suffix = self.shadow, self.suffix
+
+        def commit(store: ViewStore) -> None:
+            with store.transaction() as cur:
+                store.relax(cur)
+                for name, generation, start, out in moves:
+                    if not shadow:
+                        store.advance(cur, name, generation, start, end)
+                    store.write(cur, out, suffix)
+
+        return commit
+
+    def head(self) -> int:
+        return self.reader.head()
+
+    # --- following ------------------------------------------------------------------------
+
+    def follow(self, stop: threading.Event, *, poll: float = 1.0,
+               on_batch: Callable[[int], None] | None = None) -> None:
+        """Catch up, then wait for new events (LISTEN/NOTIFY on PostgreSQL, polling on
+        SQLite) until ``stop`` is set."""
+        wait = _waiter(self.app, self.store, poll)
+        try:
+            while not stop.is_set():
+                read = self.catch_up()
+                if read and on_batch:
+                    on_batch(read)
+                if not read:
+                    wait(stop)
+        finally:
+            close = getattr(wait, "close", None)
+            if close:
+                close()
+
+    def positions(self) -> dict[str, int]:
+        return {t.projection.name: t.position for t in self.tracked}
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A batch allocates thousands of short-lived, acyclic dicts (freed by reference
+    counting): the cyclic collector would only re-scan the projections' state each time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _waiter(app: Application, store: ViewStore, poll: float):
+    channel = getattr(app.recorder, "channel_name", None)
+    if channel is None or not isinstance(store, PostgresViewStore):
+        return lambda stop: stop.wait(poll)
+    return _PostgresWaiter(store, channel, poll)
+
+
+class _PostgresWaiter:
+    """Sleeps until the library's NOTIFY on the events table (sent with every append) or
+    ``poll`` seconds, on a connection of its own."""
+
+    def __init__(self, store: PostgresViewStore, channel: str, poll: float):
+        import psycopg
+        from psycopg import sql
+
+        self.conn = psycopg.connect(autocommit=True, **_connect_kwargs(store.env))
+        self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self.poll = poll
+
+    def __call__(self, stop: threading.Event) -> None:
+        waited = 0.0
+        while waited < self.poll and not stop.is_set():
+            step = min(0.5, self.poll - waited)  # so that ``stop`` is noticed soon
+            if list(self.conn.notifies(timeout=step, stop_after=1)):
+                return
+            waited += step
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# --- time travel ----------------------------------------------------------------------------
+
+
+def view_as_of(app: Application, classes: Sequence[type[Projection]], moment: datetime,
+               *, batch_size: int = 5000) -> ViewStore:
+    """A throwaway in-memory view of the events whose time is at or before ``moment``,
+    made by the same projection code as the live view. The caller closes it."""
+    store = SQLiteViewStore(None)
+    projector = Projector(app, store, [cls() for cls in classes], batch_size=batch_size,
+                          accept=lambda fact: fact.time <= moment)
+    projector.catch_up()
+    return store

@@ -1,0 +1,362 @@
+"""Where views live: the event store's own database (a SQLite file or a PostgreSQL schema),
+or, for the ``memory`` store, an in-process SQLite database owned by the caller.
+
+One SQL dialect for both (``?`` placeholders, ``ON CONFLICT`` upserts); PostgreSQL inserts
+new rows with COPY. Every projection has a row in ``projection_tracking``: its position in
+the log, the generation of its tables (bumped by each rebuild) and the shape they were made
+for. A batch's rows and its new position are written in one transaction that first moves the
+tracking row from the position the batch started at; any other position or generation
+(another writer, a rebuild swapped in) refuses the commit and rolls everything back.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+from application.settings import Database, _connect_kwargs
+from projections.tables import Frozen, Row, Table
+
+TRACKING = "projection_tracking"
+SHADOW = "__rebuild"
+
+
+class ProjectionConflict(IntegrityError):
+    """The tracking row was not where this writer left it: nothing of the batch was kept."""
+
+
+@dataclass(frozen=True)
+class TrackingRow:
+    name: str
+    application_name: str
+    position: int
+    generation: int
+    schema_hash: str
+    updated_at: str | None
+
+
+class ViewStore(ABC):
+    kind: str
+    can_clone = True
+    # Called before a projection reads its tables, so batches still being committed by a
+    # writer thread are visible (set by the runner while it runs).
+    before_select: Callable[[], None] | None = None
+
+    def clone(self) -> ViewStore:
+        """Another connection to the same views (e.g. for a writer thread)."""
+        raise NotImplementedError
+
+    # --- dialect --------------------------------------------------------------------------
+
+    @abstractmethod
+    def q(self, name: str) -> str:
+        """The qualified, quoted table name."""
+
+    def sql(self, text: str) -> str:
+        return text
+
+    @abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[Any]: ...
+
+    @abstractmethod
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple]: ...
+
+    @abstractmethod
+    def table_exists(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def try_lock(self, name: str) -> bool:
+        """Own ``name`` (e.g. a projection) until :meth:`close`; False if someone else does."""
+
+    @abstractmethod
+    def unlock(self, name: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def execute(self, cur: Any, text: str, params: Sequence[Any] = ()) -> Any:
+        return cur.execute(self.sql(text), params)
+
+    def insert_rows(self, cur: Any, table: Table, name: str, rows: list[tuple]) -> None:
+        cols = ", ".join(table.column_names)
+        marks = ", ".join("?" * len(table.columns))
+        cur.executemany(self.sql(f"INSERT INTO {self.q(name)} ({cols}) VALUES ({marks})"), rows)
+
+    # --- tables ---------------------------------------------------------------------------
+
+    def create_table(self, cur: Any, table: Table, suffix: str, generation: int,
+                     indexes: bool = True) -> None:
+        """A fresh table (dropped first). Constraint and index names carry the generation:
+        a rebuilt table is renamed into place, and its names must not clash with the old."""
+        name = table.name + suffix
+        self.execute(cur, f"DROP TABLE IF EXISTS {self.q(name)}")
+        ddl = table.ddl().replace("PRIMARY KEY", f"CONSTRAINT pk_{table.name}_g{generation} "
+                                  "PRIMARY KEY")
+        self.execute(cur, f"CREATE TABLE {self.q(name)} ({ddl})")
+        if indexes:
+            self.create_indexes(cur, table, suffix, generation)
+
+
+    def create_indexes(self, cur: Any, table: Table, suffix: str, generation: int) -> None:
+        for cols in table.indexes:
+            index = f"ix_{table.name}_{'_'.join(cols)}_g{generation}"[:63]
+            self.execute(cur, f"CREATE INDEX {self.bare(index)} ON "
+                         f"{self.q(table.name + suffix)} ({', '.join(cols)})")
+
+    @abstractmethod
+    def relax(self, cur: Any) -> None:
+        """Let this transaction commit without waiting for its flush to disk. A crash can
+        then lose the last commits, each whole (rows and tracking together): those batches
+        are simply applied again."""
+
+    def write(self, cur: Any, changes: list[Frozen], suffix: str = "") -> None:
+        for change in changes:
+            table, name = change.table, change.table.name + suffix
+            if change.gone:
+                where = " AND ".join(f"{k} = ?" for k in table.key)
+                cur.executemany(self.sql(f"DELETE FROM {self.q(name)} WHERE {where}"),
+                                change.gone)
+            if change.inserts:
+                self.insert_rows(cur, table, name, change.inserts)
+            if change.upserts:
+                cur.executemany(self.sql(self._upsert(table, name)), change.upserts)
+
+    def _upsert(self, table: Table, name: str) -> str:
+        cols = table.column_names
+        others = [c for c in cols if c not in table.key]
+        action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in others)
+                  if others else "DO NOTHING")
+        return (f"INSERT INTO {self.q(name)} ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' * len(cols))}) "
+                f"ON CONFLICT ({', '.join(table.key)}) {action}")
+
+    def select(self, table: Table, where: str = "", params: Sequence[Any] = (),
+               suffix: str = "", order: str = "", limit: int | None = None) -> list[Row]:
+        if self.before_select is not None:
+            self.before_select()
+        text = f"SELECT {', '.join(table.column_names)} FROM {self.q(table.name + suffix)}"
+        text += f" WHERE {where}" if where else ""
+        text += f" ORDER BY {order}" if order else ""
+        text += f" LIMIT {int(limit)}" if limit is not None else ""
+        return [table.from_db(values) for values in self.query(text, params)]
+
+    # --- tracking -------------------------------------------------------------------------
+
+    def ensure_tracking(self) -> None:
+        with self.transaction() as cur:
+            self.execute(cur, f"CREATE TABLE IF NOT EXISTS {self.q(TRACKING)} ("
+                         "name TEXT PRIMARY KEY, application_name TEXT NOT NULL, "
+                         "position BIGINT NOT NULL, generation BIGINT NOT NULL, "
+                         "schema_hash TEXT NOT NULL, updated_at TEXT)")
+
+    def tracking(self) -> dict[str, TrackingRow]:
+        if not self.table_exists(TRACKING):
+            return {}
+        rows = self.query(f"SELECT name, application_name, position, generation, schema_hash, "
+                          f"updated_at FROM {self.q(TRACKING)}")
+        return {row[0]: TrackingRow(*row) for row in rows}
+
+    def register(self, name: str, application_name: str, tables: Sequence[Table],
+                 schema: str) -> None:
+        """Empty tables and a tracking row at position 0, unless the projection has them."""
+        self.ensure_tracking()
+        with self.transaction() as cur:
+            self.execute(cur, f"INSERT INTO {self.q(TRACKING)} VALUES (?, ?, 0, 1, ?, ?) "
+                         "ON CONFLICT (name) DO NOTHING", (name, application_name, schema, now()))
+            if cur.rowcount == 1:
+                for table in tables:
+                    self.create_table(cur, table, "", 1)
+
+    def advance(self, cur: Any, name: str, generation: int, start: int, end: int) -> None:
+        self.execute(cur, f"UPDATE {self.q(TRACKING)} SET position = ?, updated_at = ? "
+                     "WHERE name = ? AND generation = ? AND position = ?",
+                     (end, now(), name, generation, start))
+        if cur.rowcount != 1:
+            raise ProjectionConflict(
+                f"projection {name} is no longer at position {start} of generation "
+                f"{generation}: another process wrote it or a rebuild replaced it")
+
+    def swap(self, cur: Any, name: str, tables: Sequence[Table], position: int,
+             schema: str) -> None:
+        """Replace a projection's tables by their rebuilt shadows, in the caller's
+        transaction: the tracking row first (it orders this after any running batch)."""
+        self.execute(cur, f"UPDATE {self.q(TRACKING)} SET position = ?, "
+                     "generation = generation + 1, schema_hash = ?, updated_at = ? "
+                     "WHERE name = ?", (position, schema, now(), name))
+        for table in tables:
+            self.execute(cur, f"DROP TABLE IF EXISTS {self.q(table.name)}")
+            self.execute(cur, f"ALTER TABLE {self.q(table.name + SHADOW)} "
+                         f"RENAME TO {self.bare(table.name)}")
+
+    def bare(self, name: str) -> str:
+        return f'"{name}"'
+
+
+def now() -> str:
+    """Wall-clock time of a tracking commit: operational information, never a view row."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class SQLiteViewStore(ViewStore):
+    kind = "sqlite"
+
+    def __init__(self, path: str | Path | None):
+        """``path=None``: a private in-memory database (the ``memory`` event store's views)."""
+        self.path = None if path is None else Path(path)
+        target = ":memory:" if path is None else str(path)
+        self.conn = sqlite3.connect(target, isolation_level=None, timeout=60,
+                                    check_same_thread=False)
+        if path is not None:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode a commit without fsync is still atomic: a power cut can only lose
+            # whole recent batches, rows and tracking together, which are then applied again.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._locks: dict[str, int] = {}
+
+    def relax(self, cur: Any) -> None:
+        """Already so: the connection runs with ``synchronous=NORMAL`` in WAL mode."""
+
+    @property
+    def can_clone(self) -> bool:  # type: ignore[override]
+        return self.path is not None
+
+    def clone(self) -> SQLiteViewStore:
+        return SQLiteViewStore(self.path)
+
+    def q(self, name: str) -> str:
+        return f'"{name}"'
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")  # the write lock now: no stale read inside
+        try:
+            yield cur
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self.conn.commit()
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return [tuple(row) for row in self.conn.execute(text, params).fetchall()]
+
+    def table_exists(self, name: str) -> bool:
+        rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                          (name,))
+        return bool(rows)
+
+    def try_lock(self, name: str) -> bool:
+        if self.path is None:
+            return True  # an in-memory store has one owner: the object holding it
+        folder = Path(f"{self.path}.locks")
+        folder.mkdir(exist_ok=True)
+        fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._locks[name] = fd
+        return True
+
+    def unlock(self, name: str) -> None:
+        fd = self._locks.pop(name, None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases its flock
+
+    def close(self) -> None:
+        for name in list(self._locks):
+            self.unlock(name)
+        self.conn.close()
+
+
+_PG_COPY_TYPES = {"text": "text", "int": "int8", "money": "text"}
+
+
+class PostgresViewStore(ViewStore):
+    kind = "postgres"
+
+    def __init__(self, env: dict[str, str]):
+        import psycopg
+
+        self.env = env
+        self.schema = env.get("POSTGRES_SCHEMA") or "public"
+        self.conn = psycopg.connect(**_connect_kwargs(env), autocommit=True)
+        self._lock_conn: Any = None
+
+    def clone(self) -> PostgresViewStore:
+        return PostgresViewStore(self.env)
+
+    def q(self, name: str) -> str:
+        return f'"{self.schema}"."{name}"'
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s")
+
+    def relax(self, cur: Any) -> None:
+        cur.execute("SET LOCAL synchronous_commit TO OFF")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            yield cur
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self.conn.cursor() as cur:
+            cur.execute(self.sql(text), params)
+            return cur.fetchall()
+
+    def insert_rows(self, cur: Any, table: Table, name: str, rows: list[tuple]) -> None:
+        with cur.copy(f"COPY {self.q(name)} ({', '.join(table.column_names)}) "
+                      "FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([_PG_COPY_TYPES[kind] for _, kind in table.columns])
+            for row in rows:
+                copy.write_row(row)
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM pg_tables WHERE schemaname = ? AND "
+                               "tablename = ?", (self.schema, name)))
+
+    def try_lock(self, name: str) -> bool:
+        """A session advisory lock on a connection held until :meth:`close`: it is released
+        by PostgreSQL itself when the process dies."""
+        import psycopg
+
+        if self._lock_conn is None:
+            self._lock_conn = psycopg.connect(**_connect_kwargs(self.env), autocommit=True)
+        row = self._lock_conn.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (self._key(name),)
+        ).fetchone()
+        return bool(row[0])
+
+    def unlock(self, name: str) -> None:
+        if self._lock_conn is not None:
+            self._lock_conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))",
+                                    (self._key(name),))
+
+    def _key(self, name: str) -> str:
+        return f"tradetape:{self.schema}:{name}"
+
+    def close(self) -> None:
+        if self._lock_conn is not None:
+            self._lock_conn.close()
+        self.conn.close()
+
+
+def open_view_store(database: Database) -> ViewStore:
+    if database.kind == "postgres":
+        return PostgresViewStore(database.env)
+    if database.kind == "sqlite":
+        return SQLiteViewStore(database.sqlite_path)
+    return SQLiteViewStore(None)

@@ -1,0 +1,156 @@
+"""Declared view tables and the row changes a batch of events makes to them.
+
+Column types are ``text``, ``int`` and ``money``. Money is stored as TEXT on SQLite and on
+PostgreSQL alike: ``str(Decimal)`` keeps the exact value and its scale, and the two backends
+run the same SQL. Rows are dicts of Python values (``Decimal`` for money) while a batch is
+built; they become tuples only when written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from operator import itemgetter
+from typing import Any
+
+SQL_TYPES = {"text": "TEXT", "int": "BIGINT", "money": "TEXT"}
+
+Key = tuple[Any, ...]
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @property
+    def money_columns(self) -> tuple[str, ...]:
+        return tuple(name for name, kind in self.columns if kind == "money")
+
+    def __post_init__(self) -> None:
+        names = self.column_names
+        object.__setattr__(self, "_values", itemgetter(*names))
+        object.__setattr__(self, "_key", itemgetter(*self.key))
+        object.__setattr__(self, "_money_at", tuple(
+            i for i, (_, kind) in enumerate(self.columns) if kind == "money"))
+
+    def key_of(self, row: Row) -> Key:
+        key = self._key(row)
+        return key if len(self.key) > 1 else (key,)
+
+    def to_db(self, row: Row) -> tuple[Any, ...]:
+        """The row's values in column order, money as exact text."""
+        values = list(self._values(row))
+        for i in self._money_at:
+            if values[i] is not None:
+                values[i] = str(values[i])
+        return tuple(values)
+
+    def from_db(self, values: Iterable[Any]) -> Row:
+        row = dict(zip(self.column_names, values, strict=True))
+        for name in self.money_columns:
+            if row[name] is not None:
+                row[name] = Decimal(row[name])
+        return row
+
+    def ddl(self) -> str:
+        """Column definitions for CREATE TABLE (the table name is the store's business)."""
+        cols = [f"{name} {SQL_TYPES[kind]}{' NOT NULL' if name in self.key else ''}"
+                for name, kind in self.columns]
+        return ", ".join([*cols, f"PRIMARY KEY ({', '.join(self.key)})"])
+
+
+def table(table_name: str, /, *, key: tuple[str, ...],
+          indexes: tuple[tuple[str, ...], ...] = (), **columns: str) -> Table:
+    for kind in columns.values():
+        if kind not in SQL_TYPES:
+            raise ValueError(f"unknown column type {kind!r} in {table_name}")
+    return Table(table_name, tuple(columns.items()), key, indexes)
+
+
+def schema_hash(tables: Iterable[Table]) -> str:
+    """Changes whenever a table's shape does: stored tables of another shape need a rebuild."""
+    text = "|".join(f"{t.name}({t.ddl()}){t.indexes}" for t in tables)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """One table's changes of a batch, as values ready to write."""
+
+    table: Table
+    gone: list[Key]
+    inserts: list[tuple[Any, ...]]
+    upserts: list[tuple[Any, ...]]
+
+
+class TableChanges:
+    """What one batch does to one table: rows new to it, rows replaced, rows removed."""
+
+    __slots__ = ("appended", "gone", "new", "put", "table")
+
+    def __init__(self, table: Table):
+        self.table = table
+        self.new: dict[Key, Row] = {}
+        self.put: dict[Key, Row] = {}
+        self.gone: set[Key] = set()
+        self.appended: list[tuple[Any, ...]] = []  # new rows, already in column order
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.put or self.gone or self.appended)
+
+
+class Changes:
+    """The row changes of one projection for one batch. A row inserted and deleted within
+    the batch never reaches the database; a row changed twice is written once."""
+
+    def __init__(self, tables: Iterable[Table]):
+        self.tables = {t.name: TableChanges(t) for t in tables}
+
+    def insert(self, table: Table, row: Row) -> None:
+        """A row the table cannot hold yet (a new entity, an audit line)."""
+        self.tables[table.name].new[table.key_of(row)] = row
+
+    def append(self, table: Table, values: tuple[Any, ...]) -> None:
+        """A new row given as database values in column order (append-only tables)."""
+        self.tables[table.name].appended.append(values)
+
+    def upsert(self, table: Table, row: Row) -> None:
+        changes = self.tables[table.name]
+        key = table.key_of(row)
+        if key in changes.new:
+            changes.new[key] = row
+        else:
+            changes.put[key] = row
+            changes.gone.discard(key)
+
+    def delete(self, table: Table, key: Key) -> None:
+        changes = self.tables[table.name]
+        if changes.new.pop(key, None) is not None:
+            return
+        changes.put.pop(key, None)
+        changes.gone.add(key)
+
+    def __iter__(self):
+        return (c for c in self.tables.values() if c)
+
+    def freeze(self) -> list[Frozen]:
+        """The changes as database values, taken now: the rows are the projection's live
+        state, which the next batch changes while this one is being committed."""
+        return [Frozen(tc.table, list(tc.gone),
+                       [tc.table.to_db(r) for r in tc.new.values()] + tc.appended,
+                       [tc.table.to_db(r) for r in tc.put.values()])
+                for tc in self]
+
+    def count(self) -> int:
+        return sum(len(c.new) + len(c.put) + len(c.gone) + len(c.appended)
+                   for c in self.tables.values())

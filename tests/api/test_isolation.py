@@ -1,0 +1,179 @@
+"""Every query and mutation checks who is calling: another user's ids read as null or
+"not found" (never "forbidden": nothing leaks whether they exist), and a missing, forged or
+expired token is an authentication error naming why."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from tests.api.test_schema import PUBLIC, root_fields
+
+ANY_ID = str(uuid.uuid4())
+CONFIG_LITERAL = ('{pair: "BTC/USDT", baseOrderQuote: "100", safetyOrderQuote: "50", '
+                  'maxSafetyOrders: 2, priceDeviationPct: "0.2", safetyVolumeScale: "1.5", '
+                  'safetyStepScale: "1.2", takeProfitPct: "0.15"}')
+BOT_RESULT = "{ __typename ... on BotErrors { code errors { code field } } }"
+
+# One operation per authenticated root field; ``$id`` is whatever the test passes.
+AUTHENTICATED = {
+    "me": "{ me { id } }",
+    "bots": "{ bots { edges { node { id } } } }",
+    "bot": "query($id: ID!) { bot(id: $id) { id } }",
+    "deals": "query($id: ID!) { deals(botId: $id) { edges { node { id } } } }",
+    "deal": "query($id: ID!) { deal(id: $id) { id } }",
+    "portfolio": "{ portfolio { fees balances { accountId } } }",
+    "pnlSeries": "query($id: ID!) { pnlSeries(botId: $id) { day } }",
+    "auditLog": "query($id: ID!) { auditLog(filter: {aggregateId: $id}) { edges { node { "
+                "aggregateId } } } }",
+    "history": "query($id: ID!) { history(aggregateId: $id) { version } }",
+    "createBot": f"mutation($id: ID!) {{ createBot(name: \"x\", config: {CONFIG_LITERAL}, "
+                 f"exchangeAccountId: $id) {BOT_RESULT} }}",
+    "editBot": f"mutation($id: ID!) {{ editBot(id: $id, config: {CONFIG_LITERAL}) "
+               f"{BOT_RESULT} }}",
+    "startBot": f"mutation($id: ID!) {{ startBot(id: $id) {BOT_RESULT} }}",
+    "pauseBot": f"mutation($id: ID!) {{ pauseBot(id: $id) {BOT_RESULT} }}",
+    "stopBot": f"mutation($id: ID!) {{ stopBot(id: $id, closeDeal: true) {BOT_RESULT} }}",
+    "resetBotError": f"mutation($id: ID!) {{ resetBotError(id: $id) {BOT_RESULT} }}",
+    "setLeaderboardListing": f"mutation($id: ID!) {{ setLeaderboardListing(id: $id, "
+                             f"listed: true) {BOT_RESULT} }}",
+    "closeDeal": "mutation($id: ID!) { closeDeal(id: $id) { __typename ... on DealErrors { "
+                 "code } } }",
+    "emergencyStop": "mutation { emergencyStop(reason: \"test\") { __typename } }",
+    "emergencyResume": "mutation { emergencyResume { __typename } }",
+}
+SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
+
+
+def variables(document: str, value: str) -> dict[str, str]:
+    return {"id": value} if "$id" in document else {}
+
+
+def test_every_root_field_is_covered_by_these_tests():
+    names = {name for _, name, _ in root_fields()}
+    assert names == set(AUTHENTICATED) | PUBLIC | SUBSCRIPTIONS
+
+
+@pytest.mark.parametrize("field", sorted(AUTHENTICATED))
+def test_without_a_token_every_authenticated_field_asks_to_log_in(server, field):
+    document = AUTHENTICATED[field]
+    for token in (None, "not-a-token", "at.forged.signature"):
+        body = server.post(document, variables(document, ANY_ID), token)
+        assert (body.get("data") or {}).get(field) is None, body
+        assert body["errors"][0]["extensions"]["code"] == "AUTHENTICATION_REQUIRED"
+        assert body["errors"][0]["path"] == [field]
+
+
+@pytest.mark.parametrize("field", sorted(AUTHENTICATED))
+def test_an_expired_token_is_refused_with_token_expired(server, field):
+    alice = server.user("alice", role="admin")
+    server.clock.current += timedelta(minutes=16)  # access tokens live 15 minutes
+    document = AUTHENTICATED[field]
+    body = server.post(document, variables(document, ANY_ID), alice.token)
+    assert (body.get("data") or {}).get(field) is None, body
+    assert body["errors"][0]["extensions"]["code"] == "TOKEN_EXPIRED"
+
+
+def test_a_logged_out_or_blocked_users_token_stops_working(server):
+    alice, bob = server.user("alice"), server.user("bob")
+    admin = server.user("root", role="admin")
+    server.runtime.identity.logout(alice.token)
+    body = server.post(AUTHENTICATED["me"], token=alice.token)
+    assert body["errors"][0]["extensions"]["code"] == "SESSION_REVOKED"
+    server.runtime.identity.block(server.runtime.identity.find_user(bob.email).id,
+                                  actor=admin.user_id)
+    body = server.post(AUTHENTICATED["me"], token=bob.token)
+    assert body["errors"][0]["extensions"]["code"] in ("ACCOUNT_BLOCKED", "SESSION_REVOKED")
+
+
+def test_admin_fields_refuse_other_users(server):
+    alice = server.user("alice")
+    for field in ("emergencyStop", "emergencyResume"):
+        body = server.post(AUTHENTICATED[field], token=alice.token)
+        assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
+    assert not server.runtime.trading.is_halted()
+
+
+# --- another user's ids ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def bob_world(server):
+    """Bob trades; Alice (a plain user) asks about Bob's things."""
+    alice, bob = server.user("alice"), server.user("bob")
+    bob_bot, bob_deal = server.running_deal(bob, "bob's bot")
+    server.gql(AUTHENTICATED["setLeaderboardListing"], {"id": bob_bot}, bob.token)
+    server.step(30)
+    return alice, bob, bob_bot, bob_deal
+
+
+NULL_FOR_OTHERS = {"bot": "bot", "deals": "bot", "deal": "deal", "pnlSeries": "bot",
+                   "history": "bot"}
+NOT_FOUND_FOR_OTHERS = {"editBot", "startBot", "pauseBot", "stopBot", "resetBotError",
+                        "setLeaderboardListing", "closeDeal"}
+
+
+@pytest.mark.parametrize("field", sorted(NULL_FOR_OTHERS))
+def test_another_users_ids_read_as_null(server, bob_world, field):
+    alice, bob, bob_bot, bob_deal = bob_world
+    document = AUTHENTICATED[field]
+    target = bob_deal if NULL_FOR_OTHERS[field] == "deal" else bob_bot
+    assert server.gql(document, {"id": target}, alice.token)[field] is None
+    assert server.gql(document, {"id": target}, bob.token)[field] is not None
+
+
+def test_history_of_anything_of_another_user_is_null(server, bob_world):
+    alice, bob, _, bob_deal = bob_world
+    ids = [bob_deal, bob.user_id, bob.paper_account_id, ANY_ID, "not-an-id"]
+    for target in ids:
+        assert server.gql(AUTHENTICATED["history"], {"id": target},
+                          alice.token)["history"] is None
+
+
+@pytest.mark.parametrize("field", sorted(NOT_FOUND_FOR_OTHERS))
+def test_another_users_ids_are_not_found_by_mutations(server, bob_world, field):
+    alice, _, bob_bot, bob_deal = bob_world
+    document = AUTHENTICATED[field]
+    target = bob_deal if field == "closeDeal" else bob_bot
+    result = server.gql(document, {"id": target}, alice.token)[field]
+    assert result["code"] == "NOT_FOUND", result
+    bot = server.runtime.trading.get_bot(uuid.UUID(bob_bot))
+    assert str(bot.status) == "running" and str(bot.open_deal_id) == bob_deal
+
+
+def test_a_bot_cannot_be_created_on_another_users_account(server, bob_world):
+    alice, bob, _, _ = bob_world
+    result = server.gql(AUTHENTICATED["createBot"], {"id": bob.paper_account_id},
+                        alice.token)["createBot"]
+    assert result["code"] == "EXCHANGE_ACCOUNT_MISSING"
+    assert result["errors"][0]["field"] == "exchangeAccountId"
+
+
+def test_lists_show_only_the_callers_own_things(server, bob_world):
+    alice, bob, bob_bot, bob_deal = bob_world
+    mine = server.create_bot(alice, "alice's bot")
+    data = server.gql("""{ bots { edges { node { id } } } deals { edges { node { id } } }
+        portfolio { balances { accountId } } auditLog(first: 100) { edges { node {
+        aggregateId } } } }""", token=alice.token)
+    assert [e["node"]["id"] for e in data["bots"]["edges"]] == [mine]
+    assert data["deals"]["edges"] == []
+    assert {b["accountId"] for b in data["portfolio"]["balances"]} == {alice.paper_account_id}
+    seen = {e["node"]["aggregateId"] for e in data["auditLog"]["edges"]}
+    assert seen and not seen & {bob_bot, bob_deal, bob.user_id, bob.paper_account_id}
+    assert {mine, alice.user_id, alice.paper_account_id} <= seen
+    only_bob = server.gql(AUTHENTICATED["auditLog"], {"id": bob_bot}, alice.token)
+    assert only_bob["auditLog"]["edges"] == []
+
+
+def test_an_admin_sees_another_users_bot_deal_and_history(server, bob_world):
+    _, _, bob_bot, bob_deal = bob_world
+    admin = server.user("root", role="admin")
+    for field, target in (("bot", bob_bot), ("deal", bob_deal), ("history", bob_deal)):
+        assert server.gql(AUTHENTICATED[field], {"id": target}, admin.token)[field]
+    entries = server.gql(AUTHENTICATED["auditLog"], {"id": bob_bot}, admin.token)
+    assert entries["auditLog"]["edges"]
+    # ... but cannot change it: mutations are the owner's.
+    result = server.gql(AUTHENTICATED["pauseBot"], {"id": bob_bot}, admin.token)
+    assert result["pauseBot"]["code"] == "NOT_FOUND"

@@ -1,0 +1,231 @@
+"""Properties of the read models, for random markets, bots and account activity, in memory,
+on SQLite and on PostgreSQL:
+
+- views kept up to date batch by batch, however the batches fall, equal a full rebuild row
+  for row;
+- a runner stopped at a random event (abandoned, or killed in the middle of a commit) and
+  started again ends with the same views as one that never stopped;
+- the realized P/L the pnl view shows is the sum over the Deal aggregates rebuilt from the
+  events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from adapters.clock import SequentialIds, SteppingClock
+from application.bootstrap import open_trading
+from application.settings import _connect_kwargs, parse_database_url
+from domain.dca import DcaConfig
+from domain.deals import Deal, DealStatus
+from projections.pnl import pnl_report
+from projections.rebuild import rebuild
+from projections.registry import PROJECTIONS
+from projections.runner import Projector
+from projections.store import PostgresViewStore, SQLiteViewStore
+from tests.conftest import POSTGRES_URL, require_postgres
+from tests.integration.conftest import T0
+from tests.projection_stubs import backtest, candle_rows, dump, view_store
+
+ALL = list(PROJECTIONS.values())
+
+
+class PowerCut(Exception):
+    """Raised by a store in the middle of a commit, after some of its tables were written."""
+
+
+def crashing_store(url: str, after_writes: int):
+    """The views of ``url``, through a store that fails its ``after_writes``-th table write
+    (the transaction is rolled back, as when the process dies there) until disarmed."""
+    database = parse_database_url(url)
+    base = PostgresViewStore if database.kind == "postgres" else SQLiteViewStore
+    arg = database.env if database.kind == "postgres" else database.sqlite_path
+    count = [0]
+
+    class Crashing(base):  # type: ignore[misc, valid-type]
+        def write(self, cur, changes, suffix=""):
+            super().write(cur, changes, suffix)
+            count[0] += 1
+            if count[0] == after_writes:
+                raise PowerCut("the power went out in the middle of a commit")
+
+        def clone(self):
+            return Crashing(arg)
+
+        def disarm(self) -> None:
+            count[0] = -(10**9)
+
+    return Crashing(arg)
+
+
+# --- what happens in the market and on the accounts -----------------------------------------
+
+moves = st.lists(st.integers(min_value=-30, max_value=30), min_size=3, max_size=40)
+configs = st.builds(
+    lambda base, safety, count, deviation, tp, sl: DcaConfig(
+        pair="BTC/USDT", base_order_quote=Decimal(base), safety_order_quote=Decimal(safety),
+        max_safety_orders=count, price_deviation_pct=Decimal(deviation) / 10,
+        safety_volume_scale=Decimal("1.5"), safety_step_scale=Decimal("1.2"),
+        take_profit_pct=Decimal(tp) / 10, stop_loss_pct=None if sl is None else Decimal(sl)),
+    st.integers(20, 200), st.integers(10, 100), st.integers(0, 4), st.integers(3, 25),
+    st.integers(3, 25), st.none() | st.integers(3, 12))
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("backtest"), moves, configs, st.booleans()),
+        st.tuples(st.just("deposit"), st.integers(1, 10_000), st.integers(0, 3)),
+    ), min_size=1, max_size=4)
+
+
+def levels(steps: list[int]) -> list[Decimal]:
+    level, out = Decimal(1), [Decimal(1)]
+    for step in steps:
+        level = level * (1 + Decimal(step) / 1000)
+        out.append(level)
+    return out
+
+
+def play(app: Any, ops: list[tuple]) -> None:
+    start = 1_700_000_000_000
+    for n, op in enumerate(ops):
+        if op[0] == "backtest":
+            _, steps, config, listed = op
+            result = backtest(app, candle_rows(levels(steps), start_ms=start), f"p{n}", config)
+            start += 60_000 * (len(steps) + 5)
+            if listed:
+                app.set_leaderboard_opt_in(result.bot_id, True, actor="backtest")
+        else:
+            _, amount, withdrawals = op
+            account = app.open_account(owner_id=f"owner-{n}", exchange="binance",
+                                       quote_asset="USDT")
+            app.deposit(account, "USDT", Decimal(amount) / 100)
+            for _ in range(withdrawals):
+                app.withdraw(account, "USDT", Decimal(amount) / 1000)
+
+
+# --- one store per example ------------------------------------------------------------------
+
+
+@contextmanager
+def memory_store(_: Path) -> Iterator[str]:
+    yield "memory"
+
+
+@contextmanager
+def sqlite_store(base: Path) -> Iterator[str]:
+    folder = base / uuid.uuid4().hex[:12]
+    folder.mkdir()
+    yield f"sqlite:///{folder / 'events.sqlite'}"
+
+
+@contextmanager
+def postgres_store(_: Path) -> Iterator[str]:
+    import psycopg
+
+    schema = f"p_{uuid.uuid4().hex[:16]}"
+    yield f"{POSTGRES_URL}?schema={schema}"
+    with psycopg.connect(**_connect_kwargs(parse_database_url(POSTGRES_URL).env),
+                         autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+BACKENDS = {"memory": (memory_store, 20), "sqlite": (sqlite_store, 20),
+            "postgres": (postgres_store, 6)}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request, tmp_path_factory):
+    if request.param == "postgres":
+        require_postgres()
+    make, examples = BACKENDS[request.param]
+    return make, examples, tmp_path_factory.mktemp("properties")
+
+
+def check(backend, body) -> None:
+    """Run ``body(url)`` for each example, each on a fresh store of the backend."""
+    make, examples, base = backend
+
+    @settings(max_examples=examples, deadline=None, derandomize=False,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(ops=operations, data=st.data())
+    def run(ops, data):
+        with make(base) as url:
+            app = open_trading(url, clock=SteppingClock(T0), ids=SequentialIds("props"))
+            try:
+                play(app, ops)
+                body(url, app, data)
+            finally:
+                app.close()
+
+    run()
+
+
+def test_views_updated_in_any_batches_equal_a_rebuild(backend):
+    def body(url, app, data):
+        store = view_store(url)
+        try:
+            head = app.recorder.max_notification_id()
+            for cut in sorted(data.draw(st.lists(st.integers(1, head), max_size=3))):
+                size = data.draw(st.integers(1, 60), label="batch size")
+                Projector(app, store, [cls() for cls in ALL], batch_size=size).catch_up(
+                    until=cut)
+            Projector(app, store, [cls() for cls in ALL], batch_size=17).catch_up()
+            incremental = dump(store)
+            rebuild(app, store, ALL, batch_size=data.draw(st.integers(5, 500)))
+            assert dump(store) == incremental
+        finally:
+            store.close()
+
+    check(backend, body)
+
+
+def test_a_runner_killed_mid_commit_resumes_to_the_same_views(backend):
+    cuts = []
+
+    def body(url, app, data):
+        size = data.draw(st.integers(1, 40), label="batch size")
+        after = data.draw(st.integers(1, 12), label="table writes before the cut")
+        store = crashing_store(url, after)  # fails once, then works
+        try:
+            try:
+                Projector(app, store, [cls() for cls in ALL], batch_size=size).catch_up()
+                event("the log was short: no cut")
+            except PowerCut:
+                event("cut in the middle of a commit")
+                cuts.append(size)
+            store.disarm()
+            # A new runner: its state comes from the tables alone.
+            Projector(app, store, [cls() for cls in ALL], batch_size=size).catch_up()
+            resumed = dump(store)
+            rebuild(app, store, ALL)
+            assert dump(store) == resumed
+        finally:
+            store.close()
+
+    check(backend, body)
+    assert cuts, "no example was cut in the middle of a commit"
+
+
+def test_realized_pnl_is_the_sum_over_the_deals_rebuilt_from_events(backend):
+    def body(url, app, data):
+        store = view_store(url)
+        try:
+            Projector(app, store, [PROJECTIONS["pnl"]()], batch_size=50).catch_up()
+            deals = [app.repository.get(uuid.UUID(deal_id)) for (deal_id,) in store.query(
+                f"SELECT deal_id FROM {store.q('pnl_deals')}")]
+            closed = [d for d in deals if isinstance(d, Deal) and d.status is DealStatus.CLOSED]
+            report = pnl_report(store)
+            assert report["realized_pnl"] == sum((d.realized_pnl for d in closed), Decimal(0))
+            assert report["deals_closed"] == len(closed)
+        finally:
+            store.close()
+
+    check(backend, body)

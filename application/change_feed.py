@@ -33,6 +33,7 @@ class ChangeFeed:
         self.app = app
         self._subscribers: dict[int, _Subscriber] = {}
         self._lock = threading.Lock()
+        self._publishing = threading.Lock()  # the live loop and commands both publish
         self._next_id = 0
         self.position = app.recorder.max_notification_id() or 0
 
@@ -51,6 +52,10 @@ class ChangeFeed:
 
     def publish_new(self) -> int:
         """Offer every event appended since the last call; returns how many there were."""
+        with self._publishing:
+            return self._publish_new()
+
+    def _publish_new(self) -> int:
         count = 0
         while page := self.app.recorder.select_notifications(
             start=self.position, limit=PAGE, inclusive_of_start=False

@@ -16,24 +16,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="market minutes per real minute of the paper feed "
                         "($TRADETAPE_SPEED, default 60: a market minute per second)")
     parser.add_argument("--demo", action="store_true",
-                        help="create (or reuse) a demo user with two running bots")
+                        help="create (or reuse) a demo user with two running bots; the paper "
+                        "market then runs at 300x unless --speed says otherwise")
     add_database_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     from dataclasses import replace
 
     import uvicorn
 
     from api.server import create_app
     from application.bootstrap import open_runtime
-    from application.demo import ensure_demo
+    from application.demo import DEMO_SPEED, ensure_demo
     from application.server_settings import ServerSettings
 
     settings = ServerSettings.from_environ()
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
                                    ("speed", args.speed), ("database_url", args.database))
                  if v is not None}
+    if args.demo and args.speed is None and not os.environ.get("TRADETAPE_SPEED"):
+        overrides["speed"] = DEMO_SPEED  # deals open and close within the first minute
     settings = replace(settings, demo=args.demo, **overrides).checked()
     runtime = open_runtime(settings)
     if settings.demo:
@@ -41,6 +45,36 @@ def run(args: argparse.Namespace) -> int:
         print(demo.login_line, flush=True)
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
           f"(health: /health), paper market at {settings.speed:g}x", flush=True)
-    uvicorn.run(create_app(runtime), host=settings.host, port=settings.port,
-                log_level="warning", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port,
+                            log_level="warning", timeout_graceful_shutdown=10)
+    _graceful_server_class()(config).run()
     return 0
+
+
+def _graceful_server_class():
+    """Built on demand: uvicorn is imported only when the server runs (see api/cli.py)."""
+    import signal
+    import threading
+    from contextlib import contextmanager
+
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal once
+        more, so the process dies by it (exit 143 for SIGTERM) although it stopped cleanly.
+        Here a graceful stop returns, and ``tradetape serve`` exits 0."""
+
+        @contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            signals = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer

@@ -47,8 +47,6 @@ def run_command(args: list[str]) -> tuple[float, float, dict]:
 
 
 def bench_bot(name: str, bot: dict, candles: Path, tmp: Path, repeat: int, n: int) -> bool:
-    from plain_dca_loop import plain_dca
-
     slug = name.split(" ", maxsplit=1)[0]
     config = tmp / f"{slug}.json"
     config.write_text(json.dumps(bot))
@@ -60,10 +58,10 @@ def bench_bot(name: str, bot: dict, candles: Path, tmp: Path, repeat: int, n: in
     # pages until it execs.
     sqlite_url = f"sqlite:///{tmp / f'{slug}.sqlite'}"
     sqlite_wall, sqlite_rss, sqlite_summary = run_command([*base, "--store", sqlite_url])
-    inner = statistics.median(_in_process(candles, bot) for _ in range(repeat))
-    start = time.perf_counter()
-    plain = plain_dca(str(candles), bot)
-    plain_time = time.perf_counter() - start
+    # In-process figures come from a child too: this process must stay small, or the peak
+    # RSS of the next command (counted from before its exec) would include it.
+    inner = statistics.median(_child("inner", candles, config)[0] for _ in range(repeat))
+    plain_time, plain = _child("plain", candles, config)
 
     print(f"\n{name}: {summary['deals_closed']} deals closed, {summary['events']} events "
           f"appended (plain loop: {plain['deals_closed']} deals)")
@@ -84,11 +82,35 @@ def bench_bot(name: str, bot: dict, candles: Path, tmp: Path, repeat: int, n: in
     return met
 
 
+def _child(kind: str, candles: Path, config: Path) -> tuple[float, dict]:
+    out = subprocess.run([sys.executable, __file__, f"--{kind}", str(candles), str(config)],
+                         check=True, capture_output=True, text=True).stdout
+    result = json.loads(out)
+    return result.pop("seconds"), result
+
+
+def _run_child(kind: str, candles: str, config: str) -> None:
+    bot = json.loads(Path(config).read_text())
+    if kind == "inner":
+        print(json.dumps({"seconds": _in_process(Path(candles), bot)}))
+        return
+    from plain_dca_loop import plain_dca
+
+    start = time.perf_counter()
+    result = plain_dca(candles, bot)
+    print(json.dumps({"seconds": time.perf_counter() - start, **result}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=525_600)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--inner", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--plain", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.inner or options.plain:
+        _run_child("inner" if options.inner else "plain", *(options.inner or options.plain))
+        return
 
     from adapters.marketdata.walk import write_walk_csv
 

@@ -4,6 +4,7 @@ running DCA bots on their paper account. Idempotent: a second start finds and re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from application.replay import read_log
@@ -17,6 +18,10 @@ DEMO_PASSWORD = "Tradetape-demo-1"
 # minutes per second) deals open and close within the first minute. On the shipped month
 # (a falling BTC market) about 85% of these deals close within five market hours.
 DEMO_SPEED = 300.0
+# Where the demo's market begins in the shipped month, counted from the demo user's
+# registration (so a restart continues it): a stretch where both bots close deals within
+# five market minutes (found by backtesting both bots from every 600th candle).
+DEMO_START_CANDLE = 29_400
 DEMO_BOTS = {
     "BTC quick scalper": {
         "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
@@ -34,6 +39,7 @@ DEMO_BOTS = {
 @dataclass(frozen=True)
 class Demo:
     user_id: UUID
+    registered_at: datetime
     email: str
     password: str
     bot_ids: tuple[UUID, ...]
@@ -61,7 +67,7 @@ def ensure_demo(identity, trading: Trading) -> Demo:
         if bot.status in (BotStatus.CREATED, BotStatus.PAUSED):
             trading.start_bot(bot.id, actor=str(user.id))
         bot_ids.append(bot.id)
-    return Demo(user.id, DEMO_EMAIL, DEMO_PASSWORD, tuple(bot_ids))
+    return Demo(user.id, user.registered_at, DEMO_EMAIL, DEMO_PASSWORD, tuple(bot_ids))
 
 
 def _bots_by_name(trading: Trading, owner_id: str) -> dict[str, Bot]:

@@ -7,7 +7,7 @@ clock says it is.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from adapters.marketdata.csv_candles import Candles
 from domain.ports import ClosedCandle
@@ -22,6 +22,13 @@ class ReplayFeed:
         self.candles, self.pair, self.speed, self.epoch = candles, pair, speed, epoch
         self.interval_s = (candles.interval_ms or 60_000) / 1000
         self._delivered: int | None = None  # absolute count of closed candles delivered
+
+    def start_at(self, index: int, moment: datetime) -> None:
+        """Re-anchor the replay so that candle ``index`` closes at ``moment``: the market a
+        server shows is then chosen from data already in the log (e.g. when the demo began),
+        and a restart continues it."""
+        self.epoch = moment - timedelta(seconds=(index + 1) * self.interval_s / self.speed)
+        self._delivered = None
 
     def closed_count(self, now: datetime) -> int:
         """How many candles have closed since ``epoch`` at this speed (across loops)."""

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     from api.server import create_app
     from application.bootstrap import open_runtime
-    from application.demo import DEMO_SPEED, ensure_demo
+    from application.demo import DEMO_SPEED, DEMO_START_CANDLE, ensure_demo
     from application.server_settings import ServerSettings
 
     settings = ServerSettings.from_environ()
@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     runtime = open_runtime(settings)
     if settings.demo:
         demo = ensure_demo(runtime.identity, runtime.trading)
+        for feed in runtime.loop.feeds:
+            feed.start_at(DEMO_START_CANDLE, demo.registered_at)
         print(demo.login_line, flush=True)
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
           f"(health: /health), paper market at {settings.speed:g}x", flush=True)

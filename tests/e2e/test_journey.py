@@ -141,7 +141,7 @@ def test_register_verify_login_trade_and_stop(launch):
     assert node["pair"] == CONFIG["pair"]
     assert node["dealsClosed"] >= 1 and node["dealsOpened"] >= node["dealsClosed"]
     assert node["pnl"]["dealsClosed"] >= 1
-    Decimal(node["pnl"]["realizedPnl"])
+    assert Decimal(node["pnl"]["realizedPnl"]).is_finite()
 
     deals = server.gql(CLOSED_DEALS, {"botId": bot_id}, token)["deals"]["edges"]
     by_id = {edge["node"]["id"]: edge["node"] for edge in deals}
@@ -149,7 +149,7 @@ def test_register_verify_login_trade_and_stop(launch):
     for deal in by_id.values():
         assert deal["botId"] == bot_id and deal["status"] == "CLOSED"
         assert deal["closeReason"] in ("take_profit", "stop_loss"), deal
-        Decimal(deal["realizedPnl"])
+        assert Decimal(deal["realizedPnl"]).is_finite()
 
     deal = server.gql(DEAL, {"id": closed_deal}, token)["deal"]
     assert deal["status"] == "CLOSED" and deal["realizedPnl"] is not None
@@ -160,7 +160,7 @@ def test_register_verify_login_trade_and_stop(launch):
 
     portfolio = server.gql(PORTFOLIO, token=token)["portfolio"]
     assert portfolio["dealsClosed"] >= 1
-    Decimal(portfolio["realizedPnl"])
+    assert Decimal(portfolio["realizedPnl"]).is_finite()
 
     # Stop, selling the open deal at market: the bot opens nothing more.
     stopped = server.gql(STOP_BOT, {"id": bot_id}, token)["stopBot"]

@@ -94,3 +94,15 @@ def test_live_loop_thread_stops_after_finishing_its_step(tmp_path):
     loop.stop()
     assert not loop.running
     assert loop.health.steps >= 1 and loop.health.last_error is None
+
+
+def test_replay_feed_anchored_at_a_moment_starts_with_that_candle_and_continues_after():
+    candles = load_candles(shipped_series("freqtrade_XRP_ETH-1m.csv"))
+    feed = ReplayFeed(candles, "XRP/ETH", speed=60, epoch=T0)
+    began = T0 + timedelta(days=3)
+    feed.start_at(100, began)
+    assert [c.ts_ms for c in feed.poll(began)] == [int(candles.timestamps[100])]
+    later = ReplayFeed(candles, "XRP/ETH", speed=60, epoch=T0)  # a restarted server
+    later.start_at(100, began)
+    assert [c.ts_ms for c in later.poll(began + timedelta(seconds=5))] == [
+        int(candles.timestamps[105])]

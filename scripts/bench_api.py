@@ -1,0 +1,651 @@
+"""Benchmark: the GraphQL API under load, beside a plain FastAPI JSON endpoint reading the
+same rows.
+
+    .venv/bin/python scripts/bench_api.py \
+        [--database postgresql://postgres@127.0.0.1:5432/test?schema=bench_api] \
+        [--users 10] [--bots 1000] [--deals 100000] [--rate 500] [--seconds 10] [--reuse]
+
+1. A fresh schema (dropped first, unless ``--reuse`` finds the data already there) gets
+   ``--users`` verified users, each with ``--bots / --users`` paper bots, and ``--deals`` deals
+   spread evenly over the bots: every deal is made by the real DcaEngine on a paper venue over
+   synthetic candles (a base order, one safety order that every fourth deal fills, a take
+   profit), its events appended through the Trading application in transactions of a few
+   thousand events. Then ``tradetape projections rebuild`` builds the read models from the
+   log. The bots end stopped, every deal closed, so the server's live loop stays idle.
+2. ``tradetape serve`` starts on a free loopback port (a subprocess), and so does a plain
+   FastAPI app (this script with ``--plain-app``): no GraphQL and no authentication, one
+   psycopg connection behind a lock (as the GraphQL read side), the same SELECTs on the same
+   projection tables, JSON out.
+3. An open-loop client (asyncio, keep-alive connections, requests sent on a fixed schedule
+   whether or not earlier ones were answered) sends ``--rate`` requests/s for ``--seconds``
+   to each endpoint in turn: ``portfolio`` and ``bots(first: 50)`` (each bot with its P/L),
+   round-robin over the users. A latency runs from the request's scheduled time to its
+   response, so a server that falls behind shows it. Every response is checked (HTTP 200, no
+   GraphQL ``errors``).
+
+The client is a small HTTP/1.1 client on asyncio streams rather than httpx: on a 2-core
+machine, at 500 requests/s, httpx's own per-request cost (~1 ms of CPU) would be a large
+part of what is measured, on the core the server needs.
+Goal (issue 5): both GraphQL queries hold 500 requests/s with p99 under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test?schema=bench_api"
+SECRET_KEY = "bench-api-secret-key-0123456789abcdefghij"
+PASSWORD = "Bench-password-1"
+TRADETAPE = Path(sys.executable).with_name("tradetape")
+
+PORTFOLIO = ("{ portfolio { realizedPnl unrealizedPnl fees dealsClosed dealsOpen wins losses "
+             "winRate profitFactor maxDrawdown capitalCommitted roi "
+             "balances { accountId asset free locked total updatedAt } } }")
+BOTS = ("{ bots(first: 50) { edges { cursor node { id name status mode pair dealsOpened "
+        "dealsClosed openDealId createdAt pnl { realizedPnl unrealizedPnl fees dealsClosed "
+        "winRate maxDrawdown } } } pageInfo { hasNextPage endCursor } } }")
+
+
+# --- 1. the data ------------------------------------------------------------------------------
+
+
+def drop(url: str) -> None:
+    from application.settings import _connect_kwargs, parse_database_url
+
+    database = parse_database_url(url)
+    if database.kind == "postgres":
+        import psycopg
+
+        schema = database.env.get("POSTGRES_SCHEMA", "public")
+        with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    elif database.kind == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(database.sqlite_path + suffix).unlink(missing_ok=True)
+
+
+def candles(k: int, deals: int) -> list[tuple[Decimal, Decimal, Decimal, Decimal]]:
+    """Two candles a deal: one closing where the deal opens, then one that reaches its take
+    profit (every fourth deal first dips through its safety order)."""
+    price = Decimal(100) + k % 7
+    rows = []
+    for d in range(deals):
+        low = price * (Decimal("0.985") if d % 4 == 0 else Decimal("0.999"))
+        rows.append((price, price * Decimal("1.002"), low, price))
+        rows.append((price, price * Decimal("1.02"), price * Decimal("0.999"), price))
+    return rows
+
+
+def generate(url: str, users: int, bots: int, deals: int) -> tuple[int, float]:
+    """Users, bots and deals through the domain; returns (events appended, seconds)."""
+    from datetime import UTC, datetime, timedelta
+
+    from eventsourcing.application import ProcessingEvent
+
+    from adapters.clock import SequentialIds
+    from adapters.exchanges.paper import PaperExchange
+    from application.bootstrap import open_identity, open_trading
+    from application.engine import DcaEngine
+    from domain.bots import Bot
+    from domain.dca import DcaConfig
+    from domain.recording import ENGINE, Cause
+
+    started = time.perf_counter()
+    trading = open_trading(url)
+    identity = open_identity(url, trading=trading, secret_key=SECRET_KEY, bcrypt_rounds=4)
+    owners = []
+    for u in range(users):
+        user_id = identity.register(email(u), PASSWORD, verified=True, actor="system")
+        owners.append((str(user_id), str(identity.get_user(user_id).paper_account_id)))
+    config = DcaConfig(pair="BTC/USDT", base_order_quote=Decimal(100),
+                       safety_order_quote=Decimal(50), max_safety_orders=1,
+                       price_deviation_pct=Decimal("1"), safety_volume_scale=Decimal(1),
+                       safety_step_scale=Decimal(1), take_profit_pct=Decimal("1"))
+    ids = SequentialIds("bench-api")
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    per_bot, extra = divmod(deals, bots)
+    batch, appended = ProcessingEvent(), 0
+
+    def stage(aggregates) -> None:
+        nonlocal batch, appended
+        for aggregate in aggregates:
+            batch.events.extend(aggregate.collect_events())
+            batch.aggregates[aggregate.id] = aggregate
+        if len(batch.events) >= 5000:
+            appended += len(trading._record(batch))  # one transaction, in step order
+            batch = ProcessingEvent()
+
+    for k in range(bots):
+        owner, account = owners[k % users]
+        created = t0 + timedelta(minutes=k)
+        cause = Cause(created, owner, f"bench:{k}")
+        bot = Bot.create(ids.new_id(), cause, name=f"bench bot {k:04d}", owner_id=owner,
+                         exchange_account_id=account, config=config)
+        bot.start(cause)
+        stage([bot])
+        venue = PaperExchange(config.pair)
+        engine = DcaEngine(bot, venue, ids)
+        rows = candles(k, per_bot + (1 if k < extra else 0))
+        for j, (o, h, low, c) in enumerate(rows):
+            at = created + timedelta(minutes=5 * (j + 1))
+            engine.begin_step(Cause(at, ENGINE, f"bench:{k}:{j}"))
+            if j == len(rows) - 1:
+                bot.stop(Cause(at, owner, f"bench:{k}:stop"))  # no deal after the last
+            venue.walk_candle(o, h, low, c, engine)
+            engine.on_close(c)
+            stage([bot, *engine.take_changes()])
+        assert engine.deal is None, "every deal closes"
+    if batch.events:
+        appended += len(trading._record(batch))
+    identity.close()
+    trading.close()
+    return appended, time.perf_counter() - started
+
+
+def email(u: int) -> str:
+    return f"bench{u:03d}@example.com"
+
+
+def rebuild(url: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([str(TRADETAPE), "projections", "rebuild", "--no-progress", "--database",
+                    url], check=True, env=child_env(), stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def counts(url: str) -> dict[str, int]:
+    from application.settings import parse_database_url
+    from projections.store import open_view_store
+
+    store = open_view_store(parse_database_url(url))
+    try:
+        return {name: store.query(f"SELECT COUNT(*) FROM {store.q(name)}")[0][0]
+                for name in ("fe_bots", "fe_deals", "fe_orders", "pnl_owners", "balances")}
+    finally:
+        store.close()
+
+
+# --- 2. the servers ---------------------------------------------------------------------------
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADETAPE_")}
+    env["TRADETAPE_SECRET_KEY"] = SECRET_KEY
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    port: int
+    health: str
+    process: subprocess.Popen | None = None
+    log: Path = field(default_factory=lambda: Path(os.devnull))
+
+    def start(self, logs: Path, timeout: float = 180.0) -> Child:
+        import urllib.request
+
+        self.log = logs / f"{self.name}.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
+                                            env=child_env(), cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{self.health}",
+                                            timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise SystemExit(f"{self.name} did not answer within {timeout:g} s")
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def plain_app(url: str):
+    """The comparison: FastAPI, JSON, the same rows read with plain SQL."""
+    import psycopg
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from application.settings import _connect_kwargs, parse_database_url
+    from projections.balances import BALANCES
+    from projections.frontend import FE_BOTS
+    from projections.ledger import TALLY_COLUMNS
+    from projections.pnl import PNL_BOTS, PNL_OWNERS
+
+    database = parse_database_url(url)
+    schema = database.env.get("POSTGRES_SCHEMA", "public")
+    conn = psycopg.connect(**_connect_kwargs(database.env), autocommit=True)
+    lock = threading.Lock()
+
+    def rows(sql: str, params: tuple | list) -> list[dict[str, Any]]:
+        with lock, conn.cursor() as cur:
+            cur.execute(sql, params)
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def t(table) -> str:
+        return f'"{schema}"."{table.name}"'
+
+    def cols(table) -> str:
+        return ", ".join(table.column_names)
+
+    figures = [c for c in TALLY_COLUMNS if c not in ("step_pending",)]
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        return JSONResponse({"status": "green"})
+
+    @app.get("/portfolio/{owner}")
+    def portfolio(owner: str) -> JSONResponse:
+        tally = rows(f"SELECT {', '.join(figures)} FROM {t(PNL_OWNERS)} WHERE owner_id = %s",
+                     (owner,))
+        balances = rows(f"SELECT account_id, asset, free, locked, total, updated_at FROM "
+                        f"{t(BALANCES)} WHERE owner_id = %s ORDER BY account_id, asset",
+                        (owner,))
+        return JSONResponse({"portfolio": {**(tally[0] if tally else {}),
+                                           "balances": balances}})
+
+    @app.get("/bots/{owner}")
+    def bots(owner: str, first: int = 50) -> JSONResponse:
+        page = rows(f"SELECT {cols(FE_BOTS)} FROM {t(FE_BOTS)} WHERE owner_id = %s "
+                    f"ORDER BY created_at, bot_id LIMIT %s", (owner, first + 1))
+        kept = page[:first]
+        ids = [b["bot_id"] for b in kept]
+        pnl = {r["bot_id"]: r for r in rows(
+            f"SELECT {cols(PNL_BOTS)} FROM {t(PNL_BOTS)} WHERE bot_id = ANY(%s)", (ids,))}
+        return JSONResponse({"bots": [{**b, "pnl": pnl.get(b["bot_id"])} for b in kept],
+                             "has_next_page": len(page) > first})
+
+    return app
+
+
+def serve_plain(url: str, port: int) -> int:
+    import uvicorn
+
+    uvicorn.run(plain_app(url), host="127.0.0.1", port=port, log_level="warning")
+    return 0
+
+
+# --- 3. the load ------------------------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection: a request's bytes out, (status, body) back."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = None
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise RuntimeError(f"no content-length in {head!r}")
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def graphql_request(port: int, query: str, token: str) -> bytes:
+    body = json.dumps({"query": query}).encode()
+    return (f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def get_request(port: int, path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+@dataclass
+class Result:
+    name: str
+    sent: int
+    seconds: float
+    latencies: list[float]
+    failures: int
+    first_failure: str = ""
+    overloaded_after: float | None = None  # open loop: when the backlog passed its bound
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+def checked(status: int, body: bytes, graphql: bool, failures: list[str]) -> None:
+    if status != 200 or (graphql and b'"errors"' in body):
+        failures.append(f"HTTP {status}: {body[:300]!r}")
+
+
+async def closed_loop(name: str, port: int, requests: list[bytes], *, seconds: float,
+                      connections: int, graphql: bool) -> Result:
+    """``connections`` clients, each sending its next request as soon as it has the answer:
+    with one, the unloaded latency; with many, the most the server can answer."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    failures: list[str] = []
+    sent = 0
+    end = loop.time() + seconds
+
+    async def client() -> None:
+        nonlocal sent
+        connection = await Connection.open(port)
+        try:
+            while loop.time() < end:
+                sent += 1
+                began = loop.time()
+                status, body = await connection.send(requests[sent % len(requests)])
+                latencies.append(loop.time() - began)
+                checked(status, body, graphql, failures)
+        finally:
+            connection.close()
+
+    began = loop.time()
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return Result(name, sent, loop.time() - began, latencies, len(failures),
+                  failures[0] if failures else "")
+
+
+async def open_loop(name: str, port: int, requests: list[bytes], *, rate: float,
+                    seconds: float, connections: int, graphql: bool,
+                    max_backlog: float = 1.0) -> Result:
+    """Request i is due at t0 + i / rate and goes out on the first free connection; its
+    latency counts from when it was due. Once more than ``max_backlog`` seconds of requests
+    wait for a connection, the server is not holding the rate: sending stops there."""
+    loop = asyncio.get_running_loop()
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await Connection.open(port))
+    latencies: list[float] = []
+    failures: list[str] = []
+    waiting = 0
+    last_done = 0.0
+
+    async def one(i: int, due: float) -> None:
+        nonlocal waiting, last_done
+        waiting += 1
+        connection = await pool.get()
+        waiting -= 1
+        try:
+            status, body = await connection.send(requests[i % len(requests)])
+        except Exception as error:  # a dropped connection is a failure, not a crash
+            failures.append(f"{type(error).__name__}: {error}")
+            pool.put_nowait(await Connection.open(port))
+            return
+        done = loop.time()
+        pool.put_nowait(connection)
+        last_done = max(last_done, done)
+        checked(status, body, graphql, failures)
+        latencies.append(done - due)
+
+    total, overloaded = int(rate * seconds), None
+    t0 = loop.time() + 0.05
+    tasks = []
+    for i in range(total):
+        due = t0 + i / rate
+        wait = due - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if waiting > rate * max_backlog:
+            overloaded = loop.time() - t0
+            break
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        pool.get_nowait().close()
+    return Result(name, len(tasks), max(last_done - t0, 1e-9), latencies, len(failures),
+                  failures[0] if failures else "", overloaded)
+
+
+def login(port: int, user: int) -> str:
+    import urllib.request
+
+    query = ('mutation($e: String!, $p: String!) { login(email: $e, password: $p) { '
+             '... on AuthPayload { accessToken } ... on AuthError { code message } } }')
+    body = json.dumps({"query": query, "variables": {"e": email(user), "p": PASSWORD}})
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    return answer["data"]["login"]["accessToken"]
+
+
+async def one_answer(port: int, request: bytes) -> dict[str, Any]:
+    connection = await Connection.open(port)
+    try:
+        status, body = await connection.send(request)
+    finally:
+        connection.close()
+    assert status == 200, body
+    return json.loads(body)
+
+
+async def same_rows(gql_port: int, plain_port: int, token: str, owner: str) -> str:
+    """Both endpoints answer the same figures and bots (they read the same rows)."""
+    g = await one_answer(gql_port, graphql_request(gql_port, PORTFOLIO, token))
+    p = await one_answer(plain_port, get_request(plain_port, f"/portfolio/{owner}"))
+    assert "errors" not in g, g
+    gp, pp = g["data"]["portfolio"], p["portfolio"]
+    assert gp["dealsClosed"] == pp["deals_closed"] and Decimal(gp["realizedPnl"]) == Decimal(
+        pp["realized_pnl"]), (gp, pp)
+    assert len(gp["balances"]) == len(pp["balances"])
+    g = await one_answer(gql_port, graphql_request(gql_port, BOTS, token))
+    p = await one_answer(plain_port, get_request(plain_port, f"/bots/{owner}?first=50"))
+    gb = [e["node"] for e in g["data"]["bots"]["edges"]]
+    assert [b["id"] for b in gb] == [b["bot_id"] for b in p["bots"]]
+    assert [b["pnl"]["dealsClosed"] for b in gb] == [b["pnl"]["deals_closed"]
+                                                     for b in p["bots"]]
+    return (f"{gp['dealsClosed']:,} deals closed, realized {Decimal(gp['realizedPnl']):.2f} "
+            f"USDT; a page of {len(gb)} bots, hasNextPage "
+            f"{g['data']['bots']['pageInfo']['hasNextPage']}")
+
+
+@dataclass
+class Figures:
+    """One endpoint's three measurements."""
+
+    name: str
+    unloaded: Result  # one request at a time
+    capacity: Result  # closed loop, all connections busy
+    target: Result  # open loop at the target rate
+
+    @property
+    def failures(self) -> list[Result]:
+        return [r for r in (self.unloaded, self.capacity, self.target) if r.failures]
+
+
+async def figures(name: str, port: int, requests: list[bytes], args, graphql: bool
+                  ) -> Figures:
+    options = dict(graphql=graphql)
+    await closed_loop("warm-up", port, requests, seconds=1, connections=4, **options)
+    return Figures(
+        name,
+        await closed_loop(name, port, requests, seconds=args.seconds / 4, connections=1,
+                          **options),
+        await closed_loop(name, port, requests, seconds=args.seconds / 2,
+                          connections=args.connections, **options),
+        await open_loop(name, port, requests, rate=args.rate, seconds=args.seconds,
+                        connections=args.connections, **options))
+
+
+async def measure(args, gql_port: int, plain_port: int, tokens: list[str],
+                  owners: list[str]) -> list[tuple[Figures, Figures]]:
+    pairs = []
+    for label, query, path in (("portfolio", PORTFOLIO, "/portfolio/{}"),
+                               ("bots(first: 50)", BOTS, "/bots/{}?first=50")):
+        gql = [graphql_request(gql_port, query, t) for t in tokens]
+        plain = [get_request(plain_port, path.format(o)) for o in owners]
+        pairs.append((await figures(f"GraphQL {label}", gql_port, gql, args, True),
+                      await figures(f"plain FastAPI {label}", plain_port, plain, args,
+                                    False)))
+    return pairs
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def _times(pair: tuple[Result, Result], q: float) -> str:
+    return f"{pair[0].percentile(q) / pair[1].percentile(q):7.1f}x"
+
+
+def _rates(pair: tuple[Result, Result]) -> str:
+    return f"{pair[0].rate / pair[1].rate:8.2f}"
+
+
+def report(args, pairs: list[tuple[Figures, Figures]]) -> None:
+    rate = f"{args.rate:g}/s"
+    print()
+    print(f"one at a time: 1 connection, {args.seconds / 4:g} s; capacity: "
+          f"{args.connections} connections back to back, {args.seconds / 2:g} s; at {rate}: "
+          f"open loop for {args.seconds:g} s on {args.connections} connections, latency "
+          "from each request's scheduled time (stopped once over 1 s of requests wait)")
+    head = (f"{'endpoint':30} {'one at a time':>17}   {'capacity':>17}   "
+            f"{'at ' + rate:>26}")
+    sub = (f"{'':30} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>8} {'p99 ms':>8}   "
+           f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(head)
+    print(sub)
+    print("-" * len(sub))
+
+    def row(label: str, f: Figures) -> str:
+        t = f.target
+        held = f" overloaded after {t.overloaded_after:.1f} s" if t.overloaded_after else ""
+        return (f"{label:30} {f.unloaded.percentile(50):8.2f} {f.unloaded.percentile(99):8.2f}"
+                f"   {f.capacity.rate:8.0f} {f.capacity.percentile(99):8.2f}   "
+                f"{t.rate:8.0f} {t.percentile(50):8.2f} {t.percentile(99):8.2f}{held}")
+
+    for g, p in pairs:
+        print(row(g.name, g))
+        print(row(p.name, p))
+        u, c, t = (g.unloaded, p.unloaded), (g.capacity, p.capacity), (g.target, p.target)
+        print(f"{'  GraphQL / plain':30} {_times(u, 50)} {_times(u, 99)}   {_rates(c)} "
+              f"{_times(c, 99)}   {_rates(t)} {_times(t, 50)} {_times(t, 99)}")
+    print()
+    for g, _ in pairs:
+        t = g.target
+        held = (not t.overloaded_after and t.rate >= 0.98 * args.rate
+                and t.percentile(99) < 50 and not t.failures)
+        print(f"goal for {g.name:26} {rate} with p99 < 50 ms: "
+              f"{'met' if held else 'MISSED'}")
+    for f in (f for pair in pairs for f in pair):
+        for r in f.failures:
+            print(f"{f.name}: {r.failures} failed, first: {r.first_failure}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", default=DEFAULT_URL)
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--bots", type=int, default=1000)
+    parser.add_argument("--deals", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the schema if it already holds the users, bots and deals")
+    parser.add_argument("--plain-app", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain_app:
+        return serve_plain(args.database, args.plain_app)
+
+    from application.settings import parse_database_url
+
+    print(f"database: {parse_database_url(args.database).display}")
+    have = counts(args.database) if args.reuse else None
+    if not have or have["fe_bots"] != args.bots or have["fe_deals"] != args.deals:
+        drop(args.database)
+        events, seconds = generate(args.database, args.users, args.bots, args.deals)
+        print(f"generated {args.users} users, {args.bots:,} bots, {args.deals:,} deals: "
+              f"{events:,} events in {seconds:.0f} s ({events / seconds:,.0f} events/s)")
+        print(f"projections rebuilt in {rebuild(args.database):.0f} s")
+    rows = counts(args.database)
+    print("projection rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
+    assert rows["fe_bots"] == args.bots and rows["fe_deals"] == args.deals, rows
+
+    import tempfile
+
+    logs = Path(tempfile.mkdtemp(prefix="bench_api-"))
+    gql_port, plain_port = free_port(), free_port()
+    server = Child("tradetape-serve", [str(TRADETAPE), "serve", "--port", str(gql_port),
+                                       "--database", args.database], gql_port, "/health")
+    plain = Child("plain-fastapi", [sys.executable, __file__, "--database", args.database,
+                                    "--plain-app", str(plain_port)], plain_port, "/health")
+    try:
+        started = time.perf_counter()
+        server.start(logs)
+        print(f"tradetape serve answered /health after {time.perf_counter() - started:.1f} s "
+              f"(port {gql_port}); plain FastAPI on port {plain_port}")
+        plain.start(logs)
+        tokens = [login(gql_port, u) for u in range(args.users)]
+        from application.bootstrap import open_identity
+
+        identity = open_identity(args.database, secret_key=SECRET_KEY)
+        try:
+            owners = [str(identity.find_user(email(u)).id) for u in range(args.users)]
+        finally:
+            identity.close()
+        print("check: " + asyncio.run(same_rows(gql_port, plain_port, tokens[0], owners[0])))
+        pairs = asyncio.run(measure(args, gql_port, plain_port, tokens, owners))
+    finally:
+        codes = (server.stop(), plain.stop())
+    report(args, pairs)
+    print(f"\ntradetape serve exited {codes[0]} after SIGTERM; logs in {logs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

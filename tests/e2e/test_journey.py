@@ -186,4 +186,6 @@ def test_register_verify_login_trade_and_stop(launch):
     balances = {b["asset"]: b for b in portfolio["balances"]}
     assert Decimal(balances["USDT"]["locked"]) == 0
     assert abs(Decimal(balances["USDT"]["total"]) - 10000 - sum(realized)) < ROUNDING
-    assert Decimal(balances.get("BTC", {"total": "0"})["total"]) == 0
+    # Everything bought was sold; units are quote / price at 28 significant digits, so the
+    # sums of fills may leave a remainder in the last digit.
+    assert abs(Decimal(balances.get("BTC", {"total": "0"})["total"])) < ROUNDING

@@ -7,7 +7,7 @@ from functools import cache
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -45,4 +45,7 @@ def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query, mutation=Mutation, subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        extensions=[*limits(), lambda: MaskErrors(should_mask_error=_unexpected)])
+        # Parsing is cached (front ends send the same documents again and again);
+        # validation is not: the cost limit depends on each request's variables.
+        extensions=[lambda: ParserCache(maxsize=512), *limits(),
+                    lambda: MaskErrors(should_mask_error=_unexpected)])

@@ -20,23 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from api.commands.common import print_json
-    from api.commands.readmodels import open_views, parse_time
+    from api.commands.readmodels import parse_time, report_now_or_as_of
     from projections.balances import Balances, balances_report
-    from projections.runner import view_as_of
 
     as_of = parse_time(args.as_of) if args.as_of else None
-    with open_views(args.database) as views:
-        head = views.app.recorder.max_notification_id() or 0
-        if as_of is None:
-            position = views.tracking("balances").position
-            rows = balances_report(views.store, owner=args.owner)
-        else:
-            store = view_as_of(views.app, [Balances], as_of)
-            try:
-                rows = balances_report(store, owner=args.owner)
-            finally:
-                store.close()
-            position = head
+    rows, position, head = report_now_or_as_of(
+        args.database, Balances, as_of, lambda store: balances_report(store, owner=args.owner))
     report = {"as_of": as_of.isoformat() if as_of else None, "owner": args.owner,
               "position": position, "lag": head - position, "balances": rows}
     if args.json:

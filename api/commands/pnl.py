@@ -26,23 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from api.commands.common import print_json
-    from api.commands.readmodels import open_views, parse_time
+    from api.commands.readmodels import parse_time, report_now_or_as_of
     from projections.pnl import Pnl, pnl_report
-    from projections.runner import view_as_of
 
     as_of = parse_time(args.as_of) if args.as_of else None
-    with open_views(args.database) as views:
-        head = views.app.recorder.max_notification_id() or 0
-        if as_of is None:
-            position = views.tracking("pnl").position
-            report = pnl_report(views.store, owner=args.owner, bot=args.bot, daily=args.daily)
-        else:
-            store = view_as_of(views.app, [Pnl], as_of)
-            try:
-                report = pnl_report(store, owner=args.owner, bot=args.bot, daily=args.daily)
-            finally:
-                store.close()
-            position = head
+    report, position, head = report_now_or_as_of(
+        args.database, Pnl, as_of,
+        lambda store: pnl_report(store, owner=args.owner, bot=args.bot, daily=args.daily))
     report = {"as_of": as_of.isoformat() if as_of else None, "position": position,
               "lag": head - position, **report}
     if args.json:

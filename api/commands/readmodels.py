@@ -85,3 +85,21 @@ def projection_error(error: Exception) -> CommandError:
     code = getattr(error, "code", "PROJECTION_ERROR")
     return CommandError(code, getattr(error, "message", str(error)),
                         exit_code=EXIT_USAGE if code == "UNKNOWN_PROJECTION" else EXIT_FAILED)
+
+
+def report_now_or_as_of(database: str | None, projection, as_of: datetime | None, make_report
+                        ) -> tuple[Any, int, int]:
+    """``make_report(store)`` on ``projection``'s live view, or on a throwaway view of the
+    events up to ``as_of``. Returns ``(report, position, head)``."""
+    from projections.runner import view_as_of
+
+    with open_views(database) as views:
+        head = views.app.recorder.max_notification_id() or 0
+        if as_of is None:
+            position = views.tracking(projection.name).position
+            return make_report(views.store), position, head
+        store = view_as_of(views.app, [projection], as_of)
+        try:
+            return make_report(store), head, head
+        finally:
+            store.close()

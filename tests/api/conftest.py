@@ -22,6 +22,7 @@ from api.server import create_app
 from application.bootstrap import open_runtime
 from application.runtime import Runtime
 from application.server_settings import ServerSettings
+from tests.graphql_client import GraphQLCalls
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PASSWORD = "Correct-Horse-9"
@@ -31,9 +32,6 @@ CONFIG = {  # small targets: deals open and close within minutes of the shipped 
     "safetyStepScale": "1.2", "takeProfitPct": "0.15",
 }
 
-
-class GraphQLErrors(AssertionError):
-    pass
 
 
 @dataclass
@@ -46,28 +44,12 @@ class Account:
 
 
 @dataclass
-class Server:
+class Server(GraphQLCalls):
     runtime: Runtime
     client: TestClient
     clock: SettableClock
     accounts: dict[str, Account] = field(default_factory=dict)
 
-    def post(self, query: str, variables: dict[str, Any] | None = None,
-             token: str | None = None) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = self.client.post("/graphql", json={"query": query,
-                                                      "variables": variables or {}},
-                                    headers=headers)
-        assert response.status_code in (200, 400), response.text
-        return response.json()
-
-    def gql(self, query: str, variables: dict[str, Any] | None = None,
-            token: str | None = None) -> dict[str, Any]:
-        """The data of an operation that must succeed."""
-        body = self.post(query, variables, token)
-        if body.get("errors"):
-            raise GraphQLErrors(body["errors"])
-        return body["data"]
 
     def user(self, name: str, *, role: str = "user", verified: bool = True) -> Account:
         identity = self.runtime.identity

@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.graphql_client import GraphQLCalls
+
 TRADETAPE = Path(sys.executable).with_name("tradetape")
 SECRET_KEY = "e2e-secret-key-0123456789-abcdefghijklmnop"
 PASSWORD = "Correct-Horse-9"
@@ -31,9 +33,6 @@ FAST = 3000.0  # market minutes per real minute: 50 one-minute candles a second
 STARTUP_SECONDS = 30.0
 EXIT_SECONDS = 20.0  # uvicorn's graceful timeout is 10 s, then the runtime stops
 
-
-class GraphQLErrors(AssertionError):
-    pass
 
 
 def free_port() -> int:
@@ -51,7 +50,7 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 @dataclass
-class ServerProcess:
+class ServerProcess(GraphQLCalls):
     """One ``tradetape serve`` process."""
 
     database_url: str
@@ -185,22 +184,6 @@ class ServerProcess:
             self._client.close()
             self._client = None
 
-    def post(self, query: str, variables: dict[str, Any] | None = None,
-             token: str | None = None) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = self.client.post("/graphql", json={"query": query,
-                                                      "variables": variables or {}},
-                                    headers=headers)
-        assert response.status_code in (200, 400), response.text
-        return response.json()
-
-    def gql(self, query: str, variables: dict[str, Any] | None = None,
-            token: str | None = None) -> dict[str, Any]:
-        """The data of an operation that must succeed."""
-        body = self.post(query, variables, token)
-        if body.get("errors"):
-            raise GraphQLErrors(body["errors"])
-        return body["data"]
 
     def health(self) -> dict[str, Any]:
         return self.client.get("/health").json()

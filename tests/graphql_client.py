@@ -1,0 +1,31 @@
+"""Posting GraphQL the way a front end does, shared by the in-process API tests and the
+end-to-end tests (anything with an httpx-like ``client`` whose base URL is the server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GraphQLErrors(AssertionError):
+    pass
+
+
+class GraphQLCalls:
+    client: Any
+
+    def post(self, query: str, variables: dict[str, Any] | None = None,
+             token: str | None = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = self.client.post("/graphql", json={"query": query,
+                                                      "variables": variables or {}},
+                                    headers=headers)
+        assert response.status_code in (200, 400), response.text
+        return response.json()
+
+    def gql(self, query: str, variables: dict[str, Any] | None = None,
+            token: str | None = None) -> dict[str, Any]:
+        """The data of an operation that must succeed."""
+        body = self.post(query, variables, token)
+        if body.get("errors"):
+            raise GraphQLErrors(body["errors"])
+        return body["data"]

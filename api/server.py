@@ -38,5 +38,24 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
         return JSONResponse({"status": worst, **parts}, status_code=503 if worst == "red"
                             else 200)
 
-    app.include_router(make_graphql_router(runtime), prefix="/graphql")
+    router = make_graphql_router(runtime)
+    app.include_router(router, prefix="/graphql")
+    app.state.graphql_read_side = router.read_side  # type: ignore[attr-defined]
+    if runtime.settings.graphql_cache:
+        _cache_answers(app, runtime, router.read_side)  # type: ignore[attr-defined]
     return app
+
+
+def _cache_answers(app: FastAPI, runtime: Runtime, read) -> None:
+    from api.graphql.response_cache import GraphQLResponseCache
+
+    def now():  # the runtime's clock at each call: tests replace it
+        return runtime.clock.now()
+
+    def caller(token: str) -> tuple:
+        p = runtime.identity.authenticate(token)
+        return (p.user_id, p.role, p.email_verified)
+
+    app.add_middleware(GraphQLResponseCache, path="/graphql", read_version=read.version,
+                       token_expiry=runtime.identity.access_token_expiry,
+                       authenticate=caller, now=now)

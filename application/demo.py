@@ -11,6 +11,7 @@ from application.replay import read_log
 from application.trading import Trading
 from domain.bots import Bot, BotStatus
 from domain.dca import DcaConfig
+from domain.recording import topic_of
 
 DEMO_EMAIL = "demo@tradetape.local"
 DEMO_PASSWORD = "Tradetape-demo-1"
@@ -71,9 +72,8 @@ def ensure_demo(identity, trading: Trading) -> Demo:
 
 
 def _bots_by_name(trading: Trading, owner_id: str) -> dict[str, Bot]:
-    topic = f"{Bot.__module__}:{Bot.Created.__qualname__}"
     found = {}
-    for n in read_log(trading, [topic]):
+    for n in read_log(trading, [topic_of(Bot.Created)]):
         bot = trading.get_bot(n.originator_id)
         if bot.owner_id == owner_id:
             found[bot.name] = bot

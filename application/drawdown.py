@@ -40,6 +40,14 @@ class DrawdownTracker:
             self.curve_times.append(int(self.candles.timestamps[i]))
             self.curve_values.append(equity)
 
+    def _cannot_matter(self, lowest: float, highest: float) -> bool:
+        """True when no equity between ``lowest`` and ``highest`` can be a new peak or a
+        deeper drawdown, with a margin far wider than float rounding (then it is worked
+        out exactly)."""
+        peak, deepest = float(self.peak), float(self.max_drawdown)
+        margin = 1e-9 * (1.0 + abs(peak) + abs(lowest) + abs(highest))
+        return highest < peak - margin and peak - lowest < deepest - margin
+
     def skip(self, start: int, end: int, realized: Decimal, state) -> None:
         """Candles ``start..end-1`` passed with nothing happening."""
         if start >= end:
@@ -51,7 +59,11 @@ class DrawdownTracker:
         if state is None:
             return  # equity is flat at `realized`, already sampled
         units, spent = state
-        equity = float(realized - spent) + float(units) * self.candles.close[start:end]
+        closes = self.candles.close[start:end]
+        base, per_unit = float(realized - spent), float(units)
+        if self._cannot_matter(base + per_unit * closes.min(), base + per_unit * closes.max()):
+            return
+        equity = base + per_unit * closes
         running_peak = np.maximum(np.maximum.accumulate(equity), float(self.peak))
         worst = int(np.argmax(running_peak - equity))
         if running_peak[worst] - equity[worst] >= float(self.max_drawdown):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from uuid import UUID
 
 from domain.bots import Bot, BotStatus
 from domain.dca import DcaConfig, ladder
@@ -48,7 +47,7 @@ class DcaEngine:
         self._base_fill_price: Decimal | None = None
         self.ready_at: datetime | None = None  # cooldown: no new deal before this
         self._manual_reason = CloseReason.MANUAL  # why a MANUAL sell closes the deal
-        self._dirty: dict[UUID, TradetapeAggregate] = {}
+        self._dirty: dict[int, TradetapeAggregate] = {}
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -62,7 +61,8 @@ class DcaEngine:
         return changed
 
     def _touch(self, aggregate: TradetapeAggregate) -> None:
-        self._dirty[aggregate.id] = aggregate
+        # by the object, not its UUID (hashed in Python): each aggregate is one object here
+        self._dirty[id(aggregate)] = aggregate
 
     @property
     def cause(self) -> Cause:
@@ -143,11 +143,15 @@ class DcaEngine:
         self.bot.start_deal(self.cause, deal.id)
         self._touch(deal)
         self._touch(self.bot)
-        self._place(OrderPurpose.BASE, OrderSide.BUY, OrderType.MARKET,
-                    config.base_order_quote / price, None)
+        base = self._place(OrderPurpose.BASE, OrderSide.BUY, OrderType.MARKET,
+                           config.base_order_quote / price, None)
         if deal.units == ZERO:
             deal.cancel(self.cause, "the base order was not filled")
             self._finish_deal(deal)
+            # Retrying at every close would record the same refusal again and again; like
+            # a person, the bot stops and says why (resetting the error resumes it).
+            self.bot.fail(self.cause, f"the base order of {config.base_order_quote} "
+                          f"{config.quote_asset} was refused: {base.reason or base.status}")
             return
         for level in ladder(config, self._base_fill_price)[1:]:
             self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT,
@@ -177,7 +181,7 @@ class DcaEngine:
         amount: Decimal,
         price: Decimal | None,
         safety_order: int = 0,
-    ) -> None:
+    ) -> Order:
         deal = self.deal
         order_id = self.ids.new_id()
         order = Order.submit(
@@ -200,6 +204,7 @@ class DcaEngine:
         self._touch(order)
         request = OrderRequest(order.client_order_id, deal.pair, side, order_type, amount, price)
         self.on_order_update(self.exchange.create_order(request))
+        return order
 
     def _on_trade(self, order: Order, price: Decimal, amount: Decimal, fee: Decimal) -> None:
         deal = self.deal

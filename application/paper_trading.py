@@ -15,6 +15,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from application.engine import DcaEngine
+from application.paper_log import PaperLog
 from application.replay import read_log
 from application.trading import Trading
 from domain.accounts import ExchangeAccount
@@ -22,9 +23,9 @@ from domain.bots import Bot, BotStatus
 from domain.deals import CloseReason
 from domain.errors import DomainError, InvalidTransitionError, NotFoundError
 from domain.money import ZERO
-from domain.orders import Order, OrderSide, OrderStatus
+from domain.orders import Order, OrderStatus
 from domain.ports import ExchangeOrder, IdSource, OrderRequest, SimulatedVenue
-from domain.recording import ENGINE, SYSTEM, Cause
+from domain.recording import ENGINE, SYSTEM, Cause, topic_of
 
 VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
 
@@ -78,25 +79,41 @@ class PaperTrading:
     def resume(self) -> list[UUID]:
         """Rebuild an engine for every running bot (and any bot with an open deal)."""
         with self.lock:
+            index = None  # read once, and only if some bot needs it
             for bot_id in _bot_ids(self.trading):
                 bot = self.trading.get_bot(bot_id)
                 if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
-                    self.follow(bot_id)
+                    index = index or PaperLog(self.trading)
+                    self.follow(bot_id, index)
             return sorted(self.bot_ids)
 
-    def follow(self, bot_id: UUID) -> None:
-        """Trade ``bot_id`` from now on (after it was started)."""
+    def follow(self, bot_id: UUID, index: PaperLog | None = None) -> None:
+        """Trade ``bot_id`` from now on (after it was started). ``index``: the log as read
+        once for a whole resume; otherwise it is read here if needed."""
         with self.lock:
             if bot_id in self.bot_ids:
                 return
             bot = self.trading.get_bot(bot_id)
-            market = self._market(bot.exchange_account_id, bot.config.pair)
+            if index is None and (bot.open_deal_id is not None or not self._has_market(bot)):
+                index = PaperLog(self.trading)
+            market = self._market(bot.exchange_account_id, bot.config.pair, index)
             engine = DcaEngine(bot, market.venue, self.ids)
             if bot.open_deal_id is not None:
                 engine.deal = self.trading.get_deal(bot.open_deal_id)
-                for order in _open_orders(self.trading, bot.open_deal_id):
+                for order_id in index.orders_of(bot.open_deal_id):
+                    order = self.trading.load(order_id, Order)
+                    if not order.is_open:
+                        continue
                     engine.orders[order.client_order_id] = order
+                    if order.exchange_order_id is not None:  # resting on the venue
+                        market.venue.restore_resting(
+                            OrderRequest(order.client_order_id, order.pair, order.side,
+                                         order.type, order.remaining, order.price),
+                            order.exchange_order_id)
             market.engines[bot_id] = engine
+
+    def _has_market(self, bot: Bot) -> bool:
+        return (bot.exchange_account_id, bot.config.pair) in self._markets
 
     def on_candle(self, pair: str, ts_ms: int, o: Decimal, h: Decimal, low: Decimal,
                   c: Decimal, at) -> int:
@@ -157,68 +174,31 @@ class PaperTrading:
                 return market, market.engines[bot_id]
         return None, None
 
-    def _market(self, account_id: str, pair: str) -> _Market:
+    def _market(self, account_id: str, pair: str, index: PaperLog | None) -> _Market:
         key = (account_id, pair)
         if key not in self._markets:
-            quote, base = _paper_balances(self.trading, account_id, pair)
-            market = _Market(self.venue_factory(pair, quote, base))
-            for order in _resting_orders(self.trading, account_id, pair):
-                request = OrderRequest(order.client_order_id, pair, order.side, order.type,
-                                       order.remaining, order.price)
-                market.venue.restore_resting(request, order.exchange_order_id)
-            self._markets[key] = market
+            assert index is not None  # follow() reads the log for a new market
+            quote, base = _deposits(self.trading, account_id, pair)
+            filled_quote, filled_base = index.fills(account_id, pair)
+            venue = self.venue_factory(pair, quote + filled_quote, base + filled_base)
+            self._markets[key] = _Market(venue)
         return self._markets[key]
 
 
-def _topic(cls) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
 def _bot_ids(trading: Trading) -> list[UUID]:
-    return [n.originator_id for n in read_log(trading, [_topic(Bot.Created)])]
+    return [n.originator_id for n in read_log(trading, [topic_of(Bot.Created)])]
 
 
-def _orders_where(trading: Trading, keep) -> list[Order]:
-    orders = []
-    for n in read_log(trading, [_topic(Order.Submitted)]):
-        order = trading.load(n.originator_id, Order)
-        if order.is_open and keep(order):
-            orders.append(order)
-    return orders
-
-
-def _open_orders(trading: Trading, deal_id: UUID) -> list[Order]:
-    return _orders_where(trading, lambda o: o.deal_id == deal_id)
-
-
-def _resting_orders(trading: Trading, account_id: str, pair: str) -> list[Order]:
-    return _orders_where(trading, lambda o: o.exchange_account_id == account_id
-                         and o.pair == pair and o.exchange_order_id is not None)
-
-
-def _paper_balances(trading: Trading, account_id: str, pair: str) -> tuple[Decimal, Decimal]:
-    """Free quote and base of a paper account before locks: deposits and withdrawals, then
-    every fill of its orders on ``pair``."""
+def _deposits(trading: Trading, account_id: str, pair: str) -> tuple[Decimal, Decimal]:
+    """Quote and base a paper account was given (deposits less withdrawals)."""
     quote_asset = pair.split("/")[1]
-    quote = base = ZERO
+    quote = ZERO
     try:
         account = trading.load(UUID(account_id), ExchangeAccount)
     except (ValueError, NotFoundError):
-        account = None  # e.g. backtests' "paper": no deposits recorded
-    if account is not None:
-        for event in trading.events.get(account.id):
-            amount = getattr(event, "amount", None)
-            if getattr(event, "asset", None) == quote_asset and amount is not None:
-                sign = -1 if isinstance(event, ExchangeAccount.Withdrawn) else 1
-                quote += sign * amount
-    for n in read_log(trading, [_topic(Order.Filled)]):
-        order = trading.load(n.originator_id, Order)
-        if order.exchange_account_id != account_id or order.pair != pair:
-            continue
-        event = trading.mapper.to_domain_event(n)
-        notional = event.price * event.amount
-        if order.side is OrderSide.BUY:
-            quote, base = quote - notional - event.fee, base + event.amount
-        else:
-            quote, base = quote + notional - event.fee, base - event.amount
-    return quote, base
+        return ZERO, ZERO  # e.g. backtests' "paper": no deposits recorded
+    for event in trading.events.get(account.id):
+        amount = getattr(event, "amount", None)
+        if getattr(event, "asset", None) == quote_asset and amount is not None:
+            quote += -amount if isinstance(event, ExchangeAccount.Withdrawn) else amount
+    return quote, ZERO

@@ -5,6 +5,9 @@
 - ``TRADETAPE_SPEED``: market minutes per real minute for the paper feed (default 60:
   one minute of market per second)
 - ``TRADETAPE_FEED``: the shipped candle series the paper market replays
+- ``TRADETAPE_GRAPHQL_CACHE``: ``off`` answers every GraphQL query afresh (default ``on``:
+  read-only queries are answered from a cache keyed by the read version, see
+  ``api/graphql/response_cache.py``)
 - ``TRADETAPE_SECRET_KEY``, ``TRADETAPE_SMTP_URL``, ``TRADETAPE_STARTING_BALANCE``,
   ``TRADETAPE_PUBLIC_URL``: see ``application.identity_settings`` and the README
 """
@@ -30,6 +33,7 @@ class ServerSettings:
     feed: str = DEFAULT_FEED
     feed_pair: str = DEFAULT_FEED_PAIR
     demo: bool = False
+    graphql_cache: bool = True
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -45,6 +49,11 @@ class ServerSettings:
                                                        "TRADETAPE_SPEED", float))
         if env.get("TRADETAPE_FEED"):
             settings = replace(settings, feed=env["TRADETAPE_FEED"])
+        cache = env.get("TRADETAPE_GRAPHQL_CACHE", "on").strip().lower()
+        if cache not in ("on", "off"):
+            raise DomainError(f"TRADETAPE_GRAPHQL_CACHE={cache!r}: use on or off",
+                              code="INVALID_SETTING", field="TRADETAPE_GRAPHQL_CACHE")
+        settings = replace(settings, graphql_cache=cache == "on")
         return settings.checked()
 
     def checked(self) -> ServerSettings:

@@ -107,6 +107,12 @@ class Sessions:
         cause = self.trading.cause(str(user_id))
         self._change(user_id, lambda u: u.end_session(cause, session_id, "logout"))
 
+    def access_token_expiry(self, access_token: str) -> datetime | None:
+        """When a validly signed access token expires (None: not one of ours). Says nothing
+        of its user or session: :meth:`authenticate` does."""
+        claims = self._signer.read(access_token)
+        return None if claims is None else claims.expires_at
+
     def authenticate(self, access_token: str | None) -> Principal:
         """Who holds ``access_token``: ``AUTHENTICATION_REQUIRED`` (missing or forged),
         ``TOKEN_EXPIRED``, ``SESSION_REVOKED`` or ``ACCOUNT_BLOCKED`` otherwise."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -18,7 +18,9 @@ from domain.deals import Deal
 from domain.errors import ConcurrencyConflictError, NotFoundError
 from domain.ports import Clock, IdSource
 from domain.recording import SYSTEM, Cause, TradetapeAggregate
-from domain.system import TRADING_SWITCH_ID, TradingSwitch
+
+if TYPE_CHECKING:
+    from domain.system import TradingSwitch
 
 A = TypeVar("A", bound=TradetapeAggregate)
 
@@ -28,6 +30,12 @@ class Trading(Application[UUID]):
     its deals and its orders lives in a single, totally ordered log."""
 
     name = "Trading"
+    # Aggregates loaded again and again (a running bot every candle, a user on every
+    # request) are kept and brought up to date with one read of their newer events, if
+    # any, instead of being replayed from their first event (a bot's history grows by two
+    # events a deal). Each load still hands out a copy, and still sees other writers'.
+    env: ClassVar[dict[str, str]] = {"AGGREGATE_CACHE_MAXSIZE": "5000",
+                                     "AGGREGATE_CACHE_FASTFORWARD": "y"}
 
     def __init__(self, clock: Clock, ids: IdSource, env: dict[str, str] | None = None):
         super().__init__(env=env)
@@ -204,23 +212,30 @@ class Trading(Application[UUID]):
     # --- the trading switch ---------------------------------------------------------------
 
     def trading_switch(self) -> TradingSwitch | None:
+        from domain.system import TRADING_SWITCH_ID, TradingSwitch  # servers only
+
         try:
             return self.load(TRADING_SWITCH_ID, TradingSwitch)
         except NotFoundError:
             return None
+
+    def _switch(self, actor: str) -> TradingSwitch:
+        from domain.system import TradingSwitch
+
+        return self.trading_switch() or TradingSwitch.install(self.cause(actor))
 
     def is_halted(self) -> bool:
         switch = self.trading_switch()
         return switch is not None and switch.halted
 
     def emergency_stop(self, reason: str, actor: str) -> TradingSwitch:
-        switch = self.trading_switch() or TradingSwitch.install(self.cause(actor))
+        switch = self._switch(actor)
         switch.emergency_stop(self.cause(actor), reason)
         self.save_all(switch)
         return switch
 
     def emergency_resume(self, actor: str) -> TradingSwitch:
-        switch = self.trading_switch() or TradingSwitch.install(self.cause(actor))
+        switch = self._switch(actor)
         switch.emergency_resume(self.cause(actor))
         self.save_all(switch)
         return switch

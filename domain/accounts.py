@@ -37,7 +37,11 @@ class ExchangeAccount(TradetapeAggregate):
     def __init__(self) -> None:
         super().__init__()
 
-    class Opened(TradetapeAggregate.Created):
+    class Event(TradetapeAggregate.Event):
+        """Declared here, so the library need not redefine each event below as a
+        subclass of it (that doubled the cost of defining them)."""
+
+    class Opened(TradetapeAggregate.Created, Event):
         owner_id: str
         kind: AccountKind
         exchange: str
@@ -47,15 +51,15 @@ class ExchangeAccount(TradetapeAggregate):
             account.owner_id, account.kind = self.owner_id, self.kind
             account.exchange, account.quote_asset = self.exchange, self.quote_asset
 
-    class Deposited(TradetapeAggregate.Event):
+    class Deposited(Event):
         asset: str
         amount: Decimal
 
-    class Withdrawn(TradetapeAggregate.Event):
+    class Withdrawn(Event):
         asset: str
         amount: Decimal
 
-    class BalanceObserved(TradetapeAggregate.Event):
+    class BalanceObserved(Event):
         """What the exchange reported for ``asset``: it replaces the computed balance."""
 
         asset: str

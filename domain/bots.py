@@ -59,7 +59,11 @@ class Bot(TradetapeAggregate):
     def __init__(self) -> None:
         super().__init__()
 
-    class Created(TradetapeAggregate.Created):
+    class Event(TradetapeAggregate.Event):
+        """Declared here, so the library need not redefine each event below as a
+        subclass of it (that doubled the cost of defining them)."""
+
+    class Created(TradetapeAggregate.Created, Event):
         # v1 had no mode: every bot then traded on paper.
         class_version = 2
         name: str
@@ -89,41 +93,41 @@ class Bot(TradetapeAggregate):
         def upcast_v1_v2(state: dict) -> None:
             state["mode"] = BotMode.PAPER
 
-    class Started(TradetapeAggregate.Event):
+    class Started(Event):
         def apply(self, bot: Bot) -> None:
             bot.status = BotStatus.RUNNING
             if bot.mode is BotMode.PAPER and bot.paper_started_at is None:
                 bot.paper_started_at = self.timestamp
 
-    class Paused(TradetapeAggregate.Event):
+    class Paused(Event):
         def apply(self, bot: Bot) -> None:
             bot.status = BotStatus.PAUSED
 
-    class Stopped(TradetapeAggregate.Event):
+    class Stopped(Event):
         def apply(self, bot: Bot) -> None:
             bot.status = BotStatus.STOPPED
 
-    class ErrorRaised(TradetapeAggregate.Event):
+    class ErrorRaised(Event):
         reason: str
 
         def apply(self, bot: Bot) -> None:
             bot.status_before_error, bot.status = bot.status, BotStatus.ERROR
             bot.error_reason = self.reason
 
-    class ErrorReset(TradetapeAggregate.Event):
+    class ErrorReset(Event):
         def apply(self, bot: Bot) -> None:
             # A bot that failed while running comes back paused: a person restarts it.
             before = bot.status_before_error
             bot.status = BotStatus.PAUSED if before is BotStatus.RUNNING else before
             bot.error_reason = bot.status_before_error = None
 
-    class ConfigEdited(TradetapeAggregate.Event):
+    class ConfigEdited(Event):
         config: DcaConfig
 
         def apply(self, bot: Bot) -> None:
             bot.config, bot.config_version = self.config, bot.config_version + 1
 
-    class PromotedToLive(TradetapeAggregate.Event):
+    class PromotedToLive(Event):
         def apply(self, bot: Bot) -> None:
             bot.mode, bot.stage, bot.promoted_at = (
                 BotMode.LIVE,
@@ -131,25 +135,25 @@ class Bot(TradetapeAggregate):
                 self.timestamp,
             )
 
-    class DealStarted(TradetapeAggregate.Event):
+    class DealStarted(Event):
         deal_id: UUID
 
         def apply(self, bot: Bot) -> None:
             bot.open_deal_id, bot.deals_opened = self.deal_id, bot.deals_opened + 1
 
-    class DealFinished(TradetapeAggregate.Event):
+    class DealFinished(Event):
         deal_id: UUID
 
         def apply(self, bot: Bot) -> None:
             bot.open_deal_id, bot.deals_closed = None, bot.deals_closed + 1
 
-    class LeaderboardOptedIn(TradetapeAggregate.Event):
+    class LeaderboardOptedIn(Event):
         """The owner lets the public leaderboard show this bot's results."""
 
         def apply(self, bot: Bot) -> None:
             bot.leaderboard_opt_in = True
 
-    class LeaderboardOptedOut(TradetapeAggregate.Event):
+    class LeaderboardOptedOut(Event):
         def apply(self, bot: Bot) -> None:
             bot.leaderboard_opt_in = False
 

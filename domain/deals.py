@@ -53,7 +53,11 @@ class Deal(TradetapeAggregate):
     def __init__(self) -> None:
         super().__init__()
 
-    class Opened(TradetapeAggregate.Created):
+    class Event(TradetapeAggregate.Event):
+        """Declared here, so the library need not redefine each event below as a
+        subclass of it (that doubled the cost of defining them)."""
+
+    class Opened(TradetapeAggregate.Created, Event):
         bot_id: UUID
         owner_id: str
         exchange_account_id: str
@@ -72,7 +76,7 @@ class Deal(TradetapeAggregate):
             deal.take_profit_price = deal.stop_loss_price = deal.exit_price = None
             deal.close_reason = deal.realized_pnl = None
 
-    class BuyFilled(TradetapeAggregate.Event):
+    class BuyFilled(Event):
         order_id: UUID
         safety_order: int
         price: Decimal
@@ -86,7 +90,7 @@ class Deal(TradetapeAggregate):
             deal.buy_fees += self.fee
             deal.safety_orders_used = max(deal.safety_orders_used, self.safety_order)
 
-    class TargetsMoved(TradetapeAggregate.Event):
+    class TargetsMoved(Event):
         take_profit_price: Decimal
         stop_loss_price: Decimal | None
 
@@ -96,7 +100,7 @@ class Deal(TradetapeAggregate):
                 self.stop_loss_price,
             )
 
-    class Closed(TradetapeAggregate.Event):
+    class Closed(Event):
         reason: CloseReason
         order_id: UUID
         price: Decimal
@@ -116,7 +120,7 @@ class Deal(TradetapeAggregate):
             deal.units = ZERO
             deal.realized_pnl = self.realized_pnl
 
-    class Cancelled(TradetapeAggregate.Event):
+    class Cancelled(Event):
         reason: str
 
         def apply(self, deal: Deal) -> None:

@@ -78,7 +78,11 @@ class Order(TradetapeAggregate):
     def __init__(self) -> None:
         super().__init__()
 
-    class Submitted(TradetapeAggregate.Created):
+    class Event(TradetapeAggregate.Event):
+        """Declared here, so the library need not redefine each event below as a
+        subclass of it (that doubled the cost of defining them)."""
+
+    class Submitted(TradetapeAggregate.Created, Event):
         client_order_id: str
         bot_id: UUID | None
         deal_id: UUID | None
@@ -93,22 +97,22 @@ class Order(TradetapeAggregate):
         amount: Decimal
 
         def apply(self, order: Order) -> None:
-            for name in (
-                "client_order_id", "bot_id", "deal_id", "owner_id", "exchange_account_id",
-                "pair", "side", "type", "purpose", "safety_order", "price", "amount",
-            ):
-                setattr(order, name, getattr(self, name))
-            order.status, order.exchange_order_id, order.reason = S.SUBMITTED, None, None
-            order.filled = order.cost = order.fees = ZERO
-            order.trade_ids = []
+            order.__dict__.update(
+                client_order_id=self.client_order_id, bot_id=self.bot_id,
+                deal_id=self.deal_id, owner_id=self.owner_id,
+                exchange_account_id=self.exchange_account_id, pair=self.pair,
+                side=self.side, type=self.type, purpose=self.purpose,
+                safety_order=self.safety_order, price=self.price, amount=self.amount,
+                status=S.SUBMITTED, exchange_order_id=None, reason=None, filled=ZERO,
+                cost=ZERO, fees=ZERO, trade_ids=[])
 
-    class Accepted(TradetapeAggregate.Event):
+    class Accepted(Event):
         exchange_order_id: str
 
         def apply(self, order: Order) -> None:
             order.status, order.exchange_order_id = S.ACCEPTED, self.exchange_order_id
 
-    class Filled(TradetapeAggregate.Event):
+    class Filled(Event):
         """One trade against the order; the order is filled when the trades add up."""
 
         trade_id: str
@@ -124,23 +128,23 @@ class Order(TradetapeAggregate):
             order.trade_ids.append(self.trade_id)
             order.status = S.FILLED if order.filled == order.amount else S.PARTIALLY_FILLED
 
-    class CancelRequested(TradetapeAggregate.Event):
+    class CancelRequested(Event):
         def apply(self, order: Order) -> None:
             order.status = S.CANCEL_REQUESTED
 
-    class Cancelled(TradetapeAggregate.Event):
+    class Cancelled(Event):
         reason: str
 
         def apply(self, order: Order) -> None:
             order.status, order.reason = S.CANCELLED, self.reason
 
-    class Rejected(TradetapeAggregate.Event):
+    class Rejected(Event):
         reason: str
 
         def apply(self, order: Order) -> None:
             order.status, order.reason = S.REJECTED, self.reason
 
-    class Expired(TradetapeAggregate.Event):
+    class Expired(Event):
         def apply(self, order: Order) -> None:
             order.status = S.EXPIRED
 

@@ -7,11 +7,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from domain.credentials import NewPassword
 from domain.orders import OrderSide, OrderStatus, OrderType
+
+if TYPE_CHECKING:  # only named in signatures; not every process needs credentials
+    from domain.credentials import NewPassword
 
 
 class Clock(Protocol):

@@ -6,6 +6,7 @@ events, byte for byte, which is what makes a run replayable and auditable.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -49,23 +50,77 @@ class TradetapeAggregate(Aggregate):
 
     @classmethod
     def _start(cls, event_class: type[Created], id: UUID, cause: Cause, **data: Any) -> Self:
-        return cls._create(
-            event_class,
-            id=id,
-            timestamp=cause.at,
-            actor=cause.actor,
-            correlation_id=cause.correlation_id,
-            **data,
-        )
+        """The library's ``_create`` for our aggregates, without its generic keyword
+        plumbing (the engine creates an order every few candles): the same event, fields in
+        the same order, applied to a new aggregate the way the library's ``mutate`` does."""
+        if not isinstance(id, UUID):
+            raise TypeError(f"{cls.__name__} id must be a UUID, not {id!r}")
+        data.update(originator_id=id, originator_version=cls.INITIAL_VERSION,
+                    timestamp=cause.at, originator_topic=topic_of(cls), actor=cause.actor,
+                    correlation_id=cause.correlation_id)
+        event = _construct(event_class, data)
+        aggregate = cls.__new__(cls)
+        aggregate.__base_init__(id, cls.INITIAL_VERSION, cause.at)
+        aggregate.__init__()
+        event.apply(aggregate)
+        aggregate._pending_events.append(event)
+        return aggregate
 
     def _record(self, event_class: type[Event], cause: Cause, **data: Any) -> None:
-        self.trigger_event(
-            event_class,
-            timestamp=cause.at,
-            actor=cause.actor,
-            correlation_id=cause.correlation_id,
-            **data,
-        )
+        """``trigger_event`` without its generic keyword plumbing: the next event of this
+        aggregate, applied as the library's ``mutate`` applies it (whose checks, same
+        aggregate and next version, hold by construction here)."""
+        version = self.version + 1
+        data.update(originator_id=self.id, originator_version=version, timestamp=cause.at,
+                    actor=cause.actor, correlation_id=cause.correlation_id)
+        event = _construct(event_class, data)
+        event.apply(self)
+        self.version, self.modified_on = version, cause.at
+        self._pending_events.append(event)
+
+
+_MISSING = object()
+_LAYOUTS: dict[type, tuple[tuple[str, ...], frozenset[str], dict[str, Any]]] = {}
+_TOPICS: dict[type, str] = {}
+
+
+def topic_of(cls: type) -> str:
+    """The library's topic of a class (``module:qualname``): what stored events and created
+    events name it by."""
+    topic = _TOPICS.get(cls)
+    if topic is None:
+        topic = _TOPICS[cls] = f"{cls.__module__}:{cls.__qualname__}"
+    return topic
+
+
+def _layout(event_class: type) -> tuple[tuple[str, ...], frozenset[str], dict[str, Any]]:
+    layout = _LAYOUTS.get(event_class)
+    if layout is None:
+        fields = dataclasses.fields(event_class)
+        layout = _LAYOUTS[event_class] = (
+            tuple(f.name for f in fields), frozenset(f.name for f in fields),
+            {f.name: f.default for f in fields if f.default is not dataclasses.MISSING})
+    return layout
+
+
+def _construct(event_class: type, values: dict[str, Any]) -> Any:
+    """An instance of the frozen dataclass ``event_class`` holding ``values``, as its
+    generated ``__init__`` builds it (fields in declaration order, defaults filled in),
+    without that ``__init__``'s frozen ``__setattr__`` per field."""
+    names, name_set, defaults = _layout(event_class)
+    if values.keys() != name_set:
+        unexpected = values.keys() - name_set
+        if unexpected:
+            raise TypeError(f"can't construct {event_class.__qualname__}: unexpected "
+                            f"{', '.join(sorted(unexpected))}")
+        missing = [n for n in names if n not in values and n not in defaults]
+        if missing:
+            raise TypeError(f"can't construct {event_class.__qualname__}: "
+                            f"{', '.join(missing)} missing")
+        values = {**defaults, **values}
+    event = object.__new__(event_class)
+    event.__dict__.update({name: values[name] for name in names})
+    return event
 
 
 class ValueEnum(Enum):

@@ -82,7 +82,11 @@ class User(TradetapeAggregate):
     def __init__(self) -> None:
         super().__init__()
 
-    class Registered(TradetapeAggregate.Created):
+    class Event(TradetapeAggregate.Event):
+        """Declared here, so the library need not redefine each event below as a
+        subclass of it (that doubled the cost of defining them)."""
+
+    class Registered(TradetapeAggregate.Created, Event):
         role: str
         sealed_email: str
         sealed_display_name: str | None
@@ -99,18 +103,18 @@ class User(TradetapeAggregate):
             user.verification = user.reset = None
             user.sessions = {}
 
-    class VerificationIssued(TradetapeAggregate.Event):
+    class VerificationIssued(Event):
         token_digest: str
         expires_at: datetime
 
         def apply(self, user: User) -> None:
             user.verification = PendingToken(self.token_digest, self.expires_at)
 
-    class EmailVerified(TradetapeAggregate.Event):
+    class EmailVerified(Event):
         def apply(self, user: User) -> None:
             user.email_verified, user.verification = True, None
 
-    class PasswordChanged(TradetapeAggregate.Event):
+    class PasswordChanged(Event):
         """Ends every session."""
 
         sealed_password_hash: str
@@ -119,14 +123,14 @@ class User(TradetapeAggregate):
             user.sealed_password_hash, user.reset = self.sealed_password_hash, None
             _end_all_sessions(user)
 
-    class PasswordResetRequested(TradetapeAggregate.Event):
+    class PasswordResetRequested(Event):
         token_digest: str
         expires_at: datetime
 
         def apply(self, user: User) -> None:
             user.reset = PendingToken(self.token_digest, self.expires_at)
 
-    class PasswordReset(TradetapeAggregate.Event):
+    class PasswordReset(Event):
         """Ends every session."""
 
         sealed_password_hash: str
@@ -135,24 +139,24 @@ class User(TradetapeAggregate):
             user.sealed_password_hash, user.reset = self.sealed_password_hash, None
             _end_all_sessions(user)
 
-    class Blocked(TradetapeAggregate.Event):
+    class Blocked(Event):
         """Ends every session."""
 
         def apply(self, user: User) -> None:
             user.blocked = True
             _end_all_sessions(user)
 
-    class Unblocked(TradetapeAggregate.Event):
+    class Unblocked(Event):
         def apply(self, user: User) -> None:
             user.blocked = False
 
-    class RoleChanged(TradetapeAggregate.Event):
+    class RoleChanged(Event):
         role: str
 
         def apply(self, user: User) -> None:
             user.role = Role(self.role)
 
-    class SessionStarted(TradetapeAggregate.Event):
+    class SessionStarted(Event):
         session_id: UUID
         refresh_digest: str
         expires_at: datetime
@@ -164,7 +168,7 @@ class User(TradetapeAggregate):
             user.sessions[self.session_id] = Session(
                 self.session_id, self.refresh_digest, None, self.expires_at)
 
-    class SessionRefreshed(TradetapeAggregate.Event):
+    class SessionRefreshed(Event):
         session_id: UUID
         refresh_digest: str
         expires_at: datetime
@@ -174,14 +178,14 @@ class User(TradetapeAggregate):
             user.sessions[self.session_id] = Session(
                 self.session_id, self.refresh_digest, old.refresh_digest, self.expires_at)
 
-    class SessionEnded(TradetapeAggregate.Event):
+    class SessionEnded(Event):
         session_id: UUID
         reason: str
 
         def apply(self, user: User) -> None:
             user.sessions.pop(self.session_id, None)
 
-    class Forgotten(TradetapeAggregate.Event):
+    class Forgotten(Event):
         """The data key was destroyed (outside the log): sealed fields are unreadable now.
         Ends every session."""
 

@@ -9,6 +9,8 @@ Moved only by events:
 - A fill releases the lock of the part filled (all that is left once the order is filled),
   moves base and quote at the fill price, and takes the fee from the fee currency.
 - A cancel, reject or expiry releases what the order still locks.
+- Once no open order locks an asset of an account, its locked balance is exactly zero: sums
+  of 28-digit locks can round, and whatever rounding left there belongs to the free balance.
 
 A paper account a backtest trades on has no deposits: its quote balance goes negative by
 what the bot spent, which is the capital the run needed.
@@ -16,6 +18,7 @@ what the bot spent, which is the capital the run needed.
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 from typing import Any
 
@@ -53,12 +56,14 @@ class Balances(Projection):
         self.accounts: dict[str, Row] = {}
         self.orders: dict[str, Row] = {}
         self.dirty: dict[tuple[str, str, str], Row] = {}
+        self.lockers: Counter[tuple[str, str, str]] = Counter()  # open orders locking there
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         for row in store.select(BALANCES, suffix=suffix):
             self.balances[BALANCES.key_of(row)] = row
         self.accounts = {r["account_id"]: r for r in store.select(ACCOUNTS, suffix=suffix)}
         self.orders = {r["order_id"]: r for r in store.select(OPEN_ORDERS, suffix=suffix)}
+        self.lockers = Counter(_lock_key(o) for o in self.orders.values() if _locks(o))
 
     def _balance(self, owner: str, account: str, asset: str) -> Row:
         key = (owner, account, asset)
@@ -120,8 +125,9 @@ class Balances(Projection):
                  "quote": quote, "side": side, "type": kind, "price": price,
                  "amount": amount, "filled": ZERO, "locked": ZERO}
         self.orders[order["order_id"]] = order
-        if kind != "market" and price is not None:
+        if _locks(order):
             order["locked"] = price * amount if side == "buy" else amount
+            self.lockers[_lock_key(order)] += 1
             self._move(out, fact, order["owner_id"], order["account_id"], _locked_asset(order),
                        free=-order["locked"], locked=order["locked"])
         out.insert(OPEN_ORDERS, order)
@@ -158,15 +164,32 @@ class Balances(Projection):
         self._settle(order, True, out)
 
     def _settle(self, order: Row, final: bool, out: Changes) -> None:
-        if final:
-            del self.orders[order["order_id"]]
-            out.delete(OPEN_ORDERS, (order["order_id"],))
-        else:
+        if not final:
             out.upsert(OPEN_ORDERS, order)
+            return
+        del self.orders[order["order_id"]]
+        out.delete(OPEN_ORDERS, (order["order_id"],))
+        if _locks(order):
+            key = _lock_key(order)
+            self.lockers[key] -= 1
+            if not self.lockers[key]:
+                del self.lockers[key]
+                row = self._balance(*key)
+                row["free"] += row["locked"]
+                row["locked"] = ZERO
+                self.dirty[key] = row
+
+
+def _locks(order: Row) -> bool:
+    return order["type"] != "market" and order["price"] is not None
 
 
 def _locked_asset(order: Row) -> str:
     return order["quote"] if order["side"] == "buy" else order["base"]
+
+
+def _lock_key(order: Row) -> tuple[str, str, str]:
+    return order["owner_id"], order["account_id"], _locked_asset(order)
 
 
 # --- reading --------------------------------------------------------------------------------

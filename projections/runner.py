@@ -9,16 +9,15 @@ runner reloads each projection's state from its tables and carries on after its 
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from eventsourcing.application import Application
 
+from application.collector import collector_paused
 from application.settings import _connect_kwargs
 from projections.facts import Fact, FactDecoder
 from projections.framework import Projection
@@ -144,14 +143,14 @@ class Projector:
                   else SyncWriter(self.store))
         self.store.before_select = writer.drain
         # A rebuild has a known end: the collector waits until then (reads allocate too).
-        whole = _collector_paused() if self.shadow else contextlib.nullcontext()
+        whole = collector_paused() if self.shadow else contextlib.nullcontext()
         try:
             with whole:
                 while True:
                     start = min(t.position for t in self.tracked)
                     try:
                         for page in Pages(self.reader, start, self.batch_size, until):
-                            with _collector_paused():
+                            with collector_paused():
                                 writer.submit(self._apply_page(page))
                             read += len(page)
                             self.events_read += len(page)
@@ -236,19 +235,6 @@ class Projector:
 
     def positions(self) -> dict[str, int]:
         return {t.projection.name: t.position for t in self.tracked}
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """A batch allocates thousands of short-lived, acyclic dicts (freed by reference
-    counting): the cyclic collector would only re-scan the projections' state each time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _waiter(app: Application, store: ViewStore, poll: float):

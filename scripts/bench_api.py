@@ -12,7 +12,10 @@ same rows.
    profit), its events appended through the Trading application in transactions of a few
    thousand events. Then ``tradetape projections rebuild`` builds the read models from the
    log. The bots end stopped, every deal closed, so the server's live loop stays idle.
-2. ``tradetape serve`` starts on a free loopback port (a subprocess), and so does a plain
+2. ``tradetape serve`` starts on a free loopback port (a subprocess), twice, one after the
+   other: as configured by default (read-only queries answered from the cache keyed by the
+   read version, ``api/graphql/response_cache.py``), then with
+   ``TRADETAPE_GRAPHQL_CACHE=off`` (every query resolved afresh). Beside them, a plain
    FastAPI app (this script with ``--plain-app``): no GraphQL and no authentication, one
    psycopg connection behind a lock (as the GraphQL read side), the same SELECTs on the same
    projection tables, JSON out.
@@ -184,10 +187,10 @@ def counts(url: str) -> dict[str, int]:
 # --- 2. the servers ---------------------------------------------------------------------------
 
 
-def child_env() -> dict[str, str]:
+def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADETAPE_")}
     env["TRADETAPE_SECRET_KEY"] = SECRET_KEY
-    return env
+    return {**env, **extra}
 
 
 def free_port() -> int:
@@ -204,6 +207,7 @@ class Child:
     health: str
     process: subprocess.Popen | None = None
     log: Path = field(default_factory=lambda: Path(os.devnull))
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self, logs: Path, timeout: float = 180.0) -> Child:
         import urllib.request
@@ -211,7 +215,7 @@ class Child:
         self.log = logs / f"{self.name}.log"
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
-                                            env=child_env(), cwd=ROOT)
+                                            env=child_env(**self.env), cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -521,17 +525,20 @@ async def figures(name: str, port: int, requests: list[bytes], args, graphql: bo
                         connections=args.connections, **options))
 
 
-async def measure(args, gql_port: int, plain_port: int, tokens: list[str],
-                  owners: list[str]) -> list[tuple[Figures, Figures]]:
-    pairs = []
+async def measure(args, gql_ports: list[tuple[str, int]], plain_port: int,
+                  tokens: list[str], owners: list[str]) -> list[list[Figures]]:
+    """Per query: each GraphQL server's figures, then the plain app's."""
+    groups = []
     for label, query, path in (("portfolio", PORTFOLIO, "/portfolio/{}"),
                                ("bots(first: 50)", BOTS, "/bots/{}?first=50")):
-        gql = [graphql_request(gql_port, query, t) for t in tokens]
+        group = []
+        for suffix, port in gql_ports:
+            gql = [graphql_request(port, query, t) for t in tokens]
+            group.append(await figures(f"GraphQL {label}{suffix}", port, gql, args, True))
         plain = [get_request(plain_port, path.format(o)) for o in owners]
-        pairs.append((await figures(f"GraphQL {label}", gql_port, gql, args, True),
-                      await figures(f"plain FastAPI {label}", plain_port, plain, args,
-                                    False)))
-    return pairs
+        group.append(await figures(f"plain FastAPI {label}", plain_port, plain, args, False))
+        groups.append(group)
+    return groups
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -545,16 +552,16 @@ def _rates(pair: tuple[Result, Result]) -> str:
     return f"{pair[0].rate / pair[1].rate:8.2f}"
 
 
-def report(args, pairs: list[tuple[Figures, Figures]]) -> None:
+def report(args, groups: list[list[Figures]]) -> None:
     rate = f"{args.rate:g}/s"
     print()
     print(f"one at a time: 1 connection, {args.seconds / 4:g} s; capacity: "
           f"{args.connections} connections back to back, {args.seconds / 2:g} s; at {rate}: "
           f"open loop for {args.seconds:g} s on {args.connections} connections, latency "
           "from each request's scheduled time (stopped once over 1 s of requests wait)")
-    head = (f"{'endpoint':30} {'one at a time':>17}   {'capacity':>17}   "
+    head = (f"{'endpoint':38} {'one at a time':>17}   {'capacity':>17}   "
             f"{'at ' + rate:>26}")
-    sub = (f"{'':30} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>8} {'p99 ms':>8}   "
+    sub = (f"{'':38} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>8} {'p99 ms':>8}   "
            f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     print(head)
     print(sub)
@@ -563,24 +570,27 @@ def report(args, pairs: list[tuple[Figures, Figures]]) -> None:
     def row(label: str, f: Figures) -> str:
         t = f.target
         held = f" overloaded after {t.overloaded_after:.1f} s" if t.overloaded_after else ""
-        return (f"{label:30} {f.unloaded.percentile(50):8.2f} {f.unloaded.percentile(99):8.2f}"
+        return (f"{label:38} {f.unloaded.percentile(50):8.2f} {f.unloaded.percentile(99):8.2f}"
                 f"   {f.capacity.rate:8.0f} {f.capacity.percentile(99):8.2f}   "
                 f"{t.rate:8.0f} {t.percentile(50):8.2f} {t.percentile(99):8.2f}{held}")
 
-    for g, p in pairs:
-        print(row(g.name, g))
+    for *graphqls, p in groups:
+        for g in graphqls:
+            print(row(g.name, g))
         print(row(p.name, p))
-        u, c, t = (g.unloaded, p.unloaded), (g.capacity, p.capacity), (g.target, p.target)
-        print(f"{'  GraphQL / plain':30} {_times(u, 50)} {_times(u, 99)}   {_rates(c)} "
-              f"{_times(c, 99)}   {_rates(t)} {_times(t, 50)} {_times(t, 99)}")
+        for g in graphqls:
+            u, c, t = (g.unloaded, p.unloaded), (g.capacity, p.capacity), (g.target, p.target)
+            label = "  GraphQL / plain" + (" (cache off)" if "cache off" in g.name else "")
+            print(f"{label:38} {_times(u, 50)} {_times(u, 99)}   {_rates(c)} "
+                  f"{_times(c, 99)}   {_rates(t)} {_times(t, 50)} {_times(t, 99)}")
     print()
-    for g, _ in pairs:
+    for g in (g for *graphqls, _ in groups for g in graphqls):
         t = g.target
         held = (not t.overloaded_after and t.rate >= 0.98 * args.rate
                 and t.percentile(99) < 50 and not t.failures)
-        print(f"goal for {g.name:26} {rate} with p99 < 50 ms: "
+        print(f"goal for {g.name:38} {rate} with p99 < 50 ms: "
               f"{'met' if held else 'MISSED'}")
-    for f in (f for pair in pairs for f in pair):
+    for f in (f for group in groups for f in group):
         for r in f.failures:
             print(f"{f.name}: {r.failures} failed, first: {r.first_failure}")
 
@@ -619,32 +629,56 @@ def main() -> int:
     import tempfile
 
     logs = Path(tempfile.mkdtemp(prefix="bench_api-"))
-    gql_port, plain_port = free_port(), free_port()
-    server = Child("tradetape-serve", [str(TRADETAPE), "serve", "--port", str(gql_port),
-                                       "--database", args.database], gql_port, "/health")
+    plain_port = free_port()
     plain = Child("plain-fastapi", [sys.executable, __file__, "--database", args.database,
                                     "--plain-app", str(plain_port)], plain_port, "/health")
     try:
+        plain.start(logs)
+        measured, codes = measure_servers(args, plain_port, logs)
+    finally:
+        plain.stop()
+    # per query: GraphQL cached, GraphQL uncached, plain (from the first pass)
+    groups = [[measured[0][0], measured[1][0], measured[0][1]],
+              [measured[0][2], measured[1][2], measured[0][3]]]
+    report(args, groups)
+    print(f"\ntradetape serve exited {codes} after SIGTERM; logs in {logs}")
+    return 0
+
+
+def measure_servers(args, plain_port: int, logs: Path) -> tuple[list[list[Figures]], list]:
+    """One after the other: the default server (answers cached by read version), then the
+    same server answering every query afresh; each beside the plain app."""
+    from application.bootstrap import open_identity
+
+    identity = open_identity(args.database, secret_key=SECRET_KEY)
+    try:
+        owners = [str(identity.find_user(email(u)).id) for u in range(args.users)]
+    finally:
+        identity.close()
+
+    def serve(name: str, **env: str) -> Child:
+        port = free_port()
+        return Child(name, [str(TRADETAPE), "serve", "--port", str(port), "--database",
+                            args.database], port, "/health", env=env)
+
+    measured, codes = [], []
+    for suffix, server in (("", serve("tradetape-serve")),
+                           (" (cache off)", serve("tradetape-serve-uncached",
+                                                  TRADETAPE_GRAPHQL_CACHE="off"))):
         started = time.perf_counter()
         server.start(logs)
-        print(f"tradetape serve answered /health after {time.perf_counter() - started:.1f} s "
-              f"(port {gql_port}); plain FastAPI on port {plain_port}")
-        plain.start(logs)
-        tokens = [login(gql_port, u) for u in range(args.users)]
-        from application.bootstrap import open_identity
-
-        identity = open_identity(args.database, secret_key=SECRET_KEY)
+        print(f"{server.name} answered /health after {time.perf_counter() - started:.1f} s "
+              f"(port {server.port})")
         try:
-            owners = [str(identity.find_user(email(u)).id) for u in range(args.users)]
+            tokens = [login(server.port, u) for u in range(args.users)]
+            print("check: " + asyncio.run(same_rows(server.port, plain_port, tokens[0],
+                                                    owners[0])))
+            groups = asyncio.run(measure(args, [(suffix, server.port)], plain_port, tokens,
+                                         owners))
+            measured.append([f for group in groups for f in group])
         finally:
-            identity.close()
-        print("check: " + asyncio.run(same_rows(gql_port, plain_port, tokens[0], owners[0])))
-        pairs = asyncio.run(measure(args, gql_port, plain_port, tokens, owners))
-    finally:
-        codes = (server.stop(), plain.stop())
-    report(args, pairs)
-    print(f"\ntradetape serve exited {codes[0]} after SIGTERM; logs in {logs}")
-    return 0
+            codes.append(server.stop())
+    return measured, codes
 
 
 if __name__ == "__main__":

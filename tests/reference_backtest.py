@@ -11,7 +11,9 @@ implements are the ones written out in the task that created it (spot, long only
   path points an order fills at its own price, in the order the moving price meets it.
 * Take profit / stop loss are measured from the average entry, recomputed after every fill.
 * With a ``balance`` every buy must be covered by free quote (notional × (1 + fee)), else it
-  is rejected; resting orders lock their quote until they fill or are cancelled.
+  is rejected; resting orders lock their quote until they fill or are cancelled. A rejected
+  base order stops the bot: no deal opens after it (retrying would fail at every close, as
+  nothing but the bot's own deals moves its balance).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class ReferenceBacktest:
         self.closed: list[dict] = []
         self.realized = ZERO
         self.rejected = 0
+        self.stopped = False  # by a rejected base order
         self.max_committed = ZERO
         self.peak = ZERO
         self.max_drawdown = ZERO
@@ -107,7 +110,8 @@ class ReferenceBacktest:
 
     def open_deal(self, ts: int, price: Decimal) -> None:
         if not self.accept(self.base_quote):
-            return  # no deal at this candle; try again at the next close
+            self.stopped = True
+            return
         self.deal = Deal(ts)
         self.buy(self.base_quote / price, price)
         step_sum = ZERO
@@ -204,7 +208,7 @@ class ReferenceBacktest:
                 for start, end in pairwise(path):
                     if self.move(ts, start, end):
                         break
-        if self.deal is None:
+        if self.deal is None and not self.stopped:
             self.open_deal(ts, close)
         equity = self.realized + self.unrealized(close)
         self.peak = max(self.peak, equity)
@@ -245,5 +249,6 @@ def run_reference(
             "max_drawdown": run.max_drawdown,
             "max_capital_committed": run.max_committed,
             "orders_rejected": run.rejected,
+            "bot_stopped": run.stopped,
             "deals": deals,
         }

@@ -8,7 +8,7 @@ its own price, or at the open when the market gapped through it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.errors import DomainError
@@ -55,6 +55,7 @@ class PaperExchange(Exchange):
         start = to_decimal(quote_balance or ZERO, "balance")
         self.free = {self.quote: start, self.base: base_balance}
         self.locked = {self.quote: ZERO, self.base: ZERO}
+        self._holders = {self.quote: 0, self.base: 0}  # resting orders locking each asset
         self.price: Decimal | None = None
         self.listener: OrderUpdateListener | None = None
         self._resting: dict[str, _Resting] = {}
@@ -78,11 +79,7 @@ class PaperExchange(Exchange):
             return self._remember(
                 ExchangeOrder(exchange_id, request.client_order_id, OrderStatus.FILLED, (trade,))
             )
-        lock = self._lock_for(request)
-        asset = self.quote if request.side is OrderSide.BUY else self.base
-        self.free[asset] -= lock
-        self.locked[asset] += lock
-        self._resting[exchange_id] = _Resting(exchange_id, request, lock)
+        self._hold(exchange_id, request)
         return self._remember(
             ExchangeOrder(exchange_id, request.client_order_id, OrderStatus.ACCEPTED)
         )
@@ -93,7 +90,8 @@ class PaperExchange(Exchange):
         if resting is None:
             return order  # already filled or cancelled: report its final state
         self._release(resting)
-        return self._remember(replace(order, status=OrderStatus.CANCELLED, reason="cancelled"))
+        return self._remember(ExchangeOrder(order.exchange_order_id, order.client_order_id,
+                                            OrderStatus.CANCELLED, order.trades, "cancelled"))
 
     def fetch_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
         try:
@@ -107,11 +105,7 @@ class PaperExchange(Exchange):
     def restore_resting(self, request: OrderRequest, exchange_order_id: str) -> None:
         """Put back an order that was resting when the process stopped (its funds are
         locked again), so a restarted bot carries on without placing anything twice."""
-        lock = self._lock_for(request)
-        asset = self.quote if request.side is OrderSide.BUY else self.base
-        self.free[asset] -= lock
-        self.locked[asset] += lock
-        self._resting[exchange_order_id] = _Resting(exchange_order_id, request, lock)
+        self._hold(exchange_order_id, request)
         self._remember(ExchangeOrder(exchange_order_id, request.client_order_id,
                                      OrderStatus.ACCEPTED))
 
@@ -129,11 +123,9 @@ class PaperExchange(Exchange):
             del self._resting[resting.exchange_order_id]
             trade = self._execute(resting.exchange_order_id, resting.request, price,
                                   lock=resting.locked)
-            update = replace(
-                self._orders[resting.exchange_order_id],
-                status=OrderStatus.FILLED,
-                trades=(trade,),
-            )
+            before = self._orders[resting.exchange_order_id]
+            update = ExchangeOrder(before.exchange_order_id, before.client_order_id,
+                                   OrderStatus.FILLED, (trade,), before.reason)
             self._remember(update)
             if self.listener is not None:
                 self.listener.on_order_update(update)
@@ -239,16 +231,37 @@ class PaperExchange(Exchange):
             self.locked[self.quote] -= lock
             self.free[self.quote] += lock - notional - fee
             self.free[self.base] += request.amount
+            if lock:
+                self._unheld(self.quote)
         else:
             self.locked[self.base] -= lock
             self.free[self.base] += lock - request.amount
             self.free[self.quote] += notional - fee
+            if lock:
+                self._unheld(self.base)
         return Trade(f"{exchange_id}-t1", price, request.amount, fee, self.quote)
 
     def _release(self, resting: _Resting) -> None:
         asset = self.quote if resting.request.side is OrderSide.BUY else self.base
         self.locked[asset] -= resting.locked
         self.free[asset] += resting.locked
+        self._unheld(asset)
+
+    def _hold(self, exchange_id: str, request: OrderRequest) -> None:
+        lock = self._lock_for(request)
+        asset = self.quote if request.side is OrderSide.BUY else self.base
+        self.free[asset] -= lock
+        self.locked[asset] += lock
+        self._holders[asset] += 1
+        self._resting[exchange_id] = _Resting(exchange_id, request, lock)
+
+    def _unheld(self, asset: str) -> None:
+        """One order less locks ``asset``. With none left its locked balance is exactly
+        zero: sums of 28-digit locks can round, and what rounding left belongs to free."""
+        self._holders[asset] -= 1
+        if not self._holders[asset] and self.locked[asset]:
+            self.free[asset] += self.locked[asset]
+            self.locked[asset] = ZERO
 
     def _remember(self, order: ExchangeOrder) -> ExchangeOrder:
         self._orders[order.exchange_order_id] = order

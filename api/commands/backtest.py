@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from api.commands.bot_config import load_bot_config
-    from api.commands.common import print_json
+    from api.commands.common import batch_gc, print_json
     from api.progress import progress_bar
     from application.bootstrap import backtest
     from domain.money import to_decimal
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     fee_rate = to_decimal(args.fee_rate, "fee_rate")
     balance = None if args.balance is None else to_decimal(args.balance, "balance")
     show = not args.no_progress and sys.stderr.isatty()
-    with progress_bar("backtest", enabled=show) as advance:
+    with progress_bar("backtest", enabled=show) as advance, batch_gc():
         result = backtest(
             args.candles, config, fee_rate=fee_rate, balance=balance, store_url=args.store,
             seed=args.seed, keep_deals=args.deals or bool(args.plot),
@@ -77,7 +77,7 @@ def _print_summary(s: dict, args: argparse.Namespace) -> None:
     for key in ("candles", "gaps", "deals_closed", "deals_open", "take_profits", "stop_losses",
                 "realized_pnl", "unrealized_pnl", "fees_closed_deals", "win_rate",
                 "max_safety_orders_used", "max_drawdown", "max_capital_committed",
-                "orders_rejected", "events", "run_id"):
+                "orders_rejected", "bot_error", "events", "run_id"):
         value = s.get(key)
         table.add_row(key.replace("_", " "), _short(value))
     console.print(table)

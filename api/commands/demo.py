@@ -49,10 +49,11 @@ def _first_deal(url: str) -> str | None:
     from application.bootstrap import open_trading
     from application.replay import read_log
     from domain.deals import Deal
+    from domain.recording import topic_of
 
     app = open_trading(url)
     try:
-        topic = f"{Deal.__module__}:{Deal.Opened.__qualname__}"
-        return next((str(n.originator_id) for n in read_log(app, [topic])), None)
+        return next((str(n.originator_id) for n in read_log(app, [topic_of(Deal.Opened)])),
+                    None)
     finally:
         app.close()

@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from api.commands.common import batch_gc
     from api.progress import progress_bar
     from application.bootstrap import open_trading, rerun_backtest
     from application.replay import compare_streams, rebuild_all, stored_run_events
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
                 print("no stored backtests to check")
             for run_agg in report.backtests:
                 try:
-                    fresh = rerun_backtest(run_agg)
+                    with batch_gc():
+                        fresh = rerun_backtest(run_agg)
                 except DomainError as error:
                     failed = True
                     print(f"backtest {run_agg.id}: cannot re-run: {error}")

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -21,10 +22,15 @@ from graphql import (
     NullValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationRule,
     VariableNode,
 )
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 
 from projections.queries import MAX_PAGE
 
@@ -91,41 +97,54 @@ def selection_cost(selections: SelectionSetNode | None,
     return total
 
 
-def cost_rule(max_cost: int, variables: Mapping[str, Any]) -> type[ValidationRule]:
-    class CostLimit(ValidationRule):
-        def enter_document(self, node, *_args) -> None:
-            fragments = {d.name.value: d for d in node.definitions
-                         if isinstance(d, FragmentDefinitionNode)}
-            for op in node.definitions:
-                if not isinstance(op, OperationDefinitionNode):
-                    continue
-                cost = selection_cost(op.selection_set, fragments, variables)
-                if cost > max_cost:
-                    name = op.name.value if op.name else "the operation"
-                    self.report_error(GraphQLError(
-                        f"{name} is too costly: its estimated cost {cost} exceeds the limit "
-                        f"of {max_cost}; ask for fewer items (first) or fewer nested fields",
-                        op, extensions={"code": "QUERY_TOO_COSTLY", "cost": cost,
-                                        "limit": max_cost}))
+def cost_errors(document: DocumentNode, variables: Mapping[str, Any],
+                max_cost: int = MAX_COST) -> list[GraphQLError]:
+    """``QUERY_TOO_COSTLY`` for each operation of ``document`` over ``max_cost``."""
+    fragments = {d.name.value: d for d in document.definitions
+                 if isinstance(d, FragmentDefinitionNode)}
+    errors = []
+    for op in document.definitions:
+        if not isinstance(op, OperationDefinitionNode):
+            continue
+        cost = selection_cost(op.selection_set, fragments, variables)
+        if cost > max_cost:
+            name = op.name.value if op.name else "the operation"
+            errors.append(GraphQLError(
+                f"{name} is too costly: its estimated cost {cost} exceeds the limit "
+                f"of {max_cost}; ask for fewer items (first) or fewer nested fields",
+                op, extensions={"code": "QUERY_TOO_COSTLY", "cost": cost,
+                                "limit": max_cost}))
+    return errors
 
-    return CostLimit
+
+# Built once, so that a document's validation (which depends on the rules, not on the
+# variables) can be cached across requests.
+_DEPTH_AND_ALIASES = (
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+)
 
 
 class CostLimiter(SchemaExtension):
-    """Adds the cost rule to validation, with this operation's variables."""
+    """After the (cached) validation of the document, its cost with this request's
+    variables, which no cached result can know."""
 
     def __init__(self, max_cost: int = MAX_COST):
         self.max_cost = max_cost
 
-    def on_operation(self) -> Iterator[None]:
-        variables = self.execution_context.variables or {}
+    def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        context.validation_rules = (*context.validation_rules,
-                                    cost_rule(self.max_cost, variables))
+        if not context.pre_execution_errors and context.graphql_document is not None:
+            errors = cost_errors(context.graphql_document, context.variables or {},
+                                 self.max_cost)
+            if errors:
+                context.pre_execution_errors = errors
         yield
 
 
 def limits() -> list[Any]:
-    """Extension factories (strawberry builds each anew for every operation)."""
-    return [lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES), CostLimiter]
+    """Extension factories (strawberry builds each anew for every operation), in the order
+    they must run: the depth and alias rules join validation, validation is cached by
+    document, then the cost is checked."""
+    return [lambda: AddValidationRules(list(_DEPTH_AND_ALIASES)),
+            lambda: ValidationCache(maxsize=512), CostLimiter]

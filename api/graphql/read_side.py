@@ -16,7 +16,7 @@ from anyio import to_thread
 
 from application.runtime import Runtime
 from application.settings import parse_database_url
-from projections.store import ViewStore, open_view_store
+from projections.store import TRACKING, ViewStore, open_view_store
 
 T = TypeVar("T")
 
@@ -42,6 +42,14 @@ class ReadSide:
         """``query(store, *args, **kwargs)`` on this connection."""
         with self._lock:
             return query(self.store, *args, **kwargs)
+
+    def version(self) -> tuple[Any, ...]:
+        """What every read answers from: the log's head, then each projection's position
+        and generation. Equal versions, equal answers."""
+        head = self.runtime.trading.recorder.max_notification_id() or 0
+        positions = self.run(lambda store: store.query(
+            f"SELECT name, position, generation FROM {store.q(TRACKING)} ORDER BY name"))
+        return (head, *map(tuple, positions))
 
     async def slow(self, work: Callable[..., T], *args: Any) -> T:
         """Work that reads the event log (time travel, histories): on a worker thread, so the

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import pytest
 
+from application.replay import read_log
 from domain.bots import BotStatus
 from domain.dca import DcaConfig
 from tests.api.conftest import CONFIG, CREATE_BOT, PASSWORD
@@ -259,3 +260,19 @@ def test_mutations_are_refused_while_the_server_shuts_down(server):
     assert body["errors"][0]["extensions"]["code"] == "SHUTTING_DOWN"
     assert server.gql("{ bots { edges { node { id } } } }", token=alice.token)["bots"][
         "edges"] == []  # reads still work
+
+
+def test_a_bot_whose_base_order_the_paper_account_cannot_pay_shows_why_it_stopped(server):
+    alice = server.user("alice")
+    bot_id = server.create_bot(alice, baseOrderQuote="20000")  # the paper account has 10,000
+    server.start_bot(alice, bot_id)
+    for _ in range(3):
+        server.step()
+
+    bot = server.gql("query($id: ID!) { bot(id: $id) { status errorReason openDealId } }",
+                     {"id": bot_id}, alice.token)["bot"]
+    assert bot["status"] == "ERROR" and bot["openDealId"] is None
+    assert "20000 USDT was refused: insufficient funds" in bot["errorReason"]
+    refused = [n for n in read_log(server.runtime.trading)
+               if n.topic.endswith("Order.Rejected")]
+    assert len(refused) == 1  # tried once, not at every candle

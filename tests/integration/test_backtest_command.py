@@ -198,6 +198,14 @@ def test_bad_candle_data_is_refused_naming_line_and_rule_and_nothing_is_stored(
     assert_nothing_stored(db)
 
 
+@pytest.mark.parametrize("name", ["missing.csv", ""])
+def test_a_candles_file_that_cannot_be_read_is_a_named_error_not_a_traceback(
+        tmp_path, capsys, name):
+    code, out, err = backtest(capsys, tmp_path / name, write_config(tmp_path, BOT), "--json")
+    assert (code, out) == (2, "")
+    assert_one_error_line(err, "error: CANDLES_UNREADABLE", "cannot read")
+
+
 def test_a_bad_line_deep_in_a_real_file_is_found(tmp_path, capsys):
     lines = BTC.read_text().splitlines(keepends=True)
     row = lines[30_000].split(",")

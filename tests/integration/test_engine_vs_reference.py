@@ -41,6 +41,7 @@ def assert_matches_reference(summary: dict, deals: list[dict], ref: dict) -> Non
     for key in MONEY:
         assert abs(Decimal(str(summary[key])) - ref[key]) <= TOLERANCE, (key, summary[key],
                                                                            ref[key])
+    assert (summary["bot_error"] is not None) == ref["bot_stopped"]
     if ref["win_rate"] is None:
         assert summary["win_rate"] is None
     else:

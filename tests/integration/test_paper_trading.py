@@ -16,8 +16,10 @@ from adapters.marketdata.shipped import shipped_series
 from application.bootstrap import open_trading
 from application.paper_trading import PaperTrading
 from application.replay import read_log
+from application.trading import Trading
+from domain.bots import BotStatus
 from domain.dca import DcaConfig
-from domain.orders import OrderPurpose
+from domain.orders import Order, OrderPurpose
 
 BOT = {
     "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
@@ -35,7 +37,7 @@ class World:
     """A store, an account with 10,000 USDT and one running bot, restartable at will."""
 
     def __init__(self, url: str, seed: str):
-        self.url, self.seed = url, seed
+        self.url, self.seed, self.restarts = url, seed, 0
         self.clock = SteppingClock(T0, timedelta(seconds=1))
         self.ids = SequentialIds(seed)
         self.trading = open_trading(url, clock=self.clock, ids=self.ids)
@@ -55,7 +57,8 @@ class World:
     def restart(self) -> None:
         """A new process: new application and runner on the same store, ids continuing."""
         self.trading.close()
-        self.ids = SequentialIds(f"{self.seed}-after-restart")
+        self.restarts += 1
+        self.ids = SequentialIds(f"{self.seed}-after-restart-{self.restarts}")
         self.trading = open_trading(self.url, clock=self.clock, ids=self.ids)
         self.runner = self._runner()
 
@@ -143,7 +146,7 @@ def test_a_paused_bot_opens_no_new_deal_but_finishes_its_open_one(tmp_path, cand
     assert world.runner.bot_ids == set()
 
 
-def test_a_bot_without_funds_gets_its_base_order_rejected_and_opens_no_deal(tmp_path, candles):
+def test_a_bot_whose_base_order_is_refused_stops_with_the_reason_until_reset(tmp_path, candles):
     world = World(f"sqlite:///{tmp_path / 'poor.sqlite'}", "q")
     account = world.trading.get_bot(world.bot_id).exchange_account_id
     from uuid import UUID
@@ -152,5 +155,47 @@ def test_a_bot_without_funds_gets_its_base_order_rejected_and_opens_no_deal(tmp_
     world.restart()
     world.feed(candles, 0, 3)
     rejected = [n for n in read_log(world.trading) if n.topic.endswith("Order.Rejected")]
-    assert len(rejected) == 3  # one attempt per candle close
-    assert world.trading.get_bot(world.bot_id).open_deal_id is None
+    assert len(rejected) == 1  # not once more at every close
+    bot = world.trading.get_bot(world.bot_id)
+    assert bot.open_deal_id is None
+    assert bot.status is BotStatus.ERROR and "insufficient funds" in bot.error_reason
+
+    world.trading.deposit(UUID(account), "USDT", Decimal("9950"), actor="u1")
+    world.trading.reset_bot_error(world.bot_id, actor="u1")
+    world.trading.start_bot(world.bot_id, actor="u1")
+    world.restart()
+    world.feed(candles, 3, 4)
+    assert world.trading.get_bot(world.bot_id).open_deal_id is not None
+
+
+def test_a_restart_loads_only_the_open_deals_orders_and_keeps_the_balances(
+        tmp_path, candles, monkeypatch):
+    world = World(f"sqlite:///{tmp_path / 'long.sqlite'}", "r")
+    world.feed(candles, 0, 1800)  # three deals closed, the fourth open with resting orders
+    bot = world.trading.get_bot(world.bot_id)
+    assert bot.deals_closed >= 3 and bot.open_deal_id is not None
+    market = next(iter(world.runner._markets.values()))
+    before = market.venue.fetch_balance()
+    open_orders = {o.id for o in market.engines[world.bot_id].orders.values()}
+    assert open_orders
+
+    loaded: list = []
+    original = Trading.load
+
+    def counting(self, aggregate_id, kind):
+        if kind is Order:
+            loaded.append(aggregate_id)
+        return original(self, aggregate_id, kind)
+
+    monkeypatch.setattr(Trading, "load", counting)
+    world.restart()
+
+    # Only the open deal's orders are loaded (the closed deals' are never read back)...
+    assert set(loaded) <= {n.originator_id for n in read_log(world.trading)
+                           if n.topic.endswith("Order.Submitted")
+                           and world.trading.mapper.to_domain_event(n).deal_id
+                           == bot.open_deal_id}
+    resumed = next(iter(world.runner._markets.values()))
+    assert {o.id for o in resumed.engines[world.bot_id].orders.values()} == open_orders
+    # ...and the venue's balances come out as they were: fills summed from the log.
+    assert resumed.venue.fetch_balance() == before

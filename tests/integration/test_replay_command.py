@@ -174,7 +174,7 @@ def test_a_missing_candles_file_fails_the_check(tmp_path, capsys):
     candles.unlink()
     code, out = replay(capsys, url, "--check")
     assert code == 1
-    assert f"backtest {run['run_id']}: cannot re-run: CANDLES_MISSING" in out
+    assert f"backtest {run['run_id']}: cannot re-run: CANDLES_UNREADABLE" in out
     assert str(candles) in out
 
 

@@ -387,7 +387,10 @@ def test_valid_rows_written_as_csv_load_back_to_the_same_exact_decimals(tmp_path
     for i, row in enumerate(rows):
         assert candles.exact(i) == row[1:5]
     assert candles.timestamps.tolist() == [row[0] for row in rows]
-    assert candles.close.tolist() == [float(as_text(row[4])) for row in rows]
+    # the floats are Python's correctly rounded float() of each text, column by column
+    for column, array in enumerate((candles.open, candles.high, candles.low, candles.close,
+                                    candles.volume), start=1):
+        assert array.tolist() == [float(as_text(row[column])) for row in rows]
     in_memory = candles_from_rows(rows)
     assert [in_memory.exact(i) for i in range(len(rows))] == [
         candles.exact(i) for i in range(len(rows))

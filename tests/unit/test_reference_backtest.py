@@ -102,13 +102,14 @@ def test_balance_exactly_covering_the_base_order() -> None:
     assert result["max_drawdown"] == Decimal("10.1")
 
 
-def test_base_order_refused_means_no_deal_and_a_retry_at_every_close() -> None:
+def test_base_order_refused_means_no_deal_and_the_bot_stops() -> None:
     data = candles(
         ("100", "100", "100", "100"), ("100", "105", "95", "99"), ("99", "99", "98", "98")
     )
     result = run_reference(CONFIG, data, balance=Decimal("100.09"))
 
-    assert result["orders_rejected"] == 3  # one refused base order per candle
+    assert result["orders_rejected"] == 1  # no retry at the next closes
+    assert result["bot_stopped"] is True
     assert result["deals_open"] == 0
     assert result["deals_closed"] == 0
     assert result["max_capital_committed"] == 0

@@ -1,0 +1,66 @@
+"""What a paper runner needs from the log when it (re)starts, read in one pass over the
+order events instead of loading every order ever placed: which orders each deal placed, and
+what the fills did to each paper account's balances on each pair.
+
+The events stay the truth: this only *locates* orders (their aggregates are then loaded)
+and sums fills exactly as the venue booked them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+from application.replay import read_log
+from application.trading import Trading
+from domain.money import ZERO
+from domain.orders import Order, OrderSide
+from domain.recording import topic_of
+
+
+@dataclass(frozen=True)
+class _Placed:
+    deal_id: UUID | None
+    account_id: str
+    pair: str
+    side: OrderSide
+
+
+class PaperLog:
+    def __init__(self, trading: Trading):
+        self._placed: dict[UUID, _Placed] = {}
+        self._by_deal: dict[UUID, list[UUID]] = {}
+        self._fills: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+        topics = [topic_of(Order.Submitted), topic_of(Order.Filled)]
+        for notification in read_log(trading, topics):
+            event = trading.mapper.to_domain_event(notification)
+            if isinstance(event, Order.Submitted):
+                self._submitted(event)
+            else:
+                self._filled(event)
+
+    def _submitted(self, event: Order.Submitted) -> None:
+        self._placed[event.originator_id] = _Placed(
+            event.deal_id, event.exchange_account_id, event.pair, event.side)
+        if event.deal_id is not None:
+            self._by_deal.setdefault(event.deal_id, []).append(event.originator_id)
+
+    def _filled(self, event: Order.Filled) -> None:
+        placed = self._placed[event.originator_id]
+        key = (placed.account_id, placed.pair)
+        quote, base = self._fills.get(key, (ZERO, ZERO))
+        notional = event.price * event.amount
+        if placed.side is OrderSide.BUY:
+            quote, base = quote - notional - event.fee, base + event.amount
+        else:
+            quote, base = quote + notional - event.fee, base - event.amount
+        self._fills[key] = (quote, base)
+
+    def orders_of(self, deal_id: UUID) -> list[UUID]:
+        """Every order the deal placed, in the order it placed them."""
+        return list(self._by_deal.get(deal_id, ()))
+
+    def fills(self, account_id: str, pair: str) -> tuple[Decimal, Decimal]:
+        """(quote, base) the fills of the account's orders on ``pair`` added up to."""
+        return self._fills.get((account_id, pair), (ZERO, ZERO))

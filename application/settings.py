@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from domain.errors import DomainError
@@ -22,6 +23,10 @@ _PG_QUERY_KEYS = {
     "pre_ping": "POSTGRES_PRE_PING",
 }
 _PG_INT_KEYS = {"pool_size", "max_overflow", "connect_timeout", "lock_timeout"}
+# The PostgreSQL advisory lock every CREATE of ours takes first (the schema, the library's
+# event tables, the view and security tables): ``IF NOT EXISTS`` does not hold against a
+# concurrent creator, which fails with a unique violation on the catalog instead.
+DDL_LOCK_KEY = int.from_bytes(b"TT-DDL!!", "big")
 
 
 class DatabaseUrlError(DomainError):
@@ -124,8 +129,18 @@ def prepare(database: Database) -> None:
         import psycopg
         from psycopg import sql
 
-        with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+        with (
+            psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn,
+            conn.transaction(),
+        ):
+            lock_ddl(conn)
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+def lock_ddl(cursor: Any) -> None:
+    """Wait until no other process of this database creates tables, then keep them out until
+    this transaction ends. ``cursor``: a psycopg cursor or connection inside a transaction."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (DDL_LOCK_KEY,))
 
 
 def _connect_kwargs(env: dict[str, str]) -> dict[str, str]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from application.settings import Database, _connect_kwargs
+from application.settings import Database, _connect_kwargs, lock_ddl
 from projections.tables import Frozen, Row, Table
 
 TRACKING = "projection_tracking"
@@ -114,6 +114,11 @@ class ViewStore(ABC):
             self.execute(cur, f"CREATE INDEX {self.bare(index)} ON "
                          f"{self.q(table.name + suffix)} ({', '.join(cols)})")
 
+    def lock_ddl(self, cur: Any) -> None:  # noqa: B027 - SQLite needs nothing more
+        """Keep other processes from creating tables until this transaction ends
+        (``CREATE TABLE IF NOT EXISTS`` alone fails against a concurrent creator on
+        PostgreSQL). A SQLite transaction already holds the one write lock."""
+
     @abstractmethod
     def relax(self, cur: Any) -> None:
         """Let this transaction commit without waiting for its flush to disk. A crash can
@@ -155,6 +160,7 @@ class ViewStore(ABC):
 
     def ensure_tracking(self) -> None:
         with self.transaction() as cur:
+            self.lock_ddl(cur)
             self.execute(cur, f"CREATE TABLE IF NOT EXISTS {self.q(TRACKING)} ("
                          "name TEXT PRIMARY KEY, application_name TEXT NOT NULL, "
                          "position BIGINT NOT NULL, generation BIGINT NOT NULL, "
@@ -306,6 +312,9 @@ class PostgresViewStore(ViewStore):
 
     def relax(self, cur: Any) -> None:
         cur.execute("SET LOCAL synchronous_commit TO OFF")
+
+    def lock_ddl(self, cur: Any) -> None:
+        lock_ddl(cur)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:

@@ -14,7 +14,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any
 
-from application.settings import Database, _connect_kwargs
+from application.settings import Database, _connect_kwargs, lock_ddl
 
 
 class KeyValueTable(ABC):
@@ -112,6 +112,10 @@ class _Connection(ABC):
     def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Execute one statement in its own transaction; rows if it returns any."""
 
+    def create(self, ddl: str) -> None:
+        """Run a ``CREATE ... IF NOT EXISTS`` that other processes may run at the same time."""
+        self.run(ddl)
+
     @abstractmethod
     def qualified(self, name: str) -> str: ...
 
@@ -147,14 +151,24 @@ class _PostgresConnection(_Connection):
         self._conn: Any = None
 
     def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            cursor = self._connected().execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
+    def _connected(self) -> Any:
         import psycopg
 
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(**self._kwargs, autocommit=True, connect_timeout=10)
+        return self._conn
+
+    def create(self, ddl: str) -> None:
+        """Under the DDL lock: ``IF NOT EXISTS`` alone fails against a concurrent creator."""
         with self._lock:
-            if self._conn is None or self._conn.closed or self._conn.broken:
-                self._conn = psycopg.connect(**self._kwargs, autocommit=True,
-                                             connect_timeout=10)
-            cursor = self._conn.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
+            conn = self._connected()
+            with conn.transaction():
+                lock_ddl(conn)
+                conn.execute(ddl)
 
     def qualified(self, name: str) -> str:
         return f'"{self._schema}"."{name}"'
@@ -173,8 +187,8 @@ class _SqlTable(KeyValueTable):
         self.conn, p = conn, conn.placeholder
         table = conn.qualified(name)
         unique = " UNIQUE" if unique_value else ""
-        conn.run(f"CREATE TABLE IF NOT EXISTS {table} "
-                 f"({key} TEXT PRIMARY KEY, {value} TEXT NOT NULL{unique})")
+        conn.create(f"CREATE TABLE IF NOT EXISTS {table} "
+                    f"({key} TEXT PRIMARY KEY, {value} TEXT NOT NULL{unique})")
         self.sql = {
             "insert": f"INSERT INTO {table} ({key}, {value}) VALUES ({p}, {p}) "
                       "ON CONFLICT DO NOTHING RETURNING 1",

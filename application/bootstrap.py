@@ -15,6 +15,9 @@ if TYPE_CHECKING:  # imported where used: `backtest` parses its file meanwhile
 # The library's in-memory store, serialising each event when it is first read: a memory
 # store's events are mostly never read (see adapters/event_store/memory.py).
 MEMORY_EVENT_STORE = "adapters.event_store.memory"
+# The library's PostgreSQL store, creating its tables under the DDL advisory lock, so that
+# processes opening one database at once all come up (see adapters/event_store/postgres.py).
+POSTGRES_EVENT_STORE = "adapters.event_store.postgres"
 ENGINE_MODULES = ("application.trading", "application.backtest", "adapters.exchanges.paper",
                   MEMORY_EVENT_STORE)
 
@@ -32,6 +35,8 @@ def open_trading(
     env = dict(database.env)
     if database.kind == "memory":
         env["PERSISTENCE_MODULE"] = MEMORY_EVENT_STORE
+    elif database.kind == "postgres":
+        env["PERSISTENCE_MODULE"] = POSTGRES_EVENT_STORE
     return Trading(clock=clock or SystemClock(), ids=ids or RandomIds(), env=env)
 
 
@@ -176,14 +181,28 @@ def open_identity(
 
 
 class _InProcessReadModels:
-    """Every projection followed inside the server process (see ``projections/``)."""
+    """Every projection followed inside the server process (see ``projections/``).
+
+    Read models are disposable: views whose tables an older version made (another shape)
+    are rebuilt from the events at start, rather than keeping the server down until an
+    operator runs ``tradetape projections rebuild``."""
 
     def __init__(self, trading: Trading, database):
+        import sys
+
+        from projections.rebuild import rebuild
         from projections.registry import PROJECTIONS
         from projections.runner import Projector
         from projections.store import open_view_store
 
         self.store = open_view_store(database)
+        stored = self.store.tracking()
+        changed = [cls for cls in PROJECTIONS.values()
+                   if cls.name in stored and stored[cls.name].schema_hash != cls.schema()]
+        if changed:
+            names = ", ".join(cls.name for cls in changed)
+            sys.stderr.write(f"read models made by another version, rebuilding: {names}\n")
+            rebuild(trading, self.store, changed)
         self.projector = Projector(trading, self.store, [cls() for cls in PROJECTIONS.values()])
         self.projector.start()
 

@@ -53,7 +53,7 @@ class Bot(TradetapeAggregate):
     promoted_at: datetime | None
     open_deal_id: UUID | None
     deals_opened: int
-    deals_closed: int
+    deals_finished: int  # closed with a sale or cancelled: the read models tell which
     leaderboard_opt_in: bool
 
     def __init__(self) -> None:
@@ -86,7 +86,7 @@ class Bot(TradetapeAggregate):
             bot.status, bot.config_version = BotStatus.CREATED, 1
             bot.error_reason = bot.status_before_error = None
             bot.paper_started_at = bot.promoted_at = bot.open_deal_id = None
-            bot.deals_opened = bot.deals_closed = 0
+            bot.deals_opened = bot.deals_finished = 0
             bot.leaderboard_opt_in = False
 
         @staticmethod
@@ -145,7 +145,7 @@ class Bot(TradetapeAggregate):
         deal_id: UUID
 
         def apply(self, bot: Bot) -> None:
-            bot.open_deal_id, bot.deals_closed = None, bot.deals_closed + 1
+            bot.open_deal_id, bot.deals_finished = None, bot.deals_finished + 1
 
     class LeaderboardOptedIn(Event):
         """The owner lets the public leaderboard show this bot's results."""

@@ -3,6 +3,10 @@ queries use (a user's bots by status, a bot's deals and orders by time, a deal's
 
 Rows of finished deals and final orders never change again, so only bots, open deals and
 live orders are kept in memory.
+
+A bot counts the deals it started (``deals_opened``), those that ended with a sale
+(``deals_closed``: a ``Deal.Closed``, with a realized P/L) and those given up without
+buying anything (``deals_cancelled``: a ``Deal.Cancelled``, e.g. its base order refused).
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ FE_BOTS = table(
     "fe_bots", key=("bot_id",), indexes=(("owner_id", "status"),),
     bot_id="text", owner_id="text", name="text", status="text", mode="text", stage="text",
     pair="text", config_version="int", exchange_account_id="text", open_deal_id="text",
-    deals_opened="int", deals_closed="int", error_reason="text", status_before_error="text",
-    leaderboard_opt_in="int",
+    deals_opened="int", deals_closed="int", deals_cancelled="int", error_reason="text",
+    status_before_error="text", leaderboard_opt_in="int",
     created_at="text", updated_at="text",
 )
 FE_DEALS = table(
@@ -86,7 +90,8 @@ class FrontEnd(Projection):
                "stage": "live_trading" if mode == "live" else "paper_training",
                "pair": fact.state["config"]["_data_"]["pair"], "config_version": 1,
                "exchange_account_id": fact.text("exchange_account_id"), "open_deal_id": None,
-               "deals_opened": 0, "deals_closed": 0, "error_reason": None,
+               "deals_opened": 0, "deals_closed": 0, "deals_cancelled": 0,
+               "error_reason": None,
                "status_before_error": None, "leaderboard_opt_in": 0, "created_at": fact.iso_time,
                "updated_at": fact.iso_time}
         self.bots[bot["bot_id"]] = bot
@@ -126,8 +131,8 @@ class FrontEnd(Projection):
 
     @on("Bot.DealFinished")
     def _bot_deal_finished(self, fact: Fact, out: Changes) -> None:
-        bot = self.bots[fact.oid]
-        self._bot(fact, out, open_deal_id=None, deals_closed=bot["deals_closed"] + 1)
+        # Closed or cancelled: the deal's own event says which (counted in _deal_changed).
+        self._bot(fact, out, open_deal_id=None)
 
     @on("Bot.LeaderboardOptedIn", "Bot.LeaderboardOptedOut")
     def _bot_listed(self, fact: Fact, out: Changes) -> None:
@@ -171,6 +176,16 @@ class FrontEnd(Projection):
         self.dirty[deal["deal_id"]] = (FE_DEALS, deal)
         if deal["status"] != "open":
             del self.deals[deal["deal_id"]]
+            self._count_finished(deal, fact)
+
+    def _count_finished(self, deal: Row, fact: Fact) -> None:
+        """A deal of a bot ended: with a sale (closed) or without buying (cancelled)."""
+        bot = self.bots.get(deal["bot_id"])
+        if bot is None:
+            return
+        column = "deals_closed" if deal["status"] == "closed" else "deals_cancelled"
+        bot.update({column: bot[column] + 1}, updated_at=fact.iso_time)
+        self.dirty[bot["bot_id"]] = (FE_BOTS, bot)
 
     # --- orders ---------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ from decimal import Decimal
 from tests.api.conftest import CONFIG, T0
 
 BOT = """query($id: ID!) { bot(id: $id) { id name status mode pair configVersion
-  dealsOpened dealsClosed openDealId config { takeProfitPct maxSafetyOrders stopLossPct }
+  dealsOpened dealsClosed dealsCancelled openDealId
+  config { takeProfitPct maxSafetyOrders stopLossPct }
   openDeal { id status units averageEntry takeProfitPrice orders { purpose side type status
   price amount } } pnl { realizedPnl dealsClosed winRate } } }"""
 DEALS = """query($bot: ID, $status: DealStatus, $first: Int, $after: String) {
@@ -57,6 +58,7 @@ def test_a_bot_shows_its_open_deal_configuration_and_pnl(server):
     assert bot["config"] == {"takeProfitPct": "0.15", "maxSafetyOrders": 2,
                              "stopLossPct": None}
     assert bot["dealsOpened"] == bot["dealsClosed"] + 1 and bot["dealsClosed"] >= 2
+    assert bot["dealsCancelled"] == 0
     deal = bot["openDeal"]
     assert deal["id"] == bot["openDealId"] and deal["status"] == "OPEN"
     assert deal["orders"][0]["purpose"] == "base" and deal["orders"][0]["type"] == "market"
@@ -115,6 +117,31 @@ def test_the_portfolio_now_and_as_of_an_earlier_moment(server):
     assert before["dealsClosed"] == 0 and before["dealsOpen"] == 0
     assert [(b["asset"], Decimal(b["total"])) for b in before["balances"]] == [
         ("USDT", Decimal(10000))]
+
+
+def test_a_deal_whose_base_order_was_refused_is_cancelled_not_closed(server):
+    alice, trader = traded(server)
+    poor = server.create_bot(alice, "poor", baseOrderQuote="20000")  # the account has 10,000
+    server.start_bot(alice, poor)
+    server.step()
+    server.gql("mutation($id: ID!) { setLeaderboardListing(id: $id, listed: true) { "
+               "__typename } }", {"id": poor}, alice.token)
+
+    refused = server.gql(BOT, {"id": poor}, alice.token)["bot"]
+    assert refused["status"] == "ERROR" and refused["openDealId"] is None
+    assert (refused["dealsOpened"], refused["dealsClosed"], refused["dealsCancelled"]) == (
+        1, 0, 1)
+    assert refused["pnl"]["dealsClosed"] == 0 and refused["pnl"]["winRate"] is None
+    [deal] = server.gql(DEALS, {"bot": poor}, alice.token)["deals"]["edges"]
+    assert deal["node"]["status"] == "CANCELLED" and deal["node"]["realizedPnl"] is None
+    traded_bot = server.gql(BOT, {"id": trader}, alice.token)["bot"]
+    assert traded_bot["dealsClosed"] >= 2 and traded_bot["dealsCancelled"] == 0
+    portfolio = server.gql("{ portfolio { dealsClosed dealsOpen winRate } }",
+                           token=alice.token)["portfolio"]
+    assert portfolio["dealsClosed"] == traded_bot["dealsClosed"]  # the refused one not in it
+    assert portfolio["dealsOpen"] == 1  # the trader's
+    assert poor not in {r["botId"] for r in server.gql("{ leaderboard { botId } }")[
+        "leaderboard"]}
 
 
 def test_pnl_series_has_a_point_per_day_with_activity(server):

@@ -61,6 +61,8 @@ def test_names_outside_clients_rely_on_are_kept():
         assert text in sdl, text
     for type_name, fields in {
         "AuthPayload": ["accessToken", "refreshToken", "expiresAt", "user"],
+        "Bot": ["id", "name", "status", "dealsOpened", "dealsClosed", "dealsCancelled",
+                "openDealId", "openDeal", "pnl"],
         "BotConnection": ["edges", "pageInfo"],
         "BotEdge": ["node", "cursor"],
         "PageInfo": ["hasNextPage", "endCursor"],

@@ -63,7 +63,7 @@ def test_live_loop_steps_bots_as_time_passes_and_reports_its_health(tmp_path):
         clock.current = T0 + timedelta(seconds=second)
         loop.step()
     bot = trading.get_bot(bot_id)
-    assert bot.deals_opened >= 2 and bot.deals_closed >= 1
+    assert bot.deals_opened >= 2 and bot.deals_finished >= 1
     # The first poll joins the market at its latest candle (no history replayed), then
     # every candle that closes is delivered: 1 + 29 steps × 10 candles.
     assert loop.health.candles == 291 and loop.health.steps == 30

@@ -74,7 +74,7 @@ class World:
             if n.topic.endswith("Deal.Closed"):
                 event = self.trading.mapper.to_domain_event(n)
                 closed.append((event.reason, event.price, event.realized_pnl))
-        return {"closed": closed, "bot": self.trading.get_bot(self.bot_id).deals_closed}
+        return {"closed": closed, "bot": self.trading.get_bot(self.bot_id).deals_finished}
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def test_a_restart_loads_only_the_open_deals_orders_and_keeps_the_balances(
     world = World(f"sqlite:///{tmp_path / 'long.sqlite'}", "r")
     world.feed(candles, 0, 1800)  # three deals closed, the fourth open with resting orders
     bot = world.trading.get_bot(world.bot_id)
-    assert bot.deals_closed >= 3 and bot.open_deal_id is not None
+    assert bot.deals_finished >= 3 and bot.open_deal_id is not None
     market = next(iter(world.runner._markets.values()))
     before = market.venue.fetch_balance()
     open_orders = {o.id for o in market.engines[world.bot_id].orders.values()}

@@ -67,7 +67,7 @@ def test_every_value_comes_back_exactly_from_a_new_application(store_url, tradin
     assert bot.mode is BotMode.PAPER
     assert bot.stage is LifecycleStage.PAPER_TRAINING
     assert bot.status is BotStatus.RUNNING
-    assert (bot.config_version, bot.deals_opened, bot.deals_closed) == (2, 1, 1)
+    assert (bot.config_version, bot.deals_opened, bot.deals_finished) == (2, 1, 1)
     assert bot.paper_started_at == T0 + timedelta(seconds=1)  # the first start
     assert deal.status is DealStatus.CLOSED
     assert deal.close_reason is CloseReason.TAKE_PROFIT

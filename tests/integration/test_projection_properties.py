@@ -6,7 +6,9 @@ on SQLite and on PostgreSQL:
 - a runner stopped at a random event (abandoned, or killed in the middle of a commit) and
   started again ends with the same views as one that never stopped;
 - the realized P/L the pnl view shows is the sum over the Deal aggregates rebuilt from the
-  events.
+  events;
+- the front end counts each bot's deals by how they ended, as the Deal aggregates say:
+  closed (sold) or cancelled (never bought, e.g. a base order the balance could not pay).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from adapters.clock import SequentialIds, SteppingClock
-from application.bootstrap import open_trading
+from adapters.marketdata.csv_candles import candles_from_rows
+from application.bootstrap import open_trading, run_backtest_on
 from application.settings import _connect_kwargs, parse_database_url
 from domain.dca import DcaConfig
 from domain.deals import Deal, DealStatus
+from projections.frontend import FE_BOTS, FE_DEALS
 from projections.pnl import pnl_report
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
@@ -80,7 +84,9 @@ configs = st.builds(
     st.integers(3, 25), st.none() | st.integers(3, 12))
 operations = st.lists(
     st.one_of(
-        st.tuples(st.just("backtest"), moves, configs, st.booleans()),
+        # A balance (in USDT) of None: unlimited; a small one refuses base orders.
+        st.tuples(st.just("backtest"), moves, configs, st.booleans(),
+                  st.none() | st.integers(10, 400)),
         st.tuples(st.just("deposit"), st.integers(1, 10_000), st.integers(0, 3)),
     ), min_size=1, max_size=4)
 
@@ -97,8 +103,14 @@ def play(app: Any, ops: list[tuple]) -> None:
     start = 1_700_000_000_000
     for n, op in enumerate(ops):
         if op[0] == "backtest":
-            _, steps, config, listed = op
-            result = backtest(app, candle_rows(levels(steps), start_ms=start), f"p{n}", config)
+            _, steps, config, listed, balance = op
+            rows = candle_rows(levels(steps), start_ms=start)
+            if balance is None:
+                result = backtest(app, rows, f"p{n}", config)
+            else:
+                result = run_backtest_on(candles_from_rows(rows), config,
+                                         fee_rate=Decimal("0.001"), balance=Decimal(balance),
+                                         store_url="memory", seed=f"p{n}", trading=app)
             start += 60_000 * (len(steps) + 5)
             if listed:
                 app.set_leaderboard_opt_in(result.bot_id, True, actor="backtest")
@@ -225,6 +237,33 @@ def test_realized_pnl_is_the_sum_over_the_deals_rebuilt_from_events(backend):
             report = pnl_report(store)
             assert report["realized_pnl"] == sum((d.realized_pnl for d in closed), Decimal(0))
             assert report["deals_closed"] == len(closed)
+        finally:
+            store.close()
+
+    check(backend, body)
+
+
+def test_front_end_counts_each_bots_deals_by_how_they_ended(backend):
+    def body(url, app, data):
+        store = view_store(url)
+        try:
+            size = data.draw(st.integers(1, 60), label="batch size")
+            Projector(app, store, [PROJECTIONS["frontend"](), PROJECTIONS["pnl"]()],
+                      batch_size=size).catch_up()
+            ended: dict[str, list[DealStatus]] = {}
+            for row in store.select(FE_DEALS):
+                deal = app.repository.get(uuid.UUID(row["deal_id"]))
+                assert isinstance(deal, Deal) and row["status"] == deal.status.value
+                ended.setdefault(row["bot_id"], []).append(deal.status)
+            for bot in store.select(FE_BOTS):
+                statuses = ended.get(bot["bot_id"], [])
+                assert bot["deals_opened"] == len(statuses)
+                assert bot["deals_closed"] == statuses.count(DealStatus.CLOSED)
+                assert bot["deals_cancelled"] == statuses.count(DealStatus.CANCELLED)
+                if bot["deals_cancelled"]:
+                    event("a bot had a deal cancelled")
+            report = pnl_report(store)
+            assert report["deals_closed"] == sum(b["deals_closed"] for b in store.select(FE_BOTS))
         finally:
             store.close()
 

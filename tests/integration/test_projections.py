@@ -12,7 +12,7 @@ from domain.deals import Deal, DealStatus
 from domain.orders import OrderSide, OrderType
 from projections.audit import AUDIT_LOG, verify
 from projections.balances import Balances, balances_report
-from projections.frontend import FrontEnd, bot_list, order_list
+from projections.frontend import FE_BOTS, FrontEnd, bot_list, order_list
 from projections.leaderboard import Leaderboard, leaderboard_report
 from projections.pnl import Pnl, pnl_report
 from projections.reader import LogReader
@@ -21,6 +21,7 @@ from projections.registry import PROJECTIONS
 from projections.runner import ProjectionError, Projector
 from projections.store import ProjectionConflict
 from tests.projection_stubs import (
+    CONFIG,
     a_day_of_trading,
     a_manual_order,
     backtest,
@@ -154,6 +155,45 @@ def test_front_end_lists_show_status_config_version_and_orders(views):
         "cancelled", Decimal("0.004"), Decimal("29990"), "cancelled by the user")
     assert (sell["status"], sell["fees"]) == ("filled", Decimal("0.124"))
     assert order_list(store, "no-such-deal") == []
+
+
+def a_refused_backtest(app, seed: str):
+    """A backtest with 50 USDT for a base order of 100: its one deal is refused, cancelled
+    without buying anything, and the bot stops in error."""
+    from adapters.marketdata.csv_candles import candles_from_rows
+    from application.bootstrap import run_backtest_on
+
+    return run_backtest_on(candles_from_rows(candle_rows(saw_levels(2))), CONFIG,
+                           fee_rate=Decimal("0.001"), balance=Decimal("50"),
+                           store_url="memory", seed=seed, trading=app)
+
+
+def test_a_deal_whose_base_order_was_refused_is_cancelled_not_closed(views):
+    app, store = views
+    traded = backtest(app, candle_rows(saw_levels(3)), seed="traded")
+    refused = a_refused_backtest(app, seed="refused")
+    assert refused.summary["bot_error"] and refused.summary["orders_rejected"] == 1
+    for result in (traded, refused):
+        app.set_leaderboard_opt_in(result.bot_id, True, actor="backtest")
+
+    catch_up(app, store, batch_size=3)
+
+    bots = {row["bot_id"]: row for row in store.select(FE_BOTS)}
+    poor, rich = bots[str(refused.bot_id)], bots[str(traded.bot_id)]
+    assert (poor["status"], poor["open_deal_id"]) == ("error", None)
+    assert (poor["deals_opened"], poor["deals_closed"], poor["deals_cancelled"]) == (1, 0, 1)
+    closed = traded.summary["deals_closed"]
+    assert closed >= 3
+    assert (rich["deals_closed"], rich["deals_cancelled"]) == (closed, 0)
+    assert rich["deals_opened"] == closed + traded.summary["deals_open"]
+    poor_pnl = pnl_report(store, bot=str(refused.bot_id))
+    assert (poor_pnl["deals_closed"], poor_pnl["deals_open"], poor_pnl["win_rate"]) == (
+        0, 0, None)
+    assert pnl_report(store)["deals_closed"] == closed
+    assert [row["bot_id"] for row in leaderboard_report(store)] == [str(traded.bot_id)]
+    incremental = dump(store)
+    rebuild(app, store, list(PROJECTIONS.values()), batch_size=1000)
+    assert dump(store) == incremental
 
 
 def test_audit_log_has_one_row_per_event_and_verifies(views):

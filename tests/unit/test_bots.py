@@ -75,7 +75,7 @@ def test_new_bot_is_created_in_paper_training_with_no_deals() -> None:
         LifecycleStage.PAPER_TRAINING,
     )
     assert bot.name == "BTC dip buyer"
-    assert (bot.deals_opened, bot.deals_closed, bot.open_deal_id) == (0, 0, None)
+    assert (bot.deals_opened, bot.deals_finished, bot.open_deal_id) == (0, 0, None)
     assert bot.created_on == at(0)
 
 
@@ -293,12 +293,12 @@ def test_running_bot_start_and_finish_deal_counts_both() -> None:
     bot = bot_in("running")
 
     bot.start_deal(a_cause(5), DEAL_ID)
-    assert (bot.open_deal_id, bot.deals_opened, bot.deals_closed) == (DEAL_ID, 1, 0)
+    assert (bot.open_deal_id, bot.deals_opened, bot.deals_finished) == (DEAL_ID, 1, 0)
 
     bot.finish_deal(a_cause(6), DEAL_ID)
     bot.start_deal(a_cause(7), OTHER_DEAL_ID)
 
-    assert (bot.open_deal_id, bot.deals_opened, bot.deals_closed) == (OTHER_DEAL_ID, 2, 1)
+    assert (bot.open_deal_id, bot.deals_opened, bot.deals_finished) == (OTHER_DEAL_ID, 2, 1)
 
 
 def test_bot_with_an_open_deal_start_deal_raises_deal_open() -> None:
@@ -345,7 +345,7 @@ def test_paused_bot_finish_deal_closes_its_open_deal() -> None:
 
     bot.finish_deal(a_cause(7), DEAL_ID)
 
-    assert (bot.open_deal_id, bot.deals_closed) == (None, 1)
+    assert (bot.open_deal_id, bot.deals_finished) == (None, 1)
 
 
 # --- events as the record -------------------------------------------------------------------

@@ -83,8 +83,11 @@ class Bot:
     pair: str
     config_version: int
     exchange_account_id: strawberry.ID
-    deals_opened: int
-    deals_closed: int
+    deals_opened: int = strawberry.field(description="Deals the bot started")
+    deals_closed: int = strawberry.field(
+        description="Deals that ended with a sale (take profit, stop loss or manual)")
+    deals_cancelled: int = strawberry.field(
+        description="Deals given up without buying anything (e.g. the base order refused)")
     error_reason: str | None
     leaderboard_opt_in: bool
     created_at: datetime
@@ -116,6 +119,7 @@ class Bot:
                    pair=row["pair"], config_version=row["config_version"],
                    exchange_account_id=strawberry.ID(row["exchange_account_id"]),
                    deals_opened=row["deals_opened"], deals_closed=row["deals_closed"],
+                   deals_cancelled=row["deals_cancelled"],
                    error_reason=row["error_reason"],
                    leaderboard_opt_in=bool(row["leaderboard_opt_in"]),
                    created_at=when(row["created_at"]), updated_at=when(row["updated_at"]),

@@ -62,7 +62,11 @@ def entry() -> None:
     # Nothing here multiplies matrices: numpy's BLAS need not start a thread per core when
     # it loads (~5 ms of every command that uses numpy). An explicit setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from api import code_cache
+
+    code_cache.install()  # before any of our dataclasses is defined
     code = main()
+    code_cache.save()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

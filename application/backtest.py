@@ -82,9 +82,11 @@ class _Scanner:
         chunk, i = _FIRST_CHUNK, start
         while i < self.n:
             end = min(self.n, i + chunk)
-            hits = np.flatnonzero((self.low[i:end] <= lo) | (self.high[i:end] >= hi))
-            if hits.size:
-                return i + int(hits[0])
+            reaching = self.low[i:end] <= lo
+            reaching |= self.high[i:end] >= hi
+            first = int(reaching.argmax())  # the first True, or 0 when there is none
+            if reaching[first]:
+                return i + first
             i, chunk = end, chunk * 4
         return self.n
 

@@ -14,6 +14,9 @@ import numpy as np
 from domain.money import ZERO
 from domain.ports import CandleSeries
 
+# The ufuncs' own reductions: ``ndarray.min()`` goes through two Python wrappers first.
+_lowest, _highest = np.minimum.reduce, np.maximum.reduce
+
 
 class DrawdownTracker:
     def __init__(self, candles: CandleSeries, keep_curve: bool = False):
@@ -61,7 +64,8 @@ class DrawdownTracker:
         units, spent = state
         closes = self.candles.close[start:end]
         base, per_unit = float(realized - spent), float(units)
-        if self._cannot_matter(base + per_unit * closes.min(), base + per_unit * closes.max()):
+        if self._cannot_matter(base + per_unit * float(_lowest(closes)),
+                               base + per_unit * float(_highest(closes))):
             return
         equity = base + per_unit * closes
         running_peak = np.maximum(np.maximum.accumulate(equity), float(self.peak))

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from domain.bots import Bot, BotStatus
-from domain.dca import DcaConfig, ladder
+from domain.dca import DcaConfig, safety_orders
 from domain.deals import CloseReason, Deal, DealStatus
 from domain.errors import InvalidTransitionError
 from domain.money import ZERO
@@ -153,9 +153,9 @@ class DcaEngine:
             self.bot.fail(self.cause, f"the base order of {config.base_order_quote} "
                           f"{config.quote_asset} was refused: {base.reason or base.status}")
             return
-        for level in ladder(config, self._base_fill_price)[1:]:
-            self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT,
-                        level.units, level.price, safety_order=level.n)
+        for n, level_price, units in safety_orders(config, self._base_fill_price):
+            self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT, units,
+                        level_price, safety_order=n)
 
     def close_at_market(self, reason: CloseReason = CloseReason.MANUAL) -> None:
         """Sell the open deal's units now at the venue's current price (a person's or an

@@ -191,16 +191,8 @@ def ladder(config: DcaConfig, base_price: Decimal) -> list[LadderLevel]:
         raise DomainError("must be > 0", code="NOT_POSITIVE", field="price")
     levels: list[LadderLevel] = []
     total_quote = total_units = ZERO
-    deviation, step, quote = ZERO, ONE, config.base_order_quote
-    for n in range(config.max_safety_orders + 1):
-        if n == 1:
-            quote = config.safety_order_quote
-        elif n > 1:
-            quote *= config.safety_volume_scale
-        if n >= 1:
-            deviation += config.price_deviation_pct * step
-            step *= config.safety_step_scale
-        price = base_price * (ONE - deviation / HUNDRED)
+    for n, deviation, factor, quote in _shape(config):
+        price = base_price * factor
         units = quote / price
         total_quote += quote
         total_units += units
@@ -220,6 +212,43 @@ def ladder(config: DcaConfig, base_price: Decimal) -> list[LadderLevel]:
             )
         )
     return levels
+
+
+def safety_orders(config: DcaConfig, base_price: Decimal) -> list[tuple[int, Decimal, Decimal]]:
+    """``(n, price, units)`` of each safety order, exactly as :func:`ladder` has them,
+    without the position totals: what the engine places when every deal opens."""
+    orders = []
+    for n, _, factor, quote in _shape(config)[1:]:
+        price = base_price * factor
+        orders.append((n, price, quote / price))
+    return orders
+
+
+_SHAPES: dict[int, tuple[DcaConfig, tuple[tuple[int, Decimal, Decimal, Decimal], ...]]] = {}
+
+
+def _shape(config: DcaConfig) -> tuple[tuple[int, Decimal, Decimal, Decimal], ...]:
+    """Per level: ``(n, deviation %, price / base price, quote)``; they depend on the
+    configuration alone, so each configuration object works them out once. (Not cached by
+    equality: ``Decimal("50") == Decimal("50.0")``, but events write them differently.)"""
+    known = _SHAPES.get(id(config))
+    if known is not None and known[0] is config:
+        return known[1]
+    levels = []
+    deviation, step, quote = ZERO, ONE, config.base_order_quote
+    for n in range(config.max_safety_orders + 1):
+        if n == 1:
+            quote = config.safety_order_quote
+        elif n > 1:
+            quote *= config.safety_volume_scale
+        if n >= 1:
+            deviation += config.price_deviation_pct * step
+            step *= config.safety_step_scale
+        levels.append((n, deviation, ONE - deviation / HUNDRED, quote))
+    if len(_SHAPES) >= 256:
+        _SHAPES.clear()
+    shape = _SHAPES[id(config)] = (config, tuple(levels))
+    return shape[1]
 
 
 def take_profit_price(config: DcaConfig, average: Decimal) -> Decimal:

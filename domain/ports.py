@@ -4,10 +4,10 @@ only the composition root (``application.bootstrap``) chooses which."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from uuid import UUID
 
 from domain.orders import OrderSide, OrderStatus, OrderType
@@ -26,8 +26,11 @@ class IdSource(Protocol):
     def new_id(self) -> UUID: ...
 
 
-@dataclass(frozen=True)
-class OrderRequest:
+# The values the venue and the engine pass on every order: named tuples, immutable like
+# frozen dataclasses but built several times faster (a backtest makes tens of thousands).
+
+
+class OrderRequest(NamedTuple):
     client_order_id: str
     pair: str
     side: OrderSide
@@ -36,8 +39,7 @@ class OrderRequest:
     price: Decimal | None = None
 
 
-@dataclass(frozen=True)
-class Trade:
+class Trade(NamedTuple):
     trade_id: str
     price: Decimal
     amount: Decimal
@@ -45,8 +47,7 @@ class Trade:
     fee_currency: str
 
 
-@dataclass(frozen=True)
-class ExchangeOrder:
+class ExchangeOrder(NamedTuple):
     """What the exchange says about one order (ccxt's unified order, reduced to what we use)."""
 
     exchange_order_id: str
@@ -56,10 +57,9 @@ class ExchangeOrder:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
-class Balance:
+class Balance(NamedTuple):
     free: Decimal
-    locked: Decimal = field(default=Decimal(0))
+    locked: Decimal = Decimal(0)
 
     @property
     def total(self) -> Decimal:

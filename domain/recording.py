@@ -7,6 +7,7 @@ events, byte for byte, which is what makes a run replayable and auditable.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -70,18 +71,18 @@ class TradetapeAggregate(Aggregate):
         """``trigger_event`` without its generic keyword plumbing: the next event of this
         aggregate, applied as the library's ``mutate`` applies it (whose checks, same
         aggregate and next version, hold by construction here)."""
-        version = self.version + 1
-        data.update(originator_id=self.id, originator_version=version, timestamp=cause.at,
+        version = self._version + 1
+        data.update(originator_id=self._id, originator_version=version, timestamp=cause.at,
                     actor=cause.actor, correlation_id=cause.correlation_id)
         event = _construct(event_class, data)
         event.apply(self)
-        self.version, self.modified_on = version, cause.at
+        self._version, self._modified_on = version, cause.at
         self._pending_events.append(event)
 
 
-_MISSING = object()
-_LAYOUTS: dict[type, tuple[tuple[str, ...], frozenset[str], dict[str, Any]]] = {}
+_LAYOUTS: dict[type, tuple[tuple[str, ...], Any, dict[str, Any]]] = {}
 _TOPICS: dict[type, str] = {}
+_set_attribute = object.__setattr__
 
 
 def topic_of(cls: type) -> str:
@@ -93,12 +94,17 @@ def topic_of(cls: type) -> str:
     return topic
 
 
-def _layout(event_class: type) -> tuple[tuple[str, ...], frozenset[str], dict[str, Any]]:
+def _layout(event_class: type) -> tuple[tuple[str, ...], Any, dict[str, Any]]:
+    """The field names in declaration order, a getter of their values from a mapping, and
+    the defaults."""
     layout = _LAYOUTS.get(event_class)
     if layout is None:
         fields = dataclasses.fields(event_class)
+        names = tuple(f.name for f in fields)
+        getter = operator.itemgetter(*names) if len(names) > 1 else (
+            lambda values, name=names[0]: (values[name],))
         layout = _LAYOUTS[event_class] = (
-            tuple(f.name for f in fields), frozenset(f.name for f in fields),
+            names, getter,
             {f.name: f.default for f in fields if f.default is not dataclasses.MISSING})
     return layout
 
@@ -107,9 +113,15 @@ def _construct(event_class: type, values: dict[str, Any]) -> Any:
     """An instance of the frozen dataclass ``event_class`` holding ``values``, as its
     generated ``__init__`` builds it (fields in declaration order, defaults filled in),
     without that ``__init__``'s frozen ``__setattr__`` per field."""
-    names, name_set, defaults = _layout(event_class)
-    if values.keys() != name_set:
-        unexpected = values.keys() - name_set
+    names, getter, defaults = _layout(event_class)
+    state = None
+    if len(values) == len(names):  # then every name present means no name is unexpected
+        try:  # noqa: SIM105 - the hot path: suppress() would cost more than the build
+            state = dict(zip(names, getter(values)))  # noqa: B905 - the getter's own names
+        except KeyError:
+            pass
+    if state is None:
+        unexpected = values.keys() - set(names)
         if unexpected:
             raise TypeError(f"can't construct {event_class.__qualname__}: unexpected "
                             f"{', '.join(sorted(unexpected))}")
@@ -118,8 +130,9 @@ def _construct(event_class: type, values: dict[str, Any]) -> Any:
             raise TypeError(f"can't construct {event_class.__qualname__}: "
                             f"{', '.join(missing)} missing")
         values = {**defaults, **values}
+        state = {name: values[name] for name in names}
     event = object.__new__(event_class)
-    event.__dict__.update({name: values[name] for name in names})
+    _set_attribute(event, "__dict__", state)
     return event
 
 

@@ -15,3 +15,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
   touch "$stamp"
 fi
+# What pip does for an installed package, and what PYTHONDONTWRITEBYTECODE would otherwise
+# leave undone: bytecode for our modules, and the cached code of generated dataclass methods
+# (api/code_cache.py). Each command would otherwise compile them again on every start.
+if [ ! -f .venv/.compiled ] || [ -n "$(find domain application adapters api projections \
+     -name '*.py' -newer .venv/.compiled -print -quit)" ]; then
+  .venv/bin/python -m compileall -q domain application adapters api projections >/dev/null
+  .venv/bin/python -m api.code_cache 2>/dev/null || true
+  touch .venv/.compiled
+fi

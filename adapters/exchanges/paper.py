@@ -59,6 +59,7 @@ class PaperExchange(Exchange):
         self.price: Decimal | None = None
         self.listener: OrderUpdateListener | None = None
         self._resting: dict[str, _Resting] = {}
+        self._levels: tuple[list[Decimal], list[Decimal]] | None = None  # of _resting
         self._orders: dict[str, ExchangeOrder] = {}
 
     # --- the port -------------------------------------------------------------------------
@@ -86,6 +87,7 @@ class PaperExchange(Exchange):
 
     def cancel_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
         resting = self._resting.pop(exchange_order_id, None)
+        self._levels = None
         order = self.fetch_order(exchange_order_id, pair)
         if resting is None:
             return order  # already filled or cancelled: report its final state
@@ -115,12 +117,16 @@ class PaperExchange(Exchange):
         """The market trades at ``price``: fill every resting order it crosses, buys first
         (highest, i.e. shallowest, first), then stops, then sell limits."""
         self.price = price
+        below, above = self._resting_levels()
+        if (not below or price > max(below)) and (not above or price < min(above)):
+            return  # nothing rests where the price is (orders without a price never rest)
         while True:
             crossed = [r for r in self._resting.values() if self._crossed(r.request, price)]
             if not crossed:
                 return
             resting = min(crossed, key=_fill_priority)
             del self._resting[resting.exchange_order_id]
+            self._levels = None
             trade = self._execute(resting.exchange_order_id, resting.request, price,
                                   lock=resting.locked)
             before = self._orders[resting.exchange_order_id]
@@ -175,16 +181,21 @@ class PaperExchange(Exchange):
 
     def levels_below(self) -> list[Decimal]:
         """Prices at which a falling market fills a resting order (buy limits, sell stops)."""
-        return [
-            r.request.price for r in self._resting.values()
-            if r.request.price is not None and _triggers_on_fall(r.request)
-        ]
+        return self._resting_levels()[0]
 
     def levels_above(self) -> list[Decimal]:
-        return [
-            r.request.price for r in self._resting.values()
-            if r.request.price is not None and not _triggers_on_fall(r.request)
-        ]
+        return self._resting_levels()[1]
+
+    def _resting_levels(self) -> tuple[list[Decimal], list[Decimal]]:
+        """Kept until the resting orders change: the market asks at every price it visits."""
+        if self._levels is None:
+            below: list[Decimal] = []
+            above: list[Decimal] = []
+            for r in self._resting.values():
+                if r.request.price is not None:
+                    (below if _triggers_on_fall(r.request) else above).append(r.request.price)
+            self._levels = below, above
+        return self._levels
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -254,6 +265,7 @@ class PaperExchange(Exchange):
         self.locked[asset] += lock
         self._holders[asset] += 1
         self._resting[exchange_id] = _Resting(exchange_id, request, lock)
+        self._levels = None
 
     def _unheld(self, asset: str) -> None:
         """One order less locks ``asset``. With none left its locked balance is exactly

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.dca import DcaConfig, LadderLevel, ladder
+from domain.dca import DcaConfig, LadderLevel, ladder, safety_orders
 from domain.errors import DomainError, InvalidConfigError
+from tests.strategies import dca_configs
 from tests.stubs import a_config, a_config_input
 
 D = Decimal
@@ -380,3 +381,22 @@ def test_ladder_float_entry_price_is_refused() -> None:
         ladder(a_config(), 100.0)  # type: ignore[arg-type]
 
     assert caught.value.code == "FLOAT_NOT_ALLOWED"
+
+
+@settings(max_examples=200, deadline=None)
+@given(dca_configs(), st.decimals(min_value="0.0001", max_value="1000000", places=4))
+def test_the_safety_orders_the_engine_places_are_the_ladders_to_the_digit(mapping, price):
+    config = DcaConfig.from_mapping(mapping)
+    placed = safety_orders(config, price)
+    planned = [(level.n, level.price, level.units) for level in ladder(config, price)[1:]]
+    # str: the same digits and the same exponent, as events would write them
+    assert [tuple(map(str, order)) for order in placed] == [
+        tuple(map(str, level)) for level in planned]
+
+
+def test_configurations_equal_in_value_keep_their_own_digits():
+    plain = a_config(price_deviation_pct=Decimal("1"))
+    padded = a_config(price_deviation_pct=Decimal("1.000"))
+    assert plain == padded
+    assert str(safety_orders(plain, Decimal("100"))[0][1]) == "99.00"
+    assert str(safety_orders(padded, Decimal("100"))[0][1]) == "99.000"

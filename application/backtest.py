@@ -97,7 +97,7 @@ def run_backtest(
     *,
     venue: Venue,
     ids: IdSource,
-    save: Callable[..., int],
+    append: Callable[[list[Any]], int],
     run_seed: str,
     fee_rate: Decimal,
     balance: Decimal | None,
@@ -105,8 +105,8 @@ def run_backtest(
     keep_equity: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
-    """Run ``config`` over ``candles``. ``save(*aggregates)`` appends their pending events
-    in one transaction and returns how many it appended."""
+    """Run ``config`` over ``candles``. ``append(events)`` appends events in one transaction
+    and returns how many it appended."""
     refuse_unsupported(config)
     n = len(candles)
     if n == 0:
@@ -123,7 +123,8 @@ def run_backtest(
     bot = Bot.create(bot_id, first, name=f"backtest {run_seed}"[:64], owner_id=BACKTEST_OWNER,
                      exchange_account_id="paper", config=config)
     bot.start(first)
-    events = save(run, bot)
+    steps = _Steps(append)
+    steps.add(run, bot)
     engine = DcaEngine(bot, venue, ids, keep_deals=keep_deals)
     drawdown = DrawdownTracker(candles, keep_curve=keep_equity)
     scanner = _Scanner(candles.low, candles.high)
@@ -137,7 +138,7 @@ def run_backtest(
         engine.on_close(c)
         changed = engine.take_changes()
         if changed:
-            events += save(*changed)
+            steps.add(*changed)
             capital.note(engine.open_deal_state(), venue.fetch_balance()[config.quote_asset])
         drawdown.sample(j, engine.tally.realized_pnl, engine.open_deal_state(), c)
         if engine.wants_next_close:
@@ -153,13 +154,40 @@ def run_backtest(
             on_progress(nxt, n)
         j = nxt
     last_close = candles.exact_close(n - 1)
+    events = steps.flush()
     summary = _summary(candles, engine, drawdown, last_close, events, balance, capital)
     run.complete(Cause(ms_to_datetime(int(closes_at[-1])), ENGINE, f"{run_seed}:end"),
                  _stored_summary(summary))
-    summary["events"] = events + save(run)
+    steps.add(run)
+    summary["events"] = steps.flush()
     deals = [_deal_row(d, interval) for d in engine.tally.closed_deals]
     return BacktestResult(run_id, bot_id, summary, deals, drawdown.curve_times,
                           drawdown.curve_values)
+
+
+class _Steps:
+    """The events of the run's steps, appended in the order the steps took them, a few
+    thousand at a time: one transaction per step cost a run stored in SQLite most of its
+    time. The log is the same as with a transaction per step, and the run is stored whole
+    or not at all more often."""
+
+    BATCH_EVENTS = 4096
+
+    def __init__(self, append: Callable[[list[Any]], int]):
+        self.append, self.pending, self.appended = append, [], 0
+
+    def add(self, *aggregates: Any) -> None:
+        for aggregate in aggregates:
+            self.pending.extend(aggregate.collect_events())
+        if len(self.pending) >= self.BATCH_EVENTS:
+            self.flush()
+
+    def flush(self) -> int:
+        """Append what is pending; the number of events appended so far."""
+        if self.pending:
+            self.appended += self.append(self.pending)
+            self.pending = []
+        return self.appended
 
 
 class _CapitalMeter:

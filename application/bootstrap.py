@@ -90,7 +90,7 @@ def run_backtest_on(candles, config, *, fee_rate, balance, store_url, seed, trad
     app = trading or open_trading(store_url, ids=ids)
     try:
         return run_backtest(
-            candles, config, venue=venue, ids=ids, save=app.append,
+            candles, config, venue=venue, ids=ids, append=app.append_collected,
             run_seed=seed, fee_rate=fee_rate, balance=balance, **options,
         )
     finally:

@@ -82,6 +82,17 @@ class Trading(Application[UUID]):
         for aggregate in aggregates:
             processing.events.extend(aggregate.collect_events())
             processing.aggregates[aggregate.id] = aggregate
+        return self._append(processing)
+
+    def append_collected(self, events: list[TradetapeAggregate.Event]) -> int:
+        """Append events already collected from their aggregates (several engine steps'
+        worth, in the order they were decided) in one transaction. No snapshots are taken
+        of their aggregates (Trading takes none)."""
+        processing = ProcessingEvent[UUID]()
+        processing.events.extend(events)
+        return self._append(processing)
+
+    def _append(self, processing: ProcessingEvent[UUID]) -> int:
         try:
             recordings = self._record(processing)
         except IntegrityError:

@@ -49,6 +49,12 @@ class TradetapeAggregate(Aggregate):
     class Created(Event, Aggregate.Created):
         class_version = 1
 
+    def collect_events(self) -> list[Event]:
+        """The pending events, oldest first, handed over at once (the library pops them
+        one by one from the front)."""
+        events, self._pending_events = self._pending_events, []
+        return events
+
     @classmethod
     def _start(cls, event_class: type[Created], id: UUID, cause: Cause, **data: Any) -> Self:
         """The library's ``_create`` for our aggregates, without its generic keyword

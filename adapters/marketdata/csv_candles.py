@@ -17,7 +17,6 @@ clear exactly is checked again as Decimals from its original text before anythin
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import operator
 import os
 import re
@@ -26,7 +25,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +35,7 @@ try:  # the compiled kernels alone: pyarrow.compute's Python wrappers take ~20 m
 except ImportError:  # pragma: no cover - a pyarrow that moved them
     from pyarrow.compute import CastOptions, call_function
 
+from adapters.marketdata.candle_file import CandleFile, read_candle_file
 from domain.errors import DomainError, InvalidNumberError
 from domain.money import to_decimal
 
@@ -150,28 +149,26 @@ class Candles:
 def load_candles(path: str | os.PathLike[str]) -> Candles:
     """Load and validate a candle CSV; raise :class:`CandleDataError` at its first bad line,
     ``CANDLES_UNREADABLE`` when there is no file to read."""
-    source = os.fspath(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise DomainError(f"cannot read {source}: {error.strerror or error}",
-                          code="CANDLES_UNREADABLE", field="candles") from None
+    return parse_candle_file(read_candle_file(path))
+
+
+def parse_candle_file(file: CandleFile) -> Candles:
+    """Validate and parse a file read by :func:`read_candle_file`."""
+    data, source = file.data, file.source
     body_start = _check_header(data, source)
     if body_start == len(data):
         raise CandleDataError(source, 2, "empty_file", "the file has a header but no candles")
-    # hashlib and pyarrow release the GIL: hashing and the casts run beside the parse.
+    # pyarrow releases the GIL: the casts of the columns run side by side.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
         columns = _read_plain_columns(data, body_start, pool)
-        sha256 = digest.result()
     if columns is None:
         # Something is not a plain number or a line is malformed: only the exact reader can
         # say which line, and it builds the result itself if it finds nothing wrong.
         body = data[body_start:]
-        return _build(*_read_exactly(body, source), source=source, sha256=sha256)
+        return _build(*_read_exactly(body, source), source=source, sha256=file.sha256)
     timestamps, texts, floats = columns
     _check_fast(timestamps, texts, floats, source)
-    return _freeze(timestamps, floats, texts, source, sha256)
+    return _freeze(timestamps, floats, texts, source, file.sha256)
 
 
 def candles_from_rows(rows: Iterable[Sequence[object]], source: str = "memory") -> Candles:

@@ -74,6 +74,7 @@ def backtest(
         for module in ENGINE_MODULES:
             importlib.import_module(module)
         candles = loading.result()
+        del reading, loading  # the file's bytes (as large as the file) are no longer needed
     return run_backtest_on(
         candles, config, fee_rate=fee_rate, balance=balance, store_url=store_url,
         seed=seed or RandomIds().new_id().hex, keep_deals=keep_deals,

@@ -70,7 +70,7 @@ def backtest(
         reading = loader.submit(read_candle_file, path)
         from adapters.marketdata.csv_candles import parse_candle_file
 
-        loading = loader.submit(lambda: parse_candle_file(reading.result()))
+        loading = loader.submit(lambda read=reading: parse_candle_file(read.result()))
         for module in ENGINE_MODULES:
             importlib.import_module(module)
         candles = loading.result()

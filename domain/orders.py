@@ -41,17 +41,19 @@ class OrderStatus(ValueEnum):
 
 
 S = OrderStatus
-_LIVE = {S.ACCEPTED, S.PARTIALLY_FILLED, S.CANCEL_REQUESTED}
+# Tuples, not sets: membership by identity, where a set would call Enum's Python-level
+# __hash__ (twice for every order event).
+_LIVE = (S.ACCEPTED, S.PARTIALLY_FILLED, S.CANCEL_REQUESTED)
 # Which command each status allows; a fill may race an acknowledgement or a cancel.
-TRANSITIONS: dict[str, set[OrderStatus]] = {
-    "accept": {S.SUBMITTED},
-    "reject": {S.SUBMITTED},
-    "fill": {S.SUBMITTED, *_LIVE},
-    "request_cancel": {S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED},
-    "cancel": {S.SUBMITTED, *_LIVE},
-    "expire": {S.SUBMITTED, *_LIVE},
+TRANSITIONS: dict[str, tuple[OrderStatus, ...]] = {
+    "accept": (S.SUBMITTED,),
+    "reject": (S.SUBMITTED,),
+    "fill": (S.SUBMITTED, *_LIVE),
+    "request_cancel": (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED),
+    "cancel": (S.SUBMITTED, *_LIVE),
+    "expire": (S.SUBMITTED, *_LIVE),
 }
-TERMINAL = {S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED}
+TERMINAL = (S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED)
 
 
 class Order(TradetapeAggregate):
@@ -198,9 +200,10 @@ class Order(TradetapeAggregate):
             owner_id=owner_id,
             exchange_account_id=exchange_account_id,
             pair=pair,
-            side=OrderSide(side),
-            type=OrderType(type),
-            purpose=OrderPurpose(purpose),
+            # members as they are (the engine's case), else looked up by value
+            side=side if side.__class__ is OrderSide else OrderSide(side),
+            type=type if type.__class__ is OrderType else OrderType(type),
+            purpose=purpose if purpose.__class__ is OrderPurpose else OrderPurpose(purpose),
             safety_order=safety_order,
             price=price,
             amount=amount,

@@ -119,7 +119,7 @@ def _construct(event_class: type, values: dict[str, Any]) -> Any:
     """An instance of the frozen dataclass ``event_class`` holding ``values``, as its
     generated ``__init__`` builds it (fields in declaration order, defaults filled in),
     without that ``__init__``'s frozen ``__setattr__`` per field."""
-    names, getter, defaults = _layout(event_class)
+    names, getter, defaults = _LAYOUTS.get(event_class) or _layout(event_class)
     state = None
     if len(values) == len(names):  # then every name present means no name is unexpected
         try:  # noqa: SIM105 - the hot path: suppress() would cost more than the build

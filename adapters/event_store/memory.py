@@ -50,7 +50,8 @@ class PendingStoredEvent(StoredEvent):
 class MemoryRecorder(popo.POPOApplicationRecorder):
     """The library's recorder, whose log may also hold ``(domain event, mapper)`` pairs
     appended by :class:`MemoryEventStore`, turned into stored events when read. Its index is
-    keyed by the originator's id as given (a UUID), not by its string."""
+    keyed by the originator's id as an integer (``UUID.int``): not by its string, and not by
+    the UUID itself, whose ``__hash__`` is Python code run for every event appended."""
 
     def _insert_events(self, stored_events: Sequence[Any], **_: Any) -> list[int]:
         with self._database_lock:
@@ -61,7 +62,7 @@ class MemoryRecorder(popo.POPOApplicationRecorder):
             for position, entry in enumerate(stored_events, start=first):
                 s = entry[0] if type(entry) is tuple else entry
                 if s.originator_id is not last_id:  # a batch is runs of one aggregate's
-                    last_id, versions = s.originator_id, index[s.originator_id]
+                    last_id, versions = s.originator_id, index[s.originator_id.int]
                 if s.originator_version in versions:
                     self._forget(stored_events[: position - first])
                     raise IntegrityError(f"Stored event already recorded: {s.originator_id} "
@@ -74,7 +75,7 @@ class MemoryRecorder(popo.POPOApplicationRecorder):
         """Undo the index entries of a refused batch: all or nothing, like a transaction."""
         for entry in entries:
             s = entry[0] if type(entry) is tuple else entry
-            del self._stored_events_index[s.originator_id][s.originator_version]
+            del self._stored_events_index[s.originator_id.int][s.originator_version]
 
     def append_events(self, events: Sequence[Any], mapper: Mapper) -> list[int]:
         """Append domain events, to be encoded by ``mapper`` when first read."""
@@ -97,7 +98,7 @@ class MemoryRecorder(popo.POPOApplicationRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> list[StoredEvent]:
-        key = UUID(originator_id) if isinstance(originator_id, str) else originator_id
+        key = (UUID(originator_id) if isinstance(originator_id, str) else originator_id).int
         with self._database_lock:
             versions = self._stored_events_index.get(key, {})
             chosen = [

@@ -207,8 +207,7 @@ class PaperExchange(Exchange):
         if self.price is None and (request.type is OrderType.MARKET):
             return "no market price yet"
         if request.side is OrderSide.BUY:
-            need = self._lock_for(request)
-            if not self.unlimited and need > self.free[self.quote]:
+            if not self.unlimited and (need := self._lock_for(request)) > self.free[self.quote]:
                 return (f"insufficient funds: needs {need} {self.quote} "
                         f"(with fee), {self.free[self.quote]} free")
         elif request.amount > self.free[self.base]:

@@ -262,3 +262,25 @@ def test_a_stored_run_re_runs_into_an_identical_event_stream(rows, config, balan
             assert compare_streams(stored, fresh) is None
         finally:
             app.close()
+
+
+def test_steps_appended_in_batches_give_the_log_of_a_transaction_per_step(monkeypatch):
+    """A backtest appends its steps' events a few thousand at a time; the log must be the
+    one a transaction per step writes: same events, same data, same order."""
+    from application import backtest
+
+    candles = load_candles(UNITTEST)
+    config = DcaConfig.from_mapping(BOT)
+    logs = []
+    for batch in (1, backtest._Steps.BATCH_EVENTS, 7):  # per step, default, odd sizes
+        monkeypatch.setattr(backtest._Steps, "BATCH_EVENTS", batch)
+        app = open_trading("memory")
+        try:
+            result = run_backtest_on(candles, config, fee_rate=Decimal("0.001"), balance=None,
+                                     store_url="memory", seed="batches", trading=app)
+            logs.append(list(read_log(app)))
+        finally:
+            app.close()
+        assert result.summary["events"] == len(logs[-1]) > 100
+    assert compare_streams(logs[0], logs[1]) is None
+    assert compare_streams(logs[0], logs[2]) is None

@@ -3,13 +3,18 @@ order events instead of loading every order ever placed: which orders each deal 
 what the fills did to each paper account's balances on each pair.
 
 The events stay the truth: this only *locates* orders (their aggregates are then loaded)
-and sums fills exactly as the venue booked them.
+and sums fills exactly as the venue booked them. A runner reads the log once and then keeps
+the index current with what it appends itself (:meth:`PaperLog.observe`): opening a market
+for another account later costs nothing, where reading a long log again took seconds with
+every bot waiting.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from application.replay import read_log
@@ -33,11 +38,16 @@ class PaperLog:
         self._by_deal: dict[UUID, list[UUID]] = {}
         self._fills: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
         topics = [topic_of(Order.Submitted), topic_of(Order.Filled)]
-        for notification in read_log(trading, topics):
-            event = trading.mapper.to_domain_event(notification)
+        self.observe(trading.mapper.to_domain_event(notification)
+                     for notification in read_log(trading, topics))
+
+    def observe(self, events: Iterable[Any]) -> None:
+        """Take in events appended since (others than order placements and fills pass):
+        the runner keeps its index current instead of reading the log again."""
+        for event in events:
             if isinstance(event, Order.Submitted):
                 self._submitted(event)
-            else:
+            elif isinstance(event, Order.Filled):
                 self._filled(event)
 
     def _submitted(self, event: Order.Submitted) -> None:

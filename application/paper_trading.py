@@ -71,6 +71,23 @@ class PaperTrading:
         self.trading, self.ids, self.venue_factory = trading, ids, venue_factory
         self.lock = threading.RLock()
         self._markets: dict[tuple[str, str], _Market] = {}
+        self._log: PaperLog | None = None  # read once, then kept current by _append
+
+    def _index(self) -> PaperLog:
+        """The log's orders and fills: read at the first need, then kept current (this runner
+        is the one that places and fills paper orders)."""
+        if self._log is None:
+            self._log = PaperLog(self.trading)
+        return self._log
+
+    def _append(self, aggregates) -> int:
+        """Save what an engine step changed, in one transaction, and keep the index
+        current with it."""
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        appended = self.trading.append_collected(events)
+        if self._log is not None:
+            self._log.observe(events)
+        return appended
 
     @property
     def bot_ids(self) -> set[UUID]:
@@ -79,28 +96,23 @@ class PaperTrading:
     def resume(self) -> list[UUID]:
         """Rebuild an engine for every running bot (and any bot with an open deal)."""
         with self.lock:
-            index = None  # read once, and only if some bot needs it
             for bot_id in _bot_ids(self.trading):
                 bot = self.trading.get_bot(bot_id)
                 if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
-                    index = index or PaperLog(self.trading)
-                    self.follow(bot_id, index)
+                    self.follow(bot_id)
             return sorted(self.bot_ids)
 
-    def follow(self, bot_id: UUID, index: PaperLog | None = None) -> None:
-        """Trade ``bot_id`` from now on (after it was started). ``index``: the log as read
-        once for a whole resume; otherwise it is read here if needed."""
+    def follow(self, bot_id: UUID) -> None:
+        """Trade ``bot_id`` from now on (after it was started)."""
         with self.lock:
             if bot_id in self.bot_ids:
                 return
             bot = self.trading.get_bot(bot_id)
-            if index is None and (bot.open_deal_id is not None or not self._has_market(bot)):
-                index = PaperLog(self.trading)
-            market = self._market(bot.exchange_account_id, bot.config.pair, index)
+            market = self._market(bot.exchange_account_id, bot.config.pair)
             engine = DcaEngine(bot, market.venue, self.ids)
             if bot.open_deal_id is not None:
                 engine.deal = self.trading.get_deal(bot.open_deal_id)
-                for order_id in index.orders_of(bot.open_deal_id):
+                for order_id in self._index().orders_of(bot.open_deal_id):
                     order = self.trading.load(order_id, Order)
                     if not order.is_open:
                         continue
@@ -111,9 +123,6 @@ class PaperTrading:
                                          order.type, order.remaining, order.price),
                             order.exchange_order_id)
             market.engines[bot_id] = engine
-
-    def _has_market(self, bot: Bot) -> bool:
-        return (bot.exchange_account_id, bot.config.pair) in self._markets
 
     def on_candle(self, pair: str, ts_ms: int, o: Decimal, h: Decimal, low: Decimal,
                   c: Decimal, at) -> int:
@@ -133,7 +142,7 @@ class PaperTrading:
                 market.venue.walk_candle(o, h, low, c, market)
                 for bot_id, engine in list(market.engines.items()):
                     engine.on_close(c)
-                    appended += self.trading.append(*engine.take_changes())
+                    appended += self._append(engine.take_changes())
                     if engine.deal is None and engine.bot.status is not BotStatus.RUNNING:
                         del market.engines[bot_id]  # paused or stopped, nothing left open
         return appended
@@ -157,7 +166,7 @@ class PaperTrading:
             engine.begin_step(self.trading.cause(actor))
             engine.close_at_market(reason)
             changes = engine.take_changes()
-            self.trading.append(*changes)
+            self._append(changes)
             if engine.deal is not None:
                 refused = [a.reason for a in changes
                            if isinstance(a, Order) and a.status is OrderStatus.REJECTED]
@@ -174,12 +183,11 @@ class PaperTrading:
                 return market, market.engines[bot_id]
         return None, None
 
-    def _market(self, account_id: str, pair: str, index: PaperLog | None) -> _Market:
+    def _market(self, account_id: str, pair: str) -> _Market:
         key = (account_id, pair)
         if key not in self._markets:
-            assert index is not None  # follow() reads the log for a new market
             quote, base = _deposits(self.trading, account_id, pair)
-            filled_quote, filled_base = index.fills(account_id, pair)
+            filled_quote, filled_base = self._index().fills(account_id, pair)
             venue = self.venue_factory(pair, quote + filled_quote, base + filled_base)
             self._markets[key] = _Market(venue)
         return self._markets[key]

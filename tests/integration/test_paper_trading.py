@@ -199,3 +199,40 @@ def test_a_restart_loads_only_the_open_deals_orders_and_keeps_the_balances(
     assert {o.id for o in resumed.engines[world.bot_id].orders.values()} == open_orders
     # ...and the venue's balances come out as they were: fills summed from the log.
     assert resumed.venue.fetch_balance() == before
+
+
+def test_a_runner_reads_the_log_once_and_keeps_what_it_read_current(tmp_path, candles,
+                                                                     monkeypatch):
+    """A second user's first bot opens a new market without reading the whole log again
+    (on a long log that took seconds, every bot waiting), and what the runner keeps is what
+    reading the log afresh gives."""
+    from application.paper_log import PaperLog
+
+    reads = []
+    original = PaperLog.__init__
+
+    def counting(self, trading):
+        reads.append(trading)
+        original(self, trading)
+
+    monkeypatch.setattr(PaperLog, "__init__", counting)
+    world = World(f"sqlite:///{tmp_path / 'index.sqlite'}", "ix")
+    world.feed(candles, 0, 600)
+    account = world.trading.open_account(owner_id="u2", exchange="paper", quote_asset="USDT")
+    world.trading.deposit(account, "USDT", Decimal("5000"), actor="u2")
+    second = world.trading.create_bot(owner_id="u2", name="second bot",
+                                      config=DcaConfig.from_mapping(BOT),
+                                      exchange_account_id=str(account))
+    world.trading.start_bot(second, actor="u2")
+    world.runner.follow(second)
+    assert world.runner._markets[(str(account), "BTC/USDT")].venue.fetch_balance()[
+        "USDT"].free == Decimal("5000")
+    world.feed(candles, 600, 1500)
+    assert len(reads) == 1
+
+    kept, fresh = world.runner._log, PaperLog(world.trading)
+    for key in world.runner._markets:
+        assert kept.fills(*key) == fresh.fills(*key) != (0, 0)
+    deals = {n.originator_id for n in read_log(world.trading) if n.topic.endswith("Deal.Opened")}
+    assert len(deals) > 4
+    assert all(kept.orders_of(deal) == fresh.orders_of(deal) for deal in deals)

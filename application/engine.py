@@ -100,10 +100,10 @@ class DcaEngine:
         if order is None:
             return  # not ours, or already final
         if order.exchange_order_id is None and update.status is not OrderStatus.REJECTED:
-            order.accept(self.cause, update.exchange_order_id)
+            order.accept(self._cause, update.exchange_order_id)
         for trade in update.trades:
             if order.fill(
-                self.cause,
+                self._cause,
                 trade_id=trade.trade_id,
                 price=trade.price,
                 amount=trade.amount,
@@ -112,10 +112,10 @@ class DcaEngine:
             ):
                 self._on_trade(order, trade.price, trade.amount, trade.fee)
         if update.status is OrderStatus.REJECTED:
-            order.reject(self.cause, update.reason or "rejected")
+            order.reject(self._cause, update.reason or "rejected")
             self.tally.orders_rejected += 1
         elif update.status is OrderStatus.CANCELLED and order.is_open:
-            order.cancel(self.cause, update.reason or "cancelled")
+            order.cancel(self._cause, update.reason or "cancelled")
         self._touch(order)
         if not order.is_open:
             self.orders.pop(order.client_order_id, None)
@@ -124,14 +124,15 @@ class DcaEngine:
 
     def on_close(self, price: Decimal) -> None:
         """A candle closed at ``price``: a running bot without a deal opens one."""
+        assert self._cause is not None, "begin_step() first"
         if not self.wants_next_close:
             return
-        if self.ready_at is not None and self.cause.at < self.ready_at:
+        if self.ready_at is not None and self._cause.at < self.ready_at:
             return
         config = self.config
         deal = Deal.open(
             self.ids.new_id(),
-            self.cause,
+            self._cause,
             bot_id=self.bot.id,
             owner_id=self.bot.owner_id,
             exchange_account_id=self.bot.exchange_account_id,
@@ -140,17 +141,17 @@ class DcaEngine:
             stop_loss_pct=config.stop_loss_pct,
         )
         self.deal = deal
-        self.bot.start_deal(self.cause, deal.id)
+        self.bot.start_deal(self._cause, deal.id)
         self._touch(deal)
         self._touch(self.bot)
         base = self._place(OrderPurpose.BASE, OrderSide.BUY, OrderType.MARKET,
                            config.base_order_quote / price, None)
         if deal.units == ZERO:
-            deal.cancel(self.cause, "the base order was not filled")
+            deal.cancel(self._cause, "the base order was not filled")
             self._finish_deal(deal)
             # Retrying at every close would record the same refusal again and again; like
             # a person, the bot stops and says why (resetting the error resumes it).
-            self.bot.fail(self.cause, f"the base order of {config.base_order_quote} "
+            self.bot.fail(self._cause, f"the base order of {config.base_order_quote} "
                           f"{config.quote_asset} was refused: {base.reason or base.status}")
             return
         for n, level_price, units in safety_orders(config, self._base_fill_price):
@@ -161,6 +162,7 @@ class DcaEngine:
         """Sell the open deal's units now at the venue's current price (a person's or an
         operator's decision, not a target): a market order with purpose MANUAL. Call
         ``begin_step`` first. If the venue refuses it, the deal stays open."""
+        assert self._cause is not None, "begin_step() first"
         deal = self.deal
         if deal is None or deal.units == ZERO:
             raise InvalidTransitionError("the bot has no open deal to close",
@@ -186,7 +188,7 @@ class DcaEngine:
         order_id = self.ids.new_id()
         order = Order.submit(
             order_id,
-            self.cause,
+            self._cause,
             client_order_id=order_id.hex,
             owner_id=self.bot.owner_id,
             exchange_account_id=self.bot.exchange_account_id,
@@ -212,13 +214,13 @@ class DcaEngine:
         if order.side is OrderSide.BUY:
             if order.purpose is OrderPurpose.BASE:
                 self._base_fill_price = price
-            deal.record_buy(self.cause, order_id=order.id, safety_order=order.safety_order,
+            deal.record_buy(self._cause, order_id=order.id, safety_order=order.safety_order,
                             price=price, amount=amount, fee=fee)
             return
         reason = (CloseReason.TAKE_PROFIT if order.purpose is OrderPurpose.TAKE_PROFIT
                   else CloseReason.STOP_LOSS if order.purpose is OrderPurpose.STOP_LOSS
                   else self._manual_reason)
-        deal.close(self.cause, reason=reason, order_id=order.id, price=price, amount=amount,
+        deal.close(self._cause, reason=reason, order_id=order.id, price=price, amount=amount,
                    fee=fee)
         self._count_closed(deal)
         self._cancel_resting(exclude=order.client_order_id)
@@ -228,16 +230,16 @@ class DcaEngine:
         for client_id, order in list(self.orders.items()):
             if client_id == exclude or order.exchange_order_id is None:
                 continue
-            order.request_cancel(self.cause)
+            order.request_cancel(self._cause)
             self._touch(order)
             self.on_order_update(self.exchange.cancel_order(order.exchange_order_id, order.pair))
 
     def _finish_deal(self, deal: Deal) -> None:
-        self.bot.finish_deal(self.cause, deal.id)
+        self.bot.finish_deal(self._cause, deal.id)
         self._touch(self.bot)
         self.deal = None
         if deal.status is DealStatus.CLOSED and self.config.cooldown_seconds:
-            self.ready_at = self.cause.at + timedelta(seconds=self.config.cooldown_seconds)
+            self.ready_at = self._cause.at + timedelta(seconds=self.config.cooldown_seconds)
 
     def _count_closed(self, deal: Deal) -> None:
         t = self.tally

@@ -8,8 +8,8 @@ its own price, or at the open when the market gapped through it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from domain.errors import DomainError
 from domain.money import ONE, ZERO, to_decimal
@@ -27,8 +27,7 @@ from domain.ports import (
 DEFAULT_FEE_RATE = Decimal("0.001")
 
 
-@dataclass
-class _Resting:
+class _Resting(NamedTuple):
     exchange_order_id: str
     request: OrderRequest
     locked: Decimal  # quote for buys, base for sells

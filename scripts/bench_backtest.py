@@ -58,13 +58,17 @@ def bench_bot(name: str, bot: dict, candles: Path, tmp: Path, repeat: int, n: in
             "--json", "--no-progress", "--seed", "bench"]
     runs = [run_command(base) for _ in range(repeat)]
     wall, rss, summary = statistics.median(r[0] for r in runs), max(r[1] for r in runs), runs[0][2]
+    fastest = min(r[0] for r in runs)
     # Every command runs before this process grows: a child's peak RSS counts the parent's
     # pages until it execs.
     sqlite_url = f"sqlite:///{tmp / f'{slug}.sqlite'}"
     sqlite_wall, sqlite_rss, sqlite_summary = run_command([*base, "--store", sqlite_url])
     # In-process figures come from a child too: this process must stay small, or the peak
     # RSS of the next command (counted from before its exec) would include it.
-    inner = statistics.median(_child("inner", candles, config)[0] for _ in range(repeat))
+    inner_runs = [_child("inner", candles, config) for _ in range(repeat)]
+    inner = statistics.median(seconds for seconds, _ in inner_runs)
+    phases = {name: statistics.median(r[name] for _, r in inner_runs)
+              for name in ("imports", "parse", "run")}
     plain_time, plain = _child("plain", candles, config)
 
     print(f"\n{name}: {summary['deals_closed']} deals closed, {summary['events']} events "
@@ -78,6 +82,10 @@ def bench_bot(name: str, bot: dict, candles: Path, tmp: Path, repeat: int, n: in
     ):
         mem = f"{peak:.0f} MB" if peak else "-"
         print(f"{label:58} {seconds:8.3f} {n / seconds:12,.0f} {seconds / wall:9.2f}x {mem:>9}")
+    print(f"whole command: median of {repeat} {wall:.3f} s, fastest {fastest:.3f} s "
+          f"({n / fastest:,.0f} candles/s); in-process phases (medians): imports "
+          f"{phases['imports']:.3f} s, CSV parse {phases['parse']:.3f} s, engine run "
+          f"{phases['run']:.3f} s")
     print(f"this machine runs the plain loop at {n / plain_time:,.0f} candles/s "
           f"({n / plain_time / PLAIN_LOOP_WHEN_TARGET_SET:.2f}x the ~700,000 measured where "
           f"the target was set)")
@@ -99,7 +107,7 @@ def _child(kind: str, candles: Path, config: Path) -> tuple[float, dict]:
 def _run_child(kind: str, candles: str, config: str) -> None:
     bot = json.loads(Path(config).read_text())
     if kind == "inner":
-        print(json.dumps({"seconds": _in_process(Path(candles), bot)}))
+        print(json.dumps(_in_process(Path(candles), bot)))
         return
     from plain_dca_loop import plain_dca
 
@@ -140,18 +148,30 @@ def _compile_as_installed() -> None:
     subprocess.run([python, "-m", "api.code_cache"], cwd=ROOT, check=True, capture_output=True)
 
 
-def _in_process(candles: Path, bot: dict) -> float:
+def _in_process(candles: Path, bot: dict) -> dict[str, float]:
+    """Seconds of the CSV parse plus the run (``seconds``), and of each phase: the imports
+    a command needs (with the dataclass code cache, as the command loads it), the parse,
+    the run. One after the other, where the command overlaps some of them."""
+    start = time.perf_counter()
+    from api import code_cache
+
+    code_cache.install()
     from decimal import Decimal
 
     from adapters.marketdata.csv_candles import load_candles
-    from application.bootstrap import run_backtest_on
+    from application.bootstrap import ENGINE_MODULES, run_backtest_on
     from domain.dca import DcaConfig
 
-    start = time.perf_counter()
+    for module in ENGINE_MODULES:
+        __import__(module)
+    imported = time.perf_counter()
     loaded = load_candles(candles)
+    parsed = time.perf_counter()
     run_backtest_on(loaded, DcaConfig.from_mapping(bot), fee_rate=Decimal("0.001"),
                     balance=None, store_url="memory", seed="bench")
-    return time.perf_counter() - start
+    done = time.perf_counter()
+    return {"seconds": done - imported, "imports": imported - start,
+            "parse": parsed - imported, "run": done - parsed}
 
 
 if __name__ == "__main__":

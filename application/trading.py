@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from uuid import UUID
@@ -57,7 +57,7 @@ class Trading(Application[UUID]):
 
     def load(self, aggregate_id: UUID, kind: type[A]) -> A:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate = self.repository.get(aggregate_id, projector_func=_project)
         except AggregateNotFoundError:
             raise NotFoundError(f"no {kind.__name__.lower()} {aggregate_id}") from None
         if not isinstance(aggregate, kind):
@@ -250,3 +250,12 @@ class Trading(Application[UUID]):
         switch.emergency_resume(self.cause(actor))
         self.save_all(switch)
         return switch
+
+
+def _project(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's ``project_aggregate`` without its per-event ``isinstance`` against a
+    runtime-checkable Protocol (an assert costing ~25 µs an event on Python 3.11: loading
+    a bot with a hundred deals spent most of its time there). Ours all mutate."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate

@@ -55,3 +55,21 @@ def test_each_load_hands_out_its_own_copy(store_url, trading):
     first.start(app.cause("alice"))  # decided but never saved
 
     assert app.get_bot(bot_id).status is BotStatus.CREATED
+
+
+def test_loading_rebuilds_each_aggregate_as_the_library_does(persistent_store_url, trading):
+    """Trading.load folds events without the library's per-event Protocol check; what it
+    builds is what the library's own projector builds, for every aggregate of a backtest."""
+    from eventsourcing.application import project_aggregate
+
+    from application.replay import read_log
+    from tests.projection_stubs import backtest, candle_rows, saw_levels
+
+    app = trading(persistent_store_url, seed="projector")
+    backtest(app, candle_rows(saw_levels(4)), "projector")
+    ids = {n.originator_id for n in read_log(app)}
+    assert len(ids) > 20
+    for aggregate_id in ids:
+        ours = app.load(aggregate_id, object)
+        theirs = app.repository._reconstruct_aggregate(aggregate_id, None, project_aggregate)
+        assert type(ours) is type(theirs) and ours.__dict__ == theirs.__dict__

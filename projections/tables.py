@@ -30,14 +30,18 @@ class Table:
 
     @property
     def column_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.columns)
+        return self._names
 
     @property
     def money_columns(self) -> tuple[str, ...]:
-        return tuple(name for name, kind in self.columns if kind == "money")
+        return self._money
 
     def __post_init__(self) -> None:
-        names = self.column_names
+        # Worked out once: every row read or written goes through them.
+        names = tuple(name for name, _ in self.columns)
+        object.__setattr__(self, "_names", names)
+        object.__setattr__(self, "_money", tuple(
+            name for name, kind in self.columns if kind == "money"))
         object.__setattr__(self, "_values", itemgetter(*names))
         object.__setattr__(self, "_key", itemgetter(*self.key))
         object.__setattr__(self, "_money_at", tuple(
@@ -56,8 +60,8 @@ class Table:
         return tuple(values)
 
     def from_db(self, values: Iterable[Any]) -> Row:
-        row = dict(zip(self.column_names, values, strict=True))
-        for name in self.money_columns:
+        row = dict(zip(self._names, values, strict=True))
+        for name in self._money:
             if row[name] is not None:
                 row[name] = Decimal(row[name])
         return row

@@ -2,42 +2,63 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import numpy as np
+
+EXITS = (("take_profit", "tab:green"), ("stop_loss", "tab:red"))
 
 
-def plot_backtest(path: str, candles_path: str, result) -> None:
+def plot_backtest(path: str, result) -> None:
+    """Price with every deal (entry, average entry held until the exit, exit) above the
+    equity curve (realized P/L + the open deal marked at each close)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
 
-    from adapters.marketdata.csv_candles import load_candles
-
-    candles = load_candles(candles_path)
-    times = [datetime.fromtimestamp(t / 1000, UTC) for t in candles.timestamps]
+    candles = result.candles
+    times = candles.timestamps.astype("datetime64[ms]")
     fig, (price_ax, equity_ax) = plt.subplots(
         2, 1, figsize=(12, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
     )
     price_ax.plot(times, candles.close, lw=0.6, color="#555", label="close")
-    by_ts = {int(t): i for i, t in enumerate(candles.timestamps)}
-    for reason, color in (("take_profit", "tab:green"), ("stop_loss", "tab:red")):
-        deals = [d for d in result.deals if d["reason"] == reason]
-        price_ax.scatter([times[by_ts[d["opened"]]] for d in deals],
-                         [float(d["avg_entry"]) for d in deals], marker="^", s=12,
-                         color="tab:blue", label=None)
-        price_ax.scatter([times[by_ts[d["closed"]]] for d in deals],
-                         [float(d["exit"]) for d in deals], marker="v", s=14, color=color,
-                         label=f"exit: {reason.replace('_', ' ')} ({len(deals)})")
+    deals = [*result.deals, *([result.open_deal] if result.open_deal else [])]
+    opened = _at(np.array([d["opened"] for d in deals], dtype=np.int64))
+    last = candles.timestamps[-1] if len(candles) else 0
+    held_to = _at(np.array([last if d["closed"] is None else d["closed"] for d in deals],
+                           dtype=np.int64))
+    averages = np.array([float(d["avg_entry"]) for d in deals])
+    # Dates as matplotlib's day numbers: a LineCollection takes no datetime64.
+    segments = np.stack([mdates.date2num(opened), averages, mdates.date2num(held_to),
+                         averages], axis=1).reshape(-1, 2, 2)
+    price_ax.add_collection(LineCollection(segments, colors="tab:blue", linewidths=0.8,
+                                           alpha=0.5, label="average entry, held"))
+    price_ax.scatter(opened, [float(d["entry"]) for d in deals], marker="^", s=14,
+                     color="tab:blue", label=f"entry ({len(deals)})", zorder=3)
+    for reason, color in EXITS:
+        closed = [d for d in result.deals if d["reason"] == reason]
+        price_ax.scatter(_at(np.array([d["closed"] for d in closed], dtype=np.int64)),
+                         [float(d["exit"]) for d in closed], marker="v", s=16, color=color,
+                         label=f"exit: {reason.replace('_', ' ')} ({len(closed)})", zorder=3)
     price_ax.set_ylabel(candles.source.rsplit("/", 1)[-1])
-    price_ax.legend(loc="upper left", fontsize=8)
-    equity_times = [datetime.fromtimestamp(t / 1000, UTC) for t in result.equity_times]
-    equity_ax.plot(equity_times, [float(v) for v in result.equity_values], lw=0.8,
-                   color="tab:purple")
+    price_ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    if result.equity is not None:  # sampled at each candle's close
+        closes = _at(candles.timestamps + (candles.interval_ms or 0))
+        equity_ax.plot(closes, result.equity, lw=0.8, color="tab:purple")
     equity_ax.axhline(0, color="#999", lw=0.5)
     equity_ax.set_ylabel("equity (quote)")
+    locator = mdates.AutoDateLocator()
+    equity_ax.xaxis.set_major_locator(locator)
+    equity_ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     s = result.summary
-    fig.suptitle(f"{s['deals_closed']} deals closed, realized {float(s['realized_pnl']):.2f}, "
-                 f"max drawdown {float(s['max_drawdown']):.2f}")
+    fig.suptitle(f"{s['deals_closed']} deals closed, {s['deals_open']} open; realized "
+                 f"{float(s['realized_pnl']):.2f}, unrealized {float(s['unrealized_pnl']):.2f}, "
+                 f"max drawdown {float(s['max_drawdown']):.2f} (UTC)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _at(ms: np.ndarray) -> np.ndarray:
+    return ms.astype("datetime64[ms]")

@@ -42,8 +42,10 @@ class BacktestResult:
     bot_id: UUID
     summary: dict[str, Any]
     deals: list[dict[str, Any]]
-    equity_times: list[int]
-    equity_values: list[Decimal]
+    candles: CandleSeries
+    open_deal: dict[str, Any] | None  # the deal still open at the end of the data, if any
+    # Equity at every candle's close, as floats: for pictures (with ``keep_equity``).
+    equity: np.ndarray | None = None
 
 
 class Venue(Exchange, SimulatedVenue):
@@ -161,8 +163,9 @@ def run_backtest(
     steps.add(run)
     summary["events"] = steps.flush()
     deals = [_deal_row(d, interval) for d in engine.tally.closed_deals]
-    return BacktestResult(run_id, bot_id, summary, deals, drawdown.curve_times,
-                          drawdown.curve_values)
+    return BacktestResult(run_id, bot_id, summary, deals, candles,
+                          _open_deal_row(engine, interval, summary["unrealized_pnl"]),
+                          drawdown.curve)
 
 
 class _Steps:
@@ -231,15 +234,27 @@ def _stored_summary(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k != "events"}
 
 
+def _open_deal_row(engine: DcaEngine, interval_ms: int, unrealized: Decimal) -> dict | None:
+    """The open deal as a deal row (no exit yet) with the summary's unrealized P/L."""
+    if engine.open_deal_state() is None:
+        return None
+    row = _deal_row(engine.deal, interval_ms)
+    row["unrealized_pnl"] = unrealized
+    row["units"] = engine.deal.units
+    return row
+
+
 def _deal_row(deal, interval_ms: int) -> dict[str, Any]:
     """``opened``/``closed``: open time (UTC ms) of the candle in which each happened; the
     events themselves are stamped at that candle's close, when the decision was taken."""
+    closed_at = deal.closed_at
     return {
         "id": str(deal.id),
         "opened": datetime_to_ms(deal.opened_at) - interval_ms,
-        "closed": datetime_to_ms(deal.closed_at) - interval_ms,
-        "reason": str(deal.close_reason),
+        "closed": None if closed_at is None else datetime_to_ms(closed_at) - interval_ms,
+        "reason": None if deal.close_reason is None else str(deal.close_reason),
         "safety_orders": deal.safety_orders_used,
+        "entry": deal.entry_price,
         "avg_entry": deal.average_entry,
         "exit": deal.exit_price,
         "pnl": deal.realized_pnl,

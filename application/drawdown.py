@@ -19,13 +19,14 @@ _lowest, _highest = np.minimum.reduce, np.maximum.reduce
 
 
 class DrawdownTracker:
+    """``curve`` (with ``keep_curve``): equity at every candle's close as floats, for
+    pictures; the figures themselves are worked out in Decimal whether it is kept or not."""
+
     def __init__(self, candles: CandleSeries, keep_curve: bool = False):
         self.candles = candles
         self.peak = ZERO  # equity starts at 0
         self.max_drawdown = ZERO
-        self.keep_curve = keep_curve
-        self.curve_times: list[int] = []
-        self.curve_values: list[Decimal] = []
+        self.curve = np.zeros(len(candles)) if keep_curve else None
 
     def _equity(self, i: int, realized: Decimal, state, close: Decimal | None = None) -> Decimal:
         if state is None:
@@ -39,9 +40,8 @@ class DrawdownTracker:
         equity = self._equity(i, realized, state, close)
         self.peak = max(self.peak, equity)
         self.max_drawdown = max(self.max_drawdown, self.peak - equity)
-        if self.keep_curve:
-            self.curve_times.append(int(self.candles.timestamps[i]))
-            self.curve_values.append(equity)
+        if self.curve is not None:
+            self.curve[i] = equity
 
     def _cannot_matter(self, lowest: float, highest: float) -> bool:
         """True when no equity between ``lowest`` and ``highest`` can be a new peak or a
@@ -55,15 +55,15 @@ class DrawdownTracker:
         """Candles ``start..end-1`` passed with nothing happening."""
         if start >= end:
             return
-        if self.keep_curve:
-            for i in range(start, end):
-                self.sample(i, realized, state, self.candles.exact_close(i))
-            return
         if state is None:
+            if self.curve is not None:
+                self.curve[start:end] = float(realized)
             return  # equity is flat at `realized`, already sampled
         units, spent = state
         closes = self.candles.close[start:end]
         base, per_unit = float(realized - spent), float(units)
+        if self.curve is not None:
+            self.curve[start:end] = base + per_unit * closes
         if self._cannot_matter(base + per_unit * float(_lowest(closes)),
                                base + per_unit * float(_highest(closes))):
             return

@@ -42,6 +42,7 @@ class Deal(TradetapeAggregate):
     sell_fees: Decimal
     proceeds: Decimal
     safety_orders_used: int
+    entry_price: Decimal | None
     take_profit_price: Decimal | None
     stop_loss_price: Decimal | None
     close_reason: CloseReason | None
@@ -74,6 +75,7 @@ class Deal(TradetapeAggregate):
             deal.buy_fees = deal.sell_fees = deal.proceeds = ZERO
             deal.safety_orders_used = 0
             deal.take_profit_price = deal.stop_loss_price = deal.exit_price = None
+            deal.entry_price = None
             deal.close_reason = deal.realized_pnl = None
 
     class BuyFilled(Event):
@@ -89,6 +91,8 @@ class Deal(TradetapeAggregate):
             deal.cost += self.price * self.amount
             deal.buy_fees += self.fee
             deal.safety_orders_used = max(deal.safety_orders_used, self.safety_order)
+            if self.safety_order == 0:  # the base order: the price the deal was entered at
+                deal.entry_price = self.price
 
     class TargetsMoved(Event):
         take_profit_price: Decimal

@@ -37,8 +37,9 @@ class SafetyOrder:
 
 
 class Deal:
-    def __init__(self, opened: int) -> None:
+    def __init__(self, opened: int, entry: Decimal) -> None:
         self.opened = opened
+        self.entry = entry  # the base order's price
         self.units = ZERO
         self.cost = ZERO  # quote spent on buys, fees excluded
         self.fees = ZERO  # buy fees so far
@@ -70,6 +71,7 @@ class ReferenceBacktest:
         self.max_committed = ZERO
         self.peak = ZERO
         self.max_drawdown = ZERO
+        self.equity: list[Decimal] = []  # at every candle's close
 
     # --- capital -------------------------------------------------------------------------
     def committed(self) -> Decimal:
@@ -112,7 +114,7 @@ class ReferenceBacktest:
         if not self.accept(self.base_quote):
             self.stopped = True
             return
-        self.deal = Deal(ts)
+        self.deal = Deal(ts, price)
         self.buy(self.base_quote / price, price)
         step_sum = ZERO
         for n in range(1, self.max_safety + 1):
@@ -149,6 +151,7 @@ class ReferenceBacktest:
                 "closed": ts,
                 "reason": reason,
                 "safety_orders": deal.safety_filled,
+                "entry": deal.entry,
                 "avg_entry": deal.avg(),
                 "exit": price,
                 "pnl": pnl,
@@ -211,6 +214,7 @@ class ReferenceBacktest:
         if self.deal is None and not self.stopped:
             self.open_deal(ts, close)
         equity = self.realized + self.unrealized(close)
+        self.equity.append(equity)
         self.peak = max(self.peak, equity)
         self.max_drawdown = max(self.max_drawdown, self.peak - equity)
 
@@ -251,4 +255,10 @@ def run_reference(
             "orders_rejected": run.rejected,
             "bot_stopped": run.stopped,
             "deals": deals,
+            "open_deal": None if run.deal is None else {
+                "opened": run.deal.opened, "entry": run.deal.entry,
+                "avg_entry": run.deal.avg(), "safety_orders": run.deal.safety_filled,
+                "units": run.deal.units,
+            },
+            "equity": run.equity,
         }

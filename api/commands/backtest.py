@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", default=None,
                         help="names the run's ids; the same seed and inputs give identical events")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    parser.add_argument("--deals", action="store_true", help="include every closed deal")
+    parser.add_argument("--deals", action="store_true",
+                        help="include every closed deal, and the deal still open at the end")
     parser.add_argument("--plot", metavar="FILE.png", help="price with entries/exits and equity")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
@@ -44,11 +45,12 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from api.plots import plot_backtest
 
-        plot_backtest(args.plot, args.candles, result)
+        plot_backtest(args.plot, result)
     output = dict(result.summary)
     output["run_id"] = str(result.run_id)
     if args.deals:
         output["deals"] = result.deals
+        output["open_deal"] = result.open_deal
     if args.json:
         print_json(_as_json(output))
     else:
@@ -67,11 +69,15 @@ def _as_json(data):
 
 
 def _print_summary(s: dict, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    table = Table(title=f"Backtest of {args.config} on {args.candles}", show_header=False)
+    # Piped or redirected, rows are not cut to 80 columns: a file has no width.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    table = Table(title=f"Backtest of {Path(args.config).name} on {Path(args.candles).name}",
+                  show_header=False)
     table.add_column(justify="left")
     table.add_column(justify="right")
     for key in ("candles", "gaps", "deals_closed", "deals_open", "take_profits", "stop_losses",
@@ -81,17 +87,33 @@ def _print_summary(s: dict, args: argparse.Namespace) -> None:
         value = s.get(key)
         table.add_row(key.replace("_", " "), _short(value))
     console.print(table)
-    if args.deals and s.get("deals"):
-        deals = Table(title="Closed deals")
-        for col in ("opened", "closed", "reason", "SOs", "avg entry", "exit", "P/L"):
-            deals.add_column(col, justify="right")
-        for d in s["deals"]:
-            deals.add_row(str(d["opened"]), str(d["closed"]), d["reason"],
-                          str(d["safety_orders"]), _short(d["avg_entry"]), _short(d["exit"]),
-                          _short(d["pnl"]))
-        console.print(deals)
+    if args.deals and (s.get("deals") or s.get("open_deal")):
+        console.print(_deals_table(s["deals"], s.get("open_deal")))
     if args.store == "memory":
         console.print("[dim]events were kept in memory only; use --store to keep them[/dim]")
+
+
+def _deals_table(closed: list[dict], still_open: dict | None):
+    from rich.table import Table
+
+    table = Table(title="Deals (times UTC)")
+    for col in ("opened", "closed", "reason", "SOs", "entry", "avg entry", "exit", "P/L"):
+        table.add_column(col, justify="right", no_wrap=True)
+    rows = [(d, _when(d["closed"]), d["reason"].replace("_", " "), _short(d["exit"]),
+             _short(d["pnl"])) for d in closed]
+    if still_open:  # its P/L is unrealized: marked at the last close
+        rows.append((still_open, "still open", "unrealized", "-",
+                     _short(still_open["unrealized_pnl"])))
+    for d, closed_at, reason, exit_price, pnl in rows:
+        table.add_row(_when(d["opened"]), closed_at, reason, str(d["safety_orders"]),
+                      _short(d["entry"]), _short(d["avg_entry"]), exit_price, pnl)
+    return table
+
+
+def _when(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _short(value) -> str:

@@ -9,6 +9,7 @@ import itertools
 import json
 import re
 import sqlite3
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -138,6 +139,27 @@ def test_deals_adds_every_closed_deal_with_decimal_strings(tmp_path, capsys):
         assert after["opened"] >= before["closed"]
 
 
+def test_deals_adds_the_deal_still_open_marked_at_the_last_close(tmp_path, capsys):
+    result = backtest_json(capsys, BTC, write_config(tmp_path, BOT), "--deals")
+    assert result["deals_open"] == 1
+    still_open = result["open_deal"]
+    assert still_open["closed"] is None and still_open["reason"] is None
+    assert still_open["exit"] is None and still_open["pnl"] is None
+    assert still_open["opened"] >= result["deals"][-1]["closed"]
+    assert still_open["unrealized_pnl"] == result["unrealized_pnl"]
+    # entry: the base order's price; the average moves only when a safety order fills
+    units, cost = Decimal(still_open["units"]), Decimal(still_open["cost"])
+    assert Decimal(still_open["avg_entry"]) == cost / units
+    if still_open["safety_orders"] == 0:
+        assert Decimal(still_open["entry"]) == Decimal(still_open["avg_entry"])
+    else:
+        assert Decimal(still_open["entry"]) > Decimal(still_open["avg_entry"])
+    # a balance that cannot pay for the base order: the bot stops, no deal is open
+    stopped = backtest_json(capsys, BTC, write_config(tmp_path, BOT), "--deals",
+                            "--balance", "50")
+    assert stopped["deals_open"] == 0 and stopped["open_deal"] is None
+
+
 def test_win_rate_is_null_without_closed_deals(tmp_path, capsys):
     candles = write_candles(tmp_path / "c.csv", [flat(i) for i in range(5)])
     result = backtest_json(capsys, candles, write_config(tmp_path, BOT))
@@ -165,6 +187,17 @@ def test_the_human_summary_shows_the_same_figures(tmp_path, capsys):
         exact = Decimal(figures[key]).quantize(Decimal("1e-8"))
         assert Decimal(shown(key.replace("_", " "))) == exact, key
     assert "memory only" in out  # tells the user nothing was kept
+
+
+def test_the_human_deals_table_shows_utc_times_and_the_open_deal(tmp_path, capsys):
+    config = write_config(tmp_path, BOT)
+    figures = backtest_json(capsys, BTC, config, "--deals")
+    code, out, err = backtest(capsys, BTC, config, "--deals")
+    assert code == 0, err
+    first = figures["deals"][0]
+    opened = datetime.fromtimestamp(first["opened"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+    assert opened in out
+    assert "still open" in out and "unrealized" in out
 
 
 # --- bad candle data: refused, named, nothing stored ----------------------------------------

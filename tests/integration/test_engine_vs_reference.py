@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,7 @@ COUNTS = ("candles", "deals_closed", "deals_open", "take_profits", "stop_losses"
 MONEY = ("realized_pnl", "unrealized_pnl", "fees_closed_deals", "max_drawdown",
          "max_capital_committed")
 DEAL_FIELDS = ("opened", "closed", "reason", "safety_orders")
-DEAL_MONEY = ("avg_entry", "exit", "pnl")
+DEAL_MONEY = ("entry", "avg_entry", "exit", "pnl")
 
 BTC_BOT = {
     "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
@@ -52,6 +53,17 @@ def assert_matches_reference(summary: dict, deals: list[dict], ref: dict) -> Non
             assert str(ours[key]) == str(theirs[key]), (key, ours, theirs)
         for key in DEAL_MONEY:
             assert abs(Decimal(str(ours[key])) - theirs[key]) <= TOLERANCE, (key, ours, theirs)
+
+
+def assert_open_deal_matches_reference(ours: dict | None, theirs: dict | None) -> None:
+    assert (ours is None) == (theirs is None), (ours, theirs)
+    if ours is None:
+        return
+    assert ours["opened"] == theirs["opened"]
+    assert ours["closed"] is None and ours["reason"] is None
+    assert ours["safety_orders"] == theirs["safety_orders"]
+    for key in ("entry", "avg_entry", "units"):
+        assert abs(Decimal(str(ours[key])) - theirs[key]) <= TOLERANCE, (key, ours, theirs)
 
 
 def reference_on_file(path: Path, config: dict, fee: str = "0.001", balance=None) -> dict:
@@ -86,7 +98,9 @@ def test_backtest_on_shipped_real_candles_matches_reference(tmp_path, capsys, se
     path = shipped_series(series)
     result = cli_backtest(tmp_path, capsys, path, config)
     assert result["deals_closed"] > 0
-    assert_matches_reference(result, result["deals"], reference_on_file(path, config))
+    ref = reference_on_file(path, config)
+    assert_matches_reference(result, result["deals"], ref)
+    assert_open_deal_matches_reference(result["open_deal"], ref["open_deal"])
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -138,6 +152,11 @@ def test_engine_equals_reference_on_random_walks_and_configs(rows, config, balan
                                  for ts, o, h, lo, c in rows])
     bal = None if balance is None else Decimal(balance)
     result = run_backtest_on(candles, DcaConfig.from_mapping(config), fee_rate=Decimal("0.001"),
-                             balance=bal, store_url="memory", seed="prop", keep_deals=True)
+                             balance=bal, store_url="memory", seed="prop", keep_deals=True,
+                             keep_equity=True)
     ref = run_reference(config, rows, Decimal("0.001"), bal)
     assert_matches_reference(result.summary, result.deals, ref)
+    assert_open_deal_matches_reference(result.open_deal, ref["open_deal"])
+    # The plotted curve is the reference's equity at every close (floats, for the picture).
+    expected = np.array([float(e) for e in ref["equity"]])
+    assert np.allclose(result.equity, expected, rtol=1e-12, atol=1e-9)

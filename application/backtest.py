@@ -9,7 +9,7 @@ candle that crosses a level exactly also crosses it in floats, and a false alarm
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -106,9 +106,11 @@ def run_backtest(
     keep_deals: bool = False,
     keep_equity: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    summary_keys: Sequence[str] | None = None,
 ) -> BacktestResult:
     """Run ``config`` over ``candles``. ``append(events)`` appends events in one transaction
-    and returns how many it appended."""
+    and returns how many it appended. ``summary_keys``: the figures to record at the end, in
+    that order (those a stored run recorded, to re-run it); by default all of them."""
     refuse_unsupported(config)
     n = len(candles)
     if n == 0:
@@ -159,7 +161,7 @@ def run_backtest(
     events = steps.flush()
     summary = _summary(candles, engine, drawdown, last_close, events, balance, capital)
     run.complete(Cause(ms_to_datetime(int(closes_at[-1])), ENGINE, f"{run_seed}:end"),
-                 _stored_summary(summary))
+                 _stored_summary(summary, summary_keys))
     steps.add(run)
     summary["events"] = steps.flush()
     deals = [_deal_row(d, interval) for d in engine.tally.closed_deals]
@@ -227,11 +229,35 @@ def _summary(candles, engine: DcaEngine, drawdown, last_close, events, balance, 
         "balance": balance,
         "gaps": len(getattr(candles, "gaps", ())),
         "events": events,
+        # The shapes the P/L views use for live bots (ROI on the capital measured here).
+        "profit_factor": t.gross_profit / t.gross_loss if t.gross_loss else None,
+        "roi": t.realized_pnl / capital.max_committed if capital.max_committed else None,
     }
 
 
-def _stored_summary(summary: dict) -> dict:
-    return {k: v for k, v in summary.items() if k != "events"}
+# Every version has recorded these at the end of a run: a stored run without one of them
+# was altered, and re-running it must say so.
+ALWAYS_RECORDED = (
+    "candles", "deals_closed", "deals_open", "take_profits", "stop_losses", "realized_pnl",
+    "unrealized_pnl", "fees_closed_deals", "win_rate", "max_safety_orders_used",
+    "max_drawdown", "max_capital_committed", "orders_rejected", "balance", "gaps",
+)
+
+
+def summary_keys_of(recorded: dict[str, Any] | None) -> list[str] | None:
+    """The figures a re-run of a stored run records: those it recorded, in its order, and
+    any that every version records (so a removed figure shows as a difference)."""
+    if recorded is None:
+        return None
+    return [*recorded, *(key for key in ALWAYS_RECORDED if key not in recorded)]
+
+
+def _stored_summary(summary: dict, keys: Sequence[str] | None) -> dict:
+    """What the run's Completed event records: every figure but the event count, or, when
+    re-running a stored run, the figures it recorded (an older version recorded fewer)."""
+    if keys is None:
+        return {k: v for k, v in summary.items() if k != "events"}
+    return {key: summary.get(key) for key in keys}
 
 
 def _open_deal_row(engine: DcaEngine, interval_ms: int, unrealized: Decimal) -> dict | None:

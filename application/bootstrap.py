@@ -106,6 +106,7 @@ def rerun_backtest(run):
     """Re-run a stored backtest from its recorded inputs into a fresh memory store; returns
     that store's log. The candles file must still be there, byte for byte."""
     from adapters.marketdata.csv_candles import load_candles
+    from application.backtest import summary_keys_of
     from application.replay import read_log
     from domain.errors import DomainError
 
@@ -116,7 +117,8 @@ def rerun_backtest(run):
             f"recorded {run.candles_sha256[:12]}…)", code="CANDLES_CHANGED")
     fresh = open_trading("memory")
     run_backtest_on(candles, run.config, fee_rate=run.fee_rate, balance=run.balance,
-                    store_url="memory", seed=run.run_seed, trading=fresh)
+                    store_url="memory", seed=run.run_seed, trading=fresh,
+                    summary_keys=summary_keys_of(run.summary))
     return list(read_log(fresh))
 
 

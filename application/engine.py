@@ -30,6 +30,8 @@ class EngineTally:
     stop_losses: int = 0
     wins: int = 0
     realized_pnl: Decimal = ZERO
+    gross_profit: Decimal = ZERO  # P/L of the winning deals
+    gross_loss: Decimal = ZERO  # of the losing ones, as a positive amount
     fees_closed_deals: Decimal = ZERO
     max_safety_orders_used: int = 0
     orders_rejected: int = 0
@@ -246,8 +248,13 @@ class DcaEngine:
         t.deals_closed += 1
         t.take_profits += deal.close_reason is CloseReason.TAKE_PROFIT
         t.stop_losses += deal.close_reason is CloseReason.STOP_LOSS
-        t.wins += deal.realized_pnl > ZERO
-        t.realized_pnl += deal.realized_pnl
+        pnl = deal.realized_pnl
+        t.realized_pnl += pnl
+        if pnl > ZERO:
+            t.wins += 1
+            t.gross_profit += pnl
+        elif pnl < ZERO:
+            t.gross_loss -= pnl
         t.fees_closed_deals += deal.fees
         t.max_safety_orders_used = max(t.max_safety_orders_used, deal.safety_orders_used)
         if self.keep_deals:

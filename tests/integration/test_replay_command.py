@@ -10,6 +10,7 @@ import sqlite3
 import tempfile
 from decimal import Decimal
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -108,6 +109,73 @@ def test_check_passes_from_another_directory_for_a_run_given_a_relative_path(
     code, out = replay(capsys, url, "--check")
     assert code == 0, out
     assert f"backtest {run['run_id']}: identical ({run['events']} events)" in out
+
+
+STORED_BY_0A75F7D = Path(__file__).parent.parent / "data" / "stored_runs" / (
+    "run_stored_by_0a75f7d.json")
+
+
+def store_recorded_run(url: str, fixture: Path = STORED_BY_0A75F7D, edit=None) -> int:
+    """Write a run recorded by an earlier version into a fresh store at ``url``, its candles
+    being the shipped copy; ``edit(topic, state)`` may alter an event's data first."""
+    from eventsourcing.persistence import StoredEvent
+
+    recorded = json.loads(fixture.read_text())
+    candles = json.dumps(str(shipped_series(recorded["candles"])))[1:-1]
+    app = open_trading(url)
+    try:
+        events = []
+        for originator_id, version, topic, written in recorded["events"]:
+            state = written.replace(recorded["placeholder"], candles)
+            if edit:
+                state = edit(topic, state)
+            events.append(StoredEvent(UUID(originator_id), version, topic, state.encode()))
+        app.recorder.insert_events(events)
+    finally:
+        app.close()
+    return len(events)
+
+
+def test_check_passes_for_a_run_stored_by_an_earlier_version(tmp_path, capsys):
+    """A run stored by commit 0a75f7d, which recorded fewer figures at the end of a run
+    (no ``bot_error``): the re-run records the figures it recorded and matches it."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    count = store_recorded_run(url)
+    completed = json.loads(json.loads(STORED_BY_0A75F7D.read_text())["events"][-1][3])
+    assert "bot_error" not in completed["summary"]
+    code, out = replay(capsys, url, "--check")
+    assert code == 0, out
+    assert f": identical ({count} events)" in out
+
+
+def test_a_figure_removed_from_a_stored_summary_fails_the_check(tmp_path, capsys):
+    def without_realized_pnl(topic: str, state: str) -> str:
+        if not topic.endswith("BacktestRun.Completed"):
+            return state
+        data = json.loads(state)
+        del data["summary"]["realized_pnl"]
+        return json.dumps(data, separators=(",", ":"))
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store_recorded_run(url, edit=without_realized_pnl)
+    code, out = replay(capsys, url, "--check")
+    assert code == 1
+    assert "DIFFERS" in out and "BacktestRun.Completed" in out
+
+
+def test_figures_added_to_the_summary_are_recorded_with_new_runs(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    shown = stored_backtest(tmp_path, capsys, url)
+    app = open_trading(url)
+    try:
+        run = next(a for a in rebuild_all(app).backtests)
+    finally:
+        app.close()
+    recorded = {key: str(value) if isinstance(value, Decimal) else value
+                for key, value in run.summary.items()}
+    assert recorded == {key: value for key, value in shown.items()
+                        if key not in ("events", "run_id")}
+    assert {"profit_factor", "roi", "bot_error"} <= recorded.keys()
 
 
 # --- --check catches differences ------------------------------------------------------------

@@ -9,6 +9,7 @@ candle that crosses a level exactly also crosses it in floats, and a false alarm
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -116,7 +117,6 @@ def run_backtest(
     if n == 0:
         raise DomainError("there are no candles to run on", code="NO_CANDLES")
     interval = candles.interval_ms or 0
-    closes_at = candles.timestamps + interval
     first = Cause(ms_to_datetime(int(candles.timestamps[0])), ENGINE, f"{run_seed}:start")
     run_id, bot_id = ids.new_id(), ids.new_id()
     run = BacktestRun.start(
@@ -133,17 +133,42 @@ def run_backtest(
     drawdown = DrawdownTracker(candles, keep_curve=keep_equity)
     scanner = _Scanner(candles.low, candles.high)
     capital = _CapitalMeter()
+    try:
+        _walk(candles, engine, venue, steps, scanner, drawdown, capital, run_seed, on_progress)
+        events = steps.flush()
+        summary = _summary(candles, engine, drawdown, candles.exact_close(n - 1), events,
+                           balance, capital)
+        last_close_at = ms_to_datetime(int(candles.timestamps[-1]) + interval)
+        run.complete(Cause(last_close_at, ENGINE, f"{run_seed}:end"),
+                     _stored_summary(summary, summary_keys))
+        steps.add(run)
+        summary["events"] = steps.flush()
+    except BaseException as error:
+        at = engine.step_time or first.at
+        steps.record_interruption(run, Cause(at, ENGINE, f"{run_seed}:interrupted"), error)
+        raise
+    deals = [_deal_row(d, interval) for d in engine.tally.closed_deals]
+    return BacktestResult(run_id, bot_id, summary, deals, candles,
+                          _open_deal_row(engine, interval, summary["unrealized_pnl"]),
+                          drawdown.curve)
+
+
+def _walk(candles: CandleSeries, engine: DcaEngine, venue: Venue, steps: _Steps,
+          scanner: _Scanner, drawdown: DrawdownTracker, capital: _CapitalMeter, run_seed: str,
+          on_progress: Callable[[int, int], None] | None) -> None:
+    """Step the engine through the candles that can change something, skipping the rest."""
+    n, quote_asset = len(candles), engine.config.quote_asset
+    closes_at = candles.timestamps + (candles.interval_ms or 0)
     j = 0
     while j < n:
-        at_ms = int(closes_at[j])
-        engine.begin_step(Cause(ms_to_datetime(at_ms), ENGINE, f"{run_seed}:{j}"))
+        engine.begin_step(Cause(ms_to_datetime(int(closes_at[j])), ENGINE, f"{run_seed}:{j}"))
         o, h, low, c = candles.exact(j)
         venue.walk_candle(o, h, low, c, engine)
         engine.on_close(c)
         changed = engine.take_changes()
         if changed:
             steps.add(*changed)
-            capital.note(engine.open_deal_state(), venue.fetch_balance()[config.quote_asset])
+            capital.note(engine.open_deal_state(), venue.fetch_balance()[quote_asset])
         drawdown.sample(j, engine.tally.realized_pnl, engine.open_deal_state(), c)
         if engine.wants_next_close:
             nxt = j + 1
@@ -157,17 +182,6 @@ def run_backtest(
         if on_progress is not None:
             on_progress(nxt, n)
         j = nxt
-    last_close = candles.exact_close(n - 1)
-    events = steps.flush()
-    summary = _summary(candles, engine, drawdown, last_close, events, balance, capital)
-    run.complete(Cause(ms_to_datetime(int(closes_at[-1])), ENGINE, f"{run_seed}:end"),
-                 _stored_summary(summary, summary_keys))
-    steps.add(run)
-    summary["events"] = steps.flush()
-    deals = [_deal_row(d, interval) for d in engine.tally.closed_deals]
-    return BacktestResult(run_id, bot_id, summary, deals, candles,
-                          _open_deal_row(engine, interval, summary["unrealized_pnl"]),
-                          drawdown.curve)
 
 
 class _Steps:
@@ -193,6 +207,28 @@ class _Steps:
             self.appended += self.append(self.pending)
             self.pending = []
         return self.appended
+
+    def record_interruption(self, run: BacktestRun, cause: Cause, error: BaseException) -> None:
+        """The run stopped early: drop what is not stored yet (a step may be half added)
+        and, if some of it was stored, mark it interrupted. A store that fails now leaves
+        it without an end (``incomplete``); either way what is stored is whole steps."""
+        self.pending = []
+        if not self.appended or run.status != "incomplete":
+            return
+        with contextlib.suppress(Exception):
+            run.interrupt(cause, _reason(error))
+            self.append(run.collect_events())
+            error.add_note(f"the {self.appended} events the run stored before it stopped are "
+                           "kept, marked interrupted: `tradetape replay --check` checks them "
+                           "as the start of the whole run")
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "stopped by its user"
+    if isinstance(error, DomainError):
+        return str(error)  # its code first
+    return f"{type(error).__name__}: {error}"
 
 
 class _CapitalMeter:

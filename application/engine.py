@@ -67,6 +67,11 @@ class DcaEngine:
         self._dirty[id(aggregate)] = aggregate
 
     @property
+    def step_time(self) -> datetime | None:
+        """The time of the step under way (or last taken); None before the first."""
+        return None if self._cause is None else self._cause.at
+
+    @property
     def cause(self) -> Cause:
         assert self._cause is not None, "begin_step() first"
         return self._cause

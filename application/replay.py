@@ -13,6 +13,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from domain.backtests import BacktestRun
+from domain.recording import topic_of
 
 PAGE = 1000
 
@@ -104,3 +105,27 @@ def _describe(n: Notification) -> str:
 
 def stored_run_events(app: Application, aggregate_ids: set[UUID]) -> list[Notification]:
     return [n for n in read_log(app) if n.originator_id in aggregate_ids]
+
+
+def check_stored_run(app: Application, run: BacktestRun, rerun: Sequence[Notification]
+                     ) -> tuple[bool, str]:
+    """Whether a stored run matches its re-run, and what was found. A run that did not
+    complete stored a prefix of the whole run's events (whole steps, then its Interrupted
+    event if it could record one): that prefix must match the re-run's. A run with no end
+    recorded fails: what is missing after its last stored event cannot be checked."""
+    stored = stored_run_events(app, {n.originator_id for n in rerun})
+    if run.status == "completed":
+        difference = compare_streams(stored, rerun)
+        return (True, f"identical ({len(rerun)} events)") if difference is None else (
+            False, f"DIFFERS at {difference}")
+    interrupted = topic_of(BacktestRun.Interrupted)
+    stored = [n for n in stored if n.topic != interrupted]
+    difference = compare_streams(stored, rerun[:len(stored)])
+    if difference is not None:
+        return False, f"DIFFERS at {difference}"
+    matched = (f"its {len(stored)} stored events are identical to the first {len(stored)} "
+               f"of the whole re-run's {len(rerun)}")
+    if run.status == "interrupted":
+        return True, f"interrupted ({run.interruption}); {matched}"
+    return False, (f"INCOMPLETE: no end recorded (its process was killed, is still running, "
+                   f"or its last events were removed); {matched}")

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.dca import DcaConfig
+from domain.errors import InvalidTransitionError
 from domain.recording import Cause, TradetapeAggregate
 
 
@@ -20,6 +21,7 @@ class BacktestRun(TradetapeAggregate):
     fee_rate: Decimal
     balance: Decimal | None
     summary: dict[str, Any] | None
+    interruption: str | None  # why the run stopped before its end, if it did
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,13 +46,30 @@ class BacktestRun(TradetapeAggregate):
                 "config", "fee_rate", "balance",
             ):
                 setattr(run, name, getattr(self, name))
-            run.summary = None
+            run.summary = run.interruption = None
 
     class Completed(Event):
         summary: dict[str, Any]
 
         def apply(self, run: BacktestRun) -> None:
             run.summary = self.summary
+
+    class Interrupted(Event):
+        """The run stopped before the end of its candles (stopped by its user, or an error):
+        what it stored before is a prefix of what a whole run records."""
+
+        reason: str
+
+        def apply(self, run: BacktestRun) -> None:
+            run.interruption = self.reason
+
+    @property
+    def status(self) -> str:
+        """``completed``, ``interrupted``, or ``incomplete``: no end recorded (its process
+        was killed, or is still running)."""
+        if self.summary is not None:
+            return "completed"
+        return "interrupted" if self.interruption is not None else "incomplete"
 
     @classmethod
     def start(
@@ -82,4 +101,13 @@ class BacktestRun(TradetapeAggregate):
         )
 
     def complete(self, cause: Cause, summary: dict[str, Any]) -> None:
+        self._require_running()
         self._record(self.Completed, cause, summary=summary)
+
+    def interrupt(self, cause: Cause, reason: str) -> None:
+        self._require_running()
+        self._record(self.Interrupted, cause, reason=reason)
+
+    def _require_running(self) -> None:
+        if self.status != "incomplete":
+            raise InvalidTransitionError(f"the run is {self.status}", code="RUN_ENDED")

@@ -51,6 +51,7 @@ TEMPLATES = {
     "ExchangeAccount.BalanceObserved": "exchange reports {asset}: free {free}, locked {locked}",
     "BacktestRun.Started": "backtest over {candles_count} candles of {candles_source}",
     "BacktestRun.Completed": "backtest completed",
+    "BacktestRun.Interrupted": "backtest interrupted: {reason}",
     "TradingSwitch.Installed": "trading switch installed",
     "TradingSwitch.EmergencyStopped": "EMERGENCY STOP of all trading: {reason}",
     "TradingSwitch.EmergencyResumed": "trading resumed after an emergency stop",

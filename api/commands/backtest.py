@@ -30,18 +30,25 @@ def run(args: argparse.Namespace) -> int:
     from api.commands.common import batch_gc, print_json
     from api.progress import progress_bar
     from application.bootstrap import backtest
+    from domain.errors import DomainError
     from domain.money import to_decimal
 
     config = load_bot_config(args.config)
     fee_rate = to_decimal(args.fee_rate, "fee_rate")
     balance = None if args.balance is None else to_decimal(args.balance, "balance")
     show = not args.no_progress and sys.stderr.isatty()
-    with progress_bar("backtest", enabled=show) as advance, batch_gc():
-        result = backtest(
-            args.candles, config, fee_rate=fee_rate, balance=balance, store_url=args.store,
-            seed=args.seed, keep_deals=args.deals or bool(args.plot),
-            keep_equity=bool(args.plot), on_progress=advance,
-        )
+    try:
+        with progress_bar("backtest", enabled=show) as advance, batch_gc():
+            result = backtest(
+                args.candles, config, fee_rate=fee_rate, balance=balance,
+                store_url=args.store, seed=args.seed, keep_deals=args.deals or bool(args.plot),
+                keep_equity=bool(args.plot), on_progress=advance,
+            )
+    except (KeyboardInterrupt, DomainError) as error:
+        if args.store != "memory":  # what the run kept of itself, if anything
+            for note in getattr(error, "__notes__", ()):
+                print(note, file=sys.stderr)
+        raise
     if args.plot:
         from api.plots import plot_backtest
 

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from api.commands.common import batch_gc
     from api.progress import progress_bar
     from application.bootstrap import open_trading, rerun_backtest
-    from application.replay import compare_streams, rebuild_all, stored_run_events
+    from application.replay import check_stored_run, rebuild_all
     from application.settings import parse_database_url
     from domain.errors import DomainError
 
@@ -49,13 +49,9 @@ def run(args: argparse.Namespace) -> int:
                     failed = True
                     print(f"backtest {run_agg.id}: cannot re-run: {error}")
                     continue
-                stored = stored_run_events(app, {n.originator_id for n in fresh})
-                difference = compare_streams(stored, fresh)
-                if difference is None:
-                    print(f"backtest {run_agg.id}: identical ({len(fresh)} events)")
-                else:
-                    failed = True
-                    print(f"backtest {run_agg.id}: DIFFERS at {difference}")
+                passed, found = check_stored_run(app, run_agg, fresh)
+                failed = failed or not passed
+                print(f"backtest {run_agg.id}: {found}")
     finally:
         app.close()
     return 1 if failed else 0

@@ -398,6 +398,27 @@ def test_gaps_in_time_are_allowed_and_reported(tmp_path, capsys):
     assert backtest_json(capsys, made, config)["gaps"] == 2
 
 
+def test_ctrl_c_keeps_the_stored_steps_and_says_so(tmp_path, capsys, monkeypatch):
+    from application import backtest as loop
+
+    walk = loop._walk
+
+    def walk_then_ctrl_c(*args, **kwargs):
+        walk(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop._Steps, "BATCH_EVENTS", 1)  # every step stored as it is taken
+    monkeypatch.setattr(loop, "_walk", walk_then_ctrl_c)
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    code, out, err = backtest(capsys, UNITTEST, write_config(tmp_path, BOT), "--store", url)
+    assert code == 130
+    assert "marked interrupted" in err and err.rstrip().endswith("interrupted")
+    assert out == ""
+    monkeypatch.undo()
+    assert main(["replay", "--database", url, "--check", "--no-progress"]) == 0
+    assert "interrupted (stopped by its user)" in capsys.readouterr().out
+
+
 def stored_rows(url: str) -> list[tuple[str, object, int, bytes]]:
     app = open_trading(url)
     try:

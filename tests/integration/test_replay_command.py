@@ -20,7 +20,13 @@ from adapters.marketdata.csv_candles import load_candles
 from adapters.marketdata.shipped import shipped_series
 from api.cli import main
 from application.bootstrap import open_trading, rerun_backtest, run_backtest_on
-from application.replay import compare_streams, read_log, rebuild_all, stored_run_events
+from application.replay import (
+    check_stored_run,
+    compare_streams,
+    read_log,
+    rebuild_all,
+    stored_run_events,
+)
 from domain.dca import DcaConfig
 from tests.strategies import dca_configs
 
@@ -206,18 +212,29 @@ def test_a_tampered_event_fails_the_check_naming_the_first_difference(tmp_path, 
     assert f"Deal.BuyFilled of {originator} v{version} " in line.replace("-", "")
 
 
-def test_a_deleted_event_fails_the_check(tmp_path, capsys):
+def test_a_run_whose_end_was_deleted_fails_the_check_as_incomplete(tmp_path, capsys):
     db = tmp_path / "run.db"
     url = f"sqlite:///{db}"
     stored_backtest(tmp_path, capsys, url)
     with sqlite3.connect(db) as conn:
-        # the run's last event: the rest still rebuilds, but the stream is one short
+        # the run's last event, Completed: what is left is a prefix with no end recorded
         conn.execute("DELETE FROM stored_events WHERE rowid = (SELECT max(rowid) "
                      "FROM stored_events)")
     code, out = replay(capsys, url, "--check")
     assert code == 1
+    assert "INCOMPLETE: no end recorded" in out
+
+
+def test_an_event_deleted_inside_a_run_fails_the_check(tmp_path, capsys):
+    db = tmp_path / "run.db"
+    url = f"sqlite:///{db}"
+    stored_backtest(tmp_path, capsys, url)
+    with sqlite3.connect(db) as conn:
+        rowids = [r[0] for r in conn.execute("SELECT rowid FROM stored_events ORDER BY rowid")]
+        conn.execute("DELETE FROM stored_events WHERE rowid = ?", (rowids[len(rowids) // 2],))
+    code, out = replay(capsys, url, "--check")
+    assert code == 1
     assert "DIFFERS" in out
-    assert "only re-run has BacktestRun.Completed" in out
 
 
 def test_a_candles_file_changed_after_the_run_fails_the_check(tmp_path, capsys):
@@ -244,6 +261,88 @@ def test_a_missing_candles_file_fails_the_check(tmp_path, capsys):
     assert code == 1
     assert f"backtest {run['run_id']}: cannot re-run: CANDLES_UNREADABLE" in out
     assert str(candles) in out
+
+
+# --- interrupted runs -----------------------------------------------------------------------
+
+
+class StopAfter:
+    """An on_progress that stops the run, as Ctrl-C would, once it passed ``candle``."""
+
+    def __init__(self, candle: int, error: BaseException):
+        self.candle, self.error = candle, error
+
+    def __call__(self, done: int, total: int) -> None:
+        if done >= self.candle:
+            raise self.error
+
+
+def interrupted_run(url: str, stop: StopAfter, batch: int | None = None, monkeypatch=None):
+    if batch is not None:
+        from application import backtest
+
+        monkeypatch.setattr(backtest._Steps, "BATCH_EVENTS", batch)
+    with pytest.raises(type(stop.error)):
+        run_backtest_on(load_candles(UNITTEST), DcaConfig.from_mapping(BOT),
+                        fee_rate=Decimal("0.001"), balance=None, store_url=url, seed="stop",
+                        on_progress=stop)
+
+
+@pytest.mark.parametrize("stop_at", [500, 4_000, 9_000])
+def test_an_interrupted_run_keeps_whole_steps_marked_interrupted_and_checks_as_a_prefix(
+    tmp_path, capsys, monkeypatch, stop_at
+):
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    interrupted_run(url, StopAfter(stop_at, KeyboardInterrupt()), batch=7,
+                    monkeypatch=monkeypatch)
+    app = open_trading(url)
+    try:
+        [run] = rebuild_all(app).backtests
+        stored = list(read_log(app))
+    finally:
+        app.close()
+    assert run.status == "interrupted" and run.interruption == "stopped by its user"
+    assert stored[-1].topic.endswith("BacktestRun.Interrupted")
+    code, out = replay(capsys, url, "--check")
+    assert code == 0, out
+    assert f"interrupted (stopped by its user); its {len(stored) - 1} stored events are " \
+           "identical to the first" in out
+
+
+def test_an_engine_error_mid_run_is_recorded_as_the_reason(tmp_path, capsys, monkeypatch):
+    from domain.errors import DomainError
+
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    interrupted_run(url, StopAfter(3_000, DomainError("the venue went away", code="GONE")),
+                    batch=7, monkeypatch=monkeypatch)
+    code, out = replay(capsys, url, "--check")
+    assert code == 0, out
+    assert "interrupted (GONE: the venue went away)" in out
+
+
+def test_a_run_interrupted_before_anything_was_stored_leaves_nothing(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    interrupted_run(url, StopAfter(0, KeyboardInterrupt()))  # the first batch is never full
+    code, out = replay(capsys, url, "--check")
+    assert code == 0
+    assert "0 events rebuilt" in out and "no stored backtests to check" in out
+
+
+def test_a_tampered_event_in_an_interrupted_run_fails_the_check(tmp_path, capsys, monkeypatch):
+    db = tmp_path / "run.db"
+    url = f"sqlite:///{db}"
+    interrupted_run(url, StopAfter(4_000, KeyboardInterrupt()), batch=7,
+                    monkeypatch=monkeypatch)
+    with sqlite3.connect(db) as conn:
+        rowid, state = conn.execute(
+            "SELECT rowid, state FROM stored_events WHERE topic LIKE '%Deal.Closed' "
+            "ORDER BY rowid LIMIT 1").fetchone()
+        tampered = state.replace(b'"_data_":"take_profit"', b'"_data_":"stop_loss"')
+        assert tampered != state
+        conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (tampered, rowid))
+    code, out = replay(capsys, url, "--check")
+    assert code == 1
+    assert "DIFFERS" in out
 
 
 # --- without --check ------------------------------------------------------------------------
@@ -328,6 +427,40 @@ def test_a_stored_run_re_runs_into_an_identical_event_stream(rows, config, balan
             stored = stored_run_events(app, {n.originator_id for n in fresh})
             assert len(stored) == result.summary["events"] == len(list(read_log(app)))
             assert compare_streams(stored, fresh) is None
+        finally:
+            app.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=walk_rows(), config=configs, stop=st.integers(min_value=0, max_value=80),
+       batch=st.integers(min_value=1, max_value=40))
+def test_a_run_interrupted_anywhere_stored_a_prefix_of_the_whole_run(rows, config, stop,
+                                                                    batch):
+    from application import backtest
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "walk.csv"
+        path.write_text("timestamp_ms,open,high,low,close,volume\n"
+                        + "".join(f"{t},{o},{h},{lo},{c},1\n" for t, o, h, lo, c in rows))
+        url = f"sqlite:///{Path(folder) / 'run.db'}"
+        original = backtest._Steps.BATCH_EVENTS
+        backtest._Steps.BATCH_EVENTS = batch
+        try:
+            run_backtest_on(load_candles(path), DcaConfig.from_mapping(config),
+                            fee_rate=Decimal("0.001"), balance=None, store_url=url,
+                            seed="cut", on_progress=StopAfter(stop, KeyboardInterrupt()))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            backtest._Steps.BATCH_EVENTS = original
+        app = open_trading(url)
+        try:
+            report = rebuild_all(app)
+            assert not report.failures
+            for run in report.backtests:  # none when nothing was stored yet
+                assert run.status in ("completed", "interrupted")
+                passed, found = check_stored_run(app, run, rerun_backtest(run))
+                assert passed, found
         finally:
             app.close()
 

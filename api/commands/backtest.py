@@ -89,10 +89,11 @@ def _print_summary(s: dict, args: argparse.Namespace) -> None:
     table.add_column(justify="right")
     for key in ("candles", "gaps", "deals_closed", "deals_open", "take_profits", "stop_losses",
                 "realized_pnl", "unrealized_pnl", "fees_closed_deals", "win_rate",
-                "max_safety_orders_used", "max_drawdown", "max_capital_committed",
-                "orders_rejected", "bot_error", "events", "run_id"):
+                "profit_factor", "roi", "max_safety_orders_used", "max_drawdown",
+                "max_capital_committed", "orders_rejected", "bot_error", "events", "run_id"):
         value = s.get(key)
-        table.add_row(key.replace("_", " "), _short(value))
+        shown = _percent(value) if key in ("win_rate", "roi") else _short(value)
+        table.add_row(key.replace("_", " "), shown)
     console.print(table)
     if args.deals and (s.get("deals") or s.get("open_deal")):
         console.print(_deals_table(s["deals"], s.get("open_deal")))
@@ -121,6 +122,10 @@ def _when(ms: int) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{value * 100:.2f}%"
 
 
 def _short(value) -> str:

@@ -4,7 +4,7 @@ backtest, re-run from its recorded inputs, produces the very same events."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -18,14 +18,16 @@ from domain.recording import topic_of
 PAGE = 1000
 
 
-def read_log(app: Application, topics: Sequence[str] = ()) -> Iterator[Notification]:
-    """Every notification in log order, in pages (ids may have gaps: follow id > last)."""
-    last = 0
+def read_log(app: Application, topics: Sequence[str] = (), *, first: int = 1,
+             last: int | None = None) -> Iterator[Notification]:
+    """The notifications from position ``first`` to ``last`` (default: all) in log order,
+    in pages (ids may have gaps: follow id > the last one read)."""
+    after = first - 1
     while page := app.recorder.select_notifications(
-        start=last, limit=PAGE, topics=topics, inclusive_of_start=False
+        start=after, limit=PAGE, stop=last, topics=topics, inclusive_of_start=False
     ):
         yield from page
-        last = page[-1].id
+        after = page[-1].id
 
 
 @dataclass
@@ -34,17 +36,30 @@ class RebuildReport:
     aggregates: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     backtests: list[BacktestRun] = field(default_factory=list)
+    # Log positions of each aggregate's first and last events: checking a stored run reads
+    # the stretch of the log its aggregates span, not the whole log once per run.
+    positions: dict[UUID, tuple[int, int]] = field(default_factory=dict)
+
+    def span_of(self, aggregate_ids: Iterable[UUID]) -> tuple[int, int | None]:
+        """The stretch of the log holding every event of these aggregates."""
+        spans = [self.positions[oid] for oid in aggregate_ids if oid in self.positions]
+        if not spans:
+            return 1, 0
+        return min(first for first, _ in spans), max(last for _, last in spans)
 
 
 def rebuild_all(app: Application, on_progress: Callable[[int], None] | None = None
                 ) -> RebuildReport:
     """Fold every event onto its aggregate, in one pass over the log."""
     report = RebuildReport()
+    positions = report.positions
     aggregates: dict[UUID, Any] = {}
     broken: set[UUID] = set()
     for notification in read_log(app):
         report.events += 1
         oid = notification.originator_id
+        known = positions.get(oid)
+        positions[oid] = (known[0] if known else notification.id, notification.id)
         if oid in broken:
             continue
         try:
@@ -103,17 +118,21 @@ def _describe(n: Notification) -> str:
     return f"{topic} of {n.originator_id} v{n.originator_version} {text}"
 
 
-def stored_run_events(app: Application, aggregate_ids: set[UUID]) -> list[Notification]:
-    return [n for n in read_log(app) if n.originator_id in aggregate_ids]
+def stored_run_events(app: Application, aggregate_ids: set[UUID], span: tuple[int, int | None]
+                      = (1, None)) -> list[Notification]:
+    """The events of these aggregates within ``span`` (first, last) of the log, in order."""
+    first, last = span
+    return [n for n in read_log(app, first=first, last=last) if n.originator_id in aggregate_ids]
 
 
-def check_stored_run(app: Application, run: BacktestRun, rerun: Sequence[Notification]
-                     ) -> tuple[bool, str]:
-    """Whether a stored run matches its re-run, and what was found. A run that did not
+def check_stored_run(app: Application, run: BacktestRun, rerun: Sequence[Notification],
+                     span: tuple[int, int | None] = (1, None)) -> tuple[bool, str]:
+    """Whether a stored run matches its re-run, and what was found; ``span``: the stretch
+    of the log its aggregates' events lie in (:meth:`RebuildReport.span_of`). A run that did not
     complete stored a prefix of the whole run's events (whole steps, then its Interrupted
     event if it could record one): that prefix must match the re-run's. A run with no end
     recorded fails: what is missing after its last stored event cannot be checked."""
-    stored = stored_run_events(app, {n.originator_id for n in rerun})
+    stored = stored_run_events(app, {n.originator_id for n in rerun}, span)
     if run.status == "completed":
         difference = compare_streams(stored, rerun)
         return (True, f"identical ({len(rerun)} events)") if difference is None else (

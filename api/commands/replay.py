@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
                     failed = True
                     print(f"backtest {run_agg.id}: cannot re-run: {error}")
                     continue
-                passed, found = check_stored_run(app, run_agg, fresh)
+                span = report.span_of({n.originator_id for n in fresh})
+                passed, found = check_stored_run(app, run_agg, fresh, span)
                 failed = failed or not passed
                 print(f"backtest {run_agg.id}: {found}")
     finally:

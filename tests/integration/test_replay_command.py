@@ -212,6 +212,33 @@ def test_a_tampered_event_fails_the_check_naming_the_first_difference(tmp_path, 
     assert f"Deal.BuyFilled of {originator} v{version} " in line.replace("-", "")
 
 
+def test_an_event_added_to_a_run_after_later_runs_fails_the_check(tmp_path, capsys):
+    """The check reads the stretch of the log a run's aggregates span: an event slipped in
+    after other runs, on one of this run's deals, is still found."""
+    from eventsourcing.persistence import StoredEvent
+
+    db = tmp_path / "run.db"
+    url = f"sqlite:///{db}"
+    first = stored_backtest(tmp_path, capsys, url)
+    stored_backtest(tmp_path, capsys, url, UNITTEST, {**BOT, "take_profit_pct": "2"})
+    with sqlite3.connect(db) as conn:
+        originator, state = conn.execute(
+            "SELECT originator_id, state FROM stored_events "
+            "WHERE topic LIKE '%Deal.TargetsMoved' ORDER BY rowid LIMIT 1").fetchone()
+        last = conn.execute("SELECT max(originator_version) FROM stored_events WHERE "
+                            "originator_id = ?", (originator,)).fetchone()[0]
+    app = open_trading(url)
+    try:
+        app.recorder.insert_events([StoredEvent(UUID(originator), last + 1,
+                                                "domain.deals:Deal.TargetsMoved", state)])
+    finally:
+        app.close()
+    code, out = replay(capsys, url, "--check")
+    assert code == 1
+    line = next(line for line in out.splitlines() if line.startswith(f"backtest {first['run_id']}"))
+    assert "DIFFERS" in line and "only stored has Deal.TargetsMoved" in line
+
+
 def test_a_run_whose_end_was_deleted_fails_the_check_as_incomplete(tmp_path, capsys):
     db = tmp_path / "run.db"
     url = f"sqlite:///{db}"

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{database.display}: {report.events} events rebuilt into "
               f"{sum(report.aggregates.values())} aggregates")
         for kind, count in sorted(report.aggregates.items()):
-            print(f"  {kind}: {count}")
+            print(f"  {kind}: {count}{_run_statuses(report) if kind == 'BacktestRun' else ''}")
         for failure in report.failures:
             failed = True
             print(f"FAILED {failure}")
@@ -56,3 +56,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         app.close()
     return 1 if failed else 0
+
+
+def _run_statuses(report) -> str:
+    """`` (2 completed, 1 interrupted)``: how the stored backtests ended."""
+    from collections import Counter
+
+    statuses = Counter(run.status for run in report.backtests)
+    return " (" + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) + ")"

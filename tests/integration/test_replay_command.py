@@ -332,6 +332,7 @@ def test_an_interrupted_run_keeps_whole_steps_marked_interrupted_and_checks_as_a
     assert stored[-1].topic.endswith("BacktestRun.Interrupted")
     code, out = replay(capsys, url, "--check")
     assert code == 0, out
+    assert "BacktestRun: 1 (1 interrupted)" in out
     assert f"interrupted (stopped by its user); its {len(stored) - 1} stored events are " \
            "identical to the first" in out
 
@@ -389,7 +390,7 @@ def test_replay_reports_the_aggregates_rebuilt_per_type(tmp_path, capsys):
     deals = run["deals_closed"] + run["deals_open"]
     assert f"{run['events']} events rebuilt into {deals + orders + 2} aggregates" in out
     lines = [line.strip() for line in out.splitlines()]
-    assert lines[1:5] == ["BacktestRun: 1", "Bot: 1", f"Deal: {deals}", f"Order: {orders}"]
+    assert lines[1:5] == ["BacktestRun: 1 (1 completed)", "Bot: 1", f"Deal: {deals}", f"Order: {orders}"]
     assert "identical" not in out
 
 

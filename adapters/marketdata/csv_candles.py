@@ -5,8 +5,10 @@ File format, one candle a line after the header ``timestamp_ms,open,high,low,clo
 plain decimals: an optional minus, digits and an optional decimal point (``42283.58``, ``1.``,
 ``.5``). Exponents (``1e5``), ``+``, spaces, quotes, ``nan`` and ``inf`` are refused as
 ``unparsable_number``: tools that write them have usually been through floats already, and a
-plain decimal is the only form whose text *is* its exact value. Blank lines are refused too
-(``wrong_column_count``), so line N of the file is always candle N-2.
+plain decimal is the only form whose text *is* its exact value. Blank lines between candles
+are refused too (``wrong_column_count``), so line N of the file is always candle N-2; blank
+lines after the last candle (an editor's or a script's extra newline) are not candles and
+are left out.
 
 Loading reads the numbers twice without reading the file twice: pyarrow parses every column as
 text (kept for :meth:`Candles.exact`) and casts it to float64 for the arrays, and numpy checks
@@ -156,15 +158,16 @@ def parse_candle_file(file: CandleFile) -> Candles:
     """Validate and parse a file read by :func:`read_candle_file`."""
     data, source = file.data, file.source
     body_start = _check_header(data, source)
-    if body_start == len(data):
+    body_end = _end_of_candles(data)
+    if body_start >= body_end:
         raise CandleDataError(source, 2, "empty_file", "the file has a header but no candles")
     # pyarrow releases the GIL: the casts of the columns run side by side.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        columns = _read_plain_columns(data, body_start, pool)
+        columns = _read_plain_columns(data, body_start, body_end, pool)
     if columns is None:
         # Something is not a plain number or a line is malformed: only the exact reader can
         # say which line, and it builds the result itself if it finds nothing wrong.
-        body = data[body_start:]
+        body = data[body_start:body_end]
         return _build(*_read_exactly(body, source), source=source, sha256=file.sha256)
     timestamps, texts, floats = columns
     _check_fast(timestamps, texts, floats, source)
@@ -223,8 +226,17 @@ def _check_header(data: bytes, source: str) -> int:
     return first_line.end()
 
 
+def _end_of_candles(data: bytes) -> int:
+    """Where the last candle's line ends: blank lines after it are no candles. (Not
+    ``rstrip``: that copies the whole file.)"""
+    end = len(data)
+    while end and data[end - 1] in b"\r\n":
+        end -= 1
+    return end
+
+
 def _read_plain_columns(
-    data: bytes, body_start: int, pool: Executor
+    data: bytes, body_start: int, body_end: int, pool: Executor
 ) -> tuple[np.ndarray, list[pa.ChunkedArray], list[np.ndarray]] | None:
     """Timestamps, number texts and number floats, or None when the body is not plain."""
     # ``translate`` deletes every allowed byte; checking the whole file avoids copying the
@@ -236,7 +248,7 @@ def _read_plain_columns(
     text_types = {name: pa.string() for name in NUMBER_COLUMNS}
     try:
         table = pacsv.read_csv(
-            pa.py_buffer(memoryview(data)[body_start:]),
+            pa.py_buffer(memoryview(data)[body_start:body_end]),
             read_options=pacsv.ReadOptions(column_names=list(HEADER), block_size=_BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(

@@ -390,7 +390,8 @@ def test_replay_reports_the_aggregates_rebuilt_per_type(tmp_path, capsys):
     deals = run["deals_closed"] + run["deals_open"]
     assert f"{run['events']} events rebuilt into {deals + orders + 2} aggregates" in out
     lines = [line.strip() for line in out.splitlines()]
-    assert lines[1:5] == ["BacktestRun: 1 (1 completed)", "Bot: 1", f"Deal: {deals}", f"Order: {orders}"]
+    assert lines[1:5] == ["BacktestRun: 1 (1 completed)", "Bot: 1", f"Deal: {deals}",
+                          f"Order: {orders}"]
     assert "identical" not in out
 
 

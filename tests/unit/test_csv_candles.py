@@ -115,6 +115,22 @@ def test_zero_volume_candles_are_valid():
     assert int((candles.volume == 0).sum()) == 1_091
 
 
+@pytest.mark.parametrize("ending", ["\n", "\n\n", "\r\n\r\n", "", "\n\n\n"])
+def test_blank_lines_after_the_last_candle_are_no_candles(tmp_path, ending):
+    path = tmp_path / "candles.csv"
+    path.write_bytes(("\n".join(GOOD) + ending).encode())
+    candles = load_candles(path)
+    assert len(candles) == 3
+    assert candles.exact(2) == tuple(Decimal(v) for v in ("101", "101.5", "100.5", "101"))
+
+
+def test_blank_lines_after_the_last_candle_do_not_hide_a_bad_line_before_them(tmp_path):
+    error = load_error(write_csv(tmp_path, [*with_line(4, "121000,101,1e5,100.5,101,2"), "", ""]))
+    assert (error.line, error.rule) == (4, "unparsable_number")
+    error = load_error(write_csv(tmp_path, [*GOOD[:2], "", GOOD[3], ""], "gap.csv"))
+    assert (error.line, error.rule) == (3, "wrong_column_count")  # between candles: refused
+
+
 def test_arrays_are_read_only_so_they_cannot_drift_from_the_exact_text(tmp_path):
     candles = load_candles(write_csv(tmp_path, [HEADER_LINE, "0,100,101,99,100,1"]))
     with pytest.raises(ValueError, match="read-only"):
@@ -141,6 +157,7 @@ def with_line(line_no: int, text: str) -> list[str]:
     ("lines", "line", "rule", "says"),
     [
         ([HEADER_LINE], 2, "empty_file", "no candles"),
+        ([HEADER_LINE, "", ""], 2, "empty_file", "no candles"),
         (["time,open,high,low,close,volume", *GOOD[1:]], 1, "bad_header", "'time,open"),
         ([HEADER_LINE + ",trades", *GOOD[1:]], 1, "bad_header", "must be exactly"),
         (with_line(3, "61000,100.5,102,100,101"), 3, "wrong_column_count", "found 5"),

@@ -23,6 +23,9 @@ _PG_QUERY_KEYS = {
     "pre_ping": "POSTGRES_PRE_PING",
 }
 _PG_INT_KEYS = {"pool_size", "max_overflow", "connect_timeout", "lock_timeout"}
+# How long the first connection may take before the server counts as unreachable
+# (``connect_timeout`` in the URL or POSTGRES_CONNECT_TIMEOUT overrides it).
+PROBE_TIMEOUT_SECONDS = 5
 # The PostgreSQL advisory lock every CREATE of ours takes first (the schema, the library's
 # event tables, the view and security tables): ``IF NOT EXISTS`` does not hold against a
 # concurrent creator, which fails with a unique violation on the catalog instead.
@@ -121,20 +124,32 @@ def _postgres_env(url: str) -> dict[str, str]:
 
 
 def prepare(database: Database) -> None:
-    """Create what must exist before the library connects: the SQLite folder, the PG schema."""
+    """Create what must exist before the library connects: the SQLite folder, the PG schema.
+    A PostgreSQL server that cannot be reached is ``DATABASE_UNAVAILABLE`` at once: the
+    library's pool would retry for its whole connect timeout, then fail with a traceback."""
     if database.sqlite_path is not None:
         database.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    schema = database.env.get("POSTGRES_SCHEMA")
-    if database.kind == "postgres" and schema:
-        import psycopg
-        from psycopg import sql
+    if database.kind != "postgres":
+        return
+    import psycopg
+    from psycopg import sql
 
+    schema = database.env.get("POSTGRES_SCHEMA")
+    timeout = int(database.env.get("POSTGRES_CONNECT_TIMEOUT") or PROBE_TIMEOUT_SECONDS)
+    try:
         with (
-            psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn,
+            psycopg.connect(**_connect_kwargs(database.env), autocommit=True,
+                            connect_timeout=timeout) as conn,
             conn.transaction(),
         ):
-            lock_ddl(conn)
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            if schema:
+                lock_ddl(conn)
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    except psycopg.OperationalError as error:
+        reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise DomainError(f"cannot connect to {database.display}: {reason}",
+                          code="DATABASE_UNAVAILABLE", field="database") from None
 
 
 def lock_ddl(cursor: Any) -> None:

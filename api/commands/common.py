@@ -49,6 +49,25 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _from_a_database(error: Exception) -> bool:
+    """Raised by the event store library or a database driver (told by where its class
+    lives, so no driver is imported to ask)."""
+    return any(cls.__module__ == "eventsourcing.persistence"
+               or cls.__module__.partition(".")[0] in ("sqlite3", "psycopg", "psycopg_pool")
+               for cls in type(error).__mro__)
+
+
+def _database_of(args: argparse.Namespace) -> str:
+    """The store a command was working on, as it may be printed."""
+    from application.settings import parse_database_url
+
+    url = getattr(args, "store", None) or getattr(args, "database", None)
+    try:
+        return parse_database_url(url).display
+    except Exception:  # the error being reported matters more than this one
+        return "the database"
+
+
 def batch_gc():
     """For a one-shot batch command: a year's backtest leaves ~8,000 objects in cycles, so
     the collector is paused for the run and what was alive before is frozen out of it."""
@@ -72,6 +91,13 @@ def run_reporting_errors(run: Callable[[argparse.Namespace], int], args: argpars
     except DomainError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:  # a store that fails under a command: said, not a traceback
+        if not _from_a_database(error):
+            raise
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"error: DATABASE_ERROR: {_database_of(args)}: "
+              f"{message or type(error).__name__}", file=sys.stderr)
+        return EXIT_FAILED
     except BrokenPipeError:  # e.g. piped into `head`: the reader has all it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the final flush has somewhere to go

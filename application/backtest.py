@@ -113,6 +113,9 @@ def run_backtest(
     and returns how many it appended. ``summary_keys``: the figures to record at the end, in
     that order (those a stored run recorded, to re-run it); by default all of them."""
     refuse_unsupported(config)
+    if balance is not None and balance < ZERO:
+        raise DomainError(f"a starting balance of {balance} is negative", code="OUT_OF_RANGE",
+                          field="balance")
     n = len(candles)
     if n == 0:
         raise DomainError("there are no candles to run on", code="NO_CANDLES")

@@ -316,6 +316,16 @@ def test_a_balance_rejects_the_orders_it_cannot_cover_and_the_deal_goes_on(tmp_p
     assert limited["deals_open"] == 1
 
 
+def test_a_negative_balance_is_refused_and_nothing_is_stored(tmp_path, capsys):
+    db = tmp_path / "run.db"
+    code, out, err = backtest(capsys, UNITTEST, write_config(tmp_path, BOT), "--balance", "-5",
+                              "--store", f"sqlite:///{db}")
+    assert code == 2
+    assert err.strip() == "error: OUT_OF_RANGE (balance): a starting balance of -5 is negative"
+    assert out == ""
+    assert_nothing_stored(db)
+
+
 def test_a_balance_too_small_for_the_base_order_opens_no_deal(tmp_path, capsys):
     candles = write_candles(tmp_path / "c.csv", BALANCE_ROWS)
     result = backtest_json(capsys, candles, write_config(tmp_path, BOT), "--balance", "100")

@@ -42,7 +42,9 @@ class Deal(TradetapeAggregate):
     sell_fees: Decimal
     proceeds: Decimal
     safety_orders_used: int
-    entry_price: Decimal | None
+    entry_price: Decimal | None  # what the base order's fills cost per unit
+    base_cost: Decimal
+    base_units: Decimal
     take_profit_price: Decimal | None
     stop_loss_price: Decimal | None
     close_reason: CloseReason | None
@@ -75,7 +77,7 @@ class Deal(TradetapeAggregate):
             deal.buy_fees = deal.sell_fees = deal.proceeds = ZERO
             deal.safety_orders_used = 0
             deal.take_profit_price = deal.stop_loss_price = deal.exit_price = None
-            deal.entry_price = None
+            deal.entry_price, deal.base_cost, deal.base_units = None, ZERO, ZERO
             deal.close_reason = deal.realized_pnl = None
 
     class BuyFilled(Event):
@@ -91,8 +93,13 @@ class Deal(TradetapeAggregate):
             deal.cost += self.price * self.amount
             deal.buy_fees += self.fee
             deal.safety_orders_used = max(deal.safety_orders_used, self.safety_order)
-            if self.safety_order == 0:  # the base order: the price the deal was entered at
-                deal.entry_price = self.price
+            if self.safety_order == 0:  # the base order, maybe filled in parts
+                first_part = deal.entry_price is None
+                deal.base_cost += self.price * self.amount
+                deal.base_units += self.amount
+                # one fill: its price exactly, not price × amount / amount rounded
+                deal.entry_price = self.price if first_part else (
+                    deal.base_cost / deal.base_units)
 
     class TargetsMoved(Event):
         take_profit_price: Decimal

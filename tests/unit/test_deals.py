@@ -79,6 +79,22 @@ def test_safety_order_fill_lowers_average_and_take_profit() -> None:
     assert deal.safety_orders_used == 1
 
 
+def test_the_entry_price_is_the_base_orders_and_safety_orders_do_not_move_it() -> None:
+    deal = a_deal_after_base_and_safety()
+
+    assert deal.entry_price == D("30000")
+    assert deal.average_entry < deal.entry_price
+
+
+def test_a_base_order_filled_in_parts_entered_at_their_average_price() -> None:
+    deal = a_deal()
+    buy(deal, "30000", "0.001", "0.03")
+    buy(deal, "30300", "0.002", "0.0606")
+
+    assert deal.entry_price == (D(30) + D("60.6")) / D("0.003")  # 30200
+    assert replay(deal.pending_events).entry_price == deal.entry_price  # from events alone
+
+
 def test_every_buy_moves_the_targets_right_after_it() -> None:
     deal = a_deal_after_base_and_safety()
 

@@ -22,6 +22,7 @@ import contextlib
 import operator
 import os
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -120,12 +121,24 @@ class Candles:
 
     def exact(self, i: int) -> tuple[Decimal, Decimal, Decimal, Decimal]:
         """Open, high, low and close of candle ``i``, exactly as written."""
-        i = operator.index(i)
-        o, h, l, c = (Decimal(text[i].as_py()) for text in self.ohlc_text)  # noqa: E741
-        return o, h, l, c
+        i = self._row(i)
+        o, h, l, c = self._texts  # noqa: E741
+        return Decimal(o.text(i)), Decimal(h.text(i)), Decimal(l.text(i)), Decimal(c.text(i))
 
     def exact_close(self, i: int) -> Decimal:
-        return Decimal(self.ohlc_text[3][operator.index(i)].as_py())
+        return Decimal(self._texts[3].text(self._row(i)))
+
+    def _row(self, i: int) -> int:
+        n = len(self.timestamps)
+        i = operator.index(i)
+        if not -n <= i < n:
+            raise IndexError(f"candle {i} of {n}")
+        return i + n if i < 0 else i
+
+    @cached_property
+    def _texts(self) -> tuple[_TextColumn, _TextColumn, _TextColumn, _TextColumn]:
+        o, h, l, c = (_TextColumn(column) for column in self.ohlc_text)  # noqa: E741
+        return o, h, l, c
 
     @cached_property
     def interval_ms(self) -> int | None:
@@ -146,6 +159,31 @@ class Candles:
         before_gap = np.flatnonzero(steps > interval)
         missing = (steps[before_gap] - 1) // interval
         return list(zip((before_gap + 1).tolist(), missing.tolist(), strict=True))
+
+
+class _TextColumn:
+    """Row ``i``'s text of a pyarrow string column, read from the column's own buffers:
+    indexing the column makes a scalar object per read (a backtest reads a row per step)."""
+
+    __slots__ = ("_chunks", "_starts")
+
+    def __init__(self, column: pa.ChunkedArray):
+        self._starts: list[int] = []  # the first row of each chunk
+        self._chunks: list[tuple[memoryview, memoryview, int]] = []
+        row = 0
+        for chunk in column.chunks:
+            if len(chunk):
+                _, offsets, data = chunk.buffers()
+                self._starts.append(row)
+                self._chunks.append((memoryview(offsets).cast("i"), memoryview(data),
+                                     chunk.offset - row))
+                row += len(chunk)
+
+    def text(self, i: int) -> str:
+        """The text of row ``i`` (``0 <= i < len``)."""
+        offsets, data, shift = self._chunks[bisect_right(self._starts, i) - 1]
+        j = i + shift
+        return data[offsets[j]:offsets[j + 1]].tobytes().decode("ascii")
 
 
 def load_candles(path: str | os.PathLike[str]) -> Candles:

@@ -454,3 +454,20 @@ def test_one_damaged_field_is_reported_on_its_own_line(tmp_path, rows, data):
         assert 0 < l <= min(o, c) and h >= max(o, c)
         if 1 <= column <= 4:
             assert (o, h, l, c)[column - 1] == Decimal(new_text)
+
+
+@given(st.lists(st.lists(st.from_regex(r"-?[0-9]{1,6}(\.[0-9]{0,4})?", fullmatch=True),
+                         max_size=20), min_size=1, max_size=5),
+       st.integers(min_value=0, max_value=3))
+def test_a_rows_text_read_from_the_buffers_is_the_columns(chunks, cut):
+    """Candles.exact reads row texts straight from pyarrow's buffers: the same text as the
+    column's own indexing, over several chunks, empty ones and a chunk sliced at its start."""
+    import pyarrow as pa
+
+    from adapters.marketdata.csv_candles import _TextColumn
+
+    arrays = [pa.array(texts, pa.string()) for texts in chunks]
+    arrays[0] = arrays[0].slice(min(cut, len(arrays[0])))
+    column = pa.chunked_array(arrays, pa.string())
+    reader = _TextColumn(column)
+    assert [reader.text(i) for i in range(len(column))] == column.to_pylist()

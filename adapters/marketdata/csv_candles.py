@@ -276,29 +276,35 @@ def _end_of_candles(data: bytes) -> int:
 def _read_plain_columns(
     data: bytes, body_start: int, body_end: int, pool: Executor
 ) -> tuple[np.ndarray, list[pa.ChunkedArray], list[np.ndarray]] | None:
-    """Timestamps, number texts and number floats, or None when the body is not plain."""
+    """Timestamps, the price texts, and the floats of prices and volume; None when the body
+    is not plain, or a volume is negative (for the exact reader to name its line)."""
     # ``translate`` deletes every allowed byte; checking the whole file avoids copying the
     # body, so what remains must be exactly what the header leaves.
     if data.translate(None, _PLAIN_BODY_BYTES) != data[:body_start].translate(
         None, _PLAIN_BODY_BYTES
     ):
         return None
-    text_types = {name: pa.string() for name in NUMBER_COLUMNS}
+    text_types = {name: pa.string() for name in PRICE_COLUMNS}
     try:
         table = pacsv.read_csv(
             pa.py_buffer(memoryview(data)[body_start:body_end]),
             read_options=pacsv.ReadOptions(column_names=list(HEADER), block_size=_BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={"timestamp_ms": pa.int64(), **text_types},
+                # Only prices are ever read exactly: volume's text is not kept.
+                column_types={"timestamp_ms": pa.int64(), **text_types, "volume": pa.float64()},
                 null_values=[],
                 strings_can_be_null=False,
             ),
         )
+        volume = table.column("volume").to_numpy()
+        # signbit also flags "-0" and a negative too small for a float, which reads as -0.0
+        if np.signbit(volume).any() or not np.isfinite(volume).all():
+            return None
         timestamps = table.column("timestamp_ms").to_numpy()
         # Left in pyarrow's chunks: joining them would copy every text for nothing.
-        texts = [table.column(name) for name in NUMBER_COLUMNS]
-        floats = list(pool.map(_to_float64, texts))
+        texts = [table.column(name) for name in PRICE_COLUMNS]
+        floats = [*pool.map(_to_float64, texts), volume]
     except pa.ArrowInvalid:
         return None
     return timestamps, texts, floats
@@ -317,18 +323,17 @@ def _check_fast(
     suspect[1:] |= timestamps[1:] <= timestamps[:-1]
     suspect |= (o <= 0) | (h <= 0) | (l <= 0) | (c <= 0)
     suspect |= (h < o) | (h < c) | (l > o) | (l > c)
-    # signbit also flags "-0" and a negative too small for a float, which reads as -0.0
-    suspect |= np.signbit(v) | ~np.isfinite(v)
-    lengths = [call_function("binary_length", [text]).to_numpy() for text in texts[:4]]
+    lengths = [call_function("binary_length", [text]).to_numpy() for text in texts]
     if max(int(length.max()) for length in lengths) > _EXACT_IN_FLOAT_MAX_CHARS:
         # Two long decimals can round to the same double, so a float tie proves nothing.
         ties = (h == o) | (h == c) | (l == o) | (l == c)
         long_text = np.logical_or.reduce([n > _EXACT_IN_FLOAT_MAX_CHARS for n in lengths])
         suspect |= ties & long_text
     for i in np.flatnonzero(suspect).tolist():
-        shown = [text[i].as_py() for text in texts]
+        # the volume was checked already: not negative, so any float stands in for it
+        shown = [*(text[i].as_py() for text in texts), repr(float(v[i]))]
         previous = int(timestamps[i - 1]) if i else None
-        numbers = [Decimal(text) for text in shown]
+        numbers = [*(Decimal(text) for text in shown[:4]), Decimal(float(v[i]))]
         _check_candle(source, i + 2, previous, int(timestamps[i]), numbers, shown)
 
 

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from api.commands.readmodels import open_views, parse_time
+    from api.commands.common import parse_time
+    from api.commands.readmodels import open_views
 
     since = parse_time(args.since, "--since") if getattr(args, "since", None) else None
     with open_views(args.database) as views:

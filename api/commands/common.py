@@ -49,6 +49,21 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def parse_time(text: str, option: str = "--as-of"):
+    """ISO 8601 (a date, or a date and time); a time without a zone is UTC."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CommandError(
+            "INVALID_TIME", f"{option} {text!r} is not an ISO 8601 time, e.g. "
+            "2024-03-01T12:30:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def _from_a_database(error: Exception) -> bool:
     """Raised by the event store library or a database driver (told by where its class
     lives, so no driver is imported to ask)."""

@@ -45,11 +45,11 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from api.commands.common import print_json
+    from api.commands.common import parse_time, print_json
     from application.settings import parse_database_url
 
     aggregate_id = _parse_id(args.aggregate_id)
-    as_of = _parse_time(args.as_of) if args.as_of is not None else None
+    as_of = parse_time(args.as_of) if args.as_of is not None else None
     database = parse_database_url(args.database)
     history = _load_history(args.database, database.display, aggregate_id)
     kept = _keep(history, aggregate_id, as_of=as_of, version=args.version)
@@ -80,23 +80,6 @@ def _parse_id(text: str) -> UUID:
         raise CommandError(
             "NOT_FOUND", f"no aggregate {text!r}: an id looks like 0b6e2f1c-…, a UUID"
         ) from None
-
-
-def _parse_time(text: str) -> datetime:
-    from datetime import UTC, datetime
-
-    from api.commands.common import CommandError
-
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise CommandError(
-            "INVALID_TIME",
-            f"--as-of {text!r} is not an ISO 8601 time, e.g. 2024-03-01T12:30:00Z",
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _load_history(url: str | None, display: str, aggregate_id: UUID) -> list[Any]:

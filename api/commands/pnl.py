@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from api.commands.common import print_json
-    from api.commands.readmodels import parse_time, report_now_or_as_of
+    from api.commands.common import parse_time, print_json
+    from api.commands.readmodels import report_now_or_as_of
     from projections.pnl import Pnl, pnl_report
 
     as_of = parse_time(args.as_of) if args.as_of else None

@@ -62,21 +62,6 @@ def open_views(url: str | None) -> Iterator[Views]:
         app.close()
 
 
-def parse_time(text: str, option: str = "--as-of") -> datetime:
-    """ISO 8601; a time without a zone is UTC."""
-    from datetime import UTC, datetime
-
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise CommandError(
-            "INVALID_TIME", f"{option} {text!r} is not an ISO 8601 time, e.g. "
-            "2024-03-01T12:30:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 def projection_error(error: Exception) -> CommandError:
     """A ProjectionError as the command line reports it: a name the user mistyped is a usage
     error (exit 2), anything else a failure (exit 1)."""

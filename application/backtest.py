@@ -108,10 +108,12 @@ def run_backtest(
     keep_equity: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     summary_keys: Sequence[str] | None = None,
+    period: tuple[int | None, int | None] | None = None,
 ) -> BacktestResult:
     """Run ``config`` over ``candles``. ``append(events)`` appends events in one transaction
     and returns how many it appended. ``summary_keys``: the figures to record at the end, in
-    that order (those a stored run recorded, to re-run it); by default all of them."""
+    that order (those a stored run recorded, to re-run it); by default all of them.
+    ``period``: the (from, to) UTC ms the caller cut ``candles`` to, recorded with the run."""
     refuse_unsupported(config)
     if balance is not None and balance < ZERO:
         raise DomainError(f"a starting balance of {balance} is negative", code="OUT_OF_RANGE",
@@ -127,6 +129,8 @@ def run_backtest(
         candles_sha256=candles.sha256, candles_count=n, config=config, fee_rate=fee_rate,
         balance=balance,
     )
+    if period is not None:
+        run.choose_period(first, *period)
     bot = Bot.create(bot_id, first, name=f"backtest {run_seed}"[:64], owner_id=BACKTEST_OWNER,
                      exchange_account_id="paper", config=config)
     bot.start(first)

@@ -51,8 +51,11 @@ def backtest(
     keep_deals: bool = False,
     keep_equity: bool = False,
     on_progress=None,
+    period: tuple[int | None, int | None] | None = None,
 ):
     """Run a backtest on a CSV file with the paper exchange; keep its events in ``store_url``.
+    ``period``: only the candles opening from ``period[0]`` until ``period[1]`` (UTC ms,
+    None: unbounded).
 
     The run's ids come from ``seed`` (recorded in its events), so re-running with the same
     seed, candles and configuration reproduces the stored events exactly."""
@@ -76,10 +79,30 @@ def backtest(
         candles = loading.result()
         del reading, loading  # the file's bytes (as large as the file) are no longer needed
     return run_backtest_on(
-        candles, config, fee_rate=fee_rate, balance=balance, store_url=store_url,
-        seed=seed or RandomIds().new_id().hex, keep_deals=keep_deals,
-        keep_equity=keep_equity, on_progress=on_progress,
+        _in_period(candles, period), config, fee_rate=fee_rate, balance=balance,
+        store_url=store_url, seed=seed or RandomIds().new_id().hex, keep_deals=keep_deals,
+        keep_equity=keep_equity, on_progress=on_progress, period=period,
     )
+
+
+def _in_period(candles, period: tuple[int | None, int | None] | None):
+    """The candles of ``period`` (a run over part of a file), or all of them."""
+    from application.backtest import ms_to_datetime
+    from domain.errors import DomainError
+
+    if period is None:
+        return candles
+    start, end = period
+    shown = [("its start" if ms is None else ms_to_datetime(ms).isoformat()) for ms in period]
+    if start is not None and end is not None and start >= end:
+        raise DomainError(f"a period must start before it ends: from {shown[0]} to {shown[1]}",
+                          code="INVALID_PERIOD", field="period")
+    chosen = candles.between(start, end)
+    if not len(chosen):
+        until = "its end" if end is None else shown[1]
+        raise DomainError(f"{candles.source} has no candle opening from {shown[0]} until "
+                          f"{until}", code="NO_CANDLES", field="period")
+    return chosen
 
 
 def run_backtest_on(candles, config, *, fee_rate, balance, store_url, seed, trading=None,
@@ -116,9 +139,10 @@ def rerun_backtest(run):
             f"{run.candles_source} changed since the run (sha256 {candles.sha256[:12]}…, "
             f"recorded {run.candles_sha256[:12]}…)", code="CANDLES_CHANGED")
     fresh = open_trading("memory")
-    run_backtest_on(candles, run.config, fee_rate=run.fee_rate, balance=run.balance,
-                    store_url="memory", seed=run.run_seed, trading=fresh,
-                    summary_keys=summary_keys_of(run.summary))
+    run_backtest_on(_in_period(candles, run.period), run.config, fee_rate=run.fee_rate,
+                    balance=run.balance, store_url="memory", seed=run.run_seed,
+                    trading=fresh, summary_keys=summary_keys_of(run.summary),
+                    period=run.period)
     return list(read_log(fresh))
 
 

@@ -22,6 +22,7 @@ class BacktestRun(TradetapeAggregate):
     balance: Decimal | None
     summary: dict[str, Any] | None
     interruption: str | None  # why the run stopped before its end, if it did
+    period: tuple[int | None, int | None] | None  # (from, to) UTC ms, when one was chosen
 
     def __init__(self) -> None:
         super().__init__()
@@ -46,7 +47,18 @@ class BacktestRun(TradetapeAggregate):
                 "config", "fee_rate", "balance",
             ):
                 setattr(run, name, getattr(self, name))
-            run.summary = run.interruption = None
+            run.summary = run.interruption = run.period = None
+
+    class PeriodChosen(Event):
+        """The run covers only the candles opening from ``from_ms`` (inclusive) until
+        ``to_ms`` (exclusive) of its file; None: unbounded. Recorded right after Started,
+        only when a period was chosen (runs without one record what they always did)."""
+
+        from_ms: int | None
+        to_ms: int | None
+
+        def apply(self, run: BacktestRun) -> None:
+            run.period = (self.from_ms, self.to_ms)
 
     class Completed(Event):
         summary: dict[str, Any]
@@ -99,6 +111,12 @@ class BacktestRun(TradetapeAggregate):
             fee_rate=fee_rate,
             balance=balance,
         )
+
+    def choose_period(self, cause: Cause, from_ms: int | None, to_ms: int | None) -> None:
+        if self.version != self.INITIAL_VERSION:
+            raise InvalidTransitionError("a run's period is chosen as it starts",
+                                         code="RUN_STARTED")
+        self._record(self.PeriodChosen, cause, from_ms=from_ms, to_ms=to_ms)
 
     def complete(self, cause: Cause, summary: dict[str, Any]) -> None:
         self._require_running()

@@ -50,6 +50,7 @@ TEMPLATES = {
     "ExchangeAccount.Withdrawn": "withdrew {amount} {asset}",
     "ExchangeAccount.BalanceObserved": "exchange reports {asset}: free {free}, locked {locked}",
     "BacktestRun.Started": "backtest over {candles_count} candles of {candles_source}",
+    "BacktestRun.PeriodChosen": "backtest of the candles from {from_ms} until {to_ms} (UTC ms)",
     "BacktestRun.Completed": "backtest completed",
     "BacktestRun.Interrupted": "backtest interrupted: {reason}",
     "TradingSwitch.Installed": "trading switch installed",

@@ -128,6 +128,18 @@ class Candles:
     def exact_close(self, i: int) -> Decimal:
         return Decimal(self._texts[3].text(self._row(i)))
 
+    def between(self, start_ms: int | None = None, end_ms: int | None = None) -> Candles:
+        """The candles opening at or after ``start_ms`` and before ``end_ms`` (UTC ms; None:
+        unbounded), sharing this series' memory, with its source and file hash."""
+        stamps = self.timestamps
+        first = 0 if start_ms is None else int(np.searchsorted(stamps, start_ms, side="left"))
+        last = len(self) if end_ms is None else int(np.searchsorted(stamps, end_ms, side="left"))
+        last = max(first, last)
+        arrays = [array[first:last] for array in (stamps, self.open, self.high, self.low,
+                                                  self.close, self.volume)]
+        texts = tuple(text.slice(first, last - first) for text in self.ohlc_text)
+        return Candles(*arrays, source=self.source, sha256=self.sha256, ohlc_text=texts)
+
     def _row(self, i: int) -> int:
         n = len(self.timestamps)
         i = operator.index(i)

@@ -1,5 +1,5 @@
 """tradetape backtest --candles FILE.csv --config bot.json [--fee-rate 0.001] [--balance QUOTE]
-[--store memory|DATABASE_URL] [--json] [--deals] [--plot equity.png]"""
+[--store memory|DATABASE_URL] [--from TIME] [--to TIME] [--json] [--deals] [--plot equity.png]"""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="starting quote balance (default: unlimited, capital is measured)")
     parser.add_argument("--store", default="memory", metavar="URL",
                         help="memory (keeps nothing) | sqlite:///PATH | postgresql://...")
+    parser.add_argument("--from", dest="period_from", metavar="TIME",
+                        help="only candles opening at or after TIME (ISO 8601, UTC unless it "
+                        "says otherwise, or UTC milliseconds)")
+    parser.add_argument("--to", dest="period_to", metavar="TIME",
+                        help="only candles opening before TIME")
     parser.add_argument("--seed", default=None,
                         help="names the run's ids; the same seed and inputs give identical events")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -34,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from domain.money import to_decimal
 
     config = load_bot_config(args.config)
+    period = _period(args)
     fee_rate = to_decimal(args.fee_rate, "fee_rate")
     balance = None if args.balance is None else to_decimal(args.balance, "balance")
     show = not args.no_progress and sys.stderr.isatty()
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             result = backtest(
                 args.candles, config, fee_rate=fee_rate, balance=balance,
                 store_url=args.store, seed=args.seed, keep_deals=args.deals or bool(args.plot),
-                keep_equity=bool(args.plot), on_progress=advance,
+                keep_equity=bool(args.plot), on_progress=advance, period=period,
             )
     except (KeyboardInterrupt, DomainError) as error:
         if args.store != "memory":  # what the run kept of itself, if anything
@@ -65,6 +71,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _period(args: argparse.Namespace) -> tuple[int | None, int | None] | None:
+    """``--from``/``--to`` as UTC milliseconds, or None for the whole file."""
+    if args.period_from is None and args.period_to is None:
+        return None
+    return _ms(args.period_from, "--from"), _ms(args.period_to, "--to")
+
+
+def _ms(text: str | None, option: str) -> int | None:
+    from datetime import UTC, datetime, timedelta
+
+    from api.commands.common import parse_time
+
+    if text is None:
+        return None
+    if text.strip().isdigit():  # milliseconds, as in the candle file
+        return int(text)
+    since_epoch = parse_time(text, option) - datetime(1970, 1, 1, tzinfo=UTC)
+    return since_epoch // timedelta(milliseconds=1)
+
+
 def _as_json(data):
     from decimal import Decimal
 
@@ -83,8 +109,10 @@ def _print_summary(s: dict, args: argparse.Namespace) -> None:
 
     # Piped or redirected, rows are not cut to 80 columns: a file has no width.
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    table = Table(title=f"Backtest of {Path(args.config).name} on {Path(args.candles).name}",
-                  show_header=False)
+    title = f"Backtest of {Path(args.config).name} on {Path(args.candles).name}"
+    if args.period_from or args.period_to:
+        title += f" from {args.period_from or 'its start'} until {args.period_to or 'its end'}"
+    table = Table(title=title, show_header=False)
     table.add_column(justify="left")
     table.add_column(justify="right")
     for key in ("candles", "gaps", "deals_closed", "deals_open", "take_profits", "stop_losses",

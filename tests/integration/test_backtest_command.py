@@ -470,3 +470,64 @@ def test_the_same_seed_stores_byte_identical_events(tmp_path, capsys):
     assert first == second
     assert first != other  # the seed does name the run's ids
     assert [r[0] for r in first] == [r[0] for r in other]
+
+
+# --- a period of the file -------------------------------------------------------------------
+
+
+def test_a_period_runs_exactly_as_a_file_of_those_candles_would(tmp_path, capsys):
+    """--from/--to: the candles opening from FROM until TO (exclusive), nothing else."""
+    lines = BTC.read_text().splitlines()
+    start, end = 1762300800000, 1763596800000  # 2025-11-05 and 2025-11-20, 00:00 UTC
+    kept = [line for line in lines[1:] if start <= int(line.split(",")[0]) < end]
+    cut = tmp_path / "cut.csv"
+    cut.write_text("\n".join([lines[0], *kept]) + "\n")
+    config = write_config(tmp_path, {**BOT, "stop_loss_pct": "3"})
+    whole_file = backtest_json(capsys, cut, config, "--deals", "--seed", "p")
+    period = backtest_json(capsys, BTC, config, "--deals", "--seed", "p",
+                           "--from", "2025-11-05", "--to", "2025-11-20T00:00:00Z")
+    assert period["candles"] == len(kept) == 15 * 1440
+    for figures in (whole_file, period):
+        del figures["run_id"], figures["events"]  # a period run records one event more
+    assert period == whole_file
+    in_ms = backtest_json(capsys, BTC, config, "--deals", "--seed", "p",
+                          "--from", str(start), "--to", str(end))
+    del in_ms["run_id"], in_ms["events"]
+    assert in_ms == period
+
+
+def test_a_stored_period_run_records_its_period_and_checks(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    result = backtest_json(capsys, BTC, write_config(tmp_path, BOT), "--store", url,
+                           "--from", "2025-11-10T12:00")
+    app = open_trading(url)
+    try:
+        log = list(read_log(app))
+    finally:
+        app.close()
+    assert [n.topic.rsplit(":", 1)[1] for n in log[:2]] == [
+        "BacktestRun.Started", "BacktestRun.PeriodChosen"]
+    assert json.loads(log[1].state)["from_ms"] == 1762776000000
+    assert json.loads(log[1].state)["to_ms"] is None
+    assert main(["replay", "--database", url, "--check", "--no-progress"]) == 0
+    assert f"backtest {result['run_id']}: identical" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "says"),
+    [
+        (["--from", "2025-11-20", "--to", "2025-11-05"], "INVALID_PERIOD", "start before"),
+        (["--from", "2025-11-05", "--to", "2025-11-05"], "INVALID_PERIOD", "start before"),
+        (["--from", "2026-01-01"], "NO_CANDLES", "no candle opening from 2026-01-01"),
+        (["--to", "2025-11-01T00:00"], "NO_CANDLES", "until 2025-11-01T00:00:00+00:00"),
+        (["--from", "next tuesday"], "INVALID_TIME", "--from 'next tuesday'"),
+    ],
+)
+def test_a_period_with_no_candles_is_refused_and_nothing_is_stored(tmp_path, capsys, options,
+                                                                     code, says):
+    db = tmp_path / "run.db"
+    exit_code, out, err = backtest(capsys, BTC, write_config(tmp_path, BOT), *options,
+                                   "--store", f"sqlite:///{db}")
+    assert (exit_code, out) == (2, "")
+    assert_one_error_line(err, f"error: {code}", says)
+    assert_nothing_stored(db)

@@ -494,6 +494,31 @@ def test_a_run_interrupted_anywhere_stored_a_prefix_of_the_whole_run(rows, confi
             app.close()
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=walk_rows(), config=configs, cut=st.tuples(st.integers(0, 40), st.integers(1, 60)))
+def test_a_run_over_a_period_re_runs_into_an_identical_event_stream(rows, config, cut):
+    from application.bootstrap import backtest
+
+    start = rows[min(cut[0], len(rows) - 1)][0]
+    end = start + cut[1] * 60_000
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "walk.csv"
+        path.write_text("timestamp_ms,open,high,low,close,volume\n"
+                        + "".join(f"{t},{o},{h},{lo},{c},1\n" for t, o, h, lo, c in rows))
+        url = f"sqlite:///{Path(folder) / 'run.db'}"
+        result = backtest(str(path), DcaConfig.from_mapping(config), fee_rate=Decimal("0.001"),
+                          store_url=url, seed="period", period=(start, end))
+        assert result.summary["candles"] == sum(1 for t, *_ in rows if start <= t < end)
+        app = open_trading(url)
+        try:
+            [run] = rebuild_all(app).backtests
+            assert run.period == (start, end)
+            passed, found = check_stored_run(app, run, rerun_backtest(run))
+            assert passed, found
+        finally:
+            app.close()
+
+
 def test_steps_appended_in_batches_give_the_log_of_a_transaction_per_step(monkeypatch):
     """A backtest appends its steps' events a few thousand at a time; the log must be the
     one a transaction per step writes: same events, same data, same order."""

@@ -275,6 +275,10 @@ def _summary(candles, engine: DcaEngine, drawdown, last_close, events, balance, 
         # The shapes the P/L views use for live bots (ROI on the capital measured here).
         "profit_factor": t.gross_profit / t.gross_loss if t.gross_loss else None,
         "roi": t.realized_pnl / capital.max_committed if capital.max_committed else None,
+        # Holding from the first close (where the first deal opens) to the last, to compare.
+        "market_change": last_close / candles.exact_close(0) - 1,
+        "avg_deal_seconds": t.deal_seconds // t.deals_closed if t.deals_closed else None,
+        "longest_deal_seconds": t.longest_deal_seconds if t.deals_closed else None,
     }
 
 

@@ -32,6 +32,8 @@ class EngineTally:
     realized_pnl: Decimal = ZERO
     gross_profit: Decimal = ZERO  # P/L of the winning deals
     gross_loss: Decimal = ZERO  # of the losing ones, as a positive amount
+    deal_seconds: int = 0  # how long the closed deals were open, in all
+    longest_deal_seconds: int = 0
     fees_closed_deals: Decimal = ZERO
     max_safety_orders_used: int = 0
     orders_rejected: int = 0
@@ -262,6 +264,9 @@ class DcaEngine:
             t.gross_loss -= pnl
         t.fees_closed_deals += deal.fees
         t.max_safety_orders_used = max(t.max_safety_orders_used, deal.safety_orders_used)
+        seconds = int((deal.closed_at - deal.opened_at).total_seconds())
+        t.deal_seconds += seconds
+        t.longest_deal_seconds = max(t.longest_deal_seconds, seconds)
         if self.keep_deals:
             t.closed_deals.append(deal)
 

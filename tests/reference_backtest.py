@@ -255,6 +255,11 @@ def run_reference(
             "orders_rejected": run.rejected,
             "bot_stopped": run.stopped,
             "deals": deals,
+            "market_change": candles[-1][4] / candles[0][4] - 1 if candles else None,
+            "avg_deal_seconds": (sum((d["closed"] - d["opened"]) // 1000 for d in deals)
+                                 // len(deals)) if deals else None,
+            "longest_deal_seconds": max(((d["closed"] - d["opened"]) // 1000 for d in deals),
+                                        default=None),
             "open_deal": None if run.deal is None else {
                 "opened": run.deal.opened, "entry": run.deal.entry,
                 "avg_entry": run.deal.avg(), "safety_orders": run.deal.safety_filled,

@@ -117,11 +117,17 @@ def _print_summary(s: dict, args: argparse.Namespace) -> None:
     table.add_column(justify="right")
     for key in ("candles", "gaps", "deals_closed", "deals_open", "take_profits", "stop_losses",
                 "realized_pnl", "unrealized_pnl", "fees_closed_deals", "win_rate",
-                "profit_factor", "roi", "max_safety_orders_used", "max_drawdown",
+                "profit_factor", "roi", "market_change", "max_safety_orders_used",
+                "avg_deal_seconds", "longest_deal_seconds", "max_drawdown",
                 "max_capital_committed", "orders_rejected", "bot_error", "events", "run_id"):
         value = s.get(key)
-        shown = _percent(value) if key in ("win_rate", "roi") else _short(value)
-        table.add_row(key.replace("_", " "), shown)
+        if key in ("win_rate", "roi", "market_change"):
+            shown = _percent(value)
+        elif key.endswith("_seconds"):
+            shown = _duration(value)
+        else:
+            shown = _short(value)
+        table.add_row(key.removesuffix("_seconds").replace("_", " "), shown)
     console.print(table)
     if args.deals and (s.get("deals") or s.get("open_deal")):
         console.print(_deals_table(s["deals"], s.get("open_deal")))
@@ -150,6 +156,15 @@ def _when(ms: int) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    parts = [f"{days}d"] * bool(days) + [f"{hours}h"] * bool(hours) + [f"{rest // 60}m"]
+    return " ".join(parts[:2])
 
 
 def _percent(value) -> str:

@@ -186,7 +186,7 @@ def test_the_human_summary_shows_the_same_figures(tmp_path, capsys):
     for key in ("realized_pnl", "max_drawdown", "fees_closed_deals"):
         exact = Decimal(figures[key]).quantize(Decimal("1e-8"))
         assert Decimal(shown(key.replace("_", " "))) == exact, key
-    for key in ("win_rate", "roi"):  # as percentages
+    for key in ("win_rate", "roi", "market_change"):  # as percentages
         percent = (Decimal(figures[key]) * 100).quantize(Decimal("0.01"))
         assert Decimal(shown(key.replace("_", " "))) == percent, key
     assert "memory only" in out  # tells the user nothing was kept

@@ -43,6 +43,9 @@ def assert_matches_reference(summary: dict, deals: list[dict], ref: dict) -> Non
         assert abs(Decimal(str(summary[key])) - ref[key]) <= TOLERANCE, (key, summary[key],
                                                                            ref[key])
     assert (summary["bot_error"] is not None) == ref["bot_stopped"]
+    for key in ("avg_deal_seconds", "longest_deal_seconds"):
+        assert summary[key] == ref[key], key
+    assert abs(Decimal(str(summary["market_change"])) - ref["market_change"]) <= TOLERANCE
     if ref["win_rate"] is None:
         assert summary["win_rate"] is None
     else:

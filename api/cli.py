@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dca-plan": ("dca_plan", "show a DCA bot's safety-order ladder for an entry price"),
     "events": ("events", "show an aggregate's event history and its state at a point in time"),
     "backtest": ("backtest", "run a DCA bot over historical candles"),
+    "compare": ("compare", "backtest several bot configurations on the same candles, ranked"),
     "replay": ("replay", "rebuild stored aggregates from events; --check re-runs backtests"),
     "demo": ("demo", "a short tour of the core: a bot, a deal and its events"),
     "serve": ("serve", "run the server: GraphQL API, accounts, paper trading in real time"),

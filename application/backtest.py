@@ -262,6 +262,7 @@ def _summary(candles, engine: DcaEngine, drawdown, last_close, events, balance, 
         "stop_losses": t.stop_losses,
         "realized_pnl": t.realized_pnl,
         "unrealized_pnl": unrealized,
+        "total_pnl": t.realized_pnl + unrealized,  # the open deal marked at the last close
         "fees_closed_deals": t.fees_closed_deals,
         "win_rate": (Decimal(t.wins) / t.deals_closed) if t.deals_closed else None,
         "max_safety_orders_used": t.max_safety_orders_used,

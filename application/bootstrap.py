@@ -59,6 +59,32 @@ def backtest(
 
     The run's ids come from ``seed`` (recorded in its events), so re-running with the same
     seed, candles and configuration reproduces the stored events exactly."""
+    return run_backtest_on(
+        load_backtest_candles(candles_path, period), config, fee_rate=fee_rate,
+        balance=balance, store_url=store_url, seed=seed or RandomIds().new_id().hex,
+        keep_deals=keep_deals, keep_equity=keep_equity, on_progress=on_progress, period=period,
+    )
+
+
+def compare(candles_path: str, configs, *, fee_rate, balance=None, seed: str = "compare",
+            period: tuple[int | None, int | None] | None = None, on_progress=None):
+    """Backtest every configuration on the same candles (read once), each into a memory
+    store of its own with ids from ``seed``: ``(candles, results)``, results in the order
+    of ``configs``."""
+    candles = load_backtest_candles(candles_path, period)
+    results = []
+    for done, config in enumerate(configs, start=1):
+        results.append(run_backtest_on(candles, config, fee_rate=fee_rate, balance=balance,
+                                       store_url="memory", seed=seed, period=period))
+        if on_progress is not None:
+            on_progress(done, len(configs))
+    return candles, results
+
+
+def load_backtest_candles(candles_path: str, period: tuple[int | None, int | None] | None):
+    """The file's candles (those of ``period`` when given), read and hashed while numpy
+    and pyarrow import, and parsed while the engine's modules do (all mostly outside the
+    GIL)."""
     import importlib
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -67,8 +93,6 @@ def backtest(
 
     # Recorded in the run's events: absolute, so `replay --check` finds it from anywhere.
     path = os.path.abspath(candles_path)
-    # Reading, hashing and parsing the file mostly release the GIL: the file is read and
-    # hashed while numpy and pyarrow import, and parsed while the engine's modules do.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candles") as loader:
         reading = loader.submit(read_candle_file, path)
         from adapters.marketdata.csv_candles import parse_candle_file
@@ -78,11 +102,7 @@ def backtest(
             importlib.import_module(module)
         candles = loading.result()
         del reading, loading  # the file's bytes (as large as the file) are no longer needed
-    return run_backtest_on(
-        _in_period(candles, period), config, fee_rate=fee_rate, balance=balance,
-        store_url=store_url, seed=seed or RandomIds().new_id().hex, keep_deals=keep_deals,
-        keep_equity=keep_equity, on_progress=on_progress, period=period,
-    )
+    return _in_period(candles, period)
 
 
 def _in_period(candles, period: tuple[int | None, int | None] | None):

@@ -8,19 +8,10 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--candles", required=True, metavar="FILE.csv",
-                        help="CSV with header timestamp_ms,open,high,low,close,volume")
+    add_market_arguments(parser)
     parser.add_argument("--config", required=True, metavar="FILE", help="bot configuration JSON")
-    parser.add_argument("--fee-rate", default="0.001", help="fee per fill, fraction of notional")
-    parser.add_argument("--balance", default=None, metavar="QUOTE",
-                        help="starting quote balance (default: unlimited, capital is measured)")
     parser.add_argument("--store", default="memory", metavar="URL",
                         help="memory (keeps nothing) | sqlite:///PATH | postgresql://...")
-    parser.add_argument("--from", dest="period_from", metavar="TIME",
-                        help="only candles opening at or after TIME (ISO 8601, UTC unless it "
-                        "says otherwise, or UTC milliseconds)")
-    parser.add_argument("--to", dest="period_to", metavar="TIME",
-                        help="only candles opening before TIME")
     parser.add_argument("--seed", default=None,
                         help="names the run's ids; the same seed and inputs give identical events")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -30,18 +21,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
+def add_market_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a run is run on: the candles, their period, the fee and the balance."""
+    parser.add_argument("--candles", required=True, metavar="FILE.csv",
+                        help="CSV with header timestamp_ms,open,high,low,close,volume")
+    parser.add_argument("--fee-rate", default="0.001", help="fee per fill, fraction of notional")
+    parser.add_argument("--balance", default=None, metavar="QUOTE",
+                        help="starting quote balance (default: unlimited, capital is measured)")
+    parser.add_argument("--from", dest="period_from", metavar="TIME",
+                        help="only candles opening at or after TIME (ISO 8601, UTC unless it "
+                        "says otherwise, or UTC milliseconds)")
+    parser.add_argument("--to", dest="period_to", metavar="TIME",
+                        help="only candles opening before TIME")
+
+
+def market_of(args: argparse.Namespace):
+    """``(fee_rate, balance, period)`` from the options of :func:`add_market_arguments`."""
+    from domain.money import to_decimal
+
+    period = period_of(args)
+    fee_rate = to_decimal(args.fee_rate, "fee_rate")
+    balance = None if args.balance is None else to_decimal(args.balance, "balance")
+    return fee_rate, balance, period
+
+
 def run(args: argparse.Namespace) -> int:
     from api.commands.bot_config import load_bot_config
     from api.commands.common import batch_gc, print_json
     from api.progress import progress_bar
     from application.bootstrap import backtest
     from domain.errors import DomainError
-    from domain.money import to_decimal
 
     config = load_bot_config(args.config)
-    period = _period(args)
-    fee_rate = to_decimal(args.fee_rate, "fee_rate")
-    balance = None if args.balance is None else to_decimal(args.balance, "balance")
+    fee_rate, balance, period = market_of(args)
     show = not args.no_progress and sys.stderr.isatty()
     try:
         with progress_bar("backtest", enabled=show) as advance, batch_gc():
@@ -65,13 +77,13 @@ def run(args: argparse.Namespace) -> int:
         output["deals"] = result.deals
         output["open_deal"] = result.open_deal
     if args.json:
-        print_json(_as_json(output))
+        print_json(as_json(output))
     else:
         _print_summary(output, args)
     return 0
 
 
-def _period(args: argparse.Namespace) -> tuple[int | None, int | None] | None:
+def period_of(args: argparse.Namespace) -> tuple[int | None, int | None] | None:
     """``--from``/``--to`` as UTC milliseconds, or None for the whole file."""
     if args.period_from is None and args.period_to is None:
         return None
@@ -91,13 +103,13 @@ def _ms(text: str | None, option: str) -> int | None:
     return since_epoch // timedelta(milliseconds=1)
 
 
-def _as_json(data):
+def as_json(data):
     from decimal import Decimal
 
     if isinstance(data, dict):
-        return {k: _as_json(v) for k, v in data.items()}
+        return {k: as_json(v) for k, v in data.items()}
     if isinstance(data, list):
-        return [_as_json(v) for v in data]
+        return [as_json(v) for v in data]
     return str(data) if isinstance(data, Decimal) else data
 
 
@@ -116,17 +128,17 @@ def _print_summary(s: dict, args: argparse.Namespace) -> None:
     table.add_column(justify="left")
     table.add_column(justify="right")
     for key in ("candles", "gaps", "deals_closed", "deals_open", "take_profits", "stop_losses",
-                "realized_pnl", "unrealized_pnl", "fees_closed_deals", "win_rate",
+                "realized_pnl", "unrealized_pnl", "total_pnl", "fees_closed_deals", "win_rate",
                 "profit_factor", "roi", "market_change", "max_safety_orders_used",
                 "avg_deal_seconds", "longest_deal_seconds", "max_drawdown",
                 "max_capital_committed", "orders_rejected", "bot_error", "events", "run_id"):
         value = s.get(key)
         if key in ("win_rate", "roi", "market_change"):
-            shown = _percent(value)
+            shown = percent(value)
         elif key.endswith("_seconds"):
-            shown = _duration(value)
+            shown = duration(value)
         else:
-            shown = _short(value)
+            shown = short(value)
         table.add_row(key.removesuffix("_seconds").replace("_", " "), shown)
     console.print(table)
     if args.deals and (s.get("deals") or s.get("open_deal")):
@@ -141,14 +153,14 @@ def _deals_table(closed: list[dict], still_open: dict | None):
     table = Table(title="Deals (times UTC)")
     for col in ("opened", "closed", "reason", "SOs", "entry", "avg entry", "exit", "P/L"):
         table.add_column(col, justify="right", no_wrap=True)
-    rows = [(d, _when(d["closed"]), d["reason"].replace("_", " "), _short(d["exit"]),
-             _short(d["pnl"])) for d in closed]
+    rows = [(d, _when(d["closed"]), d["reason"].replace("_", " "), short(d["exit"]),
+             short(d["pnl"])) for d in closed]
     if still_open:  # its P/L is unrealized: marked at the last close
         rows.append((still_open, "still open", "unrealized", "-",
-                     _short(still_open["unrealized_pnl"])))
+                     short(still_open["unrealized_pnl"])))
     for d, closed_at, reason, exit_price, pnl in rows:
         table.add_row(_when(d["opened"]), closed_at, reason, str(d["safety_orders"]),
-                      _short(d["entry"]), _short(d["avg_entry"]), exit_price, pnl)
+                      short(d["entry"]), short(d["avg_entry"]), exit_price, pnl)
     return table
 
 
@@ -158,7 +170,7 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _duration(seconds: int | None) -> str:
+def duration(seconds: int | None) -> str:
     if seconds is None:
         return "-"
     days, rest = divmod(seconds, 86_400)
@@ -167,11 +179,11 @@ def _duration(seconds: int | None) -> str:
     return " ".join(parts[:2])
 
 
-def _percent(value) -> str:
+def percent(value) -> str:
     return "-" if value is None else f"{value * 100:.2f}%"
 
 
-def _short(value) -> str:
+def short(value) -> str:
     from decimal import Decimal
 
     if isinstance(value, Decimal):

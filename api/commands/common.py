@@ -106,6 +106,10 @@ def run_reporting_errors(run: Callable[[argparse.Namespace], int], args: argpars
     except DomainError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has all it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the final flush has somewhere to go
+        return EXIT_OK
     except Exception as error:  # a store that fails under a command: said, not a traceback
         if not _from_a_database(error):
             raise
@@ -113,10 +117,6 @@ def run_reporting_errors(run: Callable[[argparse.Namespace], int], args: argpars
         print(f"error: DATABASE_ERROR: {_database_of(args)}: "
               f"{message or type(error).__name__}", file=sys.stderr)
         return EXIT_FAILED
-    except BrokenPipeError:  # e.g. piped into `head`: the reader has all it wanted
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the final flush has somewhere to go
-        return EXIT_OK
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

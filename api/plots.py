@@ -60,5 +60,42 @@ def plot_backtest(path: str, result) -> None:
     plt.close(fig)
 
 
+def plot_comparison(path: str, candles, results: dict) -> None:
+    """The price above each configuration's equity curve (``results``: by config file)."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    times = _at(candles.timestamps)
+    closes = _at(candles.timestamps + (candles.interval_ms or 0))
+    fig, (price_ax, equity_ax) = plt.subplots(
+        2, 1, figsize=(12, 7), sharex=True, gridspec_kw={"height_ratios": [2, 3]}
+    )
+    price_ax.plot(times, candles.close, lw=0.6, color="#555")
+    price_ax.set_ylabel(candles.source.rsplit("/", 1)[-1])
+    ranked = sorted(results.items(), key=lambda item: -item[1].summary["total_pnl"])
+    for config, result in ranked:
+        s = result.summary
+        equity_ax.plot(closes, result.equity, lw=0.8,
+                       label=f"{Path(config).name}: total {float(s['total_pnl']):.2f}, "
+                             f"max drawdown {float(s['max_drawdown']):.2f}")
+    equity_ax.axhline(0, color="#999", lw=0.5)
+    equity_ax.set_ylabel("equity (quote)")
+    equity_ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    locator = mdates.AutoDateLocator()
+    equity_ax.xaxis.set_major_locator(locator)
+    equity_ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    market = float(next(iter(results.values())).summary["market_change"]) * 100
+    fig.suptitle(f"{len(results)} configurations, {len(candles)} candles, market {market:+.2f}%"
+                 " (UTC)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _at(ms: np.ndarray) -> np.ndarray:
     return ms.astype("datetime64[ms]")

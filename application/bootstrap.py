@@ -67,7 +67,8 @@ def backtest(
 
 
 def compare(candles_path: str, configs, *, fee_rate, balance=None, seed: str = "compare",
-            period: tuple[int | None, int | None] | None = None, on_progress=None):
+            period: tuple[int | None, int | None] | None = None, on_progress=None,
+            keep_equity: bool = False):
     """Backtest every configuration on the same candles (read once), each into a memory
     store of its own with ids from ``seed``: ``(candles, results)``, results in the order
     of ``configs``."""
@@ -75,7 +76,8 @@ def compare(candles_path: str, configs, *, fee_rate, balance=None, seed: str = "
     results = []
     for done, config in enumerate(configs, start=1):
         results.append(run_backtest_on(candles, config, fee_rate=fee_rate, balance=balance,
-                                       store_url="memory", seed=seed, period=period))
+                                       store_url="memory", seed=seed, period=period,
+                                       keep_equity=keep_equity))
         if on_progress is not None:
             on_progress(done, len(configs))
     return candles, results

@@ -1,5 +1,5 @@
 """tradetape compare --candles FILE.csv --config a.json b.json ... [--fee-rate 0.001]
-[--balance QUOTE] [--from TIME] [--to TIME] [--sort total_pnl] [--json]"""
+[--balance QUOTE] [--from TIME] [--to TIME] [--sort total_pnl] [--json] [--plot FILE.png]"""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the open deal marked at the last close)")
     parser.add_argument("--seed", default="compare", help="names every run's ids")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="the price above every configuration's equity curve")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -41,7 +43,12 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar("compare", enabled=show, total=len(configs), unit="runs") as advance, \
             batch_gc():
         candles, results = compare(args.candles, configs, fee_rate=fee_rate, balance=balance,
-                                   seed=args.seed, period=period, on_progress=advance)
+                                   seed=args.seed, period=period, on_progress=advance,
+                                   keep_equity=bool(args.plot))
+    if args.plot:
+        from api.plots import plot_comparison
+
+        plot_comparison(args.plot, candles, dict(zip(args.config, results, strict=True)))
     runs = ranked([{"config": path, **result.summary, "run_id": str(result.run_id)}
                    for path, result in zip(args.config, results, strict=True)], args.sort)
     first = runs[0]

@@ -105,3 +105,20 @@ def test_output_cut_short_by_its_reader_is_no_error():
         cwd=Path(__file__).resolve().parents[2])
     assert process.stdout == "{\n"
     assert "Traceback" not in process.stderr and process.stderr == ""
+
+
+def test_the_plot_draws_every_equity_curve_ending_at_its_total(tmp_path, capsys, config_files):
+    from decimal import Decimal as D
+
+    from application.bootstrap import compare
+    from domain.dca import DcaConfig
+
+    png = tmp_path / "compare.png"
+    cli_json(capsys, "compare", "--candles", str(BTC), "--config", *config_files,
+             "--plot", str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    configs = [DcaConfig.from_mapping(c) for c in CONFIGS.values()]
+    _, results = compare(str(BTC), configs, fee_rate=D("0.001"), keep_equity=True)
+    for result in results:
+        assert len(result.equity) == result.summary["candles"]
+        assert abs(result.equity[-1] - float(result.summary["total_pnl"])) < 1e-6

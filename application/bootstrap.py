@@ -147,19 +147,29 @@ def run_backtest_on(candles, config, *, fee_rate, balance, store_url, seed, trad
             app.close()
 
 
-def rerun_backtest(run):
+def rerun_backtest(run, candles_dir: str | None = None):
     """Re-run a stored backtest from its recorded inputs into a fresh memory store; returns
-    that store's log. The candles file must still be there, byte for byte."""
+    that store's log. The candles file must still be there, byte for byte; with
+    ``candles_dir``, a file of the same name in that folder is used when the recorded path
+    holds none (the run stored elsewhere; its SHA-256 still has to match)."""
+    import dataclasses
+    import os
+
     from adapters.marketdata.csv_candles import load_candles
     from application.backtest import summary_keys_of
     from application.replay import read_log
     from domain.errors import DomainError
 
-    candles = load_candles(run.candles_source)  # CANDLES_UNREADABLE if it is gone
+    path = run.candles_source
+    if candles_dir is not None and not os.path.exists(path):
+        path = os.path.join(candles_dir, os.path.basename(path))
+    candles = load_candles(path)  # CANDLES_UNREADABLE if it is not there
     if run.candles_sha256 and candles.sha256 != run.candles_sha256:
         raise DomainError(
-            f"{run.candles_source} changed since the run (sha256 {candles.sha256[:12]}…, "
+            f"{path} changed since the run (sha256 {candles.sha256[:12]}…, "
             f"recorded {run.candles_sha256[:12]}…)", code="CANDLES_CHANGED")
+    # The re-run records the path the run recorded, wherever the file is read from now.
+    candles = dataclasses.replace(candles, source=run.candles_source)
     fresh = open_trading("memory")
     run_backtest_on(_in_period(candles, run.period), run.config, fee_rate=run.fee_rate,
                     balance=run.balance, store_url="memory", seed=run.run_seed,

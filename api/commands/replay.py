@@ -1,4 +1,4 @@
-"""tradetape replay [--database URL] [--check]"""
+"""tradetape replay [--database URL] [--check [--candles-dir DIR]]"""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_database_option(parser)
     parser.add_argument("--check", action="store_true",
                         help="re-run every stored backtest and compare its events")
+    parser.add_argument("--candles-dir", metavar="DIR",
+                        help="with --check: where to look for a run's candles file (by its "
+                        "name) when it is not at the path the run recorded")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             for run_agg in report.backtests:
                 try:
                     with batch_gc():
-                        fresh = rerun_backtest(run_agg)
+                        fresh = rerun_backtest(run_agg, args.candles_dir)
                 except DomainError as error:
                     failed = True
                     print(f"backtest {run_agg.id}: cannot re-run: {error}")

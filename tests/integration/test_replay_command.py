@@ -290,6 +290,26 @@ def test_a_missing_candles_file_fails_the_check(tmp_path, capsys):
     assert str(candles) in out
 
 
+def test_a_run_whose_candles_moved_checks_with_the_folder_they_are_in_now(tmp_path, capsys):
+    """Runs stored on one machine, audited on another: --candles-dir names the folder the
+    file is in there; the file must still be the one the run recorded, byte for byte."""
+    candles = copy_of_candles(tmp_path)
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    run = stored_backtest(tmp_path, capsys, url, candles)
+    elsewhere = tmp_path / "archive"
+    elsewhere.mkdir()
+    candles.rename(elsewhere / candles.name)
+    assert replay(capsys, url, "--check")[0] == 1
+    code, out = replay(capsys, url, "--check", "--candles-dir", str(elsewhere))
+    assert code == 0, out
+    assert f"backtest {run['run_id']}: identical ({run['events']} events)" in out
+    other = elsewhere / candles.name
+    other.write_text(other.read_text().replace("\n", "\r\n"))  # same candles, other bytes
+    code, out = replay(capsys, url, "--check", "--candles-dir", str(elsewhere))
+    assert code == 1
+    assert f"backtest {run['run_id']}: cannot re-run: CANDLES_CHANGED" in out
+
+
 # --- interrupted runs -----------------------------------------------------------------------
 
 

@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         plot_backtest(args.plot, result)
     output = dict(result.summary)
     output["run_id"] = str(result.run_id)
+    if period is not None:  # what --from/--to were taken to mean, in the file's own unit
+        output["from_ms"], output["to_ms"] = period
     if args.deals:
         output["deals"] = result.deals
         output["open_deal"] = result.open_deal

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     first = runs[0]
     output = {"candles": first["candles"], "gaps": first["gaps"],
               "market_change": first["market_change"], "sort": args.sort, "runs": runs}
+    if period is not None:
+        output["from_ms"], output["to_ms"] = period
     if args.json:
         print_json(as_json(output))
     else:

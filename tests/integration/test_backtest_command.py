@@ -489,10 +489,11 @@ def test_a_period_runs_exactly_as_a_file_of_those_candles_would(tmp_path, capsys
     assert period["candles"] == len(kept) == 15 * 1440
     for figures in (whole_file, period):
         del figures["run_id"], figures["events"]  # a period run records one event more
+    assert (period.pop("from_ms"), period.pop("to_ms")) == (start, end)
     assert period == whole_file
     in_ms = backtest_json(capsys, BTC, config, "--deals", "--seed", "p",
                           "--from", str(start), "--to", str(end))
-    del in_ms["run_id"], in_ms["events"]
+    del in_ms["run_id"], in_ms["events"], in_ms["from_ms"], in_ms["to_ms"]
     assert in_ms == period
 
 

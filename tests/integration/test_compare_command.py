@@ -54,6 +54,7 @@ def test_each_run_is_the_backtest_of_that_configuration_alone(capsys, config_fil
     for run in compared["runs"]:
         alone = cli_json(capsys, "backtest", "--candles", str(BTC), "--config", run["config"],
                          "--seed", "compare", "--from", "2025-11-03", "--balance", "5000")
+        assert (alone.pop("from_ms"), alone.pop("to_ms")) == (compared["from_ms"], None)
         assert {k: v for k, v in run.items() if k != "config"} == alone
         assert Decimal(run["total_pnl"]) == (Decimal(run["realized_pnl"])
                                              + Decimal(run["unrealized_pnl"]))

@@ -7,6 +7,24 @@ import numpy as np
 EXITS = (("take_profit", "tab:green"), ("stop_loss", "tab:red"))
 
 
+def prepare_plot_path(path: str) -> None:
+    """Make the picture's folder, or say now (before a long run) that it cannot be
+    written: ``PLOT_UNWRITABLE``."""
+    import os
+    from pathlib import Path
+
+    from api.commands.common import CommandError
+
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError("PLOT_UNWRITABLE", f"cannot make {folder} for {path}: "
+                           f"{error.strerror}") from None
+    if Path(path).is_dir() or not os.access(folder, os.W_OK):
+        raise CommandError("PLOT_UNWRITABLE", f"cannot write the picture to {path}")
+
+
 def plot_backtest(path: str, result) -> None:
     """Price with every deal (entry, average entry held until the exit, exit) above the
     equity curve (realized P/L + the open deal marked at each close)."""
@@ -56,8 +74,7 @@ def plot_backtest(path: str, result) -> None:
                  f"{float(s['realized_pnl']):.2f}, unrealized {float(s['unrealized_pnl']):.2f}, "
                  f"max drawdown {float(s['max_drawdown']):.2f} (UTC)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_comparison(path: str, candles, results: dict) -> None:
@@ -93,8 +110,21 @@ def plot_comparison(path: str, candles, results: dict) -> None:
     fig.suptitle(f"{len(results)} configurations, {len(candles)} candles, market {market:+.2f}%"
                  " (UTC)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
+
+
+def _save(fig, path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    from api.commands.common import CommandError
+
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as error:
+        raise CommandError("PLOT_UNWRITABLE", f"cannot write the picture to {path}: "
+                           f"{error.strerror or error}") from None
+    finally:
+        plt.close(fig)
 
 
 def _at(ms: np.ndarray) -> np.ndarray:

@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from domain.errors import DomainError
 
     config = load_bot_config(args.config)
+    if args.plot:
+        from api.plots import prepare_plot_path
+
+        prepare_plot_path(args.plot)
     fee_rate, balance, period = market_of(args)
     show = not args.no_progress and sys.stderr.isatty()
     try:

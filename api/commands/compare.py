@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from application.bootstrap import compare
 
     configs = [_load(path) for path in args.config]  # every file checked before any run
+    if args.plot:
+        from api.plots import prepare_plot_path
+
+        prepare_plot_path(args.plot)
     fee_rate, balance, period = market_of(args)
     show = not args.no_progress and sys.stderr.isatty()
     with progress_bar("compare", enabled=show, total=len(configs), unit="runs") as advance, \

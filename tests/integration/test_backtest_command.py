@@ -399,6 +399,21 @@ def test_plot_writes_a_png(tmp_path, capsys):
     assert len(data) > 20_000  # two panels with a price series, not an empty canvas
 
 
+def test_the_plot_makes_its_folder_and_a_path_it_cannot_write_is_refused_first(tmp_path,
+                                                                              capsys):
+    config = write_config(tmp_path, BOT)
+    png = tmp_path / "new" / "folder" / "run.png"
+    code, _, err = backtest(capsys, UNITTEST, config, "--json", "--plot", str(png))
+    assert code == 0, err
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    db = tmp_path / "run.db"
+    code, out, err = backtest(capsys, UNITTEST, config, "--plot", str(tmp_path),
+                              "--store", f"sqlite:///{db}")
+    assert (code, out) == (2, "")
+    assert err.strip() == f"error: PLOT_UNWRITABLE: cannot write the picture to {tmp_path}"
+    assert_nothing_stored(db)  # refused before the run, not after it
+
+
 def test_gaps_in_time_are_allowed_and_reported(tmp_path, capsys):
     config = write_config(tmp_path, BOT)
     real = backtest_json(capsys, UNITTEST, config)

@@ -12,8 +12,9 @@ from tests.api.conftest import CONFIG, T0
 BOT = """query($id: ID!) { bot(id: $id) { id name status mode pair configVersion
   dealsOpened dealsClosed dealsCancelled openDealId
   config { takeProfitPct maxSafetyOrders stopLossPct }
-  openDeal { id status units averageEntry takeProfitPrice orders { purpose side type status
-  price amount } } pnl { realizedPnl dealsClosed winRate } } }"""
+  openDeal { id status units entryPrice averageEntry takeProfitPrice safetyOrdersUsed
+  orders { purpose side type status price amount } fills { price safetyOrder } }
+  pnl { realizedPnl dealsClosed winRate } } }"""
 DEALS = """query($bot: ID, $status: DealStatus, $first: Int, $after: String) {
   deals(botId: $bot, status: $status, first: $first, after: $after) {
     edges { cursor node { id status closeReason realizedPnl fees } }
@@ -64,6 +65,14 @@ def test_a_bot_shows_its_open_deal_configuration_and_pnl(server):
     assert deal["orders"][0]["purpose"] == "base" and deal["orders"][0]["type"] == "market"
     assert Decimal(deal["units"]) > 0 and Decimal(deal["takeProfitPrice"]) > Decimal(
         deal["averageEntry"])
+    # entered at the base order's fill; safety orders only move the average down from there
+    base_fill = next(f for f in deal["fills"] if f["safetyOrder"] == 0)
+    assert abs(Decimal(deal["entryPrice"]) - Decimal(base_fill["price"])) < Decimal("1e-20")
+    if deal["safetyOrdersUsed"]:
+        assert Decimal(deal["entryPrice"]) > Decimal(deal["averageEntry"])
+    else:
+        assert abs(Decimal(deal["entryPrice"]) - Decimal(deal["averageEntry"])) < Decimal(
+            "1e-20")
     assert bot["pnl"]["dealsClosed"] == bot["dealsClosed"]
 
 

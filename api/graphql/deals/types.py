@@ -84,6 +84,13 @@ class Deal:
     safety_orders_used: int
     realized_pnl: Decimal | None
 
+    @strawberry.field(description="What the base order's fills cost per unit: the price the "
+                      "deal was entered at (averageEntry moves with every safety order)")
+    async def entry_price(self, info: Info) -> Decimal | None:
+        rows = await info.context.loaders.orders.load(str(self.id))
+        base = next((row for row in rows if row["purpose"] == "base"), None)
+        return None if base is None else base["average_price"]
+
     @strawberry.field(description="Buy and sell fees paid so far")
     async def fees(self, info: Info) -> Decimal | None:
         row = await info.context.loaders.deal_pnl.load(str(self.id))

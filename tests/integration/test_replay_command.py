@@ -447,6 +447,14 @@ def walk_rows(draw) -> list[tuple[int, str, str, str, str]]:
     return rows
 
 
+def write_walk(folder: Path, rows) -> Path:
+    """The rows of :func:`walk_rows` as a candle file in ``folder``."""
+    path = folder / "walk.csv"
+    path.write_text("timestamp_ms,open,high,low,close,volume\n"
+                    + "".join(f"{t},{o},{h},{lo},{c},1\n" for t, o, h, lo, c in rows))
+    return path
+
+
 configs = dca_configs(stop_losses=(None, "1.5", "5"), cooldowns=(0, 0, 60, 150))
 
 
@@ -458,9 +466,7 @@ configs = dca_configs(stop_losses=(None, "1.5", "5"), cooldowns=(0, 0, 60, 150))
 def test_a_stored_run_re_runs_into_an_identical_event_stream(rows, config, balance, fee_rate,
                                                              seed):
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "walk.csv"
-        path.write_text("timestamp_ms,open,high,low,close,volume\n"
-                        + "".join(f"{t},{o},{h},{lo},{c},1\n" for t, o, h, lo, c in rows))
+        path = write_walk(Path(folder), rows)
         url = f"sqlite:///{Path(folder) / 'run.db'}"
         result = run_backtest_on(
             load_candles(path), DcaConfig.from_mapping(config), fee_rate=Decimal(fee_rate),
@@ -488,9 +494,7 @@ def test_a_run_interrupted_anywhere_stored_a_prefix_of_the_whole_run(rows, confi
     from application import backtest
 
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "walk.csv"
-        path.write_text("timestamp_ms,open,high,low,close,volume\n"
-                        + "".join(f"{t},{o},{h},{lo},{c},1\n" for t, o, h, lo, c in rows))
+        path = write_walk(Path(folder), rows)
         url = f"sqlite:///{Path(folder) / 'run.db'}"
         original = backtest._Steps.BATCH_EVENTS
         backtest._Steps.BATCH_EVENTS = batch
@@ -522,9 +526,7 @@ def test_a_run_over_a_period_re_runs_into_an_identical_event_stream(rows, config
     start = rows[min(cut[0], len(rows) - 1)][0]
     end = start + cut[1] * 60_000
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "walk.csv"
-        path.write_text("timestamp_ms,open,high,low,close,volume\n"
-                        + "".join(f"{t},{o},{h},{lo},{c},1\n" for t, o, h, lo, c in rows))
+        path = write_walk(Path(folder), rows)
         url = f"sqlite:///{Path(folder) / 'run.db'}"
         result = backtest(str(path), DcaConfig.from_mapping(config), fee_rate=Decimal("0.001"),
                           store_url=url, seed="period", period=(start, end))

@@ -28,19 +28,11 @@ def prepare_plot_path(path: str) -> None:
 def plot_backtest(path: str, result) -> None:
     """Price with every deal (entry, average entry held until the exit, exit) above the
     equity curve (realized P/L + the open deal marked at each close)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
     candles = result.candles
-    times = candles.timestamps.astype("datetime64[ms]")
-    fig, (price_ax, equity_ax) = plt.subplots(
-        2, 1, figsize=(12, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
-    )
-    price_ax.plot(times, candles.close, lw=0.6, color="#555", label="close")
+    fig, price_ax, equity_ax = _price_over_equity(candles, price_share=3)
     deals = [*result.deals, *([result.open_deal] if result.open_deal else [])]
     opened = _at(np.array([d["opened"] for d in deals], dtype=np.int64))
     last = candles.timestamps[-1] if len(candles) else 0
@@ -59,16 +51,9 @@ def plot_backtest(path: str, result) -> None:
         price_ax.scatter(_at(np.array([d["closed"] for d in closed], dtype=np.int64)),
                          [float(d["exit"]) for d in closed], marker="v", s=16, color=color,
                          label=f"exit: {reason.replace('_', ' ')} ({len(closed)})", zorder=3)
-    price_ax.set_ylabel(candles.source.rsplit("/", 1)[-1])
     price_ax.legend(loc="best", fontsize=8, framealpha=0.85)
-    if result.equity is not None:  # sampled at each candle's close
-        closes = _at(candles.timestamps + (candles.interval_ms or 0))
-        equity_ax.plot(closes, result.equity, lw=0.8, color="tab:purple")
-    equity_ax.axhline(0, color="#999", lw=0.5)
-    equity_ax.set_ylabel("equity (quote)")
-    locator = mdates.AutoDateLocator()
-    equity_ax.xaxis.set_major_locator(locator)
-    equity_ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    if result.equity is not None:
+        equity_ax.plot(_closes(candles), result.equity, lw=0.8, color="tab:purple")
     s = result.summary
     fig.suptitle(f"{s['deals_closed']} deals closed, {s['deals_open']} open; realized "
                  f"{float(s['realized_pnl']):.2f}, unrealized {float(s['unrealized_pnl']):.2f}, "
@@ -81,36 +66,48 @@ def plot_comparison(path: str, candles, results: dict) -> None:
     """The price above each configuration's equity curve (``results``: by config file)."""
     from pathlib import Path
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-
-    times = _at(candles.timestamps)
-    closes = _at(candles.timestamps + (candles.interval_ms or 0))
-    fig, (price_ax, equity_ax) = plt.subplots(
-        2, 1, figsize=(12, 7), sharex=True, gridspec_kw={"height_ratios": [2, 3]}
-    )
-    price_ax.plot(times, candles.close, lw=0.6, color="#555")
-    price_ax.set_ylabel(candles.source.rsplit("/", 1)[-1])
+    fig, _, equity_ax = _price_over_equity(candles, price_share=2)
+    closes = _closes(candles)
     ranked = sorted(results.items(), key=lambda item: -item[1].summary["total_pnl"])
     for config, result in ranked:
         s = result.summary
         equity_ax.plot(closes, result.equity, lw=0.8,
                        label=f"{Path(config).name}: total {float(s['total_pnl']):.2f}, "
                              f"max drawdown {float(s['max_drawdown']):.2f}")
-    equity_ax.axhline(0, color="#999", lw=0.5)
-    equity_ax.set_ylabel("equity (quote)")
     equity_ax.legend(loc="best", fontsize=8, framealpha=0.85)
-    locator = mdates.AutoDateLocator()
-    equity_ax.xaxis.set_major_locator(locator)
-    equity_ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     market = float(next(iter(results.values())).summary["market_change"]) * 100
     fig.suptitle(f"{len(results)} configurations, {len(candles)} candles, market {market:+.2f}%"
                  " (UTC)")
     fig.tight_layout()
     _save(fig, path)
+
+
+def _price_over_equity(candles, price_share: int):
+    """A figure with the close price above an (empty) equity panel, sharing a date axis:
+    ``(figure, price axes, equity axes)``; the panels' heights are price_share : 5 - it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    fig, (price_ax, equity_ax) = plt.subplots(
+        2, 1, figsize=(12, 7), sharex=True,
+        gridspec_kw={"height_ratios": [price_share, 5 - price_share]},
+    )
+    price_ax.plot(_at(candles.timestamps), candles.close, lw=0.6, color="#555", label="close")
+    price_ax.set_ylabel(candles.source.rsplit("/", 1)[-1])
+    equity_ax.axhline(0, color="#999", lw=0.5)
+    equity_ax.set_ylabel("equity (quote)")
+    locator = mdates.AutoDateLocator()
+    equity_ax.xaxis.set_major_locator(locator)
+    equity_ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    return fig, price_ax, equity_ax
+
+
+def _closes(candles) -> np.ndarray:
+    """When each candle closed: equity is sampled then."""
+    return _at(candles.timestamps + (candles.interval_ms or 0))
 
 
 def _save(fig, path: str) -> None:

@@ -10,6 +10,11 @@ if ! "$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/
 fi
 [ -x .venv/bin/python ] || "$python_bin" -m venv .venv
 stamp=".venv/.installed${extras:+-$extras}"
+# A dev install (scripts/test) holds everything the plain one needs.
+if [ -z "$extras" ] && [ -f .venv/.installed-dev ] && [ ! pyproject.toml -nt .venv/.installed-dev ]
+then
+  stamp=.venv/.installed-dev
+fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"

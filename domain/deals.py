@@ -137,6 +137,32 @@ class Deal(TradetapeAggregate):
         def apply(self, deal: Deal) -> None:
             deal.status, deal.closed_at = DealStatus.CANCELLED, self.timestamp
 
+    class FeesCorrected(Event):
+        """A correction of the fees some of this deal's fills paid (a fee rule applied
+        wrongly, a rebate granted later). The fills stay as recorded, so the history still
+        shows what was believed then; from this event on the deal's fees, and a closed
+        deal's realized P/L, include the change. It carries the totals it leads to, so a
+        read model can follow it without reading the deal's earlier rows, and where the
+        money moves (owner, account, currency)."""
+
+        buy_fee_change: Decimal
+        sell_fee_change: Decimal
+        buy_fees: Decimal
+        sell_fees: Decimal
+        realized_pnl: Decimal | None
+        fills: int
+        fill_fees: dict[str, Decimal]  # each corrected fill's fee now, by its event's version
+        fee_currency: str
+        bot_id: UUID
+        exchange_account_id: str
+        owner_id: str
+        rule: str
+        reason: str
+
+        def apply(self, deal: Deal) -> None:
+            deal.buy_fees, deal.sell_fees = self.buy_fees, self.sell_fees
+            deal.realized_pnl = self.realized_pnl
+
     # --- reading --------------------------------------------------------------------------
 
     @property
@@ -250,6 +276,46 @@ class Deal(TradetapeAggregate):
             realized_pnl=pnl,
         )
 
+    def correct_fees(
+        self,
+        cause: Cause,
+        *,
+        buy_fee_change: Decimal,
+        sell_fee_change: Decimal,
+        fill_fees: dict[str, Decimal],
+        fee_currency: str,
+        rule: str,
+        reason: str,
+    ) -> None:
+        """Record a correction of the fees of some of this deal's fills: the buys' fees
+        change by ``buy_fee_change``, the exit's by ``sell_fee_change`` (quote);
+        ``fill_fees``: the fee each corrected fill now counts, by the version of its event
+        in this deal (so a later correction starts from it)."""
+        buy_change = to_decimal(buy_fee_change, "buy_fee_change")
+        sell_change = to_decimal(sell_fee_change, "sell_fee_change")
+        reason = _reason(reason)
+        if not buy_change and not sell_change:
+            raise DomainError("the corrected fees are the fees recorded",
+                              code="NOTHING_TO_CORRECT")
+        if sell_change and self.status is not DealStatus.CLOSED:
+            raise DomainError("only a closed deal has an exit fee to correct",
+                              code="INVALID_CORRECTION")
+        buy_fees, sell_fees = self.buy_fees + buy_change, self.sell_fees + sell_change
+        if buy_fees < ZERO or sell_fees < ZERO:
+            raise DomainError("a correction cannot make fees negative",
+                              code="INVALID_CORRECTION")
+        pnl = (None if self.realized_pnl is None
+               else self.realized_pnl - buy_change - sell_change)
+        self._record(
+            self.FeesCorrected, cause, buy_fee_change=buy_change,
+            sell_fee_change=sell_change, buy_fees=buy_fees, sell_fees=sell_fees,
+            realized_pnl=pnl, fills=len(fill_fees), fill_fees=dict(fill_fees),
+            fee_currency=fee_currency,
+            bot_id=self.bot_id, exchange_account_id=self.exchange_account_id,
+            owner_id=self.owner_id, rule=rule,
+            reason=reason,
+        )
+
     def cancel(self, cause: Cause, reason: str) -> None:
         """Give up a deal that never bought anything (its base order was rejected)."""
         self._require_open()
@@ -258,6 +324,21 @@ class Deal(TradetapeAggregate):
                 "a deal that holds units is closed, not cancelled", code="DEAL_HOLDS_UNITS"
             )
         self._record(self.Cancelled, cause, reason=reason)
+
+
+MAX_REASON_LENGTH = 500
+
+
+def _reason(text: object) -> str:
+    reason = text.strip() if isinstance(text, str) else ""
+    if not reason:
+        raise DomainError("say why: a correction needs a reason", code="REASON_REQUIRED",
+                          field="reason")
+    if len(reason) > MAX_REASON_LENGTH or any(
+            ord(c) < 32 or 127 <= ord(c) < 160 for c in reason):
+        raise DomainError(f"a reason is at most {MAX_REASON_LENGTH} printable characters",
+                          code="INVALID_REASON", field="reason")
+    return reason
 
 
 def _checked_fill(price: object, amount: object, fee: object) -> tuple[Decimal, Decimal, Decimal]:

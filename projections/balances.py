@@ -9,6 +9,8 @@ Moved only by events:
 - A fill releases the lock of the part filled (all that is left once the order is filled),
   moves base and quote at the fill price, and takes the fee from the fee currency.
 - A cancel, reject or expiry releases what the order still locks.
+- A fee correction (``Deal.FeesCorrected``) takes the extra fee from the free balance of
+  its currency, or gives a refund back to it.
 - Once no open order locks an asset of an account, its locked balance is exactly zero: sums
   of 28-digit locks can round, and whatever rounding left there belongs to the free balance.
 
@@ -153,6 +155,13 @@ class Balances(Projection):
         if fee:
             self._move(out, fact, owner, account, fact.text("fee_currency"), free=-fee)
         self._settle(order, done, out)
+
+    @on("Deal.FeesCorrected")
+    def _fees_corrected(self, fact: Fact, out: Changes) -> None:
+        """A fee correction moves the difference out of (or back into) the free balance."""
+        change = fact.dec("buy_fee_change") + fact.dec("sell_fee_change")
+        self._move(out, fact, fact.text("owner_id"), fact.text("exchange_account_id"),
+                   fact.text("fee_currency"), free=-change)
 
     @on("Order.Cancelled", "Order.Rejected", "Order.Expired")
     def _ended(self, fact: Fact, out: Changes) -> None:

@@ -178,6 +178,18 @@ class FrontEnd(Projection):
             del self.deals[deal["deal_id"]]
             self._count_finished(deal, fact)
 
+    @on("Deal.FeesCorrected")
+    def _deal_corrected(self, fact: Fact, out: Changes) -> None:
+        pnl = fact.dec("realized_pnl")
+        if pnl is None:
+            return  # an open deal shows no realized P/L yet
+        deal = self.deals.get(fact.oid)
+        if deal is not None:
+            deal.update(realized_pnl=pnl, updated_at=fact.iso_time)
+            self.dirty[deal["deal_id"]] = (FE_DEALS, deal)
+        else:  # finished in an earlier batch or this one: the patch goes after its write
+            out.patch(FE_DEALS, (fact.oid,), realized_pnl=pnl, updated_at=fact.iso_time)
+
     def _count_finished(self, deal: Row, fact: Fact) -> None:
         """A deal of a bot ended: with a sale (closed) or without buying (cancelled)."""
         bot = self.bots.get(deal["bot_id"])

@@ -71,6 +71,26 @@ def close_into(tally: Row, pnl: Decimal) -> None:
                                 tally["peak_realized"] - tally["realized_pnl"])
 
 
+def recount(tally: Row, before: Decimal, after: Decimal) -> None:
+    """A closed deal's realized P/L was corrected from ``before`` to ``after``: the tally
+    counts it as if it had closed with ``after``, and its drawdown goes on from here."""
+    _count(tally, before, -1)
+    _count(tally, after, +1)
+    tally["realized_pnl"] += after - before
+    tally["peak_realized"] = max(tally["peak_realized"], tally["realized_pnl"])
+    tally["max_drawdown"] = max(tally["max_drawdown"],
+                                tally["peak_realized"] - tally["realized_pnl"])
+
+
+def _count(tally: Row, pnl: Decimal, sign: int) -> None:
+    if pnl > ZERO:
+        tally["wins"] += sign
+        tally["gross_profit"] += sign * pnl
+    elif pnl < ZERO:
+        tally["losses"] += sign
+        tally["gross_loss"] -= sign * pnl
+
+
 def derive(tally: Row) -> None:
     """The ratios, from the counters (written with the row)."""
     closed, loss = tally["deals_closed"], tally["gross_loss"]
@@ -239,6 +259,32 @@ class Ledger(Projection):
             tally["deals_open"] -= 1
         self.commit(bot, -(deal["cost"] + deal["buy_fees"]), fact)
 
+    @on("Deal.FeesCorrected")
+    def _deal_fees_corrected(self, fact: Fact, out: Changes) -> None:
+        """A correction: fees (and a closed deal's P/L) change from here on; the rows
+        written before it stay what they were until this batch commits."""
+        buy_change, sell_change = fact.dec("buy_fee_change"), fact.dec("sell_fee_change")
+        buy_fees, sell_fees, pnl = fact.dec("buy_fees"), fact.dec("sell_fees"), fact.dec(
+            "realized_pnl")
+        values = {"buy_fees": buy_fees, "sell_fees": sell_fees, "fees": buy_fees + sell_fees}
+        if pnl is not None:
+            values["realized_pnl"] = pnl
+        bot = self.bot(fact.id_text("bot_id"), fact.text("owner_id"))
+        deal = self.deals.get(fact.oid)
+        if deal is not None:  # open, or closed in this batch
+            deal.update(values)
+            self.dirty_deals.add(deal["deal_id"])
+            if deal["status"] == "open":
+                self.commit(bot, buy_change, fact)
+        elif self.keep_closed_deals:
+            out.patch(self.deals_table, (fact.oid,), **values)
+        self._pay(bot, buy_change + sell_change, fact, out)
+        if pnl is not None:
+            before = pnl + buy_change + sell_change
+            for tally in self.tallies(bot):
+                recount(tally, before, pnl)
+            self.deal_corrected(bot, pnl - before, fact, out)
+
     # --- orders: marks and the quote resting buy orders lock ------------------------------
 
     @on("Order.Submitted")
@@ -299,6 +345,10 @@ class Ledger(Projection):
 
     def deal_closed(self, bot: Row, deal: Row, fact: Fact, out: Changes) -> None:
         """A subclass's hook: ``deal`` of ``bot`` closed."""
+
+    def deal_corrected(self, bot: Row, pnl_change: Decimal, fact: Fact, out: Changes) -> None:
+        """A subclass's hook: a closed deal of ``bot`` made ``pnl_change`` more (a fee
+        correction)."""
 
     def end_batch(self, out: Changes) -> None:
         touched = set(self.dirty_deals)

@@ -99,6 +99,11 @@ class Pnl(Ledger):
         row["deals_closed"] += 1
         row["cumulative_realized"] = bot["realized_pnl"]
 
+    def deal_corrected(self, bot: Row, pnl_change: Decimal, fact: Fact, out: Changes) -> None:
+        row = self.day(bot, fact, out)
+        row["realized_pnl"] += pnl_change
+        row["cumulative_realized"] = bot["realized_pnl"]
+
     def unrealized_changed(self, bot_ids: set[str]) -> None:
         owners: dict[str, list[Row]] = {self.bots[b]["owner_id"]: [] for b in bot_ids}
         for bot in self.bots.values():  # once per batch, whatever the number of owners

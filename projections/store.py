@@ -136,6 +136,10 @@ class ViewStore(ABC):
                 self.insert_rows(cur, table, name, change.inserts)
             if change.upserts:
                 cur.executemany(self.sql(self._upsert(table, name)), change.upserts)
+            for columns, values in change.patches:  # rare: corrections of past rows
+                sets = ", ".join(f"{c} = ?" for c in columns)
+                where = " AND ".join(f"{k} = ?" for k in table.key)
+                self.execute(cur, f"UPDATE {self.q(name)} SET {sets} WHERE {where}", values)
 
     def _upsert(self, table: Table, name: str) -> str:
         cols = table.column_names

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any
@@ -95,12 +95,14 @@ class Frozen:
     gone: list[Key]
     inserts: list[tuple[Any, ...]]
     upserts: list[tuple[Any, ...]]
+    # rows written earlier whose named columns change: (column names, values + key values)
+    patches: list[tuple[tuple[str, ...], tuple[Any, ...]]] = field(default_factory=list)
 
 
 class TableChanges:
     """What one batch does to one table: rows new to it, rows replaced, rows removed."""
 
-    __slots__ = ("appended", "gone", "new", "put", "table")
+    __slots__ = ("appended", "gone", "new", "patched", "put", "table")
 
     def __init__(self, table: Table):
         self.table = table
@@ -108,9 +110,16 @@ class TableChanges:
         self.put: dict[Key, Row] = {}
         self.gone: set[Key] = set()
         self.appended: list[tuple[Any, ...]] = []  # new rows, already in column order
+        self.patched: dict[Key, Row] = {}  # columns to change in rows written before
 
     def __bool__(self) -> bool:
-        return bool(self.new or self.put or self.gone or self.appended)
+        return bool(self.new or self.put or self.gone or self.appended or self.patched)
+
+    def frozen_patches(self) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+        money = set(self.table.money_columns)
+        return [(tuple(values), tuple(str(v) if c in money and v is not None else v
+                                      for c, v in values.items()) + key)
+                for key, values in self.patched.items()]
 
 
 class Changes:
@@ -139,10 +148,18 @@ class Changes:
 
     def delete(self, table: Table, key: Key) -> None:
         changes = self.tables[table.name]
+        changes.patched.pop(key, None)
         if changes.new.pop(key, None) is not None:
             return
         changes.put.pop(key, None)
         changes.gone.add(key)
+
+    def patch(self, table: Table, key: Key, **values: Any) -> None:
+        """Change the named columns of a row the projection no longer keeps in memory (it
+        was written by an earlier batch, which may still be being committed): applied after
+        the batch's other changes to the table, in the same transaction."""
+        changes = self.tables[table.name]
+        changes.patched.setdefault(key, {}).update(values)
 
     def __iter__(self):
         return (c for c in self.tables.values() if c)
@@ -152,9 +169,9 @@ class Changes:
         state, which the next batch changes while this one is being committed."""
         return [Frozen(tc.table, list(tc.gone),
                        [tc.table.to_db(r) for r in tc.new.values()] + tc.appended,
-                       [tc.table.to_db(r) for r in tc.put.values()])
+                       [tc.table.to_db(r) for r in tc.put.values()], tc.frozen_patches())
                 for tc in self]
 
     def count(self) -> int:
-        return sum(len(c.new) + len(c.put) + len(c.gone) + len(c.appended)
+        return sum(len(c.new) + len(c.put) + len(c.gone) + len(c.appended) + len(c.patched)
                    for c in self.tables.values())

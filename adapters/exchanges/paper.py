@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from domain.errors import DomainError
+from domain.fees import proportional_fee
 from domain.money import ONE, ZERO, to_decimal
 from domain.orders import OrderSide, OrderStatus, OrderType
 from domain.ports import (
@@ -235,7 +236,7 @@ class PaperExchange(Exchange):
     def _execute(self, exchange_id: str, request: OrderRequest, price: Decimal,
                  lock: Decimal) -> Trade:
         notional = request.amount * price
-        fee = notional * self.fee_rate
+        fee = proportional_fee(request.amount, price, self.fee_rate)  # = notional × rate
         if request.side is OrderSide.BUY:
             self.locked[self.quote] -= lock
             self.free[self.quote] += lock - notional - fee

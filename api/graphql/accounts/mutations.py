@@ -3,6 +3,8 @@ token); failures are typed results, never a hint whether an email is registered.
 
 from __future__ import annotations
 
+import asyncio
+
 import strawberry
 from strawberry.types import Info
 
@@ -60,6 +62,9 @@ class AccountMutations:
     async def login(self, info: Info, email: str, password: str) -> AuthResult:
         ctx = info.context
         ip = ctx.client_ip
+        delay = ctx.runtime.identity.login_delay(email)
+        if delay:  # an account under attack: slowed down, not locked
+            await asyncio.sleep(delay)
         try:
             tokens = await execute(ctx.runtime, lambda: ctx.runtime.identity.login(
                 email, password, ip))

@@ -2,8 +2,9 @@
 be in the log (data keys) or must be deletable (the email index).
 
 ``memory`` keeps them in process dicts; ``sqlite:///PATH`` in the same file as the events
-(``secure_delete`` on, so a deleted key's bytes are overwritten in the file); PostgreSQL in
-the store URL's schema. Deleting a row does not reach backups or, on PostgreSQL, dead tuples
+(``secure_delete`` on, so a deleted key's bytes are overwritten in the file, and ``scrub``
+checkpoints and truncates the write-ahead log that still holds them); PostgreSQL in the
+store URL's schema. Deleting a row does not reach backups or, on PostgreSQL, dead tuples
 until VACUUM: operators must keep that in mind for erasure.
 """
 

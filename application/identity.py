@@ -32,7 +32,10 @@ class Identity(Sessions):
     def __init__(self, *args: Any, registrations: RegistrationLimiter | None = None,
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._registrations = registrations or RegistrationLimiter(self.trading.clock)
+        self._registrations = registrations or RegistrationLimiter(
+            self.trading.clock, per_ip=self.settings.registrations_per_ip,
+            per_address=self.settings.registrations_per_address,
+            window=self.settings.registration_window)
 
     # --- registration and verification ----------------------------------------------------
 

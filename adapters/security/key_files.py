@@ -128,7 +128,7 @@ def read_key_file(path: Path) -> str:
 def create_key_file(path: Path, value: str) -> str:
     """Write ``value`` to a new 0600 file at ``path``, unless another process made it first:
     then that one's key is the key (both processes use the same)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new folder: owner only
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     _write_private(temporary, value)
     try:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "balances": ("balances", "free, locked and total per owner, account and asset"),
     "audit": ("audit", "verify the hash-chained audit log, or export the raw history"),
     "corrections": ("corrections", "correct past fees without rewriting history"),
+    "keys": ("keys", "rotate the master key that wraps every user's data key"),
 }
 
 

@@ -195,17 +195,20 @@ def open_identity(
     :func:`open_trading`), its data keys and email index in tables of that same database.
 
     ``trading``: an open Trading on that store to share (the caller closes it); otherwise
-    one is opened and ``Identity.close()`` closes it. Unless given: the server secret from
-    ``TRADETAPE_SECRET_KEY`` (else generated once and kept in the database), mail through
+    one is opened and ``Identity.close()`` closes it. Unless given: the server secret and the
+    master key from ``TRADETAPE_SECRET_KEY`` / ``TRADETAPE_MASTER_KEY``, else from key files
+    made on first use outside the database (``adapters/security/key_files.py``), mail through
     ``TRADETAPE_SMTP_URL`` (else the console), bcrypt cost ``TRADETAPE_BCRYPT_ROUNDS``
     (else 12), settings from ``TRADETAPE_*`` (see ``application.identity_settings``)."""
     import os
 
     from adapters.mailer import mailer_from_environ
     from adapters.security.email_index import HmacEmailIndex
+    from adapters.security.key_files import SECRET_KEY_ENV, key_locations
     from adapters.security.keys import AesGcmDataKeyStore
+    from adapters.security.master_keys import load_master_keys, wrap_legacy_keys
     from adapters.security.passwords import DEFAULT_ROUNDS, BcryptPasswordHasher
-    from adapters.security.server_secret import SECRET_KEY_ENV, derive_key, load_server_secret
+    from adapters.security.server_secret import derive_key, load_server_secret, secret_changed
     from adapters.security.tables import open_tables
     from adapters.security.tokens import HmacTokenSigner, RandomSecrets
     from application.identity import Identity
@@ -220,7 +223,10 @@ def open_identity(
     tables = open_tables(database)
     try:
         environ = {**os.environ, **({SECRET_KEY_ENV: secret_key} if secret_key else {})}
-        secret = load_server_secret(tables, environ)
+        locations = key_locations(database, environ)
+        master = load_master_keys(tables, locations)
+        wrap_legacy_keys(tables, master)  # the first start after an upgrade
+        secret = load_server_secret(tables, environ, locations.secret)
         hasher = hasher or BcryptPasswordHasher(rounds)
     except BaseException:
         tables.close()
@@ -233,13 +239,32 @@ def open_identity(
         if owned:
             app.close()
 
-    return Identity(
-        app, hasher=hasher, keys=AesGcmDataKeyStore(tables),
+    identity = Identity(
+        app, hasher=hasher, keys=AesGcmDataKeyStore(tables, master),
         emails=HmacEmailIndex(tables, derive_key(secret, "email-index")),
         signer=HmacTokenSigner(derive_key(secret, "access-tokens")),
         secrets=secrets or RandomSecrets(), mailer=mailer or mailer_from_environ(),
         settings=settings, on_close=close,
     )
+    if secret_changed(tables, secret):  # rotated: the email index was keyed by the old one
+        identity.rebuild_email_index()
+    return identity
+
+
+def rotate_master_key(url: str | None = None):
+    """Re-wrap every data key of the store ``url`` names under a new master key (see
+    ``adapters/security/master_keys.py``); what was done, and where the new key is."""
+    from adapters.security.key_files import key_locations
+    from adapters.security.master_keys import rotate
+    from adapters.security.tables import open_tables
+
+    database = parse_database_url(url)
+    prepare(database)
+    tables = open_tables(database)
+    try:
+        return rotate(tables, key_locations(database))
+    finally:
+        tables.close()
 
 
 class _InProcessReadModels:

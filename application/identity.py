@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
+from application.registration_limits import RegistrationLimiter
 from application.sessions import Sessions
 from application.user_views import UserView, pause_running_bots, registered_user_ids
 from domain.accounts import AccountKind, ExchangeAccount
-from domain.credentials import NewPassword, normalize_email, token_digest
+from domain.credentials import NewPassword, display_name_of, normalize_email, token_digest
 from domain.errors import DomainError
 from domain.recording import SYSTEM, Cause
 from domain.users import AuthenticationError, Role, User
@@ -27,7 +29,53 @@ class Identity(Sessions):
     """Users and credentials over ``Trading``: ``Identity(trading, hasher=..., keys=...,
     emails=..., signer=..., secrets=..., mailer=...)``, or ``bootstrap.open_identity``."""
 
+    def __init__(self, *args: Any, registrations: RegistrationLimiter | None = None,
+                 **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._registrations = registrations or RegistrationLimiter(
+            self.trading.clock, per_ip=self.settings.registrations_per_ip,
+            per_address=self.settings.registrations_per_address,
+            window=self.settings.registration_window)
+
     # --- registration and verification ----------------------------------------------------
+
+    def sign_up(self, email: str, password: str, *, display_name: str | None = None,
+                ip: str | None = None) -> UserView:
+        """Registration open to anyone (the API's ``register``). Answers alike, in content
+        and in the work done (a password hash, a mail), whether or not the address is
+        registered: a new address gets its user and a verification mail; the owner of a
+        registered one gets a mail saying so (or a fresh verification token, if still
+        unverified), and the caller a look-alike of a new user, never stored. Limited per
+        address asking and per email (``TOO_MANY_REGISTRATIONS``)."""
+        self._registrations.check(normalize_email(email), ip)
+        address, new_password = normalize_email(email), NewPassword(password)
+        name = display_name_of(display_name)
+        self._registrations.record(address, ip)
+        if self._emails.find(address) is None:
+            try:
+                return self.get_user(self.register(address, password, display_name=name))
+            except DomainError as error:
+                if error.code != "EMAIL_TAKEN":  # else: lost a race for the address
+                    raise
+        self._hasher.hash(new_password)  # the work a registration does
+        self._tell_the_owner(address)
+        return self._look_alike(address, name)
+
+    def _tell_the_owner(self, address: str) -> None:
+        user = self._quiet_lookup(address)
+        if user is not None and not user.email_verified:
+            self.request_verification(address)
+            return
+        self._mailer.send(address, "Your Tradetape account",
+                          "Someone, maybe you, tried to register with this address, which "
+                          "already has an account.\nLog in, or reset your password at "
+                          f"{self.settings.public_url}/reset-password.")
+
+    def _look_alike(self, address: str, name: str | None) -> UserView:
+        ids = self.trading.ids
+        return UserView(id=ids.new_id(), email=address, display_name=name, role=Role.USER,
+                        email_verified=False, blocked=False, erased=False,
+                        paper_account_id=ids.new_id(), registered_at=self.trading.clock.now())
 
     def register(self, email: str, password: str, *, display_name: str | None = None,
                  role: Role | str = Role.USER, verified: bool = False,
@@ -37,6 +85,7 @@ class Identity(Sessions):
         mailed; if that mail fails, ``MAIL_NOT_SENT`` is raised after the user was saved
         (``request_verification`` sends another)."""
         address, new_password = normalize_email(email), NewPassword(password)
+        display_name = display_name_of(display_name)
         role = Role.parse(role)
         if self._emails.find(address) is not None:
             raise _email_taken()

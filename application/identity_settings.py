@@ -28,6 +28,9 @@ class IdentitySettings:
     failed_logins_per_account: int = 5
     failed_logins_per_ip: int = 20
     failed_login_window: timedelta = timedelta(minutes=15)
+    registrations_per_ip: int = 10
+    registrations_per_address: int = 3
+    registration_window: timedelta = timedelta(hours=1)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None,

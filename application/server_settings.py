@@ -8,8 +8,10 @@
 - ``TRADETAPE_GRAPHQL_CACHE``: ``off`` answers every GraphQL query afresh (default ``on``:
   read-only queries are answered from a cache keyed by the read version, see
   ``api/graphql/response_cache.py``)
-- ``TRADETAPE_SECRET_KEY``, ``TRADETAPE_SMTP_URL``, ``TRADETAPE_STARTING_BALANCE``,
-  ``TRADETAPE_PUBLIC_URL``: see ``application.identity_settings`` and the README
+- ``TRADETAPE_SECRET_KEY``, ``TRADETAPE_MASTER_KEY``, ``TRADETAPE_KEY_DIR``,
+  ``TRADETAPE_SMTP_URL``, ``TRADETAPE_STARTING_BALANCE``, ``TRADETAPE_PUBLIC_URL``: see
+  ``application.identity_settings``, ``adapters/security/key_files.py`` and the README
+- ``TRADETAPE_TRUSTED_PROXIES``: see ``application.trusted_proxies``
 """
 
 from __future__ import annotations

@@ -67,13 +67,19 @@ class Sessions:
         assert user is not None
         if user.blocked:
             raise AuthenticationError("the account is blocked", code="ACCOUNT_BLOCKED")
-        self._limiter.record_success(email)
+        self._limiter.record_success(email, ip)
         session_id = self.trading.ids.new_id()
         refresh = self._refresh_token(user.id, session_id)
         cause = self.trading.cause(str(user.id))
         started = self._change(
             user.id, lambda u: u.start_session(cause, session_id, token_digest(refresh)))
         return self._tokens(started, session_id, refresh, cause.at)
+
+    def login_delay(self, email: str) -> float:
+        """Seconds a login attempt on ``email`` should wait before it is answered: 0 until
+        the account has had several recent failures, then growing (see ``login_limits``).
+        The caller waits, so guessing slows down while the owner can still get in."""
+        return self._limiter.delay(email)
 
     def refresh(self, refresh_token: str) -> AuthTokens:
         """New access and refresh tokens; the presented refresh token is spent."""

@@ -16,6 +16,7 @@ PASSWORD_MIN_LENGTH = 10
 # Far above any passphrase; keeps hashing cost bounded for a hostile megabyte "password".
 PASSWORD_MAX_LENGTH = 256
 EMAIL_MAX_LENGTH = 254  # RFC 5321 path limit
+DISPLAY_NAME_MAX_LENGTH = 100
 
 
 class WeakPasswordError(DomainError):
@@ -88,3 +89,13 @@ def token_digest(token: str) -> str:
 def digests_match(a: str | None, b: str | None) -> bool:
     """Constant-time comparison, so timing tells nothing about how much of a digest matched."""
     return a is not None and b is not None and hmac.compare_digest(a, b)
+
+
+def display_name_of(text: str | None) -> str | None:
+    """A display name as kept: trimmed, None when blank, ``DISPLAY_NAME_TOO_LONG`` past
+    ``DISPLAY_NAME_MAX_LENGTH`` characters."""
+    name = (text or "").strip()
+    if len(name) > DISPLAY_NAME_MAX_LENGTH:
+        raise DomainError(f"a display name has at most {DISPLAY_NAME_MAX_LENGTH} characters",
+                          code="DISPLAY_NAME_TOO_LONG", field="display_name")
+    return name or None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -58,6 +59,10 @@ def postgres_url() -> Iterator[str]:
     env = parse_database_url(POSTGRES_URL).env
     with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    # The schema's key files (var/keys unless TRADETAPE_KEY_DIR says otherwise) go with it.
+    key_dir = Path(os.environ.get("TRADETAPE_KEY_DIR") or Path("var") / "keys")
+    for key_file in key_dir.glob(f"*-{schema}.*"):
+        key_file.unlink(missing_ok=True)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

@@ -1,7 +1,7 @@
 """Login by email without the email in the log: ``user_emails(email_hmac, user_id)``.
 
 The choice: a keyed digest, HMAC-SHA256 of the normalised address under a key derived from
-the server secret (``TRADETAPE_SECRET_KEY``). A plain SHA-256 of an address could be
+the server secret (``TRADETAPE_SECRET_KEY`` or its key file). A plain SHA-256 of an address could be
 reversed by hashing a list of known addresses; without the server secret, the HMAC cannot.
 The table lives beside the events (same SQLite file or PostgreSQL schema; a dict for
 ``memory``) and is not a source of truth: ``Identity.rebuild_email_index`` rebuilds it from
@@ -22,6 +22,7 @@ from domain.ports import EmailIndex
 
 class HmacEmailIndex(EmailIndex):
     def __init__(self, tables: Tables, key: bytes):
+        self._tables = tables
         self._rows = tables.table("user_emails", "email_hmac", "user_id", unique_value=True)
         self._key = key
 
@@ -37,6 +38,7 @@ class HmacEmailIndex(EmailIndex):
 
     def release(self, owner: UUID) -> None:
         self._rows.delete_value(str(owner))
+        self._tables.scrub()
 
     def clear(self) -> None:
         self._rows.clear()

@@ -2,8 +2,9 @@
 be in the log (data keys) or must be deletable (the email index).
 
 ``memory`` keeps them in process dicts; ``sqlite:///PATH`` in the same file as the events
-(``secure_delete`` on, so a deleted key's bytes are overwritten in the file); PostgreSQL in
-the store URL's schema. Deleting a row does not reach backups or, on PostgreSQL, dead tuples
+(``secure_delete`` on, so a deleted key's bytes are overwritten in the file, and ``scrub``
+checkpoints and truncates the write-ahead log that still holds them); PostgreSQL in the
+store URL's schema. Deleting a row does not reach backups or, on PostgreSQL, dead tuples
 until VACUUM: operators must keep that in mind for erasure.
 """
 
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from typing import Any
 
 from application.settings import Database, _connect_kwargs, lock_ddl
+
+_SCRUB_ATTEMPTS = 50
 
 
 class KeyValueTable(ABC):
@@ -26,6 +30,10 @@ class KeyValueTable(ABC):
 
     @abstractmethod
     def get(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def replace(self, key: str, old: str, new: str) -> bool:
+        """Set ``key`` to ``new`` if it still holds ``old`` (compare and set)."""
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
@@ -47,6 +55,11 @@ class Tables(ABC):
 
     def close(self) -> None:  # noqa: B027 - nothing to release in memory
         """Release connections; the tables are unusable afterwards."""
+
+    def scrub(self) -> bool:
+        """After deleting or replacing a secret value: make sure its old bytes are gone from
+        the database files (SQLite: the write-ahead log). True when that could be done."""
+        return True
 
 
 def open_tables(database: Database) -> Tables:
@@ -76,6 +89,13 @@ class _MemoryTable(KeyValueTable):
 
     def get(self, key: str) -> str | None:
         return self.rows.get(key)
+
+    def replace(self, key: str, old: str, new: str) -> bool:
+        with self.lock:
+            if self.rows.get(key) != old:
+                return False
+            self.rows[key] = new
+            return True
 
     def delete(self, key: str) -> None:
         with self.lock:
@@ -122,6 +142,11 @@ class _Connection(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def scrub(self) -> bool:
+        """PostgreSQL: a deleted row stays as a dead tuple until VACUUM, and in the server's
+        WAL and base backups; see the README ("Keys and rotation")."""
+        return True
+
 
 class _SqliteConnection(_Connection):
     def __init__(self, path: str):
@@ -139,6 +164,19 @@ class _SqliteConnection(_Connection):
 
     def close(self) -> None:
         self._conn.close()
+
+    def scrub(self) -> bool:
+        """``secure_delete`` zeroes a deleted row in its page, but the pages written before
+        (the row itself) stay in the write-ahead log until a checkpoint copies the log into
+        the file and truncates it. Another connection in the middle of a read holds the log
+        back: retried for a while (its transactions are short)."""
+        for attempt in range(_SCRUB_ATTEMPTS):
+            with self._lock:
+                busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            time.sleep(0.01 * (attempt + 1))
+        return False
 
 
 class _PostgresConnection(_Connection):
@@ -193,6 +231,8 @@ class _SqlTable(KeyValueTable):
             "insert": f"INSERT INTO {table} ({key}, {value}) VALUES ({p}, {p}) "
                       "ON CONFLICT DO NOTHING RETURNING 1",
             "get": f"SELECT {value} FROM {table} WHERE {key} = {p}",
+            "replace": f"UPDATE {table} SET {value} = {p} WHERE {key} = {p} AND {value} = {p} "
+                       "RETURNING 1",
             "delete": f"DELETE FROM {table} WHERE {key} = {p}",
             "delete_value": f"DELETE FROM {table} WHERE {value} = {p}",
             "items": f"SELECT {key}, {value} FROM {table} ORDER BY {key}",
@@ -205,6 +245,9 @@ class _SqlTable(KeyValueTable):
     def get(self, key: str) -> str | None:
         rows = self.conn.run(self.sql["get"], (key,))
         return rows[0][0] if rows else None
+
+    def replace(self, key: str, old: str, new: str) -> bool:
+        return bool(self.conn.run(self.sql["replace"], (new, key, old)))
 
     def delete(self, key: str) -> None:
         self.conn.run(self.sql["delete"], (key,))
@@ -229,3 +272,6 @@ class SqlTables(Tables):
 
     def close(self) -> None:
         self._conn.close()
+
+    def scrub(self) -> bool:
+        return self._conn.scrub()

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from application.bootstrap import open_runtime
     from application.demo import DEMO_SPEED, DEMO_START_CANDLE, ensure_demo
     from application.server_settings import ServerSettings
+    from application.trusted_proxies import trusted_proxies
 
     settings = ServerSettings.from_environ()
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.demo and args.speed is None and not os.environ.get("TRADETAPE_SPEED"):
         overrides["speed"] = DEMO_SPEED  # deals open and close within the first minute
     settings = replace(settings, demo=args.demo, **overrides).checked()
+    proxies = trusted_proxies()
     runtime = open_runtime(settings)
     if settings.demo:
         demo = ensure_demo(runtime.identity, runtime.trading)
@@ -48,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
           f"(health: /health), paper market at {settings.speed:g}x", flush=True)
     config = uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port,
-                            log_level="warning", timeout_graceful_shutdown=10)
+                            log_level="warning", timeout_graceful_shutdown=10,
+                            # X-Forwarded-For only from TRADETAPE_TRUSTED_PROXIES (none by
+                            # default), not from uvicorn's default of loopback.
+                            proxy_headers=bool(proxies),
+                            forwarded_allow_ips=list(proxies) or None)
     # What exists now (modules, the schema, the runtime) lives as long as the server: keep
     # it out of the collector's full passes, which would otherwise walk it again and again
     # and pause a request now and then.

@@ -16,7 +16,7 @@ from uuid import UUID
 
 import pytest
 
-from adapters.security.server_secret import SECRET_KEY_ENV
+from adapters.security.key_files import KEY_DIR_ENV, SECRET_KEY_ENV
 from adapters.security.tables import open_tables
 from application.bootstrap import open_identity, open_trading
 from application.settings import parse_database_url
@@ -51,10 +51,11 @@ def open_and_use(url: str, me: int, start: threading.Barrier) -> UUID:
 @pytest.mark.parametrize("round_", range(ROUNDS))
 @pytest.mark.parametrize("store", ["fresh", "ready"])
 def test_processes_opening_one_postgres_store_at_once_all_come_up(
-    postgres_url, store, round_, monkeypatch
+    postgres_url, store, round_, monkeypatch, tmp_path
 ):
-    # The server secret is then generated and kept in the database: one more table to create.
+    # The server secret and the master key are then generated in key files, each once.
     monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
+    monkeypatch.setenv(KEY_DIR_ENV, str(tmp_path / "keys"))
     url = f"{postgres_url}&pool_size=1"  # OPENERS processes at once: spare the connections
     if store == "ready":  # set up by an earlier run: only the library's replacing remains
         open_trading(url).close()
@@ -69,7 +70,7 @@ def test_processes_opening_one_postgres_store_at_once_all_come_up(
         failures)
     accounts = [f.result() for f in futures]
     # All of them wrote to the one store: another process sees every account, in the log
-    # and in the views, and one server secret.
+    # and in the views; and all of them use the one secret and master key, kept outside it.
     app, views = open_trading(url), view_store(url)
     try:
         for me, account in enumerate(accounts):
@@ -84,6 +85,10 @@ def test_processes_opening_one_postgres_store_at_once_all_come_up(
         app.close()
     tables = open_tables(parse_database_url(url))
     try:
-        assert len(tables.table("server_secrets", "name", "secret").items()) == 1
+        assert tables.table("server_secrets", "name", "secret").items() == []
     finally:
         tables.close()
+    assert sorted(p.name.rpartition(".")[2] for p in (tmp_path / "keys").iterdir()) == [
+        "master-key", "secret-key"]
+    identity = open_identity(url, mailer=RecordingMailer(), bcrypt_rounds=4)
+    identity.close()  # the master key fits the database (no MASTER_KEY_MISSING)

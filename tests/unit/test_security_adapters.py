@@ -154,15 +154,31 @@ def test_the_limiter_counts_failures_in_a_sliding_window() -> None:
     limiter.record_failure("A@X.io ", "1.1.1.1")
 
     with pytest.raises(TooManyAttemptsError) as caught:
-        limiter.check("a@x.io", None)
+        limiter.check("a@x.io", "1.1.1.1")  # this address, on this account
     assert caught.value.retry_after_seconds == 300
+    limiter.check("a@x.io", "2.2.2.2")  # the account itself is not locked
     clock.current += timedelta(minutes=5)
-    limiter.check("a@x.io", None)  # the first failure left the window
+    limiter.check("a@x.io", "1.1.1.1")  # the first failure left the window
     limiter.record_failure("b@x.io", "1.1.1.1")
-    limiter.check("c@x.io", "1.1.1.1")  # two in the window from this IP, three allowed
+    limiter.check("c@x.io", "1.1.1.1")  # two in the window from this address, three allowed
     limiter.record_failure("c@x.io", "1.1.1.1")
     with pytest.raises(TooManyAttemptsError):
-        limiter.check("c@x.io", "1.1.1.1")
+        limiter.check("d@x.io", "1.1.1.1")
+
+
+def test_failures_from_many_addresses_slow_an_account_down_without_locking_it() -> None:
+    clock = SettableClock(T0)
+    limiter = FailedLoginLimiter(clock, per_account=3, window=timedelta(minutes=10),
+                                 max_delay=5)
+    delays = []
+    for n in range(7):
+        delays.append(limiter.delay("a@x.io"))
+        limiter.check("a@x.io", f"10.0.0.{n}")  # never refused: each address failed once
+        limiter.record_failure("a@x.io", f"10.0.0.{n}")
+
+    assert delays == [0, 0, 0, 1, 2, 4, 5]
+    limiter.record_success("a@x.io", "10.0.0.99")
+    assert limiter.delay("a@x.io") == 0
 
 
 def test_the_limiter_keeps_a_bounded_number_of_keys() -> None:

@@ -3,6 +3,8 @@ token); failures are typed results, never a hint whether an email is registered.
 
 from __future__ import annotations
 
+import asyncio
+
 import strawberry
 from strawberry.types import Info
 
@@ -32,20 +34,20 @@ def _auth_error(error: DomainError) -> AuthError:
 @strawberry.type
 class AccountMutations:
     @strawberry.mutation(permission_classes=[Public], description=(
-        "A new account with a paper balance; a verification token is mailed"))
+        "A new account with a paper balance; a verification token is mailed. Answers "
+        "alike whether or not the email is registered (its owner is told by mail)"))
     async def register(self, info: Info, email: str, password: str,
                        display_name: str | None = None) -> RegisterResult:
-        identity = info.context.runtime.identity
+        ctx = info.context
         try:
-            user_id = await execute(info.context.runtime, lambda: identity.register(
-                email, password, display_name=display_name))
+            view = await execute(ctx.runtime, lambda: ctx.runtime.identity.sign_up(
+                email, password, display_name=display_name, ip=ctx.client_ip))
         except WeakPasswordError as error:
             return InputErrors.of([FieldError(code=v.code, message=v.message, field="password")
                                    for v in error.violations])
         except DomainError as error:
             return InputErrors.of([field_error(error)])
-        return RegisterPayload(user=User.of(identity.get_user(user_id)),
-                               verification_sent=True)
+        return RegisterPayload(user=User.of(view), verification_sent=True)
 
     @strawberry.mutation(permission_classes=[Public])
     async def verify_email(self, info: Info, token: str) -> VerifyEmailResult:
@@ -60,6 +62,9 @@ class AccountMutations:
     async def login(self, info: Info, email: str, password: str) -> AuthResult:
         ctx = info.context
         ip = ctx.client_ip
+        delay = ctx.runtime.identity.login_delay(email)
+        if delay:  # an account under attack: slowed down, not locked
+            await asyncio.sleep(delay)
         try:
             tokens = await execute(ctx.runtime, lambda: ctx.runtime.identity.login(
                 email, password, ip))

@@ -9,6 +9,7 @@ from uuid import UUID
 import pytest
 
 from adapters.security.email_index import HmacEmailIndex
+from adapters.security.key_files import SECRET_KEY_ENV, KeySource
 from adapters.security.keys import AesGcmDataKeyStore, SealedDataError
 from adapters.security.server_secret import load_server_secret
 from adapters.security.tables import Tables, open_tables
@@ -89,10 +90,17 @@ def test_the_email_index_finds_by_any_case_and_stores_no_address(tables: Tables)
     assert index.find("alice@example.com") is None
 
 
-def test_the_server_secret_is_made_once_per_database(tables: Tables) -> None:
-    first = load_server_secret(tables, {})
+def test_the_server_secret_is_made_once_in_its_key_file_not_in_the_database(
+        tables: Tables, tmp_path) -> None:
+    source = KeySource(SECRET_KEY_ENV, tmp_path / "db.secret-key", {})
+    first = load_server_secret(tables, {}, source)
 
-    assert load_server_secret(tables, {}) == first and len(first) >= 32
-    assert load_server_secret(tables, {"TRADETAPE_SECRET_KEY": "x" * 32}) == b"x" * 32
+    assert load_server_secret(tables, {}, source) == first and len(first) >= 32
+    assert source.path.read_text().strip().encode() == first
+    assert first.decode() not in repr(tables.table("server_secrets", "name", "secret").items())
+    configured = {"TRADETAPE_SECRET_KEY": "x" * 32}
+    assert load_server_secret(tables, configured, KeySource(SECRET_KEY_ENV, source.path,
+                                                            configured)) == b"x" * 32
     with pytest.raises(DomainError, match="INVALID_SECRET_KEY"):
-        load_server_secret(tables, {"TRADETAPE_SECRET_KEY": "short"})
+        short = {"TRADETAPE_SECRET_KEY": "short"}
+        load_server_secret(tables, short, KeySource(SECRET_KEY_ENV, source.path, short))

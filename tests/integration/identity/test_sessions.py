@@ -124,14 +124,28 @@ def test_blocking_stops_the_tokens_and_pauses_only_that_users_running_bots(world
     assert trading.get_bot(running).status is BotStatus.PAUSED  # their owner restarts them
 
 
-def test_failed_logins_are_limited_per_account(world: World) -> None:
+def test_failed_logins_stop_the_guessing_address_not_the_owner(world: World) -> None:
     world.register_verified()
-    for n in range(5):  # from five addresses: the account's limit, not an address's
+    for _ in range(5):
+        assert code_of(world.identity.login, ALICE, "Wrong-Password-1", "10.0.0.1") == (
+            "INVALID_CREDENTIALS")
+
+    assert code_of(world.identity.login, ALICE, PASSWORD, "10.0.0.1") == "TOO_MANY_ATTEMPTS"
+    assert world.identity.login_delay(ALICE) == 1  # the account is slowed down ...
+    assert world.identity.login(ALICE, PASSWORD, "10.0.0.2").user.email == "alice@example.com"
+    assert world.identity.login_delay(ALICE) == 0  # ... until its owner got in
+    world.advance(minutes=15)
+    assert world.identity.login(ALICE, PASSWORD, "10.0.0.1").user.email == "alice@example.com"
+
+
+def test_failures_from_many_addresses_slow_the_account_without_locking_it(
+        world: World) -> None:
+    world.register_verified()
+    for n in range(8):
         assert code_of(world.identity.login, ALICE, "Wrong-Password-1", f"10.0.0.{n}") == (
             "INVALID_CREDENTIALS")
 
-    assert code_of(world.identity.login, ALICE, PASSWORD, "10.0.0.99") == "TOO_MANY_ATTEMPTS"
-    world.advance(minutes=15)
+    assert world.identity.login_delay(ALICE) == 8
     assert world.identity.login(ALICE, PASSWORD, "10.0.0.99").user.email == "alice@example.com"
 
 

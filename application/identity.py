@@ -20,6 +20,7 @@ from domain.accounts import AccountKind, ExchangeAccount
 from domain.credentials import NewPassword, normalize_email, token_digest
 from domain.errors import DomainError
 from domain.recording import SYSTEM, Cause
+from domain.text import DISPLAY_NAME_MAX, checked_text
 from domain.users import AuthenticationError, Role, User
 
 
@@ -37,6 +38,8 @@ class Identity(Sessions):
         mailed; if that mail fails, ``MAIL_NOT_SENT`` is raised after the user was saved
         (``request_verification`` sends another)."""
         address, new_password = normalize_email(email), NewPassword(password)
+        if display_name is not None:
+            checked_text(display_name, "display_name", max_chars=DISPLAY_NAME_MAX)
         role = Role.parse(role)
         if self._emails.find(address) is not None:
             raise _email_taken()

@@ -11,6 +11,7 @@ import hmac
 from dataclasses import dataclass, field
 
 from domain.errors import DomainError
+from domain.text import text_problem
 
 PASSWORD_MIN_LENGTH = 10
 # Far above any passphrase; keeps hashing cost bounded for a hostile megabyte "password".
@@ -34,6 +35,7 @@ class InvalidEmailError(DomainError):
 
 def password_violations(password: str) -> list[DomainError]:
     """Every rule ``password`` breaks, in a stable order; empty when it is acceptable."""
+    problem = text_problem(password, "password")  # a lone surrogate cannot even be hashed
     rules = (
         (len(password) >= PASSWORD_MIN_LENGTH, "PASSWORD_TOO_SHORT",
          f"must be at least {PASSWORD_MIN_LENGTH} characters"),
@@ -45,8 +47,9 @@ def password_violations(password: str) -> list[DomainError]:
          "needs a lower-case letter"),
         (any(c.isdigit() for c in password), "PASSWORD_NEEDS_DIGIT", "needs a digit"),
     )
-    return [DomainError(message, code=code, field="password") for ok, code, message in rules
-            if not ok]
+    return [*([problem] if problem else []),
+            *(DomainError(message, code=code, field="password") for ok, code, message in rules
+              if not ok)]
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ def normalize_email(email: str) -> str:
     """The canonical form of an address (trimmed, lower-case), or ``INVALID_EMAIL``.
 
     Deliberately lenient (no RFC 5322 parser): the verification mail is the real check."""
+    problem = text_problem(email or "", "email")
+    if problem is not None:
+        raise InvalidEmailError(problem.message, code=problem.code, field="email")
     address = (email or "").strip().lower()
     local, at, domain = address.rpartition("@")
     if (

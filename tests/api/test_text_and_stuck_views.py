@@ -72,6 +72,24 @@ def test_create_bot_with_a_nul_in_its_name_is_refused_with_a_code(any_server):
     assert names == ["zwj 👩\u200d💻 ok"]  # nothing of the refused ones was recorded
 
 
+def test_ids_and_filters_with_a_nul_are_refused_not_unexpected_errors(any_server):
+    alice = any_server.user("alice")
+    config = {"pair": "BTC/USDT", "baseOrderQuote": "100", "safetyOrderQuote": "50",
+              "maxSafetyOrders": 0, "priceDeviationPct": "0.2", "safetyVolumeScale": "1",
+              "safetyStepScale": "1", "takeProfitPct": "1"}
+    query = """mutation($c: DcaConfigInput!, $a: ID) { createBot(name: "n", config: $c,
+        exchangeAccountId: $a) { __typename ... on BotErrors { code errors { field } } } }"""
+    refused = _gql(any_server, query, {"c": config, "a": "x\x00"}, alice.token)["createBot"]
+    assert refused == {"__typename": "BotErrors", "code": "TEXT_CONTROL_CHARACTER",
+                       "errors": [{"field": "exchangeAccountId"}]}
+    audit = "query($a: String) { auditLog(filter: {actor: $a}) { edges { node { position } } } }"
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {alice.token}"}
+    body = any_server.client.post("/graphql", headers=headers, content=json.dumps(
+        {"query": audit, "variables": {"a": "a\x00"}})).json()
+    assert body["errors"][0]["extensions"] == {"code": "TEXT_CONTROL_CHARACTER",
+                                               "field": "filter.actor"}
+
+
 def test_every_text_input_of_register_and_emergency_stop_is_checked(server):
     def register(email: str, display: str | None, password: str = PASSWORD) -> dict:
         return _gql(server, REGISTER, {"e": email, "p": password, "d": display})["register"]

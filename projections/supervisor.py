@@ -75,6 +75,9 @@ class SupervisedProjections:
         self.clock, self.report = clock, report or (lambda text: None)
         self.stuck: dict[str, Stuck] = {}
         self._projector: Projector | None = None
+        # Positions as last seen, for health checks on other threads: they never touch the
+        # store's connection, which the catching-up thread is using.
+        self._known: dict[str, int] = {}
         self._lock = threading.Lock()  # ``stuck`` is read by health checks on other threads
 
     # --- starting -------------------------------------------------------------------------
@@ -125,7 +128,9 @@ class SupervisedProjections:
         try:
             if self._projector is None:
                 self._projector = self._new_projector(classes)
-            return self._projector.catch_up()
+            read = self._projector.catch_up()
+            self._known.update(self._projector.positions())
+            return read
         except Exception as error:
             # Its state is ahead of what was committed: start again from the tables.
             self._projector = None
@@ -137,7 +142,9 @@ class SupervisedProjections:
         read = 0
         for cls in classes:
             try:
-                read = max(read, self._new_projector([cls]).catch_up())
+                projector = self._new_projector([cls])
+                read = max(read, projector.catch_up())
+                self._known.update(projector.positions())
             except Exception as error:
                 self._stick(cls, error)
         return read
@@ -147,6 +154,7 @@ class SupervisedProjections:
         projector = Projector(self.app, self.store, [cls() for cls in classes],
                               batch_size=batch_size or self.batch_size)
         projector.start()
+        self._known.update(projector.positions())
         return projector
 
     # --- stuck projections ----------------------------------------------------------------
@@ -188,7 +196,9 @@ class SupervisedProjections:
             try:
                 if stuck.needs_rebuild:
                     self._rebuild(cls)
-                self._new_projector([cls]).catch_up()
+                projector = self._new_projector([cls])
+                projector.catch_up()
+                self._known.update(projector.positions())
             except Exception as error:
                 self._still_stuck(stuck, error)
                 continue
@@ -243,14 +253,11 @@ class SupervisedProjections:
 
     def positions(self) -> dict[str, int]:
         projector = self._projector
-        known = projector.positions() if projector is not None else {}
+        current = projector.positions() if projector is not None else {}
         with self._lock:
             stuck = {name: s.position for name, s in self.stuck.items()}
-        missing = [c.name for c in self.classes if c.name not in known and c.name not in stuck]
-        rows = self.store.tracking() if missing else {}
-        return {c.name: known.get(c.name, stuck.get(
-                    c.name, rows[c.name].position if c.name in rows else 0))
-                for c in self.classes}
+        known = {**self._known, **current, **stuck}
+        return {c.name: known.get(c.name, 0) for c in self.classes}
 
     def lag(self) -> dict[str, int]:
         head = self.app.recorder.max_notification_id() or 0

@@ -272,33 +272,31 @@ class _InProcessReadModels:
 
     Read models are disposable: views whose tables an older version made (another shape)
     are rebuilt from the events at start, rather than keeping the server down until an
-    operator runs ``tradetape projections rebuild``."""
+    operator runs ``tradetape projections rebuild``. A projection that cannot advance (or
+    be rebuilt) is reported by ``problems()`` and retried, never raised: the server starts
+    and serves with the others (``projections.supervisor``)."""
 
     def __init__(self, trading: Trading, database):
         import sys
 
-        from projections.rebuild import rebuild
         from projections.registry import PROJECTIONS
-        from projections.runner import Projector
         from projections.store import open_view_store
+        from projections.supervisor import SupervisedProjections
 
         self.store = open_view_store(database)
-        stored = self.store.tracking()
-        changed = [cls for cls in PROJECTIONS.values()
-                   if cls.name in stored and stored[cls.name].schema_hash != cls.schema()]
-        if changed:
-            names = ", ".join(cls.name for cls in changed)
-            sys.stderr.write(f"read models made by another version, rebuilding: {names}\n")
-            rebuild(trading, self.store, changed)
-        self.projector = Projector(trading, self.store, [cls() for cls in PROJECTIONS.values()])
-        self.projector.start()
+        self.projections = SupervisedProjections(
+            trading, self.store, list(PROJECTIONS.values()),
+            report=lambda text: sys.stderr.write(text + "\n"))
+        self.projections.start()
 
     def catch_up(self) -> int:
-        return self.projector.catch_up()
+        return self.projections.catch_up()
 
     def lag(self) -> dict[str, int]:
-        head = self.projector.head()
-        return {name: head - position for name, position in self.projector.positions().items()}
+        return self.projections.lag()
+
+    def problems(self) -> list[dict]:
+        return self.projections.problems()
 
     def close(self) -> None:
         self.store.close()

@@ -31,6 +31,10 @@ class ReadModels(Protocol):
         """Events each projection still has to apply, by name."""
         ...
 
+    def problems(self) -> list[dict[str, Any]]:
+        """The projections that cannot advance: name, position, error, next retry."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -80,10 +84,14 @@ class Runtime:
         return "green", {"head": head}
 
     def _projection_health(self) -> tuple[str, dict]:
+        """Red when a projection cannot advance (``stuck`` names it, its position and its
+        error), else by the largest lag."""
         lag = self.read_models.lag()
+        stuck = self.read_models.problems()
         worst = max(lag.values(), default=0)
-        return ("green" if worst < 1000 else "amber" if worst < 100_000 else "red"), {
-            "lag": lag}
+        status = ("red" if stuck or worst >= 100_000 else "amber" if worst >= 1000
+                  else "green")
+        return status, {"lag": lag, "stuck": stuck}
 
     def _loop_health(self) -> tuple[str, dict]:
         h = self.loop.health

@@ -13,6 +13,7 @@ from uuid import UUID
 from domain.errors import DomainError, InvalidTransitionError
 from domain.money import ZERO, to_decimal
 from domain.recording import Cause, TradetapeAggregate, ValueEnum
+from domain.text import EXCHANGE_NAME_MAX, checked_text
 
 
 class AccountKind(ValueEnum):
@@ -71,6 +72,7 @@ class ExchangeAccount(TradetapeAggregate):
     @classmethod
     def open(cls, account_id: UUID, cause: Cause, *, owner_id: str, kind: AccountKind,
              exchange: str, quote_asset: str) -> ExchangeAccount:
+        exchange = checked_text(exchange, "exchange", max_chars=EXCHANGE_NAME_MAX)
         exchange = exchange.strip().lower()
         if not exchange:
             raise DomainError("name the exchange, e.g. binance or paper",

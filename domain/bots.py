@@ -8,6 +8,7 @@ from uuid import UUID
 from domain.dca import DcaConfig
 from domain.errors import DomainError, InvalidTransitionError
 from domain.recording import Cause, TradetapeAggregate, ValueEnum
+from domain.text import checked_text
 
 
 class BotMode(ValueEnum):
@@ -171,7 +172,7 @@ class Bot(TradetapeAggregate):
         config: DcaConfig,
         mode: BotMode = BotMode.PAPER,
     ) -> Bot:
-        name = name.strip()
+        name = checked_text(name, "name").strip()
         if not 1 <= len(name) <= 64:
             raise DomainError("must be 1 to 64 characters", code="INVALID_BOT_NAME", field="name")
         return cls._start(

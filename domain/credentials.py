@@ -11,12 +11,13 @@ import hmac
 from dataclasses import dataclass, field
 
 from domain.errors import DomainError
+from domain.text import DISPLAY_NAME_MAX, checked_text, text_problem
 
 PASSWORD_MIN_LENGTH = 10
 # Far above any passphrase; keeps hashing cost bounded for a hostile megabyte "password".
 PASSWORD_MAX_LENGTH = 256
 EMAIL_MAX_LENGTH = 254  # RFC 5321 path limit
-DISPLAY_NAME_MAX_LENGTH = 100
+DISPLAY_NAME_MAX_LENGTH = DISPLAY_NAME_MAX
 
 
 class WeakPasswordError(DomainError):
@@ -35,6 +36,7 @@ class InvalidEmailError(DomainError):
 
 def password_violations(password: str) -> list[DomainError]:
     """Every rule ``password`` breaks, in a stable order; empty when it is acceptable."""
+    problem = text_problem(password, "password")  # a lone surrogate cannot even be hashed
     rules = (
         (len(password) >= PASSWORD_MIN_LENGTH, "PASSWORD_TOO_SHORT",
          f"must be at least {PASSWORD_MIN_LENGTH} characters"),
@@ -46,8 +48,9 @@ def password_violations(password: str) -> list[DomainError]:
          "needs a lower-case letter"),
         (any(c.isdigit() for c in password), "PASSWORD_NEEDS_DIGIT", "needs a digit"),
     )
-    return [DomainError(message, code=code, field="password") for ok, code, message in rules
-            if not ok]
+    return [*([problem] if problem else []),
+            *(DomainError(message, code=code, field="password") for ok, code, message in rules
+              if not ok)]
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ def normalize_email(email: str) -> str:
     """The canonical form of an address (trimmed, lower-case), or ``INVALID_EMAIL``.
 
     Deliberately lenient (no RFC 5322 parser): the verification mail is the real check."""
+    problem = text_problem(email or "", "email")
+    if problem is not None:
+        raise InvalidEmailError(problem.message, code=problem.code, field="email")
     address = (email or "").strip().lower()
     local, at, domain = address.rpartition("@")
     if (
@@ -93,8 +99,9 @@ def digests_match(a: str | None, b: str | None) -> bool:
 
 def display_name_of(text: str | None) -> str | None:
     """A display name as kept: trimmed, None when blank, ``DISPLAY_NAME_TOO_LONG`` past
-    ``DISPLAY_NAME_MAX_LENGTH`` characters."""
-    name = (text or "").strip()
+    ``DISPLAY_NAME_MAX_LENGTH`` characters; the text rule's codes for characters no name
+    may hold (``domain.text``)."""
+    name = checked_text(text, "display_name").strip() if text is not None else ""
     if len(name) > DISPLAY_NAME_MAX_LENGTH:
         raise DomainError(f"a display name has at most {DISPLAY_NAME_MAX_LENGTH} characters",
                           code="DISPLAY_NAME_TOO_LONG", field="display_name")

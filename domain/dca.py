@@ -12,8 +12,10 @@ from decimal import Decimal
 
 from domain.errors import DomainError, InvalidConfigError
 from domain.money import HUNDRED, ONE, ZERO, to_decimal
+from domain.text import checked_text
 
 MAX_SAFETY_ORDERS_LIMIT = 100
+PAIR_MAX = 32  # characters of a pair such as BTC/USDT
 _DECIMAL_FIELDS = (
     "base_order_quote",
     "safety_order_quote",
@@ -98,7 +100,7 @@ def _parse_field(name: str, raw: object) -> object:
     if name == "pair":
         if not isinstance(raw, str):
             raise DomainError("must be a string like 'BTC/USDT'", code="INVALID_PAIR", field=name)
-        return raw.strip().upper()
+        return checked_text(raw, name, max_chars=PAIR_MAX).strip().upper()
     if name in _INT_FIELDS:
         number = to_decimal(raw, name)
         if number != number.to_integral_value():

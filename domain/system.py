@@ -6,6 +6,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import InvalidTransitionError
 from domain.recording import Cause, TradetapeAggregate
+from domain.text import REASON_MAX, checked_text
 
 TRADING_SWITCH_ID: UUID = uuid5(NAMESPACE_URL, "tradetape:trading-switch")
 
@@ -42,6 +43,7 @@ class TradingSwitch(TradetapeAggregate):
     def emergency_stop(self, cause: Cause, reason: str) -> None:
         if self.halted:
             raise InvalidTransitionError("trading is already halted", code="ALREADY_HALTED")
+        reason = checked_text(reason, "reason", max_chars=REASON_MAX)
         self._record(self.EmergencyStopped, cause, reason=reason.strip() or "emergency stop")
 
     def emergency_resume(self, cause: Cause) -> None:

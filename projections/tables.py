@@ -4,11 +4,22 @@ Column types are ``text``, ``int`` and ``money``. Money is stored as TEXT on SQL
 PostgreSQL alike: ``str(Decimal)`` keeps the exact value and its scale, and the two backends
 run the same SQL. Rows are dicts of Python values (``Decimal`` for money) while a batch is
 built; they become tuples only when written.
+
+Text columns hold any text the event log holds. PostgreSQL TEXT cannot hold U+0000, and
+neither backend's driver can write a lone surrogate (no UTF-8 form), so such code points
+are written escaped: ``"\u2400"`` (SYMBOL FOR NULL, shown as ␀) followed by the code point in
+four lower-case hex digits, e.g. ``"a\x00b"`` is stored as ``"a␀0000b"``; ␀ itself is
+stored as ``"␀2400"``. Every other text is stored as it is. Rows read back through
+:meth:`Table.from_db` (``ViewStore.select``) are unescaped, so a projection's state and
+every answer built from rows are the event's own text; a raw SQL reader sees the escaped
+form. New input can no longer carry such characters (``domain/text.py``); events stored
+before that rule, or written by other tools, still can.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,6 +27,38 @@ from operator import itemgetter
 from typing import Any
 
 SQL_TYPES = {"text": "TEXT", "int": "BIGINT", "money": "TEXT"}
+ESCAPE = "\u2400"
+_UNSTORABLE = re.compile("[\x00\u2400\ud800-\udfff]")
+_ESCAPED = re.compile("\u2400([0-9a-f]{4})")
+
+
+def storable(text: str) -> str:
+    """``text`` as a view stores it (see the module's docstring)."""
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub(lambda m: f"{ESCAPE}{ord(m.group()):04x}", text)
+
+
+def unstored(text: str) -> str:
+    """The inverse of :func:`storable`."""
+    if ESCAPE not in text:
+        return text
+    return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def _storable_values(values: tuple[Any, ...], at: tuple[int, ...]) -> tuple[Any, ...]:
+    """``values`` with the text at indexes ``at`` made storable (the same tuple if none
+    needed it). Runs for every row written: an ASCII text (O(1) to tell) can only hold a
+    NUL, found by ``in``; only other texts pay for the regex (a third of the cost)."""
+    changed = None
+    search = _UNSTORABLE.search
+    for i in at:
+        value = values[i]
+        if value.__class__ is str and (
+                ("\x00" in value) if value.isascii() else search(value) is not None):
+            changed = changed or list(values)
+            changed[i] = storable(value)
+    return values if changed is None else tuple(changed)
 
 Key = tuple[Any, ...]
 Row = dict[str, Any]
@@ -46,6 +89,13 @@ class Table:
         object.__setattr__(self, "_key", itemgetter(*self.key))
         object.__setattr__(self, "_money_at", tuple(
             i for i, (_, kind) in enumerate(self.columns) if kind == "money"))
+        kinds = dict(self.columns)
+        object.__setattr__(self, "_text_at", tuple(
+            i for i, (_, kind) in enumerate(self.columns) if kind == "text"))
+        object.__setattr__(self, "_text", tuple(
+            name for name, kind in self.columns if kind == "text"))
+        object.__setattr__(self, "_key_text_at", tuple(
+            i for i, name in enumerate(self.key) if kinds[name] == "text"))
 
     def key_of(self, row: Row) -> Key:
         key = self._key(row)
@@ -57,13 +107,24 @@ class Table:
         for i in self._money_at:
             if values[i] is not None:
                 values[i] = str(values[i])
-        return tuple(values)
+        return self.storable(tuple(values))
+
+    def storable(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Database values in column order with every text made storable."""
+        return _storable_values(values, self._text_at)
+
+    def storable_key(self, key: Key) -> Key:
+        return _storable_values(key, self._key_text_at)
 
     def from_db(self, values: Iterable[Any]) -> Row:
         row = dict(zip(self._names, values, strict=True))
         for name in self._money:
             if row[name] is not None:
                 row[name] = Decimal(row[name])
+        for name in self._text:
+            value = row[name]
+            if type(value) is str and ESCAPE in value:
+                row[name] = unstored(value)
         return row
 
     def ddl(self) -> str:
@@ -116,9 +177,13 @@ class TableChanges:
         return bool(self.new or self.put or self.gone or self.appended or self.patched)
 
     def frozen_patches(self) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+        """Each patch as (its columns, their database values followed by the key's), every
+        text made storable like a whole row's."""
         money = set(self.table.money_columns)
-        return [(tuple(values), tuple(str(v) if c in money and v is not None else v
-                                      for c, v in values.items()) + key)
+        return [(tuple(values),
+                 tuple(str(v) if c in money and v is not None
+                       else storable(v) if v.__class__ is str else v
+                       for c, v in values.items()) + self.table.storable_key(key))
                 for key, values in self.patched.items()]
 
 
@@ -167,8 +232,9 @@ class Changes:
     def freeze(self) -> list[Frozen]:
         """The changes as database values, taken now: the rows are the projection's live
         state, which the next batch changes while this one is being committed."""
-        return [Frozen(tc.table, list(tc.gone),
-                       [tc.table.to_db(r) for r in tc.new.values()] + tc.appended,
+        return [Frozen(tc.table, [tc.table.storable_key(k) for k in tc.gone],
+                       [tc.table.to_db(r) for r in tc.new.values()]
+                       + [tc.table.storable(v) for v in tc.appended],
                        [tc.table.to_db(r) for r in tc.put.values()], tc.frozen_patches())
                 for tc in self]
 

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from application.settings import parse_database_url
 from domain.accounts import AccountKind
+from domain.bots import Bot, BotMode
 from domain.dca import DcaConfig
 from domain.orders import Order, OrderPurpose, OrderSide, OrderType
 from projections.framework import Projection
@@ -106,6 +107,17 @@ def a_day_of_trading(app: Any) -> Day:
     app.save_all(sell)
     app.pause_bot(bot, actor="alice")
     return Day(account, live, bot, buy.id, sell.id)
+
+
+def stored_bot_named(app, name: str, owner: str = "alice") -> Bot:
+    """A Bot.Created event as an older version stored it, before names were checked: the
+    event is recorded without the command's rules."""
+    account = app.open_account(owner_id=owner, exchange="paper", quote_asset="USDT")
+    bot = Bot._start(Bot.Created, app.ids.new_id(), app.cause(owner), name=name,
+                     owner_id=owner, exchange_account_id=str(account), mode=BotMode.PAPER,
+                     config=CONFIG)
+    app.save_all(bot)
+    return bot
 
 
 def a_manual_order(app: Any, account: UUID, side: OrderSide, kind: OrderType, amount: str,

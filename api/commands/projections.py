@@ -67,7 +67,7 @@ def _run(views, args: argparse.Namespace) -> int:
     import threading
 
     from projections.registry import select
-    from projections.runner import Projector
+    from projections.supervisor import SupervisedProjections
 
     classes = select(args.names)
     if views.database.kind == "memory" and not args.once:
@@ -78,13 +78,14 @@ def _run(views, args: argparse.Namespace) -> int:
             raise CommandError(
                 "PROJECTION_OWNED", f"{cls.name} is already run by another process on "
                 f"{views.database.display}; one runner owns a projection", EXIT_FAILED)
-    projector = Projector(views.app, views.store, [cls() for cls in classes],
-                          batch_size=args.batch_size or 2000)
+    projector = SupervisedProjections(views.app, views.store, classes,
+                                      batch_size=args.batch_size or 2000)
+    projector.start()
     names = ", ".join(cls.name for cls in classes)
     if args.once:
         read = projector.catch_up()
         print(f"{names}: {read} events applied, at position {_at(projector)}")
-        return 0
+        return _report_stuck(projector.problems())
     stop = threading.Event()
     _stop_on_signals(stop)
     print(f"following {views.database.display} for {names} (Ctrl-C stops)", file=sys.stderr)
@@ -99,6 +100,14 @@ def _at(projector) -> int:
     return min(projector.positions().values())
 
 
+def _report_stuck(stuck: list[dict]) -> int:
+    """One line per projection that could not advance (the others did); failure if any."""
+    for s in stuck:
+        print(f"PROJECTION_STUCK: {s['name']} cannot advance past position {s['position']}"
+              f" (event {s['failing_position'] or '-'}): {s['error']}", file=sys.stderr)
+    return EXIT_FAILED if stuck else 0
+
+
 def _stop_on_signals(stop) -> None:
     import signal
 
@@ -110,14 +119,20 @@ def _stop_on_signals(stop) -> None:
 
 def _status(views, args: argparse.Namespace) -> int:
     from projections.registry import PROJECTIONS
+    from projections.supervisor import faults
 
     head = views.app.recorder.max_notification_id() or 0
     tracked = views.store.tracking()
+    stuck = faults(views.store)
     rows = []
     for name, cls in PROJECTIONS.items():
         row = tracked.get(name)
+        fault = stuck.get(name)
+        if fault and row is not None and row.position > fault["position"]:
+            fault = None  # it has moved on since that report
         state = ("not built" if row is None else
-                 "needs rebuild" if row.schema_hash != cls.schema() else "ok")
+                 "needs rebuild" if row.schema_hash != cls.schema() else
+                 "stuck" if fault else "ok")
         running = None
         if row is not None and views.database.kind != "memory":
             running = not views.store.try_lock(name)
@@ -127,11 +142,18 @@ def _status(views, args: argparse.Namespace) -> int:
                      "position": row.position if row else None, "head": head,
                      "lag": head - row.position if row else None,
                      "generation": row.generation if row else None,
-                     "updated_at": row.updated_at if row else None, "running": running})
+                     "updated_at": row.updated_at if row else None, "running": running,
+                     "error": fault["error"] if fault else None,
+                     "failing_position": fault["failing_position"] if fault else None,
+                     "stuck_since": fault["since"] if fault else None})
     if args.json:
         print_json({"database": views.database.display, "head": head, "projections": rows})
         return 0
     _print_status(views.database.display, head, rows)
+    for r in rows:
+        if r["error"]:
+            print(f"{r['name']} is stuck since {r['stuck_since']} at position {r['position']}"
+                  f" (event {r['failing_position'] or '-'}): {r['error']}")
     return 0
 
 

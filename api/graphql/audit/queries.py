@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.types import Info
 
 from api.graphql.audit.types import (
@@ -18,6 +19,7 @@ from api.graphql.audit.types import (
 from api.graphql.bots.queries import load_page
 from api.graphql.common import PageInfo, parse_uuid, utc
 from api.graphql.permissions import IsAuthenticated
+from domain.text import text_problem
 
 
 @strawberry.type
@@ -29,6 +31,7 @@ class AuditQueries:
                         first: int | None = 50, after: str | None = None) -> AuditConnection:
         ctx = info.context
         wanted = filter or AuditLogFilter()
+        _check_filter(wanted)
         aggregate = None
         if wanted.aggregate_id is not None:
             found = parse_uuid(wanted.aggregate_id)
@@ -53,3 +56,13 @@ class AuditQueries:
         if found is None or not ctx.can_see(found.owner_id):
             return None
         return AggregateHistory.of(found)
+
+
+def _check_filter(wanted: AuditLogFilter) -> None:
+    """A filter text no stored value can hold is refused as inputs are (the database would
+    refuse a NUL in a query's parameters)."""
+    for name, value in (("actor", wanted.actor), ("aggregateId", wanted.aggregate_id)):
+        problem = None if value is None else text_problem(str(value), name)
+        if problem is not None:
+            raise GraphQLError(f"filter.{name} {problem.message}",
+                               extensions={"code": problem.code, "field": f"filter.{name}"})

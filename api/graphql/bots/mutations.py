@@ -18,6 +18,7 @@ from api.graphql.common import FieldError, field_error, parse_uuid
 from api.graphql.permissions import IsAuthenticated
 from domain.dca import DcaConfig
 from domain.errors import DomainError, InvalidConfigError
+from domain.text import text_problem
 
 
 def checked_config(info: Info, config: DcaConfigInput) -> DcaConfig | list[FieldError]:
@@ -59,10 +60,13 @@ class BotMutations:
                                             message="must be 1 to 64 characters"), *errors])
         if isinstance(parsed, list):
             return BotErrors.of(parsed)
+        account = None if exchange_account_id is None else str(exchange_account_id)
+        problem = None if account is None else text_problem(account, "exchange_account_id")
+        if problem is not None:  # the views' database could not even look it up
+            return BotErrors.of([field_error(problem)])
         read = info.context.read
         return await run(info, lambda runtime, principal: commands.create_bot(
-            runtime, read, principal, name.strip(), parsed,
-            None if exchange_account_id is None else str(exchange_account_id)))
+            runtime, read, principal, name.strip(), parsed, account))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def edit_bot(self, info: Info, id: strawberry.ID,

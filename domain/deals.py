@@ -12,6 +12,7 @@ from uuid import UUID
 from domain.errors import DomainError, InvalidTransitionError
 from domain.money import HUNDRED, ONE, ZERO, to_decimal
 from domain.recording import Cause, TradetapeAggregate, ValueEnum
+from domain.text import REASON_MAX, checked_text
 
 
 class DealStatus(ValueEnum):
@@ -326,18 +327,12 @@ class Deal(TradetapeAggregate):
         self._record(self.Cancelled, cause, reason=reason)
 
 
-MAX_REASON_LENGTH = 500
-
-
 def _reason(text: object) -> str:
-    reason = text.strip() if isinstance(text, str) else ""
+    reason = checked_text(text, "reason", max_chars=REASON_MAX).strip() if isinstance(
+        text, str) else ""
     if not reason:
         raise DomainError("say why: a correction needs a reason", code="REASON_REQUIRED",
                           field="reason")
-    if len(reason) > MAX_REASON_LENGTH or any(
-            ord(c) < 32 or 127 <= ord(c) < 160 for c in reason):
-        raise DomainError(f"a reason is at most {MAX_REASON_LENGTH} printable characters",
-                          code="INVALID_REASON", field="reason")
     return reason
 
 

@@ -131,3 +131,22 @@ def test_refusals_list_every_reason_and_write_nothing(writers):
     assert [e.code for e in refused.value.errors] == [
         "BOT_LIMIT_REACHED", "BOT_NAME_DUPLICATE", "ELSE"]
     assert first.recorder.max_notification_id() == head
+
+
+def test_a_new_user_is_registered_with_an_empty_roster(persistent_store_url):
+    from application.bootstrap import open_identity
+    from tests.fakes import RecordingMailer
+    from tests.integration.identity.conftest import PASSWORD, SECRET_KEY
+
+    identity = open_identity(persistent_store_url, mailer=RecordingMailer(), bcrypt_rounds=4,
+                             secret_key=SECRET_KEY)
+    try:
+        user_id = identity.register("new@example.com", PASSWORD, verified=True)
+        owner = str(user_id)
+        roster = identity.trading.load(roster_id(owner), BotRoster)
+        assert roster.bots == {} and roster.version == 1
+        create(identity.trading, "first", owner=owner)
+        assert [type(e).__name__ for e in identity.trading.events.get(roster_id(owner))] == [
+            "Opened", "BotEnrolled"]
+    finally:
+        identity.close()

@@ -91,13 +91,11 @@ def enrol_new_bot(trading: Trading, owner_id: str, cause: Cause, max_bots: int,
                                    "try again")
 
 
-def stop_and_release(trading: Trading, bot_id: UUID, cause: Cause,
-                     check: Callable[[Bot], None] = lambda bot: None) -> Bot:
-    """Stop the bot and free its slot and name in its owner's roster, in one transaction.
-    ``check(bot)`` runs on each fresh load (ownership, say)."""
+def stop_and_release(trading: Trading, bot_id: UUID, cause: Cause) -> Bot:
+    """Stop the bot and free its slot and name in its owner's roster, in one transaction;
+    after a lost race, decided again on the bot as it now is."""
     for _ in range(ATTEMPTS):
         bot = trading.get_bot(bot_id)
-        check(bot)
         bot.stop(cause)
         roster = roster_of(trading, bot.owner_id, cause)
         roster.release(cause, bot.id)

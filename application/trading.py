@@ -158,11 +158,10 @@ class Trading(Application[UUID]):
     def pause_bot(self, bot_id: UUID, actor: str = SYSTEM) -> Bot:
         return self._change(bot_id, Bot, lambda b: b.pause(self.cause(actor)), idempotent=False)
 
-    def stop_bot(self, bot_id: UUID, actor: str = SYSTEM,
-                 check: Callable[[Bot], None] = lambda bot: None) -> Bot:
+    def stop_bot(self, bot_id: UUID, actor: str = SYSTEM) -> Bot:
         """Stopped for good; its slot and name in the owner's roster are free again (in the
-        same transaction). ``check(bot)`` runs on each fresh load."""
-        return stop_and_release(self, bot_id, self.cause(actor), check)
+        same transaction)."""
+        return stop_and_release(self, bot_id, self.cause(actor))
 
     def fail_bot(self, bot_id: UUID, reason: str, actor: str = SYSTEM) -> Bot:
         return self._change(

@@ -18,7 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay", "rebuild stored aggregates from events; --check re-runs backtests"),
     "demo": ("demo", "a short tour of the core: a bot, a deal and its events"),
     "serve": ("serve", "run the server: GraphQL API, accounts, paper trading in real time"),
-    "users": ("users", "manage user accounts: create, verify, block, unblock, list, forget"),
+    "users": ("users", "manage user accounts: create, verify, block, unblock, role, list, "
+                       "forget"),
+    "emergency": ("emergency", "halt all trading now (stop), or let it carry on (resume)"),
     "projections": ("projections", "read models: run (follow the log), status, rebuild"),
     "pnl": ("pnl", "realized and unrealized P/L per owner and bot, now or as of a time"),
     "balances": ("balances", "free, locked and total per owner, account and asset"),

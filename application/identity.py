@@ -22,6 +22,7 @@ from domain.accounts import AccountKind, ExchangeAccount
 from domain.credentials import NewPassword, display_name_of, normalize_email, token_digest
 from domain.errors import DomainError
 from domain.recording import SYSTEM, Cause
+from domain.rosters import BotRoster
 from domain.users import AuthenticationError, Role, User
 
 
@@ -94,14 +95,16 @@ class Identity(Sessions):
         cause = self.trading.cause(actor or str(user_id))
         token = None if verified else self._mail_token(user_id)
 
-        def aggregates() -> tuple[User, ExchangeAccount]:
+        def aggregates() -> tuple[User, ExchangeAccount, BotRoster]:
             user = self._new_user(user_id, account_id, cause, address, hashed, role,
                                   display_name)
             if token is None:
                 user.confirm_email(cause)
             else:
                 user.issue_verification(cause, token_digest(token))
-            return user, self._paper_account(account_id, user_id, cause)
+            # An empty roster now spares the user's first bot a search of the log for bots.
+            return (user, self._paper_account(account_id, user_id, cause),
+                    BotRoster.open(str(user_id), cause, {}))
 
         self._save_new_user(user_id, address, aggregates)
         if token is not None:
@@ -109,7 +112,8 @@ class Identity(Sessions):
         return user_id
 
     def _save_new_user(self, user_id: UUID, address: str,
-                       aggregates: Callable[[], tuple[User, ExchangeAccount]]) -> None:
+                       aggregates: Callable[[], tuple[User, ExchangeAccount, BotRoster]]
+                       ) -> None:
         """Data key, email claim and events: all of them, or none (undone on failure)."""
         self._keys.create_key(user_id)
         try:

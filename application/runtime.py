@@ -12,10 +12,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 
+from application.bot_commands import BotCommands
 from application.change_feed import ChangeFeed
 from application.live_loop import LiveLoop
+from application.operations import Operations
 from application.paper_trading import PaperTrading
 from application.server_settings import ServerSettings
 from application.trading import Trading
@@ -51,6 +54,16 @@ class Runtime:
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @cached_property
+    def bots(self) -> BotCommands:
+        """The bot and deal commands, with this server's market and bot limit."""
+        return BotCommands(self.trading, self.paper, traded_pair=self.settings.feed_pair,
+                           max_bots=lambda owner_id: self.settings.max_bots_per_user)
+
+    @cached_property
+    def operations(self) -> Operations:
+        return Operations(self.trading, self.paper.lock)
 
     def refresh(self, _events: int = 0) -> None:
         """After each live step (and after commands): read models, then subscribers."""

@@ -8,6 +8,8 @@
 - ``TRADETAPE_GRAPHQL_CACHE``: ``off`` answers every GraphQL query afresh (default ``on``:
   read-only queries are answered from a cache keyed by the read version, see
   ``api/graphql/response_cache.py``)
+- ``TRADETAPE_MAX_BOTS_PER_USER``: how many bots that are not stopped one user may have
+  (default 50)
 - ``TRADETAPE_SECRET_KEY``, ``TRADETAPE_MASTER_KEY``, ``TRADETAPE_KEY_DIR``,
   ``TRADETAPE_SMTP_URL``, ``TRADETAPE_STARTING_BALANCE``, ``TRADETAPE_PUBLIC_URL``: see
   ``application.identity_settings``, ``adapters/security/key_files.py`` and the README
@@ -20,6 +22,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from application.bot_roster import MAX_BOTS_PER_USER
 from domain.errors import DomainError
 
 DEFAULT_FEED = "binance_BTC_USDT-1m-2025-11.csv"
@@ -36,6 +39,7 @@ class ServerSettings:
     feed_pair: str = DEFAULT_FEED_PAIR
     demo: bool = False
     graphql_cache: bool = True
+    max_bots_per_user: int = MAX_BOTS_PER_USER
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -51,6 +55,9 @@ class ServerSettings:
                                                        "TRADETAPE_SPEED", float))
         if env.get("TRADETAPE_FEED"):
             settings = replace(settings, feed=env["TRADETAPE_FEED"])
+        if env.get("TRADETAPE_MAX_BOTS_PER_USER"):
+            settings = replace(settings, max_bots_per_user=_number(
+                env["TRADETAPE_MAX_BOTS_PER_USER"], "TRADETAPE_MAX_BOTS_PER_USER", int))
         cache = env.get("TRADETAPE_GRAPHQL_CACHE", "on").strip().lower()
         if cache not in ("on", "off"):
             raise DomainError(f"TRADETAPE_GRAPHQL_CACHE={cache!r}: use on or off",
@@ -65,6 +72,9 @@ class ServerSettings:
         if not 0 < self.speed <= 100_000:
             raise DomainError("speed must be > 0 and at most 100000", code="INVALID_SETTING",
                               field="speed")
+        if not 1 <= self.max_bots_per_user <= 100_000:
+            raise DomainError("the bots per user must be between 1 and 100000",
+                              code="INVALID_SETTING", field="max_bots_per_user")
         return self
 
 

@@ -10,12 +10,13 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
+from application.bot_roster import MAX_BOTS_PER_USER, enrol_new_bot, stop_and_release
 from application.transcodings import PrebuiltJSONTranscoder, register_domain_transcodings
 from domain.accounts import AccountKind, ExchangeAccount
 from domain.bots import Bot, BotMode
 from domain.dca import DcaConfig
 from domain.deals import Deal
-from domain.errors import ConcurrencyConflictError, NotFoundError
+from domain.errors import ConcurrencyConflictError, DomainError, NotFoundError
 from domain.ports import Clock, IdSource
 from domain.recording import SYSTEM, Cause, TradetapeAggregate
 
@@ -130,18 +131,20 @@ class Trading(Application[UUID]):
         exchange_account_id: str,
         mode: BotMode = BotMode.PAPER,
         actor: str | None = None,
+        max_bots: int = MAX_BOTS_PER_USER,
+        other_problems: Callable[[], list[DomainError]] = list,
     ) -> UUID:
-        bot = Bot.create(
-            self.ids.new_id(),
-            self.cause(actor or owner_id),
-            name=name,
-            owner_id=owner_id,
-            exchange_account_id=exchange_account_id,
-            config=config,
-            mode=mode,
-        )
-        self.save_all(bot)
-        return bot.id
+        """A new bot, enrolled in its owner's roster in the same transaction: refused
+        (``RefusedError``, every reason listed) at ``max_bots`` bots that are not stopped,
+        or when one of them has the same name."""
+        cause = self.cause(actor or owner_id)
+
+        def new_bot() -> Bot:
+            return Bot.create(self.ids.new_id(), cause, name=name, owner_id=owner_id,
+                              exchange_account_id=exchange_account_id, config=config,
+                              mode=mode)
+
+        return enrol_new_bot(self, owner_id, cause, max_bots, new_bot, other_problems).id
 
     def get_bot(self, bot_id: UUID) -> Bot:
         return self.load(bot_id, Bot)
@@ -156,7 +159,9 @@ class Trading(Application[UUID]):
         return self._change(bot_id, Bot, lambda b: b.pause(self.cause(actor)), idempotent=False)
 
     def stop_bot(self, bot_id: UUID, actor: str = SYSTEM) -> Bot:
-        return self._change(bot_id, Bot, lambda b: b.stop(self.cause(actor)), idempotent=False)
+        """Stopped for good; its slot and name in the owner's roster are free again (in the
+        same transaction)."""
+        return stop_and_release(self, bot_id, self.cause(actor))
 
     def fail_bot(self, bot_id: UUID, reason: str, actor: str = SYSTEM) -> Bot:
         return self._change(
@@ -245,9 +250,9 @@ class Trading(Application[UUID]):
         self.save_all(switch)
         return switch
 
-    def emergency_resume(self, actor: str) -> TradingSwitch:
+    def emergency_resume(self, actor: str, reason: str | None = None) -> TradingSwitch:
         switch = self._switch(actor)
-        switch.emergency_resume(self.cause(actor))
+        switch.emergency_resume(self.cause(actor), reason)
         self.save_all(switch)
         return switch
 

@@ -33,6 +33,14 @@ class TradingSwitch(TradetapeAggregate):
             switch.halted, switch.reason = True, self.reason
 
     class EmergencyResumed(Event):
+        # v1 had no reason: resumed without one.
+        class_version = 2
+        reason: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["reason"] = None
+
         def apply(self, switch: TradingSwitch) -> None:
             switch.halted, switch.reason = False, None
 
@@ -46,7 +54,7 @@ class TradingSwitch(TradetapeAggregate):
         reason = checked_text(reason, "reason", max_chars=REASON_MAX)
         self._record(self.EmergencyStopped, cause, reason=reason.strip() or "emergency stop")
 
-    def emergency_resume(self, cause: Cause) -> None:
+    def emergency_resume(self, cause: Cause, reason: str | None = None) -> None:
         if not self.halted:
             raise InvalidTransitionError("trading is not halted", code="NOT_HALTED")
-        self._record(self.EmergencyResumed, cause)
+        self._record(self.EmergencyResumed, cause, reason=(reason or "").strip() or None)

@@ -1,10 +1,14 @@
-"""tradetape users create|verify|block|unblock|list|forget ... [--database URL]
+"""tradetape users create|verify|block|unblock|role|list|forget ... [--database URL]
 
 Operators manage accounts from the command line, against the configured database:
 
     tradetape users create --email E --password P [--role admin] [--verified]
     tradetape users verify|block|unblock|forget EMAIL
+    tradetape users role EMAIL ROLE
     tradetape users list [--json]
+
+Every action that changes something takes ``--actor NAME`` (default: the OS user) and
+records it as ``operator:NAME`` in each event it writes.
 
 ``--password -`` reads the password from standard input (keeps it out of shell history).
 Mail (the verification token) goes to the console unless ``TRADETAPE_SMTP_URL`` is set.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from api.commands.actors import add_actor_option, operator_of
 from api.commands.common import add_database_option
 
 if TYPE_CHECKING:
@@ -36,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mark the email verified (no verification mail)")
     create.add_argument("--display-name", default=None)
     add_database_option(create)
+    add_actor_option(create)
     for action, help_text in (
         ("verify", "mark a user's email verified"),
         ("block", "block a user: their tokens stop working, their running bots pause"),
@@ -45,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub = actions.add_parser(action, help=help_text, description=help_text)
         sub.add_argument("email", metavar="EMAIL")
         add_database_option(sub)
+        add_actor_option(sub)
+    role = actions.add_parser("role", help="change a user's role",
+                              description="change a user's role (an event on the user)")
+    role.add_argument("email", metavar="EMAIL")
+    role.add_argument("role", metavar="ROLE", choices=ROLES, help=" | ".join(ROLES))
+    add_database_option(role)
+    add_actor_option(role)
     listing = actions.add_parser("list", help="every user, erased ones included")
     listing.add_argument("--json", action="store_true", help="a JSON array on stdout")
     add_database_option(listing)
@@ -78,7 +91,8 @@ def _create(identity: Identity, args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\r\n") if args.password == "-" else args.password
     try:
         user_id = identity.register(args.email, password, role=args.role,
-                                    verified=args.verified, display_name=args.display_name)
+                                    verified=args.verified, display_name=args.display_name,
+                                    actor=operator_of(args))
     except WeakPasswordError as error:
         for violation in error.violations:
             print(f"error: {violation}", file=sys.stderr)
@@ -93,27 +107,38 @@ def _create(identity: Identity, args: argparse.Namespace) -> int:
 
 
 def _verify(identity: Identity, args: argparse.Namespace) -> int:
-    user = identity.confirm_email(_user(identity, args.email).id)
+    user = identity.confirm_email(_user(identity, args.email).id,
+                                  actor=operator_of(args))
     print(f"verified {user.email} ({user.id})")
     return 0
 
 
 def _block(identity: Identity, args: argparse.Namespace) -> int:
-    user = identity.block(_user(identity, args.email).id)
+    user = identity.block(_user(identity, args.email).id,
+                          actor=operator_of(args))
     print(f"blocked {user.email} ({user.id}): sessions ended, running bots paused")
     return 0
 
 
 def _unblock(identity: Identity, args: argparse.Namespace) -> int:
-    user = identity.unblock(_user(identity, args.email).id)
+    user = identity.unblock(_user(identity, args.email).id,
+                            actor=operator_of(args))
     print(f"unblocked {user.email} ({user.id}); their bots stay paused until restarted")
     return 0
 
 
 def _forget(identity: Identity, args: argparse.Namespace) -> int:
-    user = identity.forget(_user(identity, args.email).id)
+    user = identity.forget(_user(identity, args.email).id,
+                           actor=operator_of(args))
     print(f"forgot {user.id}: data key destroyed, personal data unreadable; "
           "the event history is kept")
+    return 0
+
+
+def _role(identity: Identity, args: argparse.Namespace) -> int:
+    user = identity.set_role(_user(identity, args.email).id, args.role,
+                             actor=operator_of(args))
+    print(f"{user.email} ({user.id}) is now {user.role}")
     return 0
 
 
@@ -171,4 +196,4 @@ def _cell(value: Any) -> str:
 
 
 _ACTIONS = {"create": _create, "verify": _verify, "block": _block, "unblock": _unblock,
-            "forget": _forget, "list": _list}
+            "forget": _forget, "role": _role, "list": _list}

@@ -10,6 +10,7 @@ import pytest
 from application.replay import read_log
 from domain.bots import BotStatus
 from domain.dca import DcaConfig
+from domain.errors import DomainError
 from tests.api.conftest import CONFIG, CREATE_BOT, PASSWORD
 from tests.fakes import Mail
 
@@ -126,7 +127,7 @@ def test_bot_names_are_unique_among_a_users_bots_that_are_not_stopped(server):
 
 
 def test_a_user_has_at_most_fifty_bots_that_are_not_stopped(server):
-    from api.graphql.bots.commands import BOT_LIMIT
+    from application.bot_roster import MAX_BOTS_PER_USER as BOT_LIMIT
 
     alice = server.user("alice")
     config = DcaConfig.from_mapping({k: v for k, v in {
@@ -142,6 +143,29 @@ def test_a_user_has_at_most_fifty_bots_that_are_not_stopped(server):
     server.runtime.trading.stop_bot(made[0], actor=alice.user_id)
     server.runtime.refresh()
     assert create(server, alice, "one too many")["__typename"] == "Bot"
+
+
+def test_the_bot_limit_is_the_servers_setting_and_both_refusals_are_told(server):
+    import dataclasses
+
+    from application.server_settings import ServerSettings
+
+    assert ServerSettings.from_environ({"TRADETAPE_MAX_BOTS_PER_USER": "2"}
+                                       ).max_bots_per_user == 2
+    assert ServerSettings.from_environ({}).max_bots_per_user == 50
+    for wrong in ("0", "two"):
+        with pytest.raises(DomainError) as refused:
+            ServerSettings.from_environ({"TRADETAPE_MAX_BOTS_PER_USER": wrong})
+        assert refused.value.code == "INVALID_SETTING"
+    runtime = server.runtime
+    runtime.settings = dataclasses.replace(runtime.settings, max_bots_per_user=2)
+    alice = server.user("alice")
+    first = create(server, alice, "one")
+    create(server, alice, "two")
+    both = create(server, alice, "ONE")
+    assert [e["code"] for e in both["errors"]] == ["BOT_LIMIT_REACHED", "BOT_NAME_DUPLICATE"]
+    bot_mutation(server, "stopBot", first["id"], alice.token)
+    assert create(server, alice, "ONE")["__typename"] == "Bot"
 
 
 def test_an_unknown_exchange_account_is_missing(server):
@@ -245,9 +269,13 @@ def test_emergency_stop_halts_every_bot_until_an_admin_resumes(server):
     assert server.gql(stop, token=admin.token)["emergencyStop"]["code"] == "ALREADY_HALTED"
     assert server.gql("{ systemStatus { halted reason } }")["systemStatus"]["halted"]
     assert server.step(60) == 0
-    resume = "mutation { emergencyResume { ... on SystemStatus { halted } } }"
+    resume = 'mutation { emergencyResume(reason: "venue back") { ... on SystemStatus { halted } } }'
     assert server.gql(resume, token=admin.token)["emergencyResume"] == {"halted": False}
     assert server.step() > 0
+    switch = server.runtime.trading.trading_switch()
+    assert [(type(e).__name__, e.actor) for e in server.runtime.trading.events.get(switch.id)
+            ][1:] == [("EmergencyStopped", admin.user_id), ("EmergencyResumed", admin.user_id)]
+    assert list(server.runtime.trading.events.get(switch.id))[-1].reason == "venue back"
 
 
 def test_mutations_are_refused_while_the_server_shuts_down(server):

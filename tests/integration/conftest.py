@@ -129,6 +129,11 @@ class Script:
     aggregates: dict[UUID, Any] = field(default_factory=dict)
 
 
+# The script's events: the bot's, its deal's and orders', and its owner's roster (opened,
+# the bot enrolled).
+SCRIPT_EVENTS = 19
+
+
 def run_script(app: Trading) -> Script:
     """A bot's day: created, started, edited, paused and restarted; one deal bought in two
     fills and a safety order, then sold at take profit."""

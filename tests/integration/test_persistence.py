@@ -22,6 +22,7 @@ from domain.recording import ENGINE
 from tests.integration.conftest import (
     CONFIG,
     EDITED,
+    SCRIPT_EVENTS,
     T0,
     exact,
     reopen,
@@ -93,7 +94,7 @@ def test_every_stored_event_names_its_actor_and_correlation_id(store_url, tradin
     app = trading(store_url)
     script = run_script(app)
     rows = stored_rows(app)
-    assert len(rows) == 17
+    assert len(rows) == SCRIPT_EVENTS
     for topic, _, _, state in rows:
         data = json.loads(state)
         assert data["actor"], topic
@@ -151,7 +152,7 @@ def test_the_same_script_stores_the_same_bytes(store_url, another_store_url, tra
     run_script(second)
 
     rows = stored_rows(first)
-    assert len(rows) == 17
+    assert len(rows) == SCRIPT_EVENTS
     assert rows == stored_rows(second)
     # The times are the scripted clock's, not the wall clock's.
     assert json.loads(rows[0][3])["timestamp"]["_data_"] == T0.isoformat()

@@ -9,13 +9,14 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.bots import commands
 from api.graphql.bots.inputs import DcaConfigInput
 from api.graphql.bots.plan import config_errors
 from api.graphql.bots.types import Bot, BotErrors, BotResult
 from api.graphql.commands import execute
 from api.graphql.common import FieldError, field_error, parse_uuid
 from api.graphql.permissions import IsAuthenticated
+from application.bot_commands import BotCommands, RefusedError, bot_name_problems
+from application.user_views import Principal
 from domain.dca import DcaConfig
 from domain.errors import DomainError, InvalidConfigError
 from domain.text import text_problem
@@ -24,7 +25,7 @@ from domain.text import text_problem
 def checked_config(info: Info, config: DcaConfigInput) -> DcaConfig | list[FieldError]:
     try:
         parsed = config.to_config()
-        commands.check_pair(info.context.runtime, parsed)
+        info.context.runtime.bots.check_pair(parsed)
     except InvalidConfigError as error:
         return config_errors(error)
     except DomainError as error:
@@ -33,13 +34,13 @@ def checked_config(info: Info, config: DcaConfigInput) -> DcaConfig | list[Field
     return parsed
 
 
-async def run(info: Info, command: Callable[..., UUID]) -> BotResult:
-    """Run ``command(runtime, principal)``; answer the bot, or why it was refused."""
+async def run(info: Info, command: Callable[[BotCommands, Principal], UUID]) -> BotResult:
+    """Run ``command(bot_commands, principal)``; answer the bot, or why it was refused."""
     ctx = info.context
     principal = ctx.principal
     try:
-        bot_id = await execute(ctx.runtime, lambda: command(ctx.runtime, principal))
-    except commands.Refused as refused:
+        bot_id = await execute(ctx.runtime, lambda: command(ctx.runtime.bots, principal))
+    except RefusedError as refused:
         return BotErrors.of([field_error(e) for e in refused.errors])
     except DomainError as error:
         return BotErrors.of([field_error(error)])
@@ -54,19 +55,14 @@ class BotMutations:
     async def create_bot(self, info: Info, name: str, config: DcaConfigInput,
                          exchange_account_id: strawberry.ID | None = None) -> BotResult:
         parsed = checked_config(info, config)
-        if not 1 <= len(name.strip()) <= 64:
-            errors = parsed if isinstance(parsed, list) else []
-            return BotErrors.of([FieldError(code="INVALID_BOT_NAME", field="name",
-                                            message="must be 1 to 64 characters"), *errors])
-        if isinstance(parsed, list):
-            return BotErrors.of(parsed)
+        if isinstance(parsed, list):  # the name's problems too, all at once
+            return BotErrors.of([*map(field_error, bot_name_problems(name)), *parsed])
         account = None if exchange_account_id is None else str(exchange_account_id)
         problem = None if account is None else text_problem(account, "exchange_account_id")
-        if problem is not None:  # the views' database could not even look it up
+        if problem is not None:
             return BotErrors.of([field_error(problem)])
-        read = info.context.read
-        return await run(info, lambda runtime, principal: commands.create_bot(
-            runtime, read, principal, name.strip(), parsed, account))
+        return await run(info, lambda bots, principal: bots.create_bot(
+            principal, name, parsed, account))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def edit_bot(self, info: Info, id: strawberry.ID,
@@ -74,36 +70,36 @@ class BotMutations:
         parsed = checked_config(info, config)
         if isinstance(parsed, list):
             return BotErrors.of(parsed)
-        return await run(info, lambda runtime, principal: commands.edit_bot(
-            runtime, principal, parse_uuid(id), parsed))
+        return await run(info, lambda bots, principal: bots.edit_bot(
+            principal, parse_uuid(id), parsed))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
         "Start (or restart a paused) bot, on paper unless live is asked for"))
     async def start_bot(self, info: Info, id: strawberry.ID,
                         live: bool | None = False) -> BotResult:
-        return await run(info, lambda runtime, principal: commands.start_bot(
-            runtime, principal, parse_uuid(id), bool(live)))
+        return await run(info, lambda bots, principal: bots.start_bot(
+            principal, parse_uuid(id), bool(live)))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def pause_bot(self, info: Info, id: strawberry.ID) -> BotResult:
-        return await run(info, lambda runtime, principal: commands.pause_bot(
-            runtime, principal, parse_uuid(id)))
+        return await run(info, lambda bots, principal: bots.pause_bot(
+            principal, parse_uuid(id)))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
         "Stop for good; closeDeal sells the open deal at market first"))
     async def stop_bot(self, info: Info, id: strawberry.ID,
                        close_deal: bool | None = False) -> BotResult:
-        return await run(info, lambda runtime, principal: commands.stop_bot(
-            runtime, principal, parse_uuid(id), bool(close_deal)))
+        return await run(info, lambda bots, principal: bots.stop_bot(
+            principal, parse_uuid(id), bool(close_deal)))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def reset_bot_error(self, info: Info, id: strawberry.ID) -> BotResult:
-        return await run(info, lambda runtime, principal: commands.reset_bot_error(
-            runtime, principal, parse_uuid(id)))
+        return await run(info, lambda bots, principal: bots.reset_bot_error(
+            principal, parse_uuid(id)))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
         "Show (or hide) the bot's results on the public leaderboard"))
     async def set_leaderboard_listing(self, info: Info, id: strawberry.ID,
                                       listed: bool) -> BotResult:
-        return await run(info, lambda runtime, principal: commands.set_listing(
-            runtime, principal, parse_uuid(id), listed))
+        return await run(info, lambda bots, principal: bots.set_listing(
+            principal, parse_uuid(id), listed))

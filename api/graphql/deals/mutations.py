@@ -5,7 +5,6 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.bots import commands
 from api.graphql.commands import execute
 from api.graphql.common import field_error, parse_uuid
 from api.graphql.deals.types import Deal, DealErrors, DealResult
@@ -21,8 +20,8 @@ class DealMutations:
         ctx = info.context
         principal = ctx.principal
         try:
-            deal_id = await execute(ctx.runtime, lambda: commands.close_deal(
-                ctx.runtime, principal, parse_uuid(id)))
+            deal_id = await execute(ctx.runtime, lambda: ctx.runtime.bots.close_deal(
+                principal, parse_uuid(id)))
         except DomainError as error:
             found = field_error(error)
             return DealErrors(code=found.code, message=found.message, errors=[found])

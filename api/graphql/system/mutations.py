@@ -19,12 +19,8 @@ async def _switch(info: Info, flip) -> SystemResult:
     actor = ctx.user_id
     runtime = ctx.runtime
 
-    def command() -> None:
-        with runtime.paper.lock:  # not between an engine's decision and its save
-            flip(runtime.trading, actor)
-
     try:
-        await execute(runtime, command)
+        await execute(runtime, lambda: flip(runtime.operations, actor))
     except DomainError as error:
         found = field_error(error)
         return SystemErrors(code=found.code, message=found.message, errors=[found])
@@ -35,8 +31,8 @@ async def _switch(info: Info, flip) -> SystemResult:
 class SystemMutations:
     @strawberry.mutation(permission_classes=[IsAuthenticated, IsAdmin])
     async def emergency_stop(self, info: Info, reason: str) -> SystemResult:
-        return await _switch(info, lambda trading, actor: trading.emergency_stop(reason, actor))
+        return await _switch(info, lambda ops, actor: ops.emergency_stop(reason, actor))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated, IsAdmin])
-    async def emergency_resume(self, info: Info) -> SystemResult:
-        return await _switch(info, lambda trading, actor: trading.emergency_resume(actor))
+    async def emergency_resume(self, info: Info, reason: str | None = None) -> SystemResult:
+        return await _switch(info, lambda ops, actor: ops.emergency_resume(actor, reason))

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from api.http_limits import RequestLimits
     from api.server import create_app
     from application.bootstrap import open_runtime
     from application.demo import DEMO_SPEED, DEMO_START_CANDLE, ensure_demo
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.demo and args.speed is None and not os.environ.get("TRADETAPE_SPEED"):
         overrides["speed"] = DEMO_SPEED  # deals open and close within the first minute
     settings = replace(settings, demo=args.demo, **overrides).checked()
+    limits = RequestLimits.from_environ()  # refused before anything is opened
     runtime = open_runtime(settings)
     if settings.demo:
         demo = ensure_demo(runtime.identity, runtime.trading)
@@ -47,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
         print(demo.login_line, flush=True)
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
           f"(health: /health), paper market at {settings.speed:g}x", flush=True)
-    config = uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port,
-                            log_level="warning", timeout_graceful_shutdown=10)
+    # A websocket message is held to the same size as a request body.
+    config = uvicorn.Config(create_app(runtime, limits=limits), host=settings.host,
+                            port=settings.port, log_level="warning",
+                            timeout_graceful_shutdown=10, ws_max_size=limits.max_body_bytes)
     # What exists now (modules, the schema, the runtime) lives as long as the server: keep
     # it out of the collector's full passes, which would otherwise walk it again and again
     # and pause a request now and then.

@@ -10,12 +10,16 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from api.graphql import make_graphql_router
+from api.http_limits import RequestLimits
 from application.runtime import Runtime
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+def create_app(runtime: Runtime, *, manage_runtime: bool = True,
+               limits: RequestLimits | None = None) -> FastAPI:
     """``manage_runtime``: start the runtime with the app and stop it (gracefully) on
-    shutdown; tests that drive the runtime themselves pass False."""
+    shutdown; tests that drive the runtime themselves pass False. ``limits``: what one
+    GraphQL request may ask (default: from the environment, see api/http_limits.py)."""
+    limits = limits or RequestLimits.from_environ()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -38,15 +42,22 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
         return JSONResponse({"status": worst, **parts}, status_code=503 if worst == "red"
                             else 200)
 
-    router = make_graphql_router(runtime)
+    router = make_graphql_router(runtime, limits)
     app.include_router(router, prefix="/graphql")
     app.state.graphql_read_side = router.read_side  # type: ignore[attr-defined]
     if runtime.settings.graphql_cache:
-        _cache_answers(app, runtime, router.read_side)  # type: ignore[attr-defined]
+        _cache_answers(app, runtime, router.read_side, limits)  # type: ignore[attr-defined]
+    _guard(app, limits)  # added last: the outermost, before the cache reads anything
     return app
 
 
-def _cache_answers(app: FastAPI, runtime: Runtime, read) -> None:
+def _guard(app: FastAPI, limits: RequestLimits) -> None:
+    from api.graphql.guard import GraphQLRequestGuard
+
+    app.add_middleware(GraphQLRequestGuard, path="/graphql", limits=limits)
+
+
+def _cache_answers(app: FastAPI, runtime: Runtime, read, limits: RequestLimits) -> None:
     from api.graphql.response_cache import GraphQLResponseCache
 
     def now():  # the runtime's clock at each call: tests replace it
@@ -58,4 +69,4 @@ def _cache_answers(app: FastAPI, runtime: Runtime, read) -> None:
 
     app.add_middleware(GraphQLResponseCache, path="/graphql", read_version=read.version,
                        token_expiry=runtime.identity.access_token_expiry,
-                       authenticate=caller, now=now)
+                       authenticate=caller, now=now, max_tokens=limits.max_document_tokens)

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from api.http_limits import RequestLimits
     from api.server import create_app
     from application.bootstrap import open_runtime
     from application.demo import DEMO_SPEED, DEMO_START_CANDLE, ensure_demo
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["speed"] = DEMO_SPEED  # deals open and close within the first minute
     settings = replace(settings, demo=args.demo, **overrides).checked()
     proxies = trusted_proxies()
+    limits = RequestLimits.from_environ()  # refused before anything is opened
     runtime = open_runtime(settings)
     if settings.demo:
         demo = ensure_demo(runtime.identity, runtime.trading)
@@ -49,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
         print(demo.login_line, flush=True)
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
           f"(health: /health), paper market at {settings.speed:g}x", flush=True)
-    config = uvicorn.Config(create_app(runtime), host=settings.host, port=settings.port,
-                            log_level="warning", timeout_graceful_shutdown=10,
+    # A websocket message is held to the same size as a request body.
+    config = uvicorn.Config(create_app(runtime, limits=limits), host=settings.host,
+                            port=settings.port, log_level="warning",
+                            timeout_graceful_shutdown=10, ws_max_size=limits.max_body_bytes,
                             # X-Forwarded-For only from TRADETAPE_TRUSTED_PROXIES (none by
                             # default), not from uvicorn's default of loopback.
                             proxy_headers=bool(proxies),

@@ -1,5 +1,7 @@
-"""Limits that reject abusive operations before they run, each with a clear message: a
-depth limit (strawberry's QueryDepthLimiter), an alias limit, and a cost estimate.
+"""Limits that reject abusive operations before they run, each with a clear message and
+code: bounds on fragments (how deeply spreads chain, and how many fields the document
+stands for once every spread is expanded), a depth limit (strawberry's QueryDepthLimiter),
+an alias limit, and a cost estimate.
 
 The cost of an operation is the sum over its selected fields of a weight (1, more for
 fields that read the event log), where the fields under a list count once per item it may
@@ -29,14 +31,16 @@ from strawberry.extensions import (
     MaxAliasesLimiter,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 
+from api.http_limits import RequestLimits
 from projections.queries import MAX_PAGE
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_COST = 5000
+MAX_FRAGMENT_DEPTH = 10  # fragments spreading fragments, ... (the rules recurse through them)
+MAX_EXPANDED_FIELDS = 5000  # fields once every spread is expanded (each costs at least 1)
 # Fields that read the event log or replay it, rather than one row of a view.
 WEIGHTS = {"config": 5, "fills": 5, "history": 100, "systemStatus": 5, "me": 2}
 AS_OF_WEIGHT = 1000  # portfolio(asOf): the whole log is replayed
@@ -117,6 +121,78 @@ def cost_errors(document: DocumentNode, variables: Mapping[str, Any],
     return errors
 
 
+def _direct(selections: SelectionSetNode) -> tuple[int, list[str]]:
+    """The fields under ``selections`` and the fragments they spread, fragments not
+    expanded (iteratively: the document's nesting is bounded, not this walk's)."""
+    fields, spreads, stack = 0, [], [selections]
+    while stack:
+        for node in stack.pop().selections:
+            if isinstance(node, FragmentSpreadNode):
+                spreads.append(node.name.value)
+                continue
+            fields += isinstance(node, FieldNode)
+            if node.selection_set is not None:
+                stack.append(node.selection_set)
+    return fields, spreads
+
+
+def _expanded(name: str, direct: Mapping[str, tuple[int, list[str]]],
+              known: dict[str, tuple[int, int]]) -> tuple[int, int] | None:
+    """(how deeply spreads chain below, fields once expanded) of fragment ``name``, into
+    ``known`` with every fragment it reaches; None when it reaches a cycle."""
+    stack, open_ = [(name, False)], set()
+    while stack:
+        current, children_done = stack.pop()
+        if current in known or current not in direct:
+            continue
+        children = [s for s in direct[current][1] if s in direct]
+        if not children_done:
+            if current in open_:
+                return None
+            open_.add(current)
+            stack.append((current, True))
+            stack.extend((child, False) for child in children if child not in known)
+            if any(child in open_ and child not in known for child in children):
+                return None
+            continue
+        open_.discard(current)
+        depth = 1 + max((known[c][0] for c in children), default=0)
+        size = direct[current][0] + sum(known[c][1] for c in children)
+        known[current] = (depth, min(size, MAX_EXPANDED_FIELDS + 1))
+    return known.get(name)
+
+
+def fragment_errors(document: DocumentNode) -> list[GraphQLError]:
+    """``FRAGMENT_CYCLE``, ``FRAGMENTS_TOO_DEEP`` or ``QUERY_TOO_LARGE`` for the first
+    definition of ``document`` that breaks a bound; checked without recursion, before any
+    validation rule walks the fragments."""
+    direct = {d.name.value: _direct(d.selection_set) for d in document.definitions
+              if isinstance(d, FragmentDefinitionNode)}
+    known: dict[str, tuple[int, int]] = {}
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
+            continue
+        fields, spreads = _direct(definition.selection_set)
+        below = [_expanded(s, direct, known) for s in spreads if s in direct]
+        name = definition.name.value if definition.name else "the operation"
+        if any(b is None for b in below):
+            return [GraphQLError(f"{name} reaches a fragment that spreads itself",
+                                 definition, extensions={"code": "FRAGMENT_CYCLE"})]
+        depth = max((b[0] for b in below), default=0)
+        size = fields + sum(b[1] for b in below)
+        if depth > MAX_FRAGMENT_DEPTH:
+            return [GraphQLError(
+                f"{name} chains fragments {depth} deep; the limit is {MAX_FRAGMENT_DEPTH}",
+                definition, extensions={"code": "FRAGMENTS_TOO_DEEP",
+                                        "limit": MAX_FRAGMENT_DEPTH})]
+        if size > MAX_EXPANDED_FIELDS:
+            return [GraphQLError(
+                f"{name} selects more than {MAX_EXPANDED_FIELDS} fields once its fragments "
+                f"are expanded", definition, extensions={"code": "QUERY_TOO_LARGE",
+                                                         "limit": MAX_EXPANDED_FIELDS})]
+    return []
+
+
 # Built once, so that a document's validation (which depends on the rules, not on the
 # variables) can be cached across requests.
 _DEPTH_AND_ALIASES = (
@@ -142,9 +218,11 @@ class CostLimiter(SchemaExtension):
         yield
 
 
-def limits() -> list[Any]:
+def limits(request_limits: RequestLimits) -> list[Any]:
     """Extension factories (strawberry builds each anew for every operation), in the order
-    they must run: the depth and alias rules join validation, validation is cached by
-    document, then the cost is checked."""
+    they must run: the depth and alias rules join validation, the document is parsed and
+    validated (bounded, cached by text, off the event loop), then the cost is checked."""
+    from api.graphql.documents import BoundedDocuments
+
     return [lambda: AddValidationRules(list(_DEPTH_AND_ALIASES)),
-            lambda: ValidationCache(maxsize=512), CostLimiter]
+            lambda: BoundedDocuments(request_limits), CostLimiter]

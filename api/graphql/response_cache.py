@@ -14,8 +14,9 @@ log has moved since it was last read.
 
 Only queries whose root fields are all in :data:`CACHEABLE_ROOTS` are considered; mutations,
 subscriptions, ``me``, ``systemStatus``, audit and history pass straight through, as does
-anything malformed (strawberry then says what is wrong). Answers with ``errors`` are not
-stored.
+anything malformed, nested too deeply or over ``max_tokens`` (strawberry then says what is
+wrong). Answers with ``errors`` are not stored. A document not seen before is parsed in a
+worker thread, and only for a validly signed token: the event loop never waits for it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from anyio import to_thread
 from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
 from graphql.error import GraphQLError
 
@@ -84,8 +86,8 @@ class GraphQLResponseCache:
 
     def __init__(self, app: Any, *, path: str, read_version: Callable[[], Version],
                  token_expiry: Callable[[str], Any], authenticate: Callable[[str], tuple],
-                 now: Callable[[], Any], entries: int = 4096):
-        self.app, self.path = app, path
+                 now: Callable[[], Any], entries: int = 4096, max_tokens: int = 2000):
+        self.app, self.path, self.max_tokens = app, path, max_tokens
         self.read_version, self.token_expiry = read_version, token_expiry
         self.authenticate, self.now = authenticate, now
         self.answers: _Lru = _Lru(entries, MAX_BYTES, lambda answer: len(answer.body))
@@ -100,7 +102,7 @@ class GraphQLResponseCache:
             return
         body = await _read_body(receive)
         replay = _replaying(body, receive)
-        key = self._key(scope, body)
+        key = await self._key(scope, body)
         if key is None:
             await self.app(scope, replay, send)
             return
@@ -125,14 +127,15 @@ class GraphQLResponseCache:
         if captured.cacheable():
             self.answers.put(full_key, _Answer(version, captured.body))
 
-    def _key(self, scope: dict, body: bytes) -> tuple[Any, ...] | None:
-        """(token, document, variables, operation name) of a cacheable request, else None."""
+    async def _key(self, scope: dict, body: bytes) -> tuple[Any, ...] | None:
+        """(token, document, variables, operation name) of a cacheable request, else None
+        (also for JSON too deep for the decoder: the app behind refuses it)."""
         token = _bearer(scope)
         if token is None or len(body) > MAX_BODY:
             return None
         try:
             request = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if not isinstance(request, dict):
             return None
@@ -141,14 +144,20 @@ class GraphQLResponseCache:
         if not (isinstance(document, str) and isinstance(variables, dict)
                 and (operation is None or isinstance(operation, str))):
             return None
-        if not self._cacheable(document, operation):
+        if not await self._cacheable(token, document, operation):
             return None
-        return (token, document, json.dumps(variables, sort_keys=True), operation)
+        try:
+            return (token, document, json.dumps(variables, sort_keys=True), operation)
+        except (ValueError, RecursionError):
+            return None
 
-    def _cacheable(self, document: str, operation: str | None) -> bool:
+    async def _cacheable(self, token: str, document: str, operation: str | None) -> bool:
         found = self.documents.get_fresh((document, operation))
         if found is None:
-            found = _read_only(document, operation)
+            if self.token_expiry(token) is None:
+                return False  # no parsing for a forged token
+            found = await to_thread.run_sync(_read_only, document, operation,
+                                             self.max_tokens)
             self.documents.put((document, operation), found)
         return found
 
@@ -171,9 +180,9 @@ class GraphQLResponseCache:
         return known
 
 
-def _read_only(document: str, operation: str | None) -> bool:
+def _read_only(document: str, operation: str | None, max_tokens: int | None = None) -> bool:
     try:
-        parsed = parse(document)
+        parsed = parse(document, no_location=True, max_tokens=max_tokens)
     except GraphQLError:
         return False
     operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]

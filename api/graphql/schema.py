@@ -4,10 +4,10 @@ types, with Decimals as strings and the depth, alias and cost limits."""
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -20,12 +20,14 @@ from api.graphql.bots.queries import BotQueries
 from api.graphql.bots.subscriptions import BotSubscriptions
 from api.graphql.deals.mutations import DealMutations
 from api.graphql.deals.queries import DealQueries
+from api.graphql.errors import ErrorCodes, MaskFaults, log_errors
 from api.graphql.limits import limits
 from api.graphql.portfolio.queries import PortfolioQueries
 from api.graphql.portfolio.subscriptions import PortfolioSubscriptions
 from api.graphql.scalars import SCALAR_MAP
 from api.graphql.system.mutations import SystemMutations
 from api.graphql.system.queries import SystemQueries
+from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries))
@@ -34,18 +36,23 @@ Mutation = merge_types("Mutation", (AccountMutations, BotMutations, DealMutation
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 
-def _unexpected(error: GraphQLError) -> bool:
-    """Mask what no resolver meant to say (it is logged); our own errors pass."""
-    return error.original_error is not None and not isinstance(error.original_error,
-                                                               GraphQLError)
+DEFAULT_LIMITS = RequestLimits()
+
+
+class Schema(strawberry.Schema):
+    """Logs each error as one line (a fault with its traceback), never the document."""
+
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: Any = None) -> None:
+        log_errors(errors, execution_context)
 
 
 @cache
-def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+def build_schema(request_limits: RequestLimits = DEFAULT_LIMITS) -> strawberry.Schema:
+    return Schema(
         query=Query, mutation=Mutation, subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        # Parsing is cached (front ends send the same documents again and again);
-        # validation is not: the cost limit depends on each request's variables.
-        extensions=[lambda: ParserCache(maxsize=512), *limits(),
-                    lambda: MaskErrors(should_mask_error=_unexpected)])
+        # Parsing and validation are cached by document text (front ends send the same
+        # documents again and again); the cost limit is not: it depends on the variables.
+        # Faults are masked first, then every error left without a code gets one.
+        extensions=[*limits(request_limits), ErrorCodes, MaskFaults])

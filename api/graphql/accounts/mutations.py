@@ -4,6 +4,7 @@ token); failures are typed results, never a hint whether an email is registered.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import strawberry
 from strawberry.types import Info
@@ -28,6 +29,8 @@ from domain.errors import DomainError
 
 
 def _auth_error(error: DomainError) -> AuthError:
+    # One line, never the email or the password (see api/graphql/errors.py).
+    logging.getLogger("tradetape.graphql").warning("graphql refused code=%s", error.code)
     return AuthError(code=error.code, message=error.message)
 
 

@@ -1,0 +1,226 @@
+"""The door of /graphql: a pure ASGI middleware in front of everything else on that path
+(the answer cache included) that refuses what no parser should see, before anything parses
+it, and makes every refusal a GraphQL answer.
+
+- A body over ``max_body_bytes`` is refused while it arrives (413 ``REQUEST_TOO_LARGE``),
+  a document over ``max_document_chars`` too (413 ``DOCUMENT_TOO_LARGE``).
+- JSON that does not decode is ``INVALID_JSON``; JSON nested deeper than
+  ``max_json_depth`` (``variables`` included, also in a GET's query string) is
+  ``NESTING_TOO_DEEP`` (400), so no recursive code behind ever sees it.
+- The plain-text refusals of the GraphQL view (405, 400 "No GraphQL query found", ...)
+  become ``{"errors": [{"message", "extensions": {"code"}}]}``, and a fault that escapes
+  the app is logged once with its traceback and answered 500 ``INTERNAL_SERVER_ERROR``.
+- Each request gets an id (the client's ``X-Request-ID`` when it is a plain token, else a
+  new one), echoed in the answer's ``X-Request-ID`` and named in the server's log lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from api.http_limits import RequestLimits
+
+REQUEST_ID = "tradetape.request_id"  # the scope key the request's id is kept under
+log = logging.getLogger("tradetape.graphql")
+_REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_STATUS_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+                 413: "REQUEST_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, code: str, message: str, **extensions: Any):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.extensions = extensions
+
+    def body(self) -> bytes:
+        return error_body(self.message, {"code": self.code, **self.extensions})
+
+
+def error_body(message: str, extensions: dict[str, Any]) -> bytes:
+    return json.dumps({"data": None, "errors": [{"message": message,
+                                                 "extensions": extensions}]}).encode()
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` (decoded JSON) nests, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item
+                         if isinstance(child, dict | list))
+    return deepest
+
+
+class GraphQLRequestGuard:
+    def __init__(self, app: Any, *, path: str, limits: RequestLimits):
+        self.app, self.path, self.limits = app, path, limits
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/") != self.path:
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        scope[REQUEST_ID] = request_id
+        send = _JsonRefusals(send, request_id)
+        try:
+            receive = await self._checked(scope, receive)
+        except Refusal as refusal:
+            log.warning("graphql client error code=%s operation=- request=%s",
+                        refusal.code, request_id)
+            await send.json(refusal.status, refusal.body())
+            return
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            if send.started:
+                raise
+            log.exception("graphql server fault code=INTERNAL_SERVER_ERROR request=%s",
+                          request_id)
+            await send.json(500, error_body("Unexpected error.",
+                                            {"code": "INTERNAL_SERVER_ERROR"}))
+
+    async def _checked(self, scope: dict, receive: Callable) -> Callable:
+        """A ``receive`` replaying the checked body (POST), or ``receive`` (GET)."""
+        if scope["method"] != "POST":
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            self._check_document((query.get("query") or [None])[0])
+            if query.get("variables"):
+                self._check_json(query["variables"][0].encode("utf-8", "replace"))
+            return receive
+        body = await self._read_body(scope, receive)
+        if b"json" in _header(scope, b"content-type"):
+            request = self._check_json(body)
+            if isinstance(request, dict):
+                self._check_document(request.get("query"))
+        return _replaying(body, receive)
+
+    async def _read_body(self, scope: dict, receive: Callable) -> bytes:
+        limit = self.limits.max_body_bytes
+        too_large = Refusal(413, "REQUEST_TOO_LARGE", f"the request body is over the limit "
+                            f"of {limit} bytes", limit=limit)
+        declared = _header(scope, b"content-length")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        return b"".join(chunks)
+
+    def _check_json(self, body: bytes) -> Any:
+        limit = self.limits.max_json_depth
+        too_deep = Refusal(400, "NESTING_TOO_DEEP", f"the request's JSON nests deeper than "
+                           f"{limit} levels", limit=limit)
+        try:
+            decoded = json.loads(body)
+        except RecursionError:
+            raise too_deep from None
+        except ValueError:
+            raise Refusal(400, "INVALID_JSON", "the request body is not valid JSON") from None
+        if json_depth(decoded) > limit:
+            raise too_deep
+        return decoded
+
+    def _check_document(self, document: Any) -> None:
+        limit = self.limits.max_document_chars
+        if isinstance(document, str) and len(document) > limit:
+            raise Refusal(413, "DOCUMENT_TOO_LARGE", f"the GraphQL document is over the "
+                          f"limit of {limit} characters", limit=limit)
+
+
+def _header(scope: dict, name: bytes) -> bytes:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.strip()
+    return b""
+
+
+def _request_id(scope: dict) -> str:
+    given = _header(scope, b"x-request-id").decode("latin-1")
+    return given if _REQUEST_ID_PATTERN.fullmatch(given) else uuid.uuid4().hex
+
+
+def _replaying(body: bytes, receive: Callable) -> Callable:
+    """Hands the already-read body to the app behind, then listens to the connection."""
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class _JsonRefusals:
+    """Passes the app's answer through, with the request id; a refusal that is not a
+    GraphQL answer (the view's plain-text 4xx, the framework's ``{"detail": ...}``)
+    becomes one, with a code."""
+
+    def __init__(self, send: Callable, request_id: str):
+        self.send, self.request_id = send, request_id
+        self.started, self.held, self.chunks = False, None, []
+
+    async def __call__(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            message = {**message, "headers": [*message.get("headers", ()),
+                                              (b"x-request-id", self.request_id.encode())]}
+            if message["status"] >= 400:
+                self.held = message
+                return
+        elif message["type"] == "http.response.body" and self.held is not None:
+            self.chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                await self._release()
+            return
+        await self.send(message)
+
+    async def _release(self) -> None:
+        body, status = b"".join(self.chunks), self.held["status"]
+        text = body.decode("utf-8", "replace")
+        try:
+            answer = json.loads(body)
+        except (ValueError, RecursionError):
+            answer = None
+        if isinstance(answer, dict) and isinstance(answer.get("errors"), list):
+            await self.send(self.held)
+            await self.send({"type": "http.response.body", "body": body})
+            return
+        if isinstance(answer, dict) and isinstance(answer.get("detail"), str):
+            text = answer["detail"]
+        await self._send_json(status, error_body(
+            text, {"code": _STATUS_CODES.get(status, "BAD_REQUEST" if status < 500
+                                             else "INTERNAL_SERVER_ERROR")}))
+
+    async def json(self, status: int, body: bytes) -> None:
+        self.started = True
+        await self._send_json(status, body)
+
+    async def _send_json(self, status: int, body: bytes) -> None:
+        await self.send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", self.request_id.encode())]})
+        await self.send({"type": "http.response.body", "body": body})

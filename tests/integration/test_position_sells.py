@@ -41,28 +41,63 @@ def candles():
     return load_candles(shipped_series("binance_BTC_USDT-1m-2025-11.csv"))
 
 
-def test_bots_sharing_an_account_sell_exactly_what_each_deal_holds(candles):
-    clock = SteppingClock(T0, timedelta(seconds=1))
-    trading = open_trading("memory", clock=clock, ids=SequentialIds("positions"))
+def shared_account(url: str, clock):
+    """Three bots on one paper account: units of very different sizes, bought and sold at
+    different times, in one balance."""
+    trading = open_trading(url, clock=clock, ids=SequentialIds("positions"))
     account = trading.open_account(owner_id="u1", exchange="paper", quote_asset="USDT")
     trading.deposit(account, "USDT", Decimal("1000000"), actor="u1")
-    # Units of very different sizes, bought and sold at different times, in one balance.
     configs = [bot_config("0.7", "0.3"), bot_config("90000", "0.1"), bot_config("13.3", "0.2")]
     for n, config in enumerate(configs):
         bot_id = trading.create_bot(owner_id="u1", name=f"bot {n}", config=config,
                                     exchange_account_id=str(account))
         trading.start_bot(bot_id, actor="u1")
-    runner = PaperTrading(trading, SequentialIds("runner"), venue)
-    runner.resume()
-    for i in range(2000):
+    return trading
+
+
+def feed(trading, runner, candles, clock, start: int, end: int) -> None:
+    for i in range(start, end):
         o, h, low, c = candles.exact(i)
         runner.on_candle(PAIR, int(candles.timestamps[i]), o, h, low, c, clock.now())
 
-    topics = [n.topic.rsplit(".", 1)[1] for n in read_log(trading)]
+
+def runner_of(trading, seed: str = "runner") -> PaperTrading:
+    runner = PaperTrading(trading, SequentialIds(seed), venue)
+    runner.resume()
+    return runner
+
+
+def exits(trading) -> list[tuple]:
+    return [(e.originator_id, e.reason, e.amount, e.price) for e in (
+        trading.mapper.to_domain_event(n) for n in read_log(trading)
+        if n.topic.endswith("Deal.Closed"))]
+
+
+def test_bots_sharing_an_account_sell_exactly_what_each_deal_holds(candles):
+    clock = SteppingClock(T0, timedelta(seconds=1))
+    trading = shared_account("memory", clock)
+    feed(trading, runner_of(trading), candles, clock, 0, 2000)
+
     rejected = [trading.mapper.to_domain_event(n).reason for n in read_log(trading)
                 if n.topic.endswith("Order.Rejected")]
     assert rejected == []
-    assert topics.count("Closed") >= 30  # the bots closed deals, over and over
+    assert len(exits(trading)) >= 30  # the bots closed deals, over and over
+
+
+def test_after_a_restart_each_open_deal_still_sells_exactly_what_it_holds(tmp_path, candles):
+    clock = SteppingClock(T0, timedelta(seconds=1))
+    straight = shared_account("memory", clock)
+    feed(straight, runner_of(straight), candles, clock, 0, 2000)
+    clock = SteppingClock(T0, timedelta(seconds=1))
+    url = f"sqlite:///{tmp_path / 'restarted.sqlite'}"
+    restarted = shared_account(url, clock)
+    for start in range(0, 2000, 50):  # a restart every 50 candles, mid-deal more often than not
+        feed(restarted, runner_of(restarted, f"runner-{start}"), candles, clock, start,
+             start + 50)
+        restarted.close()
+        restarted = open_trading(url, clock=clock, ids=SequentialIds(f"positions-{start}"))
+
+    assert [x[1:] for x in exits(restarted)] == [x[1:] for x in exits(straight)]
 
 
 def test_a_sell_of_a_position_sells_exactly_what_it_bought_whatever_else_is_held():

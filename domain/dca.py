@@ -148,8 +148,8 @@ def config_violations(c: DcaConfig) -> list[DomainError]:
     for name in ("price_deviation_pct", "safety_volume_scale", "safety_step_scale",
                  "take_profit_pct", "stop_loss_pct", "trailing_take_profit_pct"):
         errors += _bounded(c, name)
-    if c.trailing_take_profit_pct is not None and not any(e.field == "take_profit_pct"
-                                                          for e in errors):
+    judged = {"take_profit_pct", "trailing_take_profit_pct"}
+    if c.trailing_take_profit_pct is not None and not any(e.field in judged for e in errors):
         errors += _rule(
             c.trailing_take_profit_pct < c.take_profit_pct,
             "trailing_take_profit_pct",
@@ -174,6 +174,8 @@ def _bounded(c: DcaConfig, name: str) -> list[DomainError]:
     value = getattr(c, name)
     if value is None:  # the optional ones
         return []
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = Decimal(value)
     if not isinstance(value, Decimal) or not value.is_finite():
         return [DomainError(f"expected a finite Decimal, got {value!r}",
                             code="INVALID_NUMBER", field=name)]

@@ -116,6 +116,13 @@ def test_a_configuration_names_the_bound_it_breaks(field, value, code):
     assert [(v.code, v.field) for v in caught.value.violations] == [(code, field)]
 
 
+def test_a_trailing_take_profit_out_of_its_range_is_one_violation():
+    with pytest.raises(InvalidConfigError) as caught:
+        DcaConfig.from_mapping(a_config_input(trailing_take_profit_pct="2000"))
+    assert [(v.code, v.field) for v in caught.value.violations] == [
+        ("OUT_OF_RANGE", "trailing_take_profit_pct")]
+
+
 def test_a_configuration_built_in_code_is_held_to_the_same_bounds():
     with pytest.raises(InvalidConfigError) as caught:
         a_config(take_profit_pct=D("1e999999"), safety_volume_scale=D("1e999999"))

@@ -213,7 +213,8 @@ class DcaEngine:
         )
         self.orders[order.client_order_id] = order
         self._touch(order)
-        request = OrderRequest(order.client_order_id, deal.pair, side, order_type, amount, price)
+        request = OrderRequest(order.client_order_id, deal.pair, side, order_type, amount, price,
+                               deal.id.hex)
         self.on_order_update(self.exchange.create_order(request))
         return order
 

@@ -8,6 +8,7 @@ deposits and fills, so a restarted bot carries on without placing any order twic
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from domain.orders import Order, OrderStatus
 from domain.ports import ExchangeOrder, IdSource, OrderRequest, SimulatedVenue
 from domain.recording import ENGINE, SYSTEM, Cause, topic_of
 
+log = logging.getLogger("tradetape.paper")
 VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
 
 
@@ -35,13 +37,27 @@ class PaperVenue(SimulatedVenue):
 
     def restore_resting(self, request: OrderRequest, exchange_order_id: str) -> None: ...
 
+    def restore_position(self, position: str, units: Decimal) -> None: ...
+
 
 @dataclass
 class _Market:
-    """One paper venue (an account on one pair) and the bots trading on it."""
+    """One paper venue (an account on one pair) and the bots trading on it.
+
+    An exception from one bot's engine fails that bot alone (:meth:`fail`): its engine
+    leaves the market with whatever it had not saved, and every other bot trades on."""
 
     venue: PaperVenue
     engines: dict[UUID, DcaEngine] = field(default_factory=dict)
+    failures: dict[UUID, Exception] = field(default_factory=dict)  # in the step under way
+
+    def fail(self, bot_id: UUID, error: Exception) -> None:
+        self.engines.pop(bot_id, None)
+        self.failures.setdefault(bot_id, error)
+
+    def take_failures(self) -> list[tuple[UUID, Exception]]:
+        failed, self.failures = list(self.failures.items()), {}
+        return failed
 
     # PriceWatcher for the venue's walk: every engine watches the same prices.
     def trigger_levels(self) -> tuple[Decimal | None, Decimal | None]:
@@ -53,13 +69,19 @@ class _Market:
         return max(belows, default=None), min(aboves, default=None)
 
     def on_price(self, price: Decimal) -> None:
-        for engine in list(self.engines.values()):
-            engine.on_price(price)
+        for bot_id, engine in list(self.engines.items()):
+            try:
+                engine.on_price(price)
+            except Exception as error:  # one bot's state, whatever it is, stops that bot
+                self.fail(bot_id, error)
 
     def on_order_update(self, update: ExchangeOrder) -> None:
-        for engine in self.engines.values():
+        for bot_id, engine in self.engines.items():
             if update.client_order_id in engine.orders:
-                engine.on_order_update(update)
+                try:
+                    engine.on_order_update(update)
+                except Exception as error:
+                    self.fail(bot_id, error)
                 return
 
 
@@ -112,6 +134,8 @@ class PaperTrading:
             engine = DcaEngine(bot, market.venue, self.ids)
             if bot.open_deal_id is not None:
                 engine.deal = self.trading.get_deal(bot.open_deal_id)
+                # The units the deal holds, summed as the deal summed them: its exit sells them.
+                market.venue.restore_position(engine.deal.id.hex, engine.deal.units)
                 for order_id in self._index().orders_of(bot.open_deal_id):
                     order = self.trading.load(order_id, Order)
                     if not order.is_open:
@@ -120,7 +144,8 @@ class PaperTrading:
                     if order.exchange_order_id is not None:  # resting on the venue
                         market.venue.restore_resting(
                             OrderRequest(order.client_order_id, order.pair, order.side,
-                                         order.type, order.remaining, order.price),
+                                         order.type, order.remaining, order.price,
+                                         order.deal_id.hex if order.deal_id else None),
                             order.exchange_order_id)
             market.engines[bot_id] = engine
 
@@ -132,20 +157,67 @@ class PaperTrading:
         with self.lock:
             if self.trading.is_halted():
                 return 0  # emergency stop: no deal opens, no order is placed
-            for (_, market_pair), market in self._markets.items():
+            for (_, market_pair), market in list(self._markets.items()):
                 if market_pair != pair or not market.engines:
                     continue
                 cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
-                for engine in market.engines.values():
-                    engine.bot = self.trading.get_bot(engine.bot.id)  # pauses land here
-                    engine.begin_step(cause)
-                market.venue.walk_candle(o, h, low, c, market)
-                for bot_id, engine in list(market.engines.items()):
-                    engine.on_close(c)
-                    appended += self._append(engine.take_changes())
-                    if engine.deal is None and engine.bot.status is not BotStatus.RUNNING:
-                        del market.engines[bot_id]  # paused or stopped, nothing left open
+                appended += self._step(market, cause, (o, h, low, c))
         return appended
+
+    def _step(self, market: _Market, cause: Cause,
+              candle: tuple[Decimal, Decimal, Decimal, Decimal]) -> int:
+        """One candle on one venue. A bot whose engine raises is failed alone (its error
+        recorded on it), the others' decisions are saved as if it had not been there."""
+        c = candle[3]
+        for bot_id, engine in list(market.engines.items()):
+            try:
+                engine.bot = self.trading.get_bot(bot_id)  # pauses land here
+                engine.begin_step(cause)
+            except Exception as error:
+                market.fail(bot_id, error)
+        walked = self._walk(market, candle)
+        appended = 0
+        for bot_id, engine in list(market.engines.items()):
+            try:
+                if walked:
+                    engine.on_close(c)
+            except Exception as error:
+                market.fail(bot_id, error)
+                continue
+            appended += self._append(engine.take_changes())
+            if engine.deal is None and engine.bot.status is not BotStatus.RUNNING:
+                del market.engines[bot_id]  # paused or stopped, nothing left open
+        for bot_id, error in market.take_failures():
+            appended += self._record_failure(bot_id, cause, error)
+        return appended
+
+    @staticmethod
+    def _walk(market: _Market, candle: tuple[Decimal, Decimal, Decimal, Decimal]) -> bool:
+        """Walk the candle on the venue; False when the venue itself failed (no one bot to
+        blame: what the bots did until then is kept, and no deal opens at this close)."""
+        try:
+            market.venue.walk_candle(*candle, market)
+        except Exception as error:
+            log.error("the paper venue failed on a candle: %s", _reason(error))
+            return False
+        return True
+
+    def _record_failure(self, bot_id: UUID, cause: Cause, error: Exception) -> int:
+        """The bot goes to ERROR with the reason (resetting the error brings it back
+        paused); one log line, no traceback: the reason is the bot's state, not a bug of
+        the loop's."""
+        reason = f"the engine failed on this bot's step: {_reason(error)}"
+        log.error("bot %s failed at %s and was set to error: %s", bot_id,
+                  cause.correlation_id, _reason(error))
+        try:
+            bot = self.trading.get_bot(bot_id)
+            if bot.status not in (BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED):
+                return 0  # already failed (or stopped): said once is enough
+            bot.fail(cause, reason)
+            return self._append([bot])
+        except Exception as again:  # e.g. the bot cannot even be loaded: the log says it
+            log.error("bot %s: its failure could not be recorded: %s", bot_id, _reason(again))
+            return 0
 
     def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
                    actor: str = SYSTEM) -> UUID:
@@ -191,6 +263,14 @@ class PaperTrading:
             venue = self.venue_factory(pair, quote + filled_quote, base + filled_base)
             self._markets[key] = _Market(venue)
         return self._markets[key]
+
+
+def _reason(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    if isinstance(error, ArithmeticError) and text.startswith("[<class"):
+        # decimal's signals say only their class: say what it means for the bot
+        text = "a calculation went out of range: check the configuration's numbers"
+    return f"{type(error).__name__}: {text}"[:300]
 
 
 def _bot_ids(trading: Trading) -> list[UUID]:

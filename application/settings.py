@@ -128,7 +128,13 @@ def prepare(database: Database) -> None:
     A PostgreSQL server that cannot be reached is ``DATABASE_UNAVAILABLE`` at once: the
     library's pool would retry for its whole connect timeout, then fail with a traceback."""
     if database.sqlite_path is not None:
-        database.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        folder = database.sqlite_path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # e.g. under /proc, or read-only: said before anything runs
+            raise DomainError(f"cannot create the folder {folder} for {database.display}: "
+                              f"{error.strerror}", code="DATABASE_UNAVAILABLE",
+                              field="database") from None
     if database.kind != "postgres":
         return
     import psycopg

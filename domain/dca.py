@@ -12,10 +12,30 @@ from decimal import Decimal
 
 from domain.errors import DomainError, InvalidConfigError
 from domain.money import HUNDRED, ONE, ZERO, to_decimal
+from domain.numbers import Bounds, parse_number, parse_whole
 from domain.text import checked_text
 
 MAX_SAFETY_ORDERS_LIMIT = 100
 PAIR_MAX = 32  # characters of a pair such as BTC/USDT
+MAX_COOLDOWN_SECONDS = 31_536_000  # a year
+D = Decimal
+_QUOTE = Bounds(D("0.00000001"), D("1e12"), sign_code="NOT_POSITIVE")
+_PCT = Bounds(D("0.0001"), D(1000), sign_code="NOT_POSITIVE")
+_SCALE = Bounds(D("0.01"), D(10), sign_code="NOT_POSITIVE")
+# Each number's range (digits and exponent are bounded for all: domain.numbers). The
+# README's bot configuration table says the same; rules that relate fields (safety orders
+# that reach zero, a trailing take profit below the take profit) come on top.
+FIELD_BOUNDS: dict[str, Bounds] = {
+    "base_order_quote": _QUOTE,
+    "safety_order_quote": _QUOTE,
+    "price_deviation_pct": Bounds(D("0.0001"), HUNDRED, high_open=True,
+                                  sign_code="NOT_POSITIVE"),
+    "safety_volume_scale": _SCALE,
+    "safety_step_scale": _SCALE,
+    "take_profit_pct": _PCT,
+    "stop_loss_pct": Bounds(D("0.0001"), HUNDRED, high_open=True),
+    "trailing_take_profit_pct": Bounds(D("0.0001"), D(1000)),
+}
 _DECIMAL_FIELDS = (
     "base_order_quote",
     "safety_order_quote",
@@ -101,12 +121,11 @@ def _parse_field(name: str, raw: object) -> object:
         if not isinstance(raw, str):
             raise DomainError("must be a string like 'BTC/USDT'", code="INVALID_PAIR", field=name)
         return checked_text(raw, name, max_chars=PAIR_MAX).strip().upper()
+    # Digits and exponent here; each field's range is a rule (config_violations), so a
+    # configuration built in code is held to it as well.
     if name in _INT_FIELDS:
-        number = to_decimal(raw, name)
-        if number != number.to_integral_value():
-            raise DomainError("must be a whole number", code="NOT_AN_INTEGER", field=name)
-        return int(number)
-    return to_decimal(raw, name)
+        return parse_whole(raw, name)
+    return parse_number(raw, name)
 
 
 def _rule(ok: bool, field: str, code: str, message: str) -> list[DomainError]:
@@ -119,37 +138,29 @@ def config_violations(c: DcaConfig) -> list[DomainError]:
     errors = _rule(
         len(parts) == 2 and all(parts), "pair", "INVALID_PAIR", "must look like 'BTC/USDT'"
     )
-    errors += _rule(c.base_order_quote > ZERO, "base_order_quote", "NOT_POSITIVE", "must be > 0")
+    errors += _bounded(c, "base_order_quote")
     errors += _rule(
         0 <= c.max_safety_orders <= MAX_SAFETY_ORDERS_LIMIT,
         "max_safety_orders",
         "OUT_OF_RANGE",
         f"must be between 0 and {MAX_SAFETY_ORDERS_LIMIT}",
     )
-    errors += _rule(
-        c.safety_order_quote > ZERO or c.max_safety_orders == 0,
-        "safety_order_quote",
-        "NOT_POSITIVE",
-        "must be > 0 when safety orders are used",
-    )
-    for name in ("price_deviation_pct", "safety_volume_scale", "safety_step_scale"):
-        errors += _rule(getattr(c, name) > ZERO, name, "NOT_POSITIVE", "must be > 0")
-    errors += _rule(c.take_profit_pct > ZERO, "take_profit_pct", "NOT_POSITIVE", "must be > 0")
-    if c.stop_loss_pct is not None:
+    if c.max_safety_orders or c.safety_order_quote:  # unused without safety orders
+        errors += _bounded(c, "safety_order_quote")
+    for name in ("price_deviation_pct", "safety_volume_scale", "safety_step_scale",
+                 "take_profit_pct", "stop_loss_pct", "trailing_take_profit_pct"):
+        errors += _bounded(c, name)
+    judged = {"take_profit_pct", "trailing_take_profit_pct"}
+    if c.trailing_take_profit_pct is not None and not any(e.field in judged for e in errors):
         errors += _rule(
-            ZERO < c.stop_loss_pct < HUNDRED,
-            "stop_loss_pct",
-            "OUT_OF_RANGE",
-            "must be between 0 and 100 (exclusive)",
-        )
-    if c.trailing_take_profit_pct is not None:
-        errors += _rule(
-            ZERO < c.trailing_take_profit_pct < c.take_profit_pct,
+            c.trailing_take_profit_pct < c.take_profit_pct,
             "trailing_take_profit_pct",
             "OUT_OF_RANGE",
             "must be > 0 and below take_profit_pct",
         )
     errors += _rule(c.cooldown_seconds >= 0, "cooldown_seconds", "NEGATIVE", "must be >= 0")
+    errors += _rule(c.cooldown_seconds <= MAX_COOLDOWN_SECONDS, "cooldown_seconds",
+                    "OUT_OF_RANGE", f"must be at most {MAX_COOLDOWN_SECONDS} (a year)")
     if not errors and c.max_safety_orders > 0:
         deepest = safety_deviation_pct(c, c.max_safety_orders)
         errors += _rule(
@@ -159,6 +170,18 @@ def config_violations(c: DcaConfig) -> list[DomainError]:
             f"the deepest safety order would be {deepest}% below the entry, at or below zero",
         )
     return errors
+
+
+def _bounded(c: DcaConfig, name: str) -> list[DomainError]:
+    value = getattr(c, name)
+    if value is None:  # the optional ones
+        return []
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = Decimal(value)
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return [DomainError(f"expected a finite Decimal, got {value!r}",
+                            code="INVALID_NUMBER", field=name)]
+    return FIELD_BOUNDS[name].violations(value, name)
 
 
 def safety_deviation_pct(c: DcaConfig, n: int) -> Decimal:

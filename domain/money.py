@@ -7,9 +7,10 @@ detail when the number is somebody's balance.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
-from domain.errors import FloatMoneyError, InvalidNumberError
+from domain.errors import InvalidNumberError
+from domain.numbers import exact_number
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -19,30 +20,12 @@ HUNDRED = Decimal(100)
 def to_decimal(value: object, field: str = "value") -> Decimal:
     """Convert an exact input (Decimal, int or numeric string) into a Decimal.
 
-    A float raises :class:`FloatMoneyError` naming ``field``; bools, NaN, infinities and
-    anything else that is not a number raise :class:`InvalidNumberError`.
+    A float raises :class:`FloatMoneyError` naming ``field``; bools, NaN, infinities, digits
+    other than ASCII 0-9 and anything else that is not a number raise
+    :class:`InvalidNumberError`. Input from people is bounded too: see
+    :func:`domain.numbers.parse_number`.
     """
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, bool):
-        raise InvalidNumberError(f"expected a number, got {value!r}", field=field)
-    elif isinstance(value, float):
-        raise FloatMoneyError(
-            f"got the float {value!r}; give money as a string or integer, e.g. \"{value}\"",
-            field=field,
-        )
-    elif isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, str):
-        try:
-            result = Decimal(value.strip())
-        except InvalidOperation:
-            raise InvalidNumberError(f"{value!r} is not a number", field=field) from None
-    else:
-        raise InvalidNumberError(f"expected a number, got {type(value).__name__}", field=field)
-    if not result.is_finite():
-        raise InvalidNumberError(f"{value!r} is not a finite number", field=field)
-    return result
+    return exact_number(value, field)
 
 
 def pct_of(amount: Decimal, pct: Decimal) -> Decimal:

@@ -37,6 +37,10 @@ class OrderRequest(NamedTuple):
     type: OrderType
     amount: Decimal
     price: Decimal | None = None
+    # The position (a deal) the order buys into or sells out of. A venue that keeps what
+    # each position holds (the paper venue) sells exactly that on an exit, whatever the
+    # account's pooled balance rounded; others may ignore it.
+    position: str | None = None
 
 
 class Trade(NamedTuple):

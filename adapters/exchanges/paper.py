@@ -61,6 +61,11 @@ class PaperExchange(Exchange):
         self._resting: dict[str, _Resting] = {}
         self._levels: tuple[list[Decimal], list[Decimal]] | None = None  # of _resting
         self._orders: dict[str, ExchangeOrder] = {}
+        # Base units each position (a deal) holds, free to sell: added up fill by fill in the
+        # order the deal adds them, so they equal the deal's own units to the last digit. The
+        # account's balance is one 28-digit sum over every position and rounds differently:
+        # a position's exit is checked against what the position holds, not against it.
+        self._positions: dict[str, Decimal] = {}
 
     # --- the port -------------------------------------------------------------------------
 
@@ -103,6 +108,12 @@ class PaperExchange(Exchange):
 
     def fetch_balance(self) -> dict[str, Balance]:
         return {asset: Balance(self.free[asset], self.locked[asset]) for asset in self.free}
+
+    def restore_position(self, position: str, units: Decimal) -> None:
+        """Say what a position held when the process stopped (its fills are already in the
+        balance this venue was built with); before its resting orders are restored."""
+        if units:
+            self._positions[position] = units
 
     def restore_resting(self, request: OrderRequest, exchange_order_id: str) -> None:
         """Put back an order that was resting when the process stopped (its funds are
@@ -210,10 +221,26 @@ class PaperExchange(Exchange):
             if not self.unlimited and (need := self._lock_for(request)) > self.free[self.quote]:
                 return (f"insufficient funds: needs {need} {self.quote} "
                         f"(with fee), {self.free[self.quote]} free")
-        elif request.amount > self.free[self.base]:
-            return (f"insufficient funds: needs {request.amount} {self.base}, "
-                    f"{self.free[self.base]} free")
+        elif request.amount > (held := self._sellable(request)):
+            return f"insufficient funds: needs {request.amount} {self.base}, {held} free"
         return None
+
+    def _sellable(self, request: OrderRequest) -> Decimal:
+        """What a sell may sell: what its position holds, else the account's free base."""
+        if request.position is not None and request.position in self._positions:
+            return self._positions[request.position]
+        return self.free[self.base]
+
+    def _position_changes(self, request: OrderRequest, units: Decimal) -> None:
+        """``units`` (negative: taken out) of the order's position, if it has one."""
+        position = request.position
+        if position is None or (units < 0 and position not in self._positions):
+            return  # not a position's, or one that bought nothing here (sold from the balance)
+        left = self._positions.get(position, ZERO) + units
+        if left:
+            self._positions[position] = left
+        else:
+            del self._positions[position]  # sold out: the deal is over
 
     def _lock_for(self, request: OrderRequest) -> Decimal:
         if request.side is OrderSide.SELL:
@@ -241,6 +268,7 @@ class PaperExchange(Exchange):
             self.locked[self.quote] -= lock
             self.free[self.quote] += lock - notional - fee
             self.free[self.base] += request.amount
+            self._position_changes(request, request.amount)
             if lock:
                 self._unheld(self.quote)
         else:
@@ -249,12 +277,16 @@ class PaperExchange(Exchange):
             self.free[self.quote] += notional - fee
             if lock:
                 self._unheld(self.base)
+            else:  # a resting sell left its position when it was placed (_hold)
+                self._position_changes(request, -request.amount)
         return Trade(f"{exchange_id}-t1", price, request.amount, fee, self.quote)
 
     def _release(self, resting: _Resting) -> None:
         asset = self.quote if resting.request.side is OrderSide.BUY else self.base
         self.locked[asset] -= resting.locked
         self.free[asset] += resting.locked
+        if asset == self.base:
+            self._position_changes(resting.request, resting.locked)
         self._unheld(asset)
 
     def _hold(self, exchange_id: str, request: OrderRequest) -> None:
@@ -262,6 +294,8 @@ class PaperExchange(Exchange):
         asset = self.quote if request.side is OrderSide.BUY else self.base
         self.free[asset] -= lock
         self.locked[asset] += lock
+        if asset == self.base:
+            self._position_changes(request, -lock)
         self._holders[asset] += 1
         self._resting[exchange_id] = _Resting(exchange_id, request, lock)
         self._levels = None

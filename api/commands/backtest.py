@@ -37,11 +37,11 @@ def add_market_arguments(parser: argparse.ArgumentParser) -> None:
 
 def market_of(args: argparse.Namespace):
     """``(fee_rate, balance, period)`` from the options of :func:`add_market_arguments`."""
-    from domain.money import to_decimal
+    from domain.numbers import BALANCE, FEE_RATE, parse_number
 
     period = period_of(args)
-    fee_rate = to_decimal(args.fee_rate, "fee_rate")
-    balance = None if args.balance is None else to_decimal(args.balance, "balance")
+    fee_rate = parse_number(args.fee_rate, "fee_rate", FEE_RATE)
+    balance = None if args.balance is None else parse_number(args.balance, "balance", BALANCE)
     return fee_rate, balance, period
 
 
@@ -96,15 +96,22 @@ def period_of(args: argparse.Namespace) -> tuple[int | None, int | None] | None:
     return _ms(args.period_from, "--from"), _ms(args.period_to, "--to")
 
 
+LATEST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time Python holds
+
+
 def _ms(text: str | None, option: str) -> int | None:
     from datetime import UTC, datetime, timedelta
 
-    from api.commands.common import parse_time
+    from api.commands.common import CommandError, parse_time
 
     if text is None:
         return None
-    if text.strip().isdigit():  # milliseconds, as in the candle file
-        return int(text)
+    if text.strip().isascii() and text.strip().isdigit():  # milliseconds, as in candle files
+        ms = int(text)
+        if ms > LATEST_MS:
+            raise CommandError("INVALID_TIME", f"{option} {text.strip()[:24]} is after the "
+                               "year 9999 (UTC milliseconds, as in candle files)")
+        return ms
     since_epoch = parse_time(text, option) - datetime(1970, 1, 1, tzinfo=UTC)
     return since_epoch // timedelta(milliseconds=1)
 

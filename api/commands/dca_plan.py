@@ -21,10 +21,10 @@ def run(args: argparse.Namespace) -> int:
     from api.commands.bot_config import load_bot_config
     from api.commands.common import print_json
     from domain.dca import ladder
-    from domain.money import to_decimal
+    from domain.numbers import PRICE, parse_number
 
     config = load_bot_config(args.config)
-    levels = ladder(config, to_decimal(args.price, "price"))
+    levels = ladder(config, parse_number(args.price, "price", PRICE))
     if args.json:
         rows = []
         for level in levels:

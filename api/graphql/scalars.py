@@ -9,6 +9,9 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from domain.errors import DomainError
+from domain.numbers import parse_number
+
 
 def _serialize(value: decimal.Decimal) -> str:
     return format(value, "f")
@@ -17,13 +20,10 @@ def _serialize(value: decimal.Decimal) -> str:
 def _parse(value: Any) -> decimal.Decimal:
     if not isinstance(value, str):
         raise ValueError("a Decimal is sent as a string, e.g. \"12.50\"")
-    try:
-        number = decimal.Decimal(value.strip())
-    except decimal.InvalidOperation:
-        raise ValueError(f"{value!r} is not a number") from None
-    if not number.is_finite():
-        raise ValueError(f"{value!r} is not a finite number")
-    return number
+    try:  # the one parser of typed numbers: ASCII digits, bounded digits and exponent
+        return parse_number(value, "value")
+    except DomainError as error:
+        raise ValueError(f"{error.code}: {error.message}") from None
 
 
 DECIMAL = strawberry.scalar(

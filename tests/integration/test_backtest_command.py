@@ -321,7 +321,7 @@ def test_a_negative_balance_is_refused_and_nothing_is_stored(tmp_path, capsys):
     code, out, err = backtest(capsys, UNITTEST, write_config(tmp_path, BOT), "--balance", "-5",
                               "--store", f"sqlite:///{db}")
     assert code == 2
-    assert err.strip() == "error: OUT_OF_RANGE (balance): a starting balance of -5 is negative"
+    assert err.strip() == "error: OUT_OF_RANGE (balance): must be from 0 to 1000000000000000"
     assert out == ""
     assert_nothing_stored(db)
 

@@ -13,7 +13,7 @@ from api.graphql.common import FieldError, camel, field_error
 from api.graphql.permissions import Public
 from domain.dca import ladder
 from domain.errors import DomainError, InvalidConfigError
-from domain.money import to_decimal
+from domain.numbers import PRICE, parse_number
 
 
 @strawberry.type
@@ -63,7 +63,7 @@ class PlanQueries:
     @strawberry.field(permission_classes=[Public])
     def dca_plan(self, config: DcaConfigInput, price: str) -> DcaPlanResult:
         try:
-            levels = ladder(config.to_config(), to_decimal(price, "price"))
+            levels = ladder(config.to_config(), parse_number(price, "price", PRICE))
         except InvalidConfigError as error:
             return InputErrors.of(config_errors(error))
         except DomainError as error:

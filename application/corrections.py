@@ -24,7 +24,8 @@ from domain.bots import Bot
 from domain.deals import Deal
 from domain.errors import DomainError
 from domain.fees import describe_proportional, proportional_fee
-from domain.money import ONE, ZERO, to_decimal
+from domain.money import ZERO
+from domain.numbers import FEE_RATE, parse_number
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,8 @@ class FeeCorrection:
 
 
 def checked_fee_rate(value: object) -> Decimal:
-    rate = to_decimal(value, "fee_rate")
-    if not ZERO <= rate < ONE:
-        raise DomainError("a fee rate is between 0 and 1 (0.001 is 0.1%)",
-                          code="OUT_OF_RANGE", field="fee_rate")
-    return rate
+    """The number rule every input follows (digits, exponent, ASCII), in [0, 1)."""
+    return parse_number(value, "fee_rate", FEE_RATE)
 
 
 def plan_fee_correction(trading: Trading, bot_id: UUID, fee_rate: Decimal,

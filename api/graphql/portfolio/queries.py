@@ -16,8 +16,8 @@ from api.graphql.portfolio.types import LeaderboardEntry, PnlPoint, Portfolio
 @strawberry.type
 class PortfolioQueries:
     @strawberry.field(permission_classes=[IsAuthenticated], description=(
-        "Your balances and P/L; with asOf, as the events up to then had them (slow: the "
-        "log is replayed)"))
+        "Your balances and P/L; with asOf, as the events recorded by then had them (slow: "
+        "the log is replayed)"))
     async def portfolio(self, info: Info, as_of: datetime | None = None) -> Portfolio:
         ctx = info.context
         return Portfolio.of(await ctx.loaders.portfolios.load((ctx.user_id, utc(as_of))))

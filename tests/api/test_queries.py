@@ -4,7 +4,7 @@ series, the leaderboard, the audit log, time travel, the DCA plan and the system
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tests.api.conftest import CONFIG, T0
@@ -133,6 +133,9 @@ def test_the_portfolio_now_and_as_of_an_earlier_moment(server):
     assert [(b["asset"], Decimal(b["total"])) for b in before["balances"]] == [
         ("USDT", Decimal(10000))]
     assert before["position"] > 0 and now["position"] is None  # the log as it stood then
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    body = server.post(query, {"at": later}, alice.token)
+    assert body["errors"][0]["extensions"]["code"] == "AS_OF_IN_FUTURE"
 
 
 def test_a_deal_whose_base_order_was_refused_is_cancelled_not_closed(server):

@@ -1,5 +1,5 @@
 """tradetape pnl [--as-of ISO-TIME] [--market-as-of ISO-TIME] [--include-backtests]
-[--owner ID] [--bot ID] [--daily] [--json] [--database URL]
+[--owner ID] [--bot ID] [--backtest RUN_ID] [--daily] [--json] [--database URL]
 
 Realized and unrealized P/L, fees, closed deals and win rate, for the whole store, one owner
 or one bot, with each bot's figures. From the ``pnl`` view; with ``--as-of``, from the
@@ -20,6 +20,9 @@ COLUMNS = ("realized_pnl", "unrealized_pnl", "fees", "deals_closed", "deals_open
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--owner", metavar="ID", help="only this owner's bots")
     parser.add_argument("--bot", metavar="ID", help="only this bot")
+    parser.add_argument("--backtest", metavar="RUN_ID",
+                        help="only this stored backtest run (its bot; the run id as "
+                             "`backtest --json` prints it)")
     parser.add_argument("--daily", action="store_true", help="each bot's daily series")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_time_travel_options(parser)
@@ -28,10 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from api.commands.common import print_json
-    from api.commands.readmodels import backtests_left_out, report_now_or_as_of, time_travel
+    from api.commands.readmodels import (
+        backtest_bot,
+        backtests_left_out,
+        report_now_or_as_of,
+        time_travel,
+    )
     from projections.pnl import Pnl, pnl_report
 
     as_of, market_as_of = time_travel(args)
+    if args.backtest:
+        args.bot = backtest_bot(args.database, args.backtest)
     left_out = backtests_left_out(args)
     report, position, head = report_now_or_as_of(
         args.database, Pnl, as_of,

@@ -105,6 +105,26 @@ def backtests_left_out(args) -> tuple[str, ...]:
     return () if asked else (BACKTEST_OWNER,)
 
 
+def backtest_bot(database: str | None, run_id: str) -> str:
+    """The bot of stored backtest run ``run_id`` (as ``backtest --json`` prints it)."""
+    from uuid import UUID
+
+    from domain.backtests import BacktestRun
+    from domain.errors import NotFoundError
+
+    try:
+        key = UUID(run_id)
+    except ValueError:
+        raise CommandError("INVALID_ID", f"--backtest {run_id!r} is not a backtest run id "
+                                         "(a UUID, as `backtest --json` prints it)") from None
+    with open_views(database) as views:
+        try:
+            return str(views.app.load(key, BacktestRun).bot_id)
+        except NotFoundError:
+            raise CommandError("UNKNOWN_BACKTEST", f"{views.database.display} holds no "
+                                                   f"backtest run {key}") from None
+
+
 def past_time(text: str, option: str = "--as-of") -> datetime:
     """An ISO 8601 time (see ``parse_time``) that is not in the future: a question about a
     moment that has not come yet has no answer (``AS_OF_IN_FUTURE``, ``SINCE_IN_FUTURE``)."""

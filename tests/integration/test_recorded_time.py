@@ -193,3 +193,21 @@ def test_the_stored_events_are_the_bytes_the_library_s_own_recorder_stores(tmp_p
                                        "topic, state FROM stored_events ORDER BY rowid"
                                        ).fetchall())
     assert len(stored[0]) > 10 and stored[0] == stored[1]
+
+
+def test_pnl_of_one_stored_backtest_run_by_its_id(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    app = open_trading(url, clock=SteppingClock(T0), ids=SequentialIds("runs"))
+    try:
+        first = backtest(app, candle_rows(saw_levels(3)), seed="first")
+        backtest(app, candle_rows(saw_levels(2)), seed="second")
+    finally:
+        app.close()
+
+    report = run_json(capsys, "pnl", "--backtest", str(first.run_id), "--as-of",
+                      recorded_now(), "--json", "--database", url)
+
+    assert [b["bot_id"] for b in report["bots"]] == [str(first.bot_id)]
+    assert report["deals_closed"] == first.summary["deals_closed"] > 0
+    assert main(["pnl", "--backtest", str(first.bot_id), "--database", url]) == 2
+    assert capsys.readouterr().err.startswith("error: UNKNOWN_BACKTEST: ")

@@ -21,7 +21,7 @@ import numpy as np
 
 from application.drawdown import DrawdownTracker
 from application.engine import DcaEngine
-from domain.backtests import BacktestRun
+from domain.backtests import BACKTEST_OWNER, BacktestRun
 from domain.bots import Bot
 from domain.dca import DcaConfig
 from domain.errors import DomainError
@@ -29,7 +29,6 @@ from domain.money import ZERO
 from domain.ports import CandleSeries, Exchange, IdSource, SimulatedVenue
 from domain.recording import ENGINE, Cause
 
-BACKTEST_OWNER = "backtest"
 _FIRST_CHUNK = 512
 
 

@@ -18,6 +18,9 @@ MEMORY_EVENT_STORE = "adapters.event_store.memory"
 # The library's PostgreSQL store, creating its tables under the DDL advisory lock, so that
 # processes opening one database at once all come up (see adapters/event_store/postgres.py).
 POSTGRES_EVENT_STORE = "adapters.event_store.postgres"
+# The library's SQLite store, keeping the time each event was recorded beside it (see
+# adapters/event_store/sqlite.py; PostgreSQL's does the same).
+SQLITE_EVENT_STORE = "adapters.event_store.sqlite"
 ENGINE_MODULES = ("application.trading", "application.backtest", "adapters.exchanges.paper",
                   MEMORY_EVENT_STORE)
 
@@ -37,6 +40,8 @@ def open_trading(
         env["PERSISTENCE_MODULE"] = MEMORY_EVENT_STORE
     elif database.kind == "postgres":
         env["PERSISTENCE_MODULE"] = POSTGRES_EVENT_STORE
+    elif database.kind == "sqlite":
+        env["PERSISTENCE_MODULE"] = SQLITE_EVENT_STORE
     return Trading(clock=clock or SystemClock(), ids=ids or RandomIds(), env=env)
 
 

@@ -10,6 +10,11 @@ from domain.dca import DcaConfig
 from domain.errors import InvalidTransitionError
 from domain.recording import Cause, TradetapeAggregate
 
+# The owner of a backtest's bot, deals and orders (recorded in their events since the first
+# version): a run belongs to the backtest, not to a user's portfolio. User-facing views
+# leave these out unless asked.
+BACKTEST_OWNER = "backtest"
+
 
 class BacktestRun(TradetapeAggregate):
     run_seed: str

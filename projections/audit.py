@@ -33,7 +33,7 @@ AUDIT_LOG = table(
     indexes=(("aggregate_id", "version"), ("recorded_at",), ("correlation_id",)),
     position="int", recorded_at="text", aggregate_type="text", aggregate_id="text",
     version="int", event_type="text", actor="text", correlation_id="text", summary="text",
-    hash="text",
+    hash="text", at="text",
 )
 
 
@@ -46,15 +46,17 @@ _TYPES: dict[str, tuple[str, str]] = {}
 
 
 def audit_values(fact: Fact, digest: bytes) -> tuple:
-    """The audit row of ``fact``, in column order."""
+    """The audit row of ``fact``, in column order. ``recorded_at``: when the store recorded
+    the event (for rows older than recorded times, and the memory store, the event's own
+    time: the best known); ``at``: the event's own time (market time in a backtest)."""
     state, kind = fact.state, fact.kind
     types = _TYPES.get(kind)
     if types is None:
         aggregate_type, _, event_type = kind.partition(".")
         types = _TYPES[kind] = (aggregate_type, event_type)
-    return (fact.position, fact.iso_time, types[0], fact.oid, fact.version, types[1],
-            state.get("actor"), state.get("correlation_id"), summarize(kind, state),
-            digest.hex())
+    return (fact.position, fact.recorded or fact.iso_time, types[0], fact.oid, fact.version,
+            types[1], state.get("actor"), state.get("correlation_id"), summarize(kind, state),
+            digest.hex(), fact.iso_time)
 
 
 def audit_row(fact: Fact, digest: bytes) -> Row:
@@ -143,19 +145,26 @@ def _log(app: Application, store: ViewStore) -> Iterator[LogRow]:
 
 def export(app: Application, store: ViewStore,
            since: datetime | None) -> Iterator[dict[str, Any]]:
-    """Every event (at or after ``since``) as a JSON-ready dict: the audit row's columns,
-    its hash in the chain recomputed from the store, and the event's data."""
+    """Every event (recorded at or after ``since``) as a JSON-ready dict: the audit row's
+    columns, its hash in the chain recomputed from the store, and the event's data."""
     decode = FactDecoder(app.mapper)
     previous = GENESIS
     for entry in _log(app, store):
         fact = decode(entry)
         previous = chain(previous, fact)
-        if since is not None and fact.time < since:
+        if since is not None and recorded_before(fact, since):
             continue
         row = audit_row(fact, previous)
         row["data"] = {k: plain(v, k) for k, v in fact.state.items()
                        if k not in ("timestamp", "actor", "correlation_id")}
         yield row
+
+
+def recorded_before(fact: Fact, moment: datetime) -> bool:
+    """Whether the store recorded ``fact`` before ``moment``. An event recorded before
+    recorded times were kept (or in the memory store) is judged by its own time."""
+    recorded = fact.recorded_time
+    return (fact.time if recorded is None else recorded) < moment
 
 
 def jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[str]:

@@ -204,8 +204,13 @@ def _lock_key(order: Row) -> tuple[str, str, str]:
 # --- reading --------------------------------------------------------------------------------
 
 
-def balances_report(store: ViewStore, owner: str | None = None) -> list[dict[str, Any]]:
-    where, params = ("owner_id = ?", (owner,)) if owner else ("", ())
-    rows = store.select(BALANCES, where, params, order="owner_id, account_id, asset")
+def balances_report(store: ViewStore, owner: str | None = None,
+                    exclude_owners: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every balance (of ``owner``; without those of ``exclude_owners``)."""
+    where, params = (["owner_id = ?"], [owner]) if owner else ([], [])
+    where += ["owner_id <> ?"] * len(exclude_owners)
+    params += list(exclude_owners)
+    rows = store.select(BALANCES, " AND ".join(where), params,
+                        order="owner_id, account_id, asset")
     return [{k: row[k] for k in ("owner_id", "account_id", "asset", "free", "locked", "total",
                                  "updated_at")} for row in rows]

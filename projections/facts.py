@@ -29,15 +29,20 @@ _MISSING = object()
 class Fact:
     """One stored event at its log ``position``; ``kind`` is e.g. ``"Order.Filled"``."""
 
-    __slots__ = ("_decimals", "iso_time", "kind", "oid", "position", "state", "stored",
-                 "topic", "version")
+    __slots__ = ("_decimals", "iso_time", "kind", "oid", "position", "recorded", "state",
+                 "stored", "topic", "version")
 
     def __init__(self, position: int, oid: str, version: int, topic: str,
-                 state: dict[str, Any], stored: bytes, kind: str | None = None):
+                 state: dict[str, Any], stored: bytes, kind: str | None = None,
+                 recorded: str | None = None):
         """``oid``: the originator (aggregate) id as canonical UUID text. ``iso_time``: the
-        event's time as ISO 8601 text in UTC (what the views store)."""
+        event's own time (when the engine decided it: market time in a backtest) as ISO
+        8601 text in UTC (what the views store). ``recorded``: when the store recorded it,
+        the same kind of text; None when the store did not keep it (rows older than
+        that, the memory store)."""
         self.position, self.oid, self.version = position, oid, version
         self.topic, self.state, self.stored = topic, state, stored
+        self.recorded = recorded
         self.kind = kind or topic.partition(":")[2]
         text = state["timestamp"]["_data_"]
         self.iso_time = text if text.endswith("+00:00") else self.time.isoformat()
@@ -54,6 +59,11 @@ class Fact:
     @property
     def time(self) -> datetime:
         return datetime.fromisoformat(self.state["timestamp"]["_data_"]).astimezone(UTC)
+
+    @property
+    def recorded_time(self) -> datetime | None:
+        """When the store recorded the event (None: not kept, see ``recorded``)."""
+        return None if self.recorded is None else datetime.fromisoformat(self.recorded)
 
     @property
     def actor(self) -> str | None:
@@ -109,7 +119,7 @@ class FactDecoder:
         self._topics: dict[str, tuple[int, str]] = {}  # class_version and kind by topic
 
     def __call__(self, row: LogRow) -> Fact:
-        position, oid, version, topic, stored = row
+        position, oid, version, topic, stored = row[:5]
         data = stored
         if self._cipher is not None:
             data = self._cipher.decrypt(data)
@@ -121,10 +131,11 @@ class FactDecoder:
             known = self._topics[topic] = (class_version(topic), topic.partition(":")[2])
         if known[0] > state.get("class_version", 1):
             state = self._upcast(row)
-        return Fact(position, oid, version, topic, state, stored, known[1])
+        return Fact(position, oid, version, topic, state, stored, known[1],
+                    row[5] if len(row) > 5 else None)
 
     def _upcast(self, row: LogRow) -> dict[str, Any]:
-        position, oid, version, topic, stored = row
+        position, oid, version, topic, stored = row[:5]
         n = Notification(id=position, originator_id=UUID(oid), originator_version=version,
                          topic=topic, state=stored)
         event = self.mapper.to_domain_event(n)

@@ -131,9 +131,10 @@ SHOWN = ("realized_pnl", "unrealized_pnl", "fees", "deals_closed", "deals_open",
 
 
 def pnl_report(store: ViewStore, owner: str | None = None, bot: str | None = None,
-               daily: bool = False) -> dict[str, Any]:
-    """The scope's totals, and each bot's figures (Decimals; ``None`` where undefined)."""
-    where, params = [], []
+               daily: bool = False, exclude_owners: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The scope's totals, and each bot's figures (Decimals; ``None`` where undefined),
+    without the bots of ``exclude_owners``."""
+    where, params = ["owner_id <> ?"] * len(exclude_owners), list(exclude_owners)
     if owner:
         where.append("owner_id = ?")
         params.append(owner)

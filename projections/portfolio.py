@@ -31,13 +31,14 @@ def portfolio(store: ViewStore, owner: str) -> dict[str, Any]:
 
 
 def portfolio_as_of(app: Application, owner: str, moment: datetime) -> dict[str, Any]:
-    """The portfolio as the events up to ``moment`` had it: the log replayed through the
-    same projections into a throwaway view (costly: it reads the whole log)."""
-    store = view_as_of(app, [Pnl, Balances], moment)
+    """The portfolio as the events recorded by ``moment`` had it: the log up to then
+    replayed through the same projections into a throwaway view (costly: it reads the log),
+    with the log ``position`` it reflects."""
+    view = view_as_of(app, [Pnl, Balances], moment)
     try:
-        return {**portfolio(store, owner), "as_of": moment}
+        return {**portfolio(view.store, owner), "as_of": moment, "position": view.position}
     finally:
-        store.close()
+        view.store.close()
 
 
 def pnl_by_bot(store: ViewStore, bot_ids: Iterable[str]) -> dict[str, Row]:

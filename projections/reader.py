@@ -1,22 +1,29 @@
 """Reading the application's log in pages, as plain tuples.
 
-``(position, originator id as canonical text, version, topic, stored state)``: the same rows,
-in the same order, as the library's ``select_notifications`` (a test holds them equal), read
-with one query per page on the view store's own connection (SQLite file, PostgreSQL schema)
-instead of one Notification and one UUID object per row. The ``memory`` store (POPO) is read
-through the library.
+``(position, originator id as canonical text, version, topic, stored state, recorded)``: the
+same rows, in the same order, as the library's ``select_notifications`` (a test holds them
+equal), read with one query per page on the view store's own connection (SQLite file,
+PostgreSQL schema) instead of one Notification and one UUID object per row. ``recorded`` is
+when the row was recorded (ISO 8601 text in UTC, see ``adapters.event_store.recorded_time``),
+None for rows recorded before that was kept and for logs read through the library (the
+``memory`` store, POPO).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.application import Application
 
 from projections.store import PostgresViewStore, SQLiteViewStore, ViewStore
 
-LogRow = tuple[int, str, int, str, bytes]
+LogRow = tuple[int, str, int, str, bytes, str | None]
+RECORDED_AT = "recorded_at"  # the events table's column (adapters.event_store.recorded_time)
+# PostgreSQL's timestamptz as the text SQLite keeps: what the views store.
+_PG_RECORDED = ("to_char(recorded_at AT TIME ZONE 'UTC', "
+                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')")
 
 
 def uuid_text(hex_or_text: str) -> str:
@@ -32,19 +39,23 @@ class LogReader:
         recorder = app.recorder
         table = getattr(recorder, "events_table_name", None)
         self.sql: str | None = None
+        kept = getattr(recorder, "keeps_recorded_time", False)
         if isinstance(store, PostgresViewStore) and table and _same_pg(recorder, store):
+            recorded = _PG_RECORDED if kept else "NULL"
             self.sql = (f"SELECT notification_id, originator_id::text, originator_version, "
-                        f"topic, state FROM {store.q(table)} WHERE notification_id > %s "
-                        f"{{stop}}ORDER BY notification_id LIMIT %s")
+                        f"topic, state, {recorded} FROM {store.q(table)} "
+                        f"WHERE notification_id > %s {{stop}}ORDER BY notification_id LIMIT %s")
             self.stop_sql = "AND notification_id <= %s "
         elif isinstance(store, SQLiteViewStore) and store.path is not None and table:
-            self.sql = (f"SELECT rowid, originator_id, originator_version, topic, state "
-                        f"FROM {store.q(table)} WHERE rowid > ? {{stop}}ORDER BY rowid LIMIT ?")
+            recorded = RECORDED_AT if kept else "NULL"
+            self.sql = (f"SELECT rowid, originator_id, originator_version, topic, state, "
+                        f"{recorded} FROM {store.q(table)} WHERE rowid > ? {{stop}}"
+                        f"ORDER BY rowid LIMIT ?")
             self.stop_sql = "AND rowid <= ? "
 
     def page(self, after: int, limit: int, stop: int | None = None) -> Sequence[LogRow]:
         if self.sql is None:
-            return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+            return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state, None)
                     for n in self.app.recorder.select_notifications(
                         start=after, limit=limit, stop=stop, inclusive_of_start=False)]
         params: list[Any] = [after] if stop is None else [after, stop]
@@ -52,11 +63,52 @@ class LogReader:
         sql = self.sql.format(stop="" if stop is None else self.stop_sql)
         rows = self.store.query(sql, params)
         if isinstance(self.store, SQLiteViewStore):
-            return [(r[0], uuid_text(r[1]), r[2], r[3], r[4]) for r in rows]
+            return [(r[0], uuid_text(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
         return rows
 
     def head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
+
+
+class RecordedTimes:
+    """When the events of ``app``'s log were recorded, asked of the events table through the
+    application's own recorder (whatever view store is in use: time travel replays into an
+    in-memory one). A store that keeps no recorded time (the memory store, POPO) answers as
+    if every event had been recorded before recorded times were kept."""
+
+    def __init__(self, app: Application):
+        recorder = app.recorder
+        self.datastore = getattr(recorder, "datastore", None)
+        self.kept = bool(getattr(recorder, "keeps_recorded_time", False))
+        self.app, self.table = app, getattr(recorder, "events_table_name", None)
+
+    def by(self, moment: datetime) -> tuple[int, int]:
+        """``(last position recorded at or before moment, last position recorded before
+        recorded times were kept)``, each 0 when there is none. The first is the end of the
+        log as it stood at ``moment``: rows without a recorded time all come before it."""
+        if not self.kept:
+            return 0, self.app.recorder.max_notification_id() or 0
+        schema = getattr(self.datastore, "schema", None)
+        if schema is None:  # SQLite
+            table, key, param = self.table, "rowid", recorded_text(moment)
+            sql = _RECORDED_BY.format(table=table, key=key, p="?")
+        else:
+            table, key, param = f'"{schema}"."{self.table}"', "notification_id", moment
+            sql = _RECORDED_BY.format(table=table, key=key, p="%s")
+        with self.datastore.transaction(commit=False) as cursor:  # type: ignore[union-attr]
+            cursor.execute(sql, [param])
+            row = cursor.fetchone()
+        return row["recorded"] or 0, row["legacy"] or 0
+
+
+_RECORDED_BY = (f"SELECT (SELECT MAX({{key}}) FROM {{table}} WHERE {RECORDED_AT} <= {{p}}) "
+                f"AS recorded, (SELECT MAX({{key}}) FROM {{table}} WHERE {RECORDED_AT} IS NULL) "
+                f"AS legacy")
+
+
+def recorded_text(moment: datetime) -> str:
+    """``moment`` as the fixed-width text recorded times are kept as (comparable as text)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 class Pages:

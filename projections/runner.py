@@ -21,7 +21,7 @@ from application.collector import collector_paused
 from application.settings import _connect_kwargs
 from projections.facts import Fact, FactDecoder
 from projections.framework import Projection
-from projections.reader import LogReader, LogRow, Pages
+from projections.reader import LogReader, LogRow, Pages, RecordedTimes
 from projections.store import (
     SHADOW,
     PostgresViewStore,
@@ -271,12 +271,46 @@ class _PostgresWaiter:
 # --- time travel ----------------------------------------------------------------------------
 
 
-def view_as_of(app: Application, classes: Sequence[type[Projection]], moment: datetime,
-               *, batch_size: int = 5000) -> ViewStore:
-    """A throwaway in-memory view of the events whose time is at or before ``moment``,
-    made by the same projection code as the live view. The caller closes it."""
+@dataclass(frozen=True)
+class AsOf:
+    """A throwaway view of the log as it stood at a moment, and the log position it
+    reflects (its last event)."""
+
+    store: ViewStore
+    position: int
+
+
+def view_as_of(app: Application, classes: Sequence[type[Projection]],
+               moment: datetime | None = None, *, market: datetime | None = None,
+               batch_size: int = 5000) -> AsOf:
+    """A throwaway in-memory view made by the same projection code as the live view. The
+    caller closes its store.
+
+    ``moment`` (recorded time): the events the store had recorded at ``moment``, i.e. the
+    log up to its last position recorded at or before it: what the live view showed then.
+    Events recorded before recorded times were kept (and every event of a store that keeps
+    none) are judged by their own time, the best known. ``market``: only events whose own
+    time (market time in a backtest) is at or before it, wherever they are in the log."""
     store = SQLiteViewStore(None)
+    until, accept = None, None
+    if moment is not None:
+        until, legacy = RecordedTimes(app).by(moment)
+        if not until:  # nothing recorded by then since recorded times were kept
+            until = legacy
+            accept = _own_time_by(moment)
+    if market is not None:
+        by_market = _own_time_by(market)
+        accept = by_market if accept is None else _both(accept, by_market)
     projector = Projector(app, store, [cls() for cls in classes], batch_size=batch_size,
-                          accept=lambda fact: fact.time <= moment)
-    projector.catch_up()
-    return store
+                          accept=accept)
+    projector.catch_up(until=until)
+    return AsOf(store, max(projector.positions().values()))
+
+
+def _own_time_by(moment: datetime) -> Callable[[Fact], bool]:
+    return lambda fact: fact.time <= moment
+
+
+def _both(first: Callable[[Fact], bool], second: Callable[[Fact], bool]
+          ) -> Callable[[Fact], bool]:
+    return lambda fact: first(fact) and second(fact)

@@ -168,3 +168,16 @@ def one(store: ViewStore, table: str, where: str = "", params: Sequence[Any] = (
     rows = store.select(spec, where, params)
     assert len(rows) == 1, f"{len(rows)} rows in {table} where {where} {params}"
     return rows[0]
+
+
+def recorded_now() -> str:
+    """A moment (ISO text) after every event so far was recorded and before the next one is:
+    recorded times are wall-clock times kept by the database (to the millisecond on
+    SQLite), whatever clock the application was given."""
+    import time
+    from datetime import UTC, datetime
+
+    time.sleep(0.003)
+    moment = datetime.now(UTC).isoformat()
+    time.sleep(0.003)
+    return moment

@@ -8,6 +8,12 @@ concurrently updated" (both replacing the same function). Here each recorder's
 ``create_table`` runs while holding the DDL advisory lock (``application.settings``), taken
 in a transaction of a connection of its own: the library's statements, unchanged, run on
 its pool's connections meanwhile. The lock ends with that transaction (or the process).
+
+The application's events table also gets a ``recorded_at timestamptz`` column, filled by the
+database at insert (``DEFAULT clock_timestamp()``; see ``adapters.event_store.recorded_time``):
+the library's INSERT names its columns, so it needs no change. A table made by an earlier
+version gains the column without a default first (its rows keep NULL, "recorded before this
+version", instead of all being stamped with the time of the upgrade), then the default.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from contextlib import contextmanager
 import psycopg
 from eventsourcing import postgres
 
+from adapters.event_store.recorded_time import POSTGRES_NOW, RECORDED_AT
 from application.settings import lock_ddl
 
 
@@ -49,7 +56,35 @@ class AggregateRecorder(_SerialCreation, postgres.PostgresAggregateRecorder):
     pass
 
 
-class ApplicationRecorder(_SerialCreation, postgres.PostgresApplicationRecorder):
+class _RecordedTime(_SerialCreation):
+    events_table_name: str
+    keeps_recorded_time = True  # what projections.reader.RecordedTimes asks
+
+    def create_table(self) -> None:
+        with ddl_lock(self.datastore):
+            super(_SerialCreation, self).create_table()  # type: ignore[misc]
+            self._add_recorded_at()
+
+    def _add_recorded_at(self) -> None:
+        from psycopg.sql import SQL, Identifier, Literal
+
+        schema, table = self.datastore.schema, self.events_table_name
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("SELECT column_default FROM information_schema.columns WHERE "
+                             "table_schema = {} AND table_name = {} AND column_name = {}")
+                         .format(Literal(schema), Literal(table), Literal(RECORDED_AT)))
+            found = curs.fetchall()
+            if found and found[0]["column_default"]:
+                return  # ready: no DDL (and no table lock) on every start
+            target = SQL("{}.{}").format(Identifier(schema), Identifier(table))
+            if not found:
+                curs.execute(SQL("ALTER TABLE {} ADD COLUMN {} timestamptz").format(
+                    target, Identifier(RECORDED_AT)))
+            curs.execute(SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT " + POSTGRES_NOW)
+                         .format(target, Identifier(RECORDED_AT)))
+
+
+class ApplicationRecorder(_RecordedTime, postgres.PostgresApplicationRecorder):
     pass
 
 
@@ -57,7 +92,7 @@ class TrackingRecorder(_SerialCreation, postgres.PostgresTrackingRecorder):
     pass
 
 
-class ProcessRecorder(_SerialCreation, postgres.PostgresProcessRecorder):
+class ProcessRecorder(_RecordedTime, postgres.PostgresProcessRecorder):
     pass
 
 

@@ -2,7 +2,7 @@
 
 ``verify`` recomputes the audit log's hash chain from the event store and compares it row by
 row: exit 0 when intact, 1 naming the first position that differs. ``export`` writes every
-event since a time as one JSON object a line, with its hash in the chain."""
+event recorded since a time as one JSON object a line, with its hash in the chain."""
 
 from __future__ import annotations
 
@@ -18,17 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_database_option(verify)
     export = actions.add_parser("export", help="the raw history for auditors")
     export.add_argument("--since", metavar="ISO-TIME",
-                        help="events at or after this time (default: all)")
+                        help="events recorded at or after this time (default: all)")
     export.add_argument("--format", choices=("jsonl",), default="jsonl",
                         help="one JSON object per line (the only format)")
     add_database_option(export)
 
 
 def run(args: argparse.Namespace) -> int:
-    from api.commands.common import parse_time
-    from api.commands.readmodels import open_views
+    from api.commands.readmodels import open_views, past_time
 
-    since = parse_time(args.since, "--since") if getattr(args, "since", None) else None
+    since = past_time(args.since, "--since") if getattr(args, "since", None) else None
     with open_views(args.database) as views:
         if args.action == "verify":
             return _verify(views)

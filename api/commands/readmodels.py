@@ -1,5 +1,6 @@
 """What the read-model commands (projections, pnl, balances, audit) share: opening the event
-store with its views, reading a time, telling a user that a view was never built."""
+store with its views, reading a time, telling a user that a view was never built, the
+options of time travel and of backtests."""
 
 from __future__ import annotations
 
@@ -72,19 +73,88 @@ def projection_error(error: Exception) -> CommandError:
                         exit_code=EXIT_USAGE if code == "UNKNOWN_PROJECTION" else EXIT_FAILED)
 
 
-def report_now_or_as_of(database: str | None, projection, as_of: datetime | None, make_report
-                        ) -> tuple[Any, int, int]:
+def add_time_travel_options(parser) -> None:
+    """``--as-of`` (recorded time), ``--market-as-of`` (the events' own time) and
+    ``--include-backtests``, as pnl and balances take them."""
+    parser.add_argument(
+        "--as-of", metavar="ISO-TIME",
+        help="as the log stood at this time: the events recorded by then (a time without "
+             "zone is UTC; not in the future)")
+    parser.add_argument(
+        "--market-as-of", metavar="ISO-TIME",
+        help="only the events whose own time (market time, for a backtest) is at or before "
+             "this; with --as-of, of the events recorded by then")
+    parser.add_argument(
+        "--include-backtests", action="store_true",
+        help="count stored backtest runs too (owned by the backtest, not by a user: left "
+             "out unless asked, or unless --owner backtest / --bot names one)")
+
+
+def time_travel(args) -> tuple[datetime | None, datetime | None]:
+    """``(as_of, market_as_of)`` from the options, each refused when in the future."""
+    as_of = past_time(args.as_of) if args.as_of else None
+    market = past_time(args.market_as_of, "--market-as-of") if args.market_as_of else None
+    return as_of, market
+
+
+def backtests_left_out(args) -> tuple[str, ...]:
+    """The owners a user-facing report leaves out: backtest runs, unless asked for."""
+    from domain.backtests import BACKTEST_OWNER
+
+    asked = args.include_backtests or getattr(args, "bot", None) or args.owner
+    return () if asked else (BACKTEST_OWNER,)
+
+
+def backtest_bot(database: str | None, run_id: str) -> str:
+    """The bot of stored backtest run ``run_id`` (as ``backtest --json`` prints it)."""
+    from uuid import UUID
+
+    from domain.backtests import BacktestRun
+    from domain.errors import NotFoundError
+
+    try:
+        key = UUID(run_id)
+    except ValueError:
+        raise CommandError("INVALID_ID", f"--backtest {run_id!r} is not a backtest run id "
+                                         "(a UUID, as `backtest --json` prints it)") from None
+    with open_views(database) as views:
+        try:
+            return str(views.app.load(key, BacktestRun).bot_id)
+        except NotFoundError:
+            raise CommandError("UNKNOWN_BACKTEST", f"{views.database.display} holds no "
+                                                   f"backtest run {key}") from None
+
+
+def past_time(text: str, option: str = "--as-of") -> datetime:
+    """An ISO 8601 time (see ``parse_time``) that is not in the future: a question about a
+    moment that has not come yet has no answer (``AS_OF_IN_FUTURE``, ``SINCE_IN_FUTURE``)."""
+    from datetime import UTC
+
+    from api.commands.common import parse_time
+
+    moment = parse_time(text, option)
+    now = datetime.now(UTC)
+    if moment > now:
+        code = "SINCE_IN_FUTURE" if option == "--since" else "AS_OF_IN_FUTURE"
+        raise CommandError(code, f"{option} {moment.isoformat()} is in the future "
+                                 f"(now is {now.isoformat(timespec='seconds')})")
+    return moment
+
+
+def report_now_or_as_of(database: str | None, projection, as_of: datetime | None, make_report,
+                        market_as_of: datetime | None = None) -> tuple[Any, int, int]:
     """``make_report(store)`` on ``projection``'s live view, or on a throwaway view of the
-    events up to ``as_of``. Returns ``(report, position, head)``."""
+    events recorded by ``as_of`` and/or whose own time is by ``market_as_of``. Returns
+    ``(report, position, head)``: ``position`` is the log position the answer reflects."""
     from projections.runner import view_as_of
 
     with open_views(database) as views:
         head = views.app.recorder.max_notification_id() or 0
-        if as_of is None:
+        if as_of is None and market_as_of is None:
             position = views.tracking(projection.name).position
             return make_report(views.store), position, head
-        store = view_as_of(views.app, [projection], as_of)
+        view = view_as_of(views.app, [projection], as_of, market=market_as_of)
         try:
-            return make_report(store), head, head
+            return make_report(view.store), view.position, max(head, view.position)
         finally:
-            store.close()
+            view.store.close()

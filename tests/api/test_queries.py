@@ -4,10 +4,11 @@ series, the leaderboard, the audit log, time travel, the DCA plan and the system
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tests.api.conftest import CONFIG, T0
+from tests.projection_stubs import recorded_now
 
 BOT = """query($id: ID!) { bot(id: $id) { id name status mode pair configVersion
   dealsOpened dealsClosed dealsCancelled openDealId
@@ -112,20 +113,29 @@ def test_a_deal_has_its_orders_and_fills_with_decimals_as_strings(server):
 
 
 def test_the_portfolio_now_and_as_of_an_earlier_moment(server):
-    alice, _bot_id = traded(server)
+    """asOf is recorded time: the wall-clock moment the store had recorded what it shows
+    (the server's clock here is a test's, the database's is not)."""
+    alice = server.user("alice")
+    start = recorded_now()  # alice registered, with her 10,000 USDT, nothing traded yet
+    server.running_deal(alice)
+    for _ in range(240 // 30):
+        server.step(30)
     query = """query($at: DateTime) { portfolio(asOf: $at) { asOf realizedPnl unrealizedPnl
-        fees dealsClosed dealsOpen winRate balances { asset free locked total } } }"""
+        fees dealsClosed dealsOpen winRate position balances { asset free locked total } } }"""
     now = server.gql(query, {}, alice.token)["portfolio"]
     assert now["asOf"] is None and now["dealsClosed"] >= 2 and now["dealsOpen"] == 1
     assert Decimal(now["fees"]) > 0 and now["winRate"] is not None
     usdt = next(b for b in now["balances"] if b["asset"] == "USDT")
     assert Decimal(usdt["total"]) == Decimal(usdt["free"]) + Decimal(usdt["locked"])
-    start = (T0 + timedelta(seconds=0.5)).isoformat()
     before = server.gql(query, {"at": start}, alice.token)["portfolio"]
-    assert before["asOf"].startswith("2026-03-01T12:00:00.5")
+    assert before["asOf"].startswith(start[:19])
     assert before["dealsClosed"] == 0 and before["dealsOpen"] == 0
     assert [(b["asset"], Decimal(b["total"])) for b in before["balances"]] == [
         ("USDT", Decimal(10000))]
+    assert before["position"] > 0 and now["position"] is None  # the log as it stood then
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    body = server.post(query, {"at": later}, alice.token)
+    assert body["errors"][0]["extensions"]["code"] == "AS_OF_IN_FUTURE"
 
 
 def test_a_deal_whose_base_order_was_refused_is_cancelled_not_closed(server):

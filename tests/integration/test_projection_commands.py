@@ -15,7 +15,14 @@ from adapters.clock import SequentialIds, SteppingClock
 from api.cli import main
 from application.bootstrap import open_trading
 from tests.integration.conftest import T0
-from tests.projection_stubs import a_day_of_trading, backtest, candle_rows, saw_levels, view_store
+from tests.projection_stubs import (
+    a_day_of_trading,
+    backtest,
+    candle_rows,
+    recorded_now,
+    saw_levels,
+    view_store,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CANDLES = ROOT / "adapters" / "marketdata" / "data" / "binance_BTC_USDT-1m-2025-11.csv"
@@ -56,8 +63,10 @@ def test_pnl_after_a_rebuild_is_the_backtest_summary_exactly(url, capsys):
     assert main(["projections", "rebuild", "--database", url]) == 0
     capsys.readouterr()
 
-    pnl = run_json(capsys, "pnl", "--database", url, "--json")
+    pnl = run_json(capsys, "pnl", "--database", url, "--json", "--include-backtests")
+    users_pnl = run_json(capsys, "pnl", "--database", url, "--json")
 
+    assert (users_pnl["bots"], users_pnl["deals_closed"]) == ([], 0)  # no user's bot
     assert summary["deals_closed"] > 10
     assert pnl["realized_pnl"] == summary["realized_pnl"]
     assert pnl["deals_closed"] == summary["deals_closed"]
@@ -158,17 +167,19 @@ def test_audit_export_gives_every_event_since_a_time_with_its_hash(filled, capsy
 
 
 def test_as_of_a_time_shows_what_the_live_views_showed_then(url, capsys):
+    """``--as-of`` is recorded time: a backtest stored later, however early its market
+    times, leaves every earlier answer as it was; with or without backtests counted."""
     app = open_trading(url, clock=SteppingClock(T0, timedelta(hours=1)),
                        ids=SequentialIds("asof"))
-    seen: list[tuple[str, dict, dict]] = []
+    seen: list[tuple[str, dict]] = []
 
     def snapshot() -> None:
         assert main(["projections", "run", "--once", "--database", url]) == 0
         capsys.readouterr()
-        moment = app.clock.now().isoformat()  # later than every event so far
-        pnl = run_json(capsys, "pnl", "--json", "--database", url)
-        balances = run_json(capsys, "balances", "--json", "--database", url)
-        seen.append((moment, pnl, balances))
+        reports = {(command, flags): run_json(capsys, command, "--json", *flags,
+                                              "--database", url)
+                   for command in ("pnl", "balances") for flags in ((), ("--include-backtests",))}
+        seen.append((recorded_now(), reports))
 
     try:
         backtest(app, candle_rows(saw_levels(3)), seed="early")
@@ -177,20 +188,26 @@ def test_as_of_a_time_shows_what_the_live_views_showed_then(url, capsys):
         app.deposit(account, "USDT", Decimal("250.50"))
         snapshot()
         a_day_of_trading(app)
+        snapshot()
+        # Stored last, its market times inside the day: earlier answers must not move.
         inside_the_day = int((T0 + timedelta(hours=5)).timestamp() * 1000)
         backtest(app, candle_rows(saw_levels(2), start_ms=inside_the_day), seed="late")
         snapshot()
     finally:
         app.close()
 
-    for moment, pnl, balances in seen:
-        past_pnl = run_json(capsys, "pnl", "--as-of", moment, "--json", "--database", url)
-        past_balances = run_json(capsys, "balances", "--as-of", moment, "--json",
-                                 "--database", url)
-        assert _view(past_pnl) == _view(pnl)
-        assert _view(past_balances) == _view(balances)
-    assert seen[0][1]["deals_closed"] < seen[-1][1]["deals_closed"]
-    assert len(seen[1][2]["balances"]) == 1 + len(seen[0][2]["balances"])
+    for moment, reports in seen:
+        for (command, flags), now in reports.items():
+            past = run_json(capsys, command, "--as-of", moment, "--json", *flags,
+                            "--database", url)
+            assert _view(past) == _view(now), (command, flags, moment)
+            assert past["position"] == now["position"]  # the log as it stood then
+    with_backtests = [r[("pnl", ("--include-backtests",))] for _, r in seen]
+    users_only = [r[("pnl", ())] for _, r in seen]
+    assert with_backtests[2]["deals_closed"] < with_backtests[3]["deals_closed"]
+    assert _view(users_only[2]) == _view(users_only[3])  # the backtest is not a user's
+    assert "backtest" not in {b["owner_id"] for b in seen[-1][1][("balances", ())]["balances"]}
+    assert len(seen[1][1][("balances", ())]["balances"]) == 1
 
 
 def _view(report: dict) -> dict:
@@ -263,9 +280,12 @@ def test_human_output_of_pnl_and_balances(filled, capsys):
     main(["projections", "rebuild", "--database", filled])
     capsys.readouterr()
 
-    assert main(["pnl", "--database", filled]) == 0
+    assert main(["pnl", "--database", filled, "--include-backtests"]) == 0
     out = capsys.readouterr().out
     assert "P/L of all owners" in out and "backtest one" in out and "total" in out
+    assert main(["pnl", "--database", filled]) == 0
+    out = capsys.readouterr().out
+    assert "backtests left out" in out and "backtest one" not in out
     assert main(["balances", "--owner", "alice", "--database", filled]) == 0
     out = capsys.readouterr().out
     assert "903.866" in out and "EUR" in out

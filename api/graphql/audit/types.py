@@ -30,10 +30,13 @@ class AuditEntry:
     correlation_id: str | None
     summary: str
     hash: str
+    at: datetime = strawberry.field(
+        description="the event's own time (when the engine decided it: market time in a "
+                    "backtest); recordedAt is when the store recorded it")
 
     @classmethod
     def from_row(cls, row: Row) -> AuditEntry:
-        return cls(**{**row, "recorded_at": when(row["recorded_at"]),
+        return cls(**{**row, "recorded_at": when(row["recorded_at"]), "at": when(row["at"]),
                       "aggregate_id": strawberry.ID(row["aggregate_id"])})
 
 

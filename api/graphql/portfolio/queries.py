@@ -3,9 +3,10 @@ public ``leaderboard``."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.types import Info
 
 from api.graphql.common import parse_uuid, utc
@@ -16,11 +17,16 @@ from api.graphql.portfolio.types import LeaderboardEntry, PnlPoint, Portfolio
 @strawberry.type
 class PortfolioQueries:
     @strawberry.field(permission_classes=[IsAuthenticated], description=(
-        "Your balances and P/L; with asOf, as the events up to then had them (slow: the "
-        "log is replayed)"))
+        "Your balances and P/L; with asOf, as the events recorded by then had them (slow: "
+        "the log is replayed)"))
     async def portfolio(self, info: Info, as_of: datetime | None = None) -> Portfolio:
         ctx = info.context
-        return Portfolio.of(await ctx.loaders.portfolios.load((ctx.user_id, utc(as_of))))
+        moment = utc(as_of)
+        if moment is not None and moment > datetime.now(UTC):
+            # Recorded time is the database's wall clock, whatever clock the server runs on.
+            raise GraphQLError(f"asOf {moment.isoformat()} is in the future",
+                               extensions={"code": "AS_OF_IN_FUTURE"})
+        return Portfolio.of(await ctx.loaders.portfolios.load((ctx.user_id, moment)))
 
     @strawberry.field(permission_classes=[IsAuthenticated], description=(
         "A bot's realized P/L per UTC day with activity; null for a bot not yours"))

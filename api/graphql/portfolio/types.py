@@ -38,6 +38,8 @@ class Portfolio:
     capital_committed: Decimal
     roi: Decimal | None
     balances: list[Balance]
+    position: int | None = strawberry.field(default=None, description=(
+        "with asOf: the log position the answer reflects (the last event recorded by then)"))
 
     @classmethod
     def of(cls, found: dict[str, Any]) -> Portfolio:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from uuid import UUID
@@ -23,6 +24,7 @@ from domain.deals import Deal
 from domain.errors import DomainError
 from projections.balances import Balances
 from projections.pnl import Pnl
+from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import view_as_of
 from tests.projection_stubs import (
@@ -104,7 +106,10 @@ def test_a_fee_correction_changes_pnl_and_balances_from_then_on(world, persisten
     catch_up(world.app, store)
     believed = one(store, "pnl_bots", "bot_id = ?", (str(world.bot),))
     usdt_before = one(store, "balances", "asset = 'USDT'")["free"]
-    moment_before = world.clock.now()
+    head_before = world.app.recorder.max_notification_id()
+    time.sleep(0.01)  # recorded times are kept to the millisecond
+    moment_before = datetime.now(UTC)  # recorded time: --as-of's meaning
+    time.sleep(0.01)
 
     result = correct_fees(world.app, world.bot, CHARGED, "venue charged 0.25%, not 0.1%",
                           "operator:carol")
@@ -136,15 +141,15 @@ def test_a_fee_correction_changes_pnl_and_balances_from_then_on(world, persisten
 
     # what was believed before the correction is still what a view of then shows
     then = view_as_of(world.app, [Pnl, Balances], moment_before)
-    assert one(then, "pnl_bots", "bot_id = ?", (str(world.bot),)) == believed
-    assert one(then, "balances", "asset = 'USDT'")["free"] == usdt_before
-    then.close()
+    assert then.position == head_before
+    assert one(then.store, "pnl_bots", "bot_id = ?", (str(world.bot),)) == believed
+    assert one(then.store, "balances", "asset = 'USDT'")["free"] == usdt_before
+    then.store.close()
 
     # a rebuild from the log gives what the incremental views gave, row for row
-    rebuilt = view_store("memory")
-    catch_up(world.app, rebuilt, batch_size=7)
-    assert dump(rebuilt) == dump(store)
-    rebuilt.close()
+    incremental = dump(store)
+    rebuild(world.app, store, list(PROJECTIONS.values()), batch_size=7)
+    assert dump(store) == incremental
     store.close()
 
 
@@ -228,9 +233,9 @@ def test_the_command_records_the_operator_and_prints_what_changed(tmp_path):
 def test_every_projection_follows_a_correction(world, persistent_store_url):
     """Every registered view survives corrections in batches of any size."""
     correct_fees(world.app, world.bot, CHARGED, "venue charged 0.25%", "operator:carol")
-    one_by_one, in_one_go = view_store("memory"), view_store("memory")
-    catch_up(world.app, one_by_one, batch_size=1)
-    catch_up(world.app, in_one_go, batch_size=10_000)
-    assert dump(one_by_one, PROJECTIONS.values()) == dump(in_one_go, PROJECTIONS.values())
-    one_by_one.close()
-    in_one_go.close()
+    store = view_store(persistent_store_url)
+    catch_up(world.app, store, batch_size=1)
+    one_by_one = dump(store)
+    rebuild(world.app, store, list(PROJECTIONS.values()), batch_size=10_000)
+    assert dump(store) == one_by_one
+    store.close()

@@ -18,6 +18,9 @@ MEMORY_EVENT_STORE = "adapters.event_store.memory"
 # The library's PostgreSQL store, creating its tables under the DDL advisory lock, so that
 # processes opening one database at once all come up (see adapters/event_store/postgres.py).
 POSTGRES_EVENT_STORE = "adapters.event_store.postgres"
+# The library's SQLite store, sealing every event with the audit key (see
+# adapters/event_store/sealing.py; PostgreSQL's store above seals too).
+SQLITE_EVENT_STORE = "adapters.event_store.sqlite"
 ENGINE_MODULES = ("application.trading", "application.backtest", "adapters.exchanges.paper",
                   MEMORY_EVENT_STORE)
 
@@ -35,8 +38,10 @@ def open_trading(
     env = dict(database.env)
     if database.kind == "memory":
         env["PERSISTENCE_MODULE"] = MEMORY_EVENT_STORE
-    elif database.kind == "postgres":
-        env["PERSISTENCE_MODULE"] = POSTGRES_EVENT_STORE
+    else:
+        env["PERSISTENCE_MODULE"] = (POSTGRES_EVENT_STORE if database.kind == "postgres"
+                                     else SQLITE_EVENT_STORE)
+        env.update(_audit_key_file(database))
     return Trading(clock=clock or SystemClock(), ids=ids or RandomIds(), env=env)
 
 
@@ -310,4 +315,113 @@ def open_runtime(settings):
     loop = LiveLoop(clock, [feed], paper)
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
-                   changes=ChangeFeed(trading))
+                   changes=ChangeFeed(trading),
+                   schedules=_checkpoint_schedules(settings, trading, database))
+
+
+def _checkpoint_schedules(settings, trading: Trading, database) -> list:
+    """Audit checkpoints appended to ``settings.checkpoint_file`` on a schedule, from the
+    views on a connection of their own."""
+    if not settings.checkpoint_file:
+        return []
+    import os
+
+    from application.audit_trail import CheckpointSchedule
+    from projections.store import open_view_store
+
+    def take() -> None:
+        store = open_view_store(database)
+        try:
+            checkpoint = take_audit_checkpoint(trading, store, database,
+                                               sign=settings.checkpoint_signing_key,
+                                               actor="system:audit-checkpoints")
+        finally:
+            store.close()
+        if checkpoint is not None:
+            fd = os.open(settings.checkpoint_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                         0o644)
+            with os.fdopen(fd, "a") as file:
+                file.write(checkpoint.to_json() + "\n")
+
+    return [CheckpointSchedule(take, settings.checkpoint_seconds)]
+
+
+# --- the audit trail's keys (see adapters/security/audit_key.py) ----------------------------
+
+
+def _audit_key_file(database) -> dict[str, str]:
+    from adapters.security.audit_key import AUDIT_KEY_FILE_ENV, key_file_for
+
+    path = key_file_for(database)
+    return {AUDIT_KEY_FILE_ENV: str(path)} if path is not None else {}
+
+
+def open_audit_key(url: str | None = None):
+    """The audit key sealing the events of the store ``url`` names, or None where there is
+    none (never created here: a reader that made a key would check against the wrong one)."""
+    from adapters.security.audit_key import key_file_for, load_audit_key
+
+    return load_audit_key(key_file_for(parse_database_url(url)), create=False)
+
+
+def check_seals(trading: Trading, key, stop: int):
+    """Each event up to ``stop`` against its seal (a ``SealReport``), or None when the store
+    keeps no seals (``memory``)."""
+    from adapters.event_store.sealing import Sealing, check_seals
+
+    recorder = trading.recorder
+    return check_seals(recorder, key, stop) if isinstance(recorder, Sealing) else None
+
+
+def first_sealed(trading: Trading, stop: int) -> int | None:
+    """Where sealing began in the store (None: nothing sealed, or a ``memory`` store)."""
+    from adapters.event_store.sealing import Sealing
+
+    recorder = trading.recorder
+    return recorder.first_sealed(stop) if isinstance(recorder, Sealing) else None
+
+
+def seal_lookup(trading: Trading):
+    """``(after, stop) -> {position: seal or None}`` over the store's seals, for exports;
+    None for a store that keeps none (``memory``)."""
+    from adapters.event_store.sealing import Sealing
+
+    recorder = trading.recorder
+    if not isinstance(recorder, Sealing):
+        return None
+
+    def seals(after: int, stop: int) -> dict[int, str | None]:
+        return {row[0]: row[6] for row in recorder.sealed_log_page(after, stop, stop - after)}
+
+    return seals
+
+
+def take_audit_checkpoint(trading: Trading, store, database, *, sign: str | None,
+                          actor: str):
+    """The audit chain's head in ``store`` as a ``projections.anchoring.Checkpoint``, signed
+    with the Ed25519 key file ``sign`` when given, and recorded in the log as an
+    ``AuditCheckpoint`` (None when nothing is audited yet)."""
+    from dataclasses import replace
+
+    from adapters.security.audit_key import key_file_for, load_audit_key
+    from application.audit_trail import CheckpointFacts, record_checkpoint
+    from projections.anchoring import Checkpoint, audit_head
+
+    head = audit_head(store) if store.table_exists("audit_log") else None
+    if head is None:
+        return None
+    position, digest, events = head
+    key = load_audit_key(key_file_for(database), create=False)
+    checkpoint = Checkpoint(position, digest, events,
+                            trading.clock.now().isoformat(timespec="seconds"),
+                            key.fingerprint if key else None, first_sealed(trading, position))
+    if sign:
+        from adapters.security.signing import public_key_of, sign_message
+
+        checkpoint = replace(checkpoint, public_key=public_key_of(sign))
+        checkpoint = replace(checkpoint, signature=sign_message(sign, checkpoint.message()))
+    c = checkpoint
+    recorded = record_checkpoint(trading, CheckpointFacts(
+        position, digest, events, c.key_fingerprint, c.sealed_from, c.signature,
+        c.public_key), actor)
+    return replace(checkpoint, event_id=str(recorded.id))

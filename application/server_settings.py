@@ -8,6 +8,9 @@
 - ``TRADETAPE_GRAPHQL_CACHE``: ``off`` answers every GraphQL query afresh (default ``on``:
   read-only queries are answered from a cache keyed by the read version, see
   ``api/graphql/response_cache.py``)
+- ``TRADETAPE_AUDIT_CHECKPOINT_FILE``: append an audit checkpoint (one JSON line) to this
+  file at start and every ``TRADETAPE_AUDIT_CHECKPOINT_SECONDS`` (default 3600), signed with
+  the Ed25519 key file ``TRADETAPE_AUDIT_CHECKPOINT_SIGNING_KEY`` when set
 - ``TRADETAPE_SECRET_KEY``, ``TRADETAPE_SMTP_URL``, ``TRADETAPE_STARTING_BALANCE``,
   ``TRADETAPE_PUBLIC_URL``: see ``application.identity_settings`` and the README
 """
@@ -34,6 +37,9 @@ class ServerSettings:
     feed_pair: str = DEFAULT_FEED_PAIR
     demo: bool = False
     graphql_cache: bool = True
+    checkpoint_file: str | None = None
+    checkpoint_seconds: float = 3600.0
+    checkpoint_signing_key: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -54,7 +60,7 @@ class ServerSettings:
             raise DomainError(f"TRADETAPE_GRAPHQL_CACHE={cache!r}: use on or off",
                               code="INVALID_SETTING", field="TRADETAPE_GRAPHQL_CACHE")
         settings = replace(settings, graphql_cache=cache == "on")
-        return settings.checked()
+        return _checkpoints(settings, env).checked()
 
     def checked(self) -> ServerSettings:
         if not 0 < self.port < 65536:
@@ -64,6 +70,22 @@ class ServerSettings:
             raise DomainError("speed must be > 0 and at most 100000", code="INVALID_SETTING",
                               field="speed")
         return self
+
+
+def _checkpoints(settings: ServerSettings, env: Mapping[str, str]) -> ServerSettings:
+    seconds = env.get("TRADETAPE_AUDIT_CHECKPOINT_SECONDS")
+    settings = replace(settings,
+                       checkpoint_file=env.get("TRADETAPE_AUDIT_CHECKPOINT_FILE") or None,
+                       checkpoint_signing_key=env.get("TRADETAPE_AUDIT_CHECKPOINT_SIGNING_KEY")
+                       or None)
+    if seconds:
+        value = _number(seconds, "TRADETAPE_AUDIT_CHECKPOINT_SECONDS", float)
+        if not 1 <= value <= 31 * 86400:
+            raise DomainError("TRADETAPE_AUDIT_CHECKPOINT_SECONDS must be between 1 and "
+                              "2678400 (31 days)", code="INVALID_SETTING",
+                              field="TRADETAPE_AUDIT_CHECKPOINT_SECONDS")
+        settings = replace(settings, checkpoint_seconds=value)
+    return settings
 
 
 def _number(text: str, name: str, kind: type):

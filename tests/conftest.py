@@ -45,6 +45,13 @@ def require_postgres() -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _audit_keys_in_a_temporary_folder(tmp_path_factory) -> None:
+    """PostgreSQL stores keep their audit keys in TRADETAPE_KEY_DIR (default var/keys of
+    the working directory): the tests' keys go to a folder of their own."""
+    os.environ.setdefault("TRADETAPE_KEY_DIR", str(tmp_path_factory.mktemp("audit-keys")))
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose schema is this test's own, dropped afterwards."""

@@ -1,0 +1,137 @@
+"""Seals on stored events: the SQLite and PostgreSQL recorders write, in the transaction that
+stores a batch of events, one row per event in the plain table ``event_seals``
+(originator id, version, key fingerprint, HMAC seal; see ``adapters/security/audit_key``).
+
+The seal is NOT part of the event: stored events stay byte-identical (``replay --check``),
+and the memory store (backtests) seals nothing. The key is loaded at the first append, so
+processes that only read never need it. ``check_seals`` reads the log joined with its seals
+and names the first event without a valid one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from adapters.security.audit_key import AUDIT_KEY_FILE_ENV, AuditKey, load_audit_key
+
+SEALS_TABLE = "event_seals"
+KeySource = Callable[[], AuditKey | None]
+
+
+def canonical_id(oid: Any) -> str:
+    if isinstance(oid, UUID):
+        return str(oid)
+    text = str(oid)
+    return str(UUID(text)) if len(text) == 32 else text
+
+
+def key_source(env: Any, default_path: str | None) -> KeySource:
+    """Loads (creating the file if need be) the audit key the library's environment ``env``
+    names; None, and no sealing, when it names none."""
+    from pathlib import Path
+
+    def load() -> AuditKey | None:
+        path = env.get(AUDIT_KEY_FILE_ENV) or default_path
+        return load_audit_key(Path(path) if path else None, env, create=True)
+
+    return load
+
+
+class Sealing:
+    """Mixed into a recorder: ``seal_rows`` for its insert; ``key_source`` set by the
+    factory (None: this recorder does not seal)."""
+
+    key_source: KeySource | None = None
+    _key: AuditKey | None = None
+
+    def sealing_key(self) -> AuditKey | None:
+        if self._key is None and self.key_source is not None:
+            self._key = self.key_source()
+        return self._key
+
+    def seal_rows(self, stored_events: Sequence[Any], stored_id: Callable[[Any], Any]
+                  ) -> list[tuple]:
+        key = self.sealing_key()
+        if key is None:
+            return []
+        fingerprint, seal = key.fingerprint, key.seal
+        return [(stored_id(s.originator_id), s.originator_version, fingerprint,
+                 seal(canonical_id(s.originator_id), s.originator_version, s.topic, s.state))
+                for s in stored_events]
+
+    def first_sealed(self, stop: int, page: int = 5000) -> int | None:
+        """The position of the first sealed event up to ``stop`` (sealing began there)."""
+        for row in _rows(self, stop, page):
+            if row[6] is not None:
+                return row[0]
+        return None
+
+    # --- reading (dialects implement these two) -------------------------------------------
+
+    def sealed_log_page(self, after: int, stop: int, limit: int) -> list[tuple]:
+        """``(position, originator id, version, topic, state, key fingerprint | None,
+        seal | None)`` after ``after`` up to ``stop``."""
+        raise NotImplementedError
+
+    def orphan_seals(self, limit: int) -> list[tuple[str, int]]:
+        """``(originator id, version)`` of seals whose event is gone."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SealReport:
+    checked: int  # events with a valid seal
+    unsealed_before: int  # events before the first sealed one (written before sealing)
+    first_sealed: int | None  # position of the first sealed event
+    position: int | None = None
+    problem: str | None = None
+    missing: tuple[str, int] | None = None  # a sealed event no longer in the log
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None and self.missing is None
+
+
+def check_seals(recorder: Sealing, key: AuditKey, stop: int, page: int = 5000) -> SealReport:
+    """Every event up to position ``stop`` against its seal. Events before the first sealed
+    one count as written before sealing began; after it, an event without a valid seal is
+    named (forged, edited, or written by a process with another key)."""
+    checked = unsealed = 0
+    first_sealed: int | None = None
+    for position, stored_id, version, topic, state, key_id, seal in _rows(recorder, stop,
+                                                                           page):
+        oid = canonical_id(stored_id)
+        if seal is None:
+            if first_sealed is None:
+                unsealed += 1
+                continue
+            return SealReport(checked, unsealed, first_sealed, position,
+                              f"event {oid} v{version} has no seal: it was not written by "
+                              "tradetape (forged)")
+        if key_id != key.fingerprint:
+            return SealReport(checked, unsealed, first_sealed, position,
+                              f"event {oid} v{version} is sealed with key {key_id}, not with "
+                              f"the audit key given ({key.fingerprint})")
+        if not key.holds(seal, oid, version, topic, _bytes(state)):
+            return SealReport(checked, unsealed, first_sealed, position,
+                              f"event {oid} v{version} does not match its seal: its stored "
+                              "bytes, topic, id or version were changed")
+        first_sealed = position if first_sealed is None else first_sealed
+        checked += 1
+    orphans = recorder.orphan_seals(1)
+    missing = (canonical_id(orphans[0][0]), orphans[0][1]) if orphans else None
+    return SealReport(checked, unsealed, first_sealed, missing=missing)
+
+
+def _bytes(state: Any) -> bytes:
+    return state.encode() if isinstance(state, str) else bytes(state)
+
+
+def _rows(recorder: Sealing, stop: int, page: int) -> Iterator[tuple]:
+    after = 0
+    while rows := recorder.sealed_log_page(after, stop, page):
+        yield from rows
+        after = rows[-1][0]

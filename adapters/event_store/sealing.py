@@ -22,7 +22,7 @@ KeySource = Callable[[], AuditKey | None]
 
 
 def canonical_id(oid: Any) -> str:
-    if isinstance(oid, UUID):
+    if type(oid) is UUID:
         return str(oid)
     text = str(oid)
     return str(UUID(text)) if len(text) == 32 else text

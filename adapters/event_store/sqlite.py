@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing import sqlite
 
@@ -13,7 +14,7 @@ from adapters.event_store.sealing import SEALS_TABLE, Sealing, key_source
 
 
 def _hex(oid: Any) -> str:
-    return oid.hex if hasattr(oid, "hex") and not isinstance(oid, str) else str(oid)
+    return oid.hex if type(oid) is UUID else str(oid)
 
 
 class ApplicationRecorder(Sealing, sqlite.SQLiteApplicationRecorder):

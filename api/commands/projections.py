@@ -168,6 +168,7 @@ def _rebuild(views, args: argparse.Namespace) -> int:
     import os
     import time
 
+    from application.bootstrap import seal_check
     from projections.rebuild import rebuild
     from projections.registry import select
 
@@ -181,29 +182,13 @@ def _rebuild(views, args: argparse.Namespace) -> int:
         position = rebuild(views.app, views.store, classes,
                            batch_size=args.batch_size or 10_000, on_progress=advance,
                            workers=workers, database_url=views.database.url,
-                           force_rechain=force, check_log=_seal_check(views))
+                           force_rechain=force,
+                           check_log=seal_check(views.app, views.database.url))
     elapsed = max(time.perf_counter() - started, 1e-9)
     names = ", ".join(cls.name for cls in classes)
     print(f"rebuilt {names} up to position {position} ({head} events in {elapsed:.1f}s, "
           f"{head / elapsed:,.0f} events/s, {workers} process{'es' if workers > 1 else ''})")
     return 0
-
-
-def _seal_check(views):
-    """The events' seals, checked before a rebuilt audit log is swapped in (when this process
-    has the audit key)."""
-    from application.bootstrap import check_seals, open_audit_key
-
-    key = open_audit_key(views.database.url)
-    if key is None:
-        return None
-
-    def check(head: int):
-        report = check_seals(views.app, key, head)
-        return None if report is None or report.problem is None else (
-            report.position, report.problem)
-
-    return check
 
 
 def _force_rechain(views, args: argparse.Namespace):

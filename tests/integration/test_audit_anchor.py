@@ -220,3 +220,28 @@ def test_a_forced_rebuild_needs_a_reason(trial, capsys):
 
     assert main(["projections", "rebuild", "audit", "--force", "--database", url]) == 2
     assert "REASON_REQUIRED" in capsys.readouterr().err
+
+
+def test_events_stored_before_sealing_began_are_reported_not_failed(tmp_path, capsys):
+    from application.trading import Trading
+
+    path = tmp_path / "older.sqlite"
+    older = Trading(clock=SteppingClock(T0), ids=SequentialIds("older"),  # no seals
+                    env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                         "SQLITE_DBNAME": str(path)})
+    try:
+        a_day_of_trading(older)
+        unsealed = older.recorder.max_notification_id()
+    finally:
+        older.close()
+    url = f"sqlite:///{path}"
+    app = open_trading(url, clock=SteppingClock(T0), ids=SequentialIds("newer"))
+    try:
+        backtest(app, candle_rows(saw_levels(1)), seed="newer")
+    finally:
+        app.close()
+    assert main(["projections", "run", "--once", "--database", url]) == 0
+    capsys.readouterr()
+
+    assert main(["audit", "verify", "--database", url]) == 0
+    assert f"{unsealed} written before sealing began" in capsys.readouterr().out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -45,13 +46,6 @@ def require_postgres() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _audit_keys_in_a_temporary_folder(tmp_path_factory) -> None:
-    """PostgreSQL stores keep their audit keys in TRADETAPE_KEY_DIR (default var/keys of
-    the working directory): the tests' keys go to a folder of their own."""
-    os.environ.setdefault("TRADETAPE_KEY_DIR", str(tmp_path_factory.mktemp("audit-keys")))
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose schema is this test's own, dropped afterwards."""
@@ -65,6 +59,10 @@ def postgres_url() -> Iterator[str]:
     env = parse_database_url(POSTGRES_URL).env
     with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    # The schema's key files (var/keys unless TRADETAPE_KEY_DIR says otherwise) go with it.
+    key_dir = Path(os.environ.get("TRADETAPE_KEY_DIR") or Path("var") / "keys")
+    for key_file in key_dir.glob(f"*-{schema}.*"):
+        key_file.unlink(missing_ok=True)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

@@ -4,9 +4,9 @@ Someone who can write to the database can append an event and chain it into the 
 (the chain is a plain hash anyone can compute), but cannot seal it without this key. The key
 is ``TRADETAPE_AUDIT_KEY`` when set (at least 32 characters), else a 0600 file created on
 first use: ``TRADETAPE_AUDIT_KEY_FILE`` when set, else beside the SQLite file
-(``<file>.audit-key``) or, for PostgreSQL, in ``TRADETAPE_KEY_DIR`` (default ``var/keys``)
-named after the server, database and schema. Readers never create a key: verifying without
-one says the seals were not checked.
+(``<file>.audit-key``; in ``TRADETAPE_KEY_DIR`` when set) or, for PostgreSQL, in
+``TRADETAPE_KEY_DIR`` (default ``var/keys``) as ``<host>-<port>-<db>-<schema>.audit-key``.
+Readers never create a key: verifying without one says the seals were not checked.
 
 The seal of an event is ``HMAC-SHA256(key, "tradetape-seal-v1\\n<originator id>\\n<version>
 \\n<topic>\\n" + stored state)``, as hex. A key's fingerprint (recorded with every seal and
@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,18 +63,22 @@ class AuditKey:
 
 def key_file_for(database: Database, environ: Mapping[str, str] | None = None) -> Path | None:
     """Where ``database``'s audit key lives when it is not in the environment (None for the
-    ``memory`` store, which is not sealed)."""
+    ``memory`` store, which is not sealed): beside the server secret's and master key's
+    files (``adapters/security/key_files``), named ``<base>.audit-key``."""
     env = os.environ if environ is None else environ
     if env.get(AUDIT_KEY_FILE_ENV):
         return Path(env[AUDIT_KEY_FILE_ENV])
+    key_dir = env.get(KEY_DIR_ENV)
     if database.kind == "sqlite":
-        return Path(f"{database.sqlite_path}.audit-key")
+        path = database.sqlite_path
+        base = Path(key_dir) / path.name if key_dir else path
+        return base.with_name(base.name + ".audit-key")
     if database.kind == "postgres":
         e = database.env
         name = "-".join((e["POSTGRES_HOST"], e["POSTGRES_PORT"], e["POSTGRES_DBNAME"],
                          e.get("POSTGRES_SCHEMA") or "public"))
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        return Path(env.get(KEY_DIR_ENV) or DEFAULT_KEY_DIR) / f"audit-{safe}.key"
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        return Path(key_dir or DEFAULT_KEY_DIR) / f"{safe}.audit-key"
     return None
 
 
@@ -103,7 +108,7 @@ def load_audit_key(path: Path | None, environ: Mapping[str, str] | None = None, 
 def _create_key_file(path: Path) -> None:
     """Written whole under a temporary name, then linked into place: two processes starting
     at once both end up with the one file that won."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new folder: owner only
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

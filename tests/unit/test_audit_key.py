@@ -41,7 +41,7 @@ def test_a_postgres_store_keeps_its_key_in_the_key_folder_by_schema(tmp_path):
 
     path = key_file_for(database, {"TRADETAPE_KEY_DIR": str(tmp_path)})
 
-    assert path == tmp_path / "audit-db.example-5433-prod-live.key"
+    assert path == tmp_path / "db.example-5433-prod-live.audit-key"
 
 
 def test_a_seal_covers_id_version_topic_and_bytes():

@@ -56,6 +56,9 @@ def _checkpoint_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "public_key", None) and not args.checkpoint:
+        raise CommandError("CHECKPOINT_REQUIRED", "--public-key checks the signatures of "
+                           "checkpoints: give them with --checkpoint FILE")
     if args.action == "keygen":
         return _keygen(args.out)
     if args.action == "verify-export":

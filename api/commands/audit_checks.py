@@ -136,28 +136,33 @@ def _report(display, verdict, seals, key, problems, ranges, checkpoints) -> int:
 
 
 def checkpoint(views, args: argparse.Namespace) -> int:
+    """The file is opened before anything is recorded: a checkpoint that cannot be written
+    out is not taken."""
+    from contextlib import nullcontext
+
     from application.bootstrap import take_audit_checkpoint
 
-    c = take_audit_checkpoint(views.app, views.store, views.database, sign=args.sign,
-                              actor=operator(args))
-    if c is None:
-        raise CommandError("AUDIT_NOT_BUILT", f"the audit log of {views.database.display} "
-                           "is empty: run `tradetape projections run audit` first", EXIT_FAILED)
-    line = c.to_json()
-    if args.out:
-        append_line(args.out, line)
+    with open_for_append(args.out) if args.out else nullcontext() as out:
+        c = take_audit_checkpoint(views.app, views.store, views.database, sign=args.sign,
+                                  actor=operator(args))
+        if c is None:
+            raise CommandError("AUDIT_NOT_BUILT", f"the audit log of "
+                               f"{views.database.display} is empty: run `tradetape projections "
+                               "run audit` first", EXIT_FAILED)
+        line = c.to_json()
+        if out is not None:
+            out.write(line + "\n")
     print(line)
     return EXIT_OK
 
 
-def append_line(path: str, line: str) -> None:
+def open_for_append(path: str):
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     except OSError as error:
         raise CommandError("CHECKPOINT_UNWRITABLE", f"cannot write {path}: "
                            f"{error.strerror}", EXIT_FAILED) from None
-    with os.fdopen(fd, "a") as file:
-        file.write(line + "\n")
+    return os.fdopen(fd, "a")
 
 
 # --- verify-export --------------------------------------------------------------------------
@@ -175,10 +180,12 @@ def verify_export(args: argparse.Namespace) -> int:
                            EXIT_FAILED) from None
     problems = _signature_problems(checkpoints, args.public_key)
     if not verdict.intact or problems:
-        where = f"line {verdict.line}, " if verdict.line else ""
-        for position, problem in ([(verdict.position, verdict.problem)]
-                                  if not verdict.intact else []) + problems:
-            print(f"{args.file} is NOT intact at {where}position {position}: {problem}")
+        for line, position, problem in ([(verdict.line, verdict.position, verdict.problem)]
+                                        if not verdict.intact else []) + [
+                                            (None, p, text) for p, text in problems]:
+            where = ", ".join(([f"line {line}"] if line else []) +
+                              ([f"position {position}"] if position is not None else []))
+            print(f"{args.file} is NOT intact at {where}: {problem}")
         return EXIT_FAILED
     covered = len(checkpoints) - len(verdict.uncovered)
     print(f"{args.file} intact: {verdict.lines} events, positions {verdict.first}.."

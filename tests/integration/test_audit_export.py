@@ -177,6 +177,25 @@ def test_a_signed_checkpoint_verifies_by_its_public_key_and_not_once_edited(url,
         == [("operator:alice", line["position"], public)]
 
 
+def test_a_checkpoint_that_cannot_be_written_out_is_not_taken(url, capsys, tmp_path):
+    app = open_trading(url)
+    try:
+        head = app.recorder.max_notification_id()
+    finally:
+        app.close()
+
+    code = main(["audit", "checkpoint", "--out", str(tmp_path / "missing" / "c.jsonl"),
+                 "--database", url])
+
+    assert code == 1
+    assert "CHECKPOINT_UNWRITABLE" in capsys.readouterr().err
+    app = open_trading(url)
+    try:
+        assert app.recorder.max_notification_id() == head  # no AuditCheckpoint recorded
+    finally:
+        app.close()
+
+
 def test_the_server_appends_checkpoints_on_a_schedule(url, tmp_path):
     from application.bootstrap import open_runtime
     from application.server_settings import ServerSettings

@@ -364,51 +364,21 @@ def open_audit_key(url: str | None = None):
     return load_audit_key(key_file_for(parse_database_url(url)), create=False)
 
 
-def check_seals(trading: Trading, key, stop: int):
-    """Each event up to ``stop`` against its seal (a ``SealReport``), or None when the store
-    keeps no seals (``memory``)."""
-    from adapters.event_store.sealing import Sealing, check_seals
-
-    recorder = trading.recorder
-    return check_seals(recorder, key, stop) if isinstance(recorder, Sealing) else None
-
-
 def seal_check(trading: Trading, url: str | None):
     """``check(head) -> (position, problem) | None`` over the events' seals, for a rebuild
     to refuse a log with a bad seal; None when this process has no audit key."""
+    from adapters.event_store.sealing import check_seals
+
     key = open_audit_key(url)
     if key is None:
         return None
 
     def check(head: int):
-        report = check_seals(trading, key, head)
+        report = check_seals(trading.recorder, key, head)
         return None if report is None or report.problem is None else (
             report.position, report.problem)
 
     return check
-
-
-def first_sealed(trading: Trading, stop: int) -> int | None:
-    """Where sealing began in the store (None: nothing sealed, or a ``memory`` store)."""
-    from adapters.event_store.sealing import Sealing
-
-    recorder = trading.recorder
-    return recorder.first_sealed(stop) if isinstance(recorder, Sealing) else None
-
-
-def seal_lookup(trading: Trading):
-    """``(after, stop) -> {position: seal or None}`` over the store's seals, for exports;
-    None for a store that keeps none (``memory``)."""
-    from adapters.event_store.sealing import Sealing
-
-    recorder = trading.recorder
-    if not isinstance(recorder, Sealing):
-        return None
-
-    def seals(after: int, stop: int) -> dict[int, str | None]:
-        return {row[0]: row[6] for row in recorder.sealed_log_page(after, stop, stop - after)}
-
-    return seals
 
 
 def take_audit_checkpoint(trading: Trading, store, database, *, sign: str | None,
@@ -418,6 +388,7 @@ def take_audit_checkpoint(trading: Trading, store, database, *, sign: str | None
     ``AuditCheckpoint`` (None when nothing is audited yet)."""
     from dataclasses import replace
 
+    from adapters.event_store.sealing import first_sealed
     from adapters.security.audit_key import key_file_for, load_audit_key
     from application.audit_trail import CheckpointFacts, record_checkpoint
     from projections.anchoring import Checkpoint, audit_head
@@ -429,7 +400,8 @@ def take_audit_checkpoint(trading: Trading, store, database, *, sign: str | None
     key = load_audit_key(key_file_for(database), create=False)
     checkpoint = Checkpoint(position, digest, events,
                             trading.clock.now().isoformat(timespec="seconds"),
-                            key.fingerprint if key else None, first_sealed(trading, position))
+                            key.fingerprint if key else None,
+                            first_sealed(trading.recorder, position))
     if sign:
         from adapters.security.signing import public_key_of, sign_message
 

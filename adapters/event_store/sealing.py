@@ -95,35 +95,55 @@ class SealReport:
         return self.problem is None and self.missing is None
 
 
-def check_seals(recorder: Sealing, key: AuditKey, stop: int, page: int = 5000) -> SealReport:
-    """Every event up to position ``stop`` against its seal. Events before the first sealed
-    one count as written before sealing began; after it, an event without a valid seal is
-    named (forged, edited, or written by a process with another key)."""
+def check_seals(recorder: Any, key: AuditKey, stop: int, page: int = 5000
+                ) -> SealReport | None:
+    """Every event up to position ``stop`` against its seal (None: ``recorder`` keeps no
+    seals, e.g. the ``memory`` store). Events before the first sealed one count as written
+    before sealing began; after it, an event without a valid seal is named (forged, edited,
+    or written by a process with another key)."""
+    if not isinstance(recorder, Sealing):
+        return None
     checked = unsealed = 0
-    first_sealed: int | None = None
+    began: int | None = None
     for position, stored_id, version, topic, state, key_id, seal in _rows(recorder, stop,
                                                                            page):
         oid = canonical_id(stored_id)
         if seal is None:
-            if first_sealed is None:
+            if began is None:
                 unsealed += 1
                 continue
-            return SealReport(checked, unsealed, first_sealed, position,
+            return SealReport(checked, unsealed, began, position,
                               f"event {oid} v{version} has no seal: it was not written by "
                               "tradetape (forged)")
         if key_id != key.fingerprint:
-            return SealReport(checked, unsealed, first_sealed, position,
+            return SealReport(checked, unsealed, began, position,
                               f"event {oid} v{version} is sealed with key {key_id}, not with "
                               f"the audit key given ({key.fingerprint})")
         if not key.holds(seal, oid, version, topic, _bytes(state)):
-            return SealReport(checked, unsealed, first_sealed, position,
+            return SealReport(checked, unsealed, began, position,
                               f"event {oid} v{version} does not match its seal: its stored "
                               "bytes, topic, id or version were changed")
-        first_sealed = position if first_sealed is None else first_sealed
+        began = position if began is None else began
         checked += 1
     orphans = recorder.orphan_seals(1)
     missing = (canonical_id(orphans[0][0]), orphans[0][1]) if orphans else None
-    return SealReport(checked, unsealed, first_sealed, missing=missing)
+    return SealReport(checked, unsealed, began, missing=missing)
+
+
+def first_sealed(recorder: Any, stop: int) -> int | None:
+    """Where sealing began in the log (None: nothing sealed, or a store without seals)."""
+    return recorder.first_sealed(stop) if isinstance(recorder, Sealing) else None
+
+
+def seal_lookup(recorder: Any) -> Callable[[int, int], dict[int, str | None]] | None:
+    """``(after, stop) -> {position: seal or None}`` for exports; None without seals."""
+    if not isinstance(recorder, Sealing):
+        return None
+
+    def seals(after: int, stop: int) -> dict[int, str | None]:
+        return {row[0]: row[6] for row in recorder.sealed_log_page(after, stop, stop - after)}
+
+    return seals
 
 
 def _bytes(state: Any) -> bytes:

@@ -120,7 +120,7 @@ def _export(views, since, args: argparse.Namespace) -> int:
 
 
 def _seals(views):
-    """``(originator id, version) -> seal`` lookups for the export, or None (no seals)."""
-    from application.bootstrap import seal_lookup
+    """The seals of a page of positions, for the export, or None (no seals)."""
+    from adapters.event_store.sealing import seal_lookup
 
-    return seal_lookup(views.app)
+    return seal_lookup(views.app.recorder)

@@ -53,7 +53,8 @@ def _signature_problems(checkpoints, public_key: str | None) -> list[tuple[int, 
 
 
 def verify(views, args: argparse.Namespace) -> int:
-    from application.bootstrap import check_seals, open_audit_key
+    from adapters.event_store.sealing import check_seals
+    from application.bootstrap import open_audit_key
     from projections.anchoring import against_checkpoints, walk_log
     from projections.audit import verify as verify_chain
 
@@ -72,7 +73,7 @@ def verify(views, args: argparse.Namespace) -> int:
     ranges = [(f.position, f.problem) for f in findings if not f.exact]
     problems += _signature_problems(checkpoints, args.public_key)
     key = open_audit_key(args.database)
-    seals = check_seals(views.app, key, head) if key is not None else None
+    seals = check_seals(views.app.recorder, key, head) if key is not None else None
     problems += _seal_problems(views, seals, key, checkpoints)
     return _report(views.database.display, verdict, seals, key, problems, ranges,
                    checkpoints)

@@ -22,10 +22,11 @@ KeySource = Callable[[], AuditKey | None]
 
 
 def canonical_id(oid: Any) -> str:
+    """An originator id as canonical UUID text (SQLite stores it as 32 hex digits)."""
     if type(oid) is UUID:
         return str(oid)
-    text = str(oid)
-    return str(UUID(text)) if len(text) == 32 else text
+    h = str(oid)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" if len(h) == 32 else h
 
 
 def key_source(env: Any, default_path: str | None) -> KeySource:
@@ -105,6 +106,7 @@ def check_seals(recorder: Any, key: AuditKey, stop: int, page: int = 5000
         return None
     checked = unsealed = 0
     began: int | None = None
+    fingerprint = key.fingerprint
     for position, stored_id, version, topic, state, key_id, seal in _rows(recorder, stop,
                                                                            page):
         oid = canonical_id(stored_id)
@@ -115,7 +117,7 @@ def check_seals(recorder: Any, key: AuditKey, stop: int, page: int = 5000
             return SealReport(checked, unsealed, began, position,
                               f"event {oid} v{version} has no seal: it was not written by "
                               "tradetape (forged)")
-        if key_id != key.fingerprint:
+        if key_id != fingerprint:
             return SealReport(checked, unsealed, began, position,
                               f"event {oid} v{version} is sealed with key {key_id}, not with "
                               f"the audit key given ({key.fingerprint})")

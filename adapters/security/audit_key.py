@@ -23,6 +23,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from application.settings import Database
@@ -47,7 +48,7 @@ class AuditKey:
     def __repr__(self) -> str:  # never the secret, in a log or a traceback
         return f"AuditKey({self.fingerprint})"
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return hashlib.sha256(b"tradetape-audit-key\0" + self.secret).hexdigest()[:16]
 

@@ -18,8 +18,9 @@ MEMORY_EVENT_STORE = "adapters.event_store.memory"
 # The library's PostgreSQL store, creating its tables under the DDL advisory lock, so that
 # processes opening one database at once all come up (see adapters/event_store/postgres.py).
 POSTGRES_EVENT_STORE = "adapters.event_store.postgres"
-# The library's SQLite store, keeping the time each event was recorded beside it (see
-# adapters/event_store/sqlite.py; PostgreSQL's does the same).
+# The library's SQLite store, keeping the time each event was recorded beside it and
+# sealing every event with the audit key (see adapters/event_store/sqlite.py and
+# sealing.py; PostgreSQL's store above does both too).
 SQLITE_EVENT_STORE = "adapters.event_store.sqlite"
 ENGINE_MODULES = ("application.trading", "application.backtest", "adapters.exchanges.paper",
                   MEMORY_EVENT_STORE)
@@ -38,10 +39,10 @@ def open_trading(
     env = dict(database.env)
     if database.kind == "memory":
         env["PERSISTENCE_MODULE"] = MEMORY_EVENT_STORE
-    elif database.kind == "postgres":
-        env["PERSISTENCE_MODULE"] = POSTGRES_EVENT_STORE
-    elif database.kind == "sqlite":
-        env["PERSISTENCE_MODULE"] = SQLITE_EVENT_STORE
+    else:
+        env["PERSISTENCE_MODULE"] = (POSTGRES_EVENT_STORE if database.kind == "postgres"
+                                     else SQLITE_EVENT_STORE)
+        env.update(_audit_key_file(database))
     return Trading(clock=clock or SystemClock(), ids=ids or RandomIds(), env=env)
 
 
@@ -291,7 +292,8 @@ class _InProcessReadModels:
         self.store = open_view_store(database)
         self.projections = SupervisedProjections(
             trading, self.store, list(PROJECTIONS.values()),
-            report=lambda text: sys.stderr.write(text + "\n"))
+            report=lambda text: sys.stderr.write(text + "\n"),
+            check_log=seal_check(trading, database.url))
         self.projections.start()
 
     def catch_up(self) -> int:
@@ -338,4 +340,100 @@ def open_runtime(settings):
     loop = LiveLoop(clock, [feed], paper)
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
-                   changes=ChangeFeed(trading))
+                   changes=ChangeFeed(trading),
+                   schedules=_checkpoint_schedules(settings, trading, database))
+
+
+def _checkpoint_schedules(settings, trading: Trading, database) -> list:
+    """Audit checkpoints appended to ``settings.checkpoint_file`` on a schedule, from the
+    views on a connection of their own."""
+    if not settings.checkpoint_file:
+        return []
+    import os
+
+    from application.audit_trail import CheckpointSchedule
+    from projections.store import open_view_store
+
+    def take() -> None:
+        store = open_view_store(database)
+        try:
+            checkpoint = take_audit_checkpoint(trading, store, database,
+                                               sign=settings.checkpoint_signing_key,
+                                               actor="system:audit-checkpoints")
+        finally:
+            store.close()
+        if checkpoint is not None:
+            fd = os.open(settings.checkpoint_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                         0o644)
+            with os.fdopen(fd, "a") as file:
+                file.write(checkpoint.to_json() + "\n")
+
+    return [CheckpointSchedule(take, settings.checkpoint_seconds)]
+
+
+# --- the audit trail's keys (see adapters/security/audit_key.py) ----------------------------
+
+
+def _audit_key_file(database) -> dict[str, str]:
+    from adapters.security.audit_key import AUDIT_KEY_FILE_ENV, key_file_for
+
+    path = key_file_for(database)
+    return {AUDIT_KEY_FILE_ENV: str(path)} if path is not None else {}
+
+
+def open_audit_key(url: str | None = None):
+    """The audit key sealing the events of the store ``url`` names, or None where there is
+    none (never created here: a reader that made a key would check against the wrong one)."""
+    from adapters.security.audit_key import key_file_for, load_audit_key
+
+    return load_audit_key(key_file_for(parse_database_url(url)), create=False)
+
+
+def seal_check(trading: Trading, url: str | None):
+    """``check(head) -> (position, problem) | None`` over the events' seals, for a rebuild
+    to refuse a log with a bad seal; None when this process has no audit key."""
+    from adapters.event_store.sealing import check_seals
+
+    key = open_audit_key(url)
+    if key is None:
+        return None
+
+    def check(head: int):
+        report = check_seals(trading.recorder, key, head)
+        return None if report is None or report.problem is None else (
+            report.position, report.problem)
+
+    return check
+
+
+def take_audit_checkpoint(trading: Trading, store, database, *, sign: str | None,
+                          actor: str):
+    """The audit chain's head in ``store`` as a ``projections.anchoring.Checkpoint``, signed
+    with the Ed25519 key file ``sign`` when given, and recorded in the log as an
+    ``AuditCheckpoint`` (None when nothing is audited yet)."""
+    from dataclasses import replace
+
+    from adapters.event_store.sealing import first_sealed
+    from adapters.security.audit_key import key_file_for, load_audit_key
+    from application.audit_trail import CheckpointFacts, record_checkpoint
+    from projections.anchoring import Checkpoint, audit_head
+
+    head = audit_head(store) if store.table_exists("audit_log") else None
+    if head is None:
+        return None
+    position, digest, events = head
+    key = load_audit_key(key_file_for(database), create=False)
+    checkpoint = Checkpoint(position, digest, events,
+                            trading.clock.now().isoformat(timespec="seconds"),
+                            key.fingerprint if key else None,
+                            first_sealed(trading.recorder, position))
+    if sign:
+        from adapters.security.signing import public_key_of, sign_message
+
+        checkpoint = replace(checkpoint, public_key=public_key_of(sign))
+        checkpoint = replace(checkpoint, signature=sign_message(sign, checkpoint.message()))
+    c = checkpoint
+    recorded = record_checkpoint(trading, CheckpointFacts(
+        position, digest, events, c.key_fingerprint, c.sealed_from, c.signature,
+        c.public_key), actor)
+    return replace(checkpoint, event_id=str(recorded.id))

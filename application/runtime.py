@@ -51,6 +51,8 @@ class Runtime:
     loop: LiveLoop
     read_models: ReadModels
     changes: ChangeFeed
+    # Started with the server, stopped before its stores close (scheduled audit checkpoints).
+    schedules: list[Any] = field(default_factory=list)
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -76,11 +78,15 @@ class Runtime:
         self.refresh()
         self.loop.after_step = self.refresh
         self.loop.start()
+        for schedule in self.schedules:
+            schedule.start()
         self.started_at = self.clock.now()
 
     def stop(self) -> None:
         self.accepting_commands = False
         self.loop.stop()
+        for schedule in self.schedules:
+            schedule.stop()
         self.refresh()
         self.read_models.close()
         self.identity.close()

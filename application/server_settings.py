@@ -14,6 +14,9 @@
   ``TRADETAPE_SMTP_URL``, ``TRADETAPE_STARTING_BALANCE``, ``TRADETAPE_PUBLIC_URL``: see
   ``application.identity_settings``, ``adapters/security/key_files.py`` and the README
 - ``TRADETAPE_TRUSTED_PROXIES``: see ``application.trusted_proxies``
+- ``TRADETAPE_AUDIT_CHECKPOINT_FILE``: append an audit checkpoint (one JSON line) to this
+  file at start and every ``TRADETAPE_AUDIT_CHECKPOINT_SECONDS`` (default 3600), signed with
+  the Ed25519 key file ``TRADETAPE_AUDIT_CHECKPOINT_SIGNING_KEY`` when set
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class ServerSettings:
     demo: bool = False
     graphql_cache: bool = True
     max_bots_per_user: int = MAX_BOTS_PER_USER
+    checkpoint_file: str | None = None
+    checkpoint_seconds: float = 3600.0
+    checkpoint_signing_key: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -63,7 +69,7 @@ class ServerSettings:
             raise DomainError(f"TRADETAPE_GRAPHQL_CACHE={cache!r}: use on or off",
                               code="INVALID_SETTING", field="TRADETAPE_GRAPHQL_CACHE")
         settings = replace(settings, graphql_cache=cache == "on")
-        return settings.checked()
+        return _checkpoints(settings, env).checked()
 
     def checked(self) -> ServerSettings:
         if not 0 < self.port < 65536:
@@ -76,6 +82,22 @@ class ServerSettings:
             raise DomainError("the bots per user must be between 1 and 100000",
                               code="INVALID_SETTING", field="max_bots_per_user")
         return self
+
+
+def _checkpoints(settings: ServerSettings, env: Mapping[str, str]) -> ServerSettings:
+    seconds = env.get("TRADETAPE_AUDIT_CHECKPOINT_SECONDS")
+    settings = replace(settings,
+                       checkpoint_file=env.get("TRADETAPE_AUDIT_CHECKPOINT_FILE") or None,
+                       checkpoint_signing_key=env.get("TRADETAPE_AUDIT_CHECKPOINT_SIGNING_KEY")
+                       or None)
+    if seconds:
+        value = _number(seconds, "TRADETAPE_AUDIT_CHECKPOINT_SECONDS", float)
+        if not 1 <= value <= 31 * 86400:
+            raise DomainError("TRADETAPE_AUDIT_CHECKPOINT_SECONDS must be between 1 and "
+                              "2678400 (31 days)", code="INVALID_SETTING",
+                              field="TRADETAPE_AUDIT_CHECKPOINT_SECONDS")
+        settings = replace(settings, checkpoint_seconds=value)
+    return settings
 
 
 def _number(text: str, name: str, kind: type):

@@ -10,9 +10,10 @@ where the audit log disagrees.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,7 @@ from eventsourcing.application import Application
 
 from projections.facts import Fact, FactDecoder
 from projections.framework import Projection
-from projections.reader import LogReader, LogRow
+from projections.reader import LogReader, LogRow, Pages
 from projections.store import ViewStore
 from projections.summaries import plain, summarize
 from projections.tables import Changes, Row, table
@@ -101,7 +102,7 @@ def verify(app: Application, store: ViewStore, audited_to: int) -> Verdict:
     """Recompute every audit row up to ``audited_to`` from the event store and compare."""
     decode = FactDecoder(app.mapper)
     rows = _audit_rows(store)
-    previous, checked, unaudited = GENESIS, 0, 0
+    previous, checked, unaudited, last = GENESIS, 0, 0, 0
     expected_row = next(rows, None)
     for entry in _log(app, store):
         position = entry[0]
@@ -118,9 +119,12 @@ def verify(app: Application, store: ViewStore, audited_to: int) -> Verdict:
                            "the audit log has an event the event store no longer has")
         recomputed = audit_row(fact, previous)
         differing = [k for k, v in recomputed.items() if expected_row[k] != v]
+        if differing == ["hash"]:  # this event is as chained: the chain broke before it
+            return Verdict(checked, 0, last + 1, f"the chain breaks after position {last}: "
+                           f"an event before position {position} was removed or changed")
         if differing:
             return Verdict(checked, 0, position, f"differs in {', '.join(differing)}")
-        checked += 1
+        checked, last = checked + 1, position
         expected_row = next(rows, None)
     if expected_row is not None:
         return Verdict(checked, 0, expected_row["position"],
@@ -143,21 +147,49 @@ def _log(app: Application, store: ViewStore) -> Iterator[LogRow]:
         last = page[-1][0]
 
 
-def export(app: Application, store: ViewStore,
-           since: datetime | None) -> Iterator[dict[str, Any]]:
-    """Every event (recorded at or after ``since``) as a JSON-ready dict: the audit row's
-    columns, its hash in the chain recomputed from the store, and the event's data."""
+def export(app: Application, store: ViewStore, since: datetime | None, *,
+           first: int | None = None, last: int | None = None,
+           seals: SealPages | None = None) -> Iterator[dict[str, Any]]:
+    """Every event (recorded at or after ``since``; from log position ``first`` to ``last``) as a
+    JSON-ready dict: the audit row's columns, the event's data, and what lets anyone check
+    the chain alone: the stored bytes (base64) and topic exactly as hashed, the previous
+    hash, and the seal (``seals``: the seals of a page's positions). ``hash`` is the one the
+    audit log recorded (recomputed from the store for events not audited yet), so an event
+    changed in the store since it was chained fails its line of the export."""
     decode = FactDecoder(app.mapper)
     previous = GENESIS
-    for entry in _log(app, store):
-        fact = decode(entry)
-        previous = chain(previous, fact)
-        if since is not None and recorded_before(fact, since):
-            continue
-        row = audit_row(fact, previous)
-        row["data"] = {k: plain(v, k) for k, v in fact.state.items()
-                       if k not in ("timestamp", "actor", "correlation_id")}
-        yield row
+    for page in Pages(LogReader(app, store), 0, 5000, last):
+        recorded = _recorded_hashes(store, page[0][0] - 1, page[-1][0])
+        sealed = seals(page[0][0] - 1, page[-1][0]) if seals is not None else None
+        for entry in page:
+            fact = decode(entry)
+            digest = recorded.get(fact.position) or chain(previous, fact)
+            if first is not None and fact.position < first:
+                previous = digest
+                continue
+            if since is not None and recorded_before(fact, since):
+                previous = digest
+                continue
+            row = audit_row(fact, digest)
+            row["data"] = {k: plain(v, k) for k, v in fact.state.items()
+                           if k not in ("timestamp", "actor", "correlation_id")}
+            row.update(topic=fact.topic, stored=base64.b64encode(fact.stored).decode(),
+                       previous_hash=previous.hex())
+            if sealed is not None:
+                row["seal"] = sealed.get(fact.position)
+            previous = digest
+            yield row
+
+
+SealPages = Callable[[int, int], dict[int, str | None]]
+
+
+def _recorded_hashes(store: ViewStore, after: int, stop: int) -> dict[int, bytes]:
+    if not store.table_exists(AUDIT_LOG.name):
+        return {}
+    rows = store.query(f"SELECT position, hash FROM {store.q(AUDIT_LOG.name)} "
+                       "WHERE position > ? AND position <= ?", (after, stop))
+    return {position: bytes.fromhex(digest) for position, digest in rows}
 
 
 def recorded_before(fact: Fact, moment: datetime) -> bool:

@@ -15,13 +15,14 @@ import multiprocessing
 import queue
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from eventsourcing.application import Application
 
+from projections.audit import AUDIT_LOG
 from projections.framework import Projection
 from projections.runner import DEFAULT_BATCH, Progress, ProjectionError, Projector
-from projections.store import ViewStore
+from projections.store import SHADOW, ViewStore
 
 # Rough cost of each projection per event, to share them out between processes.
 WEIGHTS = {"audit": 3, "frontend": 2, "pnl": 2, "leaderboard": 2, "balances": 1}
@@ -29,8 +30,17 @@ WEIGHTS = {"audit": 3, "frontend": 2, "pnl": 2, "leaderboard": 2, "balances": 1}
 
 def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projection]], *,
             batch_size: int = DEFAULT_BATCH, on_progress: Progress | None = None,
-            workers: int = 1, database_url: str | None = None) -> int:
-    """Rebuild ``classes``; returns the log position the new tables reflect."""
+            workers: int = 1, database_url: str | None = None,
+            force_rechain: Rechain | None = None,
+            check_log: LogCheck | None = None) -> int:
+    """Rebuild ``classes``; returns the log position the new tables reflect.
+
+    The audit log is swapped in only if the existing chain agrees with the rebuilt one up to
+    the existing one's position (the log was not changed under it): otherwise this refuses
+    (``AUDIT_CHAIN_DISAGREES``), unless ``force_rechain`` is given, which is called with the
+    first position that disagrees and why (to record the operator's decision) first.
+    ``check_log(head)`` may name a first bad position on its own (e.g. a seal that does not
+    hold), which is refused the same way."""
     locks = [f"rebuild-{cls.name}" for cls in classes]
     taken: list[str] = []
     try:
@@ -54,6 +64,8 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
             projector.finish_shadow()
         while projector.catch_up(on_progress=on_progress):
             pass  # until a pass finds nothing new
+        if any(cls.name == "audit" for cls in classes):
+            _bless_chain(store, projector, force_rechain, check_log)
         with store.transaction() as cur:
             for t in projector.tracked:
                 p = t.projection
@@ -62,6 +74,60 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
     finally:
         for lock in taken:
             store.unlock(lock)
+
+
+Rechain = Callable[[int, str], None]
+LogCheck = Callable[[int], tuple[int, str] | None]
+
+
+def _bless_chain(store: ViewStore, projector: Projector, force: Rechain | None,
+                 check_log: LogCheck | None) -> None:
+    head = min(projector.positions().values())
+    found = [d for d in (chain_disagreement(store, head),
+                         check_log(head) if check_log else None) if d is not None]
+    if not found:
+        return
+    disagreement = min(found)
+    position, problem = disagreement
+    if force is None:
+        raise ProjectionError(
+            "AUDIT_CHAIN_DISAGREES",
+            f"the audit log's chain disagrees with the event store at position {position}: "
+            f"{problem}. Nothing was swapped in: run `tradetape audit verify`; to re-chain "
+            "anyway, `tradetape projections rebuild audit --force --reason TEXT` (recorded)")
+    force(position, problem)
+    while projector.catch_up():
+        pass  # the event recording the decision
+
+
+def chain_disagreement(store: ViewStore, head: int) -> tuple[int, str] | None:
+    """The first position up to the live audit log's where it and the rebuilt one (up to
+    ``head``) differ (None: they agree, or there was no live audit log)."""
+    live_row = store.tracking().get("audit")
+    if live_row is None or not store.table_exists(AUDIT_LOG.name):
+        return None
+    if live_row.position > head:
+        return (head + 1, f"the audit log had chained the log up to position "
+                f"{live_row.position}; the event store now ends at {head} (truncation)")
+    live, shadow = store.q(AUDIT_LOG.name), store.q(AUDIT_LOG.name + SHADOW)
+    changed = store.query(
+        f"SELECT l.position, s.position FROM {live} l LEFT JOIN {shadow} s ON s.position = "
+        "l.position WHERE l.position <= ? AND (s.position IS NULL OR s.hash <> l.hash) "
+        "ORDER BY l.position LIMIT 1", (live_row.position,))
+    inserted = store.query(
+        f"SELECT s.position FROM {shadow} s LEFT JOIN {live} l ON l.position = s.position "
+        "WHERE s.position <= ? AND l.position IS NULL ORDER BY s.position LIMIT 1",
+        (live_row.position,))
+    found = []
+    if changed:
+        position, rebuilt = changed[0]
+        found.append((position, "the audit log chained an event the event store no longer "
+                      "has" if rebuilt is None else "the event the audit log chained here "
+                      "was changed, moved or replaced, or one before it"))
+    if inserted:
+        found.append((inserted[0][0], "the event store has an event here that the audit log "
+                      "never chained (inserted below its position)"))
+    return min(found) if found else None
 
 
 def share_out(classes: Sequence[type[Projection]], workers: int) -> list[list[str]]:

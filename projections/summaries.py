@@ -56,6 +56,10 @@ TEMPLATES = {
     "TradingSwitch.Installed": "trading switch installed",
     "TradingSwitch.EmergencyStopped": "EMERGENCY STOP of all trading: {reason}",
     "TradingSwitch.EmergencyResumed": "trading resumed after an emergency stop",
+    "AuditCheckpoint.Taken": "audit checkpoint: chain head {chain_head} at position "
+                             "{position} ({events} events), signed by {public_key}",
+    "AuditRechain.Forced": "audit log re-chained by force (first disagreement at position "
+                           "{position}: {problem}): {reason}",
 }
 
 

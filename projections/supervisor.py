@@ -69,10 +69,12 @@ class SupervisedProjections:
     def __init__(self, app: Application, store: ViewStore,
                  classes: Sequence[type[Projection]], *, batch_size: int = DEFAULT_BATCH,
                  clock: Callable[[], float] = time.monotonic,
-                 report: Callable[[str], None] | None = None):
+                 report: Callable[[str], None] | None = None,
+                 check_log: Callable[[int], Any] | None = None):
         self.app, self.store, self.batch_size = app, store, batch_size
         self.classes = list(classes)
         self.clock, self.report = clock, report or (lambda text: None)
+        self.check_log = check_log
         self.stuck: dict[str, Stuck] = {}
         self._projector: Projector | None = None
         # Positions as last seen, for health checks on other threads: they never touch the
@@ -107,7 +109,9 @@ class SupervisedProjections:
     def _rebuild(self, cls: type[Projection]) -> None:
         from projections.rebuild import rebuild
 
-        rebuild(self.app, self.store, [cls])
+        # check_log: a rebuild refuses a log whose seals do not hold (the audit chain's
+        # refusal, AUDIT_CHAIN_DISAGREES, leaves that projection stuck and red, not the server)
+        rebuild(self.app, self.store, [cls], check_log=self.check_log)
 
     # --- advancing ------------------------------------------------------------------------
 

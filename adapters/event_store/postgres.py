@@ -14,17 +14,23 @@ database at insert (``DEFAULT clock_timestamp()``; see ``adapters.event_store.re
 the library's INSERT names its columns, so it needs no change. A table made by an earlier
 version gains the column without a default first (its rows keep NULL, "recorded before this
 version", instead of all being stamped with the time of the upgrade), then the default.
+
+Every event is sealed in the transaction that stores it: ``event_seals`` (see
+``adapters/event_store/sealing.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from eventsourcing import postgres
+from psycopg import sql
 
 from adapters.event_store.recorded_time import POSTGRES_NOW, RECORDED_AT
+from adapters.event_store.sealing import SEALS_TABLE, Sealing, key_source
 from application.settings import lock_ddl
 
 
@@ -84,8 +90,49 @@ class _RecordedTime(_SerialCreation):
                          .format(target, Identifier(RECORDED_AT)))
 
 
-class ApplicationRecorder(_RecordedTime, postgres.PostgresApplicationRecorder):
-    pass
+class ApplicationRecorder(Sealing, _RecordedTime, postgres.PostgresApplicationRecorder):
+    """Seals every event in the transaction that stores it (the library's ``_insert_events``
+    hook runs first in that transaction; see ``adapters/event_store/sealing.py``)."""
+
+    def __init__(self, datastore: postgres.PostgresDatastore, **kwargs: Any):
+        super().__init__(datastore, **kwargs)
+        self.seals = sql.Identifier(datastore.schema, SEALS_TABLE)
+        self.sql_create_statements.append(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (originator_id uuid, originator_version bigint, "
+            "key_id text NOT NULL, seal text NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version))").format(self.seals))
+
+    def _insert_events(self, curs: Any, stored_events: Sequence[Any], **kwargs: Any) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        rows = self.seal_rows(stored_events, lambda oid: oid)
+        if rows:
+            # A seal left behind by a deleted event must not outlive a new one; if the
+            # events' insert fails, the transaction takes this back too.
+            curs.executemany(sql.SQL(
+                "INSERT INTO {} VALUES (%s, %s, %s, %s) ON CONFLICT (originator_id, "
+                "originator_version) DO UPDATE SET key_id = excluded.key_id, "
+                "seal = excluded.seal").format(self.seals), rows)
+
+    def sealed_log_page(self, after: int, stop: int, limit: int) -> list[tuple]:
+        events = sql.Identifier(self.datastore.schema, self.events_table_name)
+        return self._select(sql.SQL(
+            "SELECT e.notification_id, e.originator_id::text, e.originator_version, e.topic, "
+            "e.state, s.key_id, s.seal FROM {} e LEFT JOIN {} s USING (originator_id, "
+            "originator_version) WHERE e.notification_id > %s AND e.notification_id <= %s "
+            "ORDER BY e.notification_id LIMIT %s").format(events, self.seals),
+            (after, stop, limit))
+
+    def orphan_seals(self, limit: int) -> list[tuple[str, int]]:
+        events = sql.Identifier(self.datastore.schema, self.events_table_name)
+        return self._select(sql.SQL(
+            "SELECT s.originator_id::text, s.originator_version FROM {} s LEFT JOIN {} e "
+            "USING (originator_id, originator_version) WHERE e.notification_id IS NULL "
+            "LIMIT %s").format(self.seals, events), (limit,))
+
+    def _select(self, statement: Any, params: tuple) -> list[tuple]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params)
+            return [tuple(row.values()) for row in curs.fetchall()]
 
 
 class TrackingRecorder(_SerialCreation, postgres.PostgresTrackingRecorder):
@@ -98,9 +145,15 @@ class ProcessRecorder(_RecordedTime, postgres.PostgresProcessRecorder):
 
 class Factory(postgres.PostgresFactory):
     """``PERSISTENCE_MODULE=adapters.event_store.postgres``: the library's factory with the
-    recorders above."""
+    recorders above. The audit key: the environment's ``TRADETAPE_AUDIT_KEY``, else the file
+    ``TRADETAPE_AUDIT_KEY_FILE`` (the composition root names one per database)."""
 
     aggregate_recorder_class = AggregateRecorder
     application_recorder_class = ApplicationRecorder
     tracking_recorder_class = TrackingRecorder
     process_recorder_class = ProcessRecorder
+
+    def application_recorder(self) -> Any:
+        recorder = super().application_recorder()
+        recorder.key_source = key_source(self.env, None)
+        return recorder

@@ -38,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="processes sharing the projections (default: 2 for large logs "
                          "on a multi-core machine, else 1)")
     rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rebuild.add_argument("--force", action="store_true",
+                         help="re-chain the audit log even though its chain disagrees with "
+                         "the event store (needs --reason; recorded as an event)")
+    rebuild.add_argument("--reason", metavar="TEXT", help="why the audit log is re-chained")
+    rebuild.add_argument("--actor", metavar="NAME",
+                         help="the operator recorded with a forced re-chain (default: the "
+                         "OS user)")
     _batch_option(rebuild)
     add_database_option(rebuild)
 
@@ -183,10 +190,12 @@ def _rebuild(views, args: argparse.Namespace) -> int:
     import os
     import time
 
+    from application.bootstrap import seal_check
     from projections.rebuild import rebuild
     from projections.registry import select
 
     classes = select(args.names)
+    force = _force_rechain(views, args)
     head = views.app.recorder.max_notification_id() or 0
     workers = _workers(args.workers, head, os.cpu_count() or 1)
     show = not args.no_progress and sys.stderr.isatty()
@@ -194,12 +203,37 @@ def _rebuild(views, args: argparse.Namespace) -> int:
     with rebuild_progress(enabled=show, total=head) as advance:
         position = rebuild(views.app, views.store, classes,
                            batch_size=args.batch_size or 10_000, on_progress=advance,
-                           workers=workers, database_url=views.database.url)
+                           workers=workers, database_url=views.database.url,
+                           force_rechain=force,
+                           check_log=seal_check(views.app, views.database.url))
     elapsed = max(time.perf_counter() - started, 1e-9)
     names = ", ".join(cls.name for cls in classes)
     print(f"rebuilt {names} up to position {position} ({head} events in {elapsed:.1f}s, "
           f"{head / elapsed:,.0f} events/s, {workers} process{'es' if workers > 1 else ''})")
     return 0
+
+
+def _force_rechain(views, args: argparse.Namespace):
+    """With ``--force --reason``: what records the operator's decision to re-chain."""
+    if not args.force:
+        return None
+    reason = (args.reason or "").strip()
+    if not reason:
+        raise CommandError("REASON_REQUIRED", "--force re-chains the audit log: say why with "
+                           "--reason TEXT (it is recorded, with the operator)")
+    from api.commands.audit_checks import operator
+    from application.audit_trail import record_rechain
+
+    actor = operator(args)
+
+    def record(position: int, problem: str) -> None:
+        record_rechain(views.app, reason=reason, position=position, problem=problem,
+                       actor=actor)
+        print(f"warning: re-chaining the audit log although it disagrees with the event "
+              f"store at position {position} ({problem}); recorded for {actor}: {reason}",
+              file=sys.stderr)
+
+    return record
 
 
 def _workers(text: str, head: int, cpus: int) -> int:

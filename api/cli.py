@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pnl": ("pnl", "realized and unrealized P/L per owner and bot, now or as of a time"),
     "balances": ("balances", "free, locked and total per owner, account and asset"),
     "audit": ("audit", "verify the hash-chained audit log, or export the raw history"),
+    "backup": ("backup", "back up the store at one position, verify a backup, restore one"),
 }
 
 

@@ -311,3 +311,32 @@ def open_runtime(settings):
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
                    changes=ChangeFeed(trading))
+
+
+def open_backup_store(url: str | None = None):
+    """The store named by ``url`` (as :func:`open_trading`) for backups: read at one
+    position, or (for a restore) its tables created as the applications create them."""
+    from adapters.backup.postgres import PostgresBackupStore
+    from adapters.backup.sqlite import SqliteBackupStore
+    from domain.backup import BackupError
+
+    database = parse_database_url(url)
+    if database.kind == "memory":
+        raise BackupError("a memory store lives and dies with one process: back up a "
+                          "SQLite file or a PostgreSQL database", code="BACKUP_MEMORY_STORE")
+
+    def create_tables() -> None:
+        from adapters.backup.catalog import create_data_tables
+        from adapters.security.tables import open_tables
+
+        open_trading(database.url).close()
+        tables = open_tables(database)
+        try:
+            create_data_tables(tables)
+        finally:
+            tables.close()
+
+    prepare(database)
+    if database.kind == "sqlite":
+        return SqliteBackupStore(database.sqlite_path, create_tables)
+    return PostgresBackupStore(database, create_tables)

@@ -1,0 +1,200 @@
+"""The backup file: a gzip-compressed tar of ``manifest.json``, ``manifest.sha256`` and one
+JSON-lines file per table (``tables/<name>.jsonl``, one JSON array per row in the
+manifest's column order; a ``bytes`` column as base64, so stored events keep their exact
+bytes). The manifest's SHA-256 is printed and written beside the file (``FILE.sha256``, in
+``sha256sum`` format), so a changed manifest is caught, and each table file's SHA-256, row
+count and positions are in the manifest, so a changed row is caught.
+
+Written to ``FILE.partial`` and renamed when complete: a file under the final name is
+always whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from domain.backup import BackupError, Column, TableShape
+
+FORMAT, FORMAT_VERSION = "tradetape-backup", 1
+MANIFEST, MANIFEST_HASH = "manifest.json", "manifest.sha256"
+SIDECAR_SUFFIX = ".sha256"
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def encode_row(row: Sequence[object]) -> bytes:
+    values = [base64.b64encode(v).decode() if isinstance(v, bytes) else v for v in row]
+    return json.dumps(values, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_row(line: bytes, binary: Sequence[bool]) -> list[object]:
+    values = json.loads(line)
+    if len(values) != len(binary):
+        raise ValueError(f"{len(values)} values for {len(binary)} columns")
+    return [base64.b64decode(v, validate=True) if b and v is not None else v
+            for v, b in zip(values, binary, strict=True)]
+
+
+@dataclass
+class TableFile:
+    """One table's rows being written: counted, hashed and its positions followed."""
+
+    shape: TableShape
+    out: BinaryIO
+    rows: int = 0
+    size: int = 0
+    first: int | None = None
+    last: int | None = None
+    ordered: bool = True
+    digest: Any = field(default_factory=hashlib.sha256)
+
+    def write(self, batch: Sequence[Sequence[object]]) -> None:
+        at = _position_index(self.shape)
+        for row in batch:
+            line = encode_row(row)
+            self.out.write(line)
+            self.digest.update(line)
+            self.size += len(line)
+            self.rows += 1
+            if at is not None:
+                self._follow(row[at])
+
+    def _follow(self, position: Any) -> None:
+        if self.last is not None and position <= self.last:
+            self.ordered = False
+        self.first = position if self.first is None else self.first
+        self.last = position
+
+    def entry(self) -> dict[str, Any]:
+        entry = {"name": self.shape.name, "role": self.shape.role,
+                 "file": member_name(self.shape.name),
+                 "columns": [[c.name, c.kind] for c in self.shape.columns],
+                 "application": self.shape.application, "position": self.shape.position,
+                 "rows": self.rows, "bytes": self.size, "sha256": self.digest.hexdigest()}
+        if self.shape.position:
+            entry.update(first_position=self.first, last_position=self.last,
+                         gaps=gaps(self.rows, self.last))
+        return entry
+
+
+def gaps(rows: int, last: int | None) -> int:
+    """Positions below the last one that hold no row (the log's own holes, which PostgreSQL
+    leaves when an append rolls back): kept as they are, never closed."""
+    return 0 if last is None else last - rows
+
+
+def member_name(table: str) -> str:
+    return f"tables/{table}.jsonl"
+
+
+def _position_index(shape: TableShape) -> int | None:
+    names = [c.name for c in shape.columns]
+    return names.index(shape.position) if shape.position in names else None
+
+
+class ArchiveWriter:
+    """Table files first (into a temporary folder beside ``path``), then the archive."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.folder = tempfile.TemporaryDirectory(prefix=".backup-", dir=path.parent)
+        self.files: list[tuple[TableFile, Path]] = []
+
+    def table(self, shape: TableShape) -> TableFile:
+        if self.files:
+            self.files[-1][0].out.close()
+        file = Path(self.folder.name) / f"{len(self.files)}.jsonl"
+        table = TableFile(shape, file.open("wb"))
+        self.files.append((table, file))
+        return table
+
+    def finish(self, manifest: dict[str, Any]) -> str:
+        """Write the archive; returns the manifest's SHA-256 (also written beside it)."""
+        if self.files:
+            self.files[-1][0].out.close()
+        manifest = {**manifest, "tables": [t.entry() for t, _ in self.files]}
+        body = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+        digest = hashlib.sha256(body).hexdigest()
+        partial = self.path.with_name(self.path.name + ".partial")
+        with tarfile.open(partial, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
+            _add_bytes(tar, MANIFEST, body)
+            _add_bytes(tar, MANIFEST_HASH, f"{digest}  {MANIFEST}\n".encode())
+            for table, file in self.files:
+                tar.add(file, arcname=member_name(table.shape.name), recursive=False)
+        os.replace(partial, self.path)
+        sidecar(self.path).write_text(f"{digest}  {self.path.name}\n")
+        return digest
+
+    def close(self) -> None:
+        for table, _ in self.files:
+            table.out.close()
+        self.folder.cleanup()
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    lines: Iterator[bytes]
+
+
+def members(path: Path) -> Iterator[Member]:
+    """The archive's members in order, each read as a stream of lines (once)."""
+    try:
+        with tarfile.open(path, "r|gz") as tar:
+            for info in tar:
+                stream = tar.extractfile(info) if info.isfile() else None
+                if stream is not None:
+                    yield Member(info.name, iter(stream))
+    except FileNotFoundError:
+        raise BackupError(f"no backup file {path}", code="BACKUP_NOT_FOUND") from None
+    except (tarfile.TarError, OSError, EOFError) as error:  # gzip CRC, truncation, junk
+        raise BackupError(f"{path} is not a readable backup: {error}",
+                          code="BACKUP_CORRUPT") from None
+
+
+def read_manifest(first: Member, path: Path) -> tuple[dict[str, Any], str]:
+    """The manifest (the archive's first member) and its SHA-256."""
+    if first.name != MANIFEST:
+        raise BackupError(f"{path} does not start with {MANIFEST}", code="BACKUP_CORRUPT")
+    body = b"".join(first.lines)
+    try:
+        manifest = json.loads(body)
+    except ValueError:
+        raise BackupError(f"{path}: {MANIFEST} is not JSON", code="BACKUP_CORRUPT") from None
+    if manifest.get("format") != FORMAT:
+        raise BackupError(f"{path} is not a tradetape backup", code="BACKUP_CORRUPT")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BackupError(f"{path} is format version {manifest.get('format_version')}; this "
+                          f"tradetape reads version {FORMAT_VERSION}",
+                          code="BACKUP_UNSUPPORTED")
+    return manifest, hashlib.sha256(body).hexdigest()
+
+
+def columns_of(entry: dict[str, Any]) -> tuple[Column, ...]:
+    return tuple(Column(name, kind) for name, kind in entry["columns"])
+
+
+def shape_of(entry: dict[str, Any]) -> TableShape:
+    return TableShape(entry["name"], entry["role"], columns_of(entry), entry.get("position"),
+                      entry.get("application"))

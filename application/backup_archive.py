@@ -12,13 +12,15 @@ always whole.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import json
 import os
 import tarfile
 import tempfile
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -161,16 +163,31 @@ class Member:
 def members(path: Path) -> Iterator[Member]:
     """The archive's members in order, each read as a stream of lines (once)."""
     try:
-        with tarfile.open(path, "r|gz") as tar:
+        # gzip's own reader: it checks the CRC and length at the end (tarfile's does not).
+        with gzip.open(path, "rb") as packed, tarfile.open(fileobj=packed, mode="r|") as tar:
             for info in tar:
                 stream = tar.extractfile(info) if info.isfile() else None
                 if stream is not None:
-                    yield Member(info.name, iter(stream))
+                    yield Member(info.name, _guarded(stream, path))
+            while packed.read(1 << 20):  # the tar's padding and the gzip trailer, checked
+                pass
     except FileNotFoundError:
         raise BackupError(f"no backup file {path}", code="BACKUP_NOT_FOUND") from None
-    except (tarfile.TarError, OSError, EOFError) as error:  # gzip CRC, truncation, junk
-        raise BackupError(f"{path} is not a readable backup: {error}",
-                          code="BACKUP_CORRUPT") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        raise _unreadable(path, error) from None
+
+
+def _guarded(stream: Iterable[bytes], path: Path) -> Iterator[bytes]:
+    """A member's lines; a broken file found while reading them is a BackupError too."""
+    try:
+        yield from stream
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: Exception) -> BackupError:
+    """A gzip CRC, a truncated file, bytes that are no tar: the file is damaged."""
+    return BackupError(f"{path} is not a readable backup: {error}", code="BACKUP_CORRUPT")
 
 
 def read_manifest(first: Member, path: Path) -> tuple[dict[str, Any], str]:

@@ -340,3 +340,21 @@ def open_backup_store(url: str | None = None):
     if database.kind == "sqlite":
         return SqliteBackupStore(database.sqlite_path, create_tables)
     return PostgresBackupStore(database, create_tables)
+
+
+def open_backup_schedule(url: str | None = None, environ=None):
+    """Scheduled backups of the store ``url`` as ``TRADETAPE_BACKUP_DIR`` and
+    ``TRADETAPE_BACKUP_EVERY`` ask (see ``application.backup_schedule``), not started; None
+    when they are off."""
+    import os
+
+    from application.backup import create, tradetape_version
+    from application.backup_schedule import ScheduledBackups, plan_from_environ
+
+    plan = plan_from_environ(os.environ if environ is None else environ)
+    if plan is None:
+        return None
+    store = open_backup_store(url)
+    clock = SystemClock()
+    return ScheduledBackups(plan, lambda path: create(store, path, clock=clock,
+                                                      version=tradetape_version()), clock)

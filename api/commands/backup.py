@@ -91,8 +91,15 @@ def _create(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from application.backup import verify
+    from domain.backup import BackupError
 
-    checked = verify(Path(args.file), args.manifest_sha256)
+    try:
+        checked = verify(Path(args.file), args.manifest_sha256)
+    except BackupError as error:
+        if error.code != "BACKUP_CORRUPT":
+            raise
+        print(f"backup {args.file} is NOT intact: {error.message}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print_json({"file": args.file, "ok": checked.ok, "problems": checked.problems,
                     "manifest_sha256": checked.manifest_sha256,

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.server import create_app
-    from application.bootstrap import open_runtime
+    from application.bootstrap import open_backup_schedule, open_runtime
     from application.demo import DEMO_SPEED, DEMO_START_CANDLE, ensure_demo
     from application.server_settings import ServerSettings
 
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.demo and args.speed is None and not os.environ.get("TRADETAPE_SPEED"):
         overrides["speed"] = DEMO_SPEED  # deals open and close within the first minute
     settings = replace(settings, demo=args.demo, **overrides).checked()
+    backups = open_backup_schedule(settings.database_url)  # settings checked before start
     runtime = open_runtime(settings)
     if settings.demo:
         demo = ensure_demo(runtime.identity, runtime.trading)
@@ -56,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
 
     gc.collect()
     gc.freeze()
-    _graceful_server_class()(config).run()
+    if backups is not None:
+        print(f"backups every {backups.plan.every} into {backups.plan.folder}", flush=True)
+        backups.start()
+    try:
+        _graceful_server_class()(config).run()
+    finally:
+        if backups is not None:
+            backups.stop()
     return 0
 
 

@@ -61,6 +61,7 @@ class ServerProcess(GraphQLCalls):
     process: subprocess.Popen | None = None
     started_at: float = 0.0  # time.monotonic() when the process was spawned
     runs: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # TRADETAPE_* settings of its own
     _client: httpx.Client | None = field(default=None, repr=False)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -77,7 +78,7 @@ class ServerProcess(GraphQLCalls):
             with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
                 self.started_at = time.monotonic()
                 self.process = subprocess.Popen(command, stdout=out, stderr=err,
-                                                env=server_env(), cwd=self.logs)
+                                                env=server_env(**self.env), cwd=self.logs)
             if self._wait_ready():
                 return self
             if "address already in use" not in self.stderr.lower():
@@ -191,16 +192,17 @@ class ServerProcess(GraphQLCalls):
 
 @pytest.fixture
 def launch(tmp_path: Path) -> Iterator[Any]:
-    """``launch(database=None, speed=FAST, demo=False)``: a started server. Servers still
+    """``launch(database=None, speed=FAST, demo=False, env=None)``: a started server (``env``:
+    settings of its own). Servers still
     running at the end are stopped with SIGTERM and must exit cleanly."""
     servers: list[ServerProcess] = []
 
     def start(database: str | None = None, speed: float | None = FAST,
-              demo: bool = False) -> ServerProcess:
+              demo: bool = False, env: dict[str, str] | None = None) -> ServerProcess:
         logs = tmp_path / f"server-{len(servers)}"
         logs.mkdir()
         url = database or f"sqlite:///{tmp_path / 'e2e.sqlite'}"
-        server = ServerProcess(url, logs, speed=speed, demo=demo)
+        server = ServerProcess(url, logs, speed=speed, demo=demo, env=env or {})
         servers.append(server)
         return server.start()
 

@@ -25,8 +25,7 @@ from domain.accounts import ExchangeAccount
 from domain.backup import BackupError
 from domain.errors import ConcurrencyConflictError
 from projections.registry import PROJECTIONS
-from projections.runner import Projector
-from projections.store import SQLiteViewStore
+from tests.backup_stubs import log_rows, views_at, views_of
 from tests.conftest import POSTGRES_URL, require_postgres
 from tests.fakes import CountingSecrets, RecordingMailer
 from tests.integration.conftest import T0
@@ -35,7 +34,6 @@ from tests.projection_stubs import (
     backtest,
     candle_rows,
     catch_up,
-    dump,
     saw_levels,
     view_store,
 )
@@ -89,35 +87,6 @@ def fill(url: str) -> None:
         store.close()
     finally:
         identity.close()
-
-
-def log_rows(url: str) -> list[tuple]:
-    app = open_trading(url)
-    try:
-        return [(n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state))
-                for n in app.recorder.select_notifications(start=None, limit=1_000_000)]
-    finally:
-        app.close()
-
-
-def views_at(url: str, position: int) -> dict[str, list[tuple]]:
-    """Every read model of ``url`` made by the projection code from its log up to
-    ``position``: what its views said when the log stood there."""
-    app, store = open_trading(url), SQLiteViewStore(None)
-    try:
-        Projector(app, store, [cls() for cls in PROJECTIONS.values()]).catch_up(until=position)
-        return dump(store)
-    finally:
-        store.close()
-        app.close()
-
-
-def views_of(url: str) -> dict[str, list[tuple]]:
-    store = view_store(url)
-    try:
-        return dump(store)
-    finally:
-        store.close()
 
 
 def backup_of(url: str, out: Path):

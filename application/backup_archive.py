@@ -11,7 +11,7 @@ always whole.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import gzip
 import hashlib
 import io
@@ -36,16 +36,21 @@ def sidecar(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_DECODER = json.JSONDecoder()
+
+
 def encode_row(row: Sequence[object]) -> bytes:
-    values = [base64.b64encode(v).decode() if isinstance(v, bytes) else v for v in row]
-    return json.dumps(values, separators=(",", ":")).encode() + b"\n"
+    values = [binascii.b2a_base64(v, newline=False).decode() if isinstance(v, bytes) else v
+              for v in row]
+    return _ENCODER.encode(values).encode() + b"\n"
 
 
 def decode_row(line: bytes, binary: Sequence[bool]) -> list[object]:
-    values = json.loads(line)
-    if len(values) != len(binary):
-        raise ValueError(f"{len(values)} values for {len(binary)} columns")
-    return [base64.b64decode(v, validate=True) if b and v is not None else v
+    values = _DECODER.raw_decode(line.decode())[0]
+    if not isinstance(values, list) or len(values) != len(binary):
+        raise ValueError(f"not a row of {len(binary)} values")
+    return [binascii.a2b_base64(v, strict_mode=True) if b and v is not None else v
             for v, b in zip(values, binary, strict=True)]
 
 
@@ -130,19 +135,33 @@ class ArchiveWriter:
         body = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         digest = hashlib.sha256(body).hexdigest()
         partial = self.path.with_name(self.path.name + ".partial")
-        with tarfile.open(partial, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
-            _add_bytes(tar, MANIFEST, body)
-            _add_bytes(tar, MANIFEST_HASH, f"{digest}  {MANIFEST}\n".encode())
-            for table, file in self.files:
-                tar.add(file, arcname=member_name(table.shape.name), recursive=False)
-        os.replace(partial, self.path)
-        sidecar(self.path).write_text(f"{digest}  {self.path.name}\n")
+        try:
+            with tarfile.open(partial, "w:gz", compresslevel=6,
+                              format=tarfile.PAX_FORMAT) as tar:
+                _add_bytes(tar, MANIFEST, body)
+                _add_bytes(tar, MANIFEST_HASH, f"{digest}  {MANIFEST}\n".encode())
+                for table, file in self.files:
+                    tar.add(file, arcname=member_name(table.shape.name), recursive=False,
+                            filter=_anonymous)
+            os.replace(partial, self.path)
+        finally:
+            partial.unlink(missing_ok=True)
+        # `tar xzf FILE manifest.json && sha256sum -c FILE.sha256` checks it by hand.
+        sidecar(self.path).write_text(f"{digest}  {MANIFEST}\n")
         return digest
 
     def close(self) -> None:
         for table, _ in self.files:
             table.out.close()
         self.folder.cleanup()
+
+
+def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """No owner, mode or time of the temporary file: the data says when it was taken."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode, info.mtime = 0o644, 0
+    return info
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

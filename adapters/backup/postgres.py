@@ -70,8 +70,18 @@ class _Reader(SnapshotReader):
         with self.conn.cursor(name=f"backup_{table.name}") as cursor:
             cursor.itersize = batch
             cursor.execute(f"SELECT {names} FROM {self.meta.q(table)} ORDER BY {order}")
+            # Only uuid, time, numeric, json... need changing: int, text and bytea do not.
+            mixed = [i for i, c in enumerate(table.columns)
+                     if c.kind not in ("int", "text", "bytes", "real", "bool")]
             while rows := cursor.fetchmany(batch):
-                yield [tuple(portable(v) for v in row) for row in rows]
+                yield rows if not mixed else [_portable_row(row, mixed) for row in rows]
+
+
+def _portable_row(row: tuple, mixed: list[int]) -> tuple:
+    values = list(row)
+    for i in mixed:
+        values[i] = portable(values[i])
+    return tuple(values)
 
 
 class _Writer(RestoreWriter):

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from adapters.backup.catalog import KEPT_TABLES, KeptTable
-from adapters.backup.values import converter, portable, sqlite_kind
+from adapters.backup.values import converter, sqlite_kind
 from domain.backup import (
     BackupStore,
     Column,
@@ -65,8 +65,9 @@ class _Reader(SnapshotReader):
                  else ", ".join(_q(c.name) for c in table.columns))
         cursor = self.conn.execute(f"SELECT {self.meta.select_list(table)} FROM "
                                    f"{_q(_kept(table).sqlite)} ORDER BY {order}")
+        # sqlite3 gives int, float, str, bytes or None: portable as they are.
         while rows := cursor.fetchmany(batch):
-            yield [tuple(portable(v) for v in row) for row in rows]
+            yield rows
 
 
 def _declared(conn: sqlite3.Connection, table: TableShape) -> set[str]:

@@ -64,10 +64,14 @@ class _Progress:
 
 def _create(args: argparse.Namespace) -> int:
     from adapters.clock import SystemClock
+    from api.commands.common import CommandError
     from application.backup import create, tradetape_version
     from application.backup_retention import backup_name, prune
     from application.bootstrap import open_backup_store
 
+    if args.retain and not args.out_dir:
+        raise CommandError("RETAIN_NEEDS_OUT_DIR", "--retain applies to a folder of "
+                           "scheduled backups: use it with --out-dir")
     clock = SystemClock()
     out = Path(args.out) if args.out else Path(args.out_dir) / backup_name(clock.now())
     started = time.monotonic()
@@ -83,7 +87,8 @@ def _create(args: argparse.Namespace) -> int:
     print(f"backup {out}: {made.manifest['source']['database']} at position "
           f"{made.manifest['position']} ({tables}; {out.stat().st_size:,} bytes, "
           f"{time.monotonic() - started:.1f}s)")
-    print(f"manifest sha256: {made.manifest_sha256} (also in {out.name}.sha256)")
+    print(f"manifest sha256: {made.manifest_sha256} (also in {out.name}.sha256; keep it "
+          "apart from the backup to check it later)")
     for path in pruned:
         print(f"pruned {path}")
     return EXIT_OK
@@ -140,8 +145,11 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
+    from api.commands.common import CommandError
     from application.backup_retention import prune
 
+    if not Path(args.dir).is_dir():
+        raise CommandError("NOT_A_FOLDER", f"{args.dir} is not a folder of backups")
     for path in prune(Path(args.dir)):
         print(f"pruned {path}")
     return EXIT_OK

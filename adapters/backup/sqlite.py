@@ -41,12 +41,12 @@ class _SqliteTables:
         return TableShape(kept.name, kept.role, tuple(columns), kept.position,
                           kept.application)
 
-    def select_list(self, table: TableShape) -> str:
-        """The columns to select, the position as ``rowid`` where it is not declared."""
+    def names(self, table: TableShape, columns: Sequence[Column]) -> list[str]:
+        """``columns`` as SQL, the position as ``rowid`` where it is not a declared column."""
         declared = {row[1] for row in self.conn.execute(
             f"PRAGMA table_info({_q(_kept(table).sqlite)})")}
-        return ", ".join("rowid" if c.name == table.position and c.name not in declared
-                         else _q(c.name) for c in table.columns)
+        return ["rowid" if c.name == table.position and c.name not in declared
+                else _q(c.name) for c in columns]
 
 
 def _kept(table: TableShape) -> KeptTable:
@@ -61,17 +61,14 @@ class _Reader(SnapshotReader):
         return self.meta.shapes()
 
     def rows(self, table: TableShape, batch: int) -> Iterator[Sequence[tuple]]:
-        order = ("rowid" if table.position and table.position not in _declared(self.conn, table)
-                 else ", ".join(_q(c.name) for c in table.columns))
-        cursor = self.conn.execute(f"SELECT {self.meta.select_list(table)} FROM "
+        names = self.meta.names(table, table.columns)
+        order = names[[c.name for c in table.columns].index(table.position)] \
+            if table.position else ", ".join(names)
+        cursor = self.conn.execute(f"SELECT {', '.join(names)} FROM "
                                    f"{_q(_kept(table).sqlite)} ORDER BY {order}")
         # sqlite3 gives int, float, str, bytes or None: portable as they are.
         while rows := cursor.fetchmany(batch):
             yield rows
-
-
-def _declared(conn: sqlite3.Connection, table: TableShape) -> set[str]:
-    return {row[1] for row in conn.execute(f"PRAGMA table_info({_q(_kept(table).sqlite)})")}
 
 
 class _Writer(RestoreWriter):
@@ -87,9 +84,7 @@ class _Writer(RestoreWriter):
     def insert(self, table: TableShape, source: Sequence[Column],
                rows: Sequence[Sequence[object]]) -> None:
         kinds = {c.name: c.kind for c in table.columns}
-        declared = _declared(self.conn, table)
-        names = ["rowid" if c.name == table.position and c.name not in declared
-                 else _q(c.name) for c in source]
+        names = self.meta.names(table, source)
         convert = [converter(c.kind, kinds[c.name], sqlite=True) for c in source]
         marks = ", ".join("?" * len(source))
         self.conn.executemany(

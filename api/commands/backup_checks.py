@@ -62,7 +62,19 @@ def after_restore(backup: Path, url: str, position: int) -> Checks:
         if not verdict.intact:
             checks.audit_problem = f"position {verdict.position}: {verdict.problem}"
         checks.chain_compared, checks.chain_problem = _compare_chain(backup, views, position)
+    made_by, running = _versions(backup)
+    if checks.chain_problem and made_by != running:
+        checks.chain_problem += (f" (the backup was made by tradetape {made_by}, this is "
+                                 f"{running}: did the chain's hashing change between them?)")
     return checks
+
+
+def _versions(backup: Path) -> tuple[str, str]:
+    from application.backup import tradetape_version
+    from application.backup_archive import members, read_manifest
+
+    manifest, _ = read_manifest(next(members(backup)), backup)
+    return manifest.get("tradetape_version", "?"), tradetape_version()
 
 
 def _compare_chain(backup: Path, views, position: int) -> tuple[int, str | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -59,8 +59,8 @@ def portable(value: object) -> object:
         return bytes(value)
     if isinstance(value, UUID):
         return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime):  # in UTC, whatever the session's time zone
+        return (value.astimezone(UTC) if value.tzinfo else value).isoformat()
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict | list):

@@ -11,6 +11,7 @@ import tarfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 
@@ -357,3 +358,96 @@ def test_backup_verify_of_a_damaged_file_exits_1_saying_so(a_backup, capsys):
 
     assert cli(["backup", "verify", str(a_backup)]) == 1
     assert "NOT intact" in capsys.readouterr().err
+
+
+# --- columns and tables a newer version adds ------------------------------------------------
+
+EXTRA = {  # what another version might add: a column on the log, a side table of seals
+    "sqlite": ["ALTER TABLE stored_events ADD COLUMN recorded_at TEXT",
+               "UPDATE stored_events SET recorded_at = '2026-12-0' || (rowid % 9 + 1) "
+               "|| 'T10:00:00+00:00'",
+               "CREATE TABLE event_seals (position INTEGER PRIMARY KEY, seal BLOB NOT NULL)",
+               "INSERT INTO event_seals SELECT rowid, randomblob(32) FROM stored_events"],
+    "postgres": ["ALTER TABLE {s}.trading_events ADD COLUMN recorded_at timestamptz",
+                 "UPDATE {s}.trading_events SET recorded_at = timestamptz '2026-12-01 10:00Z'"
+                 " + (notification_id % 9) * interval '1 day'",
+                 "CREATE TABLE {s}.event_seals (position bigint PRIMARY KEY, seal bytea "
+                 "NOT NULL)",
+                 "INSERT INTO {s}.event_seals SELECT notification_id, "
+                 "sha256(notification_id::text::bytea) FROM {s}.trading_events"],
+}
+
+
+def run_sql(url: str, statements: list[str]) -> list[tuple]:
+    """Runs ``statements`` on the store; the last one's rows."""
+    from application.settings import _connect_kwargs, parse_database_url
+
+    database, rows = parse_database_url(url), []
+    if database.kind == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(database.sqlite_path, isolation_level=None)
+        try:
+            for statement in statements:
+                rows = conn.execute(statement).fetchall()
+        finally:
+            conn.close()
+        return rows
+    import psycopg
+
+    schema = f'"{database.env["POSTGRES_SCHEMA"]}"'
+    with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+        for statement in statements:
+            cursor = conn.execute(statement.format(s=schema))
+            rows = cursor.fetchall() if cursor.description else []
+    return rows
+
+
+def extras(url: str) -> list[tuple]:
+    """Each event's position with its recorded time (ISO, UTC) and its seal."""
+    kind = "sqlite" if url.startswith("sqlite") else "postgres"
+    rows = run_sql(url, [
+        "SELECT e.rowid, recorded_at, seal FROM stored_events e JOIN event_seals ON "
+        "position = e.rowid ORDER BY e.rowid" if kind == "sqlite" else
+        "SELECT notification_id, recorded_at, seal FROM {s}.trading_events JOIN "
+        "{s}.event_seals ON position = notification_id ORDER BY notification_id"])
+    return [(p, t if isinstance(t, str) else t.astimezone(UTC).isoformat(), bytes(seal))
+            for p, t, seal in rows]
+
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), [
+    ("sqlite", "sqlite"), ("postgres", "postgres"), ("sqlite", "postgres"),
+    ("postgres", "sqlite")])
+def test_columns_and_side_tables_a_version_adds_are_carried_whatever_they_hold(
+        source_kind, target_kind, new_store, tmp_path):
+    source, target = new_store(source_kind), new_store(target_kind)
+    app = open_trading(source)
+    a_day_of_trading(app)
+    app.close()
+    run_sql(source, EXTRA[source_kind])
+    backup_of(source, tmp_path / "x.tar.gz")
+    app = open_trading(target)  # the target made by that same version
+    app.close()
+    run_sql(target, [s for s in EXTRA[target_kind] if s.startswith(("ALTER", "CREATE"))])
+
+    restore(tmp_path / "x.tar.gz", open_backup_store(target))
+
+    assert extras(target) == extras(source) != []
+    assert log_rows(target) == log_rows(source)
+
+
+def test_a_target_without_a_column_the_backup_holds_is_refused_naming_it(new_store,
+                                                                          tmp_path):
+    source, target = new_store("sqlite"), new_store("sqlite")
+    app = open_trading(source)
+    a_day_of_trading(app)
+    app.close()
+    run_sql(source, EXTRA["sqlite"][:2])
+    backup_of(source, tmp_path / "x.tar.gz")
+
+    with pytest.raises(BackupError) as refused:
+        restore(tmp_path / "x.tar.gz", open_backup_store(target))
+
+    assert refused.value.code == "BACKUP_INCOMPATIBLE"
+    assert "recorded_at" in refused.value.message
+    assert log_rows(target) == []

@@ -91,7 +91,8 @@ class Verified:
         return not self.problems
 
 
-def verify(path: Path, expected_sha256: str | None = None) -> Verified:
+def verify(path: Path, expected_sha256: str | None = None,
+           on_progress: Progress | None = None) -> Verified:
     """Read the whole file: the manifest's hash (against ``expected_sha256``, else the
     ``FILE.sha256`` beside it), then each table file's hash, rows and positions."""
     stream = members(path)
@@ -110,7 +111,7 @@ def verify(path: Path, expected_sha256: str | None = None) -> Verified:
             _check_embedded(member, digest, result)
         elif member.name in entries:
             seen.add(member.name)
-            result.problems.extend(check_table(entries[member.name], member))
+            result.problems.extend(check_table(entries[member.name], member, on_progress))
         else:
             result.problems.append(f"{member.name}: not in the manifest")
     result.problems.extend(f"{name}: missing from the file" for name in entries
@@ -131,7 +132,8 @@ def _check_embedded(member: Member, digest: str, result: Verified) -> None:
         result.problems.append(f"{MANIFEST_HASH}: does not match the manifest")
 
 
-def check_table(entry: dict[str, Any], member: Member) -> list[str]:
+def check_table(entry: dict[str, Any], member: Member,
+                on_progress: Progress | None = None) -> list[str]:
     """What is wrong with one table file, compared with its manifest entry."""
     name, columns = entry["file"], columns_of(entry)
     binary = [c.kind == "bytes" for c in columns]
@@ -140,6 +142,8 @@ def check_table(entry: dict[str, Any], member: Member) -> list[str]:
     for line in member.lines:
         digest.update(line)
         rows += 1
+        if on_progress is not None and not rows % BATCH:
+            on_progress(entry["name"], rows)
         try:
             row = decode_row(line, binary)
         except ValueError as error:
@@ -176,7 +180,7 @@ def restore(path: Path, target: BackupStore, *, expected_sha256: str | None = No
             on_progress: Progress | None = None) -> Restored:
     """The backup into ``target``, which must be empty: verified first, then written in one
     transaction (positions and bytes exactly as backed up)."""
-    checked = verify(path, expected_sha256)
+    checked = verify(path, expected_sha256, on_progress)
     if not checked.ok:
         raise BackupError(f"{path} failed verification: {'; '.join(checked.problems)}",
                           code="BACKUP_CORRUPT")

@@ -53,9 +53,12 @@ class _Progress:
     def __init__(self, verb: str, every: float = 2.0):
         self.verb, self.every = verb, every
         self.started = self.shown = time.monotonic()
+        self.table = ""
 
     def __call__(self, table: str, rows: int) -> None:
         now = time.monotonic()
+        if table != self.table:  # the rate is per table
+            self.table, self.started = table, now
         if now - self.shown >= self.every:
             self.shown = now
             rate = rows / max(now - self.started, 1e-9)
@@ -99,7 +102,7 @@ def _verify(args: argparse.Namespace) -> int:
     from domain.backup import BackupError
 
     try:
-        checked = verify(Path(args.file), args.manifest_sha256)
+        checked = verify(Path(args.file), args.manifest_sha256, _Progress("verified"))
     except BackupError as error:
         if error.code != "BACKUP_CORRUPT":
             raise
@@ -131,7 +134,8 @@ def _restore(args: argparse.Namespace) -> int:
     target = open_backup_store(args.database)
     restored = restore(Path(args.file), target, expected_sha256=args.manifest_sha256,
                        on_progress=_Progress("restored"))
-    checks = after_restore(Path(args.file), args.database, restored.position)
+    checks = after_restore(Path(args.file), args.database, restored.position,
+                           progress=sys.stderr.isatty())
     if args.json:
         print_json({"file": args.file, "database": target.display,
                     "position": restored.position, "rows": restored.rows, **checks.as_dict()})

@@ -46,7 +46,10 @@ class Checks:
                 audit, chain]
 
 
-def after_restore(backup: Path, url: str, position: int) -> Checks:
+def after_restore(backup: Path, url: str, position: int, *, progress: bool = False
+                  ) -> Checks:
+    """``progress``: a bar on stderr while the read models are rebuilt."""
+    from api.commands.projections import rebuild_progress
     from api.commands.readmodels import open_views
     from projections.audit import verify
     from projections.rebuild import rebuild
@@ -56,7 +59,8 @@ def after_restore(backup: Path, url: str, position: int) -> Checks:
     with open_views(url) as views:
         classes = select(None)
         checks.rebuilt = [cls.name for cls in classes]
-        checks.rebuilt_to = rebuild(views.app, views.store, classes)
+        with rebuild_progress(enabled=progress, total=position) as advance:
+            checks.rebuilt_to = rebuild(views.app, views.store, classes, on_progress=advance)
         verdict = verify(views.app, views.store, views.tracking("audit").position)
         checks.audit_intact, checks.audit_events = verdict.intact, verdict.checked
         if not verdict.intact:

@@ -54,7 +54,11 @@ def create(source: BackupStore, out: Path, *, clock: Clock, version: str,
     archive = ArchiveWriter(out)
     try:
         with source.read() as reader:
-            for shape in reader.tables():
+            tables = reader.tables()
+            if not any(shape.role == LOG for shape in tables):
+                raise BackupError(f"{source.display} holds no event log: nothing to back up",
+                                  code="NOTHING_TO_BACK_UP")
+            for shape in tables:
                 table = archive.table(shape)
                 for batch in reader.rows(shape, BATCH):
                     table.write(batch)

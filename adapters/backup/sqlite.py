@@ -12,6 +12,7 @@ from pathlib import Path
 from adapters.backup.catalog import KEPT_TABLES, KeptTable
 from adapters.backup.values import converter, sqlite_kind
 from domain.backup import (
+    BackupError,
     BackupStore,
     Column,
     RestoreWriter,
@@ -108,6 +109,8 @@ class SqliteBackupStore(BackupStore):
 
     @contextmanager
     def read(self) -> Iterator[SnapshotReader]:
+        if not self.path.is_file():  # a mistyped path must not back up a new, empty file
+            raise BackupError(f"no database file at {self.path}", code="NOTHING_TO_BACK_UP")
         conn = self._connect()
         try:
             conn.execute("BEGIN")  # deferred: the snapshot is taken at the first read

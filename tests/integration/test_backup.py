@@ -330,6 +330,19 @@ def test_a_memory_store_cannot_be_backed_up(tmp_path, capsys):
     assert "BACKUP_MEMORY_STORE" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_mistyped_store_is_not_backed_up_as_an_empty_one(kind, new_store, tmp_path):
+    url = new_store(kind)  # nothing there: no file, an empty schema
+
+    with pytest.raises(BackupError) as refused:
+        backup_of(url, tmp_path / "none.tar.gz")
+
+    assert refused.value.code == "NOTHING_TO_BACK_UP"
+    assert not (tmp_path / "none.tar.gz").exists()
+    if kind == "sqlite":
+        assert not Path(url.removeprefix("sqlite:///")).exists()
+
+
 def test_cron_backups_go_into_a_folder_and_the_retention_is_applied(new_store, tmp_path,
                                                                      capsys):
     source = new_store("sqlite")

@@ -18,6 +18,7 @@ from typing import Any
 from application.backup_archive import (
     FORMAT,
     FORMAT_VERSION,
+    MANIFEST,
     MANIFEST_HASH,
     ArchiveWriter,
     Member,
@@ -26,8 +27,8 @@ from application.backup_archive import (
     gaps,
     members,
     read_manifest,
+    recorded_hashes,
     shape_of,
-    sidecar,
 )
 from domain.backup import BackupError, BackupStore, TableShape
 from domain.ports import Clock
@@ -98,13 +99,15 @@ class Verified:
 def verify(path: Path, expected_sha256: str | None = None,
            on_progress: Progress | None = None) -> Verified:
     """Read the whole file: the manifest's hash (against ``expected_sha256``, else the
-    ``FILE.sha256`` beside it), then each table file's hash, rows and positions."""
-    stream = members(path)
+    ``FILE.sha256`` beside it), each table file's hash, rows and positions, and the whole
+    file's hash when ``FILE.sha256`` records it (so no byte can change unnoticed)."""
+    whole, recorded = hashlib.sha256(), recorded_hashes(path)
+    stream = members(path, whole)
     first = next(stream, None)
     if first is None:
         raise BackupError(f"{path} is empty", code="BACKUP_CORRUPT")
     manifest, digest = read_manifest(first, path)
-    expected = expected_sha256 or _sidecar_hash(path)
+    expected = expected_sha256 or recorded.get(MANIFEST)
     result = Verified(path, manifest, digest, expected)
     if expected is not None and expected.lower() != digest:
         result.problems.append(f"manifest: sha256 {digest} is not the expected {expected}")
@@ -120,14 +123,11 @@ def verify(path: Path, expected_sha256: str | None = None,
             result.problems.append(f"{member.name}: not in the manifest")
     result.problems.extend(f"{name}: missing from the file" for name in entries
                            if name not in seen)
+    file_hash = recorded.get(path.name)
+    if file_hash is not None and file_hash != whole.hexdigest():
+        result.problems.append(f"{path.name}: sha256 {whole.hexdigest()} is not the "
+                               f"{file_hash} recorded beside it")
     return result
-
-
-def _sidecar_hash(path: Path) -> str | None:
-    try:
-        return sidecar(path).read_text().split()[0]
-    except (OSError, IndexError):
-        return None
 
 
 def _check_embedded(member: Member, digest: str, result: Verified) -> None:

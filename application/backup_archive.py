@@ -17,13 +17,15 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from domain.backup import BackupError, Column, TableShape
 
@@ -34,6 +36,17 @@ SIDECAR_SUFFIX = ".sha256"
 
 def sidecar(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def recorded_hashes(path: Path) -> dict[str, str]:
+    """What ``FILE.sha256`` records: the manifest's hash (``manifest.json``) and the whole
+    file's (its name); empty when there is no such file."""
+    try:
+        text = sidecar(path).read_text()
+    except OSError:
+        return {}
+    pairs = (line.split(None, 1) for line in text.splitlines() if line.strip())
+    return {name.strip(): digest.lower() for digest, name in (p for p in pairs if len(p) == 2)}
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
@@ -59,7 +72,7 @@ class TableFile:
     """One table's rows being written: counted, hashed and its positions followed."""
 
     shape: TableShape
-    out: BinaryIO
+    out: Any  # a binary file
     rows: int = 0
     size: int = 0
     first: int | None = None
@@ -112,18 +125,24 @@ def _position_index(shape: TableShape) -> int | None:
 
 
 class ArchiveWriter:
-    """Table files first (into a temporary folder beside ``path``), then the archive."""
+    """Each table's rows compressed while they are read (into a temporary folder beside
+    ``path``), then the archive: the manifest first, then the tables.
+
+    The archive is one tar, gzip-compressed as a series of gzip members (a gzip file may
+    hold several; readers see their concatenation): each table's member is the one made
+    while reading it, so its rows are never written twice nor compressed after the read."""
 
     def __init__(self, path: Path):
         self.path = path
         self.folder = tempfile.TemporaryDirectory(prefix=".backup-", dir=path.parent)
         self.files: list[tuple[TableFile, Path]] = []
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="backup-gzip")
 
     def table(self, shape: TableShape) -> TableFile:
         if self.files:
             self.files[-1][0].out.close()
-        file = Path(self.folder.name) / f"{len(self.files)}.jsonl"
-        table = TableFile(shape, file.open("wb"))
+        file = Path(self.folder.name) / f"{len(self.files)}.jsonl.gz"
+        table = TableFile(shape, _Compressing(file, self.pool))
         self.files.append((table, file))
         return table
 
@@ -135,39 +154,102 @@ class ArchiveWriter:
         body = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         digest = hashlib.sha256(body).hexdigest()
         partial = self.path.with_name(self.path.name + ".partial")
+        whole = hashlib.sha256()
         try:
-            with tarfile.open(partial, "w:gz", compresslevel=6,
-                              format=tarfile.PAX_FORMAT) as tar:
-                _add_bytes(tar, MANIFEST, body)
-                _add_bytes(tar, MANIFEST_HASH, f"{digest}  {MANIFEST}\n".encode())
-                for table, file in self.files:
-                    tar.add(file, arcname=member_name(table.shape.name), recursive=False,
-                            filter=_anonymous)
+            with partial.open("wb") as file:
+                out = _Tee(file, whole)
+                out.write(_gz(_entry(MANIFEST, body) +
+                              _entry(MANIFEST_HASH, f"{digest}  {MANIFEST}\n".encode())))
+                for table, rows in self.files:
+                    out.write(_gz(_header(member_name(table.shape.name), table.size)))
+                    with rows.open("rb") as packed:
+                        shutil.copyfileobj(packed, out)
+                    out.write(_gz(_padding(table.size)))
+                out.write(_gz(bytes(2 * tarfile.BLOCKSIZE)))  # the tar's end
             os.replace(partial, self.path)
         finally:
             partial.unlink(missing_ok=True)
-        # `tar xzf FILE manifest.json && sha256sum -c FILE.sha256` checks it by hand.
-        sidecar(self.path).write_text(f"{digest}  {MANIFEST}\n")
+        # `tar xzf FILE manifest.json && sha256sum -c FILE.sha256` checks both by hand.
+        sidecar(self.path).write_text(f"{digest}  {MANIFEST}\n"
+                                      f"{whole.hexdigest()}  {self.path.name}\n")
         return digest
 
     def close(self) -> None:
         for table, _ in self.files:
             table.out.close()
+        self.pool.shutdown()
         self.folder.cleanup()
 
 
-def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    """No owner, mode or time of the temporary file: the data says when it was taken."""
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.mode, info.mtime = 0o644, 0
-    return info
+class _Tee:
+    """Writes to ``out``, every byte into ``digest`` too."""
+
+    def __init__(self, out: Any, digest: Any):
+        self.out, self.digest = out, digest
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.out.write(data)
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+class _Compressing(io.RawIOBase):
+    """A gzip file written by a thread of its own (zlib works outside the GIL), so the next
+    rows are read and encoded while these are compressed; at most two chunks wait."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, path: Path, pool: ThreadPoolExecutor):
+        self.raw = path.open("wb")
+        self.gz = gzip.GzipFile(fileobj=self.raw, mode="wb", compresslevel=LEVEL, mtime=0)
+        self.pool, self.chunks, self.waiting = pool, [], 0
+        self.pending: Future | None = None
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.chunks.append(data)
+        self.waiting += len(data)
+        if self.waiting >= self.CHUNK:
+            self._hand_over()
+        return len(data)
+
+    def _hand_over(self) -> None:
+        chunk, self.chunks, self.waiting = b"".join(self.chunks), [], 0
+        if self.pending is not None:
+            self.pending.result()
+        self.pending = self.pool.submit(self.gz.write, chunk)
+
+    def close(self) -> None:
+        if self.raw.closed:
+            return
+        try:
+            self._hand_over()
+            if self.pending is not None:
+                self.pending.result()
+            self.gz.close()
+        finally:
+            self.raw.close()
+            super().close()
+
+
+LEVEL = 6
+
+
+def _gz(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=LEVEL, mtime=0)
+
+
+def _header(name: str, size: int) -> bytes:
+    """A tar header: no owner, mode or time of a temporary file (the manifest says when)."""
     info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), 0o644, 0
-    tar.addfile(info, io.BytesIO(data))
+    info.size, info.mode, info.mtime = size, 0o644, 0
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _padding(size: int) -> bytes:
+    return bytes(-size % tarfile.BLOCKSIZE)
+
+
+def _entry(name: str, data: bytes) -> bytes:
+    return _header(name, len(data)) + data + _padding(len(data))
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -179,11 +261,14 @@ class Member:
     lines: Iterator[bytes]
 
 
-def members(path: Path) -> Iterator[Member]:
-    """The archive's members in order, each read as a stream of lines (once)."""
+def members(path: Path, whole: Any = None) -> Iterator[Member]:
+    """The archive's members in order, each read as a stream of lines (once). ``whole``:
+    a hashlib object fed every byte of the file, up to its end."""
     try:
         # gzip's own reader: it checks the CRC and length at the end (tarfile's does not).
-        with gzip.open(path, "rb") as packed, tarfile.open(fileobj=packed, mode="r|") as tar:
+        with path.open("rb") as raw, \
+                gzip.GzipFile(fileobj=_Hashing(raw, whole) if whole else raw) as packed, \
+                tarfile.open(fileobj=packed, mode="r|") as tar:
             for info in tar:
                 stream = tar.extractfile(info) if info.isfile() else None
                 if stream is not None:
@@ -194,6 +279,21 @@ def members(path: Path) -> Iterator[Member]:
         raise BackupError(f"no backup file {path}", code="BACKUP_NOT_FOUND") from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise _unreadable(path, error) from None
+
+
+class _Hashing(io.RawIOBase):
+    """A file read through, every byte into ``digest``."""
+
+    def __init__(self, raw: Any, digest: Any):
+        self.raw, self.digest = raw, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.raw.readinto(buffer)
+        self.digest.update(memoryview(buffer)[:n])
+        return n
 
 
 def _guarded(stream: Iterable[bytes], path: Path) -> Iterator[bytes]:

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     from api.http_limits import RequestLimits
     from api.server import create_app
-    from application.bootstrap import open_runtime
+    from application.bootstrap import open_backup_schedule, open_runtime
     from application.demo import DEMO_SPEED, DEMO_START_CANDLE, ensure_demo
     from application.server_settings import ServerSettings
     from application.trusted_proxies import trusted_proxies
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     settings = replace(settings, demo=args.demo, **overrides).checked()
     proxies = trusted_proxies()
     limits = RequestLimits.from_environ()  # refused before anything is opened
+    backups = open_backup_schedule(settings.database_url)  # settings checked before start
     runtime = open_runtime(settings)
     if settings.demo:
         demo = ensure_demo(runtime.identity, runtime.trading)
@@ -66,7 +67,14 @@ def run(args: argparse.Namespace) -> int:
 
     gc.collect()
     gc.freeze()
-    _graceful_server_class()(config).run()
+    if backups is not None:
+        print(f"backups every {backups.plan.every} into {backups.plan.folder}", flush=True)
+        backups.start()
+    try:
+        _graceful_server_class()(config).run()
+    finally:
+        if backups is not None:
+            backups.stop()
     return 0
 
 

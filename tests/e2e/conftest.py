@@ -62,6 +62,7 @@ class ServerProcess(GraphQLCalls):
     process: subprocess.Popen | None = None
     started_at: float = 0.0  # time.monotonic() when the process was spawned
     runs: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # TRADETAPE_* settings of its own
     _client: httpx.Client | None = field(default=None, repr=False)
 
     # --- lifecycle ------------------------------------------------------------------------

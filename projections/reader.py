@@ -52,8 +52,29 @@ class LogReader:
                         f"{recorded} FROM {store.q(table)} WHERE rowid > ? {{stop}}"
                         f"ORDER BY rowid LIMIT ?")
             self.stop_sql = "AND rowid <= ? "
+        self.via_recorder = False
+        if self.sql is None and kept and table:
+            # Views elsewhere (time travel's in-memory view, a copy being checked): the same
+            # rows with their recorded time, on the application's own connection, so the
+            # facts are the same whichever view store reads them.
+            self.via_recorder = True
+            schema = getattr(recorder.datastore, "schema", None)
+            if schema is None:
+                self.sql = (f"SELECT rowid AS p, originator_id AS o, originator_version AS v, "
+                            f"topic AS t, state AS s, {RECORDED_AT} AS r FROM {table} "
+                            f"WHERE rowid > ? {{stop}}ORDER BY rowid LIMIT ?")
+                self.stop_sql = "AND rowid <= ? "
+            else:
+                self.sql = (f"SELECT notification_id AS p, originator_id::text AS o, "
+                            f"originator_version AS v, topic AS t, state AS s, "
+                            f"{_PG_RECORDED} AS r FROM \"{schema}\".\"{table}\" "
+                            f"WHERE notification_id > %s {{stop}}ORDER BY notification_id "
+                            f"LIMIT %s")
+                self.stop_sql = "AND notification_id <= %s "
 
     def page(self, after: int, limit: int, stop: int | None = None) -> Sequence[LogRow]:
+        if self.via_recorder:
+            return self._recorder_page(after, limit, stop)
         if self.sql is None:
             return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state, None)
                     for n in self.app.recorder.select_notifications(
@@ -65,6 +86,16 @@ class LogReader:
         if isinstance(self.store, SQLiteViewStore):
             return [(r[0], uuid_text(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
         return rows
+
+    def _recorder_page(self, after: int, limit: int, stop: int | None) -> list[LogRow]:
+        params: list[Any] = [after] if stop is None else [after, stop]
+        params.append(limit)
+        sql = self.sql.format(stop="" if stop is None else self.stop_sql)  # type: ignore[union-attr]
+        with self.app.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return [(r["p"], uuid_text(str(r["o"])), r["v"], r["t"], bytes(r["s"]), r["r"])
+                for r in rows]
 
     def head(self) -> int:
         return self.app.recorder.max_notification_id() or 0

@@ -43,6 +43,14 @@ SECRET_KEY = "backup-secret-key-0123456789-abcdefghijklmnop"
 PASSWORD = "Correct-Horse-9"
 
 
+@pytest.fixture(autouse=True)
+def the_sources_keys(monkeypatch) -> None:
+    """A restore needs the keys the source was written with (master key, server secret,
+    audit key: never in a backup); here both sides have them from the environment."""
+    for name in ("TRADETAPE_SECRET_KEY", "TRADETAPE_MASTER_KEY", "TRADETAPE_AUDIT_KEY"):
+        monkeypatch.setenv(name, f"{name.lower()}-for-the-backup-tests-0123456789abcdef")
+
+
 @pytest.fixture
 def new_store(tmp_path) -> Iterator[Callable[[str], str]]:
     """``new_store(kind)``: the URL of a fresh, empty SQLite file or PostgreSQL schema."""
@@ -375,19 +383,11 @@ def test_backup_verify_of_a_damaged_file_exits_1_saying_so(a_backup, capsys):
 
 # --- columns and tables a newer version adds ------------------------------------------------
 
-EXTRA = {  # what another version might add: a column on the log, a side table of seals
-    "sqlite": ["ALTER TABLE stored_events ADD COLUMN recorded_at TEXT",
-               "UPDATE stored_events SET recorded_at = '2026-12-0' || (rowid % 9 + 1) "
-               "|| 'T10:00:00+00:00'",
-               "CREATE TABLE event_seals (position INTEGER PRIMARY KEY, seal BLOB NOT NULL)",
-               "INSERT INTO event_seals SELECT rowid, randomblob(32) FROM stored_events"],
-    "postgres": ["ALTER TABLE {s}.trading_events ADD COLUMN recorded_at timestamptz",
-                 "UPDATE {s}.trading_events SET recorded_at = timestamptz '2026-12-01 10:00Z'"
-                 " + (notification_id % 9) * interval '1 day'",
-                 "CREATE TABLE {s}.event_seals (position bigint PRIMARY KEY, seal bytea "
-                 "NOT NULL)",
-                 "INSERT INTO {s}.event_seals SELECT notification_id, "
-                 "sha256(notification_id::text::bytea) FROM {s}.trading_events"],
+EXTRA = {  # what another version might add: a column on the log (and fill it)
+    "sqlite": ["ALTER TABLE stored_events ADD COLUMN future_column TEXT",
+               "UPDATE stored_events SET future_column = 'v' || rowid"],
+    "postgres": ["ALTER TABLE {s}.trading_events ADD COLUMN future_column text",
+                 "UPDATE {s}.trading_events SET future_column = 'v' || notification_id"],
 }
 
 
@@ -417,15 +417,34 @@ def run_sql(url: str, statements: list[str]) -> list[tuple]:
 
 
 def extras(url: str) -> list[tuple]:
-    """Each event's position with its recorded time (ISO, UTC) and its seal."""
+    """Each event's position with its recorded time (UTC), the added column, and its seal."""
+    from datetime import datetime
+
     kind = "sqlite" if url.startswith("sqlite") else "postgres"
     rows = run_sql(url, [
-        "SELECT e.rowid, recorded_at, seal FROM stored_events e JOIN event_seals ON "
-        "position = e.rowid ORDER BY e.rowid" if kind == "sqlite" else
-        "SELECT notification_id, recorded_at, seal FROM {s}.trading_events JOIN "
-        "{s}.event_seals ON position = notification_id ORDER BY notification_id"])
-    return [(p, t if isinstance(t, str) else t.astimezone(UTC).isoformat(), bytes(seal))
-            for p, t, seal in rows]
+        "SELECT e.rowid, e.recorded_at, e.future_column, s.seal FROM stored_events e JOIN "
+        "event_seals s ON s.originator_version = e.originator_version AND "
+        "replace(s.originator_id, '-', '') = replace(e.originator_id, '-', '') "
+        "ORDER BY e.rowid" if kind == "sqlite" else
+        "SELECT e.notification_id, e.recorded_at, e.future_column, s.seal FROM "
+        "{s}.trading_events e JOIN {s}.event_seals s USING (originator_id, "
+        "originator_version) ORDER BY e.notification_id"])
+    return [(p, (datetime.fromisoformat(t) if isinstance(t, str) else t).astimezone(UTC),
+             column, seal) for p, t, column, seal in rows]
+
+
+def seals_hold(url: str) -> bool:
+    """Every event of ``url`` checked against its seal with this process's audit key."""
+    from adapters.event_store.sealing import check_seals
+    from application.bootstrap import open_audit_key
+
+    app = open_trading(url)
+    try:
+        report = check_seals(app.recorder, open_audit_key(url),
+                             app.recorder.max_notification_id())
+    finally:
+        app.close()
+    return report.intact and report.unsealed_before == 0 and report.checked > 0
 
 
 @pytest.mark.parametrize(("source_kind", "target_kind"), [
@@ -445,8 +464,9 @@ def test_columns_and_side_tables_a_version_adds_are_carried_whatever_they_hold(
 
     restore(tmp_path / "x.tar.gz", open_backup_store(target))
 
-    assert extras(target) == extras(source) != []
+    assert extras(target) == extras(source) != []  # recorded times and seals kept
     assert log_rows(target) == log_rows(source)
+    assert seals_hold(target)
 
 
 def test_a_target_without_a_column_the_backup_holds_is_refused_naming_it(new_store,
@@ -455,12 +475,12 @@ def test_a_target_without_a_column_the_backup_holds_is_refused_naming_it(new_sto
     app = open_trading(source)
     a_day_of_trading(app)
     app.close()
-    run_sql(source, EXTRA["sqlite"][:2])
+    run_sql(source, EXTRA["sqlite"])
     backup_of(source, tmp_path / "x.tar.gz")
 
     with pytest.raises(BackupError) as refused:
         restore(tmp_path / "x.tar.gz", open_backup_store(target))
 
     assert refused.value.code == "BACKUP_INCOMPATIBLE"
-    assert "recorded_at" in refused.value.message
+    assert "future_column" in refused.value.message
     assert log_rows(target) == []

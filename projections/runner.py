@@ -220,21 +220,29 @@ class Projector:
                on_batch: Callable[[int], None] | None = None) -> None:
         """Catch up, then wait for new events (LISTEN/NOTIFY on PostgreSQL, polling on
         SQLite) until ``stop`` is set."""
-        wait = _waiter(self.app, self.store, poll)
-        try:
-            while not stop.is_set():
-                read = self.catch_up()
-                if read and on_batch:
-                    on_batch(read)
-                if not read:
-                    wait(stop)
-        finally:
-            close = getattr(wait, "close", None)
-            if close:
-                close()
+        follow_log(self.app, self.store, self.catch_up, stop, poll=poll, on_batch=on_batch)
 
     def positions(self) -> dict[str, int]:
         return {t.projection.name: t.position for t in self.tracked}
+
+
+def follow_log(app: Application, store: ViewStore, catch_up: Callable[[], int],
+               stop: threading.Event, *, poll: float = 1.0,
+               on_batch: Callable[[int], None] | None = None) -> None:
+    """``catch_up()`` until it reads nothing, then wait for new events (LISTEN/NOTIFY on
+    PostgreSQL, polling on SQLite) and again, until ``stop`` is set."""
+    wait = _waiter(app, store, poll)
+    try:
+        while not stop.is_set():
+            read = catch_up()
+            if read and on_batch:
+                on_batch(read)
+            if not read:
+                wait(stop)
+    finally:
+        close = getattr(wait, "close", None)
+        if close:
+            close()
 
 
 def _waiter(app: Application, store: ViewStore, poll: float):

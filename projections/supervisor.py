@@ -25,7 +25,7 @@ from typing import Any
 from eventsourcing.application import Application
 
 from projections.framework import Projection
-from projections.runner import DEFAULT_BATCH, Projector, _waiter
+from projections.runner import DEFAULT_BATCH, Projector, follow_log
 from projections.store import ViewStore, now
 from projections.tables import storable, unstored
 
@@ -272,18 +272,7 @@ class SupervisedProjections:
     def follow(self, stop: threading.Event, *, poll: float = 1.0,
                on_batch: Callable[[int], None] | None = None) -> None:
         """Catch up, then wait for new events (or the next retry) until ``stop`` is set."""
-        wait = _waiter(self.app, self.store, poll)
-        try:
-            while not stop.is_set():
-                read = self.catch_up()
-                if read and on_batch:
-                    on_batch(read)
-                if not read:
-                    wait(stop)
-        finally:
-            close = getattr(wait, "close", None)
-            if close:
-                close()
+        follow_log(self.app, self.store, self.catch_up, stop, poll=poll, on_batch=on_batch)
 
     # --- the faults table ---------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+from api.graphql.response_cache import replaying
 from api.http_limits import RequestLimits
 
 REQUEST_ID = "tradetape.request_id"  # the scope key the request's id is kept under
@@ -103,7 +104,7 @@ class GraphQLRequestGuard:
             request = self._check_json(body)
             if isinstance(request, dict):
                 self._check_document(request.get("query"))
-        return _replaying(body, receive)
+        return replaying(body, receive)
 
     async def _read_body(self, scope: dict, receive: Callable) -> bytes:
         limit = self.limits.max_body_bytes
@@ -157,20 +158,6 @@ def _header(scope: dict, name: bytes) -> bytes:
 def _request_id(scope: dict) -> str:
     given = _header(scope, b"x-request-id").decode("latin-1")
     return given if _REQUEST_ID_PATTERN.fullmatch(given) else uuid.uuid4().hex
-
-
-def _replaying(body: bytes, receive: Callable) -> Callable:
-    """Hands the already-read body to the app behind, then listens to the connection."""
-    sent = False
-
-    async def replay() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 class _JsonRefusals:

@@ -101,7 +101,7 @@ class GraphQLResponseCache:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
-        replay = _replaying(body, receive)
+        replay = replaying(body, receive)
         key = await self._key(scope, body)
         if key is None:
             await self.app(scope, replay, send)
@@ -216,7 +216,7 @@ async def _read_body(receive: Callable) -> bytes:
     return b"".join(chunks)
 
 
-def _replaying(body: bytes, receive: Callable) -> Callable:
+def replaying(body: bytes, receive: Callable) -> Callable:
     """A ``receive`` that hands the already-read body to the app behind, then listens to
     the connection as before (a streamed answer waits for the client's disconnect)."""
     sent = False

@@ -89,6 +89,6 @@ def test_processes_opening_one_postgres_store_at_once_all_come_up(
     finally:
         tables.close()
     assert sorted(p.name.rpartition(".")[2] for p in (tmp_path / "keys").iterdir()) == [
-        "master-key", "secret-key"]
+        "audit-key", "master-key", "secret-key"]
     identity = open_identity(url, mailer=RecordingMailer(), bcrypt_rounds=4)
     identity.close()  # the master key fits the database (no MASTER_KEY_MISSING)

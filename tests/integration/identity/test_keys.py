@@ -125,7 +125,8 @@ def test_with_its_key_files_a_copied_database_works_as_before(tmp_path: Path) ->
     database = tmp_path / "live" / "tradetape.sqlite"
     alice, token = with_alice(f"sqlite:///{database}")
     keys = sorted(database.parent.glob("*-key"))
-    assert [k.name for k in keys] == ["tradetape.sqlite.master-key",
+    assert [k.name for k in keys] == ["tradetape.sqlite.audit-key",
+                                      "tradetape.sqlite.master-key",
                                       "tradetape.sqlite.secret-key"]
     assert all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys)
 
@@ -232,7 +233,7 @@ def test_on_postgresql_the_keys_live_in_the_key_directory(postgres_url: str, tmp
     alice, token = with_alice(postgres_url)
 
     keys = sorted(p.name.rpartition(".")[2] for p in (tmp_path / "keys").iterdir())
-    assert keys == ["master-key", "secret-key"]
+    assert keys == ["audit-key", "master-key", "secret-key"]
     identity = opened(postgres_url)
     try:
         rows = identity._keys._keys.items()

@@ -11,16 +11,10 @@ from api.commands.common import EXIT_FAILED, EXIT_OK, CommandError
 
 
 def operator(args: argparse.Namespace) -> str:
-    """The operator recorded with what a command does: ``--actor``, else the OS user."""
-    import getpass
+    """The operator recorded with what a command does (``api.commands.actors``)."""
+    from api.commands.actors import operator_of
 
-    name = (getattr(args, "actor", None) or "").strip()
-    if not name:
-        try:
-            name = getpass.getuser()
-        except (KeyError, OSError):
-            name = f"uid-{os.getuid()}"
-    return f"operator:{name}"
+    return operator_of(args)
 
 
 def _checkpoints(args: argparse.Namespace):

@@ -13,8 +13,8 @@ nothing, which is how recorded fees are checked against their fills.
 from __future__ import annotations
 
 import argparse
-import getpass
 
+from api.commands.actors import add_actor_option, operator_of
 from api.commands.common import EXIT_OK, add_database_option
 
 
@@ -29,8 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fees.add_argument("--from", dest="since", metavar="TIME",
                       help="fills at or after this time (ISO 8601, UTC unless it says)")
     fees.add_argument("--to", dest="until", metavar="TIME", help="fills before this time")
-    fees.add_argument("--actor", default=None,
-                      help="the operator recorded with the correction (default: the OS user)")
+    add_actor_option(fees)
     fees.add_argument("--dry-run", action="store_true", help="show it, record nothing")
     fees.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_database_option(fees)
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     trading = open_trading(args.database)
     try:
         result = correct_fees(trading, bot_id, args.fee_rate.strip(), args.reason,
-                              operator(args.actor), since, until, dry_run=args.dry_run)
+                              operator_of(args), since, until, dry_run=args.dry_run)
     finally:
         trading.close()
     if args.json:
@@ -60,12 +59,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_summary(result)
     return EXIT_OK
-
-
-def operator(name: str | None) -> str:
-    """How an operator at the command line is recorded: ``operator:NAME``."""
-    chosen = (name or "").strip() or getpass.getuser()
-    return f"operator:{chosen}"
 
 
 def as_json(result) -> dict:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from api.graphiql import serve_graphiql_offline
 from api.graphql import make_graphql_router
 from api.http_limits import RequestLimits
 from application.runtime import Runtime
@@ -44,6 +45,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
 
     router = make_graphql_router(runtime, limits)
     app.include_router(router, prefix="/graphql")
+    serve_graphiql_offline(app, router)
     app.state.graphql_read_side = router.read_side  # type: ignore[attr-defined]
     if runtime.settings.graphql_cache:
         _cache_answers(app, runtime, router.read_side, limits)  # type: ignore[attr-defined]

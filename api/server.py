@@ -16,11 +16,18 @@ from application.runtime import Runtime
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = True,
-               limits: RequestLimits | None = None) -> FastAPI:
+               limits: RequestLimits | None = None,
+               cors_origins: tuple[str, ...] | None = None) -> FastAPI:
     """``manage_runtime``: start the runtime with the app and stop it (gracefully) on
     shutdown; tests that drive the runtime themselves pass False. ``limits``: what one
-    GraphQL request may ask (default: from the environment, see api/http_limits.py)."""
+    GraphQL request may ask (default: from the environment, see api/http_limits.py).
+    ``cors_origins``: the other origins whose pages may call the API (default: from the
+    environment, see api/cors.py)."""
+    from api.cors import allow_origins
+    from api.cors import cors_origins as origins_from_environ
+
     limits = limits or RequestLimits.from_environ()
+    origins = origins_from_environ() if cors_origins is None else cors_origins
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -49,7 +56,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
     app.state.graphql_read_side = router.read_side  # type: ignore[attr-defined]
     if runtime.settings.graphql_cache:
         _cache_answers(app, runtime, router.read_side, limits)  # type: ignore[attr-defined]
-    _guard(app, limits)  # added last: the outermost, before the cache reads anything
+    _guard(app, limits)  # before the cache reads anything
+    allow_origins(app, origins)  # the outermost: preflights never reach the guard
     return app
 
 

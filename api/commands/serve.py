@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from api import logs
+    from api.cors import cors_origins
     from api.http_limits import RequestLimits
     from api.server import create_app
     from application.bootstrap import open_backup_schedule, open_runtime
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     settings = replace(settings, demo=args.demo, **overrides).checked()
     proxies = trusted_proxies()
     limits = RequestLimits.from_environ()  # refused before anything is opened
+    origins = cors_origins()
+    log_config = logs.configure(logs.log_format())
     backups = open_backup_schedule(settings.database_url)  # settings checked before start
     runtime = open_runtime(settings)
     if settings.demo:
@@ -53,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
           f"(health: /health), paper market at {settings.speed:g}x", flush=True)
     # A websocket message is held to the same size as a request body.
-    config = uvicorn.Config(create_app(runtime, limits=limits), host=settings.host,
-                            port=settings.port, log_level="warning",
+    app = create_app(runtime, limits=limits, cors_origins=origins)
+    config = uvicorn.Config(app, host=settings.host,
+                            port=settings.port, log_level="warning", log_config=log_config,
                             timeout_graceful_shutdown=10, ws_max_size=limits.max_body_bytes,
                             # X-Forwarded-For only from TRADETAPE_TRUSTED_PROXIES (none by
                             # default), not from uvicorn's default of loopback.

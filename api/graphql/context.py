@@ -11,6 +11,7 @@ from strawberry.fastapi import BaseContext
 from api.graphql.loaders import Loaders
 from api.graphql.permissions import authentication_error
 from api.graphql.read_side import ReadSide
+from api.logs import note_user
 from application.runtime import Runtime
 from application.user_views import Principal
 from domain.users import AuthenticationError
@@ -46,6 +47,7 @@ class Context(BaseContext):
                 self._principal = self.runtime.identity.authenticate(self.token)
             except AuthenticationError as error:
                 raise authentication_error(error.code, error.message) from None
+            note_user(str(self._principal.user_id))
         return self._principal
 
     def reauthenticate(self) -> Principal:

@@ -19,7 +19,18 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
-from graphql import DocumentNode, GraphQLError, Lexer, Source, TokenKind, parse
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    Lexer,
+    NameNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    Source,
+    TokenKind,
+    parse,
+)
 from strawberry.extensions import SchemaExtension
 
 from api.graphql.limits import fragment_errors
@@ -56,6 +67,17 @@ class _Cache:
 
 _documents = _Cache(CACHED_DOCUMENTS)
 _validations = _Cache(CACHED_DOCUMENTS)
+
+
+def stand_in(operation_name: str | None) -> DocumentNode:
+    """An empty query (named as the request asks) in place of a document that did not
+    parse, whose error is then answered like a validation error on every transport: a
+    parsing hook's exception would escape strawberry's subscription path, which logs a
+    traceback and completes the subscription without the error."""
+    name = NameNode(value=operation_name) if operation_name else None
+    return DocumentNode(definitions=(OperationDefinitionNode(
+        operation=OperationType.QUERY, name=name, variable_definitions=(), directives=(),
+        selection_set=SelectionSetNode(selections=())),))
 
 
 def refusal(code: str, message: str, **extensions: Any) -> GraphQLError:
@@ -134,8 +156,13 @@ class BoundedDocuments(SchemaExtension):
         if context.graphql_document is None and text:
             document = _documents.get((text, self.limits))
             if document is None:
-                document = await off_loop(parse_bounded, text, self.limits)
-                _documents.put((text, self.limits), document)
+                try:
+                    document = await off_loop(parse_bounded, text, self.limits)
+                except GraphQLError as error:
+                    context.pre_execution_errors = [error]
+                    document = stand_in(context.operation_name)
+                else:
+                    _documents.put((text, self.limits), document)
             context.graphql_document = document
         yield
 

@@ -83,12 +83,16 @@ class MaskFaults(MaskErrors):
         return masked
 
 
+def name_codes(errors: list[GraphQLError] | tuple[GraphQLError, ...]) -> None:
+    """Gives each error without an ``extensions.code`` the code :func:`code_of` says."""
+    for error in errors:
+        if not (error.extensions or {}).get("code"):
+            error.extensions = {**(error.extensions or {}), "code": code_of(error)}
+
+
 class ErrorCodes(SchemaExtension):
     """Every error of an answer names an ``extensions.code`` (runs after the masking)."""
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        for error in getattr(result, "errors", None) or ():
-            if not (error.extensions or {}).get("code"):
-                error.extensions = {**(error.extensions or {}), "code": code_of(error)}
+        name_codes(getattr(self.execution_context.result, "errors", None) or ())

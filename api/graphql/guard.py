@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 
 from api.graphql.response_cache import replaying
 from api.http_limits import RequestLimits
+from api.logs import request_scope
 
 REQUEST_ID = "tradetape.request_id"  # the scope key the request's id is kept under
 log = logging.getLogger("tradetape.graphql")
@@ -73,7 +74,11 @@ class GraphQLRequestGuard:
             return
         request_id = _request_id(scope)
         scope[REQUEST_ID] = request_id
-        send = _JsonRefusals(send, request_id)
+        with request_scope(request_id):
+            await self._serve(scope, receive, _JsonRefusals(send, request_id), request_id)
+
+    async def _serve(self, scope: dict, receive: Callable, send: _JsonRefusals,
+                     request_id: str) -> None:
         try:
             receive = await self._checked(scope, receive)
         except Refusal as refusal:

@@ -221,8 +221,10 @@ class CostLimiter(SchemaExtension):
 def limits(request_limits: RequestLimits) -> list[Any]:
     """Extension factories (strawberry builds each anew for every operation), in the order
     they must run: the depth and alias rules join validation, the document is parsed and
-    validated (bounded, cached by text, off the event loop), then the cost is checked."""
+    validated (bounded, cached by text, off the event loop), then the page sizes and the
+    cost are checked."""
     from api.graphql.documents import BoundedDocuments
+    from api.graphql.page_sizes import PageSizes
 
     return [lambda: AddValidationRules(list(_DEPTH_AND_ALIASES)),
-            lambda: BoundedDocuments(request_limits), CostLimiter]
+            lambda: BoundedDocuments(request_limits), PageSizes, CostLimiter]

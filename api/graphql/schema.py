@@ -20,7 +20,7 @@ from api.graphql.bots.queries import BotQueries
 from api.graphql.bots.subscriptions import BotSubscriptions
 from api.graphql.deals.mutations import DealMutations
 from api.graphql.deals.queries import DealQueries
-from api.graphql.errors import ErrorCodes, MaskFaults, log_errors
+from api.graphql.errors import ErrorCodes, MaskFaults, log_errors, name_codes
 from api.graphql.limits import limits
 from api.graphql.portfolio.queries import PortfolioQueries
 from api.graphql.portfolio.subscriptions import PortfolioSubscriptions
@@ -40,10 +40,13 @@ DEFAULT_LIMITS = RequestLimits()
 
 
 class Schema(strawberry.Schema):
-    """Logs each error as one line (a fault with its traceback), never the document."""
+    """Logs each error as one line (a fault with its traceback), never the document;
+    names their codes here too, for the answers a subscription sends (which the
+    operation hook of ``ErrorCodes`` does not see)."""
 
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: Any = None) -> None:
+        name_codes(errors)
         log_errors(errors, execution_context)
 
 

@@ -1,5 +1,6 @@
-"""The HTTP server: GraphQL at /graphql (GraphiQL on GET), /health, and REST only where the
-outside world calls us. FastAPI is imported only by ``tradetape serve`` and the tests."""
+"""The HTTP server: GraphQL at /graphql (GraphiQL on GET), /health, the pages links in mails
+open (/verify-email, /reset-password), and REST only where the outside world calls us.
+FastAPI is imported only by ``tradetape serve`` and the tests."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
         return JSONResponse({"status": worst, **parts}, status_code=503 if worst == "red"
                             else 200)
 
+    _account_pages(app, runtime)
     router = make_graphql_router(runtime, limits)
     app.include_router(router, prefix="/graphql")
     serve_graphiql_offline(app, router)
@@ -59,6 +61,12 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
     _guard(app, limits)  # before the cache reads anything
     allow_origins(app, origins)  # the outermost: preflights never reach the guard
     return app
+
+
+def _account_pages(app: FastAPI, runtime: Runtime) -> None:
+    from api.account_pages import add_account_pages
+
+    add_account_pages(app, runtime)
 
 
 def _guard(app: FastAPI, limits: RequestLimits) -> None:

@@ -11,11 +11,12 @@ commands.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from application.registration_limits import RegistrationLimiter
+from application.registration_limits import RegistrationLimiter, TooManyMailRequestsError
 from application.sessions import Sessions
 from application.user_views import UserView, pause_running_bots, registered_user_ids
 from domain.accounts import AccountKind, ExchangeAccount
@@ -37,6 +38,17 @@ class Identity(Sessions):
             self.trading.clock, per_ip=self.settings.registrations_per_ip,
             per_address=self.settings.registrations_per_address,
             window=self.settings.registration_window)
+        # Resending a verification and asking for a reset each send a mail: limited alike,
+        # each on its own (a user who asked thrice for a verification may still reset).
+        self._mail_requests = {kind: RegistrationLimiter(
+            self.trading.clock, per_ip=self.settings.registrations_per_ip,
+            per_address=self.settings.registrations_per_address,
+            window=self.settings.registration_window, error=TooManyMailRequestsError)
+            for kind in ("verification", "reset")}
+
+    def use_public_url(self, url: str) -> None:
+        """Where links in mails point from now on (the server's address once it is known)."""
+        self.settings = replace(self.settings, public_url=url.rstrip("/"))
 
     # --- registration and verification ----------------------------------------------------
 
@@ -153,6 +165,33 @@ class Identity(Sessions):
         return self._view(self._change(user_id, lambda u: u.verify_email(cause, digest),
                                        missing="VERIFICATION_TOKEN_INVALID"))
 
+    def verify_email_outcome(self, token: str) -> str:
+        """``verified`` (now) or ``already_verified`` (the address was verified before:
+        nothing is recorded); an invalid or expired token raises as ``verify_email``."""
+        user_id, _ = _parse_mail_token(token, "VERIFICATION_TOKEN")
+        user = self._load(user_id, missing="VERIFICATION_TOKEN_INVALID")
+        if user.email_verified and not user.erased:
+            return "already_verified"
+        self.verify_email(token)
+        return "verified"
+
+    def resend_verification(self, email: str, ip: str | None = None) -> None:
+        """The API's ``resendVerification``: limited like registrations
+        (``TOO_MANY_MAIL_REQUESTS``), counted whether or not the address is registered."""
+        address = self._count_mail_request("verification", email, ip)
+        self.request_verification(address)
+
+    def ask_password_reset(self, email: str, ip: str | None = None) -> None:
+        """The API's ``requestPasswordReset``: limited as ``resend_verification``."""
+        address = self._count_mail_request("reset", email, ip)
+        self.request_password_reset(address)
+
+    def _count_mail_request(self, kind: str, email: str, ip: str | None) -> str:
+        address, limiter = normalize_email(email), self._mail_requests[kind]
+        limiter.check(address, ip)
+        limiter.record(address, ip)
+        return address
+
     def confirm_email(self, user_id: UUID, actor: str = SYSTEM) -> UserView:
         """An operator marks the address verified, without a token."""
         self._require_admin(actor)
@@ -171,8 +210,9 @@ class Identity(Sessions):
 
     # --- passwords ------------------------------------------------------------------------
 
-    def change_password(self, user_id: UUID, current_password: str, new_password: str) -> None:
-        """Ends every session of the user, this one included."""
+    def change_password(self, user_id: UUID, current_password: str, new_password: str,
+                        kept_session_id: UUID | None = None) -> None:
+        """Ends every session of the user but ``kept_session_id`` (the caller's own)."""
         new = NewPassword(new_password)
         user = self._load(user_id)
         if not self._hasher.verify(current_password, self._password_hash(user)):
@@ -180,7 +220,7 @@ class Identity(Sessions):
                                       code="INVALID_CREDENTIALS")
         sealed = self._keys.seal(user_id, "password_hash", self._hasher.hash(new))
         cause = self.trading.cause(str(user_id))
-        self._change(user_id, lambda u: u.change_password(cause, sealed))
+        self._change(user_id, lambda u: u.change_password(cause, sealed, kept_session_id))
 
     def request_password_reset(self, email: str) -> None:
         """Mail a reset token. Answers the same whether or not the email is registered."""

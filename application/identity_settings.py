@@ -1,7 +1,8 @@
 """What an operator may tune about accounts, from ``TRADETAPE_*`` environment variables.
 
 - ``TRADETAPE_STARTING_BALANCE``: the paper balance a new user starts with (default 10000)
-- ``TRADETAPE_PUBLIC_URL``: where links in mails point (default http://127.0.0.1:8000)
+- ``TRADETAPE_PUBLIC_URL``: where links in mails point (default: the address ``tradetape
+  serve`` listens on, see ``listening_url``; http://127.0.0.1:8000 outside a server)
 """
 
 from __future__ import annotations
@@ -40,9 +41,18 @@ class IdentitySettings:
         if environ.get(STARTING_BALANCE_ENV):
             values["starting_balance"] = _balance(environ[STARTING_BALANCE_ENV])
         if environ.get(PUBLIC_URL_ENV):
-            values["public_url"] = environ[PUBLIC_URL_ENV].rstrip("/")
+            values["public_url"] = _public_url(environ[PUBLIC_URL_ENV])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _public_url(text: str) -> str:
+    url = text.strip().rstrip("/")
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest or any(c.isspace() for c in url):
+        raise DomainError(f"{PUBLIC_URL_ENV}={text!r} is not an http(s) URL like "
+                          "https://trade.example.com", code="INVALID_PUBLIC_URL")
+    return url
 
 
 def _balance(text: str) -> Decimal:
@@ -54,3 +64,13 @@ def _balance(text: str) -> Decimal:
         raise DomainError(f"{STARTING_BALANCE_ENV}={text!r} is not an amount >= 0",
                           code="INVALID_STARTING_BALANCE")
     return value
+
+
+def listening_url(host: str, port: int) -> str:
+    """The base of links to a server listening on ``host:port``. A wildcard address
+    (``0.0.0.0``, ``::``) is no place to send a browser: this machine's loopback stands in
+    (set ``TRADETAPE_PUBLIC_URL`` for links that work from elsewhere)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in host:  # IPv6: in brackets in a URL
+        host = f"[{host.strip('[]')}]"
+    return f"http://{host}:{port}"

@@ -24,10 +24,25 @@ class TooManyRegistrationsError(DomainError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class TooManyMailRequestsError(TooManyRegistrationsError):
+    """Resend-verification and password-reset requests: each sends a mail."""
+
+    code = "TOO_MANY_MAIL_REQUESTS"
+
+    def __init__(self, retry_after_seconds: int):
+        DomainError.__init__(self, f"too many requests for a mail; try again in "
+                             f"{retry_after_seconds} s")
+        self.retry_after_seconds = retry_after_seconds
+
+
 class RegistrationLimiter:
+    """``error``: what a refusal raises (the limiter also serves requests for a mail)."""
+
     def __init__(self, clock: Clock, *, per_ip: int = 10, per_address: int = 3,
-                 window: timedelta = timedelta(hours=1), max_keys: int = 100_000):
+                 window: timedelta = timedelta(hours=1), max_keys: int = 100_000,
+                 error: type[TooManyRegistrationsError] = TooManyRegistrationsError):
         self._clock, self._window, self._max_keys = clock, window, max_keys
+        self._error = error
         self._limits = {"ip": per_ip, "address": per_address}
         self._attempts: dict[tuple[str, str], deque[datetime]] = {}
 
@@ -37,7 +52,7 @@ class RegistrationLimiter:
             times = self._recent(key, now)
             if len(times) >= self._limits[key[0]]:
                 wait = (times[0] + self._window - now).total_seconds()
-                raise TooManyRegistrationsError(max(1, ceil(wait)))
+                raise self._error(max(1, ceil(wait)))
 
     def record(self, address: str, ip: str | None) -> None:
         now = self._clock.now()

@@ -131,7 +131,7 @@ class Sessions:
                                       code="TOKEN_EXPIRED")
         user = self._load_authenticated(claims.user_id)
         user.live_session(claims.session_id, now)
-        return Principal(user.id, user.role, user.email_verified)
+        return Principal(user.id, user.role, user.email_verified, claims.session_id)
 
     # --- plumbing shared with Identity ----------------------------------------------------
 

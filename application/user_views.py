@@ -43,6 +43,7 @@ class Principal:
     user_id: UUID
     role: Role
     email_verified: bool
+    session_id: UUID | None = None  # the session the access token belongs to
 
     @property
     def is_admin(self) -> bool:

@@ -5,9 +5,10 @@ Nothing personal is recorded in clear. The email, display name and password hash
 ``DataKeyStore``); tokens arrive as SHA-256 digests. Destroying the data key ("forget")
 leaves every event intact, byte for byte, and makes the person unreadable.
 
-Sessions end implicitly when the password changes or is reset, when the user is blocked and
-when the user is forgotten: those events' ``apply`` clears them (a reader of the log must do
-the same). A session also lapses at its ``expires_at``.
+Sessions end implicitly when the password changes (all but the one it was changed in), when
+it is reset, when the user is blocked and when the user is forgotten: those events'
+``apply`` clears them (a reader of the log must do the same). A session also lapses at
+its ``expires_at``.
 """
 
 from __future__ import annotations
@@ -115,13 +116,21 @@ class User(TradetapeAggregate):
             user.email_verified, user.verification = True, None
 
     class PasswordChanged(Event):
-        """Ends every session."""
+        """Ends every session but ``kept_session_id`` (the one the change was made in)."""
 
+        # v1 kept no session: every session ended.
+        class_version = 2
         sealed_password_hash: str
+        kept_session_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["kept_session_id"] = None
 
         def apply(self, user: User) -> None:
             user.sealed_password_hash, user.reset = self.sealed_password_hash, None
-            _end_all_sessions(user)
+            kept = user.sessions.get(self.kept_session_id) if self.kept_session_id else None
+            user.sessions = {} if kept is None else {kept.id: kept}
 
     class PasswordResetRequested(Event):
         token_digest: str
@@ -226,10 +235,13 @@ class User(TradetapeAggregate):
         if not self.email_verified:
             self._record(self.EmailVerified, cause)
 
-    def change_password(self, cause: Cause, sealed_password_hash: str) -> None:
-        """The caller has checked the current password (the domain cannot read hashes)."""
+    def change_password(self, cause: Cause, sealed_password_hash: str,
+                        kept_session_id: UUID | None = None) -> None:
+        """The caller has checked the current password (the domain cannot read hashes).
+        Every session ends but ``kept_session_id``, the one the change was made in."""
         self._check_present()
-        self._record(self.PasswordChanged, cause, sealed_password_hash=sealed_password_hash)
+        self._record(self.PasswordChanged, cause, sealed_password_hash=sealed_password_hash,
+                     kept_session_id=kept_session_id)
 
     def request_password_reset(self, cause: Cause, token_digest: str) -> None:
         self._check_usable()

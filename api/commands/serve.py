@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from api.server import create_app
     from application.bootstrap import open_backup_schedule, open_runtime
     from application.demo import DEMO_SPEED, DEMO_START_CANDLE, ensure_demo
+    from application.identity_settings import PUBLIC_URL_ENV, listening_url
     from application.server_settings import ServerSettings
     from application.trusted_proxies import trusted_proxies
 
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     log_config = logs.configure(logs.log_format())
     backups = open_backup_schedule(settings.database_url)  # settings checked before start
     runtime = open_runtime(settings)
+    if not os.environ.get(PUBLIC_URL_ENV):  # links in mails lead to this very server
+        runtime.identity.use_public_url(listening_url(settings.host, settings.port))
     if settings.demo:
         demo = ensure_demo(runtime.identity, runtime.trading)
         for feed in runtime.loop.feeds:

@@ -12,6 +12,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from api.graphql.accounts.mutations import AccountMutations
+from api.graphql.accounts.passwords import PasswordMutations
 from api.graphql.accounts.queries import AccountQueries
 from api.graphql.audit.queries import AuditQueries
 from api.graphql.bots.mutations import BotMutations
@@ -31,8 +32,8 @@ from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries))
-Mutation = merge_types("Mutation", (AccountMutations, BotMutations, DealMutations,
-                                    SystemMutations))
+Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
+                                    DealMutations, SystemMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 

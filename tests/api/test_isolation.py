@@ -20,6 +20,8 @@ BOT_RESULT = "{ __typename ... on BotErrors { code errors { code field } } }"
 # One operation per authenticated root field; ``$id`` is whatever the test passes.
 AUTHENTICATED = {
     "me": "{ me { id } }",
+    "changePassword": 'mutation { changePassword(currentPassword: "Correct-Horse-9", '
+                      'newPassword: "Brand-New-Pass-42") { __typename } }',
     "bots": "{ bots { edges { node { id } } } }",
     "bot": "query($id: ID!) { bot(id: $id) { id } }",
     "deals": "query($id: ID!) { deals(botId: $id) { edges { node { id } } } }",

@@ -13,7 +13,7 @@ from api.graphql.schema import build_schema
 
 ROOTS = ("Query", "Mutation", "Subscription")
 PUBLIC = {"register", "verifyEmail", "login", "refresh", "logout", "dcaPlan", "leaderboard",
-          "systemStatus"}
+          "systemStatus", "resendVerification", "requestPasswordReset", "resetPassword"}
 ADMIN = {"emergencyStop", "emergencyResume"}
 
 

@@ -227,3 +227,22 @@ def test_replaying_the_events_rebuilds_the_same_user() -> None:
 
     assert (rebuilt.role, rebuilt.email_verified, rebuilt.sessions) == (
         Role.PROVIDER, True, user.sessions)
+
+
+def test_a_password_change_keeps_only_the_session_it_was_made_in() -> None:
+    other = UUID("00000000-0000-4000-8000-00000000005b")
+    user = with_session(a_user())
+    user.start_session(a_cause(2, actor=str(USER_ID)), other, token_digest("rt-2"))
+
+    user.change_password(a_cause(3), "v1.new-hash", kept_session_id=SESSION)
+
+    assert set(user.sessions) == {SESSION}
+    assert set(replay(user.collect_events()).sessions) == {SESSION}
+
+
+def test_a_password_change_stored_before_sessions_were_kept_ends_every_session() -> None:
+    state = {"sealed_password_hash": "v1.new-hash"}
+
+    User.PasswordChanged.upcast_v1_v2(state)
+
+    assert state == {"sealed_password_hash": "v1.new-hash", "kept_session_id": None}

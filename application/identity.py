@@ -211,11 +211,16 @@ class Identity(Sessions):
     # --- passwords ------------------------------------------------------------------------
 
     def change_password(self, user_id: UUID, current_password: str, new_password: str,
-                        kept_session_id: UUID | None = None) -> None:
-        """Ends every session of the user but ``kept_session_id`` (the caller's own)."""
+                        kept_session_id: UUID | None = None, ip: str | None = None) -> None:
+        """Ends every session of the user but ``kept_session_id`` (the caller's own). A wrong
+        current password counts as a failed login (a stolen access token must not become a
+        way to guess the password), and the login limits apply to it."""
         new = NewPassword(new_password)
         user = self._load(user_id)
+        email = self._view(user).email
+        self._limiter.check(email, ip)
         if not self._hasher.verify(current_password, self._password_hash(user)):
+            self._limiter.record_failure(email, ip)
             raise AuthenticationError("the current password is wrong",
                                       code="INVALID_CREDENTIALS")
         sealed = self._keys.seal(user_id, "password_hash", self._hasher.hash(new))

@@ -219,6 +219,20 @@ def test_change_password_keeps_the_callers_session_and_ends_the_others(server):
     assert b"Brand-New-Pass" not in raw_events(server)
 
 
+def test_guessing_the_current_password_is_limited_like_logins(server):
+    """A stolen access token is no way around the login limits: wrong current passwords
+    count as failed logins of that account from that address."""
+    eve = server.user("eve")
+    guesses = [server.gql(CHANGE, {"c": f"Guess-Number-{i}", "p": NEW_PASSWORD}, eve.token)
+               ["changePassword"]["code"] for i in range(5)]
+    right = server.gql(CHANGE, {"c": PASSWORD, "p": NEW_PASSWORD}, eve.token)
+
+    assert guesses == ["INVALID_CREDENTIALS"] * 5
+    assert right["changePassword"]["code"] == "TOO_MANY_ATTEMPTS"
+    assert server.gql(LOGIN, {"e": "eve@example.com", "p": PASSWORD})["login"]["code"] == \
+        "TOO_MANY_ATTEMPTS"  # the same address logging in is held back too
+
+
 def test_change_password_needs_a_login(server):
     errors = server.post(CHANGE, {"c": PASSWORD, "p": NEW_PASSWORD})["errors"]
 

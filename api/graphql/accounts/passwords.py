@@ -75,7 +75,8 @@ class PasswordMutations:
         ctx = info.context
         principal = ctx.principal
         return await _password_change(info, lambda: ctx.runtime.identity.change_password(
-            principal.user_id, current_password, new_password, principal.session_id))
+            principal.user_id, current_password, new_password, principal.session_id,
+            ctx.client_ip))
 
 
 async def _mail_request(info: Info, command) -> MailRequestResult:

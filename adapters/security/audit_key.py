@@ -15,24 +15,21 @@ every checkpoint) names it without revealing it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from adapters.security.key_files import create_key_file, key_file_base
 from application.settings import Database
 from domain.errors import DomainError
 
 AUDIT_KEY_ENV = "TRADETAPE_AUDIT_KEY"
 AUDIT_KEY_FILE_ENV = "TRADETAPE_AUDIT_KEY_FILE"
-KEY_DIR_ENV = "TRADETAPE_KEY_DIR"
-DEFAULT_KEY_DIR = Path("var") / "keys"
 MIN_KEY_LENGTH = 32
 SEAL_PREFIX = "tradetape-seal-v1"  # the first line of every sealed message
 
@@ -69,18 +66,8 @@ def key_file_for(database: Database, environ: Mapping[str, str] | None = None) -
     env = os.environ if environ is None else environ
     if env.get(AUDIT_KEY_FILE_ENV):
         return Path(env[AUDIT_KEY_FILE_ENV])
-    key_dir = env.get(KEY_DIR_ENV)
-    if database.kind == "sqlite":
-        path = database.sqlite_path
-        base = Path(key_dir) / path.name if key_dir else path
-        return base.with_name(base.name + ".audit-key")
-    if database.kind == "postgres":
-        e = database.env
-        name = "-".join((e["POSTGRES_HOST"], e["POSTGRES_PORT"], e["POSTGRES_DBNAME"],
-                         e.get("POSTGRES_SCHEMA") or "public"))
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-        return Path(key_dir or DEFAULT_KEY_DIR) / f"{safe}.audit-key"
-    return None
+    base = key_file_base(database, env)
+    return None if base is None else base.with_name(base.name + ".audit-key")
 
 
 def load_audit_key(path: Path | None, environ: Mapping[str, str] | None = None, *,
@@ -98,24 +85,9 @@ def load_audit_key(path: Path | None, environ: Mapping[str, str] | None = None, 
     if not path.exists():
         if not create:
             return None
-        _create_key_file(path)
+        create_key_file(path, secrets.token_hex(32))  # two processes at once: one key
     text = path.read_text().strip()
     if len(text) < MIN_KEY_LENGTH:
         raise AuditKeyError(f"the audit key file {path} holds no key of at least "
                             f"{MIN_KEY_LENGTH} characters")
     return AuditKey(text.encode())
-
-
-def _create_key_file(path: Path) -> None:
-    """Written whole under a temporary name, then linked into place: two processes starting
-    at once both end up with the one file that won."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new folder: owner only
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(secrets.token_hex(32) + "\n")
-        with contextlib.suppress(FileExistsError):  # another process won: keep its key
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

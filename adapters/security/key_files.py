@@ -86,7 +86,7 @@ class KeyLocations:
 def key_locations(database: Database, environ: Mapping[str, str] | None = None
                   ) -> KeyLocations:
     environ = os.environ if environ is None else environ
-    base = _key_file_base(database, environ)
+    base = key_file_base(database, environ)
     if base is None:
         paths: tuple[Path | None, ...] = (None, None, None)
     else:
@@ -98,7 +98,7 @@ def key_locations(database: Database, environ: Mapping[str, str] | None = None
                         KeySource(NEW_MASTER_KEY_ENV, paths[2], environ))
 
 
-def _key_file_base(database: Database, environ: Mapping[str, str]) -> Path | None:
+def key_file_base(database: Database, environ: Mapping[str, str]) -> Path | None:
     """The key files' path without their suffix."""
     if database.kind == "memory":
         return None

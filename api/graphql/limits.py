@@ -49,7 +49,9 @@ LIST_SIZES = {"orders": 10, "fills": 10, "pnlSeries": 30, "balances": 5, "events
               "levels": 25, "errors": 3}
 
 
-def _argument(node: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
+def argument_value(node: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
+    """The value of argument ``name`` of ``node``: a variable's value, an Int, None when
+    left out or null, else the literal node."""
     for argument in node.arguments or ():
         if argument.name.value != name:
             continue
@@ -64,7 +66,7 @@ def _argument(node: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
 
 def _items(node: FieldNode, variables: Mapping[str, Any]) -> int:
     name = node.name.value
-    first = _argument(node, "first", variables)
+    first = argument_value(node, "first", variables)
     if isinstance(first, int):
         return max(1, min(first, MAX_PAGE))
     if any(a.name.value == "first" for a in node.arguments or ()) or name in DEFAULT_FIRST:
@@ -76,7 +78,7 @@ def _items(node: FieldNode, variables: Mapping[str, Any]) -> int:
 
 def _weight(node: FieldNode, variables: Mapping[str, Any]) -> int:
     name = node.name.value
-    if name == "portfolio" and _argument(node, "asOf", variables) is not None:
+    if name == "portfolio" and argument_value(node, "asOf", variables) is not None:
         return AS_OF_WEIGHT
     return WEIGHTS.get(name, 1)
 

@@ -18,12 +18,11 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
-    IntValueNode,
     OperationDefinitionNode,
-    VariableNode,
 )
 from strawberry.extensions import SchemaExtension
 
+from api.graphql.limits import argument_value
 from projections.queries import MAX_PAGE
 
 MIN_PAGE = 1
@@ -42,24 +41,12 @@ def _fields(document: DocumentNode) -> Iterator[FieldNode]:
                 stack.append(node.selection_set)
 
 
-def _requested(node: FieldNode, variables: Mapping[str, Any]) -> Any:
-    for argument in node.arguments or ():
-        if argument.name.value != PAGE_ARGUMENT:
-            continue
-        value = argument.value
-        if isinstance(value, VariableNode):
-            return variables.get(value.name.value)
-        if isinstance(value, IntValueNode):
-            return int(value.value)
-    return None  # left out, null, or not an Int (validation's error, not ours)
-
-
 def page_size_errors(document: DocumentNode,
                      variables: Mapping[str, Any]) -> list[GraphQLError]:
     """``INVALID_PAGE_SIZE`` for each field asking for a page out of 1..MAX_PAGE."""
     errors = []
     for node in _fields(document):
-        size = _requested(node, variables)
+        size = argument_value(node, PAGE_ARGUMENT, variables)
         if isinstance(size, int) and not isinstance(size, bool) and not (
                 MIN_PAGE <= size <= MAX_PAGE):
             name = node.name.value

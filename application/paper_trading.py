@@ -39,6 +39,10 @@ class PaperVenue(SimulatedVenue):
 
     def restore_position(self, position: str, units: Decimal) -> None: ...
 
+    def join_wallet(self, other: PaperVenue) -> None: ...
+
+    def add_balance(self, asset: str, amount: Decimal) -> None: ...
+
 
 @dataclass
 class _Market:
@@ -258,11 +262,27 @@ class PaperTrading:
     def _market(self, account_id: str, pair: str) -> _Market:
         key = (account_id, pair)
         if key not in self._markets:
-            quote, base = _deposits(self.trading, account_id, pair)
-            filled_quote, filled_base = self._index().fills(account_id, pair)
-            venue = self.venue_factory(pair, quote + filled_quote, base + filled_base)
-            self._markets[key] = _Market(venue)
+            self._markets[key] = _Market(self._paper_venue(account_id, pair))
         return self._markets[key]
+
+    def _paper_venue(self, account_id: str, pair: str) -> PaperVenue:
+        """The account's venue for ``pair``. An account's pairs share one wallet: its
+        deposits and every pair's fills, each asset counted once."""
+        base, _, quote = pair.partition("/")
+        sibling = next((m.venue for (account, _), m in self._markets.items()
+                        if account == account_id and hasattr(m.venue, "join_wallet")), None)
+        if sibling is not None:
+            venue = self.venue_factory(pair, ZERO, ZERO)
+            venue.join_wallet(sibling)
+            return venue
+        balances = _deposits(self.trading, account_id)
+        for asset, change in self._index().asset_fills(account_id).items():
+            balances[asset] = balances.get(asset, ZERO) + change
+        venue = self.venue_factory(pair, balances.pop(quote, ZERO), balances.pop(base, ZERO))
+        for asset, amount in sorted(balances.items()):
+            if amount:
+                venue.add_balance(asset, amount)
+        return venue
 
 
 def _reason(error: Exception) -> str:
@@ -277,16 +297,15 @@ def _bot_ids(trading: Trading) -> list[UUID]:
     return [n.originator_id for n in read_log(trading, [topic_of(Bot.Created)])]
 
 
-def _deposits(trading: Trading, account_id: str, pair: str) -> tuple[Decimal, Decimal]:
-    """Quote and base a paper account was given (deposits less withdrawals)."""
-    quote_asset = pair.split("/")[1]
-    quote = ZERO
+def _deposits(trading: Trading, account_id: str) -> dict[str, Decimal]:
+    """What a paper account was given, by asset (deposits less withdrawals)."""
     try:
         account = trading.load(UUID(account_id), ExchangeAccount)
     except (ValueError, NotFoundError):
-        return ZERO, ZERO  # e.g. backtests' "paper": no deposits recorded
+        return {}  # e.g. backtests' "paper": no deposits recorded
+    given: dict[str, Decimal] = {}
     for event in trading.events.get(account.id):
-        amount = getattr(event, "amount", None)
-        if getattr(event, "asset", None) == quote_asset and amount is not None:
-            quote += -amount if isinstance(event, ExchangeAccount.Withdrawn) else amount
-    return quote, ZERO
+        if isinstance(event, ExchangeAccount.Deposited | ExchangeAccount.Withdrawn):
+            sign = -1 if isinstance(event, ExchangeAccount.Withdrawn) else 1
+            given[event.asset] = given.get(event.asset, ZERO) + sign * event.amount
+    return given

@@ -46,6 +46,7 @@ class ServerSettings:
     checkpoint_file: str | None = None
     checkpoint_seconds: float = 3600.0
     checkpoint_signing_key: str | None = None
+    reconcile_seconds: float = 60.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -69,7 +70,7 @@ class ServerSettings:
             raise DomainError(f"TRADETAPE_GRAPHQL_CACHE={cache!r}: use on or off",
                               code="INVALID_SETTING", field="TRADETAPE_GRAPHQL_CACHE")
         settings = replace(settings, graphql_cache=cache == "on")
-        return _checkpoints(settings, env).checked()
+        return _reconcile(_checkpoints(settings, env), env).checked()
 
     def checked(self) -> ServerSettings:
         if not 0 < self.port < 65536:
@@ -82,6 +83,19 @@ class ServerSettings:
             raise DomainError("the bots per user must be between 1 and 100000",
                               code="INVALID_SETTING", field="max_bots_per_user")
         return self
+
+
+def _reconcile(settings: ServerSettings, env: Mapping[str, str]) -> ServerSettings:
+    """``TRADETAPE_RECONCILE_SECONDS``: how often live accounts are reconciled (default
+    60; between 1 and 86400)."""
+    seconds = env.get("TRADETAPE_RECONCILE_SECONDS")
+    if not seconds:
+        return settings
+    value = _number(seconds, "TRADETAPE_RECONCILE_SECONDS", float)
+    if not 1 <= value <= 86400:
+        raise DomainError("TRADETAPE_RECONCILE_SECONDS must be between 1 and 86400",
+                          code="INVALID_SETTING", field="TRADETAPE_RECONCILE_SECONDS")
+    return replace(settings, reconcile_seconds=value)
 
 
 def _checkpoints(settings: ServerSettings, env: Mapping[str, str]) -> ServerSettings:

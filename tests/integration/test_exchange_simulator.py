@@ -247,6 +247,16 @@ def test_a_lost_response_is_a_network_error_after_the_order_was_placed(sim, clie
     assert [t.client_order_id for t in sim.ledger().trades] == ["tt-lost-1"]
 
 
+@pytest.mark.parametrize("execute", [True, False])
+def test_binances_execution_status_unknown_is_a_request_timeout_either_way(sim, client, execute):
+    sim.backend_timeout(execute=execute)
+    with pytest.raises(ccxt_error("RequestTimeout"), match="-1007"):
+        client.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
+                            {"clientOrderId": "tt-unknown-1"})
+    placed = [o["clientOrderId"] for o in client.fetch_open_orders("BTC/USDT")]
+    assert placed == (["tt-unknown-1"] if execute else [])
+
+
 @pytest.mark.parametrize("status", [429, 418])
 def test_rate_limits_answer_with_retry_after_and_do_nothing(sim, client, status):
     # ccxt's binance raises DDoSProtection for both (RateLimitExceeded is its subclass)

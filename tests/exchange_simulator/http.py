@@ -26,11 +26,13 @@ import json
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.exchange_simulator.control import control_answer
 from tests.exchange_simulator.faults import Fault, Faults
 from tests.exchange_simulator.market import Market, fmt
 from tests.exchange_simulator.matching import BinanceError, Matching, missing
@@ -120,6 +122,10 @@ class SimulatorServer:
             return 200, route(self, params), {}
         except BinanceError as error:
             return error.status, {"code": error.code, "msg": error.msg}, {}
+        except Exception:  # a bug of the simulator: say so loudly, answer as Binance would
+            traceback.print_exc()
+            return 500, {"code": -1000, "msg": "An unknown error occurred while processing "
+                                               "the request."}, {}
 
     def _authenticate(self, query: str, body: str, headers: dict[str, str]) -> dict[str, str]:
         key = headers.get("x-mbx-apikey")
@@ -213,6 +219,9 @@ class SimulatorServer:
     def _get_order(self, params: dict[str, str]) -> dict[str, object]:
         return self.matching.get_order(params).as_binance()
 
+    def _all_orders(self, params: dict[str, str]) -> list[dict[str, object]]:
+        return [o.as_binance() for o in self.matching.all_orders(params)]
+
     def _open_orders(self, params: dict[str, str]) -> list[dict[str, object]]:
         return [o.as_binance() for o in self.matching.open_orders(params.get("symbol"))]
 
@@ -231,6 +240,7 @@ _ROUTES: dict[tuple[str, str], Callable[[SimulatorServer, dict[str, str]], Any]]
     ("DELETE", ORDER_PATH): SimulatorServer._cancel_order,
     ("GET", ORDER_PATH): SimulatorServer._get_order,
     ("GET", "/api/v3/openOrders"): SimulatorServer._open_orders,
+    ("GET", "/api/v3/allOrders"): SimulatorServer._all_orders,
     ("GET", "/api/v3/myTrades"): SimulatorServer._my_trades,
 }
 
@@ -334,8 +344,6 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: tests read the ledger, not an access log."""
 
     def _serve(self, method: str) -> None:
-        from tests.exchange_simulator.control import control_answer
-
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace") if length else ""

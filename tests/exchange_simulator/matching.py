@@ -22,8 +22,10 @@ import re
 import threading
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 from tests.exchange_simulator.market import Market, SimulatedClock, fmt
 
@@ -272,23 +274,31 @@ class Matching:
             return [o for o in self.orders.values()
                     if o.status == "NEW" and symbol in (None, o.symbol)]
 
+    def all_orders(self, params: dict[str, str]) -> list[SimOrder]:
+        """Binance's ``allOrders``: oldest first; from ``orderId`` on, else in a time window
+        (the first ``limit`` from ``startTime``), else the latest ``limit`` (500, max 1000)."""
+        with self.lock:
+            self.catch_up()
+            symbol = self.market(params.get("symbol")).symbol
+            limit = min(_count(params, "limit", 500), 1000)
+            found = [o for o in self.orders.values() if o.symbol == symbol]
+            if "orderId" in params:
+                return [o for o in found if o.order_id >= _count(params, "orderId", 0)][:limit]
+            return _window(found, params, limit, lambda o: o.time_ms)
+
     def my_trades(self, params: dict[str, str]) -> list[SimTrade]:
         """Binance's ``myTrades``: oldest first; ``fromId``, else a time window, else the
         latest ``limit`` (default 500, at most 1000)."""
         with self.lock:
             self.catch_up()
             symbol = self.market(params.get("symbol")).symbol
-            limit = min(int(params.get("limit", 500)), 1000)
+            limit = min(_count(params, "limit", 500), 1000)
             found = [t for t in self.trades if t.symbol == symbol]
             if "orderId" in params:
-                found = [t for t in found if t.order_id == int(params["orderId"])]
+                found = [t for t in found if t.order_id == _count(params, "orderId", 0)]
             if "fromId" in params:
-                return [t for t in found if t.trade_id >= int(params["fromId"])][:limit]
-            if "startTime" in params:
-                found = [t for t in found if t.time_ms >= int(params["startTime"])]
-            if "endTime" in params:
-                found = [t for t in found if t.time_ms <= int(params["endTime"])]
-            return found[:limit] if "startTime" in params else found[-limit:]
+                return [t for t in found if t.trade_id >= _count(params, "fromId", 0)][:limit]
+            return _window(found, params, limit, lambda t: t.time_ms)
 
     def balances(self) -> dict[str, tuple[Decimal, Decimal]]:
         with self.lock:
@@ -388,6 +398,24 @@ def number(params: dict[str, str], name: str) -> Decimal:
         return Decimal(text)
     except InvalidOperation:  # pragma: no cover - the pattern admits only plain decimals
         raise _illegal(name) from None
+
+
+def _count(params: dict[str, str], name: str, default: int) -> int:
+    text = params.get(name)
+    if text is None:
+        return default
+    if not text.isdigit():
+        raise _illegal(name)
+    return int(text)
+
+
+def _window(rows: list[Any], params: dict[str, str], limit: int,
+            time_of: Callable[[Any], int]) -> list[Any]:
+    """Rows between ``startTime`` and ``endTime``: the first ``limit`` of them from a start,
+    else the last ``limit``."""
+    start, end = _count(params, "startTime", 0), _count(params, "endTime", 2**63)
+    rows = [row for row in rows if start <= time_of(row) <= end]
+    return rows[:limit] if "startTime" in params else rows[-limit:]
 
 
 def _illegal(name: str) -> BinanceError:

@@ -165,6 +165,20 @@ def test_orders_are_found_by_client_order_id_or_not_at_all(client):
         client.fetch_order(None, "BTC/USDT", {"clientOrderId": "tt-never-sent"})
 
 
+def test_order_and_trade_history_pages_by_time(sim, client):
+    client.create_order("BTC/USDT", "market", "buy", 0.001, None, {"clientOrderId": "h-1"})
+    sim.advance(10 * MINUTE)
+    client.create_order("BTC/USDT", "market", "buy", 0.002, None, {"clientOrderId": "h-2"})
+    client.create_order("BTC/USDT", "limit", "buy", 0.001, 90000, {"clientOrderId": "h-3"})
+    orders = client.fetch_orders("BTC/USDT")
+    assert [o["clientOrderId"] for o in orders] == ["h-1", "h-2", "h-3"]
+    assert [o["clientOrderId"] for o in client.fetch_closed_orders("BTC/USDT")] == ["h-1", "h-2"]
+    later = client.fetch_my_trades("BTC/USDT", since=T0 + MINUTE)
+    assert [t["amount"] for t in later] == [0.002]
+    client.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
+    assert [o["clientOrderId"] for o in client.fetch_open_orders()] == ["h-3"]
+
+
 def test_a_client_order_id_used_twice_is_refused_and_both_attempts_are_counted(sim, client):
     client.create_order("BTC/USDT", "limit", "buy", 0.001, 100000, {"clientOrderId": "tt-dup"})
     with pytest.raises(ccxt_error("InvalidOrder"), match="Duplicate order sent"):

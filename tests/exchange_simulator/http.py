@@ -1,6 +1,11 @@
 """The simulator's HTTP side: Binance's spot REST API (the part ccxt's ``binance`` class uses
 for spot trading) on 127.0.0.1, plus a control API for tests under ``/_simulator/``.
 
+Public: ``GET /api/v3/ping|time|exchangeInfo|klines|ticker/price``. Signed: ``GET
+/api/v3/account``, ``POST|GET|DELETE /api/v3/order``, ``GET|DELETE /api/v3/openOrders``,
+``GET /api/v3/allOrders``, ``GET /api/v3/myTrades``. ``klines`` serves only the candle
+file's own interval (``1m`` for the shipped data); others get -1120 "Invalid interval.".
+
 It is a fake standing at the network edge, not Binance: answers follow Binance's shapes and
 error format (``{"code": -2010, "msg": "..."}`` with Binance's HTTP statuses) closely enough
 for ccxt to parse them and to raise the exceptions it raises for the real exchange.
@@ -216,6 +221,11 @@ class SimulatorServer:
                 "clientOrderId": params.get("newClientOrderId", f"cancel{order.order_id}"),
                 "transactTime": order.update_ms}
 
+    def _cancel_open_orders(self, params: dict[str, str]) -> list[dict[str, object]]:
+        symbol = self.matching.market(params.get("symbol")).symbol
+        return [self._cancel_order({"symbol": symbol, "orderId": str(order.order_id)})
+                for order in self.matching.open_orders(symbol)]
+
     def _get_order(self, params: dict[str, str]) -> dict[str, object]:
         return self.matching.get_order(params).as_binance()
 
@@ -240,6 +250,7 @@ _ROUTES: dict[tuple[str, str], Callable[[SimulatorServer, dict[str, str]], Any]]
     ("DELETE", ORDER_PATH): SimulatorServer._cancel_order,
     ("GET", ORDER_PATH): SimulatorServer._get_order,
     ("GET", "/api/v3/openOrders"): SimulatorServer._open_orders,
+    ("DELETE", "/api/v3/openOrders"): SimulatorServer._cancel_open_orders,
     ("GET", "/api/v3/allOrders"): SimulatorServer._all_orders,
     ("GET", "/api/v3/myTrades"): SimulatorServer._my_trades,
 }

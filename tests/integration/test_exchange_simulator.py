@@ -145,6 +145,15 @@ def test_market_order_fills_at_the_open_of_the_current_candle_fee_in_quote(sim, 
     assert ledger.change("BTC") == Decimal("-0.01")
 
 
+def test_a_market_buy_for_a_quote_amount_buys_what_it_pays_for_in_whole_steps(sim, client):
+    # given a price, ccxt's binance turns a market buy into quoteOrderQty = amount × price
+    order = client.create_order("BTC/USDT", "market", "buy", 0.001, 100000)
+    price = Decimal(ROWS[0]["open"])
+    bought = (Decimal(100) / price).quantize(Decimal("0.00001"), rounding="ROUND_DOWN")
+    assert Decimal(str(order["filled"])) == bought == Decimal("0.00091")
+    assert sim.ledger().change("USDT") == -(bought * price)
+
+
 def test_cancel_releases_the_locked_quote(sim, client):
     order = client.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
                                 {"clientOrderId": "tt-cancel-1"})
@@ -154,6 +163,11 @@ def test_cancel_releases_the_locked_quote(sim, client):
     assert client.fetch_balance()["USDT"] == {"free": 10000.0, "used": 0.0, "total": 10000.0}
     with pytest.raises(ccxt_error("OrderNotFound")):
         client.cancel_order(order["id"], "BTC/USDT")
+    for price in (90000, 91000):
+        client.create_order("BTC/USDT", "limit", "buy", 0.001, price)
+    assert len(client.cancel_all_orders("BTC/USDT")) == 2
+    assert client.fetch_open_orders("BTC/USDT") == []
+    assert client.fetch_balance()["USDT"]["free"] == 10000.0
 
 
 def test_orders_are_found_by_client_order_id_or_not_at_all(client):

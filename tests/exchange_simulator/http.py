@@ -378,6 +378,8 @@ class _Handler(BaseHTTPRequestHandler):
                 simulator.matching.record_attempt(client_id, "not_executed", fault.kind)
             self._fault_instead_of_answer(fault)
             return
+        if fault and fault.kind == "timeout" and fault.late:
+            time.sleep(fault.seconds)  # the client has given up when the order is placed
         status, payload, extra = simulator.answer(method, path, query, body, headers)
         if client_id:
             outcome = "accepted" if status == 200 else f"refused:{payload.get('code')}"
@@ -385,7 +387,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is None:
             self._send(status, payload, extra)
         elif fault.kind == "timeout":
-            time.sleep(fault.seconds)
+            if not fault.late:
+                time.sleep(fault.seconds)
             self._send(status, payload, extra)
         else:
             self._fault_instead_of_answer(fault)

@@ -95,11 +95,11 @@ class SimulatorHandle:
 
     # --- faults -------------------------------------------------------------------------
 
-    def timeout(self, *, seconds: float, execute: bool, times: int = 1,
+    def timeout(self, *, seconds: float, execute: bool, late: bool = False, times: int = 1,
                 method: str | None = "POST", path: str | None = "/api/v3/order") -> None:
-        """Hold the next ``times`` matching requests ``seconds``; carry them out (at once)
-        or not (then close without an answer)."""
-        self._arm("timeout", times, method, path, seconds=seconds, execute=execute)
+        """Hold the next ``times`` matching requests ``seconds``; carry them out (at once, or
+        after the hold with ``late=True``) or not (then close without an answer)."""
+        self._arm("timeout", times, method, path, seconds=seconds, execute=execute, late=late)
 
     def rate_limit(self, *, times: int = 1, method: str | None = None,
                    path: str | None = None, retry_after: float = 1, status: int = 429) -> None:

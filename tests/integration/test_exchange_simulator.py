@@ -239,12 +239,12 @@ def ccxt_error(name: str) -> type[Exception]:
 
 @pytest.fixture
 def impatient(sim):
-    """A client that gives up after 0.5 s (the simulator's timeouts hold 1.5 s)."""
-    return client_for(sim, timeout_ms=500)
+    """A client that gives up after 1 s (the simulator's timeouts hold 3 s)."""
+    return client_for(sim, timeout_ms=1000)
 
 
 def test_a_timeout_that_executes_leaves_the_order_on_the_exchange(sim, impatient):
-    sim.timeout(seconds=1.5, execute=True)
+    sim.timeout(seconds=3, execute=True)
     with pytest.raises(ccxt_error("RequestTimeout")):
         impatient.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
                                {"clientOrderId": "tt-timeout-1"})
@@ -253,8 +253,19 @@ def test_a_timeout_that_executes_leaves_the_order_on_the_exchange(sim, impatient
     assert [a.fault for a in sim.ledger().attempts] == ["timeout"]
 
 
+def test_a_timeout_that_executes_late_places_the_order_after_the_client_gave_up(sim, impatient):
+    sim.timeout(seconds=3, execute=True, late=True)
+    with pytest.raises(ccxt_error("RequestTimeout")):
+        impatient.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
+                               {"clientOrderId": "tt-late-1"})
+    assert impatient.fetch_open_orders("BTC/USDT") == []  # not yet
+    placed = eventually(lambda: impatient.fetch_order(None, "BTC/USDT",
+                                                      {"clientOrderId": "tt-late-1"}))
+    assert placed["status"] == "open"
+
+
 def test_a_timeout_that_does_not_execute_leaves_nothing(sim, impatient):
-    sim.timeout(seconds=1.5, execute=False)
+    sim.timeout(seconds=3, execute=False)
     with pytest.raises(ccxt_error("RequestTimeout")):
         impatient.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
                                {"clientOrderId": "tt-timeout-2"})

@@ -176,15 +176,15 @@ class Matching:
         """Fill every resting order a closed candle traded through; return the time."""
         with self.lock:
             now = self.clock.now_ms()
-            due = []
+            due = []  # (fill time, order id, order, price): filled in time order
             for order in self.orders.values():
                 if order.status == "NEW":
                     hit = self._first_crossing(order, now)
                     if hit is not None:
-                        due.append((hit[0], order.order_id, order, hit[1]))
-            for index, _, order, price in sorted(due, key=lambda item: item[:2]):
-                market = self.markets[order.symbol]
-                self._fill(order, price, market.close_time(index), is_maker=True)
+                        close_time = self.markets[order.symbol].close_time(hit[0])
+                        due.append((close_time, order.order_id, order, hit[1]))
+            for close_time, _, order, price in sorted(due, key=lambda item: item[:2]):
+                self._fill(order, price, close_time, is_maker=True)
             return now
 
     def _first_crossing(self, order: SimOrder, now: int) -> tuple[int, Decimal] | None:

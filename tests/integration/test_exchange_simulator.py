@@ -441,3 +441,5 @@ def test_a_gap_fills_at_the_open_and_quote_mode_charges_both_sides_in_quote(two_
     assert ledger.change("ETH") == 0
     # 205 - 195 - 0.195 - 0.205: the exchange's own realized P/L
     assert ledger.realized_pnl("USDT") == Decimal("9.6")
+    assert ledger.quote_flow("ETH/USDT") == Decimal("9.6") and ledger.base_flow("ETH/USDT") == 0
+    assert ledger.quote_flow("BTC/USDT") == 0

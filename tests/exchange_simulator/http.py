@@ -17,9 +17,7 @@ so "down" and "lose the response" need no bookkeeping of kept-alive connections,
 killed with ``kill -9`` leaves nothing behind.
 
 Signed endpoints check ``X-MBX-APIKEY`` and the HMAC-SHA256 ``signature`` of the query string
-and body with the secret, as Binance does. ``timestamp`` is checked loosely against the wall
-clock (the client's own clock, not the simulated one, which lies in the past): at most 1 s
-ahead, at most ``recvWindow`` (default 5000 ms, at most 60000) behind.
+and body with the secret, as Binance does; ``timestamp`` loosely (:func:`_check_timestamp`).
 """
 
 from __future__ import annotations
@@ -145,7 +143,7 @@ class SimulatorServer:
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise BinanceError(400, -1022, "Signature for this request is not valid.")
         params = dict(parse_qsl(signed, keep_blank_values=True))
-        _check_timestamp(params)
+        _check_timestamp(params, self.matching.now_ms())
         return params
 
     # --- endpoints ----------------------------------------------------------------------
@@ -295,15 +293,20 @@ def _int(params: dict[str, str], name: str, default: int | None) -> Any:
                                        "legal range is '^[0-9]{1,20}$'.") from None
 
 
-def _check_timestamp(params: dict[str, str]) -> None:
+def _check_timestamp(params: dict[str, str], simulated_now: int) -> None:
+    """Loosely: the timestamp must lie near the wall clock or the simulated one (a client
+    adjusting for the time difference sends the latter): at most 1 s ahead, and at most
+    ``recvWindow`` behind, counting at least a minute so that a request a timeout fault held
+    is still carried out."""
     timestamp = _int(params, "timestamp", None)
     if timestamp is None:
         raise missing("timestamp")
     window = _int(params, "recvWindow", 5000)
     if not 0 < window <= 60_000:
         raise BinanceError(400, -1131, "recvWindow must be less than 60000")
-    now = int(time.time() * 1000)
-    if timestamp > now + 1000 or now - timestamp > window:
+    behind = max(window, 60_000)
+    if not any(now - behind <= timestamp <= now + 1000
+               for now in (int(time.time() * 1000), simulated_now)):
         raise BinanceError(400, -1021, "Timestamp for this request is outside of the "
                                        "recvWindow.")
 

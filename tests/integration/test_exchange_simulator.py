@@ -228,6 +228,15 @@ def test_wrong_keys_are_refused_as_authentication_errors(sim):
         stranger.fetch_balance()
 
 
+def test_signed_requests_need_a_timestamp_near_the_wall_or_the_simulated_clock(sim, client):
+    client.options["adjustForTimeDifference"] = True  # ccxt then signs with the simulated time
+    client.load_time_difference()
+    assert client.fetch_balance()["USDT"]["free"] == 10000
+    client.options["timeDifference"] = 3_600_000  # an hour behind both clocks
+    with pytest.raises(ccxt_error("InvalidNonce"), match="-1021"):
+        client.fetch_balance()
+
+
 def ccxt_error(name: str) -> type[Exception]:
     import ccxt
 

@@ -27,6 +27,7 @@ from tests.exchange_simulator.market import (
     MarketFilters,
     SimulatedClock,
     load_market,
+    pair_from_filename,
 )
 from tests.exchange_simulator.matching import Matching
 
@@ -55,13 +56,11 @@ def build_simulator(candles: Candles = BTC_USDT_CANDLES, *, speed: float = 0.0,
 
 def _markets(candles: Candles, filters: Mapping[str, MarketFilters]) -> dict[str, Market]:
     if isinstance(candles, Mapping):
-        loaded = [load_market(path, pair, filters.get(pair.upper()))
-                  for pair, path in candles.items()]
+        files = [(pair.upper(), path) for pair, path in candles.items()]
     else:
         paths = [candles] if isinstance(candles, str | Path) else list(candles)
-        loaded = [load_market(path) for path in paths]
-        loaded = [load_market(path, m.pair, filters[m.pair]) if m.pair in filters else m
-                  for path, m in zip(paths, loaded, strict=True)]
+        files = [("/".join(pair_from_filename(path)), path) for path in paths]
+    loaded = [load_market(path, pair, filters.get(pair)) for pair, path in files]
     return {market.symbol: market for market in loaded}
 
 

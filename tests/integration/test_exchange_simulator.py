@@ -19,7 +19,12 @@ from decimal import Decimal
 import pytest
 
 from adapters.exchanges.ccxt_client import ApiCredentials, open_client
-from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator, simulator_process
+from tests.exchange_simulator import (
+    BTC_USDT_CANDLES,
+    MarketFilters,
+    running_simulator,
+    simulator_process,
+)
 from tests.exchange_simulator.runner import ROOT
 
 MINUTE = 60_000
@@ -61,6 +66,15 @@ def test_markets_carry_binance_filters_as_ccxt_precision_and_limits(client):
     assert market["limits"]["amount"]["min"] == 0.00001
     assert market["limits"]["cost"]["min"] == 5
     assert client.amount_to_precision("BTC/USDT", 0.0012349) == "0.00123"
+
+
+def test_a_test_can_give_a_pair_its_own_filters():
+    rules = MarketFilters(tick_size=Decimal("0.1"), step_size=Decimal("0.001"),
+                          min_qty=Decimal("0.002"), min_notional=Decimal("10"))
+    with running_simulator(filters={"BTC/USDT": rules}) as sim:
+        market = client_for(sim).market("BTC/USDT")
+    assert (market["precision"]["price"], market["precision"]["amount"]) == (0.1, 0.001)
+    assert (market["limits"]["amount"]["min"], market["limits"]["cost"]["min"]) == (0.002, 10)
 
 
 def test_time_follows_the_simulated_clock(sim, client):

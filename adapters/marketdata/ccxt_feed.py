@@ -8,8 +8,9 @@ before any later one, and the feed works unchanged against a simulator running m
 faster than real time. A pair seen for the first time starts at its latest closed candle.
 
 The wall clock (``now``) only paces the requests: one round every ``poll_seconds``, sooner
-while catching up. A failed round (network, rate limit, the exchange down) is logged on one
-line and tried again at the next; nothing is skipped meanwhile.
+while catching up. A failed round (network, rate limit, the exchange down) is tried again at
+the next; an outage is logged on one line when it starts and one when it ends, and nothing
+is skipped meanwhile.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class CcxtFeed:
         self.last_candle_ms: int | None = None
         self.exchange_time_ms: int | None = None
         self.last_error: str | None = None
+        self.failed_rounds = 0
 
     def seconds_to_next(self, now: datetime) -> float:
         if self._behind or self._next_poll is None:
@@ -51,12 +53,17 @@ class CcxtFeed:
         delivered: list[ClosedCandle] = []
         try:
             self._round(delivered)
-            self.last_error = None
+            if self.failed_rounds:
+                log.warning("live feed: the exchange answers again (after %d failed polls)",
+                            self.failed_rounds)
+            self.last_error, self.failed_rounds = None, 0
         except Exception as error:  # the loop must go on: tried again at the next poll
             self._behind = False
             self.last_error = _one_line(error)
-            log.warning("live feed: %s; trying again in %g s", self.last_error,
-                        self.poll_seconds)
+            self.failed_rounds += 1
+            if self.failed_rounds == 1:  # one line per outage, not one per poll
+                log.warning("live feed: %s; trying again every %g s", self.last_error,
+                            self.poll_seconds)
         delivered.sort(key=lambda candle: (candle.ts_ms, candle.pair))
         if delivered:
             self.last_candle_ms = max(self.last_candle_ms or 0, delivered[-1].ts_ms)
@@ -68,7 +75,8 @@ class CcxtFeed:
         if self.last_candle_ms is not None and self.exchange_time_ms is not None:
             lag = max(0.0, (self.exchange_time_ms - self.last_candle_ms - MINUTE_MS) / 1000)
         return {"last_candle_ms": self.last_candle_ms, "lag_seconds": lag,
-                "pairs": sorted(self._next_ts), "last_error": self.last_error}
+                "pairs": sorted(self._next_ts), "last_error": self.last_error,
+                "failed_polls": self.failed_rounds}
 
     def _round(self, delivered: list[ClosedCandle]) -> None:
         wanted = set(self.pairs())

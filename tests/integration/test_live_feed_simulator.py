@@ -1,0 +1,75 @@
+"""The live feed (``TRADETAPE_FEED=ccxt:binance`` with the sandbox) on the local Binance
+simulator running 600 times faster than real time: every closed candle exactly once, in
+order, with the shipped file's exact prices, across the exchange going away and back."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from application.bootstrap import open_live_feed
+from application.server_settings import LiveFeed, ServerSettings
+from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator
+
+MINUTE = 60_000
+ROWS = [line.split(",") for line in BTC_USDT_CANDLES.read_text().splitlines()[1:3000]]
+T0 = int(ROWS[0][0])
+
+
+def shipped(index: int) -> tuple:
+    row = ROWS[index]
+    return (int(row[0]), *(Decimal(v) for v in row[1:5]))
+
+
+def seen(candles) -> list[tuple]:
+    return [(c.ts_ms, c.open, c.high, c.low, c.close) for c in candles]
+
+
+def poll_for(feed, seconds: float, delivered: list, wall: list[datetime]) -> int:
+    """Poll as the live loop does for ``seconds``; the number of failed rounds."""
+    failures = 0
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        wall[0] += timedelta(seconds=0.05)
+        delivered += feed.poll(wall[0])
+        failures += feed.last_error is not None
+        time.sleep(0.05)
+    return failures
+
+
+def test_every_closed_candle_once_in_order_across_a_disconnect_on_a_fast_exchange():
+    with running_simulator(speed=600, start_ms=T0 + 5 * MINUTE) as sim:
+        feed = open_live_feed(LiveFeed("binance", sandbox=True, sandbox_host=sim.url,
+                                       poll_seconds=0.1), pairs=lambda: {"BTC/USDT"})
+        delivered: list = []
+        wall = [datetime(2030, 1, 1, tzinfo=UTC)]  # paces the polls only
+        poll_for(feed, 1.5, delivered, wall)
+        sim.go_down()
+        failed_rounds = poll_for(feed, 1.5, delivered, wall)
+        missed_while_down = (sim.now_ms() - delivered[-1].ts_ms) // MINUTE - 1
+        sim.come_up()
+        poll_for(feed, 1.5, delivered, wall)
+        sim.set_speed(0)
+        poll_for(feed, 0.5, delivered, wall)
+        closed = (sim.now_ms() - T0) // MINUTE  # candles 0 .. closed-1 have closed
+
+    first = (delivered[0].ts_ms - T0) // MINUTE  # the latest closed when it started
+    assert failed_rounds > 0 and missed_while_down > 5  # it really went away a while
+    assert 4 <= first < 40
+    assert seen(delivered) == [shipped(i) for i in range(first, closed)]
+    assert feed.status()["last_error"] is None
+    assert feed.status()["lag_seconds"] < 60
+
+
+def test_the_setting_names_the_exchange_sandbox_and_poll():
+    settings = ServerSettings.from_environ({"TRADETAPE_FEED": "ccxt:binance",
+                                            "TRADETAPE_FEED_SANDBOX": "1",
+                                            "TRADETAPE_SANDBOX_HOST": "http://127.0.0.1:9100",
+                                            "TRADETAPE_FEED_POLL_SECONDS": "0.5"})
+    shorthand = ServerSettings.from_environ({"TRADETAPE_FEED": "ccxt:binance:sandbox"})
+    replay = ServerSettings.from_environ({})
+
+    assert settings.live_feed == LiveFeed("binance", True, "http://127.0.0.1:9100", 0.5)
+    assert shorthand.live_feed.sandbox and shorthand.live_feed.poll_seconds == 2
+    assert replay.live_feed is None and replay.feed == "binance_BTC_USDT-1m-2025-11.csv"

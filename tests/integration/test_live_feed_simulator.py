@@ -73,3 +73,47 @@ def test_the_setting_names_the_exchange_sandbox_and_poll():
     assert settings.live_feed == LiveFeed("binance", True, "http://127.0.0.1:9100", 0.5)
     assert shorthand.live_feed.sandbox and shorthand.live_feed.poll_seconds == 2
     assert replay.live_feed is None and replay.feed == "binance_BTC_USDT-1m-2025-11.csv"
+
+
+BOT = {
+    "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
+    "max_safety_orders": 3, "price_deviation_pct": "0.3", "safety_volume_scale": "1.5",
+    "safety_step_scale": "1.2", "take_profit_pct": "0.2",
+}
+
+
+def test_paper_bots_trade_on_the_live_candles_of_the_pairs_they_trade(tmp_path):
+    from adapters.clock import SequentialIds, SettableClock
+    from adapters.exchanges.paper import PaperExchange
+    from application.bootstrap import open_trading
+    from application.live_loop import LiveLoop
+    from application.paper_trading import PaperTrading
+    from domain.dca import DcaConfig
+
+    wall = datetime(2030, 1, 1, tzinfo=UTC)
+    clock, ids = SettableClock(wall), SequentialIds("live")
+    trading = open_trading(f"sqlite:///{tmp_path / 'live.sqlite'}", clock=clock, ids=ids)
+    account = trading.open_account(owner_id="u1", exchange="paper", quote_asset="USDT")
+    trading.deposit(account, "USDT", Decimal("10000"), actor="u1")
+    bot_id = trading.create_bot(owner_id="u1", name="b", config=DcaConfig.from_mapping(BOT),
+                                exchange_account_id=str(account))
+    paper = PaperTrading(trading, ids, lambda pair, q, b: PaperExchange(
+        pair, quote_balance=q, base_balance=b))
+    with running_simulator(speed=0, start_ms=T0 + 10 * MINUTE) as sim:
+        feed = open_live_feed(LiveFeed("binance", sandbox=True, sandbox_host=sim.url,
+                                       poll_seconds=1), pairs=paper.traded_pairs)
+        loop = LiveLoop(clock, [feed], paper)
+        loop.step()
+        assert feed.status()["pairs"] == []  # no bot runs yet: no pair is followed
+        trading.start_bot(bot_id, actor="u1")
+        paper.resume()
+        for second in range(1, 61):
+            sim.advance(10 * MINUTE)
+            clock.current = wall + timedelta(seconds=second)
+            loop.step()
+    bot = trading.get_bot(bot_id)
+
+    # Its latest closed candle at the first poll, then the 10 that close each second after.
+    assert loop.health.candles == 1 + 59 * 10
+    assert bot.deals_opened >= 2 and bot.deals_finished >= 1
+    assert feed.status()["pairs"] == ["BTC/USDT"] and feed.status()["lag_seconds"] == 0

@@ -10,7 +10,7 @@ from api.commands.common import EXIT_FAILED, EXIT_OK, CommandError
 
 # The exchange could not answer, or answered with candles a backtest would refuse: the
 # command failed (exit 1); anything else is a question to fix (exit 2).
-_FAILURES = {"EXCHANGE_UNAVAILABLE", "EXCHANGE_ERROR", "BAD_CANDLE_DATA"}
+_FAILURES = {"EXCHANGE_UNAVAILABLE", "EXCHANGE_ERROR", "BAD_CANDLE_DATA", "CANDLES_UNWRITABLE"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

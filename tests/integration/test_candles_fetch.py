@@ -127,3 +127,16 @@ def test_a_pair_the_exchange_does_not_list_is_named(sim, tmp_path):
     assert done.stderr.strip() == ("error: PAIR_NOT_TRADED: binance does not list the spot "
                                    "pair DOGE/EUR")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_file_of_another_timeframe_is_refused_untouched(sim, tmp_path):
+    five_minutes = ROOT / "adapters/marketdata/data/freqtrade_ETH_BTC-5m.csv"
+    out = tmp_path / "eth.csv"
+    out.write_bytes(five_minutes.read_bytes())
+
+    done = run(command(out), environment(sim))
+
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: CANDLES_FILE_MISMATCH: {out} holds candles 300 s "
+                                   "apart, not 1m")
+    assert out.read_bytes() == five_minutes.read_bytes()

@@ -82,8 +82,10 @@ class ServerSettings:
             settings = replace(settings, speed=_number(env["TRADETAPE_SPEED"],
                                                        "TRADETAPE_SPEED", float))
         if env.get("TRADETAPE_FEED"):
-            settings = replace(settings, feed=env["TRADETAPE_FEED"],
-                               live_feed=_live_feed(env["TRADETAPE_FEED"], env))
+            live = _live_feed(env["TRADETAPE_FEED"], env)
+            # A live feed leaves the shipped replay as it is: --demo still replays it.
+            settings = (replace(settings, live_feed=live) if live is not None
+                        else replace(settings, feed=env["TRADETAPE_FEED"]))
         if env.get("TRADETAPE_MAX_BOTS_PER_USER"):
             settings = replace(settings, max_bots_per_user=_number(
                 env["TRADETAPE_MAX_BOTS_PER_USER"], "TRADETAPE_MAX_BOTS_PER_USER", int))

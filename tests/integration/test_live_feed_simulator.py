@@ -8,8 +8,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from application.bootstrap import open_live_feed
 from application.server_settings import LiveFeed, ServerSettings
+from domain.errors import DomainError
 from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator
 
 MINUTE = 60_000
@@ -72,6 +75,7 @@ def test_the_setting_names_the_exchange_sandbox_and_poll():
 
     assert settings.live_feed == LiveFeed("binance", True, "http://127.0.0.1:9100", 0.5)
     assert shorthand.live_feed.sandbox and shorthand.live_feed.poll_seconds == 2
+    assert settings.feed == replay.feed  # what --demo replays all the same
     assert replay.live_feed is None and replay.feed == "binance_BTC_USDT-1m-2025-11.csv"
 
 
@@ -117,3 +121,22 @@ def test_paper_bots_trade_on_the_live_candles_of_the_pairs_they_trade(tmp_path):
     assert loop.health.candles == 1 + 59 * 10
     assert bot.deals_opened >= 2 and bot.deals_finished >= 1
     assert feed.status()["pairs"] == ["BTC/USDT"] and feed.status()["lag_seconds"] == 0
+
+
+@pytest.mark.parametrize(("env", "code"), [
+    ({"TRADETAPE_FEED": "ccxt:"}, "INVALID_SETTING"),
+    ({"TRADETAPE_FEED": "ccxt:binance:live"}, "INVALID_SETTING"),
+    ({"TRADETAPE_FEED": "ccxt:binance", "TRADETAPE_FEED_POLL_SECONDS": "0"}, "INVALID_SETTING"),
+    ({"TRADETAPE_FEED": "ccxt:binance", "TRADETAPE_FEED_POLL_SECONDS": "nan"},
+     "INVALID_SETTING"),
+    ({"TRADETAPE_FEED": "ccxt:binance", "TRADETAPE_FEED_SANDBOX": "maybe"}, "INVALID_SETTING"),
+    ({"TRADETAPE_FEED": "ccxt:nosuchexchange"}, "EXCHANGE_NOT_SUPPORTED"),
+    ({"TRADETAPE_FEED": "ccxt:binance:sandbox", "TRADETAPE_SANDBOX_HOST": "127.0.0.1:9"},
+     "INVALID_SETTING"),
+])
+def test_a_wrong_live_feed_setting_is_refused_before_the_server_starts(env, code):
+    with pytest.raises(DomainError) as caught:
+        settings = ServerSettings.from_environ(env)
+        open_live_feed(settings.live_feed, pairs=set)
+
+    assert caught.value.code == code

@@ -60,21 +60,22 @@ def test_killed_and_resumed_gives_the_file_of_one_fetch_and_it_backtests(sim, tm
     resumed = tmp_path / "resumed.csv"
 
     done = run(command(whole), env)
-    kills = 0
-    for at_lines in (300, 1200, 2300):  # killed three times, mid-way
+    stopped = []
+    # Stopped three times mid-way: Ctrl-C, then killed twice.
+    for at_lines, how in ((300, signal.SIGINT), (1200, signal.SIGKILL), (2300, signal.SIGKILL)):
         process = subprocess.Popen(command(resumed), cwd=ROOT, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         while lines_in(resumed) < at_lines and process.poll() is None:
             time.sleep(0.005)
         if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
+            process.send_signal(how)
+        _, err = process.communicate()
+        stopped.append((process.returncode, err.strip().splitlines()[-1:]))
     last = run(command(resumed), env)
 
     assert done.returncode == 0, done.stderr
     assert last.returncode == 0, last.stderr
-    assert kills == 3  # each run was stopped before it finished
+    assert stopped == [(130, ["interrupted"]), (-9, []), (-9, [])]  # none had finished
     assert whole.read_bytes() == BTC_USDT_CANDLES.read_bytes()[:len("".join(LINES[:1 + 2 * DAY]))]
     assert resumed.read_bytes() == whole.read_bytes()
     backtest = run([sys.executable, "-m", "api.cli", "backtest", "--candles", str(resumed),

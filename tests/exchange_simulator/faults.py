@@ -7,6 +7,9 @@
 - ``rate_limit``: answer ``status`` (429, or 418 for Binance's IP ban) with ``Retry-After:
   seconds`` and Binance's -1003 body; nothing is done.
 - ``lose_response``: carry the request out, then close the connection without an answer.
+- ``backend_timeout``: Binance's "execution status unknown" answer, HTTP 503 with
+  ``{"code": -1007, ...}`` (ccxt raises RequestTimeout), after carrying the request out
+  (``execute=True``) or not.
 
 ``down`` (refusing connections) is not a per-request fault: see
 :meth:`tests.exchange_simulator.http.SimulatorServer.go_down`.
@@ -17,7 +20,7 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass
 
-KINDS = ("timeout", "rate_limit", "lose_response")
+KINDS = ("timeout", "rate_limit", "lose_response", "backend_timeout")
 
 
 @dataclass
@@ -27,7 +30,7 @@ class Fault:
     method: str | None = None  # None: any method
     path: str | None = None  # e.g. "/api/v3/order"; None: any API path
     seconds: float = 1.0  # timeout: the hold; rate_limit: Retry-After
-    execute: bool = True  # timeout only: carry the request out or not
+    execute: bool = True  # timeout, backend_timeout: carry the request out or not
     status: int = 429  # rate_limit only: 429 or 418
 
     def __post_init__(self) -> None:

@@ -42,6 +42,8 @@ _PUBLIC = {("GET", "/api/v3/ping"), ("GET", "/api/v3/time"), ("GET", "/api/v3/ex
 _RATE_LIMIT_MSG = ("Too many requests; current limit of IP(127.0.0.1) is 6000 requests per "
                    "minute. Please use WebSocket Streams for live updates to avoid polling the "
                    "API.")
+_BACKEND_TIMEOUT_MSG = ("Timeout waiting for response from backend server. Send status unknown; "
+                        "execution status unknown.")
 
 Answer = tuple[int, Any, dict[str, str]]
 
@@ -351,31 +353,35 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in self.headers.items()}
         creating = method == "POST" and path == ORDER_PATH
         client_id = _client_id(query, body) if creating else None
-        if fault and (fault.kind == "rate_limit" or (fault.kind == "timeout" and
-                                                     not fault.execute)):
+        if fault and (fault.kind == "rate_limit" or (
+                fault.kind in ("timeout", "backend_timeout") and not fault.execute)):
             if client_id:
                 simulator.matching.record_attempt(client_id, "not_executed", fault.kind)
-            if fault.kind == "rate_limit":
-                retry = {"Retry-After": str(max(1, round(fault.seconds)))}
-                self._send(fault.status, {"code": -1003, "msg": _RATE_LIMIT_MSG}, retry)
-            else:
-                time.sleep(fault.seconds)
-                self._drop()
+            self._fault_instead_of_answer(fault)
             return
         status, payload, extra = simulator.answer(method, path, query, body, headers)
         if client_id:
             outcome = "accepted" if status == 200 else f"refused:{payload.get('code')}"
             simulator.matching.record_attempt(client_id, outcome, fault.kind if fault else None)
-        self._after_executing(fault, status, payload, extra)
-
-    def _after_executing(self, fault: Fault | None, status: int, payload: Any,
-                         extra: dict[str, str]) -> None:
-        if fault is not None and fault.kind == "lose_response":
-            self._drop()
-            return
-        if fault is not None and fault.kind == "timeout":
+        if fault is None:
+            self._send(status, payload, extra)
+        elif fault.kind == "timeout":
             time.sleep(fault.seconds)
-        self._send(status, payload, extra)
+            self._send(status, payload, extra)
+        else:
+            self._fault_instead_of_answer(fault)
+
+    def _fault_instead_of_answer(self, fault: Fault) -> None:
+        if fault.kind == "rate_limit":
+            retry = {"Retry-After": str(max(1, round(fault.seconds)))}
+            self._send(fault.status, {"code": -1003, "msg": _RATE_LIMIT_MSG}, retry)
+        elif fault.kind == "backend_timeout":
+            self._send(503, {"code": -1007, "msg": _BACKEND_TIMEOUT_MSG}, {})
+        elif fault.kind == "timeout":
+            time.sleep(fault.seconds)
+            self._drop()
+        else:  # lose_response
+            self._drop()
 
     def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
         data = json.dumps(payload, separators=(",", ":")).encode()

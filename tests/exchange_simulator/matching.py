@@ -2,7 +2,7 @@
 account service would do for one account, against the candle files instead of other traders.
 
 - Orders fill whole (no partial fills). A resting limit order fills on the first candle that
-  opens after it was placed and trades through its price: at its price, or at the candle's
+  opens at or after its placement and trades through its price: at its price, or at the candle's
   open when the candle opened beyond it (gapped through). Such a fill happens when that candle
   closes, and its time is the candle's close time (open + interval - 1).
 - A market order, or a limit order priced through the current price (a buy at or above it, a
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
@@ -187,7 +188,8 @@ class Matching:
     def _first_crossing(self, order: SimOrder, now: int) -> tuple[int, Decimal] | None:
         market = self.markets[order.symbol]
         if order.scanned_to < 0:
-            order.scanned_to = market.opened_by(order.time_ms)  # candles opening after it
+            # candles opening at or after its placement: none of them had traded before it
+            order.scanned_to = bisect_left(market.candles.timestamps, order.time_ms)
         closed = market.closed_by(now)
         for i in range(order.scanned_to, closed):
             o, h, l, _ = market.candles.exact(i)  # noqa: E741

@@ -111,6 +111,12 @@ class SimulatorHandle:
         """Carry out the next ``times`` matching requests, then drop their connections."""
         self._arm("lose_response", times, method, path)
 
+    def backend_timeout(self, *, execute: bool, times: int = 1, method: str | None = "POST",
+                        path: str | None = "/api/v3/order") -> None:
+        """Answer the next ``times`` matching requests with Binance's 503 -1007 "execution
+        status unknown", after carrying them out or not."""
+        self._arm("backend_timeout", times, method, path, execute=execute)
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 

@@ -5,12 +5,22 @@ live venue must survive. Expected prices come from the candle file read here wit
 from __future__ import annotations
 
 import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from decimal import Decimal
 
 import pytest
 
 from adapters.exchanges.ccxt_client import ApiCredentials, open_client
-from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator
+from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator, simulator_process
+from tests.exchange_simulator.runner import ROOT
 
 MINUTE = 60_000
 
@@ -83,13 +93,14 @@ def test_balance_is_the_simulators_account(client):
 
 # --- orders, fills, fees, balances ------------------------------------------------------------
 
-# From the file: candle 1 (00:01) never trades at 109500 (low 109550.46); candle 2 (00:02)
-# does (low 109470.92) after opening above it (109550.46), so a buy at 109500 fills there.
+# From the file: candles 0 and 1 (00:00, 00:01) never trade at 109500 (lows 109608 and
+# 109550.46); candle 2 (00:02) does (low 109470.92) after opening above it (109550.46), so a
+# buy at 109500 fills there, at its price.
 BUY_PRICE = 109500
 
 
 def test_the_file_holds_what_the_fill_tests_rely_on():
-    assert Decimal(ROWS[1]["low"]) > BUY_PRICE
+    assert Decimal(ROWS[0]["low"]) > BUY_PRICE and Decimal(ROWS[1]["low"]) > BUY_PRICE
     assert Decimal(ROWS[2]["open"]) > BUY_PRICE >= Decimal(ROWS[2]["low"])
 
 
@@ -193,3 +204,201 @@ def ccxt_error(name: str) -> type[Exception]:
     import ccxt
 
     return getattr(ccxt, name)
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def impatient(sim):
+    """A client that gives up after 0.5 s (the simulator's timeouts hold 1.5 s)."""
+    return client_for(sim, timeout_ms=500)
+
+
+def test_a_timeout_that_executes_leaves_the_order_on_the_exchange(sim, impatient):
+    sim.timeout(seconds=1.5, execute=True)
+    with pytest.raises(ccxt_error("RequestTimeout")):
+        impatient.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
+                               {"clientOrderId": "tt-timeout-1"})
+    found = impatient.fetch_order(None, "BTC/USDT", {"clientOrderId": "tt-timeout-1"})
+    assert found["status"] == "open"
+    assert [a.fault for a in sim.ledger().attempts] == ["timeout"]
+
+
+def test_a_timeout_that_does_not_execute_leaves_nothing(sim, impatient):
+    sim.timeout(seconds=1.5, execute=False)
+    with pytest.raises(ccxt_error("RequestTimeout")):
+        impatient.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
+                               {"clientOrderId": "tt-timeout-2"})
+    with pytest.raises(ccxt_error("OrderNotFound")):
+        impatient.fetch_order(None, "BTC/USDT", {"clientOrderId": "tt-timeout-2"})
+    [attempt] = sim.ledger().attempts
+    assert (attempt.client_order_id, attempt.outcome) == ("tt-timeout-2", "not_executed")
+
+
+def test_a_lost_response_is_a_network_error_after_the_order_was_placed(sim, client):
+    sim.lose_response()
+    with pytest.raises(ccxt_error("NetworkError")) as raised:
+        client.create_order("BTC/USDT", "market", "buy", 0.001, None,
+                            {"clientOrderId": "tt-lost-1"})
+    assert not isinstance(raised.value, ccxt_error("RequestTimeout"))
+    found = client.fetch_order(None, "BTC/USDT", {"clientOrderId": "tt-lost-1"})
+    assert found["status"] == "closed" and found["filled"] == 0.001
+    assert [t.client_order_id for t in sim.ledger().trades] == ["tt-lost-1"]
+
+
+@pytest.mark.parametrize("execute", [True, False])
+def test_binances_execution_status_unknown_is_a_request_timeout_either_way(sim, client, execute):
+    sim.backend_timeout(execute=execute)
+    with pytest.raises(ccxt_error("RequestTimeout"), match="-1007"):
+        client.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
+                            {"clientOrderId": "tt-unknown-1"})
+    placed = [o["clientOrderId"] for o in client.fetch_open_orders("BTC/USDT")]
+    assert placed == (["tt-unknown-1"] if execute else [])
+
+
+@pytest.mark.parametrize("status", [429, 418])
+def test_rate_limits_answer_with_retry_after_and_do_nothing(sim, client, status):
+    # ccxt's binance raises DDoSProtection for both (RateLimitExceeded is its subclass)
+    sim.rate_limit(path="/api/v3/order", status=status, retry_after=3)
+    with pytest.raises(ccxt_error("DDoSProtection"), match=str(status)):
+        client.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
+                            {"clientOrderId": "tt-limited-1"})
+    assert client.fetch_open_orders("BTC/USDT") == []
+    sim.rate_limit(path="/api/v3/time", status=status, retry_after=3)
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(f"{sim.url}/api/v3/time", timeout=5)
+    assert raised.value.code == status and raised.value.headers["Retry-After"] == "3"
+    assert json.loads(raised.value.read())["code"] == -1003
+
+
+def test_faults_hit_only_their_requests_and_only_as_often_as_told(sim, client):
+    sim.rate_limit(times=2, path="/api/v3/order")
+    assert client.fetch_time() == T0  # another path: untouched
+    for _ in range(2):
+        with pytest.raises(ccxt_error("DDoSProtection")):
+            client.create_order("BTC/USDT", "limit", "buy", 0.001, 100000)
+    assert client.create_order("BTC/USDT", "limit", "buy", 0.001, 100000)["status"] == "open"
+
+
+def test_an_exchange_gone_down_refuses_connections_until_it_comes_up(sim, client):
+    sim.go_down()
+    with pytest.raises(ccxt_error("NetworkError")):
+        client.fetch_time()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", int(sim.url.rsplit(":", 1)[1])), timeout=2)
+    sim.come_up()
+    assert client.fetch_time() == T0
+
+
+def test_an_exchange_down_for_a_while_comes_back_by_itself(sim, client):
+    sim.go_down(seconds=0.3)
+    with pytest.raises(ccxt_error("NetworkError")):
+        client.fetch_time()
+    assert eventually(client.fetch_time) == T0
+
+
+def eventually(call, attempts: int = 100):
+    for _ in range(attempts):
+        try:
+            return call()
+        except Exception:
+            time.sleep(0.05)
+    return call()
+
+
+# --- clock, processes, pairs, fee modes ------------------------------------------------------
+
+
+def test_a_running_clock_moves_speed_times_faster_than_the_wall():
+    with running_simulator(speed=600) as sim:
+        client = client_for(sim)
+        first = client.fetch_time()
+        time.sleep(0.2)  # at least 120 simulated seconds
+        assert client.fetch_time() >= first + 120_000
+        assert len(client.fetch_ohlcv("BTC/USDT", "1m")) >= 2
+
+
+def test_the_simulator_in_its_own_process_outlives_a_client_killed_mid_request(tmp_path):
+    with simulator_process(speed=0) as sim:
+        sim.timeout(seconds=5, execute=True)
+        victim = subprocess.Popen(
+            [sys.executable, "-c", KILLED_CLIENT, sim.url, sim.api_key, sim.secret],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert victim.stdout.readline().strip() == "sending"
+        deadline = time.monotonic() + 30
+        while not sim.client_order_ids_seen() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        client = client_for(sim)
+        order = client.fetch_order(None, "BTC/USDT", {"clientOrderId": "tt-killed-1"})
+        assert order["status"] == "open"  # the order was placed before the client died
+        assert sim.client_order_ids_seen() == {"tt-killed-1": 1}
+
+
+KILLED_CLIENT = """
+import sys
+from adapters.exchanges.ccxt_client import ApiCredentials, open_client
+url, key, secret = sys.argv[1:]
+client = open_client("binance", sandbox=True, sandbox_host=url,
+                     credentials=ApiCredentials(key, secret), timeout_ms=60_000)
+client.load_markets()
+print("sending", flush=True)
+client.create_order("BTC/USDT", "limit", "buy", 0.001, 100000, {"clientOrderId": "tt-killed-1"})
+"""
+
+
+def write_candles(path, rows) -> str:
+    lines = ["timestamp_ms,open,high,low,close,volume"]
+    lines += [f"{T0 + i * MINUTE},{','.join(ohlc)},1" for i, ohlc in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+ETH_ROWS = [  # open, high, low, close
+    ("2000", "2010", "1990", "2000"),
+    ("2000", "2005", "1995", "2000"),
+    ("1950", "1960", "1940", "1955"),  # opens below 1980: a buy at 1980 fills at 1950
+    ("1955", "2100", "1950", "2090"),  # trades through 2050: a sell at 2050 fills at 2050
+    ("2090", "2095", "2085", "2090"),
+]
+
+
+@pytest.fixture
+def two_pairs(tmp_path):
+    eth = write_candles(tmp_path / "eth.csv", ETH_ROWS)
+    candles = {"BTC/USDT": str(BTC_USDT_CANDLES), "ETH/USDT": eth}
+    with running_simulator(candles, balances={"USDT": "1000"}, fee_mode="quote") as sim:
+        yield sim
+
+
+def test_two_pairs_share_the_accounts_quote_balance(two_pairs):
+    client = client_for(two_pairs)
+    assert {"BTC/USDT", "ETH/USDT"} <= set(client.markets)
+    assert client.market("ETH/USDT")["precision"]["amount"] == 0.0001
+    client.create_order("ETH/USDT", "limit", "buy", 0.4, 1980)  # locks 792 + 0.792 fee
+    with pytest.raises(ccxt_error("InsufficientFunds")):
+        client.create_order("BTC/USDT", "limit", "buy", 0.0021, 100000)  # 210 > 207.208 free
+    assert client.fetch_balance()["USDT"]["free"] == 207.208
+
+
+def test_a_gap_fills_at_the_open_and_quote_mode_charges_both_sides_in_quote(two_pairs):
+    client = client_for(two_pairs)
+    buy = client.create_order("ETH/USDT", "limit", "buy", 0.1, 1980, {"clientOrderId": "e-b"})
+    sell_price = 2050
+    two_pairs.advance(3 * MINUTE)  # candle 2 (the gap) closed
+    assert client.fetch_order(buy["id"], "ETH/USDT")["average"] == 1950
+    client.create_order("ETH/USDT", "limit", "sell", 0.1, sell_price, {"clientOrderId": "e-s"})
+    two_pairs.advance(MINUTE - 1)  # placed at candle 3's open: it takes part in candle 3
+    assert client.fetch_order(None, "ETH/USDT", {"clientOrderId": "e-s"})["status"] == "open"
+    two_pairs.advance(1)  # candle 3 closed
+    ledger = two_pairs.ledger()
+    bought, sold = ledger.trades
+    assert (bought.price, bought.commission, bought.commission_asset) == (
+        Decimal("1950"), Decimal("0.19500000"), "USDT")
+    assert (sold.price, sold.commission, sold.commission_asset) == (
+        Decimal("2050"), Decimal("0.20500000"), "USDT")
+    assert ledger.change("ETH") == 0
+    # 205 - 195 - 0.195 - 0.205: the exchange's own realized P/L
+    assert ledger.realized_pnl("USDT") == Decimal("9.6")

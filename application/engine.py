@@ -52,6 +52,12 @@ class DcaEngine:
         self.ready_at: datetime | None = None  # cooldown: no new deal before this
         self._manual_reason = CloseReason.MANUAL  # why a MANUAL sell closes the deal
         self._dirty: dict[int, TradetapeAggregate] = {}
+        # A live venue sizes orders to the exchange's precision (amount rounded down, so a
+        # sell never exceeds the holding); simulated venues have no such method.
+        self._sized = getattr(exchange, "sized", None)
+        # live: the base order's answer came later than its request; place the ladder then
+        self._ladder_pending = False
+        self._exit_order: Order | None = None  # live: an exit the exchange has not filled yet
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -99,6 +105,8 @@ class DcaEngine:
         deal = self.deal
         if deal is None or deal.units == ZERO:
             return
+        if self._exit_order is not None and self._exit_order.is_open:
+            return  # one exit at a time: the one sent is still open (live)
         if deal.stop_loss_price is not None and price <= deal.stop_loss_price:
             self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)
         elif deal.take_profit_price is not None and price >= deal.take_profit_price:
@@ -108,6 +116,9 @@ class DcaEngine:
         order = self.orders.get(update.client_order_id)
         if order is None:
             return  # not ours, or already final
+        if update.observed:
+            self._observed(order, update)
+            return
         if order.exchange_order_id is None and update.status is not OrderStatus.REJECTED:
             order.accept(self._cause, update.exchange_order_id)
         for trade in update.trades:
@@ -128,6 +139,54 @@ class DcaEngine:
         self._touch(order)
         if not order.is_open:
             self.orders.pop(order.client_order_id, None)
+
+    def _observed(self, order: Order, update: ExchangeOrder) -> None:
+        """A live exchange's report: recorded as observations, fees as charged, the deal
+        told what it really holds (a fee in the base asset is not held)."""
+        status = update.status
+        if status is OrderStatus.SUBMITTED:
+            return  # no answer yet: reconciliation finds the order (or not) by its client id
+        if (order.exchange_order_id is None and update.exchange_order_id
+                and status not in (OrderStatus.REJECTED, OrderStatus.LOST)):
+            order.accept(self._cause, update.exchange_order_id, observed=True)
+        base = order.pair.partition("/")[0]
+        for trade in update.trades:
+            fee_quote = trade.fee_quote if trade.fee_quote is not None else trade.fee
+            if order.observe_trade(self._cause, trade_id=trade.trade_id, price=trade.price,
+                                   amount=trade.amount, fee=trade.fee,
+                                   fee_currency=trade.fee_currency, fee_quote=fee_quote,
+                                   exchange_time_ms=trade.time_ms):
+                held = trade.amount - trade.fee if trade.fee_currency == base else trade.amount
+                if order.side is OrderSide.BUY:
+                    self._on_trade(order, trade.price, held, fee_quote)
+        self._touch(order)
+        if order.side is OrderSide.SELL and order.status is OrderStatus.FILLED:
+            # an exit may fill in several trades: the deal closes on the whole of it
+            self._on_trade(order, order.average_price, order.filled, order.fees)
+        if status is OrderStatus.REJECTED and order.is_open:
+            order.reject(self._cause, update.reason or "rejected")
+            self.tally.orders_rejected += 1
+        elif status is OrderStatus.CANCELLED and order.is_open:
+            order.cancel(self._cause, update.reason or "cancelled")
+        elif status is OrderStatus.LOST and order.is_open:
+            order.lose(self._cause, update.reason or "the exchange does not know this order")
+            self._on_lost(order)
+        if not order.is_open:
+            self.orders.pop(order.client_order_id, None)
+        if self._ladder_pending and self.deal is not None and self.deal.units > ZERO:
+            self._ladder_pending = False
+            self._place_ladder()
+
+    def _on_lost(self, order: Order) -> None:
+        deal = self.deal
+        if deal is None or order.deal_id != deal.id:
+            return
+        deal.order_lost(self._cause, order_id=order.id, purpose=str(order.purpose))
+        self._touch(deal)
+        if order.purpose is OrderPurpose.BASE and deal.units == ZERO:
+            self._ladder_pending = False
+            deal.cancel(self._cause, "the base order was lost: the exchange does not know it")
+            self._finish_deal(deal)
 
     # --- decisions ------------------------------------------------------------------------
 
@@ -155,6 +214,10 @@ class DcaEngine:
         self._touch(self.bot)
         base = self._place(OrderPurpose.BASE, OrderSide.BUY, OrderType.MARKET,
                            config.base_order_quote / price, None)
+        if base.is_open and deal.units == ZERO:
+            # live: no fill known yet (or no answer): the ladder follows the base order's fill
+            self._ladder_pending = True
+            return
         if deal.units == ZERO:
             deal.cancel(self._cause, "the base order was not filled")
             self._finish_deal(deal)
@@ -163,9 +226,26 @@ class DcaEngine:
             self.bot.fail(self._cause, f"the base order of {config.base_order_quote} "
                           f"{config.quote_asset} was refused: {base.reason or base.status}")
             return
-        for n, level_price, units in safety_orders(config, self._base_fill_price):
-            self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT, units,
-                        level_price, safety_order=n)
+        self._place_ladder()
+
+    def _place_ladder(self, placed: frozenset[int] = frozenset()) -> None:
+        """Rest the safety orders below the base order's fill (those not ``placed``)."""
+        for n, level_price, units in safety_orders(self.config, self._base_fill_price):
+            if n not in placed:
+                self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT, units,
+                            level_price, safety_order=n)
+
+    def resume_ladder(self, placed: frozenset[int]) -> None:
+        """After a restart (live): rest the safety orders of the open deal that were never
+        placed (the process stopped between the base fill and the ladder). Call
+        ``begin_step`` first."""
+        deal = self.deal
+        if deal is None or deal.units == ZERO or deal.entry_price is None:
+            return
+        if any(o.side is OrderSide.SELL for o in self.orders.values()):
+            return  # exiting: no more buys
+        self._base_fill_price = deal.entry_price
+        self._place_ladder(placed)
 
     def close_at_market(self, reason: CloseReason = CloseReason.MANUAL) -> None:
         """Sell the open deal's units now at the venue's current price (a person's or an
@@ -182,7 +262,14 @@ class DcaEngine:
     def _exit(self, reason: CloseReason, order_type: OrderType, price: Decimal | None) -> None:
         purpose = (OrderPurpose.TAKE_PROFIT if reason is CloseReason.TAKE_PROFIT
                    else OrderPurpose.STOP_LOSS)
-        self._place(purpose, OrderSide.SELL, order_type, self.deal.units, price)
+        order = self._place(purpose, OrderSide.SELL, order_type, self.deal.units, price)
+        self._exit_order = order if order.is_open else None
+
+    def restore_order(self, order: Order) -> None:
+        """An open order of the open deal, as the log has it (after a restart)."""
+        self.orders[order.client_order_id] = order
+        if order.side is OrderSide.SELL:
+            self._exit_order = order
 
     def _place(
         self,
@@ -194,6 +281,8 @@ class DcaEngine:
         safety_order: int = 0,
     ) -> Order:
         deal = self.deal
+        if self._sized is not None:
+            amount, price = self._sized(deal.pair, side, amount, price)
         order_id = self.ids.new_id()
         order = Order.submit(
             order_id,
@@ -231,7 +320,7 @@ class DcaEngine:
                   else CloseReason.STOP_LOSS if order.purpose is OrderPurpose.STOP_LOSS
                   else self._manual_reason)
         deal.close(self._cause, reason=reason, order_id=order.id, price=price, amount=amount,
-                   fee=fee)
+                   fee=fee, dust_ok=self._sized is not None)
         self._count_closed(deal)
         self._cancel_resting(exclude=order.client_order_id)
         self._finish_deal(deal)

@@ -29,8 +29,12 @@ class LoopHealth:
 class LiveLoop:
     def __init__(self, clock: Clock, feeds: Sequence[MarketFeed], paper: PaperTrading,
                  after_step: Callable[[int], None] = lambda events: None,
-                 max_wait: float = 1.0):
+                 max_wait: float = 1.0,
+                 periodic: Sequence[Callable[[datetime], int]] = ()):
         self.clock, self.feeds, self.paper = clock, list(feeds), paper
+        # run after each step's candles, each deciding itself whether it is due
+        # (reconciliation of live accounts)
+        self.periodic = list(periodic)
         self.after_step, self.max_wait = after_step, max_wait
         self.health = LoopHealth()
         self._stop = threading.Event()
@@ -46,6 +50,8 @@ class LiveLoop:
                 candles += 1
                 events += self.paper.on_candle(candle.pair, candle.ts_ms, candle.open,
                                                candle.high, candle.low, candle.close, now)
+        for task in self.periodic:
+            events += task(now)
         self.after_step(events)
         h = self.health
         h.steps, h.candles, h.events = h.steps + 1, h.candles + candles, h.events + events

@@ -37,6 +37,7 @@ class PaperLog:
         self._placed: dict[UUID, _Placed] = {}
         self._by_deal: dict[UUID, list[UUID]] = {}
         self._fills: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+        self._assets: dict[str, dict[str, Decimal]] = {}  # account -> asset -> change
         topics = [topic_of(Order.Submitted), topic_of(Order.Filled)]
         self.observe(trading.mapper.to_domain_event(notification)
                      for notification in read_log(trading, topics))
@@ -66,10 +67,19 @@ class PaperLog:
         else:
             quote, base = quote + notional - event.fee, base - event.amount
         self._fills[key] = (quote, base)
+        base_asset, _, quote_asset = placed.pair.partition("/")
+        assets = self._assets.setdefault(placed.account_id, {})
+        sign = 1 if placed.side is OrderSide.BUY else -1
+        assets[quote_asset] = assets.get(quote_asset, ZERO) - sign * notional - event.fee
+        assets[base_asset] = assets.get(base_asset, ZERO) + sign * event.amount
 
     def orders_of(self, deal_id: UUID) -> list[UUID]:
         """Every order the deal placed, in the order it placed them."""
         return list(self._by_deal.get(deal_id, ()))
+
+    def asset_fills(self, account_id: str) -> dict[str, Decimal]:
+        """What the fills of the account's orders on every pair did to each asset."""
+        return dict(self._assets.get(account_id, {}))
 
     def fills(self, account_id: str, pair: str) -> tuple[Decimal, Decimal]:
         """(quote, base) the fills of the account's orders on ``pair`` added up to."""

@@ -16,10 +16,11 @@ from decimal import Decimal
 from uuid import UUID
 
 from application.engine import DcaEngine
+from application.live_venue import LiveVenue
 from application.paper_log import PaperLog
 from application.replay import read_log
 from application.trading import Trading
-from domain.accounts import ExchangeAccount
+from domain.accounts import AccountKind, ExchangeAccount
 from domain.bots import Bot, BotStatus
 from domain.deals import CloseReason
 from domain.errors import DomainError, InvalidTransitionError, NotFoundError
@@ -30,6 +31,9 @@ from domain.recording import ENGINE, SYSTEM, Cause, topic_of
 
 log = logging.getLogger("tradetape.paper")
 VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
+# A live account's venue on one pair (application/live_venue.py), built by the composition
+# root from the account (its exchange, sandbox flag and keys).
+LiveVenueFactory = Callable[[ExchangeAccount, str], LiveVenue]
 
 
 class PaperVenue(SimulatedVenue):
@@ -38,6 +42,10 @@ class PaperVenue(SimulatedVenue):
     def restore_resting(self, request: OrderRequest, exchange_order_id: str) -> None: ...
 
     def restore_position(self, position: str, units: Decimal) -> None: ...
+
+    def join_wallet(self, other: PaperVenue) -> None: ...
+
+    def add_balance(self, asset: str, amount: Decimal) -> None: ...
 
 
 @dataclass
@@ -89,8 +97,10 @@ class PaperTrading:
     """Hold ``lock`` while changing a bot this runner trades (start, pause, stop): steps
     take it too, so a command never lands between an engine's decision and its save."""
 
-    def __init__(self, trading: Trading, ids: IdSource, venue_factory: VenueFactory):
+    def __init__(self, trading: Trading, ids: IdSource, venue_factory: VenueFactory,
+                 live_venues: LiveVenueFactory | None = None):
         self.trading, self.ids, self.venue_factory = trading, ids, venue_factory
+        self.live_venues = live_venues
         self.lock = threading.RLock()
         self._markets: dict[tuple[str, str], _Market] = {}
         self._log: PaperLog | None = None  # read once, then kept current by _append
@@ -132,6 +142,9 @@ class PaperTrading:
             bot = self.trading.get_bot(bot_id)
             market = self._market(bot.exchange_account_id, bot.config.pair)
             engine = DcaEngine(bot, market.venue, self.ids)
+            if isinstance(market.venue, LiveVenue):
+                self._follow_live(market, engine)
+                return
             if bot.open_deal_id is not None:
                 engine.deal = self.trading.get_deal(bot.open_deal_id)
                 # The units the deal holds, summed as the deal summed them: its exit sells them.
@@ -148,6 +161,35 @@ class PaperTrading:
                                          order.deal_id.hex if order.deal_id else None),
                             order.exchange_order_id)
             market.engines[bot_id] = engine
+
+    def _follow_live(self, market: _Market, engine: DcaEngine) -> None:
+        """Reconciliation of one bot on a live exchange, when it is (re)followed: every
+        order the log believes open is asked about (fills made while we were down are
+        recorded at the exchange's times; one the exchange does not know is Lost), and a
+        ladder the process stopped before placing is placed."""
+        bot = engine.bot
+        market.engines[bot.id] = engine
+        if bot.open_deal_id is None:
+            return
+        engine.deal = self.trading.get_deal(bot.open_deal_id)
+        placed = set()
+        for order_id in self._index().orders_of(bot.open_deal_id):
+            order = self.trading.load(order_id, Order)
+            placed.add(order.safety_order)
+            if order.is_open:
+                engine.restore_order(order)
+                market.venue.restore_resting(
+                    OrderRequest(order.client_order_id, order.pair, order.side, order.type,
+                                 order.remaining, order.price, order.deal_id.hex),
+                    order.exchange_order_id)
+        engine.begin_step(self.trading.cause(SYSTEM, f"reconcile:{bot.id}"))
+        try:
+            for update in market.venue.poll():
+                market.on_order_update(update)
+            if engine.deal is not None:
+                engine.resume_ladder(frozenset(placed))
+        finally:
+            self._append(engine.take_changes())
 
     def on_candle(self, pair: str, ts_ms: int, o: Decimal, h: Decimal, low: Decimal,
                   c: Decimal, at) -> int:
@@ -263,11 +305,61 @@ class PaperTrading:
     def _market(self, account_id: str, pair: str) -> _Market:
         key = (account_id, pair)
         if key not in self._markets:
-            quote, base = _deposits(self.trading, account_id, pair)
-            filled_quote, filled_base = self._index().fills(account_id, pair)
-            venue = self.venue_factory(pair, quote + filled_quote, base + filled_base)
-            self._markets[key] = _Market(venue)
+            account = _live_account(self.trading, account_id)
+            if account is None:
+                self._markets[key] = _Market(self._paper_venue(account_id, pair))
+            else:
+                self._markets[key] = self._live_market(account, pair)
         return self._markets[key]
+
+    def _live_market(self, account: ExchangeAccount, pair: str) -> _Market:
+        if self.live_venues is None:
+            raise DomainError("this server trades on paper only: live accounts need the "
+                              "exchange adapters", code="LIVE_TRADING_DISABLED")
+        venue = self.live_venues(account, pair)
+        market = _Market(venue)
+
+        def write_ahead() -> None:
+            """Store every decision taken so far (the order about to be sent included)
+            before a request leaves for the exchange."""
+            for engine in list(market.engines.values()):
+                self._append(engine.take_changes())
+
+        venue.before_request = write_ahead
+        return market
+
+    def engines_of(self, account_id: str) -> list[DcaEngine]:
+        return [engine for (account, _), market in self._markets.items()
+                if account == account_id for engine in market.engines.values()]
+
+    def save_aggregates(self, aggregates) -> int:
+        """Save aggregates changed outside an engine step (reconciliation), in one
+        transaction; call with ``lock`` held."""
+        return self._append(aggregates)
+
+    def live_markets(self) -> list[tuple[str, str, LiveVenue]]:
+        """(account id, pair, venue) of every live market this runner trades."""
+        return [(account, pair, m.venue) for (account, pair), m in self._markets.items()
+                if isinstance(m.venue, LiveVenue)]
+
+    def _paper_venue(self, account_id: str, pair: str) -> PaperVenue:
+        """The account's venue for ``pair``. An account's pairs share one wallet: its
+        deposits and every pair's fills, each asset counted once."""
+        base, _, quote = pair.partition("/")
+        sibling = next((m.venue for (account, _), m in self._markets.items()
+                        if account == account_id and hasattr(m.venue, "join_wallet")), None)
+        if sibling is not None:
+            venue = self.venue_factory(pair, ZERO, ZERO)
+            venue.join_wallet(sibling)
+            return venue
+        balances = _deposits(self.trading, account_id)
+        for asset, change in self._index().asset_fills(account_id).items():
+            balances[asset] = balances.get(asset, ZERO) + change
+        venue = self.venue_factory(pair, balances.pop(quote, ZERO), balances.pop(base, ZERO))
+        for asset, amount in sorted(balances.items()):
+            if amount:
+                venue.add_balance(asset, amount)
+        return venue
 
 
 def _reason(error: Exception) -> str:
@@ -282,16 +374,23 @@ def _bot_ids(trading: Trading) -> list[UUID]:
     return [n.originator_id for n in read_log(trading, [topic_of(Bot.Created)])]
 
 
-def _deposits(trading: Trading, account_id: str, pair: str) -> tuple[Decimal, Decimal]:
-    """Quote and base a paper account was given (deposits less withdrawals)."""
-    quote_asset = pair.split("/")[1]
-    quote = ZERO
+def _live_account(trading: Trading, account_id: str) -> ExchangeAccount | None:
     try:
         account = trading.load(UUID(account_id), ExchangeAccount)
     except (ValueError, NotFoundError):
-        return ZERO, ZERO  # e.g. backtests' "paper": no deposits recorded
+        return None
+    return account if account.kind is AccountKind.LIVE else None
+
+
+def _deposits(trading: Trading, account_id: str) -> dict[str, Decimal]:
+    """What a paper account was given, by asset (deposits less withdrawals)."""
+    try:
+        account = trading.load(UUID(account_id), ExchangeAccount)
+    except (ValueError, NotFoundError):
+        return {}  # e.g. backtests' "paper": no deposits recorded
+    given: dict[str, Decimal] = {}
     for event in trading.events.get(account.id):
-        amount = getattr(event, "amount", None)
-        if getattr(event, "asset", None) == quote_asset and amount is not None:
-            quote += -amount if isinstance(event, ExchangeAccount.Withdrawn) else amount
-    return quote, ZERO
+        if isinstance(event, ExchangeAccount.Deposited | ExchangeAccount.Withdrawn):
+            sign = -1 if isinstance(event, ExchangeAccount.Withdrawn) else 1
+            given[event.asset] = given.get(event.asset, ZERO) + sign * event.amount
+    return given

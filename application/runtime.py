@@ -53,6 +53,8 @@ class Runtime:
     changes: ChangeFeed
     # Started with the server, stopped before its stores close (scheduled audit checkpoints).
     schedules: list[Any] = field(default_factory=list)
+    # live accounts' reconciliation (application/reconciliation.py); None: paper only
+    reconciler: Any = None
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -75,6 +77,8 @@ class Runtime:
 
     def start(self) -> None:
         self.paper.resume()
+        if self.reconciler is not None:
+            self.reconciler.run(self.clock.now())
         self.refresh()
         self.loop.after_step = self.refresh
         self.loop.start()
@@ -94,9 +98,12 @@ class Runtime:
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Each part green, amber or red, with how long it took to answer."""
-        return {"event_store": _timed(self._store_health),
-                "projections": _timed(self._projection_health),
-                "engine_loop": _timed(self._loop_health)}
+        parts = {"event_store": _timed(self._store_health),
+                 "projections": _timed(self._projection_health),
+                 "engine_loop": _timed(self._loop_health)}
+        if self.reconciler is not None and self.reconciler.accounts:
+            parts["exchanges"] = _timed(self.reconciler.health)
+        return parts
 
     def _store_health(self) -> tuple[str, dict]:
         head = self.trading.recorder.max_notification_id() or 0

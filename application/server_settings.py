@@ -68,6 +68,7 @@ class ServerSettings:
     checkpoint_seconds: float = 3600.0
     checkpoint_signing_key: str | None = None
     live_feed: LiveFeed | None = None  # None: the shipped replay
+    reconcile_seconds: float = 60.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -94,7 +95,7 @@ class ServerSettings:
             raise DomainError(f"TRADETAPE_GRAPHQL_CACHE={cache!r}: use on or off",
                               code="INVALID_SETTING", field="TRADETAPE_GRAPHQL_CACHE")
         settings = replace(settings, graphql_cache=cache == "on")
-        return _checkpoints(settings, env).checked()
+        return _reconcile(_checkpoints(settings, env), env).checked()
 
     def checked(self) -> ServerSettings:
         if not 0 < self.port < 65536:
@@ -129,6 +130,19 @@ def _live_feed(feed: str, env: Mapping[str, str]) -> LiveFeed | None:
                               code="INVALID_SETTING", field="TRADETAPE_FEED_POLL_SECONDS")
     return LiveFeed(exchange, sandbox=mode == "sandbox" or sandbox_flag in ("1", "true", "yes"),
                     sandbox_host=env.get("TRADETAPE_SANDBOX_HOST") or None, poll_seconds=poll)
+
+
+def _reconcile(settings: ServerSettings, env: Mapping[str, str]) -> ServerSettings:
+    """``TRADETAPE_RECONCILE_SECONDS``: how often live accounts are reconciled (default
+    60; between 1 and 86400)."""
+    seconds = env.get("TRADETAPE_RECONCILE_SECONDS")
+    if not seconds:
+        return settings
+    value = _number(seconds, "TRADETAPE_RECONCILE_SECONDS", float)
+    if not 1 <= value <= 86400:
+        raise DomainError("TRADETAPE_RECONCILE_SECONDS must be between 1 and 86400",
+                          code="INVALID_SETTING", field="TRADETAPE_RECONCILE_SECONDS")
+    return replace(settings, reconcile_seconds=value)
 
 
 def _checkpoints(settings: ServerSettings, env: Mapping[str, str]) -> ServerSettings:

@@ -67,6 +67,26 @@ class ExchangeAccount(TradetapeAggregate):
         free: Decimal
         locked: Decimal
 
+    class DriftDetected(Event):
+        """The exchange holds less of ``asset`` than this account's open deals imply
+        (``expected``): sold or withdrawn outside Tradetape, or a fill we never saw."""
+
+        asset: str
+        expected: Decimal
+        observed: Decimal
+
+    class DriftResolved(Event):
+        asset: str
+        observed: Decimal
+
+    class StrayOrderFound(Event):
+        """An open order on the exchange with our client-id prefix that the log does not
+        know (adopted as an observation, then cancelled)."""
+
+        client_order_id: str
+        exchange_order_id: str
+        pair: str
+
     # --- commands -------------------------------------------------------------------------
 
     @classmethod
@@ -97,6 +117,20 @@ class ExchangeAccount(TradetapeAggregate):
         if free < ZERO or locked < ZERO:
             raise DomainError("balances are never negative", code="NEGATIVE_BALANCE")
         self._record(self.BalanceObserved, cause, asset=_asset(asset), free=free, locked=locked)
+
+
+    def detect_drift(self, cause: Cause, asset: str, expected: Decimal,
+                     observed: Decimal) -> None:
+        self._record(self.DriftDetected, cause, asset=_asset(asset), expected=expected,
+                     observed=observed)
+
+    def resolve_drift(self, cause: Cause, asset: str, observed: Decimal) -> None:
+        self._record(self.DriftResolved, cause, asset=_asset(asset), observed=observed)
+
+    def found_stray_order(self, cause: Cause, client_order_id: str, exchange_order_id: str,
+                          pair: str) -> None:
+        self._record(self.StrayOrderFound, cause, client_order_id=client_order_id,
+                     exchange_order_id=exchange_order_id, pair=pair)
 
 
 def _positive(amount: Decimal, field: str) -> Decimal:

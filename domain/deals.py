@@ -132,6 +132,19 @@ class Deal(TradetapeAggregate):
             deal.units = ZERO
             deal.realized_pnl = self.realized_pnl
 
+    class DustLeft(Event):
+        """The exit sold less than the deal held: an exchange sells in whole steps of its
+        amount precision, and what is below one step (``amount``) stays on the account,
+        outside the deal. Recorded just before ``Closed``."""
+
+        amount: Decimal
+
+    class OrderLost(Event):
+        """An order of this deal is unknown to the exchange (found by reconciliation)."""
+
+        order_id: UUID
+        purpose: str
+
     class Cancelled(Event):
         reason: str
 
@@ -256,11 +269,17 @@ class Deal(TradetapeAggregate):
         price: Decimal,
         amount: Decimal,
         fee: Decimal,
+        dust_ok: bool = False,
     ) -> None:
-        """The exit sold the whole position; realized P/L = proceeds − cost − all fees."""
+        """The exit sold the whole position; realized P/L = proceeds − cost − all fees.
+
+        ``dust_ok``: a live exchange's exit may sell less than held (its amount precision);
+        the rest is recorded as dust (``DustLeft``) and the deal closes all the same."""
         self._require_open()
         price, amount, fee = _checked_fill(price, amount, fee)
-        if amount != self.units:
+        if dust_ok and amount < self.units:
+            self._record(self.DustLeft, cause, amount=self.units - amount)
+        elif amount != self.units:
             raise DomainError(
                 f"the exit must sell the whole position ({self.units}), not {amount}",
                 code="PARTIAL_EXIT",
@@ -316,6 +335,10 @@ class Deal(TradetapeAggregate):
             owner_id=self.owner_id, rule=rule,
             reason=reason,
         )
+
+    def order_lost(self, cause: Cause, *, order_id: UUID, purpose: str) -> None:
+        self._require_open()
+        self._record(self.OrderLost, cause, order_id=order_id, purpose=purpose)
 
     def cancel(self, cause: Cause, reason: str) -> None:
         """Give up a deal that never bought anything (its base order was rejected)."""

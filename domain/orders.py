@@ -38,6 +38,9 @@ class OrderStatus(ValueEnum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    # the exchange does not know an order we submitted (reconciliation): never sent, or
+    # lost on the way; its client id is never used again
+    LOST = "lost"
 
 
 S = OrderStatus
@@ -52,8 +55,9 @@ TRANSITIONS: dict[str, tuple[OrderStatus, ...]] = {
     "request_cancel": (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED),
     "cancel": (S.SUBMITTED, *_LIVE),
     "expire": (S.SUBMITTED, *_LIVE),
+    "lose": (S.SUBMITTED, *_LIVE),
 }
-TERMINAL = (S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED)
+TERMINAL = (S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED, S.LOST)
 
 
 class Order(TradetapeAggregate):
@@ -129,6 +133,44 @@ class Order(TradetapeAggregate):
             order.fees += self.fee
             order.trade_ids.append(self.trade_id)
             order.status = S.FILLED if order.filled == order.amount else S.PARTIALLY_FILLED
+
+    # What an exchange said, recorded apart from what we asked for (``Submitted``): live
+    # venues report through these; the paper venue's answers stay Accepted and Filled.
+    class ObservedOpen(Event):
+        """The exchange reported the order open under ``exchange_order_id``."""
+
+        exchange_order_id: str
+
+        def apply(self, order: Order) -> None:
+            order.status, order.exchange_order_id = S.ACCEPTED, self.exchange_order_id
+
+    class TradeObserved(Event):
+        """One trade the exchange reported against the order, at the exchange's time
+        (UTC ms), with the fee as charged (``fee`` in ``fee_currency``) and, when that is not
+        the quote asset, its value in quote and the rate used (``fee_quote``)."""
+
+        trade_id: str
+        price: Decimal
+        amount: Decimal
+        fee: Decimal
+        fee_currency: str
+        fee_quote: Decimal
+        exchange_time_ms: int | None
+
+        def apply(self, order: Order) -> None:
+            order.filled += self.amount
+            order.cost += self.price * self.amount
+            order.fees += self.fee_quote
+            order.trade_ids.append(self.trade_id)
+            order.status = S.FILLED if order.filled == order.amount else S.PARTIALLY_FILLED
+
+    class Lost(Event):
+        """The exchange does not know the order (found by reconciliation)."""
+
+        reason: str
+
+        def apply(self, order: Order) -> None:
+            order.status, order.reason = S.LOST, self.reason
 
     class CancelRequested(Event):
         def apply(self, order: Order) -> None:
@@ -216,9 +258,36 @@ class Order(TradetapeAggregate):
                 code=f"ORDER_{str(self.status).upper()}",
             )
 
-    def accept(self, cause: Cause, exchange_order_id: str) -> None:
+    def accept(self, cause: Cause, exchange_order_id: str, *, observed: bool = False) -> None:
+        """``observed``: a live exchange's report (``ObservedOpen``), not the paper venue's."""
         self._check("accept")
-        self._record(self.Accepted, cause, exchange_order_id=exchange_order_id)
+        self._record(self.ObservedOpen if observed else self.Accepted, cause,
+                     exchange_order_id=exchange_order_id)
+
+    def lose(self, cause: Cause, reason: str) -> None:
+        self._check("lose")
+        self._record(self.Lost, cause, reason=reason)
+
+    def observe_trade(self, cause: Cause, *, trade_id: str, price: Decimal, amount: Decimal,
+                      fee: Decimal, fee_currency: str, fee_quote: Decimal,
+                      exchange_time_ms: int | None) -> bool:
+        """Record one trade a live exchange reported (see :meth:`fill`)."""
+        if trade_id in self.trade_ids:
+            return False
+        self._check("fill")
+        price, amount = to_decimal(price, "price"), to_decimal(amount, "amount")
+        fee, fee_quote = to_decimal(fee, "fee"), to_decimal(fee_quote, "fee_quote")
+        if price <= ZERO or amount <= ZERO or fee < ZERO or fee_quote < ZERO:
+            raise DomainError("price and amount must be > 0, fee >= 0", code="INVALID_FILL")
+        if self.filled + amount > self.amount:
+            raise OverfillError(
+                f"a fill of {amount} would take the order to {self.filled + amount}, "
+                f"over its amount {self.amount}"
+            )
+        self._record(self.TradeObserved, cause, trade_id=trade_id, price=price, amount=amount,
+                     fee=fee, fee_currency=fee_currency, fee_quote=fee_quote,
+                     exchange_time_ms=exchange_time_ms)
+        return True
 
     def reject(self, cause: Cause, reason: str) -> None:
         self._check("reject")

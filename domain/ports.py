@@ -49,16 +49,27 @@ class Trade(NamedTuple):
     amount: Decimal
     fee: Decimal
     fee_currency: str
+    # A live exchange's trade: its time (UTC ms) and, when the fee is not in the quote
+    # asset, its value in quote (a base fee at the trade's price; a third asset such as
+    # BNB at the rate the venue looked up). The paper venue leaves both None.
+    time_ms: int | None = None
+    fee_quote: Decimal | None = None
 
 
 class ExchangeOrder(NamedTuple):
-    """What the exchange says about one order (ccxt's unified order, reduced to what we use)."""
+    """What the exchange says about one order (ccxt's unified order, reduced to what we use).
+
+    ``status`` SUBMITTED means the answer is not known (the exchange could not be reached
+    after retries): the order stays as submitted until reconciliation finds it or not.
+    ``observed``: the answer is a live exchange's report (recorded as ``ObservedOpen`` /
+    ``TradeObserved``), not the paper venue's."""
 
     exchange_order_id: str
     client_order_id: str
     status: OrderStatus
     trades: tuple[Trade, ...] = ()
     reason: str | None = None
+    observed: bool = False
 
 
 class Balance(NamedTuple):

@@ -134,7 +134,7 @@ class Balances(Projection):
                        free=-order["locked"], locked=order["locked"])
         out.insert(OPEN_ORDERS, order)
 
-    @on("Order.Filled")
+    @on("Order.Filled", "Order.TradeObserved")
     def _filled(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
         price, amount, fee = fact.dec("price"), fact.dec("amount"), fact.dec("fee")
@@ -163,7 +163,7 @@ class Balances(Projection):
         self._move(out, fact, fact.text("owner_id"), fact.text("exchange_account_id"),
                    fact.text("fee_currency"), free=-change)
 
-    @on("Order.Cancelled", "Order.Rejected", "Order.Expired")
+    @on("Order.Cancelled", "Order.Rejected", "Order.Expired", "Order.Lost")
     def _ended(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
         if order["locked"]:

@@ -44,10 +44,11 @@ FE_ORDERS = table(
     average_price="money", fees="money", status="text", reason="text", created_at="text",
     updated_at="text",
 )
-FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired"})
+FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired", "lost"})
 BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped"}
 ORDER_STATUS = {"Order.CancelRequested": "cancel_requested", "Order.Cancelled": "cancelled",
-                "Order.Rejected": "rejected", "Order.Expired": "expired"}
+                "Order.Rejected": "rejected", "Order.Expired": "expired",
+                "Order.Lost": "lost"}
 
 
 class FrontEnd(Projection):
@@ -215,16 +216,18 @@ class FrontEnd(Projection):
         self.orders[order["order_id"]] = order
         out.insert(FE_ORDERS, order)
 
-    @on("Order.Accepted", "Order.Filled", *ORDER_STATUS)
+    @on("Order.Accepted", "Order.ObservedOpen", "Order.Filled", "Order.TradeObserved",
+        *ORDER_STATUS)
     def _order_changed(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
-        if fact.kind == "Order.Accepted":
+        if fact.kind in ("Order.Accepted", "Order.ObservedOpen"):
             order.update(status="accepted", exchange_order_id=fact.text("exchange_order_id"))
-        elif fact.kind == "Order.Filled":
+        elif fact.kind in ("Order.Filled", "Order.TradeObserved"):
             amount = fact.dec("amount")
             order["filled"] += amount
             order["cost"] += fact.dec("price") * amount
-            order["fees"] += fact.dec("fee")
+            # a live trade's fee may be in another asset: its value in quote counts here
+            order["fees"] += fact.dec("fee" if fact.kind == "Order.Filled" else "fee_quote")
             order["average_price"] = order["cost"] / order["filled"]
             order["status"] = ("filled" if order["filled"] == order["amount"]
                                else "partially_filled")

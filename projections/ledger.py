@@ -300,7 +300,7 @@ class Ledger(Projection):
             self.commit(self.bot(order["bot_id"]), order["locked"], fact)
         out.insert(self.orders_table, order)
 
-    @on("Order.Filled")
+    @on("Order.Filled", "Order.TradeObserved")
     def _order_filled(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
         amount = fact.dec("amount")
@@ -314,7 +314,7 @@ class Ledger(Projection):
             self.commit(self.bots[order["bot_id"]], -release, fact)
         self._settle(order, done, out)
 
-    @on("Order.Cancelled", "Order.Rejected", "Order.Expired")
+    @on("Order.Cancelled", "Order.Rejected", "Order.Expired", "Order.Lost")
     def _order_ended(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
         if order["locked"]:

@@ -41,6 +41,10 @@ TEMPLATES = {
     "Order.Submitted": "{side} {type} {amount} {pair} @ {price} ({purpose})",
     "Order.Accepted": "accepted by the exchange as {exchange_order_id}",
     "Order.Filled": "filled {amount} @ {price}, fee {fee} {fee_currency} (trade {trade_id})",
+    "Order.ObservedOpen": "the exchange reports it open as {exchange_order_id}",
+    "Order.TradeObserved": "the exchange reports a trade of {amount} @ {price}, fee {fee} "
+                           "{fee_currency} (trade {trade_id})",
+    "Order.Lost": "lost: {reason}",
     "Order.CancelRequested": "cancel requested",
     "Order.Cancelled": "cancelled: {reason}",
     "Order.Rejected": "rejected: {reason}",

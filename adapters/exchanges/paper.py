@@ -109,6 +109,22 @@ class PaperExchange(Exchange):
     def fetch_balance(self) -> dict[str, Balance]:
         return {asset: Balance(self.free[asset], self.locked[asset]) for asset in self.free}
 
+    def join_wallet(self, other: PaperExchange) -> None:
+        """Share ``other``'s balances: one paper account trading several pairs holds one
+        balance per asset (a USDT deposit counts once, whichever pair spends it)."""
+        self.free, self.locked, self._holders = other.free, other.locked, other._holders
+        for asset in (self.base, self.quote):
+            self.free.setdefault(asset, ZERO)
+            self.locked.setdefault(asset, ZERO)
+            self._holders.setdefault(asset, 0)
+
+    def add_balance(self, asset: str, amount: Decimal) -> None:
+        """Free ``amount`` of an asset this venue's pair does not name (another pair's
+        base, say) to the account's wallet, when a paper account is rebuilt."""
+        self.free[asset] = self.free.get(asset, ZERO) + amount
+        self.locked.setdefault(asset, ZERO)
+        self._holders.setdefault(asset, 0)
+
     def restore_position(self, position: str, units: Decimal) -> None:
         """Say what a position held when the process stopped (its fills are already in the
         balance this venue was built with); before its resting orders are restored."""

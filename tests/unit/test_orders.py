@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "request_cancel": {"submitted", "accepted", "partially_filled"},
     "cancel": {"submitted", *LIVE},
     "expire": {"submitted", *LIVE},
+    "lose": {"submitted", *LIVE},
 }
 OUTCOME = {
     "accept": ("accepted", Order.Accepted),
@@ -35,6 +36,7 @@ OUTCOME = {
     "request_cancel": ("cancel_requested", Order.CancelRequested),
     "cancel": ("cancelled", Order.Cancelled),
     "expire": ("expired", Order.Expired),
+    "lose": ("lost", Order.Lost),
 }
 COMMANDS: dict[str, Callable[[Order], object]] = {
     "accept": lambda o: o.accept(a_cause(50), "ex-1"),
@@ -50,6 +52,7 @@ COMMANDS: dict[str, Callable[[Order], object]] = {
     "request_cancel": lambda o: o.request_cancel(a_cause(50)),
     "cancel": lambda o: o.cancel(a_cause(50), "user cancelled"),
     "expire": lambda o: o.expire(a_cause(50)),
+    "lose": lambda o: o.lose(a_cause(50), "the exchange does not know it"),
 }
 STATUSES = [s.value for s in OrderStatus]
 
@@ -83,6 +86,7 @@ def order_in(status: str) -> Order:
         "cancelled": [lambda: order.cancel(a_cause(1), "user")],
         "rejected": [lambda: order.reject(a_cause(1), "min notional")],
         "expired": [lambda: order.accept(a_cause(1), "ex-1"), lambda: order.expire(a_cause(2))],
+        "lost": [lambda: order.lose(a_cause(1), "unknown to the exchange")],
     }
     for step in steps[status]:
         step()
@@ -103,6 +107,7 @@ def test_transition_table_covers_every_status() -> None:
         "cancelled",
         "rejected",
         "expired",
+        "lost",
     }
 
 

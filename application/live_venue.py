@@ -1,0 +1,122 @@
+"""A live exchange account on one pair, as the trading runner steps it.
+
+The runner steps every market alike (``walk_candle``). On the paper venue a candle's path
+fills the resting orders; on a live exchange the trading already happened, so a step asks
+the exchange what became of each order we believe open (fills at the exchange's prices,
+fees and times) and then shows the engines the candle's close: exits are decided on it and
+sent as new orders.
+
+Orders exactly once:
+- *write-ahead*: before any request leaves, ``before_request`` stores what the engine
+  decided so far, the order's ``Submitted`` event included. A process killed at any moment
+  leaves either no order (never sent) or a submitted order the log knows by its client id.
+- *no blind retry*: an order whose answer is unknown stays submitted; each step looks it up
+  by its client id. Found, its fills are recorded; unknown to the exchange, it is ``Lost``
+  and its client id is never sent again (new decisions get new ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
+
+from domain.orders import OrderSide, OrderStatus
+from domain.ports import Balance, Exchange, ExchangeOrder, OrderRequest, PriceWatcher
+
+TERMINAL = (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
+            OrderStatus.EXPIRED, OrderStatus.LOST)
+LOST_REASON = "the exchange does not know this order: it never arrived, or was lost on the way"
+
+
+class LiveVenue:
+    def __init__(self, exchange: Exchange, pair: str, *, account_id: str, sandbox: bool):
+        self.exchange, self.pair = exchange, pair
+        self.account_id, self.sandbox = account_id, sandbox
+        self.before_request: Callable[[], None] = lambda: None  # set by the runner
+        self.price: Decimal | None = None
+        # client order id -> the exchange's id (None: submitted, answer not known yet)
+        self._open: dict[str, str | None] = {}
+
+    # --- the port, as the engine calls it -------------------------------------------------
+
+    def create_order(self, request: OrderRequest) -> ExchangeOrder:
+        self.before_request()
+        self._open[request.client_order_id] = None
+        return self._track(self.exchange.create_order(request))
+
+    def cancel_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
+        self.before_request()
+        return self._track(self.exchange.cancel_order(exchange_order_id, pair))
+
+    def fetch_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
+        return self._track(self.exchange.fetch_order(exchange_order_id, pair))
+
+    def fetch_balance(self) -> dict[str, Balance]:
+        return self.exchange.fetch_balance()
+
+    def sized(self, pair: str, side: OrderSide, amount: Decimal,
+              price: Decimal | None) -> tuple[Decimal, Decimal | None]:
+        """The order as the exchange can take it: the amount rounded down to its step (a
+        sell never exceeds the holding, a buy never the budget), a buy's price down and a
+        sell's up to the tick (never a worse price than the engine chose)."""
+        rules = self.exchange.market_rules(pair)
+        if rules is None:
+            return amount, price
+        if rules.amount_step:
+            amount = _to_step(amount, rules.amount_step, ROUND_DOWN)
+        if price is not None and rules.price_step:
+            price = _to_step(price, rules.price_step,
+                             ROUND_DOWN if side is OrderSide.BUY else ROUND_UP)
+        return amount, price
+
+    # --- restoring after a restart --------------------------------------------------------
+
+    def restore_resting(self, request: OrderRequest, exchange_order_id: str | None) -> None:
+        self._open[request.client_order_id] = exchange_order_id
+
+    def restore_position(self, position: str, units: Decimal) -> None:
+        """The exchange holds the position: nothing to rebuild here."""
+
+    # --- stepping -------------------------------------------------------------------------
+
+    def walk_candle(self, o: Decimal, h: Decimal, low: Decimal, c: Decimal,
+                    watcher: PriceWatcher) -> None:
+        self.price = c
+        for update in self.poll():
+            watcher.on_order_update(update)
+        watcher.on_price(c)
+
+    def trigger_band(self, watcher: PriceWatcher) -> tuple[Decimal | None, Decimal | None]:
+        return None, None  # every candle is a step: the exchange may have filled anything
+
+    def poll(self) -> list[ExchangeOrder]:
+        """What the exchange says now about every order we believe open."""
+        updates = []
+        for client_id, exchange_id in list(self._open.items()):
+            if exchange_id is None:
+                found = self.exchange.fetch_order_by_client_id(client_id, self.pair)
+                update = found if found is not None else ExchangeOrder(
+                    "", client_id, OrderStatus.LOST, reason=LOST_REASON)
+            else:
+                update = self.exchange.fetch_order(exchange_id, self.pair)
+            updates.append(self._track(update))
+        return updates
+
+    def open_client_ids(self) -> set[str]:
+        return set(self._open)
+
+    def _track(self, update: ExchangeOrder) -> ExchangeOrder:
+        update = update._replace(observed=True)
+        if update.client_order_id in self._open:
+            if update.status in TERMINAL:
+                del self._open[update.client_order_id]
+            elif update.exchange_order_id and update.status is not OrderStatus.SUBMITTED:
+                self._open[update.client_order_id] = update.exchange_order_id
+        return update
+
+
+def _to_step(value: Decimal, step: Decimal, rounding: str) -> Decimal:
+    """``value`` in whole steps; below one step it stays as it is, for the exchange's
+    minimum-amount check to refuse by name (a zero order cannot even be recorded)."""
+    steps = (value / step).to_integral_value(rounding=rounding)
+    return steps * step if steps else value

@@ -1,0 +1,149 @@
+"""Reconciliation of live exchange accounts, on start and every ``every_seconds``
+(``TRADETAPE_RECONCILE_SECONDS``, default 60) while a server runs.
+
+Orders are reconciled on every step already (``LiveVenue.poll``: each order the log
+believes open is asked about). This adds what a step does not see:
+- *stray orders*: an open order on the exchange with our client-id prefix that the log
+  does not know (placed by another copy of Tradetape on the same keys, or a request whose
+  Submitted event was lost with a disk) is recorded as an observation
+  (``ExchangeAccount.StrayOrderFound``) and cancelled: nothing trades that no deal owns;
+- *balances*: what the exchange reports is recorded when it changed
+  (``ExchangeAccount.BalanceObserved``) and compared with what the open deals hold: less
+  than that, beyond what the exchange's amount precision explains, is drift
+  (``ExchangeAccount.DriftDetected``; ``DriftResolved`` when it is gone), and ``/health``
+  shows the account amber.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+from application.live_venue import LiveVenue
+from application.paper_trading import PaperTrading
+from domain.accounts import ExchangeAccount
+from domain.errors import DomainError
+from domain.money import ZERO
+from domain.ports import Balance
+from domain.recording import Cause
+
+log = logging.getLogger("tradetape.reconcile")
+ACTOR = "system:reconciliation"
+# Drift below this share of what the deals hold is precision and fee rounding, not drift.
+RELATIVE_TOLERANCE = Decimal("0.002")
+
+
+@dataclass
+class AccountCheck:
+    """The last reconciliation of one live account, for /health and GraphQL."""
+
+    checked_at: datetime | None = None
+    error: str | None = None
+    drift: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # asset: exp, obs
+    strays_cancelled: int = 0
+    balances: dict[str, Balance] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "unreachable" if self.error else "drift" if self.drift else "ok"
+
+
+class Reconciler:
+    def __init__(self, paper: PaperTrading, every_seconds: float = 60.0):
+        self.paper, self.every = paper, timedelta(seconds=every_seconds)
+        self.accounts: dict[str, AccountCheck] = {}
+        self._next: datetime | None = None
+
+    def due(self, now: datetime) -> bool:
+        return self._next is None or now >= self._next
+
+    def run_if_due(self, now: datetime) -> int:
+        return self.run(now) if self.due(now) else 0
+
+    def run(self, now: datetime) -> int:
+        """Reconcile every live account this runner trades; returns events appended."""
+        self._next = now + self.every
+        appended = 0
+        with self.paper.lock:
+            by_account: dict[str, list[tuple[str, LiveVenue]]] = {}
+            for account_id, pair, venue in self.paper.live_markets():
+                by_account.setdefault(account_id, []).append((pair, venue))
+            for account_id, markets in by_account.items():
+                check = self.accounts.setdefault(account_id, AccountCheck())
+                try:
+                    appended += self._account(account_id, markets, check, now)
+                    check.error = None
+                except DomainError as error:  # unreachable: next time; /health says it
+                    check.error = f"{error.code}: {error.message}"
+                    log.warning("reconciling account %s failed: %s", account_id, check.error)
+                check.checked_at = now
+        return appended
+
+    def _account(self, account_id: str, markets: list[tuple[str, LiveVenue]],
+                 check: AccountCheck, now: datetime) -> int:
+        trading = self.paper.trading
+        account = trading.load(UUID(account_id), ExchangeAccount)
+        cause = Cause(now, ACTOR, f"reconcile:{account_id}:{int(now.timestamp())}")
+        known = set()
+        for engine in self.paper.engines_of(account_id):
+            known.update(engine.orders)
+        for _, venue in markets:
+            known |= venue.open_client_ids()
+        for pair, venue in markets:
+            for order in venue.exchange.fetch_open_orders(pair):
+                if order.client_order_id in known or not venue.exchange.owns(
+                        order.client_order_id):
+                    continue
+                account.found_stray_order(cause, order.client_order_id,
+                                          order.exchange_order_id, pair)
+                venue.exchange.cancel_order(order.exchange_order_id, pair)
+                check.strays_cancelled += 1
+                log.warning("account %s: stray order %s on %s cancelled", account_id,
+                            order.client_order_id, pair)
+        balances = markets[0][1].fetch_balance()
+        for asset, balance in sorted(balances.items()):
+            if check.balances.get(asset) != balance and (balance.total or asset in
+                                                          check.balances):
+                account.observe_balance(cause, asset, balance.free, balance.locked)
+        check.balances = dict(balances)
+        self._drift(account, cause, balances, self._held(account_id), check)
+        return self.paper.save_aggregates([account])
+
+    def _held(self, account_id: str) -> dict[str, Decimal]:
+        """Base units the account's open deals hold, by asset."""
+        held: dict[str, Decimal] = {}
+        for engine in self.paper.engines_of(account_id):
+            if engine.deal is not None:
+                base = engine.deal.pair.partition("/")[0]
+                held[base] = held.get(base, ZERO) + engine.deal.units
+        return held
+
+    @staticmethod
+    def _drift(account: ExchangeAccount, cause: Cause, balances: dict[str, Balance],
+               held: dict[str, Decimal], check: AccountCheck) -> None:
+        for asset in sorted(set(held) | set(check.drift)):
+            expected = held.get(asset, ZERO)
+            observed = balances.get(asset, Balance(ZERO)).total
+            short = expected - observed
+            drifting = short > expected * RELATIVE_TOLERANCE and short > ZERO
+            if drifting and asset not in check.drift:
+                account.detect_drift(cause, asset, expected, observed)
+                check.drift[asset] = (expected, observed)
+                log.warning("account %s: the exchange holds %s %s, the open deals %s",
+                            account.id, observed, asset, expected)
+            elif not drifting and asset in check.drift:
+                account.resolve_drift(cause, asset, observed)
+                del check.drift[asset]
+
+    def health(self) -> tuple[str, dict]:
+        detail = {account_id: {"status": c.status, "error": c.error,
+                               "checked_at": c.checked_at.isoformat() if c.checked_at else None,
+                               "drift": {a: {"expected": str(e), "observed": str(o)}
+                                         for a, (e, o) in c.drift.items()},
+                               "strays_cancelled": c.strays_cancelled}
+                  for account_id, c in self.accounts.items()}
+        amber = any(c.status != "ok" for c in self.accounts.values())
+        return ("amber" if amber else "green"), {"accounts": detail}

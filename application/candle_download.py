@@ -1,8 +1,9 @@
 """Downloading an exchange's candle history into a backtest file: paginated, closed candles
 only, resumable, with every gap said.
 
-- Pages follow the candles, never arithmetic on page sizes: each request starts right after
-  the last candle received, so pagination itself cannot skip or repeat one.
+- Pages follow the candles: each request starts right after the last candle received, so
+  pagination itself cannot skip or repeat one. Only an empty answer moves on by a page's
+  worth of time (exchanges that answer a time window rather than the next candles).
 - Only closed candles: one that opened at ``t`` is closed when the exchange's own clock has
   reached ``t + timeframe`` (without a clock from the exchange: when a later candle exists).
 - A gap is left as the exchange has it (the backtest counts gaps) and reported.
@@ -78,6 +79,11 @@ def download_candles(history: CandleHistory, sink: CandleSink, *, pair: str, tim
         received = history.candles(pair, timeframe, since, page)
         report.requests += 1
         fresh = _after(received, since)
+        if not fresh and now is not None:
+            # Some exchanges answer one window of ``page`` candles from ``since``: an empty
+            # one is a gap there, not the end. (Binance answers the next candles instead.)
+            since += page * timeframe_ms
+            continue
         if now is None:
             fresh = fresh[:-1]  # no clock: the latest candle may still be open
         candles = [c for c in fresh if c.ts_ms < end]

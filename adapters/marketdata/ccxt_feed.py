@@ -110,6 +110,12 @@ class CcxtFeed:
                 log.warning("live feed: %s; its bots get no candles", error)
                 return budget
             closed = _closed(received, since, now_ms)
+            window_end = since + self.page * MINUTE_MS
+            if not received and window_end <= now_ms:
+                # A whole page of time with no candle, all of it closed: an exchange that
+                # answers time windows has a gap there; look past it.
+                self._next_ts[pair] = window_end
+                continue
             for candle in closed:
                 delivered.append(ClosedCandle(pair, candle.ts_ms, candle.open, candle.high,
                                               candle.low, candle.close))

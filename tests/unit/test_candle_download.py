@@ -134,6 +134,27 @@ def test_a_gap_the_exchange_has_is_kept_and_said(tmp_path):
     assert load_candles(out).gaps == [(100, 5)]  # the backtest counts it the same
 
 
+class WindowedHistory(FakeCandleHistory):
+    """An exchange that answers the window ``[since, since + limit minutes)``, not the next
+    ``limit`` candles: a gap longer than a page is an empty answer."""
+
+    def candles(self, pair, timeframe, since_ms, limit):
+        page = super().candles(pair, timeframe, since_ms, limit)
+        return [c for c in page if c.ts_ms < since_ms + limit * MINUTE]
+
+
+def test_a_gap_longer_than_a_page_on_a_windowed_exchange_is_crossed(tmp_path):
+    candles = shipped_candles(600)
+    history = WindowedHistory(candles[:100] + candles[350:], now_ms=FIRST_MS + 600 * MINUTE)
+    out, gaps = tmp_path / "btc.csv", []
+
+    fetch(history, out, page=60, gaps=gaps)
+
+    assert out.read_text() == expected_file(0, 100) + "".join(LINES[351:601])
+    assert [(g.start_ms, g.until_ms, g.missing) for g in gaps] == [
+        (FIRST_MS + 100 * MINUTE, FIRST_MS + 350 * MINUTE, 250)]
+
+
 def test_no_candle_at_the_end_of_the_period_is_said_too(tmp_path):
     history = FakeCandleHistory(shipped_candles(100), now_ms=FIRST_MS + 300 * MINUTE)
     gaps = []

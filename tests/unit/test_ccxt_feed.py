@@ -100,6 +100,27 @@ def test_a_long_gap_is_taken_over_several_polls_without_waiting():
     assert feed.seconds_to_next(T0 + timedelta(seconds=2)) == 2
 
 
+class WindowedHistory(FakeCandleHistory):
+    """Answers the window ``[since, since + limit minutes)`` (a gap there: nothing)."""
+
+    def candles(self, pair, timeframe, since_ms, limit):
+        page = super().candles(pair, timeframe, since_ms, limit)
+        return [c for c in page if c.ts_ms < since_ms + limit * MINUTE]
+
+
+def test_a_gap_longer_than_a_page_on_a_windowed_exchange_does_not_stall_the_pair():
+    candles = shipped_candles(1000)
+    history = WindowedHistory(candles[:20] + candles[400:], now_ms=FIRST_MS + 10 * MINUTE)
+    feed = CcxtFeed(history, lambda: {"BTC/USDT"}, poll_seconds=1, page=100)
+    delivered = feed.poll(T0)
+    history.now_ms = FIRST_MS + 600 * MINUTE
+
+    for second in range(1, 5):
+        delivered += feed.poll(T0 + timedelta(seconds=second))
+
+    assert seen(delivered) == [exact(i) for i in [*range(9, 20), *range(400, 600)]]
+
+
 class TwoPairs(FakeCandleHistory):
     def candles_of(self, pair):
         if pair == "ETH/USDT":  # the same market, its prices halved

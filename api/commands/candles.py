@@ -52,10 +52,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from api.commands.backtest import LATEST_MS, _ms
     from api.progress import progress_bar
     from application.bootstrap import open_candle_download
-    from application.candle_download import download_candles, iso
+    from application.candle_download import download_candles
+
+    from_ms, to_ms = _period(args)
+    history, open_file = open_candle_download(args.exchange, sandbox=args.sandbox,
+                                              out=args.out)
+    timeframe_ms = history.timeframe_ms(args.timeframe)
+    history.check_pair(args.pair)  # the exchange is asked before the file is made
+    out = open_file()
+    try:
+        _check_file(out, args, timeframe_ms)
+        show = not args.no_progress and sys.stderr.isatty()
+        with progress_bar(f"{args.pair} {args.timeframe}", enabled=show) as advance:
+            report = download_candles(
+                history, out, pair=args.pair, timeframe=args.timeframe,
+                timeframe_ms=timeframe_ms, from_ms=from_ms, to_ms=to_ms,
+                page=args.page_size or history.page_limit(), on_progress=advance,
+                on_gap=lambda gap: print(f"gap: {gap.describe()}", file=sys.stderr))
+    finally:
+        out.close()
+    print(_summary(args.out, report, out.last_ts))
+    return EXIT_OK
+
+
+def _period(args: argparse.Namespace) -> tuple[int, int]:
+    """``--from``/``--to`` in UTC ms (as ``backtest`` reads them); no ``--to``: no end."""
+    from api.commands.backtest import LATEST_MS, _ms
 
     from_ms = _ms(args.period_from, "--from")
     to_ms = _ms(args.period_to, "--to") if args.period_to else LATEST_MS + 1
@@ -63,34 +87,24 @@ def _fetch(args: argparse.Namespace) -> int:
         raise CommandError("INVALID_TIME", "--to must be after --from")
     if args.page_size is not None and not 2 <= args.page_size <= 100_000:
         raise CommandError("INVALID_PAGE_SIZE", "--page-size must be between 2 and 100000")
-    history, open_file = open_candle_download(args.exchange, sandbox=args.sandbox,
-                                              out=args.out)
-    timeframe_ms = history.timeframe_ms(args.timeframe)
-    history.check_pair(args.pair)
-    out = open_file()
-    try:
-        if out.dropped_partial_line:
-            print(f"{args.out}: dropped a partial last line (an interrupted write)",
-                  file=sys.stderr)
-        if out.interval_ms is not None and out.interval_ms != timeframe_ms:
-            raise CommandError("CANDLES_FILE_MISMATCH", f"{args.out} holds candles "
-                               f"{out.interval_ms // 1000} s apart, not {args.timeframe}")
-        show = not args.no_progress and sys.stderr.isatty()
-        with progress_bar(f"{args.pair} {args.timeframe}", enabled=show) as advance:
-            report = download_candles(
-                history, out, pair=args.pair, timeframe=args.timeframe,
-                timeframe_ms=timeframe_ms, from_ms=from_ms, to_ms=to_ms,
-                page=args.page_size or history.page_limit(),
-                on_progress=advance,
-                on_gap=lambda gap: print(f"gap: {gap.describe()}", file=sys.stderr))
-    finally:
-        out.close()
+    return from_ms, to_ms
+
+
+def _check_file(out, args: argparse.Namespace, timeframe_ms: int) -> None:
+    if out.dropped_partial_line:
+        print(f"{args.out}: dropped a partial last line (an interrupted write)",
+              file=sys.stderr)
+    if out.interval_ms is not None and out.interval_ms != timeframe_ms:
+        raise CommandError("CANDLES_FILE_MISMATCH", f"{args.out} holds candles "
+                           f"{out.interval_ms // 1000} s apart, not {args.timeframe}")
+
+
+def _summary(path: str, report, last_ts: int | None) -> str:
+    from application.candle_download import iso
+
     if report.written:
-        span = f"{iso(report.first_ms)} to {iso(report.last_ms)}"
-        print(f"{args.out}: {report.written} candles added ({span}), "
-              f"{len(report.gaps)} gap(s), {report.requests} request(s)")
-    else:
-        last = f"its last candle opens {iso(out.last_ts)}" if out.last_ts is not None else \
-            "no candle"
-        print(f"{args.out}: up to date, nothing closed to add ({last})")
-    return EXIT_OK
+        return (f"{path}: {report.written} candles added ({iso(report.first_ms)} to "
+                f"{iso(report.last_ms)}), {len(report.gaps)} gap(s), "
+                f"{report.requests} request(s)")
+    last = f"its last candle opens {iso(last_ts)}" if last_ts is not None else "no candle"
+    return f"{path}: up to date, nothing closed to add ({last})"

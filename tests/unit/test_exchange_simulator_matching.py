@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from adapters.marketdata.csv_candles import candles_from_rows
 from tests.exchange_simulator.market import KNOWN_FILTERS, Market, SimulatedClock
-from tests.exchange_simulator.matching import BinanceError, Matching
+from tests.exchange_simulator.matching import Matching
+from tests.exchange_simulator.records import BinanceError
 
 MINUTE = 60_000
 T0 = 1_700_000_000_000

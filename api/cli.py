@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("events", "show an aggregate's event history and its state at a point in time"),
     "backtest": ("backtest", "run a DCA bot over historical candles"),
     "compare": ("compare", "backtest several bot configurations on the same candles, ranked"),
+    "candles": ("candles", "fetch: download an exchange's candles into a backtest CSV"),
     "replay": ("replay", "rebuild stored aggregates from events; --check re-runs backtests"),
     "demo": ("demo", "a short tour of the core: a bot, a deal and its events"),
     "serve": ("serve", "run the server: GraphQL API, accounts, paper trading in real time"),

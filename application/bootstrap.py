@@ -333,15 +333,49 @@ def open_runtime(settings):
         return PaperExchange(pair, quote_balance=quote, base_balance=base)
 
     paper = PaperTrading(trading, ids, venue)
-    # A fixed epoch: where the replayed market stands follows from the clock alone, so a
-    # restarted server continues the same market.
-    feed = ReplayFeed(load_candles(shipped_series(settings.feed)), settings.feed_pair,
-                      speed=settings.speed, epoch=datetime(2026, 1, 1, tzinfo=UTC))
+    if settings.live_feed is not None and not settings.demo:
+        feed = open_live_feed(settings.live_feed, pairs=paper.traded_pairs)
+    else:
+        # A fixed epoch: where the replayed market stands follows from the clock alone, so
+        # a restarted server continues the same market.
+        feed = ReplayFeed(load_candles(shipped_series(settings.feed)), settings.feed_pair,
+                          speed=settings.speed, epoch=datetime(2026, 1, 1, tzinfo=UTC))
     loop = LiveLoop(clock, [feed], paper)
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
                    changes=ChangeFeed(trading),
                    schedules=_checkpoint_schedules(settings, trading, database))
+
+
+def open_live_feed(live, *, pairs):
+    """The exchange's closed 1-minute candles of ``pairs()`` (``TRADETAPE_FEED=ccxt:...``,
+    see ``application.server_settings.LiveFeed``), through a ccxt client of its own. No
+    request is made here: a server starts while the exchange is away."""
+    from adapters.exchanges.ccxt_client import open_client, sandbox_host_from
+    from adapters.marketdata.ccxt_feed import CcxtFeed
+    from adapters.marketdata.ccxt_history import CcxtCandleHistory
+
+    host = (sandbox_host_from({"TRADETAPE_SANDBOX_HOST": live.sandbox_host or ""})
+            if live.sandbox else None)
+    client = open_client(live.exchange, sandbox=live.sandbox, sandbox_host=host)
+    history = CcxtCandleHistory(client, sandbox=live.sandbox, sandbox_host=host)
+    history.check_live_feed_support()
+    return CcxtFeed(history, pairs, poll_seconds=live.poll_seconds, page=history.page_limit())
+
+
+def open_candle_download(exchange_id: str, *, sandbox: bool, out: str, environ=None):
+    """``(history, file)`` for ``tradetape candles fetch``: the exchange's candle history
+    (transient failures retried with backoff) and the CSV it resumes and appends to."""
+    import os
+
+    from adapters.exchanges.ccxt_client import open_client, sandbox_host_from
+    from adapters.marketdata.candle_csv_writer import CandleCsvWriter
+    from adapters.marketdata.ccxt_history import CcxtCandleHistory
+
+    host = sandbox_host_from(dict(os.environ if environ is None else environ)) if sandbox else None
+    client = open_client(exchange_id, sandbox=sandbox, sandbox_host=host)
+    history = CcxtCandleHistory(client, sandbox=sandbox, sandbox_host=host, attempts=5)
+    return history, lambda: CandleCsvWriter(out)
 
 
 def _checkpoint_schedules(settings, trading: Trading, database) -> list:

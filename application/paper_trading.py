@@ -291,6 +291,11 @@ class PaperTrading:
                 del market.engines[bot_id]  # nothing left open, and it opens no more deals
             return deal_id
 
+    def traded_pairs(self) -> set[str]:
+        """The pairs some bot trades here: what a live market feed must follow."""
+        with self.lock:
+            return {pair for (_, pair), market in self._markets.items() if market.engines}
+
     def _engine_of(self, bot_id: UUID) -> tuple[_Market | None, DcaEngine | None]:
         for market in self._markets.values():
             if bot_id in market.engines:

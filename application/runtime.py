@@ -124,12 +124,21 @@ class Runtime:
         detail = {"running": self.loop.running, "steps": h.steps, "candles": h.candles,
                   "events": h.events, "last_error": h.last_error,
                   "last_step_at": h.last_step_at.isoformat() if h.last_step_at else None}
+        markets = [feed.status() for feed in self.loop.feeds if hasattr(feed, "status")]
+        if markets:  # a live feed: its last candle, how far behind the exchange, its error
+            detail["market"] = markets[0] if len(markets) == 1 else markets
         if not self.loop.running or h.last_error:
             return "red", detail
-        if h.last_step_at is None:
+        if h.last_step_at is None or any(_market_late(market) for market in markets):
             return "amber", detail
         silent = (self.clock.now() - h.last_step_at).total_seconds()
         return ("green" if silent < 10 else "amber"), detail
+
+
+def _market_late(market: dict[str, Any]) -> bool:
+    """A live feed that cannot reach its exchange, or is more than 3 minutes behind it."""
+    lag = market.get("lag_seconds")
+    return bool(market.get("last_error")) or (lag is not None and lag > 180)
 
 
 def _timed(check) -> dict[str, Any]:

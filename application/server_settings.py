@@ -4,7 +4,11 @@
 - ``TRADETAPE_HOST`` / ``TRADETAPE_PORT``: where to listen (127.0.0.1, 8000)
 - ``TRADETAPE_SPEED``: market minutes per real minute for the paper feed (default 60:
   one minute of market per second)
-- ``TRADETAPE_FEED``: the shipped candle series the paper market replays
+- ``TRADETAPE_FEED``: the shipped candle series the paper market replays, or
+  ``ccxt:EXCHANGE`` (``ccxt:binance``) for the exchange's live closed 1-minute candles,
+  polled every ``TRADETAPE_FEED_POLL_SECONDS`` (default 2); from its sandbox (testnet, at
+  ``TRADETAPE_SANDBOX_HOST`` when set) with ``TRADETAPE_FEED_SANDBOX=1`` or
+  ``ccxt:EXCHANGE:sandbox``. ``--demo`` always replays.
 - ``TRADETAPE_GRAPHQL_CACHE``: ``off`` answers every GraphQL query afresh (default ``on``:
   read-only queries are answered from a cache keyed by the read version, see
   ``api/graphql/response_cache.py``)
@@ -30,6 +34,23 @@ from domain.errors import DomainError
 
 DEFAULT_FEED = "binance_BTC_USDT-1m-2025-11.csv"
 DEFAULT_FEED_PAIR = "BTC/USDT"
+LIVE_FEED_PREFIX = "ccxt:"
+DEFAULT_FEED_POLL_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class LiveFeed:
+    """``TRADETAPE_FEED=ccxt:EXCHANGE[:sandbox]``: live candles from an exchange."""
+
+    exchange: str
+    sandbox: bool
+    sandbox_host: str | None  # TRADETAPE_SANDBOX_HOST, checked where clients are built
+    poll_seconds: float
+
+    def describe(self) -> str:
+        where = " sandbox" if self.sandbox else ""
+        return (f"live market from {self.exchange}{where}, closed 1m candles polled every "
+                f"{self.poll_seconds:g} s")
 
 
 @dataclass(frozen=True)
@@ -46,6 +67,7 @@ class ServerSettings:
     checkpoint_file: str | None = None
     checkpoint_seconds: float = 3600.0
     checkpoint_signing_key: str | None = None
+    live_feed: LiveFeed | None = None  # None: the shipped replay
     reconcile_seconds: float = 60.0
 
     @classmethod
@@ -61,7 +83,10 @@ class ServerSettings:
             settings = replace(settings, speed=_number(env["TRADETAPE_SPEED"],
                                                        "TRADETAPE_SPEED", float))
         if env.get("TRADETAPE_FEED"):
-            settings = replace(settings, feed=env["TRADETAPE_FEED"])
+            live = _live_feed(env["TRADETAPE_FEED"], env)
+            # A live feed leaves the shipped replay as it is: --demo still replays it.
+            settings = (replace(settings, live_feed=live) if live is not None
+                        else replace(settings, feed=env["TRADETAPE_FEED"]))
         if env.get("TRADETAPE_MAX_BOTS_PER_USER"):
             settings = replace(settings, max_bots_per_user=_number(
                 env["TRADETAPE_MAX_BOTS_PER_USER"], "TRADETAPE_MAX_BOTS_PER_USER", int))
@@ -83,6 +108,28 @@ class ServerSettings:
             raise DomainError("the bots per user must be between 1 and 100000",
                               code="INVALID_SETTING", field="max_bots_per_user")
         return self
+
+
+def _live_feed(feed: str, env: Mapping[str, str]) -> LiveFeed | None:
+    if not feed.startswith(LIVE_FEED_PREFIX):
+        return None
+    exchange, _, mode = feed[len(LIVE_FEED_PREFIX):].strip().lower().partition(":")
+    if not exchange or mode not in ("", "sandbox"):
+        raise DomainError(f"TRADETAPE_FEED={feed!r}: use ccxt:EXCHANGE (e.g. ccxt:binance) or "
+                          "ccxt:EXCHANGE:sandbox", code="INVALID_SETTING",
+                          field="TRADETAPE_FEED")
+    sandbox_flag = env.get("TRADETAPE_FEED_SANDBOX", "").strip().lower()
+    if sandbox_flag not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise DomainError(f"TRADETAPE_FEED_SANDBOX={sandbox_flag!r}: use 1 or 0",
+                          code="INVALID_SETTING", field="TRADETAPE_FEED_SANDBOX")
+    poll = DEFAULT_FEED_POLL_SECONDS
+    if env.get("TRADETAPE_FEED_POLL_SECONDS"):
+        poll = _number(env["TRADETAPE_FEED_POLL_SECONDS"], "TRADETAPE_FEED_POLL_SECONDS", float)
+        if not 0.01 <= poll <= 3600:
+            raise DomainError("TRADETAPE_FEED_POLL_SECONDS must be between 0.01 and 3600",
+                              code="INVALID_SETTING", field="TRADETAPE_FEED_POLL_SECONDS")
+    return LiveFeed(exchange, sandbox=mode == "sandbox" or sandbox_flag in ("1", "true", "yes"),
+                    sandbox_host=env.get("TRADETAPE_SANDBOX_HOST") or None, poll_seconds=poll)
 
 
 def _reconcile(settings: ServerSettings, env: Mapping[str, str]) -> ServerSettings:

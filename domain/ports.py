@@ -167,6 +167,32 @@ class MarketFeed(Protocol):
     def seconds_to_next(self, now: datetime) -> float: ...
 
 
+class HistoricCandle(NamedTuple):
+    """One candle as an exchange's history gives it, exact (volume in the base asset)."""
+
+    ts_ms: int  # open time, UTC ms
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+class CandleHistory(Protocol):
+    """An exchange's candle history and clock (ccxt's ``fetch_ohlcv`` and ``fetch_time``)."""
+
+    def exchange_time_ms(self) -> int | None:
+        """The exchange's own time, UTC ms; None when the exchange does not tell it (then a
+        candle counts as closed once a later one exists)."""
+        ...
+
+    def candles(self, pair: str, timeframe: str, since_ms: int,
+                limit: int) -> list[HistoricCandle]:
+        """Up to ``limit`` candles opening at or after ``since_ms``, oldest first; the
+        last may still be open."""
+        ...
+
+
 # --- identity and security ------------------------------------------------------------------
 
 

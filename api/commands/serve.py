@@ -57,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
         for feed in runtime.loop.feeds:
             feed.start_at(DEMO_START_CANDLE, demo.registered_at)
         print(demo.login_line, flush=True)
+    market = (settings.live_feed.describe() if settings.live_feed and not settings.demo
+              else f"paper market at {settings.speed:g}x")
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
-          f"(health: /health), paper market at {settings.speed:g}x", flush=True)
+          f"(health: /health), {market}", flush=True)
     # A websocket message is held to the same size as a request body.
     app = create_app(runtime, limits=limits, cors_origins=origins)
     config = uvicorn.Config(app, host=settings.host,

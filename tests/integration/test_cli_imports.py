@@ -29,6 +29,8 @@ def loaded_after_parsing(argv: list[str]) -> set[str]:
     ["dca-plan", "--config", "bot.json", "--price", "100"],
     ["backtest", "--candles", "c.csv", "--config", "bot.json"],
     ["compare", "--candles", "c.csv", "--config", "a.json", "b.json"],
+    ["candles", "fetch", "--exchange", "binance", "--pair", "BTC/USDT", "--from", "2025-11-01",
+     "--out", "c.csv"],
 ])
 def test_parsing_a_command_loads_only_its_own_module_and_no_heavy_library(argv):
     loaded = loaded_after_parsing(argv)

@@ -53,6 +53,8 @@ class Runtime:
     changes: ChangeFeed
     # Started with the server, stopped before its stores close (scheduled audit checkpoints).
     schedules: list[Any] = field(default_factory=list)
+    # Live exchange accounts and their keys (``application.exchange_accounts``).
+    exchange_accounts: Any = None
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -61,7 +63,8 @@ class Runtime:
     def bots(self) -> BotCommands:
         """The bot and deal commands, with this server's market and bot limit."""
         return BotCommands(self.trading, self.paper, traded_pair=self.settings.feed_pair,
-                           max_bots=lambda owner_id: self.settings.max_bots_per_user)
+                           max_bots=lambda owner_id: self.settings.max_bots_per_user,
+                           allow_live=self.settings.allow_live)
 
     @cached_property
     def operations(self) -> Operations:

@@ -57,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
         for feed in runtime.loop.feeds:
             feed.start_at(DEMO_START_CANDLE, demo.registered_at)
         print(demo.login_line, flush=True)
+    sandbox_host = (os.environ.get("TRADETAPE_SANDBOX_HOST") or "").strip() or None
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
-          f"(health: /health), paper market at {settings.speed:g}x", flush=True)
+          f"(health: /health), paper market at {settings.speed:g}x; "
+          f"{runtime.exchange_accounts.trading_line(sandbox_host)}", flush=True)
     # A websocket message is held to the same size as a request body.
     app = create_app(runtime, limits=limits, cors_origins=origins)
     config = uvicorn.Config(app, host=settings.host,

@@ -185,7 +185,7 @@ class ExchangeAccounts:
     def live_accounts(self) -> list[AccountView]:
         """Every owner's live accounts that were not removed (the server's start line)."""
         found = (self.trading.get_account(oid) for oid, data in _opened(self.trading)
-                 if data.get("kind") == AccountKind.LIVE.value)
+                 if _kind_of(data) == AccountKind.LIVE.value)
         return [view_of(a) for a in found if not a.removed]
 
     def trading_line(self, sandbox_host: str | None = None) -> str:
@@ -229,7 +229,7 @@ class ExchangeAccounts:
             return self._connector.verify(exchange, sandbox, credentials)
         except DomainError as error:
             # One line, the code and where: never the keys (nor the exchange's answer).
-            log.info("exchange account check refused code=%s exchange=%s sandbox=%s",
+            log.warning("exchange account check refused code=%s exchange=%s sandbox=%s",
                         error.code, exchange, _yes(sandbox))
             raise
 
@@ -293,6 +293,12 @@ def _opened(trading: Trading) -> Iterator[tuple[UUID, dict]]:
         if compressor is not None:
             data = compressor.decompress(data)
         yield notification.originator_id, json.loads(data)
+
+
+def _kind_of(opened: dict) -> str | None:
+    """The kind as stored: an enum is written as ``{"_type_": ..., "_data_": "live"}``."""
+    kind = opened.get("kind")
+    return kind.get("_data_") if isinstance(kind, dict) else kind
 
 
 def _record_balances(account: ExchangeAccount, cause, balances: dict[str, Balance]) -> None:

@@ -77,6 +77,8 @@ def _email(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from eventsourcing.persistence import PersistenceError
 
     from api.commands.common import EXIT_FAILED, CommandError
@@ -85,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     from domain.errors import DomainError
 
     display = parse_database_url(args.database).display
+    # A refusal is said once, as this command's error line (the service also logs it,
+    # for servers).
+    logging.getLogger("tradetape.accounts").setLevel(logging.ERROR)
     try:
         identity = open_identity(args.database)
     except (PersistenceError, OSError) as error:

@@ -165,3 +165,17 @@ def _config() -> dict:
     from tests.api.conftest import CONFIG
 
     return dict(CONFIG)
+
+
+@pytest.mark.parametrize("variables", [
+    {"input": {"apiKey": "K-7f3a9c1e5b", "secret": "S-2d8e4a6c0f"}},  # exchange missing
+    {"input": {"exchange": "binance", "apiKey": "K-7f3a9c1e5b", "secret": "S-2d8e4a6c0f",
+               "sandbox": "K-7f3a9c1e5b"}},  # a key where a Boolean goes
+])
+def test_a_malformed_request_does_not_echo_the_keys_it_sent(server, variables) -> None:
+    alice = server.user("alice")
+    answer = server.post(ADD, variables, alice.token)
+    assert answer["data"] is None and answer["errors"][0]["extensions"]["code"] == (
+        "BAD_USER_INPUT")
+    assert "K-7f3a9c1e5b" not in str(answer) and "S-2d8e4a6c0f" not in str(answer)
+    assert "$input" in answer["errors"][0]["message"]

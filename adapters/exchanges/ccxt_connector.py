@@ -69,7 +69,8 @@ def _amount(value: Any, asset: str) -> Decimal:
     except InvalidOperation:
         raise DomainError(f"the exchange reported {asset} as {value!r}, not a number",
                           code="EXCHANGE_ERROR") from None
-    return amount if amount.is_finite() else Decimal(0)
+    # Nothing is 0, however many decimals the exchange wrote it with (not "0E-8").
+    return amount if amount.is_finite() and amount else Decimal(0)
 
 
 def _forget_keys(client: Any) -> None:

@@ -101,3 +101,21 @@ def test_no_bot_trades_on_a_removed_account_even_where_live_is_allowed() -> None
 
 def test_paper_accounts_always_trade() -> None:
     assert trading_refusal(a_paper_account(), allow_live=False) is None
+
+
+@pytest.mark.parametrize(("value", "allowed"), [(None, False), ("", False), ("0", False),
+                                                ("1", True), ("true", True), ("yes", True)])
+def test_the_server_allows_live_trading_only_when_told(value, allowed) -> None:
+    from application.server_settings import ServerSettings
+
+    env = {} if value is None else {"TRADETAPE_ALLOW_LIVE": value}
+    assert ServerSettings.from_environ(env).allow_live is allowed
+
+
+def test_a_typo_in_the_live_switch_stops_the_server_from_starting() -> None:
+    from application.server_settings import ServerSettings
+
+    with pytest.raises(DomainError) as refused:
+        ServerSettings.from_environ({"TRADETAPE_ALLOW_LIVE": "yse"})
+    assert (refused.value.code, refused.value.field) == ("INVALID_SETTING",
+                                                         "TRADETAPE_ALLOW_LIVE")

@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "verify the hash-chained audit log, or export the raw history"),
     "corrections": ("corrections", "correct past fees without rewriting history"),
     "keys": ("keys", "rotate the master key that wraps every user's data key"),
+    "accounts": ("accounts", "a user's exchange accounts: add (keys checked, then sealed), "
+                             "list, balances, remove"),
     "backup": ("backup", "back up the store at one position, verify a backup, restore one"),
 }
 

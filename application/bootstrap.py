@@ -257,6 +257,25 @@ def open_identity(
     return identity
 
 
+def open_exchange_accounts(identity, *, connector=None, allow_live: bool = False,
+                           environ=None):
+    """:class:`~application.exchange_accounts.ExchangeAccounts` over ``identity``'s log and
+    data keys; keys checked through ccxt (``TRADETAPE_SANDBOX_HOST`` from ``environ``,
+    else the process environment, rewrites sandbox URLs) unless ``connector`` is given."""
+    import os
+
+    from application.exchange_accounts import ExchangeAccounts
+
+    if connector is None:
+        from adapters.exchanges.ccxt_client import sandbox_host_from
+        from adapters.exchanges.ccxt_connector import CcxtExchangeConnector
+
+        env = os.environ if environ is None else environ
+        connector = CcxtExchangeConnector(sandbox_host=sandbox_host_from(dict(env)))
+    return ExchangeAccounts(identity.trading, identity.data_keys, connector,
+                            allow_live=allow_live, quote_asset=identity.settings.quote_asset)
+
+
 def rotate_master_key(url: str | None = None):
     """Re-wrap every data key of the store ``url`` names under a new master key (see
     ``adapters/security/master_keys.py``); what was done, and where the new key is."""
@@ -344,7 +363,9 @@ def open_runtime(settings):
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
                    changes=ChangeFeed(trading),
-                   schedules=_checkpoint_schedules(settings, trading, database))
+                   schedules=_checkpoint_schedules(settings, trading, database),
+                   exchange_accounts=open_exchange_accounts(
+                       identity, allow_live=settings.allow_live))
 
 
 def open_live_feed(live, *, pairs):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from application.bot_roster import MAX_BOTS_PER_USER, RefusedError
+from application.exchange_accounts import trading_refusal
 from application.paper_trading import PaperTrading
 from application.trading import Trading
 from application.user_views import Principal
@@ -40,9 +41,13 @@ def bot_name_problems(name: str) -> list[DomainError]:
 
 class BotCommands:
     def __init__(self, trading: Trading, paper: PaperTrading, *, traded_pair: str,
-                 max_bots: BotLimit = lambda owner_id: MAX_BOTS_PER_USER):
+                 max_bots: BotLimit = lambda owner_id: MAX_BOTS_PER_USER,
+                 allow_live: bool = False):
+        """``allow_live``: bots may trade on live (non-sandbox) exchange accounts
+        (``TRADETAPE_ALLOW_LIVE=1``)."""
         self.trading, self.paper = trading, paper
         self.traded_pair, self.max_bots = traded_pair, max_bots
+        self.allow_live = allow_live
 
     # --- checks ---------------------------------------------------------------------------
 
@@ -68,7 +73,8 @@ class BotCommands:
             account = self.trading.get_account(UUID(account_id))
         except (ValueError, NotFoundError):
             return None
-        return account_id if account.owner_id == str(principal.user_id) else None
+        mine = account.owner_id == str(principal.user_id) and not account.removed
+        return account_id if mine else None
 
     # --- commands -------------------------------------------------------------------------
 
@@ -101,6 +107,7 @@ class BotCommands:
         this server yet (no live exchange adapter)."""
         with self.paper.lock:
             bot = self.owned_bot(principal, bot_id)
+            self.check_account_trades(bot)
             if live or bot.mode is BotMode.LIVE:
                 if not principal.email_verified:
                     raise DomainError("verify your email address before trading live",
@@ -110,6 +117,17 @@ class BotCommands:
             self.trading.start_bot(bot.id, actor=str(principal.user_id))
             self.paper.follow(bot.id)
             return bot.id
+
+    def check_account_trades(self, bot: Bot) -> None:
+        """A bot on a removed account, or on a live (non-sandbox) one where this server
+        does not allow live trading, does not start (``trading_refusal``)."""
+        try:
+            account = self.trading.get_account(UUID(bot.exchange_account_id))
+        except (ValueError, NotFoundError):
+            return  # no account recorded (older bots): the paper venue trades it
+        refusal = trading_refusal(account, self.allow_live)
+        if refusal is not None:
+            raise refusal
 
     def pause_bot(self, principal: Principal, bot_id: UUID | None) -> UUID:
         with self.paper.lock:

@@ -55,6 +55,8 @@ class Runtime:
     schedules: list[Any] = field(default_factory=list)
     # live accounts' reconciliation (application/reconciliation.py); None: paper only
     reconciler: Any = None
+    # Live exchange accounts and their keys (``application.exchange_accounts``).
+    exchange_accounts: Any = None
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -63,7 +65,8 @@ class Runtime:
     def bots(self) -> BotCommands:
         """The bot and deal commands, with this server's market and bot limit."""
         return BotCommands(self.trading, self.paper, traded_pair=self.settings.feed_pair,
-                           max_bots=lambda owner_id: self.settings.max_bots_per_user)
+                           max_bots=lambda owner_id: self.settings.max_bots_per_user,
+                           allow_live=self.settings.allow_live)
 
     @cached_property
     def operations(self) -> Operations:

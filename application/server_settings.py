@@ -18,6 +18,8 @@
   ``TRADETAPE_SMTP_URL``, ``TRADETAPE_STARTING_BALANCE``, ``TRADETAPE_PUBLIC_URL``: see
   ``application.identity_settings``, ``adapters/security/key_files.py`` and the README
 - ``TRADETAPE_TRUSTED_PROXIES``: see ``application.trusted_proxies``
+- ``TRADETAPE_ALLOW_LIVE``: ``1`` lets bots trade on live (non-sandbox) exchange accounts
+  (default: sandbox accounts only, ``LIVE_TRADING_DISABLED``)
 - ``TRADETAPE_AUDIT_CHECKPOINT_FILE``: append an audit checkpoint (one JSON line) to this
   file at start and every ``TRADETAPE_AUDIT_CHECKPOINT_SECONDS`` (default 3600), signed with
   the Ed25519 key file ``TRADETAPE_AUDIT_CHECKPOINT_SIGNING_KEY`` when set
@@ -69,6 +71,7 @@ class ServerSettings:
     checkpoint_signing_key: str | None = None
     live_feed: LiveFeed | None = None  # None: the shipped replay
     reconcile_seconds: float = 60.0
+    allow_live: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -94,7 +97,8 @@ class ServerSettings:
         if cache not in ("on", "off"):
             raise DomainError(f"TRADETAPE_GRAPHQL_CACHE={cache!r}: use on or off",
                               code="INVALID_SETTING", field="TRADETAPE_GRAPHQL_CACHE")
-        settings = replace(settings, graphql_cache=cache == "on")
+        settings = replace(settings, graphql_cache=cache == "on",
+                           allow_live=_flag(env, ALLOW_LIVE_ENV))
         return _reconcile(_checkpoints(settings, env), env).checked()
 
     def checked(self) -> ServerSettings:
@@ -159,6 +163,20 @@ def _checkpoints(settings: ServerSettings, env: Mapping[str, str]) -> ServerSett
                               field="TRADETAPE_AUDIT_CHECKPOINT_SECONDS")
         settings = replace(settings, checkpoint_seconds=value)
     return settings
+
+
+ALLOW_LIVE_ENV = "TRADETAPE_ALLOW_LIVE"
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """``1``/``true``/``yes`` on, unset/``0``/``false``/``no`` off; anything else refused
+    (a typo must not decide whether real money trades)."""
+    text = (env.get(name) or "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise DomainError(f"{name}={text!r}: use 1 or 0", code="INVALID_SETTING", field=name)
 
 
 def _number(text: str, name: str, kind: type):

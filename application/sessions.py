@@ -56,6 +56,12 @@ class Sessions:
         if self._on_close is not None:
             self._on_close()
 
+    @property
+    def data_keys(self) -> DataKeyStore:
+        """The per-user data keys: other services seal their owners' secrets with them
+        (exchange API keys, ``application.exchange_accounts``)."""
+        return self._keys
+
     def login(self, email: str, password: str, ip: str | None = None) -> AuthTokens:
         """``INVALID_CREDENTIALS`` alike for an unknown email and a wrong password (and
         as slow); ``ACCOUNT_BLOCKED`` only to someone who knows the password."""

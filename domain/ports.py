@@ -277,3 +277,33 @@ class SecretSource(Protocol):
     def new_secret(self) -> str:
         """A fresh, unguessable, URL-safe string (at least 256 random bits)."""
         ...
+
+
+# --- exchange accounts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class ApiCredentials:
+    """An account's keys in the clear: held in memory only while a client is built or the
+    keys are checked. ``repr`` hides them, so a key never reaches a log line or a
+    traceback's locals dump."""
+
+    api_key: str
+    secret: str
+    password: str | None = None
+
+    def __repr__(self) -> str:
+        return "ApiCredentials(***)"
+
+
+class ExchangeConnector(ABC):
+    """Authenticated calls on an exchange for one account's keys, before (and apart from)
+    any trading: adding an account checks its keys, ``accounts balances`` shows them."""
+
+    @abstractmethod
+    def verify(self, exchange: str, sandbox: bool,
+               credentials: ApiCredentials) -> dict[str, Balance]:
+        """The account's balances by asset, through an authenticated call. A refusal is a
+        ``DomainError`` with one code: ``EXCHANGE_AUTH_FAILED``,
+        ``EXCHANGE_PERMISSION_DENIED``, ``EXCHANGE_UNAVAILABLE``, ``EXCHANGE_NOT_SUPPORTED``
+        (or ``EXCHANGE_ERROR`` for any other answer), never with a key in its message."""

@@ -53,6 +53,10 @@ TEMPLATES = {
     "ExchangeAccount.Deposited": "deposited {amount} {asset}",
     "ExchangeAccount.Withdrawn": "withdrew {amount} {asset}",
     "ExchangeAccount.BalanceObserved": "exchange reports {asset}: free {free}, locked {locked}",
+    "ExchangeAccount.Connected": 'live account "{name}" connected (sandbox: {sandbox}), '
+                                 "keys sealed",
+    "ExchangeAccount.Checked": "keys checked: {status}, code {code}",
+    "ExchangeAccount.Removed": "removed",
     "BacktestRun.Started": "backtest over {candles_count} candles of {candles_source}",
     "BacktestRun.PeriodChosen": "backtest of the candles from {from_ms} until {to_ms} (UTC ms)",
     "BacktestRun.Completed": "backtest completed",

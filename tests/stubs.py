@@ -142,3 +142,26 @@ def replay(events: Sequence[Any]) -> TradetapeAggregate:
 def state_of(aggregate: TradetapeAggregate) -> dict[str, Any]:
     """Everything an aggregate knows, without its not-yet-saved events."""
     return {k: v for k, v in vars(aggregate).items() if k != "_pending_events"}
+
+
+ACCOUNT_UUID = UUID("00000000-0000-4000-8000-0000000000a1")
+
+
+def a_live_account(*, sandbox: bool = True, name: str = "binance testnet",
+                   minute: int = 0) -> Any:
+    """A live exchange account, opened and connected; its keys stand for sealed ones."""
+    from domain.accounts import AccountKind, ExchangeAccount, SealedKeys
+
+    account = ExchangeAccount.open(ACCOUNT_UUID, a_cause(minute), owner_id=OWNER_ID,
+                                   kind=AccountKind.LIVE, exchange="binance",
+                                   quote_asset="USDT")
+    account.connect(a_cause(minute), name=name, sandbox=sandbox,
+                    keys=SealedKeys("v1.sealed-key", "v1.sealed-secret"))
+    return account
+
+
+def a_paper_account(minute: int = 0) -> Any:
+    from domain.accounts import AccountKind, ExchangeAccount
+
+    return ExchangeAccount.open(ACCOUNT_UUID, a_cause(minute), owner_id=OWNER_ID,
+                                kind=AccountKind.PAPER, exchange="paper", quote_asset="USDT")

@@ -14,26 +14,16 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import DomainError
 
+# Declared with the port it crosses (the application hands keys to the live runner);
+# adapters may import it from here as before.
+from domain.ports import ApiCredentials
+
 SANDBOX_HOST_ENV = "TRADETAPE_SANDBOX_HOST"
 _HOST = re.compile(r"^[a-z][a-z0-9+.-]*://[^/]+", re.IGNORECASE)
-
-
-@dataclass(frozen=True, repr=False)
-class ApiCredentials:
-    """An account's keys in the clear: held in memory only while a client is built.
-    ``repr`` hides them, so a key never reaches a log line or a traceback's locals dump."""
-
-    api_key: str
-    secret: str
-    password: str | None = None
-
-    def __repr__(self) -> str:
-        return "ApiCredentials(***)"
 
 
 def supported_exchanges() -> list[str]:

@@ -59,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
         print(demo.login_line, flush=True)
     market = (settings.live_feed.describe() if settings.live_feed and not settings.demo
               else f"paper market at {settings.speed:g}x")
+    sandbox_host = (os.environ.get("TRADETAPE_SANDBOX_HOST") or "").strip() or None
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
-          f"(health: /health), {market}", flush=True)
+          f"(health: /health), {market}; "
+          f"{runtime.exchange_accounts.trading_line(sandbox_host)}", flush=True)
     # A websocket message is held to the same size as a request body.
     app = create_app(runtime, limits=limits, cors_origins=origins)
     config = uvicorn.Config(app, host=settings.host,

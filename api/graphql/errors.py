@@ -83,9 +83,38 @@ class MaskFaults(MaskErrors):
         return masked
 
 
+_ECHOED = re.compile(r"(Variable '\$\w+') got invalid value (.*)$", re.S)
+_AT_PATH = re.compile(r" at '[^']*'$")
+# "Expected value of type 'X' ..., found: {'apiKey': ...}." (values given in variables or
+# the document): the value quoted at the end.
+_FOUND = re.compile(r", found:? .*$", re.S)
+# "Boolean cannot represent a non boolean value: 'the value sent'".
+_REPRESENT = re.compile(r"(cannot represent[^:]*): .*$", re.S)
+
+
+def without_echoed_value(message: str) -> str:
+    """graphql-core's message for a value it could not take quotes the value sent
+    (``Variable '$input' got invalid value {'apiKey': ...}; Field ... was not provided``,
+    ``Expected value of type 'X' to include required field 'y', found: {...}.``):
+    a password or an exchange key must not come back in an answer. What is kept: the
+    variable, the path inside it, and the reason up to any value it quotes."""
+    message = _REPRESENT.sub(r"\1.", _FOUND.sub(".", message))
+    found = _ECHOED.match(message)
+    if found is None:
+        return message
+    rest = found.group(2)
+    cut = rest.rfind("; ")
+    at = _AT_PATH.search(rest[:cut]) if cut >= 0 else None
+    reason = rest[cut + 2:].split(": ", 1)[0].rstrip(".") if cut >= 0 else ""
+    return (f"{found.group(1)} got an invalid value{at.group() if at else ''}"
+            f"{'; ' + reason + '.' if reason else '.'}")
+
+
 def name_codes(errors: list[GraphQLError] | tuple[GraphQLError, ...]) -> None:
-    """Gives each error without an ``extensions.code`` the code :func:`code_of` says."""
+    """Gives each error without an ``extensions.code`` the code :func:`code_of` says, and
+    takes the values sent out of the messages that quote them."""
     for error in errors:
+        error.message = without_echoed_value(error.message)
         if not (error.extensions or {}).get("code"):
             error.extensions = {**(error.extensions or {}), "code": code_of(error)}
 

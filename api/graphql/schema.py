@@ -22,6 +22,8 @@ from api.graphql.bots.subscriptions import BotSubscriptions
 from api.graphql.deals.mutations import DealMutations
 from api.graphql.deals.queries import DealQueries
 from api.graphql.errors import ErrorCodes, MaskFaults, log_errors, name_codes
+from api.graphql.exchange_accounts.mutations import ExchangeAccountMutations
+from api.graphql.exchange_accounts.queries import ExchangeAccountQueries
 from api.graphql.limits import limits
 from api.graphql.portfolio.queries import PortfolioQueries
 from api.graphql.portfolio.subscriptions import PortfolioSubscriptions
@@ -31,9 +33,11 @@ from api.graphql.system.queries import SystemQueries
 from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
-                              AuditQueries, PlanQueries, SystemQueries))
+                              AuditQueries, PlanQueries, SystemQueries,
+                              ExchangeAccountQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
-                                    DealMutations, SystemMutations))
+                                    DealMutations, SystemMutations,
+                                    ExchangeAccountMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 

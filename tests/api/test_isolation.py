@@ -45,6 +45,11 @@ AUTHENTICATED = {
                  "code } } }",
     "emergencyStop": "mutation { emergencyStop(reason: \"test\") { __typename } }",
     "emergencyResume": "mutation { emergencyResume { __typename } }",
+    "exchangeAccounts": "{ exchangeAccounts { edges { node { id sandbox } } } }",
+    "addExchangeAccount": 'mutation { addExchangeAccount(input: {exchange: "binance", '
+                          'sandbox: true, apiKey: "k", secret: "s"}) { __typename } }',
+    "removeExchangeAccount": "mutation($id: ID!) { removeExchangeAccount(id: $id) { "
+                             "__typename ... on AccountErrors { code } } }",
 }
 SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
 
@@ -114,7 +119,7 @@ def bob_world(server):
 NULL_FOR_OTHERS = {"bot": "bot", "deals": "bot", "deal": "deal", "pnlSeries": "bot",
                    "history": "bot"}
 NOT_FOUND_FOR_OTHERS = {"editBot", "startBot", "pauseBot", "stopBot", "resetBotError",
-                        "setLeaderboardListing", "closeDeal"}
+                        "setLeaderboardListing", "closeDeal", "removeExchangeAccount"}
 
 
 @pytest.mark.parametrize("field", sorted(NULL_FOR_OTHERS))
@@ -136,9 +141,10 @@ def test_history_of_anything_of_another_user_is_null(server, bob_world):
 
 @pytest.mark.parametrize("field", sorted(NOT_FOUND_FOR_OTHERS))
 def test_another_users_ids_are_not_found_by_mutations(server, bob_world, field):
-    alice, _, bob_bot, bob_deal = bob_world
+    alice, bob, bob_bot, bob_deal = bob_world
     document = AUTHENTICATED[field]
-    target = bob_deal if field == "closeDeal" else bob_bot
+    target = (bob_deal if field == "closeDeal" else bob.paper_account_id
+              if field == "removeExchangeAccount" else bob_bot)
     result = server.gql(document, {"id": target}, alice.token)[field]
     assert result["code"] == "NOT_FOUND", result
     bot = server.runtime.trading.get_bot(uuid.UUID(bob_bot))
@@ -165,6 +171,9 @@ def test_lists_show_only_the_callers_own_things(server, bob_world):
     seen = {e["node"]["aggregateId"] for e in data["auditLog"]["edges"]}
     assert seen and not seen & {bob_bot, bob_deal, bob.user_id, bob.paper_account_id}
     assert {mine, alice.user_id, alice.paper_account_id} <= seen
+    accounts = server.gql(AUTHENTICATED["exchangeAccounts"], token=alice.token)
+    assert [e["node"]["id"] for e in accounts["exchangeAccounts"]["edges"]] == [
+        alice.paper_account_id]
     only_bob = server.gql(AUTHENTICATED["auditLog"], {"id": bob_bot}, alice.token)
     assert only_bob["auditLog"]["edges"] == []
 

@@ -1,0 +1,1 @@
+"""Exchange accounts: addExchangeAccount, exchangeAccounts, removeExchangeAccount."""

@@ -1,0 +1,40 @@
+"""``exchangeAccounts(first, after)``: the caller's accounts, paper included, oldest first."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from api.graphql.common import PageInfo
+from api.graphql.exchange_accounts.types import (
+    ExchangeAccount,
+    ExchangeAccountConnection,
+    ExchangeAccountEdge,
+)
+from api.graphql.permissions import IsAuthenticated
+
+
+@strawberry.type
+class ExchangeAccountQueries:
+    @strawberry.field(permission_classes=[IsAuthenticated], description=(
+        "Your exchange accounts (paper and live, not removed ones), oldest first (at most "
+        "100 a page)"))
+    async def exchange_accounts(self, info: Info, first: int | None = 50,
+                                after: str | None = None) -> ExchangeAccountConnection:
+        ctx = info.context
+        service = ctx.runtime.exchange_accounts
+        views = await ctx.read.slow(service.list, ctx.principal.user_id)
+        ids = [str(view.id) for view in views]
+        start = 0
+        if after is not None:
+            if after not in ids:
+                raise GraphQLError("the cursor names no account of yours",
+                                   extensions={"code": "INVALID_CURSOR"})
+            start = ids.index(after) + 1
+        page = views[start:start + (first or 50)]
+        edges = [ExchangeAccountEdge(node=ExchangeAccount.of(v), cursor=str(v.id))
+                 for v in page]
+        return ExchangeAccountConnection(edges=edges, page_info=PageInfo(
+            has_next_page=start + len(page) < len(views),
+            end_cursor=edges[-1].cursor if edges else None))

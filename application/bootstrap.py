@@ -340,6 +340,7 @@ def open_runtime(settings):
     from application.change_feed import ChangeFeed
     from application.live_loop import LiveLoop
     from application.paper_trading import PaperTrading
+    from application.reconciliation import Reconciler
     from application.runtime import Runtime
 
     database = parse_database_url(settings.database_url)
@@ -351,7 +352,9 @@ def open_runtime(settings):
     def venue(pair, quote, base):
         return PaperExchange(pair, quote_balance=quote, base_balance=base)
 
-    paper = PaperTrading(trading, ids, venue)
+    exchange_accounts = open_exchange_accounts(identity, allow_live=settings.allow_live)
+    paper = PaperTrading(trading, ids, venue, live_venues=open_live_venues(exchange_accounts))
+    reconciler = Reconciler(paper, settings.reconcile_seconds)
     if settings.live_feed is not None and not settings.demo:
         feed = open_live_feed(settings.live_feed, pairs=paper.traded_pairs)
     else:
@@ -359,13 +362,41 @@ def open_runtime(settings):
         # a restarted server continues the same market.
         feed = ReplayFeed(load_candles(shipped_series(settings.feed)), settings.feed_pair,
                           speed=settings.speed, epoch=datetime(2026, 1, 1, tzinfo=UTC))
-    loop = LiveLoop(clock, [feed], paper)
+    loop = LiveLoop(clock, [feed], paper, periodic=[reconciler.run_if_due])
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
                    changes=ChangeFeed(trading),
                    schedules=_checkpoint_schedules(settings, trading, database),
-                   exchange_accounts=open_exchange_accounts(
-                       identity, allow_live=settings.allow_live))
+                   exchange_accounts=exchange_accounts, reconciler=reconciler)
+
+
+def open_live_venues(exchange_accounts, environ=None):
+    """``venue(account, pair)``: a live account's venue on one pair, through ccxt (one
+    client per account, shared by its pairs; ``TRADETAPE_SANDBOX_HOST`` for sandboxes).
+    The account's keys are unsealed here, in memory only."""
+    import os
+
+    from application.live_venue import LiveVenue
+
+    env = dict(os.environ if environ is None else environ)
+    exchanges: dict = {}
+
+    def venue(account, pair: str):
+        exchange_accounts.check_can_trade(account.id)
+        view = exchange_accounts.account(account.id)
+        if account.id not in exchanges:
+            from adapters.exchanges.ccxt_venue import CcxtExchange
+
+            from adapters.exchanges.ccxt_client import sandbox_host_from
+
+            exchanges[account.id] = CcxtExchange.open(
+                view.exchange, sandbox=view.sandbox,
+                credentials=exchange_accounts.credentials(account.id),
+                sandbox_host=sandbox_host_from(env) if view.sandbox else None)
+        return LiveVenue(exchanges[account.id], pair, account_id=str(account.id),
+                         sandbox=view.sandbox)
+
+    return venue
 
 
 def open_live_feed(live, *, pairs):

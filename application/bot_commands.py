@@ -17,6 +17,7 @@ from application.exchange_accounts import trading_refusal
 from application.paper_trading import PaperTrading
 from application.trading import Trading
 from application.user_views import Principal
+from domain.accounts import AccountKind
 from domain.bots import Bot, BotMode
 from domain.dca import DcaConfig
 from domain.deals import DealStatus
@@ -40,7 +41,7 @@ def bot_name_problems(name: str) -> list[DomainError]:
 
 
 class BotCommands:
-    def __init__(self, trading: Trading, paper: PaperTrading, *, traded_pair: str,
+    def __init__(self, trading: Trading, paper: PaperTrading, *, traded_pair: str | None,
                  max_bots: BotLimit = lambda owner_id: MAX_BOTS_PER_USER,
                  allow_live: bool = False):
         """``allow_live``: bots may trade on live (non-sandbox) exchange accounts
@@ -61,7 +62,9 @@ class BotCommands:
         return bot
 
     def check_pair(self, config: DcaConfig) -> None:
-        if config.pair != self.traded_pair:
+        """A replayed market trades one pair; a live market (None) any pair the exchange
+        lists (an unlisted one is refused by the exchange's venue, PAIR_NOT_TRADED)."""
+        if self.traded_pair is not None and config.pair != self.traded_pair:
             raise DomainError(f"this server's paper market trades {self.traded_pair} only",
                               code="PAIR_NOT_TRADED", field="pair")
 
@@ -92,7 +95,7 @@ class BotCommands:
             raise RefusedError(bot_name_problems(name) + missing)
         return self.trading.create_bot(
             owner_id=owner, name=name.strip(), config=config,
-            exchange_account_id=account or "", mode=BotMode.PAPER, actor=owner,
+            exchange_account_id=account or "", mode=self._mode_of(account), actor=owner,
             max_bots=self.max_bots(owner), other_problems=lambda: list(missing))
 
     def edit_bot(self, principal: Principal, bot_id: UUID | None, config: DcaConfig) -> UUID:
@@ -102,18 +105,33 @@ class BotCommands:
             self.trading.edit_bot_config(bot.id, config, actor=str(principal.user_id))
             return bot.id
 
+    def _mode_of(self, account_id: str | None) -> BotMode:
+        """A bot trades as its account does: live on an exchange account (sandbox or
+        not), on paper otherwise."""
+        try:
+            account = self.trading.get_account(UUID(account_id or ""))
+        except (ValueError, NotFoundError):
+            return BotMode.PAPER
+        return BotMode.LIVE if account.kind is AccountKind.LIVE else BotMode.PAPER
+
     def start_bot(self, principal: Principal, bot_id: UUID | None, live: bool = False) -> UUID:
-        """Paper by default. Live trading needs a verified email, and is not offered by
-        this server yet (no live exchange adapter)."""
+        """A bot on a paper account trades on paper; one on an exchange account trades
+        there (a verified email, a server with exchange adapters and, for a non-sandbox
+        account, ``TRADETAPE_ALLOW_LIVE=1``)."""
         with self.paper.lock:
             bot = self.owned_bot(principal, bot_id)
             self.check_account_trades(bot)
-            if live or bot.mode is BotMode.LIVE:
+            if live and bot.mode is not BotMode.LIVE:
+                raise DomainError("this bot trades on a paper account: create it on an "
+                                  "exchange account to trade live",
+                                  code="LIVE_ACCOUNT_REQUIRED")
+            if bot.mode is BotMode.LIVE:
                 if not principal.email_verified:
                     raise DomainError("verify your email address before trading live",
                                       code="EMAIL_NOT_VERIFIED")
-                raise DomainError("this server trades on paper only",
-                                  code="LIVE_TRADING_UNAVAILABLE")
+                if self.paper.live_venues is None:
+                    raise DomainError("this server trades on paper only",
+                                      code="LIVE_TRADING_UNAVAILABLE")
             self.trading.start_bot(bot.id, actor=str(principal.user_id))
             self.paper.follow(bot.id)
             return bot.id

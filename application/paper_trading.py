@@ -58,6 +58,9 @@ class _Market:
     venue: PaperVenue
     engines: dict[UUID, DcaEngine] = field(default_factory=dict)
     failures: dict[UUID, Exception] = field(default_factory=dict)  # in the step under way
+    # live: bots whose restart reconciliation could not reach the exchange, with the safety
+    # orders their deal had placed; finished at the first step that reaches it
+    unreconciled: dict[UUID, frozenset[int]] = field(default_factory=dict)
 
     def fail(self, bot_id: UUID, error: Exception) -> None:
         self.engines.pop(bot_id, None)
@@ -131,7 +134,11 @@ class PaperTrading:
             for bot_id in _bot_ids(self.trading):
                 bot = self.trading.get_bot(bot_id)
                 if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
-                    self.follow(bot_id)
+                    try:
+                        self.follow(bot_id)
+                    except DomainError as error:  # e.g. its live account may not trade
+                        cause = self.trading.cause(SYSTEM, f"resume:{bot_id}")
+                        self._record_failure(bot_id, cause, error)
             return sorted(self.bot_ids)
 
     def follow(self, bot_id: UUID) -> None:
@@ -188,6 +195,9 @@ class PaperTrading:
                 market.on_order_update(update)
             if engine.deal is not None:
                 engine.resume_ladder(frozenset(placed))
+        except DomainError as error:  # the exchange is away: the first step that reaches
+            log.warning("bot %s: reconciliation deferred: %s", bot.id, error)  # it finishes
+            market.unreconciled[bot.id] = frozenset(placed)
         finally:
             self._append(engine.take_changes())
 
@@ -221,6 +231,8 @@ class PaperTrading:
         appended = 0
         for bot_id, engine in list(market.engines.items()):
             try:
+                if walked and bot_id in market.unreconciled:
+                    engine.resume_ladder(market.unreconciled.pop(bot_id))
                 if walked:
                     engine.on_close(c)
             except Exception as error:

@@ -64,7 +64,9 @@ class Runtime:
     @cached_property
     def bots(self) -> BotCommands:
         """The bot and deal commands, with this server's market and bot limit."""
-        return BotCommands(self.trading, self.paper, traded_pair=self.settings.feed_pair,
+        live_market = self.settings.live_feed is not None and not self.settings.demo
+        return BotCommands(self.trading, self.paper,
+                           traded_pair=None if live_market else self.settings.feed_pair,
                            max_bots=lambda owner_id: self.settings.max_bots_per_user,
                            allow_live=self.settings.allow_live)
 

@@ -73,14 +73,18 @@ class CcxtExchange(Exchange):
     # --- the port -------------------------------------------------------------------------
 
     def create_order(self, request: OrderRequest) -> ExchangeOrder:
+        import ccxt
+
         engine_id = request.client_order_id
         try:
             self._ensure_markets()
             self.client.market(request.pair)
-        except DomainError as error:
-            return self._rejected(request, f"{error.code}: {error.message}")
-        except Exception as error:  # ccxt's BadSymbol from market(): a pair not listed
+        except ccxt.BaseError as error:  # BadSymbol: a pair the exchange does not list
             return self._rejected(request, _reason(error, "placing an order"))
+        except DomainError as error:
+            if error.code == "EXCHANGE_UNAVAILABLE":
+                raise  # not a refusal: nothing is known about the market yet
+            return self._rejected(request, f"{error.code}: {error.message}")
         amount = round_amount(self.client, request.pair, request.amount)
         price = (round_price(self.client, request.pair, request.price)
                  if request.price is not None else None)

@@ -164,3 +164,12 @@ def test_an_order_below_the_minimums_is_rejected_without_a_request(amount, price
     assert order.status is OrderStatus.REJECTED
     assert order.reason.startswith(f"{code}: ")
     assert http.sent == []
+
+
+def test_an_order_on_a_pair_the_exchange_does_not_list_is_rejected_unsent():
+    exchange, http = venue("binance")  # the recorded markets have no SOL/USDT
+    order = exchange.create_order(OrderRequest(ORDER_ID.hex, "SOL/USDT", OrderSide.BUY,
+                                               OrderType.LIMIT, Decimal("1"), Decimal("200")))
+    assert order.status is OrderStatus.REJECTED
+    assert order.reason.startswith("PAIR_NOT_TRADED: ")
+    assert http.sent == []

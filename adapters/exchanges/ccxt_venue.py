@@ -65,9 +65,10 @@ class CcxtExchange(Exchange):
 
     @classmethod
     def open(cls, exchange_id: str, *, sandbox: bool, credentials: ApiCredentials | None = None,
-             sandbox_host: str | None = None, **kwargs: Any) -> CcxtExchange:
+             sandbox_host: str | None = None, timeout_ms: int = 10_000,
+             **kwargs: Any) -> CcxtExchange:
         client = open_client(exchange_id, sandbox=sandbox, credentials=credentials,
-                             sandbox_host=sandbox_host)
+                             sandbox_host=sandbox_host, timeout_ms=timeout_ms)
         return cls(client, sandbox=sandbox, sandbox_host=sandbox_host, **kwargs)
 
     # --- the port -------------------------------------------------------------------------

@@ -37,7 +37,28 @@ def _paper() -> Iterator[Venue]:
     yield Venue("paper", paper, lambda: paper.price, lambda: None)
 
 
-VENUES = {"paper": _paper}
+def _ccxt_binance_on_the_simulator() -> Iterator[Venue]:
+    """ccxt's binance class, through CcxtExchange, against the local exchange simulator
+    (Binance's spot REST on 127.0.0.1, its clock moved only by ``settle``)."""
+    from adapters.exchanges.ccxt_client import ApiCredentials
+    from adapters.exchanges.ccxt_venue import CcxtExchange
+    from tests.exchange_simulator import running_simulator
+
+    balances = {"USDT": str(QUOTE_START), "BTC": str(BASE_START)}
+    with running_simulator(speed=0, balances=balances) as sim:
+        sim.advance(5 * 60_000)
+        exchange = CcxtExchange.open("binance", sandbox=True, sandbox_host=sim.url,
+                                     credentials=ApiCredentials(sim.api_key, sim.secret),
+                                     sleep=lambda _: None)
+
+        def price() -> Decimal:  # the open candle's close is its open: a market order's price
+            candles = exchange.client.fetch_ohlcv("BTC/USDT", "1m", None, 1)
+            return Decimal(candles[-1][4])
+
+        yield Venue("ccxt-binance", exchange, price, lambda: sim.advance(60_000) and None)
+
+
+VENUES = {"paper": _paper, "ccxt-binance": _ccxt_binance_on_the_simulator}
 
 
 @pytest.fixture(params=sorted(VENUES))

@@ -125,3 +125,16 @@ def test_market_rules_are_decimals_or_none(venue: Venue):
     rules = venue.exchange.market_rules(venue.pair)
     assert rules is None or (isinstance(rules, MarketRules) and all(
         value is None or (type(value) is Decimal and value > 0) for value in rules))
+
+
+def test_a_marketable_limit_buy_fills_at_or_below_its_price(venue: Venue):
+    price = price_on_step(venue, venue.price() * Decimal("1.01"))
+    amount = units_for(venue, Decimal(100), price)
+    placed = venue.exchange.create_order(
+        request(venue, OrderSide.BUY, OrderType.LIMIT, amount, price))
+    venue.settle()
+    filled = venue.exchange.fetch_order(placed.exchange_order_id, venue.pair)
+    assert filled.status is OrderStatus.FILLED
+    assert sum(t.amount for t in filled.trades) == amount
+    assert all(t.price <= price for t in filled.trades)
+    assert venue.exchange.fetch_open_orders(venue.pair) == []

@@ -173,3 +173,19 @@ def test_an_order_on_a_pair_the_exchange_does_not_list_is_rejected_unsent():
     assert order.status is OrderStatus.REJECTED
     assert order.reason.startswith("PAIR_NOT_TRADED: ")
     assert http.sent == []
+
+
+def test_bybit_finds_an_order_by_client_id_in_its_open_then_closed_lists():
+    exchange, http = venue("bybit")
+    resting = body("bybit", "fetchOpenOrder", "spot open order")
+    resting["result"]["list"][0]["orderLinkId"] = "tt" + ORDER_ID.hex  # edit: ours
+    empty = {"retCode": "0", "retMsg": "OK", "result": {"category": "spot", "list": []}}
+    http.on("GET", "/v5/order/realtime", resting).on("GET", "/v5/order/history", empty)
+    found = exchange.fetch_order_by_client_id(ORDER_ID.hex, "LTC/USDT")
+    assert (found.exchange_order_id, found.status) == ("1620421817225451008",
+                                                       OrderStatus.ACCEPTED)
+    assert found.client_order_id == ORDER_ID.hex  # mapped back to the engine's id
+    assert query_of(http.sent[0][1])["orderLinkId"] == "tt" + ORDER_ID.hex
+    http.routes[0] = ("GET", "/v5/order/realtime", empty)
+    assert exchange.fetch_order_by_client_id(ORDER_ID.hex, "LTC/USDT") is None
+    assert http.count("GET", "/v5/order/history") == 1  # closed orders asked before "unknown"

@@ -54,7 +54,7 @@ class Trade(NamedTuple):
     # fee's asset), recorded by the venue that converted it. None: no conversion was made
     # (the fee is in quote or base, or no rate was known). The paper venue leaves them None.
     fee_quote: Decimal | None = None
-    fee_rate: Decimal | None = None
+    fee_conversion_rate: Decimal | None = None
 
     def base_held_change(self, side: OrderSide, base: str) -> Decimal:
         """What the trade changes in the base asset held: a fee paid in base is taken from

@@ -74,12 +74,12 @@ def fee_of(trade: dict[str, Any]) -> tuple[Decimal, str | None]:
 
 
 def trade_from(trade: dict[str, Any], quote: str, fee_quote: Decimal | None = None,
-               fee_rate: Decimal | None = None) -> Trade:
+               fee_conversion_rate: Decimal | None = None) -> Trade:
     """One of our fills. A fee of zero with no currency is a fee of zero in quote."""
     fee, currency = fee_of(trade)
     return Trade(str(trade["id"]), _required(trade.get("price"), "price"),
                  _required(trade.get("amount"), "amount"), fee, currency or quote,
-                 fee_quote, fee_rate)
+                 fee_quote, fee_conversion_rate)
 
 
 def exchange_order_from(order: dict[str, Any], client_order_id: str,

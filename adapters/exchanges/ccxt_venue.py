@@ -214,11 +214,11 @@ class CcxtExchange(Exchange):
         fee, currency = fee_of(raw)
         quote, base = market["quote"], market["base"]
         if fee and currency not in (None, quote, base):
-            rate = self._fee_rate(currency, quote, raw.get("timestamp"))
+            rate = self._conversion_rate(currency, quote, raw.get("timestamp"))
             return trade_from(raw, quote, None if rate is None else fee * rate, rate)
         return trade_from(raw, quote)
 
-    def _fee_rate(self, asset: str, quote: str, at_ms: int | None) -> Decimal | None:
+    def _conversion_rate(self, asset: str, quote: str, at_ms: int | None) -> Decimal | None:
         """Quote per unit of ``asset`` (BNB) when the trade happened: the close of the
         1-minute candle holding the trade, else the last price; None if neither is known."""
         import ccxt
@@ -242,8 +242,15 @@ class CcxtExchange(Exchange):
         if self._markets_ready:
             return
         if not self.client.markets:  # shared by every client of this exchange (cached)
-            self._call("loading markets", lambda: load_markets(
-                self.client, sandbox=self._sandbox, sandbox_host=self._sandbox_host))
+            # Loaded in ccxt's default number mode: the cache hands these markets to other
+            # clients (the feed, dca-plan) that expect ccxt's usual floats. Ours read them
+            # through decimal_from, exact for the steps and minimums exchanges publish.
+            self.client.number = float
+            try:
+                self._call("loading markets", lambda: load_markets(
+                    self.client, sandbox=self._sandbox, sandbox_host=self._sandbox_host))
+            finally:
+                self.client.number = str
         self._markets_ready = True
 
     def _call(self, doing: str, fn: Callable[[], T]) -> T:

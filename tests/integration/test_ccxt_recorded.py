@@ -133,7 +133,7 @@ def test_fee_in_a_third_asset_is_converted_at_the_trades_minute():
             body("binance", "fetchOHLCV", "Spot OHLCV with since and limit"))
     (trade,) = exchange.fetch_order("3397148653", "LTC/USDT").trades
     assert (trade.fee, trade.fee_currency) == (Decimal("0.00000032"), "BTC")
-    assert trade.fee_rate == Decimal("43488.71")  # that candle's close, BTC/USDT
+    assert trade.fee_conversion_rate == Decimal("43488.71")  # that candle's close, BTC/USDT
     assert trade.fee_quote == Decimal("0.00000032") * Decimal("43488.71")
     assert query_of(http.sent[-1][1])["symbol"] == "BTCUSDT"
 

@@ -98,3 +98,17 @@ def test_a_sell_amount_is_truncated_to_the_step_never_above_the_holding(sim):
     assert sold.status is OrderStatus.FILLED
     assert sum(t.amount for t in sold.trades) == Decimal("0.49999")  # step 0.00001
     assert exchange.fetch_balance()["BTC"].total == Decimal("0.00001")
+
+
+def test_markets_are_loaded_once_per_exchange_and_shared_as_ccxt_shapes_them(sim):
+    from adapters.exchanges.ccxt_client import load_markets, open_client
+
+    first, _ = venue_on(sim)
+    rules = first.market_rules("BTC/USDT")
+    assert (rules.amount_step, rules.min_notional) == (Decimal("0.00001"), Decimal("5"))
+    sim.go_down()  # a second account on the same exchange asks nothing
+    second, _ = venue_on(sim)
+    assert second.market_rules("BTC/USDT") == rules
+    other = open_client("binance", sandbox=True, sandbox_host=sim.url)
+    shared = load_markets(other, sandbox=True, sandbox_host=sim.url)["BTC/USDT"]
+    assert type(shared["limits"]["cost"]["min"]) is float  # what other ccxt users expect

@@ -46,11 +46,12 @@ DEFAULT_ATTEMPTS = 5
 
 
 class CcxtExchange(Exchange):
-    """One exchange account. ``client`` is a ccxt client (``open_client``); ``sleep`` and
-    ``rng`` are injected so tests retry without waiting and with known delays."""
+    """One exchange account. ``client`` is a ccxt client (``open_client``); ``sleep``,
+    ``monotonic`` and ``rng`` are injected so tests retry without waiting, with known delays."""
 
     def __init__(self, client: Any, *, sandbox: bool = False, sandbox_host: str | None = None,
                  attempts: int = DEFAULT_ATTEMPTS, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None):
         # Exact numbers: ccxt then returns the exchange's decimal text instead of floats.
         client.number = str
@@ -59,7 +60,7 @@ class CcxtExchange(Exchange):
         self.exchange_id: str = client.id
         self._sandbox, self._sandbox_host = sandbox, sandbox_host
         self._attempts = max(1, attempts)
-        self._sleep, self._rng = sleep, rng
+        self._sleep, self._monotonic, self._rng = sleep, monotonic, rng
         self._markets_ready = False
         self._lookup = ClientIdLookup(client, self._call)
 
@@ -96,16 +97,34 @@ class CcxtExchange(Exchange):
             return self._rejected(request, problem)
         exchange_cid = client_order_id_for(engine_id, self.exchange_id)
         for attempt in range(self._attempts):
+            sent_at = self._monotonic()
             sent = self._send_create(request, amount, price, exchange_cid)
             if isinstance(sent, ExchangeOrder):
                 return sent
-            # Its fate is unknown (timeout, connection lost): ask before sending again.
-            found = self.fetch_order_by_client_id(engine_id, request.pair)
-            if found is not None:
-                return found
+            if not _refused_unplaced(sent):  # its fate is unknown: ask before sending again
+                found = self._look_up_after(sent_at, engine_id, request.pair)
+                if found is not None:
+                    return found
             if attempt + 1 < self._attempts:
                 self._sleep(ccxt_errors.backoff_seconds(attempt, rng=self._rng))
         raise ccxt_errors.translate(sent, "placing an order")
+
+    def _look_up_after(self, sent_at: float, engine_id: str, pair: str) -> ExchangeOrder | None:
+        """The order a failed create may have placed, or None once it can no longer arrive:
+        an exchange refuses a request older than its validity window (Binance's
+        ``recvWindow``, signed into it), so "unknown" is only believed after that."""
+        found = self.fetch_order_by_client_id(engine_id, pair)
+        if found is not None:
+            return found
+        wait = self._validity_seconds() - (self._monotonic() - sent_at)
+        if wait <= 0:
+            return None
+        self._sleep(wait)
+        return self.fetch_order_by_client_id(engine_id, pair)
+
+    def _validity_seconds(self) -> float:
+        window_ms = self.client.options.get("recvWindow") or self.client.timeout
+        return float(window_ms) / 1000
 
     def cancel_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
         self._ensure_markets()
@@ -173,7 +192,12 @@ class CcxtExchange(Exchange):
                 if found is not None:
                     return found
             return self._rejected(request, _reason(error, "placing an order"))
-        return self._to_port(order, request.pair, request.client_order_id)
+        try:
+            return self._to_port(order, request.pair, request.client_order_id)
+        except DomainError:
+            # Placed, but its fills could not be read now: it is on the exchange, and its
+            # fills come with the next fetch_order (reconciliation asks).
+            return ExchangeOrder(str(order["id"]), request.client_order_id, OrderStatus.ACCEPTED)
 
     def _reference_price(self, pair: str) -> Decimal | None:
         """The last price, to check a market order's notional; None when not known (the
@@ -266,6 +290,13 @@ class CcxtExchange(Exchange):
                     continue
                 raise ccxt_errors.translate(error, doing) from None
         raise AssertionError("unreachable")
+
+
+def _refused_unplaced(error: BaseException) -> bool:
+    """Throttled (429/418): the exchange answered and placed nothing; no lookup needed."""
+    import ccxt
+
+    return isinstance(error, ccxt.DDoSProtection | ccxt.RateLimitExceeded)
 
 
 def _is_duplicate(error: BaseException) -> bool:

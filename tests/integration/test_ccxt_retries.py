@@ -104,9 +104,12 @@ def test_a_create_the_exchange_never_saw_is_sent_again_with_the_same_id():
     posts = [query_of(url, body) for (method, url), body
              in zip(venue.http.sent, venue.http.bodies, strict=True) if method == "POST"]
     assert [p["newClientOrderId"] for p in posts] == [OURS, OURS]
-    assert venue.http.count("GET", "/api/v3/order") == 1  # looked up in between
     assert (result.status, result.exchange_order_id) == (OrderStatus.ACCEPTED, "9780331417")
-    assert len(venue.sleeps) == 1 and 0 <= venue.sleeps[0] <= 0.5
+    # Looked up at once, and again once the first request could no longer arrive: Binance
+    # refuses a request older than its signed recvWindow (ccxt sends 10 s).
+    assert venue.http.count("GET", "/api/v3/order") == 2
+    window, backoff = venue.sleeps
+    assert 9.9 < window <= 10 and 0 <= backoff <= 0.5
 
 
 def test_a_duplicate_id_answer_fetches_the_existing_order():
@@ -177,4 +180,18 @@ def test_a_create_whose_fate_stays_unknown_is_unavailable_never_rejected():
     with pytest.raises(DomainError) as unknown:
         venue.exchange.create_order(LTC_BUY)
     assert unknown.value.code == "EXCHANGE_UNAVAILABLE"
-    assert venue.http.count("GET", "/api/v3/order") == 2  # looked up after each attempt
+    assert venue.http.count("POST", "/api/v3/order") == 2
+    assert venue.http.count("GET", "/api/v3/order") == 4  # twice after each attempt
+
+
+def test_a_throttled_create_is_sent_again_without_a_lookup():
+    """429/418: the exchange answered and placed nothing."""
+    import ccxt
+
+    venue = Venue()
+    venue.http.on("POST", "/api/v3/order",
+                  in_turn(ccxt.RateLimitExceeded("429"), recorded_order()))
+    result = venue.exchange.create_order(LTC_BUY)
+    assert result.status is OrderStatus.ACCEPTED
+    assert venue.http.count("POST", "/api/v3/order") == 2
+    assert venue.http.count("GET", "/api/v3/order") == 0 and len(venue.sleeps) == 1

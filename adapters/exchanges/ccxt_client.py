@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import decimal
 import re
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,15 @@ class ApiCredentials:
 
     def __repr__(self) -> str:
         return "ApiCredentials(***)"
+
+
+def isolated_decimals() -> AbstractContextManager[decimal.Context]:
+    """Run ccxt inside this. ccxt's ``decimal_to_precision`` (every amount or price it
+    rounds, in its helpers and inside ``create_order``) sets the thread's decimal context
+    to ROUND_HALF_UP with Underflow trapped, and leaves it so: the engine's Decimal
+    arithmetic in that thread would then round differently from a backtest's. A local
+    copy of the context takes the change and is dropped on exit."""
+    return decimal.localcontext()
 
 
 def supported_exchanges() -> list[str]:

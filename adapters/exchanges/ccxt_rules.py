@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from adapters.exchanges.ccxt_client import isolated_decimals
 from adapters.exchanges.ccxt_values import decimal_from
 from domain.ports import MarketRules
 
@@ -52,13 +53,17 @@ def round_amount(client: Any, pair: str, amount: Decimal) -> Decimal:
     import ccxt
 
     try:
-        return Decimal(client.amount_to_precision(pair, str(amount)))
+        with isolated_decimals():
+            text = client.amount_to_precision(pair, str(amount))
     except ccxt.InvalidOrder:  # ccxt refuses a result of 0: less than one step
         return Decimal(0)
+    return Decimal(text)
 
 
 def round_price(client: Any, pair: str, price: Decimal) -> Decimal:
-    return Decimal(client.price_to_precision(pair, str(price)))
+    with isolated_decimals():
+        text = client.price_to_precision(pair, str(price))
+    return Decimal(text)
 
 
 def minimum_problem(rules: MarketRules, pair: str, amount: Decimal,

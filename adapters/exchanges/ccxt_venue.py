@@ -24,7 +24,12 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from adapters.exchanges import ccxt_errors
-from adapters.exchanges.ccxt_client import ApiCredentials, load_markets, open_client
+from adapters.exchanges.ccxt_client import (
+    ApiCredentials,
+    isolated_decimals,
+    load_markets,
+    open_client,
+)
 from adapters.exchanges.ccxt_lookup import ClientIdLookup
 from adapters.exchanges.ccxt_rules import minimum_problem, round_amount, round_price, rules_of
 from adapters.exchanges.ccxt_values import (
@@ -181,9 +186,10 @@ class CcxtExchange(Exchange):
             kind, params["triggerPrice"] = "market", str(price)
             price = None
         try:
-            order = self.client.create_order(request.pair, kind, request.side.value,
-                                             str(amount), None if price is None else str(price),
-                                             params)
+            with isolated_decimals():
+                order = self.client.create_order(
+                    request.pair, kind, request.side.value, str(amount),
+                    None if price is None else str(price), params)
         except ccxt.NetworkError as error:
             return error
         except ccxt.BaseError as error:
@@ -205,7 +211,8 @@ class CcxtExchange(Exchange):
         import ccxt
 
         try:
-            candles = self.client.fetch_ohlcv(pair, "1m", None, 1)
+            with isolated_decimals():
+                candles = self.client.fetch_ohlcv(pair, "1m", None, 1)
             return decimal_from(candles[-1][4], "close") if candles else None
         except (ccxt.BaseError, DomainError, IndexError, TypeError):
             return None
@@ -251,12 +258,14 @@ class CcxtExchange(Exchange):
         if symbol not in (self.client.markets or {}):
             return None
         try:
-            if at_ms is not None and self.client.has.get("fetchOHLCV"):
-                minute = int(at_ms) // 60_000 * 60_000
-                candles = self.client.fetch_ohlcv(symbol, "1m", minute, 1)
-                if candles and int(candles[0][0]) == minute:
-                    return decimal_from(candles[0][4], "rate")
-            return decimal_from(self.client.fetch_ticker(symbol).get("last"), "rate")
+            with isolated_decimals():
+                if at_ms is not None and self.client.has.get("fetchOHLCV"):
+                    minute = int(at_ms) // 60_000 * 60_000
+                    candles = self.client.fetch_ohlcv(symbol, "1m", minute, 1)
+                    if candles and int(candles[0][0]) == minute:
+                        return decimal_from(candles[0][4], "rate")
+                ticker = self.client.fetch_ticker(symbol)
+            return decimal_from(ticker.get("last"), "rate")
         except (ccxt.BaseError, DomainError):
             return None
 
@@ -283,7 +292,8 @@ class CcxtExchange(Exchange):
 
         for attempt in range(self._attempts):
             try:
-                return fn()
+                with isolated_decimals():
+                    return fn()
             except ccxt.BaseError as error:
                 if ccxt_errors.is_transient(error) and attempt + 1 < self._attempts:
                     self._sleep(ccxt_errors.backoff_seconds(attempt, rng=self._rng))

@@ -189,3 +189,21 @@ def test_bybit_finds_an_order_by_client_id_in_its_open_then_closed_lists():
     http.routes[0] = ("GET", "/v5/order/realtime", empty)
     assert exchange.fetch_order_by_client_id(ORDER_ID.hex, "LTC/USDT") is None
     assert http.count("GET", "/v5/order/history") == 1  # closed orders asked before "unknown"
+
+
+def test_trading_through_ccxt_leaves_the_threads_decimal_arithmetic_as_it_was():
+    """ccxt's rounding sets the thread's decimal context (half-up, Underflow trapped); the
+    engine computing in that thread after an order must round as a backtest does."""
+    import decimal
+
+    before = decimal.getcontext().copy()
+    exchange, http = venue("bybit")
+    http.on("POST", "/v5/order/create", body("bybit", "createOrder", "create spot order"))
+    exchange.create_order(OrderRequest(ORDER_ID.hex, "LTC/USDT", OrderSide.BUY,
+                                       OrderType.LIMIT, Decimal("0.123456789"), Decimal("60.004")))
+    exchange.market_rules("LTC/USDT")
+    after = decimal.getcontext()
+    assert (after.rounding, after.prec) == (before.rounding, before.prec)
+    assert {t for t, on in after.traps.items() if on} == {t for t, on in before.traps.items() if on}
+    # 29 digits rounded to 28: half-even (the default) keeps ...000, half-up would give ...001
+    assert Decimal("1.0000000000000000000000000005") + 0 == Decimal("1.000000000000000000000000000")

@@ -47,6 +47,20 @@ def isolated_decimals() -> AbstractContextManager[decimal.Context]:
     return decimal.localcontext()
 
 
+def _isolate_decimals(client: Any) -> None:
+    """Every rounding this client does runs in a copy of the decimal context. ccxt gives each
+    instance its own ``decimal_to_precision`` attribute (set in ``Exchange.__init__``; all
+    its rounding goes through it), so wrapping that attribute covers every caller: the
+    venue, the feed, account checks."""
+    rounding = client.decimal_to_precision
+
+    def decimal_to_precision(*args: Any, **kwargs: Any) -> Any:
+        with decimal.localcontext():
+            return rounding(*args, **kwargs)
+
+    client.decimal_to_precision = decimal_to_precision
+
+
 def supported_exchanges() -> list[str]:
     import ccxt
 
@@ -120,6 +134,7 @@ def open_client(exchange_id: str, *, sandbox: bool, credentials: ApiCredentials 
         if credentials.password:
             config["password"] = credentials.password
     client = cls(config)
+    _isolate_decimals(client)
     # Spot only: the engine trades spot, and Binance's futures endpoints (also asked by
     # load_markets unless told) have no testnet for spot keys.
     client.options["defaultType"] = "spot"

@@ -207,3 +207,17 @@ def test_trading_through_ccxt_leaves_the_threads_decimal_arithmetic_as_it_was():
     assert {t for t, on in after.traps.items() if on} == {t for t, on in before.traps.items() if on}
     # 29 digits rounded to 28: half-even (the default) keeps ...000, half-up would give ...001
     assert Decimal("1.0000000000000000000000000005") + 0 == Decimal("1.000000000000000000000000000")
+
+
+def test_every_client_open_client_builds_rounds_without_touching_the_threads_decimals():
+    import decimal
+
+    from adapters.exchanges.ccxt_client import open_client
+
+    client = open_client("binance", sandbox=False)
+    client.set_markets(list(offline_client("binance").markets.values()))
+    before = decimal.getcontext().copy()
+    assert client.amount_to_precision("LTC/USDT", "0.12345") == "0.123"
+    assert client.price_to_precision("LTC/USDT", "60.005") == "60.01"  # ccxt's half-up
+    assert decimal.getcontext().rounding == before.rounding == decimal.ROUND_HALF_EVEN
+    assert not decimal.getcontext().traps[decimal.Underflow]

@@ -12,6 +12,7 @@ import sys
 import threading
 from decimal import Decimal
 
+from domain.errors import DomainError
 from tests.exchange_simulator.runner import BTC_USDT_CANDLES, build_simulator
 
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                                  fee_rate=Decimal(args.fee_rate), fee_mode=args.fee_mode,
                                  api_key=args.api_key, secret=args.secret)
         server.start(args.port, args.control_port)
-    except (OSError, ValueError, ArithmeticError) as error:
+    except (OSError, ValueError, ArithmeticError, DomainError) as error:
         print(f"exchange simulator: {error}", file=sys.stderr)
         return 1
     print(server.url, flush=True)

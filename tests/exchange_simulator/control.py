@@ -29,7 +29,7 @@ def control_answer(simulator: SimulatorServer, method: str, path: str, body: str
     try:
         data = json.loads(body) if body else {}
         return 200, _route(simulator, method, path, data), {}
-    except (ValueError, TypeError, KeyError, InvalidOperation) as error:
+    except (ValueError, TypeError, KeyError, InvalidOperation, OSError) as error:
         return 400, {"error": f"{type(error).__name__}: {error}"}, {}
 
 

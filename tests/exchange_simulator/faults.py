@@ -2,11 +2,15 @@
 
 - ``timeout``: hold the request ``seconds`` (make it longer than the client's timeout). With
   ``execute=True`` the request is carried out at once and its answer sent after the hold (to a
-  client that has usually gone); with ``execute=False`` nothing is done and, after the hold,
-  the connection is closed without an answer.
+  client that has usually gone), or with ``late=True`` carried out only after the hold (the
+  client looking it up in between finds nothing); with ``execute=False`` nothing is done and,
+  after the hold, the connection is closed without an answer.
 - ``rate_limit``: answer ``status`` (429, or 418 for Binance's IP ban) with ``Retry-After:
   seconds`` and Binance's -1003 body; nothing is done.
 - ``lose_response``: carry the request out, then close the connection without an answer.
+- ``backend_timeout``: Binance's "execution status unknown" answer, HTTP 503 with
+  ``{"code": -1007, ...}`` (ccxt raises RequestTimeout), after carrying the request out
+  (``execute=True``) or not.
 
 ``down`` (refusing connections) is not a per-request fault: see
 :meth:`tests.exchange_simulator.http.SimulatorServer.go_down`.
@@ -17,7 +21,7 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass
 
-KINDS = ("timeout", "rate_limit", "lose_response")
+KINDS = ("timeout", "rate_limit", "lose_response", "backend_timeout")
 
 
 @dataclass
@@ -27,7 +31,8 @@ class Fault:
     method: str | None = None  # None: any method
     path: str | None = None  # e.g. "/api/v3/order"; None: any API path
     seconds: float = 1.0  # timeout: the hold; rate_limit: Retry-After
-    execute: bool = True  # timeout only: carry the request out or not
+    execute: bool = True  # timeout, backend_timeout: carry the request out or not
+    late: bool = False  # timeout with execute: carry it out after the hold, not before
     status: int = 429  # rate_limit only: 429 or 418
 
     def __post_init__(self) -> None:

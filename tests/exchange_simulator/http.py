@@ -1,47 +1,44 @@
 """The simulator's HTTP side: Binance's spot REST API (the part ccxt's ``binance`` class uses
 for spot trading) on 127.0.0.1, plus a control API for tests under ``/_simulator/``.
 
+Public: ``GET /api/v3/ping|time|exchangeInfo|klines|ticker/price``. Signed: ``GET
+/api/v3/account``, ``POST|GET|DELETE /api/v3/order``, ``GET|DELETE /api/v3/openOrders``,
+``GET /api/v3/allOrders``, ``GET /api/v3/myTrades``. ``klines`` serves only the candle
+file's own interval (``1m`` for the shipped data); others get -1120 "Invalid interval.".
+
 It is a fake standing at the network edge, not Binance: answers follow Binance's shapes and
 error format (``{"code": -2010, "msg": "..."}`` with Binance's HTTP statuses) closely enough
 for ccxt to parse them and to raise the exceptions it raises for the real exchange.
 
 Two listening sockets: the API (which :meth:`SimulatorServer.go_down` closes, so connections
 are refused) and a control socket that stays up, so a test can bring the API back. The API
-socket also serves ``/_simulator/`` while up. Every answer closes its connection (HTTP/1.0),
-so "down" and "lose the response" need no bookkeeping of kept-alive connections, and a client
-killed with ``kill -9`` leaves nothing behind.
+socket also serves ``/_simulator/`` while up (plumbing and faults: :mod:`.handler`).
 
 Signed endpoints check ``X-MBX-APIKEY`` and the HMAC-SHA256 ``signature`` of the query string
-and body with the secret, as Binance does. ``timestamp`` is checked loosely against the wall
-clock (the client's own clock, not the simulated one, which lies in the past): at most 1 s
-ahead, at most ``recvWindow`` (default 5000 ms, at most 60000) behind.
+and body with the secret, as Binance does; ``timestamp`` loosely (:func:`_check_timestamp`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import HTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
-from tests.exchange_simulator.faults import Fault, Faults
+from tests.exchange_simulator.faults import Faults
+from tests.exchange_simulator.handler import HOST, ORDER_PATH, close, serve
 from tests.exchange_simulator.market import Market, fmt
-from tests.exchange_simulator.matching import BinanceError, Matching, missing
+from tests.exchange_simulator.matching import Matching
+from tests.exchange_simulator.records import BinanceError, missing
 
-HOST = "127.0.0.1"
-ORDER_PATH = "/api/v3/order"
 _PUBLIC = {("GET", "/api/v3/ping"), ("GET", "/api/v3/time"), ("GET", "/api/v3/exchangeInfo"),
            ("GET", "/api/v3/klines"), ("GET", "/api/v3/ticker/price")}
-_RATE_LIMIT_MSG = ("Too many requests; current limit of IP(127.0.0.1) is 6000 requests per "
-                   "minute. Please use WebSocket Streams for live updates to avoid polling the "
-                   "API.")
 
 Answer = tuple[int, Any, dict[str, str]]
 
@@ -53,8 +50,8 @@ class SimulatorServer:
         self.matching, self.api_key, self.secret = matching, api_key, secret
         self.faults = Faults()
         self.port = 0
-        self._api: _Server | None = None
-        self._control: _Server | None = None
+        self._api: HTTPServer | None = None
+        self._control: HTTPServer | None = None
         self._state_lock = threading.Lock()
         self._up_timer: threading.Timer | None = None
 
@@ -72,15 +69,15 @@ class SimulatorServer:
         return self._api is None
 
     def start(self, port: int = 0, control_port: int = 0) -> None:
-        self._control = _serve(self, control_port, control_only=True)
-        api = _serve(self, port, control_only=False)
+        self._control = serve(self, control_port, control_only=True)
+        api = serve(self, port, control_only=False)
         self.port, self._api = api.server_address[1], api
 
     def stop(self) -> None:
         self.go_down()
         with self._state_lock:
             if self._control is not None:
-                _close(self._control)
+                close(self._control)
                 self._control = None
 
     def go_down(self, seconds: float | None = None) -> None:
@@ -91,7 +88,7 @@ class SimulatorServer:
                 self._up_timer.cancel()
                 self._up_timer = None
             if self._api is not None:
-                _close(self._api)
+                close(self._api)
                 self._api = None
             if seconds is not None:
                 self._up_timer = threading.Timer(seconds, self.come_up)
@@ -101,7 +98,7 @@ class SimulatorServer:
     def come_up(self) -> None:
         with self._state_lock:
             if self._api is None and self._control is not None:
-                self._api = _serve(self, self.port, control_only=False)
+                self._api = serve(self, self.port, control_only=False)
 
     # --- the Binance API ----------------------------------------------------------------
 
@@ -118,6 +115,10 @@ class SimulatorServer:
             return 200, route(self, params), {}
         except BinanceError as error:
             return error.status, {"code": error.code, "msg": error.msg}, {}
+        except Exception:  # a bug of the simulator: say so loudly, answer as Binance would
+            traceback.print_exc()
+            return 500, {"code": -1000, "msg": "An unknown error occurred while processing "
+                                               "the request."}, {}
 
     def _authenticate(self, query: str, body: str, headers: dict[str, str]) -> dict[str, str]:
         key = headers.get("x-mbx-apikey")
@@ -132,7 +133,7 @@ class SimulatorServer:
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise BinanceError(400, -1022, "Signature for this request is not valid.")
         params = dict(parse_qsl(signed, keep_blank_values=True))
-        _check_timestamp(params)
+        _check_timestamp(params, self.matching.now_ms())
         return params
 
     # --- endpoints ----------------------------------------------------------------------
@@ -208,8 +209,16 @@ class SimulatorServer:
                 "clientOrderId": params.get("newClientOrderId", f"cancel{order.order_id}"),
                 "transactTime": order.update_ms}
 
+    def _cancel_open_orders(self, params: dict[str, str]) -> list[dict[str, object]]:
+        symbol = self.matching.market(params.get("symbol")).symbol
+        return [self._cancel_order({"symbol": symbol, "orderId": str(order.order_id)})
+                for order in self.matching.open_orders(symbol)]
+
     def _get_order(self, params: dict[str, str]) -> dict[str, object]:
         return self.matching.get_order(params).as_binance()
+
+    def _all_orders(self, params: dict[str, str]) -> list[dict[str, object]]:
+        return [o.as_binance() for o in self.matching.all_orders(params)]
 
     def _open_orders(self, params: dict[str, str]) -> list[dict[str, object]]:
         return [o.as_binance() for o in self.matching.open_orders(params.get("symbol"))]
@@ -229,6 +238,8 @@ _ROUTES: dict[tuple[str, str], Callable[[SimulatorServer, dict[str, str]], Any]]
     ("DELETE", ORDER_PATH): SimulatorServer._cancel_order,
     ("GET", ORDER_PATH): SimulatorServer._get_order,
     ("GET", "/api/v3/openOrders"): SimulatorServer._open_orders,
+    ("DELETE", "/api/v3/openOrders"): SimulatorServer._cancel_open_orders,
+    ("GET", "/api/v3/allOrders"): SimulatorServer._all_orders,
     ("GET", "/api/v3/myTrades"): SimulatorServer._my_trades,
 }
 
@@ -272,133 +283,19 @@ def _int(params: dict[str, str], name: str, default: int | None) -> Any:
                                        "legal range is '^[0-9]{1,20}$'.") from None
 
 
-def _check_timestamp(params: dict[str, str]) -> None:
+def _check_timestamp(params: dict[str, str], simulated_now: int) -> None:
+    """Loosely: the timestamp must lie near the wall clock or the simulated one (a client
+    adjusting for the time difference sends the latter): at most 1 s ahead, and at most
+    ``recvWindow`` behind, counting at least a minute so that a request a timeout fault held
+    is still carried out."""
     timestamp = _int(params, "timestamp", None)
     if timestamp is None:
         raise missing("timestamp")
     window = _int(params, "recvWindow", 5000)
     if not 0 < window <= 60_000:
         raise BinanceError(400, -1131, "recvWindow must be less than 60000")
-    now = int(time.time() * 1000)
-    if timestamp > now + 1000 or now - timestamp > window:
+    behind = max(window, 60_000)
+    if not any(now - behind <= timestamp <= now + 1000
+               for now in (int(time.time() * 1000), simulated_now)):
         raise BinanceError(400, -1021, "Timestamp for this request is outside of the "
                                        "recvWindow.")
-
-
-# --- HTTP plumbing -------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # a request held by a timeout fault must not block a shutdown
-    simulator: SimulatorServer
-    control_only: bool
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Quiet: a client that went away (killed, timed out) is normal here."""
-
-
-def _serve(simulator: SimulatorServer, port: int, *, control_only: bool) -> _Server:
-    server = _Server((HOST, port), _Handler)
-    server.simulator, server.control_only = simulator, control_only
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     name=f"exchange-simulator-{port}", daemon=True).start()
-    return server
-
-
-def _close(server: _Server) -> None:
-    server.shutdown()
-    server.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"  # one request per connection: see the module's docstring
-    timeout = 30  # seconds a client may take to send its request
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read the ledger, not an access log."""
-
-    def _serve(self, method: str) -> None:
-        from tests.exchange_simulator.control import control_answer
-
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
-        simulator = self.server.simulator
-        if parts.path.startswith("/_simulator/"):
-            self._send(*control_answer(simulator, method, parts.path, body))
-        elif self.server.control_only:
-            self._send(404, {"code": -1000, "msg": "This is the simulator's control port."}, {})
-        else:
-            self._serve_api(simulator, method, parts.path, parts.query, body)
-
-    def _serve_api(self, simulator: SimulatorServer, method: str, path: str, query: str,
-                   body: str) -> None:
-        fault = simulator.faults.take(method, path)
-        headers = {key.lower(): value for key, value in self.headers.items()}
-        creating = method == "POST" and path == ORDER_PATH
-        client_id = _client_id(query, body) if creating else None
-        if fault and (fault.kind == "rate_limit" or (fault.kind == "timeout" and
-                                                     not fault.execute)):
-            if client_id:
-                simulator.matching.record_attempt(client_id, "not_executed", fault.kind)
-            if fault.kind == "rate_limit":
-                retry = {"Retry-After": str(max(1, round(fault.seconds)))}
-                self._send(fault.status, {"code": -1003, "msg": _RATE_LIMIT_MSG}, retry)
-            else:
-                time.sleep(fault.seconds)
-                self._drop()
-            return
-        status, payload, extra = simulator.answer(method, path, query, body, headers)
-        if client_id:
-            outcome = "accepted" if status == 200 else f"refused:{payload.get('code')}"
-            simulator.matching.record_attempt(client_id, outcome, fault.kind if fault else None)
-        self._after_executing(fault, status, payload, extra)
-
-    def _after_executing(self, fault: Fault | None, status: int, payload: Any,
-                         extra: dict[str, str]) -> None:
-        if fault is not None and fault.kind == "lose_response":
-            self._drop()
-            return
-        if fault is not None and fault.kind == "timeout":
-            time.sleep(fault.seconds)
-        self._send(status, payload, extra)
-
-    def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-        data = json.dumps(payload, separators=(",", ":")).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("X-MBX-USED-WEIGHT-1M", "1")
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            pass  # the client went away (timed out, killed): the answer is lost, as it would be
-
-    def _drop(self) -> None:
-        """Close the connection without a word: the client sees it torn down."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-
-def _client_id(query: str, body: str) -> str | None:
-    return dict(parse_qsl(query + "&" + body)).get("newClientOrderId")
-
-

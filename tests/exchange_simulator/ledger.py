@@ -81,6 +81,29 @@ class Ledger:
         return sum((t.commission for t in self.trades if t.commission_asset == asset),
                    Decimal(0))
 
+    def quote_flow(self, pair: str) -> Decimal:
+        """What the trades of ``pair`` ("BTC/USDT") did to the quote balance: sells' proceeds
+        less buys' costs, less every commission paid in the quote asset."""
+        flow = Decimal(0)
+        for t in self._trades_of_pair(pair):
+            flow += t.quote_qty if t.side == "SELL" else -t.quote_qty
+            if t.commission_asset == pair.split("/")[1]:
+                flow -= t.commission
+        return flow
+
+    def base_flow(self, pair: str) -> Decimal:
+        """What the trades of ``pair`` did to the base balance, commissions in base included."""
+        flow = Decimal(0)
+        for t in self._trades_of_pair(pair):
+            flow += t.qty if t.side == "BUY" else -t.qty
+            if t.commission_asset == pair.split("/", maxsplit=1)[0]:
+                flow -= t.commission
+        return flow
+
+    def _trades_of_pair(self, pair: str) -> list[LedgerTrade]:
+        symbol = pair.replace("/", "")
+        return [t for t in self.trades if t.symbol == symbol]
+
     def realized_pnl(self, quote: str = "USDT",
                      marks: dict[str, Decimal] | None = None) -> Decimal:
         """The quote balance's change plus every other asset's change at its mark price."""

@@ -22,126 +22,26 @@ import re
 import threading
 from bisect import bisect_left
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from collections.abc import Callable
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Any
 
-from tests.exchange_simulator.market import Market, SimulatedClock, fmt
+from tests.exchange_simulator.market import Market, SimulatedClock
+from tests.exchange_simulator.records import (
+    Account,
+    Attempt,
+    BinanceError,
+    SimOrder,
+    SimTrade,
+    choice,
+    illegal,
+    missing,
+    number,
+)
 
-_NUMBER = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
 _CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _COMMISSION = Decimal("0.00000001")
 FEE_MODES = ("binance", "quote")
-
-
-class BinanceError(Exception):
-    """An error answer in Binance's format: ``{"code": -2010, "msg": "..."}``."""
-
-    def __init__(self, status: int, code: int, msg: str) -> None:
-        super().__init__(f"{status} {code} {msg}")
-        self.status, self.code, self.msg = status, code, msg
-
-
-def insufficient_balance() -> BinanceError:
-    return BinanceError(400, -2010, "Account has insufficient balance for requested action.")
-
-
-def missing(name: str) -> BinanceError:
-    return BinanceError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null,"
-                                    " or malformed.")
-
-
-@dataclass
-class SimOrder:
-    order_id: int
-    client_order_id: str
-    symbol: str
-    side: str  # BUY | SELL
-    type: str  # LIMIT | MARKET
-    price: Decimal  # 0 for market orders, as Binance shows them
-    qty: Decimal
-    time_ms: int
-    status: str = "NEW"  # NEW | FILLED | CANCELED
-    update_ms: int = 0
-    executed_qty: Decimal = Decimal(0)
-    cum_quote: Decimal = Decimal(0)
-    locked_asset: str = ""
-    locked: Decimal = Decimal(0)
-    orig_quote_qty: Decimal = Decimal(0)
-    scanned_to: int = -1  # candles before this index were checked already (-1: none yet)
-
-    def as_binance(self) -> dict[str, object]:
-        return {
-            "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
-            "clientOrderId": self.client_order_id, "price": fmt(self.price),
-            "origQty": fmt(self.qty), "executedQty": fmt(self.executed_qty),
-            "cummulativeQuoteQty": fmt(self.cum_quote), "status": self.status,
-            "timeInForce": "GTC", "type": self.type, "side": self.side,
-            "stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": self.time_ms,
-            "updateTime": self.update_ms or self.time_ms, "isWorking": True,
-            "workingTime": self.time_ms, "origQuoteOrderQty": fmt(self.orig_quote_qty),
-            "selfTradePreventionMode": "EXPIRE_MAKER",
-        }
-
-
-@dataclass(frozen=True)
-class SimTrade:
-    """One fill, as the simulator's ledger records it."""
-
-    trade_id: int
-    order_id: int
-    client_order_id: str
-    symbol: str
-    side: str
-    price: Decimal
-    qty: Decimal
-    quote_qty: Decimal
-    commission: Decimal
-    commission_asset: str
-    time_ms: int
-    is_maker: bool
-
-    def as_binance(self) -> dict[str, object]:
-        return {
-            "symbol": self.symbol, "id": self.trade_id, "orderId": self.order_id,
-            "orderListId": -1, "price": fmt(self.price), "qty": fmt(self.qty),
-            "quoteQty": fmt(self.quote_qty), "commission": fmt(self.commission),
-            "commissionAsset": self.commission_asset, "time": self.time_ms,
-            "isBuyer": self.side == "BUY", "isMaker": self.is_maker, "isBestMatch": True,
-        }
-
-    def as_json(self) -> dict[str, object]:
-        return {key: str(value) if isinstance(value, Decimal) else value
-                for key, value in asdict(self).items()}
-
-
-@dataclass
-class Attempt:
-    """A create request that carried a client order id, and what became of it."""
-
-    client_order_id: str
-    outcome: str  # "accepted", "refused:-2010" (Binance's code), "not_executed"
-    time_ms: int
-    fault: str | None = None  # the fault that hit the request, if any
-
-
-@dataclass
-class Account:
-    free: dict[str, Decimal] = field(default_factory=dict)
-    locked: dict[str, Decimal] = field(default_factory=dict)
-
-    def take(self, asset: str, amount: Decimal) -> None:
-        """Move ``amount`` from free to locked, or refuse with Binance's -2010."""
-        if self.free.get(asset, Decimal(0)) < amount:
-            raise insufficient_balance()
-        self.free[asset] -= amount
-        self.locked[asset] = self.locked.get(asset, Decimal(0)) + amount
-
-    def release(self, asset: str, amount: Decimal) -> None:
-        self.locked[asset] -= amount
-        self.free[asset] = self.free.get(asset, Decimal(0)) + amount
-
-    def credit(self, asset: str, amount: Decimal) -> None:
-        self.free[asset] = self.free.get(asset, Decimal(0)) + amount
 
 
 class Matching:
@@ -174,15 +74,15 @@ class Matching:
         """Fill every resting order a closed candle traded through; return the time."""
         with self.lock:
             now = self.clock.now_ms()
-            due = []
+            due = []  # (fill time, order id, order, price): filled in time order
             for order in self.orders.values():
                 if order.status == "NEW":
                     hit = self._first_crossing(order, now)
                     if hit is not None:
-                        due.append((hit[0], order.order_id, order, hit[1]))
-            for index, _, order, price in sorted(due, key=lambda item: item[:2]):
-                market = self.markets[order.symbol]
-                self._fill(order, price, market.close_time(index), is_maker=True)
+                        close_time = self.markets[order.symbol].close_time(hit[0])
+                        due.append((close_time, order.order_id, order, hit[1]))
+            for close_time, _, order, price in sorted(due, key=lambda item: item[:2]):
+                self._fill(order, price, close_time, is_maker=True)
             return now
 
     def _first_crossing(self, order: SimOrder, now: int) -> tuple[int, Decimal] | None:
@@ -211,11 +111,11 @@ class Matching:
         with self.lock:
             now = self.catch_up()
             market = self.market(params.get("symbol"))
-            side = _choice(params, "side", ("BUY", "SELL"), -1117, "Invalid side.")
-            kind = _choice(params, "type", ("LIMIT", "MARKET"), -1116, "Invalid orderType.")
+            side = choice(params, "side", ("BUY", "SELL"), -1117, "Invalid side.")
+            kind = choice(params, "type", ("LIMIT", "MARKET"), -1116, "Invalid orderType.")
             client_id = params.get("newClientOrderId") or f"sim{self._next_order_id}"
             if not _CLIENT_ID.match(client_id):
-                raise _illegal("newClientOrderId")
+                raise illegal("newClientOrderId")
             current = market.price_at(now)
             if kind == "LIMIT":
                 if params.get("timeInForce", "GTC") != "GTC":
@@ -272,23 +172,31 @@ class Matching:
             return [o for o in self.orders.values()
                     if o.status == "NEW" and symbol in (None, o.symbol)]
 
+    def all_orders(self, params: dict[str, str]) -> list[SimOrder]:
+        """Binance's ``allOrders``: oldest first; from ``orderId`` on, else in a time window
+        (the first ``limit`` from ``startTime``), else the latest ``limit`` (500, max 1000)."""
+        with self.lock:
+            self.catch_up()
+            symbol = self.market(params.get("symbol")).symbol
+            limit = min(_count(params, "limit", 500), 1000)
+            found = [o for o in self.orders.values() if o.symbol == symbol]
+            if "orderId" in params:
+                return [o for o in found if o.order_id >= _count(params, "orderId", 0)][:limit]
+            return _window(found, params, limit, lambda o: o.time_ms)
+
     def my_trades(self, params: dict[str, str]) -> list[SimTrade]:
         """Binance's ``myTrades``: oldest first; ``fromId``, else a time window, else the
         latest ``limit`` (default 500, at most 1000)."""
         with self.lock:
             self.catch_up()
             symbol = self.market(params.get("symbol")).symbol
-            limit = min(int(params.get("limit", 500)), 1000)
+            limit = min(_count(params, "limit", 500), 1000)
             found = [t for t in self.trades if t.symbol == symbol]
             if "orderId" in params:
-                found = [t for t in found if t.order_id == int(params["orderId"])]
+                found = [t for t in found if t.order_id == _count(params, "orderId", 0)]
             if "fromId" in params:
-                return [t for t in found if t.trade_id >= int(params["fromId"])][:limit]
-            if "startTime" in params:
-                found = [t for t in found if t.time_ms >= int(params["startTime"])]
-            if "endTime" in params:
-                found = [t for t in found if t.time_ms <= int(params["endTime"])]
-            return found[:limit] if "startTime" in params else found[-limit:]
+                return [t for t in found if t.trade_id >= _count(params, "fromId", 0)][:limit]
+            return _window(found, params, limit, lambda t: t.time_ms)
 
     def balances(self) -> dict[str, tuple[Decimal, Decimal]]:
         with self.lock:
@@ -322,7 +230,7 @@ class Matching:
             try:
                 order = self.orders.get(int(params["orderId"]))
             except ValueError:
-                raise _illegal("orderId") from None
+                raise illegal("orderId") from None
         elif "origClientOrderId" in params:
             order = self.by_client_id.get(params["origClientOrderId"])
         else:
@@ -378,28 +286,19 @@ class Matching:
         self._next_trade_id += 1
 
 
-def number(params: dict[str, str], name: str) -> Decimal:
+def _count(params: dict[str, str], name: str, default: int) -> int:
     text = params.get(name)
-    if not text:
-        raise missing(name)
-    if not _NUMBER.match(text):
-        raise _illegal(name)
-    try:
-        return Decimal(text)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only plain decimals
-        raise _illegal(name) from None
+    if text is None:
+        return default
+    if not text.isdigit():
+        raise illegal(name)
+    return int(text)
 
 
-def _illegal(name: str) -> BinanceError:
-    return BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'; legal "
-                                    "range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
-
-
-def _choice(params: dict[str, str], name: str, allowed: tuple[str, ...], code: int,
-            msg: str) -> str:
-    value = params.get(name)
-    if not value:
-        raise missing(name)
-    if value not in allowed:
-        raise BinanceError(400, code, msg)
-    return value
+def _window(rows: list[Any], params: dict[str, str], limit: int,
+            time_of: Callable[[Any], int]) -> list[Any]:
+    """Rows between ``startTime`` and ``endTime``: the first ``limit`` of them from a start,
+    else the last ``limit``."""
+    start, end = _count(params, "startTime", 0), _count(params, "endTime", 2**63)
+    rows = [row for row in rows if start <= time_of(row) <= end]
+    return rows[:limit] if "startTime" in params else rows[-limit:]

@@ -27,6 +27,7 @@ from tests.exchange_simulator.market import (
     MarketFilters,
     SimulatedClock,
     load_market,
+    pair_from_filename,
 )
 from tests.exchange_simulator.matching import Matching
 
@@ -55,13 +56,11 @@ def build_simulator(candles: Candles = BTC_USDT_CANDLES, *, speed: float = 0.0,
 
 def _markets(candles: Candles, filters: Mapping[str, MarketFilters]) -> dict[str, Market]:
     if isinstance(candles, Mapping):
-        loaded = [load_market(path, pair, filters.get(pair.upper()))
-                  for pair, path in candles.items()]
+        files = [(pair.upper(), path) for pair, path in candles.items()]
     else:
         paths = [candles] if isinstance(candles, str | Path) else list(candles)
-        loaded = [load_market(path) for path in paths]
-        loaded = [load_market(path, m.pair, filters[m.pair]) if m.pair in filters else m
-                  for path, m in zip(paths, loaded, strict=True)]
+        files = [("/".join(pair_from_filename(path)), path) for path in paths]
+    loaded = [load_market(path, pair, filters.get(pair)) for pair, path in files]
     return {market.symbol: market for market in loaded}
 
 
@@ -95,11 +94,11 @@ class SimulatorHandle:
 
     # --- faults -------------------------------------------------------------------------
 
-    def timeout(self, *, seconds: float, execute: bool, times: int = 1,
+    def timeout(self, *, seconds: float, execute: bool, late: bool = False, times: int = 1,
                 method: str | None = "POST", path: str | None = "/api/v3/order") -> None:
-        """Hold the next ``times`` matching requests ``seconds``; carry them out (at once)
-        or not (then close without an answer)."""
-        self._arm("timeout", times, method, path, seconds=seconds, execute=execute)
+        """Hold the next ``times`` matching requests ``seconds``; carry them out (at once, or
+        after the hold with ``late=True``) or not (then close without an answer)."""
+        self._arm("timeout", times, method, path, seconds=seconds, execute=execute, late=late)
 
     def rate_limit(self, *, times: int = 1, method: str | None = None,
                    path: str | None = None, retry_after: float = 1, status: int = 429) -> None:
@@ -110,6 +109,12 @@ class SimulatorHandle:
                       path: str | None = "/api/v3/order") -> None:
         """Carry out the next ``times`` matching requests, then drop their connections."""
         self._arm("lose_response", times, method, path)
+
+    def backend_timeout(self, *, execute: bool, times: int = 1, method: str | None = "POST",
+                        path: str | None = "/api/v3/order") -> None:
+        """Answer the next ``times`` matching requests with Binance's 503 -1007 "execution
+        status unknown", after carrying them out or not."""
+        self._arm("backend_timeout", times, method, path, execute=execute)
 
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")

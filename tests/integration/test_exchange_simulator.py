@@ -19,7 +19,12 @@ from decimal import Decimal
 import pytest
 
 from adapters.exchanges.ccxt_client import ApiCredentials, open_client
-from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator, simulator_process
+from tests.exchange_simulator import (
+    BTC_USDT_CANDLES,
+    MarketFilters,
+    running_simulator,
+    simulator_process,
+)
 from tests.exchange_simulator.runner import ROOT
 
 MINUTE = 60_000
@@ -61,6 +66,15 @@ def test_markets_carry_binance_filters_as_ccxt_precision_and_limits(client):
     assert market["limits"]["amount"]["min"] == 0.00001
     assert market["limits"]["cost"]["min"] == 5
     assert client.amount_to_precision("BTC/USDT", 0.0012349) == "0.00123"
+
+
+def test_a_test_can_give_a_pair_its_own_filters():
+    rules = MarketFilters(tick_size=Decimal("0.1"), step_size=Decimal("0.001"),
+                          min_qty=Decimal("0.002"), min_notional=Decimal("10"))
+    with running_simulator(filters={"BTC/USDT": rules}) as sim:
+        market = client_for(sim).market("BTC/USDT")
+    assert (market["precision"]["price"], market["precision"]["amount"]) == (0.1, 0.001)
+    assert (market["limits"]["amount"]["min"], market["limits"]["cost"]["min"]) == (0.002, 10)
 
 
 def test_time_follows_the_simulated_clock(sim, client):
@@ -145,6 +159,15 @@ def test_market_order_fills_at_the_open_of_the_current_candle_fee_in_quote(sim, 
     assert ledger.change("BTC") == Decimal("-0.01")
 
 
+def test_a_market_buy_for_a_quote_amount_buys_what_it_pays_for_in_whole_steps(sim, client):
+    # given a price, ccxt's binance turns a market buy into quoteOrderQty = amount × price
+    order = client.create_order("BTC/USDT", "market", "buy", 0.001, 100000)
+    price = Decimal(ROWS[0]["open"])
+    bought = (Decimal(100) / price).quantize(Decimal("0.00001"), rounding="ROUND_DOWN")
+    assert Decimal(str(order["filled"])) == bought == Decimal("0.00091")
+    assert sim.ledger().change("USDT") == -(bought * price)
+
+
 def test_cancel_releases_the_locked_quote(sim, client):
     order = client.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
                                 {"clientOrderId": "tt-cancel-1"})
@@ -154,6 +177,11 @@ def test_cancel_releases_the_locked_quote(sim, client):
     assert client.fetch_balance()["USDT"] == {"free": 10000.0, "used": 0.0, "total": 10000.0}
     with pytest.raises(ccxt_error("OrderNotFound")):
         client.cancel_order(order["id"], "BTC/USDT")
+    for price in (90000, 91000):
+        client.create_order("BTC/USDT", "limit", "buy", 0.001, price)
+    assert len(client.cancel_all_orders("BTC/USDT")) == 2
+    assert client.fetch_open_orders("BTC/USDT") == []
+    assert client.fetch_balance()["USDT"]["free"] == 10000.0
 
 
 def test_orders_are_found_by_client_order_id_or_not_at_all(client):
@@ -163,6 +191,20 @@ def test_orders_are_found_by_client_order_id_or_not_at_all(client):
     assert found["id"] == order["id"] and found["status"] == "open"
     with pytest.raises(ccxt_error("OrderNotFound")):
         client.fetch_order(None, "BTC/USDT", {"clientOrderId": "tt-never-sent"})
+
+
+def test_order_and_trade_history_pages_by_time(sim, client):
+    client.create_order("BTC/USDT", "market", "buy", 0.001, None, {"clientOrderId": "h-1"})
+    sim.advance(10 * MINUTE)
+    client.create_order("BTC/USDT", "market", "buy", 0.002, None, {"clientOrderId": "h-2"})
+    client.create_order("BTC/USDT", "limit", "buy", 0.001, 90000, {"clientOrderId": "h-3"})
+    orders = client.fetch_orders("BTC/USDT")
+    assert [o["clientOrderId"] for o in orders] == ["h-1", "h-2", "h-3"]
+    assert [o["clientOrderId"] for o in client.fetch_closed_orders("BTC/USDT")] == ["h-1", "h-2"]
+    later = client.fetch_my_trades("BTC/USDT", since=T0 + MINUTE)
+    assert [t["amount"] for t in later] == [0.002]
+    client.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
+    assert [o["clientOrderId"] for o in client.fetch_open_orders()] == ["h-3"]
 
 
 def test_a_client_order_id_used_twice_is_refused_and_both_attempts_are_counted(sim, client):
@@ -200,6 +242,15 @@ def test_wrong_keys_are_refused_as_authentication_errors(sim):
         stranger.fetch_balance()
 
 
+def test_signed_requests_need_a_timestamp_near_the_wall_or_the_simulated_clock(sim, client):
+    client.options["adjustForTimeDifference"] = True  # ccxt then signs with the simulated time
+    client.load_time_difference()
+    assert client.fetch_balance()["USDT"]["free"] == 10000
+    client.options["timeDifference"] = 3_600_000  # an hour behind both clocks
+    with pytest.raises(ccxt_error("InvalidNonce"), match="-1021"):
+        client.fetch_balance()
+
+
 def ccxt_error(name: str) -> type[Exception]:
     import ccxt
 
@@ -211,12 +262,12 @@ def ccxt_error(name: str) -> type[Exception]:
 
 @pytest.fixture
 def impatient(sim):
-    """A client that gives up after 0.5 s (the simulator's timeouts hold 1.5 s)."""
-    return client_for(sim, timeout_ms=500)
+    """A client that gives up after 1 s (the simulator's timeouts hold 3 s)."""
+    return client_for(sim, timeout_ms=1000)
 
 
 def test_a_timeout_that_executes_leaves_the_order_on_the_exchange(sim, impatient):
-    sim.timeout(seconds=1.5, execute=True)
+    sim.timeout(seconds=3, execute=True)
     with pytest.raises(ccxt_error("RequestTimeout")):
         impatient.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
                                {"clientOrderId": "tt-timeout-1"})
@@ -225,8 +276,19 @@ def test_a_timeout_that_executes_leaves_the_order_on_the_exchange(sim, impatient
     assert [a.fault for a in sim.ledger().attempts] == ["timeout"]
 
 
+def test_a_timeout_that_executes_late_places_the_order_after_the_client_gave_up(sim, impatient):
+    sim.timeout(seconds=3, execute=True, late=True)
+    with pytest.raises(ccxt_error("RequestTimeout")):
+        impatient.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
+                               {"clientOrderId": "tt-late-1"})
+    assert impatient.fetch_open_orders("BTC/USDT") == []  # not yet
+    placed = eventually(lambda: impatient.fetch_order(None, "BTC/USDT",
+                                                      {"clientOrderId": "tt-late-1"}))
+    assert placed["status"] == "open"
+
+
 def test_a_timeout_that_does_not_execute_leaves_nothing(sim, impatient):
-    sim.timeout(seconds=1.5, execute=False)
+    sim.timeout(seconds=3, execute=False)
     with pytest.raises(ccxt_error("RequestTimeout")):
         impatient.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
                                {"clientOrderId": "tt-timeout-2"})
@@ -245,6 +307,16 @@ def test_a_lost_response_is_a_network_error_after_the_order_was_placed(sim, clie
     found = client.fetch_order(None, "BTC/USDT", {"clientOrderId": "tt-lost-1"})
     assert found["status"] == "closed" and found["filled"] == 0.001
     assert [t.client_order_id for t in sim.ledger().trades] == ["tt-lost-1"]
+
+
+@pytest.mark.parametrize("execute", [True, False])
+def test_binances_execution_status_unknown_is_a_request_timeout_either_way(sim, client, execute):
+    sim.backend_timeout(execute=execute)
+    with pytest.raises(ccxt_error("RequestTimeout"), match="-1007"):
+        client.create_order("BTC/USDT", "limit", "buy", 0.001, 100000,
+                            {"clientOrderId": "tt-unknown-1"})
+    placed = [o["clientOrderId"] for o in client.fetch_open_orders("BTC/USDT")]
+    assert placed == (["tt-unknown-1"] if execute else [])
 
 
 @pytest.mark.parametrize("status", [429, 418])
@@ -392,3 +464,5 @@ def test_a_gap_fills_at_the_open_and_quote_mode_charges_both_sides_in_quote(two_
     assert ledger.change("ETH") == 0
     # 205 - 195 - 0.195 - 0.205: the exchange's own realized P/L
     assert ledger.realized_pnl("USDT") == Decimal("9.6")
+    assert ledger.quote_flow("ETH/USDT") == Decimal("9.6") and ledger.base_flow("ETH/USDT") == 0
+    assert ledger.quote_flow("BTC/USDT") == 0

@@ -114,3 +114,26 @@ def test_markets_are_loaded_once_per_exchange_and_shared_as_ccxt_shapes_them(sim
     other = open_client("binance", sandbox=True, sandbox_host=sim.url)
     shared = load_markets(other, sandbox=True, sandbox_host=sim.url)["BTC/USDT"]
     assert type(shared["limits"]["cost"]["min"]) is float  # what other ccxt users expect
+
+
+def test_a_create_executed_late_after_the_client_gave_up_is_found_after_the_window(sim):
+    """The simulator holds the request 1.5 s and executes it after the client's 0.5 s
+    timeout; the first lookup cannot see it yet. The venue waits out the request's
+    validity window (recvWindow, 2 s here) before believing "unknown", and finds it."""
+    import time
+
+    waited: list[float] = []
+    exchange = CcxtExchange.open("binance", sandbox=True, sandbox_host=sim.url,
+                                 credentials=ApiCredentials(sim.api_key, sim.secret),
+                                 timeout_ms=500,
+                                 sleep=lambda s: (waited.append(s), time.sleep(s)))
+    exchange.client.options["recvWindow"] = 2_000
+    sim.timeout(seconds=1.5, execute=True, late=True)
+    wanted = limit_buy()
+    started = time.monotonic()
+    placed = exchange.create_order(wanted)
+    time.sleep(max(0.0, started + 2.5 - time.monotonic()))  # the held request is done too
+    assert placed.status is OrderStatus.ACCEPTED
+    assert placed.client_order_id == wanted.client_order_id
+    assert sim.client_order_ids_seen() == {"tt" + wanted.client_order_id: 1}
+    assert len(sim.ledger().orders) == 1 and len(waited) == 1

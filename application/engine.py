@@ -149,15 +149,18 @@ class DcaEngine:
         if (order.exchange_order_id is None and update.exchange_order_id
                 and status not in (OrderStatus.REJECTED, OrderStatus.LOST)):
             order.accept(self._cause, update.exchange_order_id, observed=True)
-        base = order.pair.partition("/")[0]
+        base, _, quote = order.pair.partition("/")
         for trade in update.trades:
-            fee_quote = trade.fee_quote if trade.fee_quote is not None else trade.fee
+            # a fee in a third asset with no known rate counts 0 in P/L; it stays recorded
+            # in its own asset on the order (and drift would show it)
+            fee_quote = trade.fee_in_quote(base, quote)
+            fee_quote = ZERO if fee_quote is None else fee_quote
             if order.observe_trade(self._cause, trade_id=trade.trade_id, price=trade.price,
                                    amount=trade.amount, fee=trade.fee,
                                    fee_currency=trade.fee_currency, fee_quote=fee_quote,
                                    exchange_time_ms=trade.time_ms):
-                held = trade.amount - trade.fee if trade.fee_currency == base else trade.amount
                 if order.side is OrderSide.BUY:
+                    held = trade.base_held_change(order.side, base)
                     self._on_trade(order, trade.price, held, fee_quote)
         self._touch(order)
         if order.side is OrderSide.SELL and order.status is OrderStatus.FILLED:

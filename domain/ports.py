@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from uuid import UUID
 
+from domain.errors import DomainError
 from domain.orders import OrderSide, OrderStatus, OrderType
 
 if TYPE_CHECKING:  # only named in signatures; not every process needs credentials
@@ -46,14 +47,33 @@ class OrderRequest(NamedTuple):
 class Trade(NamedTuple):
     trade_id: str
     price: Decimal
-    amount: Decimal
+    amount: Decimal  # what was bought or sold, before any fee
     fee: Decimal
     fee_currency: str
-    # A live exchange's trade: its time (UTC ms) and, when the fee is not in the quote
-    # asset, its value in quote (a base fee at the trade's price; a third asset such as
-    # BNB at the rate the venue looked up). The paper venue leaves both None.
+    # A live exchange's trade: its time (UTC ms). The paper venue leaves it None.
     time_ms: int | None = None
+    # A fee in a third asset (BNB) valued in quote, and the rate used (quote per unit of the
+    # fee's asset), recorded by the venue that converted it. None: no conversion was made
+    # (the fee is in quote or base, or no rate was known). The paper venue leaves them None.
     fee_quote: Decimal | None = None
+    fee_conversion_rate: Decimal | None = None
+
+    def base_held_change(self, side: OrderSide, base: str) -> Decimal:
+        """What the trade changes in the base asset held: a fee paid in base is taken from
+        it (a buy of 1 BTC with a 0.001 BTC fee leaves 0.999 BTC to sell)."""
+        fee_in_base = self.fee if self.fee_currency == base else Decimal(0)
+        if side is OrderSide.BUY:
+            return self.amount - fee_in_base
+        return -(self.amount + fee_in_base)
+
+    def fee_in_quote(self, base: str, quote: str) -> Decimal | None:
+        """The fee valued in quote: as is, at the trade's price when paid in base, at the
+        recorded rate when paid in a third asset, else None (no rate known)."""
+        if self.fee_currency == quote:
+            return self.fee
+        if self.fee_currency == base:
+            return self.fee * self.price
+        return self.fee_quote
 
 
 class ExchangeOrder(NamedTuple):
@@ -70,6 +90,15 @@ class ExchangeOrder(NamedTuple):
     trades: tuple[Trade, ...] = ()
     reason: str | None = None
     observed: bool = False
+
+
+class MarketRules(NamedTuple):
+    """An exchange's rules for one pair; None where the exchange sets no such rule."""
+
+    amount_step: Decimal | None
+    price_step: Decimal | None
+    min_amount: Decimal | None
+    min_notional: Decimal | None  # amount × price
 
 
 class Balance(NamedTuple):
@@ -97,6 +126,25 @@ class Exchange(ABC):
 
     @abstractmethod
     def fetch_balance(self) -> dict[str, Balance]: ...
+
+    # Added for live trading and reconciliation. Not abstract, so a venue written before
+    # them keeps working; both venues of ours implement them. The defaults refuse rather
+    # than answer "unknown" or "none open": reconciliation would take that as a lost order.
+
+    def fetch_order_by_client_id(self, client_order_id: str, pair: str) -> ExchangeOrder | None:
+        """The order placed with the engine's ``client_order_id``, or None when the exchange
+        does not know it (it never arrived): how a create that timed out is looked up."""
+        raise DomainError(f"{type(self).__name__} cannot look orders up by client id",
+                          code="EXCHANGE_NOT_SUPPORTED")
+
+    def fetch_open_orders(self, pair: str | None = None) -> list[ExchangeOrder]:
+        """Orders resting on the exchange (of ``pair``, or of every pair)."""
+        raise DomainError(f"{type(self).__name__} cannot list open orders",
+                          code="EXCHANGE_NOT_SUPPORTED")
+
+    def market_rules(self, pair: str) -> MarketRules | None:
+        """The exchange's steps and minimums for ``pair``; None when it sets none."""
+        return None
 
 
 class OrderUpdateListener(Protocol):

@@ -81,3 +81,15 @@ def persistent_store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'events.sqlite'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(autouse=True)
+def _decimal_context_per_test() -> Iterator[None]:
+    """Each test computes in its own copy of the thread's decimal context. Tests that drive
+    a ccxt client directly (the simulator's) let ccxt set ROUND_HALF_UP on the thread's
+    context; without this, Decimal sums in later tests on the same worker would differ in
+    the 28th digit. Product code isolates ccxt itself (ccxt_client.isolated_decimals)."""
+    import decimal
+
+    with decimal.localcontext():
+        yield

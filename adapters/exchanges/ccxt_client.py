@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import decimal
 import re
 import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 from domain.errors import DomainError
@@ -24,6 +26,29 @@ from domain.ports import ApiCredentials
 
 SANDBOX_HOST_ENV = "TRADETAPE_SANDBOX_HOST"
 _HOST = re.compile(r"^[a-z][a-z0-9+.-]*://[^/]+", re.IGNORECASE)
+
+
+def isolated_decimals() -> AbstractContextManager[decimal.Context]:
+    """Run ccxt inside this. ccxt's ``decimal_to_precision`` (every amount or price it
+    rounds, in its helpers and inside ``create_order``) sets the thread's decimal context
+    to ROUND_HALF_UP with Underflow trapped, and leaves it so: the engine's Decimal
+    arithmetic in that thread would then round differently from a backtest's. A local
+    copy of the context takes the change and is dropped on exit."""
+    return decimal.localcontext()
+
+
+def _isolate_decimals(client: Any) -> None:
+    """Every rounding this client does runs in a copy of the decimal context. ccxt gives each
+    instance its own ``decimal_to_precision`` attribute (set in ``Exchange.__init__``; all
+    its rounding goes through it), so wrapping that attribute covers every caller: the
+    venue, the feed, account checks."""
+    rounding = client.decimal_to_precision
+
+    def decimal_to_precision(*args: Any, **kwargs: Any) -> Any:
+        with decimal.localcontext():
+            return rounding(*args, **kwargs)
+
+    client.decimal_to_precision = decimal_to_precision
 
 
 def supported_exchanges() -> list[str]:
@@ -99,6 +124,7 @@ def open_client(exchange_id: str, *, sandbox: bool, credentials: ApiCredentials 
         if credentials.password:
             config["password"] = credentials.password
     client = cls(config)
+    _isolate_decimals(client)
     # Spot only: the engine trades spot, and Binance's futures endpoints (also asked by
     # load_markets unless told) have no testnet for spot keys.
     client.options["defaultType"] = "spot"

@@ -19,6 +19,7 @@ from domain.ports import (
     Balance,
     Exchange,
     ExchangeOrder,
+    MarketRules,
     OrderRequest,
     OrderUpdateListener,
     PriceWatcher,
@@ -124,6 +125,16 @@ class PaperExchange(Exchange):
         self.free[asset] = self.free.get(asset, ZERO) + amount
         self.locked.setdefault(asset, ZERO)
         self._holders.setdefault(asset, 0)
+
+    def fetch_order_by_client_id(self, client_order_id: str, pair: str) -> ExchangeOrder | None:
+        return self._orders.get(f"paper-{client_order_id}")
+
+    def fetch_open_orders(self, pair: str | None = None) -> list[ExchangeOrder]:
+        return [self._orders[r.exchange_order_id] for r in self._resting.values()
+                if pair is None or r.request.pair == pair]
+
+    def market_rules(self, pair: str) -> MarketRules | None:
+        return None  # the paper venue trades any amount at any price
 
     def restore_position(self, position: str, units: Decimal) -> None:
         """Say what a position held when the process stopped (its fills are already in the

@@ -155,13 +155,13 @@ class DcaEngine:
             # in its own asset on the order (and drift would show it)
             fee_quote = trade.fee_in_quote(base, quote)
             fee_quote = ZERO if fee_quote is None else fee_quote
-            if order.observe_trade(self._cause, trade_id=trade.trade_id, price=trade.price,
-                                   amount=trade.amount, fee=trade.fee,
-                                   fee_currency=trade.fee_currency, fee_quote=fee_quote,
-                                   exchange_time_ms=trade.time_ms):
-                if order.side is OrderSide.BUY:
-                    held = trade.base_held_change(order.side, base)
-                    self._on_trade(order, trade.price, held, fee_quote)
+            recorded = order.observe_trade(
+                self._cause, trade_id=trade.trade_id, price=trade.price, amount=trade.amount,
+                fee=trade.fee, fee_currency=trade.fee_currency, fee_quote=fee_quote,
+                exchange_time_ms=trade.time_ms)
+            if recorded and order.side is OrderSide.BUY:
+                self._on_trade(order, trade.price, trade.base_held_change(order.side, base),
+                               fee_quote)
         self._touch(order)
         if order.side is OrderSide.SELL and order.status is OrderStatus.FILLED:
             # an exit may fill in several trades: the deal closes on the whole of it

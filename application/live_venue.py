@@ -17,6 +17,7 @@ Orders exactly once:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
@@ -25,6 +26,7 @@ from domain.ports import Balance, Exchange, ExchangeOrder, OrderRequest, PriceWa
 
 TERMINAL = (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
             OrderStatus.EXPIRED, OrderStatus.LOST)
+_ENGINE_ID = re.compile(r"[0-9a-f]{32}")
 LOST_REASON = "the exchange does not know this order: it never arrived, or was lost on the way"
 
 
@@ -90,13 +92,23 @@ class LiveVenue:
         return None, None  # every candle is a step: the exchange may have filled anything
 
     def poll(self) -> list[ExchangeOrder]:
-        """What the exchange says now about every order we believe open."""
+        """What the exchange says now about every order we believe open. With several
+        placed, one request lists those still open (untouched ones need nothing more);
+        each of the others is asked about alone, with its fills."""
         updates = []
+        placed = [cid for cid, xid in self._open.items() if xid is not None]
+        still_open = {}
+        if len(placed) > 1:
+            still_open = {o.client_order_id: o
+                          for o in self.exchange.fetch_open_orders(self.pair)}
         for client_id, exchange_id in list(self._open.items()):
+            listed = still_open.get(client_id)
             if exchange_id is None:
                 found = self.exchange.fetch_order_by_client_id(client_id, self.pair)
                 update = found if found is not None else ExchangeOrder(
                     "", client_id, OrderStatus.LOST, reason=LOST_REASON)
+            elif listed is not None and listed.status is OrderStatus.ACCEPTED:
+                update = listed  # open and nothing filled: nothing to record
             else:
                 update = self.exchange.fetch_order(exchange_id, self.pair)
             updates.append(self._track(update))
@@ -104,6 +116,12 @@ class LiveVenue:
 
     def open_client_ids(self) -> set[str]:
         return set(self._open)
+
+    @staticmethod
+    def owns(client_order_id: str) -> bool:
+        """An order Tradetape placed: the venue reports ours by the engine's id (an order
+        UUID's 32 hex digits), others' by the exchange's client id as it is."""
+        return _ENGINE_ID.fullmatch(client_order_id or "") is not None
 
     def _track(self, update: ExchangeOrder) -> ExchangeOrder:
         update = update._replace(observed=True)

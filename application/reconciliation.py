@@ -94,8 +94,7 @@ class Reconciler:
             known |= venue.open_client_ids()
         for pair, venue in markets:
             for order in venue.exchange.fetch_open_orders(pair):
-                if order.client_order_id in known or not venue.exchange.owns(
-                        order.client_order_id):
+                if order.client_order_id in known or not venue.owns(order.client_order_id):
                     continue
                 account.found_stray_order(cause, order.client_order_id,
                                           order.exchange_order_id, pair)

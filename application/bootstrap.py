@@ -370,6 +370,20 @@ def open_runtime(settings):
                    exchange_accounts=exchange_accounts, reconciler=reconciler)
 
 
+def open_market_rules(exchange_id: str, *, sandbox: bool, environ=None):
+    """``rules(pair)``: the exchange's steps and minimums for a pair, read through ccxt
+    with no keys (markets are public); PAIR_NOT_TRADED for a pair it does not list."""
+    import os
+
+    from adapters.exchanges.ccxt_client import sandbox_host_from
+    from adapters.exchanges.ccxt_venue import CcxtExchange
+
+    env = dict(os.environ if environ is None else environ)
+    exchange = CcxtExchange.open(exchange_id, sandbox=sandbox,
+                                 sandbox_host=sandbox_host_from(env) if sandbox else None)
+    return exchange.market_rules
+
+
 def open_live_venues(exchange_accounts, environ=None):
     """``venue(account, pair)``: a live account's venue on one pair, through ccxt (one
     client per account, shared by its pairs; ``TRADETAPE_SANDBOX_HOST`` for sandboxes).
@@ -381,21 +395,25 @@ def open_live_venues(exchange_accounts, environ=None):
     env = dict(os.environ if environ is None else environ)
     exchanges: dict = {}
 
-    def venue(account, pair: str):
-        exchange_accounts.check_can_trade(account.id)
+    def exchange_of(account):
         view = exchange_accounts.account(account.id)
         if account.id not in exchanges:
-            from adapters.exchanges.ccxt_venue import CcxtExchange
-
             from adapters.exchanges.ccxt_client import sandbox_host_from
+            from adapters.exchanges.ccxt_venue import CcxtExchange
 
             exchanges[account.id] = CcxtExchange.open(
                 view.exchange, sandbox=view.sandbox,
                 credentials=exchange_accounts.credentials(account.id),
-                sandbox_host=sandbox_host_from(env) if view.sandbox else None)
-        return LiveVenue(exchanges[account.id], pair, account_id=str(account.id),
-                         sandbox=view.sandbox)
+                sandbox_host=sandbox_host_from(env) if view.sandbox else None,
+                resend_unknown=False)
+        return exchanges[account.id], view
 
+    def venue(account, pair: str):
+        exchange_accounts.check_can_trade(account.id)
+        exchange, view = exchange_of(account)
+        return LiveVenue(exchange, pair, account_id=str(account.id), sandbox=view.sandbox)
+
+    venue.market_rules = lambda account, pair: exchange_of(account)[0].market_rules(pair)
     return venue
 
 

@@ -22,6 +22,7 @@ from domain.bots import Bot, BotMode
 from domain.dca import DcaConfig
 from domain.deals import DealStatus
 from domain.errors import DomainError, NotFoundError
+from domain.market_rules import quote_problem
 from domain.text import text_problem
 from domain.users import User
 
@@ -93,6 +94,8 @@ class BotCommands:
             field="exchange_account_id")]
         if bot_name_problems(name):
             raise RefusedError(bot_name_problems(name) + missing)
+        if account is not None:
+            self._check_minimums(account, config)
         return self.trading.create_bot(
             owner_id=owner, name=name.strip(), config=config,
             exchange_account_id=account or "", mode=self._mode_of(account), actor=owner,
@@ -104,6 +107,17 @@ class BotCommands:
             bot = self.owned_bot(principal, bot_id)
             self.trading.edit_bot_config(bot.id, config, actor=str(principal.user_id))
             return bot.id
+
+    def _check_minimums(self, account_id: str, config: DcaConfig) -> None:
+        """On an exchange account, a base order below the exchange's minimum order value
+        would be refused at every deal: refused now, by name."""
+        rules = self.paper.market_rules(account_id, config.pair)
+        if rules is None:
+            return
+        problem = quote_problem(rules, config.pair, config.base_order_quote, "base order")
+        if problem is not None:
+            code, _, message = problem.partition(": ")
+            raise DomainError(message, code=code, field="base_order_quote")
 
     def _mode_of(self, account_id: str | None) -> BotMode:
         """A bot trades as its account does: live on an exchange account (sandbox or

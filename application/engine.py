@@ -7,6 +7,7 @@ open a deal at a candle's close, rest the safety orders, exit at take profit or 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,6 +20,8 @@ from domain.money import ZERO
 from domain.orders import Order, OrderPurpose, OrderSide, OrderStatus, OrderType
 from domain.ports import Exchange, ExchangeOrder, IdSource, OrderRequest
 from domain.recording import Cause, TradetapeAggregate
+
+log = logging.getLogger("tradetape.engine")
 
 
 @dataclass
@@ -159,9 +162,15 @@ class DcaEngine:
                 self._cause, trade_id=trade.trade_id, price=trade.price, amount=trade.amount,
                 fee=trade.fee, fee_currency=trade.fee_currency, fee_quote=fee_quote,
                 exchange_time_ms=trade.time_ms)
-            if recorded and order.side is OrderSide.BUY:
-                self._on_trade(order, trade.price, trade.base_held_change(order.side, base),
-                               fee_quote)
+            if not recorded or order.side is not OrderSide.BUY:
+                continue
+            if self.deal is None or order.deal_id != self.deal.id:
+                # a buy the exchange filled after its deal closed (its cancel came too
+                # late): recorded on the order; its units stay on the account (drift)
+                log.warning("order %s filled after its deal closed", order.client_order_id)
+                continue
+            self._on_trade(order, trade.price, trade.base_held_change(order.side, base),
+                           fee_quote)
         self._touch(order)
         if order.side is OrderSide.SELL and order.status is OrderStatus.FILLED:
             # an exit may fill in several trades: the deal closes on the whole of it
@@ -265,6 +274,13 @@ class DcaEngine:
     def _exit(self, reason: CloseReason, order_type: OrderType, price: Decimal | None) -> None:
         purpose = (OrderPurpose.TAKE_PROFIT if reason is CloseReason.TAKE_PROFIT
                    else OrderPurpose.STOP_LOSS)
+        if self._sized is not None:
+            # live: the exchange may have filled a resting buy since the last look. Cancel
+            # them first: each one's final state (its fills) reaches the deal, and the exit
+            # then sells everything the deal really holds.
+            self._cancel_resting(exclude="")
+            if self.deal is None or self.deal.units == ZERO:
+                return
         order = self._place(purpose, OrderSide.SELL, order_type, self.deal.units, price)
         self._exit_order = order if order.is_open else None
 

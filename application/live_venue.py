@@ -17,15 +17,18 @@ Orders exactly once:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
+from domain.errors import DomainError
 from domain.orders import OrderSide, OrderStatus
 from domain.ports import Balance, Exchange, ExchangeOrder, OrderRequest, PriceWatcher
 
 TERMINAL = (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
             OrderStatus.EXPIRED, OrderStatus.LOST)
+log = logging.getLogger("tradetape.live")
 _ENGINE_ID = re.compile(r"[0-9a-f]{32}")
 LOST_REASON = "the exchange does not know this order: it never arrived, or was lost on the way"
 
@@ -38,17 +41,33 @@ class LiveVenue:
         self.price: Decimal | None = None
         # client order id -> the exchange's id (None: submitted, answer not known yet)
         self._open: dict[str, str | None] = {}
+        self._cancelling: set[str] = set()  # cancels the exchange did not answer
 
     # --- the port, as the engine calls it -------------------------------------------------
 
     def create_order(self, request: OrderRequest) -> ExchangeOrder:
         self.before_request()
         self._open[request.client_order_id] = None
-        return self._track(self.exchange.create_order(request))
+        try:
+            return self._track(self.exchange.create_order(request))
+        except DomainError as error:  # unreachable, its fate unknown: the next poll asks
+            log.warning("order %s: no answer from the exchange: %s",
+                        request.client_order_id, error)
+            return ExchangeOrder("", request.client_order_id, OrderStatus.SUBMITTED,
+                                 reason=str(error), observed=True)
 
     def cancel_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
         self.before_request()
-        return self._track(self.exchange.cancel_order(exchange_order_id, pair))
+        client_id = next((c for c, x in self._open.items() if x == exchange_order_id), "")
+        try:
+            update = self._track(self.exchange.cancel_order(exchange_order_id, pair))
+        except DomainError as error:  # the next poll sends the cancel again
+            log.warning("cancel of %s: no answer from the exchange: %s", client_id, error)
+            self._cancelling.add(client_id)
+            return ExchangeOrder(exchange_order_id, client_id, OrderStatus.SUBMITTED,
+                                 observed=True)
+        self._cancelling.discard(client_id)
+        return update
 
     def fetch_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
         return self._track(self.exchange.fetch_order(exchange_order_id, pair))
@@ -107,6 +126,8 @@ class LiveVenue:
                 found = self.exchange.fetch_order_by_client_id(client_id, self.pair)
                 update = found if found is not None else ExchangeOrder(
                     "", client_id, OrderStatus.LOST, reason=LOST_REASON)
+            elif client_id in self._cancelling:
+                update = self.cancel_order(exchange_id, self.pair)
             elif listed is not None and listed.status is OrderStatus.ACCEPTED:
                 update = listed  # open and nothing filled: nothing to record
             else:

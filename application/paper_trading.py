@@ -340,6 +340,13 @@ class PaperTrading:
         venue.before_request = write_ahead
         return market
 
+    def market_rules(self, account_id: str, pair: str):
+        """A live account's exchange rules for ``pair`` (None for paper accounts, and where
+        this runner has no exchange adapters)."""
+        rules_of = getattr(self.live_venues, "market_rules", None)
+        account = _live_account(self.trading, account_id) if rules_of else None
+        return None if account is None else rules_of(account, pair)
+
     def engines_of(self, account_id: str) -> list[DcaEngine]:
         return [engine for (account, _), market in self._markets.items()
                 if account == account_id for engine in market.engines.values()]

@@ -64,18 +64,3 @@ def round_price(client: Any, pair: str, price: Decimal) -> Decimal:
     with isolated_decimals():
         text = client.price_to_precision(pair, str(price))
     return Decimal(text)
-
-
-def minimum_problem(rules: MarketRules, pair: str, amount: Decimal,
-                    price: Decimal | None) -> str | None:
-    """Why an order of ``amount`` at ``price`` (None: not known, e.g. a market order
-    without a reference price) cannot be placed, or None."""
-    if amount <= 0 or (rules.min_amount is not None and amount < rules.min_amount):
-        return (f"ORDER_BELOW_MIN_AMOUNT: {pair} amount {amount} is below the exchange's "
-                f"minimum of {rules.min_amount or rules.amount_step}")
-    if price is not None and rules.min_notional is not None:
-        notional = amount * price
-        if notional < rules.min_notional:
-            return (f"ORDER_BELOW_MIN_NOTIONAL: {pair} {amount} × {price} = {notional} is below "
-                    f"the exchange's minimum order value of {rules.min_notional}")
-    return None

@@ -31,7 +31,7 @@ from adapters.exchanges.ccxt_client import (
     open_client,
 )
 from adapters.exchanges.ccxt_lookup import ClientIdLookup
-from adapters.exchanges.ccxt_rules import minimum_problem, round_amount, round_price, rules_of
+from adapters.exchanges.ccxt_rules import round_amount, round_price, rules_of
 from adapters.exchanges.ccxt_values import (
     ZERO,
     balances_from,
@@ -43,6 +43,7 @@ from adapters.exchanges.ccxt_values import (
 )
 from adapters.exchanges.client_ids import client_order_id_for, order_id_from
 from domain.errors import DomainError
+from domain.market_rules import minimum_problem
 from domain.orders import OrderStatus, OrderType
 from domain.ports import Balance, Exchange, ExchangeOrder, MarketRules, OrderRequest, Trade
 
@@ -57,7 +58,12 @@ class CcxtExchange(Exchange):
     def __init__(self, client: Any, *, sandbox: bool = False, sandbox_host: str | None = None,
                  attempts: int = DEFAULT_ATTEMPTS, sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, resend_unknown: bool = True):
+        """``resend_unknown=False``: a create whose request may have reached the exchange
+        (timed out, answer lost) and that the exchange does not know once the request's
+        validity window has passed is reported ``LOST`` instead of being sent again with
+        the same client id: each client id reaches the exchange at most once, and the
+        engine decides anew (with a new id). The live runner uses this."""
         # Exact numbers: ccxt then returns the exchange's decimal text instead of floats.
         client.number = str
         client.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
@@ -66,6 +72,7 @@ class CcxtExchange(Exchange):
         self._sandbox, self._sandbox_host = sandbox, sandbox_host
         self._attempts = max(1, attempts)
         self._sleep, self._monotonic, self._rng = sleep, monotonic, rng
+        self._resend_unknown = resend_unknown
         self._markets_ready = False
         self._lookup = ClientIdLookup(client, self._call)
 
@@ -110,6 +117,10 @@ class CcxtExchange(Exchange):
                 found = self._look_up_after(sent_at, engine_id, request.pair)
                 if found is not None:
                     return found
+                if not self._resend_unknown:
+                    return ExchangeOrder("", engine_id, OrderStatus.LOST, reason=(
+                        "ORDER_NOT_RECEIVED: the request failed and the exchange does not "
+                        "know the order after its validity window; not sent again"))
             if attempt + 1 < self._attempts:
                 self._sleep(ccxt_errors.backoff_seconds(attempt, rng=self._rng))
         raise ccxt_errors.translate(sent, "placing an order")

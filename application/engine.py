@@ -108,8 +108,15 @@ class DcaEngine:
         deal = self.deal
         if deal is None or deal.units == ZERO:
             return
-        if self._exit_order is not None and self._exit_order.is_open:
-            return  # one exit at a time: the one sent is still open (live)
+        exiting = self._exit_order
+        if exiting is not None and exiting.is_open:  # live: one exit at a time
+            if not (exiting.purpose is OrderPurpose.TAKE_PROFIT
+                    and deal.stop_loss_price is not None and price <= deal.stop_loss_price):
+                return
+            # the market left the resting take profit and fell to the stop: the stop sells
+            self._cancel(exiting)
+            if exiting.is_open or self.deal is None:
+                return  # the cancel went unanswered, or the take profit filled after all
         if deal.stop_loss_price is not None and price <= deal.stop_loss_price:
             self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)
         elif deal.take_profit_price is not None and price >= deal.take_profit_price:
@@ -348,9 +355,13 @@ class DcaEngine:
         for client_id, order in list(self.orders.items()):
             if client_id == exclude or order.exchange_order_id is None:
                 continue
+            self._cancel(order)
+
+    def _cancel(self, order: Order) -> None:
+        if order.status is not OrderStatus.CANCEL_REQUESTED:  # else: asked before, unanswered
             order.request_cancel(self._cause)
-            self._touch(order)
-            self.on_order_update(self.exchange.cancel_order(order.exchange_order_id, order.pair))
+        self._touch(order)
+        self.on_order_update(self.exchange.cancel_order(order.exchange_order_id, order.pair))
 
     def _finish_deal(self, deal: Deal) -> None:
         self.bot.finish_deal(self._cause, deal.id)

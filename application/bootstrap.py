@@ -413,7 +413,21 @@ def open_live_venues(exchange_accounts, environ=None):
         exchange, view = exchange_of(account)
         return LiveVenue(exchange, pair, account_id=str(account.id), sandbox=view.sandbox)
 
-    venue.market_rules = lambda account, pair: exchange_of(account)[0].market_rules(pair)
+    def market_rules(account, pair: str):
+        """The exchange's rules for ``pair``; None where this server may not trade the
+        account (nothing is asked of an exchange it will not trade on) or the exchange
+        cannot be reached now (the venue checks again before each order)."""
+        from domain.errors import DomainError
+
+        try:
+            exchange_accounts.check_can_trade(account.id)
+            return exchange_of(account)[0].market_rules(pair)
+        except DomainError as error:
+            if error.code == "PAIR_NOT_TRADED":
+                raise
+            return None
+
+    venue.market_rules = market_rules
     return venue
 
 

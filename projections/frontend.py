@@ -44,6 +44,15 @@ FE_ORDERS = table(
     average_price="money", fees="money", status="text", reason="text", created_at="text",
     updated_at="text",
 )
+# What live exchanges said that differs from what we asked or hold: a stream, one row per
+# event (drift found and resolved, stray orders cancelled, orders the exchange did not know).
+FE_DRIFT = table(
+    "fe_drift", key=("position",), indexes=(("account_id", "position"),
+                                            ("owner_id", "position")),
+    position="int", account_id="text", owner_id="text", kind="text", asset="text",
+    expected="money", observed="money", client_order_id="text", order_id="text",
+    pair="text", reason="text", at="text",
+)
 FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired", "lost"})
 BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped"}
 ORDER_STATUS = {"Order.CancelRequested": "cancel_requested", "Order.Cancelled": "cancelled",
@@ -54,7 +63,7 @@ ORDER_STATUS = {"Order.CancelRequested": "cancel_requested", "Order.Cancelled": 
 class FrontEnd(Projection):
     name = "frontend"
     description = "bot, deal and order lists for front ends"
-    tables = (FE_BOTS, FE_DEALS, FE_ORDERS)
+    tables = (FE_BOTS, FE_DEALS, FE_ORDERS, FE_DRIFT)
 
     def __init__(self) -> None:
         self.bots: dict[str, Row] = {}
@@ -74,6 +83,31 @@ class FrontEnd(Projection):
         finals = ", ".join(f"'{s}'" for s in sorted(FINAL_ORDER))
         self.orders = {r["order_id"]: r for r in
                        store.select(FE_ORDERS, f"status NOT IN ({finals})", suffix=suffix)}
+
+    # --- drift: what live exchanges said apart from what we asked --------------------------
+
+    @on("ExchangeAccount.DriftDetected", "ExchangeAccount.DriftResolved",
+        "ExchangeAccount.StrayOrderFound")
+    def _account_drift(self, fact: Fact, out: Changes) -> None:
+        kind = {"ExchangeAccount.DriftDetected": "drift_detected",
+                "ExchangeAccount.DriftResolved": "drift_resolved",
+                "ExchangeAccount.StrayOrderFound": "stray_order_cancelled"}[fact.kind]
+        state = fact.state
+        out.insert(FE_DRIFT, _drift_row(
+            fact, kind, account_id=fact.oid,
+            asset=fact.text("asset") if "asset" in state else None,
+            expected=fact.dec("expected") if "expected" in state else None,
+            observed=fact.dec("observed") if "observed" in state else None,
+            client_order_id=fact.text("client_order_id") if "client_order_id" in state
+            else None, pair=fact.text("pair") if "pair" in state else None))
+
+    @staticmethod
+    def _order_lost(fact: Fact, order: Row, out: Changes) -> None:
+        """(Called by ``_order_changed``, which handles Order.Lost as a final status.)"""
+        out.insert(FE_DRIFT, _drift_row(
+            fact, "order_lost", owner_id=order.get("owner_id"), order_id=fact.oid,
+            client_order_id=order.get("client_order_id"), pair=order.get("pair"),
+            reason=fact.text("reason")))
 
     # --- bots -----------------------------------------------------------------------------
 
@@ -220,6 +254,8 @@ class FrontEnd(Projection):
         *ORDER_STATUS)
     def _order_changed(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
+        if fact.kind == "Order.Lost":
+            self._order_lost(fact, order, out)
         if fact.kind in ("Order.Accepted", "Order.ObservedOpen"):
             order.update(status="accepted", exchange_order_id=fact.text("exchange_order_id"))
         elif fact.kind in ("Order.Filled", "Order.TradeObserved"):
@@ -254,3 +290,9 @@ def deal_list(store: ViewStore, bot_id: str, limit: int = 50) -> list[Row]:
 
 def order_list(store: ViewStore, deal_id: str) -> list[Row]:
     return store.select(FE_ORDERS, "deal_id = ?", (deal_id,), order="created_at, order_id")
+
+
+def _drift_row(fact: Fact, kind: str, **values: Any) -> Row:
+    row = {column: None for column in FE_DRIFT.column_names}
+    row.update(values, position=fact.position, kind=kind, at=fact.iso_time)
+    return row

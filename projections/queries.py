@@ -171,3 +171,19 @@ def owned_ids(store: ViewStore, owner: str) -> set[str]:
     deal_ids = [d["deal_id"] for d in deals]
     return ({b["bot_id"] for b in bots} | set(deal_ids) | live_order_ids(store, deal_ids)
             | {a["account_id"] for a in accounts})
+
+
+def drift_stream(store: ViewStore, account_ids: list[str], owner_id: str,
+                 first: int, after: int | None) -> list[Row]:
+    """Drift rows (``fe_drift``) of these accounts or this owner's orders, newest first,
+    before log position ``after`` when given: at most ``first + 1`` (one more says whether
+    there is a next page)."""
+    from projections.frontend import FE_DRIFT
+
+    marks = ", ".join("?" for _ in account_ids) or "NULL"
+    where = f"(account_id IN ({marks}) OR owner_id = ?)"
+    params: list[Any] = [*account_ids, owner_id]
+    if after is not None:
+        where += " AND position < ?"
+        params.append(after)
+    return store.select(FE_DRIFT, where, params, order="position DESC", limit=first + 1)

@@ -22,6 +22,7 @@ from api.graphql.bots.subscriptions import BotSubscriptions
 from api.graphql.deals.mutations import DealMutations
 from api.graphql.deals.queries import DealQueries
 from api.graphql.errors import ErrorCodes, MaskFaults, log_errors, name_codes
+from api.graphql.exchange_accounts.drift import DriftQueries
 from api.graphql.exchange_accounts.mutations import ExchangeAccountMutations
 from api.graphql.exchange_accounts.queries import ExchangeAccountQueries
 from api.graphql.limits import limits
@@ -34,7 +35,7 @@ from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
-                              ExchangeAccountQueries))
+                              ExchangeAccountQueries, DriftQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
                                     ExchangeAccountMutations))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from decimal import Decimal
 from uuid import UUID
 
 import pytest
@@ -142,6 +143,7 @@ def test_a_bot_on_a_real_money_account_starts_only_where_live_is_allowed(server)
     assert refused == {"__typename": "BotErrors", "code": "LIVE_TRADING_DISABLED"}
     runtime = server.runtime
     runtime.settings = replace(runtime.settings, allow_live=True)
+    runtime.exchange_accounts.allow_live = True  # as a server started with it would be
     del runtime.__dict__["bots"]  # the bot commands are made again with the new setting
     server.start_bot(alice, bot)
 
@@ -179,3 +181,37 @@ def test_a_malformed_request_does_not_echo_the_keys_it_sent(server, variables) -
         "BAD_USER_INPUT")
     assert "K-7f3a9c1e5b" not in str(answer) and "S-2d8e4a6c0f" not in str(answer)
     assert "$input" in answer["errors"][0]["message"]
+
+
+DRIFT = """query($first: Int, $after: String) {
+  drift(first: $first, after: $after) {
+    edges { cursor node { kind accountId asset expected observed clientOrderId pair } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+
+def test_drift_shows_what_the_exchange_said_apart_from_what_the_deals_hold(server,
+                                                                           sim) -> None:
+    alice, bob = server.user("alice"), server.user("bob")
+    account = server.gql(ADD, {"input": keys(sim)}, alice.token)["addExchangeAccount"]["id"]
+    trading = server.runtime.trading
+    aggregate = trading.load(UUID(account), ExchangeAccount)
+    cause = trading.cause("system:reconciliation")
+    aggregate.detect_drift(cause, "BTC", Decimal("0.5"), Decimal("0.25"))
+    aggregate.found_stray_order(cause, "ab" * 16, "1001", "BTC/USDT")
+    aggregate.resolve_drift(cause, "BTC", Decimal("0.5"))
+    trading.save_all(aggregate)
+    server.runtime.refresh()
+
+    edges = server.gql(DRIFT, {}, alice.token)["drift"]["edges"]
+    assert [e["node"]["kind"] for e in edges] == [
+        "drift_resolved", "stray_order_cancelled", "drift_detected"]
+    detected = edges[2]["node"]
+    assert (detected["accountId"], detected["asset"], detected["expected"],
+            detected["observed"]) == (account, "BTC", "0.5", "0.25")
+    assert edges[1]["node"]["clientOrderId"] == "ab" * 16
+    page = server.gql(DRIFT, {"first": 1, "after": edges[0]["cursor"]}, alice.token)["drift"]
+    assert [e["node"]["kind"] for e in page["edges"]] == ["stray_order_cancelled"]
+    assert page["pageInfo"]["hasNextPage"] is True
+    assert server.gql(DRIFT, {}, bob.token)["drift"]["edges"] == []

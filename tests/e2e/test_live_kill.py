@@ -104,9 +104,9 @@ def test_kill_9_at_random_moments_loses_no_fill_and_places_no_order_twice(launch
 
         kills = held = 0
         deals = 0
-        while deals < DEALS:
-            # a kill every few deals (about 28 in 100), at a random moment of a deal
-            target = deals + rng.randint(1, 6)
+        while deals < DEALS or kills < KILLS:
+            # a kill every few deals, at a random moment of a deal
+            target = deals + rng.randint(1, 5)
             wait_for("the bot trading", lambda t=target: deals_closed(
                 server, token, bot["id"]) >= t, timeout=120, every=0.1)
             time.sleep(rng.uniform(0, 1.5))

@@ -185,6 +185,13 @@ class DcaEngine:
         if status is OrderStatus.REJECTED and order.is_open:
             order.reject(self._cause, update.reason or "rejected")
             self.tally.orders_rejected += 1
+            deal = self.deal
+            if deal is not None and order.deal_id == deal.id and deal.units > ZERO:
+                # the deal (and the bot's status) says which order cannot be placed, and why
+                deal.order_rejected(self._cause, order_id=order.id, purpose=str(order.purpose),
+                                    safety_order=order.safety_order,
+                                    reason=update.reason or "rejected")
+                self._touch(deal)
         elif status is OrderStatus.CANCELLED and order.is_open:
             order.cancel(self._cause, update.reason or "cancelled")
         elif status is OrderStatus.LOST and order.is_open:

@@ -139,6 +139,15 @@ class Deal(TradetapeAggregate):
 
         amount: Decimal
 
+    class OrderRejected(Event):
+        """A live exchange refused one of this deal's orders (e.g. a safety order below its
+        minimum order value): the deal goes on without it."""
+
+        order_id: UUID
+        purpose: str
+        safety_order: int
+        reason: str
+
     class OrderLost(Event):
         """An order of this deal is unknown to the exchange (found by reconciliation)."""
 
@@ -335,6 +344,12 @@ class Deal(TradetapeAggregate):
             owner_id=self.owner_id, rule=rule,
             reason=reason,
         )
+
+    def order_rejected(self, cause: Cause, *, order_id: UUID, purpose: str, safety_order: int,
+                       reason: str) -> None:
+        self._require_open()
+        self._record(self.OrderRejected, cause, order_id=order_id, purpose=purpose,
+                     safety_order=safety_order, reason=_reason(reason))
 
     def order_lost(self, cause: Cause, *, order_id: UUID, purpose: str) -> None:
         self._require_open()

@@ -24,6 +24,7 @@ FE_BOTS = table(
     bot_id="text", owner_id="text", name="text", status="text", mode="text", stage="text",
     pair="text", config_version="int", exchange_account_id="text", open_deal_id="text",
     deals_opened="int", deals_closed="int", deals_cancelled="int", error_reason="text",
+    warning="text",
     status_before_error="text", leaderboard_opt_in="int",
     created_at="text", updated_at="text",
 )
@@ -111,8 +112,9 @@ class FrontEnd(Projection):
 
     # --- bots -----------------------------------------------------------------------------
 
-    def _bot(self, fact: Fact, out: Changes, **changes: Any) -> Row:
-        bot = self.bots[fact.oid]
+    def _bot(self, fact: Fact, out: Changes, bot_id: str | None = None,
+             **changes: Any) -> Row:
+        bot = self.bots[bot_id or fact.oid]
         bot.update(changes, updated_at=fact.iso_time)
         self.dirty[bot["bot_id"]] = (FE_BOTS, bot)
         return bot
@@ -126,7 +128,7 @@ class FrontEnd(Projection):
                "pair": fact.state["config"]["_data_"]["pair"], "config_version": 1,
                "exchange_account_id": fact.text("exchange_account_id"), "open_deal_id": None,
                "deals_opened": 0, "deals_closed": 0, "deals_cancelled": 0,
-               "error_reason": None,
+               "error_reason": None, "warning": None,
                "status_before_error": None, "leaderboard_opt_in": 0, "created_at": fact.iso_time,
                "updated_at": fact.iso_time}
         self.bots[bot["bot_id"]] = bot
@@ -162,7 +164,7 @@ class FrontEnd(Projection):
     def _bot_deal_started(self, fact: Fact, out: Changes) -> None:
         bot = self.bots[fact.oid]
         self._bot(fact, out, open_deal_id=fact.id_text("deal_id"),
-                  deals_opened=bot["deals_opened"] + 1)
+                  deals_opened=bot["deals_opened"] + 1, warning=None)
 
     @on("Bot.DealFinished")
     def _bot_deal_finished(self, fact: Fact, out: Changes) -> None:
@@ -174,6 +176,16 @@ class FrontEnd(Projection):
         self._bot(fact, out, leaderboard_opt_in=int(fact.kind.endswith("OptedIn")))
 
     # --- deals ----------------------------------------------------------------------------
+
+    @on("Deal.OrderRejected")
+    def _deal_order_rejected(self, fact: Fact, out: Changes) -> None:
+        deal = self.deals.get(fact.oid)
+        if deal is None or deal["bot_id"] not in self.bots:
+            return
+        n = fact.text("safety_order")
+        name = f"safety order {n}" if n else fact.text("purpose").replace("_", " ")
+        self._bot(fact, out, warning=f"{name} cannot be placed: {fact.text('reason')}",
+                  bot_id=deal["bot_id"])
 
     @on("Deal.Opened")
     def _deal_opened(self, fact: Fact, out: Changes) -> None:

@@ -42,14 +42,14 @@ def candles():
 class LiveWorld:
     """A store with a live (sandbox) account on the simulator and one running bot."""
 
-    def __init__(self, url: str, sim, seed: str = "live"):
+    def __init__(self, url: str, sim, seed: str = "live", config: dict = BOT):
         self.url, self.sim = url, sim
         self.clock = SteppingClock(T0, timedelta(seconds=1))
         self.trading = open_trading(url, clock=self.clock, ids=SequentialIds(seed))
         self.account = self.trading.open_account(owner_id="u1", exchange="binance",
                                                  quote_asset="USDT", kind=AccountKind.LIVE)
         self.bot_id = self.trading.create_bot(owner_id="u1", name="live bot",
-                                              config=DcaConfig.from_mapping(BOT),
+                                              config=DcaConfig.from_mapping(config),
                                               exchange_account_id=str(self.account))
         self.trading.start_bot(self.bot_id, actor="u1")
         self.runner = self._runner()
@@ -200,3 +200,31 @@ def test_reconciliation_cancels_a_stray_order_and_shows_drift(tmp_path, candles)
         assert status == "amber"
         assert detail["accounts"][str(world.account)]["status"] == "drift"
         world.trading.close()
+
+
+def test_a_safety_order_below_the_exchange_minimum_is_named_on_the_deal_and_the_bot(
+        tmp_path, candles):
+    from application.settings import parse_database_url
+    from projections.frontend import FE_BOTS, FrontEnd
+    from projections.runner import Projector
+    from projections.store import open_view_store
+
+    url = f"sqlite:///{tmp_path / 'minimum.sqlite'}"
+    with running_simulator(speed=0) as sim:
+        world = LiveWorld(url, sim, config={**BOT, "safety_order_quote": "4"})
+        world.feed(candles, 0, 2)
+        rejected = world.events("OrderRejected")
+        assert [e.safety_order for e in rejected] == [1]
+        assert rejected[0].reason.startswith("ORDER_BELOW_MIN_NOTIONAL:")
+        # the deal goes on: its other safety orders (6 and 9 USDT) rest on the exchange
+        assert [o.safety_order for o in world.runner.engines_of(str(world.account))[0]
+                .orders.values()] == [2, 3]
+        world.trading.close()
+    store = open_view_store(parse_database_url(url))
+    trading = open_trading(url)
+    Projector(trading, store, [FrontEnd()]).catch_up()
+    [bot] = store.select(FE_BOTS)
+    assert bot["warning"].startswith("safety order 1 cannot be placed: ORDER_BELOW_MIN_NOTIONAL")
+    assert bot["status"] == "running"
+    trading.close()
+    store.close()

@@ -89,6 +89,9 @@ class Bot:
     deals_cancelled: int = strawberry.field(
         description="Deals given up without buying anything (e.g. the base order refused)")
     error_reason: str | None
+    warning: str | None = strawberry.field(description=(
+        "What keeps the bot from trading as configured without stopping it, e.g. which "
+        "safety order the exchange refused and why (live accounts)"))
     leaderboard_opt_in: bool
     created_at: datetime
     updated_at: datetime
@@ -120,7 +123,7 @@ class Bot:
                    exchange_account_id=strawberry.ID(row["exchange_account_id"]),
                    deals_opened=row["deals_opened"], deals_closed=row["deals_closed"],
                    deals_cancelled=row["deals_cancelled"],
-                   error_reason=row["error_reason"],
+                   error_reason=row["error_reason"], warning=row["warning"],
                    leaderboard_opt_in=bool(row["leaderboard_opt_in"]),
                    created_at=when(row["created_at"]), updated_at=when(row["updated_at"]),
                    open_deal_id=None if open_deal is None else strawberry.ID(open_deal))

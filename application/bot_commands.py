@@ -135,17 +135,16 @@ class BotCommands:
         with self.paper.lock:
             bot = self.owned_bot(principal, bot_id)
             self.check_account_trades(bot)
+            if (live or bot.mode is BotMode.LIVE) and not principal.email_verified:
+                raise DomainError("verify your email address before trading live",
+                                  code="EMAIL_NOT_VERIFIED")
             if live and bot.mode is not BotMode.LIVE:
                 raise DomainError("this bot trades on a paper account: create it on an "
                                   "exchange account to trade live",
                                   code="LIVE_ACCOUNT_REQUIRED")
-            if bot.mode is BotMode.LIVE:
-                if not principal.email_verified:
-                    raise DomainError("verify your email address before trading live",
-                                      code="EMAIL_NOT_VERIFIED")
-                if self.paper.live_venues is None:
-                    raise DomainError("this server trades on paper only",
-                                      code="LIVE_TRADING_UNAVAILABLE")
+            if bot.mode is BotMode.LIVE and self.paper.live_venues is None:
+                raise DomainError("this server trades on paper only",
+                                  code="LIVE_TRADING_UNAVAILABLE")
             self.trading.start_bot(bot.id, actor=str(principal.user_id))
             self.paper.follow(bot.id)
             return bot.id

@@ -46,6 +46,7 @@ AUTHENTICATED = {
     "emergencyStop": "mutation { emergencyStop(reason: \"test\") { __typename } }",
     "emergencyResume": "mutation { emergencyResume { __typename } }",
     "exchangeAccounts": "{ exchangeAccounts { edges { node { id sandbox } } } }",
+    "drift": "{ drift { edges { node { kind accountId } } } }",
     "addExchangeAccount": 'mutation { addExchangeAccount(input: {exchange: "binance", '
                           'sandbox: true, apiKey: "k", secret: "s"}) { __typename } }',
     "removeExchangeAccount": "mutation($id: ID!) { removeExchangeAccount(id: $id) { "

@@ -204,7 +204,7 @@ def test_start_pause_and_restart_a_bot(server):
     assert bot_mutation(server, "startBot", bot_id, alice.token)["status"] == "RUNNING"
 
 
-def test_live_trading_needs_a_verified_email_and_is_not_offered_yet(server):
+def test_live_trading_needs_a_verified_email_and_an_exchange_account(server):
     unverified, verified = server.user("una", verified=False), server.user("vera")
     bot_id = server.create_bot(unverified)
     live = bot_mutation(server, "startBot", bot_id, unverified.token, ", live: true")
@@ -212,7 +212,7 @@ def test_live_trading_needs_a_verified_email_and_is_not_offered_yet(server):
     assert bot_mutation(server, "startBot", bot_id, unverified.token)["status"] == "RUNNING"
     other = server.create_bot(verified)
     live = bot_mutation(server, "startBot", other, verified.token, ", live: true")
-    assert live["code"] == "LIVE_TRADING_UNAVAILABLE"
+    assert live["code"] == "LIVE_ACCOUNT_REQUIRED"  # a paper account's bot trades on paper
 
 
 def test_close_deal_sells_at_market_and_the_bot_carries_on(server):

@@ -4,10 +4,13 @@ Decoding with the application's mapper builds a domain event object through a Py
 ``object_hook`` for every ``{"_type_", "_data_"}`` value: about 12 µs an event, more than
 reading it from the store. Projections use a handful of fields, so a fact keeps the stored
 JSON as parsed (about 3 µs) and converts a field only when asked (``fact.dec("price")``).
-The mapper's cipher and compressor are applied first; an event stored under an older
-``class_version`` goes through the mapper (its upcasters) and is re-encoded with the app's
-transcoder, so a projection always sees the current shape. A test holds the accessors equal
-to the mapper's values for every event type.
+The JSON is parsed from the stored bytes with orjson (no text decoding first; about twice as
+fast as the standard library) and with the standard library when orjson refuses what it
+holds (a lone surrogate escape, an integer past 64 bits, NaN), so every stored state reads
+the same either way. The mapper's cipher and compressor are applied first; an event stored
+under an older ``class_version`` goes through the mapper (its upcasters) and is re-encoded
+with the app's transcoder, so a projection always sees the current shape. A test holds the
+accessors equal to the mapper's values for every event type.
 """
 
 from __future__ import annotations
@@ -103,7 +106,22 @@ class Fact:
         return f"Fact({self.position}, {self.kind}, {self.oid} v{self.version})"
 
 
-_parse = json.JSONDecoder().raw_decode
+_parse_text = json.JSONDecoder().raw_decode
+
+
+def parse_state(data: bytes) -> dict[str, Any]:
+    """The stored JSON object as the standard library's ``json`` reads it."""
+    try:
+        return _fast_loads(data)
+    except ValueError:  # orjson.JSONDecodeError is one
+        return _parse_text(data.decode())[0]  # stored compact: no whitespace to skip
+
+
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson comes with ccxt
+    def _fast_loads(data: bytes) -> Any:
+        return _parse_text(data.decode())[0]
 
 
 def class_version(topic: str) -> int:
@@ -125,7 +143,7 @@ class FactDecoder:
             data = self._cipher.decrypt(data)
         if self._compressor is not None:
             data = self._compressor.decompress(data)
-        state = _parse(data.decode())[0]  # stored compact: no whitespace to skip
+        state = parse_state(data)
         known = self._topics.get(topic)
         if known is None:
             known = self._topics[topic] = (class_version(topic), topic.partition(":")[2])

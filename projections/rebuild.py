@@ -3,19 +3,26 @@ then swap them in, every projection rebuilt in one transaction. Readers see the 
 until that commit; a runner following the log finds the generation changed at its next batch
 and reloads its state from the new tables.
 
-With ``workers > 1`` (a SQLite file or PostgreSQL) the projections are shared out between
-processes, each reading the log up to the head seen at the start; the calling process then
-reloads every shadow's state from its tables (as after a crash), applies what arrived
-meanwhile, and swaps.
+With ``workers > 1`` (a SQLite file or PostgreSQL) the projections may be shared out between
+processes, but only when that is measured to be faster: the rebuild first runs every
+projection in this process over the log's first events, timing each projection's Python and
+the decoding all of them share, and reads how busy the machine's processors are. Each
+process would read and decode the whole log again and start cold, so splitting pays only
+when the projections' own work is large beside the decoding and cores are free
+(:func:`plan`). The processes carry on from where that first part left each shadow table,
+up to the head seen at the start; the calling process then reloads every shadow's state
+from its tables (as after a crash), applies what arrived meanwhile, and swaps.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from eventsourcing.application import Application
 
@@ -24,15 +31,52 @@ from projections.framework import Projection
 from projections.runner import DEFAULT_BATCH, Progress, ProjectionError, Projector
 from projections.store import SHADOW, ViewStore
 
-# Rough cost of each projection per event, to share them out between processes.
+# Rough cost of each projection per event, to share them out before anything is measured.
 WEIGHTS = {"audit": 3, "frontend": 2, "pnl": 2, "leaderboard": 2, "balances": 1}
+# Events run in this process before choosing: enough for steady figures, a small part of a
+# log big enough to be worth splitting (at least a few batches).
+PROBE_EVENTS = 60_000
+# What a process costs before its first event: starting Python, importing the application,
+# connecting and loading its projections' state (measured: about 1.5 s on a 2-core machine).
+START_SECONDS = 2.0
+# Splitting must save at least this share of the time to be chosen (measurement noise).
+MARGIN = 0.85
+
+
+@dataclass
+class Plan:
+    """How a rebuild ran: the projections of each process (one group: this process alone),
+    and the figures it was chosen by (per event, seconds: the shared decoding, and each
+    projection's own work; the wall time of the measured part; the estimates)."""
+
+    groups: list[list[str]]
+    measured_events: int = 0
+    decode: float = 0.0
+    costs: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0
+    free_cpus: float = 1.0
+    one_process: float = 0.0  # estimated seconds for the rest, in this process
+    split: float = 0.0  # and shared out as ``groups`` says (or would have)
+
+    @property
+    def processes(self) -> int:
+        return len(self.groups)
+
+    def describe(self) -> str:
+        if self.measured_events == 0:
+            return f"{self.processes} process(es), not measured"
+        verdict = ("split" if self.processes > 1 else "one process")
+        return (f"{verdict}: measured {self.measured_events:,} events, estimated "
+                f"{self.one_process:.1f}s in one process vs {self.split:.1f}s split, "
+                f"{self.free_cpus:.1f} free CPU(s)")
 
 
 def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projection]], *,
             batch_size: int = DEFAULT_BATCH, on_progress: Progress | None = None,
             workers: int = 1, database_url: str | None = None,
             force_rechain: Rechain | None = None,
-            check_log: LogCheck | None = None) -> int:
+            check_log: LogCheck | None = None,
+            on_plan: Callable[[Plan], None] | None = None) -> int:
     """Rebuild ``classes``; returns the log position the new tables reflect.
 
     The audit log is swapped in only if the existing chain agrees with the rebuilt one up to
@@ -40,7 +84,8 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
     (``AUDIT_CHAIN_DISAGREES``), unless ``force_rechain`` is given, which is called with the
     first position that disagrees and why (to record the operator's decision) first.
     ``check_log(head)`` may name a first bad position on its own (e.g. a seal that does not
-    hold), which is refused the same way."""
+    hold), which is refused the same way. ``workers`` is the most processes to use (see the
+    module's docstring for when more than one is); ``on_plan`` is told what was chosen."""
     locks = [f"rebuild-{cls.name}" for cls in classes]
     taken: list[str] = []
     try:
@@ -54,10 +99,19 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
         projector = Projector(app, store, [cls() for cls in classes], batch_size=batch_size,
                               shadow=True)
         projector.create_shadow()
-        groups = share_out(classes, workers)
-        if len(groups) > 1 and database_url and store.can_clone:
+        chosen = Plan([[cls.name for cls in classes]])
+        if workers > 1 and len(classes) > 1 and database_url and store.can_clone:
             until = projector.head()
-            positions = _in_processes(database_url, groups, until, batch_size, on_progress)
+            started = time.perf_counter()
+            projector.catch_up(until=min(until, max(PROBE_EVENTS, 3 * batch_size)),
+                               on_progress=on_progress)
+            chosen = plan(projector, time.perf_counter() - started,
+                          until - min(projector.positions().values()), workers)
+        if on_plan is not None:
+            on_plan(chosen)
+        if chosen.processes > 1:
+            positions = _in_processes(database_url, chosen.groups, until, batch_size,
+                                      on_progress, projector.positions())
             projector.resume_shadow(positions)
         else:
             projector.catch_up(on_progress=on_progress)
@@ -130,23 +184,79 @@ def chain_disagreement(store: ViewStore, head: int) -> tuple[int, str] | None:
     return min(found) if found else None
 
 
-def share_out(classes: Sequence[type[Projection]], workers: int) -> list[list[str]]:
-    """Projection names in at most ``workers`` groups of about equal weight."""
-    groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(classes))))]
-    loads = [0] * len(groups)
-    for cls in sorted(classes, key=lambda c: -WEIGHTS.get(c.name, 1)):
+def share_out(names: Sequence[str], workers: int,
+              weights: dict[str, float] | None = None) -> list[list[str]]:
+    """Projection names in at most ``workers`` groups of about equal weight (``weights``:
+    measured costs by name; the rough ``WEIGHTS`` without), heaviest first."""
+    weigh = weights or WEIGHTS
+    groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(names))))]
+    loads = [0.0] * len(groups)
+    for name in sorted(names, key=lambda n: -weigh.get(n, 1)):
         i = loads.index(min(loads))
-        groups[i].append(cls.name)
-        loads[i] += WEIGHTS.get(cls.name, 1)
-    return groups
+        groups[i].append(name)
+        loads[i] += weigh.get(name, 1)
+    return [g for g in groups if g]
+
+
+def plan(projector: Projector, wall: float, left: int, workers: int,
+         free_cpus: float | None = None) -> Plan:
+    """Whether to share the rest of a rebuild (``left`` events) out between processes, from
+    what running every projection here took so far (``wall`` seconds)."""
+    costs = projector.costs()
+    decode = costs.pop("")
+    measured = projector.events_read
+    free = available_cpus() if free_cpus is None else free_cpus
+    return choose(measured, wall, decode, costs, left, workers, free)
+
+
+def choose(measured: int, wall: float, decode: float, costs: dict[str, float], left: int,
+           workers: int, free_cpus: float) -> Plan:
+    """The plan for ``left`` events given ``measured`` events' figures: ``decode`` and
+    ``costs`` (seconds of Python: shared decoding, each projection's own work) within
+    ``wall`` seconds. What is not in them (waiting for reads, committing, the writer
+    thread) is counted in proportion to each projection's work. Each process decodes the
+    whole log again and pays ``START_SECONDS``; processes beyond the free CPUs share them."""
+    one = Plan([sorted(costs)], measured, decode, dict(costs), wall, free_cpus)
+    if measured == 0 or left <= 0:
+        return one
+    scale = left / measured
+    one.one_process = wall * scale
+    work = sum(costs.values()) or 1e-9
+    other = max(0.0, wall - decode - work)
+    groups = share_out(list(costs), min(workers, max(1, int(free_cpus + 0.5))), costs)
+    if len(groups) < 2:
+        one.split = one.one_process
+        return one
+    each = [decode + sum(costs[n] for n in g) * (1 + other / work) for g in groups]
+    cores = max(1.0, min(float(len(groups)), free_cpus))
+    split = scale * max(*each, sum(each) / cores) + START_SECONDS
+    one.split = split
+    if split < MARGIN * one.one_process:
+        one.groups = groups
+    return one
+
+
+def available_cpus() -> float:
+    """CPUs this process may use less what others keep busy (the last minute's load
+    average, which counts this process too)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        busy = max(0.0, os.getloadavg()[0] - 1.0)
+    except OSError:  # pragma: no cover - no load average
+        busy = 0.0
+    return max(1.0, cpus - busy)
 
 
 def _in_processes(url: str, groups: list[list[str]], until: int, batch_size: int,
-                  on_progress: Progress | None) -> dict[str, int]:
+                  on_progress: Progress | None, start: dict[str, int]) -> dict[str, int]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    done = [context.Value("q", 0) for _ in groups]
-    workers = [context.Process(target=_work, args=(url, names, until, batch_size, d, results),
+    done = [context.Value("q", min(start[n] for n in names)) for names in groups]
+    workers = [context.Process(target=_work, args=(url, names, until, batch_size, d, results,
+                                                   {n: start[n] for n in names}),
                                name=f"rebuild {'+'.join(names)}", daemon=True)
                for names, d in zip(groups, done, strict=True)]
     for worker in workers:
@@ -178,8 +288,10 @@ def _in_processes(url: str, groups: list[list[str]], until: int, batch_size: int
     return positions
 
 
-def _work(url: str, names: list[str], until: int, batch_size: int, done, results) -> None:
-    """One rebuild process: fill the named projections' shadow tables up to ``until``."""
+def _work(url: str, names: list[str], until: int, batch_size: int, done, results,
+          start: dict[str, int]) -> None:
+    """One rebuild process: fill the named projections' shadow tables from ``start`` (each
+    one's position so far) up to ``until``."""
     try:
         import os
 
@@ -196,7 +308,7 @@ def _work(url: str, names: list[str], until: int, batch_size: int, done, results
         try:
             projector = Projector(app, store, [cls() for cls in select(names)],
                                   batch_size=batch_size, shadow=True)
-            projector.resume_shadow()
+            projector.resume_shadow(start)
 
             def progress(position: int, _: int) -> None:
                 done.value = position

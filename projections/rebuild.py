@@ -8,10 +8,11 @@ processes, but only when that is measured to be faster: the rebuild first runs e
 projection in this process over the log's first events, timing each projection's Python and
 the decoding all of them share, and reads how busy the machine's processors are. Each
 process would read and decode the whole log again and start cold, so splitting pays only
-when the projections' own work is large beside the decoding and cores are free
-(:func:`plan`). The processes carry on from where that first part left each shadow table,
-up to the head seen at the start; the calling process then reloads every shadow's state
-from its tables (as after a crash), applies what arrived meanwhile, and swaps.
+when the projections' own work is large beside the decoding and processors are not all
+taken by others (:func:`choose`). The processes carry on from where that first part left
+each shadow table, up to the head seen at the start; the calling process then reloads every
+shadow's state from its tables (as after a crash), applies what arrived meanwhile, and
+swaps.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Plan:
     decode: float = 0.0
     costs: dict[str, float] = field(default_factory=dict)
     wall: float = 0.0
-    free_cpus: float = 1.0
+    free_cpus: float = 1.0  # processors less the other processes keeping them busy
     one_process: float = 0.0  # estimated seconds for the rest, in this process
     split: float = 0.0  # and shared out as ``groups`` says (or would have)
 
@@ -68,7 +69,7 @@ class Plan:
         verdict = ("split" if self.processes > 1 else "one process")
         return (f"{verdict}: measured {self.measured_events:,} events, estimated "
                 f"{self.one_process:.1f}s in one process vs {self.split:.1f}s split, "
-                f"{self.free_cpus:.1f} free CPU(s)")
+                f"{max(0.0, self.free_cpus):.1f} CPU(s) free")
 
 
 def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projection]], *,
@@ -199,55 +200,65 @@ def share_out(names: Sequence[str], workers: int,
 
 
 def plan(projector: Projector, wall: float, left: int, workers: int,
-         free_cpus: float | None = None) -> Plan:
+         machine: Machine | None = None) -> Plan:
     """Whether to share the rest of a rebuild (``left`` events) out between processes, from
     what running every projection here took so far (``wall`` seconds)."""
     costs = projector.costs()
     decode = costs.pop("")
-    measured = projector.events_read
-    free = available_cpus() if free_cpus is None else free_cpus
-    return choose(measured, wall, decode, costs, left, workers, free)
+    return choose(projector.events_read, wall, decode, costs, left, workers,
+                  machine or Machine.now())
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The processors this process may use, and how many other processes keep them busy
+    (the last minute's load average less this process)."""
+
+    cpus: int
+    others: float
+
+    @classmethod
+    def now(cls) -> Machine:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cpus = os.cpu_count() or 1
+        try:
+            others = max(0.0, os.getloadavg()[0] - 1.0)
+        except OSError:  # pragma: no cover - no load average
+            others = 0.0
+        return cls(cpus, others)
+
+    def speed(self, processes: int) -> float:
+        """The share of a processor each of ``processes`` of ours gets (fair sharing)."""
+        return min(1.0, self.cpus / (self.others + processes))
 
 
 def choose(measured: int, wall: float, decode: float, costs: dict[str, float], left: int,
-           workers: int, free_cpus: float) -> Plan:
+           workers: int, machine: Machine) -> Plan:
     """The plan for ``left`` events given ``measured`` events' figures: ``decode`` and
     ``costs`` (seconds of Python: shared decoding, each projection's own work) within
-    ``wall`` seconds. What is not in them (waiting for reads, committing, the writer
-    thread) is counted in proportion to each projection's work. Each process decodes the
-    whole log again and pays ``START_SECONDS``; processes beyond the free CPUs share them."""
-    one = Plan([sorted(costs)], measured, decode, dict(costs), wall, free_cpus)
+    ``wall`` seconds, run in one process at ``machine.speed(1)``. What is not in them
+    (waiting for reads, committing, the writer thread) is counted in proportion to each
+    projection's work. Each process decodes the whole log again, pays ``START_SECONDS``
+    and runs at ``machine.speed(processes)``; the busiest decides."""
+    one = Plan([sorted(costs)], measured, decode, dict(costs), wall,
+               machine.cpus - machine.others)
     if measured == 0 or left <= 0:
         return one
     scale = left / measured
-    one.one_process = wall * scale
+    one.one_process = one.split = wall * scale
     work = sum(costs.values()) or 1e-9
     other = max(0.0, wall - decode - work)
-    groups = share_out(list(costs), min(workers, max(1, int(free_cpus + 0.5))), costs)
+    groups = share_out(list(costs), min(workers, machine.cpus), costs)
     if len(groups) < 2:
-        one.split = one.one_process
         return one
-    each = [decode + sum(costs[n] for n in g) * (1 + other / work) for g in groups]
-    cores = max(1.0, min(float(len(groups)), free_cpus))
-    split = scale * max(*each, sum(each) / cores) + START_SECONDS
-    one.split = split
-    if split < MARGIN * one.one_process:
+    busiest = max(decode + sum(costs[n] for n in g) * (1 + other / work) for g in groups)
+    slower = machine.speed(1) / machine.speed(len(groups))
+    one.split = scale * busiest * slower + START_SECONDS
+    if one.split < MARGIN * one.one_process:
         one.groups = groups
     return one
-
-
-def available_cpus() -> float:
-    """CPUs this process may use less what others keep busy (the last minute's load
-    average, which counts this process too)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    try:
-        busy = max(0.0, os.getloadavg()[0] - 1.0)
-    except OSError:  # pragma: no cover - no load average
-        busy = 0.0
-    return max(1.0, cpus - busy)
 
 
 def _in_processes(url: str, groups: list[list[str]], until: int, batch_size: int,

@@ -34,8 +34,8 @@ from projections.store import SHADOW, ViewStore
 
 # Rough cost of each projection per event, to share them out before anything is measured.
 WEIGHTS = {"audit": 3, "frontend": 2, "pnl": 2, "leaderboard": 2, "balances": 1}
-# Events run in this process before choosing: enough for steady figures, a small part of a
-# log big enough to be worth splitting (at least a few batches).
+# Events run in this process before choosing: enough for steady figures (a few batches), a
+# small part of a log big enough to be worth splitting.
 PROBE_EVENTS = 60_000
 # What a process costs before its first event: starting Python, importing the application,
 # connecting and loading its projections' state (measured: about 1.5 s on a 2-core machine).
@@ -77,7 +77,8 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
             workers: int = 1, database_url: str | None = None,
             force_rechain: Rechain | None = None,
             check_log: LogCheck | None = None,
-            on_plan: Callable[[Plan], None] | None = None) -> int:
+            on_plan: Callable[[Plan], None] | None = None, split: bool | None = None,
+            probe_events: int = PROBE_EVENTS) -> int:
     """Rebuild ``classes``; returns the log position the new tables reflect.
 
     The audit log is swapped in only if the existing chain agrees with the rebuilt one up to
@@ -86,7 +87,9 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
     first position that disagrees and why (to record the operator's decision) first.
     ``check_log(head)`` may name a first bad position on its own (e.g. a seal that does not
     hold), which is refused the same way. ``workers`` is the most processes to use (see the
-    module's docstring for when more than one is); ``on_plan`` is told what was chosen."""
+    module's docstring for when more than one is: after the first ``probe_events``);
+    ``split`` True shares the projections out whatever was measured, False never does;
+    ``on_plan`` is told what was chosen."""
     locks = [f"rebuild-{cls.name}" for cls in classes]
     taken: list[str] = []
     try:
@@ -101,13 +104,15 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
                               shadow=True)
         projector.create_shadow()
         chosen = Plan([[cls.name for cls in classes]])
-        if workers > 1 and len(classes) > 1 and database_url and store.can_clone:
+        if (workers > 1 and len(classes) > 1 and database_url and store.can_clone
+                and split is not False):
             until = projector.head()
             started = time.perf_counter()
-            projector.catch_up(until=min(until, max(PROBE_EVENTS, 3 * batch_size)),
-                               on_progress=on_progress)
+            projector.catch_up(until=min(until, probe_events), on_progress=on_progress)
             chosen = plan(projector, time.perf_counter() - started,
                           until - min(projector.positions().values()), workers)
+            if split:
+                chosen.groups = share_out(list(chosen.costs), workers, chosen.costs)
         if on_plan is not None:
             on_plan(chosen)
         if chosen.processes > 1:

@@ -243,10 +243,12 @@ def choose(measured: int, wall: float, decode: float, costs: dict[str, float], l
            workers: int, machine: Machine) -> Plan:
     """The plan for ``left`` events given ``measured`` events' figures: ``decode`` and
     ``costs`` (seconds of Python: shared decoding, each projection's own work) within
-    ``wall`` seconds, run in one process at ``machine.speed(1)``. What is not in them
-    (waiting for reads, committing, the writer thread) is counted in proportion to each
-    projection's work. Each process decodes the whole log again, pays ``START_SECONDS``
-    and runs at ``machine.speed(processes)``; the busiest decides."""
+    ``wall`` seconds, run in one process at ``machine.speed(1)``. Each process reads and
+    decodes the whole log again: what is not in the figures (waiting for reads, committing,
+    the writer and reader threads) is counted whole in each, like the decoding (measured:
+    two processes sharing the projections by the old fixed weights were slower than one on
+    two cores). Each pays ``START_SECONDS`` and runs at ``machine.speed(processes)``; the
+    busiest decides."""
     one = Plan([sorted(costs)], measured, decode, dict(costs), wall,
                machine.cpus - machine.others)
     if measured == 0 or left <= 0:
@@ -258,7 +260,7 @@ def choose(measured: int, wall: float, decode: float, costs: dict[str, float], l
     groups = share_out(list(costs), min(workers, machine.cpus), costs)
     if len(groups) < 2:
         return one
-    busiest = max(decode + sum(costs[n] for n in g) * (1 + other / work) for g in groups)
+    busiest = max(decode + other + sum(costs[n] for n in g) for g in groups)
     slower = machine.speed(1) / machine.speed(len(groups))
     one.split = scale * busiest * slower + START_SECONDS
     if one.split < MARGIN * one.one_process:

@@ -174,6 +174,9 @@ def test_a_rebuild_splits_only_when_the_measurement_says_it_is_faster():
     # decoding dominates: each process would repeat it
     assert choose(50_000, 15.0, 12.0, {"audit": 1.5, "pnl": 1.5}, 500_000, 2,
                   quiet).processes == 1
+    # reading and writing (the wall time beyond decoding and the projections) dominate:
+    # each process would repeat the reading
+    assert choose(50_000, 40.0, 2.0, COSTS, 500_000, 2, quiet).processes == 1
     # too little left to pay for starting processes
     assert choose(50_000, 15.0, 2.0, COSTS, 5_000, 2, quiet).processes == 1
     # asked for one process

@@ -50,7 +50,7 @@ class Fact:
         self.kind = kind or topic.partition(":")[2]
         text = state["timestamp"]["_data_"]
         self.iso_time = text if text.endswith("+00:00") else self.time.isoformat()
-        self._decimals: dict[str, Decimal | None] = {}
+        self._decimals: dict[str, Decimal | None] | None = None  # made on the first ``dec``
 
     @property
     def aggregate_type(self) -> str:
@@ -83,10 +83,13 @@ class Fact:
 
     def dec(self, name: str) -> Decimal | None:
         """A Decimal field (converted once, however many projections ask)."""
-        number = self._decimals.get(name, _MISSING)
+        known = self._decimals
+        if known is None:
+            known = self._decimals = {}
+        number = known.get(name, _MISSING)
         if number is _MISSING:
             value = self.state[name]
-            number = self._decimals[name] = None if value is None else Decimal(value["_data_"])
+            number = known[name] = None if value is None else Decimal(value["_data_"])
         return number
 
     def uuid(self, name: str) -> UUID | None:
@@ -155,16 +158,20 @@ class FactDecoder:
     def __init__(self, mapper: Mapper):
         self.mapper = mapper
         self._cipher, self._compressor = mapper.cipher, mapper.compressor
+        self._plain = self._cipher is None and self._compressor is None
         self._topics: dict[str, tuple[int, str]] = {}  # class_version and kind by topic
 
     def __call__(self, row: LogRow) -> Fact:
         position, oid, version, topic, stored = row[:5]
-        data = stored
-        if self._cipher is not None:
-            data = self._cipher.decrypt(data)
-        if self._compressor is not None:
-            data = self._compressor.decompress(data)
-        state = parse_state(data)
+        if self._plain:
+            state = parse_state(stored)
+        else:
+            data = stored
+            if self._cipher is not None:
+                data = self._cipher.decrypt(data)
+            if self._compressor is not None:
+                data = self._compressor.decompress(data)
+            state = parse_state(data)
         known = self._topics.get(topic)
         if known is None:
             known = self._topics[topic] = (class_version(topic), topic.partition(":")[2])

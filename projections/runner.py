@@ -216,8 +216,9 @@ class Projector:
                     handler(fact, out)
             projection.end_batch(out)
             moves.append((projection.name, t.generation, t.position, out.freeze()))
-            t.position = end
             t.seconds += clock() - started
+        for t in self.tracked:  # only once every projection took the page
+            t.position = max(t.position, end)
         shadow, suffix = self.shadow, self.suffix
 
         def commit(store: ViewStore) -> None:

@@ -4,10 +4,14 @@ Decoding with the application's mapper builds a domain event object through a Py
 ``object_hook`` for every ``{"_type_", "_data_"}`` value: about 12 µs an event, more than
 reading it from the store. Projections use a handful of fields, so a fact keeps the stored
 JSON as parsed (about 3 µs) and converts a field only when asked (``fact.dec("price")``).
-The mapper's cipher and compressor are applied first; an event stored under an older
-``class_version`` goes through the mapper (its upcasters) and is re-encoded with the app's
-transcoder, so a projection always sees the current shape. A test holds the accessors equal
-to the mapper's values for every event type.
+The JSON is parsed from the stored bytes with orjson (no text decoding first; about twice as
+fast as the standard library) and with the standard library when orjson refuses what it
+holds (a lone surrogate escape, NaN) or may read differently (an integer past 64 bits), so
+every stored state reads the same either way. The mapper's cipher and compressor are applied
+first; an event stored under an older ``class_version`` goes through the mapper (its
+upcasters) and is re-encoded with the app's transcoder, so a projection always sees the
+current shape. Tests hold the accessors equal to the mapper's values, and the parsed state
+equal to the standard library's, for every event type.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class Fact:
         self.kind = kind or topic.partition(":")[2]
         text = state["timestamp"]["_data_"]
         self.iso_time = text if text.endswith("+00:00") else self.time.isoformat()
-        self._decimals: dict[str, Decimal | None] = {}
+        self._decimals: dict[str, Decimal | None] | None = None  # made on the first ``dec``
 
     @property
     def aggregate_type(self) -> str:
@@ -79,10 +83,13 @@ class Fact:
 
     def dec(self, name: str) -> Decimal | None:
         """A Decimal field (converted once, however many projections ask)."""
-        number = self._decimals.get(name, _MISSING)
+        known = self._decimals
+        if known is None:
+            known = self._decimals = {}
+        number = known.get(name, _MISSING)
         if number is _MISSING:
             value = self.state[name]
-            number = self._decimals[name] = None if value is None else Decimal(value["_data_"])
+            number = known[name] = None if value is None else Decimal(value["_data_"])
         return number
 
     def uuid(self, name: str) -> UUID | None:
@@ -103,7 +110,42 @@ class Fact:
         return f"Fact({self.position}, {self.kind}, {self.oid} v{self.version})"
 
 
-_parse = json.JSONDecoder().raw_decode
+_parse_text = json.JSONDecoder().raw_decode
+
+
+def parse_state(data: bytes) -> dict[str, Any]:
+    """The stored JSON object as the standard library's ``json`` reads it."""
+    if not _maybe_big_integer(data):
+        try:
+            return _fast_loads(data)
+        except ValueError:  # orjson.JSONDecodeError is one
+            pass
+    return _parse_text(data.decode())[0]  # stored compact: no whitespace to skip
+
+
+# orjson reads an integer past 64 bits as a float where ``json`` gives an int: a number of
+# 19 digits or more sends the state to ``json``. A number token follows ":", ",", "[" or
+# whitespace, which the table makes ":" (digits "0", "-" stays, all else "x"), so one
+# ``translate`` and two searches find one (and never a long Decimal, which is a string).
+_TOKENS = bytearray(b"x" * 256)
+_TOKENS[ord("0"):ord("9") + 1] = b"0" * 10
+for _c in b":,[ \t\n\r":
+    _TOKENS[_c] = ord(":")
+_TOKENS[ord("-")] = ord("-")
+_TOKEN_TABLE = bytes(_TOKENS)
+_BIG, _BIG_NEGATIVE = b":" + b"0" * 19, b":-" + b"0" * 19
+
+
+def _maybe_big_integer(data: bytes) -> bool:
+    tokens = data.translate(_TOKEN_TABLE)
+    return _BIG in tokens or _BIG_NEGATIVE in tokens
+
+
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson comes with ccxt
+    def _fast_loads(data: bytes) -> Any:
+        return _parse_text(data.decode())[0]
 
 
 def class_version(topic: str) -> int:
@@ -116,16 +158,20 @@ class FactDecoder:
     def __init__(self, mapper: Mapper):
         self.mapper = mapper
         self._cipher, self._compressor = mapper.cipher, mapper.compressor
+        self._plain = self._cipher is None and self._compressor is None
         self._topics: dict[str, tuple[int, str]] = {}  # class_version and kind by topic
 
     def __call__(self, row: LogRow) -> Fact:
         position, oid, version, topic, stored = row[:5]
-        data = stored
-        if self._cipher is not None:
-            data = self._cipher.decrypt(data)
-        if self._compressor is not None:
-            data = self._compressor.decompress(data)
-        state = _parse(data.decode())[0]  # stored compact: no whitespace to skip
+        if self._plain:
+            state = parse_state(stored)
+        else:
+            data = stored
+            if self._cipher is not None:
+                data = self._cipher.decrypt(data)
+            if self._compressor is not None:
+                data = self._compressor.decompress(data)
+            state = parse_state(data)
         known = self._topics.get(topic)
         if known is None:
             known = self._topics[topic] = (class_version(topic), topic.partition(":")[2])

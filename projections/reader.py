@@ -11,6 +11,8 @@ None for rows recorded before that was kept and for logs read through the librar
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -153,6 +155,60 @@ class Pages:
         while page := self.reader.page(after, self.limit, self.stop):
             yield page
             after = page[-1][0]
+
+
+class ReadAhead:
+    """The log's pages as :class:`Pages` gives them, the next one read on a thread and a
+    connection of its own while the caller works on the current one: the database's work and
+    the driver's wait (which releases the GIL) overlap with the projections' Python. Only for
+    a reader on its own connection (a view store that can clone); ``close`` stops it."""
+
+    def __init__(self, reader: LogReader, after: int, limit: int, stop: int | None,
+                 depth: int = 2):
+        self.store = reader.store.clone()
+        self.pages = Pages(LogReader(reader.app, self.store), after, limit, stop)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="log-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for page in self.pages:
+                if not self._put(page):
+                    return
+            self._put(None)
+        except BaseException as error:  # handed to the reading thread
+            self._put(error)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Sequence[LogRow]]:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+        self.store.close()
+
+
+def read_ahead_possible(reader: LogReader) -> bool:
+    """Whether the log can be read on another connection: the reader's own query on a
+    view store that can clone (a SQLite file, a PostgreSQL schema)."""
+    return reader.sql is not None and not reader.via_recorder and reader.store.can_clone
 
 
 def _same_pg(recorder: Any, store: PostgresViewStore) -> bool:

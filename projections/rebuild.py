@@ -3,19 +3,27 @@ then swap them in, every projection rebuilt in one transaction. Readers see the 
 until that commit; a runner following the log finds the generation changed at its next batch
 and reloads its state from the new tables.
 
-With ``workers > 1`` (a SQLite file or PostgreSQL) the projections are shared out between
-processes, each reading the log up to the head seen at the start; the calling process then
-reloads every shadow's state from its tables (as after a crash), applies what arrived
-meanwhile, and swaps.
+With ``workers > 1`` (a SQLite file or PostgreSQL) the projections may be shared out between
+processes, but only when that is measured to be faster: the rebuild first runs every
+projection in this process over the log's first events, timing each projection's Python and
+the decoding all of them share, and reads how busy the machine's processors are. Each
+process would read and decode the whole log again and start cold, so splitting pays only
+when the projections' own work is large beside the decoding and processors are not all
+taken by others (:func:`choose`). The processes carry on from where that first part left
+each shadow table, up to the head seen at the start; the calling process then reloads every
+shadow's state from its tables (as after a crash), applies what arrived meanwhile, and
+swaps.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from eventsourcing.application import Application
 
@@ -24,15 +32,53 @@ from projections.framework import Projection
 from projections.runner import DEFAULT_BATCH, Progress, ProjectionError, Projector
 from projections.store import SHADOW, ViewStore
 
-# Rough cost of each projection per event, to share them out between processes.
+# Rough cost of each projection per event, to share them out before anything is measured.
 WEIGHTS = {"audit": 3, "frontend": 2, "pnl": 2, "leaderboard": 2, "balances": 1}
+# Events run in this process before choosing: enough for steady figures (a few batches), a
+# small part of a log big enough to be worth splitting.
+PROBE_EVENTS = 60_000
+# What a process costs before its first event: starting Python, importing the application,
+# connecting and loading its projections' state (measured: about 1.5 s on a 2-core machine).
+START_SECONDS = 2.0
+# Splitting must save at least this share of the time to be chosen (measurement noise).
+MARGIN = 0.85
+
+
+@dataclass
+class Plan:
+    """How a rebuild ran: the projections of each process (one group: this process alone),
+    and the figures it was chosen by (per event, seconds: the shared decoding, and each
+    projection's own work; the wall time of the measured part; the estimates)."""
+
+    groups: list[list[str]]
+    measured_events: int = 0
+    decode: float = 0.0
+    costs: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0
+    free_cpus: float = 1.0  # processors less the other processes keeping them busy
+    one_process: float = 0.0  # estimated seconds for the rest, in this process
+    split: float = 0.0  # and shared out as ``groups`` says (or would have)
+
+    @property
+    def processes(self) -> int:
+        return len(self.groups)
+
+    def describe(self) -> str:
+        if self.measured_events == 0:
+            return f"{self.processes} process(es), not measured"
+        verdict = ("split" if self.processes > 1 else "one process")
+        return (f"{verdict}: measured {self.measured_events:,} events, estimated "
+                f"{self.one_process:.1f}s in one process vs {self.split:.1f}s split, "
+                f"{max(0.0, self.free_cpus):.1f} CPU(s) free")
 
 
 def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projection]], *,
             batch_size: int = DEFAULT_BATCH, on_progress: Progress | None = None,
             workers: int = 1, database_url: str | None = None,
             force_rechain: Rechain | None = None,
-            check_log: LogCheck | None = None) -> int:
+            check_log: LogCheck | None = None,
+            on_plan: Callable[[Plan], None] | None = None, split: bool | None = None,
+            probe_events: int = PROBE_EVENTS) -> int:
     """Rebuild ``classes``; returns the log position the new tables reflect.
 
     The audit log is swapped in only if the existing chain agrees with the rebuilt one up to
@@ -40,7 +86,10 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
     (``AUDIT_CHAIN_DISAGREES``), unless ``force_rechain`` is given, which is called with the
     first position that disagrees and why (to record the operator's decision) first.
     ``check_log(head)`` may name a first bad position on its own (e.g. a seal that does not
-    hold), which is refused the same way."""
+    hold), which is refused the same way. ``workers`` is the most processes to use (see the
+    module's docstring for when more than one is: after the first ``probe_events``);
+    ``split`` True shares the projections out whatever was measured, False never does;
+    ``on_plan`` is told what was chosen."""
     locks = [f"rebuild-{cls.name}" for cls in classes]
     taken: list[str] = []
     try:
@@ -54,10 +103,23 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
         projector = Projector(app, store, [cls() for cls in classes], batch_size=batch_size,
                               shadow=True)
         projector.create_shadow()
-        groups = share_out(classes, workers)
-        if len(groups) > 1 and database_url and store.can_clone:
+        chosen = Plan([[cls.name for cls in classes]])
+        if (workers > 1 and len(classes) > 1 and database_url and store.can_clone
+                and split is not False):
             until = projector.head()
-            positions = _in_processes(database_url, groups, until, batch_size, on_progress)
+            started = time.perf_counter()
+            projector.timed = True  # each projection timed: a little slower, only here
+            projector.catch_up(until=min(until, probe_events), on_progress=on_progress)
+            projector.timed = False
+            chosen = plan(projector, time.perf_counter() - started,
+                          until - min(projector.positions().values()), workers)
+            if split:
+                chosen.groups = share_out(list(chosen.costs), workers, chosen.costs)
+        if on_plan is not None:
+            on_plan(chosen)
+        if chosen.processes > 1:
+            positions = _in_processes(database_url, chosen.groups, until, batch_size,
+                                      on_progress, projector.positions())
             projector.resume_shadow(positions)
         else:
             projector.catch_up(on_progress=on_progress)
@@ -130,23 +192,91 @@ def chain_disagreement(store: ViewStore, head: int) -> tuple[int, str] | None:
     return min(found) if found else None
 
 
-def share_out(classes: Sequence[type[Projection]], workers: int) -> list[list[str]]:
-    """Projection names in at most ``workers`` groups of about equal weight."""
-    groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(classes))))]
-    loads = [0] * len(groups)
-    for cls in sorted(classes, key=lambda c: -WEIGHTS.get(c.name, 1)):
+def share_out(names: Sequence[str], workers: int,
+              weights: dict[str, float] | None = None) -> list[list[str]]:
+    """Projection names in at most ``workers`` groups of about equal weight (``weights``:
+    measured costs by name; the rough ``WEIGHTS`` without), heaviest first."""
+    weigh = weights or WEIGHTS
+    groups: list[list[str]] = [[] for _ in range(max(1, min(workers, len(names))))]
+    loads = [0.0] * len(groups)
+    for name in sorted(names, key=lambda n: -weigh.get(n, 1)):
         i = loads.index(min(loads))
-        groups[i].append(cls.name)
-        loads[i] += WEIGHTS.get(cls.name, 1)
-    return groups
+        groups[i].append(name)
+        loads[i] += weigh.get(name, 1)
+    return [g for g in groups if g]
+
+
+def plan(projector: Projector, wall: float, left: int, workers: int,
+         machine: Machine | None = None) -> Plan:
+    """Whether to share the rest of a rebuild (``left`` events) out between processes, from
+    what running every projection here took so far (``wall`` seconds)."""
+    costs = projector.costs()
+    decode = costs.pop("")
+    return choose(projector.events_read, wall, decode, costs, left, workers,
+                  machine or Machine.now())
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The processors this process may use, and how many other processes keep them busy
+    (the last minute's load average less this process)."""
+
+    cpus: int
+    others: float
+
+    @classmethod
+    def now(cls) -> Machine:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cpus = os.cpu_count() or 1
+        try:
+            others = max(0.0, os.getloadavg()[0] - 1.0)
+        except OSError:  # pragma: no cover - no load average
+            others = 0.0
+        return cls(cpus, others)
+
+    def speed(self, processes: int) -> float:
+        """The share of a processor each of ``processes`` of ours gets (fair sharing)."""
+        return min(1.0, self.cpus / (self.others + processes))
+
+
+def choose(measured: int, wall: float, decode: float, costs: dict[str, float], left: int,
+           workers: int, machine: Machine) -> Plan:
+    """The plan for ``left`` events given ``measured`` events' figures: ``decode`` and
+    ``costs`` (seconds of Python: shared decoding, each projection's own work) within
+    ``wall`` seconds, run in one process at ``machine.speed(1)``. Each process reads and
+    decodes the whole log again: what is not in the figures (waiting for reads, committing,
+    the writer and reader threads) is counted whole in each, like the decoding (measured:
+    two processes sharing the projections by the old fixed weights were slower than one on
+    two cores). Each pays ``START_SECONDS`` and runs at ``machine.speed(processes)``; the
+    busiest decides."""
+    one = Plan([sorted(costs)], measured, decode, dict(costs), wall,
+               machine.cpus - machine.others)
+    if measured == 0 or left <= 0:
+        return one
+    scale = left / measured
+    one.one_process = one.split = wall * scale
+    work = sum(costs.values()) or 1e-9
+    other = max(0.0, wall - decode - work)
+    groups = share_out(list(costs), min(workers, machine.cpus), costs)
+    if len(groups) < 2:
+        return one
+    busiest = max(decode + other + sum(costs[n] for n in g) for g in groups)
+    slower = machine.speed(1) / machine.speed(len(groups))
+    one.split = scale * busiest * slower + START_SECONDS
+    if one.split < MARGIN * one.one_process:
+        one.groups = groups
+    return one
 
 
 def _in_processes(url: str, groups: list[list[str]], until: int, batch_size: int,
-                  on_progress: Progress | None) -> dict[str, int]:
+                  on_progress: Progress | None, start: dict[str, int]) -> dict[str, int]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    done = [context.Value("q", 0) for _ in groups]
-    workers = [context.Process(target=_work, args=(url, names, until, batch_size, d, results),
+    done = [context.Value("q", min(start[n] for n in names)) for names in groups]
+    workers = [context.Process(target=_work, args=(url, names, until, batch_size, d, results,
+                                                   {n: start[n] for n in names}),
                                name=f"rebuild {'+'.join(names)}", daemon=True)
                for names, d in zip(groups, done, strict=True)]
     for worker in workers:
@@ -178,8 +308,10 @@ def _in_processes(url: str, groups: list[list[str]], until: int, batch_size: int
     return positions
 
 
-def _work(url: str, names: list[str], until: int, batch_size: int, done, results) -> None:
-    """One rebuild process: fill the named projections' shadow tables up to ``until``."""
+def _work(url: str, names: list[str], until: int, batch_size: int, done, results,
+          start: dict[str, int]) -> None:
+    """One rebuild process: fill the named projections' shadow tables from ``start`` (each
+    one's position so far) up to ``until``."""
     try:
         import os
 
@@ -196,7 +328,7 @@ def _work(url: str, names: list[str], until: int, batch_size: int, done, results
         try:
             projector = Projector(app, store, [cls() for cls in select(names)],
                                   batch_size=batch_size, shadow=True)
-            projector.resume_shadow()
+            projector.resume_shadow(start)
 
             def progress(position: int, _: int) -> None:
                 done.value = position

@@ -200,16 +200,19 @@ def _rebuild(views, args: argparse.Namespace) -> int:
     workers = _workers(args.workers, head, os.cpu_count() or 1)
     show = not args.no_progress and sys.stderr.isatty()
     started = time.perf_counter()
+    plans: list = []  # how many processes the rebuild chose (by measurement, up to workers)
     with rebuild_progress(enabled=show, total=head) as advance:
         position = rebuild(views.app, views.store, classes,
                            batch_size=args.batch_size or 10_000, on_progress=advance,
                            workers=workers, database_url=views.database.url,
                            force_rechain=force,
-                           check_log=seal_check(views.app, views.database.url))
+                           check_log=seal_check(views.app, views.database.url),
+                           on_plan=plans.append)
     elapsed = max(time.perf_counter() - started, 1e-9)
     names = ", ".join(cls.name for cls in classes)
+    used = plans[0].processes if plans else 1
     print(f"rebuilt {names} up to position {position} ({head} events in {elapsed:.1f}s, "
-          f"{head / elapsed:,.0f} events/s, {workers} process{'es' if workers > 1 else ''})")
+          f"{head / elapsed:,.0f} events/s, {used} process{'es' if used > 1 else ''})")
     return 0
 
 

@@ -262,18 +262,35 @@ def test_views_not_built_and_unknown_names_are_usage_errors(filled, capsys):
 
 
 def test_rebuild_in_two_processes_equals_one(filled, capsys):
+    from application.settings import parse_database_url
+    from projections.rebuild import rebuild
+    from projections.registry import PROJECTIONS
     from tests.projection_stubs import dump
 
     assert main(["projections", "rebuild", "--workers", "1", "--database", filled]) == 0
     store = view_store(filled)
+    app = open_trading(filled)
     try:
         alone = dump(store)
-        assert main(["projections", "rebuild", "--workers", "2", "--database", filled]) == 0
-        assert "2 processes" in capsys.readouterr().out
+        head = app.recorder.max_notification_id()
+        plans = []
+        # Split whatever the measurement says, after a first part run here: the processes
+        # carry on from the shadow tables that part left, mid-log.
+        rebuild(app, store, list(PROJECTIONS.values()), batch_size=50, workers=2,
+                database_url=parse_database_url(filled).url, split=True,
+                probe_events=head // 3, on_plan=plans.append)
+        assert plans[0].processes == 2 and 0 < plans[0].measured_events < head
         assert dump(store) == alone
         assert {row.generation for row in store.tracking().values()} == {3}
     finally:
+        app.close()
         store.close()
+
+
+def test_a_rebuild_says_how_many_processes_it_chose(filled, capsys):
+    # A log this small is not worth a second process, whatever --workers allows.
+    assert main(["projections", "rebuild", "--workers", "2", "--database", filled]) == 0
+    assert "events/s, 1 process)" in capsys.readouterr().out
 
 
 def test_human_output_of_pnl_and_balances(filled, capsys):

@@ -1,0 +1,188 @@
+"""The rebuild's fast paths read and write exactly what the slow ones did: facts parsed with
+orjson hold the standard library's JSON for every event type, audit rows and summaries are
+those of the mapper's event, storable text is escaped whichever way it is checked, and a
+rebuild splits across processes only when its measurements say that is faster."""
+
+from __future__ import annotations
+
+import enum
+import json
+import types
+import typing
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from eventsourcing.utils import resolve_topic
+
+from adapters.clock import SequentialIds, SteppingClock
+from application.bootstrap import open_trading
+from domain.dca import DcaConfig
+from projections.audit import GENESIS, audit_values, chain
+from projections.facts import Fact, FactDecoder, parse_state
+from projections.progress import line
+from projections.rebuild import Machine, choose, share_out
+from projections.summaries import _shown
+from projections.tables import table
+from tests.integration.conftest import T0
+
+SCHEMAS = json.loads((Path(__file__).resolve().parent.parent / "event_schemas.json")
+                     .read_text())
+# Stored kinds: the abstract ``Event`` bases are never stored.
+TOPICS = sorted(t for t in SCHEMAS if not t.endswith(".Event"))
+ODD_TEXT = "a\x00b \u2400 é \U0001f600 \"quoted\" {braces} \\ end"
+
+
+def sample(kind: typing.Any, name: str, n: int) -> typing.Any:
+    """A value of the field's type, different per field, with awkward text."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        return None if n % 2 else sample(options[0], name, n)
+    if kind is str or kind is typing.Any:
+        return f"{name}-{n} {ODD_TEXT}"
+    if kind is int:
+        return 2**40 + n
+    if kind is bool:
+        return bool(n % 2)
+    if kind is Decimal:
+        return Decimal(f"{n}.1234567890123456789012345678")
+    if kind is UUID or isinstance(kind, typing.TypeVar):  # the aggregate id's type variable
+        return UUID(int=n * 7919 + 1)
+    if kind is datetime:
+        return datetime(2024, 3, 1, 12, n % 60, 7, 123456, tzinfo=UTC)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return list(kind)[n % len(list(kind))]
+    if kind is DcaConfig:
+        return DcaConfig(pair="BTC/USDT", base_order_quote=Decimal(100),
+                         safety_order_quote=Decimal(50), max_safety_orders=3,
+                         price_deviation_pct=Decimal("1.5"), safety_volume_scale=Decimal(2),
+                         safety_step_scale=Decimal(1), take_profit_pct=Decimal("1.2"))
+    if typing.get_origin(kind) is dict:
+        value_kind = typing.get_args(kind)[1]
+        return {f"k{i}": sample(value_kind, name, n + i) for i in range(2)}
+    raise AssertionError(f"no sample for {kind!r} ({name})")
+
+
+@pytest.fixture(scope="module")
+def app():
+    trading = open_trading("memory", clock=SteppingClock(T0), ids=SequentialIds("fast"))
+    yield trading
+    trading.close()
+
+
+def stored_events(app):
+    """One stored event of every type in the schema lock, as a log row."""
+    for position, topic in enumerate(TOPICS, start=1):
+        cls = resolve_topic(topic)
+        hints = typing.get_type_hints(cls)
+        values = {name: sample(hints[name], name, i)
+                  for i, name in enumerate(SCHEMAS[topic]["fields"])}
+        event = cls(**values)
+        stored = app.mapper.to_stored_event(event)
+        yield event, (position, str(stored.originator_id), stored.originator_version,
+                      stored.topic, stored.state, None)
+
+
+def test_every_event_type_is_in_the_sample():
+    assert len(TOPICS) >= 50
+    assert "domain.orders:Order.Filled" in TOPICS
+
+
+@pytest.mark.parametrize("index", range(len(TOPICS)), ids=TOPICS)
+def test_facts_parsed_fast_equal_the_standard_json_and_the_mappers_event(app, index):
+    event, row = list(stored_events(app))[index]
+    fact = FactDecoder(app.mapper)(row)
+    assert fact.state == json.loads(row[4])
+    assert fact.stored == row[4]
+    assert fact.oid == str(event.originator_id)
+    assert fact.time == event.timestamp
+    for name, value in vars(event).items():
+        if name in ("originator_id", "originator_version", "timestamp"):
+            continue
+        if isinstance(value, Decimal):
+            assert str(fact.dec(name)) == str(value)
+        elif isinstance(value, UUID):
+            assert fact.id_text(name) == str(value)
+        elif isinstance(value, enum.Enum):
+            assert fact.value(name) == value.value
+        elif isinstance(value, str | int | bool) or value is None:
+            assert fact.text(name) == value
+
+
+@pytest.mark.parametrize("index", range(len(TOPICS)), ids=TOPICS)
+def test_audit_rows_from_fast_facts_equal_those_from_standard_json(app, index):
+    _, row = list(stored_events(app))[index]
+    fast = FactDecoder(app.mapper)(row)
+    slow = Fact(row[0], row[1], row[2], row[3], json.loads(row[4]), row[4])
+    assert chain(GENESIS, fast) == chain(GENESIS, slow)
+    assert audit_values(fast, GENESIS) == audit_values(slow, GENESIS)
+    summary = audit_values(fast, GENESIS)[8]
+    if fast.kind == "Order.Filled":  # the template reads each field as _shown would
+        assert summary == (f"filled {_shown(fast.state['amount'])} @ "
+                           f"{_shown(fast.state['price'])}, fee {_shown(fast.state['fee'])} "
+                           f"{_shown(fast.state['fee_currency'])} "
+                           f"(trade {_shown(fast.state['trade_id'])})")
+
+
+@pytest.mark.parametrize("stored", [
+    b'{"a":"\\ud800 lone","n":1}',  # a lone surrogate escape: orjson refuses it
+    b'{"big":123456789012345678901234567890}',  # past 64 bits: orjson makes it a float
+    b'{"l":[1,-98765432109876543210],"s":"1234567890123456789012.5"}',
+    b'{"spaced": [ 18446744073709551616 ]}',
+    b'{"x":NaN,"y":-Infinity}',  # what Python's json accepts and orjson does not
+    b'{"f":1.5e300,"t":true,"z":null,"u":"\\u0000\\u2400"}',
+])
+def test_state_orjson_refuses_is_read_by_the_standard_library_the_same(stored):
+    parsed = parse_state(stored)
+    expected = json.loads(stored)
+    assert json.dumps(parsed, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+ROWS = table("rows", key=("id",), id="text", note="text", count="int", amount="money")
+
+
+@pytest.mark.parametrize("note, stored", [
+    ("plain", "plain"), ("a\x00b", "a\u24000000b"), ("\u2400", "\u24002400"),
+    ("é\ud800", "é\u2400d800"), ("", ""), (None, None)])
+def test_rows_store_text_escaped_however_it_is_checked(note, stored):
+    values = ROWS.to_db({"id": "k", "note": note, "count": 1, "amount": Decimal("1.0")})
+    assert values == ("k", stored, 1, "1.0")
+    # a text column given a non-text value falls back to the column-by-column check
+    odd = ROWS.storable(("a\x00", 7, 1, "1"))
+    assert odd == ("a\u24000000", 7, 1, "1")
+
+
+COSTS = {"audit": 4.0, "frontend": 3.0, "pnl": 2.5, "leaderboard": 2.0, "balances": 1.5}
+
+
+def test_projections_are_shared_out_by_measured_cost():
+    groups = share_out(list(COSTS), 2, COSTS)
+    assert sorted(n for g in groups for n in g) == sorted(COSTS)
+    loads = sorted(sum(COSTS[n] for n in g) for g in groups)
+    assert loads == [6.0, 7.0]  # the most even split of 13 seconds of work
+
+
+def test_a_rebuild_splits_only_when_the_measurement_says_it_is_faster():
+    quiet = Machine(cpus=2, others=0.0)
+    split = choose(50_000, 15.0, 2.0, COSTS, 500_000, 2, quiet)
+    assert split.processes == 2 and split.split < split.one_process
+    # the same work on one processor, or with both kept busy by others: one process
+    assert choose(50_000, 15.0, 2.0, COSTS, 500_000, 2, Machine(1, 0.0)).processes == 1
+    assert choose(50_000, 15.0, 2.0, COSTS, 500_000, 2, Machine(2, 1.0)).processes == 1
+    # decoding dominates: each process would repeat it
+    assert choose(50_000, 15.0, 12.0, {"audit": 1.5, "pnl": 1.5}, 500_000, 2,
+                  quiet).processes == 1
+    # reading and writing (the wall time beyond decoding and the projections) dominate:
+    # each process would repeat the reading
+    assert choose(50_000, 40.0, 2.0, COSTS, 500_000, 2, quiet).processes == 1
+    # too little left to pay for starting processes
+    assert choose(50_000, 15.0, 2.0, COSTS, 5_000, 2, quiet).processes == 1
+    # asked for one process
+    assert choose(50_000, 15.0, 2.0, COSTS, 500_000, 1, quiet).processes == 1
+
+
+def test_progress_lines_say_speed_and_time_left():
+    assert line("rebuild", 100_000, 500_000, 100_000, 2.0) == \
+        "rebuild 100,000/500,000 (20%) 50,000 events/s, 8.0s left"

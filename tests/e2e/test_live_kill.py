@@ -4,7 +4,8 @@ real time) runs a DCA bot through at least 100 deals while it is killed with SIG
 random moments, at least 20 times, some of them while an order's request is held by the
 exchange (between its submission and the exchange's answer), and restarted each time.
 
-Then, read from the stored events and the simulator's own ledger:
+Then, read from the stored events and the simulator's own ledger (and every output):
+- the account's keys appear in no server output and not in the database;
 - no client order id reached the exchange twice;
 - every trade the exchange made is in the log once, as the exchange made it;
 - each closed deal's realized P/L equals what the exchange's ledger says its trades made,
@@ -17,6 +18,7 @@ import random
 import time
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -125,6 +127,14 @@ def test_kill_9_at_random_moments_loses_no_fill_and_places_no_order_twice(launch
         server.stop()
         ledger = sim.ledger()
         seen = sim.client_order_ids_seen()
+        keys = (sim.api_key, sim.secret)
+
+    # the account's keys appear in no output of any run, and not in the database file
+    outputs = [path.read_bytes() for path in server.logs.glob("*.txt")]
+    database = Path(server.database_url.removeprefix("sqlite:///"))
+    stored = [path.read_bytes() for path in database.parent.glob(database.name + "*")]
+    for key in keys:
+        assert not [blob for blob in outputs + stored if key.encode() in blob]
 
     assert kills >= KILLS and held >= 3, (kills, held)
     assert [cid for cid, n in seen.items() if n > 1] == []

@@ -179,7 +179,9 @@ class PaperExchange(Exchange):
     ) -> None:
         """Trade through one candle: open → low → high → close when it closed up, else
         open → high → low → close, stopping at every price where a resting order or one of
-        the watcher's levels lies, so each fills at its own price (or at the open on a gap)."""
+        the watcher's levels lies, so each fills at its own price (or at the open on a gap).
+        A watcher whose level above is at or below the price (it follows new highs) is
+        also shown the end of every rising leg."""
         path = (low, h, c) if c >= o else (h, low, c)
         self._arrive(o, watcher)
         current = o
@@ -204,6 +206,10 @@ class PaperExchange(Exchange):
             hits = [p for p in levels if target <= p < current]
             return max(hits, default=None)
         if target > current:
+            if above is not None and above <= current:
+                # the watcher follows new highs (a trailing take profit): it must see each
+                # leg's end, the highest price the leg reached
+                above = target
             levels = [p for p in (*self.levels_above(), above) if p is not None]
             hits = [p for p in levels if current < p <= target]
             return min(hits, default=None)

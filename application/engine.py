@@ -152,7 +152,7 @@ class DcaEngine:
                 self._set_highest(price)
         elif deal.take_profit_price is not None and price >= deal.take_profit_price:
             self._set_highest(price)
-            deal.start_trailing(self.cause, highest=price,
+            deal.start_trailing(self.cause, price=price,
                                 trailing_pct=self.config.trailing_take_profit_pct,
                                 level=self._trail_level)
             self._touch(deal)

@@ -54,7 +54,7 @@ class Deal(TradetapeAggregate):
     close_reason: CloseReason | None
     exit_price: Decimal | None
     realized_pnl: Decimal | None
-    trailing_highest: Decimal | None  # the highest when trailing started; None: not trailing
+    trailing_highest: Decimal | None  # the price trailing started at; None: not trailing
     opened_at: datetime
     closed_at: datetime | None
 
@@ -118,19 +118,20 @@ class Deal(TradetapeAggregate):
             )
 
     class TrailingStarted(Event):
-        """A price reached the take profit price: nothing was sold, the deal trails from
-        ``highest`` (the end of the rising leg that reached it, or the candle's open when it
-        opened at or above it). It sells when the price falls to ``highest`` × (1 −
-        ``trailing_pct``/100); ``level`` is that price now. The highest rises with the
-        prices the market reaches, which are not recorded one by one: the deal's
-        ``TrailingTriggered`` says which highest and level sold it."""
+        """The price reached the take profit price (``price``: the take profit price on a
+        rising leg, or a candle's open at or above it): nothing was sold, the deal trails.
+        It sells when the price falls to highest × (1 − ``trailing_pct``/100), the highest
+        being the highest price reached since (a rising leg counts up to its end, so the
+        leg that reached the take profit raises it at once); ``level`` is that price from
+        ``price``. The rises are not recorded one by one (they come from the market data):
+        ``TrailingTriggered`` says which highest and level sold the deal."""
 
-        highest: Decimal
+        price: Decimal
         trailing_pct: Decimal
         level: Decimal
 
         def apply(self, deal: Deal) -> None:
-            deal.trailing_highest = self.highest
+            deal.trailing_highest = self.price
 
     class TrailingTriggered(Event):
         """The price fell to the trailing level (or opened below it): the highest reached
@@ -297,10 +298,10 @@ class Deal(TradetapeAggregate):
             stop_loss_price=stop,
         )
 
-    def start_trailing(self, cause: Cause, *, highest: Decimal, trailing_pct: Decimal,
+    def start_trailing(self, cause: Cause, *, price: Decimal, trailing_pct: Decimal,
                        level: Decimal) -> None:
         self._require_open()
-        self._record(self.TrailingStarted, cause, highest=highest, trailing_pct=trailing_pct,
+        self._record(self.TrailingStarted, cause, price=price, trailing_pct=trailing_pct,
                      level=level)
 
     def trailing_triggered(self, cause: Cause, *, highest: Decimal, level: Decimal) -> None:

@@ -113,13 +113,22 @@ class DcaEngine:
             return None, None
         if self.config.trailing_take_profit_pct is None:
             return deal.stop_loss_price, deal.take_profit_price
-        highest = self._trailing_highest(deal)
-        if highest is None:
+        if self._trailing_highest(deal) is None:
             return deal.stop_loss_price, deal.take_profit_price
-        # Trailing: a fall to the higher of the two exits sells; any rise above the
-        # highest moves the level, so the market must stop there (and at each leg's end).
+        # Trailing: a fall to the higher of the two exits sells; a rise sells nothing (it
+        # may raise the highest: ``high_watch``).
         stop, level = deal.stop_loss_price, self._trail_level
-        return (level if stop is None or level > stop else stop), highest
+        return (level if stop is None or level > stop else stop), None
+
+    def high_watch(self) -> Decimal | None:
+        """While trailing, the highest price: the market shows this watcher the end of every
+        rising leg (a new high moves the trailing level), and a candle reaching above it
+        cannot be skipped. None otherwise."""
+        deal = self.deal
+        if (self.config.trailing_take_profit_pct is None or deal is None
+                or deal.units == ZERO):
+            return None
+        return self._trailing_highest(deal)
 
     def on_price(self, price: Decimal) -> None:
         deal = self.deal

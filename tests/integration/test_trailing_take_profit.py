@@ -152,3 +152,37 @@ def test_the_stop_loss_still_sells_before_trailing_starts():
     _, deals, _, _ = run(config, [("100", "101", "98", "98.5")])
     [deal] = deals
     assert (deal["reason"], deal["exit"]) == ("stop_loss", D(99))
+
+
+def test_two_paper_bots_on_one_pair_each_exit_at_their_own_level():
+    # One paper account, two bots bought at 100: A trails (TP 2, d 1), B takes profit at 4%.
+    # The candle 100 → 99.9 → 105 → 103: B sells at its price, 104, on the way up (not at the
+    # leg's end A follows); A sells at 105 × 0.99 = 103.95 on the way down.
+    from datetime import UTC, datetime
+
+    from adapters.clock import SequentialIds
+    from adapters.exchanges.paper import PaperExchange
+    from application.engine import DcaEngine
+    from application.paper_trading import _Market
+    from domain.bots import Bot
+    from domain.recording import ENGINE, Cause
+
+    ids = SequentialIds("two")
+    venue = PaperExchange("BTC/USDT", fee_rate=D(0))
+    market = _Market(venue)
+    cause = Cause(datetime(2026, 1, 1, tzinfo=UTC), ENGINE, "two")
+    for config in (BOT, {**BOT, "take_profit_pct": "4", "trailing_take_profit_pct": None}):
+        bot = Bot.create(ids.new_id(), cause, name="b", owner_id="alice",
+                         exchange_account_id="paper", config=DcaConfig.from_mapping(config))
+        bot.start(cause)
+        market.engines[bot.id] = DcaEngine(bot, venue, ids, keep_deals=True)
+    for candle in ((D(100),) * 4, (D(100), D(105), D("99.9"), D(103))):
+        for engine in market.engines.values():
+            engine.begin_step(cause)
+        venue.walk_candle(*candle, market)
+        for engine in market.engines.values():
+            engine.on_close(candle[3])
+    trailing, plain = (e.tally.closed_deals for e in market.engines.values())
+    assert [(str(d.close_reason), d.exit_price) for d in trailing] == [
+        ("trailing_take_profit", D("103.95"))]
+    assert [(str(d.close_reason), d.exit_price) for d in plain] == [("take_profit", D(104))]

@@ -111,7 +111,7 @@ class DcaEngine:
         deal = self.deal
         if deal is None or deal.units == ZERO:
             return None, None
-        if self.config.trailing_take_profit_pct is None:
+        if self.bot.config.trailing_take_profit_pct is None:  # (the hot path: no property)
             return deal.stop_loss_price, deal.take_profit_price
         if self._trailing_highest(deal) is None:
             return deal.stop_loss_price, deal.take_profit_price
@@ -125,7 +125,7 @@ class DcaEngine:
         rising leg (a new high moves the trailing level), and a candle reaching above it
         cannot be skipped. None otherwise."""
         deal = self.deal
-        if (self.config.trailing_take_profit_pct is None or deal is None
+        if (self.bot.config.trailing_take_profit_pct is None or deal is None
                 or deal.units == ZERO):
             return None
         return self._trailing_highest(deal)
@@ -144,7 +144,7 @@ class DcaEngine:
             self._cancel(exiting)
             if exiting.is_open or self.deal is None:
                 return  # the cancel went unanswered, or the take profit filled after all
-        if self.config.trailing_take_profit_pct is not None:
+        if self.bot.config.trailing_take_profit_pct is not None:
             self._on_price_trailing(deal, price, opening)
         elif deal.stop_loss_price is not None and price <= deal.stop_loss_price:
             self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)

@@ -53,11 +53,7 @@ class Venue(Exchange, SimulatedVenue):
 
 
 def refuse_unsupported(config: DcaConfig) -> None:
-    if config.trailing_take_profit_pct is not None:
-        raise UnsupportedOptionError(
-            "trailing take profit is not simulated yet; remove it to backtest",
-            field="trailing_take_profit_pct",
-        )
+    """Options a backtest cannot simulate exactly are refused here (none today)."""
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -259,6 +255,9 @@ def _summary(candles, engine: DcaEngine, drawdown, last_close, events, balance, 
         "deals_open": 1 if state else 0,
         "take_profits": t.take_profits,
         "stop_losses": t.stop_losses,
+        # only for a trailing bot: the figures of every other run stay as they were
+        **({"trailing_take_profits": t.trailing_take_profits}
+           if engine.config.trailing_take_profit_pct is not None else {}),
         "realized_pnl": t.realized_pnl,
         "unrealized_pnl": unrealized,
         "total_pnl": t.realized_pnl + unrealized,  # the open deal marked at the last close

@@ -16,7 +16,7 @@ from domain.bots import Bot, BotStatus
 from domain.dca import DcaConfig, safety_orders
 from domain.deals import CloseReason, Deal, DealStatus
 from domain.errors import InvalidTransitionError
-from domain.money import ZERO
+from domain.money import HUNDRED, ONE, ZERO
 from domain.orders import Order, OrderPurpose, OrderSide, OrderStatus, OrderType
 from domain.ports import Exchange, ExchangeOrder, IdSource, OrderRequest
 from domain.recording import Cause, TradetapeAggregate
@@ -29,7 +29,8 @@ class EngineTally:
     """Running figures a backtest summary needs without re-reading the log."""
 
     deals_closed: int = 0
-    take_profits: int = 0
+    take_profits: int = 0  # closed by any take profit, the trailing one included
+    trailing_take_profits: int = 0
     stop_losses: int = 0
     wins: int = 0
     realized_pnl: Decimal = ZERO
@@ -61,12 +62,20 @@ class DcaEngine:
         # live: the base order's answer came later than its request; place the ladder then
         self._ladder_pending = False
         self._exit_order: Order | None = None  # live: an exit the exchange has not filled yet
+        # Trailing take profit of ``_trail_deal``: the highest price reached since trailing
+        # started (kept here, not recorded at every rise: the deal records the start and
+        # what triggered the exit) and the level it gives.
+        self._trail_deal: Deal | None = None
+        self._highest: Decimal | None = None
+        self._trail_level: Decimal | None = None
+        self._opening = False  # the next price is a candle's open (stops before take profits)
 
     # --- steps ----------------------------------------------------------------------------
 
     def begin_step(self, cause: Cause) -> None:
         """Every event until the next step carries this cause (time, actor, correlation)."""
         self._cause = cause
+        self._opening = True
 
     def take_changes(self) -> list[TradetapeAggregate]:
         """The aggregates changed since the last call, to be saved in one transaction."""
@@ -102,10 +111,28 @@ class DcaEngine:
         deal = self.deal
         if deal is None or deal.units == ZERO:
             return None, None
-        return deal.stop_loss_price, deal.take_profit_price
+        if self.bot.config.trailing_take_profit_pct is None:  # (the hot path: no property)
+            return deal.stop_loss_price, deal.take_profit_price
+        if self._trailing_highest(deal) is None:
+            return deal.stop_loss_price, deal.take_profit_price
+        # Trailing: a fall to the higher of the two exits sells; a rise sells nothing (it
+        # may raise the highest: ``high_watch``).
+        stop, level = deal.stop_loss_price, self._trail_level
+        return (level if stop is None or level > stop else stop), None
+
+    def high_watch(self) -> Decimal | None:
+        """While trailing, the highest price: the market shows this watcher the end of every
+        rising leg (a new high moves the trailing level), and a candle reaching above it
+        cannot be skipped. None otherwise."""
+        deal = self.deal
+        if (self.bot.config.trailing_take_profit_pct is None or deal is None
+                or deal.units == ZERO):
+            return None
+        return self._trailing_highest(deal)
 
     def on_price(self, price: Decimal) -> None:
         deal = self.deal
+        opening, self._opening = self._opening, False
         if deal is None or deal.units == ZERO:
             return
         exiting = self._exit_order
@@ -117,10 +144,51 @@ class DcaEngine:
             self._cancel(exiting)
             if exiting.is_open or self.deal is None:
                 return  # the cancel went unanswered, or the take profit filled after all
-        if deal.stop_loss_price is not None and price <= deal.stop_loss_price:
+        if self.bot.config.trailing_take_profit_pct is not None:
+            self._on_price_trailing(deal, price, opening)
+        elif deal.stop_loss_price is not None and price <= deal.stop_loss_price:
             self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)
         elif deal.take_profit_price is not None and price >= deal.take_profit_price:
             self._exit(CloseReason.TAKE_PROFIT, OrderType.LIMIT, deal.take_profit_price)
+
+    def _on_price_trailing(self, deal: Deal, price: Decimal, opening: bool) -> None:
+        """A trailing take profit: reaching the take profit price starts trailing (nothing
+        is sold); a fall to highest × (1 − d/100) sells everything at that price. At a
+        candle's open a stop goes first; on a falling leg the take profit does."""
+        highest = self._trailing_highest(deal)
+        if highest is not None:
+            if price > highest:
+                self._set_highest(price)
+        elif deal.take_profit_price is not None and price >= deal.take_profit_price:
+            self._set_highest(price)
+            deal.start_trailing(self.cause, price=price,
+                                trailing_pct=self.config.trailing_take_profit_pct,
+                                level=self._trail_level)
+            self._touch(deal)
+        stop = deal.stop_loss_price
+        stopped = stop is not None and price <= stop
+        trailed = self._highest is not None and price <= self._trail_level
+        if stopped and (opening or not trailed):
+            self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)
+        elif trailed:
+            deal.trailing_triggered(self.cause, highest=self._highest, level=self._trail_level)
+            self._exit(CloseReason.TRAILING_TAKE_PROFIT, OrderType.MARKET, None)
+
+    def _trailing_highest(self, deal: Deal) -> Decimal | None:
+        """The open deal's highest since trailing started (None: not trailing); a deal
+        loaded from the log (a restart) trails again from the highest it recorded."""
+        if self._trail_deal is not deal:
+            self._trail_deal = deal
+            self._highest = self._trail_level = None
+            recorded = getattr(deal, "trailing_highest", None)
+            if recorded is not None:
+                self._set_highest(recorded)
+        return self._highest
+
+    def _set_highest(self, price: Decimal) -> None:
+        self._highest = price
+        pct = self.config.trailing_take_profit_pct
+        self._trail_level = price * (ONE - pct / HUNDRED)
 
     def on_order_update(self, update: ExchangeOrder) -> None:
         order = self.orders.get(update.client_order_id)
@@ -286,8 +354,8 @@ class DcaEngine:
         self._place(OrderPurpose.MANUAL, OrderSide.SELL, OrderType.MARKET, deal.units, None)
 
     def _exit(self, reason: CloseReason, order_type: OrderType, price: Decimal | None) -> None:
-        purpose = (OrderPurpose.TAKE_PROFIT if reason is CloseReason.TAKE_PROFIT
-                   else OrderPurpose.STOP_LOSS)
+        purpose = (OrderPurpose.STOP_LOSS if reason is CloseReason.STOP_LOSS
+                   else OrderPurpose.TAKE_PROFIT)
         if self._sized is not None:
             # live: the exchange may have filled a resting buy since the last look. Cancel
             # them first: each one's final state (its fills) reaches the deal, and the exit
@@ -349,7 +417,7 @@ class DcaEngine:
             deal.record_buy(self._cause, order_id=order.id, safety_order=order.safety_order,
                             price=price, amount=amount, fee=fee)
             return
-        reason = (CloseReason.TAKE_PROFIT if order.purpose is OrderPurpose.TAKE_PROFIT
+        reason = (self._take_profit_reason(deal) if order.purpose is OrderPurpose.TAKE_PROFIT
                   else CloseReason.STOP_LOSS if order.purpose is OrderPurpose.STOP_LOSS
                   else self._manual_reason)
         deal.close(self._cause, reason=reason, order_id=order.id, price=price, amount=amount,
@@ -357,6 +425,13 @@ class DcaEngine:
         self._count_closed(deal)
         self._cancel_resting(exclude=order.client_order_id)
         self._finish_deal(deal)
+
+    @staticmethod
+    def _take_profit_reason(deal: Deal) -> CloseReason:
+        # once trailing started, the trailing exit is the deal's only take profit
+        if getattr(deal, "trailing_highest", None) is not None:
+            return CloseReason.TRAILING_TAKE_PROFIT
+        return CloseReason.TAKE_PROFIT
 
     def _cancel_resting(self, exclude: str) -> None:
         for client_id, order in list(self.orders.items()):
@@ -380,7 +455,9 @@ class DcaEngine:
     def _count_closed(self, deal: Deal) -> None:
         t = self.tally
         t.deals_closed += 1
-        t.take_profits += deal.close_reason is CloseReason.TAKE_PROFIT
+        trailed = deal.close_reason is CloseReason.TRAILING_TAKE_PROFIT
+        t.take_profits += trailed or deal.close_reason is CloseReason.TAKE_PROFIT
+        t.trailing_take_profits += trailed
         t.stop_losses += deal.close_reason is CloseReason.STOP_LOSS
         pnl = deal.realized_pnl
         t.realized_pnl += pnl

@@ -79,6 +79,10 @@ class _Market:
             aboves += [above] if above is not None else []
         return max(belows, default=None), min(aboves, default=None)
 
+    def high_watch(self) -> Decimal | None:
+        highs = [h for e in self.engines.values() if (h := e.high_watch()) is not None]
+        return min(highs, default=None)
+
     def on_price(self, price: Decimal) -> None:
         for bot_id, engine in list(self.engines.items()):
             try:

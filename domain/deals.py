@@ -24,6 +24,9 @@ class DealStatus(ValueEnum):
 class CloseReason(ValueEnum):
     TAKE_PROFIT = "take_profit"
     STOP_LOSS = "stop_loss"
+    # a take profit too: sold when the price fell back from its highest after the take
+    # profit price was reached (``trailing_take_profit_pct``)
+    TRAILING_TAKE_PROFIT = "trailing_take_profit"
     MANUAL = "manual"
     EMERGENCY = "emergency"
 
@@ -51,6 +54,7 @@ class Deal(TradetapeAggregate):
     close_reason: CloseReason | None
     exit_price: Decimal | None
     realized_pnl: Decimal | None
+    trailing_highest: Decimal | None  # the price trailing started at; None: not trailing
     opened_at: datetime
     closed_at: datetime | None
 
@@ -80,6 +84,7 @@ class Deal(TradetapeAggregate):
             deal.take_profit_price = deal.stop_loss_price = deal.exit_price = None
             deal.entry_price, deal.base_cost, deal.base_units = None, ZERO, ZERO
             deal.close_reason = deal.realized_pnl = None
+            deal.trailing_highest = None
 
     class BuyFilled(Event):
         order_id: UUID
@@ -111,6 +116,30 @@ class Deal(TradetapeAggregate):
                 self.take_profit_price,
                 self.stop_loss_price,
             )
+
+    class TrailingStarted(Event):
+        """The price reached the take profit price (``price``: the take profit price on a
+        rising leg, or a candle's open at or above it): nothing was sold, the deal trails.
+        It sells when the price falls to highest × (1 − ``trailing_pct``/100), the highest
+        being the highest price reached since (a rising leg counts up to its end, so the
+        leg that reached the take profit raises it at once); ``level`` is that price from
+        ``price``. The rises are not recorded one by one (they come from the market data):
+        ``TrailingTriggered`` says which highest and level sold the deal."""
+
+        price: Decimal
+        trailing_pct: Decimal
+        level: Decimal
+
+        def apply(self, deal: Deal) -> None:
+            deal.trailing_highest = self.price
+
+    class TrailingTriggered(Event):
+        """The price fell to the trailing level (or opened below it): the highest reached
+        since trailing started and the level it gave; the exit follows (``Closed``, reason
+        ``trailing_take_profit``, at ``level`` or at the open below it)."""
+
+        highest: Decimal
+        level: Decimal
 
     class Closed(Event):
         reason: CloseReason
@@ -268,6 +297,16 @@ class Deal(TradetapeAggregate):
             take_profit_price=average * (ONE + self.take_profit_pct / HUNDRED),
             stop_loss_price=stop,
         )
+
+    def start_trailing(self, cause: Cause, *, price: Decimal, trailing_pct: Decimal,
+                       level: Decimal) -> None:
+        self._require_open()
+        self._record(self.TrailingStarted, cause, price=price, trailing_pct=trailing_pct,
+                     level=level)
+
+    def trailing_triggered(self, cause: Cause, *, highest: Decimal, level: Decimal) -> None:
+        self._require_open()
+        self._record(self.TrailingTriggered, cause, highest=highest, level=level)
 
     def close(
         self,

@@ -163,6 +163,10 @@ class PriceWatcher(OrderUpdateListener, Protocol):
 
     def on_price(self, price: Decimal) -> None: ...
 
+    # Optional: ``high_watch() -> Decimal | None``, a price above which the watcher follows
+    # every new high (a trailing take profit): a simulated market then also stops at each
+    # rising leg's end, and a candle reaching above it is not skipped.
+
 
 class CandleSeries(Protocol):
     """Candles as arrays (floats only to *locate* candles fast) plus their exact values.

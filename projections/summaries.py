@@ -36,6 +36,9 @@ TEMPLATES = {
     "Deal.Opened": "deal on {pair} for bot {bot_id}, take profit {take_profit_pct}%",
     "Deal.BuyFilled": "bought {amount} @ {price}, fee {fee} (safety order {safety_order})",
     "Deal.TargetsMoved": "take profit at {take_profit_price}, stop loss at {stop_loss_price}",
+    "Deal.TrailingStarted": "take profit reached at {price}: trailing {trailing_pct}% below "
+                            "the highest (level {level} now)",
+    "Deal.TrailingTriggered": "fell to the trailing level {level} (highest {highest})",
     "Deal.Closed": "{reason}: sold {amount} @ {price}, fee {fee}, realized {realized_pnl}",
     "Deal.Cancelled": "cancelled: {reason}",
     "Order.Submitted": "{side} {type} {amount} {pair} @ {price} ({purpose})",

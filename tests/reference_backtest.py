@@ -14,6 +14,14 @@ implements are the ones written out in the task that created it (spot, long only
   is rejected; resting orders lock their quote until they fill or are cancelled. A rejected
   base order stops the bot: no deal opens after it (retrying would fail at every close, as
   nothing but the bot's own deals moves its balance).
+* ``trailing_take_profit_pct`` = d (issue 12): reaching the take profit price sells nothing;
+  trailing starts with highest = the end of the rising leg that reached it (or the open, when
+  the candle opens at or above it). Every later open and leg end the price reaches raises
+  the highest. Everything sells when the price falls to highest × (1 − d/100), at that price,
+  or at the open when a candle opens at or below it. Once started it stays on whatever fills
+  later, and counts as a take profit (reason ``trailing_take_profit``). At one price on a
+  falling leg: safety buys, then the trailing sell, then the stop; at an open: buys, stop,
+  then the trailing sell.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class Deal:
         self.fees = ZERO  # buy fees so far
         self.resting: list[SafetyOrder] = []  # shallowest first
         self.safety_filled = 0
+        self.highest: Decimal | None = None  # trailing take profit: None until it starts
 
     def avg(self) -> Decimal:
         return self.cost / self.units
@@ -61,6 +70,8 @@ class ReferenceBacktest:
         self.tp_pct = Decimal(config["take_profit_pct"])
         sl = config.get("stop_loss_pct")
         self.sl_pct = None if sl is None else Decimal(sl)
+        trailing = config.get("trailing_take_profit_pct")
+        self.trail_pct = None if trailing is None else Decimal(trailing)
         self.fee_rate = fee_rate
         self.free = balance  # None = unlimited account
         self.deal: Deal | None = None
@@ -99,6 +110,19 @@ class ReferenceBacktest:
         if self.sl_pct is None:
             return None
         return self.deal.avg() * (ONE - self.sl_pct / HUNDRED)
+
+    def trail_level(self) -> Decimal | None:
+        if self.deal.highest is None:
+            return None
+        return self.deal.highest * (ONE - self.trail_pct / HUNDRED)
+
+    def reach(self, price: Decimal) -> None:
+        """Trailing: the price was at ``price`` (an open, or a rising leg's end)."""
+        deal = self.deal
+        if deal.highest is not None:
+            deal.highest = max(deal.highest, price)
+        elif price >= self.take_profit():
+            deal.highest = price
 
     def buy(self, units: Decimal, price: Decimal) -> None:
         cost = units * price
@@ -170,10 +194,18 @@ class ReferenceBacktest:
         for order in list(self.deal.resting):  # shallowest first
             if price <= order.price:
                 self.fill_safety(order, price)
+        if self.trail_pct is not None:
+            self.reach(price)
         sl = self.stop_loss()
         if sl is not None and price <= sl:
             self.close_deal(ts, price, "stop_loss")
             return True
+        if self.trail_pct is not None:
+            level = self.trail_level()
+            if level is not None and price <= level:
+                self.close_deal(ts, price, "trailing_take_profit")
+                return True
+            return False
         if price >= self.take_profit():
             self.close_deal(ts, price, "take_profit")
             return True
@@ -186,18 +218,26 @@ class ReferenceBacktest:
         """
         if end < start:
             while True:
-                # (trigger, tie-break): at equal prices the safety order (1) goes before SL (0)
-                hits = [(o.price, 1, o) for o in self.deal.resting if o.price >= end]
+                # (trigger, tie-break): at equal prices the safety order (2) goes first, then
+                # the trailing take profit (1), then the stop loss (0)
+                hits = [(o.price, 2, o) for o in self.deal.resting if o.price >= end]
                 sl = self.stop_loss()
                 if sl is not None and sl >= end:
-                    hits.append((sl, 0, None))
+                    hits.append((sl, 0, "stop_loss"))
+                level = self.trail_level() if self.trail_pct is not None else None
+                if level is not None and level >= end:
+                    hits.append((level, 1, "trailing_take_profit"))
                 if not hits:
                     return False
                 price, _, order = max(hits, key=lambda hit: (hit[0], hit[1]))
-                if order is None:
-                    self.close_deal(ts, price, "stop_loss")
+                if isinstance(order, str):
+                    self.close_deal(ts, price, order)
                     return True
                 self.fill_safety(order, price)
+        if self.trail_pct is not None:
+            if end > start:
+                self.reach(end)  # a rising leg counts up to its end; nothing sells on it
+            return False
         if end > start and self.take_profit() <= end:
             self.close_deal(ts, self.take_profit(), "take_profit")
             return True
@@ -243,7 +283,10 @@ def run_reference(
             "candles": len(candles),
             "deals_closed": len(deals),
             "deals_open": 0 if run.deal is None else 1,
-            "take_profits": sum(1 for d in deals if d["reason"] == "take_profit"),
+            "take_profits": sum(1 for d in deals
+                                if d["reason"] in ("take_profit", "trailing_take_profit")),
+            "trailing_take_profits": sum(1 for d in deals
+                                         if d["reason"] == "trailing_take_profit"),
             "stop_losses": sum(1 for d in deals if d["reason"] == "stop_loss"),
             "realized_pnl": run.realized,
             "unrealized_pnl": run.unrealized(last_close),

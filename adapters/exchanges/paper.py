@@ -179,7 +179,8 @@ class PaperExchange(Exchange):
     ) -> None:
         """Trade through one candle: open → low → high → close when it closed up, else
         open → high → low → close, stopping at every price where a resting order or one of
-        the watcher's levels lies, so each fills at its own price (or at the open on a gap)."""
+        the watcher's levels lies, so each fills at its own price (or at the open on a gap).
+        A watcher that follows new highs (``high_watch``) also sees every rising leg's end."""
         path = (low, h, c) if c >= o else (h, low, c)
         self._arrive(o, watcher)
         current = o
@@ -206,6 +207,8 @@ class PaperExchange(Exchange):
         if target > current:
             levels = [p for p in (*self.levels_above(), above) if p is not None]
             hits = [p for p in levels if current < p <= target]
+            if _high_watch(watcher) is not None:
+                hits.append(target)  # it follows new highs: each rising leg's end
             return min(hits, default=None)
         return None
 
@@ -214,7 +217,7 @@ class PaperExchange(Exchange):
         anything happen: candles that stay strictly inside the band change nothing."""
         below, above = watcher.trigger_levels()
         falls = [p for p in (*self.levels_below(), below) if p is not None]
-        rises = [p for p in (*self.levels_above(), above) if p is not None]
+        rises = [p for p in (*self.levels_above(), above, _high_watch(watcher)) if p is not None]
         return max(falls, default=None), min(rises, default=None)
 
     def levels_below(self) -> list[Decimal]:
@@ -338,6 +341,12 @@ class PaperExchange(Exchange):
     def _remember(self, order: ExchangeOrder) -> ExchangeOrder:
         self._orders[order.exchange_order_id] = order
         return order
+
+
+def _high_watch(watcher: PriceWatcher) -> Decimal | None:
+    """The watcher's highest followed (a trailing take profit), if it follows one."""
+    high_watch = getattr(watcher, "high_watch", None)
+    return None if high_watch is None else high_watch()
 
 
 def _triggers_on_fall(request: OrderRequest) -> bool:

@@ -258,14 +258,22 @@ def test_a_bad_line_deep_in_a_real_file_is_found(tmp_path, capsys):
 # --- configurations refused -----------------------------------------------------------------
 
 
-def test_trailing_take_profit_is_refused_and_nothing_is_stored(tmp_path, capsys):
+def test_a_trailing_bot_is_backtested_stored_and_replays(tmp_path, capsys):
     config = write_config(tmp_path, {**BOT, "trailing_take_profit_pct": "0.5"})
-    db = tmp_path / "run.db"
-    code, out, err = backtest(capsys, BTC, config, "--json", "--store", f"sqlite:///{db}")
-    assert code == 2
-    assert out == ""
-    assert_one_error_line(err, "error: UNSUPPORTED_OPTION", "trailing_take_profit_pct")
-    assert_nothing_stored(db)
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    result = backtest_json(capsys, BTC, config, "--deals", "--store", url)
+    assert result["trailing_take_profits"] > 0
+    trailing = [d for d in result["deals"] if d["reason"] == "trailing_take_profit"]
+    assert len(trailing) == result["trailing_take_profits"]
+    assert result["take_profits"] >= result["trailing_take_profits"]
+    topics = [row[0] for row in stored_rows(url)]
+    assert sum(t.endswith("Deal.TrailingTriggered") for t in topics) == len(trailing)
+    assert main(["replay", "--database", url, "--check", "--no-progress"]) == 0
+
+
+def test_a_bot_without_trailing_reports_no_trailing_figure(tmp_path, capsys):
+    result = backtest_json(capsys, BTC, write_config(tmp_path, BOT))
+    assert "trailing_take_profits" not in result
 
 
 def test_a_float_in_the_configuration_is_refused_naming_the_field(tmp_path, capsys):

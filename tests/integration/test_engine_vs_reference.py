@@ -163,3 +163,72 @@ def test_engine_equals_reference_on_random_walks_and_configs(rows, config, balan
     # The plotted curve is the reference's equity at every close (floats, for the picture).
     expected = np.array([float(e) for e in ref["equity"]])
     assert np.allclose(result.equity, expected, rtol=1e-12, atol=1e-9)
+
+
+# --- trailing take profit (issue 12) ---------------------------------------------------------
+
+TRAILING_BOT = {**BTC_BOT, "trailing_take_profit_pct": "0.4"}
+
+
+def assert_trailing_matches_reference(summary: dict, deals: list[dict], ref: dict) -> None:
+    assert_matches_reference(summary, deals, ref)
+    assert int(summary["trailing_take_profits"]) == ref["trailing_take_profits"]
+
+
+@pytest.mark.parametrize(
+    ("series", "config"),
+    [
+        ("binance_BTC_USDT-1m-2025-11.csv", TRAILING_BOT),
+        ("binance_BTC_USDT-1m-2025-11.csv", {**TRAILING_BOT, "stop_loss_pct": "4",
+                                             "trailing_take_profit_pct": "1.1"}),
+        ("freqtrade_UNITTEST_BTC-1m.csv", {**TRAILING_BOT, "pair": "UNITTEST/BTC",
+                                           "stop_loss_pct": "3", "max_safety_orders": 2}),
+    ],
+    ids=["btc-1m", "btc-1m-stop-loss", "unittest-1m-gaps"],
+)
+def test_trailing_take_profit_on_shipped_real_candles_matches_reference(
+    tmp_path, capsys, series, config
+):
+    path = shipped_series(series)
+    result = cli_backtest(tmp_path, capsys, path, config)
+    ref = reference_on_file(path, config)
+    assert ref["trailing_take_profits"] > 0  # the series exercises the rule
+    assert_trailing_matches_reference(result, result["deals"], ref)
+    assert_open_deal_matches_reference(result["open_deal"], ref["open_deal"])
+    assert {d["reason"] for d in result["deals"]} <= {"trailing_take_profit", "stop_loss"}
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_trailing_take_profit_on_generated_walks_matches_reference(tmp_path, capsys, seed):
+    path = tmp_path / f"walk{seed}.csv"
+    write_walk_csv(path, 20_000, seed=seed, volatility="0.002")
+    config = {**TRAILING_BOT, "stop_loss_pct": "6"} if seed == 5 else TRAILING_BOT
+    result = cli_backtest(tmp_path, capsys, path, config)
+    ref = reference_on_file(path, config)
+    assert ref["trailing_take_profits"] > 0
+    assert_trailing_matches_reference(result, result["deals"], ref)
+
+
+@st.composite
+def trailing_configs(draw):
+    config = draw(configs)
+    # 0 < d < take profit; at times close to it, where the exit falls below the TP price
+    tp = Decimal(config["take_profit_pct"])
+    fraction = draw(st.sampled_from(["0.01", "0.2", "0.5", "0.9", "0.99"]))
+    return {**config, "trailing_take_profit_pct": str(tp * Decimal(fraction))}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=walks(), config=trailing_configs(), balance=st.sampled_from([None, "150", "1000"]))
+def test_trailing_engine_equals_reference_on_random_walks_and_configs(rows, config, balance):
+    candles = candles_from_rows([(ts, str(o), str(h), str(lo), str(c))
+                                 for ts, o, h, lo, c in rows])
+    bal = None if balance is None else Decimal(balance)
+    result = run_backtest_on(candles, DcaConfig.from_mapping(config), fee_rate=Decimal("0.001"),
+                             balance=bal, store_url="memory", seed="prop", keep_deals=True,
+                             keep_equity=True)
+    ref = run_reference(config, rows, Decimal("0.001"), bal)
+    assert_trailing_matches_reference(result.summary, result.deals, ref)
+    assert_open_deal_matches_reference(result.open_deal, ref["open_deal"])
+    expected = np.array([float(e) for e in ref["equity"]])
+    assert np.allclose(result.equity, expected, rtol=1e-12, atol=1e-9)

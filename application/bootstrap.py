@@ -341,6 +341,7 @@ def open_runtime(settings):
     from application.live_loop import LiveLoop
     from application.paper_trading import PaperTrading
     from application.reconciliation import Reconciler
+    from application.risk_limits import RiskLimits
     from application.runtime import Runtime
 
     database = parse_database_url(settings.database_url)
@@ -353,7 +354,9 @@ def open_runtime(settings):
         return PaperExchange(pair, quote_balance=quote, base_balance=base)
 
     exchange_accounts = open_exchange_accounts(identity, allow_live=settings.allow_live)
-    paper = PaperTrading(trading, ids, venue, live_venues=open_live_venues(exchange_accounts))
+    risk = RiskLimits(trading)
+    paper = PaperTrading(trading, ids, venue, live_venues=open_live_venues(exchange_accounts),
+                         risk=risk)
     reconciler = Reconciler(paper, settings.reconcile_seconds)
     if settings.live_feed is not None and not settings.demo:
         feed = open_live_feed(settings.live_feed, pairs=paper.traded_pairs)
@@ -367,7 +370,7 @@ def open_runtime(settings):
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
                    changes=ChangeFeed(trading),
                    schedules=_checkpoint_schedules(settings, trading, database),
-                   exchange_accounts=exchange_accounts, reconciler=reconciler)
+                   exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk)
 
 
 def open_market_rules(exchange_id: str, *, sandbox: bool, environ=None):

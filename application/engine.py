@@ -20,6 +20,7 @@ from domain.money import HUNDRED, ONE, ZERO
 from domain.orders import Order, OrderPurpose, OrderSide, OrderStatus, OrderType
 from domain.ports import Exchange, ExchangeOrder, IdSource, OrderRequest
 from domain.recording import Cause, TradetapeAggregate
+from domain.risk import RiskCheck, RiskLimitError
 
 log = logging.getLogger("tradetape.engine")
 
@@ -45,8 +46,12 @@ class EngineTally:
 
 
 class DcaEngine:
-    def __init__(self, bot: Bot, exchange: Exchange, ids: IdSource, *, keep_deals: bool = False):
+    def __init__(self, bot: Bot, exchange: Exchange, ids: IdSource, *, keep_deals: bool = False,
+                 risk: RiskCheck | None = None):
+        """``risk``: the owner's risk limits, asked before a deal's base order and each
+        safety order is sent (None: no limits, as in a backtest)."""
         self.bot, self.exchange, self.ids = bot, exchange, ids
+        self.risk = risk
         self.deal: Deal | None = None
         self.orders: dict[str, Order] = {}  # by client order id, open ones only
         self.tally = EngineTally()
@@ -292,6 +297,8 @@ class DcaEngine:
         if self.ready_at is not None and self._cause.at < self.ready_at:
             return
         config = self.config
+        if self.risk is not None and not self._risk_allows_deal(config.base_order_quote):
+            return
         deal = Deal.open(
             self.ids.new_id(),
             self._cause,
@@ -323,11 +330,46 @@ class DcaEngine:
         self._place_ladder()
 
     def _place_ladder(self, placed: frozenset[int] = frozenset()) -> None:
-        """Rest the safety orders below the base order's fill (those not ``placed``)."""
+        """Rest the safety orders below the base order's fill (those not ``placed``); the
+        first one a risk limit refuses, and those after it, are not placed."""
         for n, level_price, units in safety_orders(self.config, self._base_fill_price):
-            if n not in placed:
-                self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT, units,
-                            level_price, safety_order=n)
+            if n in placed:
+                continue
+            if self.risk is not None and not self._risk_allows_safety(n, level_price * units):
+                return
+            self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT, units,
+                        level_price, safety_order=n)
+
+    def _risk_allows_deal(self, adds_quote: Decimal) -> bool:
+        """Asked before a deal opens; a refusal is recorded on the bot (once while the same
+        limit holds) and no order is sent."""
+        try:
+            self.risk(self.bot.owner_id, adds_quote, "deal", ZERO)
+        except RiskLimitError as refused:
+            self.bot.refuse_deal(self.cause, refused.limit, refused.message)
+            self._touch(self.bot)
+            return False
+        return True
+
+    def _risk_allows_safety(self, n: int, adds_quote: Decimal) -> bool:
+        try:
+            self.risk(self.bot.owner_id, adds_quote, "safety_order", self.committed_quote())
+        except RiskLimitError as refused:
+            self.deal.refuse_safety_order(self.cause, n, refused.limit, refused.message)
+            self._touch(self.deal)
+            return False
+        return True
+
+    def committed_quote(self) -> Decimal:
+        """What the open deal commits: its buys' cost (fees excluded) and what its resting
+        buy orders would spend (the risk limits' measure)."""
+        deal = self.deal
+        if deal is None or deal.status is not DealStatus.OPEN:
+            return ZERO
+        resting = sum((o.remaining * o.price for o in self.orders.values()
+                       if o.side is OrderSide.BUY and o.price is not None and o.is_open),
+                      ZERO)
+        return deal.cost + resting
 
     def resume_ladder(self, placed: frozenset[int]) -> None:
         """After a restart (live): rest the safety orders of the open deal that were never

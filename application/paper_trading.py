@@ -19,15 +19,17 @@ from application.engine import DcaEngine
 from application.live_venue import LiveVenue
 from application.paper_log import PaperLog
 from application.replay import read_log
+from application.risk_limits import RiskLimits
 from application.trading import Trading
 from domain.accounts import AccountKind, ExchangeAccount
 from domain.bots import Bot, BotStatus
-from domain.deals import CloseReason
+from domain.deals import CloseReason, Deal, DealStatus
 from domain.errors import DomainError, InvalidTransitionError, NotFoundError
 from domain.money import ZERO
 from domain.orders import Order, OrderStatus
 from domain.ports import ExchangeOrder, IdSource, OrderRequest, SimulatedVenue
 from domain.recording import ENGINE, SYSTEM, Cause, topic_of
+from domain.risk import Exposure
 
 log = logging.getLogger("tradetape.paper")
 VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
@@ -105,10 +107,16 @@ class PaperTrading:
     take it too, so a command never lands between an engine's decision and its save."""
 
     def __init__(self, trading: Trading, ids: IdSource, venue_factory: VenueFactory,
-                 live_venues: LiveVenueFactory | None = None):
+                 live_venues: LiveVenueFactory | None = None, risk: RiskLimits | None = None):
+        """``risk``: the users' risk limits, asked by every engine before a buy and kept
+        current with the deals that close here (None: no limits)."""
         self.trading, self.ids, self.venue_factory = trading, ids, venue_factory
         self.live_venues = live_venues
         self.lock = threading.RLock()
+        self.risk = risk
+        if risk is not None:
+            risk.lock = self.lock
+            risk.add_exposure(self.exposure_of)
         self._markets: dict[tuple[str, str], _Market] = {}
         self._log: PaperLog | None = None  # read once, then kept current by _append
 
@@ -135,6 +143,8 @@ class PaperTrading:
     def resume(self) -> list[UUID]:
         """Rebuild an engine for every running bot (and any bot with an open deal)."""
         with self.lock:
+            if self.risk is not None:
+                self.risk.resume()
             for bot_id in _bot_ids(self.trading):
                 bot = self.trading.get_bot(bot_id)
                 if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
@@ -152,7 +162,8 @@ class PaperTrading:
                 return
             bot = self.trading.get_bot(bot_id)
             market = self._market(bot.exchange_account_id, bot.config.pair)
-            engine = DcaEngine(bot, market.venue, self.ids)
+            engine = DcaEngine(bot, market.venue, self.ids,
+                               risk=None if self.risk is None else self.risk.check)
             if isinstance(market.venue, LiveVenue):
                 self._follow_live(market, engine)
                 return
@@ -213,6 +224,8 @@ class PaperTrading:
         with self.lock:
             if self.trading.is_halted():
                 return 0  # emergency stop: no deal opens, no order is placed
+            if self.risk is not None:
+                self._lift_daily_pauses(Cause(at, ENGINE, f"paper:{pair}:{ts_ms}"))
             for (_, market_pair), market in list(self._markets.items()):
                 if market_pair != pair or not market.engines:
                     continue
@@ -232,7 +245,7 @@ class PaperTrading:
             except Exception as error:
                 market.fail(bot_id, error)
         walked = self._walk(market, candle)
-        appended = 0
+        appended, closed = 0, []
         for bot_id, engine in list(market.engines.items()):
             try:
                 if walked and bot_id in market.unreconciled:
@@ -242,12 +255,33 @@ class PaperTrading:
             except Exception as error:
                 market.fail(bot_id, error)
                 continue
-            appended += self._append(engine.take_changes())
+            changes = engine.take_changes()
+            closed += _closed_deals(changes, cause)
+            appended += self._append(changes)
             if engine.deal is None and engine.bot.status is not BotStatus.RUNNING:
                 del market.engines[bot_id]  # paused or stopped, nothing left open
         for bot_id, error in market.take_failures():
             appended += self._record_failure(bot_id, cause, error)
+        if closed and self.risk is not None:
+            appended += self._append(self.risk.count_closed(closed, cause))
         return appended
+
+    def _lift_daily_pauses(self, cause: Cause) -> None:
+        """The first step of a new day resumes the bots the daily loss limit paused."""
+        for owner_id in self.risk.due(cause.at):
+            for bot_id in self.risk.lift(owner_id, cause):
+                self.follow(bot_id)
+
+    def exposure_of(self, owner_id: str) -> Exposure:
+        """The owner's open deals on this runner and the quote they commit (the risk
+        limits' figures: from the engines' state, never a read model)."""
+        deals, committed = 0, ZERO
+        for market in self._markets.values():
+            for engine in market.engines.values():
+                if engine.bot.owner_id == owner_id and engine.deal is not None:
+                    deals += 1
+                    committed += engine.committed_quote()
+        return Exposure(deals, committed)
 
     @staticmethod
     def _walk(market: _Market, candle: tuple[Decimal, Decimal, Decimal, Decimal]) -> bool:
@@ -296,6 +330,9 @@ class PaperTrading:
             engine.begin_step(self.trading.cause(actor))
             engine.close_at_market(reason)
             changes = engine.take_changes()
+            if self.risk is not None:
+                changes += self.risk.count_closed(_closed_deals(changes, engine.cause),
+                                                  engine.cause)
             self._append(changes)
             if engine.deal is not None:
                 refused = [a.reason for a in changes
@@ -391,6 +428,12 @@ def _reason(error: Exception) -> str:
         # decimal's signals say only their class: say what it means for the bot
         text = "a calculation went out of range: check the configuration's numbers"
     return f"{type(error).__name__}: {text}"[:300]
+
+
+def _closed_deals(changes, cause: Cause) -> list[Deal]:
+    """The deals that closed in the step of ``cause``."""
+    return [a for a in changes if isinstance(a, Deal) and a.status is DealStatus.CLOSED
+            and a.closed_at == cause.at]
 
 
 def _bot_ids(trading: Trading) -> list[UUID]:

@@ -20,6 +20,7 @@ from application.change_feed import ChangeFeed
 from application.live_loop import LiveLoop
 from application.operations import Operations
 from application.paper_trading import PaperTrading
+from application.promotion import Promotion
 from application.server_settings import ServerSettings
 from application.trading import Trading
 from domain.ports import Clock
@@ -57,6 +58,8 @@ class Runtime:
     reconciler: Any = None
     # Live exchange accounts and their keys (``application.exchange_accounts``).
     exchange_accounts: Any = None
+    # The users' risk limits (``application.risk_limits.RiskLimits``); None: no limits.
+    risk: Any = None
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -69,6 +72,11 @@ class Runtime:
                            traded_pair=None if live_market else self.settings.feed_pair,
                            max_bots=lambda owner_id: self.settings.max_bots_per_user,
                            allow_live=self.settings.allow_live)
+
+    @cached_property
+    def promotion(self) -> Promotion:
+        """Paper → live promotion with this server's thresholds."""
+        return Promotion(self.bots, self.settings.promotion)
 
     @cached_property
     def operations(self) -> Operations:

@@ -23,16 +23,22 @@
 - ``TRADETAPE_AUDIT_CHECKPOINT_FILE``: append an audit checkpoint (one JSON line) to this
   file at start and every ``TRADETAPE_AUDIT_CHECKPOINT_SECONDS`` (default 3600), signed with
   the Ed25519 key file ``TRADETAPE_AUDIT_CHECKPOINT_SIGNING_KEY`` when set
+- ``TRADETAPE_PROMOTION_MIN_DAYS`` (7), ``TRADETAPE_PROMOTION_MIN_DEALS`` (20),
+  ``TRADETAPE_PROMOTION_MIN_WIN_RATE_PCT`` (55), ``TRADETAPE_PROMOTION_MIN_PROFIT_PCT`` (3):
+  the paper → live promotion gate (``domain.promotion``)
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 from application.bot_roster import MAX_BOTS_PER_USER
 from domain.errors import DomainError
+from domain.numbers import Bounds, parse_number, parse_whole
+from domain.promotion import PromotionRules
 
 DEFAULT_FEED = "binance_BTC_USDT-1m-2025-11.csv"
 DEFAULT_FEED_PAIR = "BTC/USDT"
@@ -72,6 +78,7 @@ class ServerSettings:
     live_feed: LiveFeed | None = None  # None: the shipped replay
     reconcile_seconds: float = 60.0
     allow_live: bool = False
+    promotion: PromotionRules = field(default_factory=PromotionRules)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -99,6 +106,7 @@ class ServerSettings:
                               code="INVALID_SETTING", field="TRADETAPE_GRAPHQL_CACHE")
         settings = replace(settings, graphql_cache=cache == "on",
                            allow_live=_flag(env, ALLOW_LIVE_ENV))
+        settings = replace(settings, promotion=promotion_rules(env))
         return _reconcile(_checkpoints(settings, env), env).checked()
 
     def checked(self) -> ServerSettings:
@@ -163,6 +171,30 @@ def _checkpoints(settings: ServerSettings, env: Mapping[str, str]) -> ServerSett
                               field="TRADETAPE_AUDIT_CHECKPOINT_SECONDS")
         settings = replace(settings, checkpoint_seconds=value)
     return settings
+
+
+_PROMOTION = {"TRADETAPE_PROMOTION_MIN_DAYS": ("min_days", Bounds(Decimal(0), Decimal(3650))),
+              "TRADETAPE_PROMOTION_MIN_DEALS": ("min_closed_deals",
+                                                Bounds(Decimal(0), Decimal(1_000_000))),
+              "TRADETAPE_PROMOTION_MIN_WIN_RATE_PCT": ("min_win_rate_pct",
+                                                       Bounds(Decimal(0), Decimal(100))),
+              "TRADETAPE_PROMOTION_MIN_PROFIT_PCT": ("min_profit_pct",
+                                                     Bounds(Decimal(-100), Decimal(10_000)))}
+
+
+def promotion_rules(env: Mapping[str, str]) -> PromotionRules:
+    """The promotion gate's thresholds; a bad value is ``INVALID_SETTING`` naming it."""
+    rules = PromotionRules()
+    for name, (attribute, bounds) in _PROMOTION.items():
+        if not env.get(name):
+            continue
+        try:
+            parse = parse_whole if attribute == "min_closed_deals" else parse_number
+            rules = replace(rules, **{attribute: parse(env[name].strip(), name, bounds)})
+        except DomainError as error:
+            raise DomainError(f"{name}={env[name]!r}: {error.message}",
+                              code="INVALID_SETTING", field=name) from None
+    return rules
 
 
 ALLOW_LIVE_ENV = "TRADETAPE_ALLOW_LIVE"

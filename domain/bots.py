@@ -56,6 +56,8 @@ class Bot(TradetapeAggregate):
     deals_opened: int
     deals_finished: int  # closed with a sale or cancelled: the read models tell which
     leaderboard_opt_in: bool
+    risk_blocked: str | None  # the risk limit that kept the last deal from opening
+    risk_paused_until: datetime | None  # paused by the daily loss limit until then
 
     def __init__(self) -> None:
         super().__init__()
@@ -89,6 +91,7 @@ class Bot(TradetapeAggregate):
             bot.paper_started_at = bot.promoted_at = bot.open_deal_id = None
             bot.deals_opened = bot.deals_finished = 0
             bot.leaderboard_opt_in = False
+            bot.risk_blocked = bot.risk_paused_until = None
 
         @staticmethod
         def upcast_v1_v2(state: dict) -> None:
@@ -96,13 +99,14 @@ class Bot(TradetapeAggregate):
 
     class Started(Event):
         def apply(self, bot: Bot) -> None:
-            bot.status = BotStatus.RUNNING
+            bot.status, bot.risk_paused_until = BotStatus.RUNNING, None
             if bot.mode is BotMode.PAPER and bot.paper_started_at is None:
                 bot.paper_started_at = self.timestamp
 
     class Paused(Event):
         def apply(self, bot: Bot) -> None:
-            bot.status = BotStatus.PAUSED
+            # paused by its owner: a new day does not resume it
+            bot.status, bot.risk_paused_until = BotStatus.PAUSED, None
 
     class Stopped(Event):
         def apply(self, bot: Bot) -> None:
@@ -129,18 +133,56 @@ class Bot(TradetapeAggregate):
             bot.config, bot.config_version = self.config, bot.config_version + 1
 
     class PromotedToLive(Event):
+        """``exchange_account_id``: the live account the bot trades on from now on (v1 had
+        none: the bot stayed on its account)."""
+
+        class_version = 2
+        exchange_account_id: str | None
+
         def apply(self, bot: Bot) -> None:
             bot.mode, bot.stage, bot.promoted_at = (
                 BotMode.LIVE,
                 LifecycleStage.LIVE_TRADING,
                 self.timestamp,
             )
+            if self.exchange_account_id is not None:
+                bot.exchange_account_id = self.exchange_account_id
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["exchange_account_id"] = None
+
+    class RiskLimitReached(Event):
+        """A deal was not opened: its base order would have passed the owner's risk
+        ``limit`` (``message``: the figures). Recorded once while the same limit holds."""
+
+        limit: str
+        message: str
+
+        def apply(self, bot: Bot) -> None:
+            bot.risk_blocked = self.limit
+
+    class RiskPaused(Event):
+        """Paused by a risk rule (the daily loss limit) until ``until``; resumed then."""
+
+        reason: str
+        until: datetime
+
+        def apply(self, bot: Bot) -> None:
+            bot.status, bot.risk_paused_until = BotStatus.PAUSED, self.until
+
+    class RiskResumed(Event):
+        reason: str
+
+        def apply(self, bot: Bot) -> None:
+            bot.status, bot.risk_paused_until = BotStatus.RUNNING, None
 
     class DealStarted(Event):
         deal_id: UUID
 
         def apply(self, bot: Bot) -> None:
             bot.open_deal_id, bot.deals_opened = self.deal_id, bot.deals_opened + 1
+            bot.risk_blocked = None
 
     class DealFinished(Event):
         deal_id: UUID
@@ -224,12 +266,28 @@ class Bot(TradetapeAggregate):
         if config != self.config:
             self._record(self.ConfigEdited, cause, config=config)
 
-    def promote_to_live(self, cause: Cause) -> None:
+    def promote_to_live(self, cause: Cause, exchange_account_id: str | None = None) -> None:
         if self.stage is LifecycleStage.LIVE_TRADING:
             raise InvalidTransitionError("the bot already trades live", code="BOT_ALREADY_LIVE")
         if self.status is BotStatus.STOPPED:
             raise InvalidTransitionError("cannot promote a stopped bot", code="BOT_STOPPED")
-        self._record(self.PromotedToLive, cause)
+        self._record(self.PromotedToLive, cause, exchange_account_id=exchange_account_id)
+
+    def refuse_deal(self, cause: Cause, limit: str, message: str) -> None:
+        """A risk limit kept a deal from opening: said once while the same limit holds."""
+        if getattr(self, "risk_blocked", None) != limit:
+            self._record(self.RiskLimitReached, cause, limit=limit, message=message)
+
+    def risk_pause(self, cause: Cause, reason: str, until: datetime) -> None:
+        if self.status is BotStatus.RUNNING:
+            self._record(self.RiskPaused, cause, reason=reason, until=until)
+
+    def risk_resume(self, cause: Cause, reason: str) -> None:
+        """Only a bot the risk rule paused, and still paused (not stopped, not started
+        again by its owner)."""
+        if (self.status is BotStatus.PAUSED
+                and getattr(self, "risk_paused_until", None) is not None):
+            self._record(self.RiskResumed, cause, reason=reason)
 
     def start_deal(self, cause: Cause, deal_id: UUID) -> None:
         if self.status is not BotStatus.RUNNING:

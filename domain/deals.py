@@ -177,6 +177,14 @@ class Deal(TradetapeAggregate):
         safety_order: int
         reason: str
 
+    class RiskLimitReached(Event):
+        """Safety order ``safety_order`` (and those after it) was not placed: it would have
+        passed the owner's risk ``limit`` (``message``: the figures)."""
+
+        safety_order: int
+        limit: str
+        message: str
+
     class OrderLost(Event):
         """An order of this deal is unknown to the exchange (found by reconciliation)."""
 
@@ -389,6 +397,12 @@ class Deal(TradetapeAggregate):
         self._require_open()
         self._record(self.OrderRejected, cause, order_id=order_id, purpose=purpose,
                      safety_order=safety_order, reason=_reason(reason))
+
+    def refuse_safety_order(self, cause: Cause, safety_order: int, limit: str,
+                            message: str) -> None:
+        self._require_open()
+        self._record(self.RiskLimitReached, cause, safety_order=safety_order, limit=limit,
+                     message=_reason(message))
 
     def order_lost(self, cause: Cause, *, order_id: UUID, purpose: str) -> None:
         self._require_open()

@@ -55,7 +55,8 @@ FE_DRIFT = table(
     pair="text", reason="text", at="text",
 )
 FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired", "lost"})
-BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped"}
+BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped",
+              "Bot.RiskPaused": "paused", "Bot.RiskResumed": "running"}
 ORDER_STATUS = {"Order.CancelRequested": "cancel_requested", "Order.Cancelled": "cancelled",
                 "Order.Rejected": "rejected", "Order.Expired": "expired",
                 "Order.Lost": "lost"}
@@ -136,7 +137,14 @@ class FrontEnd(Projection):
 
     @on(*BOT_STATUS)
     def _bot_status(self, fact: Fact, out: Changes) -> None:
-        self._bot(fact, out, status=BOT_STATUS[fact.kind])
+        if fact.kind == "Bot.RiskPaused":  # the reason shows beside the status
+            self._bot(fact, out, status="paused", warning=fact.text("reason"))
+        else:
+            self._bot(fact, out, status=BOT_STATUS[fact.kind])
+
+    @on("Bot.RiskLimitReached")
+    def _bot_risk_refused(self, fact: Fact, out: Changes) -> None:
+        self._bot(fact, out, warning=f"RISK_LIMIT_REACHED: {fact.text('message')}")
 
     @on("Bot.ErrorRaised")
     def _bot_failed(self, fact: Fact, out: Changes) -> None:
@@ -158,7 +166,9 @@ class FrontEnd(Projection):
 
     @on("Bot.PromotedToLive")
     def _bot_promoted(self, fact: Fact, out: Changes) -> None:
-        self._bot(fact, out, mode="live", stage="live_trading")
+        account = fact.state.get("exchange_account_id")  # v1 events have none
+        moved = {} if account is None else {"exchange_account_id": account}
+        self._bot(fact, out, mode="live", stage="live_trading", **moved)
 
     @on("Bot.DealStarted")
     def _bot_deal_started(self, fact: Fact, out: Changes) -> None:
@@ -186,6 +196,14 @@ class FrontEnd(Projection):
         name = f"safety order {n}" if n else fact.text("purpose").replace("_", " ")
         self._bot(fact, out, warning=f"{name} cannot be placed: {fact.text('reason')}",
                   bot_id=deal["bot_id"])
+
+    @on("Deal.RiskLimitReached")
+    def _deal_risk_refused(self, fact: Fact, out: Changes) -> None:
+        deal = self.deals.get(fact.oid)
+        if deal is not None and deal["bot_id"] in self.bots:
+            self._bot(fact, out, bot_id=deal["bot_id"], warning=(
+                f"safety order {fact.text('safety_order')} not placed: RISK_LIMIT_REACHED: "
+                f"{fact.text('message')}"))
 
     @on("Deal.Opened")
     def _deal_opened(self, fact: Fact, out: Changes) -> None:

@@ -29,6 +29,9 @@ TEMPLATES = {
     "Bot.ErrorReset": "error reset",
     "Bot.ConfigEdited": "configuration edited",
     "Bot.PromotedToLive": "promoted to live trading",
+    "Bot.RiskLimitReached": "no deal opened: RISK_LIMIT_REACHED {message}",
+    "Bot.RiskPaused": "paused until {until}: {reason}",
+    "Bot.RiskResumed": "resumed: {reason}",
     "Bot.DealStarted": "deal {deal_id} started",
     "Bot.DealFinished": "deal {deal_id} finished",
     "Bot.LeaderboardOptedIn": "listed on the public leaderboard",
@@ -41,6 +44,8 @@ TEMPLATES = {
     "Deal.TrailingTriggered": "fell to the trailing level {level} (highest {highest})",
     "Deal.Closed": "{reason}: sold {amount} @ {price}, fee {fee}, realized {realized_pnl}",
     "Deal.Cancelled": "cancelled: {reason}",
+    "Deal.RiskLimitReached": "safety order {safety_order} not placed: RISK_LIMIT_REACHED "
+                             "{message}",
     "Order.Submitted": "{side} {type} {amount} {pair} @ {price} ({purpose})",
     "Order.Accepted": "accepted by the exchange as {exchange_order_id}",
     "Order.Filled": "filled {amount} @ {price}, fee {fee} {fee_currency} (trade {trade_id})",

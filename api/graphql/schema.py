@@ -28,6 +28,8 @@ from api.graphql.exchange_accounts.queries import ExchangeAccountQueries
 from api.graphql.limits import limits
 from api.graphql.portfolio.queries import PortfolioQueries
 from api.graphql.portfolio.subscriptions import PortfolioSubscriptions
+from api.graphql.risk.mutations import RiskMutations
+from api.graphql.risk.queries import RiskQueries
 from api.graphql.scalars import SCALAR_MAP
 from api.graphql.system.mutations import SystemMutations
 from api.graphql.system.queries import SystemQueries
@@ -35,10 +37,10 @@ from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
-                              ExchangeAccountQueries, DriftQueries))
+                              ExchangeAccountQueries, DriftQueries, RiskQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
-                                    ExchangeAccountMutations))
+                                    ExchangeAccountMutations, RiskMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 

@@ -1,0 +1,2 @@
+"""Risk limits (``riskLimits``, ``setRiskLimits``) and the paper → live promotion gate
+(``promotionCheck``, ``promoteBot``)."""

@@ -1,0 +1,205 @@
+"""Risk limits per user: setting them, the gate every buy asks first, and the daily loss
+limit that pauses a user's bots until the next 00:00 UTC.
+
+The gate (:meth:`RiskLimits.check`) decides from the user's limits (their UserRisk events)
+and what they have open now, as the runners hold it in memory (``exposure`` sources: the
+paper/live runner's engines, and positions when they are wired in). The engine asks it
+through its injected ``risk`` port, the same in paper and live; backtests pass none.
+
+The daily loss limit is kept by the runner: each deal that closes is counted into its UTC
+day (market time, so a replayed market pauses and resumes the same way), and when the
+day's realized loss reaches the limit every bot of the user is paused (``Bot.RiskPaused``,
+with the reason); the first step of the next day resumes them (``Bot.RiskResumed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from application.replay import read_log
+from application.trading import Trading
+from domain.bots import Bot, BotStatus
+from domain.deals import Deal, DealStatus
+from domain.errors import NotFoundError
+from domain.money import ZERO
+from domain.numbers import Bounds, parse_number, parse_whole
+from domain.recording import Cause, topic_of
+from domain.risk import Exposure, Limits, UserRisk, day_of, refusal, risk_id
+from domain.rosters import BotRoster, roster_id
+
+log = logging.getLogger("tradetape.risk")
+ExposureSource = Callable[[str], Exposure]  # owner id -> what they have open now
+_QUOTE = Bounds(Decimal("1e-12"), Decimal("1e15"), sign_code="NOT_POSITIVE")
+_DEALS = Bounds(Decimal(0), Decimal(100_000), sign_code="NEGATIVE")
+
+
+@dataclass(frozen=True)
+class RiskView:
+    """A user's limits and where they stand now."""
+
+    limits: Limits
+    exposure: Exposure
+    day: str | None
+    day_realized_pnl: Decimal
+    paused_until: datetime | None
+
+
+def parse_limits(values: dict[str, object]) -> Limits:
+    """Limits as typed by people (None: no limit); the first problem raises its code,
+    naming the field (``maxOpenDeals`` ...)."""
+    def quote(name: str) -> Decimal | None:
+        raw = values.get(name)
+        return None if raw is None else parse_number(raw, name, _QUOTE)
+
+    deals = values.get("maxOpenDeals")
+    return Limits(None if deals is None else parse_whole(deals, "maxOpenDeals", _DEALS),
+                  quote("maxPositionQuote"), quote("maxExposureQuote"),
+                  quote("maxDailyLossQuote"))
+
+
+class RiskLimits:
+    """``lock``: the runner's (commands and steps change UserRisk under it)."""
+
+    def __init__(self, trading: Trading, lock: threading.RLock | None = None):
+        self.trading = trading
+        self.lock = lock or threading.RLock()
+        self._sources: list[ExposureSource] = []
+        self._halted: dict[str, datetime] = {}  # owners paused by the daily loss limit
+
+    def add_exposure(self, source: ExposureSource) -> None:
+        """Another holder of open deals or positions (the runner, positions)."""
+        self._sources.append(source)
+
+    # --- limits ---------------------------------------------------------------------------
+
+    def risk_of(self, owner_id: str) -> UserRisk | None:
+        try:
+            return self.trading.load(risk_id(owner_id), UserRisk)
+        except NotFoundError:
+            return None
+
+    def set_limits(self, owner_id: str, changes: dict[str, object], actor: str) -> RiskView:
+        """``changes``: the limits to set by GraphQL name; a name given as None clears its
+        limit, a name left out keeps it."""
+        with self.lock:
+            risk = self.risk_of(owner_id)
+            current = risk.limits if risk is not None else Limits()
+            now = {"maxOpenDeals": current.max_open_deals,
+                   "maxPositionQuote": current.max_position_quote,
+                   "maxExposureQuote": current.max_exposure_quote,
+                   "maxDailyLossQuote": current.max_daily_loss_quote}
+            limits = parse_limits({**now, **changes})
+            cause = self.trading.cause(actor)
+            if risk is None:
+                risk = UserRisk.open(owner_id, cause)
+            risk.set_limits(cause, limits)
+            self.trading.save_all(risk)
+            return self.view(owner_id)
+
+    def view(self, owner_id: str) -> RiskView:
+        risk = self.risk_of(owner_id)
+        if risk is None:
+            return RiskView(Limits(), self.exposure(owner_id), None, ZERO, None)
+        return RiskView(risk.limits, self.exposure(owner_id), risk.day, risk.day_pnl,
+                        risk.halted_until)
+
+    def exposure(self, owner_id: str) -> Exposure:
+        total = Exposure()
+        for source in self._sources:
+            total = total + source(owner_id)
+        return total
+
+    # --- the gate -------------------------------------------------------------------------
+
+    def check(self, owner_id: UUID | str, adds_quote: Decimal, opens: str,
+              position_quote: Decimal = ZERO) -> None:
+        """Raise ``RiskLimitError`` (``RISK_LIMIT_REACHED``) when a buy of ``adds_quote``
+        that ``opens`` a ``deal``, a ``safety_order`` or a ``position`` would pass one of
+        the owner's limits; ``position_quote``: what its deal or position commits already."""
+        risk = self.risk_of(str(owner_id))
+        if risk is None or (risk.limits.empty and risk.halted_until is None):
+            return
+        refused = refusal(risk.limits, self.exposure(str(owner_id)), opens=opens,
+                          adds_quote=adds_quote, position_quote=position_quote,
+                          halted_until=risk.halted_until)
+        if refused is not None:
+            raise refused
+
+    def for_positions(self) -> Callable[[UUID, Decimal], None]:
+        """The two-argument check positions take (``risk_check``): a new position."""
+        return lambda owner_id, adds_quote: self.check(owner_id, adds_quote, "position")
+
+    # --- the daily loss limit (called by the runner, under its lock) ----------------------
+
+    def resume(self) -> None:
+        """After a restart: the users whose bots the daily loss limit paused."""
+        owners = {n.originator_id for n in read_log(self.trading,
+                                                     [topic_of(UserRisk.DailyLossReached)])}
+        for owner_risk in owners:
+            risk = self.trading.load(owner_risk, UserRisk)
+            if risk.halted_until is not None:
+                self._halted[risk.owner_id] = risk.halted_until
+
+    def count_closed(self, deals: Iterable[Deal], cause: Cause) -> list:
+        """Deals closed in this step: counted into their owner's day where a daily loss
+        limit is set. Returns the aggregates to save in one transaction (the UserRisks, and
+        the bots a limit reached pauses)."""
+        by_owner: dict[str, list[Deal]] = {}
+        for deal in deals:
+            if deal.status is DealStatus.CLOSED and deal.realized_pnl is not None:
+                by_owner.setdefault(deal.owner_id, []).append(deal)
+        changed: list = []
+        for owner_id, closed in by_owner.items():
+            risk = self.risk_of(owner_id)
+            if risk is None or risk.limits.max_daily_loss_quote is None:
+                continue
+            reached = False
+            for deal in closed:
+                reached = risk.count_result(cause, deal.id, deal.realized_pnl) or reached
+            changed.append(risk)
+            if reached:
+                changed += self._pause_all(risk, cause)
+        return changed
+
+    def _pause_all(self, risk: UserRisk, cause: Cause) -> list[Bot]:
+        reason = (f"daily loss limit reached: {risk.day_loss} lost on {risk.day} (UTC), the "
+                  f"limit is {risk.limits.max_daily_loss_quote}")
+        self._halted[risk.owner_id] = risk.halted_until
+        log.warning("user %s: %s; bots paused until %s", risk.owner_id, reason,
+                    risk.halted_until.isoformat())
+        bots = [self.trading.get_bot(bot_id) for bot_id in self._bots_of(risk.owner_id)]
+        for bot in bots:
+            bot.risk_pause(cause, reason, risk.halted_until)
+        return bots
+
+    def due(self, at: datetime) -> list[str]:
+        """The owners whose pause ends by ``at``."""
+        return [owner for owner, until in self._halted.items() if at >= until]
+
+    def lift(self, owner_id: str, cause: Cause) -> list[UUID]:
+        """A new day: the owner's bots paused by the limit run again (saved here, with the
+        lift, in one transaction); returns their ids."""
+        self._halted.pop(owner_id, None)
+        risk = self.risk_of(owner_id)
+        if risk is None or not risk.lift_if_due(cause):
+            return []
+        bots = [self.trading.get_bot(bot_id) for bot_id in self._bots_of(owner_id)]
+        for bot in bots:
+            bot.risk_resume(cause, f"a new day ({day_of(cause.at)}, UTC): the daily loss "
+                                   "limit counts from 0 again")
+        self.trading.save_all(risk, *bots)
+        return [bot.id for bot in bots if bot.status is BotStatus.RUNNING]
+
+    def _bots_of(self, owner_id: str) -> list[UUID]:
+        """The owner's bots that are not stopped (their roster)."""
+        try:
+            roster = self.trading.load(roster_id(owner_id), BotRoster)
+        except NotFoundError:
+            return []
+        return [UUID(bot_id) for bot_id in roster.bots]

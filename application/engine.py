@@ -87,6 +87,11 @@ class DcaEngine:
         changed, self._dirty = list(self._dirty.values()), {}
         return changed
 
+    def closed_deals(self) -> list[Deal]:
+        """The deals closed since the last ``take_changes`` (the step's)."""
+        return [a for a in self._dirty.values()
+                if isinstance(a, Deal) and a.status is DealStatus.CLOSED]
+
     def _touch(self, aggregate: TradetapeAggregate) -> None:
         # by the object, not its UUID (hashed in Python): each aggregate is one object here
         self._dirty[id(aggregate)] = aggregate

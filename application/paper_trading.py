@@ -245,7 +245,7 @@ class PaperTrading:
             except Exception as error:
                 market.fail(bot_id, error)
         walked = self._walk(market, candle)
-        appended, closed = 0, []
+        appended = self._count_closed(market, cause) if self.risk is not None else 0
         for bot_id, engine in list(market.engines.items()):
             try:
                 if walked and bot_id in market.unreconciled:
@@ -255,16 +255,23 @@ class PaperTrading:
             except Exception as error:
                 market.fail(bot_id, error)
                 continue
-            changes = engine.take_changes()
-            closed += _closed_deals(changes, cause)
-            appended += self._append(changes)
+            appended += self._append(engine.take_changes())
             if engine.deal is None and engine.bot.status is not BotStatus.RUNNING:
                 del market.engines[bot_id]  # paused or stopped, nothing left open
         for bot_id, error in market.take_failures():
             appended += self._record_failure(bot_id, cause, error)
-        if closed and self.risk is not None:
-            appended += self._append(self.risk.count_closed(closed, cause))
         return appended
+
+    def _count_closed(self, market: _Market, cause: Cause) -> int:
+        """The deals this candle closed count into their owners' day before any bot opens
+        a new deal at its close: a daily loss limit they reach pauses the bots first."""
+        closed = [deal for engine in market.engines.values() for deal in engine.closed_deals()]
+        if not closed:
+            return 0
+        appended = sum(self._append(e.take_changes()) for e in market.engines.values())
+        bots = {bot_id: engine.bot for bot_id, engine in market.engines.items()}
+        return appended + self._append(self.risk.count_closed(
+            closed, cause, lambda bot_id: bots.get(bot_id) or self.trading.get_bot(bot_id)))
 
     def _lift_daily_pauses(self, cause: Cause) -> None:
         """The first step of a new day resumes the bots the daily loss limit paused."""
@@ -331,8 +338,9 @@ class PaperTrading:
             engine.close_at_market(reason)
             changes = engine.take_changes()
             if self.risk is not None:
-                changes += self.risk.count_closed(_closed_deals(changes, engine.cause),
-                                                  engine.cause)
+                changes += self.risk.count_closed(
+                    _closed_deals(changes), engine.cause,
+                    lambda other: bot if other == bot_id else self.trading.get_bot(other))
             self._append(changes)
             if engine.deal is not None:
                 refused = [a.reason for a in changes
@@ -430,10 +438,9 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {text}"[:300]
 
 
-def _closed_deals(changes, cause: Cause) -> list[Deal]:
-    """The deals that closed in the step of ``cause``."""
-    return [a for a in changes if isinstance(a, Deal) and a.status is DealStatus.CLOSED
-            and a.closed_at == cause.at]
+def _closed_deals(changes) -> list[Deal]:
+    """The deals among a step's changes that it closed."""
+    return [a for a in changes if isinstance(a, Deal) and a.status is DealStatus.CLOSED]
 
 
 def _bot_ids(trading: Trading) -> list[UUID]:

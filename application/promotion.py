@@ -107,11 +107,12 @@ class Promotion:
         account (``startBot`` trades it there)."""
         with self.bots.paper.lock:
             bot = self.bots.owned_bot(principal, bot_id)
-            self._check_move(principal, bot, account_id)
+            account = self._check_move(principal, bot, account_id)
             record = paper_record(self.trading, bot.id, self.trading.clock.now())
             problems = missed(record, self.rules)
             if problems:
                 raise RefusedError(problems)
+            self._check_account(principal, bot, account)
             cause = self.trading.cause(str(principal.user_id))
             if bot.status is BotStatus.RUNNING:
                 bot.pause(cause)
@@ -119,7 +120,7 @@ class Promotion:
             self.trading.save_all(bot)
             return bot.id
 
-    def _check_move(self, principal: Principal, bot: Bot, account_id: UUID | None) -> None:
+    def _check_move(self, principal: Principal, bot: Bot, account_id: UUID | None):
         if bot.mode is BotMode.LIVE:
             raise DomainError("the bot already trades live", code="BOT_ALREADY_LIVE")
         if bot.status is BotStatus.STOPPED:
@@ -134,6 +135,10 @@ class Promotion:
         if account is None or account.owner_id != str(principal.user_id) or account.removed:
             raise NotFoundError("no such exchange account of yours",
                                 field="exchange_account_id")
+        return account
+
+    def _check_account(self, principal: Principal, bot: Bot, account) -> None:
+        """After the gate: the account must be one this server trades live on."""
         if account.kind is not AccountKind.LIVE:
             raise DomainError("promotion moves a bot to a live exchange account; this one "
                               "is a paper account", code="LIVE_ACCOUNT_REQUIRED",

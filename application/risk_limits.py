@@ -35,6 +35,7 @@ from domain.rosters import BotRoster, roster_id
 
 log = logging.getLogger("tradetape.risk")
 ExposureSource = Callable[[str], Exposure]  # owner id -> what they have open now
+BotSource = Callable[[UUID], Bot]  # a bot as the runner holds it (or loaded)
 _QUOTE = Bounds(Decimal("1e-12"), Decimal("1e15"), sign_code="NOT_POSITIVE")
 _DEALS = Bounds(Decimal(0), Decimal(100_000), sign_code="NEGATIVE")
 
@@ -146,10 +147,11 @@ class RiskLimits:
             if risk.halted_until is not None:
                 self._halted[risk.owner_id] = risk.halted_until
 
-    def count_closed(self, deals: Iterable[Deal], cause: Cause) -> list:
+    def count_closed(self, deals: Iterable[Deal], cause: Cause, bot_of: BotSource) -> list:
         """Deals closed in this step: counted into their owner's day where a daily loss
         limit is set. Returns the aggregates to save in one transaction (the UserRisks, and
-        the bots a limit reached pauses)."""
+        the bots a limit reached pauses, as ``bot_of`` gives them: the runner's own copy of
+        a bot it is stepping)."""
         by_owner: dict[str, list[Deal]] = {}
         for deal in deals:
             if deal.status is DealStatus.CLOSED and deal.realized_pnl is not None:
@@ -164,16 +166,16 @@ class RiskLimits:
                 reached = risk.count_result(cause, deal.id, deal.realized_pnl) or reached
             changed.append(risk)
             if reached:
-                changed += self._pause_all(risk, cause)
+                changed += self._pause_all(risk, cause, bot_of)
         return changed
 
-    def _pause_all(self, risk: UserRisk, cause: Cause) -> list[Bot]:
+    def _pause_all(self, risk: UserRisk, cause: Cause, bot_of: BotSource) -> list[Bot]:
         reason = (f"daily loss limit reached: {risk.day_loss} lost on {risk.day} (UTC), the "
                   f"limit is {risk.limits.max_daily_loss_quote}")
         self._halted[risk.owner_id] = risk.halted_until
         log.warning("user %s: %s; bots paused until %s", risk.owner_id, reason,
                     risk.halted_until.isoformat())
-        bots = [self.trading.get_bot(bot_id) for bot_id in self._bots_of(risk.owner_id)]
+        bots = [bot_of(bot_id) for bot_id in self._bots_of(risk.owner_id)]
         for bot in bots:
             bot.risk_pause(cause, reason, risk.halted_until)
         return bots

@@ -133,6 +133,9 @@ class UserRisk(TradetapeAggregate):
     day_pnl: Decimal
     halted_until: datetime | None
 
+    def __init__(self) -> None:
+        super().__init__()
+
     class Event(TradetapeAggregate.Event):
         """Declared here, so the library need not redefine each event below as a
         subclass of it."""

@@ -51,6 +51,11 @@ AUTHENTICATED = {
                           'sandbox: true, apiKey: "k", secret: "s"}) { __typename } }',
     "removeExchangeAccount": "mutation($id: ID!) { removeExchangeAccount(id: $id) { "
                              "__typename ... on AccountErrors { code } } }",
+    "riskLimits": "{ riskLimits { maxOpenDeals openDeals } }",
+    "setRiskLimits": "mutation { setRiskLimits(input: {maxOpenDeals: 3}) { __typename } }",
+    "promotionCheck": "query($id: ID!) { promotionCheck(botId: $id) { passed } }",
+    "promoteBot": f"mutation($id: ID!) {{ promoteBot(id: $id, exchangeAccountId: $id) "
+                  f"{BOT_RESULT} }}",
 }
 SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
 
@@ -118,9 +123,10 @@ def bob_world(server):
 
 
 NULL_FOR_OTHERS = {"bot": "bot", "deals": "bot", "deal": "deal", "pnlSeries": "bot",
-                   "history": "bot"}
+                   "history": "bot", "promotionCheck": "bot"}
 NOT_FOUND_FOR_OTHERS = {"editBot", "startBot", "pauseBot", "stopBot", "resetBotError",
-                        "setLeaderboardListing", "closeDeal", "removeExchangeAccount"}
+                        "setLeaderboardListing", "closeDeal", "removeExchangeAccount",
+                        "promoteBot"}
 
 
 @pytest.mark.parametrize("field", sorted(NULL_FOR_OTHERS))

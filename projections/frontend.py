@@ -172,9 +172,12 @@ class FrontEnd(Projection):
 
     @on("Bot.DealStarted")
     def _bot_deal_started(self, fact: Fact, out: Changes) -> None:
-        bot = self.bots[fact.oid]
-        self._bot(fact, out, open_deal_id=fact.id_text("deal_id"),
-                  deals_opened=bot["deals_opened"] + 1, warning=None)
+        bot, deal_id = self.bots[fact.oid], fact.id_text("deal_id")
+        # a new deal clears the last warning, but not one its own opening step recorded
+        # (a safety order a risk limit refused: the deal's events come first)
+        warning = bot.get("warning")
+        self._bot(fact, out, open_deal_id=deal_id, deals_opened=bot["deals_opened"] + 1,
+                  warning=warning if warning and deal_id in warning else None)
 
     @on("Bot.DealFinished")
     def _bot_deal_finished(self, fact: Fact, out: Changes) -> None:
@@ -202,8 +205,8 @@ class FrontEnd(Projection):
         deal = self.deals.get(fact.oid)
         if deal is not None and deal["bot_id"] in self.bots:
             self._bot(fact, out, bot_id=deal["bot_id"], warning=(
-                f"safety order {fact.text('safety_order')} not placed: RISK_LIMIT_REACHED: "
-                f"{fact.text('message')}"))
+                f"safety order {fact.text('safety_order')} of deal {fact.oid} not placed: "
+                f"RISK_LIMIT_REACHED: {fact.text('message')}"))
 
     @on("Deal.Opened")
     def _deal_opened(self, fact: Fact, out: Changes) -> None:

@@ -10,6 +10,7 @@ from uuid import UUID
 import pytest
 
 from adapters.clock import SequentialIds, SteppingClock
+from api.cli import main
 from application.bootstrap import open_trading
 from application.promotion import paper_record
 from domain.dca import DcaConfig
@@ -31,12 +32,13 @@ def hours(n: float) -> timedelta:
 
 
 @pytest.fixture(scope="module")
-def store():
+def store(tmp_path_factory):
     """22 deals on day one (deal k opens at k h, closes 30 min later): deal 3 buys twice
     (1 @ 100, 1 @ 90: 190 committed) and sells 2 @ 100 (+10); every deal k divisible by 3
     (7 of them) sells 1 @ 98 (-2); the 14 others sell 1 @ 101 (+1). No fees. The bot is
     paused from day 2 to day 3."""
-    trading = open_trading("memory", clock=SteppingClock(T0, timedelta(seconds=1)),
+    url = f"sqlite:///{tmp_path_factory.mktemp('promotion') / 'store.sqlite'}"
+    trading = open_trading(url, clock=SteppingClock(T0, timedelta(seconds=1)),
                            ids=SequentialIds("promotion"))
     bot_id = trading.create_bot(owner_id="u1", name="candidate", exchange_account_id="acc",
                                 config=DcaConfig.from_mapping(a_config_input()))
@@ -59,11 +61,12 @@ def store():
     bot.pause(at(timedelta(days=2), "u1"))
     bot.start(at(timedelta(days=3), "u1"))
     trading.save_all(bot)
-    return trading, bot_id
+    yield trading, bot_id, url
+    trading.close()
 
 
 def test_the_full_record_adds_up_and_passes_the_default_gate(store) -> None:
-    trading, bot_id = store
+    trading, bot_id, _ = store
     record = paper_record(trading, bot_id, T0 + timedelta(days=8))
     assert (record.running_seconds, record.closed_deals, record.wins) == (7 * 86_400, 22, 15)
     assert (record.realized_pnl, record.max_committed_quote) == (D(10), D(190))
@@ -72,7 +75,7 @@ def test_the_full_record_adds_up_and_passes_the_default_gate(store) -> None:
 
 
 def test_as_of_half_way_through_day_one_the_gate_said_too_early_and_too_few(store) -> None:
-    trading, bot_id = store
+    trading, bot_id, _ = store
     record = paper_record(trading, bot_id, T0 + hours(10.5))  # deals 0..10 closed
     assert (record.closed_deals, record.wins, record.realized_pnl) == (11, 8, D(11))
     assert record.running_seconds == 10.5 * 3600
@@ -82,14 +85,27 @@ def test_as_of_half_way_through_day_one_the_gate_said_too_early_and_too_few(stor
 
 
 def test_the_pause_does_not_count_as_running(store) -> None:
-    trading, bot_id = store
+    trading, bot_id, _ = store
     record = paper_record(trading, bot_id, T0 + timedelta(days=7, hours=23))
     assert record.running_seconds == 6 * 86_400 + 23 * 3600
     assert [p.code for p in missed(record, PromotionRules())] == ["PROMOTION_TOO_EARLY"]
 
 
 def test_before_the_bot_existed_nothing_is_counted(store) -> None:
-    trading, bot_id = store
+    trading, bot_id, _ = store
     record = paper_record(trading, bot_id, T0 - timedelta(seconds=1))
     assert (record.running_seconds, record.closed_deals, record.max_committed_quote) == (
         0, 0, D(0))
+
+
+def test_the_command_line_says_what_the_gate_said_as_of_a_moment(store, capsys) -> None:
+    _, bot_id, url = store
+    base = ["promotion", str(bot_id), "--database", url]
+    assert main([*base, "--as-of", "2026-02-01T10:30:00Z"]) == 1
+    out = capsys.readouterr().out
+    assert "refused" in out and "MISS PROMOTION_TOO_EARLY" in out
+    assert "MISS PROMOTION_TOO_FEW_DEALS: 11 closed deals" in out
+    assert "ok   PROMOTION_WIN_RATE" in out
+    assert main([*base, "--as-of", "2026-02-09", "--json"]) == 0
+    assert '"passed": true' in capsys.readouterr().out
+    assert main(["promotion", str(UUID(int=99)), "--database", url]) == 2

@@ -265,8 +265,9 @@ class PaperTrading:
     def _count_closed(self, market: _Market, cause: Cause) -> int:
         """The deals this candle closed count into their owners' day before any bot opens
         a new deal at its close: a daily loss limit they reach pauses the bots first."""
-        closed = [deal for engine in market.engines.values() for deal in engine.closed_deals()]
-        if not closed:
+        closed = [deal for engine in market.engines.values() for deal in engine.closed_deals()
+                  if self.risk.counts_losses(deal.owner_id)]
+        if not closed:  # (then the step's events are saved as they always were)
             return 0
         appended = sum(self._append(e.take_changes()) for e in market.engines.values())
         bots = {bot_id: engine.bot for bot_id, engine in market.engines.items()}

@@ -147,6 +147,11 @@ class RiskLimits:
             if risk.halted_until is not None:
                 self._halted[risk.owner_id] = risk.halted_until
 
+    def counts_losses(self, owner_id: str) -> bool:
+        """True when the owner has a daily loss limit (their closed deals are counted)."""
+        risk = self.risk_of(owner_id)
+        return risk is not None and risk.limits.max_daily_loss_quote is not None
+
     def count_closed(self, deals: Iterable[Deal], cause: Cause, bot_of: BotSource) -> list:
         """Deals closed in this step: counted into their owner's day where a daily loss
         limit is set. Returns the aggregates to save in one transaction (the UserRisks, and

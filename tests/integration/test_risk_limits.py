@@ -187,3 +187,31 @@ def test_the_pause_outlives_a_restart_and_ends_at_midnight(candles, tmp_path) ->
     world.feed(candles, 2)
     assert world.trading.get_bot(world.bots[0]).status is BotStatus.RUNNING
     world.trading.close()
+
+
+def _log(trading) -> list[tuple[str, bytes]]:
+    return [(n.topic, n.state) for n in read_log(trading)]
+
+
+def test_without_limits_the_gate_changes_no_event(candles) -> None:
+    """The gate consulted with no limits set, or no gate at all: the same events, byte for
+    byte (the engine decides from what it is given only)."""
+    gated = World(configs=(LOSER, BOT))
+    gated.feed(candles, 120)
+    plain = World(configs=(LOSER, BOT))
+    plain.runner = PaperTrading(plain.trading, plain.ids, _venue)  # no gate at all
+    plain.runner.resume()
+    plain.feed(candles, 120)
+    assert _log(gated.trading) == _log(plain.trading)
+
+
+def test_the_same_limits_and_candles_give_the_same_events(candles) -> None:
+    runs = []
+    for _ in range(2):
+        world = World(configs=(LOSER, LOSER, BOT))
+        world.limit(maxOpenDeals=2, maxPositionQuote="160", maxDailyLossQuote="0.3")
+        world.feed(candles, 90)
+        runs.append(_log(world.trading))
+    assert runs[0] == runs[1]
+    assert any(topic.endswith("Bot.RiskLimitReached") for topic, _ in runs[0])
+    assert any(topic.endswith("Bot.RiskPaused") for topic, _ in runs[0])

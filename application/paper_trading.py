@@ -353,6 +353,14 @@ class PaperTrading:
                 del market.engines[bot_id]  # nothing left open, and it opens no more deals
             return deal_id
 
+    def unfollow(self, bot_id: UUID) -> None:
+        """Stop trading a bot that holds no open deal here (it moved to another account);
+        ``follow`` then trades it on its new account's venue."""
+        with self.lock:
+            market, engine = self._engine_of(bot_id)
+            if market is not None and engine.deal is None:
+                del market.engines[bot_id]
+
     def traded_pairs(self) -> set[str]:
         """The pairs some bot trades here: what a live market feed must follow."""
         with self.lock:

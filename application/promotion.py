@@ -118,6 +118,7 @@ class Promotion:
                 bot.pause(cause)
             bot.promote_to_live(cause, str(account_id))
             self.trading.save_all(bot)
+            self.bots.paper.unfollow(bot.id)  # its paper engine trades it no more
             return bot.id
 
     def _check_move(self, principal: Principal, bot: Bot, account_id: UUID | None):

@@ -104,11 +104,13 @@ class RiskLimits:
             return self.view(owner_id)
 
     def view(self, owner_id: str) -> RiskView:
-        risk = self.risk_of(owner_id)
+        """Under the runner's lock: its engines are not read half-way through a step."""
+        with self.lock:
+            risk = self.risk_of(owner_id)
+            exposure = self.exposure(owner_id)
         if risk is None:
-            return RiskView(Limits(), self.exposure(owner_id), None, ZERO, None)
-        return RiskView(risk.limits, self.exposure(owner_id), risk.day, risk.day_pnl,
-                        risk.halted_until)
+            return RiskView(Limits(), exposure, None, ZERO, None)
+        return RiskView(risk.limits, exposure, risk.day, risk.day_pnl, risk.halted_until)
 
     def exposure(self, owner_id: str) -> Exposure:
         total = Exposure()

@@ -158,8 +158,12 @@ def test_a_bot_passing_the_gate_moves_to_the_live_account_paused(lenient) -> Non
         assert refused["code"] == "DEAL_OPEN"
         server.gql(PAUSE, {"id": bot_id}, alice.token)
         server.gql(CLOSE, {"id": str(deal)}, alice.token)
+    deals_before = server.runtime.trading.get_bot(UUID(bot_id)).deals_opened
     answer = server.gql(PROMOTE, {"id": bot_id, "account": str(live)}, alice.token)
     assert answer["promoteBot"] == {"__typename": "Bot", "id": bot_id, "status": "PAUSED",
                                     "mode": "LIVE", "exchangeAccountId": str(live)}
+    assert UUID(bot_id) not in server.runtime.paper.bot_ids  # paper trades it no more
+    server.step(5)
+    assert server.runtime.trading.get_bot(UUID(bot_id)).deals_opened == deals_before
     again = server.gql(PROMOTE, {"id": bot_id, "account": str(live)}, alice.token)
     assert again["promoteBot"]["code"] == "BOT_ALREADY_LIVE"

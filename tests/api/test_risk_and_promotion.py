@@ -49,6 +49,13 @@ def test_limits_are_set_read_back_kept_when_left_out_and_cleared_with_null(serve
                                        "maxDailyLossQuote": "25.5"}
     bob = server.user("bob")  # limits are per user
     assert server.gql(LIMITS, token=bob.token)["riskLimits"]["maxOpenDeals"] is None
+    audit = server.gql("{ auditLog(first: 100) { edges { node { aggregateType summary } } } }",
+                       token=alice.token)["auditLog"]["edges"]
+    changes = [e["node"]["summary"] for e in audit if e["node"]["aggregateType"] == "UserRisk"]
+    assert len(changes) == 3 and "max_exposure_quote=1000" in changes[0]  # newest first
+    seen_by_bob = server.gql("{ auditLog(first: 100) { edges { node { aggregateType } } } }",
+                             token=bob.token)["auditLog"]["edges"]
+    assert "UserRisk" not in {e["node"]["aggregateType"] for e in seen_by_bob}
 
 
 @pytest.mark.parametrize(("given", "code", "field"), [

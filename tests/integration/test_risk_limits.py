@@ -106,8 +106,8 @@ def test_max_position_quote_leaves_out_the_safety_order_that_would_pass_it(candl
     assert "the limit is 160" in refused.message
 
 
-def test_max_exposure_counts_every_bot_of_the_user(candles) -> None:
-    world = World()
+def test_max_exposure_counts_every_bot_of_the_user(candles, store_url) -> None:
+    world = World(store_url)
     world.limit(maxExposureQuote="250")  # the first deal commits ~225 (100 + 50 + 75)
     world.feed(candles, 1)
     first, second = world.bots
@@ -140,8 +140,9 @@ def test_bad_limits_are_refused_by_name_and_change_nothing() -> None:
     assert world.risk.view("u1").limits.max_open_deals == 3
 
 
-def test_daily_loss_pauses_every_bot_until_midnight_utc_then_resumes(candles) -> None:
-    world = World(configs=(LOSER, LOSER))
+def test_daily_loss_pauses_every_bot_until_midnight_utc_then_resumes(candles,
+                                                                     store_url) -> None:
+    world = World(store_url, configs=(LOSER, LOSER))
     world.limit(maxDailyLossQuote="0.05")
     world.feed(candles, 59)  # 23:00 .. 23:58
     paused = world.events("Bot.RiskPaused")
@@ -172,8 +173,9 @@ def test_a_bot_its_owner_paused_is_not_resumed_by_the_new_day(candles) -> None:
     assert world.trading.get_bot(second).status is BotStatus.RUNNING
 
 
-def test_the_pause_outlives_a_restart_and_ends_at_midnight(candles, tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'risk.sqlite'}"
+def test_the_pause_outlives_a_restart_and_ends_at_midnight(candles,
+                                                           persistent_store_url) -> None:
+    url = persistent_store_url
     world = World(url, configs=(LOSER,))
     world.limit(maxDailyLossQuote="0.05")
     world.feed(candles, 59)

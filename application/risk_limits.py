@@ -10,6 +10,11 @@ The daily loss limit is kept by the runner: each deal that closes is counted int
 day (market time, so a replayed market pauses and resumes the same way), and when the
 day's realized loss reaches the limit every bot of the user is paused (``Bot.RiskPaused``,
 with the reason); the first step of the next day resumes them (``Bot.RiskResumed``).
+
+Wiring (``bootstrap.open_runtime``): ``risk = RiskLimits(trading)``, then
+``PaperTrading(..., risk=risk)`` (it adds its engines' exposure and shares its lock).
+Positions add theirs with ``risk.add_exposure(positions.exposure_of)`` (owner id ->
+``Exposure(0, committed quote)``) and take ``risk.for_positions()`` as their ``risk_check``.
 """
 
 from __future__ import annotations

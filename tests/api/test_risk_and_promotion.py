@@ -174,3 +174,23 @@ def test_a_bot_passing_the_gate_moves_to_the_live_account_paused(lenient) -> Non
     assert server.runtime.trading.get_bot(UUID(bot_id)).deals_opened == deals_before
     again = server.gql(PROMOTE, {"id": bot_id, "account": str(live)}, alice.token)
     assert again["promoteBot"]["code"] == "BOT_ALREADY_LIVE"
+
+
+def test_the_daily_loss_limit_pauses_the_users_bots_and_says_until_when(server) -> None:
+    alice = server.user("alice")
+    server.gql(SET_LIMITS, {"input": {"maxDailyLossQuote": "0.01"}}, alice.token)
+    loser = server.create_bot(alice, "loser", takeProfitPct="5", stopLossPct="0.05",
+                              maxSafetyOrders=0)
+    idle = server.create_bot(alice, "idle")  # created, not running: left as it is
+    server.start_bot(alice, loser)
+    for _ in range(300):
+        server.step(2)
+        if server.gql(LIMITS, token=alice.token)["riskLimits"]["pausedUntil"]:
+            break
+    limits = server.gql(LIMITS, token=alice.token)["riskLimits"]
+    assert limits["pausedUntil"] == "2026-03-02T00:00:00+00:00"
+    assert limits["day"] == "2026-03-01" and Decimal(limits["dayRealizedPnl"]) <= Decimal(
+        "-0.01")
+    bot = server.gql(BOT, {"id": loser}, alice.token)["bot"]
+    assert bot["status"] == "PAUSED" and bot["warning"].startswith("daily loss limit reached")
+    assert server.gql(BOT, {"id": idle}, alice.token)["bot"]["status"] == "CREATED"

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.clock import SequentialIds, SteppingClock
 from adapters.exchanges.paper import PaperExchange
@@ -19,7 +21,9 @@ from application.replay import read_log
 from application.risk_limits import RiskLimits
 from domain.bots import BotStatus
 from domain.dca import DcaConfig
+from domain.deals import Deal
 from domain.errors import DomainError
+from domain.orders import Order
 
 BOT = {  # a take profit far away: deals stay open while the test looks
     "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
@@ -217,3 +221,48 @@ def test_the_same_limits_and_candles_give_the_same_events(candles) -> None:
     assert runs[0] == runs[1]
     assert any(topic.endswith("Bot.RiskLimitReached") for topic, _ in runs[0])
     assert any(topic.endswith("Bot.RiskPaused") for topic, _ in runs[0])
+
+
+@settings(max_examples=8, deadline=None)
+@given(open_deals=st.none() | st.integers(min_value=0, max_value=3),
+       position=st.sampled_from([None, "100", "150", "160", "260"]),
+       exposure=st.sampled_from([None, "120", "300", "500"]),
+       daily=st.sampled_from([None, "0.05", "0.5"]))
+def test_no_order_ever_passes_the_limits_and_the_same_run_gives_the_same_events(
+        candles, open_deals, position, exposure, daily) -> None:
+    logs = []
+    for _ in range(2):
+        world = World(configs=(LOSER, BOT, LOSER))
+        world.limit(maxOpenDeals=open_deals, maxPositionQuote=position,
+                    maxExposureQuote=exposure, maxDailyLossQuote=daily)
+        world.feed(candles, 60)
+        logs.append(_log(world.trading))
+    assert logs[0] == logs[1]
+    events = [world.trading.mapper.to_domain_event(n) for n in read_log(world.trading)]
+    _check_open_deals(events, open_deals)
+    _check_positions(events, position and Decimal(position))
+
+
+def _check_open_deals(events, limit) -> None:
+    """At no moment more deals open than ``limit``."""
+    open_now = set()
+    for event in events:
+        if isinstance(event, Deal.Opened):
+            open_now.add(event.originator_id)
+            assert limit is None or len(open_now) <= limit
+        elif isinstance(event, Deal.Closed | Deal.Cancelled):
+            open_now.discard(event.originator_id)
+
+
+def _check_positions(events, limit) -> None:
+    """Each deal's base fill plus every safety order sent for it stays within ``limit``."""
+    if limit is None:
+        return
+    committed: dict = {}
+    for event in events:
+        if isinstance(event, Deal.BuyFilled) and event.safety_order == 0:
+            committed[event.originator_id] = committed.get(event.originator_id, 0) + (
+                event.price * event.amount)
+        elif isinstance(event, Order.Submitted) and event.safety_order > 0:
+            committed[event.deal_id] = committed[event.deal_id] + event.price * event.amount
+            assert committed[event.deal_id] <= limit

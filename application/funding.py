@@ -203,13 +203,22 @@ class Funding:
                     return plan
         return None
 
-    def review(self, account: ExchangeAccount, cause: Cause) -> list[FundingPlan]:
-        """The account's open plans judged against what it has now (the wallet monitor,
-        after each observation): the ones whose status changed, saved."""
-        changed = []
+    def plan_ids_by_account(self) -> dict[str, list[UUID]]:
+        """Every plan's id by its account (one read of the log for a round of reviews)."""
+        found: dict[str, list[UUID]] = {}
         for pid, data in plans_opened(self.trading):
-            if data["account_id"] != str(account.id):
-                continue
+            found.setdefault(data["account_id"], []).append(pid)
+        return found
+
+    def review(self, account: ExchangeAccount, cause: Cause,
+               plan_ids: list[UUID] | None = None) -> list[FundingPlan]:
+        """The account's open plans (of ``plan_ids``, when the caller knows them) judged
+        against what it has now (the wallet monitor, after each observation): the ones
+        whose status changed, saved."""
+        if plan_ids is None:
+            plan_ids = self.plan_ids_by_account().get(str(account.id), [])
+        changed = []
+        for pid in plan_ids:
             plan = self.trading.load(pid, FundingPlan)
             if plan.is_open and plan.observe(cause, self.available_for(
                     self.trading.get_bot(UUID(plan.bot_id)), account)):

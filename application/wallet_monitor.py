@@ -60,18 +60,23 @@ class WalletMonitor:
         """Observe every account that was not removed; returns the events appended. The
         server runs it at start and every ``every_seconds`` (a schedule of its own)."""
         appended, errors, accounts = 0, {}, 0
+        plans = self.funding.plan_ids_by_account()
         for account_id in self._account_ids():
             accounts += 1
             try:
-                appended += self.observe(account_id, now)
+                appended += self.observe(account_id, now, plans.get(str(account_id), []))
             except DomainError as error:  # unreachable: next time; /health says it
+                if error.code == "ACCOUNT_KEYS_GONE":
+                    continue  # its owner was forgotten: nothing to observe, ever
                 errors[str(account_id)] = f"{error.code}: {error.message}"
                 log.warning("wallet: account %s not observed: %s", account_id, error.code)
         self.state = MonitorHealth(now, accounts, appended, errors)
         return appended
 
-    def observe(self, account_id: UUID, now: datetime) -> int:
-        """One account's balances now, recorded where they changed, then its plans."""
+    def observe(self, account_id: UUID, now: datetime,
+                plan_ids: list[UUID] | None = None) -> int:
+        """One account's balances now, recorded where they changed, then its plans (those
+        of ``plan_ids``; None: found in the log)."""
         with self.paper.lock:
             account = self.trading.get_account(account_id)
             if account.removed:
@@ -86,7 +91,7 @@ class WalletMonitor:
                 if known.get(asset) != now_held and (sum(now_held) or asset in known):
                     account.observe_balance(cause, asset, *now_held)
             appended = self.trading.append(account)
-            return appended + len(self.funding.review(account, cause))
+            return appended + len(self.funding.review(account, cause, plan_ids))
 
     def _balances(self, account: ExchangeAccount) -> dict[str, Balance]:
         if account.kind is AccountKind.PAPER:

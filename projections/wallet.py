@@ -35,6 +35,15 @@ WALLET_BOTS = table(
     deal_id="text",
 )
 
+# Each funding plan's status, for the bot it is about (``Bot.fundingPlan``).
+WALLET_PLANS = table(
+    "wallet_plans", key=("plan_id",), indexes=(("bot_id",),),
+    plan_id="text", bot_id="text", owner_id="text", account_id="text", status="text",
+    opened_at="text", updated_at="text",
+)
+PLAN_STATUS = {"Covered": "ready_to_execute", "Uncovered": "awaiting_deposit",
+               "Executed": "executed", "Cancelled": "cancelled"}
+
 
 def _config(fact: Fact) -> DcaConfig:
     """The recorded configuration (Decimals stored wrapped), restored as recorded."""
@@ -46,15 +55,17 @@ def _config(fact: Fact) -> DcaConfig:
 class WalletRequirements(Projection):
     name = "wallet"
     description = "what each account's running bots may still spend (walletRequirements)"
-    tables = (WALLET_BOTS,)
+    tables = (WALLET_BOTS, WALLET_PLANS)
 
     def __init__(self) -> None:
         self.bots: dict[str, Row] = {}
         self.deals: dict[str, str] = {}  # open deal -> bot
+        self.plans: dict[str, Row] = {}
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         self.bots = {r["bot_id"]: r for r in store.select(WALLET_BOTS, suffix=suffix)}
         self.deals = {r["deal_id"]: r["bot_id"] for r in self.bots.values() if r["deal_id"]}
+        self.plans = {r["plan_id"]: r for r in store.select(WALLET_PLANS, suffix=suffix)}
 
     def _save(self, bot: Row, out: Changes, **changes: Any) -> None:
         bot.update(changes)
@@ -113,6 +124,22 @@ class WalletRequirements(Projection):
         if bot is not None:
             self._save(bot, out, spent=ZERO, deal_id=None)
 
+    @on("FundingPlan.Opened")
+    def _plan_opened(self, fact: Fact, out: Changes) -> None:
+        plan = {"plan_id": fact.oid, "bot_id": fact.text("bot_id"),
+                "owner_id": fact.text("owner_id"), "account_id": fact.text("account_id"),
+                "status": "awaiting_deposit", "opened_at": fact.iso_time,
+                "updated_at": fact.iso_time}
+        self.plans[fact.oid] = plan
+        out.upsert(WALLET_PLANS, plan)
+
+    @on("FundingPlan.Covered", "FundingPlan.Uncovered", "FundingPlan.Executed",
+        "FundingPlan.Cancelled")
+    def _plan_moved(self, fact: Fact, out: Changes) -> None:
+        plan = self.plans[fact.oid]
+        plan.update(status=PLAN_STATUS[fact.event_type], updated_at=fact.iso_time)
+        out.upsert(WALLET_PLANS, plan)
+
 
 # --- reading --------------------------------------------------------------------------------
 
@@ -160,3 +187,14 @@ def wallet_requirements_as_of(app: Application, owner: str, moment: datetime
         return wallet_requirements(view.store, owner)
     finally:
         view.store.close()
+
+
+def latest_plans(store: ViewStore, bot_ids: list[str]) -> dict[str, Row]:
+    """Each bot's latest funding plan (id and status), for the bots that have one."""
+    from projections.queries import by_ids
+
+    found: dict[str, Row] = {}
+    for row in sorted(by_ids(store, WALLET_PLANS, "bot_id", bot_ids),
+                      key=lambda r: (r["opened_at"], r["plan_id"])):
+        found[row["bot_id"]] = row
+    return found

@@ -30,6 +30,7 @@ PLAN_FIELDS = """id botId accountId asset required available amount transferFrom
   transferAmount message status reason"""
 PLANS = (f"query($s: String) {{ fundingPlans(status: $s) {{ edges {{ node {{ {PLAN_FIELDS} }} "
          "} } }")
+BOT_PLAN = "query($id: ID!) { bot(id: $id) { status fundingPlan { id status } } }"
 PLAN = f"query($id: ID!) {{ fundingPlan(id: $id) {{ {PLAN_FIELDS} }} }}"
 START = """mutation($id: ID!) { startBot(id: $id) { __typename ... on Bot { id status }
   ... on BotErrors { code message errors { code fundingPlanId } } } }"""
@@ -90,6 +91,9 @@ def deposit_journey(server) -> None:
     assert Decimal(plan["amount"]) == Decimal("2512.5")
     assert plan["transferFrom"] is None  # no other account holds USDT
     assert "needs 12512.5" in plan["message"] and "deposit 2512.5 USDT" in plan["message"]
+    shown = server.gql(BOT_PLAN, {"id": bot}, alice.token)["bot"]
+    assert shown == {"status": "CREATED", "fundingPlan": {"id": plan["id"],
+                                                          "status": "awaiting_deposit"}}
 
     refused = server.gql(START, {"id": bot}, alice.token)["startBot"]
     assert refused["code"] == "FUNDING_PLAN_REQUIRED"
@@ -109,7 +113,13 @@ def deposit_journey(server) -> None:
         "__typename": "Bot", "id": bot, "status": "RUNNING"}
     assert server.gql(PLAN, {"id": plan["id"]}, alice.token)["fundingPlan"]["status"] == \
         "executed"
-    assert plans(server, alice, "awaiting_deposit") == []
+    assert server.gql(BOT_PLAN, {"id": bot}, alice.token)["bot"]["fundingPlan"][
+        "status"] == "executed"
+    # The running bot may spend 12512.5 of the 12600: a small one (225.225) is short now.
+    small = server.create_bot(alice, "small")
+    [short] = plans(server, alice, "awaiting_deposit")
+    assert short["botId"] == small and Decimal(short["available"]) == Decimal("87.5")
+    assert Decimal(short["amount"]) == Decimal("137.725")
 
 
 def test_starting_a_bot_the_account_no_longer_covers_opens_a_plan(server):

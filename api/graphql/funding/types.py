@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
+from uuid import UUID
 
 import strawberry
+from strawberry.types import Info
 
 from api.graphql.common import FieldError, PageInfo
 from domain.funding import FundingPlan as Plan
+from projections.wallet import latest_plans
 
 
 @strawberry.type(description=(
@@ -46,6 +49,16 @@ class FundingPlan:
                    transfer_amount=plan.transfer_amount, message=plan.message,
                    status=plan.status.value, reason=plan.reason, created_at=plan.created_on,
                    updated_at=plan.modified_on)
+
+
+async def funding_plan_of(info: Info, bot_id: str) -> FundingPlan | None:
+    """A bot's latest plan: found in the ``wallet`` view, read from its events."""
+    row = info.context.read.run(latest_plans, [bot_id]).get(bot_id)
+    if row is None:
+        return None
+    trading = info.context.runtime.trading
+    plan = await info.context.read.slow(trading.load, UUID(row["plan_id"]), Plan)
+    return FundingPlan.of(plan)
 
 
 @strawberry.type

@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
                 "health"))
     else:
         _table("Funding plans", report["plans"],
-               ("id", "status", "bot_id", "account_id", "amount", "asset", "message"))
+               ("id", "status", "bot_id", "account_id", "amount", "asset"))
+        for plan in report["plans"]:  # the messages are long: one line each, below
+            print(f"{plan['id']}: {plan['message']}")
     return 0
 
 

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("keys", "rotate the master key that wraps every user's data key"),
     "accounts": ("accounts", "a user's exchange accounts: add (keys checked, then sealed), "
                              "list, balances, remove"),
+    "wallet": ("wallet", "requirements: what each account's running bots may still spend "
+                         "against what it holds; plans: funding plans"),
     "backup": ("backup", "back up the store at one position, verify a backup, restore one"),
     "promotion": ("promotion", "what the paper → live promotion gate says about a bot, now "
                                "or --as-of a past moment"),

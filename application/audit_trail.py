@@ -50,16 +50,18 @@ class CheckpointSchedule:
     start and then every ``seconds``, on a thread of its own, until stopped. A failed
     checkpoint is logged and tried again at the next tick: it never stops the server."""
 
-    def __init__(self, take: Callable[[], object], seconds: float):
-        self.take, self.seconds = take, seconds
+    def __init__(self, take: Callable[[], object], seconds: float,
+                 name: str = "audit-checkpoints"):
+        """``name``: the thread's, and what a failure's log line says (the wallet monitor
+        runs on one of these too)."""
+        self.take, self.seconds, self.name = take, seconds, name
         self.taken = 0
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="audit-checkpoints",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -69,7 +71,7 @@ class CheckpointSchedule:
                 self.taken, self.last_error = self.taken + 1, None
             except Exception as error:  # the next tick tries again
                 self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("audit checkpoint failed: %s", self.last_error)
+                log.warning("%s failed: %s", self.name, self.last_error)
             self._stop.wait(self.seconds)
 
     def stop(self) -> None:

@@ -338,11 +338,13 @@ def open_runtime(settings):
     from adapters.marketdata.replay_feed import ReplayFeed
     from adapters.marketdata.shipped import shipped_series
     from application.change_feed import ChangeFeed
+    from application.funding import Funding
     from application.live_loop import LiveLoop
     from application.paper_trading import PaperTrading
     from application.reconciliation import Reconciler
     from application.risk_limits import RiskLimits
     from application.runtime import Runtime
+    from application.wallet_monitor import WalletMonitor
 
     database = parse_database_url(settings.database_url)
     prepare(database)
@@ -358,6 +360,8 @@ def open_runtime(settings):
     paper = PaperTrading(trading, ids, venue, live_venues=open_live_venues(exchange_accounts),
                          risk=risk)
     reconciler = Reconciler(paper, settings.reconcile_seconds)
+    monitor = WalletMonitor(Funding(trading, paper), paper, live=exchange_accounts,
+                            every_seconds=settings.wallet_seconds)
     if settings.live_feed is not None and not settings.demo:
         feed = open_live_feed(settings.live_feed, pairs=paper.traded_pairs)
     else:
@@ -369,8 +373,10 @@ def open_runtime(settings):
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
                    changes=ChangeFeed(trading),
-                   schedules=_checkpoint_schedules(settings, trading, database),
-                   exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk)
+                   schedules=[*_checkpoint_schedules(settings, trading, database),
+                              _wallet_schedule(monitor, clock, settings.wallet_seconds)],
+                   exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
+                   wallet_monitor=monitor)
 
 
 def open_market_rules(exchange_id: str, *, sandbox: bool, environ=None):
@@ -463,6 +469,14 @@ def open_candle_download(exchange_id: str, *, sandbox: bool, out: str, environ=N
     client = open_client(exchange_id, sandbox=sandbox, sandbox_host=host)
     history = CcxtCandleHistory(client, sandbox=sandbox, sandbox_host=host, attempts=5)
     return history, lambda: CandleCsvWriter(out)
+
+
+def _wallet_schedule(monitor, clock, seconds: float):
+    """The wallet monitor on a thread of its own (not in the live loop's step: observing
+    balances is not a trading step), at start and then every ``seconds``."""
+    from application.audit_trail import CheckpointSchedule
+
+    return CheckpointSchedule(lambda: monitor.run(clock.now()), seconds, name="wallet-monitor")
 
 
 def _checkpoint_schedules(settings, trading: Trading, database) -> list:

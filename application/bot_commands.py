@@ -14,6 +14,7 @@ from uuid import UUID
 
 from application.bot_roster import MAX_BOTS_PER_USER, RefusedError
 from application.exchange_accounts import trading_refusal
+from application.funding import Funding
 from application.paper_trading import PaperTrading
 from application.trading import Trading
 from application.user_views import Principal
@@ -44,10 +45,11 @@ def bot_name_problems(name: str) -> list[DomainError]:
 class BotCommands:
     def __init__(self, trading: Trading, paper: PaperTrading, *, traded_pair: str | None,
                  max_bots: BotLimit = lambda owner_id: MAX_BOTS_PER_USER,
-                 allow_live: bool = False):
+                 allow_live: bool = False, funding: Funding | None = None):
         """``allow_live``: bots may trade on live (non-sandbox) exchange accounts
-        (``TRADETAPE_ALLOW_LIVE=1``)."""
-        self.trading, self.paper = trading, paper
+        (``TRADETAPE_ALLOW_LIVE=1``). ``funding``: a bot its account cannot cover gets a
+        funding plan and does not start (``application.funding``; None: not checked)."""
+        self.trading, self.paper, self.funding = trading, paper, funding
         self.traded_pair, self.max_bots = traded_pair, max_bots
         self.allow_live = allow_live
 
@@ -96,10 +98,13 @@ class BotCommands:
             raise RefusedError(bot_name_problems(name) + missing)
         if account is not None:
             self._check_minimums(account, config)
-        return self.trading.create_bot(
+        bot_id = self.trading.create_bot(
             owner_id=owner, name=name.strip(), config=config,
             exchange_account_id=account or "", mode=self._mode_of(account), actor=owner,
             max_bots=self.max_bots(owner), other_problems=lambda: list(missing))
+        if self.funding is not None:
+            self.funding.after_create(bot_id, owner)
+        return bot_id
 
     def edit_bot(self, principal: Principal, bot_id: UUID | None, config: DcaConfig) -> UUID:
         self.check_pair(config)
@@ -145,8 +150,11 @@ class BotCommands:
             if bot.mode is BotMode.LIVE and self.paper.live_venues is None:
                 raise DomainError("this server trades on paper only",
                                   code="LIVE_TRADING_UNAVAILABLE")
+            plan = self.funding and self.funding.before_start(bot, str(principal.user_id))
             self.trading.start_bot(bot.id, actor=str(principal.user_id))
             self.paper.follow(bot.id)
+            if self.funding is not None:
+                self.funding.after_start(plan, str(principal.user_id))
             return bot.id
 
     def check_account_trades(self, bot: Bot) -> None:
@@ -176,6 +184,8 @@ class BotCommands:
             if close_deal and bot.open_deal_id is not None:
                 self.paper.close_deal(bot.id, actor=actor)
             self.trading.stop_bot(bot.id, actor=actor)
+            if self.funding is not None:
+                self.funding.bot_stopped(bot.id, actor)
             return bot.id
 
     def reset_bot_error(self, principal: Principal, bot_id: UUID | None) -> UUID:

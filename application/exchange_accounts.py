@@ -13,7 +13,6 @@ Live (non-sandbox) trading is the server's choice (``TRADETAPE_ALLOW_LIVE=1``):
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from application.replay import read_log
+from application.replay import stored_fields
 from application.trading import Trading
 from application.user_views import bots_owned_by
 from domain.accounts import AccountKind, ExchangeAccount, SealedKeys, account_name
@@ -214,6 +213,12 @@ class ExchangeAccounts:
             raise DomainError("the exchange account was removed", code="ACCOUNT_REMOVED")
         return self._unsealed(account)
 
+    def fetch_balances(self, account_id: UUID) -> dict[str, Balance]:
+        """A live account's balances now, through the exchange (the wallet monitor's
+        call): nothing is recorded here; a refusal raises its code."""
+        account = self.trading.get_account(account_id)
+        return self._ask(account.exchange, account.sandbox, self._unsealed(account))
+
     def check_can_trade(self, account_id: UUID) -> None:
         """Raises :func:`trading_refusal`'s error (``ACCOUNT_REMOVED``,
         ``LIVE_TRADING_DISABLED``) for this server's ``allow_live``."""
@@ -277,6 +282,11 @@ class ExchangeAccounts:
         return running
 
 
+def all_account_ids(trading: Trading) -> list[UUID]:
+    """Every account ever opened, oldest first (the wallet monitor's round)."""
+    return [oid for oid, _ in _opened(trading)]
+
+
 def account_ids_of(trading: Trading, owner_id: str) -> list[UUID]:
     """Every account ``owner_id`` ever opened, oldest first: found by the owner field of
     ``ExchangeAccount.Opened`` events (plain text in every version), until a read model
@@ -285,14 +295,7 @@ def account_ids_of(trading: Trading, owner_id: str) -> list[UUID]:
 
 
 def _opened(trading: Trading) -> Iterator[tuple[UUID, dict]]:
-    cipher, compressor = trading.mapper.cipher, trading.mapper.compressor
-    for notification in read_log(trading, [get_topic(ExchangeAccount.Opened)]):
-        data = notification.state
-        if cipher is not None:
-            data = cipher.decrypt(data)
-        if compressor is not None:
-            data = compressor.decompress(data)
-        yield notification.originator_id, json.loads(data)
+    return stored_fields(trading, get_topic(ExchangeAccount.Opened))
 
 
 def _kind_of(opened: dict) -> str | None:

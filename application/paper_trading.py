@@ -27,7 +27,7 @@ from domain.deals import CloseReason, Deal, DealStatus
 from domain.errors import DomainError, InvalidTransitionError, NotFoundError
 from domain.money import ZERO
 from domain.orders import Order, OrderStatus
-from domain.ports import ExchangeOrder, IdSource, OrderRequest, SimulatedVenue
+from domain.ports import Balance, ExchangeOrder, IdSource, OrderRequest, SimulatedVenue
 from domain.recording import ENGINE, SYSTEM, Cause, topic_of
 from domain.risk import Exposure
 
@@ -419,12 +419,35 @@ class PaperTrading:
         return [(account, pair, m.venue) for (account, pair), m in self._markets.items()
                 if isinstance(m.venue, LiveVenue)]
 
+    def paper_wallet(self, account_id: str) -> dict[str, Balance]:
+        """A paper account's balances as its venue holds them (one wallet for all its
+        pairs); without a venue yet, what its deposits and fills made (nothing locked)."""
+        with self.lock:
+            venue = self._wallet_venue(account_id)
+            if venue is not None:
+                return {a: b for a, b in venue.fetch_balance().items() if a}
+            held = _deposits(self.trading, account_id)
+            for asset, change in self._index().asset_fills(account_id).items():
+                held[asset] = held.get(asset, ZERO) + change
+            return {asset: Balance(amount) for asset, amount in held.items()}
+
+    def credit_paper(self, account_id: str, asset: str, amount: Decimal) -> None:
+        """A deposit (or, negative, a withdrawal) just recorded on a paper account reaches
+        its venue, when it has one (a venue made later reads it from the events)."""
+        with self.lock:
+            venue = self._wallet_venue(account_id)
+            if venue is not None:
+                venue.add_balance(asset, amount)
+
+    def _wallet_venue(self, account_id: str) -> PaperVenue | None:
+        return next((m.venue for (account, _), m in self._markets.items()
+                     if account == account_id and hasattr(m.venue, "join_wallet")), None)
+
     def _paper_venue(self, account_id: str, pair: str) -> PaperVenue:
         """The account's venue for ``pair``. An account's pairs share one wallet: its
         deposits and every pair's fills, each asset counted once."""
         base, _, quote = pair.partition("/")
-        sibling = next((m.venue for (account, _), m in self._markets.items()
-                        if account == account_id and hasattr(m.venue, "join_wallet")), None)
+        sibling = self._wallet_venue(account_id)
         if sibling is not None:
             venue = self.venue_factory(pair, ZERO, ZERO)
             venue.join_wallet(sibling)

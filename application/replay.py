@@ -3,6 +3,7 @@ backtest, re-run from its recorded inputs, produces the very same events."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,20 @@ def read_log(app: Application, topics: Sequence[str] = (), *, first: int = 1,
     ):
         yield from page
         after = page[-1].id
+
+
+def stored_fields(app: Application, topic: str) -> Iterator[tuple[UUID, dict]]:
+    """Each stored event of ``topic`` (in log order) as its aggregate's id and its fields as
+    stored (JSON, deciphered and decompressed): plain text fields are read without
+    decoding every value (several times faster than mapping whole events)."""
+    cipher, compressor = app.mapper.cipher, app.mapper.compressor
+    for notification in read_log(app, [topic]):
+        data = notification.state
+        if cipher is not None:
+            data = cipher.decrypt(data)
+        if compressor is not None:
+            data = compressor.decompress(data)
+        yield notification.originator_id, json.loads(data)
 
 
 @dataclass

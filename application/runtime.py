@@ -60,6 +60,8 @@ class Runtime:
     exchange_accounts: Any = None
     # The users' risk limits (``application.risk_limits.RiskLimits``); None: no limits.
     risk: Any = None
+    # Balances on a schedule and funding plans (application/wallet_monitor.py); None: off
+    wallet_monitor: Any = None
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -71,7 +73,9 @@ class Runtime:
         return BotCommands(self.trading, self.paper,
                            traded_pair=None if live_market else self.settings.feed_pair,
                            max_bots=lambda owner_id: self.settings.max_bots_per_user,
-                           allow_live=self.settings.allow_live)
+                           allow_live=self.settings.allow_live,
+                           funding=self.wallet_monitor.funding if self.wallet_monitor
+                           else None)
 
     @cached_property
     def promotion(self) -> Promotion:
@@ -116,6 +120,8 @@ class Runtime:
                  "engine_loop": _timed(self._loop_health)}
         if self.reconciler is not None and self.reconciler.accounts:
             parts["exchanges"] = _timed(self.reconciler.health)
+        if self.wallet_monitor is not None:
+            parts["wallet"] = _timed(self.wallet_monitor.health)
         return parts
 
     def _store_health(self) -> tuple[str, dict]:

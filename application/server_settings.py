@@ -20,6 +20,8 @@
 - ``TRADETAPE_TRUSTED_PROXIES``: see ``application.trusted_proxies``
 - ``TRADETAPE_ALLOW_LIVE``: ``1`` lets bots trade on live (non-sandbox) exchange accounts
   (default: sandbox accounts only, ``LIVE_TRADING_DISABLED``)
+- ``TRADETAPE_WALLET_SECONDS``: how often the wallet monitor records every exchange
+  account's balances and judges funding plans (default 300)
 - ``TRADETAPE_AUDIT_CHECKPOINT_FILE``: append an audit checkpoint (one JSON line) to this
   file at start and every ``TRADETAPE_AUDIT_CHECKPOINT_SECONDS`` (default 3600), signed with
   the Ed25519 key file ``TRADETAPE_AUDIT_CHECKPOINT_SIGNING_KEY`` when set
@@ -77,6 +79,7 @@ class ServerSettings:
     checkpoint_signing_key: str | None = None
     live_feed: LiveFeed | None = None  # None: the shipped replay
     reconcile_seconds: float = 60.0
+    wallet_seconds: float = 300.0
     allow_live: bool = False
     promotion: PromotionRules = field(default_factory=PromotionRules)
 
@@ -107,7 +110,7 @@ class ServerSettings:
         settings = replace(settings, graphql_cache=cache == "on",
                            allow_live=_flag(env, ALLOW_LIVE_ENV))
         settings = replace(settings, promotion=promotion_rules(env))
-        return _reconcile(_checkpoints(settings, env), env).checked()
+        return _wallet(_reconcile(_checkpoints(settings, env), env), env).checked()
 
     def checked(self) -> ServerSettings:
         if not 0 < self.port < 65536:
@@ -147,14 +150,25 @@ def _live_feed(feed: str, env: Mapping[str, str]) -> LiveFeed | None:
 def _reconcile(settings: ServerSettings, env: Mapping[str, str]) -> ServerSettings:
     """``TRADETAPE_RECONCILE_SECONDS``: how often live accounts are reconciled (default
     60; between 1 and 86400)."""
-    seconds = env.get("TRADETAPE_RECONCILE_SECONDS")
+    return _period(settings, env, "TRADETAPE_RECONCILE_SECONDS", "reconcile_seconds")
+
+
+def _wallet(settings: ServerSettings, env: Mapping[str, str]) -> ServerSettings:
+    """``TRADETAPE_WALLET_SECONDS``: how often the wallet monitor records every exchange
+    account's balances (default 300; between 1 and 86400)."""
+    return _period(settings, env, "TRADETAPE_WALLET_SECONDS", "wallet_seconds")
+
+
+def _period(settings: ServerSettings, env: Mapping[str, str], name: str,
+            attribute: str) -> ServerSettings:
+    seconds = env.get(name)
     if not seconds:
         return settings
-    value = _number(seconds, "TRADETAPE_RECONCILE_SECONDS", float)
+    value = _number(seconds, name, float)
     if not 1 <= value <= 86400:
-        raise DomainError("TRADETAPE_RECONCILE_SECONDS must be between 1 and 86400",
-                          code="INVALID_SETTING", field="TRADETAPE_RECONCILE_SECONDS")
-    return replace(settings, reconcile_seconds=value)
+        raise DomainError(f"{name} must be between 1 and 86400", code="INVALID_SETTING",
+                          field=name)
+    return replace(settings, **{attribute: value})
 
 
 def _checkpoints(settings: ServerSettings, env: Mapping[str, str]) -> ServerSettings:

@@ -213,14 +213,14 @@ class ExchangeAccount(TradetapeAggregate):
                      amount=_positive(amount, "amount"))
 
     def observe_balance(self, cause: Cause, asset: str, free: Decimal, locked: Decimal) -> None:
-        if self.kind is not AccountKind.LIVE:
-            raise InvalidTransitionError("only a live account has balances to observe",
-                                         code="ACCOUNT_NOT_LIVE")
+        """A live account's balance as the exchange reported it; a paper account's as its
+        own events make it (the wallet monitor's record: it moves nothing)."""
+        if self.removed:
+            raise InvalidTransitionError("the account was removed", code="ACCOUNT_REMOVED")
         free, locked = to_decimal(free, "free"), to_decimal(locked, "locked")
         if free < ZERO or locked < ZERO:
             raise DomainError("balances are never negative", code="NEGATIVE_BALANCE")
         self._record(self.BalanceObserved, cause, asset=_asset(asset), free=free, locked=locked)
-
 
     def detect_drift(self, cause: Cause, asset: str, expected: Decimal,
                      observed: Decimal) -> None:

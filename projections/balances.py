@@ -2,7 +2,8 @@
 
 Moved only by events:
 - ``ExchangeAccount.Deposited``/``Withdrawn`` add to or take from the free balance;
-  ``BalanceObserved`` (a live exchange's report) replaces free and locked.
+  ``BalanceObserved`` (a live exchange's report) replaces free and locked; a paper
+  account's (the wallet monitor's record of its own events) moves nothing.
 - A limit or stop order locks when it is submitted: a buy ``price × amount`` of the quote
   asset (the fee is not locked: it is paid from the free balance on each fill), a sell its
   ``amount`` of the base asset. Market orders lock nothing.
@@ -111,6 +112,8 @@ class Balances(Projection):
     @on("ExchangeAccount.BalanceObserved")
     def _observed(self, fact: Fact, out: Changes) -> None:
         account = self.accounts[fact.oid]
+        if account["kind"] == "paper":
+            return  # the wallet monitor's record of what this account's own events made
         row = self._balance(account["owner_id"], account["account_id"], fact.text("asset"))
         self._move(out, fact, row["owner_id"], row["account_id"], row["asset"],
                    free=fact.dec("free") - row["free"], locked=fact.dec("locked") - row["locked"])

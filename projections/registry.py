@@ -9,9 +9,11 @@ from projections.frontend import FrontEnd
 from projections.leaderboard import Leaderboard
 from projections.pnl import Pnl
 from projections.runner import ProjectionError
+from projections.wallet import WalletRequirements
 
 PROJECTIONS: dict[str, type[Projection]] = {
-    cls.name: cls for cls in (AuditLog, Balances, Pnl, Leaderboard, FrontEnd)
+    cls.name: cls for cls in (AuditLog, Balances, Pnl, Leaderboard, FrontEnd,
+                                         WalletRequirements)
 }
 
 

@@ -222,20 +222,9 @@ def row_of(account: AccountView) -> dict[str, Any]:
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    from api.commands.common import print_table
 
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column.replace("_", " "), no_wrap=True)
-    for row in rows:
-        table.add_row(*(Text("-" if row.get(c) is None else str(row.get(c)))
-                        for c in columns))
-    console = Console()
-    if not console.is_terminal:  # piped or captured: wide enough that nothing is folded
-        console = Console(width=200)
-    console.print(table)
+    print_table(title, rows, columns)
 
 
 _ACTIONS = {"add": _add, "list": _list, "balances": _balances, "remove": _remove}

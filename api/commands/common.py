@@ -120,3 +120,21 @@ def run_reporting_errors(run: Callable[[argparse.Namespace], int], args: argpars
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def print_table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    """Rows as a table on stdout: ``-`` for a missing value."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column.replace("_", " "), no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text("-" if row.get(c) is None else str(row.get(c)))
+                        for c in columns))
+    console = Console()
+    if not console.is_terminal:  # piped or captured: wide enough that nothing is folded
+        console = Console(width=200)
+    console.print(table)

@@ -142,9 +142,11 @@ def past_time(text: str, option: str = "--as-of") -> datetime:
 
 
 def report_now_or_as_of(database: str | None, projection, as_of: datetime | None, make_report,
-                        market_as_of: datetime | None = None) -> tuple[Any, int, int]:
+                        market_as_of: datetime | None = None, also: tuple = ()
+                        ) -> tuple[Any, int, int]:
     """``make_report(store)`` on ``projection``'s live view, or on a throwaway view of the
-    events recorded by ``as_of`` and/or whose own time is by ``market_as_of``. Returns
+    events recorded by ``as_of`` and/or whose own time is by ``market_as_of`` (made by
+    ``projection`` and the projections ``also`` whose tables the report reads too). Returns
     ``(report, position, head)``: ``position`` is the log position the answer reflects."""
     from projections.runner import view_as_of
 
@@ -153,7 +155,7 @@ def report_now_or_as_of(database: str | None, projection, as_of: datetime | None
         if as_of is None and market_as_of is None:
             position = views.tracking(projection.name).position
             return make_report(views.store), position, head
-        view = view_as_of(views.app, [projection], as_of, market=market_as_of)
+        view = view_as_of(views.app, [*also, projection], as_of, market=market_as_of)
         try:
             return make_report(view.store), view.position, max(head, view.position)
         finally:

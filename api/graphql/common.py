@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypeVar
 from uuid import UUID
 
 import strawberry
 
 from domain.errors import DomainError
+
+T = TypeVar("T")
 
 
 @strawberry.type
@@ -25,6 +28,8 @@ class FieldError:
     message: str
     field: str | None = None
     rule: str | None = None
+    funding_plan_id: strawberry.ID | None = strawberry.field(default=None, description=(
+        "INSUFFICIENT_FUNDS_EXCHANGE, FUNDING_PLAN_REQUIRED: the plan recording the need"))
 
 
 def camel(name: str | None) -> str | None:
@@ -35,8 +40,28 @@ def camel(name: str | None) -> str | None:
 
 
 def field_error(error: DomainError, field: str | None = None) -> FieldError:
+    plan = getattr(error, "plan_id", None)
     return FieldError(code=error.code, message=error.message,
-                      field=field if field is not None else camel(error.field))
+                      field=field if field is not None else camel(error.field),
+                      funding_plan_id=None if plan is None else strawberry.ID(str(plan)))
+
+
+def cursor_page(items: list[T], cursors: list[str], first: int | None, after: str | None,
+                what: str) -> tuple[list[T], PageInfo]:
+    """The page of ``items`` (each named by its cursor in ``cursors``) after ``after``:
+    at most ``first`` (50 by default); ``INVALID_CURSOR`` for a cursor that names none."""
+    from graphql import GraphQLError
+
+    start = 0
+    if after is not None:
+        if after not in cursors:
+            raise GraphQLError(f"the cursor names no {what} of yours",
+                               extensions={"code": "INVALID_CURSOR"})
+        start = cursors.index(after) + 1
+    page = items[start:start + (first or 50)]
+    end = start + len(page)
+    return page, PageInfo(has_next_page=end < len(items),
+                          end_cursor=cursors[end - 1] if page else None)
 
 
 def parse_uuid(text: str | None) -> UUID | None:

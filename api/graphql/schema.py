@@ -25,6 +25,8 @@ from api.graphql.errors import ErrorCodes, MaskFaults, log_errors, name_codes
 from api.graphql.exchange_accounts.drift import DriftQueries
 from api.graphql.exchange_accounts.mutations import ExchangeAccountMutations
 from api.graphql.exchange_accounts.queries import ExchangeAccountQueries
+from api.graphql.funding.mutations import FundingMutations
+from api.graphql.funding.queries import FundingQueries
 from api.graphql.limits import limits
 from api.graphql.portfolio.queries import PortfolioQueries
 from api.graphql.portfolio.subscriptions import PortfolioSubscriptions
@@ -37,10 +39,11 @@ from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
-                              ExchangeAccountQueries, DriftQueries, RiskQueries))
+                              ExchangeAccountQueries, DriftQueries, RiskQueries,
+                              FundingQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
-                                    ExchangeAccountMutations, RiskMutations))
+                                    ExchangeAccountMutations, RiskMutations, FundingMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 

@@ -215,3 +215,25 @@ def test_drift_shows_what_the_exchange_said_apart_from_what_the_deals_hold(serve
     assert [e["node"]["kind"] for e in page["edges"]] == ["stray_order_cancelled"]
     assert page["pageInfo"]["hasNextPage"] is True
     assert server.gql(DRIFT, {}, bob.token)["drift"]["edges"] == []
+
+
+def test_the_wallet_monitor_observes_a_live_account_through_the_exchange(server, sim) -> None:
+    alice = server.user("alice")
+    account = server.gql(ADD, {"input": keys(sim)}, alice.token)["addExchangeAccount"]["id"]
+    # (1000 + 100 + 200 + 400) × 1.001 = 1701.7 USDT at worst; the account holds 1234.5.
+    config = {**_config(), "baseOrderQuote": "1000", "safetyOrderQuote": "100",
+              "maxSafetyOrders": 3, "safetyVolumeScale": "2"}
+    bot = server.gql(CREATE_BOT, {"name": "hungry", "config": config, "account": account},
+                     alice.token)["createBot"]["id"]
+    funding = server.runtime.wallet_monitor.funding
+    [plan] = funding.plans(alice.user_id)
+    assert (plan.bot_id, plan.account_id, plan.amount) == (bot, account, Decimal("467.2"))
+    monitor = server.runtime.wallet_monitor
+    # The paper account's 10,000 USDT, first seen; the live one as reported when added.
+    assert monitor.run(server.clock.now()) == 1
+    sim.deposit("USDT", "500")
+    assert monitor.run(server.clock.now()) == 2  # the new USDT balance, and the plan
+    observed = server.runtime.trading.get_account(UUID(account)).observed
+    assert observed["USDT"] == (Decimal("1734.5"), Decimal(0))
+    assert funding.plan(alice.user_id, plan.id).status.value == "ready_to_execute"
+    assert monitor.state.errors == {}

@@ -56,6 +56,17 @@ AUTHENTICATED = {
     "promotionCheck": "query($id: ID!) { promotionCheck(botId: $id) { passed } }",
     "promoteBot": f"mutation($id: ID!) {{ promoteBot(id: $id, exchangeAccountId: $id) "
                   f"{BOT_RESULT} }}",
+    "walletRequirements": "{ walletRequirements { accountId required available } }",
+    "fundingPlans": "{ fundingPlans { edges { node { id status } } } }",
+    "fundingPlan": "query($id: ID!) { fundingPlan(id: $id) { id status } }",
+    "cancelFundingPlan": "mutation($id: ID!) { cancelFundingPlan(id: $id) { __typename "
+                         "... on FundingErrors { code } } }",
+    "depositToPaperAccount": 'mutation($id: ID!) { depositToPaperAccount(accountId: $id, '
+                             'asset: "USDT", amount: "5") { __typename '
+                             '... on FundingErrors { code } } }',
+    "withdrawFromPaperAccount": 'mutation($id: ID!) { withdrawFromPaperAccount(accountId: '
+                                '$id, asset: "USDT", amount: "5") { __typename '
+                                '... on FundingErrors { code } } }',
 }
 SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
 

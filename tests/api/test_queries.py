@@ -141,7 +141,14 @@ def test_the_portfolio_now_and_as_of_an_earlier_moment(server):
 def test_a_deal_whose_base_order_was_refused_is_cancelled_not_closed(server):
     alice, trader = traded(server)
     poor = server.create_bot(alice, "poor", baseOrderQuote="20000")  # the account has 10,000
+    # Funded when it starts (else it would not: a funding plan), short when its deal opens.
+    move = ('mutation($a: ID!, $n: String!) {{ {}(accountId: $a, asset: "USDT", amount: $n) '
+            '{{ __typename }} }}')
+    server.gql(move.format("depositToPaperAccount"), {"a": alice.paper_account_id,
+                                                      "n": "20000"}, alice.token)
     server.start_bot(alice, poor)
+    server.gql(move.format("withdrawFromPaperAccount"), {"a": alice.paper_account_id,
+                                                         "n": "15000"}, alice.token)
     server.step()
     server.gql("mutation($id: ID!) { setLeaderboardListing(id: $id, listed: true) { "
                "__typename } }", {"id": poor}, alice.token)
@@ -244,7 +251,7 @@ def test_system_status_shows_the_trading_switch_and_health(server):
     status = status["systemStatus"]
     assert status["halted"] is False and status["reason"] is None
     assert status["acceptingCommands"] is True
-    assert set(status["parts"]) == {"event_store", "projections", "engine_loop"}
+    assert set(status["parts"]) == {"event_store", "projections", "engine_loop", "wallet"}
     assert status["health"] == "red"  # the test drives the loop: no loop thread runs
 
 

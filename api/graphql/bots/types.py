@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from api.graphql.common import FieldError, PageInfo, when
 from api.graphql.deals.types import Deal
+from api.graphql.funding.types import FundingPlan, funding_plan_of
 from domain import dca
 from projections.tables import Row
 
@@ -113,6 +114,12 @@ class Bot:
     async def pnl(self, info: Info) -> BotPnl | None:
         row = await info.context.loaders.bot_pnl.load(str(self.id))
         return None if row is None else BotPnl.from_row(row)
+
+    @strawberry.field(description=(
+        "The bot's latest funding plan, if its account ever could not cover it "
+        "(status awaiting_deposit or ready_to_execute: the bot waits for it)"))
+    async def funding_plan(self, info: Info) -> FundingPlan | None:
+        return await funding_plan_of(info, str(self.id))
 
     @classmethod
     def from_row(cls, row: Row) -> Bot:

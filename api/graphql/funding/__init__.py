@@ -1,0 +1,2 @@
+"""Funding plans and wallet requirements: walletRequirements, fundingPlans, fundingPlan,
+cancelFundingPlan, depositToPaperAccount, withdrawFromPaperAccount."""

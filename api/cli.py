@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "accounts": ("accounts", "a user's exchange accounts: add (keys checked, then sealed), "
                              "list, balances, remove"),
     "backup": ("backup", "back up the store at one position, verify a backup, restore one"),
+    "plans": ("plans", "the plans users subscribe to: create, update, list"),
+    "subscriptions": ("subscriptions", "sweep: expire subscriptions past their grace"),
 }
 
 

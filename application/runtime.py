@@ -57,6 +57,8 @@ class Runtime:
     reconciler: Any = None
     # Live exchange accounts and their keys (``application.exchange_accounts``).
     exchange_accounts: Any = None
+    # Plans, subscriptions and Stripe (``application.billing``); None: no plan limits.
+    billing: Any = None
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,7 +70,14 @@ class Runtime:
         return BotCommands(self.trading, self.paper,
                            traded_pair=None if live_market else self.settings.feed_pair,
                            max_bots=lambda owner_id: self.settings.max_bots_per_user,
-                           allow_live=self.settings.allow_live)
+                           allow_live=self.settings.allow_live,
+                           entitlements=self.billing.entitlements if self.billing else None)
+
+    @cached_property
+    def stripe_webhooks(self) -> Any:
+        from application.stripe_webhooks import StripeWebhooks
+
+        return StripeWebhooks(self.billing)
 
     @cached_property
     def operations(self) -> Operations:
@@ -81,6 +90,8 @@ class Runtime:
         self.changes.publish_new()
 
     def start(self) -> None:
+        if self.billing is not None:
+            self.billing.catalogue.ensure_defaults()
         self.paper.resume()
         if self.reconciler is not None:
             self.reconciler.run(self.clock.now())

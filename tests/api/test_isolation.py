@@ -51,6 +51,15 @@ AUTHENTICATED = {
                           'sandbox: true, apiKey: "k", secret: "s"}) { __typename } }',
     "removeExchangeAccount": "mutation($id: ID!) { removeExchangeAccount(id: $id) { "
                              "__typename ... on AccountErrors { code } } }",
+    "subscription": "{ subscription { status } }",
+    "entitlements": "{ entitlements { plan } }",
+    "billingHistory": "{ billingHistory { edges { node { reference } } } }",
+    "definePlan": 'mutation { definePlan(input: {code: "X", name: "X", price: "1.00"}) { '
+                  "__typename } }",
+    "startCheckout": 'mutation { startCheckout(planId: "PRO") { __typename } }',
+    "billingPortal": "mutation { billingPortal { __typename } }",
+    "cancelSubscription": "mutation { cancelSubscription { __typename } }",
+    "resumeSubscription": "mutation { resumeSubscription { __typename } }",
 }
 SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
 
@@ -98,7 +107,7 @@ def test_a_logged_out_or_blocked_users_token_stops_working(server):
 
 def test_admin_fields_refuse_other_users(server):
     alice = server.user("alice")
-    for field in ("emergencyStop", "emergencyResume"):
+    for field in ("emergencyStop", "emergencyResume", "definePlan"):
         body = server.post(AUTHENTICATED[field], token=alice.token)
         assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
     assert not server.runtime.trading.is_halted()

@@ -1,0 +1,220 @@
+"""Plans, subscriptions and Stripe, over HTTP on the real runtime: the official ``stripe``
+library talks to a local Stripe stub (tests/stripe_stub.py), and webhooks are real event
+files signed the way Stripe signs them and posted to ``/webhooks/stripe``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.server import create_app
+from tests.api.conftest import CONFIG, CREATE_BOT, PASSWORD, Server, open_server
+from tests.stripe_events import body, checkout_completed, invoice_event, subscription_event
+from tests.stripe_stub import API_KEY, WEBHOOK_SECRET, StripeStub, sign
+
+pytestmark = pytest.mark.timeout(120)
+
+PRICE = "price_tradetape_pro_test"
+T = 1_772_366_400  # 2026-03-01T12:00Z, the servers' clock start (Stripe's seconds)
+DAY = 86_400
+MONTH = (T, T + 30 * DAY)
+NEXT_MONTH = (T + 30 * DAY, T + 60 * DAY)
+
+
+@pytest.fixture
+def stripe_stub() -> Iterator[StripeStub]:
+    stub = StripeStub().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def billing(tmp_path, monkeypatch, stripe_stub) -> Iterator[Server]:
+    for name, value in {"TRADETAPE_STRIPE_API_KEY": API_KEY,
+                        "TRADETAPE_STRIPE_API_BASE": stripe_stub.url,
+                        "TRADETAPE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                        "TRADETAPE_STRIPE_PRICE_PRO": PRICE}.items():
+        monkeypatch.setenv(name, value)
+    runtime, clock = open_server(f"sqlite:///{tmp_path / 'billing.sqlite'}", monkeypatch)
+    runtime.billing.catalogue.ensure_defaults()  # what runtime.start() does first
+    try:
+        with TestClient(create_app(runtime, manage_runtime=False)) as client:
+            yield Server(runtime, client, clock)
+    finally:
+        runtime.stop()
+
+
+def deliver(server: Server, event: dict, *, secret: str = WEBHOOK_SECRET,
+            signature: str | None = "sign"):
+    payload = body(event)
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["Stripe-Signature"] = sign(payload, secret) if signature == "sign" else signature
+    return server.client.post("/webhooks/stripe", content=payload, headers=headers)
+
+
+def advance(server: Server, account, **delta: float) -> None:
+    """Let time pass on the server's clock; the user logs in again (tokens expired)."""
+    server.clock.current += timedelta(**delta)
+    account.token = server.runtime.identity.login(account.email, PASSWORD).access_token
+
+
+def head(server: Server) -> int:
+    return server.runtime.trading.recorder.max_notification_id() or 0
+
+
+def try_create(server: Server, account, name: str) -> dict:
+    return server.gql(CREATE_BOT, {"name": name, "config": CONFIG}, account.token)["createBot"]
+
+
+SUBSCRIPTION = """{ subscription { plan { code version } status currentPeriodEnd
+  cancelAtPeriodEnd graceEndsAt } entitlements { plan enforced maxBots } }"""
+CHECKOUT = """mutation($plan: ID!) { startCheckout(planId: $plan) { __typename
+  ... on CheckoutLink { url } ... on BillingErrors { code message } } }"""
+BOTS = "{ bots(first: 20) { edges { node { name status } } } }"
+
+
+def statuses(server: Server, account) -> dict[str, str]:
+    edges = server.gql(BOTS, token=account.token)["bots"]["edges"]
+    return {e["node"]["name"]: e["node"]["status"] for e in edges}
+
+
+def checkout_pro(server: Server, stub: StripeStub, account) -> tuple[str, str]:
+    """Alice starts checkout; Stripe's events arrive (invoice before checkout, 2025 shape).
+    The Stripe customer and subscription ids."""
+    url = server.gql(CHECKOUT, {"plan": "PRO"}, account.token)["startCheckout"]["url"]
+    assert url.startswith("https://checkout.stripe.com/")
+    [(_, _, customer_request)] = [r for r in stub.requests if r[1] == "/v1/customers"]
+    customer = next(o["id"] for o in stub.objects.values() if o["object"] == "customer")
+    assert customer_request["metadata"] == {"tradetape_user": account.user_id}
+    sub = "sub_alice_pro"
+    for event in (
+        invoice_event("invoice.paid", "evt_paid_1", T + 5, invoice="in_1", sub=sub,
+                      customer=customer, price=PRICE, amount=1000, period=MONTH,
+                      shape="2025"),
+        checkout_completed("evt_checkout", T + 3, user=account.user_id, customer=customer,
+                           subscription=sub),
+        subscription_event("customer.subscription.created", "evt_sub_created", T + 4,
+                           sub=sub, customer=customer, price=PRICE, status="active",
+                           period=MONTH),
+    ):
+        response = deliver(server, event)
+        assert response.status_code == 200, response.text
+    return customer, sub
+
+
+def test_a_free_user_upgrades_to_pro_then_lapses_and_pays_again(billing, stripe_stub):
+    alice = billing.user("alice")
+    first = try_create(billing, alice, "bot-1")
+    assert first["__typename"] == "Bot"
+    refused = try_create(billing, alice, "bot-2")
+    assert refused["code"] == "PLAN_LIMIT_REACHED", refused
+    assert "maxBots 1 of plan FREE" in refused["errors"][0]["message"]
+    assert "plan PRO allows 5" in refused["errors"][0]["message"]
+
+    customer, sub = checkout_pro(billing, stripe_stub, alice)
+    [(_, _, session)] = [r for r in stripe_stub.requests if r[1] == "/v1/checkout/sessions"]
+    assert session["client_reference_id"] == alice.user_id
+    assert session["customer"] == customer
+    assert session["line_items"] == [{"price": PRICE, "quantity": "1"}]
+    state = billing.gql(SUBSCRIPTION, token=alice.token)
+    assert state["subscription"]["status"] == "active"
+    assert state["subscription"]["plan"]["code"] == "PRO"
+    assert state["entitlements"] == {"plan": "PRO", "enforced": True, "maxBots": 5}
+
+    for n in range(2, 6):
+        assert try_create(billing, alice, f"bot-{n}")["__typename"] == "Bot"
+    assert try_create(billing, alice, "bot-6")["code"] == "PLAN_LIMIT_REACHED"
+    for bot_id in _bot_ids(billing, alice):
+        billing.start_bot(alice, bot_id)
+
+    failed = invoice_event("invoice.payment_failed", "evt_failed_2", T + 30 * DAY + 10,
+                           invoice="in_2", sub=sub, customer=customer, price=PRICE,
+                           amount=1000, period=NEXT_MONTH)
+    advance(billing, alice, days=30)
+    assert deliver(billing, failed).status_code == 200
+    state = billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]
+    assert state["status"] == "past_due"
+    grace_end = billing.clock.current + timedelta(days=3)
+    assert state["graceEndsAt"] == grace_end.isoformat()
+
+    advance(billing, alice, days=2)
+    assert billing.runtime.billing.sweep() == []  # still in grace
+    advance(billing, alice, days=1, seconds=1)
+    assert billing.runtime.billing.sweep() == [alice.user_id]
+    billing.runtime.refresh()
+    assert billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]["status"] == "expired"
+    after_expiry = statuses(billing, alice)
+    assert after_expiry == {"bot-1": "RUNNING", "bot-2": "PAUSED", "bot-3": "PAUSED",
+                            "bot-4": "PAUSED", "bot-5": "PAUSED"}
+
+    paid = invoice_event("invoice.paid", "evt_paid_2", T + 33 * DAY + 100, invoice="in_2",
+                         sub=sub, customer=customer, price=PRICE, amount=1000,
+                         period=NEXT_MONTH)
+    assert deliver(billing, paid).status_code == 200
+    assert billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]["status"] == "active"
+    assert set(statuses(billing, alice).values()) == {"RUNNING"}
+
+
+def _bot_ids(server: Server, account) -> list[str]:
+    data = server.gql("{ bots(first: 20) { edges { node { id name } } } }",
+                      token=account.token)["bots"]["edges"]
+    return [e["node"]["id"] for e in sorted(data, key=lambda e: e["node"]["name"])]
+
+
+def test_a_bad_or_missing_signature_is_refused_and_nothing_is_recorded(billing):
+    alice = billing.user("alice")
+    event = checkout_completed("evt_x", T, user=alice.user_id, customer="cus_x",
+                               subscription="sub_x")
+    before = head(billing)
+    for response in (deliver(billing, event, secret="whsec_not_ours"),
+                     deliver(billing, event, signature=None),
+                     deliver(billing, event, signature="t=1,v1=00")):
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "SIGNATURE_INVALID"
+    assert head(billing) == before
+
+
+def test_an_event_delivered_twice_is_handled_once(billing, stripe_stub):
+    alice = billing.user("alice")
+    customer, sub = checkout_pro(billing, stripe_stub, alice)
+    again = invoice_event("invoice.paid", "evt_paid_1", T + 5, invoice="in_1", sub=sub,
+                          customer=customer, price=PRICE, amount=1000, period=MONTH,
+                          shape="2025")
+    before = head(billing)
+    response = deliver(billing, again)
+    assert response.status_code == 200 and response.json()["outcome"] == "duplicate"
+    assert head(billing) == before
+
+
+def test_an_unhandled_type_is_acknowledged_and_a_failing_handler_records_nothing(billing):
+    alice = billing.user("alice")
+    customer = billing.runtime.billing.customer_of(alice.user_id, alice.email)
+    other = subscription_event("customer.subscription.trial_will_end", "evt_trial", T,
+                               sub="sub_a", customer=customer, price=PRICE,
+                               status="trialing", period=MONTH)
+    assert deliver(billing, other).json()["outcome"] == "ignored"
+    unknown_price = subscription_event("customer.subscription.created", "evt_bad", T,
+                                       sub="sub_a", customer=customer,
+                                       price="price_nobody_sells", status="active",
+                                       period=MONTH)
+    before = head(billing)
+    response = deliver(billing, unknown_price)
+    assert response.status_code == 500
+    assert head(billing) == before  # Stripe retries; the marker was not saved either
+    billing.runtime.billing.catalogue.update("PRO", "operator:test",
+                                             stripe_price="price_nobody_sells")
+    assert deliver(billing, unknown_price).json()["outcome"] == "handled"
+    assert billing.runtime.billing.subscription(alice.user_id).status.value == "active"
+
+
+def test_billing_off_keeps_the_server_limits(server):
+    alice = server.user("alice")
+    for n in range(3):
+        server.create_bot(alice, f"bot-{n}")
+    data = server.gql("{ entitlements { plan enforced } plans { code price } }",
+                      token=alice.token)
+    assert data["entitlements"] == {"plan": "FREE", "enforced": False}

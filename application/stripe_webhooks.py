@@ -159,7 +159,8 @@ class StripeWebhooks:
                 self.trading.cause(BILLING_ACTOR), str(obj.get("id")),
                 from_minor(currency, obj.get("amount_paid")), currency, "card"):
             change.add(sub)
-        self._link(change, "payment", text(obj, "charge"), user)
+        for paid_by in (text(obj, "charge"), text(obj, "payment_intent")):
+            self._link(change, "invoice-payment", paid_by, user)
 
     def _invoice_payment_failed(self, obj: dict, event: dict, change: _Change) -> None:
         user = self._user(subscription=invoice_subscription(obj),
@@ -186,8 +187,7 @@ class StripeWebhooks:
         wallet.credit(self.trading.cause(BILLING_ACTOR), currency,
                       from_minor(currency, received), str(obj.get("id")), "top_up")
         change.add(wallet)
-        self._link(change, "payment", str(obj.get("id")), user)
-        self._link(change, "payment", text(obj, "latest_charge"), user)
+        self._link(change, "top-up", str(obj.get("id")), user)
 
     def _payment_intent_payment_failed(self, obj: dict, event: dict, change: _Change
                                        ) -> None:
@@ -195,25 +195,26 @@ class StripeWebhooks:
                  (obj.get("last_payment_error") or {}).get("code"))
 
     def _charge_refunded(self, obj: dict, event: dict, change: _Change) -> None:
-        intent = text(obj, "payment_intent")
-        user = self._user(customer=text(obj, "customer")) or (
-            intent and self.billing.linked("payment", intent)) or self.billing.linked(
-            "payment", str(obj.get("id")))
-        if user is None:
-            self._unattributed(user, obj, event)
-            return
+        """A refund of a top-up debits the wallet; of an invoice, it is the subscription's.
+        A refund of a payment not seen yet fails (500): Stripe delivers it again later,
+        after the payment's own event."""
+        charge, intent = str(obj.get("id")), text(obj, "payment_intent")
+        top_up = intent and self.billing.linked("top-up", intent)
+        invoice = self.billing.linked("invoice-payment", charge) or (
+            intent and self.billing.linked("invoice-payment", intent))
+        if not top_up and not invoice:
+            raise StripeShapeError(f"a refund of {charge}, a payment not recorded yet")
         currency = str(obj.get("currency") or "").upper()
         refunded = from_minor(currency, obj.get("amount_refunded"))
-        wallet = self._wallet(user)
-        if intent is not None and intent in wallet.references:
-            wallet.debit(self.trading.cause(BILLING_ACTOR), currency, refunded,
-                         f"refund:{obj.get('id')}", "refund")
-            change.add(wallet)
+        cause = self.trading.cause(BILLING_ACTOR)
+        if top_up:
+            wallet = self._wallet(top_up)
+            if wallet.refund(cause, currency, charge, refunded):
+                change.add(wallet)
             return
-        sub = self._subscription_of(user, change)
+        sub = self._subscription_of(invoice, change)
         if sub is not None:
-            sub.refund(self.trading.cause(BILLING_ACTOR), str(obj.get("id")), refunded,
-                       currency)
+            sub.refund(cause, charge, refunded, currency)
             change.add(sub)
 
     # --- shared ---------------------------------------------------------------------------

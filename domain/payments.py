@@ -91,6 +91,7 @@ class Wallet(TradetapeAggregate):
     user_id: str
     balances: dict[str, Decimal]
     references: set[str]
+    refunded: dict[str, Decimal]  # "refund:<charge>" -> refunded of it so far
 
     def __init__(self) -> None:
         super().__init__()
@@ -103,6 +104,7 @@ class Wallet(TradetapeAggregate):
 
         def apply(self, wallet: Wallet) -> None:
             wallet.user_id, wallet.balances, wallet.references = self.user_id, {}, set()
+            wallet.refunded = {}
 
     class Credited(Event):
         currency: str
@@ -125,6 +127,9 @@ class Wallet(TradetapeAggregate):
             before = wallet.balances.get(self.currency, Decimal(0))
             wallet.balances = {**wallet.balances, self.currency: before - self.amount}
             wallet.references = wallet.references | {self.reference}
+            if self.reason == "refund":
+                done = wallet.refunded.get(self.reference, Decimal(0))
+                wallet.refunded = {**wallet.refunded, self.reference: done + self.amount}
 
     @classmethod
     def open(cls, cause: Cause, user_id: str) -> Wallet:
@@ -141,14 +146,24 @@ class Wallet(TradetapeAggregate):
                      reference=reference, reason=reason)
         return True
 
+    def refund(self, cause: Cause, currency: str, charge: str, total: Decimal) -> bool:
+        """Stripe refunded ``total`` of a top-up's charge so far: the part not yet taken
+        back is debited, even if it was spent (the balance goes below zero: owed)."""
+        reference = f"refund:{charge}"
+        amount = total - self.refunded.get(reference, Decimal(0))
+        if amount <= 0:
+            return False
+        self._record(self.Debited, cause, currency=currency, amount=amount,
+                     reference=reference, reason="refund")
+        return True
+
     def debit(self, cause: Cause, currency: str, amount: Decimal, reference: str,
               reason: str) -> bool:
-        """Refused (INSUFFICIENT_WALLET_FUNDS) when the balance is short, except for a
-        refund, which takes back what was credited even if it was spent (the balance goes
-        below zero and is owed)."""
+        """A payment from the wallet, once per reference; INSUFFICIENT_WALLET_FUNDS when
+        the balance is short."""
         if reference in self.references:
             return False
-        if reason != "refund" and self.balance(currency) < amount:
+        if self.balance(currency) < amount:
             raise DomainError(f"the wallet holds {self.balance(currency)} {currency}, "
                               f"{amount} {currency} needed", code="INSUFFICIENT_WALLET_FUNDS")
         self._record(self.Debited, cause, currency=currency, amount=amount,

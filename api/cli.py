@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("backup", "back up the store at one position, verify a backup, restore one"),
     "plans": ("plans", "the plans users subscribe to: create, update, list"),
     "subscriptions": ("subscriptions", "sweep: expire subscriptions past their grace"),
+    "billing": ("billing", "report: a month of the billing ledger (revenue, refunds, top-ups)"),
 }
 
 

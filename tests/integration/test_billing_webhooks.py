@@ -21,6 +21,9 @@ from application.bootstrap import open_trading
 from application.stripe_objects import StripeShapeError
 from application.stripe_webhooks import StripeWebhooks
 from domain.payments import Wallet, wallet_id
+from projections.billing_ledger import ENTRIES, BillingLedger, account_balances, billing_report
+from projections.rebuild import rebuild
+from tests.projection_stubs import catch_up, dump, view_store
 from tests.stripe_events import (
     charge_refunded,
     checkout_completed,
@@ -81,6 +84,19 @@ def story(customer: str) -> list[dict]:
     ]
 
 
+def ledger_of(trading) -> tuple:
+    """The ledger's accounts and its entries (without their log positions and times,
+    which depend on the order events arrived in)."""
+    store = view_store("memory")
+    try:
+        catch_up(trading, store, [BillingLedger], batch_size=3)
+        entries = sorted((r["kind"], r["reference"], r["account"], r["currency"],
+                          r["debit"], r["credit"]) for r in store.select(ENTRIES))
+        return tuple(sorted(tuple(r.items()) for r in account_balances(store))), tuple(entries)
+    finally:
+        store.close()
+
+
 def outcome(trading, billing) -> tuple:
     sub = billing.subscription(USER)
     wallet = trading.load(wallet_id(USER), Wallet)
@@ -88,7 +104,7 @@ def outcome(trading, billing) -> tuple:
                      for e in billing_history(trading, USER))
     return (sub.status, sub.current_period_end, sub.plan_id, sub.plan_version,
             sub.grace_ends_at, sorted(sub.paid_invoices), dict(sub.refunds),
-            dict(wallet.balances), history)
+            dict(wallet.balances), history, ledger_of(trading))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +122,7 @@ def _customer(stub) -> str:
 
 
 def test_the_story_in_order_ends_active_with_two_invoices_and_a_wallet(stub, in_order):
-    _, (status, period_end, *_, paid, refunds, balances, history) = in_order
+    _, (status, period_end, *_, paid, refunds, balances, history, _) = in_order
     assert status.value == "active"
     assert period_end == datetime.fromtimestamp(T + 60 * DAY, UTC)
     assert paid == ["in_1", "in_2"]
@@ -199,3 +215,39 @@ def test_the_settings_read_the_environment():
     assert not BillingSettings.from_environ({**env, "TRADETAPE_BILLING": "off"}).enabled
     assert BillingSettings.from_environ({"TRADETAPE_BILLING": "on"}).enabled
     assert replace(settings, grace_days=3).grace.days == 3
+
+
+def test_the_ledger_balances_and_a_rebuild_equals_it(stub):
+    trading, billing, hooks = open_billing(stub)
+    store = view_store("memory")
+    try:
+        customer = billing.customer_of(USER, None)
+        events = story(customer)
+        for event in events[:5]:
+            hooks.handle(event)
+        catch_up(trading, store, [BillingLedger], batch_size=2)
+        for event in events[5:]:
+            hooks.handle(event)
+        catch_up(trading, store, [BillingLedger], batch_size=3)
+        incremental = dump(store, [BillingLedger])
+        rebuild(trading, store, [BillingLedger], batch_size=1000)
+        assert dump(store, [BillingLedger]) == incremental
+
+        accounts = {(r["account"], r["currency"]): r["balance"]
+                    for r in account_balances(store)}
+        for currency in ("USD", "THB"):
+            assert sum(v for (_, c), v in accounts.items() if c == currency) == 0
+        for (account, currency), balance in accounts.items():
+            entries = store.select(ENTRIES, "account = ? AND currency = ?",
+                                   (account, currency))
+            assert balance == sum(e["debit"] - e["credit"] for e in entries)
+        assert accounts[("revenue:subscriptions", "USD")] == Decimal("-20.00")
+        assert accounts[("revenue:refunds", "USD")] == Decimal("10.00")
+        assert accounts[(f"wallet:{USER}", "THB")] == Decimal("-300.00")
+        report = billing_report(store, "2026-03")
+        assert report["currencies"]["USD"]["revenue"] == Decimal("20.00")
+        assert report["currencies"]["USD"]["net_revenue"] == Decimal("10.00")
+        assert report["currencies"]["THB"]["top_ups"] == Decimal("500.00")
+    finally:
+        store.close()
+        trading.close()

@@ -18,6 +18,7 @@ from application.billing_settings import BillingSettings
 from application.entitlements import Entitlements
 from application.plans import PlanCatalogue
 from application.replay import read_log
+from application.wallet_payments import renew_from_wallet
 from domain.bots import Bot, BotMode, BotStatus
 from domain.errors import ConcurrencyConflictError, DomainError, NotFoundError
 from domain.payments import PaymentGateway, StripeLink, link_key
@@ -170,6 +171,11 @@ class Billing:
                 sub = self.trading.load(sub_id, Subscription)
                 cause = self.trading.cause(actor)
                 if not sub.is_due_to_expire(cause.at):
+                    continue
+                wallet = renew_from_wallet(self, sub, actor)
+                if wallet is not None:  # the prepaid wallet pays: no expiry
+                    self.trading.save_all(sub, wallet)
+                    log.info("subscription of %s renewed from the wallet", sub.user_id)
                     continue
                 paused = self.slots.beyond(sub.user_id, self.entitlements.free(), cause)
                 sub.expire(cause, [str(b.id) for b in paused])

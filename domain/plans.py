@@ -7,8 +7,10 @@ terms until it renews, so changing a plan never rewrites what subscribers agreed
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -45,6 +47,15 @@ def money_in(currency: str, amount: object, field_name: str = "amount") -> Decim
         raise DomainError(f"{currency} amounts have {MINOR_UNITS[currency]} decimals",
                           code="INVALID_AMOUNT", field=field_name)
     return value.quantize(Decimal(1).scaleb(-MINOR_UNITS[currency]))
+
+
+def next_period_end(start: datetime, period: str) -> datetime:
+    """A month (the same day, or the month's last) or a year after ``start``."""
+    months = 12 if period == "year" else 1
+    year, month = divmod(start.month - 1 + months, 12)
+    year, month = start.year + year, month + 1
+    last = calendar.monthrange(year, month)[1]
+    return start.replace(year=year, month=month, day=min(start.day, last))
 
 
 def to_minor(currency: str, amount: Decimal) -> int:

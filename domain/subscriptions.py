@@ -179,6 +179,10 @@ class Subscription(TradetapeAggregate):
                          cancel_at_period_end=period.cancel_at_period_end,
                          told_at=period.told_at)
 
+    def renew(self, cause: Cause, period: Period) -> None:
+        """A next period paid here (from the wallet), not told by Stripe."""
+        self._record(self.Renewed, cause, **_period_data(period))
+
     def fail_payment(self, cause: Cause, told_at: int, grace: timedelta) -> None:
         """Past due, with ``grace`` from now before it expires (once: a second failure
         does not extend the grace)."""

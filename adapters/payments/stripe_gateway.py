@@ -66,7 +66,7 @@ class StripeGateway:
         return self._call("refund", lambda: self._client.v1.refunds.create(params)).id
 
     def create_payment_intent(self, *, customer: str, amount_minor: int, currency: str,
-                              method: str, user_id: str) -> dict:
+                              method: str, user_id: str, email: str | None = None) -> dict:
         """A PaymentIntent for a top-up; for PromptPay, confirmed at once so that Stripe's
         answer carries the QR code (``next_action.promptpay_display_qr_code``)."""
         params: dict = {"amount": amount_minor, "currency": currency.lower(),
@@ -75,7 +75,7 @@ class StripeGateway:
                                      "tradetape_purpose": "top_up"}}
         if method == "promptpay":
             params.update(confirm=True, payment_method_data={
-                "type": "promptpay", "billing_details": {"email": f"{user_id}@users.invalid"}})
+                "type": "promptpay", "billing_details": {"email": email or ""}})
         intent = self._call("take a top-up",
                             lambda: self._client.v1.payment_intents.create(params)).to_dict()
         qr = ((intent.get("next_action") or {}).get("promptpay_display_qr_code") or {})

@@ -17,6 +17,7 @@ from api.graphql.accounts.queries import AccountQueries
 from api.graphql.audit.queries import AuditQueries
 from api.graphql.billing.mutations import BillingMutations
 from api.graphql.billing.queries import BillingQueries
+from api.graphql.billing.wallet import WalletMutations, WalletQueries
 from api.graphql.bots.mutations import BotMutations
 from api.graphql.bots.plan import PlanQueries
 from api.graphql.bots.queries import BotQueries
@@ -37,10 +38,12 @@ from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
-                              ExchangeAccountQueries, DriftQueries, BillingQueries))
+                              ExchangeAccountQueries, DriftQueries, BillingQueries,
+                              WalletQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
-                                    ExchangeAccountMutations, BillingMutations))
+                                    ExchangeAccountMutations, BillingMutations,
+                                    WalletMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.server import create_app
 from tests.api.conftest import CONFIG, CREATE_BOT, PASSWORD, Server, open_server
-from tests.stripe_events import body, checkout_completed, invoice_event, subscription_event
+from tests.stripe_events import (
+    body,
+    checkout_completed,
+    invoice_event,
+    payment_intent_event,
+    subscription_event,
+)
 from tests.stripe_stub import API_KEY, WEBHOOK_SECRET, StripeStub, sign
 
 pytestmark = pytest.mark.timeout(120)
@@ -218,3 +225,60 @@ def test_billing_off_keeps_the_server_limits(server):
     data = server.gql("{ entitlements { plan enforced } plans { code price } }",
                       token=alice.token)
     assert data["entitlements"] == {"plan": "FREE", "enforced": False}
+
+
+TOP_UP = """mutation { topUp(amount: "500.00", currency: "THB", method: PROMPTPAY) {
+  __typename ... on TopUp { paymentIntentId status amount currency qrCodeUrl qrCodeData }
+  ... on BillingErrors { code } } }"""
+HISTORY = """query($asOf: DateTime) { billingHistory(first: 10, asOf: $asOf) {
+  edges { node { kind reference amount currency } } pageInfo { hasNextPage } } }"""
+
+
+def test_a_promptpay_top_up_credits_the_wallet_and_pays_a_renewal(billing, stripe_stub):
+    alice, admin = billing.user("alice"), billing.user("root", role="admin")
+    billing.runtime.billing.catalogue.update("PRO", "operator:test", price=Decimal("300.00"),
+                                             currency="THB")
+    customer, sub = checkout_pro(billing, stripe_stub, alice)
+    made = billing.gql(TOP_UP, token=alice.token)["topUp"]
+    assert made["__typename"] == "TopUp", made
+    assert made["status"] == "requires_action" and made["amount"] == "500.00"
+    assert made["qrCodeUrl"].startswith("https://qr.stripe.com/")
+    [(_, _, asked)] = [r for r in stripe_stub.requests if r[1] == "/v1/payment_intents"]
+    assert asked["payment_method_types"] == ["promptpay"] and asked["currency"] == "thb"
+    assert asked["amount"] == "50000" and asked["customer"] == customer
+    wrong = billing.gql(TOP_UP.replace("THB", "USD"), token=alice.token)["topUp"]
+    assert wrong == {"__typename": "BillingErrors", "code": "UNSUPPORTED_CURRENCY"}
+
+    succeeded = payment_intent_event("payment_intent.succeeded", "evt_pi", T + 60,
+                                     intent=made["paymentIntentId"], customer=customer,
+                                     user=alice.user_id, amount=50000, currency="THB")
+    assert deliver(billing, succeeded).status_code == 200
+    assert billing.gql("{ wallet { currency balance } }", token=alice.token)["wallet"] == [
+        {"currency": "THB", "balance": "500.00"}]
+    before_renewal = billing.clock.current
+
+    failed = invoice_event("invoice.payment_failed", "evt_failed", T + 30 * DAY, invoice="in_2",
+                           sub=sub, customer=customer, price=PRICE, amount=30000,
+                           period=NEXT_MONTH)
+    advance(billing, alice, days=30)
+    deliver(billing, failed)
+    advance(billing, alice, days=3, seconds=1)
+    assert billing.runtime.billing.sweep() == []  # paid from the wallet, not expired
+    billing.runtime.refresh()
+    state = billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]
+    assert state["status"] == "active"
+    # the period paid ended 2026-03-31: a month on is April's last day
+    assert state["currentPeriodEnd"] == "2026-04-30T12:00:00+00:00"
+    assert billing.gql("{ wallet { balance } }", token=alice.token)["wallet"] == [
+        {"balance": "200.00"}]
+    history = billing.gql(HISTORY, token=alice.token)["billingHistory"]["edges"]
+    assert [e["node"]["kind"] for e in history] == ["wallet_payment", "top_up",
+                                                   "invoice_paid"]
+    then = billing.gql(HISTORY, {"asOf": before_renewal.isoformat()}, alice.token)
+    assert [e["node"]["kind"] for e in then["billingHistory"]["edges"]] == [
+        "top_up", "invoice_paid"]
+    admin.token = billing.runtime.identity.login(admin.email, PASSWORD).access_token
+    revenue = billing.gql('{ revenue(month: "2026-03") { currency revenue topUps } }',
+                          token=admin.token)["revenue"]
+    assert revenue == [{"currency": "THB", "revenue": "0", "topUps": "500.00"},
+                       {"currency": "USD", "revenue": "10.00", "topUps": "0"}]

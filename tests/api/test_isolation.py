@@ -60,6 +60,11 @@ AUTHENTICATED = {
     "billingPortal": "mutation { billingPortal { __typename } }",
     "cancelSubscription": "mutation { cancelSubscription { __typename } }",
     "resumeSubscription": "mutation { resumeSubscription { __typename } }",
+    "wallet": "{ wallet { currency } }",
+    "revenue": '{ revenue(month: "2026-11") { currency } }',
+    "topUp": 'mutation { topUp(amount: "500.00", currency: "THB", method: PROMPTPAY) { '
+             "__typename } }",
+    "payFromWallet": "mutation { payFromWallet { __typename } }",
 }
 SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
 
@@ -107,7 +112,7 @@ def test_a_logged_out_or_blocked_users_token_stops_working(server):
 
 def test_admin_fields_refuse_other_users(server):
     alice = server.user("alice")
-    for field in ("emergencyStop", "emergencyResume", "definePlan"):
+    for field in ("emergencyStop", "emergencyResume", "definePlan", "revenue"):
         body = server.post(AUTHENTICATED[field], token=alice.token)
         assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
     assert not server.runtime.trading.is_halted()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Annotated
 
 import strawberry
@@ -120,3 +121,46 @@ PlanResult = Annotated[Plan | BillingErrors, strawberry.union("PlanResult")]
 CheckoutResult = Annotated[CheckoutLink | BillingErrors, strawberry.union("CheckoutResult")]
 SubscriptionResult = Annotated[BillingSubscription | BillingErrors,
                                strawberry.union("SubscriptionResult")]
+
+
+@strawberry.enum
+class TopUpMethod(Enum):
+    CARD = "CARD"
+    PROMPTPAY = "PROMPTPAY"
+
+
+@strawberry.type
+class TopUp:
+    """A PaymentIntent to pay; the wallet is credited when Stripe confirms the payment.
+    PromptPay: show ``qrCodeUrl`` (or encode ``qrCodeData``) for the banking app."""
+
+    payment_intent_id: str
+    client_secret: str | None
+    status: str | None
+    amount: Decimal
+    currency: str
+    method: TopUpMethod
+    qr_code_url: str | None
+    qr_code_data: str | None
+
+
+@strawberry.type
+class WalletBalance:
+    currency: str
+    balance: Decimal
+
+
+@strawberry.type
+class Revenue:
+    """One currency's month of the billing ledger."""
+
+    currency: str
+    revenue: Decimal
+    refunds: Decimal
+    net_revenue: Decimal
+    top_ups: Decimal
+    wallet_refunds: Decimal
+    cash_in: Decimal
+
+
+TopUpResult = Annotated[TopUp | BillingErrors, strawberry.union("TopUpResult")]

@@ -363,6 +363,7 @@ def open_runtime(settings):
         feed = ReplayFeed(load_candles(shipped_series(settings.feed)), settings.feed_pair,
                           speed=settings.speed, epoch=datetime(2026, 1, 1, tzinfo=UTC))
     billing = open_billing(trading, paper)
+    exchange_accounts.entitlements = billing.entitlements  # live accounts need live_trading
     loop = LiveLoop(clock, [feed], paper, periodic=[reconciler.run_if_due,
                                                     billing.daily_sweep.run_if_due])
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,

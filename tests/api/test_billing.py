@@ -282,3 +282,13 @@ def test_a_promptpay_top_up_credits_the_wallet_and_pays_a_renewal(billing, strip
                           token=admin.token)["revenue"]
     assert revenue == [{"currency": "THB", "revenue": "0", "topUps": "500.00"},
                        {"currency": "USD", "revenue": "10.00", "topUps": "0"}]
+
+
+def test_a_free_user_may_not_add_a_live_exchange_account(billing):
+    alice = billing.user("alice")
+    body = billing.gql('mutation { addExchangeAccount(input: {exchange: "binance", '
+                       'sandbox: false, apiKey: "k", secret: "s"}) { __typename '
+                       "... on AccountErrors { code message } } }",
+                       token=alice.token)["addExchangeAccount"]
+    assert body["code"] == "PLAN_LIMIT_REACHED", body
+    assert "plan FREE does not include live_trading; plan PRO includes it" in body["message"]

@@ -217,9 +217,9 @@ def test_the_settings_read_the_environment():
     assert replace(settings, grace_days=3).grace.days == 3
 
 
-def test_the_ledger_balances_and_a_rebuild_equals_it(stub):
-    trading, billing, hooks = open_billing(stub)
-    store = view_store("memory")
+def test_the_ledger_balances_and_a_rebuild_equals_it(stub, store_url):
+    trading, billing, hooks = open_billing(stub, store_url)
+    store = view_store(store_url)
     try:
         customer = billing.customer_of(USER, None)
         events = story(customer)

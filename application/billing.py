@@ -160,6 +160,27 @@ class Billing:
             self.trading.save_all(sub)
         return sub
 
+    def refund(self, payment_intent: str, amount: object | None, currency: str | None,
+               actor: str) -> str:
+        """An administrator refunds a payment (all of it, or ``amount`` in ``currency``)
+        through Stripe; Stripe's ``charge.refunded`` then records it. The refund's id."""
+        from domain.plans import money_in, to_minor
+
+        if not payment_intent.startswith("pi_") or len(payment_intent) > 255:
+            raise DomainError("not a Stripe PaymentIntent id (pi_…)", code="INVALID_PAYMENT",
+                              field="paymentIntentId")
+        minor = None
+        if amount is not None:
+            currency = (currency or "").strip().upper()
+            value = money_in(currency, amount)
+            if value <= 0:
+                raise DomainError("a refund is more than zero", code="INVALID_AMOUNT",
+                                  field="amount")
+            minor = to_minor(currency, value)
+        refund = self._gateway().refund(payment_intent, minor)
+        log.info("refund %s of %s asked by %s", refund, payment_intent, actor)
+        return refund
+
     # --- the sweep ------------------------------------------------------------------------
 
     def sweep(self, actor: str = BILLING_ACTOR) -> list[str]:

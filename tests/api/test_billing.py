@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.server import create_app
+from domain.errors import DomainError
 from tests.api.conftest import CONFIG, CREATE_BOT, PASSWORD, Server, open_server
 from tests.stripe_events import (
     body,
@@ -292,3 +293,53 @@ def test_a_free_user_may_not_add_a_live_exchange_account(billing):
                        token=alice.token)["addExchangeAccount"]
     assert body["code"] == "PLAN_LIMIT_REACHED", body
     assert "plan FREE does not include live_trading; plan PRO includes it" in body["message"]
+
+
+CANCEL = """mutation { cancelSubscription { __typename
+  ... on BillingSubscription { status cancelAtPeriodEnd } ... on BillingErrors { code } } }"""
+
+
+def test_cancel_and_resume_at_period_end_the_portal_and_an_admin_refund(billing, stripe_stub):
+    alice, admin = billing.user("alice"), billing.user("root", role="admin")
+    assert billing.gql(CANCEL, token=alice.token)["cancelSubscription"] == {
+        "__typename": "BillingErrors", "code": "NO_SUBSCRIPTION"}
+    customer, sub = checkout_pro(billing, stripe_stub, alice)
+    assert billing.gql(CANCEL, token=alice.token)["cancelSubscription"] == {
+        "__typename": "BillingSubscription", "status": "active", "cancelAtPeriodEnd": True}
+    resumed = billing.gql(CANCEL.replace("cancelSubscription", "resumeSubscription"),
+                          token=alice.token)["resumeSubscription"]
+    assert resumed["cancelAtPeriodEnd"] is False
+    changes = [r[2] for r in stripe_stub.requests if r[1] == f"/v1/subscriptions/{sub}"]
+    assert changes == [{"cancel_at_period_end": "true"}, {"cancel_at_period_end": "false"}]
+
+    portal = billing.gql("mutation { billingPortal { ... on CheckoutLink { url } } }",
+                         token=alice.token)["billingPortal"]
+    assert portal["url"].startswith("https://billing.stripe.com/")
+    [(_, _, asked)] = [r for r in stripe_stub.requests
+                       if r[1] == "/v1/billing_portal/sessions"]
+    assert asked["customer"] == customer
+
+    refund = """mutation($pi: String!, $amount: Decimal) { refundPayment(paymentIntentId: $pi,
+      amount: $amount, currency: "USD") { __typename ... on RefundRequested { refundId }
+      ... on BillingErrors { code } } }"""
+    done = billing.gql(refund, {"pi": "pi_paid", "amount": "4.00"}, admin.token)
+    assert done["refundPayment"]["refundId"].startswith("re_")
+    assert stripe_stub.requests[-1][2] == {"payment_intent": "pi_paid", "amount": "400"}
+    bad = billing.gql(refund, {"pi": "pi_paid", "amount": "4.001"}, admin.token)
+    assert bad["refundPayment"] == {"__typename": "BillingErrors", "code": "INVALID_AMOUNT"}
+    assert billing.post(refund, {"pi": "pi_paid"}, alice.token)["errors"][0][
+        "extensions"]["code"] == "ADMIN_REQUIRED"
+
+
+def test_webhook_limits_follow_the_plan(billing, stripe_stub):
+    alice = billing.user("alice")
+    limit = billing.runtime.billing.entitlements.webhook_limit
+    with pytest.raises(DomainError) as refused:
+        limit(alice.user_id, 0)
+    assert refused.value.code == "PLAN_LIMIT_REACHED"
+    assert "does not include webhooks; plan PRO includes it" in refused.value.message
+    checkout_pro(billing, stripe_stub, alice)
+    limit(alice.user_id, 9)  # the tenth of PRO's 10
+    with pytest.raises(DomainError) as refused:
+        limit(alice.user_id, 10)
+    assert "maxWebhooks 10 of plan PRO reached" in refused.value.message

@@ -65,6 +65,7 @@ AUTHENTICATED = {
     "topUp": 'mutation { topUp(amount: "500.00", currency: "THB", method: PROMPTPAY) { '
              "__typename } }",
     "payFromWallet": "mutation { payFromWallet { __typename } }",
+    "refundPayment": 'mutation { refundPayment(paymentIntentId: "pi_1") { __typename } }',
 }
 SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
 
@@ -112,7 +113,8 @@ def test_a_logged_out_or_blocked_users_token_stops_working(server):
 
 def test_admin_fields_refuse_other_users(server):
     alice = server.user("alice")
-    for field in ("emergencyStop", "emergencyResume", "definePlan", "revenue"):
+    for field in ("emergencyStop", "emergencyResume", "definePlan", "revenue",
+                  "refundPayment"):
         body = server.post(AUTHENTICATED[field], token=alice.token)
         assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
     assert not server.runtime.trading.is_halted()

@@ -163,4 +163,12 @@ class Revenue:
     cash_in: Decimal
 
 
+@strawberry.type
+class RefundRequested:
+    """Stripe took the refund; ``charge.refunded`` records it when Stripe tells."""
+
+    refund_id: str
+
+
+RefundResult = Annotated[RefundRequested | BillingErrors, strawberry.union("RefundResult")]
 TopUpResult = Annotated[TopUp | BillingErrors, strawberry.union("TopUpResult")]

@@ -13,6 +13,8 @@ from strawberry.types import Info
 from api.graphql.billing.queries import _billing, subscription_of
 from api.graphql.billing.types import (
     BillingErrors,
+    RefundRequested,
+    RefundResult,
     Revenue,
     SubscriptionResult,
     TopUp,
@@ -81,3 +83,16 @@ class WalletMutations:
         except DomainError as error:
             return BillingErrors.of(error)
         return await ctx.read.slow(subscription_of, billing, ctx.user_id)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated, IsAdmin], description=(
+        "Refund a payment through Stripe: all of it, or amount in currency"))
+    async def refund_payment(self, info: Info, payment_intent_id: str,
+                             amount: Decimal | None = None, currency: str | None = None
+                             ) -> RefundResult:
+        billing, ctx = _billing(info), info.context
+        try:
+            refund = await execute(ctx.runtime, lambda: billing.refund(
+                payment_intent_id, amount, currency, ctx.user_id))
+        except DomainError as error:
+            return BillingErrors.of(error)
+        return RefundRequested(refund_id=refund)

@@ -104,7 +104,7 @@ class Billing:
         known = self.linked("customer-of", user_id)
         if known is not None:
             return known
-        customer = self._gateway().create_customer(user_id, email)
+        customer = self.payments().create_customer(user_id, email)
         cause = self.trading.cause(user_id)
         try:
             self.trading.save_all(StripeLink.make(cause, "customer-of", user_id, customer),
@@ -113,7 +113,8 @@ class Billing:
             return self.linked("customer-of", user_id) or customer
         return customer
 
-    def _gateway(self) -> PaymentGateway:
+    def payments(self) -> PaymentGateway:
+        """The payment gateway, or BILLING_UNAVAILABLE on a server without one."""
         if self.gateway is None:
             raise DomainError("this server takes no payments (no TRADETAPE_STRIPE_API_KEY)",
                               code="BILLING_UNAVAILABLE")
@@ -136,7 +137,7 @@ class Billing:
             raise DomainError(f"you are subscribed to {plan_code} already",
                               code="ALREADY_SUBSCRIBED", field="planId")
         base = self.settings.public_url
-        return self._gateway().checkout_url(
+        return self.payments().checkout_url(
             customer=self.customer_of(user_id, email), price=plan.terms.stripe_price,
             user_id=user_id, success_url=f"{base}/?checkout=done",
             cancel_url=f"{base}/?checkout=cancelled")
@@ -145,7 +146,7 @@ class Billing:
         customer = self.linked("customer-of", user_id)
         if customer is None:
             raise DomainError("you have no billing account yet", code="NO_SUBSCRIPTION")
-        return self._gateway().portal_url(customer, f"{self.settings.public_url}/")
+        return self.payments().portal_url(customer, f"{self.settings.public_url}/")
 
     def cancel(self, user_id: str, actor: str, *, cancel: bool = True) -> Subscription:
         """Cancel at the period's end (``cancel``) or take that back: asked of Stripe,
@@ -154,9 +155,8 @@ class Billing:
         if sub is None or not sub.is_entitled():
             raise DomainError("you have no subscription to change", code="NO_SUBSCRIPTION")
         if sub.cancel_at_period_end != cancel:
-            self._gateway().set_cancel_at_period_end(sub.stripe_subscription, cancel)
-            sub._record(sub.CancelScheduled, self.trading.cause(actor),
-                        cancel_at_period_end=cancel, told_at=sub.told_at)
+            self.payments().set_cancel_at_period_end(sub.stripe_subscription, cancel)
+            sub.schedule_cancel(self.trading.cause(actor), cancel)
             self.trading.save_all(sub)
         return sub
 
@@ -177,7 +177,7 @@ class Billing:
                 raise DomainError("a refund is more than zero", code="INVALID_AMOUNT",
                                   field="amount")
             minor = to_minor(currency, value)
-        refund = self._gateway().refund(payment_intent, minor)
+        refund = self.payments().refund(payment_intent, minor)
         log.info("refund %s of %s asked by %s", refund, payment_intent, actor)
         return refund
 

@@ -44,7 +44,7 @@ def top_up(billing: Billing, user_id: str, email: str | None, amount: object,
     value = money_in(currency, amount)
     if value <= 0:
         raise DomainError("a top-up is more than zero", code="INVALID_AMOUNT", field="amount")
-    gateway = billing._gateway()
+    gateway = billing.payments()
     intent = gateway.create_payment_intent(
         customer=billing.customer_of(user_id, email), amount_minor=to_minor(currency, value),
         currency=currency, method=METHODS[method], user_id=user_id, email=email)

@@ -183,6 +183,13 @@ class Subscription(TradetapeAggregate):
         """A next period paid here (from the wallet), not told by Stripe."""
         self._record(self.Renewed, cause, **_period_data(period))
 
+    def schedule_cancel(self, cause: Cause, cancel: bool) -> None:
+        """Cancel at the period's end (or take that back), asked here; nothing when it
+        already stands so."""
+        if cancel != self.cancel_at_period_end:
+            self._record(self.CancelScheduled, cause, cancel_at_period_end=cancel,
+                         told_at=self.told_at)
+
     def fail_payment(self, cause: Cause, told_at: int, grace: timedelta) -> None:
         """Past due, with ``grace`` from now before it expires (once: a second failure
         does not extend the grace)."""

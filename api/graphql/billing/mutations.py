@@ -6,7 +6,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.billing.queries import _billing, subscription_of
+from api.graphql.billing.queries import billing_of, subscription_of
 from api.graphql.billing.types import (
     BillingErrors,
     CheckoutLink,
@@ -27,7 +27,7 @@ class BillingMutations:
     @strawberry.mutation(permission_classes=[IsAuthenticated, IsAdmin],
                          description="Create a plan, or a new version of it")
     async def define_plan(self, info: Info, input: PlanInput) -> PlanResult:
-        billing, actor = _billing(info), info.context.user_id
+        billing, actor = billing_of(info), info.context.user_id
         terms = PlanTerms(input.code, input.name, input.price, input.currency, input.period,
                           input.stripe_price, input.max_bots, input.max_live_bots,
                           input.max_webhooks, tuple(input.features))
@@ -41,7 +41,7 @@ class BillingMutations:
     @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
         "A Stripe Checkout page to subscribe to a plan (its code or id)"))
     async def start_checkout(self, info: Info, plan_id: strawberry.ID) -> CheckoutResult:
-        billing, ctx = _billing(info), info.context
+        billing, ctx = billing_of(info), info.context
         principal = ctx.principal
         user = await ctx.loaders.users.load(ctx.user_id)
         code = _code_of(billing, str(plan_id))
@@ -55,7 +55,7 @@ class BillingMutations:
     @strawberry.mutation(permission_classes=[IsAuthenticated],
                          description="Stripe's customer portal (cards, invoices)")
     async def billing_portal(self, info: Info) -> CheckoutResult:
-        billing, ctx = _billing(info), info.context
+        billing, ctx = billing_of(info), info.context
         try:
             url = await execute(ctx.runtime, lambda: billing.portal_url(ctx.user_id))
         except DomainError as error:
@@ -74,7 +74,7 @@ class BillingMutations:
 
 
 async def _cancel(info: Info, cancel: bool) -> SubscriptionResult:
-    billing, ctx = _billing(info), info.context
+    billing, ctx = billing_of(info), info.context
     try:
         await execute(ctx.runtime, lambda: billing.cancel(ctx.user_id, ctx.user_id,
                                                           cancel=cancel))

@@ -24,7 +24,7 @@ from api.graphql.permissions import IsAuthenticated, Public
 DEFAULT_PAGE = 50
 
 
-def _billing(info: Info):
+def billing_of(info: Info):
     billing = info.context.runtime.billing
     if billing is None:
         raise GraphQLError("this server has no billing", extensions={
@@ -66,20 +66,20 @@ class BillingQueries:
     @strawberry.field(permission_classes=[Public],
                       description="The plans on sale, cheapest first")
     async def plans(self, info: Info) -> list[Plan]:
-        billing = _billing(info)
+        billing = billing_of(info)
         return [Plan.of(p) for p in await info.context.read.slow(billing.catalogue.all)]
 
     @strawberry.field(permission_classes=[IsAuthenticated],
                       description="Your subscription (null: none, you have FREE's limits)")
     async def subscription(self, info: Info) -> BillingSubscription | None:
         ctx = info.context
-        return await ctx.read.slow(subscription_of, _billing(info), ctx.user_id)
+        return await ctx.read.slow(subscription_of, billing_of(info), ctx.user_id)
 
     @strawberry.field(permission_classes=[IsAuthenticated],
                       description="What your plan lets you do now")
     async def entitlements(self, info: Info) -> Entitlements:
         ctx = info.context
-        found = await ctx.read.slow(_billing(info).entitlements.as_dict, ctx.user_id)
+        found = await ctx.read.slow(billing_of(info).entitlements.as_dict, ctx.user_id)
         return Entitlements(**found)
 
     @strawberry.field(permission_classes=[IsAuthenticated], description=(

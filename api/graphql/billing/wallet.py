@@ -10,7 +10,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import Info
 
-from api.graphql.billing.queries import _billing, subscription_of
+from api.graphql.billing.queries import billing_of, subscription_of
 from api.graphql.billing.types import (
     BillingErrors,
     RefundRequested,
@@ -35,7 +35,7 @@ class WalletQueries:
         from application.wallet_payments import wallet_of
 
         ctx = info.context
-        wallet = await ctx.read.slow(wallet_of, _billing(info), ctx.user_id)
+        wallet = await ctx.read.slow(wallet_of, billing_of(info), ctx.user_id)
         balances = wallet.balances if wallet is not None else {}
         return [WalletBalance(currency=c, balance=b) for c, b in sorted(balances.items())]
 
@@ -58,7 +58,7 @@ class WalletMutations:
                      method: TopUpMethod) -> TopUpResult:
         from application.wallet_payments import top_up
 
-        billing, ctx = _billing(info), info.context
+        billing, ctx = billing_of(info), info.context
         user = await ctx.loaders.users.load(ctx.user_id)
         try:
             made = await execute(ctx.runtime, lambda: top_up(
@@ -76,7 +76,7 @@ class WalletMutations:
     async def pay_from_wallet(self, info: Info) -> SubscriptionResult:
         from application.wallet_payments import pay_from_wallet
 
-        billing, ctx = _billing(info), info.context
+        billing, ctx = billing_of(info), info.context
         try:
             await execute(ctx.runtime, lambda: pay_from_wallet(billing, ctx.user_id,
                                                                ctx.user_id))
@@ -89,7 +89,7 @@ class WalletMutations:
     async def refund_payment(self, info: Info, payment_intent_id: str,
                              amount: Decimal | None = None, currency: str | None = None
                              ) -> RefundResult:
-        billing, ctx = _billing(info), info.context
+        billing, ctx = billing_of(info), info.context
         try:
             refund = await execute(ctx.runtime, lambda: billing.refund(
                 payment_intent_id, amount, currency, ctx.user_id))

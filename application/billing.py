@@ -122,8 +122,9 @@ class Billing:
 
     # --- what a user does -----------------------------------------------------------------
 
-    def subscription(self, user_id: str) -> Subscription | None:
-        return self.entitlements.subscription(user_id)
+    def subscription(self, user_id: str, as_of: datetime | None = None
+                     ) -> Subscription | None:
+        return self.entitlements.subscription(user_id, as_of)
 
     def start_checkout(self, user_id: str, email: str | None, plan_code: str) -> str:
         plan = self.catalogue.find(plan_code)

@@ -10,12 +10,13 @@ server without ``TRADETAPE_STRIPE_API_KEY``) no plan limit applies at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from domain.bots import Bot, BotMode, BotStatus
 from domain.errors import DomainError, NotFoundError
-from domain.plans import FREE, PlanTerms
+from domain.plans import FREE, PlanTerms, plan_id
 from domain.subscriptions import Subscription, subscription_id
 
 if TYPE_CHECKING:
@@ -41,22 +42,36 @@ class Entitlements:
     def __init__(self, trading: Trading, catalogue: PlanCatalogue, *, enabled: bool):
         self.trading, self.catalogue, self.enabled = trading, catalogue, enabled
 
-    def subscription(self, owner_id: str) -> Subscription | None:
+    def subscription(self, owner_id: str, as_of: datetime | None = None
+                     ) -> Subscription | None:
+        """The owner's subscription now, or as its events stood at ``as_of``."""
+        if as_of is not None:
+            return self._as_of(subscription_id(str(owner_id)), as_of)
         try:
             return self.trading.load(subscription_id(str(owner_id)), Subscription)
         except NotFoundError:
             return None
 
-    def of(self, owner_id: UUID | str) -> Entitled:
-        sub = self.subscription(str(owner_id))
+    def of(self, owner_id: UUID | str, as_of: datetime | None = None) -> Entitled:
+        sub = self.subscription(str(owner_id), as_of)
         if sub is not None and sub.is_entitled():
             return Entitled(self.catalogue.at_version(sub.plan_id, sub.plan_version),
                             self.enabled)
-        return Entitled(self.free(), self.enabled)
+        return Entitled(self.free(as_of), self.enabled)
 
-    def free(self) -> PlanTerms:
-        plan = self.catalogue.find(FREE.code)
+    def free(self, as_of: datetime | None = None) -> PlanTerms:
+        plan = (self.catalogue.find(FREE.code) if as_of is None
+                else self._as_of(plan_id(FREE.code), as_of))
         return plan.terms if plan is not None else FREE
+
+    def _as_of(self, aggregate_id: UUID, as_of: datetime):
+        """The aggregate made by its events up to ``as_of`` (None before its first)."""
+        aggregate = None
+        for event in self.trading.repository.event_store.get(aggregate_id):
+            if event.timestamp > as_of:
+                break
+            aggregate = event.mutate(aggregate)
+        return aggregate
 
     def check(self, owner_id: UUID | str, limit: str, count: int) -> None:
         """PLAN_LIMIT_REACHED unless the owner may have ``count`` of ``limit``."""
@@ -110,8 +125,8 @@ class Entitlements:
 
         return [self.trading.get_bot(i) for i in bots_owned_by(self.trading, str(owner_id))]
 
-    def as_dict(self, owner_id: UUID | str) -> dict:
-        entitled = self.of(owner_id)
+    def as_dict(self, owner_id: UUID | str, as_of: datetime | None = None) -> dict:
+        entitled = self.of(owner_id, as_of)
         t = entitled.plan
         return {"plan": t.code, "enforced": entitled.enforced, "max_bots": t.max_bots,
                 "max_live_bots": t.max_live_bots, "max_webhooks": t.max_webhooks,

@@ -152,12 +152,19 @@ def test_a_free_user_upgrades_to_pro_then_lapses_and_pays_again(billing, stripe_
     advance(billing, alice, days=2)
     assert billing.runtime.billing.sweep() == []  # still in grace
     advance(billing, alice, days=1, seconds=1)
+    before_expiry = billing.clock.current.isoformat()
+    advance(billing, alice, seconds=1)
     assert billing.runtime.billing.sweep() == [alice.user_id]
     billing.runtime.refresh()
     assert billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]["status"] == "expired"
     after_expiry = statuses(billing, alice)
     assert after_expiry == {"bot-1": "RUNNING", "bot-2": "PAUSED", "bot-3": "PAUSED",
                             "bot-4": "PAUSED", "bot-5": "PAUSED"}
+    assert billing.gql(SUBSCRIPTION, token=alice.token)["entitlements"]["plan"] == "FREE"
+    then = billing.gql("""query($t: DateTime) { subscription(asOf: $t) { status }
+      entitlements(asOf: $t) { plan maxBots } }""", {"t": before_expiry}, alice.token)
+    assert then == {"subscription": {"status": "past_due"},
+                    "entitlements": {"plan": "PRO", "maxBots": 5}}
 
     paid = invoice_event("invoice.paid", "evt_paid_2", T + 33 * DAY + 100, invoice="in_2",
                          sub=sub, customer=customer, price=PRICE, amount=1000,

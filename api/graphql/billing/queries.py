@@ -32,8 +32,9 @@ def billing_of(info: Info):
     return billing
 
 
-def subscription_of(billing, user_id: str) -> BillingSubscription | None:
-    sub = billing.subscription(user_id)
+def subscription_of(billing, user_id: str, as_of: datetime | None = None
+                    ) -> BillingSubscription | None:
+    sub = billing.subscription(user_id, as_of)
     if sub is None:
         return None
     plan = billing.catalogue.by_id(sub.plan_id)
@@ -70,16 +71,20 @@ class BillingQueries:
         return [Plan.of(p) for p in await info.context.read.slow(billing.catalogue.all)]
 
     @strawberry.field(permission_classes=[IsAuthenticated],
-                      description="Your subscription (null: none, you have FREE's limits)")
-    async def subscription(self, info: Info) -> BillingSubscription | None:
+                      description=("Your subscription (null: none, you have FREE's "
+                                   "limits); asOf: as it stood then"))
+    async def subscription(self, info: Info, as_of: datetime | None = None
+                           ) -> BillingSubscription | None:
         ctx = info.context
-        return await ctx.read.slow(subscription_of, billing_of(info), ctx.user_id)
+        return await ctx.read.slow(subscription_of, billing_of(info), ctx.user_id,
+                                   utc(as_of))
 
     @strawberry.field(permission_classes=[IsAuthenticated],
-                      description="What your plan lets you do now")
-    async def entitlements(self, info: Info) -> Entitlements:
+                      description="What your plan lets you do now (asOf: then)")
+    async def entitlements(self, info: Info, as_of: datetime | None = None) -> Entitlements:
         ctx = info.context
-        found = await ctx.read.slow(billing_of(info).entitlements.as_dict, ctx.user_id)
+        found = await ctx.read.slow(billing_of(info).entitlements.as_dict, ctx.user_id,
+                                    utc(as_of))
         return Entitlements(**found)
 
     @strawberry.field(permission_classes=[IsAuthenticated], description=(

@@ -192,8 +192,9 @@ class Subscription(TradetapeAggregate):
 
     def fail_payment(self, cause: Cause, told_at: int, grace: timedelta) -> None:
         """Past due, with ``grace`` from now before it expires (once: a second failure
-        does not extend the grace)."""
-        if told_at < self.told_at or self.status not in (SubscriptionStatus.ACTIVE,
+        does not extend the grace). Told in the same second as a payment, the payment
+        wins, whichever came first (a retry that succeeded)."""
+        if told_at <= self.told_at or self.status not in (SubscriptionStatus.ACTIVE,
                                                          SubscriptionStatus.TRIALING):
             return
         self._record(self.PaymentFailed, cause, grace_ends_at=cause.at + grace,

@@ -137,3 +137,14 @@ def test_a_wallet_pays_what_it_holds_and_refunds_may_take_it_below_zero():
     assert refused.value.code == "INSUFFICIENT_WALLET_FUNDS"
     wallet.refund(cause(), "THB", "ch_1", Decimal("500.00"))
     assert wallet.balance("THB") == Decimal("-300.00")
+
+
+def test_a_payment_and_a_failure_told_in_the_same_second_end_active_either_way():
+    for failure_first in (True, False):
+        sub = Subscription.start(cause(), "alice", period(SubscriptionStatus.ACTIVE, 100))
+        paid = period(SubscriptionStatus.ACTIVE, 200, end_days=60)
+        steps = [lambda s: s.fail_payment(cause(), 200, GRACE),
+                 lambda s, p=paid: s.observe(cause(), p, GRACE)]
+        for step in steps if failure_first else reversed(steps):
+            step(sub)
+        assert sub.status is SubscriptionStatus.ACTIVE, failure_first

@@ -256,6 +256,14 @@ def test_a_promptpay_top_up_credits_the_wallet_and_pays_a_renewal(billing, strip
     assert asked["amount"] == "50000" and asked["customer"] == customer
     wrong = billing.gql(TOP_UP.replace("THB", "USD"), token=alice.token)["topUp"]
     assert wrong == {"__typename": "BillingErrors", "code": "UNSUPPORTED_CURRENCY"}
+    card = billing.gql(TOP_UP.replace("THB", "USD").replace("PROMPTPAY", "CARD")
+                       .replace("500.00", "25.50"), token=alice.token)["topUp"]
+    assert card["status"] == "requires_payment_method" and card["qrCodeUrl"] is None
+    assert stripe_stub.requests[-1][2]["payment_method_types"] == ["card"]
+    assert stripe_stub.requests[-1][2]["amount"] == "2550"
+    for amount in ("0", "12.345"):
+        refused = billing.gql(TOP_UP.replace("500.00", amount), token=alice.token)["topUp"]
+        assert refused == {"__typename": "BillingErrors", "code": "INVALID_AMOUNT"}
 
     succeeded = payment_intent_event("payment_intent.succeeded", "evt_pi", T + 60,
                                      intent=made["paymentIntentId"], customer=customer,

@@ -327,12 +327,19 @@ def test_cancel_and_resume_at_period_end_the_portal_and_an_admin_refund(billing,
     changes = [r[2] for r in stripe_stub.requests if r[1] == f"/v1/subscriptions/{sub}"]
     assert changes == [{"cancel_at_period_end": "true"}, {"cancel_at_period_end": "false"}]
 
+    again = billing.gql(CHECKOUT, {"plan": "PRO"}, alice.token)["startCheckout"]
+    assert again["code"] == "ALREADY_SUBSCRIBED"
+    free = billing.gql(CHECKOUT, {"plan": "FREE"}, alice.token)["startCheckout"]
+    assert free["code"] == "PLAN_NOT_FOR_SALE"
+    nothing = billing.gql(CHECKOUT, {"plan": "GOLD"}, alice.token)["startCheckout"]
+    assert nothing["code"] == "NOT_FOUND"
     portal = billing.gql("mutation { billingPortal { ... on CheckoutLink { url } } }",
                          token=alice.token)["billingPortal"]
     assert portal["url"].startswith("https://billing.stripe.com/")
     [(_, _, asked)] = [r for r in stripe_stub.requests
                        if r[1] == "/v1/billing_portal/sessions"]
     assert asked["customer"] == customer
+    assert [r[1] for r in stripe_stub.requests].count("/v1/customers") == 1  # kept
 
     refund = """mutation($pi: String!, $amount: Decimal) { refundPayment(paymentIntentId: $pi,
       amount: $amount, currency: "USD") { __typename ... on RefundRequested { refundId }

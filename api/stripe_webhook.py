@@ -22,14 +22,12 @@ MAX_EVENT_BYTES = 1_000_000  # Stripe's events are tens of kilobytes
 def add_stripe_webhook(app: FastAPI, runtime: Runtime) -> None:
     @app.post("/webhooks/stripe")
     async def stripe_webhook(request: Request) -> JSONResponse:
-        from adapters.payments.stripe_gateway import verified_event
-
         payload = await request.body()
         if len(payload) > MAX_EVENT_BYTES:
             return _answer(413, "PAYLOAD_TOO_LARGE", "an event is at most 1 MB")
         try:
-            event = verified_event(payload, request.headers.get("stripe-signature"),
-                                   runtime.billing.settings.webhook_secret)
+            event = runtime.billing.verified_event(payload,
+                                                   request.headers.get("stripe-signature"))
         except DomainError as error:
             LOG.warning("stripe webhook refused: %s", error.code)
             return _answer(400, error.code, error.message)

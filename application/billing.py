@@ -30,7 +30,11 @@ if TYPE_CHECKING:
     from application.trading import Trading
 
 log = logging.getLogger("tradetape.billing")
+EventVerifier = Callable[[bytes, str | None, str | None], dict]
 BILLING_ACTOR = "system:billing"
+# Deciding again after another writer won: each loss means a bot (or the subscription)
+# changed meanwhile, so a few attempts are enough.
+ATTEMPTS = 8
 
 
 class BotSlots:
@@ -81,12 +85,23 @@ class BotSlots:
 
 class Billing:
     def __init__(self, trading: Trading, settings: BillingSettings, *,
-                 gateway: PaymentGateway | None = None, slots: BotSlots | None = None):
+                 gateway: PaymentGateway | None = None, slots: BotSlots | None = None,
+                 verify: EventVerifier | None = None):
+        """``verify(payload, signature header, secret)``: a Stripe event's body once its
+        signature holds (the adapter's ``verified_event``)."""
         self.trading, self.settings, self.gateway = trading, settings, gateway
+        self.verify = verify
         self.catalogue = PlanCatalogue(trading, settings.price_pro)
         self.entitlements = Entitlements(trading, self.catalogue, enabled=settings.enabled)
         self.slots = slots or BotSlots(trading)
         self.daily_sweep = DailySweep(self)
+
+    def verified_event(self, payload: bytes, signature: str | None) -> dict:
+        """The event Stripe signed; SIGNATURE_INVALID otherwise (or with no verifier)."""
+        if self.verify is None:
+            raise DomainError("this server checks no Stripe signatures",
+                              code="SIGNATURE_INVALID")
+        return self.verify(payload, signature, self.settings.webhook_secret)
 
     # --- links to Stripe ------------------------------------------------------------------
 
@@ -189,22 +204,36 @@ class Billing:
         the bots beyond FREE's limits in the same transaction; the users expired."""
         expired = []
         for sub_id in self._subscription_ids():
-            with self.slots.lock:
-                sub = self.trading.load(sub_id, Subscription)
-                cause = self.trading.cause(actor)
-                if not sub.is_due_to_expire(cause.at):
-                    continue
-                wallet = renew_from_wallet(self, sub, actor)
-                if wallet is not None:  # the prepaid wallet pays: no expiry
-                    self.trading.save_all(sub, wallet)
-                    log.info("subscription of %s renewed from the wallet", sub.user_id)
-                    continue
-                paused = self.slots.beyond(sub.user_id, self.entitlements.free(), cause)
-                sub.expire(cause, [str(b.id) for b in paused])
-                self.trading.save_all(sub, *paused)
-            log.info("subscription of %s expired; %d bots paused", sub.user_id, len(paused))
-            expired.append(sub.user_id)
+            for _ in range(ATTEMPTS):
+                try:
+                    outcome = self._sweep_one(sub_id, actor)
+                    break
+                except ConcurrencyConflictError:
+                    continue  # a bot (or a webhook) changed meanwhile: decide again
+            else:
+                raise ConcurrencyConflictError("bots kept changing during the sweep; "
+                                               "run it again")
+            if outcome is not None:
+                expired.append(outcome)
         return expired
+
+    def _sweep_one(self, sub_id: UUID, actor: str) -> str | None:
+        """The user whose subscription this expired, or None."""
+        with self.slots.lock:
+            sub = self.trading.load(sub_id, Subscription)
+            cause = self.trading.cause(actor)
+            if not sub.is_due_to_expire(cause.at):
+                return None
+            wallet = renew_from_wallet(self, sub, actor)
+            if wallet is not None:  # the prepaid wallet pays: no expiry
+                self.trading.save_all(sub, wallet)
+                log.info("subscription of %s renewed from the wallet", sub.user_id)
+                return None
+            paused = self.slots.beyond(sub.user_id, self.entitlements.free(), cause)
+            sub.expire(cause, [str(b.id) for b in paused])
+            self.trading.save_all(sub, *paused)
+        log.info("subscription of %s expired; %d bots paused", sub.user_id, len(paused))
+        return sub.user_id
 
     def _subscription_ids(self) -> list[UUID]:
         found = read_log(self.trading, [get_topic(Subscription.Started)])

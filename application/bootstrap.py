@@ -379,6 +379,7 @@ def open_billing(trading: Trading, paper=None, environ=None):
     (``application.billing_settings``); Stripe through its library when a key is set."""
     import os
 
+    from adapters.payments.stripe_gateway import verified_event
     from application.billing import Billing, BotSlots
     from application.billing_settings import BillingSettings
 
@@ -389,7 +390,7 @@ def open_billing(trading: Trading, paper=None, environ=None):
 
         gateway = StripeGateway(settings.api_key, settings.api_base)
     slots = BotSlots(trading, paper.lock if paper else None, paper.follow if paper else None)
-    return Billing(trading, settings, gateway=gateway, slots=slots)
+    return Billing(trading, settings, gateway=gateway, slots=slots, verify=verified_event)
 
 
 def open_market_rules(exchange_id: str, *, sandbox: bool, environ=None):

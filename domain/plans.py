@@ -17,12 +17,14 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from domain.errors import DomainError
 from domain.numbers import exact_number
 from domain.recording import Cause, TradetapeAggregate
+from domain.text import checked_text
 
 # Digits after the point each currency's amounts have (Stripe's minor units).
 MINOR_UNITS: dict[str, int] = {"USD": 2, "EUR": 2, "GBP": 2, "THB": 2, "SGD": 2, "JPY": 0}
 PERIODS = ("month", "year")
 LIMITS = ("max_bots", "max_live_bots", "max_webhooks")
 MAX_LIMIT = 100_000
+MAX_FEATURES = 32
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 _FEATURE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _STRIPE_PRICE = re.compile(r"^[A-Za-z0-9_]{1,255}$")
@@ -91,7 +93,8 @@ class PlanTerms:
         if not _CODE.match(self.code):
             raise DomainError("a plan code is A-Z, 0-9 and _, starting with a letter",
                               code="INVALID_PLAN", field="code")
-        if not 1 <= len(self.name.strip()) <= 64:
+        checked_text(self.name, "name", max_chars=64)
+        if not self.name.strip():
             raise DomainError("must be 1 to 64 characters", code="INVALID_PLAN", field="name")
         if self.period not in PERIODS:
             raise DomainError("month or year", code="INVALID_PLAN", field="period")
@@ -104,12 +107,16 @@ class PlanTerms:
                     0 <= value <= MAX_LIMIT):
                 raise DomainError(f"a whole number from 0 to {MAX_LIMIT}",
                                   code="INVALID_PLAN", field=name)
+        if len(self.features) > MAX_FEATURES:
+            raise DomainError(f"at most {MAX_FEATURES} features", code="INVALID_PLAN",
+                              field="features")
         for feature in self.features:
             if not _FEATURE.match(feature):
                 raise DomainError(f"{feature!r}: a feature is a-z, 0-9 and _",
                                   code="INVALID_PLAN", field="features")
-        price = money_in(self.currency, self.price, "price")
-        return PlanTerms(self.code, self.name.strip(), price, self.currency, self.period,
+        currency = self.currency.strip().upper()
+        price = money_in(currency, self.price, "price")
+        return PlanTerms(self.code, self.name.strip(), price, currency, self.period,
                          self.stripe_price, self.max_bots, self.max_live_bots,
                          self.max_webhooks, tuple(sorted(set(self.features))))
 

@@ -17,6 +17,7 @@ from uuid import UUID
 from domain.bots import Bot, BotMode, BotStatus
 from domain.errors import DomainError, NotFoundError
 from domain.plans import FREE, PlanTerms, plan_id
+from domain.rosters import BotRoster, roster_id
 from domain.subscriptions import Subscription, subscription_id
 
 if TYPE_CHECKING:
@@ -121,9 +122,16 @@ class Entitlements:
                        sum(b.mode is BotMode.LIVE for b in running) + 1)
 
     def _bots(self, owner_id: str) -> list[Bot]:
+        """The owner's bots that may be running: those their roster holds (bots not
+        stopped), or, for an owner with no roster yet, every bot they created."""
         from application.user_views import bots_owned_by
 
-        return [self.trading.get_bot(i) for i in bots_owned_by(self.trading, str(owner_id))]
+        try:
+            ids = [UUID(i) for i in self.trading.load(roster_id(str(owner_id)),
+                                                      BotRoster).bots]
+        except NotFoundError:
+            ids = bots_owned_by(self.trading, str(owner_id))
+        return [self.trading.get_bot(i) for i in ids]
 
     def as_dict(self, owner_id: UUID | str, as_of: datetime | None = None) -> dict:
         entitled = self.of(owner_id, as_of)

@@ -239,26 +239,25 @@ class Billing:
         found = read_log(self.trading, [get_topic(Subscription.Started)])
         return list(dict.fromkeys(n.originator_id for n in found))
 
-    def end(self, sub: Subscription, told_at: int, actor: str = BILLING_ACTOR
-            ) -> list[Bot]:
+    def end(self, sub: Subscription, told_at: int, cause: Cause) -> list[Bot]:
         """Stripe ended the subscription: cancelled, the bots beyond FREE paused (not
         saved: returned, to be saved with it)."""
         if told_at < sub.told_at or sub.status in (SubscriptionStatus.CANCELLED,
                                                    SubscriptionStatus.EXPIRED):
             return []
-        cause = self.trading.cause(actor)
         paused = self.slots.beyond(sub.user_id, self.entitlements.free(), cause)
         sub.cancel(cause, told_at, [str(b.id) for b in paused])
         return paused
 
     def commit(self, aggregates: list[TradetapeAggregate], sub: Subscription | None,
-               before: tuple[SubscriptionStatus, list[str]] | None) -> None:
+               before: tuple[SubscriptionStatus, list[str]] | None,
+               cause: Cause | None = None) -> None:
         """Save what one Stripe event changed in one transaction; when it paid for a
         subscription that had expired or ended, the bots paused then start again."""
         bots = []
         if sub is not None and before is not None and sub.is_entitled() and before[0] in (
                 SubscriptionStatus.EXPIRED, SubscriptionStatus.CANCELLED):
-            bots = self.slots.restart(before[1], self.trading.cause(BILLING_ACTOR))
+            bots = self.slots.restart(before[1], cause or self.trading.cause(BILLING_ACTOR))
         self.trading.save_all(*aggregates, *bots)
         self.slots.followed(bots)
 

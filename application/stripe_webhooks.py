@@ -28,7 +28,7 @@ from application.stripe_objects import (
 from domain.errors import ConcurrencyConflictError, NotFoundError
 from domain.payments import StripeEventHandled, StripeLink, Wallet, stripe_event_key, wallet_id
 from domain.plans import from_minor
-from domain.recording import TradetapeAggregate
+from domain.recording import Cause, TradetapeAggregate
 from domain.subscriptions import Period, Subscription, SubscriptionStatus
 from domain.users import User
 
@@ -42,7 +42,8 @@ HANDLED = ("checkout.session.completed", "customer.subscription.created",
 class _Change:
     """What one event changes: aggregates to save, and the subscription as it was."""
 
-    def __init__(self, marker: StripeEventHandled):
+    def __init__(self, marker: StripeEventHandled, cause: Cause):
+        self.cause = cause  # one for everything the event changes
         self.aggregates: list[TradetapeAggregate] = [marker]
         self.sub: Subscription | None = None
         self.before: tuple[SubscriptionStatus, list[str]] | None = None
@@ -65,15 +66,18 @@ class StripeWebhooks:
         for _ in range(3):
             if self._seen(event_id):
                 return "duplicate"
-            marker = StripeEventHandled.receive(self.trading.cause(BILLING_ACTOR), event_id,
-                                                kind, int(event.get("created") or 0))
-            change = _Change(marker)
+            # Every event this one records is tied to it: its id is the correlation id.
+            cause = self.trading.cause(BILLING_ACTOR, f"stripe:{event_id}")
+            marker = StripeEventHandled.receive(cause, event_id, kind,
+                                                int(event.get("created") or 0))
+            change = _Change(marker, cause)
             if kind in HANDLED:
                 obj = (event.get("data") or {}).get("object") or {}
                 getattr(self, "_" + kind.replace(".", "_"))(obj, event, change)
             try:
                 with self.billing.slots.lock:
-                    self.billing.commit(change.aggregates, change.sub, change.before)
+                    self.billing.commit(change.aggregates, change.sub, change.before,
+                                        change.cause)
                 return "handled" if kind in HANDLED else "ignored"
             except ConcurrencyConflictError:
                 continue  # another delivery (or writer) first: decide again
@@ -106,7 +110,7 @@ class StripeWebhooks:
         if key and self.billing.linked(kind, key) is None and not any(
                 isinstance(a, StripeLink) and (a.kind, a.key) == (kind, key)
                 for a in change.aggregates):
-            change.add(StripeLink.make(self.trading.cause(BILLING_ACTOR), kind, key, value))
+            change.add(StripeLink.make(change.cause, kind, key, value))
 
     def _subscription_of(self, user: str, change: _Change) -> Subscription | None:
         if change.sub is None:
@@ -156,7 +160,7 @@ class StripeWebhooks:
         sub = change.sub
         currency = str(obj.get("currency") or "").upper()
         if sub is not None and sub.pay_invoice(
-                self.trading.cause(BILLING_ACTOR), str(obj.get("id")),
+                change.cause, str(obj.get("id")),
                 from_minor(currency, obj.get("amount_paid")), currency, "card"):
             change.add(sub)
         for paid_by in (text(obj, "charge"), text(obj, "payment_intent")):
@@ -169,7 +173,7 @@ class StripeWebhooks:
         if sub is None:
             self._unattributed(user, obj, event)
             return
-        sub.fail_payment(self.trading.cause(BILLING_ACTOR), int(event.get("created") or 0),
+        sub.fail_payment(change.cause, int(event.get("created") or 0),
                          self.billing.settings.grace)
         change.add(sub)
 
@@ -183,8 +187,8 @@ class StripeWebhooks:
             return
         currency = str(obj.get("currency") or "").upper()
         received = obj.get("amount_received") or obj.get("amount")
-        wallet = self._wallet(user)
-        wallet.credit(self.trading.cause(BILLING_ACTOR), currency,
+        wallet = self._wallet(user, change)
+        wallet.credit(change.cause, currency,
                       from_minor(currency, received), str(obj.get("id")), "top_up")
         change.add(wallet)
         self._link(change, "top-up", str(obj.get("id")), user)
@@ -206,9 +210,9 @@ class StripeWebhooks:
             raise StripeShapeError(f"a refund of {charge}, a payment not recorded yet")
         currency = str(obj.get("currency") or "").upper()
         refunded = from_minor(currency, obj.get("amount_refunded"))
-        cause = self.trading.cause(BILLING_ACTOR)
+        cause = change.cause
         if top_up:
-            wallet = self._wallet(top_up)
+            wallet = self._wallet(top_up, change)
             if wallet.refund(cause, currency, charge, refunded):
                 change.add(wallet)
             return
@@ -225,7 +229,7 @@ class StripeWebhooks:
         sub = self._subscription_of(user, change)
         if status is SubscriptionStatus.CANCELLED:
             if sub is not None:
-                change.add(sub, *self.billing.end(sub, told_at))
+                change.add(sub, *self.billing.end(sub, told_at, change.cause))
             return
         plan = self.billing.catalogue.by_stripe_price(price) or (
             self.billing.catalogue.by_id(sub.plan_id) if sub is not None else None)
@@ -236,18 +240,18 @@ class StripeWebhooks:
             cancel_at_end)
         period = Period(stripe_sub, status, start, end, plan.id, plan.version, cancel,
                         told_at)
-        cause = self.trading.cause(BILLING_ACTOR)
+        cause = change.cause
         if sub is None:
             change.sub = Subscription.start(cause, user, period)
         else:
             sub.observe(cause, period, self.billing.settings.grace)
         change.add(change.sub)
 
-    def _wallet(self, user: str) -> Wallet:
+    def _wallet(self, user: str, change: _Change) -> Wallet:
         try:
             return self.trading.load(wallet_id(user), Wallet)
         except NotFoundError:
-            return Wallet.open(self.trading.cause(BILLING_ACTOR), user)
+            return Wallet.open(change.cause, user)
 
     def _unattributed(self, user: str | None, obj: dict, event: dict) -> None:
         """Nothing of ours to change (another product's customer, a one-off invoice, an

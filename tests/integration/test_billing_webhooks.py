@@ -202,6 +202,10 @@ def test_a_deleted_subscription_is_cancelled_and_free_limits_apply(stub):
                                      status="canceled", period=(T, T + 30 * DAY))
         assert hooks.handle(deleted) == "handled"
         assert billing.subscription(USER).status.value == "cancelled"
+        from domain.subscriptions import subscription_id
+
+        *_, last = trading.repository.event_store.get(subscription_id(USER))
+        assert (type(last).__name__, last.correlation_id) == ("Cancelled", "stripe:evt_del")
         assert billing.entitlements.of(USER).plan.code == "FREE"
     finally:
         trading.close()

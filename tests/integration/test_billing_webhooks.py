@@ -20,7 +20,9 @@ from application.billing_settings import BillingSettings
 from application.bootstrap import open_trading
 from application.stripe_objects import StripeShapeError
 from application.stripe_webhooks import StripeWebhooks
-from domain.payments import Wallet, wallet_id
+from domain.payments import StripeLink, Wallet, wallet_id
+from domain.plans import from_minor
+from domain.subscriptions import Period, Subscription, SubscriptionStatus, subscription_id
 from projections.billing_ledger import ENTRIES, BillingLedger, account_balances, billing_report
 from projections.rebuild import rebuild
 from tests.projection_stubs import catch_up, dump, view_store
@@ -147,8 +149,6 @@ def deliver_all_linked(stub, events, customer) -> tuple:
     does), every event in turn."""
     trading, billing, hooks = open_billing(stub)
     try:
-        from domain.payments import StripeLink
-
         cause = trading.cause(USER)
         trading.save_all(StripeLink.make(cause, "customer-of", USER, customer),
                          StripeLink.make(cause, "customer", customer, USER))
@@ -202,8 +202,6 @@ def test_a_deleted_subscription_is_cancelled_and_free_limits_apply(stub):
                                      status="canceled", period=(T, T + 30 * DAY))
         assert hooks.handle(deleted) == "handled"
         assert billing.subscription(USER).status.value == "cancelled"
-        from domain.subscriptions import subscription_id
-
         *_, last = trading.repository.event_store.get(subscription_id(USER))
         assert (type(last).__name__, last.correlation_id) == ("Cancelled", "stripe:evt_del")
         assert billing.entitlements.of(USER).plan.code == "FREE"
@@ -252,6 +250,56 @@ def test_the_ledger_balances_and_a_rebuild_equals_it(stub, store_url):
         assert report["currencies"]["USD"]["revenue"] == Decimal("20.00")
         assert report["currencies"]["USD"]["net_revenue"] == Decimal("10.00")
         assert report["currencies"]["THB"]["top_ups"] == Decimal("500.00")
+    finally:
+        store.close()
+        trading.close()
+
+
+MOVES = st.lists(st.tuples(
+    st.sampled_from(["card", "refund", "top_up", "renewal", "wallet_refund"]),
+    st.integers(min_value=1, max_value=10**7),  # minor units
+    st.sampled_from(["USD", "THB", "JPY"])), min_size=1, max_size=25)
+
+
+@settings(max_examples=15, deadline=None)
+@given(moves=MOVES, batch=st.integers(min_value=1, max_value=7))
+def test_any_payments_keep_the_ledger_balanced_and_a_rebuild_equal(moves, batch):
+    clock = SettableClock(datetime(2026, 11, 1, tzinfo=UTC))
+    trading = open_trading("memory", clock=clock, ids=SequentialIds("ledger"))
+    store = view_store("memory")
+    try:
+        cause = trading.cause("system:test")
+        sub = Subscription.start(cause, USER, Period(
+            "sub_1", SubscriptionStatus.ACTIVE, clock.now(), clock.now(),
+            trading.ids.new_id(), 1, False, 1))
+        wallet = Wallet.open(cause, USER)
+        for n, (kind, minor, currency) in enumerate(moves):
+            amount, ref = from_minor(currency, minor), f"ref-{n}"
+            if kind == "card":
+                sub.pay_invoice(cause, ref, amount, currency, "card")
+            elif kind == "refund":
+                sub.refund(cause, ref, amount, currency)
+            elif kind == "top_up":
+                wallet.credit(cause, currency, amount, ref)
+            elif kind == "wallet_refund":
+                wallet.refund(cause, currency, ref, amount)
+            elif wallet.balance(currency) >= amount:
+                wallet.debit(cause, currency, amount, ref, "renewal")
+            trading.save_all(sub, wallet)
+            if n % batch == 0:
+                catch_up(trading, store, [BillingLedger], batch_size=batch)
+        catch_up(trading, store, [BillingLedger], batch_size=batch)
+        incremental = dump(store, [BillingLedger])
+        rebuild(trading, store, [BillingLedger], batch_size=1000)
+        assert dump(store, [BillingLedger]) == incremental
+        totals: dict[str, Decimal] = {}
+        for row in account_balances(store):
+            totals[row["currency"]] = totals.get(row["currency"], Decimal(0)) + row["balance"]
+        assert all(total == 0 for total in totals.values()), totals
+        wallet_rows = {r["currency"]: r["balance"] for r in account_balances(store)
+                       if r["account"] == f"wallet:{USER}"}
+        for currency, balance in wallet.balances.items():
+            assert -wallet_rows.get(currency, Decimal(0)) == balance  # owed to the user
     finally:
         store.close()
         trading.close()

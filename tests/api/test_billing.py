@@ -365,3 +365,27 @@ def test_webhook_limits_follow_the_plan(billing, stripe_stub):
     with pytest.raises(DomainError) as refused:
         limit(alice.user_id, 10)
     assert "maxWebhooks 10 of plan PRO reached" in refused.value.message
+
+
+DEFINE = """mutation($input: PlanInput!) { definePlan(input: $input) { __typename
+  ... on Plan { code price currency maxBots features version }
+  ... on BillingErrors { code errors { field } } } }"""
+
+
+def test_an_admin_defines_plans_and_everyone_sees_them(billing):
+    admin = billing.user("root", role="admin")
+    team = {"code": "TEAM", "name": "Team", "price": "30.00", "currency": "usd",
+            "maxBots": 20, "maxLiveBots": 20, "maxWebhooks": 50,
+            "features": ["webhooks", "live_trading"]}
+    made = billing.gql(DEFINE, {"input": team}, admin.token)["definePlan"]
+    assert made == {"__typename": "Plan", "code": "TEAM", "price": "30.00",
+                    "currency": "USD", "maxBots": 20,
+                    "features": ["live_trading", "webhooks"], "version": 1}
+    again = billing.gql(DEFINE, {"input": {**team, "maxBots": 25}}, admin.token)["definePlan"]
+    assert (again["maxBots"], again["version"]) == (25, 2)
+    bad = billing.gql(DEFINE, {"input": {**team, "price": "30.001"}}, admin.token)
+    assert bad["definePlan"] == {"__typename": "BillingErrors", "code": "INVALID_AMOUNT",
+                                 "errors": [{"field": "price"}]}
+    listed = billing.gql("{ plans { code maxBots } }")["plans"]  # no token needed
+    assert listed == [{"code": "FREE", "maxBots": 1}, {"code": "PRO", "maxBots": 5},
+                      {"code": "TEAM", "maxBots": 25}]

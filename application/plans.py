@@ -26,7 +26,11 @@ class PlanCatalogue:
 
     def ensure_defaults(self, actor: str = SYSTEM) -> list[str]:
         """FREE and PRO, where no plan of that code exists yet (PRO sells
-        ``TRADETAPE_STRIPE_PRICE_PRO``); the codes created."""
+        ``TRADETAPE_STRIPE_PRICE_PRO``, also given to a PRO that has no Stripe price yet);
+        the codes created."""
+        pro = self.find(PRO.code)
+        if pro is not None and self.price_pro and pro.terms.stripe_price is None:
+            self.update(PRO.code, actor, stripe_price=self.price_pro)
         made = []
         for terms in (FREE, dataclasses.replace(PRO, stripe_price=self.price_pro)):
             if self.find(terms.code) is None:

@@ -60,3 +60,14 @@ def test_the_sweep_and_the_report_run_on_an_empty_store(capsys, database):
     code, out, _ = run(capsys, "billing", "report", "--month", "2026-11", "--json",
                        "--database", database)
     assert code == 0 and json.loads(out)["currencies"] == {}
+
+
+def test_a_pro_without_a_stripe_price_takes_the_setting_later(capsys, database, monkeypatch):
+    run(capsys, "plans", "list", "--database", database)
+    monkeypatch.setenv("TRADETAPE_STRIPE_PRICE_PRO", "price_later")
+    plans = {p["code"]: p for p in json.loads(
+        run(capsys, "plans", "list", "--json", "--database", database)[1])}
+    assert (plans["PRO"]["stripe_price"], plans["PRO"]["version"]) == ("price_later", 2)
+    monkeypatch.setenv("TRADETAPE_STRIPE_PRICE_PRO", "price_other")  # set once, then kept
+    again = json.loads(run(capsys, "plans", "list", "--json", "--database", database)[1])
+    assert again[1]["stripe_price"] == "price_later"

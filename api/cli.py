@@ -35,6 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("backup", "back up the store at one position, verify a backup, restore one"),
     "promotion": ("promotion", "what the paper → live promotion gate says about a bot, now "
                                "or --as-of a past moment"),
+    "plans": ("plans", "the plans users subscribe to: create, update, list"),
+    "subscriptions": ("subscriptions", "sweep: expire subscriptions past their grace"),
+    "billing": ("billing", "report: a month of the billing ledger (revenue, refunds, top-ups)"),
 }
 
 

@@ -52,6 +52,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
                             else 200)
 
     _account_pages(app, runtime)
+    _stripe_webhook(app, runtime)  # before /webhooks/{id}: the literal path first
     router = make_graphql_router(runtime, limits)
     app.include_router(router, prefix="/graphql")
     serve_graphiql_offline(app, router)
@@ -67,6 +68,12 @@ def _account_pages(app: FastAPI, runtime: Runtime) -> None:
     from api.account_pages import add_account_pages
 
     add_account_pages(app, runtime)
+
+
+def _stripe_webhook(app: FastAPI, runtime: Runtime) -> None:
+    from api.stripe_webhook import add_stripe_webhook
+
+    add_stripe_webhook(app, runtime)
 
 
 def _guard(app: FastAPI, limits: RequestLimits) -> None:

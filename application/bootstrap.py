@@ -369,14 +369,37 @@ def open_runtime(settings):
         # a restarted server continues the same market.
         feed = ReplayFeed(load_candles(shipped_series(settings.feed)), settings.feed_pair,
                           speed=settings.speed, epoch=datetime(2026, 1, 1, tzinfo=UTC))
-    loop = LiveLoop(clock, [feed], paper, periodic=[reconciler.run_if_due])
+    billing = open_billing(trading, paper)
+    exchange_accounts.entitlements = billing.entitlements  # live accounts need live_trading
+    loop = LiveLoop(clock, [feed], paper, periodic=[reconciler.run_if_due,
+                                                    billing.daily_sweep.run_if_due])
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
+                   billing=billing,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
                    changes=ChangeFeed(trading),
                    schedules=[*_checkpoint_schedules(settings, trading, database),
                               _wallet_schedule(monitor, clock, settings.wallet_seconds)],
                    exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
                    wallet_monitor=monitor)
+
+
+def open_billing(trading: Trading, paper=None, environ=None):
+    """Plans, subscriptions and Stripe as ``TRADETAPE_STRIPE_*`` / ``TRADETAPE_BILLING`` say
+    (``application.billing_settings``); Stripe through its library when a key is set."""
+    import os
+
+    from adapters.payments.stripe_gateway import verified_event
+    from application.billing import Billing, BotSlots
+    from application.billing_settings import BillingSettings
+
+    settings = BillingSettings.from_environ(os.environ if environ is None else environ)
+    gateway = None
+    if settings.api_key:
+        from adapters.payments.stripe_gateway import StripeGateway
+
+        gateway = StripeGateway(settings.api_key, settings.api_base)
+    slots = BotSlots(trading, paper.lock if paper else None, paper.follow if paper else None)
+    return Billing(trading, settings, gateway=gateway, slots=slots, verify=verified_event)
 
 
 def open_market_rules(exchange_id: str, *, sandbox: bool, environ=None):

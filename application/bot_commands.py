@@ -13,6 +13,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from application.bot_roster import MAX_BOTS_PER_USER, RefusedError
+from application.entitlements import Entitlements
 from application.exchange_accounts import trading_refusal
 from application.funding import Funding
 from application.paper_trading import PaperTrading
@@ -45,13 +46,15 @@ def bot_name_problems(name: str) -> list[DomainError]:
 class BotCommands:
     def __init__(self, trading: Trading, paper: PaperTrading, *, traded_pair: str | None,
                  max_bots: BotLimit = lambda owner_id: MAX_BOTS_PER_USER,
-                 allow_live: bool = False, funding: Funding | None = None):
+                 allow_live: bool = False, funding: Funding | None = None,
+                 entitlements: Entitlements | None = None):
         """``allow_live``: bots may trade on live (non-sandbox) exchange accounts
         (``TRADETAPE_ALLOW_LIVE=1``). ``funding``: a bot its account cannot cover gets a
-        funding plan and does not start (``application.funding``; None: not checked)."""
+        funding plan and does not start (``application.funding``; None: not checked).
+        ``entitlements``: the owners' plan limits (None: none)."""
         self.trading, self.paper, self.funding = trading, paper, funding
         self.traded_pair, self.max_bots = traded_pair, max_bots
-        self.allow_live = allow_live
+        self.allow_live, self.entitlements = allow_live, entitlements
 
     # --- checks ---------------------------------------------------------------------------
 
@@ -98,6 +101,9 @@ class BotCommands:
             raise RefusedError(bot_name_problems(name) + missing)
         if account is not None:
             self._check_minimums(account, config)
+        # The plan limit first: a user over it gets no funding plan for a bot they may not have.
+        if self.entitlements is not None:
+            self.entitlements.check_new_bot(owner, self._mode_of(account) is BotMode.LIVE)
         bot_id = self.trading.create_bot(
             owner_id=owner, name=name.strip(), config=config,
             exchange_account_id=account or "", mode=self._mode_of(account), actor=owner,
@@ -150,6 +156,8 @@ class BotCommands:
             if bot.mode is BotMode.LIVE and self.paper.live_venues is None:
                 raise DomainError("this server trades on paper only",
                                   code="LIVE_TRADING_UNAVAILABLE")
+            if self.entitlements is not None:
+                self.entitlements.check_start(bot.owner_id, bot.id, bot.mode is BotMode.LIVE)
             plan = self.funding and self.funding.before_start(bot, str(principal.user_id))
             self.trading.start_bot(bot.id, actor=str(principal.user_id))
             self.paper.follow(bot.id)

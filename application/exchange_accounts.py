@@ -109,6 +109,9 @@ class ExchangeAccounts:
                  *, allow_live: bool = False, quote_asset: str = DEFAULT_QUOTE):
         self.trading, self._keys, self._connector = trading, keys, connector
         self.allow_live, self.quote_asset = allow_live, quote_asset
+        # The owners' plans (``application.entitlements``), set where billing is wired;
+        # None: no plan limits.
+        self.entitlements = None
 
     # --- commands -------------------------------------------------------------------------
 
@@ -122,6 +125,8 @@ class ExchangeAccounts:
                             f"{exchange} sandbox" if sandbox else exchange)
         credentials = ApiCredentials(_key(api_key, "api_key"), _key(secret, "secret"),
                                      _key(password, "password") if password else None)
+        if self.entitlements is not None and not sandbox:  # a live account: a paid feature
+            self.entitlements.check_feature(owner_id, "live_trading")
         sealed = self._seal(owner_id, credentials)  # DATA_KEY_MISSING before any request
         balances = self._ask(exchange, sandbox, credentials)
         cause = self.trading.cause(actor or str(owner_id))

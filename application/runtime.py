@@ -62,6 +62,8 @@ class Runtime:
     risk: Any = None
     # Balances on a schedule and funding plans (application/wallet_monitor.py); None: off
     wallet_monitor: Any = None
+    # Plans, subscriptions and Stripe (``application.billing``); None: no plan limits.
+    billing: Any = None
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -75,12 +77,19 @@ class Runtime:
                            max_bots=lambda owner_id: self.settings.max_bots_per_user,
                            allow_live=self.settings.allow_live,
                            funding=self.wallet_monitor.funding if self.wallet_monitor
-                           else None)
+                           else None,
+                           entitlements=self.billing.entitlements if self.billing else None)
 
     @cached_property
     def promotion(self) -> Promotion:
         """Paper → live promotion with this server's thresholds."""
         return Promotion(self.bots, self.settings.promotion)
+
+    @cached_property
+    def stripe_webhooks(self) -> Any:
+        from application.stripe_webhooks import StripeWebhooks
+
+        return StripeWebhooks(self.billing)
 
     @cached_property
     def operations(self) -> Operations:
@@ -93,6 +102,8 @@ class Runtime:
         self.changes.publish_new()
 
     def start(self) -> None:
+        if self.billing is not None:
+            self.billing.catalogue.ensure_defaults()
         self.paper.resume()
         if self.reconciler is not None:
             self.reconciler.run(self.clock.now())

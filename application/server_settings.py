@@ -18,6 +18,9 @@
   ``TRADETAPE_SMTP_URL``, ``TRADETAPE_STARTING_BALANCE``, ``TRADETAPE_PUBLIC_URL``: see
   ``application.identity_settings``, ``adapters/security/key_files.py`` and the README
 - ``TRADETAPE_TRUSTED_PROXIES``: see ``application.trusted_proxies``
+- ``TRADETAPE_STRIPE_API_KEY``, ``TRADETAPE_STRIPE_API_BASE``,
+  ``TRADETAPE_STRIPE_WEBHOOK_SECRET``, ``TRADETAPE_STRIPE_PRICE_PRO``, ``TRADETAPE_BILLING``,
+  ``TRADETAPE_GRACE_DAYS``: see ``application.billing_settings``
 - ``TRADETAPE_ALLOW_LIVE``: ``1`` lets bots trade on live (non-sandbox) exchange accounts
   (default: sandbox accounts only, ``LIVE_TRADING_DISABLED``)
 - ``TRADETAPE_WALLET_SECONDS``: how often the wallet monitor records every exchange

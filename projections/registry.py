@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from projections.audit import AuditLog
 from projections.balances import Balances
+from projections.billing_ledger import BillingLedger
 from projections.framework import Projection
 from projections.frontend import FrontEnd
 from projections.leaderboard import Leaderboard
@@ -13,7 +14,7 @@ from projections.wallet import WalletRequirements
 
 PROJECTIONS: dict[str, type[Projection]] = {
     cls.name: cls for cls in (AuditLog, Balances, Pnl, Leaderboard, FrontEnd,
-                                         WalletRequirements)
+                                         WalletRequirements, BillingLedger)
 }
 
 

@@ -15,6 +15,9 @@ from api.graphql.accounts.mutations import AccountMutations
 from api.graphql.accounts.passwords import PasswordMutations
 from api.graphql.accounts.queries import AccountQueries
 from api.graphql.audit.queries import AuditQueries
+from api.graphql.billing.mutations import BillingMutations
+from api.graphql.billing.queries import BillingQueries
+from api.graphql.billing.wallet import WalletMutations, WalletQueries
 from api.graphql.bots.mutations import BotMutations
 from api.graphql.bots.plan import PlanQueries
 from api.graphql.bots.queries import BotQueries
@@ -40,10 +43,11 @@ from api.http_limits import RequestLimits
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
                               ExchangeAccountQueries, DriftQueries, RiskQueries,
-                              FundingQueries))
+                              FundingQueries, BillingQueries, WalletQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
-                                    ExchangeAccountMutations, RiskMutations, FundingMutations))
+                                    ExchangeAccountMutations, RiskMutations, FundingMutations,
+                                    BillingMutations, WalletMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 

@@ -67,6 +67,21 @@ AUTHENTICATED = {
     "withdrawFromPaperAccount": 'mutation($id: ID!) { withdrawFromPaperAccount(accountId: '
                                 '$id, asset: "USDT", amount: "5") { __typename '
                                 '... on FundingErrors { code } } }',
+    "subscription": "{ subscription { status } }",
+    "entitlements": "{ entitlements { plan } }",
+    "billingHistory": "{ billingHistory { edges { node { reference } } } }",
+    "definePlan": 'mutation { definePlan(input: {code: "X", name: "X", price: "1.00"}) { '
+                  "__typename } }",
+    "startCheckout": 'mutation { startCheckout(planId: "PRO") { __typename } }',
+    "billingPortal": "mutation { billingPortal { __typename } }",
+    "cancelSubscription": "mutation { cancelSubscription { __typename } }",
+    "resumeSubscription": "mutation { resumeSubscription { __typename } }",
+    "wallet": "{ wallet { currency } }",
+    "revenue": '{ revenue(month: "2026-11") { currency } }',
+    "topUp": 'mutation { topUp(amount: "500.00", currency: "THB", method: PROMPTPAY) { '
+             "__typename } }",
+    "payFromWallet": "mutation { payFromWallet { __typename } }",
+    "refundPayment": 'mutation { refundPayment(paymentIntentId: "pi_1") { __typename } }',
 }
 SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
 
@@ -114,7 +129,8 @@ def test_a_logged_out_or_blocked_users_token_stops_working(server):
 
 def test_admin_fields_refuse_other_users(server):
     alice = server.user("alice")
-    for field in ("emergencyStop", "emergencyResume"):
+    for field in ("emergencyStop", "emergencyResume", "definePlan", "revenue",
+                  "refundPayment"):
         body = server.post(AUTHENTICATED[field], token=alice.token)
         assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
     assert not server.runtime.trading.is_halted()

@@ -13,8 +13,9 @@ from api.graphql.schema import build_schema
 
 ROOTS = ("Query", "Mutation", "Subscription")
 PUBLIC = {"register", "verifyEmail", "login", "refresh", "logout", "dcaPlan", "leaderboard",
-          "systemStatus", "resendVerification", "requestPasswordReset", "resetPassword"}
-ADMIN = {"emergencyStop", "emergencyResume"}
+          "systemStatus", "resendVerification", "requestPasswordReset", "resetPassword",
+          "plans"}
+ADMIN = {"emergencyStop", "emergencyResume", "definePlan", "revenue", "refundPayment"}
 
 
 def root_fields() -> list[tuple[str, str, list[type[BasePermission]]]]:

@@ -62,6 +62,8 @@ def sample(kind: typing.Any, name: str, n: int) -> typing.Any:
     if typing.get_origin(kind) is dict:
         value_kind = typing.get_args(kind)[1]
         return {f"k{i}": sample(value_kind, name, n + i) for i in range(2)}
+    if typing.get_origin(kind) is list:
+        return [sample(typing.get_args(kind)[0], name, n + i) for i in range(2)]
     raise AssertionError(f"no sample for {kind!r} ({name})")
 
 

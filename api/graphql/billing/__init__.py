@@ -1,0 +1,1 @@
+"""Plans, the caller's subscription and entitlements, checkout, cancelling and history."""

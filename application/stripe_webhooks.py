@@ -1,0 +1,262 @@
+"""Stripe's events, each handled exactly once: what it changed is saved in one transaction
+with a marker of its id, so a second delivery finds the marker and changes nothing, and a
+handler that fails saves nothing (the endpoint answers 500 and Stripe retries).
+
+Order does not matter: every subscription fact carries the time Stripe recorded it and an
+older fact changes no status (``domain.subscriptions``); payments are kept by invoice id;
+the user is found from the subscription, the Stripe customer linked when the user started
+checkout, or the Checkout Session's ``client_reference_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from application.billing import BILLING_ACTOR, Billing
+from application.stripe_objects import (
+    STATUSES,
+    StripeShapeError,
+    invoice_period,
+    invoice_price,
+    invoice_subscription,
+    subscription_period,
+    subscription_price,
+    text,
+)
+from domain.errors import ConcurrencyConflictError, NotFoundError
+from domain.payments import StripeEventHandled, StripeLink, Wallet, stripe_event_key, wallet_id
+from domain.plans import from_minor
+from domain.recording import Cause, TradetapeAggregate
+from domain.subscriptions import Period, Subscription, SubscriptionStatus
+from domain.users import User
+
+log = logging.getLogger("tradetape.billing")
+HANDLED = ("checkout.session.completed", "customer.subscription.created",
+           "customer.subscription.updated", "customer.subscription.deleted", "invoice.paid",
+           "invoice.payment_failed", "payment_intent.succeeded",
+           "payment_intent.payment_failed", "charge.refunded")
+
+
+class _Change:
+    """What one event changes: aggregates to save, and the subscription as it was."""
+
+    def __init__(self, marker: StripeEventHandled, cause: Cause):
+        self.cause = cause  # one for everything the event changes
+        self.aggregates: list[TradetapeAggregate] = [marker]
+        self.sub: Subscription | None = None
+        self.before: tuple[SubscriptionStatus, list[str]] | None = None
+
+    def add(self, *aggregates: TradetapeAggregate) -> None:
+        for aggregate in aggregates:
+            if all(a is not aggregate for a in self.aggregates):
+                self.aggregates.append(aggregate)
+
+
+class StripeWebhooks:
+    def __init__(self, billing: Billing):
+        self.billing, self.trading = billing, billing.trading
+
+    def handle(self, event: dict[str, Any]) -> str:
+        """``handled``, ``duplicate`` or ``ignored`` (a type not handled: acknowledged)."""
+        event_id, kind = event.get("id"), event.get("type")
+        if not isinstance(event_id, str) or not isinstance(kind, str):
+            raise StripeShapeError("an event without an id or a type")
+        for _ in range(3):
+            if self._seen(event_id):
+                return "duplicate"
+            # Every event this one records is tied to it: its id is the correlation id.
+            cause = self.trading.cause(BILLING_ACTOR, f"stripe:{event_id}")
+            marker = StripeEventHandled.receive(cause, event_id, kind,
+                                                int(event.get("created") or 0))
+            change = _Change(marker, cause)
+            if kind in HANDLED:
+                obj = (event.get("data") or {}).get("object") or {}
+                getattr(self, "_" + kind.replace(".", "_"))(obj, event, change)
+            try:
+                with self.billing.slots.lock:
+                    self.billing.commit(change.aggregates, change.sub, change.before,
+                                        change.cause)
+                return "handled" if kind in HANDLED else "ignored"
+            except ConcurrencyConflictError:
+                continue  # another delivery (or writer) first: decide again
+        raise ConcurrencyConflictError("the event kept racing other writers; retry")
+
+    def _seen(self, event_id: str) -> bool:
+        try:
+            self.trading.load(stripe_event_key(event_id), StripeEventHandled)
+            return True
+        except NotFoundError:
+            return False
+
+    # --- who ------------------------------------------------------------------------------
+
+    def _user(self, *, subscription: str | None = None, customer: str | None = None,
+              metadata: dict | None = None) -> str | None:
+        user = (subscription and self.billing.linked("subscription", subscription)) or (
+            self.billing.user_of_customer(customer))
+        if user is None and isinstance(metadata, dict):
+            user = self._known_user(metadata.get("tradetape_user"))
+        return user
+
+    def _known_user(self, user_id: Any) -> str | None:
+        try:
+            return str(self.trading.load(UUID(str(user_id)), User).id)
+        except (ValueError, NotFoundError):
+            return None
+
+    def _link(self, change: _Change, kind: str, key: str | None, value: str) -> None:
+        if key and self.billing.linked(kind, key) is None and not any(
+                isinstance(a, StripeLink) and (a.kind, a.key) == (kind, key)
+                for a in change.aggregates):
+            change.add(StripeLink.make(change.cause, kind, key, value))
+
+    def _subscription_of(self, user: str, change: _Change) -> Subscription | None:
+        if change.sub is None:
+            change.sub = self.billing.subscription(user)
+            if change.sub is not None:
+                change.before = (change.sub.status, list(change.sub.paused_bots))
+        return change.sub
+
+    # --- the events -----------------------------------------------------------------------
+
+    def _checkout_session_completed(self, obj: dict, event: dict, change: _Change) -> None:
+        user = self._known_user(obj.get("client_reference_id")) or self._user(
+            customer=text(obj, "customer"))
+        if user is None:
+            log.warning("checkout session %s names no user of ours", obj.get("id"))
+            return
+        self._link(change, "customer", text(obj, "customer"), user)
+        self._link(change, "customer-of", user, text(obj, "customer") or "")
+        self._link(change, "subscription", text(obj, "subscription"), user)
+
+    def _customer_subscription_created(self, obj: dict, event: dict, change: _Change
+                                       ) -> None:
+        user = self._user(subscription=obj.get("id"), customer=text(obj, "customer"),
+                          metadata=obj.get("metadata"))
+        status = STATUSES.get(str(obj.get("status")))
+        if user is None or status is None:
+            self._unattributed(user, obj, event)
+            return
+        self._link(change, "subscription", obj.get("id"), user)
+        start, end = subscription_period(obj)
+        self._apply(user, change, obj["id"], status, start, end, subscription_price(obj),
+                    bool(obj.get("cancel_at_period_end")), int(event.get("created") or 0))
+
+    _customer_subscription_updated = _customer_subscription_created
+    _customer_subscription_deleted = _customer_subscription_created
+
+    def _invoice_paid(self, obj: dict, event: dict, change: _Change) -> None:
+        stripe_sub = invoice_subscription(obj)
+        user = self._user(subscription=stripe_sub, customer=text(obj, "customer"))
+        period = invoice_period(obj)
+        if user is None or stripe_sub is None or period is None:
+            self._unattributed(user, obj, event)
+            return
+        self._link(change, "subscription", stripe_sub, user)
+        self._apply(user, change, stripe_sub, SubscriptionStatus.ACTIVE, *period,
+                    invoice_price(obj), None, int(event.get("created") or 0))
+        sub = change.sub
+        currency = str(obj.get("currency") or "").upper()
+        if sub is not None and sub.pay_invoice(
+                change.cause, str(obj.get("id")),
+                from_minor(currency, obj.get("amount_paid")), currency, "card"):
+            change.add(sub)
+        for paid_by in (text(obj, "charge"), text(obj, "payment_intent")):
+            self._link(change, "invoice-payment", paid_by, user)
+
+    def _invoice_payment_failed(self, obj: dict, event: dict, change: _Change) -> None:
+        user = self._user(subscription=invoice_subscription(obj),
+                          customer=text(obj, "customer"))
+        sub = self._subscription_of(user, change) if user else None
+        if sub is None:
+            self._unattributed(user, obj, event)
+            return
+        sub.fail_payment(change.cause, int(event.get("created") or 0),
+                         self.billing.settings.grace)
+        change.add(sub)
+
+    def _payment_intent_succeeded(self, obj: dict, event: dict, change: _Change) -> None:
+        metadata = obj.get("metadata") or {}
+        if metadata.get("tradetape_purpose") != "top_up":
+            return  # an invoice's payment: ``invoice.paid`` records it
+        user = self._user(customer=text(obj, "customer"), metadata=metadata)
+        if user is None:
+            self._unattributed(user, obj, event)
+            return
+        currency = str(obj.get("currency") or "").upper()
+        received = obj.get("amount_received") or obj.get("amount")
+        wallet = self._wallet(user, change)
+        wallet.credit(change.cause, currency,
+                      from_minor(currency, received), str(obj.get("id")), "top_up")
+        change.add(wallet)
+        self._link(change, "top-up", str(obj.get("id")), user)
+
+    def _payment_intent_payment_failed(self, obj: dict, event: dict, change: _Change
+                                       ) -> None:
+        log.info("payment %s failed: %s", obj.get("id"),
+                 (obj.get("last_payment_error") or {}).get("code"))
+
+    def _charge_refunded(self, obj: dict, event: dict, change: _Change) -> None:
+        """A refund of a top-up debits the wallet; of an invoice, it is the subscription's.
+        A refund of a payment not seen yet fails (500): Stripe delivers it again later,
+        after the payment's own event."""
+        charge, intent = str(obj.get("id")), text(obj, "payment_intent")
+        top_up = intent and self.billing.linked("top-up", intent)
+        invoice = self.billing.linked("invoice-payment", charge) or (
+            intent and self.billing.linked("invoice-payment", intent))
+        if not top_up and not invoice:
+            raise StripeShapeError(f"a refund of {charge}, a payment not recorded yet")
+        currency = str(obj.get("currency") or "").upper()
+        refunded = from_minor(currency, obj.get("amount_refunded"))
+        cause = change.cause
+        if top_up:
+            wallet = self._wallet(top_up, change)
+            if wallet.refund(cause, currency, charge, refunded):
+                change.add(wallet)
+            return
+        sub = self._subscription_of(invoice, change)
+        if sub is not None:
+            sub.refund(cause, charge, refunded, currency)
+            change.add(sub)
+
+    # --- shared ---------------------------------------------------------------------------
+
+    def _apply(self, user: str, change: _Change, stripe_sub: str,
+               status: SubscriptionStatus, start, end, price: str | None,
+               cancel_at_end: bool | None, told_at: int) -> None:
+        sub = self._subscription_of(user, change)
+        if status is SubscriptionStatus.CANCELLED:
+            if sub is not None:
+                change.add(sub, *self.billing.end(sub, told_at, change.cause))
+            return
+        plan = self.billing.catalogue.by_stripe_price(price) or (
+            self.billing.catalogue.by_id(sub.plan_id) if sub is not None else None)
+        if plan is None:
+            raise StripeShapeError(f"no plan sells Stripe price {price}: set it with "
+                                   "`tradetape plans update CODE --stripe-price`")
+        cancel = sub.cancel_at_period_end if cancel_at_end is None and sub else bool(
+            cancel_at_end)
+        period = Period(stripe_sub, status, start, end, plan.id, plan.version, cancel,
+                        told_at)
+        cause = change.cause
+        if sub is None:
+            change.sub = Subscription.start(cause, user, period)
+        else:
+            sub.observe(cause, period, self.billing.settings.grace)
+        change.add(change.sub)
+
+    def _wallet(self, user: str, change: _Change) -> Wallet:
+        try:
+            return self.trading.load(wallet_id(user), Wallet)
+        except NotFoundError:
+            return Wallet.open(change.cause, user)
+
+    def _unattributed(self, user: str | None, obj: dict, event: dict) -> None:
+        """Nothing of ours to change (another product's customer, a one-off invoice, an
+        object still incomplete): acknowledged, one log line."""
+        log.info("stripe event %s (%s) changes nothing here: %s %s", event.get("id"),
+                 event.get("type"), obj.get("object"), obj.get("id"))
+
+

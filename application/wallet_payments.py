@@ -1,0 +1,94 @@
+"""Top-ups of a user's prepaid wallet through Stripe (card or PromptPay) and renewals paid
+from it. A top-up creates a PaymentIntent; the wallet is credited when Stripe tells
+``payment_intent.succeeded`` (``application.stripe_webhooks``). A renewal from the wallet
+debits the plan's price and starts the next period in one transaction; the sweep tries it
+before expiring a past-due subscription."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from domain.errors import DomainError, NotFoundError
+from domain.payments import Wallet, wallet_id
+from domain.plans import money_in, next_period_end, to_minor
+from domain.subscriptions import Period, Subscription, SubscriptionStatus
+
+if TYPE_CHECKING:
+    from application.billing import Billing
+
+METHODS = {"CARD": "card", "PROMPTPAY": "promptpay"}
+
+
+@dataclass(frozen=True)
+class TopUp:
+    payment_intent: str
+    client_secret: str | None
+    status: str | None
+    amount: Decimal
+    currency: str
+    method: str
+    qr_code_url: str | None
+    qr_code_data: str | None
+
+
+def top_up(billing: Billing, user_id: str, email: str | None, amount: object,
+           currency: str, method: str) -> TopUp:
+    currency, method = currency.strip().upper(), method.strip().upper()
+    if method not in METHODS:
+        raise DomainError("CARD or PROMPTPAY", code="INVALID_METHOD", field="method")
+    if method == "PROMPTPAY" and currency != "THB":
+        raise DomainError("PromptPay takes THB only", code="UNSUPPORTED_CURRENCY",
+                          field="currency")
+    value = money_in(currency, amount)
+    if value <= 0:
+        raise DomainError("a top-up is more than zero", code="INVALID_AMOUNT", field="amount")
+    gateway = billing.payments()
+    intent = gateway.create_payment_intent(
+        customer=billing.customer_of(user_id, email), amount_minor=to_minor(currency, value),
+        currency=currency, method=METHODS[method], user_id=user_id, email=email)
+    return TopUp(intent["id"], intent.get("client_secret"), intent.get("status"), value,
+                 currency, method, intent.get("qr_code_url"), intent.get("qr_code_data"))
+
+
+def wallet_of(billing: Billing, user_id: str) -> Wallet | None:
+    try:
+        return billing.trading.load(wallet_id(user_id), Wallet)
+    except NotFoundError:
+        return None
+
+
+def renew_from_wallet(billing: Billing, sub: Subscription, actor: str) -> Wallet | None:
+    """The next period of ``sub`` paid from the wallet, both changed and not saved: the
+    wallet; None when the wallet is short or empty (nothing changed)."""
+    plan = billing.catalogue.by_id(sub.plan_id)
+    terms = plan.terms
+    wallet = wallet_of(billing, sub.user_id)
+    if wallet is None or wallet.balance(terms.currency) < terms.price:
+        return None
+    cause = billing.trading.cause(actor)
+    start = sub.current_period_end
+    reference = f"renewal:{start.date().isoformat()}"
+    wallet.debit(cause, terms.currency, terms.price, reference, "renewal")
+    sub.pay_invoice(cause, reference, terms.price, terms.currency, "wallet")
+    sub.renew(cause, Period(sub.stripe_subscription, SubscriptionStatus.ACTIVE, start,
+                            next_period_end(start, terms.period), plan.id, plan.version,
+                            sub.cancel_at_period_end, sub.told_at))
+    return wallet
+
+
+def pay_from_wallet(billing: Billing, user_id: str, actor: str) -> Subscription:
+    """The user pays their past-due (or expired) subscription's next period now."""
+    sub = billing.subscription(user_id)
+    if sub is None or sub.status not in (SubscriptionStatus.PAST_DUE,
+                                         SubscriptionStatus.EXPIRED):
+        raise DomainError("no past-due subscription to pay", code="NOTHING_TO_PAY")
+    before = (sub.status, list(sub.paused_bots))
+    with billing.slots.lock:
+        wallet = renew_from_wallet(billing, sub, actor)
+        if wallet is None:
+            raise DomainError("the wallet does not hold the plan's price",
+                              code="INSUFFICIENT_WALLET_FUNDS")
+        billing.commit([sub, wallet], sub, before)
+    return sub

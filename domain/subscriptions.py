@@ -1,0 +1,250 @@
+"""The Subscription aggregate: one user's paid plan and where it stands.
+
+``trialing → active → past_due → (grace) → expired``, or ``cancelled`` (at the period's
+end). Stripe tells what happened (a payment, a failure, a cancellation); each fact carries
+the time Stripe recorded it, and a fact older than the newest one applied changes no status
+(Stripe delivers out of order). Payments are kept by invoice id, so one invoice is paid
+once however often it is told. Expiry is decided by the injected clock (``expire_if_due``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from domain.errors import InvalidTransitionError
+from domain.recording import Cause, TradetapeAggregate, ValueEnum
+
+
+class SubscriptionStatus(ValueEnum):
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+# Statuses whose plan's limits apply; otherwise the FREE plan's do.
+ENTITLED = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE,
+            SubscriptionStatus.PAST_DUE)
+
+
+def subscription_id(user_id: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"tradetape:subscription:{user_id}")
+
+
+@dataclass(frozen=True)
+class Period:
+    """What Stripe says a subscription (or an invoice of it) covers, and as of when."""
+
+    stripe_subscription: str
+    status: SubscriptionStatus
+    start: datetime
+    end: datetime
+    plan_id: UUID
+    plan_version: int
+    cancel_at_period_end: bool
+    told_at: int  # the Stripe event's `created` (unix seconds)
+
+
+class Subscription(TradetapeAggregate):
+    user_id: str
+    plan_id: UUID
+    plan_version: int
+    status: SubscriptionStatus
+    stripe_subscription: str
+    current_period_start: datetime
+    current_period_end: datetime
+    cancel_at_period_end: bool
+    grace_ends_at: datetime | None
+    told_at: int
+    paid_invoices: dict[str, str]  # invoice id -> "card" | "wallet"
+    paused_bots: list[str]  # paused at expiry, resumed on payment
+    refunds: dict[str, Decimal]  # charge -> refunded of it
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    class Event(TradetapeAggregate.Event):
+        """Declared here, so the library need not redefine each event below."""
+
+    class Started(TradetapeAggregate.Created, Event):
+        user_id: str
+        stripe_subscription: str
+        status: SubscriptionStatus
+        plan_id: UUID
+        plan_version: int
+        period_start: datetime
+        period_end: datetime
+        cancel_at_period_end: bool
+        told_at: int
+
+        def apply(self, s: Subscription) -> None:
+            s.user_id, s.paid_invoices, s.paused_bots = self.user_id, {}, []
+            s.refunds = {}
+            s.grace_ends_at = None
+            _take_period(s, self)
+
+    class Renewed(Event):
+        """A (new) period paid for or begun: the plan's current version from now on."""
+
+        stripe_subscription: str
+        status: SubscriptionStatus
+        plan_id: UUID
+        plan_version: int
+        period_start: datetime
+        period_end: datetime
+        cancel_at_period_end: bool
+        told_at: int
+
+        def apply(self, s: Subscription) -> None:
+            _take_period(s, self)
+            s.grace_ends_at, s.paused_bots = None, []
+
+    class PaymentFailed(Event):
+        grace_ends_at: datetime
+        told_at: int
+
+        def apply(self, s: Subscription) -> None:
+            s.status, s.grace_ends_at = SubscriptionStatus.PAST_DUE, self.grace_ends_at
+            s.told_at = max(s.told_at, self.told_at)
+
+    class CancelScheduled(Event):
+        cancel_at_period_end: bool
+        told_at: int
+
+        def apply(self, s: Subscription) -> None:
+            s.cancel_at_period_end = self.cancel_at_period_end
+            s.told_at = max(s.told_at, self.told_at)
+
+    class Cancelled(Event):
+        told_at: int
+        paused_bots: list[str]
+
+        def apply(self, s: Subscription) -> None:
+            s.status, s.grace_ends_at = SubscriptionStatus.CANCELLED, None
+            s.told_at, s.paused_bots = max(s.told_at, self.told_at), list(self.paused_bots)
+
+    class Expired(Event):
+        paused_bots: list[str]
+
+        def apply(self, s: Subscription) -> None:
+            s.status, s.paused_bots = SubscriptionStatus.EXPIRED, list(self.paused_bots)
+
+    class InvoicePaid(Event):
+        invoice: str
+        amount: Decimal
+        currency: str
+        method: str  # "card" (through Stripe) or "wallet"
+
+        def apply(self, s: Subscription) -> None:
+            s.paid_invoices = {**s.paid_invoices, self.invoice: self.method}
+
+    class Refunded(Event):
+        reference: str  # the Stripe charge refunded
+        amount: Decimal
+        currency: str
+
+        def apply(self, s: Subscription) -> None:
+            done = s.refunds.get(self.reference, Decimal(0))
+            s.refunds = {**s.refunds, self.reference: done + self.amount}
+
+    # --- commands -------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, cause: Cause, user_id: str, period: Period) -> Subscription:
+        return cls._start(cls.Started, subscription_id(user_id), cause, user_id=user_id,
+                          **_period_data(period))
+
+    def observe(self, cause: Cause, period: Period, grace: timedelta) -> None:
+        """What Stripe now says of the subscription; nothing when it is older news than
+        what was applied, or changes nothing."""
+        if period.told_at < self.told_at:
+            return
+        status = period.status
+        if status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
+            if (status, period.end, period.stripe_subscription, period.plan_id) != (
+                    self.status, self.current_period_end, self.stripe_subscription,
+                    self.plan_id):
+                self._record(self.Renewed, cause, **_period_data(period))
+                return
+        elif status is SubscriptionStatus.PAST_DUE:
+            self.fail_payment(cause, period.told_at, grace)
+        elif status is SubscriptionStatus.CANCELLED:
+            return  # ended: the application decides which bots pause (``cancel``)
+        if period.cancel_at_period_end != self.cancel_at_period_end:
+            self._record(self.CancelScheduled, cause,
+                         cancel_at_period_end=period.cancel_at_period_end,
+                         told_at=period.told_at)
+
+    def renew(self, cause: Cause, period: Period) -> None:
+        """A next period paid here (from the wallet), not told by Stripe."""
+        self._record(self.Renewed, cause, **_period_data(period))
+
+    def schedule_cancel(self, cause: Cause, cancel: bool) -> None:
+        """Cancel at the period's end (or take that back), asked here; nothing when it
+        already stands so."""
+        if cancel != self.cancel_at_period_end:
+            self._record(self.CancelScheduled, cause, cancel_at_period_end=cancel,
+                         told_at=self.told_at)
+
+    def fail_payment(self, cause: Cause, told_at: int, grace: timedelta) -> None:
+        """Past due, with ``grace`` from now before it expires (once: a second failure
+        does not extend the grace). Told in the same second as a payment, the payment
+        wins, whichever came first (a retry that succeeded)."""
+        if told_at <= self.told_at or self.status not in (SubscriptionStatus.ACTIVE,
+                                                         SubscriptionStatus.TRIALING):
+            return
+        self._record(self.PaymentFailed, cause, grace_ends_at=cause.at + grace,
+                     told_at=told_at)
+
+    def cancel(self, cause: Cause, told_at: int, paused_bots: list[str]) -> None:
+        if self.status in (SubscriptionStatus.CANCELLED, SubscriptionStatus.EXPIRED):
+            return
+        self._record(self.Cancelled, cause, told_at=told_at, paused_bots=paused_bots)
+
+    def pay_invoice(self, cause: Cause, invoice: str, amount: Decimal, currency: str,
+                    method: str) -> bool:
+        """Record a payment once; False when this invoice was already paid."""
+        if invoice in self.paid_invoices:
+            return False
+        self._record(self.InvoicePaid, cause, invoice=invoice, amount=amount,
+                     currency=currency, method=method)
+        return True
+
+    def refund(self, cause: Cause, reference: str, amount: Decimal, currency: str) -> None:
+        """What was refunded of a charge, recorded as the total so far: told twice (or
+        in parts), the difference only."""
+        done = self.refunds.get(reference, Decimal(0))
+        if amount > done:
+            self._record(self.Refunded, cause, reference=reference, amount=amount - done,
+                         currency=currency)
+
+    def is_due_to_expire(self, now: datetime) -> bool:
+        return (self.status is SubscriptionStatus.PAST_DUE and self.grace_ends_at is not None
+                and now >= self.grace_ends_at)
+
+    def expire(self, cause: Cause, paused_bots: list[str]) -> None:
+        if not self.is_due_to_expire(cause.at):
+            raise InvalidTransitionError(f"the subscription is {self.status}",
+                                         code="SUBSCRIPTION_NOT_DUE")
+        self._record(self.Expired, cause, paused_bots=paused_bots)
+
+    def is_entitled(self) -> bool:
+        return self.status in ENTITLED
+
+
+def _period_data(period: Period) -> dict:
+    return {"stripe_subscription": period.stripe_subscription, "status": period.status,
+            "plan_id": period.plan_id, "plan_version": period.plan_version,
+            "period_start": period.start, "period_end": period.end,
+            "cancel_at_period_end": period.cancel_at_period_end, "told_at": period.told_at}
+
+
+def _take_period(s: Subscription, e) -> None:
+    s.stripe_subscription, s.status = e.stripe_subscription, e.status
+    s.plan_id, s.plan_version = e.plan_id, e.plan_version
+    s.current_period_start, s.current_period_end = e.period_start, e.period_end
+    s.cancel_at_period_end, s.told_at = e.cancel_at_period_end, e.told_at

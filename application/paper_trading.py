@@ -18,6 +18,7 @@ from uuid import UUID
 from application.engine import DcaEngine
 from application.live_venue import LiveVenue
 from application.paper_log import PaperLog
+from application.position_desk import PositionDesk
 from application.replay import read_log
 from application.trading import Trading
 from domain.accounts import AccountKind, ExchangeAccount
@@ -61,6 +62,18 @@ class _Market:
     # live: bots whose restart reconciliation could not reach the exchange, with the safety
     # orders their deal had placed; finished at the first step that reaches it
     unreconciled: dict[UUID, frozenset[int]] = field(default_factory=dict)
+    # the users' own positions on this market and their exits (application/positions.py)
+    desk: PositionDesk | None = None
+
+    @property
+    def watchers(self) -> list:
+        desk = self.desk
+        engines = list(self.engines.values())
+        return [*engines, desk] if desk is not None and desk.busy else engines
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.engines) or (self.desk is not None and self.desk.busy)
 
     def fail(self, bot_id: UUID, error: Exception) -> None:
         self.engines.pop(bot_id, None)
@@ -73,15 +86,19 @@ class _Market:
     # PriceWatcher for the venue's walk: every engine watches the same prices.
     def trigger_levels(self) -> tuple[Decimal | None, Decimal | None]:
         belows, aboves = [], []
-        for engine in self.engines.values():
+        for engine in self.watchers:
             below, above = engine.trigger_levels()
             belows += [below] if below is not None else []
             aboves += [above] if above is not None else []
         return max(belows, default=None), min(aboves, default=None)
 
     def high_watch(self) -> Decimal | None:
-        highs = [h for e in self.engines.values() if (h := e.high_watch()) is not None]
+        highs = [h for e in self.watchers if (h := e.high_watch()) is not None]
         return min(highs, default=None)
+
+    def low_watch(self) -> Decimal | None:
+        """A buy trailing stop's lowest (only the positions' desk follows lows)."""
+        return self.desk.low_watch() if self.desk is not None and self.desk.busy else None
 
     def on_price(self, price: Decimal) -> None:
         for bot_id, engine in list(self.engines.items()):
@@ -89,6 +106,8 @@ class _Market:
                 engine.on_price(price)
             except Exception as error:  # one bot's state, whatever it is, stops that bot
                 self.fail(bot_id, error)
+        if self.desk is not None and self.desk.busy:
+            self.desk.on_price(price)
 
     def on_order_update(self, update: ExchangeOrder) -> None:
         for bot_id, engine in self.engines.items():
@@ -98,6 +117,8 @@ class _Market:
                 except Exception as error:
                     self.fail(bot_id, error)
                 return
+        if self.desk is not None and update.client_order_id in self.desk.orders:
+            self.desk.on_order_update(update)
 
 
 class PaperTrading:
@@ -111,6 +132,7 @@ class PaperTrading:
         self.lock = threading.RLock()
         self._markets: dict[tuple[str, str], _Market] = {}
         self._log: PaperLog | None = None  # read once, then kept current by _append
+        self._last_close: dict[str, Decimal] = {}  # by pair: a new venue's first price
 
     def _index(self) -> PaperLog:
         """The log's orders and fills: read at the first need, then kept current (this runner
@@ -213,8 +235,11 @@ class PaperTrading:
         with self.lock:
             if self.trading.is_halted():
                 return 0  # emergency stop: no deal opens, no order is placed
+            self._last_close[pair] = c
             for (_, market_pair), market in list(self._markets.items()):
-                if market_pair != pair or not market.engines:
+                if market_pair != pair or not market.busy:
+                    if market_pair == pair:
+                        market.venue.price = c  # a position opened next trades at it
                     continue
                 cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
                 appended += self._step(market, cause, (o, h, low, c))
@@ -231,8 +256,12 @@ class PaperTrading:
                 engine.begin_step(cause)
             except Exception as error:
                 market.fail(bot_id, error)
-        walked = self._walk(market, candle)
+        if market.desk is not None:
+            market.desk.begin_step(cause)
         appended = 0
+        walked = self._walk(market, candle)
+        if market.desk is not None:
+            appended += self._append(market.desk.take_changes())
         for bot_id, engine in list(market.engines.items()):
             try:
                 if walked and bot_id in market.unreconciled:
@@ -310,7 +339,7 @@ class PaperTrading:
     def traded_pairs(self) -> set[str]:
         """The pairs some bot trades here: what a live market feed must follow."""
         with self.lock:
-            return {pair for (_, pair), market in self._markets.items() if market.engines}
+            return {pair for (_, pair), market in self._markets.items() if market.busy}
 
     def _engine_of(self, bot_id: UUID) -> tuple[_Market | None, DcaEngine | None]:
         for market in self._markets.values():
@@ -324,6 +353,8 @@ class PaperTrading:
             account = _live_account(self.trading, account_id)
             if account is None:
                 self._markets[key] = _Market(self._paper_venue(account_id, pair))
+                if pair in self._last_close:
+                    self._markets[key].venue.price = self._last_close[pair]
             else:
                 self._markets[key] = self._live_market(account, pair)
         return self._markets[key]
@@ -340,6 +371,8 @@ class PaperTrading:
             before a request leaves for the exchange."""
             for engine in list(market.engines.values()):
                 self._append(engine.take_changes())
+            if market.desk is not None:
+                self._append(market.desk.take_changes())
 
         venue.before_request = write_ahead
         return market
@@ -350,6 +383,13 @@ class PaperTrading:
         rules_of = getattr(self.live_venues, "market_rules", None)
         account = _live_account(self.trading, account_id) if rules_of else None
         return None if account is None else rules_of(account, pair)
+
+    def desk(self, account_id: str, pair: str) -> PositionDesk:
+        """The positions' desk of an account on a pair (call with ``lock`` held)."""
+        market = self._market(account_id, pair)
+        if market.desk is None:
+            market.desk = PositionDesk(market.venue, self.ids)
+        return market.desk
 
     def engines_of(self, account_id: str) -> list[DcaEngine]:
         return [engine for (account, _), market in self._markets.items()

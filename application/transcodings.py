@@ -14,6 +14,7 @@ from domain.bots import BotMode, BotStatus, LifecycleStage
 from domain.dca import DcaConfig
 from domain.deals import CloseReason, DealStatus
 from domain.orders import OrderPurpose, OrderSide, OrderStatus, OrderType
+from domain.positions import ExitKind, ExitStatus, PositionStatus
 
 ENUMS: tuple[type[Enum], ...] = (
     AccountKind,
@@ -26,6 +27,9 @@ ENUMS: tuple[type[Enum], ...] = (
     OrderSide,
     OrderStatus,
     OrderType,
+    PositionStatus,
+    ExitKind,
+    ExitStatus,
 )
 
 

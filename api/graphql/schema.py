@@ -28,6 +28,8 @@ from api.graphql.exchange_accounts.queries import ExchangeAccountQueries
 from api.graphql.limits import limits
 from api.graphql.portfolio.queries import PortfolioQueries
 from api.graphql.portfolio.subscriptions import PortfolioSubscriptions
+from api.graphql.positions.mutations import PositionMutations
+from api.graphql.positions.queries import PositionQueries
 from api.graphql.scalars import SCALAR_MAP
 from api.graphql.system.mutations import SystemMutations
 from api.graphql.system.queries import SystemQueries
@@ -35,10 +37,10 @@ from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
-                              ExchangeAccountQueries, DriftQueries))
+                              ExchangeAccountQueries, DriftQueries, PositionQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
-                                    ExchangeAccountMutations))
+                                    ExchangeAccountMutations, PositionMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 

@@ -233,3 +233,60 @@ def test_an_adopted_holding_is_a_position_without_an_order(server):
     assert D(adopted["entryPrice"]) == 90000
     assert orders_of(server, adopted["id"]) == []
     assert bought["status"] == "OPEN"
+
+
+def test_a_restarted_server_carries_on_with_every_exit_from_the_events(tmp_path,
+                                                                        monkeypatch):
+    """State in events only: after a restart the take profit still rests on the paper
+    venue (its units locked, not placed again), the trailing stop follows from the level
+    it recorded, and the next candles fill them as if nothing had happened."""
+    from fastapi.testclient import TestClient
+
+    from api.server import create_app
+    from tests.api.conftest import Server, open_server
+
+    url = f"sqlite:///{tmp_path / 'server.sqlite'}"
+    runtime, clock = open_server(url, monkeypatch)
+    with TestClient(create_app(runtime, manage_runtime=False)) as client:
+        first = Server(runtime, client, clock)
+        alice = first.user("alice")
+        position = open_position(first, alice, amount="0.002")
+        price = D(position["entryPrice"])
+        oco = first.gql(PLACE_OCO, {"input": {
+            "positionId": position["id"], "takeProfitPrice": str(price * D("1.0005")),
+            "stopPrice": str(price / 2), "amount": "0.001"}}, alice.token)["placeOco"]
+        trailing = first.gql(PLACE_TRAILING_STOP, {"input": {
+            "positionId": position["id"], "trailPercent": "50"}}, alice.token)[
+            "placeTrailingStop"]
+        stopped_at = clock.current
+    runtime.stop()
+
+    runtime, clock = open_server(url, monkeypatch)
+    clock.current = stopped_at
+    runtime.start()
+    runtime.loop.stop()  # the test steps the market itself
+    try:
+        with TestClient(create_app(runtime, manage_runtime=False)) as client:
+            again = Server(runtime, client, clock)
+            desk = runtime.paper.desk(alice.paper_account_id, "BTC/USDT")
+            assert {str(g) for g in desk.exits} == {oco["id"], trailing["id"]}
+            [(_, take_profit)] = [o for o in orders_of(again, position["id"])
+                                  if o[0] == "take_profit"]
+            assert [o.client_order_id for o in desk.venue.fetch_open_orders()] == [
+                take_profit.client_order_id]
+            for _ in range(120):
+                again.step(1)
+                if exit_of_id(again, alice, position["id"], oco["id"])["status"] != "ACTIVE":
+                    break
+            assert exit_of_id(again, alice, position["id"], oco["id"])["leg"] == "take_profit"
+            legs = [leg for leg, _ in orders_of(again, position["id"])]
+            assert legs == ["entry", "take_profit"]  # nothing placed twice
+            found = again.gql(POSITION, {"id": position["id"]}, alice.token)["position"]
+            assert D(found["units"]) == D("0.001") and found["status"] == "OPEN"
+    finally:
+        runtime.stop()
+
+
+def exit_of_id(server, account, position_id, exit_id):
+    exits = server.gql(POSITION, {"id": position_id}, account.token)["position"]["exits"]
+    return next(e for e in exits if e["id"] == exit_id)

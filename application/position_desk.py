@@ -28,7 +28,7 @@ from domain.trailing import triggered
 log = logging.getLogger("tradetape.positions")
 PURPOSE = {"entry": OrderPurpose.BASE, "take_profit": OrderPurpose.TAKE_PROFIT,
            "stop": OrderPurpose.STOP_LOSS, "trailing": OrderPurpose.STOP_LOSS,
-           "close": OrderPurpose.MANUAL}
+           "close": OrderPurpose.MANUAL, "emergency_exit": OrderPurpose.MANUAL}
 
 
 class PositionDesk:
@@ -257,17 +257,22 @@ class PositionDesk:
         for group in [g for g in self.exits.values() if g.position_id == position.id]:
             self.cancel_exit(group, f"the position is {position.status}")
 
-    def close(self, position: Position, reason: str) -> Order | None:
-        """Cancel every exit of ``position`` and sell what it holds at market."""
+    def close(self, position: Position, reason: str, leg: str = "close") -> Order | None:
+        """Cancel every exit of ``position`` and sell what it holds at market (``leg``:
+        close, or emergency_exit: the position's close reason)."""
         for group in [g for g in self.exits.values() if g.position_id == position.id]:
             self.cancel_exit(group, reason)
-        for client_id, (position_id, _, leg) in list(self.roles.items()):
-            if position_id == position.id and leg == "entry":
+        for client_id, (position_id, _, role) in list(self.roles.items()):
+            if position_id == position.id and role == "entry":
                 self._cancel(self.orders[client_id])
         if position.units == ZERO:
+            if position.status is PositionStatus.PENDING:
+                position.cancel(self._cause, reason)  # nothing bought: nothing to sell
+                self.touch(position)
+                self._drop(position)
             return None
         return self.place(position, OrderSide.SELL, OrderType.MARKET, position.units, None,
-                          None, "close")
+                          None, leg)
 
     def held_by_exits(self, position_id: UUID) -> Decimal:
         return sum((g.amount for g in self.exits.values() if g.position_id == position_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from decimal import Decimal
+from typing import NamedTuple
 from uuid import UUID
 
 from application.exchange_accounts import trading_refusal
@@ -35,6 +36,14 @@ AMOUNT = Bounds(D("1e-12"), D("1e12"), sign_code="NOT_POSITIVE")
 RiskCheck = Callable[[UUID, Decimal], None]  # (owner, quote the position adds) -> or raise
 
 
+class Trail(NamedTuple):
+    """A trailing stop's distance (one of the two) and its optional activation price."""
+
+    percent: Decimal | None = None
+    amount: Decimal | None = None
+    activation_price: Decimal | None = None
+
+
 class Positions:
     def __init__(self, trading: Trading, paper: PaperTrading, *,
                  traded_pair: str | None = None, allow_live: bool = False,
@@ -49,34 +58,35 @@ class Positions:
 
     def open_position(self, owner_id: UUID, *, exchange_account_id: str | None, pair: str,
                       quote_amount: Decimal | None = None, amount: Decimal | None = None,
-                      limit_price: Decimal | None = None) -> Position:
-        """A market buy (or a limit buy at ``limit_price``) of ``quote_amount`` worth, or of
+                      limit_price: Decimal | None = None,
+                      trail: Trail | None = None) -> Position:
+        """A market buy (a limit buy at ``limit_price``; a trailing buy stop with ``trail``)
+        of ``quote_amount`` worth (at the limit, else at the current price), or of
         ``amount`` units. A refused buy is recorded and raised (``ORDER_REJECTED``)."""
         account = self._account(owner_id, exchange_account_id, pair)
         if (quote_amount is None) == (amount is None):
             raise DomainError("give exactly one of quoteAmount and amount",
                               code="AMOUNT_REQUIRED", field="quote_amount")
+        if trail is not None and limit_price is not None:
+            raise DomainError("a trailing entry has no limit price", code="INVALID_ENTRY",
+                              field="limit_price")
         limit = None if limit_price is None else parse_number(limit_price, "limit_price",
                                                               PRICE)
         with self.paper.lock:
             desk = self.paper.desk(account, pair)
-            price = limit or self._price(desk)
-            if quote_amount is not None:
-                quote = parse_number(quote_amount, "quote_amount", QUOTE)
-                units = quote / price
-            else:
-                units = parse_number(amount, "amount", AMOUNT)
-                quote = units * price
+            units, quote = _size(limit or self._price(desk), quote_amount, amount)
             if self.risk_check is not None:
                 self.risk_check(owner_id, quote)
             cause = self._begin(desk, owner_id)
+            entry = "trailing" if trail else "market" if limit is None else "limit"
             position = Position.open(self.trading.ids.new_id(), cause, owner_id=str(owner_id),
-                                     exchange_account_id=account, pair=pair,
-                                     entry="market" if limit is None else "limit")
+                                     exchange_account_id=account, pair=pair, entry=entry)
             desk.positions[position.id] = position
-            desk.place(position, OrderSide.BUY,
-                       OrderType.MARKET if limit is None else OrderType.LIMIT, units, limit,
-                       None, "entry")
+            if trail is not None:
+                self._trailing(desk, position, cause, OrderSide.BUY, units, trail)
+            else:
+                desk.place(position, OrderSide.BUY, OrderType.LIMIT if limit else
+                           OrderType.MARKET, units, limit, None, "entry")
             changes = self._save(desk, position)
             if not position.is_open:
                 raise DomainError(f"the venue refused the buy: {refusal_of(changes)}",
@@ -133,21 +143,13 @@ class Positions:
             return group
 
     def add_trailing_stop(self, owner_id: UUID, position_id: UUID | None, *,
-                          side: OrderSide = OrderSide.SELL, trail_percent=None,
-                          trail_amount=None, activation_price=None,
+                          side: OrderSide = OrderSide.SELL, trail: Trail,
                           amount=None) -> PositionExit:
         """A sell stop follows the highest price; a buy stop (adding ``amount`` units to
         the position) follows the lowest. Without an activation price it starts trailing
         at the current price."""
-        pct = None if trail_percent is None else parse_number(trail_percent, "trail_percent")
-        distance = (None if trail_amount is None
-                    else parse_number(trail_amount, "trail_amount", PRICE))
-        activation = (None if activation_price is None
-                      else parse_number(activation_price, "activation_price", PRICE))
         with self.paper.lock:
             position, desk = self._open_position(owner_id, position_id)
-            price = self._price(desk)
-            check_trail(pct, distance, price)
             if side is OrderSide.SELL:
                 units = self._exit_amount(desk, position, amount)
             elif amount is None:
@@ -156,15 +158,27 @@ class Positions:
             else:
                 units = parse_number(amount, "amount", AMOUNT)
             cause = self._begin(desk, owner_id)
-            group = PositionExit.attach(
-                self.trading.ids.new_id(), cause, position_id=position.id,
-                owner_id=str(owner_id), kind=ExitKind.TRAILING_STOP, side=side, amount=units,
-                trail_percent=pct, trail_amount=distance, activation_price=activation)
-            group.follow(cause, price)  # trailing from now (unless waiting to activate)
-            desk.exits[group.id] = group
-            desk.touch(group)
+            group = self._trailing(desk, position, cause, side, units, trail)
             self._save(desk, group)
             return group
+
+    def _trailing(self, desk: PositionDesk, position: Position, cause: Cause,
+                  side: OrderSide, units: Decimal, trail: Trail) -> PositionExit:
+        pct = None if trail.percent is None else parse_number(trail.percent, "trail_percent")
+        distance = (None if trail.amount is None
+                    else parse_number(trail.amount, "trail_amount", PRICE))
+        activation = (None if trail.activation_price is None
+                      else parse_number(trail.activation_price, "activation_price", PRICE))
+        price = self._price(desk)
+        check_trail(pct, distance, price)
+        group = PositionExit.attach(
+            self.trading.ids.new_id(), cause, position_id=position.id,
+            owner_id=position.owner_id, kind=ExitKind.TRAILING_STOP, side=side, amount=units,
+            trail_percent=pct, trail_amount=distance, activation_price=activation)
+        group.follow(cause, price)  # trailing from now (unless waiting to activate)
+        desk.exits[group.id] = group
+        desk.touch(group)
+        return group
 
     def cancel_exit(self, owner_id: UUID, exit_id: UUID | None) -> PositionExit:
         with self.paper.lock:
@@ -181,14 +195,16 @@ class Positions:
     # --- closing --------------------------------------------------------------------------
 
     def close_position(self, owner_id: UUID, position_id: UUID | None,
-                       cause: Cause | None = None, reason: str = "closed by its owner"
-                       ) -> Position:
+                       cause: Cause | None = None, emergency: bool = False) -> Position:
         """Cancel every exit and sell everything at market (a pending entry is cancelled).
         ``CLOSE_REJECTED`` when the venue refuses the sell: the position stays open."""
         with self.paper.lock:
             position, desk = self._open_position(owner_id, position_id)
             desk.begin_step(cause or self.trading.cause(str(owner_id)))
-            desk.close(position, reason)
+            if emergency:
+                desk.close(position, "emergency exit", "emergency_exit")
+            else:
+                desk.close(position, "closed by its owner")
             changes = self._save(desk, position)
             if position.units > ZERO:
                 raise DomainError(f"the venue refused the market sell: "
@@ -202,7 +218,7 @@ class Positions:
         position whose sell is refused stays open; the others are still closed."""
         for position_id in self.index.open_of(str(owner_id)):
             try:
-                self.close_position(owner_id, position_id, cause, "emergency exit")
+                self.close_position(owner_id, position_id, cause, emergency=True)
             except DomainError as error:
                 log.warning("emergency exit: position %s stays open: %s", position_id,
                             error.code)
@@ -313,6 +329,15 @@ class Positions:
         if position is None or not position.is_open:
             raise DomainError(f"the position is {stored.status}", code="POSITION_NOT_OPEN")
         return position, desk
+
+
+def _size(price: Decimal, quote_amount, amount) -> tuple[Decimal, Decimal]:
+    """(units, quote) of a buy of ``quote_amount`` or of ``amount`` units at ``price``."""
+    if quote_amount is not None:
+        quote = parse_number(quote_amount, "quote_amount", QUOTE)
+        return quote / price, quote
+    units = parse_number(amount, "amount", AMOUNT)
+    return units, units * price
 
 
 def _request_of(order: Order, position: Position) -> OrderRequest:

@@ -209,7 +209,7 @@ def test_exit_all_closes_every_position_of_one_owner_only(server):
     server.runtime.refresh()
     for position in mine:
         found = server.gql(POSITION, {"id": position["id"]}, alice.token)["position"]
-        assert found["status"] == "CLOSED" and found["closeReason"] == "close"
+        assert found["status"] == "CLOSED" and found["closeReason"] == "emergency_exit"
         events = list(server.runtime.trading.events.get(UUID(position["id"])))
         assert {e.correlation_id for e in events[-3:]} == {"emergency-1"}
     assert server.gql(POSITION, {"id": theirs["id"]}, bob.token)["position"][
@@ -290,3 +290,46 @@ def test_a_restarted_server_carries_on_with_every_exit_from_the_events(tmp_path,
 def exit_of_id(server, account, position_id, exit_id):
     exits = server.gql(POSITION, {"id": position_id}, account.token)["position"]["exits"]
     return next(e for e in exits if e["id"] == exit_id)
+
+
+def test_a_trailing_entry_follows_the_lows_and_buys_on_the_rise(server):
+    alice = server.user("alice")
+    pending = open_position(server, alice, amount="0.001", trailPercent="0.05")
+    assert (pending["status"], pending["entry"], pending["units"]) == ("PENDING", "trailing",
+                                                                       "0")
+    [group] = pending["exits"]
+    assert (group["side"], group["kind"]) == ("BUY", "TRAILING_STOP")
+    levels = [D(group["level"])]
+    for _ in range(240):
+        server.step(1)
+        group = exit_of(server, alice, pending["id"])
+        levels.append(D(group["level"]))
+        if group["status"] != "ACTIVE":
+            break
+    assert levels == sorted(levels, reverse=True)  # a buy stop's level only comes down
+    assert (group["status"], group["leg"]) == ("FILLED", "trailing")
+    bought = server.gql(POSITION, {"id": pending["id"]}, alice.token)["position"]
+    assert bought["status"] == "OPEN" and D(bought["units"]) == D("0.001")
+    assert D(bought["entryPrice"]) == D(group["fillPrice"])
+
+
+def test_a_limit_entry_rests_until_filled_and_closing_it_cancels_the_position(server):
+    alice = server.user("alice")
+    server.step(1)
+    price = server.runtime.paper.desk(alice.paper_account_id, "BTC/USDT").venue.price
+    pending = server.gql(OPEN_POSITION, {"input": {
+        "pair": "BTC/USDT", "quoteAmount": "100", "limitPrice": str(price / 2)}},
+        alice.token)["openPosition"]
+    assert (pending["status"], pending["entry"]) == ("PENDING", "limit")
+    server.step(5)
+    no_exit = server.gql(PLACE_OCO, {"input": {
+        "positionId": pending["id"], "takeProfitPrice": str(price * 2),
+        "stopPrice": str(price / 3)}}, alice.token)["placeOco"]
+    assert no_exit["code"] == "POSITION_NOT_OPEN"  # nothing bought yet, nothing to sell
+    closed = server.gql(CLOSE_POSITION, {"id": pending["id"]}, alice.token)["closePosition"]
+    assert closed["status"] == "CANCELLED"
+    [(leg, order)] = orders_of(server, pending["id"])
+    assert leg == "entry" and str(order.status) == "cancelled"
+    balances = server.runtime.paper.desk(alice.paper_account_id, "BTC/USDT").venue \
+        .fetch_balance()
+    assert balances["USDT"].locked == 0  # the limit buy's quote is free again

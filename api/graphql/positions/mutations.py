@@ -24,6 +24,7 @@ from api.graphql.positions.types import (
     PositionExitResult,
     PositionResult,
 )
+from application.positions import Trail
 from domain import positions as domain
 from domain.errors import DomainError
 
@@ -47,6 +48,12 @@ async def _run(info: Info, command: Callable[[Any, Any], Any]) -> Any:
     return Position.of(found, exits)
 
 
+def _trail(input: Any) -> Trail | None:
+    """A trailing stop's fields of an input, or None when it gives none of them."""
+    trail = Trail(input.trail_percent, input.trail_amount, input.activation_price)
+    return None if trail == Trail() else trail
+
+
 def _id(text: str | None) -> str | None:
     return None if text is None else str(text)
 
@@ -59,7 +66,7 @@ class PositionMutations:
         return await _run(info, lambda s, owner: s.open_position(
             owner, exchange_account_id=_id(input.exchange_account_id), pair=input.pair,
             quote_amount=input.quote_amount, amount=input.amount,
-            limit_price=input.limit_price))
+            limit_price=input.limit_price, trail=_trail(input)))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
         "Manage units your account already holds as a position (no order is sent)"))
@@ -83,8 +90,7 @@ class PositionMutations:
                                   input: PlaceTrailingStopInput) -> PositionExitResult:
         return await _run(info, lambda s, owner: s.add_trailing_stop(
             owner, parse_uuid(input.position_id), side=input.side,
-            trail_percent=input.trail_percent, trail_amount=input.trail_amount,
-            activation_price=input.activation_price, amount=input.amount))
+            trail=_trail(input) or Trail(), amount=input.amount))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
         "Cancel an exit of one of your positions (its resting order is cancelled)"))

@@ -124,6 +124,12 @@ class OpenPositionInput:
     amount: Decimal | None = strawberry.field(default=None, description="units to buy")
     limit_price: Decimal | None = strawberry.field(default=None, description=(
         "a limit buy at this price; default: a market buy"))
+    trail_percent: Decimal | None = strawberry.field(default=None, description=(
+        "a trailing buy stop instead: it follows the lowest price and buys on a rise of "
+        "this percentage (or of trailAmount)"))
+    trail_amount: Decimal | None = None
+    activation_price: Decimal | None = strawberry.field(default=None, description=(
+        "a trailing entry starts following once the price falls to this"))
 
 
 @strawberry.input

@@ -353,10 +353,10 @@ class PaperTrading:
             account = _live_account(self.trading, account_id)
             if account is None:
                 self._markets[key] = _Market(self._paper_venue(account_id, pair))
-                if pair in self._last_close:
-                    self._markets[key].venue.price = self._last_close[pair]
             else:
                 self._markets[key] = self._live_market(account, pair)
+            if pair in self._last_close:  # a position opened now trades at the last close
+                self._markets[key].venue.price = self._last_close[pair]
         return self._markets[key]
 
     def _live_market(self, account: ExchangeAccount, pair: str) -> _Market:

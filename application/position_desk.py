@@ -38,6 +38,9 @@ class PositionDesk:
         self.exits: dict[UUID, PositionExit] = {}  # active ones, in the order attached
         self.orders: dict[str, Order] = {}  # open orders, by client id
         self.roles: dict[str, tuple[UUID, UUID | None, str]] = {}  # client id -> role
+        self._closing: set[str] = set()  # sells of everything a position held
+        # live: base units each buy's trades really added (a fee in base is not held)
+        self._held: dict[str, Decimal] = {}
         self._cause: Cause | None = None
         self._dirty: dict[int, TradetapeAggregate] = {}
         self._sized = getattr(venue, "sized", None)  # live: the exchange's precision
@@ -127,9 +130,12 @@ class PositionDesk:
     def place(self, position: Position, side: OrderSide, order_type: OrderType,
               amount: Decimal, price: Decimal | None, exit_id: UUID | None, leg: str,
               order_id: UUID | None = None) -> Order:
+        closing = side is OrderSide.SELL and amount >= position.units
         if self._sized is not None:
             amount, price = self._sized(position.pair, side, amount, price)
         order_id = order_id or self.ids.new_id()
+        if closing:
+            self._closing.add(order_id.hex)
         order = Order.submit(
             order_id, self._cause, client_order_id=order_id.hex, owner_id=position.owner_id,
             exchange_account_id=position.exchange_account_id, pair=position.pair, side=side,
@@ -198,10 +204,13 @@ class PositionDesk:
         base, _, quote = order.pair.partition("/")
         if observed:
             fee = trade.fee_in_quote(base, quote) or ZERO
-            order.observe_trade(self._cause, trade_id=trade.trade_id, price=trade.price,
-                                amount=trade.amount, fee=trade.fee,
-                                fee_currency=trade.fee_currency, fee_quote=fee,
-                                exchange_time_ms=trade.time_ms)
+            if order.observe_trade(self._cause, trade_id=trade.trade_id, price=trade.price,
+                                   amount=trade.amount, fee=trade.fee,
+                                   fee_currency=trade.fee_currency, fee_quote=fee,
+                                   exchange_time_ms=trade.time_ms):
+                held = self._held.get(order.client_order_id, ZERO)
+                self._held[order.client_order_id] = held + abs(
+                    trade.base_held_change(order.side, base))
         else:
             order.fill(self._cause, trade_id=trade.trade_id, price=trade.price,
                        amount=trade.amount, fee=trade.fee, fee_currency=trade.fee_currency)
@@ -229,12 +238,19 @@ class PositionDesk:
     def _book_fill(self, position: Position, order: Order, exit_id: UUID | None,
                    leg: str) -> None:
         price, amount = order.average_price, order.filled
+        client_id = order.client_order_id
         if order.side is OrderSide.BUY:
-            position.record_buy(self._cause, order_id=order.id, price=price, amount=amount,
+            # what the account really holds (a live fee in base is not); the fee's value
+            # is in ``fees``, so cost + fees is still what the buy paid
+            held = self._held.pop(client_id, amount)
+            position.record_buy(self._cause, order_id=order.id, price=price, amount=held,
                                 fee=order.fees)
             return
+        self._held.pop(client_id, None)
         position.record_sell(self._cause, order_id=order.id, exit_id=exit_id, price=price,
-                             amount=amount, fee=order.fees, reason=leg)
+                             amount=amount, fee=order.fees, reason=leg,
+                             closes=client_id in self._closing)
+        self._closing.discard(client_id)
 
     def _end_exit(self, group: PositionExit, order: Order, leg: str) -> None:
         if order.status is OrderStatus.FILLED:

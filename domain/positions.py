@@ -103,6 +103,15 @@ class Position(TradetapeAggregate):
             position.proceeds += self.price * self.amount
             position.fees += self.fee
 
+    class DustLeft(Event):
+        """What an exchange's amount step left unsold when the position closed: still on
+        the account, no longer the position's."""
+
+        amount: Decimal
+
+        def apply(self, position: Position) -> None:
+            position.units -= self.amount
+
     class OrderPlaced(Event):
         """An order for this position was sent: ``leg`` is entry, take_profit, stop,
         trailing or close; ``exit_id`` names the exit it belongs to, if any."""
@@ -120,6 +129,7 @@ class Position(TradetapeAggregate):
         def apply(self, position: Position) -> None:
             position.status, position.close_reason = PositionStatus.CLOSED, self.reason
             position.closed_at = self.timestamp
+            position.units = ZERO  # everything sold: exactly, not a 0E-31 remainder
 
     class Cancelled(Event):
         reason: str
@@ -158,12 +168,17 @@ class Position(TradetapeAggregate):
                      fee=fee)
 
     def record_sell(self, cause: Cause, *, order_id: UUID, exit_id: UUID | None,
-                    price: Decimal, amount: Decimal, fee: Decimal, reason: str) -> None:
+                    price: Decimal, amount: Decimal, fee: Decimal, reason: str,
+                    closes: bool = False) -> None:
+        """``closes``: the sell was of everything held; what a live exchange's amount step
+        left is recorded as dust (``DustLeft``) and the position closes all the same."""
         if amount > self.units:
             raise DomainError(f"a sell of {amount} exceeds the {self.units} held",
                               code="POSITION_OVERSOLD")
         self._record(self.Sold, cause, order_id=order_id, exit_id=exit_id, price=price,
                      amount=amount, fee=fee)
+        if closes and self.units > ZERO:
+            self._record(self.DustLeft, cause, amount=self.units)
         if self.units == ZERO:
             self._record(self.Closed, cause, reason=reason)
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from application.engine import DcaEngine
@@ -107,7 +108,7 @@ class _Market:
             except Exception as error:  # one bot's state, whatever it is, stops that bot
                 self.fail(bot_id, error)
         if self.desk is not None and self.desk.busy:
-            self.desk.on_price(price)
+            self._desk_safely(self.desk.on_price, price)
 
     def on_order_update(self, update: ExchangeOrder) -> None:
         for bot_id, engine in self.engines.items():
@@ -118,7 +119,16 @@ class _Market:
                     self.fail(bot_id, error)
                 return
         if self.desk is not None and update.client_order_id in self.desk.orders:
-            self.desk.on_order_update(update)
+            self._desk_safely(self.desk.on_order_update, update)
+
+    @staticmethod
+    def _desk_safely(command: Callable[[Any], None], argument: Any) -> None:
+        """A fault of the positions' desk stops no bot: one log line, and the walk goes
+        on (what the desk recorded until then is saved)."""
+        try:
+            command(argument)
+        except Exception as error:
+            log.error("positions: the desk failed at a step: %s", _reason(error))
 
 
 class PaperTrading:
@@ -256,12 +266,7 @@ class PaperTrading:
                 engine.begin_step(cause)
             except Exception as error:
                 market.fail(bot_id, error)
-        if market.desk is not None:
-            market.desk.begin_step(cause)
-        appended = 0
-        walked = self._walk(market, candle)
-        if market.desk is not None:
-            appended += self._append(market.desk.take_changes())
+        walked, appended = self._walk(market, candle, cause)
         for bot_id, engine in list(market.engines.items()):
             try:
                 if walked and bot_id in market.unreconciled:
@@ -278,16 +283,22 @@ class PaperTrading:
             appended += self._record_failure(bot_id, cause, error)
         return appended
 
-    @staticmethod
-    def _walk(market: _Market, candle: tuple[Decimal, Decimal, Decimal, Decimal]) -> bool:
+    def _walk(self, market: _Market, candle: tuple[Decimal, Decimal, Decimal, Decimal],
+              cause: Cause) -> tuple[bool, int]:
         """Walk the candle on the venue; False when the venue itself failed (no one bot to
-        blame: what the bots did until then is kept, and no deal opens at this close)."""
+        blame: what the bots did until then is kept, and no deal opens at this close).
+        What the positions' desk decided on the way is saved at once, with the events
+        appended."""
+        desk = market.desk
+        if desk is not None:
+            desk.begin_step(cause)
         try:
             market.venue.walk_candle(*candle, market)
+            walked = True
         except Exception as error:
             log.error("the paper venue failed on a candle: %s", _reason(error))
-            return False
-        return True
+            walked = False
+        return walked, self._append(desk.take_changes()) if desk is not None else 0
 
     def _record_failure(self, bot_id: UUID, cause: Cause, error: Exception) -> int:
         """The bot goes to ERROR with the reason (resetting the error brings it back

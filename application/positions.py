@@ -19,6 +19,7 @@ from application.paper_trading import PaperTrading
 from application.position_desk import PositionDesk, refusal_of
 from application.position_index import PositionIndex
 from application.trading import Trading
+from domain.dca import PAIR_MAX
 from domain.errors import DomainError, NotFoundError
 from domain.money import ZERO
 from domain.numbers import PRICE, Bounds, parse_number
@@ -26,6 +27,7 @@ from domain.orders import Order, OrderSide, OrderType
 from domain.ports import OrderRequest
 from domain.positions import ExitKind, Position, PositionExit
 from domain.recording import Cause
+from domain.text import checked_text
 from domain.trailing import check_oco_prices, check_trail
 from domain.users import User
 
@@ -76,22 +78,27 @@ class Positions:
             desk = self.paper.desk(account, pair)
             units, quote = _size(limit or self._price(desk), quote_amount, amount)
             if self.risk_check is not None:
-                self.risk_check(owner_id, quote)
+                self.risk_check(owner_id, quote)  # before any order is sent
             cause = self._begin(desk, owner_id)
             entry = "trailing" if trail else "market" if limit is None else "limit"
             position = Position.open(self.trading.ids.new_id(), cause, owner_id=str(owner_id),
                                      exchange_account_id=account, pair=pair, entry=entry)
             desk.positions[position.id] = position
-            if trail is not None:
-                self._trailing(desk, position, cause, OrderSide.BUY, units, trail)
-            else:
-                desk.place(position, OrderSide.BUY, OrderType.LIMIT if limit else
-                           OrderType.MARKET, units, limit, None, "entry")
+            self._enter(desk, position, cause, units, limit, trail)
             changes = self._save(desk, position)
             if not position.is_open:
                 raise DomainError(f"the venue refused the buy: {refusal_of(changes)}",
                                   code="ORDER_REJECTED")
             return position
+
+    def _enter(self, desk: PositionDesk, position: Position, cause: Cause, units: Decimal,
+               limit: Decimal | None, trail: Trail | None) -> None:
+        """The entry: a trailing buy stop, a limit buy or a market buy."""
+        if trail is not None:
+            self._trailing(desk, position, cause, OrderSide.BUY, units, trail)
+        else:
+            desk.place(position, OrderSide.BUY, OrderType.LIMIT if limit else
+                       OrderType.MARKET, units, limit, None, "entry")
 
     def adopt_position(self, owner_id: UUID, *, exchange_account_id: str | None, pair: str,
                        amount: Decimal, entry_price: Decimal | None = None) -> Position:
@@ -295,6 +302,7 @@ class Positions:
         return units
 
     def _account(self, owner_id: UUID, account_id: str | None, pair: str) -> str:
+        checked_pair(pair)
         if self.traded_pair is not None and pair != self.traded_pair:
             raise DomainError(f"this server's paper market trades {self.traded_pair} only",
                               code="PAIR_NOT_TRADED", field="pair")
@@ -329,6 +337,15 @@ class Positions:
         if position is None or not position.is_open:
             raise DomainError(f"the position is {stored.status}", code="POSITION_NOT_OPEN")
         return position, desk
+
+
+def checked_pair(pair: str) -> str:
+    """A pair as bots name theirs: ``BASE/QUOTE``, at most 32 characters of plain text."""
+    text = checked_text(pair, "pair", max_chars=PAIR_MAX)
+    base, slash, quote = text.partition("/")
+    if text != text.strip().upper() or not (slash and base and quote) or "/" in quote:
+        raise DomainError("must look like 'BTC/USDT'", code="INVALID_PAIR", field="pair")
+    return text
 
 
 def _size(price: Decimal, quote_amount, amount) -> tuple[Decimal, Decimal]:

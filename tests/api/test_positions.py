@@ -163,6 +163,9 @@ def test_another_users_position_and_exits_are_not_found(server):
     ({}, "AMOUNT_REQUIRED"),
     ({"quoteAmount": "10", "amount": "1"}, "AMOUNT_REQUIRED"),
     ({"quoteAmount": "10", "pair": "ETH/USDT"}, "PAIR_NOT_TRADED"),
+    ({"quoteAmount": "10", "pair": "BTCUSDT"}, "INVALID_PAIR"),
+    ({"quoteAmount": "10", "pair": "btc/usdt"}, "INVALID_PAIR"),
+    ({"quoteAmount": "10", "pair": "B" * 40 + "/USDT"}, "TEXT_TOO_LONG"),
     ({"quoteAmount": "100000000"}, "ORDER_REJECTED"),  # more than the paper account has
 ])
 def test_bad_position_inputs_are_refused_by_name(server, fields, code):

@@ -264,3 +264,56 @@ def test_the_extreme_is_the_running_best_price(side, prices):
     for price in prices[1:]:
         extreme = next_extreme(side, extreme, price)
     assert extreme == (max(prices) if side is SELL else min(prices))
+
+
+# --- hypothesis: exits on generated markets -----------------------------------------------
+
+
+@st.composite
+def candle_walks(draw) -> list[tuple[str, str, str, str]]:
+    """Valid candles (low <= open, close <= high) walking from 100, in cents."""
+    price, candles = 10000, []
+    for _ in range(draw(st.integers(1, 25))):
+        close = max(100, price + draw(st.integers(-800, 800)))
+        high = max(price, close) + draw(st.integers(0, 400))
+        low = max(1, min(price, close) - draw(st.integers(0, 400)))
+        candles.append(tuple(str(D(v) / 100) for v in (price, high, low, close)))
+        price = max(100, close + draw(st.integers(-300, 300)))  # gaps between candles
+    return candles
+
+
+def run_exits(walk, take_profit: str, stop: str, trail: str) -> tuple[Market, list, list]:
+    market = Market(units="2")
+    group = oco(market, amount="1", take_profit_price=take_profit, stop_price=stop)
+    trailing = market.attach(ExitKind.TRAILING_STOP, amount="1", trail_percent=trail)
+    for candle in walk:
+        market.candle(*candle)
+    events = [{**vars(e), "__kind": type(e).__name__} for a in market.desk.take_changes()
+              for e in a.collect_events()]
+    return market, [group, trailing], events
+
+
+@given(walk=candle_walks(), take_profit=st.integers(101, 140), stop=st.integers(60, 99),
+       trail=st.sampled_from(["0.5", "2", "5", "12.5"]))
+def test_exits_on_any_market_fill_once_at_or_beyond_their_levels(walk, take_profit, stop,
+                                                                 trail):
+    market, (group, trailing), events = run_exits(walk, str(take_profit), str(stop), trail)
+    position = market.position
+    names = [(e["originator_id"], e["__kind"]) for e in events]
+    filled = names.count((group.id, "LegFilled"))
+    assert filled == (group.status is ExitStatus.FILLED)  # one leg at most
+    if filled:  # and the other cancelled in the same step
+        assert names.count((group.id, "LegCancelled")) == 1
+        if group.leg == "take_profit":
+            assert group.fill_price >= take_profit
+        else:
+            assert group.fill_price <= stop
+    levels = [e["level"] for e in events if e["originator_id"] == trailing.id
+              and "level" in e]
+    assert levels == sorted(levels)  # a sell stop's level never comes down
+    if trailing.status is ExitStatus.FILLED:
+        assert trailing.fill_price <= trailing.level
+    sold = sum((e["amount"] for e in events if (e["originator_id"], e["__kind"]) == (
+        position.id, "Sold")), D(0))
+    assert position.units == 2 - sold >= 0
+    assert run_exits(walk, str(take_profit), str(stop), trail)[2] == events  # deterministic

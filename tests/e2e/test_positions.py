@@ -41,14 +41,14 @@ def test_an_oco_whose_take_profit_fills_cancels_its_stop(launch):
     position = open_position(server, token, quoteAmount="100")
     price = D(position["entryPrice"])
     placed = server.gql(PLACE_OCO, {"input": {
-        "positionId": position["id"], "takeProfitPrice": str(price * D("1.001")),
+        "positionId": position["id"], "takeProfitPrice": str(price * D("1.002")),
         "stopPrice": str(price * D("0.9"))}}, token)["placeOco"]
     assert placed["status"] == "ACTIVE", placed
 
     group = wait_for("the take profit to fill", lambda: (
         g if (g := the_exit(server, token, position["id"]))["status"] != "ACTIVE" else None))
     assert (group["status"], group["leg"]) == ("FILLED", "take_profit")
-    assert D(group["fillPrice"]) == price * D("1.001")
+    assert D(group["fillPrice"]) == price * D("1.002")
     events = server.gql(HISTORY, {"id": placed["id"]}, token)["history"]["events"]
     assert [e["type"] for e in events] == ["PositionExit.Attached", "PositionExit.LegFilled",
                                                 "PositionExit.LegCancelled"]

@@ -32,19 +32,28 @@ LOG = logging.getLogger("tradetape.graphql")
 
 
 async def _run(info: Info, command: Callable[[Any, Any], Any]) -> Any:
-    """Run ``command(service, owner)``; a refusal is a ``PositionErrors`` (one log line)."""
+    """Run ``command(service, owner)``; a refusal is a ``PositionErrors`` (one log line).
+    The answer is taken under the runner's lock, as the command left it: the next candle
+    may change the aggregates right after."""
     ctx = info.context
     service, owner = ctx.runtime.positions, ctx.principal.user_id
+
+    def run() -> Any:
+        with service.paper.lock:
+            return _answer(service, command(service, owner))
+
     try:
-        found = await execute(ctx.runtime, lambda: command(service, owner))
+        return await execute(ctx.runtime, run)
     except DomainError as error:
         LOG.info("graphql refused code=%s", error.code)
         first = field_error(error)
         return PositionErrors(code=first.code, message=first.message, errors=[first])
+
+
+def _answer(service: Any, found: Any) -> Position | PositionExit:
     if isinstance(found, domain.PositionExit):
         return PositionExit.of(found)
-    exits = await ctx.read.slow(lambda: [service.trading.load(e, domain.PositionExit)
-                                         for e in service.index.exits(found.id)])
+    exits = [service.trading.load(e, domain.PositionExit) for e in service.index.exits(found.id)]
     return Position.of(found, exits)
 
 

@@ -402,6 +402,12 @@ class PaperTrading:
             market.desk = PositionDesk(market.venue, self.ids)
         return market.desk
 
+    def positions_of(self, account_id: str) -> list:
+        """The open positions of an account's desks (users' own, outside bots)."""
+        return [position for (account, _), market in self._markets.items()
+                if account == account_id and market.desk is not None
+                for position in market.desk.positions.values()]
+
     def engines_of(self, account_id: str) -> list[DcaEngine]:
         return [engine for (account, _), market in self._markets.items()
                 if account == account_id for engine in market.engines.values()]

@@ -18,8 +18,10 @@ from adapters.marketdata.csv_candles import load_candles
 from application.bootstrap import open_trading
 from application.paper_trading import PaperTrading
 from application.positions import Positions, Trail
+from application.reconciliation import Reconciler
 from application.replay import read_log
 from domain.accounts import AccountKind
+from domain.errors import DomainError
 from domain.positions import ExitStatus, Position, PositionExit, PositionStatus
 from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator
 from tests.exchange_simulator.venues import simulator_venue
@@ -109,4 +111,20 @@ def test_positions_on_a_live_account_trade_once_on_the_exchange_as_on_paper(tmp_
         assert len(ledger.trades) >= 4
         assert all(n == 1 for n in sim.client_order_ids_seen().values())
         assert not world.events("Filled", "Accepted")  # observations, not the paper's words
+
+        third = world.positions.open_position(
+            OWNER, exchange_account_id=world.account, pair="BTC/USDT", quote_amount=D(100))
+        reconciler = Reconciler(world.runner)
+        reconciler.run(T0)
+        assert not world.events("DriftDetected")  # the position's units are accounted for
+        venue = world.runner.live_markets()[0][2]
+        venue.exchange.client.create_order("BTC/USDT", "market", "sell", "0.0005")
+        reconciler.run(T0 + timedelta(minutes=1))
+        [drift] = world.events("DriftDetected")
+        assert drift.expected == third.units  # sold outside Tradetape: the position is short
+        with pytest.raises(DomainError) as refused:  # the exchange has less to sell
+            world.positions.close_position(OWNER, third.id)
+        assert refused.value.code == "CLOSE_REJECTED"
+        assert world.trading.load(third.id, Position).status is PositionStatus.OPEN
+
         world.trading.close()

@@ -35,6 +35,8 @@ log = logging.getLogger("tradetape.positions")
 D = Decimal
 QUOTE = Bounds(D("0.00000001"), D("1e12"), sign_code="NOT_POSITIVE")
 AMOUNT = Bounds(D("1e-12"), D("1e12"), sign_code="NOT_POSITIVE")
+MAX_OPEN_POSITIONS = 100  # an owner's open or pending positions
+MAX_EXITS = 10  # active exits of one position
 RiskCheck = Callable[[UUID, Decimal], None]  # (owner, quote the position adds) -> or raise
 
 
@@ -54,6 +56,7 @@ class Positions:
         before any order of a new position is sent; None: no limits."""
         self.trading, self.paper, self.traded_pair = trading, paper, traded_pair
         self.allow_live, self.risk_check = allow_live, risk_check
+        self.max_open_positions, self.max_exits = MAX_OPEN_POSITIONS, MAX_EXITS
         self.index = PositionIndex(trading)
 
     # --- opening --------------------------------------------------------------------------
@@ -163,6 +166,7 @@ class Positions:
                 raise DomainError("a buy stop needs the amount to buy", code="AMOUNT_REQUIRED",
                                   field="amount")
             else:
+                self._check_exit_room(desk, position)
                 units = parse_number(amount, "amount", AMOUNT)
             cause = self._begin(desk, owner_id)
             group = self._trailing(desk, position, cause, side, units, trail)
@@ -289,8 +293,15 @@ class Positions:
                               code="NO_MARKET_PRICE")
         return price
 
+    def _check_exit_room(self, desk: PositionDesk, position: Position) -> None:
+        active = [g for g in desk.exits.values() if g.position_id == position.id]
+        if len(active) >= self.max_exits:
+            raise DomainError(f"at most {self.max_exits} active exits a position: cancel "
+                              "one first", code="EXIT_LIMIT_REACHED")
+
     def _exit_amount(self, desk: PositionDesk, position: Position, amount) -> Decimal:
         """All that no other exit sells, or ``amount`` of it."""
+        self._check_exit_room(desk, position)
         free = position.units - desk.held_by_exits(position.id)
         units = free if amount is None else parse_number(amount, "amount", AMOUNT)
         if position.units == ZERO:
@@ -302,7 +313,11 @@ class Positions:
         return units
 
     def _account(self, owner_id: UUID, account_id: str | None, pair: str) -> str:
+        """The account a new position is opened on, once every rule allows it."""
         checked_pair(pair)
+        if len(self.index.open_of(str(owner_id))) >= self.max_open_positions:
+            raise DomainError(f"at most {self.max_open_positions} open positions: close one "
+                              "first", code="POSITION_LIMIT_REACHED")
         if self.traded_pair is not None and pair != self.traded_pair:
             raise DomainError(f"this server's paper market trades {self.traded_pair} only",
                               code="PAIR_NOT_TRADED", field="pair")

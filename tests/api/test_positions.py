@@ -336,3 +336,25 @@ def test_a_limit_entry_rests_until_filled_and_closing_it_cancels_the_position(se
     balances = server.runtime.paper.desk(alice.paper_account_id, "BTC/USDT").venue \
         .fetch_balance()
     assert balances["USDT"].locked == 0  # the limit buy's quote is free again
+
+
+def test_open_positions_and_active_exits_are_bounded(server):
+    service = server.runtime.positions
+    assert (service.max_open_positions, service.max_exits) == (100, 10)
+    service.max_open_positions = service.max_exits = 2
+    alice = server.user("alice")
+    first = open_position(server, alice, quoteAmount="100")
+    open_position(server, alice, quoteAmount="10")
+    third = server.gql(OPEN_POSITION, {"input": {"pair": "BTC/USDT", "quoteAmount": "10"}},
+                       alice.token)["openPosition"]
+    assert third["code"] == "POSITION_LIMIT_REACHED"
+    price = D(first["entryPrice"])
+    for _ in range(2):
+        placed = server.gql(PLACE_OCO, {"input": {
+            "positionId": first["id"], "takeProfitPrice": str(price * 2),
+            "stopPrice": str(price / 2), "amount": "0.0001"}}, alice.token)["placeOco"]
+        assert placed["status"] == "ACTIVE"
+    refused = server.gql(PLACE_TRAILING_STOP, {"input": {
+        "positionId": first["id"], "trailPercent": "1", "amount": "0.0001"}}, alice.token)[
+        "placeTrailingStop"]
+    assert refused["code"] == "EXIT_LIMIT_REACHED"

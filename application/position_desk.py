@@ -92,6 +92,8 @@ class PositionDesk:
 
     def on_price(self, price: Decimal) -> None:
         for group in self._watching():
+            if group.status is not ExitStatus.ACTIVE:
+                continue  # ended by an exit before it at this price (its position closed)
             if group.kind is ExitKind.TRAILING_STOP:
                 if group.follow(self._cause, price):
                     self.touch(group)

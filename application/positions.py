@@ -25,7 +25,7 @@ from domain.money import ZERO
 from domain.numbers import PRICE, Bounds, parse_number
 from domain.orders import Order, OrderSide, OrderType
 from domain.ports import OrderRequest
-from domain.positions import ExitKind, Position, PositionExit
+from domain.positions import ExitKind, ExitStatus, Position, PositionExit
 from domain.recording import Cause
 from domain.text import checked_text
 from domain.trailing import check_oco_prices, check_trail
@@ -149,7 +149,10 @@ class Positions:
             desk.touch(group)
             desk.place(position, OrderSide.SELL, OrderType.LIMIT, units, take_profit,
                        group.id, "take_profit")
-            self._save(desk, group)
+            changes = self._save(desk, group)
+            if group.status is ExitStatus.CANCELLED:  # the venue refused the take profit
+                raise DomainError(f"the venue refused the take profit: {refusal_of(changes)}",
+                                  code="ORDER_REJECTED")
             return group
 
     def add_trailing_stop(self, owner_id: UUID, position_id: UUID | None, *,

@@ -1,7 +1,7 @@
 """Positions: a user's own positions outside any bot, with OCO and trailing-stop exits.
 
-Every command is checked here against the aggregates (GraphQL, the CLI and the emergency
-exit call these methods), then carried out by the market's ``PositionDesk`` under the
+Every command is checked here against the aggregates (GraphQL and the emergency exit call
+these methods), then carried out by the market's ``PositionDesk`` under the
 paper runner's lock, so a command never lands between a step's decision and its save.
 Another user's position or exit is "not found".
 """
@@ -19,6 +19,7 @@ from application.paper_trading import PaperTrading
 from application.position_desk import PositionDesk, refusal_of
 from application.position_index import PositionIndex
 from application.trading import Trading
+from domain.accounts import AccountKind
 from domain.dca import PAIR_MAX
 from domain.errors import DomainError, NotFoundError
 from domain.money import ZERO
@@ -336,6 +337,13 @@ class Positions:
         refusal = trading_refusal(account, self.allow_live)
         if refusal is not None:
             raise refusal
+        if account.kind is AccountKind.LIVE:
+            if self.paper.live_venues is None:
+                raise DomainError("this server trades on paper only",
+                                  code="LIVE_TRADING_UNAVAILABLE")
+            if not self.trading.load(owner_id, User).email_verified:
+                raise DomainError("verify your email address before trading live",
+                                  code="EMAIL_NOT_VERIFIED")
         return account_id
 
     def _owned(self, owner_id: UUID, aggregate_id: UUID | None, kind, name: str):

@@ -25,6 +25,7 @@ from domain.errors import DomainError
 from domain.positions import ExitStatus, Position, PositionExit, PositionStatus
 from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator
 from tests.exchange_simulator.venues import simulator_venue
+from tests.stubs import a_verified_user
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MINUTE = 60_000
@@ -38,6 +39,7 @@ class LiveDesk:
         self.sim = sim
         self.clock = SteppingClock(T0, timedelta(seconds=1))
         self.trading = open_trading(url, clock=self.clock, ids=SequentialIds("live-pos"))
+        self.trading.save_all(a_verified_user(OWNER))  # live trading needs a verified email
         self.account = str(self.trading.open_account(
             owner_id=str(OWNER), exchange="binance", quote_asset="USDT",
             kind=AccountKind.LIVE))
@@ -76,6 +78,13 @@ def test_positions_on_a_live_account_trade_once_on_the_exchange_as_on_paper(tmp_
     with running_simulator(speed=0) as sim:
         world = LiveDesk(f"sqlite:///{tmp_path / 'live.sqlite'}", sim)
         world.feed(2)
+        world.trading.save_all(a_verified_user(UUID(int=7), verified=False))
+        theirs = str(world.trading.open_account(owner_id=str(UUID(int=7)), exchange="binance",
+                                                quote_asset="USDT", kind=AccountKind.LIVE))
+        with pytest.raises(DomainError) as refused:
+            world.positions.open_position(UUID(int=7), exchange_account_id=theirs,
+                                          pair="BTC/USDT", quote_amount=D(100))
+        assert refused.value.code == "EMAIL_NOT_VERIFIED"
         position = world.positions.open_position(
             OWNER, exchange_account_id=world.account, pair="BTC/USDT", quote_amount=D(100))
         [buy] = world.events("TradeObserved")

@@ -230,12 +230,18 @@ class PositionDesk:
             self._book_fill(position, order, exit_id, leg)
         if group is not None and group.is_active:
             self._end_exit(group, order, leg)
-        if position.status is PositionStatus.PENDING and order.filled == ZERO and leg == "entry":
-            position.cancel(self._cause, f"the entry order was {order.status}: "
+        if position.status is PositionStatus.PENDING and not self._entering(position.id):
+            position.cancel(self._cause, f"the {leg} order was {order.status}: "
                                          f"{order.reason or ''}".rstrip(": "))
         self.touch(position)
         if not position.is_open:
             self._drop(position)
+
+    def _entering(self, position_id: UUID) -> bool:
+        """Whether a pending position still has a way in: an open order or an active
+        (trailing buy) exit."""
+        return any(role[0] == position_id for role in self.roles.values()) or any(
+            g.position_id == position_id and g.is_active for g in self.exits.values())
 
     def _book_fill(self, position: Position, order: Order, exit_id: UUID | None,
                    leg: str) -> None:

@@ -317,3 +317,17 @@ def test_exits_on_any_market_fill_once_at_or_beyond_their_levels(walk, take_prof
         position.id, "Sold")), D(0))
     assert position.units == 2 - sold >= 0
     assert run_exits(walk, str(take_profit), str(stop), trail)[2] == events  # deterministic
+
+
+def test_a_trailing_entry_the_venue_refuses_cancels_its_pending_position():
+    market = Market()
+    market.venue.free["USDT"] = D(0)  # nothing left to buy with
+    pending = Position.open(market.desk.ids.new_id(), a_cause(), owner_id="u",
+                            exchange_account_id="a", pair="BTC/USDT", entry="trailing")
+    market.desk.positions[pending.id] = pending
+    market.position = pending
+    group = market.attach(ExitKind.TRAILING_STOP, side=BUY, amount="1", trail_percent="10")
+    market.candle("100", "120", "100", "119")  # up 20 %: the buy stop fires, refused
+    assert group.status is ExitStatus.CANCELLED and "rejected" in group.reason
+    assert pending.status is PositionStatus.CANCELLED
+    assert pending.id not in market.desk.positions

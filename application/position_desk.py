@@ -38,7 +38,6 @@ class PositionDesk:
         self.exits: dict[UUID, PositionExit] = {}  # active ones, in the order attached
         self.orders: dict[str, Order] = {}  # open orders, by client id
         self.roles: dict[str, tuple[UUID, UUID | None, str]] = {}  # client id -> role
-        self._closing: set[str] = set()  # sells of everything a position held
         # live: base units each buy's trades really added (a fee in base is not held)
         self._held: dict[str, Decimal] = {}
         self._cause: Cause | None = None
@@ -132,12 +131,9 @@ class PositionDesk:
     def place(self, position: Position, side: OrderSide, order_type: OrderType,
               amount: Decimal, price: Decimal | None, exit_id: UUID | None, leg: str,
               order_id: UUID | None = None) -> Order:
-        closing = side is OrderSide.SELL and amount >= position.units
         if self._sized is not None:
             amount, price = self._sized(position.pair, side, amount, price)
         order_id = order_id or self.ids.new_id()
-        if closing:
-            self._closing.add(order_id.hex)
         order = Order.submit(
             order_id, self._cause, client_order_id=order_id.hex, owner_id=position.owner_id,
             exchange_account_id=position.exchange_account_id, pair=position.pair, side=side,
@@ -257,8 +253,18 @@ class PositionDesk:
         self._held.pop(client_id, None)
         position.record_sell(self._cause, order_id=order.id, exit_id=exit_id, price=price,
                              amount=amount, fee=order.fees, reason=leg,
-                             closes=client_id in self._closing)
-        self._closing.discard(client_id)
+                             closes=self._is_dust(position.pair, position.units - amount))
+
+    def _is_dust(self, pair: str, rest: Decimal) -> bool:
+        """Less than a live exchange sells in one order (its amount step or minimum): what
+        a sell of everything leaves after rounding. Decided from the exchange's rules, so a
+        restarted process decides the same."""
+        exchange = getattr(self.venue, "exchange", None)  # live venues only
+        rules = exchange.market_rules(pair) if exchange is not None else None
+        if rules is None or rest <= ZERO:
+            return False
+        smallest = max(rules.amount_step or ZERO, rules.min_amount or ZERO)
+        return rest < smallest
 
     def _end_exit(self, group: PositionExit, order: Order, leg: str) -> None:
         if order.status is OrderStatus.FILLED:

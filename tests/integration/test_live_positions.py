@@ -50,6 +50,17 @@ class LiveDesk:
         self.candles = load_candles(str(BTC_USDT_CANDLES))
         self.i = 0
 
+    def restart(self, url: str, seed: str) -> None:
+        """A new process: the store reopened, positions resumed from their events."""
+        self.trading.close()
+        self.trading = open_trading(url, clock=self.clock, ids=SequentialIds(seed))
+        self.runner = PaperTrading(self.trading, self.trading.ids,
+                                   lambda pair, q, b: PaperExchange(pair, quote_balance=q),
+                                   live_venues=self._venue)
+        self.runner.resume()
+        self.positions = Positions(self.trading, self.runner, allow_live=True)
+        self.positions.resume()
+
     def _venue(self, account, pair):
         return simulator_venue(self.sim, str(account.id), pair)
 
@@ -136,4 +147,24 @@ def test_positions_on_a_live_account_trade_once_on_the_exchange_as_on_paper(tmp_
         assert refused.value.code == "CLOSE_REJECTED"
         assert world.trading.load(third.id, Position).status is PositionStatus.OPEN
 
+        world.trading.close()
+
+
+def test_a_restarted_runner_carries_on_with_the_exchanges_resting_take_profit(tmp_path):
+    url = f"sqlite:///{tmp_path / 'restart.sqlite'}"
+    with running_simulator(speed=0) as sim:
+        world = LiveDesk(url, sim)
+        world.feed(2)
+        position = world.positions.open_position(
+            OWNER, exchange_account_id=world.account, pair="BTC/USDT", quote_amount=D(100))
+        price = position.entry_price
+        group = world.positions.add_oco(OWNER, position.id,
+                                        take_profit_price=price * D("1.002"),
+                                        stop_price=price * D("0.9"))
+        world.restart(url, "after-restart")
+        done = world.until_done(group.id)
+        assert (done.status, done.leg) == (ExitStatus.FILLED, "take_profit")
+        assert world.trading.load(position.id, Position).status is PositionStatus.CLOSED
+        assert all(n == 1 for n in sim.client_order_ids_seen().values())
+        assert len(sim.ledger().trades) == len(world.events("TradeObserved"))
         world.trading.close()

@@ -41,6 +41,14 @@ MAX_EXITS = 10  # active exits of one position
 RiskCheck = Callable[[UUID, Decimal], None]  # (owner, quote the position adds) -> or raise
 
 
+class PositionView(NamedTuple):
+    """A position as its owner reads it: with its exits and its orders (by leg)."""
+
+    position: Position
+    exits: list[PositionExit]
+    orders: list[tuple[str, Order]]
+
+
 class Trail(NamedTuple):
     """A trailing stop's distance (one of the two) and its optional activation price."""
 
@@ -240,14 +248,17 @@ class Positions:
 
     # --- reading --------------------------------------------------------------------------
 
-    def list(self, owner_id: UUID) -> list[tuple[Position, list[PositionExit]]]:
-        """The owner's positions, newest first, each with its exits (oldest first)."""
-        found = []
-        for position_id in reversed(self.index.of(str(owner_id))):
-            position = self.trading.load(position_id, Position)
-            exits = [self.trading.load(e, PositionExit) for e in self.index.exits(position_id)]
-            found.append((position, exits))
-        return found
+    def list(self, owner_id: UUID) -> list[PositionView]:
+        """The owner's positions, newest first, each with its exits and orders (oldest
+        first)."""
+        return [self.view(self.trading.load(position_id, Position))
+                for position_id in reversed(self.index.of(str(owner_id)))]
+
+    def view(self, position: Position) -> PositionView:
+        exits = [self.trading.load(e, PositionExit) for e in self.index.exits(position.id)]
+        orders = [(leg, self.trading.load(order_id, Order))
+                  for order_id, _, leg in position.orders]
+        return PositionView(position, exits, orders)
 
     def resume(self) -> int:
         """After a restart: every open position back on its market's desk, its active

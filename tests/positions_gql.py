@@ -5,7 +5,8 @@ from __future__ import annotations
 EXIT_FIELDS = """id kind side status amount takeProfitPrice stopPrice stopLimitPrice
   trailPercent trailAmount activationPrice extreme level leg fillPrice reason"""
 POSITION_FIELDS = f"""id pair entry status units unitsBought entryPrice cost fees proceeds
-  realizedPnl closeReason exits {{ {EXIT_FIELDS} }}"""
+  realizedPnl closeReason exits {{ {EXIT_FIELDS} }}
+  orders {{ leg side type price amount filled averagePrice status }}"""
 ERRORS = "... on PositionErrors { code message errors { code field } }"
 OPEN_POSITION = f"""mutation($input: OpenPositionInput!) {{ openPosition(input: $input) {{
   __typename ... on Position {{ {POSITION_FIELDS} }} {ERRORS} }} }}"""

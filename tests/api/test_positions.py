@@ -93,8 +93,10 @@ def test_an_oco_whose_take_profit_fills_cancels_its_stop_in_the_same_step(server
     assert events == ["Attached", "LegFilled", "LegCancelled"]
     closed = server.gql(POSITION, {"id": position["id"]}, alice.token)["position"]
     assert closed["status"] == "CLOSED" and D(closed["units"]) == 0
-    legs = [(leg, str(order.status)) for leg, order in orders_of(server, position["id"])]
-    assert legs == [("entry", "filled"), ("take_profit", "filled")]  # no stop ever sent
+    legs = [(o["leg"], o["type"], o["status"]) for o in closed["orders"]]
+    assert legs == [("entry", "market", "filled"),
+                    ("take_profit", "limit", "filled")]  # no stop ever sent
+    assert D(closed["orders"][1]["price"]) == take_profit
 
 
 def test_a_trailing_stop_rises_with_the_market_and_sells_on_the_turn(server):

@@ -53,8 +53,7 @@ async def _run(info: Info, command: Callable[[Any, Any], Any]) -> Any:
 def _answer(service: Any, found: Any) -> Position | PositionExit:
     if isinstance(found, domain.PositionExit):
         return PositionExit.of(found)
-    exits = [service.trading.load(e, domain.PositionExit) for e in service.index.exits(found.id)]
-    return Position.of(found, exits)
+    return Position.of(service.view(found))
 
 
 def _trail(input: Any) -> Trail | None:

@@ -25,10 +25,10 @@ class PositionQueries:
                         after: str | None = None) -> PositionConnection:
         ctx = info.context
         found = await ctx.read.slow(ctx.runtime.positions.list, ctx.principal.user_id)
-        found = [(p, e) for p, e in found if status is None or p.status is status]
-        page, more = page_after(found, [str(p.id) for p, _ in found], first, after,
+        found = [v for v in found if status is None or v.position.status is status]
+        page, more = page_after(found, [str(v.position.id) for v in found], first, after,
                                 "position")
-        edges = [PositionEdge(node=Position.of(p, e), cursor=str(p.id)) for p, e in page]
+        edges = [PositionEdge(node=Position.of(v), cursor=str(v.position.id)) for v in page]
         return PositionConnection(edges=edges, page_info=PageInfo(
             has_next_page=more, end_cursor=edges[-1].cursor if edges else None))
 
@@ -38,4 +38,4 @@ class PositionQueries:
         ctx = info.context
         position_id = parse_uuid(id)
         found = await ctx.read.slow(ctx.runtime.positions.list, ctx.principal.user_id)
-        return next((Position.of(p, e) for p, e in found if p.id == position_id), None)
+        return next((Position.of(v) for v in found if v.position.id == position_id), None)

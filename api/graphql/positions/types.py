@@ -10,8 +10,9 @@ from typing import Annotated
 import strawberry
 
 from api.graphql.common import FieldError, PageInfo
+from application.positions import PositionView
 from domain import positions as domain
-from domain.orders import OrderSide
+from domain.orders import Order, OrderSide
 
 PositionStatus = strawberry.enum(domain.PositionStatus, name="PositionStatus")
 ExitKind = strawberry.enum(domain.ExitKind, name="ExitKind")
@@ -59,6 +60,29 @@ class PositionExit:
             reason=group.reason, attached_at=group.attached_at)
 
 
+@strawberry.type(description="An order of a position, with the leg it was sent for")
+class PositionOrder:
+    id: strawberry.ID
+    leg: str = strawberry.field(description=(
+        "entry, take_profit, stop, trailing, close or emergency_exit"))
+    side: Side
+    type: str
+    price: Decimal | None
+    amount: Decimal
+    filled: Decimal
+    average_price: Decimal | None
+    fees: Decimal
+    status: str
+    reason: str | None
+
+    @classmethod
+    def of(cls, leg: str, order: Order) -> PositionOrder:
+        return cls(id=strawberry.ID(str(order.id)), leg=leg, side=order.side,
+                   type=str(order.type), price=order.price, amount=order.amount,
+                   filled=order.filled, average_price=order.average_price, fees=order.fees,
+                   status=str(order.status), reason=order.reason)
+
+
 @strawberry.type(description="A position of yours outside any bot, and its exits")
 class Position:
     id: strawberry.ID
@@ -77,10 +101,11 @@ class Position:
     opened_at: datetime
     closed_at: datetime | None
     exits: list[PositionExit]
+    orders: list[PositionOrder]
 
     @classmethod
-    def of(cls, position: domain.Position,
-           exits: list[domain.PositionExit]) -> Position:
+    def of(cls, view: PositionView) -> Position:
+        position = view.position
         return cls(
             id=strawberry.ID(str(position.id)),
             exchange_account_id=strawberry.ID(position.exchange_account_id),
@@ -89,7 +114,8 @@ class Position:
             entry_price=position.entry_price, cost=position.cost, fees=position.fees,
             proceeds=position.proceeds, realized_pnl=position.realized_pnl,
             close_reason=position.close_reason, opened_at=position.opened_at,
-            closed_at=position.closed_at, exits=[PositionExit.of(e) for e in exits])
+            closed_at=position.closed_at, exits=[PositionExit.of(e) for e in view.exits],
+            orders=[PositionOrder.of(leg, order) for leg, order in view.orders])
 
 
 @strawberry.type

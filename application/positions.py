@@ -86,6 +86,7 @@ class Positions:
                               field="limit_price")
         limit = None if limit_price is None else parse_number(limit_price, "limit_price",
                                                               PRICE)
+        self._check_not_halted()
         with self.paper.lock:
             desk = self.paper.desk(account, pair)
             units, quote = _size(limit or self._price(desk), quote_amount, amount)
@@ -145,6 +146,7 @@ class Positions:
         stop = parse_number(stop_price, "stop_price", PRICE)
         stop_limit = (None if stop_limit_price is None
                       else parse_number(stop_limit_price, "stop_limit_price", PRICE))
+        self._check_not_halted()
         with self.paper.lock:
             position, desk = self._open_position(owner_id, position_id)
             check_oco_prices(take_profit, stop, stop_limit, self._price(desk))
@@ -307,6 +309,12 @@ class Positions:
             raise DomainError("no market price yet: try again after the next candle",
                               code="NO_MARKET_PRICE")
         return price
+
+    def _check_not_halted(self) -> None:
+        """An emergency stop: no order that buys or rests is placed (closing still sells)."""
+        if self.trading.is_halted():
+            raise DomainError("trading is halted by an operator's emergency stop",
+                              code="TRADING_HALTED")
 
     def _check_exit_room(self, desk: PositionDesk, position: Position) -> None:
         active = [g for g in desk.exits.values() if g.position_id == position.id]

@@ -360,3 +360,19 @@ def test_open_positions_and_active_exits_are_bounded(server):
         "positionId": first["id"], "trailPercent": "1", "amount": "0.0001"}}, alice.token)[
         "placeTrailingStop"]
     assert refused["code"] == "EXIT_LIMIT_REACHED"
+
+
+def test_while_trading_is_halted_no_position_opens_but_one_can_still_be_closed(server):
+    alice = server.user("alice")
+    position = open_position(server, alice, quoteAmount="100")
+    server.runtime.trading.emergency_stop("venue down", actor="operator:ana")
+    refused = server.gql(OPEN_POSITION, {"input": {"pair": "BTC/USDT", "quoteAmount": "10"}},
+                         alice.token)["openPosition"]
+    assert refused["code"] == "TRADING_HALTED"
+    price = D(position["entryPrice"])
+    no_oco = server.gql(PLACE_OCO, {"input": {
+        "positionId": position["id"], "takeProfitPrice": str(price * 2),
+        "stopPrice": str(price / 2)}}, alice.token)["placeOco"]
+    assert no_oco["code"] == "TRADING_HALTED"
+    closed = server.gql(CLOSE_POSITION, {"id": position["id"]}, alice.token)["closePosition"]
+    assert closed["status"] == "CLOSED"

@@ -38,8 +38,6 @@ class PositionDesk:
         self.exits: dict[UUID, PositionExit] = {}  # active ones, in the order attached
         self.orders: dict[str, Order] = {}  # open orders, by client id
         self.roles: dict[str, tuple[UUID, UUID | None, str]] = {}  # client id -> role
-        # live: base units each buy's trades really added (a fee in base is not held)
-        self._held: dict[str, Decimal] = {}
         self._cause: Cause | None = None
         self._dirty: dict[int, TradetapeAggregate] = {}
         self._sized = getattr(venue, "sized", None)  # live: the exchange's precision
@@ -199,19 +197,26 @@ class PositionDesk:
             self._finished(order)
 
     def _trade(self, order: Order, trade, observed: bool) -> None:
+        """One trade on the order; a buy's units join its position trade by trade (what
+        the account really holds: a live fee in base is not; the fee's value is in
+        ``fees``, so cost + fees is what the buy paid)."""
         base, _, quote = order.pair.partition("/")
+        fee = (trade.fee_in_quote(base, quote) or ZERO) if observed else trade.fee
         if observed:
-            fee = trade.fee_in_quote(base, quote) or ZERO
-            if order.observe_trade(self._cause, trade_id=trade.trade_id, price=trade.price,
-                                   amount=trade.amount, fee=trade.fee,
-                                   fee_currency=trade.fee_currency, fee_quote=fee,
-                                   exchange_time_ms=trade.time_ms):
-                held = self._held.get(order.client_order_id, ZERO)
-                self._held[order.client_order_id] = held + abs(
-                    trade.base_held_change(order.side, base))
+            new = order.observe_trade(
+                self._cause, trade_id=trade.trade_id, price=trade.price, amount=trade.amount,
+                fee=trade.fee, fee_currency=trade.fee_currency, fee_quote=fee,
+                exchange_time_ms=trade.time_ms)
         else:
-            order.fill(self._cause, trade_id=trade.trade_id, price=trade.price,
-                       amount=trade.amount, fee=trade.fee, fee_currency=trade.fee_currency)
+            new = order.fill(self._cause, trade_id=trade.trade_id, price=trade.price,
+                             amount=trade.amount, fee=trade.fee,
+                             fee_currency=trade.fee_currency)
+        position = self.positions.get(self.roles[order.client_order_id][0])
+        if new and order.side is OrderSide.BUY and position is not None:
+            held = trade.base_held_change(order.side, base) if observed else trade.amount
+            position.record_buy(self._cause, order_id=order.id, price=trade.price,
+                                amount=held, fee=fee)
+            self.touch(position)
 
     def _finished(self, order: Order) -> None:
         """A final order: a buy's units join its position, a filled sell leaves it (and
@@ -242,15 +247,8 @@ class PositionDesk:
     def _book_fill(self, position: Position, order: Order, exit_id: UUID | None,
                    leg: str) -> None:
         price, amount = order.average_price, order.filled
-        client_id = order.client_order_id
         if order.side is OrderSide.BUY:
-            # what the account really holds (a live fee in base is not); the fee's value
-            # is in ``fees``, so cost + fees is still what the buy paid
-            held = self._held.pop(client_id, amount)
-            position.record_buy(self._cause, order_id=order.id, price=price, amount=held,
-                                fee=order.fees)
-            return
-        self._held.pop(client_id, None)
+            return  # its trades joined the position one by one (``_trade``)
         position.record_sell(self._cause, order_id=order.id, exit_id=exit_id, price=price,
                              amount=amount, fee=order.fees, reason=leg,
                              closes=self._is_dust(position.pair, position.units - amount))

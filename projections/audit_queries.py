@@ -7,7 +7,7 @@ from typing import Any
 
 from projections.audit import AUDIT_LOG
 from projections.balances import ACCOUNTS
-from projections.frontend import FE_BOTS, FE_DEALS, FE_ORDERS
+from projections.frontend import FE_BOTS, FE_DEALS, FE_ORDERS, FE_POSITIONS
 from projections.queries import (
     InvalidCursorError,
     Page,
@@ -17,13 +17,16 @@ from projections.queries import (
 )
 from projections.store import ViewStore
 
+OWNED = 6  # the parts of ``_owned``, each taking the owner
+
 
 def _owned(store: ViewStore) -> str:
-    """Ids of the aggregates one owner has (the parameter, five times): their bots, deals,
-    orders, exchange accounts, and their user."""
+    """Ids of the aggregates one owner has (the parameter, ``OWNED`` times): their bots,
+    deals, orders, positions and exits, exchange accounts, and their user."""
     parts = [f"SELECT bot_id FROM {store.q(FE_BOTS.name)} WHERE owner_id = ?",
              f"SELECT deal_id FROM {store.q(FE_DEALS.name)} WHERE owner_id = ?",
              f"SELECT order_id FROM {store.q(FE_ORDERS.name)} WHERE owner_id = ?",
+             f"SELECT aggregate_id FROM {store.q(FE_POSITIONS.name)} WHERE owner_id = ?",
              f"SELECT account_id FROM {store.q(ACCOUNTS.name)} WHERE owner_id = ?",
              "SELECT ?"]
     return " UNION ALL ".join(parts)
@@ -38,7 +41,7 @@ def audit_page(store: ViewStore, *, owner: str | None, actor: str | None = None,
     params: list[Any] = []
     if owner is not None:
         where.append(f"aggregate_id IN ({_owned(store)})")
-        params += [owner] * 5
+        params += [owner] * OWNED
     if actor is not None:
         where.append("actor = ?")
         params.append(actor)

@@ -376,3 +376,19 @@ def test_while_trading_is_halted_no_position_opens_but_one_can_still_be_closed(s
     assert no_oco["code"] == "TRADING_HALTED"
     closed = server.gql(CLOSE_POSITION, {"id": position["id"]}, alice.token)["closePosition"]
     assert closed["status"] == "CLOSED"
+
+
+def test_a_users_audit_log_lists_their_positions_events_and_no_one_elses(server):
+    alice, bob = server.user("alice"), server.user("bob")
+    position = open_position(server, alice, quoteAmount="100")
+    server.gql(PLACE_TRAILING_STOP, {"input": {"positionId": position["id"],
+                                               "trailPercent": "1"}}, alice.token)
+    audit = "{ auditLog(first: 50) { edges { node { aggregateType eventType } } } }"
+
+    def kinds(account):
+        edges = server.gql(audit, token=account.token)["auditLog"]["edges"]
+        return {(e["node"]["aggregateType"], e["node"]["eventType"]) for e in edges}
+
+    assert {("Position", "Opened"), ("Position", "Bought"),
+            ("PositionExit", "Attached"), ("PositionExit", "LevelMoved")} <= kinds(alice)
+    assert not {kind for kind, _ in kinds(bob)} & {"Position", "PositionExit"}

@@ -380,6 +380,7 @@ def open_runtime(settings):
                    schedules=[*_checkpoint_schedules(settings, trading, database),
                               _wallet_schedule(monitor, clock, settings.wallet_seconds)],
                    exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
+                   risk_check=risk.for_positions(),
                    wallet_monitor=monitor)
 
 

@@ -13,11 +13,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from application.engine import DcaEngine
 from application.live_venue import LiveVenue
 from application.paper_log import PaperLog
+from application.position_desk import PositionDesk
 from application.replay import read_log
 from application.risk_limits import RiskLimits
 from application.trading import Trading
@@ -63,6 +65,18 @@ class _Market:
     # live: bots whose restart reconciliation could not reach the exchange, with the safety
     # orders their deal had placed; finished at the first step that reaches it
     unreconciled: dict[UUID, frozenset[int]] = field(default_factory=dict)
+    # the users' own positions on this market and their exits (application/positions.py)
+    desk: PositionDesk | None = None
+
+    @property
+    def watchers(self) -> list:
+        desk = self.desk
+        engines = list(self.engines.values())
+        return [*engines, desk] if desk is not None and desk.busy else engines
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.engines) or (self.desk is not None and self.desk.busy)
 
     def fail(self, bot_id: UUID, error: Exception) -> None:
         self.engines.pop(bot_id, None)
@@ -75,15 +89,19 @@ class _Market:
     # PriceWatcher for the venue's walk: every engine watches the same prices.
     def trigger_levels(self) -> tuple[Decimal | None, Decimal | None]:
         belows, aboves = [], []
-        for engine in self.engines.values():
+        for engine in self.watchers:
             below, above = engine.trigger_levels()
             belows += [below] if below is not None else []
             aboves += [above] if above is not None else []
         return max(belows, default=None), min(aboves, default=None)
 
     def high_watch(self) -> Decimal | None:
-        highs = [h for e in self.engines.values() if (h := e.high_watch()) is not None]
+        highs = [h for e in self.watchers if (h := e.high_watch()) is not None]
         return min(highs, default=None)
+
+    def low_watch(self) -> Decimal | None:
+        """A buy trailing stop's lowest (only the positions' desk follows lows)."""
+        return self.desk.low_watch() if self.desk is not None and self.desk.busy else None
 
     def on_price(self, price: Decimal) -> None:
         for bot_id, engine in list(self.engines.items()):
@@ -91,6 +109,8 @@ class _Market:
                 engine.on_price(price)
             except Exception as error:  # one bot's state, whatever it is, stops that bot
                 self.fail(bot_id, error)
+        if self.desk is not None and self.desk.busy:
+            self._desk_safely(self.desk.on_price, price)
 
     def on_order_update(self, update: ExchangeOrder) -> None:
         for bot_id, engine in self.engines.items():
@@ -100,6 +120,17 @@ class _Market:
                 except Exception as error:
                     self.fail(bot_id, error)
                 return
+        if self.desk is not None and update.client_order_id in self.desk.orders:
+            self._desk_safely(self.desk.on_order_update, update)
+
+    @staticmethod
+    def _desk_safely(command: Callable[[Any], None], argument: Any) -> None:
+        """A fault of the positions' desk stops no bot: one log line, and the walk goes
+        on (what the desk recorded until then is saved)."""
+        try:
+            command(argument)
+        except Exception as error:
+            log.error("positions: the desk failed at a step: %s", _reason(error))
 
 
 class PaperTrading:
@@ -119,6 +150,7 @@ class PaperTrading:
             risk.add_exposure(self.exposure_of)
         self._markets: dict[tuple[str, str], _Market] = {}
         self._log: PaperLog | None = None  # read once, then kept current by _append
+        self._last_close: dict[str, Decimal] = {}  # by pair: a new venue's first price
 
     def _index(self) -> PaperLog:
         """The log's orders and fills: read at the first need, then kept current (this runner
@@ -226,8 +258,11 @@ class PaperTrading:
                 return 0  # emergency stop: no deal opens, no order is placed
             if self.risk is not None:
                 self._lift_daily_pauses(Cause(at, ENGINE, f"paper:{pair}:{ts_ms}"))
+            self._last_close[pair] = c
             for (_, market_pair), market in list(self._markets.items()):
-                if market_pair != pair or not market.engines:
+                if market_pair != pair or not market.busy:
+                    if market_pair == pair:
+                        market.venue.price = c  # a position opened next trades at it
                     continue
                 cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
                 appended += self._step(market, cause, (o, h, low, c))
@@ -244,8 +279,9 @@ class PaperTrading:
                 engine.begin_step(cause)
             except Exception as error:
                 market.fail(bot_id, error)
-        walked = self._walk(market, candle)
-        appended = self._count_closed(market, cause) if self.risk is not None else 0
+        walked, appended = self._walk(market, candle, cause)
+        if self.risk is not None:
+            appended += self._count_closed(market, cause)
         for bot_id, engine in list(market.engines.items()):
             try:
                 if walked and bot_id in market.unreconciled:
@@ -291,16 +327,22 @@ class PaperTrading:
                     committed += engine.committed_quote()
         return Exposure(deals, committed)
 
-    @staticmethod
-    def _walk(market: _Market, candle: tuple[Decimal, Decimal, Decimal, Decimal]) -> bool:
+    def _walk(self, market: _Market, candle: tuple[Decimal, Decimal, Decimal, Decimal],
+              cause: Cause) -> tuple[bool, int]:
         """Walk the candle on the venue; False when the venue itself failed (no one bot to
-        blame: what the bots did until then is kept, and no deal opens at this close)."""
+        blame: what the bots did until then is kept, and no deal opens at this close).
+        What the positions' desk decided on the way is saved at once, with the events
+        appended."""
+        desk = market.desk
+        if desk is not None:
+            desk.begin_step(cause)
         try:
             market.venue.walk_candle(*candle, market)
+            walked = True
         except Exception as error:
             log.error("the paper venue failed on a candle: %s", _reason(error))
-            return False
-        return True
+            walked = False
+        return walked, self._append(desk.take_changes()) if desk is not None else 0
 
     def _record_failure(self, bot_id: UUID, cause: Cause, error: Exception) -> int:
         """The bot goes to ERROR with the reason (resetting the error brings it back
@@ -364,7 +406,7 @@ class PaperTrading:
     def traded_pairs(self) -> set[str]:
         """The pairs some bot trades here: what a live market feed must follow."""
         with self.lock:
-            return {pair for (_, pair), market in self._markets.items() if market.engines}
+            return {pair for (_, pair), market in self._markets.items() if market.busy}
 
     def _engine_of(self, bot_id: UUID) -> tuple[_Market | None, DcaEngine | None]:
         for market in self._markets.values():
@@ -380,6 +422,8 @@ class PaperTrading:
                 self._markets[key] = _Market(self._paper_venue(account_id, pair))
             else:
                 self._markets[key] = self._live_market(account, pair)
+            if pair in self._last_close:  # a position opened now trades at the last close
+                self._markets[key].venue.price = self._last_close[pair]
         return self._markets[key]
 
     def _live_market(self, account: ExchangeAccount, pair: str) -> _Market:
@@ -394,6 +438,8 @@ class PaperTrading:
             before a request leaves for the exchange."""
             for engine in list(market.engines.values()):
                 self._append(engine.take_changes())
+            if market.desk is not None:
+                self._append(market.desk.take_changes())
 
         venue.before_request = write_ahead
         return market
@@ -404,6 +450,19 @@ class PaperTrading:
         rules_of = getattr(self.live_venues, "market_rules", None)
         account = _live_account(self.trading, account_id) if rules_of else None
         return None if account is None else rules_of(account, pair)
+
+    def desk(self, account_id: str, pair: str) -> PositionDesk:
+        """The positions' desk of an account on a pair (call with ``lock`` held)."""
+        market = self._market(account_id, pair)
+        if market.desk is None:
+            market.desk = PositionDesk(market.venue, self.ids)
+        return market.desk
+
+    def positions_of(self, account_id: str) -> list:
+        """The open positions of an account's desks (users' own, outside bots)."""
+        return [position for (account, _), market in self._markets.items()
+                if account == account_id and market.desk is not None
+                for position in market.desk.positions.values()]
 
     def engines_of(self, account_id: str) -> list[DcaEngine]:
         return [engine for (account, _), market in self._markets.items()

@@ -112,12 +112,12 @@ class Reconciler:
         return self.paper.save_aggregates([account])
 
     def _held(self, account_id: str) -> dict[str, Decimal]:
-        """Base units the account's open deals hold, by asset."""
+        """Base units the account's open deals and positions hold, by asset."""
         held: dict[str, Decimal] = {}
-        for engine in self.paper.engines_of(account_id):
-            if engine.deal is not None:
-                base = engine.deal.pair.partition("/")[0]
-                held[base] = held.get(base, ZERO) + engine.deal.units
+        deals = [e.deal for e in self.paper.engines_of(account_id) if e.deal is not None]
+        for holding in [*deals, *self.paper.positions_of(account_id)]:
+            base = holding.pair.partition("/")[0]
+            held[base] = held.get(base, ZERO) + holding.units
         return held
 
     @staticmethod
@@ -131,7 +131,8 @@ class Reconciler:
             if drifting and asset not in check.drift:
                 account.detect_drift(cause, asset, expected, observed)
                 check.drift[asset] = (expected, observed)
-                log.warning("account %s: the exchange holds %s %s, the open deals %s",
+                log.warning("account %s: the exchange holds %s %s, the open deals and "
+                            "positions %s",
                             account.id, observed, asset, expected)
             elif not drifting and asset in check.drift:
                 account.resolve_drift(cause, asset, observed)

@@ -20,6 +20,7 @@ from application.change_feed import ChangeFeed
 from application.live_loop import LiveLoop
 from application.operations import Operations
 from application.paper_trading import PaperTrading
+from application.positions import Positions
 from application.promotion import Promotion
 from application.server_settings import ServerSettings
 from application.trading import Trading
@@ -65,6 +66,8 @@ class Runtime:
     # Plans, subscriptions and Stripe (``application.billing``); None: no plan limits.
     billing: Any = None
     started_at: datetime | None = None
+    # (owner, quote a new position adds) -> None or RISK_LIMIT_REACHED; None: no limits
+    risk_check: Any = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -92,6 +95,14 @@ class Runtime:
         return StripeWebhooks(self.billing)
 
     @cached_property
+    def positions(self) -> Positions:
+        """Users' own positions with OCO and trailing exits (risk limits: see bootstrap)."""
+        live_market = self.settings.live_feed is not None and not self.settings.demo
+        return Positions(self.trading, self.paper,
+                         traded_pair=None if live_market else self.settings.feed_pair,
+                         allow_live=self.settings.allow_live, risk_check=self.risk_check)
+
+    @cached_property
     def operations(self) -> Operations:
         return Operations(self.trading, self.paper.lock)
 
@@ -105,6 +116,7 @@ class Runtime:
         if self.billing is not None:
             self.billing.catalogue.ensure_defaults()
         self.paper.resume()
+        self.positions.resume()
         if self.reconciler is not None:
             self.reconciler.run(self.clock.now())
         self.refresh()

@@ -14,6 +14,7 @@ from domain.bots import BotMode, BotStatus, LifecycleStage
 from domain.dca import DcaConfig
 from domain.deals import CloseReason, DealStatus
 from domain.orders import OrderPurpose, OrderSide, OrderStatus, OrderType
+from domain.positions import ExitKind, ExitStatus, PositionStatus
 from domain.subscriptions import SubscriptionStatus
 
 ENUMS: tuple[type[Enum], ...] = (
@@ -28,6 +29,9 @@ ENUMS: tuple[type[Enum], ...] = (
     OrderStatus,
     OrderType,
     SubscriptionStatus,
+    PositionStatus,
+    ExitKind,
+    ExitStatus,
 )
 
 

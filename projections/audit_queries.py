@@ -8,7 +8,7 @@ from typing import Any
 from domain.risk import risk_id
 from projections.audit import AUDIT_LOG
 from projections.balances import ACCOUNTS
-from projections.frontend import FE_BOTS, FE_DEALS, FE_ORDERS
+from projections.frontend import FE_BOTS, FE_DEALS, FE_ORDERS, FE_POSITIONS
 from projections.queries import (
     InvalidCursorError,
     Page,
@@ -18,14 +18,17 @@ from projections.queries import (
 )
 from projections.store import ViewStore
 
+OWNED = 6  # the parts of ``_owned``, each taking the owner
+
 
 def _owned(store: ViewStore) -> str:
-    """Ids of the aggregates one owner has (the parameter, five times, then their risk
-    limits' id): their bots, deals, orders, exchange accounts, their user and their risk
-    limits."""
+    """Ids of the aggregates one owner has (the parameter, ``OWNED`` times, then their risk
+    limits' id): their bots, deals, orders, positions and exits, exchange accounts, their
+    user and their risk limits."""
     parts = [f"SELECT bot_id FROM {store.q(FE_BOTS.name)} WHERE owner_id = ?",
              f"SELECT deal_id FROM {store.q(FE_DEALS.name)} WHERE owner_id = ?",
              f"SELECT order_id FROM {store.q(FE_ORDERS.name)} WHERE owner_id = ?",
+             f"SELECT aggregate_id FROM {store.q(FE_POSITIONS.name)} WHERE owner_id = ?",
              f"SELECT account_id FROM {store.q(ACCOUNTS.name)} WHERE owner_id = ?",
              "SELECT ?", "SELECT ?"]
     return " UNION ALL ".join(parts)
@@ -40,7 +43,7 @@ def audit_page(store: ViewStore, *, owner: str | None, actor: str | None = None,
     params: list[Any] = []
     if owner is not None:
         where.append(f"aggregate_id IN ({_owned(store)})")
-        params += [owner] * 5 + [str(risk_id(owner))]
+        params += [owner] * OWNED + [str(risk_id(owner))]
     if actor is not None:
         where.append("actor = ?")
         params.append(actor)

@@ -54,6 +54,12 @@ FE_DRIFT = table(
     expected="money", observed="money", client_order_id="text", order_id="text",
     pair="text", reason="text", at="text",
 )
+# Users' own positions and their exits (application/positions.py): whose each is, so a
+# user's audit log lists their events (the positions themselves are read from the log).
+FE_POSITIONS = table(
+    "fe_positions", key=("aggregate_id",), indexes=(("owner_id",),),
+    aggregate_id="text", owner_id="text", kind="text",
+)
 FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired", "lost"})
 BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped",
               "Bot.RiskPaused": "paused", "Bot.RiskResumed": "running"}
@@ -65,7 +71,7 @@ ORDER_STATUS = {"Order.CancelRequested": "cancel_requested", "Order.Cancelled": 
 class FrontEnd(Projection):
     name = "frontend"
     description = "bot, deal and order lists for front ends"
-    tables = (FE_BOTS, FE_DEALS, FE_ORDERS, FE_DRIFT)
+    tables = (FE_BOTS, FE_DEALS, FE_ORDERS, FE_DRIFT, FE_POSITIONS)
 
     def __init__(self) -> None:
         self.bots: dict[str, Row] = {}
@@ -85,6 +91,11 @@ class FrontEnd(Projection):
         finals = ", ".join(f"'{s}'" for s in sorted(FINAL_ORDER))
         self.orders = {r["order_id"]: r for r in
                        store.select(FE_ORDERS, f"status NOT IN ({finals})", suffix=suffix)}
+
+    @on("Position.Opened", "PositionExit.Attached")
+    def _position_owned(self, fact: Fact, out: Changes) -> None:
+        out.insert(FE_POSITIONS, {"aggregate_id": fact.oid, "owner_id": fact.text("owner_id"),
+                                  "kind": fact.kind.partition(".")[0]})
 
     # --- drift: what live exchanges said apart from what we asked --------------------------
 

@@ -165,3 +165,19 @@ def a_paper_account(minute: int = 0) -> Any:
 
     return ExchangeAccount.open(ACCOUNT_UUID, a_cause(minute), owner_id=OWNER_ID,
                                 kind=AccountKind.PAPER, exchange="paper", quote_asset="USDT")
+
+
+def a_verified_user(user_id: UUID, paper_account_id: UUID = ACCOUNT_UUID,
+                    verified: bool = True) -> Any:
+    """A user who registered and verified their email (``verified=False``: not yet);
+    sealed fields are placeholders."""
+    from domain.credentials import token_digest
+    from domain.users import User
+
+    user = User.register(user_id, a_cause(0, actor=str(user_id)), role="user",
+                         sealed_email="v1.sealed-email", sealed_password_hash="v1.sealed-hash",
+                         paper_account_id=paper_account_id)
+    user.issue_verification(a_cause(0), token_digest("verify-me"))
+    if verified:
+        user.verify_email(a_cause(0), token_digest("verify-me"))
+    return user

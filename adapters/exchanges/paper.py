@@ -203,6 +203,8 @@ class PaperExchange(Exchange):
         if target < current:
             levels = [p for p in (*self.levels_below(), below) if p is not None]
             hits = [p for p in levels if target <= p < current]
+            if _watch(watcher, "low_watch") is not None:
+                hits.append(target)  # it follows new lows: each falling leg's end
             return max(hits, default=None)
         if target > current:
             levels = [p for p in (*self.levels_above(), above) if p is not None]
@@ -216,7 +218,8 @@ class PaperExchange(Exchange):
         """The highest price at which a fall, and the lowest at which a rise, would make
         anything happen: candles that stay strictly inside the band change nothing."""
         below, above = watcher.trigger_levels()
-        falls = [p for p in (*self.levels_below(), below) if p is not None]
+        falls = [p for p in (*self.levels_below(), below, _watch(watcher, "low_watch"))
+                 if p is not None]
         rises = [p for p in (*self.levels_above(), above, _high_watch(watcher)) if p is not None]
         return max(falls, default=None), min(rises, default=None)
 
@@ -347,6 +350,12 @@ def _high_watch(watcher: PriceWatcher) -> Decimal | None:
     """The watcher's highest followed (a trailing take profit), if it follows one."""
     high_watch = getattr(watcher, "high_watch", None)
     return None if high_watch is None else high_watch()
+
+
+def _watch(watcher: PriceWatcher, name: str) -> Decimal | None:
+    """The watcher's lowest followed (``low_watch``: a buy trailing stop), if any."""
+    watch = getattr(watcher, name, None)
+    return None if watch is None else watch()
 
 
 def _triggers_on_fall(request: OrderRequest) -> bool:

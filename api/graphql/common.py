@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 from uuid import UUID
 
 import strawberry
+from graphql import GraphQLError
 
 from domain.errors import DomainError
 
@@ -17,6 +19,23 @@ T = TypeVar("T")
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
+
+
+T = TypeVar("T")
+
+
+def page_after(items: Sequence[T], ids: list[str], first: int | None, after: str | None,
+               what: str) -> tuple[Sequence[T], bool]:
+    """A page of a list held whole (cursors are the items' ids): the page and whether
+    more follow. An ``after`` naming nothing in the list is INVALID_CURSOR."""
+    start = 0
+    if after is not None:
+        if after not in ids:
+            raise GraphQLError(f"the cursor names no {what} of yours",
+                               extensions={"code": "INVALID_CURSOR"})
+        start = ids.index(after) + 1
+    page = items[start:start + (first or 50)]
+    return page, start + len(page) < len(items)
 
 
 @strawberry.type

@@ -33,6 +33,8 @@ from api.graphql.funding.queries import FundingQueries
 from api.graphql.limits import limits
 from api.graphql.portfolio.queries import PortfolioQueries
 from api.graphql.portfolio.subscriptions import PortfolioSubscriptions
+from api.graphql.positions.mutations import PositionMutations
+from api.graphql.positions.queries import PositionQueries
 from api.graphql.risk.mutations import RiskMutations
 from api.graphql.risk.queries import RiskQueries
 from api.graphql.scalars import SCALAR_MAP
@@ -43,11 +45,11 @@ from api.http_limits import RequestLimits
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
                               ExchangeAccountQueries, DriftQueries, RiskQueries,
-                              FundingQueries, BillingQueries, WalletQueries))
+                              FundingQueries, BillingQueries, WalletQueries, PositionQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
                                     ExchangeAccountMutations, RiskMutations, FundingMutations,
-                                    BillingMutations, WalletMutations))
+                                    BillingMutations, WalletMutations, PositionMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 

@@ -82,6 +82,22 @@ AUTHENTICATED = {
              "__typename } }",
     "payFromWallet": "mutation { payFromWallet { __typename } }",
     "refundPayment": 'mutation { refundPayment(paymentIntentId: "pi_1") { __typename } }',
+    "positions": "{ positions { edges { node { id exits { level } } } } }",
+    "position": "query($id: ID!) { position(id: $id) { id } }",
+    "openPosition": 'mutation($id: ID!) { openPosition(input: {pair: "BTC/USDT", '
+                    'quoteAmount: "10", exchangeAccountId: $id}) { __typename '
+                    '... on PositionErrors { code } } }',
+    "adoptPosition": 'mutation($id: ID!) { adoptPosition(input: {pair: "BTC/USDT", '
+                     'amount: "1", exchangeAccountId: $id}) { __typename '
+                     '... on PositionErrors { code } } }',
+    "placeOco": 'mutation($id: ID!) { placeOco(input: {positionId: $id, takeProfitPrice: '
+                '"2", stopPrice: "1"}) { __typename ... on PositionErrors { code } } }',
+    "placeTrailingStop": 'mutation($id: ID!) { placeTrailingStop(input: {positionId: $id, '
+                         'trailPercent: "1"}) { __typename ... on PositionErrors { code } } }',
+    "cancelExit": "mutation($id: ID!) { cancelExit(id: $id) { __typename "
+                  "... on PositionErrors { code } } }",
+    "closePosition": "mutation($id: ID!) { closePosition(id: $id) { __typename "
+                     "... on PositionErrors { code } } }",
 }
 SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
 
@@ -222,3 +238,26 @@ def test_an_admin_sees_another_users_bot_deal_and_history(server, bob_world):
     # ... but cannot change it: mutations are the owner's.
     result = server.gql(AUTHENTICATED["pauseBot"], {"id": bob_bot}, admin.token)
     assert result["pauseBot"]["code"] == "NOT_FOUND"
+
+
+def test_another_users_position_and_exit_are_null_or_not_found(server):
+    alice, bob = server.user("alice"), server.user("bob")
+    server.step(1)
+    position = server.gql(AUTHENTICATED["openPosition"], {"id": bob.paper_account_id},
+                          bob.token)["openPosition"]
+    position_id = server.gql("{ positions { edges { node { id } } } }", token=bob.token)[
+        "positions"]["edges"][0]["node"]["id"]
+    exit_id = server.gql('mutation($id: ID!) { placeTrailingStop(input: {positionId: $id, '
+                         'trailPercent: "1"}) { ... on PositionExit { id } } }',
+                         {"id": position_id}, bob.token)["placeTrailingStop"]["id"]
+    assert position["__typename"] == "Position"
+    assert server.gql(AUTHENTICATED["position"], {"id": position_id}, alice.token)[
+        "position"] is None
+    for field in ("openPosition", "adoptPosition", "placeOco", "placeTrailingStop",
+                  "closePosition", "cancelExit"):
+        target = {"openPosition": bob.paper_account_id, "adoptPosition": bob.paper_account_id,
+                  "cancelExit": exit_id}.get(field, position_id)
+        result = server.gql(AUTHENTICATED[field], {"id": target}, alice.token)[field]
+        assert result["code"] == "NOT_FOUND", (field, result)
+    assert server.gql(AUTHENTICATED["position"], {"id": position_id}, bob.token)[
+        "position"] == {"id": position_id}

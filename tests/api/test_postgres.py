@@ -36,3 +36,31 @@ def test_login_create_start_and_read_back_on_postgres(postgres_url, monkeypatch)
     assert data["portfolio"]["dealsOpen"] == 1
     assert {b["asset"] for b in data["portfolio"]["balances"]} == {"BTC", "USDT"}
     assert len(data["auditLog"]["edges"]) == 5
+
+
+def test_a_position_with_an_oco_on_postgres(postgres_url, monkeypatch):
+    from decimal import Decimal
+
+    from tests.api.test_positions import exit_of, open_position
+    from tests.positions_gql import PLACE_OCO, POSITIONS
+
+    runtime, clock = open_server(postgres_url, monkeypatch)
+    try:
+        with TestClient(create_app(runtime, manage_runtime=False)) as client:
+            server = Server(runtime, client, clock)
+            alice = server.user("alice")
+            position = open_position(server, alice, quoteAmount="100")
+            price = Decimal(position["entryPrice"])
+            server.gql(PLACE_OCO, {"input": {
+                "positionId": position["id"], "takeProfitPrice": str(price * Decimal("1.0005")),
+                "stopPrice": str(price / 2)}}, alice.token)
+            for _ in range(120):
+                server.step(1)
+                if exit_of(server, alice, position["id"])["status"] != "ACTIVE":
+                    break
+            group = exit_of(server, alice, position["id"])
+            listed = server.gql(POSITIONS, {"status": "CLOSED"}, alice.token)["positions"]
+    finally:
+        runtime.stop()
+    assert (group["status"], group["leg"]) == ("FILLED", "take_profit")
+    assert [e["node"]["id"] for e in listed["edges"]] == [position["id"]]

@@ -50,3 +50,6 @@ def test_every_readme_example_answers_without_errors(launch):
         created = answer["data"].get("createBot")
         if created:  # the examples after it use the bot's id, as the README says
             env["BOT_ID"] = created["id"]
+        opened = answer["data"].get("openPosition")
+        if opened:  # and the position's
+            env["POSITION_ID"] = opened["id"]

@@ -12,18 +12,16 @@ from decimal import ROUND_DOWN, Decimal
 import pytest
 
 from adapters.clock import SequentialIds, SteppingClock
-from adapters.exchanges.ccxt_venue import CcxtExchange
 from adapters.exchanges.paper import PaperExchange
 from adapters.marketdata.csv_candles import load_candles
 from application.bootstrap import open_trading
-from application.live_venue import LiveVenue
 from application.paper_trading import PaperTrading
 from application.reconciliation import Reconciler
 from application.replay import read_log
 from domain.accounts import AccountKind
 from domain.dca import DcaConfig
-from domain.ports import ApiCredentials
 from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator
+from tests.exchange_simulator.venues import simulator_venue
 
 BOT = {
     "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
@@ -55,13 +53,7 @@ class LiveWorld:
         self.runner = self._runner()
 
     def _venues(self, account, pair):
-        exchange = CcxtExchange.open("binance", sandbox=True, sandbox_host=self.sim.url,
-                                     credentials=ApiCredentials(self.sim.api_key,
-                                                                self.sim.secret))
-        # the simulator sets no request weight limit: ccxt's pacing for Binance (50 ms
-        # between requests) would only make this test slow
-        exchange.client.rateLimit = 1
-        return LiveVenue(exchange, pair, account_id=str(account.id), sandbox=True)
+        return simulator_venue(self.sim, str(account.id), pair)
 
     def _runner(self) -> PaperTrading:
         runner = PaperTrading(self.trading, self.trading.ids,

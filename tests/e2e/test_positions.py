@@ -1,0 +1,90 @@
+"""End to end over HTTP on a running ``tradetape serve`` (a replayed market at 3000x): a
+position with an OCO whose take profit fills cancels its stop in the same step, and a
+trailing stop follows a rising replayed market and sells on the turn."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests.e2e.conftest import new_user, wait_for
+from tests.positions_gql import OPEN_POSITION, PLACE_OCO, PLACE_TRAILING_STOP, POSITION
+
+pytestmark = pytest.mark.timeout(180)
+D = Decimal
+HISTORY = """query($id: ID!) { history(aggregateId: $id) {
+  events { type correlationId data } } }"""
+
+
+def open_position(server, token: str, **fields) -> dict:
+    """A market buy, once the replayed market has a price (the first candle closed)."""
+    def attempt():
+        data = server.gql(OPEN_POSITION, {"input": {"pair": "BTC/USDT", **fields}},
+                          token)["openPosition"]
+        if data.get("code") == "NO_MARKET_PRICE":
+            return None
+        assert data["__typename"] == "Position", data
+        return data
+
+    return wait_for("a market price", attempt, timeout=30)
+
+
+def the_exit(server, token: str, position_id: str) -> dict:
+    [group] = server.gql(POSITION, {"id": position_id}, token)["position"]["exits"]
+    return group
+
+
+def test_an_oco_whose_take_profit_fills_cancels_its_stop(launch):
+    server = launch()
+    token = new_user(server, "oco@example.com")
+    position = open_position(server, token, quoteAmount="100")
+    price = D(position["entryPrice"])
+    placed = server.gql(PLACE_OCO, {"input": {
+        "positionId": position["id"], "takeProfitPrice": str(price * D("1.002")),
+        "stopPrice": str(price * D("0.9"))}}, token)["placeOco"]
+    assert placed["status"] == "ACTIVE", placed
+
+    group = wait_for("the take profit to fill", lambda: (
+        g if (g := the_exit(server, token, position["id"]))["status"] != "ACTIVE" else None))
+    assert (group["status"], group["leg"]) == ("FILLED", "take_profit")
+    assert D(group["fillPrice"]) == price * D("1.002")
+    events = server.gql(HISTORY, {"id": placed["id"]}, token)["history"]["events"]
+    assert [e["type"] for e in events] == ["PositionExit.Attached", "PositionExit.LegFilled",
+                                                "PositionExit.LegCancelled"]
+    filled, cancelled = events[1], events[2]
+    assert cancelled["data"]["leg"] == "stop"
+    assert filled["correlationId"] == cancelled["correlationId"]  # the same step
+    closed = server.gql(POSITION, {"id": position["id"]}, token)["position"]
+    assert closed["status"] == "CLOSED" and D(closed["units"]) == 0
+    assert D(closed["realizedPnl"]) == (D(closed["proceeds"]) - D(closed["cost"])
+                                        - D(closed["fees"]))
+
+
+def test_a_trailing_stop_follows_a_rising_market_and_sells_on_the_turn(launch):
+    server = launch()
+    token = new_user(server, "trail@example.com")
+    position = open_position(server, token, amount="0.001")
+    placed = server.gql(PLACE_TRAILING_STOP, {"input": {
+        "positionId": position["id"], "trailPercent": "0.3"}}, token)["placeTrailingStop"]
+    levels = [D(placed["level"])]
+
+    def sold():
+        group = the_exit(server, token, position["id"])
+        levels.append(D(group["level"]))
+        return group if group["status"] != "ACTIVE" else None
+
+    group = wait_for("the trailing stop to sell", sold, every=0.05)
+    assert (group["status"], group["leg"]) == ("FILLED", "trailing")
+    assert levels == sorted(levels)  # as seen from outside too: it never moved down
+    events = server.gql(HISTORY, {"id": placed["id"]}, token)["history"]["events"]
+    moves = [e["data"] for e in events if e["type"] == "PositionExit.LevelMoved"]
+    highs = [D(m["extreme"]) for m in moves]
+    assert len(highs) > 1 and highs == sorted(highs) and highs[-1] > highs[0]  # it rose
+    last = moves[-1]
+    assert D(last["level"]) == D(last["extreme"]) * (1 - D("0.3") / 100)
+    assert D(group["fillPrice"]) <= D(last["level"]) < highs[-1]  # sold on the turn
+    assert [e["type"] for e in events][-2:] == ["PositionExit.Triggered",
+                                                 "PositionExit.LegFilled"]
+    assert server.gql(POSITION, {"id": position["id"]}, token)["position"][
+        "status"] == "CLOSED"

@@ -52,6 +52,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
                             else 200)
 
     _account_pages(app, runtime)
+    _webhooks(app, runtime)
     router = make_graphql_router(runtime, limits)
     app.include_router(router, prefix="/graphql")
     serve_graphiql_offline(app, router)
@@ -67,6 +68,12 @@ def _account_pages(app: FastAPI, runtime: Runtime) -> None:
     from api.account_pages import add_account_pages
 
     add_account_pages(app, runtime)
+
+
+def _webhooks(app: FastAPI, runtime: Runtime) -> None:
+    from api.webhooks import add_webhook_routes
+
+    add_webhook_routes(app, runtime)
 
 
 def _guard(app: FastAPI, limits: RequestLimits) -> None:

@@ -277,8 +277,33 @@ class PaperTrading:
             log.error("bot %s: its failure could not be recorded: %s", bot_id, _reason(again))
             return 0
 
+    def start_deal(self, bot_id: UUID, actor: str = SYSTEM,
+                   correlation_id: str | None = None) -> UUID:
+        """Open a deal for ``bot_id`` now (a start_deal signal), its base order bought at
+        the venue's last price: the id of the deal. ``NO_PRICE_YET`` before the market's
+        first candle, ``DEAL_ALREADY_OPEN``/``BOT_NOT_RUNNING``/``BOT_COOLING_DOWN`` as
+        the engine says, or the bot's error when the base order was refused."""
+        with self.lock:
+            if self.trading.is_halted():
+                raise DomainError("trading is halted (emergency stop)", code="TRADING_HALTED")
+            self.follow(bot_id)  # a no-op for a bot this runner already trades
+            market, engine = self._engine_of(bot_id)
+            price = getattr(market.venue, "price", None)
+            if price is None:
+                raise DomainError("the market has no price yet: try after the next candle",
+                                  code="NO_PRICE_YET")
+            engine.bot = self.trading.get_bot(bot_id)
+            engine.begin_step(self.trading.cause(actor, correlation_id))
+            engine.open_deal_now(price)
+            deal = engine.deal
+            self._append(engine.take_changes())
+            if deal is None:
+                raise DomainError(f"the base order was refused: {engine.bot.error_reason}",
+                                  code="BASE_ORDER_REFUSED")
+            return deal.id
+
     def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
-                   actor: str = SYSTEM) -> UUID:
+                   actor: str = SYSTEM, correlation_id: str | None = None) -> UUID:
         """Close the open deal of ``bot_id`` now: its engine sells the units at the venue's
         current price. Returns the deal's id. ``DEAL_NOT_OPEN`` without an open deal,
         ``CLOSE_REJECTED`` when the venue refuses the sell (e.g. no price yet after a
@@ -293,7 +318,7 @@ class PaperTrading:
                                              code="DEAL_NOT_OPEN")
             deal_id = engine.deal.id
             engine.bot = bot
-            engine.begin_step(self.trading.cause(actor))
+            engine.begin_step(self.trading.cause(actor, correlation_id))
             engine.close_at_market(reason)
             changes = engine.take_changes()
             self._append(changes)
@@ -306,6 +331,22 @@ class PaperTrading:
             if engine.bot.status is not BotStatus.RUNNING:
                 del market.engines[bot_id]  # nothing left open, and it opens no more deals
             return deal_id
+
+    def engine_of(self, bot_id: UUID) -> DcaEngine | None:
+        """The engine trading ``bot_id`` here, if any; call with ``lock`` held."""
+        return self._engine_of(bot_id)[1]
+
+    def cancel_open_orders(self, bot_id: UUID, cause: Cause) -> int:
+        """Cancel every order of the bot resting on its venue (an exit whose sell was
+        refused leaves none behind): how many were asked to cancel."""
+        with self.lock:
+            engine = self.engine_of(bot_id)
+            if engine is None:
+                return 0
+            engine.begin_step(cause)
+            cancelled = engine.cancel_resting_orders()
+            self._append(engine.take_changes())
+            return cancelled
 
     def traded_pairs(self) -> set[str]:
         """The pairs some bot trades here: what a live market feed must follow."""

@@ -25,20 +25,26 @@ from api.graphql.errors import ErrorCodes, MaskFaults, log_errors, name_codes
 from api.graphql.exchange_accounts.drift import DriftQueries
 from api.graphql.exchange_accounts.mutations import ExchangeAccountMutations
 from api.graphql.exchange_accounts.queries import ExchangeAccountQueries
+from api.graphql.exits.mutations import ExitMutations
 from api.graphql.limits import limits
 from api.graphql.portfolio.queries import PortfolioQueries
 from api.graphql.portfolio.subscriptions import PortfolioSubscriptions
 from api.graphql.scalars import SCALAR_MAP
 from api.graphql.system.mutations import SystemMutations
 from api.graphql.system.queries import SystemQueries
+from api.graphql.webhooks.mutations import WebhookMutations
+from api.graphql.webhooks.queries import WebhookQueries
 from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
-                              ExchangeAccountQueries, DriftQueries))
+                              ExchangeAccountQueries, DriftQueries,
+                              WebhookQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
-                                    ExchangeAccountMutations))
+                                    ExchangeAccountMutations,
+                                    WebhookMutations,
+                                    ExitMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 

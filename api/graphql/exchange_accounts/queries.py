@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.types import Info
 
-from api.graphql.common import PageInfo
+from api.graphql.common import id_page
 from api.graphql.exchange_accounts.types import (
     ExchangeAccount,
     ExchangeAccountConnection,
@@ -25,16 +24,7 @@ class ExchangeAccountQueries:
         ctx = info.context
         service = ctx.runtime.exchange_accounts
         views = await ctx.read.slow(service.list, ctx.principal.user_id)
-        ids = [str(view.id) for view in views]
-        start = 0
-        if after is not None:
-            if after not in ids:
-                raise GraphQLError("the cursor names no account of yours",
-                                   extensions={"code": "INVALID_CURSOR"})
-            start = ids.index(after) + 1
-        page = views[start:start + (first or 50)]
-        edges = [ExchangeAccountEdge(node=ExchangeAccount.of(v), cursor=str(v.id))
-                 for v in page]
-        return ExchangeAccountConnection(edges=edges, page_info=PageInfo(
-            has_next_page=start + len(page) < len(views),
-            end_cursor=edges[-1].cursor if edges else None))
+        page, page_info = id_page(views, [str(v.id) for v in views], first, after, "account")
+        return ExchangeAccountConnection(edges=[
+            ExchangeAccountEdge(node=ExchangeAccount.of(v), cursor=str(v.id)) for v in page],
+            page_info=page_info)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from application.engine import DcaEngine
@@ -34,6 +35,9 @@ VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
 # A live account's venue on one pair (application/live_venue.py), built by the composition
 # root from the account (its exchange, sandbox flag and keys).
 LiveVenueFactory = Callable[[ExchangeAccount, str], LiveVenue]
+# (deal id, done) -> aggregates whose new events are saved in the same transaction as the
+# deal's (a webhook recording what its signal did): ``done`` False when the venue refused.
+AlsoSaved = Callable[[UUID | None, bool], Iterable[Any]]
 
 
 class PaperVenue(SimulatedVenue):
@@ -278,11 +282,12 @@ class PaperTrading:
             return 0
 
     def start_deal(self, bot_id: UUID, actor: str = SYSTEM,
-                   correlation_id: str | None = None) -> UUID:
+                   correlation_id: str | None = None, also: AlsoSaved | None = None) -> UUID:
         """Open a deal for ``bot_id`` now (a start_deal signal), its base order bought at
         the venue's last price: the id of the deal. ``NO_PRICE_YET`` before the market's
         first candle, ``DEAL_ALREADY_OPEN``/``BOT_NOT_RUNNING``/``BOT_COOLING_DOWN`` as
-        the engine says, or the bot's error when the base order was refused."""
+        the engine says, or the bot's error when the base order was refused. ``also``: see
+        :data:`AlsoSaved`."""
         with self.lock:
             if self.trading.is_halted():
                 raise DomainError("trading is halted (emergency stop)", code="TRADING_HALTED")
@@ -296,14 +301,16 @@ class PaperTrading:
             engine.begin_step(self.trading.cause(actor, correlation_id))
             engine.open_deal_now(price)
             deal = engine.deal
-            self._append(engine.take_changes())
+            self._append([*engine.take_changes(),
+                          *(also(deal.id if deal else None, deal is not None) if also else ())])
             if deal is None:
                 raise DomainError(f"the base order was refused: {engine.bot.error_reason}",
                                   code="BASE_ORDER_REFUSED")
             return deal.id
 
     def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
-                   actor: str = SYSTEM, correlation_id: str | None = None) -> UUID:
+                   actor: str = SYSTEM, correlation_id: str | None = None,
+                   also: AlsoSaved | None = None) -> UUID:
         """Close the open deal of ``bot_id`` now: its engine sells the units at the venue's
         current price. Returns the deal's id. ``DEAL_NOT_OPEN`` without an open deal,
         ``CLOSE_REJECTED`` when the venue refuses the sell (e.g. no price yet after a
@@ -321,7 +328,7 @@ class PaperTrading:
             engine.begin_step(self.trading.cause(actor, correlation_id))
             engine.close_at_market(reason)
             changes = engine.take_changes()
-            self._append(changes)
+            self._append([*changes, *(also(deal_id, engine.deal is None) if also else ())])
             if engine.deal is not None:
                 refused = [a.reason for a in changes
                            if isinstance(a, Order) and a.status is OrderStatus.REJECTED]

@@ -17,7 +17,6 @@ its orders and the market prices them.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,7 @@ from domain.signals import (
     read_signal,
     same_pair,
 )
-from domain.webhooks import ACTIONS, Webhook
+from domain.webhooks import ACTIONS, SignalClaim, Webhook
 
 log = logging.getLogger("tradetape.webhooks")
 EmergencyExitRun = Callable[[UUID, str], Any]  # (owner, actor) -> report with a tally
@@ -58,7 +57,9 @@ class SignalIntake:
                  emergency_exit: EmergencyExitRun | None = None):
         self.webhooks, self.paper, self.trading = webhooks, paper, webhooks.trading
         self.emergency_exit = emergency_exit
-        self._lock = threading.Lock()  # one signal at a time here; processes race on versions
+        # One signal at a time here, and no webhook command meanwhile (a signal's trade is
+        # saved with the webhook's event: no other writer may change it in between).
+        self._lock = webhooks.lock
 
     def receive(self, webhook_id: UUID, body: bytes, signature: str | None) -> SignalAnswer:
         with self._lock:
@@ -95,15 +96,18 @@ class SignalIntake:
             self._record(hook, cause, data, "refused", refused.code, refused.message)
             log.info("webhook %s refused a signal: %s", hook.id, refused.code)
             return _refused(refused.status, refused.code, refused.message)
-        if signal.signal_id is not None and signal.signal_id in hook.seen_ids:
+        if signal.signal_id is not None and self.webhooks.is_claimed(hook.id, signal.signal_id):
             self._record(hook, cause, data, "ignored", "SIGNAL_DUPLICATE",
                          "an id already received: ignored")
             return SignalAnswer(200, {"status": "ignored", "code": "SIGNAL_DUPLICATE"})
-        number = self._record(hook, cause, data, "accepted", None, "accepted")
+        claim = (None if signal.signal_id is None
+                 else SignalClaim.claim(hook.id, signal.signal_id, cause))
+        number = self._record(hook, cause, data, "accepted", None, "accepted", claim)
         return self._act(hook, number, signal, cause)
 
     def _record(self, hook: Webhook, cause: Cause, data: dict[str, Any] | None, outcome: str,
-                code: str | None, message: str) -> int:
+                code: str | None, message: str, claim: SignalClaim | None = None) -> int:
+        """Record the signal on the webhook (with its id's claim, in one transaction)."""
         action = data.get("action") if data is not None else None
         signal_id = data.get("id") if data is not None else None
         number = hook.receive(
@@ -111,23 +115,37 @@ class SignalIntake:
             action=action.strip().lower() if isinstance(action, str)
             and action.strip().lower() in ACTIONS else None,
             outcome=outcome, code=code, message=message)
-        self.trading.save_all(hook)
+        self.trading.save_all(hook, *([claim] if claim is not None else []))
         return number
 
     def _act(self, hook: Webhook, number: int, signal: Signal, cause: Cause) -> SignalAnswer:
+        recorded: list[bool] = []
+
+        def outcome(deal_id: UUID | None, done: bool) -> list[Webhook]:
+            """What the trade did, saved with its events (one transaction fewer)."""
+            recorded.append(True)
+            verb = "opened" if signal.action in ("start_deal", "buy") else "closed"
+            hook.acted_on(cause, number, outcome="done" if done else "refused",
+                          code=None if done else "ORDER_REFUSED",
+                          message=f"{signal.action}: deal {deal_id} "
+                                  f"{verb if done else 'not ' + verb}", deal_id=deal_id)
+            return [hook]
+
         deal_id = None
         try:
             if signal.action == "emergency_exit":
                 message = self._emergency_exit(hook, cause)
             else:
-                deal_id = self._trade(hook, signal, cause)
+                deal_id = self._trade(hook, signal, cause, outcome)
                 message = f"{signal.action}: deal {deal_id}"
         except DomainError as error:
             status = error.status if isinstance(error, SignalError) else 409
-            self._acted(hook, number, cause, "refused", error.code, error.message, None)
+            if not recorded:
+                self._acted(hook, number, cause, "refused", error.code, error.message, None)
             log.info("webhook %s: signal %d refused: %s", hook.id, number, error.code)
             return _refused(status, error.code, error.message)
-        self._acted(hook, number, cause, "done", None, message, deal_id)
+        if not recorded:
+            self._acted(hook, number, cause, "done", None, message, deal_id)
         return SignalAnswer(200, {"status": "accepted", "action": signal.action,
                                   "deal_id": str(deal_id) if deal_id else None,
                                   "correlation_id": cause.correlation_id})
@@ -145,17 +163,18 @@ class SignalIntake:
                 if attempt == 2:
                     raise
 
-    def _trade(self, hook: Webhook, signal: Signal, cause: Cause) -> UUID:
+    def _trade(self, hook: Webhook, signal: Signal, cause: Cause, outcome) -> UUID:
         bot = self._bot_of(hook, signal)
         if signal.pair is not None and not same_pair(signal.pair, bot.config.pair):
             raise SignalError(f"the bot trades {bot.config.pair}, not {signal.pair}",
                               code="PAIR_MISMATCH", status=422, field="pair")
         if signal.action in ("start_deal", "buy"):
-            return self.paper.start_deal(bot.id, cause.actor, cause.correlation_id)
+            return self.paper.start_deal(bot.id, cause.actor, cause.correlation_id,
+                                         also=outcome)
         if bot.open_deal_id is None:
             raise DomainError("the bot has no open deal to close", code="DEAL_NOT_OPEN")
         return self.paper.close_deal(bot.id, CloseReason.SIGNAL, cause.actor,
-                                     cause.correlation_id)
+                                     cause.correlation_id, also=outcome)
 
     def _bot_of(self, hook: Webhook, signal: Signal):
         if hook.bot_id is not None and signal.bot_id not in (None, hook.bot_id):

@@ -6,6 +6,7 @@ only to its owner; it is never logged. Receiving signals: ``application.signal_i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,7 @@ from application.trading import Trading
 from application.user_views import aggregates_owned_by
 from domain.errors import NotFoundError
 from domain.ports import DataKeyStore, SecretSource
-from domain.webhooks import RECENT_SIGNALS, Webhook
+from domain.webhooks import RECENT_SIGNALS, Webhook, claim_id, recent_signals
 
 SECRET_PURPOSE = "webhook-secret"
 # (owner, webhooks they already have) -> None, or PLAN_LIMIT_REACHED (billing's maxWebhooks)
@@ -46,6 +47,7 @@ class Webhooks:
         self.trading, self._keys, self._secrets = trading, keys, secrets
         self._public_url, self._bot_of = public_url, bot_of
         self.webhook_limit = webhook_limit
+        self.lock = threading.RLock()  # held by commands and by each signal received
 
     # --- commands -------------------------------------------------------------------------
 
@@ -77,10 +79,11 @@ class Webhooks:
         return self._change(owner_id, webhook_id, lambda hook, cause: hook.delete(cause))
 
     def _change(self, owner_id: UUID, webhook_id: UUID, command) -> WebhookView:
-        hook = self.owned(owner_id, webhook_id)
-        command(hook, self.trading.cause(str(owner_id)))
-        self.trading.save_all(hook)
-        return self._view(hook)
+        with self.lock:
+            hook = self.owned(owner_id, webhook_id)
+            command(hook, self.trading.cause(str(owner_id)))
+            self.trading.save_all(hook)
+            return self._view(hook)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -107,8 +110,18 @@ class Webhooks:
 
     def signals(self, owner_id: UUID, webhook_id: UUID,
                 last: int = RECENT_SIGNALS) -> list[dict[str, Any]]:
-        """The webhook's last ``last`` signals (at most 1,000), newest first."""
-        return self.owned(owner_id, webhook_id).signals(min(max(last, 0), RECENT_SIGNALS))
+        """The webhook's last ``last`` signals (at most 1,000), newest first: read from its
+        newest events (at most two a signal, and a few of its own)."""
+        hook = self.owned(owner_id, webhook_id)
+        last = min(max(last, 0), RECENT_SIGNALS)
+        stored = self.trading.recorder.select_events(hook.id, desc=True, limit=2 * last + 64)
+        events = (self.trading.mapper.to_domain_event(item) for item in stored)
+        return recent_signals(events, last)
+
+    def is_claimed(self, webhook_id: UUID, signal_id: str) -> bool:
+        """Whether a signal with this id was accepted on the webhook before."""
+        return bool(self.trading.recorder.select_events(claim_id(webhook_id, signal_id),
+                                                        limit=1))
 
     def secret_of(self, hook: Webhook) -> str | None:
         return self._keys.unseal(UUID(hook.owner_id), SECRET_PURPOSE, hook.sealed_secret)

@@ -3,16 +3,19 @@ starts and closes a user's deals. Every signal it receives, accepted or refused,
 its events, with the reason.
 
 The secret is recorded sealed (under its owner's data key, as exchange keys are): the log
-never holds it in the clear. Signal ids already seen are part of the state, so a signal
-sent twice is acted on once, across processes (two writers race for the same version).
+never holds it in the clear. A signal id is claimed by a :class:`SignalClaim` (an aggregate
+whose id follows from the webhook's and the signal's), created in the same transaction as
+the signal's ``SignalReceived``: a signal sent twice is acted on once, across processes
+(the second creation is refused by the store). The webhook's state stays small (it is
+loaded for every signal); its signals are read from its events (:func:`recent_signals`).
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import DomainError, InvalidTransitionError
 from domain.recording import Cause, TradetapeAggregate
@@ -39,8 +42,6 @@ class Webhook(TradetapeAggregate):
     enabled: bool
     deleted: bool
     signals_received: int
-    seen_ids: set[str]
-    recent: deque[dict[str, Any]]  # the last RECENT_SIGNALS signals, oldest first
 
     def __init__(self) -> None:
         super().__init__()
@@ -57,8 +58,7 @@ class Webhook(TradetapeAggregate):
         def apply(self, hook: Webhook) -> None:
             hook.owner_id, hook.name, hook.bot_id = self.owner_id, self.name, self.bot_id
             hook.sealed_secret, hook.enabled, hook.deleted = self.sealed_secret, True, False
-            hook.signals_received, hook.seen_ids = 0, set()
-            hook.recent = deque(maxlen=RECENT_SIGNALS)
+            hook.signals_received = 0
 
     class EnabledSet(Event):
         enabled: bool
@@ -89,12 +89,6 @@ class Webhook(TradetapeAggregate):
 
         def apply(self, hook: Webhook) -> None:
             hook.signals_received = self.number
-            if self.outcome == "accepted" and self.signal_id is not None:
-                hook.seen_ids.add(self.signal_id)
-            hook.recent.append({
-                "number": self.number, "at": self.timestamp, "signal_id": self.signal_id,
-                "action": self.action, "outcome": self.outcome, "code": self.code,
-                "message": self.message, "deal_id": None})
 
     class SignalActedOn(Event):
         """What an accepted signal did: ``outcome`` done (``deal_id`` the deal it opened or
@@ -107,11 +101,7 @@ class Webhook(TradetapeAggregate):
         deal_id: UUID | None
 
         def apply(self, hook: Webhook) -> None:
-            for entry in reversed(hook.recent):
-                if entry["number"] == self.number:
-                    entry.update(outcome=self.outcome, code=self.code, message=self.message,
-                                 deal_id=self.deal_id)
-                    return
+            pass  # read back by recent_signals()
 
     # --- commands -------------------------------------------------------------------------
 
@@ -151,10 +141,59 @@ class Webhook(TradetapeAggregate):
         self._record(self.SignalActedOn, cause, number=number, outcome=outcome, code=code,
                      message=message[:300], deal_id=deal_id)
 
-    def signals(self, last: int = RECENT_SIGNALS) -> list[dict[str, Any]]:
-        """The last ``last`` signals, newest first."""
-        return [dict(entry) for entry in list(self.recent)[::-1][:last]]
-
     @property
     def created_at(self) -> datetime:
         return self.created_on
+
+
+def recent_signals(events_newest_first: Iterable[Webhook.Event],
+                   last: int = RECENT_SIGNALS) -> list[dict[str, Any]]:
+    """The last ``last`` signals of a webhook, newest first, each with what it did: from
+    its events, newest first (the outcome of an accepted signal comes after it)."""
+    acted: dict[int, Webhook.SignalActedOn] = {}
+    found: list[dict[str, Any]] = []
+    for event in events_newest_first:
+        if isinstance(event, Webhook.SignalActedOn):
+            acted.setdefault(event.number, event)
+        elif isinstance(event, Webhook.SignalReceived):
+            entry = {"number": event.number, "at": event.timestamp,
+                     "signal_id": event.signal_id, "action": event.action,
+                     "outcome": event.outcome, "code": event.code, "message": event.message,
+                     "deal_id": None}
+            outcome = acted.pop(event.number, None)
+            if outcome is not None:
+                entry.update(outcome=outcome.outcome, code=outcome.code,
+                             message=outcome.message, deal_id=outcome.deal_id)
+            found.append(entry)
+            if len(found) >= last:
+                break
+    return found
+
+
+def claim_id(webhook_id: UUID, signal_id: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"tradetape:signal:{webhook_id}:{signal_id}")
+
+
+class SignalClaim(TradetapeAggregate):
+    """A signal id received on a webhook: it exists once."""
+
+    webhook_id: UUID
+    signal_id: str
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    class Event(TradetapeAggregate.Event):
+        """Declared here, so the library need not redefine each event below."""
+
+    class Claimed(TradetapeAggregate.Created, Event):
+        webhook_id: UUID
+        signal_id: str
+
+        def apply(self, claim: SignalClaim) -> None:
+            claim.webhook_id, claim.signal_id = self.webhook_id, self.signal_id
+
+    @classmethod
+    def claim(cls, webhook_id: UUID, signal_id: str, cause: Cause) -> SignalClaim:
+        return cls._start(cls.Claimed, claim_id(webhook_id, signal_id), cause,
+                          webhook_id=webhook_id, signal_id=signal_id)

@@ -74,7 +74,7 @@ def test_tradingview_alerts_start_and_close_a_deal_and_bad_ones_change_nothing(l
     opened = send(buy)
     assert opened.status_code == 200 and opened.json()["status"] == "accepted", opened.text
     deal_id = opened.json()["deal_id"]
-    assert state()["openDealId"] == deal_id
+    wait_for("the deal in the views", lambda: state()["openDealId"] == deal_id, timeout=10)
     replayed = send(buy)
     assert (replayed.status_code, replayed.json()["status"]) == (200, "ignored")
     assert state()["dealsOpened"] == 1
@@ -83,7 +83,9 @@ def test_tradingview_alerts_start_and_close_a_deal_and_bad_ones_change_nothing(l
     signature = "sha256=" + hmac.new(hook["secret"].encode(), signed, hashlib.sha256).hexdigest()
     closed = send(signed, {"X-Tradetape-Signature": signature})
     assert closed.status_code == 200, closed.text
-    deal = server.gql(DEAL, {"id": deal_id}, token)["deal"]
+    deal = wait_for("the closed deal", lambda: (
+        d := server.gql(DEAL, {"id": deal_id}, token)["deal"])["status"] == "CLOSED" and d,
+        timeout=10)
     assert (deal["status"], deal["closeReason"]) == ("CLOSED", "signal")
     assert all(o["status"] in ("filled", "cancelled") for o in deal["orders"]), deal
     assert state()["openDealId"] is None

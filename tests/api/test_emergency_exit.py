@@ -124,3 +124,21 @@ def test_system_emergency_stop_is_for_admins_and_exits_everyone(server):
         "halted": True, "reason": "exchange hacked"}
     for account in (alice, bob):
         assert resting_orders(server, account.user_id) == []
+
+
+def test_a_failing_participant_is_reported_and_the_others_still_exit(server):
+    alice = server.user("alice")
+    bot_id, deal_id = server.running_deal(alice, "one")
+
+    class BrokenPositions:
+        def exit_all(self, owner_id, cause):
+            raise RuntimeError("positions exchange unreachable")
+
+    exits = server.runtime.emergency_exit
+    exits.participants.insert(0, BrokenPositions())
+    report = exits.run(UUID(alice.user_id), alice.user_id)
+    assert report.tally.problems == ["BrokenPositions: positions exchange unreachable"]
+    assert server.runtime.trading.get_bot(UUID(bot_id)).status is BotStatus.STOPPED
+    assert str(server.runtime.trading.get_deal(UUID(deal_id)).close_reason) == "emergency_exit"
+    again = exits.run(UUID(alice.user_id), alice.user_id)  # finished: a new exit may run
+    assert again.already_running is False and again.correlation_id != report.correlation_id

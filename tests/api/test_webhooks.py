@@ -230,3 +230,43 @@ def test_a_webhook_limit_refuses_creation_with_its_code(server):
     new_hook(server, alice)
     refused = server.gql(CREATE, {"input": {"name": "second"}}, alice.token)["createWebhook"]
     assert refused["code"] == "PLAN_LIMIT_REACHED"
+
+
+def test_an_emergency_exit_signal_stops_the_owners_bots(server):
+    alice = server.user("alice")
+    bot_id, deal_id = server.running_deal(alice, "asap bot")
+    hook = new_hook(server, alice)
+    answer = post(server, hook, json.dumps({"action": "emergency_exit",
+                                            "secret": hook["secret"]}).encode())
+    assert answer.status_code == 200, answer.text
+    trading = server.runtime.trading
+    assert str(trading.get_bot(UUID(bot_id)).status) == "stopped"
+    assert str(trading.get_deal(UUID(deal_id)).close_reason) == "emergency_exit"
+
+
+@pytest.mark.postgres
+def test_signals_on_postgres_open_close_and_ignore_a_repeat(postgres_url, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from api.server import create_app
+    from tests.api.conftest import Server, open_server
+
+    runtime, clock = open_server(postgres_url, monkeypatch)
+    try:
+        with TestClient(create_app(runtime, manage_runtime=False)) as client:
+            server = Server(runtime, client, clock)
+            alice = server.user("alice")
+            bot_id = signal_bot(server, alice)
+            hook = new_hook(server, alice, bot_id)
+            server.step()
+            buy = tv_alert(server, hook, "buy", "Long")
+            assert post(server, hook, buy).json()["status"] == "accepted"
+            assert post(server, hook, buy).json()["status"] == "ignored"
+            deal_id = open_deal(server, bot_id)
+            assert post(server, hook, tv_alert(server, hook, "sell", "Exit")).status_code == 200
+            assert open_deal(server, bot_id) is None
+            assert str(runtime.trading.get_deal(deal_id).close_reason) == "signal"
+            rows = server.gql(SIGNALS, token=alice.token)["webhooks"]["edges"][0]["node"]
+            assert [s["outcome"] for s in rows["signals"]] == ["done", "ignored", "done"]
+    finally:
+        runtime.stop()

@@ -5,45 +5,19 @@ billing's, a route of its own)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from uuid import UUID
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.background import BackgroundTask
 
 from application.runtime import Runtime
 from domain.signals import MAX_BODY_BYTES
 
 SIGNATURE_HEADER = "X-Tradetape-Signature"
-CATCH_UP_SECONDS = 0.2
-
-
-class _CatchUp:
-    """The read models catch up after signals are answered, at most once every
-    ``CATCH_UP_SECONDS``: the signals of that moment are caught up with in one go (cheaper
-    per event, and never in a sender's way)."""
-
-    def __init__(self, runtime: Runtime):
-        self.runtime, self._guard, self._due = runtime, threading.Lock(), False
-
-    def __call__(self) -> None:
-        with self._guard:
-            if self._due:
-                return  # the refresh already due covers this signal's events
-            self._due = True
-        time.sleep(CATCH_UP_SECONDS)
-        with self._guard:
-            self._due = False
-        if self.runtime.accepting_commands:  # not while the server stops
-            self.runtime.refresh()
 
 
 def add_webhook_routes(app: FastAPI, runtime: Runtime) -> None:
-    catch_up = _CatchUp(runtime)
-
     @app.post("/webhooks/{webhook_id:uuid}")
     async def receive_signal(webhook_id: UUID, request: Request) -> JSONResponse:
         body = await _body(request)
@@ -53,11 +27,10 @@ def add_webhook_routes(app: FastAPI, runtime: Runtime) -> None:
         if not runtime.accepting_commands:
             return _answer(503, "SHUTTING_DOWN", "the server is shutting down: send again")
         signature = request.headers.get(SIGNATURE_HEADER)
+        # No catch-up of the read models here: the live loop's next step does it (within
+        # a second), once for every signal of that second, never in a sender's way.
         answer = await to_thread.run_sync(runtime.signals.receive, webhook_id, body, signature)
-        # The read models catch up once the sender has its answer (TradingView gives up
-        # after 3 s).
-        return JSONResponse(answer.body, status_code=answer.status,
-                            background=BackgroundTask(catch_up))
+        return JSONResponse(answer.body, status_code=answer.status)
 
 
 async def _body(request: Request) -> bytes | None:

@@ -100,14 +100,20 @@ class SignalIntake:
             self._record(hook, cause, data, "ignored", "SIGNAL_DUPLICATE",
                          "an id already received: ignored")
             return SignalAnswer(200, {"status": "ignored", "code": "SIGNAL_DUPLICATE"})
-        claim = (None if signal.signal_id is None
-                 else SignalClaim.claim(hook.id, signal.signal_id, cause))
-        number = self._record(hook, cause, data, "accepted", None, "accepted", claim)
-        return self._act(hook, number, signal, cause)
+        claims = [] if signal.signal_id is None else [
+            SignalClaim.claim(hook.id, signal.signal_id, cause)]
+        # A trade is saved with the signal, its claim and its outcome, in one transaction
+        # (a second process given the same id fails to save its own); an emergency exit,
+        # which saves as it goes, only after the signal is recorded.
+        saved = signal.action == "emergency_exit"
+        number = self._record(hook, cause, data, "accepted", None, "accepted", claims,
+                              save=saved)
+        return self._act(hook, number, signal, cause, [] if saved else [hook, *claims])
 
     def _record(self, hook: Webhook, cause: Cause, data: dict[str, Any] | None, outcome: str,
-                code: str | None, message: str, claim: SignalClaim | None = None) -> int:
-        """Record the signal on the webhook (with its id's claim, in one transaction)."""
+                code: str | None, message: str, claims: list[SignalClaim] | None = None,
+                save: bool = True) -> int:
+        """Record the signal on the webhook (saved with its id's claim unless told)."""
         action = data.get("action") if data is not None else None
         signal_id = data.get("id") if data is not None else None
         number = hook.receive(
@@ -115,21 +121,24 @@ class SignalIntake:
             action=action.strip().lower() if isinstance(action, str)
             and action.strip().lower() in ACTIONS else None,
             outcome=outcome, code=code, message=message)
-        self.trading.save_all(hook, *([claim] if claim is not None else []))
+        if save:
+            self.trading.save_all(hook, *(claims or []))
         return number
 
-    def _act(self, hook: Webhook, number: int, signal: Signal, cause: Cause) -> SignalAnswer:
+    def _act(self, hook: Webhook, number: int, signal: Signal, cause: Cause,
+             unsaved: list[Any]) -> SignalAnswer:
+        """``unsaved``: the webhook and claim whose events are still to be saved."""
         recorded: list[bool] = []
 
-        def outcome(deal_id: UUID | None, done: bool) -> list[Webhook]:
-            """What the trade did, saved with its events (one transaction fewer)."""
+        def outcome(deal_id: UUID | None, done: bool) -> list[Any]:
+            """What the trade did, saved with its events."""
             recorded.append(True)
             verb = "opened" if signal.action in ("start_deal", "buy") else "closed"
             hook.acted_on(cause, number, outcome="done" if done else "refused",
                           code=None if done else "ORDER_REFUSED",
                           message=f"{signal.action}: deal {deal_id} "
                                   f"{verb if done else 'not ' + verb}", deal_id=deal_id)
-            return [hook]
+            return unsaved or [hook]
 
         deal_id = None
         try:
@@ -138,30 +147,27 @@ class SignalIntake:
             else:
                 deal_id = self._trade(hook, signal, cause, outcome)
                 message = f"{signal.action}: deal {deal_id}"
+        except ConcurrencyConflictError:
+            raise  # another process saved this signal's id first: decided again, as a repeat
         except DomainError as error:
             status = error.status if isinstance(error, SignalError) else 409
             if not recorded:
-                self._acted(hook, number, cause, "refused", error.code, error.message, None)
+                self._acted(hook, number, cause, "refused", error.code, error.message, None,
+                            unsaved)
             log.info("webhook %s: signal %d refused: %s", hook.id, number, error.code)
             return _refused(status, error.code, error.message)
         if not recorded:
-            self._acted(hook, number, cause, "done", None, message, deal_id)
+            self._acted(hook, number, cause, "done", None, message, deal_id, unsaved)
         return SignalAnswer(200, {"status": "accepted", "action": signal.action,
                                   "deal_id": str(deal_id) if deal_id else None,
                                   "correlation_id": cause.correlation_id})
 
     def _acted(self, hook: Webhook, number: int, cause: Cause, outcome: str,
-               code: str | None, message: str, deal_id: UUID | None) -> None:
-        for attempt in (1, 2):  # the webhook may have received another signal meanwhile
-            fresh = self.webhooks.find(hook.id) if attempt == 2 else hook
-            fresh.acted_on(cause, number, outcome=outcome, code=code, message=message,
-                           deal_id=deal_id)
-            try:
-                self.trading.save_all(fresh)
-                return
-            except ConcurrencyConflictError:
-                if attempt == 2:
-                    raise
+               code: str | None, message: str, deal_id: UUID | None,
+               unsaved: list[Any]) -> None:
+        hook.acted_on(cause, number, outcome=outcome, code=code, message=message,
+                      deal_id=deal_id)
+        self.trading.save_all(*(unsaved or [hook]))
 
     def _trade(self, hook: Webhook, signal: Signal, cause: Cause, outcome) -> UUID:
         bot = self._bot_of(hook, signal)

@@ -134,6 +134,7 @@ def test_a_signed_body_is_accepted_and_a_repeated_id_is_ignored(server):
     assert again.status_code == 200
     assert again.json() == {"status": "ignored", "code": "SIGNAL_DUPLICATE"}
     assert open_deal(server, bot_id) == deal_id  # nothing traded twice
+    server.step(0)  # the live loop's next step: the read models catch up
     deals = server.gql(DEALS, {"id": bot_id}, alice.token)["deals"]["edges"]
     assert len(deals) == 1
 

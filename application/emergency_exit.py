@@ -70,7 +70,7 @@ class EmergencyExit:
     """``owners``: every owner a system-wide exit goes through (those with bots or
     accounts); ``lock``: held around each run in this process."""
 
-    def __init__(self, trading: Trading, participants: Sequence[ExitParticipant], *,
+    def __init__(self, participants: Sequence[ExitParticipant], *, trading: Trading,
                  owners: Callable[[], Iterable[str]] = list,
                  lock: threading.RLock | None = None):
         self.trading, self.participants, self.owners = trading, list(participants), owners

@@ -88,7 +88,7 @@ class Runtime:
         from domain.bots import Bot
 
         return EmergencyExit(
-            self.trading, [BotsExit(self.trading, self.paper), *self.exit_participants],
+            [BotsExit(self.trading, self.paper), *self.exit_participants], trading=self.trading,
             owners=lambda: owners_of(self.trading, Bot.Created, ExchangeAccount.Opened),
             lock=self.paper.lock)
 

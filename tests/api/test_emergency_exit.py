@@ -102,7 +102,7 @@ def test_an_exit_asked_while_one_runs_does_nothing_twice(server):
     # another process's exit finds the first under way (this process's lock aside)
     from application.emergency_exit import EmergencyExit
 
-    other = EmergencyExit(server.runtime.trading, exits.participants)
+    other = EmergencyExit(exits.participants, trading=server.runtime.trading)
     second = other.run(UUID(alice.user_id), alice.user_id)
     release.set()
     worker.join(10)

@@ -60,7 +60,10 @@ def parse_body(body: bytes) -> dict[str, Any]:
                           code="SIGNAL_TOO_LARGE", status=413)
     try:
         data = json.loads(body.decode("utf-8"), parse_float=str, parse_int=str,
-                          parse_constant=_no_constant)
+                          parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as twice:
+        raise SignalError(f"the key {twice} is given twice", code="INVALID_JSON",
+                          status=400) from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise SignalError("the body is not JSON", code="INVALID_JSON", status=400) from None
     if not isinstance(data, dict):
@@ -70,6 +73,20 @@ def parse_body(body: bytes) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(name)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key given twice is refused: JSON readers keep the last one silently, and a
+    signal's action must not depend on which reader read it."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(repr(k) for k, _ in pairs if k in seen or seen.add(k)))
+    return data
 
 
 def authenticate(secret: str, body: bytes, header: str | None,

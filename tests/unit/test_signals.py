@@ -63,7 +63,8 @@ def test_the_body_secret_is_the_other_way_and_neither_is_unsigned():
 
 
 @pytest.mark.parametrize("body", [b"", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe",
-                                  b'{"action": NaN}', b"[" * 10_000])
+                                  b'{"action": NaN}', b"[" * 10_000,
+                                  b'{"action": "buy", "action": "sell"}'])
 def test_a_body_that_is_not_a_json_object_is_invalid_json(body):
     assert code_of(lambda: parse_body(body)) == (400, "INVALID_JSON")
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import urllib.request
@@ -136,6 +137,12 @@ def serve_plain(port: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def line(name: str, result) -> str:
     return (f"{name:<34} {result.rate:8.1f}/s  p50 {result.percentile(50):6.1f} ms  "
             f"p95 {result.percentile(95):6.1f} ms  p99 {result.percentile(99):6.1f} ms  "
@@ -169,9 +176,11 @@ def main() -> int:
 
         time.sleep(2.5)  # the market's first candles: a deal buys at the last price
         count = int(args.rate * args.seconds)
+        cpu = cpu_seconds(server.process.pid)
         ours = asyncio.run(open_loop(
             "tradetape", port, signals(port, f"/webhooks/{hook_id}", secret, count),
             rate=args.rate, seconds=args.seconds, connections=1, graphql=False))
+        cpu = cpu_seconds(server.process.pid) - cpu
         theirs = asyncio.run(open_loop(
             "plain", plain_port, signals(plain_port, f"/webhooks/{hook_id}", PLAIN_SECRET,
                                          count),
@@ -183,6 +192,9 @@ def main() -> int:
           f"(each signal opens or closes a deal on Tradetape)")
     print(line("POST /webhooks/{id} (Tradetape)", ours))
     print(line("plain FastAPI, same validation", theirs))
+    print(f"Tradetape's server process used {cpu * 1000 / max(len(ours.latencies), 1):.1f} ms "
+          f"of CPU a signal (its live loop and read models included); load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for name, result in (("tradetape", ours), ("plain", theirs)):
         if result.first_failure:
             print(f"{name}: first failure: {result.first_failure}")

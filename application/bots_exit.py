@@ -9,7 +9,7 @@ from uuid import UUID
 from application.emergency_exit import ExitTally
 from application.paper_trading import PaperTrading
 from application.trading import Trading
-from application.user_views import bots_owned_by
+from application.user_views import bot_owners
 from domain.bots import BotStatus
 from domain.deals import CloseReason
 from domain.errors import DomainError
@@ -19,13 +19,23 @@ from domain.recording import Cause
 class BotsExit:
     def __init__(self, trading: Trading, paper: PaperTrading):
         self.trading, self.paper = trading, paper
+        # every owner's bots, read once per exit (a system-wide exit asks for each owner)
+        self._bots: tuple[str, dict[str, list[UUID]]] | None = None
 
     def exit_all(self, owner_id: UUID, cause: Cause) -> ExitTally:
         tally = ExitTally()
-        for bot_id in bots_owned_by(self.trading, str(owner_id)):
+        for bot_id in self._bots_of(str(owner_id), cause.correlation_id):
             with self.paper.lock:
                 self._exit_bot(bot_id, cause, tally)
         return tally
+
+    def _bots_of(self, owner: str, correlation_id: str) -> list[UUID]:
+        if self._bots is None or self._bots[0] != correlation_id:
+            by_owner: dict[str, list[UUID]] = {}
+            for bot_id, bot_owner in bot_owners(self.trading):
+                by_owner.setdefault(bot_owner, []).append(bot_id)
+            self._bots = (correlation_id, by_owner)
+        return self._bots[1].get(owner, [])
 
     def _exit_bot(self, bot_id: UUID, cause: Cause, tally: ExitTally) -> None:
         bot = self.trading.get_bot(bot_id)

@@ -91,6 +91,12 @@ def bots_owned_by(trading: Trading, owner_id: str) -> list[UUID]:
     return aggregates_owned_by(trading, Bot.Created, owner_id)
 
 
+def bot_owners(trading: Trading) -> list[tuple[UUID, str]]:
+    """(bot id, owner id) of every bot, oldest first, in one pass over the log."""
+    return [(oid, owner) for oid, owner in _owners(trading, [get_topic(Bot.Created)])
+            if owner]
+
+
 def aggregates_owned_by(trading: Trading, created: type, owner_id: str) -> list[UUID]:
     """The ids of the aggregates ``created`` (an event class with an ``owner_id``) made for
     ``owner_id``, oldest first."""

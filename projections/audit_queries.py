@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.emergency_exits import exit_run_id
 from projections.audit import AUDIT_LOG
 from projections.balances import ACCOUNTS
 from projections.frontend import FE_BOTS, FE_DEALS, FE_ORDERS
@@ -19,14 +20,18 @@ from projections.store import ViewStore
 
 
 def _owned(store: ViewStore) -> str:
-    """Ids of the aggregates one owner has (the parameter, five times): their bots, deals,
-    orders, exchange accounts, and their user."""
+    """Ids of the aggregates one owner has (``_owned_params``): their bots, deals, orders,
+    exchange accounts, their user, and the record of their emergency exits."""
     parts = [f"SELECT bot_id FROM {store.q(FE_BOTS.name)} WHERE owner_id = ?",
              f"SELECT deal_id FROM {store.q(FE_DEALS.name)} WHERE owner_id = ?",
              f"SELECT order_id FROM {store.q(FE_ORDERS.name)} WHERE owner_id = ?",
              f"SELECT account_id FROM {store.q(ACCOUNTS.name)} WHERE owner_id = ?",
-             "SELECT ?"]
+             "SELECT ?", "SELECT ?"]
     return " UNION ALL ".join(parts)
+
+
+def _owned_params(owner: str) -> list[Any]:
+    return [owner] * 5 + [str(exit_run_id(owner))]
 
 
 def audit_page(store: ViewStore, *, owner: str | None, actor: str | None = None,
@@ -38,7 +43,7 @@ def audit_page(store: ViewStore, *, owner: str | None, actor: str | None = None,
     params: list[Any] = []
     if owner is not None:
         where.append(f"aggregate_id IN ({_owned(store)})")
-        params += [owner] * 5
+        params += _owned_params(owner)
     if actor is not None:
         where.append("actor = ?")
         params.append(actor)

@@ -142,3 +142,21 @@ def test_a_failing_participant_is_reported_and_the_others_still_exit(server):
     assert str(server.runtime.trading.get_deal(UUID(deal_id)).close_reason) == "emergency_exit"
     again = exits.run(UUID(alice.user_id), alice.user_id)  # finished: a new exit may run
     assert again.already_running is False and again.correlation_id != report.correlation_id
+
+
+def test_a_users_audit_log_shows_their_emergency_exit_as_critical(server):
+    alice, bob = server.user("alice"), server.user("bob")
+    server.running_deal(alice, "one")
+    report = server.gql(EXIT, token=alice.token)["emergencyExit"]
+    server.step(0)
+    entries = [e["node"] for e in server.gql(
+        "{ auditLog(first: 100) { edges { node { aggregateType eventType correlationId "
+        "critical summary } } } }", token=alice.token)["auditLog"]["edges"]]
+    exit_rows = [e for e in entries if e["aggregateType"] == "EmergencyExitRun"]
+    assert [e["eventType"] for e in exit_rows] == ["Finished", "Started", "Installed"]
+    assert all(e["critical"] for e in exit_rows[:2])
+    assert exit_rows[1]["summary"] == "CRITICAL: EMERGENCY EXIT started: panic"
+    assert {e["correlationId"] for e in exit_rows[:2]} == {report["correlationId"]}
+    bobs = server.gql("{ auditLog(first: 100) { edges { node { aggregateType } } } }",
+                      token=bob.token)["auditLog"]["edges"]
+    assert "EmergencyExitRun" not in {e["node"]["aggregateType"] for e in bobs}

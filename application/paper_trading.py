@@ -24,7 +24,12 @@ from application.trading import Trading
 from domain.accounts import AccountKind, ExchangeAccount
 from domain.bots import Bot, BotStatus
 from domain.deals import CloseReason
-from domain.errors import DomainError, InvalidTransitionError, NotFoundError
+from domain.errors import (
+    ConcurrencyConflictError,
+    DomainError,
+    InvalidTransitionError,
+    NotFoundError,
+)
 from domain.money import ZERO
 from domain.orders import Order, OrderStatus
 from domain.ports import ExchangeOrder, IdSource, OrderRequest, SimulatedVenue
@@ -301,8 +306,9 @@ class PaperTrading:
             engine.begin_step(self.trading.cause(actor, correlation_id))
             engine.open_deal_now(price)
             deal = engine.deal
-            self._append([*engine.take_changes(),
-                          *(also(deal.id if deal else None, deal is not None) if also else ())])
+            self._append_or_reload(bot_id, [
+                *engine.take_changes(),
+                *(also(deal.id if deal else None, deal is not None) if also else ())])
             if deal is None:
                 raise DomainError(f"the base order was refused: {engine.bot.error_reason}",
                                   code="BASE_ORDER_REFUSED")
@@ -328,7 +334,8 @@ class PaperTrading:
             engine.begin_step(self.trading.cause(actor, correlation_id))
             engine.close_at_market(reason)
             changes = engine.take_changes()
-            self._append([*changes, *(also(deal_id, engine.deal is None) if also else ())])
+            self._append_or_reload(
+                bot_id, [*changes, *(also(deal_id, engine.deal is None) if also else ())])
             if engine.deal is not None:
                 refused = [a.reason for a in changes
                            if isinstance(a, Order) and a.status is OrderStatus.REJECTED]
@@ -338,6 +345,20 @@ class PaperTrading:
             if engine.bot.status is not BotStatus.RUNNING:
                 del market.engines[bot_id]  # nothing left open, and it opens no more deals
             return deal_id
+
+    def _append_or_reload(self, bot_id: UUID, aggregates) -> int:
+        """``_append``; when another writer saved first (``also``'s aggregates: a signal
+        another process took), what this runner holds for the bot's market is rebuilt
+        from the log, as at a restart, and the conflict raised."""
+        try:
+            return self._append(aggregates)
+        except ConcurrencyConflictError:
+            for key, market in list(self._markets.items()):
+                if bot_id in market.engines:
+                    del self._markets[key]
+                    for other in list(market.engines):
+                        self.follow(other)
+            raise
 
     def engine_of(self, bot_id: UUID) -> DcaEngine | None:
         """The engine trading ``bot_id`` here, if any; call with ``lock`` held."""

@@ -271,3 +271,25 @@ def test_signals_on_postgres_open_close_and_ignore_a_repeat(postgres_url, monkey
             assert [s["outcome"] for s in rows["signals"]] == ["done", "ignored", "done"]
     finally:
         runtime.stop()
+
+
+def test_a_signal_another_process_saved_first_is_ignored_and_trades_nothing_here(server):
+    alice = server.user("alice")
+    bot_id = signal_bot(server, alice)
+    hook = new_hook(server, alice, bot_id)
+    server.step()
+    buy = tv_alert(server, hook, "buy", "Long")
+    assert post(server, hook, buy).json()["status"] == "accepted"
+    assert post(server, hook, tv_alert(server, hook, "sell", "Exit")).status_code == 200
+    webhooks = server.runtime.webhooks
+    seen = webhooks.is_claimed
+    # the race: the other process's claim is not in the store yet when this one looks
+    webhooks.is_claimed = lambda hook_id, signal_id, calls=[]: (
+        calls.append(1) or len(calls) > 1) and seen(hook_id, signal_id)
+    answer = post(server, hook, buy)
+    assert answer.json() == {"status": "ignored", "code": "SIGNAL_DUPLICATE"}, answer.text
+    assert open_deal(server, bot_id) is None  # not in the store ...
+    engine = server.runtime.paper.engine_of(UUID(bot_id))
+    assert engine is not None and engine.deal is None  # ... nor in this runner's memory
+    server.step()
+    assert open_deal(server, bot_id) is None

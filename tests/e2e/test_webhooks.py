@@ -88,7 +88,8 @@ def test_tradingview_alerts_start_and_close_a_deal_and_bad_ones_change_nothing(l
         timeout=10)
     assert (deal["status"], deal["closeReason"]) == ("CLOSED", "signal")
     assert all(o["status"] in ("filled", "cancelled") for o in deal["orders"]), deal
-    assert state()["openDealId"] is None
+    wait_for("no open deal in the views", lambda: state()["openDealId"] is None, timeout=10)
+    assert hook["secret"] not in server.stdout + server.stderr  # never logged
 
 
 def test_an_emergency_exit_leaves_no_resting_order_and_no_bot_running(launch):

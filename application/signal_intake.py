@@ -133,9 +133,11 @@ class SignalIntake:
         def outcome(deal_id: UUID | None, done: bool) -> list[Any]:
             """What the trade did, saved with its events."""
             recorded.append(True)
-            verb = "opened" if signal.action in ("start_deal", "buy") else "closed"
+            opens = signal.action in ("start_deal", "buy")
+            verb = "opened" if opens else "closed"
+            refusal = "BASE_ORDER_REFUSED" if opens else "CLOSE_REJECTED"  # as paper says
             hook.acted_on(cause, number, outcome="done" if done else "refused",
-                          code=None if done else "ORDER_REFUSED",
+                          code=None if done else refusal,
                           message=f"{signal.action}: deal {deal_id} "
                                   f"{verb if done else 'not ' + verb}", deal_id=deal_id)
             return unsaved or [hook]

@@ -245,6 +245,22 @@ def test_an_emergency_exit_signal_stops_the_owners_bots(server):
     assert str(trading.get_deal(UUID(deal_id)).close_reason) == "emergency_exit"
 
 
+def bought_and_sold(server, repeat_buy: bool = False):
+    """Alice's signal bot bought and sold by two alerts (the buy sent twice if asked):
+    (alice, bot id, webhook, the buy's body, the deal's id)."""
+    alice = server.user("alice")
+    bot_id = signal_bot(server, alice)
+    hook = new_hook(server, alice, bot_id)
+    server.step()
+    buy = tv_alert(server, hook, "buy", "Long")
+    bought = post(server, hook, buy).json()
+    assert bought["status"] == "accepted", bought
+    if repeat_buy:
+        assert post(server, hook, buy).json()["status"] == "ignored"
+    assert post(server, hook, tv_alert(server, hook, "sell", "Exit")).status_code == 200
+    return alice, bot_id, hook, buy, bought["deal_id"]
+
+
 @pytest.mark.postgres
 def test_signals_on_postgres_open_close_and_ignore_a_repeat(postgres_url, monkeypatch):
     from fastapi.testclient import TestClient
@@ -256,17 +272,9 @@ def test_signals_on_postgres_open_close_and_ignore_a_repeat(postgres_url, monkey
     try:
         with TestClient(create_app(runtime, manage_runtime=False)) as client:
             server = Server(runtime, client, clock)
-            alice = server.user("alice")
-            bot_id = signal_bot(server, alice)
-            hook = new_hook(server, alice, bot_id)
-            server.step()
-            buy = tv_alert(server, hook, "buy", "Long")
-            assert post(server, hook, buy).json()["status"] == "accepted"
-            assert post(server, hook, buy).json()["status"] == "ignored"
-            deal_id = open_deal(server, bot_id)
-            assert post(server, hook, tv_alert(server, hook, "sell", "Exit")).status_code == 200
+            alice, bot_id, _, _, deal_id = bought_and_sold(server, repeat_buy=True)
             assert open_deal(server, bot_id) is None
-            assert str(runtime.trading.get_deal(deal_id).close_reason) == "signal"
+            assert str(runtime.trading.get_deal(UUID(deal_id)).close_reason) == "signal"
             rows = server.gql(SIGNALS, token=alice.token)["webhooks"]["edges"][0]["node"]
             assert [s["outcome"] for s in rows["signals"]] == ["done", "ignored", "done"]
     finally:
@@ -274,13 +282,7 @@ def test_signals_on_postgres_open_close_and_ignore_a_repeat(postgres_url, monkey
 
 
 def test_a_signal_another_process_saved_first_is_ignored_and_trades_nothing_here(server):
-    alice = server.user("alice")
-    bot_id = signal_bot(server, alice)
-    hook = new_hook(server, alice, bot_id)
-    server.step()
-    buy = tv_alert(server, hook, "buy", "Long")
-    assert post(server, hook, buy).json()["status"] == "accepted"
-    assert post(server, hook, tv_alert(server, hook, "sell", "Exit")).status_code == 200
+    _, bot_id, hook, buy, _ = bought_and_sold(server)
     webhooks = server.runtime.webhooks
     seen = webhooks.is_claimed
     # the race: the other process's claim is not in the store yet when this one looks

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from application.engine import DcaEngine
 from application.live_venue import LiveVenue
+from application.paper_deals import AlsoSaved, DealsNow
 from application.paper_log import PaperLog
 from application.replay import read_log
 from application.trading import Trading
@@ -25,7 +25,6 @@ from domain.accounts import AccountKind, ExchangeAccount
 from domain.bots import Bot, BotStatus
 from domain.deals import CloseReason
 from domain.errors import (
-    ConcurrencyConflictError,
     DomainError,
     InvalidTransitionError,
     NotFoundError,
@@ -40,9 +39,6 @@ VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
 # A live account's venue on one pair (application/live_venue.py), built by the composition
 # root from the account (its exchange, sandbox flag and keys).
 LiveVenueFactory = Callable[[ExchangeAccount, str], LiveVenue]
-# (deal id, done) -> aggregates whose new events are saved in the same transaction as the
-# deal's (a webhook recording what its signal did): ``done`` False when the venue refused.
-AlsoSaved = Callable[[UUID | None, bool], Iterable[Any]]
 
 
 class PaperVenue(SimulatedVenue):
@@ -109,7 +105,7 @@ class _Market:
                 return
 
 
-class PaperTrading:
+class PaperTrading(DealsNow):
     """Hold ``lock`` while changing a bot this runner trades (start, pause, stop): steps
     take it too, so a command never lands between an engine's decision and its save."""
 
@@ -286,34 +282,6 @@ class PaperTrading:
             log.error("bot %s: its failure could not be recorded: %s", bot_id, _reason(again))
             return 0
 
-    def start_deal(self, bot_id: UUID, actor: str = SYSTEM,
-                   correlation_id: str | None = None, also: AlsoSaved | None = None) -> UUID:
-        """Open a deal for ``bot_id`` now (a start_deal signal), its base order bought at
-        the venue's last price: the id of the deal. ``NO_PRICE_YET`` before the market's
-        first candle, ``DEAL_ALREADY_OPEN``/``BOT_NOT_RUNNING``/``BOT_COOLING_DOWN`` as
-        the engine says, or the bot's error when the base order was refused. ``also``: see
-        :data:`AlsoSaved`."""
-        with self.lock:
-            if self.trading.is_halted():
-                raise DomainError("trading is halted (emergency stop)", code="TRADING_HALTED")
-            self.follow(bot_id)  # a no-op for a bot this runner already trades
-            market, engine = self._engine_of(bot_id)
-            price = getattr(market.venue, "price", None)
-            if price is None:
-                raise DomainError("the market has no price yet: try after the next candle",
-                                  code="NO_PRICE_YET")
-            engine.bot = self.trading.get_bot(bot_id)
-            engine.begin_step(self.trading.cause(actor, correlation_id))
-            engine.open_deal_now(price)
-            deal = engine.deal
-            self._append_or_reload(bot_id, [
-                *engine.take_changes(),
-                *(also(deal.id if deal else None, deal is not None) if also else ())])
-            if deal is None:
-                raise DomainError(f"the base order was refused: {engine.bot.error_reason}",
-                                  code="BASE_ORDER_REFUSED")
-            return deal.id
-
     def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
                    actor: str = SYSTEM, correlation_id: str | None = None,
                    also: AlsoSaved | None = None) -> UUID:
@@ -345,36 +313,6 @@ class PaperTrading:
             if engine.bot.status is not BotStatus.RUNNING:
                 del market.engines[bot_id]  # nothing left open, and it opens no more deals
             return deal_id
-
-    def _append_or_reload(self, bot_id: UUID, aggregates) -> int:
-        """``_append``; when another writer saved first (``also``'s aggregates: a signal
-        another process took), what this runner holds for the bot's market is rebuilt
-        from the log, as at a restart, and the conflict raised."""
-        try:
-            return self._append(aggregates)
-        except ConcurrencyConflictError:
-            for key, market in list(self._markets.items()):
-                if bot_id in market.engines:
-                    del self._markets[key]
-                    for other in list(market.engines):
-                        self.follow(other)
-            raise
-
-    def engine_of(self, bot_id: UUID) -> DcaEngine | None:
-        """The engine trading ``bot_id`` here, if any; call with ``lock`` held."""
-        return self._engine_of(bot_id)[1]
-
-    def cancel_open_orders(self, bot_id: UUID, cause: Cause) -> int:
-        """Cancel every order of the bot resting on its venue (an exit whose sell was
-        refused leaves none behind): how many were asked to cancel."""
-        with self.lock:
-            engine = self.engine_of(bot_id)
-            if engine is None:
-                return 0
-            engine.begin_step(cause)
-            cancelled = engine.cancel_resting_orders()
-            self._append(engine.take_changes())
-            return cancelled
 
     def traded_pairs(self) -> set[str]:
         """The pairs some bot trades here: what a live market feed must follow."""

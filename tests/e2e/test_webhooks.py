@@ -41,8 +41,9 @@ def tradingview(secret: str, action: str, order_id: str, *, sent: str | None = N
 def test_tradingview_alerts_start_and_close_a_deal_and_bad_ones_change_nothing(launch):
     server = launch()
     token = new_user(server, "signals@example.com")
-    bot = server.gql(CREATE_BOT, {"name": "tv", "config": {**CONFIG, "startCondition": "signal"}},
-                     token)["createBot"]
+    # targets far away: at this speed the deal closes only when the alert says so
+    config = {**CONFIG, "startCondition": "signal", "takeProfitPct": "50", "stopLossPct": "50"}
+    bot = server.gql(CREATE_BOT, {"name": "tv", "config": config}, token)["createBot"]
     start_bot(server, token, bot["id"])
     hook = server.gql(CREATE_HOOK, {"bot": bot["id"]}, token)["createWebhook"]
     assert hook["url"] == f"{server.base_url}/webhooks/{hook['id']}", hook

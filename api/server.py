@@ -53,6 +53,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
 
     _account_pages(app, runtime)
     _stripe_webhook(app, runtime)  # before /webhooks/{id}: the literal path first
+    _webhooks(app, runtime)
     router = make_graphql_router(runtime, limits)
     app.include_router(router, prefix="/graphql")
     serve_graphiql_offline(app, router)
@@ -74,6 +75,10 @@ def _stripe_webhook(app: FastAPI, runtime: Runtime) -> None:
     from api.stripe_webhook import add_stripe_webhook
 
     add_stripe_webhook(app, runtime)
+def _webhooks(app: FastAPI, runtime: Runtime) -> None:
+    from api.webhooks import add_webhook_routes
+
+    add_webhook_routes(app, runtime)
 
 
 def _guard(app: FastAPI, limits: RequestLimits) -> None:

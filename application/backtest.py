@@ -53,7 +53,13 @@ class Venue(Exchange, SimulatedVenue):
 
 
 def refuse_unsupported(config: DcaConfig) -> None:
-    """Options a backtest cannot simulate exactly are refused here (none today)."""
+    """Options a backtest cannot simulate exactly are refused here: a bot that waits for
+    signals (a backtest has none to give it, so it would never trade)."""
+    if config.waits_for_signal:
+        raise DomainError("a bot with start_condition \"signal\" opens deals only on webhook "
+                          "signals, which a backtest does not have: backtest it with "
+                          "\"asap\"", code="SIGNAL_BOT_NOT_BACKTESTABLE",
+                          field="start_condition")
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

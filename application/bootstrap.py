@@ -374,7 +374,7 @@ def open_runtime(settings):
     loop = LiveLoop(clock, [feed], paper, periodic=[reconciler.run_if_due,
                                                     billing.daily_sweep.run_if_due])
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
-                   billing=billing,
+                   billing=billing, webhook_limit=billing.entitlements.webhook_limit,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
                    changes=ChangeFeed(trading),
                    schedules=[*_checkpoint_schedules(settings, trading, database),

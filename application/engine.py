@@ -112,8 +112,10 @@ class DcaEngine:
 
     @property
     def wants_next_close(self) -> bool:
-        """True when the next candle's close matters even if no level is crossed."""
-        return self.deal is None and self.bot.status is BotStatus.RUNNING
+        """True when the next candle's close matters even if no level is crossed (a bot
+        that waits for a signal opens no deal at a close)."""
+        return (self.deal is None and self.bot.status is BotStatus.RUNNING
+                and not self.bot.config.waits_for_signal)
 
     # --- PriceWatcher ---------------------------------------------------------------------
 
@@ -301,6 +303,25 @@ class DcaEngine:
             return
         if self.ready_at is not None and self._cause.at < self.ready_at:
             return
+        self._open_deal(price)
+
+    def open_deal_now(self, price: Decimal) -> None:
+        """Open a deal now at ``price`` (a start_deal signal): the base order buys at the
+        venue's market, as at a close. Call ``begin_step`` first. ``DEAL_ALREADY_OPEN``,
+        ``BOT_NOT_RUNNING`` or ``BOT_COOLING_DOWN`` when it may not."""
+        assert self._cause is not None, "begin_step() first"
+        if self.deal is not None:
+            raise InvalidTransitionError("the bot already has an open deal",
+                                         code="DEAL_ALREADY_OPEN")
+        if self.bot.status is not BotStatus.RUNNING:
+            raise InvalidTransitionError(f"the bot is {self.bot.status}",
+                                         code="BOT_NOT_RUNNING")
+        if self.ready_at is not None and self._cause.at < self.ready_at:
+            raise InvalidTransitionError(f"the bot cools down until {self.ready_at}",
+                                         code="BOT_COOLING_DOWN")
+        self._open_deal(price)
+
+    def _open_deal(self, price: Decimal) -> None:
         config = self.config
         if self.risk is not None and not self._risk_allows_deal(config.base_order_quote):
             return
@@ -479,6 +500,16 @@ class DcaEngine:
         if getattr(deal, "trailing_highest", None) is not None:
             return CloseReason.TRAILING_TAKE_PROFIT
         return CloseReason.TAKE_PROFIT
+
+    def cancel_resting_orders(self) -> int:
+        """Cancel every order resting on the venue (an emergency exit whose sell was
+        refused): how many. Call ``begin_step`` first."""
+        resting = sum(1 for o in self.orders.values() if o.exchange_order_id is not None)
+        self._cancel_resting(exclude="")
+        return resting
+
+    def resting_orders(self) -> int:
+        return sum(1 for o in self.orders.values() if o.exchange_order_id is not None)
 
     def _cancel_resting(self, exclude: str) -> None:
         for client_id, order in list(self.orders.items()):

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from application.engine import DcaEngine
 from application.live_venue import LiveVenue
+from application.paper_deals import AlsoSaved, DealsNow
 from application.paper_log import PaperLog
 from application.position_desk import PositionDesk
 from application.replay import read_log
@@ -133,7 +134,7 @@ class _Market:
             log.error("positions: the desk failed at a step: %s", _reason(error))
 
 
-class PaperTrading:
+class PaperTrading(DealsNow):
     """Hold ``lock`` while changing a bot this runner trades (start, pause, stop): steps
     take it too, so a command never lands between an engine's decision and its save."""
 
@@ -362,7 +363,8 @@ class PaperTrading:
             return 0
 
     def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
-                   actor: str = SYSTEM) -> UUID:
+                   actor: str = SYSTEM, correlation_id: str | None = None,
+                   also: AlsoSaved | None = None) -> UUID:
         """Close the open deal of ``bot_id`` now: its engine sells the units at the venue's
         current price. Returns the deal's id. ``DEAL_NOT_OPEN`` without an open deal,
         ``CLOSE_REJECTED`` when the venue refuses the sell (e.g. no price yet after a
@@ -377,14 +379,15 @@ class PaperTrading:
                                              code="DEAL_NOT_OPEN")
             deal_id = engine.deal.id
             engine.bot = bot
-            engine.begin_step(self.trading.cause(actor))
+            engine.begin_step(self.trading.cause(actor, correlation_id))
             engine.close_at_market(reason)
             changes = engine.take_changes()
             if self.risk is not None:
                 changes += self.risk.count_closed(
                     _closed_deals(changes), engine.cause,
                     lambda other: bot if other == bot_id else self.trading.get_bot(other))
-            self._append(changes)
+            self._append_or_reload(
+                bot_id, [*changes, *(also(deal_id, engine.deal is None) if also else ())])
             if engine.deal is not None:
                 refused = [a.reason for a in changes
                            if isinstance(a, Order) and a.status is OrderStatus.REJECTED]

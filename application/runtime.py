@@ -65,6 +65,10 @@ class Runtime:
     wallet_monitor: Any = None
     # Plans, subscriptions and Stripe (``application.billing``); None: no plan limits.
     billing: Any = None
+    # More parts of an emergency exit besides the bots' (positions), and the plan's limit
+    # on webhooks: wired by the composition root (``application.emergency_exit``).
+    exit_participants: list[Any] = field(default_factory=list)
+    webhook_limit: Any = None
     started_at: datetime | None = None
     # (owner, quote a new position adds) -> None or RISK_LIMIT_REACHED; None: no limits
     risk_check: Any = None
@@ -104,7 +108,43 @@ class Runtime:
 
     @cached_property
     def operations(self) -> Operations:
-        return Operations(self.trading, self.paper.lock)
+        return Operations(self.trading, self.paper.lock, emergency_exit=self.emergency_exit)
+
+    @cached_property
+    def emergency_exit(self):
+        """Every bot (and what the other participants hold) of a user, or of everyone."""
+        from application.bots_exit import BotsExit
+        from application.emergency_exit import EmergencyExit
+        from application.user_views import owners_of
+        from domain.accounts import ExchangeAccount
+        from domain.bots import Bot
+
+        return EmergencyExit(
+            [BotsExit(self.trading, self.paper), self.positions, *self.exit_participants],
+            trading=self.trading,
+            owners=lambda: owners_of(self.trading, Bot.Created, ExchangeAccount.Opened),
+            lock=self.paper.lock)
+
+    @cached_property
+    def webhooks(self):
+        from application.webhooks import Webhooks
+
+        def bot_of(owner_id, bot_id):
+            from application.user_views import Principal
+            from domain.users import Role
+
+            return self.bots.owned_bot(Principal(owner_id, Role.USER, True), bot_id)
+
+        return Webhooks(self.trading, self.identity.data_keys, self.identity.secret_source,
+                        public_url=lambda: self.identity.settings.public_url, bot_of=bot_of,
+                        webhook_limit=self.webhook_limit)
+
+    @cached_property
+    def signals(self):
+        """Signals received on webhooks (``POST /webhooks/{id}``)."""
+        from application.signal_intake import SignalIntake
+
+        return SignalIntake(self.webhooks, self.paper, emergency_exit=self.emergency_exit.run)
 
     def refresh(self, _events: int = 0) -> None:
         """After each live step (and after commands): read models, then subscribers."""

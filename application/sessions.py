@@ -62,6 +62,11 @@ class Sessions:
         (exchange API keys, ``application.exchange_accounts``)."""
         return self._keys
 
+    @property
+    def secret_source(self) -> SecretSource:
+        """Where new random secrets come from (webhook secrets, ``application.webhooks``)."""
+        return self._secrets
+
     def login(self, email: str, password: str, ip: str | None = None) -> AuthTokens:
         """``INVALID_CREDENTIALS`` alike for an unknown email and a wrong password (and
         as slow); ``ACCOUNT_BLOCKED`` only to someone who knows the password."""

@@ -47,12 +47,18 @@ class EnumAsValue(Transcoding):
         return self.type(data)
 
 
+_LATER_FIELDS = frozenset({"start_condition"})
+
+
 class DcaConfigAsDict(Transcoding):
     type = DcaConfig
     name = "dca_config"
 
     def encode(self, obj: DcaConfig) -> dict[str, Any]:
-        return {f.name: getattr(obj, f.name) for f in fields(obj)}
+        # Fields added later are left out at their default: a configuration that does not
+        # use them encodes as it did before they existed (old runs replay byte for byte).
+        return {f.name: getattr(obj, f.name) for f in fields(obj)
+                if f.name not in _LATER_FIELDS or getattr(obj, f.name) != f.default}
 
     def decode(self, data: dict[str, Any]) -> DcaConfig:
         return DcaConfig.restore(data)

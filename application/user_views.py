@@ -88,17 +88,37 @@ def bots_owned_by(trading: Trading, owner_id: str) -> list[UUID]:
     """Found by scanning ``Bot.Created`` events (the owner never changes, and is stored as
     plain text in every version of the event): only that field is read, not the whole
     event (about 5 times faster)."""
+    return aggregates_owned_by(trading, Bot.Created, owner_id)
+
+
+def bot_owners(trading: Trading) -> list[tuple[UUID, str]]:
+    """(bot id, owner id) of every bot, oldest first, in one pass over the log."""
+    return [(oid, owner) for oid, owner in _owners(trading, [get_topic(Bot.Created)])
+            if owner]
+
+
+def aggregates_owned_by(trading: Trading, created: type, owner_id: str) -> list[UUID]:
+    """The ids of the aggregates ``created`` (an event class with an ``owner_id``) made for
+    ``owner_id``, oldest first."""
+    return [oid for oid, owner in _owners(trading, [get_topic(created)]) if owner == owner_id]
+
+
+def owners_of(trading: Trading, *created: type) -> list[str]:
+    """Every owner of an aggregate created by one of the ``created`` event classes (e.g.
+    ``Bot.Created``), in log order, each once."""
+    found = (owner for _, owner in _owners(trading, [get_topic(c) for c in created]))
+    return list(dict.fromkeys(owner for owner in found if owner))
+
+
+def _owners(trading: Trading, topics: list[str]) -> Iterator[tuple[UUID, str | None]]:
     cipher, compressor = trading.mapper.cipher, trading.mapper.compressor
-    found = []
-    for notification in read_log(trading, [get_topic(Bot.Created)]):
+    for notification in read_log(trading, topics):
         data = notification.state
         if cipher is not None:
             data = cipher.decrypt(data)
         if compressor is not None:
             data = compressor.decompress(data)
-        if json.loads(data).get("owner_id") == owner_id:
-            found.append(notification.originator_id)
-    return found
+        yield notification.originator_id, json.loads(data).get("owner_id")
 
 
 def pause_running_bots(trading: Trading, owner_id: str, actor: str) -> list[UUID]:

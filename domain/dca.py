@@ -46,6 +46,9 @@ _DECIMAL_FIELDS = (
 )
 _OPTIONAL_DECIMAL_FIELDS = ("stop_loss_pct", "trailing_take_profit_pct")
 _INT_FIELDS = ("max_safety_orders", "cooldown_seconds")
+# When a deal opens: "asap" at the first candle close without a deal (the default, and
+# what every bot recorded before this field did), "signal" only on a webhook's start_deal.
+START_CONDITIONS = ("asap", "signal")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class DcaConfig:
     stop_loss_pct: Decimal | None = None
     trailing_take_profit_pct: Decimal | None = None
     cooldown_seconds: int = 0
+    start_condition: str = "asap"
+
+    @property
+    def waits_for_signal(self) -> bool:
+        return self.start_condition == "signal"
 
     def __post_init__(self) -> None:
         violations = config_violations(self)
@@ -125,6 +133,11 @@ def _parse_field(name: str, raw: object) -> object:
     # configuration built in code is held to it as well.
     if name in _INT_FIELDS:
         return parse_whole(raw, name)
+    if name == "start_condition":
+        if not isinstance(raw, str):
+            raise DomainError(f"must be one of {', '.join(START_CONDITIONS)}",
+                              code="INVALID_START_CONDITION", field=name)
+        return raw.strip().lower()
     return parse_number(raw, name)
 
 
@@ -161,6 +174,8 @@ def config_violations(c: DcaConfig) -> list[DomainError]:
     errors += _rule(c.cooldown_seconds >= 0, "cooldown_seconds", "NEGATIVE", "must be >= 0")
     errors += _rule(c.cooldown_seconds <= MAX_COOLDOWN_SECONDS, "cooldown_seconds",
                     "OUT_OF_RANGE", f"must be at most {MAX_COOLDOWN_SECONDS} (a year)")
+    errors += _rule(c.start_condition in START_CONDITIONS, "start_condition",
+                    "INVALID_START_CONDITION", f"must be one of {', '.join(START_CONDITIONS)}")
     if not errors and c.max_safety_orders > 0:
         deepest = safety_deviation_pct(c, c.max_safety_orders)
         errors += _rule(

@@ -28,7 +28,9 @@ class CloseReason(ValueEnum):
     # profit price was reached (``trailing_take_profit_pct``)
     TRAILING_TAKE_PROFIT = "trailing_take_profit"
     MANUAL = "manual"
-    EMERGENCY = "emergency"
+    EMERGENCY = "emergency"  # recorded before emergency exits had their own reason
+    EMERGENCY_EXIT = "emergency_exit"  # sold by a user's or the system's emergency exit
+    SIGNAL = "signal"  # sold on a webhook's close_deal (or sell) signal
 
 
 class Deal(TradetapeAggregate):

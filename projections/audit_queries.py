@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.emergency_exits import exit_run_id
 from domain.risk import risk_id
 from projections.audit import AUDIT_LOG
 from projections.balances import ACCOUNTS
@@ -22,16 +23,20 @@ OWNED = 6  # the parts of ``_owned``, each taking the owner
 
 
 def _owned(store: ViewStore) -> str:
-    """Ids of the aggregates one owner has (the parameter, ``OWNED`` times, then their risk
-    limits' id): their bots, deals, orders, positions and exits, exchange accounts, their
-    user and their risk limits."""
+    """Ids of the aggregates one owner has (``_owned_params``): their bots, deals, orders,
+    positions and exits, exchange accounts, their user, their risk limits and the record of
+    their emergency exits."""
     parts = [f"SELECT bot_id FROM {store.q(FE_BOTS.name)} WHERE owner_id = ?",
              f"SELECT deal_id FROM {store.q(FE_DEALS.name)} WHERE owner_id = ?",
              f"SELECT order_id FROM {store.q(FE_ORDERS.name)} WHERE owner_id = ?",
              f"SELECT aggregate_id FROM {store.q(FE_POSITIONS.name)} WHERE owner_id = ?",
              f"SELECT account_id FROM {store.q(ACCOUNTS.name)} WHERE owner_id = ?",
-             "SELECT ?", "SELECT ?"]
+             "SELECT ?", "SELECT ?", "SELECT ?"]
     return " UNION ALL ".join(parts)
+
+
+def _owned_params(owner: str) -> list[Any]:
+    return [owner] * OWNED + [str(risk_id(owner)), str(exit_run_id(owner))]
 
 
 def audit_page(store: ViewStore, *, owner: str | None, actor: str | None = None,
@@ -43,7 +48,7 @@ def audit_page(store: ViewStore, *, owner: str | None, actor: str | None = None,
     params: list[Any] = []
     if owner is not None:
         where.append(f"aggregate_id IN ({_owned(store)})")
-        params += [owner] * OWNED + [str(risk_id(owner))]
+        params += _owned_params(owner)
     if actor is not None:
         where.append("actor = ?")
         params.append(actor)

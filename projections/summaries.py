@@ -72,6 +72,19 @@ TEMPLATES = {
     "TradingSwitch.Installed": "trading switch installed",
     "TradingSwitch.EmergencyStopped": "EMERGENCY STOP of all trading: {reason}",
     "TradingSwitch.EmergencyResumed": "trading resumed after an emergency stop",
+    "Webhook.Created": 'webhook "{name}" of {owner_id} created for bot {bot_id}, secret '
+                       "sealed",
+    "Webhook.EnabledSet": "webhook enabled: {enabled}",
+    "Webhook.SecretRotated": "webhook secret rotated (sealed)",
+    "Webhook.Deleted": "webhook deleted",
+    "Webhook.SignalReceived": "signal {number} ({action}, id {signal_id}): {outcome} "
+                              "{code}: {message}",
+    "Webhook.SignalActedOn": "signal {number}: {outcome} {code}: {message}",
+    "EmergencyExitRun.Installed": "emergency exits of {scope}",
+    "EmergencyExitRun.Started": "CRITICAL: EMERGENCY EXIT started: {reason}",
+    "EmergencyExitRun.Finished": "CRITICAL: EMERGENCY EXIT finished: {bots_stopped} bots "
+                                 "stopped, {deals_closed} deals sold, {orders_cancelled} "
+                                 "orders cancelled, problems: {problems}",
     "AuditCheckpoint.Taken": "audit checkpoint: chain head {chain_head} at position "
                              "{position} ({events} events), signed by {public_key}",
     "AuditRechain.Forced": "audit log re-chained by force (first disagreement at position "

@@ -51,6 +51,25 @@ class FieldError:
         "INSUFFICIENT_FUNDS_EXCHANGE, FUNDING_PLAN_REQUIRED: the plan recording the need"))
 
 
+def id_page(items: list[T], ids: list[str], first: int | None, after: str | None,
+            what: str) -> tuple[list[T], PageInfo]:
+    """A page of a short list held whole (``ids`` its cursors, in order): the items after
+    the cursor ``after``, at most ``first`` (default 50); INVALID_CURSOR for a cursor that
+    names none of them."""
+    from graphql import GraphQLError
+
+    start = 0
+    if after is not None:
+        if after not in ids:
+            raise GraphQLError(f"the cursor names no {what} of yours",
+                               extensions={"code": "INVALID_CURSOR"})
+        start = ids.index(after) + 1
+    page = items[start:start + (first or 50)]
+    end = start + len(page)
+    return page, PageInfo(has_next_page=end < len(items),
+                          end_cursor=ids[end - 1] if page else None)
+
+
 def camel(name: str | None) -> str | None:
     if not name:
         return name

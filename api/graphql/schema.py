@@ -28,6 +28,7 @@ from api.graphql.errors import ErrorCodes, MaskFaults, log_errors, name_codes
 from api.graphql.exchange_accounts.drift import DriftQueries
 from api.graphql.exchange_accounts.mutations import ExchangeAccountMutations
 from api.graphql.exchange_accounts.queries import ExchangeAccountQueries
+from api.graphql.exits.mutations import ExitMutations
 from api.graphql.funding.mutations import FundingMutations
 from api.graphql.funding.queries import FundingQueries
 from api.graphql.limits import limits
@@ -40,16 +41,20 @@ from api.graphql.risk.queries import RiskQueries
 from api.graphql.scalars import SCALAR_MAP
 from api.graphql.system.mutations import SystemMutations
 from api.graphql.system.queries import SystemQueries
+from api.graphql.webhooks.mutations import WebhookMutations
+from api.graphql.webhooks.queries import WebhookQueries
 from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
                               ExchangeAccountQueries, DriftQueries, RiskQueries,
-                              FundingQueries, BillingQueries, WalletQueries, PositionQueries))
+                              FundingQueries, BillingQueries, WalletQueries, PositionQueries,
+                              WebhookQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
                                     ExchangeAccountMutations, RiskMutations, FundingMutations,
-                                    BillingMutations, WalletMutations, PositionMutations))
+                                    BillingMutations, WalletMutations, PositionMutations,
+                                    WebhookMutations, ExitMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
 
 

@@ -98,6 +98,17 @@ AUTHENTICATED = {
                   "... on PositionErrors { code } } }",
     "closePosition": "mutation($id: ID!) { closePosition(id: $id) { __typename "
                      "... on PositionErrors { code } } }",
+    "webhooks": "{ webhooks { edges { node { id secret } } } }",
+    "createWebhook": 'mutation { createWebhook(input: {name: "tv"}) { __typename } }',
+    "setWebhookEnabled": "mutation($id: ID!) { setWebhookEnabled(id: $id, enabled: false) { "
+                         "__typename ... on WebhookErrors { code } } }",
+    "deleteWebhook": "mutation($id: ID!) { deleteWebhook(id: $id) { "
+                     "__typename ... on WebhookErrors { code } } }",
+    "rotateWebhookSecret": "mutation($id: ID!) { rotateWebhookSecret(id: $id) { "
+                           "__typename ... on WebhookErrors { code } } }",
+    "closeDeals": "mutation($id: ID!) { closeDeals(ids: [$id]) { id closed code } }",
+    "emergencyExit": "mutation { emergencyExit { correlationId } }",
+    "systemEmergencyStop": 'mutation { systemEmergencyStop(reason: "test") { correlationId } }',
 }
 SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
 
@@ -146,7 +157,7 @@ def test_a_logged_out_or_blocked_users_token_stops_working(server):
 def test_admin_fields_refuse_other_users(server):
     alice = server.user("alice")
     for field in ("emergencyStop", "emergencyResume", "definePlan", "revenue",
-                  "refundPayment"):
+                  "refundPayment", "systemEmergencyStop"):
         body = server.post(AUTHENTICATED[field], token=alice.token)
         assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
     assert not server.runtime.trading.is_halted()
@@ -169,7 +180,7 @@ NULL_FOR_OTHERS = {"bot": "bot", "deals": "bot", "deal": "deal", "pnlSeries": "b
                    "history": "bot", "promotionCheck": "bot"}
 NOT_FOUND_FOR_OTHERS = {"editBot", "startBot", "pauseBot", "stopBot", "resetBotError",
                         "setLeaderboardListing", "closeDeal", "removeExchangeAccount",
-                        "promoteBot"}
+                        "promoteBot", "closeDeals"}
 
 
 @pytest.mark.parametrize("field", sorted(NULL_FOR_OTHERS))
@@ -193,9 +204,10 @@ def test_history_of_anything_of_another_user_is_null(server, bob_world):
 def test_another_users_ids_are_not_found_by_mutations(server, bob_world, field):
     alice, bob, bob_bot, bob_deal = bob_world
     document = AUTHENTICATED[field]
-    target = (bob_deal if field == "closeDeal" else bob.paper_account_id
+    target = (bob_deal if field in ("closeDeal", "closeDeals") else bob.paper_account_id
               if field == "removeExchangeAccount" else bob_bot)
     result = server.gql(document, {"id": target}, alice.token)[field]
+    result = result[0] if isinstance(result, list) else result
     assert result["code"] == "NOT_FOUND", result
     bot = server.runtime.trading.get_bot(uuid.UUID(bob_bot))
     assert str(bot.status) == "running" and str(bot.open_deal_id) == bob_deal

@@ -15,7 +15,8 @@ ROOTS = ("Query", "Mutation", "Subscription")
 PUBLIC = {"register", "verifyEmail", "login", "refresh", "logout", "dcaPlan", "leaderboard",
           "systemStatus", "resendVerification", "requestPasswordReset", "resetPassword",
           "plans"}
-ADMIN = {"emergencyStop", "emergencyResume", "definePlan", "revenue", "refundPayment"}
+ADMIN = {"emergencyStop", "emergencyResume", "definePlan", "revenue", "refundPayment",
+         "systemEmergencyStop"}
 
 
 def root_fields() -> list[tuple[str, str, list[type[BasePermission]]]]:

@@ -48,6 +48,10 @@ CASES = {
     "fee rate 1e999999": ("backtest", GOOD, ["--fee-rate", "1e999999"],
                           "EXPONENT_OUT_OF_RANGE"),
     "a 2 MB configuration": ("dca-plan", " " * 2_000_000 + GOOD, [], "CONFIG_TOO_LARGE"),
+    "a bot that waits for signals": (
+        "backtest", a_config(start_condition="signal"), [], "SIGNAL_BOT_NOT_BACKTESTABLE"),
+    "an unknown start condition": (
+        "backtest", a_config(start_condition="whenever"), [], "INVALID_START_CONDITION"),
 }
 
 

@@ -8,6 +8,7 @@ import strawberry
 
 from api.graphql.common import PageInfo, when
 from api.graphql.scalars import JSON
+from application.emergency_exit import is_emergency_correlation
 from projections.history import AggregateHistory as History
 from projections.tables import Row
 
@@ -33,6 +34,14 @@ class AuditEntry:
     at: datetime = strawberry.field(
         description="the event's own time (when the engine decided it: market time in a "
                     "backtest); recordedAt is when the store recorded it")
+
+    @strawberry.field(description=(
+        "an emergency: an event of an emergency exit (or recorded under its correlation "
+        "id) or an emergency stop of all trading"))
+    def critical(self) -> bool:
+        return (is_emergency_correlation(self.correlation_id)
+                or (self.aggregate_type, self.event_type) == ("TradingSwitch",
+                                                             "EmergencyStopped"))
 
     @classmethod
     def from_row(cls, row: Row) -> AuditEntry:

@@ -22,6 +22,9 @@ class DcaConfigInput:
     stop_loss_pct: str | None = None
     trailing_take_profit_pct: str | None = None
     cooldown_seconds: int = 0
+    start_condition: str = strawberry.field(default="asap", description=(
+        "asap: a deal opens at the first candle close without one; signal: only on a "
+        "webhook's start_deal (or buy) signal"))
 
     def to_config(self) -> DcaConfig:
         """The domain configuration, or ``InvalidConfigError`` listing every violation."""
@@ -35,4 +38,5 @@ class DcaConfigInput:
             "take_profit_pct": self.take_profit_pct, "stop_loss_pct": self.stop_loss_pct,
             "trailing_take_profit_pct": self.trailing_take_profit_pct,
             "cooldown_seconds": self.cooldown_seconds,
+            "start_condition": self.start_condition,
         })

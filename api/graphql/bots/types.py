@@ -45,6 +45,7 @@ class DcaConfig:
     stop_loss_pct: Decimal | None
     trailing_take_profit_pct: Decimal | None
     cooldown_seconds: int
+    start_condition: str = strawberry.field(description="asap or signal")
 
     @classmethod
     def of(cls, config: dca.DcaConfig) -> DcaConfig:
@@ -52,7 +53,7 @@ class DcaConfig:
             "pair", "base_order_quote", "safety_order_quote", "max_safety_orders",
             "price_deviation_pct", "safety_volume_scale", "safety_step_scale",
             "take_profit_pct", "stop_loss_pct", "trailing_take_profit_pct",
-            "cooldown_seconds")})
+            "cooldown_seconds", "start_condition")})
 
 
 @strawberry.type

@@ -1,0 +1,50 @@
+"""``POST /webhooks/{id}``: signals from outside (TradingView alerts, scripts), answered with
+JSON ``{"status": "accepted" | "ignored" | "refused", "code"?, "message"?}``. Translation
+only: ``application.signal_intake`` decides. The id is a UUID (``/webhooks/stripe`` is
+billing's, a route of its own)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from anyio import to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from application.runtime import Runtime
+from domain.signals import MAX_BODY_BYTES
+
+SIGNATURE_HEADER = "X-Tradetape-Signature"
+
+
+def add_webhook_routes(app: FastAPI, runtime: Runtime) -> None:
+    @app.post("/webhooks/{webhook_id:uuid}")
+    async def receive_signal(webhook_id: UUID, request: Request) -> JSONResponse:
+        body = await _body(request)
+        if body is None:
+            return _answer(413, "SIGNAL_TOO_LARGE", f"a signal is at most {MAX_BODY_BYTES} "
+                                                    "bytes")
+        if not runtime.accepting_commands:
+            return _answer(503, "SHUTTING_DOWN", "the server is shutting down: send again")
+        signature = request.headers.get(SIGNATURE_HEADER)
+        # No catch-up of the read models here: the live loop's next step does it (within
+        # a second), once for every signal of that second, never in a sender's way.
+        answer = await to_thread.run_sync(runtime.signals.receive, webhook_id, body, signature)
+        return JSONResponse(answer.body, status_code=answer.status)
+
+
+async def _body(request: Request) -> bytes | None:
+    """The raw body (the signature is over these bytes), or None past the limit (read no
+    further than that)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"status": "refused", "code": code, "message": message},
+                        status_code=status)

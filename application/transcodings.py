@@ -3,7 +3,6 @@ rename one)."""
 
 from __future__ import annotations
 
-from dataclasses import fields
 from enum import Enum
 from typing import Any
 
@@ -46,7 +45,7 @@ class DcaConfigAsDict(Transcoding):
     name = "dca_config"
 
     def encode(self, obj: DcaConfig) -> dict[str, Any]:
-        return {f.name: getattr(obj, f.name) for f in fields(obj)}
+        return obj.recorded()
 
     def decode(self, data: dict[str, Any]) -> DcaConfig:
         return DcaConfig.restore(data)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
+from functools import cached_property
+from itertools import pairwise
 
 from domain.errors import DomainError, InvalidConfigError
 from domain.money import HUNDRED, ONE, ZERO, to_decimal
@@ -35,7 +37,9 @@ FIELD_BOUNDS: dict[str, Bounds] = {
     "take_profit_pct": _PCT,
     "stop_loss_pct": Bounds(D("0.0001"), HUNDRED, high_open=True),
     "trailing_take_profit_pct": Bounds(D("0.0001"), D(1000)),
+    "stop_loss_activation_pct": Bounds(D(0), D(1000), sign_code="NEGATIVE"),
 }
+STEP_BOUNDS = {"pct": _PCT, "volume_pct": Bounds(D("0.0001"), HUNDRED, sign_code="NOT_POSITIVE")}
 _DECIMAL_FIELDS = (
     "base_order_quote",
     "safety_order_quote",
@@ -44,8 +48,31 @@ _DECIMAL_FIELDS = (
     "safety_step_scale",
     "take_profit_pct",
 )
-_OPTIONAL_DECIMAL_FIELDS = ("stop_loss_pct", "trailing_take_profit_pct")
+_OPTIONAL_DECIMAL_FIELDS = ("stop_loss_pct", "trailing_take_profit_pct", "stop_loss_activation_pct")
 _INT_FIELDS = ("max_safety_orders", "cooldown_seconds")
+_BOOL_FIELDS = ("stop_loss_to_breakeven", "trailing_stop_loss")
+MAX_TAKE_PROFIT_STEPS = 4
+# Fields added after configurations were first recorded, with the value that means "not
+# used": a configuration is written without them when they have it, so every configuration
+# recorded before they existed is written, and replayed, byte for byte as it was.
+ADDED_FIELDS: dict[str, object] = {
+    "take_profit_steps": (),
+    "stop_loss_to_breakeven": False,
+    "trailing_stop_loss": False,
+    "stop_loss_activation_pct": None,
+}
+
+
+@dataclass(frozen=True)
+class TakeProfitStep:
+    """Sell ``volume_pct`` % of the units held when the first step filled, at
+    average × (1 + ``pct``/100)."""
+
+    pct: Decimal
+    volume_pct: Decimal
+
+    def to_mapping(self) -> dict[str, str]:
+        return {"pct": str(self.pct), "volume_pct": str(self.volume_pct)}
 
 
 @dataclass(frozen=True)
@@ -61,6 +88,10 @@ class DcaConfig:
     stop_loss_pct: Decimal | None = None
     trailing_take_profit_pct: Decimal | None = None
     cooldown_seconds: int = 0
+    take_profit_steps: tuple[TakeProfitStep, ...] = ()
+    stop_loss_to_breakeven: bool = False
+    trailing_stop_loss: bool = False
+    stop_loss_activation_pct: Decimal | None = None
 
     def __post_init__(self) -> None:
         violations = config_violations(self)
@@ -75,7 +106,29 @@ class DcaConfig:
         config = cls.__new__(cls)
         for f in fields(cls):
             object.__setattr__(config, f.name, values.get(f.name, f.default))
+        steps = values.get("take_profit_steps") or ()
+        object.__setattr__(config, "take_profit_steps", tuple(
+            s if isinstance(s, TakeProfitStep) else TakeProfitStep(s["pct"], s["volume_pct"])
+            for s in steps))
         return config
+
+    def recorded(self) -> dict[str, object]:
+        """What an event records: every field, less the added ones left unused."""
+        values: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ADDED_FIELDS and value == ADDED_FIELDS[f.name]:
+                continue
+            if f.name == "take_profit_steps":
+                value = [{"pct": s.pct, "volume_pct": s.volume_pct} for s in value]
+            values[f.name] = value
+        return values
+
+    @cached_property
+    def plain_exits(self) -> bool:
+        """No exit rule beyond one take profit and one fixed stop (the engine's fast path)."""
+        return (self.trailing_take_profit_pct is None and not self.take_profit_steps
+                and not self.trailing_stop_loss and not self.stop_loss_to_breakeven)
 
     @property
     def base_asset(self) -> str:
@@ -98,6 +151,8 @@ class DcaConfig:
         values: dict[str, object] = {}
         for name in known:
             if name not in data or data[name] is None:
+                if name == "take_profit_pct" and data.get("take_profit_steps"):
+                    continue  # the steps replace it (the first step's pct stands for it)
                 if name in (*_DECIMAL_FIELDS, "pair", "max_safety_orders"):
                     violations.append(
                         DomainError("is required", code="MISSING_FIELD", field=name)
@@ -109,11 +164,16 @@ class DcaConfig:
                 violations.append(error)
         if violations:
             raise InvalidConfigError(violations)
+        steps = values.get("take_profit_steps")
+        if steps and "take_profit_pct" not in values:
+            values["take_profit_pct"] = steps[0].pct
         return cls(**values)  # type: ignore[arg-type]
 
     def to_mapping(self) -> dict[str, object]:
         """JSON-ready form (Decimals as strings), the inverse of :meth:`from_mapping`."""
-        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
+        values = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
+        values["take_profit_steps"] = [s.to_mapping() for s in self.take_profit_steps]
+        return values
 
 
 def _parse_field(name: str, raw: object) -> object:
@@ -125,7 +185,32 @@ def _parse_field(name: str, raw: object) -> object:
     # configuration built in code is held to it as well.
     if name in _INT_FIELDS:
         return parse_whole(raw, name)
+    if name in _BOOL_FIELDS:
+        if not isinstance(raw, bool):
+            raise DomainError("must be true or false", code="INVALID_BOOLEAN", field=name)
+        return raw
+    if name == "take_profit_steps":
+        return _parse_steps(raw)
     return parse_number(raw, name)
+
+
+def _parse_steps(raw: object) -> tuple[TakeProfitStep, ...]:
+    field = "take_profit_steps"
+    if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
+        raise DomainError('must be a list of {"pct": ..., "volume_pct": ...}',
+                          code="INVALID_STEPS", field=field)
+    if len(raw) > MAX_TAKE_PROFIT_STEPS:  # before parsing a long list
+        raise DomainError(f"at most {MAX_TAKE_PROFIT_STEPS} steps", code="TOO_MANY_STEPS",
+                          field=field)
+    steps = []
+    for i, step in enumerate(raw, 1):
+        if set(step) != {"pct", "volume_pct"}:
+            raise DomainError(f'step {i} must have exactly "pct" and "volume_pct"',
+                              code="INVALID_STEPS", field=field)
+        steps.append(TakeProfitStep(parse_number(step["pct"], f"{field}[{i}].pct"),
+                                    parse_number(step["volume_pct"],
+                                                 f"{field}[{i}].volume_pct")))
+    return tuple(steps)
 
 
 def _rule(ok: bool, field: str, code: str, message: str) -> list[DomainError]:
@@ -149,7 +234,8 @@ def config_violations(c: DcaConfig) -> list[DomainError]:
         errors += _bounded(c, "safety_order_quote")
     for name in ("price_deviation_pct", "safety_volume_scale", "safety_step_scale",
                  "take_profit_pct", "stop_loss_pct", "trailing_take_profit_pct"):
-        errors += _bounded(c, name)
+        if name != "take_profit_pct" or not c.take_profit_steps:  # (the steps judge theirs)
+            errors += _bounded(c, name)
     judged = {"take_profit_pct", "trailing_take_profit_pct"}
     if c.trailing_take_profit_pct is not None and not any(e.field in judged for e in errors):
         errors += _rule(
@@ -158,6 +244,8 @@ def config_violations(c: DcaConfig) -> list[DomainError]:
             "OUT_OF_RANGE",
             "must be > 0 and below take_profit_pct",
         )
+    errors += _bounded(c, "stop_loss_activation_pct")
+    errors += exit_violations(c)
     errors += _rule(c.cooldown_seconds >= 0, "cooldown_seconds", "NEGATIVE", "must be >= 0")
     errors += _rule(c.cooldown_seconds <= MAX_COOLDOWN_SECONDS, "cooldown_seconds",
                     "OUT_OF_RANGE", f"must be at most {MAX_COOLDOWN_SECONDS} (a year)")
@@ -169,6 +257,50 @@ def config_violations(c: DcaConfig) -> list[DomainError]:
             "LADDER_BELOW_ZERO",
             f"the deepest safety order would be {deepest}% below the entry, at or below zero",
         )
+    return errors
+
+
+def exit_violations(c: DcaConfig) -> list[DomainError]:
+    """The rules between the exit options (issue 12), each named by its own code."""
+    steps = c.take_profit_steps
+    errors = _step_violations(steps) if steps else []
+    if steps:
+        errors += _rule(c.trailing_take_profit_pct is None, "take_profit_steps",
+                        "STEPS_WITH_TRAILING_TAKE_PROFIT",
+                        "take_profit_steps cannot be combined with trailing_take_profit_pct")
+        errors += _rule(c.take_profit_pct == steps[0].pct, "take_profit_pct",
+                        "STEPS_REPLACE_TAKE_PROFIT",
+                        "take_profit_steps replace take_profit_pct: leave it out")
+    errors += _rule(not c.stop_loss_to_breakeven or bool(steps), "stop_loss_to_breakeven",
+                    "BREAKEVEN_NEEDS_STEPS", "stop_loss_to_breakeven needs take_profit_steps")
+    errors += _rule(not c.trailing_stop_loss or c.stop_loss_pct is not None,
+                    "trailing_stop_loss", "TRAILING_STOP_NEEDS_STOP_LOSS",
+                    "trailing_stop_loss needs stop_loss_pct")
+    errors += _rule(c.stop_loss_activation_pct is None or c.trailing_stop_loss,
+                    "stop_loss_activation_pct", "ACTIVATION_NEEDS_TRAILING_STOP",
+                    "stop_loss_activation_pct needs trailing_stop_loss")
+    return errors
+
+
+def _step_violations(steps: tuple[TakeProfitStep, ...]) -> list[DomainError]:
+    field = "take_profit_steps"
+    errors = _rule(len(steps) <= MAX_TAKE_PROFIT_STEPS, field, "TOO_MANY_STEPS",
+                   f"at most {MAX_TAKE_PROFIT_STEPS} steps")
+    for i, step in enumerate(steps, 1):
+        for name in ("pct", "volume_pct"):
+            value = getattr(step, name)
+            if not isinstance(value, Decimal) or not value.is_finite():
+                errors.append(DomainError(f"step {i}: {name} must be a finite Decimal",
+                                          code="INVALID_NUMBER", field=field))
+            else:
+                errors += STEP_BOUNDS[name].violations(value, f"{field}[{i}].{name}")
+    if errors:
+        return errors
+    errors += _rule(all(a.pct < b.pct for a, b in pairwise(steps)), field,
+                    "STEPS_NOT_INCREASING", "each step's pct must be above the one before")
+    total = sum((s.volume_pct for s in steps), ZERO)
+    errors += _rule(total == HUNDRED, field, "STEPS_VOLUME_NOT_100",
+                    f"the steps' volume_pct must add up to exactly 100, not {total}")
     return errors
 
 

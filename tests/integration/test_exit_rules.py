@@ -170,3 +170,33 @@ def test_a_paper_account_sells_the_steps_from_what_the_deal_holds():
     assert engine.deal.units == D("0.2")
     assert (balance["BTC"].free, balance["BTC"].locked) == (D("0.2"), 0)
     assert balance["USDT"].free == 1000 - 100 + D("50.5") + D("30.6")
+
+
+def test_a_stepped_bot_with_a_trailing_stop_is_stored_and_replays(tmp_path, capsys):
+    import json
+
+    from adapters.marketdata.shipped import shipped_series
+    from api.cli import main
+    from tests.integration.test_backtest_command import stored_rows
+
+    config = {**{k: v for k, v in BOT.items() if k != "trailing_take_profit_pct"},
+              "max_safety_orders": 3, "stop_loss_pct": "0.2", "trailing_stop_loss": True,
+              "stop_loss_activation_pct": "0.3", "stop_loss_to_breakeven": True,
+              "take_profit_steps": [{"pct": "0.3", "volume_pct": "60"},
+                                    {"pct": "0.7", "volume_pct": "40"}]}
+    path = tmp_path / "bot.json"
+    path.write_text(json.dumps(config))
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    assert main(["backtest", "--candles", str(shipped_series("binance_BTC_USDT-1m-2025-11.csv")),
+                 "--config", str(path), "--json", "--deals", "--no-progress",
+                 "--store", url]) == 0
+    result = json.loads(capsys.readouterr().out)
+    reasons = {d["reason"] for d in result["deals"]}
+    assert {"take_profit_step", "trailing_stop_loss"} <= reasons
+    assert result["take_profit_steps_filled"] > result["take_profits"] > 0
+    assert result["trailing_stop_losses"] > 0
+    stepped = [d for d in result["deals"] if len(d["sells"]) > 1]
+    assert stepped and all(d["exit"] == d["sells"][-1]["price"] for d in stepped)
+    topics = [row[0] for row in stored_rows(url)]
+    assert any(t.endswith("Deal.StepSold") for t in topics)
+    assert main(["replay", "--database", url, "--check", "--no-progress"]) == 0

@@ -161,8 +161,8 @@ class DcaEngine:
         """Trailing, steps, break-even: the price first moves the trailing levels; then at a
         candle's open a stop goes first, on a falling leg a take profit does."""
         exits = self._exits_of(deal)
-        exits.reach(self.cause, price)
-        self._touch(deal)
+        if exits.reach(self.cause, price):
+            self._touch(deal)  # (then, not before: the order of a step's changes is stored)
         stop, reason = exits.stop()
         stopped = stop is not None and price <= stop
         trailed = exits.tp_level is not None and price <= exits.tp_level

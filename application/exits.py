@@ -47,9 +47,10 @@ class DealExits:
                 and self.deal.entry_price is not None):
             self.sl_highest = self.deal.entry_price
 
-    def reach(self, cause: Cause, price: Decimal) -> None:
-        """The market was at ``price``: trailing starts or rises (recorded when it starts)."""
-        config, deal = self.config, self.deal
+    def reach(self, cause: Cause, price: Decimal) -> bool:
+        """The market was at ``price``: trailing starts or rises. True when a start was
+        recorded on the deal."""
+        config, deal, started = self.config, self.deal, False
         if config.trailing_take_profit_pct is not None:
             if self.tp_highest is not None:
                 if price > self.tp_highest:
@@ -59,6 +60,7 @@ class DealExits:
                 deal.start_trailing(cause, price=price,
                                     trailing_pct=config.trailing_take_profit_pct,
                                     level=self.tp_level)
+                started = True
         if config.trailing_stop_loss:
             self._sl_from_entry()
             if self.sl_highest is not None:
@@ -66,6 +68,8 @@ class DealExits:
             elif price >= self._activation():
                 self.sl_highest = price
                 deal.start_stop_trailing(cause, price=price, level=self.trailing_stop())
+                started = True
+        return started
 
     def trailing_stop(self) -> Decimal | None:
         self._sl_from_entry()

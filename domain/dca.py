@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
-from functools import cached_property
 from itertools import pairwise
 
 from domain.errors import DomainError, InvalidConfigError
@@ -124,7 +123,7 @@ class DcaConfig:
             values[f.name] = value
         return values
 
-    @cached_property
+    @property
     def plain_exits(self) -> bool:
         """No exit rule beyond one take profit and one fixed stop (the engine's fast path)."""
         return (self.trailing_take_profit_pct is None and not self.take_profit_steps

@@ -71,7 +71,17 @@ class DcaEngine:
         self._exit_order: Order | None = None  # live: an exit the exchange has not filled yet
         # The open deal's exits beyond one take profit and a fixed stop (application/exits)
         self._exits: DealExits | None = None
+        self._plain: DcaConfig | None = None  # the bot's config, when its exits are plain
         self._opening = False  # the next price is a candle's open (stops before take profits)
+
+    def _is_plain(self) -> bool:
+        """Whether the bot's configuration has only a fixed take profit and stop, noted by
+        identity: the hot path then compares one pointer (the config may be edited)."""
+        config = self.bot.config
+        if config.plain_exits:
+            self._plain = config
+            return True
+        return False
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -114,7 +124,7 @@ class DcaEngine:
         deal = self.deal
         if deal is None or deal.units == ZERO:
             return None, None
-        if self.bot.config.plain_exits:  # (the hot path)
+        if self.bot.config is self._plain or self._is_plain():  # (the hot path)
             return deal.stop_loss_price, deal.take_profit_price
         return self._exits_of(deal).levels()
 
@@ -123,7 +133,7 @@ class DcaEngine:
         rise moves one: the market shows this watcher the end of every rising leg, and a
         candle reaching above it cannot be skipped. None otherwise."""
         deal = self.deal
-        if self.bot.config.plain_exits or deal is None or deal.units == ZERO:
+        if self.bot.config is self._plain or deal is None or deal.units == ZERO:
             return None
         return self._exits_of(deal).high_watch()
 
@@ -150,7 +160,7 @@ class DcaEngine:
             self._cancel(exiting)
             if exiting.is_open or self.deal is None:
                 return  # the cancel went unanswered, or the take profit filled after all
-        if not self.bot.config.plain_exits:
+        if self.bot.config is not self._plain and not self._is_plain():
             self._on_price_exits(deal, price, opening)
         elif deal.stop_loss_price is not None and price <= deal.stop_loss_price:
             self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)

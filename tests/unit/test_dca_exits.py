@@ -110,3 +110,14 @@ def test_a_configuration_with_exit_options_is_restored_from_what_it_recorded():
     assert recorded["take_profit_steps"] == [{"pct": D(1), "volume_pct": D(50)},
                                              {"pct": D(2), "volume_pct": D(50)}]
     assert transcoding.decode(recorded) == config
+
+
+def test_the_readme_example_with_every_exit_option_is_a_valid_configuration():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Bot configuration (`bot.json`)")[1].split("###")[0]
+    example = json.loads(section.split("```json")[1].split("```")[0])
+    config = DcaConfig.from_mapping(example)
+    assert len(config.take_profit_steps) == 3
+    assert config.stop_loss_to_breakeven and config.trailing_stop_loss

@@ -200,3 +200,26 @@ def test_a_stepped_bot_with_a_trailing_stop_is_stored_and_replays(tmp_path, caps
     topics = [row[0] for row in stored_rows(url)]
     assert any(t.endswith("Deal.StepSold") for t in topics)
     assert main(["replay", "--database", url, "--check", "--no-progress"]) == 0
+
+
+def test_the_command_refuses_each_invalid_combination_by_name_with_exit_2(tmp_path, capsys):
+    import json
+
+    from adapters.marketdata.shipped import shipped_series
+    from api.cli import main
+
+    config = {**TRAILING_BOT, "stop_loss_to_breakeven": True, "trailing_stop_loss": True,
+              "stop_loss_activation_pct": "1",
+              "take_profit_steps": [{"pct": "2", "volume_pct": "60"},
+                                    {"pct": "1", "volume_pct": "30"}]}
+    path = tmp_path / "bot.json"
+    path.write_text(json.dumps(config))
+    code = main(["backtest", "--candles", str(shipped_series("freqtrade_UNITTEST_BTC-1m.csv")),
+                 "--config", str(path), "--json", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    lines = err.strip().splitlines()
+    assert len(lines) == 4 and "Traceback" not in err
+    for rule in ("STEPS_NOT_INCREASING", "STEPS_VOLUME_NOT_100",
+                 "STEPS_WITH_TRAILING_TAKE_PROFIT", "TRAILING_STOP_NEEDS_STOP_LOSS"):
+        assert sum(rule in line for line in lines) == 1, rule

@@ -155,7 +155,8 @@ def run_backtest(
         at = engine.step_time or first.at
         steps.record_interruption(run, Cause(at, ENGINE, f"{run_seed}:interrupted"), error)
         raise
-    deals = [_deal_row(d, interval) for d in engine.tally.closed_deals]
+    stepped = bool(config.take_profit_steps)
+    deals = [_deal_row(d, interval, stepped) for d in engine.tally.closed_deals]
     return BacktestResult(run_id, bot_id, summary, deals, candles,
                           _open_deal_row(engine, interval, summary["unrealized_pnl"]),
                           drawdown.curve)
@@ -176,7 +177,7 @@ def _walk(candles: CandleSeries, engine: DcaEngine, venue: Venue, steps: _Steps,
         changed = engine.take_changes()
         if changed:
             steps.add(*changed)
-            capital.note(engine.open_deal_state(), venue.fetch_balance()[quote_asset])
+            capital.note(engine.open_deal_cost(), venue.fetch_balance()[quote_asset])
         drawdown.sample(j, engine.tally.realized_pnl, engine.open_deal_state(), c)
         if engine.wants_next_close:
             nxt = j + 1
@@ -246,8 +247,8 @@ class _CapitalMeter:
     def __init__(self) -> None:
         self.max_committed = ZERO
 
-    def note(self, deal_state: tuple[Decimal, Decimal] | None, quote_balance) -> None:
-        committed = (deal_state[1] if deal_state else ZERO) + quote_balance.locked
+    def note(self, deal_cost: Decimal | None, quote_balance) -> None:
+        committed = (deal_cost if deal_cost is not None else ZERO) + quote_balance.locked
         self.max_committed = max(self.max_committed, committed)
 
 
@@ -261,9 +262,13 @@ def _summary(candles, engine: DcaEngine, drawdown, last_close, events, balance, 
         "deals_open": 1 if state else 0,
         "take_profits": t.take_profits,
         "stop_losses": t.stop_losses,
-        # only for a trailing bot: the figures of every other run stay as they were
+        # only for a bot with the exit they count: the figures of every other run stay
         **({"trailing_take_profits": t.trailing_take_profits}
            if engine.config.trailing_take_profit_pct is not None else {}),
+        **({"take_profit_steps_filled": t.take_profit_steps_filled}
+           if engine.config.take_profit_steps else {}),
+        **({"trailing_stop_losses": t.trailing_stop_losses}
+           if engine.config.trailing_stop_loss else {}),
         "realized_pnl": t.realized_pnl,
         "unrealized_pnl": unrealized,
         "total_pnl": t.realized_pnl + unrealized,  # the open deal marked at the last close
@@ -316,13 +321,13 @@ def _open_deal_row(engine: DcaEngine, interval_ms: int, unrealized: Decimal) -> 
     """The open deal as a deal row (no exit yet) with the summary's unrealized P/L."""
     if engine.open_deal_state() is None:
         return None
-    row = _deal_row(engine.deal, interval_ms)
+    row = _deal_row(engine.deal, interval_ms, bool(engine.config.take_profit_steps))
     row["unrealized_pnl"] = unrealized
     row["units"] = engine.deal.units
     return row
 
 
-def _deal_row(deal, interval_ms: int) -> dict[str, Any]:
+def _deal_row(deal, interval_ms: int, stepped: bool = False) -> dict[str, Any]:
     """``opened``/``closed``: open time (UTC ms) of the candle in which each happened; the
     events themselves are stamped at that candle's close, when the decision was taken."""
     closed_at = deal.closed_at
@@ -338,5 +343,15 @@ def _deal_row(deal, interval_ms: int) -> dict[str, Any]:
         "pnl": deal.realized_pnl,
         "fees": deal.fees,
         "cost": deal.cost,
+        **({"sells": _sells(deal)} if stepped else {}),
     }
+
+
+def _sells(deal) -> list[dict[str, Any]]:
+    """Every sell of a deal that sold in steps, the closing one last (if it closed)."""
+    sells = [{"price": p, "amount": a, "fee": f} for p, a, f in deal.sells]
+    if deal.exit_amount is not None:
+        sells.append({"price": deal.exit_price, "amount": deal.exit_amount,
+                      "fee": deal.exit_fee})
+    return sells
 

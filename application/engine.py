@@ -12,17 +12,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from application.exits import DealExits
 from domain.bots import Bot, BotStatus
 from domain.dca import DcaConfig, safety_orders
 from domain.deals import CloseReason, Deal, DealStatus
 from domain.errors import InvalidTransitionError
-from domain.money import HUNDRED, ONE, ZERO
+from domain.money import ZERO
 from domain.orders import Order, OrderPurpose, OrderSide, OrderStatus, OrderType
 from domain.ports import Exchange, ExchangeOrder, IdSource, OrderRequest
 from domain.recording import Cause, TradetapeAggregate
 from domain.risk import RiskCheck, RiskLimitError
 
 log = logging.getLogger("tradetape.engine")
+_TAKING_PROFIT = frozenset({OrderPurpose.TAKE_PROFIT, OrderPurpose.TAKE_PROFIT_STEP})
+_STOPS = frozenset({CloseReason.STOP_LOSS, CloseReason.TRAILING_STOP_LOSS})
+_TAKE_PROFITS = frozenset({CloseReason.TAKE_PROFIT, CloseReason.TRAILING_TAKE_PROFIT,
+                           CloseReason.TAKE_PROFIT_STEP})
 
 
 @dataclass
@@ -32,7 +37,9 @@ class EngineTally:
     deals_closed: int = 0
     take_profits: int = 0  # closed by any take profit, the trailing one included
     trailing_take_profits: int = 0
-    stop_losses: int = 0
+    take_profit_steps_filled: int = 0  # every step sold, the open deal's too
+    stop_losses: int = 0  # closed by any stop, the trailing one included
+    trailing_stop_losses: int = 0
     wins: int = 0
     realized_pnl: Decimal = ZERO
     gross_profit: Decimal = ZERO  # P/L of the winning deals
@@ -67,13 +74,19 @@ class DcaEngine:
         # live: the base order's answer came later than its request; place the ladder then
         self._ladder_pending = False
         self._exit_order: Order | None = None  # live: an exit the exchange has not filled yet
-        # Trailing take profit of ``_trail_deal``: the highest price reached since trailing
-        # started (kept here, not recorded at every rise: the deal records the start and
-        # what triggered the exit) and the level it gives.
-        self._trail_deal: Deal | None = None
-        self._highest: Decimal | None = None
-        self._trail_level: Decimal | None = None
+        # The open deal's exits beyond one take profit and a fixed stop (application/exits)
+        self._exits: DealExits | None = None
+        self._plain: DcaConfig | None = None  # the bot's config, when its exits are plain
         self._opening = False  # the next price is a candle's open (stops before take profits)
+
+    def _is_plain(self) -> bool:
+        """Whether the bot's configuration has only a fixed take profit and stop, noted by
+        identity: the hot path then compares one pointer (the config may be edited)."""
+        config = self.bot.config
+        if config.plain_exits:
+            self._plain = config
+            return True
+        return False
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -123,24 +136,24 @@ class DcaEngine:
         deal = self.deal
         if deal is None or deal.units == ZERO:
             return None, None
-        if self.bot.config.trailing_take_profit_pct is None:  # (the hot path: no property)
+        if self.bot.config is self._plain or self._is_plain():  # (the hot path)
             return deal.stop_loss_price, deal.take_profit_price
-        if self._trailing_highest(deal) is None:
-            return deal.stop_loss_price, deal.take_profit_price
-        # Trailing: a fall to the higher of the two exits sells; a rise sells nothing (it
-        # may raise the highest: ``high_watch``).
-        stop, level = deal.stop_loss_price, self._trail_level
-        return (level if stop is None or level > stop else stop), None
+        return self._exits_of(deal).levels()
 
     def high_watch(self) -> Decimal | None:
-        """While trailing, the highest price: the market shows this watcher the end of every
-        rising leg (a new high moves the trailing level), and a candle reaching above it
-        cannot be skipped. None otherwise."""
+        """While a level follows the highest price (trailing), the lowest price at which a
+        rise moves one: the market shows this watcher the end of every rising leg, and a
+        candle reaching above it cannot be skipped. None otherwise."""
         deal = self.deal
-        if (self.bot.config.trailing_take_profit_pct is None or deal is None
-                or deal.units == ZERO):
+        if self.bot.config is self._plain or deal is None or deal.units == ZERO:
             return None
-        return self._trailing_highest(deal)
+        return self._exits_of(deal).high_watch()
+
+    def _exits_of(self, deal: Deal) -> DealExits:
+        exits = self._exits
+        if exits is None or exits.deal is not deal or exits.config is not self.config:
+            exits = self._exits = DealExits(self.config, deal)
+        return exits
 
     def on_price(self, price: Decimal) -> None:
         deal = self.deal
@@ -149,58 +162,49 @@ class DcaEngine:
             return
         exiting = self._exit_order
         if exiting is not None and exiting.is_open:  # live: one exit at a time
-            if not (exiting.purpose is OrderPurpose.TAKE_PROFIT
-                    and deal.stop_loss_price is not None and price <= deal.stop_loss_price):
+            if exiting.purpose not in _TAKING_PROFIT:
+                return
+            stop = (deal.stop_loss_price if self.bot.config.plain_exits
+                    else self._exits_of(deal).stop()[0])
+            if stop is None or price > stop:
                 return
             # the market left the resting take profit and fell to the stop: the stop sells
             self._cancel(exiting)
             if exiting.is_open or self.deal is None:
                 return  # the cancel went unanswered, or the take profit filled after all
-        if self.bot.config.trailing_take_profit_pct is not None:
-            self._on_price_trailing(deal, price, opening)
+        if self.bot.config is not self._plain and not self._is_plain():
+            self._on_price_exits(deal, price, opening)
         elif deal.stop_loss_price is not None and price <= deal.stop_loss_price:
             self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)
         elif deal.take_profit_price is not None and price >= deal.take_profit_price:
             self._exit(CloseReason.TAKE_PROFIT, OrderType.LIMIT, deal.take_profit_price)
 
-    def _on_price_trailing(self, deal: Deal, price: Decimal, opening: bool) -> None:
-        """A trailing take profit: reaching the take profit price starts trailing (nothing
-        is sold); a fall to highest × (1 − d/100) sells everything at that price. At a
-        candle's open a stop goes first; on a falling leg the take profit does."""
-        highest = self._trailing_highest(deal)
-        if highest is not None:
-            if price > highest:
-                self._set_highest(price)
-        elif deal.take_profit_price is not None and price >= deal.take_profit_price:
-            self._set_highest(price)
-            deal.start_trailing(self.cause, price=price,
-                                trailing_pct=self.config.trailing_take_profit_pct,
-                                level=self._trail_level)
-            self._touch(deal)
-        stop = deal.stop_loss_price
+    def _on_price_exits(self, deal: Deal, price: Decimal, opening: bool) -> None:
+        """Trailing, steps, break-even: the price first moves the trailing levels; then at a
+        candle's open a stop goes first, on a falling leg a take profit does."""
+        exits = self._exits_of(deal)
+        if exits.reach(self.cause, price):
+            self._touch(deal)  # (then, not before: the order of a step's changes is stored)
+        stop, reason = exits.stop()
         stopped = stop is not None and price <= stop
-        trailed = self._highest is not None and price <= self._trail_level
+        trailed = exits.tp_level is not None and price <= exits.tp_level
         if stopped and (opening or not trailed):
-            self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)
+            if reason is CloseReason.TRAILING_STOP_LOSS:
+                deal.stop_trailing_triggered(self.cause, highest=exits.sl_highest, level=stop)
+            self._exit(reason, OrderType.MARKET, None)
         elif trailed:
-            deal.trailing_triggered(self.cause, highest=self._highest, level=self._trail_level)
+            deal.trailing_triggered(self.cause, highest=exits.tp_highest, level=exits.tp_level)
             self._exit(CloseReason.TRAILING_TAKE_PROFIT, OrderType.MARKET, None)
-
-    def _trailing_highest(self, deal: Deal) -> Decimal | None:
-        """The open deal's highest since trailing started (None: not trailing); a deal
-        loaded from the log (a restart) trails again from the highest it recorded."""
-        if self._trail_deal is not deal:
-            self._trail_deal = deal
-            self._highest = self._trail_level = None
-            recorded = getattr(deal, "trailing_highest", None)
-            if recorded is not None:
-                self._set_highest(recorded)
-        return self._highest
-
-    def _set_highest(self, price: Decimal) -> None:
-        self._highest = price
-        pct = self.config.trailing_take_profit_pct
-        self._trail_level = price * (ONE - pct / HUNDRED)
+        elif self.config.take_profit_steps:
+            # a gap through several steps sells each at the open, in order
+            while (self.deal is deal and not self._exiting()
+                   and (step := exits.step_price()) is not None and price >= step):
+                order = self._place(OrderPurpose.TAKE_PROFIT_STEP, OrderSide.SELL,
+                                    OrderType.LIMIT, exits.step_amount(), step)
+                self._exit_order = order if order.is_open else None
+        elif (exits.tp_highest is None and self.config.trailing_take_profit_pct is None
+              and deal.take_profit_price is not None and price >= deal.take_profit_price):
+            self._exit(CloseReason.TAKE_PROFIT, OrderType.LIMIT, deal.take_profit_price)
 
     def on_order_update(self, update: ExchangeOrder) -> None:
         order = self.orders.get(update.client_order_id)
@@ -404,7 +408,7 @@ class DcaEngine:
         deal = self.deal
         if deal is None or deal.units == ZERO or deal.entry_price is None:
             return
-        if any(o.side is OrderSide.SELL for o in self.orders.values()):
+        if deal.steps_sold or any(o.side is OrderSide.SELL for o in self.orders.values()):
             return  # exiting: no more buys
         self._base_fill_price = deal.entry_price
         self._place_ladder(placed)
@@ -421,9 +425,12 @@ class DcaEngine:
         self._manual_reason = reason
         self._place(OrderPurpose.MANUAL, OrderSide.SELL, OrderType.MARKET, deal.units, None)
 
+    def _exiting(self) -> bool:
+        """live: a sell the exchange has not filled yet (one exit at a time)"""
+        return self._exit_order is not None and self._exit_order.is_open
+
     def _exit(self, reason: CloseReason, order_type: OrderType, price: Decimal | None) -> None:
-        purpose = (OrderPurpose.STOP_LOSS if reason is CloseReason.STOP_LOSS
-                   else OrderPurpose.TAKE_PROFIT)
+        purpose = OrderPurpose.STOP_LOSS if reason in _STOPS else OrderPurpose.TAKE_PROFIT
         if self._sized is not None:
             # live: the exchange may have filled a resting buy since the last look. Cancel
             # them first: each one's final state (its fills) reaches the deal, and the exit
@@ -485,7 +492,16 @@ class DcaEngine:
             deal.record_buy(self._cause, order_id=order.id, safety_order=order.safety_order,
                             price=price, amount=amount, fee=fee)
             return
+        if order.purpose is OrderPurpose.TAKE_PROFIT_STEP:
+            if deal.steps_sold < len(self.config.take_profit_steps) - 1 and amount < deal.units:
+                self._step_sold(deal, order, price, amount, fee)
+                return
+            self.tally.take_profit_steps_filled += 1
         reason = (self._take_profit_reason(deal) if order.purpose is OrderPurpose.TAKE_PROFIT
+                  else CloseReason.TAKE_PROFIT_STEP
+                  if order.purpose is OrderPurpose.TAKE_PROFIT_STEP
+                  else CloseReason.TRAILING_STOP_LOSS if (
+                      order.purpose is OrderPurpose.STOP_LOSS and deal.trailing_stop_hit)
                   else CloseReason.STOP_LOSS if order.purpose is OrderPurpose.STOP_LOSS
                   else self._manual_reason)
         deal.close(self._cause, reason=reason, order_id=order.id, price=price, amount=amount,
@@ -493,6 +509,22 @@ class DcaEngine:
         self._count_closed(deal)
         self._cancel_resting(exclude=order.client_order_id)
         self._finish_deal(deal)
+
+    def _step_sold(self, deal: Deal, order: Order, price: Decimal, amount: Decimal,
+                   fee: Decimal) -> None:
+        """A take profit step sold part of the deal. The first one cancels the resting
+        safety orders (the step prices stay where they are) and, with
+        ``stop_loss_to_breakeven``, puts the stop at the average."""
+        first = deal.steps_sold == 0
+        average = deal.average_entry if first else deal.step_average
+        deal.sell_step(self._cause, step=deal.steps_sold + 1, order_id=order.id, price=price,
+                       amount=amount, fee=fee, average=average)
+        self.tally.take_profit_steps_filled += 1
+        if first:
+            self._cancel_resting(exclude=order.client_order_id)
+        stop = average if self.config.stop_loss_to_breakeven else deal.stop_loss_price
+        deal.move_targets(self._cause, take_profit_price=self._exits_of(deal).step_price(),
+                          stop_loss_price=stop)
 
     @staticmethod
     def _take_profit_reason(deal: Deal) -> CloseReason:
@@ -533,10 +565,11 @@ class DcaEngine:
     def _count_closed(self, deal: Deal) -> None:
         t = self.tally
         t.deals_closed += 1
-        trailed = deal.close_reason is CloseReason.TRAILING_TAKE_PROFIT
-        t.take_profits += trailed or deal.close_reason is CloseReason.TAKE_PROFIT
-        t.trailing_take_profits += trailed
-        t.stop_losses += deal.close_reason is CloseReason.STOP_LOSS
+        reason = deal.close_reason
+        t.take_profits += reason in _TAKE_PROFITS
+        t.trailing_take_profits += reason is CloseReason.TRAILING_TAKE_PROFIT
+        t.stop_losses += reason in _STOPS
+        t.trailing_stop_losses += reason is CloseReason.TRAILING_STOP_LOSS
         pnl = deal.realized_pnl
         t.realized_pnl += pnl
         if pnl > ZERO:
@@ -555,8 +588,18 @@ class DcaEngine:
     # --- reading --------------------------------------------------------------------------
 
     def open_deal_state(self) -> tuple[Decimal, Decimal] | None:
-        """``(units, cost + buy fees)`` of the open deal, for marking it to market."""
+        """``(units, cost + buy fees − what its sells took in after fees)`` of the open
+        deal, for marking it to market."""
         deal = self.deal
         if deal is None or deal.status is not DealStatus.OPEN or deal.units == ZERO:
             return None
+        if deal.steps_sold:
+            return deal.units, deal.cost + deal.buy_fees - (deal.proceeds - deal.sell_fees)
         return deal.units, deal.cost + deal.buy_fees
+
+    def open_deal_cost(self) -> Decimal | None:
+        """What the open deal's buys cost with their fees (capital committed to it)."""
+        deal = self.deal
+        if deal is None or deal.status is not DealStatus.OPEN or deal.units == ZERO:
+            return None
+        return deal.cost + deal.buy_fees

@@ -3,7 +3,6 @@ rename one)."""
 
 from __future__ import annotations
 
-from dataclasses import fields
 from enum import Enum
 from typing import Any
 
@@ -47,18 +46,12 @@ class EnumAsValue(Transcoding):
         return self.type(data)
 
 
-_LATER_FIELDS = frozenset({"start_condition"})
-
-
 class DcaConfigAsDict(Transcoding):
     type = DcaConfig
     name = "dca_config"
 
     def encode(self, obj: DcaConfig) -> dict[str, Any]:
-        # Fields added later are left out at their default: a configuration that does not
-        # use them encodes as it did before they existed (old runs replay byte for byte).
-        return {f.name: getattr(obj, f.name) for f in fields(obj)
-                if f.name not in _LATER_FIELDS or getattr(obj, f.name) != f.default}
+        return obj.recorded()
 
     def decode(self, data: dict[str, Any]) -> DcaConfig:
         return DcaConfig.restore(data)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 
+from domain.dca_exits import TakeProfitStep, exit_violations, parse_steps
 from domain.errors import DomainError, InvalidConfigError
 from domain.money import HUNDRED, ONE, ZERO, to_decimal
 from domain.numbers import Bounds, parse_number, parse_whole
@@ -35,7 +36,9 @@ FIELD_BOUNDS: dict[str, Bounds] = {
     "take_profit_pct": _PCT,
     "stop_loss_pct": Bounds(D("0.0001"), HUNDRED, high_open=True),
     "trailing_take_profit_pct": Bounds(D("0.0001"), D(1000)),
+    "stop_loss_activation_pct": Bounds(D(0), D(1000), sign_code="NEGATIVE"),
 }
+
 _DECIMAL_FIELDS = (
     "base_order_quote",
     "safety_order_quote",
@@ -44,11 +47,22 @@ _DECIMAL_FIELDS = (
     "safety_step_scale",
     "take_profit_pct",
 )
-_OPTIONAL_DECIMAL_FIELDS = ("stop_loss_pct", "trailing_take_profit_pct")
+_OPTIONAL_DECIMAL_FIELDS = ("stop_loss_pct", "trailing_take_profit_pct", "stop_loss_activation_pct")
 _INT_FIELDS = ("max_safety_orders", "cooldown_seconds")
 # When a deal opens: "asap" at the first candle close without a deal (the default, and
 # what every bot recorded before this field did), "signal" only on a webhook's start_deal.
 START_CONDITIONS = ("asap", "signal")
+_BOOL_FIELDS = ("stop_loss_to_breakeven", "trailing_stop_loss")
+# Fields added after configurations were first recorded, with the value that means "not
+# used": a configuration is written without them when they have it, so every configuration
+# recorded before they existed is written, and replayed, byte for byte as it was.
+ADDED_FIELDS: dict[str, object] = {
+    "take_profit_steps": (),
+    "stop_loss_to_breakeven": False,
+    "trailing_stop_loss": False,
+    "stop_loss_activation_pct": None,
+    "start_condition": "asap",
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,10 @@ class DcaConfig:
     stop_loss_pct: Decimal | None = None
     trailing_take_profit_pct: Decimal | None = None
     cooldown_seconds: int = 0
+    take_profit_steps: tuple[TakeProfitStep, ...] = ()
+    stop_loss_to_breakeven: bool = False
+    trailing_stop_loss: bool = False
+    stop_loss_activation_pct: Decimal | None = None
     start_condition: str = "asap"
 
     @property
@@ -83,7 +101,29 @@ class DcaConfig:
         config = cls.__new__(cls)
         for f in fields(cls):
             object.__setattr__(config, f.name, values.get(f.name, f.default))
+        steps = values.get("take_profit_steps") or ()
+        object.__setattr__(config, "take_profit_steps", tuple(
+            s if isinstance(s, TakeProfitStep) else TakeProfitStep(s["pct"], s["volume_pct"])
+            for s in steps))
         return config
+
+    def recorded(self) -> dict[str, object]:
+        """What an event records: every field, less the added ones left unused."""
+        values: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ADDED_FIELDS and value == ADDED_FIELDS[f.name]:
+                continue
+            if f.name == "take_profit_steps":
+                value = [{"pct": s.pct, "volume_pct": s.volume_pct} for s in value]
+            values[f.name] = value
+        return values
+
+    @property
+    def plain_exits(self) -> bool:
+        """No exit rule beyond one take profit and one fixed stop (the engine's fast path)."""
+        return (self.trailing_take_profit_pct is None and not self.take_profit_steps
+                and not self.trailing_stop_loss and not self.stop_loss_to_breakeven)
 
     @property
     def base_asset(self) -> str:
@@ -106,6 +146,8 @@ class DcaConfig:
         values: dict[str, object] = {}
         for name in known:
             if name not in data or data[name] is None:
+                if name == "take_profit_pct" and data.get("take_profit_steps"):
+                    continue  # the steps replace it (the first step's pct stands for it)
                 if name in (*_DECIMAL_FIELDS, "pair", "max_safety_orders"):
                     violations.append(
                         DomainError("is required", code="MISSING_FIELD", field=name)
@@ -117,11 +159,16 @@ class DcaConfig:
                 violations.append(error)
         if violations:
             raise InvalidConfigError(violations)
+        steps = values.get("take_profit_steps")
+        if steps and "take_profit_pct" not in values:
+            values["take_profit_pct"] = steps[0].pct
         return cls(**values)  # type: ignore[arg-type]
 
     def to_mapping(self) -> dict[str, object]:
         """JSON-ready form (Decimals as strings), the inverse of :meth:`from_mapping`."""
-        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
+        values = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
+        values["take_profit_steps"] = [s.to_mapping() for s in self.take_profit_steps]
+        return values
 
 
 def _parse_field(name: str, raw: object) -> object:
@@ -138,6 +185,12 @@ def _parse_field(name: str, raw: object) -> object:
             raise DomainError(f"must be one of {', '.join(START_CONDITIONS)}",
                               code="INVALID_START_CONDITION", field=name)
         return raw.strip().lower()
+    if name in _BOOL_FIELDS:
+        if not isinstance(raw, bool):
+            raise DomainError("must be true or false", code="INVALID_BOOLEAN", field=name)
+        return raw
+    if name == "take_profit_steps":
+        return parse_steps(raw)
     return parse_number(raw, name)
 
 
@@ -162,7 +215,8 @@ def config_violations(c: DcaConfig) -> list[DomainError]:
         errors += _bounded(c, "safety_order_quote")
     for name in ("price_deviation_pct", "safety_volume_scale", "safety_step_scale",
                  "take_profit_pct", "stop_loss_pct", "trailing_take_profit_pct"):
-        errors += _bounded(c, name)
+        if name != "take_profit_pct" or not c.take_profit_steps:  # (the steps judge theirs)
+            errors += _bounded(c, name)
     judged = {"take_profit_pct", "trailing_take_profit_pct"}
     if c.trailing_take_profit_pct is not None and not any(e.field in judged for e in errors):
         errors += _rule(
@@ -171,6 +225,8 @@ def config_violations(c: DcaConfig) -> list[DomainError]:
             "OUT_OF_RANGE",
             "must be > 0 and below take_profit_pct",
         )
+    errors += _bounded(c, "stop_loss_activation_pct")
+    errors += exit_violations(c)
     errors += _rule(c.cooldown_seconds >= 0, "cooldown_seconds", "NEGATIVE", "must be >= 0")
     errors += _rule(c.cooldown_seconds <= MAX_COOLDOWN_SECONDS, "cooldown_seconds",
                     "OUT_OF_RANGE", f"must be at most {MAX_COOLDOWN_SECONDS} (a year)")

@@ -27,6 +27,10 @@ class CloseReason(ValueEnum):
     # a take profit too: sold when the price fell back from its highest after the take
     # profit price was reached (``trailing_take_profit_pct``)
     TRAILING_TAKE_PROFIT = "trailing_take_profit"
+    # the last of the ``take_profit_steps`` sold what was left
+    TAKE_PROFIT_STEP = "take_profit_step"
+    # a stop too: the trailing level (``trailing_stop_loss``) was the one resting
+    TRAILING_STOP_LOSS = "trailing_stop_loss"
     MANUAL = "manual"
     EMERGENCY = "emergency"  # recorded before emergency exits had their own reason
     EMERGENCY_EXIT = "emergency_exit"  # sold by a user's or the system's emergency exit
@@ -57,6 +61,14 @@ class Deal(TradetapeAggregate):
     exit_price: Decimal | None
     realized_pnl: Decimal | None
     trailing_highest: Decimal | None  # the price trailing started at; None: not trailing
+    steps_sold: int  # take profit steps sold so far (the closing one not counted)
+    step_units: Decimal  # units held when the first step sold
+    step_average: Decimal | None  # the average the step prices froze at
+    sells: list[tuple[Decimal, Decimal, Decimal]]  # (price, amount, fee) of each step sold
+    exit_amount: Decimal | None  # what the closing sell sold, and its fee
+    exit_fee: Decimal | None
+    stop_trailing_from: Decimal | None  # trailing stop: the activating price
+    trailing_stop_hit: bool  # the trailing stop's level sold (StopTrailingTriggered)
     opened_at: datetime
     closed_at: datetime | None
 
@@ -86,7 +98,10 @@ class Deal(TradetapeAggregate):
             deal.take_profit_price = deal.stop_loss_price = deal.exit_price = None
             deal.entry_price, deal.base_cost, deal.base_units = None, ZERO, ZERO
             deal.close_reason = deal.realized_pnl = None
-            deal.trailing_highest = None
+            deal.trailing_highest = deal.step_average = deal.stop_trailing_from = None
+            deal.steps_sold, deal.step_units, deal.sells = 0, ZERO, []
+            deal.exit_amount = deal.exit_fee = None
+            deal.trailing_stop_hit = False
 
     class BuyFilled(Event):
         order_id: UUID
@@ -143,6 +158,48 @@ class Deal(TradetapeAggregate):
         highest: Decimal
         level: Decimal
 
+    class StepSold(Event):
+        """Take profit step ``step`` (1 = the first) sold ``amount`` at ``price``: its share of
+        the units held when the first step sold. The deal stays open for the next step (the
+        last one closes it: ``Closed``, reason ``take_profit_step``). ``average``: the
+        average the step prices are worked out from, frozen at the first step."""
+
+        step: int
+        order_id: UUID
+        price: Decimal
+        amount: Decimal
+        fee: Decimal
+        average: Decimal
+
+        def apply(self, deal: Deal) -> None:
+            if self.step == 1:
+                deal.step_units, deal.step_average = deal.units, self.average
+            deal.steps_sold = self.step
+            deal.units -= self.amount
+            deal.proceeds += self.price * self.amount
+            deal.sell_fees += self.fee
+            deal.sells.append((self.price, self.amount, self.fee))
+
+    class StopTrailingStarted(Event):
+        """A trailing stop with an activation: a price at or above avg × (1 + activation/100)
+        was reached (``price``); the stop trails from it, at ``level``."""
+
+        price: Decimal
+        level: Decimal
+
+        def apply(self, deal: Deal) -> None:
+            deal.stop_trailing_from = self.price
+
+    class StopTrailingTriggered(Event):
+        """The price fell to the trailing stop: the highest reached since it started
+        trailing and the level it gave; the exit follows (reason ``trailing_stop_loss``)."""
+
+        highest: Decimal
+        level: Decimal
+
+        def apply(self, deal: Deal) -> None:
+            deal.trailing_stop_hit = True
+
     class Closed(Event):
         reason: CloseReason
         order_id: UUID
@@ -159,6 +216,7 @@ class Deal(TradetapeAggregate):
             )
             deal.exit_price, deal.sell_fees = self.price, deal.sell_fees + self.fee
             deal.proceeds += self.price * self.amount
+            deal.exit_amount, deal.exit_fee = self.amount, self.fee
             # The exit sells everything: say so exactly, not as a 0E-31 remainder.
             deal.units = ZERO
             deal.realized_pnl = self.realized_pnl
@@ -240,7 +298,8 @@ class Deal(TradetapeAggregate):
         """Value at ``mark_price`` minus cost minus the buy fees already paid."""
         if self.status is not DealStatus.OPEN:
             return ZERO
-        return self.units * mark_price - self.cost - self.buy_fees
+        value = self.units * mark_price - self.cost - self.buy_fees
+        return value + self.proceeds - self.sell_fees if self.steps_sold else value
 
     # --- commands -------------------------------------------------------------------------
 
@@ -318,6 +377,32 @@ class Deal(TradetapeAggregate):
         self._require_open()
         self._record(self.TrailingTriggered, cause, highest=highest, level=level)
 
+    def sell_step(self, cause: Cause, *, step: int, order_id: UUID, price: Decimal,
+                  amount: Decimal, fee: Decimal, average: Decimal) -> None:
+        """A take profit step sold part of the position (not the last: that one closes)."""
+        self._require_open()
+        price, amount, fee = _checked_fill(price, amount, fee)
+        if amount >= self.units:
+            raise DomainError(f"a step sells part of the position ({self.units}), not "
+                              f"{amount}: the last step closes the deal", code="PARTIAL_EXIT")
+        self._record(self.StepSold, cause, step=step, order_id=order_id, price=price,
+                     amount=amount, fee=fee, average=average)
+
+    def move_targets(self, cause: Cause, *, take_profit_price: Decimal,
+                     stop_loss_price: Decimal | None) -> None:
+        self._require_open()
+        self._record(self.TargetsMoved, cause, take_profit_price=take_profit_price,
+                     stop_loss_price=stop_loss_price)
+
+    def start_stop_trailing(self, cause: Cause, *, price: Decimal, level: Decimal) -> None:
+        self._require_open()
+        self._record(self.StopTrailingStarted, cause, price=price, level=level)
+
+    def stop_trailing_triggered(self, cause: Cause, *, highest: Decimal,
+                                level: Decimal) -> None:
+        self._require_open()
+        self._record(self.StopTrailingTriggered, cause, highest=highest, level=level)
+
     def close(
         self,
         cause: Cause,
@@ -343,6 +428,9 @@ class Deal(TradetapeAggregate):
                 code="PARTIAL_EXIT",
             )
         pnl = price * amount - self.cost - self.buy_fees - fee
+        if self.steps_sold:  # the steps' sells count too
+            pnl = (self.proceeds + price * amount - self.cost - self.buy_fees
+                   - self.sell_fees - fee)
         self._record(
             self.Closed,
             cause,

@@ -25,6 +25,7 @@ class OrderPurpose(ValueEnum):
     BASE = "base"
     SAFETY = "safety"
     TAKE_PROFIT = "take_profit"
+    TAKE_PROFIT_STEP = "take_profit_step"  # one step of ``take_profit_steps``
     STOP_LOSS = "stop_loss"
     MANUAL = "manual"
 

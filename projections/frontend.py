@@ -230,6 +230,12 @@ class FrontEnd(Projection):
         self.deals[deal["deal_id"]] = deal
         out.insert(FE_DEALS, deal)
 
+    @on("Deal.StepSold")
+    def _deal_step_sold(self, fact: Fact, out: Changes) -> None:
+        deal = self.deals[fact.oid]
+        deal.update(units=deal["units"] - fact.dec("amount"), updated_at=fact.iso_time)
+        self.dirty[deal["deal_id"]] = (FE_DEALS, deal)
+
     @on("Deal.BuyFilled", "Deal.TargetsMoved", "Deal.Closed", "Deal.Cancelled")
     def _deal_changed(self, fact: Fact, out: Changes) -> None:
         deal = self.deals[fact.oid]

@@ -89,6 +89,8 @@ def plain(value: Any, name: str = "") -> Any:
         return value.value
     if isinstance(value, datetime):
         return value.isoformat()
+    if callable(getattr(value, "recorded", None)):  # a configuration: what its events hold
+        return plain(value.recorded(), name)
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name), f.name) for f in fields(value)}
     if isinstance(value, dict):

@@ -248,6 +248,20 @@ class Ledger(Projection):
         self._pay(bot, fee, fact, out)
         self.deal_closed(bot, deal, fact, out)
 
+    @on("Deal.StepSold")
+    def _deal_step_sold(self, fact: Fact, out: Changes) -> None:
+        """A take profit step sold part of an open deal: its proceeds and fee count, the
+        P/L is realized when the deal closes (its ``Closed`` carries the whole)."""
+        deal = self.deals[fact.oid]
+        price, amount, fee = fact.dec("price"), fact.dec("amount"), fact.dec("fee")
+        deal["sell_fees"] += fee
+        deal["fees"] = deal["buy_fees"] + deal["sell_fees"]
+        deal["proceeds"] += price * amount
+        deal["units"] -= amount
+        self.mark(deal["pair"], price, fact)
+        self.dirty_deals.add(deal["deal_id"])
+        self._pay(self.bots[deal["bot_id"]], fee, fact, out)
+
     @on("Deal.Cancelled")
     def _deal_cancelled(self, fact: Fact, out: Changes) -> None:
         deal = self.deals[fact.oid]
@@ -364,6 +378,8 @@ class Ledger(Projection):
                 deal["unrealized_pnl"] = (ZERO if price is None else
                                           deal["units"] * price - deal["cost"]
                                           - deal["buy_fees"])
+                if deal["proceeds"] and price is not None:  # what its steps sold counts
+                    deal["unrealized_pnl"] += deal["proceeds"] - deal["sell_fees"]
             bots_unrealized.add(deal["bot_id"])
             self._write_deal(deal, out)
         for bot_id in bots_unrealized:

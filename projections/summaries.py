@@ -42,6 +42,9 @@ TEMPLATES = {
     "Deal.TrailingStarted": "take profit reached at {price}: trailing {trailing_pct}% below "
                             "the highest (level {level} now)",
     "Deal.TrailingTriggered": "fell to the trailing level {level} (highest {highest})",
+    "Deal.StepSold": "take profit step {step}: sold {amount} @ {price}, fee {fee}",
+    "Deal.StopTrailingStarted": "trailing stop activated at {price} (stop {level} now)",
+    "Deal.StopTrailingTriggered": "fell to the trailing stop {level} (highest {highest})",
     "Deal.Closed": "{reason}: sold {amount} @ {price}, fee {fee}, realized {realized_pnl}",
     "Deal.Cancelled": "cancelled: {reason}",
     "Deal.RiskLimitReached": "safety order {safety_order} not placed: RISK_LIMIT_REACHED "

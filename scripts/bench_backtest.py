@@ -3,9 +3,10 @@ of the same rules and beside the same run storing its events in SQLite.
 
     .venv/bin/python scripts/bench_backtest.py [--candles N] [--repeat K]
 
-Three bots on the same seeded walk: the shipped example configuration (a patient DCA bot), a
+Five bots on the same seeded walk: the shipped example configuration (a patient DCA bot), a
 busy one (tighter ladder and a stop loss: ten times the deals and events) and the busy one
-with a trailing take profit (issue 12). Prints
+with a trailing take profit, with take profit steps and break-even, and with a trailing
+stop loss (issue 12). Prints
 candles/s and peak memory (max RSS of the command's process) side by side, with ratios.
 Targets (issue 3): >= 1,000,000 candles/s for the whole command, < 300 MB peak RSS.
 """
@@ -31,6 +32,14 @@ BUSY_BOT = json.loads((ROOT / "api" / "examples" / "dca_bot_busy.json").read_tex
 # Issue 12: a trailing take profit (the plain loop beside it knows only the fixed one, so
 # its deal count differs; it stays the yardstick of speed).
 TRAILING_BOT = {**BUSY_BOT, "trailing_take_profit_pct": "0.4"}
+# Issue 12 too: take profit steps with a break-even stop, and a trailing stop loss with an
+# activation (the plain loop beside them still runs the busy bot's fixed exits).
+STEPPED_BOT = {**{k: v for k, v in BUSY_BOT.items() if k != "take_profit_pct"},
+               "take_profit_steps": [{"pct": "0.6", "volume_pct": "50"},
+                                     {"pct": "1.2", "volume_pct": "30"},
+                                     {"pct": "2", "volume_pct": "20"}],
+               "stop_loss_to_breakeven": True}
+TRAILING_STOP_BOT = {**BUSY_BOT, "trailing_stop_loss": True, "stop_loss_activation_pct": "1"}
 TRADETAPE = str(ROOT / ".venv" / "bin" / "tradetape")
 PACKAGES = ("domain", "application", "adapters", "api", "projections")
 # Issue 3 set the target beside this yardstick, measured then on the machine of the time:
@@ -111,6 +120,8 @@ def _run_child(kind: str, candles: str, config: str) -> None:
         return
     from plain_dca_loop import plain_dca
 
+    if "take_profit_pct" not in bot:  # a stepped bot: the loop sells all at the first step
+        bot["take_profit_pct"] = bot["take_profit_steps"][0]["pct"]
     start = time.perf_counter()
     result = plain_dca(candles, bot)
     print(json.dumps({"seconds": time.perf_counter() - start, **result}))
@@ -120,6 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=525_600)
     parser.add_argument("--repeat", type=int, default=7)  # medians steadier on a noisy machine
+    parser.add_argument("--only", help="run only the bots whose label contains this word")
     parser.add_argument("--inner", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--plain", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -137,7 +149,13 @@ def main() -> None:
         for label, bot in (("example bot (api/examples/dca_bot.json)", EXAMPLE_BOT),
                            ("busy bot (tight ladder, 5% stop loss)", BUSY_BOT),
                            ("trailing bot (the busy bot, trailing take profit 0.4%)",
-                            TRAILING_BOT)):
+                            TRAILING_BOT),
+                           ("stepped bot (the busy bot, steps 0.6/1.2/2% of 50/30/20%, "
+                            "break-even)", STEPPED_BOT),
+                           ("trailing-stop bot (the busy bot, 5% stop trailing from +1%)",
+                            TRAILING_STOP_BOT)):
+            if options.only and options.only not in label:
+                continue
             bench_bot(label, bot, candles, Path(tmp), options.repeat, options.candles)
 
 

@@ -22,6 +22,20 @@ implements are the ones written out in the task that created it (spot, long only
   later, and counts as a take profit (reason ``trailing_take_profit``). At one price on a
   falling leg: safety buys, then the trailing sell, then the stop; at an open: buys, stop,
   then the trailing sell.
+* ``take_profit_steps`` (issue 12): step i sells ``volume_pct_i`` % of the units held when
+  the first step sold (the last step: all that is left) at avg × (1 + pct_i/100), avg moving
+  with buys until the first step sells; then the resting safety orders are cancelled and the
+  step prices stay. An open at or above several steps sells each at the open, in order.
+  ``stop_loss_to_breakeven``: from the first step on, a stop rests at avg too.
+* ``trailing_stop_loss`` (needs ``stop_loss_pct`` = SL): the stop is highest × (1 − SL/100),
+  highest starting at the base order's price and rising with every price reached.
+  ``stop_loss_activation_pct`` = A > 0: the plain stop rests until a price reached is at or
+  above avg × (1 + A/100); highest starts at that price. Of the stops that apply (plain or
+  trailing, break-even) the highest rests; at a tie, the trailing one.
+* Reasons: ``take_profit_step`` (the last step closed it), ``trailing_stop_loss`` (the
+  trailing level sold), ``stop_loss`` (the plain and the break-even stop). A deal's P/L is
+  all its sells' proceeds − cost − buy fees − sell fees; an open deal is marked at
+  units × close + its sells' proceeds − their fees − cost − buy fees.
 """
 
 from __future__ import annotations
@@ -49,14 +63,22 @@ class Deal:
         self.opened = opened
         self.entry = entry  # the base order's price
         self.units = ZERO
+        self.bought = ZERO  # units bought (sells do not change the average)
         self.cost = ZERO  # quote spent on buys, fees excluded
         self.fees = ZERO  # buy fees so far
         self.resting: list[SafetyOrder] = []  # shallowest first
         self.safety_filled = 0
         self.highest: Decimal | None = None  # trailing take profit: None until it starts
+        self.sl_highest: Decimal | None = None  # trailing stop: None until it trails
+        self.steps_sold = 0
+        self.step_units = ZERO  # units held when the first step sold
+        self.step_avg: Decimal | None = None  # the average the step prices froze at
+        self.sells: list[dict] = []
+        self.proceeds = ZERO
+        self.sell_fees = ZERO
 
     def avg(self) -> Decimal:
-        return self.cost / self.units
+        return self.cost / self.bought
 
 
 class ReferenceBacktest:
@@ -67,11 +89,20 @@ class ReferenceBacktest:
         self.deviation = Decimal(config["price_deviation_pct"])
         self.volume_scale = Decimal(config["safety_volume_scale"])
         self.step_scale = Decimal(config["safety_step_scale"])
-        self.tp_pct = Decimal(config["take_profit_pct"])
+        self.tp_pct = Decimal(config.get("take_profit_pct") or "0")  # (steps replace it)
         sl = config.get("stop_loss_pct")
         self.sl_pct = None if sl is None else Decimal(sl)
         trailing = config.get("trailing_take_profit_pct")
         self.trail_pct = None if trailing is None else Decimal(trailing)
+        self.steps = [(Decimal(s["pct"]), Decimal(s["volume_pct"]))
+                      for s in config.get("take_profit_steps") or []]
+        if self.steps:
+            self.tp_pct = self.steps[0][0]
+        self.breakeven = bool(config.get("stop_loss_to_breakeven"))
+        self.trailing_sl = bool(config.get("trailing_stop_loss"))
+        activation = config.get("stop_loss_activation_pct")
+        self.activation = ZERO if activation is None else Decimal(activation)
+        self.steps_filled = 0  # every step sold, the open deal's too
         self.fee_rate = fee_rate
         self.free = balance  # None = unlimited account
         self.deal: Deal | None = None
@@ -106,10 +137,60 @@ class ReferenceBacktest:
     def take_profit(self) -> Decimal:
         return self.deal.avg() * (ONE + self.tp_pct / HUNDRED)
 
-    def stop_loss(self) -> Decimal | None:
-        if self.sl_pct is None:
+    def stop(self) -> tuple[Decimal, str] | None:
+        """The stop that rests (level, reason), or None."""
+        deal, levels = self.deal, []
+        if deal.sl_highest is not None:
+            levels.append((deal.sl_highest * (ONE - self.sl_pct / HUNDRED), 1,
+                           "trailing_stop_loss"))
+        elif self.sl_pct is not None:
+            levels.append((deal.avg() * (ONE - self.sl_pct / HUNDRED), 0, "stop_loss"))
+        if self.breakeven and deal.steps_sold:
+            levels.append((deal.step_avg, 0, "stop_loss"))
+        if not levels:
             return None
-        return self.deal.avg() * (ONE - self.sl_pct / HUNDRED)
+        level, _, reason = max(levels, key=lambda x: (x[0], x[1]))
+        return level, reason
+
+    def step_price(self) -> Decimal | None:
+        """The price of the next step to sell, or None."""
+        deal = self.deal
+        if deal.steps_sold >= len(self.steps):
+            return None
+        avg = deal.step_avg if deal.step_avg is not None else deal.avg()
+        return avg * (ONE + self.steps[deal.steps_sold][0] / HUNDRED)
+
+    def sell_step(self, ts: int, price: Decimal) -> bool:
+        """Sell the next step at ``price``. True if it was the last (the deal closed)."""
+        deal = self.deal
+        self.steps_filled += 1
+        if deal.steps_sold == len(self.steps) - 1:
+            self.close_deal(ts, price, "take_profit_step")
+            return True
+        if deal.steps_sold == 0:
+            deal.step_units, deal.step_avg = deal.units, deal.avg()
+            self.cancel_resting()
+        amount = deal.step_units * self.steps[deal.steps_sold][1] / HUNDRED
+        self.sell(amount, price)
+        deal.steps_sold += 1
+        return False
+
+    def sell(self, amount: Decimal, price: Decimal) -> None:
+        deal = self.deal
+        proceeds = amount * price
+        fee = proceeds * self.fee_rate
+        deal.units -= amount
+        deal.proceeds += proceeds
+        deal.sell_fees += fee
+        deal.sells.append({"price": price, "amount": amount, "fee": fee})
+        if self.free is not None:
+            self.free += proceeds - fee
+
+    def cancel_resting(self) -> None:
+        if self.free is not None:
+            for order in self.deal.resting:
+                self.free += order.quote * (ONE + self.fee_rate)
+        self.deal.resting = []
 
     def trail_level(self) -> Decimal | None:
         if self.deal.highest is None:
@@ -119,15 +200,22 @@ class ReferenceBacktest:
     def reach(self, price: Decimal) -> None:
         """Trailing: the price was at ``price`` (an open, or a rising leg's end)."""
         deal = self.deal
-        if deal.highest is not None:
-            deal.highest = max(deal.highest, price)
-        elif price >= self.take_profit():
-            deal.highest = price
+        if self.trail_pct is not None:
+            if deal.highest is not None:
+                deal.highest = max(deal.highest, price)
+            elif price >= self.take_profit():
+                deal.highest = price
+        if self.trailing_sl:
+            if deal.sl_highest is not None:
+                deal.sl_highest = max(deal.sl_highest, price)
+            elif price >= deal.avg() * (ONE + self.activation / HUNDRED):
+                deal.sl_highest = price
 
     def buy(self, units: Decimal, price: Decimal) -> None:
         cost = units * price
         fee = cost * self.fee_rate
         self.deal.units += units
+        self.deal.bought += units
         self.deal.cost += cost
         self.deal.fees += fee
         if self.free is not None:
@@ -140,6 +228,8 @@ class ReferenceBacktest:
             return
         self.deal = Deal(ts, price)
         self.buy(self.base_quote / price, price)
+        if self.trailing_sl and not self.activation:
+            self.deal.sl_highest = price
         step_sum = ZERO
         for n in range(1, self.max_safety + 1):
             step_sum += self.step_scale ** (n - 1)
@@ -162,13 +252,10 @@ class ReferenceBacktest:
 
     def close_deal(self, ts: int, price: Decimal, reason: str) -> None:
         deal = self.deal
-        proceeds = deal.units * price
-        sell_fee = proceeds * self.fee_rate
-        pnl = proceeds - deal.cost - deal.fees - sell_fee
-        if self.free is not None:
-            for order in deal.resting:  # cancel what is still resting
-                self.free += order.quote * (ONE + self.fee_rate)
-            self.free += proceeds - sell_fee
+        units = deal.units
+        self.cancel_resting()
+        self.sell(units, price)
+        pnl = deal.proceeds - deal.cost - deal.fees - deal.sell_fees
         self.closed.append(
             {
                 "opened": deal.opened,
@@ -179,9 +266,10 @@ class ReferenceBacktest:
                 "avg_entry": deal.avg(),
                 "exit": price,
                 "pnl": pnl,
-                "fees": deal.fees + sell_fee,
+                "fees": deal.fees + deal.sell_fees,
                 "cost": deal.cost,
-                "units": deal.units,
+                "units": units,
+                "sells": deal.sells,
             }
         )
         self.realized += pnl
@@ -194,12 +282,16 @@ class ReferenceBacktest:
         for order in list(self.deal.resting):  # shallowest first
             if price <= order.price:
                 self.fill_safety(order, price)
-        if self.trail_pct is not None:
-            self.reach(price)
-        sl = self.stop_loss()
-        if sl is not None and price <= sl:
-            self.close_deal(ts, price, "stop_loss")
+        self.reach(price)
+        stop = self.stop()
+        if stop is not None and price <= stop[0]:
+            self.close_deal(ts, price, stop[1])
             return True
+        if self.steps:
+            while (step := self.step_price()) is not None and price >= step:
+                if self.sell_step(ts, price):
+                    return True
+            return False
         if self.trail_pct is not None:
             level = self.trail_level()
             if level is not None and price <= level:
@@ -221,9 +313,9 @@ class ReferenceBacktest:
                 # (trigger, tie-break): at equal prices the safety order (2) goes first, then
                 # the trailing take profit (1), then the stop loss (0)
                 hits = [(o.price, 2, o) for o in self.deal.resting if o.price >= end]
-                sl = self.stop_loss()
-                if sl is not None and sl >= end:
-                    hits.append((sl, 0, "stop_loss"))
+                stop = self.stop()
+                if stop is not None and stop[0] >= end:
+                    hits.append((stop[0], 0, stop[1]))
                 level = self.trail_level() if self.trail_pct is not None else None
                 if level is not None and level >= end:
                     hits.append((level, 1, "trailing_take_profit"))
@@ -234,13 +326,16 @@ class ReferenceBacktest:
                     self.close_deal(ts, price, order)
                     return True
                 self.fill_safety(order, price)
-        if self.trail_pct is not None:
-            if end > start:
-                self.reach(end)  # a rising leg counts up to its end; nothing sells on it
+        if end <= start:
             return False
-        if end > start and self.take_profit() <= end:
+        if self.steps:
+            while (step := self.step_price()) is not None and step <= end:
+                if self.sell_step(ts, step):
+                    return True
+        elif self.trail_pct is None and self.take_profit() <= end:
             self.close_deal(ts, self.take_profit(), "take_profit")
             return True
+        self.reach(end)  # a rising leg counts up to its end; trailing sells nothing on it
         return False
 
     def on_candle(self, candle: Candle) -> None:
@@ -259,9 +354,10 @@ class ReferenceBacktest:
         self.max_drawdown = max(self.max_drawdown, self.peak - equity)
 
     def unrealized(self, price: Decimal) -> Decimal:
-        if self.deal is None:
+        deal = self.deal
+        if deal is None:
             return ZERO
-        return self.deal.units * price - self.deal.cost - self.deal.fees
+        return (deal.units * price + deal.proceeds - deal.sell_fees - deal.cost - deal.fees)
 
 
 def run_reference(
@@ -284,10 +380,15 @@ def run_reference(
             "deals_closed": len(deals),
             "deals_open": 0 if run.deal is None else 1,
             "take_profits": sum(1 for d in deals
-                                if d["reason"] in ("take_profit", "trailing_take_profit")),
+                                if d["reason"] in ("take_profit", "trailing_take_profit",
+                                                   "take_profit_step")),
             "trailing_take_profits": sum(1 for d in deals
                                          if d["reason"] == "trailing_take_profit"),
-            "stop_losses": sum(1 for d in deals if d["reason"] == "stop_loss"),
+            "stop_losses": sum(1 for d in deals
+                               if d["reason"] in ("stop_loss", "trailing_stop_loss")),
+            "trailing_stop_losses": sum(1 for d in deals
+                                        if d["reason"] == "trailing_stop_loss"),
+            "take_profit_steps_filled": run.steps_filled,
             "realized_pnl": run.realized,
             "unrealized_pnl": run.unrealized(last_close),
             "fees_closed_deals": sum((d["fees"] for d in deals), ZERO),
@@ -306,7 +407,7 @@ def run_reference(
             "open_deal": None if run.deal is None else {
                 "opened": run.deal.opened, "entry": run.deal.entry,
                 "avg_entry": run.deal.avg(), "safety_orders": run.deal.safety_filled,
-                "units": run.deal.units,
+                "units": run.deal.units, "sells": run.deal.sells,
             },
             "equity": run.equity,
         }

@@ -141,6 +141,8 @@ def _print_summary(s: dict, args: argparse.Namespace) -> None:
     table.add_column(justify="left")
     table.add_column(justify="right")
     for key in ("candles", "gaps", "deals_closed", "deals_open", "take_profits", "stop_losses",
+                *(k for k in ("trailing_take_profits", "take_profit_steps_filled",
+                              "trailing_stop_losses") if k in s),
                 "realized_pnl", "unrealized_pnl", "total_pnl", "fees_closed_deals", "win_rate",
                 "profit_factor", "roi", "market_change", "max_safety_orders_used",
                 "avg_deal_seconds", "longest_deal_seconds", "max_drawdown",
@@ -164,7 +166,9 @@ def _deals_table(closed: list[dict], still_open: dict | None):
     from rich.table import Table
 
     table = Table(title="Deals (times UTC)")
-    for col in ("opened", "closed", "reason", "SOs", "entry", "avg entry", "exit", "P/L"):
+    stepped = any("sells" in d for d in [*closed, *filter(None, [still_open])])
+    for col in ("opened", "closed", "reason", "SOs", "entry", "avg entry", "exit", "P/L",
+                *(["sells (amount @ price)"] * stepped)):
         table.add_column(col, justify="right", no_wrap=True)
     rows = [(d, _when(d["closed"]), d["reason"].replace("_", " "), short(d["exit"]),
              short(d["pnl"])) for d in closed]
@@ -172,8 +176,10 @@ def _deals_table(closed: list[dict], still_open: dict | None):
         rows.append((still_open, "still open", "unrealized", "-",
                      short(still_open["unrealized_pnl"])))
     for d, closed_at, reason, exit_price, pnl in rows:
+        sells = [", ".join(f"{short(x['amount'])} @ {short(x['price'])}"
+                           for x in d.get("sells", ()))] * stepped
         table.add_row(_when(d["opened"]), closed_at, reason, str(d["safety_orders"]),
-                      short(d["entry"]), short(d["avg_entry"]), exit_price, pnl)
+                      short(d["entry"]), short(d["avg_entry"]), exit_price, pnl, *sells)
     return table
 
 

@@ -164,6 +164,8 @@ def _plain(value: Any) -> Any:
         return value.value
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if callable(getattr(value, "recorded", None)):  # a configuration: what its events hold
+        return _plain(value.recorded())
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, dict):

@@ -36,7 +36,7 @@ def venue(pair: str, quote: Decimal, base: Decimal) -> PaperExchange:
 class World:
     """A store, an account with 10,000 USDT and one running bot, restartable at will."""
 
-    def __init__(self, url: str, seed: str):
+    def __init__(self, url: str, seed: str, config: dict = BOT):
         self.url, self.seed, self.restarts = url, seed, 0
         self.clock = SteppingClock(T0, timedelta(seconds=1))
         self.ids = SequentialIds(seed)
@@ -44,7 +44,7 @@ class World:
         account = self.trading.open_account(owner_id="u1", exchange="paper", quote_asset="USDT")
         self.trading.deposit(account, "USDT", Decimal("10000"), actor="u1")
         self.bot_id = self.trading.create_bot(owner_id="u1", name="paper bot",
-                                              config=DcaConfig.from_mapping(BOT),
+                                              config=DcaConfig.from_mapping(config),
                                               exchange_account_id=str(account))
         self.trading.start_bot(self.bot_id, actor="u1")
         self.runner = self._runner()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from adapters.clock import SequentialIds, SteppingClock
 from adapters.marketdata.csv_candles import candles_from_rows
 from application.bootstrap import open_trading, run_backtest_on
 from application.settings import _connect_kwargs, parse_database_url
-from domain.dca import DcaConfig
+from domain.dca import DcaConfig, TakeProfitStep
 from domain.deals import Deal, DealStatus
 from projections.frontend import FE_BOTS, FE_DEALS
 from projections.pnl import pnl_report
@@ -82,6 +83,23 @@ configs = st.builds(
         take_profit_pct=Decimal(tp) / 10, stop_loss_pct=None if sl is None else Decimal(sl)),
     st.integers(20, 200), st.integers(10, 100), st.integers(0, 4), st.integers(3, 25),
     st.integers(3, 25), st.none() | st.integers(3, 12))
+
+
+def with_exits(config: DcaConfig, exits: str) -> DcaConfig:
+    """The plain configuration, or with issue 12's take profit steps and break-even, or a
+    trailing stop: their events (Deal.StepSold, ...) go through the views too."""
+    tp = config.take_profit_pct
+    if exits == "steps":
+        return replace(config, take_profit_steps=(TakeProfitStep(tp, Decimal(60)),
+                                                  TakeProfitStep(tp * 2, Decimal(40))),
+                       stop_loss_to_breakeven=True)
+    if exits == "trailing_stop":
+        return replace(config, stop_loss_pct=config.stop_loss_pct or Decimal(2),
+                       trailing_stop_loss=True)
+    return config
+
+
+configs = st.builds(with_exits, configs, st.sampled_from(["plain", "steps", "trailing_stop"]))
 operations = st.lists(
     st.one_of(
         # A balance (in USDT) of None: unlimited; a small one refuses base orders.

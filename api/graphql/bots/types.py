@@ -33,6 +33,12 @@ class BotMode(Enum):
 
 
 @strawberry.type
+class TakeProfitStep:
+    pct: Decimal
+    volume_pct: Decimal
+
+
+@strawberry.type
 class DcaConfig:
     pair: str
     base_order_quote: Decimal
@@ -45,6 +51,10 @@ class DcaConfig:
     stop_loss_pct: Decimal | None
     trailing_take_profit_pct: Decimal | None
     cooldown_seconds: int
+    take_profit_steps: list[TakeProfitStep]
+    stop_loss_to_breakeven: bool
+    trailing_stop_loss: bool
+    stop_loss_activation_pct: Decimal | None
     start_condition: str = strawberry.field(description="asap or signal")
 
     @classmethod
@@ -53,7 +63,10 @@ class DcaConfig:
             "pair", "base_order_quote", "safety_order_quote", "max_safety_orders",
             "price_deviation_pct", "safety_volume_scale", "safety_step_scale",
             "take_profit_pct", "stop_loss_pct", "trailing_take_profit_pct",
-            "cooldown_seconds", "start_condition")})
+            "cooldown_seconds", "stop_loss_to_breakeven", "trailing_stop_loss",
+            "stop_loss_activation_pct", "start_condition")},
+            take_profit_steps=[TakeProfitStep(pct=s.pct, volume_pct=s.volume_pct)
+                               for s in config.take_profit_steps])
 
 
 @strawberry.type

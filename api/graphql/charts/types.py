@@ -32,3 +32,19 @@ class EquityPoint:
     realized_pnl: Decimal
     unrealized_pnl: Decimal
     equity: Decimal
+
+
+@strawberry.type(description="Prices over one step of time: open, high, low, close")
+class Candle:
+    time: datetime = strawberry.field(description="when the step began (UTC)")
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+
+
+@strawberry.type(description="A pair's latest price on the server's market")
+class PriceTick:
+    pair: str
+    price: Decimal
+    at: datetime = strawberry.field(description="when the candle it closed was closed")

@@ -55,6 +55,7 @@ AUTHENTICATED = {
                    'to: "2026-03-01T13:00:00Z") { equity } }',
     "candles": '{ candles(pair: "BTC/USDT", from: "2026-03-01T11:00:00Z") { close } }',
     "candleFiles": "{ candleFiles }",
+    "orders": "query($id: ID!) { orders(botId: $id) { totalCount edges { node { id } } } }",
     "markPrice": '{ markPrice(pair: "BTC/USDT") }',
     "backtestRun": "query($id: ID!) { backtestRun(id: $id) { id } }",
     "backtestRuns": "{ backtestRuns { edges { node { id } } } }",
@@ -64,8 +65,9 @@ AUTHENTICATED = {
                    f"\"2025-11-03T00:00:00Z\", to: \"2025-11-03T02:00:00Z\"}}}}) "
                    f"{{ __typename }} }}",
 }
-# see test_subscriptions.py, test_charts.py, test_backtests.py
-SUBSCRIPTIONS = {"botEvents", "portfolioUpdates", "prices", "backtestProgress"}
+# see test_subscriptions.py, test_charts.py, test_backtests.py,
+# test_orders_and_deal_events.py
+SUBSCRIPTIONS = {"botEvents", "portfolioUpdates", "prices", "backtestProgress", "dealEvents"}
 
 
 def variables(document: str, value: str) -> dict[str, str]:
@@ -131,7 +133,7 @@ def bob_world(server):
 
 
 NULL_FOR_OTHERS = {"bot": "bot", "deals": "bot", "deal": "deal", "pnlSeries": "bot",
-                   "history": "bot", "equityCurve": "bot"}
+                   "history": "bot", "equityCurve": "bot", "orders": "bot"}
 NOT_FOUND_FOR_OTHERS = {"editBot", "startBot", "pauseBot", "stopBot", "resetBotError",
                         "setLeaderboardListing", "closeDeal", "removeExchangeAccount"}
 

@@ -54,6 +54,9 @@ class Order:
     reason: str | None
     created_at: datetime
     updated_at: datetime
+    bot_id: strawberry.ID | None = None
+    deal_id: strawberry.ID | None = None
+    pair: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Order:
@@ -63,7 +66,13 @@ class Order:
                    price=row["price"], amount=row["amount"], filled=row["filled"],
                    cost=row["cost"], average_price=row["average_price"], fees=row["fees"],
                    status=row["status"], reason=row["reason"],
-                   created_at=when(row["created_at"]), updated_at=when(row["updated_at"]))
+                   created_at=when(row["created_at"]), updated_at=when(row["updated_at"]),
+                   bot_id=_id(row.get("bot_id")), deal_id=_id(row.get("deal_id")),
+                   pair=row.get("pair"))
+
+
+def _id(text: str | None) -> strawberry.ID | None:
+    return None if text is None else strawberry.ID(text)
 
 
 @strawberry.type
@@ -155,6 +164,20 @@ class DealEdge:
 class DealConnection:
     edges: list[DealEdge]
     page_info: PageInfo
+
+
+@strawberry.type
+class OrderEdge:
+    node: Order
+    cursor: str
+
+
+@strawberry.type
+class OrderConnection:
+    edges: list[OrderEdge]
+    page_info: PageInfo
+
+    total_count: int = strawberry.field(description="orders matching the filters, all pages")
 
 
 @strawberry.type

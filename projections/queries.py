@@ -110,8 +110,9 @@ def count(store: ViewStore, table: Table, where: list[str], params: list[Any]) -
 
 def bots_page(store: ViewStore, owner: str | None, first: int | None = None,
               after: str | None = None) -> Page:
-    """An owner's bots, oldest first."""
+    """An owner's bots, oldest first; deleted (archived) ones are left out."""
     where, params = (["owner_id = ?"], [owner]) if owner is not None else ([], [])
+    where = [*where, "archived = 0"]
     return _keyset(store, FE_BOTS, where, params, ("created_at", "bot_id"), False, first,
                    after)
 

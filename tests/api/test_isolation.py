@@ -36,6 +36,10 @@ AUTHENTICATED = {
     "editBot": f"mutation($id: ID!) {{ editBot(id: $id, config: {CONFIG_LITERAL}) "
                f"{BOT_RESULT} }}",
     "startBot": f"mutation($id: ID!) {{ startBot(id: $id) {BOT_RESULT} }}",
+    "updateBot": f"mutation($id: ID!) {{ updateBot(id: $id, input: {{name: \"x\", config: "
+                 f"{CONFIG_LITERAL}}}) {BOT_RESULT} }}",
+    "renameBot": f"mutation($id: ID!) {{ renameBot(id: $id, name: \"x\") {BOT_RESULT} }}",
+    "deleteBot": f"mutation($id: ID!) {{ deleteBot(id: $id, closeDeal: true) {BOT_RESULT} }}",
     "pauseBot": f"mutation($id: ID!) {{ pauseBot(id: $id) {BOT_RESULT} }}",
     "stopBot": f"mutation($id: ID!) {{ stopBot(id: $id, closeDeal: true) {BOT_RESULT} }}",
     "resetBotError": f"mutation($id: ID!) {{ resetBotError(id: $id) {BOT_RESULT} }}",
@@ -134,7 +138,8 @@ def bob_world(server):
 
 NULL_FOR_OTHERS = {"bot": "bot", "deals": "bot", "deal": "deal", "pnlSeries": "bot",
                    "history": "bot", "equityCurve": "bot", "orders": "bot"}
-NOT_FOUND_FOR_OTHERS = {"editBot", "startBot", "pauseBot", "stopBot", "resetBotError",
+NOT_FOUND_FOR_OTHERS = {"editBot", "updateBot", "renameBot", "deleteBot", "startBot",
+                        "pauseBot", "stopBot", "resetBotError",
                         "setLeaderboardListing", "closeDeal", "removeExchangeAccount"}
 
 

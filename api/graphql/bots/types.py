@@ -96,6 +96,8 @@ class Bot:
     created_at: datetime
     updated_at: datetime
     open_deal_id: strawberry.ID | None
+    archived: bool = strawberry.field(default=False, description=(
+        "Deleted by its owner (deleteBot): kept with its history, left out of lists"))
 
     @strawberry.field(description="The deal the bot is in, if any")
     async def open_deal(self, info: Info) -> Deal | None:
@@ -126,7 +128,8 @@ class Bot:
                    error_reason=row["error_reason"], warning=row["warning"],
                    leaderboard_opt_in=bool(row["leaderboard_opt_in"]),
                    created_at=when(row["created_at"]), updated_at=when(row["updated_at"]),
-                   open_deal_id=None if open_deal is None else strawberry.ID(open_deal))
+                   open_deal_id=None if open_deal is None else strawberry.ID(open_deal),
+                   archived=bool(row.get("archived")))
 
 
 @strawberry.type

@@ -11,7 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.common import FieldError, PageInfo, when
-from api.graphql.deals.types import Deal
+from api.graphql.deals.types import Deal, open_unrealized
 from domain import dca
 from projections.tables import Row
 
@@ -111,10 +111,18 @@ class Bot:
         config = await info.context.loaders.bot_configs.load(str(self.id))
         return None if config is None else DcaConfig.of(config)
 
-    @strawberry.field(description="P/L figures of every deal the bot made")
+    @strawberry.field(description="P/L figures of every deal the bot made (the open deal "
+                      "marked at the market's price)")
     async def pnl(self, info: Info) -> BotPnl | None:
         row = await info.context.loaders.bot_pnl.load(str(self.id))
-        return None if row is None else BotPnl.from_row(row)
+        if row is None:
+            return None
+        pnl = BotPnl.from_row(row)
+        deal = None if self.open_deal_id is None else await info.context.loaders.deal_pnl.load(
+            str(self.open_deal_id))
+        if deal is not None and deal["status"] == "open":
+            pnl.unrealized_pnl = open_unrealized(info.context.runtime, deal)
+        return pnl
 
     @classmethod
     def from_row(cls, row: Row) -> Bot:

@@ -117,10 +117,7 @@ class Deal:
         row = await info.context.loaders.deal_pnl.load(str(self.id))
         if row is None or row["status"] != "open":
             return None if row is None else row["unrealized_pnl"]
-        mark = market_mark(info, row)
-        if mark is None:
-            return row["unrealized_pnl"]
-        return row["units"] * mark - row["cost"] - row["buy_fees"]
+        return open_unrealized(info.context.runtime, row)
 
     @strawberry.field
     async def orders(self, info: Info) -> list[Order]:
@@ -199,3 +196,14 @@ def market_mark(info: Info, row: dict) -> Decimal | None:
         if last is not None:
             return last.close
     return row["mark_price"]
+
+
+def open_unrealized(runtime: Any, row: dict) -> Decimal:
+    """An open deal (a ``pnl_deals`` row) marked at the market's last price of its pair:
+    ``units × price − cost − buy fees``; at the projection's mark (the pair's last fill)
+    while the market has no price yet."""
+    tape = getattr(runtime.loop, "tape", None) if runtime is not None else None
+    last = tape.last(row["pair"]) if tape is not None else None
+    if last is None:
+        return row["unrealized_pnl"]
+    return row["units"] * last.close - row["cost"] - row["buy_fees"]

@@ -1,9 +1,10 @@
 """The DataLoaders of a request, each made by one of the factories of ``factory.py`` (so
 every batch runs on a worker thread): :class:`Loaders` holds a fresh set per request.
 
-Keys: ids as the views hold them; pages ``(owner, first, after)`` (bots), ``(owner, bot id,
-status, first, after)`` (deals), ``(owner, actor, aggregate id, first, after)`` (audit);
-portfolios ``(owner, as of)``; histories ``(aggregate id, as of)``."""
+Keys: ids as the views hold them; pages ``(owner, first, after, last, before)``
+(bots), ``(owner, bot id, status, first, after, last, before)`` (deals), ``(owner, actor,
+aggregate id, first, after)`` (audit); portfolios ``(owner, as of)``; histories
+``(aggregate id, as of)``."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class Loaders:
         self.leaderboards = per_key(read, portfolio.leaderboard)
         self.bot_pages = per_key(read, lambda store, k: queries.bots_page(store, *k))
         self.deal_pages = per_key(read, lambda store, k: queries.deals_page(
-            store, owner=k[0], bot_id=k[1], status=k[2], first=k[3], after=k[4]))
+            store, owner=k[0], bot_id=k[1], status=k[2], first=k[3], after=k[4],
+            last=k[5], before=k[6]))
         self.audit_pages = per_key(read, lambda store, k: audit_page(
             store, owner=k[0], actor=k[1], aggregate_id=k[2], first=k[3], after=k[4]))
         self.portfolios = in_thread(lambda keys: [

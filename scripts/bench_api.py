@@ -565,9 +565,9 @@ def report(args, groups: list[list[Figures]]) -> None:
           f"{args.connections} connections back to back, {args.seconds / 2:g} s; at {rate}: "
           f"open loop for {args.seconds:g} s on {args.connections} connections, latency "
           "from each request's scheduled time (stopped once over 1 s of requests wait)")
-    head = (f"{'endpoint':38} {'one at a time':>17}   {'capacity':>17}   "
+    head = (f"{'endpoint':52} {'one at a time':>17}   {'capacity':>17}   "
             f"{'at ' + rate:>26}")
-    sub = (f"{'':38} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>8} {'p99 ms':>8}   "
+    sub = (f"{'':52} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>8} {'p99 ms':>8}   "
            f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     print(head)
     print(sub)
@@ -576,7 +576,7 @@ def report(args, groups: list[list[Figures]]) -> None:
     def row(label: str, f: Figures) -> str:
         t = f.target
         held = f" overloaded after {t.overloaded_after:.1f} s" if t.overloaded_after else ""
-        return (f"{label:38} {f.unloaded.percentile(50):8.2f} {f.unloaded.percentile(99):8.2f}"
+        return (f"{label:52} {f.unloaded.percentile(50):8.2f} {f.unloaded.percentile(99):8.2f}"
                 f"   {f.capacity.rate:8.0f} {f.capacity.percentile(99):8.2f}   "
                 f"{t.rate:8.0f} {t.percentile(50):8.2f} {t.percentile(99):8.2f}{held}")
 
@@ -587,7 +587,7 @@ def report(args, groups: list[list[Figures]]) -> None:
         for g in graphqls:
             u, c, t = (g.unloaded, p.unloaded), (g.capacity, p.capacity), (g.target, p.target)
             label = "  GraphQL / plain" + (" (cache off)" if "cache off" in g.name else "")
-            print(f"{label:38} {_times(u, 50)} {_times(u, 99)}   {_rates(c)} "
+            print(f"{label:52} {_times(u, 50)} {_times(u, 99)}   {_rates(c)} "
                   f"{_times(c, 99)}   {_rates(t)} {_times(t, 50)} {_times(t, 99)}")
     print()
     for g in (g for *graphqls, _ in groups for g in graphqls):

@@ -267,17 +267,3 @@ def deal_links(store: ViewStore, owner: str) -> dict[str, tuple[str, str]]:
         links[order["order_id"]] = (order["bot_id"], order["deal_id"])
     return links
 
-
-def owners_of(store: ViewStore, ids: Iterable[str]) -> dict[str, str]:
-    """``id: owner`` of the bots, deals, orders and exchange accounts among ``ids``."""
-    wanted = list(ids)
-    found: dict[str, str] = {}
-    for table, column in ((FE_BOTS, "bot_id"), (FE_DEALS, "deal_id"),
-                          (FE_ORDERS, "order_id"), (ACCOUNTS, "account_id")):
-        rest = [i for i in wanted if i not in found]
-        if not rest:
-            break
-        for row in by_ids(store, table, column, rest):
-            if row["owner_id"] is not None:
-                found[row[column]] = row["owner_id"]
-    return found

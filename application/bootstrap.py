@@ -340,6 +340,7 @@ def open_runtime(settings):
     from application.change_feed import ChangeFeed
     from application.funding import Funding
     from application.live_loop import LiveLoop
+    from application.market_tape import MarketTape
     from application.paper_trading import PaperTrading
     from application.reconciliation import Reconciler
     from application.risk_limits import RiskLimits
@@ -372,7 +373,9 @@ def open_runtime(settings):
     billing = open_billing(trading, paper)
     exchange_accounts.entitlements = billing.entitlements  # live accounts need live_trading
     loop = LiveLoop(clock, [feed], paper, periodic=[reconciler.run_if_due,
-                                                    billing.daily_sweep.run_if_due])
+                                                    billing.daily_sweep.run_if_due],
+                    tape=MarketTape())
+    library = open_candle_library(settings)
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
                    billing=billing, webhook_limit=billing.entitlements.webhook_limit,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
@@ -381,7 +384,8 @@ def open_runtime(settings):
                               _wallet_schedule(monitor, clock, settings.wallet_seconds)],
                    exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
                    risk_check=risk.for_positions(),
-                   wallet_monitor=monitor)
+                   wallet_monitor=monitor, candle_library=library,
+                   backtests=open_backtest_jobs(trading, library))
 
 
 def open_billing(trading: Trading, paper=None, environ=None):
@@ -401,6 +405,62 @@ def open_billing(trading: Trading, paper=None, environ=None):
         gateway = StripeGateway(settings.api_key, settings.api_base)
     slots = BotSlots(trading, paper.lock if paper else None, paper.follow if paper else None)
     return Billing(trading, settings, gateway=gateway, slots=slots, verify=verified_event)
+
+
+def open_candle_library(settings):
+    """The shipped series, then the server's candle directory (``TRADETAPE_CANDLE_DIR``)."""
+    from pathlib import Path
+
+    from adapters.marketdata.csv_candles import load_candles
+    from adapters.marketdata.shipped import shipped_series
+    from application.candle_library import CandleLibrary
+
+    directories = [shipped_series(SHIPPED_FIRST).parent]
+    if settings.candle_dir:
+        directories.append(Path(settings.candle_dir))
+    return CandleLibrary(directories, load_candles)
+
+
+SHIPPED_FIRST = "binance_BTC_USDT-1m-2025-11.csv"
+
+
+def open_backtest_jobs(trading, library):
+    """Backtests run for users in the background, recorded in ``trading``'s log, on series
+    of ``library`` only."""
+    from adapters.clock import SequentialIds
+    from application.backtest_jobs import EQUITY_POINTS, BacktestJobs
+
+    def run(asked, seed, on_progress):
+        period = None if asked.period == (None, None) else asked.period
+        candles = load_backtest_candles(str(library.path(asked.candles_file)), period)
+        return run_backtest_on(candles, asked.config, fee_rate=asked.fee_rate,
+                               balance=asked.balance, store_url="memory", seed=seed,
+                               trading=trading, keep_deals=True, on_progress=on_progress,
+                               period=period, equity_points=EQUITY_POINTS)
+
+    def rerun(run_id):
+        from domain.backtests import BacktestRun
+
+        return rerun_backtest_result(trading.load(run_id, BacktestRun))
+
+    return BacktestJobs(trading, trading.ids, run, lambda seed: SequentialIds(seed).new_id(),
+                        rerun)
+
+
+def rerun_backtest_result(run):
+    """A stored run made again in memory, with its deals and exact equity points."""
+    from adapters.marketdata.csv_candles import load_candles
+    from application.backtest import summary_keys_of
+    from application.backtest_jobs import EQUITY_POINTS
+    from domain.errors import DomainError
+
+    candles = load_candles(run.candles_source)
+    if run.candles_sha256 and candles.sha256 != run.candles_sha256:
+        raise DomainError(f"{run.candles_source} changed since the run", code="CANDLES_CHANGED")
+    return run_backtest_on(_in_period(candles, run.period), run.config, fee_rate=run.fee_rate,
+                           balance=run.balance, store_url="memory", seed=run.run_seed,
+                           summary_keys=summary_keys_of(run.summary), period=run.period,
+                           keep_deals=True, equity_points=EQUITY_POINTS)
 
 
 def open_market_rules(exchange_id: str, *, sandbox: bool, environ=None):

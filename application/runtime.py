@@ -69,6 +69,8 @@ class Runtime:
     # on webhooks: wired by the composition root (``application.emergency_exit``).
     exit_participants: list[Any] = field(default_factory=list)
     webhook_limit: Any = None
+    candle_library: Any = None  # the stored series users may name (CandleLibrary)
+    backtests: Any = None  # backtests run for users in the background (BacktestJobs)
     started_at: datetime | None = None
     # (owner, quote a new position adds) -> None or RISK_LIMIT_REACHED; None: no limits
     risk_check: Any = None
@@ -169,6 +171,8 @@ class Runtime:
     def stop(self) -> None:
         self.accepting_commands = False
         self.loop.stop()
+        if self.backtests is not None:
+            self.backtests.close()  # a run under way stops at its next step, recorded so
         for schedule in self.schedules:
             schedule.stop()
         self.refresh()

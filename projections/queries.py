@@ -36,6 +36,7 @@ class Page:
     rows: list[Row]
     has_next: bool
     cursors: list[str]
+    has_previous: bool = False
 
     @property
     def end_cursor(self) -> str | None:
@@ -76,31 +77,57 @@ def by_ids(store: ViewStore, table: Table, column: str, ids: Iterable[str],
 
 def _keyset(store: ViewStore, table: Table, where: list[str], params: list[Any],
             order: tuple[str, str], descending: bool, first: int | None,
-            after: str | None) -> Page:
-    """One page in ``order`` (two columns, the second unique) after the cursor ``after``."""
+            after: str | None, backwards: bool = False) -> Page:
+    """One page in ``order`` (two columns, the second unique) after the cursor ``after``;
+    ``backwards``: the ``first`` rows just before that cursor (the list's end without one),
+    still in the list's order."""
     size = page_size(first)
     a, b = order
+    down = descending != backwards  # the direction the database reads in
     if after:
         x, y = decode_cursor(after, 2)
-        op = "<" if descending else ">"
+        op = "<" if down else ">"
         where = [*where, f"({a} {op} ? OR ({a} = ? AND {b} {op} ?))"]
         params = [*params, x, x, y]
-    direction = " DESC" if descending else ""
+    direction = " DESC" if down else ""
     rows = store.select(table, " AND ".join(where), params,
                         order=f"{a}{direction}, {b}{direction}", limit=size + 1)
-    kept = rows[:size]
-    return Page(kept, len(rows) > size, [encode_cursor(r[a], r[b]) for r in kept])
+    kept = rows[:size][::-1] if backwards else rows[:size]
+    cursors = [encode_cursor(r[a], r[b]) for r in kept]
+    if backwards:
+        return Page(kept, after is not None, cursors, has_previous=len(rows) > size)
+    return Page(kept, len(rows) > size, cursors)
+
+
+def count(store: ViewStore, table: Table, where: list[str], params: list[Any]) -> int:
+    text = f"SELECT COUNT(*) FROM {store.q(table.name)}"
+    return int(store.query(text + (f" WHERE {' AND '.join(where)}" if where else ""),
+                           params)[0][0])
 
 
 # --- bots -----------------------------------------------------------------------------------
 
 
-def bots_page(store: ViewStore, owner: str | None, first: int | None = None,
-              after: str | None = None) -> Page:
-    """An owner's bots, oldest first."""
+def bot_filters(owner: str | None) -> tuple[list[str], list[Any]]:
+    """An owner's bots (everyone's for None) but the deleted (archived) ones."""
     where, params = (["owner_id = ?"], [owner]) if owner is not None else ([], [])
+    return [*where, "archived = 0"], params
+
+
+def bots_page(store: ViewStore, owner: str | None, first: int | None = None,
+              after: str | None = None, last: int | None = None,
+              before: str | None = None) -> Page:
+    """An owner's bots, oldest first; ``last``/``before`` page backwards."""
+    where, params = bot_filters(owner)
+    if last is not None or before is not None:
+        return _keyset(store, FE_BOTS, where, params, ("created_at", "bot_id"), False, last,
+                       before, backwards=True)
     return _keyset(store, FE_BOTS, where, params, ("created_at", "bot_id"), False, first,
                    after)
+
+
+def bots_count(store: ViewStore, owner: str | None) -> int:
+    return count(store, FE_BOTS, *bot_filters(owner))
 
 
 def bots_by_id(store: ViewStore, ids: Iterable[str]) -> dict[str, Row]:
@@ -120,18 +147,33 @@ def deals_by_id(store: ViewStore, ids: Iterable[str]) -> dict[str, Row]:
     return {r["deal_id"]: r for r in by_ids(store, FE_DEALS, "deal_id", ids)}
 
 
-def deals_page(store: ViewStore, *, owner: str | None, bot_id: str | None = None,
-               status: str | None = None, first: int | None = None,
-               after: str | None = None) -> Page:
-    """Deals, newest first: an owner's (or everyone's), of one bot, in one status."""
+def deal_filters(owner: str | None, bot_id: str | None = None,
+                 status: str | None = None) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     for column, value in (("owner_id", owner), ("bot_id", bot_id), ("status", status)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    return where, params
+
+
+def deals_page(store: ViewStore, *, owner: str | None, bot_id: str | None = None,
+               status: str | None = None, first: int | None = None,
+               after: str | None = None, last: int | None = None,
+               before: str | None = None) -> Page:
+    """Deals, newest first: an owner's (or everyone's), of one bot, in one status;
+    ``last``/``before`` page backwards."""
+    where, params = deal_filters(owner, bot_id, status)
+    if last is not None or before is not None:
+        return _keyset(store, FE_DEALS, where, params, ("opened_at", "deal_id"), True, last,
+                       before, backwards=True)
     return _keyset(store, FE_DEALS, where, params, ("opened_at", "deal_id"), True, first,
                    after)
+
+
+def deals_count(store: ViewStore, filters: tuple[list[str], list[Any]]) -> int:
+    return count(store, FE_DEALS, *filters)
 
 
 def orders_by_deal(store: ViewStore, deal_ids: Iterable[str]) -> dict[str, list[Row]]:
@@ -142,6 +184,32 @@ def orders_by_deal(store: ViewStore, deal_ids: Iterable[str]) -> dict[str, list[
     for row in sorted(rows, key=_placed):
         found.setdefault(row["deal_id"], []).append(row)
     return found
+
+
+def order_filters(owner: str | None, bot_id: str | None, deal_id: str | None,
+                  status: str | None) -> tuple[list[str], list[Any]]:
+    where, params = deal_filters(owner, bot_id, status)
+    if deal_id is not None:
+        where.append("deal_id = ?")
+        params.append(deal_id)
+    return where, params
+
+
+def orders_page(store: ViewStore, filters: tuple[list[str], list[Any]], *,
+                first: int | None = None, after: str | None = None, last: int | None = None,
+                before: str | None = None) -> Page:
+    """Orders, newest first, as ``order_filters`` chose them; ``last``/``before`` page
+    backwards."""
+    where, params = filters
+    if last is not None or before is not None:
+        return _keyset(store, FE_ORDERS, where, params, ("created_at", "order_id"), True,
+                       last, before, backwards=True)
+    return _keyset(store, FE_ORDERS, where, params, ("created_at", "order_id"), True, first,
+                   after)
+
+
+def orders_count(store: ViewStore, filters: tuple[list[str], list[Any]]) -> int:
+    return count(store, FE_ORDERS, *filters)
 
 
 def _placed(row: Row) -> tuple:
@@ -187,3 +255,15 @@ def drift_stream(store: ViewStore, account_ids: list[str], owner_id: str,
         where += " AND position < ?"
         params.append(after)
     return store.select(FE_DRIFT, where, params, order="position DESC", limit=first + 1)
+
+
+def deal_links(store: ViewStore, owner: str) -> dict[str, tuple[str, str]]:
+    """``id: (bot id, deal id)`` of the owner's open deals and their live orders (what an
+    owner-wide deal subscription starts following)."""
+    deals = store.select(FE_DEALS, "owner_id = ? AND status = 'open'", (owner,))
+    links = {d["deal_id"]: (d["bot_id"], d["deal_id"]) for d in deals}
+    final = "status NOT IN ('filled', 'cancelled', 'rejected', 'expired')"
+    for order in by_ids(store, FE_ORDERS, "deal_id", list(links), final):
+        links[order["order_id"]] = (order["bot_id"], order["deal_id"])
+    return links
+

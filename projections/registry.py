@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from projections.audit import AuditLog
+from projections.backtests import Backtests
 from projections.balances import Balances
 from projections.billing_ledger import BillingLedger
+from projections.equity import Equity
 from projections.framework import Projection
 from projections.frontend import FrontEnd
 from projections.leaderboard import Leaderboard
@@ -14,7 +16,7 @@ from projections.wallet import WalletRequirements
 
 PROJECTIONS: dict[str, type[Projection]] = {
     cls.name: cls for cls in (AuditLog, Balances, Pnl, Leaderboard, FrontEnd,
-                                         WalletRequirements, BillingLedger)
+                              WalletRequirements, BillingLedger, Equity, Backtests)
 }
 
 

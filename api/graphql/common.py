@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -19,6 +19,15 @@ T = TypeVar("T")
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
+    has_previous_page: bool = strawberry.field(default=False, description=(
+        "paging backwards (last/before): whether rows come before this page"))
+    start_cursor: str | None = None
+
+    @classmethod
+    def of(cls, page: Any) -> PageInfo:
+        return cls(has_next_page=page.has_next, end_cursor=page.end_cursor,
+                   has_previous_page=page.has_previous,
+                   start_cursor=page.cursors[0] if page.cursors else None)
 
 
 T = TypeVar("T")
@@ -39,13 +48,31 @@ def page_after(items: Sequence[T], ids: list[str], first: int | None, after: str
 
 
 @strawberry.type
-class FieldError:
-    """One refused rule: a stable ``code``, the input ``field`` it is about (camelCase, when
-    there is one) and, for configuration errors, the ``rule`` broken (e.g. NOT_POSITIVE)."""
+class Counted:
+    """A connection's ``totalCount``, counted only when asked for (``count()``: the count
+    query, on a worker thread)."""
 
+    count: strawberry.Private[Any] = None
+
+    @strawberry.field(description="How many items match, over all pages")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+@strawberry.interface(description=(
+    "Every error an answer can hold: a stable code, a message, and the input field it is "
+    "about (camelCase) when there is one"))
+class Error:
     code: str
     message: str
     field: str | None = None
+
+
+@strawberry.type
+class FieldError(Error):
+    """One refused rule: a stable ``code``, the input ``field`` it is about (camelCase, when
+    there is one) and, for configuration errors, the ``rule`` broken (e.g. NOT_POSITIVE)."""
+
     rule: str | None = None
     funding_plan_id: strawberry.ID | None = strawberry.field(default=None, description=(
         "INSUFFICIENT_FUNDS_EXCHANGE, FUNDING_PLAN_REQUIRED: the plan recording the need"))
@@ -68,6 +95,19 @@ def id_page(items: list[T], ids: list[str], first: int | None, after: str | None
     end = start + len(page)
     return page, PageInfo(has_next_page=end < len(items),
                           end_cursor=ids[end - 1] if page else None)
+
+
+@strawberry.type
+class Errors(Error):
+    """A refused command with every reason: ``code``, ``message`` and ``field`` are the
+    first error's."""
+
+    errors: list[FieldError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, errors: list[FieldError]) -> Any:
+        first = errors[0]
+        return cls(code=first.code, message=first.message, field=first.field, errors=errors)
 
 
 def camel(name: str | None) -> str | None:

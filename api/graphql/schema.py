@@ -15,6 +15,9 @@ from api.graphql.accounts.mutations import AccountMutations
 from api.graphql.accounts.passwords import PasswordMutations
 from api.graphql.accounts.queries import AccountQueries
 from api.graphql.audit.queries import AuditQueries
+from api.graphql.backtests.mutations import BacktestMutations
+from api.graphql.backtests.queries import BacktestQueries
+from api.graphql.backtests.subscriptions import BacktestSubscriptions
 from api.graphql.billing.mutations import BillingMutations
 from api.graphql.billing.queries import BillingQueries
 from api.graphql.billing.wallet import WalletMutations, WalletQueries
@@ -22,8 +25,12 @@ from api.graphql.bots.mutations import BotMutations
 from api.graphql.bots.plan import PlanQueries
 from api.graphql.bots.queries import BotQueries
 from api.graphql.bots.subscriptions import BotSubscriptions
+from api.graphql.charts.candles import CandleQueries, PriceSubscriptions
+from api.graphql.charts.queries import ChartQueries
 from api.graphql.deals.mutations import DealMutations
+from api.graphql.deals.orders import OrderQueries
 from api.graphql.deals.queries import DealQueries
+from api.graphql.deals.subscriptions import DealSubscriptions
 from api.graphql.errors import ErrorCodes, MaskFaults, log_errors, name_codes
 from api.graphql.exchange_accounts.drift import DriftQueries
 from api.graphql.exchange_accounts.mutations import ExchangeAccountMutations
@@ -49,13 +56,16 @@ Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, Portfolio
                               AuditQueries, PlanQueries, SystemQueries,
                               ExchangeAccountQueries, DriftQueries, RiskQueries,
                               FundingQueries, BillingQueries, WalletQueries, PositionQueries,
-                              WebhookQueries))
+                              WebhookQueries, ChartQueries, CandleQueries, BacktestQueries,
+                              OrderQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
                                     ExchangeAccountMutations, RiskMutations, FundingMutations,
                                     BillingMutations, WalletMutations, PositionMutations,
-                                    WebhookMutations, ExitMutations))
-Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
+                                    WebhookMutations, ExitMutations, BacktestMutations))
+Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions,
+                                            PriceSubscriptions, BacktestSubscriptions,
+                                            DealSubscriptions))
 
 
 DEFAULT_LIMITS = RequestLimits()

@@ -31,14 +31,14 @@ def leaf_selection(name: str) -> str:
 
 
 def test_the_schema_has_paged_fields_and_each_is_tested_below(server):
-    assert paged_fields(server) == ["auditLog", "billingHistory", "bots", "deals", "drift",
-                                    "exchangeAccounts", "fundingPlans", "leaderboard",
-                                    "positions", "webhooks"]
+    assert paged_fields(server) == PAGED
 
 
-@pytest.mark.parametrize("field", ["auditLog", "billingHistory", "bots", "deals", "drift",
-                                   "exchangeAccounts", "fundingPlans", "leaderboard",
-                                   "positions", "webhooks"])
+PAGED = ["auditLog", "backtestRuns", "billingHistory", "bots", "deals", "drift",
+         "exchangeAccounts", "fundingPlans", "leaderboard", "orders", "positions", "webhooks"]
+
+
+@pytest.mark.parametrize("field", PAGED)
 @pytest.mark.parametrize("size", SIZES_OUT_OF_RANGE)
 def test_an_out_of_range_page_size_is_refused_with_a_code(server, field, size):
     alice = server.user("alice")

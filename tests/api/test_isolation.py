@@ -36,6 +36,10 @@ AUTHENTICATED = {
     "editBot": f"mutation($id: ID!) {{ editBot(id: $id, config: {CONFIG_LITERAL}) "
                f"{BOT_RESULT} }}",
     "startBot": f"mutation($id: ID!) {{ startBot(id: $id) {BOT_RESULT} }}",
+    "updateBot": f"mutation($id: ID!) {{ updateBot(id: $id, input: {{name: \"x\", config: "
+                 f"{CONFIG_LITERAL}}}) {BOT_RESULT} }}",
+    "renameBot": f"mutation($id: ID!) {{ renameBot(id: $id, name: \"x\") {BOT_RESULT} }}",
+    "deleteBot": f"mutation($id: ID!) {{ deleteBot(id: $id, closeDeal: true) {BOT_RESULT} }}",
     "pauseBot": f"mutation($id: ID!) {{ pauseBot(id: $id) {BOT_RESULT} }}",
     "stopBot": f"mutation($id: ID!) {{ stopBot(id: $id, closeDeal: true) {BOT_RESULT} }}",
     "resetBotError": f"mutation($id: ID!) {{ resetBotError(id: $id) {BOT_RESULT} }}",
@@ -109,8 +113,23 @@ AUTHENTICATED = {
     "closeDeals": "mutation($id: ID!) { closeDeals(ids: [$id]) { id closed code } }",
     "emergencyExit": "mutation { emergencyExit { correlationId } }",
     "systemEmergencyStop": 'mutation { systemEmergencyStop(reason: "test") { correlationId } }',
+    "equityCurve": 'query($id: ID!) { equityCurve(botId: $id, from: "2026-03-01T11:00:00Z", '
+                   'to: "2026-03-01T13:00:00Z") { equity } }',
+    "candles": '{ candles(pair: "BTC/USDT", from: "2026-03-01T11:00:00Z") { close } }',
+    "candleFiles": "{ candleFiles }",
+    "orders": "query($id: ID!) { orders(botId: $id) { totalCount edges { node { id } } } }",
+    "markPrice": '{ markPrice(pair: "BTC/USDT") }',
+    "backtestRun": "query($id: ID!) { backtestRun(id: $id) { id } }",
+    "backtestRuns": "{ backtestRuns { edges { node { id } } } }",
+    "compareBacktests": "query($id: ID!) { compareBacktests(ids: [$id]) { id } }",
+    "runBacktest": f"mutation {{ runBacktest(input: {{config: {CONFIG_LITERAL}, candles: "
+                   f"{{file: \"binance_BTC_USDT-1m-2025-11.csv\", from: "
+                   f"\"2025-11-03T00:00:00Z\", to: \"2025-11-03T02:00:00Z\"}}}}) "
+                   f"{{ __typename }} }}",
 }
-SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
+# see test_subscriptions.py, test_charts.py, test_backtests.py,
+# test_orders_and_deal_events.py
+SUBSCRIPTIONS = {"botEvents", "portfolioUpdates", "prices", "backtestProgress", "dealEvents"}
 
 
 def variables(document: str, value: str) -> dict[str, str]:
@@ -156,10 +175,13 @@ def test_a_logged_out_or_blocked_users_token_stops_working(server):
 
 def test_admin_fields_refuse_other_users(server):
     alice = server.user("alice")
-    for field in ("emergencyStop", "emergencyResume", "definePlan", "revenue",
-                  "refundPayment", "systemEmergencyStop"):
+    for field in ("definePlan", "revenue", "refundPayment", "systemEmergencyStop"):
         body = server.post(AUTHENTICATED[field], token=alice.token)
         assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
+    for field in ("emergencyStop", "emergencyResume"):  # their error union says so
+        document = AUTHENTICATED[field].replace("__typename", "__typename ... on Error { code }")
+        answer = server.gql(document, token=alice.token)[field]
+        assert answer == {"__typename": "SystemErrors", "code": "ADMIN_REQUIRED"}
     assert not server.runtime.trading.is_halted()
 
 
@@ -177,8 +199,10 @@ def bob_world(server):
 
 
 NULL_FOR_OTHERS = {"bot": "bot", "deals": "bot", "deal": "deal", "pnlSeries": "bot",
-                   "history": "bot", "promotionCheck": "bot"}
-NOT_FOUND_FOR_OTHERS = {"editBot", "startBot", "pauseBot", "stopBot", "resetBotError",
+                   "history": "bot", "promotionCheck": "bot", "equityCurve": "bot",
+                   "orders": "bot"}
+NOT_FOUND_FOR_OTHERS = {"editBot", "updateBot", "renameBot", "deleteBot", "startBot",
+                        "pauseBot", "stopBot", "resetBotError",
                         "setLeaderboardListing", "closeDeal", "removeExchangeAccount",
                         "promoteBot", "closeDeals"}
 

@@ -79,7 +79,9 @@ def test_every_summary_names_fields_its_event_has(kind):
     module = {"Bot": "bots", "Deal": "deals", "Order": "orders", "ExchangeAccount": "accounts",
               "BacktestRun": "backtests", "TradingSwitch": "system",
               "AuditCheckpoint": "audit", "AuditRechain": "audit", "Webhook": "webhooks",
-              "EmergencyExitRun": "emergency_exits"}[kind.partition(".")[0]]
+              "EmergencyExitRun": "emergency_exits",
+              "BacktestRequest": "backtest_requests", "BotRoster": "rosters"}[
+        kind.partition(".")[0]]
     event = resolve_topic(f"domain.{module}:{kind}")
     names = {f.name for f in fields(event)}
     wanted = {f for _, f, _, _ in Formatter().parse(TEMPLATES[kind]) if f}

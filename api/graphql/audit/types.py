@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 from api.graphql.common import PageInfo, when
+from api.graphql.event_types import EventType, kind_of
 from api.graphql.scalars import JSON
 from application.emergency_exit import is_emergency_correlation
 from projections.history import AggregateHistory as History
@@ -42,6 +43,10 @@ class AuditEntry:
         return (is_emergency_correlation(self.correlation_id)
                 or (self.aggregate_type, self.event_type) == ("TradingSwitch",
                                                              "EmergencyStopped"))
+
+    @strawberry.field(description="aggregateType.eventType as the EventType enum")
+    def kind(self) -> EventType | None:
+        return kind_of(f"{self.aggregate_type}.{self.event_type}")
 
     @classmethod
     def from_row(cls, row: Row) -> AuditEntry:

@@ -10,8 +10,8 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.common import FieldError, PageInfo, when
-from api.graphql.deals.types import Deal
+from api.graphql.common import Counted, Errors, PageInfo, when
+from api.graphql.deals.types import Deal, open_unrealized
 from api.graphql.funding.types import FundingPlan, funding_plan_of
 from domain import dca
 from projections.tables import Row
@@ -111,6 +111,8 @@ class Bot:
     created_at: datetime
     updated_at: datetime
     open_deal_id: strawberry.ID | None
+    archived: bool = strawberry.field(default=False, description=(
+        "Deleted by its owner (deleteBot): kept with its history, left out of lists"))
 
     @strawberry.field(description="The deal the bot is in, if any")
     async def open_deal(self, info: Info) -> Deal | None:
@@ -124,10 +126,18 @@ class Bot:
         config = await info.context.loaders.bot_configs.load(str(self.id))
         return None if config is None else DcaConfig.of(config)
 
-    @strawberry.field(description="P/L figures of every deal the bot made")
+    @strawberry.field(description="P/L figures of every deal the bot made (the open deal "
+                      "marked at the market's price)")
     async def pnl(self, info: Info) -> BotPnl | None:
         row = await info.context.loaders.bot_pnl.load(str(self.id))
-        return None if row is None else BotPnl.from_row(row)
+        if row is None:
+            return None
+        pnl = BotPnl.from_row(row)
+        deal = None if self.open_deal_id is None else await info.context.loaders.deal_pnl.load(
+            str(self.open_deal_id))
+        if deal is not None and deal["status"] == "open":
+            pnl.unrealized_pnl = open_unrealized(info.context.runtime, deal)
+        return pnl
 
     @strawberry.field(description=(
         "The bot's latest funding plan, if its account ever could not cover it "
@@ -147,7 +157,8 @@ class Bot:
                    error_reason=row["error_reason"], warning=row["warning"],
                    leaderboard_opt_in=bool(row["leaderboard_opt_in"]),
                    created_at=when(row["created_at"]), updated_at=when(row["updated_at"]),
-                   open_deal_id=None if open_deal is None else strawberry.ID(open_deal))
+                   open_deal_id=None if open_deal is None else strawberry.ID(open_deal),
+                   archived=bool(row.get("archived")))
 
 
 @strawberry.type
@@ -157,23 +168,14 @@ class BotEdge:
 
 
 @strawberry.type
-class BotConnection:
+class BotConnection(Counted):
     edges: list[BotEdge]
     page_info: PageInfo
 
 
 @strawberry.type
-class BotErrors:
+class BotErrors(Errors):
     """Why a bot command was refused: ``code`` is the first error's (BOT_NAME_DUPLICATE,
     BOT_LIMIT_REACHED, INVALID_CONFIG, EXCHANGE_ACCOUNT_MISSING, NOT_FOUND, ...)."""
-
-    code: str
-    message: str
-    errors: list[FieldError]
-
-    @classmethod
-    def of(cls, errors: list[FieldError]) -> BotErrors:
-        return cls(code=errors[0].code, message=errors[0].message, errors=errors)
-
 
 BotResult = Annotated[Bot | BotErrors, strawberry.union("BotResult")]

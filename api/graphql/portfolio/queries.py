@@ -26,7 +26,8 @@ class PortfolioQueries:
             # Recorded time is the database's wall clock, whatever clock the server runs on.
             raise GraphQLError(f"asOf {moment.isoformat()} is in the future",
                                extensions={"code": "AS_OF_IN_FUTURE"})
-        return Portfolio.of(await ctx.loaders.portfolios.load((ctx.user_id, moment)))
+        found = await ctx.loaders.portfolios.load((ctx.user_id, moment))
+        return Portfolio.of(found, ctx.runtime if moment is None else None)
 
     @strawberry.field(permission_classes=[IsAuthenticated], description=(
         "A bot's realized P/L per UTC day with activity; null for a bot not yours"))

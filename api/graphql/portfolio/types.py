@@ -9,7 +9,12 @@ from typing import Any
 import strawberry
 
 from api.graphql.common import when
+from api.graphql.deals.types import open_unrealized
+from api.graphql.display import display
+from domain.money import ZERO
 from projections.tables import Row
+
+PORTFOLIO_QUOTE = "USDT"
 
 
 @strawberry.type
@@ -20,6 +25,9 @@ class Balance:
     locked: Decimal
     total: Decimal
     updated_at: datetime | None
+    free_display: str | None = display("free", lambda b: b.asset)
+    locked_display: str | None = display("locked", lambda b: b.asset)
+    total_display: str | None = display("total", lambda b: b.asset)
 
 
 @strawberry.type
@@ -40,13 +48,21 @@ class Portfolio:
     balances: list[Balance]
     position: int | None = strawberry.field(default=None, description=(
         "with asOf: the log position the answer reflects (the last event recorded by then)"))
+    # The paper market's quote currency: the P/L of every bot is summed in it.
+    realized_pnl_display: str | None = display("realized_pnl", lambda _: PORTFOLIO_QUOTE)
+    unrealized_pnl_display: str | None = display("unrealized_pnl", lambda _: PORTFOLIO_QUOTE)
+    fees_display: str | None = display("fees", lambda _: PORTFOLIO_QUOTE)
 
     @classmethod
-    def of(cls, found: dict[str, Any]) -> Portfolio:
+    def of(cls, found: dict[str, Any], runtime: Any = None) -> Portfolio:
+        """With ``runtime`` (now, not asOf): open deals marked at the market's price."""
         balances = [Balance(account_id=strawberry.ID(b["account_id"]), asset=b["asset"],
                             free=b["free"], locked=b["locked"], total=b["total"],
                             updated_at=when(b["updated_at"])) for b in found["balances"]]
-        figures = {k: v for k, v in found.items() if k not in ("balances",)}
+        figures = {k: v for k, v in found.items() if k not in ("balances", "open_deals")}
+        if runtime is not None and found.get("open_deals") is not None:
+            figures["unrealized_pnl"] = sum(
+                (open_unrealized(runtime, d) for d in found["open_deals"]), ZERO)
         return cls(**figures, balances=balances)
 
 

@@ -27,6 +27,9 @@ from projections.queries import MAX_PAGE
 
 MIN_PAGE = 1
 PAGE_ARGUMENTS = ("first", "last")  # forwards and backwards
+# Plain lists (not connections) with a maximum of their own: a webhook's ``signals(last)``
+# shows up to the last 1,000 it received (issue 12), in one list.
+OWN_MAXIMUM = {"signals": 1000}
 
 
 def _fields(document: DocumentNode) -> Iterator[FieldNode]:
@@ -48,14 +51,15 @@ def page_size_errors(document: DocumentNode,
     for node in _fields(document):
         for argument in PAGE_ARGUMENTS:
             size = argument_value(node, argument, variables)
+            name = node.name.value
+            most = OWN_MAXIMUM.get(name, MAX_PAGE)
             if isinstance(size, int) and not isinstance(size, bool) and not (
-                    MIN_PAGE <= size <= MAX_PAGE):
-                name = node.name.value
+                    MIN_PAGE <= size <= most):
                 errors.append(GraphQLError(
                     f"{name}({argument}: {size}) is out of range: a page holds {MIN_PAGE} "
-                    f"to {MAX_PAGE} items", node, extensions={
+                    f"to {most} items", node, extensions={
                         "code": "INVALID_PAGE_SIZE", "field": name, "argument": argument,
-                        "min": MIN_PAGE, "max": MAX_PAGE}))
+                        "min": MIN_PAGE, "max": most}))
     return errors
 
 

@@ -303,7 +303,7 @@ def test_a_trailing_entry_follows_the_lows_and_buys_on_the_rise(server):
     assert (pending["status"], pending["entry"], pending["units"]) == ("PENDING", "trailing",
                                                                        "0")
     [group] = pending["exits"]
-    assert (group["side"], group["kind"]) == ("BUY", "TRAILING_STOP")
+    assert (group["side"], group["kind"]) == ("buy", "TRAILING_STOP")
     levels = [D(group["level"])]
     for _ in range(240):
         server.step(1)

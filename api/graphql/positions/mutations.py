@@ -27,6 +27,7 @@ from api.graphql.positions.types import (
 from application.positions import Trail
 from domain import positions as domain
 from domain.errors import DomainError
+from domain.orders import OrderSide
 
 LOG = logging.getLogger("tradetape.graphql")
 
@@ -97,7 +98,7 @@ class PositionMutations:
     async def place_trailing_stop(self, info: Info,
                                   input: PlaceTrailingStopInput) -> PositionExitResult:
         return await _run(info, lambda s, owner: s.add_trailing_stop(
-            owner, parse_uuid(input.position_id), side=input.side,
+            owner, parse_uuid(input.position_id), side=OrderSide(input.side.value),
             trail=_trail(input) or Trail(), amount=input.amount))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description=(

@@ -10,14 +10,14 @@ from typing import Annotated
 import strawberry
 
 from api.graphql.common import FieldError, PageInfo
+from api.graphql.deals.enums import OrderSide as Side
 from application.positions import PositionView
 from domain import positions as domain
-from domain.orders import Order, OrderSide
+from domain.orders import Order
 
 PositionStatus = strawberry.enum(domain.PositionStatus, name="PositionStatus")
 ExitKind = strawberry.enum(domain.ExitKind, name="ExitKind")
 ExitStatus = strawberry.enum(domain.ExitStatus, name="ExitStatus")
-Side = strawberry.enum(OrderSide, name="OrderSide")
 
 
 @strawberry.type(description=(
@@ -52,7 +52,7 @@ class PositionExit:
         level = group.level if group.kind is domain.ExitKind.TRAILING_STOP else group.stop_price
         return cls(
             id=strawberry.ID(str(group.id)), position_id=strawberry.ID(str(group.position_id)),
-            kind=group.kind, side=group.side, status=group.status, amount=group.amount,
+            kind=group.kind, side=Side(group.side.value), status=group.status, amount=group.amount,
             take_profit_price=group.take_profit_price, stop_price=group.stop_price,
             stop_limit_price=group.stop_limit_price, trail_percent=group.trail_percent,
             trail_amount=group.trail_amount, activation_price=group.activation_price,
@@ -77,7 +77,7 @@ class PositionOrder:
 
     @classmethod
     def of(cls, leg: str, order: Order) -> PositionOrder:
-        return cls(id=strawberry.ID(str(order.id)), leg=leg, side=order.side,
+        return cls(id=strawberry.ID(str(order.id)), leg=leg, side=Side(order.side.value),
                    type=str(order.type), price=order.price, amount=order.amount,
                    filled=order.filled, average_price=order.average_price, fees=order.fees,
                    status=str(order.status), reason=order.reason)
@@ -181,7 +181,7 @@ class PlaceOcoInput:
 @strawberry.input
 class PlaceTrailingStopInput:
     position_id: strawberry.ID
-    side: Side = OrderSide.SELL
+    side: Side = Side("sell")
     trail_percent: Decimal | None = None
     trail_amount: Decimal | None = strawberry.field(default=None, description=(
         "a price distance instead of a percentage"))

@@ -1,5 +1,6 @@
-"""The HTTP server: GraphQL at /graphql (GraphiQL on GET), /health, the pages links in mails
-open (/verify-email, /reset-password), and REST only where the outside world calls us.
+"""The HTTP server: the dashboard at /, GraphQL at /graphql (GraphiQL on GET), /health, the
+pages links in mails open (/verify-email, /reset-password), and REST only where the outside
+world calls us.
 FastAPI is imported only by ``tradetape serve`` and the tests."""
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
                             else 200)
 
     _account_pages(app, runtime)
+    _dashboard(app)
     router = make_graphql_router(runtime, limits)
     app.include_router(router, prefix="/graphql")
     serve_graphiql_offline(app, router)
@@ -67,6 +69,12 @@ def _account_pages(app: FastAPI, runtime: Runtime) -> None:
     from api.account_pages import add_account_pages
 
     add_account_pages(app, runtime)
+
+
+def _dashboard(app: FastAPI) -> None:
+    from api.dashboard_page import serve_dashboard
+
+    serve_dashboard(app)
 
 
 def _guard(app: FastAPI, limits: RequestLimits) -> None:

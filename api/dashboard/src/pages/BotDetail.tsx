@@ -1,0 +1,98 @@
+// One bot: its figures and actions, the price chart with its fills, the open deal's levels,
+// its deals with their orders, and a CSV export. Live over the bot's event subscription.
+import { Fragment, useState } from "react";
+import { Banner, modeOf } from "../components/Banner";
+import { BotActions } from "../components/BotActions";
+import { PriceChart } from "../components/PriceChart";
+import { amount, download, money, pct, signClass, toCsv, when } from "../format";
+import { useLiveRefetch, useQuery } from "../hooks";
+import { BOT_FIELDS, DEAL_ROW } from "../queries";
+import { useSession } from "../session";
+
+const ORDER = "id side type purpose safetyOrder price amount filled averagePrice fees status createdAt";
+const DETAIL = `query($id: ID!) { bot(id: $id) { ${BOT_FIELDS} configVersion createdAt } deals(botId: $id, first: 100) {
+  edges { node { ${DEAL_ROW} takeProfitPrice stopLossPrice fills { side price amount fee safetyOrder at }
+  orders { ${ORDER} } } } } }`;
+const EVENTS = "subscription($id: ID!) { botEvents(botId: $id) { type version } }";
+
+function exportCsv(bot: any, deals: any[]) {
+  const rows = [["deal", "status", "opened", "closed", "reason", "safety_orders", "cost", "realized_pnl",
+    "order_side", "order_purpose", "order_price", "order_amount", "order_filled", "order_status"]];
+  for (const d of deals) {
+    for (const o of d.orders.length ? d.orders : [{}]) {
+      rows.push([d.id, d.status, d.openedAt, d.closedAt, d.closeReason, d.safetyOrdersUsed, d.cost,
+        d.realizedPnl, o.side, o.purpose, o.price ?? o.averagePrice, o.amount, o.filled, o.status]);
+    }
+  }
+  download(`${bot.name}-deals.csv`, toCsv(rows));
+}
+
+function Orders({ orders }: { orders: any[] }) {
+  return (
+    <table className="orders">
+      <caption>Orders</caption>
+      <thead><tr><th scope="col">Created</th><th scope="col">Side</th><th scope="col">Purpose</th><th scope="col">Type</th>
+        <th scope="col">Price</th><th scope="col">Amount</th><th scope="col">Filled</th><th scope="col">Status</th></tr></thead>
+      <tbody>{orders.map((o) => (
+        <tr key={o.id}><td>{when(o.createdAt)}</td><td>{o.side}</td><td>{o.purpose}{o.safetyOrder ? ` ${o.safetyOrder}` : ""}</td>
+          <td>{o.type}</td><td>{money(o.averagePrice ?? o.price)}</td><td>{amount(o.amount)}</td>
+          <td>{amount(o.filled)}</td><td>{o.status}</td></tr>))}
+      </tbody>
+    </table>
+  );
+}
+
+function Deals({ deals }: { deals: any[] }) {
+  const [open, setOpen] = useState<string | null>(null);
+  return (
+    <div className="scroll">
+      <table data-testid="deals-table">
+        <caption>Deals, newest first</caption>
+        <thead><tr><th scope="col">Opened</th><th scope="col">Closed</th><th scope="col">Status</th><th scope="col">Reason</th>
+          <th scope="col">Safety orders</th><th scope="col">Average entry</th><th scope="col">P/L</th><th scope="col">Orders</th></tr></thead>
+        <tbody>{deals.map((d) => (
+          <Fragment key={d.id}>
+            <tr>
+              <td>{when(d.openedAt)}</td><td>{when(d.closedAt)}</td><td>{d.status}</td><td>{d.closeReason ?? "—"}</td>
+              <td>{d.safetyOrdersUsed}</td><td>{money(d.averageEntry)}</td>
+              <td className={signClass(d.realizedPnl)}>{money(d.realizedPnl)}</td>
+              <td><button type="button" aria-expanded={open === d.id} onClick={() => setOpen(open === d.id ? null : d.id)}>
+                {d.orders.length} orders</button></td>
+            </tr>
+            {open === d.id && <tr><td colSpan={8}><Orders orders={d.orders} /></td></tr>}
+          </Fragment>))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export function BotDetail({ botId }: { botId: string }) {
+  const session = useSession();
+  const q = useQuery(DETAIL, { id: botId });
+  useLiveRefetch(q.refetch, EVENTS, { id: botId });
+  const bot = q.data?.bot;
+  if (q.error) return <p className="error" role="alert">{q.error}</p>;
+  if (!bot) return <p aria-busy="true">{q.loading ? "Loading…" : "No such bot."}</p>;
+  const deals = q.data.deals?.edges.map((e: any) => e.node) ?? [];
+  const account = session.accounts.find((a) => a.id === bot.exchangeAccountId);
+  const o = bot.openDeal;
+  return (
+    <>
+      <Banner modes={[account?.mode ?? modeOf(bot.mode)]} />
+      <h1>{bot.name} <span className={`status status-${bot.status.toLowerCase()}`} data-testid="bot-status">{bot.status}</span></h1>
+      <p>{bot.pair} · realized <span className={signClass(bot.pnl?.realizedPnl)}>{money(bot.pnl?.realizedPnl)}</span> ·
+        ROI {pct(bot.pnl?.roi)} · {bot.dealsClosed} deals closed</p>
+      {bot.errorReason && <p className="error">{bot.errorReason}</p>}
+      {bot.warning && <p className="warning">{bot.warning}</p>}
+      <p><BotActions bot={bot} onDone={q.refetch} /> <a className="button" href={`#/bots/${bot.id}/edit`}>Edit</a>{" "}
+        <button type="button" onClick={() => exportCsv(bot, deals)}>Export deals as CSV</button></p>
+      {o && <p data-testid="open-deal">Open deal: average entry {money(o.averageEntry)}, take profit {money(o.takeProfitPrice)},
+        stop loss {money(o.stopLossPrice)}, mark {money(o.markPrice)}, {o.safetyOrdersUsed} safety orders used,
+        unrealized <span className={signClass(o.unrealizedPnl)}>{money(o.unrealizedPnl)}</span></p>}
+      <PriceChart pair={bot.pair} candles={[]} deals={deals} openDeal={o} />
+      <h2>Deals</h2>
+      <Deals deals={deals} />
+    </>
+  );
+}

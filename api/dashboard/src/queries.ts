@@ -13,8 +13,5 @@ export const PORTFOLIO_FIELDS = `asOf realizedPnl unrealizedPnl fees dealsClosed
 export const DEAL_ROW = `id botId pair status openedAt closedAt closeReason realizedPnl
   averageEntry safetyOrdersUsed cost units fees`;
 
-export const RECENT_DEALS = `query($status: DealStatus) { deals(status: $status, first: 10) {
-  edges { node { ${DEAL_ROW} bot { name } } } } }`;
-
 export const BOT_ACTION = (name: string, extra = "") => `mutation($id: ID!) { ${name}(id: $id${extra}) {
   ... on Bot { id status } ... on BotErrors { code message errors { field message } } } }`;

@@ -20,6 +20,8 @@ interface Props {
   priceLines?: PriceLine[];
   height?: number;
   testId?: string;
+  /** Labels for the time axis when it is not time (e.g. a ladder's levels). */
+  timeLabel?: (time: number) => string;
 }
 
 const MARKER_STYLE = {
@@ -64,11 +66,14 @@ export function Chart(props: Props) {
       autoSize: true,
       layout: { background: { type: ColorType.Solid, color: "#ffffff" }, textColor: "#222" },
       grid: { vertLines: { color: "#eee" }, horzLines: { color: "#eee" } },
-      timeScale: { timeVisible: true, secondsVisible: false },
+      timeScale: { timeVisible: true, secondsVisible: false,
+        ...(props.timeLabel ? { tickMarkFormatter: (t: Time) => props.timeLabel!(t as number) } : {}) },
+      ...(props.timeLabel ? { localization: { timeFormatter: (t: Time) => props.timeLabel!(t as number) } } : {}),
     });
     const first = addData(chart, props);
     if (first && props.markers?.length) {
-      const markers: SeriesMarker<Time>[] = ordered(props.markers).map((m) => ({
+      // Several fills may share a time: markers are sorted, never merged.
+      const markers: SeriesMarker<Time>[] = [...props.markers].sort((a, b) => a.time - b.time).map((m) => ({
         time: asTime(m.time), text: m.text, ...MARKER_STYLE[m.kind] }));
       createSeriesMarkers(first, markers);
     }

@@ -27,7 +27,7 @@ export function Ladder({ levels }: { levels: any[] }) {
           </tbody>
         </table>
       </div>
-      <Chart label="Ladder: order price and average entry per level" testId="ladder-chart" height={220}
+      <Chart timeLabel={(t) => (t === 86400 ? "base" : `SO ${t / 86400 - 1}`)} label="Ladder: order price and average entry per level" testId="ladder-chart" height={220}
         lines={[{ name: "order price", color: "#1565c0", points: points("price") },
                 { name: "average entry", color: "#8e24aa", points: points("averagePrice") },
                 { name: "take profit", color: "#2e7d32", points: points("takeProfitPrice") }]} />

@@ -5,17 +5,33 @@ import { Banner, modeOf } from "../components/Banner";
 import { BotActions } from "../components/BotActions";
 import { PriceChart } from "../components/PriceChart";
 import { amount, download, money, pct, signClass, toCsv, when } from "../format";
+import { gql } from "../gql";
 import { useLiveRefetch, useQuery } from "../hooks";
 import { BOT_FIELDS, DEAL_ROW } from "../queries";
 import { useSession } from "../session";
 
 const ORDER = "id side type purpose safetyOrder price amount filled averagePrice fees status createdAt";
-const DETAIL = `query($id: ID!) { bot(id: $id) { ${BOT_FIELDS} configVersion createdAt } deals(botId: $id, first: 100) {
+// Deals carry their orders and fills: a page of 20 stays within the API's cost limit.
+const DEALS = `deals(botId: $id, first: 20, after: $after) { pageInfo { hasNextPage endCursor }
   edges { node { ${DEAL_ROW} takeProfitPrice stopLossPrice fills { side price amount fee safetyOrder at }
-  orders { ${ORDER} } } } } }`;
+  orders { ${ORDER} } } } }`;
+const DETAIL = `query($id: ID!, $after: String) { bot(id: $id) { ${BOT_FIELDS} configVersion createdAt } ${DEALS} }`;
+const DEALS_PAGE = `query($id: ID!, $after: String) { ${DEALS} }`;
 const EVENTS = "subscription($id: ID!) { botEvents(botId: $id) { type version } }";
 
-function exportCsv(bot: any, deals: any[]) {
+async function allDeals(botId: string): Promise<any[]> {
+  const deals: any[] = [];
+  let after: string | null = null;
+  do {
+    const d: any = await gql(DEALS_PAGE, { id: botId, after });
+    deals.push(...d.deals.edges.map((e: any) => e.node));
+    after = d.deals.pageInfo.hasNextPage ? d.deals.pageInfo.endCursor : null;
+  } while (after);
+  return deals;
+}
+
+async function exportCsv(bot: any) {
+  const deals = await allDeals(bot.id);
   const rows = [["deal", "status", "opened", "closed", "reason", "safety_orders", "cost", "realized_pnl",
     "order_side", "order_purpose", "order_price", "order_amount", "order_filled", "order_status"]];
   for (const d of deals) {
@@ -47,7 +63,7 @@ function Deals({ deals }: { deals: any[] }) {
   return (
     <div className="scroll">
       <table data-testid="deals-table">
-        <caption>Deals, newest first</caption>
+        <caption>Deals, newest first (the latest 20; the CSV export has them all)</caption>
         <thead><tr><th scope="col">Opened</th><th scope="col">Closed</th><th scope="col">Status</th><th scope="col">Reason</th>
           <th scope="col">Safety orders</th><th scope="col">Average entry</th><th scope="col">P/L</th><th scope="col">Orders</th></tr></thead>
         <tbody>{deals.map((d) => (
@@ -69,7 +85,7 @@ function Deals({ deals }: { deals: any[] }) {
 
 export function BotDetail({ botId }: { botId: string }) {
   const session = useSession();
-  const q = useQuery(DETAIL, { id: botId });
+  const q = useQuery(DETAIL, { id: botId, after: null });
   useLiveRefetch(q.refetch, EVENTS, { id: botId });
   const bot = q.data?.bot;
   if (q.error) return <p className="error" role="alert">{q.error}</p>;
@@ -86,7 +102,7 @@ export function BotDetail({ botId }: { botId: string }) {
       {bot.errorReason && <p className="error">{bot.errorReason}</p>}
       {bot.warning && <p className="warning">{bot.warning}</p>}
       <p><BotActions bot={bot} onDone={q.refetch} /> <a className="button" href={`#/bots/${bot.id}/edit`}>Edit</a>{" "}
-        <button type="button" onClick={() => exportCsv(bot, deals)}>Export deals as CSV</button></p>
+        <button type="button" onClick={() => exportCsv(bot)}>Export deals as CSV</button></p>
       {o && <p data-testid="open-deal">Open deal: average entry {money(o.averageEntry)}, take profit {money(o.takeProfitPrice)},
         stop loss {money(o.stopLossPrice)}, mark {money(o.markPrice)}, {o.safetyOrdersUsed} safety orders used,
         unrealized <span className={signClass(o.unrealizedPnl)}>{money(o.unrealizedPnl)}</span></p>}

@@ -23,6 +23,7 @@ function Card({ title, value, className = "", testId }: { title: string; value: 
 export function ClosedDeals({ deals }: { deals: any[] }) {
   if (!deals.length) return <p>No closed deal yet.</p>;
   return (
+    <div className="scroll">
     <table data-testid="closed-deals">
       <caption>Latest closed deals</caption>
       <thead><tr><th scope="col">Closed</th><th scope="col">Bot</th><th scope="col">Pair</th>
@@ -37,6 +38,7 @@ export function ClosedDeals({ deals }: { deals: any[] }) {
         ))}
       </tbody>
     </table>
+    </div>
   );
 }
 

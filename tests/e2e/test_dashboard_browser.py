@@ -1,0 +1,154 @@
+"""The dashboard in a real headless Chromium (Debian's ``chromium`` through Playwright)
+against ``tradetape serve --demo``, the browser cut off from every host but 127.0.0.1: a
+trader logs in as the demo user, watches closed deals arrive without reloading, creates and
+starts a bot through the form after looking at its ladder, runs a backtest, drags the as-of
+slider back to an earlier portfolio, and stops the bot. Each page's screenshot is saved in
+var/screenshots/ (gitignored), the artefacts of the run."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+from tests.e2e.conftest import only_loopback
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+DEMO = ("demo@tradetape.local", "Tradetape-demo-1")
+WAIT = 60_000  # ms: the demo closes deals within its first market minutes (300x)
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def log_in(page, base_url: str) -> None:
+    page.goto(f"{base_url}/", wait_until="load")
+    page.get_by_label("Email").fill(DEMO[0])
+    page.get_by_label("Password").fill(DEMO[1])
+    shot(page, "login")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Overview").wait_for(timeout=WAIT)
+
+
+def closed_deal_rows(page) -> list[str]:
+    return page.locator('[data-testid="closed-deals"] tbody tr').all_inner_texts()
+
+
+def see_closed_deals_arrive(page) -> None:
+    """A deal closed after the page loaded shows up in the table with no reload."""
+    page.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
+    before = set(closed_deal_rows(page))
+    page.wait_for_function(
+        """before => [...document.querySelectorAll('[data-testid="closed-deals"] tbody tr')]
+                      .some(row => !before.includes(row.innerText))""",
+        arg=list(before), timeout=WAIT)
+    assert page.evaluate("window.__sameDocument") is True
+    assert "take_profit" in " ".join(closed_deal_rows(page))  # the reason, as closed
+    page.get_by_text(re.compile(r"engine loop:\s*green")).wait_for()
+    shot(page, "overview")
+
+
+def create_and_start_a_bot(page) -> None:
+    page.get_by_role("link", name="Bots", exact=True).click()
+    page.get_by_role("heading", name="Bots").wait_for()
+    shot(page, "bots")
+    page.get_by_role("link", name="New bot").click()
+    page.get_by_label("Name").fill("Browser bot")
+    page.get_by_label("Max safety orders").fill("2")
+    page.get_by_label("Price deviation %").fill("2")
+    page.get_by_label("Safety step scale").fill("1")
+    page.get_by_label("Preview at price").fill("50000")
+    # the ladder as typed: the base order at 50,000, then 2 % and 4 % below it
+    ladder = page.locator('[data-testid="ladder-table"] tbody tr')
+    page.wait_for_function("""() => document.querySelectorAll(
+        '[data-testid="ladder-table"] tbody tr').length === 3""", timeout=WAIT)
+    prices = [row.locator("td").nth(2).inner_text() for row in ladder.all()]
+    assert prices == ["50,000.00", "49,000.00", "48,000.00"]
+    assert page.locator('[data-testid="ladder-chart"] canvas').first.is_visible()
+    shot(page, "bot-form")
+    page.get_by_role("button", name="Create bot").click()
+    page.get_by_role("heading", name=re.compile("Browser bot")).wait_for(timeout=WAIT)
+    page.locator('[data-testid="bot-status"]').filter(has_text="RUNNING").wait_for()
+    assert "PAPER" in page.locator('[data-testid="mode-banner"]').inner_text()
+    shot(page, "bot-detail")
+
+
+def demo_bot_detail(page) -> None:
+    """A demo bot's chart carries its fills; its deals table lists them."""
+    page.get_by_role("link", name="Bots", exact=True).click()
+    page.get_by_role("link", name="BTC quick scalper").click()
+    page.locator('[data-testid="deals-table"] tbody tr').first.wait_for(timeout=WAIT)
+    assert page.locator('[data-testid="price-chart"] canvas').first.is_visible()
+    shot(page, "bot-detail-demo")
+
+
+def figure(page, name: str) -> str:
+    return page.locator(f'[data-testid="fig-{name}"]').inner_text()
+
+
+def drag_the_slider_back(page) -> None:
+    page.get_by_role("link", name="As of").click()
+    page.get_by_role("heading", name="As of a past moment").wait_for()
+    page.locator('[data-testid="fig-Deals closed"]').wait_for(timeout=WAIT)
+    now_closed = int(figure(page, "Deals closed"))
+    assert now_closed > 0
+    slider = page.get_by_label(re.compile("^As of"))
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] - 4, y)  # the thumb: now
+    page.mouse.down()
+    page.mouse.move(box["x"] + 2, y, steps=12)  # to the registration of the demo user
+    page.mouse.up()
+    # before any deal: nothing closed, nothing realized, the paper balance untouched
+    page.wait_for_function("""() => document.querySelector('[data-testid="fig-Deals closed"]')
+        ?.innerText === '0'""", timeout=WAIT)
+    assert Decimal(figure(page, "Realized P/L")) == 0
+    shot(page, "as-of")
+
+
+def other_pages(page) -> None:
+    for link, heading in [("Portfolio", "Portfolio"), ("Leaderboard", "Leaderboard"),
+                          ("Audit log", "Audit log")]:
+        page.get_by_role("link", name=link, exact=True).click()
+        page.get_by_role("heading", name=heading, exact=True).wait_for()
+        page.wait_for_timeout(1500)  # the tables and charts answer
+        shot(page, link.lower().replace(" ", "-"))
+    page.locator('[data-testid="audit-table"] tbody tr').first.wait_for(timeout=WAIT)
+
+
+def stop_the_bot(page) -> None:
+    page.get_by_role("link", name="Bots", exact=True).click()
+    page.once("dialog", lambda dialog: dialog.accept())  # "Stop Browser bot for good?"
+    page.get_by_role("button", name="Stop Browser bot").click()
+    row = page.locator('tr[data-bot="Browser bot"]')
+    row.locator('[data-testid="bot-status"]').filter(has_text="STOPPED").wait_for(timeout=WAIT)
+    shot(page, "bots-stopped")
+
+
+def fits_a_phone(page) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.get_by_role("link", name="Overview").click()
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.wait_for_timeout(1000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "overview-phone")
+
+
+def test_a_trader_uses_the_dashboard_in_a_browser(launch, chromium):
+    server = launch(speed=None, demo=True)  # the demo's own 300x
+    page = chromium.new_page(viewport={"width": 1300, "height": 900})
+    elsewhere = only_loopback(page)
+    faults: list[str] = []
+    page.on("pageerror", lambda error: faults.append(str(error)))
+    log_in(page, server.base_url)
+    see_closed_deals_arrive(page)
+    create_and_start_a_bot(page)
+    demo_bot_detail(page)
+    drag_the_slider_back(page)
+    other_pages(page)
+    stop_the_bot(page)
+    fits_a_phone(page)
+    assert elsewhere == []  # the dashboard asked nothing of any other host
+    assert faults == []

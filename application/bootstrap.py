@@ -339,6 +339,7 @@ def open_runtime(settings):
     from adapters.marketdata.shipped import shipped_series
     from application.change_feed import ChangeFeed
     from application.live_loop import LiveLoop
+    from application.market_tape import MarketTape
     from application.paper_trading import PaperTrading
     from application.reconciliation import Reconciler
     from application.runtime import Runtime
@@ -362,12 +363,31 @@ def open_runtime(settings):
         # a restarted server continues the same market.
         feed = ReplayFeed(load_candles(shipped_series(settings.feed)), settings.feed_pair,
                           speed=settings.speed, epoch=datetime(2026, 1, 1, tzinfo=UTC))
-    loop = LiveLoop(clock, [feed], paper, periodic=[reconciler.run_if_due])
+    loop = LiveLoop(clock, [feed], paper, periodic=[reconciler.run_if_due],
+                    tape=MarketTape())
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
                    changes=ChangeFeed(trading),
                    schedules=_checkpoint_schedules(settings, trading, database),
-                   exchange_accounts=exchange_accounts, reconciler=reconciler)
+                   exchange_accounts=exchange_accounts, reconciler=reconciler,
+                   candle_library=open_candle_library(settings))
+
+
+def open_candle_library(settings):
+    """The shipped series, then the server's candle directory (``TRADETAPE_CANDLE_DIR``)."""
+    from pathlib import Path
+
+    from adapters.marketdata.csv_candles import load_candles
+    from adapters.marketdata.shipped import shipped_series
+    from application.candle_library import CandleLibrary
+
+    directories = [shipped_series(SHIPPED_FIRST).parent]
+    if settings.candle_dir:
+        directories.append(Path(settings.candle_dir))
+    return CandleLibrary(directories, load_candles)
+
+
+SHIPPED_FIRST = "binance_BTC_USDT-1m-2025-11.csv"
 
 
 def open_market_rules(exchange_id: str, *, sandbox: bool, environ=None):

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from application.market_tape import MarketTape, record_candles, record_history
 from application.paper_trading import PaperTrading
 from domain.ports import Clock, MarketFeed
 
@@ -30,13 +31,15 @@ class LiveLoop:
     def __init__(self, clock: Clock, feeds: Sequence[MarketFeed], paper: PaperTrading,
                  after_step: Callable[[int], None] = lambda events: None,
                  max_wait: float = 1.0,
-                 periodic: Sequence[Callable[[datetime], int]] = ()):
+                 periodic: Sequence[Callable[[datetime], int]] = (),
+                 tape: MarketTape | None = None):
         self.clock, self.feeds, self.paper = clock, list(feeds), paper
         # run after each step's candles, each deciding itself whether it is due
         # (reconciliation of live accounts)
         self.periodic = list(periodic)
         self.after_step, self.max_wait = after_step, max_wait
         self.health = LoopHealth()
+        self.tape = tape  # the candles delivered, for charts and marks
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -46,7 +49,12 @@ class LiveLoop:
         now = self.clock.now()
         events = candles = 0
         for feed in self.feeds:
-            for candle in feed.poll(now):
+            if self.tape is not None and self.health.steps == 0:
+                record_history(self.tape, feed, now)
+            delivered = feed.poll(now)
+            if self.tape is not None:
+                record_candles(self.tape, feed, delivered, now)
+            for candle in delivered:
                 candles += 1
                 events += self.paper.on_candle(candle.pair, candle.ts_ms, candle.open,
                                                candle.high, candle.low, candle.close, now)

@@ -57,6 +57,7 @@ class Runtime:
     reconciler: Any = None
     # Live exchange accounts and their keys (``application.exchange_accounts``).
     exchange_accounts: Any = None
+    candle_library: Any = None  # the stored series users may name (CandleLibrary)
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -72,6 +72,7 @@ class ServerSettings:
     live_feed: LiveFeed | None = None  # None: the shipped replay
     reconcile_seconds: float = 60.0
     allow_live: bool = False
+    candle_dir: str | None = None  # CSV series a user may chart or backtest by name
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -90,6 +91,8 @@ class ServerSettings:
             # A live feed leaves the shipped replay as it is: --demo still replays it.
             settings = (replace(settings, live_feed=live) if live is not None
                         else replace(settings, feed=env["TRADETAPE_FEED"]))
+        if env.get("TRADETAPE_CANDLE_DIR"):
+            settings = replace(settings, candle_dir=env["TRADETAPE_CANDLE_DIR"])
         if env.get("TRADETAPE_MAX_BOTS_PER_USER"):
             settings = replace(settings, max_bots_per_user=_number(
                 env["TRADETAPE_MAX_BOTS_PER_USER"], "TRADETAPE_MAX_BOTS_PER_USER", int))

@@ -33,7 +33,8 @@ from projections.runner import DEFAULT_BATCH, Progress, ProjectionError, Project
 from projections.store import SHADOW, ViewStore
 
 # Rough cost of each projection per event, to share them out before anything is measured.
-WEIGHTS = {"audit": 3, "frontend": 2, "pnl": 2, "leaderboard": 2, "balances": 1}
+WEIGHTS = {"audit": 3, "frontend": 2, "pnl": 2, "leaderboard": 2, "balances": 1,
+           "equity": 2}
 # Events run in this process before choosing: enough for steady figures (a few batches), a
 # small part of a log big enough to be worth splitting.
 PROBE_EVENTS = 60_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from projections.audit import AuditLog
 from projections.balances import Balances
+from projections.equity import Equity
 from projections.framework import Projection
 from projections.frontend import FrontEnd
 from projections.leaderboard import Leaderboard
@@ -11,7 +12,7 @@ from projections.pnl import Pnl
 from projections.runner import ProjectionError
 
 PROJECTIONS: dict[str, type[Projection]] = {
-    cls.name: cls for cls in (AuditLog, Balances, Pnl, Leaderboard, FrontEnd)
+    cls.name: cls for cls in (AuditLog, Balances, Pnl, Leaderboard, FrontEnd, Equity)
 }
 
 

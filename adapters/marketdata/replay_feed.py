@@ -22,6 +22,8 @@ class ReplayFeed:
         self.candles, self.pair, self.speed, self.epoch = candles, pair, speed, epoch
         self.interval_s = (candles.interval_ms or 60_000) / 1000
         self._delivered: int | None = None  # absolute count of closed candles delivered
+        # (opened, closed) on the server's clock of each candle the last poll returned
+        self.spans: list[tuple[datetime, datetime]] = []
 
     def start_at(self, index: int, moment: datetime) -> None:
         """Re-anchor the replay so that candle ``index`` closes at ``moment``: the market a
@@ -46,7 +48,21 @@ class ReplayFeed:
         start = count - 1 if self._delivered is None else self._delivered
         start = max(start, count - max_catch_up)
         self._delivered = count
-        return [self._candle(k) for k in range(max(start, 0), count)]
+        indexes = range(max(start, 0), count)
+        self.spans = [self._span(k) for k in indexes]
+        return [self._candle(k) for k in indexes]
+
+    def history(self, now: datetime, count: int) -> list[tuple[datetime, datetime,
+                                                                ClosedCandle]]:
+        """The ``count`` candles that closed before the latest one (what a first ``poll``
+        does not deliver), with their spans: a chart's past after a restart."""
+        latest = self.closed_count(now) - 1
+        return [(*self._span(k), self._candle(k))
+                for k in range(max(latest - count, 0), max(latest, 0))]
+
+    def _span(self, absolute: int) -> tuple[datetime, datetime]:
+        step = timedelta(seconds=self.interval_s / self.speed)
+        return self.epoch + step * absolute, self.epoch + step * (absolute + 1)
 
     def _candle(self, absolute: int) -> ClosedCandle:
         i = absolute % len(self.candles)

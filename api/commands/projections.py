@@ -14,7 +14,8 @@ from contextlib import contextmanager, suppress
 
 from api.commands.common import EXIT_FAILED, CommandError, add_database_option, print_json
 
-NAMES = ("audit", "balances", "pnl", "leaderboard", "frontend")  # checked again at run time
+# checked again at run time
+NAMES = ("audit", "balances", "pnl", "leaderboard", "frontend", "equity")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,6 +43,11 @@ class ReadSide:
         with self._lock:
             return query(self.store, *args, **kwargs)
 
+    async def run_async(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``run`` on a worker thread: the event loop keeps serving while the database
+        answers."""
+        return await to_thread.run_sync(lambda: self.run(query, *args, **kwargs))
+
     def version(self) -> tuple[Any, ...]:
         """What every read answers from: the log's head, then each projection's position
         and generation. Equal versions, equal answers."""

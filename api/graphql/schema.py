@@ -19,6 +19,8 @@ from api.graphql.bots.mutations import BotMutations
 from api.graphql.bots.plan import PlanQueries
 from api.graphql.bots.queries import BotQueries
 from api.graphql.bots.subscriptions import BotSubscriptions
+from api.graphql.charts.candles import CandleQueries, PriceSubscriptions
+from api.graphql.charts.queries import ChartQueries
 from api.graphql.deals.mutations import DealMutations
 from api.graphql.deals.queries import DealQueries
 from api.graphql.errors import ErrorCodes, MaskFaults, log_errors, name_codes
@@ -35,11 +37,13 @@ from api.http_limits import RequestLimits
 
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
-                              ExchangeAccountQueries, DriftQueries))
+                              ExchangeAccountQueries, DriftQueries, ChartQueries,
+                              CandleQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
                                     ExchangeAccountMutations))
-Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions))
+Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions,
+                                            PriceSubscriptions))
 
 
 DEFAULT_LIMITS = RequestLimits()

@@ -96,15 +96,22 @@ class Deal:
         row = await info.context.loaders.deal_pnl.load(str(self.id))
         return None if row is None else row["fees"]
 
-    @strawberry.field(description="Last fill price of the pair, what an open deal is marked at")
+    @strawberry.field(description=(
+        "What an open deal is marked at: the pair's last price on the server's market (its "
+        "last fill before the market's first candle); a closed deal's exit price"))
     async def mark_price(self, info: Info) -> Decimal | None:
         row = await info.context.loaders.deal_pnl.load(str(self.id))
-        return None if row is None else row["mark_price"]
+        return None if row is None else market_mark(info, row)
 
-    @strawberry.field(description="units × mark − cost − buy fees, for an open deal")
+    @strawberry.field(description="units × markPrice − cost − buy fees, for an open deal")
     async def unrealized_pnl(self, info: Info) -> Decimal | None:
         row = await info.context.loaders.deal_pnl.load(str(self.id))
-        return None if row is None else row["unrealized_pnl"]
+        if row is None or row["status"] != "open":
+            return None if row is None else row["unrealized_pnl"]
+        mark = market_mark(info, row)
+        if mark is None:
+            return row["unrealized_pnl"]
+        return row["units"] * mark - row["cost"] - row["buy_fees"]
 
     @strawberry.field
     async def orders(self, info: Info) -> list[Order]:
@@ -158,3 +165,14 @@ class DealErrors:
 
 
 DealResult = Annotated[Deal | DealErrors, strawberry.union("DealResult")]
+
+
+def market_mark(info: Info, row: dict) -> Decimal | None:
+    """An open deal's mark from the market (the projection's last fill until the market has
+    a price); a finished deal keeps the price it ended at."""
+    if row["status"] == "open":
+        last = info.context.runtime.loop.tape
+        last = last.last(row["pair"]) if last is not None else None
+        if last is not None:
+            return last.close
+    return row["mark_price"]

@@ -1,0 +1,154 @@
+"""Equity curves: realized + unrealized P/L of each bot and of each owner over time.
+
+The books are those of ``pnl`` (``ledger.py``), kept in tables of this projection's own so it
+runs and rebuilds alone. After every fact that moves a bot's realized P/L, its open deals or
+the mark of a pair it holds, the bot's and its owner's figures are written to
+``equity_points`` under the fact's minute (UTC, event time): a minute's row holds the figures
+after the last fact of that minute. A point depends only on the log up to its fact, never on
+where a batch ended, so a rebuild writes the same rows as the incremental updates did.
+
+Unrealized P/L of an open deal is ``units × mark − cost − buy fees`` with the mark of
+``ledger.py`` (the pair's last fill seen in the log); sums run in id order, so they are
+exact and repeatable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from domain.money import ZERO
+from projections.facts import Fact
+from projections.ledger import BOT_COLUMNS, DEAL_COLUMNS, MARK_COLUMNS, ORDER_COLUMNS, Ledger
+from projections.store import ViewStore
+from projections.tables import Changes, table
+
+EQ_BOTS = table("equity_bots", key=("bot_id",), **BOT_COLUMNS)
+EQ_DEALS = table("equity_open_deals", key=("deal_id",), **DEAL_COLUMNS)
+EQ_MARKS = table("equity_marks", key=("pair",), **MARK_COLUMNS)
+EQ_ORDERS = table("equity_open_orders", key=("order_id",), **ORDER_COLUMNS)
+# scope: "bot" or "owner"; minute: ISO text of the minute's start (UTC).
+EQ_POINTS = table("equity_points", key=("scope", "scope_id", "minute"),
+                  scope="text", scope_id="text", minute="text", owner_id="text",
+                  realized_pnl="money", unrealized_pnl="money", equity="money")
+FILLS = frozenset({"Deal.BuyFilled", "Deal.Closed", "Order.Filled", "Order.TradeObserved"})
+MOVES = FILLS | {"Deal.Cancelled", "Deal.FeesCorrected"}
+
+
+class Equity(Ledger):
+    name = "equity"
+    description = "realized + unrealized P/L of each bot and owner, per minute"
+    tables = (EQ_BOTS, EQ_DEALS, EQ_MARKS, EQ_ORDERS, EQ_POINTS)
+    bots_table, deals_table, orders_table, marks_table = EQ_BOTS, EQ_DEALS, EQ_ORDERS, EQ_MARKS
+    keep_closed_deals = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_owner: dict[str, list[str]] | None = None  # bot ids, rebuilt on Bot events
+
+    def apply(self, fact: Fact, out: Changes) -> None:
+        kind = fact.kind
+        if kind.startswith("Bot."):
+            self._by_owner = None
+        if kind not in MOVES:
+            super().apply(fact, out)
+            return
+        pair = self._pair_of(fact) if kind in FILLS else None  # read before it settles
+        super().apply(fact, out)
+        bots = {d["bot_id"] for d in self.deals.values()
+                if d["status"] == "open" and d["pair"] == pair}
+        deal = self.deals.get(fact.oid)
+        if deal is not None:
+            bots.add(deal["bot_id"])
+        elif kind == "Deal.FeesCorrected":
+            bots.add(fact.id_text("bot_id"))
+        self._points(sorted(bots), fact, out)
+
+    def _pair_of(self, fact: Fact) -> str | None:
+        found = self.deals.get(fact.oid) or self.orders.get(fact.oid)
+        return found["pair"] if found else None
+
+    def _points(self, bot_ids: list[str], fact: Fact, out: Changes) -> None:
+        minute = fact.iso_time[:16] + ":00+00:00"
+        owners: set[str] = set()
+        for bot_id in bot_ids:
+            bot = self.bots.get(bot_id)
+            if bot is None or bot["owner_id"] is None:
+                continue
+            unrealized = self._unrealized({bot_id})
+            self._write(out, "bot", bot_id, bot["owner_id"], minute,
+                        bot["realized_pnl"], unrealized)
+            owners.add(bot["owner_id"])
+        for owner in sorted(owners):
+            owned = self._owned(owner)
+            realized = sum((self.bots[b]["realized_pnl"] for b in owned), ZERO)
+            self._write(out, "owner", owner, owner, minute, realized,
+                        self._unrealized(set(owned)))
+
+    def _owned(self, owner: str) -> list[str]:
+        if self._by_owner is None or sum(map(len, self._by_owner.values())) != len(self.bots):
+            self._by_owner = {}
+            for bot in sorted(self.bots.values(), key=lambda b: b["bot_id"]):
+                self._by_owner.setdefault(bot["owner_id"], []).append(bot["bot_id"])
+        return self._by_owner.get(owner, [])
+
+    def _unrealized(self, bot_ids: set[str]) -> Decimal:
+        total = ZERO
+        deals = (d for d in self.deals.values() if d["bot_id"] in bot_ids)
+        for deal in sorted(deals, key=lambda d: d["deal_id"]):
+            mark = self.marks.get(deal["pair"])
+            if deal["status"] == "open" and mark is not None:
+                total += deal["units"] * mark["price"] - deal["cost"] - deal["buy_fees"]
+        return total
+
+    @staticmethod
+    def _write(out: Changes, scope: str, scope_id: str, owner: str, minute: str,
+               realized: Decimal, unrealized: Decimal) -> None:
+        out.upsert(EQ_POINTS, {"scope": scope, "scope_id": scope_id, "minute": minute,
+                               "owner_id": owner, "realized_pnl": realized,
+                               "unrealized_pnl": unrealized,
+                               "equity": realized + unrealized})
+
+
+# --- reading --------------------------------------------------------------------------------
+
+RESOLUTIONS = {"MINUTE": 60, "FIVE_MINUTES": 300, "FIFTEEN_MINUTES": 900, "HOUR": 3600,
+               "FOUR_HOURS": 14_400, "DAY": 86_400}
+MAX_POINTS = 5000
+
+
+class CurveError(ValueError):
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+def equity_curve(store: ViewStore, scope: str, scope_id: str, start: datetime,
+                 end: datetime, seconds: int) -> list[dict[str, Any]]:
+    """One point per ``seconds`` from ``start`` to ``end`` (both UTC, inclusive): the
+    figures as they were at the end of each step (the last minute recorded by then; zeros
+    before the first)."""
+    if end < start:
+        raise CurveError("INVALID_RANGE", "to is before from", "to")
+    count = int((end - start).total_seconds() // seconds) + 1
+    if count > MAX_POINTS:
+        raise CurveError("TOO_MANY_POINTS", f"{count} points asked for, at most {MAX_POINTS}: "
+                         "choose a coarser resolution or a shorter range", "resolution")
+    rows = store.select(EQ_POINTS, "scope = ? AND scope_id = ? AND minute <= ?",
+                        (scope, scope_id, _minute(end)), order="minute")
+    points, current, i = [], None, 0
+    for n in range(count):
+        at = start + timedelta(seconds=seconds * n)
+        limit = _minute(at)
+        while i < len(rows) and rows[i]["minute"] <= limit:
+            current, i = rows[i], i + 1
+        realized = current["realized_pnl"] if current else ZERO
+        unrealized = current["unrealized_pnl"] if current else ZERO
+        points.append({"time": at, "realized_pnl": realized, "unrealized_pnl": unrealized,
+                       "equity": realized + unrealized})
+    return points
+
+
+def _minute(moment: datetime) -> str:
+    return moment.isoformat()[:16] + ":00+00:00"

@@ -50,3 +50,17 @@ export function download(name: string, text: string, type = "text/csv"): void {
   a.click();
   URL.revokeObjectURL(url);
 }
+
+const TIMEFRAMES: [string, number][] = [["1s", 1], ["5s", 5], ["15s", 15], ["1m", 60], ["5m", 300],
+  ["15m", 900], ["1h", 3600], ["4h", 14400], ["1d", 86400]];
+const RESOLUTIONS: [string, number][] = [["MINUTE", 60], ["FIVE_MINUTES", 300], ["FIFTEEN_MINUTES", 900],
+  ["HOUR", 3600], ["FOUR_HOURS", 14400], ["DAY", 86400]];
+
+function step(steps: [string, number][], spanSeconds: number, maxPoints: number): string {
+  return (steps.find(([, s]) => spanSeconds / s <= maxPoints) ?? steps[steps.length - 1])[0];
+}
+
+/** The finest candle timeframe that draws ``spanSeconds`` in at most ``maxPoints`` candles. */
+export const timeframeFor = (spanSeconds: number, maxPoints = 600) => step(TIMEFRAMES, spanSeconds, maxPoints);
+/** The finest equityCurve resolution within ``maxPoints`` points. */
+export const resolutionFor = (spanSeconds: number, maxPoints = 1000) => step(RESOLUTIONS, spanSeconds, maxPoints);

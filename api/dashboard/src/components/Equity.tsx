@@ -1,17 +1,22 @@
-// The equity curve: cumulative realized P/L at each closed deal.
-import { chartTime } from "../format";
-import { useQuery } from "../hooks";
+// The equity curve (realized + unrealized P/L) of the portfolio or one bot, from the API's
+// equityCurve, refreshed while deals move it.
+import { useState } from "react";
+import { chartTime, resolutionFor } from "../format";
+import { PORTFOLIO_UPDATES, useLiveRefetch, useQuery } from "../hooks";
 import { Chart } from "./Chart";
 
-const CLOSED = `query($bot: ID) { deals(botId: $bot, status: CLOSED, first: 100) { edges { node { closedAt realizedPnl } } } }`;
+const CURVE = `query($from: DateTime!, $bot: ID, $res: Resolution!) {
+  equityCurve(from: $from, botId: $bot, resolution: $res) { time realizedPnl unrealizedPnl equity } }`;
 
-export function EquityChart({ botId }: { botId?: string }) {
-  const q = useQuery(CLOSED, { bot: botId ?? null });
-  const deals = (q.data?.deals?.edges ?? []).map((e: any) => e.node).reverse();
-  let total = 0;
-  const points = deals.map((d: any) => ({ time: chartTime(d.closedAt), value: (total += Number(d.realizedPnl)) }));
+export function EquityChart({ since, botId }: { since: string; botId?: string }) {
+  const [res] = useState(() => resolutionFor((Date.now() - new Date(since).getTime()) / 1000));
+  const q = useQuery(CURVE, { from: since, bot: botId ?? null, res });
+  useLiveRefetch(q.refetch, PORTFOLIO_UPDATES, {}, 5000);
+  const points = q.data?.equityCurve ?? [];
   if (q.error) return <p className="error" role="alert">{q.error}</p>;
-  if (!points.length) return <p>No closed deal yet: the curve starts with the first.</p>;
-  return <Chart label="Equity curve: cumulative P/L" testId="equity-chart"
-                lines={[{ name: "P/L", color: "#2e7d32", points, area: true }]} />;
+  if (!points.length) return <p>Nothing to draw yet: the curve starts with the first fill.</p>;
+  const line = (key: string) => points.map((p: any) => ({ time: chartTime(p.time), value: Number(p[key]) }));
+  return <Chart label="Equity curve: realized plus unrealized P/L over time" testId="equity-chart"
+                lines={[{ name: "equity", color: "#1565c0", points: line("equity"), area: true },
+                        { name: "realized", color: "#2e7d32", points: line("realizedPnl") }]} />;
 }

@@ -3,7 +3,8 @@
 import { Fragment, useState } from "react";
 import { Banner, modeOf } from "../components/Banner";
 import { BotActions } from "../components/BotActions";
-import { PriceChart } from "../components/PriceChart";
+import { EquityChart } from "../components/Equity";
+import { LiveChart } from "../components/LiveChart";
 import { amount, download, money, pct, signClass, toCsv, when } from "../format";
 import { gql } from "../gql";
 import { useLiveRefetch, useQuery } from "../hooks";
@@ -83,6 +84,12 @@ function Deals({ deals }: { deals: any[] }) {
   );
 }
 
+/** From a little before the oldest deal shown (or the bot's creation). */
+function chartStart(bot: any, deals: any[]): string {
+  const times = [bot.createdAt, ...deals.map((d) => d.openedAt)].map((t) => new Date(t).getTime());
+  return new Date(Math.min(...times) - 60_000).toISOString();
+}
+
 export function BotDetail({ botId }: { botId: string }) {
   const session = useSession();
   const q = useQuery(DETAIL, { id: botId, after: null });
@@ -106,7 +113,9 @@ export function BotDetail({ botId }: { botId: string }) {
       {o && <p data-testid="open-deal">Open deal: average entry {money(o.averageEntry)}, take profit {money(o.takeProfitPrice)},
         stop loss {money(o.stopLossPrice)}, mark {money(o.markPrice)}, {o.safetyOrdersUsed} safety orders used,
         unrealized <span className={signClass(o.unrealizedPnl)}>{money(o.unrealizedPnl)}</span></p>}
-      <PriceChart pair={bot.pair} candles={[]} deals={deals} openDeal={o} />
+      <LiveChart pair={bot.pair} since={chartStart(bot, deals)} deals={deals} openDeal={o} />
+      <h2>Equity</h2>
+      <EquityChart since={bot.createdAt} botId={bot.id} />
       <h2>Deals</h2>
       <Deals deals={deals} />
     </>

@@ -57,20 +57,20 @@ export function BotForm({ botId }: { botId?: string }) {
   const session = useSession();
   const [values, setValues] = useState(DEFAULTS);
   const [price, setPrice] = useState("60000");
+  const [priceTyped, setPriceTyped] = useState(false);
   const [startNow, setStartNow] = useState(true);
   const [error, setError] = useState<string | null>(null);
   const existing = useQuery(`query($id: ID!) { bot(id: $id) { id name status ${CONFIG} } }`, { id: botId }, !botId);
-  const marks = useQuery(`{ bots(first: 100) { edges { node { openDeal { markPrice } } } } }`);
+  const mark = useQuery(`query($pair: String!) { markPrice(pair: $pair) }`, { pair: values.pair });
   useEffect(() => {
     const bot = existing.data?.bot;
     if (!bot?.config) return;
     const v = Object.fromEntries(Object.entries(bot.config).map(([k, x]) => [k, x === null ? "" : String(x)]));
     setValues({ ...DEFAULTS, ...v, name: bot.name });
   }, [existing.data]);
-  useEffect(() => {
-    const mark = marks.data?.bots.edges.map((e: any) => e.node.openDeal?.markPrice).find(Boolean);
-    if (mark) setPrice(String(Number(mark).toFixed(2)));
-  }, [marks.data]);
+  useEffect(() => { // the market's price, until the trader types another
+    if (mark.data?.markPrice && !priceTyped) setPrice(mark.data.markPrice);
+  }, [mark.data]);
   const plan = usePreview(values, price);
   const set = (name: string) => (e: { target: HTMLInputElement }) => setValues({ ...values, [name]: e.target.value });
 
@@ -108,7 +108,7 @@ export function BotForm({ botId }: { botId?: string }) {
             <Field key={name} label={label} name={name} value={values[name]} onChange={set(name)} hint={hint}
                    inputMode={name === "pair" ? "text" : "decimal"} required={!name.endsWith("Pct") || name === "takeProfitPct" || name === "priceDeviationPct"} />
           ))}
-          <Field label="Preview at price" name="previewPrice" value={price} onChange={(e) => setPrice(e.target.value)}
+          <Field label="Preview at price" name="previewPrice" value={price} onChange={(e) => { setPrice(e.target.value); setPriceTyped(true); }}
                  inputMode="decimal" hint="the market's price, for the ladder preview only" />
           {!botId && (
             <div className="field check">

@@ -41,7 +41,7 @@ export function PortfolioPage() {
       {q.error && <p className="error" role="alert">{q.error}</p>}
       {q.data && <PortfolioFigures p={q.data.portfolio} />}
       <h2>Equity curve</h2>
-      <EquityChart />
+      <EquityChart since={session.me.registeredAt} />
     </>
   );
 }

@@ -46,6 +46,8 @@ class BacktestResult:
     open_deal: dict[str, Any] | None  # the deal still open at the end of the data, if any
     # Equity at every candle's close, as floats: for pictures (with ``keep_equity``).
     equity: np.ndarray | None = None
+    # Exact equity at evenly spaced candles (with ``equity_points``): (open time ms, equity).
+    equity_points: list[tuple[int, Decimal]] | None = None
 
 
 class Venue(Exchange, SimulatedVenue):
@@ -104,6 +106,7 @@ def run_backtest(
     on_progress: Callable[[int, int], None] | None = None,
     summary_keys: Sequence[str] | None = None,
     period: tuple[int | None, int | None] | None = None,
+    equity_points: int | None = None,
 ) -> BacktestResult:
     """Run ``config`` over ``candles``. ``append(events)`` appends events in one transaction
     and returns how many it appended. ``summary_keys``: the figures to record at the end, in
@@ -132,7 +135,7 @@ def run_backtest(
     steps = _Steps(append)
     steps.add(run, bot)
     engine = DcaEngine(bot, venue, ids, keep_deals=keep_deals)
-    drawdown = DrawdownTracker(candles, keep_curve=keep_equity)
+    drawdown = DrawdownTracker(candles, keep_curve=keep_equity, exact_points=equity_points)
     scanner = _Scanner(candles.low, candles.high)
     capital = _CapitalMeter()
     try:
@@ -150,9 +153,11 @@ def run_backtest(
         steps.record_interruption(run, Cause(at, ENGINE, f"{run_seed}:interrupted"), error)
         raise
     deals = [_deal_row(d, interval) for d in engine.tally.closed_deals]
+    points = None if drawdown.points is None else [
+        (int(candles.timestamps[i]), drawdown.points[i]) for i in sorted(drawdown.points)]
     return BacktestResult(run_id, bot_id, summary, deals, candles,
                           _open_deal_row(engine, interval, summary["unrealized_pnl"]),
-                          drawdown.curve)
+                          drawdown.curve, points)
 
 
 def _walk(candles: CandleSeries, engine: DcaEngine, venue: Venue, steps: _Steps,

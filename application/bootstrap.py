@@ -365,12 +365,14 @@ def open_runtime(settings):
                           speed=settings.speed, epoch=datetime(2026, 1, 1, tzinfo=UTC))
     loop = LiveLoop(clock, [feed], paper, periodic=[reconciler.run_if_due],
                     tape=MarketTape())
+    library = open_candle_library(settings)
     return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
                    paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
                    changes=ChangeFeed(trading),
                    schedules=_checkpoint_schedules(settings, trading, database),
                    exchange_accounts=exchange_accounts, reconciler=reconciler,
-                   candle_library=open_candle_library(settings))
+                   candle_library=library,
+                   backtests=open_backtest_jobs(trading, library))
 
 
 def open_candle_library(settings):
@@ -388,6 +390,45 @@ def open_candle_library(settings):
 
 
 SHIPPED_FIRST = "binance_BTC_USDT-1m-2025-11.csv"
+
+
+def open_backtest_jobs(trading, library):
+    """Backtests run for users in the background, recorded in ``trading``'s log, on series
+    of ``library`` only."""
+    from adapters.clock import SequentialIds
+    from application.backtest_jobs import EQUITY_POINTS, BacktestJobs
+
+    def run(asked, seed, on_progress):
+        period = None if asked.period == (None, None) else asked.period
+        candles = load_backtest_candles(str(library.path(asked.candles_file)), period)
+        return run_backtest_on(candles, asked.config, fee_rate=asked.fee_rate,
+                               balance=asked.balance, store_url="memory", seed=seed,
+                               trading=trading, keep_deals=True, on_progress=on_progress,
+                               period=period, equity_points=EQUITY_POINTS)
+
+    def rerun(run_id):
+        from domain.backtests import BacktestRun
+
+        return rerun_backtest_result(trading.load(run_id, BacktestRun))
+
+    return BacktestJobs(trading, trading.ids, run, lambda seed: SequentialIds(seed).new_id(),
+                        rerun)
+
+
+def rerun_backtest_result(run):
+    """A stored run made again in memory, with its deals and exact equity points."""
+    from adapters.marketdata.csv_candles import load_candles
+    from application.backtest import summary_keys_of
+    from application.backtest_jobs import EQUITY_POINTS
+    from domain.errors import DomainError
+
+    candles = load_candles(run.candles_source)
+    if run.candles_sha256 and candles.sha256 != run.candles_sha256:
+        raise DomainError(f"{run.candles_source} changed since the run", code="CANDLES_CHANGED")
+    return run_backtest_on(_in_period(candles, run.period), run.config, fee_rate=run.fee_rate,
+                           balance=run.balance, store_url="memory", seed=run.run_seed,
+                           summary_keys=summary_keys_of(run.summary), period=run.period,
+                           keep_deals=True, equity_points=EQUITY_POINTS)
 
 
 def open_market_rules(exchange_id: str, *, sandbox: bool, environ=None):

@@ -22,11 +22,26 @@ class DrawdownTracker:
     """``curve`` (with ``keep_curve``): equity at every candle's close as floats, for
     pictures; the figures themselves are worked out in Decimal whether it is kept or not."""
 
-    def __init__(self, candles: CandleSeries, keep_curve: bool = False):
+    def __init__(self, candles: CandleSeries, keep_curve: bool = False,
+                 exact_points: int | None = None):
+        """``exact_points``: also keep the exact equity (Decimal) at about that many evenly
+        spaced candles and the last one, in ``points`` (index: equity)."""
         self.candles = candles
         self.peak = ZERO  # equity starts at 0
         self.max_drawdown = ZERO
         self.curve = np.zeros(len(candles)) if keep_curve else None
+        n = len(candles)
+        self.every = max(1, -(-n // exact_points)) if exact_points else 0
+        self.points: dict[int, Decimal] | None = {} if exact_points else None
+
+    def _keep(self, start: int, end: int, realized: Decimal, state) -> None:
+        """The exact equity at the kept candles of ``start..end-1``."""
+        if self.points is None:
+            return
+        last = len(self.candles) - 1
+        first = -(-start // self.every) * self.every
+        for i in [*range(first, end, self.every), *([last] if start <= last < end else [])]:
+            self.points[i] = self._equity(i, realized, state)
 
     def _equity(self, i: int, realized: Decimal, state, close: Decimal | None = None) -> Decimal:
         if state is None:
@@ -38,6 +53,8 @@ class DrawdownTracker:
     def sample(self, i: int, realized: Decimal, state, close: Decimal) -> None:
         """Equity at candle ``i``'s close, after everything that happened in it."""
         equity = self._equity(i, realized, state, close)
+        if self.points is not None and (i % self.every == 0 or i == len(self.candles) - 1):
+            self.points[i] = equity
         self.peak = max(self.peak, equity)
         self.max_drawdown = max(self.max_drawdown, self.peak - equity)
         if self.curve is not None:
@@ -55,6 +72,7 @@ class DrawdownTracker:
         """Candles ``start..end-1`` passed with nothing happening."""
         if start >= end:
             return
+        self._keep(start, end, realized, state)
         if state is None:
             if self.curve is not None:
                 self.curve[start:end] = float(realized)

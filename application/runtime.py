@@ -58,6 +58,7 @@ class Runtime:
     # Live exchange accounts and their keys (``application.exchange_accounts``).
     exchange_accounts: Any = None
     candle_library: Any = None  # the stored series users may name (CandleLibrary)
+    backtests: Any = None  # backtests run for users in the background (BacktestJobs)
     started_at: datetime | None = None
     accepting_commands: bool = True
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,6 +96,8 @@ class Runtime:
     def stop(self) -> None:
         self.accepting_commands = False
         self.loop.stop()
+        if self.backtests is not None:
+            self.backtests.close()  # a run under way stops at its next step, recorded so
         for schedule in self.schedules:
             schedule.stop()
         self.refresh()

@@ -34,7 +34,7 @@ from projections.store import SHADOW, ViewStore
 
 # Rough cost of each projection per event, to share them out before anything is measured.
 WEIGHTS = {"audit": 3, "frontend": 2, "pnl": 2, "leaderboard": 2, "balances": 1,
-           "equity": 2}
+           "equity": 2, "backtests": 1}
 # Events run in this process before choosing: enough for steady figures (a few batches), a
 # small part of a log big enough to be worth splitting.
 PROBE_EVENTS = 60_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.audit import AuditLog
+from projections.backtests import Backtests
 from projections.balances import Balances
 from projections.equity import Equity
 from projections.framework import Projection
@@ -12,7 +13,8 @@ from projections.pnl import Pnl
 from projections.runner import ProjectionError
 
 PROJECTIONS: dict[str, type[Projection]] = {
-    cls.name: cls for cls in (AuditLog, Balances, Pnl, Leaderboard, FrontEnd, Equity)
+    cls.name: cls for cls in (AuditLog, Balances, Pnl, Leaderboard, FrontEnd, Equity,
+                           Backtests)
 }
 
 

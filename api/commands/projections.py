@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from api.commands.common import EXIT_FAILED, CommandError, add_database_option, print_json
 
 # checked again at run time
-NAMES = ("audit", "balances", "pnl", "leaderboard", "frontend", "equity")
+NAMES = ("audit", "balances", "pnl", "leaderboard", "frontend", "equity", "backtests")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,9 @@ from api.graphql.accounts.mutations import AccountMutations
 from api.graphql.accounts.passwords import PasswordMutations
 from api.graphql.accounts.queries import AccountQueries
 from api.graphql.audit.queries import AuditQueries
+from api.graphql.backtests.mutations import BacktestMutations
+from api.graphql.backtests.queries import BacktestQueries
+from api.graphql.backtests.subscriptions import BacktestSubscriptions
 from api.graphql.bots.mutations import BotMutations
 from api.graphql.bots.plan import PlanQueries
 from api.graphql.bots.queries import BotQueries
@@ -38,12 +41,12 @@ from api.http_limits import RequestLimits
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
                               ExchangeAccountQueries, DriftQueries, ChartQueries,
-                              CandleQueries))
+                              CandleQueries, BacktestQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
-                                    ExchangeAccountMutations))
+                                    ExchangeAccountMutations, BacktestMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions,
-                                            PriceSubscriptions))
+                                            PriceSubscriptions, BacktestSubscriptions))
 
 
 DEFAULT_LIMITS = RequestLimits()

@@ -31,12 +31,14 @@ def leaf_selection(name: str) -> str:
 
 
 def test_the_schema_has_paged_fields_and_each_is_tested_below(server):
-    assert paged_fields(server) == ["auditLog", "bots", "deals", "drift", "exchangeAccounts",
-                                    "leaderboard"]
+    assert paged_fields(server) == PAGED
 
 
-@pytest.mark.parametrize("field", ["auditLog", "bots", "deals", "drift", "exchangeAccounts",
-                                   "leaderboard"])
+PAGED = ["auditLog", "backtestRuns", "bots", "deals", "drift", "exchangeAccounts",
+         "leaderboard"]
+
+
+@pytest.mark.parametrize("field", PAGED)
 @pytest.mark.parametrize("size", SIZES_OUT_OF_RANGE)
 def test_an_out_of_range_page_size_is_refused_with_a_code(server, field, size):
     alice = server.user("alice")

@@ -51,8 +51,21 @@ AUTHENTICATED = {
                           'sandbox: true, apiKey: "k", secret: "s"}) { __typename } }',
     "removeExchangeAccount": "mutation($id: ID!) { removeExchangeAccount(id: $id) { "
                              "__typename ... on AccountErrors { code } } }",
+    "equityCurve": 'query($id: ID!) { equityCurve(botId: $id, from: "2026-03-01T11:00:00Z", '
+                   'to: "2026-03-01T13:00:00Z") { equity } }',
+    "candles": '{ candles(pair: "BTC/USDT", from: "2026-03-01T11:00:00Z") { close } }',
+    "candleFiles": "{ candleFiles }",
+    "markPrice": '{ markPrice(pair: "BTC/USDT") }',
+    "backtestRun": "query($id: ID!) { backtestRun(id: $id) { id } }",
+    "backtestRuns": "{ backtestRuns { edges { node { id } } } }",
+    "compareBacktests": "query($id: ID!) { compareBacktests(ids: [$id]) { id } }",
+    "runBacktest": f"mutation {{ runBacktest(input: {{config: {CONFIG_LITERAL}, candles: "
+                   f"{{file: \"binance_BTC_USDT-1m-2025-11.csv\", from: "
+                   f"\"2025-11-03T00:00:00Z\", to: \"2025-11-03T02:00:00Z\"}}}}) "
+                   f"{{ __typename }} }}",
 }
-SUBSCRIPTIONS = {"botEvents", "portfolioUpdates"}  # see test_subscriptions.py
+# see test_subscriptions.py, test_charts.py, test_backtests.py
+SUBSCRIPTIONS = {"botEvents", "portfolioUpdates", "prices", "backtestProgress"}
 
 
 def variables(document: str, value: str) -> dict[str, str]:
@@ -118,7 +131,7 @@ def bob_world(server):
 
 
 NULL_FOR_OTHERS = {"bot": "bot", "deals": "bot", "deal": "deal", "pnlSeries": "bot",
-                   "history": "bot"}
+                   "history": "bot", "equityCurve": "bot"}
 NOT_FOUND_FOR_OTHERS = {"editBot", "startBot", "pauseBot", "stopBot", "resetBotError",
                         "setLeaderboardListing", "closeDeal", "removeExchangeAccount"}
 

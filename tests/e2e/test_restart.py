@@ -103,7 +103,8 @@ def test_restart_mid_deal_resumes_the_bot_without_duplicated_orders(launch):
         pytest.fail("never stopped with a resting safety order")
     assert before.bot_status == "running" and before.open_deal_id is not None
     assert projection_lag(server.database_url) == dict.fromkeys(
-        ("audit", "balances", "pnl", "leaderboard", "frontend", "equity"), 0), "not flushed on stop"
+        ("audit", "balances", "pnl", "leaderboard", "frontend", "equity",
+         "backtests"), 0), "not flushed on stop"
     deal_id = str(before.open_deal_id)
 
     server.start()  # same database, new process

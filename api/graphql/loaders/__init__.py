@@ -5,6 +5,7 @@ from __future__ import annotations
 from api.graphql.loaders.accounts import accounts_by_id
 from api.graphql.loaders.active_bots import active_bots_by_owner
 from api.graphql.loaders.audit_pages import audit_pages
+from api.graphql.loaders.backtests import backtest_results, backtest_rows, stored_backtests
 from api.graphql.loaders.bot_configs import configs_by_bot
 from api.graphql.loaders.bot_pages import bot_pages
 from api.graphql.loaders.bot_pnl import pnl_by_bot
@@ -27,6 +28,9 @@ class Loaders:
         self.accounts = accounts_by_id(read)
         self.active_bots = active_bots_by_owner(read)
         self.audit_pages = audit_pages(read)
+        self.backtest_rows = backtest_rows(read)
+        self.backtest_results = backtest_results(runtime.backtests)
+        self.stored_backtests = stored_backtests(trading)
         self.bot_configs = configs_by_bot(trading, read)
         self.bot_pages = bot_pages(read)
         self.bot_pnl = pnl_by_bot(read)

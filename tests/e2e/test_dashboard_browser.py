@@ -84,6 +84,33 @@ def demo_bot_detail(page) -> None:
     shot(page, "bot-detail-demo")
 
 
+def run_backtests(page) -> None:
+    """Two days of the shipped month, then again with another take profit: each run's chart
+    and summary show, and the two compare side by side."""
+    page.get_by_role("link", name="Backtest").click()
+    page.get_by_role("heading", name="Backtest", exact=True).wait_for()
+    page.get_by_label("Candle series").select_option("binance_BTC_USDT-1m-2025-11.csv")
+    page.get_by_label("From (UTC, optional)").fill("2025-11-03T00:00")
+    page.get_by_label("To (UTC, optional)").fill("2025-11-05T00:00")
+    page.get_by_label("Price deviation %").fill("0.5")
+    for take_profit in ("0.5", "1"):
+        page.get_by_label("Take profit %", exact=True).fill(take_profit)
+        page.get_by_role("button", name="Run backtest").click()
+        result = page.locator('[data-testid="backtest-result"]')
+        result.wait_for(timeout=WAIT)
+        page.locator('[data-testid="backtest-progress"]').wait_for()
+        summary = page.locator('[data-testid="backtest-summary"]').inner_text()
+        assert "2880" in summary  # two days of one-minute candles
+        page.locator('[data-testid="backtest-chart"] canvas').first.wait_for()
+        page.wait_for_timeout(500)  # the candles answer
+    shot(page, "backtest")
+    boxes = page.locator('[data-testid="backtest-runs"] input[type="checkbox"]')
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.locator('[data-testid="comparison"] canvas').first.wait_for(timeout=WAIT)
+    shot(page, "backtest-compare")
+
+
 def figure(page, name: str) -> str:
     return page.locator(f'[data-testid="fig-{name}"]').inner_text()
 
@@ -146,6 +173,7 @@ def test_a_trader_uses_the_dashboard_in_a_browser(launch, chromium):
     see_closed_deals_arrive(page)
     create_and_start_a_bot(page)
     demo_bot_detail(page)
+    run_backtests(page)
     drag_the_slider_back(page)
     other_pages(page)
     stop_the_bot(page)

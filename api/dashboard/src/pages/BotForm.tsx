@@ -3,41 +3,22 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { Banner } from "../components/Banner";
 import { describeErrors, Field, Status } from "../components/Form";
+import { ConfigFields } from "../components/ConfigFields";
 import { Ladder } from "../components/Ladder";
+import { CONFIG_DEFAULTS, configInput } from "../config";
 import { gql } from "../gql";
 import { useQuery } from "../hooks";
 import { go } from "../router";
 import { useSession } from "../session";
 import { BOT_ACTION } from "../queries";
 
-const DEFAULTS: Record<string, string> = {
-  name: "", pair: "BTC/USDT", baseOrderQuote: "100", safetyOrderQuote: "50", maxSafetyOrders: "3",
-  priceDeviationPct: "1", safetyVolumeScale: "1.5", safetyStepScale: "1.2", takeProfitPct: "1",
-  stopLossPct: "", trailingTakeProfitPct: "", cooldownSeconds: "0",
-};
-const FIELDS: [string, string, string?][] = [
-  ["pair", "Pair"], ["baseOrderQuote", "Base order (quote)"], ["safetyOrderQuote", "Safety order (quote)"],
-  ["maxSafetyOrders", "Max safety orders"], ["priceDeviationPct", "Price deviation %", "drop before the first safety order"],
-  ["safetyVolumeScale", "Safety volume scale"], ["safetyStepScale", "Safety step scale"],
-  ["takeProfitPct", "Take profit %"], ["stopLossPct", "Stop loss % (optional)"],
-  ["trailingTakeProfitPct", "Trailing take profit % (optional)"], ["cooldownSeconds", "Cooldown (seconds)"],
-];
+const DEFAULTS: Record<string, string> = { name: "", ...CONFIG_DEFAULTS };
 const CONFIG = `config { pair baseOrderQuote safetyOrderQuote maxSafetyOrders priceDeviationPct
   safetyVolumeScale safetyStepScale takeProfitPct stopLossPct trailingTakeProfitPct cooldownSeconds }`;
 const PLAN = `query($c: DcaConfigInput!, $p: String!) { dcaPlan(config: $c, price: $p) {
   ... on DcaPlan { levels { n deviationPct price quote units totalQuote totalUnits averagePrice takeProfitPrice stopLossPrice } }
   ... on InputErrors { code message errors { field message } } } }`;
 const RESULT = "... on Bot { id status } ... on BotErrors { code message errors { field message } }";
-
-function configInput(v: Record<string, string>) {
-  return {
-    pair: v.pair, baseOrderQuote: v.baseOrderQuote, safetyOrderQuote: v.safetyOrderQuote,
-    maxSafetyOrders: Number(v.maxSafetyOrders), priceDeviationPct: v.priceDeviationPct,
-    safetyVolumeScale: v.safetyVolumeScale, safetyStepScale: v.safetyStepScale,
-    takeProfitPct: v.takeProfitPct, stopLossPct: v.stopLossPct || null,
-    trailingTakeProfitPct: v.trailingTakeProfitPct || null, cooldownSeconds: Number(v.cooldownSeconds || 0),
-  };
-}
 
 function usePreview(values: Record<string, string>, price: string) {
   const [plan, setPlan] = useState<{ levels: any[]; error: string | null }>({ levels: [], error: null });
@@ -104,10 +85,7 @@ export function BotForm({ botId }: { botId?: string }) {
       <div className="two">
         <form onSubmit={submit} aria-label={botId ? "edit bot" : "new bot"} className="bot-form">
           {!botId && <Field label="Name" name="name" value={values.name} onChange={set("name")} required maxLength={100} />}
-          {FIELDS.map(([name, label, hint]) => (
-            <Field key={name} label={label} name={name} value={values[name]} onChange={set(name)} hint={hint}
-                   inputMode={name === "pair" ? "text" : "decimal"} required={!name.endsWith("Pct") || name === "takeProfitPct" || name === "priceDeviationPct"} />
-          ))}
+          <ConfigFields values={values} onChange={(name, value) => setValues({ ...values, [name]: value })} />
           <Field label="Preview at price" name="previewPrice" value={price} onChange={(e) => { setPrice(e.target.value); setPriceTyped(true); }}
                  inputMode="decimal" hint="the market's price, for the ladder preview only" />
           {!botId && (

@@ -45,6 +45,9 @@ AUTHENTICATED = {
                  "code } } }",
     "emergencyStop": "mutation { emergencyStop(reason: \"test\") { __typename } }",
     "emergencyResume": "mutation { emergencyResume { __typename } }",
+    "users": "{ users { edges { node { id email } } } }",
+    "blockUser": "mutation($id: ID!) { blockUser(id: $id) { __typename } }",
+    "unblockUser": "mutation($id: ID!) { unblockUser(id: $id) { __typename } }",
     "exchangeAccounts": "{ exchangeAccounts { edges { node { id sandbox } } } }",
     "drift": "{ drift { edges { node { kind accountId } } } }",
     "addExchangeAccount": 'mutation { addExchangeAccount(input: {exchange: "binance", '
@@ -111,8 +114,9 @@ def test_a_logged_out_or_blocked_users_token_stops_working(server):
 
 def test_admin_fields_refuse_other_users(server):
     alice = server.user("alice")
-    for field in ("emergencyStop", "emergencyResume"):
-        body = server.post(AUTHENTICATED[field], token=alice.token)
+    for field in ("emergencyStop", "emergencyResume", "users", "blockUser", "unblockUser"):
+        document = AUTHENTICATED[field]
+        body = server.post(document, variables(document, alice.user_id), alice.token)
         assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
     assert not server.runtime.trading.is_halted()
 

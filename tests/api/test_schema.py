@@ -14,7 +14,7 @@ from api.graphql.schema import build_schema
 ROOTS = ("Query", "Mutation", "Subscription")
 PUBLIC = {"register", "verifyEmail", "login", "refresh", "logout", "dcaPlan", "leaderboard",
           "systemStatus", "resendVerification", "requestPasswordReset", "resetPassword"}
-ADMIN = {"emergencyStop", "emergencyResume"}
+ADMIN = {"emergencyStop", "emergencyResume", "users", "blockUser", "unblockUser"}
 
 
 def root_fields() -> list[tuple[str, str, list[type[BasePermission]]]]:

@@ -8,13 +8,15 @@ var/screenshots/ (gitignored), the artefacts of the run."""
 from __future__ import annotations
 
 import re
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 
-from tests.e2e.conftest import only_loopback
+from tests.e2e.conftest import TRADETAPE, only_loopback, server_env
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 DEMO = ("demo@tradetape.local", "Tradetape-demo-1")
+ADMIN = ("admin@tradetape.local", "Admin-pass-4242")
 WAIT = 60_000  # ms: the demo closes deals within its first market minutes (300x)
 
 
@@ -23,10 +25,10 @@ def shot(page, name: str) -> None:
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
 
-def log_in(page, base_url: str) -> None:
+def log_in(page, base_url: str, who: tuple[str, str] = DEMO) -> None:
     page.goto(f"{base_url}/", wait_until="load")
-    page.get_by_label("Email").fill(DEMO[0])
-    page.get_by_label("Password").fill(DEMO[1])
+    page.get_by_label("Email").fill(who[0])
+    page.get_by_label("Password").fill(who[1])
     shot(page, "login")
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Overview").wait_for(timeout=WAIT)
@@ -163,6 +165,28 @@ def fits_a_phone(page) -> None:
     shot(page, "overview-phone")
 
 
+def administer(page, server) -> None:
+    """An administrator (made with `tradetape users create`) blocks and unblocks the demo user
+    from the admin page, and sees the projections' lag."""
+    subprocess.run([str(TRADETAPE), "users", "create", "--email", ADMIN[0], "--password",
+                    ADMIN[1], "--role", "admin", "--verified", "--database",
+                    server.database_url], env=server_env(), check=True, capture_output=True,
+                   timeout=60)
+    page.set_viewport_size({"width": 1300, "height": 900})
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, server.base_url, ADMIN)
+    page.get_by_role("link", name="Admin").click()
+    demo = page.locator(f'tr[data-user="{DEMO[0]}"]')
+    demo.wait_for(timeout=WAIT)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Block {DEMO[0]}").click()
+    demo.locator('[data-testid="user-state"]').filter(has_text="blocked").wait_for()
+    page.get_by_role("button", name=f"Unblock {DEMO[0]}").click()
+    demo.locator('[data-testid="user-state"]').filter(has_text="active").wait_for()
+    assert "frontend" in page.locator('[data-testid="projections-table"]').inner_text()
+    shot(page, "admin")
+
+
 def test_a_trader_uses_the_dashboard_in_a_browser(launch, chromium):
     server = launch(speed=None, demo=True)  # the demo's own 300x
     page = chromium.new_page(viewport={"width": 1300, "height": 900})
@@ -178,5 +202,6 @@ def test_a_trader_uses_the_dashboard_in_a_browser(launch, chromium):
     other_pages(page)
     stop_the_bot(page)
     fits_a_phone(page)
+    administer(page, server)
     assert elsewhere == []  # the dashboard asked nothing of any other host
     assert faults == []

@@ -84,6 +84,11 @@ def demo_bot_detail(page) -> None:
     page.locator('[data-testid="deals-table"] tbody tr').first.wait_for(timeout=WAIT)
     assert page.locator('[data-testid="price-chart"] canvas').first.is_visible()
     shot(page, "bot-detail-demo")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export deals as CSV").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].startswith("deal,status,opened,closed,reason")
+    assert any(",CLOSED," in line and ",take_profit," in line for line in lines[1:])
 
 
 def run_backtests(page) -> None:
@@ -134,6 +139,7 @@ def drag_the_slider_back(page) -> None:
     page.wait_for_function("""() => document.querySelector('[data-testid="fig-Deals closed"]')
         ?.innerText === '0'""", timeout=WAIT)
     assert Decimal(figure(page, "Realized P/L")) == 0
+    page.get_by_role("heading", name="Leaderboard").wait_for()  # as it stood then, too
     shot(page, "as-of")
 
 

@@ -1,5 +1,6 @@
 // The as-of slider: the portfolio, one bot and the leaderboard as the event log had them at
-// a past moment (portfolio(asOf), history(aggregateId, asOf)); our projections answer it.
+// a past moment (portfolio(asOf), history(aggregateId, asOf), leaderboard(asOf)); our
+// projections answer it.
 import { useEffect, useState } from "react";
 import { Banner } from "../components/Banner";
 import { gql } from "../gql";
@@ -7,12 +8,14 @@ import { when } from "../format";
 import { useQuery } from "../hooks";
 import { PORTFOLIO_FIELDS } from "../queries";
 import { useSession } from "../session";
+import { LEADERBOARD, LeaderboardTable } from "./Leaderboard";
 import { PortfolioFigures } from "./Portfolio";
 
 const STEPS = 200;
-const AS_OF = `query($asOf: DateTime!, $bot: ID!) { portfolio(asOf: $asOf) { ${PORTFOLIO_FIELDS} }
+const BOARD = `leaderboard(first: 20, asOf: $asOf) { ${LEADERBOARD} }`;
+const AS_OF = `query($asOf: DateTime!, $bot: ID!) { portfolio(asOf: $asOf) { ${PORTFOLIO_FIELDS} } ${BOARD}
   history(aggregateId: $bot, asOf: $asOf) { version asOf state events { version type at } } }`;
-const PORTFOLIO_ONLY = `query($asOf: DateTime!) { portfolio(asOf: $asOf) { ${PORTFOLIO_FIELDS} } }`;
+const PORTFOLIO_ONLY = `query($asOf: DateTime!) { portfolio(asOf: $asOf) { ${PORTFOLIO_FIELDS} } ${BOARD} }`;
 
 function BotAsOf({ history }: { history: any }) {
   if (!history) return <p>The bot did not exist yet.</p>;
@@ -65,6 +68,8 @@ export function TimeTravel() {
       <h2>Portfolio</h2>
       {answer?.portfolio && <PortfolioFigures p={answer.portfolio} />}
       {botId && answer && <><h2>Bot</h2><BotAsOf history={answer.history} /></>}
+      <h2>Leaderboard</h2>
+      {answer?.leaderboard && <LeaderboardTable entries={answer.leaderboard} />}
     </>
   );
 }

@@ -84,6 +84,7 @@ def _guard(app: FastAPI, limits: RequestLimits) -> None:
 
 
 def _cache_answers(app: FastAPI, runtime: Runtime, read, limits: RequestLimits) -> None:
+    from api.graphql.owner_versions import OwnerVersions
     from api.graphql.response_cache import GraphQLResponseCache
 
     def now():  # the runtime's clock at each call: tests replace it
@@ -93,6 +94,17 @@ def _cache_answers(app: FastAPI, runtime: Runtime, read, limits: RequestLimits) 
         p = runtime.identity.authenticate(token)
         return (p.user_id, p.role, p.email_verified)
 
-    app.add_middleware(GraphQLResponseCache, path="/graphql", read_version=read.version,
+    versions = OwnerVersions(runtime.trading, read, lambda: _tape_version(runtime))
+
+    def scope_of(identity: tuple) -> str | None:  # an administrator sees every owner's
+        return None if str(identity[1]) == "admin" else str(identity[0])
+
+    app.add_middleware(GraphQLResponseCache, path="/graphql", read_version=versions.version,
                        token_expiry=runtime.identity.access_token_expiry,
-                       authenticate=caller, now=now, max_tokens=limits.max_document_tokens)
+                       authenticate=caller, now=now, scope_of=scope_of,
+                       max_tokens=limits.max_document_tokens)
+
+
+def _tape_version(runtime: Runtime) -> int:
+    tape = getattr(runtime.loop, "tape", None)
+    return 0 if tape is None else tape.version

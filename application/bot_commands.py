@@ -108,6 +108,38 @@ class BotCommands:
             self.trading.edit_bot_config(bot.id, config, actor=str(principal.user_id))
             return bot.id
 
+    def update_bot(self, principal: Principal, bot_id: UUID | None, name: str | None,
+                   config: DcaConfig | None) -> UUID:
+        """A new name and/or configuration, each recorded as its own event; the
+        configuration's ladder cannot change while a deal is open (DEAL_OPEN)."""
+        if config is not None:
+            self.check_pair(config)
+        with self.paper.lock:
+            bot = self.owned_bot(principal, bot_id)
+            actor = str(principal.user_id)
+            if config is not None:
+                bot.edit_config(self.trading.cause(actor), config)  # refused before anything
+            if name is not None:
+                self.trading.rename_bot(bot.id, name, actor=actor)
+            if config is not None:
+                self.trading.edit_bot_config(bot.id, config, actor=actor)
+            return bot.id
+
+    def delete_bot(self, principal: Principal, bot_id: UUID | None,
+                   close_deal: bool = False) -> UUID:
+        """Archive: with ``close_deal`` its open deal is sold at market first, otherwise an
+        open deal refuses it (DEAL_OPEN)."""
+        with self.paper.lock:
+            bot = self.owned_bot(principal, bot_id)
+            actor = str(principal.user_id)
+            if bot.open_deal_id is not None:
+                if not close_deal:
+                    raise DomainError("the bot has an open deal: close it first, or delete "
+                                      "with closeDeal: true", code="DEAL_OPEN", field="id")
+                self.paper.close_deal(bot.id, actor=actor)
+            self.trading.archive_bot(bot.id, actor=actor)
+            return bot.id
+
     def _check_minimums(self, account_id: str, config: DcaConfig) -> None:
         """On an exchange account, a base order below the exchange's minimum order value
         would be refused at every deal: refused now, by name."""

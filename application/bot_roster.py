@@ -94,15 +94,38 @@ def enrol_new_bot(trading: Trading, owner_id: str, cause: Cause, max_bots: int,
 def stop_and_release(trading: Trading, bot_id: UUID, cause: Cause) -> Bot:
     """Stop the bot and free its slot and name in its owner's roster, in one transaction;
     after a lost race, decided again on the bot as it now is."""
+    return _with_roster(trading, bot_id, cause, lambda bot, roster: (
+        bot.stop(cause), roster.release(cause, bot.id)))
+
+
+def rename_in_roster(trading: Trading, bot_id: UUID, name: str, cause: Cause) -> Bot:
+    """Rename the bot, and its entry in its owner's roster (where names are unique), in one
+    transaction."""
+    return _with_roster(trading, bot_id, cause, lambda bot, roster: (
+        bot.rename(cause, name), roster.rename(cause, bot.id, bot.name)))
+
+
+def archive_and_release(trading: Trading, bot_id: UUID, cause: Cause) -> Bot:
+    """Stop the bot if it is not, archive it and free its slot and name, in one
+    transaction."""
+    def archive(bot: Bot, roster: BotRoster) -> None:
+        if bot.status is not BotStatus.STOPPED and not bot.archived:
+            bot.stop(cause)
+        bot.archive(cause)
+        roster.release(cause, bot.id)
+
+    return _with_roster(trading, bot_id, cause, archive)
+
+
+def _with_roster(trading: Trading, bot_id: UUID, cause: Cause,
+                 change: Callable[[Bot, BotRoster], object]) -> Bot:
     for _ in range(ATTEMPTS):
         bot = trading.get_bot(bot_id)
-        bot.stop(cause)
         roster = roster_of(trading, bot.owner_id, cause)
-        roster.release(cause, bot.id)
+        change(bot, roster)
         try:
             trading.save_all(bot, roster)
             return bot
         except ConcurrencyConflictError:
             continue
-    raise ConcurrencyConflictError("the bot kept changing while it was being stopped; "
-                                   "try again")
+    raise ConcurrencyConflictError("the bot kept changing meanwhile; try again")

@@ -10,7 +10,13 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
-from application.bot_roster import MAX_BOTS_PER_USER, enrol_new_bot, stop_and_release
+from application.bot_roster import (
+    MAX_BOTS_PER_USER,
+    archive_and_release,
+    enrol_new_bot,
+    rename_in_roster,
+    stop_and_release,
+)
 from application.transcodings import PrebuiltJSONTranscoder, register_domain_transcodings
 from domain.accounts import AccountKind, ExchangeAccount
 from domain.bots import Bot, BotMode
@@ -162,6 +168,13 @@ class Trading(Application[UUID]):
         """Stopped for good; its slot and name in the owner's roster are free again (in the
         same transaction)."""
         return stop_and_release(self, bot_id, self.cause(actor))
+
+    def rename_bot(self, bot_id: UUID, name: str, actor: str = SYSTEM) -> Bot:
+        return rename_in_roster(self, bot_id, name, self.cause(actor))
+
+    def archive_bot(self, bot_id: UUID, actor: str = SYSTEM) -> Bot:
+        """Deleted: stopped if it was not, kept with its history, listed nowhere."""
+        return archive_and_release(self, bot_id, self.cause(actor))
 
     def fail_bot(self, bot_id: UUID, reason: str, actor: str = SYSTEM) -> Bot:
         return self._change(

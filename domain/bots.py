@@ -39,6 +39,12 @@ _ALLOWED = {
 }
 
 
+# What an open deal's orders were placed with: changing any of them while a deal is open
+# would leave that deal's ladder and the configuration telling different stories.
+LADDER_FIELDS = ("pair", "base_order_quote", "safety_order_quote", "max_safety_orders",
+                 "price_deviation_pct", "safety_volume_scale", "safety_step_scale")
+
+
 class Bot(TradetapeAggregate):
     name: str
     owner_id: str
@@ -56,6 +62,7 @@ class Bot(TradetapeAggregate):
     deals_opened: int
     deals_finished: int  # closed with a sale or cancelled: the read models tell which
     leaderboard_opt_in: bool
+    archived: bool = False  # deleted by its owner: history kept, hidden from lists
 
     def __init__(self) -> None:
         super().__init__()
@@ -148,6 +155,18 @@ class Bot(TradetapeAggregate):
         def apply(self, bot: Bot) -> None:
             bot.open_deal_id, bot.deals_finished = None, bot.deals_finished + 1
 
+    class Renamed(Event):
+        name: str
+
+        def apply(self, bot: Bot) -> None:
+            bot.name = self.name
+
+    class Archived(Event):
+        """Deleted by its owner: stopped for good, kept with its history, listed nowhere."""
+
+        def apply(self, bot: Bot) -> None:
+            bot.archived = True
+
     class LeaderboardOptedIn(Event):
         """The owner lets the public leaderboard show this bot's results."""
 
@@ -215,14 +234,40 @@ class Bot(TradetapeAggregate):
 
     def edit_config(self, cause: Cause, config: DcaConfig) -> None:
         self._check("edit")
-        if config.pair != self.config.pair and self.open_deal_id is not None:
-            raise DomainError(
-                "cannot change the pair while a deal is open",
-                code="DEAL_OPEN",
-                field="pair",
-            )
+        if self.open_deal_id is not None:
+            changed = [f for f in LADDER_FIELDS if getattr(config, f) != getattr(self.config, f)]
+            if changed:
+                raise DomainError(
+                    f"cannot change {', '.join(changed)} while a deal is open: its orders "
+                    "were placed with them (close the deal, or change them after it ends)",
+                    code="DEAL_OPEN",
+                    field=changed[0],
+                )
         if config != self.config:
             self._record(self.ConfigEdited, cause, config=config)
+
+    def rename(self, cause: Cause, name: str) -> None:
+        self._not_archived()
+        name = checked_text(name, "name").strip()
+        if not 1 <= len(name) <= 64:
+            raise DomainError("must be 1 to 64 characters", code="INVALID_BOT_NAME", field="name")
+        if name != self.name:
+            self._record(self.Renamed, cause, name=name)
+
+    def archive(self, cause: Cause) -> None:
+        """Only a stopped bot without an open deal (stop it first, closing its deal)."""
+        self._not_archived()
+        if self.status is not BotStatus.STOPPED:
+            raise InvalidTransitionError(f"cannot delete a bot that is {self.status}: stop "
+                                         "it first", code=f"BOT_{str(self.status).upper()}")
+        if self.open_deal_id is not None:
+            raise DomainError("the bot still has an open deal: close it first",
+                              code="DEAL_OPEN")
+        self._record(self.Archived, cause)
+
+    def _not_archived(self) -> None:
+        if self.archived:
+            raise InvalidTransitionError("the bot was deleted", code="BOT_DELETED")
 
     def promote_to_live(self, cause: Cause) -> None:
         if self.stage is LifecycleStage.LIVE_TRADING:

@@ -60,6 +60,14 @@ class BotRoster(TradetapeAggregate):
         def apply(self, roster: BotRoster) -> None:
             roster.bots.pop(str(self.bot_id), None)
 
+    class BotRenamed(Event):
+        bot_id: UUID
+        name: str
+
+        def apply(self, roster: BotRoster) -> None:
+            if str(self.bot_id) in roster.bots:
+                roster.bots[str(self.bot_id)] = self.name
+
     @classmethod
     def open(cls, owner_id: str, cause: Cause, bots: dict[str, str]) -> BotRoster:
         return cls._start(cls.Opened, roster_id(owner_id), cause, owner_id=owner_id,
@@ -91,6 +99,18 @@ class BotRoster(TradetapeAggregate):
         if problems:
             raise problems[0]
         self._record(self.BotEnrolled, cause, bot_id=bot_id, name=name.strip())
+
+    def rename(self, cause: Cause, bot_id: UUID, name: str) -> None:
+        """A bot the roster holds takes ``name`` (no other bot of the owner may hold it);
+        one it does not hold (stopped) records nothing."""
+        if str(bot_id) not in self.bots:
+            return
+        holder = self.holder_of(name)
+        if holder is not None and holder != str(bot_id):
+            raise DomainError(f"you already have a bot named {name.strip()!r}",
+                              code="BOT_NAME_DUPLICATE", field="name")
+        if self.bots[str(bot_id)] != name.strip():
+            self._record(self.BotRenamed, cause, bot_id=bot_id, name=name.strip())
 
     def release(self, cause: Cause, bot_id: UUID) -> None:
         """Releasing a bot the roster does not hold records nothing."""

@@ -26,7 +26,7 @@ FE_BOTS = table(
     deals_opened="int", deals_closed="int", deals_cancelled="int", error_reason="text",
     warning="text",
     status_before_error="text", leaderboard_opt_in="int",
-    created_at="text", updated_at="text",
+    created_at="text", updated_at="text", archived="int",
 )
 FE_DEALS = table(
     "fe_deals", key=("deal_id",), indexes=(("bot_id", "opened_at"), ("owner_id", "status")),
@@ -130,7 +130,7 @@ class FrontEnd(Projection):
                "deals_opened": 0, "deals_closed": 0, "deals_cancelled": 0,
                "error_reason": None, "warning": None,
                "status_before_error": None, "leaderboard_opt_in": 0, "created_at": fact.iso_time,
-               "updated_at": fact.iso_time}
+               "updated_at": fact.iso_time, "archived": 0}
         self.bots[bot["bot_id"]] = bot
         out.insert(FE_BOTS, bot)
 
@@ -170,6 +170,14 @@ class FrontEnd(Projection):
     def _bot_deal_finished(self, fact: Fact, out: Changes) -> None:
         # Closed or cancelled: the deal's own event says which (counted in _deal_changed).
         self._bot(fact, out, open_deal_id=None)
+
+    @on("Bot.Renamed")
+    def _bot_renamed(self, fact: Fact, out: Changes) -> None:
+        self._bot(fact, out, name=fact.text("name"))
+
+    @on("Bot.Archived")
+    def _bot_archived(self, fact: Fact, out: Changes) -> None:
+        self._bot(fact, out, archived=1)
 
     @on("Bot.LeaderboardOptedIn", "Bot.LeaderboardOptedOut")
     def _bot_listed(self, fact: Fact, out: Changes) -> None:

@@ -41,8 +41,9 @@ class Leaderboard(Ledger):
         row.setdefault("rank", None)
         return row
 
-    @on("Bot.LeaderboardOptedIn", "Bot.LeaderboardOptedOut")
+    @on("Bot.LeaderboardOptedIn", "Bot.LeaderboardOptedOut", "Bot.Archived")
     def _opt(self, fact: Fact, out: Changes) -> None:
+        """A deleted bot leaves the leaderboard, as if its owner had opted out."""
         bot = self.bot(fact.oid)
         bot["opted_in"] = int(fact.kind.endswith("OptedIn"))
         self.touch(bot)

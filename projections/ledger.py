@@ -191,6 +191,12 @@ class Ledger(Projection):
         bot["pair"] = fact.state["config"]["_data_"]["pair"]
         self.touch(bot)
 
+    @on("Bot.Renamed")
+    def _bot_renamed(self, fact: Fact, out: Changes) -> None:
+        bot = self.bot(fact.oid)
+        bot["name"] = fact.text("name")
+        self.touch(bot)
+
     # --- deals ----------------------------------------------------------------------------
 
     @on("Deal.Opened")

@@ -23,11 +23,15 @@ FIGURES = ("realized_pnl", "unrealized_pnl", "fees", "deals_closed", "deals_open
 
 
 def portfolio(store: ViewStore, owner: str) -> dict[str, Any]:
-    """The owner's P/L figures and every balance of their accounts (two queries)."""
+    """The owner's P/L figures, every balance of their accounts and their open deals (three
+    queries)."""
     rows = store.select(PNL_OWNERS, "owner_id = ?", (owner,))
     tally = rows[0] if rows else new_tally()
     balances = store.select(BALANCES, "owner_id = ?", (owner,), order="account_id, asset")
-    return {**{k: tally[k] for k in FIGURES}, "balances": balances, "as_of": None}
+    deals = store.select(PNL_DEALS, "owner_id = ? AND status = 'open'", (owner,),
+                         order="deal_id")
+    return {**{k: tally[k] for k in FIGURES}, "balances": balances, "as_of": None,
+            "open_deals": deals}
 
 
 def portfolio_as_of(app: Application, owner: str, moment: datetime) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class Page:
     rows: list[Row]
     has_next: bool
     cursors: list[str]
+    has_previous: bool = False
 
     @property
     def end_cursor(self) -> str | None:
@@ -76,20 +77,32 @@ def by_ids(store: ViewStore, table: Table, column: str, ids: Iterable[str],
 
 def _keyset(store: ViewStore, table: Table, where: list[str], params: list[Any],
             order: tuple[str, str], descending: bool, first: int | None,
-            after: str | None) -> Page:
-    """One page in ``order`` (two columns, the second unique) after the cursor ``after``."""
+            after: str | None, backwards: bool = False) -> Page:
+    """One page in ``order`` (two columns, the second unique) after the cursor ``after``;
+    ``backwards``: the ``first`` rows just before that cursor (the list's end without one),
+    still in the list's order."""
     size = page_size(first)
     a, b = order
+    down = descending != backwards  # the direction the database reads in
     if after:
         x, y = decode_cursor(after, 2)
-        op = "<" if descending else ">"
+        op = "<" if down else ">"
         where = [*where, f"({a} {op} ? OR ({a} = ? AND {b} {op} ?))"]
         params = [*params, x, x, y]
-    direction = " DESC" if descending else ""
+    direction = " DESC" if down else ""
     rows = store.select(table, " AND ".join(where), params,
                         order=f"{a}{direction}, {b}{direction}", limit=size + 1)
-    kept = rows[:size]
-    return Page(kept, len(rows) > size, [encode_cursor(r[a], r[b]) for r in kept])
+    kept = rows[:size][::-1] if backwards else rows[:size]
+    cursors = [encode_cursor(r[a], r[b]) for r in kept]
+    if backwards:
+        return Page(kept, after is not None, cursors, has_previous=len(rows) > size)
+    return Page(kept, len(rows) > size, cursors)
+
+
+def count(store: ViewStore, table: Table, where: list[str], params: list[Any]) -> int:
+    text = f"SELECT COUNT(*) FROM {store.q(table.name)}"
+    return int(store.query(text + (f" WHERE {' AND '.join(where)}" if where else ""),
+                           params)[0][0])
 
 
 # --- bots -----------------------------------------------------------------------------------
@@ -97,8 +110,9 @@ def _keyset(store: ViewStore, table: Table, where: list[str], params: list[Any],
 
 def bots_page(store: ViewStore, owner: str | None, first: int | None = None,
               after: str | None = None) -> Page:
-    """An owner's bots, oldest first."""
+    """An owner's bots, oldest first; deleted (archived) ones are left out."""
     where, params = (["owner_id = ?"], [owner]) if owner is not None else ([], [])
+    where = [*where, "archived = 0"]
     return _keyset(store, FE_BOTS, where, params, ("created_at", "bot_id"), False, first,
                    after)
 
@@ -144,6 +158,35 @@ def orders_by_deal(store: ViewStore, deal_ids: Iterable[str]) -> dict[str, list[
     return found
 
 
+def order_filters(owner: str | None, bot_id: str | None, deal_id: str | None,
+                  status: str | None) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("owner_id", owner), ("bot_id", bot_id), ("deal_id", deal_id),
+                          ("status", status)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    return where, params
+
+
+def orders_page(store: ViewStore, filters: tuple[list[str], list[Any]], *,
+                first: int | None = None, after: str | None = None, last: int | None = None,
+                before: str | None = None) -> Page:
+    """Orders, newest first, as ``order_filters`` chose them; ``last``/``before`` page
+    backwards."""
+    where, params = filters
+    if last is not None or before is not None:
+        return _keyset(store, FE_ORDERS, where, params, ("created_at", "order_id"), True,
+                       last, before, backwards=True)
+    return _keyset(store, FE_ORDERS, where, params, ("created_at", "order_id"), True, first,
+                   after)
+
+
+def orders_count(store: ViewStore, filters: tuple[list[str], list[Any]]) -> int:
+    return count(store, FE_ORDERS, *filters)
+
+
 def _placed(row: Row) -> tuple:
     rank = {"base": 0, "safety": 1}.get(row["purpose"], 2)
     return (row["created_at"], rank, row["safety_order"], row["order_id"])
@@ -187,3 +230,29 @@ def drift_stream(store: ViewStore, account_ids: list[str], owner_id: str,
         where += " AND position < ?"
         params.append(after)
     return store.select(FE_DRIFT, where, params, order="position DESC", limit=first + 1)
+
+
+def deal_links(store: ViewStore, owner: str) -> dict[str, tuple[str, str]]:
+    """``id: (bot id, deal id)`` of the owner's open deals and their live orders (what an
+    owner-wide deal subscription starts following)."""
+    deals = store.select(FE_DEALS, "owner_id = ? AND status = 'open'", (owner,))
+    links = {d["deal_id"]: (d["bot_id"], d["deal_id"]) for d in deals}
+    final = "status NOT IN ('filled', 'cancelled', 'rejected', 'expired')"
+    for order in by_ids(store, FE_ORDERS, "deal_id", list(links), final):
+        links[order["order_id"]] = (order["bot_id"], order["deal_id"])
+    return links
+
+
+def owners_of(store: ViewStore, ids: Iterable[str]) -> dict[str, str]:
+    """``id: owner`` of the bots, deals, orders and exchange accounts among ``ids``."""
+    wanted = list(ids)
+    found: dict[str, str] = {}
+    for table, column in ((FE_BOTS, "bot_id"), (FE_DEALS, "deal_id"),
+                          (FE_ORDERS, "order_id"), (ACCOUNTS, "account_id")):
+        rest = [i for i in wanted if i not in found]
+        if not rest:
+            break
+        for row in by_ids(store, table, column, rest):
+            if row["owner_id"] is not None:
+                found[row[column]] = row["owner_id"]
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import strawberry
@@ -14,6 +15,15 @@ from domain.errors import DomainError
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
+    has_previous_page: bool = strawberry.field(default=False, description=(
+        "paging backwards (last/before): whether rows come before this page"))
+    start_cursor: str | None = None
+
+    @classmethod
+    def of(cls, page: Any) -> PageInfo:
+        return cls(has_next_page=page.has_next, end_cursor=page.end_cursor,
+                   has_previous_page=page.has_previous,
+                   start_cursor=page.cursors[0] if page.cursors else None)
 
 
 @strawberry.type

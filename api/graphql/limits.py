@@ -67,9 +67,12 @@ def argument_value(node: FieldNode, name: str, variables: Mapping[str, Any]) -> 
 def _items(node: FieldNode, variables: Mapping[str, Any]) -> int:
     name = node.name.value
     first = argument_value(node, "first", variables)
+    if not isinstance(first, int):
+        first = argument_value(node, "last", variables)  # a page counted backwards
     if isinstance(first, int):
         return max(1, min(first, MAX_PAGE))
-    if any(a.name.value == "first" for a in node.arguments or ()) or name in DEFAULT_FIRST:
+    if any(a.name.value in ("first", "last") for a in node.arguments or ()) or (
+            name in DEFAULT_FIRST):
         return DEFAULT_FIRST.get(name, 50)
     if name in ("bots", "deals", "auditLog"):
         return 50

@@ -1,4 +1,4 @@
-"""One rule for every paged field: ``first`` (how many items a page holds) is 1 to
+"""One rule for every paged field: ``first`` or ``last`` (how many items a page holds) is 1 to
 ``MAX_PAGE`` (100), or left out / null for the field's default. Anything else is refused
 before the operation runs with ``INVALID_PAGE_SIZE`` (and ``min`` / ``max`` in the
 extensions), never clamped silently: a client asking for 0 or 1000 items has a bug it
@@ -26,7 +26,7 @@ from api.graphql.limits import argument_value
 from projections.queries import MAX_PAGE
 
 MIN_PAGE = 1
-PAGE_ARGUMENT = "first"
+PAGE_ARGUMENTS = ("first", "last")  # forwards and backwards
 
 
 def _fields(document: DocumentNode) -> Iterator[FieldNode]:
@@ -46,15 +46,16 @@ def page_size_errors(document: DocumentNode,
     """``INVALID_PAGE_SIZE`` for each field asking for a page out of 1..MAX_PAGE."""
     errors = []
     for node in _fields(document):
-        size = argument_value(node, PAGE_ARGUMENT, variables)
-        if isinstance(size, int) and not isinstance(size, bool) and not (
-                MIN_PAGE <= size <= MAX_PAGE):
-            name = node.name.value
-            errors.append(GraphQLError(
-                f"{name}(first: {size}) is out of range: a page holds {MIN_PAGE} to "
-                f"{MAX_PAGE} items", node, extensions={
-                    "code": "INVALID_PAGE_SIZE", "field": name, "argument": PAGE_ARGUMENT,
-                    "min": MIN_PAGE, "max": MAX_PAGE}))
+        for argument in PAGE_ARGUMENTS:
+            size = argument_value(node, argument, variables)
+            if isinstance(size, int) and not isinstance(size, bool) and not (
+                    MIN_PAGE <= size <= MAX_PAGE):
+                name = node.name.value
+                errors.append(GraphQLError(
+                    f"{name}({argument}: {size}) is out of range: a page holds {MIN_PAGE} "
+                    f"to {MAX_PAGE} items", node, extensions={
+                        "code": "INVALID_PAGE_SIZE", "field": name, "argument": argument,
+                        "min": MIN_PAGE, "max": MAX_PAGE}))
     return errors
 
 

@@ -77,18 +77,21 @@ class _Lru(OrderedDict):
 class GraphQLResponseCache:
     """Pure ASGI middleware for ``POST {path}``.
 
-    ``read_version()``: the current read version (cheap: a couple of indexed reads).
+    ``read_version(scope)``: the current read version of what a caller of that ``scope``
+    (``scope_of(identity)``: an owner, None for everything) may see; cheap, and run on a
+    worker thread, as is ``authenticate``: the event loop never waits for the database.
     ``token_expiry(token)``: the expiry of a validly signed access token, else None.
     ``authenticate(token)``: the caller's identity key (user, role, ...), raising if the
     token is refused; called when the log has moved since this token was last checked.
     ``now()``: the clock the token expiries are compared with.
     """
 
-    def __init__(self, app: Any, *, path: str, read_version: Callable[[], Version],
+    def __init__(self, app: Any, *, path: str, read_version: Callable[[Any], Version],
                  token_expiry: Callable[[str], Any], authenticate: Callable[[str], tuple],
-                 now: Callable[[], Any], entries: int = 4096, max_tokens: int = 2000):
+                 now: Callable[[], Any], scope_of: Callable[[tuple], Any] = lambda _: None,
+                 entries: int = 4096, max_tokens: int = 2000):
         self.app, self.path, self.max_tokens = app, path, max_tokens
-        self.read_version, self.token_expiry = read_version, token_expiry
+        self.read_version, self.token_expiry, self.scope_of = read_version, token_expiry, scope_of
         self.authenticate, self.now = authenticate, now
         self.answers: _Lru = _Lru(entries, MAX_BYTES, lambda answer: len(answer.body))
         self.callers: _Lru = _Lru(entries)
@@ -107,14 +110,13 @@ class GraphQLResponseCache:
             await self.app(scope, replay, send)
             return
         try:
-            version = self.read_version()
+            found = await self._caller(key[0])
         except Exception:  # a store that cannot answer: the app reports it as it would
+            found = None
+        if found is None:
             await self.app(scope, replay, send)
             return
-        caller = self._caller(key[0], version)
-        if caller is None:
-            await self.app(scope, replay, send)
-            return
+        caller, version = found
         full_key = (caller.key, *key[1:])
         answer = self.answers.get_fresh(full_key)
         if answer is not None and answer.version == version:
@@ -161,18 +163,28 @@ class GraphQLResponseCache:
             self.documents.put((document, operation), found)
         return found
 
-    def _caller(self, token: str, version: Version) -> _Caller | None:
-        """Who holds ``token``, re-read when the log moved; None: let strawberry answer
-        (missing, forged, expired, revoked or blocked)."""
+    async def _caller(self, token: str) -> tuple[_Caller, Version] | None:
+        """Who holds ``token`` and the read version of what they may see; the caller is
+        re-read whenever that version's first part (the log position of their last event)
+        moved. None: let strawberry answer (missing, forged, expired, revoked or blocked)."""
         expiry = self.token_expiry(token)
         if expiry is None or self.now() >= expiry:
             return None
-        head = version[0]
         known = self.callers.get_fresh(token)
-        if known is not None and known.head == head:
-            return known
+        if known is None:
+            known = await self._authenticate(token, None)
+            if known is None:
+                return None
+        version = await to_thread.run_sync(self.read_version, self.scope_of(known.key))
+        if known.head != version[0]:
+            known = await self._authenticate(token, version[0])
+            if known is None:
+                return None
+        return known, version
+
+    async def _authenticate(self, token: str, head: Any) -> _Caller | None:
         try:
-            identity = self.authenticate(token)
+            identity = await to_thread.run_sync(self.authenticate, token)
         except Exception:  # any refusal: strawberry gives the proper error
             return None
         known = _Caller(head, identity)

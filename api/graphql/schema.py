@@ -27,7 +27,9 @@ from api.graphql.bots.subscriptions import BotSubscriptions
 from api.graphql.charts.candles import CandleQueries, PriceSubscriptions
 from api.graphql.charts.queries import ChartQueries
 from api.graphql.deals.mutations import DealMutations
+from api.graphql.deals.orders import OrderQueries
 from api.graphql.deals.queries import DealQueries
+from api.graphql.deals.subscriptions import DealSubscriptions
 from api.graphql.errors import ErrorCodes, MaskFaults, log_errors, name_codes
 from api.graphql.exchange_accounts.drift import DriftQueries
 from api.graphql.exchange_accounts.mutations import ExchangeAccountMutations
@@ -43,14 +45,15 @@ from api.http_limits import RequestLimits
 Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, PortfolioQueries,
                               AuditQueries, PlanQueries, SystemQueries,
                               ExchangeAccountQueries, DriftQueries, ChartQueries,
-                              CandleQueries, BacktestQueries,
+                              CandleQueries, BacktestQueries, OrderQueries,
                               AdminQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
                                     ExchangeAccountMutations, BacktestMutations,
                                     AdminMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions,
-                                            PriceSubscriptions, BacktestSubscriptions))
+                                            PriceSubscriptions, BacktestSubscriptions,
+                                            DealSubscriptions))
 
 
 DEFAULT_LIMITS = RequestLimits()

@@ -35,7 +35,7 @@ def test_the_schema_has_paged_fields_and_each_is_tested_below(server):
 
 
 PAGED = ["auditLog", "backtestRuns", "bots", "deals", "drift", "exchangeAccounts",
-         "leaderboard", "users"]
+         "leaderboard", "orders", "users"]
 
 
 @pytest.mark.parametrize("field", PAGED)

@@ -36,6 +36,10 @@ AUTHENTICATED = {
     "editBot": f"mutation($id: ID!) {{ editBot(id: $id, config: {CONFIG_LITERAL}) "
                f"{BOT_RESULT} }}",
     "startBot": f"mutation($id: ID!) {{ startBot(id: $id) {BOT_RESULT} }}",
+    "updateBot": f"mutation($id: ID!) {{ updateBot(id: $id, input: {{name: \"x\", config: "
+                 f"{CONFIG_LITERAL}}}) {BOT_RESULT} }}",
+    "renameBot": f"mutation($id: ID!) {{ renameBot(id: $id, name: \"x\") {BOT_RESULT} }}",
+    "deleteBot": f"mutation($id: ID!) {{ deleteBot(id: $id, closeDeal: true) {BOT_RESULT} }}",
     "pauseBot": f"mutation($id: ID!) {{ pauseBot(id: $id) {BOT_RESULT} }}",
     "stopBot": f"mutation($id: ID!) {{ stopBot(id: $id, closeDeal: true) {BOT_RESULT} }}",
     "resetBotError": f"mutation($id: ID!) {{ resetBotError(id: $id) {BOT_RESULT} }}",
@@ -58,6 +62,7 @@ AUTHENTICATED = {
                    'to: "2026-03-01T13:00:00Z") { equity } }',
     "candles": '{ candles(pair: "BTC/USDT", from: "2026-03-01T11:00:00Z") { close } }',
     "candleFiles": "{ candleFiles }",
+    "orders": "query($id: ID!) { orders(botId: $id) { totalCount edges { node { id } } } }",
     "markPrice": '{ markPrice(pair: "BTC/USDT") }',
     "backtestRun": "query($id: ID!) { backtestRun(id: $id) { id } }",
     "backtestRuns": "{ backtestRuns { edges { node { id } } } }",
@@ -67,8 +72,9 @@ AUTHENTICATED = {
                    f"\"2025-11-03T00:00:00Z\", to: \"2025-11-03T02:00:00Z\"}}}}) "
                    f"{{ __typename }} }}",
 }
-# see test_subscriptions.py, test_charts.py, test_backtests.py
-SUBSCRIPTIONS = {"botEvents", "portfolioUpdates", "prices", "backtestProgress"}
+# see test_subscriptions.py, test_charts.py, test_backtests.py,
+# test_orders_and_deal_events.py
+SUBSCRIPTIONS = {"botEvents", "portfolioUpdates", "prices", "backtestProgress", "dealEvents"}
 
 
 def variables(document: str, value: str) -> dict[str, str]:
@@ -135,8 +141,9 @@ def bob_world(server):
 
 
 NULL_FOR_OTHERS = {"bot": "bot", "deals": "bot", "deal": "deal", "pnlSeries": "bot",
-                   "history": "bot", "equityCurve": "bot"}
-NOT_FOUND_FOR_OTHERS = {"editBot", "startBot", "pauseBot", "stopBot", "resetBotError",
+                   "history": "bot", "equityCurve": "bot", "orders": "bot"}
+NOT_FOUND_FOR_OTHERS = {"editBot", "updateBot", "renameBot", "deleteBot", "startBot",
+                        "pauseBot", "stopBot", "resetBotError",
                         "setLeaderboardListing", "closeDeal", "removeExchangeAccount"}
 
 

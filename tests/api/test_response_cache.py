@@ -168,3 +168,19 @@ def test_when_the_read_version_cannot_be_read_queries_are_answered_as_without_ca
     with monkeypatch.context() as patch:
         patch.setattr(server.runtime.trading.recorder, "max_notification_id", broken)
         assert server.gql(BOTS, token=alice.token) == expected
+
+
+def test_other_users_events_leave_an_answer_cached_and_the_owners_own_do_not(server):
+    alice, bob = server.user("alice"), server.user("bob")
+    bot_id = server.create_bot(alice, "first")
+    first = server.gql(BOTS, token=alice.token)
+
+    server.create_bot(bob, "bob's")  # another user's events, applied by the projections
+    with resolver_reads(server) as reads:
+        again = server.gql(BOTS, token=alice.token)
+    assert again == first and reads == []  # served from the cache
+
+    server.start_bot(alice, bot_id)  # her own event: the next answer is made afresh
+    with resolver_reads(server) as reads:
+        nodes = server.gql(BOTS, token=alice.token)["bots"]["edges"]
+    assert reads and nodes[0]["node"]["status"] == "RUNNING"

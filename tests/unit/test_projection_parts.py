@@ -78,7 +78,9 @@ def test_an_event_stored_in_an_older_shape_is_read_upcast(log):
 def test_every_summary_names_fields_its_event_has(kind):
     module = {"Bot": "bots", "Deal": "deals", "Order": "orders", "ExchangeAccount": "accounts",
               "BacktestRun": "backtests", "TradingSwitch": "system",
-              "AuditCheckpoint": "audit", "AuditRechain": "audit"}[kind.partition(".")[0]]
+              "AuditCheckpoint": "audit", "AuditRechain": "audit",
+              "BacktestRequest": "backtest_requests", "BotRoster": "rosters"}[
+        kind.partition(".")[0]]
     event = resolve_topic(f"domain.{module}:{kind}")
     names = {f.name for f in fields(event)}
     wanted = {f for _, f, _, _ in Formatter().parse(TEMPLATES[kind]) if f}

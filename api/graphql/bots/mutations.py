@@ -22,6 +22,12 @@ from domain.errors import DomainError, InvalidConfigError
 from domain.text import text_problem
 
 
+@strawberry.input
+class UpdateBotInput:
+    name: str | None = None
+    config: DcaConfigInput | None = None
+
+
 def checked_config(info: Info, config: DcaConfigInput) -> DcaConfig | list[FieldError]:
     try:
         parsed = config.to_config()
@@ -72,6 +78,37 @@ class BotMutations:
             return BotErrors.of(parsed)
         return await run(info, lambda bots, principal: bots.edit_bot(
             principal, parse_uuid(id), parsed))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
+        "A new name and/or configuration, each recorded as an event of the bot; while a "
+        "deal is open its ladder (pair, order sizes, deviation, scales, max safety orders) "
+        "cannot change (DEAL_OPEN)"))
+    async def update_bot(self, info: Info, id: strawberry.ID,
+                         input: UpdateBotInput) -> BotResult:
+        parsed = None if input.config is None else checked_config(info, input.config)
+        problems = [] if input.name is None else list(map(field_error, bot_name_problems(
+            input.name)))
+        if isinstance(parsed, list) or problems:
+            return BotErrors.of([*problems, *(parsed if isinstance(parsed, list) else [])])
+        return await run(info, lambda bots, principal: bots.update_bot(
+            principal, parse_uuid(id), input.name, parsed))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
+        "A new name (unique among your bots that are not stopped)"))
+    async def rename_bot(self, info: Info, id: strawberry.ID, name: str) -> BotResult:
+        problems = bot_name_problems(name)
+        if problems:
+            return BotErrors.of([field_error(p) for p in problems])
+        return await run(info, lambda bots, principal: bots.update_bot(
+            principal, parse_uuid(id), name, None))
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
+        "Delete: the bot is stopped and archived (its deals and history are kept, lists "
+        "leave it out); an open deal refuses it (DEAL_OPEN) unless closeDeal sells it first"))
+    async def delete_bot(self, info: Info, id: strawberry.ID,
+                         close_deal: bool | None = False) -> BotResult:
+        return await run(info, lambda bots, principal: bots.delete_bot(
+            principal, parse_uuid(id), bool(close_deal)))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated], description=(
         "Start (or restart a paused) bot, on paper unless live is asked for"))

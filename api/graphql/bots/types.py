@@ -11,7 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.common import FieldError, PageInfo, when
-from api.graphql.deals.types import Deal
+from api.graphql.deals.types import Deal, open_unrealized
 from domain import dca
 from projections.tables import Row
 
@@ -96,6 +96,8 @@ class Bot:
     created_at: datetime
     updated_at: datetime
     open_deal_id: strawberry.ID | None
+    archived: bool = strawberry.field(default=False, description=(
+        "Deleted by its owner (deleteBot): kept with its history, left out of lists"))
 
     @strawberry.field(description="The deal the bot is in, if any")
     async def open_deal(self, info: Info) -> Deal | None:
@@ -109,10 +111,18 @@ class Bot:
         config = await info.context.loaders.bot_configs.load(str(self.id))
         return None if config is None else DcaConfig.of(config)
 
-    @strawberry.field(description="P/L figures of every deal the bot made")
+    @strawberry.field(description="P/L figures of every deal the bot made (the open deal "
+                      "marked at the market's price)")
     async def pnl(self, info: Info) -> BotPnl | None:
         row = await info.context.loaders.bot_pnl.load(str(self.id))
-        return None if row is None else BotPnl.from_row(row)
+        if row is None:
+            return None
+        pnl = BotPnl.from_row(row)
+        deal = None if self.open_deal_id is None else await info.context.loaders.deal_pnl.load(
+            str(self.open_deal_id))
+        if deal is not None and deal["status"] == "open":
+            pnl.unrealized_pnl = open_unrealized(info.context.runtime, deal)
+        return pnl
 
     @classmethod
     def from_row(cls, row: Row) -> Bot:
@@ -126,7 +136,8 @@ class Bot:
                    error_reason=row["error_reason"], warning=row["warning"],
                    leaderboard_opt_in=bool(row["leaderboard_opt_in"]),
                    created_at=when(row["created_at"]), updated_at=when(row["updated_at"]),
-                   open_deal_id=None if open_deal is None else strawberry.ID(open_deal))
+                   open_deal_id=None if open_deal is None else strawberry.ID(open_deal),
+                   archived=bool(row.get("archived")))
 
 
 @strawberry.type

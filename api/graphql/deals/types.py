@@ -54,6 +54,9 @@ class Order:
     reason: str | None
     created_at: datetime
     updated_at: datetime
+    bot_id: strawberry.ID | None = None
+    deal_id: strawberry.ID | None = None
+    pair: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Order:
@@ -63,7 +66,13 @@ class Order:
                    price=row["price"], amount=row["amount"], filled=row["filled"],
                    cost=row["cost"], average_price=row["average_price"], fees=row["fees"],
                    status=row["status"], reason=row["reason"],
-                   created_at=when(row["created_at"]), updated_at=when(row["updated_at"]))
+                   created_at=when(row["created_at"]), updated_at=when(row["updated_at"]),
+                   bot_id=_id(row.get("bot_id")), deal_id=_id(row.get("deal_id")),
+                   pair=row.get("pair"))
+
+
+def _id(text: str | None) -> strawberry.ID | None:
+    return None if text is None else strawberry.ID(text)
 
 
 @strawberry.type
@@ -108,10 +117,7 @@ class Deal:
         row = await info.context.loaders.deal_pnl.load(str(self.id))
         if row is None or row["status"] != "open":
             return None if row is None else row["unrealized_pnl"]
-        mark = market_mark(info, row)
-        if mark is None:
-            return row["unrealized_pnl"]
-        return row["units"] * mark - row["cost"] - row["buy_fees"]
+        return open_unrealized(info.context.runtime, row)
 
     @strawberry.field
     async def orders(self, info: Info) -> list[Order]:
@@ -158,6 +164,20 @@ class DealConnection:
 
 
 @strawberry.type
+class OrderEdge:
+    node: Order
+    cursor: str
+
+
+@strawberry.type
+class OrderConnection:
+    edges: list[OrderEdge]
+    page_info: PageInfo
+
+    total_count: int = strawberry.field(description="orders matching the filters, all pages")
+
+
+@strawberry.type
 class DealErrors:
     code: str
     message: str
@@ -176,3 +196,14 @@ def market_mark(info: Info, row: dict) -> Decimal | None:
         if last is not None:
             return last.close
     return row["mark_price"]
+
+
+def open_unrealized(runtime: Any, row: dict) -> Decimal:
+    """An open deal (a ``pnl_deals`` row) marked at the market's last price of its pair:
+    ``units × price − cost − buy fees``; at the projection's mark (the pair's last fill)
+    while the market has no price yet."""
+    tape = getattr(runtime.loop, "tape", None) if runtime is not None else None
+    last = tape.last(row["pair"]) if tape is not None else None
+    if last is None:
+        return row["unrealized_pnl"]
+    return row["units"] * last.close - row["cost"] - row["buy_fees"]

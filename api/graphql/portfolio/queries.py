@@ -37,8 +37,13 @@ class PortfolioQueries:
         "the log is replayed)"))
     async def portfolio(self, info: Info, as_of: datetime | None = None) -> Portfolio:
         ctx = info.context
-        moment = None if as_of is None else _past(utc(as_of))
-        return Portfolio.of(await ctx.loaders.portfolios.load((ctx.user_id, moment)))
+        moment = utc(as_of)
+        if moment is not None and moment > datetime.now(UTC):
+            # Recorded time is the database's wall clock, whatever clock the server runs on.
+            raise GraphQLError(f"asOf {moment.isoformat()} is in the future",
+                               extensions={"code": "AS_OF_IN_FUTURE"})
+        found = await ctx.loaders.portfolios.load((ctx.user_id, moment))
+        return Portfolio.of(found, ctx.runtime if moment is None else None)
 
     @strawberry.field(permission_classes=[IsAuthenticated], description=(
         "A bot's realized P/L per UTC day with activity; null for a bot not yours"))

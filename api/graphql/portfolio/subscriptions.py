@@ -27,7 +27,7 @@ class PortfolioSubscriptions:
             interest.follow(ctx.read.run(queries.owned_ids, owner))
             while True:
                 loaders = ctx.fresh_loaders()  # this context lives as long as the websocket
-                yield Portfolio.of(await loaders.portfolios.load((owner, None)))
+                yield Portfolio.of(await loaders.portfolios.load((owner, None)), ctx.runtime)
                 await queue.get()
                 drain(queue)  # one update for every change that arrived meanwhile
                 ctx.reauthenticate()

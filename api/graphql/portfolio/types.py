@@ -9,6 +9,8 @@ from typing import Any
 import strawberry
 
 from api.graphql.common import when
+from api.graphql.deals.types import open_unrealized
+from domain.money import ZERO
 from projections.tables import Row
 
 
@@ -42,11 +44,15 @@ class Portfolio:
         "with asOf: the log position the answer reflects (the last event recorded by then)"))
 
     @classmethod
-    def of(cls, found: dict[str, Any]) -> Portfolio:
+    def of(cls, found: dict[str, Any], runtime: Any = None) -> Portfolio:
+        """With ``runtime`` (now, not asOf): open deals marked at the market's price."""
         balances = [Balance(account_id=strawberry.ID(b["account_id"]), asset=b["asset"],
                             free=b["free"], locked=b["locked"], total=b["total"],
                             updated_at=when(b["updated_at"])) for b in found["balances"]]
-        figures = {k: v for k, v in found.items() if k not in ("balances",)}
+        figures = {k: v for k, v in found.items() if k not in ("balances", "open_deals")}
+        if runtime is not None and found.get("open_deals") is not None:
+            figures["unrealized_pnl"] = sum(
+                (open_unrealized(runtime, d) for d in found["open_deals"]), ZERO)
         return cls(**figures, balances=balances)
 
 

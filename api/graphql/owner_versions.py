@@ -1,0 +1,89 @@
+"""Read versions by owner: what a cached answer of one user depends on, so that other
+users' trading does not make it a miss.
+
+A user's cached answers (``bots``, ``deals``, ``portfolio``...) read rows that only that
+user's events change: their bots, deals, orders, balances and P/L tallies. Open deals are
+marked at the market's price when the answer is made (the market tape), not at whoever
+filled last, so the version also holds the tape's. The version of an owner is then
+
+- the log position of the last event that belongs to them (or to no one known: a system
+  event counts for everyone), learnt by reading the log from where the last call stopped;
+- whether every projection has applied that event yet (until they all have, their
+  positions are part of the version, so an answer made meanwhile is never kept for long);
+- each projection's generation (a rebuild changes every answer) and the tape's version.
+
+Which owner an event belongs to: its ``owner_id`` when it has one (a bot's, deal's or
+order's first event), the aggregate's owner learnt from such an event, the user's own id
+for ``User`` events, else the views are asked (``projections.queries.owners_of``); an
+event whose owner cannot be found counts for everyone. An administrator's view spans
+every owner: it keeps the whole-log version.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from projections import queries
+from projections.facts import FactDecoder
+from projections.store import TRACKING
+
+PAGE = 500
+MAX_KNOWN = 200_000  # aggregates whose owner is remembered; forgotten all at once past it
+EVERYONE = ""
+
+
+class OwnerVersions:
+    def __init__(self, trading: Any, read: Any, tape_version: Callable[[], int]):
+        self.trading, self.read, self.tape_version = trading, read, tape_version
+        self.decode = FactDecoder(trading.mapper)
+        self.position = 0  # the log is read from here on
+        self.touched: dict[str, int] = {}  # owner: last position of theirs
+        self.owners: dict[str, str] = {}  # aggregate id: owner
+        self._lock = threading.Lock()
+
+    def version(self, owner: str | None) -> tuple[Any, ...]:
+        """``owner``'s read version; None: the whole log's (an administrator's)."""
+        head = self.trading.recorder.max_notification_id() or 0
+        tracking = self.read.run(lambda store: store.query(
+            f"SELECT name, position, generation FROM {store.q(TRACKING)} ORDER BY name"))
+        if owner is None:
+            return (head, *map(tuple, tracking))
+        with self._lock:
+            if head > self.position:
+                self._scan(head)
+            mine = max(self.touched.get(owner, 0), self.touched.get(EVERYONE, 0))
+        applied = all(position >= mine for _, position, _ in tracking)
+        generations = tuple((name, generation) for name, _, generation in tracking)
+        return (mine, True if applied else tuple(map(tuple, tracking)), generations,
+                self.tape_version())
+
+    def _scan(self, head: int) -> None:
+        recorder = self.trading.recorder
+        while self.position < head:
+            page = recorder.select_notifications(start=self.position, limit=PAGE,
+                                                 inclusive_of_start=False)
+            if not page:
+                break
+            facts = [self.decode((n.id, str(n.originator_id), n.originator_version,
+                                  n.topic, n.state)) for n in page]
+            self._learn(facts)
+            for fact in facts:
+                self.touched[self.owners.get(fact.oid, EVERYONE)] = fact.position
+            self.position = page[-1].id
+
+    def _learn(self, facts: list[Any]) -> None:
+        if len(self.owners) > MAX_KNOWN:
+            self.owners.clear()
+        unknown = []
+        for fact in facts:
+            owner = fact.state.get("owner_id")
+            if isinstance(owner, str):
+                self.owners[fact.oid] = owner
+            elif fact.kind.startswith("User."):
+                self.owners[fact.oid] = fact.oid
+            elif fact.oid not in self.owners:
+                unknown.append(fact.oid)
+        if unknown:
+            self.owners.update(self.read.run(queries.owners_of, unknown))

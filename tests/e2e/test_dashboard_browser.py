@@ -160,6 +160,17 @@ def stop_the_bot(page) -> None:
     row = page.locator('tr[data-bot="Browser bot"]')
     row.locator('[data-testid="bot-status"]').filter(has_text="STOPPED").wait_for(timeout=WAIT)
     shot(page, "bots-stopped")
+    row.get_by_role("link", name="Browser bot").click()  # then delete it: archived, unlisted
+    page.on("dialog", accept)  # "Delete…?", then "It has an open deal: sell it…?" if it has
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("heading", name="Bots").wait_for()
+    page.locator('tr[data-bot="BTC quick scalper"]').wait_for()
+    assert page.locator('tr[data-bot="Browser bot"]').count() == 0
+    page.remove_listener("dialog", accept)
+
+
+def accept(dialog) -> None:
+    dialog.accept()
 
 
 def fits_a_phone(page) -> None:

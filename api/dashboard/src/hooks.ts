@@ -54,3 +54,5 @@ export function useLiveRefetch(refetch: () => void, topic: string, variables: ob
 }
 
 export const PORTFOLIO_UPDATES = "subscription { portfolioUpdates { dealsClosed } }";
+/** Every deal and order event of all the caller's bots, on one subscription. */
+export const DEAL_EVENTS = "subscription { dealEvents { type } }";

@@ -6,7 +6,9 @@ import { BotActions } from "../components/BotActions";
 import { EquityChart } from "../components/Equity";
 import { LiveChart } from "../components/LiveChart";
 import { amount, download, money, pct, signClass, toCsv, when } from "../format";
+import { describeErrors } from "../components/Form";
 import { gql } from "../gql";
+import { go } from "../router";
 import { useLiveRefetch, useQuery } from "../hooks";
 import { BOT_FIELDS, DEAL_ROW } from "../queries";
 import { useSession } from "../session";
@@ -84,6 +86,35 @@ function Deals({ deals }: { deals: any[] }) {
   );
 }
 
+/** Archive the bot (deleteBot): stopped, left out of lists, its deals and history kept. */
+function DeleteBot({ bot }: { bot: any }) {
+  const [error, setError] = useState<string | null>(null);
+  const run = async (closeDeal: boolean) => {
+    const d = await gql(`mutation($id: ID!, $close: Boolean) { deleteBot(id: $id, closeDeal: $close) {
+      ... on Bot { id } ... on BotErrors { code message errors { field message } } } }`, { id: bot.id, close: closeDeal });
+    return d.deleteBot;
+  };
+  const remove = async () => {
+    if (!window.confirm(`Delete ${bot.name}? It stops and leaves your lists; its history is kept.`)) return;
+    try {
+      let answer = await run(false);
+      if (answer.code === "DEAL_OPEN" && window.confirm("It has an open deal: sell it at market and delete?")) {
+        answer = await run(true);
+      }
+      const refused = describeErrors(answer);
+      if (refused) setError(refused); else go("/bots");
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+  return (
+    <>
+      <button type="button" className="danger" onClick={remove}>Delete</button>
+      {error && <span className="error" role="alert"> {error}</span>}
+    </>
+  );
+}
+
 /** From a little before the oldest deal shown (or the bot's creation). */
 function chartStart(bot: any, deals: any[]): string {
   const times = [bot.createdAt, ...deals.map((d) => d.openedAt)].map((t) => new Date(t).getTime());
@@ -109,7 +140,8 @@ export function BotDetail({ botId }: { botId: string }) {
       {bot.errorReason && <p className="error">{bot.errorReason}</p>}
       {bot.warning && <p className="warning">{bot.warning}</p>}
       <p><BotActions bot={bot} onDone={q.refetch} /> <a className="button" href={`#/bots/${bot.id}/edit`}>Edit</a>{" "}
-        <button type="button" onClick={() => exportCsv(bot)}>Export deals as CSV</button></p>
+        <button type="button" onClick={() => exportCsv(bot)}>Export deals as CSV</button>{" "}
+        <DeleteBot bot={bot} /></p>
       {o && <p data-testid="open-deal">Open deal: average entry {money(o.averageEntry)}, take profit {money(o.takeProfitPrice)},
         stop loss {money(o.stopLossPrice)}, mark {money(o.markPrice)}, {o.safetyOrdersUsed} safety orders used,
         unrealized <span className={signClass(o.unrealizedPnl)}>{money(o.unrealizedPnl)}</span></p>}

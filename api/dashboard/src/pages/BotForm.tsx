@@ -60,11 +60,11 @@ export function BotForm({ botId }: { botId?: string }) {
     setError(null);
     try {
       const d = botId
-        ? await gql(`mutation($id: ID!, $c: DcaConfigInput!) { editBot(id: $id, config: $c) { ${RESULT} } }`,
-            { id: botId, c: configInput(values) })
+        ? await gql(`mutation($id: ID!, $in: UpdateBotInput!) { updateBot(id: $id, input: $in) { ${RESULT} } }`,
+            { id: botId, in: { name: values.name, config: configInput(values) } })
         : await gql(`mutation($n: String!, $c: DcaConfigInput!) { createBot(name: $n, config: $c) { ${RESULT} } }`,
             { n: values.name, c: configInput(values) });
-      const bot = botId ? d.editBot : d.createBot;
+      const bot = botId ? d.updateBot : d.createBot;
       const refused = describeErrors(bot);
       if (refused) { setError(refused); return; }
       if (!botId && startNow) {
@@ -84,7 +84,7 @@ export function BotForm({ botId }: { botId?: string }) {
       <h1>{botId ? `Edit ${values.name}` : "New bot"}</h1>
       <div className="two">
         <form onSubmit={submit} aria-label={botId ? "edit bot" : "new bot"} className="bot-form">
-          {!botId && <Field label="Name" name="name" value={values.name} onChange={set("name")} required maxLength={100} />}
+          <Field label="Name" name="name" value={values.name} onChange={set("name")} required maxLength={100} />
           <ConfigFields values={values} onChange={(name, value) => setValues({ ...values, [name]: value })} />
           <Field label="Preview at price" name="previewPrice" value={price} onChange={(e) => { setPrice(e.target.value); setPriceTyped(true); }}
                  inputMode="decimal" hint="the market's price, for the ladder preview only" />

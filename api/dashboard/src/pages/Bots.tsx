@@ -2,14 +2,14 @@
 import { Banner, modeOf } from "../components/Banner";
 import { BotActions } from "../components/BotActions";
 import { money, signClass } from "../format";
-import { PORTFOLIO_UPDATES, useLiveRefetch, useQuery } from "../hooks";
+import { DEAL_EVENTS, useLiveRefetch, useQuery } from "../hooks";
 import { BOTS } from "../queries";
 import { useSession } from "../session";
 
 export function BotsPage() {
   const session = useSession();
   const q = useQuery(BOTS);
-  useLiveRefetch(q.refetch, PORTFOLIO_UPDATES);
+  useLiveRefetch(q.refetch, DEAL_EVENTS);
   const bots: any[] = q.data?.bots.edges.map((e: any) => e.node) ?? [];
   const account = (id: string) => session.accounts.find((a) => a.id === id);
   return (

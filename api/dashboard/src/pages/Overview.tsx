@@ -3,7 +3,7 @@
 import { Banner } from "../components/Banner";
 import { HealthLights } from "../components/Health";
 import { money, signClass, when } from "../format";
-import { PORTFOLIO_UPDATES, useLiveRefetch, useQuery } from "../hooks";
+import { DEAL_EVENTS, useLiveRefetch, useQuery } from "../hooks";
 import { BOT_FIELDS, DEAL_ROW, PORTFOLIO_FIELDS } from "../queries";
 import { useSession } from "../session";
 
@@ -45,7 +45,7 @@ export function ClosedDeals({ deals }: { deals: any[] }) {
 export function Overview() {
   const session = useSession();
   const q = useQuery(OVERVIEW);
-  useLiveRefetch(q.refetch, PORTFOLIO_UPDATES);
+  useLiveRefetch(q.refetch, DEAL_EVENTS);
   const p = q.data?.portfolio;
   const bots = q.data?.bots.edges.map((e: any) => e.node) ?? [];
   const total = p ? String(Number(p.realizedPnl) + Number(p.unrealizedPnl)) : null;

@@ -20,7 +20,18 @@ ADMIN = ("admin@tradetape.local", "Admin-pass-4242")
 WAIT = 60_000  # ms: the demo closes deals within its first market minutes (300x)
 
 
+# Every control a keyboard or a screen reader reaches has a name: a label, aria-label(ledby)
+# or, for a button or link, its text.
+UNNAMED = """() => [...document.querySelectorAll('input, select, textarea, button, a[href]')]
+  .filter(el => el.type !== 'hidden' && !(el.getAttribute('aria-label') || '').trim()
+    && !el.getAttribute('aria-labelledby') && !(el.labels && el.labels.length)
+    && !(['BUTTON', 'A'].includes(el.tagName) && el.innerText.trim()))
+  .map(el => el.outerHTML.slice(0, 120))"""
+
+
 def shot(page, name: str) -> None:
+    """Save the page's screenshot, after checking each of its controls has a name."""
+    assert page.evaluate(UNNAMED) == [], name
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
@@ -48,6 +59,7 @@ def see_closed_deals_arrive(page) -> None:
         arg=list(before), timeout=WAIT)
     assert page.evaluate("window.__sameDocument") is True
     assert "take_profit" in " ".join(closed_deal_rows(page))  # the reason, as closed
+    page.locator('[data-testid="card-price"]').filter(has_text=re.compile(r"\d")).wait_for()
     page.get_by_text(re.compile(r"engine loop:\s*green")).wait_for()
     shot(page, "overview")
 

@@ -82,6 +82,8 @@ export function Chart(props: Props) {
         lineWidth: 1, lineStyle: LineStyle.Dashed, axisLabelVisible: true });
     }
     chart.timeScale().fitContent();
+    // The attribution lightweight-charts' licence asks for is a logo link: give it a name.
+    box.current.querySelectorAll("a").forEach((a) => a.setAttribute("aria-label", "Charts by TradingView"));
     return () => chart.remove();
   }, [JSON.stringify(props)]);
   return (

@@ -10,7 +10,7 @@ const CANDLES = `query($pair: String!, $from: DateTime!, $tf: String!) {
   candles(pair: $pair, from: $from, timeframe: $tf) { time open high low close } }`;
 const PRICES = "subscription($pairs: [String!]!) { prices(pairs: $pairs) { pair price at } }";
 
-function useLivePrice(pair: string): string | null {
+export function useLivePrice(pair: string): string | null {
   const [price, setPrice] = useState<string | null>(null);
   useEffect(() => subscribe(PRICES, { pairs: [pair] }, (d: any) => setPrice(d.prices.price)), [pair]);
   return price;

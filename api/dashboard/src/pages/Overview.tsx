@@ -2,6 +2,7 @@
 // closed deals — kept current over the websocket.
 import { Banner } from "../components/Banner";
 import { HealthLights } from "../components/Health";
+import { useLivePrice } from "../components/LiveChart";
 import { money, signClass, when } from "../format";
 import { DEAL_EVENTS, useLiveRefetch, useQuery } from "../hooks";
 import { BOT_FIELDS, DEAL_ROW, PORTFOLIO_FIELDS } from "../queries";
@@ -42,6 +43,11 @@ export function ClosedDeals({ deals }: { deals: any[] }) {
   );
 }
 
+function PriceCard({ pair }: { pair: string }) {
+  const price = useLivePrice(pair); // the prices subscription: every closed candle
+  return <Card title={`${pair} now`} value={money(price)} testId="card-price" />;
+}
+
 export function Overview() {
   const session = useSession();
   const q = useQuery(OVERVIEW);
@@ -60,6 +66,7 @@ export function Overview() {
         <Card title="Running bots" value={String(bots.filter((b: any) => b.status === "RUNNING").length)} testId="card-running" />
         <Card title="Total P/L" value={money(total)} className={signClass(total)} testId="card-pnl" />
         <Card title="Balances" value={balances || "—"} testId="card-balances" />
+        {[...new Set<string>(bots.map((b: any) => b.pair))].slice(0, 4).map((pair) => <PriceCard key={pair} pair={pair} />)}
       </div>
       <h2>Health</h2>
       <HealthLights />

@@ -364,3 +364,28 @@ def only_loopback(page) -> list[str]:
 
     page.context.route("**/*", route)
     return elsewhere
+
+
+# Answers that mean the page itself asked wrongly (or the server failed), whatever it shows.
+PAGE_FAULTS = {"GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "QUERY_TOO_COSTLY",
+               "QUERY_TOO_DEEP", "QUERY_TOO_LARGE", "TOO_MANY_ALIASES", "INVALID_PAGE_SIZE",
+               "INTERNAL_SERVER_ERROR"}
+
+
+def graphql_faults(page) -> list[str]:
+    """Record (in the list returned) every GraphQL error over HTTP whose code says the
+    page's document was wrong or the server failed."""
+    faults: list[str] = []
+
+    def check(response) -> None:
+        if not response.url.endswith("/graphql") or response.request.method != "POST":
+            return
+        try:
+            errors = response.json().get("errors") or []
+        except Exception:  # not JSON: no GraphQL answer to judge
+            return
+        faults.extend(f"{e.get('extensions', {}).get('code')}: {e.get('message')}"
+                      for e in errors if e.get("extensions", {}).get("code") in PAGE_FAULTS)
+
+    page.on("response", check)
+    return faults

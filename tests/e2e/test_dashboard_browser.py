@@ -12,7 +12,7 @@ import subprocess
 from decimal import Decimal
 from pathlib import Path
 
-from tests.e2e.conftest import TRADETAPE, only_loopback, server_env
+from tests.e2e.conftest import TRADETAPE, graphql_faults, only_loopback, server_env
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 DEMO = ("demo@tradetape.local", "Tradetape-demo-1")
@@ -220,6 +220,7 @@ def test_a_trader_uses_the_dashboard_in_a_browser(launch, chromium):
     server = launch(speed=None, demo=True)  # the demo's own 300x
     page = chromium.new_page(viewport={"width": 1300, "height": 900})
     elsewhere = only_loopback(page)
+    wrong = graphql_faults(page)
     faults: list[str] = []
     page.on("pageerror", lambda error: faults.append(str(error)))
     log_in(page, server.base_url)
@@ -232,5 +233,6 @@ def test_a_trader_uses_the_dashboard_in_a_browser(launch, chromium):
     stop_the_bot(page)
     fits_a_phone(page)
     administer(page, server)
+    assert wrong == []  # every document the pages sent was valid and within the limits
     assert elsewhere == []  # the dashboard asked nothing of any other host
     assert faults == []

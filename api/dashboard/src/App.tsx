@@ -39,7 +39,7 @@ function page(route: Route) {
   }
 }
 
-function useSessionState(): [Session | null, boolean] {
+function useSessionState(onPublicPage: boolean): [Session | null, boolean] {
   const [session, setSession] = useState<Session | null>(null);
   const [token, setToken] = useState(accessToken());
   const [checked, setChecked] = useState(false);
@@ -51,15 +51,31 @@ function useSessionState(): [Session | null, boolean] {
         ...e.node, mode: modeOf(e.node.kind, e.node.sandbox) }));
       setSession({ me: d.me, accounts, reload: load });
     }).catch(() => setSession(null)).finally(() => setChecked(true));
-  }, [token]);
+  }, [token, onPublicPage]); // read again on leaving e.g. the verify page
   useEffect(load, [load]);
   return [session, checked];
 }
 
+/** Unverified users may paper-trade; live trading waits for a verified address. */
+function VerifyReminder({ email }: { email: string }) {
+  const [sent, setSent] = useState<string | null>(null);
+  const resend = () => gql(`mutation($e: String!) { resendVerification(email: $e) {
+      ... on MailRequestPayload { accepted } ... on InputErrors { code message } } }`, { e: email })
+    .then((d) => setSent(d.resendVerification.accepted ? "A new link is on its way." : d.resendVerification.message))
+    .catch((e: Error) => setSent(e.message));
+  return (
+    <p className="reminder" role="status" data-testid="verify-reminder">
+      Your email address is not verified yet: paper trading works, live trading waits for it.{" "}
+      <button type="button" onClick={resend}>Send the link again</button>{" "}
+      <a href="#/verify">I have a token</a> {sent}
+    </p>
+  );
+}
+
 export function App() {
   const route = useRoute();
-  const [session, checked] = useSessionState();
   const head = route.path[0] ?? "";
+  const [session, checked] = useSessionState(PUBLIC.has(head));
   if (PUBLIC.has(head) || (checked && !session)) {
     return <main id="main" className="auth"><AuthPage route={route} /></main>;
   }
@@ -81,7 +97,10 @@ export function App() {
         <span className="who">{session.me.email}</span>
         <button type="button" onClick={() => { setTokens(null, null); go("/login"); }}>Log out</button>
       </header>
-      <main id="main" tabIndex={-1}>{page(route)}</main>
+      <main id="main" tabIndex={-1}>
+        {!session.me.emailVerified && <VerifyReminder email={session.me.email} />}
+        {page(route)}
+      </main>
     </SessionContext.Provider>
   );
 }

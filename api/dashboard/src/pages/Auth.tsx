@@ -4,7 +4,8 @@ import { gql, setTokens } from "../gql";
 import { go, type Route } from "../router";
 import { describeErrors, Field, formValues, Status } from "../components/Form";
 
-const ERRORS = "... on InputErrors { code message errors { field message } } ... on AuthError { code message }";
+const INPUT_ERRORS = "... on InputErrors { code message errors { field message } }";
+const ERRORS = `${INPUT_ERRORS} ... on AuthError { code message }`; // resetPassword's union only
 
 function useSubmit(run: (v: Record<string, string>) => Promise<string | null | void>) {
   const [error, setError] = useState<string | null>(null);
@@ -49,7 +50,7 @@ function Register() {
   const s = useSubmit(async (v) => {
     const d = await gql(`mutation($e: String!, $p: String!, $n: String) {
       register(email: $e, password: $p, displayName: $n) {
-        ... on RegisterPayload { verificationSent } ${ERRORS} } }`,
+        ... on RegisterPayload { verificationSent } ${INPUT_ERRORS} } }`,
       { e: v.email, p: v.password, n: v.displayName || null });
     const err = describeErrors(d.register);
     if (err) throw new Error(err);
@@ -80,7 +81,7 @@ function Verify({ token }: { token: string | null }) {
   }, [token]);
   const s = useSubmit(async (v) => {
     const d = await gql(`mutation($e: String!) { resendVerification(email: $e) {
-      ... on MailRequestPayload { accepted } ${ERRORS} } }`, { e: v.email });
+      ... on MailRequestPayload { accepted } ${INPUT_ERRORS} } }`, { e: v.email });
     const err = describeErrors(d.resendVerification);
     if (err) throw new Error(err);
     return "If that address has an unverified account, a new link is on its way.";
@@ -92,7 +93,7 @@ function Verify({ token }: { token: string | null }) {
       <Field label="Email" name="email" type="email" required />
       <Status error={s.error}>{s.done}</Status>
       <button type="submit" disabled={s.busy}>Send the link again</button>
-      <p><a href="#/login">Back to log in</a></p>
+      <p><a href="#/">Go to the dashboard</a> · <a href="#/login">Log in</a></p>
     </form>
   );
 }
@@ -107,7 +108,7 @@ function Reset({ token }: { token: string | null }) {
       return "Password changed. Log in with the new one.";
     }
     const d = await gql(`mutation($e: String!) { requestPasswordReset(email: $e) {
-      ... on MailRequestPayload { accepted } ${ERRORS} } }`, { e: v.email });
+      ... on MailRequestPayload { accepted } ${INPUT_ERRORS} } }`, { e: v.email });
     const err = describeErrors(d.requestPasswordReset);
     if (err) throw new Error(err);
     return "If that address has an account, a reset link is on its way (valid 24 hours).";

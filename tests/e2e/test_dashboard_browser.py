@@ -87,6 +87,13 @@ def create_and_start_a_bot(page) -> None:
     page.locator('[data-testid="bot-status"]').filter(has_text="RUNNING").wait_for()
     assert "PAPER" in page.locator('[data-testid="mode-banner"]').inner_text()
     shot(page, "bot-detail")
+    page.get_by_role("link", name="Edit").click()  # a new take profit, saved as an event
+    page.get_by_label("Take profit %", exact=True).wait_for()
+    page.wait_for_function("""() => document.getElementById('f-name').value === 'Browser bot'""")
+    page.get_by_label("Take profit %", exact=True).fill("1.5")
+    shot(page, "bot-edit")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("heading", name=re.compile("Browser bot")).wait_for(timeout=WAIT)
 
 
 def demo_bot_detail(page) -> None:
@@ -138,6 +145,8 @@ def drag_the_slider_back(page) -> None:
     page.get_by_role("link", name="As of").click()
     page.get_by_role("heading", name="As of a past moment").wait_for()
     page.locator('[data-testid="fig-Deals closed"]').wait_for(timeout=WAIT)
+    page.get_by_label("Bot").select_option(label="BTC quick scalper")
+    page.locator('[data-testid="bot-as-of"]').filter(has_text="RUNNING").wait_for(timeout=WAIT)
     now_closed = int(figure(page, "Deals closed"))
     assert now_closed > 0
     slider = page.get_by_label(re.compile("^As of"))
@@ -150,6 +159,7 @@ def drag_the_slider_back(page) -> None:
     # before any deal: nothing closed, nothing realized, the paper balance untouched
     page.wait_for_function("""() => document.querySelector('[data-testid="fig-Deals closed"]')
         ?.innerText === '0'""", timeout=WAIT)
+    assert "RUNNING" not in page.locator('[data-testid="bot-as-of"]').inner_text()
     assert Decimal(figure(page, "Realized P/L")) == 0
     page.get_by_role("heading", name="Leaderboard").wait_for()  # as it stood then, too
     shot(page, "as-of")

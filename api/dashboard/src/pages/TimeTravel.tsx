@@ -18,7 +18,7 @@ const AS_OF = `query($asOf: DateTime!, $bot: ID!) { portfolio(asOf: $asOf) { ${P
 const PORTFOLIO_ONLY = `query($asOf: DateTime!) { portfolio(asOf: $asOf) { ${PORTFOLIO_FIELDS} } ${BOARD} }`;
 
 function BotAsOf({ history }: { history: any }) {
-  if (!history) return <p>The bot did not exist yet.</p>;
+  if (!history) return <p data-testid="bot-as-of">The bot did not exist yet.</p>;
   const s = history.state ?? {};
   const last = history.events[history.events.length - 1];
   return (

@@ -161,6 +161,8 @@ def drag_the_slider_back(page) -> None:
         ?.innerText === '0'""", timeout=WAIT)
     assert "RUNNING" not in page.locator('[data-testid="bot-as-of"]').inner_text()
     assert Decimal(figure(page, "Realized P/L")) == 0
+    balances = page.locator('[data-testid="portfolio-figures"] + table').inner_text()
+    assert re.search(r"USDT\s+10,000\.00", balances), balances  # the paper deposit, untouched
     page.get_by_role("heading", name="Leaderboard").wait_for()  # as it stood then, too
     shot(page, "as-of")
 

@@ -21,8 +21,10 @@ function Card({ title, value, className = "", testId }: { title: string; value: 
   );
 }
 
-export function ClosedDeals({ deals }: { deals: any[] }) {
-  if (!deals.length) return <p>No closed deal yet.</p>;
+export function ClosedDeals({ deals: given }: { deals: any[] }) {
+  if (!given.length) return <p>No closed deal yet.</p>;
+  // The API lists deals newest opened first; a closed deals table reads by closing time.
+  const deals = [...given].sort((a, b) => (a.closedAt < b.closedAt ? 1 : a.closedAt > b.closedAt ? -1 : 0));
   return (
     <div className="scroll">
     <table data-testid="closed-deals">

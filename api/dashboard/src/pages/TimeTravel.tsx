@@ -33,7 +33,9 @@ function BotAsOf({ history }: { history: any }) {
 
 export function TimeTravel() {
   const session = useSession();
-  const start = new Date(session.me.registeredAt).getTime();
+  // Just after registration: the account and its paper deposit are recorded a moment after
+  // the registration's own time.
+  const start = new Date(session.me.registeredAt).getTime() + 100;
   const [end] = useState(() => Date.now());
   const [step, setStep] = useState(STEPS);
   const [botId, setBotId] = useState("");

@@ -108,13 +108,26 @@ def count(store: ViewStore, table: Table, where: list[str], params: list[Any]) -
 # --- bots -----------------------------------------------------------------------------------
 
 
-def bots_page(store: ViewStore, owner: str | None, first: int | None = None,
-              after: str | None = None) -> Page:
-    """An owner's bots, oldest first; deleted (archived) ones are left out."""
+def bot_filters(owner: str | None) -> tuple[list[str], list[Any]]:
+    """An owner's bots (everyone's for None) but the deleted (archived) ones."""
     where, params = (["owner_id = ?"], [owner]) if owner is not None else ([], [])
-    where = [*where, "archived = 0"]
+    return [*where, "archived = 0"], params
+
+
+def bots_page(store: ViewStore, owner: str | None, first: int | None = None,
+              after: str | None = None, last: int | None = None,
+              before: str | None = None) -> Page:
+    """An owner's bots, oldest first; ``last``/``before`` page backwards."""
+    where, params = bot_filters(owner)
+    if last is not None or before is not None:
+        return _keyset(store, FE_BOTS, where, params, ("created_at", "bot_id"), False, last,
+                       before, backwards=True)
     return _keyset(store, FE_BOTS, where, params, ("created_at", "bot_id"), False, first,
                    after)
+
+
+def bots_count(store: ViewStore, owner: str | None) -> int:
+    return count(store, FE_BOTS, *bot_filters(owner))
 
 
 def bots_by_id(store: ViewStore, ids: Iterable[str]) -> dict[str, Row]:
@@ -134,18 +147,33 @@ def deals_by_id(store: ViewStore, ids: Iterable[str]) -> dict[str, Row]:
     return {r["deal_id"]: r for r in by_ids(store, FE_DEALS, "deal_id", ids)}
 
 
-def deals_page(store: ViewStore, *, owner: str | None, bot_id: str | None = None,
-               status: str | None = None, first: int | None = None,
-               after: str | None = None) -> Page:
-    """Deals, newest first: an owner's (or everyone's), of one bot, in one status."""
+def deal_filters(owner: str | None, bot_id: str | None = None,
+                 status: str | None = None) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     for column, value in (("owner_id", owner), ("bot_id", bot_id), ("status", status)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    return where, params
+
+
+def deals_page(store: ViewStore, *, owner: str | None, bot_id: str | None = None,
+               status: str | None = None, first: int | None = None,
+               after: str | None = None, last: int | None = None,
+               before: str | None = None) -> Page:
+    """Deals, newest first: an owner's (or everyone's), of one bot, in one status;
+    ``last``/``before`` page backwards."""
+    where, params = deal_filters(owner, bot_id, status)
+    if last is not None or before is not None:
+        return _keyset(store, FE_DEALS, where, params, ("opened_at", "deal_id"), True, last,
+                       before, backwards=True)
     return _keyset(store, FE_DEALS, where, params, ("opened_at", "deal_id"), True, first,
                    after)
+
+
+def deals_count(store: ViewStore, filters: tuple[list[str], list[Any]]) -> int:
+    return count(store, FE_DEALS, *filters)
 
 
 def orders_by_deal(store: ViewStore, deal_ids: Iterable[str]) -> dict[str, list[Row]]:
@@ -160,13 +188,10 @@ def orders_by_deal(store: ViewStore, deal_ids: Iterable[str]) -> dict[str, list[
 
 def order_filters(owner: str | None, bot_id: str | None, deal_id: str | None,
                   status: str | None) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("owner_id", owner), ("bot_id", bot_id), ("deal_id", deal_id),
-                          ("status", status)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
+    where, params = deal_filters(owner, bot_id, status)
+    if deal_id is not None:
+        where.append("deal_id = ?")
+        params.append(deal_id)
     return where, params
 
 
@@ -242,17 +267,3 @@ def deal_links(store: ViewStore, owner: str) -> dict[str, tuple[str, str]]:
         links[order["order_id"]] = (order["bot_id"], order["deal_id"])
     return links
 
-
-def owners_of(store: ViewStore, ids: Iterable[str]) -> dict[str, str]:
-    """``id: owner`` of the bots, deals, orders and exchange accounts among ``ids``."""
-    wanted = list(ids)
-    found: dict[str, str] = {}
-    for table, column in ((FE_BOTS, "bot_id"), (FE_DEALS, "deal_id"),
-                          (FE_ORDERS, "order_id"), (ACCOUNTS, "account_id")):
-        rest = [i for i in wanted if i not in found]
-        if not rest:
-            break
-        for row in by_ids(store, table, column, rest):
-            if row["owner_id"] is not None:
-                found[row[column]] = row["owner_id"]
-    return found

@@ -29,7 +29,13 @@ same rows.
 The client is a small HTTP/1.1 client on asyncio streams rather than httpx: on a 2-core
 machine, at 500 requests/s, httpx's own per-request cost (~1 ms of CPU) would be a large
 part of what is measured, on the core the server needs.
-Goal (issue 5): both GraphQL queries hold 500 requests/s with p99 under 50 ms.
+4. Then both servers once more while other users trade (issue 14): a child process
+   (``scripts/bench_writers.py``) appends ``--writers-rate`` events/s (default 200; 0 skips
+   this) to the same database through the engine, from users the clients are not. Their
+   figures are printed beside the quiet ones.
+
+Goal (issues 5 and 14): both GraphQL queries hold 500 requests/s with p99 under 50 ms, also
+while others trade.
 """
 
 from __future__ import annotations
@@ -559,9 +565,9 @@ def report(args, groups: list[list[Figures]]) -> None:
           f"{args.connections} connections back to back, {args.seconds / 2:g} s; at {rate}: "
           f"open loop for {args.seconds:g} s on {args.connections} connections, latency "
           "from each request's scheduled time (stopped once over 1 s of requests wait)")
-    head = (f"{'endpoint':38} {'one at a time':>17}   {'capacity':>17}   "
+    head = (f"{'endpoint':52} {'one at a time':>17}   {'capacity':>17}   "
             f"{'at ' + rate:>26}")
-    sub = (f"{'':38} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>8} {'p99 ms':>8}   "
+    sub = (f"{'':52} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>8} {'p99 ms':>8}   "
            f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     print(head)
     print(sub)
@@ -570,7 +576,7 @@ def report(args, groups: list[list[Figures]]) -> None:
     def row(label: str, f: Figures) -> str:
         t = f.target
         held = f" overloaded after {t.overloaded_after:.1f} s" if t.overloaded_after else ""
-        return (f"{label:38} {f.unloaded.percentile(50):8.2f} {f.unloaded.percentile(99):8.2f}"
+        return (f"{label:52} {f.unloaded.percentile(50):8.2f} {f.unloaded.percentile(99):8.2f}"
                 f"   {f.capacity.rate:8.0f} {f.capacity.percentile(99):8.2f}   "
                 f"{t.rate:8.0f} {t.percentile(50):8.2f} {t.percentile(99):8.2f}{held}")
 
@@ -581,15 +587,15 @@ def report(args, groups: list[list[Figures]]) -> None:
         for g in graphqls:
             u, c, t = (g.unloaded, p.unloaded), (g.capacity, p.capacity), (g.target, p.target)
             label = "  GraphQL / plain" + (" (cache off)" if "cache off" in g.name else "")
-            print(f"{label:38} {_times(u, 50)} {_times(u, 99)}   {_rates(c)} "
+            print(f"{label:52} {_times(u, 50)} {_times(u, 99)}   {_rates(c)} "
                   f"{_times(c, 99)}   {_rates(t)} {_times(t, 50)} {_times(t, 99)}")
     print()
     for g in (g for *graphqls, _ in groups for g in graphqls):
         t = g.target
         held = (not t.overloaded_after and t.rate >= 0.98 * args.rate
                 and t.percentile(99) < 50 and not t.failures)
-        print(f"goal for {g.name:38} {rate} with p99 < 50 ms: "
-              f"{'met' if held else 'MISSED'}")
+        print(f"goal for {g.name:52} {rate} with p99 < 50 ms: "
+              f"{'MET' if held else 'MISSED'}")
     for f in (f for group in groups for f in group):
         for r in f.failures:
             print(f"{f.name}: {r.failures} failed, first: {r.first_failure}")
@@ -605,6 +611,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--writers-rate", type=float, default=200,
+                        help="events/s other users append during the last runs (0: none)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the schema if it already holds the users, bots and deals")
     parser.add_argument("--plain-app", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -637,9 +645,9 @@ def main() -> int:
         measured, codes = measure_servers(args, plain_port, logs)
     finally:
         plain.stop()
-    # per query: GraphQL cached, GraphQL uncached, plain (from the first pass)
-    groups = [[measured[0][0], measured[1][0], measured[0][1]],
-              [measured[0][2], measured[1][2], measured[0][3]]]
+    # per query: GraphQL cached, uncached (then both while others trade), plain (first pass)
+    groups = [[*(m[0] for m in measured), measured[0][1]],
+              [*(m[2] for m in measured), measured[0][3]]]
     report(args, groups)
     print(f"\ntradetape serve exited {codes} after SIGTERM; logs in {logs}")
     return 0
@@ -662,13 +670,17 @@ def measure_servers(args, plain_port: int, logs: Path) -> tuple[list[list[Figure
                             args.database], port, "/health", env=env)
 
     measured, codes = [], []
-    for suffix, server in (("", serve("tradetape-serve")),
-                           (" (cache off)", serve("tradetape-serve-uncached",
-                                                  TRADETAPE_GRAPHQL_CACHE="off"))):
+    passes = [("", {}), (" (cache off)", {"TRADETAPE_GRAPHQL_CACHE": "off"})]
+    if args.writers_rate > 0:
+        others = f" +others {args.writers_rate:g} ev/s"
+        passes += [(others, {}), (others + " (cache off)", {"TRADETAPE_GRAPHQL_CACHE": "off"})]
+    for n, (suffix, env) in enumerate(passes):
+        server = serve(f"tradetape-serve-{n}", **env)
         started = time.perf_counter()
         server.start(logs)
-        print(f"{server.name} answered /health after {time.perf_counter() - started:.1f} s "
-              f"(port {server.port})")
+        print(f"{server.name}{suffix} answered /health after "
+              f"{time.perf_counter() - started:.1f} s (port {server.port})")
+        writers = start_writers(args, logs, n) if "others" in suffix else None
         try:
             tokens = [login(server.port, u) for u in range(args.users)]
             print("check: " + asyncio.run(same_rows(server.port, plain_port, tokens[0],
@@ -677,8 +689,37 @@ def measure_servers(args, plain_port: int, logs: Path) -> tuple[list[list[Figure
                                          owners))
             measured.append([f for group in groups for f in group])
         finally:
+            if writers is not None:
+                print(f"other users' writes: {stop_writers(writers)}")
             codes.append(server.stop())
     return measured, codes
+
+
+def start_writers(args, logs: Path, n: int) -> tuple[subprocess.Popen, Path]:
+    log = logs / f"writers-{n}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "bench_writers.py"),
+                                    "--database", args.database,
+                                    "--rate", str(args.writers_rate)],
+                                   stdout=out, stderr=subprocess.STDOUT, env=child_env(),
+                                   cwd=ROOT)
+    return process, log
+
+
+def stop_writers(writers: tuple[subprocess.Popen, Path]) -> str:
+    process, log = writers
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return "did not stop"
+    found = [line for line in log.read_text().splitlines() if line.startswith("events ")]
+    if not found:
+        return f"no figures (exit {process.returncode}); see {log}"
+    _, events, _, seconds = found[-1].split()
+    rate = int(events) / float(seconds)
+    return f"{int(events):,} events in {float(seconds):.0f} s ({rate:,.0f}/s)"
 
 
 if __name__ == "__main__":

@@ -27,14 +27,45 @@ class PageInfo:
 
 
 @strawberry.type
-class FieldError:
-    """One refused rule: a stable ``code``, the input ``field`` it is about (camelCase, when
-    there is one) and, for configuration errors, the ``rule`` broken (e.g. NOT_POSITIVE)."""
+class Counted:
+    """A connection's ``totalCount``, counted only when asked for (``count()``: the count
+    query, on a worker thread)."""
 
+    count: strawberry.Private[Any] = None
+
+    @strawberry.field(description="How many items match, over all pages")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+@strawberry.interface(description=(
+    "Every error an answer can hold: a stable code, a message, and the input field it is "
+    "about (camelCase) when there is one"))
+class Error:
     code: str
     message: str
     field: str | None = None
+
+
+@strawberry.type
+class FieldError(Error):
+    """One refused rule: a stable ``code``, the input ``field`` it is about (camelCase, when
+    there is one) and, for configuration errors, the ``rule`` broken (e.g. NOT_POSITIVE)."""
+
     rule: str | None = None
+
+
+@strawberry.type
+class Errors(Error):
+    """A refused command with every reason: ``code``, ``message`` and ``field`` are the
+    first error's."""
+
+    errors: list[FieldError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, errors: list[FieldError]) -> Any:
+        first = errors[0]
+        return cls(code=first.code, message=first.message, field=first.field, errors=errors)
 
 
 def camel(name: str | None) -> str | None:

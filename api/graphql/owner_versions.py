@@ -7,16 +7,17 @@ marked at the market's price when the answer is made (the market tape), not at w
 filled last, so the version also holds the tape's. The version of an owner is then
 
 - the log position of the last event that belongs to them (or to no one known: a system
-  event counts for everyone), learnt by reading the log from where the last call stopped;
+  event counts for everyone), learnt by reading the log from where the last call stopped
+  (the log as it stood at the first call counts for everyone: it is not read again);
 - whether every projection has applied that event yet (until they all have, their
   positions are part of the version, so an answer made meanwhile is never kept for long);
 - each projection's generation (a rebuild changes every answer) and the tape's version.
 
 Which owner an event belongs to: its ``owner_id`` when it has one (a bot's, deal's or
 order's first event), the aggregate's owner learnt from such an event, the user's own id
-for ``User`` events, else the views are asked (``projections.queries.owners_of``); an
-event whose owner cannot be found counts for everyone. An administrator's view spans
-every owner: it keeps the whole-log version.
+for ``User`` events, else the one named by the aggregate's first event (read once from the
+event store); an event whose owner cannot be found counts for everyone.
+An administrator's view spans every owner: it keeps the whole-log version.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
-from projections import queries
 from projections.facts import FactDecoder
 from projections.store import TRACKING
 
@@ -38,7 +39,7 @@ class OwnerVersions:
     def __init__(self, trading: Any, read: Any, tape_version: Callable[[], int]):
         self.trading, self.read, self.tape_version = trading, read, tape_version
         self.decode = FactDecoder(trading.mapper)
-        self.position = 0  # the log is read from here on
+        self.position: int | None = None  # the log is read from here on
         self.touched: dict[str, int] = {}  # owner: last position of theirs
         self.owners: dict[str, str] = {}  # aggregate id: owner
         self._lock = threading.Lock()
@@ -51,6 +52,8 @@ class OwnerVersions:
         if owner is None:
             return (head, *map(tuple, tracking))
         with self._lock:
+            if self.position is None:  # the log as it stood: everyone's, until applied
+                self.position = self.touched[EVERYONE] = head
             if head > self.position:
                 self._scan(head)
             mine = max(self.touched.get(owner, 0), self.touched.get(EVERYONE, 0))
@@ -85,5 +88,18 @@ class OwnerVersions:
                 self.owners[fact.oid] = fact.oid
             elif fact.oid not in self.owners:
                 unknown.append(fact.oid)
-        if unknown:
-            self.owners.update(self.read.run(queries.owners_of, unknown))
+        for oid in dict.fromkeys(unknown):
+            owner = self._first_owner(oid)
+            if owner is not None:
+                self.owners[oid] = owner
+
+    def _first_owner(self, oid: str) -> str | None:
+        """The owner named by the aggregate's first event (a bot's, deal's, order's,
+        account's or roster's names it), or None."""
+        first = self.trading.recorder.select_events(UUID(oid), limit=1)
+        if not first:
+            return None
+        stored = first[0]
+        fact = self.decode((0, oid, stored.originator_version, stored.topic, stored.state))
+        owner = fact.state.get("owner_id")
+        return owner if isinstance(owner, str) else None

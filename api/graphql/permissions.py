@@ -38,5 +38,14 @@ class IsAdmin(BasePermission):
         return info.context.principal.is_admin
 
 
+class IsAdminAnsweringErrors(IsAdmin):
+    """An administrator's command whose refusal, for anyone else, is its error union's
+    ``ADMIN_REQUIRED`` rather than a top-level error: the resolver checks ``is_admin``."""
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        info.context.principal  # noqa: B018 (raises the authentication error)
+        return True
+
+
 def authentication_error(code: str, message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})

@@ -10,6 +10,7 @@ from typing import Annotated
 import strawberry
 
 from api.graphql.bots.plan import InputErrors
+from api.graphql.common import Error
 from application.user_views import AuthTokens, UserView
 
 
@@ -55,12 +56,9 @@ class AuthPayload:
 
 
 @strawberry.type
-class AuthError:
+class AuthError(Error):
     """INVALID_CREDENTIALS, ACCOUNT_BLOCKED, TOO_MANY_ATTEMPTS, TOKEN_EXPIRED,
     SESSION_REVOKED, VERIFICATION_TOKEN_INVALID, ..."""
-
-    code: str
-    message: str
 
 
 @strawberry.type

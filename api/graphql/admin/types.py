@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 
 from api.graphql.accounts.types import User
-from api.graphql.common import FieldError, PageInfo
+from api.graphql.common import Errors, PageInfo
 
 
 @strawberry.type
@@ -23,10 +23,8 @@ class UserConnection:
 
 
 @strawberry.type
-class AdminErrors:
-    code: str
-    message: str
-    errors: list[FieldError]
+class AdminErrors(Errors):
+    """A refused administration command (ADMIN_REQUIRED, NOT_FOUND...)."""
 
 
 AdminUserResult = Annotated[User | AdminErrors, strawberry.union("AdminUserResult")]

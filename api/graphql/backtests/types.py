@@ -11,7 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.bots.types import DcaConfig
-from api.graphql.common import FieldError, PageInfo, when
+from api.graphql.common import Errors, PageInfo, when
 from api.graphql.scalars import JSON
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -137,18 +137,9 @@ class BacktestRunConnection:
 
 
 @strawberry.type
-class BacktestErrors:
+class BacktestErrors(Errors):
     """Why a backtest was refused: ``code`` is the first error's (INVALID_CONFIG,
     CANDLE_FILE_NOT_ALLOWED, CANDLE_FILE_NOT_FOUND, INVALID_NUMBER, OUT_OF_RANGE...)."""
-
-    code: str
-    message: str
-    errors: list[FieldError]
-
-    @classmethod
-    def of(cls, errors: list[FieldError]) -> BacktestErrors:
-        return cls(code=errors[0].code, message=errors[0].message, errors=errors)
-
 
 RunBacktestResult = Annotated[BacktestRun | BacktestErrors,
                               strawberry.union("RunBacktestResult")]

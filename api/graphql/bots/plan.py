@@ -9,7 +9,7 @@ from typing import Annotated
 import strawberry
 
 from api.graphql.bots.inputs import DcaConfigInput
-from api.graphql.common import FieldError, camel, field_error
+from api.graphql.common import Errors, FieldError, camel, field_error
 from api.graphql.permissions import Public
 from domain.dca import ladder
 from domain.errors import DomainError, InvalidConfigError
@@ -37,15 +37,8 @@ class DcaPlan:
 
 
 @strawberry.type
-class InputErrors:
-    code: str
-    message: str
-    errors: list[FieldError]
-
-    @classmethod
-    def of(cls, errors: list[FieldError]) -> InputErrors:
-        return cls(code=errors[0].code, message=errors[0].message, errors=errors)
-
+class InputErrors(Errors):
+    """A refused command's errors."""
 
 LEVEL_FIELDS = ("n", "deviation_pct", "price", "quote", "units", "total_quote", "total_units",
                 "average_price", "take_profit_price", "stop_loss_price")

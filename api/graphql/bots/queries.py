@@ -10,6 +10,7 @@ from strawberry.types import Info
 from api.graphql.bots.types import Bot, BotConnection, BotEdge
 from api.graphql.common import PageInfo, parse_uuid
 from api.graphql.permissions import IsAuthenticated
+from projections import queries
 from projections.queries import InvalidCursorError, Page
 
 
@@ -27,15 +28,17 @@ async def load_page(loader, key) -> Page:
 @strawberry.type
 class BotQueries:
     @strawberry.field(permission_classes=[IsAuthenticated],
-                      description="Your bots, oldest first (at most 100 a page)")
-    async def bots(self, info: Info, first: int | None = 50,
-                   after: str | None = None) -> BotConnection:
+                      description=("Your bots, oldest first (at most 100 a page); "
+                                   "last/before page backwards"))
+    async def bots(self, info: Info, first: int | None = 50, after: str | None = None,
+                   last: int | None = None, before: str | None = None) -> BotConnection:
         ctx = info.context
-        page = await load_page(ctx.loaders.bot_pages, (ctx.user_id, first, after))
+        owner = ctx.user_id
+        page = await load_page(ctx.loaders.bot_pages, (owner, first, after, last, before))
         edges = [BotEdge(node=Bot.from_row(row), cursor=cursor)
                  for row, cursor in zip(page.rows, page.cursors, strict=True)]
-        return BotConnection(edges=edges, page_info=PageInfo(
-            has_next_page=page.has_next, end_cursor=page.end_cursor))
+        return BotConnection(edges=edges, page_info=PageInfo.of(page), count=lambda: (
+            ctx.read.run_async(queries.bots_count, owner)))
 
     @strawberry.field(permission_classes=[IsAuthenticated],
                       description="One of your bots; null for anything else")

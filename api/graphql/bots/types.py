@@ -10,7 +10,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.common import FieldError, PageInfo, when
+from api.graphql.common import Counted, Errors, PageInfo, when
 from api.graphql.deals.types import Deal, open_unrealized
 from domain import dca
 from projections.tables import Row
@@ -147,23 +147,14 @@ class BotEdge:
 
 
 @strawberry.type
-class BotConnection:
+class BotConnection(Counted):
     edges: list[BotEdge]
     page_info: PageInfo
 
 
 @strawberry.type
-class BotErrors:
+class BotErrors(Errors):
     """Why a bot command was refused: ``code`` is the first error's (BOT_NAME_DUPLICATE,
     BOT_LIMIT_REACHED, INVALID_CONFIG, EXCHANGE_ACCOUNT_MISSING, NOT_FOUND, ...)."""
-
-    code: str
-    message: str
-    errors: list[FieldError]
-
-    @classmethod
-    def of(cls, errors: list[FieldError]) -> BotErrors:
-        return cls(code=errors[0].code, message=errors[0].message, errors=errors)
-
 
 BotResult = Annotated[Bot | BotErrors, strawberry.union("BotResult")]

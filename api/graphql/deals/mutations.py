@@ -24,5 +24,5 @@ class DealMutations:
                 principal, parse_uuid(id)))
         except DomainError as error:
             found = field_error(error)
-            return DealErrors(code=found.code, message=found.message, errors=[found])
+            return DealErrors.of([found])
         return Deal.from_row(await ctx.fresh_loaders().deals.load(str(deal_id)))

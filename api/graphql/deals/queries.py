@@ -10,15 +10,18 @@ from api.graphql.bots.queries import load_page
 from api.graphql.common import PageInfo, parse_uuid
 from api.graphql.deals.types import Deal, DealConnection, DealEdge, DealStatus
 from api.graphql.permissions import IsAuthenticated
+from projections import queries
 
 
 @strawberry.type
 class DealQueries:
     @strawberry.field(permission_classes=[IsAuthenticated], description=(
-        "Your deals, newest first: of one bot (null if it is not yours), in one status"))
+        "Your deals, newest first: of one bot (null if it is not yours), in one status; "
+        "last/before page backwards"))
     async def deals(self, info: Info, bot_id: strawberry.ID | None = None,
                     status: DealStatus | None = None, first: int | None = 50,
-                    after: str | None = None) -> DealConnection | None:
+                    after: str | None = None, last: int | None = None,
+                    before: str | None = None) -> DealConnection | None:
         ctx = info.context
         owner = ctx.user_id
         bot_key = None
@@ -28,12 +31,14 @@ class DealQueries:
             if bot is None or not ctx.can_see(bot["owner_id"]):
                 return None
             owner = None  # the bot's deals, whoever owns it (an admin may look)
-        key = (owner, bot_key, None if status is None else status.value, first, after)
+        state = None if status is None else status.value
+        key = (owner, bot_key, state, first, after, last, before)
         page = await load_page(ctx.loaders.deal_pages, key)
         edges = [DealEdge(node=Deal.from_row(row), cursor=cursor)
                  for row, cursor in zip(page.rows, page.cursors, strict=True)]
-        return DealConnection(edges=edges, page_info=PageInfo(
-            has_next_page=page.has_next, end_cursor=page.end_cursor))
+        filters = queries.deal_filters(owner, bot_key, state)
+        return DealConnection(edges=edges, page_info=PageInfo.of(page), count=lambda: (
+            ctx.read.run_async(queries.deals_count, filters)))
 
     @strawberry.field(permission_classes=[IsAuthenticated],
                       description="One of your deals; null for anything else")

@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.common import FieldError, PageInfo, when
+from api.graphql.common import Counted, Errors, PageInfo, when
+from api.graphql.deals.enums import (
+    CloseReason,
+    OrderPurpose,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    member,
+)
+from api.graphql.display import base_of, display, quote_of
 from projections.tables import Row
 
 if TYPE_CHECKING:
@@ -40,9 +49,9 @@ class Order:
     id: strawberry.ID
     client_order_id: str
     exchange_order_id: str | None
-    side: str
-    type: str
-    purpose: str
+    side: OrderSide
+    type: OrderType
+    purpose: OrderPurpose
     safety_order: int
     price: Decimal | None
     amount: Decimal
@@ -50,22 +59,27 @@ class Order:
     cost: Decimal
     average_price: Decimal | None
     fees: Decimal
-    status: str
+    status: OrderStatus
     reason: str | None
     created_at: datetime
     updated_at: datetime
     bot_id: strawberry.ID | None = None
     deal_id: strawberry.ID | None = None
     pair: str | None = None
+    price_display: str | None = display("price", lambda o: quote_of(o.pair))
+    average_price_display: str | None = display("average_price", lambda o: quote_of(o.pair))
+    amount_display: str | None = display("amount", lambda o: base_of(o.pair))
 
     @classmethod
     def from_row(cls, row: Row) -> Order:
         return cls(id=strawberry.ID(row["order_id"]), client_order_id=row["client_order_id"],
-                   exchange_order_id=row["exchange_order_id"], side=row["side"],
-                   type=row["type"], purpose=row["purpose"], safety_order=row["safety_order"],
+                   exchange_order_id=row["exchange_order_id"],
+                   side=member(OrderSide, row["side"]), type=member(OrderType, row["type"]),
+                   purpose=member(OrderPurpose, row["purpose"]),
+                   safety_order=row["safety_order"],
                    price=row["price"], amount=row["amount"], filled=row["filled"],
                    cost=row["cost"], average_price=row["average_price"], fees=row["fees"],
-                   status=row["status"], reason=row["reason"],
+                   status=member(OrderStatus, row["status"]), reason=row["reason"],
                    created_at=when(row["created_at"]), updated_at=when(row["updated_at"]),
                    bot_id=_id(row.get("bot_id")), deal_id=_id(row.get("deal_id")),
                    pair=row.get("pair"))
@@ -83,7 +97,7 @@ class Deal:
     status: DealStatus
     opened_at: datetime
     closed_at: datetime | None
-    close_reason: str | None
+    close_reason: CloseReason | None
     units: Decimal
     units_bought: Decimal
     cost: Decimal
@@ -92,6 +106,11 @@ class Deal:
     stop_loss_price: Decimal | None
     safety_orders_used: int
     realized_pnl: Decimal | None
+    units_display: str | None = display("units", lambda d: base_of(d.pair))
+    average_entry_display: str | None = display("average_entry", lambda d: quote_of(d.pair))
+    take_profit_price_display: str | None = display("take_profit_price",
+                                                    lambda d: quote_of(d.pair))
+    realized_pnl_display: str | None = display("realized_pnl", lambda d: quote_of(d.pair))
 
     @strawberry.field(description="What the base order's fills cost per unit: the price the "
                       "deal was entered at (averageEntry moves with every safety order)")
@@ -142,7 +161,7 @@ class Deal:
         return cls(id=strawberry.ID(row["deal_id"]), bot_id=strawberry.ID(row["bot_id"]),
                    pair=row["pair"], status=DealStatus(row["status"]),
                    opened_at=when(row["opened_at"]), closed_at=when(row["closed_at"]),
-                   close_reason=row["close_reason"], units=row["units"],
+                   close_reason=member(CloseReason, row["close_reason"]), units=row["units"],
                    units_bought=row["units_bought"], cost=row["cost"],
                    average_entry=row["average_entry"],
                    take_profit_price=row["take_profit_price"],
@@ -158,7 +177,7 @@ class DealEdge:
 
 
 @strawberry.type
-class DealConnection:
+class DealConnection(Counted):
     edges: list[DealEdge]
     page_info: PageInfo
 
@@ -178,11 +197,8 @@ class OrderConnection:
 
 
 @strawberry.type
-class DealErrors:
-    code: str
-    message: str
-    errors: list[FieldError]
-
+class DealErrors(Errors):
+    """A refused command's errors."""
 
 DealResult = Annotated[Deal | DealErrors, strawberry.union("DealResult")]
 

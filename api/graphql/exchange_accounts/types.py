@@ -10,7 +10,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.common import FieldError, PageInfo
+from api.graphql.common import Errors, PageInfo
 from api.graphql.portfolio.types import Balance
 from application.exchange_accounts import AccountView
 from projections.balances import balances_report
@@ -72,19 +72,10 @@ class ExchangeAccountConnection:
 
 
 @strawberry.type
-class AccountErrors:
+class AccountErrors(Errors):
     """Why an account command was refused: ``code`` is the first error's
     (EXCHANGE_AUTH_FAILED, EXCHANGE_UNAVAILABLE, EXCHANGE_NOT_SUPPORTED,
     EXCHANGE_PERMISSION_DENIED, KEY_REQUIRED, ACCOUNT_IN_USE, NOT_FOUND, ...)."""
-
-    code: str
-    message: str
-    errors: list[FieldError]
-
-    @classmethod
-    def of(cls, errors: list[FieldError]) -> AccountErrors:
-        return cls(code=errors[0].code, message=errors[0].message, errors=errors)
-
 
 @strawberry.input
 class AddExchangeAccountInput:

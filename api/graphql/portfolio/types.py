@@ -10,8 +10,11 @@ import strawberry
 
 from api.graphql.common import when
 from api.graphql.deals.types import open_unrealized
+from api.graphql.display import display
 from domain.money import ZERO
 from projections.tables import Row
+
+PORTFOLIO_QUOTE = "USDT"
 
 
 @strawberry.type
@@ -22,6 +25,9 @@ class Balance:
     locked: Decimal
     total: Decimal
     updated_at: datetime | None
+    free_display: str | None = display("free", lambda b: b.asset)
+    locked_display: str | None = display("locked", lambda b: b.asset)
+    total_display: str | None = display("total", lambda b: b.asset)
 
 
 @strawberry.type
@@ -42,6 +48,10 @@ class Portfolio:
     balances: list[Balance]
     position: int | None = strawberry.field(default=None, description=(
         "with asOf: the log position the answer reflects (the last event recorded by then)"))
+    # The paper market's quote currency: the P/L of every bot is summed in it.
+    realized_pnl_display: str | None = display("realized_pnl", lambda _: PORTFOLIO_QUOTE)
+    unrealized_pnl_display: str | None = display("unrealized_pnl", lambda _: PORTFOLIO_QUOTE)
+    fees_display: str | None = display("fees", lambda _: PORTFOLIO_QUOTE)
 
     @classmethod
     def of(cls, found: dict[str, Any], runtime: Any = None) -> Portfolio:

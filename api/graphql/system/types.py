@@ -6,7 +6,7 @@ from typing import Annotated
 
 import strawberry
 
-from api.graphql.common import FieldError
+from api.graphql.common import Errors
 from api.graphql.scalars import JSON
 
 
@@ -20,10 +20,7 @@ class SystemStatus:
 
 
 @strawberry.type
-class SystemErrors:
-    code: str
-    message: str
-    errors: list[FieldError]
-
+class SystemErrors(Errors):
+    """A refused command's errors."""
 
 SystemResult = Annotated[SystemStatus | SystemErrors, strawberry.union("SystemResult")]

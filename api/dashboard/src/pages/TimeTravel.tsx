@@ -24,7 +24,7 @@ function BotAsOf({ history }: { history: any }) {
   return (
     <dl className="figures" data-testid="bot-as-of">
       <div><dt>Version</dt><dd>{history.version}</dd></div>
-      <div><dt>Status</dt><dd>{String(s.status ?? "—")}</dd></div>
+      <div><dt>Status</dt><dd>{String(s.status ?? "—").toUpperCase()}</dd></div>
       <div><dt>Name</dt><dd>{String(s.name ?? "—")}</dd></div>
       <div><dt>Last event</dt><dd>{last ? `${last.type} at ${when(last.at)}` : "—"}</dd></div>
     </dl>
@@ -35,7 +35,7 @@ export function TimeTravel() {
   const session = useSession();
   // Just after registration: the account and its paper deposit are recorded a moment after
   // the registration's own time.
-  const start = new Date(session.me.registeredAt).getTime() + 100;
+  const start = new Date(session.me.registeredAt).getTime() + 1000;
   const [end] = useState(() => Date.now());
   const [step, setStep] = useState(STEPS);
   const [botId, setBotId] = useState("");

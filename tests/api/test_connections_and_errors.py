@@ -81,3 +81,16 @@ def test_every_error_type_implements_the_error_interface(server):
     refused = server.gql("""mutation($id: ID!) { renameBot(id: $id, name: "") {
         ... on Error { code message field } } }""", {"id": bot_id}, alice.token)["renameBot"]
     assert refused["field"] == "name" and refused["code"] and refused["message"]
+
+
+def test_event_types_have_an_enum_beside_their_strings(server):
+    alice = server.user("alice")
+    bot_id = server.create_bot(alice, "first")
+    entries = server.gql("""query($id: ID!) { auditLog(filter: {aggregateId: $id}) {
+        edges { node { aggregateType eventType kind } } } }""", {"id": bot_id},
+                         alice.token)["auditLog"]["edges"]
+    assert [(e["node"]["eventType"], e["node"]["kind"]) for e in entries] == [
+        ("Created", "Bot_Created")]
+    names = {v["name"] for v in server.gql('{ __type(name: "EventType") { enumValues { name } } }')[
+        "__type"]["enumValues"]}
+    assert {"Deal_Opened", "Order_Filled", "Bot_Renamed", "BacktestRequest_Made"} <= names

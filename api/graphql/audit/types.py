@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 from api.graphql.common import PageInfo, when
+from api.graphql.event_types import EventType, kind_of
 from api.graphql.scalars import JSON
 from projections.history import AggregateHistory as History
 from projections.tables import Row
@@ -33,6 +34,10 @@ class AuditEntry:
     at: datetime = strawberry.field(
         description="the event's own time (when the engine decided it: market time in a "
                     "backtest); recordedAt is when the store recorded it")
+
+    @strawberry.field(description="aggregateType.eventType as the EventType enum")
+    def kind(self) -> EventType | None:
+        return kind_of(f"{self.aggregate_type}.{self.event_type}")
 
     @classmethod
     def from_row(cls, row: Row) -> AuditEntry:

@@ -12,6 +12,7 @@ from graphql import GraphQLError
 from strawberry.types import Info
 
 from api.graphql.common import parse_uuid
+from api.graphql.event_types import EventType, kind_of
 from api.graphql.interest import Interest, drain, kind
 from api.graphql.permissions import IsAuthenticated
 from api.graphql.scalars import JSON
@@ -28,6 +29,10 @@ class BotEvent:
     at: datetime
     actor: str | None
     data: JSON
+
+    @strawberry.field(description="type as the EventType enum")
+    def kind(self) -> EventType | None:
+        return kind_of(self.type)
 
     @classmethod
     def of(cls, bot_id: str, event: Any) -> BotEvent:

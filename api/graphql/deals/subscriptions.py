@@ -10,6 +10,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from api.graphql.event_types import EventType, kind_of
 from api.graphql.interest import Interest, drain, kind
 from api.graphql.permissions import IsAuthenticated
 from api.graphql.scalars import JSON
@@ -29,6 +30,10 @@ class DealEvent:
     at: datetime
     actor: str | None
     data: JSON
+
+    @strawberry.field(description="type as the EventType enum")
+    def kind(self) -> EventType | None:
+        return kind_of(self.type)
 
 
 class Links:

@@ -82,6 +82,7 @@ def create_and_start_a_bot(page) -> None:
     assert page.locator('[data-testid="ladder-chart"] canvas').first.is_visible()
     shot(page, "bot-form")
     page.get_by_role("button", name="Create bot").click()
+    page.wait_for_url(re.compile(r"#/bots/(?!new$)[^/]+$"), timeout=WAIT)  # created: its page
     page.get_by_role("heading", name=re.compile("Browser bot")).wait_for(timeout=WAIT)
     page.locator('[data-testid="bot-status"]').filter(has_text="RUNNING").wait_for()
     assert "PAPER" in page.locator('[data-testid="mode-banner"]').inner_text()
@@ -92,7 +93,8 @@ def create_and_start_a_bot(page) -> None:
     page.get_by_label("Take profit %", exact=True).fill("1.5")
     shot(page, "bot-edit")
     page.get_by_role("button", name="Save").click()
-    page.get_by_role("heading", name=re.compile("Browser bot")).wait_for(timeout=WAIT)
+    page.wait_for_url(re.compile(r"#/bots/[^/]+$"), timeout=WAIT)  # saved: back on the bot
+    page.locator('[data-testid="bot-status"]').wait_for()
 
 
 def demo_bot_detail(page) -> None:
@@ -234,16 +236,21 @@ def test_a_trader_uses_the_dashboard_in_a_browser(launch, chromium):
     wrong = graphql_faults(page)
     faults: list[str] = []
     page.on("pageerror", lambda error: faults.append(str(error)))
-    log_in(page, server.base_url)
-    see_closed_deals_arrive(page)
-    create_and_start_a_bot(page)
-    demo_bot_detail(page)
-    run_backtests(page)
-    drag_the_slider_back(page)
-    other_pages(page)
-    stop_the_bot(page)
-    fits_a_phone(page)
-    administer(page, server)
+    try:
+        log_in(page, server.base_url)
+        see_closed_deals_arrive(page)
+        create_and_start_a_bot(page)
+        demo_bot_detail(page)
+        run_backtests(page)
+        drag_the_slider_back(page)
+        other_pages(page)
+        stop_the_bot(page)
+        fits_a_phone(page)
+        administer(page, server)
+    except Exception:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # what the page showed when it failed
+        page.screenshot(path=SCREENSHOTS / "failure.png", full_page=True)
+        raise
     assert wrong == []  # every document the pages sent was valid and within the limits
     assert elsewhere == []  # the dashboard asked nothing of any other host
     assert faults == []

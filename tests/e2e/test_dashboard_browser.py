@@ -51,6 +51,9 @@ def closed_deal_rows(page) -> list[str]:
 def see_closed_deals_arrive(page) -> None:
     """A deal closed after the page loaded shows up in the table with no reload."""
     page.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
+    # the first answer is on the page (a table, or none closed yet) before we look
+    page.wait_for_selector('[data-testid="closed-deals"], p:has-text("No closed deal yet.")',
+                           timeout=WAIT)
     before = set(closed_deal_rows(page))
     page.wait_for_function(
         """before => [...document.querySelectorAll('[data-testid="closed-deals"] tbody tr')]

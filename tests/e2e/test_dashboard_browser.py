@@ -119,7 +119,7 @@ def run_backtests(page) -> None:
     and summary show, and the two compare side by side."""
     page.get_by_role("link", name="Backtest").click()
     page.get_by_role("heading", name="Backtest", exact=True).wait_for()
-    page.get_by_label("Candle series").select_option("binance_BTC_USDT-1m-2025-11.csv")
+    page.get_by_label("Candle series").select_option("@pair")  # the pair's (BTC/USDT) series
     page.get_by_label("From (UTC, optional)").fill("2025-11-03T00:00")
     page.get_by_label("To (UTC, optional)").fill("2025-11-05T00:00")
     page.get_by_label("Price deviation %").fill("0.5")

@@ -13,6 +13,7 @@ const RUN = `mutation($input: RunBacktestInput!) { runBacktest(input: $input) {
   ... on BacktestRun { id status } ... on BacktestErrors { code message errors { field message } } } }`;
 const PROGRESS = `subscription($id: ID!) { backtestProgress(runId: $id) { status candlesDone candlesTotal fraction errorCode } }`;
 const DETAIL = `query($id: ID!) { backtestRun(id: $id) { ${RUN_FIELDS} } }`;
+const BY_PAIR = "@pair"; // the series the server stores for the configuration's pair
 
 function utcInput(value: string): string | null {
   return value ? new Date(`${value}Z`).toISOString() : null; // the inputs are UTC
@@ -57,7 +58,8 @@ export function BacktestPage() {
     e.preventDefault();
     setError(null);
     const input = { config: configInput(values), feeRate: values.feeRate, balance: values.balance || null,
-      candles: { file: values.file, from: utcInput(values.from), to: utcInput(values.to) } };
+      candles: { ...(values.file === BY_PAIR ? { pair: values.pair } : { file: values.file }),
+        from: utcInput(values.from), to: utcInput(values.to) } };
     gql(RUN, { input }).then((d) => {
       const refused = describeErrors(d.runBacktest);
       if (refused) setError(refused); else { setRunId(d.runBacktest.id); setListKey((k) => k + 1); }
@@ -72,6 +74,7 @@ export function BacktestPage() {
           <div className="field">
             <label htmlFor="f-file">Candle series</label>
             <select id="f-file" value={values.file} onChange={(e) => set("file", e.target.value)}>
+              <option value={BY_PAIR}>The stored series of the pair below</option>
               {names.map((n) => <option key={n} value={n}>{n}</option>)}
             </select>
           </div>

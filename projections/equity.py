@@ -9,7 +9,9 @@ where a batch ended, so a rebuild writes the same rows as the incremental update
 
 Unrealized P/L of an open deal is ``units × mark − cost − buy fees`` with the mark of
 ``ledger.py`` (the pair's last fill seen in the log); sums run in id order, so they are
-exact and repeatable.
+exact and repeatable. A fill moves its own bot's point; the other bots holding the pair
+are marked again at the first fill of each minute only (a busy pair would otherwise
+rewrite every holder's point at every fill).
 """
 
 from __future__ import annotations
@@ -55,15 +57,24 @@ class Equity(Ledger):
             super().apply(fact, out)
             return
         pair = self._pair_of(fact) if kind in FILLS else None  # read before it settles
+        remark = pair is not None and self._new_minute(pair, fact)
         super().apply(fact, out)
         bots = {d["bot_id"] for d in self.deals.values()
-                if d["status"] == "open" and d["pair"] == pair}
+                if remark and d["status"] == "open" and d["pair"] == pair}
         deal = self.deals.get(fact.oid)
         if deal is not None:
             bots.add(deal["bot_id"])
         elif kind == "Deal.FeesCorrected":
             bots.add(fact.id_text("bot_id"))
         self._points(sorted(bots), fact, out)
+
+    def _new_minute(self, pair: str, fact: Fact) -> bool:
+        """The first fill of ``pair`` in this minute: every bot holding it is marked again
+        (later fills of the minute move only their own bot's point, so a busy pair costs
+        its holders once a minute, not once a fill). The previous mark's time is in the
+        projection's table, so a restart decides as a rebuild does."""
+        last = self.marks.get(pair)
+        return last is None or last["marked_at"][:16] != fact.iso_time[:16]
 
     def _pair_of(self, fact: Fact) -> str | None:
         found = self.deals.get(fact.oid) or self.orders.get(fact.oid)

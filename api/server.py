@@ -1,5 +1,6 @@
-"""The HTTP server: GraphQL at /graphql (GraphiQL on GET), /health, the pages links in mails
-open (/verify-email, /reset-password), and REST only where the outside world calls us.
+"""The HTTP server: the dashboard at /, GraphQL at /graphql (GraphiQL on GET), /health, the
+pages links in mails open (/verify-email, /reset-password), and REST only where the outside
+world calls us.
 FastAPI is imported only by ``tradetape serve`` and the tests."""
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
     _account_pages(app, runtime)
     _stripe_webhook(app, runtime)  # before /webhooks/{id}: the literal path first
     _webhooks(app, runtime)
+    _dashboard(app)
     router = make_graphql_router(runtime, limits)
     app.include_router(router, prefix="/graphql")
     serve_graphiql_offline(app, router)
@@ -75,10 +77,18 @@ def _stripe_webhook(app: FastAPI, runtime: Runtime) -> None:
     from api.stripe_webhook import add_stripe_webhook
 
     add_stripe_webhook(app, runtime)
+
+
 def _webhooks(app: FastAPI, runtime: Runtime) -> None:
     from api.webhooks import add_webhook_routes
 
     add_webhook_routes(app, runtime)
+
+
+def _dashboard(app: FastAPI) -> None:
+    from api.dashboard_page import serve_dashboard
+
+    serve_dashboard(app)
 
 
 def _guard(app: FastAPI, limits: RequestLimits) -> None:

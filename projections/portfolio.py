@@ -10,7 +10,7 @@ from typing import Any
 from eventsourcing.application import Application
 
 from projections.balances import BALANCES, Balances
-from projections.leaderboard import leaderboard_report
+from projections.leaderboard import Leaderboard, leaderboard_report
 from projections.ledger import new_tally
 from projections.pnl import PNL_BOTS, PNL_DAILY, PNL_DEALS, PNL_OWNERS, Pnl
 from projections.queries import by_ids
@@ -65,3 +65,13 @@ def pnl_series(store: ViewStore, bot_ids: Iterable[str]) -> dict[str, list[Row]]
 def leaderboard(store: ViewStore, limit: int) -> list[dict[str, Any]]:
     """Ranked bots of owners who opted in, best first."""
     return leaderboard_report(store, limit=limit)
+
+
+def leaderboard_as_of(app: Application, limit: int, moment: datetime) -> list[dict[str, Any]]:
+    """The leaderboard as the events recorded by ``moment`` had it (the log replayed through
+    the leaderboard projection into a throwaway view, like ``portfolio_as_of``)."""
+    view = view_as_of(app, [Leaderboard], moment)
+    try:
+        return leaderboard(view.store, limit)
+    finally:
+        view.store.close()

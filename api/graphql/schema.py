@@ -14,6 +14,8 @@ from strawberry.tools import merge_types
 from api.graphql.accounts.mutations import AccountMutations
 from api.graphql.accounts.passwords import PasswordMutations
 from api.graphql.accounts.queries import AccountQueries
+from api.graphql.admin.mutations import AdminMutations
+from api.graphql.admin.queries import AdminQueries
 from api.graphql.audit.queries import AuditQueries
 from api.graphql.backtests.mutations import BacktestMutations
 from api.graphql.backtests.queries import BacktestQueries
@@ -57,12 +59,13 @@ Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, Portfolio
                               ExchangeAccountQueries, DriftQueries, RiskQueries,
                               FundingQueries, BillingQueries, WalletQueries, PositionQueries,
                               WebhookQueries, ChartQueries, CandleQueries, BacktestQueries,
-                              OrderQueries))
+                              OrderQueries, AdminQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
                                     ExchangeAccountMutations, RiskMutations, FundingMutations,
                                     BillingMutations, WalletMutations, PositionMutations,
-                                    WebhookMutations, ExitMutations, BacktestMutations))
+                                    WebhookMutations, ExitMutations, BacktestMutations,
+                                    AdminMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions,
                                             PriceSubscriptions, BacktestSubscriptions,
                                             DealSubscriptions))

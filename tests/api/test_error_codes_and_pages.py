@@ -35,7 +35,8 @@ def test_the_schema_has_paged_fields_and_each_is_tested_below(server):
 
 
 PAGED = ["auditLog", "backtestRuns", "billingHistory", "bots", "deals", "drift",
-         "exchangeAccounts", "fundingPlans", "leaderboard", "orders", "positions", "webhooks"]
+         "exchangeAccounts", "fundingPlans", "leaderboard", "orders", "positions", "users",
+         "webhooks"]
 
 
 @pytest.mark.parametrize("field", PAGED)

@@ -49,6 +49,9 @@ AUTHENTICATED = {
                  "code } } }",
     "emergencyStop": "mutation { emergencyStop(reason: \"test\") { __typename } }",
     "emergencyResume": "mutation { emergencyResume { __typename } }",
+    "users": "{ users { edges { node { id email } } } }",
+    "blockUser": "mutation($id: ID!) { blockUser(id: $id) { __typename } }",
+    "unblockUser": "mutation($id: ID!) { unblockUser(id: $id) { __typename } }",
     "exchangeAccounts": "{ exchangeAccounts { edges { node { id sandbox } } } }",
     "drift": "{ drift { edges { node { kind accountId } } } }",
     "addExchangeAccount": 'mutation { addExchangeAccount(input: {exchange: "binance", '
@@ -182,6 +185,12 @@ def test_admin_fields_refuse_other_users(server):
         document = AUTHENTICATED[field].replace("__typename", "__typename ... on Error { code }")
         answer = server.gql(document, token=alice.token)[field]
         assert answer == {"__typename": "SystemErrors", "code": "ADMIN_REQUIRED"}
+    for field in ("blockUser", "unblockUser"):
+        document = AUTHENTICATED[field].replace("__typename", "__typename ... on Error { code }")
+        answer = server.gql(document, {"id": alice.user_id}, alice.token)[field]
+        assert answer == {"__typename": "AdminErrors", "code": "ADMIN_REQUIRED"}
+    body = server.post(AUTHENTICATED["users"], token=alice.token)  # a query: a top-level error
+    assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
     assert not server.runtime.trading.is_halted()
 
 

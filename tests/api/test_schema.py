@@ -16,7 +16,7 @@ PUBLIC = {"register", "verifyEmail", "login", "refresh", "logout", "dcaPlan", "l
           "systemStatus", "resendVerification", "requestPasswordReset", "resetPassword",
           "plans"}
 ADMIN = {"emergencyStop", "emergencyResume", "definePlan", "revenue", "refundPayment",
-         "systemEmergencyStop"}
+         "systemEmergencyStop", "users", "blockUser", "unblockUser"}
 
 
 def root_fields() -> list[tuple[str, str, list[type[BasePermission]]]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -316,3 +318,74 @@ def projection_lag(database_url: str) -> dict[str, int]:
                            database_url], capture_output=True, text=True, env=server_env(),
                           timeout=60, check=True)
     return {p["name"]: p["lag"] for p in json.loads(done.stdout)["projections"]}
+
+
+# --- the browser tests: Debian's chromium through Playwright -------------------------------
+
+# Nothing but loopback resolves: a CDN URL would fail even without the interception below.
+OFFLINE = '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'
+
+
+def missing_browser(what: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{what}; CI must run the browser tests (scripts/test installs it)",
+                    pytrace=False)
+    pytest.skip(f"{what} (scripts/test installs it)")
+
+
+@pytest.fixture
+def chromium():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_browser("Playwright is not installed (the dev extras)")
+    executable = os.environ.get("TRADETAPE_CHROMIUM") or shutil.which("chromium")
+    if not executable:
+        missing_browser("no chromium executable")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True,
+                                             args=["--no-sandbox", OFFLINE])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def only_loopback(page) -> list[str]:
+    """Refuse (and record, in the list returned) every request not to 127.0.0.1."""
+    elsewhere: list[str] = []
+
+    def route(request_route):
+        if urlsplit(request_route.request.url).hostname == "127.0.0.1":
+            request_route.continue_()
+        else:
+            elsewhere.append(request_route.request.url)
+            request_route.abort("internetdisconnected")
+
+    page.context.route("**/*", route)
+    return elsewhere
+
+
+# Answers that mean the page itself asked wrongly (or the server failed), whatever it shows.
+PAGE_FAULTS = {"GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "QUERY_TOO_COSTLY",
+               "QUERY_TOO_DEEP", "QUERY_TOO_LARGE", "TOO_MANY_ALIASES", "INVALID_PAGE_SIZE",
+               "INTERNAL_SERVER_ERROR"}
+
+
+def graphql_faults(page) -> list[str]:
+    """Record (in the list returned) every GraphQL error over HTTP whose code says the
+    page's document was wrong or the server failed."""
+    faults: list[str] = []
+
+    def check(response) -> None:
+        if not response.url.endswith("/graphql") or response.request.method != "POST":
+            return
+        try:
+            errors = response.json().get("errors") or []
+        except Exception:  # not JSON: no GraphQL answer to judge
+            return
+        faults.extend(f"{e.get('extensions', {}).get('code')}: {e.get('message')}"
+                      for e in errors if e.get("extensions", {}).get("code") in PAGE_FAULTS)
+
+    page.on("response", check)
+    return faults

@@ -6,12 +6,9 @@ with the answer is saved in the test's tmp dir (``graphiql.png``)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from decimal import Decimal
-from urllib.parse import urlsplit
 
-import pytest
+from tests.e2e.conftest import only_loopback
 
 # A public query the server computes: the ladder of 100 USDT with two safety orders, 0.3 %
 # apart, the second step 1.2 times the first: 100, 99.7 and 100 - 0.3 - 0.36 = 99.34.
@@ -23,48 +20,12 @@ QUERY = """{
     ... on InputErrors { code message }
   }
 }"""
-# Nothing but loopback resolves: a CDN URL would fail even without the interception below.
-OFFLINE = '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'
-
-
-def _missing(what: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{what}; CI must run the browser tests (scripts/test installs it)",
-                    pytrace=False)
-    pytest.skip(f"{what} (scripts/test installs it)")
-
-
-@pytest.fixture
-def chromium():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("Playwright is not installed (the dev extras)")
-    executable = os.environ.get("TRADETAPE_CHROMIUM") or shutil.which("chromium")
-    if not executable:
-        _missing("no chromium executable")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True,
-                                             args=["--no-sandbox", OFFLINE])
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_graphiql_renders_and_runs_a_query_with_no_network(launch, chromium, tmp_path):
     server = launch(speed=None)
     page = chromium.new_page(viewport={"width": 1400, "height": 900})
-    elsewhere: list[str] = []
-
-    def only_loopback(route):  # records and refuses anything not on our server
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            elsewhere.append(route.request.url)
-            route.abort("internetdisconnected")
-
-    page.context.route("**/*", only_loopback)
+    elsewhere = only_loopback(page)
     page.goto(f"{server.base_url}/graphql", wait_until="load")
     page.wait_for_selector(".graphiql-execute-button", timeout=30_000)  # not "Loading..."
     editor = page.locator(".graphiql-query-editor .CodeMirror").first

@@ -12,6 +12,22 @@ from strawberry.types import Info
 from api.graphql.common import parse_uuid, utc
 from api.graphql.permissions import IsAuthenticated, Public
 from api.graphql.portfolio.types import LeaderboardEntry, PnlPoint, Portfolio
+from projections.portfolio import leaderboard_as_of
+
+
+def _past(moment: datetime) -> datetime:
+    if moment > datetime.now(UTC):
+        # Recorded time is the database's wall clock, whatever clock the server runs on.
+        raise GraphQLError(f"asOf {moment.isoformat()} is in the future",
+                           extensions={"code": "AS_OF_IN_FUTURE"})
+    return moment
+
+
+async def _leaderboard_as_of(info: Info, limit: int, moment: datetime) -> list[dict]:
+    """Replaying the log is costly: only for a logged-in caller, never anonymously."""
+    ctx = info.context
+    _ = ctx.principal  # AUTHENTICATION_REQUIRED (or why the token fails) without one
+    return await ctx.read.slow(leaderboard_as_of, ctx.runtime.trading, limit, moment)
 
 
 @strawberry.type
@@ -40,7 +56,13 @@ class PortfolioQueries:
         return [PnlPoint.from_row(r) for r in await ctx.loaders.pnl_series.load(key)]
 
     @strawberry.field(permission_classes=[Public], description=(
-        "Bots whose owners listed them, ranked by ROI (at most 100)"))
-    async def leaderboard(self, info: Info, first: int = 20) -> list[LeaderboardEntry]:
-        rows = await info.context.loaders.leaderboards.load(max(1, min(first, 100)))
+        "Bots whose owners listed them, ranked by ROI (at most 100); with asOf (logged-in "
+        "callers only: the log is replayed), as the events recorded by then had them"))
+    async def leaderboard(self, info: Info, first: int = 20,
+                          as_of: datetime | None = None) -> list[LeaderboardEntry]:
+        limit = max(1, min(first, 100))
+        if as_of is None:
+            rows = await info.context.loaders.leaderboards.load(limit)
+        else:
+            rows = await _leaderboard_as_of(info, limit, _past(utc(as_of)))
         return [LeaderboardEntry(**{**r, "bot_id": strawberry.ID(r["bot_id"])}) for r in rows]

@@ -136,10 +136,12 @@ def record_candles(tape: MarketTape, feed: Any, candles: list[ClosedCandle],
 
 
 def record_history(tape: MarketTape, feed: Any, now: datetime) -> None:
-    history = getattr(feed, "history", None)
-    if history is None:
+    """The candles a feed can give from before now (a replay's ``recent_candles``; a live
+    exchange feed gives none: its chart fills as candles close)."""
+    recent = getattr(feed, "recent_candles", None)
+    if recent is None:
         return
-    for opened, closed, candle in history(now, HISTORY):
+    for opened, closed, candle in recent(now, HISTORY):
         tape.record(candle.pair, TapeCandle(opened, closed, candle.open, candle.high,
                                             candle.low, candle.close))
 

@@ -267,7 +267,7 @@ class PositionDesk:
     def _end_exit(self, group: PositionExit, order: Order, leg: str) -> None:
         if order.status is OrderStatus.FILLED:
             group.leg_filled(self._cause, leg=leg, order_id=order.id,
-                             price=order.average_price)
+                             price=_fill_price(order))
             if group.kind is ExitKind.OCO and leg == "take_profit":
                 group.leg_cancelled(self._cause, leg="stop",
                                     reason="the take profit filled")
@@ -314,3 +314,11 @@ def refusal_of(changes: list[TradetapeAggregate]) -> str | None:
             return aggregate.reason
     return None
 
+
+def _fill_price(order: Order) -> Decimal | None:
+    """The price a leg filled at: its limit price when all of it traded there (cost over
+    amount would round in its last digit: 100 USDT of units sold at 87261.75516 read back as
+    ...0002), else the average."""
+    if order.price is not None and order.filled > ZERO and order.cost == order.price * order.filled:
+        return order.price
+    return order.average_price

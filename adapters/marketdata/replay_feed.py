@@ -52,7 +52,7 @@ class ReplayFeed:
         self.spans = [self._span(k) for k in indexes]
         return [self._candle(k) for k in indexes]
 
-    def history(self, now: datetime, count: int) -> list[tuple[datetime, datetime,
+    def recent_candles(self, now: datetime, count: int) -> list[tuple[datetime, datetime,
                                                                 ClosedCandle]]:
         """The ``count`` candles that closed before the latest one (what a first ``poll``
         does not deliver), with their spans: a chart's past after a restart."""

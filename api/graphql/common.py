@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -28,23 +27,6 @@ class PageInfo:
         return cls(has_next_page=page.has_next, end_cursor=page.end_cursor,
                    has_previous_page=page.has_previous,
                    start_cursor=page.cursors[0] if page.cursors else None)
-
-
-T = TypeVar("T")
-
-
-def page_after(items: Sequence[T], ids: list[str], first: int | None, after: str | None,
-               what: str) -> tuple[Sequence[T], bool]:
-    """A page of a list held whole (cursors are the items' ids): the page and whether
-    more follow. An ``after`` naming nothing in the list is INVALID_CURSOR."""
-    start = 0
-    if after is not None:
-        if after not in ids:
-            raise GraphQLError(f"the cursor names no {what} of yours",
-                               extensions={"code": "INVALID_CURSOR"})
-        start = ids.index(after) + 1
-    page = items[start:start + (first or 50)]
-    return page, start + len(page) < len(items)
 
 
 @strawberry.type
@@ -78,23 +60,6 @@ class FieldError(Error):
         "INSUFFICIENT_FUNDS_EXCHANGE, FUNDING_PLAN_REQUIRED: the plan recording the need"))
 
 
-def id_page(items: list[T], ids: list[str], first: int | None, after: str | None,
-            what: str) -> tuple[list[T], PageInfo]:
-    """A page of a short list held whole (``ids`` its cursors, in order): the items after
-    the cursor ``after``, at most ``first`` (default 50); INVALID_CURSOR for a cursor that
-    names none of them."""
-    from graphql import GraphQLError
-
-    start = 0
-    if after is not None:
-        if after not in ids:
-            raise GraphQLError(f"the cursor names no {what} of yours",
-                               extensions={"code": "INVALID_CURSOR"})
-        start = ids.index(after) + 1
-    page = items[start:start + (first or 50)]
-    end = start + len(page)
-    return page, PageInfo(has_next_page=end < len(items),
-                          end_cursor=ids[end - 1] if page else None)
 
 
 @strawberry.type
@@ -128,7 +93,6 @@ def cursor_page(items: list[T], cursors: list[str], first: int | None, after: st
                 what: str) -> tuple[list[T], PageInfo]:
     """The page of ``items`` (each named by its cursor in ``cursors``) after ``after``:
     at most ``first`` (50 by default); ``INVALID_CURSOR`` for a cursor that names none."""
-    from graphql import GraphQLError
 
     start = 0
     if after is not None:

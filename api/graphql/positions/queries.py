@@ -6,7 +6,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from api.graphql.common import PageInfo, page_after, parse_uuid
+from api.graphql.common import cursor_page, parse_uuid
 from api.graphql.permissions import IsAuthenticated
 from api.graphql.positions.types import (
     Position,
@@ -26,11 +26,10 @@ class PositionQueries:
         ctx = info.context
         found = await ctx.read.slow(ctx.runtime.positions.list, ctx.principal.user_id)
         found = [v for v in found if status is None or v.position.status is status]
-        page, more = page_after(found, [str(v.position.id) for v in found], first, after,
-                                "position")
+        page, page_info = cursor_page(found, [str(v.position.id) for v in found], first,
+                                      after, "position")
         edges = [PositionEdge(node=Position.of(v), cursor=str(v.position.id)) for v in page]
-        return PositionConnection(edges=edges, page_info=PageInfo(
-            has_next_page=more, end_cursor=edges[-1].cursor if edges else None))
+        return PositionConnection(edges=edges, page_info=page_info)
 
     @strawberry.field(permission_classes=[IsAuthenticated],
                       description="One of your positions; null for anything else")

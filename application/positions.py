@@ -26,8 +26,9 @@ from domain.money import ZERO
 from domain.numbers import PRICE, Bounds, parse_number
 from domain.orders import Order, OrderSide, OrderType
 from domain.ports import OrderRequest
-from domain.positions import ExitKind, ExitStatus, Position, PositionExit
+from domain.positions import ExitKind, ExitStatus, Position, PositionExit, PositionStatus
 from domain.recording import Cause
+from domain.risk import Exposure
 from domain.text import checked_text
 from domain.trailing import check_oco_prices, check_trail
 from domain.users import User
@@ -255,6 +256,16 @@ class Positions:
         first)."""
         return [self.view(self.trading.load(position_id, Position))
                 for position_id in reversed(self.index.of(str(owner_id)))]
+
+    def exposure_of(self, owner_id: str) -> Exposure:
+        """What the owner's open positions commit, for their risk limits: each one's cost of
+        the units it still holds (``maxExposureQuote`` counts positions beside deals)."""
+        committed = ZERO
+        for position_id in self.index.of(str(owner_id)):
+            position = self.trading.load(position_id, Position)
+            if position.status is PositionStatus.OPEN and position.units_bought > ZERO:
+                committed += position.cost * position.units / position.units_bought
+        return Exposure(0, committed)
 
     def view(self, position: Position) -> PositionView:
         exits = [self.trading.load(e, PositionExit) for e in self.index.exits(position.id)]

@@ -104,9 +104,12 @@ class Runtime:
     def positions(self) -> Positions:
         """Users' own positions with OCO and trailing exits (risk limits: see bootstrap)."""
         live_market = self.settings.live_feed is not None and not self.settings.demo
-        return Positions(self.trading, self.paper,
-                         traded_pair=None if live_market else self.settings.feed_pair,
-                         allow_live=self.settings.allow_live, risk_check=self.risk_check)
+        positions = Positions(self.trading, self.paper,
+                              traded_pair=None if live_market else self.settings.feed_pair,
+                              allow_live=self.settings.allow_live, risk_check=self.risk_check)
+        if self.risk is not None:
+            self.risk.add_exposure(positions.exposure_of)  # positions count beside deals
+        return positions
 
     @cached_property
     def operations(self) -> Operations:

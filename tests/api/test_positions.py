@@ -392,3 +392,17 @@ def test_a_users_audit_log_lists_their_positions_events_and_no_one_elses(server)
     assert {("Position", "Opened"), ("Position", "Bought"),
             ("PositionExit", "Attached"), ("PositionExit", "LevelMoved")} <= kinds(alice)
     assert not {kind for kind, _ in kinds(bob)} & {"Position", "PositionExit"}
+
+
+def test_open_positions_count_into_the_exposure_limit_of_the_next_one(server):
+    alice = server.user("alice")
+    limits = server.gql("mutation { setRiskLimits(input: {maxExposureQuote: \"150\"}) { "
+                        "__typename } }", {}, alice.token)["setRiskLimits"]
+    assert limits["__typename"] == "RiskLimits", limits
+    first = open_position(server, alice, quoteAmount="100")
+    refused = server.gql(OPEN_POSITION, {"input": {"pair": "BTC/USDT", "quoteAmount": "60"}},
+                         alice.token)["openPosition"]
+    assert refused["code"] == "RISK_LIMIT_REACHED", refused
+    assert "maxExposureQuote" in refused["message"]
+    server.gql(CLOSE_POSITION, {"id": first["id"]}, alice.token)
+    assert open_position(server, alice, quoteAmount="60")["status"] == "OPEN"

@@ -164,6 +164,10 @@ class Runtime:
         self.positions.resume()
         if self.reconciler is not None:
             self.reconciler.run(self.clock.now())
+        if self.wallet_monitor is not None:
+            # The balances as they stand at start, in the views before the first answer
+            # (its schedule's first round, on its own thread, then finds nothing new).
+            self.wallet_monitor.run(self.clock.now())
         self.refresh()
         self.loop.after_step = self.refresh
         self.loop.start()

@@ -8,6 +8,7 @@ events (``PaperTrading.resume``), with no order placed twice.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from application.promotion import Promotion
 from application.server_settings import ServerSettings
 from application.trading import Trading
 from domain.ports import Clock
+
+log = logging.getLogger("tradetape.runtime")
 
 
 class ReadModels(Protocol):
@@ -167,7 +170,12 @@ class Runtime:
         if self.wallet_monitor is not None:
             # The balances as they stand at start, in the views before the first answer
             # (its schedule's first round, on its own thread, then finds nothing new).
-            self.wallet_monitor.run(self.clock.now())
+            try:
+                self.wallet_monitor.run(self.clock.now())
+            except Exception as error:  # never keeps the server from starting: the
+                # schedule tries again, and /health shows its age
+                log.warning("wallet monitor failed at start: %s: %s",
+                            type(error).__name__, error)
         self.refresh()
         self.loop.after_step = self.refresh
         self.loop.start()

@@ -353,6 +353,21 @@ def test_cancel_and_resume_at_period_end_the_portal_and_an_admin_refund(billing,
         "extensions"]["code"] == "ADMIN_REQUIRED"
 
 
+CREATE_WEBHOOK = """mutation { createWebhook(input: {name: "tv"}) { __typename
+  ... on Webhook { id } ... on WebhookErrors { code message } } }"""
+
+
+def test_create_webhook_asks_the_plan(billing, stripe_stub):
+    alice = billing.user("alice")
+    refused = billing.gql(CREATE_WEBHOOK, {}, alice.token)["createWebhook"]
+    assert refused["code"] == "PLAN_LIMIT_REACHED", refused
+    assert "plan PRO includes it" in refused["message"]
+    assert billing.runtime.webhooks.list(alice.user_id) == []
+    checkout_pro(billing, stripe_stub, alice)
+    assert billing.gql(CREATE_WEBHOOK, {}, alice.token)["createWebhook"]["__typename"] == (
+        "Webhook")
+
+
 def test_webhook_limits_follow_the_plan(billing, stripe_stub):
     alice = billing.user("alice")
     limit = billing.runtime.billing.entitlements.webhook_limit

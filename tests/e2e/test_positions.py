@@ -39,17 +39,28 @@ def test_an_oco_whose_take_profit_fills_cancels_its_stop(launch):
     server = launch()
     token = new_user(server, "oco@example.com")
     position = open_position(server, token, quoteAmount="100")
-    price = D(position["entryPrice"])
-    placed = server.gql(PLACE_OCO, {"input": {
-        "positionId": position["id"], "takeProfitPrice": str(price * D("1.002")),
-        "stopPrice": str(price * D("0.9"))}}, token)["placeOco"]
-    assert placed["status"] == "ACTIVE", placed
+    take_profit = {}
+
+    def place() -> dict | None:
+        """Just above the market as it is now: at 3000x it may have risen 0.2 % since the
+        entry, and an OCO with its take profit below the market is OCO_PRICES_ILLOGICAL."""
+        mark = D(server.gql('{ markPrice(pair: "BTC/USDT") }', {}, token)["markPrice"])
+        take_profit["price"] = mark * D("1.002")
+        answer = server.gql(PLACE_OCO, {"input": {
+            "positionId": position["id"], "takeProfitPrice": str(take_profit["price"]),
+            "stopPrice": str(mark * D("0.9"))}}, token)["placeOco"]
+        if answer.get("code") == "OCO_PRICES_ILLOGICAL":
+            return None
+        assert answer["status"] == "ACTIVE", answer
+        return answer
+
+    placed = wait_for("an OCO placed around the market", place, timeout=30)
 
     group = wait_for("the take profit to fill", lambda: (
         g if (g := the_exit(server, token, position["id"]))["status"] != "ACTIVE" else None),
         timeout=150)  # 0.2 % up: minutes of market time, longer when the machine is loaded
     assert (group["status"], group["leg"]) == ("FILLED", "take_profit")
-    assert D(group["fillPrice"]) == price * D("1.002")
+    assert D(group["fillPrice"]) == take_profit["price"]
     events = server.gql(HISTORY, {"id": placed["id"]}, token)["history"]["events"]
     assert [e["type"] for e in events] == ["PositionExit.Attached", "PositionExit.LegFilled",
                                                 "PositionExit.LegCancelled"]

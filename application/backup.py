@@ -154,6 +154,9 @@ def check_table(entry: dict[str, Any], member: Member,
             problems.append(f"{name}: row {rows} unreadable ({error})")
             continue
         if at is not None:
+            if not isinstance(row[at], int) or isinstance(row[at], bool):
+                problems.append(f"{name}: row {rows} has position {row[at]!r}, not a number")
+                continue
             if last is not None and not row[at] > last:
                 problems.append(f"{name}: position {row[at]} after {last} (not increasing)")
             last = row[at]

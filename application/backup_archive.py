@@ -63,8 +63,16 @@ def decode_row(line: bytes, binary: Sequence[bool]) -> list[object]:
     values = _DECODER.raw_decode(line.decode())[0]
     if not isinstance(values, list) or len(values) != len(binary):
         raise ValueError(f"not a row of {len(binary)} values")
-    return [binascii.a2b_base64(v, strict_mode=True) if b and v is not None else v
+    return [_bytes_of(v) if b and v is not None else v
             for v, b in zip(values, binary, strict=True)]
+
+
+def _bytes_of(value: object) -> bytes:
+    """A bytes column's base64 text; anything else (a changed byte can turn it into a
+    number) is an unreadable row, never a TypeError."""
+    if not isinstance(value, str):
+        raise ValueError(f"a bytes column holds {type(value).__name__}, not base64 text")
+    return binascii.a2b_base64(value, strict_mode=True)
 
 
 @dataclass

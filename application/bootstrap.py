@@ -385,7 +385,9 @@ def open_runtime(settings):
                    exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
                    risk_check=risk.for_positions(),
                    wallet_monitor=monitor, candle_library=library,
-                   backtests=open_backtest_jobs(trading, library))
+                   backtests=open_backtest_jobs(trading, library),
+                   candle_fetches=open_candle_fetches(settings, ids),
+                   rebuilds=open_projection_rebuilds(trading, database, ids))
 
 
 def open_billing(trading: Trading, paper=None, environ=None):
@@ -418,7 +420,65 @@ def open_candle_library(settings):
     directories = [shipped_series(SHIPPED_FIRST).parent]
     if settings.candle_dir:
         directories.append(Path(settings.candle_dir))
+    fetched = candle_fetch_directory(settings)
+    if fetched is not None and fetched not in directories:
+        directories.append(fetched)
     return CandleLibrary(directories, load_candles)
+
+
+def candle_fetch_directory(settings):
+    """Where series fetched for users are written (``fetchCandles``): the candle directory,
+    else ``candles/`` beside a SQLite store; None for another store without one."""
+    from pathlib import Path
+
+    if settings.candle_dir:
+        directory = Path(settings.candle_dir)
+    else:
+        database = parse_database_url(settings.database_url)
+        if database.sqlite_path is None:
+            return None
+        directory = database.sqlite_path.parent / "candles"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def open_candle_fetches(settings, ids):
+    """Candle series downloaded for users in the background, through the same ccxt history
+    as ``tradetape candles fetch`` (``TRADETAPE_SANDBOX_HOST`` for sandboxes)."""
+    from adapters.marketdata.candle_csv_writer import CandleCsvWriter
+    from application.candle_fetches import CandleFetches
+
+    def history(exchange_id: str, sandbox: bool):
+        return open_candle_download(exchange_id, sandbox=sandbox, out="")[0]
+
+    return CandleFetches(candle_fetch_directory(settings), history, CandleCsvWriter, ids)
+
+
+def open_projection_rebuilds(trading, database, ids):
+    """Rebuilds asked for from the API, on a view-store connection of their own, refusing a
+    log whose seals do not hold (as ``tradetape projections rebuild`` does)."""
+    from application.projection_rebuilds import ProjectionRebuilds
+    from domain.errors import DomainError
+    from projections.rebuild import rebuild
+    from projections.registry import select
+    from projections.runner import ProjectionError
+    from projections.store import open_view_store
+
+    def known(names):
+        try:
+            return [cls.name for cls in select(list(names or []))]
+        except ProjectionError as error:
+            raise DomainError(error.message, code=error.code, field="names") from None
+
+    def run(names, on_progress):
+        store = open_view_store(database)
+        try:
+            return rebuild(trading, store, select(list(names)), on_progress=on_progress,
+                           check_log=seal_check(trading, database.url))
+        finally:
+            store.close()
+
+    return ProjectionRebuilds(run, known, ids)
 
 
 SHIPPED_FIRST = "binance_BTC_USDT-1m-2025-11.csv"

@@ -74,6 +74,8 @@ class Runtime:
     webhook_limit: Any = None
     candle_library: Any = None  # the stored series users may name (CandleLibrary)
     backtests: Any = None  # backtests run for users in the background (BacktestJobs)
+    candle_fetches: Any = None  # series fetched for users in the background (CandleFetches)
+    rebuilds: Any = None  # projection rebuilds asked for by administrators (ProjectionRebuilds)
     started_at: datetime | None = None
     # (owner, quote a new position adds) -> None or RISK_LIMIT_REACHED; None: no limits
     risk_check: Any = None
@@ -188,6 +190,9 @@ class Runtime:
         self.loop.stop()
         if self.backtests is not None:
             self.backtests.close()  # a run under way stops at its next step, recorded so
+        for background in (self.candle_fetches, self.rebuilds):
+            if background is not None:
+                background.close()
         for schedule in self.schedules:
             schedule.stop()
         self.refresh()

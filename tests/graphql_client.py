@@ -29,3 +29,20 @@ class GraphQLCalls:
         if body.get("errors"):
             raise GraphQLErrors(body["errors"])
         return body["data"]
+
+    def subscription(self, query: str, variables: dict[str, Any], token: str
+                     ) -> list[dict[str, Any]]:
+        """Every data message of a subscription until it completes (a TestClient's
+        websocket, graphql-transport-ws)."""
+        seen = []
+        with self.client.websocket_connect("/graphql",
+                                           subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_json({"type": "connection_init",
+                          "payload": {"Authorization": f"Bearer {token}"}})
+            assert ws.receive_json()["type"] == "connection_ack"
+            ws.send_json({"id": "1", "type": "subscribe", "payload": {
+                "query": query, "variables": variables}})
+            while (message := ws.receive_json())["type"] != "complete":
+                assert message["type"] == "next", message
+                seen.append(message["payload"])
+        return seen

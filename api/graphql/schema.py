@@ -15,6 +15,11 @@ from api.graphql.accounts.mutations import AccountMutations
 from api.graphql.accounts.passwords import PasswordMutations
 from api.graphql.accounts.queries import AccountQueries
 from api.graphql.admin.mutations import AdminMutations
+from api.graphql.admin.projections import (
+    ProjectionMutations,
+    ProjectionQueries,
+    ProjectionSubscriptions,
+)
 from api.graphql.admin.queries import AdminQueries
 from api.graphql.audit.queries import AuditQueries
 from api.graphql.backtests.mutations import BacktestMutations
@@ -28,6 +33,11 @@ from api.graphql.bots.plan import PlanQueries
 from api.graphql.bots.queries import BotQueries
 from api.graphql.bots.subscriptions import BotSubscriptions
 from api.graphql.charts.candles import CandleQueries, PriceSubscriptions
+from api.graphql.charts.fetches import (
+    CandleFetchMutations,
+    CandleFetchQueries,
+    CandleFetchSubscriptions,
+)
 from api.graphql.charts.queries import ChartQueries
 from api.graphql.deals.mutations import DealMutations
 from api.graphql.deals.orders import OrderQueries
@@ -59,16 +69,18 @@ Query = merge_types("Query", (AccountQueries, BotQueries, DealQueries, Portfolio
                               ExchangeAccountQueries, DriftQueries, RiskQueries,
                               FundingQueries, BillingQueries, WalletQueries, PositionQueries,
                               WebhookQueries, ChartQueries, CandleQueries, BacktestQueries,
-                              OrderQueries, AdminQueries))
+                              OrderQueries, AdminQueries, CandleFetchQueries,
+                              ProjectionQueries))
 Mutation = merge_types("Mutation", (AccountMutations, PasswordMutations, BotMutations,
                                     DealMutations, SystemMutations,
                                     ExchangeAccountMutations, RiskMutations, FundingMutations,
                                     BillingMutations, WalletMutations, PositionMutations,
                                     WebhookMutations, ExitMutations, BacktestMutations,
-                                    AdminMutations))
+                                    AdminMutations, CandleFetchMutations, ProjectionMutations))
 Subscription = merge_types("Subscription", (BotSubscriptions, PortfolioSubscriptions,
                                             PriceSubscriptions, BacktestSubscriptions,
-                                            DealSubscriptions))
+                                            DealSubscriptions, CandleFetchSubscriptions,
+                                            ProjectionSubscriptions))
 
 
 DEFAULT_LIMITS = RequestLimits()

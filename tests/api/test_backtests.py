@@ -78,19 +78,8 @@ def test_progress_arrives_on_a_subscription_until_the_run_completes(server):
         "pair": "BTC/USDT"}}}, alice.token)["runBacktest"]
     query = """subscription($id: ID!) { backtestProgress(runId: $id) {
       runId status candlesDone candlesTotal fraction } }"""
-    seen = []
-    with server.client.websocket_connect("/graphql",
-                                         subprotocols=["graphql-transport-ws"]) as ws:
-        ws.send_json({"type": "connection_init",
-                      "payload": {"Authorization": f"Bearer {alice.token}"}})
-        assert ws.receive_json()["type"] == "connection_ack"
-        ws.send_json({"id": "1", "type": "subscribe", "payload": {
-            "query": query, "variables": {"id": started["id"]}}})
-        while True:
-            message = ws.receive_json()
-            if message["type"] == "complete":
-                break
-            seen.append(message["payload"]["data"]["backtestProgress"])
+    seen = [message["data"]["backtestProgress"] for message in server.subscription(
+        query, {"id": started["id"]}, alice.token)]
     assert seen[-1]["status"] == "completed" and seen[-1]["fraction"] == "1"
     assert seen[-1]["candlesDone"] == seen[-1]["candlesTotal"] > 40_000  # the whole month
     fractions = [Decimal(p["fraction"]) for p in seen]

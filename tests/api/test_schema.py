@@ -16,7 +16,8 @@ PUBLIC = {"register", "verifyEmail", "login", "refresh", "logout", "dcaPlan", "l
           "systemStatus", "resendVerification", "requestPasswordReset", "resetPassword",
           "plans"}
 ADMIN = {"emergencyStop", "emergencyResume", "definePlan", "revenue", "refundPayment",
-         "systemEmergencyStop", "users", "blockUser", "unblockUser"}
+         "systemEmergencyStop", "users", "blockUser", "unblockUser", "projections",
+         "projectionRebuild", "rebuildProjections", "projectionRebuildProgress"}
 
 
 def root_fields() -> list[tuple[str, str, list[type[BasePermission]]]]:

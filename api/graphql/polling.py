@@ -1,0 +1,34 @@
+"""A background job's state pushed on a subscription: now, then whenever it moves (looked
+at five times a second), ending with its last state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Hashable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+POLL_SECONDS = 0.2
+ENDED = ("completed", "failed", "interrupted")
+
+
+async def job_updates(state: Any, moved: Callable[[Any], Hashable],
+                      shown: Callable[[Any], T]) -> AsyncGenerator[T, None]:
+    """``shown(state)`` each time ``moved(state)`` changes, until ``state.status`` ends."""
+    last = None
+    while True:
+        now = moved(state)
+        if now != last:
+            last = now
+            yield shown(state)
+        if state.status in ENDED:
+            return
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def fraction(done: int, total: int, status: str) -> Decimal:
+    """``done / total`` from 0 to 1 (with no total: 1 once completed, else 0)."""
+    if not total:
+        return Decimal(status == "completed")
+    return min(Decimal(done) / Decimal(total), Decimal(1))

@@ -95,6 +95,13 @@ class Runtime:
                            entitlements=self.billing.entitlements if self.billing else None)
 
     @cached_property
+    def market_precision(self) -> Any:
+        """Accounts' price ticks and amount steps, for the API's display forms."""
+        from application.market_precision import MarketPrecision
+
+        return MarketPrecision(self.paper.market_rules)
+
+    @cached_property
     def promotion(self) -> Promotion:
         """Paper → live promotion with this server's thresholds."""
         return Promotion(self.bots, self.settings.promotion)

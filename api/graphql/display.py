@@ -3,17 +3,22 @@ need not round 28-digit numbers itself.
 
 An amount is quantized to the minor unit of its currency (ROUND_HALF_EVEN, the rounding
 of the Decimal defaults): cents for fiat and the dollar stablecoins, 8 decimals for other
-crypto assets; a price to its quote currency's. The exact fields stay what they are; these
-are for showing only, never for sums.
+crypto assets; a price to its quote currency's. Where the market is known (a bot on a live
+account: its exchange's rules for the pair), a price goes to the market's price tick and an
+amount of the base asset to its amount step instead (DOGE/USDT on Binance: prices to
+0.00001, amounts in whole coins). The exact fields stay what they are; these are for
+showing only, never for sums.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 import strawberry
+from strawberry.types import Info
 
 TWO_DECIMALS = frozenset({"USD", "EUR", "GBP", "CHF", "USDT", "USDC", "BUSD", "DAI", "TUSD",
                           "FDUSD", "USDP", "PYUSD"})
@@ -40,6 +45,17 @@ def shown_as(value: Decimal | None, asset: str | None) -> str | None:
         return f"{value:f}"
 
 
+def shown_in_steps(value: Decimal, step: Decimal) -> str:
+    """``value`` rounded to the nearest multiple of ``step`` (0.01, 0.5, 1, 10...), with as
+    many decimals as the step has."""
+    places = max(0, -step.normalize().as_tuple().exponent)
+    try:
+        steps = (value / step).to_integral_value(rounding=ROUND_HALF_EVEN)
+        return f"{(steps * step).quantize(Decimal(1).scaleb(-places)):f}"
+    except InvalidOperation:
+        return f"{value:f}"
+
+
 def quote_of(pair: str | None) -> str | None:
     return pair.partition("/")[2] or None if pair else None
 
@@ -56,3 +72,37 @@ def display(attribute: str, asset: Callable[[Any], str | None]) -> Any:
 
     return strawberry.field(resolver=resolve, description=(
         f"{attribute} rounded to its currency's minor unit, for display only"))
+
+
+async def market_rules(info: Info, bot_id: str | None, pair: str | None) -> Any:
+    """The rules of the market a bot trades ``pair`` on (None: a paper account, or not
+    known). Asking an exchange runs off the event loop, once per account and pair."""
+    if bot_id is None or not pair:
+        return None
+    bot = await info.context.loaders.bots.load(str(bot_id))
+    account = None if bot is None else bot.get("exchange_account_id")
+    if account is None:
+        return None
+    precision = info.context.runtime.market_precision
+    known, rules = precision.remembered(account, pair)
+    if known:
+        return rules
+    return await asyncio.to_thread(precision.rules, account, pair)
+
+
+def market_display(attribute: str, step: str, asset: Callable[[Any], str | None]) -> Any:
+    """A ``…Display`` field shown in its market's ``step`` (``price_step`` or
+    ``amount_step``) where the market is known, else in ``asset(root)``'s minor unit."""
+
+    async def resolve(root: strawberry.Parent[Any], info: Info) -> str | None:
+        value = getattr(root, attribute)
+        if value is None:
+            return None
+        rules = await market_rules(info, root.bot_id, root.pair)
+        size = None if rules is None else getattr(rules, step)
+        return shown_in_steps(value, size) if size else shown_as(value, asset(root))
+
+    unit = "price tick" if step == "price_step" else "amount step"
+    return strawberry.field(resolver=resolve, description=(
+        f"{attribute} rounded to the market's {unit} where the market is known (a live "
+        "account's exchange), else to its currency's minor unit; for display only"))

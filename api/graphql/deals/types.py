@@ -19,7 +19,7 @@ from api.graphql.deals.enums import (
     OrderType,
     member,
 )
-from api.graphql.display import base_of, display, quote_of
+from api.graphql.display import base_of, display, market_display, quote_of
 from projections.tables import Row
 
 if TYPE_CHECKING:
@@ -66,9 +66,12 @@ class Order:
     bot_id: strawberry.ID | None = None
     deal_id: strawberry.ID | None = None
     pair: str | None = None
-    price_display: str | None = display("price", lambda o: quote_of(o.pair))
-    average_price_display: str | None = display("average_price", lambda o: quote_of(o.pair))
-    amount_display: str | None = display("amount", lambda o: base_of(o.pair))
+    price_display: str | None = market_display("price", "price_step",
+                                               lambda o: quote_of(o.pair))
+    average_price_display: str | None = market_display("average_price", "price_step",
+                                                       lambda o: quote_of(o.pair))
+    amount_display: str | None = market_display("amount", "amount_step",
+                                                lambda o: base_of(o.pair))
 
     @classmethod
     def from_row(cls, row: Row) -> Order:
@@ -106,10 +109,12 @@ class Deal:
     stop_loss_price: Decimal | None
     safety_orders_used: int
     realized_pnl: Decimal | None
-    units_display: str | None = display("units", lambda d: base_of(d.pair))
-    average_entry_display: str | None = display("average_entry", lambda d: quote_of(d.pair))
-    take_profit_price_display: str | None = display("take_profit_price",
-                                                    lambda d: quote_of(d.pair))
+    units_display: str | None = market_display("units", "amount_step",
+                                               lambda d: base_of(d.pair))
+    average_entry_display: str | None = market_display("average_entry", "price_step",
+                                                       lambda d: quote_of(d.pair))
+    take_profit_price_display: str | None = market_display("take_profit_price", "price_step",
+                                                           lambda d: quote_of(d.pair))
     realized_pnl_display: str | None = display("realized_pnl", lambda d: quote_of(d.pair))
 
     @strawberry.field(description="What the base order's fills cost per unit: the price the "

@@ -62,6 +62,10 @@ def test_a_fetched_series_is_stored_listed_and_backtests(server, sim):
     stored = server.runtime.candle_library.path(NAME)
     assert stored.read_bytes() == "".join(LINES[:1 + 360]).encode()  # what the exchange has
     assert not stored.with_name(NAME + ".part").exists()
+    charted = server.gql("""query($file: String!) { candles(pair: "BTC/USDT", file: $file,
+      from: "2025-11-01T00:00:00Z", to: "2025-11-01T06:00:00Z") { time close } }""",
+                         {"file": NAME}, alice.token)["candles"]
+    assert len(charted) == 360 and charted[-1]["close"] == LINES[360].split(",")[4]
 
     run = server.gql("""mutation($input: RunBacktestInput!) { runBacktest(input: $input) {
       __typename ... on BacktestRun { candlesFile } } }""",

@@ -2,7 +2,9 @@
 against ``tradetape serve --demo``, the browser cut off from every host but 127.0.0.1: a
 trader logs in as the demo user, watches closed deals arrive without reloading, creates and
 starts a bot through the form after looking at its ladder, runs a backtest, drags the as-of
-slider back to an earlier portfolio, and stops the bot. Each page's screenshot is saved in
+slider back to an earlier portfolio, and stops the bot; fetches a candle series from an
+exchange (the local exchange simulator as the sandbox) and backtests it; an administrator
+rebuilds the projections from the admin page. Each page's screenshot is saved in
 var/screenshots/ (gitignored), the artefacts of the run."""
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from tests.e2e.conftest import TRADETAPE, graphql_faults, only_loopback, server_env
+from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 DEMO = ("demo@tradetape.local", "Tradetape-demo-1")
@@ -141,6 +144,34 @@ def run_backtests(page) -> None:
     shot(page, "backtest-compare")
 
 
+def fetch_a_series(page) -> None:
+    """Six hours of BTC/USDT from the sandbox exchange (the simulator), fetched on the server
+    with its progress shown, then picked for a backtest that walks exactly those candles."""
+    form = page.locator('[data-testid="fetch-form"]')
+    form.get_by_label("Exchange (ccxt id)").fill("binance")
+    form.get_by_label("Pair to fetch").fill("BTC/USDT")
+    form.get_by_label("First candle (UTC)").fill("2025-11-01T00:00")
+    form.get_by_label("Last candle before (UTC, optional)").fill("2025-11-01T06:00")
+    form.get_by_label("Sandbox (testnet)").check()
+    form.get_by_role("button", name="Fetch candles").click()
+    page.locator('[data-testid="fetch-status"]').filter(has_text="completed").wait_for(
+        timeout=WAIT)
+    fetched = "binance-sandbox_BTC_USDT-1m-20251101T0000.csv"
+    form.get_by_text(f"{fetched}: 360 candles added").wait_for()
+    series = page.get_by_label("Candle series")
+    page.wait_for_function("name => [...document.querySelectorAll('#f-file option')]"
+                           ".some(o => o.value === name)", arg=fetched, timeout=WAIT)
+    assert series.input_value() == fetched  # picked for the next run
+    page.get_by_label("From (UTC, optional)").fill("")
+    page.get_by_label("To (UTC, optional)").fill("")
+    page.get_by_role("button", name="Run backtest").click()
+    page.locator('[data-testid="backtest-summary"]').filter(has_text="360").wait_for(
+        timeout=WAIT)
+    page.locator('[data-testid="backtest-chart"] canvas').first.wait_for()
+    page.wait_for_timeout(1000)  # the candles answer
+    shot(page, "backtest-fetch")
+
+
 def figure(page, name: str) -> str:
     return page.locator(f'[data-testid="fig-{name}"]').inner_text()
 
@@ -230,10 +261,23 @@ def administer(page, server) -> None:
     demo.locator('[data-testid="user-state"]').filter(has_text="active").wait_for()
     assert "frontend" in page.locator('[data-testid="projections-table"]').inner_text()
     shot(page, "admin")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Rebuild every projection…?"
+    page.get_by_role("button", name="Rebuild all projections").click()
+    page.locator('[data-testid="rebuild-status"]').filter(has_text="completed").wait_for(
+        timeout=WAIT)
+    page.get_by_text(re.compile(r"Rebuilt audit, .*frontend.* up to position \d+")).wait_for()
+    shot(page, "admin-rebuild")
 
 
 def test_a_trader_uses_the_dashboard_in_a_browser(launch, chromium):
-    server = launch(speed=None, demo=True)  # the demo's own 300x
+    first_ms = int(BTC_USDT_CANDLES.read_text().splitlines()[1].split(",")[0])
+    with running_simulator(speed=0, start_ms=first_ms + 86_400_000) as sim:  # a day later
+        # the demo's own 300x; fetched series come from the simulator as binance's sandbox
+        server = launch(speed=None, demo=True, env={"TRADETAPE_SANDBOX_HOST": sim.url})
+        _use_the_dashboard(server, chromium)
+
+
+def _use_the_dashboard(server, chromium):
     page = chromium.new_page(viewport={"width": 1300, "height": 900})
     elsewhere = only_loopback(page)
     wrong = graphql_faults(page)
@@ -245,6 +289,7 @@ def test_a_trader_uses_the_dashboard_in_a_browser(launch, chromium):
         create_and_start_a_bot(page)
         demo_bot_detail(page)
         run_backtests(page)
+        fetch_a_series(page)
         drag_the_slider_back(page)
         other_pages(page)
         stop_the_bot(page)
@@ -253,6 +298,7 @@ def test_a_trader_uses_the_dashboard_in_a_browser(launch, chromium):
     except Exception:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # what the page showed when it failed
         page.screenshot(path=SCREENSHOTS / "failure.png", full_page=True)
+        print("errors on the page:", faults)  # what broke it, beside the screenshot
         raise
     assert wrong == []  # every document the pages sent was valid and within the limits
     assert elsewhere == []  # the dashboard asked nothing of any other host

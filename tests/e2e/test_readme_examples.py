@@ -1,6 +1,8 @@
 """The README's GraphQL examples work as printed: each shell example of its *Examples*
 section is run with bash, through the README's own ``gql`` helper (curl), against a real
-``tradetape serve --demo``, as the demo user. Only the address changes (a free port)."""
+``tradetape serve --demo``, as the demo user (those marked ``TOKEN="$ADMIN_TOKEN"`` as an
+administrator), with the local exchange simulator as the exchanges' sandbox. Only the
+address changes (a free port)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import login
+from tests.e2e.conftest import TRADETAPE, login, server_env
+from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 pytestmark = pytest.mark.timeout(120)
@@ -24,17 +27,29 @@ def examples() -> tuple[str, list[str]]:
     section = text[text.index("### Examples"):text.index("### Settings")]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
     helper = next(b for b in blocks if b.startswith("gql() {"))
-    return helper, [b for b in blocks if b.startswith("gql '")]
+    return helper, [b for b in blocks if b.startswith(("gql '", "TOKEN=\"$ADMIN_TOKEN\" gql '"))]
 
 
 def test_every_readme_example_answers_without_errors(launch):
     helper, runs = examples()
     assert len(runs) >= 4, "the README's examples were not found"
     assert shutil.which("curl"), "the README's gql helper needs curl"
-    server = launch(demo=True)
+    first_ms = int(BTC_USDT_CANDLES.read_text().splitlines()[1].split(",")[0])
+    with running_simulator(speed=0, start_ms=first_ms + 86_400_000) as sim:  # a day later
+        server = launch(demo=True, env={"TRADETAPE_SANDBOX_HOST": sim.url})
+        _run_examples(server, helper, runs)
+
+
+def _run_examples(server, helper: str, runs: list[str]) -> None:
     email, password = re.fullmatch(r"demo login: (\S+) password: (\S+)",
                                    server.login_line()).groups()
-    env = {"PATH": "/usr/bin:/bin", "TOKEN": login(server, email, password)}
+    admin = ("admin@tradetape.local", "Admin-pass-4242")
+    subprocess.run([str(TRADETAPE), "users", "create", "--email", admin[0], "--password",
+                    admin[1], "--role", "admin", "--verified", "--database",
+                    server.database_url], env=server_env(), check=True, capture_output=True,
+                   timeout=60)
+    env = {"PATH": "/usr/bin:/bin", "TOKEN": login(server, email, password),
+           "ADMIN_TOKEN": login(server, *admin)}
     helper = helper.replace("http://127.0.0.1:8000", server.base_url)
     root = README.parent
     for example in runs:

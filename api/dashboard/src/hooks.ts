@@ -56,3 +56,15 @@ export function useLiveRefetch(refetch: () => void, topic: string, variables: ob
 export const PORTFOLIO_UPDATES = "subscription { portfolioUpdates { dealsClosed } }";
 /** Every deal and order event of all the caller's bots, on one subscription. */
 export const DEAL_EVENTS = "subscription { dealEvents { type } }";
+
+/** A background job's state (a fetch, a rebuild) as its progress subscription pushes it:
+ *  ``field`` of each message, from the first one to the last (the job ended). */
+export function useJobProgress<T = any>(subscription: string, field: string, id: string | null): T | null {
+  const [state, setState] = useState<T | null>(null);
+  useEffect(() => {
+    setState(null);
+    if (!id) return;
+    return subscribe(subscription, { id }, (d: any) => setState(d[field]));
+  }, [subscription, field, id]);
+  return state;
+}

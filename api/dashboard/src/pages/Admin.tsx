@@ -1,4 +1,5 @@
-// For administrators: health, users (block / unblock), projections' lag, emergency stop.
+// For administrators: health, users (block / unblock), projections' lag and rebuild,
+// emergency stop.
 import { useState } from "react";
 import { describeErrors, Status } from "../components/Form";
 import { HealthLights } from "../components/Health";
@@ -6,6 +7,7 @@ import { gql } from "../gql";
 import { when } from "../format";
 import { useQuery } from "../hooks";
 import { useSession } from "../session";
+import { Projections } from "./admin/Projections";
 
 const STATUS = `halted reason acceptingCommands health parts`;
 const RESULT = `... on SystemStatus { ${STATUS} } ... on SystemErrors { code message errors { field message } }`;
@@ -55,8 +57,6 @@ export function AdminPage() {
     gql(`mutation($r: String!) { ${mutation}(reason: $r) { ${RESULT} } }`, { r: reason || "from the dashboard" })
       .then((d) => setError(describeErrors(d[mutation]))).catch((e: Error) => setError(e.message)).finally(q.refetch);
   };
-  const lag = s?.parts?.projections?.lag ?? {};
-  const stuck: any[] = s?.parts?.projections?.stuck ?? [];
   return (
     <>
       <h1>Administration</h1>
@@ -64,15 +64,7 @@ export function AdminPage() {
       <h2>Users</h2>
       <Users />
       <h2>Projections</h2>
-      <table data-testid="projections-table">
-        <caption>Lag behind the event log (events)</caption>
-        <thead><tr><th scope="col">Projection</th><th scope="col">Lag</th><th scope="col">State</th></tr></thead>
-        <tbody>{Object.entries(lag).map(([name, n]) => (
-          <tr key={name}><td>{name}</td><td>{String(n)}</td>
-            <td>{stuck.some((x) => x.name === name) ? "stuck" : "following"}</td></tr>))}</tbody>
-      </table>
-      <p>A stuck projection is retried by the server; rebuild one with{" "}
-        <code>tradetape projections rebuild NAME</code> (see README, <em>Read models</em>).</p>
+      <Projections />
       <h2>Emergency stop</h2>
       <p role="status">Trading is <strong data-testid="trading-state">{s ? (s.halted ? `halted (${s.reason ?? ""})` : "running") : "…"}</strong></p>
       <div className="field">

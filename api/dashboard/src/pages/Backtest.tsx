@@ -1,4 +1,5 @@
-// Backtests on the server: pick a stored series (and a period), a configuration, run it,
+// Backtests on the server: pick a stored series (or fetch one from an exchange) and a
+// period, a configuration, run it,
 // watch its progress over the websocket, then see its chart and summary; compare runs.
 import { useEffect, useState, type FormEvent } from "react";
 import { ConfigFields } from "../components/ConfigFields";
@@ -8,6 +9,7 @@ import { gql, subscribe } from "../gql";
 import { useQuery } from "../hooks";
 import { BacktestResult, RUN_FIELDS } from "./backtest/Result";
 import { BacktestRuns } from "./backtest/Compare";
+import { FetchSeries } from "./backtest/Fetch";
 
 const RUN = `mutation($input: RunBacktestInput!) { runBacktest(input: $input) {
   ... on BacktestRun { id status } ... on BacktestErrors { code message errors { field message } } } }`;
@@ -51,6 +53,7 @@ export function BacktestPage() {
   const [listKey, setListKey] = useState(0);
   const { progress, run } = useRun(runId, () => setListKey((k) => k + 1));
   const set = (name: string, value: string) => setValues((v) => ({ ...v, [name]: value }));
+  const fetched = (file: string) => { files.refetch(); set("file", file); };
   const names: string[] = files.data?.candleFiles ?? [];
   useEffect(() => { if (names.length && !values.file) set("file", names[0]); }, [names.length]);
 
@@ -88,6 +91,7 @@ export function BacktestPage() {
           <button type="submit">Run backtest</button>
         </form>
         <div>
+          <FetchSeries pair={values.pair} onFetched={fetched} />
           {runId && (
             <div className="field">
               <label htmlFor="bt-progress">Progress: {progress?.status ?? run?.status ?? "starting"}

@@ -28,10 +28,16 @@ function dealMarkers(deals: any[]): Marker[] {
 
 export function BacktestResult({ run }: { run: any }) {
   const s = run.summary ?? {};
-  const from = new Date(s.from_ms).toISOString();
-  const to = new Date(s.to_ms).toISOString();
-  const tf = timeframeFor((s.to_ms - s.from_ms) / 1000, 1000);
-  const candles = useQuery(CANDLES, { pair: run.pair, from, to, tf, file: run.candlesFile }, !s.from_ms);
+  // A run over a whole series has no period in its summary: its equity curve spans it.
+  const first = run.equityCurve[0]?.time;
+  const last = run.equityCurve[run.equityCurve.length - 1]?.time;
+  const fromMs: number | null = s.from_ms ?? (first ? Date.parse(first) : null);
+  const toMs: number | null = s.to_ms ?? (last ? Date.parse(last) + 60_000 : null);
+  const known = fromMs !== null && toMs !== null;
+  const from = known ? new Date(fromMs).toISOString() : "";
+  const to = known ? new Date(toMs).toISOString() : "";
+  const tf = known ? timeframeFor((toMs - fromMs) / 1000, 1000) : "1m";
+  const candles = useQuery(CANDLES, { pair: run.pair, from, to, tf, file: run.candlesFile }, !known);
   const bars = (candles.data?.candles ?? []).map((c: any) => ({ time: chartTime(c.time), open: Number(c.open),
     high: Number(c.high), low: Number(c.low), close: Number(c.close) }));
   const equity = run.equityCurve.map((p: any) => ({ time: chartTime(p.time), value: Number(p.equity) }));

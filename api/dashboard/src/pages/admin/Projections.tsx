@@ -2,6 +2,7 @@
 // rebuild from the whole log (`rebuildProjections`) with its progress on the websocket.
 import { useEffect, useState } from "react";
 import { describeErrors, Status } from "../../components/Form";
+import { JobProgress } from "../../components/JobProgress";
 import { gql } from "../../gql";
 import { useJobProgress, useQuery } from "../../hooks";
 
@@ -48,13 +49,8 @@ export function Projections() {
       <Status error={error ?? q.error ?? (progress?.status === "failed" ? `${progress.errorCode}: ${progress.errorMessage}` : null)}>
         {progress?.status === "completed" ? `Rebuilt ${progress.names.join(", ")} up to position ${progress.rebuiltTo}` : null}
       </Status>
-      {rebuildId && (
-        <div className="field">
-          <label htmlFor="rebuild-progress">Rebuild: <span data-testid="rebuild-status">{progress?.status ?? "starting"}</span>
-            {progress ? ` (${progress.eventsDone} of ${progress.eventsTotal} events)` : ""}</label>
-          <progress id="rebuild-progress" className="progress" max={1} value={Number(progress?.fraction ?? 0)} />
-        </div>
-      )}
+      {rebuildId && <JobProgress id="rebuild" what="Rebuild" state={progress?.status} unit="events" done={progress?.eventsDone}
+                                 total={progress?.eventsTotal} fraction={progress?.fraction} />}
       <button type="button" disabled={busy} onClick={() => rebuild(null)}>Rebuild all projections</button>
       <p>Readers keep the old tables until the rebuilt ones are swapped in; the server's
         projections then carry on from the new tables.</p>

@@ -2,6 +2,7 @@
 // (fetchCandles), watch its progress (candleFetchProgress), then pick it for a backtest.
 import { useEffect, useState, type FormEvent } from "react";
 import { describeErrors, Field, Status } from "../../components/Form";
+import { JobProgress } from "../../components/JobProgress";
 import { gql } from "../../gql";
 import { useJobProgress } from "../../hooks";
 
@@ -50,13 +51,8 @@ export function FetchSeries({ pair, onFetched }: { pair: string; onFetched: (fil
       <Status error={error ?? (progress?.status === "failed" ? `${progress.errorCode}: ${progress.errorMessage}` : null)}>
         {progress?.status === "completed" ? `${progress.file}: ${progress.candlesWritten} candles added, ${progress.gaps} gap(s)` : null}
       </Status>
-      {fetchId && (
-        <div className="field">
-          <label htmlFor="fetch-progress">Fetch: <span data-testid="fetch-status">{progress?.status ?? "starting"}</span>
-            {progress ? ` (${progress.candlesDone} of ${progress.candlesTotal} candles)` : ""}</label>
-          <progress id="fetch-progress" className="progress" max={1} value={Number(progress?.fraction ?? 0)} />
-        </div>
-      )}
+      {fetchId && <JobProgress id="fetch" what="Fetch" state={progress?.status} unit="candles" done={progress?.candlesDone}
+                               total={progress?.candlesTotal} fraction={progress?.fraction} />}
       <button type="submit">Fetch candles</button>
     </form>
   );

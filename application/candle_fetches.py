@@ -32,6 +32,9 @@ from domain.ports import IdSource
 
 log = logging.getLogger("tradetape.candles")
 PART = ".part"
+# The most candles one request may ask for (a year of 1-minute candles, about 30 MB): one
+# user's request cannot fill the server's disk or hold the queue for hours.
+MAX_CANDLES = 525_600
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,13 @@ class FetchProgress:
 
 class CandleFetches:
     def __init__(self, directory: Path | None, open_history: Callable[[str, bool], Any],
-                 open_writer: Callable[[Path], Any], ids: IdSource):
+                 open_writer: Callable[[Path], Any], ids: IdSource,
+                 max_candles: int = MAX_CANDLES):
         """``directory``: where series are written (None: the server has none, and every
         request is refused with CANDLE_DIR_NOT_SET); ``open_history(exchange, sandbox)``:
         the exchange's candle history (``CcxtCandleHistory``); ``open_writer(path)``: the
         CSV appender that resumes ``path``."""
-        self.directory, self.ids = directory, ids
+        self.directory, self.ids, self.max_candles = directory, ids, max_candles
         self._open_history, self._open_writer = open_history, open_writer
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="candle-fetch")
         self._lock = threading.Lock()
@@ -86,14 +90,21 @@ class CandleFetches:
 
     def prepare(self, asked: FetchRequest) -> Any:
         """The exchange's history once the request is known to be one it can answer:
-        EXCHANGE_NOT_SUPPORTED, INVALID_TIMEFRAME, PAIR_NOT_TRADED or EXCHANGE_UNAVAILABLE
-        otherwise (the exchange's markets are asked for here: call it off the event loop)."""
+        EXCHANGE_NOT_SUPPORTED, INVALID_TIMEFRAME, PAIR_NOT_TRADED, EXCHANGE_UNAVAILABLE or
+        TOO_MANY_CANDLES otherwise (the exchange's markets and clock are asked for here:
+        call it off the event loop)."""
         if self.directory is None:
             raise DomainError("this server has no candle directory to store series in "
                               "(set TRADETAPE_CANDLE_DIR)", code="CANDLE_DIR_NOT_SET")
         history = self._open_history(asked.exchange, asked.sandbox)
-        history.timeframe_ms(asked.timeframe)
+        timeframe_ms = history.timeframe_ms(asked.timeframe)
         history.check_pair(asked.pair)
+        now = history.exchange_time_ms()  # no later than the exchange's clock
+        end = asked.to_ms if now is None else min(asked.to_ms, now)
+        if (end - asked.from_ms) // timeframe_ms > self.max_candles:
+            raise DomainError(f"that is more than {self.max_candles:,} candles: fetch a "
+                              "shorter period (ask again with a later start to go on)",
+                              code="TOO_MANY_CANDLES", field="to")
         return history
 
     def submit(self, owner_id: str, asked: FetchRequest, history: Any) -> FetchProgress:

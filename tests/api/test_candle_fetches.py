@@ -141,3 +141,13 @@ def test_a_fetch_the_exchange_fails_leaves_the_stored_series_as_it_was(server, s
     assert (state["status"], state["errorCode"]) == ("failed", "EXCHANGE_UNAVAILABLE")
     assert stored.read_bytes() == before
     assert not stored.with_name(NAME + ".part").exists()
+
+
+def test_more_than_a_year_of_minutes_is_refused_before_anything_is_fetched(server, sim):
+    alice = server.user("alice")
+    sim.set_time(T0 + 400 * 1440 * MINUTE)  # 400 days on; the request names no end
+
+    refused = server.gql(FETCH, {"input": {**ASKED, "to": None}}, alice.token)["fetchCandles"]
+
+    assert (refused["__typename"], refused["code"]) == ("CandleFetchErrors", "TOO_MANY_CANDLES")
+    assert NAME not in server.gql("{ candleFiles }", token=alice.token)["candleFiles"]

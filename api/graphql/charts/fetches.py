@@ -66,7 +66,7 @@ class CandleFetch:
 @strawberry.type
 class CandleFetchErrors(Errors):
     """A refused fetch: EXCHANGE_NOT_SUPPORTED, PAIR_NOT_TRADED, INVALID_TIMEFRAME,
-    INVALID_TIME, EXCHANGE_UNAVAILABLE, CANDLE_DIR_NOT_SET."""
+    INVALID_TIME, EXCHANGE_UNAVAILABLE, TOO_MANY_CANDLES, CANDLE_DIR_NOT_SET."""
 
 
 FetchCandlesResult = Annotated[CandleFetch | CandleFetchErrors,

@@ -43,6 +43,7 @@ class ProjectionRebuilds:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rebuild")
         self._lock = threading.Lock()
         self.progress: dict[UUID, RebuildProgress] = {}
+        self._stopping = threading.Event()
 
     def submit(self, actor: str, names: Sequence[str] | None) -> RebuildProgress:
         """Queue a rebuild of ``names`` (all for none); refused with REBUILD_RUNNING while
@@ -71,6 +72,8 @@ class ProjectionRebuilds:
 
         def advance(position: int, head: int) -> None:
             state.position, state.head = position, max(head, position)
+            if self._stopping.is_set():  # the shadow tables are left unswapped
+                raise DomainError("the server is stopping", code="SERVER_STOPPING")
 
         try:
             state.rebuilt_to = self._rebuild(state.names, advance)
@@ -87,6 +90,7 @@ class ProjectionRebuilds:
         state.status = "completed"
 
     def close(self) -> None:
-        """Waits for a rebuild under way (its shadow tables are swapped in or dropped as
-        a whole, never half)."""
+        """A rebuild under way stops at its next batch, before its swap: the live tables
+        stay as they were (the next rebuild starts its shadow tables afresh)."""
+        self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -70,6 +70,27 @@ def test_a_failed_rebuild_says_its_code_and_the_next_may_start():
     assert unknown.value.code == "UNKNOWN_PROJECTION"
 
 
+def test_a_rebuild_under_way_stops_at_its_next_batch_when_the_server_stops():
+    batches = []
+    started = threading.Event()
+
+    def rebuild(names, on_progress):
+        for position in range(1, 1_000_000):  # a long log
+            started.set()
+            on_progress(position, 1_000_000)
+            batches.append(position)
+            time.sleep(0.001)
+        return 1_000_000
+
+    rebuilds = ProjectionRebuilds(rebuild, known, SequentialIds("t"))
+    state = rebuilds.submit("admin", None)
+    started.wait(10)
+    rebuilds.close()
+
+    assert (state.status, state.error_code) == ("failed", "SERVER_STOPPING")
+    assert len(batches) < 1_000_000 - 1 and state.rebuilt_to is None
+
+
 def test_market_rules_are_asked_once_and_none_again_after_a_minute():
     asked: list[tuple[str, str]] = []
     answers = {"live": MarketRules(Decimal("0.00001"), Decimal("0.01"), None, None)}

@@ -64,3 +64,30 @@ def test_a_position_with_an_oco_on_postgres(postgres_url, monkeypatch):
         runtime.stop()
     assert (group["status"], group["leg"]) == ("FILLED", "take_profit")
     assert [e["node"]["id"] for e in listed["edges"]] == [position["id"]]
+
+
+def test_an_administrators_rebuild_on_postgres_answers_as_before(postgres_url, monkeypatch):
+    from tests.api.test_admin_projections import PROGRESS, REBUILD, SEEN
+    from tests.api.test_candle_fetches import ASKED, FETCH
+
+    runtime, clock = open_server(postgres_url, monkeypatch)
+    try:
+        with TestClient(create_app(runtime, manage_runtime=False)) as client:
+            server = Server(runtime, client, clock)
+            alice, root = server.user("alice"), server.user("root", role="admin")
+            bot_id, _ = server.running_deal(alice)
+            for _ in range(4):
+                server.step(30)
+            before = server.gql(SEEN, {"id": bot_id}, alice.token)
+            started = server.gql(REBUILD, {"names": ["frontend", "pnl"]},
+                                 root.token)["rebuildProjections"]
+            seen = server.subscription(PROGRESS, {"id": started["id"]}, root.token)
+            runtime.refresh()
+            after = server.gql(SEEN, {"id": bot_id}, alice.token)
+            # no candle directory and no SQLite file to put one beside: said by name
+            fetch = server.gql(FETCH, {"input": ASKED}, alice.token)["fetchCandles"]
+    finally:
+        runtime.stop()
+    assert seen[-1]["data"]["projectionRebuildProgress"]["status"] == "completed"
+    assert after == before
+    assert fetch["code"] == "CANDLE_DIR_NOT_SET"

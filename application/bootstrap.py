@@ -438,7 +438,15 @@ def candle_fetch_directory(settings):
         if database.sqlite_path is None:
             return None
         directory = database.sqlite_path.parent / "candles"
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # the server runs on; a fetch says CANDLE_DIR_NOT_SET
+        import logging
+
+        logging.getLogger("tradetape.candles").warning(
+            "cannot make the candle directory %s (%s): fetched series are off", directory,
+            type(error).__name__)
+        return None
     return directory
 
 

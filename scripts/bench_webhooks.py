@@ -51,6 +51,7 @@ CONFIG = {"pair": "BTC/USDT", "baseOrderQuote": "10", "safetyOrderQuote": "10",
           "maxSafetyOrders": 1, "priceDeviationPct": "50", "safetyVolumeScale": "1",
           "safetyStepScale": "1", "takeProfitPct": "50", "startCondition": "signal"}
 GOAL_RATE, GOAL_P99_MS = 100.0, 50.0
+TIMINGS_ENV, TIMINGS_LINE = "TRADETAPE_WEBHOOK_TIMINGS", "webhook timings (ms):"
 
 
 def gql(port: int, query: str, variables: dict | None = None, token: str | None = None):
@@ -143,6 +144,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def breakdown(log_text: str) -> str:
+    """The server's timing lines (api/webhook_timings.py) summed up, phase by phase:
+    wall p50/p99 and mean CPU (where wall > CPU, the phase waited)."""
+    walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    for text in log_text.splitlines():
+        if TIMINGS_LINE not in text:
+            continue
+        for part in text.partition(TIMINGS_LINE)[2].split():
+            name, _, value = part.partition("=")
+            wall, _, cpu = value.strip('"}').partition("/")
+            walls.setdefault(name, []).append(float(wall))
+            if cpu:
+                cpus.setdefault(name, []).append(float(cpu))
+    rows = ["server-side breakdown of a signal (ms): phase  wall p50 / p99 / max  cpu mean"]
+    for name, values in walls.items():
+        ordered = sorted(values)
+        cpu = cpus.get(name)
+        rows.append(f"  {name:<12} {ordered[len(ordered) // 2]:7.2f} "
+                    f"{ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]:7.2f} "
+                    f"{ordered[-1]:7.2f}  "
+                    + (f"{sum(cpu) / len(cpu):6.2f}" if cpu else "     -"))
+    return "\n".join(rows)
+
+
 def line(name: str, result) -> str:
     return (f"{name:<34} {result.rate:8.1f}/s  p50 {result.percentile(50):6.1f} ms  "
             f"p95 {result.percentile(95):6.1f} ms  p99 {result.percentile(99):6.1f} ms  "
@@ -154,6 +180,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--database", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--timings", action="store_true",
+                        help="the server's breakdown of each signal's time, by phase "
+                             "(TRADETAPE_WEBHOOK_TIMINGS=1)")
     parser.add_argument("--plain-app", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain_app:
@@ -167,7 +196,8 @@ def main() -> int:
                    env=child_env(), capture_output=True)
     port, plain_port = free_port(), free_port()
     server = Child("tradetape", [str(TRADETAPE), "serve", "--port", str(port),
-                                 "--database", url], port, "/health").start(logs)
+                                 "--database", url], port, "/health",
+                   env={TIMINGS_ENV: "1"} if args.timings else {}).start(logs)
     plain = Child("plain", [sys.executable, __file__, "--plain-app", str(plain_port)],
                   plain_port, "/health").start(logs)
     try:
@@ -195,6 +225,8 @@ def main() -> int:
     print(f"Tradetape's server process used {cpu * 1000 / max(len(ours.latencies), 1):.1f} ms "
           f"of CPU a signal (its live loop and read models included); load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if args.timings:
+        print(breakdown(server.log.read_text()))
     for name, result in (("tradetape", ours), ("plain", theirs)):
         if result.first_failure:
             print(f"{name}: first failure: {result.first_failure}")

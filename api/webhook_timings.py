@@ -12,6 +12,7 @@ another thread). ``scripts/bench_webhooks.py --timings`` reads these lines back.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -34,7 +35,23 @@ def timings_on(environ: Mapping[str, str] | None = None) -> bool:
         if not logging.getLogger().handlers and not log.handlers:  # the text format: its
             log.addHandler(logging.StreamHandler(sys.stderr))  # root writes warnings only
             log.propagate = False
+        if _time_collections not in gc.callbacks:
+            gc.callbacks.append(_time_collections)
     return on
+
+
+_collecting: list[float] = []
+
+
+def _time_collections(phase: str, info: dict) -> None:
+    """The collector stops every thread while it runs: each full pass (the oldest
+    generation) gets a line of its own, ``webhook timings (ms): gc2=<ms>``."""
+    if info.get("generation") != 2:
+        return
+    if phase == "start":
+        _collecting[:] = [time.perf_counter()]
+    elif _collecting:
+        log.info("%s gc2=%.2f", LINE_PREFIX, (time.perf_counter() - _collecting.pop()) * 1000)
 
 
 class SignalTimings:

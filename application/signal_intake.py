@@ -186,6 +186,7 @@ class SignalIntake:
 
     def _trade(self, hook: Webhook, signal: Signal, cause: Cause, outcome, lap: Lap) -> UUID:
         bot = self._bot_of(hook, signal)
+        lap("bot")
         if signal.pair is not None and not same_pair(signal.pair, bot.config.pair):
             raise SignalError(f"the bot trades {bot.config.pair}, not {signal.pair}",
                               code="PAIR_MISMATCH", status=422, field="pair")

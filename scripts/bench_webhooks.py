@@ -258,6 +258,9 @@ def report(rate: float, count: int, ours, cpu: float, log_text: str | None) -> b
           f"loop and read models included)")
     if log_text is not None:
         print(breakdown(log_text))
+    if ours.overloaded_after is not None:
+        print(f"  sending stopped after {ours.sent} signals, at {ours.overloaded_after:.1f} s: "
+              "the server fell more than 1 s behind")
     if ours.first_failure:
         print(f"  first failure: {ours.first_failure}")
     held = (ours.failures == 0 and ours.overloaded_after is None

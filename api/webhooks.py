@@ -11,6 +11,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.webhook_timings import SignalTimings, no_lap, timings_on
 from application.runtime import Runtime
 from domain.signals import MAX_BODY_BYTES
 
@@ -18,9 +19,14 @@ SIGNATURE_HEADER = "X-Tradetape-Signature"
 
 
 def add_webhook_routes(app: FastAPI, runtime: Runtime) -> None:
+    timed = timings_on()
+
     @app.post("/webhooks/{webhook_id:uuid}")
     async def receive_signal(webhook_id: UUID, request: Request) -> JSONResponse:
+        timings = SignalTimings() if timed else None
+        lap = timings.lap if timings is not None else no_lap
         body = await _body(request)
+        lap("read")
         if body is None:
             return _answer(413, "SIGNAL_TOO_LARGE", f"a signal is at most {MAX_BODY_BYTES} "
                                                     "bytes")
@@ -29,8 +35,13 @@ def add_webhook_routes(app: FastAPI, runtime: Runtime) -> None:
         signature = request.headers.get(SIGNATURE_HEADER)
         # No catch-up of the read models here: the live loop's next step does it (within
         # a second), once for every signal of that second, never in a sender's way.
-        answer = await to_thread.run_sync(runtime.signals.receive, webhook_id, body, signature)
-        return JSONResponse(answer.body, status_code=answer.status)
+        answer = await to_thread.run_sync(runtime.signals.receive, webhook_id, body, signature,
+                                          lap)
+        response = JSONResponse(answer.body, status_code=answer.status)
+        if timings is not None:
+            timings.lap("answer")  # back on the event loop, the answer rendered
+            timings.log()
+        return response
 
 
 async def _body(request: Request) -> bytes | None:

@@ -40,6 +40,11 @@ from domain.webhooks import ACTIONS, SignalClaim, Webhook
 
 log = logging.getLogger("tradetape.webhooks")
 EmergencyExitRun = Callable[[UUID, str], Any]  # (owner, actor) -> report with a tally
+Lap = Callable[[str], None]  # a phase of a signal ends (a debug breakdown of its time)
+
+
+def _unmeasured(phase: str) -> None:
+    """No breakdown asked for."""
 
 
 @dataclass(frozen=True)
@@ -57,26 +62,31 @@ class SignalIntake:
                  emergency_exit: EmergencyExitRun | None = None):
         self.webhooks, self.paper, self.trading = webhooks, paper, webhooks.trading
         self.emergency_exit = emergency_exit
-        # One signal at a time here, and no webhook command meanwhile (a signal's trade is
-        # saved with the webhook's event: no other writer may change it in between).
-        self._lock = webhooks.lock
 
-    def receive(self, webhook_id: UUID, body: bytes, signature: str | None) -> SignalAnswer:
-        with self._lock:
+    def receive(self, webhook_id: UUID, body: bytes, signature: str | None,
+                lap: Lap = _unmeasured) -> SignalAnswer:
+        """``lap(phase)``: marks where each phase ends (api/webhook_timings.py)."""
+        lap("queued")
+        # One signal at a time on a webhook, and no command on it meanwhile (a signal's
+        # trade is saved with the webhook's event: no other writer may change it in
+        # between). Signals on other webhooks do not wait for this one.
+        with self.webhooks.lock_of(webhook_id):
+            lap("lock")
             for attempt in (1, 2):
                 hook = self.webhooks.find(webhook_id)
+                lap("load")
                 if hook is None or hook.deleted:
                     return _refused(404, "WEBHOOK_NOT_FOUND", f"no webhook {webhook_id}")
                 cause = self.trading.cause(f"webhook:{webhook_id}")
                 try:
-                    return self._receive(hook, cause, body, signature)
+                    return self._receive(hook, cause, body, signature, lap)
                 except ConcurrencyConflictError:
                     if attempt == 2:
                         return _refused(409, "CONFLICT", "the webhook is busy: send again")
         raise AssertionError("unreachable")
 
     def _receive(self, hook: Webhook, cause: Cause, body: bytes,
-                 signature: str | None) -> SignalAnswer:
+                 signature: str | None, lap: Lap) -> SignalAnswer:
         data: dict[str, Any] | None = None
         try:
             if not hook.enabled:
@@ -100,6 +110,7 @@ class SignalIntake:
             self._record(hook, cause, data, "ignored", "SIGNAL_DUPLICATE",
                          "an id already received: ignored")
             return SignalAnswer(200, {"status": "ignored", "code": "SIGNAL_DUPLICATE"})
+        lap("check")
         claims = [] if signal.signal_id is None else [
             SignalClaim.claim(hook.id, signal.signal_id, cause)]
         # A trade is saved with the signal, its claim and its outcome, in one transaction
@@ -108,7 +119,7 @@ class SignalIntake:
         saved = signal.action == "emergency_exit"
         number = self._record(hook, cause, data, "accepted", None, "accepted", claims,
                               save=saved)
-        return self._act(hook, number, signal, cause, [] if saved else [hook, *claims])
+        return self._act(hook, number, signal, cause, [] if saved else [hook, *claims], lap)
 
     def _record(self, hook: Webhook, cause: Cause, data: dict[str, Any] | None, outcome: str,
                 code: str | None, message: str, claims: list[SignalClaim] | None = None,
@@ -126,13 +137,14 @@ class SignalIntake:
         return number
 
     def _act(self, hook: Webhook, number: int, signal: Signal, cause: Cause,
-             unsaved: list[Any]) -> SignalAnswer:
+             unsaved: list[Any], lap: Lap) -> SignalAnswer:
         """``unsaved``: the webhook and claim whose events are still to be saved."""
         recorded: list[bool] = []
 
         def outcome(deal_id: UUID | None, done: bool) -> list[Any]:
             """What the trade did, saved with its events."""
             recorded.append(True)
+            lap("decide")  # the trade decided; next, its one transaction
             opens = signal.action in ("start_deal", "buy")
             verb = "opened" if opens else "closed"
             refusal = "BASE_ORDER_REFUSED" if opens else "CLOSE_REJECTED"  # as paper says
@@ -147,7 +159,8 @@ class SignalIntake:
             if signal.action == "emergency_exit":
                 message = self._emergency_exit(hook, cause)
             else:
-                deal_id = self._trade(hook, signal, cause, outcome)
+                deal_id = self._trade(hook, signal, cause, outcome, lap)
+                lap("save")
                 message = f"{signal.action}: deal {deal_id}"
         except ConcurrencyConflictError:
             raise  # another process saved this signal's id first: decided again, as a repeat
@@ -171,18 +184,23 @@ class SignalIntake:
                       deal_id=deal_id)
         self.trading.save_all(*(unsaved or [hook]))
 
-    def _trade(self, hook: Webhook, signal: Signal, cause: Cause, outcome) -> UUID:
+    def _trade(self, hook: Webhook, signal: Signal, cause: Cause, outcome, lap: Lap) -> UUID:
         bot = self._bot_of(hook, signal)
+        lap("bot")
         if signal.pair is not None and not same_pair(signal.pair, bot.config.pair):
             raise SignalError(f"the bot trades {bot.config.pair}, not {signal.pair}",
                               code="PAIR_MISMATCH", status=422, field="pair")
-        if signal.action in ("start_deal", "buy"):
-            return self.paper.start_deal(bot.id, cause.actor, cause.correlation_id,
-                                         also=outcome)
-        if bot.open_deal_id is None:
+        if signal.action not in ("start_deal", "buy") and bot.open_deal_id is None:
             raise DomainError("the bot has no open deal to close", code="DEAL_NOT_OPEN")
-        return self.paper.close_deal(bot.id, CloseReason.SIGNAL, cause.actor,
-                                     cause.correlation_id, also=outcome)
+        # The runner's lock, taken again inside (reentrant): taken here, its wait (an
+        # engine step under way) is a phase of its own in the timings.
+        with self.paper.lock:
+            lap("engine_lock")
+            if signal.action in ("start_deal", "buy"):
+                return self.paper.start_deal(bot.id, cause.actor, cause.correlation_id,
+                                             also=outcome)
+            return self.paper.close_deal(bot.id, CloseReason.SIGNAL, cause.actor,
+                                         cause.correlation_id, also=outcome)
 
     def _bot_of(self, hook: Webhook, signal: Signal):
         if hook.bot_id is not None and signal.bot_id not in (None, hook.bot_id):

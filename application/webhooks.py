@@ -7,6 +7,7 @@ only to its owner; it is never logged. Receiving signals: ``application.signal_i
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,7 +48,11 @@ class Webhooks:
         self.trading, self._keys, self._secrets = trading, keys, secrets
         self._public_url, self._bot_of = public_url, bot_of
         self.webhook_limit = webhook_limit
-        self.lock = threading.RLock()  # held by commands and by each signal received
+        # A lock per webhook, held by its commands and by each signal it receives: a
+        # signal waits for nothing on another webhook. Dropped once no one holds it (any
+        # id may be posted to: none is kept for ids that are not webhooks).
+        self._locks: weakref.WeakValueDictionary[UUID, Any] = weakref.WeakValueDictionary()
+        self._locks_guard = threading.Lock()
 
     # --- commands -------------------------------------------------------------------------
 
@@ -78,8 +83,16 @@ class Webhooks:
     def delete(self, owner_id: UUID, webhook_id: UUID) -> WebhookView:
         return self._change(owner_id, webhook_id, lambda hook, cause: hook.delete(cause))
 
+    def lock_of(self, webhook_id: UUID) -> Any:
+        """The webhook's lock (reentrant): hold it from loading the webhook to saving it."""
+        with self._locks_guard:
+            lock = self._locks.get(webhook_id)
+            if lock is None:
+                lock = self._locks[webhook_id] = threading.RLock()
+            return lock
+
     def _change(self, owner_id: UUID, webhook_id: UUID, command) -> WebhookView:
-        with self.lock:
+        with self.lock_of(webhook_id):
             hook = self.owned(owner_id, webhook_id)
             command(hook, self.trading.cause(str(owner_id)))
             self.trading.save_all(hook)

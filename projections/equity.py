@@ -59,8 +59,8 @@ class Equity(Ledger):
         pair = self._pair_of(fact) if kind in FILLS else None  # read before it settles
         remark = pair is not None and self._new_minute(pair, fact)
         super().apply(fact, out)
-        bots = {d["bot_id"] for d in self.deals.values()
-                if remark and d["status"] == "open" and d["pair"] == pair}
+        bots = ({d["bot_id"] for d in self.open_by_pair.get(pair, {}).values()} if remark
+                else set())
         deal = self.deals.get(fact.oid)
         if deal is not None:
             bots.add(deal["bot_id"])
@@ -105,11 +105,13 @@ class Equity(Ledger):
         return self._by_owner.get(owner, [])
 
     def _unrealized(self, bot_ids: set[str]) -> Decimal:
+        """The open deals of ``bot_ids`` summed in deal id order (from the index: what they
+        hold, not a scan of every open deal per fill)."""
         total = ZERO
-        deals = (d for d in self.deals.values() if d["bot_id"] in bot_ids)
+        deals = [d for b in bot_ids for d in self.open_by_bot.get(b, {}).values()]
         for deal in sorted(deals, key=lambda d: d["deal_id"]):
             mark = self.marks.get(deal["pair"])
-            if deal["status"] == "open" and mark is not None:
+            if mark is not None:
                 total += deal["units"] * mark["price"] - deal["cost"] - deal["buy_fees"]
         return total
 

@@ -114,6 +114,10 @@ class Ledger(Projection):
     def __init__(self) -> None:
         self.bots: dict[str, Row] = {}
         self.deals: dict[str, Row] = {}  # open deals (and closed ones touched this batch)
+        # The open deals by bot and by pair: a batch touches only its bots' and pairs' deals
+        # (a scan of every open deal per changed bot cost 45 s of a 65 s step at 5,000 bots).
+        self.open_by_bot: dict[str, dict[str, Row]] = {}
+        self.open_by_pair: dict[str, dict[str, Row]] = {}
         self.orders: dict[str, Row] = {}
         self.marks: dict[str, Row] = {}
         self.step: str | None = None
@@ -129,6 +133,7 @@ class Ledger(Projection):
             self.restore_pending(row)
         for row in store.select(self.deals_table, "status = 'open'", suffix=suffix):
             self.deals[row["deal_id"]] = row
+            self._index_open(row)
         self.marks = {r["pair"]: r for r in store.select(self.marks_table, suffix=suffix)}
         self.orders = {r["order_id"]: r for r in store.select(self.orders_table, suffix=suffix)}
 
@@ -208,6 +213,7 @@ class Ledger(Projection):
                     duration_seconds=None, average_entry=None, realized_pnl=None,
                     mark_price=None, safety_orders_used=0)
         self.deals[deal["deal_id"]] = deal
+        self._index_open(deal)
         self.new_deals.add(deal["deal_id"])
         self.dirty_deals.add(deal["deal_id"])
         for tally in self.tallies(self.bot(deal["bot_id"], deal["owner_id"])):
@@ -236,6 +242,7 @@ class Ledger(Projection):
         deal = self.deals[fact.oid]
         price, amount, fee = fact.dec("price"), fact.dec("amount"), fact.dec("fee")
         pnl = fact.dec("realized_pnl")
+        self._unindex_open(deal)
         deal.update(status="closed", close_reason=fact.value("reason"),
                     closed_at=fact.iso_time, realized_pnl=pnl, unrealized_pnl=ZERO,
                     mark_price=price)
@@ -271,6 +278,7 @@ class Ledger(Projection):
     @on("Deal.Cancelled")
     def _deal_cancelled(self, fact: Fact, out: Changes) -> None:
         deal = self.deals[fact.oid]
+        self._unindex_open(deal)
         deal.update(status="cancelled", closed_at=fact.iso_time, unrealized_pnl=ZERO,
                     mark_price=None, duration_seconds=_seconds(deal["opened_at"], fact.iso_time))
         self.dirty_deals.add(deal["deal_id"])
@@ -372,9 +380,8 @@ class Ledger(Projection):
 
     def end_batch(self, out: Changes) -> None:
         touched = set(self.dirty_deals)
-        for deal in self.deals.values():
-            if deal["status"] == "open" and deal["pair"] in self.dirty_pairs:
-                touched.add(deal["deal_id"])
+        for pair in self.dirty_pairs:
+            touched.update(self.open_by_pair.get(pair, ()))
         bots_unrealized: set[str] = set()
         for deal_id in touched:
             deal = self.deals[deal_id]
@@ -391,8 +398,7 @@ class Ledger(Projection):
         for bot_id in bots_unrealized:
             bot = self.bots[bot_id]
             bot["unrealized_pnl"] = sum(
-                (d["unrealized_pnl"] for d in sorted(self._open_deals(bot_id),
-                                                     key=lambda d: d["deal_id"])), ZERO)
+                (d["unrealized_pnl"] for d in self.open_deals(bot_id)), ZERO)
             self.touch(bot)
         self.unrealized_changed(bots_unrealized)
         self.dirty.update(self.pending)
@@ -407,9 +413,27 @@ class Ledger(Projection):
         self.new_deals.clear()
         self.dirty_pairs.clear()
 
-    def _open_deals(self, bot_id: str) -> list[Row]:
-        return [d for d in self.deals.values() if d["bot_id"] == bot_id
-                and d["status"] == "open"]
+    def open_deals(self, bot_id: str) -> list[Row]:
+        """The bot's open deals in id order (sums over them are then repeatable)."""
+        found = self.open_by_bot.get(bot_id)
+        return [found[k] for k in sorted(found)] if found else []
+
+    def _index_open(self, deal: Row) -> None:
+        deal_id = deal["deal_id"]
+        self.open_by_bot.setdefault(deal["bot_id"], {})[deal_id] = deal
+        self.open_by_pair.setdefault(deal["pair"], {})[deal_id] = deal
+
+    def _unindex_open(self, deal: Row) -> None:
+        """``deal`` is open no more (called before its status changes)."""
+        if deal["status"] != "open":
+            return
+        deal_id = deal["deal_id"]
+        for index, key in ((self.open_by_bot, deal["bot_id"]), (self.open_by_pair, deal["pair"])):
+            found = index.get(key)
+            if found is not None:
+                found.pop(deal_id, None)
+                if not found:
+                    del index[key]
 
     def _write_deal(self, deal: Row, out: Changes) -> None:
         deal_id = deal["deal_id"]

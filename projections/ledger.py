@@ -126,6 +126,10 @@ class Ledger(Projection):
         self.dirty_deals: set[str] = set()
         self.new_deals: set[str] = set()
         self.dirty_pairs: set[str] = set()
+        # Orders written at the end of the batch, not per event: most are submitted and
+        # filled within one batch and never reach the table.
+        self.new_orders: set[str] = set()
+        self.dirty_orders: set[str] = set()
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         for row in store.select(self.bots_table, suffix=suffix):
@@ -141,9 +145,10 @@ class Ledger(Projection):
         return self.apply if kind in self.handlers else None
 
     def apply(self, fact: Fact, out: Changes) -> None:
-        if fact.state.get("correlation_id") != self.step:
+        step = fact.state.get("correlation_id")
+        if step != self.step:
             self.end_step(out)
-            self.step = fact.state.get("correlation_id")
+            self.step = step
         self.handlers[fact.kind](self, fact, out)
 
     def restore_pending(self, tally: Row) -> None:
@@ -167,12 +172,13 @@ class Ledger(Projection):
         return (bot,)
 
     def commit(self, bot: Row, amount: Decimal, fact: Fact) -> None:
-        """``amount`` more (or less) quote committed by ``bot`` in this step."""
-        step = fact.state.get("correlation_id")
+        """``amount`` more (or less) quote committed by ``bot`` in this step (``apply``
+        made ``self.step`` the fact's)."""
+        step, pending = self.step, self.pending
         for tally in self.tallies(bot):
             tally["committed"] += amount
             tally["step_pending"] = step
-            self.pending[id(tally)] = tally  # written at the end of the step or batch
+            pending[id(tally)] = tally  # written at the end of the step or batch
 
     def bot(self, bot_id: str, owner_id: str | None = None) -> Row:
         row = self.bots.get(bot_id)
@@ -326,7 +332,7 @@ class Ledger(Projection):
         if bot_id and order["side"] == "buy" and order["type"] != "market" and price:
             order["locked"] = price * order["amount"]
             self.commit(self.bot(order["bot_id"]), order["locked"], fact)
-        out.insert(self.orders_table, order)
+        self.new_orders.add(order["order_id"])
 
     @on("Order.Filled", "Order.TradeObserved")
     def _order_filled(self, fact: Fact, out: Changes) -> None:
@@ -351,11 +357,27 @@ class Ledger(Projection):
         self._settle(order, True, out)
 
     def _settle(self, order: Row, final: bool, out: Changes) -> None:
+        order_id = order["order_id"]
         if final:
-            del self.orders[order["order_id"]]
-            out.delete(self.orders_table, (order["order_id"],))
-        else:
-            out.upsert(self.orders_table, order)
+            del self.orders[order_id]
+            if order_id in self.new_orders:  # never written
+                self.new_orders.discard(order_id)
+                self.dirty_orders.discard(order_id)
+                return
+        self.dirty_orders.add(order_id)
+
+    def _write_orders(self, out: Changes) -> None:
+        orders, table = self.orders, self.orders_table
+        for order_id in self.new_orders:
+            out.insert(table, orders[order_id])
+        for order_id in self.dirty_orders - self.new_orders:
+            order = orders.get(order_id)
+            if order is None:
+                out.delete(table, (order_id,))
+            else:
+                out.upsert(table, order)
+        self.new_orders.clear()
+        self.dirty_orders.clear()
 
     def _pay(self, bot: Row, fee: Decimal, fact: Fact, out: Changes) -> None:
         for tally in self.tallies(bot):
@@ -363,7 +385,11 @@ class Ledger(Projection):
         self.fee_paid(bot, fee, fact, out)
 
     def mark(self, pair: str, price: Decimal, fact: Fact) -> None:
-        self.marks[pair] = {"pair": pair, "price": price, "marked_at": fact.iso_time}
+        known = self.marks.get(pair)
+        if known is None:
+            self.marks[pair] = {"pair": pair, "price": price, "marked_at": fact.iso_time}
+        else:  # written at the end of the batch: changed in place
+            known["price"], known["marked_at"] = price, fact.iso_time
         self.dirty_pairs.add(pair)
 
     # --- hooks and the end of a batch -----------------------------------------------------
@@ -407,6 +433,7 @@ class Ledger(Projection):
             self.write_tally(tally, out)
         for pair in self.dirty_pairs:
             out.upsert(self.marks_table, self.marks[pair])
+        self._write_orders(out)
         self.after_batch(out)
         self.dirty.clear()
         self.dirty_deals.clear()

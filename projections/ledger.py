@@ -23,6 +23,7 @@ from typing import ClassVar
 from domain.money import ZERO
 from projections.facts import Fact
 from projections.framework import Projection, on
+from projections.pending_rows import PendingRows
 from projections.store import ViewStore
 from projections.tables import Changes, Row, Table
 
@@ -126,10 +127,7 @@ class Ledger(Projection):
         self.dirty_deals: set[str] = set()
         self.new_deals: set[str] = set()
         self.dirty_pairs: set[str] = set()
-        # Orders written at the end of the batch, not per event: most are submitted and
-        # filled within one batch and never reach the table.
-        self.new_orders: set[str] = set()
-        self.dirty_orders: set[str] = set()
+        self.pending_orders = PendingRows(self.orders_table)  # most never reach the table
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         for row in store.select(self.bots_table, suffix=suffix):
@@ -332,7 +330,7 @@ class Ledger(Projection):
         if bot_id and order["side"] == "buy" and order["type"] != "market" and price:
             order["locked"] = price * order["amount"]
             self.commit(self.bot(order["bot_id"]), order["locked"], fact)
-        self.new_orders.add(order["order_id"])
+        self.pending_orders.made(order["order_id"])
 
     @on("Order.Filled", "Order.TradeObserved")
     def _order_filled(self, fact: Fact, out: Changes) -> None:
@@ -357,27 +355,11 @@ class Ledger(Projection):
         self._settle(order, True, out)
 
     def _settle(self, order: Row, final: bool, out: Changes) -> None:
-        order_id = order["order_id"]
         if final:
-            del self.orders[order_id]
-            if order_id in self.new_orders:  # never written
-                self.new_orders.discard(order_id)
-                self.dirty_orders.discard(order_id)
-                return
-        self.dirty_orders.add(order_id)
-
-    def _write_orders(self, out: Changes) -> None:
-        orders, table = self.orders, self.orders_table
-        for order_id in self.new_orders:
-            out.insert(table, orders[order_id])
-        for order_id in self.dirty_orders - self.new_orders:
-            order = orders.get(order_id)
-            if order is None:
-                out.delete(table, (order_id,))
-            else:
-                out.upsert(table, order)
-        self.new_orders.clear()
-        self.dirty_orders.clear()
+            del self.orders[order["order_id"]]
+            self.pending_orders.ended(order["order_id"])
+        else:
+            self.pending_orders.touched(order["order_id"])
 
     def _pay(self, bot: Row, fee: Decimal, fact: Fact, out: Changes) -> None:
         for tally in self.tallies(bot):
@@ -433,7 +415,7 @@ class Ledger(Projection):
             self.write_tally(tally, out)
         for pair in self.dirty_pairs:
             out.upsert(self.marks_table, self.marks[pair])
-        self._write_orders(out)
+        self.pending_orders.write(self.orders, out)
         self.after_batch(out)
         self.dirty.clear()
         self.dirty_deals.clear()

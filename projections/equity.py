@@ -83,19 +83,22 @@ class Equity(Ledger):
     def _points(self, bot_ids: list[str], fact: Fact, out: Changes) -> None:
         minute = fact.iso_time[:16] + ":00+00:00"
         owners: set[str] = set()
+        unrealized: dict[str, Decimal] = {}
         for bot_id in bot_ids:
             bot = self.bots.get(bot_id)
             if bot is None or bot["owner_id"] is None:
                 continue
-            unrealized = self._unrealized({bot_id})
+            unrealized[bot_id] = self._unrealized({bot_id})
             self._write(out, "bot", bot_id, bot["owner_id"], minute,
-                        bot["realized_pnl"], unrealized)
+                        bot["realized_pnl"], unrealized[bot_id])
             owners.add(bot["owner_id"])
         for owner in sorted(owners):
             owned = self._owned(owner)
             realized = sum((self.bots[b]["realized_pnl"] for b in owned), ZERO)
+            # An owner of one bot: the same sum over the same deals, already made.
+            mine = unrealized.get(owned[0]) if len(owned) == 1 else None
             self._write(out, "owner", owner, owner, minute, realized,
-                        self._unrealized(set(owned)))
+                        self._unrealized(set(owned)) if mine is None else mine)
 
     def _owned(self, owner: str) -> list[str]:
         if self._by_owner is None or sum(map(len, self._by_owner.values())) != len(self.bots):

@@ -28,6 +28,7 @@ from typing import Any
 from domain.money import ZERO
 from projections.facts import Fact
 from projections.framework import Projection, on
+from projections.pending_rows import PendingRows
 from projections.store import ViewStore
 from projections.tables import Changes, Row, table
 
@@ -60,6 +61,7 @@ class Balances(Projection):
         self.orders: dict[str, Row] = {}
         self.dirty: dict[tuple[str, str, str], Row] = {}
         self.lockers: Counter[tuple[str, str, str]] = Counter()  # open orders locking there
+        self.pending_orders = PendingRows(OPEN_ORDERS)  # most never reach the table
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         for row in store.select(BALANCES, suffix=suffix):
@@ -90,6 +92,7 @@ class Balances(Projection):
             row["total"] = row["free"] + row["locked"]
             out.upsert(BALANCES, row)
         self.dirty.clear()
+        self.pending_orders.write(self.orders, out)
 
     # --- accounts -------------------------------------------------------------------------
 
@@ -135,7 +138,7 @@ class Balances(Projection):
             self.lockers[_lock_key(order)] += 1
             self._move(out, fact, order["owner_id"], order["account_id"], _locked_asset(order),
                        free=-order["locked"], locked=order["locked"])
-        out.insert(OPEN_ORDERS, order)
+        self.pending_orders.made(order["order_id"])
 
     @on("Order.Filled", "Order.TradeObserved")
     def _filled(self, fact: Fact, out: Changes) -> None:
@@ -176,11 +179,12 @@ class Balances(Projection):
         self._settle(order, True, out)
 
     def _settle(self, order: Row, final: bool, out: Changes) -> None:
+        order_id = order["order_id"]
         if not final:
-            out.upsert(OPEN_ORDERS, order)
+            self.pending_orders.touched(order_id)
             return
-        del self.orders[order["order_id"]]
-        out.delete(OPEN_ORDERS, (order["order_id"],))
+        del self.orders[order_id]
+        self.pending_orders.ended(order_id)
         if _locks(order):
             key = _lock_key(order)
             self.lockers[key] -= 1

@@ -59,8 +59,8 @@ class Equity(Ledger):
         pair = self._pair_of(fact) if kind in FILLS else None  # read before it settles
         remark = pair is not None and self._new_minute(pair, fact)
         super().apply(fact, out)
-        bots = {d["bot_id"] for d in self.deals.values()
-                if remark and d["status"] == "open" and d["pair"] == pair}
+        bots = ({d["bot_id"] for d in self.open_by_pair.get(pair, {}).values()} if remark
+                else set())
         deal = self.deals.get(fact.oid)
         if deal is not None:
             bots.add(deal["bot_id"])
@@ -83,19 +83,22 @@ class Equity(Ledger):
     def _points(self, bot_ids: list[str], fact: Fact, out: Changes) -> None:
         minute = fact.iso_time[:16] + ":00+00:00"
         owners: set[str] = set()
+        unrealized: dict[str, Decimal] = {}
         for bot_id in bot_ids:
             bot = self.bots.get(bot_id)
             if bot is None or bot["owner_id"] is None:
                 continue
-            unrealized = self._unrealized({bot_id})
+            unrealized[bot_id] = self._unrealized({bot_id})
             self._write(out, "bot", bot_id, bot["owner_id"], minute,
-                        bot["realized_pnl"], unrealized)
+                        bot["realized_pnl"], unrealized[bot_id])
             owners.add(bot["owner_id"])
         for owner in sorted(owners):
             owned = self._owned(owner)
             realized = sum((self.bots[b]["realized_pnl"] for b in owned), ZERO)
+            # An owner of one bot: the same sum over the same deals, already made.
+            mine = unrealized.get(owned[0]) if len(owned) == 1 else None
             self._write(out, "owner", owner, owner, minute, realized,
-                        self._unrealized(set(owned)))
+                        self._unrealized(set(owned)) if mine is None else mine)
 
     def _owned(self, owner: str) -> list[str]:
         if self._by_owner is None or sum(map(len, self._by_owner.values())) != len(self.bots):
@@ -105,11 +108,13 @@ class Equity(Ledger):
         return self._by_owner.get(owner, [])
 
     def _unrealized(self, bot_ids: set[str]) -> Decimal:
+        """The open deals of ``bot_ids`` summed in deal id order (from the index: what they
+        hold, not a scan of every open deal per fill)."""
         total = ZERO
-        deals = (d for d in self.deals.values() if d["bot_id"] in bot_ids)
+        deals = [d for b in bot_ids for d in self.open_by_bot.get(b, {}).values()]
         for deal in sorted(deals, key=lambda d: d["deal_id"]):
             mark = self.marks.get(deal["pair"])
-            if deal["status"] == "open" and mark is not None:
+            if mark is not None:
                 total += deal["units"] * mark["price"] - deal["cost"] - deal["buy_fees"]
         return total
 

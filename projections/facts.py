@@ -27,8 +27,6 @@ from eventsourcing.utils import resolve_topic
 
 from projections.reader import LogRow, uuid_text
 
-_MISSING = object()
-
 
 class Fact:
     """One stored event at its log ``position``; ``kind`` is e.g. ``"Order.Filled"``."""
@@ -50,7 +48,7 @@ class Fact:
         self.kind = kind or topic.partition(":")[2]
         text = state["timestamp"]["_data_"]
         self.iso_time = text if text.endswith("+00:00") else self.time.isoformat()
-        self._decimals: dict[str, Decimal | None] | None = None  # made on the first ``dec``
+        self._decimals: dict[str, Decimal | None] = {}  # by field, converted on first ask
 
     @property
     def aggregate_type(self) -> str:
@@ -83,14 +81,13 @@ class Fact:
 
     def dec(self, name: str) -> Decimal | None:
         """A Decimal field (converted once, however many projections ask)."""
-        known = self._decimals
-        if known is None:
-            known = self._decimals = {}
-        number = known.get(name, _MISSING)
-        if number is _MISSING:
+        try:
+            return self._decimals[name]
+        except KeyError:
             value = self.state[name]
-            number = known[name] = None if value is None else Decimal(value["_data_"])
-        return number
+            number = self._decimals[name] = (None if value is None
+                                             else Decimal(value["_data_"]))
+            return number
 
     def uuid(self, name: str) -> UUID | None:
         value = self.state[name]

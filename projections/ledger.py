@@ -23,6 +23,7 @@ from typing import ClassVar
 from domain.money import ZERO
 from projections.facts import Fact
 from projections.framework import Projection, on
+from projections.pending_rows import PendingRows
 from projections.store import ViewStore
 from projections.tables import Changes, Row, Table
 
@@ -114,6 +115,10 @@ class Ledger(Projection):
     def __init__(self) -> None:
         self.bots: dict[str, Row] = {}
         self.deals: dict[str, Row] = {}  # open deals (and closed ones touched this batch)
+        # The open deals by bot and by pair: a batch touches only its bots' and pairs' deals
+        # (a scan of every open deal per changed bot cost 45 s of a 65 s step at 5,000 bots).
+        self.open_by_bot: dict[str, dict[str, Row]] = {}
+        self.open_by_pair: dict[str, dict[str, Row]] = {}
         self.orders: dict[str, Row] = {}
         self.marks: dict[str, Row] = {}
         self.step: str | None = None
@@ -122,6 +127,7 @@ class Ledger(Projection):
         self.dirty_deals: set[str] = set()
         self.new_deals: set[str] = set()
         self.dirty_pairs: set[str] = set()
+        self.pending_orders = PendingRows(self.orders_table)  # most never reach the table
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         for row in store.select(self.bots_table, suffix=suffix):
@@ -129,6 +135,7 @@ class Ledger(Projection):
             self.restore_pending(row)
         for row in store.select(self.deals_table, "status = 'open'", suffix=suffix):
             self.deals[row["deal_id"]] = row
+            self._index_open(row)
         self.marks = {r["pair"]: r for r in store.select(self.marks_table, suffix=suffix)}
         self.orders = {r["order_id"]: r for r in store.select(self.orders_table, suffix=suffix)}
 
@@ -136,9 +143,10 @@ class Ledger(Projection):
         return self.apply if kind in self.handlers else None
 
     def apply(self, fact: Fact, out: Changes) -> None:
-        if fact.state.get("correlation_id") != self.step:
+        step = fact.state.get("correlation_id")
+        if step != self.step:
             self.end_step(out)
-            self.step = fact.state.get("correlation_id")
+            self.step = step
         self.handlers[fact.kind](self, fact, out)
 
     def restore_pending(self, tally: Row) -> None:
@@ -162,12 +170,13 @@ class Ledger(Projection):
         return (bot,)
 
     def commit(self, bot: Row, amount: Decimal, fact: Fact) -> None:
-        """``amount`` more (or less) quote committed by ``bot`` in this step."""
-        step = fact.state.get("correlation_id")
+        """``amount`` more (or less) quote committed by ``bot`` in this step (``apply``
+        made ``self.step`` the fact's)."""
+        step, pending = self.step, self.pending
         for tally in self.tallies(bot):
             tally["committed"] += amount
             tally["step_pending"] = step
-            self.pending[id(tally)] = tally  # written at the end of the step or batch
+            pending[id(tally)] = tally  # written at the end of the step or batch
 
     def bot(self, bot_id: str, owner_id: str | None = None) -> Row:
         row = self.bots.get(bot_id)
@@ -208,6 +217,7 @@ class Ledger(Projection):
                     duration_seconds=None, average_entry=None, realized_pnl=None,
                     mark_price=None, safety_orders_used=0)
         self.deals[deal["deal_id"]] = deal
+        self._index_open(deal)
         self.new_deals.add(deal["deal_id"])
         self.dirty_deals.add(deal["deal_id"])
         for tally in self.tallies(self.bot(deal["bot_id"], deal["owner_id"])):
@@ -236,6 +246,7 @@ class Ledger(Projection):
         deal = self.deals[fact.oid]
         price, amount, fee = fact.dec("price"), fact.dec("amount"), fact.dec("fee")
         pnl = fact.dec("realized_pnl")
+        self._unindex_open(deal)
         deal.update(status="closed", close_reason=fact.value("reason"),
                     closed_at=fact.iso_time, realized_pnl=pnl, unrealized_pnl=ZERO,
                     mark_price=price)
@@ -271,6 +282,7 @@ class Ledger(Projection):
     @on("Deal.Cancelled")
     def _deal_cancelled(self, fact: Fact, out: Changes) -> None:
         deal = self.deals[fact.oid]
+        self._unindex_open(deal)
         deal.update(status="cancelled", closed_at=fact.iso_time, unrealized_pnl=ZERO,
                     mark_price=None, duration_seconds=_seconds(deal["opened_at"], fact.iso_time))
         self.dirty_deals.add(deal["deal_id"])
@@ -318,7 +330,7 @@ class Ledger(Projection):
         if bot_id and order["side"] == "buy" and order["type"] != "market" and price:
             order["locked"] = price * order["amount"]
             self.commit(self.bot(order["bot_id"]), order["locked"], fact)
-        out.insert(self.orders_table, order)
+        self.pending_orders.made(order["order_id"])
 
     @on("Order.Filled", "Order.TradeObserved")
     def _order_filled(self, fact: Fact, out: Changes) -> None:
@@ -345,9 +357,9 @@ class Ledger(Projection):
     def _settle(self, order: Row, final: bool, out: Changes) -> None:
         if final:
             del self.orders[order["order_id"]]
-            out.delete(self.orders_table, (order["order_id"],))
+            self.pending_orders.ended(order["order_id"])
         else:
-            out.upsert(self.orders_table, order)
+            self.pending_orders.touched(order["order_id"])
 
     def _pay(self, bot: Row, fee: Decimal, fact: Fact, out: Changes) -> None:
         for tally in self.tallies(bot):
@@ -355,7 +367,11 @@ class Ledger(Projection):
         self.fee_paid(bot, fee, fact, out)
 
     def mark(self, pair: str, price: Decimal, fact: Fact) -> None:
-        self.marks[pair] = {"pair": pair, "price": price, "marked_at": fact.iso_time}
+        known = self.marks.get(pair)
+        if known is None:
+            self.marks[pair] = {"pair": pair, "price": price, "marked_at": fact.iso_time}
+        else:  # written at the end of the batch: changed in place
+            known["price"], known["marked_at"] = price, fact.iso_time
         self.dirty_pairs.add(pair)
 
     # --- hooks and the end of a batch -----------------------------------------------------
@@ -372,9 +388,8 @@ class Ledger(Projection):
 
     def end_batch(self, out: Changes) -> None:
         touched = set(self.dirty_deals)
-        for deal in self.deals.values():
-            if deal["status"] == "open" and deal["pair"] in self.dirty_pairs:
-                touched.add(deal["deal_id"])
+        for pair in self.dirty_pairs:
+            touched.update(self.open_by_pair.get(pair, ()))
         bots_unrealized: set[str] = set()
         for deal_id in touched:
             deal = self.deals[deal_id]
@@ -391,8 +406,7 @@ class Ledger(Projection):
         for bot_id in bots_unrealized:
             bot = self.bots[bot_id]
             bot["unrealized_pnl"] = sum(
-                (d["unrealized_pnl"] for d in sorted(self._open_deals(bot_id),
-                                                     key=lambda d: d["deal_id"])), ZERO)
+                (d["unrealized_pnl"] for d in self.open_deals(bot_id)), ZERO)
             self.touch(bot)
         self.unrealized_changed(bots_unrealized)
         self.dirty.update(self.pending)
@@ -401,15 +415,34 @@ class Ledger(Projection):
             self.write_tally(tally, out)
         for pair in self.dirty_pairs:
             out.upsert(self.marks_table, self.marks[pair])
+        self.pending_orders.write(self.orders, out)
         self.after_batch(out)
         self.dirty.clear()
         self.dirty_deals.clear()
         self.new_deals.clear()
         self.dirty_pairs.clear()
 
-    def _open_deals(self, bot_id: str) -> list[Row]:
-        return [d for d in self.deals.values() if d["bot_id"] == bot_id
-                and d["status"] == "open"]
+    def open_deals(self, bot_id: str) -> list[Row]:
+        """The bot's open deals in id order (sums over them are then repeatable)."""
+        found = self.open_by_bot.get(bot_id)
+        return [found[k] for k in sorted(found)] if found else []
+
+    def _index_open(self, deal: Row) -> None:
+        deal_id = deal["deal_id"]
+        self.open_by_bot.setdefault(deal["bot_id"], {})[deal_id] = deal
+        self.open_by_pair.setdefault(deal["pair"], {})[deal_id] = deal
+
+    def _unindex_open(self, deal: Row) -> None:
+        """``deal`` is open no more (called before its status changes)."""
+        if deal["status"] != "open":
+            return
+        deal_id = deal["deal_id"]
+        for index, key in ((self.open_by_bot, deal["bot_id"]), (self.open_by_pair, deal["pair"])):
+            found = index.get(key)
+            if found is not None:
+                found.pop(deal_id, None)
+                if not found:
+                    del index[key]
 
     def _write_deal(self, deal: Row, out: Changes) -> None:
         deal_id = deal["deal_id"]

@@ -25,7 +25,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 from application.settings import Database, _connect_kwargs, lock_ddl
-from projections.tables import Frozen, Row, Table
+from projections.tables import Frozen, Row, Table, schema_hash
 
 TRACKING = "projection_tracking"
 SHADOW = "__rebuild"
@@ -135,19 +135,24 @@ class ViewStore(ABC):
             if change.inserts:
                 self.insert_rows(cur, table, name, change.inserts)
             if change.upserts:
-                cur.executemany(self.sql(self._upsert(table, name)), change.upserts)
+                self.upsert_rows(cur, table, name, change.upserts)
             for columns, values in change.patches:  # rare: corrections of past rows
                 sets = ", ".join(f"{c} = ?" for c in columns)
                 where = " AND ".join(f"{k} = ?" for k in table.key)
                 self.execute(cur, f"UPDATE {self.q(name)} SET {sets} WHERE {where}", values)
 
-    def _upsert(self, table: Table, name: str) -> str:
+    def upsert_rows(self, cur: Any, table: Table, name: str, rows: list[tuple]) -> None:
+        """Rows that may replace rows of the same key (no two with one key)."""
+        cur.executemany(self.sql(self._upsert(table, name)), rows)
+
+    def _upsert(self, table: Table, name: str, source: str = "") -> str:
+        """The upsert of one row (``VALUES``), or of every row ``source`` selects."""
         cols = table.column_names
         others = [c for c in cols if c not in table.key]
         action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in others)
                   if others else "DO NOTHING")
-        return (f"INSERT INTO {self.q(name)} ({', '.join(cols)}) "
-                f"VALUES ({', '.join('?' * len(cols))}) "
+        rows = source or f"VALUES ({', '.join('?' * len(cols))})"
+        return (f"INSERT INTO {self.q(name)} ({', '.join(cols)}) {rows} "
                 f"ON CONFLICT ({', '.join(table.key)}) {action}")
 
     def select(self, table: Table, where: str = "", params: Sequence[Any] = (),
@@ -292,6 +297,9 @@ class SQLiteViewStore(ViewStore):
 
 
 _PG_COPY_TYPES = {"text": "text", "int": "int8", "money": "text"}
+# Upserts of this many rows or more go through a staging table (fewer: one statement each,
+# cheaper than the staging table's two statements).
+STAGE_FROM = 64
 
 
 class PostgresViewStore(ViewStore):
@@ -331,7 +339,25 @@ class PostgresViewStore(ViewStore):
             return cur.fetchall()
 
     def insert_rows(self, cur: Any, table: Table, name: str, rows: list[tuple]) -> None:
-        with cur.copy(f"COPY {self.q(name)} ({', '.join(table.column_names)}) "
+        self._copy(cur, table, self.q(name), rows)
+
+    def upsert_rows(self, cur: Any, table: Table, name: str, rows: list[tuple]) -> None:
+        """Many rows: COPY into a temporary table, then one set-based upsert from it (an
+        upsert statement per row cost 150 µs a row: 6 of a rebuild's 33 s were equity
+        points)."""
+        if len(rows) < STAGE_FROM:
+            super().upsert_rows(cur, table, name, rows)
+            return
+        stage = self.bare(f"stage_{table.name}_{schema_hash([table])[:8]}")
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {self.q(name)}) "
+                    "ON COMMIT DELETE ROWS")
+        self._copy(cur, table, stage, rows)
+        cur.execute(self._upsert(table, name,
+                                 f"SELECT {', '.join(table.column_names)} FROM {stage}"))
+
+    @staticmethod
+    def _copy(cur: Any, table: Table, target: str, rows: list[tuple]) -> None:
+        with cur.copy(f"COPY {target} ({', '.join(table.column_names)}) "
                       "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types([_PG_COPY_TYPES[kind] for _, kind in table.columns])
             for row in rows:

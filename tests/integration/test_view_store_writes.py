@@ -1,0 +1,72 @@
+"""Writing a batch's rows: many upserts go through a staging table on PostgreSQL (COPY, then
+one set-based upsert), few go one statement each. Either way, and on SQLite, the table ends
+up holding the same rows: new keys added, existing keys replaced, texts escaped."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from application.settings import parse_database_url, prepare
+from projections.store import STAGE_FROM, PostgresViewStore, SQLiteViewStore, ViewStore
+from projections.tables import Changes, table
+
+POINTS = table("points", key=("scope", "minute"), scope="text", minute="int",
+               note="text", value="money")
+
+
+def _rows(count: int, value: str) -> list[dict]:
+    return [{"scope": f"bot-{n % 3}", "minute": n, "note": "a\x00b" if n % 7 == 0 else None,
+             "value": Decimal(value) + n} for n in range(count)]
+
+
+def _write(store: ViewStore, rows: list[dict]) -> None:
+    out = Changes([POINTS])
+    for row in rows:
+        out.upsert(POINTS, row)
+    with store.transaction() as cur:
+        store.write(cur, out.freeze())
+
+
+def _fill(store: ViewStore, count: int) -> list[dict]:
+    with store.transaction() as cur:
+        store.create_table(cur, POINTS, "", 1)
+    _write(store, _rows(count // 2, "1.50"))  # half of them there before
+    _write(store, _rows(count, "2.250"))  # replaced, and as many again new
+    return store.select(POINTS, order="scope, minute")
+
+
+@pytest.mark.parametrize("count", [STAGE_FROM * 3, STAGE_FROM // 2])
+def test_upserts_leave_the_same_rows_on_postgresql_as_on_sqlite(postgres_url, tmp_path,
+                                                               count):
+    database = parse_database_url(postgres_url)
+    prepare(database)
+    postgres, sqlite = PostgresViewStore(database.env), SQLiteViewStore(tmp_path / "v.db")
+    try:
+        on_postgres, on_sqlite = _fill(postgres, count), _fill(sqlite, count)
+    finally:
+        postgres.close()
+        sqlite.close()
+    assert on_postgres == on_sqlite
+    assert len(on_postgres) == count
+    assert {r["value"] for r in on_postgres} == {Decimal("2.250") + n for n in range(count)}
+    assert on_postgres[0]["note"] == "a\x00b"
+
+
+def test_a_second_batch_of_staged_upserts_sees_none_of_the_first_ones_staging(postgres_url):
+    """The staging table empties at each commit: a batch upserts its own rows only."""
+    database = parse_database_url(postgres_url)
+    prepare(database)
+    store = PostgresViewStore(database.env)
+    try:
+        with store.transaction() as cur:
+            store.create_table(cur, POINTS, "", 1)
+        _write(store, [dict(r, minute=r["minute"] + 1000) for r in _rows(STAGE_FROM, "1")])
+        with store.transaction() as cur:
+            store.execute(cur, f"DELETE FROM {store.q('points')}")
+        _write(store, _rows(STAGE_FROM, "3"))
+        rows = store.select(POINTS)
+    finally:
+        store.close()
+    assert sorted(r["minute"] for r in rows) == list(range(STAGE_FROM))

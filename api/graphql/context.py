@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from anyio import to_thread
 from strawberry.fastapi import BaseContext
 
 from api.graphql.loaders import Loaders
@@ -48,6 +49,20 @@ class Context(BaseContext):
             except AuthenticationError as error:
                 raise authentication_error(error.code, error.message) from None
             note_user(str(self._principal.user_id))
+        return self._principal
+
+    async def authenticated(self) -> Principal:
+        """``principal``, found on a worker thread the first time (it reads the user's
+        events): the event loop does not wait for the database."""
+        if self._principal is None:
+            try:
+                found = await to_thread.run_sync(self.runtime.identity.authenticate,
+                                                 self.token)
+            except AuthenticationError as error:
+                raise authentication_error(error.code, error.message) from None
+            if self._principal is None:
+                self._principal = found
+                note_user(str(found.user_id))
         return self._principal
 
     def reauthenticate(self) -> Principal:

@@ -3,8 +3,8 @@
 Authentication failures raise an error whose ``extensions.code`` says why
 (``AUTHENTICATION_REQUIRED``, ``TOKEN_EXPIRED``, ``SESSION_REVOKED``, ``ACCOUNT_BLOCKED``).
 The caller is authenticated on a worker thread (it reads the user's events): the event loop
-never waits for the database. Ownership is not a permission: a resolver answers "not found" (or null) for what is not the
-caller's, so nothing leaks whether it exists.
+never waits for the database. Ownership is not a permission: a resolver answers "not found"
+(or null) for what is not the caller's, so nothing leaks whether it exists.
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ def counts(url: str) -> dict[str, int]:
     try:
         found = {name: store.query(f"SELECT COUNT(*) FROM {store.q(name)}")[0][0]
                  for name in ("fe_bots", "fe_deals", "fe_orders", "pnl_owners", "balances")}
-        bots = f"SELECT bot_id FROM {store.q('fe_bots')} WHERE name LIKE 'bench bot %'"
+        bots = (f"SELECT bot_id FROM {store.q('fe_bots')} "
+                "WHERE substr(name, 1, 10) = 'bench bot '")
         found["bench_bots"] = store.query(f"SELECT COUNT(*) FROM ({bots}) b")[0][0]
         found["bench_deals"] = store.query(f"SELECT COUNT(*) FROM {store.q('fe_deals')} "
                                            f"WHERE bot_id IN ({bots})")[0][0]

@@ -5,7 +5,9 @@ bots opening and closing deals on synthetic candles, one transaction per engine 
 
     .venv/bin/python scripts/bench_writers.py --database URL [--rate 200] [--bots 20]
 
-It runs until stopped (SIGTERM) and then prints ``events N seconds S`` on stdout.
+It runs until stopped (SIGTERM), then stops its bots (so a server started later on the same
+database has nothing of theirs to trade) and prints ``events N seconds S`` on stdout. Bots
+an earlier run left running (it was killed) are stopped when it starts.
 """
 
 from __future__ import annotations
@@ -59,6 +61,38 @@ def engines(trading, identity, bots: int):
     return found
 
 
+def stop_bots(trading, bots) -> int:
+    """Stops each bot still running (a ``Stopped`` event each); returns how many."""
+    from domain.errors import DomainError
+    from domain.recording import Cause
+
+    stopped = 0
+    for bot in bots:
+        try:
+            bot.stop(Cause(datetime.now(UTC), str(bot.owner_id), f"writers:{bot.id}:stop"))
+        except DomainError:  # already stopped
+            continue
+        trading.append(bot)
+        stopped += 1
+    return stopped
+
+
+def left_running(trading, url: str) -> list:
+    """The bots of earlier runs (named ``other N``) the read models show as not stopped."""
+    from application.settings import parse_database_url
+    from projections.store import open_view_store
+
+    store = open_view_store(parse_database_url(url))
+    try:
+        rows = store.query(f"SELECT bot_id FROM {store.q('fe_bots')} WHERE "
+                           "substr(name, 1, 6) = 'other ' AND status <> 'stopped'")
+    except Exception:  # no read models yet: nothing left
+        rows = []
+    finally:
+        store.close()
+    return [trading.get_bot(uuid.UUID(str(row[0]))) for row in rows]
+
+
 def candle(step: int) -> tuple[Decimal, Decimal, Decimal, Decimal]:
     """Alternately where a deal opens and where its take profit is reached."""
     price = Decimal(100)
@@ -82,6 +116,7 @@ def main() -> int:
     trading = open_trading(args.database)
     identity = open_identity(args.database, trading=trading, secret_key=SECRET_KEY,
                              bcrypt_rounds=4)
+    stop_bots(trading, left_running(trading, args.database))
     running = engines(trading, identity, args.bots)
     started, events, step = time.perf_counter(), 0, 0
     while not stopping:
@@ -100,6 +135,7 @@ def main() -> int:
                 break
         step += 1
     seconds = time.perf_counter() - started
+    stop_bots(trading, [trading.get_bot(bot.id) for bot, _, _ in running])
     print(f"events {events} seconds {seconds:.1f}", flush=True)
     identity.close()
     trading.close()

@@ -5,9 +5,10 @@ bots opening and closing deals on synthetic candles, one transaction per engine 
 
     .venv/bin/python scripts/bench_writers.py --database URL [--rate 200] [--bots 20]
 
-It runs until stopped (SIGTERM), then stops its bots (so a server started later on the same
-database has nothing of theirs to trade) and prints ``events N seconds S`` on stdout. Bots
-an earlier run left running (it was killed) are stopped when it starts.
+It runs until stopped (SIGTERM), then stops its bots and closes their deals (so a server
+started later on the same database has nothing of theirs to trade) and prints
+``events N seconds S`` on stdout. Bots an earlier run left running (it was killed) are
+stopped when it starts.
 """
 
 from __future__ import annotations
@@ -135,7 +136,13 @@ def main() -> int:
                 break
         step += 1
     seconds = time.perf_counter() - started
-    stop_bots(trading, [trading.get_bot(bot.id) for bot, _, _ in running])
+    at = datetime.now(UTC) + timedelta(minutes=step + 1)
+    for bot, venue, engine in running:  # stopped, then a candle closing any open deal
+        engine.begin_step(Cause(at, ENGINE, f"writers:{bot.id}:last"))
+        bot.stop(Cause(at, str(bot.owner_id), f"writers:{bot.id}:stop"))
+        venue.walk_candle(*candle(1), engine)
+        engine.on_close(candle(1)[3])
+        trading.append(*{a.id: a for a in (bot, *engine.take_changes())}.values())
     print(f"events {events} seconds {seconds:.1f}", flush=True)
     identity.close()
     trading.close()

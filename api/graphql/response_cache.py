@@ -92,12 +92,15 @@ class FreshReads:
         self.reads = 0
 
     async def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self.pending is not None and self.pending.get_loop() is not loop:
+            self.pending, self.running = None, False  # a loop that is gone (tests)
         if self.pending is None:
-            self.pending = asyncio.get_running_loop().create_future()
+            self.pending = loop.create_future()
             self.pending.add_done_callback(_retrieve)
             if not self.running:
                 self.running = True
-                asyncio.get_running_loop().create_task(self._run())
+                loop.create_task(self._run())
         return await asyncio.shield(self.pending)
 
     async def _run(self) -> None:

@@ -89,6 +89,7 @@ class FreshReads:
         self.read = read
         self.pending: asyncio.Future | None = None  # the next read's waiters
         self.running = False
+        self.task: asyncio.Task | None = None
         self.reads = 0
 
     async def get(self) -> Any:
@@ -100,7 +101,7 @@ class FreshReads:
             self.pending.add_done_callback(_retrieve)
             if not self.running:
                 self.running = True
-                loop.create_task(self._run())
+                self.task = loop.create_task(self._run())  # kept: a task only weakly held dies
         return await asyncio.shield(self.pending)
 
     async def _run(self) -> None:

@@ -108,17 +108,18 @@ def _cache_answers(app: FastAPI, runtime: Runtime, read, limits: RequestLimits) 
         p = runtime.identity.authenticate(token)
         return (p.user_id, p.role, p.email_verified)
 
-    versions = OwnerVersions(runtime.trading, read, lambda: _tape_version(runtime))
+    versions = OwnerVersions(runtime.trading, read)
+
+    def mark_version(pair: str) -> int:
+        tape = getattr(runtime.loop, "tape", None)
+        return 0 if tape is None else tape.pair_version(pair)
 
     def scope_of(identity: tuple) -> str | None:  # an administrator sees every owner's
         return None if str(identity[1]) == "admin" else str(identity[0])
 
-    app.add_middleware(GraphQLResponseCache, path="/graphql", read_version=versions.version,
+    app.add_middleware(GraphQLResponseCache, path="/graphql", snapshot=versions.snapshot,
+                       version_of=versions.version_of,
+                       mark_version=mark_version,
                        token_expiry=runtime.identity.access_token_expiry,
                        authenticate=caller, now=now, scope_of=scope_of,
                        max_tokens=limits.max_document_tokens)
-
-
-def _tape_version(runtime: Runtime) -> int:
-    tape = getattr(runtime.loop, "tape", None)
-    return 0 if tape is None else tape.version

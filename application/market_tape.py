@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,6 +26,9 @@ MAX_CANDLES = 5000  # in an answer
 MAX_STORED = 100_000  # read from a stored series for one answer
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TIMEFRAME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+# The marks an answer read, as (pair, that pair's version): set by whoever needs to know
+# what an answer depends on (the GraphQL answer cache), None otherwise.
+MARKS_READ: ContextVar[set[tuple[str, int]] | None] = ContextVar("marks_read", default=None)
 
 
 class ChartError(DomainError):
@@ -91,6 +95,7 @@ class MarketTape:
         self._candles: dict[str, deque[TapeCandle]] = {}
         self._lock = threading.Lock()
         self.version = 0  # grows with every candle recorded: what a subscription waits on
+        self._pair_versions: dict[str, int] = {}  # the same, one pair's
 
     def record(self, pair: str, candle: TapeCandle) -> None:
         with self._lock:
@@ -99,11 +104,19 @@ class MarketTape:
                 return  # a backfill older than what a feed already delivered
             kept.append(candle)
             self.version += 1
+            self._pair_versions[pair] = self._pair_versions.get(pair, 0) + 1
 
     def last(self, pair: str) -> TapeCandle | None:
         with self._lock:
             kept = self._candles.get(pair)
+            reads = MARKS_READ.get()
+            if reads is not None:
+                reads.add((pair, self._pair_versions.get(pair, 0)))
             return kept[-1] if kept else None
+
+    def pair_version(self, pair: str) -> int:
+        """Grows with every candle of ``pair`` recorded (0 before its first)."""
+        return self._pair_versions.get(pair, 0)
 
     def pairs(self) -> list[str]:
         with self._lock:

@@ -179,13 +179,23 @@ def rebuild(url: str) -> float:
 
 
 def counts(url: str) -> dict[str, int]:
+    """Rows of the projections; ``bench_bots`` and ``bench_deals``: the generated users'
+    (the others' that a run with writers added do not stop ``--reuse``)."""
     from application.settings import parse_database_url
     from projections.store import open_view_store
 
     store = open_view_store(parse_database_url(url))
     try:
-        return {name: store.query(f"SELECT COUNT(*) FROM {store.q(name)}")[0][0]
-                for name in ("fe_bots", "fe_deals", "fe_orders", "pnl_owners", "balances")}
+        found = {name: store.query(f"SELECT COUNT(*) FROM {store.q(name)}")[0][0]
+                 for name in ("fe_bots", "fe_deals", "fe_orders", "pnl_owners", "balances")}
+        bots = (f"SELECT bot_id FROM {store.q('fe_bots')} "
+                "WHERE substr(name, 1, 10) = 'bench bot '")
+        found["bench_bots"] = store.query(f"SELECT COUNT(*) FROM ({bots}) b")[0][0]
+        found["bench_deals"] = store.query(f"SELECT COUNT(*) FROM {store.q('fe_deals')} "
+                                           f"WHERE bot_id IN ({bots})")[0][0]
+        return found
+    except Exception:  # no such table yet (a fresh schema): no rows to reuse
+        return {}
     finally:
         store.close()
 
@@ -197,6 +207,20 @@ def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADETAPE_")}
     env["TRADETAPE_SECRET_KEY"] = SECRET_KEY
     return {**env, **extra}
+
+
+SERVER_PIDS: dict[int, int] = {}  # port: the process answering it (for its CPU time)
+
+
+def cpu_seconds(port: int) -> float | None:
+    """The CPU time (user + system, all threads) of the server on ``port`` so far."""
+    pid = SERVER_PIDS.get(port)
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -222,6 +246,7 @@ class Child:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
                                             env=child_env(**self.env), cwd=ROOT)
+        SERVER_PIDS[self.port] = self.process.pid
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -365,6 +390,10 @@ class Result:
     failures: int
     first_failure: str = ""
     overloaded_after: float | None = None  # open loop: when the backlog passed its bound
+    cpu_ms: float | None = None  # the server's CPU time per answered request
+
+    def cpu(self) -> str:
+        return "-" if self.cpu_ms is None else f"{self.cpu_ms:.2f}"
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -442,6 +471,7 @@ async def open_loop(name: str, port: int, requests: list[bytes], *, rate: float,
         latencies.append(done - due)
 
     total, overloaded = int(rate * seconds), None
+    cpu_before = cpu_seconds(port)
     t0 = loop.time() + 0.05
     tasks = []
     for i in range(total):
@@ -454,10 +484,13 @@ async def open_loop(name: str, port: int, requests: list[bytes], *, rate: float,
             break
         tasks.append(asyncio.create_task(one(i, due)))
     await asyncio.gather(*tasks)
+    cpu_after = cpu_seconds(port)
     while not pool.empty():
         pool.get_nowait().close()
+    cpu_ms = (None if cpu_before is None or cpu_after is None or not latencies
+              else (cpu_after - cpu_before) / len(latencies) * 1000)
     return Result(name, len(tasks), max(last_done - t0, 1e-9), latencies, len(failures),
-                  failures[0] if failures else "", overloaded)
+                  failures[0] if failures else "", overloaded, cpu_ms)
 
 
 def login(port: int, user: int) -> str:
@@ -564,11 +597,13 @@ def report(args, groups: list[list[Figures]]) -> None:
     print(f"one at a time: 1 connection, {args.seconds / 4:g} s; capacity: "
           f"{args.connections} connections back to back, {args.seconds / 2:g} s; at {rate}: "
           f"open loop for {args.seconds:g} s on {args.connections} connections, latency "
-          "from each request's scheduled time (stopped once over 1 s of requests wait)")
+          "from each request's scheduled time (stopped once over 1 s of requests wait); CPU "
+          "ms: the server process's CPU time (all its threads: the projections following "
+          "the others' events too) per answered request")
     head = (f"{'endpoint':52} {'one at a time':>17}   {'capacity':>17}   "
-            f"{'at ' + rate:>26}")
+            f"{'at ' + rate:>35}")
     sub = (f"{'':52} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>8} {'p99 ms':>8}   "
-           f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+           f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>8}")
     print(head)
     print(sub)
     print("-" * len(sub))
@@ -578,7 +613,8 @@ def report(args, groups: list[list[Figures]]) -> None:
         held = f" overloaded after {t.overloaded_after:.1f} s" if t.overloaded_after else ""
         return (f"{label:52} {f.unloaded.percentile(50):8.2f} {f.unloaded.percentile(99):8.2f}"
                 f"   {f.capacity.rate:8.0f} {f.capacity.percentile(99):8.2f}   "
-                f"{t.rate:8.0f} {t.percentile(50):8.2f} {t.percentile(99):8.2f}{held}")
+                f"{t.rate:8.0f} {t.percentile(50):8.2f} {t.percentile(99):8.2f} "
+                f"{t.cpu():>8}{held}")
 
     for *graphqls, p in groups:
         for g in graphqls:
@@ -587,8 +623,10 @@ def report(args, groups: list[list[Figures]]) -> None:
         for g in graphqls:
             u, c, t = (g.unloaded, p.unloaded), (g.capacity, p.capacity), (g.target, p.target)
             label = "  GraphQL / plain" + (" (cache off)" if "cache off" in g.name else "")
+            cpu = (f"{t[0].cpu_ms / t[1].cpu_ms:7.1f}x" if t[0].cpu_ms and t[1].cpu_ms
+                   else f"{'-':>8}")
             print(f"{label:52} {_times(u, 50)} {_times(u, 99)}   {_rates(c)} "
-                  f"{_times(c, 99)}   {_rates(t)} {_times(t, 50)} {_times(t, 99)}")
+                  f"{_times(c, 99)}   {_rates(t)} {_times(t, 50)} {_times(t, 99)} {cpu}")
     print()
     for g in (g for *graphqls, _ in groups for g in graphqls):
         t = g.target
@@ -624,7 +662,7 @@ def main() -> int:
 
     print(f"database: {parse_database_url(args.database).display}")
     have = counts(args.database) if args.reuse else None
-    if not have or have["fe_bots"] != args.bots or have["fe_deals"] != args.deals:
+    if not have or have["bench_bots"] != args.bots or have["bench_deals"] != args.deals:
         drop(args.database)
         events, seconds = generate(args.database, args.users, args.bots, args.deals)
         print(f"generated {args.users} users, {args.bots:,} bots, {args.deals:,} deals: "
@@ -632,7 +670,7 @@ def main() -> int:
         print(f"projections rebuilt in {rebuild(args.database):.0f} s")
     rows = counts(args.database)
     print("projection rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
-    assert rows["fe_bots"] == args.bots and rows["fe_deals"] == args.deals, rows
+    assert rows["bench_bots"] == args.bots and rows["bench_deals"] == args.deals, rows
 
     import tempfile
 

@@ -5,7 +5,10 @@ bots opening and closing deals on synthetic candles, one transaction per engine 
 
     .venv/bin/python scripts/bench_writers.py --database URL [--rate 200] [--bots 20]
 
-It runs until stopped (SIGTERM) and then prints ``events N seconds S`` on stdout.
+It runs until stopped (SIGTERM), then stops its bots and closes their deals (so a server
+started later on the same database has nothing of theirs to trade) and prints
+``events N seconds S`` on stdout. Bots an earlier run left running (it was killed) are
+stopped when it starts.
 """
 
 from __future__ import annotations
@@ -59,6 +62,38 @@ def engines(trading, identity, bots: int):
     return found
 
 
+def stop_bots(trading, bots) -> int:
+    """Stops each bot still running (a ``Stopped`` event each); returns how many."""
+    from domain.errors import DomainError
+    from domain.recording import Cause
+
+    stopped = 0
+    for bot in bots:
+        try:
+            bot.stop(Cause(datetime.now(UTC), str(bot.owner_id), f"writers:{bot.id}:stop"))
+        except DomainError:  # already stopped
+            continue
+        trading.append(bot)
+        stopped += 1
+    return stopped
+
+
+def left_running(trading, url: str) -> list:
+    """The bots of earlier runs (named ``other N``) the read models show as not stopped."""
+    from application.settings import parse_database_url
+    from projections.store import open_view_store
+
+    store = open_view_store(parse_database_url(url))
+    try:
+        rows = store.query(f"SELECT bot_id FROM {store.q('fe_bots')} WHERE "
+                           "substr(name, 1, 6) = 'other ' AND status <> 'stopped'")
+    except Exception:  # no read models yet: nothing left
+        rows = []
+    finally:
+        store.close()
+    return [trading.get_bot(uuid.UUID(str(row[0]))) for row in rows]
+
+
 def candle(step: int) -> tuple[Decimal, Decimal, Decimal, Decimal]:
     """Alternately where a deal opens and where its take profit is reached."""
     price = Decimal(100)
@@ -82,6 +117,7 @@ def main() -> int:
     trading = open_trading(args.database)
     identity = open_identity(args.database, trading=trading, secret_key=SECRET_KEY,
                              bcrypt_rounds=4)
+    stop_bots(trading, left_running(trading, args.database))
     running = engines(trading, identity, args.bots)
     started, events, step = time.perf_counter(), 0, 0
     while not stopping:
@@ -100,6 +136,13 @@ def main() -> int:
                 break
         step += 1
     seconds = time.perf_counter() - started
+    at = datetime.now(UTC) + timedelta(minutes=step + 1)
+    for bot, venue, engine in running:  # stopped, then a candle closing any open deal
+        engine.begin_step(Cause(at, ENGINE, f"writers:{bot.id}:last"))
+        bot.stop(Cause(at, str(bot.owner_id), f"writers:{bot.id}:stop"))
+        venue.walk_candle(*candle(1), engine)
+        engine.on_close(candle(1)[3])
+        trading.append(*{a.id: a for a in (bot, *engine.take_changes())}.values())
     print(f"events {events} seconds {seconds:.1f}", flush=True)
     identity.close()
     trading.close()

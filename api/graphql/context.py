@@ -4,8 +4,10 @@ DataLoaders, and who is calling (authenticated on first use, from ``Authorizatio
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from anyio import to_thread
 from strawberry.fastapi import BaseContext
 
 from api.graphql.loaders import Loaders
@@ -23,6 +25,7 @@ class Context(BaseContext):
         self.runtime, self.read = runtime, read
         self.loaders = Loaders(runtime, read)
         self._principal: Principal | None = None
+        self._authenticating: asyncio.Future | None = None
 
     # --- who is calling -------------------------------------------------------------------
 
@@ -50,9 +53,29 @@ class Context(BaseContext):
             note_user(str(self._principal.user_id))
         return self._principal
 
+    async def authenticated(self) -> Principal:
+        """``principal``, found on a worker thread the first time (it reads the user's
+        events): the event loop does not wait for the database."""
+        if self._principal is None:
+            if self._authenticating is None:  # one check for every field that asks
+                self._authenticating = asyncio.ensure_future(to_thread.run_sync(
+                    self.runtime.identity.authenticate, self.token))
+            try:
+                found = await asyncio.shield(self._authenticating)
+            except AuthenticationError as error:
+                self._authenticating = None  # asked again, checked again
+                raise authentication_error(error.code, error.message) from None
+            except Exception:
+                self._authenticating = None
+                raise
+            if self._principal is None:
+                self._principal = found
+                note_user(str(found.user_id))
+        return self._principal
+
     def reauthenticate(self) -> Principal:
         """Check the token again (a long-lived websocket: blocked, logged out, expired)."""
-        self._principal = None
+        self._principal, self._authenticating = None, None
         return self.principal
 
     @property

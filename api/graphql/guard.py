@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -64,9 +65,14 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
+ACCEPTED_BODIES = 512  # bodies that passed, remembered: a dashboard repeats its requests
+MAX_ACCEPTED_BODY = 16 << 10  # larger bodies are checked each time
+
+
 class GraphQLRequestGuard:
     def __init__(self, app: Any, *, path: str, limits: RequestLimits):
         self.app, self.path, self.limits = app, path, limits
+        self.accepted: OrderedDict[bytes, None] = OrderedDict()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http" or scope["path"].rstrip("/") != self.path:
@@ -105,11 +111,21 @@ class GraphQLRequestGuard:
                 self._check_json(query["variables"][0].encode("utf-8", "replace"))
             return receive
         body = await self._read_body(scope, receive)
-        if b"json" in _header(scope, b"content-type"):
+        if b"json" in _header(scope, b"content-type") and not self._seen(body):
             request = self._check_json(body)
             if isinstance(request, dict):
                 self._check_document(request.get("query"))
+            if len(body) <= MAX_ACCEPTED_BODY:  # the checks are a function of the bytes
+                self.accepted[body] = None
+                if len(self.accepted) > ACCEPTED_BODIES:
+                    self.accepted.popitem(last=False)
         return replaying(body, receive)
+
+    def _seen(self, body: bytes) -> bool:
+        if body in self.accepted:
+            self.accepted.move_to_end(body)
+            return True
+        return False
 
     async def _read_body(self, scope: dict, receive: Callable) -> bytes:
         limit = self.limits.max_body_bytes

@@ -11,7 +11,16 @@ filled last, so the version also holds the tape's. The version of an owner is th
   (the log as it stood at the first call counts for everyone: it is not read again);
 - whether every projection has applied that event yet (until they all have, their
   positions are part of the version, so an answer made meanwhile is never kept for long);
-- each projection's generation (a rebuild changes every answer) and the tape's version.
+- each projection's generation (a rebuild changes every answer).
+
+The market's marks are not part of it: the answer cache keeps, with each answer, the
+version of each pair whose mark the answer read (``application.market_tape.MARKS_READ``),
+so a new candle only makes the answers that marked an open deal of its pair a miss.
+
+Reading the database (:meth:`OwnerVersions.snapshot`) and working out one owner's version
+from what was read (:meth:`OwnerVersions.version_of`) are apart: one snapshot, read on a
+worker thread, serves every request that arrived before it began (the answer cache
+coalesces them), and each request's own version costs two dictionary lookups.
 
 Which owner an event belongs to: its ``owner_id`` when it has one (a bot's, deal's or
 order's first event), the aggregate's owner learnt from such an event, the user's own id
@@ -23,7 +32,7 @@ An administrator's view spans every owner: it keeps the whole-log version.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -35,32 +44,72 @@ MAX_KNOWN = 200_000  # aggregates whose owner is remembered; forgotten all at on
 EVERYONE = ""
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The log's head and each projection's (name, position, generation) as read at once."""
+
+    head: int
+    tracking: tuple[tuple[str, int, int], ...]
+
+
 class OwnerVersions:
-    def __init__(self, trading: Any, read: Any, tape_version: Callable[[], int]):
-        self.trading, self.read, self.tape_version = trading, read, tape_version
+    def __init__(self, trading: Any, read: Any):
+        self.trading, self.read = trading, read
         self.decode = FactDecoder(trading.mapper)
         self.position: int | None = None  # the log is read from here on
         self.touched: dict[str, int] = {}  # owner: last position of theirs
         self.owners: dict[str, str] = {}  # aggregate id: owner
+        self._head_sql: str | None = None  # the log's head read beside the views ("": not)
         self._lock = threading.Lock()
 
     def version(self, owner: str | None) -> tuple[Any, ...]:
         """``owner``'s read version; None: the whole log's (an administrator's)."""
-        head = self.trading.recorder.max_notification_id() or 0
-        tracking = self.read.run(lambda store: store.query(
-            f"SELECT name, position, generation FROM {store.q(TRACKING)} ORDER BY name"))
-        if owner is None:
-            return (head, *map(tuple, tracking))
+        return self.version_of(self.snapshot(), owner)
+
+    def snapshot(self) -> Snapshot:
+        """Reads the log's head and the projections' positions, and learns the owners of
+        the events appended since the last snapshot (blocking: on a worker thread)."""
+        head, tracking = self.read.run(self._head_and_tracking)
         with self._lock:
             if self.position is None:  # the log as it stood: everyone's, until applied
                 self.position = self.touched[EVERYONE] = head
             if head > self.position:
                 self._scan(head)
-            mine = max(self.touched.get(owner, 0), self.touched.get(EVERYONE, 0))
+        return Snapshot(head, tuple(map(tuple, tracking)))
+
+    def _head_and_tracking(self, store: Any) -> tuple[int, list[tuple[Any, ...]]]:
+        """One statement where the views live beside the log (the log reader's test: same
+        PostgreSQL schema or SQLite file), which also reads both at one moment; else the
+        recorder's head, then the positions."""
+        if self._head_sql is None:
+            from projections.reader import LogReader
+
+            table = getattr(self.trading.recorder, "events_table_name", None)
+            reader = LogReader(self.trading, store)
+            column = "notification_id" if store.kind == "postgres" else "rowid"
+            shared = bool(table) and reader.sql is not None and not reader.via_recorder
+            self._head_sql = (f"SELECT MAX({column}) FROM {store.q(table)}" if shared else "")
+        tracking = f"SELECT name, position, generation FROM {store.q(TRACKING)}"
+        if self._head_sql:
+            rows = store.query(f"SELECT ({self._head_sql}), t.* FROM ({tracking}) t "
+                               "ORDER BY t.name")
+            if rows:
+                return rows[0][0] or 0, [tuple(row[1:]) for row in rows]
+        head = self.trading.recorder.max_notification_id() or 0
+        return head, store.query(f"{tracking} ORDER BY name")
+
+    def version_of(self, snapshot: Snapshot, owner: str | None) -> tuple[Any, ...]:
+        """``owner``'s read version as of ``snapshot``. A later snapshot may have learnt
+        of newer events of theirs meanwhile: the version is then one no answer was kept
+        with (a miss), never an older one."""
+        tracking = snapshot.tracking
+        if owner is None:
+            return (snapshot.head, *tracking)
+        touched = self.touched
+        mine = max(touched.get(owner, 0), touched.get(EVERYONE, 0))
         applied = all(position >= mine for _, position, _ in tracking)
         generations = tuple((name, generation) for name, _, generation in tracking)
-        return (mine, True if applied else tuple(map(tuple, tracking)), generations,
-                self.tape_version())
+        return (mine, True if applied else tracking, generations)
 
     def _scan(self, head: int) -> None:
         recorder = self.trading.recorder

@@ -2,8 +2,9 @@
 
 Authentication failures raise an error whose ``extensions.code`` says why
 (``AUTHENTICATION_REQUIRED``, ``TOKEN_EXPIRED``, ``SESSION_REVOKED``, ``ACCOUNT_BLOCKED``).
-Ownership is not a permission: a resolver answers "not found" (or null) for what is not the
-caller's, so nothing leaks whether it exists.
+The caller is authenticated on a worker thread (it reads the user's events): the event loop
+never waits for the database. Ownership is not a permission: a resolver answers "not found"
+(or null) for what is not the caller's, so nothing leaks whether it exists.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ class Public(BasePermission):
 class IsAuthenticated(BasePermission):
     message = "log in first"
 
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        info.context.principal  # noqa: B018 (raises the authentication error)
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        await info.context.authenticated()  # raises the authentication error
         return True
 
 
@@ -34,16 +35,16 @@ class IsAdmin(BasePermission):
     message = "only an administrator can do that"
     error_extensions = {"code": "ADMIN_REQUIRED"}  # noqa: RUF012 (strawberry's class API)
 
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        return info.context.principal.is_admin
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return (await info.context.authenticated()).is_admin
 
 
 class IsAdminAnsweringErrors(IsAdmin):
     """An administrator's command whose refusal, for anyone else, is its error union's
     ``ADMIN_REQUIRED`` rather than a top-level error: the resolver checks ``is_admin``."""
 
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        info.context.principal  # noqa: B018 (raises the authentication error)
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        await info.context.authenticated()  # raises the authentication error
         return True
 
 

@@ -21,6 +21,7 @@ worker thread, and only for a validly signed token: the event loop never waits f
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,9 +32,12 @@ from anyio import to_thread
 from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
 from graphql.error import GraphQLError
 
+from application.market_tape import MARKS_READ
+
 CACHEABLE_ROOTS = frozenset({"bots", "bot", "deals", "deal", "portfolio", "pnlSeries",
                              "__typename"})
 MAX_BODY = 1 << 20  # larger answers are not kept
+MAX_REMEMBERED_BODY = 16 << 10  # larger requests are decoded each time
 MAX_BYTES = 64 << 20  # all kept answers together; the least recently used go first
 Version = tuple[Any, ...]
 
@@ -42,6 +46,7 @@ Version = tuple[Any, ...]
 class _Answer:
     version: Version
     body: bytes
+    marks: tuple[tuple[str, int], ...] = ()  # (pair, its mark's version) read
 
 
 @dataclass(frozen=True)
@@ -74,28 +79,84 @@ class _Lru(OrderedDict):
             self.weight -= self.weigh(dropped)
 
 
+class FreshReads:
+    """At most one ``read()`` in flight, on a worker thread; each caller gets the result of
+    a read that *began after it asked*, so nothing it answers from is older than its
+    request, while any number of concurrent requests share one read (at 500 requests/s,
+    a database round trip each would cost more than the cached answers themselves)."""
+
+    def __init__(self, read: Callable[[], Any]):
+        self.read = read
+        self.pending: asyncio.Future | None = None  # the next read's waiters
+        self.running = False
+        self.task: asyncio.Task | None = None
+        self.reads = 0
+
+    async def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self.pending is not None and self.pending.get_loop() is not loop:
+            self.pending, self.running = None, False  # a loop that is gone (tests)
+        if self.pending is None:
+            self.pending = loop.create_future()
+            self.pending.add_done_callback(_retrieve)
+            if not self.running:
+                self.running = True
+                self.task = loop.create_task(self._run())  # kept: a task only weakly held dies
+        return await asyncio.shield(self.pending)
+
+    async def _run(self) -> None:
+        try:
+            while self.pending is not None:
+                waiting, self.pending = self.pending, None
+                self.reads += 1
+                try:
+                    found = await to_thread.run_sync(self.read)
+                except Exception as error:
+                    waiting.set_exception(error)
+                else:
+                    waiting.set_result(found)
+        finally:
+            self.running = False
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Marks a read's failure as seen (its waiters may all have gone)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class GraphQLResponseCache:
     """Pure ASGI middleware for ``POST {path}``.
 
-    ``read_version(scope)``: the current read version of what a caller of that ``scope``
-    (``scope_of(identity)``: an owner, None for everything) may see; cheap, and run on a
-    worker thread, as is ``authenticate``: the event loop never waits for the database.
+    ``snapshot()``: reads what the read versions are made of (blocking; on a worker thread,
+    shared by the requests that arrived before it began: :class:`FreshReads`).
+    ``version_of(snapshot, scope)``: the read version of what a caller of that ``scope``
+    (``scope_of(identity)``: an owner, None for everything) may see; cheap, on the loop.
+    ``mark_version(pair)``: the version of the market's mark of ``pair``: an answer that
+    read a mark (``MARKS_READ``) is kept only while the marks it read are the latest.
     ``token_expiry(token)``: the expiry of a validly signed access token, else None.
     ``authenticate(token)``: the caller's identity key (user, role, ...), raising if the
     token is refused; called when the log has moved since this token was last checked.
     ``now()``: the clock the token expiries are compared with.
     """
 
-    def __init__(self, app: Any, *, path: str, read_version: Callable[[Any], Version],
+    def __init__(self, app: Any, *, path: str, snapshot: Callable[[], Any],
+                 version_of: Callable[[Any, Any], Version],
                  token_expiry: Callable[[str], Any], authenticate: Callable[[str], tuple],
                  now: Callable[[], Any], scope_of: Callable[[tuple], Any] = lambda _: None,
+                 mark_version: Callable[[str], int] = lambda _: 0,
                  entries: int = 4096, max_tokens: int = 2000):
         self.app, self.path, self.max_tokens = app, path, max_tokens
-        self.read_version, self.token_expiry, self.scope_of = read_version, token_expiry, scope_of
+        self.snapshots, self.version_of = FreshReads(snapshot), version_of
+        self.token_expiry, self.scope_of, self.mark_version = (token_expiry, scope_of,
+                                                               mark_version)
         self.authenticate, self.now = authenticate, now
         self.answers: _Lru = _Lru(entries, MAX_BYTES, lambda answer: len(answer.body))
         self.callers: _Lru = _Lru(entries)
         self.documents: _Lru = _Lru(512)
+        self.requests: _Lru = _Lru(512)  # body: (document, variables, operation) or None
+        self.expiries: _Lru = _Lru(entries)  # token: its expiry (a pure function of it)
+        self.making: dict[tuple[Any, ...], asyncio.Future] = {}  # answers being made
         self.hits = self.misses = 0
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -119,15 +180,44 @@ class GraphQLResponseCache:
         caller, version = found
         full_key = (caller.key, *key[1:])
         answer = self.answers.get_fresh(full_key)
-        if answer is not None and answer.version == version:
+        if answer is not None and answer.version == version and self._marks_hold(answer):
             self.hits += 1
             await _send_json(send, answer.body)
             return
+        making = self.making.get((full_key, version))
+        if making is not None:  # the same answer is being made: wait for it
+            body_made = await asyncio.shield(making)
+            if body_made is not None:
+                self.hits += 1
+                await _send_json(send, body_made)
+                return
         self.misses += 1
+        await self._make(scope, replay, send, full_key, version)
+
+    async def _make(self, scope: dict, replay: Callable, send: Callable,
+                    full_key: tuple[Any, ...], version: Version) -> None:
+        """Runs the app, keeping its answer (with the marks it read) when it may be kept;
+        requests for the same answer meanwhile wait for it rather than make it again."""
+        made = asyncio.get_running_loop().create_future()
+        self.making.setdefault((full_key, version), made)
         captured = _Capture(send)
-        await self.app(scope, replay, captured)
-        if captured.cacheable():
-            self.answers.put(full_key, _Answer(version, captured.body))
+        marks: set[tuple[str, int]] = set()
+        reading = MARKS_READ.set(marks)
+        kept = None
+        try:
+            await self.app(scope, replay, captured)
+            if captured.cacheable():
+                kept = _Answer(version, captured.body, tuple(marks))
+                self.answers.put(full_key, kept)
+        finally:
+            MARKS_READ.reset(reading)
+            if self.making.get((full_key, version)) is made:
+                del self.making[(full_key, version)]
+            made.set_result(None if kept is None or not self._marks_hold(kept)
+                            else kept.body)
+
+    def _marks_hold(self, answer: _Answer) -> bool:
+        return all(self.mark_version(pair) == seen for pair, seen in answer.marks)
 
     async def _key(self, scope: dict, body: bytes) -> tuple[Any, ...] | None:
         """(token, document, variables, operation name) of a cacheable request, else None
@@ -135,39 +225,42 @@ class GraphQLResponseCache:
         token = _bearer(scope)
         if token is None or len(body) > MAX_BODY:
             return None
-        try:
-            request = json.loads(body)
-        except (ValueError, RecursionError):
+        request = self.requests.get_fresh(body)
+        if request is None:
+            request = _request_of(body)
+            if len(body) <= MAX_REMEMBERED_BODY:
+                self.requests.put(body, request)
+        if not request:
             return None
-        if not isinstance(request, dict):
-            return None
-        document, variables = request.get("query"), request.get("variables") or {}
-        operation = request.get("operationName")
-        if not (isinstance(document, str) and isinstance(variables, dict)
-                and (operation is None or isinstance(operation, str))):
-            return None
+        document, variables, operation = request
         if not await self._cacheable(token, document, operation):
             return None
-        try:
-            return (token, document, json.dumps(variables, sort_keys=True), operation)
-        except (ValueError, RecursionError):
-            return None
+        return (token, document, variables, operation)
 
     async def _cacheable(self, token: str, document: str, operation: str | None) -> bool:
         found = self.documents.get_fresh((document, operation))
         if found is None:
-            if self.token_expiry(token) is None:
+            if self._expiry(token) is None:
                 return False  # no parsing for a forged token
             found = await to_thread.run_sync(_read_only, document, operation,
                                              self.max_tokens)
             self.documents.put((document, operation), found)
         return found
 
+    def _expiry(self, token: str) -> Any:
+        """The token's expiry, its signature checked once (the same bytes, the same
+        answer); None for a token that is not validly signed."""
+        found = self.expiries.get_fresh(token)
+        if found is None:
+            found = (self.token_expiry(token),)
+            self.expiries.put(token, found)
+        return found[0]
+
     async def _caller(self, token: str) -> tuple[_Caller, Version] | None:
         """Who holds ``token`` and the read version of what they may see; the caller is
         re-read whenever that version's first part (the log position of their last event)
         moved. None: let strawberry answer (missing, forged, expired, revoked or blocked)."""
-        expiry = self.token_expiry(token)
+        expiry = self._expiry(token)
         if expiry is None or self.now() >= expiry:
             return None
         known = self.callers.get_fresh(token)
@@ -175,7 +268,7 @@ class GraphQLResponseCache:
             known = await self._authenticate(token, None)
             if known is None:
                 return None
-        version = await to_thread.run_sync(self.read_version, self.scope_of(known.key))
+        version = self.version_of(await self.snapshots.get(), self.scope_of(known.key))
         if known.head != version[0]:
             known = await self._authenticate(token, version[0])
             if known is None:
@@ -186,10 +279,31 @@ class GraphQLResponseCache:
         try:
             identity = await to_thread.run_sync(self.authenticate, token)
         except Exception:  # any refusal: strawberry gives the proper error
+            self.callers.pop(token, None)
             return None
         known = _Caller(head, identity)
         self.callers.put(token, known)
         return known
+
+
+def _request_of(body: bytes) -> tuple[str, str, str | None] | None:
+    """(document, variables as canonical JSON, operation name), or None for a body that is
+    not one GraphQL request."""
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(request, dict):
+        return None
+    document, variables = request.get("query"), request.get("variables") or {}
+    operation = request.get("operationName")
+    if not (isinstance(document, str) and isinstance(variables, dict)
+            and (operation is None or isinstance(operation, str))):
+        return None
+    try:
+        return (document, json.dumps(variables, sort_keys=True), operation)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _read_only(document: str, operation: str | None, max_tokens: int | None = None) -> bool:

@@ -162,7 +162,8 @@ async def _deep_variables_through_the_cache() -> None:
     async def app(scope, receive, send):
         passed.append((await receive())["body"])
 
-    cache = GraphQLResponseCache(app, path="/graphql", read_version=lambda: (1,),
+    cache = GraphQLResponseCache(app, path="/graphql", snapshot=lambda: (1,),
+                                 version_of=lambda snapshot, scope: snapshot,
                                  token_expiry=lambda token: None,
                                  authenticate=lambda token: ("u",), now=lambda: 0)
     for depth in (100_000, 5_000):

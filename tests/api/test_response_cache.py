@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import timedelta
+from decimal import Decimal
 from uuid import UUID
 
 import pytest
@@ -184,3 +185,74 @@ def test_other_users_events_leave_an_answer_cached_and_the_owners_own_do_not(ser
     with resolver_reads(server) as reads:
         nodes = server.gql(BOTS, token=alice.token)["bots"]["edges"]
     assert reads and nodes[0]["node"]["status"] == "RUNNING"
+
+
+def _candle_at(server, close: str):
+    from decimal import Decimal
+
+    from application.market_tape import TapeCandle
+
+    tape = server.runtime.loop.tape
+    last = tape.last("BTC/USDT")
+    price = Decimal(close)
+    return TapeCandle(last.closed_at, last.closed_at + timedelta(seconds=1), price, price,
+                      price, price)
+
+
+def test_a_new_price_refreshes_only_the_answers_that_marked_an_open_deal_at_it(server):
+    alice, bob = server.user("alice"), server.user("bob")
+    server.running_deal(bob)  # bob's open deal is marked at the market's price
+    alices, bobs = (server.gql(PORTFOLIO_MARKED, token=a.token)["portfolio"]
+                    for a in (alice, bob))
+    tape = server.runtime.loop.tape
+    last = tape.last("BTC/USDT").close
+
+    tape.record("BTC/USDT", _candle_at(server, str(last * 2)))  # no event: a price only
+    with resolver_reads(server) as reads:
+        assert server.gql(PORTFOLIO_MARKED, token=alice.token)["portfolio"] == alices
+    assert reads == []  # alice marks nothing: still her cached answer
+    with resolver_reads(server) as reads:
+        marked = server.gql(PORTFOLIO_MARKED, token=bob.token)["portfolio"]
+    assert reads  # bob's answer was made again, at the new price
+    assert Decimal(marked["unrealizedPnl"]) > Decimal(bobs["unrealizedPnl"])
+
+
+PORTFOLIO_MARKED = "{ portfolio { dealsOpen unrealizedPnl } }"
+
+
+def _head_read_beside_the_views(server) -> None:
+    """The read version's one statement gives the log's head as the recorder says it, and
+    the projections' positions as they are."""
+    from api.graphql.owner_versions import OwnerVersions
+
+    read = server.client.app.state.graphql_read_side
+    versions = OwnerVersions(server.runtime.trading, read)
+    alice = server.user("alice")
+    server.create_bot(alice, "first")
+    snapshot = versions.snapshot()
+    assert versions._head_sql  # the views live beside the log: one statement
+    assert snapshot.head == server.runtime.trading.recorder.max_notification_id() > 0
+    assert snapshot.tracking == tuple(map(tuple, read.run(lambda store: store.query(
+        f"SELECT name, position, generation FROM {store.q('projection_tracking')} "
+        "ORDER BY name"))))
+    assert len(snapshot.tracking) >= 5
+
+
+def test_the_read_version_reads_the_logs_head_beside_the_views(server):
+    _head_read_beside_the_views(server)
+
+
+@pytest.mark.postgres
+def test_the_read_version_reads_the_logs_head_beside_the_views_on_postgres(
+        postgres_url, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from api.server import create_app
+    from tests.api.conftest import Server, open_server
+
+    runtime, clock = open_server(postgres_url, monkeypatch)
+    try:
+        with TestClient(create_app(runtime, manage_runtime=False)) as client:
+            _head_read_beside_the_views(Server(runtime, client, clock))
+    finally:
+        runtime.stop()

@@ -1,0 +1,109 @@
+"""The GraphQL answer cache shares work between concurrent requests without ever answering
+from anything older than the request: one read of the read version serves every request
+that arrived before it began, and one run of the resolvers serves every request for the
+same answer at the same version."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+from api.graphql.response_cache import FreshReads, GraphQLResponseCache
+
+
+def test_a_read_serves_the_requests_that_came_before_it_began_never_those_after():
+    asyncio.run(_fresh_reads())
+
+
+async def _fresh_reads() -> None:
+    began: list[int] = []
+    release = threading.Event()
+
+    def read() -> int:
+        began.append(len(began) + 1)
+        release.wait(5)
+        return len(began)  # which read this is
+
+    reads = FreshReads(read)
+    first = asyncio.create_task(reads.get())
+    while not began:  # the first read is under way
+        await asyncio.sleep(0.001)
+    later = [asyncio.create_task(reads.get()) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    release.set()
+
+    assert await first == 1
+    assert [await t for t in later] == [2] * 5  # one more read, begun after they asked
+    assert reads.reads == 2
+
+
+def test_a_failed_read_reaches_its_waiters_and_the_next_request_reads_again():
+    asyncio.run(_failed_read())
+
+
+async def _failed_read() -> None:
+    outcomes = [OSError("down"), 7]
+
+    def read() -> int:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    reads = FreshReads(read)
+    try:
+        await reads.get()
+        raise AssertionError("the failure was not raised")
+    except OSError:
+        pass
+    assert await reads.get() == 7
+
+
+def test_concurrent_requests_for_one_answer_run_the_resolvers_once():
+    asyncio.run(_one_run_for_concurrent_requests())
+
+
+async def _one_run_for_concurrent_requests() -> None:
+    runs: list[bytes] = []
+    proceed = asyncio.Event()
+
+    async def app(scope, receive, send):
+        runs.append((await receive())["body"])
+        await proceed.wait()
+        body = json.dumps({"data": {"bots": {"n": len(runs)}}}).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    cache = GraphQLResponseCache(app, path="/graphql", snapshot=lambda: (1,),
+                                 version_of=lambda snapshot, scope: snapshot,
+                                 token_expiry=lambda token: 10,
+                                 authenticate=lambda token: ("u", "user"), now=lambda: 0)
+    body = json.dumps({"query": "{ bots { n } }"}).encode()
+
+    async def request() -> bytes:
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/graphql",
+                 "headers": [(b"authorization", b"Bearer a.token")]}
+        await cache(scope, receive, send)
+        assert sent[0]["status"] == 200
+        return b"".join(m.get("body", b"") for m in sent[1:])
+
+    first = asyncio.create_task(request())
+    while not runs:
+        await asyncio.sleep(0.001)
+    others = [asyncio.create_task(request()) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    proceed.set()
+
+    answers = [await first, *[await t for t in others]]
+    assert len(runs) == 1
+    assert answers == [b'{"data": {"bots": {"n": 1}}}'] * 5

@@ -13,9 +13,10 @@ losing them all only means every bot is taken again, from its events.
   renews its leases and its own liveness row. A worker killed with -9 is seen dead at once
   (the database releases its session lock with its connection); a worker that hangs loses
   its leases when they expire. Either way another worker takes its bots at its next tick.
-- **Share.** Each worker holds about ``ceil(bots / live workers)`` bots: a worker that joins
-  is given bots by the others releasing their excess (the bots of one account move together,
-  since they share a paper wallet).
+- **Share.** A dead worker's bots are taken by the first worker that sees them, whatever
+  its share; then each worker holds about ``ceil(bots / live workers)`` bots: a worker that
+  joins is given bots by the others releasing their excess (the bots of one account move
+  together, since they share a paper wallet).
 
 Ownership changes only through ``PaperTrading.follow`` / ``unfollow`` (see
 ``application/leased_paper.py``). The manager never reads the wall clock: the database's
@@ -111,6 +112,10 @@ class LeaseStore(Protocol):
 
     def holders(self, bot_ids: list[UUID]) -> dict[UUID, str]:
         """The live worker holding each of ``bot_ids`` that is held by one."""
+
+    def orphans(self, bot_ids: list[UUID]) -> set[UUID]:
+        """Those of ``bot_ids`` whose holder died or let its lease expire (not given
+        away): whoever sees them first takes them, whatever its share."""
 
     def release(self, bot_ids: list[UUID]) -> None:
         """Give up leases (expired now; the next owner bumps the token)."""
@@ -251,11 +256,19 @@ class LeaseManager:
             self._release(idle)
         share = math.ceil(len(candidates) / workers)
         with self.paper.lock, self._lock:
+            self._adopt(candidates)
             if len(self.held) > share:
                 self._release(self._excess(candidates, len(self.held) - share))
             elif len(self.held) < share:
                 self._take(candidates, share - len(self.held))
         self.ticks += 1
+
+    def _adopt(self, candidates: dict[UUID, Candidate]) -> None:
+        """A dead worker's bots trade again at once, here: the shares even out later."""
+        orphans = self.store.orphans([b for b in candidates if b not in self.held])
+        if orphans:
+            taken = self.store.acquire(sorted(orphans), self.seconds)
+            self._follow(taken, refresh=True)
 
     def _release(self, bot_ids: list[UUID]) -> None:
         if not bot_ids:

@@ -136,15 +136,25 @@ class PostgresLeases:
                 self.leases, _alive(self.schema, "l.worker")), (list(bot_ids),))
         return dict(rows)
 
+    def orphans(self, bot_ids: list[UUID]) -> set[UUID]:
+        if not bot_ids:
+            return set()
+        rows = self._run(sql.SQL(
+            "SELECT bot_id FROM {} l WHERE bot_id = ANY(%s::uuid[]) AND worker <> '' "
+            "AND (l.expires_at <= now() OR NOT {})").format(
+                self.leases, _alive(self.schema, "l.worker")), (list(bot_ids),))
+        return {bot_id for (bot_id,) in rows}
+
     def release(self, bot_ids: list[UUID]) -> None:
+        """Given away: no holder (``''``), the token kept for the next owner to bump."""
         if bot_ids:
-            self._run(sql.SQL("UPDATE {} SET expires_at = now() - interval '1 millisecond' "
+            self._run(sql.SQL("UPDATE {} SET worker = '', expires_at = now() "
                               "WHERE worker = %s AND bot_id = ANY(%s::uuid[])").format(
                                   self.leases), (self.worker, sorted(bot_ids)))
 
     def leave(self) -> None:
         try:
-            self._run(sql.SQL("UPDATE {} SET expires_at = now() - interval '1 millisecond' "
+            self._run(sql.SQL("UPDATE {} SET worker = '', expires_at = now() "
                               "WHERE worker = %s").format(self.leases), (self.worker,))
             self._run(sql.SQL("DELETE FROM {} WHERE worker = %s").format(self.workers),
                       (self.worker,))

@@ -275,7 +275,7 @@ def drop_schemas(url: str, schema: str) -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=30.0, help="seconds between kills")
@@ -290,8 +290,55 @@ def main(argv: list[str] | None = None) -> int:
                         "projections) instead of a random process each time")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the schema and the logs")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def start_all(processes: Processes) -> None:
+    for name, line in (("projections", "Tradetape projections"),
+                       ("engine-1", "Tradetape engine worker"),
+                       ("engine-2", "Tradetape engine worker"), ("api", "Tradetape on")):
+        processes.start(name)
+        processes.wait_started(name, line)
+
+
+def victims(args: argparse.Namespace, processes: Processes, leases: Leases):
+    """The process to kill next, every ``--every`` seconds, until the drill's end."""
     chooser = random.Random(args.seed)
+    sequence = [k.strip() for k in args.kills.split(",")] if args.kills else None
+    ends = time.monotonic() + args.minutes * 60
+    while sequence if sequence is not None else time.monotonic() < ends:
+        time.sleep(args.every)
+        if sequence is None:
+            yield chooser.choice(ROLES)
+            continue
+        role = sequence.pop(0)  # an engine: the one holding the most bots
+        yield (max(["engine-1", "engine-2"], key=lambda n: sum(
+            w == engine_of(processes, n) for w in leases.held().values()))
+            if role == "engine" else role)
+
+
+def drill(args, processes: Processes, leases: Leases, bots: set) -> tuple[list, Counter]:
+    """Kill, restart, and time how long the killed engine's bots took to be leased again."""
+    resumed: list[float | None] = []
+    kills: Counter = Counter()
+    for name in victims(args, processes, leases):
+        worker = engine_of(processes, name) if name.startswith("engine") else None
+        held = {b for b, w in leases.held().items() if w == worker and b in bots}
+        processes.kill(name)
+        kills[name.split("-")[0]] += 1
+        processes.start(name)  # as a supervisor would
+        if worker is not None and held:
+            took = leases.wait_resumed(held, worker, timeout=args.lease_seconds * 3)
+            resumed.append(took)
+            print(f"killed {name} ({worker}, {len(held)} bots): resumed in "
+                  f"{'never' if took is None else f'{took:.2f} s'}", flush=True)
+        else:
+            print(f"killed {name}", flush=True)
+    return resumed, kills
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     schema = f"drill_{uuid.uuid4().hex[:10]}"
     url = with_schema(args.database, schema)
     folder = Path(tempfile.mkdtemp(prefix="tradetape-drill-"))
@@ -300,38 +347,10 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     bots = set(seed(url, args.bots))
     processes = Processes(url, folder, args.lease_seconds, args.speed)
-    for name, line in (("projections", "Tradetape projections"),
-                       ("engine-1", "Tradetape engine worker"),
-                       ("engine-2", "Tradetape engine worker"), ("api", "Tradetape on")):
-        processes.start(name)
-        processes.wait_started(name, line)
+    start_all(processes)
     leases = Leases(url)
-    resumed: list[float | None] = []
-    kills: Counter = Counter()
-    sequence = [k.strip() for k in args.kills.split(",")] if args.kills else None
     try:
-        ends = time.monotonic() + args.minutes * 60
-        while sequence if sequence is not None else time.monotonic() < ends:
-            time.sleep(args.every)
-            if sequence is not None:  # an engine: the one holding the most bots
-                role = sequence.pop(0)
-                name = (max(["engine-1", "engine-2"], key=lambda n: sum(
-                    w == engine_of(processes, n) for w in leases.held().values()))
-                    if role == "engine" else role)
-            else:
-                name = chooser.choice(ROLES)
-            worker = engine_of(processes, name) if name.startswith("engine") else None
-            held = {b for b, w in leases.held().items() if w == worker and b in bots}
-            processes.kill(name)
-            kills[name.split("-")[0]] += 1
-            processes.start(name)  # as a supervisor would
-            if worker is not None and held:
-                took = leases.wait_resumed(held, worker, timeout=args.lease_seconds * 3)
-                resumed.append(took)
-                print(f"killed {name} ({worker}, {len(held)} bots): resumed in "
-                      f"{'never' if took is None else f'{took:.2f} s'}", flush=True)
-            else:
-                print(f"killed {name}", flush=True)
+        resumed, kills = drill(args, processes, leases, bots)
         for name in ("api", "engine-1", "engine-2"):
             processes.stop(name)
         head = wait_projections(url)

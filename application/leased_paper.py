@@ -14,14 +14,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from uuid import UUID
 
 from application.leases import LeaseLostError, LeaseManager, fenced
 from application.paper_trading import PaperTrading
 from domain.bots import Bot
+from domain.deals import CloseReason, DealStatus
+from domain.errors import DomainError, InvalidTransitionError
+from domain.recording import SYSTEM
 
 log = logging.getLogger("tradetape.leases")
+CLOSE_WAIT_SECONDS = 15.0  # how long a command waits for the engine worker to sell
 
 
 def bots_of(aggregates: Iterable, bot_ids: Iterable[UUID] = ()) -> set[UUID]:
@@ -57,6 +62,16 @@ class LeasedPaperTrading(PaperTrading):
         else:
             self.leases.claim(bot_id)
 
+    def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
+                   actor: str = SYSTEM, correlation_id: str | None = None,
+                   also=None) -> UUID:
+        """Here when this worker holds the bot (or takes it now); else asked of the one
+        that does, through the log."""
+        with self.lock:
+            if self.leases is None or self.leases.holds(bot_id) or self.leases.claim(bot_id):
+                return super().close_deal(bot_id, reason, actor, correlation_id, also)
+        return request_close(self, bot_id, reason, actor, correlation_id, also)
+
 
 class ApiPaperTrading(PaperTrading):
     """Trades nothing: ``--role api``."""
@@ -66,3 +81,31 @@ class ApiPaperTrading(PaperTrading):
 
     def follow(self, bot_id: UUID) -> None:
         """The engine worker that takes the bot's lease trades it (woken by NOTIFY)."""
+
+    def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
+                   actor: str = SYSTEM, correlation_id: str | None = None,
+                   also=None) -> UUID:
+        return request_close(self, bot_id, reason, actor, correlation_id, also)
+
+
+def request_close(paper: PaperTrading, bot_id: UUID, reason: CloseReason, actor: str,
+                  correlation_id: str | None, also) -> UUID:
+    """Record ``Bot.DealCloseRequested`` (the engine worker holding the bot is woken by
+    NOTIFY and sells at market), then wait until the deal is closed: its id.
+    ``CLOSE_PENDING`` when it is not within ``CLOSE_WAIT_SECONDS`` (it still will be)."""
+    if also is not None:  # what a webhook saves beside the deal cannot cross processes
+        raise DomainError("this bot is traded by another engine worker: send the signal "
+                          "to a server running the engine", code="ENGINE_ELSEWHERE")
+    trading = paper.trading
+    deal_id = trading.get_bot(bot_id).open_deal_id
+    if deal_id is None:
+        raise InvalidTransitionError("the bot has no open deal to close", code="DEAL_NOT_OPEN")
+    trading.request_deal_close(bot_id, deal_id, str(reason), actor, correlation_id)
+    waited = 0.0
+    while waited < CLOSE_WAIT_SECONDS:
+        if trading.get_deal(deal_id).status is not DealStatus.OPEN:
+            return deal_id
+        time.sleep(0.05)
+        waited += 0.05
+    raise DomainError("the engine worker trading this bot has not sold the deal yet; it "
+                      "will at its next chance", code="CLOSE_PENDING")

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from domain.errors import DomainError
@@ -135,6 +135,8 @@ class Follower(Protocol):
 
     def refresh_index(self) -> None: ...
 
+    def close_deal(self, bot_id: UUID, reason: Any, actor: str) -> UUID: ...
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -143,6 +145,7 @@ class Candidate:
     bot_id: UUID
     account: str
     open_deal: bool = False  # orders another worker placed may rest for it
+    close: tuple[str, str] | None = None  # (reason, actor) of a close asked elsewhere
 
 
 class LeaseManager:
@@ -261,7 +264,23 @@ class LeaseManager:
                 self._release(self._excess(candidates, len(self.held) - share))
             elif len(self.held) < share:
                 self._take(candidates, share - len(self.held))
+            self._close_asked(candidates)
         self.ticks += 1
+
+    def _close_asked(self, candidates: dict[UUID, Candidate]) -> None:
+        """Deals another process asked to close (``Bot.DealCloseRequested``), of bots held
+        here: sold now. One that fails is asked again at the next tick."""
+        from domain.deals import CloseReason
+
+        for bot_id, candidate in candidates.items():
+            if candidate.close is None or bot_id not in self.held:
+                continue
+            reason, actor = candidate.close
+            try:
+                self.paper.close_deal(bot_id, CloseReason(reason), actor=actor)
+            except Exception as error:
+                log.warning("bot %s: the close asked by %s failed: %s: %s", bot_id, actor,
+                            type(error).__name__, error)
 
     def _adopt(self, candidates: dict[UUID, Candidate]) -> None:
         """A dead worker's bots trade again at once, here: the shares even out later."""

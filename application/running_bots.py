@@ -41,7 +41,8 @@ class RunningBots:
             self.bots.pop(bot_id, None)
             return
         if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
+            close = (bot.close_reason, bot.close_actor) if bot.close_pending else None
             self.bots[bot_id] = Candidate(bot_id, bot.exchange_account_id,
-                                          bot.open_deal_id is not None)
+                                          bot.open_deal_id is not None, close)
         else:
             self.bots.pop(bot_id, None)

@@ -167,3 +167,28 @@ def test_a_hung_worker_loses_its_leases_when_they_expire_and_cannot_write_after(
     assert deals_opened(postgres_url) == Counter(dict.fromkeys(bots, 1))
     fresh.close()
     stale.close()
+
+
+def test_a_deal_closed_in_another_process_is_sold_by_the_worker_that_holds_the_bot(
+        postgres_url):
+    from application.leased_paper import ApiPaperTrading
+    from domain.deals import DealStatus
+
+    (bot_id,) = seed_bots(postgres_url, accounts=1)
+    engine = Worker(postgres_url, "engine", seconds=1.5)
+    engine.leases.start()  # ticks on its thread, as in a server
+    engine.candle()  # the deal opens
+    api_trading = open_trading(postgres_url)
+    api = ApiPaperTrading(api_trading, api_trading.ids, venue)
+    try:
+        deal_id = api_trading.get_bot(bot_id).open_deal_id
+        assert deal_id is not None
+        assert api.close_deal(bot_id, actor="user0") == deal_id  # waits for the engine
+        deal = api_trading.get_deal(deal_id)
+        assert deal.status is DealStatus.CLOSED and str(deal.close_reason) == "manual"
+        closed = [n for n in read_log(api_trading) if n.topic.endswith("Deal.Closed")]
+        assert [api_trading.mapper.to_domain_event(n).actor for n in closed] == ["user0"]
+    finally:
+        engine.leases.stop()
+        engine.trading.close()
+        api_trading.close()

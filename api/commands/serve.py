@@ -33,17 +33,8 @@ def run(args: argparse.Namespace) -> int:
     import os
     from dataclasses import replace
 
-    import uvicorn
-
-    from api import logs
-    from api.cors import cors_origins
-    from api.http_limits import RequestLimits
-    from api.server import create_app
-    from application.bootstrap import open_backup_schedule, open_runtime
-    from application.demo import DEMO_SPEED, DEMO_START_CANDLE, ensure_demo
-    from application.identity_settings import PUBLIC_URL_ENV, listening_url
+    from application.demo import DEMO_SPEED
     from application.server_settings import ServerSettings
-    from application.trusted_proxies import trusted_proxies
 
     settings = ServerSettings.from_environ()
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
@@ -52,11 +43,20 @@ def run(args: argparse.Namespace) -> int:
     if args.demo and args.speed is None and not os.environ.get("TRADETAPE_SPEED"):
         overrides["speed"] = DEMO_SPEED  # deals open and close within the first minute
     settings = replace(settings, demo=args.demo, **overrides).checked()
-    _check_role(args.role, settings.database_url)
-    if args.role == "projections":
-        return _serve_projections(settings)
-    if args.role == "engine":
-        return _serve_engine(settings)
+    _check_role(args.role, settings.database_url)  # before anything is opened
+    if args.role in ("projections", "engine"):  # no HTTP
+        return (_serve_projections if args.role == "projections" else _serve_engine)(settings)
+
+    import uvicorn
+
+    from api import logs
+    from api.cors import cors_origins
+    from api.http_limits import RequestLimits
+    from api.server import create_app
+    from application.bootstrap import open_backup_schedule, open_runtime
+    from application.demo import DEMO_START_CANDLE, ensure_demo
+    from application.identity_settings import PUBLIC_URL_ENV, listening_url
+    from application.trusted_proxies import trusted_proxies
     proxies = trusted_proxies()
     limits = RequestLimits.from_environ()  # refused before anything is opened
     origins = cors_origins()

@@ -381,16 +381,20 @@ def open_projection_worker(database_url: str | None):
     return ProjectionWorker(projections), [store, trading]
 
 
-def _engine_leases(database, trading, paper):
-    """On PostgreSQL, an engine (``--role engine`` or ``all``) trades the bots it leases."""
+def open_engine_leases(database, trading, paper, *, seconds: float | None = None,
+                       worker: str | None = None):
+    """On PostgreSQL, an engine (``--role engine`` or ``all``) trades the bots it leases:
+    the lease manager of ``paper`` (a ``LeasedPaperTrading``), its appends fenced in
+    ``trading``'s store. ``seconds``: else ``TRADETAPE_LEASE_SECONDS`` (default 10)."""
     import os
 
     from adapters.event_store.leases import PostgresLeases
-    from application.leases import LeaseManager, lease_seconds
+    from application.leases import LeaseManager, current_fence, lease_seconds
     from application.running_bots import RunningBots
 
-    manager = LeaseManager(PostgresLeases(database), paper, RunningBots(trading),
-                           lease_seconds(os.environ))
+    trading.recorder.fence_source = current_fence  # checked in every append's transaction
+    manager = LeaseManager(PostgresLeases(database, worker), paper, RunningBots(trading),
+                           seconds if seconds is not None else lease_seconds(os.environ))
     paper.leases = manager
     return manager
 
@@ -478,7 +482,7 @@ def open_runtime(settings, role: str = "all"):
         risk_check=risk.for_positions(), wallet_monitor=monitor, candle_library=library,
         backtests=open_backtest_jobs(trading, library))
     if shared and role != "api":
-        runtime.leases = _engine_leases(database, trading, paper)
+        runtime.leases = open_engine_leases(database, trading, paper)
     if shared:
         runtime.listener = _event_listener(database, trading, runtime)
     return runtime

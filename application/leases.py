@@ -34,22 +34,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from domain.errors import DomainError
+from domain.errors import DomainError, LeaseLostError
 
 log = logging.getLogger("tradetape.leases")
+__all__ = ["Candidate", "Fence", "LeaseLostError", "LeaseManager", "current_fence", "fenced"]
 
 LEASE_SECONDS_ENV = "TRADETAPE_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 10.0
-
-
-class LeaseLostError(DomainError):
-    """An append for a bot whose lease this worker no longer holds: nothing was written."""
-
-    code = "LEASE_LOST"
-
-    def __init__(self, message: str, bot_ids: Iterable[UUID] = ()):
-        super().__init__(message)
-        self.bot_ids = list(bot_ids)
 
 
 def lease_seconds(environ) -> float:

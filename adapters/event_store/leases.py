@@ -19,8 +19,8 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg import sql
 
-from application.leases import Fence, LeaseLostError
 from application.settings import Database, _connect_kwargs, lock_ddl
+from domain.errors import LeaseLostError
 
 WORKERS, LEASES = "engine_workers", "engine_leases"
 
@@ -165,10 +165,11 @@ class PostgresLeases:
                 self._drop()
 
 
-def check_fence(curs: Any, schema: str, fence: Fence) -> None:
-    """In the append's transaction: every bot of ``fence`` still leased to its worker with
-    the token it holds. The rows are share-locked until the append commits, so a worker
-    taking one of these bots waits for it, then reads what it wrote."""
+def check_fence(curs: Any, schema: str, fence: Any) -> None:
+    """In the append's transaction: every bot of ``fence`` (``application.leases.Fence``:
+    ``worker``, ``tokens`` by bot) still leased to its worker with the token it holds. The
+    rows are share-locked until the append commits, so a worker taking one of these bots
+    waits for it, then reads what it wrote."""
     if not fence.tokens:
         return
     curs.execute(sql.SQL(

@@ -33,7 +33,6 @@ from psycopg import sql
 from adapters.event_store.leases import check_fence
 from adapters.event_store.recorded_time import POSTGRES_NOW, RECORDED_AT
 from adapters.event_store.sealing import SEALS_TABLE, Sealing, key_source
-from application.leases import current_fence
 from application.settings import lock_ddl
 
 
@@ -105,8 +104,12 @@ class ApplicationRecorder(Sealing, _RecordedTime, postgres.PostgresApplicationRe
             "key_id text NOT NULL, seal text NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))").format(self.seals))
 
+    # The fence of the append under way on this thread, if any: set by the composition
+    # root for engine workers (``application.leases.current_fence``).
+    fence_source: Any = None
+
     def _insert_events(self, curs: Any, stored_events: Sequence[Any], **kwargs: Any) -> None:
-        fence = current_fence()
+        fence = self.fence_source() if self.fence_source is not None else None
         if fence is not None:  # an engine worker's append: its leases first (LEASE_LOST)
             check_fence(curs, self.datastore.schema, fence)
         super()._insert_events(curs, stored_events, **kwargs)

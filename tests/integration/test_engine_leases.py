@@ -11,13 +11,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from adapters.clock import SequentialIds, SteppingClock
-from adapters.event_store.leases import PostgresLeases
 from adapters.exchanges.paper import PaperExchange
-from application.bootstrap import open_trading
+from application.bootstrap import open_engine_leases, open_trading
 from application.leased_paper import LeasedPaperTrading
-from application.leases import LeaseManager
 from application.replay import read_log
-from application.running_bots import RunningBots
 from application.settings import parse_database_url
 from domain.dca import DcaConfig
 
@@ -57,9 +54,9 @@ class Worker:
         self.trading = open_trading(url, clock=SteppingClock(T0, timedelta(seconds=1)),
                                     ids=SequentialIds(name))
         self.paper = LeasedPaperTrading(self.trading, self.trading.ids, venue)
-        self.store = PostgresLeases(parse_database_url(url), worker=name)
-        self.leases = LeaseManager(self.store, self.paper, RunningBots(self.trading), seconds)
-        self.paper.leases = self.leases
+        self.leases = open_engine_leases(parse_database_url(url), self.trading, self.paper,
+                                         seconds=seconds, worker=name)
+        self.store = self.leases.store
         self.store.join(seconds)
 
     def candle(self, price: Decimal = PRICE) -> int:
@@ -151,7 +148,7 @@ def test_a_hung_worker_loses_its_leases_when_they_expire_and_cannot_write_after(
     stale = Worker(postgres_url, "stale", seconds=1)
     stale.leases.tick()
     assert stale.paper.bot_ids == set(bots)
-    fresh = Worker(postgres_url, "fresh", seconds=1)
+    fresh = Worker(postgres_url, "fresh", seconds=30)  # stays alive while the test runs
     fresh.leases.tick()
     assert fresh.paper.bot_ids == set()  # held, not expired
     time.sleep(1.3)  # the stale worker did not renew: its leases (and its row) expire

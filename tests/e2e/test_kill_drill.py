@@ -21,7 +21,8 @@ def test_one_engine_and_the_projections_killed_while_bots_trade(postgres_url):
          "engine,projections", "--every", "6", "--lease-seconds", "2", "--bots", "8",
          "--database", base], check=False, capture_output=True, text=True, timeout=300, cwd=ROOT)
     out = run.stdout
-    assert run.returncode == 0, out + run.stderr
+    print(out)  # the drill's own report, shown when this fails
+    assert run.returncode == 0, [line for line in out.splitlines() if "MET" not in line]
     resumed = re.search(r"killed engine-\d \(w-\w+, (\d+) bots\): resumed in ([\d.]+) s", out)
     assert resumed and int(resumed[1]) > 0 and float(resumed[2]) <= 2.0, out
     assert "killed projections" in out

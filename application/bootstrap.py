@@ -332,23 +332,35 @@ class _SharedReadModels:
     """The views another process keeps up to date (``serve --role projections``): this
     one only reads them, and tells their lag from their tracking rows."""
 
+    WAIT_SECONDS = 2.0  # the longest a command's answer waits for the views
+
     def __init__(self, trading: Trading, database):
         from projections.store import open_view_store
 
         self.trading, self.store = trading, open_view_store(database)
 
     def catch_up(self) -> int:
+        """Wait (a little) until the views hold what was written so far: an answer made
+        after a command, or an event published, reads its own writes."""
+        import time
+
+        head = self.trading.recorder.max_notification_id() or 0
+        deadline = time.monotonic() + self.WAIT_SECONDS
+        while max(self._behind(head).values(), default=0) > 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
         return 0
 
     def lag(self) -> dict[str, int]:
+        return self._behind(self.trading.recorder.max_notification_id() or 0)
+
+    def _behind(self, head: int) -> dict[str, int]:
         from projections.registry import PROJECTIONS
         from projections.store import TRACKING
 
-        head = self.trading.recorder.max_notification_id() or 0
         rows = (self.store.query(f"SELECT name, position FROM {self.store.q(TRACKING)}")
                 if self.store.table_exists(TRACKING) else [])
         applied = dict(rows)
-        return {name: head - int(applied.get(name, 0)) for name in PROJECTIONS}
+        return {name: max(head - int(applied.get(name, 0)), 0) for name in PROJECTIONS}
 
     def problems(self) -> list[dict]:
         from projections.supervisor import faults

@@ -9,7 +9,7 @@ losing them all only means every bot is taken again, from its events.
   (``adapters/event_store/leases.py``), so a worker that lost a lease (paused, cut off,
   slower than its renewal) can never write for that bot again: the append fails with
   ``LEASE_LOST`` and the worker drops the bot.
-- **Renewal.** Each tick (a third of ``TRADETAPE_LEASE_SECONDS``, default 10) the worker
+- **Renewal.** Each tick (a quarter of ``TRADETAPE_LEASE_SECONDS``, default 10) the worker
   renews its leases and its own liveness row. A worker killed with -9 is seen dead at once
   (the database releases its session lock with its connection); a worker that hangs loses
   its leases when they expire. Either way another worker takes its bots at its next tick.
@@ -220,7 +220,7 @@ class LeaseManager:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.seconds / 3)
+            self._wake.wait(self.seconds / 4)
             self._wake.clear()
             if self._stop.is_set():
                 return

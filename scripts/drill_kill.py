@@ -48,6 +48,9 @@ def with_schema(url: str, schema: str) -> str:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     query["schema"] = schema
+    # four processes (and a restarted one) share the server's connections with others
+    query.setdefault("pool_size", "3")
+    query.setdefault("max_overflow", "3")
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 

@@ -236,18 +236,20 @@ class LeaseManager:
         """Renew, drop what was lost or is no longer wanted, then move toward the fair
         share: give up the excess, or take free bots."""
         workers = max(1, self.store.heartbeat(self.seconds))
+        with self._lock:  # a command may claim a bot meanwhile: judged at the next tick
+            before = dict(self.held)
         renewed = self.store.renew(self.seconds)
         candidates = {c.bot_id: c for c in self.wanted()}
         with self.paper.lock, self._lock:
-            gone = [b for b, token in self.held.items() if renewed.get(b) != token]
+            gone = [b for b, token in before.items()
+                    if renewed.get(b) != token and self.held.get(b) == token]
             for bot_id in [*gone, *self._dropping]:
                 if bot_id in gone:
                     log.warning("bot %s: lease lost, another worker trades it", bot_id)
                 self.held.pop(bot_id, None)
                 self.paper.unfollow(bot_id, release=True)
             self._dropping.clear()
-            idle = [b for b in self.held if b not in candidates]
-            self._release(idle)
+            self._release([b for b in before if b in self.held and b not in candidates])
         share = math.ceil(len(candidates) / workers)
         with self.paper.lock, self._lock:
             self._adopt(candidates)

@@ -62,6 +62,14 @@ class LeasedPaperTrading(PaperTrading):
         else:
             self.leases.claim(bot_id)
 
+    def start_deal(self, bot_id: UUID, actor: str = SYSTEM,
+                   correlation_id: str | None = None, also=None) -> UUID:
+        with self.lock:
+            if self.leases is not None and not (self.leases.holds(bot_id)
+                                                or self.leases.claim(bot_id)):
+                raise elsewhere()
+            return super().start_deal(bot_id, actor, correlation_id, also)
+
     def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
                    actor: str = SYSTEM, correlation_id: str | None = None,
                    also=None) -> UUID:
@@ -87,6 +95,16 @@ class ApiPaperTrading(PaperTrading):
                    also=None) -> UUID:
         return request_close(self, bot_id, reason, actor, correlation_id, also)
 
+    def start_deal(self, bot_id: UUID, actor: str = SYSTEM,
+                   correlation_id: str | None = None, also=None) -> UUID:
+        raise elsewhere()
+
+
+def elsewhere() -> DomainError:
+    """A deal opened now (a webhook's signal) must be decided by the bot's engine, here."""
+    return DomainError("this bot is traded by another engine worker: send the signal to a "
+                       "server running the engine that holds it", code="ENGINE_ELSEWHERE")
+
 
 def request_close(paper: PaperTrading, bot_id: UUID, reason: CloseReason, actor: str,
                   correlation_id: str | None, also) -> UUID:
@@ -94,8 +112,7 @@ def request_close(paper: PaperTrading, bot_id: UUID, reason: CloseReason, actor:
     NOTIFY and sells at market), then wait until the deal is closed: its id.
     ``CLOSE_PENDING`` when it is not within ``CLOSE_WAIT_SECONDS`` (it still will be)."""
     if also is not None:  # what a webhook saves beside the deal cannot cross processes
-        raise DomainError("this bot is traded by another engine worker: send the signal "
-                          "to a server running the engine", code="ENGINE_ELSEWHERE")
+        raise elsewhere()
     trading = paper.trading
     deal_id = trading.get_bot(bot_id).open_deal_id
     if deal_id is None:

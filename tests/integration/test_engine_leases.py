@@ -189,3 +189,21 @@ def test_a_deal_closed_in_another_process_is_sold_by_the_worker_that_holds_the_b
         engine.leases.stop()
         engine.trading.close()
         api_trading.close()
+
+
+def test_a_deal_opened_now_for_a_bot_another_worker_holds_is_refused_by_name(postgres_url):
+    import pytest
+
+    from domain.errors import DomainError
+
+    (bot_id,) = seed_bots(postgres_url, accounts=1)
+    holder = Worker(postgres_url, "holder", seconds=30)
+    holder.leases.tick()
+    other = Worker(postgres_url, "other", seconds=30)
+    other.leases.tick()
+    with pytest.raises(DomainError) as refused:
+        other.paper.start_deal(bot_id, actor="webhook:tv")
+    assert refused.value.code == "ENGINE_ELSEWHERE"
+    assert other.paper.bot_ids == set() and deals_opened(postgres_url) == Counter()
+    holder.close()
+    other.close()

@@ -350,9 +350,9 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     bots = set(seed(url, args.bots))
     processes = Processes(url, folder, args.lease_seconds, args.speed)
-    start_all(processes)
     leases = Leases(url)
     try:
+        start_all(processes)
         resumed, kills = drill(args, processes, leases, bots)
         for name in ("api", "engine-1", "engine-2"):
             processes.stop(name)

@@ -328,9 +328,109 @@ class _InProcessReadModels:
         self.store.close()
 
 
-def open_runtime(settings):
+class _SharedReadModels:
+    """The views another process keeps up to date (``serve --role projections``): this
+    one only reads them, and tells their lag from their tracking rows."""
+
+    WAIT_SECONDS = 2.0  # the longest a command's answer waits for the views
+
+    def __init__(self, trading: Trading, database):
+        from projections.store import open_view_store
+
+        self.trading, self.store = trading, open_view_store(database)
+
+    def catch_up(self) -> int:
+        """Wait (a little) until the views hold what was written so far: an answer made
+        after a command, or an event published, reads its own writes."""
+        import time
+
+        head = self.trading.recorder.max_notification_id() or 0
+        deadline = time.monotonic() + self.WAIT_SECONDS
+        while max(self._behind(head).values(), default=0) > 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return 0
+
+    def lag(self) -> dict[str, int]:
+        return self._behind(self.trading.recorder.max_notification_id() or 0)
+
+    def _behind(self, head: int) -> dict[str, int]:
+        from projections.registry import PROJECTIONS
+        from projections.store import TRACKING
+
+        rows = (self.store.query(f"SELECT name, position FROM {self.store.q(TRACKING)}")
+                if self.store.table_exists(TRACKING) else [])
+        applied = dict(rows)
+        return {name: max(head - int(applied.get(name, 0)), 0) for name in PROJECTIONS}
+
+    def problems(self) -> list[dict]:
+        from projections.supervisor import faults
+
+        return list(faults(self.store).values())
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_projection_worker(database_url: str | None):
+    """``serve --role projections``: every projection, followed in this process alone.
+    Returns the worker and what to close after it."""
+    import sys
+
+    from application.projection_worker import ProjectionWorker
+    from projections.registry import PROJECTIONS
+    from projections.store import open_view_store
+    from projections.supervisor import SupervisedProjections
+
+    database = parse_database_url(database_url)
+    prepare(database)
+    trading = open_trading(database_url)
+    store = open_view_store(database)
+    projections = SupervisedProjections(
+        trading, store, list(PROJECTIONS.values()),
+        report=lambda text: sys.stderr.write(text + "\n"),
+        check_log=seal_check(trading, database.url))
+    projections.start()
+    return ProjectionWorker(projections), [store, trading]
+
+
+def open_engine_leases(database, trading, paper, *, seconds: float | None = None,
+                       worker: str | None = None):
+    """On PostgreSQL, an engine (``--role engine`` or ``all``) trades the bots it leases:
+    the lease manager of ``paper`` (a ``LeasedPaperTrading``), its appends fenced in
+    ``trading``'s store. ``seconds``: else ``TRADETAPE_LEASE_SECONDS`` (default 10)."""
+    import os
+
+    from adapters.event_store.leases import PostgresLeases
+    from application.leases import LeaseManager, current_fence, lease_seconds
+    from application.running_bots import RunningBots
+
+    trading.recorder.fence_source = current_fence  # checked in every append's transaction
+    manager = LeaseManager(PostgresLeases(database, worker), paper, RunningBots(trading),
+                           seconds if seconds is not None else lease_seconds(os.environ))
+    paper.leases = manager
+    return manager
+
+
+def _event_listener(database, trading, runtime):
+    """What this process does when another appends (PostgreSQL NOTIFY)."""
+    from adapters.event_store.notify import EventListener
+
+    def on_events() -> None:
+        if runtime.leases is not None:
+            runtime.leases.wake()  # a bot started or released, a worker joined
+        if runtime.role != "engine":
+            runtime.refresh()  # read models (role all), then subscribers
+
+    return EventListener(database, trading.recorder.channel_name, on_events)
+
+
+
+
+def open_runtime(settings, role: str = "all"):
     """Everything ``tradetape serve`` runs, wired: the wall clock, random ids, the paper
-    exchange, a replayed market feed, identity, read models and the live loop."""
+    exchange, a replayed market feed, identity, read models and the live loop. ``role``:
+    ``all`` (everything, the default), ``api`` (GraphQL; trades nothing, reads views kept
+    by a projections process) or ``engine`` (trades its leased bots; no views)."""
     from datetime import UTC, datetime
 
     from adapters.exchanges.paper import PaperExchange
@@ -339,6 +439,7 @@ def open_runtime(settings):
     from adapters.marketdata.shipped import shipped_series
     from application.change_feed import ChangeFeed
     from application.funding import Funding
+    from application.leased_paper import ApiPaperTrading, LeasedPaperTrading
     from application.live_loop import LiveLoop
     from application.market_tape import MarketTape
     from application.paper_trading import PaperTrading
@@ -358,8 +459,11 @@ def open_runtime(settings):
 
     exchange_accounts = open_exchange_accounts(identity, allow_live=settings.allow_live)
     risk = RiskLimits(trading)
-    paper = PaperTrading(trading, ids, venue, live_venues=open_live_venues(exchange_accounts),
-                         risk=risk)
+    shared = database.kind == "postgres"  # other processes may trade on this database
+    paper_class = (ApiPaperTrading if role == "api" else
+                   LeasedPaperTrading if shared else PaperTrading)
+    paper = paper_class(trading, ids, venue, live_venues=open_live_venues(exchange_accounts),
+                        risk=risk)
     reconciler = Reconciler(paper, settings.reconcile_seconds)
     monitor = WalletMonitor(Funding(trading, paper), paper, live=exchange_accounts,
                             every_seconds=settings.wallet_seconds)
@@ -372,22 +476,30 @@ def open_runtime(settings):
                           speed=settings.speed, epoch=datetime(2026, 1, 1, tzinfo=UTC))
     billing = open_billing(trading, paper)
     exchange_accounts.entitlements = billing.entitlements  # live accounts need live_trading
-    loop = LiveLoop(clock, [feed], paper, periodic=[reconciler.run_if_due,
-                                                    billing.daily_sweep.run_if_due],
-                    tape=MarketTape())
+    periodic = ([] if role == "api" else [reconciler.run_if_due,
+                                          billing.daily_sweep.run_if_due])
+    loop = LiveLoop(clock, [feed], paper, periodic=periodic, tape=MarketTape())
     library = open_candle_library(settings)
-    return Runtime(settings=settings, clock=clock, trading=trading, identity=identity,
-                   billing=billing, webhook_limit=billing.entitlements.webhook_limit,
-                   paper=paper, loop=loop, read_models=_InProcessReadModels(trading, database),
-                   changes=ChangeFeed(trading),
-                   schedules=[*_checkpoint_schedules(settings, trading, database),
-                              _wallet_schedule(monitor, clock, settings.wallet_seconds)],
-                   exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
-                   risk_check=risk.for_positions(),
-                   wallet_monitor=monitor, candle_library=library,
-                   backtests=open_backtest_jobs(trading, library),
-                   candle_fetches=open_candle_fetches(settings, ids),
-                   rebuilds=open_projection_rebuilds(trading, database, ids))
+    read_models = (_InProcessReadModels(trading, database) if role == "all"
+                   else _SharedReadModels(trading, database))
+    runtime = Runtime(
+        settings=settings, clock=clock, trading=trading, identity=identity, billing=billing,
+        webhook_limit=billing.entitlements.webhook_limit, paper=paper, loop=loop,
+        read_models=read_models, role=role, changes=ChangeFeed(trading),
+        schedules=[*(_checkpoint_schedules(settings, trading, database)
+                     if role != "engine" else ()),
+                   *([_wallet_schedule(monitor, clock, settings.wallet_seconds)]
+                     if role != "api" else [])],
+        exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
+        risk_check=risk.for_positions(), wallet_monitor=monitor, candle_library=library,
+        backtests=open_backtest_jobs(trading, library),
+        candle_fetches=open_candle_fetches(settings, ids),
+        rebuilds=open_projection_rebuilds(trading, database, ids))
+    if shared and role != "api":
+        runtime.leases = open_engine_leases(database, trading, paper)
+    if shared:
+        runtime.listener = _event_listener(database, trading, runtime)
+    return runtime
 
 
 def open_billing(trading: Trading, paper=None, environ=None):

@@ -160,9 +160,10 @@ class PaperTrading(DealsNow):
             self._log = PaperLog(self.trading)
         return self._log
 
-    def _append(self, aggregates) -> int:
+    def _append(self, aggregates, bot_ids=()) -> int:
         """Save what an engine step changed, in one transaction, and keep the index
-        current with it."""
+        current with it. ``bot_ids``: the bots whose step produced them (an engine worker
+        fences its appends with their leases: ``application/leased_paper.py``)."""
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         appended = self.trading.append_collected(events)
         if self._log is not None:
@@ -398,13 +399,23 @@ class PaperTrading(DealsNow):
                 del market.engines[bot_id]  # nothing left open, and it opens no more deals
             return deal_id
 
-    def unfollow(self, bot_id: UUID) -> None:
+    def unfollow(self, bot_id: UUID, *, release: bool = False) -> None:
         """Stop trading a bot that holds no open deal here (it moved to another account);
-        ``follow`` then trades it on its new account's venue."""
+        ``follow`` then trades it on its new account's venue. ``release``: another engine
+        worker trades it from now on, open deal or not; a venue left with nothing on it is
+        forgotten too (the next one is made from the log, with the other worker's fills)."""
         with self.lock:
             market, engine = self._engine_of(bot_id)
-            if market is not None and engine.deal is None:
+            if market is not None and (release or engine.deal is None):
                 del market.engines[bot_id]
+            if release and market is not None and not market.busy:
+                self._markets = {k: m for k, m in self._markets.items() if m is not market}
+
+    def refresh_index(self) -> None:
+        """Read the log's orders and fills again at the next need: another engine worker
+        wrote some for the bots this one takes over."""
+        with self.lock:
+            self._log = None
 
     def traded_pairs(self) -> set[str]:
         """The pairs some bot trades here: what a live market feed must follow."""

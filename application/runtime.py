@@ -80,6 +80,12 @@ class Runtime:
     # (owner, quote a new position adds) -> None or RISK_LIMIT_REACHED; None: no limits
     risk_check: Any = None
     accepting_commands: bool = True
+    # ``serve --role``: all, api (trades nothing) or engine (no views, no HTTP)
+    role: str = "all"
+    # engine workers on PostgreSQL: the bots this one leases (application/leases.py)
+    leases: Any = None
+    # PostgreSQL LISTEN: other processes' appends (adapters/event_store/notify.py)
+    listener: Any = None
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @cached_property
@@ -169,10 +175,31 @@ class Runtime:
             self.read_models.catch_up()
         self.changes.publish_new()
 
+    @property
+    def trades(self) -> bool:
+        return self.role in ("all", "engine")
+
     def start(self) -> None:
         if self.billing is not None:
             self.billing.catalogue.ensure_defaults()
-        self.paper.resume()
+        if self.trades:
+            self._start_trading()
+        self.refresh()
+        self.loop.after_step = self.refresh
+        self.loop.start()
+        if self.listener is not None:
+            self.listener.start()
+        for schedule in self.schedules:
+            schedule.start()
+        self.started_at = self.clock.now()
+
+    def _start_trading(self) -> None:
+        if self.leases is not None:  # the bots this worker leases, not every bot
+            if self.risk is not None:
+                self.risk.resume()
+            self.leases.start()
+        else:
+            self.paper.resume()
         self.positions.resume()
         if self.reconciler is not None:
             self.reconciler.run(self.clock.now())
@@ -185,16 +212,14 @@ class Runtime:
                 # schedule tries again, and /health shows its age
                 log.warning("wallet monitor failed at start: %s: %s",
                             type(error).__name__, error)
-        self.refresh()
-        self.loop.after_step = self.refresh
-        self.loop.start()
-        for schedule in self.schedules:
-            schedule.start()
-        self.started_at = self.clock.now()
 
     def stop(self) -> None:
         self.accepting_commands = False
         self.loop.stop()
+        if self.listener is not None:
+            self.listener.stop()
+        if self.leases is not None:  # let go at once: the other workers take over now
+            self.leases.stop()
         if self.backtests is not None:
             self.backtests.close()  # a run under way stops at its next step, recorded so
         for background in (self.candle_fetches, self.rebuilds):
@@ -216,7 +241,16 @@ class Runtime:
             parts["exchanges"] = _timed(self.reconciler.health)
         if self.wallet_monitor is not None:
             parts["wallet"] = _timed(self.wallet_monitor.health)
+        if self.leases is not None:
+            parts["leases"] = _timed(self._lease_health)
         return parts
+
+    def _lease_health(self) -> tuple[str, dict]:
+        """This engine worker: its name, how many bots it leases, its last tick's error."""
+        leases = self.leases
+        detail = {"worker": leases.worker, "bots": len(leases.held), "ticks": leases.ticks,
+                  "last_error": leases.last_error}
+        return ("amber" if leases.last_error else "green"), detail
 
     def _store_health(self) -> tuple[str, dict]:
         head = self.trading.recorder.max_notification_id() or 0

@@ -192,6 +192,13 @@ class Trading(Application[UUID]):
             bot_id, Bot, lambda b: b.edit_config(self.cause(actor), config), idempotent=True
         )
 
+    def request_deal_close(self, bot_id: UUID, deal_id: UUID, reason: str, actor: str,
+                           correlation_id: str | None = None) -> Bot:
+        """For the engine worker that trades the bot (another process): sell this deal."""
+        cause = self.cause(actor, correlation_id)
+        return self._change(bot_id, Bot, lambda bot: bot.request_close(cause, deal_id, reason),
+                            idempotent=True)
+
     def set_leaderboard_opt_in(self, bot_id: UUID, opted_in: bool, actor: str) -> Bot:
         return self._change(
             bot_id, Bot, lambda b: b.set_leaderboard_opt_in(self.cause(actor), opted_in),

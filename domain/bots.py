@@ -65,6 +65,10 @@ class Bot(TradetapeAggregate):
     risk_blocked: str | None  # the risk limit that kept the last deal from opening
     risk_paused_until: datetime | None  # paused by the daily loss limit until then
     archived: bool = False  # deleted by its owner: history kept, hidden from lists
+    # A deal another process asked the engine trading the bot to sell at market, why, who
+    close_requested: UUID | None = None
+    close_reason: str | None = None
+    close_actor: str | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -196,6 +200,18 @@ class Bot(TradetapeAggregate):
 
         def apply(self, bot: Bot) -> None:
             bot.open_deal_id, bot.deals_finished = None, bot.deals_finished + 1
+
+    class DealCloseRequested(Event):
+        """Asked in a process that does not trade the bot (``serve --role api``, or a
+        server whose engine worker does not hold it): the engine worker that holds the
+        bot's lease sells the deal at market."""
+
+        deal_id: UUID
+        reason: str
+
+        def apply(self, bot: Bot) -> None:
+            bot.close_requested, bot.close_reason = self.deal_id, self.reason
+            bot.close_actor = self.actor
 
     class Renamed(Event):
         name: str
@@ -343,6 +359,18 @@ class Bot(TradetapeAggregate):
         if self.open_deal_id is not None:
             raise InvalidTransitionError("the bot already has an open deal", code="DEAL_OPEN")
         self._record(self.DealStarted, cause, deal_id=deal_id)
+
+    def request_close(self, cause: Cause, deal_id: UUID, reason: str) -> None:
+        if self.open_deal_id != deal_id:
+            raise InvalidTransitionError(
+                f"deal {deal_id} is not this bot's open deal", code="DEAL_NOT_OPEN"
+            )
+        self._record(self.DealCloseRequested, cause, deal_id=deal_id, reason=reason)
+
+    @property
+    def close_pending(self) -> bool:
+        """A close asked for its open deal, not done yet."""
+        return self.close_requested is not None and self.close_requested == self.open_deal_id
 
     def finish_deal(self, cause: Cause, deal_id: UUID) -> None:
         if self.open_deal_id != deal_id:

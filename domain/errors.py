@@ -51,6 +51,17 @@ class OverfillError(DomainError):
     code = "ORDER_OVERFILL"
 
 
+class LeaseLostError(DomainError):
+    """An engine worker's append for bots whose lease it no longer holds: nothing was
+    written (``application/leases.py``); ``bot_ids`` names them."""
+
+    code = "LEASE_LOST"
+
+    def __init__(self, message: str, bot_ids=()):
+        super().__init__(message)
+        self.bot_ids = list(bot_ids)
+
+
 class ConcurrencyConflictError(DomainError):
     """Another writer changed the aggregate first; reload and decide again."""
 

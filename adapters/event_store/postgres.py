@@ -16,7 +16,8 @@ version gains the column without a default first (its rows keep NULL, "recorded 
 version", instead of all being stamped with the time of the upgrade), then the default.
 
 Every event is sealed in the transaction that stores it: ``event_seals`` (see
-``adapters/event_store/sealing.py``).
+``adapters/event_store/sealing.py``). An engine worker's appends are fenced in that same
+transaction: the bots' leases must still be its own (``adapters/event_store/leases.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import psycopg
 from eventsourcing import postgres
 from psycopg import sql
 
+from adapters.event_store.leases import check_fence
 from adapters.event_store.recorded_time import POSTGRES_NOW, RECORDED_AT
 from adapters.event_store.sealing import SEALS_TABLE, Sealing, key_source
 from application.settings import lock_ddl
@@ -102,7 +104,14 @@ class ApplicationRecorder(Sealing, _RecordedTime, postgres.PostgresApplicationRe
             "key_id text NOT NULL, seal text NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))").format(self.seals))
 
+    # The fence of the append under way on this thread, if any: set by the composition
+    # root for engine workers (``application.leases.current_fence``).
+    fence_source: Any = None
+
     def _insert_events(self, curs: Any, stored_events: Sequence[Any], **kwargs: Any) -> None:
+        fence = self.fence_source() if self.fence_source is not None else None
+        if fence is not None:  # an engine worker's append: its leases first (LEASE_LOST)
+            check_fence(curs, self.datastore.schema, fence)
         super()._insert_events(curs, stored_events, **kwargs)
         rows = self.seal_rows(stored_events, lambda oid: oid)
         if rows:

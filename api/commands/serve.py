@@ -1,4 +1,5 @@
-"""tradetape serve [--host 127.0.0.1] [--port 8000] [--demo] [--speed 60] [--database URL]"""
+"""tradetape serve [--role api|engine|projections|all] [--host 127.0.0.1] [--port 8000] [--demo]
+[--speed 60] [--database URL]"""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ import argparse
 
 from api.commands.common import add_database_option
 
+ROLES = ("api", "engine", "projections", "all")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--role", choices=ROLES, default="all",
+                        help="what this process does (default all: everything in one "
+                        "process). On PostgreSQL any number of each may share the database: "
+                        "api (GraphQL and commands), engine (trades the bots it leases), "
+                        "projections (keeps the read models)")
     parser.add_argument("--host", default=None, help="address to listen on ($TRADETAPE_HOST, "
                         "default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None,
@@ -25,17 +33,8 @@ def run(args: argparse.Namespace) -> int:
     import os
     from dataclasses import replace
 
-    import uvicorn
-
-    from api import logs
-    from api.cors import cors_origins
-    from api.http_limits import RequestLimits
-    from api.server import create_app
-    from application.bootstrap import open_backup_schedule, open_runtime
-    from application.demo import DEMO_SPEED, DEMO_START_CANDLE, ensure_demo
-    from application.identity_settings import PUBLIC_URL_ENV, listening_url
+    from application.demo import DEMO_SPEED
     from application.server_settings import ServerSettings
-    from application.trusted_proxies import trusted_proxies
 
     settings = ServerSettings.from_environ()
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
@@ -44,12 +43,26 @@ def run(args: argparse.Namespace) -> int:
     if args.demo and args.speed is None and not os.environ.get("TRADETAPE_SPEED"):
         overrides["speed"] = DEMO_SPEED  # deals open and close within the first minute
     settings = replace(settings, demo=args.demo, **overrides).checked()
+    _check_role(args.role, settings.database_url)  # before anything is opened
+    if args.role in ("projections", "engine"):  # no HTTP
+        return (_serve_projections if args.role == "projections" else _serve_engine)(settings)
+
+    import uvicorn
+
+    from api import logs
+    from api.cors import cors_origins
+    from api.http_limits import RequestLimits
+    from api.server import create_app
+    from application.bootstrap import open_backup_schedule, open_runtime
+    from application.demo import DEMO_START_CANDLE, ensure_demo
+    from application.identity_settings import PUBLIC_URL_ENV, listening_url
+    from application.trusted_proxies import trusted_proxies
     proxies = trusted_proxies()
     limits = RequestLimits.from_environ()  # refused before anything is opened
     origins = cors_origins()
     log_config = logs.configure(logs.log_format())
     backups = open_backup_schedule(settings.database_url)  # settings checked before start
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, role=args.role)
     if not os.environ.get(PUBLIC_URL_ENV):  # links in mails lead to this very server
         runtime.identity.use_public_url(listening_url(settings.host, settings.port))
     if settings.demo:
@@ -60,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     market = (settings.live_feed.describe() if settings.live_feed and not settings.demo
               else f"paper market at {settings.speed:g}x")
     sandbox_host = (os.environ.get("TRADETAPE_SANDBOX_HOST") or "").strip() or None
+    role = "" if args.role == "all" else " (role api: trading is done by engine workers)"
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
-          f"(health: /health), {market}; "
+          f"(health: /health){role}, {market}; "
           f"{runtime.exchange_accounts.trading_line(sandbox_host)}", flush=True)
     # A websocket message is held to the same size as a request body.
     app = create_app(runtime, limits=limits, cors_origins=origins)
@@ -87,6 +101,64 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if backups is not None:
             backups.stop()
+    return 0
+
+
+def _check_role(role: str, database_url: str | None) -> None:
+    """Roles other than ``all`` share one database with other processes: PostgreSQL's."""
+    from application.settings import parse_database_url
+    from domain.errors import DomainError
+
+    if role != "all" and parse_database_url(database_url).kind != "postgres":
+        raise DomainError(f"--role {role} needs PostgreSQL (--database postgresql://...): "
+                          "on SQLite only --role all runs, everything in one process",
+                          code="ROLE_NEEDS_POSTGRES", field="role")
+
+
+def _until_stopped() -> None:
+    """Block until SIGINT or SIGTERM."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+def _serve_engine(settings) -> int:
+    """``--role engine``: trades the bots it leases until SIGINT/SIGTERM (no HTTP)."""
+    from api import logs
+    from application.bootstrap import open_runtime
+
+    logs.configure(logs.log_format())
+    runtime = open_runtime(settings, role="engine")
+    runtime.start()
+    print(f"Tradetape engine worker {runtime.leases.worker}: trading its leased bots, "
+          f"paper market at {settings.speed:g}x", flush=True)
+    try:
+        _until_stopped()
+    finally:
+        runtime.stop()
+    return 0
+
+
+def _serve_projections(settings) -> int:
+    """``--role projections``: keeps the read models up to date until SIGINT/SIGTERM."""
+    from api import logs
+    from application.bootstrap import open_projection_worker
+
+    logs.configure(logs.log_format())
+    worker, closing = open_projection_worker(settings.database_url)
+    worker.start()
+    print("Tradetape projections: following the log", flush=True)
+    try:
+        _until_stopped()
+    finally:
+        worker.stop()
+        for part in closing:
+            part.close()
     return 0
 
 

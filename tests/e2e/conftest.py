@@ -65,6 +65,7 @@ class ServerProcess(GraphQLCalls):
     started_at: float = 0.0  # time.monotonic() when the process was spawned
     runs: int = 0
     env: dict[str, str] = field(default_factory=dict)  # TRADETAPE_* settings of its own
+    args: list[str] = field(default_factory=list)  # more command-line options (--role api)
     _client: httpx.Client | None = field(default=None, repr=False)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -78,6 +79,7 @@ class ServerProcess(GraphQLCalls):
                 command += ["--speed", f"{self.speed:g}"]
             if self.demo:
                 command.append("--demo")
+            command += self.args
             with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
                 self.started_at = time.monotonic()
                 self.process = subprocess.Popen(command, stdout=out, stderr=err,

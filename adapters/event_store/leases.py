@@ -1,0 +1,193 @@
+"""Engine leases on PostgreSQL (see ``application/leases.py``): tables ``engine_workers``
+and ``engine_leases`` in the event store's schema, and the fence the event store checks in
+the transaction of every fenced append.
+
+A worker shows it is alive twice: its row's ``expires_at`` (renewed every tick) and a
+session advisory lock held on its own connection. A process killed with -9 loses the
+connection, so the database drops the lock at once and the others take its bots at their
+next tick; a process that hangs keeps the lock but lets its leases expire. ``now()`` is the
+database's: workers need no synchronised clocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+from psycopg import sql
+
+from application.settings import Database, _connect_kwargs, lock_ddl
+from domain.errors import LeaseLostError
+
+WORKERS, LEASES = "engine_workers", "engine_leases"
+
+
+def _schema_key(schema: str) -> int:
+    """The first half of this schema's advisory lock keys (the second: the worker number);
+    schemas of one database (one per test) never share a worker's lock."""
+    return int.from_bytes(hashlib.sha256(f"tradetape:leases:{schema}".encode()).digest()[:4],
+                          "big") & 0x7FFFFFFF
+
+
+def create_tables(conn: Any, schema: str) -> None:
+    with conn.transaction():
+        lock_ddl(conn)
+        conn.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (worker text PRIMARY KEY, number bigserial UNIQUE, "
+            "expires_at timestamptz NOT NULL)").format(sql.Identifier(schema, WORKERS)))
+        conn.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (bot_id uuid PRIMARY KEY, worker text NOT NULL, "
+            "token bigint NOT NULL, expires_at timestamptz NOT NULL)").format(
+                sql.Identifier(schema, LEASES)))
+
+
+def _alive(schema: str, worker_column: str) -> sql.Composable:
+    """SQL: the worker named by ``worker_column`` is alive (row current, lock held)."""
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM {workers} lw JOIN pg_locks lk ON lk.locktype = 'advisory' "
+        "AND lk.granted AND lk.objsubid = 2 AND lk.classid::bigint = {key} "
+        "AND lk.objid::bigint = lw.number AND lk.database = (SELECT oid FROM pg_database "
+        "WHERE datname = current_database()) WHERE lw.worker = {column} "
+        "AND lw.expires_at > now())").format(
+            workers=sql.Identifier(schema, WORKERS), key=sql.Literal(_schema_key(schema)),
+            column=sql.SQL(worker_column))
+
+
+class PostgresLeases:
+    """One engine worker's side of the lease table, on a connection of its own."""
+
+    def __init__(self, database: Database, worker: str | None = None):
+        self.schema = database.env.get("POSTGRES_SCHEMA") or "public"
+        self.worker = worker or f"w-{uuid4().hex[:12]}"
+        self._kwargs = _connect_kwargs(database.env)
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()  # the manager's thread and refused appends share it
+        self.workers = sql.Identifier(self.schema, WORKERS)
+        self.leases = sql.Identifier(self.schema, LEASES)
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(**self._kwargs, autocommit=True, connect_timeout=5)
+            create_tables(self._conn, self.schema)
+            row = self._conn.execute(sql.SQL(
+                "INSERT INTO {} (worker, expires_at) VALUES (%s, now()) ON CONFLICT (worker) "
+                "DO UPDATE SET expires_at = now() RETURNING number").format(self.workers),
+                (self.worker,)).fetchone()
+            self._conn.execute("SELECT pg_advisory_lock(%s, %s)",
+                               (_schema_key(self.schema), int(row[0])))
+        return self._conn
+
+    def _run(self, statement: sql.Composable, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                cursor = self._connection().execute(statement, params)
+            except psycopg.OperationalError:
+                self._drop()  # connection gone: the next call connects (and locks) again
+                raise
+            return cursor.fetchall() if cursor.description else []
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def join(self, seconds: float) -> None:
+        self.heartbeat(seconds)
+
+    def heartbeat(self, seconds: float) -> int:
+        self._run(sql.SQL("UPDATE {} SET expires_at = now() + make_interval(secs => %s) "
+                          "WHERE worker = %s").format(self.workers), (seconds, self.worker))
+        (count,), = self._run(sql.SQL("SELECT count(*) FROM {} x WHERE {}").format(
+            self.workers, _alive(self.schema, "x.worker")))
+        return int(count)
+
+    def renew(self, seconds: float) -> dict[UUID, int]:
+        rows = self._run(sql.SQL(
+            "UPDATE {} SET expires_at = now() + make_interval(secs => %s) WHERE worker = %s "
+            "RETURNING bot_id, token").format(self.leases), (seconds, self.worker))
+        return {bot_id: token for bot_id, token in rows}
+
+    def acquire(self, bot_ids: list[UUID], seconds: float) -> dict[UUID, int]:
+        if not bot_ids:
+            return {}
+        rows = self._run(sql.SQL(
+            "INSERT INTO {leases} AS l (bot_id, worker, token, expires_at) "
+            "SELECT b, %s, 1, now() + make_interval(secs => %s) "
+            "FROM unnest(%s::uuid[]) AS b ORDER BY b "
+            "ON CONFLICT (bot_id) DO UPDATE SET worker = excluded.worker, "
+            "token = l.token + 1, expires_at = excluded.expires_at "
+            "WHERE l.expires_at <= now() OR NOT {alive} "
+            "RETURNING bot_id, token").format(leases=self.leases,
+                                              alive=_alive(self.schema, "l.worker")),
+            (self.worker, seconds, sorted(bot_ids)))
+        return {bot_id: token for bot_id, token in rows}
+
+    def holders(self, bot_ids: list[UUID]) -> dict[UUID, str]:
+        if not bot_ids:
+            return {}
+        rows = self._run(sql.SQL(
+            "SELECT bot_id, worker FROM {} l WHERE bot_id = ANY(%s::uuid[]) "
+            "AND l.expires_at > now() AND {}").format(
+                self.leases, _alive(self.schema, "l.worker")), (list(bot_ids),))
+        return dict(rows)
+
+    def orphans(self, bot_ids: list[UUID]) -> set[UUID]:
+        if not bot_ids:
+            return set()
+        rows = self._run(sql.SQL(
+            "SELECT bot_id FROM {} l WHERE bot_id = ANY(%s::uuid[]) AND worker <> '' "
+            "AND (l.expires_at <= now() OR NOT {})").format(
+                self.leases, _alive(self.schema, "l.worker")), (list(bot_ids),))
+        return {bot_id for (bot_id,) in rows}
+
+    def release(self, bot_ids: list[UUID]) -> None:
+        """Given away: no holder (``''``), the token kept for the next owner to bump."""
+        if bot_ids:
+            self._run(sql.SQL("UPDATE {} SET worker = '', expires_at = now() "
+                              "WHERE worker = %s AND bot_id = ANY(%s::uuid[])").format(
+                                  self.leases), (self.worker, sorted(bot_ids)))
+
+    def leave(self) -> None:
+        try:
+            self._run(sql.SQL("UPDATE {} SET worker = '', expires_at = now() "
+                              "WHERE worker = %s").format(self.leases), (self.worker,))
+            self._run(sql.SQL("DELETE FROM {} WHERE worker = %s").format(self.workers),
+                      (self.worker,))
+        except psycopg.Error:
+            pass  # the leases expire on their own
+        finally:
+            with self._lock:
+                self._drop()
+
+
+def check_fence(curs: Any, schema: str, fence: Any) -> None:
+    """In the append's transaction: every bot of ``fence`` (``application.leases.Fence``:
+    ``worker``, ``tokens`` by bot) still leased to its worker with the token it holds. The
+    rows are share-locked until the append commits, so a worker taking one of these bots
+    waits for it, then reads what it wrote."""
+    if not fence.tokens:
+        return
+    curs.execute(sql.SQL(
+        "SELECT bot_id, token FROM {} WHERE bot_id = ANY(%s::uuid[]) AND worker = %s "
+        "ORDER BY bot_id FOR SHARE").format(sql.Identifier(schema, LEASES)),
+        (sorted(fence.tokens), fence.worker))
+    found = {_uuid(row): _token(row) for row in curs.fetchall()}
+    lost = sorted(b for b, token in fence.tokens.items() if found.get(b) != token)
+    if lost:
+        raise LeaseLostError(f"worker {fence.worker} no longer holds the lease of "
+                             f"{len(lost)} bot(s), e.g. {lost[0]}: nothing was written",
+                             lost)
+
+
+def _uuid(row: Any) -> UUID:
+    value = row["bot_id"] if isinstance(row, dict) else row[0]
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _token(row: Any) -> int:
+    return int(row["token"] if isinstance(row, dict) else row[1])

@@ -1,0 +1,128 @@
+"""Paper trading in a process that shares the database with other engine workers
+(``serve --role engine|all`` on PostgreSQL), and in one that trades nothing (``--role api``).
+
+- :class:`LeasedPaperTrading` trades only the bots whose lease it holds
+  (``application/leases.py``): each append is fenced with their tokens, checked by the event
+  store in the same transaction; a refused append (``LEASE_LOST``) writes nothing and drops
+  the bots it was for. A command given here for a bot no worker holds (a bot just started)
+  takes its lease at once when it is free; one held by another worker is left to it (it
+  learns of the command from the log, woken by NOTIFY).
+- :class:`ApiPaperTrading` follows nothing: commands are recorded in the log and the
+  engine worker that owns the bot acts on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from uuid import UUID
+
+from application.leases import LeaseLostError, LeaseManager, fenced
+from application.paper_trading import PaperTrading
+from domain.bots import Bot
+from domain.deals import CloseReason, DealStatus
+from domain.errors import DomainError, InvalidTransitionError
+from domain.recording import SYSTEM
+
+log = logging.getLogger("tradetape.leases")
+CLOSE_WAIT_SECONDS = 15.0  # how long a command waits for the engine worker to sell
+
+
+def bots_of(aggregates: Iterable, bot_ids: Iterable[UUID] = ()) -> set[UUID]:
+    """The bots an append is for: those named, and those its aggregates belong to."""
+    found = set(bot_ids)
+    for aggregate in aggregates:
+        if isinstance(aggregate, Bot):
+            found.add(aggregate.id)
+        elif (bot_id := getattr(aggregate, "bot_id", None)) is not None:
+            found.add(bot_id)
+    return found
+
+
+class LeasedPaperTrading(PaperTrading):
+    leases: LeaseManager | None = None  # set by the composition root before start
+
+    def _append(self, aggregates, bot_ids=()) -> int:
+        aggregates = list(aggregates)
+        if self.leases is None:
+            return super()._append(aggregates, bot_ids)
+        bots = bots_of(aggregates, bot_ids)
+        try:
+            with fenced(self.leases.fence(bots) if bots else None):
+                return super()._append(aggregates, bot_ids)
+        except LeaseLostError as error:  # nothing written: the bots are dropped
+            log.warning("%s", error)
+            self.leases.lost(error.bot_ids or bots)
+            return 0
+
+    def follow(self, bot_id: UUID) -> None:
+        if self.leases is None or self.leases.holds(bot_id):
+            super().follow(bot_id)
+        else:
+            self.leases.claim(bot_id)
+
+    def start_deal(self, bot_id: UUID, actor: str = SYSTEM,
+                   correlation_id: str | None = None, also=None) -> UUID:
+        with self.lock:
+            if self.leases is not None and not (self.leases.holds(bot_id)
+                                                or self.leases.claim(bot_id)):
+                raise elsewhere()
+            return super().start_deal(bot_id, actor, correlation_id, also)
+
+    def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
+                   actor: str = SYSTEM, correlation_id: str | None = None,
+                   also=None) -> UUID:
+        """Here when this worker holds the bot (or takes it now); else asked of the one
+        that does, through the log."""
+        with self.lock:
+            if self.leases is None or self.leases.holds(bot_id) or self.leases.claim(bot_id):
+                return super().close_deal(bot_id, reason, actor, correlation_id, also)
+        return request_close(self, bot_id, reason, actor, correlation_id, also)
+
+
+class ApiPaperTrading(PaperTrading):
+    """Trades nothing: ``--role api``."""
+
+    def resume(self) -> list[UUID]:
+        return []
+
+    def follow(self, bot_id: UUID) -> None:
+        """The engine worker that takes the bot's lease trades it (woken by NOTIFY)."""
+
+    def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
+                   actor: str = SYSTEM, correlation_id: str | None = None,
+                   also=None) -> UUID:
+        return request_close(self, bot_id, reason, actor, correlation_id, also)
+
+    def start_deal(self, bot_id: UUID, actor: str = SYSTEM,
+                   correlation_id: str | None = None, also=None) -> UUID:
+        raise elsewhere()
+
+
+def elsewhere() -> DomainError:
+    """A deal opened now (a webhook's signal) must be decided by the bot's engine, here."""
+    return DomainError("this bot is traded by another engine worker: send the signal to a "
+                       "server running the engine that holds it", code="ENGINE_ELSEWHERE")
+
+
+def request_close(paper: PaperTrading, bot_id: UUID, reason: CloseReason, actor: str,
+                  correlation_id: str | None, also) -> UUID:
+    """Record ``Bot.DealCloseRequested`` (the engine worker holding the bot is woken by
+    NOTIFY and sells at market), then wait until the deal is closed: its id.
+    ``CLOSE_PENDING`` when it is not within ``CLOSE_WAIT_SECONDS`` (it still will be)."""
+    if also is not None:  # what a webhook saves beside the deal cannot cross processes
+        raise elsewhere()
+    trading = paper.trading
+    deal_id = trading.get_bot(bot_id).open_deal_id
+    if deal_id is None:
+        raise InvalidTransitionError("the bot has no open deal to close", code="DEAL_NOT_OPEN")
+    trading.request_deal_close(bot_id, deal_id, str(reason), actor, correlation_id)
+    waited = 0.0
+    while waited < CLOSE_WAIT_SECONDS:
+        if trading.get_deal(deal_id).status is not DealStatus.OPEN:
+            return deal_id
+        time.sleep(0.05)
+        waited += 0.05
+    raise DomainError("the engine worker trading this bot has not sold the deal yet; it "
+                      "will at its next chance", code="CLOSE_PENDING")

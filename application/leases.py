@@ -1,0 +1,346 @@
+"""Engine workers own bots by lease (``serve --role engine|all`` on PostgreSQL).
+
+A lease row per bot names its worker, a fencing token (bumped every time another worker
+takes the bot) and when it expires. Lease rows are operational data, not aggregate state:
+losing them all only means every bot is taken again, from its events.
+
+- **Fence.** Every append a worker makes for a bot carries the token it holds
+  (:func:`fenced`); the event store checks it in the transaction that stores the events
+  (``adapters/event_store/leases.py``), so a worker that lost a lease (paused, cut off,
+  slower than its renewal) can never write for that bot again: the append fails with
+  ``LEASE_LOST`` and the worker drops the bot.
+- **Renewal.** Each tick (a quarter of ``TRADETAPE_LEASE_SECONDS``, default 10) the worker
+  renews its leases and its own liveness row. A worker killed with -9 is seen dead at once
+  (the database releases its session lock with its connection); a worker that hangs loses
+  its leases when they expire. Either way another worker takes its bots at its next tick.
+- **Share.** A dead worker's bots are taken by the first worker that sees them, whatever
+  its share; then each worker holds about ``ceil(bots / live workers)`` bots: a worker that
+  joins is given bots by the others releasing their excess (the bots of one account move
+  together, since they share a paper wallet).
+
+Ownership changes only through ``PaperTrading.follow`` / ``unfollow`` (see
+``application/leased_paper.py``). The manager never reads the wall clock: the database's
+``now()`` decides expiry, so workers on several machines need no synchronised clocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+from domain.errors import DomainError, LeaseLostError
+
+log = logging.getLogger("tradetape.leases")
+__all__ = ["Candidate", "Fence", "LeaseLostError", "LeaseManager", "current_fence", "fenced"]
+
+LEASE_SECONDS_ENV = "TRADETAPE_LEASE_SECONDS"
+DEFAULT_LEASE_SECONDS = 10.0
+
+
+def lease_seconds(environ) -> float:
+    text = (environ.get(LEASE_SECONDS_ENV) or "").strip()
+    if not text:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0.5 <= seconds <= 3600:
+        raise DomainError(f"{LEASE_SECONDS_ENV}={text!r}: give seconds between 0.5 and 3600",
+                          code="INVALID_SETTING", field=LEASE_SECONDS_ENV)
+    return seconds
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What an append must find in the lease table, in its own transaction."""
+
+    worker: str
+    tokens: dict[UUID, int]  # bot id -> the token this worker holds (-1: none held)
+
+
+_current = threading.local()
+
+
+def current_fence() -> Fence | None:
+    """The fence of the append under way on this thread (read by the event store)."""
+    return getattr(_current, "fence", None)
+
+
+@contextmanager
+def fenced(fence: Fence | None) -> Iterator[None]:
+    previous = current_fence()
+    _current.fence = fence
+    try:
+        yield
+    finally:
+        _current.fence = previous
+
+
+class LeaseStore(Protocol):
+    """The lease table (``adapters/event_store/leases.py``)."""
+
+    worker: str
+
+    def join(self, seconds: float) -> None:
+        """Register this worker as alive (and hold what shows it alive)."""
+
+    def heartbeat(self, seconds: float) -> int:
+        """Keep this worker alive; returns how many workers are alive."""
+
+    def renew(self, seconds: float) -> dict[UUID, int]:
+        """Extend this worker's leases; returns the ones it still holds, with their tokens."""
+
+    def acquire(self, bot_ids: list[UUID], seconds: float) -> dict[UUID, int]:
+        """Take those of ``bot_ids`` that are free (no lease, expired, or held by a worker
+        that is not alive); returns the ones taken, with their new tokens."""
+
+    def holders(self, bot_ids: list[UUID]) -> dict[UUID, str]:
+        """The live worker holding each of ``bot_ids`` that is held by one."""
+
+    def orphans(self, bot_ids: list[UUID]) -> set[UUID]:
+        """Those of ``bot_ids`` whose holder died or let its lease expire (not given
+        away): whoever sees them first takes them, whatever its share."""
+
+    def release(self, bot_ids: list[UUID]) -> None:
+        """Give up leases (expired now; the next owner bumps the token)."""
+
+    def leave(self) -> None:
+        """Release everything and close."""
+
+
+class Follower(Protocol):
+    """The engine side of ownership: ``PaperTrading.follow`` / ``unfollow``."""
+
+    lock: threading.RLock
+
+    def follow(self, bot_id: UUID) -> None: ...
+
+    def unfollow(self, bot_id: UUID, *, release: bool = False) -> None: ...
+
+    def refresh_index(self) -> None: ...
+
+    def close_deal(self, bot_id: UUID, reason: Any, actor: str) -> UUID: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A bot that needs an engine, and the account whose wallet it shares."""
+
+    bot_id: UUID
+    account: str
+    open_deal: bool = False  # orders another worker placed may rest for it
+    close: tuple[str, str] | None = None  # (reason, actor) of a close asked elsewhere
+
+
+class LeaseManager:
+    """Holds this worker's share of the bots that need an engine.
+
+    ``wanted()``: every bot that needs an engine now (running, or holding an open deal)."""
+
+    def __init__(self, store: LeaseStore, paper: Follower,
+                 wanted: Callable[[], Iterable[Candidate]], seconds: float):
+        self.store, self.paper, self.wanted, self.seconds = store, paper, wanted, seconds
+        self.held: dict[UUID, int] = {}  # bot id -> token
+        self._dropping: set[UUID] = set()  # lost by a refused append, to unfollow
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ticks = 0
+        self.last_error: str | None = None
+
+    @property
+    def worker(self) -> str:
+        return self.store.worker
+
+    # --- the fence ---------------------------------------------------------------------------
+
+    def fence(self, bot_ids: Iterable[UUID]) -> Fence:
+        with self._lock:
+            return Fence(self.worker, {b: self.held.get(b, -1) for b in bot_ids})
+
+    def holds(self, bot_id: UUID) -> bool:
+        with self._lock:
+            return bot_id in self.held
+
+    def lost(self, bot_ids: Iterable[UUID]) -> None:
+        """An append was refused: these bots are another worker's now. They are dropped at
+        the next tick (soon: woken now); meanwhile their appends are refused here at once."""
+        with self._lock:
+            for bot_id in bot_ids:
+                if self.held.pop(bot_id, None) is not None:
+                    log.warning("bot %s: lease lost, another worker trades it", bot_id)
+                    self._dropping.add(bot_id)
+        self._wake.set()
+
+    def claim(self, bot_id: UUID) -> bool:
+        """A command here started ``bot_id``: take its lease now if it is free and trade it
+        (the shares even out at later ticks); else its holder trades it."""
+        with self.paper.lock, self._lock:
+            if bot_id in self.held:
+                return True
+            taken = self.store.acquire([bot_id], self.seconds)
+            if bot_id not in taken:
+                self._wake.set()
+                return False
+            self._follow(taken, refresh=True)
+            return bot_id in self.held
+
+    # --- the ticks ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Join, take this worker's first share now, then tick on a thread."""
+        self.store.join(self.seconds)
+        self.tick()
+        self._thread = threading.Thread(target=self._run, name="tradetape-leases",
+                                        daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Something changed (a bot started, a worker joined): tick soon."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        with self.paper.lock, self._lock:
+            for bot_id in list(self.held):
+                self.paper.unfollow(bot_id, release=True)
+            self.held.clear()
+        self.store.leave()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.seconds / 4)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.tick()
+                self.last_error = None
+            except Exception as error:  # the database away: retried at the next tick,
+                # and the leases expire on their own if it lasts
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("lease tick failed: %s", self.last_error)
+
+    def tick(self) -> None:
+        """Renew, drop what was lost or is no longer wanted, then move toward the fair
+        share: give up the excess, or take free bots."""
+        workers = max(1, self.store.heartbeat(self.seconds))
+        with self._lock:  # a command may claim a bot meanwhile: judged at the next tick
+            before = dict(self.held)
+        renewed = self.store.renew(self.seconds)
+        candidates = {c.bot_id: c for c in self.wanted()}
+        with self.paper.lock, self._lock:
+            gone = [b for b, token in before.items()
+                    if renewed.get(b) != token and self.held.get(b) == token]
+            for bot_id in [*gone, *self._dropping]:
+                if bot_id in gone:
+                    log.warning("bot %s: lease lost, another worker trades it", bot_id)
+                self.held.pop(bot_id, None)
+                self.paper.unfollow(bot_id, release=True)
+            self._dropping.clear()
+            self._release([b for b in before if b in self.held and b not in candidates])
+        share = math.ceil(len(candidates) / workers)
+        with self.paper.lock, self._lock:
+            self._adopt(candidates)
+            if len(self.held) > share:
+                self._release(self._excess(candidates, len(self.held) - share))
+            elif len(self.held) < share:
+                self._take(candidates, share - len(self.held))
+            self._close_asked(candidates)
+        self.ticks += 1
+
+    def _close_asked(self, candidates: dict[UUID, Candidate]) -> None:
+        """Deals another process asked to close (``Bot.DealCloseRequested``), of bots held
+        here: sold now. One that fails is asked again at the next tick."""
+        from domain.deals import CloseReason
+
+        for bot_id, candidate in candidates.items():
+            if candidate.close is None or bot_id not in self.held:
+                continue
+            reason, actor = candidate.close
+            try:
+                self.paper.close_deal(bot_id, CloseReason(reason), actor=actor)
+            except Exception as error:
+                log.warning("bot %s: the close asked by %s failed: %s: %s", bot_id, actor,
+                            type(error).__name__, error)
+
+    def _adopt(self, candidates: dict[UUID, Candidate]) -> None:
+        """A dead worker's bots trade again at once, here: the shares even out later."""
+        orphans = self.store.orphans([b for b in candidates if b not in self.held])
+        if orphans:
+            taken = self.store.acquire(sorted(orphans), self.seconds)
+            self._follow(taken, refresh=True)
+
+    def _release(self, bot_ids: list[UUID]) -> None:
+        if not bot_ids:
+            return
+        for bot_id in bot_ids:  # stop writing first, then let go
+            self.paper.unfollow(bot_id, release=True)
+            self.held.pop(bot_id, None)
+        self.store.release(bot_ids)
+
+    def _excess(self, candidates: dict[UUID, Candidate], count: int) -> list[UUID]:
+        """Whole accounts, smallest first, as long as they add up to at most ``count``
+        bots (an account bigger than the excess stays: shares are about even, not exact)."""
+        groups = _by_account(candidates[b] for b in self.held if b in candidates)
+        chosen: list[UUID] = []
+        for _, bots in sorted(groups.items(), key=lambda item: (len(item[1]), item[0])):
+            if len(chosen) + len(bots) <= count:
+                chosen += bots
+        return chosen
+
+    def _take(self, candidates: dict[UUID, Candidate], count: int) -> None:
+        """Free bots, whole accounts at a time (the ones of accounts held here first); never
+        a bot of an account another live worker trades."""
+        free = [c for b, c in candidates.items() if b not in self.held]
+        if not free:
+            return
+        holders = self.store.holders([c.bot_id for c in free])
+        mine = {candidates[b].account for b in self.held if b in candidates}
+        busy = {c.account for c in free if holders.get(c.bot_id) not in (None, self.worker)}
+        groups = _by_account(c for c in free if c.account not in busy)
+        order = sorted(groups, key=lambda account: (account not in mine, account))
+        wanted: list[UUID] = []
+        for account in order:
+            if len(wanted) >= count and account not in mine:
+                break
+            wanted += groups[account]
+        if not wanted:
+            return
+        taken = self.store.acquire(wanted, self.seconds)
+        self._follow(taken, refresh=any(candidates[b].open_deal for b in taken))
+
+    def _follow(self, taken: dict[UUID, int], refresh: bool) -> None:
+        if not taken:
+            return
+        if refresh:  # orders and fills the previous owner wrote reach this worker's index
+            self.paper.refresh_index()
+        for bot_id, token in taken.items():
+            self.held[bot_id] = token
+            try:
+                self.paper.follow(bot_id)
+            except Exception as error:  # that bot alone: another tick tries again
+                log.error("bot %s: could not be followed: %s: %s", bot_id,
+                          type(error).__name__, error)
+                self.held.pop(bot_id, None)
+                self.store.release([bot_id])
+
+
+def _by_account(candidates: Iterable[Candidate]) -> dict[str, list[UUID]]:
+    groups: dict[str, list[UUID]] = {}
+    for c in candidates:
+        groups.setdefault(c.account, []).append(c.bot_id)
+    for bots in groups.values():
+        bots.sort()
+    return groups

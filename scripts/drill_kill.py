@@ -1,0 +1,391 @@
+"""Kill drill: processes of one PostgreSQL database killed with -9 while bots trade.
+
+    .venv/bin/python scripts/drill_kill.py [--minutes 10] [--every 30] [--bots 20]
+        [--lease-seconds 10] [--speed 3000] [--database URL] [--kills engine,projections]
+
+Starts two ``serve --role engine`` workers, one ``--role api`` and one ``--role
+projections`` on a fresh schema, seeds ``--bots`` running paper bots (two per account), then
+every ``--every`` seconds kills one process at random (``--kills``: this sequence instead)
+with SIGKILL and starts it again, as a supervisor would. At the end it stops everything,
+lets the projections catch up, and checks:
+
+- every bot a killed engine held is leased by a live worker again within the lease time;
+- no client order id was used twice;
+- no aggregate's versions have a gap;
+- the read models equal a full rebuild of the log (row for row, every table).
+
+Each check prints its figure and ``MET``/``MISSED``; the last line is ``MET`` when all are.
+The database defaults to ``$TRADETAPE_TEST_POSTGRES_URL`` (else postgres@127.0.0.1/test);
+the schema is made for the run and dropped after it (``--keep`` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TRADETAPE = Path(sys.executable).with_name("tradetape")
+SECRET_KEY = "drill-secret-key-0123456789-abcdefghijklmnop"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+ROLES = ("engine-1", "engine-2", "api", "projections")
+
+
+def with_schema(url: str, schema: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query["schema"] = schema
+    # four processes (and a restarted one) share the server's connections with others
+    query.setdefault("pool_size", "3")
+    query.setdefault("max_overflow", "3")
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Processes:
+    """The four processes, each restartable; output in ``folder``."""
+
+    def __init__(self, url: str, folder: Path, lease_seconds: float, speed: float):
+        self.url, self.folder, self.speed = url, folder, speed
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TRADETAPE_")}
+        self.env.update(TRADETAPE_SECRET_KEY=SECRET_KEY, TRADETAPE_BCRYPT_ROUNDS="4",
+                        TRADETAPE_LEASE_SECONDS=f"{lease_seconds:g}", PYTHONUNBUFFERED="1")
+        self.port = free_port()
+        self.running: dict[str, subprocess.Popen] = {}
+        self.starts: Counter = Counter()
+
+    def start(self, name: str) -> None:
+        role = name.split("-", maxsplit=1)[0]
+        command = [str(TRADETAPE), "serve", "--role", role, "--database", self.url,
+                   "--speed", f"{self.speed:g}"]
+        if role == "api":
+            command += ["--port", str(self.port)]
+        self.starts[name] += 1
+        log = self.folder / f"{name}-{self.starts[name]}.log"
+        with log.open("wb") as out:
+            self.running[name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                                  env=self.env, cwd=self.folder)
+
+    def wait_started(self, name: str, line: str, timeout: float = 60) -> None:
+        log = self.folder / f"{name}-{self.starts[name]}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if line in log.read_text(errors="replace"):
+                return
+            if self.running[name].poll() is not None:
+                break
+            time.sleep(0.1)
+        raise SystemExit(f"{name} did not start:\n{log.read_text(errors='replace')}")
+
+    def kill(self, name: str) -> None:
+        process = self.running[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    def stop(self, name: str) -> int:
+        process = self.running[name]
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                return process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                return -9
+        return process.returncode
+
+    def errors(self) -> list[str]:
+        """Tracebacks in any log (a killed process's last lines may be cut: not counted)."""
+        return [f"{log.name}: Traceback" for log in sorted(self.folder.glob("*.log"))
+                if "Traceback" in log.read_text(errors="replace")]
+
+
+def seed(url: str, bots: int) -> list:
+    """``bots`` running paper bots, two per account, with ladders that differ."""
+    from application.bootstrap import open_trading
+    from domain.dca import DcaConfig
+
+    trading = open_trading(url)
+    made = []
+    try:
+        for n in range(bots):
+            if n % 2 == 0:
+                owner = f"drill-user-{n // 2}"
+                account = trading.open_account(owner_id=owner, exchange="paper",
+                                               quote_asset="USDT")
+                trading.deposit(account, "USDT", Decimal("100000"), actor=owner)
+            config = DcaConfig.from_mapping({
+                "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
+                "max_safety_orders": 3, "price_deviation_pct": f"{0.2 + 0.05 * (n % 5):.2f}",
+                "safety_volume_scale": "1.2", "safety_step_scale": "1.1",
+                "take_profit_pct": f"{0.3 + 0.05 * (n % 4):.2f}"})
+            bot_id = trading.create_bot(owner_id=owner, name=f"drill bot {n}", config=config,
+                                        exchange_account_id=str(account))
+            trading.start_bot(bot_id, actor=owner)
+            made.append(bot_id)
+    finally:
+        trading.close()
+    return made
+
+
+class Leases:
+    """The lease table as the drill watches it."""
+
+    def __init__(self, url: str):
+        import psycopg
+
+        from application.settings import _connect_kwargs, parse_database_url
+
+        database = parse_database_url(url)
+        self.schema = database.env.get("POSTGRES_SCHEMA")
+        self.conn = psycopg.connect(**_connect_kwargs(database.env), autocommit=True)
+
+    def held(self) -> dict:
+        """bot id -> worker, for leases current now."""
+        rows = self.conn.execute(
+            f'SELECT bot_id, worker FROM "{self.schema}".engine_leases '
+            "WHERE expires_at > now()").fetchall()
+        return dict(rows)
+
+    def workers(self) -> list[str]:
+        rows = self.conn.execute(
+            f'SELECT worker FROM "{self.schema}".engine_workers ORDER BY number').fetchall()
+        return [worker for (worker,) in rows]
+
+    def wait_resumed(self, bots: set, dead: str, timeout: float) -> float | None:
+        """Seconds until every one of ``bots`` is leased by a worker other than ``dead``;
+        None if some are not by ``timeout``."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            held = self.held()
+            if all(held.get(bot) not in (None, dead) for bot in bots):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        return None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def engine_of(processes: Processes, name: str) -> str | None:
+    """The worker name ``name`` printed when it started."""
+    log = processes.folder / f"{name}-{processes.starts[name]}.log"
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("Tradetape engine worker "):
+            return line.split()[3].rstrip(":")
+    return None
+
+
+def wait_projections(url: str, timeout: float = 120) -> int:
+    """Until every projection applied the whole log; returns the head."""
+    from application.bootstrap import open_trading
+    from application.settings import parse_database_url
+    from projections.store import TRACKING, open_view_store
+
+    trading = open_trading(url)
+    store = open_view_store(parse_database_url(url))
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            head = trading.recorder.max_notification_id() or 0
+            positions = [p for _, p in store.query(
+                f"SELECT name, position FROM {store.q(TRACKING)}")]
+            if positions and min(positions) >= head:
+                return head
+            time.sleep(0.2)
+        raise SystemExit("the projections did not catch up with the log")
+    finally:
+        store.close()
+        trading.close()
+
+
+def check_log(url: str) -> tuple[int, int]:
+    """(client order ids used more than once, aggregates whose versions have a gap)."""
+    from application.bootstrap import open_trading
+    from application.replay import read_log
+    from domain.orders import Order
+    from domain.recording import topic_of
+
+    trading = open_trading(url)
+    try:
+        ids = Counter(trading.mapper.to_domain_event(n).client_order_id
+                      for n in read_log(trading, [topic_of(Order.Submitted)]))
+        versions: dict = {}
+        for n in read_log(trading):
+            versions.setdefault(n.originator_id, []).append(n.originator_version)
+        gaps = sum(sorted(v) != list(range(1, len(v) + 1)) for v in versions.values())
+        return sum(count > 1 for count in ids.values()), gaps
+    finally:
+        trading.close()
+
+
+def rebuild_differences(url: str, schema: str) -> list[str]:
+    """Tables whose rows differ between the live views and a rebuild from the whole log
+    (into a schema of its own)."""
+    from application.bootstrap import open_trading
+    from application.settings import parse_database_url, prepare
+    from projections.registry import PROJECTIONS
+    from projections.runner import Projector
+    from projections.store import open_view_store
+
+    rebuilt_db = parse_database_url(with_schema(url, schema + "_rebuilt"))
+    prepare(rebuilt_db)
+    trading = open_trading(url)
+    live, rebuilt = open_view_store(parse_database_url(url)), open_view_store(rebuilt_db)
+    try:
+        Projector(trading, rebuilt, [cls() for cls in PROJECTIONS.values()],
+                  batch_size=10_000).catch_up()
+        differ = []
+        for cls in PROJECTIONS.values():
+            for table in cls.tables:
+                select = (f"SELECT {', '.join(table.column_names)} FROM {{}} "
+                          f"ORDER BY {', '.join(table.key)}")
+                if (live.query(select.format(live.q(table.name)))
+                        != rebuilt.query(select.format(rebuilt.q(table.name)))):
+                    differ.append(table.name)
+        return differ
+    finally:
+        live.close()
+        rebuilt.close()
+        trading.close()
+
+
+def drop_schemas(url: str, schema: str) -> None:
+    import psycopg
+
+    from application.settings import _connect_kwargs, parse_database_url
+
+    env = parse_database_url(url).env
+    with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
+        for name in (schema, schema + "_rebuilt"):
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--every", type=float, default=30.0, help="seconds between kills")
+    parser.add_argument("--bots", type=int, default=20)
+    parser.add_argument("--lease-seconds", type=float, default=10.0)
+    parser.add_argument("--speed", type=float, default=3000.0,
+                        help="market minutes per real minute (3000: 50 candles a second)")
+    parser.add_argument("--database", default=os.environ.get("TRADETAPE_TEST_POSTGRES_URL",
+                                                             DEFAULT_URL))
+    parser.add_argument("--kills", default=None,
+                        help="comma-separated roles to kill in turn (engine, api, "
+                        "projections) instead of a random process each time")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the schema and the logs")
+    return parser.parse_args(argv)
+
+
+def start_all(processes: Processes) -> None:
+    for name, line in (("projections", "Tradetape projections"),
+                       ("engine-1", "Tradetape engine worker"),
+                       ("engine-2", "Tradetape engine worker"), ("api", "Tradetape on")):
+        processes.start(name)
+        processes.wait_started(name, line)
+
+
+def victims(args: argparse.Namespace, processes: Processes, leases: Leases):
+    """The process to kill next, every ``--every`` seconds, until the drill's end."""
+    chooser = random.Random(args.seed)
+    sequence = [k.strip() for k in args.kills.split(",")] if args.kills else None
+    ends = time.monotonic() + args.minutes * 60
+    while sequence if sequence is not None else time.monotonic() < ends:
+        time.sleep(args.every)
+        if sequence is None:
+            yield chooser.choice(ROLES)
+            continue
+        role = sequence.pop(0)  # an engine: the one holding the most bots
+        yield (max(["engine-1", "engine-2"], key=lambda n: sum(
+            w == engine_of(processes, n) for w in leases.held().values()))
+            if role == "engine" else role)
+
+
+def drill(args, processes: Processes, leases: Leases, bots: set) -> tuple[list, Counter]:
+    """Kill, restart, and time how long the killed engine's bots took to be leased again."""
+    resumed: list[float | None] = []
+    kills: Counter = Counter()
+    for name in victims(args, processes, leases):
+        worker = engine_of(processes, name) if name.startswith("engine") else None
+        held = {b for b, w in leases.held().items() if w == worker and b in bots}
+        processes.kill(name)
+        kills[name.split("-")[0]] += 1
+        processes.start(name)  # as a supervisor would
+        if worker is not None and held:
+            took = leases.wait_resumed(held, worker, timeout=args.lease_seconds * 3)
+            resumed.append(took)
+            print(f"killed {name} ({worker}, {len(held)} bots): resumed in "
+                  f"{'never' if took is None else f'{took:.2f} s'}", flush=True)
+        else:
+            print(f"killed {name}", flush=True)
+    return resumed, kills
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    schema = f"drill_{uuid.uuid4().hex[:10]}"
+    url = with_schema(args.database, schema)
+    folder = Path(tempfile.mkdtemp(prefix="tradetape-drill-"))
+    print(f"drill on {schema}: {args.bots} bots, a kill every {args.every:g} s for "
+          f"{args.minutes:g} min, lease {args.lease_seconds:g} s; logs in {folder}",
+          flush=True)
+    bots = set(seed(url, args.bots))
+    processes = Processes(url, folder, args.lease_seconds, args.speed)
+    leases = Leases(url)
+    try:
+        start_all(processes)
+        resumed, kills = drill(args, processes, leases, bots)
+        for name in ("api", "engine-1", "engine-2"):
+            processes.stop(name)
+        head = wait_projections(url)
+        processes.stop("projections")
+        twice, gaps = check_log(url)
+        differ = rebuild_differences(url, schema)
+    finally:
+        for name in processes.running:
+            processes.stop(name)
+        leases.close()
+    slowest = max((t for t in resumed if t is not None), default=0.0)
+    never = sum(t is None for t in resumed)
+    checks = [
+        (f"bots resumed after {len(resumed)} engine kills: slowest {slowest:.2f} s, "
+         f"{never} never (lease {args.lease_seconds:g} s)",
+         never == 0 and slowest <= args.lease_seconds),
+        (f"client order ids used twice: {twice}", twice == 0),
+        (f"aggregates with a gap in their versions: {gaps}", gaps == 0),
+        (f"projections vs a full rebuild at {head} events: "
+         f"{', '.join(differ) or 'equal'}", not differ),
+        (f"processes with a traceback: {', '.join(processes.errors()) or 'none'}",
+         not processes.errors()),
+    ]
+    print(f"kills: {dict(kills)}")
+    for text, met in checks:
+        print(f"{'MET   ' if met else 'MISSED'} {text}")
+    if not args.keep:
+        drop_schemas(args.database, schema)
+    ok = all(met for _, met in checks)
+    print("MET" if ok else "MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Engine workers on one PostgreSQL database own bots by lease: a worker that joins gets its
+share, a killed worker's bots are taken at once, a hung worker's when its leases expire, and
+a worker that lost a lease can never write for that bot again (its append is refused in the
+transaction that would have stored it)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from adapters.clock import SequentialIds, SteppingClock
+from adapters.exchanges.paper import PaperExchange
+from application.bootstrap import open_engine_leases, open_trading
+from application.leased_paper import LeasedPaperTrading
+from application.replay import read_log
+from application.settings import parse_database_url
+from domain.dca import DcaConfig
+
+BOT = DcaConfig.from_mapping({
+    "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
+    "max_safety_orders": 2, "price_deviation_pct": "1", "safety_volume_scale": "1",
+    "safety_step_scale": "1", "take_profit_pct": "1"})
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PRICE = Decimal("50000")
+
+
+def venue(pair: str, quote: Decimal, base: Decimal) -> PaperExchange:
+    return PaperExchange(pair, quote_balance=quote, base_balance=base)
+
+
+def seed_bots(url: str, accounts: int, per_account: int = 1) -> list:
+    trading = open_trading(url, clock=SteppingClock(T0, timedelta(seconds=1)),
+                           ids=SequentialIds("seed"))
+    bots = []
+    for a in range(accounts):
+        owner = f"user{a}"
+        account = trading.open_account(owner_id=owner, exchange="paper", quote_asset="USDT")
+        trading.deposit(account, "USDT", Decimal("10000"), actor=owner)
+        for b in range(per_account):
+            bot_id = trading.create_bot(owner_id=owner, name=f"bot {b}", config=BOT,
+                                        exchange_account_id=str(account))
+            trading.start_bot(bot_id, actor=owner)
+            bots.append(bot_id)
+    trading.close()
+    return bots
+
+
+class Worker:
+    """One engine worker as ``serve --role engine`` wires it, driven tick by tick."""
+
+    def __init__(self, url: str, name: str, seconds: float):
+        self.trading = open_trading(url, clock=SteppingClock(T0, timedelta(seconds=1)),
+                                    ids=SequentialIds(name))
+        self.paper = LeasedPaperTrading(self.trading, self.trading.ids, venue)
+        self.leases = open_engine_leases(parse_database_url(url), self.trading, self.paper,
+                                         seconds=seconds, worker=name)
+        self.store = self.leases.store
+        self.store.join(seconds)
+
+    def candle(self, price: Decimal = PRICE) -> int:
+        return self.paper.on_candle("BTC/USDT", 0, price, price, price, price,
+                                    self.trading.clock.now())
+
+    def close(self) -> None:
+        self.store.leave()
+        self.trading.close()
+
+
+def deals_opened(url: str) -> Counter:
+    trading = open_trading(url)
+    try:
+        return Counter(trading.mapper.to_domain_event(n).bot_id for n in read_log(trading)
+                       if n.topic.endswith("Deal.Opened"))
+    finally:
+        trading.close()
+
+
+def client_ids(url: str) -> Counter:
+    trading = open_trading(url)
+    try:
+        return Counter(trading.mapper.to_domain_event(n).client_order_id
+                       for n in read_log(trading) if n.topic.endswith("Order.Submitted"))
+    finally:
+        trading.close()
+
+
+def test_a_worker_that_joins_gets_its_share_and_no_bot_is_traded_twice(postgres_url):
+    bots = seed_bots(postgres_url, accounts=6)
+    first = Worker(postgres_url, "first", seconds=30)
+    first.leases.tick()
+    assert set(first.leases.held) == set(bots) == first.paper.bot_ids
+    second = Worker(postgres_url, "second", seconds=30)
+    second.leases.tick()  # all six held by a live worker: nothing free yet
+    assert second.paper.bot_ids == set()
+    first.leases.tick()  # over its share of three: lets three go
+    second.leases.tick()  # and takes them
+    assert len(first.paper.bot_ids) == len(second.paper.bot_ids) == 3
+    assert first.paper.bot_ids | second.paper.bot_ids == set(bots)
+    # both trade a candle: each bot opens exactly one deal, every client id once
+    first.candle()
+    second.candle()
+    assert deals_opened(postgres_url) == Counter(dict.fromkeys(bots, 1))
+    assert max(client_ids(postgres_url).values()) == 1
+    first.close()
+    second.close()
+
+
+def test_the_bots_of_one_account_move_together(postgres_url):
+    bots = seed_bots(postgres_url, accounts=2, per_account=2)
+    first = Worker(postgres_url, "first", seconds=30)
+    first.leases.tick()
+    second = Worker(postgres_url, "second", seconds=30)
+    second.leases.tick()
+    first.leases.tick()
+    second.leases.tick()
+    owned = [first.paper.bot_ids, second.paper.bot_ids]
+    assert sorted(map(len, owned)) == [2, 2] and owned[0] | owned[1] == set(bots)
+    assert {tuple(sorted(bots[:2])), tuple(sorted(bots[2:]))} == {
+        tuple(sorted(o)) for o in owned}
+    first.close()
+    second.close()
+
+
+def test_a_killed_workers_bots_are_taken_at_once(postgres_url):
+    bots = seed_bots(postgres_url, accounts=3)
+    doomed = Worker(postgres_url, "doomed", seconds=60)
+    doomed.leases.tick()
+    doomed.candle()  # deals open, their orders rest with this worker
+    heir = Worker(postgres_url, "heir", seconds=60)
+    heir.leases.tick()
+    assert heir.paper.bot_ids == set()  # a live worker holds them all
+    doomed.store._drop()  # its connection gone, as with kill -9: the database unlocks it
+    heir.leases.tick()  # long before the 60 s leases expire
+    assert heir.paper.bot_ids == set(bots)
+    # the heir carries the open deals on: no deal opened again, no client id used twice
+    heir.candle(PRICE * Decimal("0.985"))  # the first safety orders fill
+    assert deals_opened(postgres_url) == Counter(dict.fromkeys(bots, 1))
+    assert max(client_ids(postgres_url).values()) == 1
+    heir.close()
+    doomed.trading.close()
+
+
+def test_a_hung_worker_loses_its_leases_when_they_expire_and_cannot_write_after(
+        postgres_url):
+    bots = seed_bots(postgres_url, accounts=2)
+    stale = Worker(postgres_url, "stale", seconds=1)
+    stale.leases.tick()
+    assert stale.paper.bot_ids == set(bots)
+    fresh = Worker(postgres_url, "fresh", seconds=30)  # stays alive while the test runs
+    fresh.leases.tick()
+    assert fresh.paper.bot_ids == set()  # held, not expired
+    time.sleep(1.3)  # the stale worker did not renew: its leases (and its row) expire
+    fresh.leases.tick()
+    assert fresh.paper.bot_ids == set(bots)
+    before = deals_opened(postgres_url)
+    # The stale worker wakes up and trades a candle: its appends are refused (LEASE_LOST)
+    assert stale.candle() == 0
+    assert deals_opened(postgres_url) == before == Counter()
+    stale.leases.tick()  # and it drops the bots
+    assert stale.paper.bot_ids == set() and stale.leases.held == {}
+    fresh.candle()
+    assert deals_opened(postgres_url) == Counter(dict.fromkeys(bots, 1))
+    fresh.close()
+    stale.close()
+
+
+def test_a_deal_closed_in_another_process_is_sold_by_the_worker_that_holds_the_bot(
+        postgres_url):
+    from application.leased_paper import ApiPaperTrading
+    from domain.deals import DealStatus
+
+    (bot_id,) = seed_bots(postgres_url, accounts=1)
+    engine = Worker(postgres_url, "engine", seconds=1.5)
+    engine.leases.start()  # ticks on its thread, as in a server
+    engine.candle()  # the deal opens
+    api_trading = open_trading(postgres_url)
+    api = ApiPaperTrading(api_trading, api_trading.ids, venue)
+    try:
+        deal_id = api_trading.get_bot(bot_id).open_deal_id
+        assert deal_id is not None
+        assert api.close_deal(bot_id, actor="user0") == deal_id  # waits for the engine
+        deal = api_trading.get_deal(deal_id)
+        assert deal.status is DealStatus.CLOSED and str(deal.close_reason) == "manual"
+        closed = [n for n in read_log(api_trading) if n.topic.endswith("Deal.Closed")]
+        assert [api_trading.mapper.to_domain_event(n).actor for n in closed] == ["user0"]
+    finally:
+        engine.leases.stop()
+        engine.trading.close()
+        api_trading.close()
+
+
+def test_a_deal_opened_now_for_a_bot_another_worker_holds_is_refused_by_name(postgres_url):
+    import pytest
+
+    from domain.errors import DomainError
+
+    (bot_id,) = seed_bots(postgres_url, accounts=1)
+    holder = Worker(postgres_url, "holder", seconds=30)
+    holder.leases.tick()
+    other = Worker(postgres_url, "other", seconds=30)
+    other.leases.tick()
+    with pytest.raises(DomainError) as refused:
+        other.paper.start_deal(bot_id, actor="webhook:tv")
+    assert refused.value.code == "ENGINE_ELSEWHERE"
+    assert other.paper.bot_ids == set() and deals_opened(postgres_url) == Counter()
+    holder.close()
+    other.close()

@@ -129,10 +129,18 @@ AUTHENTICATED = {
                    f"{{file: \"binance_BTC_USDT-1m-2025-11.csv\", from: "
                    f"\"2025-11-03T00:00:00Z\", to: \"2025-11-03T02:00:00Z\"}}}}) "
                    f"{{ __typename }} }}",
+    "fetchCandles": 'mutation { fetchCandles(input: {exchange: "binance", pair: "BTC/USDT", '
+                    'from: "2025-11-01T00:00:00Z", to: "2025-11-01T00:10:00Z", '
+                    'sandbox: true}) { __typename } }',
+    "candleFetch": "query($id: ID!) { candleFetch(id: $id) { id } }",
+    "projections": "{ projections { name } }",
+    "projectionRebuild": "query($id: ID!) { projectionRebuild(id: $id) { id } }",
+    "rebuildProjections": "mutation { rebuildProjections { __typename } }",
 }
 # see test_subscriptions.py, test_charts.py, test_backtests.py,
 # test_orders_and_deal_events.py
-SUBSCRIPTIONS = {"botEvents", "portfolioUpdates", "prices", "backtestProgress", "dealEvents"}
+SUBSCRIPTIONS = {"botEvents", "portfolioUpdates", "prices", "backtestProgress", "dealEvents",
+                 "candleFetchProgress", "projectionRebuildProgress"}
 
 
 def variables(document: str, value: str) -> dict[str, str]:
@@ -189,8 +197,9 @@ def test_admin_fields_refuse_other_users(server):
         document = AUTHENTICATED[field].replace("__typename", "__typename ... on Error { code }")
         answer = server.gql(document, {"id": alice.user_id}, alice.token)[field]
         assert answer == {"__typename": "AdminErrors", "code": "ADMIN_REQUIRED"}
-    body = server.post(AUTHENTICATED["users"], token=alice.token)  # a query: a top-level error
-    assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
+    for field in ("users", "projections"):  # queries: a top-level error
+        body = server.post(AUTHENTICATED[field], token=alice.token)
+        assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
     assert not server.runtime.trading.is_halted()
 
 

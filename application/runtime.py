@@ -9,7 +9,6 @@ events (``PaperTrading.resume``), with no order placed twice.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +21,7 @@ from application.live_loop import LiveLoop
 from application.operations import Operations
 from application.paper_trading import PaperTrading
 from application.positions import Positions
+from application.projection_worker import ProjectionWorker
 from application.promotion import Promotion
 from application.server_settings import ServerSettings
 from application.trading import Trading
@@ -78,7 +78,6 @@ class Runtime:
     # (owner, quote a new position adds) -> None or RISK_LIMIT_REACHED; None: no limits
     risk_check: Any = None
     accepting_commands: bool = True
-    _read_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @cached_property
     def bots(self) -> BotCommands:
@@ -154,11 +153,14 @@ class Runtime:
 
         return SignalIntake(self.webhooks, self.paper, emergency_exit=self.emergency_exit.run)
 
+    @cached_property
+    def projection_worker(self) -> ProjectionWorker:
+        """The read models, followed on their own thread (woken after each live step)."""
+        return ProjectionWorker(self.read_models, after=self.changes.publish_new)
+
     def refresh(self, _events: int = 0) -> None:
-        """After each live step (and after commands): read models, then subscribers."""
-        with self._read_lock:
-            self.read_models.catch_up()
-        self.changes.publish_new()
+        """After commands (and at start and stop): read models, then subscribers, now."""
+        self.projection_worker.catch_up()
 
     def start(self) -> None:
         if self.billing is not None:
@@ -177,7 +179,8 @@ class Runtime:
                 log.warning("wallet monitor failed at start: %s: %s",
                             type(error).__name__, error)
         self.refresh()
-        self.loop.after_step = self.refresh
+        self.loop.after_step = self.projection_worker.wake  # never inside a trading step
+        self.projection_worker.start()
         self.loop.start()
         for schedule in self.schedules:
             schedule.start()
@@ -186,6 +189,7 @@ class Runtime:
     def stop(self) -> None:
         self.accepting_commands = False
         self.loop.stop()
+        self.projection_worker.stop()
         if self.backtests is not None:
             self.backtests.close()  # a run under way stops at its next step, recorded so
         for schedule in self.schedules:
@@ -213,12 +217,17 @@ class Runtime:
     def _projection_health(self) -> tuple[str, dict]:
         """Red when a projection cannot advance (``stuck`` names it, its position and its
         error), else by the largest lag."""
-        lag = self.read_models.lag()
+        lag = self.read_models.lag()  # against the log's head as it is now
         stuck = self.read_models.problems()
         worst = max(lag.values(), default=0)
+        worker = self.projection_worker
         status = ("red" if stuck or worst >= 100_000 else "amber" if worst >= 1000
                   else "green")
-        return status, {"lag": lag, "stuck": stuck}
+        if self.loop.running and (not worker.running or worker.last_error):
+            status = "red"  # nothing brings them forward any more
+        return status, {"lag": lag, "stuck": stuck, "worker": {
+            "running": worker.running, "rounds": worker.rounds,
+            "last_error": worker.last_error}}
 
     def _loop_health(self) -> tuple[str, dict]:
         h = self.loop.health

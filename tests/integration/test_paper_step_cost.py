@@ -180,3 +180,59 @@ def test_a_change_another_writer_makes_is_seen_on_the_next_candle(url, candles):
     assert bot.deals_finished == 1
     assert bot_id not in desk.runner.bot_ids
     desk.trading.close()
+
+
+@pytest.mark.parametrize("config", [CONFIGS[2], CONFIGS[4], CONFIGS[5]],
+                         ids=["trailing take profit", "steps", "trailing stop"])
+def test_paper_trading_closes_the_deals_the_backtest_closes(tmp_path, candles, config):
+    """The engine stays in memory between candles, as in a backtest: a trailing take
+    profit's highest price is followed across candles (loading the bot again at every
+    candle used to start it over from the recorded start)."""
+    from adapters.exchanges.paper import DEFAULT_FEE_RATE
+    from application.backtest import run_backtest
+
+    def closed(trading) -> list[tuple]:
+        return [(e.reason, e.price, e.realized_pnl) for n in read_log(trading)
+                if n.topic.endswith("Deal.Closed")
+                for e in [trading.mapper.to_domain_event(n)]]
+
+    span = candles.between(int(candles.timestamps[0]), int(candles.timestamps[3000]))
+    paper = Desk(f"sqlite:///{tmp_path / 'paper.sqlite'}", bots=1)
+    paper.trading.edit_bot_config(paper.bot_ids[0], DcaConfig.from_mapping(config))
+    paper.runner._see_other_writers()  # (the edit before the first candle)
+    paper.feed(span, 0, len(span))
+    backtest = open_trading(f"sqlite:///{tmp_path / 'backtest.sqlite'}")
+    run_backtest(span, DcaConfig.from_mapping(config), venue=PaperExchange(
+        PAIR, fee_rate=DEFAULT_FEE_RATE, quote_balance=Decimal("5000")),
+        ids=SequentialIds("bt"), append=backtest.append_collected, run_seed="bt",
+        fee_rate=DEFAULT_FEE_RATE, balance=Decimal("5000"))
+    assert closed(backtest), "the bot closed deals"
+    assert closed(paper.trading) == closed(backtest)
+
+
+def test_a_rename_by_another_writer_keeps_a_trailing_take_profit_where_it_was(tmp_path,
+                                                                               candles):
+    """A bot loaded again (another writer renamed it) with the same configuration goes on
+    following the highest price its trailing take profit saw: the log equals the one of a
+    bot nobody renamed, but for the rename."""
+    span = candles.between(int(candles.timestamps[0]), int(candles.timestamps[3000]))
+    logs = []
+    for renamed in (False, True):
+        url = f"sqlite:///{tmp_path / f'renamed-{renamed}.sqlite'}"
+        desk = Desk(url, bots=1)
+        desk.trading.edit_bot_config(desk.bot_ids[0], DcaConfig.from_mapping(CONFIGS[2]))
+        desk.runner._see_other_writers()
+        for i in range(len(span)):
+            engine = desk.runner.engine_of(desk.bot_ids[0])
+            exits = engine._exits if engine.deal is not None else None
+            if renamed and exits is not None and exits.tp_highest is not None and i % 7 == 0:
+                other = open_trading(url, clock=desk.clock, ids=SequentialIds(f"r{i}"))
+                other.rename_bot(desk.bot_ids[0], f"renamed {i}")
+                other.close()
+            desk.feed(span, i, i + 1)
+        logs.append([(e.reason, e.price) for n in read_log(desk.trading)
+                     if n.topic.endswith("Deal.Closed")
+                     for e in [desk.trading.mapper.to_domain_event(n)]])
+        desk.trading.close()
+    assert any(reason.value == "trailing_take_profit" for reason, _ in logs[0])
+    assert logs[1] == logs[0]

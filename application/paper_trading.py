@@ -228,7 +228,9 @@ class PaperTrading(DealsNow):
                 del self._markets[key]
                 self._drop_band(key)
                 for other in list(market.engines):
-                    self.follow(other)
+                    bot = self.trading.get_bot(other)
+                    if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
+                        self.follow(other)  # (as ``resume`` would)
 
     @property
     def bot_ids(self) -> set[UUID]:

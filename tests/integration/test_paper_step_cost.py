@@ -236,3 +236,36 @@ def test_a_rename_by_another_writer_keeps_a_trailing_take_profit_where_it_was(tm
         desk.trading.close()
     assert any(reason.value == "trailing_take_profit" for reason, _ in logs[0])
     assert logs[1] == logs[0]
+
+
+def test_a_candle_another_writer_raced_is_stored_whole_or_not_at_all(url, candles):
+    """Another writer saves a bot between the look at the log and the candle's append: the
+    candle's transaction is refused whole, the runner rebuilds the bots it holds from the
+    log, and trading carries on from there with no order placed twice."""
+    from domain.errors import ConcurrencyConflictError
+
+    desk = Desk(url, bots=2)
+    bot_id = desk.bot_ids[0]
+    real = desk.runner._reached
+    other = open_trading(url, clock=desk.clock, ids=SequentialIds("racer"))
+
+    def racing(pair, low, high):
+        other.pause_bot(bot_id, actor="u0")  # lands after the look, before the append
+        return real(pair, low, high)
+
+    desk.runner._reached = racing
+    head = desk.head()
+    with pytest.raises(ConcurrencyConflictError):
+        desk.feed(candles, 0, 1)
+    desk.runner._reached = real
+    other.close()
+    assert desk.head() == head + 1, "only the other writer's pause is stored"
+    assert desk.runner.engine_of(desk.bot_ids[1]).deal is None
+    assert bot_id not in desk.runner.bot_ids  # paused, no deal: loaded again as it is
+    desk.feed(candles, 1, 600)
+    assert desk.trading.get_bot(bot_id).deals_opened == 0
+    placed = [n.originator_id for n in read_log(desk.trading)
+              if n.topic.endswith("Order.Submitted")]
+    assert placed and len(placed) == len(set(placed))
+    assert desk.trading.get_bot(desk.bot_ids[1]).deals_opened >= 1
+    desk.trading.close()

@@ -38,7 +38,7 @@ from domain.money import ZERO
 from domain.orders import Order, OrderStatus
 from domain.ports import Balance, ExchangeOrder, IdSource, OrderRequest, SimulatedVenue
 from domain.recording import ENGINE, SYSTEM, Cause, topic_of
-from domain.risk import Exposure
+from domain.risk import Exposure, UserRisk
 
 log = logging.getLogger("tradetape.paper")
 VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
@@ -374,7 +374,11 @@ class PaperTrading(DealsNow):
         if head <= seen:
             return
         engines: dict[UUID, tuple[tuple[str, str], DcaEngine]] | None = None
-        for notification in read_log(self.trading, _BOT_TOPICS, first=seen + 1, last=head):
+        topics = _BOT_TOPICS if self.risk is None else _BOT_TOPICS + _RISK_TOPICS
+        for notification in read_log(self.trading, topics, first=seen + 1, last=head):
+            if self.risk is not None and notification.topic in _RISK_TOPICS:
+                self.risk.forget(notification.originator_id)  # a limit set elsewhere
+                continue
             if engines is None:
                 engines = {bot_id: (key, engine) for key, market in self._markets.items()
                            for bot_id, engine in market.engines.items()}
@@ -696,6 +700,10 @@ def _closed_deals(changes) -> list[Deal]:
 # The events other writers change a bot with (its engine's copy is then loaded again)
 _BOT_TOPICS = tuple(sorted(topic_of(kind) for kind in vars(Bot).values()
                            if isinstance(kind, type) and issubclass(kind, Bot.Event)))
+
+
+# A user's risk limits, set by another writer (the risk limits then load them again)
+_RISK_TOPICS = (topic_of(UserRisk.Opened),)
 
 
 def _bot_ids(trading: Trading) -> list[UUID]:

@@ -269,3 +269,36 @@ def test_a_candle_another_writer_raced_is_stored_whole_or_not_at_all(url, candle
     assert placed and len(placed) == len(set(placed))
     assert desk.trading.get_bot(desk.bot_ids[1]).deals_opened >= 1
     desk.trading.close()
+
+
+def test_a_risk_limit_another_writer_sets_applies_from_the_next_candle(url, candles):
+    """The risk limits remember which owners have none (no query per buy for them); a limit
+    another process sets is seen on the next candle all the same."""
+    from application.risk_limits import RiskLimits
+
+    clock = SteppingClock(T0, timedelta(seconds=1))
+    trading = open_trading(url, clock=clock, ids=SequentialIds("risk"))
+    account = trading.open_account(owner_id="u0", exchange="paper", quote_asset="USDT")
+    trading.deposit(account, "USDT", Decimal("5000"), actor="u0")
+    bot_id = trading.create_bot(owner_id="u0", name="bot", config=DcaConfig.from_mapping(
+        {**BASE, "take_profit_pct": "0.2"}), exchange_account_id=str(account))
+    trading.start_bot(bot_id, actor="u0")
+    runner = PaperTrading(trading, SequentialIds("risk-runner"), venue,
+                          risk=RiskLimits(trading))
+    runner.resume()
+    i = 0
+    while trading.get_bot(bot_id).deals_finished == 0:  # a deal opened and closed: no limit
+        o, h, low, c = candles.exact(i)
+        runner.on_candle(PAIR, int(candles.timestamps[i]), o, h, low, c, clock.now())
+        i += 1
+    other = open_trading(url, clock=clock, ids=SequentialIds("other-risk"))
+    RiskLimits(other).set_limits("u0", {"maxOpenDeals": 0}, actor="u0")
+    other.close()
+    opened = trading.get_bot(bot_id).deals_opened
+    for j in range(i, i + 1500):  # the open deal closes; no other opens
+        o, h, low, c = candles.exact(j)
+        runner.on_candle(PAIR, int(candles.timestamps[j]), o, h, low, c, clock.now())
+    bot = trading.get_bot(bot_id)
+    assert bot.open_deal_id is None and bot.deals_opened == opened
+    assert any(n.topic.endswith("Bot.RiskLimitReached") for n in read_log(trading))
+    trading.close()

@@ -390,7 +390,8 @@ def open_projection_worker(database_url: str | None):
         report=lambda text: sys.stderr.write(text + "\n"),
         check_log=seal_check(trading, database.url))
     projections.start()
-    return ProjectionWorker(projections), [store, trading]
+    # Alone in its process, nothing wakes it: it looks at the log five times a second.
+    return ProjectionWorker(projections, poll=0.2), [store, trading]
 
 
 def open_engine_leases(database, trading, paper, *, seconds: float | None = None,

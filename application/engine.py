@@ -151,7 +151,10 @@ class DcaEngine:
 
     def _exits_of(self, deal: Deal) -> DealExits:
         exits = self._exits
-        if exits is None or exits.deal is not deal or exits.config is not self.config:
+        if exits is None or exits.deal is not deal or (
+                exits.config is not self.config and exits.config != self.config):
+            # (a bot loaded again with the same configuration keeps what its trailing
+            # levels followed since they were recorded: only an edit starts them over)
             exits = self._exits = DealExits(self.config, deal)
         return exits
 

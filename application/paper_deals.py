@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from domain.errors import ConcurrencyConflictError, DomainError
+from domain.errors import DomainError
 from domain.recording import SYSTEM, Cause
 
 if TYPE_CHECKING:
@@ -56,15 +56,7 @@ class DealsNow:
         """``_append``; when another writer saved first (``also``'s aggregates: a signal
         another process took), what this runner holds for the bot's market is rebuilt
         from the log, as at a restart, and the conflict raised."""
-        try:
-            return self._append(aggregates)
-        except ConcurrencyConflictError:
-            for key, market in list(self._markets.items()):
-                if bot_id in market.engines:
-                    del self._markets[key]
-                    for other in list(market.engines):
-                        self.follow(other)
-            raise
+        return self._save_now(aggregates, (bot_id,))  # (which rebuilds on a conflict)
 
     def engine_of(self, bot_id: UUID) -> DcaEngine | None:
         """The engine trading ``bot_id`` here, if any; call with ``lock`` held."""
@@ -79,5 +71,5 @@ class DealsNow:
                 return 0
             engine.begin_step(cause)
             cancelled = engine.cancel_resting_orders()
-            self._append(engine.take_changes())
+            self._save_now(engine.take_changes(), (bot_id,))
             return cancelled

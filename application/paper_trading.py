@@ -9,7 +9,6 @@ deposits and fills, so a restarted bot carries on without placing any order twic
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,22 +16,29 @@ from typing import Any
 from uuid import UUID
 
 from application.engine import DcaEngine
+from application.level_index import Band, LevelIndex
 from application.live_venue import LiveVenue
 from application.paper_deals import AlsoSaved, DealsNow
 from application.paper_log import PaperLog
 from application.position_desk import PositionDesk
 from application.replay import read_log
 from application.risk_limits import RiskLimits
+from application.step_lock import StepLock
 from application.trading import Trading
 from domain.accounts import AccountKind, ExchangeAccount
 from domain.bots import Bot, BotStatus
 from domain.deals import CloseReason, Deal, DealStatus
-from domain.errors import DomainError, InvalidTransitionError, NotFoundError
+from domain.errors import (
+    ConcurrencyConflictError,
+    DomainError,
+    InvalidTransitionError,
+    NotFoundError,
+)
 from domain.money import ZERO
 from domain.orders import Order, OrderStatus
 from domain.ports import Balance, ExchangeOrder, IdSource, OrderRequest, SimulatedVenue
 from domain.recording import ENGINE, SYSTEM, Cause, topic_of
-from domain.risk import Exposure
+from domain.risk import Exposure, UserRisk
 
 log = logging.getLogger("tradetape.paper")
 VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
@@ -61,6 +67,7 @@ class _Market:
     leaves the market with whatever it had not saved, and every other bot trades on."""
 
     venue: PaperVenue
+    order: int = 0  # markets are stepped in the order they were opened
     engines: dict[UUID, DcaEngine] = field(default_factory=dict)
     failures: dict[UUID, Exception] = field(default_factory=dict)  # in the step under way
     # live: bots whose restart reconciliation could not reach the exchange, with the safety
@@ -136,7 +143,12 @@ class _Market:
 
 class PaperTrading(DealsNow):
     """Hold ``lock`` while changing a bot this runner trades (start, pause, stop): steps
-    take it too, so a command never lands between an engine's decision and its save."""
+    take it too, so a command never lands between an engine's decision and its save.
+
+    A step costs what it changes: the engines stay in memory between candles; a candle
+    walks only the markets it reaches (``LevelIndex``); what it changes is appended in one
+    transaction (``_append``); a bot is loaded again only when the log shows another writer
+    changed it since (a command, the risk limits, another process)."""
 
     def __init__(self, trading: Trading, ids: IdSource, venue_factory: VenueFactory,
                  live_venues: LiveVenueFactory | None = None, risk: RiskLimits | None = None):
@@ -144,7 +156,7 @@ class PaperTrading(DealsNow):
         current with the deals that close here (None: no limits)."""
         self.trading, self.ids, self.venue_factory = trading, ids, venue_factory
         self.live_venues = live_venues
-        self.lock = threading.RLock()
+        self.lock = StepLock()
         self.risk = risk
         if risk is not None:
             risk.lock = self.lock
@@ -152,6 +164,16 @@ class PaperTrading(DealsNow):
         self._markets: dict[tuple[str, str], _Market] = {}
         self._log: PaperLog | None = None  # read once, then kept current by _append
         self._last_close: dict[str, Decimal] = {}  # by pair: a new venue's first price
+        self._opened = 0  # markets opened so far (their order)
+        self._levels: dict[str, LevelIndex] = {}  # by pair: the bands of its busy markets
+        self._stale: set[tuple[str, str]] = set()  # markets whose band must be measured
+        self._entries_seen = -1  # the lock's entries at the end of the last step
+        # Aggregates a step changed, saved together at its end (``_flush``)
+        self._pending: list = []
+        self._pending_bots: set[UUID] = set()
+        self.appended = 0  # events appended so far
+        # The log's position up to which other writers' changes to bots were looked for
+        self._seen = trading.recorder.max_notification_id() or 0
 
     def _index(self) -> PaperLog:
         """The log's orders and fills: read at the first need, then kept current (this runner
@@ -161,14 +183,55 @@ class PaperTrading(DealsNow):
         return self._log
 
     def _append(self, aggregates, bot_ids=()) -> int:
-        """Save what an engine step changed, in one transaction, and keep the index
-        current with it. ``bot_ids``: the bots whose step produced them (an engine worker
-        fences its appends with their leases: ``application/leased_paper.py``)."""
+        """The one way the engines' changes reach the log: save ``aggregates`` (what the
+        steps of ``bot_ids`` changed) in one transaction, and keep the index current with
+        it. Nothing changed, nothing written (no empty transaction). An engine worker fences
+        its appends with the leases of ``bot_ids`` (``application/leased_paper.py``)."""
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        if not events:
+            return 0
         appended = self.trading.append_collected(events)
+        self.appended += appended
         if self._log is not None:
             self._log.observe(events)
         return appended
+
+    def _stage(self, aggregates, bot_ids=()) -> None:
+        """Keep a step's changes for the candle's one transaction (``_flush``)."""
+        if aggregates:
+            self._pending.extend(aggregates)
+            self._pending_bots.update(bot_ids)
+
+    def _flush(self) -> int:
+        """Append what the steps staged, in the order they decided it. Should another
+        writer have saved one of those bots first, nothing is stored, and the markets of
+        the staged bots are rebuilt from the log (as at a restart) before the conflict is
+        raised: no engine keeps decisions the log does not hold."""
+        aggregates, bot_ids = self._pending, self._pending_bots
+        if not aggregates:
+            return 0
+        self._pending, self._pending_bots = [], set()
+        try:
+            return self._append(aggregates, bot_ids)
+        except ConcurrencyConflictError:
+            self._rebuild_markets(bot_ids)
+            raise
+
+    def _save_now(self, aggregates, bot_ids=()) -> int:
+        """Save at once (outside a candle's batch), after anything staged before."""
+        self._stage(aggregates, bot_ids)
+        return self._flush()
+
+    def _rebuild_markets(self, bot_ids) -> None:
+        """Forget the markets trading ``bot_ids`` and follow their bots again from the log."""
+        for key, market in list(self._markets.items()):
+            if bot_ids & market.engines.keys():
+                del self._markets[key]
+                self._drop_band(key)
+                for other in list(market.engines):
+                    bot = self.trading.get_bot(other)
+                    if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
+                        self.follow(other)  # (as ``resume`` would)
 
     @property
     def bot_ids(self) -> set[UUID]:
@@ -192,7 +255,7 @@ class PaperTrading(DealsNow):
     def follow(self, bot_id: UUID) -> None:
         """Trade ``bot_id`` from now on (after it was started)."""
         with self.lock:
-            if bot_id in self.bot_ids:
+            if any(bot_id in market.engines for market in self._markets.values()):
                 return
             bot = self.trading.get_bot(bot_id)
             market = self._market(bot.exchange_account_id, bot.config.pair)
@@ -217,6 +280,7 @@ class PaperTrading(DealsNow):
                                          order.deal_id.hex if order.deal_id else None),
                             order.exchange_order_id)
             market.engines[bot_id] = engine
+            self._stale.add((bot.exchange_account_id, bot.config.pair))
 
     def _follow_live(self, market: _Market, engine: DcaEngine) -> None:
         """Reconciliation of one bot on a live exchange, when it is (re)followed: every
@@ -225,6 +289,7 @@ class PaperTrading(DealsNow):
         ladder the process stopped before placing is placed."""
         bot = engine.bot
         market.engines[bot.id] = engine
+        self._stale.add((bot.exchange_account_id, bot.config.pair))
         if bot.open_deal_id is None:
             return
         engine.deal = self.trading.get_deal(bot.open_deal_id)
@@ -248,42 +313,113 @@ class PaperTrading(DealsNow):
             log.warning("bot %s: reconciliation deferred: %s", bot.id, error)  # it finishes
             market.unreconciled[bot.id] = frozenset(placed)
         finally:
-            self._append(engine.take_changes())
+            self._save_now(engine.take_changes(), {bot.id})
 
     def on_candle(self, pair: str, ts_ms: int, o: Decimal, h: Decimal, low: Decimal,
                   c: Decimal, at) -> int:
-        """A candle of ``pair`` closed: walk it on every venue trading the pair. Returns the
-        number of events appended."""
-        appended = 0
+        """A candle of ``pair`` closed: walk it on every venue trading the pair whose levels
+        it reaches (the others only take its close as their price), and append what it
+        changed in one transaction. Returns the number of events appended."""
         with self.lock:
             if self.trading.is_halted():
                 return 0  # emergency stop: no deal opens, no order is placed
+            cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
             if self.risk is not None:
-                self._lift_daily_pauses(Cause(at, ENGINE, f"paper:{pair}:{ts_ms}"))
+                self._lift_daily_pauses(cause)
             self._last_close[pair] = c
-            for (_, market_pair), market in list(self._markets.items()):
-                if market_pair != pair or not market.busy:
-                    if market_pair == pair:
-                        market.venue.price = c  # a position opened next trades at it
-                    continue
-                cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
-                appended += self._step(market, cause, (o, h, low, c))
-        return appended
+            before = self.appended
+            self._see_other_writers()
+            reached = self._reached(pair, low, h)
+            try:
+                for key, market in list(self._markets.items()):
+                    if key[1] != pair:
+                        continue
+                    if key in reached and market.busy:
+                        self._stale.add(key)
+                        self._step(market, cause, (o, h, low, c))
+                    else:
+                        market.venue.price = c  # what a walk would have left it at
+                self._flush()
+                return self.appended - before
+            finally:
+                self._entries_seen = self.lock.entries
+
+    def _reached(self, pair: str, low: Decimal, high: Decimal) -> set[tuple[str, str]]:
+        """The markets of ``pair`` a candle from ``low`` to ``high`` reaches. Their bands are
+        measured again where a step or anyone holding the lock since may have moved them."""
+        if self.lock.entries != self._entries_seen + 1:  # someone else held the lock
+            self._stale.update(self._markets)
+        index = self._levels.setdefault(pair, LevelIndex())
+        for key in [k for k in self._stale if k[1] == pair]:
+            self._stale.discard(key)
+            market = self._markets.get(key)
+            if market is None or not market.busy:
+                index.drop(key)
+            else:
+                index.put(key, market.order, _band(market))
+        return set(index.reached(low, high))
+
+    def _drop_band(self, key: tuple[str, str]) -> None:
+        self._stale.discard(key)
+        index = self._levels.get(key[1])
+        if index is not None:
+            index.drop(key)
+
+    def _see_other_writers(self) -> None:
+        """Load again the bots another writer changed since the last look (a command from
+        the API, the risk limits' lift, another process): the log's Bot events past the
+        last position seen, of a followed bot, at a version beyond the engine's copy. This
+        runner's own appends are never beyond it."""
+        head = self.trading.recorder.max_notification_id() or 0
+        seen, self._seen = self._seen, head
+        if head <= seen:
+            return
+        engines: dict[UUID, tuple[tuple[str, str], DcaEngine]] | None = None
+        topics = _BOT_TOPICS if self.risk is None else _BOT_TOPICS + _RISK_TOPICS
+        for notification in read_log(self.trading, topics, first=seen + 1, last=head):
+            if self.risk is not None and notification.topic in _RISK_TOPICS:
+                self.risk.forget(notification.originator_id)  # a limit set elsewhere
+                continue
+            if engines is None:
+                engines = {bot_id: (key, engine) for key, market in self._markets.items()
+                           for bot_id, engine in market.engines.items()}
+            found = engines.get(notification.originator_id)
+            if found is None or notification.originator_version <= found[1].bot.version:
+                continue
+            self._reload(*found)
+
+    def _reload(self, key: tuple[str, str], engine: DcaEngine) -> None:
+        bot_id = engine.bot.id
+        self._stale.add(key)
+        market = self._markets.get(key)
+        if market is None or market.engines.get(bot_id) is not engine:
+            return  # (rebuilt by an earlier reload of this scan)
+        try:
+            bot = self.trading.get_bot(bot_id)
+        except Exception as error:
+            market.fail(bot_id, error)
+            return
+        if bot.open_deal_id != (engine.deal.id if engine.deal is not None else None):
+            self._rebuild_markets({bot_id})  # its deal moved on elsewhere: from the log
+            return
+        engine.bot = bot  # pauses, stops and edits land here
+        if engine.deal is None and bot.status is not BotStatus.RUNNING:
+            del market.engines[bot_id]  # paused or stopped, nothing left open
 
     def _step(self, market: _Market, cause: Cause,
-              candle: tuple[Decimal, Decimal, Decimal, Decimal]) -> int:
-        """One candle on one venue. A bot whose engine raises is failed alone (its error
-        recorded on it), the others' decisions are saved as if it had not been there."""
+              candle: tuple[Decimal, Decimal, Decimal, Decimal]) -> None:
+        """One candle on one venue, its changes staged for the candle's transaction. A bot
+        whose engine raises is failed alone (its error recorded on it), the others'
+        decisions are saved as if it had not been there."""
         c = candle[3]
         for bot_id, engine in list(market.engines.items()):
             try:
-                engine.bot = self.trading.get_bot(bot_id)  # pauses land here
                 engine.begin_step(cause)
             except Exception as error:
                 market.fail(bot_id, error)
-        walked, appended = self._walk(market, candle, cause)
+        walked = self._walk(market, candle, cause)
         if self.risk is not None:
-            appended += self._count_closed(market, cause)
+            self._count_closed(market, cause)
         for bot_id, engine in list(market.engines.items()):
             try:
                 if walked and bot_id in market.unreconciled:
@@ -293,24 +429,31 @@ class PaperTrading(DealsNow):
             except Exception as error:
                 market.fail(bot_id, error)
                 continue
-            appended += self._append(engine.take_changes())
+            self._stage(engine.take_changes(), (bot_id,))
             if engine.deal is None and engine.bot.status is not BotStatus.RUNNING:
                 del market.engines[bot_id]  # paused or stopped, nothing left open
         for bot_id, error in market.take_failures():
-            appended += self._record_failure(bot_id, cause, error)
-        return appended
+            self._record_failure(bot_id, cause, error)
 
-    def _count_closed(self, market: _Market, cause: Cause) -> int:
+    def _count_closed(self, market: _Market, cause: Cause) -> None:
         """The deals this candle closed count into their owners' day before any bot opens
-        a new deal at its close: a daily loss limit they reach pauses the bots first."""
+        a new deal at its close: a daily loss limit they reach pauses the bots first
+        (the runner's own copy of each bot it trades, wherever it trades it)."""
         closed = [deal for engine in market.engines.values() for deal in engine.closed_deals()
                   if self.risk.counts_losses(deal.owner_id)]
         if not closed:  # (then the step's events are saved as they always were)
-            return 0
-        appended = sum(self._append(e.take_changes()) for e in market.engines.values())
-        bots = {bot_id: engine.bot for bot_id, engine in market.engines.items()}
-        return appended + self._append(self.risk.count_closed(
-            closed, cause, lambda bot_id: bots.get(bot_id) or self.trading.get_bot(bot_id)))
+            return
+        for bot_id, engine in market.engines.items():
+            self._stage(engine.take_changes(), (bot_id,))
+        self._flush()
+        paused = self.risk.count_closed(closed, cause, self._bot_of)
+        self._save_now(paused, [a.id for a in paused if isinstance(a, Bot)])
+        self._stale.update(self._markets)  # paused bots elsewhere open no deal at a close
+
+    def _bot_of(self, bot_id: UUID) -> Bot:
+        """The bot as this runner's engine holds it, else as the log has it."""
+        engine = self._engine_of(bot_id)[1]
+        return engine.bot if engine is not None else self.trading.get_bot(bot_id)
 
     def _lift_daily_pauses(self, cause: Cause) -> None:
         """The first step of a new day resumes the bots the daily loss limit paused."""
@@ -330,11 +473,10 @@ class PaperTrading(DealsNow):
         return Exposure(deals, committed)
 
     def _walk(self, market: _Market, candle: tuple[Decimal, Decimal, Decimal, Decimal],
-              cause: Cause) -> tuple[bool, int]:
+              cause: Cause) -> bool:
         """Walk the candle on the venue; False when the venue itself failed (no one bot to
         blame: what the bots did until then is kept, and no deal opens at this close).
-        What the positions' desk decided on the way is saved at once, with the events
-        appended."""
+        What the positions' desk decided on the way is staged first."""
         desk = market.desk
         if desk is not None:
             desk.begin_step(cause)
@@ -344,7 +486,9 @@ class PaperTrading(DealsNow):
         except Exception as error:
             log.error("the paper venue failed on a candle: %s", _reason(error))
             walked = False
-        return walked, self._append(desk.take_changes()) if desk is not None else 0
+        if desk is not None:
+            self._stage(desk.take_changes())
+        return walked
 
     def _record_failure(self, bot_id: UUID, cause: Cause, error: Exception) -> int:
         """The bot goes to ERROR with the reason (resetting the error brings it back
@@ -358,7 +502,7 @@ class PaperTrading(DealsNow):
             if bot.status not in (BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED):
                 return 0  # already failed (or stopped): said once is enough
             bot.fail(cause, reason)
-            return self._append([bot])
+            return self._save_now([bot], (bot_id,))
         except Exception as again:  # e.g. the bot cannot even be loaded: the log says it
             log.error("bot %s: its failure could not be recorded: %s", bot_id, _reason(again))
             return 0
@@ -386,7 +530,7 @@ class PaperTrading(DealsNow):
             if self.risk is not None:
                 changes += self.risk.count_closed(
                     _closed_deals(changes), engine.cause,
-                    lambda other: bot if other == bot_id else self.trading.get_bot(other))
+                    lambda other: bot if other == bot_id else self._bot_of(other))
             self._append_or_reload(
                 bot_id, [*changes, *(also(deal_id, engine.deal is None) if also else ())])
             if engine.deal is not None:
@@ -395,6 +539,7 @@ class PaperTrading(DealsNow):
                 raise DomainError(f"the venue refused the market sell: "
                                   f"{refused[0] if refused else 'not filled'}",
                                   code="CLOSE_REJECTED")
+            self._stale.update(self._markets)  # its market and any bot the risk paused
             if engine.bot.status is not BotStatus.RUNNING:
                 del market.engines[bot_id]  # nothing left open, and it opens no more deals
             return deal_id
@@ -408,6 +553,7 @@ class PaperTrading(DealsNow):
             market, engine = self._engine_of(bot_id)
             if market is not None and (release or engine.deal is None):
                 del market.engines[bot_id]
+                self._stale.add((engine.bot.exchange_account_id, engine.bot.config.pair))
             if release and market is not None and not market.busy:
                 self._markets = {k: m for k, m in self._markets.items() if m is not market}
 
@@ -436,6 +582,9 @@ class PaperTrading(DealsNow):
                 self._markets[key] = _Market(self._paper_venue(account_id, pair))
             else:
                 self._markets[key] = self._live_market(account, pair)
+            self._opened += 1
+            self._markets[key].order = self._opened
+            self._stale.add(key)
             if pair in self._last_close:  # a position opened now trades at the last close
                 self._markets[key].venue.price = self._last_close[pair]
         return self._markets[key]
@@ -450,10 +599,11 @@ class PaperTrading(DealsNow):
         def write_ahead() -> None:
             """Store every decision taken so far (the order about to be sent included)
             before a request leaves for the exchange."""
-            for engine in list(market.engines.values()):
-                self._append(engine.take_changes())
+            for bot_id, engine in list(market.engines.items()):
+                self._stage(engine.take_changes(), (bot_id,))
             if market.desk is not None:
-                self._append(market.desk.take_changes())
+                self._stage(market.desk.take_changes())
+            self._flush()
 
         venue.before_request = write_ahead
         return market
@@ -485,7 +635,7 @@ class PaperTrading(DealsNow):
     def save_aggregates(self, aggregates) -> int:
         """Save aggregates changed outside an engine step (reconciliation), in one
         transaction; call with ``lock`` held."""
-        return self._append(aggregates)
+        return self._save_now(aggregates)
 
     def live_markets(self) -> list[tuple[str, str, LiveVenue]]:
         """(account id, pair, venue) of every live market this runner trades."""
@@ -535,6 +685,16 @@ class PaperTrading(DealsNow):
         return venue
 
 
+def _band(market: _Market) -> Band:
+    """Where a candle must reach for ``market`` to act: its venue's resting orders and its
+    watchers' levels (the backtest's skip), or every candle while a bot waits for a close
+    to open a deal, a live venue (asked at every step) or a ladder to finish."""
+    if isinstance(market.venue, LiveVenue) or market.unreconciled:
+        return Band(None, None, True)
+    below, above = market.venue.trigger_band(market)
+    return Band(below, above, any(e.wants_next_close for e in market.engines.values()))
+
+
 def _reason(error: Exception) -> str:
     text = " ".join(str(error).split())
     if isinstance(error, ArithmeticError) and text.startswith("[<class"):
@@ -546,6 +706,15 @@ def _reason(error: Exception) -> str:
 def _closed_deals(changes) -> list[Deal]:
     """The deals among a step's changes that it closed."""
     return [a for a in changes if isinstance(a, Deal) and a.status is DealStatus.CLOSED]
+
+
+# The events other writers change a bot with (its engine's copy is then loaded again)
+_BOT_TOPICS = tuple(sorted(topic_of(kind) for kind in vars(Bot).values()
+                           if isinstance(kind, type) and issubclass(kind, Bot.Event)))
+
+
+# A user's risk limits, set by another writer (the risk limits then load them again)
+_RISK_TOPICS = (topic_of(UserRisk.Opened),)
 
 
 def _bot_ids(trading: Trading) -> list[UUID]:

@@ -1,26 +1,60 @@
-"""The read models, kept up to date beside the engine rather than inside its steps: a
-thread that applies new events as they arrive (woken by PostgreSQL's NOTIFY, polling on
-SQLite). ``serve --role projections`` runs one alone; ``lag()`` is events behind, by name.
+"""Read models followed beside the engine, never inside a trading step: a thread of their
+own that brings the projections up to the log's head whenever the engine (or a command)
+says it appended something, and at least every ``poll`` seconds (other processes append
+too), then offers the new events to subscribers.
 
-(Minimal shape agreed between branches: ``start()``, ``stop()``, ``lag()``.)
+The engine's thread only wakes it (``wake``: no I/O, no wait), so a slow projection never
+holds a candle back; ``lag()`` is how far the read models are behind the log as the log
+stands when asked (not when they last looked), so ``/health`` shows it honestly.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 log = logging.getLogger("tradetape.projections")
 
 
+class FollowedViews(Protocol):
+    def catch_up(self) -> int: ...
+
+    def lag(self) -> dict[str, int]: ...
+
+
 class ProjectionWorker:
-    def __init__(self, projections: Any, poll: float = 1.0):
-        """``projections``: ``projections.supervisor.SupervisedProjections`` (or anything
-        with ``follow(stop, poll=)``, ``catch_up()``, ``lag()`` and ``problems()``)."""
-        self.projections, self.poll = projections, poll
+    def __init__(self, views: FollowedViews, after: Callable[[], Any] = lambda: None,
+                 poll: float = 1.0):
+        """``after``: run after each catch-up (the change feed's publishing)."""
+        self.views, self.after, self.poll = views, after, poll
+        self.last_error: str | None = None
+        self.rounds = 0  # catch-ups run by the thread
+        self._lock = threading.Lock()  # one catch-up at a time (the thread, or a command)
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def catch_up(self) -> int:
+        """Bring the read models up to the log's head now (the calling thread waits), then
+        run ``after``: what a command does so that its caller reads its own change."""
+        with self._lock:
+            applied = self.views.catch_up()
+        self.after()
+        return applied
+
+    def wake(self, _events: int = 0) -> None:
+        """Something was appended: catch up soon (returns at once)."""
+        self._wake.set()
+
+    def lag(self) -> int:
+        """Events the furthest-behind read model still has to apply."""
+        return max(self.views.lag().values(), default=0)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         self._stop.clear()
@@ -28,24 +62,23 @@ class ProjectionWorker:
                                         daemon=True)
         self._thread.start()
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the catch-up under way, then end the thread."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.wait(self.poll)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
-                self.projections.follow(self._stop, poll=self.poll)
-            except Exception as error:  # e.g. the database away: try again shortly
-                log.warning("projections: %s: %s", type(error).__name__, error)
-                self._stop.wait(self.poll)
-
-    def stop(self) -> None:
-        """Let the batch under way commit, then catch up with the log once more."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-        self.projections.catch_up()
-
-    def lag(self) -> dict[str, int]:
-        return self.projections.lag()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+                self.catch_up()
+                self.last_error = None
+            except Exception as error:  # the thread must outlive a bad round; /health says
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.error("projections: catch-up failed: %s", self.last_error)
+            self.rounds += 1

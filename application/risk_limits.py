@@ -77,6 +77,10 @@ class RiskLimits:
         self.lock = lock or threading.RLock()
         self._sources: list[ExposureSource] = []
         self._halted: dict[str, datetime] = {}  # owners paused by the daily loss limit
+        # Ids of UserRisks the log does not hold (owners who never set a limit): asked
+        # before every buy, a query each would cost a step per deal it opens. Forgotten
+        # when a limit is set here, or when the runner sees one set elsewhere (``forget``).
+        self._absent: set[UUID] = set()
 
     def add_exposure(self, source: ExposureSource) -> None:
         """Another holder of open deals or positions (the runner, positions)."""
@@ -85,10 +89,18 @@ class RiskLimits:
     # --- limits ---------------------------------------------------------------------------
 
     def risk_of(self, owner_id: str) -> UserRisk | None:
-        try:
-            return self.trading.load(risk_id(owner_id), UserRisk)
-        except NotFoundError:
+        key = risk_id(owner_id)
+        if key in self._absent:
             return None
+        try:
+            return self.trading.load(key, UserRisk)
+        except NotFoundError:
+            self._absent.add(key)
+            return None
+
+    def forget(self, risk: UUID) -> None:
+        """The UserRisk ``risk`` was written (maybe by another process): load it again."""
+        self._absent.discard(risk)
 
     def set_limits(self, owner_id: str, changes: dict[str, object], actor: str) -> RiskView:
         """``changes``: the limits to set by GraphQL name; a name given as None clears its
@@ -103,6 +115,7 @@ class RiskLimits:
             limits = parse_limits({**now, **changes})
             cause = self.trading.cause(actor)
             if risk is None:
+                self.forget(risk_id(owner_id))
                 risk = UserRisk.open(owner_id, cause)
             risk.set_limits(cause, limits)
             self.trading.save_all(risk)

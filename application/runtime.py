@@ -9,7 +9,6 @@ events (``PaperTrading.resume``), with no order placed twice.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +21,7 @@ from application.live_loop import LiveLoop
 from application.operations import Operations
 from application.paper_trading import PaperTrading
 from application.positions import Positions
+from application.projection_worker import ProjectionWorker
 from application.promotion import Promotion
 from application.server_settings import ServerSettings
 from application.trading import Trading
@@ -86,7 +86,6 @@ class Runtime:
     leases: Any = None
     # PostgreSQL LISTEN: other processes' appends (adapters/event_store/notify.py)
     listener: Any = None
-    _read_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @cached_property
     def bots(self) -> BotCommands:
@@ -169,11 +168,14 @@ class Runtime:
 
         return SignalIntake(self.webhooks, self.paper, emergency_exit=self.emergency_exit.run)
 
+    @cached_property
+    def projection_worker(self) -> ProjectionWorker:
+        """The read models, followed on their own thread (woken after each live step)."""
+        return ProjectionWorker(self.read_models, after=self.changes.publish_new)
+
     def refresh(self, _events: int = 0) -> None:
-        """After each live step (and after commands): read models, then subscribers."""
-        with self._read_lock:
-            self.read_models.catch_up()
-        self.changes.publish_new()
+        """After commands (and at start and stop): read models, then subscribers, now."""
+        self.projection_worker.catch_up()
 
     @property
     def trades(self) -> bool:
@@ -185,7 +187,8 @@ class Runtime:
         if self.trades:
             self._start_trading()
         self.refresh()
-        self.loop.after_step = self.refresh
+        self.loop.after_step = self.projection_worker.wake  # never inside a trading step
+        self.projection_worker.start()
         self.loop.start()
         if self.listener is not None:
             self.listener.start()
@@ -220,6 +223,7 @@ class Runtime:
             self.listener.stop()
         if self.leases is not None:  # let go at once: the other workers take over now
             self.leases.stop()
+        self.projection_worker.stop()
         if self.backtests is not None:
             self.backtests.close()  # a run under way stops at its next step, recorded so
         for background in (self.candle_fetches, self.rebuilds):
@@ -259,12 +263,17 @@ class Runtime:
     def _projection_health(self) -> tuple[str, dict]:
         """Red when a projection cannot advance (``stuck`` names it, its position and its
         error), else by the largest lag."""
-        lag = self.read_models.lag()
+        lag = self.read_models.lag()  # against the log's head as it is now
         stuck = self.read_models.problems()
         worst = max(lag.values(), default=0)
+        worker = self.projection_worker
         status = ("red" if stuck or worst >= 100_000 else "amber" if worst >= 1000
                   else "green")
-        return status, {"lag": lag, "stuck": stuck}
+        if self.loop.running and (not worker.running or worker.last_error):
+            status = "red"  # nothing brings them forward any more
+        return status, {"lag": lag, "stuck": stuck, "worker": {
+            "running": worker.running, "rounds": worker.rounds,
+            "last_error": worker.last_error}}
 
     def _loop_health(self) -> tuple[str, dict]:
         h = self.loop.health

@@ -157,6 +157,7 @@ def _serve_projections(settings) -> int:
         _until_stopped()
     finally:
         worker.stop()
+        worker.catch_up()  # what was appended before the stop is in the views
         for part in closing:
             part.close()
     return 0

@@ -77,15 +77,19 @@ class DcaEngine:
         # The open deal's exits beyond one take profit and a fixed stop (application/exits)
         self._exits: DealExits | None = None
         self._plain: DcaConfig | None = None  # the bot's config, when its exits are plain
+        self._not_plain: DcaConfig | None = None  # and when they are not
         self._opening = False  # the next price is a candle's open (stops before take profits)
 
     def _is_plain(self) -> bool:
         """Whether the bot's configuration has only a fixed take profit and stop, noted by
         identity: the hot path then compares one pointer (the config may be edited)."""
         config = self.bot.config
+        if config is self._not_plain:  # (asked at every price a bot with exits sees)
+            return False
         if config.plain_exits:
             self._plain = config
             return True
+        self._not_plain = config
         return False
 
     # --- steps ----------------------------------------------------------------------------
@@ -148,6 +152,25 @@ class DcaEngine:
         if self.bot.config is self._plain or deal is None or deal.units == ZERO:
             return None
         return self._exits_of(deal).high_watch()
+
+    def only_raises(self, low: Decimal, high: Decimal) -> bool:
+        """The backtest's fast path: whether walking a candle ranging from ``low`` to
+        ``high`` would only raise the open deal's trailing highests (no order, no event;
+        the venue's resting orders are the caller's to check)."""
+        deal = self.deal
+        if (self.bot.config is self._plain or deal is None or deal.units == ZERO
+                or self._exiting()):
+            return False
+        exits = self._exits_of(deal)
+        return exits.follows_highs and exits.only_raises(low, high)
+
+    def raise_highest(self, open_: Decimal, high: Decimal) -> None:
+        """What walking a candle that :meth:`only_raises` does: the prices that can raise
+        the highests are its open, then its high (a rising leg's end; the close is no
+        higher), reached in that order."""
+        exits = self._exits_of(self.deal)
+        exits.raise_to(open_)
+        exits.raise_to(high)
 
     def _exits_of(self, deal: Deal) -> DealExits:
         exits = self._exits

@@ -85,6 +85,8 @@ class _Scanner:
     def next_reaching(self, start: int, below: Decimal | None, above: Decimal | None) -> int:
         lo = float(below) if below is not None else -np.inf
         hi = float(above) if above is not None else np.inf
+        if start < self.n and (self.low[start] <= lo or self.high[start] >= hi):
+            return start  # the very next one (a trailing deal's rising run): no array work
         chunk, i = _FIRST_CHUNK, start
         while i < self.n:
             end = min(self.n, i + chunk)

@@ -188,6 +188,9 @@ def _walk(candles: CandleSeries, engine: DcaEngine, venue: Venue, steps: _Steps,
     A candle reached only because it rises above a trailing highest, and reaching no level,
     raises the highest without being walked (``light``; off: walked like any other)."""
     n, quote_asset = len(candles), engine.config.quote_asset
+    # only a trailing exit has highests to raise (a backtest's bot keeps its config)
+    light = light and (engine.config.trailing_take_profit_pct is not None
+                       or engine.config.trailing_stop_loss)
     closes_at = candles.timestamps + (candles.interval_ms or 0)
     j = 0
     while j < n:

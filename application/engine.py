@@ -140,8 +140,9 @@ class DcaEngine:
         deal = self.deal
         if deal is None or deal.units == ZERO:
             return None, None
-        if self.bot.config is self._plain or self._is_plain():  # (the hot path)
-            return deal.stop_loss_price, deal.take_profit_price
+        config = self.bot.config
+        if config is self._plain or (config is not self._not_plain and self._is_plain()):
+            return deal.stop_loss_price, deal.take_profit_price  # (the hot path)
         return self._exits_of(deal).levels()
 
     def high_watch(self) -> Decimal | None:
@@ -173,9 +174,9 @@ class DcaEngine:
         exits.raise_to(high)
 
     def _exits_of(self, deal: Deal) -> DealExits:
-        exits = self._exits
-        if exits is None or exits.deal is not deal or exits.config is not self.config:
-            exits = self._exits = DealExits(self.config, deal)
+        exits, config = self._exits, self.bot.config  # (asked at every price visited)
+        if exits is None or exits.deal is not deal or exits.config is not config:
+            exits = self._exits = DealExits(config, deal)
         return exits
 
     def on_price(self, price: Decimal) -> None:
@@ -195,7 +196,8 @@ class DcaEngine:
             self._cancel(exiting)
             if exiting.is_open or self.deal is None:
                 return  # the cancel went unanswered, or the take profit filled after all
-        if self.bot.config is not self._plain and not self._is_plain():
+        config = self.bot.config
+        if config is self._not_plain or (config is not self._plain and not self._is_plain()):
             self._on_price_exits(deal, price, opening)
         elif deal.stop_loss_price is not None and price <= deal.stop_loss_price:
             self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)
@@ -218,14 +220,14 @@ class DcaEngine:
         elif trailed:
             deal.trailing_triggered(self.cause, highest=exits.tp_highest, level=exits.tp_level)
             self._exit(CloseReason.TRAILING_TAKE_PROFIT, OrderType.MARKET, None)
-        elif self.config.take_profit_steps:
+        elif exits.config.take_profit_steps:
             # a gap through several steps sells each at the open, in order
             while (self.deal is deal and not self._exiting()
                    and (step := exits.step_price()) is not None and price >= step):
                 order = self._place(OrderPurpose.TAKE_PROFIT_STEP, OrderSide.SELL,
                                     OrderType.LIMIT, exits.step_amount(), step)
                 self._exit_order = order if order.is_open else None
-        elif (exits.tp_highest is None and self.config.trailing_take_profit_pct is None
+        elif (exits.tp_highest is None and exits.config.trailing_take_profit_pct is None
               and deal.take_profit_price is not None and price >= deal.take_profit_price):
             self._exit(CloseReason.TAKE_PROFIT, OrderType.LIMIT, deal.take_profit_price)
 

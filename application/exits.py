@@ -99,7 +99,8 @@ class DealExits:
 
     def _work_out(self) -> None:
         """The levels of the deal as it is now, if it changed since they were worked out."""
-        self._sl_from_entry()
+        if self.sl_highest is None:
+            self._sl_from_entry()
         known = (self.deal._version, self._moves)
         if known == self._known:
             return

@@ -85,6 +85,8 @@ class _Scanner:
     def next_reaching(self, start: int, below: Decimal | None, above: Decimal | None) -> int:
         lo = float(below) if below is not None else -np.inf
         hi = float(above) if above is not None else np.inf
+        if start < self.n and (self.low[start] <= lo or self.high[start] >= hi):
+            return start  # the very next one (a trailing deal's rising run): no array work
         chunk, i = _FIRST_CHUNK, start
         while i < self.n:
             end = min(self.n, i + chunk)
@@ -113,11 +115,14 @@ def run_backtest(
     summary_keys: Sequence[str] | None = None,
     period: tuple[int | None, int | None] | None = None,
     equity_points: int | None = None,
+    fast_trailing: bool = True,
 ) -> BacktestResult:
     """Run ``config`` over ``candles``. ``append(events)`` appends events in one transaction
     and returns how many it appended. ``summary_keys``: the figures to record at the end, in
     that order (those a stored run recorded, to re-run it); by default all of them.
-    ``period``: the (from, to) UTC ms the caller cut ``candles`` to, recorded with the run."""
+    ``period``: the (from, to) UTC ms the caller cut ``candles`` to, recorded with the run.
+    ``fast_trailing``: False walks every candle that rises above a trailing highest, as
+    any other (the general path, which tests hold the fast one to, byte for byte)."""
     refuse_unsupported(config)
     if balance is not None and balance < ZERO:
         raise DomainError(f"a starting balance of {balance} is negative", code="OUT_OF_RANGE",
@@ -145,7 +150,8 @@ def run_backtest(
     scanner = _Scanner(candles.low, candles.high)
     capital = _CapitalMeter()
     try:
-        _walk(candles, engine, venue, steps, scanner, drawdown, capital, run_seed, on_progress)
+        _walk(candles, engine, venue, steps, scanner, drawdown, capital, run_seed, on_progress,
+              fast_trailing)
         events = steps.flush()
         summary = _summary(candles, engine, drawdown, candles.exact_close(n - 1), events,
                            balance, capital)
@@ -167,22 +173,39 @@ def run_backtest(
                           drawdown.curve, points)
 
 
+def _only_raises(engine: DcaEngine, venue: Venue, low: Decimal, high: Decimal) -> bool:
+    """Whether a candle would only raise a trailing deal's highests: it reaches none of the
+    venue's resting orders and no level of the engine's."""
+    below, above = venue.levels_below(), venue.levels_above()
+    return ((not below or low > max(below)) and (not above or high < min(above))
+            and engine.only_raises(low, high))
+
+
 def _walk(candles: CandleSeries, engine: DcaEngine, venue: Venue, steps: _Steps,
           scanner: _Scanner, drawdown: DrawdownTracker, capital: _CapitalMeter, run_seed: str,
-          on_progress: Callable[[int, int], None] | None) -> None:
-    """Step the engine through the candles that can change something, skipping the rest."""
+          on_progress: Callable[[int, int], None] | None, light: bool = True) -> None:
+    """Step the engine through the candles that can change something, skipping the rest.
+    A candle reached only because it rises above a trailing highest, and reaching no level,
+    raises the highest without being walked (``light``; off: walked like any other)."""
     n, quote_asset = len(candles), engine.config.quote_asset
+    # only a trailing exit has highests to raise (a backtest's bot keeps its config)
+    light = light and (engine.config.trailing_take_profit_pct is not None
+                       or engine.config.trailing_stop_loss)
     closes_at = candles.timestamps + (candles.interval_ms or 0)
     j = 0
     while j < n:
-        engine.begin_step(Cause(ms_to_datetime(int(closes_at[j])), ENGINE, f"{run_seed}:{j}"))
         o, h, low, c = candles.exact(j)
-        venue.walk_candle(o, h, low, c, engine)
-        engine.on_close(c)
-        changed = engine.take_changes()
-        if changed:
-            steps.add(*changed)
-            capital.note(engine.open_deal_cost(), venue.fetch_balance()[quote_asset])
+        if light and engine.high_watch() is not None and _only_raises(engine, venue, low, h):
+            engine.raise_highest(o, h)  # all walking this candle would do
+        else:
+            engine.begin_step(Cause(ms_to_datetime(int(closes_at[j])), ENGINE,
+                                    f"{run_seed}:{j}"))
+            venue.walk_candle(o, h, low, c, engine)
+            engine.on_close(c)
+            changed = engine.take_changes()
+            if changed:
+                steps.add(*changed)
+                capital.note(engine.open_deal_cost(), venue.fetch_balance()[quote_asset])
         drawdown.sample(j, engine.tally.realized_pnl, engine.open_deal_state(), c)
         if engine.wants_next_close:
             nxt = j + 1

@@ -77,15 +77,19 @@ class DcaEngine:
         # The open deal's exits beyond one take profit and a fixed stop (application/exits)
         self._exits: DealExits | None = None
         self._plain: DcaConfig | None = None  # the bot's config, when its exits are plain
+        self._not_plain: DcaConfig | None = None  # and when they are not
         self._opening = False  # the next price is a candle's open (stops before take profits)
 
     def _is_plain(self) -> bool:
         """Whether the bot's configuration has only a fixed take profit and stop, noted by
         identity: the hot path then compares one pointer (the config may be edited)."""
         config = self.bot.config
+        if config is self._not_plain:  # (asked at every price a bot with exits sees)
+            return False
         if config.plain_exits:
             self._plain = config
             return True
+        self._not_plain = config
         return False
 
     # --- steps ----------------------------------------------------------------------------
@@ -136,8 +140,9 @@ class DcaEngine:
         deal = self.deal
         if deal is None or deal.units == ZERO:
             return None, None
-        if self.bot.config is self._plain or self._is_plain():  # (the hot path)
-            return deal.stop_loss_price, deal.take_profit_price
+        config = self.bot.config
+        if config is self._plain or (config is not self._not_plain and self._is_plain()):
+            return deal.stop_loss_price, deal.take_profit_price  # (the hot path)
         return self._exits_of(deal).levels()
 
     def high_watch(self) -> Decimal | None:
@@ -149,13 +154,32 @@ class DcaEngine:
             return None
         return self._exits_of(deal).high_watch()
 
+    def only_raises(self, low: Decimal, high: Decimal) -> bool:
+        """The backtest's fast path: whether walking a candle ranging from ``low`` to
+        ``high`` would only raise the open deal's trailing highests (no order, no event;
+        the venue's resting orders are the caller's to check)."""
+        deal = self.deal
+        if (self.bot.config is self._plain or deal is None or deal.units == ZERO
+                or self._exiting()):
+            return False
+        exits = self._exits_of(deal)
+        return exits.follows_highs and exits.only_raises(low, high)
+
+    def raise_highest(self, open_: Decimal, high: Decimal) -> None:
+        """What walking a candle that :meth:`only_raises` does: the prices that can raise
+        the highests are its open, then its high (a rising leg's end; the close is no
+        higher), reached in that order."""
+        exits = self._exits_of(self.deal)
+        exits.raise_to(open_)
+        exits.raise_to(high)
+
     def _exits_of(self, deal: Deal) -> DealExits:
-        exits = self._exits
+        exits, config = self._exits, self.bot.config  # (asked at every price visited)
         if exits is None or exits.deal is not deal or (
-                exits.config is not self.config and exits.config != self.config):
+                exits.config is not config and exits.config != config):
             # (a bot loaded again with the same configuration keeps what its trailing
             # levels followed since they were recorded: only an edit starts them over)
-            exits = self._exits = DealExits(self.config, deal)
+            exits = self._exits = DealExits(config, deal)
         return exits
 
     def on_price(self, price: Decimal) -> None:
@@ -175,7 +199,8 @@ class DcaEngine:
             self._cancel(exiting)
             if exiting.is_open or self.deal is None:
                 return  # the cancel went unanswered, or the take profit filled after all
-        if self.bot.config is not self._plain and not self._is_plain():
+        config = self.bot.config
+        if config is self._not_plain or (config is not self._plain and not self._is_plain()):
             self._on_price_exits(deal, price, opening)
         elif deal.stop_loss_price is not None and price <= deal.stop_loss_price:
             self._exit(CloseReason.STOP_LOSS, OrderType.MARKET, None)
@@ -198,14 +223,14 @@ class DcaEngine:
         elif trailed:
             deal.trailing_triggered(self.cause, highest=exits.tp_highest, level=exits.tp_level)
             self._exit(CloseReason.TRAILING_TAKE_PROFIT, OrderType.MARKET, None)
-        elif self.config.take_profit_steps:
+        elif exits.config.take_profit_steps:
             # a gap through several steps sells each at the open, in order
             while (self.deal is deal and not self._exiting()
                    and (step := exits.step_price()) is not None and price >= step):
                 order = self._place(OrderPurpose.TAKE_PROFIT_STEP, OrderSide.SELL,
                                     OrderType.LIMIT, exits.step_amount(), step)
                 self._exit_order = order if order.is_open else None
-        elif (exits.tp_highest is None and self.config.trailing_take_profit_pct is None
+        elif (exits.tp_highest is None and exits.config.trailing_take_profit_pct is None
               and deal.take_profit_price is not None and price >= deal.take_profit_price):
             self._exit(CloseReason.TAKE_PROFIT, OrderType.LIMIT, deal.take_profit_price)
 

@@ -8,7 +8,9 @@ busy one (tighter ladder and a stop loss: ten times the deals and events) and th
 with a trailing take profit, with take profit steps and break-even, and with a trailing
 stop loss (issue 12). Prints
 candles/s and peak memory (max RSS of the command's process) side by side, with ratios.
-Targets (issue 3): >= 1,000,000 candles/s for the whole command, < 300 MB peak RSS.
+Targets (issue 3, and issue 12 for the exits): >= 1,000,000 candles/s for the whole
+command, < 300 MB peak RSS, for every bot; the last lines say MET or MISSED for each, with
+its speed beside the busy bot's (whose exits are plain).
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ def run_command(args: list[str]) -> tuple[float, float, dict]:
     return elapsed, usage.ru_maxrss / 1024, json.loads(out)
 
 
-def bench_bot(name: str, bot: dict, candles: Path, tmp: Path, repeat: int, n: int) -> bool:
+def bench_bot(name: str, bot: dict, candles: Path, tmp: Path, repeat: int,
+              n: int) -> tuple[bool, float]:
+    """Prints the bot's figures; (whether it met the target, its whole command's median)."""
     slug = name.split(" ", maxsplit=1)[0]
     config = tmp / f"{slug}.json"
     config.write_text(json.dumps(bot))
@@ -103,7 +107,18 @@ def bench_bot(name: str, bot: dict, candles: Path, tmp: Path, repeat: int, n: in
           f"{plain_time / wall:.1f}x the plain loop; SQLite store costs "
           f"{sqlite_wall / wall:.2f}x; same figures with SQLite: "
           f"{sqlite_summary['realized_pnl'] == summary['realized_pnl']}")
-    return met
+    return met, wall
+
+
+def print_verdicts(results: list[tuple[str, bool, float]], n: int) -> None:
+    """One line per bot: its whole command's speed beside the busy bot's (the plain exits
+    the others add to), and MET/MISSED."""
+    busy = next((wall for label, _, wall in results if label.startswith("busy")), None)
+    print(f"\n{'bot (whole command, median)':58} {'candles/s':>12} {'vs busy':>8}  target")
+    for label, met, wall in results:
+        versus = f"{busy / wall:7.2f}x" if busy else "       -"
+        print(f"{label.split(' (')[0]:58} {n / wall:12,.0f} {versus}  "
+              f"{'MET' if met else 'MISSED'}")
 
 
 def _child(kind: str, candles: Path, config: Path) -> tuple[float, dict]:
@@ -146,6 +161,7 @@ def main() -> None:
         candles = Path(tmp) / "walk.csv"
         write_walk_csv(candles, options.candles, seed=2024)
         print(f"{options.candles:,} one-minute candles (seeded walk, seed 2024)")
+        results = []
         for label, bot in (("example bot (api/examples/dca_bot.json)", EXAMPLE_BOT),
                            ("busy bot (tight ladder, 5% stop loss)", BUSY_BOT),
                            ("trailing bot (the busy bot, trailing take profit 0.4%)",
@@ -156,7 +172,10 @@ def main() -> None:
                             TRAILING_STOP_BOT)):
             if options.only and options.only not in label:
                 continue
-            bench_bot(label, bot, candles, Path(tmp), options.repeat, options.candles)
+            met, wall = bench_bot(label, bot, candles, Path(tmp), options.repeat,
+                                  options.candles)
+            results.append((label, met, wall))
+        print_verdicts(results, options.candles)
 
 
 def _compile_as_installed() -> None:

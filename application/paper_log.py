@@ -24,6 +24,20 @@ from domain.orders import Order, OrderSide
 from domain.recording import topic_of
 
 
+@dataclass
+class RestartBook:
+    """What a paper runner restores at start, as a projection keeps it
+    (projections/paper_book.py) instead of a scan of the log."""
+
+    bots: list[UUID]  # running, or holding an open deal (a superset does no harm)
+    # every order of an open deal and every open order, in placement order:
+    # (order id, deal id, account id, pair, side)
+    orders: list[tuple[UUID, UUID | None, str, str, str]]
+    fills: dict[tuple[str, str], tuple[Decimal, Decimal]]  # (account, pair) -> quote, base
+    assets: dict[str, dict[str, Decimal]]  # account -> asset -> what fills did
+    deposits: dict[str, dict[str, Decimal]]  # account -> asset -> deposits less withdrawals
+
+
 @dataclass(frozen=True)
 class _Placed:
     deal_id: UUID | None
@@ -33,14 +47,30 @@ class _Placed:
 
 
 class PaperLog:
-    def __init__(self, trading: Trading):
+    def __init__(self, trading: Trading | None, book: RestartBook | None = None):
+        """Read from the log (``trading``), or taken from a ``book`` kept by a projection:
+        it holds the orders that can still be filled or listed by an open deal, which is
+        all a runner asks about."""
         self._placed: dict[UUID, _Placed] = {}
         self._by_deal: dict[UUID, list[UUID]] = {}
         self._fills: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
         self._assets: dict[str, dict[str, Decimal]] = {}  # account -> asset -> change
+        if book is not None or trading is None:
+            self._restore(book)
+            return
         topics = [topic_of(Order.Submitted), topic_of(Order.Filled)]
         self.observe(trading.mapper.to_domain_event(notification)
                      for notification in read_log(trading, topics))
+
+    def _restore(self, book: RestartBook | None) -> None:
+        if book is None:
+            return
+        for order_id, deal_id, account_id, pair, side in book.orders:
+            self._placed[order_id] = _Placed(deal_id, account_id, pair, OrderSide(side))
+            if deal_id is not None:
+                self._by_deal.setdefault(deal_id, []).append(order_id)
+        self._fills = dict(book.fills)
+        self._assets = {account: dict(assets) for account, assets in book.assets.items()}
 
     def observe(self, events: Iterable[Any]) -> None:
         """Take in events appended since (others than order placements and fills pass):

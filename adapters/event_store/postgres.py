@@ -58,7 +58,42 @@ class _SerialCreation:
             super().create_table()  # type: ignore[misc]
 
 
-class AggregateRecorder(_SerialCreation, postgres.PostgresAggregateRecorder):
+class _ManyReads:
+    """The stored events of many aggregates in one query (``application.bulk_load``): a
+    restart loads ten thousand bots, their deals and orders in a few round trips instead of
+    one each. Reads the library's own table with its own columns (eventsourcing 9.5.6)."""
+
+    datastore: postgres.PostgresDatastore
+    events_table_name: str
+
+    def select_events_of(self, ids: Sequence[Any], after: Sequence[int]) -> list[Any]:
+        """Every event of ``ids[i]`` with a version above ``after[i]``, by id then version."""
+        return self._stored(sql.SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {} e JOIN "
+            "unnest(%s::uuid[], %s::bigint[]) AS a(id, after) ON e.originator_id = a.id AND "
+            "e.originator_version > a.after ORDER BY e.originator_id, e.originator_version"),
+            (list(ids), list(after)))
+
+    def select_last_of(self, ids: Sequence[Any]) -> list[Any]:
+        """The newest event (a snapshot, in a snapshots table) of each of ``ids``."""
+        return self._stored(sql.SQL(
+            "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, "
+            "state FROM {} WHERE originator_id = ANY(%s::uuid[]) "
+            "ORDER BY originator_id, originator_version DESC"), (list(ids),))
+
+    def _stored(self, statement: Any, params: tuple) -> list[Any]:
+        from eventsourcing.persistence import StoredEvent
+
+        table = sql.Identifier(self.datastore.schema, self.events_table_name)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement.format(table), params)
+            return [StoredEvent(originator_id=row["originator_id"],
+                                originator_version=row["originator_version"],
+                                topic=row["topic"], state=bytes(row["state"]))
+                    for row in curs.fetchall()]
+
+
+class AggregateRecorder(_ManyReads, _SerialCreation, postgres.PostgresAggregateRecorder):
     pass
 
 
@@ -90,7 +125,8 @@ class _RecordedTime(_SerialCreation):
                          .format(target, Identifier(RECORDED_AT)))
 
 
-class ApplicationRecorder(Sealing, _RecordedTime, postgres.PostgresApplicationRecorder):
+class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
+                          postgres.PostgresApplicationRecorder):
     """Seals every event in the transaction that stores it (the library's ``_insert_events``
     hook runs first in that transaction; see ``adapters/event_store/sealing.py``)."""
 

@@ -31,7 +31,7 @@ log = logging.getLogger("tradetape.load")
 A = TypeVar("A")
 SWITCH = "TRADETAPE_BULK_LOAD"
 CHUNK = 2000  # ids per query
-SNAPSHOT_AFTER = 20  # events a load replays before its aggregate earns a snapshot
+SNAPSHOT_AFTER = 10  # events a load replays before its aggregate earns a snapshot
 PINNED = "9.5.6"
 
 

@@ -203,7 +203,7 @@ class PaperTrading(DealsNow):
                 [bot.open_deal_id for bot in active if bot.open_deal_id is not None], Deal)
             index = self._index()
             orders = self.trading.load_many(
-                [order_id for deal_id in deals for order_id in index.orders_of(deal_id)],
+                [order_id for deal_id in deals for order_id in index.open_orders_of(deal_id)],
                 Order)
             try:
                 for bot in active:
@@ -238,7 +238,10 @@ class PaperTrading(DealsNow):
             # The units the deal holds, summed as the deal summed them: its exit sells them.
             market.venue.restore_position(engine.deal.id.hex, engine.deal.units)
             for order_id in self._index().orders_of(bot.open_deal_id):
-                order = (loaded or {}).get(order_id) or self.trading.load(order_id, Order)
+                if loaded is not None and order_id not in loaded:
+                    continue  # final (the book knew), so not loaded
+                order = (loaded[order_id] if loaded is not None
+                         else self.trading.load(order_id, Order))
                 if not order.is_open:
                     continue
                 engine.orders[order.client_order_id] = order

@@ -219,7 +219,7 @@ class PaperBook(Projection):
                                                     key=lambda r: r["position"])
                   if r["running"] or r["open_deal_id"] is not None],
             orders=[(UUID(r["order_id"]), None if r["deal_id"] is None else UUID(r["deal_id"]),
-                     r["account_id"], r["pair"], r["side"]) for r in orders],
+                     r["account_id"], r["pair"], r["side"], bool(r["open"])) for r in orders],
             fills={key: (row["quote"], row["base"]) for key, row in self.fills.items()},
             assets=assets, deposits=deposits)
 

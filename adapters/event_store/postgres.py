@@ -16,7 +16,8 @@ version gains the column without a default first (its rows keep NULL, "recorded 
 version", instead of all being stamped with the time of the upgrade), then the default.
 
 Every event is sealed in the transaction that stores it: ``event_seals`` (see
-``adapters/event_store/sealing.py``).
+``adapters/event_store/sealing.py``). The events table gets an index on ``(topic,
+notification_id)``: reading the events of a few topics costs what it finds.
 """
 
 from __future__ import annotations
@@ -68,24 +69,29 @@ class _ManyReads:
 
     def select_events_of(self, ids: Sequence[Any], after: Sequence[int]) -> list[Any]:
         """Every event of ``ids[i]`` with a version above ``after[i]``, by id then version."""
+        # LATERAL: one index lookup per id (a join would walk the whole primary key)
         return self._stored(sql.SQL(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {} e JOIN "
-            "unnest(%s::uuid[], %s::bigint[]) AS a(id, after) ON e.originator_id = a.id AND "
-            "e.originator_version > a.after ORDER BY e.originator_id, e.originator_version"),
-            (list(ids), list(after)))
+            "SELECT e.* FROM unnest(%s::uuid[], %s::bigint[]) AS a(id, after) CROSS JOIN "
+            "LATERAL (SELECT originator_id, originator_version, topic, state FROM {} WHERE "
+            "originator_id = a.id AND originator_version > a.after "
+            "ORDER BY originator_version) e"), (list(ids), list(after)))
 
     def select_last_of(self, ids: Sequence[Any]) -> list[Any]:
         """The newest event (a snapshot, in a snapshots table) of each of ``ids``."""
         return self._stored(sql.SQL(
-            "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, "
-            "state FROM {} WHERE originator_id = ANY(%s::uuid[]) "
-            "ORDER BY originator_id, originator_version DESC"), (list(ids),))
+            "SELECT e.* FROM unnest(%s::uuid[]) AS a(id) CROSS JOIN LATERAL (SELECT "
+            "originator_id, originator_version, topic, state FROM {} WHERE originator_id = "
+            "a.id ORDER BY originator_version DESC LIMIT 1) e"), (list(ids),))
 
     def _stored(self, statement: Any, params: tuple) -> list[Any]:
         from eventsourcing.persistence import StoredEvent
 
         table = sql.Identifier(self.datastore.schema, self.events_table_name)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            # The planner guesses thousands of rows per id and compiles the query (JIT):
+            # ~0.4 s for what the index answers in milliseconds.
+            curs.execute("SET LOCAL jit = off")
             curs.execute(statement.format(table), params)
             return [StoredEvent(originator_id=row["originator_id"],
                                 originator_version=row["originator_version"],
@@ -137,6 +143,12 @@ class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
             "CREATE TABLE IF NOT EXISTS {} (originator_id uuid, originator_version bigint, "
             "key_id text NOT NULL, seal text NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))").format(self.seals))
+        # Reads of a few kinds of event (a start's: accounts, plans, positions, risk) find
+        # them through this index instead of walking a log of millions.
+        self.sql_create_statements.append(sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {} ON {} (topic, notification_id)").format(
+            sql.Identifier(f"{self.events_table_name}_topic_idx"),
+            sql.Identifier(datastore.schema, self.events_table_name)))
 
     def _insert_events(self, curs: Any, stored_events: Sequence[Any], **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)

@@ -6,6 +6,7 @@ library's repository loads one at a time."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -40,19 +41,15 @@ def command(trading, bot_id, step: str, n: int) -> None:
               "edit": lambda: trading.edit_bot_config(bot_id, config, "u1"),
               "optin": lambda: trading.set_leaderboard_opt_in(bot_id, True, "u1"),
               "optout": lambda: trading.set_leaderboard_opt_in(bot_id, False, "u1")}[step]
-    try:
+    with contextlib.suppress(DomainError):  # refused in that state: nothing recorded
         action()
-    except DomainError:
-        pass  # refused in that state: nothing recorded
 
 
 def forget(trading, *ids) -> None:
     """Out of the repository's cache: the next load reads the store."""
     for aggregate_id in ids:
-        try:
+        with contextlib.suppress(KeyError):
             trading.repository.cache.get(aggregate_id, evict=True)
-        except KeyError:
-            pass
 
 
 def state(aggregate) -> dict:

@@ -103,6 +103,8 @@ class Trading(Application[UUID]):
         for aggregate in aggregates:
             processing.events.extend(aggregate.collect_events())
             processing.aggregates[aggregate.id] = aggregate
+        if not processing.events:
+            return 0  # nothing to record: no empty transaction (the wallet monitor's rounds)
         return self._append(processing)
 
     def append_collected(self, events: list[TradetapeAggregate.Event]) -> int:

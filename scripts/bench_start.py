@@ -160,7 +160,7 @@ class Cloner:
             yield new(oid), version, topic, b"".join(pieces)
 
 
-def seed(url: str, bots: int, events: int) -> int:
+def seed(url: str, bots: int, events: int, projections: list[str] | None = None) -> int:
     from adapters.event_store.sealing import SEALS_TABLE, canonical_id
     from application.bootstrap import open_trading
     from application.settings import parse_database_url
@@ -200,7 +200,8 @@ def seed(url: str, bots: int, events: int) -> int:
         "the projections")
     began = time.perf_counter()
     subprocess.run([str(ROOT / ".venv/bin/tradetape"), "projections", "rebuild",
-                    "--database", url], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+                    *(projections or []), "--database", url], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
     log(f"projections rebuilt in {time.perf_counter() - began:.1f} s")
     return written
 
@@ -315,10 +316,13 @@ def main() -> int:
     parser.add_argument("--starts", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--projections", nargs="*", default=None,
+                        help="rebuild only these after seeding (e.g. paper_book, to time a "
+                             "resume alone with --profile: /health stays amber meanwhile)")
     args = parser.parse_args()
     url = args.database or f"{BASE_URL}?schema=bench_start_{args.bots}_{args.events}"
     if ensure_schema(url, args.fresh):
-        seed(url, args.bots, args.events)
+        seed(url, args.bots, args.events, args.projections)
     head = head_of(url)
     print(f"log: {head:,} events, {args.bots:,} bots ({url})")
     if args.profile:

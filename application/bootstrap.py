@@ -43,7 +43,17 @@ def open_trading(
         env["PERSISTENCE_MODULE"] = (POSTGRES_EVENT_STORE if database.kind == "postgres"
                                      else SQLITE_EVENT_STORE)
         env.update(_audit_key_file(database))
+        env.update(_snapshotting())
     return Trading(clock=clock or SystemClock(), ids=ids or RandomIds(), env=env)
+
+
+def _snapshotting() -> dict[str, str]:
+    """Snapshots of long-lived aggregates on stores that outlive the process (a disposable
+    cache: ``TRADETAPE_SNAPSHOTS=0`` turns it off; see application/snapshots.py)."""
+    import os
+
+    return {} if os.environ.get("TRADETAPE_SNAPSHOTS", "1") == "0" else {
+        "IS_SNAPSHOTTING_ENABLED": "y"}
 
 
 def backtest(
@@ -308,7 +318,7 @@ class _InProcessReadModels:
         from projections.store import open_view_store
         from projections.supervisor import SupervisedProjections
 
-        self.store = open_view_store(database)
+        self.trading, self.store = trading, open_view_store(database)
         self.projections = SupervisedProjections(
             trading, self.store, list(PROJECTIONS.values()),
             report=lambda text: sys.stderr.write(text + "\n"),
@@ -326,6 +336,13 @@ class _InProcessReadModels:
 
     def close(self) -> None:
         self.store.close()
+
+    def restart_book(self):
+        """What the paper runner restores at start, from the ``paper_book`` projection's
+        tables and the events after their position (projections/paper_book.py)."""
+        from projections.paper_book import book_at_head
+
+        return book_at_head(self.trading, self.store)
 
 
 class _SharedReadModels:
@@ -366,6 +383,12 @@ class _SharedReadModels:
         from projections.supervisor import faults
 
         return list(faults(self.store).values())
+
+    def restart_book(self):
+        """The paper book the projections process keeps (see ``_InProcessReadModels``)."""
+        from projections.paper_book import book_at_head
+
+        return book_at_head(self.trading, self.store)
 
     def close(self) -> None:
         self.store.close()
@@ -425,8 +448,6 @@ def _event_listener(database, trading, runtime):
     return EventListener(database, trading.recorder.channel_name, on_events)
 
 
-
-
 def open_runtime(settings, role: str = "all"):
     """Everything ``tradetape serve`` runs, wired: the wall clock, random ids, the paper
     exchange, a replayed market feed, identity, read models and the live loop. ``role``:
@@ -483,6 +504,7 @@ def open_runtime(settings, role: str = "all"):
     library = open_candle_library(settings)
     read_models = (_InProcessReadModels(trading, database) if role == "all"
                    else _SharedReadModels(trading, database))
+    paper.restart_book = read_models.restart_book
     runtime = Runtime(
         settings=settings, clock=clock, trading=trading, identity=identity, billing=billing,
         webhook_limit=billing.entitlements.webhook_limit, paper=paper, loop=loop,

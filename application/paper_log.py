@@ -24,6 +24,20 @@ from domain.orders import Order, OrderSide
 from domain.recording import topic_of
 
 
+@dataclass
+class RestartBook:
+    """What a paper runner restores at start, as a projection keeps it
+    (projections/paper_book.py) instead of a scan of the log."""
+
+    bots: list[UUID]  # running, or holding an open deal (a superset does no harm)
+    # every order of an open deal and every open order, in placement order:
+    # (order id, deal id, account id, pair, side, open)
+    orders: list[tuple[UUID, UUID | None, str, str, str, bool]]
+    fills: dict[tuple[str, str], tuple[Decimal, Decimal]]  # (account, pair) -> quote, base
+    assets: dict[str, dict[str, Decimal]]  # account -> asset -> what fills did
+    deposits: dict[str, dict[str, Decimal]]  # account -> asset -> deposits less withdrawals
+
+
 @dataclass(frozen=True)
 class _Placed:
     deal_id: UUID | None
@@ -33,14 +47,34 @@ class _Placed:
 
 
 class PaperLog:
-    def __init__(self, trading: Trading):
+    def __init__(self, trading: Trading | None, book: RestartBook | None = None):
+        """Read from the log (``trading``), or taken from a ``book`` kept by a projection:
+        it holds the orders that can still be filled or listed by an open deal, which is
+        all a runner asks about."""
         self._placed: dict[UUID, _Placed] = {}
         self._by_deal: dict[UUID, list[UUID]] = {}
         self._fills: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
         self._assets: dict[str, dict[str, Decimal]] = {}  # account -> asset -> change
+        self._final: set[UUID] = set()  # orders a book said were final (no need to load)
+        if book is not None or trading is None:
+            self._restore(book)
+            return
         topics = [topic_of(Order.Submitted), topic_of(Order.Filled)]
         self.observe(trading.mapper.to_domain_event(notification)
                      for notification in read_log(trading, topics))
+
+    def _restore(self, book: RestartBook | None) -> None:
+        if book is None:
+            return
+        self._final = set()
+        for order_id, deal_id, account_id, pair, side, is_open in book.orders:
+            self._placed[order_id] = _Placed(deal_id, account_id, pair, OrderSide(side))
+            if not is_open:
+                self._final.add(order_id)
+            if deal_id is not None:
+                self._by_deal.setdefault(deal_id, []).append(order_id)
+        self._fills = dict(book.fills)
+        self._assets = {account: dict(assets) for account, assets in book.assets.items()}
 
     def observe(self, events: Iterable[Any]) -> None:
         """Take in events appended since (others than order placements and fills pass):
@@ -76,6 +110,10 @@ class PaperLog:
     def orders_of(self, deal_id: UUID) -> list[UUID]:
         """Every order the deal placed, in the order it placed them."""
         return list(self._by_deal.get(deal_id, ()))
+
+    def open_orders_of(self, deal_id: UUID) -> list[UUID]:
+        """``orders_of`` less the ones known to be final (a book knows; a scan does not)."""
+        return [o for o in self._by_deal.get(deal_id, ()) if o not in self._final]
 
     def asset_fills(self, account_id: str) -> dict[str, Decimal]:
         """What the fills of the account's orders on every pair did to each asset."""

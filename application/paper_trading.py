@@ -19,7 +19,7 @@ from application.engine import DcaEngine
 from application.level_index import Band, LevelIndex
 from application.live_venue import LiveVenue
 from application.paper_deals import AlsoSaved, DealsNow
-from application.paper_log import PaperLog
+from application.paper_log import PaperLog, RestartBook
 from application.position_desk import PositionDesk
 from application.replay import read_log
 from application.risk_limits import RiskLimits
@@ -163,6 +163,12 @@ class PaperTrading(DealsNow):
             risk.add_exposure(self.exposure_of)
         self._markets: dict[tuple[str, str], _Market] = {}
         self._log: PaperLog | None = None  # read once, then kept current by _append
+        # Where a start finds what a scan of the log would give (projections/paper_book.py,
+        # wired by the composition root); None: the scan.
+        self.restart_book: Callable[[], RestartBook] | None = None
+        # while ``resume`` runs: the accounts it loaded, and the book's deposits by account
+        self._accounts: dict[UUID, ExchangeAccount] = {}
+        self._given: dict[str, dict[str, Decimal]] | None = None
         self._last_close: dict[str, Decimal] = {}  # by pair: a new venue's first price
         self._opened = 0  # markets opened so far (their order)
         self._levels: dict[str, LevelIndex] = {}  # by pair: the bands of its busy markets
@@ -238,18 +244,40 @@ class PaperTrading(DealsNow):
         return {bot_id for m in self._markets.values() for bot_id in m.engines}
 
     def resume(self) -> list[UUID]:
-        """Rebuild an engine for every running bot (and any bot with an open deal)."""
+        """Rebuild an engine for every running bot (and any bot with an open deal), in the
+        order the bots were created. The bots, their open deals, those deals' orders and the
+        accounts are loaded in a few queries (``Trading.load_many``); with a restart book
+        (``restart_book``: a projection's, see projections/paper_book.py) the bots to look
+        at, the deals' orders and the venues' balances come from it instead of a scan."""
         with self.lock:
             if self.risk is not None:
                 self.risk.resume()
-            for bot_id in _bot_ids(self.trading):
-                bot = self.trading.get_bot(bot_id)
-                if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
+            book = self.restart_book() if self.restart_book is not None else None
+            if book is not None:
+                self._log = PaperLog(None, book)
+                self._given = dict(book.deposits)
+            followed = self.bot_ids
+            candidates = book.bots if book is not None else _bot_ids(self.trading)
+            bots = self.trading.load_many([b for b in candidates if b not in followed], Bot)
+            active = [bots[b] for b in candidates if b in bots and (
+                bots[b].status is BotStatus.RUNNING or bots[b].open_deal_id is not None)]
+            self._accounts = self.trading.load_many(
+                _account_ids(bot.exchange_account_id for bot in active), ExchangeAccount)
+            deals = self.trading.load_many(
+                [bot.open_deal_id for bot in active if bot.open_deal_id is not None], Deal)
+            index = self._index()
+            orders = self.trading.load_many(
+                [order_id for deal_id in deals for order_id in index.open_orders_of(deal_id)],
+                Order)
+            try:
+                for bot in active:
                     try:
-                        self.follow(bot_id)
+                        self._adopt(bot, deals.get(bot.open_deal_id), orders)
                     except DomainError as error:  # e.g. its live account may not trade
-                        cause = self.trading.cause(SYSTEM, f"resume:{bot_id}")
-                        self._record_failure(bot_id, cause, error)
+                        cause = self.trading.cause(SYSTEM, f"resume:{bot.id}")
+                        self._record_failure(bot.id, cause, error)
+            finally:
+                self._accounts, self._given = {}, None
             return sorted(self.bot_ids)
 
     def follow(self, bot_id: UUID) -> None:
@@ -257,30 +285,38 @@ class PaperTrading(DealsNow):
         with self.lock:
             if any(bot_id in market.engines for market in self._markets.values()):
                 return
-            bot = self.trading.get_bot(bot_id)
-            market = self._market(bot.exchange_account_id, bot.config.pair)
-            engine = DcaEngine(bot, market.venue, self.ids,
-                               risk=None if self.risk is None else self.risk.check)
-            if isinstance(market.venue, LiveVenue):
-                self._follow_live(market, engine)
-                return
-            if bot.open_deal_id is not None:
-                engine.deal = self.trading.get_deal(bot.open_deal_id)
-                # The units the deal holds, summed as the deal summed them: its exit sells them.
-                market.venue.restore_position(engine.deal.id.hex, engine.deal.units)
-                for order_id in self._index().orders_of(bot.open_deal_id):
-                    order = self.trading.load(order_id, Order)
-                    if not order.is_open:
-                        continue
-                    engine.orders[order.client_order_id] = order
-                    if order.exchange_order_id is not None:  # resting on the venue
-                        market.venue.restore_resting(
-                            OrderRequest(order.client_order_id, order.pair, order.side,
-                                         order.type, order.remaining, order.price,
-                                         order.deal_id.hex if order.deal_id else None),
-                            order.exchange_order_id)
-            market.engines[bot_id] = engine
-            self._stale.add((bot.exchange_account_id, bot.config.pair))
+            self._adopt(self.trading.get_bot(bot_id))
+
+    def _adopt(self, bot: Bot, deal: Deal | None = None,
+               loaded: dict[UUID, Order] | None = None) -> None:
+        """An engine for ``bot`` on its market; its open deal and that deal's orders as
+        given (``resume`` loads them for every bot at once), else loaded here."""
+        market = self._market(bot.exchange_account_id, bot.config.pair)
+        engine = DcaEngine(bot, market.venue, self.ids,
+                           risk=None if self.risk is None else self.risk.check)
+        if isinstance(market.venue, LiveVenue):
+            self._follow_live(market, engine)
+            return
+        if bot.open_deal_id is not None:
+            engine.deal = deal if deal is not None else self.trading.get_deal(bot.open_deal_id)
+            # The units the deal holds, summed as the deal summed them: its exit sells them.
+            market.venue.restore_position(engine.deal.id.hex, engine.deal.units)
+            for order_id in self._index().orders_of(bot.open_deal_id):
+                if loaded is not None and order_id not in loaded:
+                    continue  # final (the book knew), so not loaded
+                order = (loaded[order_id] if loaded is not None
+                         else self.trading.load(order_id, Order))
+                if not order.is_open:
+                    continue
+                engine.orders[order.client_order_id] = order
+                if order.exchange_order_id is not None:  # resting on the venue
+                    market.venue.restore_resting(
+                        OrderRequest(order.client_order_id, order.pair, order.side,
+                                     order.type, order.remaining, order.price,
+                                     order.deal_id.hex if order.deal_id else None),
+                        order.exchange_order_id)
+        market.engines[bot.id] = engine
+        self._stale.add((bot.exchange_account_id, bot.config.pair))
 
     def _follow_live(self, market: _Market, engine: DcaEngine) -> None:
         """Reconciliation of one bot on a live exchange, when it is (re)followed: every
@@ -577,7 +613,7 @@ class PaperTrading(DealsNow):
     def _market(self, account_id: str, pair: str) -> _Market:
         key = (account_id, pair)
         if key not in self._markets:
-            account = _live_account(self.trading, account_id)
+            account = self._preloaded_account(account_id)
             if account is None:
                 self._markets[key] = _Market(self._paper_venue(account_id, pair))
             else:
@@ -607,6 +643,19 @@ class PaperTrading(DealsNow):
 
         venue.before_request = write_ahead
         return market
+
+    def _preloaded(self, account_id: str) -> ExchangeAccount | None:
+        try:
+            return self._accounts.get(UUID(account_id))
+        except ValueError:
+            return None
+
+    def _preloaded_account(self, account_id: str) -> ExchangeAccount | None:
+        """The account if it is live (as ``_live_account``), from what ``resume`` loaded."""
+        account = self._preloaded(account_id)
+        if account is None:
+            return _live_account(self.trading, account_id)
+        return account if account.kind is AccountKind.LIVE else None
 
     def market_rules(self, account_id: str, pair: str):
         """A live account's exchange rules for ``pair`` (None for paper accounts, and where
@@ -675,7 +724,8 @@ class PaperTrading(DealsNow):
             venue = self.venue_factory(pair, ZERO, ZERO)
             venue.join_wallet(sibling)
             return venue
-        balances = _deposits(self.trading, account_id)
+        balances = (_deposits(self.trading, account_id) if self._given is None
+                    else dict(self._given.get(account_id, {})))
         for asset, change in self._index().asset_fills(account_id).items():
             balances[asset] = balances.get(asset, ZERO) + change
         venue = self.venue_factory(pair, balances.pop(quote, ZERO), balances.pop(base, ZERO))
@@ -719,6 +769,16 @@ _RISK_TOPICS = (topic_of(UserRisk.Opened),)
 
 def _bot_ids(trading: Trading) -> list[UUID]:
     return [n.originator_id for n in read_log(trading, [topic_of(Bot.Created)])]
+
+
+def _account_ids(texts) -> list[UUID]:
+    ids = []
+    for text in dict.fromkeys(texts):
+        try:
+            ids.append(UUID(text))
+        except ValueError:  # e.g. backtests' "paper"
+            continue
+    return ids
 
 
 def _live_account(trading: Trading, account_id: str) -> ExchangeAccount | None:

@@ -48,6 +48,20 @@ class Trading(Application[UUID]):
         super().__init__(env=env)
         self.clock, self.ids = clock, ids
 
+    def construct_snapshot_store(self) -> Any:
+        """Snapshots (when ``IS_SNAPSHOTTING_ENABLED``): a disposable cache, used only while
+        they match their aggregate's code and events (``application.snapshots``)."""
+        from application.snapshots import GuardedSnapshots
+
+        return GuardedSnapshots(super().construct_snapshot_store(), self.events)
+
+    def load_many(self, ids: Iterable[UUID], kind: type[A]) -> dict[UUID, A]:
+        """Each of ``ids`` that is a ``kind``, by id, read in a few queries
+        (``application.bulk_load``)."""
+        from application.bulk_load import load_many
+
+        return load_many(self, ids, kind)
+
     def construct_transcoder(self) -> PrebuiltJSONTranscoder:
         transcoder = PrebuiltJSONTranscoder()
         self.register_transcodings(transcoder)
@@ -89,6 +103,8 @@ class Trading(Application[UUID]):
         for aggregate in aggregates:
             processing.events.extend(aggregate.collect_events())
             processing.aggregates[aggregate.id] = aggregate
+        if not processing.events:
+            return 0  # nothing to record: no empty transaction (the wallet monitor's rounds)
         return self._append(processing)
 
     def append_collected(self, events: list[TradetapeAggregate.Event]) -> int:

@@ -10,13 +10,15 @@ from projections.equity import Equity
 from projections.framework import Projection
 from projections.frontend import FrontEnd
 from projections.leaderboard import Leaderboard
+from projections.paper_book import PaperBook
 from projections.pnl import Pnl
 from projections.runner import ProjectionError
 from projections.wallet import WalletRequirements
 
 PROJECTIONS: dict[str, type[Projection]] = {
     cls.name: cls for cls in (AuditLog, Balances, Pnl, Leaderboard, FrontEnd,
-                              WalletRequirements, BillingLedger, Equity, Backtests)
+                              WalletRequirements, BillingLedger, Equity, Backtests,
+                              PaperBook)
 }
 
 

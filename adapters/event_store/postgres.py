@@ -18,6 +18,8 @@ version", instead of all being stamped with the time of the upgrade), then the d
 Every event is sealed in the transaction that stores it: ``event_seals`` (see
 ``adapters/event_store/sealing.py``). An engine worker's appends are fenced in that same
 transaction: the bots' leases must still be its own (``adapters/event_store/leases.py``).
+The events table gets an index on ``(topic, notification_id)``: reading the events of a
+few topics costs what it finds.
 """
 
 from __future__ import annotations
@@ -60,7 +62,47 @@ class _SerialCreation:
             super().create_table()  # type: ignore[misc]
 
 
-class AggregateRecorder(_SerialCreation, postgres.PostgresAggregateRecorder):
+class _ManyReads:
+    """The stored events of many aggregates in one query (``application.bulk_load``): a
+    restart loads ten thousand bots, their deals and orders in a few round trips instead of
+    one each. Reads the library's own table with its own columns (eventsourcing 9.5.6)."""
+
+    datastore: postgres.PostgresDatastore
+    events_table_name: str
+
+    def select_events_of(self, ids: Sequence[Any], after: Sequence[int]) -> list[Any]:
+        """Every event of ``ids[i]`` with a version above ``after[i]``, by id then version."""
+        # LATERAL: one index lookup per id (a join would walk the whole primary key)
+        return self._stored(sql.SQL(
+            "SELECT e.* FROM unnest(%s::uuid[], %s::bigint[]) AS a(id, after) CROSS JOIN "
+            "LATERAL (SELECT originator_id, originator_version, topic, state FROM {} WHERE "
+            "originator_id = a.id AND originator_version > a.after "
+            "ORDER BY originator_version) e"), (list(ids), list(after)))
+
+    def select_last_of(self, ids: Sequence[Any]) -> list[Any]:
+        """The newest event (a snapshot, in a snapshots table) of each of ``ids``."""
+        return self._stored(sql.SQL(
+            "SELECT e.* FROM unnest(%s::uuid[]) AS a(id) CROSS JOIN LATERAL (SELECT "
+            "originator_id, originator_version, topic, state FROM {} WHERE originator_id = "
+            "a.id ORDER BY originator_version DESC LIMIT 1) e"), (list(ids),))
+
+    def _stored(self, statement: Any, params: tuple) -> list[Any]:
+        from eventsourcing.persistence import StoredEvent
+
+        table = sql.Identifier(self.datastore.schema, self.events_table_name)
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            # The planner guesses thousands of rows per id and compiles the query (JIT):
+            # ~0.4 s for what the index answers in milliseconds.
+            curs.execute("SET LOCAL jit = off")
+            curs.execute(statement.format(table), params)
+            return [StoredEvent(originator_id=row["originator_id"],
+                                originator_version=row["originator_version"],
+                                topic=row["topic"], state=bytes(row["state"]))
+                    for row in curs.fetchall()]
+
+
+class AggregateRecorder(_ManyReads, _SerialCreation, postgres.PostgresAggregateRecorder):
     pass
 
 
@@ -92,7 +134,8 @@ class _RecordedTime(_SerialCreation):
                          .format(target, Identifier(RECORDED_AT)))
 
 
-class ApplicationRecorder(Sealing, _RecordedTime, postgres.PostgresApplicationRecorder):
+class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
+                          postgres.PostgresApplicationRecorder):
     """Seals every event in the transaction that stores it (the library's ``_insert_events``
     hook runs first in that transaction; see ``adapters/event_store/sealing.py``)."""
 
@@ -103,6 +146,12 @@ class ApplicationRecorder(Sealing, _RecordedTime, postgres.PostgresApplicationRe
             "CREATE TABLE IF NOT EXISTS {} (originator_id uuid, originator_version bigint, "
             "key_id text NOT NULL, seal text NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))").format(self.seals))
+        # Reads of a few kinds of event (a start's: accounts, plans, positions, risk) find
+        # them through this index instead of walking a log of millions.
+        self.sql_create_statements.append(sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {} ON {} (topic, notification_id)").format(
+            sql.Identifier(f"{self.events_table_name}_topic_idx"),
+            sql.Identifier(datastore.schema, self.events_table_name)))
 
     # The fence of the append under way on this thread, if any: set by the composition
     # root for engine workers (``application.leases.current_fence``).

@@ -1,0 +1,246 @@
+"""What a paper runner restores when it starts, kept as the log grows: the bots to resume
+(running, or holding an open deal), the orders of open deals and every open order, what
+fills did to each paper account's assets, and each account's deposits less withdrawals.
+
+A start reads these tables and the few events after their position (:func:`book_at_head`)
+instead of scanning the whole log for order placements and fills
+(``application.paper_log.PaperLog``). Sums are made in log order with the same operations
+the runner uses, so the venues are rebuilt to the same digits either way (a test holds a
+runner resumed from here equal to one resumed from a scan).
+
+- ``paper_book_bots``: every bot, at the position it was created (a runner resumes them
+  in that order), whether it runs and its open deal (``Bot.Started``,
+  ``RiskResumed`` run it; ``Paused``, ``Stopped``, ``ErrorRaised``, ``ErrorReset``,
+  ``RiskPaused``, ``Archived`` stop it; ``DealStarted``/``DealFinished`` open and close
+  its deal).
+- ``paper_book_orders``: an order from ``Order.Submitted`` while it is open or its deal is
+  open; filled when its fills add up to its amount, final when lost, cancelled, rejected
+  or expired.
+- ``paper_book_fills`` (quote and base by account and pair) and ``paper_book_assets`` (by
+  account and asset): ``Order.Filled`` of orders the book placed.
+- ``paper_book_deposits``: ``ExchangeAccount.Deposited`` / ``Withdrawn``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.money import ZERO
+from projections.facts import Fact
+from projections.framework import Projection, on
+from projections.store import ViewStore
+from projections.tables import Changes, Row, table
+
+BOOK_BOTS = table("paper_book_bots", key=("bot_id",), bot_id="text", position="int",
+                  running="int", open_deal_id="text")
+BOOK_ORDERS = table("paper_book_orders", key=("order_id",), indexes=(("deal_id",),),
+                    order_id="text", position="int", deal_id="text", account_id="text",
+                    pair="text", side="text", amount="money", filled="money", open="int")
+BOOK_FILLS = table("paper_book_fills", key=("account_id", "pair"), account_id="text",
+                   pair="text", quote="money", base="money")
+BOOK_ASSETS = table("paper_book_assets", key=("account_id", "asset"), account_id="text",
+                    asset="text", change="money")
+BOOK_DEPOSITS = table("paper_book_deposits", key=("account_id", "asset"), account_id="text",
+                      asset="text", amount="money")
+RUNS, HALTS = ("Bot.Started", "Bot.RiskResumed"), (
+    "Bot.Paused", "Bot.Stopped", "Bot.ErrorRaised", "Bot.ErrorReset", "Bot.RiskPaused",
+    "Bot.Archived")
+FINAL = ("Order.Lost", "Order.Cancelled", "Order.Rejected", "Order.Expired")
+
+
+class PaperBook(Projection):
+    name = "paper_book"
+    description = "what a paper runner restores at start: bots, open orders, balances"
+    tables = (BOOK_BOTS, BOOK_ORDERS, BOOK_FILLS, BOOK_ASSETS, BOOK_DEPOSITS)
+
+    def __init__(self) -> None:
+        self.bots: dict[str, Row] = {}
+        self.orders: dict[str, Row] = {}
+        self.by_deal: dict[str, set[str]] = {}
+        self.fills: dict[tuple[str, str], Row] = {}
+        self.assets: dict[tuple[str, str], Row] = {}
+        self.deposits: dict[tuple[str, str], Row] = {}
+
+    def load(self, store: ViewStore, suffix: str = "") -> None:
+        self.bots = {r["bot_id"]: r for r in store.select(BOOK_BOTS, suffix=suffix)}
+        for row in store.select(BOOK_ORDERS, suffix=suffix):
+            self._keep_order(row)
+        self.fills = {BOOK_FILLS.key_of(r): r for r in store.select(BOOK_FILLS, suffix=suffix)}
+        self.assets = {BOOK_ASSETS.key_of(r): r
+                       for r in store.select(BOOK_ASSETS, suffix=suffix)}
+        self.deposits = {BOOK_DEPOSITS.key_of(r): r
+                         for r in store.select(BOOK_DEPOSITS, suffix=suffix)}
+
+    def _keep_order(self, row: Row) -> None:
+        self.orders[row["order_id"]] = row
+        if row["deal_id"] is not None:
+            self.by_deal.setdefault(row["deal_id"], set()).add(row["order_id"])
+
+    # --- bots -----------------------------------------------------------------------------
+
+    def _bot(self, fact: Fact) -> Row:
+        row = self.bots.get(fact.oid)
+        if row is None:
+            row = self.bots[fact.oid] = {"bot_id": fact.oid, "position": fact.position,
+                                         "running": 0, "open_deal_id": None}
+        return row
+
+    @on("Bot.Created")
+    def _created(self, fact: Fact, out: Changes) -> None:
+        out.upsert(BOOK_BOTS, self._bot(fact))
+
+    @on(*RUNS, *HALTS)
+    def _status(self, fact: Fact, out: Changes) -> None:
+        row = self._bot(fact)
+        row["running"] = int(fact.kind in RUNS)
+        out.upsert(BOOK_BOTS, row)
+
+    @on("Bot.DealStarted", "Bot.DealFinished")
+    def _deal(self, fact: Fact, out: Changes) -> None:
+        row = self._bot(fact)
+        out.upsert(BOOK_BOTS, row)
+        if fact.kind == "Bot.DealStarted":
+            row["open_deal_id"] = fact.id_text("deal_id")
+            return
+        deal_id = fact.id_text("deal_id")
+        row["open_deal_id"] = None
+        for order_id in sorted(self.by_deal.pop(deal_id, ())):
+            order = self.orders[order_id]
+            if order["open"]:
+                order["deal_id"] = None  # kept while open, no longer listed with the deal
+                out.upsert(BOOK_ORDERS, order)
+            else:
+                self._drop(order, out)
+
+    # --- orders ---------------------------------------------------------------------------
+
+    @on("Order.Submitted")
+    def _submitted(self, fact: Fact, out: Changes) -> None:
+        row = {"order_id": fact.oid, "position": fact.position,
+               "deal_id": fact.id_text("deal_id"),
+               "account_id": fact.text("exchange_account_id"), "pair": fact.text("pair"),
+               "side": fact.value("side"), "amount": fact.dec("amount"), "filled": ZERO,
+               "open": 1}
+        self._keep_order(row)
+        out.upsert(BOOK_ORDERS, row)
+
+    @on("Order.Filled", "Order.TradeObserved")
+    def _filled(self, fact: Fact, out: Changes) -> None:
+        order = self.orders.get(fact.oid)
+        if order is None:
+            return  # placed before this book began: nothing it restores
+        amount = fact.dec("amount")
+        order["filled"] += amount
+        if fact.kind == "Order.Filled":
+            self._book_fill(order, fact.dec("price"), amount, fact.dec("fee"), out)
+        if order["filled"] == order["amount"]:
+            self._close(order, out)
+        else:
+            out.upsert(BOOK_ORDERS, order)
+
+    @on(*FINAL)
+    def _final(self, fact: Fact, out: Changes) -> None:
+        order = self.orders.get(fact.oid)
+        if order is not None:
+            self._close(order, out)
+
+    def _close(self, order: Row, out: Changes) -> None:
+        order["open"] = 0
+        if order["deal_id"] is None:
+            self._drop(order, out)
+        else:
+            out.upsert(BOOK_ORDERS, order)
+
+    def _drop(self, order: Row, out: Changes) -> None:
+        del self.orders[order["order_id"]]
+        if order["deal_id"] is not None:
+            self.by_deal.get(order["deal_id"], set()).discard(order["order_id"])
+        out.delete(BOOK_ORDERS, (order["order_id"],))
+
+    def _book_fill(self, order: Row, price: Decimal, amount: Decimal, fee: Decimal,
+                   out: Changes) -> None:
+        """The same sums as ``application.paper_log.PaperLog._filled``, in the same order."""
+        account, pair = order["account_id"], order["pair"]
+        fills = self.fills.get((account, pair)) or {"account_id": account, "pair": pair,
+                                                    "quote": ZERO, "base": ZERO}
+        notional = price * amount
+        buy = order["side"] == "buy"
+        if buy:
+            fills["quote"], fills["base"] = fills["quote"] - notional - fee, fills["base"] + amount
+        else:
+            fills["quote"], fills["base"] = fills["quote"] + notional - fee, fills["base"] - amount
+        self.fills[(account, pair)] = fills
+        out.upsert(BOOK_FILLS, fills)
+        base_asset, _, quote_asset = pair.partition("/")
+        sign = 1 if buy else -1
+        quote = self._asset(account, quote_asset)
+        quote["change"] = quote["change"] - sign * notional - fee
+        out.upsert(BOOK_ASSETS, quote)
+        base = self._asset(account, base_asset)
+        base["change"] = base["change"] + sign * amount
+        out.upsert(BOOK_ASSETS, base)
+
+    def _asset(self, account: str, asset: str) -> Row:
+        row = self.assets.get((account, asset))
+        if row is None:
+            row = self.assets[(account, asset)] = {"account_id": account, "asset": asset,
+                                                   "change": ZERO}
+        return row
+
+    # --- deposits -------------------------------------------------------------------------
+
+    @on("ExchangeAccount.Deposited", "ExchangeAccount.Withdrawn")
+    def _transfer(self, fact: Fact, out: Changes) -> None:
+        """As ``application.paper_trading._deposits`` sums them."""
+        key = (fact.oid, fact.text("asset"))
+        row = self.deposits.get(key) or {"account_id": key[0], "asset": key[1],
+                                         "amount": ZERO}
+        sign = -1 if fact.kind.endswith("Withdrawn") else 1
+        row["amount"] = row["amount"] + sign * fact.dec("amount")
+        self.deposits[key] = row
+        out.upsert(BOOK_DEPOSITS, row)
+
+    # --- what a runner restores -----------------------------------------------------------
+
+    def restart_book(self) -> Any:
+        from application.paper_log import RestartBook
+
+        orders = sorted(self.orders.values(), key=lambda r: r["position"])
+        assets: dict[str, dict[str, Decimal]] = {}
+        for (account, asset), row in self.assets.items():
+            assets.setdefault(account, {})[asset] = row["change"]
+        deposits: dict[str, dict[str, Decimal]] = {}
+        for (account, asset), row in self.deposits.items():
+            deposits.setdefault(account, {})[asset] = row["amount"]
+        return RestartBook(
+            bots=[UUID(r["bot_id"]) for r in sorted(self.bots.values(),
+                                                    key=lambda r: r["position"])
+                  if r["running"] or r["open_deal_id"] is not None],
+            orders=[(UUID(r["order_id"]), None if r["deal_id"] is None else UUID(r["deal_id"]),
+                     r["account_id"], r["pair"], r["side"], bool(r["open"])) for r in orders],
+            fills={key: (row["quote"], row["base"]) for key, row in self.fills.items()},
+            assets=assets, deposits=deposits)
+
+
+def book_at_head(app: Any, store: ViewStore) -> Any:
+    """The book as of the log's head: its tables (where a run of this projection left
+    them), then the events after their position read in memory, nothing written."""
+    from projections.facts import FactDecoder
+    from projections.reader import LogReader
+
+    book, position = PaperBook(), 0
+    row = store.tracking().get(PaperBook.name)
+    if row is not None and row.schema_hash == PaperBook.schema():
+        book.load(store)
+        position = row.position
+    reader, decode, out = LogReader(app, store), FactDecoder(app.mapper), Changes(book.tables)
+    while page := reader.page(position, 10_000):
+        for log_row in page:
+            fact = decode(log_row)
+            handler = book.route(fact.kind)
+            if handler is not None:
+                handler(fact, out)
+        position = page[-1][0]
+    return book.restart_book()

@@ -104,7 +104,7 @@ def test_restart_mid_deal_resumes_the_bot_without_duplicated_orders(launch):
     assert before.bot_status == "running" and before.open_deal_id is not None
     assert projection_lag(server.database_url) == dict.fromkeys(
         ("audit", "balances", "pnl", "leaderboard", "frontend", "wallet", "billing_ledger",
-         "equity", "backtests"), 0), "not flushed on stop"
+         "equity", "backtests", "paper_book"), 0), "not flushed on stop"
     deal_id = str(before.open_deal_id)
 
     server.start()  # same database, new process

@@ -16,6 +16,7 @@ rewrite every holder's point at every fill).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -45,9 +46,12 @@ class Equity(Ledger):
     bots_table, deals_table, orders_table, marks_table = EQ_BOTS, EQ_DEALS, EQ_ORDERS, EQ_MARKS
     keep_closed_deals = False
 
+    before_kinds = MOVES  # a fill's pair and whether it starts a minute: before it settles
+
     def __init__(self) -> None:
         super().__init__()
         self._by_owner: dict[str, list[str]] | None = None  # bot ids, rebuilt on Bot events
+        self._remark: str | None = None  # the pair whose holders ``after`` marks again
 
     def apply(self, fact: Fact, out: Changes) -> None:
         kind = fact.kind
@@ -56,15 +60,33 @@ class Equity(Ledger):
         if kind not in MOVES:
             super().apply(fact, out)
             return
-        pair = self._pair_of(fact) if kind in FILLS else None  # read before it settles
-        remark = pair is not None and self._new_minute(pair, fact)
+        self.before(fact)
         super().apply(fact, out)
-        bots = ({d["bot_id"] for d in self.open_by_pair.get(pair, {}).values()} if remark
-                else set())
+        self.after(fact, out)
+
+    def follow(self, kind: str) -> Callable[[Fact, Changes], None] | None:
+        """Reading a leader's books: the points after each move, and who owns which bot."""
+        if kind in MOVES:
+            return self.after
+        if kind.startswith("Bot.") and kind in self.handlers:
+            return self._bots_changed
+        return super().follow(kind)
+
+    def _bots_changed(self, fact: Fact, out: Changes) -> None:
+        self._by_owner = None
+
+    def before(self, fact: Fact) -> None:
+        pair = self._pair_of(fact) if fact.kind in FILLS else None
+        self._remark = pair if pair is not None and self._new_minute(pair, fact) else None
+
+    def after(self, fact: Fact, out: Changes) -> None:
+        pair, self._remark = self._remark, None
+        bots = ({d["bot_id"] for d in self.open_by_pair.get(pair, {}).values()}
+                if pair is not None else set())
         deal = self.deals.get(fact.oid)
         if deal is not None:
             bots.add(deal["bot_id"])
-        elif kind == "Deal.FeesCorrected":
+        elif fact.kind == "Deal.FeesCorrected":
             bots.add(fact.id_text("bot_id"))
         self._points(sorted(bots), fact, out)
 

@@ -41,6 +41,11 @@ class Leaderboard(Ledger):
         row.setdefault("rank", None)
         return row
 
+    def write_tally(self, tally: Row, out: Changes) -> None:
+        tally.setdefault("opted_in", 0)  # a bot a leader's books made (``shared_books.py``)
+        tally.setdefault("rank", None)
+        out.upsert(LEADERBOARD, tally)
+
     @on("Bot.LeaderboardOptedIn", "Bot.LeaderboardOptedOut", "Bot.Archived")
     def _opt(self, fact: Fact, out: Changes) -> None:
         """A deleted bot leaves the leaderboard, as if its owner had opted out."""

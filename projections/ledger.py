@@ -16,6 +16,7 @@ each bot commits, from Bot, Deal and Order events.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
@@ -128,6 +129,11 @@ class Ledger(Projection):
         self.new_deals: set[str] = set()
         self.dirty_pairs: set[str] = set()
         self.pending_orders = PendingRows(self.orders_table)  # most never reach the table
+        # Books shared with other ledgers run together (``shared_books.py``): a follower
+        # reads its ``leader``'s books and writes what the leader's batch ``settled``.
+        self.leader: Ledger | None = None
+        self.followers: list[Ledger] = []
+        self.settled: Settled | None = None
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         for row in store.select(self.bots_table, suffix=suffix):
@@ -139,8 +145,39 @@ class Ledger(Projection):
         self.marks = {r["pair"]: r for r in store.select(self.marks_table, suffix=suffix)}
         self.orders = {r["order_id"]: r for r in store.select(self.orders_table, suffix=suffix)}
 
+    # Kinds whose facts a follower must see before the leader applies them (``before``).
+    before_kinds: ClassVar[frozenset[str]] = frozenset()
+
     def route(self, kind: str) -> Callable[[Fact, Changes], None] | None:
-        return self.apply if kind in self.handlers else None
+        if self.leader is not None:
+            return self.follow(kind)
+        handler = self.handlers.get(kind)
+        if handler is None:
+            return None
+        if kind not in Ledger.handlers:  # a subclass's own kind (an opt-in): no step ends
+            return handler.__get__(self)  # at it, so every ledger's steps are the same
+        befores = [f.before for f in self.followers if kind in f.before_kinds]
+        if not befores:
+            return self.apply
+        apply = self.apply
+
+        def them_first(fact: Fact, out: Changes) -> None:
+            for before in befores:
+                before(fact)
+            apply(fact, out)
+
+        return them_first
+
+    def follow(self, kind: str) -> Callable[[Fact, Changes], None] | None:
+        """A follower's handler of ``kind``: only its own kinds (the leader applies the
+        books' ones to the books both read)."""
+        handler = self.handlers.get(kind)
+        if handler is None or kind in Ledger.handlers:
+            return None
+        return handler.__get__(self)
+
+    def before(self, fact: Fact) -> None:
+        """A follower's look at the books just before the leader applies ``fact``."""
 
     def apply(self, fact: Fact, out: Changes) -> None:
         step = fact.state.get("correlation_id")
@@ -387,10 +424,19 @@ class Ledger(Projection):
         correction)."""
 
     def end_batch(self, out: Changes) -> None:
+        if self.leader is not None:  # the leader settled the books both read
+            settled, self.settled = self.settled, None
+            for tally in settled.tallies:
+                self.touch(tally)
+            for tally in self.dirty.values():
+                derive(tally)  # its own (a leaderboard's opt-in), idempotent on the others
+            self._write_settled(settled, out)
+            return
         touched = set(self.dirty_deals)
         for pair in self.dirty_pairs:
             touched.update(self.open_by_pair.get(pair, ()))
         bots_unrealized: set[str] = set()
+        deals = []
         for deal_id in touched:
             deal = self.deals[deal_id]
             if deal["status"] == "open":
@@ -401,8 +447,10 @@ class Ledger(Projection):
                                           - deal["buy_fees"])
                 if deal["proceeds"] and price is not None:  # what its steps sold counts
                     deal["unrealized_pnl"] += deal["proceeds"] - deal["sell_fees"]
+            else:
+                del self.deals[deal_id]
             bots_unrealized.add(deal["bot_id"])
-            self._write_deal(deal, out)
+            deals.append(deal)
         for bot_id in bots_unrealized:
             bot = self.bots[bot_id]
             bot["unrealized_pnl"] = sum(
@@ -412,15 +460,29 @@ class Ledger(Projection):
         self.dirty.update(self.pending)
         for tally in self.dirty.values():
             derive(tally)
+        settled = Settled(deals, set(self.new_deals),
+                          [t for t in self.dirty.values() if "bot_id" in t],
+                          list(self.dirty_pairs))
+        for follower in self.followers:
+            follower.settled = settled
+            follower.pending_orders.new |= self.pending_orders.new
+            follower.pending_orders.changed |= self.pending_orders.changed
+        self._write_settled(settled, out)
+        self.dirty_deals.clear()
+        self.new_deals.clear()
+        self.dirty_pairs.clear()
+
+    def _write_settled(self, settled: Settled, out: Changes) -> None:
+        """This projection's rows of what a batch settled, into its own tables."""
+        for deal in settled.deals:
+            self._write_deal(deal, deal["deal_id"] in settled.new_deals, out)
+        for tally in self.dirty.values():
             self.write_tally(tally, out)
-        for pair in self.dirty_pairs:
+        for pair in settled.pairs:
             out.upsert(self.marks_table, self.marks[pair])
         self.pending_orders.write(self.orders, out)
         self.after_batch(out)
         self.dirty.clear()
-        self.dirty_deals.clear()
-        self.new_deals.clear()
-        self.dirty_pairs.clear()
 
     def open_deals(self, bot_id: str) -> list[Row]:
         """The bot's open deals in id order (sums over them are then repeatable)."""
@@ -444,16 +506,12 @@ class Ledger(Projection):
                 if not found:
                     del index[key]
 
-    def _write_deal(self, deal: Row, out: Changes) -> None:
-        deal_id = deal["deal_id"]
-        final = deal["status"] != "open"
-        if final:
-            del self.deals[deal_id]
-            if not self.keep_closed_deals:
-                if deal_id not in self.new_deals:
-                    out.delete(self.deals_table, (deal_id,))
-                return
-        if deal_id in self.new_deals:
+    def _write_deal(self, deal: Row, new: bool, out: Changes) -> None:
+        if deal["status"] != "open" and not self.keep_closed_deals:
+            if not new:
+                out.delete(self.deals_table, (deal["deal_id"],))
+            return
+        if new:
             out.insert(self.deals_table, deal)
         else:
             out.upsert(self.deals_table, deal)
@@ -466,6 +524,17 @@ class Ledger(Projection):
 
     def after_batch(self, out: Changes) -> None:
         """A subclass's hook, after the tallies of this batch are written."""
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a batch changed in the books, for each ledger reading them to write into its
+    own tables: deals (closed ones too), whether new to the tables, bot tallies, marks."""
+
+    deals: list[Row]
+    new_deals: set[str]
+    tallies: list[Row]
+    pairs: list[str]
 
 
 def _seconds(start: str, end: str) -> int:

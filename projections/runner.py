@@ -22,6 +22,7 @@ from application.collector import collector_paused
 from application.settings import _connect_kwargs
 from projections.facts import Fact, FactDecoder
 from projections.framework import Projection
+from projections.ledger import Ledger
 from projections.reader import (
     LogReader,
     LogRow,
@@ -30,6 +31,7 @@ from projections.reader import (
     RecordedTimes,
     read_ahead_possible,
 )
+from projections.shared_books import share_books
 from projections.store import (
     SHADOW,
     PostgresViewStore,
@@ -195,9 +197,10 @@ class Projector:
         first, then goes projection by projection, each timed on its own: what
         :meth:`costs` reports and a rebuild shares processes out by."""
         end = page[-1][0]
+        shared = self.shares_books()
         active = [t for t in self.tracked if t.position < end]  # others are past this page
         outs = [Changes(t.projection.tables) for t in active]
-        if self.timed:
+        if self.timed and not shared:  # shared books cannot be timed apart
             self._apply_timed(page, active, outs)
         else:
             self._apply_rows(page, active, outs)
@@ -218,6 +221,20 @@ class Projector:
                     store.write(cur, out, suffix)
 
         return commit
+
+    def shares_books(self) -> bool:
+        """Whether ledgers run here share one set of books (``shared_books.py``): they
+        start to at a page where they stand at one position and are not being timed."""
+        ledgers = [t for t in self.tracked if isinstance(t.projection, Ledger)]
+        if any(t.projection.followers for t in ledgers):
+            return True
+        if self.timed or len({t.position for t in ledgers}) != 1:
+            return False
+        leader = share_books([t.projection for t in ledgers])
+        if leader is None:
+            return False
+        self.tracked.sort(key=lambda t: t.projection is not leader)  # it applies first
+        return True
 
     def _apply_rows(self, page: Sequence[LogRow], active: list[Tracked],
                     outs: list[Changes]) -> None:

@@ -291,3 +291,40 @@ def test_front_end_counts_each_bots_deals_by_how_they_ended(backend):
             store.close()
 
     check(backend, body)
+
+
+LEDGERS = [PROJECTIONS[name] for name in ("equity", "leaderboard", "pnl")]  # pnl leads
+
+
+def test_ledgers_run_together_share_books_and_write_what_each_writes_alone(backend):
+    def body(url, app, data):
+        size = data.draw(st.integers(1, 60), label="batch size")
+        alone: dict[str, list[tuple]] = {}
+        for cls in LEDGERS:  # each alone, in a store of its own: books of its own
+            own = SQLiteViewStore(None)
+            try:
+                Projector(app, own, [cls()], batch_size=size).catch_up()
+                alone.update(dump(own, [cls]))
+            finally:
+                own.close()
+        store = view_store(url)
+        try:
+            head = app.recorder.max_notification_id()
+            for cut in sorted(data.draw(st.lists(st.integers(1, head), max_size=2))):
+                # Each runner loads the books from the three projections' tables.
+                Projector(app, store, [cls() for cls in LEDGERS], batch_size=size).catch_up(
+                    until=cut)
+            projector = Projector(app, store, [cls() for cls in LEDGERS], batch_size=size)
+            projector.start()
+            assert projector.shares_books()
+            leader = projector.tracked[0].projection
+            assert (leader.name, [f.name for f in leader.followers]) == (
+                "pnl", ["equity", "leaderboard"])
+            projector.catch_up()
+            assert dump(store, LEDGERS) == alone
+            rebuild(app, store, LEDGERS, batch_size=size, split=False)
+            assert dump(store, LEDGERS) == alone
+        finally:
+            store.close()
+
+    check(backend, body)

@@ -309,13 +309,22 @@ def profile_start(url: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bots", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--database", default=None)
-    parser.add_argument("--fresh", action="store_true")
-    parser.add_argument("--starts", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--bots", type=int, default=1000,
+                        help="running paper bots in the seeded log (10 per user; default 1000)")
+    parser.add_argument("--events", type=int, default=1_000_000,
+                        help="about this many events in the seeded log (default 1,000,000)")
+    parser.add_argument("--database", default=None,
+                        help="a PostgreSQL URL with its schema (default: the local test "
+                             "database, schema bench_start_BOTS_EVENTS, kept for reruns)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="drop that schema and seed it again")
+    parser.add_argument("--starts", type=int, default=2,
+                        help="serve starts timed one after another (the first after seeding "
+                             "builds the snapshots; default 2)")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds a start may take before it counts as failed (300)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one start in this process (cProfile, on stderr)")
     parser.add_argument("--projections", nargs="*", default=None,
                         help="rebuild only these after seeding (e.g. paper_book, to time a "
                              "resume alone with --profile: /health stays amber meanwhile)")

@@ -32,7 +32,7 @@ import psycopg
 from eventsourcing import postgres
 from psycopg import sql
 
-from adapters.event_store.leases import check_fence
+from adapters.event_store.leases import LOST_MARK, check_fence, lost_leases
 from adapters.event_store.recorded_time import POSTGRES_NOW, RECORDED_AT
 from adapters.event_store.sealing import SEALS_TABLE, Sealing, key_source
 from application.settings import lock_ddl
@@ -156,6 +156,16 @@ class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
     # The fence of the append under way on this thread, if any: set by the composition
     # root for engine workers (``application.leases.current_fence``).
     fence_source: Any = None
+
+    def insert_events(self, stored_events: Sequence[Any], **kwargs: Any) -> Any:
+        try:
+            return super().insert_events(stored_events, **kwargs)
+        except Exception as error:
+            fence = self.fence_source() if self.fence_source is not None else None
+            if fence is None or LOST_MARK not in str(error):
+                raise
+            with self.datastore.get_connection() as conn:  # (the append's was rolled back)
+                raise lost_leases(conn, self.datastore.schema, fence) from None
 
     def _insert_events(self, curs: Any, stored_events: Sequence[Any], **kwargs: Any) -> None:
         fence = self.fence_source() if self.fence_source is not None else None

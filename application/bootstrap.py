@@ -886,7 +886,7 @@ def open_backup_store(url: str | None = None):
 
     prepare(database)
     if database.kind == "sqlite":
-        return SqliteBackupStore(database.sqlite_path, create_tables)
+        return SqliteBackupStore(database.sqlite_path, create_tables, database.views_path)
     return PostgresBackupStore(database, create_tables)
 
 

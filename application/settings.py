@@ -13,6 +13,10 @@ from domain.errors import DomainError
 
 DATABASE_URL_ENV = "TRADETAPE_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path("var") / "tradetape.sqlite"
+# The read models of a SQLite store live in a file of their own beside the event store's
+# (``var/tradetape.sqlite.views``): SQLite has one write lock per file, and a projection's
+# batch holding it made a webhook's append wait (README "Signals: webhooks and TradingView").
+VIEWS_FILE_SUFFIX = ".views"
 # Query parameters of a postgresql:// URL that tune the library's connection pool.
 _PG_QUERY_KEYS = {
     "schema": "POSTGRES_SCHEMA",
@@ -52,6 +56,22 @@ class Database:
         if parsed.password:
             return self.url.replace(f":{parsed.password}@", ":***@", 1)
         return self.url
+
+    @property
+    def views_path(self) -> Path | None:
+        """The SQLite file of the read models (None unless the store is a SQLite file)."""
+        if self.sqlite_path is None:
+            return None
+        return self.sqlite_path.with_name(self.sqlite_path.name + VIEWS_FILE_SUFFIX)
+
+    @property
+    def sqlite_files(self) -> list[Path]:
+        """Every file a SQLite store is made of: the event store, the read models, and
+        each one's write-ahead log and shared memory."""
+        if self.sqlite_path is None or self.views_path is None:
+            return []
+        return [Path(f"{path}{suffix}") for path in (self.sqlite_path, self.views_path)
+                for suffix in ("", "-wal", "-shm")]
 
 
 def resolve_url(cli_value: str | None = None) -> str:

@@ -2,8 +2,9 @@
 
 ``(position, originator id as canonical text, version, topic, stored state, recorded)``: the
 same rows, in the same order, as the library's ``select_notifications`` (a test holds them
-equal), read with one query per page on the view store's own connection (SQLite file,
-PostgreSQL schema) instead of one Notification and one UUID object per row. ``recorded`` is
+equal), read with one query per page on the view store's own connection (PostgreSQL schema, or a
+SQLite view store opened on the event file) or, for views in a file of their own, on the
+application's connection, instead of one Notification and one UUID object per row. ``recorded`` is
 when the row was recorded (ISO 8601 text in UTC, see ``adapters.event_store.recorded_time``),
 None for rows recorded before that was kept and for logs read through the library (the
 ``memory`` store, POPO).
@@ -15,6 +16,7 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import Application
@@ -48,7 +50,7 @@ class LogReader:
                         f"topic, state, {recorded} FROM {store.q(table)} "
                         f"WHERE notification_id > %s {{stop}}ORDER BY notification_id LIMIT %s")
             self.stop_sql = "AND notification_id <= %s "
-        elif isinstance(store, SQLiteViewStore) and store.path is not None and table:
+        elif isinstance(store, SQLiteViewStore) and table and _same_sqlite(recorder, store):
             recorded = RECORDED_AT if kept else "NULL"
             self.sql = (f"SELECT rowid, originator_id, originator_version, topic, state, "
                         f"{recorded} FROM {store.q(table)} WHERE rowid > ? {{stop}}"
@@ -209,6 +211,15 @@ def read_ahead_possible(reader: LogReader) -> bool:
     """Whether the log can be read on another connection: the reader's own query on a
     view store that can clone (a SQLite file, a PostgreSQL schema)."""
     return reader.sql is not None and not reader.via_recorder and reader.store.can_clone
+
+
+def _same_sqlite(recorder: Any, store: SQLiteViewStore) -> bool:
+    """Whether the views are in the event store's own file (a server's views have a file of
+    their own, ``Database.views_path``; a store opened on the event file has not)."""
+    name = getattr(getattr(recorder, "datastore", None), "db_name", None)
+    if store.path is None or not isinstance(name, str) or ":memory:" in name:
+        return False
+    return Path(name).resolve() == store.path.resolve()
 
 
 def _same_pg(recorder: Any, store: PostgresViewStore) -> bool:

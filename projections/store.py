@@ -1,5 +1,6 @@
-"""Where views live: the event store's own database (a SQLite file or a PostgreSQL schema),
-or, for the ``memory`` store, an in-process SQLite database owned by the caller.
+"""Where views live: a SQLite file of their own beside the event store's
+(``Database.views_path``), the event store's PostgreSQL schema, or, for the ``memory``
+store, an in-process SQLite database owned by the caller.
 
 One SQL dialect for both (``?`` placeholders, ``ON CONFLICT`` upserts); PostgreSQL inserts
 new rows with COPY. Every projection has a row in ``projection_tracking``: its position in
@@ -397,5 +398,7 @@ def open_view_store(database: Database) -> ViewStore:
     if database.kind == "postgres":
         return PostgresViewStore(database.env)
     if database.kind == "sqlite":
-        return SQLiteViewStore(database.sqlite_path)
+        # Their own file (``Database.views_path``): a batch of the projections never holds
+        # the event store's write lock, so an append never waits for one.
+        return SQLiteViewStore(database.views_path)
     return SQLiteViewStore(None)

@@ -20,9 +20,8 @@ def run(args: argparse.Namespace) -> int:
     from application.settings import parse_database_url
 
     database = parse_database_url(args.database)
-    if database.sqlite_path is not None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{database.sqlite_path}{suffix}").unlink(missing_ok=True)
+    for path in database.sqlite_files:  # the events and the read models: a fresh store
+        path.unlink(missing_ok=True)
     candles = str(shipped_series(DEMO_SERIES))
     print(f"1. The bot: {EXAMPLE_CONFIG}; its ladder at 90,000 USDT:")
     cli(["dca-plan", "--config", str(EXAMPLE_CONFIG), "--price", "90000"])

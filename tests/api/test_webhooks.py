@@ -295,3 +295,31 @@ def test_a_signal_another_process_saved_first_is_ignored_and_trades_nothing_here
     assert engine is not None and engine.deal is None  # ... nor in this runner's memory
     server.step()
     assert open_deal(server, bot_id) is None
+
+
+def test_a_signal_is_stored_and_answered_while_a_read_model_batch_holds_the_views_lock(
+        server, tmp_path):
+    """A projection's batch never holds the event store's write lock (the read models have a
+    file of their own): a signal arriving in the middle of a long batch is accepted with its
+    deal stored, and the read models show the deal once the batch is over."""
+    from application.settings import parse_database_url
+    from projections.store import SQLiteViewStore
+
+    alice = server.user("alice")
+    bot_id = signal_bot(server, alice)
+    hook = new_hook(server, alice, bot_id)
+    server.step()
+    views = SQLiteViewStore(parse_database_url(f"sqlite:///{tmp_path / 'server.sqlite'}")
+                            .views_path)
+    try:
+        with views.transaction():  # a slow batch: the views' write lock, held
+            started = post(server, hook, tv_alert(server, hook, "buy", "Long"))
+            assert started.status_code == 200, started.text
+            assert started.json()["status"] == "accepted"
+            deal_id = open_deal(server, bot_id)  # in the event store, the batch still running
+            assert deal_id is not None and started.json()["deal_id"] == str(deal_id)
+    finally:
+        views.close()
+    server.step()
+    deals = server.gql(DEALS, {"id": bot_id}, alice.token)["deals"]["edges"]
+    assert [d["node"]["id"] for d in deals] == [str(deal_id)]

@@ -29,7 +29,8 @@ class Database:
         self.pg = self.database.kind == "postgres"
         schema = self.database.env.get("POSTGRES_SCHEMA", "")
         self.events = f'"{schema}".trading_events' if self.pg else "stored_events"
-        self.audit = f'"{schema}".audit_log' if self.pg else "audit_log"
+        # On SQLite the audit log is in the read models' own file, attached as "views".
+        self.audit = f'"{schema}".audit_log' if self.pg else "views.audit_log"
         self.seals = f'"{schema}".event_seals' if self.pg else "event_seals"
         self.pos = "notification_id" if self.pg else "rowid"
 
@@ -42,6 +43,7 @@ class Database:
                 yield _Marks(conn)
         else:
             with sqlite3.connect(self.database.sqlite_path) as conn:
+                conn.execute("ATTACH DATABASE ? AS views", (str(self.database.views_path),))
                 yield conn
             conn.close()
 

@@ -14,6 +14,7 @@ import pytest
 from adapters.clock import SequentialIds, SteppingClock
 from api.cli import main
 from application.bootstrap import open_trading
+from application.settings import parse_database_url
 from tests.integration.conftest import T0
 from tests.projection_stubs import (
     a_day_of_trading,
@@ -112,15 +113,16 @@ def test_audit_verify_names_the_position_of_an_edited_event(filled, capsys):
 
 def test_audit_verify_finds_an_edited_audit_row_and_a_deleted_event(filled, capsys):
     main(["projections", "run", "audit", "--once", "--database", filled])
-    path = filled.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
+    database = parse_database_url(filled)  # the audit log is a read model: the views' file
+    with sqlite3.connect(database.views_path) as conn:
         (actor,) = conn.execute("SELECT actor FROM audit_log WHERE position = 5").fetchone()
         conn.execute("UPDATE audit_log SET actor = 'nobody' WHERE position = 5")
     capsys.readouterr()
     assert main(["audit", "verify", "--database", filled]) == 1
     assert "position 5: differs in actor" in capsys.readouterr().out
-    with sqlite3.connect(path) as conn:
+    with sqlite3.connect(database.views_path) as conn:
         conn.execute("UPDATE audit_log SET actor = ? WHERE position = 5", (actor,))
+    with sqlite3.connect(database.sqlite_path) as conn:
         conn.execute("DELETE FROM stored_events WHERE rowid = 9")
     assert main(["audit", "verify", "--database", filled]) == 1
     assert "position 9: the audit log has an event the event store no longer has" in \

@@ -29,6 +29,7 @@ from application.settings import Database, _connect_kwargs, lock_ddl
 from projections.tables import Frozen, Row, Table, schema_hash
 
 TRACKING = "projection_tracking"
+SOURCE = "views_source"  # in a SQLite views file: the event log its views were made from
 SHADOW = "__rebuild"
 
 
@@ -296,6 +297,45 @@ class SQLiteViewStore(ViewStore):
             self.unlock(name)
         self.conn.close()
 
+    def made_from(self, events: Path) -> None:
+        """Views kept from another event file (this one deleted and made anew beside them)
+        are dropped, to be followed afresh: their positions point into a log that is gone.
+        The log's first event names it (kept in ``SOURCE``); an empty log names none."""
+        first = first_event(events)
+        if self._source() == first:
+            return  # the usual case: no write lock taken
+        with self.transaction():  # another process may be doing the same: once
+            kept = self._source()
+            if kept != first and self.table_exists(SOURCE):
+                for (name,) in self.query("SELECT name FROM sqlite_master WHERE type = 'table'"):
+                    self.conn.execute(f"DROP TABLE {self.q(name)}")
+            if first is not None and kept != first:
+                self.conn.execute(f"CREATE TABLE {self.q(SOURCE)} (first_event TEXT NOT NULL)")
+                self.conn.execute(f"INSERT INTO {self.q(SOURCE)} VALUES (?)", (first,))
+
+    def _source(self) -> str | None:
+        if not self.table_exists(SOURCE):
+            return None
+        rows = self.query(f"SELECT first_event FROM {self.q(SOURCE)}")
+        return rows[0][0] if rows else None
+
+
+def first_event(events: Path) -> str | None:
+    """``originator id/version`` of the first event stored in a SQLite event file (None: no
+    file, or no event in it yet)."""
+    if not events.is_file():
+        return None
+    conn = sqlite3.connect(events, timeout=60)
+    try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                            "name = 'stored_events'").fetchone():
+            return None
+        row = conn.execute("SELECT originator_id, originator_version FROM stored_events "
+                           "ORDER BY rowid LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    return None if row is None else f"{row[0]}/{row[1]}"
+
 
 _PG_COPY_TYPES = {"text": "text", "int": "int8", "money": "text"}
 # Upserts of this many rows or more go through a staging table (fewer: one statement each,
@@ -400,5 +440,7 @@ def open_view_store(database: Database) -> ViewStore:
     if database.kind == "sqlite":
         # Their own file (``Database.views_path``): a batch of the projections never holds
         # the event store's write lock, so an append never waits for one.
-        return SQLiteViewStore(database.views_path)
+        store = SQLiteViewStore(database.views_path)
+        store.made_from(database.sqlite_path)
+        return store
     return SQLiteViewStore(None)

@@ -85,8 +85,8 @@ def drop(url: str) -> None:
         with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     elif database.kind == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            Path(database.sqlite_path + suffix).unlink(missing_ok=True)
+        for path in database.sqlite_files:  # the events and the read models
+            path.unlink(missing_ok=True)
 
 
 def candles(k: int, deals: int) -> list[tuple[Decimal, Decimal, Decimal, Decimal]]:

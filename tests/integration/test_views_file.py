@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,26 @@ def test_views_an_earlier_version_kept_in_the_event_file_come_out_the_same_in_th
     connection) and this one (the log read on the application's) give the same rows."""
     kept = followed(filled, SQLiteViewStore(parse_database_url(filled).sqlite_path))
     assert followed(filled, view_store(filled)) == kept and any(kept.values())
+
+
+def another_store(url: str) -> str:
+    with closing(open_trading(url, clock=SteppingClock(T0), ids=SequentialIds("other"))) as app:
+        account = app.open_account(owner_id="bob", exchange="binance", quote_asset="USDT")
+        app.deposit(account, "USDT", Decimal("250"), actor="bob")
+    return url
+
+
+def test_views_of_a_deleted_event_file_are_not_shown_for_the_one_made_in_its_place(
+    filled, tmp_path
+):
+    database = parse_database_url(filled)
+    assert any(followed(filled, view_store(filled)).values())
+    for path in database.sqlite_files[:3]:  # the event file (and its WAL), not the views
+        path.unlink(missing_ok=True)
+    assert database.views_path.exists()
+    fresh = another_store(f"sqlite:///{tmp_path / 'fresh.db'}")
+    expected = followed(fresh, view_store(fresh))
+    shown = followed(another_store(filled), view_store(filled))
+    # The audit rows carry when each event was recorded (wall clock): compared apart.
+    assert len(shown.pop("audit_log")) == len(expected.pop("audit_log"))
+    assert shown == expected

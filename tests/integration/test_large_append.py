@@ -192,3 +192,19 @@ def test_the_library_own_append_stores_the_same_bytes_and_seals(
     finally:
         ours.close()
         library.close()
+
+
+def test_an_append_wakes_the_processes_listening_once_it_commits(postgres_url, engine):
+    trading, _, fence, bots = engine
+    # The channel is named after the table, shared by every schema (other tests, other
+    # helpers): one of this test's own keeps the count exact.
+    channel = trading.recorder.channel_name = f"tt_{schema_of(postgres_url)}"
+    with psycopg.connect(
+        **_connect_kwargs(parse_database_url(postgres_url).env), autocommit=True
+    ) as listener:
+        listener.execute(f"LISTEN {channel}")
+        with fenced(fence):
+            trading.recorder.insert_events(big_batch(bots)[:40])
+        woken = [n.channel for n in listener.notifies(timeout=2)]
+    assert woken == [channel]
+    assert len(stored(postgres_url)[0]) == 40

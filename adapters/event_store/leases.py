@@ -176,9 +176,9 @@ def check_fence(curs: Any, schema: str, fence: Any) -> None:
     waits for it, then reads what it wrote.
 
     The statement fails by itself when a lease is lost (``LOST_MARK`` cast to an integer)
-    and is never fetched: it runs inside the event store's pipeline, where fetching a
-    result before the events' large insert left the connection waiting for good (seen
-    with ~12,000 events in one append). ``lost_leases`` names the bots afterwards."""
+    and is never fetched, so it works the same in the store's append, where each statement
+    is answered before the next, and in the library's pipelined one (the off switch, see
+    ``ApplicationRecorder._append``). ``lost_leases`` names the bots afterwards."""
     if not fence.tokens:
         return
     bots = sorted(fence.tokens)

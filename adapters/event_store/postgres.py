@@ -18,6 +18,9 @@ version", instead of all being stamped with the time of the upgrade), then the d
 Every event is sealed in the transaction that stores it: ``event_seals`` (see
 ``adapters/event_store/sealing.py``). An engine worker's appends are fenced in that same
 transaction: the bots' leases must still be its own (``adapters/event_store/leases.py``).
+An append sends its statements one after another, not in the library's psycopg pipeline,
+which could hang for good on an INSERT of many MB (``ApplicationRecorder._append``;
+``TRADETAPE_LIBRARY_APPEND=1`` switches back to the library's own append).
 The events table gets an index on ``(topic, notification_id)``: reading the events of a
 few topics costs what it finds.
 """
@@ -30,12 +33,17 @@ from typing import Any
 
 import psycopg
 from eventsourcing import postgres
+from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.utils import retry, strtobool
 from psycopg import sql
 
 from adapters.event_store.leases import LOST_MARK, check_fence, lost_leases
 from adapters.event_store.recorded_time import POSTGRES_NOW, RECORDED_AT
 from adapters.event_store.sealing import SEALS_TABLE, Sealing, key_source
 from application.settings import lock_ddl
+
+# "1": appends go through the library's own pipelined insert (see ApplicationRecorder._append)
+LIBRARY_APPEND_ENV = "TRADETAPE_LIBRARY_APPEND"
 
 
 @contextmanager
@@ -156,10 +164,15 @@ class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
     # The fence of the append under way on this thread, if any: set by the composition
     # root for engine workers (``application.leases.current_fence``).
     fence_source: Any = None
+    # The off switch (``TRADETAPE_LIBRARY_APPEND=1``): the library's own append, all its
+    # statements in one psycopg pipeline. Kept to compare bytes with; see ``_append``.
+    library_append = False
 
     def insert_events(self, stored_events: Sequence[Any], **kwargs: Any) -> Any:
         try:
-            return super().insert_events(stored_events, **kwargs)
+            if self.library_append or self.datastore.enable_db_functions:
+                return super().insert_events(stored_events, **kwargs)
+            return self._append(stored_events, **kwargs)
         except Exception as error:
             fence = self.fence_source() if self.fence_source is not None else None
             if fence is None or LOST_MARK not in str(error):
@@ -167,19 +180,59 @@ class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
             with self.datastore.get_connection() as conn:  # (the append's was rolled back)
                 raise lost_leases(conn, self.datastore.schema, fence) from None
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _append(self, stored_events: Sequence[Any], **kwargs: Any) -> list[int] | None:
+        """The library's append (eventsourcing 9.5.6 ``PostgresApplicationRecorder.
+        insert_events``): in one transaction the fence, the table lock, NOTIFY, the events'
+        INSERT (its own statements) and the seals, but each statement sent and answered
+        before the next instead of all in a psycopg pipeline.
+
+        WHY: in a pipeline, psycopg (3.3.9, C and Python alike) stops sending at the sync
+        once its queue is empty even when the socket took only part of a large message;
+        it then waits for a result while PostgreSQL waits for the rest of the message
+        (``ClientRead``): the append never returns. That happens with an INSERT of tens of
+        MB (27,000 events of a 1,000-bot candle: 12 MB), sooner when the table lock keeps
+        the server from reading meanwhile (another worker appending). A plain ``execute``
+        sends the whole message before it waits. It costs round trips (BEGIN, fence, lock
+        and NOTIFY, INSERT, seals, COMMIT: 6 instead of 2), well under a millisecond on
+        the same host."""
+        fence = self.fence_source() if self.fence_source is not None else None
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            if fence is not None:  # an engine worker's append: its leases first (LEASE_LOST)
+                check_fence(curs, self.datastore.schema, fence)
+            if not stored_events:
+                return None
+            # The library's lock timeout, table lock and NOTIFY in one round trip (no
+            # parameters: one simple query), then its INSERT
+            curs.execute(sql.SQL("; ").join(
+                [*self.lock_table_statements,
+                 sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name))]))
+            postgres.PostgresAggregateRecorder._insert_stored_events(
+                self, curs, stored_events, **kwargs)
+            ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            self._seal(curs, stored_events)
+            return ids
+
     def _insert_events(self, curs: Any, stored_events: Sequence[Any], **kwargs: Any) -> None:
+        """The library's hook, first in its pipelined append (the off switch only)."""
         fence = self.fence_source() if self.fence_source is not None else None
         if fence is not None:  # an engine worker's append: its leases first (LEASE_LOST)
             check_fence(curs, self.datastore.schema, fence)
         super()._insert_events(curs, stored_events, **kwargs)
+        self._seal(curs, stored_events)
+
+    def _seal(self, curs: Any, stored_events: Sequence[Any]) -> None:
         rows = self.seal_rows(stored_events, lambda oid: oid)
         if rows:
-            # A seal left behind by a deleted event must not outlive a new one; if the
-            # events' insert fails, the transaction takes this back too.
-            curs.executemany(sql.SQL(
-                "INSERT INTO {} VALUES (%s, %s, %s, %s) ON CONFLICT (originator_id, "
-                "originator_version) DO UPDATE SET key_id = excluded.key_id, "
-                "seal = excluded.seal").format(self.seals), rows)
+            # One statement (an executemany is a pipeline of its own in psycopg). A seal
+            # left behind by a deleted event must not outlive a new one; if the events'
+            # insert fails, the transaction takes this back too.
+            curs.execute(sql.SQL(
+                "INSERT INTO {} SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], "
+                "%s::text[]) ON CONFLICT (originator_id, originator_version) DO UPDATE SET "
+                "key_id = excluded.key_id, seal = excluded.seal").format(self.seals),
+                [list(column) for column in zip(*rows, strict=True)])
 
     def sealed_log_page(self, after: int, stop: int, limit: int) -> list[tuple]:
         events = sql.Identifier(self.datastore.schema, self.events_table_name)
@@ -224,4 +277,5 @@ class Factory(postgres.PostgresFactory):
     def application_recorder(self) -> Any:
         recorder = super().application_recorder()
         recorder.key_source = key_source(self.env, None)
+        recorder.library_append = strtobool(self.env.get(LIBRARY_APPEND_ENV) or "no")
         return recorder

@@ -9,7 +9,11 @@ every ``--every`` seconds kills one process at random (``--kills``: this sequenc
 with SIGKILL and starts it again, as a supervisor would. At the end it stops everything,
 lets the projections catch up, and checks:
 
-- every bot a killed engine held is leased by a live worker again within the lease time;
+- every bot resumes within the lease time: the drill watches each bot (lease table and log,
+  every 0.1 s) and times every interruption, from the kill of the worker holding it (or from
+  its lease let go, as when a worker joins and the shares even out, or expired) until a
+  live worker leases it again (at most the lease time) and until it writes its next event
+  (it trades again; the bots have a stop loss so that they keep writing);
 - no client order id was used twice;
 - no aggregate's versions have a gap;
 - the read models equal a full rebuild of the log (row for row, every table).
@@ -29,9 +33,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -134,7 +140,7 @@ def seed(url: str, bots: int) -> list:
             config = DcaConfig.from_mapping({
                 "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
                 "max_safety_orders": 3, "price_deviation_pct": f"{0.2 + 0.05 * (n % 5):.2f}",
-                "safety_volume_scale": "1.2", "safety_step_scale": "1.1",
+                "safety_volume_scale": "1.2", "safety_step_scale": "1.1", "stop_loss_pct": "2",
                 "take_profit_pct": f"{0.3 + 0.05 * (n % 4):.2f}"})
             bot_id = trading.create_bot(owner_id=owner, name=f"drill bot {n}", config=config,
                                         exchange_account_id=str(account))
@@ -164,24 +170,164 @@ class Leases:
             "WHERE expires_at > now()").fetchall()
         return dict(rows)
 
-    def workers(self) -> list[str]:
-        rows = self.conn.execute(
-            f'SELECT worker FROM "{self.schema}".engine_workers ORDER BY number').fetchall()
-        return [worker for (worker,) in rows]
+    def alive(self) -> set[str]:
+        """The workers whose session lock is held: the database drops a killed one's."""
+        from adapters.event_store.leases import _schema_key
 
-    def wait_resumed(self, bots: set, dead: str, timeout: float) -> float | None:
-        """Seconds until every one of ``bots`` is leased by a worker other than ``dead``;
-        None if some are not by ``timeout``."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            held = self.held()
-            if all(held.get(bot) not in (None, dead) for bot in bots):
-                return time.monotonic() - started
-            time.sleep(0.05)
+        rows = self.conn.execute(
+            f'SELECT w.worker FROM "{self.schema}".engine_workers w JOIN pg_locks l '
+            "ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+            "AND l.classid::bigint = %s AND l.objid::bigint = w.number",
+            (_schema_key(self.schema),)).fetchall()
+        return {worker for (worker,) in rows}
+
+    def died(self, before: set[str], timeout: float = 5) -> str | None:
+        """Of the workers ``before``, the one that is no longer alive (once the database
+        saw its connection go): the worker of a process killed even before it printed its
+        name."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            gone = before - self.alive()
+            if gone:
+                return sorted(gone)[0]
+            time.sleep(0.02)
         return None
 
     def close(self) -> None:
         self.conn.close()
+
+
+@dataclass
+class Outage:
+    """A stretch of time a bot was not traded: from a kill of its worker (or its lease let go
+    or expired) until a live worker leased it again, and until it wrote its next event."""
+
+    bot: object
+    cause: str
+    since: float  # time.monotonic() at the kill (or when the drill saw the lease go)
+    head: int  # the log's head then: a later event of the bot is its new owner's
+    leased: float | None = None  # seconds until a live worker held its lease
+    event: float | None = None  # seconds until its next event
+
+
+class Watch:
+    """Every bot, every 0.1 s while the bots trade: is it leased by a live worker (a lease
+    current, its worker not killed), and what has it written since (the log, read on). A kill
+    opens an outage for each bot the killed worker held, from the moment of the kill; a lease
+    let go or expired opens one from when it is seen. Ends when the bot is leased again
+    (``leased``) and when it writes again (``event``)."""
+
+    def __init__(self, url: str, bots: set):
+        from application.bootstrap import open_trading
+
+        self.bots, self.leases = bots, Leases(url)
+        self.trading = open_trading(url)
+        self.position = self._head()
+        self.owner: dict = {bot: bot for bot in bots}  # aggregate id -> bot id (None: no bot)
+        self.dead: set[str] = set()
+        self.open: dict = {}  # bot -> its outage not yet leased again
+        self.outages: list[Outage] = []
+        self.last: dict = {}  # bot -> (worker, current) last seen
+        self.moves: list[tuple] = []  # (time, bot, worker, current) at each change
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drill-watch", daemon=True)
+        self.error: str | None = None
+
+    def _head(self) -> int:
+        return self.trading.recorder.max_notification_id() or 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+        self.leases.close()
+        self.trading.close()
+
+    def killed(self, worker: str, at: float, bots: set) -> list[Outage]:
+        """``worker``, holding ``bots`` just before, was killed at ``at`` (called once it died:
+        the log's head is then all it wrote)."""
+        with self._lock:
+            self.dead.add(worker)
+            head = self._head()
+            made = []
+            for bot in sorted(bots & self.bots):
+                outage = self.open.get(bot)
+                if outage is None:
+                    outage = self.open[bot] = Outage(bot, f"kill of {worker}", at, head)
+                    self.outages.append(outage)
+                made.append(outage)
+            return made
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                with self._lock:
+                    self._look()
+            except Exception as error:  # the drill's own fault: reported, not fatal
+                self.error = f"{type(error).__name__}: {error}"
+
+    def _look(self) -> None:
+        now = time.monotonic()
+        rows = self.leases.conn.execute(
+            f'SELECT bot_id, worker, expires_at > now() FROM "{self.leases.schema}".'
+            "engine_leases").fetchall()
+        live = {bot for bot, worker, current in rows
+                if current and worker and worker not in self.dead}
+        alive = frozenset(self.leases.alive())
+        if self.last.get("alive") != alive:
+            self.last["alive"] = alive
+            self.moves.append((now, "alive", ",".join(sorted(alive)), len(alive)))
+        for bot, worker, current in rows:
+            if self.last.get(bot) != (worker, current):
+                self.last[bot] = (worker, current)
+                self.moves.append((now, bot, worker, current))
+        for bot, worker, _ in rows:
+            if bot not in self.bots:
+                continue
+            outage = self.open.get(bot)
+            if bot in live and outage is not None:
+                outage.leased = now - outage.since
+                del self.open[bot]
+            elif bot not in live and outage is None:
+                cause = "lease let go" if not worker else (
+                    f"kill of {worker}" if worker in self.dead else "lease expired")
+                self.open[bot] = Outage(bot, cause, now, self._head())
+                self.outages.append(self.open[bot])
+        self._read_log(now)
+
+    def _read_log(self, now: float) -> None:
+        from application.replay import read_log
+
+        waiting = {}
+        for outage in self.outages:
+            if outage.event is None:
+                waiting.setdefault(outage.bot, []).append(outage)
+        for note in read_log(self.trading, first=self.position + 1):
+            self.position = note.id
+            bot = self._bot_of(note)
+            for outage in waiting.get(bot, ()):
+                if outage.event is None and note.id > outage.head:
+                    outage.event = now - outage.since
+
+    def _bot_of(self, note):
+        if note.originator_id not in self.owner:  # its first event says (a deal, an order)
+            event = self.trading.mapper.to_domain_event(note)
+            self.owner[note.originator_id] = getattr(event, "bot_id", None)
+        return self.owner[note.originator_id]
+
+    def all_held(self) -> bool:
+        held = self.leases.held()
+        return all(held.get(bot) not in (None, "", *self.dead) for bot in self.bots)
+
+    def unfinished(self) -> list[Outage]:
+        with self._lock:
+            return [o for o in self.outages if o.leased is None or o.event is None]
 
 
 def engine_of(processes: Processes, name: str) -> str | None:
@@ -320,24 +466,58 @@ def victims(args: argparse.Namespace, processes: Processes, leases: Leases):
             if role == "engine" else role)
 
 
-def drill(args, processes: Processes, leases: Leases, bots: set) -> tuple[list, Counter]:
-    """Kill, restart, and time how long the killed engine's bots took to be leased again."""
-    resumed: list[float | None] = []
+def drill(args, processes: Processes, leases: Leases, watch: Watch) -> Counter:
+    """Kill and restart; for an engine, say how long its bots took to be leased again."""
     kills: Counter = Counter()
     for name in victims(args, processes, leases):
-        worker = engine_of(processes, name) if name.startswith("engine") else None
-        held = {b for b, w in leases.held().items() if w == worker and b in bots}
+        alive, holders = leases.alive(), leases.held()
+        at = time.monotonic()
         processes.kill(name)
         kills[name.split("-")[0]] += 1
         processes.start(name)  # as a supervisor would
-        if worker is not None and held:
-            took = leases.wait_resumed(held, worker, timeout=args.lease_seconds * 3)
-            resumed.append(took)
-            print(f"killed {name} ({worker}, {len(held)} bots): resumed in "
-                  f"{'never' if took is None else f'{took:.2f} s'}", flush=True)
-        else:
+        worker = leases.died(alive) if name.startswith("engine") else None
+        held = {b for b, w in holders.items() if w == worker}
+        outages = watch.killed(worker, at, held) if worker is not None else []
+        if not outages:
             print(f"killed {name}", flush=True)
-    return resumed, kills
+            continue
+        deadline = at + args.lease_seconds * 3
+        while any(o.leased is None for o in outages) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        took = [o.leased for o in outages if o.leased is not None]
+        never = len(outages) - len(took)
+        print(f"killed {name} ({worker}, {len(outages)} bots): leased again in "
+              f"{f'{min(took):.2f}-{max(took):.2f} s' if took else 'never'}"
+              f"{f', {never} never' if never and took else ''}", flush=True)
+    return kills
+
+
+def settle(watch: Watch, seconds: float) -> None:
+    """After the last kill: until every bot interrupted was leased again and wrote again."""
+    deadline = time.monotonic() + seconds
+    while watch.unfinished() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def resume_check(outages: list[Outage], lease: float) -> tuple[str, bool]:
+    """Every outage of every bot: leased again by a live worker within the lease time, and
+    a next event written (the bot trades again, not only leased)."""
+    leased = sorted(o.leased for o in outages if o.leased is not None)
+    events = sorted(o.event for o in outages if o.event is not None)
+    causes = Counter(o.cause.split(" w-")[0] for o in outages)
+    late = sum(t > lease for t in leased) + len(outages) - len(leased)
+    silent = len(outages) - len(events)
+
+    def spread(values):
+        if not values:
+            return "-"
+        return f"median {values[len(values) // 2]:.2f} s, max {values[-1]:.2f} s"
+
+    text = (f"bots resumed: {len(outages)} interruptions of {len({o.bot for o in outages})} "
+            f"bots ({', '.join(f'{n} by {c}' for c, n in sorted(causes.items())) or 'none'}); "
+            f"leased again {spread(leased)}, {late} later than the lease ({lease:g} s) or "
+            f"never; next event {spread(events)}, {silent} wrote nothing after")
+    return text, late == 0 and silent == 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,12 +528,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"drill on {schema}: {args.bots} bots, a kill every {args.every:g} s for "
           f"{args.minutes:g} min, lease {args.lease_seconds:g} s; logs in {folder}",
           flush=True)
-    bots = set(seed(url, args.bots))
     processes = Processes(url, folder, args.lease_seconds, args.speed)
-    leases = Leases(url)
+    leases = watch = None
     try:
+        bots = set(seed(url, args.bots))
+        leases = Leases(url)
         start_all(processes)
-        resumed, kills = drill(args, processes, leases, bots)
+        watch = Watch(url, bots)
+        deadline = time.monotonic() + 60
+        while not watch.all_held() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        watch.start()
+        kills = drill(args, processes, leases, watch)
+        settle(watch, max(60.0, args.lease_seconds * 6))
+        watch.stop()
         for name in ("api", "engine-1", "engine-2"):
             processes.stop(name)
         head = wait_projections(url)
@@ -363,25 +551,32 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for name in processes.running:
             processes.stop(name)
-        leases.close()
-    slowest = max((t for t in resumed if t is not None), default=0.0)
-    never = sum(t is None for t in resumed)
+        if watch is not None:
+            watch.stop()
+        if leases is not None:
+            leases.close()
+        if not args.keep:
+            drop_schemas(args.database, schema)
+    with (folder / "outages.tsv").open("w") as out:  # for a closer look (--keep)
+        for o in watch.outages:
+            out.write(f"{o.since:.2f}\t{o.bot}\t{o.cause}\t{o.leased}\t{o.event}\n")
+    with (folder / "leases.tsv").open("w") as out:
+        for at, bot, worker, current in watch.moves:
+            out.write(f"{at:.2f}\t{bot}\t{worker}\t{current}\n")
+    resumed, resumed_met = resume_check(watch.outages, args.lease_seconds)
     checks = [
-        (f"bots resumed after {len(resumed)} engine kills: slowest {slowest:.2f} s, "
-         f"{never} never (lease {args.lease_seconds:g} s)",
-         never == 0 and slowest <= args.lease_seconds),
+        (resumed, resumed_met),
         (f"client order ids used twice: {twice}", twice == 0),
         (f"aggregates with a gap in their versions: {gaps}", gaps == 0),
         (f"projections vs a full rebuild at {head} events: "
          f"{', '.join(differ) or 'equal'}", not differ),
         (f"processes with a traceback: {', '.join(processes.errors()) or 'none'}",
          not processes.errors()),
+        (f"the drill's own watch: {watch.error or 'no error'}", watch.error is None),
     ]
     print(f"kills: {dict(kills)}")
     for text, met in checks:
         print(f"{'MET   ' if met else 'MISSED'} {text}")
-    if not args.keep:
-        drop_schemas(args.database, schema)
     ok = all(met for _, met in checks)
     print("MET" if ok else "MISSED")
     return 0 if ok else 1

@@ -77,6 +77,7 @@ class Processes:
         self.port = free_port()
         self.running: dict[str, subprocess.Popen] = {}
         self.starts: Counter = Counter()
+        self.exits: Counter = Counter()  # processes that exited by themselves
 
     def start(self, name: str) -> None:
         role = name.split("-", maxsplit=1)[0]
@@ -116,6 +117,16 @@ class Processes:
                 process.kill()
                 return -9
         return process.returncode
+
+    def revive(self) -> None:
+        """Start again, as a supervisor would, a process that exited by itself (one that
+        found the shared PostgreSQL server out of connections exits with DATABASE_...)."""
+        for name, process in list(self.running.items()):
+            if process.poll() is not None:
+                print(f"{name} exited by itself ({process.returncode}): started again",
+                      flush=True)
+                self.exits[name] += 1
+                self.start(name)
 
     def errors(self) -> list[str]:
         """Tracebacks in any log (a killed process's last lines may be cut: not counted)."""
@@ -277,7 +288,10 @@ def victims(args: argparse.Namespace, processes: Processes, leases: Leases):
     sequence = [k.strip() for k in args.kills.split(",")] if args.kills else None
     ends = time.monotonic() + args.minutes * 60
     while sequence if sequence is not None else time.monotonic() < ends:
-        time.sleep(args.every)
+        waited = time.monotonic() + args.every
+        while time.monotonic() < waited:
+            processes.revive()
+            time.sleep(min(1.0, max(0.0, waited - time.monotonic())))
         if sequence is None:
             yield chooser.choice(ROLES)
             continue
@@ -367,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
          not processes.errors()),
         (f"the drill's own watch: {watch.error or 'no error'}", watch.error is None),
     ]
-    print(f"kills: {dict(kills)}")
+    print(f"kills: {dict(kills)}; exits of their own (started again): "
+          f"{dict(processes.exits) or 'none'}")
     for text, met in checks:
         print(f"{'MET   ' if met else 'MISSED'} {text}")
     ok = all(met for _, met in checks)

@@ -20,7 +20,8 @@ lets the projections catch up, and checks:
 
 Each check prints its figure and ``MET``/``MISSED``; the last line is ``MET`` when all are.
 The database defaults to ``$TRADETAPE_TEST_POSTGRES_URL`` (else postgres@127.0.0.1/test);
-the schema is made for the run and dropped after it (``--keep`` keeps it).
+the schema is made for the run and dropped after it, the logs removed after a run that
+met every check (``--keep`` keeps both).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -386,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     for text, met in checks:
         print(f"{'MET   ' if met else 'MISSED'} {text}")
     ok = all(met for _, met in checks)
-    print("MET" if ok else "MISSED")
+    if ok and not args.keep:  # a run that missed keeps its logs to be looked at
+        shutil.rmtree(folder, ignore_errors=True)
+    print("MET" if ok else f"MISSED (logs in {folder})")
     return 0 if ok else 1
 
 

@@ -51,9 +51,13 @@ class LeasedPaperTrading(PaperTrading):
         try:
             with fenced(self.leases.fence(bots) if bots else None):
                 return super()._append(aggregates, bot_ids)
-        except LeaseLostError as error:  # nothing written: the bots are dropped
+        except LeaseLostError as error:  # nothing written: the lost bots are dropped
             log.warning("%s", error)
             self.leases.lost(error.bot_ids or bots)
+            # The refused append held the step of every bot in it: those still held here
+            # decide again from the log, as at a restart (kept in memory, their next append
+            # would skip the versions never stored).
+            self._rebuild_markets(bots)
             return 0
 
     def follow(self, bot_id: UUID) -> None:

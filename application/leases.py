@@ -250,9 +250,11 @@ class LeaseManager:
                 self.paper.unfollow(bot_id, release=True)
             self._dropping.clear()
             self._release([b for b in before if b in self.held and b not in candidates])
-        share = math.ceil(len(candidates) / workers)
         with self.paper.lock, self._lock:
-            self._adopt(candidates)
+            if self._adopt(candidates):  # a worker died since the count above: counted
+                # again, else this worker would give away bots of its own for nothing
+                workers = max(1, self.store.heartbeat(self.seconds))
+            share = math.ceil(len(candidates) / workers)
             if len(self.held) > share:
                 self._release(self._excess(candidates, len(self.held) - share))
             elif len(self.held) < share:
@@ -275,12 +277,15 @@ class LeaseManager:
                 log.warning("bot %s: the close asked by %s failed: %s: %s", bot_id, actor,
                             type(error).__name__, error)
 
-    def _adopt(self, candidates: dict[UUID, Candidate]) -> None:
-        """A dead worker's bots trade again at once, here: the shares even out later."""
+    def _adopt(self, candidates: dict[UUID, Candidate]) -> bool:
+        """A dead worker's bots trade again at once, here: the shares even out later.
+        Whether any was taken."""
         orphans = self.store.orphans([b for b in candidates if b not in self.held])
-        if orphans:
-            taken = self.store.acquire(sorted(orphans), self.seconds)
-            self._follow(taken, refresh=True)
+        if not orphans:
+            return False
+        taken = self.store.acquire(sorted(orphans), self.seconds)
+        self._follow(taken, refresh=True)
+        return bool(taken)
 
     def _release(self, bot_ids: list[UUID]) -> None:
         if not bot_ids:

@@ -9,14 +9,19 @@ every ``--every`` seconds kills one process at random (``--kills``: this sequenc
 with SIGKILL and starts it again, as a supervisor would. At the end it stops everything,
 lets the projections catch up, and checks:
 
-- every bot a killed engine held is leased by a live worker again within the lease time;
+- every bot resumes within the lease time: the drill watches each bot (lease table and log,
+  every 0.1 s) and times every interruption, from the kill of the worker holding it (or from
+  its lease let go, as when a worker joins and the shares even out, or expired) until a
+  live worker leases it again (at most the lease time) and until it writes its next event
+  (it trades again; the bots have a stop loss so that they keep writing);
 - no client order id was used twice;
 - no aggregate's versions have a gap;
 - the read models equal a full rebuild of the log (row for row, every table).
 
 Each check prints its figure and ``MET``/``MISSED``; the last line is ``MET`` when all are.
 The database defaults to ``$TRADETAPE_TEST_POSTGRES_URL`` (else postgres@127.0.0.1/test);
-the schema is made for the run and dropped after it (``--keep`` keeps it).
+the schema is made for the run and dropped after it, the logs removed after a run that
+met every check (``--keep`` keeps both).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +41,8 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from drill_watch import Leases, Watch, resume_check, settle
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,6 +79,7 @@ class Processes:
         self.port = free_port()
         self.running: dict[str, subprocess.Popen] = {}
         self.starts: Counter = Counter()
+        self.exits: Counter = Counter()  # processes that exited by themselves
 
     def start(self, name: str) -> None:
         role = name.split("-", maxsplit=1)[0]
@@ -111,6 +120,16 @@ class Processes:
                 return -9
         return process.returncode
 
+    def revive(self) -> None:
+        """Start again, as a supervisor would, a process that exited by itself (one that
+        found the shared PostgreSQL server out of connections exits with DATABASE_...)."""
+        for name, process in list(self.running.items()):
+            if process.poll() is not None:
+                print(f"{name} exited by itself ({process.returncode}): started again",
+                      flush=True)
+                self.exits[name] += 1
+                self.start(name)
+
     def errors(self) -> list[str]:
         """Tracebacks in any log (a killed process's last lines may be cut: not counted)."""
         return [f"{log.name}: Traceback" for log in sorted(self.folder.glob("*.log"))
@@ -134,7 +153,7 @@ def seed(url: str, bots: int) -> list:
             config = DcaConfig.from_mapping({
                 "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
                 "max_safety_orders": 3, "price_deviation_pct": f"{0.2 + 0.05 * (n % 5):.2f}",
-                "safety_volume_scale": "1.2", "safety_step_scale": "1.1",
+                "safety_volume_scale": "1.2", "safety_step_scale": "1.1", "stop_loss_pct": "2",
                 "take_profit_pct": f"{0.3 + 0.05 * (n % 4):.2f}"})
             bot_id = trading.create_bot(owner_id=owner, name=f"drill bot {n}", config=config,
                                         exchange_account_id=str(account))
@@ -143,45 +162,6 @@ def seed(url: str, bots: int) -> list:
     finally:
         trading.close()
     return made
-
-
-class Leases:
-    """The lease table as the drill watches it."""
-
-    def __init__(self, url: str):
-        import psycopg
-
-        from application.settings import _connect_kwargs, parse_database_url
-
-        database = parse_database_url(url)
-        self.schema = database.env.get("POSTGRES_SCHEMA")
-        self.conn = psycopg.connect(**_connect_kwargs(database.env), autocommit=True)
-
-    def held(self) -> dict:
-        """bot id -> worker, for leases current now."""
-        rows = self.conn.execute(
-            f'SELECT bot_id, worker FROM "{self.schema}".engine_leases '
-            "WHERE expires_at > now()").fetchall()
-        return dict(rows)
-
-    def workers(self) -> list[str]:
-        rows = self.conn.execute(
-            f'SELECT worker FROM "{self.schema}".engine_workers ORDER BY number').fetchall()
-        return [worker for (worker,) in rows]
-
-    def wait_resumed(self, bots: set, dead: str, timeout: float) -> float | None:
-        """Seconds until every one of ``bots`` is leased by a worker other than ``dead``;
-        None if some are not by ``timeout``."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            held = self.held()
-            if all(held.get(bot) not in (None, dead) for bot in bots):
-                return time.monotonic() - started
-            time.sleep(0.05)
-        return None
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def engine_of(processes: Processes, name: str) -> str | None:
@@ -310,7 +290,10 @@ def victims(args: argparse.Namespace, processes: Processes, leases: Leases):
     sequence = [k.strip() for k in args.kills.split(",")] if args.kills else None
     ends = time.monotonic() + args.minutes * 60
     while sequence if sequence is not None else time.monotonic() < ends:
-        time.sleep(args.every)
+        waited = time.monotonic() + args.every
+        while time.monotonic() < waited:
+            processes.revive()
+            time.sleep(min(1.0, max(0.0, waited - time.monotonic())))
         if sequence is None:
             yield chooser.choice(ROLES)
             continue
@@ -320,24 +303,30 @@ def victims(args: argparse.Namespace, processes: Processes, leases: Leases):
             if role == "engine" else role)
 
 
-def drill(args, processes: Processes, leases: Leases, bots: set) -> tuple[list, Counter]:
-    """Kill, restart, and time how long the killed engine's bots took to be leased again."""
-    resumed: list[float | None] = []
+def drill(args, processes: Processes, leases: Leases, watch: Watch) -> Counter:
+    """Kill and restart; for an engine, say how long its bots took to be leased again."""
     kills: Counter = Counter()
     for name in victims(args, processes, leases):
-        worker = engine_of(processes, name) if name.startswith("engine") else None
-        held = {b for b, w in leases.held().items() if w == worker and b in bots}
+        alive, holders = leases.alive(), leases.held()
+        at = time.monotonic()
         processes.kill(name)
         kills[name.split("-")[0]] += 1
         processes.start(name)  # as a supervisor would
-        if worker is not None and held:
-            took = leases.wait_resumed(held, worker, timeout=args.lease_seconds * 3)
-            resumed.append(took)
-            print(f"killed {name} ({worker}, {len(held)} bots): resumed in "
-                  f"{'never' if took is None else f'{took:.2f} s'}", flush=True)
-        else:
+        worker = leases.died(alive) if name.startswith("engine") else None
+        held = {b for b, w in holders.items() if w == worker}
+        outages = watch.killed(worker, at, held) if worker is not None else []
+        if not outages:
             print(f"killed {name}", flush=True)
-    return resumed, kills
+            continue
+        deadline = at + args.lease_seconds * 3
+        while any(o.leased is None for o in outages) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        took = [o.leased for o in outages if o.leased is not None]
+        never = len(outages) - len(took)
+        print(f"killed {name} ({worker}, {len(outages)} bots): leased again in "
+              f"{f'{min(took):.2f}-{max(took):.2f} s' if took else 'never'}"
+              f"{f', {never} never' if never and took else ''}", flush=True)
+    return kills
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,12 +337,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"drill on {schema}: {args.bots} bots, a kill every {args.every:g} s for "
           f"{args.minutes:g} min, lease {args.lease_seconds:g} s; logs in {folder}",
           flush=True)
-    bots = set(seed(url, args.bots))
     processes = Processes(url, folder, args.lease_seconds, args.speed)
-    leases = Leases(url)
+    leases = watch = None
     try:
+        bots = set(seed(url, args.bots))
+        leases = Leases(url)
         start_all(processes)
-        resumed, kills = drill(args, processes, leases, bots)
+        watch = Watch(url, bots)
+        deadline = time.monotonic() + 60
+        while not watch.all_held() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        watch.start()
+        kills = drill(args, processes, leases, watch)
+        settle(watch, max(60.0, args.lease_seconds * 6))
+        watch.stop()
         for name in ("api", "engine-1", "engine-2"):
             processes.stop(name)
         head = wait_projections(url)
@@ -363,27 +360,37 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for name in processes.running:
             processes.stop(name)
-        leases.close()
-    slowest = max((t for t in resumed if t is not None), default=0.0)
-    never = sum(t is None for t in resumed)
+        if watch is not None:
+            watch.stop()
+        if leases is not None:
+            leases.close()
+        if not args.keep:
+            drop_schemas(args.database, schema)
+    with (folder / "outages.tsv").open("w") as out:  # for a closer look (--keep)
+        for o in watch.outages:
+            out.write(f"{o.since:.2f}\t{o.bot}\t{o.cause}\t{o.leased}\t{o.event}\n")
+    with (folder / "leases.tsv").open("w") as out:
+        for at, bot, worker, current in watch.moves:
+            out.write(f"{at:.2f}\t{bot}\t{worker}\t{current}\n")
+    resumed, resumed_met = resume_check(watch.outages, args.lease_seconds)
     checks = [
-        (f"bots resumed after {len(resumed)} engine kills: slowest {slowest:.2f} s, "
-         f"{never} never (lease {args.lease_seconds:g} s)",
-         never == 0 and slowest <= args.lease_seconds),
+        (resumed, resumed_met),
         (f"client order ids used twice: {twice}", twice == 0),
         (f"aggregates with a gap in their versions: {gaps}", gaps == 0),
         (f"projections vs a full rebuild at {head} events: "
          f"{', '.join(differ) or 'equal'}", not differ),
         (f"processes with a traceback: {', '.join(processes.errors()) or 'none'}",
          not processes.errors()),
+        (f"the drill's own watch: {watch.error or 'no error'}", watch.error is None),
     ]
-    print(f"kills: {dict(kills)}")
+    print(f"kills: {dict(kills)}; exits of their own (started again): "
+          f"{dict(processes.exits) or 'none'}")
     for text, met in checks:
         print(f"{'MET   ' if met else 'MISSED'} {text}")
-    if not args.keep:
-        drop_schemas(args.database, schema)
     ok = all(met for _, met in checks)
-    print("MET" if ok else "MISSED")
+    if ok and not args.keep:  # a run that missed keeps its logs to be looked at
+        shutil.rmtree(folder, ignore_errors=True)
+    print("MET" if ok else f"MISSED (logs in {folder})")
     return 0 if ok else 1
 
 

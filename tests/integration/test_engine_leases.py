@@ -107,14 +107,21 @@ def test_a_worker_that_joins_gets_its_share_and_no_bot_is_traded_twice(postgres_
     second.close()
 
 
+def sharing(url: str, first: str, second: str, seconds: float) -> tuple[Worker, Worker]:
+    """Two workers that each took their share: the first took every bot, the second joined,
+    the first let its excess go and the second took it."""
+    one = Worker(url, first, seconds=seconds)
+    one.leases.tick()
+    two = Worker(url, second, seconds=seconds)
+    two.leases.tick()
+    one.leases.tick()
+    two.leases.tick()
+    return one, two
+
+
 def test_the_bots_of_one_account_move_together(postgres_url):
     bots = seed_bots(postgres_url, accounts=2, per_account=2)
-    first = Worker(postgres_url, "first", seconds=30)
-    first.leases.tick()
-    second = Worker(postgres_url, "second", seconds=30)
-    second.leases.tick()
-    first.leases.tick()
-    second.leases.tick()
+    first, second = sharing(postgres_url, "first", "second", seconds=30)
     owned = [first.paper.bot_ids, second.paper.bot_ids]
     assert sorted(map(len, owned)) == [2, 2] and owned[0] | owned[1] == set(bots)
     assert {tuple(sorted(bots[:2])), tuple(sorted(bots[2:]))} == {
@@ -207,3 +214,74 @@ def test_a_deal_opened_now_for_a_bot_another_worker_holds_is_refused_by_name(pos
     assert other.paper.bot_ids == set() and deals_opened(postgres_url) == Counter()
     holder.close()
     other.close()
+
+
+def version_gaps(url: str) -> list:
+    """Aggregates whose stored versions are not 1, 2, 3, … without a hole."""
+    trading = open_trading(url)
+    try:
+        versions: dict = {}
+        for n in read_log(trading):
+            versions.setdefault(n.originator_id, []).append(n.originator_version)
+        return [oid for oid, v in versions.items() if sorted(v) != list(range(1, len(v) + 1))]
+    finally:
+        trading.close()
+
+
+def test_a_refused_append_leaves_no_unsaved_step_behind_for_the_bots_still_held(
+        postgres_url):
+    """One candle's append holds every bot's step: when one bot's lease was taken meanwhile
+    the whole append is refused, so the bots still held must decide that candle again from
+    the log, not carry on from a step that was never stored (a gap in their versions)."""
+    import psycopg
+
+    from application.settings import _connect_kwargs
+
+    taken, kept = seed_bots(postgres_url, accounts=2)
+    worker = Worker(postgres_url, "worker", seconds=30)
+    worker.leases.tick()
+    assert worker.paper.bot_ids == {taken, kept}
+    database = parse_database_url(postgres_url)
+    schema = database.env["POSTGRES_SCHEMA"]
+    with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+        conn.execute(f'UPDATE "{schema}".engine_leases SET expires_at = now() '
+                     "WHERE bot_id = %s", (taken,))  # as if its renewal came too late
+    other = Worker(postgres_url, "other", seconds=30)
+    assert set(other.store.acquire([taken], 30)) == {taken}
+    assert worker.candle() == 0  # both bots' deals in one append: refused, nothing written
+    worker.leases.tick()  # drops the bot it lost
+    assert worker.paper.bot_ids == {kept}
+    worker.candle()  # the kept bot opens its deal now, as it would have
+    worker.candle(PRICE * Decimal("0.985"))  # and its first safety order fills
+    assert deals_opened(postgres_url) == Counter({kept: 1})
+    assert version_gaps(postgres_url) == []
+    assert max(client_ids(postgres_url).values()) == 1
+    worker.close()
+    other.close()
+
+
+def test_a_worker_that_dies_while_another_ticks_costs_the_survivor_none_of_its_own_bots(
+        postgres_url):
+    """The survivor counted two live workers at the start of its tick, then found the
+    other's bots orphaned: it takes them and keeps its own (it used to give half of all
+    away at once by the stale count, and take them back at its next tick)."""
+    bots = seed_bots(postgres_url, accounts=6)
+    survivor, doomed = sharing(postgres_url, "survivor", "doomed", seconds=60)
+    assert len(survivor.paper.bot_ids) == len(doomed.paper.bot_ids) == 3
+    wanted = survivor.leases.wanted
+
+    def killed_meanwhile():  # after the survivor counted the workers, before it adopts
+        doomed.store._drop()  # as with kill -9: the database unlocks it
+        return wanted()
+
+    survivor.leases.wanted = killed_meanwhile
+    moved = []
+    release = survivor.store.release
+    survivor.store.release = lambda bot_ids: (moved.extend(bot_ids), release(bot_ids))[1]
+    survivor.leases.tick()
+    assert survivor.paper.bot_ids == set(bots) and moved == []
+    survivor.leases.wanted = wanted
+    survivor.leases.tick()
+    assert survivor.paper.bot_ids == set(bots) and moved == []
+    survivor.close()
+    doomed.trading.close()

@@ -67,6 +67,10 @@ class Worker:
         """Leases of bots not started yet (no other worker wants them): all or a failure."""
         if self.store is None:
             return
+        # Alive now (registering users took a while): a worker whose row expired is dead to
+        # the others, and the server under test would adopt its bots as orphans.
+        self.store.heartbeat(self.seconds)
+        self.renewed = time.monotonic()
         taken = self.store.acquire(bot_ids, self.seconds)
         if set(taken) != set(bot_ids):
             raise SystemExit(
@@ -144,6 +148,7 @@ def engines(trading, identity, worker: Worker, bots: int):
         for k, bot in enumerate(created):
             bot.start(Cause(datetime.now(UTC), str(bot.owner_id), f"writers:{run}:{k}:start"))
             trading.append(bot)
+            worker.keep()  # a loaded machine may take longer than a lease to start them all
             venue = PaperExchange(config.pair)
             found.append((bot, venue, DcaEngine(bot, venue, ids)))
     return found

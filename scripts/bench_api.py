@@ -31,8 +31,13 @@ machine, at 500 requests/s, httpx's own per-request cost (~1 ms of CPU) would be
 part of what is measured, on the core the server needs.
 4. Then both servers once more while other users trade (issue 14): a child process
    (``scripts/bench_writers.py``) appends ``--writers-rate`` events/s (default 200; 0 skips
-   this) to the same database through the engine, from users the clients are not. Their
-   figures are printed beside the quiet ones.
+   this) to the same database through the engine, from users the clients are not. It is an
+   engine worker holding its bots' leases (the server, which leases every free running
+   bot, leaves them to it). It prints its progress every second: the events/s it appended
+   during each measured window are printed (the whole stretch, and per goal line), a goal
+   with writers is met only if they appended at least 95% of ``--writers-rate`` meanwhile,
+   and the benchmark stops with an error if they died. Their figures are printed beside
+   the quiet ones; ``--writers-only`` runs only these (to compare two versions).
 
 Goal (issues 5 and 14): both GraphQL queries hold 500 requests/s with p99 under 50 ms, also
 while others trade.
@@ -842,8 +847,9 @@ def measure_servers(args, plain_port: int, logs: Path) -> tuple[list[list[Figure
             f"{server.name}{suffix} answered /health after "
             f"{time.perf_counter() - started:.1f} s (port {server.port})"
         )
-        writers = Writers.start(args, logs, n) if "others" in suffix else None
-        try:
+        writers = None
+        try:  # the server is stopped whatever happens, the writers' failure included
+            writers = Writers.start(args, logs, n) if "others" in suffix else None
             tokens = [login(server.port, u) for u in range(args.users)]
             print("check: " + asyncio.run(same_rows(server.port, plain_port, tokens[0], owners[0])))
             began = time.time()

@@ -31,8 +31,13 @@ machine, at 500 requests/s, httpx's own per-request cost (~1 ms of CPU) would be
 part of what is measured, on the core the server needs.
 4. Then both servers once more while other users trade (issue 14): a child process
    (``scripts/bench_writers.py``) appends ``--writers-rate`` events/s (default 200; 0 skips
-   this) to the same database through the engine, from users the clients are not. Their
-   figures are printed beside the quiet ones.
+   this) to the same database through the engine, from users the clients are not. It is an
+   engine worker holding its bots' leases (the server, which leases every free running
+   bot, leaves them to it). It prints its progress every second: the events/s it appended
+   during each measured window are printed (the whole stretch, and per goal line), a goal
+   with writers is met only if they appended at least 95% of ``--writers-rate`` meanwhile,
+   and the benchmark stops with an error if they died. Their figures are printed beside
+   the quiet ones; ``--writers-only`` runs only these (to compare two versions).
 
 Goal (issues 5 and 14): both GraphQL queries hold 500 requests/s with p99 under 50 ms, also
 while others trade.
@@ -63,12 +68,16 @@ SECRET_KEY = "bench-api-secret-key-0123456789abcdefghij"
 PASSWORD = "Bench-password-1"
 TRADETAPE = Path(sys.executable).with_name("tradetape")
 
-PORTFOLIO = ("{ portfolio { realizedPnl unrealizedPnl fees dealsClosed dealsOpen wins losses "
-             "winRate profitFactor maxDrawdown capitalCommitted roi "
-             "balances { accountId asset free locked total updatedAt } } }")
-BOTS = ("{ bots(first: 50) { edges { cursor node { id name status mode pair dealsOpened "
-        "dealsClosed openDealId createdAt pnl { realizedPnl unrealizedPnl fees dealsClosed "
-        "winRate maxDrawdown } } } pageInfo { hasNextPage endCursor } } }")
+PORTFOLIO = (
+    "{ portfolio { realizedPnl unrealizedPnl fees dealsClosed dealsOpen wins losses "
+    "winRate profitFactor maxDrawdown capitalCommitted roi "
+    "balances { accountId asset free locked total updatedAt } } }"
+)
+BOTS = (
+    "{ bots(first: 50) { edges { cursor node { id name status mode pair dealsOpened "
+    "dealsClosed openDealId createdAt pnl { realizedPnl unrealizedPnl fees dealsClosed "
+    "winRate maxDrawdown } } } pageInfo { hasNextPage endCursor } } }"
+)
 
 
 # --- 1. the data ------------------------------------------------------------------------------
@@ -112,8 +121,8 @@ def generate(url: str, users: int, bots: int, deals: int) -> tuple[int, float]:
     from application.bootstrap import open_identity, open_trading
     from application.engine import DcaEngine
     from domain.bots import Bot
-    from domain.dca import DcaConfig
     from domain.recording import ENGINE, Cause
+    from scripts.bench_writers import bench_config
 
     started = time.perf_counter()
     trading = open_trading(url)
@@ -122,10 +131,7 @@ def generate(url: str, users: int, bots: int, deals: int) -> tuple[int, float]:
     for u in range(users):
         user_id = identity.register(email(u), PASSWORD, verified=True, actor="system")
         owners.append((str(user_id), str(identity.get_user(user_id).paper_account_id)))
-    config = DcaConfig(pair="BTC/USDT", base_order_quote=Decimal(100),
-                       safety_order_quote=Decimal(50), max_safety_orders=1,
-                       price_deviation_pct=Decimal("1"), safety_volume_scale=Decimal(1),
-                       safety_step_scale=Decimal(1), take_profit_pct=Decimal("1"))
+    config = bench_config()
     ids = SequentialIds("bench-api")
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     per_bot, extra = divmod(deals, bots)
@@ -144,8 +150,14 @@ def generate(url: str, users: int, bots: int, deals: int) -> tuple[int, float]:
         owner, account = owners[k % users]
         created = t0 + timedelta(minutes=k)
         cause = Cause(created, owner, f"bench:{k}")
-        bot = Bot.create(ids.new_id(), cause, name=f"bench bot {k:04d}", owner_id=owner,
-                         exchange_account_id=account, config=config)
+        bot = Bot.create(
+            ids.new_id(),
+            cause,
+            name=f"bench bot {k:04d}",
+            owner_id=owner,
+            exchange_account_id=account,
+            config=config,
+        )
         bot.start(cause)
         stage([bot])
         venue = PaperExchange(config.pair)
@@ -173,8 +185,12 @@ def email(u: int) -> str:
 
 def rebuild(url: str) -> float:
     started = time.perf_counter()
-    subprocess.run([str(TRADETAPE), "projections", "rebuild", "--no-progress", "--database",
-                    url], check=True, env=child_env(), stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(TRADETAPE), "projections", "rebuild", "--no-progress", "--database", url],
+        check=True,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -186,13 +202,15 @@ def counts(url: str) -> dict[str, int]:
 
     store = open_view_store(parse_database_url(url))
     try:
-        found = {name: store.query(f"SELECT COUNT(*) FROM {store.q(name)}")[0][0]
-                 for name in ("fe_bots", "fe_deals", "fe_orders", "pnl_owners", "balances")}
-        bots = (f"SELECT bot_id FROM {store.q('fe_bots')} "
-                "WHERE substr(name, 1, 10) = 'bench bot '")
+        found = {
+            name: store.query(f"SELECT COUNT(*) FROM {store.q(name)}")[0][0]
+            for name in ("fe_bots", "fe_deals", "fe_orders", "pnl_owners", "balances")
+        }
+        bots = f"SELECT bot_id FROM {store.q('fe_bots')} WHERE substr(name, 1, 10) = 'bench bot '"
         found["bench_bots"] = store.query(f"SELECT COUNT(*) FROM ({bots}) b")[0][0]
-        found["bench_deals"] = store.query(f"SELECT COUNT(*) FROM {store.q('fe_deals')} "
-                                           f"WHERE bot_id IN ({bots})")[0][0]
+        found["bench_deals"] = store.query(
+            f"SELECT COUNT(*) FROM {store.q('fe_deals')} WHERE bot_id IN ({bots})"
+        )[0][0]
         return found
     except Exception:  # no such table yet (a fresh schema): no rows to reuse
         return {}
@@ -244,16 +262,22 @@ class Child:
 
         self.log = logs / f"{self.name}.log"
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
-                                            env=child_env(**self.env), cwd=ROOT)
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=child_env(**self.env),
+                cwd=ROOT,
+            )
         SERVER_PIDS[self.port] = self.process.pid
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"{self.name} exited:\n{self.log.read_text()}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{self.health}",
-                                            timeout=2) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.port}{self.health}", timeout=2
+                ) as response:
                     if response.status == 200:
                         return self
             except OSError:
@@ -311,24 +335,37 @@ def plain_app(url: str):
 
     @app.get("/portfolio/{owner}")
     def portfolio(owner: str) -> JSONResponse:
-        tally = rows(f"SELECT {', '.join(figures)} FROM {t(PNL_OWNERS)} WHERE owner_id = %s",
-                     (owner,))
-        balances = rows(f"SELECT account_id, asset, free, locked, total, updated_at FROM "
-                        f"{t(BALANCES)} WHERE owner_id = %s ORDER BY account_id, asset",
-                        (owner,))
-        return JSONResponse({"portfolio": {**(tally[0] if tally else {}),
-                                           "balances": balances}})
+        tally = rows(
+            f"SELECT {', '.join(figures)} FROM {t(PNL_OWNERS)} WHERE owner_id = %s", (owner,)
+        )
+        balances = rows(
+            f"SELECT account_id, asset, free, locked, total, updated_at FROM "
+            f"{t(BALANCES)} WHERE owner_id = %s ORDER BY account_id, asset",
+            (owner,),
+        )
+        return JSONResponse({"portfolio": {**(tally[0] if tally else {}), "balances": balances}})
 
     @app.get("/bots/{owner}")
     def bots(owner: str, first: int = 50) -> JSONResponse:
-        page = rows(f"SELECT {cols(FE_BOTS)} FROM {t(FE_BOTS)} WHERE owner_id = %s "
-                    f"ORDER BY created_at, bot_id LIMIT %s", (owner, first + 1))
+        page = rows(
+            f"SELECT {cols(FE_BOTS)} FROM {t(FE_BOTS)} WHERE owner_id = %s "
+            f"ORDER BY created_at, bot_id LIMIT %s",
+            (owner, first + 1),
+        )
         kept = page[:first]
         ids = [b["bot_id"] for b in kept]
-        pnl = {r["bot_id"]: r for r in rows(
-            f"SELECT {cols(PNL_BOTS)} FROM {t(PNL_BOTS)} WHERE bot_id = ANY(%s)", (ids,))}
-        return JSONResponse({"bots": [{**b, "pnl": pnl.get(b["bot_id"])} for b in kept],
-                             "has_next_page": len(page) > first})
+        pnl = {
+            r["bot_id"]: r
+            for r in rows(
+                f"SELECT {cols(PNL_BOTS)} FROM {t(PNL_BOTS)} WHERE bot_id = ANY(%s)", (ids,)
+            )
+        }
+        return JSONResponse(
+            {
+                "bots": [{**b, "pnl": pnl.get(b["bot_id"])} for b in kept],
+                "has_next_page": len(page) > first,
+            }
+        )
 
     return app
 
@@ -372,9 +409,11 @@ class Connection:
 
 def graphql_request(port: int, query: str, token: str) -> bytes:
     body = json.dumps({"query": query}).encode()
-    return (f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: application/json\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST /graphql HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def get_request(port: int, path: str) -> bytes:
@@ -391,6 +430,8 @@ class Result:
     first_failure: str = ""
     overloaded_after: float | None = None  # open loop: when the backlog passed its bound
     cpu_ms: float | None = None  # the server's CPU time per answered request
+    window: tuple[float, float] | None = None  # open loop: Unix times of its first and last
+    others_rate: float | None = None  # events/s the other users appended in that window
 
     def cpu(self) -> str:
         return "-" if self.cpu_ms is None else f"{self.cpu_ms:.2f}"
@@ -409,8 +450,9 @@ def checked(status: int, body: bytes, graphql: bool, failures: list[str]) -> Non
         failures.append(f"HTTP {status}: {body[:300]!r}")
 
 
-async def closed_loop(name: str, port: int, requests: list[bytes], *, seconds: float,
-                      connections: int, graphql: bool) -> Result:
+async def closed_loop(
+    name: str, port: int, requests: list[bytes], *, seconds: float, connections: int, graphql: bool
+) -> Result:
     """``connections`` clients, each sending its next request as soon as it has the answer:
     with one, the unloaded latency; with many, the most the server can answer."""
     loop = asyncio.get_running_loop()
@@ -434,13 +476,22 @@ async def closed_loop(name: str, port: int, requests: list[bytes], *, seconds: f
 
     began = loop.time()
     await asyncio.gather(*(client() for _ in range(connections)))
-    return Result(name, sent, loop.time() - began, latencies, len(failures),
-                  failures[0] if failures else "")
+    return Result(
+        name, sent, loop.time() - began, latencies, len(failures), failures[0] if failures else ""
+    )
 
 
-async def open_loop(name: str, port: int, requests: list[bytes], *, rate: float,
-                    seconds: float, connections: int, graphql: bool,
-                    max_backlog: float = 1.0) -> Result:
+async def open_loop(
+    name: str,
+    port: int,
+    requests: list[bytes],
+    *,
+    rate: float,
+    seconds: float,
+    connections: int,
+    graphql: bool,
+    max_backlog: float = 1.0,
+) -> Result:
     """Request i is due at t0 + i / rate and goes out on the first free connection; its
     latency counts from when it was due. Once more than ``max_backlog`` seconds of requests
     wait for a connection, the server is not holding the rate: sending stops there."""
@@ -473,6 +524,7 @@ async def open_loop(name: str, port: int, requests: list[bytes], *, rate: float,
     total, overloaded = int(rate * seconds), None
     cpu_before = cpu_seconds(port)
     t0 = loop.time() + 0.05
+    wall0 = time.time() + 0.05
     tasks = []
     for i in range(total):
         due = t0 + i / rate
@@ -487,20 +539,37 @@ async def open_loop(name: str, port: int, requests: list[bytes], *, rate: float,
     cpu_after = cpu_seconds(port)
     while not pool.empty():
         pool.get_nowait().close()
-    cpu_ms = (None if cpu_before is None or cpu_after is None or not latencies
-              else (cpu_after - cpu_before) / len(latencies) * 1000)
-    return Result(name, len(tasks), max(last_done - t0, 1e-9), latencies, len(failures),
-                  failures[0] if failures else "", overloaded, cpu_ms)
+    cpu_ms = (
+        None
+        if cpu_before is None or cpu_after is None or not latencies
+        else (cpu_after - cpu_before) / len(latencies) * 1000
+    )
+    return Result(
+        name,
+        len(tasks),
+        max(last_done - t0, 1e-9),
+        latencies,
+        len(failures),
+        failures[0] if failures else "",
+        overloaded,
+        cpu_ms,
+        (wall0, wall0 + max(last_done - t0, 1e-9)),
+    )
 
 
 def login(port: int, user: int) -> str:
     import urllib.request
 
-    query = ('mutation($e: String!, $p: String!) { login(email: $e, password: $p) { '
-             '... on AuthPayload { accessToken } ... on AuthError { code message } } }')
+    query = (
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { "
+        "... on AuthPayload { accessToken } ... on AuthError { code message } } }"
+    )
     body = json.dumps({"query": query, "variables": {"e": email(user), "p": PASSWORD}})
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body.encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         answer = json.loads(response.read())
     return answer["data"]["login"]["accessToken"]
@@ -523,17 +592,19 @@ async def same_rows(gql_port: int, plain_port: int, token: str, owner: str) -> s
     assert "errors" not in g, g
     gp, pp = g["data"]["portfolio"], p["portfolio"]
     assert gp["dealsClosed"] == pp["deals_closed"] and Decimal(gp["realizedPnl"]) == Decimal(
-        pp["realized_pnl"]), (gp, pp)
+        pp["realized_pnl"]
+    ), (gp, pp)
     assert len(gp["balances"]) == len(pp["balances"])
     g = await one_answer(gql_port, graphql_request(gql_port, BOTS, token))
     p = await one_answer(plain_port, get_request(plain_port, f"/bots/{owner}?first=50"))
     gb = [e["node"] for e in g["data"]["bots"]["edges"]]
     assert [b["id"] for b in gb] == [b["bot_id"] for b in p["bots"]]
-    assert [b["pnl"]["dealsClosed"] for b in gb] == [b["pnl"]["deals_closed"]
-                                                     for b in p["bots"]]
-    return (f"{gp['dealsClosed']:,} deals closed, realized {Decimal(gp['realizedPnl']):.2f} "
-            f"USDT; a page of {len(gb)} bots, hasNextPage "
-            f"{g['data']['bots']['pageInfo']['hasNextPage']}")
+    assert [b["pnl"]["dealsClosed"] for b in gb] == [b["pnl"]["deals_closed"] for b in p["bots"]]
+    return (
+        f"{gp['dealsClosed']:,} deals closed, realized {Decimal(gp['realizedPnl']):.2f} "
+        f"USDT; a page of {len(gb)} bots, hasNextPage "
+        f"{g['data']['bots']['pageInfo']['hasNextPage']}"
+    )
 
 
 @dataclass
@@ -550,26 +621,36 @@ class Figures:
         return [r for r in (self.unloaded, self.capacity, self.target) if r.failures]
 
 
-async def figures(name: str, port: int, requests: list[bytes], args, graphql: bool
-                  ) -> Figures:
+async def figures(name: str, port: int, requests: list[bytes], args, graphql: bool) -> Figures:
     options = dict(graphql=graphql)
     await closed_loop("warm-up", port, requests, seconds=1, connections=4, **options)
     return Figures(
         name,
-        await closed_loop(name, port, requests, seconds=args.seconds / 4, connections=1,
-                          **options),
-        await closed_loop(name, port, requests, seconds=args.seconds / 2,
-                          connections=args.connections, **options),
-        await open_loop(name, port, requests, rate=args.rate, seconds=args.seconds,
-                        connections=args.connections, **options))
+        await closed_loop(name, port, requests, seconds=args.seconds / 4, connections=1, **options),
+        await closed_loop(
+            name, port, requests, seconds=args.seconds / 2, connections=args.connections, **options
+        ),
+        await open_loop(
+            name,
+            port,
+            requests,
+            rate=args.rate,
+            seconds=args.seconds,
+            connections=args.connections,
+            **options,
+        ),
+    )
 
 
-async def measure(args, gql_ports: list[tuple[str, int]], plain_port: int,
-                  tokens: list[str], owners: list[str]) -> list[list[Figures]]:
+async def measure(
+    args, gql_ports: list[tuple[str, int]], plain_port: int, tokens: list[str], owners: list[str]
+) -> list[list[Figures]]:
     """Per query: each GraphQL server's figures, then the plain app's."""
     groups = []
-    for label, query, path in (("portfolio", PORTFOLIO, "/portfolio/{}"),
-                               ("bots(first: 50)", BOTS, "/bots/{}?first=50")):
+    for label, query, path in (
+        ("portfolio", PORTFOLIO, "/portfolio/{}"),
+        ("bots(first: 50)", BOTS, "/bots/{}?first=50"),
+    ):
         group = []
         for suffix, port in gql_ports:
             gql = [graphql_request(port, query, t) for t in tokens]
@@ -594,16 +675,19 @@ def _rates(pair: tuple[Result, Result]) -> str:
 def report(args, groups: list[list[Figures]]) -> None:
     rate = f"{args.rate:g}/s"
     print()
-    print(f"one at a time: 1 connection, {args.seconds / 4:g} s; capacity: "
-          f"{args.connections} connections back to back, {args.seconds / 2:g} s; at {rate}: "
-          f"open loop for {args.seconds:g} s on {args.connections} connections, latency "
-          "from each request's scheduled time (stopped once over 1 s of requests wait); CPU "
-          "ms: the server process's CPU time (all its threads: the projections following "
-          "the others' events too) per answered request")
-    head = (f"{'endpoint':52} {'one at a time':>17}   {'capacity':>17}   "
-            f"{'at ' + rate:>35}")
-    sub = (f"{'':52} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>8} {'p99 ms':>8}   "
-           f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>8}")
+    print(
+        f"one at a time: 1 connection, {args.seconds / 4:g} s; capacity: "
+        f"{args.connections} connections back to back, {args.seconds / 2:g} s; at {rate}: "
+        f"open loop for {args.seconds:g} s on {args.connections} connections, latency "
+        "from each request's scheduled time (stopped once over 1 s of requests wait); CPU "
+        "ms: the server process's CPU time (all its threads: the projections following "
+        "the others' events too) per answered request"
+    )
+    head = f"{'endpoint':52} {'one at a time':>17}   {'capacity':>17}   {'at ' + rate:>35}"
+    sub = (
+        f"{'':52} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>8} {'p99 ms':>8}   "
+        f"{'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>8}"
+    )
     print(head)
     print(sub)
     print("-" * len(sub))
@@ -611,10 +695,12 @@ def report(args, groups: list[list[Figures]]) -> None:
     def row(label: str, f: Figures) -> str:
         t = f.target
         held = f" overloaded after {t.overloaded_after:.1f} s" if t.overloaded_after else ""
-        return (f"{label:52} {f.unloaded.percentile(50):8.2f} {f.unloaded.percentile(99):8.2f}"
-                f"   {f.capacity.rate:8.0f} {f.capacity.percentile(99):8.2f}   "
-                f"{t.rate:8.0f} {t.percentile(50):8.2f} {t.percentile(99):8.2f} "
-                f"{t.cpu():>8}{held}")
+        return (
+            f"{label:52} {f.unloaded.percentile(50):8.2f} {f.unloaded.percentile(99):8.2f}"
+            f"   {f.capacity.rate:8.0f} {f.capacity.percentile(99):8.2f}   "
+            f"{t.rate:8.0f} {t.percentile(50):8.2f} {t.percentile(99):8.2f} "
+            f"{t.cpu():>8}{held}"
+        )
 
     for *graphqls, p in groups:
         for g in graphqls:
@@ -623,17 +709,29 @@ def report(args, groups: list[list[Figures]]) -> None:
         for g in graphqls:
             u, c, t = (g.unloaded, p.unloaded), (g.capacity, p.capacity), (g.target, p.target)
             label = "  GraphQL / plain" + (" (cache off)" if "cache off" in g.name else "")
-            cpu = (f"{t[0].cpu_ms / t[1].cpu_ms:7.1f}x" if t[0].cpu_ms and t[1].cpu_ms
-                   else f"{'-':>8}")
-            print(f"{label:52} {_times(u, 50)} {_times(u, 99)}   {_rates(c)} "
-                  f"{_times(c, 99)}   {_rates(t)} {_times(t, 50)} {_times(t, 99)} {cpu}")
+            cpu = (
+                f"{t[0].cpu_ms / t[1].cpu_ms:7.1f}x" if t[0].cpu_ms and t[1].cpu_ms else f"{'-':>8}"
+            )
+            print(
+                f"{label:52} {_times(u, 50)} {_times(u, 99)}   {_rates(c)} "
+                f"{_times(c, 99)}   {_rates(t)} {_times(t, 50)} {_times(t, 99)} {cpu}"
+            )
     print()
     for g in (g for *graphqls, _ in groups for g in graphqls):
         t = g.target
-        held = (not t.overloaded_after and t.rate >= 0.98 * args.rate
-                and t.percentile(99) < 50 and not t.failures)
-        print(f"goal for {g.name:52} {rate} with p99 < 50 ms: "
-              f"{'MET' if held else 'MISSED'}")
+        held = (
+            not t.overloaded_after
+            and t.rate >= 0.98 * args.rate
+            and t.percentile(99) < 50
+            and not t.failures
+        )
+        others = ""
+        if t.others_rate is not None:  # the load it was measured under, as asked for
+            held = held and t.others_rate >= 0.95 * args.writers_rate
+            others = f" (others appended {t.others_rate:,.0f} events/s meanwhile)"
+        print(
+            f"goal for {g.name:52} {rate} with p99 < 50 ms: {'MET' if held else 'MISSED'}{others}"
+        )
     for f in (f for group in groups for f in group):
         for r in f.failures:
             print(f"{f.name}: {r.failures} failed, first: {r.first_failure}")
@@ -649,10 +747,22 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--writers-rate", type=float, default=200,
-                        help="events/s other users append during the last runs (0: none)")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep the schema if it already holds the users, bots and deals")
+    parser.add_argument(
+        "--writers-rate",
+        type=float,
+        default=200,
+        help="events/s other users append during the last runs (0: none)",
+    )
+    parser.add_argument(
+        "--writers-only",
+        action="store_true",
+        help="only the runs while others trade (to compare two versions)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the schema if it already holds the users, bots and deals",
+    )
     parser.add_argument("--plain-app", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain_app:
@@ -665,8 +775,10 @@ def main() -> int:
     if not have or have["bench_bots"] != args.bots or have["bench_deals"] != args.deals:
         drop(args.database)
         events, seconds = generate(args.database, args.users, args.bots, args.deals)
-        print(f"generated {args.users} users, {args.bots:,} bots, {args.deals:,} deals: "
-              f"{events:,} events in {seconds:.0f} s ({events / seconds:,.0f} events/s)")
+        print(
+            f"generated {args.users} users, {args.bots:,} bots, {args.deals:,} deals: "
+            f"{events:,} events in {seconds:.0f} s ({events / seconds:,.0f} events/s)"
+        )
         print(f"projections rebuilt in {rebuild(args.database):.0f} s")
     rows = counts(args.database)
     print("projection rows: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
@@ -676,16 +788,22 @@ def main() -> int:
 
     logs = Path(tempfile.mkdtemp(prefix="bench_api-"))
     plain_port = free_port()
-    plain = Child("plain-fastapi", [sys.executable, __file__, "--database", args.database,
-                                    "--plain-app", str(plain_port)], plain_port, "/health")
+    plain = Child(
+        "plain-fastapi",
+        [sys.executable, __file__, "--database", args.database, "--plain-app", str(plain_port)],
+        plain_port,
+        "/health",
+    )
     try:
         plain.start(logs)
         measured, codes = measure_servers(args, plain_port, logs)
     finally:
         plain.stop()
     # per query: GraphQL cached, uncached (then both while others trade), plain (first pass)
-    groups = [[*(m[0] for m in measured), measured[0][1]],
-              [*(m[2] for m in measured), measured[0][3]]]
+    groups = [
+        [*(m[0] for m in measured), measured[0][1]],
+        [*(m[2] for m in measured), measured[0][3]],
+    ]
     report(args, groups)
     print(f"\ntradetape serve exited {codes} after SIGTERM; logs in {logs}")
     return 0
@@ -704,11 +822,20 @@ def measure_servers(args, plain_port: int, logs: Path) -> tuple[list[list[Figure
 
     def serve(name: str, **env: str) -> Child:
         port = free_port()
-        return Child(name, [str(TRADETAPE), "serve", "--port", str(port), "--database",
-                            args.database], port, "/health", env=env)
+        return Child(
+            name,
+            [str(TRADETAPE), "serve", "--port", str(port), "--database", args.database],
+            port,
+            "/health",
+            env=env,
+        )
 
     measured, codes = [], []
-    passes = [("", {}), (" (cache off)", {"TRADETAPE_GRAPHQL_CACHE": "off"})]
+    passes = (
+        []
+        if args.writers_only
+        else [("", {}), (" (cache off)", {"TRADETAPE_GRAPHQL_CACHE": "off"})]
+    )
     if args.writers_rate > 0:
         others = f" +others {args.writers_rate:g} ev/s"
         passes += [(others, {}), (others + " (cache off)", {"TRADETAPE_GRAPHQL_CACHE": "off"})]
@@ -716,48 +843,115 @@ def measure_servers(args, plain_port: int, logs: Path) -> tuple[list[list[Figure
         server = serve(f"tradetape-serve-{n}", **env)
         started = time.perf_counter()
         server.start(logs)
-        print(f"{server.name}{suffix} answered /health after "
-              f"{time.perf_counter() - started:.1f} s (port {server.port})")
-        writers = start_writers(args, logs, n) if "others" in suffix else None
-        try:
+        print(
+            f"{server.name}{suffix} answered /health after "
+            f"{time.perf_counter() - started:.1f} s (port {server.port})"
+        )
+        writers = None
+        try:  # the server is stopped whatever happens, the writers' failure included
+            writers = Writers.start(args, logs, n) if "others" in suffix else None
             tokens = [login(server.port, u) for u in range(args.users)]
-            print("check: " + asyncio.run(same_rows(server.port, plain_port, tokens[0],
-                                                    owners[0])))
-            groups = asyncio.run(measure(args, [(suffix, server.port)], plain_port, tokens,
-                                         owners))
-            measured.append([f for group in groups for f in group])
+            print("check: " + asyncio.run(same_rows(server.port, plain_port, tokens[0], owners[0])))
+            began = time.time()
+            groups = asyncio.run(measure(args, [(suffix, server.port)], plain_port, tokens, owners))
+            figures_ = [f for group in groups for f in group]
+            if writers is not None:
+                writers.check_alive()  # figures measured without the load are not kept
+                whole = writers.rate_in((began, time.time()))
+                print(
+                    f"other users appended {whole:,.0f} events/s over the whole measured "
+                    f"stretch ({time.time() - began:.0f} s)"
+                )
+                for f in figures_:
+                    if f.target.window and "GraphQL" in f.name:
+                        f.target.others_rate = writers.rate_in(f.target.window)
+            measured.append(figures_)
         finally:
             if writers is not None:
-                print(f"other users' writes: {stop_writers(writers)}")
+                print(f"other users' writes: {writers.stop()}")
             codes.append(server.stop())
     return measured, codes
 
 
-def start_writers(args, logs: Path, n: int) -> tuple[subprocess.Popen, Path]:
-    log = logs / f"writers-{n}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "bench_writers.py"),
-                                    "--database", args.database,
-                                    "--rate", str(args.writers_rate)],
-                                   stdout=out, stderr=subprocess.STDOUT, env=child_env(),
-                                   cwd=ROOT)
-    return process, log
+@dataclass
+class Writers:
+    """``scripts/bench_writers.py`` running: it prints ``progress T N`` (Unix time, events
+    appended so far) every second, from which the events appended in any window follow."""
 
+    process: subprocess.Popen
+    log: Path
 
-def stop_writers(writers: tuple[subprocess.Popen, Path]) -> str:
-    process, log = writers
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return "did not stop"
-    found = [line for line in log.read_text().splitlines() if line.startswith("events ")]
-    if not found:
-        return f"no figures (exit {process.returncode}); see {log}"
-    _, events, _, seconds = found[-1].split()
-    rate = int(events) / float(seconds)
-    return f"{int(events):,} events in {float(seconds):.0f} s ({rate:,.0f}/s)"
+    @classmethod
+    def start(cls, args, logs: Path, n: int, timeout: float = 120.0) -> Writers:
+        """Started, and returned once its bots trade (its first progress line)."""
+        log = logs / f"writers-{n}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "scripts" / "bench_writers.py"),
+                    "--database",
+                    args.database,
+                    "--rate",
+                    str(args.writers_rate),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=child_env(),
+                cwd=ROOT,
+            )
+        writers = cls(process, log)
+        deadline = time.monotonic() + timeout
+        while not writers.progress():
+            writers.check_alive()
+            if time.monotonic() > deadline:
+                writers.stop()
+                raise SystemExit(f"bench_writers.py did not trade within {timeout:g} s; see {log}")
+            time.sleep(0.2)
+        return writers
+
+    def progress(self) -> list[tuple[float, int]]:
+        return [
+            (float(t), int(n))
+            for line in self.log.read_text().splitlines()
+            if line.startswith("progress ")
+            for _, t, n in [line.split()]
+        ]
+
+    def check_alive(self) -> None:
+        """Stops the benchmark, loudly, if the writers died: their load was not there."""
+        if self.process.poll() is not None:
+            raise SystemExit(
+                f"bench_writers.py DIED (exit {self.process.returncode}): the "
+                "figures with other users writing are invalid. Its log "
+                f"({self.log}):\n{self.log.read_text()[-3000:]}"
+            )
+
+    def events_at(self, at: float) -> float:
+        """Events appended by Unix time ``at``, interpolated between progress lines."""
+        points = self.progress()
+        before = [(t, n) for t, n in points if t <= at] or [(points[0][0], 0)]
+        after = [(t, n) for t, n in points if t >= at]
+        (t0, n0), (t1, n1) = before[-1], (after[0] if after else before[-1])
+        return n0 if t1 <= t0 else n0 + (n1 - n0) * (at - t0) / (t1 - t0)
+
+    def rate_in(self, window: tuple[float, float]) -> float:
+        start, end = window
+        return (self.events_at(end) - self.events_at(start)) / max(end - start, 1e-9)
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return "did not stop"
+        found = [line for line in self.log.read_text().splitlines() if line.startswith("events ")]
+        if not found:
+            return f"no figures (exit {self.process.returncode}); see {self.log}"
+        _, events, _, seconds = found[-1].split()
+        rate = int(events) / float(seconds)
+        return f"{int(events):,} events in {float(seconds):.0f} s ({rate:,.0f}/s)"
 
 
 if __name__ == "__main__":

@@ -80,7 +80,11 @@ class AuditLog(Projection):
 
     def apply(self, fact: Fact, out: Changes) -> None:
         self.previous = chain(self.previous, fact)
-        out.append(AUDIT_LOG, audit_values(fact, self.previous))
+        values = audit_values(fact, self.previous)
+        if fact.ascii_text:  # the row's other texts are ids, times, names, hex: storable
+            out.append_storable(AUDIT_LOG, values)
+        else:
+            out.append(AUDIT_LOG, values)
 
 
 # --- verification and export ----------------------------------------------------------------

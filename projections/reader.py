@@ -86,6 +86,8 @@ class LogReader:
         params: list[Any] = [after] if stop is None else [after, stop]
         params.append(limit)
         sql = self.sql.format(stop="" if stop is None else self.stop_sql)
+        if isinstance(self.store, PostgresViewStore):
+            return self.store.query_binary(sql, params)
         rows = self.store.query(sql, params)
         if isinstance(self.store, SQLiteViewStore):
             return [(r[0], uuid_text(r[1]), r[2], r[3], r[4], r[5]) for r in rows]

@@ -97,7 +97,10 @@ class Table:
         object.__setattr__(self, "_money", tuple(
             name for name, kind in self.columns if kind == "money"))
         object.__setattr__(self, "_values", itemgetter(*names))
-        object.__setattr__(self, "_key", itemgetter(*self.key))
+        # A row's key as a tuple in one call (an itemgetter of one name gives the bare value).
+        key_of = (itemgetter(*self.key) if len(self.key) > 1
+                  else _single_key(self.key[0]))
+        object.__setattr__(self, "key_of", key_of)
         object.__setattr__(self, "_money_at", tuple(
             i for i, (_, kind) in enumerate(self.columns) if kind == "money"))
         kinds = dict(self.columns)
@@ -111,9 +114,8 @@ class Table:
         object.__setattr__(self, "_key_text_at", tuple(
             i for i, name in enumerate(self.key) if kinds[name] == "text"))
 
-    def key_of(self, row: Row) -> Key:
-        key = self._key(row)
-        return key if len(self.key) > 1 else (key,)
+    def key_of(self, row: Row) -> Key:  # replaced per table in ``__post_init__``
+        raise NotImplementedError
 
     def to_db(self, row: Row) -> tuple[Any, ...]:
         """The row's values in column order, money as exact text."""
@@ -148,6 +150,13 @@ class Table:
         return ", ".join([*cols, f"PRIMARY KEY ({', '.join(self.key)})"])
 
 
+def _single_key(name: str) -> Callable[[Row], Key]:
+    def key_of(row: Row) -> Key:
+        return (row[name],)
+
+    return key_of
+
+
 def table(table_name: str, /, *, key: tuple[str, ...],
           indexes: tuple[tuple[str, ...], ...] = (), **columns: str) -> Table:
     for kind in columns.values():
@@ -177,7 +186,7 @@ class Frozen:
 class TableChanges:
     """What one batch does to one table: rows new to it, rows replaced, rows removed."""
 
-    __slots__ = ("appended", "gone", "new", "patched", "put", "table")
+    __slots__ = ("appended", "gone", "new", "patched", "put", "ready", "table")
 
     def __init__(self, table: Table):
         self.table = table
@@ -185,10 +194,12 @@ class TableChanges:
         self.put: dict[Key, Row] = {}
         self.gone: set[Key] = set()
         self.appended: list[tuple[Any, ...]] = []  # new rows, already in column order
+        self.ready: list[tuple[Any, ...]] = []  # new rows, their text known storable
         self.patched: dict[Key, Row] = {}  # columns to change in rows written before
 
     def __bool__(self) -> bool:
-        return bool(self.new or self.put or self.gone or self.appended or self.patched)
+        return bool(self.new or self.put or self.gone or self.appended or self.ready
+                    or self.patched)
 
     def frozen_patches(self) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
         """Each patch as (its columns, their database values followed by the key's), every
@@ -216,14 +227,21 @@ class Changes:
         """A new row given as database values in column order (append-only tables)."""
         self.tables[table.name].appended.append(values)
 
+    def append_storable(self, table: Table, values: tuple[Any, ...]) -> None:
+        """As :meth:`append`, for values whose every text the caller knows storable (plain
+        ASCII without NUL): written without checking them again."""
+        self.tables[table.name].ready.append(values)
+
     def upsert(self, table: Table, row: Row) -> None:
         changes = self.tables[table.name]
         key = table.key_of(row)
-        if key in changes.new:
-            changes.new[key] = row
+        new = changes.new
+        if key in new:
+            new[key] = row
         else:
             changes.put[key] = row
-            changes.gone.discard(key)
+            if changes.gone:  # most batches delete nothing
+                changes.gone.discard(key)
 
     def delete(self, table: Table, key: Key) -> None:
         changes = self.tables[table.name]
@@ -248,10 +266,11 @@ class Changes:
         state, which the next batch changes while this one is being committed."""
         return [Frozen(tc.table, [tc.table.storable_key(k) for k in tc.gone],
                        [tc.table.to_db(r) for r in tc.new.values()]
-                       + [tc.table.storable(v) for v in tc.appended],
+                       + [tc.table.storable(v) for v in tc.appended] + tc.ready,
                        [tc.table.to_db(r) for r in tc.put.values()], tc.frozen_patches())
                 for tc in self]
 
     def count(self) -> int:
-        return sum(len(c.new) + len(c.put) + len(c.gone) + len(c.appended) + len(c.patched)
+        return sum(len(c.new) + len(c.put) + len(c.gone) + len(c.appended) + len(c.ready)
+                   + len(c.patched)
                    for c in self.tables.values())

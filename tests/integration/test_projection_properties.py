@@ -7,6 +7,8 @@ on SQLite and on PostgreSQL:
   started again ends with the same views as one that never stopped;
 - the realized P/L the pnl view shows is the sum over the Deal aggregates rebuilt from the
   events;
+- a rebuild that decodes every event through the library's mapper (``facts.FAST`` off)
+  writes the same rows as the fast decoding;
 - the front end counts each bot's deals by how they ended, as the Deal aggregates say:
   closed (sold) or cancelled (never bought, e.g. a base order the balance could not pay).
 """
@@ -31,6 +33,7 @@ from application.bootstrap import open_trading, run_backtest_on
 from application.settings import _connect_kwargs, parse_database_url
 from domain.dca import DcaConfig, TakeProfitStep
 from domain.deals import Deal, DealStatus
+from projections import facts
 from projections.frontend import FE_BOTS, FE_DEALS
 from projections.pnl import pnl_report
 from projections.rebuild import rebuild
@@ -211,6 +214,25 @@ def test_views_updated_in_any_batches_equal_a_rebuild(backend):
             incremental = dump(store)
             rebuild(app, store, ALL, batch_size=data.draw(st.integers(5, 500)))
             assert dump(store) == incremental
+        finally:
+            store.close()
+
+    check(backend, body)
+
+
+def test_a_rebuild_decoding_through_the_library_writes_the_same_rows(backend):
+    def body(url, app, data):
+        store = view_store(url)
+        size = data.draw(st.integers(5, 500), label="batch size")
+        try:
+            rebuild(app, store, ALL, batch_size=size)
+            fast = dump(store)
+            facts.FAST = False
+            try:
+                rebuild(app, store, ALL, batch_size=size)
+            finally:
+                facts.FAST = True
+            assert dump(store) == fast
         finally:
             store.close()
 

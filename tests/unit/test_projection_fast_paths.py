@@ -16,16 +16,18 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.utils import resolve_topic
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.clock import SequentialIds, SteppingClock
 from application.bootstrap import open_trading
 from domain.dca import DcaConfig
-from projections.audit import GENESIS, audit_values, chain
-from projections.facts import Fact, FactDecoder, parse_state
+from projections.audit import GENESIS, AuditLog, audit_values, chain
+from projections.facts import Fact, FactDecoder, ascii_json, parse_state
 from projections.progress import line
 from projections.rebuild import Machine, choose, share_out
 from projections.summaries import _shown
-from projections.tables import table
+from projections.tables import Changes, storable, table
 from tests.integration.conftest import T0
 
 SCHEMAS = json.loads((Path(__file__).resolve().parent.parent / "event_schemas.json")
@@ -35,13 +37,13 @@ TOPICS = sorted(t for t in SCHEMAS if not t.endswith(".Event"))
 ODD_TEXT = "a\x00b \u2400 é \U0001f600 \"quoted\" {braces} \\ end"
 
 
-def sample(kind: typing.Any, name: str, n: int) -> typing.Any:
-    """A value of the field's type, different per field, with awkward text."""
+def sample(kind: typing.Any, name: str, n: int, odd: str = ODD_TEXT) -> typing.Any:
+    """A value of the field's type, different per field, with ``odd`` text."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         options = [k for k in typing.get_args(kind) if k is not type(None)]
-        return None if n % 2 else sample(options[0], name, n)
+        return None if n % 2 else sample(options[0], name, n, odd)
     if kind is str or kind is typing.Any:
-        return f"{name}-{n} {ODD_TEXT}"
+        return f"{name}-{n} {odd}"
     if kind is int:
         return 2**40 + n
     if kind is bool:
@@ -61,9 +63,9 @@ def sample(kind: typing.Any, name: str, n: int) -> typing.Any:
                          safety_step_scale=Decimal(1), take_profit_pct=Decimal("1.2"))
     if typing.get_origin(kind) is dict:
         value_kind = typing.get_args(kind)[1]
-        return {f"k{i}": sample(value_kind, name, n + i) for i in range(2)}
+        return {f"k{i}": sample(value_kind, name, n + i, odd) for i in range(2)}
     if typing.get_origin(kind) is list:
-        return [sample(typing.get_args(kind)[0], name, n + i) for i in range(2)]
+        return [sample(typing.get_args(kind)[0], name, n + i, odd) for i in range(2)]
     raise AssertionError(f"no sample for {kind!r} ({name})")
 
 
@@ -74,12 +76,12 @@ def app():
     trading.close()
 
 
-def stored_events(app):
+def stored_events(app, odd: str = ODD_TEXT):
     """One stored event of every type in the schema lock, as a log row."""
     for position, topic in enumerate(TOPICS, start=1):
         cls = resolve_topic(topic)
         hints = typing.get_type_hints(cls)
-        values = {name: sample(hints[name], name, i)
+        values = {name: sample(hints[name], name, i, odd)
                   for i, name in enumerate(SCHEMAS[topic]["fields"])}
         event = cls(**values)
         stored = app.mapper.to_stored_event(event)
@@ -126,6 +128,35 @@ def test_audit_rows_from_fast_facts_equal_those_from_standard_json(app, index):
                            f"{_shown(fast.state['price'])}, fee {_shown(fast.state['fee'])} "
                            f"{_shown(fast.state['fee_currency'])} "
                            f"(trade {_shown(fast.state['trade_id'])})")
+
+
+def written_audit_row(fact: Fact) -> tuple:
+    out = Changes(AuditLog.tables)
+    AuditLog().apply(fact, out)
+    (frozen,) = out.freeze()
+    (row,) = frozen.inserts
+    return row
+
+
+@pytest.mark.parametrize("odd", [ODD_TEXT, "plain ASCII, \"quoted\" \\ {braces}"])
+@pytest.mark.parametrize("index", range(len(TOPICS)), ids=TOPICS)
+def test_audit_rows_are_written_the_same_whether_their_text_is_checked_or_not(app, index,
+                                                                              odd):
+    _, row = list(stored_events(app, odd))[index]
+    fast = FactDecoder(app.mapper)(row)
+    checked = Fact(row[0], row[1], row[2], row[3], json.loads(row[4]), row[4])
+    assert fast.ascii_text == (odd != ODD_TEXT)  # the check is skipped for plain text only
+    assert written_audit_row(fast) == written_audit_row(checked)
+
+
+@given(st.text())
+def test_text_the_ascii_check_passes_is_stored_as_it_is(text):
+    data = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode(
+        {"text": text}).encode("utf-8", "surrogatepass")
+    if ascii_json(data):
+        assert storable(text) == text and text.isascii()
+    else:  # refused: something the view must escape, or a text that looks like an escape
+        assert not (all(" " <= c <= "~" for c in text) and "\\u" not in text)
 
 
 @pytest.mark.parametrize("stored", [

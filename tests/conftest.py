@@ -17,6 +17,10 @@ POSTGRES_URL = os.environ.get(
     "TRADETAPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 _pg_state: dict[str, str | None] = {}
+# Parsed candle files a test run keeps go to a directory of its own, not the user's cache
+# (adapters/marketdata/candle_cache.py); a test that asks for the cache names its own.
+os.environ.setdefault("TRADETAPE_CANDLE_CACHE", os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), f"tradetape-test-candles-{os.getpid()}"))
 
 
 def _postgres_problem() -> str | None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.marketdata import candle_cache
 from adapters.marketdata.candle_cache import cache_directory, parse_cached
@@ -18,6 +20,7 @@ from adapters.marketdata.candle_file import read_candle_file
 from adapters.marketdata.csv_candles import CandleDataError, parse_candle_file
 from adapters.marketdata.walk import write_walk_csv
 from api.cli import main
+from tests.integration.test_engine_vs_reference import walks
 from tests.integration.test_exits_vs_reference import STEPPED
 
 ROWS = 30_000  # about 1.7 MB: above the size from which a file is kept
@@ -44,11 +47,14 @@ def assert_same_candles(a, b) -> None:
         left, right = getattr(a, name), getattr(b, name)
         assert left.dtype == right.dtype and np.array_equal(left, right), name
         assert not right.flags.writeable
-    for i in (0, 1, 12_345, len(a) - 1, -1):
+    for i in {0, len(a) // 2, min(12_345, len(a) - 1), len(a) - 1, -1}:
         assert a.exact(i) == b.exact(i)
         assert [str(x) for x in a.exact(i)] == [str(x) for x in b.exact(i)]
-    part_a, part_b = (c.between(int(a.timestamps[100]), int(a.timestamps[200])) for c in (a, b))
-    assert [part_a.exact(i) for i in range(100)] == [part_b.exact(i) for i in range(100)]
+    first, last = int(a.timestamps[len(a) // 3]), int(a.timestamps[-1])
+    part_a, part_b = (c.between(first, last) for c in (a, b))
+    assert [part_a.exact(i) for i in range(len(part_a))] == [
+        part_b.exact(i) for i in range(len(part_b))
+    ]
 
 
 def test_a_file_parsed_once_is_read_back_from_its_copy_as_the_same_candles(
@@ -156,3 +162,27 @@ def test_the_cache_directory_is_chosen_by_the_environment(tmp_path):
     assert cache_directory({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "tradetape" / (
         "candles"
     )
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=walks(), line_end=st.sampled_from(["\n", "\r\n"]), trailing=st.booleans())
+def test_any_file_read_back_from_its_copy_is_the_parsed_file(
+    rows, line_end, trailing, tmp_path, monkeypatch
+):
+    """Generated walks (every size kept here): the copy gives what the parse gave."""
+    monkeypatch.setattr(candle_cache, "SMALLEST_CACHED_BYTES", 0)
+    body = line_end.join(f"{t},{o},{h},{lo},{c},1" for t, o, h, lo, c in rows)
+    path = tmp_path / f"walk-{len(rows)}.csv"
+    path.write_bytes(
+        (
+            "timestamp_ms,open,high,low,close,volume"
+            + line_end
+            + body
+            + (line_end if trailing else "")
+        ).encode()
+    )
+    parsed = parse_candle_file(read_candle_file(path))
+    parse_cached(read_candle_file(path), tmp_path / "cache")
+    assert_same_candles(parsed, parse_cached(read_candle_file(path), tmp_path / "cache"))

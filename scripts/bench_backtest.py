@@ -49,17 +49,21 @@ PACKAGES = ("domain", "application", "adapters", "api", "projections")
 # Issue 3 set the target beside this yardstick, measured then on the machine of the time:
 # how fast this machine runs the plain loop says how it compares.
 PLAIN_LOOP_WHEN_TARGET_SET = 700_000
+CPU_SECONDS: list[float] = []  # processor seconds of each command run, in order
 
 
 def run_command(args: list[str], cache: str | None = None) -> tuple[float, float, dict]:
     """Wall seconds, peak RSS in MB, and the parsed JSON output of one command run
-    (``cache``: its TRADETAPE_CANDLE_CACHE, else the bench's own)."""
+    (``cache``: its TRADETAPE_CANDLE_CACHE, else the bench's own). Its processor seconds
+    (user + system, every thread) go to ``CPU_SECONDS``: on a shared machine they move
+    far less than the wall time."""
     env = os.environ if cache is None else {**os.environ, "TRADETAPE_CANDLE_CACHE": cache}
     start = time.perf_counter()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
+    CPU_SECONDS.append(usage.ru_utime + usage.ru_stime)
     if status != 0:
         sys.exit(f"command failed: {' '.join(args)}\n{process.stderr.read().decode()}")
     return elapsed, usage.ru_maxrss / 1024, json.loads(out)
@@ -76,7 +80,9 @@ def bench_bot(name: str, bot: dict, candles: Path, tmp: Path, repeat: int,
     # A file backtested for the first time is parsed (its parsed copy kept); every later
     # run of the same bytes maps that copy. The first run's figure is the parse's.
     parsed_wall, parsed_rss, parsed_summary = run_command(base, cache="off")
+    parsed_cpu = CPU_SECONDS[-1]
     runs = [run_command(base) for _ in range(repeat)]
+    cpu = statistics.median(CPU_SECONDS[-repeat:])
     wall, rss, summary = statistics.median(r[0] for r in runs), max(r[1] for r in runs), runs[0][2]
     fastest = min(r[0] for r in runs)
     # Every command runs before this process grows: a child's peak RSS counts the parent's
@@ -108,6 +114,11 @@ def bench_bot(name: str, bot: dict, candles: Path, tmp: Path, repeat: int,
           f"({n / fastest:,.0f} candles/s); in-process phases (medians): imports "
           f"{phases['imports']:.3f} s, CSV parse {phases['parse']:.3f} s, engine run "
           f"{phases['run']:.3f} s")
+    print(f"processor time of the whole command (user + system, every thread): median "
+          f"{cpu:.3f} s ({n / cpu:,.0f} candles per processor second, "
+          f"{plain['cpu_seconds'] / cpu:.1f}x the plain loop's {plain['cpu_seconds']:.3f} s); "
+          f"parsed (cache off) {parsed_cpu:.3f} s "
+          f"({plain['cpu_seconds'] / parsed_cpu:.1f}x the plain loop)")
     print(f"this machine runs the plain loop at {n / plain_time:,.0f} candles/s "
           f"({n / plain_time / PLAIN_LOOP_WHEN_TARGET_SET:.2f}x the ~700,000 measured where "
           f"the target was set)")
@@ -147,9 +158,10 @@ def _run_child(kind: str, candles: str, config: str) -> None:
 
     if "take_profit_pct" not in bot:  # a stepped bot: the loop sells all at the first step
         bot["take_profit_pct"] = bot["take_profit_steps"][0]["pct"]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = plain_dca(candles, bot)
-    print(json.dumps({"seconds": time.perf_counter() - start, **result}))
+    print(json.dumps({"seconds": time.perf_counter() - start,
+                      "cpu_seconds": time.process_time() - cpu_start, **result}))
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,8 @@ def _is_line(data: bytes, row: int, numbers: list[np.ndarray], texts) -> bool:
 def _write(path: Path, candles: Candles) -> None:
     """Keep what was parsed, written whole under another name first; a cache that cannot be
     written (read-only home, full disk) only means the next run parses again."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # (process and thread in the name: the server's backtest jobs may keep one file at once)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     with contextlib.suppress(OSError, pa.ArrowException, ValueError):
         path.parent.mkdir(parents=True, exist_ok=True)
         columns = [

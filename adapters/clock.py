@@ -63,4 +63,12 @@ class SequentialIds:
         self._count += 1
         digest = self._prefix.copy()
         digest.update(str(self._count).encode())
-        return UUID(int=int.from_bytes(digest.digest()[:16]) & _UUID5_KEEP | _UUID5_SET)
+        # UUID(int=...) without its checks of a value that is in range by construction
+        # (a backtest asks for an id per order): the same object, is_safe unknown
+        made = _new_uuid(UUID)
+        _set(made, "int", int.from_bytes(digest.digest()[:16]) & _UUID5_KEEP | _UUID5_SET)
+        _set(made, "is_safe", _UNKNOWN_SAFETY)
+        return made
+
+
+_new_uuid, _set, _UNKNOWN_SAFETY = object.__new__, object.__setattr__, uuid.SafeUUID.unknown

@@ -102,7 +102,8 @@ def compare(candles_path: str, configs, *, fee_rate, balance=None, seed: str = "
 def load_backtest_candles(candles_path: str, period: tuple[int | None, int | None] | None):
     """The file's candles (those of ``period`` when given), read and hashed while numpy
     and pyarrow import, and parsed while the engine's modules do (all mostly outside the
-    GIL)."""
+    GIL): or, for bytes parsed before, mapped from their parsed copy
+    (adapters/marketdata/candle_cache.py)."""
     import importlib
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -113,9 +114,11 @@ def load_backtest_candles(candles_path: str, period: tuple[int | None, int | Non
     path = os.path.abspath(candles_path)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candles") as loader:
         reading = loader.submit(read_candle_file, path)
-        from adapters.marketdata.csv_candles import parse_candle_file
+        from adapters.marketdata.candle_cache import cache_directory, parse_cached
 
-        loading = loader.submit(lambda read=reading: parse_candle_file(read.result()))
+        # A file backtested before (the same bytes) is read from its parsed copy
+        cache = cache_directory()
+        loading = loader.submit(lambda read=reading: parse_cached(read.result(), cache))
         for module in ENGINE_MODULES:
             importlib.import_module(module)
         candles = loading.result()

@@ -17,6 +17,11 @@ POSTGRES_URL = os.environ.get(
     "TRADETAPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 _pg_state: dict[str, str | None] = {}
+# Parsed candle files a test run keeps go to a directory of the tests', not the user's
+# cache (adapters/marketdata/candle_cache.py; shared by runs: keyed by content, written
+# whole); a test that asks for the cache names its own.
+os.environ.setdefault("TRADETAPE_CANDLE_CACHE", os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), "tradetape-test-candles"))
 
 
 def _postgres_problem() -> str | None:

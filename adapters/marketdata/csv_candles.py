@@ -207,7 +207,7 @@ def load_candles(path: str | os.PathLike[str]) -> Candles:
 def parse_candle_file(file: CandleFile) -> Candles:
     """Validate and parse a file read by :func:`read_candle_file`."""
     data, source = file.data, file.source
-    body_start = _check_header(data, source)
+    body_start = candles_start(data, source)
     body_end = _end_of_candles(data)
     if body_start >= body_end:
         raise CandleDataError(source, 2, "empty_file", "the file has a header but no candles")
@@ -221,7 +221,7 @@ def parse_candle_file(file: CandleFile) -> Candles:
         return _build(*_read_exactly(body, source), source=source, sha256=file.sha256)
     timestamps, texts, floats = columns
     _check_fast(timestamps, texts, floats, source)
-    return _freeze(timestamps, floats, texts, source, file.sha256)
+    return freeze_candles(timestamps, floats, texts, source, file.sha256)
 
 
 def candles_from_rows(rows: Iterable[Sequence[object]], source: str = "memory") -> Candles:
@@ -258,7 +258,7 @@ def candles_from_rows(rows: Iterable[Sequence[object]], source: str = "memory") 
     return _build(timestamps, texts, source=source, sha256=None)
 
 
-def _check_header(data: bytes, source: str) -> int:
+def candles_start(data: bytes, source: str) -> int:
     """Where the body starts; a UTF-8 byte-order mark before the header is tolerated."""
     if not data:
         raise CandleDataError(source, 1, "empty_file", "the file is empty")
@@ -483,10 +483,10 @@ def _build(
     # Python's float() rounds correctly, as pyarrow's cast does, so both readers give the
     # same arrays (inf and 0.0 included, for decimals beyond a double's range).
     floats = [np.array([float(text) for text in column], dtype=np.float64) for column in texts]
-    return _freeze(np.array(timestamps, dtype=np.int64), floats, text_arrays, source, sha256)
+    return freeze_candles(np.array(timestamps, dtype=np.int64), floats, text_arrays, source, sha256)
 
 
-def _freeze(
+def freeze_candles(
     timestamps: np.ndarray,
     floats: list[np.ndarray],
     texts: list[pa.ChunkedArray],

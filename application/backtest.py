@@ -81,10 +81,18 @@ class _Scanner:
 
     def __init__(self, low: np.ndarray, high: np.ndarray):
         self.low, self.high, self.n = low, high, len(low)
+        # The last band asked for and its floats: a Decimal's float is made through its
+        # text, and the band's levels stay the same objects from one step to the next.
+        self._band: tuple[Decimal | None, Decimal | None] = (None, None)
+        self._floats = (-np.inf, np.inf)
 
     def next_reaching(self, start: int, below: Decimal | None, above: Decimal | None) -> int:
-        lo = float(below) if below is not None else -np.inf
-        hi = float(above) if above is not None else np.inf
+        if below is self._band[0] and above is self._band[1]:
+            lo, hi = self._floats
+        else:
+            lo = float(below) if below is not None else -np.inf
+            hi = float(above) if above is not None else np.inf
+            self._band, self._floats = (below, above), (lo, hi)
         if start < self.n and (self.low[start] <= lo or self.high[start] >= hi):
             return start  # the very next one (a trailing deal's rising run): no array work
         chunk, i = _FIRST_CHUNK, start

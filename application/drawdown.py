@@ -29,6 +29,7 @@ class DrawdownTracker:
         self.candles = candles
         self.peak = ZERO  # equity starts at 0
         self.max_drawdown = ZERO
+        self._seen = (ZERO, ZERO, 0.0, 0.0)  # see _as_floats
         self.curve = np.zeros(len(candles)) if keep_curve else None
         n = len(candles)
         self.every = max(1, -(-n // exact_points)) if exact_points else 0
@@ -64,9 +65,19 @@ class DrawdownTracker:
         """True when no equity between ``lowest`` and ``highest`` can be a new peak or a
         deeper drawdown, with a margin far wider than float rounding (then it is worked
         out exactly)."""
-        peak, deepest = float(self.peak), float(self.max_drawdown)
+        peak, deepest = self._as_floats()
         margin = 1e-9 * (1.0 + abs(peak) + abs(lowest) + abs(highest))
         return highest < peak - margin and peak - lowest < deepest - margin
+
+    def _as_floats(self) -> tuple[float, float]:
+        """The peak and the max drawdown as floats, made again only when one of them changed
+        (a Decimal's float is made through its text; they change far less often than a
+        step skips candles)."""
+        seen = self._seen
+        if seen[0] is not self.peak or seen[1] is not self.max_drawdown:
+            seen = self._seen = (self.peak, self.max_drawdown,
+                                 float(self.peak), float(self.max_drawdown))
+        return seen[2], seen[3]
 
     def skip(self, start: int, end: int, realized: Decimal, state) -> None:
         """Candles ``start..end-1`` passed with nothing happening."""
@@ -86,13 +97,14 @@ class DrawdownTracker:
                                base + per_unit * float(_highest(closes))):
             return
         equity = base + per_unit * closes
-        running_peak = np.maximum(np.maximum.accumulate(equity), float(self.peak))
+        peak_float, deepest_float = self._as_floats()
+        running_peak = np.maximum(np.maximum.accumulate(equity), peak_float)
         worst = int(np.argmax(running_peak - equity))
-        if running_peak[worst] - equity[worst] >= float(self.max_drawdown):
+        if running_peak[worst] - equity[worst] >= deepest_float:
             best_before = int(np.argmax(equity[: worst + 1]))
             peak = max(self.peak, self._equity(start + best_before, realized, state))
             low = self._equity(start + worst, realized, state)
             self.max_drawdown = max(self.max_drawdown, peak - low)
         top = int(np.argmax(equity))
-        if equity[top] >= float(self.peak):
+        if equity[top] >= self._as_floats()[0]:
             self.peak = max(self.peak, self._equity(start + top, realized, state))

@@ -62,10 +62,19 @@ class TradetapeAggregate(Aggregate):
         the same order, applied to a new aggregate the way the library's ``mutate`` does."""
         if not isinstance(id, UUID):
             raise TypeError(f"{cls.__name__} id must be a UUID, not {id!r}")
-        data.update(originator_id=id, originator_version=cls.INITIAL_VERSION,
-                    timestamp=cause.at, originator_topic=topic_of(cls), actor=cause.actor,
-                    correlation_id=cause.correlation_id)
-        event = _construct(event_class, data)
+        tail = _START_TAILS.get(event_class, _UNKNOWN)
+        if tail is _UNKNOWN:
+            tail = _own_fields(event_class, _START_FIELDS, _START_TAILS)
+        if tail is not None and tuple(data) == tail:  # the hot path: see _record
+            event = _made(event_class, {
+                "originator_id": id, "originator_version": cls.INITIAL_VERSION,
+                "timestamp": cause.at, "originator_topic": topic_of(cls), "actor": cause.actor,
+                "correlation_id": cause.correlation_id, **data})
+        else:
+            data.update(originator_id=id, originator_version=cls.INITIAL_VERSION,
+                        timestamp=cause.at, originator_topic=topic_of(cls), actor=cause.actor,
+                        correlation_id=cause.correlation_id)
+            event = _construct(event_class, data)
         aggregate = cls.__new__(cls)
         aggregate.__base_init__(id, cls.INITIAL_VERSION, cause.at)
         aggregate.__init__()
@@ -78,14 +87,34 @@ class TradetapeAggregate(Aggregate):
         aggregate, applied as the library's ``mutate`` applies it (whose checks, same
         aggregate and next version, hold by construction here)."""
         version = self._version + 1
-        data.update(originator_id=self._id, originator_version=version, timestamp=cause.at,
-                    actor=cause.actor, correlation_id=cause.correlation_id)
-        event = _construct(event_class, data)
+        tail = _RECORD_TAILS.get(event_class, _UNKNOWN)
+        if tail is _UNKNOWN:
+            tail = _own_fields(event_class, _RECORD_FIELDS, _RECORD_TAILS)
+        if tail is not None and tuple(data) == tail:
+            # The hot path: the caller named the event's own fields in their declared order
+            # (as every engine call does), so the common fields go first and the state is
+            # built in field order at once, as _construct would build it.
+            event = _made(event_class, {
+                "originator_id": self._id, "originator_version": version,
+                "timestamp": cause.at, "actor": cause.actor,
+                "correlation_id": cause.correlation_id, **data})
+        else:
+            data.update(originator_id=self._id, originator_version=version, timestamp=cause.at,
+                        actor=cause.actor, correlation_id=cause.correlation_id)
+            event = _construct(event_class, data)
         event.apply(self)
         self._version, self._modified_on = version, cause.at
         self._pending_events.append(event)
 
 
+# The fields every recorded (created) event starts with, in the library's declared order
+_RECORD_FIELDS = ("originator_id", "originator_version", "timestamp", "actor", "correlation_id")
+_START_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic",
+                 "actor", "correlation_id")
+# Per event class: its own fields after those, in declared order (None: another layout)
+_RECORD_TAILS: dict[type, tuple[str, ...] | None] = {}
+_START_TAILS: dict[type, tuple[str, ...] | None] = {}
+_UNKNOWN = object()
 _LAYOUTS: dict[type, tuple[tuple[str, ...], Any, dict[str, Any]]] = {}
 _TOPICS: dict[type, str] = {}
 _set_attribute = object.__setattr__
@@ -113,6 +142,22 @@ def _layout(event_class: type) -> tuple[tuple[str, ...], Any, dict[str, Any]]:
             names, getter,
             {f.name: f.default for f in fields if f.default is not dataclasses.MISSING})
     return layout
+
+
+def _own_fields(event_class: type, common: tuple[str, ...],
+                tails: dict[type, tuple[str, ...] | None]) -> tuple[str, ...] | None:
+    """The fields ``event_class`` declares after ``common``, or None when its fields do not
+    start with ``common`` (then every event of it goes through :func:`_construct`)."""
+    names = _layout(event_class)[0]
+    tail = tails[event_class] = names[len(common):] if names[:len(common)] == common else None
+    return tail
+
+
+def _made(event_class: type, state: dict[str, Any]) -> Any:
+    """An instance of ``event_class`` holding ``state`` (every field, in declared order)."""
+    event = object.__new__(event_class)
+    _set_attribute(event, "__dict__", state)
+    return event
 
 
 def _construct(event_class: type, values: dict[str, Any]) -> Any:

@@ -220,9 +220,10 @@ def test_a_new_price_refreshes_only_the_answers_that_marked_an_open_deal_at_it(s
 PORTFOLIO_MARKED = "{ portfolio { dealsOpen unrealizedPnl } }"
 
 
-def _head_read_beside_the_views(server) -> None:
-    """The read version's one statement gives the log's head as the recorder says it, and
-    the projections' positions as they are."""
+def _head_read_beside_the_views(server, beside: bool) -> None:
+    """The read version gives the log's head as the recorder says it, and the projections'
+    positions as they are: in one statement where the views live beside the log
+    (PostgreSQL), in two where they have a file of their own (SQLite's ``.views``)."""
     from api.graphql.owner_versions import OwnerVersions
 
     read = server.client.app.state.graphql_read_side
@@ -230,7 +231,7 @@ def _head_read_beside_the_views(server) -> None:
     alice = server.user("alice")
     server.create_bot(alice, "first")
     snapshot = versions.snapshot()
-    assert versions._head_sql  # the views live beside the log: one statement
+    assert bool(versions._head_sql) is beside
     assert snapshot.head == server.runtime.trading.recorder.max_notification_id() > 0
     assert snapshot.tracking == tuple(map(tuple, read.run(lambda store: store.query(
         f"SELECT name, position, generation FROM {store.q('projection_tracking')} "
@@ -238,8 +239,8 @@ def _head_read_beside_the_views(server) -> None:
     assert len(snapshot.tracking) >= 5
 
 
-def test_the_read_version_reads_the_logs_head_beside_the_views(server):
-    _head_read_beside_the_views(server)
+def test_the_read_version_reads_the_logs_head_from_the_event_file(server):
+    _head_read_beside_the_views(server, beside=False)
 
 
 @pytest.mark.postgres
@@ -253,6 +254,6 @@ def test_the_read_version_reads_the_logs_head_beside_the_views_on_postgres(
     runtime, clock = open_server(postgres_url, monkeypatch)
     try:
         with TestClient(create_app(runtime, manage_runtime=False)) as client:
-            _head_read_beside_the_views(Server(runtime, client, clock))
+            _head_read_beside_the_views(Server(runtime, client, clock), beside=True)
     finally:
         runtime.stop()

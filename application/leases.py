@@ -122,6 +122,10 @@ class Follower(Protocol):
 
     def follow(self, bot_id: UUID) -> None: ...
 
+    def follow_many(self, bot_ids: Iterable[UUID]) -> dict[UUID, Exception]:
+        """``follow`` each, loaded together; returns the ones that failed, with why."""
+        ...
+
     def unfollow(self, bot_id: UUID, *, release: bool = False) -> None: ...
 
     def refresh_index(self) -> None: ...
@@ -326,15 +330,19 @@ class LeaseManager:
             return
         if refresh:  # orders and fills the previous owner wrote reach this worker's index
             self.paper.refresh_index()
-        for bot_id, token in taken.items():
-            self.held[bot_id] = token
-            try:
-                self.paper.follow(bot_id)
-            except Exception as error:  # that bot alone: another tick tries again
-                log.error("bot %s: could not be followed: %s: %s", bot_id,
-                          type(error).__name__, error)
-                self.held.pop(bot_id, None)
-                self.store.release([bot_id])
+        self.held.update(taken)  # before following: a bot's first append is fenced
+        # All at once (a few queries, not a few per bot: thousands at a worker's start)
+        try:
+            problems = self.paper.follow_many(list(taken))
+        except Exception as error:  # e.g. the database away while loading: none of them
+            problems = dict.fromkeys(taken, error)
+            for bot_id in taken:
+                self.paper.unfollow(bot_id, release=True)
+        for bot_id, error in problems.items():
+            log.error("bot %s: could not be followed: %s: %s", bot_id,
+                      type(error).__name__, error)  # that bot alone: another tick retries
+            self.held.pop(bot_id, None)
+            self.store.release([bot_id])
 
 
 def _by_account(candidates: Iterable[Candidate]) -> dict[str, list[UUID]]:

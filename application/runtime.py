@@ -210,7 +210,7 @@ class Runtime:
             # The balances as they stand at start, in the views before the first answer
             # (its schedule's first round, on its own thread, then finds nothing new).
             try:
-                self.wallet_monitor.run(self.clock.now())
+                self.wallet_monitor.run(self.clock.now(), load_together=True)
             except Exception as error:  # never keeps the server from starting: the
                 # schedule tries again, and /health shows its age
                 log.warning("wallet monitor failed at start: %s: %s",

@@ -69,9 +69,8 @@ class LeasedPaperTrading(PaperTrading):
         if self.leases is None:
             return super().follow_many(bot_ids)
         held = [b for b in bot_ids if self.leases.holds(b)]
-        for bot_id in bot_ids:
-            if bot_id not in held:
-                self.leases.claim(bot_id)
+        for bot_id in set(bot_ids).difference(held):
+            self.leases.claim(bot_id)
         return super().follow_many(held)
 
     def start_deal(self, bot_id: UUID, actor: str = SYSTEM,

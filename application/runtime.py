@@ -186,10 +186,10 @@ class Runtime:
             self.billing.catalogue.ensure_defaults()
         if self.trades:
             self._start_trading()
-        self.refresh()
         self.loop.after_step = self.projection_worker.wake  # never inside a trading step
+        self.loop.start()  # the engine trades while the views catch up, not after
+        self.refresh()  # views current before the first answer (a crash may leave a lag)
         self.projection_worker.start()
-        self.loop.start()
         if self.listener is not None:
             self.listener.start()
         for schedule in self.schedules:

@@ -436,12 +436,14 @@ def open_engine_leases(database, trading, paper, *, seconds: float | None = None
     from application.running_bots import RunningBots
 
     trading.recorder.fence_source = current_fence  # checked in every append's transaction
+
     def book():  # the bots that run, from the paper book (wired after this)
         return paper.restart_book() if paper.restart_book is not None else None
 
     running = RunningBots(trading, restart_book=book)
     manager = LeaseManager(PostgresLeases(database, worker), paper, running,
-                           seconds if seconds is not None else lease_seconds(os.environ))
+                           seconds if seconds is not None else lease_seconds(os.environ),
+                           loaded=running.take_loaded)
     paper.leases = manager
     return manager
 

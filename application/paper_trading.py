@@ -268,11 +268,13 @@ class PaperTrading(DealsNow):
             self._adopt_many(active, book, failed)
             return sorted(self.bot_ids)
 
-    def follow_many(self, bot_ids: Iterable[UUID]) -> dict[UUID, Exception]:
+    def follow_many(self, bot_ids: Iterable[UUID],
+                    loaded: dict[UUID, Bot] | None = None) -> dict[UUID, Exception]:
         """``follow`` each of ``bot_ids``, loaded together as ``resume`` loads them (an
-        engine worker's first share at start: thousands of bots); at the first follow, the
-        orders and balances come from the restart book, if any, instead of a scan of the
-        log. Returns the bots that could not be followed, with why (the others trade)."""
+        engine worker's first share at start: thousands of bots; those in ``loaded`` were
+        just loaded by the caller: taken as they are); at the first follow, the orders and
+        balances come from the restart book, if any, instead of a scan of the log. Returns
+        the bots that could not be followed, with why (the others trade)."""
         with self.lock:
             followed = self.bot_ids
             wanted = [b for b in dict.fromkeys(bot_ids) if b not in followed]
@@ -280,7 +282,9 @@ class PaperTrading(DealsNow):
                 return {}
             first = self._log is None and not self._markets and self.restart_book is not None
             book = self.restart_book() if first else None
-            bots = self.trading.load_many(wanted, Bot)
+            given = {b: loaded[b] for b in wanted if loaded and b in loaded}
+            bots = {**given, **self.trading.load_many(
+                [b for b in wanted if b not in given], Bot)}
             problems: dict[UUID, Exception] = {
                 b: NotFoundError(f"no bot {b}") for b in wanted if b not in bots}
             self._adopt_many([bots[b] for b in wanted if b in bots], book,

@@ -31,6 +31,7 @@ class RunningBots:
         self.position = 0
         self._read = False  # the first call made (later ones read only what is new)
         self.bots: dict[UUID, Candidate] = {}
+        self._loaded: dict[UUID, Bot] = {}  # the bots the last call loaded
         self._lock = threading.Lock()
 
     def __call__(self) -> list[Candidate]:
@@ -48,8 +49,15 @@ class RunningBots:
             self._decide(list(changed))
             return list(self.bots.values())
 
+    def take_loaded(self) -> dict[UUID, Bot]:
+        """The bots the last call loaded (once: they age), so that following them does
+        not load them again."""
+        with self._lock:
+            loaded, self._loaded = self._loaded, {}
+            return loaded
+
     def _decide(self, bot_ids: list[UUID]) -> None:
-        bots = self.trading.load_many(bot_ids, Bot)
+        bots = self._loaded = self.trading.load_many(bot_ids, Bot)
         for bot_id in bot_ids:
             bot = bots.get(bot_id)
             if bot is not None and (bot.status is BotStatus.RUNNING

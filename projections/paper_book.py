@@ -23,6 +23,7 @@ runner resumed from here equal to one resumed from a scan).
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -246,25 +247,32 @@ class BookAtHead:
     def __init__(self, app: Any, store: ViewStore):
         from projections.facts import FactDecoder
 
-        # On PostgreSQL a connection of its own: it may be asked on another thread than the
-        # one the projections write on (SQLite's store is this process's alone).
-        self.owned = store.clone() if store.kind == "postgres" else None
-        self.app, self.store = app, self.owned or store
+        self.app, self.views, self.store = app, store, store
         self.decode = FactDecoder(app.mapper)
         self.book: PaperBook | None = None
         self.position = 0
+        self._lock = threading.Lock()
 
     def __call__(self) -> Any:
-        head = self.app.recorder.max_notification_id() or 0
-        if self.book is None or head - self.position > self.RELOAD_AFTER:
-            self._load()
-        self._read_after()
-        assert self.book is not None
-        return self.book.restart_book(self.position)
+        # On PostgreSQL a connection of its own, for this call only: it may be asked on
+        # another thread than the one the projections write on (SQLite's store is this
+        # process's alone), and a start asks once or twice, so none is kept open.
+        with self._lock:
+            owned = self.views.clone() if self.views.kind == "postgres" else None
+            self.store = owned or self.views
+            try:
+                head = self.app.recorder.max_notification_id() or 0
+                if self.book is None or head - self.position > self.RELOAD_AFTER:
+                    self._load()
+                self._read_after()
+            finally:
+                if owned is not None:
+                    owned.close()
+            assert self.book is not None
+            return self.book.restart_book(self.position)
 
     def close(self) -> None:
-        if self.owned is not None:
-            self.owned.close()
+        """Nothing held open between calls (kept for the callers that close it)."""
 
     def _load(self) -> None:
         """The tables and their position, read in one consistent snapshot: a projections

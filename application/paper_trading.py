@@ -272,16 +272,19 @@ class PaperTrading(DealsNow):
                     loaded: dict[UUID, Bot] | None = None) -> dict[UUID, Exception]:
         """``follow`` each of ``bot_ids``, loaded together as ``resume`` loads them (an
         engine worker's first share at start: thousands of bots; those in ``loaded`` were
-        just loaded by the caller: taken as they are); at the first follow, the orders and
-        balances come from the restart book, if any, instead of a scan of the log. Returns
-        the bots that could not be followed, with why (the others trade)."""
+        just loaded by the caller: taken as they are); when the orders and fills must be
+        read again, they and the balances come from the restart book, if any, instead of a
+        scan of the log. Returns the bots that could not be followed, with why (the others
+        trade)."""
         with self.lock:
             followed = self.bot_ids
             wanted = [b for b in dict.fromkeys(bot_ids) if b not in followed]
             if not wanted:
                 return {}
-            first = self._log is None and not self._markets and self.restart_book is not None
-            book = self.restart_book() if first else None
+            # The orders and fills must be read again (at start, or another worker wrote
+            # some for these bots): from the book, as of the log's head, not from a scan.
+            fresh = self._log is None and self.restart_book is not None
+            book = self.restart_book() if fresh else None
             given = {b: loaded[b] for b in wanted if loaded and b in loaded}
             bots = {**given, **self.trading.load_many(
                 [b for b in wanted if b not in given], Bot)}

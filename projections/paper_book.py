@@ -251,6 +251,7 @@ class BookAtHead:
         self.decode = FactDecoder(app.mapper)
         self.book: PaperBook | None = None
         self.position = 0
+        self._made: Any = None  # the last RestartBook made, while the log has not moved
         self._lock = threading.Lock()
 
     def __call__(self) -> Any:
@@ -264,12 +265,16 @@ class BookAtHead:
                 head = self.app.recorder.max_notification_id() or 0
                 if self.book is None or head - self.position > self.RELOAD_AFTER:
                     self._load()
+                    self._made = None
                 self._read_after()
             finally:
                 if owned is not None:
                     owned.close()
             assert self.book is not None
-            return self.book.restart_book(self.position)
+            if self._made is None or self._made.position != self.position:
+                # (its consumers copy what they change: the same one serves again)
+                self._made = self.book.restart_book(self.position)
+            return self._made
 
     def close(self) -> None:
         """Nothing held open between calls (kept for the callers that close it)."""

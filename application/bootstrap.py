@@ -3,6 +3,7 @@ them into the applications. Commands and servers start here; tests may inject th
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from adapters.clock import RandomIds, SystemClock
@@ -338,14 +339,17 @@ class _InProcessReadModels:
         return self.projections.problems()
 
     def close(self) -> None:
+        if "restart_book" in self.__dict__:
+            self.restart_book.close()
         self.store.close()
 
+    @cached_property
     def restart_book(self):
         """What the paper runner restores at start, from the ``paper_book`` projection's
         tables and the events after their position (projections/paper_book.py)."""
-        from projections.paper_book import book_at_head
+        from projections.paper_book import BookAtHead
 
-        return book_at_head(self.trading, self.store)
+        return BookAtHead(self.trading, self.store)
 
 
 class _SharedReadModels:
@@ -387,13 +391,16 @@ class _SharedReadModels:
 
         return list(faults(self.store).values())
 
+    @cached_property
     def restart_book(self):
         """The paper book the projections process keeps (see ``_InProcessReadModels``)."""
-        from projections.paper_book import book_at_head
+        from projections.paper_book import BookAtHead
 
-        return book_at_head(self.trading, self.store)
+        return BookAtHead(self.trading, self.store)
 
     def close(self) -> None:
+        if "restart_book" in self.__dict__:
+            self.restart_book.close()
         self.store.close()
 
 
@@ -432,8 +439,14 @@ def open_engine_leases(database, trading, paper, *, seconds: float | None = None
     from application.running_bots import RunningBots
 
     trading.recorder.fence_source = current_fence  # checked in every append's transaction
-    manager = LeaseManager(PostgresLeases(database, worker), paper, RunningBots(trading),
-                           seconds if seconds is not None else lease_seconds(os.environ))
+
+    def book():  # the bots that run, from the paper book (wired after this)
+        return paper.restart_book() if paper.restart_book is not None else None
+
+    running = RunningBots(trading, restart_book=book)
+    manager = LeaseManager(PostgresLeases(database, worker), paper, running,
+                           seconds if seconds is not None else lease_seconds(os.environ),
+                           loaded=running.take_loaded)
     paper.leases = manager
     return manager
 

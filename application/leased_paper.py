@@ -66,6 +66,18 @@ class LeasedPaperTrading(PaperTrading):
         else:
             self.leases.claim(bot_id)
 
+    def follow_many(self, bot_ids: Iterable[UUID],
+                    loaded: dict[UUID, Bot] | None = None) -> dict[UUID, Exception]:
+        """Those of ``bot_ids`` this worker holds, loaded together; the others as
+        ``follow`` takes them (one at a time: a lease is claimed each)."""
+        bot_ids = list(bot_ids)
+        if self.leases is None:
+            return super().follow_many(bot_ids, loaded)
+        held = [b for b in bot_ids if self.leases.holds(b)]
+        for bot_id in set(bot_ids).difference(held):
+            self.leases.claim(bot_id)
+        return super().follow_many(held, loaded)
+
     def start_deal(self, bot_id: UUID, actor: str = SYSTEM,
                    correlation_id: str | None = None, also=None) -> UUID:
         with self.lock:
@@ -93,6 +105,10 @@ class ApiPaperTrading(PaperTrading):
 
     def follow(self, bot_id: UUID) -> None:
         """The engine worker that takes the bot's lease trades it (woken by NOTIFY)."""
+
+    def follow_many(self, bot_ids: Iterable[UUID],
+                    loaded: dict[UUID, Bot] | None = None) -> dict[UUID, Exception]:
+        return {}
 
     def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
                    actor: str = SYSTEM, correlation_id: str | None = None,

@@ -122,6 +122,12 @@ class Follower(Protocol):
 
     def follow(self, bot_id: UUID) -> None: ...
 
+    def follow_many(self, bot_ids: Iterable[UUID],
+                    loaded: dict[UUID, Any] | None = None) -> dict[UUID, Exception]:
+        """``follow`` each, loaded together (those in ``loaded``: just loaded, as given);
+        returns the ones that failed, with why."""
+        ...
+
     def unfollow(self, bot_id: UUID, *, release: bool = False) -> None: ...
 
     def refresh_index(self) -> None: ...
@@ -145,8 +151,12 @@ class LeaseManager:
     ``wanted()``: every bot that needs an engine now (running, or holding an open deal)."""
 
     def __init__(self, store: LeaseStore, paper: Follower,
-                 wanted: Callable[[], Iterable[Candidate]], seconds: float):
+                 wanted: Callable[[], Iterable[Candidate]], seconds: float,
+                 loaded: Callable[[], dict[UUID, Any]] = dict):
+        """``loaded``: the bot aggregates ``wanted`` has just loaded, by id (the tick then
+        follows them without loading them again: a start's thousands of bots)."""
         self.store, self.paper, self.wanted, self.seconds = store, paper, wanted, seconds
+        self.loaded = loaded
         self.held: dict[UUID, int] = {}  # bot id -> token
         self._dropping: set[UUID] = set()  # lost by a refused append, to unfollow
         self._lock = threading.RLock()
@@ -240,6 +250,7 @@ class LeaseManager:
             before = dict(self.held)
         renewed = self.store.renew(self.seconds)
         candidates = {c.bot_id: c for c in self.wanted()}
+        loaded = self.loaded()  # as fresh as loading them again below
         with self.paper.lock, self._lock:
             gone = [b for b, token in before.items()
                     if renewed.get(b) != token and self.held.get(b) == token]
@@ -251,14 +262,14 @@ class LeaseManager:
             self._dropping.clear()
             self._release([b for b in before if b in self.held and b not in candidates])
         with self.paper.lock, self._lock:
-            if self._adopt(candidates):  # a worker died since the count above: counted
-                # again, else this worker would give away bots of its own for nothing
+            if self._adopt(candidates, loaded):  # a worker died since the count above:
+                # counted again, else this worker would give away bots of its own for nothing
                 workers = max(1, self.store.heartbeat(self.seconds))
             share = math.ceil(len(candidates) / workers)
             if len(self.held) > share:
                 self._release(self._excess(candidates, len(self.held) - share))
             elif len(self.held) < share:
-                self._take(candidates, share - len(self.held))
+                self._take(candidates, share - len(self.held), loaded)
             self._close_asked(candidates)
         self.ticks += 1
 
@@ -277,14 +288,14 @@ class LeaseManager:
                 log.warning("bot %s: the close asked by %s failed: %s: %s", bot_id, actor,
                             type(error).__name__, error)
 
-    def _adopt(self, candidates: dict[UUID, Candidate]) -> bool:
+    def _adopt(self, candidates: dict[UUID, Candidate], loaded: dict[UUID, Any]) -> bool:
         """A dead worker's bots trade again at once, here: the shares even out later.
         Whether any was taken."""
         orphans = self.store.orphans([b for b in candidates if b not in self.held])
         if not orphans:
             return False
         taken = self.store.acquire(sorted(orphans), self.seconds)
-        self._follow(taken, refresh=True)
+        self._follow(taken, refresh=True, loaded=loaded)
         return bool(taken)
 
     def _release(self, bot_ids: list[UUID]) -> None:
@@ -305,7 +316,8 @@ class LeaseManager:
                 chosen += bots
         return chosen
 
-    def _take(self, candidates: dict[UUID, Candidate], count: int) -> None:
+    def _take(self, candidates: dict[UUID, Candidate], count: int,
+              loaded: dict[UUID, Any]) -> None:
         """Free bots, whole accounts at a time (the ones of accounts held here first); never
         a bot of an account another live worker trades."""
         free = [c for b, c in candidates.items() if b not in self.held]
@@ -324,22 +336,27 @@ class LeaseManager:
         if not wanted:
             return
         taken = self.store.acquire(wanted, self.seconds)
-        self._follow(taken, refresh=any(candidates[b].open_deal for b in taken))
+        self._follow(taken, refresh=any(candidates[b].open_deal for b in taken), loaded=loaded)
 
-    def _follow(self, taken: dict[UUID, int], refresh: bool) -> None:
+    def _follow(self, taken: dict[UUID, int], refresh: bool,
+                loaded: dict[UUID, Any] | None = None) -> None:
         if not taken:
             return
         if refresh:  # orders and fills the previous owner wrote reach this worker's index
             self.paper.refresh_index()
-        for bot_id, token in taken.items():
-            self.held[bot_id] = token
-            try:
-                self.paper.follow(bot_id)
-            except Exception as error:  # that bot alone: another tick tries again
-                log.error("bot %s: could not be followed: %s: %s", bot_id,
-                          type(error).__name__, error)
-                self.held.pop(bot_id, None)
-                self.store.release([bot_id])
+        self.held.update(taken)  # before following: a bot's first append is fenced
+        # All at once (a few queries, not a few per bot: thousands at a worker's start)
+        try:
+            problems = self.paper.follow_many(list(taken), loaded)
+        except Exception as error:  # e.g. the database away while loading: none of them
+            problems = dict.fromkeys(taken, error)
+            for bot_id in taken:
+                self.paper.unfollow(bot_id, release=True)
+        for bot_id, error in problems.items():
+            log.error("bot %s: could not be followed: %s: %s", bot_id,
+                      type(error).__name__, error)  # that bot alone: another tick retries
+            self.held.pop(bot_id, None)
+            self.store.release([bot_id])
 
 
 def _by_account(candidates: Iterable[Candidate]) -> dict[str, list[UUID]]:

@@ -36,6 +36,7 @@ class RestartBook:
     fills: dict[tuple[str, str], tuple[Decimal, Decimal]]  # (account, pair) -> quote, base
     assets: dict[str, dict[str, Decimal]]  # account -> asset -> what fills did
     deposits: dict[str, dict[str, Decimal]]  # account -> asset -> deposits less withdrawals
+    position: int = 0  # the log's position the book holds everything up to
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ deposits and fills, so a restarted bot carries on without placing any order twic
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -258,32 +258,70 @@ class PaperTrading(DealsNow):
             if self.risk is not None:
                 self.risk.resume()
             book = self.restart_book() if self.restart_book is not None else None
-            if book is not None:
-                self._log = PaperLog(None, book)
-                self._given = dict(book.deposits)
             followed = self.bot_ids
             candidates = book.bots if book is not None else _bot_ids(self.trading)
             bots = self.trading.load_many([b for b in candidates if b not in followed], Bot)
             active = [bots[b] for b in candidates if b in bots and (
                 bots[b].status is BotStatus.RUNNING or bots[b].open_deal_id is not None)]
-            self._accounts = self.trading.load_many(
-                _account_ids(bot.exchange_account_id for bot in active), ExchangeAccount)
+
+            def failed(bot: Bot, error: Exception) -> None:
+                if not isinstance(error, DomainError):
+                    raise error
+                cause = self.trading.cause(SYSTEM, f"resume:{bot.id}")  # e.g. its live
+                self._record_failure(bot.id, cause, error)  # account may not trade
+
+            self._adopt_many(active, book, failed)
+            return sorted(self.bot_ids)
+
+    def follow_many(self, bot_ids: Iterable[UUID],
+                    loaded: dict[UUID, Bot] | None = None) -> dict[UUID, Exception]:
+        """``follow`` each of ``bot_ids``, loaded together as ``resume`` loads them (an
+        engine worker's first share at start: thousands of bots; those in ``loaded`` were
+        just loaded by the caller: taken as they are); when the orders and fills must be
+        read again, they and the balances come from the restart book, if any, instead of a
+        scan of the log. Returns the bots that could not be followed, with why (the others
+        trade)."""
+        with self.lock:
+            followed = self.bot_ids
+            wanted = [b for b in dict.fromkeys(bot_ids) if b not in followed]
+            if not wanted:
+                return {}
+            # The orders and fills must be read again (at start, or another worker wrote
+            # some for these bots): from the book, as of the log's head, not from a scan.
+            fresh = self._log is None and self.restart_book is not None
+            book = self.restart_book() if fresh else None
+            given = {b: loaded[b] for b in wanted if loaded and b in loaded}
+            bots = {**given, **self.trading.load_many(
+                [b for b in wanted if b not in given], Bot)}
+            problems: dict[UUID, Exception] = {
+                b: NotFoundError(f"no bot {b}") for b in wanted if b not in bots}
+            self._adopt_many([bots[b] for b in wanted if b in bots], book,
+                             lambda bot, error: problems.__setitem__(bot.id, error))
+            return problems
+
+    def _adopt_many(self, bots: list[Bot], book: RestartBook | None,
+                    failed: Callable[[Bot, Exception], None]) -> None:
+        """``_adopt`` each of ``bots``, their accounts, open deals and those deals' orders
+        loaded in a few queries first; ``failed`` hears of a bot that could not be."""
+        if book is not None:
+            self._log = PaperLog(None, book)
+            self._given = dict(book.deposits)
+        self._accounts = self.trading.load_many(
+            _account_ids(bot.exchange_account_id for bot in bots), ExchangeAccount)
+        try:
             deals = self.trading.load_many(
-                [bot.open_deal_id for bot in active if bot.open_deal_id is not None], Deal)
+                [bot.open_deal_id for bot in bots if bot.open_deal_id is not None], Deal)
             index = self._index()
             orders = self.trading.load_many(
                 [order_id for deal_id in deals for order_id in index.open_orders_of(deal_id)],
                 Order)
-            try:
-                for bot in active:
-                    try:
-                        self._adopt(bot, deals.get(bot.open_deal_id), orders)
-                    except DomainError as error:  # e.g. its live account may not trade
-                        cause = self.trading.cause(SYSTEM, f"resume:{bot.id}")
-                        self._record_failure(bot.id, cause, error)
-            finally:
-                self._accounts, self._given = {}, None
-            return sorted(self.bot_ids)
+            for bot in bots:
+                try:
+                    self._adopt(bot, deals.get(bot.open_deal_id), orders)
+                except Exception as error:
+                    failed(bot, error)
+        finally:
+            self._accounts, self._given = {}, None
 
     def follow(self, bot_id: UUID) -> None:
         """Trade ``bot_id`` from now on (after it was started)."""

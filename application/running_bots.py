@@ -1,16 +1,22 @@
 """The bots that need an engine (running, or holding an open deal), kept current from the
-log: the first call reads every bot, later calls only the bots with new events since."""
+log: the first call reads them all, later calls only the bots with new events since.
+
+The first call takes the bots to look at from a restart book when one is given (the
+``paper_book`` projection, as of the log's head: projections/paper_book.py) instead of
+reading every bot event of the log, and loads them together (``Trading.load_many``): a
+start costs what runs, not what the log holds."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from uuid import UUID
 
 from application.leases import Candidate
+from application.paper_log import RestartBook
 from application.replay import read_log
 from application.trading import Trading
 from domain.bots import Bot, BotStatus
-from domain.errors import NotFoundError
 from domain.recording import topic_of
 
 BOT_TOPICS = sorted({topic_of(kind) for kind in vars(Bot).values()
@@ -18,31 +24,46 @@ BOT_TOPICS = sorted({topic_of(kind) for kind in vars(Bot).values()
 
 
 class RunningBots:
-    def __init__(self, trading: Trading):
+    def __init__(self, trading: Trading,
+                 restart_book: Callable[[], RestartBook | None] | None = None):
         self.trading = trading
+        self.restart_book = restart_book
         self.position = 0
+        self._read = False  # the first call made (later ones read only what is new)
         self.bots: dict[UUID, Candidate] = {}
+        self._loaded: dict[UUID, Bot] = {}  # the bots the last call loaded
         self._lock = threading.Lock()
 
     def __call__(self) -> list[Candidate]:
         with self._lock:
-            changed = set()
+            changed: dict[UUID, None] = {}
+            book = (self.restart_book() if not self._read and self.restart_book is not None
+                    else None)
+            self._read = True
+            if book is not None:  # everything up to its position; what runs is in it
+                changed = dict.fromkeys(book.bots)
+                self.position = book.position
             for note in read_log(self.trading, BOT_TOPICS, first=self.position + 1):
-                changed.add(note.originator_id)
+                changed[note.originator_id] = None
                 self.position = note.id
-            for bot_id in changed:
-                self._decide(bot_id)
+            self._decide(list(changed))
             return list(self.bots.values())
 
-    def _decide(self, bot_id: UUID) -> None:
-        try:
-            bot = self.trading.get_bot(bot_id)
-        except NotFoundError:
-            self.bots.pop(bot_id, None)
-            return
-        if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
-            close = (bot.close_reason, bot.close_actor) if bot.close_pending else None
-            self.bots[bot_id] = Candidate(bot_id, bot.exchange_account_id,
-                                          bot.open_deal_id is not None, close)
-        else:
-            self.bots.pop(bot_id, None)
+    def take_loaded(self) -> dict[UUID, Bot]:
+        """The bots the last call loaded (once: they age), so that following them does
+        not load them again."""
+        with self._lock:
+            loaded, self._loaded = self._loaded, {}
+            return loaded
+
+    def _decide(self, bot_ids: list[UUID]) -> None:
+        bots = self._loaded = self.trading.load_many(bot_ids, Bot)
+        for bot_id in bot_ids:
+            bot = bots.get(bot_id)
+            if bot is not None and (bot.status is BotStatus.RUNNING
+                                    or bot.open_deal_id is not None):
+                close = (bot.close_reason, bot.close_actor) if bot.close_pending else None
+                self.bots[bot_id] = Candidate(bot_id, bot.exchange_account_id,
+                                              bot.open_deal_id is not None, close)
+            else:
+                self.bots.pop(bot_id, None)

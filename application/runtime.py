@@ -186,10 +186,10 @@ class Runtime:
             self.billing.catalogue.ensure_defaults()
         if self.trades:
             self._start_trading()
-        self.refresh()
         self.loop.after_step = self.projection_worker.wake  # never inside a trading step
+        self.loop.start()  # the engine trades while the views catch up, not after
+        self.refresh()  # views current before the first answer (a crash may leave a lag)
         self.projection_worker.start()
-        self.loop.start()
         if self.listener is not None:
             self.listener.start()
         for schedule in self.schedules:
@@ -210,7 +210,7 @@ class Runtime:
             # The balances as they stand at start, in the views before the first answer
             # (its schedule's first round, on its own thread, then finds nothing new).
             try:
-                self.wallet_monitor.run(self.clock.now())
+                self.wallet_monitor.run(self.clock.now(), load_together=True)
             except Exception as error:  # never keeps the server from starting: the
                 # schedule tries again, and /health shows its age
                 log.warning("wallet monitor failed at start: %s: %s",

@@ -56,15 +56,22 @@ class WalletMonitor:
         self.every = timedelta(seconds=every_seconds)
         self.state = MonitorHealth()
 
-    def run(self, now: datetime) -> int:
+    def run(self, now: datetime, *, load_together: bool = False) -> int:
         """Observe every account that was not removed; returns the events appended. The
-        server runs it at start and every ``every_seconds`` (a schedule of its own)."""
+        server runs it at start and every ``every_seconds`` (a schedule of its own).
+        ``load_together``: the accounts are loaded in a few queries first, not one each
+        (the start's round: nothing else in this process writes to them yet; an account
+        changed meanwhile by another is refused its append, reported, and seen next time)."""
         appended, errors, accounts = 0, {}, 0
         plans = self.funding.plan_ids_by_account()
-        for account_id in self._account_ids():
+        account_ids = self._account_ids()
+        loaded = (self.trading.load_many(account_ids, ExchangeAccount) if load_together
+                  else {})
+        for account_id in account_ids:
             accounts += 1
             try:
-                appended += self.observe(account_id, now, plans.get(str(account_id), []))
+                appended += self.observe(account_id, now, plans.get(str(account_id), []),
+                                         loaded.get(account_id))
             except DomainError as error:  # unreachable: next time; /health says it
                 if error.code == "ACCOUNT_KEYS_GONE":
                     continue  # its owner was forgotten: nothing to observe, ever
@@ -74,11 +81,13 @@ class WalletMonitor:
         return appended
 
     def observe(self, account_id: UUID, now: datetime,
-                plan_ids: list[UUID] | None = None) -> int:
+                plan_ids: list[UUID] | None = None,
+                account: ExchangeAccount | None = None) -> int:
         """One account's balances now, recorded where they changed, then its plans (those
-        of ``plan_ids``; None: found in the log)."""
+        of ``plan_ids``; None: found in the log). ``account``: as just loaded (else now)."""
         with self.paper.lock:
-            account = self.trading.get_account(account_id)
+            if account is None:
+                account = self.trading.get_account(account_id)
             if account.removed:
                 return 0
             balances = self._balances(account)

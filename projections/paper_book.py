@@ -23,6 +23,7 @@ runner resumed from here equal to one resumed from a scan).
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -204,7 +205,8 @@ class PaperBook(Projection):
 
     # --- what a runner restores -----------------------------------------------------------
 
-    def restart_book(self) -> Any:
+    def restart_book(self, position: int = 0) -> Any:
+        """What a runner restores, as of ``position`` (the last event applied)."""
         from application.paper_log import RestartBook
 
         orders = sorted(self.orders.values(), key=lambda r: r["position"])
@@ -221,26 +223,82 @@ class PaperBook(Projection):
             orders=[(UUID(r["order_id"]), None if r["deal_id"] is None else UUID(r["deal_id"]),
                      r["account_id"], r["pair"], r["side"], bool(r["open"])) for r in orders],
             fills={key: (row["quote"], row["base"]) for key, row in self.fills.items()},
-            assets=assets, deposits=deposits)
+            assets=assets, deposits=deposits, position=position)
 
 
 def book_at_head(app: Any, store: ViewStore) -> Any:
     """The book as of the log's head: its tables (where a run of this projection left
     them), then the events after their position read in memory, nothing written."""
-    from projections.facts import FactDecoder
-    from projections.reader import LogReader
+    at_head = BookAtHead(app, store)
+    try:
+        return at_head()
+    finally:
+        at_head.close()
 
-    book, position = PaperBook(), 0
-    row = store.tracking().get(PaperBook.name)
-    if row is not None and row.schema_hash == PaperBook.schema():
-        book.load(store)
-        position = row.position
-    reader, decode, out = LogReader(app, store), FactDecoder(app.mapper), Changes(book.tables)
-    while page := reader.page(position, 10_000):
-        for log_row in page:
-            fact = decode(log_row)
-            handler = book.route(fact.kind)
-            if handler is not None:
-                handler(fact, out)
-        position = page[-1][0]
-    return book.restart_book()
+
+class BookAtHead:
+    """``book_at_head``, kept in memory between calls: a later call reads only the events
+    since the last one (a start asks twice, for the bots that run and then for their
+    orders and balances), unless the log moved on by more than ``RELOAD_AFTER`` events
+    (then the tables again: fewer rows than that many events)."""
+
+    RELOAD_AFTER = 50_000
+
+    def __init__(self, app: Any, store: ViewStore):
+        from projections.facts import FactDecoder
+
+        self.app, self.views, self.store = app, store, store
+        self.decode = FactDecoder(app.mapper)
+        self.book: PaperBook | None = None
+        self.position = 0
+        self._made: Any = None  # the last RestartBook made, while the log has not moved
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        # On PostgreSQL a connection of its own, for this call only: it may be asked on
+        # another thread than the one the projections write on (SQLite's store is this
+        # process's alone), and a start asks once or twice, so none is kept open.
+        with self._lock:
+            owned = self.views.clone() if self.views.kind == "postgres" else None
+            self.store = owned or self.views
+            try:
+                head = self.app.recorder.max_notification_id() or 0
+                if self.book is None or head - self.position > self.RELOAD_AFTER:
+                    self._load()
+                    self._made = None
+                self._read_after()
+            finally:
+                if owned is not None:
+                    owned.close()
+            assert self.book is not None
+            if self._made is None or self._made.position != self.position:
+                # (its consumers copy what they change: the same one serves again)
+                self._made = self.book.restart_book(self.position)
+            return self._made
+
+    def close(self) -> None:
+        """Nothing held open between calls (kept for the callers that close it)."""
+
+    def _load(self) -> None:
+        """The tables and their position, read in one consistent snapshot: a projections
+        process writing meanwhile cannot make the events after it count twice."""
+        self.book, self.position = PaperBook(), 0
+        with self.store.consistent_reads():
+            row = self.store.tracking().get(PaperBook.name)
+            if row is not None and row.schema_hash == PaperBook.schema():
+                self.book.load(self.store)
+                self.position = row.position
+
+    def _read_after(self) -> None:
+        from projections.reader import LogReader
+
+        book, reader = self.book, LogReader(self.app, self.store)
+        assert book is not None
+        out = Changes(book.tables)
+        while page := reader.page(self.position, 10_000):
+            for log_row in page:
+                fact = self.decode(log_row)
+                handler = book.route(fact.kind)
+                if handler is not None:
+                    handler(fact, out)
+            self.position = page[-1][0]

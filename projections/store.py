@@ -74,6 +74,12 @@ class ViewStore(ABC):
     @abstractmethod
     def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple]: ...
 
+    @contextmanager
+    def consistent_reads(self) -> Iterator[None]:
+        """The queries made inside see one snapshot of the store (SQLite's one writer is
+        this process, which does not write meanwhile: nothing more is needed there)."""
+        yield
+
     @abstractmethod
     def table_exists(self, name: str) -> bool: ...
 
@@ -373,6 +379,14 @@ class PostgresViewStore(ViewStore):
     def transaction(self) -> Iterator[Any]:
         with self.conn.transaction(), self.conn.cursor() as cur:
             yield cur
+
+    @contextmanager
+    def consistent_reads(self) -> Iterator[None]:
+        """One REPEATABLE READ transaction: another process's commits meanwhile are not
+        seen halfway (tables read after a tracking row hold what that row says)."""
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self.conn.cursor() as cur:

@@ -241,3 +241,22 @@ def test_the_wallet_monitor_records_changed_balances_only_and_health_shows_its_a
     server.clock.current = server.clock.now().replace(minute=59)
     wallet = server.runtime.health()["wallet"]
     assert wallet["status"] == "amber" and wallet["age_seconds"] > 600  # late: 2 periods
+
+
+def test_the_wallet_monitors_start_round_loading_accounts_together_records_the_same(server):
+    """The start's round loads every account in a few queries; it records what a round
+    loading them one at a time records, and a changed account is still seen changed."""
+    alice, bob = server.user("alice"), server.user("bob")
+    monitor, trading = server.runtime.wallet_monitor, server.runtime.trading
+    assert monitor.run(server.clock.now(), load_together=True) == 2  # both, first seen
+    assert monitor.run(server.clock.now(), load_together=True) == 0
+    bot = server.create_bot(alice)
+    server.start_bot(alice, bot)
+    server.step(60)
+    assert monitor.run(server.clock.now(), load_together=True) >= 1  # alice's buys only
+    assert monitor.run(server.clock.now()) == 0  # one at a time: nothing left to record
+    for user in (alice, bob):
+        account = trading.get_account(UUID(user.paper_account_id))
+        wallet = server.runtime.paper.paper_wallet(user.paper_account_id)
+        assert account.observed == {a: (b.free, b.locked) for a, b in wallet.items()
+                                    if b.free + b.locked or a in account.observed}

@@ -50,10 +50,16 @@ def seed_bots(url: str, accounts: int, per_account: int = 1) -> list:
 class Worker:
     """One engine worker as ``serve --role engine`` wires it, driven tick by tick."""
 
-    def __init__(self, url: str, name: str, seconds: float):
+    def __init__(self, url: str, name: str, seconds: float, book=None):
+        """``book``: the view store whose paper book the worker restores from (as a
+        server's does), else none: it reads the log."""
         self.trading = open_trading(url, clock=SteppingClock(T0, timedelta(seconds=1)),
                                     ids=SequentialIds(name))
         self.paper = LeasedPaperTrading(self.trading, self.trading.ids, venue)
+        if book is not None:
+            from projections.paper_book import BookAtHead
+
+            self.paper.restart_book = BookAtHead(self.trading, book)
         self.leases = open_engine_leases(parse_database_url(url), self.trading, self.paper,
                                          seconds=seconds, worker=name)
         self.store = self.leases.store
@@ -147,6 +153,46 @@ def test_a_killed_workers_bots_are_taken_at_once(postgres_url):
     assert max(client_ids(postgres_url).values()) == 1
     heir.close()
     doomed.trading.close()
+
+
+def test_a_killed_workers_bots_are_taken_from_the_paper_book_with_what_rests_for_them(
+        postgres_url, monkeypatch):
+    """As above, the heir restoring from the paper book (its tables caught up halfway, the
+    rest read from the log): it carries the deals on as one that read the log would."""
+    from projections.paper_book import PaperBook
+    from tests.projection_stubs import catch_up, view_store
+
+    bots = seed_bots(postgres_url, accounts=3)
+    store = view_store(postgres_url)
+    try:
+        doomed = Worker(postgres_url, "doomed", seconds=60)
+        doomed.leases.tick()
+        catch_up(doomed.trading, store, [PaperBook])  # the book stops before the deals
+        doomed.candle()  # deals open, their orders rest with this worker
+        heir = Worker(postgres_url, "heir", seconds=60, book=store)
+        heir.leases.tick()
+        assert heir.paper.bot_ids == set()
+        doomed.store._drop()
+        from application import paper_log
+
+        def no_scan(*_args, **_kwargs):
+            raise AssertionError("the heir reads orders and fills from the book")
+
+        monkeypatch.setattr(paper_log, "read_log", no_scan)
+        heir.leases.tick()
+        assert heir.paper.bot_ids == set(bots)
+        monkeypatch.undo()
+        resting = {o.client_order_id for m in heir.paper._markets.values()
+                   for o in m.venue.fetch_open_orders()}
+        assert resting and resting == {o.client_order_id for m in doomed.paper._markets.values()
+                                       for o in m.venue.fetch_open_orders()}
+        heir.candle(PRICE * Decimal("0.985"))  # the first safety orders fill
+        assert deals_opened(postgres_url) == Counter(dict.fromkeys(bots, 1))
+        assert max(client_ids(postgres_url).values()) == 1
+        heir.close()
+        doomed.trading.close()
+    finally:
+        store.close()
 
 
 def test_a_hung_worker_loses_its_leases_when_they_expire_and_cannot_write_after(

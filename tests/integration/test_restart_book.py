@@ -95,6 +95,49 @@ def test_a_start_from_the_book_restores_what_a_scan_of_the_log_restores(postgres
         assert booked._log.asset_fills(account) == scanned._log.asset_fills(account)
 
 
+def test_an_engine_workers_first_share_taken_from_the_book_equals_a_resume_from_a_scan(
+        postgres_url, candles, monkeypatch):
+    """An engine worker's start (PostgreSQL): the bots that need an engine found from the
+    book, then followed all at once (a few queries, no scan of the log's orders and fills),
+    hold what a runner resumed from a scan of the log holds."""
+    from application import paper_log
+    from application.running_bots import RunningBots
+
+    world, (_, third, idle) = busy_world(postgres_url, candles)
+    store = view_store(postgres_url)
+    try:
+        catch_up(world.trading, store, [PaperBook])
+        world.feed(candles, 400, 700)  # read from the log after the book's position
+        with world.runner.lock:
+            world.trading.pause_bot(third, actor="u2")
+        world.feed(candles, 700, 760)
+        scanned = PaperTrading(world.trading, world.ids, venue)
+        scanned.resume()
+        from_log = RunningBots(world.trading)()
+
+        def no_scan(*_args, **_kwargs):
+            raise AssertionError("a worker's start with a book scans no orders and fills")
+
+        monkeypatch.setattr(paper_log, "read_log", no_scan)
+        wanted = RunningBots(world.trading,
+                             restart_book=lambda: book_at_head(world.trading, store))()
+        taken = PaperTrading(world.trading, world.ids, venue)
+        taken.restart_book = lambda: book_at_head(world.trading, store)
+        failed = taken.follow_many([c.bot_id for c in wanted])
+    finally:
+        store.close()
+
+    assert sorted(wanted, key=str) == sorted(from_log, key=str)
+    assert failed == {} and idle not in taken.bot_ids and third in taken.bot_ids  # (a deal)
+    assert in_any_order(restored(taken)) == in_any_order(restored(scanned))
+    assert any(m.venue.fetch_open_orders() for m in taken._markets.values())
+
+
+def in_any_order(state: dict) -> dict:
+    return {key: (balances, resting, sorted(engines, key=str))
+            for key, (balances, resting, engines) in state.items()}
+
+
 def test_a_runner_resumed_from_the_book_trades_on_as_one_resumed_from_a_scan(
         postgres_url, tmp_path, candles):
     """The same candles after either start give the same decisions: the runner restored from

@@ -188,3 +188,18 @@ def test_the_limiter_keeps_a_bounded_number_of_keys() -> None:
         limiter.record_failure(f"user{n}@x.io", None)
 
     assert len(limiter._failures) <= 10
+
+
+def test_an_unknown_email_costs_a_full_bcrypt_check_at_the_default_rounds() -> None:
+    """The decoy an unknown email is checked against (written once, not hashed at every
+    start) is a real bcrypt hash at the rounds real passwords use: that answer takes as
+    long as a wrong password's."""
+    import bcrypt
+
+    from adapters.security.passwords import _DEFAULT_DECOY, DEFAULT_ROUNDS
+
+    assert bcrypt.checkpw(b"decoy", _DEFAULT_DECOY)
+    assert _DEFAULT_DECOY.split(b"$")[2] == str(DEFAULT_ROUNDS).encode()
+    real = BcryptPasswordHasher().hash(NewPassword("Correct horse battery staple 42"))
+    assert real.split("$")[2] == _DEFAULT_DECOY.decode().split("$")[2]
+    assert BcryptPasswordHasher().verify("anything", None) is False

@@ -1,7 +1,8 @@
 """``POST /webhooks/stripe``: Stripe's events, their signature checked with
 ``stripe.Webhook.construct_event`` and ``TRADETAPE_STRIPE_WEBHOOK_SECRET``. A bad or missing
 signature: 400, nothing recorded. Each event id is handled once (a second delivery: 200);
-a handler that fails: 500 with nothing recorded, so Stripe delivers it again. Registered
+a subscription at a Stripe price no plan sells: 422 ``STRIPE_PRICE_UNKNOWN``, and a handler
+that fails: 500, both with nothing recorded, so Stripe delivers it again. Registered
 before any ``/webhooks/{id}`` route, so that the literal path wins."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from application.runtime import Runtime
+from application.stripe_objects import UnknownPriceError
 from domain.errors import DomainError
 
 LOG = logging.getLogger("tradetape.billing")
@@ -33,6 +35,10 @@ def add_stripe_webhook(app: FastAPI, runtime: Runtime) -> None:
             return _answer(400, error.code, error.message)
         try:
             outcome = await to_thread.run_sync(lambda: _handle(runtime, event))
+        except UnknownPriceError as error:  # the plans' settings, not a fault: no 5xx
+            LOG.error("stripe event %s (%s) refused: %s", event.get("id"), event.get("type"),
+                      error)
+            return _answer(422, error.code, error.message)
         except Exception as error:  # Stripe retries on 5xx: nothing was recorded
             LOG.error("stripe event %s (%s) failed: %s: %s", event.get("id"),
                       event.get("type"), type(error).__name__, error)

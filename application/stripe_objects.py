@@ -26,6 +26,18 @@ class StripeShapeError(DomainError):
     code = "STRIPE_EVENT_UNREADABLE"
 
 
+class UnknownPriceError(StripeShapeError):
+    """A subscription of one of our users at a Stripe price no plan sells: the plans'
+    settings are wrong, not the event nor the server. Answered 422 with nothing recorded:
+    Stripe delivers any non-2xx again (for up to three days), so once an operator names
+    the price (``tradetape plans update CODE --stripe-price``) the next delivery, or a
+    resend from Stripe's dashboard, records what the user paid for. Recording the event as
+    ignored instead would mark its id handled, and every later delivery would be a
+    duplicate that changes nothing."""
+
+    code = "STRIPE_PRICE_UNKNOWN"
+
+
 def moment(seconds: Any) -> datetime:
     if isinstance(seconds, bool) or not isinstance(seconds, int):
         raise StripeShapeError(f"not a Stripe timestamp: {seconds!r}")

@@ -18,6 +18,7 @@ from application.billing import BILLING_ACTOR, Billing
 from application.stripe_objects import (
     STATUSES,
     StripeShapeError,
+    UnknownPriceError,
     invoice_period,
     invoice_price,
     invoice_subscription,
@@ -234,8 +235,9 @@ class StripeWebhooks:
         plan = self.billing.catalogue.by_stripe_price(price) or (
             self.billing.catalogue.by_id(sub.plan_id) if sub is not None else None)
         if plan is None:
-            raise StripeShapeError(f"no plan sells Stripe price {price}: set it with "
-                                   "`tradetape plans update CODE --stripe-price`")
+            raise UnknownPriceError(f"no plan sells Stripe price {price}: set it with "
+                                    "`tradetape plans update CODE --stripe-price`; "
+                                    "Stripe delivers the event again")
         cancel = sub.cancel_at_period_end if cancel_at_end is None and sub else bool(
             cancel_at_end)
         period = Period(stripe_sub, status, start, end, plan.id, plan.version, cancel,

@@ -4,6 +4,7 @@ files signed the way Stripe signs them and posted to ``/webhooks/stripe``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -16,6 +17,7 @@ from domain.errors import DomainError
 from tests.api.conftest import CONFIG, CREATE_BOT, PASSWORD, Server, open_server
 from tests.stripe_events import (
     body,
+    charge_refunded,
     checkout_completed,
     invoice_event,
     payment_intent_event,
@@ -212,14 +214,39 @@ def test_an_unhandled_type_is_acknowledged_and_a_failing_handler_records_nothing
                                sub="sub_a", customer=customer, price=PRICE,
                                status="trialing", period=MONTH)
     assert deliver(billing, other).json()["outcome"] == "ignored"
+    early_refund = charge_refunded("evt_refund", T, charge="ch_unseen", customer=customer,
+                                   intent="pi_unseen", amount=1000, refunded=1000,
+                                   currency="USD")
+    before = head(billing)
+    response = deliver(billing, early_refund)
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "STRIPE_EVENT_UNREADABLE"
+    assert head(billing) == before  # Stripe retries; the marker was not saved either
+
+
+def test_an_unknown_price_is_refused_by_name_and_recorded_once_a_plan_sells_it(
+        billing, caplog):
+    alice = billing.user("alice")
+    customer = billing.runtime.billing.customer_of(alice.user_id, alice.email)
     unknown_price = subscription_event("customer.subscription.created", "evt_bad", T,
                                        sub="sub_a", customer=customer,
                                        price="price_nobody_sells", status="active",
                                        period=MONTH)
     before = head(billing)
-    response = deliver(billing, unknown_price)
-    assert response.status_code == 500
-    assert head(billing) == before  # Stripe retries; the marker was not saved either
+    caplog.set_level(logging.INFO, logger="tradetape")
+    for _ in range(2):  # Stripe's first delivery and a retry: refused alike
+        response = deliver(billing, unknown_price)
+        assert response.status_code == 422  # the plans' settings, not a fault of ours
+        error = response.json()["error"]
+        assert error["code"] == "STRIPE_PRICE_UNKNOWN"
+        assert "price_nobody_sells" in error["message"]
+    assert head(billing) == before  # no marker, no link, no subscription: nothing at all
+    assert billing.runtime.billing.subscription(alice.user_id) is None
+    lines = [r for r in caplog.records if r.name.startswith("tradetape")
+             and "evt_bad" in r.getMessage()]
+    assert len(lines) == 2  # one line a delivery, naming the code, without a traceback
+    assert all("STRIPE_PRICE_UNKNOWN" in r.getMessage() and r.exc_info is None
+               and not r.exc_text for r in lines)
     billing.runtime.billing.catalogue.update("PRO", "operator:test",
                                              stripe_price="price_nobody_sells")
     assert deliver(billing, unknown_price).json()["outcome"] == "handled"

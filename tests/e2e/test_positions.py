@@ -4,11 +4,12 @@ trailing stop follows a rising replayed market and sells on the turn."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
 
-from tests.e2e.conftest import new_user, wait_for
+from tests.e2e.conftest import FAST, new_user, wait_for
 from tests.positions_gql import OPEN_POSITION, PLACE_OCO, PLACE_TRAILING_STOP, POSITION
 
 pytestmark = pytest.mark.timeout(240)
@@ -35,8 +36,33 @@ def the_exit(server, token: str, position_id: str) -> dict:
     return group
 
 
+def replayed_from_the_demo_start(candles: int):
+    """The shipped month's (high, low, close) from the demo's first candle on, as
+    ``--demo`` anchors the replayed market (the next ``candles`` of it)."""
+    from adapters.marketdata.csv_candles import load_candles
+    from adapters.marketdata.shipped import shipped_series
+    from application.demo import DEMO_START_CANDLE
+    from application.server_settings import DEFAULT_FEED
+
+    series = load_candles(shipped_series(DEFAULT_FEED))
+    return [series.exact((DEMO_START_CANDLE + k) % len(series))[1:]
+            for k in range(candles)]
+
+
 def test_an_oco_whose_take_profit_fills_cancels_its_stop(launch):
-    server = launch()
+    # How an OCO placed "now" ends depends on the stretch of the replayed month it meets.
+    # Unanchored, the replay runs at 3000x from a fixed epoch, so that stretch follows from
+    # the wall clock and from how long the set-up took (longer under load): from 1,619 of
+    # the month's 43,200 candles the price falls 10 % before it rises 0.2 % (early
+    # November's slide), and from 200 more the rise takes longer than the wait. ``--demo``
+    # anchors the replay at its first candle when the server starts, so the OCO meets a
+    # known stretch whatever the clock; checked here on the data itself: placed within
+    # SETUP seconds, no price of the next SETUP + WAIT seconds reaches a stop 10 % below it.
+    setup, wait, per_second = 120, 150, int(FAST) // 60
+    stretch = replayed_from_the_demo_start((setup + wait) * per_second)
+    highest_entry = max(close for _, _, close in stretch[:setup * per_second])
+    assert min(low for _, low, _ in stretch) > highest_entry * D("0.9")
+    server = launch(demo=True)  # at FAST all the same (--speed is given)
     token = new_user(server, "oco@example.com")
     position = open_position(server, token, quoteAmount="100")
     take_profit = {}
@@ -55,10 +81,12 @@ def test_an_oco_whose_take_profit_fills_cancels_its_stop(launch):
         return answer
 
     placed = wait_for("an OCO placed around the market", place, timeout=30)
+    took = time.monotonic() - server.started_at
+    assert took < setup, f"placed {took:.0f} s after the start: past the stretch checked"
 
     group = wait_for("the take profit to fill", lambda: (
         g if (g := the_exit(server, token, position["id"]))["status"] != "ACTIVE" else None),
-        timeout=150)  # 0.2 % up: minutes of market time, longer when the machine is loaded
+        timeout=wait)  # 0.2 % up: at most 54 s of this stretch, more when loaded
     assert (group["status"], group["leg"]) == ("FILLED", "take_profit")
     assert D(group["fillPrice"]) == take_profit["price"]
     events = server.gql(HISTORY, {"id": placed["id"]}, token)["history"]["events"]

@@ -93,3 +93,13 @@ def test_an_unknown_projection_is_named_and_nothing_starts(server):
     assert (answer["code"], answer["errors"][0]["field"]) == ("UNKNOWN_PROJECTION", "names")
     assert "nosuch" in answer["errors"][0]["message"]
     assert server.runtime.rebuilds.latest() is None
+
+
+def test_the_progress_of_a_rebuild_that_does_not_exist_is_not_found(server):
+    root = server.user("root", role="admin")
+    unknown = "5f0c5a48-0000-4000-8000-000000000000"
+    [answer] = server.subscription(PROGRESS, {"id": unknown}, root.token)
+    assert answer["data"] is None
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == "NOT_FOUND"
+    assert error["message"] == f"no rebuild {unknown}"

@@ -92,6 +92,11 @@ def test_a_fetch_is_private_to_who_asked(server, sim):
     alice, bob = server.user("alice"), server.user("bob")
     started = server.gql(FETCH, {"input": ASKED}, alice.token)["fetchCandles"]
     assert server.gql(STATE, {"id": started["id"]}, bob.token)["candleFetch"] is None
+    [answer] = server.subscription(PROGRESS, {"id": started["id"]}, bob.token)
+    assert answer["data"] is None
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == "NOT_FOUND"
+    assert error["message"] == f"no candle fetch {started['id']}"
     assert ended(server, alice.token, started["id"])["status"] == "completed"
 
 

@@ -10,13 +10,12 @@ from decimal import Decimal
 from typing import Annotated
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.types import Info
 
 from api.graphql.admin.types import AdminErrors
 from api.graphql.common import FieldError, field_error, parse_uuid
 from api.graphql.permissions import IsAdmin, IsAdminAnsweringErrors, IsAuthenticated
-from api.graphql.polling import fraction, job_updates
+from api.graphql.polling import fraction, progress_updates
 from application.projection_rebuilds import RebuildProgress
 from domain.errors import DomainError
 
@@ -115,9 +114,7 @@ class ProjectionSubscriptions:
         "A rebuild's progress now, then as it moves, ending with its last state"))
     async def projection_rebuild_progress(self, info: Info, rebuild_id: strawberry.ID
                                           ) -> AsyncGenerator[ProjectionRebuild, None]:
-        state = _rebuild_of(info, rebuild_id)
-        if state is None:
-            raise GraphQLError(f"no rebuild {rebuild_id}", extensions={"code": "NOT_FOUND"})
-        moved = lambda s: (s.status, s.position, s.head)  # noqa: E731
-        async for shown in job_updates(state, moved, ProjectionRebuild.of):
+        async for shown in progress_updates(
+                _rebuild_of(info, rebuild_id), f"no rebuild {rebuild_id}",
+                lambda s: (s.status, s.position, s.head), ProjectionRebuild.of):
             yield shown

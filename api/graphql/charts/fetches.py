@@ -17,7 +17,7 @@ from strawberry.types import Info
 
 from api.graphql.common import Errors, FieldError, field_error, parse_uuid, utc
 from api.graphql.permissions import IsAuthenticated
-from api.graphql.polling import fraction, job_updates
+from api.graphql.polling import fraction, progress_updates
 from application.candle_fetches import FetchProgress, FetchRequest
 from domain.errors import DomainError
 
@@ -134,10 +134,8 @@ class CandleFetchSubscriptions:
         "A candle fetch's progress now, then as it moves, ending with its last state"))
     async def candle_fetch_progress(self, info: Info, fetch_id: strawberry.ID
                                     ) -> AsyncGenerator[CandleFetch, None]:
-        state = _visible(info, fetch_id)
-        if state is None:
-            raise GraphQLError(f"no candle fetch {fetch_id}", extensions={"code": "NOT_FOUND"})
-        moved = lambda s: (s.status, s.done, s.total)  # noqa: E731
-        async for shown in job_updates(state, moved, CandleFetch.of):
+        async for shown in progress_updates(
+                _visible(info, fetch_id), f"no candle fetch {fetch_id}",
+                lambda s: (s.status, s.done, s.total), CandleFetch.of):
             yield shown
 

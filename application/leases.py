@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
+from application.background import run_rounds
 from domain.errors import DomainError, LeaseLostError
 
 log = logging.getLogger("tradetape.leases")
@@ -229,18 +230,15 @@ class LeaseManager:
         self.store.leave()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.seconds / 4)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.tick()
-                self.last_error = None
-            except Exception as error:  # the database away: retried at the next tick,
-                # and the leases expire on their own if it lasts
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("lease tick failed: %s", self.last_error)
+        run_rounds(self.tick, stop=self._stop, wake=self._wake, every=self.seconds / 4,
+                   ended=self._ticked)
+
+    def _ticked(self, error: str | None) -> None:
+        """A failed tick (the database away) is tried again at the next one, and the
+        leases expire on their own if it lasts."""
+        self.last_error = error
+        if error is not None:
+            log.warning("lease tick failed: %s", error)
 
     def tick(self) -> None:
         """Renew, drop what was lost or is no longer wanted, then move toward the fair

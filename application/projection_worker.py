@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from application.background import run_rounds
+
 log = logging.getLogger("tradetape.projections")
 
 
@@ -70,15 +72,12 @@ class ProjectionWorker:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.poll)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.catch_up()
-                self.last_error = None
-            except Exception as error:  # the thread must outlive a bad round; /health says
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.error("projections: catch-up failed: %s", self.last_error)
-            self.rounds += 1
+        run_rounds(self.catch_up, stop=self._stop, wake=self._wake, every=self.poll,
+                   ended=self._caught_up)
+
+    def _caught_up(self, error: str | None) -> None:
+        """A failed round is tried again at the next one; /health says meanwhile."""
+        self.last_error = error
+        if error is not None:
+            log.error("projections: catch-up failed: %s", error)
+        self.rounds += 1

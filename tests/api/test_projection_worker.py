@@ -3,6 +3,7 @@ thread, which brings them up to the log; /health shows it and how far behind the
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
@@ -36,3 +37,53 @@ def test_a_live_step_leaves_the_read_models_to_their_own_thread(server) -> None:
     finally:
         worker.stop()
     assert not worker.running
+
+
+class _Away:
+    """The server's read models, behind a database that is away while ``away`` is set."""
+
+    def __init__(self, views) -> None:
+        self.views, self.away = views, True
+
+    def catch_up(self) -> int:
+        if self.away:
+            raise OSError("database is locked")
+        return self.views.catch_up()
+
+    def lag(self) -> dict[str, int]:
+        return self.views.lag()
+
+
+def _until(what: str, check) -> None:
+    deadline = time.monotonic() + 30
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_failed_catch_ups_show_on_health_and_the_thread_goes_on_until_stopped(
+        server, caplog) -> None:
+    runtime = server.runtime
+    worker = runtime.projection_worker
+    away = worker.views = _Away(worker.views)
+    worker.poll = 0.05
+    caplog.set_level(logging.ERROR, logger="tradetape.projections")
+    worker.start()
+    try:
+        _until("two failed rounds", lambda: worker.rounds >= 2)
+        shown = runtime.health()["projections"]["worker"]
+        assert shown["running"] is True  # the thread outlived its failed rounds
+        assert shown["last_error"] == "OSError: database is locked"
+        failed = [r for r in caplog.records if r.name == "tradetape.projections"]
+        assert failed and all(r.getMessage() == "projections: catch-up failed: OSError: "
+                              "database is locked" and r.exc_info is None for r in failed)
+        away.away = False
+        _until("a good round", lambda: runtime.health()["projections"]["worker"][
+            "last_error"] is None)
+    finally:
+        worker.stop()
+    assert not worker.running
+    rounds = worker.rounds
+    worker.wake()
+    time.sleep(0.2)
+    assert worker.rounds == rounds  # stopped: no round after it

@@ -78,6 +78,29 @@ def deal_fills(app: Application, deal_ids: Iterable[str]) -> dict[str, list[dict
     return found
 
 
+def deal_sells(app: Application, deal_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each deal's sells in order: every take profit step that sold part of it
+    (``Deal.StepSold``), then the exit that closed it (``Deal.Closed``), which is the last
+    step's sell when the last step closed it. ``step``: the take profit step (1 = the
+    first), None for an exit that was not one."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for deal_id in dict.fromkeys(deal_ids):
+        sells = found[deal_id] = []
+        for event in app.events.get(UUID(deal_id)):
+            name = type(event).__name__
+            if name == "StepSold":
+                step = event.step
+            elif name == "Closed":
+                step = (len(sells) + 1 if event.reason.value == "take_profit_step"
+                        else None)
+            else:
+                continue
+            sells.append({"order_id": str(event.order_id), "price": event.price,
+                          "amount": event.amount, "fee": event.fee, "step": step,
+                          "at": event.timestamp})
+    return found
+
+
 def plain(value: Any, name: str = "") -> Any:
     """JSON-ready: Decimals and ids as text, enums as values, times in ISO 8601, value
     objects as dicts; a field whose name looks secret is ``[redacted]``."""

@@ -42,10 +42,10 @@ MAX_COST = 5000
 MAX_FRAGMENT_DEPTH = 10  # fragments spreading fragments, ... (the rules recurse through them)
 MAX_EXPANDED_FIELDS = 5000  # fields once every spread is expanded (each costs at least 1)
 # Fields that read the event log or replay it, rather than one row of a view.
-WEIGHTS = {"config": 5, "fills": 5, "history": 100, "systemStatus": 5, "me": 2}
+WEIGHTS = {"config": 5, "fills": 5, "sells": 5, "history": 100, "systemStatus": 5, "me": 2}
 AS_OF_WEIGHT = 1000  # portfolio(asOf): the whole log is replayed
 DEFAULT_FIRST = {"leaderboard": 20}
-LIST_SIZES = {"orders": 10, "fills": 10, "pnlSeries": 30, "balances": 5, "events": 50,
+LIST_SIZES = {"orders": 10, "fills": 10, "sells": 4, "pnlSeries": 30, "balances": 5, "events": 50,
               "levels": 25, "errors": 3}
 
 

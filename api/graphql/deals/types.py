@@ -44,6 +44,18 @@ class Fill:
     at: datetime
 
 
+@strawberry.type(description="A sell of a deal: a take profit step, or the exit that closed it")
+class DealSell:
+    order_id: strawberry.ID
+    price: Decimal
+    amount: Decimal
+    fee: Decimal
+    at: datetime
+    step: int | None = strawberry.field(description=(
+        "The take profit step that sold (1 = the first; the last step's sell closes the "
+        "deal); null for an exit that was not a step"))
+
+
 @strawberry.type
 class Order:
     id: strawberry.ID
@@ -152,6 +164,13 @@ class Deal:
     async def fills(self, info: Info) -> list[Fill]:
         rows: list[dict[str, Any]] = await info.context.loaders.fills.load(str(self.id))
         return [Fill(**{**r, "order_id": strawberry.ID(r["order_id"])}) for r in rows]
+
+    @strawberry.field(description=(
+        "Every sell in order: each take profit step that sold part of the deal, then the "
+        "exit that closed it (fills lists the exit only)"))
+    async def sells(self, info: Info) -> list[DealSell]:
+        rows: list[dict[str, Any]] = await info.context.loaders.sells.load(str(self.id))
+        return [DealSell(**{**r, "order_id": strawberry.ID(r["order_id"])}) for r in rows]
 
     @strawberry.field
     async def bot(self, info: Info) -> Annotated[

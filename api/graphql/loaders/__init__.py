@@ -15,7 +15,7 @@ from api.graphql.loaders.factory import by_ids, in_thread, per_key
 from domain.errors import NotFoundError
 from projections import backtests, portfolio, queries
 from projections.audit_queries import audit_page
-from projections.history import aggregate_history, deal_fills
+from projections.history import aggregate_history, deal_fills, deal_sells
 
 
 class Loaders:
@@ -41,6 +41,7 @@ class Loaders:
             read.run(portfolio.portfolio, owner) if as_of is None
             else portfolio.portfolio_as_of(trading, owner, as_of) for owner, as_of in keys])
         self.fills = in_thread(lambda ids: _each(deal_fills(trading, ids), ids, list))
+        self.sells = in_thread(lambda ids: _each(deal_sells(trading, ids), ids, list))
         self.histories = in_thread(lambda keys: [aggregate_history(trading, i, as_of)
                                                  for i, as_of in keys])
         self.bot_configs = in_thread(lambda ids: [

@@ -5,7 +5,8 @@ by a second client, the read models kept by a projections process, as an operato
         [--database postgresql://postgres@127.0.0.1:5432/test] [--no-sqlite] \\
         [--fresh] [--drop] [--api-rate 500] [--warm-up 5]
 
-For each N, on PostgreSQL (the URL's database, schema ``bench_live_N``):
+For each N, on PostgreSQL (the URL's schema, ``_N`` after it for several N, else
+``bench_live_N``):
 
 1. **Seed**, unless the schema already holds a log (kept for the next runs; ``--fresh``
    seeds it again, ``--drop`` drops it after the run). ``--api-users`` users (10) are
@@ -221,6 +222,19 @@ class Roles(Processes):
         return time.perf_counter() - began
 
 
+def patiently(make, tries: int = 20):
+    """``make()``, tried again while the shared PostgreSQL server is out of connections
+    (other sessions on a development machine)."""
+    for attempt in range(tries):
+        try:
+            return make()
+        except Exception as error:
+            if "too many clients" not in str(error) or attempt == tries - 1:
+                raise
+            time.sleep(3)
+    return None
+
+
 def proc_stat(pid: int) -> tuple[float, float]:
     """(CPU seconds so far, RSS in MB) of process ``pid``."""
     try:
@@ -340,7 +354,7 @@ def run(url: str, bots: int, args, folder: Path, postgres: bool) -> dict:
         tokens = ([login(roles.port, 0, email(u), PASSWORD)
                    for u in range(min(args.api_users, (bots + PER_USER - 1) // PER_USER))]
                   if args.api_rate else [])
-        watch = LogWatch(url)
+        watch = patiently(lambda: LogWatch(url))
         began = time.time()
         while not any(s["n"] for s in read_steps(roles.steps)):
             if time.time() - began > 600:
@@ -402,6 +416,14 @@ def _s(seconds: float | None) -> float | None:
 
 
 # --- the parent ----------------------------------------------------------------------------
+
+
+def schema_of(url: str, n: int, several: bool) -> str:
+    """The URL's schema (``_N`` after it for several sizes), else ``bench_live_N``."""
+    from application.settings import parse_database_url
+
+    given = parse_database_url(url).env.get("POSTGRES_SCHEMA")
+    return f"bench_live_{n}" if not given else f"{given}_{n}" if several else given
 
 
 def drop_schema(url: str) -> None:
@@ -483,7 +505,7 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="candles per second")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured, per run")
     parser.add_argument("--database", default=DEFAULT_URL,
-                        help="a PostgreSQL URL (its schema: bench_live_N)")
+                        help="a PostgreSQL URL (its schema, else bench_live_N)")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--fresh", action="store_true",
                         help="drop the kept schema bench_live_N and seed it again")
@@ -500,7 +522,7 @@ def main() -> int:
     rows: list[tuple[str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         for n in sizes:
-            url = with_schema(args.database, f"bench_live_{n}")
+            url = with_schema(args.database, schema_of(args.database, n, len(sizes) > 1))
             try:
                 rows.append(("postgresql", measure("postgresql", url, n, args, Path(tmp),
                                                    args.fresh)))

@@ -55,6 +55,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -248,7 +249,9 @@ def proc_stat(pid: int) -> tuple[float, float]:
 
 
 class LogWatch:
-    """The log's head and the slowest projection's position, from the database."""
+    """The log's head and the slowest projection's position, from the database, sampled
+    every 0.5 s on a thread of its own from the start (so that a lag that began before the
+    measured window is timed from when it began, not from the window's start)."""
 
     def __init__(self, url: str):
         from application.bootstrap import open_trading
@@ -259,22 +262,33 @@ class LogWatch:
         self.views = open_view_store(parse_database_url(url))
         self.tracking = f"SELECT min(position) FROM {self.views.q(TRACKING)}"
         self.heads: list[tuple[float, int]] = []  # (time, head), every sample
-        self.behind: list[tuple[int, float]] = []  # (events, seconds), every sample
+        self.behind: list[tuple[float, int, float]] = []  # (time, events, seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
 
     def head(self) -> int:
         return self.trading.recorder.max_notification_id() or 0
 
-    def sample(self) -> None:
-        head = self.head()
-        position = self.views.query(self.tracking)[0][0] or 0
-        now = time.monotonic()
-        self.heads.append((now, head))
-        # the first event not yet projected was in the log since the first sample whose
-        # head reached it
-        since = next((t for t, h in self.heads if h > position), now)
-        self.behind.append((max(0, head - position), now - since))
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            head = self.head()
+            position = self.views.query(self.tracking)[0][0] or 0
+            now = time.monotonic()
+            self.heads.append((now, head))
+            # the first event not yet projected was in the log since the first sample whose
+            # head reached it (at most a sample late)
+            since = next((t for t, h in self.heads if h > position), now)
+            self.behind.append((now, max(0, head - position), now - since))
+
+    def within(self, t0: float, t1: float) -> tuple[list[int], list[float]]:
+        """(events behind, seconds behind) of the samples from ``t0`` to ``t1``."""
+        window = [(e, s) for t, e, s in self.behind if t0 <= t <= t1]
+        return [e for e, _ in window], [s for _, s in window]
 
     def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
         self.views.close()
         self.trading.close()
 
@@ -357,9 +371,11 @@ def run(url: str, bots: int, args, folder: Path, postgres: bool) -> dict:
         watch = patiently(lambda: LogWatch(url))
         began = time.time()
         while not any(s["n"] for s in read_steps(roles.steps)):
-            if time.time() - began > 600:
-                raise SystemExit("no candle delivered within 600 s")
-            roles.revive()
+            if time.time() - began > args.first_timeout:
+                raise SystemExit(f"no first step within {args.first_timeout:g} s")
+            ended = [name for name in names if roles.running[name].poll() is not None]
+            if ended:
+                raise SystemExit(f"{', '.join(ended)} exited (logs in {folder})")
             time.sleep(0.2)
         first = next(s for s in read_steps(roles.steps) if s["n"])
         row["first_step_s"] = round(first["s"], 2)
@@ -370,9 +386,7 @@ def run(url: str, bots: int, args, folder: Path, postgres: bool) -> dict:
             load = ApiLoad(roles.port, tokens, args.api_rate, t0 + args.seconds)
             load.start()
         stats0 = {name: proc_stat(pid) for name, pid in pids.items()}
-        while time.monotonic() - t0 < args.seconds:
-            watch.sample()
-            time.sleep(0.5)
+        time.sleep(args.seconds)
         t1, wall1, head1 = time.monotonic(), time.time(), watch.head()
         stats1 = {name: proc_stat(pid) for name, pid in pids.items()}
         if load is not None:
@@ -387,6 +401,7 @@ def run(url: str, bots: int, args, folder: Path, postgres: bool) -> dict:
             watch.close()
     window = [s for s in read_steps(roles.steps) if wall0 <= s["t"] <= wall1]
     lags = [lag for s in window for lag in s["lags"]]
+    behind, behind_s = watch.within(t0, t1)
     seconds = t1 - t0
     row.update({
         "seconds": round(seconds, 1),
@@ -395,10 +410,10 @@ def run(url: str, bots: int, args, folder: Path, postgres: bool) -> dict:
         "step_p99_ms": _ms(percentile([s["s"] for s in window], 99)),
         "lag_p50_s": _s(percentile(lags, 50)), "lag_p99_s": _s(percentile(lags, 99)),
         "events_per_s": round((head1 - head0) / seconds, 1),
-        "projection_lag_p50": percentile([e for e, _ in watch.behind], 50),
-        "projection_lag_max": max((e for e, _ in watch.behind), default=None),
-        "projection_lag_p50_s": _s(percentile([s for _, s in watch.behind], 50)),
-        "projection_lag_max_s": _s(max((s for _, s in watch.behind), default=None)),
+        "projection_lag_p50": percentile(behind, 50),
+        "projection_lag_max": max(behind, default=None),
+        "projection_lag_p50_s": _s(percentile(behind_s, 50)),
+        "projection_lag_max_s": _s(max(behind_s, default=None)),
         "processes": {name: {"cpu_pct": round((stats1[name][0] - stats0[name][0])
                                               / seconds * 100),
                              "rss_mb": round(stats1[name][1])} for name in names}})
@@ -516,26 +531,32 @@ def main() -> int:
                         help="users registered through identity, who log in for the load")
     parser.add_argument("--warm-up", type=float, default=5.0,
                         help="seconds after the first close before measuring")
+    parser.add_argument("--first-timeout", type=float, default=900.0,
+                        help="seconds the first step (every bot opens a deal) may take")
     args = parser.parse_args()
     os.environ.update(ENV)  # the seeding in this process registers users as serve would
     sizes = [int(n) for n in args.bots.split(",")]
     rows: list[tuple[str, dict]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
-        for n in sizes:
-            url = with_schema(args.database, schema_of(args.database, n, len(sizes) > 1))
-            try:
-                rows.append(("postgresql", measure("postgresql", url, n, args, Path(tmp),
-                                                   args.fresh)))
-            finally:
-                if args.drop:
-                    drop_schema(url)
-            if not args.no_sqlite:
-                rows.append(("sqlite", measure("sqlite", f"sqlite:///{tmp}/bench-{n}.sqlite",
-                                               n, args, Path(tmp), True)))
+    tmp = tempfile.mkdtemp(prefix="bench-live-")  # the processes' logs, SQLite files
+    for n in sizes:
+        url = with_schema(args.database, schema_of(args.database, n, len(sizes) > 1))
+        try:
+            rows.append(("postgresql", measure("postgresql", url, n, args, Path(tmp),
+                                               args.fresh)))
+        finally:
+            if args.drop:
+                drop_schema(url)
+        if not args.no_sqlite:
+            rows.append(("sqlite", measure("sqlite", f"sqlite:///{tmp}/bench-{n}.sqlite", n,
+                                           args, Path(tmp), True)))
     print(f"bench_live: {args.speed:g} candles/s, {args.seconds:g} s measured per run "
           f"(after the first close and {args.warm_up:g} s), GraphQL at {args.api_rate:g} "
           "req/s from a second client")
     print(" | ".join(["store", *(title for _, title in COLUMNS)]))
+    if any("error" in row for _, row in rows):
+        print(f"(logs in {tmp})")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     for store, row in rows:
         print_row(store, row)
     met = bool(rows)

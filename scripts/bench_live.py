@@ -68,6 +68,7 @@ from pathlib import Path
 from bench_api import BOTS, PORTFOLIO, SERVER_PIDS, Result, graphql_request, login, open_loop
 from clone_seed import Cloner, copy_users, ensure_schema, rebuild_projections, template
 from drill_kill import Processes, with_schema
+from drill_watch import Leases
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -305,6 +306,7 @@ class ApiLoad:
     tokens: list[str]
     rate: float
     until: float  # time.monotonic() when the measured window ends
+    turn: float = API_TURN_S  # seconds of one query's turn
     results: dict[str, list[Result]] = field(default_factory=lambda: {"portfolio": [],
                                                                        "bots": []})
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -320,7 +322,7 @@ class ApiLoad:
         while not self._stop.is_set() and self.until - time.monotonic() > 1:
             name, query = queries[turn % 2]
             requests = [graphql_request(self.port, query, t) for t in self.tokens]
-            seconds = min(API_TURN_S, self.until - time.monotonic())
+            seconds = min(self.turn, self.until - time.monotonic())
             self.results[name].append(await open_loop(
                 name, self.port, requests, rate=self.rate, seconds=seconds,
                 connections=16, graphql=True))
@@ -329,7 +331,7 @@ class ApiLoad:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(API_TURN_S * 3)
+            self._thread.join(self.turn * 3)
 
     def figures(self, name: str) -> dict:
         runs = self.results[name]
@@ -344,6 +346,36 @@ class ApiLoad:
 
 
 # --- one run ---------------------------------------------------------------------------------
+
+
+def check(roles: Roles, names: list[str], began: float, args) -> None:
+    """Stop waiting when a process exited or the first step takes too long."""
+    if time.time() - began > args.first_timeout:
+        raise SystemExit(f"no first step within {args.first_timeout:g} s")
+    ended = [name for name in names if roles.running[name].poll() is not None]
+    if ended:
+        raise SystemExit(f"{', '.join(ended)} exited (logs in {roles.folder})")
+
+
+def all_leased(url: str, bots: int, postgres: bool, check) -> float:
+    """When (Unix time) the engine held a lease on every bot (at once on SQLite: one
+    process trades them all)."""
+    if not postgres:
+        return time.time()
+    leases = patiently(lambda: Leases(url))
+    try:
+        seen, since = -1, time.monotonic()
+        while (held := len(leases.held())) < bots:
+            if held != seen:
+                seen, since = held, time.monotonic()
+            elif held and time.monotonic() - since > 30:  # some bots no longer run
+                say(f"  {held} of {bots} bots leased, no more for 30 s")
+                break
+            check()
+            time.sleep(0.2)
+        return time.time()
+    finally:
+        leases.conn.close()
 
 
 def read_steps(path: Path) -> list[dict]:
@@ -370,20 +402,26 @@ def run(url: str, bots: int, args, folder: Path, postgres: bool) -> dict:
                   if args.api_rate else [])
         watch = patiently(lambda: LogWatch(url))
         began = time.time()
-        while not any(s["n"] for s in read_steps(roles.steps)):
-            if time.time() - began > args.first_timeout:
-                raise SystemExit(f"no first step within {args.first_timeout:g} s")
-            ended = [name for name in names if roles.running[name].poll() is not None]
-            if ended:
-                raise SystemExit(f"{', '.join(ended)} exited (logs in {folder})")
+        leased = all_leased(url, bots, postgres, lambda: check(roles, names, began, args))
+        row["leased_s"] = round(leased - began, 2)
+        say(f"  every bot leased {row['leased_s']} s after the api was ready")
+
+        def first_step() -> dict | None:  # the first close every bot took part in
+            return next((s for s in read_steps(roles.steps)
+                         if s["n"] and s["t"] - s["s"] >= leased), None)
+
+        while first_step() is None:
+            check(roles, names, began, args)
             time.sleep(0.2)
-        first = next(s for s in read_steps(roles.steps) if s["n"])
+        first = first_step()
         row["first_step_s"] = round(first["s"], 2)
-        say(f"  first close stepped in {first['s']:.1f} s; warming up {args.warm_up:g} s")
+        say(f"  first close with every bot stepped in {first['s']:.1f} s "
+            f"({first['e']} events); warming up {args.warm_up:g} s")
         time.sleep(args.warm_up)
         t0, wall0, head0 = time.monotonic(), time.time(), watch.head()
         if tokens:
-            load = ApiLoad(roles.port, tokens, args.api_rate, t0 + args.seconds)
+            load = ApiLoad(roles.port, tokens, args.api_rate, t0 + args.seconds,
+                           min(API_TURN_S, args.seconds / 2))  # both queries take a turn
             load.start()
         stats0 = {name: proc_stat(pid) for name, pid in pids.items()}
         time.sleep(args.seconds)
@@ -477,7 +515,7 @@ COLUMNS = [("bots", "bots"), ("candles_per_s", "candles/s"), ("step_p50_ms", "st
            ("step_p99_ms", "step p99 ms"), ("lag_p50_s", "lag p50 s"), ("lag_p99_s", "lag p99 s"),
            ("events_per_s", "events/s"), ("projection_lag_p50_s", "proj lag p50 s"),
            ("projection_lag_max_s", "proj lag max s"), ("projection_lag_max", "proj max events"),
-           ("first_step_s", "1st step s"), ("seed_s", "seed s")]
+           ("leased_s", "leased s"), ("first_step_s", "1st step s"), ("seed_s", "seed s")]
 
 
 def print_row(store: str, row: dict) -> None:
@@ -553,10 +591,6 @@ def main() -> int:
           f"(after the first close and {args.warm_up:g} s), GraphQL at {args.api_rate:g} "
           "req/s from a second client")
     print(" | ".join(["store", *(title for _, title in COLUMNS)]))
-    if any("error" in row for _, row in rows):
-        print(f"(logs in {tmp})")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
     for store, row in rows:
         print_row(store, row)
     met = bool(rows)
@@ -565,6 +599,10 @@ def main() -> int:
             if store == "postgresql":
                 met = met and ok
             print(f"{'MET   ' if ok else 'MISSED'} {store}: {text}")
+    if met:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:  # a run that missed keeps the processes' logs to be looked at
+        print(f"(the processes' logs: {tmp})")
     print(f"{'MET' if met else 'MISSED'}: {','.join(map(str, sizes))} bots at "
           f"{args.speed:g} candles/s on PostgreSQL (one engine, one api, one projections "
           f"process): p99 lag < {MAX_LAG_S:g} s, GraphQL {args.api_rate:g} req/s p99 < "

@@ -357,6 +357,12 @@ def check(roles: Roles, names: list[str], began: float, args) -> None:
         raise SystemExit(f"{', '.join(ended)} exited (logs in {roles.folder})")
 
 
+def live_leases(leases: Leases) -> int:
+    """Bots leased by a live worker (a killed engine's leases stay until they expire)."""
+    alive = leases.alive()
+    return sum(worker in alive for worker in leases.held().values())
+
+
 def all_leased(url: str, bots: int, postgres: bool, check) -> float:
     """When (Unix time) the engine held a lease on every bot (at once on SQLite: one
     process trades them all)."""
@@ -365,7 +371,7 @@ def all_leased(url: str, bots: int, postgres: bool, check) -> float:
     leases = patiently(lambda: Leases(url))
     try:
         seen, since = -1, time.monotonic()
-        while (held := len(leases.held())) < bots:
+        while (held := live_leases(leases)) < bots:
             if held != seen:
                 seen, since = held, time.monotonic()
             elif held and time.monotonic() - since > 30:  # some bots no longer run

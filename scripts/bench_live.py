@@ -23,8 +23,9 @@ For each N, on PostgreSQL (the URL's schema, ``_N`` after it for several N, else
    step of its live loop to a file) and ``--role api``; start time: each one's launch to
    its ready line (the api: to ``/health`` answering).
 3. **Run** the replayed market at S candles per second (``--speed`` 60 x S) for a warm-up
-   (the first close, where every bot without a deal opens one, and ``--warm-up`` s after
-   it; printed apart) and then T seconds, measured from outside the engine's step:
+   (until the engine leases every bot, then the first close they all take part in, where
+   every bot without a deal opens one, and ``--warm-up`` s after it; printed apart) and
+   then T seconds, measured from outside the engine's step:
    - candles/s kept (delivered / T) against S, step time p50/p99 and lag p50/p99 (a
      candle's close on the server's clock to the end of its step), from the engine's
      step file;

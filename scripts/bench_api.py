@@ -557,14 +557,16 @@ async def open_loop(
     )
 
 
-def login(port: int, user: int) -> str:
+def login(port: int, user: int, address: str | None = None, password: str = PASSWORD) -> str:
+    """An access token of user ``user`` (or of ``address``, with ``password``)."""
     import urllib.request
 
     query = (
         "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { "
         "... on AuthPayload { accessToken } ... on AuthError { code message } } }"
     )
-    body = json.dumps({"query": query, "variables": {"e": email(user), "p": PASSWORD}})
+    variables = {"e": address or email(user), "p": password}
+    body = json.dumps({"query": query, "variables": variables})
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
         data=body.encode(),

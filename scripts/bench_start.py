@@ -6,13 +6,14 @@
 
 The log (kept in its own PostgreSQL schema for the next runs unless ``--fresh``) holds
 ``--bots`` running paper bots, 10 per user, each user with one paper account, and about
-``--events`` events. It is made by the application itself for one user (an account, a
-deposit, 10 bots with different take-profits, paper trading on a saw-tooth market until the
-user's share of the events is reached, ending with deals and resting orders open), then
-that user's stored events are copied for every other user with every id renamed (ids
-derived from an owner, like its bot roster's, derived again): the same events the
-application would write for them, written with ``COPY`` instead of one save at a time.
-The projections are then rebuilt once (``tradetape projections rebuild``).
+``--events`` events, seeded by ``scripts/clone_seed.py`` (shared with bench_live). It is
+made by the application itself for one user (an account, a deposit, 10 bots with
+different take-profits, paper trading on a saw-tooth market until the user's share of
+the events is reached, ending with deals and resting orders open), then that user's
+stored events are copied for every other user with every id renamed (ids derived from an
+owner, like its bot roster's, derived again): the same events the application would write
+for them, written with ``COPY`` instead of one save at a time. The projections are then
+rebuilt once (``tradetape projections rebuild``).
 
 Then ``serve`` is started ``--starts`` times (stopped gracefully in between: the first start
 after seeding takes the snapshots the next ones read); each line says seconds to the first
@@ -27,183 +28,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-import uuid
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
+
+from clone_seed import ensure_schema, log, seed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 BASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 GOAL_SECONDS = 5.0
-BOTS_PER_USER = 10
-T0 = datetime(2025, 11, 1, tzinfo=UTC)
-UUID_TEXT = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-                       rb"|[0-9a-f]{32}")
-
-
-def log(text: str) -> None:
-    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
-    sys.stderr.flush()
-
-
-# --- the template: one user's history, made by the application ---------------------------
-
-def bot_config(i: int, price: Decimal):
-    from domain.dca import DcaConfig
-
-    return DcaConfig.from_mapping({
-        "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
-        "max_safety_orders": 4, "price_deviation_pct": str(Decimal("0.4") + i * Decimal("0.05")),
-        "safety_volume_scale": "1.5", "safety_step_scale": "1.2",
-        "take_profit_pct": str(Decimal("0.3") + i * Decimal("0.07"))})
-
-
-def market_price() -> Decimal:
-    """Where the shipped series the server replays trades (its first close)."""
-    from adapters.marketdata.csv_candles import load_candles
-    from adapters.marketdata.shipped import shipped_series
-    from application.server_settings import DEFAULT_FEED
-
-    return Decimal(str(load_candles(shipped_series(DEFAULT_FEED)).close[0])).quantize(
-        Decimal("0.01"))
-
-
-def template(events_per_user: int):
-    """One user's stored events, made by the application on a memory store."""
-    from adapters.clock import SequentialIds, SettableClock
-    from adapters.exchanges.paper import PaperExchange
-    from application.bootstrap import open_trading
-    from application.paper_trading import PaperTrading
-    from application.replay import read_log
-
-    clock, ids = SettableClock(T0), SequentialIds("bench-start-template")
-    trading = open_trading("memory", clock=clock, ids=ids)
-    owner = str(ids.new_id())
-    account = trading.open_account(owner_id=owner, exchange="paper", quote_asset="USDT")
-    trading.deposit(account, "USDT", Decimal("1000000"), actor=owner)
-    price = market_price()
-    for i in range(BOTS_PER_USER):
-        bot_id = trading.create_bot(owner_id=owner, name=f"bot {i}", config=bot_config(i, price),
-                                    exchange_account_id=str(account))
-        trading.start_bot(bot_id, actor=owner)
-    paper = PaperTrading(trading, ids, lambda pair, q, b: PaperExchange(
-        pair, quote_balance=q, base_balance=b))
-    paper.resume()
-    # A saw-tooth around the market: deals open, ladder down, close at their targets; the
-    # last candles fall so that deals and resting orders are open at the end.
-    saw = [Decimal(x) for x in ("1", "0.995", "0.99", "0.985", "0.98", "0.99", "1.005",
-                                "1.015")]
-    n = 0
-    while (trading.recorder.max_notification_id() or 0) < events_per_user or n % 8 != 5:
-        o, c = price * saw[n % 8], price * saw[(n + 1) % 8]
-        clock.current = T0 + timedelta(minutes=n + 1)
-        paper.on_candle("BTC/USDT", int(clock.current.timestamp() * 1000) - 60_000, o,
-                        max(o, c), min(o, c), c, clock.current)
-        n += 1
-    rows = [(n.originator_id, n.originator_version, n.topic, bytes(n.state))
-            for n in read_log(trading)]
-    trading.close()
-    return owner, rows
-
-
-class Cloner:
-    """The template's events for another user: every id it names renamed, the ids derived
-    from the owner derived again. Each state is cut once at its ids, so a copy is a join."""
-
-    def __init__(self, owner: str, rows: list[tuple]):
-        from domain.risk import risk_id
-        from domain.rosters import roster_id
-
-        self.owner = uuid.UUID(owner)
-        self.derived = {roster_id(owner): roster_id, risk_id(owner): risk_id}
-        self.rows = []
-        for oid, version, topic, state in rows:
-            parts, slots, last = [], [], 0
-            for match in UUID_TEXT.finditer(state):
-                parts.append(state[last:match.start()])
-                text = match.group().decode()
-                slots.append((uuid.UUID(text), len(text) == 32))
-                last = match.end()
-            parts.append(state[last:])
-            self.rows.append((oid, version, topic, parts, slots))
-
-    def mapping(self, k: int) -> dict[uuid.UUID, uuid.UUID]:
-        owner = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-start:{k}:owner")
-        names: dict[uuid.UUID, uuid.UUID] = {self.owner: owner}
-        for old, derive in self.derived.items():
-            names[old] = derive(str(owner))
-        return names
-
-    def clone(self, k: int):
-        names = self.mapping(k)
-
-        def new(old: uuid.UUID) -> uuid.UUID:
-            found = names.get(old)
-            if found is None:
-                found = names[old] = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-start:{k}:{old}")
-            return found
-
-        for oid, version, topic, parts, slots in self.rows:
-            pieces = [parts[0]]
-            for (old, is_hex), part in zip(slots, parts[1:], strict=True):
-                renamed = new(old)
-                pieces.append((renamed.hex if is_hex else str(renamed)).encode())
-                pieces.append(part)
-            yield new(oid), version, topic, b"".join(pieces)
-
-
-def seed(url: str, bots: int, events: int, projections: list[str] | None = None) -> int:
-    from adapters.event_store.sealing import SEALS_TABLE, canonical_id
-    from application.bootstrap import open_trading
-    from application.settings import parse_database_url
-
-    users = max(1, bots // BOTS_PER_USER)
-    started = time.perf_counter()
-    owner, rows = template(max(1, events // users))
-    log(f"template: {len(rows)} events for one user of {BOTS_PER_USER} bots "
-        f"({time.perf_counter() - started:.1f} s)")
-    cloner = Cloner(owner, rows)
-    trading = open_trading(url)  # creates the tables (and the audit key) as serve would
-    key = trading.recorder.sealing_key()
-    schema = parse_database_url(url).env.get("POSTGRES_SCHEMA", "public")
-    table = trading.recorder.events_table_name
-    written = 0
-    with trading.recorder.datastore.get_connection() as conn:
-        for k in range(users):
-            with conn.cursor() as cursor:
-                events_copy = (f'COPY "{schema}"."{table}" (originator_id, originator_version, '
-                               f"topic, state) FROM STDIN")
-                copied = list(cloner.clone(k))
-                with cursor.copy(events_copy) as copy:
-                    for row in copied:
-                        copy.write_row(row)
-                if key is not None:
-                    with cursor.copy(f'COPY "{schema}"."{SEALS_TABLE}" FROM STDIN') as copy:
-                        for oid, version, topic, state in copied:
-                            copy.write_row((oid, version, key.fingerprint, key.seal(
-                                canonical_id(oid), version, topic, state)))
-            conn.commit()
-            written += len(copied)
-            if k % max(1, users // 10) == 0:
-                rate = written / (time.perf_counter() - started)
-                log(f"seeded {k + 1}/{users} users, {written} events ({rate:,.0f}/s)")
-    trading.close()
-    log(f"seeded {written} events in {time.perf_counter() - started:.1f} s; rebuilding "
-        "the projections")
-    began = time.perf_counter()
-    subprocess.run([str(ROOT / ".venv/bin/tradetape"), "projections", "rebuild",
-                    *(projections or []), "--database", url], check=True, cwd=ROOT,
-                   stdout=subprocess.DEVNULL)
-    log(f"projections rebuilt in {time.perf_counter() - began:.1f} s")
-    return written
 
 
 def head_of(url: str) -> int:
@@ -214,23 +52,6 @@ def head_of(url: str) -> int:
         return trading.recorder.max_notification_id() or 0
     finally:
         trading.close()
-
-
-def ensure_schema(url: str, fresh: bool) -> bool:
-    """True when the schema must be seeded."""
-    import psycopg
-
-    from application.settings import _connect_kwargs, parse_database_url
-
-    env = parse_database_url(url).env
-    schema = env.get("POSTGRES_SCHEMA", "public")
-    with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
-        if fresh:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        found = conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
-                             "AND table_name = 'trading_events'", (schema,)).fetchone()
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    return fresh or found is None
 
 
 # --- timing a start -----------------------------------------------------------------------

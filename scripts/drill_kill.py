@@ -81,17 +81,22 @@ class Processes:
         self.starts: Counter = Counter()
         self.exits: Counter = Counter()  # processes that exited by themselves
 
-    def start(self, name: str) -> None:
+    def command(self, name: str) -> list[str]:
+        """``tradetape serve --role ROLE`` for the process ``name`` (``engine-2``: an engine)."""
         role = name.split("-", maxsplit=1)[0]
         command = [str(TRADETAPE), "serve", "--role", role, "--database", self.url,
                    "--speed", f"{self.speed:g}"]
-        if role == "api":
+        if role in ("api", "all"):
             command += ["--port", str(self.port)]
+        return command
+
+    def start(self, name: str) -> None:
         self.starts[name] += 1
         log = self.folder / f"{name}-{self.starts[name]}.log"
         with log.open("wb") as out:
-            self.running[name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                                  env=self.env, cwd=self.folder)
+            self.running[name] = subprocess.Popen(self.command(name), stdout=out,
+                                                  stderr=subprocess.STDOUT, env=self.env,
+                                                  cwd=self.folder)
 
     def wait_started(self, name: str, line: str, timeout: float = 60) -> None:
         log = self.folder / f"{name}-{self.starts[name]}.log"

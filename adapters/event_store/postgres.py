@@ -167,6 +167,7 @@ class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
     # The off switch (``TRADETAPE_LIBRARY_APPEND=1``): the library's own append, all its
     # statements in one psycopg pipeline. Kept to compare bytes with; see ``_append``.
     library_append = False
+    _insert_columns_statement: Any = None  # made at the first append (``_insert_columns``)
 
     def insert_events(self, stored_events: Sequence[Any], **kwargs: Any) -> Any:
         try:
@@ -208,11 +209,32 @@ class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
             curs.execute(sql.SQL("; ").join(
                 [*self.lock_table_statements,
                  sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name))]))
-            postgres.PostgresAggregateRecorder._insert_stored_events(
-                self, curs, stored_events, **kwargs)
+            self._insert_columns(curs, stored_events)
             ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-            self._seal(curs, stored_events)
+            self._seal(curs, stored_events, binary=True)
             return ids
+
+    def _insert_columns(self, curs: Any, stored_events: Sequence[Any]) -> None:
+        """The library's INSERT (same table, columns, order and RETURNING), its rows sent as
+        one array per column in binary instead of one array of its composite type in text.
+
+        WHY: psycopg dumps a composite array as text, escaping every field of every event
+        with a regular expression: a third of a heavy step's processor time (12,000 events
+        at 1,000 bots' first close: ~0.9 s of 2.8 s). Binary uuid, bigint, text and bytea
+        arrays are copied as they are. ``unnest`` of several arrays yields their elements
+        side by side in order, as the composite array's did, so the events get the same
+        positions in the log."""
+        if self._insert_columns_statement is None:
+            self._insert_columns_statement = sql.SQL(
+                "INSERT INTO {} (originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(%b::{}[], %b::bigint[], %b::text[], %b::bytea[]) "
+                "RETURNING notification_id").format(
+                sql.Identifier(self.datastore.schema, self.events_table_name),
+                sql.SQL(self.datastore.originator_id_type))
+        curs.execute(self._insert_columns_statement, (
+            [s.originator_id for s in stored_events],
+            [s.originator_version for s in stored_events],
+            [s.topic for s in stored_events], [s.state for s in stored_events]))
 
     def _insert_events(self, curs: Any, stored_events: Sequence[Any], **kwargs: Any) -> None:
         """The library's hook, first in its pipelined append (the off switch only)."""
@@ -222,16 +244,20 @@ class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
         super()._insert_events(curs, stored_events, **kwargs)
         self._seal(curs, stored_events)
 
-    def _seal(self, curs: Any, stored_events: Sequence[Any]) -> None:
+    def _seal(self, curs: Any, stored_events: Sequence[Any], binary: bool = False) -> None:
+        """``binary``: the arrays sent in binary (our append; see ``_insert_columns``), else
+        in text as before (the off switch: the library's pipeline as it always ran)."""
         rows = self.seal_rows(stored_events, lambda oid: oid)
         if rows:
             # One statement (an executemany is a pipeline of its own in psycopg). A seal
             # left behind by a deleted event must not outlive a new one; if the events'
             # insert fails, the transaction takes this back too.
+            mark = "%b" if binary else "%s"
             curs.execute(sql.SQL(
-                "INSERT INTO {} SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], "
-                "%s::text[]) ON CONFLICT (originator_id, originator_version) DO UPDATE SET "
-                "key_id = excluded.key_id, seal = excluded.seal").format(self.seals),
+                f"INSERT INTO {{}} SELECT * FROM unnest({mark}::uuid[], {mark}::bigint[], "
+                f"{mark}::text[], {mark}::text[]) ON CONFLICT (originator_id, "
+                "originator_version) DO UPDATE SET key_id = excluded.key_id, "
+                "seal = excluded.seal").format(self.seals),
                 [list(column) for column in zip(*rows, strict=True)])
 
     def sealed_log_page(self, after: int, stop: int, limit: int) -> list[tuple]:

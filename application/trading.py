@@ -111,11 +111,19 @@ class Trading(Application[UUID]):
         """Append events already collected from their aggregates (several engine steps'
         worth, in the order they were decided) in one transaction. No snapshots are taken
         of their aggregates (Trading takes none)."""
+        return len(self.append_positions(events))
+
+    def append_positions(self, events: list[TradetapeAggregate.Event]) -> list[int]:
+        """``append_collected``, returning the positions in the log the events took, in
+        order (empty where the store gives none: the memory store without notifications)."""
         processing = ProcessingEvent[UUID]()
         processing.events.extend(events)
-        return self._append(processing)
+        return [r.notification.id for r in self._recordings(processing)]
 
     def _append(self, processing: ProcessingEvent[UUID]) -> int:
+        return len(self._recordings(processing))
+
+    def _recordings(self, processing: ProcessingEvent[UUID]) -> list:
         try:
             recordings = self._record(processing)
         except IntegrityError:
@@ -124,7 +132,7 @@ class Trading(Application[UUID]):
             ) from None
         self._take_snapshots(processing)
         self._notify(recordings)
-        return len(recordings)
+        return recordings
 
     def _change(
         self, aggregate_id: UUID, kind: type[A], command: Callable[[A], Any], idempotent: bool

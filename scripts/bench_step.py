@@ -84,10 +84,10 @@ class Counts:
 
     def __init__(self, trading):
         self.appends = self.loads = 0
-        real_append, real_load, real_many = (trading.append_collected, trading.load,
+        real_append, real_load, real_many = (trading.append_positions, trading.load,
                                              trading.load_many)
 
-        def append_collected(events):
+        def append_positions(events):
             self.appends += 1
             return real_append(events)
 
@@ -99,7 +99,7 @@ class Counts:
             self.loads += 1
             return real_many(ids, kind)
 
-        trading.append_collected, trading.load, trading.load_many = (append_collected, load,
+        trading.append_positions, trading.load, trading.load_many = (append_positions, load,
                                                                      load_many)
 
 

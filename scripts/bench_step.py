@@ -39,20 +39,28 @@ def copy_schema(base: str, template: str, schema: str) -> None:
     host = base.split("//", 1)[1].split("/", 1)
     user, hostport = host[0].split("@")
     db = host[1]
-    args = ["-h", hostport.split(":")[0], "-p", (hostport.split(":") + ["5432"])[1],
-            "-U", user, db]
-    for attempt in range(5):  # (fails when another session drops a schema meanwhile)
-        done = subprocess.run(["pg_dump", "-n", template, *args], capture_output=True,
-                              text=True, check=False)
+    args = ["-h", hostport.split(":")[0], "-p", [*hostport.split(":"), "5432"][1], "-U", user, db]
+    for _attempt in range(5):  # (fails when another session drops a schema meanwhile)
+        done = subprocess.run(
+            ["pg_dump", "-n", template, *args], capture_output=True, text=True, check=False
+        )
         if done.returncode == 0:
             break
         print(f"  pg_dump: {done.stderr.strip()[:200]}", file=sys.stderr)
         time.sleep(1)
     dump = done.stdout
-    renamed = dump.replace(f"{template}.", f"{schema}.").replace(
-        f"SCHEMA {template}", f"SCHEMA {schema}").replace(f"'{template}'", f"'{schema}'")
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", *args], input=renamed, text=True,
-                   check=True, capture_output=True)
+    renamed = (
+        dump.replace(f"{template}.", f"{schema}.")
+        .replace(f"SCHEMA {template}", f"SCHEMA {schema}")
+        .replace(f"'{template}'", f"'{schema}'")
+    )
+    subprocess.run(
+        ["psql", "-q", "-v", "ON_ERROR_STOP=1", *args],
+        input=renamed,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 def copy_keys(base: str, template: str, schema: str) -> None:
@@ -69,10 +77,11 @@ def drop_schema(base: str, schema: str) -> None:
 
     from application.settings import _connect_kwargs, parse_database_url
 
-    for attempt in range(30):  # (a shared server may be out of connections a while)
+    for _attempt in range(30):  # (a shared server may be out of connections a while)
         try:
-            with psycopg.connect(**_connect_kwargs(parse_database_url(base).env),
-                                 autocommit=True) as conn:
+            with psycopg.connect(
+                **_connect_kwargs(parse_database_url(base).env), autocommit=True
+            ) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             return
         except psycopg.OperationalError:
@@ -84,8 +93,11 @@ class Counts:
 
     def __init__(self, trading):
         self.appends = self.loads = 0
-        real_append, real_load, real_many = (trading.append_positions, trading.load,
-                                             trading.load_many)
+        real_append, real_load, real_many = (
+            trading.append_positions,
+            trading.load,
+            trading.load_many,
+        )
 
         def append_positions(events):
             self.appends += 1
@@ -99,8 +111,11 @@ class Counts:
             self.loads += 1
             return real_many(ids, kind)
 
-        trading.append_positions, trading.load, trading.load_many = (append_positions, load,
-                                                                     load_many)
+        trading.append_positions, trading.load, trading.load_many = (
+            append_positions,
+            load,
+            load_many,
+        )
 
 
 def run(url: str, candles: int, profile: str | None) -> list[dict]:
@@ -133,12 +148,21 @@ def run(url: str, candles: int, profile: str | None) -> list[dict]:
         appends, loads = counts.appends, counts.loads
         cpu, wall = time.thread_time(), time.perf_counter()
         events = paper.on_candle("BTC/USDT", ts_ms, o, h, low, c, at)
-        rows.append({"cpu": time.thread_time() - cpu, "wall": time.perf_counter() - wall,
-                     "events": events, "appends": counts.appends - appends,
-                     "loads": counts.loads - loads})
+        rows.append(
+            {
+                "cpu": time.thread_time() - cpu,
+                "wall": time.perf_counter() - wall,
+                "events": events,
+                "appends": counts.appends - appends,
+                "loads": counts.loads - loads,
+            }
+        )
         if i % 20 == 0:
-            print(f"  candle {i}: {events} events, cpu {rows[-1]['cpu'] * 1000:.1f} ms",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  candle {i}: {events} events, cpu {rows[-1]['cpu'] * 1000:.1f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -152,12 +176,14 @@ def summary(name: str, rows: list[dict]) -> str:
         return f"{name}: none"
     cpu = [r["cpu"] * 1000 for r in rows]
     wall = [r["wall"] * 1000 for r in rows]
-    return (f"{name}: {len(rows)} candles, CPU ms p50 {statistics.median(cpu):.2f} "
-            f"mean {statistics.fmean(cpu):.2f} max {max(cpu):.1f}, wall ms p50 "
-            f"{statistics.median(wall):.1f} mean {statistics.fmean(wall):.1f}, events "
-            f"{sum(r['events'] for r in rows)}, CPU us/event "
-            f"{sum(cpu) * 1000 / max(1, sum(r['events'] for r in rows)):.1f}, transactions "
-            f"{sum(r['appends'] for r in rows)}, loads {sum(r['loads'] for r in rows)}")
+    return (
+        f"{name}: {len(rows)} candles, CPU ms p50 {statistics.median(cpu):.2f} "
+        f"mean {statistics.fmean(cpu):.2f} max {max(cpu):.1f}, wall ms p50 "
+        f"{statistics.median(wall):.1f} mean {statistics.fmean(wall):.1f}, events "
+        f"{sum(r['events'] for r in rows)}, CPU us/event "
+        f"{sum(cpu) * 1000 / max(1, sum(r['events'] for r in rows)):.1f}, transactions "
+        f"{sum(r['appends'] for r in rows)}, loads {sum(r['loads'] for r in rows)}"
+    )
 
 
 def main() -> int:

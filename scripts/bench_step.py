@@ -130,7 +130,10 @@ def run(url: str, candles: int, profile: str | None) -> list[dict]:
     leases.seconds = 3600.0  # no renewal needed while we measure
     leases.store.join(leases.seconds)
     leases.tick()  # the worker's first share: every bot
-    print(f"  following {len(paper.bot_ids)} bots", file=sys.stderr, flush=True)
+    followed, held = len(paper.bot_ids), len(leases.held)
+    print(f"  following {followed} bots", file=sys.stderr, flush=True)
+    if followed < held:  # e.g. the shared server was out of connections: not comparable
+        raise SystemExit(f"only {followed} of the {held} bots leased could be followed")
     counts = Counts(runtime.trading)
     series = load_candles(shipped_series(SHIPPED_FIRST))
     epoch = datetime(2026, 1, 1, tzinfo=UTC)

@@ -82,6 +82,7 @@ class RiskLimits:
         # when a limit is set here, or when the runner sees one set elsewhere (``forget``).
         self._absent: set[UUID] = set()
         self._looked_up: set[str] = set()  # owners ``prefetch`` asked the store about
+        self._keys: dict[str, UUID] = {}  # UserRisk ids by owner
 
     def add_exposure(self, source: ExposureSource) -> None:
         """Another holder of open deals or positions (the runner, positions)."""
@@ -89,8 +90,15 @@ class RiskLimits:
 
     # --- limits ---------------------------------------------------------------------------
 
+    def _key(self, owner_id: str) -> UUID:
+        """``risk_id``, kept: a uuid5 (a SHA-1) was computed before every buy."""
+        key = self._keys.get(owner_id)
+        if key is None:
+            key = self._keys[owner_id] = risk_id(owner_id)
+        return key
+
     def risk_of(self, owner_id: str) -> UserRisk | None:
-        key = risk_id(owner_id)
+        key = self._key(owner_id)
         if key in self._absent:
             return None
         try:
@@ -108,7 +116,7 @@ class RiskLimits:
         if not owners:
             return
         self._looked_up.update(owners)
-        keys = [risk_id(o) for o in owners]
+        keys = [self._key(o) for o in owners]
         found = self.trading.load_many([k for k in keys if k not in self._absent], UserRisk)
         self._absent.update(k for k in keys if k not in found)
 

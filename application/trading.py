@@ -111,7 +111,9 @@ class Trading(Application[UUID]):
         """Append events already collected from their aggregates (several engine steps'
         worth, in the order they were decided) in one transaction. No snapshots are taken
         of their aggregates (Trading takes none)."""
-        return len(self.append_positions(events))
+        processing = ProcessingEvent[UUID]()
+        processing.events.extend(events)
+        return self._append(processing)
 
     def append_positions(self, events: list[TradetapeAggregate.Event]) -> list[int]:
         """``append_collected``, returning the positions in the log the events took, in

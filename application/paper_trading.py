@@ -201,8 +201,15 @@ class PaperTrading(DealsNow):
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         if not events:
             return 0
-        appended = self.trading.append_collected(events)
+        positions = self.trading.append_positions(events)
+        appended = len(positions)
         self.appended += appended
+        if positions and positions[0] == self._seen + 1 and \
+                positions[-1] - positions[0] == appended - 1:
+            # Right after the last position looked at, in one run: no one else wrote in
+            # between, and the next look at the log need not read this runner's own events
+            # back (a heavy candle's thousands, and every followed bot walked for them).
+            self._seen = positions[-1]
         if self._log is not None:
             self._log.observe(events)
         return appended
@@ -409,6 +416,10 @@ class PaperTrading(DealsNow):
             self._last_close[pair] = c
             before = self.appended
             reached = self._reached(pair, low, h)
+            if self.risk is not None:
+                self.risk.prefetch(engine.bot.owner_id for key in reached
+                                   if (market := self._markets.get(key)) is not None
+                                   for engine in market.engines.values())
             try:
                 for key, market in list(self._markets.items()):
                     if key[1] != pair:

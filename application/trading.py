@@ -115,7 +115,17 @@ class Trading(Application[UUID]):
         processing.events.extend(events)
         return self._append(processing)
 
+    def append_positions(self, events: list[TradetapeAggregate.Event]) -> list[int]:
+        """``append_collected``, returning the positions in the log the events took, in
+        order (empty where the store gives none: the memory store without notifications)."""
+        processing = ProcessingEvent[UUID]()
+        processing.events.extend(events)
+        return [r.notification.id for r in self._recordings(processing)]
+
     def _append(self, processing: ProcessingEvent[UUID]) -> int:
+        return len(self._recordings(processing))
+
+    def _recordings(self, processing: ProcessingEvent[UUID]) -> list:
         try:
             recordings = self._record(processing)
         except IntegrityError:
@@ -124,7 +134,7 @@ class Trading(Application[UUID]):
             ) from None
         self._take_snapshots(processing)
         self._notify(recordings)
-        return len(recordings)
+        return recordings
 
     def _change(
         self, aggregate_id: UUID, kind: type[A], command: Callable[[A], Any], idempotent: bool

@@ -208,3 +208,29 @@ def test_an_append_wakes_the_processes_listening_once_it_commits(postgres_url, e
         woken = [n.channel for n in listener.notifies(timeout=2)]
     assert woken == [channel]
     assert len(stored(postgres_url)[0]) == 40
+
+
+def test_an_append_whose_seals_take_longer_than_the_idle_timeout_still_commits(
+    postgres_url, monkeypatch
+):
+    """A heavy candle's seals (120,000 events at 10,000 bots' first close) took longer than
+    the library's idle-in-transaction timeout (5 s) on a loaded machine: the server cut the
+    append off, at every retry. Made slow here, with the timeout made short."""
+    import time
+
+    monkeypatch.setenv("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "1")
+    trading = open_trading(postgres_url)
+    real_seal_rows = trading.recorder.seal_rows
+
+    def slow_seal_rows(*args, **kwargs):
+        time.sleep(2.5)
+        return real_seal_rows(*args, **kwargs)
+
+    monkeypatch.setattr(trading.recorder, "seal_rows", slow_seal_rows)
+    events = big_batch([uuid.uuid4() for _ in range(3)])[:30]
+    try:
+        assert len(trading.recorder.insert_events(events)) == 30
+        assert stored(postgres_url) == (
+            [(e.originator_id, e.originator_version, e.topic, e.state) for e in events], 30)
+    finally:
+        trading.close()

@@ -182,6 +182,65 @@ def test_a_change_another_writer_makes_is_seen_on_the_next_candle(url, candles):
     desk.trading.close()
 
 
+def test_the_runner_does_not_read_its_own_appends_back(url, candles, monkeypatch):
+    desk = Desk(url)
+    reads = []
+    real_select = desk.trading.recorder.select_notifications
+    monkeypatch.setattr(desk.trading.recorder, "select_notifications",
+                        lambda *a, **kw: reads.append(a) or real_select(*a, **kw))
+    assert desk.feed(candles, 0, 1) >= 6 * 3, "the first close opened every bot's deal"
+    reads.clear()
+    desk.feed(candles, 1, 2)
+    assert reads == [], "its own events are not looked at again for other writers' changes"
+
+
+def test_the_first_close_asks_for_the_owners_risk_limits_in_one_query(postgres_url,
+                                                                       candles):
+    """(PostgreSQL: SQLite's many-ids load reads one aggregate at a time, locally.)"""
+    from application.risk_limits import RiskLimits
+    from domain.risk import UserRisk
+
+    desk = Desk(postgres_url, runner=lambda trading, ids, venue: PaperTrading(
+        trading, ids, venue, risk=RiskLimits(trading)))
+    asked = []
+    real_load, real_many = desk.trading.load, desk.trading.load_many
+    desk.trading.load = lambda i, kind: asked.append(kind) or real_load(i, kind)
+    desk.trading.load_many = lambda ids, kind: asked.append(kind) or real_many(ids, kind)
+    assert desk.feed(candles, 0, 1) >= 6 * 3, "every bot of the three owners opened a deal"
+    assert asked.count(UserRisk) == 1
+    desk.feed(candles, 1, 300)
+    assert asked.count(UserRisk) == 1, "owners without limits are not asked about again"
+    desk.trading.close()
+
+
+def test_a_pause_given_while_a_candle_is_stepped_lands_on_the_next(url, candles):
+    desk = Desk(url)
+    other = open_trading(url, clock=desk.clock, ids=SequentialIds("other-writer"))
+    real_append = desk.trading.append_positions
+    paused = []
+
+    def append_after_a_pause(events):  # stored just before the candle's own events
+        untouched = [b for b in desk.bot_ids if b not in {e.originator_id for e in events}]
+        if not paused and untouched:
+            other.pause_bot(untouched[0], actor="u0")
+            paused.append(untouched[0])
+        return real_append(events)
+
+    desk.feed(candles, 0, 1)
+    desk.trading.append_positions = append_after_a_pause
+    i = 1
+    while not paused:
+        desk.feed(candles, i, i + 1)
+        i += 1
+    assert desk.runner.engine_of(paused[0]).bot.status is BotStatus.RUNNING
+    desk.feed(candles, i, i + 1)
+    engine = desk.runner.engine_of(paused[0])
+    assert engine is None or engine.bot.status is BotStatus.PAUSED
+    assert paused[0] not in desk.runner.bot_ids or engine.deal is not None
+    other.close()
+    desk.trading.close()
+
+
 @pytest.mark.parametrize("config", [CONFIGS[2], CONFIGS[4], CONFIGS[5]],
                          ids=["trailing take profit", "steps", "trailing stop"])
 def test_paper_trading_closes_the_deals_the_backtest_closes(tmp_path, candles, config):

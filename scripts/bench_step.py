@@ -1,0 +1,217 @@
+"""Benchmark: the engine's step alone, per candle, in processor time (a loaded machine's
+wall clock is noise).
+
+    .venv/bin/python scripts/bench_step.py --template SCHEMA --candles 200 \\
+        [--database postgresql://postgres@127.0.0.1:5432/test] [--profile FILE]
+
+``SCHEMA``: a PostgreSQL schema of running paper bots seeded as ``bench_live.py`` seeds
+them (its ``seed``; 10 bots a user). It is copied to a scratch schema (dropped afterwards),
+so every run starts from the same log. An engine worker is opened on the copy as
+``serve --role engine`` opens it (its appends fenced by the leases it takes at its first
+tick), then the runner's ``on_candle`` is fed the shipped month's 1-minute candles one after
+another, as the live loop feeds it. Per candle: processor time of the step (this thread),
+events appended, transactions, aggregate loads. Candles are grouped by what they wrote:
+the first (every bot opens its first deal), heavy (>= 1,000 events) and steady (the others).
+``--profile FILE``: cProfile of every candle, written to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+HEAVY = 1000  # events a step writes to count as heavy
+
+
+def copy_schema(base: str, template: str, schema: str) -> None:
+    """``template`` dumped and restored as ``schema`` (psql/pg_dump of the server's host)."""
+    host = base.split("//", 1)[1].split("/", 1)
+    user, hostport = host[0].split("@")
+    db = host[1]
+    args = ["-h", hostport.split(":")[0], "-p", [*hostport.split(":"), "5432"][1], "-U", user, db]
+    for _attempt in range(5):  # (fails when another session drops a schema meanwhile)
+        done = subprocess.run(
+            ["pg_dump", "-n", template, *args], capture_output=True, text=True, check=False
+        )
+        if done.returncode == 0:
+            break
+        print(f"  pg_dump: {done.stderr.strip()[:200]}", file=sys.stderr)
+        time.sleep(1)
+    dump = done.stdout
+    renamed = (
+        dump.replace(f"{template}.", f"{schema}.")
+        .replace(f"SCHEMA {template}", f"SCHEMA {schema}")
+        .replace(f"'{template}'", f"'{schema}'")
+    )
+    subprocess.run(
+        ["psql", "-q", "-v", "ON_ERROR_STOP=1", *args],
+        input=renamed,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+
+
+def copy_keys(base: str, template: str, schema: str) -> None:
+    """The template's master and audit key files (``TRADETAPE_KEY_DIR``), for the copy."""
+    import shutil
+
+    folder = Path(os.environ.get("TRADETAPE_KEY_DIR", ROOT / "var" / "keys"))
+    for path in folder.glob(f"*-{template}.*-key"):
+        shutil.copy(path, folder / path.name.replace(f"-{template}.", f"-{schema}."))
+
+
+def drop_schema(base: str, schema: str) -> None:
+    import psycopg
+
+    from application.settings import _connect_kwargs, parse_database_url
+
+    for _attempt in range(30):  # (a shared server may be out of connections a while)
+        try:
+            with psycopg.connect(
+                **_connect_kwargs(parse_database_url(base).env), autocommit=True
+            ) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return
+        except psycopg.OperationalError:
+            time.sleep(2)
+
+
+class Counts:
+    """Transactions (appends) and aggregate loads of a Trading, counted by wrapping it."""
+
+    def __init__(self, trading):
+        self.appends = self.loads = 0
+        real_append, real_load, real_many = (
+            trading.append_positions,
+            trading.load,
+            trading.load_many,
+        )
+
+        def append_positions(events):
+            self.appends += 1
+            return real_append(events)
+
+        def load(*args, **kwargs):
+            self.loads += 1
+            return real_load(*args, **kwargs)
+
+        def load_many(ids, kind):
+            self.loads += 1
+            return real_many(ids, kind)
+
+        trading.append_positions, trading.load, trading.load_many = (
+            append_positions,
+            load,
+            load_many,
+        )
+
+
+def run(url: str, candles: int, profile: str | None) -> list[dict]:
+    from adapters.marketdata.csv_candles import load_candles
+    from adapters.marketdata.shipped import shipped_series
+    from application.bootstrap import SHIPPED_FIRST, open_runtime
+    from application.server_settings import ServerSettings
+
+    settings = ServerSettings.from_environ({**os.environ, "TRADETAPE_DATABASE_URL": url})
+    runtime = open_runtime(settings, role="engine")
+    paper, leases = runtime.paper, runtime.leases
+    leases.seconds = 3600.0  # no renewal needed while we measure
+    leases.store.join(leases.seconds)
+    leases.tick()  # the worker's first share: every bot
+    followed, held = len(paper.bot_ids), len(leases.held)
+    print(f"  following {followed} bots", file=sys.stderr, flush=True)
+    if followed < held:  # e.g. the shared server was out of connections: not comparable
+        raise SystemExit(f"only {followed} of the {held} bots leased could be followed")
+    counts = Counts(runtime.trading)
+    series = load_candles(shipped_series(SHIPPED_FIRST))
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = []
+    profiler = None
+    for i in range(min(candles, len(series))):
+        o, h, low, c = series.exact(i)
+        ts_ms = int(series.timestamps[i])
+        at = epoch + timedelta(minutes=i + 1)
+        if i == 0 and profile:
+            import cProfile
+
+            profiler = cProfile.Profile(time.thread_time)  # processor time, not wall
+            profiler.enable()
+        appends, loads = counts.appends, counts.loads
+        cpu, wall = time.thread_time(), time.perf_counter()
+        events = paper.on_candle("BTC/USDT", ts_ms, o, h, low, c, at)
+        rows.append(
+            {
+                "cpu": time.thread_time() - cpu,
+                "wall": time.perf_counter() - wall,
+                "events": events,
+                "appends": counts.appends - appends,
+                "loads": counts.loads - loads,
+            }
+        )
+        if i % 20 == 0:
+            print(
+                f"  candle {i}: {events} events, cpu {rows[-1]['cpu'] * 1000:.1f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    leases.store.leave()
+    runtime.stop()
+    return rows
+
+
+def summary(name: str, rows: list[dict]) -> str:
+    if not rows:
+        return f"{name}: none"
+    cpu = [r["cpu"] * 1000 for r in rows]
+    wall = [r["wall"] * 1000 for r in rows]
+    return (
+        f"{name}: {len(rows)} candles, CPU ms p50 {statistics.median(cpu):.2f} "
+        f"mean {statistics.fmean(cpu):.2f} max {max(cpu):.1f}, wall ms p50 "
+        f"{statistics.median(wall):.1f} mean {statistics.fmean(wall):.1f}, events "
+        f"{sum(r['events'] for r in rows)}, CPU us/event "
+        f"{sum(cpu) * 1000 / max(1, sum(r['events'] for r in rows)):.1f}, transactions "
+        f"{sum(r['appends'] for r in rows)}, loads {sum(r['loads'] for r in rows)}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--template", required=True, help="a seeded schema to copy")
+    parser.add_argument("--candles", type=int, default=200)
+    parser.add_argument("--database", default=DEFAULT_URL)
+    parser.add_argument("--profile", help="cProfile output of the candles after the first")
+    args = parser.parse_args()
+    base = args.database.split("?")[0]
+    schema = f"bench_step_{uuid.uuid4().hex[:10]}"
+    copy_schema(base, args.template, schema)
+    copy_keys(base, args.template, schema)
+    try:
+        rows = run(f"{base}?schema={schema}", args.candles, args.profile)
+    finally:
+        drop_schema(base, schema)
+    print(summary("first", rows[:1]))
+    rest = rows[1:]
+    print(summary("heavy", [r for r in rest if r["events"] >= HEAVY]))
+    print(summary("steady", [r for r in rest if r["events"] < HEAVY]))
+    print(summary("steady, writing", [r for r in rest if 0 < r["events"] < HEAVY]))
+    print(summary("steady, nothing", [r for r in rest if r["events"] == 0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

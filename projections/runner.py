@@ -243,14 +243,19 @@ class Projector:
         behind = min((t.position for t in active), default=0)
         level = all(t.position == behind for t in active)  # no one to skip ahead of
         for row in page:
+            # Routed by topic before decoding: an event no projection here reads (e.g. an
+            # order's acceptance, for the ledgers) is never parsed.
+            route = routes.get(row[3])
+            if route is None:
+                kind = row[3].partition(":")[2]
+                route = routes[row[3]] = [
+                    (t, handler, out) for t, out in zip(active, outs, strict=True)
+                    if (handler := t.projection.route(kind)) is not None]
+            if not route:
+                continue
             fact = decode(row)
             if accept is not None and not accept(fact):
                 continue
-            route = routes.get(fact.kind)
-            if route is None:
-                route = routes[fact.kind] = [
-                    (t, handler, out) for t, out in zip(active, outs, strict=True)
-                    if (handler := t.projection.route(fact.kind)) is not None]
             if level:
                 for _, handler, out in route:
                     handler(fact, out)

@@ -5,11 +5,12 @@ engines it keeps in memory.
 
 It is handed over in the order it was asked for (first come, first served). Python's own
 locks are not: a thread that releases one and asks again at once (the wallet monitor's
-round, one account after another under the lock; the lease manager's ticks) takes it back
-before a waiting thread is even scheduled. With 1,000 paper accounts a wallet round starved
-the live loop for its whole length, minutes on a loaded machine: the server's first candle
-waited behind it and ``/health`` stayed amber with 0 steps. Here a release with someone
-waiting gives the lock to the first waiter, and a thread asking again queues behind it.
+round, one account after another under the lock, each with queries; the lease manager's
+ticks) usually takes it back before a waiting thread is even scheduled, so a trading step
+could wait for a whole round of 1,000 accounts (suspected in a 10,000-bot start whose engine
+loop stayed at 0 steps; tests/unit/test_step_lock.py shows the mechanism). Here a release
+with someone waiting gives the lock to the first waiter, and a thread asking again queues
+behind it.
 """
 
 from __future__ import annotations

@@ -776,10 +776,12 @@ def open_candle_download(exchange_id: str, *, sandbox: bool, out: str, environ=N
 
 def _wallet_schedule(monitor, clock, seconds: float):
     """The wallet monitor on a thread of its own (not in the live loop's step: observing
-    balances is not a trading step), at start and then every ``seconds``."""
+    balances is not a trading step), at start (unless the start's round just ran) and then
+    every ``seconds``."""
     from application.audit_trail import CheckpointSchedule
 
-    return CheckpointSchedule(lambda: monitor.run(clock.now()), seconds, name="wallet-monitor")
+    return CheckpointSchedule(lambda: monitor.run_due(clock.now()), seconds,
+                              name="wallet-monitor")
 
 
 def _checkpoint_schedules(settings, trading: Trading, database) -> list:

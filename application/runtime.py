@@ -208,7 +208,7 @@ class Runtime:
             self.reconciler.run(self.clock.now())
         if self.wallet_monitor is not None:
             # The balances as they stand at start, in the views before the first answer
-            # (its schedule's first round, on its own thread, then finds nothing new).
+            # (its schedule's first round, on its own thread, then waits a period).
             try:
                 self.wallet_monitor.run(self.clock.now(), load_together=True)
             except Exception as error:  # never keeps the server from starting: the

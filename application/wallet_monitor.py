@@ -80,6 +80,16 @@ class WalletMonitor:
         self.state = MonitorHealth(now, accounts, appended, errors)
         return appended
 
+    def run_due(self, now: datetime) -> int:
+        """``run``, unless the last round ran less than a period ago and reached every
+        account: the schedule's first round comes right after the start's, and with 1,000
+        accounts it would load each again, one at a time, for nothing."""
+        last = self.state
+        if (last.last_run_at is not None and not last.errors
+                and now - last.last_run_at < self.every):
+            return 0
+        return self.run(now)
+
     def observe(self, account_id: UUID, now: datetime,
                 plan_ids: list[UUID] | None = None,
                 account: ExchangeAccount | None = None) -> int:

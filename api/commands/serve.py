@@ -116,7 +116,10 @@ def _opened(settings, role: str):
 
 
 def _check_role(role: str, database_url: str | None) -> None:
-    """Roles other than ``all`` share one database with other processes: PostgreSQL's."""
+    """Roles other than ``all`` share one database with other processes: PostgreSQL's. Every
+    role names itself in its connections (unless PGAPPNAME is set)."""
+    import os
+
     from application.settings import parse_database_url
     from domain.errors import DomainError
 
@@ -124,6 +127,9 @@ def _check_role(role: str, database_url: str | None) -> None:
         raise DomainError(f"--role {role} needs PostgreSQL (--database postgresql://...): "
                           "on SQLite only --role all runs, everything in one process",
                           code="ROLE_NEEDS_POSTGRES", field="role")
+    # Every connection says which role opened it (pg_stat_activity.application_name): on a
+    # server shared by many processes, who holds its connections is one query away.
+    os.environ.setdefault("PGAPPNAME", f"tradetape-{role}")
 
 
 def _until_stopped() -> None:

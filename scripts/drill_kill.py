@@ -93,7 +93,9 @@ class Processes:
             self.running[name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                                   env=self.env, cwd=self.folder)
 
-    def wait_started(self, name: str, line: str, timeout: float = 60) -> None:
+    def wait_started(self, name: str, line: str, timeout: float = 300) -> None:
+        """Long: a process the server refuses (out of connections, shared with others)
+        waits for it and starts when it accepts."""
         log = self.folder / f"{name}-{self.starts[name]}.log"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

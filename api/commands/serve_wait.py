@@ -15,6 +15,7 @@ waiting process holds no connection of the server it waits for.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -57,22 +58,26 @@ def started_or_waiting(start: Callable[[], T]) -> T:
     """``start()``'s result; on a refusal that should pass, this command again after a
     pause (never returns then)."""
     attempt = int(os.environ.pop(ATTEMPT_ENV, "") or 0)  # not handed down to children
+    if attempt:  # the pause before this try, in the fresh process: nothing is open yet
+        time.sleep(min(LONGEST_DELAY, FIRST_DELAY * 2 ** (attempt - 1)))
     try:
         return start()
     except Exception as error:
         reason = passing_refusal(error)
         if reason is None:
             raise
-    delay = min(LONGEST_DELAY, FIRST_DELAY * 2**attempt)
-    if attempt == 0:
-        print(
-            f"warning: DATABASE_UNAVAILABLE: {reason}; starting again every "
-            f"{FIRST_DELAY:g}-{LONGEST_DELAY:g} s until the server accepts",
-            file=sys.stderr,
-            flush=True,
-        )
-    sys.stdout.flush()
-    time.sleep(delay)
-    os.environ[ATTEMPT_ENV] = str(attempt + 1)
-    os.execv(sys.executable, sys.orig_argv)
+        if attempt == 0:
+            print(
+                f"warning: DATABASE_UNAVAILABLE: {reason}; starting again every "
+                f"{FIRST_DELAY:g}-{LONGEST_DELAY:g} s until the server accepts",
+                file=sys.stderr,
+                flush=True,
+            )
+        # At once, from inside this block: what the failed try half opened is still
+        # referenced by the error, so none of its pools is collected meanwhile (closed from
+        # its own worker thread, the library prints an ignored RuntimeError).
+        gc.disable()
+        sys.stdout.flush()
+        os.environ[ATTEMPT_ENV] = str(attempt + 1)
+        os.execv(sys.executable, sys.orig_argv)
     raise AssertionError("unreachable: exec returned")

@@ -9,10 +9,18 @@ losing them all only means every bot is taken again, from its events.
   (``adapters/event_store/leases.py``), so a worker that lost a lease (paused, cut off,
   slower than its renewal) can never write for that bot again: the append fails with
   ``LEASE_LOST`` and the worker drops the bot.
-- **Renewal.** Each tick (a quarter of ``TRADETAPE_LEASE_SECONDS``, default 10) the worker
-  renews its leases and its own liveness row. A worker killed with -9 is seen dead at once
-  (the database releases its session lock with its connection); a worker that hangs loses
-  its leases when they expire. Either way another worker takes its bots at its next tick.
+- **Renewal.** Every quarter of ``TRADETAPE_LEASE_SECONDS`` (default 10) a thread of its
+  own renews the worker's leases and its liveness row, holding no engine lock: a tick that
+  waits for the engine lock behind a long step, or takes over a dead worker's bots for
+  longer than a lease, used to hold the renewal up with it, and the worker's other bots
+  expired while it was alive (20-80 interruptions per kill drill). Renewing out of step
+  with the engine is safe because the fence, not the renewal, decides who writes: a lease
+  renewed for a bot this worker is dropping only makes it wait to be taken. A worker killed
+  with -9 is seen dead at once (the database releases its session lock with its
+  connection); a worker that hangs as a whole loses its leases when they expire, and one
+  whose tick has not finished for ``stall_leases`` lease times (a step or a take that never
+  ends) stops renewing, so that its bots go to another worker. Either way another worker
+  takes its bots at its next tick.
 - **Share.** A dead worker's bots are taken by the first worker that sees them, whatever
   its share; then each worker holds about ``ceil(bots / live workers)`` bots: a worker that
   joins is given bots by the others releasing their excess (the bots of one account move
@@ -42,6 +50,13 @@ __all__ = ["Candidate", "Fence", "LeaseLostError", "LeaseManager", "current_fenc
 
 LEASE_SECONDS_ENV = "TRADETAPE_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 10.0
+# Renewals per lease time: one or two may fail or come late (a loaded machine, a database
+# that blinks) and the leases still hold.
+RENEWALS_PER_LEASE = 4
+# A tick that has not finished after this many lease times is stuck (a step or a take that
+# never ends): the renewal stops, and another worker takes the bots when their leases expire.
+# Generous: a worker's first take of thousands of bots may last minutes on a loaded machine.
+STALL_LEASES = 30.0
 
 
 def lease_seconds(environ) -> float:
@@ -153,11 +168,19 @@ class LeaseManager:
 
     def __init__(self, store: LeaseStore, paper: Follower,
                  wanted: Callable[[], Iterable[Candidate]], seconds: float,
-                 loaded: Callable[[], dict[UUID, Any]] = dict):
+                 loaded: Callable[[], dict[UUID, Any]] = dict,
+                 stall_leases: float = STALL_LEASES):
         """``loaded``: the bot aggregates ``wanted`` has just loaded, by id (the tick then
-        follows them without loading them again: a start's thousands of bots)."""
+        follows them without loading them again: a start's thousands of bots).
+        ``stall_leases``: how many lease times a tick may last before the renewal gives
+        the worker's bots up."""
         self.store, self.paper, self.wanted, self.seconds = store, paper, wanted, seconds
         self.loaded = loaded
+        self.stall_rounds = math.ceil(stall_leases * RENEWALS_PER_LEASE)
+        self.renewals = 0  # rounds of the renewal thread that renewed
+        self._ticking = False  # a tick is under way (the renewal watches it finish)
+        self._tick_serial = 0  # ticks begun
+        self._renewer: threading.Thread | None = None
         self.held: dict[UUID, int] = {}  # bot id -> token
         self._dropping: set[UUID] = set()  # lost by a refused append, to unfollow
         self._lock = threading.RLock()
@@ -207,8 +230,12 @@ class LeaseManager:
     # --- the ticks ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Join, take this worker's first share now, then tick on a thread."""
+        """Join, start renewing, take this worker's first share now, then tick on a
+        thread."""
         self.store.join(self.seconds)
+        self._renewer = threading.Thread(target=self._keep_renewing,
+                                         name="tradetape-lease-renewal", daemon=True)
+        self._renewer.start()  # before the first take, which may outlast a lease
         self.tick()
         self._thread = threading.Thread(target=self._run, name="tradetape-leases",
                                         daemon=True)
@@ -221,8 +248,9 @@ class LeaseManager:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        for thread in (self._thread, self._renewer):
+            if thread is not None:
+                thread.join(10)  # the renewal before leaving: it would connect again
         with self.paper.lock, self._lock:
             for bot_id in list(self.held):
                 self.paper.unfollow(bot_id, release=True)
@@ -240,9 +268,48 @@ class LeaseManager:
         if error is not None:
             log.warning("lease tick failed: %s", error)
 
+    def _keep_renewing(self) -> None:
+        """The leases and the liveness row renewed every quarter lease, whatever the tick
+        and the engine are doing: no engine lock, no manager lock (a tick holds both while
+        it takes bots over); only the store's, one short statement at a time."""
+        stalled, seen, failing = 0, -1, False
+        while not self._stop.wait(self.seconds / RENEWALS_PER_LEASE):
+            serial = self._tick_serial  # the same tick under way as a round ago: stalled
+            stalled = stalled + 1 if self._ticking and serial == seen else 0
+            seen = serial
+            if stalled == self.stall_rounds:
+                log.error("the lease tick has not finished for %g s: leases no longer "
+                          "renewed, another worker takes the bots", stalled * self.seconds
+                          / RENEWALS_PER_LEASE)
+            if stalled >= self.stall_rounds:
+                continue
+            try:
+                self.store.heartbeat(self.seconds)
+                self.store.renew(self.seconds)
+            except Exception as error:  # the database away: retried a quarter lease later;
+                # said once per outage, not four times a lease
+                if not failing:
+                    log.warning("lease renewal failed (retried every %g s): %s: %s",
+                                self.seconds / RENEWALS_PER_LEASE, type(error).__name__,
+                                error)
+                failing = True
+                continue
+            if failing:
+                log.warning("lease renewal works again")
+            failing = False
+            self.renewals += 1
+
     def tick(self) -> None:
         """Renew, drop what was lost or is no longer wanted, then move toward the fair
         share: give up the excess, or take free bots."""
+        self._tick_serial += 1
+        self._ticking = True
+        try:
+            self._tick()
+        finally:
+            self._ticking = False
+
+    def _tick(self) -> None:
         workers = max(1, self.store.heartbeat(self.seconds))
         with self._lock:  # a command may claim a bot meanwhile: judged at the next tick
             before = dict(self.held)

@@ -98,7 +98,9 @@ class Processes:
                                                   stderr=subprocess.STDOUT, env=self.env,
                                                   cwd=self.folder)
 
-    def wait_started(self, name: str, line: str, timeout: float = 60) -> None:
+    def wait_started(self, name: str, line: str, timeout: float = 300) -> None:
+        """Long: a process the server refuses (out of connections, shared with others)
+        waits for it and starts when it accepts."""
         log = self.folder / f"{name}-{self.starts[name]}.log"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -139,6 +141,25 @@ class Processes:
         """Tracebacks in any log (a killed process's last lines may be cut: not counted)."""
         return [f"{log.name}: Traceback" for log in sorted(self.folder.glob("*.log"))
                 if "Traceback" in log.read_text(errors="replace")]
+
+
+def patient(make, what: str, timeout: float = 300):
+    """``make()``, tried again while the server, shared with others, has no connection to
+    spare (the drill's own connections wait as its processes do)."""
+    import psycopg
+
+    deadline, delay, said = time.monotonic() + timeout, 0.5, False
+    while True:
+        try:
+            return make()
+        except psycopg.OperationalError as error:
+            if "too many clients" not in str(error) or time.monotonic() > deadline:
+                raise
+            if not said:
+                print(f"{what}: the server has no connection to spare, waiting", flush=True)
+                said = True
+            time.sleep(delay)
+            delay = min(10.0, delay * 2)
 
 
 def seed(url: str, bots: int) -> list:
@@ -345,10 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     processes = Processes(url, folder, args.lease_seconds, args.speed)
     leases = watch = None
     try:
-        bots = set(seed(url, args.bots))
-        leases = Leases(url)
+        bots = set(patient(lambda: seed(url, args.bots), "seeding"))
+        leases = patient(lambda: Leases(url), "the lease watch")
         start_all(processes)
-        watch = Watch(url, bots)
+        watch = patient(lambda: Watch(url, bots), "the watch")
         deadline = time.monotonic() + 60
         while not watch.all_held() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -358,10 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         watch.stop()
         for name in ("api", "engine-1", "engine-2"):
             processes.stop(name)
-        head = wait_projections(url)
+        head = patient(lambda: wait_projections(url), "the projections' catch-up")
         processes.stop("projections")
-        twice, gaps = check_log(url)
-        differ = rebuild_differences(url, schema)
+        twice, gaps = patient(lambda: check_log(url), "the log check")
+        differ = patient(lambda: rebuild_differences(url, schema), "the rebuild")
     finally:
         for name in processes.running:
             processes.stop(name)
@@ -370,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         if leases is not None:
             leases.close()
         if not args.keep:
-            drop_schemas(args.database, schema)
+            patient(lambda: drop_schemas(args.database, schema), "dropping the schemas")
     with (folder / "outages.tsv").open("w") as out:  # for a closer look (--keep)
         for o in watch.outages:
             out.write(f"{o.since:.2f}\t{o.bot}\t{o.cause}\t{o.leased}\t{o.event}\n")

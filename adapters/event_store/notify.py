@@ -16,6 +16,7 @@ from psycopg import sql
 from application.settings import Database, _connect_kwargs
 
 log = logging.getLogger("tradetape.notify")
+FIRST_RETRY = 0.5  # seconds before connecting again, doubled up to ``poll``
 
 
 class EventListener:
@@ -37,15 +38,27 @@ class EventListener:
             self._thread.join(5)
 
     def _run(self) -> None:
+        delay, failing = FIRST_RETRY, False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(**self.kwargs, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    if failing:
+                        log.warning("LISTEN %s: connected again", self.channel)
+                    delay, failing = FIRST_RETRY, False
                     self._call()  # what was appended before LISTEN took effect
                     self._listen(conn)
             except psycopg.Error as error:
-                log.warning("LISTEN %s: %s: %s", self.channel, type(error).__name__, error)
-                self._stop.wait(1.0)
+                # Said once per outage (a server out of connections refused it every
+                # second, a log line each time); meanwhile the log is looked at each try
+                if not failing:
+                    log.warning("LISTEN %s: %s: %s; trying again every %g-%g s", self.channel,
+                                type(error).__name__, _one_line(error), FIRST_RETRY,
+                                self.poll)
+                failing = True
+                self._call()
+                self._stop.wait(delay)
+                delay = min(self.poll, delay * 2)
 
     def _listen(self, conn: psycopg.Connection) -> None:
         waited = 0.0
@@ -61,3 +74,7 @@ class EventListener:
             self.on_events()
         except Exception as error:  # a subscriber's fault never stops the listening
             log.warning("on new events: %s: %s", type(error).__name__, error)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())

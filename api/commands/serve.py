@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from api.cors import cors_origins
     from api.http_limits import RequestLimits
     from api.server import create_app
-    from application.bootstrap import open_backup_schedule, open_runtime
+    from application.bootstrap import open_backup_schedule
     from application.demo import DEMO_START_CANDLE, ensure_demo
     from application.identity_settings import PUBLIC_URL_ENV, listening_url
     from application.trusted_proxies import trusted_proxies
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     origins = cors_origins()
     log_config = logs.configure(logs.log_format())
     backups = open_backup_schedule(settings.database_url)  # settings checked before start
-    runtime = open_runtime(settings, role=args.role)
+    runtime = _opened(settings, args.role)
     if not os.environ.get(PUBLIC_URL_ENV):  # links in mails lead to this very server
         runtime.identity.use_public_url(listening_url(settings.host, settings.port))
     if settings.demo:
@@ -104,8 +104,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _opened(settings, role: str):
+    """The runtime of ``role``. ``all`` is one process alone: a refusal is said at once; any
+    other role is one of several sharing the server: it waits a refusal out."""
+    from api.commands.serve_wait import started_or_waiting
+    from application.bootstrap import open_runtime
+
+    if role == "all":
+        return open_runtime(settings, role=role)
+    return started_or_waiting(lambda: open_runtime(settings, role=role))
+
+
 def _check_role(role: str, database_url: str | None) -> None:
-    """Roles other than ``all`` share one database with other processes: PostgreSQL's."""
+    """Roles other than ``all`` share one database with other processes: PostgreSQL's. Every
+    role names itself in its connections (unless PGAPPNAME is set)."""
+    import os
+
     from application.settings import parse_database_url
     from domain.errors import DomainError
 
@@ -113,6 +127,9 @@ def _check_role(role: str, database_url: str | None) -> None:
         raise DomainError(f"--role {role} needs PostgreSQL (--database postgresql://...): "
                           "on SQLite only --role all runs, everything in one process",
                           code="ROLE_NEEDS_POSTGRES", field="role")
+    # Every connection says which role opened it (pg_stat_activity.application_name): on a
+    # server shared by many processes, who holds its connections is one query away.
+    os.environ.setdefault("PGAPPNAME", f"tradetape-{role}")
 
 
 def _until_stopped() -> None:
@@ -130,11 +147,17 @@ def _until_stopped() -> None:
 def _serve_engine(settings) -> int:
     """``--role engine``: trades the bots it leases until SIGINT/SIGTERM (no HTTP)."""
     from api import logs
+    from api.commands.serve_wait import started_or_waiting
     from application.bootstrap import open_runtime
 
     logs.configure(logs.log_format())
-    runtime = open_runtime(settings, role="engine")
-    runtime.start()
+
+    def started():
+        runtime = open_runtime(settings, role="engine")
+        runtime.start()
+        return runtime
+
+    runtime = started_or_waiting(started)
     print(f"Tradetape engine worker {runtime.leases.worker}: trading its leased bots, "
           f"paper market at {settings.speed:g}x", flush=True)
     try:
@@ -147,11 +170,17 @@ def _serve_engine(settings) -> int:
 def _serve_projections(settings) -> int:
     """``--role projections``: keeps the read models up to date until SIGINT/SIGTERM."""
     from api import logs
+    from api.commands.serve_wait import started_or_waiting
     from application.bootstrap import open_projection_worker
 
     logs.configure(logs.log_format())
-    worker, closing = open_projection_worker(settings.database_url)
-    worker.start()
+
+    def started():
+        worker, closing = open_projection_worker(settings.database_url)
+        worker.start()
+        return worker, closing
+
+    worker, closing = started_or_waiting(started)
     print("Tradetape projections: following the log", flush=True)
     try:
         _until_stopped()

@@ -16,7 +16,7 @@ rewrite every holder's point at every fill).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from domain.money import ZERO
 from projections.facts import Fact
 from projections.ledger import BOT_COLUMNS, DEAL_COLUMNS, MARK_COLUMNS, ORDER_COLUMNS, Ledger
 from projections.store import ViewStore
-from projections.tables import Changes, table
+from projections.tables import Changes, table, unstored
 
 EQ_BOTS = table("equity_bots", key=("bot_id",), **BOT_COLUMNS)
 EQ_DEALS = table("equity_open_deals", key=("deal_id",), **DEAL_COLUMNS)
@@ -51,7 +51,20 @@ class Equity(Ledger):
     def __init__(self) -> None:
         super().__init__()
         self._by_owner: dict[str, list[str]] | None = None  # bot ids, rebuilt on Bot events
+        self._owned_count = 0  # how many bots there were when ``_by_owner`` was made
         self._remark: str | None = None  # the pair whose holders ``after`` marks again
+        # The latest minute each (scope, scope id) has a point at, in its table or this
+        # batch: a later minute is a row the table cannot hold yet, written with COPY
+        # instead of an upsert (nearly every point: event time moves forward). An earlier
+        # one (time going back, e.g. two engines' clocks) is upserted as before.
+        self._latest: dict[tuple[str, str], str] = {}
+
+    def load(self, store: ViewStore, suffix: str = "") -> None:
+        super().load(store, suffix)
+        points = store.q(EQ_POINTS.name + suffix)
+        for scope, scope_id, minute in store.query(
+                f"SELECT scope, scope_id, MAX(minute) FROM {points} GROUP BY scope, scope_id"):
+            self._latest[(scope, unstored(scope_id))] = minute
 
     def apply(self, fact: Fact, out: Changes) -> None:
         kind = fact.kind
@@ -106,47 +119,62 @@ class Equity(Ledger):
         minute = fact.iso_time[:16] + ":00+00:00"
         owners: set[str] = set()
         unrealized: dict[str, Decimal] = {}
+        bots = self.bots
         for bot_id in bot_ids:
-            bot = self.bots.get(bot_id)
+            bot = bots.get(bot_id)
             if bot is None or bot["owner_id"] is None:
                 continue
-            unrealized[bot_id] = self._unrealized({bot_id})
-            self._write(out, "bot", bot_id, bot["owner_id"], minute,
-                        bot["realized_pnl"], unrealized[bot_id])
+            unrealized[bot_id] = mine = self._unrealized((bot_id,))
+            self._write(out, "bot", bot_id, bot["owner_id"], minute, bot["realized_pnl"], mine)
             owners.add(bot["owner_id"])
         for owner in sorted(owners):
             owned = self._owned(owner)
-            realized = sum((self.bots[b]["realized_pnl"] for b in owned), ZERO)
+            realized = sum((bots[b]["realized_pnl"] for b in owned), ZERO)
             # An owner of one bot: the same sum over the same deals, already made.
             mine = unrealized.get(owned[0]) if len(owned) == 1 else None
             self._write(out, "owner", owner, owner, minute, realized,
-                        self._unrealized(set(owned)) if mine is None else mine)
+                        self._unrealized(owned) if mine is None else mine)
 
     def _owned(self, owner: str) -> list[str]:
-        if self._by_owner is None or sum(map(len, self._by_owner.values())) != len(self.bots):
+        if self._by_owner is None or self._owned_count != len(self.bots):  # bots only come
             self._by_owner = {}
             for bot in sorted(self.bots.values(), key=lambda b: b["bot_id"]):
                 self._by_owner.setdefault(bot["owner_id"], []).append(bot["bot_id"])
+            self._owned_count = len(self.bots)
         return self._by_owner.get(owner, [])
 
-    def _unrealized(self, bot_ids: set[str]) -> Decimal:
+    def _unrealized(self, bot_ids: Sequence[str]) -> Decimal:
         """The open deals of ``bot_ids`` summed in deal id order (from the index: what they
         hold, not a scan of every open deal per fill)."""
-        total = ZERO
-        deals = [d for b in bot_ids for d in self.open_by_bot.get(b, {}).values()]
-        for deal in sorted(deals, key=lambda d: d["deal_id"]):
-            mark = self.marks.get(deal["pair"])
+        by_bot = self.open_by_bot
+        if len(bot_ids) == 1:
+            found = by_bot.get(bot_ids[0])
+            if not found:
+                return ZERO
+        else:
+            found = {}
+            for bot_id in bot_ids:
+                found.update(by_bot.get(bot_id, ()))
+        deals = found.values() if len(found) == 1 else [found[k] for k in sorted(found)]
+        marks, total = self.marks, ZERO
+        for deal in deals:
+            mark = marks.get(deal["pair"])
             if mark is not None:
                 total += deal["units"] * mark["price"] - deal["cost"] - deal["buy_fees"]
         return total
 
-    @staticmethod
-    def _write(out: Changes, scope: str, scope_id: str, owner: str, minute: str,
+    def _write(self, out: Changes, scope: str, scope_id: str, owner: str, minute: str,
                realized: Decimal, unrealized: Decimal) -> None:
-        out.upsert(EQ_POINTS, {"scope": scope, "scope_id": scope_id, "minute": minute,
-                               "owner_id": owner, "realized_pnl": realized,
-                               "unrealized_pnl": unrealized,
-                               "equity": realized + unrealized})
+        row = {"scope": scope, "scope_id": scope_id, "minute": minute, "owner_id": owner,
+               "realized_pnl": realized, "unrealized_pnl": unrealized,
+               "equity": realized + unrealized}
+        latest, key = self._latest, (scope, scope_id)
+        known = latest.get(key)
+        if known is None or minute > known:
+            latest[key] = minute
+            out.insert(EQ_POINTS, row)
+        else:
+            out.upsert(EQ_POINTS, row)
 
 
 # --- reading --------------------------------------------------------------------------------

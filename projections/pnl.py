@@ -48,6 +48,9 @@ class Pnl(Ledger):
         super().__init__()
         self.owners: dict[str, Row] = {}
         self.days: dict[tuple[str, str], Row] = {}  # each bot's latest day, and this batch's
+        # Each bot's latest day with a row (in the table or this batch): a later day is a
+        # row the table cannot hold yet (written with COPY, not looked up nor upserted).
+        self.latest_day: dict[str, str] = {}
         self.store: ViewStore | None = None
         self.suffix = ""
 
@@ -61,6 +64,7 @@ class Pnl(Ledger):
                   f"WHERE d.bot_id = {store.q(PNL_DAILY.name + suffix)}.bot_id)")
         for row in store.select(PNL_DAILY, latest, suffix=suffix):
             self.days[(row["bot_id"], row["day"])] = row
+            self.latest_day[row["bot_id"]] = row["day"]
 
     def tallies(self, bot: Row) -> tuple[Row, ...]:
         return (bot, self.owner(bot["owner_id"]))
@@ -80,13 +84,18 @@ class Pnl(Ledger):
     def day(self, bot: Row, fact: Fact, out: Changes) -> Row:
         key = (bot["bot_id"], fact.iso_time[:10])
         row = self.days.get(key)
-        if row is None:
-            found = self.store.select(PNL_DAILY, "bot_id = ? AND day = ?", key,
-                                      suffix=self.suffix) if self.store else []
-            row = found[0] if found else {"bot_id": key[0], "day": key[1],
-                                          "realized_pnl": ZERO, "fees": ZERO,
-                                          "deals_closed": 0, "cumulative_realized": ZERO}
-            self.days[key] = row
+        if row is not None:
+            out.upsert(PNL_DAILY, row)
+            return row
+        latest = self.latest_day.get(key[0])
+        if latest is None or key[1] > latest:  # nearly always: time moves forward
+            self.latest_day[key[0]] = key[1]
+            row = self.days[key] = _new_day(key)
+            out.insert(PNL_DAILY, row)
+            return row
+        found = self.store.select(PNL_DAILY, "bot_id = ? AND day = ?", key,
+                                  suffix=self.suffix) if self.store else []
+        row = self.days[key] = found[0] if found else _new_day(key)
         out.upsert(PNL_DAILY, row)
         return row
 
@@ -116,10 +125,13 @@ class Pnl(Ledger):
             self.touch(owner)
 
     def after_batch(self, out: Changes) -> None:
-        latest: dict[str, str] = {}
-        for bot_id, day in self.days:
-            latest[bot_id] = max(day, latest.get(bot_id, day))
+        latest = self.latest_day
         self.days = {k: v for k, v in self.days.items() if latest[k[0]] == k[1]}
+
+
+def _new_day(key: tuple[str, str]) -> Row:
+    return {"bot_id": key[0], "day": key[1], "realized_pnl": ZERO, "fees": ZERO,
+            "deals_closed": 0, "cumulative_realized": ZERO}
 
 
 # --- reading --------------------------------------------------------------------------------

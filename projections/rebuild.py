@@ -115,7 +115,7 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
             chosen = plan(projector, time.perf_counter() - started,
                           until - min(projector.positions().values()), workers)
             if split:
-                chosen.groups = share_out(list(chosen.costs), workers, chosen.costs)
+                chosen.groups = _names(share_out(list(chosen.costs), workers, chosen.costs))
         if on_plan is not None:
             on_plan(chosen)
         if chosen.processes > 1:
@@ -252,7 +252,7 @@ def choose(measured: int, wall: float, decode: float, costs: dict[str, float], l
     two processes sharing the projections by the old fixed weights were slower than one on
     two cores). Each pays ``START_SECONDS`` and runs at ``machine.speed(processes)``; the
     busiest decides."""
-    one = Plan([sorted(costs)], measured, decode, dict(costs), wall,
+    one = Plan(_names([sorted(costs)]), measured, decode, dict(costs), wall,
                machine.cpus - machine.others)
     if measured == 0 or left <= 0:
         return one
@@ -267,8 +267,14 @@ def choose(measured: int, wall: float, decode: float, costs: dict[str, float], l
     slower = machine.speed(1) / machine.speed(len(groups))
     one.split = scale * busiest * slower + START_SECONDS
     if one.split < MARGIN * one.one_process:
-        one.groups = groups
+        one.groups = _names(groups)
     return one
+
+
+def _names(groups: list[list[str]]) -> list[list[str]]:
+    """Groups of projection names from groups of what was timed: ledgers sharing books were
+    timed as one (``"pnl+leaderboard+equity"``) and go to one process together."""
+    return [[name for unit in group for name in unit.split("+")] for group in groups]
 
 
 def _in_processes(url: str, groups: list[list[str]], until: int, batch_size: int,

@@ -60,7 +60,6 @@ class Tracked:
     projection: Projection
     position: int = 0
     generation: int = 1
-    seconds: float = 0.0  # of Python spent on this projection's batches (``costs``)
 
 
 class Projector:
@@ -83,6 +82,7 @@ class Projector:
         self.tracked = [Tracked(p) for p in projections]
         self.events_read = 0
         self.decode_seconds = 0.0
+        self.unit_seconds: dict[str, float] = {}  # of Python spent on each (``costs``)
         self.timed = False  # projection by projection, each timed (``costs``): slower
         self._started = False
 
@@ -200,8 +200,8 @@ class Projector:
         shared = self.shares_books()
         active = [t for t in self.tracked if t.position < end]  # others are past this page
         outs = [Changes(t.projection.tables) for t in active]
-        if self.timed and not shared:  # shared books cannot be timed apart
-            self._apply_timed(page, active, outs)
+        if self.timed:
+            self._apply_timed(page, active, outs, shared)
         else:
             self._apply_rows(page, active, outs)
         moves = []
@@ -228,7 +228,7 @@ class Projector:
         ledgers = [t for t in self.tracked if isinstance(t.projection, Ledger)]
         if any(t.projection.followers for t in ledgers):
             return True
-        if self.timed or len({t.position for t in ledgers}) != 1:
+        if len({t.position for t in ledgers}) != 1:
             return False
         leader = share_books([t.projection for t in ledgers])
         if leader is None:
@@ -265,31 +265,33 @@ class Projector:
                     handler(fact, out)
 
     def _apply_timed(self, page: Sequence[LogRow], active: list[Tracked],
-                     outs: list[Changes]) -> None:
+                     outs: list[Changes], shared: bool) -> None:
         clock = time.perf_counter
         started = clock()
         accept, decode = self.accept, self.decode
         facts = [fact for fact in map(decode, page) if accept is None or accept(fact)]
         self.decode_seconds += clock() - started
-        for t, out in zip(active, outs, strict=True):
+        for unit in _units(active, outs, shared):
             started = clock()
-            projection, after = t.projection, t.position
-            routes: dict[str, Callable[[Fact, Changes], None] | None] = {}
+            routes: dict[str, list[tuple[int, Callable[[Fact, Changes], None], Changes]]] = {}
             for fact in facts:
-                kind = fact.kind
-                try:
-                    handler = routes[kind]
-                except KeyError:
-                    handler = routes[kind] = projection.route(kind)
-                if handler is not None and fact.position > after:
-                    handler(fact, out)
-            t.seconds += clock() - started
+                route = routes.get(fact.kind)
+                if route is None:
+                    route = routes[fact.kind] = [
+                        (t.position, handler, out) for t, out in unit
+                        if (handler := t.projection.route(fact.kind)) is not None]
+                for after, handler, out in route:
+                    if fact.position > after:
+                        handler(fact, out)
+            name = "+".join(t.projection.name for t, _ in unit)
+            self.unit_seconds[name] = self.unit_seconds.get(name, 0.0) + clock() - started
 
     def costs(self) -> dict[str, float]:
         """Seconds of Python each projection's handlers took over the batches run with
-        ``timed`` set, and ``""``: decoding those batches, which all share."""
-        return {"": self.decode_seconds,
-                **{t.projection.name: t.seconds for t in self.tracked}}
+        ``timed`` set, and ``""``: decoding those batches, which all share. Ledgers sharing
+        one set of books (``shared_books.py``) are timed as one, named ``"pnl+equity"``:
+        apart, each would keep the books again (what a split must not count on)."""
+        return {"": self.decode_seconds, **self.unit_seconds}
 
     def head(self) -> int:
         return self.reader.head()
@@ -304,6 +306,21 @@ class Projector:
 
     def positions(self) -> dict[str, int]:
         return {t.projection.name: t.position for t in self.tracked}
+
+
+def _units(active: list[Tracked], outs: list[Changes],
+           shared: bool) -> list[list[tuple[Tracked, Changes]]]:
+    """What can be timed apart: each projection, but ledgers sharing books together (the
+    leader first: it calls its followers' ``before``)."""
+    units: list[list[tuple[Tracked, Changes]]] = []
+    books: list[tuple[Tracked, Changes]] = []
+    for t, out in zip(active, outs, strict=True):
+        p = t.projection
+        if shared and isinstance(p, Ledger) and (p.followers or p.leader is not None):
+            books.append((t, out))
+        else:
+            units.append([(t, out)])
+    return [books, *units] if books else units
 
 
 def follow_log(app: Application, store: ViewStore, catch_up: Callable[[], int],

@@ -282,6 +282,9 @@ def test_rebuild_in_two_processes_equals_one(filled, capsys):
                 database_url=parse_database_url(filled).url, split=True,
                 probe_events=head // 3, on_plan=plans.append)
         assert plans[0].processes == 2 and 0 < plans[0].measured_events < head
+        # the ledgers were measured sharing their books, and stay together
+        assert "pnl+leaderboard+equity" in plans[0].costs
+        assert any("pnl+leaderboard+equity" in "+".join(g) for g in plans[0].groups)
         assert dump(store) == alone
         assert {row.generation for row in store.tracking().values()} == {3}
     finally:

@@ -255,6 +255,20 @@ def test_a_rebuild_splits_only_when_the_measurement_says_it_is_faster():
     assert choose(50_000, 15.0, 2.0, COSTS, 500_000, 1, quiet).processes == 1
 
 
+def test_ledgers_timed_as_one_go_to_one_process_together():
+    # pnl, leaderboard and equity share one set of books in one process: timed as one
+    # unit, they are never shared out apart (each process would keep the books again)
+    costs = {"audit": 4.0, "pnl+leaderboard+equity": 5.0, "frontend": 3.0, "balances": 1.5}
+    plan = choose(50_000, 15.0, 2.0, costs, 500_000, 2, Machine(cpus=2, others=0.0))
+    assert plan.processes == 2
+    ledgers = [g for g in plan.groups if "pnl" in g]
+    assert len(ledgers) == 1 and {"leaderboard", "equity"} <= set(ledgers[0])
+    assert sorted(n for g in plan.groups for n in g) == sorted(
+        ["audit", "pnl", "leaderboard", "equity", "frontend", "balances"])
+    one = choose(50_000, 15.0, 2.0, costs, 500_000, 1, Machine(cpus=2, others=0.0))
+    assert one.groups == [["audit", "balances", "frontend", "pnl", "leaderboard", "equity"]]
+
+
 def test_progress_lines_say_speed_and_time_left():
     assert line("rebuild", 100_000, 500_000, 100_000, 2.0) == \
         "rebuild 100,000/500,000 (20%) 50,000 events/s, 8.0s left"

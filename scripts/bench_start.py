@@ -12,7 +12,10 @@ user's share of the events is reached, ending with deals and resting orders open
 that user's stored events are copied for every other user with every id renamed (ids
 derived from an owner, like its bot roster's, derived again): the same events the
 application would write for them, written with ``COPY`` instead of one save at a time.
-The projections are then rebuilt once (``tradetape projections rebuild``).
+The views are made the same way: the first user's by a rebuild of its events alone, every
+other user's copied from them with the same ids renamed (scripts/bench_start_views.py;
+equal to a rebuild of the whole log, tested). ``--rebuild`` rebuilds every projection over
+the whole log instead (``tradetape projections rebuild``), and says how long it took.
 
 Then ``serve`` is started ``--starts`` times (stopped gracefully in between: the first start
 after seeding takes the snapshots the next ones read); each line says seconds to the first
@@ -34,12 +37,14 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "scripts"))  # bench_start_views, also when imported by tests
 
 BASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 GOAL_SECONDS = 5.0
@@ -124,16 +129,12 @@ class Cloner:
 
         self.owner = uuid.UUID(owner)
         self.derived = {roster_id(owner): roster_id, risk_id(owner): risk_id}
-        self.rows = []
-        for oid, version, topic, state in rows:
-            parts, slots, last = [], [], 0
-            for match in UUID_TEXT.finditer(state):
-                parts.append(state[last:match.start()])
-                text = match.group().decode()
-                slots.append((uuid.UUID(text), len(text) == 32))
-                last = match.end()
-            parts.append(state[last:])
-            self.rows.append((oid, version, topic, parts, slots))
+        self.rows = [(oid, version, topic, *_cut(state)) for oid, version, topic, state in rows]
+
+    def cut_text(self, text: str) -> str | tuple:
+        """A view's text: as it is when it names no id, else cut like a state."""
+        parts, slots = _cut(text.encode())
+        return (parts, slots) if slots else text
 
     def mapping(self, k: int) -> dict[uuid.UUID, uuid.UUID]:
         owner = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-start:{k}:owner")
@@ -142,7 +143,8 @@ class Cloner:
             names[old] = derive(str(owner))
         return names
 
-    def clone(self, k: int):
+    def renamer(self, k: int) -> Callable[[uuid.UUID], uuid.UUID]:
+        """User ``k``'s name for each id of the template (the same in events and views)."""
         names = self.mapping(k)
 
         def new(old: uuid.UUID) -> uuid.UUID:
@@ -151,17 +153,51 @@ class Cloner:
                 found = names[old] = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-start:{k}:{old}")
             return found
 
+        new.names = names  # type: ignore[attr-defined] (what it renamed so far)
+        return new
+
+    def clone(self, k: int, new: Callable[[uuid.UUID], uuid.UUID] | None = None):
+        new = new or self.renamer(k)
         for oid, version, topic, parts, slots in self.rows:
-            pieces = [parts[0]]
-            for (old, is_hex), part in zip(slots, parts[1:], strict=True):
-                renamed = new(old)
-                pieces.append((renamed.hex if is_hex else str(renamed)).encode())
-                pieces.append(part)
-            yield new(oid), version, topic, b"".join(pieces)
+            yield new(oid), version, topic, _paste(parts, slots, new)
 
 
-def seed(url: str, bots: int, events: int, projections: list[str] | None = None) -> int:
-    from adapters.event_store.sealing import SEALS_TABLE, canonical_id
+def _view_renamer(new: Callable[[uuid.UUID], uuid.UUID],
+                  template_id: dict[uuid.UUID, uuid.UUID]) -> Callable[[tuple], str]:
+    """A view text (cut at its ids, which are the first user's) with ``new``'s names."""
+    def rename(cut: tuple) -> str:
+        return _paste(*cut, lambda first: new(template_id[first])).decode()
+
+    return rename
+
+
+def _cut(data: bytes) -> tuple[list[bytes], list[tuple[uuid.UUID, bool]]]:
+    """``data`` cut at the ids it names: the pieces between them, and each id (and whether
+    it was written as 32 hex digits)."""
+    parts, slots, last = [], [], 0
+    for match in UUID_TEXT.finditer(data):
+        parts.append(data[last:match.start()])
+        text = match.group().decode()
+        slots.append((uuid.UUID(text), len(text) == 32))
+        last = match.end()
+    parts.append(data[last:])
+    return parts, slots
+
+
+def _paste(parts: list[bytes], slots, new: Callable[[uuid.UUID], uuid.UUID]) -> bytes:
+    pieces = [parts[0]]
+    for (old, is_hex), part in zip(slots, parts[1:], strict=True):
+        renamed = new(old)
+        pieces.append((renamed.hex if is_hex else str(renamed)).encode())
+        pieces.append(part)
+    return b"".join(pieces)
+
+
+def seed(url: str, bots: int, events: int, projections: list[str] | None = None,
+         rebuild: bool = False) -> int:
+    """Seed the log; its views are copied from the first user's (scripts/bench_start_views.py)
+    unless ``rebuild`` or ``projections`` (then those, else all, are rebuilt over the whole
+    log, as an operator would, and timed)."""
     from application.bootstrap import open_trading
     from application.settings import parse_database_url
 
@@ -172,38 +208,115 @@ def seed(url: str, bots: int, events: int, projections: list[str] | None = None)
         f"({time.perf_counter() - started:.1f} s)")
     cloner = Cloner(owner, rows)
     trading = open_trading(url)  # creates the tables (and the audit key) as serve would
-    key = trading.recorder.sealing_key()
-    schema = parse_database_url(url).env.get("POSTGRES_SCHEMA", "public")
-    table = trading.recorder.events_table_name
+    copying = not rebuild and projections is None
+    log_copy = LogCopy(trading, parse_database_url(url).env.get("POSTGRES_SCHEMA", "public"))
     written = 0
     with trading.recorder.datastore.get_connection() as conn:
+        # Copying views: the first two users' events are rebuilt first (_template_views)
+        rebuilt_first = min(users, 2) if copying else 0
+        views = previous = None
         for k in range(users):
+            new = cloner.renamer(k)
+            copied = list(cloner.clone(k, new))
             with conn.cursor() as cursor:
-                events_copy = (f'COPY "{schema}"."{table}" (originator_id, originator_version, '
-                               f"topic, state) FROM STDIN")
-                copied = list(cloner.clone(k))
-                with cursor.copy(events_copy) as copy:
-                    for row in copied:
-                        copy.write_row(row)
-                if key is not None:
-                    with cursor.copy(f'COPY "{schema}"."{SEALS_TABLE}" FROM STDIN') as copy:
-                        for oid, version, topic, state in copied:
-                            copy.write_row((oid, version, key.fingerprint, key.seal(
-                                canonical_id(oid), version, topic, state)))
+                if views is None:
+                    log_copy.write(cursor, copied)
+                else:
+                    previous = views.write_user(cursor, log_copy, k, new, copied, previous,
+                                                with_events=True)
             conn.commit()
             written += len(copied)
             if k % max(1, users // 10) == 0:
                 rate = written / (time.perf_counter() - started)
                 log(f"seeded {k + 1}/{users} users, {written} events ({rate:,.0f}/s)")
+            if k + 1 == rebuilt_first:
+                views = _template_views(url, conn, log_copy, cloner, len(rows), users)
+                for j in range(rebuilt_first):  # their views again, as every user's are
+                    with conn.cursor() as cursor:
+                        renamer = cloner.renamer(j)
+                        previous = views.write_user(cursor, log_copy, j, renamer, list(
+                            cloner.clone(j, renamer)), previous, with_events=False)
+                conn.commit()
+        if views is not None:
+            from bench_start_views import SeedViewError, move_tracking
+            from psycopg.rows import tuple_row
+
+            with conn.cursor(row_factory=tuple_row) as cursor:
+                head = cursor.execute(f"SELECT max(notification_id) FROM {log_copy.table}"
+                                      ).fetchone()[0]
+                if head != written:
+                    raise SeedViewError(f"the log's head is {head} after {written} events")
+                move_tracking(cursor, log_copy.schema, head)
+            conn.commit()
     trading.close()
+    if copying:
+        log(f"seeded {written} events and their views in {time.perf_counter() - started:.1f} s")
+        return written
     log(f"seeded {written} events in {time.perf_counter() - started:.1f} s; rebuilding "
         "the projections")
     began = time.perf_counter()
+    rebuild_projections(url, projections)
+    log(f"projections rebuilt in {time.perf_counter() - began:.1f} s")
+    return written
+
+
+def rebuild_projections(url: str, projections: list[str] | None) -> None:
     subprocess.run([str(ROOT / ".venv/bin/tradetape"), "projections", "rebuild",
                     *(projections or []), "--database", url], check=True, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
-    log(f"projections rebuilt in {time.perf_counter() - began:.1f} s")
-    return written
+
+
+class LogCopy:
+    """Events (and their seals) written with ``COPY``."""
+
+    def __init__(self, trading, schema: str):
+        self.schema = schema
+        self.table = f'"{schema}"."{trading.recorder.events_table_name}"'
+        self.key = trading.recorder.sealing_key()
+
+    def write(self, cursor, copied: list[tuple], recorded: list | None = None) -> None:
+        """``recorded``: when each was recorded (else now, by the database)."""
+        from adapters.event_store.sealing import SEALS_TABLE, canonical_id
+
+        columns = "originator_id, originator_version, topic, state"
+        if recorded is None:
+            with cursor.copy(f"COPY {self.table} ({columns}) FROM STDIN") as copy:
+                for row in copied:
+                    copy.write_row(row)
+        else:
+            with cursor.copy(f"COPY {self.table} ({columns}, recorded_at) FROM STDIN") as copy:
+                for row, at in zip(copied, recorded, strict=True):
+                    copy.write_row((*row, at))
+        if self.key is not None:
+            with cursor.copy(f'COPY "{self.schema}"."{SEALS_TABLE}" FROM STDIN') as copy:
+                for oid, version, topic, state in copied:
+                    copy.write_row((oid, version, self.key.fingerprint, self.key.seal(
+                        canonical_id(oid), version, topic, state)))
+
+
+def _template_views(url: str, conn, log_copy: LogCopy, cloner: Cloner, events: int,
+                    users: int):
+    """The views every user's are copied from, made by a rebuild of the first two users'
+    events: the first user's rows are what a user followed by others holds (a later user's
+    fills re-mark its open deals, settle its last step), the second's what the last user
+    holds. The views are then emptied, to be written again user by user."""
+    from bench_start_views import SeedViews
+    from psycopg.rows import tuple_row
+
+    began = time.perf_counter()
+    rebuilt = min(users, 2)
+    rebuild_projections(url, None)
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        views = SeedViews(cursor, log_copy.schema, cloner, events, users,
+                          [cloner.renamer(j) for j in range(rebuilt)])
+        if users > 2:  # the second user becomes a middle one: recorded as the first was
+            cursor.execute(
+                f"UPDATE {log_copy.table} AS e SET recorded_at = f.recorded_at FROM "
+                f"{log_copy.table} AS f WHERE e.notification_id > %s AND "
+                "f.notification_id = e.notification_id - %s", (events, events))
+    conn.commit()
+    log(f"the first {rebuilt} users' views rebuilt in {time.perf_counter() - began:.1f} s")
+    return views
 
 
 def head_of(url: str) -> int:
@@ -325,13 +438,16 @@ def main() -> int:
                         help="seconds a start may take before it counts as failed (300)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one start in this process (cProfile, on stderr)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="rebuild every projection over the whole seeded log (timed) "
+                             "instead of copying the first user's views for the others")
     parser.add_argument("--projections", nargs="*", default=None,
                         help="rebuild only these after seeding (e.g. paper_book, to time a "
                              "resume alone with --profile: /health stays amber meanwhile)")
     args = parser.parse_args()
     url = args.database or f"{BASE_URL}?schema=bench_start_{args.bots}_{args.events}"
     if ensure_schema(url, args.fresh):
-        seed(url, args.bots, args.events, args.projections)
+        seed(url, args.bots, args.events, args.projections, args.rebuild)
     head = head_of(url)
     print(f"log: {head:,} events, {args.bots:,} bots ({url})")
     if args.profile:

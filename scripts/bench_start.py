@@ -49,6 +49,7 @@ sys.path.insert(1, str(ROOT / "scripts"))  # bench_start_views, also when import
 BASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 GOAL_SECONDS = 5.0
 BOTS_PER_USER = 10
+SEEDED_LAG = 100_000  # views further behind the log than this: the seed did not finish
 T0 = datetime(2025, 11, 1, tzinfo=UTC)
 UUID_TEXT = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
                        rb"|[0-9a-f]{32}")
@@ -342,8 +343,24 @@ def ensure_schema(url: str, fresh: bool) -> bool:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         found = conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
                              "AND table_name = 'trading_events'", (schema,)).fetchone()
+        if found is not None and not fresh:
+            _check_seeded(conn, schema)
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     return fresh or found is None
+
+
+def _check_seeded(conn, schema: str) -> None:
+    """A seed stopped half-way leaves a log whose views stand far behind it (copied views
+    move their tracking to the head only at the end): refused, rather than timed."""
+    head = conn.execute(f'SELECT max(notification_id) FROM "{schema}".trading_events'
+                        ).fetchone()[0] or 0
+    tracked = conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                           "AND table_name = 'projection_tracking'", (schema,)).fetchone()
+    lowest = conn.execute(f'SELECT min(position) FROM "{schema}".projection_tracking'
+                          ).fetchone()[0] if tracked else None
+    if lowest is None or head - lowest > SEEDED_LAG:
+        sys.exit(f"schema {schema} holds {head:,} events but its views stand at "
+                 f"{lowest or 0:,}: a seed that did not finish; run again with --fresh")
 
 
 # --- timing a start -----------------------------------------------------------------------

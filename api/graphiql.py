@@ -23,11 +23,14 @@ def graphiql_page() -> str:
     return (STATIC_DIR / "graphiql.html").read_text(encoding="utf-8")
 
 
-def serve_graphiql_offline(app: FastAPI, router: Any) -> None:
-    """Mount the vendored assets and make ``router`` (strawberry's GraphQLRouter) answer a
-    browser's GET with our page instead of strawberry's CDN one."""
+def mount_graphiql_assets(app: FastAPI) -> None:
+    """The vendored assets the page loads."""
     app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="graphiql-assets")
 
+
+def serve_graphiql_offline(router: Any) -> None:
+    """Make ``router`` (strawberry's GraphQLRouter) answer a browser's GET with our page
+    instead of strawberry's CDN one (the assets: :func:`mount_graphiql_assets`)."""
     async def render_graphql_ide(_request: Any) -> HTMLResponse:
         return HTMLResponse(graphiql_page())
 

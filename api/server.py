@@ -1,7 +1,8 @@
 """The HTTP server: the dashboard at /, GraphQL at /graphql (GraphiQL on GET), /health, the
 pages links in mails open (/verify-email, /reset-password), and REST only where the outside
 world calls us.
-FastAPI is imported only by ``tradetape serve`` and the tests."""
+FastAPI is imported only by ``tradetape serve`` and the tests; the GraphQL schema after the
+server answers (api/lazy_graphql.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from api.graphiql import serve_graphiql_offline
-from api.graphql import make_graphql_router
+from api.graphiql import mount_graphiql_assets, serve_graphiql_offline
+from api.graphql.read_side import ReadSide
 from api.http_limits import RequestLimits
+from api.lazy_graphql import GraphQLBuild, LazyGraphQLRoute
 from application.runtime import Runtime
 
 
@@ -30,14 +32,18 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
 
     limits = limits or RequestLimits.from_environ()
     origins = origins_from_environ() if cors_origins is None else cors_origins
+    read = ReadSide(runtime)
+    graphql = GraphQLBuild(lambda: _graphql_router(runtime, limits, read))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if manage_runtime:
             runtime.start()
+        graphql.start()  # after the runtime: /health answers meanwhile
         try:
             yield
         finally:
+            read.close()
             if manage_runtime:
                 runtime.stop()
 
@@ -56,15 +62,25 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
     _stripe_webhook(app, runtime)  # before /webhooks/{id}: the literal path first
     _webhooks(app, runtime)
     _dashboard(app)
-    router = make_graphql_router(runtime, limits)
-    app.include_router(router, prefix="/graphql")
-    serve_graphiql_offline(app, router)
-    app.state.graphql_read_side = router.read_side  # type: ignore[attr-defined]
+    app.router.routes.append(LazyGraphQLRoute(graphql))
+    mount_graphiql_assets(app)
+    app.state.graphql = graphql
+    app.state.graphql_read_side = read
     if runtime.settings.graphql_cache:
-        _cache_answers(app, runtime, router.read_side, limits)  # type: ignore[attr-defined]
+        _cache_answers(app, runtime, read, limits)
     _guard(app, limits)  # before the cache reads anything
     allow_origins(app, origins)  # the outermost: preflights never reach the guard
     return app
+
+
+def _graphql_router(runtime: Runtime, limits: RequestLimits, read: ReadSide):
+    """Strawberry's router over the schema (imported and built here, on the build's
+    thread), answering a browser's GET with the offline GraphiQL page."""
+    from api.graphql.router import make_graphql_router
+
+    router = make_graphql_router(runtime, limits, read=read)
+    serve_graphiql_offline(router)
+    return router
 
 
 def _account_pages(app: FastAPI, runtime: Runtime) -> None:

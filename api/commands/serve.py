@@ -86,13 +86,7 @@ def run(args: argparse.Namespace) -> int:
                             # default), not from uvicorn's default of loopback.
                             proxy_headers=bool(proxies),
                             forwarded_allow_ips=list(proxies) or None)
-    # What exists now (modules, the schema, the runtime) lives as long as the server: keep
-    # it out of the collector's full passes, which would otherwise walk it again and again
-    # and pause a request now and then.
-    import gc
-
-    gc.collect()
-    gc.freeze()
+    _freeze_what_lives(app)
     if backups is not None:
         print(f"backups every {backups.plan.every} into {backups.plan.folder}", flush=True)
         backups.start()
@@ -113,6 +107,18 @@ def _opened(settings, role: str):
     if role == "all":
         return open_runtime(settings, role=role)
     return started_or_waiting(lambda: open_runtime(settings, role=role))
+
+
+def _freeze_what_lives(app) -> None:
+    """What exists now (modules, the runtime) lives as long as the server: keep it out of
+    the collector's full passes, which would otherwise walk it again and again and pause a
+    request now and then. The GraphQL schema, built after the server answers, joins it
+    once built."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    app.state.graphql.after_build = gc.freeze
 
 
 def _check_role(role: str, database_url: str | None) -> None:

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
-from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
-from graphql.error import GraphQLError
 
 from application.market_tape import MARKS_READ
 
@@ -307,6 +305,11 @@ def _request_of(body: bytes) -> tuple[str, str, str | None] | None:
 
 
 def _read_only(document: str, operation: str | None, max_tokens: int | None = None) -> bool:
+    # graphql-core loads with the schema, after the server answers /health (a cached
+    # answer needs the schema built anyway): not when this middleware is added.
+    from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
+    from graphql.error import GraphQLError
+
     try:
         parsed = parse(document, no_location=True, max_tokens=max_tokens)
     except GraphQLError:

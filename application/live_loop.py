@@ -12,6 +12,7 @@ from datetime import datetime
 
 from application.market_tape import MarketTape, record_candles, record_history
 from application.paper_trading import PaperTrading
+from domain.errors import ConcurrencyConflictError
 from domain.ports import Clock, MarketFeed
 
 log = logging.getLogger("tradetape.live")
@@ -71,6 +72,13 @@ class LiveLoop:
             try:
                 self.step()
                 self.health.last_error = None
+            except ConcurrencyConflictError as error:
+                # A race, not a fault: another writer (a command, billing, the risk limits)
+                # saved one of the candle's bots first. The runner refused the candle whole
+                # and rebuilt those bots from the log; the next candle trades on from there.
+                self.health.last_error = f"{type(error).__name__}: {error}"
+                log.warning("live loop step refused (%s): %s; the next candle goes on from "
+                            "the log", error.code, error)
             except Exception as error:  # the loop must survive a bad step; /health shows it
                 self.health.last_error = f"{type(error).__name__}: {error}"
                 log.exception("live loop step failed")

@@ -106,3 +106,41 @@ def test_replay_feed_anchored_at_a_moment_starts_with_that_candle_and_continues_
     later.start_at(100, began)
     assert [c.ts_ms for c in later.poll(began + timedelta(seconds=5))] == [
         int(candles.timestamps[105])]
+
+
+def test_a_candle_refused_by_a_race_is_one_warning_line_and_the_loop_goes_on(tmp_path, caplog):
+    """Another writer saves the bot between the runner's look at the log and the candle's
+    append (billing stopping a bot, a command from the API): the loop says so in one line,
+    with no traceback, and the next candles trade on."""
+    import logging
+    import threading
+
+    clock, trading, bot_id, loop, _ = world(tmp_path)
+    real, raced = loop.paper._reached, []
+
+    def racing(pair, low, high):
+        if not raced:
+            raced.append(pair)
+            trading.pause_bot(bot_id, actor="u1")  # lands after the look, before the append
+        return real(pair, low, high)
+
+    loop.paper._reached = racing
+    clock.current = T0 + timedelta(seconds=1)  # joins the market: the bot opens a deal
+    caplog.set_level(logging.WARNING, logger="tradetape.live")
+    loop._stop.wait = lambda timeout: loop._stop.set()  # one round of run(), then stop
+    worker = threading.Thread(target=loop.run)
+    worker.start()
+    worker.join(10)
+    assert raced and not worker.is_alive()
+    refused = [r for r in caplog.records if r.name == "tradetape.live"]
+    assert len(refused) == 1 and refused[0].levelno == logging.WARNING
+    assert refused[0].exc_info is None and "CONCURRENT_MODIFICATION" in refused[0].getMessage()
+    assert loop.health.last_error.startswith("ConcurrencyConflictError")
+    loop.paper._reached = real
+    assert trading.get_bot(bot_id).deals_opened == 0  # only the pause was stored
+    loop._stop.clear()
+    clock.current = T0 + timedelta(seconds=3)
+    worker = threading.Thread(target=loop.run)  # the next round steps as ever
+    worker.start()
+    worker.join(10)
+    assert loop.health.last_error is None and loop.health.steps == 1

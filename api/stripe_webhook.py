@@ -1,9 +1,12 @@
 """``POST /webhooks/stripe``: Stripe's events, their signature checked with
-``stripe.Webhook.construct_event`` and ``TRADETAPE_STRIPE_WEBHOOK_SECRET``. A bad or missing
-signature: 400, nothing recorded. Each event id is handled once (a second delivery: 200);
-a subscription at a Stripe price no plan sells: 422 ``STRIPE_PRICE_UNKNOWN``, and a handler
-that fails: 500, both with nothing recorded, so Stripe delivers it again. Registered
-before any ``/webhooks/{id}`` route, so that the literal path wins."""
+``stripe.Webhook``'s check and ``TRADETAPE_STRIPE_WEBHOOK_SECRET``. A bad or missing
+signature: 400, nothing recorded. Each event id is handled once (a second delivery: 200).
+Refused, each with its code, one log line and nothing recorded: a signed event not as
+Stripe sends them (400 ``STRIPE_EVENT_MALFORMED``), one about a payment not recorded yet
+(409 ``STRIPE_EVENT_EARLY``), a subscription at a Stripe price no plan sells (422
+``STRIPE_PRICE_UNKNOWN``) or another rule of ours (422, its code). Stripe delivers any
+answer but 2xx again, for up to three days; a handler that fails: 500, likewise.
+Registered before any ``/webhooks/{id}`` route, so that the literal path wins."""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from application.runtime import Runtime
-from application.stripe_objects import UnknownPriceError
-from domain.errors import DomainError
+from application.stripe_objects import StripeEventEarlyError, StripeShapeError
+from domain.errors import ConcurrencyConflictError, DomainError
 
 LOG = logging.getLogger("tradetape.billing")
 MAX_EVENT_BYTES = 1_000_000  # Stripe's events are tens of kilobytes
@@ -35,16 +38,33 @@ def add_stripe_webhook(app: FastAPI, runtime: Runtime) -> None:
             return _answer(400, error.code, error.message)
         try:
             outcome = await to_thread.run_sync(lambda: _handle(runtime, event))
-        except UnknownPriceError as error:  # the plans' settings, not a fault: no 5xx
-            LOG.error("stripe event %s (%s) refused: %s", event.get("id"), event.get("type"),
-                      error)
-            return _answer(422, error.code, error.message)
+        except ConcurrencyConflictError as error:  # raced other writers three times
+            return _failed(event, error)
+        except DomainError as error:  # the event, or our settings: not a fault, no 5xx
+            LOG.warning("stripe event %s (%s) refused: %s", _said(event, "id"),
+                        _said(event, "type"), error)
+            return _answer(_status(error), error.code, error.message)
         except Exception as error:  # Stripe retries on 5xx: nothing was recorded
-            LOG.error("stripe event %s (%s) failed: %s: %s", event.get("id"),
-                      event.get("type"), type(error).__name__, error)
-            return _answer(500, getattr(error, "code", "HANDLER_FAILED"),
-                           "the event was not recorded; Stripe will deliver it again")
+            return _failed(event, error)
         return JSONResponse({"received": True, "outcome": outcome})
+
+
+def _status(error: DomainError) -> int:
+    if isinstance(error, StripeShapeError):
+        return 400
+    return 409 if isinstance(error, StripeEventEarlyError) else 422
+
+
+def _failed(event: dict, error: Exception) -> JSONResponse:
+    LOG.error("stripe event %s (%s) failed: %s: %s", _said(event, "id"),
+              _said(event, "type"), type(error).__name__, error)
+    return _answer(500, getattr(error, "code", "HANDLER_FAILED"),
+                   "the event was not recorded; Stripe will deliver it again")
+
+
+def _said(event: dict, key: str) -> str:
+    """A field of the event for a log line, bounded: the event is the sender's text."""
+    return str(event.get(key))[:80]
 
 
 def _handle(runtime: Runtime, event: dict) -> str:

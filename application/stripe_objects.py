@@ -21,12 +21,25 @@ STATUSES: dict[str, SubscriptionStatus | None] = {
 
 
 class StripeShapeError(DomainError):
-    """An object missing what a handler needs: answered 500 (Stripe retries)."""
+    """A signed event missing what its handler needs, or holding it in another type (an
+    object where a list was, text for a time): answered 400 with nothing recorded. Stripe
+    delivers any answer other than 2xx again, for up to three days in live mode (three
+    times over a few hours in a sandbox), then marks the delivery failed in its dashboard;
+    each retry is refused the same way, one log line. Not answered 2xx: that would mark the
+    event handled, and a resend once the reader knows the shape would change nothing."""
 
-    code = "STRIPE_EVENT_UNREADABLE"
+    code = "STRIPE_EVENT_MALFORMED"
 
 
-class UnknownPriceError(StripeShapeError):
+class StripeEventEarlyError(DomainError):
+    """An event about something not recorded yet (a refund of a payment whose own event has
+    not arrived): answered 409 with nothing recorded, so that Stripe delivers it again
+    after the event it depends on. Not a fault of the server (no 5xx), nor of the event."""
+
+    code = "STRIPE_EVENT_EARLY"
+
+
+class UnknownPriceError(DomainError):
     """A subscription of one of our users at a Stripe price no plan sells: the plans'
     settings are wrong, not the event nor the server. Answered 422 with nothing recorded:
     Stripe delivers any non-2xx again (for up to three days), so once an operator names
@@ -38,15 +51,36 @@ class UnknownPriceError(StripeShapeError):
     code = "STRIPE_PRICE_UNKNOWN"
 
 
+def fields(value: Any, what: str) -> dict:
+    """``value`` as the JSON object it must be, or STRIPE_EVENT_MALFORMED."""
+    if not isinstance(value, dict):
+        raise StripeShapeError(f"{what} is not an object: {type(value).__name__}")
+    return value
+
+
 def moment(seconds: Any) -> datetime:
     if isinstance(seconds, bool) or not isinstance(seconds, int):
-        raise StripeShapeError(f"not a Stripe timestamp: {seconds!r}")
+        raise StripeShapeError(f"not a Stripe timestamp: {seconds!r:.60}")
     return datetime.fromtimestamp(seconds, UTC)
 
 
+def part(obj: dict, key: str) -> dict:
+    """An optional object inside ``obj``: ``{}`` when absent, STRIPE_EVENT_MALFORMED when
+    something else is in its place."""
+    value = obj.get(key)
+    return {} if value is None else fields(value, f"{obj.get('object') or 'an'} {key}")
+
+
+def _listed(obj: dict, key: str) -> list[dict]:
+    """The objects of a Stripe list (``{"object": "list", "data": [...]}``) at ``key``."""
+    data = part(obj, key).get("data") or []
+    if not isinstance(data, list):
+        raise StripeShapeError(f"{key} holds no list")
+    return [fields(entry, f"an entry of {key}") for entry in data]
+
+
 def _items(obj: dict) -> list[dict]:
-    items = obj.get("items") or {}
-    return list(items.get("data") or []) if isinstance(items, dict) else []
+    return _listed(obj, "items")
 
 
 def subscription_period(obj: dict) -> tuple[datetime, datetime]:
@@ -54,7 +88,7 @@ def subscription_period(obj: dict) -> tuple[datetime, datetime]:
     first item's (2025 shape)."""
     for source in (obj, *_items(obj)):
         if source.get("current_period_end") is not None:
-            return (moment(source["current_period_start"]),
+            return (moment(source.get("current_period_start")),
                     moment(source["current_period_end"]))
     raise StripeShapeError(f"subscription {obj.get('id')} has no current period")
 
@@ -72,27 +106,26 @@ def invoice_subscription(obj: dict) -> str | None:
     ``parent.subscription_details.subscription`` (2025 shape)."""
     if isinstance(obj.get("subscription"), str):
         return obj["subscription"]
-    details = (obj.get("parent") or {}).get("subscription_details") or {}
+    details = part(part(obj, "parent"), "subscription_details")
     if isinstance(details.get("subscription"), str):
         return details["subscription"]
     for line in _lines(obj):
-        parent = (line.get("parent") or {}).get("subscription_item_details") or {}
+        parent = part(part(line, "parent"), "subscription_item_details")
         if isinstance(parent.get("subscription"), str):
             return parent["subscription"]
     return None
 
 
 def _lines(obj: dict) -> list[dict]:
-    lines = obj.get("lines") or {}
-    return list(lines.get("data") or []) if isinstance(lines, dict) else []
+    return _listed(obj, "lines")
 
 
 def invoice_period(obj: dict) -> tuple[datetime, datetime] | None:
     """The period the invoice's subscription line covers."""
     for line in _lines(obj):
-        period = line.get("period") or {}
+        period = part(line, "period")
         if period.get("end") is not None:
-            return moment(period["start"]), moment(period["end"])
+            return moment(period.get("start")), moment(period["end"])
     return None
 
 
@@ -101,7 +134,7 @@ def invoice_price(obj: dict) -> str | None:
         price = line.get("price") or line.get("plan")
         if isinstance(price, dict) and price.get("id"):
             return price["id"]
-        details = (line.get("pricing") or {}).get("price_details") or {}
+        details = part(part(line, "pricing"), "price_details")
         if isinstance(details.get("price"), str):
             return details["price"]
     return None
@@ -113,3 +146,12 @@ def text(obj: dict, key: str) -> str | None:
     if isinstance(value, dict):
         value = value.get("id")
     return value if isinstance(value, str) and value else None
+
+
+def minor_amount(obj: dict, key: str) -> int:
+    """An amount in the currency's minor units (cents), as Stripe sends it: an integer."""
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StripeShapeError(f"{obj.get('object') or 'an object'} {obj.get('id')!s:.60} "
+                               f"has no amount in {key}: {value!r:.60}")
+    return value

@@ -1,6 +1,7 @@
 """Stripe's events, each handled exactly once: what it changed is saved in one transaction
 with a marker of its id, so a second delivery finds the marker and changes nothing, and a
-handler that fails saves nothing (the endpoint answers 500 and Stripe retries).
+handler that refuses or fails saves nothing (the endpoint answers non-2xx and Stripe
+delivers the event again).
 
 Order does not matter: every subscription fact carries the time Stripe recorded it and an
 older fact changes no status (``domain.subscriptions``); payments are kept by invoice id;
@@ -17,11 +18,15 @@ from uuid import UUID
 from application.billing import BILLING_ACTOR, Billing
 from application.stripe_objects import (
     STATUSES,
+    StripeEventEarlyError,
     StripeShapeError,
     UnknownPriceError,
+    fields,
     invoice_period,
     invoice_price,
     invoice_subscription,
+    minor_amount,
+    part,
     subscription_period,
     subscription_price,
     text,
@@ -60,20 +65,18 @@ class StripeWebhooks:
         self.billing, self.trading = billing, billing.trading
 
     def handle(self, event: dict[str, Any]) -> str:
-        """``handled``, ``duplicate`` or ``ignored`` (a type not handled: acknowledged)."""
-        event_id, kind = event.get("id"), event.get("type")
-        if not isinstance(event_id, str) or not isinstance(kind, str):
-            raise StripeShapeError("an event without an id or a type")
+        """``handled``, ``duplicate`` or ``ignored`` (a type not handled: acknowledged).
+        An event not as Stripe sends them: StripeShapeError, nothing recorded."""
+        event_id, kind, created = _envelope(event)
         for _ in range(3):
             if self._seen(event_id):
                 return "duplicate"
             # Every event this one records is tied to it: its id is the correlation id.
             cause = self.trading.cause(BILLING_ACTOR, f"stripe:{event_id}")
-            marker = StripeEventHandled.receive(cause, event_id, kind,
-                                                int(event.get("created") or 0))
+            marker = StripeEventHandled.receive(cause, event_id, kind, created)
             change = _Change(marker, cause)
             if kind in HANDLED:
-                obj = (event.get("data") or {}).get("object") or {}
+                obj = fields(part(event, "data").get("object"), f"{kind}'s data.object")
                 getattr(self, "_" + kind.replace(".", "_"))(obj, event, change)
             try:
                 with self.billing.slots.lock:
@@ -140,9 +143,12 @@ class StripeWebhooks:
         if user is None or status is None:
             self._unattributed(user, obj, event)
             return
-        self._link(change, "subscription", obj.get("id"), user)
+        stripe_sub = text(obj, "id")
+        if stripe_sub is None:
+            raise StripeShapeError(f"a {event['type']} without a subscription id")
+        self._link(change, "subscription", stripe_sub, user)
         start, end = subscription_period(obj)
-        self._apply(user, change, obj["id"], status, start, end, subscription_price(obj),
+        self._apply(user, change, stripe_sub, status, start, end, subscription_price(obj),
                     bool(obj.get("cancel_at_period_end")), int(event.get("created") or 0))
 
     _customer_subscription_updated = _customer_subscription_created
@@ -162,7 +168,7 @@ class StripeWebhooks:
         currency = str(obj.get("currency") or "").upper()
         if sub is not None and sub.pay_invoice(
                 change.cause, str(obj.get("id")),
-                from_minor(currency, obj.get("amount_paid")), currency, "card"):
+                from_minor(currency, minor_amount(obj, "amount_paid")), currency, "card"):
             change.add(sub)
         for paid_by in (text(obj, "charge"), text(obj, "payment_intent")):
             self._link(change, "invoice-payment", paid_by, user)
@@ -179,7 +185,7 @@ class StripeWebhooks:
         change.add(sub)
 
     def _payment_intent_succeeded(self, obj: dict, event: dict, change: _Change) -> None:
-        metadata = obj.get("metadata") or {}
+        metadata = part(obj, "metadata")
         if metadata.get("tradetape_purpose") != "top_up":
             return  # an invoice's payment: ``invoice.paid`` records it
         user = self._user(customer=text(obj, "customer"), metadata=metadata)
@@ -187,7 +193,8 @@ class StripeWebhooks:
             self._unattributed(user, obj, event)
             return
         currency = str(obj.get("currency") or "").upper()
-        received = obj.get("amount_received") or obj.get("amount")
+        received = minor_amount(obj, "amount_received" if obj.get("amount_received")
+                                else "amount")
         wallet = self._wallet(user, change)
         wallet.credit(change.cause, currency,
                       from_minor(currency, received), str(obj.get("id")), "top_up")
@@ -197,20 +204,21 @@ class StripeWebhooks:
     def _payment_intent_payment_failed(self, obj: dict, event: dict, change: _Change
                                        ) -> None:
         log.info("payment %s failed: %s", obj.get("id"),
-                 (obj.get("last_payment_error") or {}).get("code"))
+                 part(obj, "last_payment_error").get("code"))
 
     def _charge_refunded(self, obj: dict, event: dict, change: _Change) -> None:
         """A refund of a top-up debits the wallet; of an invoice, it is the subscription's.
-        A refund of a payment not seen yet fails (500): Stripe delivers it again later,
-        after the payment's own event."""
+        A refund of a payment not seen yet is refused (STRIPE_EVENT_EARLY): Stripe delivers
+        it again later, after the payment's own event."""
         charge, intent = str(obj.get("id")), text(obj, "payment_intent")
         top_up = intent and self.billing.linked("top-up", intent)
         invoice = self.billing.linked("invoice-payment", charge) or (
             intent and self.billing.linked("invoice-payment", intent))
         if not top_up and not invoice:
-            raise StripeShapeError(f"a refund of {charge}, a payment not recorded yet")
+            raise StripeEventEarlyError(f"a refund of {charge:.60}, a payment not recorded "
+                                        "yet: Stripe delivers it again")
         currency = str(obj.get("currency") or "").upper()
-        refunded = from_minor(currency, obj.get("amount_refunded"))
+        refunded = from_minor(currency, minor_amount(obj, "amount_refunded"))
         cause = change.cause
         if top_up:
             wallet = self._wallet(top_up, change)
@@ -262,3 +270,12 @@ class StripeWebhooks:
                  event.get("type"), obj.get("object"), obj.get("id"))
 
 
+def _envelope(event: object) -> tuple[str, str, int]:
+    """The event's id, type and creation time (Stripe's seconds)."""
+    event = fields(event, "the event")
+    event_id, kind, created = event.get("id"), event.get("type"), event.get("created", 0)
+    if not isinstance(event_id, str) or not event_id or not isinstance(kind, str):
+        raise StripeShapeError("an event without an id or a type")
+    if isinstance(created, bool) or not isinstance(created, int):
+        raise StripeShapeError(f"event {event_id:.60} has no creation time")
+    return event_id, kind, created

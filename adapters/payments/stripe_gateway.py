@@ -87,15 +87,26 @@ class StripeGateway:
 
 def verified_event(payload: bytes, signature: str | None, secret: str | None) -> dict:
     """The event Stripe signed, as a plain dict; ``SIGNATURE_INVALID`` when the header is
-    missing or wrong, too old, or there is no secret to check it with."""
+    missing or wrong, too old, or there is no secret to check it with;
+    ``STRIPE_EVENT_MALFORMED`` when the signed body is not a JSON object."""
     import stripe
 
     if not signature or not secret:
         raise DomainError("missing Stripe-Signature (or no webhook secret set)",
                           code="SIGNATURE_INVALID")
     try:
-        stripe.Webhook.construct_event(payload, signature, secret)
+        stripe.WebhookSignature.verify_header(payload, signature, secret,
+                                              stripe.Webhook.DEFAULT_TOLERANCE)
     except (stripe.SignatureVerificationError, ValueError):
         raise DomainError("the Stripe signature does not match", code="SIGNATURE_INVALID"
                           ) from None
-    return json.loads(payload)
+    # Signed, so it came from Stripe (or whoever holds the secret): what it holds is read
+    # here, not by ``construct_event``, which fails with a traceback on JSON not an object.
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict):
+        raise DomainError("the signed body is not a JSON object",
+                          code="STRIPE_EVENT_MALFORMED")
+    return event

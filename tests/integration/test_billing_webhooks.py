@@ -18,7 +18,7 @@ from application.billing import Billing
 from application.billing_history import billing_history
 from application.billing_settings import BillingSettings
 from application.bootstrap import open_trading
-from application.stripe_objects import StripeShapeError
+from application.stripe_objects import StripeEventEarlyError
 from application.stripe_webhooks import StripeWebhooks
 from domain.payments import StripeLink, Wallet, wallet_id
 from domain.plans import from_minor
@@ -165,7 +165,7 @@ def redeliver(hooks: StripeWebhooks, events: list[dict]) -> None:
         for event in events:
             try:
                 hooks.handle(event)
-            except StripeShapeError:
+            except StripeEventEarlyError:
                 failed.append(event)
         if not failed:
             return

@@ -33,7 +33,7 @@ from application.stripe_objects import (
 )
 from domain.errors import ConcurrencyConflictError, NotFoundError
 from domain.payments import StripeEventHandled, StripeLink, Wallet, stripe_event_key, wallet_id
-from domain.plans import from_minor
+from domain.plans import Plan, from_minor
 from domain.recording import Cause, TradetapeAggregate
 from domain.subscriptions import Period, Subscription, SubscriptionStatus
 from domain.users import User
@@ -240,12 +240,7 @@ class StripeWebhooks:
             if sub is not None:
                 change.add(sub, *self.billing.end(sub, told_at, change.cause))
             return
-        plan = self.billing.catalogue.by_stripe_price(price) or (
-            self.billing.catalogue.by_id(sub.plan_id) if sub is not None else None)
-        if plan is None:
-            raise UnknownPriceError(f"no plan sells Stripe price {price}: set it with "
-                                    "`tradetape plans update CODE --stripe-price`; "
-                                    "Stripe delivers the event again")
+        plan = self._plan_at(price, sub)
         cancel = sub.cancel_at_period_end if cancel_at_end is None and sub else bool(
             cancel_at_end)
         period = Period(stripe_sub, status, start, end, plan.id, plan.version, cancel,
@@ -256,6 +251,25 @@ class StripeWebhooks:
         else:
             sub.observe(cause, period, self.billing.settings.grace)
         change.add(change.sub)
+
+    def _plan_at(self, price: str | None, sub: Subscription | None) -> Plan:
+        """The plan a subscription at Stripe ``price`` buys: the plan selling it now, or the
+        subscriber's own plan when the object names no price or the price is the one that
+        plan sold when they bought it (an operator gave the plan a new Stripe price since).
+        Any other price is STRIPE_PRICE_UNKNOWN, nothing recorded: a subscription moved to
+        a price no plan sells does not keep its old plan silently; it keeps it, refused in
+        the log and in Stripe's dashboard, until an operator names the price and Stripe's
+        next delivery records the move."""
+        catalogue = self.billing.catalogue
+        plan = catalogue.by_stripe_price(price)
+        if plan is None and sub is not None and (price is None or catalogue.at_version(
+                sub.plan_id, sub.plan_version).stripe_price == price):
+            plan = catalogue.by_id(sub.plan_id)
+        if plan is None:
+            raise UnknownPriceError(f"no plan sells Stripe price {price!s:.80}: set it "
+                                    "with `tradetape plans update CODE --stripe-price`; "
+                                    "Stripe delivers the event again")
+        return plan
 
     def _wallet(self, user: str, change: _Change) -> Wallet:
         try:

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.server import create_app
 from domain.errors import DomainError
+from domain.plans import PlanTerms
 from tests.api.conftest import CONFIG, CREATE_BOT, PASSWORD, Server, open_server
 from tests.stripe_events import (
     body,
@@ -464,3 +465,41 @@ def test_an_admin_defines_plans_and_everyone_sees_them(billing):
     listed = billing.gql("{ plans { code maxBots } }")["plans"]  # no token needed
     assert listed == [{"code": "FREE", "maxBots": 1}, {"code": "PRO", "maxBots": 5},
                       {"code": "TEAM", "maxBots": 25}]
+
+
+def test_a_subscription_moved_to_a_price_no_plan_sells_is_refused_until_one_does(
+        billing, stripe_stub):
+    alice = billing.user("alice")
+    customer, sub = checkout_pro(billing, stripe_stub, alice)
+    moved = subscription_event("customer.subscription.updated", "evt_moved", T + 10,
+                               sub=sub, customer=customer, price="price_team_monthly",
+                               status="active", period=MONTH)
+    before = head(billing)
+    response = deliver(billing, moved)  # Alice changed plan in Stripe's portal
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "STRIPE_PRICE_UNKNOWN"
+    assert "price_team_monthly" in response.json()["error"]["message"]
+    assert head(billing) == before  # not handled: Stripe delivers it again
+    mine = billing.gql(SUBSCRIPTION, token=alice.token)
+    assert mine["subscription"]["plan"]["code"] == "PRO"  # what was last recorded
+    billing.runtime.billing.catalogue.create(PlanTerms(
+        "TEAM", "Team", Decimal("30.00"), "USD", "month", "price_team_monthly",
+        max_bots=20, max_live_bots=20, max_webhooks=50), "operator:test")
+    assert deliver(billing, moved).json()["outcome"] == "handled"  # Stripe's next try
+    mine = billing.gql(SUBSCRIPTION, token=alice.token)
+    assert mine["subscription"]["plan"]["code"] == "TEAM"
+    assert mine["entitlements"]["maxBots"] == 20
+
+
+def test_a_renewal_at_the_price_its_plan_sold_before_keeps_that_plan(billing, stripe_stub):
+    alice = billing.user("alice")
+    customer, sub = checkout_pro(billing, stripe_stub, alice)
+    billing.runtime.billing.catalogue.update("PRO", "operator:test",
+                                             stripe_price="price_pro_2027")
+    renewal = invoice_event("invoice.paid", "evt_renewed", T + 30 * DAY, invoice="in_2",
+                            sub=sub, customer=customer, price=PRICE, amount=1000,
+                            period=NEXT_MONTH, shape="2025")
+    response = deliver(billing, renewal)  # Alice still pays the price she bought
+    assert response.status_code == 200 and response.json()["outcome"] == "handled"
+    mine = billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]
+    assert mine["plan"]["code"] == "PRO" and mine["status"] == "active"

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     log_config = logs.configure(logs.log_format())
     backups = open_backup_schedule(settings.database_url)  # settings checked before start
     runtime = _opened(settings, args.role)
+    stops = StopSignals()  # before the lines saying it started: uvicorn takes them later
     if not os.environ.get(PUBLIC_URL_ENV):  # links in mails lead to this very server
         runtime.identity.use_public_url(listening_url(settings.host, settings.port))
     if settings.demo:
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"backups every {backups.plan.every} into {backups.plan.folder}", flush=True)
         backups.start()
     try:
-        _graceful_server_class()(config).run()
+        _graceful_server_class()(config, stops).run()
     finally:
         if backups is not None:
             backups.stop()
@@ -138,16 +139,29 @@ def _check_role(role: str, database_url: str | None) -> None:
     os.environ.setdefault("PGAPPNAME", f"tradetape-{role}")
 
 
-def _until_stopped() -> None:
-    """Block until SIGINT or SIGTERM."""
-    import signal
-    import threading
+class StopSignals:
+    """SIGINT and SIGTERM, caught from the moment a role has started, before it says so: a
+    supervisor that stops it as soon as the "started" line appears gets a clean stop
+    (exit 0), not a process killed by the signal's default action (exit -15). Installed
+    only once started: a process still waiting for its database stops at once."""
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.received: list[int] = []
+        self._stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._record)
+
+    def _record(self, sig: int, frame) -> None:
+        self.received.append(sig)
+        self._stop.set()
+
+    def wait(self) -> None:
+        """Block until one arrives (or has arrived)."""
+        while not self._stop.wait(1.0):
+            pass
 
 
 def _serve_engine(settings) -> int:
@@ -164,10 +178,11 @@ def _serve_engine(settings) -> int:
         return runtime
 
     runtime = started_or_waiting(started)
+    stops = StopSignals()
     print(f"Tradetape engine worker {runtime.leases.worker}: trading its leased bots, "
           f"paper market at {settings.speed:g}x", flush=True)
     try:
-        _until_stopped()
+        stops.wait()
     finally:
         runtime.stop()
     return 0
@@ -187,9 +202,10 @@ def _serve_projections(settings) -> int:
         return worker, closing
 
     worker, closing = started_or_waiting(started)
+    stops = StopSignals()
     print("Tradetape projections: following the log", flush=True)
     try:
-        _until_stopped()
+        stops.wait()
     finally:
         worker.stop()
         worker.catch_up()  # what was appended before the stop is in the views
@@ -209,7 +225,13 @@ def _graceful_server_class():
     class GracefulServer(uvicorn.Server):
         """uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal once
         more, so the process dies by it (exit 143 for SIGTERM) although it stopped cleanly.
-        Here a graceful stop returns, and ``tradetape serve`` exits 0."""
+        Here a graceful stop returns, and ``tradetape serve`` exits 0. A signal caught
+        before uvicorn took them (``StopSignals``) stops it as soon as it has started:
+        its lifespan still stops the runtime."""
+
+        def __init__(self, config: uvicorn.Config, stops: StopSignals) -> None:
+            super().__init__(config)
+            self.stops = stops
 
         @contextmanager
         def capture_signals(self):
@@ -218,6 +240,8 @@ def _graceful_server_class():
                 return
             signals = (signal.SIGINT, signal.SIGTERM)
             original = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            for sig in self.stops.received[:1]:
+                self.handle_exit(sig, None)
             try:
                 yield
             finally:

@@ -81,7 +81,6 @@ def test_a_projections_process_waits_for_the_server_then_starts(postgres_url, tm
         threading.Thread(target=forwarder.serve_forever, daemon=True).start()
         line = process.stdout.readline()  # the next try (within 4 s) starts
         assert line.startswith("Tradetape projections: following the log"), line
-        time.sleep(1)  # its stop handler is installed right after that line
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
         assert process.returncode == 0

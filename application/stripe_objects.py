@@ -61,7 +61,10 @@ def fields(value: Any, what: str) -> dict:
 def moment(seconds: Any) -> datetime:
     if isinstance(seconds, bool) or not isinstance(seconds, int):
         raise StripeShapeError(f"not a Stripe timestamp: {seconds!r:.60}")
-    return datetime.fromtimestamp(seconds, UTC)
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):  # past year 9999, or before year 1
+        raise StripeShapeError(f"not a Stripe timestamp: {seconds!r:.60}") from None
 
 
 def part(obj: dict, key: str) -> dict:
@@ -151,7 +154,7 @@ def text(obj: dict, key: str) -> str | None:
 def minor_amount(obj: dict, key: str) -> int:
     """An amount in the currency's minor units (cents), as Stripe sends it: an integer."""
     value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise StripeShapeError(f"{obj.get('object') or 'an object'} {obj.get('id')!s:.60} "
                                f"has no amount in {key}: {value!r:.60}")
     return value

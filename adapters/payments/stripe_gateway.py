@@ -104,7 +104,7 @@ def verified_event(payload: bytes, signature: str | None, secret: str | None) ->
     # here, not by ``construct_event``, which fails with a traceback on JSON not an object.
     try:
         event = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python reads
         event = None
     if not isinstance(event, dict):
         raise DomainError("the signed body is not a JSON object",

@@ -244,15 +244,15 @@ def test_a_signed_event_not_as_stripe_sends_them_is_refused_by_name(billing, cap
     del late_start["data"]["object"]["current_period_start"]
     before = head(billing)
     caplog.set_level(logging.INFO, logger="tradetape")
-    for payload in (b"[]", b"null", b'"evt_odd"', b"{not json", body(no_items),
-                    body(late_start)):
+    for payload in (b"[]", b"null", b'"evt_odd"', b"{not json", b"[" * 200_000,
+                    body(no_items), body(late_start)):
         response = signed(billing, payload)
         assert response.status_code == 400, payload
         assert response.json()["error"]["code"] == "STRIPE_EVENT_MALFORMED"
     assert head(billing) == before
     assert billing.runtime.billing.subscription(alice.user_id) is None
     lines = [r for r in caplog.records if r.name.startswith("tradetape")]
-    assert len(lines) == 6  # one a delivery, naming the code, without a traceback
+    assert len(lines) == 7  # one a delivery, naming the code, without a traceback
     assert all("STRIPE_EVENT_MALFORMED" in r.getMessage() and r.exc_info is None
                for r in lines)
     assert signed(billing, body(created)).json()["outcome"] == "handled"  # as sent

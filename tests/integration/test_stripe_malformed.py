@@ -96,6 +96,20 @@ def test_each_kind_of_refusal_is_named(hooks):
     for junk in ([], "evt", None):
         with pytest.raises(StripeShapeError):
             handler.handle(junk)
+    created, paid = events[1], events[2]  # customer.subscription.created, invoice.paid
+    for n, (event, where, key, value) in enumerate([
+            (created, (), "current_period_end", 2**40),  # the year 36812
+            (created, (), "current_period_start", -2**40),
+            (paid, (), "amount_paid", -1000),  # Stripe's amounts are never negative
+            (paid, ("lines", "data", 0, "period"), "end", 10**20)]):
+        odd = copy.deepcopy(event)
+        odd["id"] = f"evt_odd_{n}"
+        node = odd["data"]["object"]
+        for step in where:
+            node = node[step]
+        node[key] = value
+        with pytest.raises(StripeShapeError):
+            handler.handle(odd)
     early = charge_refunded("evt_early", 1, charge="ch_unseen", customer="cus_x",
                             intent="pi_unseen", amount=100, refunded=100, currency="USD")
     with pytest.raises(StripeEventEarlyError) as wait:

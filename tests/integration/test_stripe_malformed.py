@@ -19,7 +19,7 @@ from tests.integration.test_billing_webhooks import USER, open_billing, story
 from tests.stripe_events import charge_refunded
 from tests.stripe_stub import StripeStub
 
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2, 2**40), st.text(max_size=8),
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.text(max_size=8),
                  st.floats(allow_nan=False, allow_infinity=False),
                  st.lists(st.integers(), max_size=2),
                  st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
@@ -45,20 +45,29 @@ def hooks():
 NUMBERS = itertools.count()
 
 
+def paths(node, prefix=()) -> list[tuple]:
+    """Every place in a JSON value, the value itself first."""
+    found = [prefix]
+    items = node.items() if isinstance(node, dict) else (
+        enumerate(node) if isinstance(node, list) else ())
+    for key, value in items:
+        found += paths(value, (*prefix, key))
+    return found
+
+
 def mutated(data, event: dict) -> dict:
-    """``event`` with one value somewhere in it replaced by junk, or deleted."""
+    """``event`` with one value anywhere in it replaced by junk, or deleted."""
     event = copy.deepcopy(event)
     event["id"] = f"evt_fuzz_{next(NUMBERS)}"  # not a duplicate of the story's
     if data.draw(st.booleans()):  # another handled type, about the same object
         event["type"] = data.draw(st.sampled_from(HANDLED))
-    parent, key, node = None, None, event
-    while isinstance(node, dict | list) and node and data.draw(st.booleans()):
-        keys = sorted(node) if isinstance(node, dict) else list(range(len(node)))
-        parent, key = node, data.draw(st.sampled_from(keys))
-        node = parent[key]
+    *where, key = data.draw(st.sampled_from(paths(event))) or (None,)
     junk = data.draw(st.one_of(JUNK, st.just(DELETE)))
-    if parent is None:
-        return junk if junk is not DELETE else {}
+    if key is None:  # the whole event
+        return {} if junk is DELETE else junk
+    parent = event
+    for step in where:
+        parent = parent[step]
     if junk is DELETE:
         del parent[key]
     else:

@@ -4,8 +4,9 @@ signature: 400, nothing recorded. Each event id is handled once (a second delive
 Refused, each with its code, one log line and nothing recorded: a signed event not as
 Stripe sends them (400 ``STRIPE_EVENT_MALFORMED``), one about a payment not recorded yet
 (409 ``STRIPE_EVENT_EARLY``), a subscription at a Stripe price no plan sells (422
-``STRIPE_PRICE_UNKNOWN``) or another rule of ours (422, its code). Stripe delivers any
-answer but 2xx again, for up to three days; a handler that fails: 500, likewise.
+``STRIPE_PRICE_UNKNOWN``) or another rule of ours (422, its code), and any event while
+the server shuts down (503 ``SHUTTING_DOWN``). Stripe delivers any answer but 2xx again,
+for up to three days; a handler that fails: 500, likewise.
 Registered before any ``/webhooks/{id}`` route, so that the literal path wins."""
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def add_stripe_webhook(app: FastAPI, runtime: Runtime) -> None:
         except DomainError as error:
             LOG.warning("stripe webhook refused: %s", error.code)
             return _answer(400, error.code, error.message)
+        if not runtime.accepting_commands:  # the store closes under it: Stripe retries
+            LOG.warning("stripe event %s refused: SHUTTING_DOWN", _said(event, "id"))
+            return _answer(503, "SHUTTING_DOWN", "the server is shutting down; Stripe "
+                           "delivers the event again")
         try:
             outcome = await to_thread.run_sync(lambda: _handle(runtime, event))
         except ConcurrencyConflictError as error:  # raced other writers three times

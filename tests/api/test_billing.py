@@ -227,6 +227,20 @@ def test_an_unhandled_type_is_acknowledged_and_an_early_refund_waits_for_its_pay
     assert head(billing) == before  # Stripe retries; the marker was not saved either
 
 
+def test_an_event_while_the_server_shuts_down_is_left_for_stripe_to_send_again(billing):
+    alice = billing.user("alice")
+    customer = billing.runtime.billing.customer_of(alice.user_id, alice.email)
+    event = subscription_event("customer.subscription.created", "evt_late", T,
+                               sub="sub_a", customer=customer, price=PRICE,
+                               status="active", period=MONTH)
+    before = head(billing)
+    billing.runtime.accepting_commands = False  # what runtime.stop() does first
+    response = deliver(billing, event)
+    assert response.status_code == 503  # Stripe delivers it again, to a running server
+    assert response.json()["error"]["code"] == "SHUTTING_DOWN"
+    assert head(billing) == before
+
+
 def signed(server: Server, payload: bytes):
     return server.client.post("/webhooks/stripe", content=payload, headers={
         "Content-Type": "application/json", "Stripe-Signature": sign(payload)})

@@ -17,10 +17,13 @@ from urllib.parse import urlsplit, urlunsplit
 from tests.e2e.conftest import TRADETAPE, server_env
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def closed_port() -> socket.socket:
+    """A port bound and not listening: connections to it are refused, and while the socket
+    stays open no other test (xdist runs two at once) can be given it and start listening
+    there. Released (closed) only when the test opens the port itself."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 class Forwarder(socketserver.ThreadingTCPServer):
@@ -70,13 +73,15 @@ def serve(role: str, url: str, folder) -> subprocess.Popen:
 
 
 def test_a_projections_process_waits_for_the_server_then_starts(postgres_url, tmp_path):
-    port = free_port()
+    reserved = closed_port()
+    port = reserved.getsockname()[1]
     process = serve("projections", through(postgres_url, port), tmp_path)
     forwarder = None
     try:
         time.sleep(4)  # refused at 0 s, 0.5, 1.5 and 3.5 s: still waiting, not exited
         assert process.poll() is None
         target = urlsplit(postgres_url)
+        reserved.close()
         forwarder = Forwarder(port, (target.hostname, target.port or 5432))
         threading.Thread(target=forwarder.serve_forever, daemon=True).start()
         line = process.stdout.readline()  # the next try (within 4 s) starts
@@ -92,6 +97,7 @@ def test_a_projections_process_waits_for_the_server_then_starts(postgres_url, tm
         ), err
         assert "refused" in warnings[0] and "until the server accepts" in warnings[0]
     finally:
+        reserved.close()
         if process.poll() is None:
             process.kill()
             process.wait()
@@ -101,20 +107,25 @@ def test_a_projections_process_waits_for_the_server_then_starts(postgres_url, tm
 
 
 def test_a_single_process_still_says_the_refusal_at_once(tmp_path):
-    run = subprocess.run(
+    with closed_port() as reserved:
+        run = _serve_alone(reserved.getsockname()[1], tmp_path)
+    assert run.returncode != 0
+    assert run.stderr.startswith("error: DATABASE_UNAVAILABLE"), run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def _serve_alone(port: int, folder) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [
             str(TRADETAPE),
             "serve",
             "--database",
-            f"postgresql://postgres@127.0.0.1:{free_port()}/test",
+            f"postgresql://postgres@127.0.0.1:{port}/test",
         ],
         capture_output=True,
         text=True,
         env=server_env(),
-        cwd=tmp_path,
+        cwd=folder,
         timeout=60,
         check=False,
     )
-    assert run.returncode != 0
-    assert run.stderr.startswith("error: DATABASE_UNAVAILABLE"), run.stderr
-    assert "Traceback" not in run.stderr

@@ -15,7 +15,8 @@ filled last, so the version also holds the tape's. The version of an owner is th
 
 The market's marks are not part of it: the answer cache keeps, with each answer, the
 version of each pair whose mark the answer read (``application.market_tape.MARKS_READ``),
-so a new candle only makes the answers that marked an open deal of its pair a miss.
+so a new candle only touches the answers that marked an open deal of its pair (marked
+again at the new price: ``api/graphql/remarking.py``).
 
 Reading the database (:meth:`OwnerVersions.snapshot`) and working out one owner's version
 from what was read (:meth:`OwnerVersions.version_of`) are apart: one snapshot, read on a

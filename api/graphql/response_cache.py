@@ -182,21 +182,15 @@ class GraphQLResponseCache:
             return
         caller, version = found
         full_key = (caller.key, *key[1:])
-        answer = self.answers.get_fresh(full_key)
-        if answer is not None and answer.version == version:
-            if not self._marks_hold(answer):
-                answer = self._remarked(full_key, answer)
-            if answer is not None:
-                self.hits += 1
-                await _send_json(send, answer.body)
-                return
+        kept = self._kept(full_key, version)
         making = self.making.get((full_key, version))
-        if making is not None:  # the same answer is being made: wait for it
-            body_made = await asyncio.shield(making)
-            if body_made is not None:
-                self.hits += 1
-                await _send_json(send, body_made)
-                return
+        if kept is None and making is not None:  # being made: wait for it (a new price
+            await asyncio.shield(making)  # meanwhile: it is re-marked, not made again)
+            kept = self._kept(full_key, version)
+        if kept is not None:
+            self.hits += 1
+            await _send_json(send, kept)
+            return
         self.misses += 1
         await self._make(scope, replay, send, full_key, version)
 
@@ -209,20 +203,27 @@ class GraphQLResponseCache:
         captured = _Capture(send)
         marks, figures = MarkReads(), []
         reading, noting = MARKS_READ.set(marks), FIGURES.set(figures)
-        kept = None
         try:
             await self.app(scope, replay, captured)
             if captured.cacheable():
-                kept = _Answer(version, captured.body, tuple(marks),
-                               remarkable(figures, marks.reads))
-                self.answers.put(full_key, kept)
+                self.answers.put(full_key, _Answer(version, captured.body, tuple(marks),
+                                                   remarkable(figures, marks.reads)))
         finally:
             MARKS_READ.reset(reading)
             FIGURES.reset(noting)
             if self.making.get((full_key, version)) is made:
                 del self.making[(full_key, version)]
-            made.set_result(None if kept is None or not self._marks_hold(kept)
-                            else kept.body)
+            made.set_result(None)  # the answer, if kept, is in ``answers``
+
+    def _kept(self, full_key: tuple[Any, ...], version: Version) -> bytes | None:
+        """The kept answer if it was made at ``version`` (re-marked if a price it read
+        moved since), else None."""
+        answer = self.answers.get_fresh(full_key)
+        if answer is None or answer.version != version:
+            return None
+        if not self._marks_hold(answer):
+            answer = self._remarked(full_key, answer)
+        return None if answer is None else answer.body
 
     def _marks_hold(self, answer: _Answer) -> bool:
         return all(self.mark_version(pair) == seen for pair, seen in answer.marks)

@@ -9,13 +9,16 @@ filled last, so the version also holds the tape's. The version of an owner is th
 - the log position of the last event that belongs to them (or to no one known: a system
   event counts for everyone), learnt by reading the log from where the last call stopped
   (the log as it stood at the first call counts for everyone: it is not read again);
-- whether every projection has applied that event yet (until they all have, their
-  positions are part of the version, so an answer made meanwhile is never kept for long);
+- whether every projection has applied that event yet; until they all have, for each
+  projection the position of the last of their events it has applied (what the views show
+  them changes only then: other users' events applied meanwhile leave it as it is), or
+  the projection's position itself where their events that far back are forgotten;
 - each projection's generation (a rebuild changes every answer).
 
 The market's marks are not part of it: the answer cache keeps, with each answer, the
 version of each pair whose mark the answer read (``application.market_tape.MARKS_READ``),
-so a new candle only makes the answers that marked an open deal of its pair a miss.
+so a new candle only touches the answers that marked an open deal of its pair (marked
+again at the new price: ``api/graphql/remarking.py``).
 
 Reading the database (:meth:`OwnerVersions.snapshot`) and working out one owner's version
 from what was read (:meth:`OwnerVersions.version_of`) are apart: one snapshot, read on a
@@ -32,6 +35,8 @@ An administrator's view spans every owner: it keeps the whole-log version.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -42,6 +47,7 @@ from projections.store import TRACKING
 PAGE = 500
 MAX_KNOWN = 200_000  # aggregates whose owner is remembered; forgotten all at once past it
 EVERYONE = ""
+RECENT = 16  # positions of each owner's latest events kept, for the projections behind
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class OwnerVersions:
         self.position: int | None = None  # the log is read from here on
         self.touched: dict[str, int] = {}  # owner: last position of theirs
         self.owners: dict[str, str] = {}  # aggregate id: owner
+        self.recent: dict[str, deque[int]] = {}  # owner: their latest positions, ascending
         self._head_sql: str | None = None  # the log's head read beside the views ("": not)
         self._lock = threading.Lock()
 
@@ -73,6 +80,7 @@ class OwnerVersions:
         with self._lock:
             if self.position is None:  # the log as it stood: everyone's, until applied
                 self.position = self.touched[EVERYONE] = head
+                self._touch(EVERYONE, head)
             if head > self.position:
                 self._scan(head)
         return Snapshot(head, tuple(map(tuple, tracking)))
@@ -109,7 +117,34 @@ class OwnerVersions:
         mine = max(touched.get(owner, 0), touched.get(EVERYONE, 0))
         applied = all(position >= mine for _, position, _ in tracking)
         generations = tuple((name, generation) for name, _, generation in tracking)
-        return (mine, True if applied else tracking, generations)
+        if applied:
+            return (mine, True, generations)
+        return (mine, tuple(self._applied(owner, position) for _, position, _ in tracking),
+                generations)
+
+    def _applied(self, owner: str, position: int) -> int | tuple[str, int]:
+        """The position of ``owner``'s (or everyone's) last event at or before a
+        projection's ``position``; ("at", position) when that is no longer known."""
+        theirs, everyones = (self._last_at(owner, position),
+                             self._last_at(EVERYONE, position))
+        if theirs is None or everyones is None:
+            return ("at", position)
+        return max(theirs, everyones)
+
+    def _last_at(self, owner: str, position: int) -> int | None:
+        recent = self.recent.get(owner)
+        if recent is None:
+            return 0 if owner != EVERYONE else None  # no event of theirs yet
+        found = bisect_right(recent, position)  # ints only: the scan cannot cut in
+        return recent[found - 1] if found else None  # None: older ones forgotten
+
+    def _touch(self, owner: str, position: int) -> None:
+        self.touched[owner] = position
+        recent = self.recent.get(owner)
+        if recent is None:  # an owner's first: before it, they had nothing (0)
+            recent = self.recent[owner] = deque([0] if owner != EVERYONE else (),
+                                                maxlen=RECENT)
+        recent.append(position)
 
     def _scan(self, head: int) -> None:
         recorder = self.trading.recorder
@@ -122,7 +157,7 @@ class OwnerVersions:
                                   n.topic, n.state)) for n in page]
             self._learn(facts)
             for fact in facts:
-                self.touched[self.owners.get(fact.oid, EVERYONE)] = fact.position
+                self._touch(self.owners.get(fact.oid, EVERYONE), fact.position)
             self.position = page[-1].id
 
     def _learn(self, facts: list[Any]) -> None:

@@ -7,6 +7,9 @@ clock). So an answer is stored with the *read version* it was computed at: the l
 and each projection's position and generation. It is served again, without running any
 resolver, only to the same caller asking the same thing while the read version is still the
 same; any appended event, projection batch or rebuild makes every older answer a miss.
+An answer that marked open deals at the market's price also keeps the version of each
+price it read; when only those moved, it is marked again at the new prices without running
+any resolver (``api/graphql/remarking.py``), or made again where that cannot be done.
 
 The caller is still authenticated on every request: the access token's signature and expiry
 are checked each time, and the user's state (blocked, logged out) is re-read whenever the
@@ -30,6 +33,7 @@ from typing import Any
 
 from anyio import to_thread
 
+from api.graphql.remarking import FIGURES, Figure, MarkReads, remark, remarkable
 from application.market_tape import MARKS_READ
 
 CACHEABLE_ROOTS = frozenset({"bots", "bot", "deals", "deal", "portfolio", "pnlSeries",
@@ -45,6 +49,7 @@ class _Answer:
     version: Version
     body: bytes
     marks: tuple[tuple[str, int], ...] = ()  # (pair, its mark's version) read
+    figures: tuple[Figure, ...] | None = None  # how to mark it again (None: it cannot be)
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ class GraphQLResponseCache:
         self.requests: _Lru = _Lru(512)  # body: (document, variables, operation) or None
         self.expiries: _Lru = _Lru(entries)  # token: its expiry (a pure function of it)
         self.making: dict[tuple[Any, ...], asyncio.Future] = {}  # answers being made
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.remarked = 0  # remarked: hits marked again
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST"
@@ -177,18 +182,15 @@ class GraphQLResponseCache:
             return
         caller, version = found
         full_key = (caller.key, *key[1:])
-        answer = self.answers.get_fresh(full_key)
-        if answer is not None and answer.version == version and self._marks_hold(answer):
-            self.hits += 1
-            await _send_json(send, answer.body)
-            return
+        kept = self._kept(full_key, version)
         making = self.making.get((full_key, version))
-        if making is not None:  # the same answer is being made: wait for it
-            body_made = await asyncio.shield(making)
-            if body_made is not None:
-                self.hits += 1
-                await _send_json(send, body_made)
-                return
+        if kept is None and making is not None:  # being made: wait for it (a new price
+            await asyncio.shield(making)  # meanwhile: it is re-marked, not made again)
+            kept = self._kept(full_key, version)
+        if kept is not None:
+            self.hits += 1
+            await _send_json(send, kept)
+            return
         self.misses += 1
         await self._make(scope, replay, send, full_key, version)
 
@@ -199,23 +201,50 @@ class GraphQLResponseCache:
         made = asyncio.get_running_loop().create_future()
         self.making.setdefault((full_key, version), made)
         captured = _Capture(send)
-        marks: set[tuple[str, int]] = set()
-        reading = MARKS_READ.set(marks)
-        kept = None
+        marks, figures = MarkReads(), []
+        reading, noting = MARKS_READ.set(marks), FIGURES.set(figures)
         try:
             await self.app(scope, replay, captured)
             if captured.cacheable():
-                kept = _Answer(version, captured.body, tuple(marks))
-                self.answers.put(full_key, kept)
+                self.answers.put(full_key, _Answer(version, captured.body, tuple(marks),
+                                                   remarkable(figures, marks.reads)))
         finally:
             MARKS_READ.reset(reading)
+            FIGURES.reset(noting)
             if self.making.get((full_key, version)) is made:
                 del self.making[(full_key, version)]
-            made.set_result(None if kept is None or not self._marks_hold(kept)
-                            else kept.body)
+            made.set_result(None)  # the answer, if kept, is in ``answers``
+
+    def _kept(self, full_key: tuple[Any, ...], version: Version) -> bytes | None:
+        """The kept answer if it was made at ``version`` (re-marked if a price it read
+        moved since), else None."""
+        answer = self.answers.get_fresh(full_key)
+        if answer is None or answer.version != version:
+            return None
+        if not self._marks_hold(answer):
+            answer = self._remarked(full_key, answer)
+        return None if answer is None else answer.body
 
     def _marks_hold(self, answer: _Answer) -> bool:
         return all(self.mark_version(pair) == seen for pair, seen in answer.marks)
+
+    def _remarked(self, full_key: tuple[Any, ...], answer: _Answer) -> _Answer | None:
+        """``answer`` marked at the current prices (kept in its place), or None when it
+        cannot be: only its marks moved, so nothing else in it changed."""
+        if answer.figures is None:
+            return None
+        marks = MarkReads()
+        reading = MARKS_READ.set(marks)
+        try:
+            body = remark(answer.body, answer.figures)
+        finally:
+            MARKS_READ.reset(reading)
+        if body is None or len(body) > MAX_BODY:
+            return None
+        fresh = _Answer(answer.version, body, tuple(marks), answer.figures)
+        self.answers.put(full_key, fresh)
+        self.remarked += 1
+        return fresh
 
     async def _key(self, scope: dict, body: bytes) -> tuple[Any, ...] | None:
         """(token, document, variables, operation name) of a cacheable request, else None

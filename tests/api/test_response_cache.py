@@ -199,25 +199,74 @@ def _candle_at(server, close: str):
                       price, price)
 
 
-def test_a_new_price_refreshes_only_the_answers_that_marked_an_open_deal_at_it(server):
+def test_a_new_price_remarks_only_the_answers_that_marked_an_open_deal_at_it(server):
     alice, bob = server.user("alice"), server.user("bob")
-    server.running_deal(bob)  # bob's open deal is marked at the market's price
+    _, deal_id = server.running_deal(bob)  # bob's open deal is marked at the market's price
     alices, bobs = (server.gql(PORTFOLIO_MARKED, token=a.token)["portfolio"]
                     for a in (alice, bob))
+    deal = server.gql(DEAL_FIGURES, {"id": deal_id}, bob.token)["deal"]
     tape = server.runtime.loop.tape
-    last = tape.last("BTC/USDT").close
+    price = tape.last("BTC/USDT").close * 2
 
-    tape.record("BTC/USDT", _candle_at(server, str(last * 2)))  # no event: a price only
+    tape.record("BTC/USDT", _candle_at(server, str(price)))  # no event: a price only
     with resolver_reads(server) as reads:
         assert server.gql(PORTFOLIO_MARKED, token=alice.token)["portfolio"] == alices
-    assert reads == []  # alice marks nothing: still her cached answer
-    with resolver_reads(server) as reads:
         marked = server.gql(PORTFOLIO_MARKED, token=bob.token)["portfolio"]
-    assert reads  # bob's answer was made again, at the new price
-    assert Decimal(marked["unrealizedPnl"]) > Decimal(bobs["unrealizedPnl"])
+    assert reads == []  # alice marks nothing; bob's answer is marked again, not made again
+    assert Decimal(marked["unrealizedPnl"]) == _marked_at(deal, price)
+    assert marked["unrealizedPnlDisplay"] == f"{_marked_at(deal, price):.2f}"
+    assert {**marked, "unrealizedPnl": None, "unrealizedPnlDisplay": None} == {
+        **bobs, "unrealizedPnl": None, "unrealizedPnlDisplay": None}
 
 
-PORTFOLIO_MARKED = "{ portfolio { dealsOpen unrealizedPnl } }"
+def _marked_at(deal: dict, price: Decimal) -> Decimal:
+    """An open deal's unrealized P/L at ``price``: units × price − cost − fees paid."""
+    return Decimal(deal["units"]) * price - Decimal(deal["cost"]) - Decimal(deal["fees"])
+
+
+def test_each_bots_pnl_is_remarked_at_a_new_price_while_others_trade(server):
+    alice, bob = server.user("alice"), server.user("bob")
+    bot_id, deal_id = server.running_deal(bob)
+    server.gql(BOTS_MARKED, token=bob.token)
+    deal = server.gql(DEAL_FIGURES, {"id": deal_id}, bob.token)["deal"]
+    server.create_bot(alice, "alice's")  # another user's events, applied by the views
+    tape = server.runtime.loop.tape
+    price = tape.last("BTC/USDT").close * 3
+
+    tape.record("BTC/USDT", _candle_at(server, str(price)))
+    with resolver_reads(server) as reads:
+        nodes = server.gql(BOTS_MARKED, token=bob.token)["bots"]["edges"]
+    assert reads == []
+    assert [(n["node"]["id"], Decimal(n["node"]["pnl"]["unrealized"])) for n in nodes] == [
+        (bot_id, _marked_at(deal, price))]
+
+    server.create_bot(bob, "second")  # his own event: made afresh, with what it changed
+    with resolver_reads(server) as reads:
+        nodes = server.gql(BOTS_MARKED, token=bob.token)["bots"]["edges"]
+    assert reads and [n["node"]["name"] for n in nodes] == ["scalper", "second"]
+    assert Decimal(nodes[0]["node"]["pnl"]["unrealized"]) == _marked_at(deal, price)
+
+
+@pytest.mark.parametrize("document", [
+    "{ bots { edges { node { openDeal { markPrice } pnl { unrealizedPnl } } } } }",
+    "{ portfolio { ... on Portfolio { unrealizedPnl } } }",
+    "query($on: Boolean!) { portfolio { unrealizedPnl @include(if: $on) } }"])
+def test_an_answer_that_cannot_be_remarked_is_made_again_at_a_new_price(server, document):
+    bob = server.user("bob")
+    server.running_deal(bob)
+    first = server.gql(document, {"on": True} if "$on" in document else None, bob.token)
+    tape = server.runtime.loop.tape
+    tape.record("BTC/USDT", _candle_at(server, str(tape.last("BTC/USDT").close * 2)))
+
+    with resolver_reads(server) as reads:
+        again = server.gql(document, {"on": True} if "$on" in document else None, bob.token)
+    assert reads and again != first  # a deal's mark price, a fragment, a directive
+
+
+DEAL_FIGURES = "query($id: ID!) { deal(id: $id) { units cost fees } }"
+BOTS_MARKED = ("{ bots { edges { node { id name pnl { dealsOpen unrealized: unrealizedPnl "
+               "} } } } }")
+PORTFOLIO_MARKED = "{ portfolio { dealsOpen unrealizedPnl unrealizedPnlDisplay realizedPnl } }"
 
 
 def _head_read_beside_the_views(server, beside: bool) -> None:

@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from decimal import Decimal
 
+from api.graphql.remarking import FIGURES, Figure
 from api.graphql.response_cache import FreshReads, GraphQLResponseCache
+from application.market_tape import MARKS_READ
 
 
 def test_a_read_serves_the_requests_that_came_before_it_began_never_those_after():
@@ -107,3 +110,59 @@ async def _one_run_for_concurrent_requests() -> None:
     answers = [await first, *[await t for t in others]]
     assert len(runs) == 1
     assert answers == [b'{"data": {"bots": {"n": 1}}}'] * 5
+
+
+def test_requests_waiting_for_an_answer_get_it_re_marked_when_the_price_moved_meanwhile():
+    asyncio.run(_remarked_for_waiters())
+
+
+async def _remarked_for_waiters() -> None:
+    runs: list[int] = []
+    proceed = asyncio.Event()
+    market = {"version": 1, "price": Decimal("10")}
+
+    def mark() -> Decimal:  # as the market tape's last price: the read is noted
+        MARKS_READ.get().add(("BTC/USDT", market["version"]))
+        return market["price"]
+
+    async def app(scope, receive, send):
+        runs.append(1)
+        FIGURES.get().append(Figure(("portfolio",), mark, 1, (("value", str),)))
+        body = json.dumps({"data": {"portfolio": {"value": str(mark())}}}).encode()
+        await proceed.wait()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    cache = GraphQLResponseCache(app, path="/graphql", snapshot=lambda: (1,),
+                                 version_of=lambda snapshot, scope: snapshot,
+                                 mark_version=lambda pair: market["version"],
+                                 token_expiry=lambda token: 10,
+                                 authenticate=lambda token: ("u", "user"), now=lambda: 0)
+    body = json.dumps({"query": "{ portfolio { value } }"}).encode()
+
+    async def request() -> dict:
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/graphql",
+                 "headers": [(b"authorization", b"Bearer a.token")]}
+        await cache(scope, receive, send)
+        return json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+    first = asyncio.create_task(request())
+    while not runs:
+        await asyncio.sleep(0.001)
+    others = [asyncio.create_task(request()) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    market.update(version=2, price=Decimal("12"))  # a new candle while it was being made
+    proceed.set()
+
+    assert (await first)["data"]["portfolio"]["value"] == "10"  # as it was made
+    assert [(await t)["data"]["portfolio"]["value"] for t in others] == ["12"] * 4
+    assert len(runs) == 1  # the waiters' answers were re-marked, not made again

@@ -13,6 +13,7 @@ from strawberry.types import Info
 from api.graphql.common import Counted, Errors, PageInfo, when
 from api.graphql.deals.types import Deal, open_unrealized
 from api.graphql.funding.types import FundingPlan, funding_plan_of
+from api.graphql.remarking import marked
 from domain import dca
 from projections.tables import Row
 
@@ -67,6 +68,9 @@ class DcaConfig:
             "stop_loss_activation_pct", "start_condition")},
             take_profit_steps=[TakeProfitStep(pct=s.pct, volume_pct=s.volume_pct)
                                for s in config.take_profit_steps])
+
+
+UNREALIZED_SHOWN = {"unrealizedPnl": lambda value: format(value, "f")}  # as the scalar
 
 
 @strawberry.type
@@ -136,7 +140,10 @@ class Bot:
         deal = None if self.open_deal_id is None else await info.context.loaders.deal_pnl.load(
             str(self.open_deal_id))
         if deal is not None and deal["status"] == "open":
-            pnl.unrealized_pnl = open_unrealized(info.context.runtime, deal)
+            runtime = info.context.runtime
+            pnl.unrealized_pnl = open_unrealized(runtime, deal)
+            # a cached answer is marked again at the next price, not made again
+            marked(info, lambda: open_unrealized(runtime, deal), 1, UNREALIZED_SHOWN)
         return pnl
 
     @strawberry.field(description=(

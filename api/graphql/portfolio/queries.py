@@ -11,7 +11,14 @@ from strawberry.types import Info
 
 from api.graphql.common import parse_uuid, utc
 from api.graphql.permissions import IsAuthenticated, Public
-from api.graphql.portfolio.types import LeaderboardEntry, PnlPoint, Portfolio
+from api.graphql.portfolio.types import (
+    UNREALIZED_SHOWN,
+    LeaderboardEntry,
+    PnlPoint,
+    Portfolio,
+    marked_unrealized,
+)
+from api.graphql.remarking import marked
 from projections.portfolio import leaderboard_as_of
 
 
@@ -43,6 +50,10 @@ class PortfolioQueries:
             raise GraphQLError(f"asOf {moment.isoformat()} is in the future",
                                extensions={"code": "AS_OF_IN_FUTURE"})
         found = await ctx.loaders.portfolios.load((ctx.user_id, moment))
+        deals = found.get("open_deals") if moment is None else None
+        if deals:  # a cached answer is marked again at the next price, not made again
+            marked(info, lambda: marked_unrealized(ctx.runtime, deals), len(deals),
+                   UNREALIZED_SHOWN)
         return Portfolio.of(found, ctx.runtime if moment is None else None)
 
     @strawberry.field(permission_classes=[IsAuthenticated], description=(

@@ -10,7 +10,7 @@ import strawberry
 
 from api.graphql.common import when
 from api.graphql.deals.types import open_unrealized
-from api.graphql.display import display
+from api.graphql.display import display, shown_as
 from domain.money import ZERO
 from projections.tables import Row
 
@@ -61,9 +61,18 @@ class Portfolio:
                             updated_at=when(b["updated_at"])) for b in found["balances"]]
         figures = {k: v for k, v in found.items() if k not in ("balances", "open_deals")}
         if runtime is not None and found.get("open_deals") is not None:
-            figures["unrealized_pnl"] = sum(
-                (open_unrealized(runtime, d) for d in found["open_deals"]), ZERO)
+            figures["unrealized_pnl"] = marked_unrealized(runtime, found["open_deals"])
         return cls(**figures, balances=balances)
+
+
+def marked_unrealized(runtime: Any, open_deals: list[dict]) -> Decimal:
+    """The open deals marked at the market's prices, summed."""
+    return sum((open_unrealized(runtime, d) for d in open_deals), ZERO)
+
+
+# How a portfolio shows its unrealized P/L (re-marking a cached answer writes these)
+UNREALIZED_SHOWN = {"unrealizedPnl": lambda value: format(value, "f"),
+                    "unrealizedPnlDisplay": lambda value: shown_as(value, PORTFOLIO_QUOTE)}
 
 
 @strawberry.type

@@ -177,10 +177,12 @@ class LeaseManager:
         self.store, self.paper, self.wanted, self.seconds = store, paper, wanted, seconds
         self.loaded = loaded
         self.stall_rounds = math.ceil(stall_leases * RENEWALS_PER_LEASE)
-        self.renewals = 0  # rounds of the renewal thread that renewed
         self._ticking = False  # a tick is under way (the renewal watches it finish)
         self._tick_serial = 0  # ticks begun
         self._renewer: threading.Thread | None = None
+        self._renew_wake = threading.Event()  # set only by stop: the renewal ends at once
+        self._stalled, self._seen = 0, -1  # renewal rounds the same tick has lasted; its serial
+        self._renew_failing = False
         self.held: dict[UUID, int] = {}  # bot id -> token
         self._dropping: set[UUID] = set()  # lost by a refused append, to unfollow
         self._lock = threading.RLock()
@@ -248,6 +250,7 @@ class LeaseManager:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._renew_wake.set()
         for thread in (self._thread, self._renewer):
             if thread is not None:
                 thread.join(10)  # the renewal before leaving: it would connect again
@@ -272,32 +275,37 @@ class LeaseManager:
         """The leases and the liveness row renewed every quarter lease, whatever the tick
         and the engine are doing: no engine lock, no manager lock (a tick holds both while
         it takes bots over); only the store's, one short statement at a time."""
-        stalled, seen, failing = 0, -1, False
-        while not self._stop.wait(self.seconds / RENEWALS_PER_LEASE):
-            serial = self._tick_serial  # the same tick under way as a round ago: stalled
-            stalled = stalled + 1 if self._ticking and serial == seen else 0
-            seen = serial
-            if stalled == self.stall_rounds:
-                log.error("the lease tick has not finished for %g s: leases no longer "
-                          "renewed, another worker takes the bots", stalled * self.seconds
-                          / RENEWALS_PER_LEASE)
-            if stalled >= self.stall_rounds:
-                continue
-            try:
-                self.store.heartbeat(self.seconds)
-                self.store.renew(self.seconds)
-            except Exception as error:  # the database away: retried a quarter lease later;
-                # said once per outage, not four times a lease
-                if not failing:
-                    log.warning("lease renewal failed (retried every %g s): %s: %s",
-                                self.seconds / RENEWALS_PER_LEASE, type(error).__name__,
-                                error)
-                failing = True
-                continue
-            if failing:
+        run_rounds(self._renew, stop=self._stop, wake=self._renew_wake,
+                   every=self.seconds / RENEWALS_PER_LEASE, ended=self._renewed)
+
+    def _renew(self) -> None:
+        """One renewal round, skipped while the tick is stalled (the same tick under way
+        for ``stall_rounds`` rounds): then the leases expire and another worker takes the
+        bots."""
+        serial = self._tick_serial
+        self._stalled = self._stalled + 1 if self._ticking and serial == self._seen else 0
+        self._seen = serial
+        if self._stalled == self.stall_rounds:
+            log.error("the lease tick has not finished for %g s: leases no longer "
+                      "renewed, another worker takes the bots",
+                      self._stalled * self.seconds / RENEWALS_PER_LEASE)
+        if self._stalled >= self.stall_rounds:
+            return
+        self.store.heartbeat(self.seconds)
+        self.store.renew(self.seconds)
+
+    def _renewed(self, error: str | None) -> None:
+        """A failed renewal (the database away) is retried a quarter lease later; said once
+        per outage, not four times a lease."""
+        if error is not None:
+            if not self._renew_failing:
+                log.warning("lease renewal failed (retried every %g s): %s",
+                            self.seconds / RENEWALS_PER_LEASE, error)
+            self._renew_failing = True
+        elif self._stalled < self.stall_rounds:  # a skipped round says nothing
+            if self._renew_failing:
                 log.warning("lease renewal works again")
-            failing = False
-            self.renewals += 1
+            self._renew_failing = False
 
     def tick(self) -> None:
         """Renew, drop what was lost or is no longer wanted, then move toward the fair

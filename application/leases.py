@@ -333,6 +333,7 @@ class LeaseManager:
                 self.held.pop(bot_id, None)
                 self.paper.unfollow(bot_id, release=True)
             self._dropping.clear()
+            self._strays(renewed)  # under the lock: no take is halfway
             self._release([b for b in before if b in self.held and b not in candidates])
         with self.paper.lock, self._lock:
             if self._adopt(candidates, loaded):  # a worker died since the count above:
@@ -413,23 +414,48 @@ class LeaseManager:
 
     def _follow(self, taken: dict[UUID, int], refresh: bool,
                 loaded: dict[UUID, Any] | None = None) -> None:
+        """Trade the bots just leased, all or nothing: those that cannot be followed (all of
+        them when following raises, e.g. the database away while loading) are dropped and
+        their leases let go at once, for a later tick to take again. A lease kept without
+        its bot followed would be renewed here for good and the bot never traded."""
         if not taken:
             return
-        if refresh:  # orders and fills the previous owner wrote reach this worker's index
-            self.paper.refresh_index()
         self.held.update(taken)  # before following: a bot's first append is fenced
-        # All at once (a few queries, not a few per bot: thousands at a worker's start)
         try:
+            if refresh:  # orders and fills the previous owner wrote reach this worker's index
+                self.paper.refresh_index()
+            # All at once (a few queries, not a few per bot: thousands at a worker's start)
             problems = self.paper.follow_many(list(taken), loaded)
-        except Exception as error:  # e.g. the database away while loading: none of them
+        except Exception as error:
             problems = dict.fromkeys(taken, error)
-            for bot_id in taken:
-                self.paper.unfollow(bot_id, release=True)
         for bot_id, error in problems.items():
             log.error("bot %s: could not be followed: %s: %s", bot_id,
                       type(error).__name__, error)  # that bot alone: another tick retries
+        self._let_go(list(problems))
+
+    def _let_go(self, bot_ids: list[UUID]) -> None:
+        """Drop bots not traded after all and release their leases. When the release fails
+        too, the next tick releases them (``_strays``)."""
+        for bot_id in bot_ids:
             self.held.pop(bot_id, None)
-            self.store.release([bot_id])
+            try:
+                self.paper.unfollow(bot_id, release=True)
+            except Exception as error:  # not followed in the first place
+                log.warning("bot %s: unfollow failed: %s: %s", bot_id, type(error).__name__,
+                            error)
+        try:
+            self.store.release(bot_ids)
+        except Exception as error:
+            log.warning("%d lease(s) not released (%s: %s): released at the next tick",
+                        len(bot_ids), type(error).__name__, error)
+
+    def _strays(self, renewed: dict[UUID, int]) -> None:
+        """Leases this worker renewed without holding their bots (a take whose following
+        and release both failed): let go, so that a worker takes them that trades them."""
+        strays = [b for b in renewed if b not in self.held]
+        if strays:
+            log.warning("%d lease(s) held without their bots traded: released", len(strays))
+            self.store.release(strays)
 
 
 def _by_account(candidates: Iterable[Candidate]) -> dict[str, list[UUID]]:

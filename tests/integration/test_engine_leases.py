@@ -144,7 +144,7 @@ def test_a_killed_workers_bots_are_taken_at_once(postgres_url):
     heir = Worker(postgres_url, "heir", seconds=60)
     heir.leases.tick()
     assert heir.paper.bot_ids == set()  # a live worker holds them all
-    doomed.store._drop()  # its connection gone, as with kill -9: the database unlocks it
+    killed(doomed, heir)  # as with kill -9: the database unlocks it
     heir.leases.tick()  # long before the 60 s leases expire
     assert heir.paper.bot_ids == set(bots)
     # the heir carries the open deals on: no deal opened again, no client id used twice
@@ -172,7 +172,7 @@ def test_a_killed_workers_bots_are_taken_from_the_paper_book_with_what_rests_for
         heir = Worker(postgres_url, "heir", seconds=60, book=store)
         heir.leases.tick()
         assert heir.paper.bot_ids == set()
-        doomed.store._drop()
+        killed(doomed, heir)
         from application import paper_log
 
         def no_scan(*_args, **_kwargs):
@@ -317,7 +317,7 @@ def test_a_worker_that_dies_while_another_ticks_costs_the_survivor_none_of_its_o
     wanted = survivor.leases.wanted
 
     def killed_meanwhile():  # after the survivor counted the workers, before it adopts
-        doomed.store._drop()  # as with kill -9: the database unlocks it
+        killed(doomed, survivor)  # as with kill -9: the database unlocks it
         return wanted()
 
     survivor.leases.wanted = killed_meanwhile
@@ -330,4 +330,96 @@ def test_a_worker_that_dies_while_another_ticks_costs_the_survivor_none_of_its_o
     survivor.leases.tick()
     assert survivor.paper.bot_ids == set(bots) and moved == []
     survivor.close()
+    doomed.trading.close()
+
+
+def leased_to(url: str, worker: str) -> set:
+    """The bots whose lease row names ``worker``, read from the table itself."""
+    import psycopg
+
+    from application.settings import _connect_kwargs
+
+    database = parse_database_url(url)
+    schema = database.env["POSTGRES_SCHEMA"]
+    with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+        rows = conn.execute(f'SELECT bot_id FROM "{schema}".engine_leases WHERE worker = %s',
+                            (worker,)).fetchall()
+    return {bot_id for (bot_id,) in rows}
+
+
+def killed(worker: Worker, heir: Worker) -> None:
+    """``worker`` killed with -9 (its connection gone): returns once the database dropped its
+    session lock, as the heir sees it (a moment after the connection closes)."""
+    held = list(worker.leases.held)
+    worker.store._drop()
+    deadline = time.monotonic() + 10
+    while heir.store.orphans(held) != set(held) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def once(owner, name: str, error: Exception) -> None:
+    """``owner.name`` (a method of its class) raises ``error`` the next time it is called,
+    then works again."""
+
+    def failing(*_args, **_kwargs):
+        delattr(owner, name)  # the class's method again
+        raise error
+
+    setattr(owner, name, failing)
+
+
+def heir_of_killed(url: str) -> tuple[list, Worker, Worker]:
+    """Bots with open deals, their worker killed, and the heir that will take them."""
+    bots = seed_bots(url, accounts=3)
+    doomed = Worker(url, "doomed", seconds=60)
+    doomed.leases.tick()
+    doomed.candle()  # deals open: the heir reads the log's orders again to take them
+    heir = Worker(url, "heir", seconds=60)
+    heir.leases.tick()
+    killed(doomed, heir)
+    return bots, doomed, heir
+
+
+def failing_tick(worker: Worker) -> None:
+    import contextlib
+
+    with contextlib.suppress(OSError):  # a tick that raises is reported by its thread,
+        worker.leases.tick()  # and the next one runs
+
+
+def trades_them_all(url: str, heir: Worker, bots: list) -> None:
+    heir.leases.tick()
+    assert heir.paper.bot_ids == set(bots) == leased_to(url, "heir")
+    heir.candle(PRICE * Decimal("0.985"))  # the heir trades them: first safety orders fill
+    assert deals_opened(url) == Counter(dict.fromkeys(bots, 1))
+    assert max(client_ids(url).values()) == 1
+
+
+def test_a_take_whose_following_fails_leaves_no_bot_leased_but_not_traded(postgres_url):
+    """The heir leases a killed worker's bots, then following them raises (the database
+    blinks while it reads the log's orders again): the leases are let go at once, so the
+    next tick takes the bots and trades them (they used to stay leased to the heir, renewed
+    by it for good, and never traded by anyone)."""
+    bots, doomed, heir = heir_of_killed(postgres_url)
+    once(heir.paper, "refresh_index", OSError("server closed the connection unexpectedly"))
+    failing_tick(heir)
+    assert "refresh_index" not in vars(heir.paper)  # the take did get that far
+    assert leased_to(postgres_url, "heir") == set(heir.leases.held) == heir.paper.bot_ids
+    trades_them_all(postgres_url, heir, bots)
+    heir.close()
+    doomed.trading.close()
+
+
+def test_leases_a_failed_take_could_not_let_go_are_let_go_at_the_next_tick(postgres_url):
+    """As above, loading the bots fails and so does releasing their leases (the database
+    away a moment): the worker trades none of them, and its next tick lets those leases go
+    and takes the bots again (they used to stay leased to it, never traded)."""
+    bots, doomed, heir = heir_of_killed(postgres_url)
+    once(heir.paper, "follow_many", OSError("server closed the connection unexpectedly"))
+    once(heir.store, "release", OSError("server closed the connection unexpectedly"))
+    failing_tick(heir)
+    assert "follow_many" not in vars(heir.paper) and "release" not in vars(heir.store)
+    assert heir.leases.held == {} and heir.paper.bot_ids == set()
+    trades_them_all(postgres_url, heir, bots)
+    heir.close()
     doomed.trading.close()

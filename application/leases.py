@@ -24,7 +24,11 @@ losing them all only means every bot is taken again, from its events.
 - **Share.** A dead worker's bots are taken by the first worker that sees them, whatever
   its share; then each worker holds about ``ceil(bots / live workers)`` bots: a worker that
   joins is given bots by the others releasing their excess (the bots of one account move
-  together, since they share a paper wallet).
+  together, since they share a paper wallet), once it is **ready**: it says so in its
+  worker row after its first tick (its first take) completed. Until then the others do not
+  count it, so bots let go are never left waiting for a worker still busy with its first
+  take (10-17 s on a loaded machine, past the lease time); a joiner takes only free bots.
+  Readiness moves no lease: the fence alone decides who writes.
 
 Ownership changes only through ``PaperTrading.follow`` / ``unfollow`` (see
 ``application/leased_paper.py``). The manager never reads the wall clock: the database's
@@ -105,10 +109,14 @@ class LeaseStore(Protocol):
     worker: str
 
     def join(self, seconds: float) -> None:
-        """Register this worker as alive (and hold what shows it alive)."""
+        """Register this worker as alive (and hold what shows it alive), not ready."""
+
+    def ready(self) -> None:
+        """Say this worker is ready: its first take done, it trades what it is given."""
 
     def heartbeat(self, seconds: float) -> int:
-        """Keep this worker alive; returns how many workers are alive."""
+        """Keep this worker alive; returns how many live workers count in the shares: the
+        ready ones and this one (while this one is not ready, every live one)."""
 
     def renew(self, seconds: float) -> dict[UUID, int]:
         """Extend this worker's leases; returns the ones it still holds, with their tokens."""
@@ -190,6 +198,7 @@ class LeaseManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
+        self.ready = False  # said in the lease table after the first tick that completed
         self.last_error: str | None = None
 
     @property
@@ -314,6 +323,9 @@ class LeaseManager:
         self._ticking = True
         try:
             self._tick()
+            if not self.ready:  # its first take done: the others may give it bots now
+                self.store.ready()
+                self.ready = True
         finally:
             self._ticking = False
 

@@ -423,3 +423,79 @@ def test_leases_a_failed_take_could_not_let_go_are_let_go_at_the_next_tick(postg
     trades_them_all(postgres_url, heir, bots)
     heir.close()
     doomed.trading.close()
+
+
+def test_a_worker_that_has_not_finished_its_first_take_is_given_no_bots(postgres_url):
+    """Bots let go to a worker still busy with its first take would wait for it, past the
+    lease time: the others give it its share only once it is ready."""
+    bots = seed_bots(postgres_url, accounts=6)
+    first = Worker(postgres_url, "first", seconds=30)
+    first.leases.tick()
+    moved = []
+    release = first.store.release
+    first.store.release = lambda bot_ids: (moved.extend(bot_ids), release(bot_ids))[1]
+    second = Worker(postgres_url, "second", seconds=30)  # joined: alive, not ready
+    first.leases.tick()
+    assert first.paper.bot_ids == set(bots) and moved == []
+    assert leased_to(postgres_url, "first") == set(bots)
+    second.leases.tick()  # its first take: nothing free, and now it is ready
+    assert second.paper.bot_ids == set()
+    first.leases.tick()  # gives the ready worker its share
+    assert len(moved) == 3 and first.paper.bot_ids == set(bots) - set(moved)
+    second.leases.tick()
+    assert second.paper.bot_ids == set(moved) == leased_to(postgres_url, "second")
+    first.close()
+    second.close()
+
+
+def test_bots_let_go_go_to_a_ready_worker_and_are_taken_within_the_lease_time(postgres_url):
+    """Two workers ticking on their threads, as in servers; the second's first take lasts
+    longer than a lease (a loaded machine). Every bot the first lets go is traded by the
+    second within the lease time of being let go, and every bot ends up traded."""
+    import threading
+
+    seconds = 3.0
+    bots = seed_bots(postgres_url, accounts=6)
+    first = Worker(postgres_url, "first", seconds=seconds)
+    first.leases.start()
+    assert first.paper.bot_ids == set(bots)
+    let_go: dict = {}
+    release = first.store.release
+
+    def timed_release(bot_ids):
+        let_go.update(dict.fromkeys(bot_ids, time.monotonic()))
+        return release(bot_ids)
+
+    first.store.release = timed_release
+    second = Worker(postgres_url, "second", seconds=seconds)
+    wanted = second.leases.wanted
+
+    def slow_first_take():
+        second.leases.wanted = wanted
+        time.sleep(seconds * 5 / 3)
+        return wanted()
+
+    second.leases.wanted = slow_first_take
+    starting = threading.Thread(target=second.leases.start)
+    starting.start()
+    taken: dict = {}
+    deadline = time.monotonic() + seconds * 6
+    while time.monotonic() < deadline and (len(taken) < 3 or starting.is_alive()):
+        with second.paper.lock:  # traded by it: leased and followed
+            trading = second.paper.bot_ids
+        for bot_id in trading:
+            taken.setdefault(bot_id, time.monotonic())
+        time.sleep(0.02)
+    starting.join()
+    try:
+        assert len(let_go) == 3 and set(taken) == set(let_go)
+        late = {b: round(taken[b] - let_go[b], 2) for b in let_go if taken[b] - let_go[b]
+                > seconds}
+        assert late == {}
+        assert first.paper.bot_ids | second.paper.bot_ids == set(bots)
+        assert len(first.paper.bot_ids) == len(second.paper.bot_ids) == 3
+    finally:
+        first.leases.stop()
+        second.leases.stop()
+        first.trading.close()
+        second.trading.close()

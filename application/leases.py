@@ -198,7 +198,8 @@ class LeaseManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
-        self.ready = False  # said in the lease table after the first tick that completed
+        self.ready = False  # said in the lease table after a tick completed, once it steps
+        self._say_ready = True  # else not before ``started`` (a server's start under way)
         self.last_error: str | None = None
 
     @property
@@ -242,7 +243,8 @@ class LeaseManager:
 
     def start(self) -> None:
         """Join, start renewing, take this worker's first share now, then tick on a
-        thread."""
+        thread. Not ready (given no bots by the others) until ``started``."""
+        self._say_ready = False
         self.store.join(self.seconds)
         self._renewer = threading.Thread(target=self._keep_renewing,
                                          name="tradetape-lease-renewal", daemon=True)
@@ -251,6 +253,13 @@ class LeaseManager:
         self._thread = threading.Thread(target=self._run, name="tradetape-leases",
                                         daemon=True)
         self._thread.start()
+
+    def started(self) -> None:
+        """The server around it has started and steps: its next tick says it is ready. Its
+        start's other work (positions, the wallet round, the live loop) competes with the
+        ticks, so bots given to it before then waited 5-22 s in the kill drill."""
+        self._say_ready = True
+        self._wake.set()
 
     def wake(self) -> None:
         """Something changed (a bot started, a worker joined): tick soon."""
@@ -323,8 +332,8 @@ class LeaseManager:
         self._ticking = True
         try:
             self._tick()
-            if not self.ready:  # its first take done: the others may give it bots now
-                self.store.ready()
+            if not self.ready and self._say_ready:  # a take done and it can step: the
+                self.store.ready()  # others may give it bots now
                 self.ready = True
         finally:
             self._ticking = False

@@ -458,7 +458,11 @@ def test_bots_let_go_go_to_a_ready_worker_and_are_taken_within_the_lease_time(po
     bots = seed_bots(postgres_url, accounts=6)
     first = Worker(postgres_url, "first", seconds=seconds)
     first.leases.start()
+    first.leases.started()
     assert first.paper.bot_ids == set(bots)
+    deadline = time.monotonic() + seconds * 3
+    while not first.leases.ready and time.monotonic() < deadline:
+        time.sleep(0.02)
     let_go: dict = {}
     release = first.store.release
 
@@ -476,7 +480,11 @@ def test_bots_let_go_go_to_a_ready_worker_and_are_taken_within_the_lease_time(po
         return wanted()
 
     second.leases.wanted = slow_first_take
-    starting = threading.Thread(target=second.leases.start)
+    def start():  # as a server starts its worker
+        second.leases.start()
+        second.leases.started()
+
+    starting = threading.Thread(target=start)
     starting.start()
     taken: dict = {}
     deadline = time.monotonic() + seconds * 6

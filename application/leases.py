@@ -25,10 +25,11 @@ losing them all only means every bot is taken again, from its events.
   its share; then each worker holds about ``ceil(bots / live workers)`` bots: a worker that
   joins is given bots by the others releasing their excess (the bots of one account move
   together, since they share a paper wallet), once it is **ready**: it says so in its
-  worker row after its first tick (its first take) completed. Until then the others do not
-  count it, so bots let go are never left waiting for a worker still busy with its first
-  take (10-17 s on a loaded machine, past the lease time); a joiner takes only free bots.
-  Readiness moves no lease: the fence alone decides who writes.
+  worker row at its first tick after its server has started (``started``: its first take
+  done, its live loop stepping). Until then the others do not count it, so bots let go are
+  never left waiting for a worker still starting (5-22 s on a loaded machine, past the
+  lease time); a joiner takes only free bots. Readiness moves no lease: the fence alone
+  decides who writes.
 
 Ownership changes only through ``PaperTrading.follow`` / ``unfollow`` (see
 ``application/leased_paper.py``). The manager never reads the wall clock: the database's

@@ -507,3 +507,30 @@ def test_bots_let_go_go_to_a_ready_worker_and_are_taken_within_the_lease_time(po
         second.leases.stop()
         first.trading.close()
         second.trading.close()
+
+
+def test_a_worker_whose_server_is_still_starting_is_given_no_bots(postgres_url):
+    """Its first take done but its server not started yet (positions, the wallet round,
+    the live loop): its ticks still compete with that work, so it is given nothing until
+    the server says it has started."""
+    bots = seed_bots(postgres_url, accounts=4)
+    first = Worker(postgres_url, "first", seconds=30)
+    first.leases.tick()
+    second = Worker(postgres_url, "second", seconds=30)
+    second.leases.start()  # its first take made, ticking on its thread
+    try:
+        first.leases.tick()
+        assert first.paper.bot_ids == set(bots) and second.paper.bot_ids == set()
+        second.leases.started()
+        deadline = time.monotonic() + 10
+        while not second.leases.ready and time.monotonic() < deadline:
+            time.sleep(0.02)
+        first.leases.tick()  # gives the ready worker its share, which it takes
+        while len(second.paper.bot_ids) < 2 and time.monotonic() < deadline:
+            second.leases.wake()
+            time.sleep(0.05)
+        assert len(first.paper.bot_ids) == len(second.paper.bot_ids) == 2
+    finally:
+        second.leases.stop()
+        second.trading.close()
+        first.close()

@@ -48,6 +48,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from application.background import run_rounds
+from application.lease_renewal import RENEWALS_PER_LEASE, Renewal
 from domain.errors import DomainError, LeaseLostError
 
 log = logging.getLogger("tradetape.leases")
@@ -55,9 +56,6 @@ __all__ = ["Candidate", "Fence", "LeaseLostError", "LeaseManager", "current_fenc
 
 LEASE_SECONDS_ENV = "TRADETAPE_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 10.0
-# Renewals per lease time: one or two may fail or come late (a loaded machine, a database
-# that blinks) and the leases still hold.
-RENEWALS_PER_LEASE = 4
 # A tick that has not finished after this many lease times is stuck (a step or a take that
 # never ends): the renewal stops, and another worker takes the bots when their leases expire.
 # Generous: a worker's first take of thousands of bots may last minutes on a loaded machine.
@@ -188,10 +186,7 @@ class LeaseManager:
         self.stall_rounds = math.ceil(stall_leases * RENEWALS_PER_LEASE)
         self._ticking = False  # a tick is under way (the renewal watches it finish)
         self._tick_serial = 0  # ticks begun
-        self._renewer: threading.Thread | None = None
-        self._renew_wake = threading.Event()  # set only by stop: the renewal ends at once
-        self._stalled, self._seen = 0, -1  # renewal rounds the same tick has lasted; its serial
-        self._renew_failing = False
+        self._renewal: Renewal | None = None
         self.held: dict[UUID, int] = {}  # bot id -> token
         self._dropping: set[UUID] = set()  # lost by a refused append, to unfollow
         self._lock = threading.RLock()
@@ -247,9 +242,8 @@ class LeaseManager:
         thread. Not ready (given no bots by the others) until ``started``."""
         self._say_ready = False
         self.store.join(self.seconds)
-        self._renewer = threading.Thread(target=self._keep_renewing,
-                                         name="tradetape-lease-renewal", daemon=True)
-        self._renewer.start()  # before the first take, which may outlast a lease
+        self._renewal = Renewal(self.store, self, self._stop)
+        self._renewal.start()  # before the first take, which may outlast a lease
         self.tick()
         self._thread = threading.Thread(target=self._run, name="tradetape-leases",
                                         daemon=True)
@@ -269,10 +263,10 @@ class LeaseManager:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._renew_wake.set()
-        for thread in (self._thread, self._renewer):
-            if thread is not None:
-                thread.join(10)  # the renewal before leaving: it would connect again
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._renewal is not None:  # before leaving: it would connect again
+            self._renewal.join(10)
         with self.paper.lock, self._lock:
             for bot_id in list(self.held):
                 self.paper.unfollow(bot_id, release=True)
@@ -290,41 +284,9 @@ class LeaseManager:
         if error is not None:
             log.warning("lease tick failed: %s", error)
 
-    def _keep_renewing(self) -> None:
-        """The leases and the liveness row renewed every quarter lease, whatever the tick
-        and the engine are doing: no engine lock, no manager lock (a tick holds both while
-        it takes bots over); only the store's, one short statement at a time."""
-        run_rounds(self._renew, stop=self._stop, wake=self._renew_wake,
-                   every=self.seconds / RENEWALS_PER_LEASE, ended=self._renewed)
-
-    def _renew(self) -> None:
-        """One renewal round, skipped while the tick is stalled (the same tick under way
-        for ``stall_rounds`` rounds): then the leases expire and another worker takes the
-        bots."""
-        serial = self._tick_serial
-        self._stalled = self._stalled + 1 if self._ticking and serial == self._seen else 0
-        self._seen = serial
-        if self._stalled == self.stall_rounds:
-            log.error("the lease tick has not finished for %g s: leases no longer "
-                      "renewed, another worker takes the bots",
-                      self._stalled * self.seconds / RENEWALS_PER_LEASE)
-        if self._stalled >= self.stall_rounds:
-            return
-        self.store.heartbeat(self.seconds)
-        self.store.renew(self.seconds)
-
-    def _renewed(self, error: str | None) -> None:
-        """A failed renewal (the database away) is retried a quarter lease later; said once
-        per outage, not four times a lease."""
-        if error is not None:
-            if not self._renew_failing:
-                log.warning("lease renewal failed (retried every %g s): %s",
-                            self.seconds / RENEWALS_PER_LEASE, error)
-            self._renew_failing = True
-        elif self._stalled < self.stall_rounds:  # a skipped round says nothing
-            if self._renew_failing:
-                log.warning("lease renewal works again")
-            self._renew_failing = False
+    def tick_under_way(self) -> int | None:
+        """The serial of the tick under way, None between ticks (read by the renewal)."""
+        return self._tick_serial if self._ticking else None
 
     def tick(self) -> None:
         """Renew, drop what was lost or is no longer wanted, then move toward the fair

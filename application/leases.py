@@ -24,7 +24,12 @@ losing them all only means every bot is taken again, from its events.
 - **Share.** A dead worker's bots are taken by the first worker that sees them, whatever
   its share; then each worker holds about ``ceil(bots / live workers)`` bots: a worker that
   joins is given bots by the others releasing their excess (the bots of one account move
-  together, since they share a paper wallet).
+  together, since they share a paper wallet), once it is **ready**: it says so in its
+  worker row at its first tick after its server has started (``started``: its first take
+  done, its live loop stepping). Until then the others do not count it, so bots let go are
+  never left waiting for a worker still starting (5-22 s on a loaded machine, past the
+  lease time); a joiner takes only free bots. Readiness moves no lease: the fence alone
+  decides who writes.
 
 Ownership changes only through ``PaperTrading.follow`` / ``unfollow`` (see
 ``application/leased_paper.py``). The manager never reads the wall clock: the database's
@@ -43,6 +48,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from application.background import run_rounds
+from application.lease_renewal import RENEWALS_PER_LEASE, Renewal
 from domain.errors import DomainError, LeaseLostError
 
 log = logging.getLogger("tradetape.leases")
@@ -50,9 +56,6 @@ __all__ = ["Candidate", "Fence", "LeaseLostError", "LeaseManager", "current_fenc
 
 LEASE_SECONDS_ENV = "TRADETAPE_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 10.0
-# Renewals per lease time: one or two may fail or come late (a loaded machine, a database
-# that blinks) and the leases still hold.
-RENEWALS_PER_LEASE = 4
 # A tick that has not finished after this many lease times is stuck (a step or a take that
 # never ends): the renewal stops, and another worker takes the bots when their leases expire.
 # Generous: a worker's first take of thousands of bots may last minutes on a loaded machine.
@@ -105,10 +108,14 @@ class LeaseStore(Protocol):
     worker: str
 
     def join(self, seconds: float) -> None:
-        """Register this worker as alive (and hold what shows it alive)."""
+        """Register this worker as alive (and hold what shows it alive), not ready."""
+
+    def ready(self) -> None:
+        """Say this worker is ready: its first take done, it trades what it is given."""
 
     def heartbeat(self, seconds: float) -> int:
-        """Keep this worker alive; returns how many workers are alive."""
+        """Keep this worker alive; returns how many live workers count in the shares: the
+        ready ones and this one (while this one is not ready, every live one)."""
 
     def renew(self, seconds: float) -> dict[UUID, int]:
         """Extend this worker's leases; returns the ones it still holds, with their tokens."""
@@ -177,10 +184,9 @@ class LeaseManager:
         self.store, self.paper, self.wanted, self.seconds = store, paper, wanted, seconds
         self.loaded = loaded
         self.stall_rounds = math.ceil(stall_leases * RENEWALS_PER_LEASE)
-        self.renewals = 0  # rounds of the renewal thread that renewed
         self._ticking = False  # a tick is under way (the renewal watches it finish)
         self._tick_serial = 0  # ticks begun
-        self._renewer: threading.Thread | None = None
+        self._renewal: Renewal | None = None
         self.held: dict[UUID, int] = {}  # bot id -> token
         self._dropping: set[UUID] = set()  # lost by a refused append, to unfollow
         self._lock = threading.RLock()
@@ -188,6 +194,8 @@ class LeaseManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
+        self.ready = False  # said in the lease table after a tick completed, once it steps
+        self._say_ready = True  # else not before ``started`` (a server's start under way)
         self.last_error: str | None = None
 
     @property
@@ -231,15 +239,22 @@ class LeaseManager:
 
     def start(self) -> None:
         """Join, start renewing, take this worker's first share now, then tick on a
-        thread."""
+        thread. Not ready (given no bots by the others) until ``started``."""
+        self._say_ready = False
         self.store.join(self.seconds)
-        self._renewer = threading.Thread(target=self._keep_renewing,
-                                         name="tradetape-lease-renewal", daemon=True)
-        self._renewer.start()  # before the first take, which may outlast a lease
+        self._renewal = Renewal(self.store, self, self._stop)
+        self._renewal.start()  # before the first take, which may outlast a lease
         self.tick()
         self._thread = threading.Thread(target=self._run, name="tradetape-leases",
                                         daemon=True)
         self._thread.start()
+
+    def started(self) -> None:
+        """The server around it has started and steps: its next tick says it is ready. Its
+        start's other work (positions, the wallet round, the live loop) competes with the
+        ticks, so bots given to it before then waited 5-22 s in the kill drill."""
+        self._say_ready = True
+        self._wake.set()
 
     def wake(self) -> None:
         """Something changed (a bot started, a worker joined): tick soon."""
@@ -248,9 +263,10 @@ class LeaseManager:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        for thread in (self._thread, self._renewer):
-            if thread is not None:
-                thread.join(10)  # the renewal before leaving: it would connect again
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._renewal is not None:  # before leaving: it would connect again
+            self._renewal.join(10)
         with self.paper.lock, self._lock:
             for bot_id in list(self.held):
                 self.paper.unfollow(bot_id, release=True)
@@ -268,36 +284,9 @@ class LeaseManager:
         if error is not None:
             log.warning("lease tick failed: %s", error)
 
-    def _keep_renewing(self) -> None:
-        """The leases and the liveness row renewed every quarter lease, whatever the tick
-        and the engine are doing: no engine lock, no manager lock (a tick holds both while
-        it takes bots over); only the store's, one short statement at a time."""
-        stalled, seen, failing = 0, -1, False
-        while not self._stop.wait(self.seconds / RENEWALS_PER_LEASE):
-            serial = self._tick_serial  # the same tick under way as a round ago: stalled
-            stalled = stalled + 1 if self._ticking and serial == seen else 0
-            seen = serial
-            if stalled == self.stall_rounds:
-                log.error("the lease tick has not finished for %g s: leases no longer "
-                          "renewed, another worker takes the bots", stalled * self.seconds
-                          / RENEWALS_PER_LEASE)
-            if stalled >= self.stall_rounds:
-                continue
-            try:
-                self.store.heartbeat(self.seconds)
-                self.store.renew(self.seconds)
-            except Exception as error:  # the database away: retried a quarter lease later;
-                # said once per outage, not four times a lease
-                if not failing:
-                    log.warning("lease renewal failed (retried every %g s): %s: %s",
-                                self.seconds / RENEWALS_PER_LEASE, type(error).__name__,
-                                error)
-                failing = True
-                continue
-            if failing:
-                log.warning("lease renewal works again")
-            failing = False
-            self.renewals += 1
+    def tick_under_way(self) -> int | None:
+        """The serial of the tick under way, None between ticks (read by the renewal)."""
+        return self._tick_serial if self._ticking else None
 
     def tick(self) -> None:
         """Renew, drop what was lost or is no longer wanted, then move toward the fair
@@ -306,6 +295,9 @@ class LeaseManager:
         self._ticking = True
         try:
             self._tick()
+            if not self.ready and self._say_ready:  # a take done and it can step: the
+                self.store.ready()  # others may give it bots now
+                self.ready = True
         finally:
             self._ticking = False
 
@@ -325,6 +317,7 @@ class LeaseManager:
                 self.held.pop(bot_id, None)
                 self.paper.unfollow(bot_id, release=True)
             self._dropping.clear()
+            self._strays(renewed)  # under the lock: no take is halfway
             self._release([b for b in before if b in self.held and b not in candidates])
         with self.paper.lock, self._lock:
             if self._adopt(candidates, loaded):  # a worker died since the count above:
@@ -405,23 +398,48 @@ class LeaseManager:
 
     def _follow(self, taken: dict[UUID, int], refresh: bool,
                 loaded: dict[UUID, Any] | None = None) -> None:
+        """Trade the bots just leased, all or nothing: those that cannot be followed (all of
+        them when following raises, e.g. the database away while loading) are dropped and
+        their leases let go at once, for a later tick to take again. A lease kept without
+        its bot followed would be renewed here for good and the bot never traded."""
         if not taken:
             return
-        if refresh:  # orders and fills the previous owner wrote reach this worker's index
-            self.paper.refresh_index()
         self.held.update(taken)  # before following: a bot's first append is fenced
-        # All at once (a few queries, not a few per bot: thousands at a worker's start)
         try:
+            if refresh:  # orders and fills the previous owner wrote reach this worker's index
+                self.paper.refresh_index()
+            # All at once (a few queries, not a few per bot: thousands at a worker's start)
             problems = self.paper.follow_many(list(taken), loaded)
-        except Exception as error:  # e.g. the database away while loading: none of them
+        except Exception as error:
             problems = dict.fromkeys(taken, error)
-            for bot_id in taken:
-                self.paper.unfollow(bot_id, release=True)
         for bot_id, error in problems.items():
             log.error("bot %s: could not be followed: %s: %s", bot_id,
                       type(error).__name__, error)  # that bot alone: another tick retries
+        self._let_go(list(problems))
+
+    def _let_go(self, bot_ids: list[UUID]) -> None:
+        """Drop bots not traded after all and release their leases. When the release fails
+        too, the next tick releases them (``_strays``)."""
+        for bot_id in bot_ids:
             self.held.pop(bot_id, None)
-            self.store.release([bot_id])
+            try:
+                self.paper.unfollow(bot_id, release=True)
+            except Exception as error:  # not followed in the first place
+                log.warning("bot %s: unfollow failed: %s: %s", bot_id, type(error).__name__,
+                            error)
+        try:
+            self.store.release(bot_ids)
+        except Exception as error:
+            log.warning("%d lease(s) not released (%s: %s): released at the next tick",
+                        len(bot_ids), type(error).__name__, error)
+
+    def _strays(self, renewed: dict[UUID, int]) -> None:
+        """Leases this worker renewed without holding their bots (a take whose following
+        and release both failed): let go, so that a worker takes them that trades them."""
+        strays = [b for b in renewed if b not in self.held]
+        if strays:
+            log.warning("%d lease(s) held without their bots traded: released", len(strays))
+            self.store.release(strays)
 
 
 def _by_account(candidates: Iterable[Candidate]) -> dict[str, list[UUID]]:

@@ -194,6 +194,8 @@ class Runtime:
             self.listener.start()
         for schedule in self.schedules:
             schedule.start()
+        if self.leases is not None:  # started and stepping: the other workers may give it
+            self.leases.started()  # bots now
         self.started_at = self.clock.now()
 
     def _start_trading(self) -> None:

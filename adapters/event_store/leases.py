@@ -37,7 +37,14 @@ def create_tables(conn: Any, schema: str) -> None:
         lock_ddl(conn)
         conn.execute(sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (worker text PRIMARY KEY, number bigserial UNIQUE, "
-            "expires_at timestamptz NOT NULL)").format(sql.Identifier(schema, WORKERS)))
+            "expires_at timestamptz NOT NULL, ready boolean NOT NULL DEFAULT false)").format(
+                sql.Identifier(schema, WORKERS)))
+        if not conn.execute(  # a table made before workers said when they are ready
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s AND column_name = 'ready'", (schema, WORKERS)).fetchone():
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS ready boolean "
+                                 "NOT NULL DEFAULT false").format(
+                                     sql.Identifier(schema, WORKERS)))
         conn.execute(sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (bot_id uuid PRIMARY KEY, worker text NOT NULL, "
             "token bigint NOT NULL, expires_at timestamptz NOT NULL)").format(
@@ -62,6 +69,7 @@ class PostgresLeases:
     def __init__(self, database: Database, worker: str | None = None):
         self.schema = database.env.get("POSTGRES_SCHEMA") or "public"
         self.worker = worker or f"w-{uuid4().hex[:12]}"
+        self._ready = False  # said by ``ready``: its first take done, it trades
         self._kwargs = _connect_kwargs(database.env)
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()  # the manager's thread and refused appends share it
@@ -97,13 +105,26 @@ class PostgresLeases:
                 self._conn = None
 
     def join(self, seconds: float) -> None:
-        self.heartbeat(seconds)
+        """Alive, not ready: no other worker gives it bots until it says ``ready``."""
+        self._ready = False
+        self._run(sql.SQL("UPDATE {} SET expires_at = now() + make_interval(secs => %s), "
+                          "ready = false WHERE worker = %s").format(self.workers),
+                  (seconds, self.worker))
+
+    def ready(self) -> None:
+        self._run(sql.SQL("UPDATE {} SET ready = true WHERE worker = %s").format(self.workers),
+                  (self.worker,))
+        self._ready = True
 
     def heartbeat(self, seconds: float) -> int:
+        """Live workers that count in the shares: the ready ones and this one; while this
+        one is not ready yet, every live one (workers that start together split the bots
+        in their first takes instead of one taking them all)."""
         self._run(sql.SQL("UPDATE {} SET expires_at = now() + make_interval(secs => %s) "
                           "WHERE worker = %s").format(self.workers), (seconds, self.worker))
-        (count,), = self._run(sql.SQL("SELECT count(*) FROM {} x WHERE {}").format(
-            self.workers, _alive(self.schema, "x.worker")))
+        (count,), = self._run(sql.SQL(
+            "SELECT count(*) FROM {} x WHERE {} AND (x.ready OR x.worker = %s OR %s)").format(
+                self.workers, _alive(self.schema, "x.worker")), (self.worker, not self._ready))
         return int(count)
 
     def renew(self, seconds: float) -> dict[UUID, int]:

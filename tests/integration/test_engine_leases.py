@@ -144,7 +144,7 @@ def test_a_killed_workers_bots_are_taken_at_once(postgres_url):
     heir = Worker(postgres_url, "heir", seconds=60)
     heir.leases.tick()
     assert heir.paper.bot_ids == set()  # a live worker holds them all
-    doomed.store._drop()  # its connection gone, as with kill -9: the database unlocks it
+    killed(doomed, heir)  # as with kill -9: the database unlocks it
     heir.leases.tick()  # long before the 60 s leases expire
     assert heir.paper.bot_ids == set(bots)
     # the heir carries the open deals on: no deal opened again, no client id used twice
@@ -172,7 +172,7 @@ def test_a_killed_workers_bots_are_taken_from_the_paper_book_with_what_rests_for
         heir = Worker(postgres_url, "heir", seconds=60, book=store)
         heir.leases.tick()
         assert heir.paper.bot_ids == set()
-        doomed.store._drop()
+        killed(doomed, heir)
         from application import paper_log
 
         def no_scan(*_args, **_kwargs):
@@ -317,7 +317,7 @@ def test_a_worker_that_dies_while_another_ticks_costs_the_survivor_none_of_its_o
     wanted = survivor.leases.wanted
 
     def killed_meanwhile():  # after the survivor counted the workers, before it adopts
-        doomed.store._drop()  # as with kill -9: the database unlocks it
+        killed(doomed, survivor)  # as with kill -9: the database unlocks it
         return wanted()
 
     survivor.leases.wanted = killed_meanwhile
@@ -331,3 +331,206 @@ def test_a_worker_that_dies_while_another_ticks_costs_the_survivor_none_of_its_o
     assert survivor.paper.bot_ids == set(bots) and moved == []
     survivor.close()
     doomed.trading.close()
+
+
+def leased_to(url: str, worker: str) -> set:
+    """The bots whose lease row names ``worker``, read from the table itself."""
+    import psycopg
+
+    from application.settings import _connect_kwargs
+
+    database = parse_database_url(url)
+    schema = database.env["POSTGRES_SCHEMA"]
+    with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+        rows = conn.execute(f'SELECT bot_id FROM "{schema}".engine_leases WHERE worker = %s',
+                            (worker,)).fetchall()
+    return {bot_id for (bot_id,) in rows}
+
+
+def killed(worker: Worker, heir: Worker) -> None:
+    """``worker`` killed with -9 (its connection gone): returns once the database dropped its
+    session lock, as the heir sees it (a moment after the connection closes)."""
+    held = list(worker.leases.held)
+    worker.store._drop()
+    deadline = time.monotonic() + 10
+    while heir.store.orphans(held) != set(held) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def once(owner, name: str, error: Exception) -> None:
+    """``owner.name`` (a method of its class) raises ``error`` the next time it is called,
+    then works again."""
+
+    def failing(*_args, **_kwargs):
+        delattr(owner, name)  # the class's method again
+        raise error
+
+    setattr(owner, name, failing)
+
+
+def heir_of_killed(url: str) -> tuple[list, Worker, Worker]:
+    """Bots with open deals, their worker killed, and the heir that will take them."""
+    bots = seed_bots(url, accounts=3)
+    doomed = Worker(url, "doomed", seconds=60)
+    doomed.leases.tick()
+    doomed.candle()  # deals open: the heir reads the log's orders again to take them
+    heir = Worker(url, "heir", seconds=60)
+    heir.leases.tick()
+    killed(doomed, heir)
+    return bots, doomed, heir
+
+
+def failing_tick(worker: Worker) -> None:
+    import contextlib
+
+    with contextlib.suppress(OSError):  # a tick that raises is reported by its thread,
+        worker.leases.tick()  # and the next one runs
+
+
+def trades_them_all(url: str, heir: Worker, bots: list) -> None:
+    heir.leases.tick()
+    assert heir.paper.bot_ids == set(bots) == leased_to(url, "heir")
+    heir.candle(PRICE * Decimal("0.985"))  # the heir trades them: first safety orders fill
+    assert deals_opened(url) == Counter(dict.fromkeys(bots, 1))
+    assert max(client_ids(url).values()) == 1
+
+
+def test_a_take_whose_following_fails_leaves_no_bot_leased_but_not_traded(postgres_url):
+    """The heir leases a killed worker's bots, then following them raises (the database
+    blinks while it reads the log's orders again): the leases are let go at once, so the
+    next tick takes the bots and trades them (they used to stay leased to the heir, renewed
+    by it for good, and never traded by anyone)."""
+    bots, doomed, heir = heir_of_killed(postgres_url)
+    once(heir.paper, "refresh_index", OSError("server closed the connection unexpectedly"))
+    failing_tick(heir)
+    assert "refresh_index" not in vars(heir.paper)  # the take did get that far
+    assert leased_to(postgres_url, "heir") == set(heir.leases.held) == heir.paper.bot_ids
+    trades_them_all(postgres_url, heir, bots)
+    heir.close()
+    doomed.trading.close()
+
+
+def test_leases_a_failed_take_could_not_let_go_are_let_go_at_the_next_tick(postgres_url):
+    """As above, loading the bots fails and so does releasing their leases (the database
+    away a moment): the worker trades none of them, and its next tick lets those leases go
+    and takes the bots again (they used to stay leased to it, never traded)."""
+    bots, doomed, heir = heir_of_killed(postgres_url)
+    once(heir.paper, "follow_many", OSError("server closed the connection unexpectedly"))
+    once(heir.store, "release", OSError("server closed the connection unexpectedly"))
+    failing_tick(heir)
+    assert "follow_many" not in vars(heir.paper) and "release" not in vars(heir.store)
+    assert heir.leases.held == {} and heir.paper.bot_ids == set()
+    trades_them_all(postgres_url, heir, bots)
+    heir.close()
+    doomed.trading.close()
+
+
+def test_a_worker_that_has_not_finished_its_first_take_is_given_no_bots(postgres_url):
+    """Bots let go to a worker still busy with its first take would wait for it, past the
+    lease time: the others give it its share only once it is ready."""
+    bots = seed_bots(postgres_url, accounts=6)
+    first = Worker(postgres_url, "first", seconds=30)
+    first.leases.tick()
+    moved = []
+    release = first.store.release
+    first.store.release = lambda bot_ids: (moved.extend(bot_ids), release(bot_ids))[1]
+    second = Worker(postgres_url, "second", seconds=30)  # joined: alive, not ready
+    first.leases.tick()
+    assert first.paper.bot_ids == set(bots) and moved == []
+    assert leased_to(postgres_url, "first") == set(bots)
+    second.leases.tick()  # its first take: nothing free, and now it is ready
+    assert second.paper.bot_ids == set()
+    first.leases.tick()  # gives the ready worker its share
+    assert len(moved) == 3 and first.paper.bot_ids == set(bots) - set(moved)
+    second.leases.tick()
+    assert second.paper.bot_ids == set(moved) == leased_to(postgres_url, "second")
+    first.close()
+    second.close()
+
+
+def test_bots_let_go_go_to_a_ready_worker_and_are_taken_within_the_lease_time(postgres_url):
+    """Two workers ticking on their threads, as in servers; the second's first take lasts
+    longer than a lease (a loaded machine). Every bot the first lets go is traded by the
+    second within the lease time of being let go, and every bot ends up traded."""
+    import threading
+
+    seconds = 3.0
+    bots = seed_bots(postgres_url, accounts=6)
+    first = Worker(postgres_url, "first", seconds=seconds)
+    first.leases.start()
+    first.leases.started()
+    assert first.paper.bot_ids == set(bots)
+    deadline = time.monotonic() + seconds * 3
+    while not first.leases.ready and time.monotonic() < deadline:
+        time.sleep(0.02)
+    let_go: dict = {}
+    release = first.store.release
+
+    def timed_release(bot_ids):
+        let_go.update(dict.fromkeys(bot_ids, time.monotonic()))
+        return release(bot_ids)
+
+    first.store.release = timed_release
+    second = Worker(postgres_url, "second", seconds=seconds)
+    wanted = second.leases.wanted
+
+    def slow_first_take():
+        second.leases.wanted = wanted
+        time.sleep(seconds * 5 / 3)
+        return wanted()
+
+    second.leases.wanted = slow_first_take
+    def start():  # as a server starts its worker
+        second.leases.start()
+        second.leases.started()
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    taken: dict = {}
+    deadline = time.monotonic() + seconds * 6
+    while time.monotonic() < deadline and (len(taken) < 3 or starting.is_alive()):
+        with second.paper.lock:  # traded by it: leased and followed
+            trading = second.paper.bot_ids
+        for bot_id in trading:
+            taken.setdefault(bot_id, time.monotonic())
+        time.sleep(0.02)
+    starting.join()
+    try:
+        assert len(let_go) == 3 and set(taken) == set(let_go)
+        late = {b: round(taken[b] - let_go[b], 2) for b in let_go if taken[b] - let_go[b]
+                > seconds}
+        assert late == {}
+        assert first.paper.bot_ids | second.paper.bot_ids == set(bots)
+        assert len(first.paper.bot_ids) == len(second.paper.bot_ids) == 3
+    finally:
+        first.leases.stop()
+        second.leases.stop()
+        first.trading.close()
+        second.trading.close()
+
+
+def test_a_worker_whose_server_is_still_starting_is_given_no_bots(postgres_url):
+    """Its first take done but its server not started yet (positions, the wallet round,
+    the live loop): its ticks still compete with that work, so it is given nothing until
+    the server says it has started."""
+    bots = seed_bots(postgres_url, accounts=4)
+    first = Worker(postgres_url, "first", seconds=30)
+    first.leases.tick()
+    second = Worker(postgres_url, "second", seconds=30)
+    second.leases.start()  # its first take made, ticking on its thread
+    try:
+        first.leases.tick()
+        assert first.paper.bot_ids == set(bots) and second.paper.bot_ids == set()
+        second.leases.started()
+        deadline = time.monotonic() + 10
+        while not second.leases.ready and time.monotonic() < deadline:
+            time.sleep(0.02)
+        first.leases.tick()  # gives the ready worker its share, which it takes
+        while len(second.paper.bot_ids) < 2 and time.monotonic() < deadline:
+            second.leases.wake()
+            time.sleep(0.05)
+        assert len(first.paper.bot_ids) == len(second.paper.bot_ids) == 2
+    finally:
+        second.leases.stop()
+        second.trading.close()
+        first.close()

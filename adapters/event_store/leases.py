@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from operator import attrgetter
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -169,6 +170,9 @@ class PostgresLeases:
 LOST_MARK = "LEASE_LOST"
 
 
+_BY_INT = attrgetter("int")
+
+
 def check_fence(curs: Any, schema: str, fence: Any) -> None:
     """In the append's transaction: every bot of ``fence`` (``application.leases.Fence``:
     ``worker``, ``tokens`` by bot) still leased to its worker with the token it holds. The
@@ -181,7 +185,9 @@ def check_fence(curs: Any, schema: str, fence: Any) -> None:
     ``ApplicationRecorder._append``). ``lost_leases`` names the bots afterwards."""
     if not fence.tokens:
         return
-    bots = sorted(fence.tokens)
+    # (the UUIDs' own order, by their integers: 6x cheaper than UUID.__lt__ for the 10,000
+    # bots of a heavy candle, and in its transaction)
+    bots = sorted(fence.tokens, key=_BY_INT)
     curs.execute(sql.SQL(
         "SELECT CAST(CASE WHEN count(*) = %s THEN '0' ELSE %s END AS integer) FROM ("
         "SELECT 1 FROM {} WHERE worker = %s AND (bot_id, token) IN ("

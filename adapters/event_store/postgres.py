@@ -102,16 +102,21 @@ class _ManyReads:
         from eventsourcing.persistence import StoredEvent
 
         table = sql.Identifier(self.datastore.schema, self.events_table_name)
-        with self.datastore.get_connection() as conn, conn.transaction(), \
-                conn.cursor() as curs:
-            # The planner guesses thousands of rows per id and compiles the query (JIT):
-            # ~0.4 s for what the index answers in milliseconds.
-            curs.execute("SET LOCAL jit = off")
-            curs.execute(statement.format(table), params)
-            return [StoredEvent(originator_id=row["originator_id"],
-                                originator_version=row["originator_version"],
-                                topic=row["topic"], state=bytes(row["state"]))
-                    for row in curs.fetchall()]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            with conn.transaction():
+                # The planner guesses thousands of rows per id and compiles the query (JIT):
+                # ~0.4 s for what the index answers in milliseconds.
+                curs.execute("SET LOCAL jit = off")
+                curs.execute(statement.format(table), params)
+            # The rows made into events once the transaction has ended. WHY: the result is
+            # all here already, but turning 10,000 bots' events into objects inside it took
+            # longer than the library's idle-in-transaction timeout (5 s) on a loaded
+            # machine: the session was ended, the read failed, the connection went back
+            # to the pool dead (an engine's rebuild after a refused append, at 10,000 bots)
+            rows = curs.fetchall()
+        return [StoredEvent(originator_id=row["originator_id"],
+                            originator_version=row["originator_version"],
+                            topic=row["topic"], state=bytes(row["state"])) for row in rows]
 
 
 class AggregateRecorder(_ManyReads, _SerialCreation, postgres.PostgresAggregateRecorder):

@@ -37,6 +37,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.utils import retry, strtobool
 from psycopg import sql
 
+from adapters.event_store.dumped import accept_dumped, as_dumped, dump_columns
 from adapters.event_store.leases import LOST_MARK, check_fence, lost_leases
 from adapters.event_store.recorded_time import POSTGRES_NOW, RECORDED_AT
 from adapters.event_store.sealing import SEALS_TABLE, Sealing, key_source
@@ -44,6 +45,9 @@ from application.settings import lock_ddl
 
 # "1": appends go through the library's own pipelined insert (see ApplicationRecorder._append)
 LIBRARY_APPEND_ENV = "TRADETAPE_LIBRARY_APPEND"
+# seconds an append's session may wait on its client (sending the INSERT) before the server
+# ends it; other transactions keep the library's (see ApplicationRecorder._append)
+APPEND_IDLE_TIMEOUT = 60.0
 
 
 @contextmanager
@@ -98,16 +102,21 @@ class _ManyReads:
         from eventsourcing.persistence import StoredEvent
 
         table = sql.Identifier(self.datastore.schema, self.events_table_name)
-        with self.datastore.get_connection() as conn, conn.transaction(), \
-                conn.cursor() as curs:
-            # The planner guesses thousands of rows per id and compiles the query (JIT):
-            # ~0.4 s for what the index answers in milliseconds.
-            curs.execute("SET LOCAL jit = off")
-            curs.execute(statement.format(table), params)
-            return [StoredEvent(originator_id=row["originator_id"],
-                                originator_version=row["originator_version"],
-                                topic=row["topic"], state=bytes(row["state"]))
-                    for row in curs.fetchall()]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            with conn.transaction():
+                # The planner guesses thousands of rows per id and compiles the query (JIT):
+                # ~0.4 s for what the index answers in milliseconds.
+                curs.execute("SET LOCAL jit = off")
+                curs.execute(statement.format(table), params)
+            # The rows made into events once the transaction has ended. WHY: the result is
+            # all here already, but turning 10,000 bots' events into objects inside it took
+            # longer than the library's idle-in-transaction timeout (5 s) on a loaded
+            # machine: the session was ended, the read failed, the connection went back
+            # to the pool dead (an engine's rebuild after a refused append, at 10,000 bots)
+            rows = curs.fetchall()
+        return [StoredEvent(originator_id=row["originator_id"],
+                            originator_version=row["originator_version"],
+                            topic=row["topic"], state=bytes(row["state"])) for row in rows]
 
 
 class AggregateRecorder(_ManyReads, _SerialCreation, postgres.PostgresAggregateRecorder):
@@ -203,26 +212,59 @@ class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
         # POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT), and the table lock is held
         # meanwhile; the seals of 120,000 events (10,000 bots' first close) took longer
         # than that on a loaded machine, so that append was cut off and retried for good.
-        columns = ([s.originator_id for s in stored_events],
-                   [s.originator_version for s in stored_events],
-                   [s.topic for s in stored_events], [s.state for s in stored_events])
-        seals = self._seal_columns(stored_events)
+        # Their parameters too, dumped to bytes (``adapters/event_store/dumped.py``).
+        columns = seals = None
+        if stored_events:
+            columns = dump_columns(([s.originator_id for s in stored_events],
+                                    [s.originator_version for s in stored_events],
+                                    [s.topic for s in stored_events],
+                                    [s.state for s in stored_events]))
+            seals = as_dumped(self._seal_columns(stored_events))
         with self.datastore.get_connection() as conn, conn.transaction(), \
                 conn.cursor() as curs:
             if fence is not None:  # an engine worker's append: its leases first (LEASE_LOST)
                 check_fence(curs, self.datastore.schema, fence)
-            if not stored_events:
+            if columns is None:
                 return None
+            accept_dumped(curs.adapters)
             # The library's lock timeout, table lock and NOTIFY in one round trip (no
             # parameters: one simple query), then its INSERT
             curs.execute(sql.SQL("; ").join(
-                [*self.lock_table_statements,
+                [*self._idle_timeout_statements(), *self.lock_table_statements,
                  sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name))]))
             curs.execute(self._insert_columns_statement(), columns)
-            ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            ids = self._inserted_ids(curs, len(stored_events))
             if seals:
                 curs.execute(self._seals_statement("%b"), seals)
             return ids
+
+    def _idle_timeout_statements(self) -> list[sql.Composable]:
+        """The idle-in-transaction timeout raised to ``APPEND_IDLE_TIMEOUT`` for this
+        append alone. WHY: while the server reads a statement's message it counts the
+        session as idle in its transaction; a heavy candle's INSERT (120,000 events,
+        ~50 MB at 10,000 bots) sent by a process a loaded machine gives a fraction of a
+        core took longer than the library's 5 s: the session was ended and the whole
+        append retried, again and again (minutes lost on the first close). The shorter
+        timeout stays for every other transaction; a client that hangs in an append
+        holds the table lock for this long at most."""
+        current = self.datastore.idle_in_transaction_session_timeout
+        if not current or current >= APPEND_IDLE_TIMEOUT:
+            return []
+        return [sql.SQL("SET LOCAL idle_in_transaction_session_timeout = '{}s'").format(
+            sql.SQL(str(int(APPEND_IDLE_TIMEOUT))))]
+
+    @staticmethod
+    def _inserted_ids(curs: Any, expected: int) -> list[int]:
+        """The positions the INSERT gave, in order: one row of one array (a row each, as
+        dicts, cost a heavy candle ~1 µs an event while the table lock was held)."""
+        row = curs.fetchone()
+        ids = list(row["ids"]) if row is not None and row["ids"] is not None else []
+        if len(ids) != expected:
+            from eventsourcing.persistence import ProgrammingError
+
+            raise ProgrammingError(f"Couldn't get all notification IDs (got {len(ids)}, "
+                                   f"expected {expected})")
+        return ids
 
     def _insert_columns_statement(self) -> sql.Composable:
         """The library's INSERT (same table, columns, order and RETURNING), its rows sent as
@@ -235,10 +277,13 @@ class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
         side by side in order, as the composite array's did, so the events get the same
         positions in the log."""
         if self._insert_columns_sql is None:
+            # Positions ascend in the rows' order (one inserter at a time: the table lock)
             self._insert_columns_sql = sql.SQL(
-                "INSERT INTO {} (originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(%b::{}[], %b::bigint[], %b::text[], %b::bytea[]) "
-                "RETURNING notification_id").format(
+                "WITH inserted AS (INSERT INTO {} (originator_id, originator_version, topic, "
+                "state) SELECT * FROM unnest(%b::{}[], %b::bigint[], %b::text[], "
+                "%b::bytea[]) RETURNING notification_id) "
+                "SELECT array_agg(notification_id ORDER BY notification_id) AS ids "
+                "FROM inserted").format(
                 sql.Identifier(self.datastore.schema, self.events_table_name),
                 sql.SQL(self.datastore.originator_id_type))
         return self._insert_columns_sql

@@ -130,7 +130,8 @@ def template(
 
 class Cloner:
     """The template's events for another user: every id it names renamed, the ids derived
-    from the owner derived again. Each state is cut once at its ids, so a copy is a join."""
+    from the owner derived again. Each state is cut once at its ids, so a copy is a join
+    with the user's spellings of them (``spellings``: two per id, canonical and hex)."""
 
     def __init__(self, owner: str, rows: list[tuple]):
         from domain.risk import risk_id
@@ -138,16 +139,20 @@ class Cloner:
 
         self.owner = uuid.UUID(owner)
         self.derived = {roster_id(owner): roster_id, risk_id(owner): risk_id}
+        self.index: dict[uuid.UUID, int] = {}  # every id the template names: its place
         self.rows = []
         for oid, version, topic, state in rows:
             parts, slots, last = [], [], 0
             for match in UUID_TEXT.finditer(state):
                 parts.append(state[last : match.start()])
                 text = match.group().decode()
-                slots.append((uuid.UUID(text), len(text) == 32))
+                slots.append(2 * self._place(uuid.UUID(text)) + (len(text) == 32))
                 last = match.end()
             parts.append(state[last:])
-            self.rows.append((oid, version, topic, parts, slots))
+            self.rows.append((2 * self._place(oid), version, topic, parts, slots))
+
+    def _place(self, old: uuid.UUID) -> int:
+        return self.index.setdefault(old, len(self.index))
 
     def mapping(self, k: int) -> dict[uuid.UUID, uuid.UUID]:
         owner = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-start:{k}:owner")
@@ -156,33 +161,25 @@ class Cloner:
             names[old] = derive(str(owner))
         return names
 
-    def namer(self, k: int) -> Callable[[uuid.UUID], uuid.UUID]:
-        """User ``k``'s name for each id of the template (the same every call)."""
-        names = self.mapping(k)
-
-        def new(old: uuid.UUID) -> uuid.UUID:
-            found = names.get(old)
-            if found is None:
-                found = names[old] = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-start:{k}:{old}")
-            return found
-
-        return new
-
     def names(self, k: int) -> dict[uuid.UUID, uuid.UUID]:
         """Every id the template names, to user ``k``'s."""
-        new = self.namer(k)
-        return {old: new(old) for oid, _, _, _, slots in self.rows
-                for old in (oid, *(s for s, _ in slots))}
+        names = self.mapping(k)
+        return {old: names.get(old) or uuid.uuid5(uuid.NAMESPACE_URL, f"bench-start:{k}:{old}")
+                for old in self.index}
 
-    def clone(self, k: int, new: Callable[[uuid.UUID], uuid.UUID] | None = None):
-        new = new or self.namer(k)
+    def spellings(self, k: int) -> list[str]:
+        """User ``k``'s ids as text, in the template's order: canonical, then hex, of each."""
+        return [text for new in self.names(k).values() for text in (str(new), new.hex)]
+
+    def clone(self, k: int, spelled: list[str] | None = None):
+        spelled = spelled or self.spellings(k)
+        encoded = [text.encode() for text in spelled]
         for oid, version, topic, parts, slots in self.rows:
             pieces = [parts[0]]
-            for (old, is_hex), part in zip(slots, parts[1:], strict=True):
-                renamed = new(old)
-                pieces.append((renamed.hex if is_hex else str(renamed)).encode())
+            for slot, part in zip(slots, parts[1:], strict=True):
+                pieces.append(encoded[slot])
                 pieces.append(part)
-            yield new(oid), version, topic, b"".join(pieces)
+            yield spelled[oid], version, topic, b"".join(pieces)
 
 
 def copy_users(
@@ -211,17 +208,18 @@ def copy_users(
     with trading.recorder.datastore.get_connection() as conn:
         for k in range(first, users):
             cloner = cloners[k % len(cloners)]
-            new = cloner.namer(k)
+            spelled = cloner.spellings(k)
+            recorded = datetime.now(UTC)  # the user's transaction's time, for each event
             with conn.cursor(row_factory=tuple_row) as cursor:  # the store's are dicts
                 after = 0
                 if views is not None:
                     after = cursor.execute(
                         f'SELECT coalesce(max(notification_id), 0) FROM "{schema}"."{table}"'
                     ).fetchone()[0]
-                copied = list(cloner.clone(k, new))
-                _copy_events(cursor, schema, table, key, copied)
+                copied = list(cloner.clone(k, spelled))
+                _copy_events(cursor, schema, table, key, copied, recorded)
                 if views is not None:
-                    rows += views.copy_user(cursor, new, copied, after)
+                    rows += views.copy_user(cursor, spelled, copied, after, recorded)
             conn.commit()
             written += len(copied)
             if (k - first) % max(1, (users - first) // 10) == 0:
@@ -233,16 +231,18 @@ def copy_users(
     return written
 
 
-def _copy_events(cursor: Any, schema: str, table: str, key: Any, copied: list[tuple]) -> None:
+def _copy_events(cursor: Any, schema: str, table: str, key: Any, copied: list[tuple],
+                 recorded: datetime) -> None:
+    from adapters.event_store.recorded_time import RECORDED_AT
     from adapters.event_store.sealing import SEALS_TABLE, canonical_id
 
     events_copy = (
-        f'COPY "{schema}"."{table}" (originator_id, originator_version, topic, state) '
-        "FROM STDIN"
+        f'COPY "{schema}"."{table}" (originator_id, originator_version, topic, state, '
+        f"{RECORDED_AT}) FROM STDIN"
     )
     with cursor.copy(events_copy) as copy:
         for row in copied:
-            copy.write_row(row)
+            copy.write_row((*row, recorded))
     if key is not None:
         with cursor.copy(f'COPY "{schema}"."{SEALS_TABLE}" FROM STDIN') as copy:
             for oid, version, topic, state in copied:

@@ -20,9 +20,8 @@ The seed is checked against a full rebuild of the same log, table by table, row 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 POSITION = "position"  # the columns holding a log position (projections' own name for it)
@@ -41,8 +40,7 @@ class TableTemplate:
     rows whose key names no user (the marks of a pair) are the same for every clone."""
 
     def __init__(self, name: str, columns: Sequence[str], key: Sequence[str],
-                 rows: list[tuple], to_template: dict[str, tuple[uuid.UUID, bool]],
-                 positions: dict[int, int]):
+                 rows: list[tuple], to_template: dict[str, int], positions: dict[int, int]):
         self.name, self.columns = name, tuple(columns)
         self.key_at = [self.columns.index(k) for k in key]
         self.position_at = {i for i, c in enumerate(self.columns) if c == POSITION}
@@ -52,10 +50,11 @@ class TableTemplate:
             if cells is not None and any(cells[i][0] != "c" for i in self.key_at):
                 self.rows.append(cells)
 
-    def _cut(self, row: tuple, to_template: dict[str, tuple[uuid.UUID, bool]],
-             positions: dict[int, int]) -> list[tuple] | None:
+    def _cut(self, row: tuple, to_template: dict[str, int], positions: dict[int, int]
+             ) -> list[tuple] | None:
         """The row's cells: ("c", value), ("p", index of the user's event) or ("t", texts,
-        ids between them); None for a row naming another user's event."""
+        ids between them as places in a user's spellings); None for a row naming another
+        user's event."""
         from clone_seed import UUID_TEXT_STR
 
         cells: list[tuple] = []
@@ -80,9 +79,9 @@ class TableTemplate:
                 cells.append(("c", value))
         return cells
 
-    def rows_for(self, new, positions: list[int]) -> list[list[Any]]:
-        """The rows for one user: ``new(old id)`` its renaming, ``positions[i]`` where the
-        first user's ``i``-th event's copy landed."""
+    def rows_for(self, spelled: list[str], positions: list[int]) -> list[list[Any]]:
+        """The rows for one user: ``spelled`` its ids (``Cloner.spellings``),
+        ``positions[i]`` where the copy of the template user's ``i``-th event landed."""
         out = []
         for cells in self.rows:
             values = []
@@ -95,9 +94,8 @@ class TableTemplate:
                 else:
                     _, parts, slots = cell
                     pieces = [parts[0]]
-                    for (old, is_hex), part in zip(slots, parts[1:], strict=True):
-                        renamed = new(old)
-                        pieces.append(renamed.hex if is_hex else str(renamed))
+                    for slot, part in zip(slots, parts[1:], strict=True):
+                        pieces.append(spelled[slot])
                         pieces.append(part)
                     values.append("".join(pieces))
             out.append(values)
@@ -107,16 +105,13 @@ class TableTemplate:
 class ViewCopier:
     """Every projection's rows of one seeded user, written again for other users."""
 
-    def __init__(self, conn: Any, schema: str, events_table: str, names: dict,
+    def __init__(self, conn: Any, schema: str, events_table: str, spelled: list[str],
                  positions: list[int]):
         from projections.registry import PROJECTIONS
 
         self.schema, self.events_table = schema, events_table
-        # The user's ids back to the template's (as text, both spellings).
-        to_template: dict[str, tuple[uuid.UUID, bool]] = {}
-        for old, renamed in names.items():
-            to_template[str(renamed)] = (old, False)
-            to_template[renamed.hex] = (old, True)
+        # The user's ids (both spellings) to their places in any user's spellings.
+        to_template = {text: slot for slot, text in enumerate(spelled)}
         index = {p: i for i, p in enumerate(positions)}
         self.tables: list[TableTemplate] = []
         for cls in PROJECTIONS.values():
@@ -130,18 +125,18 @@ class ViewCopier:
                             "LIMIT 1").fetchone()
         self.previous = bytes.fromhex(last[0]) if last else bytes(32)
 
-    def copy_user(self, cursor: Any, new, copied: list[tuple], after: int) -> int:
+    def copy_user(self, cursor: Any, spelled: list[str], copied: list[tuple], after: int,
+                  recorded: datetime) -> int:
         """Write one user's rows (``copied``: its events as just written, after log position
-        ``after``) in the cursor's transaction; returns the rows written."""
-        placed = cursor.execute(
-            f'SELECT notification_id, recorded_at FROM "{self.schema}"."{self.events_table}" '
-            "WHERE notification_id > %s ORDER BY notification_id", (after,)).fetchall()
-        positions = [p for p, _ in placed]
+        ``after``, ``recorded`` then) in the cursor's transaction; returns rows written."""
+        positions = [p for (p,) in cursor.execute(
+            f'SELECT notification_id FROM "{self.schema}"."{self.events_table}" '
+            "WHERE notification_id > %s ORDER BY notification_id", (after,)).fetchall()]
         written = 0
         for t in self.tables:
-            rows = t.rows_for(new, positions)
+            rows = t.rows_for(spelled, positions)
             if t.name == AUDIT:
-                self._chain(t, rows, copied, placed)
+                self._chain(t, rows, copied, positions, recorded_text(recorded))
             self._write(cursor, t, rows)
             written += len(rows)
         return written
@@ -153,23 +148,24 @@ class ViewCopier:
                 copy.write_row(row)
 
     def _chain(self, t: TableTemplate, rows: list[list[Any]], copied: list[tuple],
-               placed: list[tuple]) -> None:
+               positions: list[int], recorded: str) -> None:
         """The audit rows' recorded times and hashes, chained on from the log before them
         (as ``projections.audit.AuditLog.apply`` hashes: position, id, version, topic and
         the stored bytes)."""
         at = {c: i for i, c in enumerate(t.columns)}
         by_position = {row[at["position"]]: row for row in rows}
         previous = self.previous
-        for (oid, version, topic, state), (position, recorded) in zip(copied, placed,
-                                                                     strict=True):
+        recorded_at, hash_at = at["recorded_at"], at["hash"]
+        for (oid, version, topic, state), position in zip(copied, positions, strict=True):
             head = f"{position}\n{oid}\n{version}\n{topic}\n".encode()
             previous = hashlib.sha256(previous + head + state).digest()
             row = by_position[position]
-            row[at["recorded_at"]] = recorded_text(recorded)
-            row[at["hash"]] = previous.hex()
+            row[recorded_at] = recorded
+            row[hash_at] = previous.hex()
         self.previous = previous
 
-    def replace(self, cursor: Any, other: ViewCopier, new, positions: list[int]) -> None:
+    def replace(self, cursor: Any, other: ViewCopier, spelled: list[str],
+                positions: list[int]) -> None:
         """A seeded user's rows as ``other`` has them replaced by this copier's (the audit
         log, the same in both, is left as it is)."""
         for mine, theirs in zip(self.tables, other.tables, strict=True):
@@ -179,8 +175,8 @@ class ViewCopier:
             where = " AND ".join(f"{k} = %s" for k in key)
             cursor.executemany(f'DELETE FROM "{self.schema}"."{mine.name}" WHERE {where}',
                                [[row[i] for i in mine.key_at]
-                                for row in theirs.rows_for(new, positions)])
-            self._write(cursor, mine, mine.rows_for(new, positions))
+                                for row in theirs.rows_for(spelled, positions)])
+            self._write(cursor, mine, mine.rows_for(spelled, positions))
 
 def seed_with_views(url: str, users: int, cloner: Any) -> int:
     """``users`` clones of ``cloner``'s template and their read models; returns the events
@@ -221,9 +217,10 @@ def _templates(url: str, cloner: Any) -> tuple[ViewCopier, ViewCopier]:
                 if len(positions) != 2 * n:
                     raise RuntimeError(f"the log holds {len(positions)} events, two users "
                                        f"{2 * n}: their read models cannot be cut out")
-                followed = ViewCopier(cursor, schema, table, cloner.names(0), positions[:n])
-                last = ViewCopier(cursor, schema, table, cloner.names(1), positions[n:])
-                followed.replace(cursor, last, cloner.namer(1), positions[n:])
+                first, second = cloner.spellings(0), cloner.spellings(1)
+                followed = ViewCopier(cursor, schema, table, first, positions[:n])
+                last = ViewCopier(cursor, schema, table, second, positions[n:])
+                followed.replace(cursor, last, second, positions[n:])
             conn.commit()
         return followed, last
     finally:

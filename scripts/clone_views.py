@@ -1,13 +1,15 @@
 """Copying the read models user by user, as ``clone_seed`` copies the events: a big seeded
 log needs no rebuild over the whole of it (hours here at 10 million events).
 
-The first user (a clone of the template like every other) is seeded alone and every
-projection rebuilt over that small log; its rows are then the template of the read models.
-For every further user, in the transaction that copies its events, each row that belongs to
+The first two users (clones of the template like every other) are seeded alone and every
+projection rebuilt over that small log; their rows are then the templates of the read
+models: the first user's for every user another follows (a ledger settles a user's last
+candle step when the next user's first event comes), the second's for the last. For every
+further user, in the transaction that copies its events, each row that belongs to
 it (a key naming one of its ids, or a log position) is written again with the same ids
 renamed as its events' were, and every log position (a column ``position``) moved to where
 that user's event landed. Rows whose key names nothing of a user (the marks of a pair) are
-the same for every clone and stay as the first user's. The audit log (one row per event,
+the same for every clone and stay as the first users'. The audit log (one row per event,
 hash-chained over the whole log, users one after another) is continued: each copied row
 gets its event's position, recorded time and the chain's next hash, computed as
 ``projections.audit`` does from the stored bytes just written. At the end each projection's

@@ -12,8 +12,10 @@ different take-profits, paper trading on a saw-tooth market until the user's sha
 the events is reached, ending with deals and resting orders open), then that user's
 stored events are copied for every other user with every id renamed (ids derived from an
 owner, like its bot roster's, derived again): the same events the application would write
-for them, written with ``COPY`` instead of one save at a time. The projections are then
-rebuilt once (``tradetape projections rebuild``).
+for them, written with ``COPY`` instead of one save at a time. The read models are copied
+the same way (``scripts/clone_views.py``: the first two users' rebuilt, then their rows
+written again for every user with the same ids renamed), so no rebuild over the whole log
+is needed; ``--projections`` instead rebuilds only those once over the whole log.
 
 Then ``serve`` is started ``--starts`` times (stopped gracefully in between: the first start
 after seeding takes the snapshots the next ones read); each line says seconds to the first

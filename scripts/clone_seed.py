@@ -6,7 +6,8 @@ events are copied for every other user with every id renamed (ids derived from a
 like its bot roster's, derived again): the same events the application would write for
 them, written with ``COPY`` instead of one save at a time. Several templates (bots whose
 configurations differ) may be cloned in turn, so that not every user's bots act alike.
-The projections are then rebuilt once (``tradetape projections rebuild``).
+The read models are copied the same way, user by user (``clone_views``), or rebuilt once
+(``tradetape projections rebuild``) when only some of them are asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -31,6 +33,7 @@ UUID_TEXT = re.compile(
     rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
     rb"|[0-9a-f]{32}"
 )
+UUID_TEXT_STR = re.compile(UUID_TEXT.pattern.decode())  # the same, in the read models' text
 
 
 def log(text: str) -> None:
@@ -127,7 +130,8 @@ def template(
 
 class Cloner:
     """The template's events for another user: every id it names renamed, the ids derived
-    from the owner derived again. Each state is cut once at its ids, so a copy is a join."""
+    from the owner derived again. Each state is cut once at its ids, so a copy is a join
+    with the user's spellings of them (``spellings``: two per id, canonical and hex)."""
 
     def __init__(self, owner: str, rows: list[tuple]):
         from domain.risk import risk_id
@@ -135,16 +139,20 @@ class Cloner:
 
         self.owner = uuid.UUID(owner)
         self.derived = {roster_id(owner): roster_id, risk_id(owner): risk_id}
+        self.index: dict[uuid.UUID, int] = {}  # every id the template names: its place
         self.rows = []
         for oid, version, topic, state in rows:
             parts, slots, last = [], [], 0
             for match in UUID_TEXT.finditer(state):
                 parts.append(state[last : match.start()])
                 text = match.group().decode()
-                slots.append((uuid.UUID(text), len(text) == 32))
+                slots.append(2 * self._place(uuid.UUID(text)) + (len(text) == 32))
                 last = match.end()
             parts.append(state[last:])
-            self.rows.append((oid, version, topic, parts, slots))
+            self.rows.append((2 * self._place(oid), version, topic, parts, slots))
+
+    def _place(self, old: uuid.UUID) -> int:
+        return self.index.setdefault(old, len(self.index))
 
     def mapping(self, k: int) -> dict[uuid.UUID, uuid.UUID]:
         owner = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-start:{k}:owner")
@@ -153,30 +161,41 @@ class Cloner:
             names[old] = derive(str(owner))
         return names
 
-    def clone(self, k: int):
+    def names(self, k: int) -> dict[uuid.UUID, uuid.UUID]:
+        """Every id the template names, to user ``k``'s."""
         names = self.mapping(k)
+        return {old: names.get(old) or uuid.uuid5(uuid.NAMESPACE_URL, f"bench-start:{k}:{old}")
+                for old in self.index}
 
-        def new(old: uuid.UUID) -> uuid.UUID:
-            found = names.get(old)
-            if found is None:
-                found = names[old] = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-start:{k}:{old}")
-            return found
+    def spellings(self, k: int) -> list[str]:
+        """User ``k``'s ids as text, in the template's order: canonical, then hex, of each."""
+        return [text for new in self.names(k).values() for text in (str(new), new.hex)]
 
+    def clone(self, k: int, spelled: list[str] | None = None):
+        spelled = spelled or self.spellings(k)
+        encoded = [text.encode() for text in spelled]
         for oid, version, topic, parts, slots in self.rows:
             pieces = [parts[0]]
-            for (old, is_hex), part in zip(slots, parts[1:], strict=True):
-                renamed = new(old)
-                pieces.append((renamed.hex if is_hex else str(renamed)).encode())
+            for slot, part in zip(slots, parts[1:], strict=True):
+                pieces.append(encoded[slot])
                 pieces.append(part)
-            yield new(oid), version, topic, b"".join(pieces)
+            yield spelled[oid], version, topic, b"".join(pieces)
 
 
 def copy_users(
-    url: str, users: int, cloners: Sequence[Cloner], progress: Callable[[str], None] = log
+    url: str,
+    users: int,
+    cloners: Sequence[Cloner],
+    progress: Callable[[str], None] = log,
+    first: int = 0,
+    views: Any = None,
 ) -> int:
-    """``users`` clones written with COPY (user k cloned from ``cloners[k % len]``), one
-    transaction per user, sealed as the store seals its events; returns events written."""
-    from adapters.event_store.sealing import SEALS_TABLE, canonical_id
+    """Users ``first`` to ``users - 1`` written with COPY (user k cloned from
+    ``cloners[k % len]``), one transaction per user, sealed as the store seals its events;
+    with ``views`` (a ``clone_views.ViewCopier``) their read models' rows too. Returns the
+    events written."""
+    from psycopg.rows import tuple_row
+
     from application.bootstrap import open_trading
     from application.settings import parse_database_url
 
@@ -185,36 +204,52 @@ def copy_users(
     key = trading.recorder.sealing_key()
     schema = parse_database_url(url).env.get("POSTGRES_SCHEMA", "public")
     table = trading.recorder.events_table_name
-    written = 0
+    written = rows = 0
     with trading.recorder.datastore.get_connection() as conn:
-        for k in range(users):
-            with conn.cursor() as cursor:
-                events_copy = (
-                    f'COPY "{schema}"."{table}" (originator_id, originator_version, '
-                    f"topic, state) FROM STDIN"
-                )
-                copied = list(cloners[k % len(cloners)].clone(k))
-                with cursor.copy(events_copy) as copy:
-                    for row in copied:
-                        copy.write_row(row)
-                if key is not None:
-                    with cursor.copy(f'COPY "{schema}"."{SEALS_TABLE}" FROM STDIN') as copy:
-                        for oid, version, topic, state in copied:
-                            copy.write_row(
-                                (
-                                    oid,
-                                    version,
-                                    key.fingerprint,
-                                    key.seal(canonical_id(oid), version, topic, state),
-                                )
-                            )
+        for k in range(first, users):
+            cloner = cloners[k % len(cloners)]
+            spelled = cloner.spellings(k)
+            recorded = datetime.now(UTC)  # the user's transaction's time, for each event
+            with conn.cursor(row_factory=tuple_row) as cursor:  # the store's are dicts
+                after = 0
+                if views is not None:
+                    after = cursor.execute(
+                        f'SELECT coalesce(max(notification_id), 0) FROM "{schema}"."{table}"'
+                    ).fetchone()[0]
+                copied = list(cloner.clone(k, spelled))
+                _copy_events(cursor, schema, table, key, copied, recorded)
+                if views is not None:
+                    rows += views.copy_user(cursor, spelled, copied, after, recorded)
             conn.commit()
             written += len(copied)
-            if k % max(1, users // 10) == 0:
+            if (k - first) % max(1, (users - first) // 10) == 0:
                 rate = written / (time.perf_counter() - started)
-                progress(f"seeded {k + 1}/{users} users, {written} events ({rate:,.0f}/s)")
+                progress(f"seeded {k + 1}/{users} users, {written} events"
+                         f"{f', {rows} read-model rows' if views is not None else ''} "
+                         f"({rate:,.0f} events/s)")
     trading.close()
     return written
+
+
+def _copy_events(cursor: Any, schema: str, table: str, key: Any, copied: list[tuple],
+                 recorded: datetime) -> None:
+    from adapters.event_store.recorded_time import RECORDED_AT
+    from adapters.event_store.sealing import SEALS_TABLE, canonical_id
+
+    events_copy = (
+        f'COPY "{schema}"."{table}" (originator_id, originator_version, topic, state, '
+        f"{RECORDED_AT}) FROM STDIN"
+    )
+    with cursor.copy(events_copy) as copy:
+        for row in copied:
+            copy.write_row((*row, recorded))
+    if key is not None:
+        with cursor.copy(f'COPY "{schema}"."{SEALS_TABLE}" FROM STDIN') as copy:
+            for oid, version, topic, state in copied:
+                copy.write_row(
+                    (oid, version, key.fingerprint,
+                     key.seal(canonical_id(oid), version, topic, state))
+                )
 
 
 def rebuild_projections(url: str, projections: list[str] | None = None) -> float:
@@ -238,20 +273,29 @@ def rebuild_projections(url: str, projections: list[str] | None = None) -> float
 
 def seed(url: str, bots: int, events: int, projections: list[str] | None = None) -> int:
     """``bots`` running paper bots (10 per user) in about ``events`` events: one template
-    user trading, cloned for every user; then the projections rebuilt."""
+    user trading, cloned for every user. Without ``projections``, the first user's read
+    models are rebuilt and copied with every further user's events (``clone_views``);
+    with them, only those projections are rebuilt once over the whole log at the end."""
     users = max(1, bots // BOTS_PER_USER)
     started = time.perf_counter()
     owner, rows = template(max(1, events // users))
+    cloner = Cloner(owner, rows)
     log(
         f"template: {len(rows)} events for one user of {BOTS_PER_USER} bots "
         f"({time.perf_counter() - started:.1f} s)"
     )
-    written = copy_users(url, users, [Cloner(owner, rows)])
-    log(
-        f"seeded {written} events in {time.perf_counter() - started:.1f} s; rebuilding "
-        "the projections"
-    )
-    log(f"projections rebuilt in {rebuild_projections(url, projections):.1f} s")
+    if projections:
+        written = copy_users(url, users, [cloner])
+        log(f"seeded {written} events in {time.perf_counter() - started:.1f} s; rebuilding "
+            f"{', '.join(projections)}")
+        log(f"projections rebuilt in {rebuild_projections(url, projections):.1f} s")
+        return written
+    from clone_views import finish, seed_with_views
+
+    written = seed_with_views(url, users, cloner)
+    head = finish(url)
+    log(f"seeded {written} events and their read models in "
+        f"{time.perf_counter() - started:.1f} s (head {head})")
     return written
 
 

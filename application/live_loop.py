@@ -74,8 +74,8 @@ class LiveLoop:
                 self.health.last_error = None
             except ConcurrencyConflictError as error:
                 # A race, not a fault: another writer (a command, billing, the risk limits)
-                # saved one of the candle's bots first. The runner refused the candle whole
-                # and rebuilt those bots from the log; the next candle trades on from there.
+                # saved an aggregate of a periodic task first (a candle refused so steps
+                # again itself: ``PaperTrading.on_candle``); the next step goes on from there.
                 self.health.last_error = f"{type(error).__name__}: {error}"
                 log.warning("live loop step refused (%s): %s; the next candle goes on from "
                             "the log", error.code, error)

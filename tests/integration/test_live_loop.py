@@ -182,3 +182,27 @@ def test_a_candle_refused_at_every_try_is_skipped_in_one_error_line(tmp_path, ca
     run_once(loop)
     assert loop.health.last_error is None and loop.health.steps == 2
     assert trading.get_bot(bot_id).deals_opened == 1
+
+
+def test_each_step_hands_its_figures_to_the_observer_the_composition_root_chose(tmp_path):
+    """``on_step`` hears every step once, after it: the candles it delivered, the events it
+    returned and each candle's lag from its close (speed 600: a candle closes every 0.1 s)."""
+    import json
+
+    clock, _, _, loop, _ = world(tmp_path)
+    heard = []
+    loop.on_step = heard.append
+    returned = []
+    for second in (1, 2, 3):
+        clock.current = T0 + timedelta(seconds=second)
+        returned.append(loop.step())
+    assert [f.candles for f in heard] == [1, 10, 10]
+    assert [f.events for f in heard] == returned and sum(returned) > 0
+    assert [f.ended_at for f in heard] == [T0 + timedelta(seconds=s) for s in (1, 2, 3)]
+    assert [round(lag, 6) for lag in heard[1].lags] == [
+        round(0.1 * k, 6) for k in range(9, -1, -1)]  # closed at 1.1 s ... 2.0 s
+    assert all(f.seconds >= 0 for f in heard)
+    line = json.loads(heard[2].to_json())
+    assert line == {"t": (T0 + timedelta(seconds=3)).timestamp(),
+                    "s": round(heard[2].seconds, 4), "n": 10, "e": returned[2],
+                    "lags": [round(0.1 * k, 3) for k in range(9, -1, -1)]}

@@ -5,11 +5,15 @@ on the next candle. The log is the same as walking every market on every candle.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from uuid import UUID
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.clock import SequentialIds, SteppingClock
 from adapters.exchanges.paper import PaperExchange
@@ -361,6 +365,30 @@ def test_a_candle_another_writer_raced_is_stepped_again_and_stored_whole_once(ur
     assert placed and len(placed) == len(set(placed))
     raced.trading.close()
     calm.trading.close()
+
+
+@settings(max_examples=6, deadline=None)
+@given(at=st.integers(0, 300), paused=st.sampled_from([0, 1]))
+def test_a_race_on_any_candle_stores_what_a_pause_before_it_stores(candles, at, paused):
+    """Whichever candle another writer pauses a bot during (its append refused when the
+    candle changed that bot, stored as it is when not), the log is the one of the same
+    pause given just before that candle, event for event, ids drawn aside."""
+    with tempfile.TemporaryDirectory() as folder:
+        urls = [f"sqlite:///{Path(folder) / name}" for name in ("raced.sqlite", "calm.sqlite")]
+        raced, calm = Desk(urls[0], bots=2), Desk(urls[1], bots=2)
+        starts = raced.head() + 1, calm.head() + 1
+        raced.feed(candles, 0, at)
+        calm.feed(candles, 0, at)
+        bot_id = raced.bot_ids[paused]
+        other = race_once(raced, urls[0], bot_id, "u0")
+        before = open_trading(urls[1], clock=calm.clock, ids=SequentialIds("racer"))
+        before.pause_bot(bot_id, actor="u0")
+        raced.feed(candles, at, at + 100)
+        calm.feed(candles, at, at + 100)
+        logs = as_traded(raced, starts[0]), as_traded(calm, starts[1])
+        for trading in (other, before, raced.trading, calm.trading):
+            trading.close()
+        assert logs[0] == logs[1]
 
 
 def test_a_take_profit_a_raced_candle_reaches_is_filled(url, candles):

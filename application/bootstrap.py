@@ -516,7 +516,8 @@ def open_runtime(settings, role: str = "all"):
     exchange_accounts.entitlements = billing.entitlements  # live accounts need live_trading
     periodic = ([] if role == "api" else [reconciler.run_if_due,
                                           billing.daily_sweep.run_if_due])
-    loop = LiveLoop(clock, [feed], paper, periodic=periodic, tape=MarketTape())
+    loop = LiveLoop(clock, [feed], paper, periodic=periodic, tape=MarketTape(),
+                    on_step=_step_log(settings.step_log))
     library = open_candle_library(settings)
     read_models = (_InProcessReadModels(trading, database) if role == "all"
                    else _SharedReadModels(trading, database))
@@ -782,6 +783,22 @@ def _wallet_schedule(monitor, clock, seconds: float):
 
     return CheckpointSchedule(lambda: monitor.run_due(clock.now()), seconds,
                               name="wallet-monitor")
+
+
+def _step_log(path: str | None):
+    """``TRADETAPE_STEP_LOG``: each live-loop step's figures appended to ``path``, a JSON
+    line each (None: no observer). A file that cannot be opened is refused at start."""
+    if not path:
+        return None
+    from domain.errors import DomainError
+
+    try:
+        out = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    except OSError as error:
+        raise DomainError(f"TRADETAPE_STEP_LOG={path!r} cannot be written: "
+                          f"{error.strerror}", code="INVALID_SETTING",
+                          field="TRADETAPE_STEP_LOG") from None
+    return lambda figures: out.write(figures.to_json() + "\n")
 
 
 def _checkpoint_schedules(settings, trading: Trading, database) -> list:

@@ -1,19 +1,25 @@
 """The live loop of a server: moves the paper market forward as its feeds' candles close,
-then brings read models up to date. One thread; stopping it finishes the current step."""
+then brings read models up to date. One thread; stopping it finishes the current step.
+
+Observers (chosen by the composition root): ``after_step`` hears each step's events (the
+read models' worker wakes), ``on_step`` each step's figures (:class:`StepFigures`; e.g.
+``TRADETAPE_STEP_LOG`` appends them to a file, as ``scripts/bench_live.py`` reads them)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from application.market_tape import MarketTape, record_candles, record_history
 from application.paper_trading import PaperTrading
 from domain.errors import ConcurrencyConflictError
-from domain.ports import Clock, MarketFeed
+from domain.ports import Clock, ClosedCandle, MarketFeed
 
 log = logging.getLogger("tradetape.live")
 
@@ -28,17 +34,40 @@ class LoopHealth:
     last_error: str | None = None
 
 
+@dataclass(frozen=True)
+class StepFigures:
+    """What one step did, as ``LiveLoop.on_step`` hears it: when it ended (the loop's
+    clock), how long it took, the candles it delivered and the events they and the
+    periodic tasks appended, and each candle's lag (seconds from its close on the server's
+    clock to the step's end)."""
+
+    ended_at: datetime
+    seconds: float
+    candles: int
+    events: int
+    lags: tuple[float, ...]
+
+    def to_json(self) -> str:
+        """One line of a step log (``TRADETAPE_STEP_LOG``): ``t`` the end as Unix time,
+        ``s`` the seconds, ``n`` the candles, ``e`` the events, ``lags``."""
+        return json.dumps({"t": round(self.ended_at.timestamp(), 3),
+                           "s": round(self.seconds, 4), "n": self.candles,
+                           "e": self.events, "lags": [round(lag, 3) for lag in self.lags]})
+
+
 class LiveLoop:
     def __init__(self, clock: Clock, feeds: Sequence[MarketFeed], paper: PaperTrading,
                  after_step: Callable[[int], None] = lambda events: None,
                  max_wait: float = 1.0,
                  periodic: Sequence[Callable[[datetime], int]] = (),
-                 tape: MarketTape | None = None):
+                 tape: MarketTape | None = None,
+                 on_step: Callable[[StepFigures], None] | None = None):
         self.clock, self.feeds, self.paper = clock, list(feeds), paper
         # run after each step's candles, each deciding itself whether it is due
         # (reconciliation of live accounts)
         self.periodic = list(periodic)
         self.after_step, self.max_wait = after_step, max_wait
+        self.on_step = on_step  # hears every step's figures, after ``after_step``
         self.health = LoopHealth()
         self.tape = tape  # the candles delivered, for charts and marks
         self._stop = threading.Event()
@@ -48,23 +77,27 @@ class LiveLoop:
         """Deliver every candle that closed since the last step; returns events appended."""
         started = time.monotonic()
         now = self.clock.now()
-        events = candles = 0
+        events, closes = 0, []
         for feed in self.feeds:
             if self.tape is not None and self.health.steps == 0:
                 record_history(self.tape, feed, now)
             delivered = feed.poll(now)
             if self.tape is not None:
                 record_candles(self.tape, feed, delivered, now)
+            closes += _closes(feed, delivered, now)
             for candle in delivered:
-                candles += 1
                 events += self.paper.on_candle(candle.pair, candle.ts_ms, candle.open,
                                                candle.high, candle.low, candle.close, now)
         for task in self.periodic:
             events += task(now)
         self.after_step(events)
         h = self.health
-        h.steps, h.candles, h.events = h.steps + 1, h.candles + candles, h.events + events
+        h.steps, h.candles, h.events = h.steps + 1, h.candles + len(closes), h.events + events
         h.last_step_at, h.last_step_seconds = now, time.monotonic() - started
+        if self.on_step is not None:
+            ended = self.clock.now()
+            self.on_step(StepFigures(ended, time.monotonic() - started, len(closes), events,
+                                     tuple((ended - c).total_seconds() for c in closes)))
         return events
 
     def run(self) -> None:
@@ -74,8 +107,8 @@ class LiveLoop:
                 self.health.last_error = None
             except ConcurrencyConflictError as error:
                 # A race, not a fault: another writer (a command, billing, the risk limits)
-                # saved one of the candle's bots first. The runner refused the candle whole
-                # and rebuilt those bots from the log; the next candle trades on from there.
+                # saved an aggregate of a periodic task first (a candle refused so steps
+                # again itself: ``PaperTrading.on_candle``); the next step goes on from there.
                 self.health.last_error = f"{type(error).__name__}: {error}"
                 log.warning("live loop step refused (%s): %s; the next candle goes on from "
                             "the log", error.code, error)
@@ -99,3 +132,12 @@ class LiveLoop:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+
+def _closes(feed: Any, candles: list[ClosedCandle], now: datetime) -> list[datetime]:
+    """When each candle closed on the server's clock: as a replayed feed's spans say, else
+    when it was delivered (a live feed gives a candle once it closed)."""
+    spans = getattr(feed, "spans", None)
+    if isinstance(spans, list) and len(spans) == len(candles):
+        return [closed for _, closed in spans]
+    return [now] * len(candles)

@@ -42,6 +42,8 @@ from domain.recording import ENGINE, SYSTEM, Cause, topic_of
 from domain.risk import Exposure, UserRisk
 
 log = logging.getLogger("tradetape.paper")
+# A candle refused by a race is stepped again this many times at most, then skipped
+RESTEPS = 3
 VenueFactory = Callable[[str, Decimal, Decimal], "PaperVenue"]
 # A live account's venue on one pair (application/live_venue.py), built by the composition
 # root from the account (its exchange, sandbox flag and keys).
@@ -142,6 +144,21 @@ class _Market:
             log.error("positions: the desk failed at a step: %s", _reason(error))
 
 
+@dataclass
+class _Turn:
+    """A candle's attempts (``PaperTrading.on_candle``). A market is stepped once per
+    candle: again only when the log does not hold its step (its append was refused and the
+    market rebuilt from the log: a new object), never when its step is stored (by a flush
+    before the refused one) or changed nothing (not rebuilt)."""
+
+    stepped: dict[tuple[str, str], _Market] = field(default_factory=dict)
+    stored: set[tuple[str, str]] = field(default_factory=set)
+    refused: ConcurrencyConflictError | None = None  # in the attempt under way
+
+    def settled(self, key: tuple[str, str], market: _Market) -> bool:
+        return key in self.stored or self.stepped.get(key) is market
+
+
 class PaperTrading(DealsNow):
     """Hold ``lock`` while changing a bot this runner trades (start, pause, stop): steps
     take it too, so a command never lands between an engine's decision and its save.
@@ -178,6 +195,7 @@ class PaperTrading(DealsNow):
         # Aggregates a step changed, saved together at its end (``_flush``)
         self._pending: list = []
         self._pending_bots: set[UUID] = set()
+        self._turn: _Turn | None = None  # the candle being stepped (``on_candle``)
         self.appended = 0  # events appended so far
         # The log's position up to which other writers' changes to bots were looked for
         self._seen = trading.recorder.max_notification_id() or 0
@@ -224,16 +242,23 @@ class PaperTrading(DealsNow):
         """Append what the steps staged, in the order they decided it. Should another
         writer have saved one of those bots first, nothing is stored, and the markets of
         the staged bots are rebuilt from the log (as at a restart) before the conflict is
-        raised: no engine keeps decisions the log does not hold."""
+        raised: no engine keeps decisions the log does not hold (``on_candle`` then steps
+        its candle again on those markets)."""
         aggregates, bot_ids = self._pending, self._pending_bots
         if not aggregates:
             return 0
         self._pending, self._pending_bots = [], set()
+        turn = self._turn
         try:
-            return self._append(aggregates, bot_ids)
-        except ConcurrencyConflictError:
+            appended = self._append(aggregates, bot_ids)
+        except ConcurrencyConflictError as error:
             self._rebuild_markets(bot_ids)
+            if turn is not None:  # (a step's failure line swallows it: noted here)
+                turn.refused = error
             raise
+        if turn is not None:
+            turn.stored.update(k for k, m in turn.stepped.items() if self._markets.get(k) is m)
+        return appended
 
     def _save_now(self, aggregates, bot_ids=()) -> int:
         """Save at once (outside a candle's batch), after anything staged before."""
@@ -405,34 +430,64 @@ class PaperTrading(DealsNow):
                   c: Decimal, at) -> int:
         """A candle of ``pair`` closed: walk it on every venue trading the pair whose levels
         it reaches (the others only take its close as their price), and append what it
-        changed in one transaction. Returns the number of events appended."""
+        changed in one transaction. Returns the number of events appended.
+
+        Should another writer have saved one of its bots first (billing pausing it, a
+        command, a signal), the append is refused whole and those markets rebuilt from the
+        log; the candle is then stepped again on them, with the same cause, so the bots
+        nobody raced with still get its fills and the raced bot's new state is respected
+        (the stored result is what a first step after the race gives). Refused
+        ``1 + RESTEPS`` times, it is skipped on those markets: one error line,
+        ``CANDLE_SKIPPED``."""
         with self.lock:
-            self._see_other_writers()  # (notes a change of the trading switch too)
-            if self._halted():
-                return 0  # emergency stop: no deal opens, no order is placed
-            cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
-            if self.risk is not None:
-                self._lift_daily_pauses(cause)
-            self._last_close[pair] = c
-            before = self.appended
-            reached = self._reached(pair, low, h)
-            if self.risk is not None:
-                self.risk.prefetch(engine.bot.owner_id for key in reached
-                                   if (market := self._markets.get(key)) is not None
-                                   for engine in market.engines.values())
+            before, turn = self.appended, _Turn()
+            self._turn = turn
             try:
-                for key, market in list(self._markets.items()):
-                    if key[1] != pair:
-                        continue
-                    if key in reached and market.busy:
-                        self._stale.add(key)
-                        self._step(market, cause, (o, h, low, c))
-                    else:
-                        market.venue.price = c  # what a walk would have left it at
-                self._flush()
+                for attempt in range(1 + RESTEPS):
+                    if attempt:  # (a race is no fault: not a warning)
+                        log.info("candle %s of %s refused (%s: %s): stepped again from the "
+                                 "log", ts_ms, pair, turn.refused.code, turn.refused)
+                    turn.refused = None
+                    try:
+                        self._step_candle(pair, ts_ms, (o, h, low, c), at, turn)
+                    except ConcurrencyConflictError as error:
+                        turn.refused = turn.refused or error
+                    if turn.refused is None:
+                        return self.appended - before
+                log.error("candle %s of %s skipped (CANDLE_SKIPPED): refused %d times, the "
+                          "last %s: %s; its bots go on from the log at the next candle",
+                          ts_ms, pair, 1 + RESTEPS, turn.refused.code, turn.refused)
                 return self.appended - before
             finally:
+                self._turn = None
                 self._entries_seen = self.lock.entries
+
+    def _step_candle(self, pair: str, ts_ms: int,
+                     candle: tuple[Decimal, Decimal, Decimal, Decimal], at, turn: _Turn) -> None:
+        """One attempt at a candle: the markets it reaches that this candle has not
+        settled yet (``_Turn``) are stepped, and what they changed is appended."""
+        self._see_other_writers()  # (notes a change of the trading switch too)
+        if self._halted():
+            return  # emergency stop: no deal opens, no order is placed
+        cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
+        if self.risk is not None:
+            self._lift_daily_pauses(cause)
+        self._last_close[pair] = c = candle[3]
+        reached = self._reached(pair, candle[2], candle[1])
+        if self.risk is not None:
+            self.risk.prefetch(engine.bot.owner_id for key in reached
+                               if (market := self._markets.get(key)) is not None
+                               for engine in market.engines.values())
+        for key, market in list(self._markets.items()):
+            if key[1] != pair:
+                continue
+            if key in reached and market.busy and not turn.settled(key, market):
+                turn.stepped[key] = market
+                self._stale.add(key)
+                self._step(market, cause, candle)
+            else:
+                market.venue.price = c  # what a walk would have left it at
+        self._flush()
 
     def _reached(self, pair: str, low: Decimal, high: Decimal) -> set[tuple[str, str]]:
         """The markets of ``pair`` a candle from ``low`` to ``high`` reaches. Their bands are

@@ -28,6 +28,8 @@
 - ``TRADETAPE_AUDIT_CHECKPOINT_FILE``: append an audit checkpoint (one JSON line) to this
   file at start and every ``TRADETAPE_AUDIT_CHECKPOINT_SECONDS`` (default 3600), signed with
   the Ed25519 key file ``TRADETAPE_AUDIT_CHECKPOINT_SIGNING_KEY`` when set
+- ``TRADETAPE_STEP_LOG``: append each live-loop step's figures to this file, one JSON
+  line a step (``application.live_loop.StepFigures``; what ``scripts/bench_live.py`` reads)
 - ``TRADETAPE_PROMOTION_MIN_DAYS`` (7), ``TRADETAPE_PROMOTION_MIN_DEALS`` (20),
   ``TRADETAPE_PROMOTION_MIN_WIN_RATE_PCT`` (55), ``TRADETAPE_PROMOTION_MIN_PROFIT_PCT`` (3):
   the paper → live promotion gate (``domain.promotion``)
@@ -86,6 +88,7 @@ class ServerSettings:
     allow_live: bool = False
     promotion: PromotionRules = field(default_factory=PromotionRules)
     candle_dir: str | None = None  # CSV series a user may chart or backtest by name
+    step_log: str | None = None  # TRADETAPE_STEP_LOG: the live loop's steps, JSON lines
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -104,6 +107,8 @@ class ServerSettings:
             # A live feed leaves the shipped replay as it is: --demo still replays it.
             settings = (replace(settings, live_feed=live) if live is not None
                         else replace(settings, feed=env["TRADETAPE_FEED"]))
+        if env.get("TRADETAPE_STEP_LOG"):
+            settings = replace(settings, step_log=env["TRADETAPE_STEP_LOG"])
         if env.get("TRADETAPE_CANDLE_DIR"):
             settings = replace(settings, candle_dir=env["TRADETAPE_CANDLE_DIR"])
         if env.get("TRADETAPE_MAX_BOTS_PER_USER"):

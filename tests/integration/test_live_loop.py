@@ -108,12 +108,24 @@ def test_replay_feed_anchored_at_a_moment_starts_with_that_candle_and_continues_
         int(candles.timestamps[105])]
 
 
-def test_a_candle_refused_by_a_race_is_one_warning_line_and_the_loop_goes_on(tmp_path, caplog):
-    """Another writer saves the bot between the runner's look at the log and the candle's
-    append (billing stopping a bot, a command from the API): the loop says so in one line,
-    with no traceback, and the next candles trade on."""
-    import logging
+def run_once(loop: LiveLoop) -> None:
+    """One round of ``run()`` in its thread, then stop."""
     import threading
+
+    loop._stop.clear()
+    loop._stop.wait = lambda timeout: loop._stop.set()
+    worker = threading.Thread(target=loop.run)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive()
+
+
+def test_a_candle_refused_by_a_race_is_stepped_again_without_a_line(tmp_path, caplog):
+    """Another writer saves the bot between the runner's look at the log and the candle's
+    append (billing pausing a bot, a command from the API): the runner steps the candle
+    again on the bot as the log then has it (paused: no deal opens), quietly, and the next
+    candles trade on."""
+    import logging
 
     clock, trading, bot_id, loop, _ = world(tmp_path)
     real, raced = loop.paper._reached, []
@@ -125,22 +137,72 @@ def test_a_candle_refused_by_a_race_is_one_warning_line_and_the_loop_goes_on(tmp
         return real(pair, low, high)
 
     loop.paper._reached = racing
-    clock.current = T0 + timedelta(seconds=1)  # joins the market: the bot opens a deal
-    caplog.set_level(logging.WARNING, logger="tradetape.live")
-    loop._stop.wait = lambda timeout: loop._stop.set()  # one round of run(), then stop
-    worker = threading.Thread(target=loop.run)
-    worker.start()
-    worker.join(10)
-    assert raced and not worker.is_alive()
-    refused = [r for r in caplog.records if r.name == "tradetape.live"]
-    assert len(refused) == 1 and refused[0].levelno == logging.WARNING
-    assert refused[0].exc_info is None and "CONCURRENT_MODIFICATION" in refused[0].getMessage()
-    assert loop.health.last_error.startswith("ConcurrencyConflictError")
-    loop.paper._reached = real
-    assert trading.get_bot(bot_id).deals_opened == 0  # only the pause was stored
-    loop._stop.clear()
+    clock.current = T0 + timedelta(seconds=1)  # joins the market: the bot would open a deal
+    caplog.set_level(logging.WARNING)
+    run_once(loop)
+    assert raced and loop.health.last_error is None and loop.health.steps == 1
+    assert [r.getMessage() for r in caplog.records] == []
+    bot = trading.get_bot(bot_id)
+    assert bot.status.value == "paused" and bot.deals_opened == 0
+    trading.start_bot(bot_id, actor="u1")  # resumed, as the API's command does it
+    loop.paper.follow(bot_id)
     clock.current = T0 + timedelta(seconds=3)
-    worker = threading.Thread(target=loop.run)  # the next round steps as ever
-    worker.start()
-    worker.join(10)
-    assert loop.health.last_error is None and loop.health.steps == 1
+    run_once(loop)  # the next round steps as ever
+    assert loop.health.last_error is None and loop.health.steps == 2
+    assert trading.get_bot(bot_id).deals_opened == 1
+
+
+def test_a_candle_refused_at_every_try_is_skipped_in_one_error_line(tmp_path, caplog):
+    """Another writer saves the bot at every step of the same candle: after the runner's
+    retries the candle is skipped, in one error line with its code and no traceback, with
+    nothing of it stored; the loop goes on and the next candle trades."""
+    import logging
+
+    from application.paper_trading import RESTEPS
+
+    clock, trading, bot_id, loop, _ = world(tmp_path)
+    real, renames = loop.paper._reached, []
+
+    def racing(pair, low, high):
+        renames.append(pair)
+        trading.rename_bot(bot_id, f"renamed {len(renames)}", actor="u1")
+        return real(pair, low, high)
+
+    loop.paper._reached = racing
+    clock.current = T0 + timedelta(seconds=1)
+    caplog.set_level(logging.INFO)
+    run_once(loop)
+    assert len(renames) == 1 + RESTEPS
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and lines[0].levelno == logging.ERROR
+    assert "CANDLE_SKIPPED" in lines[0].getMessage() and lines[0].exc_info is None
+    assert trading.get_bot(bot_id).deals_opened == 0
+    loop.paper._reached = real
+    clock.current = T0 + timedelta(seconds=3)
+    run_once(loop)
+    assert loop.health.last_error is None and loop.health.steps == 2
+    assert trading.get_bot(bot_id).deals_opened == 1
+
+
+def test_each_step_hands_its_figures_to_the_observer_the_composition_root_chose(tmp_path):
+    """``on_step`` hears every step once, after it: the candles it delivered, the events it
+    returned and each candle's lag from its close (speed 600: a candle closes every 0.1 s)."""
+    import json
+
+    clock, _, _, loop, _ = world(tmp_path)
+    heard = []
+    loop.on_step = heard.append
+    returned = []
+    for second in (1, 2, 3):
+        clock.current = T0 + timedelta(seconds=second)
+        returned.append(loop.step())
+    assert [f.candles for f in heard] == [1, 10, 10]
+    assert [f.events for f in heard] == returned and sum(returned) > 0
+    assert [f.ended_at for f in heard] == [T0 + timedelta(seconds=s) for s in (1, 2, 3)]
+    assert [round(lag, 6) for lag in heard[1].lags] == [
+        round(0.1 * k, 6) for k in range(9, -1, -1)]  # closed at 1.1 s ... 2.0 s
+    assert all(f.seconds >= 0 for f in heard)
+    line = json.loads(heard[2].to_json())
+    assert line == {"t": (T0 + timedelta(seconds=3)).timestamp(),
+                    "s": round(heard[2].seconds, 4), "n": 10, "e": returned[2],
+                    "lags": [round(0.1 * k, 3) for k in range(9, -1, -1)]}

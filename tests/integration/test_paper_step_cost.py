@@ -5,10 +5,15 @@ on the next candle. The log is the same as walking every market on every candle.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from uuid import UUID
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.clock import SequentialIds, SteppingClock
 from adapters.exchanges.paper import PaperExchange
@@ -297,36 +302,123 @@ def test_a_rename_by_another_writer_keeps_a_trailing_take_profit_where_it_was(tm
     assert logs[1] == logs[0]
 
 
-def test_a_candle_another_writer_raced_is_stored_whole_or_not_at_all(url, candles):
-    """Another writer saves a bot between the look at the log and the candle's append: the
-    candle's transaction is refused whole, the runner rebuilds the bots it holds from the
-    log, and trading carries on from there with no order placed twice."""
-    from domain.errors import ConcurrencyConflictError
-
-    desk = Desk(url, bots=2)
-    bot_id = desk.bot_ids[0]
-    real = desk.runner._reached
+def race_once(desk: Desk, url: str, bot_id, actor: str):
+    """Another process pauses ``bot_id`` while the runner steps the next candle: after its
+    look at the log, before its append (billing pausing a bot, a user's command)."""
     other = open_trading(url, clock=desk.clock, ids=SequentialIds("racer"))
+    real = desk.runner._reached
 
     def racing(pair, low, high):
-        other.pause_bot(bot_id, actor="u0")  # lands after the look, before the append
+        desk.runner._reached = real
+        other.pause_bot(bot_id, actor=actor)
         return real(pair, low, high)
 
     desk.runner._reached = racing
-    head = desk.head()
-    with pytest.raises(ConcurrencyConflictError):
-        desk.feed(candles, 0, 1)
-    desk.runner._reached = real
+    return other
+
+
+def as_traded(desk: Desk, first: int) -> list[tuple]:
+    """The log from position ``first`` as a trader reads it: each event's kind, its bot or
+    version, cause and figures, without the ids the runner drew (a refused step drew some,
+    so the next ones differ) and the seconds the test's clock ticked."""
+    bots = {bot_id: f"bot {k}" for k, bot_id in enumerate(desk.bot_ids)}
+    drawn = {"timestamp", "client_order_id", "exchange_order_id", "trade_id"}
+    return [(n.topic, bots.get(n.originator_id, n.originator_version), sorted(
+        (k, bots.get(v, "an id") if isinstance(v, UUID) else v)
+        for k, v in vars(desk.trading.mapper.to_domain_event(n)).items() if k not in drawn))
+        for n in read_log(desk.trading, first=first)]
+
+
+def test_a_candle_another_writer_raced_is_stepped_again_and_stored_whole_once(url, tmp_path,
+                                                                              candles):
+    """Another writer pauses a bot between the look at the log and the candle's append: the
+    candle's transaction is refused whole, the runner rebuilds those bots from the log and
+    steps the same candle again. It is stored once, whole, as a first step after the pause
+    stores it (the paused bot opens no deal, the other one does), and trading goes on alike
+    with no order placed twice."""
+    raced = Desk(url, bots=2)
+    calm = Desk(f"sqlite:///{tmp_path / 'calm.sqlite'}", bots=2)
+    paused = raced.bot_ids[0]
+    starts = raced.head() + 1, calm.head() + 1
+    other = race_once(raced, url, paused, "u0")
+    appended = raced.feed(candles, 0, 1)
     other.close()
-    assert desk.head() == head + 1, "only the other writer's pause is stored"
-    assert desk.runner.engine_of(desk.bot_ids[1]).deal is None
-    assert bot_id not in desk.runner.bot_ids  # paused, no deal: loaded again as it is
-    desk.feed(candles, 1, 600)
-    assert desk.trading.get_bot(bot_id).deals_opened == 0
-    placed = [n.originator_id for n in read_log(desk.trading)
+    before = open_trading(f"sqlite:///{tmp_path / 'calm.sqlite'}", clock=calm.clock,
+                          ids=SequentialIds("racer"))
+    before.pause_bot(paused, actor="u0")  # the same pause, stored before the candle
+    before.close()
+    calm.feed(candles, 0, 1)
+    stored = [n.topic for n in read_log(raced.trading, first=starts[0])]
+    assert stored[0].endswith("Bot.Paused") and len(stored) == 1 + appended, \
+        "the pause, then the candle's events, once"
+    assert appended >= 3, "the bot nobody raced with opened its deal on that candle"
+    assert raced.runner.engine_of(raced.bot_ids[1]).deal is not None
+    assert paused not in raced.runner.bot_ids  # paused, no deal: loaded again as it is
+    assert as_traded(raced, starts[0]) == as_traded(calm, starts[1])
+    raced.feed(candles, 1, 600)
+    calm.feed(candles, 1, 600)
+    assert as_traded(raced, starts[0]) == as_traded(calm, starts[1])
+    assert raced.trading.get_bot(paused).deals_opened == 0
+    assert raced.trading.get_bot(raced.bot_ids[1]).deals_opened >= 1
+    placed = [n.originator_id for n in read_log(raced.trading)
               if n.topic.endswith("Order.Submitted")]
     assert placed and len(placed) == len(set(placed))
-    assert desk.trading.get_bot(desk.bot_ids[1]).deals_opened >= 1
+    raced.trading.close()
+    calm.trading.close()
+
+
+@settings(max_examples=6, deadline=None)
+@given(at=st.integers(0, 300), paused=st.sampled_from([0, 1]))
+def test_a_race_on_any_candle_stores_what_a_pause_before_it_stores(candles, at, paused):
+    """Whichever candle another writer pauses a bot during (its append refused when the
+    candle changed that bot, stored as it is when not), the log is the one of the same
+    pause given just before that candle, event for event, ids drawn aside."""
+    with tempfile.TemporaryDirectory() as folder:
+        urls = [f"sqlite:///{Path(folder) / name}" for name in ("raced.sqlite", "calm.sqlite")]
+        raced, calm = Desk(urls[0], bots=2), Desk(urls[1], bots=2)
+        starts = raced.head() + 1, calm.head() + 1
+        raced.feed(candles, 0, at)
+        calm.feed(candles, 0, at)
+        bot_id = raced.bot_ids[paused]
+        other = race_once(raced, urls[0], bot_id, "u0")
+        before = open_trading(urls[1], clock=calm.clock, ids=SequentialIds("racer"))
+        before.pause_bot(bot_id, actor="u0")
+        raced.feed(candles, at, at + 100)
+        calm.feed(candles, at, at + 100)
+        logs = as_traded(raced, starts[0]), as_traded(calm, starts[1])
+        for trading in (other, before, raced.trading, calm.trading):
+            trading.close()
+        assert logs[0] == logs[1]
+
+
+def test_a_take_profit_a_raced_candle_reaches_is_filled(url, candles):
+    """Another user's bot on the same pair is paused by another writer while a candle is
+    stepped: the bot nobody raced with still gets the take profit that candle reached (the
+    candle used to be lost for every bot of the pair: a missed fill)."""
+    desk = Desk(url, bots=1)
+    desk.feed(candles, 0, 1)
+    trader = desk.bot_ids[0]
+    deal = desk.runner.engine_of(trader).deal
+    opened_at, target = deal.entry_price, deal.take_profit_price
+    assert target > opened_at
+    account = desk.trading.open_account(owner_id="u9", exchange="paper", quote_asset="USDT")
+    desk.trading.deposit(account, "USDT", Decimal("5000"), actor="u9")
+    late = desk.trading.create_bot(owner_id="u9", name="late", exchange_account_id=str(
+        account), config=DcaConfig.from_mapping(BASE))
+    desk.trading.start_bot(late, actor="u9")
+    desk.runner.follow(late)  # its first close opens its deal: its bot is saved
+    other = race_once(desk, url, late, "u9")
+    ts = int(candles.timestamps[1])
+    tick = Decimal("0.01")
+    assert desk.candle(opened_at, target + tick, opened_at, target + tick, ts=ts) > 0
+    other.close()
+    closed = [desk.trading.mapper.to_domain_event(n) for n in read_log(desk.trading)
+              if n.topic.endswith("Deal.Closed") and n.originator_id == deal.id]
+    assert [(e.correlation_id, e.price) for e in closed] == [(f"paper:{PAIR}:{ts}", target)]
+    assert desk.trading.get_bot(trader).deals_finished == 1
+    raced = desk.trading.get_bot(late)
+    assert raced.status is BotStatus.PAUSED and raced.deals_opened == 0
+    assert late not in desk.runner.bot_ids
     desk.trading.close()
 
 

@@ -98,3 +98,34 @@ def _decimal_context_per_test() -> Iterator[None]:
 
     with decimal.localcontext():
         yield
+
+
+# Where the suite's time goes, on a shared machine: wall-clock durations grow with the load
+# of everything else, processor time does not. With TRADETAPE_TEST_CPU_LOG=FILE every test
+# appends "wall s, processor s of its worker, of the processes it waited for (servers, CLI),
+# load average, node id" to FILE-<worker>.tsv as it ends (README "Tests and benchmarks").
+_CPU_LOG = os.environ.get("TRADETAPE_TEST_CPU_LOG")
+
+
+def _processor_seconds() -> tuple[float, float]:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, waited.ru_utime + waited.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if not _CPU_LOG:
+        yield
+        return
+    import time
+
+    began, (own, waited) = time.perf_counter(), _processor_seconds()
+    yield
+    wall, (own_now, waited_now) = time.perf_counter() - began, _processor_seconds()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with open(f"{_CPU_LOG}-{worker}.tsv", "a", encoding="utf-8") as log:
+        log.write(f"{wall:.3f}\t{own_now - own:.3f}\t{waited_now - waited:.3f}\t"
+                  f"{os.getloadavg()[0]:.1f}\t{item.nodeid}\n")

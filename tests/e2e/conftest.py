@@ -32,7 +32,9 @@ TRADETAPE = Path(sys.executable).with_name("tradetape")
 SECRET_KEY = "e2e-secret-key-0123456789-abcdefghijklmnop"
 PASSWORD = "Correct-Horse-9"
 FAST = 3000.0  # market minutes per real minute: 50 one-minute candles a second
-STARTUP_SECONDS = 30.0
+# A ready server answers /health at once; the limit only matters on a loaded machine,
+# where 30 s killed servers that had printed their banner (load ~20 on 2 cores).
+STARTUP_SECONDS = 60.0
 EXIT_SECONDS = 20.0  # uvicorn's graceful timeout is 10 s, then the runtime stops
 
 

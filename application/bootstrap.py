@@ -469,8 +469,6 @@ def open_runtime(settings, role: str = "all"):
     exchange, a replayed market feed, identity, read models and the live loop. ``role``:
     ``all`` (everything, the default), ``api`` (GraphQL; trades nothing, reads views kept
     by a projections process) or ``engine`` (trades its leased bots; no views)."""
-    from datetime import UTC, datetime
-
     from adapters.exchanges.paper import PaperExchange
     from adapters.marketdata.csv_candles import load_candles
     from adapters.marketdata.replay_feed import ReplayFeed
@@ -508,10 +506,10 @@ def open_runtime(settings, role: str = "all"):
     if settings.live_feed is not None and not settings.demo:
         feed = open_live_feed(settings.live_feed, pairs=paper.traded_pairs)
     else:
-        # A fixed epoch: where the replayed market stands follows from the clock alone, so
-        # a restarted server continues the same market.
+        # A fixed epoch (TRADETAPE_FEED_EPOCH): where the replayed market stands follows
+        # from the clock alone, so a restarted server continues the same market.
         feed = ReplayFeed(load_candles(shipped_series(settings.feed)), settings.feed_pair,
-                          speed=settings.speed, epoch=datetime(2026, 1, 1, tzinfo=UTC))
+                          speed=settings.speed, epoch=settings.feed_epoch)
     billing = open_billing(trading, paper)
     exchange_accounts.entitlements = billing.entitlements  # live accounts need live_trading
     periodic = ([] if role == "api" else [reconciler.run_if_due,

@@ -28,6 +28,10 @@
 - ``TRADETAPE_AUDIT_CHECKPOINT_FILE``: append an audit checkpoint (one JSON line) to this
   file at start and every ``TRADETAPE_AUDIT_CHECKPOINT_SECONDS`` (default 3600), signed with
   the Ed25519 key file ``TRADETAPE_AUDIT_CHECKPOINT_SIGNING_KEY`` when set
+- ``TRADETAPE_FEED_EPOCH``: when the shipped replay's first candle opens (ISO 8601 with a
+  UTC offset; default 2026-01-01T00:00:00+00:00): where the replayed market stands follows
+  from the clock and this moment, so processes given the same epoch show the same market,
+  and a benchmark anchored at its launch replays the same candles every run
 - ``TRADETAPE_STEP_LOG``: append each live-loop step's figures to this file, one JSON
   line a step (``application.live_loop.StepFigures``; what ``scripts/bench_live.py`` reads)
 - ``TRADETAPE_PROMOTION_MIN_DAYS`` (7), ``TRADETAPE_PROMOTION_MIN_DEALS`` (20),
@@ -40,12 +44,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from application.bot_roster import MAX_BOTS_PER_USER
 from domain.errors import DomainError
 from domain.numbers import Bounds, parse_number, parse_whole
 from domain.promotion import PromotionRules
+
+# A fixed epoch for the shipped replay: where the market stands follows from the clock
+# alone, so a restarted server continues the same market.
+REPLAY_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 DEFAULT_FEED = "binance_BTC_USDT-1m-2025-11.csv"
 DEFAULT_FEED_PAIR = "BTC/USDT"
@@ -89,6 +98,7 @@ class ServerSettings:
     promotion: PromotionRules = field(default_factory=PromotionRules)
     candle_dir: str | None = None  # CSV series a user may chart or backtest by name
     step_log: str | None = None  # TRADETAPE_STEP_LOG: the live loop's steps, JSON lines
+    feed_epoch: datetime = REPLAY_EPOCH  # TRADETAPE_FEED_EPOCH: the replay's first candle
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -109,6 +119,9 @@ class ServerSettings:
                         else replace(settings, feed=env["TRADETAPE_FEED"]))
         if env.get("TRADETAPE_STEP_LOG"):
             settings = replace(settings, step_log=env["TRADETAPE_STEP_LOG"])
+        if env.get("TRADETAPE_FEED_EPOCH"):
+            settings = replace(settings, feed_epoch=_moment(env["TRADETAPE_FEED_EPOCH"],
+                                                            "TRADETAPE_FEED_EPOCH"))
         if env.get("TRADETAPE_CANDLE_DIR"):
             settings = replace(settings, candle_dir=env["TRADETAPE_CANDLE_DIR"])
         if env.get("TRADETAPE_MAX_BOTS_PER_USER"):
@@ -234,6 +247,19 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if text in ("1", "true", "yes", "on"):
         return True
     raise DomainError(f"{name}={text!r}: use 1 or 0", code="INVALID_SETTING", field=name)
+
+
+def _moment(text: str, name: str) -> datetime:
+    """An ISO 8601 time with its UTC offset (a time without one would mean a different
+    market on every machine's time zone)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise DomainError(f"{name}={text!r}: use an ISO 8601 time with its UTC offset, "
+                          "e.g. 2026-01-01T00:00:00Z", code="INVALID_SETTING", field=name)
+    return moment.astimezone(UTC)
 
 
 def _number(text: str, name: str, kind: type):

@@ -435,7 +435,8 @@ def open_engine_leases(database, trading, paper, *, seconds: float | None = None
     import os
 
     from adapters.event_store.leases import PostgresLeases
-    from application.leases import LeaseManager, current_fence, lease_seconds
+    from application.lease_fence import current_fence
+    from application.leases import LeaseManager, lease_seconds
     from application.running_bots import RunningBots
 
     trading.recorder.fence_source = current_fence  # checked in every append's transaction

@@ -18,11 +18,12 @@ import time
 from collections.abc import Iterable
 from uuid import UUID
 
-from application.leases import LeaseLostError, LeaseManager, fenced
+from application.lease_fence import fenced
+from application.leases import LeaseManager
 from application.paper_trading import PaperTrading
 from domain.bots import Bot
 from domain.deals import CloseReason, DealStatus
-from domain.errors import DomainError, InvalidTransitionError
+from domain.errors import DomainError, InvalidTransitionError, LeaseLostError
 from domain.recording import SYSTEM
 
 log = logging.getLogger("tradetape.leases")

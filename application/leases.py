@@ -41,14 +41,14 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 from uuid import UUID
 
 from application.background import run_rounds
+from application.lease_fence import Fence, current_fence, fenced
 from application.lease_renewal import RENEWALS_PER_LEASE, Renewal
+from application.lease_shares import Candidate, Shares
 from domain.errors import DomainError, LeaseLostError
 
 log = logging.getLogger("tradetape.leases")
@@ -76,30 +76,6 @@ def lease_seconds(environ) -> float:
     return seconds
 
 
-@dataclass(frozen=True)
-class Fence:
-    """What an append must find in the lease table, in its own transaction."""
-
-    worker: str
-    tokens: dict[UUID, int]  # bot id -> the token this worker holds (-1: none held)
-
-
-_current = threading.local()
-
-
-def current_fence() -> Fence | None:
-    """The fence of the append under way on this thread (read by the event store)."""
-    return getattr(_current, "fence", None)
-
-
-@contextmanager
-def fenced(fence: Fence | None) -> Iterator[None]:
-    previous = current_fence()
-    _current.fence = fence
-    try:
-        yield
-    finally:
-        _current.fence = previous
 
 
 class LeaseStore(Protocol):
@@ -158,17 +134,7 @@ class Follower(Protocol):
     def close_deal(self, bot_id: UUID, reason: Any, actor: str) -> UUID: ...
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A bot that needs an engine, and the account whose wallet it shares."""
-
-    bot_id: UUID
-    account: str
-    open_deal: bool = False  # orders another worker placed may rest for it
-    close: tuple[str, str] | None = None  # (reason, actor) of a close asked elsewhere
-
-
-class LeaseManager:
+class LeaseManager(Shares):
     """Holds this worker's share of the bots that need an engine.
 
     ``wanted()``: every bot that needs an engine now (running, or holding an open deal)."""
@@ -345,107 +311,3 @@ class LeaseManager:
             except Exception as error:
                 log.warning("bot %s: the close asked by %s failed: %s: %s", bot_id, actor,
                             type(error).__name__, error)
-
-    def _adopt(self, candidates: dict[UUID, Candidate], loaded: dict[UUID, Any]) -> bool:
-        """A dead worker's bots trade again at once, here: the shares even out later.
-        Whether any was taken."""
-        orphans = self.store.orphans([b for b in candidates if b not in self.held])
-        if not orphans:
-            return False
-        taken = self.store.acquire(sorted(orphans), self.seconds)
-        self._follow(taken, refresh=True, loaded=loaded)
-        return bool(taken)
-
-    def _release(self, bot_ids: list[UUID]) -> None:
-        if not bot_ids:
-            return
-        for bot_id in bot_ids:  # stop writing first, then let go
-            self.paper.unfollow(bot_id, release=True)
-            self.held.pop(bot_id, None)
-        self.store.release(bot_ids)
-
-    def _excess(self, candidates: dict[UUID, Candidate], count: int) -> list[UUID]:
-        """Whole accounts, smallest first, as long as they add up to at most ``count``
-        bots (an account bigger than the excess stays: shares are about even, not exact)."""
-        groups = _by_account(candidates[b] for b in self.held if b in candidates)
-        chosen: list[UUID] = []
-        for _, bots in sorted(groups.items(), key=lambda item: (len(item[1]), item[0])):
-            if len(chosen) + len(bots) <= count:
-                chosen += bots
-        return chosen
-
-    def _take(self, candidates: dict[UUID, Candidate], count: int,
-              loaded: dict[UUID, Any]) -> None:
-        """Free bots, whole accounts at a time (the ones of accounts held here first); never
-        a bot of an account another live worker trades."""
-        free = [c for b, c in candidates.items() if b not in self.held]
-        if not free:
-            return
-        holders = self.store.holders([c.bot_id for c in free])
-        mine = {candidates[b].account for b in self.held if b in candidates}
-        busy = {c.account for c in free if holders.get(c.bot_id) not in (None, self.worker)}
-        groups = _by_account(c for c in free if c.account not in busy)
-        order = sorted(groups, key=lambda account: (account not in mine, account))
-        wanted: list[UUID] = []
-        for account in order:
-            if len(wanted) >= count and account not in mine:
-                break
-            wanted += groups[account]
-        if not wanted:
-            return
-        taken = self.store.acquire(wanted, self.seconds)
-        self._follow(taken, refresh=any(candidates[b].open_deal for b in taken), loaded=loaded)
-
-    def _follow(self, taken: dict[UUID, int], refresh: bool,
-                loaded: dict[UUID, Any] | None = None) -> None:
-        """Trade the bots just leased, all or nothing: those that cannot be followed (all of
-        them when following raises, e.g. the database away while loading) are dropped and
-        their leases let go at once, for a later tick to take again. A lease kept without
-        its bot followed would be renewed here for good and the bot never traded."""
-        if not taken:
-            return
-        self.held.update(taken)  # before following: a bot's first append is fenced
-        try:
-            if refresh:  # orders and fills the previous owner wrote reach this worker's index
-                self.paper.refresh_index()
-            # All at once (a few queries, not a few per bot: thousands at a worker's start)
-            problems = self.paper.follow_many(list(taken), loaded)
-        except Exception as error:
-            problems = dict.fromkeys(taken, error)
-        for bot_id, error in problems.items():
-            log.error("bot %s: could not be followed: %s: %s", bot_id,
-                      type(error).__name__, error)  # that bot alone: another tick retries
-        self._let_go(list(problems))
-
-    def _let_go(self, bot_ids: list[UUID]) -> None:
-        """Drop bots not traded after all and release their leases. When the release fails
-        too, the next tick releases them (``_strays``)."""
-        for bot_id in bot_ids:
-            self.held.pop(bot_id, None)
-            try:
-                self.paper.unfollow(bot_id, release=True)
-            except Exception as error:  # not followed in the first place
-                log.warning("bot %s: unfollow failed: %s: %s", bot_id, type(error).__name__,
-                            error)
-        try:
-            self.store.release(bot_ids)
-        except Exception as error:
-            log.warning("%d lease(s) not released (%s: %s): released at the next tick",
-                        len(bot_ids), type(error).__name__, error)
-
-    def _strays(self, renewed: dict[UUID, int]) -> None:
-        """Leases this worker renewed without holding their bots (a take whose following
-        and release both failed): let go, so that a worker takes them that trades them."""
-        strays = [b for b in renewed if b not in self.held]
-        if strays:
-            log.warning("%d lease(s) held without their bots traded: released", len(strays))
-            self.store.release(strays)
-
-
-def _by_account(candidates: Iterable[Candidate]) -> dict[str, list[UUID]]:
-    groups: dict[str, list[UUID]] = {}
-    for c in candidates:
-        groups.setdefault(c.account, []).append(c.bot_id)
-    for bots in groups.values():
-        bots.sort()
-    return groups

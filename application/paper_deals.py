@@ -9,7 +9,11 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from domain.errors import DomainError
+from application.paper_market import closed_deals
+from domain.bots import BotStatus
+from domain.deals import CloseReason
+from domain.errors import DomainError, InvalidTransitionError
+from domain.orders import Order, OrderStatus
 from domain.recording import SYSTEM, Cause
 
 if TYPE_CHECKING:
@@ -51,6 +55,43 @@ class DealsNow:
                                   code="BASE_ORDER_REFUSED")
             return deal.id
 
+
+    def close_deal(self, bot_id: UUID, reason: CloseReason = CloseReason.MANUAL,
+                   actor: str = SYSTEM, correlation_id: str | None = None,
+                   also: AlsoSaved | None = None) -> UUID:
+        """Close the open deal of ``bot_id`` now: its engine sells the units at the venue's
+        current price. Returns the deal's id. ``DEAL_NOT_OPEN`` without an open deal,
+        ``CLOSE_REJECTED`` when the venue refuses the sell (e.g. no price yet after a
+        restart): the deal then stays open."""
+        with self.lock:
+            bot = self.trading.get_bot(bot_id)
+            if bot.open_deal_id is not None:
+                self.follow(bot_id)  # a no-op for a bot this runner already trades
+            market, engine = self._engine_of(bot_id)
+            if engine is None or engine.deal is None:
+                raise InvalidTransitionError("the bot has no open deal to close",
+                                             code="DEAL_NOT_OPEN")
+            deal_id = engine.deal.id
+            engine.bot = bot
+            engine.begin_step(self.trading.cause(actor, correlation_id))
+            engine.close_at_market(reason)
+            changes = engine.take_changes()
+            if self.risk is not None:
+                changes += self.risk.count_closed(
+                    closed_deals(changes), engine.cause,
+                    lambda other: bot if other == bot_id else self._bot_of(other))
+            self._append_or_reload(
+                bot_id, [*changes, *(also(deal_id, engine.deal is None) if also else ())])
+            if engine.deal is not None:
+                refused = [a.reason for a in changes
+                           if isinstance(a, Order) and a.status is OrderStatus.REJECTED]
+                raise DomainError(f"the venue refused the market sell: "
+                                  f"{refused[0] if refused else 'not filled'}",
+                                  code="CLOSE_REJECTED")
+            self._stale.update(self._markets)  # its market and any bot the risk paused
+            if engine.bot.status is not BotStatus.RUNNING:
+                del market.engines[bot_id]  # nothing left open, and it opens no more deals
+            return deal_id
 
     def _append_or_reload(self, bot_id: UUID, aggregates) -> int:
         """``_append``; when another writer saved first (``also``'s aggregates: a signal

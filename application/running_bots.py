@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from uuid import UUID
 
-from application.leases import Candidate
+from application.lease_shares import Candidate
 from application.paper_log import RestartBook
 from application.replay import read_log
 from application.trading import Trading

@@ -194,7 +194,7 @@ class PaperBook(Projection):
 
     @on("ExchangeAccount.Deposited", "ExchangeAccount.Withdrawn")
     def _transfer(self, fact: Fact, out: Changes) -> None:
-        """As ``application.paper_trading._deposits`` sums them."""
+        """As ``application.paper_venues._deposits`` sums them."""
         key = (fact.oid, fact.text("asset"))
         row = self.deposits.get(key) or {"account_id": key[0], "asset": key[1],
                                          "amount": ZERO}

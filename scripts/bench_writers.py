@@ -48,7 +48,8 @@ class Worker:
     is no lease table and nothing to fence."""
 
     def __init__(self, trading, url: str):
-        from application.leases import current_fence, lease_seconds
+        from application.lease_fence import current_fence
+        from application.leases import lease_seconds
         from application.settings import parse_database_url
 
         database = parse_database_url(url)
@@ -80,7 +81,7 @@ class Worker:
         self.tokens.update(taken)
 
     def fence(self):
-        from application.leases import Fence, fenced
+        from application.lease_fence import Fence, fenced
 
         return fenced(Fence(self.store.worker, dict(self.tokens)) if self.store else None)
 

@@ -13,7 +13,7 @@ import uuid
 import psycopg
 
 from adapters.event_store.leases import PostgresLeases, check_fence
-from application.leases import Fence
+from application.lease_fence import Fence
 from application.settings import _connect_kwargs, parse_database_url
 
 BOTS, SECONDS = 2000, 8.0

@@ -17,8 +17,9 @@ from eventsourcing.persistence import StoredEvent
 
 from adapters.event_store.leases import PostgresLeases
 from application.bootstrap import open_trading
-from application.leases import Fence, LeaseLostError, current_fence, fenced
+from application.lease_fence import Fence, current_fence, fenced
 from application.settings import _connect_kwargs, parse_database_url
+from domain.errors import LeaseLostError
 from tests.conftest import POSTGRES_URL
 
 BOTS = 20

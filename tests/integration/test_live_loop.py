@@ -158,7 +158,7 @@ def test_a_candle_refused_at_every_try_is_skipped_in_one_error_line(tmp_path, ca
     nothing of it stored; the loop goes on and the next candle trades."""
     import logging
 
-    from application.paper_trading import RESTEPS
+    from application.paper_races import RESTEPS
 
     clock, trading, bot_id, loop, _ = world(tmp_path)
     real, renames = loop.paper._reached, []

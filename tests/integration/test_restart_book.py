@@ -71,7 +71,7 @@ def test_a_start_from_the_book_restores_what_a_scan_of_the_log_restores(postgres
         scanned = PaperTrading(world.trading, world.ids, venue)
         scanned.resume()
 
-        import application.paper_trading as module
+        import application.paper_follow as module
 
         def no_scan(_trading):
             raise AssertionError("a start with a book reads no list of bots from the log")

@@ -163,13 +163,13 @@ def test_two_paper_bots_on_one_pair_each_exit_at_their_own_level():
     from adapters.clock import SequentialIds
     from adapters.exchanges.paper import PaperExchange
     from application.engine import DcaEngine
-    from application.paper_trading import _Market
+    from application.paper_market import Market
     from domain.bots import Bot
     from domain.recording import ENGINE, Cause
 
     ids = SequentialIds("two")
     venue = PaperExchange("BTC/USDT", fee_rate=D(0))
-    market = _Market(venue)
+    market = Market(venue)
     cause = Cause(datetime(2026, 1, 1, tzinfo=UTC), ENGINE, "two")
     for config in (BOT, {**BOT, "take_profit_pct": "4", "trailing_take_profit_pct": None}):
         bot = Bot.create(ids.new_id(), cause, name="b", owner_id="alice",

@@ -1,0 +1,220 @@
+"""Which bots :class:`~application.paper_trading.PaperTrading` trades: an engine rebuilt
+for each from the log (its bot, open deal and that deal's orders), at a start
+(``resume``), an engine worker's take (``follow_many``) or a command (``follow``), and
+dropped again (``unfollow``). A live bot is reconciled with its exchange when followed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from uuid import UUID
+
+from application.engine import DcaEngine
+from application.live_venue import LiveVenue
+from application.paper_log import PaperLog, RestartBook
+from application.paper_market import Market
+from application.replay import read_log
+from application.trading import Trading
+from domain.accounts import ExchangeAccount
+from domain.bots import Bot, BotStatus
+from domain.deals import Deal
+from domain.errors import DomainError, NotFoundError
+from domain.orders import Order
+from domain.ports import OrderRequest
+from domain.recording import SYSTEM, topic_of
+
+log = logging.getLogger("tradetape.paper")
+
+
+class Following:
+    """Mixed into PaperTrading, whose lock, markets and saving it uses."""
+
+    @property
+    def bot_ids(self) -> set[UUID]:
+        return {bot_id for m in self._markets.values() for bot_id in m.engines}
+
+    def resume(self) -> list[UUID]:
+        """Rebuild an engine for every running bot (and any bot with an open deal), in the
+        order the bots were created. The bots, their open deals, those deals' orders and the
+        accounts are loaded in a few queries (``Trading.load_many``); with a restart book
+        (``restart_book``: a projection's, see projections/paper_book.py) the bots to look
+        at, the deals' orders and the venues' balances come from it instead of a scan."""
+        with self.lock:
+            if self.risk is not None:
+                self.risk.resume()
+            book = self.restart_book() if self.restart_book is not None else None
+            followed = self.bot_ids
+            candidates = book.bots if book is not None else _bot_ids(self.trading)
+            bots = self.trading.load_many([b for b in candidates if b not in followed], Bot)
+            active = [bots[b] for b in candidates if b in bots and (
+                bots[b].status is BotStatus.RUNNING or bots[b].open_deal_id is not None)]
+
+            def failed(bot: Bot, error: Exception) -> None:
+                if not isinstance(error, DomainError):
+                    raise error
+                cause = self.trading.cause(SYSTEM, f"resume:{bot.id}")  # e.g. its live
+                self._record_failure(bot.id, cause, error)  # account may not trade
+
+            self._adopt_many(active, book, failed)
+            return sorted(self.bot_ids)
+
+    def follow_many(self, bot_ids: Iterable[UUID],
+                    loaded: dict[UUID, Bot] | None = None) -> dict[UUID, Exception]:
+        """``follow`` each of ``bot_ids``, loaded together as ``resume`` loads them (an
+        engine worker's first share at start: thousands of bots; those in ``loaded`` were
+        just loaded by the caller: taken as they are); when the orders and fills must be
+        read again, they and the balances come from the restart book, if any, instead of a
+        scan of the log. Returns the bots that could not be followed, with why (the others
+        trade)."""
+        with self.lock:
+            followed = self.bot_ids
+            wanted = [b for b in dict.fromkeys(bot_ids) if b not in followed]
+            if not wanted:
+                return {}
+            # The orders and fills must be read again (at start, or another worker wrote
+            # some for these bots): from the book, as of the log's head, not from a scan.
+            fresh = self._log is None and self.restart_book is not None
+            book = self.restart_book() if fresh else None
+            given = {b: loaded[b] for b in wanted if loaded and b in loaded}
+            bots = {**given, **self.trading.load_many(
+                [b for b in wanted if b not in given], Bot)}
+            problems: dict[UUID, Exception] = {
+                b: NotFoundError(f"no bot {b}") for b in wanted if b not in bots}
+            self._adopt_many([bots[b] for b in wanted if b in bots], book,
+                             lambda bot, error: problems.__setitem__(bot.id, error))
+            return problems
+
+    def _adopt_many(self, bots: list[Bot], book: RestartBook | None,
+                    failed: Callable[[Bot, Exception], None]) -> None:
+        """``_adopt`` each of ``bots``, their accounts, open deals and those deals' orders
+        loaded in a few queries first; ``failed`` hears of a bot that could not be."""
+        if book is not None:
+            self._log = PaperLog(None, book)
+            self._given = dict(book.deposits)
+        self._accounts = self.trading.load_many(
+            _account_ids(bot.exchange_account_id for bot in bots), ExchangeAccount)
+        try:
+            deals = self.trading.load_many(
+                [bot.open_deal_id for bot in bots if bot.open_deal_id is not None], Deal)
+            index = self._index()
+            orders = self.trading.load_many(
+                [order_id for deal_id in deals for order_id in index.open_orders_of(deal_id)],
+                Order)
+            for bot in bots:
+                try:
+                    self._adopt(bot, deals.get(bot.open_deal_id), orders)
+                except Exception as error:
+                    failed(bot, error)
+        finally:
+            self._accounts, self._given = {}, None
+
+    def follow(self, bot_id: UUID) -> None:
+        """Trade ``bot_id`` from now on (after it was started)."""
+        with self.lock:
+            if any(bot_id in market.engines for market in self._markets.values()):
+                return
+            self._adopt(self.trading.get_bot(bot_id))
+
+    def _adopt(self, bot: Bot, deal: Deal | None = None,
+               loaded: dict[UUID, Order] | None = None) -> None:
+        """An engine for ``bot`` on its market; its open deal and that deal's orders as
+        given (``resume`` loads them for every bot at once), else loaded here."""
+        market = self._market(bot.exchange_account_id, bot.config.pair)
+        engine = DcaEngine(bot, market.venue, self.ids,
+                           risk=None if self.risk is None else self.risk.check)
+        if isinstance(market.venue, LiveVenue):
+            self._follow_live(market, engine)
+            return
+        if bot.open_deal_id is not None:
+            engine.deal = deal if deal is not None else self.trading.get_deal(bot.open_deal_id)
+            # The units the deal holds, summed as the deal summed them: its exit sells them.
+            market.venue.restore_position(engine.deal.id.hex, engine.deal.units)
+            for order_id in self._index().orders_of(bot.open_deal_id):
+                if loaded is not None and order_id not in loaded:
+                    continue  # final (the book knew), so not loaded
+                order = (loaded[order_id] if loaded is not None
+                         else self.trading.load(order_id, Order))
+                if not order.is_open:
+                    continue
+                engine.orders[order.client_order_id] = order
+                if order.exchange_order_id is not None:  # resting on the venue
+                    market.venue.restore_resting(
+                        OrderRequest(order.client_order_id, order.pair, order.side,
+                                     order.type, order.remaining, order.price,
+                                     order.deal_id.hex if order.deal_id else None),
+                        order.exchange_order_id)
+        market.engines[bot.id] = engine
+        self._stale.add((bot.exchange_account_id, bot.config.pair))
+
+    def _follow_live(self, market: Market, engine: DcaEngine) -> None:
+        """Reconciliation of one bot on a live exchange, when it is (re)followed: every
+        order the log believes open is asked about (fills made while we were down are
+        recorded at the exchange's times; one the exchange does not know is Lost), and a
+        ladder the process stopped before placing is placed."""
+        bot = engine.bot
+        market.engines[bot.id] = engine
+        self._stale.add((bot.exchange_account_id, bot.config.pair))
+        if bot.open_deal_id is None:
+            return
+        engine.deal = self.trading.get_deal(bot.open_deal_id)
+        placed = set()
+        for order_id in self._index().orders_of(bot.open_deal_id):
+            order = self.trading.load(order_id, Order)
+            placed.add(order.safety_order)
+            if order.is_open:
+                engine.restore_order(order)
+                market.venue.restore_resting(
+                    OrderRequest(order.client_order_id, order.pair, order.side, order.type,
+                                 order.remaining, order.price, order.deal_id.hex),
+                    order.exchange_order_id)
+        engine.begin_step(self.trading.cause(SYSTEM, f"reconcile:{bot.id}"))
+        try:
+            for update in market.venue.poll():
+                market.on_order_update(update)
+            if engine.deal is not None:
+                engine.resume_ladder(frozenset(placed))
+        except DomainError as error:  # the exchange is away: the first step that reaches
+            log.warning("bot %s: reconciliation deferred: %s", bot.id, error)  # it finishes
+            market.unreconciled[bot.id] = frozenset(placed)
+        finally:
+            self._save_now(engine.take_changes(), {bot.id})
+
+    def unfollow(self, bot_id: UUID, *, release: bool = False) -> None:
+        """Stop trading a bot that holds no open deal here (it moved to another account);
+        ``follow`` then trades it on its new account's venue. ``release``: another engine
+        worker trades it from now on, open deal or not; a venue left with nothing on it is
+        forgotten too (the next one is made from the log, with the other worker's fills)."""
+        with self.lock:
+            market, engine = self._engine_of(bot_id)
+            if market is not None and (release or engine.deal is None):
+                del market.engines[bot_id]
+                self._stale.add((engine.bot.exchange_account_id, engine.bot.config.pair))
+            if release and market is not None and not market.busy:
+                self._markets = {k: m for k, m in self._markets.items() if m is not market}
+
+    def refresh_index(self) -> None:
+        """Read the log's orders and fills again at the next need: another engine worker
+        wrote some for the bots this one takes over."""
+        with self.lock:
+            self._log = None
+
+    def _engine_of(self, bot_id: UUID) -> tuple[Market | None, DcaEngine | None]:
+        for market in self._markets.values():
+            if bot_id in market.engines:
+                return market, market.engines[bot_id]
+        return None, None
+
+
+def _bot_ids(trading: Trading) -> list[UUID]:
+    return [n.originator_id for n in read_log(trading, [topic_of(Bot.Created)])]
+
+
+def _account_ids(texts) -> list[UUID]:
+    ids = []
+    for text in dict.fromkeys(texts):
+        try:
+            ids.append(UUID(text))
+        except ValueError:  # e.g. backtests' "paper"
+            continue
+    return ids
+

@@ -5,7 +5,9 @@ extensions), never clamped silently: a client asking for 0 or 1000 items has a b
 should hear about.
 
 The check walks the document (operations and fragments alike) with this request's
-variables, so it covers every field that takes ``first``, today's and tomorrow's.
+variables, so it covers every field that takes ``first``, today's and tomorrow's; a
+variable the request leaves out counts at its declared default (``query($n: Int = -5)``
+runs the field with -5 as surely as ``first: -5`` does).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from graphql import (
     FragmentDefinitionNode,
     GraphQLError,
     OperationDefinitionNode,
+    get_operation_ast,
+    value_from_ast_untyped,
 )
 from strawberry.extensions import SchemaExtension
 
@@ -42,6 +46,23 @@ def _fields(document: DocumentNode) -> Iterator[FieldNode]:
                 yield node
             if getattr(node, "selection_set", None) is not None:
                 stack.append(node.selection_set)
+
+
+def with_defaults(document: DocumentNode, variables: Mapping[str, Any],
+                  operation_name: str | None = None) -> dict[str, Any]:
+    """The request's variables, and the declared default of each one it leaves out (a null
+    sent stays null, as GraphQL runs it). The operation that runs, or every one when which
+    is not known yet (graphql-core refuses such a document later anyway)."""
+    chosen = get_operation_ast(document, operation_name)
+    operations = [chosen] if chosen is not None else [
+        d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    defaults: dict[str, Any] = {}
+    for operation in operations:
+        for definition in operation.variable_definitions or ():
+            if definition.default_value is not None:
+                defaults.setdefault(definition.variable.name.value,
+                                    value_from_ast_untyped(definition.default_value))
+    return {**defaults, **variables}
 
 
 def page_size_errors(document: DocumentNode,
@@ -69,7 +90,9 @@ class PageSizes(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         if context.pre_execution_errors == [] and context.graphql_document is not None:
-            errors = page_size_errors(context.graphql_document, context.variables or {})
+            document = context.graphql_document
+            errors = page_size_errors(document, with_defaults(
+                document, context.variables or {}, context.operation_name))
             if errors:
                 context.pre_execution_errors = errors
         yield

@@ -75,6 +75,33 @@ def test_a_page_size_in_a_fragment_is_checked_too(server):
     assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_PAGE_SIZE"]
 
 
+
+@pytest.mark.parametrize("field", PAGED)
+def test_an_out_of_range_default_of_a_variable_left_out_is_refused_too(server, field):
+    """``query($n: Int = -5)`` sent without ``n`` runs the field with -5: refused as the
+    literal is (it used to answer an odd page: no edges, or hasNextPage with none)."""
+    alice = server.user("alice")
+    server.create_bot(alice)
+    body = server.post(f"query($n: Int = -5) {{ {field}(first: $n) "
+                       f"{{ {leaf_selection(field)} }} }}", token=alice.token)
+    assert body["data"] is None, body
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "INVALID_PAGE_SIZE", "field": field,
+                                   "argument": "first", "min": 1, "max": MAX_PAGE}
+    assert error["message"] == (f"{field}(first: -5) is out of range: a page holds 1 to "
+                                f"{MAX_PAGE} items")
+
+
+def test_a_variable_sent_overrides_its_default_and_a_null_sent_stays_null(server):
+    alice = server.user("alice")
+    for index in range(3):
+        server.create_bot(alice, f"bot-{index}")
+    query = "query($n: Int = -5) { bots(first: $n) { edges { node { name } } } }"
+    assert len(server.gql(query, {"n": 2}, alice.token)["bots"]["edges"]) == 2
+    assert len(server.gql(query, {"n": None}, alice.token)["bots"]["edges"]) == 3
+    fine = "query($n: Int = 1) { bots(first: $n) { edges { node { name } } } }"
+    assert len(server.gql(fine, token=alice.token)["bots"]["edges"]) == 1
+
 # --- every error names a code ------------------------------------------------------------
 
 BAD_POSTS = [

@@ -33,8 +33,9 @@ class StripeShapeError(DomainError):
 
 class StripeEventEarlyError(DomainError):
     """An event about something not recorded yet (a refund of a payment whose own event has
-    not arrived): answered 409 with nothing recorded, so that Stripe delivers it again
-    after the event it depends on. Not a fault of the server (no 5xx), nor of the event."""
+    not arrived, a failed payment of a subscription not created yet): answered 409 with
+    nothing recorded, so that Stripe delivers it again after the event it depends on. Not
+    a fault of the server (no 5xx), nor of the event."""
 
     code = "STRIPE_EVENT_EARLY"
 

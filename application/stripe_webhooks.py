@@ -174,9 +174,16 @@ class StripeWebhooks:
             self._link(change, "invoice-payment", paid_by, user)
 
     def _invoice_payment_failed(self, obj: dict, event: dict, change: _Change) -> None:
-        user = self._user(subscription=invoice_subscription(obj),
-                          customer=text(obj, "customer"))
+        """Past due. A failure of one of our users' subscriptions not recorded yet (its
+        ``customer.subscription.created`` still on its way) is refused
+        (STRIPE_EVENT_EARLY): acknowledged, it would be lost, and the subscription would
+        start active though its payment failed."""
+        stripe_sub = invoice_subscription(obj)
+        user = self._user(subscription=stripe_sub, customer=text(obj, "customer"))
         sub = self._subscription_of(user, change) if user else None
+        if sub is None and user is not None and stripe_sub is not None:
+            raise StripeEventEarlyError(f"a failed payment of subscription {stripe_sub:.60}, "
+                                        "not recorded yet: Stripe delivers it again")
         if sub is None:
             self._unattributed(user, obj, event)
             return

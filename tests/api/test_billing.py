@@ -227,6 +227,43 @@ def test_an_unhandled_type_is_acknowledged_and_an_early_refund_waits_for_its_pay
     assert head(billing) == before  # Stripe retries; the marker was not saved either
 
 
+
+def test_a_failed_payment_before_its_subscription_waits_for_it(billing, stripe_stub):
+    """Stripe sends invoice.payment_failed before customer.subscription.created: refused
+    (409, nothing recorded) until the subscription is, then it makes it past due; a failure
+    of a customer not ours is still acknowledged."""
+    alice = billing.user("alice")
+    url = billing.gql(CHECKOUT, {"plan": "PRO"}, alice.token)["startCheckout"]["url"]
+    assert url.startswith("https://checkout.stripe.com/")
+    customer = next(o["id"] for o in stripe_stub.objects.values() if o["object"] == "customer")
+    failed = invoice_event("invoice.payment_failed", "evt_failed_early", T + 6,
+                           invoice="in_1", sub="sub_alice_pro", customer=customer,
+                           price=PRICE, amount=1000, period=MONTH, shape="2025")
+    before = head(billing)
+    response = deliver(billing, failed)
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "STRIPE_EVENT_EARLY"
+    assert head(billing) == before
+    assert billing.gql(SUBSCRIPTION, token=alice.token)["subscription"] is None
+
+    for event in (checkout_completed("evt_checkout", T + 3, user=alice.user_id,
+                                     customer=customer, subscription="sub_alice_pro"),
+                  subscription_event("customer.subscription.created", "evt_created", T + 4,
+                                     sub="sub_alice_pro", customer=customer, price=PRICE,
+                                     status="active", period=MONTH)):
+        assert deliver(billing, event).status_code == 200
+    assert billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]["status"] == "active"
+    again = deliver(billing, failed)  # Stripe's next delivery
+    assert again.status_code == 200 and again.json()["outcome"] == "handled"
+    state = billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]
+    assert state["status"] == "past_due"
+    assert state["graceEndsAt"] == (billing.clock.current + timedelta(days=3)).isoformat()
+
+    stranger = invoice_event("invoice.payment_failed", "evt_failed_other", T + 7,
+                             invoice="in_x", sub="sub_other", customer="cus_not_ours",
+                             price=PRICE, amount=1000, period=MONTH)
+    assert deliver(billing, stranger).status_code == 200
+
 def test_an_event_while_the_server_shuts_down_is_left_for_stripe_to_send_again(billing):
     alice = billing.user("alice")
     customer = billing.runtime.billing.customer_of(alice.user_id, alice.email)

@@ -321,10 +321,21 @@ class ApiLoad:
                                                                        "bots": []})
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    ended: str | None = None  # why the load ended before it was stopped (the api gone)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._thread = threading.Thread(target=self._main, daemon=True)
         self._thread.start()
+
+    def _main(self) -> None:
+        """The api going away under the load (it exited, or the run stops it) ends the load
+        in one line, not a thread's traceback: the run reports an exited process itself."""
+        try:
+            asyncio.run(self._run())
+        except (OSError, EOFError) as error:
+            self.ended = f"{type(error).__name__}: {error}"
+            if not self._stop.is_set():
+                say(f"  the api load ended: {self.ended}")
 
     async def _run(self) -> None:
         queries = [("portfolio", PORTFOLIO), ("bots", BOTS)]
@@ -441,12 +452,12 @@ def run(url: str, bots: int, args, folder: Path, postgres: bool) -> dict:
         time.sleep(args.seconds)
         t1, wall1, head1 = time.monotonic(), time.time(), watch.head()
         stats1 = {name: proc_stat(pid) for name, pid in pids.items()}
-        if load is not None:
-            load.stop()
         exited = [name for name in names if roles.running[name].poll() is not None]
         if exited:
             row["error"] = f"{', '.join(exited)} exited during the run (logs in {folder})"
     finally:
+        if load is not None:  # before the api stops under it
+            load.stop()
         for name in reversed(list(roles.running)):
             roles.stop(name)
         if watch is not None:

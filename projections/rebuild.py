@@ -20,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from eventsourcing.application import Application
 
 from projections.audit import AUDIT_LOG
 from projections.framework import Projection
+from projections.leftovers import drop_leftovers
 from projections.runner import DEFAULT_BATCH, Progress, ProjectionError, Projector
 from projections.store import SHADOW, ViewStore
 
@@ -99,6 +101,7 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
                 raise ProjectionError("REBUILD_RUNNING",
                                       f"another process is rebuilding {cls.name}")
             taken.append(lock)
+        drop_leftovers(store, classes)  # of an earlier rebuild killed before its swap
         for cls in classes:  # the live tracking row must exist for the swap to move it
             store.register(cls.name, app.name, cls.tables, cls.schema())
         projector = Projector(app, store, [cls() for cls in classes], batch_size=batch_size,
@@ -336,6 +339,7 @@ def _work(url: str, names: list[str], until: int, batch_size: int, done, results
             projector = Projector(app, store, [cls() for cls in select(names)],
                                   batch_size=batch_size, shadow=True)
             projector.resume_shadow(start)
+            _end_with_parent()
 
             def progress(position: int, _: int) -> None:
                 done.value = position
@@ -348,3 +352,18 @@ def _work(url: str, names: list[str], until: int, batch_size: int, done, results
             app.close()
     except BaseException:
         results.put(("error", traceback.format_exc()))
+
+
+def _end_with_parent() -> None:
+    """A rebuild process ends at once with the rebuild that started it (killed before its
+    swap), its open transaction rolled back: else it went on writing into shadow tables the
+    next rebuild made afresh (UniqueViolation there, or PostgreSQL's DeadlockDetected)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's end of the pipe closes
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rebuild-parent-watch", daemon=True).start()

@@ -215,13 +215,16 @@ def launch(tmp_path: Path) -> Iterator[Any]:
 
     yield start
     failures = []
-    for server in servers:
-        if server.running:
-            try:
-                server.stop()
-            except AssertionError as error:
-                failures.append(str(error))
-        server.kill()
+    try:
+        for server in servers:
+            if server.running:
+                try:
+                    server.stop()
+                except AssertionError as error:
+                    failures.append(str(error))
+    finally:  # a second Ctrl-C while one stops: the others are ended all the same
+        for server in servers:
+            server.kill()
     assert not failures, "\n".join(failures)
 
 

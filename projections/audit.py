@@ -79,6 +79,8 @@ class AuditLog(Projection):
 
     def __init__(self) -> None:
         self.previous = GENESIS
+        self._out: Changes | None = None  # the batch whose ``_ready`` rows these are
+        self._ready: list[tuple] = []
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         rows = store.query(f"SELECT hash FROM {store.q(AUDIT_LOG.name + suffix)} "
@@ -88,21 +90,37 @@ class AuditLog(Projection):
     def apply(self, fact: Fact, out: Changes) -> None:
         # ``chain`` and ``audit_values`` written out (every event of every rebuild comes
         # here; a test holds the rows equal to theirs): the bytes hashed are the same.
-        position, oid, version, topic, state, kind = (fact.position, fact.oid, fact.version,
-                                                      fact.topic, fact.state, fact.kind)
+        topic, state, iso_time = fact.topic, fact.state, fact.iso_time
+        known = _BY_TOPIC.get(topic) or _by_topic(topic)
         self.previous = digest = _sha256(
-            self.previous + f"{position}\n{oid}\n{version}\n{topic}\n".encode()
+            self.previous + f"{fact.position}\n{fact.oid}\n{fact.version}{known[0]}".encode()
             + fact.stored).digest()
-        types = _TYPES.get(kind) or _types(kind)
-        render = _RENDER.get(kind)
-        values = (position, fact.recorded or fact.iso_time, types[0], oid, version, types[1],
-                  state.get("actor"), state.get("correlation_id"),
-                  summarize(kind, state) if render is None else render(state), digest.hex(),
-                  fact.iso_time)
+        render = known[3]
+        values = (fact.position, fact.recorded or iso_time, known[1], fact.oid, fact.version,
+                  known[2], state.get("actor"), state.get("correlation_id"),
+                  summarize(fact.kind, state) if render is None else render(state),
+                  digest.hex(), iso_time)
         if fact.ascii_text:  # the row's other texts are ids, times, names, hex: storable
-            out.append_storable(AUDIT_LOG, values)
+            if out is not self._out:  # the batch's list of such rows, looked up once
+                self._out, self._ready = out, out.tables[AUDIT_LOG.name].ready
+            self._ready.append(values)
         else:
             out.append(AUDIT_LOG, values)
+
+    def end_batch(self, out: Changes) -> None:
+        self._out, self._ready = None, []  # the batch's rows are not kept past it
+
+
+# By topic: what follows the version in the hashed head, the aggregate and event types, and
+# the summary's compiled template (None: ``summarize`` lists the fields).
+_BY_TOPIC: dict[str, tuple[str, str, str, Callable[[dict[str, Any]], str] | None]] = {}
+
+
+def _by_topic(topic: str) -> tuple[str, str, str, Callable[[dict[str, Any]], str] | None]:
+    kind = topic.partition(":")[2]
+    aggregate_type, _, event_type = kind.partition(".")
+    known = _BY_TOPIC[topic] = (f"\n{topic}\n", aggregate_type, event_type, _RENDER.get(kind))
+    return known
 
 
 # --- verification and export ----------------------------------------------------------------

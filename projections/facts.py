@@ -55,7 +55,8 @@ class Fact:
         self.kind = kind or topic.partition(":")[2]
         text = state["timestamp"]["_data_"]
         self.iso_time = text if text.endswith("+00:00") else self.time.isoformat()
-        self._decimals: dict[str, Decimal | None] = {}  # by field, converted on first ask
+        # By field, converted on first ask; made then (most facts are never asked one).
+        self._decimals: dict[str, Decimal | None] | None = None
 
     @property
     def aggregate_type(self) -> str:
@@ -89,11 +90,13 @@ class Fact:
     def dec(self, name: str) -> Decimal | None:
         """A Decimal field (converted once, however many projections ask; a miss is a
         ``get``, not a KeyError: every field's first ask is one)."""
-        number = self._decimals.get(name, _UNSEEN)
+        known = self._decimals
+        if known is None:
+            known = self._decimals = {}
+        number = known.get(name, _UNSEEN)
         if number is _UNSEEN:
             value = self.state[name]
-            number = self._decimals[name] = (None if value is None
-                                             else Decimal(value["_data_"]))
+            number = known[name] = None if value is None else Decimal(value["_data_"])
         return number
 
     def uuid(self, name: str) -> UUID | None:
@@ -189,11 +192,18 @@ class FactDecoder:
                 data = self._cipher.decrypt(data)
             if self._compressor is not None:
                 data = self._compressor.decompress(data)
-        state = parse_state(data)
+        # ``parse_state`` and ``ascii_json`` written out: this runs for every stored row.
+        try:
+            state = (_fast_loads(data) if _BIG not in data.translate(_TOKEN_TABLE)
+                     else None)
+        except ValueError:  # orjson.JSONDecodeError is one
+            state = None
+        if state is None:
+            state = _parse_text(data.decode())[0]
         known = self._topics.get(topic)
         if known is None:
             known = self._topics[topic] = (class_version(topic), topic.partition(":")[2])
-        ascii_text = ascii_json(data)
+        ascii_text = data.isascii() and (b"\\" not in data or b"\\u" not in data)
         if known[0] > state.get("class_version", 1):
             state, ascii_text = self._upcast(row), False  # an upcaster may add any text
         return Fact(position, oid, version, topic, state, stored, known[1], recorded,

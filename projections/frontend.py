@@ -16,6 +16,7 @@ from typing import Any
 from domain.money import ZERO
 from projections.facts import Fact
 from projections.framework import Projection, on
+from projections.reader import uuid_text
 from projections.store import ViewStore
 from projections.tables import Changes, Row, Table, table
 
@@ -116,7 +117,7 @@ class FrontEnd(Projection):
 
     @staticmethod
     def _order_lost(fact: Fact, order: Row, out: Changes) -> None:
-        """(Called by ``_order_changed``, which handles Order.Lost as a final status.)"""
+        """(Called by ``_order_status``, which handles Order.Lost as a final status.)"""
         out.insert(FE_DRIFT, _drift_row(
             fact, "order_lost", owner_id=order.get("owner_id"), order_id=fact.oid,
             client_order_id=order.get("client_order_id"), pair=order.get("pair"),
@@ -244,32 +245,41 @@ class FrontEnd(Projection):
         deal.update(units=deal["units"] - fact.dec("amount"), updated_at=fact.iso_time)
         self.dirty[deal["deal_id"]] = (FE_DEALS, deal)
 
-    @on("Deal.BuyFilled", "Deal.TargetsMoved", "Deal.Closed", "Deal.Cancelled")
-    def _deal_changed(self, fact: Fact, out: Changes) -> None:
+    # One handler per kind of the deal's busiest events (no test of the kind per event).
+
+    @on("Deal.BuyFilled")
+    def _deal_bought(self, fact: Fact, out: Changes) -> None:
         deal = self.deals[fact.oid]
-        kind = fact.event_type
-        if kind == "BuyFilled":
-            amount = fact.dec("amount")
-            deal["units"] += amount
-            deal["units_bought"] += amount
-            deal["cost"] += fact.dec("price") * amount
-            deal["average_entry"] = deal["cost"] / deal["units_bought"]
-            deal["safety_orders_used"] = max(deal["safety_orders_used"],
-                                             fact.text("safety_order"))
-        elif kind == "TargetsMoved":
-            deal["take_profit_price"] = fact.dec("take_profit_price")
-            deal["stop_loss_price"] = fact.dec("stop_loss_price")
-        elif kind == "Closed":
+        amount = fact.dec("amount")
+        deal["units"] += amount
+        deal["units_bought"] += amount
+        deal["cost"] += fact.dec("price") * amount
+        deal["average_entry"] = deal["cost"] / deal["units_bought"]
+        deal["safety_orders_used"] = max(deal["safety_orders_used"],
+                                         fact.state["safety_order"])
+        deal["updated_at"] = fact.iso_time
+        self.dirty[fact.oid] = (FE_DEALS, deal)
+
+    @on("Deal.TargetsMoved")
+    def _deal_targets_moved(self, fact: Fact, out: Changes) -> None:
+        deal = self.deals[fact.oid]
+        deal["take_profit_price"] = fact.dec("take_profit_price")
+        deal["stop_loss_price"] = fact.dec("stop_loss_price")
+        deal["updated_at"] = fact.iso_time
+        self.dirty[fact.oid] = (FE_DEALS, deal)
+
+    @on("Deal.Closed", "Deal.Cancelled")
+    def _deal_ended(self, fact: Fact, out: Changes) -> None:
+        deal = self.deals.pop(fact.oid)
+        if fact.kind == "Deal.Closed":
             deal.update(status="closed", close_reason=fact.value("reason"),
                         closed_at=fact.iso_time, realized_pnl=fact.dec("realized_pnl"))
             deal["units"] -= fact.dec("amount")
         else:
             deal.update(status="cancelled", closed_at=fact.iso_time)
         deal["updated_at"] = fact.iso_time
-        self.dirty[deal["deal_id"]] = (FE_DEALS, deal)
-        if deal["status"] != "open":
-            del self.deals[deal["deal_id"]]
-            self._count_finished(deal, fact)
+        self.dirty[fact.oid] = (FE_DEALS, deal)
+        self._count_finished(deal, fact)
 
     @on("Deal.FeesCorrected")
     def _deal_corrected(self, fact: Fact, out: Changes) -> None:
@@ -296,43 +306,61 @@ class FrontEnd(Projection):
 
     @on("Order.Submitted")
     def _order_submitted(self, fact: Fact, out: Changes) -> None:
+        # Every order of the log comes here: its plain fields read from the state at once
+        # (what ``fact.text`` and ``fact.id_text`` give, without a call per column).
+        state, at = fact.state, fact.iso_time
+        bot_id, deal_id = state["bot_id"], state["deal_id"]
         order = {"order_id": fact.oid,
-                 "client_order_id": fact.text("client_order_id"), "exchange_order_id": None,
-                 "bot_id": fact.id_text("bot_id"), "deal_id": fact.id_text("deal_id"),
-                 "owner_id": fact.text("owner_id"), "pair": fact.text("pair"),
+                 "client_order_id": state["client_order_id"], "exchange_order_id": None,
+                 "bot_id": None if bot_id is None else uuid_text(bot_id["_data_"]),
+                 "deal_id": None if deal_id is None else uuid_text(deal_id["_data_"]),
+                 "owner_id": state["owner_id"], "pair": state["pair"],
                  "side": fact.value("side"), "type": fact.value("type"),
-                 "purpose": fact.value("purpose"), "safety_order": fact.text("safety_order"),
+                 "purpose": fact.value("purpose"), "safety_order": state["safety_order"],
                  "price": fact.dec("price"), "amount": fact.dec("amount"), "filled": ZERO,
                  "cost": ZERO, "average_price": None, "fees": ZERO, "status": "submitted",
-                 "reason": None, "created_at": fact.iso_time, "updated_at": fact.iso_time}
-        self.orders[order["order_id"]] = order
+                 "reason": None, "created_at": at, "updated_at": at}
+        self.orders[fact.oid] = order
         out.insert(FE_ORDERS, order)
 
-    @on("Order.Accepted", "Order.ObservedOpen", "Order.Filled", "Order.TradeObserved",
-        *ORDER_STATUS)
-    def _order_changed(self, fact: Fact, out: Changes) -> None:
+    # One handler per group of kinds (no test of the kind per event for the busiest).
+
+    @on("Order.Accepted", "Order.ObservedOpen")
+    def _order_accepted(self, fact: Fact, out: Changes) -> None:
+        order = self.orders[fact.oid]
+        order["status"] = "accepted"
+        order["exchange_order_id"] = fact.state["exchange_order_id"]
+        order["updated_at"] = fact.iso_time
+        self.dirty[fact.oid] = (FE_ORDERS, order)
+
+    @on("Order.Filled", "Order.TradeObserved")
+    def _order_filled(self, fact: Fact, out: Changes) -> None:
+        order = self.orders[fact.oid]
+        amount = fact.dec("amount")
+        order["filled"] += amount
+        order["cost"] += fact.dec("price") * amount
+        # a live trade's fee may be in another asset: its value in quote counts here
+        order["fees"] += fact.dec("fee" if fact.kind == "Order.Filled" else "fee_quote")
+        order["average_price"] = order["cost"] / order["filled"]
+        order["status"] = ("filled" if order["filled"] == order["amount"]
+                           else "partially_filled")
+        self._order_written(fact, order)
+
+    @on(*ORDER_STATUS)
+    def _order_status(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
         if fact.kind == "Order.Lost":
             self._order_lost(fact, order, out)
-        if fact.kind in ("Order.Accepted", "Order.ObservedOpen"):
-            order.update(status="accepted", exchange_order_id=fact.text("exchange_order_id"))
-        elif fact.kind in ("Order.Filled", "Order.TradeObserved"):
-            amount = fact.dec("amount")
-            order["filled"] += amount
-            order["cost"] += fact.dec("price") * amount
-            # a live trade's fee may be in another asset: its value in quote counts here
-            order["fees"] += fact.dec("fee" if fact.kind == "Order.Filled" else "fee_quote")
-            order["average_price"] = order["cost"] / order["filled"]
-            order["status"] = ("filled" if order["filled"] == order["amount"]
-                               else "partially_filled")
-        else:
-            order["status"] = ORDER_STATUS[fact.kind]
-            if "reason" in fact.state:
-                order["reason"] = fact.text("reason")
+        order["status"] = ORDER_STATUS[fact.kind]
+        if "reason" in fact.state:
+            order["reason"] = fact.state["reason"]
+        self._order_written(fact, order)
+
+    def _order_written(self, fact: Fact, order: Row) -> None:
         order["updated_at"] = fact.iso_time
-        self.dirty[order["order_id"]] = (FE_ORDERS, order)
+        self.dirty[fact.oid] = (FE_ORDERS, order)
         if order["status"] in FINAL_ORDER:
-            del self.orders[order["order_id"]]
+            del self.orders[fact.oid]
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -161,6 +161,9 @@ class Pages:
             after = page[-1][0]
 
 
+_NOTHING = object()
+
+
 class ReadAhead:
     """The log's pages as :class:`Pages` gives them, the next one read on a thread and a
     connection of its own while the caller works on the current one: the database's work and
@@ -168,7 +171,9 @@ class ReadAhead:
     a reader on its own connection (a view store that can clone); ``close`` stops it."""
 
     def __init__(self, reader: LogReader, after: int, limit: int, stop: int | None,
-                 depth: int = 2):
+                 depth: int = 2, join: bool = False):
+        """``join``: pages read meanwhile come joined (see ``__iter__``)."""
+        self.most = 2 * limit if join else 0
         self.store = reader.store.clone()
         self.pages = Pages(LogReader(reader.app, self.store), after, limit, stop)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
@@ -195,13 +200,28 @@ class ReadAhead:
         return False
 
     def __iter__(self) -> Iterator[Sequence[LogRow]]:
+        """The pages; with ``join``, each joined with those read meanwhile while the batch
+        stays within twice the page size: each batch costs a part that does not grow with its events
+        (``runner.CATCH_UP_BATCH``), and near the head of a growing log the pages read
+        while one batch is applied are many and small."""
+        held: Any = _NOTHING  # taken from the queue but not joined: next
         while True:
-            item = self._queue.get()
+            item = self._queue.get() if held is _NOTHING else held
             if item is None:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            batch, held = item, _NOTHING
+            while len(batch) < self.most:
+                try:
+                    held = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if (held is None or isinstance(held, BaseException)
+                        or len(batch) + len(held) > self.most):
+                    break
+                batch, held = [*batch, *held], _NOTHING
+            yield batch
 
     def close(self) -> None:
         self._stopped.set()

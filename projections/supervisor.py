@@ -25,7 +25,7 @@ from typing import Any
 from eventsourcing.application import Application
 
 from projections.framework import Projection
-from projections.runner import DEFAULT_BATCH, Projector, follow_log
+from projections.runner import CATCH_UP_BATCH, DEFAULT_BATCH, Projector, follow_log
 from projections.store import ViewStore, now
 from projections.tables import storable, unstored
 
@@ -68,10 +68,12 @@ def describe(error: BaseException) -> str:
 class SupervisedProjections:
     def __init__(self, app: Application, store: ViewStore,
                  classes: Sequence[type[Projection]], *, batch_size: int = DEFAULT_BATCH,
+                 max_batch: int | None = CATCH_UP_BATCH,
                  clock: Callable[[], float] = time.monotonic,
                  report: Callable[[str], None] | None = None,
                  check_log: Callable[[int], Any] | None = None):
         self.app, self.store, self.batch_size = app, store, batch_size
+        self.max_batch = max_batch  # far behind, batches up to this (None: ``batch_size``)
         self.classes = list(classes)
         self.clock, self.report = clock, report or (lambda text: None)
         self.check_log = check_log
@@ -156,7 +158,8 @@ class SupervisedProjections:
     def _new_projector(self, classes: Sequence[type[Projection]],
                        batch_size: int | None = None) -> Projector:
         projector = Projector(self.app, self.store, [cls() for cls in classes],
-                              batch_size=batch_size or self.batch_size)
+                              batch_size=batch_size or self.batch_size,
+                              max_batch=None if batch_size else self.max_batch)
         projector.start()
         self._known.update(projector.positions())
         return projector

@@ -53,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _batch_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
-                        help="events per transaction (default: 2000 to follow, 10000 to "
-                        "rebuild)")
+                        help="events per transaction (default: 2000 to follow, up to 40000 "
+                        "when far behind; 10000 to rebuild)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +76,7 @@ def _run(views, args: argparse.Namespace) -> int:
     import threading
 
     from projections.registry import select
+    from projections.runner import CATCH_UP_BATCH
     from projections.supervisor import SupervisedProjections
 
     classes = select(args.names)
@@ -87,8 +88,10 @@ def _run(views, args: argparse.Namespace) -> int:
             raise CommandError(
                 "PROJECTION_OWNED", f"{cls.name} is already run by another process on "
                 f"{views.database.display}; one runner owns a projection", EXIT_FAILED)
+    # Far behind, batches of up to CATCH_UP_BATCH events, unless a size is given.
     projector = SupervisedProjections(views.app, views.store, classes,
-                                      batch_size=args.batch_size or 2000)
+                                      batch_size=args.batch_size or 2000,
+                                      max_batch=None if args.batch_size else CATCH_UP_BATCH)
     projector.start()
     names = ", ".join(cls.name for cls in classes)
     if args.once:

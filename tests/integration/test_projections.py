@@ -304,6 +304,32 @@ def test_the_log_reader_reads_what_the_library_reads(views):
     assert reader.head() == library[-1][0]
 
 
+def test_pages_read_ahead_meanwhile_come_joined_as_one_batch_in_log_order(
+        persistent_store_url, trading):
+    import time
+
+    from projections.reader import ReadAhead
+
+    app = trading(persistent_store_url)
+    store = view_store(persistent_store_url)
+    try:
+        a_day_of_trading(app)
+        every = [row[0] for row in LogReader(app, store).page(0, 10_000)]
+        ahead = ReadAhead(LogReader(app, store), 0, 3, None, join=True)
+        try:
+            deadline = time.monotonic() + 10  # the caller is busy while two pages are read
+            while not ahead._queue.full() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            batches = [[row[0] for row in page] for page in ahead]
+        finally:
+            ahead.close()
+    finally:
+        store.close()
+    assert [p for batch in batches for p in batch] == every
+    assert len(batches[0]) == 6  # the page taken and the one read meanwhile: one batch
+    assert len(every) > 12 and all(len(batch) <= 6 for batch in batches)  # twice a page
+
+
 def test_a_following_runner_applies_new_events_as_they_arrive(persistent_store_url, trading):
     store_url = persistent_store_url
     import threading

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_start.py --bots 10000 --events 10000000 \
         [--database postgresql://postgres@127.0.0.1:5432/test?schema=bench_start_...] \
-        [--fresh] [--starts 2] [--profile] [--timeout 300]
+        [--fresh] [--starts 2] [--profile] [--spy DIR] [--timeout 300]
 
 The log (kept in its own PostgreSQL schema for the next runs unless ``--fresh``) holds
 ``--bots`` running paper bots, 10 per user, each user with one paper account, and about
@@ -35,9 +35,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from functools import cache
 from pathlib import Path
 
-from clone_seed import ensure_schema, log, seed
+from clone_seed import BOTS_PER_USER, ensure_schema, log, quiet_candle, seed, template_and_band
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -66,17 +67,64 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def time_start(url: str, timeout: float, logs: Path
+def processor_seconds(pid: int) -> float:
+    """User + system time of a process so far (``/proc``): comparable on a shared machine,
+    where the wall clock is not."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def record(pid: int, out: Path) -> subprocess.Popen:
+    """py-spy sampling ``pid`` (every thread, idle ones too) into ``out`` (collapsed stacks),
+    until it is sent SIGINT."""
+    return subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(pid),
+                             "--rate", "50", "--idle", "--threads", "--format", "raw",
+                             "--output", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def quiet_market(bots: int, events: int) -> dict[str, str]:
+    """The feed settings under which a start's first candles reach none of the seeded bots'
+    levels: the shipped market at one candle a minute, anchored so that the candle the
+    first poll delivers begins 30 in a row inside the band the seed's bots rest in (the
+    same for every user: each is a copy of one template). Without them a start at the
+    server's fixed epoch found the market wherever the clock put it, far from the seeded
+    deals: its first candle filled ~23,000 safety orders and /health waited for the read
+    models to apply them (a minute of trading, not of starting). Empty when there is no
+    such stretch (the server's own market then)."""
+    from datetime import UTC, datetime, timedelta
+
+    first = _quiet_candle(bots, events)
+    if first is None:
+        log("no quiet stretch of the market for this seed: the server's own market")
+        return {}
+    # the first poll delivers the last candle closed: ``first``, closed 30 s ago
+    epoch = datetime.now(UTC) - timedelta(minutes=first + 1.5)
+    return {"TRADETAPE_SPEED": "1", "TRADETAPE_FEED_EPOCH": epoch.isoformat()}
+
+
+@cache
+def _quiet_candle(bots: int, events: int) -> int | None:
+    users = max(1, bots // BOTS_PER_USER)
+    _, _, (below, above) = template_and_band(max(1, events // users))
+    return quiet_candle(below, above, run=30) if below is not None else None
+
+
+def time_start(url: str, timeout: float, logs: Path, spy: Path | None = None,
+               market: dict[str, str] | None = None
                ) -> tuple[float | None, float | None, dict, dict[str, float]]:
     """(seconds to the first /health answer, seconds to green, the last health seen, seconds
-    until each part was first green)."""
+    until each part was first green, and ``cpu``: the server's processor seconds then).
+    With ``spy``, the start is sampled by py-spy into that file until green."""
     port = free_port()
-    env = {**os.environ, "TRADETAPE_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "TRADETAPE_DATABASE_URL": url, "PYTHONUNBUFFERED": "1",
+           **(market or {})}
     out = (logs / f"serve-{port}.log").open("wb")
     began = time.perf_counter()
     process = subprocess.Popen([str(ROOT / ".venv/bin/tradetape"), "serve", "--port",
                                 str(port), "--database", url], stdout=out,
                                stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    spying = record(process.pid, spy) if spy is not None else None
     first = green = None
     health: dict = {}
     parts: dict[str, float] = {}
@@ -97,9 +145,13 @@ def time_start(url: str, timeout: float, logs: Path
                     parts.setdefault(name, time.perf_counter() - began)
             if health.get("status") == "green":
                 green = time.perf_counter() - began
+                parts["cpu"] = processor_seconds(process.pid)
                 break
             time.sleep(0.05)
     finally:
+        if spying is not None:
+            spying.send_signal(signal.SIGINT)
+            spying.wait(60)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(120)
@@ -110,14 +162,14 @@ def time_start(url: str, timeout: float, logs: Path
     return first, green, health, parts
 
 
-def profile_start(url: str) -> None:
+def profile_start(url: str, market: dict[str, str]) -> None:
     import cProfile
     import pstats
 
     from application.bootstrap import open_runtime
     from application.server_settings import ServerSettings
 
-    settings = ServerSettings.from_environ({"TRADETAPE_DATABASE_URL": url})
+    settings = ServerSettings.from_environ({"TRADETAPE_DATABASE_URL": url, **market})
     profiler = cProfile.Profile()
     began = time.perf_counter()
     profiler.enable()
@@ -148,6 +200,11 @@ def main() -> int:
                         help="seconds a start may take before it counts as failed (300)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one start in this process (cProfile, on stderr)")
+    parser.add_argument("--spy", type=Path, default=None,
+                        help="py-spy each start until green (SPY/start-N.txt, raw stacks)")
+    parser.add_argument("--any-market", action="store_true",
+                        help="the server's own market (its fixed epoch, 60x) instead of a "
+                             "stretch where the seeded bots trade nothing")
     parser.add_argument("--projections", nargs="*", default=None,
                         help="rebuild only these after seeding (e.g. paper_book, to time a "
                              "resume alone with --profile: /health stays amber meanwhile)")
@@ -158,13 +215,19 @@ def main() -> int:
     head = head_of(url)
     print(f"log: {head:,} events, {args.bots:,} bots ({url})")
     if args.profile:
-        profile_start(url)
+        profile_start(url, {} if args.any_market else quiet_market(args.bots, args.events))
     logs = ROOT / "var" / "bench_start"
     logs.mkdir(parents=True, exist_ok=True)
     green = None
     for n in range(1, args.starts + 1):
-        first, green, health, parts = time_start(url, args.timeout, logs)
+        spy = None
+        if args.spy is not None:
+            args.spy.mkdir(parents=True, exist_ok=True)
+            spy = args.spy / f"start-{n}.txt"
+        market = {} if args.any_market else quiet_market(args.bots, args.events)
+        first, green, health, parts = time_start(url, args.timeout, logs, spy, market)
         kind = "the first" if n == 1 else "again"
+        cpu = parts.pop("cpu", None)
         each = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in parts.items())
         if green is None:
             late = {name: part.get("status") for name, part in health.items()
@@ -174,7 +237,7 @@ def main() -> int:
                   f"{json.dumps(health.get('engine_loop'))[:300]}")
             continue
         print(f"start {n} ({kind}): /health answers in {first:.2f} s, green in {green:.2f} s "
-              f"(first green: {each})")
+              f"with {cpu:.2f} s of the server's processor time (first green: {each})")
     met = green is not None and green <= GOAL_SECONDS
     print(f"{'MET' if met else 'MISSED'}: /health green within {GOAL_SECONDS:g} s with "
           f"{args.bots:,} bots and {head:,} events"

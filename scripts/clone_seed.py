@@ -81,10 +81,23 @@ def template(
     """One user's stored events, made by the application on a memory store: ``configs``
     (default: 10 bots with different take-profits), each bot started; with ``trade``, paper
     trading until about ``events_per_user`` events, ending with deals and orders open."""
+    owner, rows, _ = template_and_band(events_per_user, configs, trade, deposit)
+    return owner, rows
+
+
+def template_and_band(
+    events_per_user: int,
+    configs: Sequence | None = None,
+    trade: bool = True,
+    deposit: Decimal = Decimal("1000000"),
+):
+    """``template``'s owner and rows, and the band of prices (below, above) its bots rest
+    between when it ends: a candle strictly inside it changes nothing (both None when a bot
+    acts at every close). The template is the same at every call (its clock and ids are)."""
     from adapters.clock import SequentialIds, SettableClock
     from adapters.exchanges.paper import PaperExchange
     from application.bootstrap import open_trading
-    from application.paper_trading import PaperTrading
+    from application.paper_trading import PaperTrading, _band
     from application.replay import read_log
 
     clock, ids = SettableClock(T0), SequentialIds("bench-start-template")
@@ -124,8 +137,30 @@ def template(
     rows = [
         (n.originator_id, n.originator_version, n.topic, bytes(n.state)) for n in read_log(trading)
     ]
+    bands = [_band(market) for market in paper._markets.values()]
+    quiet = (None, None)
+    if bands and not any(b.every_close or b.below is None or b.above is None for b in bands):
+        quiet = (max(b.below for b in bands), min(b.above for b in bands))
     trading.close()
-    return owner, rows
+    return owner, rows, quiet
+
+
+def quiet_candle(below: Decimal, above: Decimal, run: int = 10) -> int | None:
+    """The first candle of the shipped series the server replays that ends ``run`` candles
+    in a row strictly inside (below, above): a start whose market stands there trades
+    nothing, so it measures the start and not a market the seed never saw."""
+    from adapters.marketdata.csv_candles import load_candles
+    from adapters.marketdata.shipped import shipped_series
+    from application.server_settings import DEFAULT_FEED
+
+    candles = load_candles(shipped_series(DEFAULT_FEED))
+    inside = 0
+    for i in range(len(candles.close)):
+        _, high, low, _ = candles.exact(i)
+        inside = inside + 1 if below < low and high < above else 0
+        if inside >= run:
+            return i - run + 1
+    return None
 
 
 class Cloner:

@@ -36,6 +36,7 @@ from eventsourcing import postgres
 from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.utils import retry, strtobool
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from adapters.event_store.dumped import accept_dumped, as_dumped, dump_columns
 from adapters.event_store.leases import LOST_MARK, check_fence, lost_leases
@@ -102,7 +103,10 @@ class _ManyReads:
         from eventsourcing.persistence import StoredEvent
 
         table = sql.Identifier(self.datastore.schema, self.events_table_name)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        # Tuples in binary (the store's cursors make a dict of every row, and read bytea
+        # as hex text): a third of what turning 70,000 rows into events cost.
+        with (self.datastore.get_connection() as conn,
+              conn.cursor(row_factory=tuple_row, binary=True) as curs):
             with conn.transaction():
                 # The planner guesses thousands of rows per id and compiles the query (JIT):
                 # ~0.4 s for what the index answers in milliseconds.
@@ -114,9 +118,8 @@ class _ManyReads:
             # machine: the session was ended, the read failed, the connection went back
             # to the pool dead (an engine's rebuild after a refused append, at 10,000 bots)
             rows = curs.fetchall()
-        return [StoredEvent(originator_id=row["originator_id"],
-                            originator_version=row["originator_version"],
-                            topic=row["topic"], state=bytes(row["state"])) for row in rows]
+        return [StoredEvent(originator_id=oid, originator_version=version, topic=topic,
+                            state=bytes(state)) for oid, version, topic, state in rows]
 
 
 class AggregateRecorder(_ManyReads, _SerialCreation, postgres.PostgresAggregateRecorder):

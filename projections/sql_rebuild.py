@@ -44,36 +44,38 @@ log = logging.getLogger(__name__)
 # Rounding as Python's default decimal context does it: 28 significant digits, half even
 # (PostgreSQL's round() goes half away from zero). A value needing a negative scale (more
 # than 28 digits before the point) raises: Decimal would write it with an exponent.
-FUNCTIONS = """
-CREATE FUNCTION pg_temp.r28(x numeric) RETURNS numeric LANGUAGE plpgsql IMMUTABLE STRICT AS $$
-DECLARE
-  d int := length(ltrim(replace(abs(x)::text, '.', ''), '0'));
+_ROUND = """
+  d int := length(ltrim(replace(abs(y)::text, '.', ''), '0'));
   n int; t numeric; r numeric;
 BEGIN
-  IF d <= 28 THEN RETURN x; END IF;
-  n := scale(x) - (d - 28);
-  IF n < 0 THEN RAISE EXCEPTION 'SQL_REBUILD_INEXACT: % has too many digits', x; END IF;
-  t := trunc(x, n);
-  r := round(x, n);
-  IF r <> t AND 2 * abs(x - t) = abs(r - t)
+  IF d <= 28 THEN RETURN y; END IF;
+  n := scale(y) - (d - 28);
+  IF n < 0 THEN RAISE EXCEPTION 'SQL_REBUILD_INEXACT: % has too many digits', y; END IF;
+  t := trunc(y, n);
+  r := round(y, n);
+  IF r <> t AND 2 * abs(y - t) = abs(r - t)
      AND right(replace(abs(t)::text, '.', ''), 1)::int % 2 = 0 THEN
     r := t;  -- a tie: to the even neighbour
   END IF;
   IF length(ltrim(replace(abs(r)::text, '.', ''), '0')) > 28 THEN  -- 9.99..95 -> 10.00..0
-    IF n = 0 THEN RAISE EXCEPTION 'SQL_REBUILD_INEXACT: % carries past 28 digits', x; END IF;
+    IF n = 0 THEN RAISE EXCEPTION 'SQL_REBUILD_INEXACT: % carries past 28 digits', y; END IF;
     r := trunc(r, n - 1);
   END IF;
   RETURN r;
-END $$;
-CREATE FUNCTION pg_temp.add28(s numeric, x numeric) RETURNS numeric LANGUAGE sql IMMUTABLE
-  STRICT AS 'SELECT pg_temp.r28(s + x)';
+END"""
+# (the rounding written out in both: a sum's step calling r28 cost twice the time, measured)
+FUNCTIONS = f"""
+CREATE FUNCTION pg_temp.r28(y numeric) RETURNS numeric LANGUAGE plpgsql IMMUTABLE STRICT
+  AS $$DECLARE {_ROUND} $$;
+CREATE FUNCTION pg_temp.add28(s numeric, x numeric) RETURNS numeric LANGUAGE plpgsql
+  IMMUTABLE STRICT AS $$DECLARE y numeric := s + x; {_ROUND} $$;
 CREATE AGGREGATE pg_temp.sum28(numeric) (sfunc = pg_temp.add28, stype = numeric,
   initcond = '0');
 CREATE FUNCTION pg_temp.uid(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE
   AS $$SELECT (v->>'_data_')::uuid::text$$;
 CREATE FUNCTION pg_temp.val(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE
   AS $$SELECT CASE WHEN jsonb_typeof(v) = 'object' AND v ? '_type_' THEN v->>'_data_'
-               ELSE v #>> '{}' END$$;
+               ELSE v #>> '{{}}' END$$;
 """
 # Every stored Decimal the builders read must have a scale numeric can keep: "1.5E-7" is
 # 0.00000015 to the same 8 places, but numeric reads "1E+2" as 100, which Decimal keeps (and
@@ -123,6 +125,11 @@ class SqlRebuild:
         made = builders() if usable(app, store) else {}
         self.app, self.store, self.batch_size = app, store, batch_size
         self.classes = [cls for cls in classes if cls.name in made]
+        if len(self.classes) == len(classes):
+            # Nothing for this process to do meanwhile: the SQL costs PostgreSQL more
+            # processor time than the handlers cost here (measured: paper_book alone 2 s
+            # of the database's against 1.2 s of Python and 0.45 s of the database's).
+            self.classes = []
         self.builders = {cls.name: made[cls.name]() for cls in self.classes}
         self.position = 0  # the last event the SQL saw
         self.error: BaseException | None = None
@@ -146,6 +153,8 @@ class SqlRebuild:
         store = self.store.clone()
         try:
             self.position = self._build(store)
+            log.info("rebuilt %s in SQL up to position %d", "+".join(self.names),
+                     self.position)
         except Exception as error:  # any: the Python path takes over
             self.error = error
             log.info("rebuilding %s in SQL failed, in Python instead: %s",

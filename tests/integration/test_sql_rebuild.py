@@ -26,8 +26,9 @@ from tests.integration.test_restart_book import busy_world
 from tests.projection_stubs import CONFIG as BOT
 from tests.projection_stubs import dump, view_store
 
-BOOK = [PaperBook]
-FALLBACK = "in Python instead"
+# (with another projection: alone, paper_book is rebuilt in Python, which is faster then)
+BOOK = [PaperBook, PROJECTIONS["backtests"]]
+FALLBACK, TAKEN = "in Python instead", "in SQL up to position"
 
 
 def both_ways(app, store, caplog, classes=BOOK) -> tuple[dict, dict]:
@@ -59,7 +60,7 @@ def same_both_ways(tmp_path, caplog, make_log, ops) -> None:
             make_log(app, ops)
             in_sql, in_python = both_ways(app, store, caplog)
             assert in_sql == in_python
-            assert FALLBACK not in caplog.text
+            assert TAKEN in caplog.text and FALLBACK not in caplog.text
         finally:
             store.close()
             app.close()
@@ -94,7 +95,7 @@ def test_paper_trading_gives_the_same_rows_both_ways(postgres_url, caplog):
         in_sql, in_python = both_ways(world.trading, store, caplog)
         assert in_sql == in_python
         assert in_sql["paper_book_orders"] and in_sql["paper_book_assets"]
-        assert FALLBACK not in caplog.text
+        assert TAKEN in caplog.text and FALLBACK not in caplog.text
         # And beside every other projection, swapped in together.
         everything = list(PROJECTIONS.values())
         assert both_ways(world.trading, store, caplog, everything)[0] == dump(store)

@@ -32,6 +32,7 @@ from projections.audit import AUDIT_LOG
 from projections.framework import Projection
 from projections.leftovers import drop_leftovers
 from projections.runner import DEFAULT_BATCH, Progress, ProjectionError, Projector
+from projections.sql_rebuild import SqlRebuild
 from projections.store import SHADOW, ViewStore
 
 # Rough cost of each projection per event, to share them out before anything is measured.
@@ -61,10 +62,11 @@ class Plan:
     free_cpus: float = 1.0  # processors less the other processes keeping them busy
     one_process: float = 0.0  # estimated seconds for the rest, in this process
     split: float = 0.0  # and shared out as ``groups`` says (or would have)
+    in_sql: list[str] = field(default_factory=list)  # built by PostgreSQL, not in ``groups``
 
     @property
     def processes(self) -> int:
-        return len(self.groups)
+        return max(1, len(self.groups))  # (none in ``groups``: all built in SQL, then here)
 
     def describe(self) -> str:
         if self.measured_events == 0:
@@ -95,6 +97,7 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
     ``on_plan`` is told what was chosen."""
     locks = [f"rebuild-{cls.name}" for cls in classes]
     taken: list[str] = []
+    in_sql = SqlRebuild(app, store, classes, batch_size)
     try:
         for lock, cls in zip(locks, classes, strict=True):
             if not store.try_lock(lock):
@@ -104,30 +107,15 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
         drop_leftovers(store, classes)  # of an earlier rebuild killed before its swap
         for cls in classes:  # the live tracking row must exist for the swap to move it
             store.register(cls.name, app.name, cls.tables, cls.schema())
-        projector = Projector(app, store, [cls() for cls in classes], batch_size=batch_size,
-                              shadow=True)
-        projector.create_shadow()
-        chosen = Plan([[cls.name for cls in classes]])
-        if (workers > 1 and len(classes) > 1 and database_url and store.can_clone
-                and split is not False):
-            until = projector.head()
-            started = time.perf_counter()
-            projector.timed = True  # each projection timed: a little slower, only here
-            projector.catch_up(until=min(until, probe_events), on_progress=on_progress)
-            projector.timed = False
-            chosen = plan(projector, time.perf_counter() - started,
-                          until - min(projector.positions().values()), workers)
-            if split:
-                chosen.groups = _names(share_out(list(chosen.costs), workers, chosen.costs))
+        in_sql.start()  # on PostgreSQL's processor while this one runs the rest
+        rest = [cls for cls in classes if cls not in in_sql.classes]
+        projector, chosen = (_in_python(app, store, rest, batch_size, on_progress, workers,
+                                        database_url, split, probe_events)
+                             if rest else (None, Plan([])))
+        chosen.in_sql = in_sql.names
         if on_plan is not None:
             on_plan(chosen)
-        if chosen.processes > 1:
-            positions = _in_processes(database_url, chosen.groups, until, batch_size,
-                                      on_progress, projector.positions())
-            projector.resume_shadow(positions)
-        else:
-            projector.catch_up(on_progress=on_progress)
-            projector.finish_shadow()
+        projector = _joined(projector, in_sql.finish(on_progress))
         while projector.catch_up(on_progress=on_progress):
             pass  # until a pass finds nothing new
         if any(cls.name == "audit" for cls in classes):
@@ -138,8 +126,50 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
                 store.swap(cur, p.name, p.tables, t.position, p.schema())
         return min(projector.positions().values())
     finally:
+        in_sql.wait()  # (after a failure here: nothing writes into its tables later)
         for lock in taken:
             store.unlock(lock)
+
+
+def _in_python(app: Application, store: ViewStore, classes: Sequence[type[Projection]],
+               batch_size: int, on_progress: Progress | None, workers: int,
+               database_url: str | None, split: bool | None,
+               probe_events: int) -> tuple[Projector, Plan]:
+    """Fill the shadow tables of ``classes`` by their Python handlers, in this process or
+    shared out (see the module's docstring)."""
+    projector = Projector(app, store, [cls() for cls in classes], batch_size=batch_size,
+                          shadow=True)
+    projector.create_shadow()
+    chosen = Plan([[cls.name for cls in classes]])
+    if (workers > 1 and len(classes) > 1 and database_url and store.can_clone
+            and split is not False):
+        until = projector.head()
+        started = time.perf_counter()
+        projector.timed = True  # each projection timed: a little slower, only here
+        projector.catch_up(until=min(until, probe_events), on_progress=on_progress)
+        projector.timed = False
+        chosen = plan(projector, time.perf_counter() - started,
+                      until - min(projector.positions().values()), workers)
+        if split:
+            chosen.groups = _names(share_out(list(chosen.costs), workers, chosen.costs))
+    if chosen.processes > 1:
+        positions = _in_processes(database_url, chosen.groups, until, batch_size,
+                                  on_progress, projector.positions())
+        projector.resume_shadow(positions)
+    else:
+        projector.catch_up(on_progress=on_progress)
+        projector.finish_shadow()
+    return projector, chosen
+
+
+def _joined(python: Projector | None, sql: Projector | None) -> Projector:
+    """One projector over both parts' projections, to catch up and swap them together."""
+    if python is None or sql is None:
+        projector = python or sql
+        assert projector is not None
+        return projector
+    python.tracked.extend(sql.tracked)
+    return python
 
 
 Rechain = Callable[[int, str], None]

@@ -11,8 +11,10 @@ saw-tooth market that opens and closes a deal every six candles, run two at a ti
 
 It prints the library's read (``select_notifications``) and the projections' log reader,
 each projection rebuilt alone (events/s, and how many times slower than each read), then all
-of them rebuilt together, and a MET/MISSED line for each goal: rebuild at >= 100,000
-events/s, and within 2x of the library's read. Progress goes to stderr. The machine may be
+of them rebuilt together (naming those PostgreSQL computed in SQL beside the others,
+``projections/sql_rebuild.py``; ``TRADETAPE_SQL_REBUILD=0`` turns that off), and a
+MET/MISSED line for each goal: rebuild at >= 100,000 events/s, and within 2x of the
+library's read. Progress goes to stderr. The machine may be
 shared: compare the ratios of one run rather than figures of different runs.
 """
 
@@ -235,6 +237,8 @@ def report(args: argparse.Namespace, f: dict) -> None:
     if plan is not None:
         print(f"  processes: {' | '.join('+'.join(g) for g in plan.groups)} "
               f"({plan.describe()})")
+        if plan.in_sql:  # no Python of theirs in the shares below
+            print(f"  built by PostgreSQL, beside them: {', '.join(plan.in_sql)}")
         print_shares(plan)
     print(f"  {library / rate:.2f}x slower than the library's read, "
           f"{ours / rate:.2f}x slower than our log reader")

@@ -11,7 +11,9 @@ so every run starts from the same log. An engine worker is opened on the copy as
 tick), then the runner's ``on_candle`` is fed the shipped month's 1-minute candles one after
 another, as the live loop feeds it. Per candle: processor time of the step (this thread),
 events appended, transactions, aggregate loads. Candles are grouped by what they wrote:
-the first (every bot opens its first deal), heavy (>= 1,000 events) and steady (the others).
+the first (every bot opens its first deal), heavy (>= 1,000 events) and steady (the others);
+of each group's processor time, how much was the append (encoding, seals, the INSERT) and
+the garbage collector; each heavy candle with its range and the events it wrote, by kind.
 ``--profile FILE``: cProfile of every candle after the first, written to FILE.
 """
 
@@ -88,11 +90,31 @@ def drop_schema(base: str, schema: str) -> None:
             time.sleep(2)
 
 
+class GcTime:
+    """Processor time spent in the garbage collector (its callbacks), by generation."""
+
+    def __init__(self):
+        import gc
+
+        self.cpu = [0.0, 0.0, 0.0]
+        self._began = 0.0
+
+        def heard(phase, info):
+            if phase == "start":
+                self._began = time.thread_time()
+            else:
+                self.cpu[info["generation"]] += time.thread_time() - self._began
+
+        gc.callbacks.append(heard)
+
+
 class Counts:
     """Transactions (appends) and aggregate loads of a Trading, counted by wrapping it."""
 
     def __init__(self, trading):
         self.appends = self.loads = 0
+        self.append_cpu = 0.0  # processor time inside the appends (this thread)
+        self.kinds: dict[str, int] = {}  # events appended, by kind (e.g. Deal.Opened)
         real_append, real_load, real_many = (
             trading.append_positions,
             trading.load,
@@ -101,7 +123,14 @@ class Counts:
 
         def append_positions(events):
             self.appends += 1
-            return real_append(events)
+            for event in events:
+                kind = type(event).__qualname__
+                self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            cpu = time.thread_time()
+            try:
+                return real_append(events)
+            finally:
+                self.append_cpu += time.thread_time() - cpu
 
         def load(*args, **kwargs):
             self.loads += 1
@@ -135,6 +164,7 @@ def run(url: str, candles: int, profile: str | None) -> list[dict]:
     if followed < held:  # e.g. the shared server was out of connections: not comparable
         raise SystemExit(f"only {followed} of the {held} bots leased could be followed")
     counts = Counts(runtime.trading)
+    gc_time = GcTime()
     series = load_candles(shipped_series(SHIPPED_FIRST))
     epoch = datetime(2026, 1, 1, tzinfo=UTC)
     rows = []
@@ -148,7 +178,9 @@ def run(url: str, candles: int, profile: str | None) -> list[dict]:
 
             profiler = cProfile.Profile(time.thread_time)  # processor time, not wall
             profiler.enable()
-        appends, loads = counts.appends, counts.loads
+        appends, loads, append_cpu = counts.appends, counts.loads, counts.append_cpu
+        collected = sum(gc_time.cpu)
+        counts.kinds = {}
         cpu, wall = time.thread_time(), time.perf_counter()
         events = paper.on_candle("BTC/USDT", ts_ms, o, h, low, c, at)
         rows.append(
@@ -158,6 +190,11 @@ def run(url: str, candles: int, profile: str | None) -> list[dict]:
                 "events": events,
                 "appends": counts.appends - appends,
                 "loads": counts.loads - loads,
+                "append_cpu": counts.append_cpu - append_cpu,
+                "gc_cpu": sum(gc_time.cpu) - collected,
+                "candle": i,
+                "range": (low, h),
+                "kinds": counts.kinds,
             }
         )
         if i % 20 == 0:
@@ -166,6 +203,8 @@ def run(url: str, candles: int, profile: str | None) -> list[dict]:
                 file=sys.stderr,
                 flush=True,
             )
+    print(f"  garbage collector, processor s by generation: "
+          f"{', '.join(f'{t:.2f}' for t in gc_time.cpu)}", file=sys.stderr)
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -179,14 +218,28 @@ def summary(name: str, rows: list[dict]) -> str:
         return f"{name}: none"
     cpu = [r["cpu"] * 1000 for r in rows]
     wall = [r["wall"] * 1000 for r in rows]
+    events = max(1, sum(r["events"] for r in rows))
     return (
         f"{name}: {len(rows)} candles, CPU ms p50 {statistics.median(cpu):.2f} "
         f"mean {statistics.fmean(cpu):.2f} max {max(cpu):.1f}, wall ms p50 "
         f"{statistics.median(wall):.1f} mean {statistics.fmean(wall):.1f}, events "
         f"{sum(r['events'] for r in rows)}, CPU us/event "
         f"{sum(cpu) * 1000 / max(1, sum(r['events'] for r in rows)):.1f}, transactions "
-        f"{sum(r['appends'] for r in rows)}, loads {sum(r['loads'] for r in rows)}"
+        f"{sum(r['appends'] for r in rows)}, loads {sum(r['loads'] for r in rows)}, "
+        f"of which the append {sum(r['append_cpu'] for r in rows) * 1e6 / events:.1f} "
+        f"us/event, the garbage collector {sum(r['gc_cpu'] for r in rows) * 1e6 / events:.1f}"
     )
+
+
+def heavy_detail(rows: list[dict]) -> list[str]:
+    """Each heavy candle: its index in the month, range, events and what they were."""
+    lines = []
+    for r in rows:
+        low, high = r["range"]
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["kinds"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"  candle {r['candle']} ({low}-{high}): {r['events']} events, CPU "
+                     f"{r['cpu'] * 1000:.0f} ms: {kinds}")
+    return lines
 
 
 def main() -> int:
@@ -207,6 +260,7 @@ def main() -> int:
     print(summary("first", rows[:1]))
     rest = rows[1:]
     print(summary("heavy", [r for r in rest if r["events"] >= HEAVY]))
+    print("\n".join(heavy_detail([r for r in rest if r["events"] >= HEAVY])))
     print(summary("steady", [r for r in rest if r["events"] < HEAVY]))
     print(summary("steady, writing", [r for r in rest if 0 < r["events"] < HEAVY]))
     print(summary("steady, nothing", [r for r in rest if r["events"] == 0]))

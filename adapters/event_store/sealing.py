@@ -10,12 +10,18 @@ and names the first event without a valid one.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from adapters.security.audit_key import AUDIT_KEY_FILE_ENV, AuditKey, load_audit_key
+from adapters.security.audit_key import (
+    AUDIT_KEY_FILE_ENV,
+    SEAL_PREFIX,
+    AuditKey,
+    load_audit_key,
+)
 
 SEALS_TABLE = "event_seals"
 KeySource = Callable[[], AuditKey | None]
@@ -27,6 +33,21 @@ def canonical_id(oid: Any) -> str:
         return str(oid)
     h = str(oid)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" if len(h) == 32 else h
+
+
+def batch_sealer(key: AuditKey) -> Callable[[str, int, str, bytes], str]:
+    """``key.seal``, the key's HMAC set up once for a batch and copied for each event.
+    WHY: the one-shot HMAC hashes the key's two padded blocks again for every event; a
+    heavy candle's seals were ~5 us an event, a tenth of its processor time."""
+    keyed = hmac.new(key.secret, digestmod="sha256")
+
+    def seal(oid: str, version: int, topic: str, state: bytes) -> str:
+        mac = keyed.copy()
+        mac.update(f"{SEAL_PREFIX}\n{oid}\n{version}\n{topic}\n".encode())
+        mac.update(state)
+        return mac.hexdigest()
+
+    return seal
 
 
 def key_source(env: Any, default_path: str | None) -> KeySource:
@@ -58,7 +79,7 @@ class Sealing:
         key = self.sealing_key()
         if key is None:
             return []
-        fingerprint, seal = key.fingerprint, key.seal
+        fingerprint, seal = key.fingerprint, batch_sealer(key)
         return [(stored_id(s.originator_id), s.originator_version, fingerprint,
                  seal(canonical_id(s.originator_id), s.originator_version, s.topic, s.state))
                 for s in stored_events]

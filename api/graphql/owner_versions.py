@@ -78,7 +78,7 @@ class OwnerVersions:
     def snapshot(self) -> Snapshot:
         """Reads the log's head and the projections' positions, and learns the owners of
         the events appended since the last snapshot (blocking: on a worker thread)."""
-        head, tracking = self.read.run(self._head_and_tracking)
+        head, tracking = self.read.run_apart(self._head_and_tracking)
         with self._lock:
             if self.position is None:  # the log as it stood: everyone's, until applied
                 self.position = self.touched[EVERYONE] = head

@@ -83,17 +83,34 @@ def test_no_more_connections_than_given_the_next_read_waits_for_one(runtime):
         read.close()
 
 
+def test_the_read_version_is_read_while_every_connection_is_in_use(runtime):
+    read = ReadSide(runtime, connections=1)
+    held = Held(read)
+    try:
+        found: list[int] = []
+        thread = threading.Thread(target=lambda: found.append(read.run_apart(backend)),
+                                  daemon=True)
+        thread.start()
+        thread.join(WAIT)
+        assert found and found[0] != held.backend
+    finally:
+        held.end()
+        read.close()
+
+
 def test_closing_closes_every_connection_also_one_in_use(runtime):
     read = ReadSide(runtime)
     held = Held(read)  # in use at the close: closed when given back
     idle = read.run(backend)
+    apart = read.run_apart(backend)
     read.close()
     held.end()
 
     other = ReadSide(runtime)
     try:
         alive = other.run(lambda store: store.query(
-            "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", ([held.backend, idle],)))
+            "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)",
+            ([held.backend, idle, apart],)))
     finally:
         other.close()
-    assert held.backend != idle and alive == []
+    assert len({held.backend, idle, apart}) == 3 and alive == []

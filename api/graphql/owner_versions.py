@@ -62,6 +62,8 @@ class OwnerVersions:
     def __init__(self, trading: Any, read: Any):
         self.trading, self.read = trading, read
         self.decode = FactDecoder(trading.mapper)
+        mapper = trading.mapper  # stored states are plain JSON: their bytes can be searched
+        self._plain = mapper.cipher is None and mapper.compressor is None
         self.position: int | None = None  # the log is read from here on
         self.touched: dict[str, int] = {}  # owner: last position of theirs
         self.owners: dict[str, str] = {}  # aggregate id: owner
@@ -76,7 +78,7 @@ class OwnerVersions:
     def snapshot(self) -> Snapshot:
         """Reads the log's head and the projections' positions, and learns the owners of
         the events appended since the last snapshot (blocking: on a worker thread)."""
-        head, tracking = self.read.run(self._head_and_tracking)
+        head, tracking = self.read.run_apart(self._head_and_tracking)
         with self._lock:
             if self.position is None:  # the log as it stood: everyone's, until applied
                 self.position = self.touched[EVERYONE] = head
@@ -153,25 +155,34 @@ class OwnerVersions:
                                                  inclusive_of_start=False)
             if not page:
                 break
-            facts = [self.decode((n.id, str(n.originator_id), n.originator_version,
-                                  n.topic, n.state)) for n in page]
+            facts = [self._owner_fact(n) for n in page]
             self._learn(facts)
-            for fact in facts:
-                self._touch(self.owners.get(fact.oid, EVERYONE), fact.position)
+            for oid, _, _, position in facts:
+                self._touch(self.owners.get(oid, EVERYONE), position)
             self.position = page[-1].id
 
-    def _learn(self, facts: list[Any]) -> None:
+    def _owner_fact(self, n: Any) -> tuple[str, str, Any, int]:
+        """(aggregate id, kind, the state's ``owner_id`` or None, position). Only a state
+        that names an owner is decoded: most events do not (an order's fills, a deal's
+        moves), and their stored bytes say so without parsing them (no upcaster adds an
+        owner)."""
+        oid, state = str(n.originator_id), n.state
+        if self._plain and isinstance(state, bytes) and b'"owner_id"' not in state:
+            return oid, n.topic.partition(":")[2], None, n.id
+        fact = self.decode((n.id, oid, n.originator_version, n.topic, state))
+        return oid, fact.kind, fact.state.get("owner_id"), fact.position
+
+    def _learn(self, facts: list[tuple[str, str, Any, int]]) -> None:
         if len(self.owners) > MAX_KNOWN:
             self.owners.clear()
         unknown = []
-        for fact in facts:
-            owner = fact.state.get("owner_id")
+        for oid, kind, owner, _ in facts:
             if isinstance(owner, str):
-                self.owners[fact.oid] = owner
-            elif fact.kind.startswith("User."):
-                self.owners[fact.oid] = fact.oid
-            elif fact.oid not in self.owners:
-                unknown.append(fact.oid)
+                self.owners[oid] = owner
+            elif kind.startswith("User."):
+                self.owners[oid] = oid
+            elif oid not in self.owners:
+                unknown.append(oid)
         for oid in dict.fromkeys(unknown):
             owner = self._first_owner(oid)
             if owner is not None:

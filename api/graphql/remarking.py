@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from projections.facts import parse_state
+
 # The figures of the answer being made: set by the answer cache, None otherwise; a None in
 # it makes the answer one that cannot be re-marked.
 FIGURES: ContextVar[list[Figure | None] | None] = ContextVar("marked_figures", default=None)
@@ -84,7 +86,9 @@ def remarkable(figures: list[Figure | None], reads: int) -> tuple[Figure, ...] |
 def remark(body: bytes, figures: tuple[Figure, ...]) -> bytes | None:
     """``body`` with each figure worked out again (the marks are read now), or None when a
     place is not where it was (it always is, for the same rows)."""
-    answer = json.loads(body)
+    # orjson where it reads as ``json`` does (a re-mark of a page of bots spent most of
+    # its time in ``json.loads``)
+    answer = parse_state(body)
     for figure in figures:
         place = answer["data"]
         try:

@@ -15,6 +15,23 @@ from api.graphql.response_cache import FreshReads, GraphQLResponseCache
 from application.market_tape import MARKS_READ
 
 
+async def ask(cache: GraphQLResponseCache, body: bytes) -> bytes:
+    """The answer's body to one ``POST /graphql`` of ``body`` (HTTP 200) by the same caller."""
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/graphql",
+             "headers": [(b"authorization", b"Bearer a.token")]}
+    await cache(scope, receive, send)
+    assert sent[0]["status"] == 200
+    return b"".join(m.get("body", b"") for m in sent[1:])
+
+
 def test_a_read_serves_the_requests_that_came_before_it_began_never_those_after():
     asyncio.run(_fresh_reads())
 
@@ -86,19 +103,7 @@ async def _one_run_for_concurrent_requests() -> None:
     body = json.dumps({"query": "{ bots { n } }"}).encode()
 
     async def request() -> bytes:
-        sent: list[dict] = []
-
-        async def receive():
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message):
-            sent.append(message)
-
-        scope = {"type": "http", "method": "POST", "path": "/graphql",
-                 "headers": [(b"authorization", b"Bearer a.token")]}
-        await cache(scope, receive, send)
-        assert sent[0]["status"] == 200
-        return b"".join(m.get("body", b"") for m in sent[1:])
+        return await ask(cache, body)
 
     first = asyncio.create_task(request())
     while not runs:
@@ -142,18 +147,7 @@ async def _remarked_for_waiters() -> None:
     body = json.dumps({"query": "{ portfolio { value } }"}).encode()
 
     async def request() -> dict:
-        sent: list[dict] = []
-
-        async def receive():
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message):
-            sent.append(message)
-
-        scope = {"type": "http", "method": "POST", "path": "/graphql",
-                 "headers": [(b"authorization", b"Bearer a.token")]}
-        await cache(scope, receive, send)
-        return json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+        return json.loads(await ask(cache, body))
 
     first = asyncio.create_task(request())
     while not runs:

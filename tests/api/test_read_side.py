@@ -1,0 +1,116 @@
+"""The GraphQL read side on PostgreSQL: a few connections, so that one slow read (an answer
+being made, the read version's check) never holds up the others, and never more of them
+than it was given."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from api.graphql.read_side import ReadSide
+from tests.api.conftest import open_server
+
+pytestmark = pytest.mark.postgres
+WAIT = 20.0  # seconds: far more than a read takes; only reached when a read is stuck
+
+
+@pytest.fixture
+def runtime(postgres_url, monkeypatch):
+    runtime, _ = open_server(postgres_url, monkeypatch)
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def backend(store) -> int:
+    return store.query("SELECT pg_backend_pid()")[0][0]
+
+
+class Held:
+    """A read that holds its connection until released (a slow answer being made)."""
+
+    def __init__(self, read: ReadSide):
+        self.read, self.begun, self.release = read, threading.Event(), threading.Event()
+        self.backend: int | None = None
+        self.thread = threading.Thread(target=read.run, args=(self._hold,), daemon=True)
+        self.thread.start()
+        assert self.begun.wait(WAIT)
+
+    def _hold(self, store) -> None:
+        self.backend = backend(store)
+        self.begun.set()
+        self.release.wait(WAIT)
+
+    def end(self) -> None:
+        self.release.set()
+        self.thread.join(WAIT)
+
+
+def read_in_thread(read: ReadSide) -> tuple[threading.Thread, list[int]]:
+    found: list[int] = []
+    thread = threading.Thread(target=lambda: found.append(read.run(backend)), daemon=True)
+    thread.start()
+    return thread, found
+
+
+def test_a_read_is_answered_while_another_holds_its_connection(runtime):
+    read = ReadSide(runtime)
+    held = Held(read)
+    try:
+        thread, found = read_in_thread(read)
+        thread.join(WAIT)
+        assert found and found[0] != held.backend
+    finally:
+        held.end()
+        read.close()
+
+
+def test_no_more_connections_than_given_the_next_read_waits_for_one(runtime):
+    read = ReadSide(runtime, connections=2)
+    first, second = Held(read), Held(read)
+    try:
+        thread, found = read_in_thread(read)
+        thread.join(0.5)
+        assert found == []  # both connections are taken: it waits
+        first.end()
+        thread.join(WAIT)
+        assert found == [first.backend]  # on the connection given back
+    finally:
+        first.end()
+        second.end()
+        read.close()
+
+
+def test_the_read_version_is_read_while_every_connection_is_in_use(runtime):
+    read = ReadSide(runtime, connections=1)
+    held = Held(read)
+    try:
+        found: list[int] = []
+        thread = threading.Thread(target=lambda: found.append(read.run_apart(backend)),
+                                  daemon=True)
+        thread.start()
+        thread.join(WAIT)
+        assert found and found[0] != held.backend
+    finally:
+        held.end()
+        read.close()
+
+
+def test_closing_closes_every_connection_also_one_in_use(runtime):
+    read = ReadSide(runtime)
+    held = Held(read)  # in use at the close: closed when given back
+    idle = read.run(backend)
+    apart = read.run_apart(backend)
+    read.close()
+    held.end()
+
+    other = ReadSide(runtime)
+    try:
+        alive = other.run(lambda store: store.query(
+            "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)",
+            ([held.backend, idle, apart],)))
+    finally:
+        other.close()
+    assert len({held.backend, idle, apart}) == 3 and alive == []

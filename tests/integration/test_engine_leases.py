@@ -198,13 +198,15 @@ def test_a_killed_workers_bots_are_taken_from_the_paper_book_with_what_rests_for
 def test_a_hung_worker_loses_its_leases_when_they_expire_and_cannot_write_after(
         postgres_url):
     bots = seed_bots(postgres_url, accounts=2)
-    stale = Worker(postgres_url, "stale", seconds=1)
+    # 3 s, not 1: opening the second worker below took over a second on a loaded machine,
+    # and the stale worker's leases expired before the fresh one could see them held
+    stale = Worker(postgres_url, "stale", seconds=3)
     stale.leases.tick()
     assert stale.paper.bot_ids == set(bots)
     fresh = Worker(postgres_url, "fresh", seconds=30)  # stays alive while the test runs
     fresh.leases.tick()
     assert fresh.paper.bot_ids == set()  # held, not expired
-    time.sleep(1.3)  # the stale worker did not renew: its leases (and its row) expire
+    time.sleep(3.3)  # the stale worker did not renew: its leases (and its row) expire
     fresh.leases.tick()
     assert fresh.paper.bot_ids == set(bots)
     before = deals_opened(postgres_url)

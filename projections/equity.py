@@ -58,6 +58,10 @@ class Equity(Ledger):
         # instead of an upsert (nearly every point: event time moves forward). An earlier
         # one (time going back, e.g. two engines' clocks) is upserted as before.
         self._latest: dict[tuple[str, str], str] = {}
+        # The point each (scope, scope id) last wrote to this batch's changes: a later fact
+        # of its minute changes that row in place (a new row and an upsert per fact cost
+        # more than the figures themselves).
+        self._rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         super().load(store, suffix)
@@ -94,9 +98,14 @@ class Equity(Ledger):
 
     def after(self, fact: Fact, out: Changes) -> None:
         pair, self._remark = self._remark, None
-        bots = ({d["bot_id"] for d in self.open_by_pair.get(pair, {}).values()}
-                if pair is not None else set())
         deal = self.deals.get(fact.oid)
+        if pair is None:  # no pair to mark again: at most the fact's own bot moved
+            if deal is not None:
+                self._points((deal["bot_id"],), fact, out)
+            elif fact.kind == "Deal.FeesCorrected":
+                self._points((fact.id_text("bot_id"),), fact, out)
+            return  # an order's fill later in a minute: no point moves
+        bots = {d["bot_id"] for d in self.open_by_pair.get(pair, {}).values()}
         if deal is not None:
             bots.add(deal["bot_id"])
         elif fact.kind == "Deal.FeesCorrected":
@@ -115,8 +124,11 @@ class Equity(Ledger):
         found = self.deals.get(fact.oid) or self.orders.get(fact.oid)
         return found["pair"] if found else None
 
-    def _points(self, bot_ids: list[str], fact: Fact, out: Changes) -> None:
+    def _points(self, bot_ids: Sequence[str], fact: Fact, out: Changes) -> None:
         minute = fact.iso_time[:16] + ":00+00:00"
+        if len(bot_ids) == 1:  # nearly always: the fact's own bot
+            self._point(bot_ids[0], minute, out)
+            return
         owners: set[str] = set()
         unrealized: dict[str, Decimal] = {}
         bots = self.bots
@@ -134,6 +146,23 @@ class Equity(Ledger):
             mine = unrealized.get(owned[0]) if len(owned) == 1 else None
             self._write(out, "owner", owner, owner, minute, realized,
                         self._unrealized(owned) if mine is None else mine)
+
+    def _point(self, bot_id: str, minute: str, out: Changes) -> None:
+        """``_points`` of one bot: its point and its owner's."""
+        bot = self.bots.get(bot_id)
+        if bot is None or bot["owner_id"] is None:
+            return
+        owner = bot["owner_id"]
+        mine = self._unrealized((bot_id,))
+        self._write(out, "bot", bot_id, owner, minute, bot["realized_pnl"], mine)
+        owned = self._owned(owner)
+        if len(owned) == 1:  # the owner's only bot: the same sum over the same deals
+            realized = ZERO + bot["realized_pnl"]  # as ``sum`` makes it
+        else:
+            bots = self.bots
+            realized = sum((bots[b]["realized_pnl"] for b in owned), ZERO)
+            mine = self._unrealized(owned)
+        self._write(out, "owner", owner, owner, minute, realized, mine)
 
     def _owned(self, owner: str) -> list[str]:
         if self._by_owner is None or self._owned_count != len(self.bots):  # bots only come
@@ -165,16 +194,26 @@ class Equity(Ledger):
 
     def _write(self, out: Changes, scope: str, scope_id: str, owner: str, minute: str,
                realized: Decimal, unrealized: Decimal) -> None:
-        row = {"scope": scope, "scope_id": scope_id, "minute": minute, "owner_id": owner,
-               "realized_pnl": realized, "unrealized_pnl": unrealized,
-               "equity": realized + unrealized}
-        latest, key = self._latest, (scope, scope_id)
+        key = (scope, scope_id)
+        row = self._rows.get(key)
+        if row is not None and row["minute"] == minute:  # a later fact of the same minute
+            row["realized_pnl"], row["unrealized_pnl"] = realized, unrealized
+            row["equity"] = realized + unrealized  # the row in this batch's changes
+            return
+        row = self._rows[key] = {
+            "scope": scope, "scope_id": scope_id, "minute": minute, "owner_id": owner,
+            "realized_pnl": realized, "unrealized_pnl": unrealized,
+            "equity": realized + unrealized}
+        latest = self._latest
         known = latest.get(key)
         if known is None or minute > known:
             latest[key] = minute
             out.insert(EQ_POINTS, row)
         else:
             out.upsert(EQ_POINTS, row)
+
+    def after_batch(self, out: Changes) -> None:
+        self._rows.clear()
 
 
 # --- reading --------------------------------------------------------------------------------

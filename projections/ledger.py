@@ -25,6 +25,7 @@ from domain.money import ZERO
 from projections.facts import Fact
 from projections.framework import Projection, on
 from projections.pending_rows import PendingRows
+from projections.reader import uuid_text
 from projections.store import ViewStore
 from projections.tables import Changes, Row, Table
 
@@ -157,9 +158,10 @@ class Ledger(Projection):
         if kind not in Ledger.handlers:  # a subclass's own kind (an opt-in): no step ends
             return handler.__get__(self)  # at it, so every ledger's steps are the same
         befores = [f.before for f in self.followers if kind in f.before_kinds]
+        apply = (self._stepping(handler.__get__(self)) if type(self).apply is Ledger.apply
+                 else self.apply)  # a subclass's own ``apply`` (equity's points) is kept
         if not befores:
-            return self.apply
-        apply = self.apply
+            return apply
 
         def them_first(fact: Fact, out: Changes) -> None:
             for before in befores:
@@ -167,6 +169,19 @@ class Ledger(Projection):
             apply(fact, out)
 
         return them_first
+
+    def _stepping(self, handler: Callable[[Fact, Changes], None]
+                  ) -> Callable[[Fact, Changes], None]:
+        """``apply`` with the handler of one kind bound (no look-up per fact)."""
+
+        def apply(fact: Fact, out: Changes) -> None:
+            step = fact.state.get("correlation_id")
+            if step != self.step:
+                self.end_step(out)
+                self.step = step
+            handler(fact, out)
+
+        return apply
 
     def follow(self, kind: str) -> Callable[[Fact, Changes], None] | None:
         """A follower's handler of ``kind``: only its own kinds (the leader applies the
@@ -193,11 +208,12 @@ class Ledger(Projection):
             self.step = tally["step_pending"]
 
     def end_step(self, out: Changes) -> None:
-        for tally in self.pending.values():
+        pending, dirty = self.pending, self.dirty
+        for key, tally in pending.items():
             tally["capital_max"] = max(tally["capital_max"], tally["committed"])
             tally["step_pending"] = None
-            self.touch(tally)
-        self.pending.clear()
+            dirty[key] = tally  # ``touch``: the key is its id() too
+        pending.clear()
 
     def touch(self, tally: Row) -> None:
         self.dirty[id(tally)] = tally
@@ -248,7 +264,7 @@ class Ledger(Projection):
     @on("Deal.Opened")
     def _deal_opened(self, fact: Fact, out: Changes) -> None:
         deal = dict.fromkeys(DEAL_COLUMNS, ZERO)
-        deal.update(deal_id=fact.oid, bot_id=fact.id_text("bot_id"),
+        deal.update(deal_id=fact.oid, bot_id=_id_text(fact, "bot_id"),
                     owner_id=fact.text("owner_id"), pair=fact.text("pair"), status="open",
                     close_reason=None, opened_at=fact.iso_time, closed_at=None,
                     duration_seconds=None, average_entry=None, realized_pnl=None,
@@ -265,18 +281,24 @@ class Ledger(Projection):
     def _deal_bought(self, fact: Fact, out: Changes) -> None:
         deal = self.deals[fact.oid]
         price, amount, fee = fact.dec("price"), fact.dec("amount"), fact.dec("fee")
+        spent = price * amount
         deal["units"] += amount
         deal["units_bought"] += amount
-        deal["cost"] += price * amount
+        deal["cost"] += spent
         deal["buy_fees"] += fee
-        deal["fees"] = deal["buy_fees"] + deal["sell_fees"]
-        deal["average_entry"] = deal["cost"] / deal["units_bought"]
-        deal["safety_orders_used"] = max(deal["safety_orders_used"], fact.text("safety_order"))
+        # ``fees`` and ``average_entry`` are made once per batch (``_derive_deal``).
+        deal["safety_orders_used"] = max(deal["safety_orders_used"], fact.state["safety_order"])
         self.mark(deal["pair"], price, fact)
         self.dirty_deals.add(deal["deal_id"])
         bot = self.bots[deal["bot_id"]]
-        self.commit(bot, price * amount + fee, fact)
-        self._pay(bot, fee, fact, out)
+        spent += fee
+        step, pending = self.step, self.pending
+        for tally in self.tallies(bot):  # ``commit`` and ``_pay`` in one pass
+            tally["committed"] += spent
+            tally["step_pending"] = step
+            pending[id(tally)] = tally
+            tally["fees"] += fee
+        self.fee_paid(bot, fee, fact, out)
 
     @on("Deal.Closed")
     def _deal_closed(self, fact: Fact, out: Changes) -> None:
@@ -288,7 +310,6 @@ class Ledger(Projection):
                     closed_at=fact.iso_time, realized_pnl=pnl, unrealized_pnl=ZERO,
                     mark_price=price)
         deal["sell_fees"] += fee
-        deal["fees"] = deal["buy_fees"] + deal["sell_fees"]
         deal["proceeds"] += price * amount
         deal["units"] -= amount
         deal["duration_seconds"] = _seconds(deal["opened_at"], deal["closed_at"])
@@ -309,7 +330,6 @@ class Ledger(Projection):
         deal = self.deals[fact.oid]
         price, amount, fee = fact.dec("price"), fact.dec("amount"), fact.dec("fee")
         deal["sell_fees"] += fee
-        deal["fees"] = deal["buy_fees"] + deal["sell_fees"]
         deal["proceeds"] += price * amount
         deal["units"] -= amount
         self.mark(deal["pair"], price, fact)
@@ -358,28 +378,28 @@ class Ledger(Projection):
 
     @on("Order.Submitted")
     def _order_submitted(self, fact: Fact, out: Changes) -> None:
-        bot_id, price = fact.id_text("bot_id"), fact.dec("price")
-        order = {"order_id": fact.oid, "bot_id": bot_id,
-                 "pair": fact.text("pair"), "side": fact.value("side"),
-                 "type": fact.value("type"), "price": price, "amount": fact.dec("amount"),
-                 "filled": ZERO, "locked": ZERO}
-        self.orders[order["order_id"]] = order
-        if bot_id and order["side"] == "buy" and order["type"] != "market" and price:
-            order["locked"] = price * order["amount"]
-            self.commit(self.bot(order["bot_id"]), order["locked"], fact)
-        self.pending_orders.made(order["order_id"])
+        bot_id, price, amount = _id_text(fact, "bot_id"), fact.dec("price"), fact.dec("amount")
+        side, kind = fact.value("side"), fact.value("type")
+        order_id = fact.oid
+        order = self.orders[order_id] = {
+            "order_id": order_id, "bot_id": bot_id, "pair": fact.state["pair"], "side": side,
+            "type": kind, "price": price, "amount": amount, "filled": ZERO, "locked": ZERO}
+        if bot_id and side == "buy" and kind != "market" and price:
+            order["locked"] = locked = price * amount
+            self.commit(self.bot(bot_id), locked, fact)
+        self.pending_orders.new.add(order_id)
 
     @on("Order.Filled", "Order.TradeObserved")
     def _order_filled(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
         amount = fact.dec("amount")
         self.mark(order["pair"], fact.dec("price"), fact)
-        order["filled"] += amount
-        done = order["filled"] == order["amount"]
-        if order["locked"]:
-            release = order["locked"] if done else min(order["price"] * amount,
-                                                       order["locked"])
-            order["locked"] -= release
+        order["filled"] = filled = order["filled"] + amount
+        done = filled == order["amount"]
+        locked = order["locked"]
+        if locked:
+            release = locked if done else min(order["price"] * amount, locked)
+            order["locked"] = locked - release
             self.commit(self.bots[order["bot_id"]], -release, fact)
         self._settle(order, done, out)
 
@@ -437,8 +457,11 @@ class Ledger(Projection):
             touched.update(self.open_by_pair.get(pair, ()))
         bots_unrealized: set[str] = set()
         deals = []
+        dirty = self.dirty_deals
         for deal_id in touched:
             deal = self.deals[deal_id]
+            if deal_id in dirty:
+                _derive_deal(deal)
             if deal["status"] == "open":
                 mark = self.marks.get(deal["pair"])
                 deal["mark_price"] = price = mark and mark["price"]
@@ -535,6 +558,33 @@ class Settled:
     new_deals: set[str]
     tallies: list[Row]
     pairs: list[str]
+
+
+_IDS: dict[str, str] = {}  # canonical id text by stored form (bots: a few, asked per order)
+
+
+def _id_text(fact: Fact, name: str) -> str | None:
+    """``fact.id_text(name)``, each stored form converted once (a ``uuid_text`` per order
+    was a tenth of an order's handling)."""
+    value = fact.state[name]
+    if value is None:
+        return None
+    stored = value["_data_"]
+    text = _IDS.get(stored)
+    if text is None:
+        if len(_IDS) >= 100_000:  # bounded: ids of bots, which a log holds few of
+            _IDS.clear()
+        text = _IDS[stored] = uuid_text(stored)
+    return text
+
+
+def _derive_deal(deal: Row) -> None:
+    """A deal's columns made from others, once per batch rather than at every fill (the
+    same Decimal operations on the same operands: the values the fills would have left)."""
+    deal["fees"] = deal["buy_fees"] + deal["sell_fees"]
+    bought = deal["units_bought"]
+    if bought:
+        deal["average_entry"] = deal["cost"] / bought
 
 
 def _seconds(start: str, end: str) -> int:

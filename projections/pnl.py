@@ -13,6 +13,7 @@ from typing import Any
 
 from domain.money import ZERO
 from projections.facts import Fact
+from projections.framework import on
 from projections.ledger import (
     BOT_COLUMNS,
     DEAL_COLUMNS,
@@ -53,6 +54,10 @@ class Pnl(Ledger):
         self.latest_day: dict[str, str] = {}
         self.store: ViewStore | None = None
         self.suffix = ""
+        self._tallies: dict[int, tuple[Row, ...]] = {}  # (bot, its owner) by id() of bot
+        # Each bot's day row already written to this batch's changes, and its day: the
+        # next fact of that bot and day changes it in place (no look-up, no upsert).
+        self._today: dict[str, tuple[str, Row]] = {}
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         super().load(store, suffix)
@@ -67,7 +72,17 @@ class Pnl(Ledger):
             self.latest_day[row["bot_id"]] = row["day"]
 
     def tallies(self, bot: Row) -> tuple[Row, ...]:
-        return (bot, self.owner(bot["owner_id"]))
+        # Asked at nearly every fill: kept by bot row (a bot's owner is set once, at
+        # ``Bot.Created``, which forgets them).
+        found = self._tallies.get(id(bot))
+        if found is None or found[0] is not bot:
+            found = self._tallies[id(bot)] = (bot, self.owner(bot["owner_id"]))
+        return found
+
+    @on("Bot.Created")
+    def _bot_created(self, fact: Fact, out: Changes) -> None:
+        super()._bot_created(fact, out)
+        self._tallies.clear()
 
     def owner(self, owner_id: str) -> Row:
         row = self.owners.get(owner_id)
@@ -82,7 +97,16 @@ class Pnl(Ledger):
     # --- the daily series -----------------------------------------------------------------
 
     def day(self, bot: Row, fact: Fact, out: Changes) -> Row:
-        key = (bot["bot_id"], fact.iso_time[:10])
+        bot_id, day = bot["bot_id"], fact.iso_time[:10]
+        today = self._today.get(bot_id)
+        if today is not None and today[0] == day:
+            return today[1]
+        row = self._day(bot_id, day, out)
+        self._today[bot_id] = (day, row)
+        return row
+
+    def _day(self, bot_id: str, day: str, out: Changes) -> Row:
+        key = (bot_id, day)
         row = self.days.get(key)
         if row is not None:
             out.upsert(PNL_DAILY, row)
@@ -125,6 +149,7 @@ class Pnl(Ledger):
             self.touch(owner)
 
     def after_batch(self, out: Changes) -> None:
+        self._today.clear()
         latest = self.latest_day
         self.days = {k: v for k, v in self.days.items() if latest[k[0]] == k[1]}
 

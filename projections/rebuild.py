@@ -109,12 +109,14 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
             store.register(cls.name, app.name, cls.tables, cls.schema())
         in_sql.start()  # on PostgreSQL's processor while this one runs the rest
         rest = [cls for cls in classes if cls not in in_sql.classes]
-        projector, chosen = (_in_python(app, store, rest, batch_size, on_progress, workers,
-                                        database_url, split, probe_events)
-                             if rest else (None, Plan([])))
-        chosen.in_sql = in_sql.names
-        if on_plan is not None:
-            on_plan(chosen)
+        # told before the Python part runs (a split rebuild's processes are then starting)
+        told = _telling(on_plan, in_sql.names)
+        if rest:
+            projector = _in_python(app, store, rest, batch_size, on_progress, workers,
+                                   database_url, split, probe_events, told)
+        else:
+            projector = None
+            told(Plan([]))
         projector = _joined(projector, in_sql.finish(on_progress))
         while projector.catch_up(on_progress=on_progress):
             pass  # until a pass finds nothing new
@@ -134,9 +136,9 @@ def rebuild(app: Application, store: ViewStore, classes: Sequence[type[Projectio
 def _in_python(app: Application, store: ViewStore, classes: Sequence[type[Projection]],
                batch_size: int, on_progress: Progress | None, workers: int,
                database_url: str | None, split: bool | None,
-               probe_events: int) -> tuple[Projector, Plan]:
+               probe_events: int, told: Callable[[Plan], Plan]) -> Projector:
     """Fill the shadow tables of ``classes`` by their Python handlers, in this process or
-    shared out (see the module's docstring)."""
+    shared out (see the module's docstring); ``told`` hears the plan once it is chosen."""
     projector = Projector(app, store, [cls() for cls in classes], batch_size=batch_size,
                           shadow=True)
     projector.create_shadow()
@@ -152,6 +154,7 @@ def _in_python(app: Application, store: ViewStore, classes: Sequence[type[Projec
                       until - min(projector.positions().values()), workers)
         if split:
             chosen.groups = _names(share_out(list(chosen.costs), workers, chosen.costs))
+    told(chosen)
     if chosen.processes > 1:
         positions = _in_processes(database_url, chosen.groups, until, batch_size,
                                   on_progress, projector.positions())
@@ -159,7 +162,17 @@ def _in_python(app: Application, store: ViewStore, classes: Sequence[type[Projec
     else:
         projector.catch_up(on_progress=on_progress)
         projector.finish_shadow()
-    return projector, chosen
+    return projector
+
+
+def _telling(on_plan: Callable[[Plan], None] | None, in_sql: list[str]
+             ) -> Callable[[Plan], Plan]:
+    def told(chosen: Plan) -> Plan:
+        chosen.in_sql = in_sql
+        if on_plan is not None:
+            on_plan(chosen)
+        return chosen
+    return told
 
 
 def _joined(python: Projector | None, sql: Projector | None) -> Projector:

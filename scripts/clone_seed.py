@@ -97,7 +97,8 @@ def template_and_band(
     from adapters.clock import SequentialIds, SettableClock
     from adapters.exchanges.paper import PaperExchange
     from application.bootstrap import open_trading
-    from application.paper_trading import PaperTrading, _band
+    from application.paper_market import market_band
+    from application.paper_trading import PaperTrading
     from application.replay import read_log
 
     clock, ids = SettableClock(T0), SequentialIds("bench-start-template")
@@ -137,7 +138,7 @@ def template_and_band(
     rows = [
         (n.originator_id, n.originator_version, n.topic, bytes(n.state)) for n in read_log(trading)
     ]
-    bands = [_band(market) for market in paper._markets.values()]
+    bands = [market_band(market) for market in paper._markets.values()]
     quiet = (None, None)
     if bands and not any(b.every_close or b.below is None or b.above is None for b in bands):
         quiet = (max(b.below for b in bands), min(b.above for b in bands))

@@ -101,9 +101,9 @@ def test_an_oco_whose_take_profit_fills_cancels_its_stop(launch):
                                         - D(closed["fees"]))
 
 
-def test_a_trailing_stop_follows_a_rising_market_and_sells_on_the_turn(launch):
-    server = launch()
-    token = new_user(server, "trail@example.com")
+def trail_until_sold(server, token: str) -> tuple[dict, list[dict]]:
+    """A position with a 0.3 % trailing stop, followed until it sells: its exit group and
+    its events."""
     position = open_position(server, token, amount="0.001")
     placed = server.gql(PLACE_TRAILING_STOP, {"input": {
         "positionId": position["id"], "trailPercent": "0.3"}}, token)["placeTrailingStop"]
@@ -117,14 +117,33 @@ def test_a_trailing_stop_follows_a_rising_market_and_sells_on_the_turn(launch):
     group = wait_for("the trailing stop to sell", sold, every=0.05)
     assert (group["status"], group["leg"]) == ("FILLED", "trailing")
     assert levels == sorted(levels)  # as seen from outside too: it never moved down
+    assert server.gql(POSITION, {"id": position["id"]}, token)["position"][
+        "status"] == "CLOSED"
     events = server.gql(HISTORY, {"id": placed["id"]}, token)["history"]["events"]
-    moves = [e["data"] for e in events if e["type"] == "PositionExit.LevelMoved"]
-    highs = [D(m["extreme"]) for m in moves]
-    assert len(highs) > 1 and highs == sorted(highs) and highs[-1] > highs[0]  # it rose
+    assert [e["type"] for e in events][-2:] == ["PositionExit.Triggered",
+                                                 "PositionExit.LegFilled"]
+    return group, events
+
+
+def test_a_trailing_stop_follows_a_rising_market_and_sells_on_the_turn(launch):
+    # Whether the market rises after the stop is placed is the replayed month's to say: the
+    # stretch met follows from the wall clock, and from about 3 % of the month's candles the
+    # next prices fall 0.3 % before any new high (checked on the shipped data, walking each
+    # candle as the paper venue does), wherever the replay is anchored. Such a stop sells
+    # at its first level, correctly but without showing the trail, so the next stretch is
+    # tried, a few seconds of market later.
+    server = launch()
+    token = new_user(server, "trail@example.com")
+    for _ in range(6):
+        group, events = trail_until_sold(server, token)
+        moves = [e["data"] for e in events if e["type"] == "PositionExit.LevelMoved"]
+        highs = [D(m["extreme"]) for m in moves]
+        assert highs == sorted(highs)
+        if len(highs) > 1:
+            break
+    else:
+        pytest.fail("six trailing stops in a row sold before the market made a new high")
+    assert highs[-1] > highs[0]  # it rose
     last = moves[-1]
     assert D(last["level"]) == D(last["extreme"]) * (1 - D("0.3") / 100)
     assert D(group["fillPrice"]) <= D(last["level"]) < highs[-1]  # sold on the turn
-    assert [e["type"] for e in events][-2:] == ["PositionExit.Triggered",
-                                                 "PositionExit.LegFilled"]
-    assert server.gql(POSITION, {"id": position["id"]}, token)["position"][
-        "status"] == "CLOSED"

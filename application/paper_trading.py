@@ -63,6 +63,7 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             risk.lock = self.lock
             risk.add_exposure(self.exposure_of)
         self._markets: dict[tuple[str, str], Market] = {}
+        self._seats: dict[UUID, tuple[str, str]] = {}  # bot -> its market's key (_seat)
         self._log: PaperLog | None = None  # read once, then kept current by _append
         # Where a start finds what a scan of the log would give (projections/paper_book.py,
         # wired by the composition root); None: the scan.

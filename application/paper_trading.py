@@ -34,6 +34,7 @@ from application.step_lock import StepLock
 from application.trading import Trading
 from domain.accounts import ExchangeAccount
 from domain.bots import Bot, BotStatus
+from domain.errors import ConcurrencyConflictError
 from domain.money import ZERO
 from domain.ports import IdSource
 from domain.recording import ENGINE, Cause, topic_of
@@ -87,6 +88,8 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         # was a query each (a fifth of a step's time at 1,000 bots on a loaded machine);
         # the log scan above shows whenever anyone changed it since.
         self._switch_halted: bool | None = None
+        # Closed deals whose counting (and the pause a limit reached) was refused: again
+        self._uncounted: list[tuple[list, Cause]] = []
 
     def _index(self) -> PaperLog:
         """The log's orders and fills: read at the first need, then kept current (this runner
@@ -104,6 +107,7 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             return  # emergency stop: no deal opens, no order is placed
         cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
         if self.risk is not None:
+            self._count_again()
             self._lift_daily_pauses(cause)
         self._last_close[pair] = c = candle[3]
         reached = self._reached(pair, candle[2], candle[1])
@@ -235,9 +239,25 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         for bot_id, engine in market.engines.items():
             self._stage(engine.take_changes(), (bot_id,))
         self._flush()
-        paused = self.risk.count_closed(closed, cause, self._bot_of)
-        self._save_now(paused, [a.id for a in paused if isinstance(a, Bot)])
-        self._stale.update(self._markets)  # paused bots elsewhere open no deal at a close
+        self._uncounted.append((closed, cause))  # until stored (``_count_again``)
+        self._count_again()
+
+    def _count_again(self) -> None:
+        """Count the closed deals not counted yet, and save the pauses a limit they reach
+        makes. Refused (another writer changed one of the owner's bots or limits first),
+        nothing is stored and they stay here: the next attempt at a candle (at once, on
+        the bots as the log has them then) counts them again, with their own cause. Else
+        the deals were never counted and the bots traded on past their limit (their step
+        stored, it is not stepped again)."""
+        while self._uncounted:
+            closed, cause = item = self._uncounted.pop(0)
+            try:
+                paused = self.risk.count_closed(closed, cause, self._bot_of)
+                self._save_now(paused, [a.id for a in paused if isinstance(a, Bot)])
+            except ConcurrencyConflictError:
+                self._uncounted.insert(0, item)  # (any other error: as before, not again)
+                raise
+            self._stale.update(self._markets)  # paused bots elsewhere open no deal at a close
 
     def _bot_of(self, bot_id: UUID) -> Bot:
         """The bot as this runner's engine holds it, else as the log has it."""

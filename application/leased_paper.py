@@ -59,6 +59,8 @@ class LeasedPaperTrading(PaperTrading):
             # decide again from the log, as at a restart (kept in memory, their next append
             # would skip the versions never stored).
             self._rebuild_markets(bots)
+            if self._turn is not None:  # a candle's: stepped again on the rebuilt markets,
+                self._turn.refused = error  # else the bots still held here missed it
             return 0
 
     def follow(self, bot_id: UUID) -> None:

@@ -253,13 +253,17 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             closed, cause = item = self._uncounted.pop(0)
             try:
                 paused = self.risk.count_closed(closed, cause, self._bot_of)
-                self._save_now(paused, [a.id for a in paused if isinstance(a, Bot)])
+                events = sum(len(a.pending_events) for a in paused)
+                stored = self._save_now(paused, [a.id for a in paused if isinstance(a, Bot)])
             except ConcurrencyConflictError:
                 self._uncounted.insert(0, item)  # (any other error: as before, not again)
                 raise
+            if stored < events:  # refused without a raise (an engine worker's LEASE_LOST:
+                self._uncounted.insert(0, item)  # the candle is stepped again, see
+                return  # ``LeasedPaperTrading._append``)
             self._stale.update(self._markets)  # paused bots elsewhere open no deal at a close
 
-    def _bot_of(self, bot_id: UUID) -> Bot:
+    def _bot_of(self, bot_id: UUID) -> Bot | None:
         """The bot as this runner's engine holds it, else as the log has it."""
         engine = self._engine_of(bot_id)[1]
         return engine.bot if engine is not None else self.trading.get_bot(bot_id)

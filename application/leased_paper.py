@@ -59,7 +59,17 @@ class LeasedPaperTrading(PaperTrading):
             # decide again from the log, as at a restart (kept in memory, their next append
             # would skip the versions never stored).
             self._rebuild_markets(bots)
+            if self._turn is not None:  # a candle's: stepped again on the rebuilt markets,
+                self._turn.refused = error  # else the bots still held here missed it
             return 0
+
+    def _bot_of(self, bot_id: UUID) -> Bot | None:
+        """None for a bot another worker trades: a limit's pause is not written for it here
+        (the append would be refused whole, the count with it; the limit reached refuses
+        its buys where it trades)."""
+        if self.leases is not None and not self.leases.holds(bot_id):
+            return None
+        return super()._bot_of(bot_id)
 
     def follow(self, bot_id: UUID) -> None:
         if self.leases is None or self.leases.holds(bot_id):

@@ -12,7 +12,7 @@ from decimal import Decimal
 from application.collector import collector_paused
 from application.paper_market import Market
 from domain.bots import BotStatus
-from domain.errors import ConcurrencyConflictError
+from domain.errors import ConcurrencyConflictError, LeaseLostError
 
 log = logging.getLogger("tradetape.paper")
 # A candle refused by a race is stepped again this many times at most, then skipped
@@ -28,7 +28,8 @@ class Turn:
 
     stepped: dict[tuple[str, str], Market] = field(default_factory=dict)
     stored: set[tuple[str, str]] = field(default_factory=set)
-    refused: ConcurrencyConflictError | None = None  # in the attempt under way
+    # in the attempt under way: a race, or a lease lost (LEASE_LOST, leased_paper.py)
+    refused: ConcurrencyConflictError | LeaseLostError | None = None
 
     def settled(self, key: tuple[str, str], market: Market) -> bool:
         return key in self.stored or self.stepped.get(key) is market

@@ -34,6 +34,7 @@ from application.step_lock import StepLock
 from application.trading import Trading
 from domain.accounts import ExchangeAccount
 from domain.bots import Bot, BotStatus
+from domain.errors import ConcurrencyConflictError
 from domain.money import ZERO
 from domain.ports import IdSource
 from domain.recording import ENGINE, Cause, topic_of
@@ -63,6 +64,7 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             risk.lock = self.lock
             risk.add_exposure(self.exposure_of)
         self._markets: dict[tuple[str, str], Market] = {}
+        self._seats: dict[UUID, tuple[str, str]] = {}  # bot -> its market's key (_seat)
         self._log: PaperLog | None = None  # read once, then kept current by _append
         # Where a start finds what a scan of the log would give (projections/paper_book.py,
         # wired by the composition root); None: the scan.
@@ -86,6 +88,8 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         # was a query each (a fifth of a step's time at 1,000 bots on a loaded machine);
         # the log scan above shows whenever anyone changed it since.
         self._switch_halted: bool | None = None
+        # Closed deals whose counting (and the pause a limit reached) was refused: again
+        self._uncounted: list[tuple[list, Cause]] = []
 
     def _index(self) -> PaperLog:
         """The log's orders and fills: read at the first need, then kept current (this runner
@@ -103,6 +107,7 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             return  # emergency stop: no deal opens, no order is placed
         cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
         if self.risk is not None:
+            self._count_again()
             self._lift_daily_pauses(cause)
         self._last_close[pair] = c = candle[3]
         reached = self._reached(pair, candle[2], candle[1])
@@ -234,11 +239,31 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         for bot_id, engine in market.engines.items():
             self._stage(engine.take_changes(), (bot_id,))
         self._flush()
-        paused = self.risk.count_closed(closed, cause, self._bot_of)
-        self._save_now(paused, [a.id for a in paused if isinstance(a, Bot)])
-        self._stale.update(self._markets)  # paused bots elsewhere open no deal at a close
+        self._uncounted.append((closed, cause))  # until stored (``_count_again``)
+        self._count_again()
 
-    def _bot_of(self, bot_id: UUID) -> Bot:
+    def _count_again(self) -> None:
+        """Count the closed deals not counted yet, and save the pauses a limit they reach
+        makes. Refused (another writer changed one of the owner's bots or limits first),
+        nothing is stored and they stay here: the next attempt at a candle (at once, on
+        the bots as the log has them then) counts them again, with their own cause. Else
+        the deals were never counted and the bots traded on past their limit (their step
+        stored, it is not stepped again)."""
+        while self._uncounted:
+            closed, cause = item = self._uncounted.pop(0)
+            try:
+                paused = self.risk.count_closed(closed, cause, self._bot_of)
+                events = sum(len(a.pending_events) for a in paused)
+                stored = self._save_now(paused, [a.id for a in paused if isinstance(a, Bot)])
+            except ConcurrencyConflictError:
+                self._uncounted.insert(0, item)  # (any other error: as before, not again)
+                raise
+            if stored < events:  # refused without a raise (an engine worker's LEASE_LOST:
+                self._uncounted.insert(0, item)  # the candle is stepped again, see
+                return  # ``LeasedPaperTrading._append``)
+            self._stale.update(self._markets)  # paused bots elsewhere open no deal at a close
+
+    def _bot_of(self, bot_id: UUID) -> Bot | None:
         """The bot as this runner's engine holds it, else as the log has it."""
         engine = self._engine_of(bot_id)[1]
         return engine.bot if engine is not None else self.trading.get_bot(bot_id)

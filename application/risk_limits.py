@@ -40,7 +40,8 @@ from domain.rosters import BotRoster, roster_id
 
 log = logging.getLogger("tradetape.risk")
 ExposureSource = Callable[[str], Exposure]  # owner id -> what they have open now
-BotSource = Callable[[UUID], Bot]  # a bot as the runner holds it (or loaded)
+BotSource = Callable[[UUID], Bot | None]  # a bot as the runner holds it (or loaded);
+# None: not the runner's to write (another engine worker trades it)
 _QUOTE = Bounds(Decimal("1e-12"), Decimal("1e15"), sign_code="NOT_POSITIVE")
 _DEALS = Bounds(Decimal(0), Decimal(100_000), sign_code="NEGATIVE")
 
@@ -222,7 +223,8 @@ class RiskLimits:
         self._halted[risk.owner_id] = risk.halted_until
         log.warning("user %s: %s; bots paused until %s", risk.owner_id, reason,
                     risk.halted_until.isoformat())
-        bots = [bot_of(bot_id) for bot_id in self._bots_of(risk.owner_id)]
+        bots = [bot for bot_id in self._bots_of(risk.owner_id)
+                if (bot := bot_of(bot_id)) is not None]
         for bot in bots:
             bot.risk_pause(cause, reason, risk.halted_until)
         return bots

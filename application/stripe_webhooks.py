@@ -177,14 +177,16 @@ class StripeWebhooks:
         """Past due. A failure of one of our users' subscriptions not recorded yet (its
         ``customer.subscription.created`` still on its way) is refused
         (STRIPE_EVENT_EARLY): acknowledged, it would be lost, and the subscription would
-        start active though its payment failed."""
+        start active though its payment failed. A failure of another of the customer's
+        invoices (an old subscription's, a one-off) changes nothing: it is not the
+        current subscription's payment."""
         stripe_sub = invoice_subscription(obj)
         user = self._user(subscription=stripe_sub, customer=text(obj, "customer"))
         sub = self._subscription_of(user, change) if user else None
         if sub is None and user is not None and stripe_sub is not None:
             raise StripeEventEarlyError(f"a failed payment of subscription {stripe_sub:.60}, "
                                         "not recorded yet: Stripe delivers it again")
-        if sub is None:
+        if sub is None or sub.stripe_subscription != stripe_sub:
             self._unattributed(user, obj, event)
             return
         sub.fail_payment(change.cause, int(event.get("created") or 0),
@@ -243,6 +245,14 @@ class StripeWebhooks:
                status: SubscriptionStatus, start, end, price: str | None,
                cancel_at_end: bool | None, told_at: int) -> None:
         sub = self._subscription_of(user, change)
+        if sub is not None and sub.stripe_subscription != stripe_sub and status in (
+                SubscriptionStatus.PAST_DUE, SubscriptionStatus.CANCELLED):
+            # Another of the customer's subscriptions (one replaced by a new checkout,
+            # one that never completed) failing or ending is not the current one's news;
+            # a new subscription takes over only once it is active.
+            log.info("stripe subscription %s is %s; %s is the current one", stripe_sub,
+                     status.value, sub.stripe_subscription)
+            return
         if status is SubscriptionStatus.CANCELLED:
             if sub is not None:
                 change.add(sub, *self.billing.end(sub, told_at, change.cause))

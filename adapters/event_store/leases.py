@@ -175,14 +175,22 @@ class PostgresLeases:
     def release(self, bot_ids: list[UUID]) -> None:
         """Given away: no holder (``''``), the token kept for the next owner to bump."""
         if bot_ids:
-            self._run(sql.SQL("UPDATE {} SET worker = '', expires_at = now() "
-                              "WHERE worker = %s AND bot_id = ANY(%s::uuid[])").format(
-                                  self.leases), (self.worker, sorted(bot_ids)))
+            self._run(self._give_up("AND bot_id = ANY(%s::uuid[])"),
+                      (self.worker, sorted(bot_ids)))
+
+    def _give_up(self, which: str) -> sql.Composable:
+        """SQL: this worker's leases (``which`` of them) given up, their rows locked in bot
+        order, as an acquire, a renewal and a fence lock them: a plain UPDATE locks them in
+        the order its plan reads them (the table's, for a stop's), and a stop deadlocked
+        with another worker's take of the same bots (one of them refused)."""
+        return sql.SQL(
+            "UPDATE {leases} l SET worker = '', expires_at = now() FROM ("
+            "SELECT bot_id FROM {leases} WHERE worker = %s " + which + " ORDER BY bot_id "
+            "FOR NO KEY UPDATE) o WHERE l.bot_id = o.bot_id").format(leases=self.leases)
 
     def leave(self) -> None:
         try:
-            self._run(sql.SQL("UPDATE {} SET worker = '', expires_at = now() "
-                              "WHERE worker = %s").format(self.leases), (self.worker,))
+            self._run(self._give_up(""), (self.worker,))
             self._run(sql.SQL("DELETE FROM {} WHERE worker = %s").format(self.workers),
                       (self.worker,))
         except psycopg.Error:

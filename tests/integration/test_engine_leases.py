@@ -280,7 +280,8 @@ def test_a_refused_append_leaves_no_unsaved_step_behind_for_the_bots_still_held(
         postgres_url):
     """One candle's append holds every bot's step: when one bot's lease was taken meanwhile
     the whole append is refused, so the bots still held must decide that candle again from
-    the log, not carry on from a step that was never stored (a gap in their versions)."""
+    the log, not carry on from a step that was never stored (a gap in their versions), and
+    at once: the candle is theirs too (it was skipped for them)."""
     import psycopg
 
     from application.settings import _connect_kwargs
@@ -296,11 +297,12 @@ def test_a_refused_append_leaves_no_unsaved_step_behind_for_the_bots_still_held(
                      "WHERE bot_id = %s", (taken,))  # as if its renewal came too late
     other = Worker(postgres_url, "other", seconds=30)
     assert set(other.store.acquire([taken], 30)) == {taken}
-    assert worker.candle() == 0  # both bots' deals in one append: refused, nothing written
+    # both bots' deals in one append: refused, then the kept bot's alone
+    worker.candle()
+    assert deals_opened(postgres_url) == Counter({kept: 1})
     worker.leases.tick()  # drops the bot it lost
     assert worker.paper.bot_ids == {kept}
-    worker.candle()  # the kept bot opens its deal now, as it would have
-    worker.candle(PRICE * Decimal("0.985"))  # and its first safety order fills
+    worker.candle(PRICE * Decimal("0.985"))  # the kept bot's first safety order fills
     assert deals_opened(postgres_url) == Counter({kept: 1})
     assert version_gaps(postgres_url) == []
     assert max(client_ids(postgres_url).values()) == 1

@@ -53,12 +53,52 @@ def test_renewals_and_fenced_appends_at_once_never_deadlock(postgres_url):
             except psycopg.errors.DeadlockDetected:
                 refused.append("renewal")
 
-    threads = [threading.Thread(target=appends), threading.Thread(target=renewals)]
+    run_together([appends, renewals], [leases])
+    assert refused == []
+
+
+def run_together(targets, workers: list[PostgresLeases]) -> None:
+    """Each target on a thread of its own, until they end; then the workers leave."""
+    threads = [threading.Thread(target=target) for target in targets]
     try:
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(SECONDS + 60)
     finally:
-        leases.leave()
+        for worker in workers:
+            worker.leave()
+
+
+def test_two_workers_taking_and_giving_up_the_same_bots_never_deadlock(postgres_url):
+    """A worker giving bots up (its excess, or all of them as it stops) while another takes
+    them: both lock the same rows, so both must lock them in bot order."""
+    database = parse_database_url(postgres_url)
+    schema = database.env["POSTGRES_SCHEMA"]
+    with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    workers = [PostgresLeases(database, name) for name in ("worker-a", "worker-b")]
+    for worker in workers:
+        worker.join(60)
+    bots = [uuid.uuid4() for _ in range(BOTS)]
+    for first in range(0, BOTS, 200):  # the table's order: not the bots' order
+        part = bots[first:first + 200]
+        random.shuffle(part)
+        workers[0].acquire(part, 60)
+    refused: list[str] = []
+    stop = time.monotonic() + SECONDS
+
+    def take_and_give_up(worker: PostgresLeases, stops: bool) -> None:
+        while time.monotonic() < stop:
+            try:
+                worker.acquire(bots, 60)
+                if stops:  # (and starts again: the next call joins)
+                    worker.leave()
+                else:
+                    worker.release(bots)
+            except psycopg.errors.DeadlockDetected:
+                refused.append(worker.worker)
+
+    run_together([lambda: take_and_give_up(workers[0], True),
+                  lambda: take_and_give_up(workers[1], False)], workers)
     assert refused == []

@@ -1,0 +1,73 @@
+"""A user's Stripe customer can hold more than their current subscription (an old one
+replaced by a new checkout, one made in Stripe's dashboard): what Stripe says of another
+subscription must not change the current one. Real event files, signed and posted to
+``/webhooks/stripe`` as in ``test_billing``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api import test_billing
+from tests.api.test_billing import CHECKOUT, DAY, MONTH, PRICE, SUBSCRIPTION, T, deliver
+from tests.stripe_events import checkout_completed, invoice_event, subscription_event
+
+pytestmark = pytest.mark.timeout(120)
+stripe_stub, billing = test_billing.stripe_stub, test_billing.billing  # the same fixtures
+
+
+def subscribed_twice(billing, stripe_stub):
+    """Alice bought PRO as ``sub_old``, then bought it again as ``sub_new`` (the current
+    one); ``sub_old`` still exists at Stripe."""
+    alice = billing.user("alice")
+    billing.gql(CHECKOUT, {"plan": "PRO"}, alice.token)
+    customer = next(o["id"] for o in stripe_stub.objects.values()
+                    if o["object"] == "customer")
+    later = (T + 10, T + 10 + 30 * DAY)
+    for n, (sub, at, period) in enumerate((("sub_old", T, MONTH),
+                                          ("sub_new", T + 10, later))):
+        for event in (checkout_completed(f"evt_co_{n}", at + 1, user=alice.user_id,
+                                         customer=customer, subscription=sub),
+                      subscription_event("customer.subscription.created", f"evt_cr_{n}",
+                                         at + 2, sub=sub, customer=customer, price=PRICE,
+                                         status="active", period=period)):
+            assert deliver(billing, event).status_code == 200
+    return alice, customer
+
+
+def test_a_failed_payment_of_another_subscription_leaves_the_current_one_active(
+        billing, stripe_stub):
+    alice, customer = subscribed_twice(billing, stripe_stub)
+    failed = invoice_event("invoice.payment_failed", "evt_old_failed", T + 20,
+                           invoice="in_old_2", sub="sub_old", customer=customer,
+                           price=PRICE, amount=1000, period=(T + 30 * DAY, T + 60 * DAY),
+                           shape="2025")
+    assert deliver(billing, failed).status_code == 200  # acknowledged: nothing to redo
+    state = billing.gql(SUBSCRIPTION, token=alice.token)
+    assert state["subscription"]["status"] == "active"
+    assert state["subscription"]["graceEndsAt"] is None
+    assert state["entitlements"]["plan"] == "PRO"
+
+
+def test_another_subscription_past_due_or_ended_leaves_the_current_one_active(
+        billing, stripe_stub):
+    alice, customer = subscribed_twice(billing, stripe_stub)
+    for n, status in enumerate(("past_due", "canceled")):
+        kind = "customer.subscription." + ("updated" if status == "past_due" else "deleted")
+        event = subscription_event(kind, f"evt_old_{n}", T + 20 + n, sub="sub_old",
+                                   customer=customer, price=PRICE, status=status,
+                                   period=MONTH)
+        assert deliver(billing, event).status_code == 200
+        state = billing.gql(SUBSCRIPTION, token=alice.token)
+        assert state["subscription"]["status"] == "active", status
+        assert state["entitlements"]["plan"] == "PRO"
+
+
+def test_a_failed_payment_of_the_current_subscription_still_makes_it_past_due(
+        billing, stripe_stub):
+    alice, customer = subscribed_twice(billing, stripe_stub)
+    failed = invoice_event("invoice.payment_failed", "evt_new_failed", T + 20,
+                           invoice="in_new_2", sub="sub_new", customer=customer,
+                           price=PRICE, amount=1000, period=(T + 30 * DAY, T + 60 * DAY))
+    assert deliver(billing, failed).status_code == 200
+    assert billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]["status"] == (
+        "past_due")

@@ -352,12 +352,14 @@ STAGE_FROM = 64
 class PostgresViewStore(ViewStore):
     kind = "postgres"
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], conn: Any = None):
+        """``conn``: an open autocommit connection to read through (a pool's, which the pool
+        closes), else one of its own."""
         import psycopg
 
         self.env = env
         self.schema = env.get("POSTGRES_SCHEMA") or "public"
-        self.conn = psycopg.connect(**_connect_kwargs(env), autocommit=True)
+        self.conn = conn or psycopg.connect(**_connect_kwargs(env), autocommit=True)
         self._lock_conn: Any = None
 
     def clone(self) -> PostgresViewStore:

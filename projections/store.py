@@ -371,6 +371,16 @@ class PostgresViewStore(ViewStore):
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")
 
+    @property
+    def channel(self) -> str:
+        """Where a projection's batch says it committed (NOTIFY, in its transaction): the
+        api processes that wait for the views are woken by it instead of polling."""
+        return f"tradetape_views_{self.schema}"[:63]  # PostgreSQL's longest name
+
+    def advance(self, cur: Any, name: str, generation: int, start: int, end: int) -> None:
+        super().advance(cur, name, generation, start, end)
+        cur.execute(f'NOTIFY "{self.channel}"')
+
     def relax(self, cur: Any) -> None:
         cur.execute("SET LOCAL synchronous_commit TO OFF")
 

@@ -357,22 +357,57 @@ class _SharedReadModels:
     one only reads them, and tells their lag from their tracking rows."""
 
     WAIT_SECONDS = 2.0  # the longest a command's answer waits for the views
+    # Looked at again without a word from the views: while LISTEN is not (yet) in place,
+    # or from a projections process that does not NOTIFY (elsewhere than PostgreSQL)
+    RECHECK_LISTENING, RECHECK_POLLING = 0.5, 0.02  # seconds
 
     def __init__(self, trading: Trading, database):
+        import threading
+
         from projections.store import open_view_store
 
-        self.trading, self.store = trading, open_view_store(database)
+        self.trading, self.database = trading, database
+        self.store = open_view_store(database)
+        self._moved = threading.Condition()  # the views committed a batch (their NOTIFY)
+        self._moves = 0
+        self._listener = None
+        self._tracked = False  # the tracking table exists (it is never dropped)
 
     def catch_up(self) -> int:
         """Wait (a little) until the views hold what was written so far: an answer made
-        after a command, or an event published, reads its own writes."""
+        after a command, or an event published, reads its own writes. Woken by the views'
+        NOTIFY, the tracking rows are read once per batch they commit, not every 20 ms."""
         import time
 
+        self._follow()
         head = self.trading.recorder.max_notification_id() or 0
         deadline = time.monotonic() + self.WAIT_SECONDS
-        while max(self._behind(head).values(), default=0) > 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return 0
+        recheck = self.RECHECK_LISTENING if self._listener else self.RECHECK_POLLING
+        while True:
+            with self._moved:
+                seen = self._moves
+            if max(self._behind(head).values(), default=0) == 0:
+                return 0
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return 0
+            with self._moved:  # a batch committed since ``seen``: at once
+                self._moved.wait_for(lambda seen=seen: self._moves != seen,
+                                     min(left, recheck))
+
+    def _follow(self) -> None:
+        """LISTEN to the views' batches (PostgreSQL), from the first catch-up on."""
+        if self._listener is not None or self.store.kind != "postgres":
+            return
+        from adapters.event_store.notify import EventListener
+
+        self._listener = EventListener(self.database, self.store.channel, self._views_moved)
+        self._listener.start()
+
+    def _views_moved(self) -> None:
+        with self._moved:
+            self._moves += 1
+            self._moved.notify_all()
 
     def lag(self) -> dict[str, int]:
         return self._behind(self.trading.recorder.max_notification_id() or 0)
@@ -381,8 +416,9 @@ class _SharedReadModels:
         from projections.registry import PROJECTIONS
         from projections.store import TRACKING
 
+        self._tracked = self._tracked or self.store.table_exists(TRACKING)
         rows = (self.store.query(f"SELECT name, position FROM {self.store.q(TRACKING)}")
-                if self.store.table_exists(TRACKING) else [])
+                if self._tracked else [])
         applied = dict(rows)
         return {name: max(head - int(applied.get(name, 0)), 0) for name in PROJECTIONS}
 
@@ -399,6 +435,8 @@ class _SharedReadModels:
         return BookAtHead(self.trading, self.store)
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
         if "restart_book" in self.__dict__:
             self.restart_book.close()
         self.store.close()

@@ -352,12 +352,14 @@ STAGE_FROM = 64
 class PostgresViewStore(ViewStore):
     kind = "postgres"
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], conn: Any = None):
+        """``conn``: an open autocommit connection to read through (a pool's, which the pool
+        closes), else one of its own."""
         import psycopg
 
         self.env = env
         self.schema = env.get("POSTGRES_SCHEMA") or "public"
-        self.conn = psycopg.connect(**_connect_kwargs(env), autocommit=True)
+        self.conn = conn or psycopg.connect(**_connect_kwargs(env), autocommit=True)
         self._lock_conn: Any = None
 
     def clone(self) -> PostgresViewStore:
@@ -368,6 +370,16 @@ class PostgresViewStore(ViewStore):
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")
+
+    @property
+    def channel(self) -> str:
+        """Where a projection's batch says it committed (NOTIFY, in its transaction): the
+        api processes that wait for the views are woken by it instead of polling."""
+        return f"tradetape_views_{self.schema}"[:63]  # PostgreSQL's longest name
+
+    def advance(self, cur: Any, name: str, generation: int, start: int, end: int) -> None:
+        super().advance(cur, name, generation, start, end)
+        cur.execute(f'NOTIFY "{self.channel}"')
 
     def relax(self, cur: Any) -> None:
         cur.execute("SET LOCAL synchronous_commit TO OFF")

@@ -13,8 +13,10 @@ the answer was made from, so the result is what running the query again would an
 
 An answer is re-marked only if every mark it read is accounted for by a figure (the answer
 cache counts the reads: ``application.market_tape.MARKS_READ``) and each figure's place is
-plain: a field selected by name or alias, without directives or fragments. Anything else
-(e.g. a deal's ``markPrice``) keeps the answer a miss at a new price, as before.
+plain: a field selected by name or alias, without directives or fragments (for a figure
+that is itself a field, such as an open deal's ``markPrice`` (:func:`marked_field`): its
+response key, fragments or not, without directives). Anything else keeps the answer a miss
+at a new price, as before.
 """
 
 from __future__ import annotations
@@ -73,6 +75,22 @@ def marked(info: Any, value: Callable[[], Decimal], reads: int,
             if selection.name in shown:
                 keys.append((selection.alias or selection.name, shown[selection.name]))
     figures.append(Figure(tuple(info.path.as_list()), value, reads, tuple(keys)))
+
+
+def marked_field(info: Any, value: Callable[[], Any], reads: int,
+                 show: Callable[[Any], Any]) -> None:
+    """Notes that the scalar field ``info`` resolves is ``show(value())`` (which read
+    ``reads`` marks): its place is the object holding it, under its response key (the
+    alias if any), wherever a fragment selected it; a directive on it makes the answer one
+    that cannot be re-marked."""
+    figures = FIGURES.get()
+    if figures is None:
+        return
+    if any(field.directives for field in info.selected_fields):
+        figures.append(None)
+        return
+    *holder, key = info.path.as_list()
+    figures.append(Figure(tuple(holder), value, reads, ((key, show),)))
 
 
 def remarkable(figures: list[Figure | None], reads: int) -> tuple[Figure, ...] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+import psycopg
 import pytest
 
 from api.graphql.read_side import ReadSide
@@ -114,3 +115,21 @@ def test_closing_closes_every_connection_also_one_in_use(runtime):
     finally:
         other.close()
     assert len({held.backend, idle, apart}) == 3 and alive == []
+
+
+def test_a_read_after_its_connection_was_ended_by_the_server_gets_a_new_one(runtime):
+    read = ReadSide(runtime, connections=1)
+    other = ReadSide(runtime)
+    try:
+        first, apart = read.run(backend), read.run_apart(backend)
+        other.run(lambda store: store.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)",
+            ([first, apart],)))
+        for run in (read.run, read.run_apart):  # the read that finds it ended fails
+            with pytest.raises(psycopg.OperationalError):
+                run(backend)
+        again, apart_again = read.run(backend), read.run_apart(backend)
+        assert first != again and apart != apart_again  # then new connections answer
+    finally:
+        read.close()
+        other.close()

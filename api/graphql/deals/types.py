@@ -20,6 +20,7 @@ from api.graphql.deals.enums import (
     member,
 )
 from api.graphql.display import base_of, display, market_display, quote_of
+from api.graphql.remarking import marked_field
 from projections.tables import Row
 
 if TYPE_CHECKING:
@@ -146,7 +147,12 @@ class Deal:
         "last fill before the market's first candle); a closed deal's exit price"))
     async def mark_price(self, info: Info) -> Decimal | None:
         row = await info.context.loaders.deal_pnl.load(str(self.id))
-        return None if row is None else market_mark(info, row)
+        if row is None:
+            return None
+        runtime = info.context.runtime
+        if row["status"] == "open":  # a cached answer is marked again at the next price
+            marked_field(info, lambda: market_mark(runtime, row), 1, _as_scalar)
+        return market_mark(runtime, row)
 
     @strawberry.field(description="units × markPrice − cost − buy fees, for an open deal")
     async def unrealized_pnl(self, info: Info) -> Decimal | None:
@@ -227,15 +233,19 @@ class DealErrors(Errors):
 DealResult = Annotated[Deal | DealErrors, strawberry.union("DealResult")]
 
 
-def market_mark(info: Info, row: dict) -> Decimal | None:
+def market_mark(runtime: Any, row: dict) -> Decimal | None:
     """An open deal's mark from the market (the projection's last fill until the market has
     a price); a finished deal keeps the price it ended at."""
     if row["status"] == "open":
-        last = info.context.runtime.loop.tape
+        last = runtime.loop.tape
         last = last.last(row["pair"]) if last is not None else None
         if last is not None:
             return last.close
     return row["mark_price"]
+
+
+def _as_scalar(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")  # as the Decimal scalar shows it
 
 
 def open_unrealized(runtime: Any, row: dict) -> Decimal:

@@ -19,7 +19,9 @@ is needed; ``--projections`` instead rebuilds only those once over the whole log
 
 Then ``serve`` is started ``--starts`` times (stopped gracefully in between: the first start
 after seeding takes the snapshots the next ones read); each line says seconds to the first
-answer of ``/health``, to green, and when each of its parts was first green. The last line says
+answer of ``/health``, to green, and when each of its parts was first green, and how many
+rows of the events table PostgreSQL read from launch to stop (its statistics: the same
+whatever the machine's load; a walk of the log shows as millions). The last line says
 ``MET`` or ``MISSED`` for green within 5 s on the last start. ``--profile`` also runs one
 start in this process under cProfile and prints the top of it. The machine may be shared:
 compare the ratios of one run rather than figures of different runs.
@@ -55,6 +57,23 @@ def head_of(url: str) -> int:
         return trading.recorder.max_notification_id() or 0
     finally:
         trading.close()
+
+
+def log_rows_read(url: str) -> int:
+    """Rows of the events table PostgreSQL has read so far, by scans and through indexes
+    (its statistics): what a start read of the log, whatever the machine's load. A
+    server's sessions flush their counts when they end (``time_start`` stops it first)."""
+    import psycopg
+
+    from application.settings import _connect_kwargs, parse_database_url
+
+    env = parse_database_url(url).env
+    with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM "
+            "pg_stat_user_tables WHERE schemaname = %s AND relname = 'trading_events'",
+            (env.get("POSTGRES_SCHEMA", "public"),)).fetchone()
+    return row[0] if row else 0
 
 
 # --- timing a start -----------------------------------------------------------------------
@@ -225,7 +244,10 @@ def main() -> int:
             args.spy.mkdir(parents=True, exist_ok=True)
             spy = args.spy / f"start-{n}.txt"
         market = {} if args.any_market else quiet_market(args.bots, args.events)
+        read_before = log_rows_read(url)
         first, green, health, parts = time_start(url, args.timeout, logs, spy, market)
+        time.sleep(1.0)  # the server's last sessions flush their statistics as they end
+        rows_read = log_rows_read(url) - read_before
         kind = "the first" if n == 1 else "again"
         cpu = parts.pop("cpu", None)
         each = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in parts.items())
@@ -237,7 +259,8 @@ def main() -> int:
                   f"{json.dumps(health.get('engine_loop'))[:300]}")
             continue
         print(f"start {n} ({kind}): /health answers in {first:.2f} s, green in {green:.2f} s "
-              f"with {cpu:.2f} s of the server's processor time (first green: {each})")
+              f"with {cpu:.2f} s of the server's processor time (first green: {each}); "
+              f"{rows_read:,} rows of the log read by PostgreSQL from launch to stop")
     met = green is not None and green <= GOAL_SECONDS
     print(f"{'MET' if met else 'MISSED'}: /health green within {GOAL_SECONDS:g} s with "
           f"{args.bots:,} bots and {head:,} events"

@@ -22,7 +22,7 @@ An append sends its statements one after another, not in the library's psycopg p
 which could hang for good on an INSERT of many MB (``ApplicationRecorder._append``;
 ``TRADETAPE_LIBRARY_APPEND=1`` switches back to the library's own append).
 The events table gets an index on ``(topic, notification_id)``: reading the events of a
-few topics costs what it finds.
+few topics costs what it finds, planned for the topics asked (``topic_reads.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from adapters.event_store.dumped import accept_dumped, as_dumped, dump_columns
 from adapters.event_store.leases import LOST_MARK, check_fence, lost_leases
 from adapters.event_store.recorded_time import POSTGRES_NOW, RECORDED_AT
 from adapters.event_store.sealing import SEALS_TABLE, Sealing, key_source
+from adapters.event_store.topic_reads import TopicReads
 from application.settings import lock_ddl
 
 # "1": appends go through the library's own pipelined insert (see ApplicationRecorder._append)
@@ -154,7 +155,7 @@ class _RecordedTime(_SerialCreation):
                          .format(target, Identifier(RECORDED_AT)))
 
 
-class ApplicationRecorder(Sealing, _ManyReads, _RecordedTime,
+class ApplicationRecorder(Sealing, TopicReads, _ManyReads, _RecordedTime,
                           postgres.PostgresApplicationRecorder):
     """Seals every event in the transaction that stores it (the library's ``_insert_events``
     hook runs first in that transaction; see ``adapters/event_store/sealing.py``)."""

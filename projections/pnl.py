@@ -23,7 +23,9 @@ from projections.ledger import (
     Ledger,
     derive,
     new_tally,
+    unrealized,
 )
+from projections.queries import by_ids
 from projections.store import ViewStore
 from projections.tables import Changes, Row, table
 
@@ -137,17 +139,6 @@ class Pnl(Ledger):
         row["realized_pnl"] += pnl_change
         row["cumulative_realized"] = bot["realized_pnl"]
 
-    def unrealized_changed(self, bot_ids: set[str]) -> None:
-        owners: dict[str, list[Row]] = {self.bots[b]["owner_id"]: [] for b in bot_ids}
-        for bot in self.bots.values():  # once per batch, whatever the number of owners
-            if bot["owner_id"] in owners:
-                owners[bot["owner_id"]].append(bot)
-        for owner_id, bots in owners.items():
-            owner = self.owner(owner_id)
-            bots.sort(key=lambda b: b["bot_id"])
-            owner["unrealized_pnl"] = sum((b["unrealized_pnl"] for b in bots), ZERO)
-            self.touch(owner)
-
     def after_batch(self, out: Changes) -> None:
         self._today.clear()
         latest = self.latest_day
@@ -179,12 +170,16 @@ def pnl_report(store: ViewStore, owner: str | None = None, bot: str | None = Non
         where.append("bot_id = ?")
         params.append(bot)
     bots = store.select(PNL_BOTS, " AND ".join(where), params, order="bot_id")
+    marked = open_unrealized(store, "bot_id", [b["bot_id"] for b in bots])
+    for row in bots:
+        row["unrealized_pnl"] = marked.get(row["bot_id"], ZERO)
     report: dict[str, Any] = {"scope": {"owner": owner, "bot": bot}}
     if bot:
-        scope = bots[0] if bots else new_tally()
+        scope = bots[0] if bots else {**new_tally(), "unrealized_pnl": ZERO}
     elif owner:
         rows = store.select(PNL_OWNERS, "owner_id = ?", (owner,))
         scope = rows[0] if rows else new_tally()
+        scope["unrealized_pnl"] = open_unrealized(store, "owner_id", [owner]).get(owner, ZERO)
     else:
         scope = _sum(bots)
     report.update({k: scope[k] for k in SHOWN})
@@ -192,8 +187,36 @@ def pnl_report(store: ViewStore, owner: str | None = None, bot: str | None = Non
     return report
 
 
+def pair_marks(store: ViewStore) -> dict[str, Decimal]:
+    """Each pair's mark (its last fill in the log): a row per pair."""
+    return {r["pair"]: r["price"] for r in store.select(PNL_MARKS)}
+
+
+def mark_deals(store: ViewStore, deals: list[Row]) -> list[Row]:
+    """``deals`` (``pnl_deals`` rows) with ``unrealized_pnl``, and an open one's
+    ``mark_price``, at the pairs' marks (zero for a finished deal); the rows, changed."""
+    marks = pair_marks(store) if any(d["status"] == "open" for d in deals) else {}
+    for deal in deals:
+        if deal["status"] == "open":
+            deal["mark_price"] = price = marks.get(deal["pair"])
+            deal["unrealized_pnl"] = unrealized(deal, price)
+        else:
+            deal["unrealized_pnl"] = ZERO
+    return deals
+
+
+def open_unrealized(store: ViewStore, column: str, ids: list[str]) -> dict[str, Decimal]:
+    """The open deals' unrealized P/L summed per ``column`` value (``bot_id`` or
+    ``owner_id``) in ``ids``, in deal id order; ids without an open deal are left out."""
+    deals = by_ids(store, PNL_DEALS, column, ids, "status = 'open'")
+    totals: dict[str, Decimal] = {}
+    for deal in sorted(mark_deals(store, deals), key=lambda d: d["deal_id"]):
+        totals[deal[column]] = totals.get(deal[column], ZERO) + deal["unrealized_pnl"]
+    return totals
+
+
 def _sum(rows: list[Row]) -> Row:
-    total = new_tally()
+    total = {**new_tally(), "unrealized_pnl": ZERO}
     for row in rows:
         for key in SUMMED:
             total[key] += row[key]

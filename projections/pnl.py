@@ -8,6 +8,7 @@ each pair) and ``pnl_open_orders`` (the projection's memory of orders not final 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +26,7 @@ from projections.ledger import (
     new_tally,
     unrealized,
 )
-from projections.queries import by_ids
+from projections.queries import CHUNK
 from projections.store import ViewStore
 from projections.tables import Changes, Row, table
 
@@ -51,6 +52,9 @@ class Pnl(Ledger):
         super().__init__()
         self.owners: dict[str, Row] = {}
         self.days: dict[tuple[str, str], Row] = {}  # each bot's latest day, and this batch's
+        # The days of ``days`` that may be no bot's latest at the end of the batch (dropped
+        # then: a pass over every bot's day per batch cost more than the batch at 10,000).
+        self._stale: list[tuple[str, str]] = []
         # Each bot's latest day with a row (in the table or this batch): a later day is a
         # row the table cannot hold yet (written with COPY, not looked up nor upserted).
         self.latest_day: dict[str, str] = {}
@@ -116,12 +120,15 @@ class Pnl(Ledger):
         latest = self.latest_day.get(key[0])
         if latest is None or key[1] > latest:  # nearly always: time moves forward
             self.latest_day[key[0]] = key[1]
+            if latest is not None:
+                self._stale.append((key[0], latest))
             row = self.days[key] = _new_day(key)
             out.insert(PNL_DAILY, row)
             return row
         found = self.store.select(PNL_DAILY, "bot_id = ? AND day = ?", key,
                                   suffix=self.suffix) if self.store else []
         row = self.days[key] = found[0] if found else _new_day(key)
+        self._stale.append(key)
         out.upsert(PNL_DAILY, row)
         return row
 
@@ -142,7 +149,10 @@ class Pnl(Ledger):
     def after_batch(self, out: Changes) -> None:
         self._today.clear()
         latest = self.latest_day
-        self.days = {k: v for k, v in self.days.items() if latest[k[0]] == k[1]}
+        for key in self._stale:
+            if latest[key[0]] != key[1]:
+                self.days.pop(key, None)
+        self._stale.clear()
 
 
 def _new_day(key: tuple[str, str]) -> Row:
@@ -187,30 +197,51 @@ def pnl_report(store: ViewStore, owner: str | None = None, bot: str | None = Non
     return report
 
 
-def pair_marks(store: ViewStore) -> dict[str, Decimal]:
-    """Each pair's mark (its last fill in the log): a row per pair."""
-    return {r["pair"]: r["price"] for r in store.select(PNL_MARKS)}
+# A deals row read with its pair's mark (one query: a join with ``pnl_marks``); the shape
+# converts what the database gives, it is no table of its own.
+_MARKED = table(PNL_DEALS.name, key=("deal_id",), **DEAL_COLUMNS, pair_mark="money")
 
 
-def mark_deals(store: ViewStore, deals: list[Row]) -> list[Row]:
-    """``deals`` (``pnl_deals`` rows) with ``unrealized_pnl``, and an open one's
-    ``mark_price``, at the pairs' marks (zero for a finished deal); the rows, changed."""
-    marks = pair_marks(store) if any(d["status"] == "open" for d in deals) else {}
+def marked_deals(store: ViewStore, where: str, params: Sequence[Any] = (),
+                 order: str = "") -> list[Row]:
+    """``pnl_deals`` rows matching ``where`` (on the deals' columns but ``pair``) with
+    ``unrealized_pnl``, and an open one's ``mark_price``, at their pair's mark (zero for a
+    finished deal)."""
+    if store.before_select is not None:
+        store.before_select()
+    columns = ", ".join(f"d.{name}" for name in PNL_DEALS.column_names)
+    text = (f"SELECT {columns}, m.price FROM {store.q(PNL_DEALS.name)} d LEFT JOIN "
+            f"{store.q(PNL_MARKS.name)} m ON m.pair = d.pair WHERE {where}")
+    text += f" ORDER BY {order}" if order else ""
+    deals = [_MARKED.from_db(values) for values in store.query(text, params)]
     for deal in deals:
+        price = deal.pop("pair_mark")
         if deal["status"] == "open":
-            deal["mark_price"] = price = marks.get(deal["pair"])
+            deal["mark_price"] = price
             deal["unrealized_pnl"] = unrealized(deal, price)
         else:
             deal["unrealized_pnl"] = ZERO
     return deals
 
 
+def deals_by_ids(store: ViewStore, column: str, ids: Iterable[str],
+                 open_only: bool = False) -> list[Row]:
+    """``marked_deals`` whose ``column`` is one of ``ids`` (one query per CHUNK ids)."""
+    wanted, found = list(dict.fromkeys(ids)), []
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start:start + CHUNK]
+        where = f"d.{column} IN ({', '.join('?' * len(chunk))})"
+        found += marked_deals(store, where + (" AND d.status = 'open'" if open_only else ""),
+                              chunk)
+    return found
+
+
 def open_unrealized(store: ViewStore, column: str, ids: list[str]) -> dict[str, Decimal]:
     """The open deals' unrealized P/L summed per ``column`` value (``bot_id`` or
     ``owner_id``) in ``ids``, in deal id order; ids without an open deal are left out."""
-    deals = by_ids(store, PNL_DEALS, column, ids, "status = 'open'")
     totals: dict[str, Decimal] = {}
-    for deal in sorted(mark_deals(store, deals), key=lambda d: d["deal_id"]):
+    deals = deals_by_ids(store, column, ids, open_only=True)
+    for deal in sorted(deals, key=lambda d: d["deal_id"]):
         totals[deal[column]] = totals.get(deal[column], ZERO) + deal["unrealized_pnl"]
     return totals
 

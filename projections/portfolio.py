@@ -16,10 +16,10 @@ from projections.ledger import new_tally
 from projections.pnl import (
     PNL_BOTS,
     PNL_DAILY,
-    PNL_DEALS,
     PNL_OWNERS,
     Pnl,
-    mark_deals,
+    deals_by_ids,
+    marked_deals,
     open_unrealized,
 )
 from projections.queries import by_ids
@@ -33,12 +33,12 @@ FIGURES = ("realized_pnl", "unrealized_pnl", "fees", "deals_closed", "deals_open
 
 def portfolio(store: ViewStore, owner: str) -> dict[str, Any]:
     """The owner's P/L figures, every balance of their accounts and their open deals, marked
-    at the pairs' marks (four queries)."""
+    at the pairs' marks (three queries)."""
     rows = store.select(PNL_OWNERS, "owner_id = ?", (owner,))
     tally = rows[0] if rows else new_tally()
     balances = store.select(BALANCES, "owner_id = ?", (owner,), order="account_id, asset")
-    deals = mark_deals(store, store.select(PNL_DEALS, "owner_id = ? AND status = 'open'",
-                                           (owner,), order="deal_id"))
+    deals = marked_deals(store, "d.owner_id = ? AND d.status = 'open'", (owner,),
+                         order="d.deal_id")
     tally["unrealized_pnl"] = sum((d["unrealized_pnl"] for d in deals), ZERO)
     return {**{k: tally[k] for k in FIGURES}, "balances": balances, "as_of": None,
             "open_deals": deals}
@@ -66,8 +66,7 @@ def pnl_by_bot(store: ViewStore, bot_ids: Iterable[str]) -> dict[str, Row]:
 
 def pnl_by_deal(store: ViewStore, deal_ids: Iterable[str]) -> dict[str, Row]:
     """Each deal's figures, an open one marked at its pair's mark."""
-    rows = mark_deals(store, by_ids(store, PNL_DEALS, "deal_id", deal_ids))
-    return {r["deal_id"]: r for r in rows}
+    return {r["deal_id"]: r for r in deals_by_ids(store, "deal_id", deal_ids)}
 
 
 def pnl_series(store: ViewStore, bot_ids: Iterable[str]) -> dict[str, list[Row]]:

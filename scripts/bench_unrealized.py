@@ -4,9 +4,10 @@
     .venv/bin/python scripts/bench_unrealized.py [--bots 10000] [--repeat 5]
 
 The books are filled in memory from made-up facts (one owner per 10 bots, each bot one
-open deal bought at 100); then one step is applied as a follower batch: a buy order of one
-bot submitted and filled at a new price, and that deal's fill (``--new-minute``: the fill
-is the first of its minute, when equity marks every holder of the pair again). Printed:
+open deal bought at 100) and one step of one bot; then the next step is applied as a
+follower batch: a buy order of another bot submitted and filled at a new price, and that
+deal's fill (``--new-minute``: the fill is the first of its minute, when equity marks every
+holder of the pair again). Printed:
 processor time (``time.process_time``: the machine is shared) of applying the step,
 ending the batch and freezing its rows, the least of ``--repeat`` rounds, and how many row
 changes the batch writes. No database.
@@ -70,15 +71,18 @@ def setup_facts(bots: int) -> list:
     return facts
 
 
-def step_facts(start: int, minute: int) -> list:
-    bot, deal, order = str(uuid.UUID(int=1)), str(uuid.UUID(int=10**9)), str(uuid.uuid4())
+def step_facts(start: int, minute: int, i: int, price: str) -> list:
+    """Bot ``i``'s safety order: submitted, filled at ``price``, and its deal's fill."""
+    bot, deal, order = str(uuid.UUID(int=i + 1)), str(uuid.UUID(int=10**9 + i)), str(
+        uuid.UUID(int=2 * 10**9 + start))
+    step = f"step-{start}"
     return [
-        _fact(start + 1, "Order.Submitted", order, minute, "step", bot_id=_uid(bot),
-              price=_dec("90"), amount=_dec("0.5"), side={"_data_": "buy"},
+        _fact(start + 1, "Order.Submitted", order, minute, step, bot_id=_uid(bot),
+              price=_dec(price), amount=_dec("0.5"), side={"_data_": "buy"},
               type={"_data_": "limit"}, pair=PAIR),
-        _fact(start + 2, "Order.Filled", order, minute, "step", price=_dec("90"),
+        _fact(start + 2, "Order.Filled", order, minute, step, price=_dec(price),
               amount=_dec("0.5")),
-        _fact(start + 3, "Deal.BuyFilled", deal, minute, "step", price=_dec("90"),
+        _fact(start + 3, "Deal.BuyFilled", deal, minute, step, price=_dec(price),
               amount=_dec("0.5"), fee=_dec("0.045"), safety_order=1)]
 
 
@@ -106,10 +110,11 @@ def one_round(bots: int, new_minute: bool) -> tuple[float, int]:
     leader = share_books(projections)
     projections.sort(key=lambda p: p is not leader)
     setup = setup_facts(bots)
-    outs = _apply(projections, setup)
-    for p, out in zip(projections, outs, strict=True):
-        p.end_batch(out)
-    step = step_facts(len(setup), 1 if new_minute else 0)
+    for facts in (setup, step_facts(len(setup), 0, 1, "95")):  # books, then a first step
+        outs = _apply(projections, facts)
+        for p, out in zip(projections, outs, strict=True):
+            p.end_batch(out)
+    step = step_facts(len(setup) + 3, 1 if new_minute else 0, 0, "90")
     started = time.process_time()
     outs = _apply(projections, step)
     rows = 0

@@ -494,11 +494,6 @@ class Ledger(Projection):
         self.after_batch(out)
         self.dirty.clear()
 
-    def open_deals(self, bot_id: str) -> list[Row]:
-        """The bot's open deals in id order (sums over them are then repeatable)."""
-        found = self.open_by_bot.get(bot_id)
-        return [found[k] for k in sorted(found)] if found else []
-
     def _index_open(self, deal: Row) -> None:
         deal_id = deal["deal_id"]
         self.open_by_bot.setdefault(deal["bot_id"], {})[deal_id] = deal

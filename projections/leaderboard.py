@@ -54,7 +54,10 @@ class Leaderboard(Ledger):
         self.touch(bot)
 
     def after_batch(self, out: Changes) -> None:
-        if not self.dirty:
+        # Ranks move only when a ranked bot's figures, or who is ranked, changed: a batch
+        # of unlisted bots sorts nothing (a pass over 10,000 bots cost more than the batch).
+        if not any(t.get("rank") is not None or (t.get("opted_in") and t["deals_closed"])
+                   for t in self.dirty.values()):
             return
         ranked = sorted((b for b in self.bots.values() if b["opted_in"] and b["deals_closed"]),
                         key=_standing)

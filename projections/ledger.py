@@ -3,8 +3,13 @@ each bot commits, from Bot, Deal and Order events.
 
 - A deal's numbers follow its events exactly as the Deal aggregate's do (same Decimal
   operations in the same order), so its realized P/L is the one the Deal recorded.
-- Unrealized P/L of an open deal is ``units × mark − cost − buy fees``; the mark of a pair is
-  the price of its last fill seen in the log (an order's or a deal's).
+- Unrealized P/L of an open deal is ``units × mark − cost − buy fees`` (plus what take profit
+  steps sold, net of their fees); the mark of a pair is the price of its last fill seen in the
+  log (an order's or a deal's), kept in the marks table. It is worked out when read
+  (:func:`unrealized`), never stored: a stored figure would have to be rewritten for every
+  open deal of a pair, its bot and its owner at each fill of the pair (about 50,000 rows and
+  3.5 s a batch at 10,000 bots). The rows hold what does not depend on the market (units,
+  cost, fees, proceeds), so a batch writes what its events change.
 - Capital committed now = open deals' cost and buy fees + ``price × amount`` still locked
   by the bot's resting buy orders (fees not included). The capital committed of a bot is the
   most it ever had committed at the end of a step: a step is the run of events sharing one
@@ -34,10 +39,10 @@ DEAL_COLUMNS = dict(
     close_reason="text", opened_at="text", closed_at="text", duration_seconds="int",
     units="money", units_bought="money", cost="money", buy_fees="money", sell_fees="money",
     fees="money", proceeds="money", average_entry="money", realized_pnl="money",
-    mark_price="money", unrealized_pnl="money", safety_orders_used="int",
+    mark_price="money", safety_orders_used="int",
 )
 TALLY_COLUMNS = dict(
-    realized_pnl="money", unrealized_pnl="money", fees="money", deals_closed="int",
+    realized_pnl="money", fees="money", deals_closed="int",
     deals_open="int", wins="int", losses="int", gross_profit="money", gross_loss="money",
     win_rate="money", profit_factor="money", peak_realized="money", max_drawdown="money",
     committed="money", capital_max="money", capital_committed="money", roi="money",
@@ -307,8 +312,7 @@ class Ledger(Projection):
         pnl = fact.dec("realized_pnl")
         self._unindex_open(deal)
         deal.update(status="closed", close_reason=fact.value("reason"),
-                    closed_at=fact.iso_time, realized_pnl=pnl, unrealized_pnl=ZERO,
-                    mark_price=price)
+                    closed_at=fact.iso_time, realized_pnl=pnl, mark_price=price)
         deal["sell_fees"] += fee
         deal["proceeds"] += price * amount
         deal["units"] -= amount
@@ -340,8 +344,8 @@ class Ledger(Projection):
     def _deal_cancelled(self, fact: Fact, out: Changes) -> None:
         deal = self.deals[fact.oid]
         self._unindex_open(deal)
-        deal.update(status="cancelled", closed_at=fact.iso_time, unrealized_pnl=ZERO,
-                    mark_price=None, duration_seconds=_seconds(deal["opened_at"], fact.iso_time))
+        deal.update(status="cancelled", closed_at=fact.iso_time, mark_price=None,
+                    duration_seconds=_seconds(deal["opened_at"], fact.iso_time))
         self.dirty_deals.add(deal["deal_id"])
         bot = self.bots[deal["bot_id"]]
         for tally in self.tallies(bot):
@@ -419,8 +423,10 @@ class Ledger(Projection):
             self.pending_orders.touched(order["order_id"])
 
     def _pay(self, bot: Row, fee: Decimal, fact: Fact, out: Changes) -> None:
+        dirty = self.dirty
         for tally in self.tallies(bot):
             tally["fees"] += fee
+            dirty[id(tally)] = tally  # ``touch``
         self.fee_paid(bot, fee, fact, out)
 
     def mark(self, pair: str, price: Decimal, fact: Fact) -> None:
@@ -452,34 +458,15 @@ class Ledger(Projection):
                 derive(tally)  # its own (a leaderboard's opt-in), idempotent on the others
             self._write_settled(settled, out)
             return
-        touched = set(self.dirty_deals)
-        for pair in self.dirty_pairs:
-            touched.update(self.open_by_pair.get(pair, ()))
-        bots_unrealized: set[str] = set()
+        # Only the deals this batch's events changed: a new mark moves no row but its own
+        # (unrealized P/L is worked out when read, ``unrealized``).
         deals = []
-        dirty = self.dirty_deals
-        for deal_id in touched:
+        for deal_id in self.dirty_deals:
             deal = self.deals[deal_id]
-            if deal_id in dirty:
-                _derive_deal(deal)
-            if deal["status"] == "open":
-                mark = self.marks.get(deal["pair"])
-                deal["mark_price"] = price = mark and mark["price"]
-                deal["unrealized_pnl"] = (ZERO if price is None else
-                                          deal["units"] * price - deal["cost"]
-                                          - deal["buy_fees"])
-                if deal["proceeds"] and price is not None:  # what its steps sold counts
-                    deal["unrealized_pnl"] += deal["proceeds"] - deal["sell_fees"]
-            else:
+            _derive_deal(deal)
+            if deal["status"] != "open":
                 del self.deals[deal_id]
-            bots_unrealized.add(deal["bot_id"])
             deals.append(deal)
-        for bot_id in bots_unrealized:
-            bot = self.bots[bot_id]
-            bot["unrealized_pnl"] = sum(
-                (d["unrealized_pnl"] for d in self.open_deals(bot_id)), ZERO)
-            self.touch(bot)
-        self.unrealized_changed(bots_unrealized)
         self.dirty.update(self.pending)
         for tally in self.dirty.values():
             derive(tally)
@@ -506,11 +493,6 @@ class Ledger(Projection):
         self.pending_orders.write(self.orders, out)
         self.after_batch(out)
         self.dirty.clear()
-
-    def open_deals(self, bot_id: str) -> list[Row]:
-        """The bot's open deals in id order (sums over them are then repeatable)."""
-        found = self.open_by_bot.get(bot_id)
-        return [found[k] for k in sorted(found)] if found else []
 
     def _index_open(self, deal: Row) -> None:
         deal_id = deal["deal_id"]
@@ -541,9 +523,6 @@ class Ledger(Projection):
 
     def write_tally(self, tally: Row, out: Changes) -> None:
         out.upsert(self.bots_table, tally)
-
-    def unrealized_changed(self, bot_ids: set[str]) -> None:
-        """A subclass's hook: these bots' unrealized P/L was recomputed."""
 
     def after_batch(self, out: Changes) -> None:
         """A subclass's hook, after the tallies of this batch are written."""
@@ -576,6 +555,17 @@ def _id_text(fact: Fact, name: str) -> str | None:
             _IDS.clear()
         text = _IDS[stored] = uuid_text(stored)
     return text
+
+
+def unrealized(deal: Row, price: Decimal | None) -> Decimal:
+    """An open deal (a deals row) marked at ``price``: ``units × price − cost − buy fees``,
+    plus what its take profit steps sold net of their fees; zero without a price."""
+    if price is None:
+        return ZERO
+    value = deal["units"] * price - deal["cost"] - deal["buy_fees"]
+    if deal["proceeds"]:
+        value += deal["proceeds"] - deal["sell_fees"]
+    return value
 
 
 def _derive_deal(deal: Row) -> None:

@@ -8,6 +8,7 @@ each pair) and ``pnl_open_orders`` (the projection's memory of orders not final 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +24,9 @@ from projections.ledger import (
     Ledger,
     derive,
     new_tally,
+    unrealized,
 )
+from projections.queries import CHUNK
 from projections.store import ViewStore
 from projections.tables import Changes, Row, table
 
@@ -49,6 +52,9 @@ class Pnl(Ledger):
         super().__init__()
         self.owners: dict[str, Row] = {}
         self.days: dict[tuple[str, str], Row] = {}  # each bot's latest day, and this batch's
+        # The days of ``days`` that may be no bot's latest at the end of the batch (dropped
+        # then: a pass over every bot's day per batch cost more than the batch at 10,000).
+        self._stale: list[tuple[str, str]] = []
         # Each bot's latest day with a row (in the table or this batch): a later day is a
         # row the table cannot hold yet (written with COPY, not looked up nor upserted).
         self.latest_day: dict[str, str] = {}
@@ -114,12 +120,15 @@ class Pnl(Ledger):
         latest = self.latest_day.get(key[0])
         if latest is None or key[1] > latest:  # nearly always: time moves forward
             self.latest_day[key[0]] = key[1]
+            if latest is not None:
+                self._stale.append((key[0], latest))
             row = self.days[key] = _new_day(key)
             out.insert(PNL_DAILY, row)
             return row
         found = self.store.select(PNL_DAILY, "bot_id = ? AND day = ?", key,
                                   suffix=self.suffix) if self.store else []
         row = self.days[key] = found[0] if found else _new_day(key)
+        self._stale.append(key)
         out.upsert(PNL_DAILY, row)
         return row
 
@@ -137,21 +146,13 @@ class Pnl(Ledger):
         row["realized_pnl"] += pnl_change
         row["cumulative_realized"] = bot["realized_pnl"]
 
-    def unrealized_changed(self, bot_ids: set[str]) -> None:
-        owners: dict[str, list[Row]] = {self.bots[b]["owner_id"]: [] for b in bot_ids}
-        for bot in self.bots.values():  # once per batch, whatever the number of owners
-            if bot["owner_id"] in owners:
-                owners[bot["owner_id"]].append(bot)
-        for owner_id, bots in owners.items():
-            owner = self.owner(owner_id)
-            bots.sort(key=lambda b: b["bot_id"])
-            owner["unrealized_pnl"] = sum((b["unrealized_pnl"] for b in bots), ZERO)
-            self.touch(owner)
-
     def after_batch(self, out: Changes) -> None:
         self._today.clear()
         latest = self.latest_day
-        self.days = {k: v for k, v in self.days.items() if latest[k[0]] == k[1]}
+        for key in self._stale:
+            if latest[key[0]] != key[1]:
+                self.days.pop(key, None)
+        self._stale.clear()
 
 
 def _new_day(key: tuple[str, str]) -> Row:
@@ -179,12 +180,16 @@ def pnl_report(store: ViewStore, owner: str | None = None, bot: str | None = Non
         where.append("bot_id = ?")
         params.append(bot)
     bots = store.select(PNL_BOTS, " AND ".join(where), params, order="bot_id")
+    marked = open_unrealized(store, "bot_id", [b["bot_id"] for b in bots])
+    for row in bots:
+        row["unrealized_pnl"] = marked.get(row["bot_id"], ZERO)
     report: dict[str, Any] = {"scope": {"owner": owner, "bot": bot}}
     if bot:
-        scope = bots[0] if bots else new_tally()
+        scope = bots[0] if bots else {**new_tally(), "unrealized_pnl": ZERO}
     elif owner:
         rows = store.select(PNL_OWNERS, "owner_id = ?", (owner,))
         scope = rows[0] if rows else new_tally()
+        scope["unrealized_pnl"] = open_unrealized(store, "owner_id", [owner]).get(owner, ZERO)
     else:
         scope = _sum(bots)
     report.update({k: scope[k] for k in SHOWN})
@@ -192,8 +197,57 @@ def pnl_report(store: ViewStore, owner: str | None = None, bot: str | None = Non
     return report
 
 
+# A deals row read with its pair's mark (one query: a join with ``pnl_marks``); the shape
+# converts what the database gives, it is no table of its own.
+_MARKED = table(PNL_DEALS.name, key=("deal_id",), **DEAL_COLUMNS, pair_mark="money")
+
+
+def marked_deals(store: ViewStore, where: str, params: Sequence[Any] = (),
+                 order: str = "") -> list[Row]:
+    """``pnl_deals`` rows matching ``where`` (on the deals' columns but ``pair``) with
+    ``unrealized_pnl``, and an open one's ``mark_price``, at their pair's mark (zero for a
+    finished deal)."""
+    if store.before_select is not None:
+        store.before_select()
+    columns = ", ".join(f"d.{name}" for name in PNL_DEALS.column_names)
+    text = (f"SELECT {columns}, m.price FROM {store.q(PNL_DEALS.name)} d LEFT JOIN "
+            f"{store.q(PNL_MARKS.name)} m ON m.pair = d.pair WHERE {where}")
+    text += f" ORDER BY {order}" if order else ""
+    deals = [_MARKED.from_db(values) for values in store.query(text, params)]
+    for deal in deals:
+        price = deal.pop("pair_mark")
+        if deal["status"] == "open":
+            deal["mark_price"] = price
+            deal["unrealized_pnl"] = unrealized(deal, price)
+        else:
+            deal["unrealized_pnl"] = ZERO
+    return deals
+
+
+def deals_by_ids(store: ViewStore, column: str, ids: Iterable[str],
+                 open_only: bool = False) -> list[Row]:
+    """``marked_deals`` whose ``column`` is one of ``ids`` (one query per CHUNK ids)."""
+    wanted, found = list(dict.fromkeys(ids)), []
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start:start + CHUNK]
+        where = f"d.{column} IN ({', '.join('?' * len(chunk))})"
+        found += marked_deals(store, where + (" AND d.status = 'open'" if open_only else ""),
+                              chunk)
+    return found
+
+
+def open_unrealized(store: ViewStore, column: str, ids: list[str]) -> dict[str, Decimal]:
+    """The open deals' unrealized P/L summed per ``column`` value (``bot_id`` or
+    ``owner_id``) in ``ids``, in deal id order; ids without an open deal are left out."""
+    totals: dict[str, Decimal] = {}
+    deals = deals_by_ids(store, column, ids, open_only=True)
+    for deal in sorted(deals, key=lambda d: d["deal_id"]):
+        totals[deal[column]] = totals.get(deal[column], ZERO) + deal["unrealized_pnl"]
+    return totals
+
+
 def _sum(rows: list[Row]) -> Row:
-    total = new_tally()
+    total = {**new_tally(), "unrealized_pnl": ZERO}
     for row in rows:
         for key in SUMMED:
             total[key] += row[key]

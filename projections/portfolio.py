@@ -9,10 +9,19 @@ from typing import Any
 
 from eventsourcing.application import Application
 
+from domain.money import ZERO
 from projections.balances import BALANCES, Balances
 from projections.leaderboard import Leaderboard, leaderboard_report
 from projections.ledger import new_tally
-from projections.pnl import PNL_BOTS, PNL_DAILY, PNL_DEALS, PNL_OWNERS, Pnl
+from projections.pnl import (
+    PNL_BOTS,
+    PNL_DAILY,
+    PNL_OWNERS,
+    Pnl,
+    deals_by_ids,
+    marked_deals,
+    open_unrealized,
+)
 from projections.queries import by_ids
 from projections.runner import view_as_of
 from projections.store import ViewStore
@@ -23,13 +32,14 @@ FIGURES = ("realized_pnl", "unrealized_pnl", "fees", "deals_closed", "deals_open
 
 
 def portfolio(store: ViewStore, owner: str) -> dict[str, Any]:
-    """The owner's P/L figures, every balance of their accounts and their open deals (three
-    queries)."""
+    """The owner's P/L figures, every balance of their accounts and their open deals, marked
+    at the pairs' marks (three queries)."""
     rows = store.select(PNL_OWNERS, "owner_id = ?", (owner,))
     tally = rows[0] if rows else new_tally()
     balances = store.select(BALANCES, "owner_id = ?", (owner,), order="account_id, asset")
-    deals = store.select(PNL_DEALS, "owner_id = ? AND status = 'open'", (owner,),
-                         order="deal_id")
+    deals = marked_deals(store, "d.owner_id = ? AND d.status = 'open'", (owner,),
+                         order="d.deal_id")
+    tally["unrealized_pnl"] = sum((d["unrealized_pnl"] for d in deals), ZERO)
     return {**{k: tally[k] for k in FIGURES}, "balances": balances, "as_of": None,
             "open_deals": deals}
 
@@ -46,11 +56,17 @@ def portfolio_as_of(app: Application, owner: str, moment: datetime) -> dict[str,
 
 
 def pnl_by_bot(store: ViewStore, bot_ids: Iterable[str]) -> dict[str, Row]:
-    return {r["bot_id"]: r for r in by_ids(store, PNL_BOTS, "bot_id", bot_ids)}
+    """Each bot's figures, its open deals marked at the pairs' marks."""
+    rows = by_ids(store, PNL_BOTS, "bot_id", bot_ids)
+    marked = open_unrealized(store, "bot_id", [r["bot_id"] for r in rows]) if rows else {}
+    for row in rows:
+        row["unrealized_pnl"] = marked.get(row["bot_id"], ZERO)
+    return {r["bot_id"]: r for r in rows}
 
 
 def pnl_by_deal(store: ViewStore, deal_ids: Iterable[str]) -> dict[str, Row]:
-    return {r["deal_id"]: r for r in by_ids(store, PNL_DEALS, "deal_id", deal_ids)}
+    """Each deal's figures, an open one marked at its pair's mark."""
+    return {r["deal_id"]: r for r in deals_by_ids(store, "deal_id", deal_ids)}
 
 
 def pnl_series(store: ViewStore, bot_ids: Iterable[str]) -> dict[str, list[Row]]:

@@ -55,8 +55,9 @@ def test_a_page_of_bots_with_open_deals_costs_a_constant_number_of_queries(serve
     bots = many_data["bots"]["edges"]
     assert len(bots) == 50 and all(b["node"]["openDeal"]["orders"] for b in bots)
     assert len(few_data["bots"]["edges"]) == 5
-    # bots, their open deals, the deals' P/L, their orders, the bots' P/L
-    assert len(many_statements) == len(few_statements) == 5, many_statements
+    # bots, their open deals, the deals' P/L (with their pairs' marks), their orders, the
+    # bots' P/L and their open deals' (marked when read)
+    assert len(many_statements) == len(few_statements) == 6, many_statements
 
 
 def test_fills_read_one_deal_history_each_and_configs_one_bot_each(server):

@@ -24,6 +24,7 @@ from domain.deals import Deal
 from domain.errors import DomainError
 from projections.balances import Balances
 from projections.pnl import Pnl
+from projections.portfolio import pnl_by_deal
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.runner import view_as_of
@@ -134,6 +135,7 @@ def test_a_fee_correction_changes_pnl_and_balances_from_then_on(world, persisten
     assert one(store, "balances", "asset = 'USDT'")["free"] == usdt_before - result.total
     # the open deal's buy fees are in its unrealized P/L
     open_deal = one(store, "pnl_deals", "status = 'open'")
+    open_deal = pnl_by_deal(store, [open_deal["deal_id"]])[open_deal["deal_id"]]
     fees, _ = expected_at(CHARGED, deals[open_deal["deal_id"]])
     assert close_to(open_deal["buy_fees"], fees)
     assert open_deal["unrealized_pnl"] == (open_deal["units"] * open_deal["mark_price"]

@@ -21,6 +21,7 @@ from api.graphql.deals.enums import (
 )
 from api.graphql.display import base_of, display, market_display, quote_of
 from api.graphql.remarking import marked_field
+from projections.ledger import unrealized
 from projections.tables import Row
 
 if TYPE_CHECKING:
@@ -249,11 +250,12 @@ def _as_scalar(value: Decimal | None) -> str | None:
 
 
 def open_unrealized(runtime: Any, row: dict) -> Decimal:
-    """An open deal (a ``pnl_deals`` row) marked at the market's last price of its pair:
-    ``units × price − cost − buy fees``; at the projection's mark (the pair's last fill)
-    while the market has no price yet."""
+    """An open deal (a ``pnl_deals`` row) marked at the market's last price of its pair
+    (``ledger.unrealized``: ``units × price − cost − buy fees``, plus what take profit steps
+    sold); at the projection's mark (the pair's last fill) while the market has no price
+    yet (the row as ``pnl_by_deal`` marked it)."""
     tape = getattr(runtime.loop, "tape", None) if runtime is not None else None
     last = tape.last(row["pair"]) if tape is not None else None
     if last is None:
         return row["unrealized_pnl"]
-    return row["units"] * last.close - row["cost"] - row["buy_fees"]
+    return unrealized(row, last.close)

@@ -258,8 +258,9 @@ def closes(rows: list[dict]) -> str:
     if not total:
         return "deals closed: none"
     acting = sum(1 for n in per if n)
+    following = ", ".join(str(n) for n in per[1:5] if n) or "none"
     return (f"deals closed: {total} on {acting} candles, the busiest {per[0]} "
-            f"({100 * per[0] / total:.0f}%), the next {', '.join(map(str, per[1:5]))}")
+            f"({100 * per[0] / total:.0f}%), the next {following}")
 
 
 def main() -> int:

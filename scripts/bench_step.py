@@ -13,7 +13,8 @@ another, as the live loop feeds it. Per candle: processor time of the step (this
 events appended, transactions, aggregate loads. Candles are grouped by what they wrote:
 the first (every bot opens its first deal), heavy (>= 1,000 events) and steady (the others);
 of each group's processor time, how much was the append (encoding, seals, the INSERT) and
-the garbage collector; each heavy candle with its range and the events it wrote, by kind.
+the garbage collector; each heavy candle with its range and the events it wrote, by kind;
+how the deals' closes spread over the candles.
 ``--profile FILE``: cProfile of every candle after the first, written to FILE.
 """
 
@@ -72,6 +73,13 @@ def copy_keys(base: str, template: str, schema: str) -> None:
     folder = Path(os.environ.get("TRADETAPE_KEY_DIR", ROOT / "var" / "keys"))
     for path in folder.glob(f"*-{template}.*-key"):
         shutil.copy(path, folder / path.name.replace(f"-{template}.", f"-{schema}."))
+
+
+def drop_keys(schema: str) -> None:
+    """The copy's key files (``copy_keys``): each run left three behind in the key folder."""
+    folder = Path(os.environ.get("TRADETAPE_KEY_DIR", ROOT / "var" / "keys"))
+    for path in folder.glob(f"*-{schema}.*-key"):
+        path.unlink(missing_ok=True)
 
 
 def drop_schema(base: str, schema: str) -> None:
@@ -242,6 +250,19 @@ def heavy_detail(rows: list[dict]) -> list[str]:
     return lines
 
 
+def closes(rows: list[dict]) -> str:
+    """How the deals' closes spread over the candles: the busiest candle's share is what
+    one step must carry (a cohort of deals closing and opening again at once)."""
+    per = sorted((r["kinds"].get("Deal.Closed", 0) for r in rows), reverse=True)
+    total = sum(per)
+    if not total:
+        return "deals closed: none"
+    acting = sum(1 for n in per if n)
+    following = ", ".join(str(n) for n in per[1:5] if n) or "none"
+    return (f"deals closed: {total} on {acting} candles, the busiest {per[0]} "
+            f"({100 * per[0] / total:.0f}%), the next {following}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--template", required=True, help="a seeded schema to copy")
@@ -257,6 +278,7 @@ def main() -> int:
         rows = run(f"{base}?schema={schema}", args.candles, args.profile)
     finally:
         drop_schema(base, schema)
+        drop_keys(schema)
     print(summary("first", rows[:1]))
     rest = rows[1:]
     print(summary("heavy", [r for r in rest if r["events"] >= HEAVY]))
@@ -264,6 +286,7 @@ def main() -> int:
     print(summary("steady", [r for r in rest if r["events"] < HEAVY]))
     print(summary("steady, writing", [r for r in rest if 0 < r["events"] < HEAVY]))
     print(summary("steady, nothing", [r for r in rest if r["events"] == 0]))
+    print(closes(rest))
     return 0
 
 

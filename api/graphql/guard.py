@@ -16,6 +16,7 @@ it, and makes every refusal a GraphQL answer.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -176,9 +177,20 @@ def _header(scope: dict, name: bytes) -> bytes:
     return b""
 
 
+# A new id is this process's random prefix and a count: unique like a uuid4 without asking
+# the system for randomness on every request (os.urandom lets go of the interpreter lock,
+# and the event loop must then wait its turn to take it back from busy worker threads).
+_PROCESS_PREFIX = uuid.uuid4().hex[:16]
+_COUNT = itertools.count(1)
+
+
 def _request_id(scope: dict) -> str:
-    given = _header(scope, b"x-request-id").decode("latin-1")
-    return given if _REQUEST_ID_PATTERN.fullmatch(given) else uuid.uuid4().hex
+    given = _header(scope, b"x-request-id")
+    if given:
+        text = given.decode("latin-1")
+        if _REQUEST_ID_PATTERN.fullmatch(text):
+            return text
+    return f"{_PROCESS_PREFIX}{next(_COUNT):016x}"
 
 
 class _JsonRefusals:

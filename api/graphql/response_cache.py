@@ -57,6 +57,7 @@ class _Answer:
 class _Caller:
     head: Any
     key: tuple[Any, ...]
+    scope: Any = None  # ``scope_of(key)``, worked out once per authentication
 
 
 class _Lru(OrderedDict):
@@ -250,7 +251,7 @@ class GraphQLResponseCache:
             known = await self._authenticate(token, None)
             if known is None:
                 return None
-        version = self.version_of(await self.snapshots.get(), self.scope_of(known.key))
+        version = self.version_of(await self.snapshots.get(), known.scope)
         if known.head != version[0]:
             known = await self._authenticate(token, version[0])
             if known is None:
@@ -263,7 +264,7 @@ class GraphQLResponseCache:
         except Exception:  # any refusal: strawberry gives the proper error
             self.callers.pop(token, None)
             return None
-        known = _Caller(head, identity)
+        known = _Caller(head, identity, self.scope_of(identity))
         self.callers.put(token, known)
         return known
 

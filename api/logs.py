@@ -18,9 +18,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 
 from domain.errors import DomainError
@@ -42,14 +41,15 @@ def log_format(environ: Mapping[str, str] | None = None) -> str:
     return text
 
 
-@contextmanager
-def request_scope(request_id: str) -> Iterator[None]:
-    """Log lines written while this request is served name its id (and its caller)."""
-    token = _request.set({"request_id": request_id, "user_id": None})
-    try:
-        yield
-    finally:
-        _request.reset(token)
+def open_request(request_id: str) -> Token:
+    """Log lines written from now on name this request's id (and its caller), until
+    ``close_request(token)`` (not a context manager: the GraphQL door opens one for every
+    request, and contextlib's generator adds several calls to each)."""
+    return _request.set({"request_id": request_id, "user_id": None})
+
+
+def close_request(token: Token) -> None:
+    _request.reset(token)
 
 
 def note_user(user_id: str) -> None:

@@ -47,7 +47,10 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
             if manage_runtime:
                 runtime.stop()
 
-    app = FastAPI(title="Tradetape", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No OpenTelemetry here: FastAPI's own would otherwise look for configured providers on
+    # every request (the environment and three globals), for nothing.
+    app = FastAPI(title="Tradetape", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.runtime = runtime
 
     @app.get("/health")

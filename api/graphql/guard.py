@@ -16,6 +16,7 @@ it, and makes every refusal a GraphQL answer.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -27,7 +28,7 @@ from urllib.parse import parse_qs
 
 from api.graphql.response_cache import replaying
 from api.http_limits import RequestLimits
-from api.logs import request_scope
+from api.logs import close_request, open_request
 
 REQUEST_ID = "tradetape.request_id"  # the scope key the request's id is kept under
 log = logging.getLogger("tradetape.graphql")
@@ -80,8 +81,11 @@ class GraphQLRequestGuard:
             return
         request_id = _request_id(scope)
         scope[REQUEST_ID] = request_id
-        with request_scope(request_id):
+        opened = open_request(request_id)  # not a context manager: one per request, hot
+        try:
             await self._serve(scope, receive, _JsonRefusals(send, request_id), request_id)
+        finally:
+            close_request(opened)
 
     async def _serve(self, scope: dict, receive: Callable, send: _JsonRefusals,
                      request_id: str) -> None:
@@ -129,12 +133,18 @@ class GraphQLRequestGuard:
 
     async def _read_body(self, scope: dict, receive: Callable) -> bytes:
         limit = self.limits.max_body_bytes
-        too_large = Refusal(413, "REQUEST_TOO_LARGE", f"the request body is over the limit "
-                            f"of {limit} bytes", limit=limit)
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > limit:
-            raise too_large
-        chunks, size = [], 0
+            raise _too_large(limit)
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""
+        body = message.get("body", b"")
+        if len(body) > limit:
+            raise _too_large(limit)
+        if not message.get("more_body"):
+            return body  # the usual request: one message, nothing joined
+        chunks, size = [body], len(body)
         while True:
             message = await receive()
             if message["type"] != "http.request":
@@ -142,7 +152,7 @@ class GraphQLRequestGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise too_large
+                raise _too_large(limit)
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
@@ -169,6 +179,11 @@ class GraphQLRequestGuard:
                           f"limit of {limit} characters", limit=limit)
 
 
+def _too_large(limit: int) -> Refusal:
+    return Refusal(413, "REQUEST_TOO_LARGE", f"the request body is over the limit of "
+                   f"{limit} bytes", limit=limit)
+
+
 def _header(scope: dict, name: bytes) -> bytes:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -176,9 +191,20 @@ def _header(scope: dict, name: bytes) -> bytes:
     return b""
 
 
+# A new id is this process's random prefix and a count: unique like a uuid4 without asking
+# the system for randomness on every request (os.urandom lets go of the interpreter lock,
+# and the event loop must then wait its turn to take it back from busy worker threads).
+_PROCESS_PREFIX = uuid.uuid4().hex[:16]
+_COUNT = itertools.count(1)
+
+
 def _request_id(scope: dict) -> str:
-    given = _header(scope, b"x-request-id").decode("latin-1")
-    return given if _REQUEST_ID_PATTERN.fullmatch(given) else uuid.uuid4().hex
+    given = _header(scope, b"x-request-id")
+    if given:
+        text = given.decode("latin-1")
+        if _REQUEST_ID_PATTERN.fullmatch(text):
+            return text
+    return f"{_PROCESS_PREFIX}{next(_COUNT):016x}"
 
 
 class _JsonRefusals:

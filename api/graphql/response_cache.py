@@ -33,6 +33,7 @@ from typing import Any
 
 from anyio import to_thread
 
+from api.graphql.fresh_reads import FreshReads
 from api.graphql.remarking import FIGURES, Figure, MarkReads, remark, remarkable
 from application.market_tape import MARKS_READ
 
@@ -56,6 +57,7 @@ class _Answer:
 class _Caller:
     head: Any
     key: tuple[Any, ...]
+    scope: Any = None  # ``scope_of(key)``, worked out once per authentication
 
 
 class _Lru(OrderedDict):
@@ -80,52 +82,6 @@ class _Lru(OrderedDict):
         while len(self) > self.size or (self.max_weight and self.weight > self.max_weight):
             _, dropped = self.popitem(last=False)
             self.weight -= self.weigh(dropped)
-
-
-class FreshReads:
-    """At most one ``read()`` in flight, on a worker thread; each caller gets the result of
-    a read that *began after it asked*, so nothing it answers from is older than its
-    request, while any number of concurrent requests share one read (at 500 requests/s,
-    a database round trip each would cost more than the cached answers themselves)."""
-
-    def __init__(self, read: Callable[[], Any]):
-        self.read = read
-        self.pending: asyncio.Future | None = None  # the next read's waiters
-        self.running = False
-        self.task: asyncio.Task | None = None
-        self.reads = 0
-
-    async def get(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self.pending is not None and self.pending.get_loop() is not loop:
-            self.pending, self.running = None, False  # a loop that is gone (tests)
-        if self.pending is None:
-            self.pending = loop.create_future()
-            self.pending.add_done_callback(_retrieve)
-            if not self.running:
-                self.running = True
-                self.task = loop.create_task(self._run())  # kept: a task only weakly held dies
-        return await asyncio.shield(self.pending)
-
-    async def _run(self) -> None:
-        try:
-            while self.pending is not None:
-                waiting, self.pending = self.pending, None
-                self.reads += 1
-                try:
-                    found = await to_thread.run_sync(self.read)
-                except Exception as error:
-                    waiting.set_exception(error)
-                else:
-                    waiting.set_result(found)
-        finally:
-            self.running = False
-
-
-def _retrieve(future: asyncio.Future) -> None:
-    """Marks a read's failure as seen (its waiters may all have gone)."""
-    if not future.cancelled():
-        future.exception()
 
 
 class GraphQLResponseCache:
@@ -295,7 +251,7 @@ class GraphQLResponseCache:
             known = await self._authenticate(token, None)
             if known is None:
                 return None
-        version = self.version_of(await self.snapshots.get(), self.scope_of(known.key))
+        version = self.version_of(await self.snapshots.get(), known.scope)
         if known.head != version[0]:
             known = await self._authenticate(token, version[0])
             if known is None:
@@ -308,7 +264,7 @@ class GraphQLResponseCache:
         except Exception:  # any refusal: strawberry gives the proper error
             self.callers.pop(token, None)
             return None
-        known = _Caller(head, identity)
+        known = _Caller(head, identity, self.scope_of(identity))
         self.callers.put(token, known)
         return known
 

@@ -80,6 +80,19 @@ async def _failed_read() -> None:
     assert await reads.get() == 7
 
 
+def test_reads_go_on_after_the_reader_thread_left_idle_ended_and_on_another_loop():
+    reads = FreshReads(lambda: threading.current_thread().name)
+    reads.reader.IDLE_SECONDS = 0.01
+    assert asyncio.run(reads.get()) == "graphql-fresh-reads"  # off the event loop
+    first = reads.reader.thread
+    assert first is not None
+    first.join(5)
+    assert not first.is_alive()  # an app made and dropped leaves no thread behind
+
+    assert asyncio.run(reads.get()) == "graphql-fresh-reads"  # a new loop, a new thread
+    assert reads.reads == 2
+
+
 def test_concurrent_requests_for_one_answer_run_the_resolvers_once():
     asyncio.run(_one_run_for_concurrent_requests())
 

@@ -1,0 +1,112 @@
+"""The read that every answer of the cache waits for (``FreshReads``): one at a time, on a
+thread of its own, shared by every request that arrived before it began."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+class FreshReads:
+    """At most one ``read()`` in flight, on a worker thread; each caller gets the result of
+    a read that *began after it asked*, so nothing it answers from is older than its
+    request, while any number of concurrent requests share one read (at 500 requests/s,
+    a database round trip each would cost more than the cached answers themselves).
+
+    The reads run on a thread of their own (:class:`_Reader`), handed over through a
+    lock-free queue: anyio's worker threads take a ``queue.Queue``'s lock on both sides, so
+    the event loop could wait for a worker that holds it to be scheduled again."""
+
+    def __init__(self, read: Callable[[], Any]):
+        self.read = read
+        self.pending: asyncio.Future | None = None  # the next read's waiters
+        self.running = False
+        self.task: asyncio.Task | None = None
+        self.reads = 0
+        self.reader = _Reader(read)
+
+    async def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self.pending is not None and self.pending.get_loop() is not loop:
+            self.pending, self.running = None, False  # a loop that is gone (tests)
+        if self.pending is None:
+            self.pending = loop.create_future()
+            self.pending.add_done_callback(_retrieve)
+            if not self.running:
+                self.running = True
+                self.task = loop.create_task(self._run())  # kept: a task only weakly held dies
+        return await asyncio.shield(self.pending)
+
+    async def _run(self) -> None:
+        try:
+            while self.pending is not None:
+                waiting, self.pending = self.pending, None
+                self.reads += 1
+                try:
+                    found = await self.reader.run()
+                except Exception as error:
+                    waiting.set_exception(error)
+                else:
+                    waiting.set_result(found)
+        finally:
+            self.running = False
+
+
+class _Reader:
+    """``read()`` on a daemon thread of its own, started when needed and ended after
+    ``IDLE_SECONDS`` without work (an app made and dropped leaves no thread behind)."""
+
+    IDLE_SECONDS = 10.0
+
+    def __init__(self, read: Callable[[], Any]):
+        self.read = read
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    async def run(self) -> Any:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self.jobs.put((loop, done))
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._serve, name="graphql-fresh-reads",
+                                               daemon=True)
+                self.thread.start()
+        return await done
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                loop, done = self.jobs.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self.lock:
+                    if self.jobs.empty():  # a job put meanwhile finds this thread gone
+                        self.thread = None
+                        return
+                continue
+            try:
+                found, error = self.read(), None
+            except Exception as failure:
+                found, error = None, failure
+            with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits now
+                loop.call_soon_threadsafe(_settle, done, found, error)
+
+
+def _settle(done: asyncio.Future, found: Any, error: Exception | None) -> None:
+    if done.cancelled():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(found)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Marks a read's failure as seen (its waiters may all have gone)."""
+    if not future.cancelled():
+        future.exception()

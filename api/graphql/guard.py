@@ -119,6 +119,10 @@ class GraphQLRequestGuard:
             request = self._check_json(body)
             if isinstance(request, dict):
                 self._check_document(request.get("query"))
+            elif not isinstance(request, list):  # a list is a batch: strawberry answers it
+                # strawberry calls .get on whatever the body held: a 500 and a traceback
+                raise Refusal(400, "BAD_REQUEST", "the request body must be a JSON object "
+                              "such as {\"query\": \"...\"}")
             if len(body) <= MAX_ACCEPTED_BODY:  # the checks are a function of the bytes
                 self.accepted[body] = None
                 if len(self.accepted) > ACCEPTED_BODIES:

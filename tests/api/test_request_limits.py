@@ -218,6 +218,10 @@ def test_fragments_fanning_out_to_too_many_fields_are_refused(server):
 
 @pytest.mark.parametrize(("body", "status", "code"), [
     ("{not json", 400, "INVALID_JSON"),
+    ('"not an object"', 400, "BAD_REQUEST"),
+    ("42", 400, "BAD_REQUEST"),
+    ("null", 400, "BAD_REQUEST"),
+    ('[{"query": "{ __typename }"}]', 400, "BAD_REQUEST"),
     ('{"query": "{ portfolio { "}', 200, "GRAPHQL_PARSE_FAILED"),
     ('{"query": "{ noSuchField }"}', 200, "GRAPHQL_VALIDATION_FAILED"),
     ('{"variables": {}}', 400, "BAD_REQUEST"),
@@ -246,3 +250,14 @@ def test_each_answer_carries_a_request_id_and_keeps_a_plain_one_given(server):
     odd = server.client.post("/graphql", json={"query": "{ __typename }"},
                              headers={"X-Request-ID": "bad id\twith tabs"})
     assert odd.headers["x-request-id"] not in ("", "bad id\twith tabs")
+
+
+@pytest.mark.parametrize("variables", ['"a string"', "42", "[1]"])
+def test_variables_that_are_not_an_object_are_answered_with_a_code(server, variables):
+    for response in (
+            server.client.get("/graphql", params={"query": "{ __typename }",
+                                                  "variables": variables}),
+            post_raw(server, f'{{"query": "{{ __typename }}", "variables": {variables}}}',
+                     token=None)):
+        assert response.status_code == 400
+        assert codes(response) == ["BAD_REQUEST"]

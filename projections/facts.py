@@ -200,11 +200,13 @@ class FactDecoder:
             state = None
         if state is None:
             state = _parse_text(data.decode())[0]
-        known = self._topics.get(topic)
-        if known is None:
+        # Subscripts and ``in`` where ``get`` would be a method call, for every row.
+        try:
+            known = self._topics[topic]
+        except KeyError:
             known = self._topics[topic] = (class_version(topic), topic.partition(":")[2])
         ascii_text = data.isascii() and (b"\\" not in data or b"\\u" not in data)
-        if known[0] > state.get("class_version", 1):
+        if known[0] > (state["class_version"] if "class_version" in state else 1):  # noqa: SIM401
             state, ascii_text = self._upcast(row), False  # an upcaster may add any text
         return Fact(position, oid, version, topic, state, stored, known[1], recorded,
                     ascii_text)

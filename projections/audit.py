@@ -96,8 +96,12 @@ class AuditLog(Projection):
             self.previous + f"{fact.position}\n{fact.oid}\n{fact.version}{known[0]}".encode()
             + fact.stored).digest()
         render = known[3]
+        try:  # subscripts: specialised opcodes, where ``get`` is a method call
+            actor, correlation_id = state["actor"], state["correlation_id"]
+        except KeyError:
+            actor, correlation_id = state.get("actor"), state.get("correlation_id")
         values = (fact.position, fact.recorded or iso_time, known[1], fact.oid, fact.version,
-                  known[2], state.get("actor"), state.get("correlation_id"),
+                  known[2], actor, correlation_id,
                   summarize(fact.kind, state) if render is None else render(state),
                   digest.hex(), iso_time)
         if fact.ascii_text:  # the row's other texts are ids, times, names, hex: storable

@@ -258,8 +258,9 @@ class Projector:
         for row in page:
             # Routed by topic before decoding: an event no projection here reads (e.g. an
             # order's acceptance, for the ledgers) is never parsed.
-            route = routes.get(row[3])
-            if route is None:
+            try:  # a subscript, where ``get`` is a method call: every row
+                route = routes[row[3]]
+            except KeyError:
                 kind = row[3].partition(":")[2]
                 route = routes[row[3]] = [
                     (t, handler, out) for t, out in zip(active, outs, strict=True)

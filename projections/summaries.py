@@ -115,8 +115,11 @@ def _compile(template: str) -> Callable[[dict[str, Any]], str]:
     """A template as a function of the stored state: typed values shown by their stored
     form (``{"_type_": "decimal_str", "_data_": "1.50"}`` reads ``1.50``), missing ones ``-``.
     Compiled into one function whose body shows each field inline (what ``_shown`` does,
-    without a call per field): this runs for every event of the log."""
-    pieces, lines, names = [], [], {}
+    without a call per field): this runs for every event of the log. The body reads the
+    state by subscript (a specialised opcode, where ``get`` is a method call: most of the
+    time); a missing key raises KeyError, and the state is shown again by ``get``, as
+    ``_shown`` would (try costs nothing until it raises)."""
+    pieces, fast, slow, names = [], [], [], {}
     for literal, field, _, _ in Formatter().parse(template):
         pieces.append(literal.replace("{", "{{").replace("}", "}}").replace('"', '\\"'))
         if field is not None:
@@ -124,15 +127,23 @@ def _compile(template: str) -> Callable[[dict[str, Any]], str]:
                 raise ValueError(f"bad field {field!r} in {template!r}")
             if field not in names:
                 name = names[field] = f"v{len(names)}"
-                lines += [f"    {name} = s.get({field!r})",
-                          f"    if {name}.__class__ is dict:",
-                          f"        {name} = (uuid_text({name}.get('_data_')) if "
-                          f"{name}.get('_type_') == 'uuid_hex' else {name}.get('_data_'))",
-                          f"    {name} = '-' if {name} is None else {name}"]
+                slow += [f"    {name} = s.get({field!r})",
+                         f"    if {name}.__class__ is dict:",
+                         f"        {name} = (uuid_text({name}.get('_data_')) if "
+                         f"{name}.get('_type_') == 'uuid_hex' else {name}.get('_data_'))",
+                         f"    {name} = '-' if {name} is None else {name}"]
+                fast += [f"        {name} = s[{field!r}]",
+                         f"        if {name}.__class__ is dict:",
+                         f"            {name} = (uuid_text({name}['_data_']) if "
+                         f"{name}['_type_'] == 'uuid_hex' else {name}['_data_'])",
+                         f"        if {name} is None:",
+                         f"            {name} = '-'"]
             pieces.append(f"{{{names[field]}}}")
-    body = "".join(pieces)
+    body = f'f"{"".join(pieces)}"[:{MAX_CHARS}]'
     namespace: dict[str, Any] = {"uuid_text": uuid_text}
-    code = "\n".join(["def render(s):", *lines, f'    return f"{body}"[:{MAX_CHARS}]'])
+    code = "\n".join(["def by_get(s):", *slow, f"    return {body}",
+                      "def render(s):", "    try:", *fast, f"        return {body}",
+                      "    except KeyError:", "        return by_get(s)"])
     exec(code, namespace)
     return namespace["render"]
 

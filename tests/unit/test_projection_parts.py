@@ -103,6 +103,20 @@ def test_summaries_show_stored_values_and_never_secrets():
         "nested": {"password_hash": "[redacted]", "ok": 1}}
 
 
+def test_summaries_of_events_missing_fields_or_types_show_a_dash_or_the_stored_data():
+    """An event stored before a field existed (or by another tool) lacks it; a typed value
+    may lack its type. The summary shows ``-`` for what is missing, the data as stored."""
+    no_fee_currency = {"amount": {"_type_": "decimal_str", "_data_": "1"},
+                       "price": {"_data_": "2.50"}, "fee": {"_type_": "decimal_str"},
+                       "trade_id": "t-2"}
+    assert summarize("Order.Filled", no_fee_currency) == \
+        "filled 1 @ 2.50, fee - - (trade t-2)"
+    assert summarize("Bot.DealStarted", {}) == "deal - started"
+    started = {"deal_id": {"_type_": "uuid_hex", "_data_": "94c84058278d58b0ba97ebd4917c1450"}}
+    assert summarize("Bot.DealStarted", started) == \
+        "deal 94c84058-278d-58b0-ba97-ebd4917c1450 started"
+
+
 def test_a_row_inserted_and_deleted_in_one_batch_is_never_written():
     changes = Changes([ROWS])
     changes.insert(ROWS, {"id": "a", "amount": Decimal("1.50"), "count": 1})

@@ -87,17 +87,6 @@ class Balances(Projection):
         row["updated_at"] = fact.iso_time
         self.dirty[(owner, account, asset)] = row
 
-    def _move_free(self, key: tuple[str, str, str], free: Decimal, at: str) -> None:
-        """``_move`` of the free balance alone (a fill's quote, base and fee): adding no
-        lock is left out, which changes nothing (a locked balance is a sum already rounded
-        to the context, never of a positive exponent)."""
-        row = self.balances.get(key)
-        if row is None:
-            row = self._balance(*key)
-        row["free"] += free
-        row["updated_at"] = at
-        self.dirty[key] = row
-
     def end_batch(self, out: Changes) -> None:
         for row in self.dirty.values():
             row["total"] = row["free"] + row["locked"]
@@ -136,25 +125,20 @@ class Balances(Projection):
 
     @on("Order.Submitted")
     def _submitted(self, fact: Fact, out: Changes) -> None:
-        # Every order of the log comes here: its plain fields read from the state at once.
-        state = fact.state
-        base, _, quote = state["pair"].partition("/")
+        base, _, quote = fact.text("pair").partition("/")
         price, amount = fact.dec("price"), fact.dec("amount")
-        side, kind = state["side"], state["type"]
-        side = side["_data_"] if side.__class__ is dict else side
-        kind = kind["_data_"] if kind.__class__ is dict else kind
-        order_id = fact.oid
-        order = {"order_id": order_id, "owner_id": state["owner_id"],
-                 "account_id": state["exchange_account_id"], "base": base,
+        side, kind = fact.value("side"), fact.value("type")
+        order = {"order_id": fact.oid, "owner_id": fact.text("owner_id"),
+                 "account_id": fact.text("exchange_account_id"), "base": base,
                  "quote": quote, "side": side, "type": kind, "price": price,
                  "amount": amount, "filled": ZERO, "locked": ZERO}
-        self.orders[order_id] = order
-        if kind != "market" and price is not None:  # (``_locks``)
-            locked = order["locked"] = price * amount if side == "buy" else amount
-            key = (order["owner_id"], order["account_id"], quote if side == "buy" else base)
-            self.lockers[key] += 1
-            self._move(out, fact, *key, free=-locked, locked=locked)
-        self.pending_orders.new.add(order_id)  # (``made``)
+        self.orders[order["order_id"]] = order
+        if _locks(order):
+            order["locked"] = price * amount if side == "buy" else amount
+            self.lockers[_lock_key(order)] += 1
+            self._move(out, fact, order["owner_id"], order["account_id"], _locked_asset(order),
+                       free=-order["locked"], locked=order["locked"])
+        self.pending_orders.made(order["order_id"])
 
     @on("Order.Filled", "Order.TradeObserved")
     def _filled(self, fact: Fact, out: Changes) -> None:
@@ -170,11 +154,12 @@ class Balances(Projection):
             order["locked"] -= release
             self._move(out, fact, owner, account, _locked_asset(order), free=release,
                        locked=-release)
-        notional, at, move = price * amount, fact.iso_time, self._move_free
-        move((owner, account, order["quote"]), -notional if buy else notional, at)
-        move((owner, account, order["base"]), amount if buy else -amount, at)
+        notional = price * amount
+        self._move(out, fact, owner, account, order["quote"],
+                   free=-notional if buy else notional)
+        self._move(out, fact, owner, account, order["base"], free=amount if buy else -amount)
         if fee:
-            move((owner, account, fact.state["fee_currency"]), -fee, at)
+            self._move(out, fact, owner, account, fact.text("fee_currency"), free=-fee)
         self._settle(order, done, out)
 
     @on("Deal.FeesCorrected")

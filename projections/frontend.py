@@ -64,10 +64,10 @@ FE_POSITIONS = table(
 # An order's row while it lives is a list in FE_ORDERS' column order, not a dict: every order
 # of the log makes one, and a list costs a fraction of a 21-key dict (made, then written).
 _AT = {name: i for i, name in enumerate(FE_ORDERS.column_names)}
-O_CLIENT, O_EXCHANGE, O_OWNER, O_PAIR, O_PRICE, O_AMOUNT, O_FILLED, O_COST, O_AVERAGE, \
-    O_FEES, O_STATUS, O_REASON, O_UPDATED = (_AT[c] for c in (
-        "client_order_id", "exchange_order_id", "owner_id", "pair", "price", "amount",
-        "filled", "cost", "average_price", "fees", "status", "reason", "updated_at"))
+O_CLIENT, O_EXCHANGE, O_OWNER, O_PAIR, O_AMOUNT, O_FILLED, O_COST, O_AVERAGE, O_FEES, \
+    O_STATUS, O_REASON, O_UPDATED = (_AT[c] for c in (
+        "client_order_id", "exchange_order_id", "owner_id", "pair", "amount", "filled",
+        "cost", "average_price", "fees", "status", "reason", "updated_at"))
 O_MONEY = tuple(_AT[c] for c in FE_ORDERS.money_columns)
 FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired", "lost"})
 BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped",

@@ -61,6 +61,14 @@ FE_POSITIONS = table(
     "fe_positions", key=("aggregate_id",), indexes=(("owner_id",),),
     aggregate_id="text", owner_id="text", kind="text",
 )
+# An order's row while it lives is a list in FE_ORDERS' column order, not a dict: every order
+# of the log makes one, and a list costs a fraction of a 21-key dict (made, then written).
+_AT = {name: i for i, name in enumerate(FE_ORDERS.column_names)}
+O_CLIENT, O_EXCHANGE, O_OWNER, O_PAIR, O_AMOUNT, O_FILLED, O_COST, O_AVERAGE, O_FEES, \
+    O_STATUS, O_REASON, O_UPDATED = (_AT[c] for c in (
+        "client_order_id", "exchange_order_id", "owner_id", "pair", "amount", "filled",
+        "cost", "average_price", "fees", "status", "reason", "updated_at"))
+O_MONEY = tuple(_AT[c] for c in FE_ORDERS.money_columns)
 FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired", "lost"})
 BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped",
               "Bot.RiskPaused": "paused", "Bot.RiskResumed": "running"}
@@ -77,20 +85,35 @@ class FrontEnd(Projection):
     def __init__(self) -> None:
         self.bots: dict[str, Row] = {}
         self.deals: dict[str, Row] = {}
-        self.orders: dict[str, Row] = {}
+        self.orders: dict[str, list[Any]] = {}  # live orders' rows (see O_...)
         self.dirty: dict[str, tuple[Table, Row]] = {}  # by id: written once per batch
+        self.dirty_orders: dict[str, list[Any]] = {}
+        self.new_orders: set[str] = set()  # submitted in this batch: inserted as they are
 
     def end_batch(self, out: Changes) -> None:
         for spec, row in self.dirty.values():
             out.upsert(spec, row)
         self.dirty.clear()
+        new, names = self.new_orders, FE_ORDERS.column_names
+        for order_id, order in self.dirty_orders.items():
+            if order_id in new:
+                values = order.copy()
+                for i in O_MONEY:  # (as ``Table.to_db`` writes money)
+                    if values[i] is not None:
+                        values[i] = str(values[i])
+                out.append(FE_ORDERS, tuple(values))
+            else:
+                out.upsert(FE_ORDERS, dict(zip(names, order, strict=True)))
+        self.dirty_orders.clear()
+        new.clear()
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         self.bots = {r["bot_id"]: r for r in store.select(FE_BOTS, suffix=suffix)}
         self.deals = {r["deal_id"]: r for r in
                       store.select(FE_DEALS, "status = 'open'", suffix=suffix)}
         finals = ", ".join(f"'{s}'" for s in sorted(FINAL_ORDER))
-        self.orders = {r["order_id"]: r for r in
+        names = FE_ORDERS.column_names
+        self.orders = {r["order_id"]: [r[c] for c in names] for r in
                        store.select(FE_ORDERS, f"status NOT IN ({finals})", suffix=suffix)}
 
     @on("Position.Opened", "PositionExit.Attached")
@@ -116,11 +139,11 @@ class FrontEnd(Projection):
             else None, pair=fact.text("pair") if "pair" in state else None))
 
     @staticmethod
-    def _order_lost(fact: Fact, order: Row, out: Changes) -> None:
+    def _order_lost(fact: Fact, order: list[Any], out: Changes) -> None:
         """(Called by ``_order_status``, which handles Order.Lost as a final status.)"""
         out.insert(FE_DRIFT, _drift_row(
-            fact, "order_lost", owner_id=order.get("owner_id"), order_id=fact.oid,
-            client_order_id=order.get("client_order_id"), pair=order.get("pair"),
+            fact, "order_lost", owner_id=order[O_OWNER], order_id=fact.oid,
+            client_order_id=order[O_CLIENT], pair=order[O_PAIR],
             reason=fact.text("reason")))
 
     # --- bots -----------------------------------------------------------------------------
@@ -307,42 +330,42 @@ class FrontEnd(Projection):
     @on("Order.Submitted")
     def _order_submitted(self, fact: Fact, out: Changes) -> None:
         # Every order of the log comes here: its plain fields read from the state at once
-        # (what ``fact.text`` and ``fact.id_text`` give, without a call per column).
+        # (what ``fact.text``, ``id_text`` and ``value`` give, without a call per column).
         state, at = fact.state, fact.iso_time
         bot_id, deal_id = state["bot_id"], state["deal_id"]
-        order = {"order_id": fact.oid,
-                 "client_order_id": state["client_order_id"], "exchange_order_id": None,
-                 "bot_id": None if bot_id is None else uuid_text(bot_id["_data_"]),
-                 "deal_id": None if deal_id is None else uuid_text(deal_id["_data_"]),
-                 "owner_id": state["owner_id"], "pair": state["pair"],
-                 "side": fact.value("side"), "type": fact.value("type"),
-                 "purpose": fact.value("purpose"), "safety_order": state["safety_order"],
-                 "price": fact.dec("price"), "amount": fact.dec("amount"), "filled": ZERO,
-                 "cost": ZERO, "average_price": None, "fees": ZERO, "status": "submitted",
-                 "reason": None, "created_at": at, "updated_at": at}
-        self.orders[fact.oid] = order
-        out.insert(FE_ORDERS, order)
+        side, kind, purpose = state["side"], state["type"], state["purpose"]
+        order = [fact.oid, state["client_order_id"], None,
+                 None if bot_id is None else uuid_text(bot_id["_data_"]),
+                 None if deal_id is None else uuid_text(deal_id["_data_"]),
+                 state["owner_id"], state["pair"],
+                 side["_data_"] if side.__class__ is dict else side,
+                 kind["_data_"] if kind.__class__ is dict else kind,
+                 purpose["_data_"] if purpose.__class__ is dict else purpose,
+                 state["safety_order"], fact.dec("price"), fact.dec("amount"), ZERO, ZERO,
+                 None, ZERO, "submitted", None, at, at]
+        self.orders[fact.oid] = self.dirty_orders[fact.oid] = order
+        self.new_orders.add(fact.oid)
 
     # One handler per group of kinds (no test of the kind per event for the busiest).
 
     @on("Order.Accepted", "Order.ObservedOpen")
     def _order_accepted(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
-        order["status"] = "accepted"
-        order["exchange_order_id"] = fact.state["exchange_order_id"]
-        order["updated_at"] = fact.iso_time
-        self.dirty[fact.oid] = (FE_ORDERS, order)
+        order[O_STATUS] = "accepted"
+        order[O_EXCHANGE] = fact.state["exchange_order_id"]
+        order[O_UPDATED] = fact.iso_time
+        self.dirty_orders[fact.oid] = order
 
     @on("Order.Filled", "Order.TradeObserved")
     def _order_filled(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
         amount = fact.dec("amount")
-        order["filled"] += amount
-        order["cost"] += fact.dec("price") * amount
+        order[O_FILLED] += amount
+        order[O_COST] += fact.dec("price") * amount
         # a live trade's fee may be in another asset: its value in quote counts here
-        order["fees"] += fact.dec("fee" if fact.kind == "Order.Filled" else "fee_quote")
-        order["average_price"] = order["cost"] / order["filled"]
-        order["status"] = ("filled" if order["filled"] == order["amount"]
+        order[O_FEES] += fact.dec("fee" if fact.kind == "Order.Filled" else "fee_quote")
+        order[O_AVERAGE] = order[O_COST] / order[O_FILLED]
+        order[O_STATUS] = ("filled" if order[O_FILLED] == order[O_AMOUNT]
                            else "partially_filled")
         self._order_written(fact, order)
 
@@ -351,15 +374,15 @@ class FrontEnd(Projection):
         order = self.orders[fact.oid]
         if fact.kind == "Order.Lost":
             self._order_lost(fact, order, out)
-        order["status"] = ORDER_STATUS[fact.kind]
+        order[O_STATUS] = ORDER_STATUS[fact.kind]
         if "reason" in fact.state:
-            order["reason"] = fact.state["reason"]
+            order[O_REASON] = fact.state["reason"]
         self._order_written(fact, order)
 
-    def _order_written(self, fact: Fact, order: Row) -> None:
-        order["updated_at"] = fact.iso_time
-        self.dirty[fact.oid] = (FE_ORDERS, order)
-        if order["status"] in FINAL_ORDER:
+    def _order_written(self, fact: Fact, order: list[Any]) -> None:
+        order[O_UPDATED] = fact.iso_time
+        self.dirty_orders[fact.oid] = order
+        if order[O_STATUS] in FINAL_ORDER:
             del self.orders[fact.oid]
 
 

@@ -31,8 +31,9 @@ from uuid import UUID
 from domain.money import ZERO
 from projections.facts import Fact
 from projections.framework import Projection, on
+from projections.reader import uuid_text
 from projections.store import ViewStore
-from projections.tables import Changes, Row, table
+from projections.tables import Changes, Row, Table, table
 
 BOOK_BOTS = table("paper_book_bots", key=("bot_id",), bot_id="text", position="int",
                   running="int", open_deal_id="text")
@@ -63,6 +64,15 @@ class PaperBook(Projection):
         self.fills: dict[tuple[str, str], Row] = {}
         self.assets: dict[tuple[str, str], Row] = {}
         self.deposits: dict[tuple[str, str], Row] = {}
+        # Rows changed by the batch, by the row's identity: each written once, at its end
+        # (a busy pair's fills and assets change at every fill).
+        self.dirty: dict[int, tuple[Table, Row]] = {}
+        self.legs: dict[tuple[str, str], tuple[Row, Row]] = {}  # pair's quote, base assets
+
+    def end_batch(self, out: Changes) -> None:
+        for spec, row in self.dirty.values():
+            out.upsert(spec, row)
+        self.dirty.clear()
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         self.bots = {r["bot_id"]: r for r in store.select(BOOK_BOTS, suffix=suffix)}
@@ -71,6 +81,7 @@ class PaperBook(Projection):
         self.fills = {BOOK_FILLS.key_of(r): r for r in store.select(BOOK_FILLS, suffix=suffix)}
         self.assets = {BOOK_ASSETS.key_of(r): r
                        for r in store.select(BOOK_ASSETS, suffix=suffix)}
+        self.legs = {}
         self.deposits = {BOOK_DEPOSITS.key_of(r): r
                          for r in store.select(BOOK_DEPOSITS, suffix=suffix)}
 
@@ -90,18 +101,19 @@ class PaperBook(Projection):
 
     @on("Bot.Created")
     def _created(self, fact: Fact, out: Changes) -> None:
-        out.upsert(BOOK_BOTS, self._bot(fact))
+        row = self._bot(fact)
+        self.dirty[id(row)] = (BOOK_BOTS, row)
 
     @on(*RUNS, *HALTS)
     def _status(self, fact: Fact, out: Changes) -> None:
         row = self._bot(fact)
         row["running"] = int(fact.kind in RUNS)
-        out.upsert(BOOK_BOTS, row)
+        self.dirty[id(row)] = (BOOK_BOTS, row)
 
     @on("Bot.DealStarted", "Bot.DealFinished")
     def _deal(self, fact: Fact, out: Changes) -> None:
         row = self._bot(fact)
-        out.upsert(BOOK_BOTS, row)
+        self.dirty[id(row)] = (BOOK_BOTS, row)
         if fact.kind == "Bot.DealStarted":
             row["open_deal_id"] = fact.id_text("deal_id")
             return
@@ -111,21 +123,24 @@ class PaperBook(Projection):
             order = self.orders[order_id]
             if order["open"]:
                 order["deal_id"] = None  # kept while open, no longer listed with the deal
-                out.upsert(BOOK_ORDERS, order)
+                self.dirty[id(order)] = (BOOK_ORDERS, order)
             else:
-                self._drop(order, out)
+                self._drop(order, out, listed=False)  # (the deal's list is gone already)
 
     # --- orders ---------------------------------------------------------------------------
 
     @on("Order.Submitted")
     def _submitted(self, fact: Fact, out: Changes) -> None:
+        # Every order of the log comes here: its plain fields read from the state at once.
+        state = fact.state
+        deal, side = state["deal_id"], state["side"]
         row = {"order_id": fact.oid, "position": fact.position,
-               "deal_id": fact.id_text("deal_id"),
-               "account_id": fact.text("exchange_account_id"), "pair": fact.text("pair"),
-               "side": fact.value("side"), "amount": fact.dec("amount"), "filled": ZERO,
-               "open": 1}
+               "deal_id": None if deal is None else uuid_text(deal["_data_"]),
+               "account_id": state["exchange_account_id"], "pair": state["pair"],
+               "side": side["_data_"] if side.__class__ is dict else side,
+               "amount": fact.dec("amount"), "filled": ZERO, "open": 1}
         self._keep_order(row)
-        out.upsert(BOOK_ORDERS, row)
+        self.dirty[id(row)] = (BOOK_ORDERS, row)
 
     @on("Order.Filled", "Order.TradeObserved")
     def _filled(self, fact: Fact, out: Changes) -> None:
@@ -135,11 +150,11 @@ class PaperBook(Projection):
         amount = fact.dec("amount")
         order["filled"] += amount
         if fact.kind == "Order.Filled":
-            self._book_fill(order, fact.dec("price"), amount, fact.dec("fee"), out)
+            self._book_fill(order, fact.dec("price"), amount, fact.dec("fee"))
         if order["filled"] == order["amount"]:
             self._close(order, out)
         else:
-            out.upsert(BOOK_ORDERS, order)
+            self.dirty[id(order)] = (BOOK_ORDERS, order)
 
     @on(*FINAL)
     def _final(self, fact: Fact, out: Changes) -> None:
@@ -152,36 +167,41 @@ class PaperBook(Projection):
         if order["deal_id"] is None:
             self._drop(order, out)
         else:
-            out.upsert(BOOK_ORDERS, order)
+            self.dirty[id(order)] = (BOOK_ORDERS, order)
 
-    def _drop(self, order: Row, out: Changes) -> None:
+    def _drop(self, order: Row, out: Changes, listed: bool = True) -> None:
         del self.orders[order["order_id"]]
-        if order["deal_id"] is not None:
+        self.dirty.pop(id(order), None)
+        if listed and order["deal_id"] is not None:
             self.by_deal.get(order["deal_id"], set()).discard(order["order_id"])
         out.delete(BOOK_ORDERS, (order["order_id"],))
 
-    def _book_fill(self, order: Row, price: Decimal, amount: Decimal, fee: Decimal,
-                   out: Changes) -> None:
+    def _book_fill(self, order: Row, price: Decimal, amount: Decimal, fee: Decimal) -> None:
         """The same sums as ``application.paper_log.PaperLog._filled``, in the same order."""
-        account, pair = order["account_id"], order["pair"]
-        fills = self.fills.get((account, pair)) or {"account_id": account, "pair": pair,
-                                                    "quote": ZERO, "base": ZERO}
+        key = (order["account_id"], order["pair"])
+        fills = self.fills.get(key)
+        if fills is None:
+            fills = self.fills[key] = {"account_id": key[0], "pair": key[1],
+                                       "quote": ZERO, "base": ZERO}
+        legs = self.legs.get(key)
+        if legs is None:
+            base_asset, _, quote_asset = key[1].partition("/")
+            legs = self.legs[key] = (self._asset(key[0], quote_asset),
+                                     self._asset(key[0], base_asset))
+        quote, base = legs
         notional = price * amount
-        buy = order["side"] == "buy"
-        if buy:
+        if order["side"] == "buy":
             fills["quote"], fills["base"] = fills["quote"] - notional - fee, fills["base"] + amount
+            sign = 1
         else:
             fills["quote"], fills["base"] = fills["quote"] + notional - fee, fills["base"] - amount
-        self.fills[(account, pair)] = fills
-        out.upsert(BOOK_FILLS, fills)
-        base_asset, _, quote_asset = pair.partition("/")
-        sign = 1 if buy else -1
-        quote = self._asset(account, quote_asset)
+            sign = -1
         quote["change"] = quote["change"] - sign * notional - fee
-        out.upsert(BOOK_ASSETS, quote)
-        base = self._asset(account, base_asset)
         base["change"] = base["change"] + sign * amount
-        out.upsert(BOOK_ASSETS, base)
+        dirty = self.dirty
+        dirty[id(fills)] = (BOOK_FILLS, fills)
+        dirty[id(quote)] = (BOOK_ASSETS, quote)
+        dirty[id(base)] = (BOOK_ASSETS, base)
 
     def _asset(self, account: str, asset: str) -> Row:
         row = self.assets.get((account, asset))
@@ -201,7 +221,7 @@ class PaperBook(Projection):
         sign = -1 if fact.kind.endswith("Withdrawn") else 1
         row["amount"] = row["amount"] + sign * fact.dec("amount")
         self.deposits[key] = row
-        out.upsert(BOOK_DEPOSITS, row)
+        self.dirty[id(row)] = (BOOK_DEPOSITS, row)
 
     # --- what a runner restores -----------------------------------------------------------
 
@@ -301,4 +321,5 @@ class BookAtHead:
                 handler = book.route(fact.kind)
                 if handler is not None:
                     handler(fact, out)
+            book.end_batch(out)  # (nothing written: only what it keeps for a batch let go)
             self.position = page[-1][0]

@@ -18,8 +18,10 @@ to 28 significant digits (half even); the SQL does the same, step by step in log
 with ``pg_temp.r28`` and the ordered aggregate ``pg_temp.sum28``, so running sums carry the
 same last digits. SQLite keeps the Python path.
 
-``ENABLED`` (``TRADETAPE_SQL_REBUILD=0`` in the environment turns it off) is the switch;
-``BUILT`` names the projections built so (``TRADETAPE_SQL_REBUILD=all``: ``balances`` too).
+``TRADETAPE_SQL_REBUILD`` in the environment, read when a rebuild starts: ``1`` (or unset)
+builds ``paper_book`` so, ``all`` ``balances`` too, ``0`` none; any other value is refused
+(``BAD_SQL_REBUILD``) rather than taken for one of them. ``ENABLED`` and ``BUILT``, when set,
+take the environment's place (the tests compare both paths).
 """
 
 from __future__ import annotations
@@ -35,16 +37,18 @@ from eventsourcing.application import Application
 from eventsourcing.utils import resolve_topic
 
 from projections.framework import Projection
-from projections.runner import DEFAULT_BATCH, Progress, Projector
+from projections.runner import DEFAULT_BATCH, Progress, ProjectionError, Projector
 from projections.store import SHADOW, PostgresViewStore, ViewStore
 from projections.tables import Changes, Row, Table
 
-_SETTING = os.environ.get("TRADETAPE_SQL_REBUILD", "1")
-ENABLED = _SETTING != "0"
-# Which projections: ``balances`` only with ``TRADETAPE_SQL_REBUILD=all``. Its SQL is exact
-# (tested like paper_book's) but costs PostgreSQL about 3 s of processor time on the
+SETTING = "TRADETAPE_SQL_REBUILD"
+# Which projections each value builds in SQL: ``balances`` only with ``all``. Its SQL is
+# exact (tested like paper_book's) but costs PostgreSQL about 3 s of processor time on the
 # 180,057-event log where its handlers cost 0.6 s of Python: on two cores, a loss.
-BUILT = {"paper_book", "balances"} if _SETTING == "all" else {"paper_book"}
+CHOICES = {"0": frozenset(), "1": frozenset({"paper_book"}),
+           "all": frozenset({"paper_book", "balances"})}
+ENABLED: bool | None = None  # None: as the environment says
+BUILT: set[str] | None = None
 log = logging.getLogger(__name__)
 
 # Rounding as Python's default decimal context does it: 28 significant digits, half even
@@ -101,18 +105,31 @@ class Builder:
         raise NotImplementedError
 
 
+def chosen() -> frozenset[str]:
+    """The projections to build in SQL, as ``ENABLED``/``BUILT`` or else the environment
+    say; a ProjectionError (``BAD_SQL_REBUILD``) for a value it does not know."""
+    value = os.environ.get(SETTING, "1")
+    if value not in CHOICES and (ENABLED is None or BUILT is None):
+        raise ProjectionError("BAD_SQL_REBUILD", f"{SETTING}={value!r} is not one of "
+                              f"{', '.join(CHOICES)} (0: off, 1: paper_book, all: balances "
+                              "too)")
+    if ENABLED is False:
+        return frozenset()
+    return frozenset(BUILT) if BUILT is not None else CHOICES[value]
+
+
 def builders() -> dict[str, Callable[[], Builder]]:
     from projections.balances_sql import BalancesSql
     from projections.paper_book_sql import PaperBookSql
 
-    made = {"paper_book": PaperBookSql, "balances": BalancesSql}
-    return {name: builder for name, builder in made.items() if name in BUILT}
+    made, built = {"paper_book": PaperBookSql, "balances": BalancesSql}, chosen()
+    return {name: builder for name, builder in made.items() if name in built}
 
 
 def usable(app: Application, store: ViewStore) -> bool:
     """Whether this rebuild can read the events in SQL: PostgreSQL, the log in the views'
     schema, stored as JSON as it is, and Python rounding as the SQL does."""
-    if not ENABLED or not isinstance(store, PostgresViewStore):
+    if not chosen() or not isinstance(store, PostgresViewStore):
         return False
     recorder, mapper = app.recorder, app.mapper
     datastore = getattr(recorder, "datastore", None)
@@ -130,7 +147,7 @@ class SqlRebuild:
 
     def __init__(self, app: Application, store: ViewStore,
                  classes: Sequence[type[Projection]], batch_size: int = DEFAULT_BATCH):
-        made = builders() if usable(app, store) else {}
+        made = builders() if usable(app, store) else {}  # (refuses an unknown setting)
         self.app, self.store, self.batch_size = app, store, batch_size
         self.classes = [cls for cls in classes if cls.name in made]
         if len(self.classes) == len(classes):

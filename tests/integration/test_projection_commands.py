@@ -263,6 +263,17 @@ def test_views_not_built_and_unknown_names_are_usage_errors(filled, capsys):
     assert "INVALID_TIME" in capsys.readouterr().err
 
 
+def test_an_unknown_sql_rebuild_setting_is_refused_before_anything_is_rebuilt(
+        filled, capsys, monkeypatch):
+    monkeypatch.setenv("TRADETAPE_SQL_REBUILD", "yes")
+    assert main(["projections", "rebuild", "pnl", "--database", filled]) == 1
+    err = capsys.readouterr().err
+    assert "BAD_SQL_REBUILD: TRADETAPE_SQL_REBUILD='yes' is not one of 0, 1, all" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    monkeypatch.setenv("TRADETAPE_SQL_REBUILD", "0")  # a known value: rebuilt (in Python)
+    assert main(["projections", "rebuild", "pnl", "--database", filled]) == 0
+
+
 def test_rebuild_in_two_processes_equals_one(filled, capsys):
     from application.settings import parse_database_url
     from projections.rebuild import rebuild

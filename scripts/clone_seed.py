@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -337,17 +338,23 @@ def seed(url: str, bots: int, events: int, projections: list[str] | None = None)
     return written
 
 
-def analyze(url: str) -> None:
-    """Statistics for the seeded tables, as a database in use has them: seeded in minutes,
-    the autovacuum's last look may date from when they were small (it estimated 173,639
-    rows of a 1.72M-event log), and a start then runs on plans for a small log."""
+@contextmanager
+def _schema_connection(url: str) -> Iterator[tuple[Any, str]]:
+    """An autocommit connection to ``url``'s database, and the schema the URL names."""
     import psycopg
 
     from application.settings import _connect_kwargs, parse_database_url
 
     env = parse_database_url(url).env
-    schema = env.get("POSTGRES_SCHEMA", "public")
     with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
+        yield conn, env.get("POSTGRES_SCHEMA", "public")
+
+
+def analyze(url: str) -> None:
+    """Statistics for the seeded tables, as a database in use has them: seeded in minutes,
+    the autovacuum's last look may date from when they were small (it estimated 173,639
+    rows of a 1.72M-event log), and a start then runs on plans for a small log."""
+    with _schema_connection(url) as (conn, schema):
         tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s",
                               (schema,)).fetchall()
         for (table,) in tables:
@@ -356,13 +363,7 @@ def analyze(url: str) -> None:
 
 def ensure_schema(url: str, fresh: bool) -> bool:
     """True when the schema must be seeded (dropped first with ``fresh``)."""
-    import psycopg
-
-    from application.settings import _connect_kwargs, parse_database_url
-
-    env = parse_database_url(url).env
-    schema = env.get("POSTGRES_SCHEMA", "public")
-    with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
+    with _schema_connection(url) as (conn, schema):
         if fresh:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         found = conn.execute(

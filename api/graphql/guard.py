@@ -121,8 +121,7 @@ class GraphQLRequestGuard:
                 self._check_document(request.get("query"))
             elif not isinstance(request, list):  # a list is a batch: strawberry answers it
                 # strawberry calls .get on whatever the body held: a 500 and a traceback
-                raise Refusal(400, "BAD_REQUEST", "the request body must be a JSON object "
-                              "such as {\"query\": \"...\"}")
+                raise _not_an_object()
             if len(body) <= MAX_ACCEPTED_BODY:  # the checks are a function of the bytes
                 self.accepted[body] = None
                 if len(self.accepted) > ACCEPTED_BODIES:
@@ -181,6 +180,11 @@ class GraphQLRequestGuard:
         if isinstance(document, str) and len(document) > limit:
             raise Refusal(413, "DOCUMENT_TOO_LARGE", f"the GraphQL document is over the "
                           f"limit of {limit} characters", limit=limit)
+
+
+def _not_an_object() -> Refusal:
+    return Refusal(400, "BAD_REQUEST", "the request body must be a JSON object such as "
+                   "{\"query\": \"...\"}")
 
 
 def _too_large(limit: int) -> Refusal:

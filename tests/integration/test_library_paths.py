@@ -6,20 +6,16 @@ them on, on every store (application/library_seam.py)."""
 from __future__ import annotations
 
 import contextlib
-import uuid
-from collections.abc import Iterator
+import logging
 
-import psycopg
 import pytest
 
 from adapters.security.audit_key import AUDIT_KEY_ENV
 from application import bulk_load, library_seam
 from application.replay import read_log
-from application.settings import _connect_kwargs, parse_database_url
 from domain.bots import Bot
 from domain.deals import Deal
 from domain.orders import Order
-from tests.conftest import POSTGRES_URL
 from tests.integration.test_snapshots import state
 from tests.unit.test_bulk_decoding import a_traded_log
 
@@ -31,22 +27,6 @@ def turn_off(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
         monkeypatch.setenv(library_seam.LIBRARY_PATHS_ENV, "1")
     else:
         monkeypatch.setattr(library_seam, "installed_version", lambda: "9.6.0")
-
-
-@pytest.fixture
-def second_url(store_url: str, tmp_path) -> Iterator[str]:
-    """A second store of ``store_url``'s kind, for the same trading the library's way."""
-    if store_url == "memory":
-        yield "memory"
-        return
-    if store_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'library.sqlite'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    yield f"{POSTGRES_URL}?schema={schema}"
-    with psycopg.connect(**_connect_kwargs(parse_database_url(POSTGRES_URL).env),
-                         autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def fast_paths_taken(trading) -> set[str]:
@@ -86,7 +66,7 @@ def what_a_user_sees(trading) -> dict:
 
 @pytest.mark.parametrize("how", OFF)
 def test_the_same_trading_gives_the_same_bytes_and_rows_with_the_library_paths(
-        store_url, second_url, monkeypatch, how):
+        store_url, another_store_url, monkeypatch, how):
     monkeypatch.setenv(AUDIT_KEY_ENV, "k" * 64)  # (no key file written per schema)
     fast = a_traded_log(store_url)
     try:
@@ -95,7 +75,7 @@ def test_the_same_trading_gives_the_same_bytes_and_rows_with_the_library_paths(
         fast.close()
     with monkeypatch.context() as patch:
         turn_off(patch, how)
-        library = a_traded_log(second_url)
+        library = a_traded_log(another_store_url)
         try:
             library_taken, with_library = fast_paths_taken(library), what_a_user_sees(library)
         finally:
@@ -108,3 +88,31 @@ def test_the_same_trading_gives_the_same_bytes_and_rows_with_the_library_paths(
     assert with_library == with_fast
     assert len(with_fast["log"]) > 50 and with_fast["few"]
     assert with_fast["loaded"]["Bot"] and with_fast["loaded"]["Deal"]
+
+
+@pytest.mark.parametrize("how", OFF)
+def test_a_rebuild_gives_the_same_views_with_the_library_paths(postgres_url, monkeypatch,
+                                                               caplog, how):
+    """The SQL rebuild reads the library's table and JSON by hand: off, every projection is
+    rebuilt by its Python handlers, to the same rows."""
+    from projections.rebuild import rebuild
+    from tests.integration.test_sql_rebuild import BOOK, TAKEN
+    from tests.projection_stubs import dump, view_store
+
+    caplog.set_level(logging.INFO, "projections.sql_rebuild")
+    monkeypatch.setenv("TRADETAPE_SQL_REBUILD", "all")
+    trading, store = a_traded_log(postgres_url), view_store(postgres_url)
+    try:
+        rebuild(trading, store, BOOK, batch_size=97)
+        in_sql, taken = dump(store, BOOK), caplog.text.count(f"paper_book+balances {TAKEN}")
+        caplog.clear()
+        with monkeypatch.context() as patch:
+            turn_off(patch, how)
+            rebuild(trading, store, BOOK, batch_size=97)
+        in_python, taken_off = dump(store, BOOK), caplog.text.count(TAKEN)
+    finally:
+        store.close()
+        trading.close()
+    assert (taken, taken_off) == (1, 0)  # paper_book and balances in SQL, then neither
+    assert in_python == in_sql
+    assert in_sql["paper_book_orders"] and in_sql["paper_book_assets"]

@@ -45,6 +45,12 @@ Switched fast paths (name: what, where, why, measured gain):
   ``balances_sql.py``): a rebuild reads the library's events table in SQL and decodes its
   ``_type_``/``_data_`` JSON in PostgreSQL. WHY: set-based SQL on PostgreSQL's processor
   instead of a Python handler per event. Own switch: ``TRADETAPE_SQL_REBUILD=0``.
+- ``memory_store``: ``adapters/event_store/memory.py``: the ``memory`` store, the library's
+  POPO recorder with its private log, index and lock (``_stored_events``,
+  ``_stored_events_index``, ``_database_lock``), events kept as domain events until read
+  and indexed by ``UUID.int``. WHY: a backtest writes tens of thousands of events it never
+  reads (none encoded until asked for), and ``UUID.__hash__`` is Python code run for every
+  event appended (no figure measured in its comments).
 
 Internals used but not switched here (no library path gives what they give):
 
@@ -52,10 +58,12 @@ Internals used but not switched here (no library path gives what they give):
   a page a query, as tuples; it also reads ``recorded_at``, a column of ours the library
   never reads back (through ``select_notifications`` every recorded time would be None, and
   time travel's views would change). Its rows equal the library's (its tests).
-- ``adapters/event_store/memory.py``: the ``memory`` store, the library's POPO recorder with
-  its private index and lock (``_stored_events_index``, ``_database_lock``) kept as domain
-  events until read (a backtest writes tens of thousands it never reads). Tests compare its
-  bytes with a durable store's.
+- ``domain/recording.py``: our aggregates create and record events as the library's
+  ``_create``/``trigger_event`` and ``mutate`` do, through its ``__base_init__``,
+  ``_pending_events``, ``_version``, ``_modified_on`` and its events' field order (the
+  engine records an event every few candles). The domain imports nothing of ours, so it
+  cannot ask this seam: the pin's test (``tests/unit/test_library_seam.py``) and the
+  domain's own tests are what notice a library that moved.
 - the recorders' hooks (``_insert_events``, ``_create_table``, ``insert_events_statement``,
   ``create_table`` under a lock) of ``adapters/event_store/postgres.py``/``sqlite.py``: the
   seals, the recorded time and the DDL lock need them on every path.
@@ -79,9 +87,9 @@ LIBRARY_PATHS_ENV = "TRADETAPE_LIBRARY_PATHS"  # "1": every fast path off
 LIBRARY_APPEND_ENV = "TRADETAPE_LIBRARY_APPEND"  # "1": the library's append
 BULK_LOAD_ENV = "TRADETAPE_BULK_LOAD"  # "0": one aggregate at a time, the library's load
 
-APPEND, TOPIC_READS, BULK_LOAD, ENCODER, SQL_REBUILD = (
-    "append", "topic_reads", "bulk_load", "encoder", "sql_rebuild")
-PATHS = frozenset({APPEND, TOPIC_READS, BULK_LOAD, ENCODER, SQL_REBUILD})
+APPEND, TOPIC_READS, BULK_LOAD, ENCODER, SQL_REBUILD, MEMORY_STORE = (
+    "append", "topic_reads", "bulk_load", "encoder", "sql_rebuild", "memory_store")
+PATHS = frozenset({APPEND, TOPIC_READS, BULK_LOAD, ENCODER, SQL_REBUILD, MEMORY_STORE})
 
 log = logging.getLogger("tradetape.library")
 _warned: set[str] = set()

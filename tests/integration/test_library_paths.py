@@ -10,6 +10,7 @@ import logging
 
 import pytest
 
+from adapters.event_store.memory import MemoryRecorder
 from adapters.security.audit_key import AUDIT_KEY_ENV
 from application import bulk_load, library_seam
 from application.replay import read_log
@@ -41,6 +42,8 @@ def fast_paths_taken(trading) -> set[str]:
         taken.add("topic_reads")
     if bulk_load.enabled(trading):
         taken.add("bulk_load")
+    if isinstance(recorder, MemoryRecorder):
+        taken.add("memory_store")
     return taken
 
 
@@ -81,9 +84,12 @@ def test_the_same_trading_gives_the_same_bytes_and_rows_with_the_library_paths(
         finally:
             library.close()
 
-    postgres = store_url.startswith("postgres")
-    assert fast_taken == ({"encoder", "append", "topic_reads", "bulk_load"} if postgres
-                          else {"encoder"})
+    expected = {"encoder"}
+    if store_url.startswith("postgres"):
+        expected |= {"append", "topic_reads", "bulk_load"}
+    if store_url == "memory":
+        expected.add("memory_store")
+    assert fast_taken == expected
     assert library_taken == set()
     assert with_library == with_fast
     assert len(with_fast["log"]) > 50 and with_fast["few"]

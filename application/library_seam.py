@@ -44,7 +44,9 @@ Switched fast paths (name: what, where, why, measured gain):
 - ``sql_rebuild``: ``projections/sql_rebuild.py`` (with ``paper_book_sql.py``,
   ``balances_sql.py``): a rebuild reads the library's events table in SQL and decodes its
   ``_type_``/``_data_`` JSON in PostgreSQL. WHY: set-based SQL on PostgreSQL's processor
-  instead of a Python handler per event. Own switch: ``TRADETAPE_SQL_REBUILD=0``.
+  instead of a Python handler per event (README: all ten projections of a 180,057-event
+  log 5.14-5.35 s of Python without, 4.26-4.60 s with). Own switch:
+  ``TRADETAPE_SQL_REBUILD=0``.
 - ``memory_store``: ``adapters/event_store/memory.py``: the ``memory`` store, the library's
   POPO recorder with its private log, index and lock (``_stored_events``,
   ``_stored_events_index``, ``_database_lock``), events kept as domain events until read
@@ -52,7 +54,8 @@ Switched fast paths (name: what, where, why, measured gain):
   reads (none encoded until asked for), and ``UUID.__hash__`` is Python code run for every
   event appended (no figure measured in its comments).
 
-Internals used but not switched here (no library path gives what they give):
+Internals used but not switched here (no library path gives what they give, or the
+module may not ask):
 
 - ``projections/reader.py`` ``LogReader``/``RecordedTimes``: the events table read by hand,
   a page a query, as tuples; it also reads ``recorded_at``, a column of ours the library

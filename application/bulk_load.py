@@ -9,18 +9,18 @@ at least ``SNAPSHOT_AFTER`` (3) events gets a new snapshot, so the next start re
 ``TRADETAPE_BULK_LOAD=0`` (or a store without the many-ids reads: the memory store, SQLite)
 loads one aggregate at a time through the library's repository instead; a test holds both
 ways equal. The many-ids reads are ``select_events_of``/``select_last_of`` of
-adapters/event_store/postgres.py, pinned to eventsourcing 9.5.6's table layout.
+adapters/event_store/postgres.py, pinned to eventsourcing 9.5.6's table layout: a fast path
+of ``application.library_seam`` (``TRADETAPE_LIBRARY_PATHS=1`` or another version: off).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
-from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, SafeUUID
 
+from application.library_seam import BULK_LOAD, BULK_LOAD_ENV, fast_path
 from application.snapshots import StampedSnapshot, decoded, round_trips, usable
 from domain.errors import NotFoundError
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tradetape.load")
 A = TypeVar("A")
-SWITCH = "TRADETAPE_BULK_LOAD"
+SWITCH = BULK_LOAD_ENV  # "0": one at a time (read by application.library_seam)
 CHUNK = 5000  # ids per query (a round trip each: fewer, longer ones on a busy server)
 # Events a load replays before its aggregate earns a snapshot. Every load here is a start's
 # (bots, their open deals and orders, accounts): a bot or deal of 9-11 events replays in
@@ -37,19 +37,10 @@ CHUNK = 5000  # ids per query (a round trip each: fewer, longer ones on a busy s
 # read but not decoded (``_still_at``): a snapshot is one decoding, so an open order of 2
 # events earns one too (every aggregate a start loads then costs one decoding).
 SNAPSHOT_AFTER = 2
-PINNED = "9.5.6"
 
 
 def enabled(trading: Trading) -> bool:
-    return (os.environ.get(SWITCH, "1") != "0" and _library_version() == PINNED
-            and hasattr(trading.recorder, "select_events_of"))
-
-
-@cache
-def _library_version() -> str:
-    from importlib.metadata import version
-
-    return version("eventsourcing")
+    return fast_path(BULK_LOAD) and hasattr(trading.recorder, "select_events_of")
 
 
 def load_many(trading: Trading, ids: Iterable[UUID], kind: type[A]) -> dict[UUID, A]:

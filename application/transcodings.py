@@ -11,6 +11,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
+from application.library_seam import ENCODER, fast_path
 from domain.accounts import AccountKind
 from domain.bots import BotMode, BotStatus, LifecycleStage
 from domain.dca import DcaConfig
@@ -83,7 +84,7 @@ class PrebuiltJSONTranscoder(JSONTranscoder):
 
         # per type: the last value encoded and what it was encoded as (_encode_again)
         self._last: dict[type, tuple[Any, Any]] = {}
-        if c_make_encoder is None:  # no C accelerator: keep the library's path
+        if c_make_encoder is None or not fast_path(ENCODER):  # the library's own path
             self._encode_fast = None
             return
         e = self.encoder

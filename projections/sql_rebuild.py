@@ -36,6 +36,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.utils import resolve_topic
 
+from application.library_seam import SQL_REBUILD, fast_path
 from projections.framework import Projection
 from projections.runner import DEFAULT_BATCH, Progress, ProjectionError, Projector
 from projections.store import SHADOW, PostgresViewStore, ViewStore
@@ -129,7 +130,7 @@ def builders() -> dict[str, Callable[[], Builder]]:
 def usable(app: Application, store: ViewStore) -> bool:
     """Whether this rebuild can read the events in SQL: PostgreSQL, the log in the views'
     schema, stored as JSON as it is, and Python rounding as the SQL does."""
-    if not chosen() or not isinstance(store, PostgresViewStore):
+    if not chosen() or not fast_path(SQL_REBUILD) or not isinstance(store, PostgresViewStore):
         return False
     recorder, mapper = app.recorder, app.mapper
     datastore = getattr(recorder, "datastore", None)

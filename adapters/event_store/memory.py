@@ -27,6 +27,7 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 
+from application.library_seam import MEMORY_STORE, fast_path
 from domain.recording import topic_of
 
 
@@ -166,10 +167,17 @@ class MemoryEventStore(EventStore):
 
 
 class Factory(popo.POPOFactory):
-    def application_recorder(self) -> MemoryRecorder:
+    """The store above, a fast path through the POPO recorder's internals (its
+    ``_stored_events``, ``_stored_events_index``, ``_database_lock``): when
+    ``application.library_seam`` says no, the library's own POPO store."""
+
+    def application_recorder(self) -> Any:
+        if not fast_path(MEMORY_STORE, self.env):
+            return super().application_recorder()
         return MemoryRecorder()
 
-    def event_store(self, mapper=None, recorder=None) -> MemoryEventStore:
-        return MemoryEventStore(
-            mapper=mapper or self.mapper(), recorder=recorder or self.application_recorder()
-        )
+    def event_store(self, mapper=None, recorder=None) -> Any:
+        recorder = recorder or self.application_recorder()
+        if not isinstance(recorder, MemoryRecorder):
+            return super().event_store(mapper=mapper, recorder=recorder)
+        return MemoryEventStore(mapper=mapper or self.mapper(), recorder=recorder)

@@ -23,6 +23,9 @@ which could hang for good on an INSERT of many MB (``ApplicationRecorder._append
 ``TRADETAPE_LIBRARY_APPEND=1`` switches back to the library's own append).
 The events table gets an index on ``(topic, notification_id)``: reading the events of a
 few topics costs what it finds, planned for the topics asked (``topic_reads.py``).
+The append, the topic reads and the many-ids reads are fast paths through the library's
+internals: ``application.library_seam`` says whether each may run (``TRADETAPE_LIBRARY_PATHS
+=1`` or another eventsourcing version: the library's own paths).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 import psycopg
 from eventsourcing import postgres
 from eventsourcing.persistence import InterfaceError, OperationalError
-from eventsourcing.utils import retry, strtobool
+from eventsourcing.utils import retry
 from psycopg import sql
 from psycopg.rows import tuple_row
 
@@ -43,10 +46,9 @@ from adapters.event_store.leases import LOST_MARK, check_fence, lost_leases
 from adapters.event_store.recorded_time import POSTGRES_NOW, RECORDED_AT
 from adapters.event_store.sealing import SEALS_TABLE, Sealing, key_source
 from adapters.event_store.topic_reads import TopicReads
+from application.library_seam import APPEND, TOPIC_READS, fast_path
 from application.settings import lock_ddl
 
-# "1": appends go through the library's own pipelined insert (see ApplicationRecorder._append)
-LIBRARY_APPEND_ENV = "TRADETAPE_LIBRARY_APPEND"
 # seconds an append's session may wait on its client (sending the INSERT) before the server
 # ends it; other transactions keep the library's (see ApplicationRecorder._append)
 APPEND_IDLE_TIMEOUT = 60.0
@@ -162,6 +164,10 @@ class ApplicationRecorder(Sealing, TopicReads, _ManyReads, _RecordedTime,
 
     def __init__(self, datastore: postgres.PostgresDatastore, **kwargs: Any):
         super().__init__(datastore, **kwargs)
+        # The fast paths as the process's environment says (the factory then asks the
+        # application's): the library's own paths when the seam says no.
+        self.library_append = not fast_path(APPEND)
+        self.fast_topic_reads = fast_path(TOPIC_READS)
         self.seals = sql.Identifier(datastore.schema, SEALS_TABLE)
         self.sql_create_statements.append(sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (originator_id uuid, originator_version bigint, "
@@ -177,8 +183,9 @@ class ApplicationRecorder(Sealing, TopicReads, _ManyReads, _RecordedTime,
     # The fence of the append under way on this thread, if any: set by the composition
     # root for engine workers (``application.leases.current_fence``).
     fence_source: Any = None
-    # The off switch (``TRADETAPE_LIBRARY_APPEND=1``): the library's own append, all its
-    # statements in one psycopg pipeline. Kept to compare bytes with; see ``_append``.
+    # The off switch (``TRADETAPE_LIBRARY_APPEND=1``, or the seam's): the library's own
+    # append, all its statements in one psycopg pipeline. Kept to compare bytes with; see
+    # ``_append``.
     library_append = False
     _insert_columns_sql: Any = None  # made at the first append
 
@@ -365,5 +372,6 @@ class Factory(postgres.PostgresFactory):
     def application_recorder(self) -> Any:
         recorder = super().application_recorder()
         recorder.key_source = key_source(self.env, None)
-        recorder.library_append = strtobool(self.env.get(LIBRARY_APPEND_ENV) or "no")
+        recorder.library_append = not fast_path(APPEND, self.env)
+        recorder.fast_topic_reads = fast_path(TOPIC_READS, self.env)
         return recorder

@@ -1,5 +1,7 @@
 """Reading the events of a few topics from the PostgreSQL log at the cost of what is found
-(``adapters/event_store/postgres.py``'s application recorder; eventsourcing 9.5.6)."""
+(``adapters/event_store/postgres.py``'s application recorder; eventsourcing 9.5.6). A fast
+path through the library's table: off, the library's ``select_notifications`` answers
+(``application.library_seam``)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from psycopg import sql
 class TopicReads:
     datastore: postgres.PostgresDatastore
     events_table_name: str
+    # False: the library's own read (``TRADETAPE_LIBRARY_PATHS=1`` or another eventsourcing
+    # version; set from ``application.library_seam`` when the recorder is made)
+    fast_topic_reads = True
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
@@ -30,7 +35,7 @@ class TopicReads:
         the commoner reads before it cost more than that plan seems to). Sent
         unprepared, each read is planned for its own topics: a rare one is found through
         ``(topic, notification_id)`` and costs what it finds."""
-        if not topics:
+        if not topics or not self.fast_topic_reads:
             return super().select_notifications(  # type: ignore[misc]
                 start, limit, stop, topics, inclusive_of_start=inclusive_of_start)
         where, params = [], []

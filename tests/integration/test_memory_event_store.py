@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.event_store.memory import PendingStoredEvent
+from adapters.event_store.memory import MemoryRecorder, PendingStoredEvent
 from domain.errors import ConcurrencyConflictError
 from tests.integration.conftest import CONFIG, SCRIPT_EVENTS, T0, run_script, stored_rows
 
 
-def test_the_memory_store_gives_back_the_bytes_sqlite_wrote(tmp_path, trading):
+@pytest.fixture(autouse=True, params=["ours", "TRADETAPE_LIBRARY_PATHS=1"])
+def paths(request, monkeypatch) -> str:
+    """Every test with our store, and with the library's own POPO store (the seam's
+    switch, application/library_seam.py): the same answers."""
+    if "=" in request.param:
+        monkeypatch.setenv(*request.param.split("="))
+    return request.param
+
+
+def test_the_memory_store_gives_back_the_bytes_sqlite_wrote(tmp_path, trading, paths):
     memory = trading("memory", start=T0, seed="same")
+    assert isinstance(memory.recorder, MemoryRecorder) == (paths == "ours")
     run_script(memory)
     sqlite = trading(f"sqlite:///{tmp_path / 'events.sqlite'}", start=T0, seed="same")
     run_script(sqlite)
@@ -20,6 +30,7 @@ def test_the_memory_store_gives_back_the_bytes_sqlite_wrote(tmp_path, trading):
     assert stored_rows(memory) == stored_rows(sqlite)
 
 
+@pytest.mark.parametrize("paths", ["ours"], indirect=True)  # (the library encodes at once)
 def test_an_appended_event_is_encoded_only_when_first_read(trading):
     app = trading("memory")
     bot_id = app.create_bot(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import psycopg
+import pytest
 
 from application.bootstrap import open_trading
 from application.paper_trading import PaperTrading
@@ -41,7 +42,11 @@ def rows_read(trading: Trading, store) -> int:
     return read
 
 
-def test_an_engine_workers_start_reads_a_few_rows_of_a_long_log(postgres_url, candles):  # noqa: F811
+@pytest.mark.parametrize("paths", ["fast paths", "TRADETAPE_LIBRARY_PATHS=1"])
+def test_an_engine_workers_start_reads_a_few_rows_of_a_long_log(postgres_url, candles,  # noqa: F811
+                                                                paths, monkeypatch):
+    if "=" in paths:  # the library's own reads, appends and loads everywhere
+        monkeypatch.setenv(*paths.split("="))
     world, _ = busy_world(postgres_url, candles)
     filler = world.trading.open_account(owner_id="u3", exchange="paper", quote_asset="USDT")
     for _ in range(FILLER):  # a long history of an account no bot trades from

@@ -27,12 +27,34 @@ COMMON, SOMETIMES, RARE = ("tests.topic_reads:Noted", "tests.topic_reads:Marked"
                            "tests.topic_reads:Found")
 
 
-@pytest.fixture
-def trading(postgres_url: str) -> Iterator[Trading]:
+def open_one_session(postgres_url: str) -> Trading:
     """One connection in the pool: every read below runs on the same PostgreSQL session,
     as a long-running server's reads do on each of its pooled connections."""
-    trading = open_trading(f"{postgres_url}&pool_size=1&max_overflow=0")
+    return open_trading(f"{postgres_url}&pool_size=1&max_overflow=0")
+
+
+@pytest.fixture
+def trading(postgres_url: str) -> Iterator[Trading]:
+    trading = open_one_session(postgres_url)
     try:
+        yield trading
+    finally:
+        trading.close()
+
+
+@pytest.fixture(params=["fast path", "TRADETAPE_LIBRARY_PATHS=1", "another eventsourcing"])
+def either_trading(request, postgres_url: str, monkeypatch) -> Iterator[Trading]:
+    """The topic read ours (as shipped), or the library's own (the seam's switch, or a
+    version the read was not written against)."""
+    from application import library_seam
+
+    if request.param.startswith("TRADETAPE"):
+        monkeypatch.setenv(*request.param.split("="))
+    elif request.param.startswith("another"):
+        monkeypatch.setattr(library_seam, "installed_version", lambda: "9.6.0")
+    trading = open_one_session(postgres_url)
+    try:
+        assert trading.recorder.fast_topic_reads == (request.param == "fast path")
         yield trading
     finally:
         trading.close()
@@ -95,13 +117,18 @@ def test_a_read_of_rare_events_fetches_only_them_after_reads_of_commoner_ones(tr
     (19_990, None, False, [RARE, COMMON], 100),
     (5, 4, True, [COMMON], 10),
 ])
-def test_a_topic_read_gives_the_rows_the_library_gives(trading, start, stop, inclusive,
-                                                       topics, limit):
+def test_a_topic_read_gives_the_rows_the_library_gives(either_trading, start, stop, inclusive,
+                                                       topics, limit, monkeypatch):
+    trading = either_trading
     append_log(trading)
     recorder = trading.recorder
+    library_read = postgres.PostgresApplicationRecorder.select_notifications
+    asked = []  # the reads that went the library's way
+    monkeypatch.setattr(postgres.PostgresApplicationRecorder, "select_notifications",
+                        lambda *a, **k: asked.append(1) or library_read(*a, **k))
     ours = recorder.select_notifications(start, limit, stop, topics,
                                          inclusive_of_start=inclusive)
-    library = postgres.PostgresApplicationRecorder.select_notifications(
-        recorder, start, limit, stop, topics, inclusive_of_start=inclusive)
+    assert len(asked) == (0 if recorder.fast_topic_reads else 1)
+    library = library_read(recorder, start, limit, stop, topics, inclusive_of_start=inclusive)
     assert ours == library
     assert all(n.topic in topics for n in ours)

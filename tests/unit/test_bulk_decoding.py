@@ -23,10 +23,10 @@ from domain.dca import DcaConfig
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def a_traded_log():
+def a_traded_log(url: str = "memory"):
     """A paper account, two bots and a market that fills safety orders and take profits."""
     clock, ids = SettableClock(T0), SequentialIds("bulk-decoding")
-    trading = open_trading("memory", clock=clock, ids=ids)
+    trading = open_trading(url, clock=clock, ids=ids)
     account = trading.open_account(owner_id="u1", exchange="paper", quote_asset="USDT")
     trading.deposit(account, "USDT", Decimal("10000"), actor="u1")
     for tp in ("0.5", "1.5"):

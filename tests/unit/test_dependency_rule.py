@@ -86,13 +86,28 @@ def test_projections_import_no_adapters_or_api() -> None:
     assert violations(("projections",), forbidden) == []
 
 
+# What adapters may import of the application: read from the environment, and of nothing
+# of ours (the seam: whether a fast path through the library's internals may run).
+ADAPTERS_MAY_IMPORT = ("application.settings", "application.library_seam")
+
+
 def test_adapters_import_no_api_and_no_application_but_its_settings() -> None:
     def forbidden(name: str, _: str) -> bool:
         if within(name, "application"):
-            return not within(name, "application.settings")
+            return not any(within(name, allowed) for allowed in ADAPTERS_MAY_IMPORT)
         return within(name, "api")
 
     assert violations(("adapters",), forbidden) == []
+
+
+def test_the_library_seam_imports_nothing_of_ours() -> None:
+    def forbidden(name: str, _: str) -> bool:
+        return name.partition(".")[0] in OURS
+
+    seam = ROOT / "application" / "library_seam.py"
+    assert seam.exists()
+    assert [name for _, name in imports_of(seam.read_text(), seam)
+            if forbidden(name, "")] == []
 
 
 # --- clock and randomness -------------------------------------------------------------------

@@ -258,16 +258,15 @@ class RiskLimits:
             return []
         if not risk.lift_if_due(cause):
             return [risk]  # lifted elsewhere, or paused again: as the log has it
-        bots = []
-        for bot_id in self._bots_of(owner_id):
-            if getattr(self.trading.get_bot(bot_id), "risk_paused_until", None) is None:
-                continue  # not paused by the limit: nothing to resume, nothing to write
-            bot = bot_of(bot_id)
-            if bot is None:
-                return None
+        # Only the bots the limit paused: the others have nothing to write, no lease to take
+        paused = [bot_id for bot_id in self._bots_of(owner_id)
+                  if getattr(self.trading.get_bot(bot_id), "risk_paused_until", None)]
+        bots = [bot_of(bot_id) for bot_id in paused]
+        if None in bots:  # asked before any change: ``bot_of`` gives the runner's own copies
+            return None
+        for bot in bots:
             bot.risk_resume(cause, f"a new day ({day_of(cause.at)}, UTC): the daily loss "
                                    "limit counts from 0 again")
-            bots.append(bot)
         return [risk, *bots]
 
     def _bots_of(self, owner_id: str) -> list[UUID]:

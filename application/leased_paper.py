@@ -71,6 +71,14 @@ class LeasedPaperTrading(PaperTrading):
             return None
         return super()._bot_of(bot_id)
 
+    def _resumable(self, bot_id: UUID) -> Bot | None:
+        """A bot a new day resumes: one this worker holds, or takes now (a bot paused
+        without an open deal is no worker's); None while another worker trades it."""
+        if self.leases is not None and not (self.leases.holds(bot_id)
+                                            or self.leases.claim(bot_id)):
+            return None
+        return super()._bot_of(bot_id)
+
     def follow(self, bot_id: UUID) -> None:
         if self.leases is None or self.leases.holds(bot_id):
             super().follow(bot_id)

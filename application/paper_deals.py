@@ -80,8 +80,11 @@ class DealsNow:
                 changes += self.risk.count_closed(
                     closed_deals(changes), engine.cause,
                     lambda other: bot if other == bot_id else self._bot_of(other))
-            self._append_or_reload(
-                bot_id, [*changes, *(also(deal_id, engine.deal is None) if also else ())])
+            events = sum(len(a.pending_events) for a in changes)
+            if self._append_or_reload(
+                    bot_id, [*changes, *(also(deal_id, engine.deal is None) if also else ())]
+            ) >= events and self.risk is not None:
+                self.risk.saved(changes)  # a pause it made watched for its lift, once stored
             if engine.deal is not None:
                 refused = [a.reason for a in changes
                            if isinstance(a, Order) and a.status is OrderStatus.REJECTED]

@@ -261,6 +261,7 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             if stored < events:  # refused without a raise (an engine worker's LEASE_LOST:
                 self._uncounted.insert(0, item)  # the candle is stepped again, see
                 return  # ``LeasedPaperTrading._append``)
+            self.risk.saved(paused)  # (the pause watched for its lift once stored only)
             self._stale.update(self._markets)  # paused bots elsewhere open no deal at a close
 
     def _bot_of(self, bot_id: UUID) -> Bot | None:
@@ -269,10 +270,26 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         return engine.bot if engine is not None else self.trading.get_bot(bot_id)
 
     def _lift_daily_pauses(self, cause: Cause) -> None:
-        """The first step of a new day resumes the bots the daily loss limit paused."""
+        """The first step of a new day resumes the bots the daily loss limit paused,
+        saved as the engines' other writes are (``_save_now``: fenced on an engine
+        worker). Refused, or a bot another worker trades now, the owner stays due: the
+        next step tries again."""
         for owner_id in self.risk.due(cause.at):
-            for bot_id in self.risk.lift(owner_id, cause):
-                self.follow(bot_id)
+            changes = self.risk.lift(owner_id, cause, self._resumable)
+            if changes is None:
+                continue
+            bots = [a for a in changes if isinstance(a, Bot)]
+            events = sum(len(a.pending_events) for a in changes)
+            if self._save_now(changes, [b.id for b in bots]) < events:
+                continue  # refused without a raise (an engine worker's LEASE_LOST)
+            self.risk.saved(changes)
+            for bot in bots:
+                if bot.status is BotStatus.RUNNING:
+                    self.follow(bot.id)
+
+    def _resumable(self, bot_id: UUID) -> Bot | None:
+        """A bot a new day resumes, as this runner writes it (None: not its to write)."""
+        return self._bot_of(bot_id)
 
     def exposure_of(self, owner_id: str) -> Exposure:
         """The owner's open deals on this runner and the quote they commit (the risk

@@ -29,7 +29,7 @@ from uuid import UUID
 
 from application.replay import read_log
 from application.trading import Trading
-from domain.bots import Bot, BotStatus
+from domain.bots import Bot
 from domain.deals import Deal, DealStatus
 from domain.errors import NotFoundError
 from domain.money import ZERO
@@ -220,7 +220,6 @@ class RiskLimits:
     def _pause_all(self, risk: UserRisk, cause: Cause, bot_of: BotSource) -> list[Bot]:
         reason = (f"daily loss limit reached: {risk.day_loss} lost on {risk.day} (UTC), the "
                   f"limit is {risk.limits.max_daily_loss_quote}")
-        self._halted[risk.owner_id] = risk.halted_until
         log.warning("user %s: %s; bots paused until %s", risk.owner_id, reason,
                     risk.halted_until.isoformat())
         bots = [bot for bot_id in self._bots_of(risk.owner_id)
@@ -229,23 +228,46 @@ class RiskLimits:
             bot.risk_pause(cause, reason, risk.halted_until)
         return bots
 
+    def saved(self, aggregates: Iterable) -> None:
+        """The runner stored what ``count_closed`` or ``lift`` returned: the owners whose
+        UserRisk it holds are watched for their lift (``due``) while paused, no longer once
+        lifted. Only after the save: a refused one leaves the runner's mark as the log
+        has it (a pause marked but never stored, a lift unmarked but never stored and the
+        bots paused for good)."""
+        for risk in aggregates:
+            if isinstance(risk, UserRisk):
+                if risk.halted_until is None:
+                    self._halted.pop(risk.owner_id, None)
+                else:
+                    self._halted[risk.owner_id] = risk.halted_until
+
     def due(self, at: datetime) -> list[str]:
         """The owners whose pause ends by ``at``."""
         return [owner for owner, until in self._halted.items() if at >= until]
 
-    def lift(self, owner_id: str, cause: Cause) -> list[UUID]:
-        """A new day: the owner's bots paused by the limit run again (saved here, with the
-        lift, in one transaction); returns their ids."""
-        self._halted.pop(owner_id, None)
+    def lift(self, owner_id: str, cause: Cause, bot_of: BotSource) -> list | None:
+        """A new day: the owner's UserRisk lifted and the bots the limit paused run again,
+        as ``bot_of`` gives them; not saved: the runner saves them in one transaction as
+        it saves its other writes (fenced on an engine worker: one that lost a bot's lease
+        writes nothing), then says so (``saved``). None: a bot to resume is not the
+        runner's to write (another engine worker trades it): the lift waits for a later
+        step, where that worker will have let it go."""
         risk = self.risk_of(owner_id)
-        if risk is None or not risk.lift_if_due(cause):
+        if risk is None:
+            self._halted.pop(owner_id, None)  # (nothing of the owner's is stored)
             return []
-        bots = [self.trading.get_bot(bot_id) for bot_id in self._bots_of(owner_id)]
+        if not risk.lift_if_due(cause):
+            return [risk]  # lifted elsewhere, or paused again: as the log has it
+        # Only the bots the limit paused: the others have nothing to write, no lease to take
+        paused = [bot_id for bot_id in self._bots_of(owner_id)
+                  if getattr(self.trading.get_bot(bot_id), "risk_paused_until", None)]
+        bots = [bot_of(bot_id) for bot_id in paused]
+        if None in bots:  # asked before any change: ``bot_of`` gives the runner's own copies
+            return None
         for bot in bots:
             bot.risk_resume(cause, f"a new day ({day_of(cause.at)}, UTC): the daily loss "
                                    "limit counts from 0 again")
-        self.trading.save_all(risk, *bots)
-        return [bot.id for bot in bots if bot.status is BotStatus.RUNNING]
+        return [risk, *bots]
 
     def _bots_of(self, owner_id: str) -> list[UUID]:
         """The owner's bots that are not stopped (their roster)."""

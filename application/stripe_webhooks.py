@@ -4,7 +4,8 @@ handler that refuses or fails saves nothing (the endpoint answers non-2xx and St
 delivers the event again).
 
 Order does not matter: every subscription fact carries the time Stripe recorded it and an
-older fact changes no status (``domain.subscriptions``); payments are kept by invoice id;
+older fact changes no status, and of a customer's subscriptions the one Stripe created last
+is the current one (``domain.subscriptions``); payments are kept by invoice id;
 the user is found from the subscription, the Stripe customer linked when the user started
 checkout, or the Checkout Session's ``client_reference_id``.
 """
@@ -149,7 +150,8 @@ class StripeWebhooks:
         self._link(change, "subscription", stripe_sub, user)
         start, end = subscription_period(obj)
         self._apply(user, change, stripe_sub, status, start, end, subscription_price(obj),
-                    bool(obj.get("cancel_at_period_end")), int(event.get("created") or 0))
+                    bool(obj.get("cancel_at_period_end")), int(event.get("created") or 0),
+                    _created(obj))
 
     _customer_subscription_updated = _customer_subscription_created
     _customer_subscription_deleted = _customer_subscription_created
@@ -243,31 +245,54 @@ class StripeWebhooks:
 
     def _apply(self, user: str, change: _Change, stripe_sub: str,
                status: SubscriptionStatus, start, end, price: str | None,
-               cancel_at_end: bool | None, told_at: int) -> None:
+               cancel_at_end: bool | None, told_at: int, created: int = 0) -> None:
+        """``created``: the subscription object's own creation time (0 from an invoice,
+        which does not tell it)."""
         sub = self._subscription_of(user, change)
-        if sub is not None and sub.stripe_subscription != stripe_sub and status in (
-                SubscriptionStatus.PAST_DUE, SubscriptionStatus.CANCELLED):
-            # Another of the customer's subscriptions (one replaced by a new checkout,
-            # one that never completed) failing or ending is not the current one's news;
-            # a new subscription takes over only once it is active.
+        if (sub is not None and status is SubscriptionStatus.PAST_DUE and created
+                and stripe_sub != sub.stripe_subscription and not sub.stripe_created):
+            # Ignored, a newer subscription's failure would be lost (its creation,
+            # told earlier, then makes it active); applied, an older one's would make
+            # the current one past due. Its own creation event tells soon (always sent).
+            raise StripeEventEarlyError(f"subscription {stripe_sub:.60} is past due; "
+                                        "whether it is newer than the current one is not "
+                                        "known yet: Stripe delivers it again")
+        if sub is not None and self._not_current(sub, stripe_sub, status, created):
             log.info("stripe subscription %s is %s; %s is the current one", stripe_sub,
                      status.value, sub.stripe_subscription)
             return
         if status is SubscriptionStatus.CANCELLED:
             if sub is not None:
+                sub.date(change.cause, stripe_sub, created)
                 change.add(sub, *self.billing.end(sub, told_at, change.cause))
             return
         plan = self._plan_at(price, sub)
         cancel = sub.cancel_at_period_end if cancel_at_end is None and sub else bool(
             cancel_at_end)
         period = Period(stripe_sub, status, start, end, plan.id, plan.version, cancel,
-                        told_at)
-        cause = change.cause
+                        told_at, created)
+        cause, grace = change.cause, self.billing.settings.grace
         if sub is None:
-            change.sub = Subscription.start(cause, user, period)
+            change.sub = Subscription.start(cause, user, period, grace)
         else:
-            sub.observe(cause, period, self.billing.settings.grace)
+            sub.observe(cause, period, grace)
         change.add(change.sub)
+
+    @staticmethod
+    def _not_current(sub: Subscription, stripe_sub: str, status: SubscriptionStatus,
+                     created: int) -> bool:
+        """News of another of the customer's subscriptions that leaves the current one as
+        it is: one Stripe created before it (replaced by a new checkout), one ending (one
+        that never completed ends too), an invoice (it does not say when its subscription
+        was created: that subscription's own events decide whether it takes over), or one
+        past due not known to be newer (a new subscription takes over once active, or
+        past due once known to be newer)."""
+        if stripe_sub == sub.stripe_subscription:
+            return False
+        return (created == 0 or sub.is_older(stripe_sub, created)
+                or status is SubscriptionStatus.CANCELLED
+                or (status is SubscriptionStatus.PAST_DUE
+                    and not sub.is_newer(stripe_sub, created)))
 
     def _plan_at(self, price: str | None, sub: Subscription | None) -> Plan:
         """The plan a subscription at Stripe ``price`` buys: the plan selling it now, or the
@@ -299,6 +324,17 @@ class StripeWebhooks:
         object still incomplete): acknowledged, one log line."""
         log.info("stripe event %s (%s) changes nothing here: %s %s", event.get("id"),
                  event.get("type"), obj.get("object"), obj.get("id"))
+
+
+def _created(obj: dict) -> int:
+    """When Stripe created the subscription ``obj`` (0: not said)."""
+    created = obj.get("created")
+    if created is None:
+        return 0
+    if isinstance(created, bool) or not isinstance(created, int) or created < 0:
+        raise StripeShapeError(f"subscription {obj.get('id')!s:.60} has no creation time: "
+                               f"{created!r:.60}")
+    return created
 
 
 def _envelope(event: object) -> tuple[str, str, int]:

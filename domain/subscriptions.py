@@ -3,8 +3,12 @@
 ``trialing → active → past_due → (grace) → expired``, or ``cancelled`` (at the period's
 end). Stripe tells what happened (a payment, a failure, a cancellation); each fact carries
 the time Stripe recorded it, and a fact older than the newest one applied changes no status
-(Stripe delivers out of order). Payments are kept by invoice id, so one invoice is paid
-once however often it is told. Expiry is decided by the injected clock (``expire_if_due``).
+(Stripe delivers out of order). A customer may hold several Stripe subscriptions (an old one
+replaced by a new checkout): the current one is the one Stripe *created* last, whatever
+order their events arrive in, so a late fact of an older one changes nothing and the
+first fact of a newer one takes over, whatever the older one's last event said. Payments
+are kept by invoice id, so one invoice is paid once however often it is told. Expiry is
+decided by the injected clock (``expire_if_due``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class Period:
     plan_version: int
     cancel_at_period_end: bool
     told_at: int  # the Stripe event's `created` (unix seconds)
+    # The Stripe subscription object's own `created` (unix seconds): which of a customer's
+    # subscriptions is the newest. 0: not told (an invoice names only the subscription's id).
+    created: int = 0
 
 
 class Subscription(TradetapeAggregate):
@@ -60,6 +67,7 @@ class Subscription(TradetapeAggregate):
     cancel_at_period_end: bool
     grace_ends_at: datetime | None
     told_at: int
+    stripe_created: int  # when Stripe created ``stripe_subscription``; 0: not known yet
     paid_invoices: dict[str, str]  # invoice id -> "card" | "wallet"
     paused_bots: list[str]  # paused at expiry, resumed on payment
     refunds: dict[str, Decimal]  # charge -> refunded of it
@@ -84,7 +92,7 @@ class Subscription(TradetapeAggregate):
         def apply(self, s: Subscription) -> None:
             s.user_id, s.paid_invoices, s.paused_bots = self.user_id, {}, []
             s.refunds = {}
-            s.grace_ends_at = None
+            s.grace_ends_at, s.stripe_created = None, 0
             _take_period(s, self)
 
     class Renewed(Event):
@@ -100,8 +108,21 @@ class Subscription(TradetapeAggregate):
         told_at: int
 
         def apply(self, s: Subscription) -> None:
+            if self.stripe_subscription != s.stripe_subscription:
+                s.stripe_created = 0  # another subscription: its ``Dated`` follows
             _take_period(s, self)
             s.grace_ends_at, s.paused_bots = None, []
+
+    class Dated(Event):
+        """When Stripe created the current subscription (learned from its own object: an
+        invoice does not tell it, nor did subscriptions recorded before this event)."""
+
+        stripe_subscription: str
+        created: int
+
+        def apply(self, s: Subscription) -> None:
+            if self.stripe_subscription == s.stripe_subscription:
+                s.stripe_created = self.created
 
     class PaymentFailed(Event):
         grace_ends_at: datetime
@@ -154,15 +175,45 @@ class Subscription(TradetapeAggregate):
     # --- commands -------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, cause: Cause, user_id: str, period: Period) -> Subscription:
-        return cls._start(cls.Started, subscription_id(user_id), cause, user_id=user_id,
-                          **_period_data(period))
+    def start(cls, cause: Cause, user_id: str, period: Period,
+              grace: timedelta | None = None) -> Subscription:
+        """Begun as ``period`` says; past due (first told so), with ``grace`` from now."""
+        sub = cls._start(cls.Started, subscription_id(user_id), cause, user_id=user_id,
+                         **_period_data(period))
+        sub.date(cause, period.stripe_subscription, period.created)
+        if period.status is SubscriptionStatus.PAST_DUE and grace is not None:
+            sub._record(sub.PaymentFailed, cause, grace_ends_at=cause.at + grace,
+                        told_at=period.told_at)
+        return sub
+
+    def is_older(self, stripe_subscription: str, created: int) -> bool:
+        """Stripe created ``stripe_subscription`` (at ``created``) before the current one:
+        news of a subscription replaced since, which changes nothing here. Unknown (a time
+        not told, or the same second): False, and the time each fact was told decides."""
+        return (stripe_subscription != self.stripe_subscription
+                and 0 < created < self.stripe_created)
+
+    def is_newer(self, stripe_subscription: str, created: int) -> bool:
+        """Stripe created ``stripe_subscription`` (at ``created``) after the current one."""
+        return (stripe_subscription != self.stripe_subscription
+                and 0 < self.stripe_created < created)
 
     def observe(self, cause: Cause, period: Period, grace: timedelta) -> None:
         """What Stripe now says of the subscription; nothing when it is older news than
-        what was applied, or changes nothing."""
-        if period.told_at < self.told_at:
+        what was applied, or changes nothing. A subscription created after the current
+        one takes over whatever the current one's last news was (its cancellation may
+        arrive before the new one's creation); one created before changes nothing."""
+        which = (period.stripe_subscription, period.created)
+        if self.is_older(*which):
             return
+        if self.is_newer(*which) and period.status is not SubscriptionStatus.CANCELLED:
+            self._take_over(cause, period, grace)
+            return
+        if period.told_at >= self.told_at:  # else older news of it: changes no status
+            self._follow(cause, period, grace)
+        self.date(cause, *which)
+
+    def _follow(self, cause: Cause, period: Period, grace: timedelta) -> None:
         status = period.status
         if status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
             if (status, period.end, period.stripe_subscription, period.plan_id) != (
@@ -178,6 +229,23 @@ class Subscription(TradetapeAggregate):
             self._record(self.CancelScheduled, cause,
                          cancel_at_period_end=period.cancel_at_period_end,
                          told_at=period.told_at)
+
+    def _take_over(self, cause: Cause, period: Period, grace: timedelta) -> None:
+        """A newer Stripe subscription is the current one from now on, as it stands: its
+        own facts are ordered among themselves (its ``told_at`` starts afresh)."""
+        self._record(self.Renewed, cause, **_period_data(period))
+        self.date(cause, period.stripe_subscription, period.created)  # (reset by Renewed)
+        if period.status is SubscriptionStatus.PAST_DUE:
+            self._record(self.PaymentFailed, cause, grace_ends_at=cause.at + grace,
+                         told_at=period.told_at)
+
+    def date(self, cause: Cause, stripe_subscription: str, created: int) -> None:
+        """Learn when Stripe created the current subscription, once told (by any of its
+        objects, even older news: a newer subscription is known as newer only then)."""
+        if (created and stripe_subscription == self.stripe_subscription
+                and created != self.stripe_created):
+            self._record(self.Dated, cause, stripe_subscription=stripe_subscription,
+                         created=created)
 
     def renew(self, cause: Cause, period: Period) -> None:
         """A next period paid here (from the wallet), not told by Stripe."""

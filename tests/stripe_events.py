@@ -36,11 +36,15 @@ def checkout_completed(event_id: str, created: int, *, user: str, customer: str,
 
 def subscription_event(kind: str, event_id: str, created: int, *, sub: str, customer: str,
                        price: str, status: str, period: tuple[int, int],
-                       cancel_at_period_end: bool = False, shape: str = "2020") -> dict:
-    """``customer.subscription.created|updated|deleted``."""
+                       cancel_at_period_end: bool = False, shape: str = "2020",
+                       sub_created: int | None = None) -> dict:
+    """``customer.subscription.created|updated|deleted``; ``sub_created``: when Stripe
+    created the subscription (the object's ``created``; else the event file's)."""
     obj = copy.deepcopy(_file("events/customer.subscription.updated.json")["data"]["object"])
     obj.update(id=sub, customer=customer, status=status,
                cancel_at_period_end=cancel_at_period_end)
+    if sub_created is not None:
+        obj["created"] = sub_created
     item = obj["items"]["data"][0]
     item["price"]["id"] = item["plan"]["id"] = price
     item["subscription"] = sub

@@ -12,7 +12,9 @@ database's: workers need no synchronised clocks.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import time
 from operator import attrgetter
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,7 +25,13 @@ from psycopg import sql
 from application.settings import Database, _connect_kwargs, lock_ddl
 from domain.errors import LeaseLostError
 
+log = logging.getLogger("tradetape.leases")
 WORKERS, LEASES = "engine_workers", "engine_leases"
+# A leave tried again after a transient error (a deadlock with another worker's take, a
+# serialization failure, a lock wait timed out, the connection lost): given up, the leases
+# are orphans the other workers adopt (not share out) and the worker row stays.
+LEAVE_ATTEMPTS = 3
+LEAVE_BACKOFF_SECONDS = 0.05
 
 
 def _schema_key(schema: str) -> int:
@@ -189,15 +197,37 @@ class PostgresLeases:
             "FOR NO KEY UPDATE) o WHERE l.bot_id = o.bot_id").format(leases=self.leases)
 
     def leave(self) -> None:
+        """Give every lease away and the worker row up, then close. Never raises (a server
+        shutting down): a transient error is tried again (``LEAVE_ATTEMPTS``), any other
+        one or the last is one log line. Either way the connection closes, and its session
+        lock with it: the other workers see this one dead and adopt its bots at once."""
         try:
-            self._run(self._give_up(""), (self.worker,))
-            self._run(sql.SQL("DELETE FROM {} WHERE worker = %s").format(self.workers),
-                      (self.worker,))
-        except psycopg.Error:
-            pass  # the leases expire on their own
+            for attempt in range(1, LEAVE_ATTEMPTS + 1):
+                try:
+                    self._run(self._give_up(""), (self.worker,))
+                    self._run(sql.SQL("DELETE FROM {} WHERE worker = %s").format(
+                        self.workers), (self.worker,))
+                    return
+                except psycopg.OperationalError as error:  # (_run closed the connection)
+                    if attempt == LEAVE_ATTEMPTS:
+                        _log_leave_failed(self.worker, attempt, error)
+                        return
+                    time.sleep(LEAVE_BACKOFF_SECONDS * attempt)  # (connects again)
+                except psycopg.Error as error:  # not transient: trying again changes nothing
+                    _log_leave_failed(self.worker, attempt, error)
+                    return
         finally:
             with self._lock:
                 self._drop()
+
+
+def _log_leave_failed(worker: str, attempts: int, error: psycopg.Error) -> None:
+    """One line: the error's class, SQLSTATE and first line (PostgreSQL's and libpq's
+    messages name no password; the connection settings are not logged)."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    log.warning("worker %s could not give its leases away (%d attempt(s)): %s %s: %.200s; "
+                "other workers adopt its bots as orphans", worker, attempts,
+                type(error).__name__, error.sqlstate or "-", first)
 
 
 # What a refused fence makes PostgreSQL say: the marker cast to an integer fails.

@@ -71,3 +71,83 @@ def test_a_failed_payment_of_the_current_subscription_still_makes_it_past_due(
     assert deliver(billing, failed).status_code == 200
     assert billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]["status"] == (
         "past_due")
+
+
+# When Stripe created each subscription (the objects' own ``created``): sub_old long
+# before sub_new. Events come whenever Stripe sends them, the newest subscription wins.
+OLD_CREATED, NEW_CREATED = T - 40 * DAY, T + 10
+NEW_MONTH = (T + 10, T + 10 + 31 * DAY)  # ends 2026-04-01T12:00:10Z
+
+
+def subscribe(billing, customer: str, user: str, sub: str, created: int, at: int,
+              period: tuple[int, int], n: str) -> None:
+    for event in (checkout_completed(f"evt_co_{n}", at, user=user, customer=customer,
+                                     subscription=sub),
+                  subscription_event("customer.subscription.created", f"evt_cr_{n}", at + 1,
+                                     sub=sub, customer=customer, price=PRICE,
+                                     status="active", period=period, sub_created=created)):
+        assert deliver(billing, event).status_code == 200
+
+
+def checked_out(billing, stripe_stub):
+    alice = billing.user("alice")
+    billing.gql(CHECKOUT, {"plan": "PRO"}, alice.token)
+    customer = next(o["id"] for o in stripe_stub.objects.values()
+                    if o["object"] == "customer")
+    return alice, customer
+
+
+def test_late_news_of_an_older_subscription_leaves_the_newer_one_current(
+        billing, stripe_stub):
+    alice, customer = checked_out(billing, stripe_stub)
+    subscribe(billing, customer, alice.user_id, "sub_old", OLD_CREATED, T, MONTH, "old")
+    subscribe(billing, customer, alice.user_id, "sub_new", NEW_CREATED, T + 10, NEW_MONTH,
+              "new")
+    renewed = (T + 30 * DAY, T + 60 * DAY)  # sub_old's next month, told after sub_new's
+    for event in (
+            subscription_event("customer.subscription.updated", "evt_old_upd", T + 20,
+                               sub="sub_old", customer=customer, price=PRICE,
+                               status="active", period=renewed, cancel_at_period_end=True,
+                               sub_created=OLD_CREATED),
+            invoice_event("invoice.paid", "evt_old_paid", T + 21, invoice="in_old_2",
+                          sub="sub_old", customer=customer, price=PRICE, amount=1000,
+                          period=renewed)):
+        assert deliver(billing, event).status_code == 200
+        state = billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]
+        assert (state["status"], state["cancelAtPeriodEnd"]) == ("active", False)
+        assert state["currentPeriodEnd"].startswith("2026-04-01"), event["type"]  # sub_new's
+
+
+def test_a_new_subscription_created_after_the_old_ones_end_arrived_is_current(
+        billing, stripe_stub):
+    alice, customer = checked_out(billing, stripe_stub)
+    subscribe(billing, customer, alice.user_id, "sub_old", OLD_CREATED, T, MONTH, "old")
+    ended = subscription_event("customer.subscription.deleted", "evt_old_del", T + 20,
+                               sub="sub_old", customer=customer, price=PRICE,
+                               status="canceled", period=MONTH, sub_created=OLD_CREATED)
+    assert deliver(billing, ended).status_code == 200  # sub_old ended when sub_new began
+    assert billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]["status"] == (
+        "cancelled")
+    subscribe(billing, customer, alice.user_id, "sub_new", NEW_CREATED, T + 10, NEW_MONTH,
+              "new")  # its events were sent before sub_old's end, they arrive after it
+    state = billing.gql(SUBSCRIPTION, token=alice.token)
+    assert state["subscription"]["status"] == "active"
+    assert state["subscription"]["currentPeriodEnd"].startswith("2026-04-01")
+    assert state["entitlements"]["plan"] == "PRO"
+
+
+def test_a_new_subscription_past_due_before_its_creation_arrived_stays_past_due(
+        billing, stripe_stub):
+    alice, customer = checked_out(billing, stripe_stub)
+    subscribe(billing, customer, alice.user_id, "sub_old", OLD_CREATED, T, MONTH, "old")
+    past_due = subscription_event("customer.subscription.updated", "evt_new_due",
+                                  T + 10 + 30 * DAY, sub="sub_new", customer=customer,
+                                  price=PRICE, status="past_due", period=NEW_MONTH,
+                                  sub_created=NEW_CREATED)
+    assert deliver(billing, past_due).status_code == 200
+    subscribe(billing, customer, alice.user_id, "sub_new", NEW_CREATED, T + 10, NEW_MONTH,
+              "new")
+    state = billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]
+    assert state["status"] == "past_due"
+    assert state["graceEndsAt"] is not None  # it expires unless paid
+    assert state["currentPeriodEnd"].startswith("2026-04-01")

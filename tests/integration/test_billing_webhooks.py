@@ -5,7 +5,7 @@ kept until renewal, and the wallet (top-ups, refunds)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -144,16 +144,16 @@ def test_twice_and_shuffled_gives_the_same_end(stub, in_order, order):
     assert deliver_all_linked(stub, events, customer) == expected
 
 
-def deliver_all_linked(stub, events, customer) -> tuple:
+def deliver_all_linked(stub, events, customer, result=outcome):
     """Into a new store where the user's customer is linked (at checkout, as the server
-    does), every event in turn."""
+    does), every event in turn; then ``result(trading, billing)``."""
     trading, billing, hooks = open_billing(stub)
     try:
         cause = trading.cause(USER)
         trading.save_all(StripeLink.make(cause, "customer-of", USER, customer),
                          StripeLink.make(cause, "customer", customer, USER))
         redeliver(hooks, events)
-        return outcome(trading, billing)
+        return result(trading, billing)
     finally:
         trading.close()
 
@@ -303,3 +303,43 @@ def test_any_payments_keep_the_ledger_balanced_and_a_rebuild_equal(moves, batch)
     finally:
         store.close()
         trading.close()
+
+
+def two_subscriptions(customer: str) -> list[dict]:
+    """``sub_a`` bought, then replaced by ``sub_b`` (created later at Stripe), ``sub_a``
+    ended, ``sub_b``'s next payment failed: each told by its own object."""
+    a, b = (T, T + 30 * DAY), (T + 5 * DAY, T + 35 * DAY)
+
+    def told(kind, event_id, at, sub, status, period, created):
+        return subscription_event(kind, event_id, at, sub=sub, customer=customer,
+                                  price=PRICE, status=status, period=period,
+                                  sub_created=created)
+
+    return [told("customer.subscription.created", "evt_a1", T + 2, "sub_a", "active", a, T),
+            told("customer.subscription.created", "evt_b1", T + 5 * DAY + 2, "sub_b",
+                 "active", b, T + 5 * DAY),
+            told("customer.subscription.deleted", "evt_a2", T + 5 * DAY + 3, "sub_a",
+                 "canceled", a, T),
+            told("customer.subscription.updated", "evt_b2", T + 35 * DAY, "sub_b",
+                 "past_due", b, T + 5 * DAY),
+            invoice_event("invoice.paid", "evt_a3", T + 3, invoice="in_a1", sub="sub_a",
+                          customer=customer, price=PRICE, amount=1000, period=a)]
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.randoms(use_true_random=False))
+def test_the_subscription_created_last_is_current_whatever_the_order(stub, order):
+    customer = _customer(stub)
+    events = two_subscriptions(customer) * 2
+    order.shuffle(events)
+
+    def current(trading, billing) -> tuple:
+        sub = billing.subscription(USER)
+        return (sub.stripe_subscription, sub.status.value, sub.current_period_end,
+                sub.grace_ends_at - trading.clock.now(), sorted(sub.paid_invoices))
+
+    assert deliver_all_linked(stub, events, customer, current) == (
+        "sub_b", "past_due", datetime.fromtimestamp(T + 35 * DAY, UTC),
+        timedelta(days=BillingSettings().grace_days),
+        ["in_a1"])  # sub_a's invoice paid, whichever was current then

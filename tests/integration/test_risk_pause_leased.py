@@ -9,11 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import psycopg
+
 from adapters.clock import SequentialIds, SteppingClock
 from application.bootstrap import open_engine_leases, open_trading
 from application.leased_paper import LeasedPaperTrading
 from application.risk_limits import RiskLimits
-from application.settings import parse_database_url
+from application.settings import _connect_kwargs, parse_database_url
 from domain.bots import BotStatus
 from domain.dca import DcaConfig
 from tests.integration.test_engine_leases import venue
@@ -80,3 +82,45 @@ def test_the_worker_that_reaches_the_limit_pauses_what_it_holds(candles, postgre
     finally:
         one.close()
         two.close()
+
+
+def test_a_new_day_resumes_only_through_the_lease(candles, postgres_url):
+    """The worker that paused the user's bots lost one bot's lease before midnight: it
+    writes nothing for that bot (nor the lift, one transaction), and tries again at each
+    step; once the bot is free it takes the lease and resumes them all."""
+    loser, holder = seed(postgres_url)
+    one, two = RiskWorker(postgres_url, "one"), None
+    try:
+        one.leases.tick()  # the only worker: takes both
+        assert set(one.paper.bot_ids) == {loser, holder}
+
+        def candle(minute: int) -> None:
+            o, h, low, c = candles.exact(minute)
+            one.paper.on_candle("BTC/USDT", int(candles.timestamps[minute]), o, h, low, c,
+                                EVENING + timedelta(minutes=minute))
+
+        for minute in range(59):  # 23:00 .. 23:58: the limit reached, both paused
+            candle(minute)
+        trading = one.trading
+        assert {trading.get_bot(b).status for b in (loser, holder)} == {BotStatus.PAUSED}
+        database = parse_database_url(postgres_url)
+        with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+            conn.execute(f'UPDATE "{database.env["POSTGRES_SCHEMA"]}".engine_leases SET '
+                         "expires_at = now() WHERE bot_id = %s", (loser,))  # renewed late
+        two = RiskWorker(postgres_url, "two")
+        assert loser in two.leases.store.acquire([loser], 60)  # two trades it now
+
+        candle(59)
+        candle(60)  # 00:00 UTC: a new day, the loser's lease is two's
+        assert {trading.get_bot(b).status for b in (loser, holder)} == {BotStatus.PAUSED}
+        assert one.risk.view("u1").paused_until is not None  # nothing lifted either
+
+        two.leases.store.release([loser])  # two lets it go (it does not trade it)
+        candle(61)
+        assert {trading.get_bot(b).status for b in (loser, holder)} == {BotStatus.RUNNING}
+        assert one.risk.view("u1").paused_until is None
+        assert one.leases.holds(loser)
+    finally:
+        one.close()
+        if two is not None:
+            two.close()

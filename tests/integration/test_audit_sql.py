@@ -5,6 +5,7 @@ what SQL leaves to Python (events without a template, escaped text, NUL)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -120,3 +121,44 @@ def test_random_logs_give_the_same_rows_both_ways(tmp_path, caplog):
         assert finished_in_python(caplog) < max(1, len(in_sql["audit_log"]))
 
     run()
+
+
+def test_an_event_of_an_older_class_version_is_summarised_as_upcast(postgres_url, caplog):
+    """A bot created before bots had a mode (v1): its upcaster says paper, which SQL cannot
+    know; the row is Python's."""
+    caplog.set_level(logging.INFO, "projections")
+    with opened(postgres_url) as (app, store):
+        (created,) = [event for event in every_type(app, "plain ASCII")
+                      if event.topic.endswith(":Bot.Created")]
+        state = json.loads(created.state)
+        assert state.pop("class_version") == 2
+        del state["mode"]
+        app.recorder.insert_events([StoredEvent(created.originator_id, 1, created.topic,
+                                                json.dumps(state).encode())])
+        in_sql, in_python = both_ways(app, store)
+    assert TAKEN in caplog.text and finished_in_python(caplog) == 1
+    assert in_sql == in_python
+    (row,) = in_sql["audit_log"]
+    assert row[8].endswith("(paper)")
+
+
+@pytest.mark.parametrize("token, shown", [
+    ("1E2", "100.0"), ("1.50", "1.5"), ("true", "True"), ("-7", "-7"),
+    ("123456789012345678901234567890", "123456789012345678901234567890"),
+    ('{"_type_":"decimal_str","_data_":"2.50"}', "2.50"), ("[1]", "[1]")])
+def test_a_number_is_shown_as_python_reads_it(postgres_url, caplog, token, shown):
+    """JSON numbers as Python shows them: ``1E2`` is a float to Python, and a jsonb ``100``."""
+    caplog.set_level(logging.INFO, "projections")
+    with opened(postgres_url) as (app, store):
+        (filled,) = [event for event in every_type(app, "plain ASCII")
+                     if event.topic.endswith(":Deal.BuyFilled")]
+        state = json.loads(filled.state)
+        state["safety_order"] = "TOKEN"
+        stored = json.dumps(state, separators=(",", ":")).replace('"TOKEN"', token)
+        app.recorder.insert_events([StoredEvent(filled.originator_id, 1, filled.topic,
+                                                stored.encode())])
+        in_sql, in_python = both_ways(app, store)
+    assert TAKEN in caplog.text
+    assert in_sql == in_python
+    (row,) = in_sql["audit_log"]
+    assert row[8].endswith(f"(safety order {shown})")

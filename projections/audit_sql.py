@@ -23,7 +23,7 @@ from eventsourcing.utils import resolve_topic
 
 from projections.audit import AUDIT_LOG, GENESIS, audit_values
 from projections.facts import FactDecoder
-from projections.reader import _PG_RECORDED
+from projections.reader import PG_RECORDED
 from projections.sql_rebuild import Builder
 from projections.store import SHADOW, ViewStore
 from projections.summaries import MAX_CHARS, TEMPLATES
@@ -140,7 +140,7 @@ class AuditSql(Builder):
     def fill(self, cur: Any, app: Application, store: ViewStore, head: int) -> None:
         recorder = app.recorder
         events = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
-        recorded = _PG_RECORDED if getattr(recorder, "keeps_recorded_time", False) else "NULL"
+        recorded = PG_RECORDED if getattr(recorder, "keeps_recorded_time", False) else "NULL"
         cur.execute(f"SELECT DISTINCT topic FROM {events} WHERE notification_id <= %s",
                     (head,))
         versions = {topic: getattr(resolve_topic(topic), "class_version", 1)

@@ -25,9 +25,10 @@ from projections.store import PostgresViewStore, SQLiteViewStore, ViewStore
 
 LogRow = tuple[int, str, int, str, bytes, str | None]
 RECORDED_AT = "recorded_at"  # the events table's column (adapters.event_store.recorded_time)
-# PostgreSQL's timestamptz as the text SQLite keeps: what the views store.
-_PG_RECORDED = ("to_char(recorded_at AT TIME ZONE 'UTC', "
-                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')")
+# PostgreSQL's timestamptz as the text SQLite keeps: what the views store (also read by
+# ``audit_sql``: the same text in both audit paths).
+PG_RECORDED = ("to_char(recorded_at AT TIME ZONE 'UTC', "
+               "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')")
 
 
 def uuid_text(hex_or_text: str) -> str:
@@ -45,7 +46,7 @@ class LogReader:
         self.sql: str | None = None
         kept = getattr(recorder, "keeps_recorded_time", False)
         if isinstance(store, PostgresViewStore) and table and _same_pg(recorder, store):
-            recorded = _PG_RECORDED if kept else "NULL"
+            recorded = PG_RECORDED if kept else "NULL"
             self.sql = (f"SELECT notification_id, originator_id::text, originator_version, "
                         f"topic, state, {recorded} FROM {store.q(table)} "
                         f"WHERE notification_id > %s {{stop}}ORDER BY notification_id LIMIT %s")
@@ -71,7 +72,7 @@ class LogReader:
             else:
                 self.sql = (f"SELECT notification_id AS p, originator_id::text AS o, "
                             f"originator_version AS v, topic AS t, state AS s, "
-                            f"{_PG_RECORDED} AS r FROM \"{schema}\".\"{table}\" "
+                            f"{PG_RECORDED} AS r FROM \"{schema}\".\"{table}\" "
                             f"WHERE notification_id > %s {{stop}}ORDER BY notification_id "
                             f"LIMIT %s")
                 self.stop_sql = "AND notification_id <= %s "

@@ -19,7 +19,8 @@ with ``pg_temp.r28`` and the ordered aggregate ``pg_temp.sum28``, so running sum
 same last digits. SQLite keeps the Python path.
 
 ``TRADETAPE_SQL_REBUILD`` in the environment, read when a rebuild starts: ``1`` (or unset)
-builds ``paper_book`` so, ``all`` ``balances`` too, ``0`` none; any other value is refused
+builds ``paper_book`` so, ``all`` ``balances`` and ``audit`` (``projections/audit_sql.py``)
+too, ``0`` none; any other value is refused
 (``BAD_SQL_REBUILD``) rather than taken for one of them. ``ENABLED`` and ``BUILT``, when set,
 take the environment's place (the tests compare both paths).
 """
@@ -43,11 +44,12 @@ from projections.store import SHADOW, PostgresViewStore, ViewStore
 from projections.tables import Changes, Row, Table
 
 SETTING = "TRADETAPE_SQL_REBUILD"
-# Which projections each value builds in SQL: ``balances`` only with ``all``. Its SQL is
-# exact (tested like paper_book's) but costs PostgreSQL about 3 s of processor time on the
-# 180,057-event log where its handlers cost 0.6 s of Python: on two cores, a loss.
+# Which projections each value builds in SQL: ``balances`` and ``audit`` only with ``all``.
+# Their SQL is exact (tested like paper_book's) but costs PostgreSQL more processor time
+# than the Python it saves on the 180,057-event log (balances about 3 s against 0.6 s;
+# audit 3.2-3.5 s against 1.4-1.6 s): on two cores, a loss.
 CHOICES = {"0": frozenset(), "1": frozenset({"paper_book"}),
-           "all": frozenset({"paper_book", "balances"})}
+           "all": frozenset({"paper_book", "balances", "audit"})}
 ENABLED: bool | None = None  # None: as the environment says
 BUILT: set[str] | None = None
 log = logging.getLogger(__name__)
@@ -101,8 +103,15 @@ class Builder:
 
     kinds: tuple[str, ...] = ()
     decimal_fields: tuple[str, ...] = ()
+    # True: ``fill`` writes the shadow tables itself (rows too many to cross into Python
+    # and back), ``build`` is not called
+    in_place = False
 
     def build(self, cur: Any) -> dict[Table, list[Row]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fill(self, cur: Any, app: Application, store: ViewStore,
+             head: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -112,18 +121,20 @@ def chosen() -> frozenset[str]:
     value = os.environ.get(SETTING, "1")
     if value not in CHOICES and (ENABLED is None or BUILT is None):
         raise ProjectionError("BAD_SQL_REBUILD", f"{SETTING}={value!r} is not one of "
-                              f"{', '.join(CHOICES)} (0: off, 1: paper_book, all: balances "
-                              "too)")
+                              f"{', '.join(CHOICES)} (0: off, 1: paper_book, all: balances and "
+                              "audit too)")
     if ENABLED is False:
         return frozenset()
     return frozenset(BUILT) if BUILT is not None else CHOICES[value]
 
 
 def builders() -> dict[str, Callable[[], Builder]]:
+    from projections.audit_sql import AuditSql
     from projections.balances_sql import BalancesSql
     from projections.paper_book_sql import PaperBookSql
 
-    made, built = {"paper_book": PaperBookSql, "balances": BalancesSql}, chosen()
+    made = {"paper_book": PaperBookSql, "balances": BalancesSql, "audit": AuditSql}
+    built = chosen()
     return {name: builder for name, builder in made.items() if name in built}
 
 
@@ -196,8 +207,13 @@ class SqlRebuild:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             store.relax(cur)
             cur.execute(FUNCTIONS)
-            head = _read_events(cur, self.app, kinds, decimals)
+            head = _head(cur, self.app)
+            if kinds:
+                _read_events(cur, self.app, kinds, decimals, head)
             for name, builder in self.builders.items():
+                if builder.in_place:
+                    builder.fill(cur, self.app, store, head)
+                    continue
                 out = Changes(self.projector_tables(name))
                 for table, rows in builder.build(cur).items():
                     for row in rows:
@@ -225,14 +241,22 @@ class SqlRebuild:
         return self.projector
 
 
-def _read_events(cur: Any, app: Application, kinds: list[str], decimals: list[str]) -> int:
-    """The events of ``kinds`` up to the head, into ``ev``; the head. Refuses (raises)
-    events stored under another class version (their upcasters are Python) and Decimal
-    fields not in plain digits."""
+def _events_table(app: Application) -> str:
     recorder = app.recorder
-    table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
-    cur.execute(f"SELECT coalesce(max(notification_id), 0) FROM {table}")
-    head = cur.fetchone()[0]
+    return f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+
+
+def _head(cur: Any, app: Application) -> int:
+    cur.execute(f"SELECT coalesce(max(notification_id), 0) FROM {_events_table(app)}")
+    return cur.fetchone()[0]
+
+
+def _read_events(cur: Any, app: Application, kinds: list[str], decimals: list[str],
+                 head: int) -> None:
+    """The events of ``kinds`` up to ``head``, into ``ev``. Refuses (raises) events stored
+    under another class version (their upcasters are Python) and Decimal fields not in
+    plain digits."""
+    table = _events_table(app)
     cur.execute(
         "CREATE TEMP TABLE ev ON COMMIT DROP AS SELECT notification_id AS pos, "
         "originator_id::text AS oid, substr(topic, strpos(topic, ':') + 1) AS kind, topic, "
@@ -248,4 +272,3 @@ def _read_events(cur: Any, app: Application, kinds: list[str], decimals: list[st
         raise ValueError("a Decimal stored in exponent form")
     # (no index, no ANALYZE: the builders hash-join whole tables; both cost more than they
     # saved, measured)
-    return head

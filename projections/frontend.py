@@ -1,5 +1,5 @@
-"""Views for front ends: bot list and detail, deal list, order list, with the indexes their
-queries use (a user's bots by status, a bot's deals and orders by time, a deal's orders).
+"""Views for front ends: bot list and detail, deal list, order list (tables in
+``frontend_tables.py``; the order list's handlers in ``frontend_orders.py``).
 
 Rows of finished deals and final orders never change again, so only bots, open deals and
 live orders are kept in memory.

@@ -21,7 +21,6 @@ what the bot spent, which is the capital the run needed.
 
 from __future__ import annotations
 
-from collections import Counter
 from decimal import Decimal
 from typing import Any
 
@@ -59,8 +58,11 @@ class Balances(Projection):
         self.balances: dict[tuple[str, str, str], Row] = {}
         self.accounts: dict[str, Row] = {}
         self.orders: dict[str, Row] = {}
-        self.dirty: dict[tuple[str, str, str], Row] = {}
-        self.lockers: Counter[tuple[str, str, str]] = Counter()  # open orders locking there
+        # Each live order's quote and base balance rows, found once when it is submitted
+        # (not by key at each of its moves: a fill moves three or four balances).
+        self.legs: dict[str, tuple[Row, Row]] = {}
+        self.dirty: dict[int, Row] = {}  # balance rows the batch moved, by identity
+        self.lockers: dict[int, int] = {}  # open orders locking there, by balance row
         self.pending_orders = PendingRows(OPEN_ORDERS)  # most never reach the table
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
@@ -68,7 +70,11 @@ class Balances(Projection):
             self.balances[BALANCES.key_of(row)] = row
         self.accounts = {r["account_id"]: r for r in store.select(ACCOUNTS, suffix=suffix)}
         self.orders = {r["order_id"]: r for r in store.select(OPEN_ORDERS, suffix=suffix)}
-        self.lockers = Counter(_lock_key(o) for o in self.orders.values() if _locks(o))
+        self.legs = {order_id: self._legs(order) for order_id, order in self.orders.items()}
+        self.lockers = {}
+        for order_id, order in self.orders.items():
+            if _locks(order):
+                self._lock_more(self._lock_row(order_id, order))
 
     def _balance(self, owner: str, account: str, asset: str) -> Row:
         key = (owner, account, asset)
@@ -79,13 +85,25 @@ class Balances(Projection):
                                         "total": ZERO, "updated_at": None}
         return row
 
-    def _move(self, out: Changes, fact: Fact, owner: str, account: str, asset: str,
-              free: Decimal = ZERO, locked: Decimal = ZERO) -> None:
-        row = self._balance(owner, account, asset)
+    def _legs(self, order: Row) -> tuple[Row, Row]:
+        owner, account = order["owner_id"], order["account_id"]
+        return (self._balance(owner, account, order["quote"]),
+                self._balance(owner, account, order["base"]))
+
+    def _lock_row(self, order_id: str, order: Row) -> Row:
+        """The balance an order locks: its quote for a buy, its base for a sell."""
+        return self.legs[order_id][order["side"] != "buy"]
+
+    def _lock_more(self, row: Row) -> None:
+        self.lockers[id(row)] = self.lockers.get(id(row), 0) + 1
+
+    def _move(self, row: Row, at: str, free: Decimal, locked: Decimal) -> None:
+        """Every move adds to both (``locked`` often ZERO: the sum keeps Decimal's rounding
+        and exponent exactly as it always was)."""
         row["free"] += free
         row["locked"] += locked
-        row["updated_at"] = fact.iso_time
-        self.dirty[(owner, account, asset)] = row
+        row["updated_at"] = at
+        self.dirty[id(row)] = row
 
     def end_batch(self, out: Changes) -> None:
         for row in self.dirty.values():
@@ -109,8 +127,8 @@ class Balances(Projection):
         account = self.accounts[fact.oid]
         amount = fact.dec("amount")
         signed = amount if fact.kind.endswith("Deposited") else -amount
-        self._move(out, fact, account["owner_id"], account["account_id"], fact.text("asset"),
-                   free=signed)
+        row = self._balance(account["owner_id"], account["account_id"], fact.text("asset"))
+        self._move(row, fact.iso_time, signed, ZERO)
 
     @on("ExchangeAccount.BalanceObserved")
     def _observed(self, fact: Fact, out: Changes) -> None:
@@ -118,94 +136,101 @@ class Balances(Projection):
         if account["kind"] == "paper":
             return  # the wallet monitor's record of what this account's own events made
         row = self._balance(account["owner_id"], account["account_id"], fact.text("asset"))
-        self._move(out, fact, row["owner_id"], row["account_id"], row["asset"],
-                   free=fact.dec("free") - row["free"], locked=fact.dec("locked") - row["locked"])
+        self._move(row, fact.iso_time, fact.dec("free") - row["free"],
+                   fact.dec("locked") - row["locked"])
 
     # --- orders ---------------------------------------------------------------------------
 
     @on("Order.Submitted")
     def _submitted(self, fact: Fact, out: Changes) -> None:
-        base, _, quote = fact.text("pair").partition("/")
+        # Every order of the log comes here: its plain fields read from the state at once
+        # (what ``fact.text`` and ``fact.value`` give, without a call per field).
+        state, order_id = fact.state, fact.oid
+        base, _, quote = state["pair"].partition("/")
         price, amount = fact.dec("price"), fact.dec("amount")
-        side, kind = fact.value("side"), fact.value("type")
-        order = {"order_id": fact.oid, "owner_id": fact.text("owner_id"),
-                 "account_id": fact.text("exchange_account_id"), "base": base,
-                 "quote": quote, "side": side, "type": kind, "price": price,
+        side, kind = state["side"], state["type"]
+        side = side["_data_"] if side.__class__ is dict else side
+        order = {"order_id": order_id, "owner_id": state["owner_id"],
+                 "account_id": state["exchange_account_id"], "base": base,
+                 "quote": quote, "side": side,
+                 "type": kind["_data_"] if kind.__class__ is dict else kind, "price": price,
                  "amount": amount, "filled": ZERO, "locked": ZERO}
-        self.orders[order["order_id"]] = order
+        self.orders[order_id] = order
+        legs = self.legs[order_id] = self._legs(order)
         if _locks(order):
-            order["locked"] = price * amount if side == "buy" else amount
-            self.lockers[_lock_key(order)] += 1
-            self._move(out, fact, order["owner_id"], order["account_id"], _locked_asset(order),
-                       free=-order["locked"], locked=order["locked"])
-        self.pending_orders.made(order["order_id"])
+            locked = order["locked"] = price * amount if side == "buy" else amount
+            row = legs[side != "buy"]
+            self._lock_more(row)
+            self._move(row, fact.iso_time, -locked, locked)
+        self.pending_orders.made(order_id)
 
     @on("Order.Filled", "Order.TradeObserved")
     def _filled(self, fact: Fact, out: Changes) -> None:
-        order = self.orders[fact.oid]
+        order_id = fact.oid
+        order = self.orders[order_id]
         price, amount, fee = fact.dec("price"), fact.dec("amount"), fact.dec("fee")
         order["filled"] += amount
         done = order["filled"] == order["amount"]
-        owner, account = order["owner_id"], order["account_id"]
         buy = order["side"] == "buy"
-        if order["locked"]:
+        quote, base = self.legs[order_id]
+        at, move = fact.iso_time, self._move
+        locked = order["locked"]
+        if locked:
             part = order["price"] * amount if buy else amount
-            release = order["locked"] if done else min(part, order["locked"])
+            release = locked if done else min(part, locked)
             order["locked"] -= release
-            self._move(out, fact, owner, account, _locked_asset(order), free=release,
-                       locked=-release)
+            move(quote if buy else base, at, release, -release)
         notional = price * amount
-        self._move(out, fact, owner, account, order["quote"],
-                   free=-notional if buy else notional)
-        self._move(out, fact, owner, account, order["base"], free=amount if buy else -amount)
+        move(quote, at, -notional if buy else notional, ZERO)
+        move(base, at, amount if buy else -amount, ZERO)
         if fee:
-            self._move(out, fact, owner, account, fact.text("fee_currency"), free=-fee)
-        self._settle(order, done, out)
+            currency = fact.state["fee_currency"]
+            move(quote if currency == order["quote"] else self._balance(
+                order["owner_id"], order["account_id"], currency), at, -fee, ZERO)
+        if done:
+            self._ended_order(order_id, order)
+        else:
+            self.pending_orders.touched(order_id)
 
     @on("Deal.FeesCorrected")
     def _fees_corrected(self, fact: Fact, out: Changes) -> None:
         """A fee correction moves the difference out of (or back into) the free balance."""
         change = fact.dec("buy_fee_change") + fact.dec("sell_fee_change")
-        self._move(out, fact, fact.text("owner_id"), fact.text("exchange_account_id"),
-                   fact.text("fee_currency"), free=-change)
+        row = self._balance(fact.text("owner_id"), fact.text("exchange_account_id"),
+                            fact.text("fee_currency"))
+        self._move(row, fact.iso_time, -change, ZERO)
 
     @on("Order.Cancelled", "Order.Rejected", "Order.Expired", "Order.Lost")
     def _ended(self, fact: Fact, out: Changes) -> None:
-        order = self.orders[fact.oid]
-        if order["locked"]:
-            self._move(out, fact, order["owner_id"], order["account_id"], _locked_asset(order),
-                       free=order["locked"], locked=-order["locked"])
+        order_id = fact.oid
+        order = self.orders[order_id]
+        locked = order["locked"]
+        if locked:
+            self._move(self._lock_row(order_id, order), fact.iso_time, locked, -locked)
             order["locked"] = ZERO
-        self._settle(order, True, out)
+        self._ended_order(order_id, order)
 
-    def _settle(self, order: Row, final: bool, out: Changes) -> None:
-        order_id = order["order_id"]
-        if not final:
-            self.pending_orders.touched(order_id)
-            return
+    def _ended_order(self, order_id: str, order: Row) -> None:
+        """An order is final: gone from memory; once no open order locks its locked
+        balance, whatever rounding left locked there goes to the free balance."""
         del self.orders[order_id]
+        legs = self.legs.pop(order_id)
         self.pending_orders.ended(order_id)
         if _locks(order):
-            key = _lock_key(order)
-            self.lockers[key] -= 1
-            if not self.lockers[key]:
-                del self.lockers[key]
-                row = self._balance(*key)
+            row = legs[order["side"] != "buy"]
+            lockers, at = self.lockers, id(row)
+            left = lockers[at] - 1
+            if left:
+                lockers[at] = left
+            else:
+                del lockers[at]
                 row["free"] += row["locked"]
                 row["locked"] = ZERO
-                self.dirty[key] = row
+                self.dirty[at] = row
 
 
 def _locks(order: Row) -> bool:
     return order["type"] != "market" and order["price"] is not None
-
-
-def _locked_asset(order: Row) -> str:
-    return order["quote"] if order["side"] == "buy" else order["base"]
-
-
-def _lock_key(order: Row) -> tuple[str, str, str]:
-    return order["owner_id"], order["account_id"], _locked_asset(order)
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Views for front ends: bot list and detail, deal list, order list, with the indexes their
-queries use (a user's bots by status, a bot's deals and orders by time, a deal's orders).
+"""Views for front ends: bot list and detail, deal list, order list (tables in
+``frontend_tables.py``; the order list's handlers in ``frontend_orders.py``).
 
 Rows of finished deals and final orders never change again, so only bots, open deals and
 live orders are kept in memory.
@@ -16,68 +16,26 @@ from typing import Any
 from domain.money import ZERO
 from projections.facts import Fact
 from projections.framework import Projection, on
-from projections.reader import uuid_text
+from projections.frontend_orders import OrderRows
+from projections.frontend_tables import (
+    FE_BOTS,
+    FE_DEALS,
+    FE_DRIFT,
+    FE_ORDERS,
+    FE_POSITIONS,
+    O_CLIENT,
+    O_OWNER,
+    O_PAIR,
+    drift_row,
+)
 from projections.store import ViewStore
-from projections.tables import Changes, Row, Table, table
+from projections.tables import Changes, Row, Table
 
-FE_BOTS = table(
-    "fe_bots", key=("bot_id",), indexes=(("owner_id", "status"),),
-    bot_id="text", owner_id="text", name="text", status="text", mode="text", stage="text",
-    pair="text", config_version="int", exchange_account_id="text", open_deal_id="text",
-    deals_opened="int", deals_closed="int", deals_cancelled="int", error_reason="text",
-    warning="text",
-    status_before_error="text", leaderboard_opt_in="int",
-    created_at="text", updated_at="text", archived="int",
-)
-FE_DEALS = table(
-    "fe_deals", key=("deal_id",), indexes=(("bot_id", "opened_at"), ("owner_id", "status")),
-    deal_id="text", bot_id="text", owner_id="text", pair="text", status="text",
-    opened_at="text", closed_at="text", close_reason="text", units="money",
-    units_bought="money", cost="money", average_entry="money", take_profit_price="money",
-    stop_loss_price="money", safety_orders_used="int", realized_pnl="money",
-    updated_at="text",
-)
-FE_ORDERS = table(
-    "fe_orders", key=("order_id",),
-    indexes=(("deal_id",), ("bot_id", "created_at"), ("owner_id", "status")),
-    order_id="text", client_order_id="text", exchange_order_id="text", bot_id="text",
-    deal_id="text", owner_id="text", pair="text", side="text", type="text", purpose="text",
-    safety_order="int", price="money", amount="money", filled="money", cost="money",
-    average_price="money", fees="money", status="text", reason="text", created_at="text",
-    updated_at="text",
-)
-# What live exchanges said that differs from what we asked or hold: a stream, one row per
-# event (drift found and resolved, stray orders cancelled, orders the exchange did not know).
-FE_DRIFT = table(
-    "fe_drift", key=("position",), indexes=(("account_id", "position"),
-                                            ("owner_id", "position")),
-    position="int", account_id="text", owner_id="text", kind="text", asset="text",
-    expected="money", observed="money", client_order_id="text", order_id="text",
-    pair="text", reason="text", at="text",
-)
-# Users' own positions and their exits (application/positions.py): whose each is, so a
-# user's audit log lists their events (the positions themselves are read from the log).
-FE_POSITIONS = table(
-    "fe_positions", key=("aggregate_id",), indexes=(("owner_id",),),
-    aggregate_id="text", owner_id="text", kind="text",
-)
-# An order's row while it lives is a list in FE_ORDERS' column order, not a dict: every order
-# of the log makes one, and a list costs a fraction of a 21-key dict (made, then written).
-_AT = {name: i for i, name in enumerate(FE_ORDERS.column_names)}
-O_CLIENT, O_EXCHANGE, O_OWNER, O_PAIR, O_AMOUNT, O_FILLED, O_COST, O_AVERAGE, O_FEES, \
-    O_STATUS, O_REASON, O_UPDATED = (_AT[c] for c in (
-        "client_order_id", "exchange_order_id", "owner_id", "pair", "amount", "filled",
-        "cost", "average_price", "fees", "status", "reason", "updated_at"))
-O_MONEY = tuple(_AT[c] for c in FE_ORDERS.money_columns)
-FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired", "lost"})
 BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped",
               "Bot.RiskPaused": "paused", "Bot.RiskResumed": "running"}
-ORDER_STATUS = {"Order.CancelRequested": "cancel_requested", "Order.Cancelled": "cancelled",
-                "Order.Rejected": "rejected", "Order.Expired": "expired",
-                "Order.Lost": "lost"}
 
 
-class FrontEnd(Projection):
+class FrontEnd(OrderRows, Projection):
     name = "frontend"
     description = "bot, deal and order lists for front ends"
     tables = (FE_BOTS, FE_DEALS, FE_ORDERS, FE_DRIFT, FE_POSITIONS)
@@ -85,36 +43,23 @@ class FrontEnd(Projection):
     def __init__(self) -> None:
         self.bots: dict[str, Row] = {}
         self.deals: dict[str, Row] = {}
-        self.orders: dict[str, list[Any]] = {}  # live orders' rows (see O_...)
         self.dirty: dict[str, tuple[Table, Row]] = {}  # by id: written once per batch
-        self.dirty_orders: dict[str, list[Any]] = {}
-        self.new_orders: set[str] = set()  # submitted in this batch: inserted as they are
+        OrderRows.__init__(self)
 
     def end_batch(self, out: Changes) -> None:
         for spec, row in self.dirty.values():
+            if spec is FE_DEALS and row["units_bought"]:
+                # Once per batch, not at each buy: the same division of the same sums.
+                row["average_entry"] = row["cost"] / row["units_bought"]
             out.upsert(spec, row)
         self.dirty.clear()
-        new, names = self.new_orders, FE_ORDERS.column_names
-        for order_id, order in self.dirty_orders.items():
-            if order_id in new:
-                values = order.copy()
-                for i in O_MONEY:  # (as ``Table.to_db`` writes money)
-                    if values[i] is not None:
-                        values[i] = str(values[i])
-                out.append(FE_ORDERS, tuple(values))
-            else:
-                out.upsert(FE_ORDERS, dict(zip(names, order, strict=True)))
-        self.dirty_orders.clear()
-        new.clear()
+        self.write_orders(out)
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         self.bots = {r["bot_id"]: r for r in store.select(FE_BOTS, suffix=suffix)}
         self.deals = {r["deal_id"]: r for r in
                       store.select(FE_DEALS, "status = 'open'", suffix=suffix)}
-        finals = ", ".join(f"'{s}'" for s in sorted(FINAL_ORDER))
-        names = FE_ORDERS.column_names
-        self.orders = {r["order_id"]: [r[c] for c in names] for r in
-                       store.select(FE_ORDERS, f"status NOT IN ({finals})", suffix=suffix)}
+        self.load_orders(store, suffix)
 
     @on("Position.Opened", "PositionExit.Attached")
     def _position_owned(self, fact: Fact, out: Changes) -> None:
@@ -130,7 +75,7 @@ class FrontEnd(Projection):
                 "ExchangeAccount.DriftResolved": "drift_resolved",
                 "ExchangeAccount.StrayOrderFound": "stray_order_cancelled"}[fact.kind]
         state = fact.state
-        out.insert(FE_DRIFT, _drift_row(
+        out.insert(FE_DRIFT, drift_row(
             fact, kind, account_id=fact.oid,
             asset=fact.text("asset") if "asset" in state else None,
             expected=fact.dec("expected") if "expected" in state else None,
@@ -138,10 +83,9 @@ class FrontEnd(Projection):
             client_order_id=fact.text("client_order_id") if "client_order_id" in state
             else None, pair=fact.text("pair") if "pair" in state else None))
 
-    @staticmethod
-    def _order_lost(fact: Fact, order: list[Any], out: Changes) -> None:
+    def _order_lost(self, fact: Fact, order: list[Any], out: Changes) -> None:
         """(Called by ``_order_status``, which handles Order.Lost as a final status.)"""
-        out.insert(FE_DRIFT, _drift_row(
+        out.insert(FE_DRIFT, drift_row(
             fact, "order_lost", owner_id=order[O_OWNER], order_id=fact.oid,
             client_order_id=order[O_CLIENT], pair=order[O_PAIR],
             reason=fact.text("reason")))
@@ -276,8 +220,7 @@ class FrontEnd(Projection):
         amount = fact.dec("amount")
         deal["units"] += amount
         deal["units_bought"] += amount
-        deal["cost"] += fact.dec("price") * amount
-        deal["average_entry"] = deal["cost"] / deal["units_bought"]
+        deal["cost"] += fact.dec("price") * amount  # (average_entry: at the batch's end)
         deal["safety_orders_used"] = max(deal["safety_orders_used"],
                                          fact.state["safety_order"])
         deal["updated_at"] = fact.iso_time
@@ -325,66 +268,6 @@ class FrontEnd(Projection):
         bot.update({column: bot[column] + 1}, updated_at=fact.iso_time)
         self.dirty[bot["bot_id"]] = (FE_BOTS, bot)
 
-    # --- orders ---------------------------------------------------------------------------
-
-    @on("Order.Submitted")
-    def _order_submitted(self, fact: Fact, out: Changes) -> None:
-        # Every order of the log comes here: its plain fields read from the state at once
-        # (what ``fact.text``, ``id_text`` and ``value`` give, without a call per column).
-        state, at = fact.state, fact.iso_time
-        bot_id, deal_id = state["bot_id"], state["deal_id"]
-        side, kind, purpose = state["side"], state["type"], state["purpose"]
-        order = [fact.oid, state["client_order_id"], None,
-                 None if bot_id is None else uuid_text(bot_id["_data_"]),
-                 None if deal_id is None else uuid_text(deal_id["_data_"]),
-                 state["owner_id"], state["pair"],
-                 side["_data_"] if side.__class__ is dict else side,
-                 kind["_data_"] if kind.__class__ is dict else kind,
-                 purpose["_data_"] if purpose.__class__ is dict else purpose,
-                 state["safety_order"], fact.dec("price"), fact.dec("amount"), ZERO, ZERO,
-                 None, ZERO, "submitted", None, at, at]
-        self.orders[fact.oid] = self.dirty_orders[fact.oid] = order
-        self.new_orders.add(fact.oid)
-
-    # One handler per group of kinds (no test of the kind per event for the busiest).
-
-    @on("Order.Accepted", "Order.ObservedOpen")
-    def _order_accepted(self, fact: Fact, out: Changes) -> None:
-        order = self.orders[fact.oid]
-        order[O_STATUS] = "accepted"
-        order[O_EXCHANGE] = fact.state["exchange_order_id"]
-        order[O_UPDATED] = fact.iso_time
-        self.dirty_orders[fact.oid] = order
-
-    @on("Order.Filled", "Order.TradeObserved")
-    def _order_filled(self, fact: Fact, out: Changes) -> None:
-        order = self.orders[fact.oid]
-        amount = fact.dec("amount")
-        order[O_FILLED] += amount
-        order[O_COST] += fact.dec("price") * amount
-        # a live trade's fee may be in another asset: its value in quote counts here
-        order[O_FEES] += fact.dec("fee" if fact.kind == "Order.Filled" else "fee_quote")
-        order[O_AVERAGE] = order[O_COST] / order[O_FILLED]
-        order[O_STATUS] = ("filled" if order[O_FILLED] == order[O_AMOUNT]
-                           else "partially_filled")
-        self._order_written(fact, order)
-
-    @on(*ORDER_STATUS)
-    def _order_status(self, fact: Fact, out: Changes) -> None:
-        order = self.orders[fact.oid]
-        if fact.kind == "Order.Lost":
-            self._order_lost(fact, order, out)
-        order[O_STATUS] = ORDER_STATUS[fact.kind]
-        if "reason" in fact.state:
-            order[O_REASON] = fact.state["reason"]
-        self._order_written(fact, order)
-
-    def _order_written(self, fact: Fact, order: list[Any]) -> None:
-        order[O_UPDATED] = fact.iso_time
-        self.dirty_orders[fact.oid] = order
-        if order[O_STATUS] in FINAL_ORDER:
-            del self.orders[fact.oid]
-
 
 # --- reading --------------------------------------------------------------------------------
 
@@ -399,9 +282,3 @@ def deal_list(store: ViewStore, bot_id: str, limit: int = 50) -> list[Row]:
 
 def order_list(store: ViewStore, deal_id: str) -> list[Row]:
     return store.select(FE_ORDERS, "deal_id = ?", (deal_id,), order="created_at, order_id")
-
-
-def _drift_row(fact: Fact, kind: str, **values: Any) -> Row:
-    row = {column: None for column in FE_DRIFT.column_names}
-    row.update(values, position=fact.position, kind=kind, at=fact.iso_time)
-    return row

@@ -68,11 +68,20 @@ class PaperBook(Projection):
         # (a busy pair's fills and assets change at every fill).
         self.dirty: dict[int, tuple[Table, Row]] = {}
         self.legs: dict[tuple[str, str], tuple[Row, Row]] = {}  # pair's quote, base assets
+        # Orders submitted in this batch: not in the table yet, so one dropped before the
+        # batch's end (most: submitted and filled within it) needs no DELETE, and one kept
+        # goes in as a new row (COPY), not an upsert.
+        self.new_orders: set[str] = set()
 
     def end_batch(self, out: Changes) -> None:
+        new = self.new_orders
         for spec, row in self.dirty.values():
-            out.upsert(spec, row)
+            if spec is BOOK_ORDERS and row["order_id"] in new:
+                out.insert(spec, row)
+            else:
+                out.upsert(spec, row)
         self.dirty.clear()
+        new.clear()
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         self.bots = {r["bot_id"]: r for r in store.select(BOOK_BOTS, suffix=suffix)}
@@ -141,6 +150,7 @@ class PaperBook(Projection):
                "amount": fact.dec("amount"), "filled": ZERO, "open": 1}
         self._keep_order(row)
         self.dirty[id(row)] = (BOOK_ORDERS, row)
+        self.new_orders.add(row["order_id"])
 
     @on("Order.Filled", "Order.TradeObserved")
     def _filled(self, fact: Fact, out: Changes) -> None:
@@ -170,11 +180,15 @@ class PaperBook(Projection):
             self.dirty[id(order)] = (BOOK_ORDERS, order)
 
     def _drop(self, order: Row, out: Changes, listed: bool = True) -> None:
-        del self.orders[order["order_id"]]
+        order_id = order["order_id"]
+        del self.orders[order_id]
         self.dirty.pop(id(order), None)
         if listed and order["deal_id"] is not None:
-            self.by_deal.get(order["deal_id"], set()).discard(order["order_id"])
-        out.delete(BOOK_ORDERS, (order["order_id"],))
+            self.by_deal.get(order["deal_id"], set()).discard(order_id)
+        if order_id in self.new_orders:
+            self.new_orders.discard(order_id)  # never written: nothing to delete
+        else:
+            out.delete(BOOK_ORDERS, (order_id,))
 
     def _book_fill(self, order: Row, price: Decimal, amount: Decimal, fee: Decimal) -> None:
         """The same sums as ``application.paper_log.PaperLog._filled``, in the same order."""

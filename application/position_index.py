@@ -25,15 +25,18 @@ class PositionIndex:
         with self._lock:
             for notification in read_log(self.trading, self._topics, first=self._next):
                 self._next = notification.id + 1
-                self._add(notification.originator_id, notification.topic)
+                self._add(notification)
 
-    def _add(self, aggregate_id: UUID, topic: str) -> None:
-        if topic == self._topics[0]:
-            owner = self.trading.load(aggregate_id, Position).owner_id
-            self._positions.append((owner, aggregate_id))
+    def _add(self, notification) -> None:
+        """From the creation event itself: a position's owner and an exit's position are
+        set there and never change, so no aggregate is loaded (a start used to load every
+        position and exit of the log, one query each, to read these two fields)."""
+        created = self.trading.mapper.to_domain_event(notification)
+        if notification.topic == self._topics[0]:
+            self._positions.append((created.owner_id, notification.originator_id))
         else:
-            group = self.trading.load(aggregate_id, PositionExit)
-            self._exits.setdefault(group.position_id, []).append(aggregate_id)
+            self._exits.setdefault(created.position_id, []).append(
+                notification.originator_id)
 
     def of(self, owner_id: str) -> list[UUID]:
         """The owner's positions, oldest first."""
@@ -45,6 +48,14 @@ class PositionIndex:
         self.catch_up()
         return [p for owner, p in self._positions if owner_id in (None, owner)
                 and self.trading.load(p, Position).is_open]
+
+    def open_positions(self) -> list[Position]:
+        """Everyone's open (or pending) positions, oldest first, loaded together
+        (``Trading.load_many``: a few queries, not one or two a position)."""
+        self.catch_up()
+        ids = [p for _, p in self._positions]
+        loaded = self.trading.load_many(ids, Position)
+        return [loaded[p] for p in ids if p in loaded and loaded[p].is_open]
 
     def exits(self, position_id: UUID) -> list[UUID]:
         self.catch_up()

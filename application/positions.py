@@ -275,25 +275,30 @@ class Positions:
 
     def resume(self) -> int:
         """After a restart: every open position back on its market's desk, its active
-        exits and its open orders with it. Returns how many."""
+        exits and its open orders with it. Returns how many. The positions, their exits and
+        their orders are loaded together, each once (``Trading.load_many``)."""
         with self.paper.lock:
-            count = 0
-            for position_id in self.index.open_of(None):
-                position = self.trading.load(position_id, Position)
+            positions = self.index.open_positions()
+            exits = self.trading.load_many(
+                [e for p in positions for e in self.index.exits(p.id)], PositionExit)
+            orders = self.trading.load_many(
+                [order_id for p in positions for order_id, _, _ in p.orders], Order)
+            for position in positions:
                 desk = self.paper.desk(position.exchange_account_id, position.pair)
-                self._restore(desk, position)
-                count += 1
-            return count
+                self._restore(desk, position, exits, orders)
+            return len(positions)
 
-    def _restore(self, desk: PositionDesk, position: Position) -> None:
+    def _restore(self, desk: PositionDesk, position: Position,
+                 exits: dict[UUID, PositionExit], orders: dict[UUID, Order]) -> None:
         desk.positions[position.id] = position
         desk.venue.restore_position(position.id.hex, position.units)
         for exit_id in self.index.exits(position.id):
-            group = self.trading.load(exit_id, PositionExit)
+            # one missing from the batch is loaded alone: it says why (NOT_FOUND)
+            group = exits.get(exit_id) or self.trading.load(exit_id, PositionExit)
             if group.is_active:
                 desk.exits[group.id] = group
         for order_id, exit_id, leg in position.orders:
-            order = self.trading.load(order_id, Order)
+            order = orders.get(order_id) or self.trading.load(order_id, Order)
             if order.is_open:
                 desk.restore(order, (position.id, exit_id, leg))
                 desk.venue.restore_resting(_request_of(order, position), order.exchange_order_id)

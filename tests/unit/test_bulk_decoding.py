@@ -94,3 +94,53 @@ def test_a_uuid_read_from_its_hex_is_the_uuid(value: uuid.UUID, spelling: str):
     made = bulk_load._uuid_of_hex(text)
     assert made == expected and hash(made) == hash(expected) and str(made) == str(expected)
     assert made.version == expected.version and made.is_safe == expected.is_safe
+
+
+def _transcodings():
+    trading = open_trading("memory")
+    names = dict(trading.mapper.transcoder.names)
+    trading.close()
+    return names
+
+
+TRANSCODINGS = _transcodings()
+ENUM_NAMES = sorted(n for n in TRANSCODINGS if n.startswith("enum:"))
+
+
+def _same_outcome(name: str, data) -> None:
+    """The bulk decoder of ``name`` gives what the library's transcoding gives (the same
+    value, of the same type), or refuses what it refuses."""
+    transcoding = TRANSCODINGS[name]
+    direct = bulk_load._direct_decoder(transcoding)
+    try:
+        expected = transcoding.decode(data)
+    except Exception:
+        with pytest.raises(Exception):  # noqa: B017 (any: the library's then says why)
+            direct(data)
+        return
+    got = direct(data)
+    assert type(got) is type(expected)
+    if isinstance(expected, Decimal):  # the same digits and exponent (NaN too)
+        assert str(got) == str(expected)
+    else:
+        assert got == expected
+
+
+@given(st.sampled_from(ENUM_NAMES), st.data())
+def test_an_enum_is_decoded_to_the_member_the_library_gives(name, data):
+    members = [m.value for m in TRANSCODINGS[name].type]
+    value = data.draw(st.one_of(st.sampled_from(members), st.text(max_size=12),
+                                st.integers(), st.none(), st.lists(st.integers(), max_size=2)))
+    _same_outcome(name, value)
+
+
+@given(st.one_of(st.decimals(allow_nan=True).map(str), st.text(max_size=12),
+                 st.sampled_from(["1E+3", "-0", "0.10", "1e-30", " 5", "sNaN", "Infinity"])))
+def test_a_decimal_is_decoded_as_the_library_decodes_it(text):
+    _same_outcome("decimal_str", text)
+
+
+@given(st.one_of(st.datetimes(timezones=st.timezones()).map(datetime.isoformat),
+                 st.datetimes().map(datetime.isoformat), st.text(max_size=30), st.integers()))
+def test_a_time_is_decoded_as_the_library_decodes_it(text):
+    _same_outcome("datetime_iso", text)

@@ -47,7 +47,7 @@ def test_what_a_step_leaves_alive_is_not_walked_by_later_passes(thawed):
 
 
 def test_cyclic_garbage_frozen_with_a_step_is_collected_once_the_heap_doubled(thawed):
-    survivors = StepSurvivors(growth=2.0, small=1000)
+    survivors = StepSurvivors(growth=2.0, small=1000, spacing=1)
     survivors.after_step()
     dropped = _cycle()
     survivors.after_step()
@@ -61,7 +61,7 @@ def test_cyclic_garbage_frozen_with_a_step_is_collected_once_the_heap_doubled(th
 
 
 def test_a_heap_that_grew_less_is_not_walked_again(thawed):
-    survivors = StepSurvivors(growth=2.0, small=1000)
+    survivors = StepSurvivors(growth=2.0, small=1000, spacing=1)
     survivors.after_step()
     dropped = _cycle()
     survivors.after_step()

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from application.market_tape import MarketTape, record_candles, record_history
+from application.paper_heap import StepSurvivors
 from application.paper_trading import PaperTrading
 from domain.errors import ConcurrencyConflictError
 from domain.ports import Clock, ClosedCandle, MarketFeed
@@ -120,6 +121,10 @@ class LiveLoop:
             self._stop.wait(max(wait, 0.01))
 
     def start(self) -> None:
+        # a server's loop runs for hours: its engines' state is kept out of the
+        # collector's passes (tests step a loop without starting it: left alone)
+        if self.paper.survivors is None:
+            self.paper.survivors = StepSurvivors()
         self._thread = threading.Thread(target=self.run, name="tradetape-live", daemon=True)
         self._thread.start()
 

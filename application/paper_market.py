@@ -5,7 +5,7 @@ walk of a candle; and the band of prices a candle must reach for it to act."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -56,9 +56,11 @@ class Market:
     desk: PositionDesk | None = None
 
     @property
-    def watchers(self) -> list:
+    def watchers(self) -> Collection:
+        """The engines, and the positions' desk while it holds something (a view of the
+        engines, not a copy: asked at every level of every walk and band)."""
         desk = self.desk
-        engines = list(self.engines.values())
+        engines = self.engines.values()
         return [*engines, desk] if desk is not None and desk.busy else engines
 
     @property
@@ -73,18 +75,27 @@ class Market:
         failed, self.failures = list(self.failures.items()), {}
         return failed
 
-    # PriceWatcher for the venue's walk: every engine watches the same prices.
+    # PriceWatcher for the venue's walk: every engine watches the same prices. One pass,
+    # no list: asked at every price a walk visits and for every band measured (a quiet
+    # candle after a busy one measures a thousand markets' at 10,000 bots). Of equal
+    # levels the first is kept, as max() and min() keep it: a level becomes a fill's price.
     def trigger_levels(self) -> tuple[Decimal | None, Decimal | None]:
-        belows, aboves = [], []
+        highest_below = lowest_above = None
         for engine in self.watchers:
             below, above = engine.trigger_levels()
-            belows += [below] if below is not None else []
-            aboves += [above] if above is not None else []
-        return max(belows, default=None), min(aboves, default=None)
+            if below is not None and (highest_below is None or below > highest_below):
+                highest_below = below
+            if above is not None and (lowest_above is None or above < lowest_above):
+                lowest_above = above
+        return highest_below, lowest_above
 
     def high_watch(self) -> Decimal | None:
-        highs = [h for e in self.watchers if (h := e.high_watch()) is not None]
-        return min(highs, default=None)
+        lowest = None
+        for engine in self.watchers:
+            high = engine.high_watch()
+            if high is not None and (lowest is None or high < lowest):
+                lowest = high
+        return lowest
 
     def low_watch(self) -> Decimal | None:
         """A buy trailing stop's lowest (only the positions' desk follows lows)."""

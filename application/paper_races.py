@@ -143,3 +143,5 @@ class CandleRaces:
             finally:
                 self._turn = None
                 self._entries_seen = self.lock.entries
+                if self.survivors is not None:  # (before the pause ends: see paper_heap)
+                    self.survivors.after_step()

@@ -18,6 +18,7 @@ from application.engine import DcaEngine
 from application.level_index import LevelIndex
 from application.paper_deals import DealsNow
 from application.paper_follow import Following
+from application.paper_heap import StepSurvivors
 from application.paper_log import PaperLog, RestartBook
 from application.paper_market import (
     LiveVenueFactory,
@@ -81,6 +82,9 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         self._pending: list = []
         self._pending_bots: set[UUID] = set()
         self._turn: Turn | None = None  # the candle being stepped (``on_candle``)
+        # A server's live loop keeps what its steps leave alive out of the collector's
+        # passes (application/paper_heap.py); None: left to the collector (tests, tools)
+        self.survivors: StepSurvivors | None = None
         self.appended = 0  # events appended so far
         # The log's position up to which other writers' changes to bots were looked for
         self._seen = trading.recorder.max_notification_id() or 0

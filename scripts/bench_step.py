@@ -2,12 +2,12 @@
 wall clock is noise).
 
     .venv/bin/python scripts/bench_step.py --template SCHEMA --candles 200 \\
-        [--database postgresql://postgres@127.0.0.1:5432/test] [--profile FILE]
+        [--database postgresql://postgres@127.0.0.1:5432/test] [--profile FILE] [--no-freeze]
 
 ``SCHEMA``: a PostgreSQL schema of running paper bots seeded as ``bench_live.py`` seeds
 them (its ``seed``; 10 bots a user). It is copied to a scratch schema (dropped afterwards),
-so every run starts from the same log. An engine worker is opened on the copy as
-``serve --role engine`` opens it (its appends fenced by the leases it takes at its first
+so every run starts from the same log (``SCHEMA_step_...``). An engine worker is opened on
+the copy as ``serve --role engine`` opens it (its appends fenced by the leases it takes at its first
 tick), then the runner's ``on_candle`` is fed the shipped month's 1-minute candles one after
 another, as the live loop feeds it. Per candle: processor time of the step (this thread),
 events appended, transactions, aggregate loads. Candles are grouped by what they wrote:
@@ -16,6 +16,10 @@ of each group's processor time, how much was the append (encoding, seals, the IN
 the garbage collector; each heavy candle with its range and the events it wrote, by kind;
 how the deals' closes spread over the candles.
 ``--profile FILE``: cProfile of every candle after the first, written to FILE.
+The steps' survivors are frozen as a server's live loop freezes them
+(``application/paper_heap.py``); ``--no-freeze`` leaves them to the collector. After the
+candles, what a full pass of the collector costs, and after each step the collector's pass
+its first allocations trigger (the live loop's gap), measured apart.
 """
 
 from __future__ import annotations
@@ -155,7 +159,31 @@ class Counts:
         )
 
 
-def run(url: str, candles: int, profile: str | None) -> list[dict]:
+def gap_collector(gc_time: GcTime) -> float:
+    """The loop's gap after a step: processor time of the collector's pass its first
+    allocations trigger (over what the step left young, unless frozen)."""
+    before = sum(gc_time.cpu)
+    gap = [[n] for n in range(1000)]
+    del gap
+    return sum(gc_time.cpu) - before
+
+
+def full_pass() -> str:
+    """What one full pass of the collector costs now, with the engines' state as the candles
+    left it: the live loop runs with the collector on between steps, and such a pass lands
+    in whichever step (or gap) the allocations happen to trigger it."""
+    import gc
+
+    tracked = sum(gc.get_count())
+    frozen = gc.get_freeze_count()
+    cpu = time.thread_time()
+    found = gc.collect()
+    return (f"a full collection now: {(time.thread_time() - cpu) * 1000:.1f} ms processor "
+            f"time, {found} unreachable, {len(gc.get_objects()):,} objects tracked "
+            f"({frozen:,} frozen, {tracked:,} young)")
+
+
+def run(url: str, candles: int, profile: str | None, freeze: bool = True) -> list[dict]:
     from adapters.marketdata.csv_candles import load_candles
     from adapters.marketdata.shipped import shipped_series
     from application.bootstrap import SHIPPED_FIRST, open_runtime
@@ -171,6 +199,10 @@ def run(url: str, candles: int, profile: str | None) -> list[dict]:
     print(f"  following {followed} bots", file=sys.stderr, flush=True)
     if followed < held:  # e.g. the shared server was out of connections: not comparable
         raise SystemExit(f"only {followed} of the {held} bots leased could be followed")
+    if freeze:  # as the live loop of a server does (application/paper_heap.py)
+        from application.paper_heap import StepSurvivors
+
+        paper.survivors = StepSurvivors()
     counts = Counts(runtime.trading)
     gc_time = GcTime()
     series = load_candles(shipped_series(SHIPPED_FIRST))
@@ -191,15 +223,19 @@ def run(url: str, candles: int, profile: str | None) -> list[dict]:
         counts.kinds = {}
         cpu, wall = time.thread_time(), time.perf_counter()
         events = paper.on_candle("BTC/USDT", ts_ms, o, h, low, c, at)
+        stepped = time.thread_time()  # (floats: no allocation the collector counts)
+        walled = time.perf_counter()
+        gap_gc = gap_collector(gc_time)
         rows.append(
             {
-                "cpu": time.thread_time() - cpu,
-                "wall": time.perf_counter() - wall,
+                "cpu": stepped - cpu,
+                "gap_gc": gap_gc,
+                "wall": walled - wall,
                 "events": events,
                 "appends": counts.appends - appends,
                 "loads": counts.loads - loads,
                 "append_cpu": counts.append_cpu - append_cpu,
-                "gc_cpu": sum(gc_time.cpu) - collected,
+                "gc_cpu": sum(gc_time.cpu) - collected - gap_gc,
                 "candle": i,
                 "range": (low, h),
                 "kinds": counts.kinds,
@@ -216,6 +252,7 @@ def run(url: str, candles: int, profile: str | None) -> list[dict]:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
+    print(f"  {full_pass()}", file=sys.stderr)
     leases.store.leave()
     runtime.stop()
     return rows
@@ -236,6 +273,8 @@ def summary(name: str, rows: list[dict]) -> str:
         f"{sum(r['appends'] for r in rows)}, loads {sum(r['loads'] for r in rows)}, "
         f"of which the append {sum(r['append_cpu'] for r in rows) * 1e6 / events:.1f} "
         f"us/event, the garbage collector {sum(r['gc_cpu'] for r in rows) * 1e6 / events:.1f}"
+        f"; after the steps, the collector {sum(r['gap_gc'] for r in rows) * 1000:.1f} ms "
+        f"(max {max(r['gap_gc'] for r in rows) * 1000:.1f})"
     )
 
 
@@ -269,13 +308,16 @@ def main() -> int:
     parser.add_argument("--candles", type=int, default=200)
     parser.add_argument("--database", default=DEFAULT_URL)
     parser.add_argument("--profile", help="cProfile output of the candles after the first")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="leave the steps' survivors to the collector (as before)")
     args = parser.parse_args()
     base = args.database.split("?")[0]
-    schema = f"bench_step_{uuid.uuid4().hex[:10]}"
+    # named after the template: a shared server's schemas say whose they are
+    schema = f"{args.template}_step_{uuid.uuid4().hex[:10]}"
     copy_schema(base, args.template, schema)
     copy_keys(base, args.template, schema)
     try:
-        rows = run(f"{base}?schema={schema}", args.candles, args.profile)
+        rows = run(f"{base}?schema={schema}", args.candles, args.profile, not args.no_freeze)
     finally:
         drop_schema(base, schema)
         drop_keys(schema)

@@ -3,6 +3,8 @@ emergency stop halts every bot until resumed."""
 
 from __future__ import annotations
 
+import gc
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -94,6 +96,28 @@ def test_live_loop_thread_stops_after_finishing_its_step(tmp_path):
     loop.stop()
     assert not loop.running
     assert loop.health.steps >= 1 and loop.health.last_error is None
+
+
+def test_a_started_loop_keeps_its_engines_out_of_the_collectors_passes(tmp_path):
+    """A server's steps freeze what they leave alive (application/paper_heap.py): a full
+    pass of the collector then walks none of the bots' state."""
+    clock, _, bot_id, loop, _ = world(tmp_path)
+    clock.current = T0 + timedelta(seconds=1)
+    loop.max_wait = 0.01
+    try:
+        loop.start()
+        for _ in range(500):
+            if loop.health.steps:
+                break
+            time.sleep(0.01)
+        loop.stop()
+        with loop.paper.lock:
+            engine = loop.paper.engine_of(bot_id)
+        walked = {id(o) for o in gc.get_objects()}
+        assert loop.health.steps >= 1 and engine.deal is not None
+        assert not walked.intersection({id(engine), id(engine.deal), id(engine.bot)})
+    finally:
+        gc.unfreeze()
 
 
 def test_replay_feed_anchored_at_a_moment_starts_with_that_candle_and_continues_after():

@@ -46,7 +46,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from application.background import run_rounds
-from application.collection_pause import collection_paused
+from application.collector import collector_paused
 from application.lease_fence import Fence, current_fence, fenced
 from application.lease_renewal import RENEWALS_PER_LEASE, Renewal
 from application.lease_shares import Candidate, Shares
@@ -212,8 +212,8 @@ class LeaseManager(Shares):
         self._renewal = Renewal(self.store, self, self._stop)
         self._renewal.start()  # before the first take, which may outlast a lease
         # It builds every bot's engine, tens of thousands of objects that live on: no
-        # collection walks them meanwhile, nor later (application/collection_pause.py).
-        with collection_paused(freeze=True):
+        # collection walks them meanwhile, nor later (application/collector.py).
+        with collector_paused(freeze_survivors=True):
             self.tick()
         self._thread = threading.Thread(target=self._run, name="tradetape-leases",
                                         daemon=True)

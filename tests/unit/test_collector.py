@@ -6,6 +6,9 @@ from __future__ import annotations
 import gc
 import threading
 
+import pytest
+
+from application import collector
 from application.collector import collector_paused
 
 
@@ -47,3 +50,42 @@ def test_a_collector_turned_off_before_stays_off():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_pause_that_fails_still_gives_the_collector_back():
+    with pytest.raises(ZeroDivisionError), collector_paused():
+        1 / 0  # noqa: B018
+    assert gc.isenabled()
+
+
+def test_a_start_freezes_what_it_built_once_a_process(monkeypatch):
+    monkeypatch.setattr(collector._PAUSES, "frozen", False)
+    before = gc.get_freeze_count()
+    try:
+        with collector_paused(freeze_survivors=True):
+            built = [{"engine": n} for n in range(1000)]
+            assert gc.get_freeze_count() == before  # not while the start still builds
+        frozen = gc.get_freeze_count()
+        assert frozen >= before + len(built)  # out of every later collection
+        assert gc.isenabled()
+        with collector_paused(freeze_survivors=True):
+            [{"engine": n} for n in range(1000)]
+        assert gc.get_freeze_count() == frozen  # a second start freezes nothing more
+    finally:
+        gc.unfreeze()
+
+
+def test_a_start_overlapping_a_batch_freezes_when_the_last_pause_ends(monkeypatch):
+    monkeypatch.setattr(collector._PAUSES, "frozen", False)
+    try:
+        batch = collector_paused()
+        batch.__enter__()
+        with collector_paused(freeze_survivors=True):
+            built = [{"engine": n} for n in range(1000)]
+        before = gc.get_freeze_count()
+        assert not gc.isenabled()  # the batch still runs
+        batch.__exit__(None, None, None)
+        assert gc.get_freeze_count() >= before + len(built)  # frozen at its end
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()

@@ -141,9 +141,9 @@ class Bot:
             str(self.open_deal_id))
         if deal is not None and deal["status"] == "open":
             runtime = info.context.runtime
-            pnl.unrealized_pnl = open_unrealized(runtime, deal)
             # a cached answer is marked again at the next price, not made again
-            marked(info, lambda: open_unrealized(runtime, deal), 1, UNREALIZED_SHOWN)
+            pnl.unrealized_pnl = marked(info, lambda: open_unrealized(runtime, deal),
+                                        UNREALIZED_SHOWN)
         return pnl
 
     @strawberry.field(description=(

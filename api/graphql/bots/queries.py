@@ -3,9 +3,12 @@ for anything that is not the caller's)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from api.graphql.bots.types import Bot, BotConnection, BotEdge
 from api.graphql.common import PageInfo, parse_uuid
@@ -25,6 +28,39 @@ async def load_page(loader, key) -> Page:
         raise cursor_error(error) from None
 
 
+def selected_names(info: Info, *path: str) -> set[str]:
+    """The names of the fields selected at ``path`` below the field ``info`` resolves,
+    through fragments and whatever their directives (a superset of what is shown)."""
+    level = [selection for field in info.selected_fields for selection in field.selections]
+    for name in (*path, None):
+        below: list[Any] = []
+        names: set[str] = set()
+        while level:
+            selection = level.pop()
+            if isinstance(selection, SelectedField):
+                names.add(selection.name)
+                if selection.name == name:
+                    below.extend(selection.selections)
+            else:  # a fragment: its selections are at this level
+                level.extend(selection.selections)
+        if name is None:
+            return names
+        level = below
+    return set()
+
+
+async def preload_pnl(loaders: Any, bots: list[Bot]) -> None:
+    """Every bot's P/L rows in two batches, so that its ``pnl`` is answered without an
+    awaited resolver per bot."""
+    rows = await loaders.bot_pnl.load_many([str(bot.id) for bot in bots])
+    open_deals = [str(bot.open_deal_id) for bot, row in zip(bots, rows, strict=True)
+                  if row is not None and bot.open_deal_id is not None]
+    deals = dict(zip(open_deals, await loaders.deal_pnl.load_many(open_deals), strict=True))
+    for bot, row in zip(bots, rows, strict=True):
+        bot.preloaded = (row, None if row is None or bot.open_deal_id is None
+                         else deals[str(bot.open_deal_id)])
+
+
 @strawberry.type
 class BotQueries:
     @strawberry.field(permission_classes=[IsAuthenticated],
@@ -37,6 +73,8 @@ class BotQueries:
         page = await load_page(ctx.loaders.bot_pages, (owner, first, after, last, before))
         edges = [BotEdge(node=Bot.from_row(row), cursor=cursor)
                  for row, cursor in zip(page.rows, page.cursors, strict=True)]
+        if edges and "pnl" in selected_names(info, "edges", "node"):
+            await preload_pnl(ctx.loaders, [edge.node for edge in edges])
         return BotConnection(edges=edges, page_info=PageInfo.of(page), count=lambda: (
             ctx.read.run_async(queries.bots_count, owner)))
 

@@ -4,7 +4,7 @@ without HTTP or a second client on the same cores.
 
     .venv/bin/python scripts/bench_graphql_hits.py [--requests 4000] [--concurrency 8]
         [--users 10] [--bots 5] [--profile FILE.prof] [--database URL] [--misses]
-        [--open-deals]
+        [--open-deals] [--forget] [--query both|portfolio|bots]
 
 A server's app (``api.server.create_app``) on a fresh store (a temporary SQLite file, or
 ``--database``) gets ``--users`` verified users with ``--bots`` bots each; then
@@ -25,6 +25,9 @@ the cost of the answer cache's hit path and what is in front of it, not of resol
 ``--misses``: the answer cache off (``TRADETAPE_GRAPHQL_CACHE=off``), so every request runs
 strawberry and its resolvers: the cost of a miss. ``--open-deals``: every bot started and
 one live step run, so each has an open deal marked at the market's price (as in bench_live).
+``--forget``: the answer cache on, its kept answers dropped before each request, so that
+every request is a miss as the cache makes one after the caller's own event (the figures to
+re-mark the answer noted, the answer kept), with the documents already parsed.
 """
 
 from __future__ import annotations
@@ -104,6 +107,19 @@ def open_deals(runtime, bot_ids: list[str]) -> None:
     raise SystemExit("the bots did not open their deals")
 
 
+def answer_cache(app):
+    """The app's answer cache (``GraphQLResponseCache``), found in its middleware chain
+    (built by the first request: the warm-up's)."""
+    from api.graphql.response_cache import GraphQLResponseCache
+
+    layer = app.middleware_stack
+    while layer is not None and not isinstance(layer, GraphQLResponseCache):
+        layer = getattr(layer, "app", None)
+    if layer is None:
+        raise SystemExit("--forget: no answer cache (TRADETAPE_GRAPHQL_CACHE=off?)")
+    return layer
+
+
 class Lifespan:
     def __init__(self, app):
         self.app, self.queue, self.sent = app, asyncio.Queue(), asyncio.Queue()
@@ -153,10 +169,11 @@ QUERIES = {"both": (PORTFOLIO, BOTS), "portfolio": (PORTFOLIO,), "bots": (BOTS,)
 
 
 async def drive(app, tokens: list[str], requests: int, concurrency: int,
-                queries: tuple[str, ...] = QUERIES["both"]) -> dict:
+                queries: tuple[str, ...] = QUERIES["both"], forget: bool = False) -> dict:
     bodies = [json.dumps({"query": q, "variables": {}}).encode() for q in queries]
     n = len(bodies)
     work = [(bodies[i % n], tokens[(i // n) % len(tokens)]) for i in range(requests)]
+    cache = answer_cache(app) if forget else None
     durations: list[float] = []
     failures: list[str] = []
     position = 0
@@ -167,6 +184,9 @@ async def drive(app, tokens: list[str], requests: int, concurrency: int,
             body, token = work[position]
             position += 1
             began = time.perf_counter()
+            if cache is not None:  # --forget: a miss, as after the caller's own event
+                cache.answers.clear()
+                cache.answers.weight = 0
             status, answer = await one(app, body, token)
             durations.append(time.perf_counter() - began)
             if status != 200 or b'"errors"' in answer:
@@ -195,11 +215,13 @@ async def main_async(args) -> None:
                 await to_thread.run_sync(open_deals, runtime, bot_ids)
             runtime.refresh()
             queries = QUERIES[args.query]
-            await drive(app, tokens, 200, args.concurrency, queries)  # warm: schema, ...
+            await drive(app, tokens, 200, args.concurrency, queries,  # warm: schema, ...
+                        args.forget)
             profile = cProfile.Profile() if args.profile else None
             if profile:
                 profile.enable()
-            figures = await drive(app, tokens, args.requests, args.concurrency, queries)
+            figures = await drive(app, tokens, args.requests, args.concurrency, queries,
+                                  args.forget)
             if profile:
                 profile.disable()
                 profile.dump_stats(args.profile)
@@ -218,6 +240,7 @@ def main() -> int:
     parser.add_argument("--database", default=None)
     parser.add_argument("--profile", default=None)
     parser.add_argument("--misses", action="store_true")
+    parser.add_argument("--forget", action="store_true")
     parser.add_argument("--query", choices=sorted(QUERIES), default="both")
     parser.add_argument("--open-deals", action="store_true")
     asyncio.run(main_async(parser.parse_args()))

@@ -3,7 +3,8 @@ stack of ``tradetape serve`` (the request's door, the answer cache, routing), in
 without HTTP or a second client on the same cores.
 
     .venv/bin/python scripts/bench_graphql_hits.py [--requests 4000] [--concurrency 8]
-        [--users 10] [--bots 5] [--profile FILE.prof] [--database URL]
+        [--users 10] [--bots 5] [--profile FILE.prof] [--database URL] [--misses]
+        [--open-deals] [--forget] [--query both|portfolio|bots]
 
 A server's app (``api.server.create_app``) on a fresh store (a temporary SQLite file, or
 ``--database``) gets ``--users`` verified users with ``--bots`` bots each; then
@@ -18,7 +19,15 @@ maximum of each request's duration (wall time: noisy when other processes share 
 cores). 200 requests first warm the schema, the documents and the answers. Every answer
 after the first of its kind is a cached one (nothing is appended meanwhile), so this is
 the cost of the answer cache's hit path and what is in front of it, not of resolvers.
-``--profile FILE`` writes a cProfile of the measured run.
+``--profile FILE`` writes a cProfile of the measured run; ``--query portfolio`` (or
+``bots``) sends only that one.
+
+``--misses``: the answer cache off (``TRADETAPE_GRAPHQL_CACHE=off``), so every request runs
+strawberry and its resolvers: the cost of a miss. ``--open-deals``: every bot started and
+one live step run, so each has an open deal marked at the market's price (as in bench_live).
+``--forget``: the answer cache on, its kept answers dropped before each request, so that
+every request is a miss as the cache makes one after the caller's own event (the figures to
+re-mark the answer noted, the answer kept), with the documents already parsed.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from anyio import to_thread
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -40,20 +51,21 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_api import BOTS, PORTFOLIO  # noqa: E402
 
 PASSWORD = "Bench-password-1"
-CONFIG = {"pair": "BTC/USDT", "baseOrderQuote": "100", "safetyOrderQuote": "50",
+CONFIG = {"pair": "BTC/USDT", "baseOrderQuote": "20", "safetyOrderQuote": "10",
           "maxSafetyOrders": 2, "priceDeviationPct": "0.2", "safetyVolumeScale": "1.5",
           "safetyStepScale": "1.2", "takeProfitPct": "0.15"}
 CREATE_BOT = """mutation($name: String!, $config: DcaConfigInput!) {
-  createBot(name: $name, config: $config) { __typename } }"""
+  createBot(name: $name, config: $config) { __typename ... on Bot { id } } }"""
+START_BOT = """mutation($id: ID!) { startBot(id: $id) { __typename ... on BotErrors { code } } }"""
 
 
-def open_app(url: str, users: int):
+def open_app(url: str, users: int, cache: bool = True):
     from api.server import create_app
     from application.bootstrap import open_runtime
     from application.server_settings import ServerSettings
 
     os.environ.setdefault("TRADETAPE_BCRYPT_ROUNDS", "4")
-    runtime = open_runtime(ServerSettings(database_url=url, speed=60))
+    runtime = open_runtime(ServerSettings(database_url=url, speed=60, graphql_cache=cache))
     tokens = []
     for u in range(users):
         email = f"hits{u}@example.com"
@@ -64,13 +76,48 @@ def open_app(url: str, users: int):
     return runtime, create_app(runtime, manage_runtime=False), tokens
 
 
-async def create_bots(app, tokens: list[str], bots: int) -> None:
+async def create_bots(app, tokens: list[str], bots: int, start: bool = False) -> list[str]:
+    """The bots' ids (started with ``start``)."""
+    ids = []
     for token in tokens:
         for b in range(bots):
             body = json.dumps({"query": CREATE_BOT, "variables": {
                 "name": f"bot{b}", "config": CONFIG}}).encode()
             status, answer = await one(app, body, token)
             assert status == 200 and b'"Bot"' in answer, answer
+            if start:
+                bot_id = json.loads(answer)["data"]["createBot"]["id"]
+                ids.append(bot_id)
+                body = json.dumps({"query": START_BOT, "variables": {"id": bot_id}}).encode()
+                status, answer = await one(app, body, token)
+                assert status == 200 and b'"Bot"' in answer, answer
+    return ids
+
+
+def open_deals(runtime, bot_ids: list[str]) -> None:
+    """Live steps until every started bot is in a deal (its base order filled)."""
+    from uuid import UUID
+
+    for _ in range(120):
+        runtime.loop.step()
+        runtime.refresh()
+        if all(runtime.trading.get_bot(UUID(b)).open_deal_id for b in bot_ids):
+            return
+        time.sleep(0.5)
+    raise SystemExit("the bots did not open their deals")
+
+
+def answer_cache(app):
+    """The app's answer cache (``GraphQLResponseCache``), found in its middleware chain
+    (built by the first request: the warm-up's)."""
+    from api.graphql.response_cache import GraphQLResponseCache
+
+    layer = app.middleware_stack
+    while layer is not None and not isinstance(layer, GraphQLResponseCache):
+        layer = getattr(layer, "app", None)
+    if layer is None:
+        raise SystemExit("--forget: no answer cache (TRADETAPE_GRAPHQL_CACHE=off?)")
+    return layer
 
 
 class Lifespan:
@@ -118,9 +165,15 @@ async def one(app, body: bytes, token: str) -> tuple[int, bytes]:
     return status, b"".join(chunks)
 
 
-async def drive(app, tokens: list[str], requests: int, concurrency: int) -> dict:
-    bodies = [json.dumps({"query": q, "variables": {}}).encode() for q in (PORTFOLIO, BOTS)]
-    work = [(bodies[i % 2], tokens[(i // 2) % len(tokens)]) for i in range(requests)]
+QUERIES = {"both": (PORTFOLIO, BOTS), "portfolio": (PORTFOLIO,), "bots": (BOTS,)}
+
+
+async def drive(app, tokens: list[str], requests: int, concurrency: int,
+                queries: tuple[str, ...] = QUERIES["both"], forget: bool = False) -> dict:
+    bodies = [json.dumps({"query": q, "variables": {}}).encode() for q in queries]
+    n = len(bodies)
+    work = [(bodies[i % n], tokens[(i // n) % len(tokens)]) for i in range(requests)]
+    cache = answer_cache(app) if forget else None
     durations: list[float] = []
     failures: list[str] = []
     position = 0
@@ -131,6 +184,9 @@ async def drive(app, tokens: list[str], requests: int, concurrency: int) -> dict
             body, token = work[position]
             position += 1
             began = time.perf_counter()
+            if cache is not None:  # --forget: a miss, as after the caller's own event
+                cache.answers.clear()
+                cache.answers.weight = 0
             status, answer = await one(app, body, token)
             durations.append(time.perf_counter() - began)
             if status != 200 or b'"errors"' in answer:
@@ -150,17 +206,22 @@ async def drive(app, tokens: list[str], requests: int, concurrency: int) -> dict
 async def main_async(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database or f"sqlite:///{tmp}/hits.sqlite"
-        runtime, app, tokens = open_app(url, args.users)
+        runtime, app, tokens = open_app(url, args.users, cache=not args.misses)
         life = Lifespan(app)
         await life.start()
         try:
-            await create_bots(app, tokens, args.bots)
+            bot_ids = await create_bots(app, tokens, args.bots, start=args.open_deals)
+            if args.open_deals:
+                await to_thread.run_sync(open_deals, runtime, bot_ids)
             runtime.refresh()
-            await drive(app, tokens, 200, args.concurrency)  # warm: schema, documents, cache
+            queries = QUERIES[args.query]
+            await drive(app, tokens, 200, args.concurrency, queries,  # warm: schema, ...
+                        args.forget)
             profile = cProfile.Profile() if args.profile else None
             if profile:
                 profile.enable()
-            figures = await drive(app, tokens, args.requests, args.concurrency)
+            figures = await drive(app, tokens, args.requests, args.concurrency, queries,
+                                  args.forget)
             if profile:
                 profile.disable()
                 profile.dump_stats(args.profile)
@@ -178,6 +239,10 @@ def main() -> int:
     parser.add_argument("--bots", type=int, default=5)
     parser.add_argument("--database", default=None)
     parser.add_argument("--profile", default=None)
+    parser.add_argument("--misses", action="store_true")
+    parser.add_argument("--forget", action="store_true")
+    parser.add_argument("--query", choices=sorted(QUERIES), default="both")
+    parser.add_argument("--open-deals", action="store_true")
     asyncio.run(main_async(parser.parse_args()))
     return 0
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from api.graphql.owner_log import OwnerLog, OwnerRow
 from projections.facts import FactDecoder
 from projections.store import TRACKING
 
@@ -62,8 +63,7 @@ class OwnerVersions:
     def __init__(self, trading: Any, read: Any):
         self.trading, self.read = trading, read
         self.decode = FactDecoder(trading.mapper)
-        mapper = trading.mapper  # stored states are plain JSON: their bytes can be searched
-        self._plain = mapper.cipher is None and mapper.compressor is None
+        self._log: OwnerLog | None = None  # the new events' rows (made with the first read)
         self.position: int | None = None  # the log is read from here on
         self.touched: dict[str, int] = {}  # owner: last position of theirs
         self.owners: dict[str, str] = {}  # aggregate id: owner
@@ -91,6 +91,8 @@ class OwnerVersions:
         """One statement where the views live beside the log (the log reader's test: same
         PostgreSQL schema or SQLite file), which also reads both at one moment; else the
         recorder's head, then the positions."""
+        if self._log is None:
+            self._log = OwnerLog(self.trading, store)
         if self._head_sql is None:
             from projections.reader import LogReader
 
@@ -149,27 +151,27 @@ class OwnerVersions:
         recent.append(position)
 
     def _scan(self, head: int) -> None:
-        recorder = self.trading.recorder
+        log = self._log
+        assert log is not None  # made by the snapshot's first read
         while self.position < head:
-            page = recorder.select_notifications(start=self.position, limit=PAGE,
-                                                 inclusive_of_start=False)
+            after = self.position
+            page = log.read(self.read, after, PAGE)
             if not page:
                 break
-            facts = [self._owner_fact(n) for n in page]
+            facts = [self._owner_fact(row) for row in page]
             self._learn(facts)
             for oid, _, _, position in facts:
                 self._touch(self.owners.get(oid, EVERYONE), position)
-            self.position = page[-1].id
+            self.position = page[-1][0]
 
-    def _owner_fact(self, n: Any) -> tuple[str, str, Any, int]:
+    def _owner_fact(self, row: OwnerRow) -> tuple[str, str, Any, int]:
         """(aggregate id, kind, the state's ``owner_id`` or None, position). Only a state
-        that names an owner is decoded: most events do not (an order's fills, a deal's
-        moves), and their stored bytes say so without parsing them (no upcaster adds an
-        owner)."""
-        oid, state = str(n.originator_id), n.state
-        if self._plain and isinstance(state, bytes) and b'"owner_id"' not in state:
-            return oid, n.topic.partition(":")[2], None, n.id
-        fact = self.decode((n.id, oid, n.originator_version, n.topic, state))
+        that names an owner is decoded (``OwnerLog`` leaves out the others): most events
+        do not (an order's fills, a deal's moves)."""
+        position, oid, version, topic, state = row
+        if state is None:
+            return oid, topic.partition(":")[2], None, position
+        fact = self.decode((position, oid, version, topic, state))
         return oid, fact.kind, fact.state.get("owner_id"), fact.position
 
     def _learn(self, facts: list[tuple[str, str, Any, int]]) -> None:

@@ -12,7 +12,9 @@ into a copy of the answer (:func:`remark`). The rows they are worked out from ar
 the answer was made from, so the result is what running the query again would answer.
 
 An answer is re-marked only if every mark it read is accounted for by a figure (the answer
-cache counts the reads: ``application.market_tape.MARKS_READ``) and each figure's place is
+cache counts the reads of each pair: ``application.market_tape.MARKS_READ``; a figure counts
+the ones its own working out made, so a deal showing both its ``markPrice`` and its
+``unrealizedPnl`` read its pair's mark twice, once for each) and each figure's place is
 plain: a field selected by name or alias, without directives or fragments (for a figure
 that is itself a field, such as an open deal's ``markPrice`` (:func:`marked_field`): its
 response key, fragments or not, without directives). Anything else keeps the answer a miss
@@ -22,12 +24,14 @@ at a new price, as before.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from application.market_tape import MARKS_READ
 from projections.facts import parse_state
 
 # The figures of the answer being made: set by the answer cache, None otherwise; a None in
@@ -38,67 +42,104 @@ FIGURES: ContextVar[list[Figure | None] | None] = ContextVar("marked_figures", d
 @dataclass(frozen=True)
 class Figure:
     """Where a marked figure went: ``path`` (the object's place in ``data``), ``value()``
-    (the figure at the current prices, ``reads`` marks read), and, per key of that object
-    showing it, how it is shown."""
+    (the figure at the current prices, ``reads`` the marks it read: pair, how many times),
+    and, per key of that object showing it, how it is shown."""
 
     path: tuple[str | int, ...]
     value: Callable[[], Decimal]
-    reads: int
+    reads: tuple[tuple[str, int], ...]
     shown: tuple[tuple[str, Callable[[Decimal], Any]], ...]
 
 
 class MarkReads(set):
-    """The marks an answer read (a ``MARKS_READ`` set), and how many times one was read."""
+    """The marks an answer read (a ``MARKS_READ`` set of (pair, version)), and how many
+    times each pair's mark was read (``counts``): a set alone would take two figures of one
+    pair for one read."""
 
-    reads = 0
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
 
     def add(self, item: Any) -> None:
-        self.reads += 1
+        self.counts[item[0]] += 1
         super().add(item)
 
+    def merge(self, other: MarkReads) -> None:
+        self.counts.update(other.counts)
+        self.update(other)
 
-def marked(info: Any, value: Callable[[], Decimal], reads: int,
-           shown: dict[str, Callable[[Decimal], Any]]) -> None:
-    """Notes that the object ``info`` resolves shows ``value()`` (which read ``reads``
-    marks) in its fields named in ``shown`` (GraphQL names)."""
+
+def _measured(value: Callable[[], Any]) -> tuple[Any, MarkReads]:
+    """``value()`` and the marks it read, which also count as read by the answer."""
+    reads = MarkReads()
+    reading = MARKS_READ.set(reads)
+    try:
+        result = value()
+    finally:
+        MARKS_READ.reset(reading)
+    outer = MARKS_READ.get()
+    if isinstance(outer, MarkReads):
+        outer.merge(reads)
+    elif outer is not None:
+        outer.update(reads)
+    return result, reads
+
+
+def marked(info: Any, value: Callable[[], Decimal],
+           shown: dict[str, Callable[[Decimal], Any]]) -> Decimal:
+    """``value()``, noting that the object ``info`` resolves shows it in its fields named
+    in ``shown`` (GraphQL names): the resolver shows what this returns, so the marks it
+    read are the figure's."""
     figures = FIGURES.get()
     if figures is None:
-        return
+        return value()
     from strawberry.types.nodes import SelectedField  # with the schema, not the cache
 
+    result, reads = _measured(value)
     keys: list[tuple[str, Callable[[Decimal], Any]]] = []
     for field in info.selected_fields:
         for selection in field.selections:
             if not isinstance(selection, SelectedField) or selection.directives:
                 figures.append(None)  # a fragment, or a field shown only sometimes
-                return
+                return result
             if selection.name in shown:
                 keys.append((selection.alias or selection.name, shown[selection.name]))
-    figures.append(Figure(tuple(info.path.as_list()), value, reads, tuple(keys)))
+    figures.append(Figure(tuple(info.path.as_list()), value, _pairs(reads), tuple(keys)))
+    return result
 
 
-def marked_field(info: Any, value: Callable[[], Any], reads: int,
-                 show: Callable[[Any], Any]) -> None:
-    """Notes that the scalar field ``info`` resolves is ``show(value())`` (which read
-    ``reads`` marks): its place is the object holding it, under its response key (the
-    alias if any), wherever a fragment selected it; a directive on it makes the answer one
-    that cannot be re-marked."""
+def marked_field(info: Any, value: Callable[[], Any], show: Callable[[Any], Any]) -> Any:
+    """``value()``, the scalar field ``info`` resolves (shown as ``show`` of it), noted:
+    its place is the object holding it, under its response key (the alias if any),
+    wherever a fragment selected it; a directive on it makes the answer one that cannot be
+    re-marked."""
     figures = FIGURES.get()
     if figures is None:
-        return
+        return value()
+    result, reads = _measured(value)
     if any(field.directives for field in info.selected_fields):
         figures.append(None)
-        return
+        return result
     *holder, key = info.path.as_list()
-    figures.append(Figure(tuple(holder), value, reads, ((key, show),)))
+    figures.append(Figure(tuple(holder), value, _pairs(reads), ((key, show),)))
+    return result
 
 
-def remarkable(figures: list[Figure | None], reads: int) -> tuple[Figure, ...] | None:
+def _pairs(reads: MarkReads) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(reads.counts.items()))
+
+
+def remarkable(figures: list[Figure | None],
+               reads: Counter[str]) -> tuple[Figure, ...] | None:
     """The figures to re-mark an answer with, or None when it cannot be: a place that is
-    not plain, or a mark read that no figure accounts for."""
-    if None in figures or sum(f.reads for f in figures) != reads:  # type: ignore[union-attr]
+    not plain, or a mark read (``reads``: how many times, per pair) that no figure
+    accounts for."""
+    if None in figures:
         return None
-    return tuple(figures)  # type: ignore[arg-type]
+    accounted: Counter[str] = Counter()
+    for figure in figures:
+        accounted.update(dict(figure.reads))  # type: ignore[union-attr]
+    return tuple(figures) if accounted == reads else None  # type: ignore[arg-type]
 
 
 def remark(body: bytes, figures: tuple[Figure, ...]) -> bytes | None:

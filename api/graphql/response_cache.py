@@ -163,7 +163,7 @@ class GraphQLResponseCache:
             await self.app(scope, replay, captured)
             if captured.cacheable():
                 self.answers.put(full_key, _Answer(version, captured.body, tuple(marks),
-                                                   remarkable(figures, marks.reads)))
+                                                   remarkable(figures, marks.counts)))
         finally:
             MARKS_READ.reset(reading)
             FIGURES.reset(noting)

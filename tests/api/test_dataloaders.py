@@ -69,3 +69,22 @@ def test_fills_read_one_deal_history_each_and_configs_one_bot_each(server):
     for edge in data["bots"]["edges"]:
         assert edge["node"]["config"]["pair"] == "BTC/USDT"
         assert len(edge["node"]["openDeal"]["fills"]) == 1  # the base order
+
+
+PNL = "pnl { realizedPnl unrealizedPnl fees dealsClosed dealsOpen winRate maxDrawdown }"
+
+
+def test_a_page_of_bots_answers_each_pnl_as_one_bot_at_a_time_does(server):
+    """The page reads every bot's P/L rows at once; ``bot(id)`` reads one bot's: the
+    figures are the same, whichever way (and through whichever fragment) they were asked."""
+    owner = server.user("owner")
+    start_bots(server, owner, 3)
+    server.create_bot(owner, "idle")  # no deal: its P/L without a mark
+    page, _ = statements_for(server, owner, f"""{{ bots(first: 10) {{ edges {{
+        node {{ id ... on Bot {{ {PNL} }} }} }} }} }}""")
+    nodes = [edge["node"] for edge in page["bots"]["edges"]]
+    assert len(nodes) == 4 and sum(n["pnl"]["dealsOpen"] for n in nodes) == 3
+    assert all(n["pnl"]["unrealizedPnl"] for n in nodes)
+    for node in nodes:
+        one, _ = statements_for(server, owner, f'{{ bot(id: "{node["id"]}") {{ {PNL} }} }}')
+        assert one["bot"]["pnl"] == node["pnl"]

@@ -145,7 +145,7 @@ async def _remarked_for_waiters() -> None:
 
     async def app(scope, receive, send):
         runs.append(1)
-        FIGURES.get().append(Figure(("portfolio",), mark, 1, (("value", str),)))
+        FIGURES.get().append(Figure(("portfolio",), mark, (("BTC/USDT", 1),), (("value", str),)))
         body = json.dumps({"data": {"portfolio": {"value": str(mark())}}}).encode()
         await proceed.wait()
         await send({"type": "http.response.start", "status": 200,

@@ -152,7 +152,7 @@ class Deal:
             return None
         runtime = info.context.runtime
         if row["status"] == "open":  # a cached answer is marked again at the next price
-            marked_field(info, lambda: market_mark(runtime, row), 1, _as_scalar)
+            return marked_field(info, lambda: market_mark(runtime, row), _as_scalar)
         return market_mark(runtime, row)
 
     @strawberry.field(description="units × markPrice − cost − buy fees, for an open deal")
@@ -160,7 +160,8 @@ class Deal:
         row = await info.context.loaders.deal_pnl.load(str(self.id))
         if row is None or row["status"] != "open":
             return None if row is None else row["unrealized_pnl"]
-        return open_unrealized(info.context.runtime, row)
+        runtime = info.context.runtime  # marked again at the next price, as markPrice is
+        return marked_field(info, lambda: open_unrealized(runtime, row), _as_scalar)
 
     @strawberry.field
     async def orders(self, info: Info) -> list[Order]:

@@ -51,10 +51,13 @@ class PortfolioQueries:
                                extensions={"code": "AS_OF_IN_FUTURE"})
         found = await ctx.loaders.portfolios.load((ctx.user_id, moment))
         deals = found.get("open_deals") if moment is None else None
-        if deals:  # a cached answer is marked again at the next price, not made again
-            marked(info, lambda: marked_unrealized(ctx.runtime, deals), len(deals),
-                   UNREALIZED_SHOWN)
-        return Portfolio.of(found, ctx.runtime if moment is None else None)
+        if not deals:
+            return Portfolio.of(found, ctx.runtime if moment is None else None)
+        portfolio = Portfolio.of(found)  # its open deals marked here, where the figure is
+        # noted: a cached answer is marked again at the next price, not made again
+        portfolio.unrealized_pnl = marked(info, lambda: marked_unrealized(ctx.runtime, deals),
+                                          UNREALIZED_SHOWN)
+        return portfolio
 
     @strawberry.field(permission_classes=[IsAuthenticated], description=(
         "A bot's realized P/L per UTC day with activity; null for a bot not yours"))

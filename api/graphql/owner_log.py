@@ -1,0 +1,104 @@
+"""The log's new events as the owner versions need them: position, aggregate id, version,
+topic, and the stored state only where it names an owner.
+
+Learning whose each new event is (``owner_versions.py``) needs an event's state only when
+it says ``"owner_id"`` (a bot's, deal's or order's first event); the rest (an order's fills,
+a deal's moves: nearly every event of a live run) are known by their aggregate. The
+library's ``select_notifications`` reads every column of every row, the states included,
+and makes a Notification and a UUID of each. Where the log can be read with SQL of ours (the
+log reader's test: the views beside it, in the same PostgreSQL schema or SQLite file, else
+the application's own connection, ``LogReader.via_recorder``) and states are stored as plain
+JSON, one statement asks the database for the states that contain ``"owner_id"`` only, and
+hands rows as plain tuples.
+
+That statement reads eventsourcing's own events table, so it is pinned to the version
+whose layout it was written for (:data:`PINNED`); any other version, a cipher or a
+compressor, the memory store, or ``TRADETAPE_OWNER_SCAN_SQL=0`` read through the library
+instead. A test holds both ways to the same rows (tests/api/test_owner_log.py).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from projections.reader import LogReader, uuid_text
+from projections.store import PostgresViewStore
+
+SWITCH = "TRADETAPE_OWNER_SCAN_SQL"
+PINNED = "9.5.6"
+OWNER_KEY = b'"owner_id"'  # what a state naming an owner holds (no upcaster adds one)
+# (position, aggregate id as canonical text, its version, topic, state or None)
+OwnerRow = tuple[int, str, int, str, bytes | None]
+
+
+class OwnerLog:
+    """``read(read_side, after, limit)``: the rows after ``after``, oldest first."""
+
+    def __init__(self, trading: Any, store: Any):
+        self.trading = trading
+        self.sql: str | None = None
+        mapper = trading.mapper  # stored states are plain JSON: their bytes can be searched
+        self.plain = mapper.cipher is None and mapper.compressor is None
+        if os.environ.get(SWITCH, "1") == "0" or _library_version() != PINNED or not self.plain:
+            return
+        table = getattr(trading.recorder, "events_table_name", None)
+        reader = LogReader(trading, store)
+        if not table or reader.sql is None:
+            return  # the memory store: only the library reads it
+        self.beside = not reader.via_recorder  # else on the application's own connection
+        schema = getattr(trading.recorder.datastore, "schema", None)
+        if isinstance(store, PostgresViewStore) if self.beside else schema is not None:
+            self.postgres = True
+            name = store.q(table) if self.beside else f'"{schema}"."{table}"'
+            self.sql = ("SELECT notification_id AS p, originator_id::text AS o, "
+                        "originator_version AS v, topic AS t, "
+                        "CASE WHEN position(%s::bytea IN state) > 0 THEN state END AS s "
+                        f"FROM {name} WHERE notification_id > %s "
+                        "ORDER BY notification_id LIMIT %s")
+        else:
+            self.postgres = False
+            name = store.q(table) if self.beside else table
+            self.sql = ("SELECT rowid AS p, originator_id AS o, originator_version AS v, "
+                        "topic AS t, CASE WHEN instr(state, ?) > 0 THEN state END AS s "
+                        f"FROM {name} WHERE rowid > ? ORDER BY rowid LIMIT ?")
+
+    def read(self, read_side: Any, after: int, limit: int) -> list[OwnerRow]:
+        """The rows after ``after``: beside the views on the read side's connection for
+        the read version (``run_apart``), else on the application's."""
+        if self.sql is None:
+            return self.library_page(after, limit)
+        if self.beside:
+            return read_side.run_apart(self.page, after, limit)
+        with self.trading.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self.sql, [OWNER_KEY, after, limit])
+            rows = cursor.fetchall()
+        return [(r["p"], uuid_text(str(r["o"])), r["v"], r["t"],
+                 None if r["s"] is None else bytes(r["s"])) for r in rows]
+
+    def page(self, store: Any, after: int, limit: int) -> list[OwnerRow]:
+        """The rows after ``after`` on ``store``, the views' connection beside the log."""
+        assert self.sql is not None and self.beside
+        if self.postgres:
+            return [(r[0], r[1], r[2], r[3], None if r[4] is None else bytes(r[4]))
+                    for r in store.query_binary(self.sql, [OWNER_KEY, after, limit])]
+        return [(r[0], uuid_text(r[1]), r[2], r[3], r[4])
+                for r in store.query(self.sql, [OWNER_KEY, after, limit])]
+
+    def library_page(self, after: int, limit: int) -> list[OwnerRow]:
+        """The same rows through the library (every column read; a plain state that names
+        no owner dropped here, a ciphered or compressed one kept: only decoding tells)."""
+        page = self.trading.recorder.select_notifications(start=after, limit=limit,
+                                                          inclusive_of_start=False)
+        plain = self.plain
+        return [(n.id, str(n.originator_id), n.originator_version, n.topic,
+                 None if plain and isinstance(n.state, bytes) and OWNER_KEY not in n.state
+                 else n.state) for n in page]
+
+
+@cache
+def _library_version() -> str:
+    from importlib.metadata import version
+
+    return version("eventsourcing")

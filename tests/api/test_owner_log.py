@@ -1,0 +1,91 @@
+"""The owner versions' reading of new events: our statement against the library's events
+table gives the rows the library's own reading does (a state only where it names an
+owner), on SQLite and PostgreSQL; switched off, or on another library version, the
+library reads them; and the owners learnt either way are the same."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.graphql import owner_log
+from api.graphql.owner_log import OwnerLog
+from api.graphql.owner_versions import OwnerVersions
+from api.server import create_app
+from tests.api.conftest import Server, open_server
+
+
+def _trade(server) -> None:
+    """Users, bots, deals with their orders and fills: every kind of event a live run
+    appends, owners named or not."""
+    alice, bob = server.user("alice"), server.user("bob")
+    server.running_deal(alice)
+    server.running_deal(bob, "other")
+    server.create_bot(alice, "idle")
+    server.step()
+
+
+def _both_ways(server) -> tuple[list, list, OwnerLog]:
+    read = server.client.app.state.graphql_read_side
+    trading = server.runtime.trading
+    log = read.run_apart(lambda store: OwnerLog(trading, store))
+    head = trading.recorder.max_notification_id()
+    ours, library = [], []
+    for limit in (7, 500):  # pages that end anywhere
+        after = 0
+        while page := log.read(read, after, limit):
+            ours.extend(page)
+            after = page[-1][0]
+        after = 0
+        while page := log.library_page(after, limit):
+            library.extend(page)
+            after = page[-1][0]
+    assert ours and ours[-1][0] == head
+    return ours, library, log
+
+
+def _check(server) -> None:
+    _trade(server)
+    ours, library, log = _both_ways(server)
+    assert log.sql is not None  # the statement of ours was used
+    assert ours == library
+    named = [row for row in ours if row[4] is not None]
+    assert named and len(named) < len(ours) / 2  # most states left unread
+    assert all(b'"owner_id"' in row[4] for row in named)
+
+
+def test_the_statement_reads_the_librarys_rows_on_sqlite(server):
+    _check(server)
+
+
+@pytest.mark.postgres
+def test_the_statement_reads_the_librarys_rows_on_postgres(postgres_url, monkeypatch):
+    runtime, clock = open_server(postgres_url, monkeypatch)
+    try:
+        with TestClient(create_app(runtime, manage_runtime=False)) as client:
+            _check(Server(runtime, client, clock))
+    finally:
+        runtime.stop()
+
+
+@pytest.mark.parametrize("switch", ["off", "other version"])
+def test_switched_off_the_library_reads_the_log_and_the_owners_are_the_same(
+        server, monkeypatch, switch):
+    read = server.client.app.state.graphql_read_side
+    trading = server.runtime.trading
+    ours = OwnerVersions(trading, read)
+    ours.snapshot()  # the log so far counts for everyone: what follows is scanned
+    theirs = OwnerVersions(trading, read)
+    if switch == "off":
+        monkeypatch.setenv(owner_log.SWITCH, "0")
+    else:
+        monkeypatch.setattr(owner_log, "_library_version", lambda: "9.6.0")
+    theirs.snapshot()
+    _trade(server)
+    ours.snapshot()
+    theirs.snapshot()
+    assert ours._log.sql is not None and theirs._log.sql is None
+    assert len(set(ours.touched)) > 2  # alice, bob, everyone
+    assert (ours.touched, ours.owners) == (theirs.touched, theirs.owners)
+    assert {k: list(v) for k, v in ours.recent.items()} == {
+        k: list(v) for k, v in theirs.recent.items()}

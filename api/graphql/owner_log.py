@@ -11,23 +11,22 @@ the application's own connection, ``LogReader.via_recorder``) and states are sto
 JSON, one statement asks the database for the states that contain ``"owner_id"`` only, and
 hands rows as plain tuples.
 
-That statement reads eventsourcing's own events table, so it is pinned to the version
-whose layout it was written for (:data:`PINNED`); any other version, a cipher or a
-compressor, the memory store, or ``TRADETAPE_OWNER_SCAN_SQL=0`` read through the library
-instead. A test holds both ways to the same rows (tests/api/test_owner_log.py).
+That statement reads eventsourcing's own events table, so it is a fast path of the library
+seam (``application/library_seam.py``: ``owner_scan``): another library version,
+``TRADETAPE_LIBRARY_PATHS=1`` or ``TRADETAPE_OWNER_SCAN_SQL=0``, a cipher or a compressor,
+or the memory store read through the library instead. A test holds both ways to the same
+rows (tests/api/test_owner_log.py).
 """
 
 from __future__ import annotations
 
-import os
-from functools import cache
 from typing import Any
 
+from application.library_seam import OWNER_SCAN, OWNER_SCAN_ENV, fast_path
 from projections.reader import LogReader, uuid_text
 from projections.store import PostgresViewStore
 
-SWITCH = "TRADETAPE_OWNER_SCAN_SQL"
-PINNED = "9.5.6"
+SWITCH = OWNER_SCAN_ENV
 OWNER_KEY = b'"owner_id"'  # what a state naming an owner holds (no upcaster adds one)
 # (position, aggregate id as canonical text, its version, topic, state or None)
 OwnerRow = tuple[int, str, int, str, bytes | None]
@@ -41,7 +40,7 @@ class OwnerLog:
         self.sql: str | None = None
         mapper = trading.mapper  # stored states are plain JSON: their bytes can be searched
         self.plain = mapper.cipher is None and mapper.compressor is None
-        if os.environ.get(SWITCH, "1") == "0" or _library_version() != PINNED or not self.plain:
+        if not fast_path(OWNER_SCAN) or not self.plain:
             return
         table = getattr(trading.recorder, "events_table_name", None)
         reader = LogReader(trading, store)
@@ -95,10 +94,3 @@ class OwnerLog:
         return [(n.id, str(n.originator_id), n.originator_version, n.topic,
                  None if plain and isinstance(n.state, bytes) and OWNER_KEY not in n.state
                  else n.state) for n in page]
-
-
-@cache
-def _library_version() -> str:
-    from importlib.metadata import version
-
-    return version("eventsourcing")

@@ -12,6 +12,7 @@ from api.graphql import owner_log
 from api.graphql.owner_log import OwnerLog
 from api.graphql.owner_versions import OwnerVersions
 from api.server import create_app
+from application import library_seam
 from tests.api.conftest import Server, open_server
 
 
@@ -68,7 +69,7 @@ def test_the_statement_reads_the_librarys_rows_on_postgres(postgres_url, monkeyp
         runtime.stop()
 
 
-@pytest.mark.parametrize("switch", ["off", "other version"])
+@pytest.mark.parametrize("switch", ["off", "all fast paths off", "other version"])
 def test_switched_off_the_library_reads_the_log_and_the_owners_are_the_same(
         server, monkeypatch, switch):
     read = server.client.app.state.graphql_read_side
@@ -78,8 +79,10 @@ def test_switched_off_the_library_reads_the_log_and_the_owners_are_the_same(
     theirs = OwnerVersions(trading, read)
     if switch == "off":
         monkeypatch.setenv(owner_log.SWITCH, "0")
+    elif switch == "all fast paths off":
+        monkeypatch.setenv(library_seam.LIBRARY_PATHS_ENV, "1")
     else:
-        monkeypatch.setattr(owner_log, "_library_version", lambda: "9.6.0")
+        monkeypatch.setattr(library_seam, "installed_version", lambda: "9.6.0")
     theirs.snapshot()
     _trade(server)
     ours.snapshot()

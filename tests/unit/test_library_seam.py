@@ -12,7 +12,7 @@ from application.library_seam import PATHS, fast_path
 
 SEAM_LOG = "tradetape.library"
 EVERY_SWITCH = (library_seam.LIBRARY_PATHS_ENV, library_seam.LIBRARY_APPEND_ENV,
-                library_seam.BULK_LOAD_ENV)
+                library_seam.BULK_LOAD_ENV, library_seam.OWNER_SCAN_ENV)
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +41,7 @@ def test_the_installed_eventsourcing_is_the_pinned_one():
 
 def test_every_fast_path_runs_on_the_pinned_version_with_no_switch_set():
     assert on() == {"append", "topic_reads", "bulk_load", "encoder", "sql_rebuild",
-                    "memory_store"}
+                    "memory_store", "owner_scan"}
 
 
 @pytest.mark.parametrize("value", ["1", "yes", "true", " TRUE "])
@@ -63,6 +63,9 @@ def test_the_shipped_switches_each_turn_their_own_path_off(monkeypatch):
     monkeypatch.setenv("TRADETAPE_BULK_LOAD", "0")
     assert on() == set(PATHS) - {"bulk_load"}
     monkeypatch.setenv("TRADETAPE_BULK_LOAD", "1")
+    monkeypatch.setenv("TRADETAPE_OWNER_SCAN_SQL", "0")
+    assert on() == set(PATHS) - {"owner_scan"}
+    monkeypatch.setenv("TRADETAPE_OWNER_SCAN_SQL", "1")
     assert on() == set(PATHS)
 
 

@@ -119,8 +119,19 @@ class Equity(Ledger):
         self._by_owner = None
 
     def before(self, fact: Fact) -> None:
-        pair = self._pair_of(fact) if fact.kind in FILLS else None
-        self._remark = pair if pair is not None and self._new_minute(pair, fact) else None
+        """Whether ``fact`` is the first fill of its pair in this minute: then every bot
+        holding the pair is marked again (later fills of the minute move only their own
+        bot's point, so a busy pair costs its holders once a minute, not once a fill). The
+        previous mark's time is in the projection's table, so a restart decides as a
+        rebuild does. (One method, no calls: it runs before every move.)"""
+        self._remark = None
+        if fact.kind in FILLS:
+            found = self.deals.get(fact.oid) or self.orders.get(fact.oid)
+            if found:
+                pair = found["pair"]
+                last = self.marks.get(pair)
+                if last is None or last["marked_at"][:16] != fact.iso_time[:16]:
+                    self._remark = pair
 
     def after(self, fact: Fact, out: Changes) -> None:
         pair, self._remark = self._remark, None
@@ -137,18 +148,6 @@ class Equity(Ledger):
         elif fact.kind == "Deal.FeesCorrected":
             bots.add(fact.id_text("bot_id"))
         self._points(sorted(bots), fact, out)
-
-    def _new_minute(self, pair: str, fact: Fact) -> bool:
-        """The first fill of ``pair`` in this minute: every bot holding it is marked again
-        (later fills of the minute move only their own bot's point, so a busy pair costs
-        its holders once a minute, not once a fill). The previous mark's time is in the
-        projection's table, so a restart decides as a rebuild does."""
-        last = self.marks.get(pair)
-        return last is None or last["marked_at"][:16] != fact.iso_time[:16]
-
-    def _pair_of(self, fact: Fact) -> str | None:
-        found = self.deals.get(fact.oid) or self.orders.get(fact.oid)
-        return found["pair"] if found else None
 
     def _points(self, bot_ids: Sequence[str], fact: Fact, out: Changes) -> None:
         minute = fact.iso_time[:16] + ":00+00:00"

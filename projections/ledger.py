@@ -420,7 +420,11 @@ class Ledger(Projection):
             release = locked if done else min(order["price"] * amount, locked)
             order["locked"] = locked - release
             self.commit(self.bots[order["bot_id"]], -release, fact)
-        self._settle(order, done, out)
+        if done:  # ``_settle``, inline: every fill
+            del self.orders[order["order_id"]]
+            self.pending_orders.ended(order["order_id"])
+        else:
+            self.pending_orders.touched(order["order_id"])
 
     @on("Order.Cancelled", "Order.Rejected", "Order.Expired", "Order.Lost")
     def _order_ended(self, fact: Fact, out: Changes) -> None:

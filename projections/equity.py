@@ -16,7 +16,7 @@ rewrite every holder's point at every fill).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from domain.money import ZERO
 from projections.facts import Fact
 from projections.ledger import BOT_COLUMNS, DEAL_COLUMNS, MARK_COLUMNS, ORDER_COLUMNS, Ledger
 from projections.store import ViewStore
-from projections.tables import Changes, table, unstored
+from projections.tables import Changes, Row, table, unstored
 
 EQ_BOTS = table("equity_bots", key=("bot_id",), **BOT_COLUMNS)
 EQ_DEALS = table("equity_open_deals", key=("deal_id",), **DEAL_COLUMNS)
@@ -53,6 +53,8 @@ class Equity(Ledger):
         self._by_owner: dict[str, list[str]] | None = None  # bot ids, rebuilt on Bot events
         self._owned_count = 0  # how many bots there were when ``_by_owner`` was made
         self._remark: str | None = None  # the pair whose holders ``after`` marks again
+        # Each owner's open deals in deal id order: (``open_epoch``, its bots, the deals).
+        self._owner_deals: dict[str, tuple[int, list[str], list[Row]]] = {}
         # The latest minute each (scope, scope id) has a point at, in its table or this
         # batch: a later minute is a row the table cannot hold yet, written with COPY
         # instead of an upsert (nearly every point: event time moves forward). An earlier
@@ -81,6 +83,30 @@ class Equity(Ledger):
         super().apply(fact, out)
         self.after(fact, out)
 
+    def stepping(self, kind: str, handler: Callable[[Fact, Changes], None],
+                 before: Callable[[Fact], None] | None = None
+                 ) -> Callable[[Fact, Changes], None]:
+        """``apply`` bound to one kind (run alone, or leading other ledgers): the books'
+        handler, with the points after a move and who owns which bot after a bot's
+        event."""
+        stepped = super().stepping(kind, handler, before)
+        if kind in MOVES:
+            mine, after = self.before, self.after
+
+            def moved(fact: Fact, out: Changes) -> None:
+                mine(fact)
+                stepped(fact, out)
+                after(fact, out)
+
+            return moved
+        if kind.startswith("Bot."):
+            def bots_changed(fact: Fact, out: Changes) -> None:
+                self._by_owner = None
+                stepped(fact, out)
+
+            return bots_changed
+        return stepped
+
     def follow(self, kind: str) -> Callable[[Fact, Changes], None] | None:
         """Reading a leader's books: the points after each move, and who owns which bot."""
         if kind in MOVES:
@@ -93,17 +119,28 @@ class Equity(Ledger):
         self._by_owner = None
 
     def before(self, fact: Fact) -> None:
-        pair = self._pair_of(fact) if fact.kind in FILLS else None
-        self._remark = pair if pair is not None and self._new_minute(pair, fact) else None
+        """Whether ``fact`` is the first fill of its pair in this minute: then every bot
+        holding the pair is marked again (later fills of the minute move only their own
+        bot's point, so a busy pair costs its holders once a minute, not once a fill). The
+        previous mark's time is in the projection's table, so a restart decides as a
+        rebuild does. (One method, no calls: it runs before every move.)"""
+        self._remark = None
+        if fact.kind in FILLS:
+            found = self.deals.get(fact.oid) or self.orders.get(fact.oid)
+            if found:
+                pair = found["pair"]
+                last = self.marks.get(pair)
+                if last is None or last["marked_at"][:16] != fact.iso_time[:16]:
+                    self._remark = pair
 
     def after(self, fact: Fact, out: Changes) -> None:
         pair, self._remark = self._remark, None
         deal = self.deals.get(fact.oid)
         if pair is None:  # no pair to mark again: at most the fact's own bot moved
             if deal is not None:
-                self._points((deal["bot_id"],), fact, out)
+                self._point(deal["bot_id"], fact.iso_time[:16] + ":00+00:00", out)
             elif fact.kind == "Deal.FeesCorrected":
-                self._points((fact.id_text("bot_id"),), fact, out)
+                self._point(fact.id_text("bot_id"), fact.iso_time[:16] + ":00+00:00", out)
             return  # an order's fill later in a minute: no point moves
         bots = {d["bot_id"] for d in self.open_by_pair.get(pair, {}).values()}
         if deal is not None:
@@ -112,21 +149,9 @@ class Equity(Ledger):
             bots.add(fact.id_text("bot_id"))
         self._points(sorted(bots), fact, out)
 
-    def _new_minute(self, pair: str, fact: Fact) -> bool:
-        """The first fill of ``pair`` in this minute: every bot holding it is marked again
-        (later fills of the minute move only their own bot's point, so a busy pair costs
-        its holders once a minute, not once a fill). The previous mark's time is in the
-        projection's table, so a restart decides as a rebuild does."""
-        last = self.marks.get(pair)
-        return last is None or last["marked_at"][:16] != fact.iso_time[:16]
-
-    def _pair_of(self, fact: Fact) -> str | None:
-        found = self.deals.get(fact.oid) or self.orders.get(fact.oid)
-        return found["pair"] if found else None
-
     def _points(self, bot_ids: Sequence[str], fact: Fact, out: Changes) -> None:
         minute = fact.iso_time[:16] + ":00+00:00"
-        if len(bot_ids) == 1:  # nearly always: the fact's own bot
+        if len(bot_ids) == 1:  # the fact's own bot, or the pair's only holder
             self._point(bot_ids[0], minute, out)
             return
         owners: set[str] = set()
@@ -136,16 +161,18 @@ class Equity(Ledger):
             bot = bots.get(bot_id)
             if bot is None or bot["owner_id"] is None:
                 continue
-            unrealized[bot_id] = mine = self._unrealized((bot_id,))
+            unrealized[bot_id] = mine = self._bot_unrealized(bot_id)
             self._write(out, "bot", bot_id, bot["owner_id"], minute, bot["realized_pnl"], mine)
             owners.add(bot["owner_id"])
         for owner in sorted(owners):
             owned = self._owned(owner)
-            realized = sum((bots[b]["realized_pnl"] for b in owned), ZERO)
+            realized = ZERO  # as ``sum(..., ZERO)`` adds them, without a generator
+            for b in owned:
+                realized += bots[b]["realized_pnl"]
             # An owner of one bot: the same sum over the same deals, already made.
             mine = unrealized.get(owned[0]) if len(owned) == 1 else None
             self._write(out, "owner", owner, owner, minute, realized,
-                        self._unrealized(owned) if mine is None else mine)
+                        self._owner_unrealized(owner, owned) if mine is None else mine)
 
     def _point(self, bot_id: str, minute: str, out: Changes) -> None:
         """``_points`` of one bot: its point and its owner's."""
@@ -153,15 +180,17 @@ class Equity(Ledger):
         if bot is None or bot["owner_id"] is None:
             return
         owner = bot["owner_id"]
-        mine = self._unrealized((bot_id,))
+        mine = self._bot_unrealized(bot_id)
         self._write(out, "bot", bot_id, owner, minute, bot["realized_pnl"], mine)
         owned = self._owned(owner)
         if len(owned) == 1:  # the owner's only bot: the same sum over the same deals
             realized = ZERO + bot["realized_pnl"]  # as ``sum`` makes it
         else:
             bots = self.bots
-            realized = sum((bots[b]["realized_pnl"] for b in owned), ZERO)
-            mine = self._unrealized(owned)
+            realized = ZERO
+            for b in owned:
+                realized += bots[b]["realized_pnl"]
+            mine = self._owner_unrealized(owner, owned)
         self._write(out, "owner", owner, owner, minute, realized, mine)
 
     def _owned(self, owner: str) -> list[str]:
@@ -172,19 +201,32 @@ class Equity(Ledger):
             self._owned_count = len(self.bots)
         return self._by_owner.get(owner, [])
 
-    def _unrealized(self, bot_ids: Sequence[str]) -> Decimal:
-        """The open deals of ``bot_ids`` summed in deal id order (from the index: what they
-        hold, not a scan of every open deal per fill)."""
-        by_bot = self.open_by_bot
-        if len(bot_ids) == 1:
-            found = by_bot.get(bot_ids[0])
-            if not found:
-                return ZERO
-        else:
-            found = {}
-            for bot_id in bot_ids:
-                found.update(by_bot.get(bot_id, ()))
-        deals = found.values() if len(found) == 1 else [found[k] for k in sorted(found)]
+    def _bot_unrealized(self, bot_id: str) -> Decimal:
+        """The bot's open deals summed in deal id order (from the index: what it holds,
+        not a scan of every open deal per fill)."""
+        found = self.open_by_bot.get(bot_id)
+        if not found:
+            return ZERO
+        return self._value(found.values() if len(found) == 1
+                           else [found[k] for k in sorted(found)])
+
+    def _owner_unrealized(self, owner: str, owned: list[str]) -> Decimal:
+        """The open deals of ``owned`` (the owner's bots) summed in deal id order. The
+        sorted deals are kept until a deal opens or ends (``open_epoch``) or the owner's
+        bots change: most fills move marks and units, not which deals are open, and the
+        merge and sort of every bot's deals was a fifth of an owner's point."""
+        epoch = (self.leader or self).open_epoch
+        known = self._owner_deals.get(owner)
+        if known is not None and known[0] == epoch and known[1] is owned:
+            return self._value(known[2])
+        by_bot, found = self.open_by_bot, {}
+        for bot_id in owned:
+            found.update(by_bot.get(bot_id, ()))
+        deals = [found[k] for k in sorted(found)]
+        self._owner_deals[owner] = (epoch, owned, deals)
+        return self._value(deals)
+
+    def _value(self, deals: Iterable[Row]) -> Decimal:
         marks, total = self.marks, ZERO
         for deal in deals:
             mark = marks.get(deal["pair"])

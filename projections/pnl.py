@@ -20,15 +20,13 @@ from projections.ledger import (
     DEAL_COLUMNS,
     MARK_COLUMNS,
     ORDER_COLUMNS,
-    TALLY_COLUMNS,
     Ledger,
-    derive,
-    new_tally,
     unrealized,
 )
 from projections.queries import CHUNK
 from projections.store import ViewStore
 from projections.tables import Changes, Row, table
+from projections.tallies import TALLY_COLUMNS, derive, new_tally
 
 PNL_DEALS = table("pnl_deals", key=("deal_id",),
                   indexes=(("bot_id", "opened_at"), ("owner_id", "status")), **DEAL_COLUMNS)

@@ -17,9 +17,9 @@ from adapters.clock import SequentialIds, SteppingClock
 from application.bootstrap import open_trading
 from domain.bots import Bot
 from projections.facts import FactDecoder
-from projections.ledger import close_into, derive, new_tally
 from projections.summaries import TEMPLATES, plain, summarize
 from projections.tables import Changes, table
+from projections.tallies import close_into, derive, new_tally
 from tests.integration.conftest import T0
 from tests.projection_stubs import a_day_of_trading, backtest, candle_rows, saw_levels
 

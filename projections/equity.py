@@ -7,9 +7,12 @@ the mark of a pair it holds, the bot's and its owner's figures are written to
 after the last fact of that minute. A point depends only on the log up to its fact, never on
 where a batch ended, so a rebuild writes the same rows as the incremental updates did.
 
-Unrealized P/L of an open deal is ``units × mark − cost − buy fees`` with the mark of
-``ledger.py`` (the pair's last fill seen in the log); sums run in id order, so they are
-exact and repeatable. A fill moves its own bot's point; the other bots holding the pair
+Unrealized P/L of an open deal is ``ledger.unrealized``, the figure ``pnl`` and the api show:
+``units × mark − cost − buy fees``, plus what its take profit steps already sold net of
+their fees, with the mark of ``ledger.py`` (the pair's last fill seen in the log); sums run
+in id order, so they are exact and repeatable. (Before session 14 the steps' proceeds were
+left out: a curve dipped by what a step sold until its deal closed; ``revision`` 1 rebuilds
+the points so.) A fill moves its own bot's point; the other bots holding the pair
 are marked again at the first fill of each minute only (a busy pair would otherwise
 rewrite every holder's point at every fill).
 """
@@ -23,7 +26,14 @@ from typing import Any
 
 from domain.money import ZERO
 from projections.facts import Fact
-from projections.ledger import BOT_COLUMNS, DEAL_COLUMNS, MARK_COLUMNS, ORDER_COLUMNS, Ledger
+from projections.ledger import (
+    BOT_COLUMNS,
+    DEAL_COLUMNS,
+    MARK_COLUMNS,
+    ORDER_COLUMNS,
+    Ledger,
+    unrealized,
+)
 from projections.store import ViewStore
 from projections.tables import Changes, Row, table, unstored
 
@@ -35,7 +45,9 @@ EQ_ORDERS = table("equity_open_orders", key=("order_id",), **ORDER_COLUMNS)
 EQ_POINTS = table("equity_points", key=("scope", "scope_id", "minute"),
                   scope="text", scope_id="text", minute="text", owner_id="text",
                   realized_pnl="money", unrealized_pnl="money", equity="money")
-FILLS = frozenset({"Deal.BuyFilled", "Deal.Closed", "Order.Filled", "Order.TradeObserved"})
+# (a take profit step's sale marks its pair and moves its deal, as a fill does)
+FILLS = frozenset({"Deal.BuyFilled", "Deal.StepSold", "Deal.Closed", "Order.Filled",
+                   "Order.TradeObserved"})
 MOVES = FILLS | {"Deal.Cancelled", "Deal.FeesCorrected"}
 
 
@@ -43,6 +55,7 @@ class Equity(Ledger):
     name = "equity"
     description = "realized + unrealized P/L of each bot and owner, per minute"
     tables = (EQ_BOTS, EQ_DEALS, EQ_MARKS, EQ_ORDERS, EQ_POINTS)
+    revision = 1  # the steps' proceeds counted (session 14): stored points are rebuilt
     bots_table, deals_table, orders_table, marks_table = EQ_BOTS, EQ_DEALS, EQ_ORDERS, EQ_MARKS
     keep_closed_deals = False
 
@@ -231,7 +244,7 @@ class Equity(Ledger):
         for deal in deals:
             mark = marks.get(deal["pair"])
             if mark is not None:
-                total += deal["units"] * mark["price"] - deal["cost"] - deal["buy_fees"]
+                total += unrealized(deal, mark["price"])
         return total
 
     def _write(self, out: Changes, scope: str, scope_id: str, owner: str, minute: str,

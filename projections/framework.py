@@ -34,6 +34,9 @@ class Projection:
     tables: ClassVar[tuple[Table, ...]]
     description: ClassVar[str] = ""
     reads_all: ClassVar[bool] = False  # True: ``apply`` gets every fact, handled or not
+    # Raised when what the handlers write changes but the tables' shape does not: stored
+    # rows of an older revision are rebuilt like rows of another shape (0: none yet).
+    revision: ClassVar[int] = 0
     handlers: ClassVar[dict[str, Handler]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -47,7 +50,7 @@ class Projection:
 
     @classmethod
     def schema(cls) -> str:
-        return schema_hash(cls.tables)
+        return schema_hash(cls.tables, cls.revision)
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         """Restore in-memory state from this projection's tables (empty after a rebuild)."""

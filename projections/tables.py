@@ -165,9 +165,12 @@ def table(table_name: str, /, *, key: tuple[str, ...],
     return Table(table_name, tuple(columns.items()), key, indexes)
 
 
-def schema_hash(tables: Iterable[Table]) -> str:
-    """Changes whenever a table's shape does: stored tables of another shape need a rebuild."""
+def schema_hash(tables: Iterable[Table], revision: int = 0) -> str:
+    """Changes whenever a table's shape does, or the projection's ``revision``: stored
+    tables of another shape, or written by older handlers, need a rebuild."""
     text = "|".join(f"{t.name}({t.ddl()}){t.indexes}" for t in tables)
+    if revision:  # (revision 0 hashes as before it existed: no rebuild for the others)
+        text += f"|revision {revision}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -14,9 +14,11 @@ from application.bootstrap import open_trading
 from projections.equity import Equity
 from projections.runner import Projector
 from projections.store import SQLiteViewStore
+from projections.tables import Changes
 from tests.integration.conftest import T0
-from tests.integration.test_projection_properties import levels
-from tests.projection_stubs import CONFIG, backtest, candle_rows
+from tests.integration.test_projection_properties import levels, with_exits
+from tests.integration.test_unrealized_read import Log, _first_batch, _id
+from tests.projection_stubs import CONFIG, backtest, candle_rows, view_store
 
 # Price steps of up to 2% (``levels``): a run that ends low keeps its deal open.
 runs = st.lists(st.lists(st.integers(-20, 20), min_size=4, max_size=24), min_size=2,
@@ -24,23 +26,25 @@ runs = st.lists(st.lists(st.integers(-20, 20), min_size=4, max_size=24), min_siz
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(runs=runs, batch=st.integers(1, 40))
-def test_an_owners_latest_point_marks_every_open_deal_of_its_bots(runs, batch):
+@given(runs=runs, batch=st.integers(1, 40), exits=st.sampled_from(["plain", "steps"]))
+def test_an_owners_latest_point_marks_every_open_deal_of_its_bots(runs, batch, exits):
     app = open_trading("memory", clock=SteppingClock(T0), ids=SequentialIds("eq"))
     store = SQLiteViewStore(None)
     try:
         start = 1_700_000_000_000
         for n, steps in enumerate(runs):  # one owner ("backtest"), a bot per run
-            backtest(app, candle_rows(levels(steps), start_ms=start), f"r{n}", CONFIG)
+            backtest(app, candle_rows(levels(steps), start_ms=start), f"r{n}",
+                     with_exits(CONFIG, exits))
             start += 60_000 * (len(steps) + 5)
         Projector(app, store, [Equity()], batch_size=batch).catch_up()
         marks = {m["pair"]: m["price"] for m in store.select(Equity.marks_table)}
-        # units × mark − cost − buy fees of each open deal, summed in deal id order
+        # units × mark − cost − buy fees of each open deal, plus what its take profit
+        # steps sold net of their fees, summed in deal id order
         expected = Decimal(0)
         for deal in store.select(Equity.deals_table, order="deal_id"):
             if deal["pair"] in marks:
                 expected += (deal["units"] * marks[deal["pair"]] - deal["cost"]
-                             - deal["buy_fees"])
+                             - deal["buy_fees"] + deal["proceeds"] - deal["sell_fees"])
         realized = sum((b["realized_pnl"] for b in store.select(Equity.bots_table)),
                        Decimal(0))
         points = store.select(Equity.tables[-1], "scope = 'owner' AND scope_id = ?",
@@ -52,3 +56,32 @@ def test_an_owners_latest_point_marks_every_open_deal_of_its_bots(runs, batch):
     finally:
         store.close()
         app.close()
+
+
+def test_a_take_profit_steps_sale_counts_in_the_curve_as_pnl_counts_it(
+        persistent_store_url, trading):
+    """The owner's latest point is the portfolio's figure worked out by hand in
+    test_unrealized_read: a step's proceeds count until the deal closes (the curve used to
+    dip by what a step sold: B1's 1 unit of 2 sold at 12 read as 12 − 20 − 0.02 = −8.02)."""
+    trading(persistent_store_url)
+    store = view_store(persistent_store_url)
+    try:
+        store.register(Equity.name, "trading", Equity.tables, Equity.schema())
+        equity, out = Equity(), Changes(Equity.tables)
+        for fact in _first_batch(Log()):
+            handler = equity.route(fact.kind)
+            if handler is not None:
+                handler(fact, out)
+        with store.transaction() as cur:
+            equity.end_batch(out)
+            store.write(cur, out.freeze())
+        alice = store.select(Equity.tables[-1], "scope = 'owner' AND scope_id = ?",
+                             ("alice",), order="minute")
+        # A1: 1 × 95 − 95 − 0.095; B1: 1 × 12 − 20 − 0.02 + (12 − 0.012)
+        assert (alice[-1]["unrealized_pnl"], alice[-1]["equity"]) == (
+            Decimal("3.873"), Decimal("3.873"))
+        b_bot = store.select(Equity.tables[-1], "scope = 'bot' AND scope_id = ?",
+                             (_id("B"),), order="minute")
+        assert b_bot[-1]["unrealized_pnl"] == Decimal("3.968")  # at the step's own minute
+    finally:
+        store.close()

@@ -25,15 +25,9 @@ from decimal import Decimal
 from typing import Any
 
 from domain.money import ZERO
+from projections import ledger
 from projections.facts import Fact
-from projections.ledger import (
-    BOT_COLUMNS,
-    DEAL_COLUMNS,
-    MARK_COLUMNS,
-    ORDER_COLUMNS,
-    Ledger,
-    unrealized,
-)
+from projections.ledger import BOT_COLUMNS, DEAL_COLUMNS, MARK_COLUMNS, ORDER_COLUMNS, Ledger
 from projections.store import ViewStore
 from projections.tables import Changes, Row, table, unstored
 
@@ -244,7 +238,7 @@ class Equity(Ledger):
         for deal in deals:
             mark = marks.get(deal["pair"])
             if mark is not None:
-                total += unrealized(deal, mark["price"])
+                total += ledger.unrealized(deal, mark["price"])
         return total
 
     def _write(self, out: Changes, scope: str, scope_id: str, owner: str, minute: str,

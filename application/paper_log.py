@@ -7,6 +7,11 @@ and sums fills exactly as the venue booked them. A runner reads the log once and
 the index current with what it appends itself (:meth:`PaperLog.observe`): opening a market
 for another account later costs nothing, where reading a long log again took seconds with
 every bot waiting.
+
+It keeps what the book keeps (projections/paper_book.py), no more: an order while it is
+open or its deal is open. A server runs for months and its bots place millions of orders;
+one that is final and whose deal finished is never asked about again (only open deals' orders
+are listed, and a final order takes no fill: ``Order._check``), so it is forgotten.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from uuid import UUID
 
 from application.replay import read_log
 from application.trading import Trading
+from domain.bots import Bot
 from domain.money import ZERO
 from domain.orders import Order, OrderSide
 from domain.recording import topic_of
@@ -47,6 +53,12 @@ class _Placed:
     side: OrderSide
 
 
+# What ends an order whatever its fills (a fill that completes it ends it too)
+_FINAL = (Order.Lost, Order.Cancelled, Order.Rejected, Order.Expired)
+_TOPICS = [topic_of(event) for event in (Order.Submitted, Order.Filled, Order.TradeObserved,
+                                         *_FINAL, Bot.DealFinished)]
+
+
 class PaperLog:
     def __init__(self, trading: Trading | None, book: RestartBook | None = None):
         """Read from the log (``trading``), or taken from a ``book`` kept by a projection:
@@ -56,13 +68,15 @@ class PaperLog:
         self._by_deal: dict[UUID, list[UUID]] = {}
         self._fills: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
         self._assets: dict[str, dict[str, Decimal]] = {}  # account -> asset -> change
-        self._final: set[UUID] = set()  # orders a book said were final (no need to load)
+        self._final: set[UUID] = set()  # final orders of open deals (no need to load)
+        # (amount, filled so far) of the open orders placed since; a book's are ended by
+        # their final event only (it does not say their amounts)
+        self._filling: dict[UUID, tuple[Decimal, Decimal]] = {}
         if book is not None or trading is None:
             self._restore(book)
             return
-        topics = [topic_of(Order.Submitted), topic_of(Order.Filled)]
         self.observe(trading.mapper.to_domain_event(notification)
-                     for notification in read_log(trading, topics))
+                     for notification in read_log(trading, _TOPICS))
 
     def _restore(self, book: RestartBook | None) -> None:
         if book is None:
@@ -78,22 +92,60 @@ class PaperLog:
         self._assets = {account: dict(assets) for account, assets in book.assets.items()}
 
     def observe(self, events: Iterable[Any]) -> None:
-        """Take in events appended since (others than order placements and fills pass):
-        the runner keeps its index current instead of reading the log again."""
+        """Take in events appended since (others than order placements, fills, ends and
+        deals finishing pass): the runner keeps its index current instead of reading the
+        log again."""
         for event in events:
             if isinstance(event, Order.Submitted):
                 self._submitted(event)
-            elif isinstance(event, Order.Filled):
+            elif isinstance(event, Order.Filled | Order.TradeObserved):
                 self._filled(event)
+            elif isinstance(event, _FINAL):
+                self._ended(event.originator_id)
+            elif isinstance(event, Bot.DealFinished):
+                self._deal_finished(event.deal_id)
 
     def _submitted(self, event: Order.Submitted) -> None:
         self._placed[event.originator_id] = _Placed(
             event.deal_id, event.exchange_account_id, event.pair, event.side)
+        self._filling[event.originator_id] = (event.amount, ZERO)
         if event.deal_id is not None:
             self._by_deal.setdefault(event.deal_id, []).append(event.originator_id)
 
-    def _filled(self, event: Order.Filled) -> None:
-        placed = self._placed[event.originator_id]
+    def _filled(self, event: Order.Filled | Order.TradeObserved) -> None:
+        order_id = event.originator_id
+        placed = self._placed.get(order_id)
+        if placed is None:
+            return  # forgotten (or placed before the book began): as the book, nothing
+        if isinstance(event, Order.Filled):  # (a live venue's trades move no paper balance)
+            self._book_fill(placed, event)
+        filling = self._filling.get(order_id)
+        if filling is not None:
+            amount, filled = filling[0], filling[1] + event.amount
+            self._filling[order_id] = (amount, filled)
+            if filled == amount:  # summed as Order.Filled.apply sums it
+                self._ended(order_id)
+
+    def _ended(self, order_id: UUID) -> None:
+        """The order is final: forgotten unless its deal is open (it is listed with it)."""
+        placed = self._placed.get(order_id)
+        if placed is None:
+            return
+        self._filling.pop(order_id, None)
+        if placed.deal_id is not None and placed.deal_id in self._by_deal:
+            self._final.add(order_id)
+        else:
+            del self._placed[order_id]
+
+    def _deal_finished(self, deal_id: UUID) -> None:
+        """Its orders are listed no more; the final ones are forgotten, an open one (a
+        live cancel not answered yet) is kept until it ends."""
+        for order_id in self._by_deal.pop(deal_id, ()):
+            if order_id in self._final:
+                self._final.discard(order_id)
+                del self._placed[order_id]
+
+    def _book_fill(self, placed: _Placed, event: Order.Filled) -> None:
         key = (placed.account_id, placed.pair)
         quote, base = self._fills.get(key, (ZERO, ZERO))
         notional = event.price * event.amount
@@ -119,6 +171,10 @@ class PaperLog:
     def asset_fills(self, account_id: str) -> dict[str, Decimal]:
         """What the fills of the account's orders on every pair did to each asset."""
         return dict(self._assets.get(account_id, {}))
+
+    def remembered(self) -> int:
+        """How many orders this index holds in memory (open, or of an open deal)."""
+        return len(self._placed)
 
     def fills(self, account_id: str, pair: str) -> tuple[Decimal, Decimal]:
         """(quote, base) the fills of the account's orders on ``pair`` added up to."""

@@ -28,6 +28,15 @@ from domain.ports import (
 
 DEFAULT_FEE_RATE = Decimal("0.001")
 
+# Finished orders (filled, cancelled, rejected) a venue still answers about, newest kept.
+# WHY a window and not every order: a paper server runs for months and its bots finish
+# millions of orders; the ones asked about again are asked within the step that ended them
+# (a cancel racing the fill, a deal closing cancels its resting orders, the same request
+# twice in a step). An order is never placed twice on a request long forgotten: its client
+# id is the id of an Order already in the log (engine: ``Order.submit`` then one
+# ``create_order``), and a restarted venue only ever knew its resting orders.
+RECENT_FINISHED_ORDERS = 1_000
+
 
 class _Resting(NamedTuple):
     exchange_order_id: str
@@ -61,7 +70,8 @@ class PaperExchange(Exchange):
         self.listener: OrderUpdateListener | None = None
         self._resting: dict[str, _Resting] = {}
         self._levels: tuple[list[Decimal], list[Decimal]] | None = None  # of _resting
-        self._orders: dict[str, ExchangeOrder] = {}
+        self._orders: dict[str, ExchangeOrder] = {}  # resting, by exchange order id
+        self._finished: dict[str, ExchangeOrder] = {}  # the newest finished, oldest first
         # Base units each position (a deal) holds, free to sell: added up fill by fill in the
         # order the deal adds them, so they equal the deal's own units to the last digit. The
         # account's balance is one 28-digit sum over every position and rounds differently:
@@ -73,8 +83,9 @@ class PaperExchange(Exchange):
     def create_order(self, request: OrderRequest) -> ExchangeOrder:
         # Named after the client's id: unique, and the same again when a run is replayed.
         exchange_id = f"paper-{request.client_order_id}"
-        if exchange_id in self._orders:
-            return self._orders[exchange_id]  # a retried request places nothing twice
+        known = self._known(exchange_id)
+        if known is not None:
+            return known  # a retried request places nothing twice
         problem = self._refusal(request)
         if problem:
             return self._remember(
@@ -102,10 +113,10 @@ class PaperExchange(Exchange):
                                             OrderStatus.CANCELLED, order.trades, "cancelled"))
 
     def fetch_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
-        try:
-            return self._orders[exchange_order_id]
-        except KeyError:
-            raise DomainError(f"no order {exchange_order_id}", code="ORDER_NOT_FOUND") from None
+        order = self._known(exchange_order_id)
+        if order is None:
+            raise DomainError(f"no order {exchange_order_id}", code="ORDER_NOT_FOUND")
+        return order
 
     def fetch_balance(self) -> dict[str, Balance]:
         return {asset: Balance(self.free[asset], self.locked[asset]) for asset in self.free}
@@ -127,7 +138,7 @@ class PaperExchange(Exchange):
         self._holders.setdefault(asset, 0)
 
     def fetch_order_by_client_id(self, client_order_id: str, pair: str) -> ExchangeOrder | None:
-        return self._orders.get(f"paper-{client_order_id}")
+        return self._known(f"paper-{client_order_id}")
 
     def fetch_open_orders(self, pair: str | None = None) -> list[ExchangeOrder]:
         return [self._orders[r.exchange_order_id] for r in self._resting.values()
@@ -167,7 +178,7 @@ class PaperExchange(Exchange):
             self._levels = None
             trade = self._execute(resting.exchange_order_id, resting.request, price,
                                   lock=resting.locked)
-            before = self._orders[resting.exchange_order_id]
+            before = self._orders[resting.exchange_order_id]  # (resting: ACCEPTED)
             update = ExchangeOrder(before.exchange_order_id, before.client_order_id,
                                    OrderStatus.FILLED, (trade,), before.reason)
             self._remember(update)
@@ -342,8 +353,23 @@ class PaperExchange(Exchange):
             self.locked[asset] = ZERO
 
     def _remember(self, order: ExchangeOrder) -> ExchangeOrder:
-        self._orders[order.exchange_order_id] = order
+        exchange_id = order.exchange_order_id
+        if order.status is OrderStatus.ACCEPTED:
+            self._orders[exchange_id] = order
+            return order
+        self._orders.pop(exchange_id, None)  # it rests no more
+        self._finished[exchange_id] = order
+        if len(self._finished) > RECENT_FINISHED_ORDERS:
+            del self._finished[next(iter(self._finished))]  # the oldest
         return order
+
+    def _known(self, exchange_id: str) -> ExchangeOrder | None:
+        order = self._orders.get(exchange_id)
+        return order if order is not None else self._finished.get(exchange_id)
+
+    def remembered(self) -> int:
+        """How many orders this venue holds in memory (resting and recently finished)."""
+        return len(self._orders) + len(self._finished)
 
 
 def _high_watch(watcher: PriceWatcher) -> Decimal | None:

@@ -1,7 +1,9 @@
 """A candle's one transaction in :class:`~application.paper_trading.PaperTrading`, and the
 race with another writer: a refused append rebuilds the markets of the bots it carried from
 the log (as at a restart), and the candle is stepped again on them, at most ``RESTEPS``
-times, then skipped (``CANDLE_SKIPPED``)."""
+times, then skipped (``CANDLE_SKIPPED``). An append the store fails (down, the connection
+cut, a timeout: ``APPEND_FAILED``) rebuilds them too; the candle is not stepped again (the
+store just failed it), its bots go on from the log at the next one."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from application.collector import collector_paused
-from application.paper_market import Market
+from application.paper_market import Market, error_reason
 from domain.bots import BotStatus
 from domain.errors import ConcurrencyConflictError, LeaseLostError
 
@@ -30,9 +32,16 @@ class Turn:
     stored: set[tuple[str, str]] = field(default_factory=set)
     # in the attempt under way: a race, or a lease lost (LEASE_LOST, leased_paper.py)
     refused: ConcurrencyConflictError | LeaseLostError | None = None
+    # an append the store failed (down, connection cut, timed out): APPEND_FAILED
+    failed: Exception | None = None
+    rebuilt: list[Market] = field(default_factory=list)  # markets rebuilt from the log
 
     def settled(self, key: tuple[str, str], market: Market) -> bool:
         return key in self.stored or self.stepped.get(key) is market
+
+    def dropped(self, market: Market) -> bool:
+        """``market`` was rebuilt from the log in this candle: what it does is void."""
+        return any(m is market for m in self.rebuilt)
 
 
 class CandleRaces:
@@ -71,7 +80,8 @@ class CandleRaces:
         writer have saved one of those bots first, nothing is stored, and the markets of
         the staged bots are rebuilt from the log (as at a restart) before the conflict is
         raised: no engine keeps decisions the log does not hold (``on_candle`` then steps
-        its candle again on those markets)."""
+        its candle again on those markets). So too when the store fails the append (one
+        ``APPEND_FAILED`` line; the error raised for the caller)."""
         aggregates, bot_ids = self._pending, self._pending_bots
         if not aggregates:
             return 0
@@ -84,6 +94,16 @@ class CandleRaces:
             if turn is not None:  # (a step's failure line swallows it: noted here)
                 turn.refused = error
             raise
+        except Exception as error:  # the store failed: nothing of it is stored either
+            # One line, no traceback (the store's own words name no password); the engines
+            # must not keep decisions the log lacks: their next append would leave a gap
+            # in the versions, and a paused bot would stay paused in memory only.
+            log.error("an append of %d bots' changes failed (APPEND_FAILED): %s; their "
+                      "markets go on from the log", len(bot_ids), error_reason(error))
+            self._rebuild_markets(bot_ids)
+            if turn is not None:
+                turn.failed = error
+            raise
         if turn is not None:
             turn.stored.update(k for k, m in turn.stepped.items() if self._markets.get(k) is m)
         return appended
@@ -95,14 +115,38 @@ class CandleRaces:
 
     def _rebuild_markets(self, bot_ids) -> None:
         """Forget the markets trading ``bot_ids`` and follow their bots again from the log."""
+        error = None
         for key, market in list(self._markets.items()):
             if bot_ids & market.engines.keys():
                 del self._markets[key]
                 self._drop_band(key)
+                if self._turn is not None:
+                    self._turn.rebuilt.append(market)
                 for other in list(market.engines):
-                    bot = self.trading.get_bot(other)
-                    if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
-                        self.follow(other)  # (as ``resume`` would)
+                    error = self._follow_from_log(other) or error
+        if error is not None:  # (one line for the rebuild: the store is down for all)
+            log.error("bots could not be followed again from the log (FOLLOW_AGAIN): %s; "
+                      "tried again at each candle", error_reason(error))
+
+    def _follow_from_log(self, bot_id) -> Exception | None:
+        """Follow ``bot_id`` again as the log has it (as ``resume`` would). The log out of
+        reach (the store down), it is tried again at each candle (``_follow_again``)
+        instead of the bot being left untraded until a restart: the error."""
+        try:
+            bot = self.trading.get_bot(bot_id)
+            if bot.status is BotStatus.RUNNING or bot.open_deal_id is not None:
+                self.follow(bot_id)
+        except Exception as error:
+            self._unfollowed.add(bot_id)
+            return error
+        self._unfollowed.discard(bot_id)
+        return None
+
+    def _follow_again(self) -> None:
+        """The bots a rebuild could not read from the log: read again now (quietly: the
+        rebuild said it once)."""
+        for bot_id in list(self._unfollowed):
+            self._follow_from_log(bot_id)
 
 
     def on_candle(self, pair: str, ts_ms: int, o: Decimal, h: Decimal, low: Decimal,
@@ -117,7 +161,8 @@ class CandleRaces:
         nobody raced with still get its fills and the raced bot's new state is respected
         (the stored result is what a first step after the race gives). Refused
         ``1 + RESTEPS`` times, it is skipped on those markets: one error line,
-        ``CANDLE_SKIPPED``."""
+        ``CANDLE_SKIPPED``. An append the store failed (``APPEND_FAILED``, said by
+        ``_flush``) ends the candle: its bots go on from the log at the next one."""
         # No cyclic collection inside a step (reference counting frees as usual): its full
         # passes walked every followed bot's state again and again while a heavy candle
         # allocated its events, ~30% of the step's processor time (bench_step.py)
@@ -134,6 +179,10 @@ class CandleRaces:
                         self._step_candle(pair, ts_ms, (o, h, low, c), at, turn)
                     except ConcurrencyConflictError as error:
                         turn.refused = turn.refused or error
+                    except Exception:
+                        if turn.failed is None:
+                            raise  # (not the append's: a bug, or the log out of reach)
+                        return self.appended - before  # (APPEND_FAILED said it)
                     if turn.refused is None:
                         return self.appended - before
                 log.error("candle %s of %s skipped (CANDLE_SKIPPED): refused %d times, the "

@@ -82,6 +82,7 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         self._pending: list = []
         self._pending_bots: set[UUID] = set()
         self._turn: Turn | None = None  # the candle being stepped (``on_candle``)
+        self._unfollowed: set[UUID] = set()  # to follow again from the log (paper_races)
         # A server's live loop keeps what its steps leave alive out of the collector's
         # passes (application/paper_heap.py); None: left to the collector (tests, tools)
         self.survivors: StepSurvivors | None = None
@@ -107,6 +108,8 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         """One attempt at a candle: the markets it reaches that this candle has not
         settled yet (``Turn``) are stepped, and what they changed is appended."""
         self._see_other_writers()  # (notes a change of the trading switch too)
+        if self._unfollowed:
+            self._follow_again()
         if self._halted():
             return  # emergency stop: no deal opens, no order is placed
         cause = Cause(at, ENGINE, f"paper:{pair}:{ts_ms}")
@@ -215,6 +218,8 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             except Exception as error:
                 market.fail(bot_id, error)
         walked = self._walk(market, candle, cause)
+        if self._void(market):
+            return
         if self.risk is not None:
             self._count_closed(market, cause)
         for bot_id, engine in list(market.engines.items()):
@@ -224,6 +229,8 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
                 if walked:
                     engine.on_close(c)
             except Exception as error:
+                if self._void(market):
+                    return
                 market.fail(bot_id, error)
                 continue
             self._stage(engine.take_changes(), (bot_id,))
@@ -231,6 +238,13 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
                 del market.engines[bot_id]  # paused or stopped, nothing left open
         for bot_id, error in market.take_failures():
             self._record_failure(bot_id, cause, error)
+
+    def _void(self, market: Market) -> bool:
+        """A live venue's write-ahead (``paper_venues.py``) was refused or failed by the
+        store during this step: the market was rebuilt from the log, what the rest of its
+        step would do is void, and the error it raised in an engine is no bot's fault (not
+        recorded on the bot)."""
+        return self._turn is not None and self._turn.dropped(market)
 
     def _count_closed(self, market: Market, cause: Cause) -> None:
         """The deals this candle closed count into their owners' day before any bot opens
@@ -248,9 +262,10 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
 
     def _count_again(self) -> None:
         """Count the closed deals not counted yet, and save the pauses a limit they reach
-        makes. Refused (another writer changed one of the owner's bots or limits first),
-        nothing is stored and they stay here: the next attempt at a candle (at once, on
-        the bots as the log has them then) counts them again, with their own cause. Else
+        makes. Refused (another writer changed one of the owner's bots or limits first), or
+        failed by the store (``APPEND_FAILED``), nothing is stored and they stay here: the
+        next attempt at a candle (at once on a race, on the bots as the log has them then;
+        the next candle after a failure) counts them again, with their own cause. Else
         the deals were never counted and the bots traded on past their limit (their step
         stored, it is not stepped again)."""
         while self._uncounted:
@@ -259,8 +274,12 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
                 paused = self.risk.count_closed(closed, cause, self._bot_of)
                 events = sum(len(a.pending_events) for a in paused)
                 stored = self._save_now(paused, [a.id for a in paused if isinstance(a, Bot)])
-            except ConcurrencyConflictError:
-                self._uncounted.insert(0, item)  # (any other error: as before, not again)
+            except Exception as error:
+                # Refused, or the store failed (APPEND_FAILED): counted again at the next
+                # attempt; any other error (a bug of the count): as before, not again
+                if isinstance(error, ConcurrencyConflictError) or (
+                        self._turn is not None and self._turn.failed is error):
+                    self._uncounted.insert(0, item)
                 raise
             if stored < events:  # refused without a raise (an engine worker's LEASE_LOST:
                 self._uncounted.insert(0, item)  # the candle is stepped again, see

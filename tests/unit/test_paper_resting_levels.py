@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from adapters.exchanges.paper import PaperExchange
@@ -85,8 +85,14 @@ candle = st.tuples(st.just("walk"), st.lists(st.sampled_from(PRICES), min_size=4
                                              max_size=4))
 
 
+BUY_LIMIT = (OrderSide.BUY, OrderType.LIMIT)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(place, place, cancel, candle), max_size=40))
+# the last of three equal levels ends: the first rested (99.0) is still the band's
+@example([("place", BUY_LIMIT, "99.0"), ("place", BUY_LIMIT, "99"),
+          ("place", BUY_LIMIT, "99.0"), ("cancel", 2)])
 def test_band_and_walk_stops_equal_a_scan_of_the_resting_orders(steps):
     venue = PaperExchange("BTC/USDT", quote_balance=None, base_balance=Decimal(1000))
     venue.price = Decimal(100)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from application.bot_commands import BotCommands
 from application.change_feed import ChangeFeed
+from application.collector import collector_paused
 from application.live_loop import LiveLoop
 from application.operations import Operations
 from application.paper_trading import PaperTrading
@@ -204,7 +205,10 @@ class Runtime:
                 self.risk.resume()
             self.leases.start()
         else:
-            self.paper.resume()
+            # Every bot's engine, deal and orders, built to live on: no collection walks
+            # them meanwhile nor later, as an engine worker's first take (leases.start).
+            with collector_paused(freeze_survivors=True):
+                self.paper.resume()
         self.positions.resume()
         if self.reconciler is not None:
             self.reconciler.run(self.clock.now())

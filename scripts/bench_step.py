@@ -12,7 +12,8 @@ tick), then the runner's ``on_candle`` is fed the shipped month's 1-minute candl
 another, as the live loop feeds it. Per candle: processor time of the step (this thread),
 events appended, transactions, aggregate loads. Candles are grouped by what they wrote:
 the first (every bot opens its first deal), heavy (>= 1,000 events) and steady (the others);
-of each group's processor time, how much was the append (encoding, seals, the INSERT) and
+and the quiet candles right after a writing one (its markets' bands measured again); of
+each group's processor time, how much was the append (encoding, seals, the INSERT) and
 the garbage collector; each heavy candle with its range and the events it wrote, by kind;
 how the deals' closes spread over the candles.
 ``--profile FILE``: cProfile of every candle after the first, written to FILE.
@@ -25,6 +26,7 @@ its first allocations trigger (the live loop's gap), measured apart.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -328,6 +330,10 @@ def main() -> int:
     print(summary("steady", [r for r in rest if r["events"] < HEAVY]))
     print(summary("steady, writing", [r for r in rest if 0 < r["events"] < HEAVY]))
     print(summary("steady, nothing", [r for r in rest if r["events"] == 0]))
+    # the bands of the markets a writing candle touched are measured again at the next
+    after_writing = [r for prev, r in itertools.pairwise(rest)
+                     if prev["events"] and not r["events"]]
+    print(summary("steady, nothing, after one writing", after_writing))
     print(closes(rest))
     return 0
 

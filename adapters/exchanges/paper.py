@@ -8,6 +8,7 @@ its own price, or at the open when the market gapped through it.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -69,7 +70,7 @@ class PaperExchange(Exchange):
         self.price: Decimal | None = None
         self.listener: OrderUpdateListener | None = None
         self._resting: dict[str, _Resting] = {}
-        self._levels: tuple[list[Decimal], list[Decimal]] | None = None  # of _resting
+        self._levels = (_Levels(), _Levels())  # of _resting: falls fill them, rises fill them
         self._orders: dict[str, ExchangeOrder] = {}  # resting, by exchange order id
         self._finished: dict[str, ExchangeOrder] = {}  # the newest finished, oldest first
         # Base units each position (a deal) holds, free to sell: added up fill by fill in the
@@ -104,7 +105,7 @@ class PaperExchange(Exchange):
 
     def cancel_order(self, exchange_order_id: str, pair: str) -> ExchangeOrder:
         resting = self._resting.pop(exchange_order_id, None)
-        self._levels = None
+        self._no_longer_rests(resting)
         order = self.fetch_order(exchange_order_id, pair)
         if resting is None:
             return order  # already filled or cancelled: report its final state
@@ -167,7 +168,7 @@ class PaperExchange(Exchange):
         (highest, i.e. shallowest, first), then stops, then sell limits."""
         self.price = price
         below, above = self._resting_levels()
-        if (not below or price > max(below)) and (not above or price < min(above)):
+        if (not below or price > below[-1]) and (not above or price < above[0]):
             return  # nothing rests where the price is (orders without a price never rest)
         while True:
             crossed = [r for r in self._resting.values() if self._crossed(r.request, price)]
@@ -175,7 +176,7 @@ class PaperExchange(Exchange):
                 return
             resting = min(crossed, key=_fill_priority)
             del self._resting[resting.exchange_order_id]
-            self._levels = None
+            self._no_longer_rests(resting)
             trade = self._execute(resting.exchange_order_id, resting.request, price,
                                   lock=resting.locked)
             before = self._orders[resting.exchange_order_id]  # (resting: ACCEPTED)
@@ -212,14 +213,14 @@ class PaperExchange(Exchange):
     ) -> Decimal | None:
         below, above = watcher.trigger_levels()
         if target < current:
-            levels = [p for p in (*self.levels_below(), below) if p is not None]
-            hits = [p for p in levels if target <= p < current]
+            hits = [p for p in (self._levels[0].highest_under(current), below)
+                    if p is not None and target <= p < current]
             if _watch(watcher, "low_watch") is not None:
                 hits.append(target)  # it follows new lows: each falling leg's end
             return max(hits, default=None)
         if target > current:
-            levels = [p for p in (*self.levels_above(), above) if p is not None]
-            hits = [p for p in levels if current < p <= target]
+            hits = [p for p in (self._levels[1].lowest_over(current), above)
+                    if p is not None and current < p <= target]
             if _high_watch(watcher) is not None:
                 hits.append(target)  # it follows new highs: each rising leg's end
             return min(hits, default=None)
@@ -229,28 +230,31 @@ class PaperExchange(Exchange):
         """The highest price at which a fall, and the lowest at which a rise, would make
         anything happen: candles that stay strictly inside the band change nothing."""
         below, above = watcher.trigger_levels()
-        falls = [p for p in (*self.levels_below(), below, _watch(watcher, "low_watch"))
+        falls = [p for p in (self._levels[0].highest(), below, _watch(watcher, "low_watch"))
                  if p is not None]
-        rises = [p for p in (*self.levels_above(), above, _high_watch(watcher)) if p is not None]
+        rises = [p for p in (self._levels[1].lowest(), above, _high_watch(watcher))
+                 if p is not None]
         return max(falls, default=None), min(rises, default=None)
 
     def levels_below(self) -> list[Decimal]:
-        """Prices at which a falling market fills a resting order (buy limits, sell stops)."""
-        return self._resting_levels()[0]
+        """Prices at which a falling market fills a resting order (buy limits, sell stops),
+        lowest first (do not change the list)."""
+        return self._levels[0].prices
 
     def levels_above(self) -> list[Decimal]:
-        return self._resting_levels()[1]
+        return self._levels[1].prices
 
     def _resting_levels(self) -> tuple[list[Decimal], list[Decimal]]:
-        """Kept until the resting orders change: the market asks at every price it visits."""
-        if self._levels is None:
-            below: list[Decimal] = []
-            above: list[Decimal] = []
-            for r in self._resting.values():
-                if r.request.price is not None:
-                    (below if _triggers_on_fall(r.request) else above).append(r.request.price)
-            self._levels = below, above
-        return self._levels
+        return self._levels[0].prices, self._levels[1].prices
+
+    def _rests(self, exchange_id: str, request: OrderRequest) -> None:
+        if request.price is not None:  # (orders without a price never rest)
+            self._levels[0 if _triggers_on_fall(request) else 1].add(exchange_id, request.price)
+
+    def _no_longer_rests(self, resting: _Resting | None) -> None:
+        if resting is not None and resting.request.price is not None:
+            request = resting.request
+            self._levels[0 if _triggers_on_fall(request) else 1].remove(resting.exchange_order_id)
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -342,7 +346,7 @@ class PaperExchange(Exchange):
             self._position_changes(request, -lock)
         self._holders[asset] += 1
         self._resting[exchange_id] = _Resting(exchange_id, request, lock)
-        self._levels = None
+        self._rests(exchange_id, request)
 
     def _unheld(self, asset: str) -> None:
         """One order less locks ``asset``. With none left its locked balance is exactly
@@ -394,3 +398,55 @@ def _fill_priority(resting: _Resting) -> tuple[int, Decimal]:
     if request.side is OrderSide.BUY:
         return (0, -(request.price or ZERO))
     return (1 if request.type is OrderType.STOP else 2, ZERO)
+
+
+class _Levels:
+    """The prices of one side's resting orders, kept sorted as orders rest and end: a
+    quiet candle after a busy one measures the band of every market the busy one touched,
+    and rebuilding these from every resting order cost most of it (10,000 bots).
+
+    Equal prices may be written differently (``1.0``, ``1.00``), and a level becomes a
+    fill's price, so of equal levels the one that rested first is the one given, as a
+    ``max``/``min`` over the orders in the order they rested gives it: each price is
+    sorted with the number of its resting (``_keys``), never by its value alone."""
+
+    def __init__(self) -> None:
+        self.prices: list[Decimal] = []
+        self._keys: list[tuple[Decimal, int]] = []  # (price, count): in step with prices
+        self._key_of: dict[str, tuple[Decimal, int]] = {}  # by exchange order id
+        self._count = 0
+
+    def add(self, exchange_id: str, price: Decimal) -> None:
+        old = self._key_of.get(exchange_id)
+        if old is not None:  # rested again (a restore): keeps its place, as a dict key does
+            self.remove(exchange_id)
+        key = (price, self._count if old is None else old[1])
+        self._count += 1
+        at = bisect_right(self._keys, key)
+        self._keys.insert(at, key)
+        self.prices.insert(at, price)
+        self._key_of[exchange_id] = key
+
+    def remove(self, exchange_id: str) -> None:
+        key = self._key_of.pop(exchange_id)
+        at = bisect_left(self._keys, key)
+        del self._keys[at]
+        del self.prices[at]
+
+    def highest(self) -> Decimal | None:
+        return self._first_equal(len(self.prices) - 1)
+
+    def lowest(self) -> Decimal | None:
+        return self._first_equal(0)
+
+    def highest_under(self, price: Decimal) -> Decimal | None:
+        return self._first_equal(bisect_left(self.prices, price) - 1)
+
+    def lowest_over(self, price: Decimal) -> Decimal | None:
+        return self._first_equal(bisect_right(self.prices, price))
+
+    def _first_equal(self, at: int) -> Decimal | None:
+        """The first rested of the prices equal to the one at ``at`` (None out of range)."""
+        if not 0 <= at < len(self.prices):
+            return None
+        return self.prices[bisect_left(self.prices, self.prices[at])]

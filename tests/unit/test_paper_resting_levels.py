@@ -1,0 +1,121 @@
+"""The paper venue's resting levels, kept sorted as orders rest and end (not rebuilt from
+every resting order): the band a candle must reach and the prices a walk stops at (a
+resting order's fill price) are those a plain scan of the resting orders, in the order
+they rested, gives - to the digit, when equal prices are written differently."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from adapters.exchanges.paper import PaperExchange
+from domain.orders import OrderSide, OrderType
+from domain.ports import OrderRequest
+
+# equal values written differently: a fill's price shows which order's level was taken
+PRICES = ["98", "98.0", "99", "99.00", "99.0", "100", "101.0", "101", "102.00"]
+KINDS = [(OrderSide.BUY, OrderType.LIMIT), (OrderSide.SELL, OrderType.LIMIT),
+         (OrderSide.SELL, OrderType.STOP), (OrderSide.BUY, OrderType.STOP)]
+
+
+class Watcher:
+    """Holds no level of its own; records every price the walk stops at, as written."""
+
+    def __init__(self) -> None:
+        self.stops: list[str] = []
+
+    def trigger_levels(self):
+        return None, None
+
+    def on_price(self, price: Decimal) -> None:
+        self.stops.append(str(price))
+
+    def on_order_update(self, update) -> None:
+        pass
+
+
+def falls_to_fill(request: OrderRequest) -> bool:
+    return (request.side is OrderSide.BUY) == (request.type is OrderType.LIMIT)
+
+
+def crossed(request: OrderRequest, price: Decimal) -> bool:
+    return price <= request.price if falls_to_fill(request) else price >= request.price
+
+
+def reference_band(resting: dict[str, OrderRequest]) -> tuple[str | None, str | None]:
+    falls = [r.price for r in resting.values() if falls_to_fill(r)]
+    rises = [r.price for r in resting.values() if not falls_to_fill(r)]
+    return (str(max(falls)) if falls else None, str(min(rises)) if rises else None)
+
+
+def reference_walk(resting: dict[str, OrderRequest], o, h, low, c) -> list[str]:
+    """The stops of a walk over ``resting`` (filled as it goes, in the order they rested)."""
+    stops: list[str] = []
+
+    def arrive(price: Decimal) -> None:
+        stops.append(str(price))
+        for key in [k for k, r in resting.items() if crossed(r, price)]:
+            del resting[key]
+
+    arrive(o)
+    current = o
+    for target in ((low, h, c) if c >= o else (h, low, c)):
+        while True:
+            if target < current:
+                hits = [r.price for r in resting.values()
+                        if falls_to_fill(r) and target <= r.price < current]
+                level = max(hits, default=None)
+            else:
+                hits = [r.price for r in resting.values()
+                        if not falls_to_fill(r) and current < r.price <= target]
+                level = min(hits, default=None)
+            if level is None:
+                break
+            current = level
+            arrive(level)
+        current = target
+    return stops
+
+
+place = st.tuples(st.just("place"), st.sampled_from(KINDS), st.sampled_from(PRICES))
+cancel = st.tuples(st.just("cancel"), st.integers(0, 30))
+candle = st.tuples(st.just("walk"), st.lists(st.sampled_from(PRICES), min_size=4,
+                                             max_size=4))
+
+
+BUY_LIMIT = (OrderSide.BUY, OrderType.LIMIT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(place, place, cancel, candle), max_size=40))
+# the last of three equal levels ends: the first rested (99.0) is still the band's
+@example([("place", BUY_LIMIT, "99.0"), ("place", BUY_LIMIT, "99"),
+          ("place", BUY_LIMIT, "99.0"), ("cancel", 2)])
+def test_band_and_walk_stops_equal_a_scan_of_the_resting_orders(steps):
+    venue = PaperExchange("BTC/USDT", quote_balance=None, base_balance=Decimal(1000))
+    venue.price = Decimal(100)
+    resting: dict[str, OrderRequest] = {}  # the reference: by exchange id, as they rested
+    watcher = Watcher()
+    for n, step in enumerate(steps):
+        if step[0] == "place":
+            (side, kind), price = step[1], Decimal(step[2])
+            request = OrderRequest(f"o{n}", "BTC/USDT", side, kind, Decimal(1), price)
+            if crossed(request, venue.price):
+                continue  # would fill at once: nothing rests
+            placed = venue.create_order(request)
+            resting[placed.exchange_order_id] = request
+        elif step[0] == "cancel" and resting:
+            key = list(resting)[step[1] % len(resting)]
+            venue.cancel_order(key, "BTC/USDT")
+            del resting[key]
+        elif step[0] == "walk":
+            o, h, low, c = (Decimal(p) for p in step[1])
+            h, low = max(o, h, low, c), min(o, h, low, c)
+            watcher.stops.clear()
+            venue.walk_candle(o, h, low, c, watcher)
+            assert watcher.stops == reference_walk(resting, o, h, low, c)
+        band = venue.trigger_band(watcher)
+        assert tuple(None if p is None else str(p) for p in band) == reference_band(resting)
+        assert sorted(o.exchange_order_id for o in venue.fetch_open_orders()) == sorted(resting)

@@ -10,6 +10,7 @@ access tokens.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -117,11 +118,18 @@ def open_server(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Runtime, Set
     return runtime, clock
 
 
-@pytest.fixture
-def server(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    runtime, clock = open_server(f"sqlite:///{tmp_path / 'server.sqlite'}", monkeypatch)
+@contextmanager
+def served(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """A server on ``url`` (SQLite or PostgreSQL) with its test client, stopped after."""
+    runtime, clock = open_server(url, monkeypatch)
     try:
         with TestClient(create_app(runtime, manage_runtime=False)) as client:
             yield Server(runtime, client, clock)
     finally:
         runtime.stop()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    with served(f"sqlite:///{tmp_path / 'server.sqlite'}", monkeypatch) as server:
+        yield server

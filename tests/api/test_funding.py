@@ -10,14 +10,12 @@ from decimal import Decimal
 from uuid import UUID
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.server import create_app
 from domain.accounts import AccountKind
 from projections.balances import Balances
 from projections.runner import view_as_of
 from projections.wallet import WalletRequirements, wallet_requirements
-from tests.api.conftest import Server, open_server
+from tests.api.conftest import served
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,19 +62,16 @@ def test_a_bot_needing_more_than_its_paper_account_holds_waits_for_a_deposit(ser
 
 @pytest.mark.postgres
 def test_the_same_on_postgres(postgres_url, monkeypatch):
-    runtime, clock = open_server(postgres_url, monkeypatch)
-    try:
-        with TestClient(create_app(runtime, manage_runtime=False)) as client:
-            deposit_journey(Server(runtime, client, clock))
-            alice = runtime.identity.find_user("alice@example.com")
-            live = wallet_requirements(runtime.read_models.store, str(alice.id))
-            rebuilt = view_as_of(runtime.trading, [Balances, WalletRequirements])
-            try:
-                assert wallet_requirements(rebuilt.store, str(alice.id)) == live
-            finally:
-                rebuilt.store.close()
-    finally:
-        runtime.stop()
+    with served(postgres_url, monkeypatch) as server:
+        deposit_journey(server)
+        runtime = server.runtime
+        alice = runtime.identity.find_user("alice@example.com")
+        live = wallet_requirements(runtime.read_models.store, str(alice.id))
+        rebuilt = view_as_of(runtime.trading, [Balances, WalletRequirements])
+        try:
+            assert wallet_requirements(rebuilt.store, str(alice.id)) == live
+        finally:
+            rebuilt.store.close()
 
 
 def deposit_journey(server) -> None:

@@ -6,14 +6,12 @@ library reads them; and the owners learnt either way are the same."""
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.graphql import owner_log
 from api.graphql.owner_log import OwnerLog
 from api.graphql.owner_versions import OwnerVersions
-from api.server import create_app
 from application import library_seam
-from tests.api.conftest import Server, open_server
+from tests.api.conftest import served
 
 
 def _trade(server) -> None:
@@ -61,12 +59,8 @@ def test_the_statement_reads_the_librarys_rows_on_sqlite(server):
 
 @pytest.mark.postgres
 def test_the_statement_reads_the_librarys_rows_on_postgres(postgres_url, monkeypatch):
-    runtime, clock = open_server(postgres_url, monkeypatch)
-    try:
-        with TestClient(create_app(runtime, manage_runtime=False)) as client:
-            _check(Server(runtime, client, clock))
-    finally:
-        runtime.stop()
+    with served(postgres_url, monkeypatch) as server:
+        _check(server)
 
 
 @pytest.mark.parametrize("switch", ["off", "all fast paths off", "other version"])

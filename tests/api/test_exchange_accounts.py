@@ -10,11 +10,9 @@ from decimal import Decimal
 from uuid import UUID
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.server import create_app
 from domain.accounts import AccountKind, ExchangeAccount, SealedKeys
-from tests.api.conftest import CREATE_BOT, START_BOT, Server, open_server
+from tests.api.conftest import CREATE_BOT, START_BOT, Server, served
 from tests.exchange_simulator import running_simulator
 
 ADD = """mutation($input: AddExchangeAccountInput!) {
@@ -48,12 +46,8 @@ def sim() -> Iterator:
 @pytest.fixture
 def server(sim, tmp_path, monkeypatch) -> Iterator[Server]:
     monkeypatch.setenv("TRADETAPE_SANDBOX_HOST", sim.url)
-    runtime, clock = open_server(f"sqlite:///{tmp_path / 'server.sqlite'}", monkeypatch)
-    try:
-        with TestClient(create_app(runtime, manage_runtime=False)) as client:
-            yield Server(runtime, client, clock)
-    finally:
-        runtime.stop()
+    with served(f"sqlite:///{tmp_path / 'server.sqlite'}", monkeypatch) as server:
+        yield server
 
 
 def keys(sim, **changes) -> dict:

@@ -296,14 +296,7 @@ def test_the_read_version_reads_the_logs_head_from_the_event_file(server):
 @pytest.mark.postgres
 def test_the_read_version_reads_the_logs_head_beside_the_views_on_postgres(
         postgres_url, monkeypatch):
-    from fastapi.testclient import TestClient
+    from tests.api.conftest import served
 
-    from api.server import create_app
-    from tests.api.conftest import Server, open_server
-
-    runtime, clock = open_server(postgres_url, monkeypatch)
-    try:
-        with TestClient(create_app(runtime, manage_runtime=False)) as client:
-            _head_read_beside_the_views(Server(runtime, client, clock), beside=True)
-    finally:
-        runtime.stop()
+    with served(postgres_url, monkeypatch) as server:
+        _head_read_beside_the_views(server, beside=True)

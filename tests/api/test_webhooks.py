@@ -263,22 +263,14 @@ def bought_and_sold(server, repeat_buy: bool = False):
 
 @pytest.mark.postgres
 def test_signals_on_postgres_open_close_and_ignore_a_repeat(postgres_url, monkeypatch):
-    from fastapi.testclient import TestClient
+    from tests.api.conftest import served
 
-    from api.server import create_app
-    from tests.api.conftest import Server, open_server
-
-    runtime, clock = open_server(postgres_url, monkeypatch)
-    try:
-        with TestClient(create_app(runtime, manage_runtime=False)) as client:
-            server = Server(runtime, client, clock)
-            alice, bot_id, _, _, deal_id = bought_and_sold(server, repeat_buy=True)
-            assert open_deal(server, bot_id) is None
-            assert str(runtime.trading.get_deal(UUID(deal_id)).close_reason) == "signal"
-            rows = server.gql(SIGNALS, token=alice.token)["webhooks"]["edges"][0]["node"]
-            assert [s["outcome"] for s in rows["signals"]] == ["done", "ignored", "done"]
-    finally:
-        runtime.stop()
+    with served(postgres_url, monkeypatch) as server:
+        alice, bot_id, _, _, deal_id = bought_and_sold(server, repeat_buy=True)
+        assert open_deal(server, bot_id) is None
+        assert str(server.runtime.trading.get_deal(UUID(deal_id)).close_reason) == "signal"
+        rows = server.gql(SIGNALS, token=alice.token)["webhooks"]["edges"][0]["node"]
+        assert [s["outcome"] for s in rows["signals"]] == ["done", "ignored", "done"]
 
 
 def test_a_signal_another_process_saved_first_is_ignored_and_trades_nothing_here(server):

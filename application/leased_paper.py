@@ -122,6 +122,10 @@ class ApiPaperTrading(PaperTrading):
     def resume(self) -> list[UUID]:
         return []
 
+    def _lift_daily_pauses(self, cause) -> None:
+        """The engine workers lift a user's daily loss halt and resume the bots, fenced by
+        their leases: this process holds none (it reads the halt in the log as they do)."""
+
     def follow(self, bot_id: UUID) -> None:
         """The engine worker that takes the bot's lease trades it (woken by NOTIFY)."""
 

@@ -172,7 +172,8 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
                 self._switch_halted = None  # stopped or resumed: load it again
                 continue
             if self.risk is not None and notification.topic in _RISK_TOPICS:
-                self.risk.forget(notification.originator_id)  # a limit set elsewhere
+                # a limit set elsewhere, or a halt begun or lifted (its bots held here
+                self.risk.forget(notification.originator_id, notification.topic)  # resume)
                 continue
             if engines is None:
                 engines = {bot_id: (key, engine) for key, market in self._markets.items()
@@ -295,12 +296,10 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
     def _lift_daily_pauses(self, cause: Cause) -> None:
         """The first step of a new day resumes the bots the daily loss limit paused,
         saved as the engines' other writes are (``_save_now``: fenced on an engine
-        worker). Refused, or a bot another worker trades now, the owner stays due: the
-        next step tries again."""
+        worker). Refused, the owner stays due: the next step tries again; a bot another
+        worker trades is resumed by that worker (``RiskLimits.lift``)."""
         for owner_id in self.risk.due(cause.at):
             changes = self.risk.lift(owner_id, cause, self._resumable)
-            if changes is None:
-                continue
             bots = [a for a in changes if isinstance(a, Bot)]
             events = sum(len(a.pending_events) for a in changes)
             if self._save_now(changes, [b.id for b in bots]) < events:
@@ -385,5 +384,8 @@ def _switch_topics() -> tuple[str, ...]:
                         if isinstance(kind, type) and issubclass(kind, TradingSwitch.Event)))
 
 
-# A user's risk limits, set by another writer (the risk limits then load them again)
-_RISK_TOPICS = (topic_of(UserRisk.Opened),)
+# A user's risk limits, set by another writer (the risk limits then load them again), and
+# a halt begun or lifted by another engine worker (the bots it paused that this one trades
+# are resumed here: ``RiskLimits.lift``)
+_RISK_TOPICS = (topic_of(UserRisk.Opened), topic_of(UserRisk.DailyLossReached),
+                topic_of(UserRisk.DailyLossLifted))

@@ -23,13 +23,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
 from application.replay import read_log
 from application.trading import Trading
-from domain.bots import Bot
+from domain.bots import Bot, BotStatus
 from domain.deals import Deal, DealStatus
 from domain.errors import NotFoundError
 from domain.money import ZERO
@@ -44,6 +44,10 @@ BotSource = Callable[[UUID], Bot | None]  # a bot as the runner holds it (or loa
 # None: not the runner's to write (another engine worker trades it)
 _QUOTE = Bounds(Decimal("1e-12"), Decimal("1e15"), sign_code="NOT_POSITIVE")
 _DEALS = Bounds(Decimal(0), Decimal(100_000), sign_code="NEGATIVE")
+# A halt begun or lifted, by any writer: its owner is watched for the lift (``forget``)
+HALT_TOPICS = frozenset({topic_of(UserRisk.DailyLossReached),
+                         topic_of(UserRisk.DailyLossLifted)})
+_AT_ONCE = datetime.min.replace(tzinfo=UTC)  # due at any step
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class RiskLimits:
         self._absent: set[UUID] = set()
         self._looked_up: set[str] = set()  # owners ``prefetch`` asked the store about
         self._keys: dict[str, UUID] = {}  # UserRisk ids by owner
+        # owner -> their paused bots the last lift left to the engine workers trading them
+        self._elsewhere: dict[str, set[UUID]] = {}
 
     def add_exposure(self, source: ExposureSource) -> None:
         """Another holder of open deals or positions (the runner, positions)."""
@@ -121,9 +127,20 @@ class RiskLimits:
         found = self.trading.load_many([k for k in keys if k not in self._absent], UserRisk)
         self._absent.update(k for k in keys if k not in found)
 
-    def forget(self, risk: UUID) -> None:
-        """The UserRisk ``risk`` was written (maybe by another process): load it again."""
+    def forget(self, risk: UUID, topic: str | None = None) -> None:
+        """The UserRisk ``risk`` was written (maybe by another process): load it again.
+        ``topic``: what was written; a halt begun or lifted (maybe by another engine
+        worker) makes its owner watched here too (``watch``)."""
         self._absent.discard(risk)
+        if topic in HALT_TOPICS:
+            self.watch(risk)
+
+    def watch(self, risk: UUID) -> None:
+        """Watch the owner of ``risk`` for the lift (``due``): at its end while halted; at
+        once when lifted already (by another engine worker, whose lift left the paused
+        bots this worker trades to it: they resume at this worker's next step)."""
+        found = self.trading.load(risk, UserRisk)
+        self._halted[found.owner_id] = found.halted_until or _AT_ONCE
 
     def set_limits(self, owner_id: str, changes: dict[str, object], actor: str) -> RiskView:
         """``changes``: the limits to set by GraphQL name; a name given as None clears its
@@ -235,39 +252,56 @@ class RiskLimits:
         has it (a pause marked but never stored, a lift unmarked but never stored and the
         bots paused for good)."""
         for risk in aggregates:
-            if isinstance(risk, UserRisk):
-                if risk.halted_until is None:
-                    self._halted.pop(risk.owner_id, None)
-                else:
-                    self._halted[risk.owner_id] = risk.halted_until
+            if not isinstance(risk, UserRisk):
+                continue
+            if risk.halted_until is not None:
+                self._halted[risk.owner_id] = risk.halted_until
+            elif not self._elsewhere.get(risk.owner_id):
+                self._halted.pop(risk.owner_id, None)
+                self._elsewhere.pop(risk.owner_id, None)
+            # else lifted, some bots left to the workers that trade them: due still, so
+            # that the next step looks again (see ``lift``)
 
     def due(self, at: datetime) -> list[str]:
         """The owners whose pause ends by ``at``."""
         return [owner for owner, until in self._halted.items() if at >= until]
 
-    def lift(self, owner_id: str, cause: Cause, bot_of: BotSource) -> list | None:
-        """A new day: the owner's UserRisk lifted and the bots the limit paused run again,
-        as ``bot_of`` gives them; not saved: the runner saves them in one transaction as
-        it saves its other writes (fenced on an engine worker: one that lost a bot's lease
-        writes nothing), then says so (``saved``). None: a bot to resume is not the
-        runner's to write (another engine worker trades it): the lift waits for a later
-        step, where that worker will have let it go."""
+    def lift(self, owner_id: str, cause: Cause, bot_of: BotSource) -> list:
+        """A new day: the owner's UserRisk lifted, and each bot the limit paused (its pause
+        ended by ``cause.at``) that this runner may write, as ``bot_of`` gives it, runs
+        again. Not saved: the runner saves them in one transaction as it saves its other
+        writes (fenced on an engine worker: one that lost a bot's lease writes nothing),
+        then says so (``saved``).
+
+        A bot another engine worker trades (``bot_of`` gives None) is left to it: that
+        worker sees the lift in the log and resumes the bot at its next step (``forget``,
+        ``watch``). WHY: the lift used to wait, all of it, until every paused bot was free,
+        so one bot held elsewhere (its deal open) kept the user halted, all their bots
+        paused, for as long as that deal lasted. The owner stays due here while a bot left
+        so is still paused in the log, and is looked at again at each step (taken here
+        once free: its worker may have died before it resumed it)."""
         risk = self.risk_of(owner_id)
         if risk is None:
             self._halted.pop(owner_id, None)  # (nothing of the owner's is stored)
             return []
-        if not risk.lift_if_due(cause):
-            return [risk]  # lifted elsewhere, or paused again: as the log has it
+        risk.lift_if_due(cause)  # else lifted elsewhere, or paused again: as the log has it
         # Only the bots the limit paused: the others have nothing to write, no lease to take
         paused = [bot_id for bot_id in self._bots_of(owner_id)
-                  if getattr(self.trading.get_bot(bot_id), "risk_paused_until", None)]
-        bots = [bot_of(bot_id) for bot_id in paused]
-        if None in bots:  # asked before any change: ``bot_of`` gives the runner's own copies
-            return None
-        for bot in bots:
+                  if _pause_ended(self.trading.get_bot(bot_id), cause.at)]
+        resumed, elsewhere = [], set()
+        for bot_id in paused:
+            bot = bot_of(bot_id)  # the runner's own copy, or None: not its to write
+            if bot is None:
+                elsewhere.add(bot_id)
+                continue
             bot.risk_resume(cause, f"a new day ({day_of(cause.at)}, UTC): the daily loss "
                                    "limit counts from 0 again")
-        return [risk, *bots]
+            resumed.append(bot)
+        if elsewhere and elsewhere != self._elsewhere.get(owner_id):  # (once, not per step)
+            log.info("user %s: the daily loss limit lifted; %d paused bots are resumed by "
+                     "the engine workers that trade them", owner_id, len(elsewhere))
+        self._elsewhere[owner_id] = elsewhere
+        return [risk, *resumed]
 
     def _bots_of(self, owner_id: str) -> list[UUID]:
         """The owner's bots that are not stopped (their roster)."""
@@ -276,3 +310,9 @@ class RiskLimits:
         except NotFoundError:
             return []
         return [UUID(bot_id) for bot_id in roster.bots]
+
+
+def _pause_ended(bot: Bot, at: datetime) -> bool:
+    """``bot`` is paused by the daily loss limit, and its pause ends by ``at``."""
+    until = getattr(bot, "risk_paused_until", None)
+    return until is not None and at >= until and bot.status is BotStatus.PAUSED

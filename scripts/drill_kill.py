@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/drill_kill.py [--minutes 10] [--every 30] [--bots 20]
         [--lease-seconds 10] [--speed 3000] [--database URL] [--kills engine,projections]
+        [--seed N] [--schema-prefix drill] [--keep]
 
 Starts two ``serve --role engine`` workers, one ``--role api`` and one ``--role
 projections`` on a fresh schema, seeds ``--bots`` running paper bots (two per account), then
@@ -298,6 +299,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated roles to kill in turn (engine, api, "
                         "projections) instead of a random process each time")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--schema-prefix", default="drill",
+                        help="the run's schema is PREFIX_<random> (a shared server: each "
+                        "session's schemas carry its own prefix)")
     parser.add_argument("--keep", action="store_true", help="keep the schema and the logs")
     return parser.parse_args(argv)
 
@@ -357,7 +361,7 @@ def drill(args, processes: Processes, leases: Leases, watch: Watch) -> Counter:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    schema = f"drill_{uuid.uuid4().hex[:10]}"
+    schema = f"{args.schema_prefix.lower()}_{uuid.uuid4().hex[:10]}"
     url = with_schema(args.database, schema)
     folder = Path(tempfile.mkdtemp(prefix="tradetape-drill-"))
     print(f"drill on {schema}: {args.bots} bots, a kill every {args.every:g} s for "

@@ -66,7 +66,7 @@ Switched fast paths (name: what, where, why, measured gain):
   page a query, as tuples (``originator_id`` as text, the state in the binary format on
   PostgreSQL), on the view store's connection and a read-ahead thread's, instead of a
   ``Notification`` and a ``UUID`` per row. WHY: every rebuild and follower reads the whole log
-  through it (README *Speed*: our reader 2.9-3.6x the library's read on the bench log).
+  through it (README *Speed*: 2.7-4.2x as fast as the library's read, session 15).
   Switched off, the rows come from ``select_notifications`` and their ``recorded_at`` (a
   column of ours the library never reads back: without it time travel's views and the
   audit's ``recorded_at`` would change) from one query of that column alone by position

@@ -8,6 +8,13 @@ application's connection, instead of one Notification and one UUID object per ro
 when the row was recorded (ISO 8601 text in UTC, see ``adapters.event_store.recorded_time``),
 None for rows recorded before that was kept and for logs read through the library (the
 ``memory`` store, POPO).
+
+Reading the library's events table by hand is a fast path of ``application/library_seam.py``
+(``log_reads``). With it off (``TRADETAPE_LIBRARY_PATHS=1``) the rows come from the library's
+own ``select_notifications``, and only their recorded times, a column of ours the library
+never reads back, from one query of that column by position range: the same rows either way
+(a test holds them equal), so time travel's views and the audit's ``recorded_at`` do not
+change with the switch.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
+from application.library_seam import LOG_READS, fast_path
 from projections.store import PostgresViewStore, SQLiteViewStore, ViewStore
 
 LogRow = tuple[int, str, int, str, bytes, str | None]
@@ -45,6 +53,12 @@ class LogReader:
         table = getattr(recorder, "events_table_name", None)
         self.sql: str | None = None
         kept = getattr(recorder, "keeps_recorded_time", False)
+        self.via_recorder = False
+        # The library's read, with the recorded times beside it (None: not kept).
+        self.recorded: RecordedColumn | None = None
+        if not fast_path(LOG_READS):
+            self.recorded = RecordedColumn(recorder, table) if kept and table else None
+            return
         if isinstance(store, PostgresViewStore) and table and _same_pg(recorder, store):
             recorded = PG_RECORDED if kept else "NULL"
             self.sql = (f"SELECT notification_id, originator_id::text, originator_version, "
@@ -57,7 +71,6 @@ class LogReader:
                         f"{recorded} FROM {store.q(table)} WHERE rowid > ? {{stop}}"
                         f"ORDER BY rowid LIMIT ?")
             self.stop_sql = "AND rowid <= ? "
-        self.via_recorder = False
         if self.sql is None and kept and table:
             # Views elsewhere (time travel's in-memory view, a copy being checked): the same
             # rows with their recorded time, on the application's own connection, so the
@@ -81,9 +94,7 @@ class LogReader:
         if self.via_recorder:
             return self._recorder_page(after, limit, stop)
         if self.sql is None:
-            return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state, None)
-                    for n in self.app.recorder.select_notifications(
-                        start=after, limit=limit, stop=stop, inclusive_of_start=False)]
+            return self._library_page(after, limit, stop)
         params: list[Any] = [after] if stop is None else [after, stop]
         params.append(limit)
         sql = self.sql.format(stop="" if stop is None else self.stop_sql)
@@ -93,6 +104,15 @@ class LogReader:
         if isinstance(self.store, SQLiteViewStore):
             return [(r[0], uuid_text(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
         return rows
+
+    def _library_page(self, after: int, limit: int, stop: int | None) -> list[LogRow]:
+        notifications = self.app.recorder.select_notifications(
+            start=after, limit=limit, stop=stop, inclusive_of_start=False)
+        times: dict[int, str | None] = {}
+        if self.recorded is not None and notifications:
+            times = self.recorded.between(after, notifications[-1].id)
+        return [(n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state),
+                 times.get(n.id)) for n in notifications]
 
     def _recorder_page(self, after: int, limit: int, stop: int | None) -> list[LogRow]:
         params: list[Any] = [after] if stop is None else [after, stop]
@@ -106,6 +126,28 @@ class LogReader:
 
     def head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
+
+
+class RecordedColumn:
+    """The ``recorded_at`` of a range of positions, read on the application's own connection:
+    what the library's ``select_notifications`` leaves out (the column is ours; the library
+    neither writes nor reads it: ``adapters.event_store.recorded_time``)."""
+
+    def __init__(self, recorder: Any, table: str):
+        self.datastore = recorder.datastore
+        schema = getattr(self.datastore, "schema", None)
+        if schema is None:  # SQLite
+            self.sql = (f"SELECT rowid AS p, {RECORDED_AT} AS r FROM {table} "
+                        f"WHERE rowid > ? AND rowid <= ?")
+        else:
+            self.sql = (f"SELECT notification_id AS p, {PG_RECORDED} AS r "
+                        f"FROM \"{schema}\".\"{table}\" "
+                        f"WHERE notification_id > %s AND notification_id <= %s")
+
+    def between(self, after: int, last: int) -> dict[int, str | None]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(self.sql, [after, last])
+            return {row["p"]: row["r"] for row in cursor.fetchall()}
 
 
 class RecordedTimes:

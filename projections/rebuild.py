@@ -63,6 +63,8 @@ class Plan:
     one_process: float = 0.0  # estimated seconds for the rest, in this process
     split: float = 0.0  # and shared out as ``groups`` says (or would have)
     in_sql: list[str] = field(default_factory=list)  # built by PostgreSQL, not in ``groups``
+    cpu: dict[str, float] = field(default_factory=dict)  # ``decode`` ("") and ``costs`` in
+    # the main thread's processor time (``Projector.cpu_costs``): what compares across loads
 
     @property
     def processes(self) -> int:
@@ -259,8 +261,10 @@ def plan(projector: Projector, wall: float, left: int, workers: int,
     what running every projection here took so far (``wall`` seconds)."""
     costs = projector.costs()
     decode = costs.pop("")
-    return choose(projector.events_read, wall, decode, costs, left, workers,
-                  machine or Machine.now())
+    chosen = choose(projector.events_read, wall, decode, costs, left, workers,
+                    machine or Machine.now())
+    chosen.cpu = projector.cpu_costs()
+    return chosen
 
 
 @dataclass(frozen=True)

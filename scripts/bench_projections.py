@@ -198,16 +198,22 @@ def timed_rebuild(app, store, classes, args: argparse.Namespace, workers: int) -
 def print_shares(plan) -> None:
     """Where the rebuild of all of them spends its Python, as its measured first part saw
     it (each projection's handlers timed within the run of all, ledgers sharing books as
-    one): what to cut first. Timed by the clock, so a busy machine inflates every figure
-    alike; the shares are what compare."""
+    one): what to cut first. By the clock (what the split is chosen by: a busy machine, and
+    the reader and writer threads holding the interpreter meanwhile, inflate every figure
+    alike; the shares are what compare) and in the main thread's processor time (what
+    compares between runs and versions)."""
     if not plan.measured_events:
         return
     units = {"decoding (shared)": plan.decode, **plan.costs}
+    cpu = {"decoding (shared)": plan.cpu.get("", 0.0),
+           **{name: plan.cpu.get(name, 0.0) for name in plan.costs}}
     total = sum(units.values()) or 1e-9
-    print(f"  its Python over the first {plan.measured_events:,} events, by projection:")
+    per = 1e6 / plan.measured_events
+    print(f"  its Python over the first {plan.measured_events:,} events, by projection "
+          f"(clock, share, processor):")
     for name, seconds in sorted(units.items(), key=lambda kv: -kv[1]):
-        print(f"    {name:<24} {seconds / plan.measured_events * 1e6:7.1f} us/event "
-              f"{100 * seconds / total:5.1f}%")
+        print(f"    {name:<24} {seconds * per:7.1f} us/event {100 * seconds / total:5.1f}% "
+              f"{cpu[name] * per:7.1f} us/event of processor")
 
 
 def verdict(met: bool) -> str:

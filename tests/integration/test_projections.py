@@ -307,6 +307,27 @@ def test_the_log_reader_reads_what_the_library_reads(views):
     assert reader.head() == library[-1][0]
 
 
+def test_the_log_reader_gives_the_same_rows_and_recorded_times_through_the_library(
+        views, store_url, monkeypatch):
+    """``TRADETAPE_LIBRARY_PATHS=1`` reads the log through ``select_notifications``: the
+    same rows, recorded times included (time travel and the audit's ``recorded_at``)."""
+    app, store = views
+    a_day_of_trading(app)
+    ours = LogReader(app, store)
+    monkeypatch.setenv("TRADETAPE_LIBRARY_PATHS", "1")
+    library = LogReader(app, store)
+
+    def rows(reader, *args):
+        return [(*row[:4], bytes(row[4]), row[5]) for row in reader.page(*args)]
+
+    assert (library.sql is None and ours.sql is not None) or store_url == "memory"
+    every = rows(library, 0, 1000)
+    assert every == rows(ours, 0, 1000) and len(every) > 12
+    assert rows(library, 3, 4, 6) == rows(ours, 3, 4, 6) == every[3:6]
+    kept = store_url != "memory"
+    assert all((row[5] is not None) == kept for row in every)
+
+
 def test_pages_read_ahead_meanwhile_come_joined_as_one_batch_in_log_order(
         persistent_store_url, trading):
     import time

@@ -18,18 +18,22 @@ def bench():
     return module
 
 
-def test_each_part_of_the_measured_rebuild_is_shown_per_event_and_as_a_share(capsys):
+def test_each_part_of_the_measured_rebuild_is_shown_per_event_as_a_share_and_in_cpu(
+        capsys):
     plan = Plan([["audit", "pnl", "leaderboard", "equity"]], measured_events=2000,
-                decode=0.02, costs={"audit": 0.01, "pnl+leaderboard+equity": 0.07})
+                decode=0.02, costs={"audit": 0.01, "pnl+leaderboard+equity": 0.07},
+                cpu={"": 0.004, "audit": 0.002, "pnl+leaderboard+equity": 0.014})
     bench().print_shares(plan)
     lines = capsys.readouterr().out.splitlines()
     assert "2,000 events" in lines[0]
-    # 0.07 s over 2,000 events is 35 us each, 70% of the 0.1 s measured; then decoding
-    # (10 us, 20%), then audit (5 us, 10%).
+    # 0.07 s over 2,000 events is 35 us each, 70% of the 0.1 s measured, 0.014 s of the
+    # processor 7 us each; then decoding (10 us, 20%, 2 us), then audit (5 us, 10%, 1 us).
     assert [line.split() for line in lines[1:]] == [
-        ["pnl+leaderboard+equity", "35.0", "us/event", "70.0%"],
-        ["decoding", "(shared)", "10.0", "us/event", "20.0%"],
-        ["audit", "5.0", "us/event", "10.0%"],
+        ["pnl+leaderboard+equity", "35.0", "us/event", "70.0%", "7.0", "us/event", "of",
+         "processor"],
+        ["decoding", "(shared)", "10.0", "us/event", "20.0%", "2.0", "us/event", "of",
+         "processor"],
+        ["audit", "5.0", "us/event", "10.0%", "1.0", "us/event", "of", "processor"],
     ]
 
 

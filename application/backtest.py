@@ -199,14 +199,16 @@ def _walk(candles: CandleSeries, engine: DcaEngine, venue: Venue, steps: _Steps,
     # only a trailing exit has highests to raise (a backtest's bot keeps its config)
     light = light and (engine.config.trailing_take_profit_pct is not None
                        or engine.config.trailing_stop_loss)
-    closes_at = candles.timestamps + (candles.interval_ms or 0)
+    # A candle closes an interval after it opens (worked out for the candles walked only:
+    # the whole series' close times cost a 4 MB array and a pass over it).
+    opens_at, interval = candles.timestamps, candles.interval_ms or 0
     j = 0
     while j < n:
         o, h, low, c = candles.exact(j)
         if light and engine.high_watch() is not None and _only_raises(engine, venue, low, h):
             engine.raise_highest(o, h)  # all walking this candle would do
         else:
-            engine.begin_step(Cause(ms_to_datetime(int(closes_at[j])), ENGINE,
+            engine.begin_step(Cause(ms_to_datetime(int(opens_at[j]) + interval), ENGINE,
                                     f"{run_seed}:{j}"))
             venue.walk_candle(o, h, low, c, engine)
             engine.on_close(c)
@@ -219,7 +221,8 @@ def _walk(candles: CandleSeries, engine: DcaEngine, venue: Venue, steps: _Steps,
             nxt = j + 1
             if engine.ready_at is not None:  # cooling down: first close at or after it
                 ready_ms = datetime_to_ms(engine.ready_at)
-                nxt = max(nxt, int(np.searchsorted(closes_at, ready_ms, side="left")))
+                nxt = max(nxt, int(np.searchsorted(opens_at, ready_ms - interval,
+                                                   side="left")))
         else:
             below, above = venue.trigger_band(engine)
             nxt = scanner.next_reaching(j + 1, below, above)

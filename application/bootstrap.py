@@ -109,12 +109,13 @@ def load_backtest_candles(candles_path: str, period: tuple[int | None, int | Non
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from adapters.marketdata.candle_file import read_candle_file
+    from adapters.marketdata.candle_file import caching_off, read_candle_file
 
     # Recorded in the run's events: absolute, so `replay --check` finds it from anywhere.
     path = os.path.abspath(candles_path)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candles") as loader:
-        reading = loader.submit(read_candle_file, path)
+        # A large file is hashed by its ends while its parsed copy may be read in its place
+        reading = loader.submit(read_candle_file, path, ends_only=not caching_off())
         from adapters.marketdata.candle_cache import cache_directory, parse_cached
 
         # A file backtested before (the same bytes) is read from its parsed copy

@@ -26,7 +26,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as paipc
 
-from adapters.marketdata.candle_file import CandleFile
+from adapters.marketdata.candle_file import (
+    CACHE_ENV,
+    SMALLEST_CACHED_BYTES,
+    TAIL_BYTES,
+    CandleFile,
+    CandleFileEnds,
+    caching_off,
+)
 from adapters.marketdata.csv_candles import (
     CandleDataError,
     Candles,
@@ -35,9 +42,8 @@ from adapters.marketdata.csv_candles import (
     parse_candle_file,
 )
 
-CACHE_ENV = "TRADETAPE_CANDLE_CACHE"
-# Below this a parse costs a few milliseconds: not worth a file in the user's cache
-SMALLEST_CACHED_BYTES = 1 << 20
+# Below SMALLEST_CACHED_BYTES a parse costs a few milliseconds: not worth a file in the
+# user's cache (candle_file reads such a file whole, whatever it is asked).
 _LAYOUT = "v1"  # a new layout gets a new name: old cache files are then simply not read
 _NUMBERS = ("timestamp_ms", "open", "high", "low", "close", "volume")
 _TEXTS = ("open_text", "high_text", "low_text", "close_text")
@@ -52,29 +58,31 @@ _SCHEMA = pa.schema(
 
 def cache_directory(environ: dict[str, str] | os._Environ[str] = os.environ) -> Path | None:
     """Where parsed files are kept, or None when ``TRADETAPE_CANDLE_CACHE=off``."""
-    chosen = environ.get(CACHE_ENV, "").strip()
-    if chosen.lower() == "off":
+    if caching_off(environ):
         return None
+    chosen = environ.get(CACHE_ENV, "").strip()
     if chosen:
         return Path(chosen)
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "tradetape" / "candles"
 
 
-def parse_cached(file: CandleFile, directory: Path | None) -> Candles:
+def parse_cached(file: CandleFile | CandleFileEnds, directory: Path | None) -> Candles:
     """The file's candles: from the cache when it holds this file's bytes, else parsed (and
-    kept for next time). Either way the same candles, or the parser's error."""
-    if directory is None or not file.sha256 or len(file.data) < SMALLEST_CACHED_BYTES:
-        return parse_candle_file(file)
-    path = directory / f"{file.sha256}-{_LAYOUT}.arrow"
-    candles = _read(path, file)
+    kept for next time). Either way the same candles, or the parser's error. A file read by
+    its ends only is read again whole when it must be parsed (its hash then that of the
+    bytes parsed)."""
+    if directory is None or not file.sha256 or file.size < SMALLEST_CACHED_BYTES:
+        return parse_candle_file(file.whole())
+    candles = _read(directory / f"{file.sha256}-{_LAYOUT}.arrow", file)
     if candles is None:
-        candles = parse_candle_file(file)
-        _write(path, candles)
+        whole = file.whole()
+        candles = parse_candle_file(whole)
+        _write(directory / f"{whole.sha256}-{_LAYOUT}.arrow", candles)
     return candles
 
 
-def _read(path: Path, file: CandleFile) -> Candles | None:
+def _read(path: Path, file: CandleFile | CandleFileEnds) -> Candles | None:
     try:
         table = paipc.open_file(pa.memory_map(str(path))).read_all()
     except (OSError, pa.ArrowException):
@@ -83,13 +91,14 @@ def _read(path: Path, file: CandleFile) -> Candles | None:
         return None
     numbers = [table.column(name).chunk(0).to_numpy() for name in _NUMBERS]
     texts = [table.column(name) for name in _TEXTS]
-    if not (_is_line(file.data, 0, numbers, texts) and _is_line(file.data, -1, numbers, texts)):
+    if not (_is_line(file.head, 0, numbers, texts) and _is_line(file.tail, -1, numbers, texts)):
         return None
     return freeze_candles(numbers[0], numbers[1:], texts, file.source, file.sha256)
 
 
 def _is_line(data: bytes, row: int, numbers: list[np.ndarray], texts) -> bool:
-    """Whether the file's first (``row`` 0) or last (-1) candle line is the cached row's."""
+    """Whether the file's first (``row`` 0, ``data`` its head) or last (-1, ``data`` its
+    tail) candle line is the cached row's."""
     cached = (
         ",".join([str(int(numbers[0][row])), *(text[row].as_py() for text in texts)]).encode()
         + b","
@@ -99,7 +108,7 @@ def _is_line(data: bytes, row: int, numbers: list[np.ndarray], texts) -> bool:
             return data.startswith(cached, candles_start(data, ""))
         except CandleDataError:
             return False
-    body = data.rstrip(b"\r\n") if len(data) < 4096 else data[-4096:].rstrip(b"\r\n")
+    body = data[-TAIL_BYTES:].rstrip(b"\r\n")
     last = max(body.rfind(b"\n"), body.rfind(b"\r")) + 1
     return body.startswith(cached, last)
 

@@ -5,6 +5,7 @@ file's own is ignored, a refused file is refused again with its line and kept no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -71,6 +72,45 @@ def test_a_file_parsed_once_is_read_back_from_its_copy_as_the_same_candles(
     again = parse_cached(read_candle_file(walk_csv), tmp_path)
     assert_same_candles(parsed, first)
     assert_same_candles(parsed, again)
+
+
+def test_a_file_read_by_its_ends_finds_its_copy_and_gives_the_same_candles(walk_csv, tmp_path):
+    """A command reads a large file by its ends (hash, first and last bytes): the same hash
+    as the whole file's, and the same candles, parsed (first run) or from the copy."""
+    whole = read_candle_file(walk_csv)
+    ends = read_candle_file(walk_csv, ends_only=True)
+    assert ends.sha256 == whole.sha256 == hashlib.sha256(walk_csv.read_bytes()).hexdigest()
+    assert (ends.size, ends.tail) == (len(whole.data), whole.data[-4096:])
+    assert whole.data.startswith(ends.head) and len(ends.head) >= 2**20
+    parsed = parse_candle_file(whole)
+    assert_same_candles(parsed, parse_cached(ends, tmp_path))
+    assert len(cached_files(tmp_path)) == 1
+    assert_same_candles(parsed, parse_cached(read_candle_file(walk_csv, ends_only=True),
+                                             tmp_path))
+
+
+def test_a_file_changed_after_its_ends_were_read_is_parsed_as_it_is_then(walk_csv, tmp_path):
+    """Hashed by its ends, then changed before the parse it needs: the candles parsed, their
+    hash (the one a run records) and the copy kept are all of the bytes parsed."""
+    path = tmp_path / "walk.csv"
+    shutil.copy(walk_csv, path)
+    ends = read_candle_file(path, ends_only=True)
+    write_walk_csv(path, ROWS, seed=8)
+    changed = read_candle_file(path)
+    assert changed.sha256 != ends.sha256
+    candles = parse_cached(ends, tmp_path / "cache")
+    assert_same_candles(parse_candle_file(changed), candles)
+    assert [p.name for p in cached_files(tmp_path / "cache")] == [f"{changed.sha256}-v1.arrow"]
+
+
+def test_small_files_and_a_cache_turned_off_are_read_whole(walk_csv, tmp_path, monkeypatch):
+    small = tmp_path / "small.csv"
+    small.write_bytes(walk_csv.read_bytes()[:200_000].rsplit(b"\n", 1)[0] + b"\n")
+    assert read_candle_file(small, ends_only=True).data == small.read_bytes()
+    monkeypatch.setenv("TRADETAPE_CANDLE_CACHE", " OFF ")
+    from adapters.marketdata.candle_file import caching_off
+
+    assert caching_off() and cache_directory() is None
 
 
 def backtest_output(capsys, candles: Path, config: Path, store: Path) -> tuple[dict, bytes]:

@@ -471,3 +471,25 @@ def test_a_rows_text_read_from_the_buffers_is_the_columns(chunks, cut):
     column = pa.chunked_array(arrays, pa.string())
     reader = _TextColumn(column)
     assert [reader.text(i) for i in range(len(column))] == column.to_pylist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from([MINUTE, 2 * MINUTE, 3 * MINUTE, 5 * MINUTE, 7 * MINUTE]),
+                min_size=1, max_size=40))
+def test_the_interval_is_the_most_common_step_the_shortest_on_a_tie(steps):
+    """Whatever comes first: a file that starts with a gap, or whose steps tie."""
+    times = [0]
+    for step in steps:
+        times.append(times[-1] + step)
+    candles = candles_from_rows([(t, "1", "1", "1", "1") for t in times])
+    counts = {step: steps.count(step) for step in steps}
+    most = max(counts.values())
+    interval = min(step for step, count in counts.items() if count == most)
+    assert candles.interval_ms == interval
+    assert candles.gaps == [(i + 1, (step - 1) // interval)
+                            for i, step in enumerate(steps) if step > interval]
+
+
+def test_one_candle_has_no_interval_and_no_gaps():
+    candles = candles_from_rows([(0, "1", "1", "1", "1")])
+    assert candles.interval_ms is None and candles.gaps == []

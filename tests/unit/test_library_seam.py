@@ -39,6 +39,43 @@ def test_the_installed_eventsourcing_is_the_pinned_one():
     assert version("eventsourcing") == library_seam.PINNED == "9.5.6"
 
 
+def test_the_version_read_beside_the_package_is_importlib_metadatas():
+    """Read without importing importlib.metadata (a command's start), the same version."""
+    from importlib.metadata import version
+
+    assert library_seam.installed_version.__wrapped__() == version("eventsourcing")
+
+
+@pytest.mark.parametrize("found", [[], ["9.5.6", "9.6.0"]])
+def test_no_single_metadata_beside_the_package_is_left_to_importlib_metadata(
+        tmp_path, monkeypatch, found):
+    """None, or two versions installed over each other: the seam asks importlib.metadata."""
+    from importlib.metadata import version
+
+    import eventsourcing
+
+    (tmp_path / "eventsourcing").mkdir()
+    for number in found:
+        info = tmp_path / f"eventsourcing-{number}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Name: eventsourcing\nVersion: {number}\n\n")
+    monkeypatch.setattr(eventsourcing, "__file__", str(tmp_path / "eventsourcing" / "__init__.py"))
+    assert library_seam._version_beside_package() is None
+    assert library_seam.installed_version.__wrapped__() == version("eventsourcing")
+
+
+def test_the_version_is_the_one_metadata_beside_the_package(tmp_path, monkeypatch):
+    import eventsourcing
+
+    (tmp_path / "eventsourcing").mkdir()
+    info = tmp_path / "eventsourcing-9.6.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.4\nName: eventsourcing\n"
+                                   "Version: 9.6.0\n\nVersion: not a header\n")
+    monkeypatch.setattr(eventsourcing, "__file__", str(tmp_path / "eventsourcing" / "__init__.py"))
+    assert library_seam.installed_version.__wrapped__() == "9.6.0"
+
+
 def test_every_fast_path_runs_on_the_pinned_version_with_no_switch_set():
     assert on() == {"append", "topic_reads", "bulk_load", "encoder", "sql_rebuild",
                     "memory_store", "owner_scan", "log_reads"}

@@ -24,11 +24,11 @@ from uuid import UUID
 from application.library_seam import BULK_LOAD, BULK_LOAD_ENV, fast_path
 from application.snapshots import (
     PackedSnapshot,
-    _member_of,
-    _uuid_of_hex,
     decoded,
+    member_of,
     round_trips,
     usable,
+    uuid_of_hex,
 )
 from domain.errors import NotFoundError
 
@@ -94,7 +94,7 @@ class _FastDecoding:
 
         decoders = {name: _direct_decoder(t) for name, t in transcoder.names.items()}
         if isinstance(transcoder.names.get("uuid_hex"), UUIDAsHex):
-            decoders["uuid_hex"] = _uuid_of_hex
+            decoders["uuid_hex"] = uuid_of_hex
 
         def hook(d: dict[str, Any]) -> Any:
             if len(d) == 2 and "_type_" in d and "_data_" in d:
@@ -134,7 +134,7 @@ def _direct_decoder(transcoding: Any) -> Callable[[Any], Any]:
     if kind is DatetimeAsISO:
         return datetime.fromisoformat
     if kind is EnumAsValue:
-        return partial(_member_of, transcoding.type._value2member_map_, transcoding.type)
+        return partial(member_of, transcoding.type._value2member_map_, transcoding.type)
     return transcoding.decode
 
 

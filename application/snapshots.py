@@ -134,14 +134,14 @@ def _reader(kind: str) -> Callable[[Any], Any]:
     if kind == "t":
         return datetime.fromisoformat
     if kind == "u":
-        return _uuid_of_hex
+        return uuid_of_hex
     if kind.startswith("e"):
         enum_type = resolve_topic(kind[1:])
-        return partial(_member_of, enum_type._value2member_map_, enum_type)
+        return partial(member_of, enum_type._value2member_map_, enum_type)
     raise ValueError(f"unknown kind of packed value: {kind!r}")
 
 
-def _uuid_of_hex(text: str) -> UUID:
+def uuid_of_hex(text: str) -> UUID:
     """``UUID(text)`` for 32 hex digits (the library's, ``_pack``'s), without
     ``UUID.__init__``'s parsing (a sixth of decoding a snapshot of the library's JSON:
     each names its aggregate, bot, deal, account...)."""
@@ -153,7 +153,7 @@ def _uuid_of_hex(text: str) -> UUID:
     return made
 
 
-def _member_of(members: dict[Any, Any], enum_type: Any, value: Any) -> Any:
+def member_of(members: dict[Any, Any], enum_type: Any, value: Any) -> Any:
     """``enum_type(value)``: its first step (the members by value), then the rest of it."""
     try:
         member = members.get(value, members)

@@ -207,7 +207,9 @@ def _still_at(snapshot: Any, stored: Any, decode: Any) -> bool:
 def keep_snapshots(trading: Trading, aggregates: list[Any]) -> int:
     """Store a snapshot of each aggregate (the ones that read back equal), in one
     transaction, in place of one already there at its version (taken by other code, or
-    in the older format: unusable, or it would not have been replayed)."""
+    in the older format: unusable, or it would not have been replayed). The in-place write
+    is hand-written SQL on the library's snapshots table (``replace_events``): called only
+    on the bulk path, which the seam turns off with the library's own paths."""
     from eventsourcing.persistence import IntegrityError
 
     snapshots = [s for a in aggregates

@@ -72,13 +72,18 @@ class PackedSnapshot(StampedSnapshot):
                    timestamp=taken.timestamp, topic=taken.topic, state=_pack(taken.state),
                    code=taken.code)
 
-    def mutate(self, _: None) -> Any:
-        packed = self.state
-        if type(packed) is not list:  # (unpacked already)
-            return super().mutate(None)
+    def unpacked(self) -> PackedSnapshot:
+        """The same snapshot with its state as a dict (what ``mutate`` makes the aggregate
+        of); a state that does not unpack raises (``decoded`` then passes it over)."""
+        if type(self.state) is not list:  # (unpacked already)
+            return self
         unpacked = object.__new__(type(self))
-        object.__setattr__(unpacked, "__dict__", {**self.__dict__, "state": _unpack(packed)})
-        return Snapshot.mutate(unpacked, None)
+        object.__setattr__(unpacked, "__dict__", {**self.__dict__,
+                                                  "state": _unpack(self.state)})
+        return unpacked
+
+    def mutate(self, _: None) -> Any:
+        return Snapshot.mutate(self.unpacked(), None)
 
 
 # How a packed value was written, by its exact type (an enum: by its class's topic). Any
@@ -187,9 +192,13 @@ def decoded(mapper: Any, stored: Iterable[Any]) -> Iterator[Any]:
     """The stored snapshots that still decode (others, of older shapes, are passed over)."""
     for item in stored:
         try:
-            yield mapper.to_domain_event(item)
+            snapshot = mapper.to_domain_event(item)
+            if type(snapshot) is PackedSnapshot:
+                snapshot = snapshot.unpacked()
         except Exception:
             log.debug("snapshot of %s does not decode: ignored", item.originator_id)
+        else:
+            yield snapshot
 
 
 class GuardedSnapshots:

@@ -278,3 +278,16 @@ def test_every_traded_aggregate_reads_back_equal_from_its_packed_snapshot(postgr
         assert {"Bot", "Deal", "Order", "ExchangeAccount"} <= kinds
     finally:
         trading.close()
+
+
+def test_a_packed_snapshot_that_does_not_unpack_is_ignored(trading):
+    """E.g. a layout that names fewer attributes than it holds values: replayed instead."""
+    bot_id = a_bot(trading)
+    trading.start_bot(bot_id, "u1")
+    bot = trading.load(bot_id, Bot)
+    packed = snapshots.PackedSnapshot.take(bot)
+    broken = replace(packed, state=[packed.state[0], *packed.state[1:], "one too many"])
+    trading.snapshots.put([broken])
+    forget(trading, bot_id)
+    assert trading.load(bot_id, Bot).name == "b"
+    assert trading.load_many([bot_id], Bot)[bot_id].name == "b"

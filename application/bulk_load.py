@@ -19,10 +19,17 @@ import logging
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
-from uuid import UUID, SafeUUID
+from uuid import UUID
 
 from application.library_seam import BULK_LOAD, BULK_LOAD_ENV, fast_path
-from application.snapshots import StampedSnapshot, decoded, round_trips, usable
+from application.snapshots import (
+    PackedSnapshot,
+    decoded,
+    member_of,
+    round_trips,
+    usable,
+    uuid_of_hex,
+)
 from domain.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -38,9 +45,6 @@ CHUNK = 5000  # ids per query (a round trip each: fewer, longer ones on a busy s
 # read but not decoded (``_still_at``): a snapshot is one decoding, so an open order of 2
 # events earns one too (every aggregate a start loads then costs one decoding).
 SNAPSHOT_AFTER = 2
-# ``SafeUUID.unknown`` looked up once: an enum member read off its class costs ~0.5 us on
-# Python 3.11 (a descriptor call), as much as the rest of making a UUID from its hex.
-_UNKNOWN_SAFETY = SafeUUID.unknown
 
 
 def enabled(trading: Trading) -> bool:
@@ -53,7 +57,7 @@ def load_many(trading: Trading, ids: Iterable[UUID], kind: type[A]) -> dict[UUID
     if not enabled(trading):
         return _one_by_one(trading, wanted, kind)
     found: dict[UUID, A] = {}
-    due: list[StampedSnapshot] = []
+    due: list[Any] = []
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start:start + CHUNK]
         for aggregate, replayed in _chunk(trading, chunk):
@@ -90,7 +94,7 @@ class _FastDecoding:
 
         decoders = {name: _direct_decoder(t) for name, t in transcoder.names.items()}
         if isinstance(transcoder.names.get("uuid_hex"), UUIDAsHex):
-            decoders["uuid_hex"] = _uuid_of_hex
+            decoders["uuid_hex"] = uuid_of_hex
 
         def hook(d: dict[str, Any]) -> Any:
             if len(d) == 2 and "_type_" in d and "_data_" in d:
@@ -130,28 +134,8 @@ def _direct_decoder(transcoding: Any) -> Callable[[Any], Any]:
     if kind is DatetimeAsISO:
         return datetime.fromisoformat
     if kind is EnumAsValue:
-        return partial(_member_of, transcoding.type._value2member_map_, transcoding.type)
+        return partial(member_of, transcoding.type._value2member_map_, transcoding.type)
     return transcoding.decode
-
-
-def _member_of(members: dict[Any, Any], enum_type: Any, value: Any) -> Any:
-    """``enum_type(value)``: its first step (the members by value), then the rest of it."""
-    try:
-        member = members.get(value, members)
-    except TypeError:  # unhashable: the rest of it says so
-        member = members
-    return enum_type(value) if member is members else member
-
-
-def _uuid_of_hex(text: str) -> UUID:
-    """``UUID(text)`` for the library's 32 hex digits, without ``UUID.__init__``'s parsing
-    (a sixth of decoding a snapshot: each names its aggregate, bot, deal, account...)."""
-    if len(text) != 32 or not text.isalnum():
-        return UUID(text)
-    made = object.__new__(UUID)
-    object.__setattr__(made, "int", int(text, 16))
-    object.__setattr__(made, "is_safe", _UNKNOWN_SAFETY)
-    return made
 
 
 def _fast_mapper(trading: Trading) -> Any:
@@ -190,7 +174,9 @@ def _chunk(trading: Trading, ids: list[UUID]):
             if not stored or not _still_at(snap, stored[0], decode):
                 again.append(aggregate_id)  # the log changed under it: replay all
                 continue
-            yield _project(snap.mutate(None), [decode(s) for s in stored[1:]]), len(stored) - 1
+            # One in the older format earns a packed one (the next start decodes less)
+            replayed = len(stored) - 1 if type(snap) is PackedSnapshot else SNAPSHOT_AFTER
+            yield _project(snap.mutate(None), [decode(s) for s in stored[1:]]), replayed
         elif stored:
             yield _project(None, [decode(s) for s in stored]), len(stored)
     if again:
@@ -220,13 +206,20 @@ def _still_at(snapshot: Any, stored: Any, decode: Any) -> bool:
 
 def keep_snapshots(trading: Trading, aggregates: list[Any]) -> int:
     """Store a snapshot of each aggregate (the ones that read back equal), in one
-    transaction; a snapshot already there at a version is left as it is."""
+    transaction, in place of one already there at its version (taken by other code, or
+    in the older format: unusable, or it would not have been replayed). The in-place write
+    is hand-written SQL on the library's snapshots table (``replace_events``): called only
+    on the bulk path, which the seam turns off with the library's own paths."""
     from eventsourcing.persistence import IntegrityError
 
     snapshots = [s for a in aggregates
-                 if round_trips(trading.mapper, s := StampedSnapshot.take(a), a)]
+                 if round_trips(trading.mapper, s := PackedSnapshot.take(a), a)]
     if not snapshots or trading.snapshots is None:
         return 0
+    recorder = trading.snapshots.recorder
+    if hasattr(recorder, "replace_events"):
+        recorder.replace_events([trading.mapper.to_stored_event(s) for s in snapshots])
+        return len(snapshots)
     try:
         trading.snapshots.put(snapshots)
     except IntegrityError:  # one of them exists (taken by other code): one at a time

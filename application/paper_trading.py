@@ -66,6 +66,8 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             risk.add_exposure(self.exposure_of)
         self._markets: dict[tuple[str, str], Market] = {}
         self._seats: dict[UUID, tuple[str, str]] = {}  # bot -> its market's key (_seat)
+        # account -> (key, market) of its first paper market (paper_venues._wallet_venue)
+        self._wallet_hints: dict[str, tuple[tuple[str, str], Market]] = {}
         self._log: PaperLog | None = None  # read once, then kept current by _append
         # Where a start finds what a scan of the log would give (projections/paper_book.py,
         # wired by the composition root); None: the scan.

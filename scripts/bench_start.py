@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_start.py --bots 10000 --events 10000000 \
         [--database postgresql://postgres@127.0.0.1:5432/test?schema=bench_start_...] \
-        [--fresh] [--starts 2] [--profile] [--spy DIR] [--timeout 300]
+        [--fresh] [--starts 2] [--profile] [--spy DIR [--spy-busy]] [--timeout 300]
 
 The log (kept in its own PostgreSQL schema for the next runs unless ``--fresh``) holds
 ``--bots`` running paper bots, 10 per user, each user with one paper account, and about
@@ -93,13 +93,14 @@ def processor_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def record(pid: int, out: Path) -> subprocess.Popen:
-    """py-spy sampling ``pid`` (every thread, idle ones too) into ``out`` (collapsed stacks),
-    until it is sent SIGINT."""
+def record(pid: int, out: Path, idle: bool = True) -> subprocess.Popen:
+    """py-spy sampling ``pid`` (every thread, idle ones too unless ``idle`` is false: then
+    only samples on the processor, the shares of the start's processor time) into ``out``
+    (collapsed stacks), until it is sent SIGINT."""
     return subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(pid),
-                             "--rate", "50", "--idle", "--threads", "--format", "raw",
-                             "--output", str(out)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             "--rate", "50", *(["--idle"] if idle else []), "--threads",
+                             "--format", "raw", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def quiet_market(bots: int, events: int) -> dict[str, str]:
@@ -130,7 +131,7 @@ def _quiet_candle(bots: int, events: int) -> int | None:
 
 
 def time_start(url: str, timeout: float, logs: Path, spy: Path | None = None,
-               market: dict[str, str] | None = None
+               market: dict[str, str] | None = None, idle: bool = True
                ) -> tuple[float | None, float | None, dict, dict[str, float]]:
     """(seconds to the first /health answer, seconds to green, the last health seen, seconds
     until each part was first green, and ``cpu``: the server's processor seconds then).
@@ -143,7 +144,7 @@ def time_start(url: str, timeout: float, logs: Path, spy: Path | None = None,
     process = subprocess.Popen([str(ROOT / ".venv/bin/tradetape"), "serve", "--port",
                                 str(port), "--database", url], stdout=out,
                                stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    spying = record(process.pid, spy) if spy is not None else None
+    spying = record(process.pid, spy, idle) if spy is not None else None
     first = green = None
     health: dict = {}
     parts: dict[str, float] = {}
@@ -221,6 +222,9 @@ def main() -> int:
                         help="also profile one start in this process (cProfile, on stderr)")
     parser.add_argument("--spy", type=Path, default=None,
                         help="py-spy each start until green (SPY/start-N.txt, raw stacks)")
+    parser.add_argument("--spy-busy", action="store_true",
+                        help="with --spy, only the samples on the processor (no idle "
+                             "threads, no waits on PostgreSQL): where the processor time goes")
     parser.add_argument("--any-market", action="store_true",
                         help="the server's own market (its fixed epoch, 60x) instead of a "
                              "stretch where the seeded bots trade nothing")
@@ -245,7 +249,8 @@ def main() -> int:
             spy = args.spy / f"start-{n}.txt"
         market = {} if args.any_market else quiet_market(args.bots, args.events)
         read_before = log_rows_read(url)
-        first, green, health, parts = time_start(url, args.timeout, logs, spy, market)
+        first, green, health, parts = time_start(url, args.timeout, logs, spy, market,
+                                                 idle=not args.spy_busy)
         time.sleep(1.0)  # the server's last sessions flush their statistics as they end
         rows_read = log_rows_read(url) - read_before
         kind = "the first" if n == 1 else "again"

@@ -102,6 +102,20 @@ class _ManyReads:
             "originator_id, originator_version, topic, state FROM {} WHERE originator_id = "
             "a.id ORDER BY originator_version DESC LIMIT 1) e"), (list(ids),))
 
+    def replace_events(self, stored_events: Sequence[Any]) -> None:
+        """Insert each of ``stored_events`` (snapshots, in a snapshots table), in place of
+        the row at its id and version where there is one: a snapshot taken by other code
+        or in an older format, which would otherwise keep its newer twin out until the
+        aggregate moves on (a start after every upgrade replaying every idle aggregate)."""
+        table = sql.Identifier(self.datastore.schema, self.events_table_name)
+        with self.datastore.transaction(commit=True) as curs:
+            curs.executemany(sql.SQL(
+                "INSERT INTO {} (originator_id, originator_version, topic, state) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (originator_id, originator_version) "
+                "DO UPDATE SET topic = EXCLUDED.topic, state = EXCLUDED.state").format(table),
+                [(e.originator_id, e.originator_version, e.topic, e.state)
+                 for e in stored_events])
+
     def _stored(self, statement: Any, params: tuple) -> list[Any]:
         from eventsourcing.persistence import StoredEvent
 

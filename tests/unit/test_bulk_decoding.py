@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from adapters.clock import SequentialIds, SettableClock
 from adapters.exchanges.paper import PaperExchange
-from application import bulk_load
+from application import bulk_load, snapshots
 from application.bootstrap import open_trading
 from application.paper_trading import PaperTrading
 from application.replay import read_log
@@ -89,9 +89,9 @@ def test_a_uuid_read_from_its_hex_is_the_uuid(value: uuid.UUID, spelling: str):
         expected = uuid.UUID(text)
     except ValueError:
         with pytest.raises(ValueError):
-            bulk_load._uuid_of_hex(text)
+            snapshots.uuid_of_hex(text)
         return
-    made = bulk_load._uuid_of_hex(text)
+    made = snapshots.uuid_of_hex(text)
     assert made == expected and hash(made) == hash(expected) and str(made) == str(expected)
     assert made.version == expected.version and made.is_safe == expected.is_safe
 

@@ -81,8 +81,9 @@ class ReadSide:
         awaited there: the read version's statement, which every request waits for, then
         costs no hand-over to a worker thread and back (under a live run that hand-over,
         once per request, cost more of the api's processor time than the statement).
-        PostgreSQL only; None elsewhere (read on a thread instead). A connection that
-        fails is dropped (the error is raised) and the next call opens another."""
+        PostgreSQL only; None elsewhere (read on a thread instead). A statement that
+        fails or is cancelled drops its connection (whatever state it was left in; the
+        error is raised) and the next call opens another."""
         if not self.postgres:
             return None
         import psycopg
@@ -100,12 +101,11 @@ class ReadSide:
             async with conn.cursor() as cursor:
                 await cursor.execute(text)
                 return await cursor.fetchall()
-        except psycopg.Error:
-            if conn.broken or conn.closed:
-                with self._opening:
-                    if self._on_loop.get(loop) is conn:
-                        del self._on_loop[loop]
-                _finish(conn)
+        except BaseException:
+            with self._opening:
+                if self._on_loop.get(loop) is conn:
+                    del self._on_loop[loop]
+            _finish(conn)
             raise
 
     def _pool(self, name: str, size: int) -> ConnectionPool:

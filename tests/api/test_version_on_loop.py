@@ -93,3 +93,24 @@ def test_on_sqlite_the_version_is_read_on_a_thread(server):
     versions.snapshot()
     assert asyncio.run(versions.snapshot_on_loop()) is None
     assert asyncio.run(read.query_on_loop("SELECT 1")) is None
+
+
+@pytest.mark.postgres
+def test_a_cancelled_read_leaves_no_busy_connection_behind(postgres_url, monkeypatch):
+    with served(postgres_url, monkeypatch) as server:
+        read = server.client.app.state.graphql_read_side
+
+        async def cancel_then_read():
+            slow = asyncio.ensure_future(read.query_on_loop("SELECT pg_sleep(20)"))
+            while not read._on_loop:  # connected, the statement sent
+                await asyncio.sleep(0.01)
+            (cancelled,) = read._on_loop.values()
+            await asyncio.sleep(0.1)
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            return cancelled, await asyncio.wait_for(read.query_on_loop("SELECT 1"), 10)
+
+        cancelled, answer = asyncio.run(cancel_then_read())
+        assert answer == [(1,)] and cancelled.closed
+        read.close()

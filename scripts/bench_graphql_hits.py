@@ -4,7 +4,8 @@ without HTTP or a second client on the same cores.
 
     .venv/bin/python scripts/bench_graphql_hits.py [--requests 4000] [--concurrency 8]
         [--users 10] [--bots 5] [--profile FILE.prof] [--database URL] [--misses]
-        [--open-deals] [--forget] [--query both|portfolio|bots]
+        [--open-deals] [--forget] [--query both|portfolio|bots] [--rate R]
+        [--version-on-thread]
 
 A server's app (``api.server.create_app``) on a fresh store (a temporary SQLite file, or
 ``--database``) gets ``--users`` verified users with ``--bots`` bots each; then
@@ -20,7 +21,12 @@ cores). 200 requests first warm the schema, the documents and the answers. Every
 after the first of its kind is a cached one (nothing is appended meanwhile), so this is
 the cost of the answer cache's hit path and what is in front of it, not of resolvers.
 ``--profile FILE`` writes a cProfile of the measured run; ``--query portfolio`` (or
-``bots``) sends only that one.
+``bots``) sends only that one. ``--rate R``: the requests are sent open loop, one every
+1/R s whether or not the earlier ones were answered (as bench_live's second client sends
+them; durations from when each was due), instead of ``--concurrency`` at a time: at an even
+rate each request waits for a read version of its own, where back to back they share one.
+``--version-on-thread``: that read on the reader thread (as before 2026-12-07), not awaited
+on the event loop (PostgreSQL): the A/B of that change.
 
 ``--misses``: the answer cache off (``TRADETAPE_GRAPHQL_CACHE=off``), so every request runs
 strawberry and its resolvers: the cost of a miss. ``--open-deals``: every bot started and
@@ -169,7 +175,8 @@ QUERIES = {"both": (PORTFOLIO, BOTS), "portfolio": (PORTFOLIO,), "bots": (BOTS,)
 
 
 async def drive(app, tokens: list[str], requests: int, concurrency: int,
-                queries: tuple[str, ...] = QUERIES["both"], forget: bool = False) -> dict:
+                queries: tuple[str, ...] = QUERIES["both"], forget: bool = False,
+                rate: float = 0.0) -> dict:
     bodies = [json.dumps({"query": q, "variables": {}}).encode() for q in queries]
     n = len(bodies)
     work = [(bodies[i % n], tokens[(i // n) % len(tokens)]) for i in range(requests)]
@@ -192,8 +199,25 @@ async def drive(app, tokens: list[str], requests: int, concurrency: int,
             if status != 200 or b'"errors"' in answer:
                 failures.append(f"{status} {answer[:200]!r}")
 
+    async def timed(body: bytes, token: str, due: float) -> None:
+        status, answer = await one(app, body, token)
+        durations.append(time.perf_counter() - due)  # from when it was due, as bench_live
+        if status != 200 or b'"errors"' in answer:
+            failures.append(f"{status} {answer[:200]!r}")
+
+    async def open_loop() -> None:  # --rate: each request sent when due, whatever waits
+        began, sent = time.perf_counter(), []
+        for i, (body, token) in enumerate(work):
+            due = began + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            sent.append(asyncio.ensure_future(timed(body, token, due)))
+        await asyncio.gather(*sent)
+
     cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if rate:
+        await open_loop()
+    else:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     durations.sort()
     return {"requests": requests, "cpu_us_per_request": round(cpu / requests * 1e6, 1),
@@ -217,11 +241,13 @@ async def main_async(args) -> None:
             queries = QUERIES[args.query]
             await drive(app, tokens, 200, args.concurrency, queries,  # warm: schema, ...
                         args.forget)
+            if args.version_on_thread:  # as before: the read version's statement on the
+                answer_cache(app).snapshots.read_on_loop = None  # reader thread
             profile = cProfile.Profile() if args.profile else None
             if profile:
                 profile.enable()
             figures = await drive(app, tokens, args.requests, args.concurrency, queries,
-                                  args.forget)
+                                  args.forget, args.rate)
             if profile:
                 profile.disable()
                 profile.dump_stats(args.profile)
@@ -243,6 +269,10 @@ def main() -> int:
     parser.add_argument("--forget", action="store_true")
     parser.add_argument("--query", choices=sorted(QUERIES), default="both")
     parser.add_argument("--open-deals", action="store_true")
+    parser.add_argument("--version-on-thread", action="store_true",
+                        help="the read version read on its thread, not awaited on the loop")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="requests/s sent open loop (0: --concurrency at a time)")
     asyncio.run(main_async(parser.parse_args()))
     return 0
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 
@@ -19,10 +19,14 @@ class FreshReads:
 
     The reads run on a thread of their own (:class:`_Reader`), handed over through a
     lock-free queue: anyio's worker threads take a ``queue.Queue``'s lock on both sides, so
-    the event loop could wait for a worker that holds it to be scheduled again."""
+    the event loop could wait for a worker that holds it to be scheduled again.
+    ``read_on_loop``: the same read awaited on the event loop, tried first (no hand-over
+    to a thread and back, once per request at an even rate); None from it: ``read()`` on
+    the thread instead."""
 
-    def __init__(self, read: Callable[[], Any]):
-        self.read = read
+    def __init__(self, read: Callable[[], Any],
+                 read_on_loop: Callable[[], Awaitable[Any]] | None = None):
+        self.read, self.read_on_loop = read, read_on_loop
         self.pending: asyncio.Future | None = None  # the next read's waiters
         self.running = False
         self.task: asyncio.Task | None = None
@@ -47,7 +51,11 @@ class FreshReads:
                 waiting, self.pending = self.pending, None
                 self.reads += 1
                 try:
-                    found = await self.reader.run()
+                    found = None
+                    if self.read_on_loop is not None:
+                        found = await self.read_on_loop()
+                    if found is None:
+                        found = await self.reader.run()
                 except Exception as error:
                     waiting.set_exception(error)
                 else:

@@ -23,7 +23,11 @@ again at the new price: ``api/graphql/remarking.py``).
 Reading the database (:meth:`OwnerVersions.snapshot`) and working out one owner's version
 from what was read (:meth:`OwnerVersions.version_of`) are apart: one snapshot, read on a
 worker thread, serves every request that arrived before it began (the answer cache
-coalesces them), and each request's own version costs two dictionary lookups.
+coalesces them), and each request's own version costs two dictionary lookups. On
+PostgreSQL its statement is awaited on the event loop instead
+(:meth:`OwnerVersions.snapshot_on_loop`): at an even rate nearly every request waits for a
+snapshot of its own, and the hand-over to the thread and back cost the api more processor
+time than the statement itself.
 
 Which owner an event belongs to: its ``owner_id`` when it has one (a bot's, deal's or
 order's first event), the aggregate's owner learnt from such an event, the user's own id
@@ -40,6 +44,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
+
+from anyio import to_thread
 
 from api.graphql.owner_log import OwnerLog, OwnerRow
 from projections.facts import FactDecoder
@@ -69,6 +75,7 @@ class OwnerVersions:
         self.owners: dict[str, str] = {}  # aggregate id: owner
         self.recent: dict[str, deque[int]] = {}  # owner: their latest positions, ascending
         self._head_sql: str | None = None  # the log's head read beside the views ("": not)
+        self._on_loop_sql = ""  # the head and the positions (PostgreSQL: on the loop)
         self._lock = threading.Lock()
 
     def version(self, owner: str | None) -> tuple[Any, ...]:
@@ -79,13 +86,33 @@ class OwnerVersions:
         """Reads the log's head and the projections' positions, and learns the owners of
         the events appended since the last snapshot (blocking: on a worker thread)."""
         head, tracking = self.read.run_apart(self._head_and_tracking)
+        self._learn_up_to(head)
+        return Snapshot(head, tuple(map(tuple, tracking)))
+
+    async def snapshot_on_loop(self) -> Snapshot | None:
+        """``snapshot()``, its statement awaited on the event loop (``ReadSide.
+        query_on_loop``: PostgreSQL, the views beside the log) instead of run on a worker
+        thread; the owners of new events are still learnt on a worker thread, only when
+        the head moved. None: read with ``snapshot`` instead (the first read, which also
+        makes the statement, or another store)."""
+        statement = self._on_loop_sql
+        if not statement or self.position is None:
+            return None
+        rows = await self.read.query_on_loop(statement)
+        if not rows:  # no tracking rows yet: ``snapshot`` reads the recorder's head
+            return None
+        head = rows[0][0] or 0
+        if head > self.position:
+            await to_thread.run_sync(self._learn_up_to, head)
+        return Snapshot(head, tuple(tuple(row[1:]) for row in rows))
+
+    def _learn_up_to(self, head: int) -> None:
         with self._lock:
             if self.position is None:  # the log as it stood: everyone's, until applied
                 self.position = self.touched[EVERYONE] = head
                 self._touch(EVERYONE, head)
             if head > self.position:
                 self._scan(head)
-        return Snapshot(head, tuple(map(tuple, tracking)))
 
     def _head_and_tracking(self, store: Any) -> tuple[int, list[tuple[Any, ...]]]:
         """One statement where the views live beside the log (the log reader's test: same
@@ -103,8 +130,10 @@ class OwnerVersions:
             self._head_sql = (f"SELECT MAX({column}) FROM {store.q(table)}" if shared else "")
         tracking = f"SELECT name, position, generation FROM {store.q(TRACKING)}"
         if self._head_sql:
-            rows = store.query(f"SELECT ({self._head_sql}), t.* FROM ({tracking}) t "
-                               "ORDER BY t.name")
+            statement = f"SELECT ({self._head_sql}), t.* FROM ({tracking}) t ORDER BY t.name"
+            if store.kind == "postgres":
+                self._on_loop_sql = statement
+            rows = store.query(statement)
             if rows:
                 return rows[0][0] or 0, [tuple(row[1:]) for row in rows]
         head = self.trading.recorder.max_notification_id() or 0

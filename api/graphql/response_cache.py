@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +88,9 @@ class GraphQLResponseCache:
     """Pure ASGI middleware for ``POST {path}``.
 
     ``snapshot()``: reads what the read versions are made of (blocking; on a worker thread,
-    shared by the requests that arrived before it began: :class:`FreshReads`).
+    shared by the requests that arrived before it began: :class:`FreshReads`);
+    ``snapshot_on_loop()``: the same awaited on the event loop, tried first (None: not
+    there; by default the ``snapshot_on_loop`` of the object whose method ``snapshot`` is).
     ``version_of(snapshot, scope)``: the read version of what a caller of that ``scope``
     (``scope_of(identity)``: an owner, None for everything) may see; cheap, on the loop.
     ``mark_version(pair)``: the version of the market's mark of ``pair``: an answer that
@@ -104,9 +106,15 @@ class GraphQLResponseCache:
                  token_expiry: Callable[[str], Any], authenticate: Callable[[str], tuple],
                  now: Callable[[], Any], scope_of: Callable[[tuple], Any] = lambda _: None,
                  mark_version: Callable[[str], int] = lambda _: 0,
-                 entries: int = 4096, max_tokens: int = 2000):
+                 entries: int = 4096, max_tokens: int = 2000,
+                 snapshot_on_loop: Callable[[], Awaitable[Any]] | None = None):
         self.app, self.path, self.max_tokens = app, path, max_tokens
-        self.snapshots, self.version_of = FreshReads(snapshot), version_of
+        if snapshot_on_loop is None:  # the owner versions' own (api/server.py hands over
+            # their ``snapshot``): the statement awaited on the loop where it can be
+            snapshot_on_loop = getattr(getattr(snapshot, "__self__", None),
+                                       "snapshot_on_loop", None)
+        self.snapshots = FreshReads(snapshot, snapshot_on_loop)
+        self.version_of = version_of
         self.token_expiry, self.scope_of, self.mark_version = (token_expiry, scope_of,
                                                                mark_version)
         self.authenticate, self.now = authenticate, now

@@ -41,7 +41,7 @@ def test_the_installed_eventsourcing_is_the_pinned_one():
 
 def test_every_fast_path_runs_on_the_pinned_version_with_no_switch_set():
     assert on() == {"append", "topic_reads", "bulk_load", "encoder", "sql_rebuild",
-                    "memory_store", "owner_scan"}
+                    "memory_store", "owner_scan", "stored_events"}
 
 
 @pytest.mark.parametrize("value", ["1", "yes", "true", " TRUE "])

@@ -101,16 +101,15 @@ class PaperLog:
     def observe(self, events: Iterable[Any]) -> None:
         """Take in events appended since (others than order placements, fills, ends and
         deals finishing pass): the runner keeps its index current instead of reading the
-        log again."""
+        log again. Each kind of event is told apart once (``_handler_of``), not by a chain
+        of ``isinstance`` for each of a heavy candle's tens of thousands."""
+        handlers = _HANDLERS
         for event in events:
-            if isinstance(event, Order.Submitted):
-                self._submitted(event)
-            elif isinstance(event, Order.Filled | Order.TradeObserved):
-                self._filled(event)
-            elif isinstance(event, _FINAL):
-                self._ended(event.originator_id)
-            elif isinstance(event, Bot.DealFinished):
-                self._deal_finished(event.deal_id)
+            handle = handlers.get(type(event), _UNSEEN)
+            if handle is _UNSEEN:
+                handle = handlers[type(event)] = _handler_of(type(event))
+            if handle is not None:
+                handle(self, event)
 
     def _submitted(self, event: Order.Submitted) -> None:
         self._placed[event.originator_id] = _Placed(
@@ -186,3 +185,29 @@ class PaperLog:
     def fills(self, account_id: str, pair: str) -> tuple[Decimal, Decimal]:
         """(quote, base) the fills of the account's orders on ``pair`` added up to."""
         return self._fills.get((account_id, pair), (ZERO, ZERO))
+
+
+def _ended_event(log: PaperLog, event: Any) -> None:
+    log._ended(event.originator_id)
+
+
+def _deal_finished_event(log: PaperLog, event: Any) -> None:
+    log._deal_finished(event.deal_id)
+
+
+def _handler_of(kind: type) -> Any:
+    """What ``observe`` does with an event of ``kind`` (None: it passes), as the
+    ``isinstance`` tests in this order decide it."""
+    if issubclass(kind, Order.Submitted):
+        return PaperLog._submitted
+    if issubclass(kind, Order.Filled | Order.TradeObserved):
+        return PaperLog._filled
+    if issubclass(kind, _FINAL):
+        return _ended_event
+    if issubclass(kind, Bot.DealFinished):
+        return _deal_finished_event
+    return None
+
+
+_UNSEEN = object()
+_HANDLERS: dict[type, Any] = {}  # by kind of event: its handler (_handler_of), or None

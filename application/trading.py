@@ -120,7 +120,11 @@ class Trading(Application[UUID]):
         order (empty where the store gives none: the memory store without notifications)."""
         processing = ProcessingEvent[UUID]()
         processing.events.extend(events)
-        return [r.notification.id for r in self._recordings(processing)]
+        recordings = self._recordings(processing)
+        positions = getattr(recordings, "positions", None)  # (batch_put: no Recording made)
+        if positions is not None:
+            return positions
+        return [r.notification.id for r in recordings]
 
     def _append(self, processing: ProcessingEvent[UUID]) -> int:
         return len(self._recordings(processing))

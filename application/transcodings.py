@@ -9,8 +9,9 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import DecimalAsStr, JSONTranscoder, Transcoding, UUIDAsHex
 
+from application.flat_json import FlatWriter
 from application.library_seam import ENCODER, fast_path
 from domain.accounts import AccountKind
 from domain.bots import BotMode, BotStatus, LifecycleStage
@@ -76,7 +77,9 @@ class PrebuiltJSONTranscoder(JSONTranscoder):
     """The library's JSON transcoder, byte for byte, with its C encoder built once.
 
     ``json.JSONEncoder.encode`` builds a new C encoder on every call; for small event
-    states that construction costs as much as the encoding itself."""
+    states that construction costs as much as the encoding itself. A state (a dict) is
+    written a field at a time (``flat_json.FlatWriter``), the C encoder writing the
+    fields of other types."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -84,6 +87,7 @@ class PrebuiltJSONTranscoder(JSONTranscoder):
 
         # per type: the last value encoded and what it was encoded as (_encode_again)
         self._last: dict[type, tuple[Any, Any]] = {}
+        self._flat: FlatWriter | None = None  # made at the first encode (_flat_writer)
         if c_make_encoder is None or not fast_path(ENCODER):  # the library's own path
             self._encode_fast = None
             return
@@ -108,7 +112,27 @@ class PrebuiltJSONTranscoder(JSONTranscoder):
             self._last[kind] = (o, encoded)  # (one tuple: safe between threads)
         return encoded
 
+    def register(self, transcoding: Transcoding) -> None:
+        super().register(transcoding)
+        self._flat = None  # (made again at the next encode: ids and amounts may differ)
+
     def encode(self, obj: object) -> bytes:
         if self._encode_fast is None or not isinstance(obj, dict):
             return super().encode(obj)
-        return "".join(self._encode_fast(obj, 0)).encode("utf8")
+        flat = self._flat or self._flat_writer()
+        return flat.write(obj).encode("utf8")
+
+    def _flat_writer(self) -> FlatWriter:
+        """A state written field by field (``application/flat_json.py``), the C encoder
+        writing whatever the writer has no cheaper way for."""
+        encode_fast = self._encode_fast
+
+        def encode_one(value: Any) -> str:
+            return "".join(encode_fast(value, 0))
+
+        ids, amounts = self.types.get(UUID), self.types.get(Decimal)
+        self._flat = FlatWriter(
+            encode_one, uuid_hex=type(ids) is UUIDAsHex and ids.name == "uuid_hex",
+            decimal_str=type(amounts) is DecimalAsStr and amounts.name == "decimal_str",
+            ensure_ascii=self.encoder.ensure_ascii)
+        return self._flat

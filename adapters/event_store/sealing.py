@@ -38,8 +38,10 @@ def canonical_id(oid: Any) -> str:
 def batch_sealer(key: AuditKey) -> Callable[[str, int, str, bytes], str]:
     """``key.seal``, the key's HMAC set up once for a batch and copied for each event.
     WHY: the one-shot HMAC hashes the key's two padded blocks again for every event; a
-    heavy candle's seals were ~5 us an event, a tenth of its processor time."""
-    keyed = hmac.new(key.secret, digestmod="sha256")
+    heavy candle's seals were ~5 us an event, a tenth of its processor time. OpenSSL's
+    HMAC object is used as it is where the standard library has it (``hmac.HMAC`` wraps
+    it in Python calls: ~0.3 us an event of a 1.2 us seal); the same HMAC-SHA256."""
+    keyed = _keyed(key.secret)
 
     def seal(oid: str, version: int, topic: str, state: bytes) -> str:
         mac = keyed.copy()
@@ -48,6 +50,15 @@ def batch_sealer(key: AuditKey) -> Callable[[str, int, str, bytes], str]:
         return mac.hexdigest()
 
     return seal
+
+
+def _keyed(secret: bytes) -> Any:
+    """An HMAC-SHA256 keyed with ``secret``, to be copied: OpenSSL's own, else hmac's."""
+    try:
+        from _hashlib import hmac_new
+    except ImportError:  # (a Python built without OpenSSL)
+        return hmac.new(secret, digestmod="sha256")
+    return hmac_new(secret, digestmod="sha256")
 
 
 def key_source(env: Any, default_path: str | None) -> KeySource:
@@ -83,6 +94,26 @@ class Sealing:
         return [(stored_id(s.originator_id), s.originator_version, fingerprint,
                  seal(canonical_id(s.originator_id), s.originator_version, s.topic, s.state))
                 for s in stored_events]
+
+    def seal_texts(self, stored_events: Sequence[Any]) -> tuple[str, list[str]] | None:
+        """The key's fingerprint and each event's seal, in order (None: no sealing): what
+        ``seal_rows`` gives without its ids and versions, for a recorder that sends them
+        once for the events and their seals alike."""
+        key = self.sealing_key()
+        if key is None:
+            return None
+        seal = batch_sealer(key)
+        # each aggregate's id written once (by the id object: its events share it, and a
+        # UUID's own hash and text are Python code), ~3 events an aggregate in a candle
+        names: dict[int, str] = {}
+        seals = []
+        for s in stored_events:
+            oid = s.originator_id
+            name = names.get(id(oid))
+            if name is None:
+                name = names[id(oid)] = canonical_id(oid)
+            seals.append(seal(name, s.originator_version, s.topic, s.state))
+        return key.fingerprint, seals
 
     def first_sealed(self, stop: int, page: int = 5000) -> int | None:
         """The position of the first sealed event up to ``stop`` (sealing began there)."""

@@ -226,13 +226,13 @@ def test_an_append_whose_seals_take_longer_than_the_idle_timeout_still_commits(
 
     monkeypatch.setenv("POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "1")
     trading = open_trading(postgres_url)
-    real_seal_rows = trading.recorder.seal_rows
+    real_seal_texts = trading.recorder.seal_texts
 
-    def slow_seal_rows(*args, **kwargs):
+    def slow_seal_texts(*args, **kwargs):
         time.sleep(2.5)
-        return real_seal_rows(*args, **kwargs)
+        return real_seal_texts(*args, **kwargs)
 
-    monkeypatch.setattr(trading.recorder, "seal_rows", slow_seal_rows)
+    monkeypatch.setattr(trading.recorder, "seal_texts", slow_seal_texts)
     events = big_batch([uuid.uuid4() for _ in range(3)])[:30]
     try:
         assert len(trading.recorder.insert_events(events)) == 30

@@ -10,6 +10,7 @@ import logging
 
 import pytest
 
+from adapters.event_store.batch_put import BatchEventStore
 from adapters.event_store.memory import MemoryRecorder
 from adapters.security.audit_key import AUDIT_KEY_ENV
 from application import bulk_load, library_seam
@@ -44,6 +45,8 @@ def fast_paths_taken(trading) -> set[str]:
         taken.add("bulk_load")
     if isinstance(recorder, MemoryRecorder):
         taken.add("memory_store")
+    if isinstance(trading.events, BatchEventStore):
+        taken.add("stored_events")
     return taken
 
 
@@ -86,7 +89,7 @@ def test_the_same_trading_gives_the_same_bytes_and_rows_with_the_library_paths(
 
     expected = {"encoder"}
     if store_url.startswith("postgres"):
-        expected |= {"append", "topic_reads", "bulk_load"}
+        expected |= {"append", "topic_reads", "bulk_load", "stored_events"}
     if store_url == "memory":
         expected.add("memory_store")
     assert fast_taken == expected

@@ -69,7 +69,7 @@ _values = st.one_of(
        st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3)), max_size=12))
 def test_values_encoded_again_in_later_states_give_the_library_s_bytes(states, repeats):
     """A candle's events share objects (one timestamp, the same price): the transcoder
-    answers such an object from the last one it encoded; every state still encodes to the
+    answers such an object from one it encoded lately; every state still encodes to the
     library's bytes, whatever repeats and whatever comes in between."""
     # states that reuse objects of earlier states (the same objects, not equal copies)
     for s, v in repeats:
@@ -79,3 +79,44 @@ def test_values_encoded_again_in_later_states_give_the_library_s_bytes(states, r
         state = {f"f{i}": value for i, value in enumerate(values)}
         assert OURS.encode(state) == LIBRARY.encode(state)
         assert OURS.decode(OURS.encode(state)) == state
+
+
+
+def test_values_kept_past_the_limit_are_forgotten_and_still_encoded_as_the_library():
+    """The transcoder keeps at most ``REMEMBERED`` values; past that it forgets them all
+    at once (a long-running server's memory stays bounded), and encodes them again."""
+    import uuid
+
+    from application import flat_json
+
+    ours, library = _transcoders()
+    values = [Decimal(n) for n in range(flat_json.REMEMBERED + 10)]
+    for value in values:
+        ours.encode({"amount": value})
+    assert len(ours._flat._seen) < flat_json.REMEMBERED  # forgotten once, kept again since
+    for value in (values[0], values[-1], values[flat_json.REMEMBERED - 1], uuid.uuid4()):
+        assert ours.encode({"id": value, "again": value}) == library.encode(
+            {"id": value, "again": value})
+
+
+class _Text(str):
+    pass
+
+
+_others = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=8),  # quotes, controls, emoji
+    st.text(max_size=3).map(_Text),  # a subclass: the C encoder's own way
+    st.lists(st.integers() | st.text(max_size=3) | st.decimals(allow_nan=False,
+                                                               allow_infinity=False),
+             max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers() | st.uuids(), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _values | _others, max_size=8))
+def test_any_state_is_written_as_the_library_writes_it(state):
+    """A state written field by field gives the library's bytes whatever its fields hold:
+    nested lists and dicts, floats, booleans, None, strings to escape, a str subclass."""
+    assert OURS.encode(state) == LIBRARY.encode(state)

@@ -78,7 +78,7 @@ def test_the_version_is_the_one_metadata_beside_the_package(tmp_path, monkeypatc
 
 def test_every_fast_path_runs_on_the_pinned_version_with_no_switch_set():
     assert on() == {"append", "topic_reads", "bulk_load", "encoder", "sql_rebuild",
-                    "memory_store", "owner_scan", "log_reads"}
+                    "memory_store", "owner_scan", "log_reads", "stored_events"}
 
 
 @pytest.mark.parametrize("value", ["1", "yes", "true", " TRUE "])

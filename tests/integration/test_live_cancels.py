@@ -9,17 +9,25 @@ import logging
 import re
 from collections import Counter
 
+import pytest
+
+from adapters.marketdata.csv_candles import load_candles
 from application.live_venue import CANCEL_ATTEMPTS
-from tests.exchange_simulator import running_simulator
-from tests.integration.test_live_trading import LiveWorld, candles  # noqa: F401 (fixture)
+from tests.exchange_simulator import BTC_USDT_CANDLES, running_simulator
+from tests.integration.test_live_trading import LiveWorld
 
 REFUSED = re.compile(r"order ([0-9a-f]{32}): cancel (\d+) of \d+ not carried out "
                      r"\(CANCEL_REFUSED, EXCHANGE_ERROR\)")
 ATTENTION = re.compile(r"order ([0-9a-f]{32}): .*\(ORDER_NEEDS_ATTENTION\)")
 
 
+@pytest.fixture(scope="module")
+def candles():
+    return load_candles(str(BTC_USDT_CANDLES))
+
+
 def test_an_order_whose_cancel_the_exchange_keeps_refusing_is_fetched_and_handed_over(
-        tmp_path, candles, caplog):  # noqa: F811 (the fixture)
+        tmp_path, candles, caplog):
     with running_simulator(speed=0) as sim:
         world = LiveWorld(f"sqlite:///{tmp_path / 'refused.sqlite'}", sim)
         world.feed(candles, 0, 30)  # a deal opened, its safety orders rest

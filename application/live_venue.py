@@ -196,8 +196,7 @@ class LiveVenue:
         or its end: then nothing more to send); its cancel sent again when due."""
         found = self.exchange.fetch_order(exchange_id, self.pair)
         if found.status in TERMINAL:
-            self._cancelling.pop(client_id, None)
-            return found
+            return found  # (``_track`` forgets its cancel)
         pending = self._cancelling[client_id]
         if pending.given_up or self._polls < pending.due:
             return found
@@ -217,6 +216,7 @@ class LiveVenue:
         if update.client_order_id in self._open:
             if update.status in TERMINAL:
                 del self._open[update.client_order_id]
+                self._cancelling.pop(update.client_order_id, None)  # nothing left to cancel
             elif update.exchange_order_id and update.status is not OrderStatus.SUBMITTED:
                 self._open[update.client_order_id] = update.exchange_order_id
         return update

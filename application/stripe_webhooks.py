@@ -281,11 +281,8 @@ class StripeWebhooks:
         if status is SubscriptionStatus.CANCELLED:
             self._link(change, "ended", stripe_sub, user)
             return status
-        if self.billing.linked("ended", stripe_sub) is not None:
-            log.info("stripe subscription %s has ended: told %s before its end, it stays "
-                     "ended", stripe_sub, status.value)
-            return SubscriptionStatus.CANCELLED
-        return status
+        ended = self.billing.linked("ended", stripe_sub) is not None
+        return SubscriptionStatus.CANCELLED if ended else status
 
     @staticmethod
     def _not_current(sub: Subscription, stripe_sub: str, status: SubscriptionStatus,

@@ -338,11 +338,27 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             market.venue.walk_candle(*candle, market)
             walked = True
         except Exception as error:
-            log.error("the paper venue failed on a candle: %s", error_reason(error))
+            if self._write_ahead_failed(market, error):
+                pass  # said once: by the candle's retry line, or by APPEND_FAILED
+            else:
+                log.error("the paper venue failed on a candle: %s", error_reason(error))
             walked = False
         if desk is not None:
             self._stage(desk.take_changes())
         return walked
+
+    def _write_ahead_failed(self, market: Market, error: Exception) -> bool:
+        """``error`` is the candle's own append, refused by a race or failed by the store,
+        raised by the write-ahead of a request the live venue sends itself while it polls
+        (a cancel sent again): no fault of the venue's. The request never left; the market
+        is stepped again with the candle (``on_candle``), unless it was rebuilt."""
+        turn = self._turn
+        if turn is None or not any(error is e for e in (turn.refused, turn.failed)):
+            return False
+        for key, stepped in list(turn.stepped.items()):
+            if stepped is market:
+                del turn.stepped[key]
+        return True
 
     def _record_failure(self, bot_id: UUID, cause: Cause, error: Exception) -> int:
         """The bot goes to ERROR with the reason (resetting the error brings it back

@@ -5,7 +5,8 @@ delivers the event again).
 
 Order does not matter: every subscription fact carries the time Stripe recorded it and an
 older fact changes no status, and of a customer's subscriptions the one Stripe created last
-is the current one (``domain.subscriptions``); payments are kept by invoice id;
+is the current one (``domain.subscriptions``), and one Stripe ended is never current again
+(``_unless_ended``); payments are kept by invoice id;
 the user is found from the subscription, the Stripe customer linked when the user started
 checkout, or the Checkout Session's ``client_reference_id``.
 """
@@ -249,22 +250,14 @@ class StripeWebhooks:
         """``created``: the subscription object's own creation time (0 from an invoice,
         which does not tell it)."""
         sub = self._subscription_of(user, change)
-        if (sub is not None and status is SubscriptionStatus.PAST_DUE and created
-                and stripe_sub != sub.stripe_subscription and not sub.stripe_created):
-            # Ignored, a newer subscription's failure would be lost (its creation,
-            # told earlier, then makes it active); applied, an older one's would make
-            # the current one past due. Its own creation event tells soon (always sent).
-            raise StripeEventEarlyError(f"subscription {stripe_sub:.60} is past due; "
-                                        "whether it is newer than the current one is not "
-                                        "known yet: Stripe delivers it again")
+        status = self._unless_ended(user, change, stripe_sub, status)
         if sub is not None and self._not_current(sub, stripe_sub, status, created):
             log.info("stripe subscription %s is %s; %s is the current one", stripe_sub,
                      status.value, sub.stripe_subscription)
             return
-        if status is SubscriptionStatus.CANCELLED:
-            if sub is not None:
-                sub.date(change.cause, stripe_sub, created)
-                change.add(sub, *self.billing.end(sub, told_at, change.cause))
+        if status is SubscriptionStatus.CANCELLED and sub is not None:
+            sub.date(change.cause, stripe_sub, created)
+            change.add(sub, *self.billing.end(sub, told_at, change.cause))
             return
         plan = self._plan_at(price, sub)
         cancel = sub.cancel_at_period_end if cancel_at_end is None and sub else bool(
@@ -277,6 +270,19 @@ class StripeWebhooks:
         else:
             sub.observe(cause, period, grace)
         change.add(change.sub)
+
+    def _unless_ended(self, user: str, change: _Change, stripe_sub: str,
+                      status: SubscriptionStatus) -> SubscriptionStatus:
+        """``status``, or CANCELLED for a subscription Stripe has ended: an end is final at
+        Stripe, so any news of it told before its end (its creation, an update, an invoice
+        arriving late) must not make it the active one. Its end is remembered as a link
+        (``ended``), since a subscription that is not the current one (a newer one whose
+        end arrived before its creation) has no place in the user's ``Subscription``."""
+        if status is SubscriptionStatus.CANCELLED:
+            self._link(change, "ended", stripe_sub, user)
+            return status
+        ended = self.billing.linked("ended", stripe_sub) is not None
+        return SubscriptionStatus.CANCELLED if ended else status
 
     @staticmethod
     def _not_current(sub: Subscription, stripe_sub: str, status: SubscriptionStatus,

@@ -194,9 +194,14 @@ class Subscription(TradetapeAggregate):
                 and 0 < created < self.stripe_created)
 
     def is_newer(self, stripe_subscription: str, created: int) -> bool:
-        """Stripe created ``stripe_subscription`` (at ``created``) after the current one."""
+        """Stripe created ``stripe_subscription`` (at ``created``) after the current one.
+        A current one whose creation time is not known (recorded before ``Dated``
+        existed, or started from an invoice) counts as older than any dated one, so news
+        of another subscription is never left waiting on it. Should it be the newer after
+        all, its own next subscription event dates it and makes it current again (its
+        creation event, always sent; at the latest the update Stripe sends at renewal)."""
         return (stripe_subscription != self.stripe_subscription
-                and 0 < self.stripe_created < created)
+                and 0 <= self.stripe_created < created)
 
     def observe(self, cause: Cause, period: Period, grace: timedelta) -> None:
         """What Stripe now says of the subscription; nothing when it is older news than

@@ -73,11 +73,17 @@ class PaperExchange(Exchange):
         self._levels = (_Levels(), _Levels())  # of _resting: falls fill them, rises fill them
         self._orders: dict[str, ExchangeOrder] = {}  # resting, by exchange order id
         self._finished: dict[str, ExchangeOrder] = {}  # the newest finished, oldest first
-        # Base units each position (a deal) holds, free to sell: added up fill by fill in the
-        # order the deal adds them, so they equal the deal's own units to the last digit. The
-        # account's balance is one 28-digit sum over every position and rounds differently:
-        # a position's exit is checked against what the position holds, not against it.
+        # Base units each position (a deal) holds: changed by its fills only, added up fill
+        # by fill in the order the deal adds them, so they equal the deal's own units to the
+        # last digit, and a sell of all it holds leaves exactly zero (it is forgotten then).
+        # The account's balance is one 28-digit sum over every position and rounds
+        # differently: a position's exit is checked against what the position holds.
         self._positions: dict[str, Decimal] = {}
+        # What each position's resting sells lock, by exchange order id: taken from what it
+        # holds only when a sell is checked. Taken out of the holding when a sell rested and
+        # added back when it was cancelled, 28-digit rounding left it one digit off: dust
+        # kept the position alive, or its exit of all the deal held was refused.
+        self._position_sells: dict[str, dict[str, Decimal]] = {}
 
     # --- the port -------------------------------------------------------------------------
 
@@ -150,7 +156,8 @@ class PaperExchange(Exchange):
 
     def restore_position(self, position: str, units: Decimal) -> None:
         """Say what a position held when the process stopped (its fills are already in the
-        balance this venue was built with); before its resting orders are restored."""
+        balance this venue was built with); before its resting orders are restored (its
+        sells among them lock part of it again)."""
         if units:
             self._positions[position] = units
 
@@ -274,10 +281,19 @@ class PaperExchange(Exchange):
         return None
 
     def _sellable(self, request: OrderRequest) -> Decimal:
-        """What a sell may sell: what its position holds, else the account's free base."""
-        if request.position is not None and request.position in self._positions:
-            return self._positions[request.position]
-        return self.free[self.base]
+        """What a sell may sell: what its position holds less what its resting sells lock,
+        else the account's free base."""
+        held = self._positions.get(request.position) if request.position is not None else None
+        if held is None:
+            return self.free[self.base]
+        resting = self._position_sells.get(request.position)
+        return held - sum(resting.values()) if resting else held
+
+    def _position_sell_ends(self, exchange_id: str, request: OrderRequest) -> None:
+        """A position's resting sell no longer rests (filled or cancelled)."""
+        resting = self._position_sells.get(request.position or "")
+        if resting is not None and resting.pop(exchange_id, None) is not None and not resting:
+            del self._position_sells[request.position]
 
     def _position_changes(self, request: OrderRequest, units: Decimal) -> None:
         """``units`` (negative: taken out) of the order's position, if it has one."""
@@ -325,8 +341,8 @@ class PaperExchange(Exchange):
             self.free[self.quote] += notional - fee
             if lock:
                 self._unheld(self.base)
-            else:  # a resting sell left its position when it was placed (_hold)
-                self._position_changes(request, -request.amount)
+                self._position_sell_ends(exchange_id, request)
+            self._position_changes(request, -request.amount)
         return Trade(f"{exchange_id}-t1", price, request.amount, fee, self.quote)
 
     def _release(self, resting: _Resting) -> None:
@@ -334,7 +350,7 @@ class PaperExchange(Exchange):
         self.locked[asset] -= resting.locked
         self.free[asset] += resting.locked
         if asset == self.base:
-            self._position_changes(resting.request, resting.locked)
+            self._position_sell_ends(resting.exchange_order_id, resting.request)
         self._unheld(asset)
 
     def _hold(self, exchange_id: str, request: OrderRequest) -> None:
@@ -342,8 +358,8 @@ class PaperExchange(Exchange):
         asset = self.quote if request.side is OrderSide.BUY else self.base
         self.free[asset] -= lock
         self.locked[asset] += lock
-        if asset == self.base:
-            self._position_changes(request, -lock)
+        if asset == self.base and request.position in self._positions:
+            self._position_sells.setdefault(request.position, {})[exchange_id] = lock
         self._holders[asset] += 1
         self._resting[exchange_id] = _Resting(exchange_id, request, lock)
         self._rests(exchange_id, request)
@@ -374,6 +390,11 @@ class PaperExchange(Exchange):
     def remembered(self) -> int:
         """How many orders this venue holds in memory (resting and recently finished)."""
         return len(self._orders) + len(self._finished)
+
+    def positions_kept(self) -> int:
+        """How many positions this venue keeps what they hold of (a sold-out one is
+        forgotten: a paper server finishes millions of deals)."""
+        return len(self._positions)
 
 
 def _high_watch(watcher: PriceWatcher) -> Decimal | None:

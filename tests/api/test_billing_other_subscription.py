@@ -8,7 +8,16 @@ from __future__ import annotations
 import pytest
 
 from tests.api import test_billing
-from tests.api.test_billing import CHECKOUT, DAY, MONTH, PRICE, SUBSCRIPTION, T, deliver
+from tests.api.test_billing import (
+    CHECKOUT,
+    DAY,
+    HISTORY,
+    MONTH,
+    PRICE,
+    SUBSCRIPTION,
+    T,
+    deliver,
+)
 from tests.stripe_events import checkout_completed, invoice_event, subscription_event
 
 pytestmark = pytest.mark.timeout(120)
@@ -151,3 +160,91 @@ def test_a_new_subscription_past_due_before_its_creation_arrived_stays_past_due(
     assert state["status"] == "past_due"
     assert state["graceEndsAt"] is not None  # it expires unless paid
     assert state["currentPeriodEnd"].startswith("2026-04-01")
+
+
+def test_a_newer_subscription_ended_before_its_creation_arrived_never_becomes_current(
+        billing, stripe_stub):
+    """sub_new was bought and ended at once; Stripe's events of it arrive end first. Its
+    creation, update and invoice arriving after its end do not make it the current one:
+    sub_old stays as it was."""
+    alice, customer = checked_out(billing, stripe_stub)
+    subscribe(billing, customer, alice.user_id, "sub_old", OLD_CREATED, T, MONTH, "old")
+    ended = subscription_event("customer.subscription.deleted", "evt_new_del", T + 20,
+                               sub="sub_new", customer=customer, price=PRICE,
+                               status="canceled", period=NEW_MONTH, sub_created=NEW_CREATED)
+    assert deliver(billing, ended).status_code == 200
+    subscribe(billing, customer, alice.user_id, "sub_new", NEW_CREATED, T + 10, NEW_MONTH,
+              "new")
+    for event in (
+            subscription_event("customer.subscription.updated", "evt_new_upd", T + 12,
+                               sub="sub_new", customer=customer, price=PRICE,
+                               status="active", period=NEW_MONTH, sub_created=NEW_CREATED),
+            invoice_event("invoice.paid", "evt_new_paid", T + 11, invoice="in_new_1",
+                          sub="sub_new", customer=customer, price=PRICE, amount=1000,
+                          period=NEW_MONTH)):
+        assert deliver(billing, event).status_code == 200
+    state = billing.gql(SUBSCRIPTION, token=alice.token)
+    assert state["subscription"]["status"] == "active"
+    assert state["subscription"]["currentPeriodEnd"].startswith("2026-03-31")  # sub_old's
+    assert state["entitlements"]["plan"] == "PRO"
+
+
+def test_a_subscription_ended_before_any_other_news_of_it_stays_ended(billing, stripe_stub):
+    """The only subscription's end is the first event to arrive: its creation and its
+    paid invoice arriving later leave it ended (FREE's limits), the payment recorded."""
+    alice, customer = checked_out(billing, stripe_stub)
+    ended = subscription_event("customer.subscription.deleted", "evt_del", T + 20,
+                               sub="sub_once", customer=customer, price=PRICE,
+                               status="canceled", period=MONTH, sub_created=T)
+    assert deliver(billing, ended).status_code == 200
+    subscribe(billing, customer, alice.user_id, "sub_once", T, T + 1, MONTH, "once")
+    paid = invoice_event("invoice.paid", "evt_paid", T + 3, invoice="in_once", sub="sub_once",
+                         customer=customer, price=PRICE, amount=1000, period=MONTH)
+    assert deliver(billing, paid).status_code == 200
+    state = billing.gql(SUBSCRIPTION, token=alice.token)
+    assert state["subscription"]["status"] == "cancelled"
+    assert state["entitlements"]["plan"] == "FREE"
+    history = billing.gql(HISTORY, token=alice.token)["billingHistory"]["edges"]
+    assert [(e["node"]["kind"], e["node"]["reference"]) for e in history] == [
+        ("invoice_paid", "in_once")]
+
+
+def recorded_undated(billing, user: str, sub: str, period: tuple[int, int]) -> None:
+    """A subscription as servers recorded it before ``Subscription.Dated`` existed: its
+    events say nothing of when Stripe created it."""
+    from datetime import UTC, datetime
+
+    from domain.subscriptions import Period, Subscription, SubscriptionStatus
+
+    runtime = billing.runtime
+    plan = runtime.billing.catalogue.find("PRO")
+    start, end = (datetime.fromtimestamp(s, UTC) for s in period)
+    runtime.trading.save_all(Subscription.start(
+        runtime.trading.cause("system:billing"), user,
+        Period(sub, SubscriptionStatus.ACTIVE, start, end, plan.id, plan.version, False,
+               T + 1)))
+
+
+def test_another_subscription_past_due_beside_an_undated_one_is_recorded_at_once(
+        billing, stripe_stub):
+    """The current subscription was recorded before its creation time was kept. A newer
+    subscription's ``past_due`` is recorded at its first delivery (it used to be refused
+    409 until the undated one's next event, maybe a month away): the undated one counts as
+    the older, so the newer takes over, past due with grace. The undated one's own late
+    news, once dated, is older news: nothing changes."""
+    alice, customer = checked_out(billing, stripe_stub)
+    recorded_undated(billing, alice.user_id, "sub_kept", MONTH)
+    past_due = subscription_event("customer.subscription.updated", "evt_new_due", T + 20,
+                                  sub="sub_new", customer=customer, price=PRICE,
+                                  status="past_due", period=NEW_MONTH,
+                                  sub_created=NEW_CREATED)
+    response = deliver(billing, past_due)
+    assert response.status_code == 200, response.text
+    state = billing.gql(SUBSCRIPTION, token=alice.token)["subscription"]
+    assert (state["status"], state["currentPeriodEnd"][:10]) == ("past_due", "2026-04-01")
+    assert state["graceEndsAt"] is not None
+    late = subscription_event("customer.subscription.updated", "evt_kept_upd", T + 30,
+                              sub="sub_kept", customer=customer, price=PRICE,
+                              status="active", period=MONTH, sub_created=T)
+    assert deliver(billing, late).status_code == 200
+    assert billing.gql(SUBSCRIPTION, token=alice.token)["subscription"] == state

@@ -11,6 +11,9 @@
 - ``backend_timeout``: Binance's "execution status unknown" answer, HTTP 503 with
   ``{"code": -1007, ...}`` (ccxt raises RequestTimeout), after carrying the request out
   (``execute=True``) or not.
+- ``refuse``: an error answer, HTTP ``status`` with Binance's ``{"code": code, ...}``
+  (-1000, "unknown error", by default: ccxt raises OperationFailed, no retry); nothing is
+  done. An exchange refusing to cancel an order, say.
 
 ``down`` (refusing connections) is not a per-request fault: see
 :meth:`tests.exchange_simulator.http.SimulatorServer.go_down`.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass
 
-KINDS = ("timeout", "rate_limit", "lose_response", "backend_timeout")
+KINDS = ("timeout", "rate_limit", "lose_response", "backend_timeout", "refuse")
 
 
 @dataclass
@@ -33,7 +36,8 @@ class Fault:
     seconds: float = 1.0  # timeout: the hold; rate_limit: Retry-After
     execute: bool = True  # timeout, backend_timeout: carry the request out or not
     late: bool = False  # timeout with execute: carry it out after the hold, not before
-    status: int = 429  # rate_limit only: 429 or 418
+    status: int = 429  # rate_limit: 429 or 418; refuse: any 4xx or 5xx
+    code: int = -1000  # refuse only: Binance's error code in the answer
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -42,6 +46,8 @@ class Fault:
             raise ValueError("times must be at least 1")
         if self.kind == "rate_limit" and self.status not in (418, 429):
             raise ValueError("a rate_limit fault answers 429 or 418")
+        if self.kind == "refuse" and not 400 <= self.status < 600:
+            raise ValueError("a refuse fault answers a 4xx or 5xx status")
         if self.method:
             self.method = self.method.upper()
 

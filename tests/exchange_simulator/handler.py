@@ -30,6 +30,7 @@ _RATE_LIMIT_MSG = ("Too many requests; current limit of IP(127.0.0.1) is 6000 re
                    "API.")
 _BACKEND_TIMEOUT_MSG = ("Timeout waiting for response from backend server. Send status unknown; "
                         "execution status unknown.")
+_REFUSED_MSG = "An unknown error occurred while processing the request."
 
 
 class _Server(ThreadingHTTPServer):
@@ -93,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in self.headers.items()}
         creating = method == "POST" and path == ORDER_PATH
         client_id = _client_id(query, body) if creating else None
-        if fault and (fault.kind == "rate_limit" or (
+        if fault and (fault.kind in ("rate_limit", "refuse") or (
                 fault.kind in ("timeout", "backend_timeout") and not fault.execute)):
             if client_id:
                 simulator.matching.record_attempt(client_id, "not_executed", fault.kind)
@@ -120,6 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(fault.status, {"code": -1003, "msg": _RATE_LIMIT_MSG}, retry)
         elif fault.kind == "backend_timeout":
             self._send(503, {"code": -1007, "msg": _BACKEND_TIMEOUT_MSG}, {})
+        elif fault.kind == "refuse":
+            self._send(fault.status, {"code": fault.code, "msg": _REFUSED_MSG}, {})
         elif fault.kind == "timeout":
             time.sleep(fault.seconds)
             self._drop()

@@ -116,6 +116,13 @@ class SimulatorHandle:
         status unknown", after carrying them out or not."""
         self._arm("backend_timeout", times, method, path, execute=execute)
 
+    def refuse(self, *, times: int = 1, method: str | None = "DELETE",
+               path: str | None = "/api/v3/order", status: int = 400,
+               code: int = -1000) -> None:
+        """Answer the next ``times`` matching requests with Binance's error ``code`` (HTTP
+        ``status``), doing nothing: by default, cancels refused."""
+        self._arm("refuse", times, method, path, status=status, code=code)
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 

@@ -343,3 +343,36 @@ def test_the_subscription_created_last_is_current_whatever_the_order(stub, order
         "sub_b", "past_due", datetime.fromtimestamp(T + 35 * DAY, UTC),
         timedelta(days=BillingSettings().grace_days),
         ["in_a1"])  # sub_a's invoice paid, whichever was current then
+
+
+def bought_and_ended(customer: str) -> list[dict]:
+    """``sub_gone`` bought, paid, updated, then ended: each told by its own event."""
+    month = (T, T + 30 * DAY)
+
+    def told(kind, event_id, at, status):
+        return subscription_event(kind, event_id, at, sub="sub_gone", customer=customer,
+                                  price=PRICE, status=status, period=month, sub_created=T)
+
+    return [told("customer.subscription.created", "evt_g1", T + 2, "active"),
+            invoice_event("invoice.paid", "evt_g2", T + 3, invoice="in_g1", sub="sub_gone",
+                          customer=customer, price=PRICE, amount=1000, period=month),
+            told("customer.subscription.updated", "evt_g3", T + 4, "active"),
+            told("customer.subscription.deleted", "evt_g4", T + 5, "canceled")]
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.randoms(use_true_random=False))
+def test_a_deleted_subscription_is_never_active_whatever_the_order(stub, order):
+    """Whatever order its events arrive in (each twice), a subscription Stripe deleted ends
+    cancelled, never active, its invoice recorded as paid."""
+    customer = _customer(stub)
+    events = bought_and_ended(customer) * 2
+    order.shuffle(events)
+
+    def current(trading, billing) -> tuple:
+        sub = billing.subscription(USER)
+        return sub.stripe_subscription, sub.status, sorted(sub.paid_invoices)
+
+    assert deliver_all_linked(stub, events, customer, current) == (
+        "sub_gone", SubscriptionStatus.CANCELLED, ["in_g1"])

@@ -76,6 +76,17 @@ def test_the_version_is_the_one_metadata_beside_the_package(tmp_path, monkeypatc
     assert library_seam.installed_version.__wrapped__() == "9.6.0"
 
 
+def test_the_package_pins_eventsourcing_to_the_seams_exact_version():
+    """An install from pyproject.toml gets the version the seam was written against, not
+    a later 9.5.x whose internals nobody checked (every fast path would turn off)."""
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    pins = [d for d in project["project"]["dependencies"] if d.startswith("eventsourcing")]
+    assert pins == [f"eventsourcing=={library_seam.PINNED}"]
+
+
 def test_every_fast_path_runs_on_the_pinned_version_with_no_switch_set():
     assert on() == {"append", "topic_reads", "bulk_load", "encoder", "sql_rebuild",
                     "memory_store", "owner_scan", "log_reads", "stored_events"}

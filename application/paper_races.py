@@ -172,8 +172,8 @@ class CandleRaces:
             try:
                 for attempt in range(1 + RESTEPS):
                     if attempt:  # (a race is no fault: not a warning)
-                        log.info("candle %s of %s refused (%s: %s): stepped again from the "
-                                 "log", ts_ms, pair, turn.refused.code, turn.refused)
+                        log.info("candle %s of %s refused (%s): stepped again from the log",
+                                 ts_ms, pair, turn.refused)  # (its text leads with its code)
                     turn.refused = None
                     try:
                         self._step_candle(pair, ts_ms, (o, h, low, c), at, turn)
@@ -186,8 +186,8 @@ class CandleRaces:
                     if turn.refused is None:
                         return self.appended - before
                 log.error("candle %s of %s skipped (CANDLE_SKIPPED): refused %d times, the "
-                          "last %s: %s; its bots go on from the log at the next candle",
-                          ts_ms, pair, 1 + RESTEPS, turn.refused.code, turn.refused)
+                          "last %s; its bots go on from the log at the next candle",
+                          ts_ms, pair, 1 + RESTEPS, turn.refused)
                 return self.appended - before
             finally:
                 self._turn = None

@@ -200,6 +200,9 @@ def test_a_candle_refused_at_every_try_is_skipped_in_one_error_line(tmp_path, ca
     lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 1 and lines[0].levelno == logging.ERROR
     assert "CANDLE_SKIPPED" in lines[0].getMessage() and lines[0].exc_info is None
+    retries = [r.getMessage() for r in caplog.records if "stepped again" in r.getMessage()]
+    assert len(retries) == RESTEPS  # each names the refusal's code once, as the error does
+    assert all(m.count("CONCURRENT_MODIFICATION") == 1 for m in [*retries, lines[0].getMessage()])
     assert trading.get_bot(bot_id).deals_opened == 0
     loop.paper._reached = real
     clock.current = T0 + timedelta(seconds=3)

@@ -29,7 +29,7 @@ from projections import ledger
 from projections.facts import Fact
 from projections.ledger import BOT_COLUMNS, DEAL_COLUMNS, MARK_COLUMNS, ORDER_COLUMNS, Ledger
 from projections.store import ViewStore
-from projections.tables import Changes, Row, table, unstored
+from projections.tables import Changes, Row, storable, table, unstored
 
 EQ_BOTS = table("equity_bots", key=("bot_id",), **BOT_COLUMNS)
 EQ_DEALS = table("equity_open_deals", key=("deal_id",), **DEAL_COLUMNS)
@@ -66,18 +66,24 @@ class Equity(Ledger):
         # batch: a later minute is a row the table cannot hold yet, written with COPY
         # instead of an upsert (nearly every point: event time moves forward). An earlier
         # one (time going back, e.g. two engines' clocks) is upserted as before.
-        self._latest: dict[tuple[str, str], str] = {}
+        # Kept apart by scope (no key tuple per point).
+        self._bot_latest: dict[str, str] = {}
+        self._owner_latest: dict[str, str] = {}
         # The point each (scope, scope id) last wrote to this batch's changes: a later fact
         # of its minute changes that row in place (a new row and an upsert per fact cost
-        # more than the figures themselves).
-        self._rows: dict[tuple[str, str], dict[str, Any]] = {}
+        # more than the figures themselves). By scope, as ``_*_latest``.
+        self._bot_rows: dict[str, dict[str, Any]] = {}
+        self._owner_rows: dict[str, dict[str, Any]] = {}
+        self._new_points: list[dict[str, Any]] = []  # this batch's, in the order made
+        self._stored: dict[str, str] = {}  # ``storable`` of bot ids and owners
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         super().load(store, suffix)
         points = store.q(EQ_POINTS.name + suffix)
         for scope, scope_id, minute in store.query(
                 f"SELECT scope, scope_id, MAX(minute) FROM {points} GROUP BY scope, scope_id"):
-            self._latest[(scope, unstored(scope_id))] = minute
+            latest = self._bot_latest if scope == "bot" else self._owner_latest
+            latest[unstored(scope_id)] = minute
 
     def apply(self, fact: Fact, out: Changes) -> None:
         kind = fact.kind
@@ -98,7 +104,7 @@ class Equity(Ledger):
         event."""
         stepped = super().stepping(kind, handler, before)
         if kind in MOVES:
-            mine, after = self.before, self.after
+            mine, after = self.before_for(kind), self.after_for(kind)
 
             def moved(fact: Fact, out: Changes) -> None:
                 mine(fact)
@@ -117,7 +123,7 @@ class Equity(Ledger):
     def follow(self, kind: str) -> Callable[[Fact, Changes], None] | None:
         """Reading a leader's books: the points after each move, and who owns which bot."""
         if kind in MOVES:
-            return self.after
+            return self.after_for(kind)
         if kind.startswith("Bot.") and kind in self.handlers:
             return self._bots_changed
         return super().follow(kind)
@@ -130,37 +136,79 @@ class Equity(Ledger):
         holding the pair is marked again (later fills of the minute move only their own
         bot's point, so a busy pair costs its holders once a minute, not once a fill). The
         previous mark's time is in the projection's table, so a restart decides as a
-        rebuild does. (One method, no calls: it runs before every move.)"""
+        rebuild does. Routed facts go to the one of its kind (``before_for``)."""
+        self.before_for(fact.kind)(fact)
+
+    def before_for(self, kind: str) -> Callable[[Fact], None]:
+        """``before`` bound to one kind: an order's fill finds its pair among the orders, a
+        deal's among the deals, a move that is no fill marks nothing again."""
+        if kind not in FILLS:
+            return self._no_remark
+        return self._first_fill(orders=kind.startswith("Order."))
+
+    def _no_remark(self, fact: Fact) -> None:
         self._remark = None
-        if fact.kind in FILLS:
-            found = self.deals.get(fact.oid) or self.orders.get(fact.oid)
+
+    def _first_fill(self, orders: bool) -> Callable[[Fact], None]:
+        def before(fact: Fact) -> None:  # ``before``, its books known (no calls: every move)
+            self._remark = None
+            found = (self.orders if orders else self.deals).get(fact.oid)
             if found:
                 pair = found["pair"]
                 last = self.marks.get(pair)
                 if last is None or last["marked_at"][:16] != fact.iso_time[:16]:
                     self._remark = pair
 
+        return before
+
+    def after_for(self, kind: str) -> Callable[[Fact, Changes], None]:
+        """``after`` bound to one kind: an order's fill moves no deal of its own."""
+        return self._after_order_fill if kind.startswith("Order.") else self.after
+
+    def _after_order_fill(self, fact: Fact, out: Changes) -> None:
+        pair, self._remark = self._remark, None
+        if pair is not None:
+            self._remarked(pair, None, fact, out)
+
     def after(self, fact: Fact, out: Changes) -> None:
         pair, self._remark = self._remark, None
         deal = self.deals.get(fact.oid)
-        if pair is None:  # no pair to mark again: at most the fact's own bot moved
-            if deal is not None:
-                self._point(deal["bot_id"], fact.iso_time[:16] + ":00+00:00", out)
-            elif fact.kind == "Deal.FeesCorrected":
-                self._point(fact.id_text("bot_id"), fact.iso_time[:16] + ":00+00:00", out)
-            return  # an order's fill later in a minute: no point moves
-        bots = {d["bot_id"] for d in self.open_by_pair.get(pair, {}).values()}
         if deal is not None:
-            bots.add(deal["bot_id"])
+            bot_id = deal["bot_id"]
         elif fact.kind == "Deal.FeesCorrected":
-            bots.add(fact.id_text("bot_id"))
-        self._points(sorted(bots), fact, out)
+            bot_id = fact.id_text("bot_id")
+        else:
+            bot_id = None
+        if pair is not None:
+            self._remarked(pair, bot_id, fact, out)
+        elif bot_id is not None:  # no pair to mark again: at most the fact's own bot moved
+            self._point(bot_id, fact.iso_time[:16] + ":00+00:00", out)
+        # (an order's fill later in a minute: no point moves)
+
+    def _remarked(self, pair: str, bot_id: str | None, fact: Fact, out: Changes) -> None:
+        """The points after the first fill of ``pair`` in a minute: every bot holding the
+        pair, and ``bot_id`` (the fact's own, if any)."""
+        holders = self.open_by_pair.get(pair)
+        if holders and len(holders) == 1:  # one open deal on the pair: no set to make
+            for deal in holders.values():
+                holder = deal["bot_id"]
+            if bot_id is not None and bot_id != holder:
+                self._points(sorted((holder, bot_id)), fact, out)
+                return
+            bot_id = holder
+        elif holders:
+            bots = {d["bot_id"] for d in holders.values()}
+            if bot_id is not None:
+                bots.add(bot_id)
+            if len(bots) > 1:
+                self._points(sorted(bots), fact, out)
+                return
+            bot_id = bots.pop()
+        if bot_id is not None:  # the fact's own bot, or the pair's only holder
+            self._point(bot_id, fact.iso_time[:16] + ":00+00:00", out)
 
     def _points(self, bot_ids: Sequence[str], fact: Fact, out: Changes) -> None:
         minute = fact.iso_time[:16] + ":00+00:00"
-        if len(bot_ids) == 1:  # the fact's own bot, or the pair's only holder
-            self._point(bot_ids[0], minute, out)
-            return
         owners: set[str] = set()
         unrealized: dict[str, Decimal] = {}
         bots = self.bots
@@ -169,7 +217,8 @@ class Equity(Ledger):
             if bot is None or bot["owner_id"] is None:
                 continue
             unrealized[bot_id] = mine = self._bot_unrealized(bot_id)
-            self._write(out, "bot", bot_id, bot["owner_id"], minute, bot["realized_pnl"], mine)
+            self._write(self._bot_rows, self._bot_latest, out, "bot", bot_id, bot["owner_id"],
+                        minute, bot["realized_pnl"], mine)
             owners.add(bot["owner_id"])
         for owner in sorted(owners):
             owned = self._owned(owner)
@@ -178,18 +227,31 @@ class Equity(Ledger):
                 realized += bots[b]["realized_pnl"]
             # An owner of one bot: the same sum over the same deals, already made.
             mine = unrealized.get(owned[0]) if len(owned) == 1 else None
-            self._write(out, "owner", owner, owner, minute, realized,
+            self._write(self._owner_rows, self._owner_latest, out, "owner", owner, owner,
+                        minute, realized,
                         self._owner_unrealized(owner, owned) if mine is None else mine)
 
     def _point(self, bot_id: str, minute: str, out: Changes) -> None:
-        """``_points`` of one bot: its point and its owner's."""
+        """``_points`` of one bot: its point and its owner's. (The common case, written
+        out: it runs at nearly every fill.)"""
         bot = self.bots.get(bot_id)
         if bot is None or bot["owner_id"] is None:
             return
         owner = bot["owner_id"]
-        mine = self._bot_unrealized(bot_id)
-        self._write(out, "bot", bot_id, owner, minute, bot["realized_pnl"], mine)
-        owned = self._owned(owner)
+        found = self.open_by_bot.get(bot_id)
+        if not found:
+            mine = ZERO
+        elif len(found) == 1:  # ``_value`` of its one deal
+            for deal in found.values():
+                mark = self.marks.get(deal["pair"])
+                mine = ZERO if mark is None else ZERO + ledger.unrealized(deal, mark["price"])
+        else:
+            mine = self._value([found[k] for k in sorted(found)])
+        self._write(self._bot_rows, self._bot_latest, out, "bot", bot_id, owner, minute,
+                    bot["realized_pnl"], mine)
+        by_owner = self._by_owner  # ``_owned``'s answer while it holds
+        owned = (by_owner.get(owner, []) if by_owner is not None
+                 and self._owned_count == len(self.bots) else self._owned(owner))
         if len(owned) == 1:  # the owner's only bot: the same sum over the same deals
             realized = ZERO + bot["realized_pnl"]  # as ``sum`` makes it
         else:
@@ -198,7 +260,8 @@ class Equity(Ledger):
             for b in owned:
                 realized += bots[b]["realized_pnl"]
             mine = self._owner_unrealized(owner, owned)
-        self._write(out, "owner", owner, owner, minute, realized, mine)
+        self._write(self._owner_rows, self._owner_latest, out, "owner", owner, owner, minute,
+                    realized, mine)
 
     def _owned(self, owner: str) -> list[str]:
         if self._by_owner is None or self._owned_count != len(self.bots):  # bots only come
@@ -241,28 +304,51 @@ class Equity(Ledger):
                 total += ledger.unrealized(deal, mark["price"])
         return total
 
-    def _write(self, out: Changes, scope: str, scope_id: str, owner: str, minute: str,
-               realized: Decimal, unrealized: Decimal) -> None:
-        key = (scope, scope_id)
-        row = self._rows.get(key)
+    def _write(self, rows: dict[str, dict[str, Any]], latest: dict[str, str], out: Changes,
+               scope: str, scope_id: str, owner: str, minute: str, realized: Decimal,
+               unrealized: Decimal) -> None:
+        """The point of ``scope_id`` (``rows`` and ``latest`` are its scope's)."""
+        row = rows.get(scope_id)
         if row is not None and row["minute"] == minute:  # a later fact of the same minute
             row["realized_pnl"], row["unrealized_pnl"] = realized, unrealized
             row["equity"] = realized + unrealized  # the row in this batch's changes
             return
-        row = self._rows[key] = {
+        row = rows[scope_id] = {
             "scope": scope, "scope_id": scope_id, "minute": minute, "owner_id": owner,
             "realized_pnl": realized, "unrealized_pnl": unrealized,
             "equity": realized + unrealized}
-        latest = self._latest
-        known = latest.get(key)
+        known = latest.get(scope_id)
         if known is None or minute > known:
-            latest[key] = minute
-            out.insert(EQ_POINTS, row)
+            latest[scope_id] = minute
+            self._new_points.append(row)  # goes in at the end of the batch (``after_batch``)
         else:
             out.upsert(EQ_POINTS, row)
 
     def after_batch(self, out: Changes) -> None:
-        self._rows.clear()
+        """The batch's new points go in as database values, made here from what they hold
+        (a row converted by ``Table.to_db`` at freezing cost twice as much: half of a
+        rebuild's points' cost was making rows and converting them). A point later
+        upserted in the same batch (time going back) is written twice, the upsert last."""
+        stored, ascii_texts = self._stored, True
+        for row in self._new_points:
+            minute, scope_id, owner = row["minute"], row["scope_id"], row["owner_id"]
+            if not (minute.isascii() and "\x00" not in minute):
+                out.insert(EQ_POINTS, row)  # checked and escaped as any row is
+                continue
+            try:  # ids and owners as stored: a few, each made storable once
+                scope_id, owner = stored[scope_id], stored[owner]
+            except KeyError:
+                ascii_texts = False
+                scope_id = stored.setdefault(scope_id, storable(scope_id))
+                owner = stored.setdefault(owner, storable(owner))
+            out.append_storable(EQ_POINTS, (
+                row["scope"], scope_id, minute, owner, str(row["realized_pnl"]),
+                str(row["unrealized_pnl"]), str(row["equity"])))
+        if not ascii_texts and len(stored) > 100_000:  # bounded: bots and owners
+            stored.clear()
+        self._new_points.clear()
+        self._bot_rows.clear()
+        self._owner_rows.clear()
 
 
 # --- reading --------------------------------------------------------------------------------

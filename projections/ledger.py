@@ -107,7 +107,7 @@ class Ledger(Projection):
             return None
         if kind not in Ledger.handlers:  # a subclass's own kind (an opt-in): no step ends
             return handler.__get__(self)  # at it, so every ledger's steps are the same
-        befores = [f.before for f in self.followers if kind in f.before_kinds]
+        befores = [f.before_for(kind) for f in self.followers if kind in f.before_kinds]
         if len(befores) == 1:  # a move with equity following: one call less per fact
             return self.stepping(kind, handler.__get__(self), befores[0])
         apply = self.stepping(kind, handler.__get__(self))
@@ -155,6 +155,10 @@ class Ledger(Projection):
 
     def before(self, fact: Fact) -> None:
         """A follower's look at the books just before the leader applies ``fact``."""
+
+    def before_for(self, kind: str) -> Callable[[Fact], None]:
+        """``before`` for facts of ``kind`` (a subclass may bind one per kind)."""
+        return self.before
 
     def apply(self, fact: Fact, out: Changes) -> None:
         step = fact.state.get("correlation_id")
@@ -250,8 +254,14 @@ class Ledger(Projection):
         deal["buy_fees"] += fee
         # ``fees`` and ``average_entry`` are made once per batch (``_derive_deal``).
         deal["safety_orders_used"] = max(deal["safety_orders_used"], fact.state["safety_order"])
-        self.mark(deal["pair"], price, fact)
-        self.dirty_deals.add(deal["deal_id"])
+        pair = deal["pair"]
+        known = self.marks.get(pair)  # ``mark``, written out: every fill
+        if known is None:
+            self.mark(pair, price, fact)
+        else:
+            known["price"], known["marked_at"] = price, fact.iso_time
+            self.dirty_pairs.add(pair)
+        self.dirty_deals.add(fact.oid)
         bot = self.bots[deal["bot_id"]]
         spent += fee
         step, pending = self.step, self.pending
@@ -339,11 +349,19 @@ class Ledger(Projection):
 
     @on("Order.Submitted")
     def _order_submitted(self, fact: Fact, out: Changes) -> None:
-        bot_id, price, amount = _id_text(fact, "bot_id"), fact.dec("price"), fact.dec("amount")
-        side, kind = fact.value("side"), fact.value("type")
+        state = fact.state
+        bot_id = state["bot_id"]  # ``_id_text``'s known case, written out: every order
+        if bot_id is not None:
+            bot_id = _IDS.get(bot_id["_data_"]) or _id_text(fact, "bot_id")
+        price, amount = fact.dec("price"), fact.dec("amount")
+        side, kind = state["side"], state["type"]  # ``fact.value``, written out
+        if side.__class__ is dict and "_type_" in side:
+            side = side["_data_"]
+        if kind.__class__ is dict and "_type_" in kind:
+            kind = kind["_data_"]
         order_id = fact.oid
         order = self.orders[order_id] = {
-            "order_id": order_id, "bot_id": bot_id, "pair": fact.state["pair"], "side": side,
+            "order_id": order_id, "bot_id": bot_id, "pair": state["pair"], "side": side,
             "type": kind, "price": price, "amount": amount, "filled": ZERO, "locked": ZERO}
         if bot_id and side == "buy" and kind != "market" and price:
             order["locked"] = locked = price * amount
@@ -354,7 +372,13 @@ class Ledger(Projection):
     def _order_filled(self, fact: Fact, out: Changes) -> None:
         order = self.orders[fact.oid]
         amount = fact.dec("amount")
-        self.mark(order["pair"], fact.dec("price"), fact)
+        pair = order["pair"]
+        known = self.marks.get(pair)  # ``mark``, written out: every fill
+        if known is None:
+            self.mark(pair, fact.dec("price"), fact)
+        else:
+            known["price"], known["marked_at"] = fact.dec("price"), fact.iso_time
+            self.dirty_pairs.add(pair)
         order["filled"] = filled = order["filled"] + amount
         done = filled == order["amount"]
         locked = order["locked"]
@@ -362,9 +386,15 @@ class Ledger(Projection):
             release = locked if done else min(order["price"] * amount, locked)
             order["locked"] = locked - release
             self.commit(self.bots[order["bot_id"]], -release, fact)
-        if done:  # ``_settle``, inline: every fill
-            del self.orders[order["order_id"]]
-            self.pending_orders.ended(order["order_id"])
+        if done:  # ``_settle`` and ``PendingRows.ended``, inline: every fill
+            order_id = order["order_id"]
+            del self.orders[order_id]
+            pending = self.pending_orders
+            if order_id in pending.new:  # never written: nothing to delete
+                pending.new.discard(order_id)
+                pending.changed.discard(order_id)
+            else:
+                pending.changed.add(order_id)
         else:
             self.pending_orders.touched(order["order_id"])
 

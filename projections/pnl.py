@@ -131,7 +131,11 @@ class Pnl(Ledger):
         return row
 
     def fee_paid(self, bot: Row, fee: Decimal, fact: Fact, out: Changes) -> None:
-        self.day(bot, fact, out)["fees"] += fee
+        today = self._today.get(bot["bot_id"])  # ``day``'s first case, written out: every fee
+        if today is not None and today[0] == fact.iso_time[:10]:
+            today[1]["fees"] += fee
+        else:
+            self.day(bot, fact, out)["fees"] += fee
 
     def deal_closed(self, bot: Row, deal: Row, fact: Fact, out: Changes) -> None:
         row = self.day(bot, fact, out)

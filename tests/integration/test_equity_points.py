@@ -5,13 +5,14 @@ of an owner are kept between fills, until a deal opens or ends)."""
 from __future__ import annotations
 
 from decimal import Decimal
+from uuid import UUID
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.clock import SequentialIds, SteppingClock
 from application.bootstrap import open_trading
-from projections.equity import Equity
+from projections.equity import EQ_POINTS, Equity
 from projections.runner import Projector
 from projections.store import SQLiteViewStore
 from projections.tables import Changes
@@ -67,14 +68,7 @@ def test_a_take_profit_steps_sale_counts_in_the_curve_as_pnl_counts_it(
     store = view_store(persistent_store_url)
     try:
         store.register(Equity.name, "trading", Equity.tables, Equity.schema())
-        equity, out = Equity(), Changes(Equity.tables)
-        for fact in _first_batch(Log()):
-            handler = equity.route(fact.kind)
-            if handler is not None:
-                handler(fact, out)
-        with store.transaction() as cur:
-            equity.end_batch(out)
-            store.write(cur, out.freeze())
+        _write_batch(store, Equity(), _first_batch(Log()))
         alice = store.select(Equity.tables[-1], "scope = 'owner' AND scope_id = ?",
                              ("alice",), order="minute")
         # A1: 1 × 95 − 95 − 0.095; B1: 1 × 12 − 20 − 0.02 + (12 − 0.012)
@@ -85,3 +79,48 @@ def test_a_take_profit_steps_sale_counts_in_the_curve_as_pnl_counts_it(
         assert b_bot[-1]["unrealized_pnl"] == Decimal("3.968")  # at the step's own minute
     finally:
         store.close()
+
+
+def test_points_of_an_owner_id_holding_a_nul_read_back_as_that_id_after_a_restart(
+        persistent_store_url, trading):
+    """An owner id holding a NUL and ␀ (stored before ids were checked): its points, and
+    its bot's, are written escaped like any view text (equity makes its new points' values
+    itself) and read back as the owner's own id, by the reader and by a restarted
+    projection, which carries the curve on."""
+    trading(persistent_store_url)
+    store = view_store(persistent_store_url)
+    owner, log = "a\x00l\u2400ice", Log()
+    try:
+        store.register(Equity.name, "trading", Equity.tables, Equity.schema())
+        bot = {"_type_": "uuid_hex", "_data_": UUID(_id("A")).hex}
+        _write_batch(store, Equity(), [
+            log.fact("Bot.Created", _id("A"), owner_id=owner, name="A",
+                     config={"_data_": {"pair": "BTC/USDT"}}),
+            log.fact("Deal.Opened", _id("A1"), owner_id=owner, pair="BTC/USDT", bot_id=bot),
+            log.bought("A1", "100", "1", "0.1")])
+        restarted = Equity()
+        restarted.load(store)
+        _write_batch(store, restarted, [log.bought("A1", "90", "1", "0.09", safety=1)])
+        points = store.select(EQ_POINTS, order="minute, scope")
+        # 1 × 100 − 100 − 0.1, then 2 × 90 − 190 − 0.19: the bot's and its owner's
+        assert [(p["scope"], p["scope_id"], p["owner_id"], p["unrealized_pnl"])
+                for p in points] == [
+            ("bot", _id("A"), owner, Decimal("-0.1")), ("owner", owner, owner, Decimal("-0.1")),
+            ("bot", _id("A"), owner, Decimal("-10.19")),
+            ("owner", owner, owner, Decimal("-10.19"))]
+        stored = store.query(f"SELECT DISTINCT owner_id FROM {store.q(EQ_POINTS.name)}")
+        assert [tuple(row) for row in stored] == [("a\u24000000l\u24002400ice",)]
+    finally:
+        store.close()
+
+
+def _write_batch(store, equity: Equity, facts) -> None:
+    """``facts`` applied to ``equity`` as one batch, written as the runner writes it."""
+    out = Changes(Equity.tables)
+    for fact in facts:
+        handler = equity.route(fact.kind)
+        if handler is not None:
+            handler(fact, out)
+    with store.transaction() as cur:
+        equity.end_batch(out)
+        store.write(cur, out.freeze())

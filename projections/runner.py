@@ -137,10 +137,8 @@ class Projector:
     def finish_shadow(self) -> None:
         """Index the filled shadow tables: one sort each, faster than keeping the indexes
         up to date while filling them."""
-        with self.store.transaction() as cur:
-            for t in self.tracked:
-                for table in t.projection.tables:
-                    self.store.create_indexes(cur, table, SHADOW, t.generation)
+        self.store.index_filled([(table, SHADOW, t.generation) for t in self.tracked
+                                 for table in t.projection.tables])
 
     def resume_shadow(self, positions: dict[str, int] | None = None) -> None:
         """Carry on with shadow tables someone else filled: up to ``positions`` (0 when

@@ -26,6 +26,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 from application.settings import Database, _connect_kwargs, lock_ddl
+from projections.shadow_indexes import build_side_by_side
 from projections.tables import Frozen, Row, Table, schema_hash
 
 TRACKING = "projection_tracking"
@@ -117,10 +118,24 @@ class ViewStore(ABC):
 
 
     def create_indexes(self, cur: Any, table: Table, suffix: str, generation: int) -> None:
+        for text in self.index_statements(table, suffix, generation):
+            self.execute(cur, text)
+
+    def index_statements(self, table: Table, suffix: str, generation: int) -> list[str]:
+        """The ``CREATE INDEX`` of each of the table's secondary indexes."""
+        statements = []
         for cols in table.indexes:
             index = f"ix_{table.name}_{'_'.join(cols)}_g{generation}"[:63]
-            self.execute(cur, f"CREATE INDEX {self.bare(index)} ON "
-                         f"{self.q(table.name + suffix)} ({', '.join(cols)})")
+            statements.append(f"CREATE INDEX {self.bare(index)} ON "
+                              f"{self.q(table.name + suffix)} ({', '.join(cols)})")
+        return statements
+
+    def index_filled(self, tables: Sequence[tuple[Table, str, int]]) -> None:
+        """Build the secondary indexes of filled tables ((table, suffix, generation) each:
+        a rebuild's shadows), in one transaction."""
+        with self.transaction() as cur:
+            for table, suffix, generation in tables:
+                self.create_indexes(cur, table, suffix, generation)
 
     def lock_ddl(self, cur: Any) -> None:  # noqa: B027 - SQLite needs nothing more
         """Keep other processes from creating tables until this transaction ends
@@ -411,6 +426,12 @@ class PostgresViewStore(ViewStore):
         with self.conn.cursor(binary=True) as cur:
             cur.execute(self.sql(text), params)
             return cur.fetchall()
+
+    def index_filled(self, tables: Sequence[tuple[Table, str, int]]) -> None:
+        """Two connections side by side (``projections/shadow_indexes.py``)."""
+        build_side_by_side(self, [(table.name + suffix, text)
+                                  for table, suffix, generation in tables
+                                  for text in self.index_statements(table, suffix, generation)])
 
     def insert_rows(self, cur: Any, table: Table, name: str, rows: list[tuple]) -> None:
         self._copy(cur, table, self.q(name), rows)

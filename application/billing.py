@@ -224,6 +224,11 @@ class Billing:
             cause = self.trading.cause(actor)
             if not sub.is_due_to_expire(cause.at):
                 return None
+            if sub.fall_back(cause):  # another subscription still live: no expiry
+                self.trading.save_all(sub)
+                log.info("subscription of %s fell back to %s", sub.user_id,
+                         sub.stripe_subscription)
+                return None
             wallet = renew_from_wallet(self, sub, actor)
             if wallet is not None:  # the prepaid wallet pays: no expiry
                 self.trading.save_all(sub, wallet)
@@ -241,9 +246,14 @@ class Billing:
 
     def end(self, sub: Subscription, told_at: int, cause: Cause) -> list[Bot]:
         """Stripe ended the subscription: cancelled, the bots beyond FREE paused (not
-        saved: returned, to be saved with it)."""
+        saved: returned, to be saved with it). A user with another subscription still live
+        (``Subscription.live_other``) falls back to it instead, nothing paused."""
         if told_at < sub.told_at or sub.status in (SubscriptionStatus.CANCELLED,
                                                    SubscriptionStatus.EXPIRED):
+            return []
+        if sub.live_other(cause.at) is not None:  # still paying: nothing to pause
+            sub.cancel(cause, told_at, [])
+            sub.fall_back(cause)
             return []
         paused = self.slots.beyond(sub.user_id, self.entitlements.free(), cause)
         sub.cancel(cause, told_at, [str(b.id) for b in paused])

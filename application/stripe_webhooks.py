@@ -6,7 +6,8 @@ delivers the event again).
 Order does not matter: every subscription fact carries the time Stripe recorded it and an
 older fact changes no status, and of a customer's subscriptions the one Stripe created last
 is the current one (``domain.subscriptions``), and one Stripe ended is never current again
-(``_unless_ended``); payments are kept by invoice id;
+(``_unless_ended``); news of the others is kept as their own status (``_note_other``), the
+fallback when the current one ends; payments are kept by invoice id;
 the user is found from the subscription, the Stripe customer linked when the user started
 checkout, or the Checkout Session's ``client_reference_id``.
 """
@@ -14,6 +15,7 @@ checkout, or the Checkout Session's ``client_reference_id``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -181,14 +183,20 @@ class StripeWebhooks:
         ``customer.subscription.created`` still on its way) is refused
         (STRIPE_EVENT_EARLY): acknowledged, it would be lost, and the subscription would
         start active though its payment failed. A failure of another of the customer's
-        invoices (an old subscription's, a one-off) changes nothing: it is not the
-        current subscription's payment."""
+        subscriptions leaves the current one as it is, but makes that one past due among
+        the others (the user falls back to it only within its grace); of a one-off
+        invoice, it changes nothing."""
         stripe_sub = invoice_subscription(obj)
         user = self._user(subscription=stripe_sub, customer=text(obj, "customer"))
         sub = self._subscription_of(user, change) if user else None
         if sub is None and user is not None and stripe_sub is not None:
             raise StripeEventEarlyError(f"a failed payment of subscription {stripe_sub:.60}, "
                                         "not recorded yet: Stripe delivers it again")
+        if sub is not None and stripe_sub in sub.others:  # another one: its own status
+            sub.other_payment_failed(change.cause, stripe_sub, int(event.get("created") or 0),
+                                     self.billing.settings.grace)
+            change.add(sub)
+            return
         if sub is None or sub.stripe_subscription != stripe_sub:
             self._unattributed(user, obj, event)
             return
@@ -254,6 +262,9 @@ class StripeWebhooks:
         if sub is not None and self._not_current(sub, stripe_sub, status, created):
             log.info("stripe subscription %s is %s; %s is the current one", stripe_sub,
                      status.value, sub.stripe_subscription)
+            self._note_other(sub, change, Period(
+                stripe_sub, status, start, end, sub.plan_id, sub.plan_version,
+                bool(cancel_at_end), told_at, created), price, cancel_at_end is None)
             return
         if status is SubscriptionStatus.CANCELLED and sub is not None:
             sub.date(change.cause, stripe_sub, created)
@@ -270,6 +281,35 @@ class StripeWebhooks:
         else:
             sub.observe(cause, period, grace)
         change.add(change.sub)
+
+    def _note_other(self, sub: Subscription, change: _Change, period: Period,
+                    price: str | None, cancel_untold: bool) -> None:
+        """News of another of the customer's subscriptions, kept as its own status: should
+        the current one end, the user falls back to the newest one still live. Its plan
+        is the one selling its price, else the one it was known at (an object naming no
+        price, or the price that plan's version sold). At a price no plan sells, nothing
+        is kept of it but its end: it is not the current one, so nothing is refused."""
+        known = sub.others.get(period.stripe_subscription)
+        catalogue = self.billing.catalogue
+        plan = catalogue.by_stripe_price(price)
+        if plan is not None:
+            plan_at = (plan.id, plan.version)
+        elif known is not None and (price is None or catalogue.at_version(
+                known["plan_id"], known["plan_version"]).stripe_price == price):
+            plan_at = (known["plan_id"], known["plan_version"])
+        elif period.status is SubscriptionStatus.CANCELLED:
+            plan_at = (sub.plan_id, sub.plan_version)  # an end: its plan matters not
+        else:
+            log.info("stripe subscription %s is at price %s, which no plan sells",
+                     period.stripe_subscription, price)
+            return
+        cancel = known["cancel_at_period_end"] if cancel_untold and known else (
+            period.cancel_at_period_end)
+        sub.note_other(change.cause, replace(period, plan_id=plan_at[0],
+                                             plan_version=plan_at[1],
+                                             cancel_at_period_end=cancel),
+                       self.billing.settings.grace)
+        change.add(sub)
 
     def _unless_ended(self, user: str, change: _Change, stripe_sub: str,
                       status: SubscriptionStatus) -> SubscriptionStatus:

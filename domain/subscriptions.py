@@ -6,7 +6,9 @@ the time Stripe recorded it, and a fact older than the newest one applied change
 (Stripe delivers out of order). A customer may hold several Stripe subscriptions (an old one
 replaced by a new checkout): the current one is the one Stripe *created* last, whatever
 order their events arrive in, so a late fact of an older one changes nothing and the
-first fact of a newer one takes over, whatever the older one's last event said. Payments
+first fact of a newer one takes over, whatever the older one's last event said. Each of the
+others keeps its own status as Stripe tells it (``others``), so that when the current one
+ends (or expires) the user falls back to the newest of them still live. Payments
 are kept by invoice id, so one invoice is paid once however often it is told. Expiry is
 decided by the injected clock (``expire_if_due``).
 """
@@ -33,6 +35,7 @@ class SubscriptionStatus(ValueEnum):
 # Statuses whose plan's limits apply; otherwise the FREE plan's do.
 ENTITLED = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE,
             SubscriptionStatus.PAST_DUE)
+PAYING = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE)
 
 
 def subscription_id(user_id: str) -> UUID:
@@ -71,6 +74,9 @@ class Subscription(TradetapeAggregate):
     paid_invoices: dict[str, str]  # invoice id -> "card" | "wallet"
     paused_bots: list[str]  # paused at expiry, resumed on payment
     refunds: dict[str, Decimal]  # charge -> refunded of it
+    # The customer's other Stripe subscriptions as last told: id -> the fields of
+    # ``OtherTold`` (status, plan, period, told_at, created, grace_ends_at).
+    others: dict[str, dict]
 
     def __init__(self) -> None:
         super().__init__()
@@ -91,7 +97,7 @@ class Subscription(TradetapeAggregate):
 
         def apply(self, s: Subscription) -> None:
             s.user_id, s.paid_invoices, s.paused_bots = self.user_id, {}, []
-            s.refunds = {}
+            s.refunds, s.others = {}, {}
             s.grace_ends_at, s.stripe_created = None, 0
             _take_period(s, self)
 
@@ -109,7 +115,12 @@ class Subscription(TradetapeAggregate):
 
         def apply(self, s: Subscription) -> None:
             if self.stripe_subscription != s.stripe_subscription:
-                s.stripe_created = 0  # another subscription: its ``Dated`` follows
+                # Another subscription takes over: the one replaced keeps its own status
+                # among the others (the user may fall back to it), and its ``Dated``
+                # follows.
+                others = {k: v for k, v in s.others.items() if k != self.stripe_subscription}
+                s.others = {**others, s.stripe_subscription: _standing(s)}
+                s.stripe_created = 0
             _take_period(s, self)
             s.grace_ends_at, s.paused_bots = None, []
 
@@ -123,6 +134,18 @@ class Subscription(TradetapeAggregate):
         def apply(self, s: Subscription) -> None:
             if self.stripe_subscription == s.stripe_subscription:
                 s.stripe_created = self.created
+
+    class OtherTold(Renewed):
+        """What Stripe said of another of the customer's subscriptions, not the current
+        one: it changes no status here, but is where the user falls back to. (A period
+        told, as ``Renewed``'s, whose fields it shares; its ``apply`` is its own.)"""
+
+        created: int  # 0: not told
+        grace_ends_at: datetime | None  # past due: until when it still entitles
+
+        def apply(self, s: Subscription) -> None:
+            standing = {k: getattr(self, k) for k in STANDING}
+            s.others = {**s.others, self.stripe_subscription: standing}
 
     class PaymentFailed(Event):
         grace_ends_at: datetime
@@ -210,6 +233,7 @@ class Subscription(TradetapeAggregate):
         arrive before the new one's creation); one created before changes nothing."""
         which = (period.stripe_subscription, period.created)
         if self.is_older(*which):
+            self.note_other(cause, period, grace)
             return
         if self.is_newer(*which) and period.status is not SubscriptionStatus.CANCELLED:
             self._take_over(cause, period, grace)
@@ -243,6 +267,64 @@ class Subscription(TradetapeAggregate):
         if period.status is SubscriptionStatus.PAST_DUE:
             self._record(self.PaymentFailed, cause, grace_ends_at=cause.at + grace,
                          told_at=period.told_at)
+
+    def note_other(self, cause: Cause, period: Period, grace: timedelta) -> None:
+        """What Stripe says of another of the customer's subscriptions, kept as its own
+        status (its facts ordered among themselves by ``told_at``; an end is final). A
+        current subscription ended or expired falls back to it at once if it is live."""
+        known = self.others.get(period.stripe_subscription)
+        ending = period.status is SubscriptionStatus.CANCELLED  # final, whenever told
+        if known is not None and (known["status"] is SubscriptionStatus.CANCELLED or (
+                not ending and period.told_at < known["told_at"])):
+            return
+        grace_ends_at = None
+        if period.status is SubscriptionStatus.PAST_DUE:
+            grace_ends_at = (known["grace_ends_at"] if known and known["grace_ends_at"]
+                             else cause.at + grace)
+        standing = {**_period_data(period), "created": max(
+            period.created, known["created"] if known else 0), "grace_ends_at": grace_ends_at}
+        del standing["stripe_subscription"]
+        if known != standing:
+            self._record(self.OtherTold, cause, stripe_subscription=period.stripe_subscription,
+                         **standing)
+        if not self.is_entitled():
+            self.fall_back(cause)
+
+    def other_payment_failed(self, cause: Cause, stripe_subscription: str, told_at: int,
+                             grace: timedelta) -> None:
+        """A failed payment of another (known) subscription: past due, with ``grace``
+        from now, unless older news than what is known of it."""
+        known = self.others.get(stripe_subscription)
+        if known is None or known["status"] not in PAYING or told_at <= known["told_at"]:
+            return
+        self._record(self.OtherTold, cause, stripe_subscription=stripe_subscription,
+                     **{**known, "status": SubscriptionStatus.PAST_DUE, "told_at": told_at,
+                        "grace_ends_at": cause.at + grace})
+
+    def live_other(self, now: datetime) -> str | None:
+        """The newest other subscription that still entitles (active, trialing, past due
+        within its grace), by Stripe's creation time (an undated one counts as older)."""
+        live = [(known["created"], known["told_at"], sub)
+                for sub, known in self.others.items()
+                if known["status"] in PAYING or (
+                    known["status"] is SubscriptionStatus.PAST_DUE
+                    and known["grace_ends_at"] is not None and now < known["grace_ends_at"])]
+        return max(live)[2] if live else None
+
+    def fall_back(self, cause: Cause) -> bool:
+        """The newest live other subscription becomes the current one, as last told (past
+        due keeps its own grace); False when there is none."""
+        sub = self.live_other(cause.at)
+        if sub is None:
+            return False
+        known = self.others[sub]
+        self._record(self.Renewed, cause, stripe_subscription=sub,
+                     **{k: known[k] for k in STANDING if k not in ("created", "grace_ends_at")})
+        self.date(cause, sub, known["created"])
+        if known["status"] is SubscriptionStatus.PAST_DUE:
+            self._record(self.PaymentFailed, cause, grace_ends_at=known["grace_ends_at"],
+                         told_at=known["told_at"])
+        return True
 
     def date(self, cause: Cause, stripe_subscription: str, created: int) -> None:
         """Learn when Stripe created the current subscription, once told (by any of its
@@ -314,6 +396,19 @@ def _period_data(period: Period) -> dict:
             "plan_id": period.plan_id, "plan_version": period.plan_version,
             "period_start": period.start, "period_end": period.end,
             "cancel_at_period_end": period.cancel_at_period_end, "told_at": period.told_at}
+
+
+# What is kept of each other subscription (``OtherTold``'s fields but its id).
+STANDING = ("status", "plan_id", "plan_version", "period_start", "period_end",
+            "cancel_at_period_end", "told_at", "created", "grace_ends_at")
+
+
+def _standing(s: Subscription) -> dict:
+    """The current subscription as it stands, kept among the others once replaced."""
+    return {"status": s.status, "plan_id": s.plan_id, "plan_version": s.plan_version,
+            "period_start": s.current_period_start, "period_end": s.current_period_end,
+            "cancel_at_period_end": s.cancel_at_period_end, "told_at": s.told_at,
+            "created": s.stripe_created, "grace_ends_at": s.grace_ends_at}
 
 
 def _take_period(s: Subscription, e) -> None:

@@ -376,3 +376,71 @@ def test_a_deleted_subscription_is_never_active_whatever_the_order(stub, order):
 
     assert deliver_all_linked(stub, events, customer, current) == (
         "sub_gone", SubscriptionStatus.CANCELLED, ["in_g1"])
+
+
+def newer_ended_older_paid(customer: str) -> list[dict]:
+    """``sub_old`` bought, ``sub_new`` bought later (the current one), ``sub_old`` renewed
+    and paid while not current, ``sub_new`` ended: each told by its own event."""
+    month, renewed, newer = (T, T + 30 * DAY), (T + 30 * DAY, T + 60 * DAY), (
+        T + 5 * DAY, T + 35 * DAY)
+
+    def told(kind, event_id, at, sub, status, period, created):
+        return subscription_event(kind, event_id, at, sub=sub, customer=customer,
+                                  price=PRICE, status=status, period=period,
+                                  sub_created=created)
+
+    return [told("customer.subscription.created", "evt_o1", T + 2, "sub_old", "active",
+                 month, T),
+            told("customer.subscription.created", "evt_n1", T + 5 * DAY + 2, "sub_new",
+                 "active", newer, T + 5 * DAY),
+            told("customer.subscription.updated", "evt_o2", T + 30 * DAY, "sub_old",
+                 "active", renewed, T),
+            invoice_event("invoice.paid", "evt_o3", T + 30 * DAY + 1, invoice="in_o2",
+                          sub="sub_old", customer=customer, price=PRICE, amount=1000,
+                          period=renewed),
+            told("customer.subscription.deleted", "evt_n2", T + 31 * DAY, "sub_new",
+                 "canceled", newer, T + 5 * DAY)]
+
+
+def fallen_back(trading, billing) -> tuple:
+    sub = billing.subscription(USER)
+    return (sub.stripe_subscription, sub.status, sub.current_period_end, sub.grace_ends_at,
+            sorted(sub.paid_invoices), sub.others["sub_new"]["status"])
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.randoms(use_true_random=False))
+def test_the_newer_one_ended_the_user_falls_back_whatever_the_order(stub, order):
+    """Whatever order (each event twice), the user ends on ``sub_old``, active for its
+    renewed month: the newer one's end leaves them on the one they still pay for."""
+    customer = _customer(stub)
+    events = newer_ended_older_paid(customer) * 2
+    order.shuffle(events)
+    assert deliver_all_linked(stub, events, customer, fallen_back) == (
+        "sub_old", SubscriptionStatus.ACTIVE, datetime.fromtimestamp(T + 60 * DAY, UTC), None,
+        ["in_o2"], SubscriptionStatus.CANCELLED)
+
+
+def test_the_fallback_is_read_back_from_the_store(stub, persistent_store_url):
+    """Stored (SQLite, PostgreSQL) and read by a new connection: the same subscription,
+    and the others as they were told."""
+    customer = _customer(stub)
+    trading, billing, hooks = open_billing(stub, persistent_store_url)
+    try:
+        cause = trading.cause(USER)
+        trading.save_all(StripeLink.make(cause, "customer-of", USER, customer),
+                         StripeLink.make(cause, "customer", customer, USER))
+        redeliver(hooks, newer_ended_older_paid(customer))
+        written = billing.subscription(USER)
+    finally:
+        trading.close()
+    trading, billing, _ = open_billing(stub, persistent_store_url)
+    try:
+        read = billing.subscription(USER)
+        assert (read.stripe_subscription, read.status, read.others) == (
+            written.stripe_subscription, written.status, written.others)
+        assert (read.stripe_subscription, read.status) == ("sub_old",
+                                                          SubscriptionStatus.ACTIVE)
+    finally:
+        trading.close()

@@ -149,7 +149,7 @@ class Following:
         """Reconciliation of one bot on a live exchange, when it is (re)followed: every
         order the log believes open is asked about (fills made while we were down are
         recorded at the exchange's times; one the exchange does not know is Lost), and a
-        ladder the process stopped before placing is placed."""
+        ladder the process stopped before placing is placed; inside a candle, by its step."""
         bot = engine.bot
         self._seat(market, engine)
         if bot.open_deal_id is None:
@@ -165,6 +165,13 @@ class Following:
                     OrderRequest(order.client_order_id, order.pair, order.side, order.type,
                                  order.remaining, order.price, order.deal_id.hex),
                     order.exchange_order_id)
+        if self._turn is not None:
+            # Followed again inside a candle (its append refused by a race, rebuilt from
+            # the log): the candle's step, which reaches every live market, reconciles it
+            # under the candle's cause. Done here, it would close a deal outside the
+            # candle, and the re-step would open the next one a candle late.
+            market.unreconciled[bot.id] = frozenset(placed)
+            return
         engine.begin_step(self.trading.cause(SYSTEM, f"reconcile:{bot.id}"))
         try:
             for update in market.venue.poll():

@@ -26,7 +26,9 @@ class Turn:
     """A candle's attempts (``PaperTrading.on_candle``). A market is stepped once per
     candle: again only when the log does not hold its step (its append was refused and the
     market rebuilt from the log: a new object), never when its step is stored (by a flush
-    before the refused one) or changed nothing (not rebuilt)."""
+    before the refused one) or changed nothing (not rebuilt). A market the refused append
+    rebuilt is not stored whole, whatever a write-ahead of its step stored before (a live
+    venue's, mid-step: a cancel, an exit's sell): it is stepped again."""
 
     stepped: dict[tuple[str, str], Market] = field(default_factory=dict)
     stored: set[tuple[str, str]] = field(default_factory=set)
@@ -122,6 +124,9 @@ class CandleRaces:
                 self._drop_band(key)
                 if self._turn is not None:
                     self._turn.rebuilt.append(market)
+                    # Its bots' changes were refused: its step is not whole in the log,
+                    # though a write-ahead stored part of it (a live order's, mid-step).
+                    self._turn.stored.discard(key)
                 for other in list(market.engines):
                     error = self._follow_from_log(other) or error
         if error is not None:  # (one line for the rebuild: the store is down for all)

@@ -20,8 +20,10 @@ __all__ = ["candles"]  # (the module's candles fixture)
 LIMIT = 2  # the user's maxOpenDeals; they run four bots, each wants a deal at once
 
 
-def seed(url: str, owner: str = "u1", accounts: int = 2, per_account: int = 2) -> list:
-    """``owner``'s bots on ``accounts`` paper accounts, all started, maxOpenDeals=LIMIT."""
+def seed(url: str, owner: str = "u1", accounts: int = 2, per_account: int = 2,
+         limits: dict | None = None) -> list:
+    """``owner``'s bots on ``accounts`` paper accounts, all started, maxOpenDeals=LIMIT
+    (or ``limits``)."""
     trading = open_trading(url, clock=SteppingClock(EVENING, timedelta(seconds=1)),
                            ids=SequentialIds(f"seed-{owner}"))
     bots = []
@@ -34,7 +36,7 @@ def seed(url: str, owner: str = "u1", accounts: int = 2, per_account: int = 2) -
                                         exchange_account_id=str(account))
             trading.start_bot(bot_id, actor=owner)
             bots.append(bot_id)
-    RiskLimits(trading).set_limits(owner, {"maxOpenDeals": LIMIT}, actor=owner)
+    RiskLimits(trading).set_limits(owner, limits or {"maxOpenDeals": LIMIT}, actor=owner)
     trading.close()
     return bots
 
@@ -104,11 +106,11 @@ def test_users_are_shared_whole_between_workers(candles, postgres_url):
         two.close()
 
 
-def split(url: str):
+def split(url: str, limits: dict | None = None):
     """The user's four bots on one worker, three of their leases let lapse and adopted by a
     second worker at once (as a dead worker's are): the user's bots are split, and the
     first worker, which has not ticked since, believes it holds them all."""
-    bots = seed(url)
+    bots = seed(url, limits=limits)
     one = RiskWorker(url, "one")
     one.leases.tick()
     assert one.paper.bot_ids == set(bots)
@@ -173,3 +175,21 @@ def test_a_worker_that_believes_it_holds_the_user_whole_is_fenced(candles, postg
         one.close()
         if two is not None:
             two.close()
+
+
+def test_the_exposure_limit_holds_across_workers_too(candles, postgres_url):
+    """maxExposureQuote 250: one deal commits 225 (a base order of 100, safety orders of 50
+    and 75 resting). Split, no deal opens; together on one worker, exactly one."""
+    bots, one, two = split(postgres_url, {"maxExposureQuote": "250"})
+    try:
+        feed((one, two), candles, range(2))
+        assert most_open_deals(postgres_url) == (0, 0)
+        one.leases.tick()
+        two.leases.tick()
+        assert two.paper.bot_ids == set(bots)
+        feed((one, two), candles, range(2, 5))
+        assert most_open_deals(postgres_url) == (1, 1)
+        assert two.risk.view("u1").exposure.committed_quote <= Decimal("250")
+    finally:
+        one.close()
+        two.close()

@@ -164,6 +164,9 @@ class LeaseManager(Shares):
         # owner -> their bots that need an engine, as the last tick saw them (and claimed
         # since): who may judge an owner's count limits (``judges``)
         self._owners: dict[str, set[UUID]] = {}
+        # owner -> the tick under way when a command here claimed a bot of theirs: not
+        # judged here until a later tick has looked at the log (``judges``)
+        self._claimed: dict[str, int] = {}
         self._dropping: set[UUID] = set()  # lost by a refused append, to unfollow
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -207,9 +210,12 @@ class LeaseManager(Shares):
         judge; the one that holds them all fences its buy with every lease it counted
         (``companions``), so a stale belief (a lease taken since its last tick) writes
         nothing. Two workers cannot both judge one user: each knows the other's bots from
-        the log, and a bot neither knew of was started after both looked, with no deal."""
+        the log as of its last tick. A bot a command claimed here since then is one the
+        other may not know of yet (two bots of a user started at once on two workers):
+        its owner is judged again once a tick has looked since."""
         with self._lock:
-            return self._owners.get(owner_id, set()) <= self.held.keys()
+            return (owner_id not in self._claimed
+                    and self._owners.get(owner_id, set()) <= self.held.keys())
 
     def companions(self, owner_ids: Iterable[str]) -> set[UUID]:
         """The bots of ``owner_ids`` held here: fenced with a buy that judged their limits."""
@@ -228,6 +234,8 @@ class LeaseManager(Shares):
             if bot_id not in candidates and (owner := self.paper.owner_of(bot_id)):
                 owners.setdefault(owner, set()).add(bot_id)
         self._owners = owners
+        # claims made before this tick began: its look at the log came after them
+        self._claimed = {o: n for o, n in self._claimed.items() if n >= self._tick_serial}
 
     def claim(self, bot_id: UUID) -> bool:
         """A command here started ``bot_id``: take its lease now if it is free and trade it
@@ -242,6 +250,7 @@ class LeaseManager(Shares):
             self._follow(taken, refresh=True)
             if bot_id in self.held and (owner := self.paper.owner_of(bot_id)):
                 self._owners.setdefault(owner, set()).add(bot_id)
+                self._claimed[owner] = self._tick_serial
             return bot_id in self.held
 
     # --- the ticks ---------------------------------------------------------------------------

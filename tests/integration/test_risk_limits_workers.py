@@ -193,3 +193,39 @@ def test_the_exposure_limit_holds_across_workers_too(candles, postgres_url):
     finally:
         one.close()
         two.close()
+
+
+def test_bots_started_at_once_on_two_workers_wait_for_a_look(candles, postgres_url):
+    """Two stopped bots of one user (maxOpenDeals 1), started at the same moment by commands
+    on two workers, each claiming its bot at once: neither worker knows the other's bot
+    yet. Neither opens a deal until a tick has looked at the log since its claim; then the
+    user comes together on one worker and opens one deal, no more."""
+    trading = open_trading(postgres_url, clock=SteppingClock(EVENING, timedelta(seconds=1)),
+                           ids=SequentialIds("seed-u1"))
+    bots = []
+    for n in range(2):
+        account = trading.open_account(owner_id="u1", exchange="paper", quote_asset="USDT")
+        trading.deposit(account, "USDT", Decimal("10000"), actor="u1")
+        bots.append(trading.create_bot(owner_id="u1", name=f"bot {n}",
+                                       config=DcaConfig.from_mapping(BOT),
+                                       exchange_account_id=str(account)))
+    RiskLimits(trading).set_limits("u1", {"maxOpenDeals": 1}, actor="u1")
+    trading.close()
+    one, two = RiskWorker(postgres_url, "one"), RiskWorker(postgres_url, "two")
+    try:
+        for worker in (one, two):
+            worker.leases.tick()  # nothing runs yet
+        for worker, bot_id in zip((one, two), bots, strict=True):
+            worker.trading.start_bot(bot_id, actor="u1")
+            worker.paper.follow(bot_id)  # the command's worker claims the bot
+        assert (one.paper.bot_ids, two.paper.bot_ids) == ({bots[0]}, {bots[1]})
+        feed((one, two), candles, range(2))
+        assert most_open_deals(postgres_url) == (0, 0)
+        for worker in (one, two, one, two):
+            worker.leases.tick()
+        assert sorted(map(len, (one.paper.bot_ids, two.paper.bot_ids))) == [0, 2]
+        feed((one, two), candles, range(2, 4))
+        assert most_open_deals(postgres_url) == (1, 1)
+    finally:
+        one.close()
+        two.close()

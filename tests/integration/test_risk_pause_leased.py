@@ -1,4 +1,5 @@
-"""Engine workers and the daily loss limit: a user's accounts traded by two workers. The
+"""Engine workers and the daily loss limit: a user's accounts traded by two workers (for a
+while: a user's bots are leased together, but a lapsed lease is adopted at once). The
 worker whose bot's loss reaches the limit counts it and pauses the bots it holds; it cannot
 write for the bot another worker holds (its append would be refused whole, LEASE_LOST, and
 the count and the pause lost), and need not: the limit, reached, refuses that bot's buys

@@ -1,7 +1,10 @@
 """An engine worker's share of the bots (``LeaseManager``'s ticks, ``application/leases.py``):
 a dead worker's bots adopted at once, then about ``ceil(bots / live workers)`` each, taken
-and given up a whole account at a time (its bots share a paper wallet); a bot leased but
-not followed is let go at once, for a later tick to take again."""
+and given up a whole user at a time (their risk limits count all their bots, on every
+account; an account's bots share a paper wallet and one owner); a user split between
+workers for a while (adopted in parts, a lease let lapse) comes together again on the
+worker that holds most of their bots; a bot leased but not followed is let go at once, for
+a later tick to take again."""
 
 from __future__ import annotations
 
@@ -16,12 +19,18 @@ log = logging.getLogger("tradetape.leases")
 
 @dataclass(frozen=True)
 class Candidate:
-    """A bot that needs an engine, and the account whose wallet it shares."""
+    """A bot that needs an engine, the account whose wallet it shares, and its owner."""
 
     bot_id: UUID
     account: str
     open_deal: bool = False  # orders another worker placed may rest for it
     close: tuple[str, str] | None = None  # (reason, actor) of a close asked elsewhere
+    owner: str = ""  # (none given: its account stands for it)
+
+    @property
+    def group(self) -> str:
+        """What moves between workers together: the owner's bots (else the account's)."""
+        return f"owner:{self.owner}" if self.owner else f"account:{self.account}"
 
 
 class Shares:
@@ -38,6 +47,39 @@ class Shares:
         self._follow(taken, refresh=True, loaded=loaded)
         return bool(taken)
 
+    def _unsplit(self, candidates: dict[UUID, Candidate], loaded: dict[UUID, Any]) -> None:
+        """Users whose bots are held here and by another live worker (adopted in parts, a
+        lease that lapsed): the worker holding most of them (the same count: the first by
+        name) keeps them and takes the rest as they come free; the others let theirs go.
+        Until then neither opens a deal that their count limits judge (``judges``)."""
+        groups = _by_group(candidates[b] for b in self.held if b in candidates)
+        rest = [c for c in candidates.values()
+                if c.group in groups and c.bot_id not in self.held]
+        if not rest:  # (the usual case: every user held here is held whole)
+            return
+        holders = self.store.holders([c.bot_id for c in rest])
+        elsewhere: dict[str, dict[str, int]] = {}
+        for c in rest:
+            if (holder := holders.get(c.bot_id)) not in (None, self.worker):
+                counts = elsewhere.setdefault(c.group, {})
+                counts[holder] = counts.get(holder, 0) + 1
+        given, free = [], []
+        for group, bots in groups.items():
+            ours = (-len(bots), self.worker)
+            if any((-n, w) < ours for w, n in elsewhere.get(group, {}).items()):
+                given += bots
+            else:
+                free += [c.bot_id for c in rest if c.group == group
+                         and holders.get(c.bot_id) is None]
+        if given:
+            log.info("%d bot(s) of users split between workers let go to the worker "
+                     "holding most of theirs", len(given))
+            self._release(given)
+        if free:
+            taken = self.store.acquire(sorted(free), self.seconds)
+            self._follow(taken, refresh=any(candidates[b].open_deal for b in taken),
+                         loaded=loaded)
+
     def _release(self, bot_ids: list[UUID]) -> None:
         if not bot_ids:
             return
@@ -47,9 +89,9 @@ class Shares:
         self.store.release(bot_ids)
 
     def _excess(self, candidates: dict[UUID, Candidate], count: int) -> list[UUID]:
-        """Whole accounts, smallest first, as long as they add up to at most ``count``
-        bots (an account bigger than the excess stays: shares are about even, not exact)."""
-        groups = _by_account(candidates[b] for b in self.held if b in candidates)
+        """Whole users, smallest first, as long as they add up to at most ``count``
+        bots (a user bigger than the excess stays: shares are about even, not exact)."""
+        groups = _by_group(candidates[b] for b in self.held if b in candidates)
         chosen: list[UUID] = []
         for _, bots in sorted(groups.items(), key=lambda item: (len(item[1]), item[0])):
             if len(chosen) + len(bots) <= count:
@@ -58,21 +100,21 @@ class Shares:
 
     def _take(self, candidates: dict[UUID, Candidate], count: int,
               loaded: dict[UUID, Any]) -> None:
-        """Free bots, whole accounts at a time (the ones of accounts held here first); never
-        a bot of an account another live worker trades."""
+        """Free bots, whole users at a time (the ones of users held here first); never
+        a bot of a user another live worker trades."""
         free = [c for b, c in candidates.items() if b not in self.held]
         if not free:
             return
         holders = self.store.holders([c.bot_id for c in free])
-        mine = {candidates[b].account for b in self.held if b in candidates}
-        busy = {c.account for c in free if holders.get(c.bot_id) not in (None, self.worker)}
-        groups = _by_account(c for c in free if c.account not in busy)
-        order = sorted(groups, key=lambda account: (account not in mine, account))
+        mine = {candidates[b].group for b in self.held if b in candidates}
+        busy = {c.group for c in free if holders.get(c.bot_id) not in (None, self.worker)}
+        groups = _by_group(c for c in free if c.group not in busy)
+        order = sorted(groups, key=lambda group: (group not in mine, group))
         wanted: list[UUID] = []
-        for account in order:
-            if len(wanted) >= count and account not in mine:
+        for group in order:
+            if len(wanted) >= count and group not in mine:
                 break
-            wanted += groups[account]
+            wanted += groups[group]
         if not wanted:
             return
         taken = self.store.acquire(wanted, self.seconds)
@@ -124,10 +166,10 @@ class Shares:
             self.store.release(strays)
 
 
-def _by_account(candidates: Iterable[Candidate]) -> dict[str, list[UUID]]:
+def _by_group(candidates: Iterable[Candidate]) -> dict[str, list[UUID]]:
     groups: dict[str, list[UUID]] = {}
     for c in candidates:
-        groups.setdefault(c.account, []).append(c.bot_id)
+        groups.setdefault(c.group, []).append(c.bot_id)
     for bots in groups.values():
         bots.sort()
     return groups

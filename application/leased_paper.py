@@ -44,11 +44,27 @@ def bots_of(aggregates: Iterable, bot_ids: Iterable[UUID] = ()) -> set[UUID]:
 class LeasedPaperTrading(PaperTrading):
     leases: LeaseManager | None = None  # set by the composition root before start
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.risk is not None:  # a user's count limits judged only where all their
+            self.risk.judge = self._judges  # bots are held (``LeaseManager.judges``)
+
+    def _judges(self, owner_id: str) -> bool:
+        return self.leases is None or self.leases.judges(owner_id)
+
+    def owner_of(self, bot_id: UUID) -> str | None:
+        engine = self._engine_of(bot_id)[1]
+        return engine.bot.owner_id if engine is not None else None
+
     def _append(self, aggregates, bot_ids=()) -> int:
         aggregates = list(aggregates)
         if self.leases is None:
             return super()._append(aggregates, bot_ids)
         bots = bots_of(aggregates, bot_ids)
+        if self.risk is not None and self.risk.judged:  # a buy judged on the figures of
+            # every bot of its owner held here: each of their leases is checked with it
+            owners = {o for a in aggregates if (o := getattr(a, "owner_id", None))}
+            bots |= self.leases.companions(owners & self.risk.judged)
         try:
             with fenced(self.leases.fence(bots) if bots else None):
                 return super()._append(aggregates, bot_ids)

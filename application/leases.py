@@ -23,13 +23,15 @@ losing them all only means every bot is taken again, from its events.
   takes its bots at its next tick.
 - **Share.** A dead worker's bots are taken by the first worker that sees them, whatever
   its share; then each worker holds about ``ceil(bots / live workers)`` bots: a worker that
-  joins is given bots by the others releasing their excess (the bots of one account move
-  together, since they share a paper wallet), once it is **ready**: it says so in its
-  worker row at its first tick after its server has started (``started``: its first take
-  done, its live loop stepping). Until then the others do not count it, so bots let go are
-  never left waiting for a worker still starting (5-22 s on a loaded machine, past the
-  lease time); a joiner takes only free bots. Readiness moves no lease: the fence alone
-  decides who writes.
+  joins is given bots by the others releasing their excess (the bots of one user move
+  together: their risk limits count them all, and an account's share a paper wallet; a
+  user split for a while comes together on the worker holding most of their bots, and
+  meanwhile no worker opens what their count limits judge: ``judges``), once it is
+  **ready**: it says so in its worker row at its first tick after its server has started
+  (``started``: its first take done, its live loop stepping). Until then the others do not
+  count it, so bots let go are never left waiting for a worker still starting (5-22 s on a
+  loaded machine, past the lease time); a joiner takes only free bots. Readiness moves no
+  lease: the fence alone decides who writes.
 
 Ownership changes only through ``PaperTrading.follow`` / ``unfollow`` (see
 ``application/leased_paper.py``). The manager never reads the wall clock: the database's
@@ -130,6 +132,10 @@ class Follower(Protocol):
 
     def unfollow(self, bot_id: UUID, *, release: bool = False) -> None: ...
 
+    def owner_of(self, bot_id: UUID) -> str | None:
+        """The owner of a bot followed here (None: not followed)."""
+        ...
+
     def refresh_index(self) -> None: ...
 
     def close_deal(self, bot_id: UUID, reason: Any, actor: str) -> UUID: ...
@@ -155,6 +161,12 @@ class LeaseManager(Shares):
         self._tick_serial = 0  # ticks begun
         self._renewal: Renewal | None = None
         self.held: dict[UUID, int] = {}  # bot id -> token
+        # owner -> their bots that need an engine, as the last tick saw them (and claimed
+        # since): who may judge an owner's count limits (``judges``)
+        self._owners: dict[str, set[UUID]] = {}
+        # owner -> the tick under way when a command here claimed a bot of theirs: not
+        # judged here until a later tick has looked at the log (``judges``)
+        self._claimed: dict[str, int] = {}
         self._dropping: set[UUID] = set()  # lost by a refused append, to unfollow
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -189,6 +201,42 @@ class LeaseManager(Shares):
                     self._dropping.add(bot_id)
         self._wake.set()
 
+    # --- a user's risk limits across workers ---------------------------------------------
+
+    def judges(self, owner_id: str) -> bool:
+        """Whether this worker holds every bot of ``owner_id`` that it knows needs an
+        engine: only then may it judge the limits that count all their bots (open deals,
+        exposure), with its own figures. A worker holding part of them opens no deal they
+        judge; the one that holds them all fences its buy with every lease it counted
+        (``companions``), so a stale belief (a lease taken since its last tick) writes
+        nothing. Two workers cannot both judge one user: each knows the other's bots from
+        the log as of its last tick. A bot a command claimed here since then is one the
+        other may not know of yet (two bots of a user started at once on two workers):
+        its owner is judged again once a tick has looked since."""
+        with self._lock:
+            return (owner_id not in self._claimed
+                    and self._owners.get(owner_id, set()) <= self.held.keys())
+
+    def companions(self, owner_ids: Iterable[str]) -> set[UUID]:
+        """The bots of ``owner_ids`` held here: fenced with a buy that judged their limits."""
+        with self._lock:
+            found: set[UUID] = set()
+            for owner_id in owner_ids:
+                found.update(b for b in self._owners.get(owner_id, ()) if b in self.held)
+            return found
+
+    def _know(self, candidates: dict[UUID, Candidate]) -> None:
+        owners: dict[str, set[UUID]] = {}
+        for c in candidates.values():
+            if c.owner:
+                owners.setdefault(c.owner, set()).add(c.bot_id)
+        for bot_id in self.held:  # claimed since the last look: known by their owner
+            if bot_id not in candidates and (owner := self.paper.owner_of(bot_id)):
+                owners.setdefault(owner, set()).add(bot_id)
+        self._owners = owners
+        # claims made before this tick began: its look at the log came after them
+        self._claimed = {o: n for o, n in self._claimed.items() if n >= self._tick_serial}
+
     def claim(self, bot_id: UUID) -> bool:
         """A command here started ``bot_id``: take its lease now if it is free and trade it
         (the shares even out at later ticks); else its holder trades it."""
@@ -200,6 +248,9 @@ class LeaseManager(Shares):
                 self._wake.set()
                 return False
             self._follow(taken, refresh=True)
+            if bot_id in self.held and (owner := self.paper.owner_of(bot_id)):
+                self._owners.setdefault(owner, set()).add(bot_id)
+                self._claimed[owner] = self._tick_serial
             return bot_id in self.held
 
     # --- the ticks ---------------------------------------------------------------------------
@@ -289,10 +340,13 @@ class LeaseManager(Shares):
             self._dropping.clear()
             self._strays(renewed)  # under the lock: no take is halfway
             self._release([b for b in before if b in self.held and b not in candidates])
+            self._know(candidates)
         with self.paper.lock, self._lock:
             if self._adopt(candidates, loaded):  # a worker died since the count above:
                 # counted again, else this worker would give away bots of its own for nothing
                 workers = max(1, self.store.heartbeat(self.seconds))
+            else:  # (a user adopted in parts comes together at a later tick, once every
+                self._unsplit(candidates, loaded)  # live worker has seen its share)
             share = math.ceil(len(candidates) / workers)
             if len(self.held) > share:
                 self._release(self._excess(candidates, len(self.held) - share))

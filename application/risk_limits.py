@@ -35,7 +35,7 @@ from domain.errors import NotFoundError
 from domain.money import ZERO
 from domain.numbers import Bounds, parse_number, parse_whole
 from domain.recording import Cause, topic_of
-from domain.risk import Exposure, Limits, UserRisk, day_of, refusal, risk_id
+from domain.risk import Exposure, Limits, RiskLimitError, UserRisk, day_of, refusal, risk_id
 from domain.rosters import BotRoster, roster_id
 
 log = logging.getLogger("tradetape.risk")
@@ -90,6 +90,12 @@ class RiskLimits:
         self._keys: dict[str, UUID] = {}  # UserRisk ids by owner
         # owner -> their paused bots the last lift left to the engine workers trading them
         self._elsewhere: dict[str, set[UUID]] = {}
+        # On an engine worker (``LeasedPaperTrading``): whether it holds all of an owner's
+        # bots, so that its figures are the whole of theirs (None: one runner, it does).
+        self.judge: Callable[[str], bool] | None = None
+        # Owners whose count limits a buy here was judged on: their appends are fenced
+        # with every lease counted (``LeasedPaperTrading._append``)
+        self.judged: set[str] = set()
 
     def add_exposure(self, source: ExposureSource) -> None:
         """Another holder of open deals or positions (the runner, positions)."""
@@ -186,6 +192,14 @@ class RiskLimits:
         risk = self.risk_of(str(owner_id))
         if risk is None or (risk.limits.empty and risk.halted_until is None):
             return
+        if self.judge is not None and (limit := _counted(risk.limits, opens)) is not None:
+            if not self.judge(str(owner_id)):
+                raise RiskLimitError(limit, "your bots are traded by several engine workers "
+                                     "for a moment: nothing the limit counts opens until "
+                                     "one holds them all")
+            self.judged.add(str(owner_id))
+        elif _counted(risk.limits, "deal") is None:  # (count limits cleared: their
+            self.judged.discard(str(owner_id))  # appends fenced as any other's again)
         refused = refusal(risk.limits, self.exposure(str(owner_id)), opens=opens,
                           adds_quote=adds_quote, position_quote=position_quote,
                           halted_until=risk.halted_until)
@@ -310,6 +324,17 @@ class RiskLimits:
         except NotFoundError:
             return []
         return [UUID(bot_id) for bot_id in roster.bots]
+
+
+def _counted(limits: Limits, opens: str) -> str | None:
+    """The first limit that counts all the owner's bots and judges a buy that ``opens``
+    (a deal: open deals, exposure; a safety order: exposure), None when none is set. A
+    position is no bot's: its check is as before."""
+    if opens == "deal" and limits.max_open_deals is not None:
+        return "maxOpenDeals"
+    if opens in ("deal", "safety_order") and limits.max_exposure_quote is not None:
+        return "maxExposureQuote"
+    return None
 
 
 def _pause_ended(bot: Bot, at: datetime) -> bool:

@@ -64,6 +64,7 @@ class RunningBots:
                                     or bot.open_deal_id is not None):
                 close = (bot.close_reason, bot.close_actor) if bot.close_pending else None
                 self.bots[bot_id] = Candidate(bot_id, bot.exchange_account_id,
-                                              bot.open_deal_id is not None, close)
+                                              bot.open_deal_id is not None, close,
+                                              owner=bot.owner_id)
             else:
                 self.bots.pop(bot_id, None)

@@ -1,4 +1,5 @@
-"""Engine workers and the daily loss limit: a user's accounts traded by two workers. The
+"""Engine workers and the daily loss limit: a user's accounts traded by two workers (for a
+while: a user's bots are leased together, but a lapsed lease is adopted at once). The
 worker whose bot's loss reaches the limit counts it and pauses the bots it holds; it cannot
 write for the bot another worker holds (its append would be refused whole, LEASE_LOST, and
 the count and the pause lost), and need not: the limit, reached, refuses that bot's buys
@@ -62,14 +63,21 @@ def seed(url: str) -> list:
     return bots
 
 
+def split(url: str, one: RiskWorker, two: RiskWorker, holder) -> None:
+    """A user's bots split between two workers for a while (a user's bots move together,
+    but a lease that lapsed is adopted at once by whichever worker sees it first): one
+    takes both, the holder's lease lapses, two adopts it, one sees it gone."""
+    one.leases.tick()
+    expire(url, holder)
+    two.leases.tick()
+    one.leases.tick()
+
+
 def test_the_worker_that_reaches_the_limit_pauses_what_it_holds(candles, postgres_url):
     loser, holder = seed(postgres_url)
     one, two = RiskWorker(postgres_url, "one"), RiskWorker(postgres_url, "two")
     try:
-        one.leases.tick()  # takes both, then gives one account to the second
-        two.leases.tick()
-        one.leases.tick()
-        two.leases.tick()
+        split(postgres_url, one, two, holder)
         workers = {bot: w for w in (one, two) for bot in w.paper.bot_ids}
         assert set(workers) == {loser, holder} and workers[loser] is not workers[holder]
         for minute in range(59):  # 23:00 .. 23:58
@@ -93,8 +101,7 @@ def test_two_workers_that_know_of_the_halt_lift_it_once_at_midnight(candles, pos
     loser, holder = seed(postgres_url)
     one, two = RiskWorker(postgres_url, "one"), RiskWorker(postgres_url, "two")
     try:
-        for worker in (one, two, one, two):  # one account each
-            worker.leases.tick()
+        split(postgres_url, one, two, holder)
         workers = {bot: w for w in (one, two) for bot in w.paper.bot_ids}
         for minute in range(61):  # 23:00 .. 00:00
             o, h, low, c = candles.exact(minute)

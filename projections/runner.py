@@ -23,6 +23,7 @@ from application.settings import _connect_kwargs
 from projections.facts import Fact, FactDecoder
 from projections.framework import Projection
 from projections.ledger import Ledger
+from projections.paper_book import BookAtHead, PaperBook, offer_loaded, withdraw_loaded
 from projections.reader import (
     LogReader,
     LogRow,
@@ -97,6 +98,7 @@ class Projector:
         self.cpu_seconds: dict[str, float] = {}  # the same, of this thread's processor time
         self.timed = False  # projection by projection, each timed (``costs``): slower
         self._started = False
+        self._offered_until: int | None = None  # the paper book offered (``_start_live``)
 
     def start(self) -> None:
         """Create what is missing, check table shapes, load each projection's state."""
@@ -110,17 +112,28 @@ class Projector:
         for t in self.tracked:
             p = t.projection
             self.store.register(p.name, self.app.name, p.tables, p.schema())
-        rows = self.store.tracking()
+        if self.store.before_select is not None:  # (a recovery: nothing left to write)
+            self.store.before_select()
+        # The tracking rows and every table in one snapshot of the store: a projections
+        # process committing meanwhile cannot leave a state ahead of its position (so the
+        # paper book loaded here can serve this process's ``BookAtHead`` too).
+        with self.store.consistent_reads():
+            rows = self.store.tracking()
+            for t in self.tracked:
+                row = rows[t.projection.name]
+                if row.schema_hash != t.projection.schema():
+                    raise ProjectionError(
+                        "PROJECTION_SCHEMA_CHANGED",
+                        f"the {row.name} tables were made by another version of tradetape: "
+                        f"run `tradetape projections rebuild {row.name}`")
+                t.position, t.generation = row.position, row.generation
+                t.projection = type(t.projection)()
+                t.projection.load(self.store)
+        self._offered_until = None
         for t in self.tracked:
-            row = rows[t.projection.name]
-            if row.schema_hash != t.projection.schema():
-                raise ProjectionError(
-                    "PROJECTION_SCHEMA_CHANGED",
-                    f"the {row.name} tables were made by another version of tradetape: "
-                    f"run `tradetape projections rebuild {row.name}`")
-            t.position, t.generation = row.position, row.generation
-            t.projection = type(t.projection)()
-            t.projection.load(self.store)
+            if isinstance(t.projection, PaperBook):
+                offer_loaded(self.store, t.projection, t.position)
+                self._offered_until = t.position + BookAtHead.RELOAD_AFTER
 
     def create_shadow(self) -> None:
         """Fresh, empty ``<table>__rebuild`` tables; positions back to 0."""
@@ -209,6 +222,9 @@ class Projector:
         first, then goes projection by projection, each timed on its own: what
         :meth:`costs` reports and a rebuild shares processes out by."""
         end = page[-1][0]
+        if self._offered_until is not None and end > self._offered_until:
+            withdraw_loaded(self.store)  # too far back to be taken now: not kept
+            self._offered_until = None
         shared = self.shares_books()
         active = [t for t in self.tracked if t.position < end]  # others are past this page
         outs = [Changes(t.projection.tables) for t in active]

@@ -101,6 +101,7 @@ class Table:
         key_of = (itemgetter(*self.key) if len(self.key) > 1
                   else _single_key(self.key[0]))
         object.__setattr__(self, "key_of", key_of)
+        object.__setattr__(self, "from_db", _row_reader(self.columns))
         object.__setattr__(self, "_money_at", tuple(
             i for i, (_, kind) in enumerate(self.columns) if kind == "money"))
         kinds = dict(self.columns)
@@ -132,22 +133,39 @@ class Table:
     def storable_key(self, key: Key) -> Key:
         return _storable_values(key, self._key_text_at)
 
-    def from_db(self, values: Iterable[Any]) -> Row:
-        row = dict(zip(self._names, values, strict=True))
-        for name in self._money:
-            if row[name] is not None:
-                row[name] = Decimal(row[name])
-        for name in self._text:
-            value = row[name]
-            if type(value) is str and ESCAPE in value:
-                row[name] = unstored(value)
-        return row
+    def from_db(self, values: Iterable[Any]) -> Row:  # replaced per table in ``__post_init__``
+        """The row as stored: money as ``Decimal``, text unescaped (``_row_reader``)."""
+        raise NotImplementedError
 
     def ddl(self) -> str:
         """Column definitions for CREATE TABLE (the table name is the store's business)."""
         cols = [f"{name} {SQL_TYPES[kind]}{' NOT NULL' if name in self.key else ''}"
                 for name, kind in self.columns]
         return ", ".join([*cols, f"PRIMARY KEY ({', '.join(self.key)})"])
+
+
+def _row_reader(columns: tuple[tuple[str, str], ...]) -> Callable[[Iterable[Any]], Row]:
+    """``Table.from_db`` for these columns, written out as one function: the values
+    unpacked by position, the row made as one dict display, each money value made a
+    ``Decimal`` and each text unescaped in place. WHY: a start reads ~250,000 rows at
+    10,000 bots; the generic loop (a dict of ``zip``, then a pass per money and text
+    column) cost 1.5 us a row of ``paper_book_orders``, this 0.9 (0.6 and 0.2 for a
+    bot's row)."""
+    values, entries = [], []
+    for i, (name, kind) in enumerate(columns):
+        value = f"v{i}"
+        values.append(value)
+        if kind == "money":
+            value = f"(None if {value} is None else Decimal({value}))"
+        elif kind == "text":
+            value = f"(unstored({value}) if {value}.__class__ is str and ESCAPE in {value} " \
+                    f"else {value})"
+        entries.append(f"{name!r}: {value}")
+    source = (f"def from_db(values):\n    {', '.join(values)}, = values\n"
+              f"    return {{{', '.join(entries)}}}\n")
+    namespace = {"Decimal": Decimal, "unstored": unstored, "ESCAPE": ESCAPE}
+    exec(source, namespace)  # (made above: column names only as quoted keys)
+    return namespace["from_db"]
 
 
 def _single_key(name: str) -> Callable[[Row], Key]:

@@ -176,3 +176,50 @@ def _drop_schema(url: str) -> None:
     env = parse_database_url(url).env
     with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{env["POSTGRES_SCHEMA"]}" CASCADE')
+
+
+def test_a_start_reads_the_book_once_the_projectors_copy_equals_its_tables(postgres_url,
+                                                                           candles):
+    """The server's projector loads the book (its tables, in one consistent snapshot) and
+    offers a copy to the restart book of the same store: the start reads the tables once.
+    What it restores equals the book read from the tables; the projector's own book moves
+    on without changing the copy; once taken, or once too far back, it is not offered."""
+    from projections import paper_book
+    from projections.paper_book import BookAtHead
+    from projections.runner import Projector
+
+    world, _ = busy_world(postgres_url, candles)
+    trading = world.trading
+    account = trading.open_account(owner_id="u3", exchange="paper", quote_asset="USDT")
+
+    def deposit(amount: str) -> None:
+        trading.deposit(account, "USDT", Decimal(amount), actor="u3")
+
+    store, plain = view_store(postgres_url), view_store(postgres_url)
+    try:
+        catch_up(trading, store, [PaperBook])
+        deposit("10.5")  # after the tables' position: read from the log
+        projector = Projector(trading, store, [PaperBook()])
+        projector.start()  # loads the tables, offers a copy
+        read = []
+        select = store.select
+        store.select = lambda table, *a, **k: read.append(table.name) or select(table, *a, **k)
+        shared = BookAtHead(trading, store)
+        from_copy = shared()
+        assert not [name for name in read if name.startswith("paper_book")]
+        assert paper_book.take_loaded(store) is None  # taken once
+        from_tables = book_at_head(trading, plain)
+        assert from_copy == from_tables and from_copy.orders
+        assert from_copy.deposits[str(account)] == {"USDT": Decimal("10.5")}
+        projector.catch_up()  # the projector's book moves on; the copy did not move with it
+        deposit("0.25")
+        assert shared() == book_at_head(trading, plain)
+        assert shared().deposits[str(account)] == {"USDT": Decimal("10.75")}
+        projector.start()
+        projector._offered_until = projector.positions()[PaperBook.name] - 1
+        deposit("1")
+        projector.catch_up()
+        assert paper_book.take_loaded(store) is None  # moved on: withdrawn, not kept
+    finally:
+        store.close()
+        plain.close()

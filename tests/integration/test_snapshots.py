@@ -291,3 +291,39 @@ def test_a_packed_snapshot_that_does_not_unpack_is_ignored(trading):
     forget(trading, bot_id)
     assert trading.load(bot_id, Bot).name == "b"
     assert trading.load_many([bot_id], Bot)[bot_id].name == "b"
+
+
+def test_an_account_with_observed_balances_is_snapshotted_and_reads_back_equal(trading):
+    """An account's observed balances are (free, locked) tuples; JSON gives lists back, so
+    no account was ever snapshotted and every start replayed each one. Now its snapshot is
+    written, a load uses it, and the balances come back as tuples (a list would not equal
+    the wallet monitor's (free, locked) and record the same balance again)."""
+    from domain.accounts import ExchangeAccount
+    from domain.recording import Cause
+
+    account_id = trading.open_account(owner_id="u1", exchange="paper", quote_asset="USDT")
+    account = trading.get_account(account_id)
+    cause = Cause(T0, "u1", "observe")
+    account.observe_balance(cause, "USDT", Decimal("9850.5"), Decimal("149.5"))
+    account.observe_balance(cause, "BTC", Decimal("0.75"), Decimal("0"))
+    trading.append(account)
+    forget(trading, account_id)
+    replayed = trading.load_many([account_id], ExchangeAccount)[account_id]  # takes one
+    stored = stored_snapshot(trading, account_id)
+    assert type(stored) is snapshots.PackedSnapshot
+    assert stored.originator_version == replayed.version
+    true_state = state(replayed)
+    replayed.observed = {"USDT": (Decimal("1"), Decimal("2"))}  # forged: is it used?
+    forged = snapshots.PackedSnapshot.take(replayed)
+    trading.snapshots.recorder.replace_events([trading.mapper.to_stored_event(forged)])
+    forget(trading, account_id)
+    loaded = trading.load_many([account_id], ExchangeAccount)[account_id]
+    assert loaded.observed == {"USDT": (Decimal("1"), Decimal("2"))}
+    trading.snapshots.recorder.replace_events([trading.mapper.to_stored_event(stored)])
+    forget(trading, account_id)
+    for again in (trading.load_many([account_id], ExchangeAccount)[account_id],
+                  trading.load(account_id, ExchangeAccount)):
+        assert state(again) == true_state
+        assert again.observed == {"USDT": (Decimal("9850.5"), Decimal("149.5")),
+                                  "BTC": (Decimal("0.75"), Decimal("0"))}
+        assert all(type(pair) is tuple for pair in again.observed.values())

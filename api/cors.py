@@ -33,14 +33,15 @@ def cors_origins(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return origins
 
 
-def allow_origins(app, origins: tuple[str, ...]) -> None:
-    """Adds the CORS middleware (outermost: a preflight is answered before anything else
-    looks at it) when ``origins`` names any."""
+def allow_origins(app, origins: tuple[str, ...]):
+    """``app`` behind the CORS middleware (put outermost: a preflight is answered before
+    anything else looks at it, and every answer, a cached one too, gets the same headers)
+    when ``origins`` names any; else ``app`` itself."""
     if not origins:
-        return
+        return app
     from fastapi.middleware.cors import CORSMiddleware
 
-    app.add_middleware(CORSMiddleware, allow_origins=list(origins), allow_credentials=False,
-                       allow_methods=["GET", "POST", "OPTIONS"],
-                       allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                       expose_headers=["X-Request-ID"], max_age=PREFLIGHT_MAX_AGE)
+    return CORSMiddleware(app, allow_origins=list(origins), allow_credentials=False,
+                          allow_methods=["GET", "POST", "OPTIONS"],
+                          allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                          expose_headers=["X-Request-ID"], max_age=PREFLIGHT_MAX_AGE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -49,8 +50,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
 
     # No OpenTelemetry here: FastAPI's own would otherwise look for configured providers on
     # every request (the environment and three globals), for nothing.
-    app = FastAPI(title="Tradetape", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+    app = _Tradetape(title="Tradetape", lifespan=lifespan, docs_url=None, redoc_url=None,
+                     telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.runtime = runtime
 
     @app.get("/health")
@@ -69,11 +70,38 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
     mount_graphiql_assets(app)
     app.state.graphql = graphql
     app.state.graphql_read_side = read
+    door: Any = _AppStack(app)
     if runtime.settings.graphql_cache:
-        _cache_answers(app, runtime, read, limits)
-    _guard(app, limits)  # before the cache reads anything
-    allow_origins(app, origins)  # the outermost: preflights never reach the guard
+        door = _cache_answers(door, runtime, read, limits)
+    door = _guard(door, limits)  # before the cache reads anything
+    app.door = allow_origins(door, origins)  # the outermost: preflights never reach the guard
     return app
+
+
+class _Tradetape(FastAPI):
+    """FastAPI whose HTTP requests enter through ``door``: CORS, then the GraphQL guard and
+    the answer cache (each passes other paths through), then FastAPI's own stack
+    (``_AppStack``: its error and body-limit layers, the routes). A cached answer is thus
+    sent before the framework's layers, which it does not need (its errors are the guard's);
+    lifespan and websockets go straight to FastAPI."""
+
+    door: Any = None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.door is not None:
+            await self.door(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+class _AppStack:
+    """The app as FastAPI alone would answer (behind the door)."""
+
+    def __init__(self, app: FastAPI):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await FastAPI.__call__(self.app, scope, receive, send)
 
 
 def _graphql_router(runtime: Runtime, limits: RequestLimits, read: ReadSide):
@@ -110,13 +138,13 @@ def _dashboard(app: FastAPI) -> None:
     serve_dashboard(app)
 
 
-def _guard(app: FastAPI, limits: RequestLimits) -> None:
+def _guard(app: Any, limits: RequestLimits) -> Any:
     from api.graphql.guard import GraphQLRequestGuard
 
-    app.add_middleware(GraphQLRequestGuard, path="/graphql", limits=limits)
+    return GraphQLRequestGuard(app, path="/graphql", limits=limits)
 
 
-def _cache_answers(app: FastAPI, runtime: Runtime, read, limits: RequestLimits) -> None:
+def _cache_answers(app: Any, runtime: Runtime, read, limits: RequestLimits) -> Any:
     from api.graphql.owner_versions import OwnerVersions
     from api.graphql.response_cache import GraphQLResponseCache
 
@@ -136,9 +164,9 @@ def _cache_answers(app: FastAPI, runtime: Runtime, read, limits: RequestLimits) 
     def scope_of(identity: tuple) -> str | None:  # an administrator sees every owner's
         return None if str(identity[1]) == "admin" else str(identity[0])
 
-    app.add_middleware(GraphQLResponseCache, path="/graphql", snapshot=versions.snapshot,
-                       version_of=versions.version_of,
-                       mark_version=mark_version,
-                       token_expiry=runtime.identity.access_token_expiry,
-                       authenticate=caller, now=now, scope_of=scope_of,
-                       max_tokens=limits.max_document_tokens)
+    return GraphQLResponseCache(app, path="/graphql", snapshot=versions.snapshot,
+                                version_of=versions.version_of,
+                                mark_version=mark_version,
+                                token_expiry=runtime.identity.access_token_expiry,
+                                authenticate=caller, now=now, scope_of=scope_of,
+                                max_tokens=limits.max_document_tokens)

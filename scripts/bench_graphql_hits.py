@@ -114,11 +114,11 @@ def open_deals(runtime, bot_ids: list[str]) -> None:
 
 
 def answer_cache(app):
-    """The app's answer cache (``GraphQLResponseCache``), found in its middleware chain
-    (built by the first request: the warm-up's)."""
+    """The app's answer cache (``GraphQLResponseCache``), found behind its door (or in its
+    middleware chain, built by the first request: the warm-up's, before 2026-12-07)."""
     from api.graphql.response_cache import GraphQLResponseCache
 
-    layer = app.middleware_stack
+    layer = getattr(app, "door", None) or app.middleware_stack
     while layer is not None and not isinstance(layer, GraphQLResponseCache):
         layer = getattr(layer, "app", None)
     if layer is None:

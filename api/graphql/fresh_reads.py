@@ -27,7 +27,8 @@ class FreshReads:
     def __init__(self, read: Callable[[], Any],
                  read_on_loop: Callable[[], Awaitable[Any]] | None = None):
         self.read, self.read_on_loop = read, read_on_loop
-        self.pending: asyncio.Future | None = None  # the next read's waiters
+        self.pending: list[asyncio.Future] | None = None  # the next read's waiters
+        self.loop: asyncio.AbstractEventLoop | None = None  # theirs
         self.running = False
         self.task: asyncio.Task | None = None
         self.reads = 0
@@ -35,15 +36,17 @@ class FreshReads:
 
     async def get(self) -> Any:
         loop = asyncio.get_running_loop()
-        if self.pending is not None and self.pending.get_loop() is not loop:
+        if self.pending is not None and self.loop is not loop:
             self.pending, self.running = None, False  # a loop that is gone (tests)
+        mine = loop.create_future()  # its own: a waiter cancelled cancels no other's
         if self.pending is None:
-            self.pending = loop.create_future()
-            self.pending.add_done_callback(_retrieve)
+            self.pending, self.loop = [mine], loop
             if not self.running:
                 self.running = True
                 self.task = loop.create_task(self._run())  # kept: a task only weakly held dies
-        return await asyncio.shield(self.pending)
+        else:
+            self.pending.append(mine)
+        return await mine
 
     async def _run(self) -> None:
         try:
@@ -57,9 +60,13 @@ class FreshReads:
                     if found is None:
                         found = await self.reader.run()
                 except Exception as error:
-                    waiting.set_exception(error)
+                    for waiter in waiting:
+                        if not waiter.done():  # a cancelled one's request is gone
+                            waiter.set_exception(error)
                 else:
-                    waiting.set_result(found)
+                    for waiter in waiting:
+                        if not waiter.done():
+                            waiter.set_result(found)
         finally:
             self.running = False
 
@@ -112,9 +119,3 @@ def _settle(done: asyncio.Future, found: Any, error: Exception | None) -> None:
         done.set_exception(error)
     else:
         done.set_result(found)
-
-
-def _retrieve(future: asyncio.Future) -> None:
-    """Marks a read's failure as seen (its waiters may all have gone)."""
-    if not future.cancelled():
-        future.exception()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from api.graphql.response_cache import replaying
+from api.graphql.response_cache import CHECKED_BODY, replaying
 from api.http_limits import RequestLimits
 from api.logs import close_request, open_request
 
@@ -126,6 +126,7 @@ class GraphQLRequestGuard:
                 self.accepted[body] = None
                 if len(self.accepted) > ACCEPTED_BODIES:
                     self.accepted.popitem(last=False)
+        scope[CHECKED_BODY] = body
         return replaying(body, receive)
 
     def _seen(self, body: bytes) -> bool:

@@ -43,6 +43,9 @@ MAX_BODY = 1 << 20  # larger answers are not kept
 MAX_REMEMBERED_BODY = 16 << 10  # larger requests are decoded each time
 MAX_BYTES = 64 << 20  # all kept answers together; the least recently used go first
 Version = tuple[Any, ...]
+# The scope key under which the door (api/graphql/guard.py) leaves a POST's checked body,
+# its ``receive`` then replaying it: the cache reads it from there instead of again.
+CHECKED_BODY = "tradetape.checked_body"
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,12 @@ class GraphQLResponseCache:
                 or scope["path"].rstrip("/") != self.path):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
-        replay = replaying(body, receive)
+        body = scope.get(CHECKED_BODY)
+        if body is None:
+            body = await _read_body(receive)
+            replay = replaying(body, receive)
+        else:  # the guard's ``receive`` replays it already
+            replay = receive
         key = await self._key(scope, body)
         if key is None:
             await self.app(scope, replay, send)

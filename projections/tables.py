@@ -46,21 +46,10 @@ def unstored(text: str) -> str:
     return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
-def _storable_values(values: tuple[Any, ...], at: tuple[int, ...],
-                     texts: Callable[[tuple[Any, ...]], Any] | None = None) -> tuple[Any, ...]:
+def _storable_values(values: tuple[Any, ...], at: tuple[int, ...]) -> tuple[Any, ...]:
     """``values`` with the text at indexes ``at`` made storable (the same tuple if none
-    needed it). Runs for every row written, so it first tells all the row's texts at once
-    (``texts``: an itemgetter of ``at``): joined, an ASCII text (O(1) to tell) can only hold
-    a NUL, found by ``in``; only a row with other text checks each one (the regex costs a
-    third of the time)."""
-    if texts is not None:
-        try:
-            joined = "".join(filter(None, texts(values)))
-        except TypeError:  # not all texts (or a single column): one by one
-            pass
-        else:
-            if joined.isascii() and "\x00" not in joined:
-                return values
+    needed it). The slow path: ``Table.to_db`` and ``Table.storable`` first tell all of a
+    row's texts at once (``_ascii_check``) and only send here a row that may need it."""
     changed = None
     search = _UNSTORABLE.search
     for i in at:
@@ -70,6 +59,7 @@ def _storable_values(values: tuple[Any, ...], at: tuple[int, ...],
             changed = changed or list(values)
             changed[i] = storable(value)
     return values if changed is None else tuple(changed)
+
 
 Key = tuple[Any, ...]
 Row = dict[str, Any]
@@ -96,39 +86,29 @@ class Table:
         object.__setattr__(self, "_names", names)
         object.__setattr__(self, "_money", tuple(
             name for name, kind in self.columns if kind == "money"))
-        object.__setattr__(self, "_values", itemgetter(*names))
         # A row's key as a tuple in one call (an itemgetter of one name gives the bare value).
         key_of = (itemgetter(*self.key) if len(self.key) > 1
                   else _single_key(self.key[0]))
         object.__setattr__(self, "key_of", key_of)
         object.__setattr__(self, "from_db", _row_reader(self.columns))
-        object.__setattr__(self, "_money_at", tuple(
-            i for i, (_, kind) in enumerate(self.columns) if kind == "money"))
+        object.__setattr__(self, "to_db", _row_writer(self.columns))
+        object.__setattr__(self, "storable", _values_checker(self.columns))
         kinds = dict(self.columns)
-        object.__setattr__(self, "_text_at", tuple(
-            i for i, (_, kind) in enumerate(self.columns) if kind == "text"))
-        text_at = tuple(i for i, (_, kind) in enumerate(self.columns) if kind == "text")
-        # Two or more: itemgetter gives a tuple (``_storable_values`` joins them).
-        object.__setattr__(self, "_texts", itemgetter(*text_at) if len(text_at) > 1 else None)
-        object.__setattr__(self, "_text", tuple(
-            name for name, kind in self.columns if kind == "text"))
         object.__setattr__(self, "_key_text_at", tuple(
             i for i, name in enumerate(self.key) if kinds[name] == "text"))
 
     def key_of(self, row: Row) -> Key:  # replaced per table in ``__post_init__``
         raise NotImplementedError
 
-    def to_db(self, row: Row) -> tuple[Any, ...]:
-        """The row's values in column order, money as exact text."""
-        values = list(self._values(row))
-        for i in self._money_at:
-            if values[i] is not None:
-                values[i] = str(values[i])
-        return self.storable(tuple(values))
+    def to_db(self, row: Row) -> tuple[Any, ...]:  # replaced per table in ``__post_init__``
+        """The row's values in column order, money as exact text, every text storable
+        (``_row_writer``)."""
+        raise NotImplementedError
 
-    def storable(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Database values in column order with every text made storable."""
-        return _storable_values(values, self._text_at, self._texts)
+    def storable(self, values: tuple[Any, ...]) -> tuple[Any, ...]:  # replaced likewise
+        """Database values in column order with every text made storable (the same tuple
+        if none needed it: ``_values_checker``)."""
+        raise NotImplementedError
 
     def storable_key(self, key: Key) -> Key:
         return _storable_values(key, self._key_text_at)
@@ -163,9 +143,56 @@ def _row_reader(columns: tuple[tuple[str, str], ...]) -> Callable[[Iterable[Any]
         entries.append(f"{name!r}: {value}")
     source = (f"def from_db(values):\n    {', '.join(values)}, = values\n"
               f"    return {{{', '.join(entries)}}}\n")
-    namespace = {"Decimal": Decimal, "unstored": unstored, "ESCAPE": ESCAPE}
-    exec(source, namespace)  # (made above: column names only as quoted keys)
-    return namespace["from_db"]
+    return _compiled(source, "from_db")
+
+
+def _ascii_check(columns: tuple[tuple[str, str], ...], of: Callable[[int], str]) -> str:
+    """The source of a test that every text column's value (``of(i)``: its expression) is
+    ASCII without NUL, so storable as it is. All of them formatted into one f-string, told in
+    two C calls: a ``str`` formats as itself; ``None`` or a number only adds ASCII, so the
+    test may send a row to the slow path needlessly but never lets an unstorable text by."""
+    parts = "".join(f"{{{of(i)}}}" for i, (_, kind) in enumerate(columns) if kind == "text")
+    if not parts:
+        return "True"
+    return f'(j := f"{parts}").isascii() and "\\x00" not in j'
+
+
+def _compiled(source: str, name: str, **namespace: Any) -> Callable[..., Any]:
+    namespace = {"Decimal": Decimal, "unstored": unstored, "ESCAPE": ESCAPE, **namespace}
+    exec(source, namespace)  # (made by the callers: column names only as quoted keys)
+    return namespace[name]
+
+
+def _row_writer(columns: tuple[tuple[str, str], ...]) -> Callable[[Row], tuple[Any, ...]]:
+    """``Table.to_db`` for these columns, written out as one function: the values taken in
+    one ``itemgetter`` call, each money value made text in the tuple display, and the texts
+    told storable at once (``_ascii_check``); only a row that fails the test goes through
+    ``_storable_values``. WHY: every row a batch inserts or upserts is frozen on the main
+    thread (``Changes.freeze``); the generic version (a list of the values, a loop over the
+    money columns, a join of the texts) was most of a rebuild's untimed main-thread work."""
+    names = [f"v{i}" for i in range(len(columns))]
+    outs = [f"(None if {v} is None else str({v}))" if kind == "money" else v
+            for v, (_, kind) in zip(names, columns, strict=True)]
+    text_at = tuple(i for i, (_, kind) in enumerate(columns) if kind == "text")
+    source = (f"def to_db(row):\n    {', '.join(names)}, = values(row)\n"
+              f"    out = ({', '.join(outs)},)\n"
+              f"    if {_ascii_check(columns, lambda i: f'v{i}')}:\n        return out\n"
+              f"    return storable_values(out, {text_at!r})\n")
+    getter = itemgetter(*(name for name, _ in columns))
+    if len(columns) == 1:  # (an itemgetter of one name gives the bare value)
+        getter = _single_key(columns[0][0])
+    return _compiled(source, "to_db", values=getter, storable_values=_storable_values)
+
+
+def _values_checker(columns: tuple[tuple[str, str], ...]
+                    ) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """``Table.storable`` for these columns, written out like ``_row_writer``'s test."""
+    text_at = tuple(i for i, (_, kind) in enumerate(columns) if kind == "text")
+    source = (f"def storable(values):\n"
+              f"    if {_ascii_check(columns, lambda i: f'values[{i}]')}:\n"
+              f"        return values\n"
+              f"    return storable_values(values, {text_at!r})\n")
+    return _compiled(source, "storable", storable_values=_storable_values)
 
 
 def _single_key(name: str) -> Callable[[Row], Key]:
@@ -285,13 +312,21 @@ class Changes:
     def freeze(self) -> list[Frozen]:
         """The changes as database values, taken now: the rows are the projection's live
         state, which the next batch changes while this one is being committed."""
-        return [Frozen(tc.table, [tc.table.storable_key(k) for k in tc.gone],
-                       [tc.table.to_db(r) for r in tc.new.values()]
-                       + [tc.table.storable(v) for v in tc.appended] + tc.ready,
-                       [tc.table.to_db(r) for r in tc.put.values()], tc.frozen_patches())
-                for tc in self]
+        return [_frozen(tc) for tc in self]
 
     def count(self) -> int:
         return sum(len(c.new) + len(c.put) + len(c.gone) + len(c.appended) + len(c.ready)
                    + len(c.patched)
                    for c in self.tables.values())
+
+
+def _frozen(tc: TableChanges) -> Frozen:
+    """One table's changes frozen (``map`` over each table's own converters: no method
+    looked up per row)."""
+    table = tc.table
+    inserts = list(map(table.to_db, tc.new.values()))
+    if tc.appended:
+        inserts += map(table.storable, tc.appended)
+    inserts += tc.ready
+    return Frozen(table, list(map(table.storable_key, tc.gone)) if tc.gone else [], inserts,
+                  list(map(table.to_db, tc.put.values())), tc.frozen_patches())

@@ -27,6 +27,7 @@ from typing import Any
 from domain.money import ZERO
 from projections import ledger
 from projections.facts import Fact
+from projections.latest_keys import latest_walk
 from projections.ledger import BOT_COLUMNS, DEAL_COLUMNS, MARK_COLUMNS, ORDER_COLUMNS, Ledger
 from projections.store import ViewStore
 from projections.tables import Changes, Row, storable, table, unstored
@@ -79,9 +80,7 @@ class Equity(Ledger):
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         super().load(store, suffix)
-        points = store.q(EQ_POINTS.name + suffix)
-        for scope, scope_id, minute in store.query(
-                f"SELECT scope, scope_id, MAX(minute) FROM {points} GROUP BY scope, scope_id"):
+        for scope, scope_id, minute in latest_points(store, store.q(EQ_POINTS.name + suffix)):
             latest = self._bot_latest if scope == "bot" else self._owner_latest
             latest[unstored(scope_id)] = minute
 
@@ -349,6 +348,16 @@ class Equity(Ledger):
         self._new_points.clear()
         self._bot_rows.clear()
         self._owner_rows.clear()
+
+
+def latest_points(store: ViewStore, points: str) -> list[tuple]:
+    """(scope, stored scope id, its latest minute) of every scope with a point in the
+    table named ``points`` (quoted), in no particular order. Read at every start: a
+    ``GROUP BY`` read all 1.8M points of the 10M-event bench log on PostgreSQL."""
+    if store.kind == "postgres":  # one index probe per scope (``latest_keys``)
+        return store.query(latest_walk(points, ("scope", "scope_id"), "minute"))
+    return store.query(f"SELECT scope, scope_id, MAX(minute) FROM {points} "
+                       "GROUP BY scope, scope_id")
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def test_a_restarted_projection_rewrites_the_minutes_its_scopes_already_hold(
         persistent_store_url, trading, tmp_path):
     """Facts whose clocks went back to minutes three bots and both owners already have
     points at, after a restart: the restarted projection finds each scope's latest minute
-    in its table (a walk down the key on PostgreSQL) and rewrites those points, so its
+    (``equity_latest``, written with the points) and rewrites those points, so its
     table ends as that of a projection that never stopped (no duplicate key, no point
     lost)."""
     trading(persistent_store_url)

@@ -29,7 +29,7 @@ from projections import ledger
 from projections.facts import Fact
 from projections.ledger import BOT_COLUMNS, DEAL_COLUMNS, MARK_COLUMNS, ORDER_COLUMNS, Ledger
 from projections.store import ViewStore
-from projections.tables import Changes, Row, storable, table, unstored
+from projections.tables import Changes, Row, storable, table
 
 EQ_BOTS = table("equity_bots", key=("bot_id",), **BOT_COLUMNS)
 EQ_DEALS = table("equity_open_deals", key=("deal_id",), **DEAL_COLUMNS)
@@ -39,6 +39,10 @@ EQ_ORDERS = table("equity_open_orders", key=("order_id",), **ORDER_COLUMNS)
 EQ_POINTS = table("equity_points", key=("scope", "scope_id", "minute"),
                   scope="text", scope_id="text", minute="text", owner_id="text",
                   realized_pnl="money", unrealized_pnl="money", equity="money")
+# Each scope's latest minute in ``equity_points``, written in the batch that wrote that
+# point: a start reads these (a few rows per bot) instead of grouping every point.
+EQ_LATEST = table("equity_latest", key=("scope", "scope_id"),
+                  scope="text", scope_id="text", minute="text")
 # (a take profit step's sale marks its pair and moves its deal, as a fill does)
 FILLS = frozenset({"Deal.BuyFilled", "Deal.StepSold", "Deal.Closed", "Order.Filled",
                    "Order.TradeObserved"})
@@ -48,8 +52,10 @@ MOVES = FILLS | {"Deal.Cancelled", "Deal.FeesCorrected"}
 class Equity(Ledger):
     name = "equity"
     description = "realized + unrealized P/L of each bot and owner, per minute"
-    tables = (EQ_BOTS, EQ_DEALS, EQ_MARKS, EQ_ORDERS, EQ_POINTS)
-    revision = 1  # the steps' proceeds counted (session 14): stored points are rebuilt
+    tables = (EQ_BOTS, EQ_DEALS, EQ_MARKS, EQ_ORDERS, EQ_LATEST, EQ_POINTS)
+    # 1: the steps' proceeds counted (session 14): stored points are rebuilt.
+    # 2: ``equity_latest`` (session 15): made by a rebuild.
+    revision = 2
     bots_table, deals_table, orders_table, marks_table = EQ_BOTS, EQ_DEALS, EQ_ORDERS, EQ_MARKS
     keep_closed_deals = False
 
@@ -75,15 +81,16 @@ class Equity(Ledger):
         self._bot_rows: dict[str, dict[str, Any]] = {}
         self._owner_rows: dict[str, dict[str, Any]] = {}
         self._new_points: list[dict[str, Any]] = []  # this batch's, in the order made
+        # The scope ids whose latest minute moved in this batch (``equity_latest``'s rows).
+        self._bot_moved: set[str] = set()
+        self._owner_moved: set[str] = set()
         self._stored: dict[str, str] = {}  # ``storable`` of bot ids and owners
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         super().load(store, suffix)
-        points = store.q(EQ_POINTS.name + suffix)
-        for scope, scope_id, minute in store.query(
-                f"SELECT scope, scope_id, MAX(minute) FROM {points} GROUP BY scope, scope_id"):
-            latest = self._bot_latest if scope == "bot" else self._owner_latest
-            latest[unstored(scope_id)] = minute
+        for row in store.select(EQ_LATEST, suffix=suffix):
+            latest = self._bot_latest if row["scope"] == "bot" else self._owner_latest
+            latest[row["scope_id"]] = row["minute"]
 
     def apply(self, fact: Fact, out: Changes) -> None:
         kind = fact.kind
@@ -217,8 +224,8 @@ class Equity(Ledger):
             if bot is None or bot["owner_id"] is None:
                 continue
             unrealized[bot_id] = mine = self._bot_unrealized(bot_id)
-            self._write(self._bot_rows, self._bot_latest, out, "bot", bot_id, bot["owner_id"],
-                        minute, bot["realized_pnl"], mine)
+            self._write(self._bot_rows, self._bot_latest, self._bot_moved, out, "bot", bot_id,
+                        bot["owner_id"], minute, bot["realized_pnl"], mine)
             owners.add(bot["owner_id"])
         for owner in sorted(owners):
             owned = self._owned(owner)
@@ -227,8 +234,8 @@ class Equity(Ledger):
                 realized += bots[b]["realized_pnl"]
             # An owner of one bot: the same sum over the same deals, already made.
             mine = unrealized.get(owned[0]) if len(owned) == 1 else None
-            self._write(self._owner_rows, self._owner_latest, out, "owner", owner, owner,
-                        minute, realized,
+            self._write(self._owner_rows, self._owner_latest, self._owner_moved, out, "owner",
+                        owner, owner, minute, realized,
                         self._owner_unrealized(owner, owned) if mine is None else mine)
 
     def _point(self, bot_id: str, minute: str, out: Changes) -> None:
@@ -247,8 +254,8 @@ class Equity(Ledger):
                 mine = ZERO if mark is None else ZERO + ledger.unrealized(deal, mark["price"])
         else:
             mine = self._value([found[k] for k in sorted(found)])
-        self._write(self._bot_rows, self._bot_latest, out, "bot", bot_id, owner, minute,
-                    bot["realized_pnl"], mine)
+        self._write(self._bot_rows, self._bot_latest, self._bot_moved, out, "bot", bot_id,
+                    owner, minute, bot["realized_pnl"], mine)
         by_owner = self._by_owner  # ``_owned``'s answer while it holds
         owned = (by_owner.get(owner, []) if by_owner is not None
                  and self._owned_count == len(self.bots) else self._owned(owner))
@@ -260,8 +267,8 @@ class Equity(Ledger):
             for b in owned:
                 realized += bots[b]["realized_pnl"]
             mine = self._owner_unrealized(owner, owned)
-        self._write(self._owner_rows, self._owner_latest, out, "owner", owner, owner, minute,
-                    realized, mine)
+        self._write(self._owner_rows, self._owner_latest, self._owner_moved, out, "owner",
+                    owner, owner, minute, realized, mine)
 
     def _owned(self, owner: str) -> list[str]:
         if self._by_owner is None or self._owned_count != len(self.bots):  # bots only come
@@ -304,10 +311,10 @@ class Equity(Ledger):
                 total += ledger.unrealized(deal, mark["price"])
         return total
 
-    def _write(self, rows: dict[str, dict[str, Any]], latest: dict[str, str], out: Changes,
-               scope: str, scope_id: str, owner: str, minute: str, realized: Decimal,
-               unrealized: Decimal) -> None:
-        """The point of ``scope_id`` (``rows`` and ``latest`` are its scope's)."""
+    def _write(self, rows: dict[str, dict[str, Any]], latest: dict[str, str], moved: set[str],
+               out: Changes, scope: str, scope_id: str, owner: str, minute: str,
+               realized: Decimal, unrealized: Decimal) -> None:
+        """The point of ``scope_id`` (``rows``, ``latest`` and ``moved`` are its scope's)."""
         row = rows.get(scope_id)
         if row is not None and row["minute"] == minute:  # a later fact of the same minute
             row["realized_pnl"], row["unrealized_pnl"] = realized, unrealized
@@ -320,6 +327,7 @@ class Equity(Ledger):
         known = latest.get(scope_id)
         if known is None or minute > known:
             latest[scope_id] = minute
+            moved.add(scope_id)
             self._new_points.append(row)  # goes in at the end of the batch (``after_batch``)
         else:
             out.upsert(EQ_POINTS, row)
@@ -344,6 +352,12 @@ class Equity(Ledger):
             out.append_storable(EQ_POINTS, (
                 row["scope"], scope_id, minute, owner, str(row["realized_pnl"]),
                 str(row["unrealized_pnl"]), str(row["equity"])))
+        for scope, latest, moved in (("bot", self._bot_latest, self._bot_moved),
+                                     ("owner", self._owner_latest, self._owner_moved)):
+            for scope_id in sorted(moved):
+                out.upsert(EQ_LATEST, {"scope": scope, "scope_id": scope_id,
+                                       "minute": latest[scope_id]})
+            moved.clear()
         if not ascii_texts and len(stored) > 100_000:  # bounded: bots and owners
             stored.clear()
         self._new_points.clear()

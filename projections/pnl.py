@@ -15,6 +15,7 @@ from typing import Any
 from domain.money import ZERO
 from projections.facts import Fact
 from projections.framework import on
+from projections.latest_keys import latest_walk
 from projections.ledger import (
     BOT_COLUMNS,
     DEAL_COLUMNS,
@@ -69,8 +70,11 @@ class Pnl(Ledger):
         for row in store.select(PNL_OWNERS, suffix=suffix):
             self.owners[row["owner_id"]] = row
             self.restore_pending(row)
-        latest = (f"day = (SELECT MAX(day) FROM {store.q(PNL_DAILY.name + suffix)} d "
-                  f"WHERE d.bot_id = {store.q(PNL_DAILY.name + suffix)}.bot_id)")
+        daily = store.q(PNL_DAILY.name + suffix)
+        if store.kind == "postgres":  # one index probe per bot, not a MAX per row
+            latest = f"(bot_id, day) IN ({latest_walk(daily, ('bot_id',), 'day')})"
+        else:
+            latest = f"day = (SELECT MAX(day) FROM {daily} d WHERE d.bot_id = {daily}.bot_id)"
         for row in store.select(PNL_DAILY, latest, suffix=suffix):
             self.days[(row["bot_id"], row["day"])] = row
             self.latest_day[row["bot_id"]] = row["day"]

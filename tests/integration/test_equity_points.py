@@ -114,6 +114,44 @@ def test_points_of_an_owner_id_holding_a_nul_read_back_as_that_id_after_a_restar
         store.close()
 
 
+def test_a_restarted_projection_rewrites_the_minutes_its_scopes_already_hold(
+        persistent_store_url, trading, tmp_path):
+    """Facts whose clocks went back to minutes three bots and both owners already have
+    points at, after a restart: the restarted projection finds each scope's latest minute
+    (``equity_latest``, written with the points) and rewrites those points, so its
+    table ends as that of a projection that never stopped (no duplicate key, no point
+    lost)."""
+    trading(persistent_store_url)
+    store, kept = view_store(persistent_store_url), view_store(f"sqlite:///{tmp_path / 'k.db'}")
+    try:
+        for target in (store, kept):
+            target.register(Equity.name, "trading", Equity.tables, Equity.schema())
+        first = _first_batch(Log())
+        log = Log()
+        late = []
+        for position, deal, price in ((5, "A1", "80"), (8, "B1", "11"), (11, "C2", "96")):
+            log.position = position  # back to the minute of the deal's bot's earlier point
+            late.append(log.bought(deal, price, "0.1", "0.01", safety=2))
+        log.position = 30
+        late.append(log.bought("A1", "85", "0.1", "0.01", safety=3))  # and forward again
+        never_stopped = Equity()
+        _write_batch(kept, never_stopped, first)
+        _write_batch(kept, never_stopped, late)
+        _write_batch(store, Equity(), first)
+        held = {(p["scope"], p["scope_id"], p["minute"]) for p in store.select(EQ_POINTS)}
+        restarted = Equity()
+        restarted.load(store)
+        _write_batch(store, restarted, late)
+        order = "scope, scope_id, minute"
+        assert store.select(EQ_POINTS, order=order) == kept.select(EQ_POINTS, order=order)
+        added = {(p["scope"], p["scope_id"], p["minute"]) for p in store.select(EQ_POINTS)}
+        assert held < added  # none lost; the forward fact's are new
+        assert ("bot", _id("A"), "2026-12-01T00:31:00+00:00") in added - held
+    finally:
+        store.close()
+        kept.close()
+
+
 def _write_batch(store, equity: Equity, facts) -> None:
     """``facts`` applied to ``equity`` as one batch, written as the runner writes it."""
     out = Changes(Equity.tables)

@@ -3,6 +3,7 @@ them into the applications. Commands and servers start here; tests may inject th
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -323,34 +324,81 @@ class _InProcessReadModels:
         from projections.store import open_view_store
         from projections.supervisor import SupervisedProjections
 
-        self.trading, self.store = trading, open_view_store(database)
+        self.trading, self._store = trading, open_view_store(database)
         self.projections = SupervisedProjections(
-            trading, self.store, list(PROJECTIONS.values()),
+            trading, self._store, list(PROJECTIONS.values()),
             report=lambda text: sys.stderr.write(text + "\n"),
             check_log=seal_check(trading, database.url))
-        self.projections.start()
+        self._book_offered = threading.Event()  # (set at once where there is no thread)
+        self._opening = None
+        if self._store.kind == "postgres":
+            # Their open (every table read in one snapshot: ~3 s at 10M events, two thirds
+            # of it waiting on PostgreSQL) runs beside the engine's load of its bots, which
+            # waits only for the paper book (loaded first). The store's connection is this
+            # thread's alone until ``_opened``; SQLite's is shared with the restart book.
+            from application.background_open import BackgroundOpen
+            from projections.runner import book_offered
+
+            book_offered(self._store, self._book_offered)
+            self._opening = BackgroundOpen(self.projections.start, name="views-open",
+                                           done=self._book_offered)
+        else:
+            self.projections.start()
+            self._book_offered.set()
+
+    @property
+    def store(self):
+        """The views' store, once the projections' open no longer uses it."""
+        self._opened()
+        return self._store
+
+    def _opened(self) -> None:
+        """The projections' open is over (it raises here what it raised)."""
+        if self._opening is not None:
+            self._opening.wait()
 
     def catch_up(self) -> int:
+        self._opened()
         return self.projections.catch_up()
 
     def lag(self) -> dict[str, int]:
+        self._opened()
         return self.projections.lag()
 
     def problems(self) -> list[dict]:
+        self._opened()
         return self.projections.problems()
 
     def close(self) -> None:
         if "restart_book" in self.__dict__:
             self.restart_book.close()
-        self.store.close()
+        if self._opening is not None:
+            self._opening.join()  # (what it raised, the start raised already)
+        self._store.close()
 
     @cached_property
     def restart_book(self):
         """What the paper runner restores at start, from the ``paper_book`` projection's
-        tables and the events after their position (projections/paper_book.py)."""
+        tables and the events after their position (projections/paper_book.py): the copy
+        the projector loaded, once it offered it."""
         from projections.paper_book import BookAtHead
 
-        return BookAtHead(self.trading, self.store)
+        return _AfterOffer(BookAtHead(self.trading, self._store), self._book_offered)
+
+
+class _AfterOffer:
+    """A restart book asked for once the projector offered its copy of the paper book (or
+    its open ended without): else it would read the tables a second time."""
+
+    def __init__(self, book, offered):
+        self.book, self.offered = book, offered
+
+    def __call__(self):
+        self.offered.wait()
+        return self.book()
+
+    def close(self) -> None:
+        self.book.close()
 
 
 class _SharedReadModels:

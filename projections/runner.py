@@ -70,6 +70,26 @@ class Tracked:
     generation: int = 1
 
 
+# Those waiting for a store's paper book to be offered (``book_offered``), by store.
+_OFFER_WAITERS: dict[ViewStore, list[threading.Event]] = {}
+_OFFER_LOCK = threading.Lock()
+
+
+def book_offered(store: ViewStore, event: threading.Event) -> None:
+    """Set ``event`` when a projector of ``store`` next offers the paper book it loaded
+    (``offer_loaded``): a start whose projections open on another thread waits for that,
+    not for all of them, before it asks for its restart book."""
+    with _OFFER_LOCK:
+        _OFFER_WAITERS.setdefault(store, []).append(event)
+
+
+def _tell_offered(store: ViewStore) -> None:
+    with _OFFER_LOCK:
+        waiting = _OFFER_WAITERS.pop(store, [])
+    for event in waiting:
+        event.set()
+
+
 class Projector:
     """Runs ``projections`` over ``app``'s log into ``store``.
 
@@ -117,9 +137,12 @@ class Projector:
         # The tracking rows and every table in one snapshot of the store: a projections
         # process committing meanwhile cannot leave a state ahead of its position (so the
         # paper book loaded here can serve this process's ``BookAtHead`` too).
+        self._offered_until = None
         with self.store.consistent_reads():
             rows = self.store.tracking()
-            for t in self.tracked:
+            # The paper book first, offered as soon as it is loaded: a start waiting for it
+            # (``book_offered``) loads its bots while the other projections load here.
+            for t in sorted(self.tracked, key=lambda t: not isinstance(t.projection, PaperBook)):
                 row = rows[t.projection.name]
                 if row.schema_hash != t.projection.schema():
                     raise ProjectionError(
@@ -129,11 +152,10 @@ class Projector:
                 t.position, t.generation = row.position, row.generation
                 t.projection = type(t.projection)()
                 t.projection.load(self.store)
-        self._offered_until = None
-        for t in self.tracked:
-            if isinstance(t.projection, PaperBook):
-                offer_loaded(self.store, t.projection, t.position)
-                self._offered_until = t.position + BookAtHead.RELOAD_AFTER
+                if isinstance(t.projection, PaperBook):
+                    offer_loaded(self.store, t.projection, t.position)
+                    self._offered_until = t.position + BookAtHead.RELOAD_AFTER
+                    _tell_offered(self.store)
 
     def create_shadow(self) -> None:
         """Fresh, empty ``<table>__rebuild`` tables; positions back to 0."""

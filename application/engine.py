@@ -145,6 +145,19 @@ class DcaEngine:
             return deal.stop_loss_price, deal.take_profit_price  # (the hot path)
         return self._exits_of(deal).levels()
 
+    def watch_levels(self) -> tuple[Decimal | None, Decimal | None, None, Decimal | None]:
+        """``trigger_levels``, no ``low_watch`` and ``high_watch`` in one call: a walk asks
+        them of every bot of a market at every price it stops at."""
+        deal = self.deal
+        if deal is None or deal.units == ZERO:
+            return None, None, None, None
+        config = self.bot.config
+        if config is self._plain or (config is not self._not_plain and self._is_plain()):
+            return deal.stop_loss_price, deal.take_profit_price, None, None  # (the hot path)
+        exits = self._exits_of(deal)
+        below, above = exits.levels()
+        return below, above, None, exits.high_watch()
+
     def high_watch(self) -> Decimal | None:
         """While a level follows the highest price (trailing), the lowest price at which a
         rise moves one: the market shows this watcher the end of every rising leg, and a

@@ -5,7 +5,7 @@ walk of a candle; and the band of prices a candle must reach for it to act."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -56,14 +56,6 @@ class Market:
     desk: PositionDesk | None = None
 
     @property
-    def watchers(self) -> Collection:
-        """The engines, and the positions' desk while it holds something (a view of the
-        engines, not a copy: asked at every level of every walk and band)."""
-        desk = self.desk
-        engines = self.engines.values()
-        return [*engines, desk] if desk is not None and desk.busy else engines
-
-    @property
     def busy(self) -> bool:
         return bool(self.engines) or (self.desk is not None and self.desk.busy)
 
@@ -80,22 +72,38 @@ class Market:
     # candle after a busy one measures a thousand markets' at 10,000 bots). Of equal
     # levels the first is kept, as max() and min() keep it: a level becomes a fill's price.
     def trigger_levels(self) -> tuple[Decimal | None, Decimal | None]:
-        highest_below = lowest_above = None
-        for engine in self.watchers:
-            below, above = engine.trigger_levels()
+        below, above, _, _ = self.watch_levels()
+        return below, above
+
+    def watch_levels(
+        self,
+    ) -> tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]:
+        """``(trigger_levels, low_watch, high_watch)`` in one pass over the engines (the
+        venue's walk asks for them at every price it stops at: 10 engines a market)."""
+        highest_below = lowest_above = lowest_high = None
+        for engine in self.engines.values():
+            below, above, _, high = engine.watch_levels()
             if below is not None and (highest_below is None or below > highest_below):
                 highest_below = below
             if above is not None and (lowest_above is None or above < lowest_above):
                 lowest_above = above
-        return highest_below, lowest_above
+            if high is not None and (lowest_high is None or high < lowest_high):
+                lowest_high = high
+        desk = self.desk
+        if desk is None or not desk.busy:
+            return highest_below, lowest_above, None, lowest_high
+        below, above = desk.trigger_levels()  # (after the engines: of equal levels theirs are kept)
+        if below is not None and (highest_below is None or below > highest_below):
+            highest_below = below
+        if above is not None and (lowest_above is None or above < lowest_above):
+            lowest_above = above
+        high = desk.high_watch()
+        if high is not None and (lowest_high is None or high < lowest_high):
+            lowest_high = high
+        return highest_below, lowest_above, desk.low_watch(), lowest_high
 
     def high_watch(self) -> Decimal | None:
-        lowest = None
-        for engine in self.watchers:
-            high = engine.high_watch()
-            if high is not None and (lowest is None or high < lowest):
-                lowest = high
-        return lowest
+        return self.watch_levels()[3]
 
     def low_watch(self) -> Decimal | None:
         """A buy trailing stop's lowest (only the positions' desk follows lows)."""

@@ -9,6 +9,7 @@ its own price, or at the open when the market gapped through it.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -201,10 +202,11 @@ class PaperExchange(Exchange):
         the watcher's levels lies, so each fills at its own price (or at the open on a gap).
         A watcher that follows new highs (``high_watch``) also sees every rising leg's end."""
         path = (low, h, c) if c >= o else (h, low, c)
+        levels = _levels_reader(watcher)
         self._arrive(o, watcher)
         current = o
         for target in path:
-            while (level := self._next_level(current, target, watcher)) is not None:
+            while (level := self._next_level(current, target, levels)) is not None:
                 current = level
                 self._arrive(level, watcher)
             current = target
@@ -215,20 +217,18 @@ class PaperExchange(Exchange):
         self.move_to(price)
         watcher.on_price(price)
 
-    def _next_level(
-        self, current: Decimal, target: Decimal, watcher: PriceWatcher
-    ) -> Decimal | None:
-        below, above = watcher.trigger_levels()
+    def _next_level(self, current: Decimal, target: Decimal, levels: _Reader) -> Decimal | None:
+        below, above, low_watch, high_watch = levels()
         if target < current:
             hits = [p for p in (self._levels[0].highest_under(current), below)
                     if p is not None and target <= p < current]
-            if _watch(watcher, "low_watch") is not None:
+            if low_watch is not None:
                 hits.append(target)  # it follows new lows: each falling leg's end
             return max(hits, default=None)
         if target > current:
             hits = [p for p in (self._levels[1].lowest_over(current), above)
                     if p is not None and current < p <= target]
-            if _high_watch(watcher) is not None:
+            if high_watch is not None:
                 hits.append(target)  # it follows new highs: each rising leg's end
             return min(hits, default=None)
         return None
@@ -236,11 +236,9 @@ class PaperExchange(Exchange):
     def trigger_band(self, watcher: PriceWatcher) -> tuple[Decimal | None, Decimal | None]:
         """The highest price at which a fall, and the lowest at which a rise, would make
         anything happen: candles that stay strictly inside the band change nothing."""
-        below, above = watcher.trigger_levels()
-        falls = [p for p in (self._levels[0].highest(), below, _watch(watcher, "low_watch"))
-                 if p is not None]
-        rises = [p for p in (self._levels[1].lowest(), above, _high_watch(watcher))
-                 if p is not None]
+        below, above, low_watch, high_watch = _levels_reader(watcher)()
+        falls = [p for p in (self._levels[0].highest(), below, low_watch) if p is not None]
+        rises = [p for p in (self._levels[1].lowest(), above, high_watch) if p is not None]
         return max(falls, default=None), min(rises, default=None)
 
     def levels_below(self) -> list[Decimal]:
@@ -395,6 +393,24 @@ class PaperExchange(Exchange):
         """How many positions this venue keeps what they hold of (a sold-out one is
         forgotten: a paper server finishes millions of deals)."""
         return len(self._positions)
+
+
+_Reader = Callable[[], tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]]
+
+
+def _levels_reader(watcher: PriceWatcher) -> _Reader:
+    """What reads ``(below, above, low_watch, high_watch)`` of ``watcher``: its own
+    ``watch_levels`` when it has one (all four in one pass over a market's bots), else its
+    ``trigger_levels`` and optional watches asked one by one."""
+    reader = getattr(watcher, "watch_levels", None)
+    if reader is not None:
+        return reader
+
+    def one_by_one() -> tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]:
+        below, above = watcher.trigger_levels()
+        return below, above, _watch(watcher, "low_watch"), _high_watch(watcher)
+
+    return one_by_one
 
 
 def _high_watch(watcher: PriceWatcher) -> Decimal | None:

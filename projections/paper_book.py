@@ -96,6 +96,11 @@ class PaperBook(Projection):
         self.deposits = {BOOK_DEPOSITS.key_of(r): r
                          for r in store.select(BOOK_DEPOSITS, suffix=suffix)}
 
+    def rows(self) -> int:
+        """How many rows its tables hold (what a load of them reads)."""
+        return (len(self.bots) + len(self.orders) + len(self.fills) + len(self.assets)
+                + len(self.deposits))
+
     def copy(self) -> PaperBook:
         """Another book holding the same (the rows copied: each book changes its own)."""
         book = PaperBook()
@@ -377,8 +382,16 @@ class BookAtHead:
         book this process's projector loaded so (``offer_loaded``), unless too far back."""
         offered = take_loaded(self.views)
         if offered is not None and head - offered[1] <= self.RELOAD_AFTER:
-            self.book, self.position = offered
-            return
+            book, position = offered
+            # The projector may have applied events since it offered its copy: then the
+            # tables are ahead of it, and the copy is taken only while the events between
+            # are fewer than the rows a read of the tables costs (else a copy offered before
+            # a long catch-up would read that much of the log instead of the book).
+            row = self.store.tracking().get(PaperBook.name)
+            ahead = 0 if row is None else row.position - position
+            if ahead <= book.rows():
+                self.book, self.position = book, position
+                return
         self.book, self.position = PaperBook(), 0
         with self.store.consistent_reads():
             row = self.store.tracking().get(PaperBook.name)

@@ -52,6 +52,13 @@ class Projection:
     def schema(cls) -> str:
         return schema_hash(cls.tables, cls.revision)
 
+    @classmethod
+    def upgrade(cls, store: ViewStore, stored_hash: str) -> bool:
+        """Bring tables an older version made (``stored_hash``) to this one in place, when
+        a few statements give exactly what a rebuild would; True if they are now current.
+        None here: a rebuild from the log (the default for every change)."""
+        return False
+
     def load(self, store: ViewStore, suffix: str = "") -> None:
         """Restore in-memory state from this projection's tables (empty after a rebuild)."""
 

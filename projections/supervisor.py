@@ -94,7 +94,8 @@ class SupervisedProjections:
             self._clear_fault(cls.name)
         stored = self.store.tracking()
         changed = [cls for cls in self.classes
-                   if cls.name in stored and stored[cls.name].schema_hash != cls.schema()]
+                   if cls.name in stored and stored[cls.name].schema_hash != cls.schema()
+                   and not self._upgraded(cls, stored[cls.name].schema_hash)]
         if changed:
             self.report("read models made by another version, rebuilding: "
                         + ", ".join(cls.name for cls in changed))
@@ -107,6 +108,17 @@ class SupervisedProjections:
             self._projector = self._new_projector(self.healthy())
         except Exception:
             self._isolate(self.healthy())
+
+    def _upgraded(self, cls: type[Projection], stored_hash: str) -> bool:
+        """Upgraded in place (``Projection.upgrade``); a failure leaves it to the rebuild."""
+        try:
+            done = cls.upgrade(self.store, stored_hash)
+        except Exception as error:  # any: the rebuild still gives the right tables
+            log.warning("upgrading %s in place failed, rebuilding it: %s", cls.name, error)
+            return False
+        if done:
+            self.report(f"read models made by another version, upgraded in place: {cls.name}")
+        return done
 
     def _rebuild(self, cls: type[Projection]) -> None:
         from projections.rebuild import rebuild

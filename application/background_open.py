@@ -30,6 +30,10 @@ class BackgroundOpen:
             if self._done is not None:
                 self._done.set()
 
+    @property
+    def finished(self) -> bool:
+        return not self._thread.is_alive()
+
     def wait(self) -> None:
         self.join()
         if self._error is not None:

@@ -357,6 +357,15 @@ class _InProcessReadModels:
         if self._opening is not None:
             self._opening.wait()
 
+    def wait_open(self) -> None:
+        """Until the views' tables exist and hold what the open found (readers of their
+        own connections, e.g. the api's read side, wait here at their first read)."""
+        self._opened()
+
+    def is_open(self) -> bool:
+        """Whether that open is over (without waiting for it)."""
+        return self._opening is None or self._opening.finished
+
     def catch_up(self) -> int:
         self._opened()
         return self.projections.catch_up()

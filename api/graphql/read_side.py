@@ -48,6 +48,7 @@ class ReadSide:
         # its cursor, kept between statements while idle (a new cursor per statement, and
         # the statement sent unprepared, cost a fifth of each read's processor time)
         self._idle_cursor: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._views_ready = False  # the runtime's views opened (see ``_views``)
 
     @property
     def postgres(self) -> bool:
@@ -87,8 +88,8 @@ class ReadSide:
         PostgreSQL only; None elsewhere (read on a thread instead). A statement that
         fails or is cancelled drops its connection (whatever state it was left in; the
         error is raised) and the next call opens another."""
-        if not self.postgres:
-            return None
+        if not self.postgres or not self._views_open():
+            return None  # (until the views are open, reads wait for them on a thread)
         import psycopg
 
         loop = asyncio.get_running_loop()
@@ -115,7 +116,24 @@ class ReadSide:
         self._idle_cursor[loop] = cursor
         return rows
 
+    def _views(self) -> None:
+        """Wait, once, for the runtime's views to be opened: on PostgreSQL their open runs
+        beside the engine's start, and a read before it could find no table yet."""
+        if not self._views_ready:
+            wait_open = getattr(self.runtime.read_models, "wait_open", None)
+            if wait_open is not None:
+                wait_open()
+            self._views_ready = True
+
+    def _views_open(self) -> bool:
+        """``_views`` without waiting: whether the runtime's views are open by now."""
+        if not self._views_ready:
+            is_open = getattr(self.runtime.read_models, "is_open", None)
+            self._views_ready = is_open is None or is_open()
+        return self._views_ready
+
     def _pool(self, name: str, size: int) -> ConnectionPool:
+        self._views()
         with self._opening:
             pool = self._pools.get(name)
             if pool is None:

@@ -114,3 +114,36 @@ def test_a_cancelled_read_leaves_no_busy_connection_behind(postgres_url, monkeyp
         cancelled, answer = asyncio.run(cancel_then_read())
         assert answer == [(1,)] and cancelled.closed
         read.close()
+
+
+@pytest.mark.postgres
+def test_a_read_during_the_views_open_waits_for_it(postgres_url, monkeypatch):
+    """On PostgreSQL the views open beside the start: the api's first read of the version
+    waits for their tables (it used to find none: UndefinedTable), and the loop's own read
+    declines (None: read on a thread) until they are open."""
+    import threading
+
+    from api.graphql.read_side import ReadSide
+    from projections.supervisor import SupervisedProjections
+    from tests.api.conftest import open_server
+
+    release, real_start = threading.Event(), SupervisedProjections.start
+
+    def slow_start(self):
+        release.wait(10)  # the open held back until the reads below are under way
+        real_start(self)
+
+    monkeypatch.setattr(SupervisedProjections, "start", slow_start)
+    runtime, _ = open_server(postgres_url, monkeypatch)
+    try:
+        read = ReadSide(runtime)
+        assert not runtime.read_models.is_open()
+        assert asyncio.run(read.query_on_loop("SELECT 1")) is None  # not open: declined
+        threading.Timer(0.3, release.set).start()
+        version = OwnerVersions(runtime.trading, read).snapshot()  # waits, then reads
+        assert version is not None and runtime.read_models.is_open()
+        assert asyncio.run(read.query_on_loop("SELECT 1")) == [(1,)]
+        read.close()
+    finally:
+        release.set()
+        runtime.stop()

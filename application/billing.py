@@ -24,7 +24,7 @@ from domain.errors import ConcurrencyConflictError, DomainError, NotFoundError
 from domain.payments import PaymentGateway, StripeLink, link_key
 from domain.plans import PlanTerms
 from domain.recording import Cause, TradetapeAggregate
-from domain.subscriptions import Subscription, SubscriptionStatus
+from domain.subscriptions import ENTITLED, Subscription, SubscriptionStatus
 
 if TYPE_CHECKING:
     from application.trading import Trading
@@ -223,7 +223,9 @@ class Billing:
             sub = self.trading.load(sub_id, Subscription)
             cause = self.trading.cause(actor)
             if not sub.is_due_to_expire(cause.at):
+                self._fall_back_priced(sub, cause)
                 return None
+            self.price_others(sub, cause)
             if sub.fall_back(cause):  # another subscription still live: no expiry
                 self.trading.save_all(sub)
                 log.info("subscription of %s fell back to %s", sub.user_id,
@@ -240,6 +242,45 @@ class Billing:
         log.info("subscription of %s expired; %d bots paused", sub.user_id, len(paused))
         return sub.user_id
 
+    def price_others(self, sub: Subscription, cause: Cause) -> bool:
+        """The user's other subscriptions kept at a Stripe price no plan sold when told,
+        now sold by a plan (an operator named the price since), entitle by that plan from
+        now on (not saved); True when one did."""
+        priced = False
+        for stripe_sub, price in sub.unpriced_others().items():
+            plan = self.catalogue.by_stripe_price(price)
+            if plan is not None:
+                sub.price_other(cause, stripe_sub, plan.id, plan.version)
+                priced = True
+        return priced
+
+    def _fall_back_priced(self, sub: Subscription, cause: Cause) -> None:
+        """A user left cancelled or expired beside another subscription still live at a
+        price a plan sells only now: falls back to it, the bots paused at the end started
+        again (saved)."""
+        if sub.is_entitled() or not sub.unpriced_others():
+            return
+        before = (sub.status, list(sub.paused_bots))
+        if self.price_others(sub, cause):
+            if sub.fall_back(cause):
+                log.info("subscription of %s fell back to %s, now priced", sub.user_id,
+                         sub.stripe_subscription)
+            self.commit([sub], sub, before, cause)
+
+    def unpriced(self) -> list[tuple[str, str, str, str]]:
+        """Every user's other subscriptions still live at a Stripe price no plan sells
+        (they entitle nothing): (user id, Stripe subscription, price, status), for the
+        operator."""
+        found = []
+        for sub_id in self._subscription_ids():
+            sub = self.trading.load(sub_id, Subscription)
+            for stripe_sub, price in sub.unpriced_others().items():
+                live = sub.others[stripe_sub]["status"] in ENTITLED
+                if live and self.catalogue.by_stripe_price(price) is None:
+                    found.append((sub.user_id, stripe_sub, price,
+                                  sub.others[stripe_sub]["status"].value))
+        return found
+
     def _subscription_ids(self) -> list[UUID]:
         found = read_log(self.trading, [get_topic(Subscription.Started)])
         return list(dict.fromkeys(n.originator_id for n in found))
@@ -251,6 +292,7 @@ class Billing:
         if told_at < sub.told_at or sub.status in (SubscriptionStatus.CANCELLED,
                                                    SubscriptionStatus.EXPIRED):
             return []
+        self.price_others(sub, cause)
         if sub.live_other(cause.at) is not None:  # still paying: nothing to pause
             sub.cancel(cause, told_at, [])
             sub.fall_back(cause)

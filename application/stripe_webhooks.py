@@ -192,16 +192,27 @@ class StripeWebhooks:
         if sub is None and user is not None and stripe_sub is not None:
             raise StripeEventEarlyError(f"a failed payment of subscription {stripe_sub:.60}, "
                                         "not recorded yet: Stripe delivers it again")
+        told_at = int(event.get("created") or 0)
         if sub is not None and stripe_sub in sub.others:  # another one: its own status
-            sub.other_payment_failed(change.cause, stripe_sub, int(event.get("created") or 0),
+            sub.other_payment_failed(change.cause, stripe_sub, told_at,
                                      self.billing.settings.grace)
             change.add(sub)
+            return
+        period = invoice_period(obj)
+        if sub is not None and stripe_sub not in (None, sub.stripe_subscription) and period:
+            # One never seen (made in Stripe's dashboard, or its own events lost): the
+            # customer is ours, so it is kept past due among the others as this invoice
+            # tells it; its own events, if they come, order themselves after it.
+            status = self._unless_ended(user, change, stripe_sub, SubscriptionStatus.PAST_DUE)
+            self._link(change, "subscription", stripe_sub, user)
+            self._note_other(sub, change, Period(stripe_sub, status, *period, None, 0, False,
+                                                 told_at),
+                invoice_price(obj), True)
             return
         if sub is None or sub.stripe_subscription != stripe_sub:
             self._unattributed(user, obj, event)
             return
-        sub.fail_payment(change.cause, int(event.get("created") or 0),
-                         self.billing.settings.grace)
+        sub.fail_payment(change.cause, told_at, self.billing.settings.grace)
         change.add(sub)
 
     def _payment_intent_succeeded(self, obj: dict, event: dict, change: _Change) -> None:
@@ -287,29 +298,42 @@ class StripeWebhooks:
         """News of another of the customer's subscriptions, kept as its own status: should
         the current one end, the user falls back to the newest one still live. Its plan
         is the one selling its price, else the one it was known at (an object naming no
-        price, or the price that plan's version sold). At a price no plan sells, nothing
-        is kept of it but its end: it is not the current one, so nothing is refused."""
+        price, or the price that plan's version sold). At a price no plan sells it is kept
+        too, with no plan: it entitles nothing (no fallback to it) but the user sees it and
+        the log tells the operator, and once a plan sells the price it entitles by that plan
+        (``Billing.price_others``). Not the current one, so nothing is refused."""
         known = sub.others.get(period.stripe_subscription)
+        plan_id, version, price = self._other_plan(known, price)
+        if plan_id is None and period.status is not SubscriptionStatus.CANCELLED:
+            log.warning("stripe subscription %s of user %s is at price %s, which no plan "
+                        "sells: it entitles nothing until `tradetape plans update CODE "
+                        "--stripe-price %s` names it", period.stripe_subscription,
+                        sub.user_id, price, price)
+        cancel = known["cancel_at_period_end"] if cancel_untold and known else (
+            period.cancel_at_period_end)
+        self.billing.price_others(sub, change.cause)
+        sub.note_other(change.cause, replace(period, plan_id=plan_id, plan_version=version,
+                                             cancel_at_period_end=cancel),
+                       self.billing.settings.grace, price)
+        change.add(sub)
+
+    def _other_plan(self, known: dict | None, price: str | None
+                    ) -> tuple[UUID | None, int, str | None]:
+        """The plan (id, version) and Stripe price of another subscription: the plan
+        selling ``price``, else the one it was known at when ``price`` is none or that
+        plan's version sold it; else no plan (a price no plan sells)."""
         catalogue = self.billing.catalogue
         plan = catalogue.by_stripe_price(price)
         if plan is not None:
-            plan_at = (plan.id, plan.version)
-        elif known is not None and (price is None or catalogue.at_version(
-                known["plan_id"], known["plan_version"]).stripe_price == price):
-            plan_at = (known["plan_id"], known["plan_version"])
-        elif period.status is SubscriptionStatus.CANCELLED:
-            plan_at = (sub.plan_id, sub.plan_version)  # an end: its plan matters not
-        else:
-            log.info("stripe subscription %s is at price %s, which no plan sells",
-                     period.stripe_subscription, price)
-            return
-        cancel = known["cancel_at_period_end"] if cancel_untold and known else (
-            period.cancel_at_period_end)
-        sub.note_other(change.cause, replace(period, plan_id=plan_at[0],
-                                             plan_version=plan_at[1],
-                                             cancel_at_period_end=cancel),
-                       self.billing.settings.grace)
-        change.add(sub)
+            return plan.id, plan.version, price
+        if known is None:
+            return None, 0, price
+        if price is None:
+            return known["plan_id"], known["plan_version"], known["stripe_price"]
+        if known["plan_id"] is not None and catalogue.at_version(
+                known["plan_id"], known["plan_version"]).stripe_price == price:
+            return known["plan_id"], known["plan_version"], price
+        return None, 0, price
 
     def _unless_ended(self, user: str, change: _Change, stripe_sub: str,
                       status: SubscriptionStatus) -> SubscriptionStatus:

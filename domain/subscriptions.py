@@ -50,7 +50,7 @@ class Period:
     status: SubscriptionStatus
     start: datetime
     end: datetime
-    plan_id: UUID
+    plan_id: UUID | None  # None: another subscription at a price no plan sells
     plan_version: int
     cancel_at_period_end: bool
     told_at: int  # the Stripe event's `created` (unix seconds)
@@ -135,13 +135,30 @@ class Subscription(TradetapeAggregate):
             if self.stripe_subscription == s.stripe_subscription:
                 s.stripe_created = self.created
 
-    class OtherTold(Renewed):
+    class OtherTold(Event):
         """What Stripe said of another of the customer's subscriptions, not the current
-        one: it changes no status here, but is where the user falls back to. (A period
-        told, as ``Renewed``'s, whose fields it shares; its ``apply`` is its own.)"""
+        one: it changes no status here, but is where the user falls back to. Its own
+        class since version 2 (it subclassed ``Renewed`` before, so anything matching
+        ``Renewed`` matched it too); its topic is unchanged, so stored ones load as before.
+        ``plan_id`` None: at a Stripe price (``stripe_price``) no plan sold when told, it
+        entitles nothing until a plan sells that price (``price_other``)."""
 
+        class_version = 2
+        stripe_subscription: str
+        status: SubscriptionStatus
+        plan_id: UUID | None
+        plan_version: int
+        period_start: datetime
+        period_end: datetime
+        cancel_at_period_end: bool
+        told_at: int
         created: int  # 0: not told
         grace_ends_at: datetime | None  # past due: until when it still entitles
+        stripe_price: str | None  # None: not told (version 1 kept only sold prices)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["stripe_price"] = None
 
         def apply(self, s: Subscription) -> None:
             standing = {k: getattr(self, k) for k in STANDING}
@@ -261,17 +278,26 @@ class Subscription(TradetapeAggregate):
 
     def _take_over(self, cause: Cause, period: Period, grace: timedelta) -> None:
         """A newer Stripe subscription is the current one from now on, as it stands: its
-        own facts are ordered among themselves (its ``told_at`` starts afresh)."""
+        own facts are ordered among themselves (its ``told_at`` starts afresh). Later news
+        of it kept among the others (a failed payment told before its creation arrived)
+        is how it stands."""
+        known = self.others.get(period.stripe_subscription)
+        if (known is not None and known["told_at"] > period.told_at
+                and known["plan_id"] is not None):
+            self._become(cause, period.stripe_subscription, period.created)
+            return
         self._record(self.Renewed, cause, **_period_data(period))
         self.date(cause, period.stripe_subscription, period.created)  # (reset by Renewed)
         if period.status is SubscriptionStatus.PAST_DUE:
             self._record(self.PaymentFailed, cause, grace_ends_at=cause.at + grace,
                          told_at=period.told_at)
 
-    def note_other(self, cause: Cause, period: Period, grace: timedelta) -> None:
-        """What Stripe says of another of the customer's subscriptions, kept as its own
-        status (its facts ordered among themselves by ``told_at``; an end is final). A
-        current subscription ended or expired falls back to it at once if it is live."""
+    def note_other(self, cause: Cause, period: Period, grace: timedelta,
+                   price: str | None = None) -> None:
+        """What Stripe says of another of the customer's subscriptions (at Stripe
+        ``price``), kept as its own status (its facts ordered among themselves by
+        ``told_at``; an end is final). A current subscription ended or expired falls back
+        to it at once if it is live and a plan sells its price."""
         known = self.others.get(period.stripe_subscription)
         ending = period.status is SubscriptionStatus.CANCELLED  # final, whenever told
         if known is not None and (known["status"] is SubscriptionStatus.CANCELLED or (
@@ -282,7 +308,8 @@ class Subscription(TradetapeAggregate):
             grace_ends_at = (known["grace_ends_at"] if known and known["grace_ends_at"]
                              else cause.at + grace)
         standing = {**_period_data(period), "created": max(
-            period.created, known["created"] if known else 0), "grace_ends_at": grace_ends_at}
+            period.created, known["created"] if known else 0), "grace_ends_at": grace_ends_at,
+            "stripe_price": price}
         del standing["stripe_subscription"]
         if known != standing:
             self._record(self.OtherTold, cause, stripe_subscription=period.stripe_subscription,
@@ -306,9 +333,10 @@ class Subscription(TradetapeAggregate):
         within its grace), by Stripe's creation time (an undated one counts as older)."""
         live = [(known["created"], known["told_at"], sub)
                 for sub, known in self.others.items()
-                if known["status"] in PAYING or (
+                if known["plan_id"] is not None and (known["status"] in PAYING or (
                     known["status"] is SubscriptionStatus.PAST_DUE
-                    and known["grace_ends_at"] is not None and now < known["grace_ends_at"])]
+                    and known["grace_ends_at"] is not None
+                    and now < known["grace_ends_at"]))]
         return max(live)[2] if live else None
 
     def fall_back(self, cause: Cause) -> bool:
@@ -317,14 +345,33 @@ class Subscription(TradetapeAggregate):
         sub = self.live_other(cause.at)
         if sub is None:
             return False
+        self._become(cause, sub, self.others[sub]["created"])
+        return True
+
+    def _become(self, cause: Cause, sub: str, created: int) -> None:
+        """Another subscription is the current one, as last told of it (``others``)."""
         known = self.others[sub]
         self._record(self.Renewed, cause, stripe_subscription=sub,
-                     **{k: known[k] for k in STANDING if k not in ("created", "grace_ends_at")})
-        self.date(cause, sub, known["created"])
+                     **{k: known[k] for k in STANDING if k not in UNCURRENT})
+        self.date(cause, sub, created)
         if known["status"] is SubscriptionStatus.PAST_DUE:
             self._record(self.PaymentFailed, cause, grace_ends_at=known["grace_ends_at"],
                          told_at=known["told_at"])
-        return True
+
+    def unpriced_others(self) -> dict[str, str]:
+        """The other subscriptions at a Stripe price no plan sold when told: id -> price."""
+        return {sub: known["stripe_price"] for sub, known in self.others.items()
+                if known["plan_id"] is None and known["stripe_price"]}
+
+    def price_other(self, cause: Cause, stripe_subscription: str, plan_id: UUID,
+                    plan_version: int) -> None:
+        """A plan now sells the price of another subscription kept unpriced: it entitles
+        by that plan from now on (as last told of it otherwise)."""
+        known = self.others.get(stripe_subscription)
+        if known is None or known["plan_id"] is not None:
+            return
+        self._record(self.OtherTold, cause, stripe_subscription=stripe_subscription,
+                     **{**known, "plan_id": plan_id, "plan_version": plan_version})
 
     def date(self, cause: Cause, stripe_subscription: str, created: int) -> None:
         """Learn when Stripe created the current subscription, once told (by any of its
@@ -400,7 +447,8 @@ def _period_data(period: Period) -> dict:
 
 # What is kept of each other subscription (``OtherTold``'s fields but its id).
 STANDING = ("status", "plan_id", "plan_version", "period_start", "period_end",
-            "cancel_at_period_end", "told_at", "created", "grace_ends_at")
+            "cancel_at_period_end", "told_at", "created", "grace_ends_at", "stripe_price")
+UNCURRENT = ("created", "grace_ends_at", "stripe_price")  # not ``Renewed``'s
 
 
 def _standing(s: Subscription) -> dict:
@@ -408,7 +456,8 @@ def _standing(s: Subscription) -> dict:
     return {"status": s.status, "plan_id": s.plan_id, "plan_version": s.plan_version,
             "period_start": s.current_period_start, "period_end": s.current_period_end,
             "cancel_at_period_end": s.cancel_at_period_end, "told_at": s.told_at,
-            "created": s.stripe_created, "grace_ends_at": s.grace_ends_at}
+            "created": s.stripe_created, "grace_ends_at": s.grace_ends_at,
+            "stripe_price": None}
 
 
 def _take_period(s: Subscription, e) -> None:

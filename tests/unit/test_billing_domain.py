@@ -101,6 +101,38 @@ def test_older_news_changes_no_status():
     assert sub.status is SubscriptionStatus.PAST_DUE  # the active of t=150 is older
 
 
+def test_news_of_another_subscription_is_not_a_renewal_of_the_current_one():
+    """Readers that count renewals (``isinstance(event, Subscription.Renewed)``) must not
+    count what Stripe said of another subscription: ``OtherTold`` is its own event."""
+    sub = Subscription.start(cause(), "alice", period(SubscriptionStatus.ACTIVE, 100))
+    sub.collect_events()
+    other = Period("sub_2", SubscriptionStatus.ACTIVE, T0, T0 + timedelta(days=30), uuid4(),
+                   1, False, 120, created=50)
+    sub.note_other(cause(), other, GRACE, "price_2")
+    [told] = sub.collect_events()
+    assert isinstance(told, Subscription.OtherTold)
+    assert not isinstance(told, Subscription.Renewed)
+    assert sub.stripe_subscription == "sub_1"
+    assert sub.others["sub_2"]["stripe_price"] == "price_2"
+
+
+def test_another_subscription_at_a_price_no_plan_sells_is_no_fallback_until_priced():
+    sub = Subscription.start(cause(), "alice", period(SubscriptionStatus.ACTIVE, 100))
+    unsold = Period("sub_2", SubscriptionStatus.ACTIVE, T0, T0 + timedelta(days=30), None,
+                    0, False, 120, created=50)
+    sub.note_other(cause(), unsold, GRACE, "price_unsold")
+    assert sub.unpriced_others() == {"sub_2": "price_unsold"}
+    assert sub.live_other(T0) is None  # it entitles nothing
+    team = uuid4()
+    sub.price_other(cause(), "sub_2", team, 3)
+    assert sub.unpriced_others() == {}
+    assert sub.live_other(T0) == "sub_2"
+    sub.cancel(cause(), 130, [])
+    assert sub.fall_back(cause())
+    assert (sub.stripe_subscription, sub.plan_id, sub.plan_version, sub.status) == (
+        "sub_2", team, 3, SubscriptionStatus.ACTIVE)
+
+
 def test_expiry_waits_for_the_end_of_grace_and_a_payment_brings_it_back():
     sub = Subscription.start(cause(), "alice", period(SubscriptionStatus.ACTIVE, 100))
     failed_at = T0 + timedelta(days=30)

@@ -16,6 +16,7 @@ PUBLIC = {"register", "verifyEmail", "login", "refresh", "logout", "dcaPlan", "l
           "systemStatus", "resendVerification", "requestPasswordReset", "resetPassword",
           "plans"}
 ADMIN = {"emergencyStop", "emergencyResume", "definePlan", "revenue", "refundPayment",
+         "unsoldSubscriptions",
          "systemEmergencyStop", "users", "blockUser", "unblockUser", "projections",
          "projectionRebuild", "rebuildProjections", "projectionRebuildProgress"}
 

@@ -52,6 +52,33 @@ class BillingSubscription:
 
 
 @strawberry.type
+class StripeSubscription:
+    """One of your Stripe subscriptions as Stripe last told it: the current one (whose
+    plan you have) or another one (where you fall back to should the current one end)."""
+
+    stripe_subscription: str  # Stripe's id, sub_…
+    current: bool
+    status: str  # trialing, active, past_due, expired, cancelled
+    plan: Plan | None  # null: at a Stripe price no plan sells (it entitles nothing)
+    stripe_price: str | None
+    current_period_start: datetime
+    current_period_end: datetime
+    cancel_at_period_end: bool
+    grace_ends_at: datetime | None
+
+
+@strawberry.type
+class UnsoldSubscription:
+    """A user's Stripe subscription at a price no plan sells: it entitles nothing until
+    `tradetape plans update CODE --stripe-price` names the price."""
+
+    user_id: strawberry.ID
+    stripe_subscription: str
+    stripe_price: str
+    status: str
+
+
+@strawberry.type
 class Entitlements:
     plan: str
     enforced: bool  # false: this server applies no plan limits (billing off)

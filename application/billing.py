@@ -18,7 +18,7 @@ from application.billing_settings import BillingSettings
 from application.entitlements import Entitlements
 from application.plans import PlanCatalogue
 from application.replay import read_log
-from application.wallet_payments import renew_from_wallet
+from application.wallet_payments import renew_from_wallet, settled_at_stripe
 from domain.bots import Bot, BotMode, BotStatus
 from domain.errors import ConcurrencyConflictError, DomainError, NotFoundError
 from domain.payments import PaymentGateway, StripeLink, link_key
@@ -233,7 +233,13 @@ class Billing:
                 return None
             wallet = renew_from_wallet(self, sub, actor)
             if wallet is not None:  # the prepaid wallet pays: no expiry
-                self.trading.save_all(sub, wallet)
+                try:
+                    told = settled_at_stripe(self, sub, actor)
+                except DomainError as error:  # Stripe would charge the card too: not now
+                    log.error("the wallet of %s pays once Stripe is told: %s; tried again "
+                              "at the next sweep", sub.user_id, error)
+                    return None
+                self.trading.save_all(sub, wallet, *told)
                 log.info("subscription of %s renewed from the wallet", sub.user_id)
                 return None
             paused = self.slots.beyond(sub.user_id, self.entitlements.free(), cause)

@@ -171,12 +171,20 @@ class StripeWebhooks:
                     invoice_price(obj), None, int(event.get("created") or 0))
         sub = change.sub
         currency = str(obj.get("currency") or "").upper()
-        if sub is not None and sub.pay_invoice(
+        if self._paid_from_wallet(obj):
+            log.info("invoice %s was paid from the wallet: no card payment", obj.get("id"))
+        elif sub is not None and sub.pay_invoice(
                 change.cause, str(obj.get("id")),
                 from_minor(currency, minor_amount(obj, "amount_paid")), currency, "card"):
             change.add(sub)
         for paid_by in (text(obj, "charge"), text(obj, "payment_intent")):
             self._link(change, "invoice-payment", paid_by, user)
+
+    def _paid_from_wallet(self, obj: dict) -> bool:
+        """An invoice our wallet paid and Stripe was told of (marked paid outside Stripe):
+        its ``invoice.paid`` is no card payment, the wallet's debit is the revenue."""
+        return (self.billing.linked("wallet-paid", str(obj.get("id"))) is not None
+                or obj.get("paid_out_of_band") is True)
 
     def _invoice_payment_failed(self, obj: dict, event: dict, change: _Change) -> None:
         """Past due. A failure of one of our users' subscriptions not recorded yet (its

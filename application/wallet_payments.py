@@ -2,7 +2,9 @@
 from it. A top-up creates a PaymentIntent; the wallet is credited when Stripe tells
 ``payment_intent.succeeded`` (``application.stripe_webhooks``). A renewal from the wallet
 debits the plan's price and starts the next period in one transaction; the sweep tries it
-before expiring a past-due subscription."""
+before expiring a past-due subscription. Stripe is told first (``settled_at_stripe``): the
+invoice it keeps retrying on the card is marked paid outside Stripe, so the period is paid
+once; should Stripe refuse, nothing is paid from the wallet."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from domain.errors import DomainError, NotFoundError
-from domain.payments import Wallet, wallet_id
+from domain.payments import StripeLink, Wallet, wallet_id
 from domain.plans import money_in, next_period_end, to_minor
 from domain.subscriptions import Period, Subscription, SubscriptionStatus
 
@@ -78,6 +80,20 @@ def renew_from_wallet(billing: Billing, sub: Subscription, actor: str) -> Wallet
     return wallet
 
 
+def settled_at_stripe(billing: Billing, sub: Subscription, actor: str) -> list[StripeLink]:
+    """Stripe told that the wallet pays ``sub``'s period: its open invoices (the failed
+    payment Stripe retries on the card) marked paid outside Stripe, each linked to the user
+    (``wallet-paid``) so that Stripe's ``invoice.paid`` of it records no card payment. Not
+    saved; STRIPE_ERROR when Stripe refuses. A server without Stripe's key has nothing to
+    tell (no link)."""
+    if billing.gateway is None:
+        return []
+    cause = billing.trading.cause(actor)
+    return [StripeLink.make(cause, "wallet-paid", invoice, sub.user_id)
+            for invoice in billing.gateway.settle_open_invoices(sub.stripe_subscription)
+            if billing.linked("wallet-paid", invoice) is None]
+
+
 def pay_from_wallet(billing: Billing, user_id: str, actor: str) -> Subscription:
     """The user pays their past-due (or expired) subscription's next period now."""
     sub = billing.subscription(user_id)
@@ -90,5 +106,6 @@ def pay_from_wallet(billing: Billing, user_id: str, actor: str) -> Subscription:
         if wallet is None:
             raise DomainError("the wallet does not hold the plan's price",
                               code="INSUFFICIENT_WALLET_FUNDS")
-        billing.commit([sub, wallet], sub, before)
+        told = settled_at_stripe(billing, sub, actor)  # refused: nothing saved
+        billing.commit([sub, wallet, *told], sub, before)
     return sub

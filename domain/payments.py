@@ -185,6 +185,11 @@ class PaymentGateway(Protocol):
 
     def refund(self, payment_intent: str, amount_minor: int | None) -> str: ...
 
+    def settle_open_invoices(self, subscription: str) -> list[str]:
+        """Every open invoice of ``subscription`` marked paid outside the provider (our
+        wallet paid it): no charge for it, no more retries. Their ids."""
+        ...
+
     def create_payment_intent(self, *, customer: str, amount_minor: int, currency: str,
                               method: str, user_id: str, email: str | None = None
                               ) -> dict: ...

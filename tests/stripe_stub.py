@@ -62,6 +62,8 @@ class StripeStub:
         self.fixtures = fixtures()
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.objects: dict[str, dict[str, Any]] = {}
+        # path -> Stripe's error message: answered 400 there, as Stripe refuses a request
+        self.refusals: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
 
@@ -94,11 +96,13 @@ class StripeStub:
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length).decode()
-        params = nested(parse_qsl(body, keep_blank_values=True))
-        path = handler.path.split("?")[0]
+        path, _, query = handler.path.partition("?")
+        params = nested(parse_qsl(body or query, keep_blank_values=True))
         self.requests.append((handler.command, path, params))
         if handler.headers.get("Authorization") != f"Bearer {API_KEY}":
             status, answer = 401, _error("invalid_request_error", "Invalid API Key provided")
+        elif path in self.refusals:
+            status, answer = 400, _error("invalid_request_error", self.refusals[path])
         else:
             status, answer = self.answer(handler.command, path, params)
         data = json.dumps(answer).encode()
@@ -120,6 +124,10 @@ class StripeStub:
         if method == "POST" and path in routes:
             resource, prefix = routes[path]
             return 200, self._create(resource, prefix, params)
+        if path == "/v1/invoices" and method == "GET":
+            return 200, self._invoices(params)
+        if path.startswith("/v1/invoices/") and path.endswith("/pay") and method == "POST":
+            return self._pay(path.split("/")[3], params)
         if path.startswith("/v1/subscriptions/") and method == "POST":
             sub_id = path.rsplit("/", 1)[1]
             sub = self.objects.get(sub_id) or {**copy.deepcopy(self.fixtures["subscription"]),
@@ -128,6 +136,30 @@ class StripeStub:
             self.objects[sub_id] = sub
             return 200, sub
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({path})")
+
+    def holds(self, obj: dict[str, Any]) -> None:
+        """Stripe holds ``obj`` (an invoice of a webhook event, say) as it was sent."""
+        self.objects[obj["id"]] = copy.deepcopy(obj)
+
+    def _invoices(self, params: dict[str, Any]) -> dict:
+        """``GET /v1/invoices`` filtered by ``subscription`` and ``status``, as a list."""
+        found = [o for o in self.objects.values() if o.get("object") == "invoice"
+                 and all(_invoice_field(o, k) == params[k] for k in ("subscription", "status")
+                         if k in params)]
+        return {"object": "list", "url": "/v1/invoices", "has_more": False, "data": found}
+
+    def _pay(self, invoice_id: str, params: dict[str, Any]) -> tuple[int, dict]:
+        """``POST /v1/invoices/{id}/pay``; only ``paid_out_of_band`` is modelled (no charge)."""
+        invoice = self.objects.get(invoice_id)
+        if invoice is None or invoice.get("object") != "invoice":
+            return 404, _error("invalid_request_error", f"No such invoice: '{invoice_id}'")
+        if invoice.get("status") != "open":
+            return 400, _error("invalid_request_error", "Invoice is already paid")
+        if params.get("paid_out_of_band") != "true":
+            return 400, _error("invalid_request_error", "the stub charges no card")
+        invoice.update(status="paid", paid_out_of_band=True, amount_remaining=0,
+                       amount_paid=invoice.get("amount_due", 0))
+        return 200, invoice
 
     def _create(self, resource: str, prefix: str, params: dict[str, Any]) -> dict:
         obj = copy.deepcopy(self.fixtures[resource])
@@ -166,6 +198,14 @@ class StripeStub:
                                           f"https://qr.stripe.com/{obj['id']}.png",
                                       "image_url_svg":
                                           f"https://qr.stripe.com/{obj['id']}.svg"}}
+
+
+def _invoice_field(invoice: dict, key: str) -> Any:
+    """An invoice's ``status``, or its subscription in either API shape."""
+    if key != "subscription" or isinstance(invoice.get("subscription"), str):
+        return invoice.get(key)
+    return (((invoice.get("parent") or {}).get("subscription_details") or {})
+            .get("subscription"))
 
 
 def _typed(value: Any) -> Any:

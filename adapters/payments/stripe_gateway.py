@@ -1,7 +1,8 @@
 """The payment gateway through Stripe's official library (``stripe``, pinned in
 pyproject.toml): customers, Checkout Sessions for subscriptions, the customer portal,
-cancellation at the period's end, refunds, PaymentIntents for top-ups, and the signature
-check of webhook events. The library is imported when a gateway is made, not before."""
+cancellation at the period's end, refunds, invoices paid from the wallet, PaymentIntents
+for top-ups, and the signature check of webhook events. The library is imported when a
+gateway is made, not before."""
 
 from __future__ import annotations
 
@@ -64,6 +65,19 @@ class StripeGateway:
         if amount_minor is not None:
             params["amount"] = amount_minor
         return self._call("refund", lambda: self._client.v1.refunds.create(params)).id
+
+    def settle_open_invoices(self, subscription: str) -> list[str]:
+        """Every open invoice of ``subscription`` marked ``paid_out_of_band`` (Stripe makes
+        no charge for it and stops retrying the card); their ids."""
+        params: dict = {"subscription": subscription, "status": "open", "limit": 100}
+        found = self._call("list the subscription's open invoices",
+                           lambda: self._client.v1.invoices.list(params))
+        settled = []
+        for invoice in found.data:
+            self._call("mark an invoice paid from the wallet", lambda i=invoice.id: (
+                self._client.v1.invoices.pay(i, {"paid_out_of_band": True})))
+            settled.append(invoice.id)
+        return settled
 
     def create_payment_intent(self, *, customer: str, amount_minor: int, currency: str,
                               method: str, user_id: str, email: str | None = None) -> dict:

@@ -21,7 +21,7 @@ from application.bootstrap import open_trading
 from application.stripe_objects import StripeEventEarlyError
 from application.stripe_webhooks import StripeWebhooks
 from domain.payments import StripeLink, Wallet, wallet_id
-from domain.plans import from_minor
+from domain.plans import PlanTerms, from_minor
 from domain.subscriptions import Period, Subscription, SubscriptionStatus, subscription_id
 from projections.billing_ledger import ENTRIES, BillingLedger, account_balances, billing_report
 from projections.rebuild import rebuild
@@ -144,14 +144,21 @@ def test_twice_and_shuffled_gives_the_same_end(stub, in_order, order):
     assert deliver_all_linked(stub, events, customer) == expected
 
 
+def open_linked(stub, customer: str, url: str = "memory"):
+    """``open_billing`` where the user's customer is linked (at checkout, as the server
+    does)."""
+    trading, billing, hooks = open_billing(stub, url)
+    cause = trading.cause(USER)
+    trading.save_all(StripeLink.make(cause, "customer-of", USER, customer),
+                     StripeLink.make(cause, "customer", customer, USER))
+    return trading, billing, hooks
+
+
 def deliver_all_linked(stub, events, customer, result=outcome):
-    """Into a new store where the user's customer is linked (at checkout, as the server
-    does), every event in turn; then ``result(trading, billing)``."""
-    trading, billing, hooks = open_billing(stub)
+    """Into a new store where the user's customer is linked, every event in turn; then
+    ``result(trading, billing)``."""
+    trading, billing, hooks = open_linked(stub, customer)
     try:
-        cause = trading.cause(USER)
-        trading.save_all(StripeLink.make(cause, "customer-of", USER, customer),
-                         StripeLink.make(cause, "customer", customer, USER))
         redeliver(hooks, events)
         return result(trading, billing)
     finally:
@@ -422,25 +429,64 @@ def test_the_newer_one_ended_the_user_falls_back_whatever_the_order(stub, order)
         ["in_o2"], SubscriptionStatus.CANCELLED)
 
 
+def stored_then_reopened(stub, customer: str, url: str, events: list[dict]):
+    """``events`` delivered into the store at ``url``, then the store opened again by a
+    new connection: the subscription as written, and the new ``open_billing``."""
+    trading, billing, hooks = open_linked(stub, customer, url)
+    try:
+        redeliver(hooks, events)
+        written = billing.subscription(USER)
+    finally:
+        trading.close()
+    return written, open_billing(stub, url)
+
+
 def test_the_fallback_is_read_back_from_the_store(stub, persistent_store_url):
     """Stored (SQLite, PostgreSQL) and read by a new connection: the same subscription,
     and the others as they were told."""
     customer = _customer(stub)
-    trading, billing, hooks = open_billing(stub, persistent_store_url)
-    try:
-        cause = trading.cause(USER)
-        trading.save_all(StripeLink.make(cause, "customer-of", USER, customer),
-                         StripeLink.make(cause, "customer", customer, USER))
-        redeliver(hooks, newer_ended_older_paid(customer))
-        written = billing.subscription(USER)
-    finally:
-        trading.close()
-    trading, billing, _ = open_billing(stub, persistent_store_url)
+    written, (trading, billing, _) = stored_then_reopened(
+        stub, customer, persistent_store_url, newer_ended_older_paid(customer))
     try:
         read = billing.subscription(USER)
         assert (read.stripe_subscription, read.status, read.others) == (
             written.stripe_subscription, written.status, written.others)
         assert (read.stripe_subscription, read.status) == ("sub_old",
                                                           SubscriptionStatus.ACTIVE)
+    finally:
+        trading.close()
+
+
+def test_a_subscription_at_a_price_no_plan_sells_is_read_back_and_priced_later(
+        stub, persistent_store_url):
+    """Stored (SQLite, PostgreSQL): another subscription at a price no plan sells is kept
+    with its price and no plan; read by a new connection, it entitles by the plan that
+    sells the price once one does, when the current one ends."""
+    customer, unsold = _customer(stub), "price_team_unsold"
+
+    def told(kind, event_id, at, sub, status, price, created):
+        return subscription_event(kind, event_id, at, sub=sub, customer=customer,
+                                  price=price, status=status, period=(T, T + 30 * DAY),
+                                  sub_created=created)
+
+    written, (trading, billing, hooks) = stored_then_reopened(
+        stub, customer, persistent_store_url, [
+            told("customer.subscription.created", "evt_c1", T + 5, "sub_cur", "active",
+                 PRICE, T + 5),
+            told("customer.subscription.created", "evt_t1", T + 6, "sub_team", "active",
+                 unsold, T)])
+    try:
+        read = billing.subscription(USER)
+        assert read.others == written.others
+        assert read.unpriced_others() == {"sub_team": unsold}
+        billing.catalogue.create(PlanTerms(code="TEAM", name="Team", price=Decimal("30.00"),
+                                           currency="USD", period="month",
+                                           stripe_price=unsold, max_bots=20), "ops")
+        redeliver(hooks, [told("customer.subscription.deleted", "evt_c2", T + 9, "sub_cur",
+                               "canceled", PRICE, T + 5)])
+        read = billing.subscription(USER)
+        assert (read.stripe_subscription, read.status) == ("sub_team",
+                                                           SubscriptionStatus.ACTIVE)
+        assert billing.entitlements.of(USER).plan.code == "TEAM"
     finally:
         trading.close()

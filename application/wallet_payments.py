@@ -101,11 +101,13 @@ def pay_from_wallet(billing: Billing, user_id: str, actor: str) -> Subscription:
                                          SubscriptionStatus.EXPIRED):
         raise DomainError("no past-due subscription to pay", code="NOTHING_TO_PAY")
     before = (sub.status, list(sub.paused_bots))
+    wallet = renew_from_wallet(billing, sub, actor)
+    if wallet is None:
+        raise DomainError("the wallet does not hold the plan's price",
+                          code="INSUFFICIENT_WALLET_FUNDS")
+    # Stripe first (refused: nothing saved), outside the runner's lock: Stripe's latency
+    # holds no bot's step. The saves are checked against concurrent writers anyway.
+    told = settled_at_stripe(billing, sub, actor)
     with billing.slots.lock:
-        wallet = renew_from_wallet(billing, sub, actor)
-        if wallet is None:
-            raise DomainError("the wallet does not hold the plan's price",
-                              code="INSUFFICIENT_WALLET_FUNDS")
-        told = settled_at_stripe(billing, sub, actor)  # refused: nothing saved
         billing.commit([sub, wallet, *told], sub, before)
     return sub

@@ -187,13 +187,13 @@ class StripeWebhooks:
                 or obj.get("paid_out_of_band") is True)
 
     def _invoice_payment_failed(self, obj: dict, event: dict, change: _Change) -> None:
-        """Past due. A failure of one of our users' subscriptions not recorded yet (its
-        ``customer.subscription.created`` still on its way) is refused
+        """Past due. A failure of a user with no subscription recorded yet (the first
+        one's ``customer.subscription.created`` still on its way) is refused
         (STRIPE_EVENT_EARLY): acknowledged, it would be lost, and the subscription would
         start active though its payment failed. A failure of another of the customer's
-        subscriptions leaves the current one as it is, but makes that one past due among
-        the others (the user falls back to it only within its grace); of a one-off
-        invoice, it changes nothing."""
+        subscriptions, known or never seen, leaves the current one as it is, but keeps
+        that one past due among the others (the user falls back to it only within its
+        grace); of a one-off invoice, it changes nothing."""
         stripe_sub = invoice_subscription(obj)
         user = self._user(subscription=stripe_sub, customer=text(obj, "customer"))
         sub = self._subscription_of(user, change) if user else None
@@ -213,9 +213,8 @@ class StripeWebhooks:
             # tells it; its own events, if they come, order themselves after it.
             status = self._unless_ended(user, change, stripe_sub, SubscriptionStatus.PAST_DUE)
             self._link(change, "subscription", stripe_sub, user)
-            self._note_other(sub, change, Period(stripe_sub, status, *period, None, 0, False,
-                                                 told_at),
-                invoice_price(obj), True)
+            unseen = Period(stripe_sub, status, *period, None, 0, False, told_at)
+            self._note_other(sub, change, unseen, invoice_price(obj), True)
             return
         if sub is None or sub.stripe_subscription != stripe_sub:
             self._unattributed(user, obj, event)

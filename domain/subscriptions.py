@@ -309,7 +309,7 @@ class Subscription(TradetapeAggregate):
                              else cause.at + grace)
         standing = {**_period_data(period), "created": max(
             period.created, known["created"] if known else 0), "grace_ends_at": grace_ends_at,
-            "stripe_price": price}
+            "stripe_price": known["stripe_price"] if price is None and known else price}
         del standing["stripe_subscription"]
         if known != standing:
             self._record(self.OtherTold, cause, stripe_subscription=period.stripe_subscription,

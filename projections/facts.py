@@ -99,7 +99,16 @@ class Fact:
         number = known.get(name, _UNSEEN)
         if number is _UNSEEN:
             value = self.state[name]
-            number = known[name] = None if value is None else Decimal(value["_data_"])
+            if value is None:
+                number = known[name] = None
+            else:  # made once per text while it is recent (``_RECENT``)
+                text = value["_data_"]
+                number = _RECENT.get(text)
+                if number is None:
+                    if len(_RECENT) >= _RECENT_MAX:
+                        _RECENT.clear()
+                    number = _RECENT[text] = Decimal(text)
+                known[name] = number
         return number
 
     def uuid(self, name: str) -> UUID | None:
@@ -118,6 +127,15 @@ class Fact:
 
     def __repr__(self) -> str:
         return f"Fact({self.position}, {self.kind}, {self.oid} v{self.version})"
+
+
+# Decimals by their stored text, shared by the facts (a Decimal is immutable, and one made
+# from a text is exact: the same value and exponent whoever makes it). An order's fill and
+# its deal's buy or close, next to each other in the log, carry the same price, amount and
+# fee texts, and one candle's fills share a price: each such text is converted once.
+# Bounded: emptied when full.
+_RECENT: dict[str, Decimal] = {}
+_RECENT_MAX = 4096
 
 
 _parse_text = json.JSONDecoder().raw_decode

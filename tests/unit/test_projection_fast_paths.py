@@ -116,6 +116,24 @@ def test_facts_parsed_fast_equal_the_standard_json_and_the_mappers_event(app, in
             assert fact.text(name) == value
 
 
+def test_decimal_fields_read_as_stored_when_facts_share_their_texts(app):
+    """Facts converting the same texts (an order's fill and its deal's buy) read each
+    field exactly as stored: value and exponent, whichever fact asked first."""
+    texts = ["98.500", "98.5", "0.1000000000000000000000000000", "1E+2", "-0", "98.500"]
+    facts = []
+    for n, text in enumerate(texts):
+        stored = json.dumps({"timestamp": {"_type_": "datetime_iso",
+                                           "_data_": "2025-01-01T00:00:00+00:00"},
+                             "price": {"_type_": "decimal_str", "_data_": text},
+                             "fee": None}).encode()
+        facts.append(FactDecoder(app.mapper)((n + 1, str(UUID(int=n)), 1,
+                                              "domain.orders:Order.Filled", stored)))
+    for fact, text in zip(facts, texts, strict=True):
+        assert str(fact.dec("price")) == str(Decimal(text))
+        assert fact.dec("price").as_tuple() == Decimal(text).as_tuple()
+        assert fact.dec("fee") is None
+
+
 @pytest.mark.parametrize("index", range(len(TOPICS)), ids=TOPICS)
 def test_audit_rows_from_fast_facts_equal_those_from_standard_json(app, index):
     _, row = list(stored_events(app))[index]

@@ -3,13 +3,15 @@ fixed slice of a stored log, in processor time, so that two versions compare on 
 machine (run them back to back, alternating).
 
     .venv/bin/python scripts/bench_ledgers.py --database URL [--events 60000] \
-        [--repeat 3] [--only pnl,leaderboard,equity] [--digest]
+        [--repeat 3] [--only pnl,leaderboard,equity] [--digest] [--as-rebuilt] [--decoding]
 
 The log's first ``--events`` rows are read once; each round decodes them afresh (untimed),
 then applies them page by page (``--batch-size``) to the ledgers as a rebuild does (books
 shared when more than one runs), ends each batch and freezes its row changes (timed: the
-main thread's work). ``--digest`` prints a hash of every batch's frozen rows: the same
-hash means the same rows written (each batch's rows sorted, so only order may differ).
+main thread's work; ``--as-rebuilt`` decodes each row just before its handlers, timed with
+them, as a rebuild's runner does). ``--digest`` prints a hash of every batch's frozen rows:
+the same hash means the same rows written (each batch's rows sorted, so only order may
+differ).
 Make the log with ``scripts/bench_projections.py``.
 """
 

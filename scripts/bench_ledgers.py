@@ -3,13 +3,15 @@ fixed slice of a stored log, in processor time, so that two versions compare on 
 machine (run them back to back, alternating).
 
     .venv/bin/python scripts/bench_ledgers.py --database URL [--events 60000] \
-        [--repeat 3] [--only pnl,leaderboard,equity] [--digest]
+        [--repeat 3] [--only pnl,leaderboard,equity] [--digest] [--as-rebuilt] [--decoding]
 
 The log's first ``--events`` rows are read once; each round decodes them afresh (untimed),
 then applies them page by page (``--batch-size``) to the ledgers as a rebuild does (books
 shared when more than one runs), ends each batch and freezes its row changes (timed: the
-main thread's work). ``--digest`` prints a hash of every batch's frozen rows: the same
-hash means the same rows written (each batch's rows sorted, so only order may differ).
+main thread's work; ``--as-rebuilt`` decodes each row just before its handlers, timed with
+them, as a rebuild's runner does). ``--digest`` prints a hash of every batch's frozen rows:
+the same hash means the same rows written (each batch's rows sorted, so only order may
+differ).
 Make the log with ``scripts/bench_projections.py``.
 """
 
@@ -48,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--converted", action="store_true",
                         help="convert the Decimal fields (price, amount, fee, realized_pnl) "
                              "before timing, as another projection asking first would")
+    parser.add_argument("--decoding", action="store_true",
+                        help="also time decoding the rows into facts (printed apart)")
+    parser.add_argument("--as-rebuilt", action="store_true",
+                        help="decode each row just before applying it, timed with it (a "
+                             "rebuild's own path: a page decoded first, as --decoding and the "
+                             "default time it, keeps 10,000 facts alive and costs more)")
     parser.add_argument("--profile", action="store_true",
                         help="one round under cProfile instead: where the time goes")
     return parser.parse_args(argv)
@@ -98,13 +106,16 @@ def decoded(rows: list, mapper, batch: int, converted: bool = False) -> list[lis
     return pages
 
 
-def one_round(pages: list[list], names: list[str], digest) -> tuple[float, float]:
+def one_round(pages: list[list], names: list[str], digest, decode=None) -> tuple[float, float]:
+    """``pages`` of (topic, fact); or, with ``decode``, of stored rows, each decoded just
+    before its handlers run (timed with them), as a rebuild's runner does."""
+    from projections.ledger import Ledger
     from projections.registry import PROJECTIONS
     from projections.shared_books import share_books
     from projections.tables import Changes
 
     projections = [PROJECTIONS[name]() for name in names]
-    leader = share_books(projections)
+    leader = share_books([p for p in projections if isinstance(p, Ledger)])
     if leader is not None:  # the leader applies first, as the runner orders them
         projections.sort(key=lambda p: p is not leader)
     applying = ending = 0.0
@@ -113,12 +124,16 @@ def one_round(pages: list[list], names: list[str], digest) -> tuple[float, float
         outs = [Changes(p.tables) for p in projections]
         routes: dict = {}
         started = clock()
-        for topic, fact in page:
+        for item in page:
+            topic = item[3] if decode is not None else item[0]
             route = routes.get(topic)
             if route is None:
                 kind = topic.partition(":")[2]
                 route = routes[topic] = [(h, out) for p, out in zip(projections, outs, strict=True)
                                          if (h := p.route(kind)) is not None]
+            if not route:
+                continue
+            fact = decode(item) if decode is not None else item[1]
             for handler, out in route:
                 handler(fact, out)
         middle = clock()
@@ -152,15 +167,28 @@ def main(argv: list[str] | None = None) -> int:
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
         return 0
     names = [name for name in args.only.split(",") if name]  # none: the baseline
-    best = None
+    best = best_decoding = None
     for n in range(args.repeat):
         gc.collect()  # a rebuild runs with the collector paused (``collector_paused``)
         gc.disable()
         digest = hashlib.sha256() if args.digest and n == 0 else None
-        pages = decoded(rows, mapper, args.batch_size, args.converted)
-        applying, ending = one_round(pages, names, digest)
+        started = time.process_time()
+        if args.as_rebuilt:
+            from projections.facts import FactDecoder
+
+            pages = [rows[start:start + args.batch_size]
+                     for start in range(0, len(rows), args.batch_size)]
+            decoding, decode = 0.0, FactDecoder(mapper)
+        else:
+            pages = decoded(rows, mapper, args.batch_size, args.converted)
+            decoding, decode = time.process_time() - started, None
+        applying, ending = one_round(pages, names, digest, decode)
         gc.enable()
         total = applying + ending
+        if args.decoding:
+            print(f"round {n + 1}: decoding {decoding * 1e6 / len(rows):.2f} µs/event",
+                  flush=True)
+            best_decoding = decoding if n == 0 else min(best_decoding, decoding)
         print(f"round {n + 1}: apply {applying * 1e6 / len(rows):.2f} µs/event, end of "
               f"batches and freeze {ending * 1e6 / len(rows):.2f}, total "
               f"{total * 1e6 / len(rows):.2f} ({total:.3f} s processor)", flush=True)
@@ -169,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         best = total if best is None else min(best, total)
     print(f"{'+'.join(names)}: {len(rows):,} events, best {best * 1e6 / len(rows):.2f} "
           "µs/event of processor time")
+    if args.decoding:
+        print(f"decoding: best {best_decoding * 1e6 / len(rows):.2f} µs/event of processor time")
     return 0
 
 

@@ -65,9 +65,15 @@ class ProjectionError(Exception):
 
 @dataclass
 class Tracked:
+    """A projection run by a projector. ``position``: the last event applied to its state in
+    memory (the next batch starts after it); ``committed``: the last one whose rows are
+    committed, what ``positions`` (and so ``lag`` and ``/health``) say: a batch made but
+    still waiting for its commit (a writer thread's queue) is not yet readable."""
+
     projection: Projection
     position: int = 0
     generation: int = 1
+    committed: int = 0
 
 
 # Those waiting for a store's paper book to be offered (``book_offered``), by store.
@@ -150,6 +156,7 @@ class Projector:
                         f"the {row.name} tables were made by another version of tradetape: "
                         f"run `tradetape projections rebuild {row.name}`")
                 t.position, t.generation = row.position, row.generation
+                t.committed = row.position
                 t.projection = type(t.projection)()
                 t.projection.load(self.store)
                 if isinstance(t.projection, PaperBook):
@@ -164,7 +171,7 @@ class Projector:
             for t in self.tracked:
                 live = rows.get(t.projection.name)
                 t.generation = (live.generation if live else 0) + 1
-                t.position = 0
+                t.position = t.committed = 0
                 for table in t.projection.tables:  # indexes once filled: faster than kept up
                     self.store.create_table(cur, table, SHADOW, t.generation, indexes=False)
         self._started = True
@@ -180,7 +187,7 @@ class Projector:
         not given: the tables are still empty)."""
         rows = self.store.tracking()
         for t in self.tracked:
-            t.position = (positions or {}).get(t.projection.name, 0)
+            t.position = t.committed = (positions or {}).get(t.projection.name, 0)
             t.generation = rows[t.projection.name].generation + 1  # as create_shadow made
             t.projection = type(t.projection)()
             t.projection.load(self.store, SHADOW)
@@ -269,6 +276,8 @@ class Projector:
                     if not shadow:
                         store.advance(cur, name, generation, start, end)
                     store.write(cur, out, suffix)
+            for t in active:  # readable now (a writer thread commits in order)
+                t.committed = end
 
         return commit
 
@@ -367,7 +376,9 @@ class Projector:
         follow_log(self.app, self.store, self.catch_up, stop, poll=poll, on_batch=on_batch)
 
     def positions(self) -> dict[str, int]:
-        return {t.projection.name: t.position for t in self.tracked}
+        """Each projection's committed position: its tables hold the log up to there (a
+        batch still waiting for the writer is not counted)."""
+        return {t.projection.name: t.committed for t in self.tracked}
 
 
 def _units(active: list[Tracked], outs: list[Changes],

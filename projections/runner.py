@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from eventsourcing.application import Application
 
@@ -76,6 +77,18 @@ class Tracked:
     committed: int = 0
 
 
+@dataclass
+class _Run:
+    """What one run of batches read, and whether it reached the end."""
+
+    read: int = 0
+    finished: bool = False
+
+
+class Survivors(Protocol):
+    def after_step(self) -> None: ...
+
+
 # Those waiting for a store's paper book to be offered (``book_offered``), by store.
 _OFFER_WAITERS: dict[ViewStore, list[threading.Event]] = {}
 _OFFER_LOCK = threading.Lock()
@@ -105,13 +118,17 @@ class Projector:
 
     def __init__(self, app: Application, store: ViewStore, projections: Sequence[Projection],
                  *, batch_size: int = DEFAULT_BATCH, shadow: bool = False,
-                 accept: Callable[[Fact], bool] | None = None, max_batch: int | None = None):
+                 accept: Callable[[Fact], bool] | None = None, max_batch: int | None = None,
+                 survivors: Survivors | None = None):
         """``max_batch``: when far behind, pages of up to this many events (whatever is
         there) instead of ``batch_size``, joined with those read meanwhile up to twice
-        that: see ``CATCH_UP_BATCH``."""
+        that: see ``CATCH_UP_BATCH``. ``survivors``: told at the end of every batch, with
+        the collector still paused (a follower's ``StepSurvivors``: what the batch left
+        alive, the projections' state, frozen out of the collector's passes)."""
         if not projections:
             raise ValueError("no projections to run")
         self.app, self.store, self.batch_size = app, store, batch_size
+        self.survivors = survivors
         self.max_batch = max(batch_size, max_batch or batch_size)
         self.suffix = SHADOW if shadow else ""
         self.shadow, self.accept = shadow, accept
@@ -202,10 +219,22 @@ class Projector:
             self.start()
         read = 0
         head = self.head() if on_progress else 0
-        behind = self.head() - min(t.position for t in self.tracked)
-        # A writer thread (and its connection) pays off only with batches to overlap; so
-        # does reading the next page ahead.
-        far = behind > 2 * self.batch_size
+        while True:
+            behind = self.head() - min(t.position for t in self.tracked)
+            # A writer thread (and its connection) pays off only with batches to overlap;
+            # so does reading the next page ahead.
+            far = behind > 2 * self.batch_size
+            done = self._catch_up(far, until, on_progress, head)
+            read += done.read
+            if done.finished:
+                return read
+
+    def _catch_up(self, far: bool, until: int | None, on_progress: Progress | None,
+                  head: int) -> _Run:
+        """Batches until the log (or ``until``) ends, or, not ``far`` behind, until a page
+        comes full while the log is far ahead (a wave appended meanwhile: the caller goes
+        on ``far``, with read-ahead, larger batches and the writer's thread)."""
+        run = _Run()
         writer = writer_for(self.store) if far else SyncWriter(self.store)
         self.store.before_select = writer.drain
         # A rebuild has a known end: the collector waits until then (reads allocate too).
@@ -223,12 +252,19 @@ class Projector:
                         for page in pages:
                             with collector_paused():
                                 writer.submit(self._apply_page(page))
-                            read += len(page)
+                                if self.survivors is not None:
+                                    self.survivors.after_step()
+                            run.read += len(page)
                             self.events_read += len(page)
                             if on_progress:
                                 on_progress(page[-1][0], max(head, page[-1][0]))
+                            if (not far and len(page) == size and until is None
+                                    and self.head() - page[-1][0] > 2 * self.batch_size):
+                                writer.drain()
+                                return run  # (not finished: again, far)
                         writer.drain()
-                        return read
+                        run.finished = True
+                        return run
                     except ProjectionConflict as conflict:
                         if self.shadow:
                             raise

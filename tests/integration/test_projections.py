@@ -3,6 +3,7 @@ a day of trading and a backtest, exactly once, rebuilt equal, and owned by one r
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from uuid import UUID
 
@@ -382,3 +383,35 @@ def test_a_following_runner_applies_new_events_as_they_arrive(persistent_store_u
         store.close()
         reader.close()
     assert not follower.is_alive()
+
+
+def test_a_wave_appended_while_a_follower_takes_small_batches_is_taken_in_large_ones(
+        persistent_store_url, trading):
+    """A follower near the head takes the log a small batch at a time; a wave appended
+    meanwhile (thousands of events at once: a take-profit wave) goes in large batches
+    instead of the small ones it started with, and the views still equal a rebuild."""
+    app = trading(persistent_store_url)
+    store = view_store(persistent_store_url)
+    try:
+        a_day_of_trading(app)
+        head = app.recorder.max_notification_id()
+        projector = Projector(app, store, [cls() for cls in PROJECTIONS.values()],
+                              batch_size=4, max_batch=500)
+        projector.catch_up(until=head - 6)  # a few events behind: small batches
+        ends: list[int] = []
+
+        def heard(position: int, _head: int) -> None:
+            if not ends:  # the wave lands after the first small batch
+                backtest(app, candle_rows(saw_levels(4)), seed="wave")
+            ends.append(position)
+
+        projector.catch_up(on_progress=heard)
+        wave = app.recorder.max_notification_id() - head
+        batches = [b - a for a, b in itertools.pairwise(ends)]
+        assert wave > 100 and ends[-1] == head + wave
+        assert max(batches) > 4 * 20  # not ~wave / 4 batches of 4
+        incremental = dump(store)
+        rebuild(app, store, list(PROJECTIONS.values()), batch_size=1000)
+        assert dump(store) == incremental
+    finally:
+        store.close()

@@ -415,3 +415,47 @@ def test_a_wave_appended_while_a_follower_takes_small_batches_is_taken_in_large_
         assert dump(store) == incremental
     finally:
         store.close()
+
+
+def test_positions_move_when_a_batch_is_committed_not_when_it_is_made(
+        persistent_store_url, trading):
+    """Far behind, batches are committed by the writer's thread while the next is made: a
+    projector's positions (what ``lag`` and ``/health`` count) move only once each batch's
+    rows are readable. The commit is held back by another writer holding the tracking rows."""
+    import threading
+    import time
+
+    import psycopg
+
+    from application.settings import _connect_kwargs, parse_database_url
+
+    app = trading(persistent_store_url)
+    store = view_store(persistent_store_url)
+    a_day_of_trading(app)
+    head = app.recorder.max_notification_id()
+    projector = Projector(app, store, [Balances()], batch_size=4)
+    projector.start()
+    before = projector.positions()
+    database = parse_database_url(persistent_store_url)
+    if store.kind == "postgres":
+        holder = psycopg.connect(**_connect_kwargs(database.env))
+        holder.execute(f"SELECT * FROM {store.q('projection_tracking')} FOR UPDATE")
+    else:
+        import sqlite3
+
+        holder = sqlite3.connect(store.path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+    catching_up = threading.Thread(target=projector.catch_up)
+    catching_up.start()
+    try:
+        deadline = time.monotonic() + 30
+        while projector.tracked[0].position < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first batches made (the writer waits on the first)
+        assert projector.tracked[0].position >= 8
+        assert projector.positions() == before
+    finally:
+        holder.rollback()
+        holder.close()
+        catching_up.join(60)
+        store.close()
+    assert projector.positions() == {"balances": head}

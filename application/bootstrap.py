@@ -505,6 +505,7 @@ def open_projection_worker(database_url: str | None):
     Returns the worker and what to close after it."""
     import sys
 
+    from application.paper_heap import StepSurvivors
     from application.projection_worker import ProjectionWorker
     from projections.registry import PROJECTIONS
     from projections.store import open_view_store
@@ -514,10 +515,14 @@ def open_projection_worker(database_url: str | None):
     prepare(database)
     trading = open_trading(database_url)
     store = open_view_store(database)
+    # What its batches leave alive (every projection's state: ~120,000 tracked objects at
+    # 10,000 bots) frozen after each, so the collector's passes walk only what is new: on
+    # a 58,600-event take-profit wave 0.19 -> 0.004 s of the collector, process 3.10 ->
+    # 2.88 s of processor time (scripts/bench_wave.py, alternated twice).
     projections = SupervisedProjections(
         trading, store, list(PROJECTIONS.values()),
         report=lambda text: sys.stderr.write(text + "\n"),
-        check_log=seal_check(trading, database.url))
+        check_log=seal_check(trading, database.url), survivors=StepSurvivors())
     projections.start()
     # Alone in its process, nothing wakes it: it looks at the log five times a second.
     return ProjectionWorker(projections, poll=0.2), [store, trading]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from eventsourcing.application import Application
 
@@ -65,9 +66,27 @@ class ProjectionError(Exception):
 
 @dataclass
 class Tracked:
+    """A projection run by a projector. ``position``: the last event applied to its state in
+    memory (the next batch starts after it); ``committed``: the last one whose rows are
+    committed, what ``positions`` (and so ``lag`` and ``/health``) say: a batch made but
+    still waiting for its commit (a writer thread's queue) is not yet readable."""
+
     projection: Projection
     position: int = 0
     generation: int = 1
+    committed: int = 0
+
+
+@dataclass
+class _Run:
+    """What one run of batches read, and whether it reached the end."""
+
+    read: int = 0
+    finished: bool = False
+
+
+class Survivors(Protocol):
+    def after_step(self) -> None: ...
 
 
 # Those waiting for a store's paper book to be offered (``book_offered``), by store.
@@ -99,13 +118,17 @@ class Projector:
 
     def __init__(self, app: Application, store: ViewStore, projections: Sequence[Projection],
                  *, batch_size: int = DEFAULT_BATCH, shadow: bool = False,
-                 accept: Callable[[Fact], bool] | None = None, max_batch: int | None = None):
+                 accept: Callable[[Fact], bool] | None = None, max_batch: int | None = None,
+                 survivors: Survivors | None = None):
         """``max_batch``: when far behind, pages of up to this many events (whatever is
         there) instead of ``batch_size``, joined with those read meanwhile up to twice
-        that: see ``CATCH_UP_BATCH``."""
+        that: see ``CATCH_UP_BATCH``. ``survivors``: told at the end of every batch, with
+        the collector still paused (a follower's ``StepSurvivors``: what the batch left
+        alive, the projections' state, frozen out of the collector's passes)."""
         if not projections:
             raise ValueError("no projections to run")
         self.app, self.store, self.batch_size = app, store, batch_size
+        self.survivors = survivors
         self.max_batch = max(batch_size, max_batch or batch_size)
         self.suffix = SHADOW if shadow else ""
         self.shadow, self.accept = shadow, accept
@@ -150,6 +173,7 @@ class Projector:
                         f"the {row.name} tables were made by another version of tradetape: "
                         f"run `tradetape projections rebuild {row.name}`")
                 t.position, t.generation = row.position, row.generation
+                t.committed = row.position
                 t.projection = type(t.projection)()
                 t.projection.load(self.store)
                 if isinstance(t.projection, PaperBook):
@@ -164,7 +188,7 @@ class Projector:
             for t in self.tracked:
                 live = rows.get(t.projection.name)
                 t.generation = (live.generation if live else 0) + 1
-                t.position = 0
+                t.position = t.committed = 0
                 for table in t.projection.tables:  # indexes once filled: faster than kept up
                     self.store.create_table(cur, table, SHADOW, t.generation, indexes=False)
         self._started = True
@@ -180,7 +204,7 @@ class Projector:
         not given: the tables are still empty)."""
         rows = self.store.tracking()
         for t in self.tracked:
-            t.position = (positions or {}).get(t.projection.name, 0)
+            t.position = t.committed = (positions or {}).get(t.projection.name, 0)
             t.generation = rows[t.projection.name].generation + 1  # as create_shadow made
             t.projection = type(t.projection)()
             t.projection.load(self.store, SHADOW)
@@ -195,10 +219,22 @@ class Projector:
             self.start()
         read = 0
         head = self.head() if on_progress else 0
-        behind = self.head() - min(t.position for t in self.tracked)
-        # A writer thread (and its connection) pays off only with batches to overlap; so
-        # does reading the next page ahead.
-        far = behind > 2 * self.batch_size
+        while True:
+            behind = self.head() - min(t.position for t in self.tracked)
+            # A writer thread (and its connection) pays off only with batches to overlap;
+            # so does reading the next page ahead.
+            far = behind > 2 * self.batch_size
+            done = self._catch_up(far, until, on_progress, head)
+            read += done.read
+            if done.finished:
+                return read
+
+    def _catch_up(self, far: bool, until: int | None, on_progress: Progress | None,
+                  head: int) -> _Run:
+        """Batches until the log (or ``until``) ends, or, not ``far`` behind, until a page
+        comes full while the log is far ahead (a wave appended meanwhile: the caller goes
+        on ``far``, with read-ahead, larger batches and the writer's thread)."""
+        run = _Run()
         writer = writer_for(self.store) if far else SyncWriter(self.store)
         self.store.before_select = writer.drain
         # A rebuild has a known end: the collector waits until then (reads allocate too).
@@ -216,12 +252,19 @@ class Projector:
                         for page in pages:
                             with collector_paused():
                                 writer.submit(self._apply_page(page))
-                            read += len(page)
+                                if self.survivors is not None:
+                                    self.survivors.after_step()
+                            run.read += len(page)
                             self.events_read += len(page)
                             if on_progress:
                                 on_progress(page[-1][0], max(head, page[-1][0]))
+                            if (not far and len(page) == size and until is None
+                                    and self.head() - page[-1][0] > 2 * self.batch_size):
+                                writer.drain()
+                                return run  # (not finished: again, far)
                         writer.drain()
-                        return read
+                        run.finished = True
+                        return run
                     except ProjectionConflict as conflict:
                         if self.shadow:
                             raise
@@ -269,6 +312,8 @@ class Projector:
                     if not shadow:
                         store.advance(cur, name, generation, start, end)
                     store.write(cur, out, suffix)
+            for t in active:  # readable now (a writer thread commits in order)
+                t.committed = end
 
         return commit
 
@@ -367,7 +412,9 @@ class Projector:
         follow_log(self.app, self.store, self.catch_up, stop, poll=poll, on_batch=on_batch)
 
     def positions(self) -> dict[str, int]:
-        return {t.projection.name: t.position for t in self.tracked}
+        """Each projection's committed position: its tables hold the log up to there (a
+        batch still waiting for the writer is not counted)."""
+        return {t.projection.name: t.committed for t in self.tracked}
 
 
 def _units(active: list[Tracked], outs: list[Changes],

@@ -25,7 +25,13 @@ from typing import Any
 from eventsourcing.application import Application
 
 from projections.framework import Projection
-from projections.runner import CATCH_UP_BATCH, DEFAULT_BATCH, Projector, follow_log
+from projections.runner import (
+    CATCH_UP_BATCH,
+    DEFAULT_BATCH,
+    Projector,
+    Survivors,
+    follow_log,
+)
 from projections.store import ViewStore, now
 from projections.tables import storable, unstored
 
@@ -71,8 +77,12 @@ class SupervisedProjections:
                  max_batch: int | None = CATCH_UP_BATCH,
                  clock: Callable[[], float] = time.monotonic,
                  report: Callable[[str], None] | None = None,
-                 check_log: Callable[[int], Any] | None = None):
+                 check_log: Callable[[int], Any] | None = None,
+                 survivors: Survivors | None = None):
+        """``survivors``: told after every batch (``Projector``'s): a follower process's
+        ``StepSurvivors``."""
         self.app, self.store, self.batch_size = app, store, batch_size
+        self.survivors = survivors
         self.max_batch = max_batch  # far behind, batches up to this (None: ``batch_size``)
         self.classes = list(classes)
         self.clock, self.report = clock, report or (lambda text: None)
@@ -171,7 +181,8 @@ class SupervisedProjections:
                        batch_size: int | None = None) -> Projector:
         projector = Projector(self.app, self.store, [cls() for cls in classes],
                               batch_size=batch_size or self.batch_size,
-                              max_batch=None if batch_size else self.max_batch)
+                              max_batch=None if batch_size else self.max_batch,
+                              survivors=self.survivors)
         projector.start()
         self._known.update(projector.positions())
         return projector

@@ -45,6 +45,36 @@ def test_a_live_step_leaves_the_read_models_to_their_own_thread(server) -> None:
     assert not worker.running
 
 
+def test_health_counts_a_batch_only_once_its_rows_are_committed(server) -> None:
+    """A batch the projections made is not claimed by ``/health`` (nor ``lag``) before its
+    commit: while another writer holds the views' file, the lag stays where it was."""
+    import sqlite3
+    import threading
+
+    runtime = server.runtime
+    alice = server.user("alice")
+    server.start_bot(alice, server.create_bot(alice))
+    server.clock.current += timedelta(seconds=1)
+    runtime.loop.step()  # appended; the read models are not brought forward here
+    head = runtime.trading.recorder.max_notification_id()
+    behind = runtime.health()["projections"]["lag"]
+    assert max(behind.values()) > 0
+    projector = runtime.read_models.projections._projector
+    holder = sqlite3.connect(runtime.read_models.store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the views' write lock: the batch's commit waits
+    catching_up = threading.Thread(target=runtime.read_models.catch_up)
+    catching_up.start()
+    try:
+        _until("the batch made", lambda: min(t.position for t in projector.tracked) == head)
+        assert runtime.read_models.lag() == behind
+        assert runtime.health()["projections"]["lag"] == behind
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        catching_up.join(60)
+    assert set(runtime.health()["projections"]["lag"].values()) == {0}
+
+
 class _Away:
     """The server's read models, behind a database that is away while ``away`` is set."""
 

@@ -3,6 +3,7 @@ a day of trading and a backtest, exactly once, rebuilt equal, and owned by one r
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from uuid import UUID
 
@@ -382,3 +383,79 @@ def test_a_following_runner_applies_new_events_as_they_arrive(persistent_store_u
         store.close()
         reader.close()
     assert not follower.is_alive()
+
+
+def test_a_wave_appended_while_a_follower_takes_small_batches_is_taken_in_large_ones(
+        persistent_store_url, trading):
+    """A follower near the head takes the log a small batch at a time; a wave appended
+    meanwhile (thousands of events at once: a take-profit wave) goes in large batches
+    instead of the small ones it started with, and the views still equal a rebuild."""
+    app = trading(persistent_store_url)
+    store = view_store(persistent_store_url)
+    try:
+        a_day_of_trading(app)
+        head = app.recorder.max_notification_id()
+        projector = Projector(app, store, [cls() for cls in PROJECTIONS.values()],
+                              batch_size=4, max_batch=500)
+        projector.catch_up(until=head - 6)  # a few events behind: small batches
+        ends: list[int] = []
+
+        def heard(position: int, _head: int) -> None:
+            if not ends:  # the wave lands after the first small batch
+                backtest(app, candle_rows(saw_levels(4)), seed="wave")
+            ends.append(position)
+
+        projector.catch_up(on_progress=heard)
+        wave = app.recorder.max_notification_id() - head
+        batches = [b - a for a, b in itertools.pairwise(ends)]
+        assert wave > 100 and ends[-1] == head + wave
+        assert max(batches) > 4 * 20  # not ~wave / 4 batches of 4
+        incremental = dump(store)
+        rebuild(app, store, list(PROJECTIONS.values()), batch_size=1000)
+        assert dump(store) == incremental
+    finally:
+        store.close()
+
+
+def test_positions_move_when_a_batch_is_committed_not_when_it_is_made(
+        persistent_store_url, trading):
+    """Far behind, batches are committed by the writer's thread while the next is made: a
+    projector's positions (what ``lag`` and ``/health`` count) move only once each batch's
+    rows are readable. The commit is held back by another writer holding the tracking rows."""
+    import threading
+    import time
+
+    import psycopg
+
+    from application.settings import _connect_kwargs, parse_database_url
+
+    app = trading(persistent_store_url)
+    store = view_store(persistent_store_url)
+    a_day_of_trading(app)
+    head = app.recorder.max_notification_id()
+    projector = Projector(app, store, [Balances()], batch_size=4)
+    projector.start()
+    before = projector.positions()
+    database = parse_database_url(persistent_store_url)
+    if store.kind == "postgres":
+        holder = psycopg.connect(**_connect_kwargs(database.env))
+        holder.execute(f"SELECT * FROM {store.q('projection_tracking')} FOR UPDATE")
+    else:
+        import sqlite3
+
+        holder = sqlite3.connect(store.path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+    catching_up = threading.Thread(target=projector.catch_up)
+    catching_up.start()
+    try:
+        deadline = time.monotonic() + 30
+        while projector.tracked[0].position < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first batches made (the writer waits on the first)
+        assert projector.tracked[0].position >= 8
+        assert projector.positions() == before
+    finally:
+        holder.rollback()
+        holder.close()
+        catching_up.join(60)
+        store.close()
+    assert projector.positions() == {"balances": head}

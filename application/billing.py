@@ -18,7 +18,7 @@ from application.billing_settings import BillingSettings
 from application.entitlements import Entitlements
 from application.plans import PlanCatalogue
 from application.replay import read_log
-from application.wallet_payments import renew_from_wallet, settled_at_stripe
+from application.wallet_payments import renew_from_wallet, renewed_from_wallet
 from domain.bots import Bot, BotMode, BotStatus
 from domain.errors import ConcurrencyConflictError, DomainError, NotFoundError
 from domain.payments import PaymentGateway, StripeLink, link_key
@@ -95,6 +95,9 @@ class Billing:
         self.entitlements = Entitlements(trading, self.catalogue, enabled=settings.enabled)
         self.slots = slots or BotSlots(trading)
         self.daily_sweep = DailySweep(self)
+        # user -> why Stripe refused, at the last sweep, to be told their wallet pays
+        # (they expired as unpaid: WALLET_RENEWAL_REFUSED); /health shows them
+        self.refused_renewals: dict[str, str] = {}
 
     def verified_event(self, payload: bytes, signature: str | None) -> dict:
         """The event Stripe signed; SIGNATURE_INVALID otherwise (or with no verifier)."""
@@ -203,6 +206,7 @@ class Billing:
         """Expire every subscription past its grace (as of the injected clock), pausing
         the bots beyond FREE's limits in the same transaction; the users expired."""
         expired = []
+        self.refused_renewals.clear()  # this sweep's say
         for sub_id in self._subscription_ids():
             for _ in range(ATTEMPTS):
                 try:
@@ -217,8 +221,9 @@ class Billing:
                 expired.append(outcome)
         return expired
 
-    def _sweep_one(self, sub_id: UUID, actor: str) -> str | None:
-        """The user whose subscription this expired, or None."""
+    def _sweep_one(self, sub_id: UUID, actor: str, wallet_pays: bool = True) -> str | None:
+        """The user whose subscription this expired, or None. ``wallet_pays=False``: Stripe
+        refused to be told that the wallet pays, so its grace ends as any unpaid one's."""
         with self.slots.lock:
             sub = self.trading.load(sub_id, Subscription)
             cause = self.trading.cause(actor)
@@ -231,20 +236,15 @@ class Billing:
                 log.info("subscription of %s fell back to %s", sub.user_id,
                          sub.stripe_subscription)
                 return None
-            wallet = renew_from_wallet(self, sub, actor)
-            if wallet is not None:  # the prepaid wallet pays: no expiry
-                try:
-                    told = settled_at_stripe(self, sub, actor)
-                except DomainError as error:  # Stripe would charge the card too: not now
-                    log.error("the wallet of %s pays once Stripe is told: %s; tried again "
-                              "at the next sweep", sub.user_id, error)
-                    return None
-                self.trading.save_all(sub, wallet, *told)
-                log.info("subscription of %s renewed from the wallet", sub.user_id)
+            wallet = renew_from_wallet(self, sub, actor) if wallet_pays else None
+            if wallet is None:
+                paused = self.slots.beyond(sub.user_id, self.entitlements.free(), cause)
+                sub.expire(cause, [str(b.id) for b in paused])
+                self.trading.save_all(sub, *paused)
+        if wallet is not None:  # the prepaid wallet pays: Stripe told outside the lock
+            if renewed_from_wallet(self, sub, wallet, actor):
                 return None
-            paused = self.slots.beyond(sub.user_id, self.entitlements.free(), cause)
-            sub.expire(cause, [str(b.id) for b in paused])
-            self.trading.save_all(sub, *paused)
+            return self._sweep_one(sub_id, actor, wallet_pays=False)
         log.info("subscription of %s expired; %d bots paused", sub.user_id, len(paused))
         return sub.user_id
 

@@ -614,9 +614,7 @@ def open_runtime(settings, role: str = "all"):
                           speed=settings.speed, epoch=settings.feed_epoch)
     billing = open_billing(trading, paper)
     exchange_accounts.entitlements = billing.entitlements  # live accounts need live_trading
-    periodic = ([] if role == "api" else [reconciler.run_if_due,
-                                          billing.daily_sweep.run_if_due])
-    loop = LiveLoop(clock, [feed], paper, periodic=periodic, tape=MarketTape(),
+    loop = LiveLoop(clock, [feed], paper, tape=MarketTape(),
                     on_step=_step_log(settings.step_log))
     library = open_candle_library(settings)
     read_models = (_InProcessReadModels(trading, database) if role == "all"
@@ -628,7 +626,8 @@ def open_runtime(settings, role: str = "all"):
         read_models=read_models, role=role, changes=ChangeFeed(trading),
         schedules=[*(_checkpoint_schedules(settings, trading, database)
                      if role != "engine" else ()),
-                   *([_wallet_schedule(monitor, clock, settings.wallet_seconds)]
+                   *([_wallet_schedule(monitor, clock, settings.wallet_seconds),
+                      *_beside_the_loop(loop, reconciler, billing)]
                      if role != "api" else [])],
         exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
         risk_check=risk.for_positions(), wallet_monitor=monitor, candle_library=library,
@@ -883,6 +882,25 @@ def _wallet_schedule(monitor, clock, seconds: float):
 
     return CheckpointSchedule(lambda: monitor.run_due(clock.now()), seconds,
                               name="wallet-monitor")
+
+
+def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0) -> list:
+    """The live accounts' reconciliation and the billing sweep, each on a thread of its own
+    (they ask an exchange, Stripe: seconds, timeouts), never in a trading step: each looks
+    every ``tick`` seconds whether it is due by the loop's clock. What they append goes
+    through the runner's lock, as a step's does; the read models are woken after."""
+    from application.audit_trail import CheckpointSchedule
+
+    def beside(task):
+        def run() -> None:
+            appended = task(loop.clock.now())
+            if appended:
+                loop.after_step(appended)
+        return run
+
+    return [CheckpointSchedule(beside(reconciler.run_if_due), tick, name="reconciliation"),
+            CheckpointSchedule(beside(billing.daily_sweep.run_if_due), tick,
+                               name="billing-sweep")]
 
 
 def _step_log(path: str | None):

@@ -1,5 +1,6 @@
 """Reconciliation of live exchange accounts, on start and every ``every_seconds``
-(``TRADETAPE_RECONCILE_SECONDS``, default 60) while a server runs.
+(``TRADETAPE_RECONCILE_SECONDS``, default 60) while a server runs, beside the live loop
+(never inside its steps: an exchange's latency must not hold the trading).
 
 Orders are reconciled on every step already (``LiveVenue.poll``: each order the log
 believes open is asked about). This adds what a step does not see:
@@ -17,6 +18,7 @@ believes open is asked about). This adds what a step does not see:
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,8 +27,9 @@ from uuid import UUID
 from application.live_venue import LiveVenue
 from application.paper_trading import PaperTrading
 from domain.accounts import ExchangeAccount
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFoundError
 from domain.money import ZERO
+from domain.orders import Order, OrderStatus
 from domain.ports import Balance
 from domain.recording import Cause
 
@@ -52,10 +55,16 @@ class AccountCheck:
 
 
 class Reconciler:
+    """Runs beside the live loop (its own thread: ``application/bootstrap.py``). The
+    exchange is asked with no lock held, so a slow or silent exchange delays no trading
+    step; the runner's lock is taken only to read what the log knows and to append the
+    result (``PaperTrading.save_aggregates``, the loop's own path)."""
+
     def __init__(self, paper: PaperTrading, every_seconds: float = 60.0):
         self.paper, self.every = paper, timedelta(seconds=every_seconds)
         self.accounts: dict[str, AccountCheck] = {}
         self._next: datetime | None = None
+        self._running = threading.Lock()  # one round at a time (start's, the schedule's)
 
     def due(self, now: datetime) -> bool:
         return self._next is None or now >= self._next
@@ -65,12 +74,13 @@ class Reconciler:
 
     def run(self, now: datetime) -> int:
         """Reconcile every live account this runner trades; returns events appended."""
-        self._next = now + self.every
-        appended = 0
-        with self.paper.lock:
-            by_account: dict[str, list[tuple[str, LiveVenue]]] = {}
-            for account_id, pair, venue in self.paper.live_markets():
-                by_account.setdefault(account_id, []).append((pair, venue))
+        with self._running:
+            self._next = now + self.every
+            with self.paper.lock:
+                by_account: dict[str, list[tuple[str, LiveVenue]]] = {}
+                for account_id, pair, venue in self.paper.live_markets():
+                    by_account.setdefault(account_id, []).append((pair, venue))
+            appended = 0
             for account_id, markets in by_account.items():
                 check = self.accounts.setdefault(account_id, AccountCheck())
                 try:
@@ -80,36 +90,61 @@ class Reconciler:
                     check.error = f"{error.code}: {error.message}"
                     log.warning("reconciling account %s failed: %s", account_id, check.error)
                 check.checked_at = now
-        return appended
+            return appended
 
     def _account(self, account_id: str, markets: list[tuple[str, LiveVenue]],
                  check: AccountCheck, now: datetime) -> int:
-        trading = self.paper.trading
-        account = trading.load(UUID(account_id), ExchangeAccount)
-        cause = Cause(now, ACTOR, f"reconcile:{account_id}:{int(now.timestamp())}")
+        with self.paper.lock:  # what the log knows before the exchange is asked
+            known, held = self._known(account_id, markets), self._held(account_id)
+        listed = [(pair, venue, order) for pair, venue in markets
+                  for order in venue.exchange.fetch_open_orders(pair)]
+        with self.paper.lock:  # and since: an order placed meanwhile is the log's
+            known |= self._known(account_id, markets)
+            strays = [(pair, venue, order) for pair, venue, order in listed
+                      if order.client_order_id not in known
+                      and venue.owns(order.client_order_id)
+                      and not self._in_log(order.client_order_id)]
+        for pair, venue, order in strays:  # nothing trades that no deal owns
+            venue.exchange.cancel_order(order.exchange_order_id, pair)
+        balances = markets[0][1].fetch_balance()
+        with self.paper.lock:  # only the append of the result holds the trading step
+            account = self.paper.trading.load(UUID(account_id), ExchangeAccount)
+            cause = Cause(now, ACTOR, f"reconcile:{account_id}:{int(now.timestamp())}")
+            for pair, _, order in strays:
+                account.found_stray_order(cause, order.client_order_id,
+                                          order.exchange_order_id, pair)
+                check.strays_cancelled += 1
+                log.warning("account %s: stray order %s on %s cancelled", account_id,
+                            order.client_order_id, pair)
+            for asset, balance in sorted(balances.items()):
+                if check.balances.get(asset) != balance and (balance.total or asset in
+                                                              check.balances):
+                    account.observe_balance(cause, asset, balance.free, balance.locked)
+            check.balances = dict(balances)
+            # Compared only when no fill was recorded while the exchange was asked (else
+            # the balance and the deals would be of different moments): the next round.
+            if self._held(account_id) == held:
+                self._drift(account, cause, balances, held, check)
+            return self.paper.save_aggregates([account])
+
+    def _known(self, account_id: str, markets: list[tuple[str, LiveVenue]]) -> set[str]:
+        """The client ids of the orders the account's engines and venues follow."""
         known = set()
         for engine in self.paper.engines_of(account_id):
             known.update(engine.orders)
         for _, venue in markets:
             known |= venue.open_client_ids()
-        for pair, venue in markets:
-            for order in venue.exchange.fetch_open_orders(pair):
-                if order.client_order_id in known or not venue.owns(order.client_order_id):
-                    continue
-                account.found_stray_order(cause, order.client_order_id,
-                                          order.exchange_order_id, pair)
-                venue.exchange.cancel_order(order.exchange_order_id, pair)
-                check.strays_cancelled += 1
-                log.warning("account %s: stray order %s on %s cancelled", account_id,
-                            order.client_order_id, pair)
-        balances = markets[0][1].fetch_balance()
-        for asset, balance in sorted(balances.items()):
-            if check.balances.get(asset) != balance and (balance.total or asset in
-                                                          check.balances):
-                account.observe_balance(cause, asset, balance.free, balance.locked)
-        check.balances = dict(balances)
-        self._drift(account, cause, balances, self._held(account_id), check)
-        return self.paper.save_aggregates([account])
+        return known
+
+    def _in_log(self, client_order_id: str) -> bool:
+        """An order the log holds and still believes may trade (each is written ahead of
+        its request: ``LiveVenue``), e.g. one that ended while the exchange's list was on
+        its way; one the log says is lost is a stray."""
+        try:
+            order = self.paper.trading.load(UUID(hex=client_order_id), Order)
+        except (NotFoundError, ValueError):
+            return False
+        return order.status is not OrderStatus.LOST
 
     def _held(self, account_id: str) -> dict[str, Decimal]:
         """Base units the account's open deals and positions hold, by asset."""
@@ -142,8 +177,8 @@ class Reconciler:
         detail = {account_id: {"status": c.status, "error": c.error,
                                "checked_at": c.checked_at.isoformat() if c.checked_at else None,
                                "drift": {a: {"expected": str(e), "observed": str(o)}
-                                         for a, (e, o) in c.drift.items()},
+                                         for a, (e, o) in list(c.drift.items())},
                                "strays_cancelled": c.strays_cancelled}
-                  for account_id, c in self.accounts.items()}
-        amber = any(c.status != "ok" for c in self.accounts.values())
+                  for account_id, c in list(self.accounts.items())}  # (its thread adds)
+        amber = any(c["status"] != "ok" for c in detail.values())
         return ("amber" if amber else "green"), {"accounts": detail}

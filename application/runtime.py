@@ -225,6 +225,10 @@ class Runtime:
     def stop(self) -> None:
         self.accepting_commands = False
         self.loop.stop()
+        # what runs beside the loop (reconciliation, the billing sweep) ends with it: its
+        # round under way finishes (asked of an exchange or Stripe, saved or not at all)
+        for schedule in self.schedules:
+            schedule.stop()
         if self.listener is not None:
             self.listener.stop()
         if self.leases is not None:  # let go at once: the other workers take over now
@@ -235,8 +239,6 @@ class Runtime:
         for background in (self.candle_fetches, self.rebuilds):
             if background is not None:
                 background.close()
-        for schedule in self.schedules:
-            schedule.stop()
         self.refresh()
         self.read_models.close()
         self.identity.close()
@@ -251,9 +253,17 @@ class Runtime:
             parts["exchanges"] = _timed(self.reconciler.health)
         if self.wallet_monitor is not None:
             parts["wallet"] = _timed(self.wallet_monitor.health)
+        if self.billing is not None and self.billing.refused_renewals:
+            parts["billing"] = _timed(self._billing_health)
         if self.leases is not None:
             parts["leases"] = _timed(self._lease_health)
         return parts
+
+    def _billing_health(self) -> tuple[str, dict]:
+        """Amber while users whose wallet held the price expired at the last sweep because
+        Stripe refused to be told the wallet pays (WALLET_RENEWAL_REFUSED): by user, why."""
+        refused = dict(self.billing.refused_renewals)
+        return ("amber" if refused else "green"), {"wallet_renewals_refused": refused}
 
     def _lease_health(self) -> tuple[str, dict]:
         """This engine worker: its name, how many bots it leases, its last tick's error."""

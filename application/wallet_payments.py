@@ -4,10 +4,13 @@ from it. A top-up creates a PaymentIntent; the wallet is credited when Stripe te
 debits the plan's price and starts the next period in one transaction; the sweep tries it
 before expiring a past-due subscription. Stripe is told first (``settled_at_stripe``): the
 invoice it keeps retrying on the card is marked paid outside Stripe, so the period is paid
-once; should Stripe refuse, nothing is paid from the wallet."""
+once; should Stripe refuse, nothing is paid from the wallet (at the sweep the grace is over:
+the subscription expires as an unpaid one, ``WALLET_RENEWAL_REFUSED``). Stripe is asked with
+no lock held: its latency holds no trading step; only the saves take the runner's lock."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -20,6 +23,7 @@ from domain.subscriptions import Period, Subscription, SubscriptionStatus
 if TYPE_CHECKING:
     from application.billing import Billing
 
+log = logging.getLogger("tradetape.billing")
 METHODS = {"CARD": "card", "PROMPTPAY": "promptpay"}
 
 
@@ -94,6 +98,30 @@ def settled_at_stripe(billing: Billing, sub: Subscription, actor: str) -> list[S
             if billing.linked("wallet-paid", invoice) is None]
 
 
+def renewed_from_wallet(billing: Billing, sub: Subscription, wallet: Wallet,
+                        actor: str) -> bool:
+    """The sweep's renewal of ``sub`` from ``wallet`` (both changed by
+    ``renew_from_wallet``, not saved): Stripe told first, outside the runner's lock, then
+    both saved under it (checked against concurrent writers: ConcurrencyConflictError, the
+    sweep decides again; Stripe, asked again, finds the invoice paid already and makes no
+    charge). False when Stripe refused: nothing saved, and the refusal kept for ``/health``
+    (``Billing.refused_renewals``) with one error line, WALLET_RENEWAL_REFUSED."""
+    try:
+        told = settled_at_stripe(billing, sub, actor)
+    except DomainError as error:
+        billing.refused_renewals[sub.user_id] = f"{error.code}: {error.message}"
+        log.error("WALLET_RENEWAL_REFUSED: the wallet of %s holds the price, but Stripe "
+                  "refused to be told it pays (%s: %s); its grace is over: it expires as "
+                  "unpaid (payFromWallet renews it once Stripe accepts)", sub.user_id,
+                  error.code, error.message)
+        return False
+    with billing.slots.lock:
+        billing.trading.save_all(sub, wallet, *told)
+    billing.refused_renewals.pop(sub.user_id, None)
+    log.info("subscription of %s renewed from the wallet", sub.user_id)
+    return True
+
+
 def pay_from_wallet(billing: Billing, user_id: str, actor: str) -> Subscription:
     """The user pays their past-due (or expired) subscription's next period now."""
     sub = billing.subscription(user_id)
@@ -110,4 +138,5 @@ def pay_from_wallet(billing: Billing, user_id: str, actor: str) -> Subscription:
     told = settled_at_stripe(billing, sub, actor)
     with billing.slots.lock:
         billing.commit([sub, wallet, *told], sub, before)
+    billing.refused_renewals.pop(user_id, None)
     return sub

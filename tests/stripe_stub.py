@@ -4,7 +4,9 @@ answers built from Stripe's own example objects (``tests/data/stripe/openapi-fix
 with the ids and the fields each request set. The official ``stripe`` library talks to it
 through ``TRADETAPE_STRIPE_API_BASE``. It also signs webhook bodies as Stripe does.
 
-Every request is kept (``requests``), so tests assert what the library asked.
+Every request is kept (``requests``), so tests assert what the library asked. A slow Stripe:
+``delay`` seconds before each answer (``released.set()`` ends the waits at once; ``holding``
+counts the requests waiting).
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ class StripeStub:
         self.objects: dict[str, dict[str, Any]] = {}
         # path -> Stripe's error message: answered 400 there, as Stripe refuses a request
         self.refusals: dict[str, str] = {}
+        self.delay = 0.0  # seconds each answer waits (a slow Stripe), or until released
+        self.released = threading.Event()
+        self.holding = 0  # requests waiting now
+        self._holding_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
 
@@ -99,6 +105,8 @@ class StripeStub:
         path, _, query = handler.path.partition("?")
         params = nested(parse_qsl(body or query, keep_blank_values=True))
         self.requests.append((handler.command, path, params))
+        if self.delay:
+            self._hold()
         if handler.headers.get("Authorization") != f"Bearer {API_KEY}":
             status, answer = 401, _error("invalid_request_error", "Invalid API Key provided")
         elif path in self.refusals:
@@ -112,6 +120,15 @@ class StripeStub:
         handler.send_header("Request-Id", f"req_stub{next(self._ids)}")
         handler.end_headers()
         handler.wfile.write(data)
+
+    def _hold(self) -> None:
+        with self._holding_lock:
+            self.holding += 1
+        try:
+            self.released.wait(self.delay)
+        finally:
+            with self._holding_lock:
+                self.holding -= 1
 
     # --- resources ------------------------------------------------------------------------
 

@@ -20,11 +20,14 @@ from uuid import UUID
 
 from application.lease_fence import fenced
 from application.leases import LeaseManager
+from application.paper_market import error_reason
 from application.paper_trading import PaperTrading
-from domain.bots import Bot
+from application.risk_limits import logged_exposure
+from domain.bots import Bot, BotStatus
 from domain.deals import CloseReason, DealStatus
 from domain.errors import DomainError, InvalidTransitionError, LeaseLostError
 from domain.recording import SYSTEM
+from domain.risk import Exposure
 
 log = logging.getLogger("tradetape.leases")
 CLOSE_WAIT_SECONDS = 15.0  # how long a command waits for the engine worker to sell
@@ -48,9 +51,35 @@ class LeasedPaperTrading(PaperTrading):
         super().__init__(*args, **kwargs)
         if self.risk is not None:  # a user's count limits judged only where all their
             self.risk.judge = self._judges  # bots are held (``LeaseManager.judges``)
+            self.risk.add_exposure(self._unloaded_exposure)  # or those not, as the log says
 
     def _judges(self, owner_id: str) -> bool:
         return self.leases is None or self.leases.judges(owner_id)
+
+    def _unloaded_exposure(self, owner_id: str) -> Exposure:
+        """The owner's bots this worker could not load (no worker trades them): what their
+        events say they hold (``LeaseManager.unloadable``)."""
+        bot_ids = self.leases.unloadable(owner_id) if self.leases is not None else []
+        if not bot_ids:
+            return Exposure()
+        return logged_exposure(self.trading, bot_ids, self._index().orders_of)
+
+    def record_unloadable(self, bot_id: UUID, error: Exception) -> None:
+        """A bot this code cannot load (its events, its configuration): failed, with the
+        named code (resetting the error brings it back paused), once; fenced by the lease
+        the worker holds while it tried. A bot that cannot even be read is said in the
+        log only."""
+        reason = f"BOT_NOT_LOADABLE: {error_reason(error)}"
+        with self.lock:
+            try:
+                bot = self.trading.get_bot(bot_id)
+                if bot.status not in (BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED):
+                    return
+                bot.fail(self.trading.cause(SYSTEM, f"load:{bot_id}"), reason)
+                self._save_now([bot], (bot_id,))
+            except Exception as again:
+                log.error("bot %s: its failure (%s) could not be recorded: %s", bot_id,
+                          reason, error_reason(again))
 
     def owner_of(self, bot_id: UUID) -> str | None:
         engine = self._engine_of(bot_id)[1]

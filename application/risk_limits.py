@@ -30,10 +30,12 @@ from uuid import UUID
 from application.replay import read_log
 from application.trading import Trading
 from domain.bots import Bot, BotStatus
+from domain.dca import ladder
 from domain.deals import Deal, DealStatus
 from domain.errors import NotFoundError
 from domain.money import ZERO
 from domain.numbers import Bounds, parse_number, parse_whole
+from domain.orders import Order, OrderSide
 from domain.recording import Cause, topic_of
 from domain.risk import Exposure, Limits, RiskLimitError, UserRisk, day_of, refusal, risk_id
 from domain.rosters import BotRoster, roster_id
@@ -324,6 +326,32 @@ class RiskLimits:
         except NotFoundError:
             return []
         return [UUID(bot_id) for bot_id in roster.bots]
+
+
+def logged_exposure(trading: Trading, bot_ids: Iterable[UUID],
+                    orders_of: Callable[[UUID], Iterable[UUID]]) -> Exposure:
+    """What bots that no engine trades hold open, as their events say (the risk limits'
+    measure: an open deal each, its buys' cost plus its resting buys). A deal whose events
+    this code cannot read (a newer version's) counts as its whole plan, the most it can
+    commit: the limit holds whatever it did. ``orders_of``: a deal's orders."""
+    deals, committed = 0, ZERO
+    for bot_id in bot_ids:
+        bot = trading.get_bot(bot_id)
+        if bot.open_deal_id is None:
+            continue
+        deals += 1
+        try:
+            deal = trading.get_deal(bot.open_deal_id)
+            orders = [trading.load(o, Order) for o in orders_of(deal.id)]
+        except Exception as error:  # (the reason it is not traded, most likely)
+            log.debug("bot %s: its deal counted as its plan: %s", bot_id, error)
+            committed += ladder(bot.config, Decimal(1))[-1].total_quote
+            continue
+        if deal.status is DealStatus.OPEN:
+            committed += deal.cost + sum((o.remaining * o.price for o in orders
+                                          if o.side is OrderSide.BUY and o.is_open
+                                          and o.price is not None), ZERO)
+    return Exposure(deals, committed)
 
 
 def _counted(limits: Limits, opens: str) -> str | None:

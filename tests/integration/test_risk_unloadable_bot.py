@@ -1,0 +1,110 @@
+"""A bot no engine worker can load (its open deal holds an event of a newer code version)
+must not stop its user's other bots, nor let them pass the user's count limits: the bot
+is surfaced as failed (``BOT_NOT_LOADABLE``), its deal is counted as its events say, and
+the others trade up to the limit."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from application.bootstrap import open_trading
+from application.replay import read_log
+from application.risk_limits import RiskLimits
+from domain.bots import BotStatus
+from tests.integration.test_risk_limits import candles
+from tests.integration.test_risk_limits_workers import feed, seed
+from tests.integration.test_risk_pause_leased import RiskWorker
+
+__all__ = ["candles"]  # (the module's candles fixture)
+NEWER = "domain.deals:Deal.FromANewerVersion"  # a topic this code cannot decode
+
+
+def open_deals(url: str, owner: str = "u1") -> tuple[int, int]:
+    """The most deals ``owner`` had open at once (the log walked in order, decoding only
+    opens and ends: the broken deal's newer event is not one), and how many opened."""
+    trading = open_trading(url)
+    try:
+        owners: dict[UUID, str] = {}
+        open_now = most = opened = 0
+        for note in read_log(trading):
+            kind = note.topic.rsplit(".", 1)[-1]
+            if not note.topic.startswith("domain.deals:Deal.") or kind not in (
+                    "Opened", "Closed", "Cancelled"):
+                continue
+            if kind == "Opened":
+                owners[note.originator_id] = trading.mapper.to_domain_event(note).owner_id
+                opened += owners[note.originator_id] == owner
+                open_now += owners[note.originator_id] == owner
+            elif owners.get(note.originator_id) == owner:
+                open_now -= 1
+            most = max(most, open_now)
+        return most, opened
+    finally:
+        trading.close()
+
+
+def break_deal(url: str, deal_id: UUID) -> None:
+    """Append to the deal an event only a newer version of the code knows."""
+    trading = open_trading(url)
+    try:
+        version = trading.get_deal(deal_id).version
+        trading.recorder.insert_events([StoredEvent(deal_id, version + 1, NEWER, b"{}")])
+    finally:
+        trading.close()
+
+
+def broken_bot(url: str, candles, limits: dict) -> tuple[list, UUID]:
+    """u1's three bots on one paper account (maxOpenDeals 1 first): one opens a deal, then
+    that deal gets a newer version's event; the user's limits become ``limits``."""
+    bots = seed(url, accounts=1, per_account=3, limits={"maxOpenDeals": 1})
+    first = RiskWorker(url, "first")
+    try:
+        first.leases.tick()
+        feed((first,), candles, range(1))
+        assert open_deals(url) == (1, 1)
+    finally:
+        first.close()
+    trading = open_trading(url)
+    try:
+        bad = next(b for b in bots if trading.get_bot(b).open_deal_id is not None)
+        deal_id = trading.get_bot(bad).open_deal_id
+        RiskLimits(trading).set_limits("u1", limits, actor="u1")
+    finally:
+        trading.close()
+    break_deal(url, deal_id)
+    return bots, bad
+
+
+@pytest.mark.parametrize("limits", [{"maxOpenDeals": 2},
+                                    {"maxOpenDeals": None, "maxExposureQuote": "500"}])
+def test_an_unloadable_bot_is_failed_and_counted_its_users_other_bots_trade(
+        candles, postgres_url, limits):
+    """maxOpenDeals 2 (or maxExposureQuote 500: a deal commits at most 100 + 50 + 75):
+    the broken bot's open deal counts as one (as its plan's 225 at most), so exactly one
+    more deal opens among the other two bots; the broken bot is failed, named. Before: no
+    worker held the user whole, so no deal opened at all (the worker's take of the user
+    failed whole on the broken deal, its good bots let go with it, at every tick)."""
+    bots, bad = broken_bot(postgres_url, candles, limits)
+    one, two = RiskWorker(postgres_url, "one"), RiskWorker(postgres_url, "two")
+    try:
+        for worker in (one, two, one, two):
+            worker.leases.tick()
+        held = one.paper.bot_ids | two.paper.bot_ids
+        assert held == set(bots) - {bad}
+        feed((one, two), candles, range(1, 5))
+        assert open_deals(postgres_url) == (2, 2)
+        bot = one.trading.get_bot(bad)
+        assert bot.status is BotStatus.ERROR
+        assert bot.error_reason.startswith("BOT_NOT_LOADABLE: ")
+        for worker in (one, two):  # later ticks: no new failure, the user still whole
+            worker.leases.tick()
+        assert len(one.trading.get_bot(bad).pending_events) == 0
+        assert one.trading.get_bot(bad).version == bot.version
+        feed((one, two), candles, range(5, 7))
+        assert open_deals(postgres_url) == (2, 2)
+    finally:
+        one.close()
+        two.close()

@@ -6,6 +6,7 @@ dropped again (``unfollow``). A live bot is reconciled with its exchange when fo
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from uuid import UUID
 
@@ -14,16 +15,18 @@ from application.live_venue import LiveVenue
 from application.paper_log import PaperLog, RestartBook
 from application.paper_market import Market
 from application.replay import read_log
+from application.safety_retries import retried
 from application.trading import Trading
 from domain.accounts import ExchangeAccount
 from domain.bots import Bot, BotStatus
 from domain.deals import Deal
 from domain.errors import DomainError, NotFoundError
-from domain.orders import Order
+from domain.orders import Order, OrderPurpose, OrderStatus
 from domain.ports import OrderRequest
 from domain.recording import SYSTEM, topic_of
 
 log = logging.getLogger("tradetape.paper")
+_REFUSED = (OrderStatus.REJECTED, OrderStatus.LOST)
 
 
 class Following:
@@ -155,16 +158,23 @@ class Following:
         if bot.open_deal_id is None:
             return
         engine.deal = self.trading.get_deal(bot.open_deal_id)
-        placed = set()
+        placed, refused, standing = set(), Counter(), set()
         for order_id in self._index().orders_of(bot.open_deal_id):
             order = self.trading.load(order_id, Order)
             placed.add(order.safety_order)
+            if (order.purpose is OrderPurpose.SAFETY and order.status in _REFUSED
+                    and retried(order.status.value, order.reason)):
+                refused[order.safety_order] += 1  # refused or lost: sent again (engine)
+            else:
+                standing.add(order.safety_order)
             if order.is_open:
                 engine.restore_order(order)
                 market.venue.restore_resting(
                     OrderRequest(order.client_order_id, order.pair, order.side, order.type,
                                  order.remaining, order.price, order.deal_id.hex),
                     order.exchange_order_id)
+        engine.restore_refusals({n: count for n, count in refused.items()
+                                 if n not in standing})
         if self._turn is not None:
             # Followed again inside a candle (its append refused by a race, rebuilt from
             # the log): the candle's step, which reaches every live market, reconciles it

@@ -52,6 +52,7 @@ class LeasedPaperTrading(PaperTrading):
         if self.risk is not None:  # a user's count limits judged only where all their
             self.risk.judge = self._judges  # bots are held (``LeaseManager.judges``)
             self.risk.add_exposure(self._unloaded_exposure)  # or those not, as the log says
+            self.risk.untraded = self._untraded
 
     def _judges(self, owner_id: str) -> bool:
         return self.leases is None or self.leases.judges(owner_id)
@@ -62,7 +63,12 @@ class LeasedPaperTrading(PaperTrading):
         bot_ids = self.leases.unloadable(owner_id) if self.leases is not None else []
         if not bot_ids:
             return Exposure()
-        return logged_exposure(self.trading, bot_ids, self._index().orders_of)
+        return logged_exposure(self.trading, bot_ids)
+
+    def _untraded(self, owner_id: str, bot_ids: list[UUID]) -> list[UUID]:
+        """Those of ``bot_ids`` neither traded here nor counted as unloaded already."""
+        unloaded = set(self.leases.unloadable(owner_id)) if self.leases is not None else ()
+        return [b for b in bot_ids if self._engine_of(b)[1] is None and b not in unloaded]
 
     def record_unloadable(self, bot_id: UUID, error: Exception) -> None:
         """A bot this code cannot load (its events, its configuration): failed, with the
@@ -163,6 +169,11 @@ class LeasedPaperTrading(PaperTrading):
 
 class ApiPaperTrading(PaperTrading):
     """Trades nothing: ``--role api``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.risk is not None:  # a position opened here counts every deal of its
+            self.risk.untraded = lambda owner_id, bot_ids: bot_ids  # owner's from the log
 
     def resume(self) -> list[UUID]:
         return []

@@ -35,7 +35,6 @@ from domain.deals import Deal, DealStatus
 from domain.errors import NotFoundError
 from domain.money import ZERO
 from domain.numbers import Bounds, parse_number, parse_whole
-from domain.orders import Order, OrderSide
 from domain.recording import Cause, topic_of
 from domain.risk import Exposure, Limits, RiskLimitError, UserRisk, day_of, refusal, risk_id
 from domain.rosters import BotRoster, roster_id
@@ -98,6 +97,10 @@ class RiskLimits:
         # Owners whose count limits a buy here was judged on: their appends are fenced
         # with every lease counted (``LeasedPaperTrading._append``)
         self.judged: set[str] = set()
+        # On a process that shares the database with others (an engine worker, an api
+        # process): owner -> the bots of theirs it does not trade. A position's check counts
+        # their deals as the log has them (``check``), not as this process holds none.
+        self.untraded: Callable[[str, list[UUID]], list[UUID]] | None = None
 
     def add_exposure(self, source: ExposureSource) -> None:
         """Another holder of open deals or positions (the runner, positions)."""
@@ -202,11 +205,23 @@ class RiskLimits:
             self.judged.add(str(owner_id))
         elif _counted(risk.limits, "deal") is None:  # (count limits cleared: their
             self.judged.discard(str(owner_id))  # appends fenced as any other's again)
-        refused = refusal(risk.limits, self.exposure(str(owner_id)), opens=opens,
-                          adds_quote=adds_quote, position_quote=position_quote,
-                          halted_until=risk.halted_until)
+        exposure = self.exposure(str(owner_id))
+        if (opens == "position" and self.untraded is not None
+                and risk.limits.max_exposure_quote is not None):
+            exposure = exposure + self._logged(str(owner_id))
+        refused = refusal(risk.limits, exposure, opens=opens, adds_quote=adds_quote,
+                          position_quote=position_quote, halted_until=risk.halted_until)
         if refused is not None:
             raise refused
+
+    def _logged(self, owner_id: str) -> Exposure:
+        """The deals of the owner's bots another process trades (or none does), as the
+        log has them. WHY: a position was judged with the deals of the process it was
+        opened in, and an api process, or an engine worker holding none of the user's
+        bots, counted none: any position passed ``maxExposureQuote``. The log is at most
+        one step behind the engines (a step's events are appended in one transaction)."""
+        bots = self.untraded(owner_id, self._bots_of(owner_id))
+        return logged_exposure(self.trading, bots) if bots else Exposure()
 
     def for_positions(self) -> Callable[[UUID, Decimal], None]:
         """The two-argument check positions take (``risk_check``): a new position."""
@@ -328,29 +343,31 @@ class RiskLimits:
         return [UUID(bot_id) for bot_id in roster.bots]
 
 
-def logged_exposure(trading: Trading, bot_ids: Iterable[UUID],
-                    orders_of: Callable[[UUID], Iterable[UUID]]) -> Exposure:
-    """What bots that no engine trades hold open, as their events say (the risk limits'
-    measure: an open deal each, its buys' cost plus its resting buys). A deal whose events
-    this code cannot read (a newer version's) counts as its whole plan, the most it can
-    commit: the limit holds whatever it did. ``orders_of``: a deal's orders."""
+def logged_exposure(trading: Trading, bot_ids: Iterable[UUID]) -> Exposure:
+    """What bots that this process does not trade hold open, as their events say (the risk
+    limits' measure: an open deal each, and at most what it commits: its buys' cost, and
+    while it has not begun to sell, the safety orders of its plan it has not filled, which
+    may rest). A deal whose events this code cannot read (a newer version's) counts as its
+    whole plan: the limit holds whatever it did."""
     deals, committed = 0, ZERO
     for bot_id in bot_ids:
         bot = trading.get_bot(bot_id)
         if bot.open_deal_id is None:
             continue
         deals += 1
+        plan = ladder(bot.config, Decimal(1))
         try:
             deal = trading.get_deal(bot.open_deal_id)
-            orders = [trading.load(o, Order) for o in orders_of(deal.id)]
         except Exception as error:  # (the reason it is not traded, most likely)
             log.debug("bot %s: its deal counted as its plan: %s", bot_id, error)
-            committed += ladder(bot.config, Decimal(1))[-1].total_quote
+            committed += plan[-1].total_quote
             continue
-        if deal.status is DealStatus.OPEN:
-            committed += deal.cost + sum((o.remaining * o.price for o in orders
-                                          if o.side is OrderSide.BUY and o.is_open
-                                          and o.price is not None), ZERO)
+        if deal.status is not DealStatus.OPEN:
+            continue
+        committed += deal.cost
+        if not deal.steps_sold:
+            committed += sum((level.quote for level in plan[1 + deal.safety_orders_used:]),
+                             ZERO)
     return Exposure(deals, committed)
 
 

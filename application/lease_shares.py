@@ -207,6 +207,7 @@ class Shares:
 def transient(error: Exception) -> bool:
     """An error of the database or the network (a later try may pass), not of the bot's."""
     return (isinstance(error, PersistenceError | OSError | LeaseLostError)
+            or getattr(error, "code", None) == "EXCHANGE_UNAVAILABLE"
             or type(error).__module__.split(".")[0] in ("psycopg", "sqlite3"))
 
 

@@ -20,10 +20,9 @@ from uuid import UUID
 
 from application.lease_fence import fenced
 from application.leases import LeaseManager
-from application.paper_market import error_reason
 from application.paper_trading import PaperTrading
 from application.risk_limits import logged_exposure
-from domain.bots import Bot, BotStatus
+from domain.bots import Bot
 from domain.deals import CloseReason, DealStatus
 from domain.errors import DomainError, InvalidTransitionError, LeaseLostError
 from domain.recording import SYSTEM
@@ -69,23 +68,6 @@ class LeasedPaperTrading(PaperTrading):
         """Those of ``bot_ids`` neither traded here nor counted as unloaded already."""
         unloaded = set(self.leases.unloadable(owner_id)) if self.leases is not None else ()
         return [b for b in bot_ids if self._engine_of(b)[1] is None and b not in unloaded]
-
-    def record_unloadable(self, bot_id: UUID, error: Exception) -> None:
-        """A bot this code cannot load (its events, its configuration): failed, with the
-        named code (resetting the error brings it back paused), once; fenced by the lease
-        the worker holds while it tried. A bot that cannot even be read is said in the
-        log only."""
-        reason = f"BOT_NOT_LOADABLE: {error_reason(error)}"
-        with self.lock:
-            try:
-                bot = self.trading.get_bot(bot_id)
-                if bot.status not in (BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED):
-                    return
-                bot.fail(self.trading.cause(SYSTEM, f"load:{bot_id}"), reason)
-                self._save_now([bot], (bot_id,))
-            except Exception as again:
-                log.error("bot %s: its failure (%s) could not be recorded: %s", bot_id,
-                          reason, error_reason(again))
 
     def owner_of(self, bot_id: UUID) -> str | None:
         engine = self._engine_of(bot_id)[1]

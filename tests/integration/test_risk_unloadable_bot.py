@@ -5,16 +5,20 @@ the others trade up to the limit."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from adapters.clock import SequentialIds, SteppingClock
 from application.bootstrap import open_trading
+from application.paper_trading import PaperTrading
 from application.replay import read_log
 from application.risk_limits import RiskLimits
 from domain.bots import BotStatus
-from tests.integration.test_risk_limits import candles
+from tests.integration.test_engine_leases import venue
+from tests.integration.test_risk_limits import EVENING, candles
 from tests.integration.test_risk_limits_workers import feed, seed
 from tests.integration.test_risk_pause_leased import RiskWorker
 
@@ -108,3 +112,42 @@ def test_an_unloadable_bot_is_failed_and_counted_its_users_other_bots_trade(
     finally:
         one.close()
         two.close()
+
+
+def test_one_process_starts_without_the_unloadable_bot_and_counts_it(candles, tmp_path):
+    """One process (SQLite): its start used to fail whole on the broken deal (the bots'
+    deals are loaded together), no bot of anyone traded. Now the broken bot is failed,
+    named, its deal counted: maxOpenDeals 2, exactly one more deal opens."""
+    url = f"sqlite:///{tmp_path / 'one.sqlite'}"
+    bots = seed(url, accounts=1, per_account=3, limits={"maxOpenDeals": 1})
+    runner = Runner(url, "first")
+    feed((runner,), candles, range(1))
+    runner.close()
+    trading = open_trading(url)
+    bad = next(b for b in bots if trading.get_bot(b).open_deal_id is not None)
+    RiskLimits(trading).set_limits("u1", {"maxOpenDeals": 2}, actor="u1")
+    deal_id = trading.get_bot(bad).open_deal_id
+    trading.close()
+    break_deal(url, deal_id)
+    runner = Runner(url, "again")
+    try:
+        assert runner.paper.bot_ids == set(bots) - {bad}
+        feed((runner,), candles, range(1, 5))
+        assert open_deals(url) == (2, 2)
+        assert runner.trading.get_bot(bad).error_reason.startswith("BOT_NOT_LOADABLE: ")
+    finally:
+        runner.close()
+
+
+class Runner:
+    """``serve`` on one process: the paper runner with the users' risk limits, started."""
+
+    def __init__(self, url: str, name: str):
+        self.trading = open_trading(url, clock=SteppingClock(EVENING, timedelta(seconds=1)),
+                                    ids=SequentialIds(name))
+        self.risk = RiskLimits(self.trading)
+        self.paper = PaperTrading(self.trading, self.trading.ids, venue, risk=self.risk)
+        self.paper.resume()
+
+    def close(self) -> None:
+        self.trading.close()

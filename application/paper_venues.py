@@ -54,7 +54,8 @@ class Venues:
                 self._stage(engine.take_changes(), (bot_id,))
             if market.desk is not None:
                 self._stage(market.desk.take_changes())
-            staged = sum(len(a.pending_events) for a in self._pending)
+            staged = sum(len(a.pending_events)  # (each aggregate once: collected once)
+                         for a in {id(a): a for a in self._pending}.values())
             if self._flush() < staged:
                 # Refused without a raise (an engine worker's LEASE_LOST: its markets go
                 # on from the log, the new holder's): the request must not leave, else

@@ -16,6 +16,7 @@ from application.live_venue import LiveVenue
 from application.paper_log import PaperLog, RestartBook
 from application.paper_market import Market, error_reason
 from application.replay import read_log
+from application.running_bots import load_readable
 from application.safety_retries import retried
 from application.trading import Trading
 from domain.accounts import ExchangeAccount
@@ -49,7 +50,10 @@ class Following:
             book = self.restart_book() if self.restart_book is not None else None
             followed = self.bot_ids
             candidates = book.bots if book is not None else _bot_ids(self.trading)
-            bots = self.trading.load_many([b for b in candidates if b not in followed], Bot)
+            bots, unreadable = load_readable(
+                self.trading, [b for b in candidates if b not in followed])
+            if self.risk is not None:
+                self.risk.unreadable.update(unreadable)
             active = [bots[b] for b in candidates if b in bots and (
                 bots[b].status is BotStatus.RUNNING or bots[b].open_deal_id is not None)]
 

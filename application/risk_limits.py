@@ -101,6 +101,9 @@ class RiskLimits:
         # process): owner -> the bots of theirs it does not trade. A position's check counts
         # their deals as the log has them (``check``), not as this process holds none.
         self.untraded: Callable[[str, list[UUID]], list[UUID]] | None = None
+        # bot -> owner of the bots this code cannot read (``running_bots.load_readable``):
+        # what they hold is unknown, so their owners' limits that count it open nothing
+        self.unreadable: dict[UUID, str] = {}
 
     def add_exposure(self, source: ExposureSource) -> None:
         """Another holder of open deals or positions (the runner, positions)."""
@@ -197,6 +200,11 @@ class RiskLimits:
         risk = self.risk_of(str(owner_id))
         if risk is None or (risk.limits.empty and risk.halted_until is None):
             return
+        if self.unreadable and str(owner_id) in self.unreadable.values() and (
+                limit := _counted(risk.limits, opens) or _exposure_of(risk.limits, opens)):
+            raise RiskLimitError(limit, "a bot of yours cannot be read by this version of "
+                                 "the engine (BOT_NOT_LOADABLE): what it holds is unknown, "
+                                 "so nothing the limit counts opens until it can be read")
         if self.judge is not None and (limit := _counted(risk.limits, opens)) is not None:
             if not self.judge(str(owner_id)):
                 raise RiskLimitError(limit, "your bots are traded by several engine workers "
@@ -382,6 +390,13 @@ def _counted(limits: Limits, opens: str) -> str | None:
     if opens == "deal" and limits.max_open_deals is not None:
         return "maxOpenDeals"
     if opens in ("deal", "safety_order") and limits.max_exposure_quote is not None:
+        return "maxExposureQuote"
+    return None
+
+
+def _exposure_of(limits: Limits, opens: str) -> str | None:
+    """``maxExposureQuote`` when it judges a position (it counts the deals too)."""
+    if opens == "position" and limits.max_exposure_quote is not None:
         return "maxExposureQuote"
     return None
 

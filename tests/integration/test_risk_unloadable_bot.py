@@ -60,6 +60,17 @@ def break_deal(url: str, deal_id: UUID) -> None:
         trading.close()
 
 
+def break_bot(url: str, bot_id: UUID) -> None:
+    """Append to the bot itself an event only a newer version of the code knows."""
+    trading = open_trading(url)
+    try:
+        version = trading.get_bot(bot_id).version
+        trading.recorder.insert_events([StoredEvent(
+            bot_id, version + 1, "domain.bots:Bot.FromANewerVersion", b"{}")])
+    finally:
+        trading.close()
+
+
 def broken_bot(url: str, candles, limits: dict) -> tuple[list, UUID]:
     """u1's three bots on one paper account (maxOpenDeals 1 first): one opens a deal, then
     that deal gets a newer version's event; the user's limits become ``limits``."""
@@ -151,3 +162,51 @@ class Runner:
 
     def close(self) -> None:
         self.trading.close()
+
+
+def test_a_bot_this_code_cannot_read_stops_no_one_else_and_its_user_passes_no_limit(
+        candles, postgres_url):
+    """The bot itself holds an event of a newer version. Before: every lease tick of every
+    worker failed on it (the bots are loaded together), and no bot of anyone traded. Now
+    it is left out, named; another user's bots trade; its own user's, whose maxOpenDeals
+    counts a bot whose holdings are unknown, open nothing (the limit holds)."""
+    bots = seed(postgres_url, accounts=1, per_account=2, limits={"maxOpenDeals": 2})
+    others = seed(postgres_url, owner="u2", accounts=1, per_account=2,
+                  limits={"maxDailyLossQuote": "1000"})
+    break_bot(postgres_url, bots[0])
+    one, two = RiskWorker(postgres_url, "one"), RiskWorker(postgres_url, "two")
+    try:
+        for worker in (one, two, one, two):
+            worker.leases.tick()
+        assert one.paper.bot_ids | two.paper.bot_ids == {bots[1], *others}
+        feed((one, two), candles, range(3))
+        assert open_deals(postgres_url, "u2") == (2, 2)
+        assert open_deals(postgres_url, "u1") == (0, 0)
+        trading = open_trading(postgres_url)
+        try:
+            said = [trading.mapper.to_domain_event(n) for n in read_log(trading)
+                    if n.topic.endswith("Bot.RiskLimitReached")]
+        finally:
+            trading.close()
+        assert [(e.originator_id, e.limit) for e in said] == [(bots[1], "maxOpenDeals")]
+        assert "BOT_NOT_LOADABLE" in said[0].message
+    finally:
+        one.close()
+        two.close()
+
+
+def test_one_process_starts_without_a_bot_it_cannot_read(candles, tmp_path):
+    """One process (SQLite): its start used to fail on the bot (loaded with the others);
+    now the others trade, and its user's count limits open nothing."""
+    url = f"sqlite:///{tmp_path / 'unread.sqlite'}"
+    bots = seed(url, accounts=1, per_account=2, limits={"maxOpenDeals": 2})
+    others = seed(url, owner="u2", accounts=1, per_account=2,
+                  limits={"maxDailyLossQuote": "1000"})
+    break_bot(url, bots[0])
+    runner = Runner(url, "again")
+    try:
+        assert runner.paper.bot_ids == {bots[1], *others}
+        feed((runner,), candles, range(3))
+        assert (open_deals(url, "u1"), open_deals(url, "u2")) == ((0, 0), (2, 2))
+    finally:
+        runner.close()

@@ -23,7 +23,6 @@ from tests.integration.test_risk_limits_workers import feed, seed
 from tests.integration.test_risk_pause_leased import RiskWorker
 
 __all__ = ["candles"]  # (the module's candles fixture)
-NEWER = "domain.deals:Deal.FromANewerVersion"  # a topic this code cannot decode
 
 
 def open_deals(url: str, owner: str = "u1") -> tuple[int, int]:
@@ -50,23 +49,15 @@ def open_deals(url: str, owner: str = "u1") -> tuple[int, int]:
         trading.close()
 
 
-def break_deal(url: str, deal_id: UUID) -> None:
-    """Append to the deal an event only a newer version of the code knows."""
+def append_newer(url: str, aggregate_id: UUID, kind: str) -> None:
+    """Append to the aggregate (``kind``: ``bots:Bot``, ``deals:Deal``) an event only a
+    newer version of the code knows."""
     trading = open_trading(url)
     try:
-        version = trading.get_deal(deal_id).version
-        trading.recorder.insert_events([StoredEvent(deal_id, version + 1, NEWER, b"{}")])
-    finally:
-        trading.close()
-
-
-def break_bot(url: str, bot_id: UUID) -> None:
-    """Append to the bot itself an event only a newer version of the code knows."""
-    trading = open_trading(url)
-    try:
-        version = trading.get_bot(bot_id).version
+        version = max(e.originator_version
+                      for e in trading.recorder.select_events(aggregate_id))
         trading.recorder.insert_events([StoredEvent(
-            bot_id, version + 1, "domain.bots:Bot.FromANewerVersion", b"{}")])
+            aggregate_id, version + 1, f"domain.{kind}.FromANewerVersion", b"{}")])
     finally:
         trading.close()
 
@@ -89,7 +80,7 @@ def broken_bot(url: str, candles, limits: dict) -> tuple[list, UUID]:
         RiskLimits(trading).set_limits("u1", limits, actor="u1")
     finally:
         trading.close()
-    break_deal(url, deal_id)
+    append_newer(url, deal_id, "deals:Deal")
     return bots, bad
 
 
@@ -139,7 +130,7 @@ def test_one_process_starts_without_the_unloadable_bot_and_counts_it(candles, tm
     RiskLimits(trading).set_limits("u1", {"maxOpenDeals": 2}, actor="u1")
     deal_id = trading.get_bot(bad).open_deal_id
     trading.close()
-    break_deal(url, deal_id)
+    append_newer(url, deal_id, "deals:Deal")
     runner = Runner(url, "again")
     try:
         assert runner.paper.bot_ids == set(bots) - {bad}
@@ -173,7 +164,7 @@ def test_a_bot_this_code_cannot_read_stops_no_one_else_and_its_user_passes_no_li
     bots = seed(postgres_url, accounts=1, per_account=2, limits={"maxOpenDeals": 2})
     others = seed(postgres_url, owner="u2", accounts=1, per_account=2,
                   limits={"maxDailyLossQuote": "1000"})
-    break_bot(postgres_url, bots[0])
+    append_newer(postgres_url, bots[0], "bots:Bot")
     one, two = RiskWorker(postgres_url, "one"), RiskWorker(postgres_url, "two")
     try:
         for worker in (one, two, one, two):
@@ -202,7 +193,7 @@ def test_one_process_starts_without_a_bot_it_cannot_read(candles, tmp_path):
     bots = seed(url, accounts=1, per_account=2, limits={"maxOpenDeals": 2})
     others = seed(url, owner="u2", accounts=1, per_account=2,
                   limits={"maxDailyLossQuote": "1000"})
-    break_bot(url, bots[0])
+    append_newer(url, bots[0], "bots:Bot")
     runner = Runner(url, "again")
     try:
         assert runner.paper.bot_ids == {bots[1], *others}

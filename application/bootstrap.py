@@ -546,6 +546,8 @@ def open_engine_leases(database, trading, paper, *, seconds: float | None = None
         return paper.restart_book() if paper.restart_book is not None else None
 
     running = RunningBots(trading, restart_book=book)
+    if paper.risk is not None:  # a user with a bot that cannot be read: their count
+        paper.risk.unreadable = running.unreadable  # limits open nothing meanwhile
     manager = LeaseManager(PostgresLeases(database, worker), paper, running,
                            seconds if seconds is not None else lease_seconds(os.environ),
                            loaded=running.take_loaded)

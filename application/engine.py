@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from application.exits import DealExits
+from application.safety_retries import SafetyRetries, retried
 from domain.bots import Bot, BotStatus
 from domain.dca import DcaConfig, safety_orders
 from domain.deals import CloseReason, Deal, DealStatus
@@ -79,6 +80,8 @@ class DcaEngine:
         self._plain: DcaConfig | None = None  # the bot's config, when its exits are plain
         self._not_plain: DcaConfig | None = None  # and when they are not
         self._opening = False  # the next price is a candle's open (stops before take profits)
+        # live: the open deal's safety orders the exchange refused or lost, sent again
+        self._retries: SafetyRetries | None = None
 
     def _is_plain(self) -> bool:
         """Whether the bot's configuration has only a fixed take profit and stop, noted by
@@ -200,6 +203,8 @@ class DcaEngine:
         opening, self._opening = self._opening, False
         if deal is None or deal.units == ZERO:
             return
+        if self._retries is not None:  # (live only: a refused safety order)
+            self._retry_safety(deal)
         exiting = self._exit_order
         if exiting is not None and exiting.is_open:  # live: one exit at a time
             if exiting.purpose not in _TAKING_PROFIT:
@@ -322,6 +327,13 @@ class DcaEngine:
         elif status is OrderStatus.LOST and order.is_open:
             order.lose(self._cause, update.reason or "the exchange does not know this order")
             self._on_lost(order)
+        if (status in (OrderStatus.REJECTED, OrderStatus.LOST)
+                and order.purpose is OrderPurpose.SAFETY and self.deal is not None
+                and order.deal_id == self.deal.id and retried(status.value, order.reason)):
+            if self._retries is None:
+                self._retries = SafetyRetries()
+            self._retries.refused(self.deal.id, order.safety_order, status.value,
+                                  update.reason or status.value)
         if not order.is_open:
             self.orders.pop(order.client_order_id, None)
         if self._ladder_pending and self.deal is not None and self.deal.units > ZERO:
@@ -410,6 +422,42 @@ class DcaEngine:
                 return
             self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT, units,
                         level_price, safety_order=n)
+
+    def _retry_safety(self, deal: Deal) -> None:
+        """At a step: the refused safety orders that are due sent again, new orders at
+        their levels of the plan (``application/safety_retries.py``); none once the deal
+        exits, and none past a risk limit (as the ladder: that one and those after it)."""
+        due = self._retries.due()
+        if not due or self._exiting():
+            return
+        if deal.steps_sold or any(o.side is OrderSide.SELL for o in self.orders.values()):
+            self._retries = None  # exiting: no more buys
+            return
+        base = self._base_fill_price or deal.entry_price
+        levels = {n: (price, units) for n, price, units in safety_orders(self.config, base)}
+        for n in due:
+            if n not in levels:  # (the plan was edited since: no such level now)
+                continue
+            price, units = levels[n]
+            if self.risk is not None and not self._risk_allows_safety(n, price * units):
+                self._retries = None
+                return
+            retries = self._retries
+            retries.sent(n)  # (before: a refusal of this order is heard while it is sent)
+            self._place(OrderPurpose.SAFETY, OrderSide.BUY, OrderType.LIMIT, units, price,
+                        safety_order=n)
+            if self.deal is not deal or self._retries is not retries:
+                return
+
+    def restore_refusals(self, refusals: dict[int, int]) -> None:
+        """After a restart (live): the open deal's levels whose every order the exchange
+        refused or lost, and how often, as the log has them: sent again from the next
+        step, unless given up."""
+        if not refusals:
+            return
+        self._retries = SafetyRetries()
+        for n, count in sorted(refusals.items()):
+            self._retries.restore(n, count)
 
     def _risk_allows_deal(self, adds_quote: Decimal) -> bool:
         """Asked before a deal opens; a refusal is recorded on the bot (once while the same
@@ -600,6 +648,7 @@ class DcaEngine:
         self.bot.finish_deal(self._cause, deal.id)
         self._touch(self.bot)
         self.deal = None
+        self._retries = None
         if deal.status is DealStatus.CLOSED and self.config.cooldown_seconds:
             self.ready_at = self._cause.at + timedelta(seconds=self.config.cooldown_seconds)
 

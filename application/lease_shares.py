@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import PersistenceError
+
+from domain.errors import LeaseLostError
+
 log = logging.getLogger("tradetape.leases")
 
 
@@ -136,10 +140,44 @@ class Shares:
             problems = self.paper.follow_many(list(taken), loaded)
         except Exception as error:
             problems = dict.fromkeys(taken, error)
-        for bot_id, error in problems.items():
-            log.error("bot %s: could not be followed: %s: %s", bot_id,
-                      type(error).__name__, error)  # that bot alone: another tick retries
+            if len(taken) > 1 and not transient(error):
+                # One bot this code cannot load (an event of a newer version in its deal)
+                # failed the whole take: its user's other bots were let go with it, at
+                # every tick. Each is followed alone instead.
+                problems = self._follow_each(list(taken), loaded)
+        self._unloadable(problems)
         self._let_go(list(problems))
+
+    def _follow_each(self, bot_ids: list[UUID],
+                     loaded: dict[UUID, Any] | None) -> dict[UUID, Exception]:
+        problems: dict[UUID, Exception] = {}
+        for bot_id in bot_ids:
+            try:
+                problems.update(self.paper.follow_many([bot_id], loaded))
+            except Exception as error:
+                problems[bot_id] = error
+        return problems
+
+    def _unloadable(self, problems: dict[UUID, Exception]) -> None:
+        """Bots that could not be followed: another tick tries again. One whose own events
+        or configuration failed (not the database) is no worker's to trade until that
+        changes: it is failed (``BOT_NOT_LOADABLE``, once, fenced by the lease held now)
+        and known here as such, so that its user's count limits are judged without it
+        held, with its open deal counted from the log (``judges``, ``unloadable``)."""
+        self.unloaded.difference_update(b for b in list(self.unloaded)
+                                        if b in self.held and b not in problems)  # followed
+        for bot_id, error in problems.items():
+            if transient(error):
+                log.error("bot %s: could not be followed: %s: %s", bot_id,
+                          type(error).__name__, error)
+                continue
+            if bot_id not in self.unloaded:  # (said once: each tick tries again)
+                log.error("bot %s: cannot be loaded here: %s: %s", bot_id,
+                          type(error).__name__, error)
+                record = getattr(self.paper, "record_unloadable", None)
+                if record is not None:
+                    record(bot_id, error)
+                self.unloaded.add(bot_id)
 
     def _let_go(self, bot_ids: list[UUID]) -> None:
         """Drop bots not traded after all and release their leases. When the release fails
@@ -164,6 +202,13 @@ class Shares:
         if strays:
             log.warning("%d lease(s) held without their bots traded: released", len(strays))
             self.store.release(strays)
+
+
+def transient(error: Exception) -> bool:
+    """An error of the database or the network (a later try may pass), not of the bot's."""
+    return (isinstance(error, PersistenceError | OSError | LeaseLostError)
+            or getattr(error, "code", None) == "EXCHANGE_UNAVAILABLE"
+            or type(error).__module__.split(".")[0] in ("psycopg", "sqlite3"))
 
 
 def _by_group(candidates: Iterable[Candidate]) -> dict[str, list[UUID]]:

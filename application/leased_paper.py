@@ -21,10 +21,12 @@ from uuid import UUID
 from application.lease_fence import fenced
 from application.leases import LeaseManager
 from application.paper_trading import PaperTrading
+from application.risk_limits import logged_exposure
 from domain.bots import Bot
 from domain.deals import CloseReason, DealStatus
 from domain.errors import DomainError, InvalidTransitionError, LeaseLostError
 from domain.recording import SYSTEM
+from domain.risk import Exposure
 
 log = logging.getLogger("tradetape.leases")
 CLOSE_WAIT_SECONDS = 15.0  # how long a command waits for the engine worker to sell
@@ -48,9 +50,24 @@ class LeasedPaperTrading(PaperTrading):
         super().__init__(*args, **kwargs)
         if self.risk is not None:  # a user's count limits judged only where all their
             self.risk.judge = self._judges  # bots are held (``LeaseManager.judges``)
+            self.risk.add_exposure(self._unloaded_exposure)  # or those not, as the log says
+            self.risk.untraded = self._untraded
 
     def _judges(self, owner_id: str) -> bool:
         return self.leases is None or self.leases.judges(owner_id)
+
+    def _unloaded_exposure(self, owner_id: str) -> Exposure:
+        """The owner's bots this worker could not load (no worker trades them): what their
+        events say they hold (``LeaseManager.unloadable``)."""
+        bot_ids = self.leases.unloadable(owner_id) if self.leases is not None else []
+        if not bot_ids:
+            return Exposure()
+        return logged_exposure(self.trading, bot_ids)
+
+    def _untraded(self, owner_id: str, bot_ids: list[UUID]) -> list[UUID]:
+        """Those of ``bot_ids`` neither traded here nor counted as unloaded already."""
+        unloaded = set(self.leases.unloadable(owner_id)) if self.leases is not None else ()
+        return [b for b in bot_ids if self._engine_of(b)[1] is None and b not in unloaded]
 
     def owner_of(self, bot_id: UUID) -> str | None:
         engine = self._engine_of(bot_id)[1]
@@ -134,6 +151,11 @@ class LeasedPaperTrading(PaperTrading):
 
 class ApiPaperTrading(PaperTrading):
     """Trades nothing: ``--role api``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.risk is not None:  # a position opened here counts every deal of its
+            self.risk.untraded = lambda owner_id, bot_ids: bot_ids  # owner's from the log
 
     def resume(self) -> list[UUID]:
         return []

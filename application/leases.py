@@ -168,6 +168,9 @@ class LeaseManager(Shares):
         # judged here until a later tick has looked at the log (``judges``)
         self._claimed: dict[str, int] = {}
         self._dropping: set[UUID] = set()  # lost by a refused append, to unfollow
+        # Bots that failed to load here for reasons of their own (``Shares._unloadable``):
+        # their users are judged without them held, their deals counted from the log
+        self.unloaded: set[UUID] = set()
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -212,10 +215,22 @@ class LeaseManager(Shares):
         nothing. Two workers cannot both judge one user: each knows the other's bots from
         the log as of its last tick. A bot a command claimed here since then is one the
         other may not know of yet (two bots of a user started at once on two workers):
-        its owner is judged again once a tick has looked since."""
+        its owner is judged again once a tick has looked since. A bot of theirs that this
+        worker could not load (``unloaded``) is no worker's: it need not be held, and what
+        its events say it holds is counted instead (``unloadable``)."""
         with self._lock:
             return (owner_id not in self._claimed
-                    and self._owners.get(owner_id, set()) <= self.held.keys())
+                    and self._owners.get(owner_id, set()) - self.held.keys() <= self.unloaded)
+
+    def unloadable(self, owner_id: str) -> list[UUID]:
+        """The bots of ``owner_id`` that need an engine and that this worker could not
+        load (``unloaded``) nor holds: what their events say they hold is counted in the
+        owner's figures (``LeasedPaperTrading``), for no worker trades them. WHY: one such
+        bot kept its user unjudged on every worker, so none of their other bots opened a
+        deal a count limit judges, for good."""
+        with self._lock:
+            return sorted(b for b in self._owners.get(owner_id, ())
+                          if b in self.unloaded and b not in self.held)
 
     def companions(self, owner_ids: Iterable[str]) -> set[UUID]:
         """The bots of ``owner_ids`` held here: fenced with a buy that judged their limits."""
@@ -234,6 +249,7 @@ class LeaseManager(Shares):
             if bot_id not in candidates and (owner := self.paper.owner_of(bot_id)):
                 owners.setdefault(owner, set()).add(bot_id)
         self._owners = owners
+        self.unloaded &= candidates.keys()  # (stopped, its deal closed: no engine needed)
         # claims made before this tick began: its look at the log came after them
         self._claimed = {o: n for o, n in self._claimed.items() if n >= self._tick_serial}
 

@@ -6,24 +6,29 @@ dropped again (``unfollow``). A live bot is reconciled with its exchange when fo
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from uuid import UUID
 
 from application.engine import DcaEngine
+from application.lease_shares import transient
 from application.live_venue import LiveVenue
 from application.paper_log import PaperLog, RestartBook
-from application.paper_market import Market
+from application.paper_market import Market, error_reason
 from application.replay import read_log
+from application.running_bots import load_readable
+from application.safety_retries import retried
 from application.trading import Trading
 from domain.accounts import ExchangeAccount
 from domain.bots import Bot, BotStatus
 from domain.deals import Deal
 from domain.errors import DomainError, NotFoundError
-from domain.orders import Order
+from domain.orders import Order, OrderPurpose, OrderStatus
 from domain.ports import OrderRequest
 from domain.recording import SYSTEM, topic_of
 
 log = logging.getLogger("tradetape.paper")
+_REFUSED = (OrderStatus.REJECTED, OrderStatus.LOST)
 
 
 class Following:
@@ -45,13 +50,20 @@ class Following:
             book = self.restart_book() if self.restart_book is not None else None
             followed = self.bot_ids
             candidates = book.bots if book is not None else _bot_ids(self.trading)
-            bots = self.trading.load_many([b for b in candidates if b not in followed], Bot)
+            bots, unreadable = load_readable(
+                self.trading, [b for b in candidates if b not in followed])
+            if self.risk is not None:
+                self.risk.unreadable.update(unreadable)
             active = [bots[b] for b in candidates if b in bots and (
                 bots[b].status is BotStatus.RUNNING or bots[b].open_deal_id is not None)]
 
             def failed(bot: Bot, error: Exception) -> None:
-                if not isinstance(error, DomainError):
+                if transient(error):
                     raise error
+                if not isinstance(error, DomainError):  # its events this code cannot
+                    self.record_unloadable(bot.id, error)  # read (a newer version's):
+                    self._unloaded[bot.id] = bot.owner_id  # failed, its deal counted
+                    return
                 cause = self.trading.cause(SYSTEM, f"resume:{bot.id}")  # e.g. its live
                 self._record_failure(bot.id, cause, error)  # account may not trade
 
@@ -94,19 +106,48 @@ class Following:
         self._accounts = self.trading.load_many(
             _account_ids(bot.exchange_account_id for bot in bots), ExchangeAccount)
         try:
-            deals = self.trading.load_many(
-                [bot.open_deal_id for bot in bots if bot.open_deal_id is not None], Deal)
-            index = self._index()
-            orders = self.trading.load_many(
-                [order_id for deal_id in deals for order_id in index.open_orders_of(deal_id)],
-                Order)
+            try:
+                deals = self.trading.load_many(
+                    [bot.open_deal_id for bot in bots if bot.open_deal_id is not None], Deal)
+                index = self._index()
+                orders = self.trading.load_many(
+                    [order_id for deal_id in deals
+                     for order_id in index.open_orders_of(deal_id)], Order)
+            except Exception as error:
+                if transient(error) or len(bots) < 2:
+                    raise
+                # One deal this code cannot read (an event of a newer version) failed them
+                # all, and with them a start: each bot loads its own below, that one fails
+                log.warning("loading %d bots' deals together failed (%s): one at a time",
+                            len(bots), error_reason(error))
+                deals, orders = None, None
             for bot in bots:
                 try:
-                    self._adopt(bot, deals.get(bot.open_deal_id), orders)
+                    if deals is None:
+                        self._adopt(bot)
+                    else:
+                        self._adopt(bot, deals.get(bot.open_deal_id), orders)
                 except Exception as error:
                     failed(bot, error)
         finally:
             self._accounts, self._given = {}, None
+
+    def record_unloadable(self, bot_id: UUID, error: Exception) -> None:
+        """A bot this code cannot load (its events, its configuration): failed, with the
+        named code (resetting the error brings it back paused), once; on an engine worker
+        fenced by the lease it holds while it tried. A bot that cannot even be read is said
+        in the log only."""
+        reason = f"BOT_NOT_LOADABLE: {error_reason(error)}"
+        with self.lock:
+            try:
+                bot = self.trading.get_bot(bot_id)
+                if bot.status not in (BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED):
+                    return
+                bot.fail(self.trading.cause(SYSTEM, f"load:{bot_id}"), reason)
+                self._save_now([bot], (bot_id,))
+            except Exception as again:
+                log.error("bot %s: its failure (%s) could not be recorded: %s", bot_id,
+                          reason, error_reason(again))
 
     def follow(self, bot_id: UUID) -> None:
         """Trade ``bot_id`` from now on (after it was started)."""
@@ -155,16 +196,23 @@ class Following:
         if bot.open_deal_id is None:
             return
         engine.deal = self.trading.get_deal(bot.open_deal_id)
-        placed = set()
+        placed, refused, standing = set(), Counter(), set()
         for order_id in self._index().orders_of(bot.open_deal_id):
             order = self.trading.load(order_id, Order)
             placed.add(order.safety_order)
+            if (order.purpose is OrderPurpose.SAFETY and order.status in _REFUSED
+                    and retried(order.status.value, order.reason)):
+                refused[order.safety_order] += 1  # refused or lost: sent again (engine)
+            else:
+                standing.add(order.safety_order)
             if order.is_open:
                 engine.restore_order(order)
                 market.venue.restore_resting(
                     OrderRequest(order.client_order_id, order.pair, order.side, order.type,
                                  order.remaining, order.price, order.deal_id.hex),
                     order.exchange_order_id)
+        engine.restore_refusals({n: count for n, count in refused.items()
+                                 if n not in standing})
         if self._turn is not None:
             # Followed again inside a candle (its append refused by a race, rebuilt from
             # the log): the candle's step, which reaches every live market, reconciles it

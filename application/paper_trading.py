@@ -30,7 +30,7 @@ from application.paper_market import (
 from application.paper_races import CandleRaces, Turn
 from application.paper_venues import Venues
 from application.replay import read_log
-from application.risk_limits import RiskLimits
+from application.risk_limits import RiskLimits, logged_exposure
 from application.step_lock import StepLock
 from application.trading import Trading
 from domain.accounts import ExchangeAccount
@@ -65,6 +65,9 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             risk.lock = self.lock
             risk.add_exposure(self.exposure_of)
         self._markets: dict[tuple[str, str], Market] = {}
+        # bots a start could not load (``resume``): not traded, their deals counted from
+        # the log in their owners' figures (``exposure_of``)
+        self._unloaded: dict[UUID, str] = {}
         self._seats: dict[UUID, tuple[str, str]] = {}  # bot -> its market's key (_seat)
         # account -> (key, market) of its first paper market (paper_venues._wallet_venue)
         self._wallet_hints: dict[str, tuple[tuple[str, str], Market]] = {}
@@ -324,6 +327,9 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
                 if engine.bot.owner_id == owner_id and engine.deal is not None:
                     deals += 1
                     committed += engine.committed_quote()
+        if self._unloaded and owner_id in self._unloaded.values():
+            return Exposure(deals, committed) + logged_exposure(
+                self.trading, [b for b, o in self._unloaded.items() if o == owner_id])
         return Exposure(deals, committed)
 
     def _walk(self, market: Market, candle: tuple[Decimal, Decimal, Decimal, Decimal],

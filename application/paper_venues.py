@@ -14,7 +14,7 @@ from application.paper_market import Market, PaperVenue
 from application.position_desk import PositionDesk
 from application.trading import Trading
 from domain.accounts import AccountKind, ExchangeAccount
-from domain.errors import DomainError, NotFoundError
+from domain.errors import DomainError, LeaseLostError, NotFoundError
 from domain.money import ZERO
 from domain.ports import Balance
 
@@ -54,7 +54,14 @@ class Venues:
                 self._stage(engine.take_changes(), (bot_id,))
             if market.desk is not None:
                 self._stage(market.desk.take_changes())
-            self._flush()
+            staged = sum(len(a.pending_events)  # (each aggregate once: collected once)
+                         for a in {id(a): a for a in self._pending}.values())
+            if self._flush() < staged:
+                # Refused without a raise (an engine worker's LEASE_LOST: its markets go
+                # on from the log, the new holder's): the request must not leave, else
+                # it is an order the log never knew, and the new holder sends it again
+                raise LeaseLostError("the write-ahead of an exchange request was refused: "
+                                     "the request is not sent")
 
         venue.before_request = write_ahead
         return market

@@ -30,6 +30,7 @@ from uuid import UUID
 from application.replay import read_log
 from application.trading import Trading
 from domain.bots import Bot, BotStatus
+from domain.dca import ladder
 from domain.deals import Deal, DealStatus
 from domain.errors import NotFoundError
 from domain.money import ZERO
@@ -96,6 +97,13 @@ class RiskLimits:
         # Owners whose count limits a buy here was judged on: their appends are fenced
         # with every lease counted (``LeasedPaperTrading._append``)
         self.judged: set[str] = set()
+        # On a process that shares the database with others (an engine worker, an api
+        # process): owner -> the bots of theirs it does not trade. A position's check counts
+        # their deals as the log has them (``check``), not as this process holds none.
+        self.untraded: Callable[[str, list[UUID]], list[UUID]] | None = None
+        # bot -> owner of the bots this code cannot read (``running_bots.load_readable``):
+        # what they hold is unknown, so their owners' limits that count it open nothing
+        self.unreadable: dict[UUID, str] = {}
 
     def add_exposure(self, source: ExposureSource) -> None:
         """Another holder of open deals or positions (the runner, positions)."""
@@ -192,6 +200,11 @@ class RiskLimits:
         risk = self.risk_of(str(owner_id))
         if risk is None or (risk.limits.empty and risk.halted_until is None):
             return
+        if self.unreadable and str(owner_id) in self.unreadable.values() and (
+                limit := _counted(risk.limits, opens) or _exposure_of(risk.limits, opens)):
+            raise RiskLimitError(limit, "a bot of yours cannot be read by this version of "
+                                 "the engine (BOT_NOT_LOADABLE): what it holds is unknown, "
+                                 "so nothing the limit counts opens until it can be read")
         if self.judge is not None and (limit := _counted(risk.limits, opens)) is not None:
             if not self.judge(str(owner_id)):
                 raise RiskLimitError(limit, "your bots are traded by several engine workers "
@@ -200,11 +213,23 @@ class RiskLimits:
             self.judged.add(str(owner_id))
         elif _counted(risk.limits, "deal") is None:  # (count limits cleared: their
             self.judged.discard(str(owner_id))  # appends fenced as any other's again)
-        refused = refusal(risk.limits, self.exposure(str(owner_id)), opens=opens,
-                          adds_quote=adds_quote, position_quote=position_quote,
-                          halted_until=risk.halted_until)
+        exposure = self.exposure(str(owner_id))
+        if (opens == "position" and self.untraded is not None
+                and risk.limits.max_exposure_quote is not None):
+            exposure = exposure + self._logged(str(owner_id))
+        refused = refusal(risk.limits, exposure, opens=opens, adds_quote=adds_quote,
+                          position_quote=position_quote, halted_until=risk.halted_until)
         if refused is not None:
             raise refused
+
+    def _logged(self, owner_id: str) -> Exposure:
+        """The deals of the owner's bots another process trades (or none does), as the
+        log has them. WHY: a position was judged with the deals of the process it was
+        opened in, and an api process, or an engine worker holding none of the user's
+        bots, counted none: any position passed ``maxExposureQuote``. The log is at most
+        one step behind the engines (a step's events are appended in one transaction)."""
+        bots = self.untraded(owner_id, self._bots_of(owner_id))
+        return logged_exposure(self.trading, bots) if bots else Exposure()
 
     def for_positions(self) -> Callable[[UUID, Decimal], None]:
         """The two-argument check positions take (``risk_check``): a new position."""
@@ -326,6 +351,38 @@ class RiskLimits:
         return [UUID(bot_id) for bot_id in roster.bots]
 
 
+def logged_exposure(trading: Trading, bot_ids: Iterable[UUID]) -> Exposure:
+    """What bots that this process does not trade hold open, as their events say (the risk
+    limits' measure: an open deal each, and at most what it commits: its buys' cost, and
+    while it has not begun to sell, the safety orders of its plan it has not filled, which
+    may rest). A deal whose events this code cannot read (a newer version's) counts as its
+    whole plan: the limit holds whatever it did. Loaded together (a few queries)."""
+    bots = trading.load_many(bot_ids, Bot)
+    holding = [bot for bot in bots.values() if bot.open_deal_id is not None]
+    try:
+        deals = trading.load_many([bot.open_deal_id for bot in holding], Deal)
+    except Exception as error:  # (one of them unreadable: the reason it is not traded)
+        log.debug("open deals read one at a time: %s", error)
+        deals = {}
+        for bot in holding:
+            try:
+                deals[bot.open_deal_id] = trading.get_deal(bot.open_deal_id)
+            except Exception:
+                continue
+    committed = ZERO
+    for bot in holding:
+        plan = ladder(bot.config, Decimal(1))
+        deal = deals.get(bot.open_deal_id)
+        if deal is None:  # unreadable: at most its whole plan
+            committed += plan[-1].total_quote
+        elif deal.status is DealStatus.OPEN:
+            committed += deal.cost
+            if not deal.steps_sold:
+                committed += sum((level.quote for level in plan[1 + deal.safety_orders_used:]),
+                                 ZERO)
+    return Exposure(len(holding), committed)
+
+
 def _counted(limits: Limits, opens: str) -> str | None:
     """The first limit that counts all the owner's bots and judges a buy that ``opens``
     (a deal: open deals, exposure; a safety order: exposure), None when none is set. A
@@ -333,6 +390,13 @@ def _counted(limits: Limits, opens: str) -> str | None:
     if opens == "deal" and limits.max_open_deals is not None:
         return "maxOpenDeals"
     if opens in ("deal", "safety_order") and limits.max_exposure_quote is not None:
+        return "maxExposureQuote"
+    return None
+
+
+def _exposure_of(limits: Limits, opens: str) -> str | None:
+    """``maxExposureQuote`` when it judges a position (it counts the deals too)."""
+    if opens == "position" and limits.max_exposure_quote is not None:
         return "maxExposureQuote"
     return None
 

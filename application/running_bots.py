@@ -8,6 +8,7 @@ start costs what runs, not what the log holds."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from uuid import UUID
@@ -19,6 +20,7 @@ from application.trading import Trading
 from domain.bots import Bot, BotStatus
 from domain.recording import topic_of
 
+log = logging.getLogger("tradetape.leases")
 BOT_TOPICS = sorted({topic_of(kind) for kind in vars(Bot).values()
                      if isinstance(kind, type) and issubclass(kind, Bot.Event)})
 
@@ -32,6 +34,9 @@ class RunningBots:
         self._read = False  # the first call made (later ones read only what is new)
         self.bots: dict[UUID, Candidate] = {}
         self._loaded: dict[UUID, Bot] = {}  # the bots the last call loaded
+        # bot -> owner of the bots this code cannot read (an event of a newer version):
+        # shared with the risk limits (``RiskLimits.unreadable``) by the composition root
+        self.unreadable: dict[UUID, str] = {}
         self._lock = threading.Lock()
 
     def __call__(self) -> list[Candidate]:
@@ -57,7 +62,11 @@ class RunningBots:
             return loaded
 
     def _decide(self, bot_ids: list[UUID]) -> None:
-        bots = self._loaded = self.trading.load_many(bot_ids, Bot)
+        bots, unreadable = load_readable(self.trading, bot_ids)
+        self._loaded = bots
+        for bot_id in bot_ids:
+            self.unreadable.pop(bot_id, None)
+        self.unreadable.update(unreadable)
         for bot_id in bot_ids:
             bot = bots.get(bot_id)
             if bot is not None and (bot.status is BotStatus.RUNNING
@@ -68,3 +77,38 @@ class RunningBots:
                                               owner=bot.owner_id)
             else:
                 self.bots.pop(bot_id, None)
+
+
+def load_readable(trading: Trading, bot_ids: list[UUID]) -> tuple[dict[UUID, Bot], dict[UUID, str]]:
+    """The bots of ``bot_ids`` loaded together, and those this code cannot read (an event
+    of a newer version), each with its owner (from its first event; "" when even that
+    cannot be read). WHY: one such bot failed the load of them all, and with it every
+    engine worker's lease tick (no user's bot traded) or a process's start."""
+    from application.lease_shares import transient
+
+    try:
+        return trading.load_many(bot_ids, Bot), {}
+    except Exception as error:
+        if transient(error):
+            raise
+    found: dict[UUID, Bot] = {}
+    unreadable: dict[UUID, str] = {}
+    for bot_id in bot_ids:
+        try:
+            found.update(trading.load_many([bot_id], Bot))
+        except Exception as error:
+            if transient(error):
+                raise
+            unreadable[bot_id] = _owner_of(trading, bot_id)
+            log.error("bot %s (of %s) cannot be read by this version of the engine "
+                      "(BOT_NOT_LOADABLE): %s: %s; not traded", bot_id,
+                      unreadable[bot_id] or "an unknown owner", type(error).__name__, error)
+    return found, unreadable
+
+
+def _owner_of(trading: Trading, bot_id: UUID) -> str:
+    try:
+        [first] = trading.recorder.select_events(bot_id, lte=1)
+        return trading.mapper.to_domain_event(first).owner_id
+    except Exception:
+        return ""

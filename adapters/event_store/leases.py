@@ -43,7 +43,7 @@ def _schema_key(schema: str) -> int:
 
 def create_tables(conn: Any, schema: str) -> None:
     with conn.transaction():
-        lock_ddl(conn)
+        lock_ddl(conn, schema)
         conn.execute(sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (worker text PRIMARY KEY, number bigserial UNIQUE, "
             "expires_at timestamptz NOT NULL, ready boolean NOT NULL DEFAULT false)").format(

@@ -63,6 +63,12 @@ DEFAULT_LEASE_SECONDS = 10.0
 # never ends): the renewal stops, and another worker takes the bots when their leases expire.
 # Generous: a worker's first take of thousands of bots may last minutes on a loaded machine.
 STALL_LEASES = 30.0
+# The reaper (``LeaseStore.reap``): rows whose lease ended this many lease times ago (a
+# dead or hung holder's bots are adopted within one), and worker rows of processes gone as
+# long, are deleted; looked for at a worker's first tick, then every this many ticks (a tick
+# every quarter lease: about every ten lease times).
+REAP_AFTER_LEASES = 6.0
+REAP_EVERY_TICKS = 40
 
 
 def lease_seconds(environ) -> float:
@@ -112,6 +118,11 @@ class LeaseStore(Protocol):
 
     def release(self, bot_ids: list[UUID]) -> None:
         """Give up leases (expired now; the next owner bumps the token)."""
+
+    def reap(self, seconds: float) -> tuple[int, int]:
+        """Delete the leases that ended ``seconds`` ago or more and the rows of workers
+        gone as long (no one can hold them any more), a bounded number at a time; tokens
+        are never handed out again. Returns how many (leases, workers)."""
 
     def leave(self) -> None:
         """Release everything and close."""
@@ -321,6 +332,23 @@ class LeaseManager(Shares):
                 self.ready = True
         finally:
             self._ticking = False
+        if self._tick_serial % REAP_EVERY_TICKS == 1:
+            self._reap()
+
+    def _reap(self) -> None:
+        """Housekeeping after a tick: a failure is said and tried again later, the tick
+        done all the same. WHY: every restart left its worker row and every stopped bot
+        its lease row for good (the kill drill: 10 worker rows, 8 of them dead, after 6
+        minutes); the rows no one can hold any more go."""
+        try:
+            leases, workers = self.store.reap(self.seconds * REAP_AFTER_LEASES)
+        except Exception as error:
+            log.warning("lease reaper failed (tried again later): %s: %s",
+                        type(error).__name__, error)
+            return
+        if leases or workers:
+            log.info("lease reaper: %d lease row(s), %d worker row(s) no one can hold any "
+                     "more deleted", leases, workers)
 
     def _tick(self) -> None:
         workers = max(1, self.store.heartbeat(self.seconds))

@@ -1,8 +1,10 @@
 """Engine workers own bots by lease (``serve --role engine|all`` on PostgreSQL).
 
-A lease row per bot names its worker, a fencing token (bumped every time another worker
-takes the bot) and when it expires. Lease rows are operational data, not aggregate state:
-losing them all only means every bot is taken again, from its events.
+A lease row per bot names its worker, a fencing token (a new, higher one every time a
+worker takes the bot: never handed out twice, even for a row deleted and made again) and
+when it expires. Lease rows are operational data, not aggregate state: losing them all only
+means every bot is taken again, from its events; the ones no one can hold any more (long
+ended, their worker gone) are reaped (``REAP_AFTER_LEASES``).
 
 - **Fence.** Every append a worker makes for a bot carries the token it holds
   (:func:`fenced`); the event store checks it in the transaction that stores the events

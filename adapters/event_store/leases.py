@@ -238,7 +238,7 @@ class PostgresLeases:
         return len(leases), len(workers)
 
     def release(self, bot_ids: list[UUID]) -> None:
-        """Given away: no holder (``''``), the token kept for the next owner to bump."""
+        """Given away: no holder (``''``); the next owner's token is a higher one."""
         if bot_ids:
             self._run(self._give_up("AND bot_id = ANY(%s::uuid[])"),
                       (self.worker, sorted(bot_ids)))

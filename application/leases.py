@@ -71,6 +71,9 @@ STALL_LEASES = 30.0
 # every quarter lease: about every ten lease times).
 REAP_AFTER_LEASES = 6.0
 REAP_EVERY_TICKS = 40
+# A tick leaves a lease with more than this share of a lease time to run as it is (the
+# renewal thread renewed it within the last quarter lease); an older one it renews too.
+FRESH_AT_TICK = 1 - 1 / RENEWALS_PER_LEASE
 
 
 def lease_seconds(environ) -> float:
@@ -104,8 +107,9 @@ class LeaseStore(Protocol):
         """Keep this worker alive; returns how many live workers count in the shares: the
         ready ones and this one (while this one is not ready, every live one)."""
 
-    def renew(self, seconds: float) -> dict[UUID, int]:
-        """Extend this worker's leases; returns the ones it still holds, with their tokens."""
+    def renew(self, seconds: float, fresh: float | None = None) -> dict[UUID, int]:
+        """Extend this worker's leases; returns the ones it still holds, with their tokens.
+        ``fresh``: one with more than this many seconds to run is not rewritten."""
 
     def acquire(self, bot_ids: list[UUID], seconds: float) -> dict[UUID, int]:
         """Take those of ``bot_ids`` that are free (no lease, expired, or held by a worker
@@ -356,7 +360,10 @@ class LeaseManager(Shares):
         workers = max(1, self.store.heartbeat(self.seconds))
         with self._lock:  # a command may claim a bot meanwhile: judged at the next tick
             before = dict(self.held)
-        renewed = self.store.renew(self.seconds)
+        # What it holds, renewed only where the renewal thread has not in the last quarter
+        # lease: each rewrite leaves a dead row version, and the two renewing every quarter
+        # lease rewrote every lease row eight times a lease time
+        renewed = self.store.renew(self.seconds, fresh=self.seconds * FRESH_AT_TICK)
         candidates = {c.bot_id: c for c in self.wanted()}
         loaded = self.loaded()  # as fresh as loading them again below
         with self.paper.lock, self._lock:

@@ -164,15 +164,27 @@ class PostgresLeases:
                 self.workers, _alive(self.schema, "x.worker")), (self.worker, not self._ready))
         return int(count)
 
-    def renew(self, seconds: float) -> dict[UUID, int]:
+    def renew(self, seconds: float, fresh: float | None = None) -> dict[UUID, int]:
+        """``fresh``: a lease with more than this many seconds still to run is returned but
+        not rewritten (None: every one is)."""
         # The rows locked in bot order, as an append's fence locks them (check_fence):
         # in the table's order, a renewal and a fenced append each waited for a row the
         # other held (DeadlockDetected, one of them refused; seen at 10,000 bots)
+        if fresh is None:
+            rows = self._run(sql.SQL(
+                "UPDATE {leases} l SET expires_at = now() + make_interval(secs => %s) FROM ("
+                "SELECT bot_id FROM {leases} WHERE worker = %s ORDER BY bot_id "
+                "FOR NO KEY UPDATE) o WHERE l.bot_id = o.bot_id "
+                "RETURNING l.bot_id, l.token").format(leases=self.leases),
+                (seconds, self.worker))
+            return {bot_id: token for bot_id, token in rows}
         rows = self._run(sql.SQL(
-            "UPDATE {leases} l SET expires_at = now() + make_interval(secs => %s) FROM ("
-            "SELECT bot_id FROM {leases} WHERE worker = %s ORDER BY bot_id "
-            "FOR NO KEY UPDATE) o WHERE l.bot_id = o.bot_id "
-            "RETURNING l.bot_id, l.token").format(leases=self.leases), (seconds, self.worker))
+            "WITH held AS (SELECT bot_id, token, expires_at FROM {leases} WHERE worker = %s "
+            "ORDER BY bot_id FOR NO KEY UPDATE), renewed AS (UPDATE {leases} l "
+            "SET expires_at = now() + make_interval(secs => %s) FROM held h "
+            "WHERE l.bot_id = h.bot_id AND h.expires_at <= now() + make_interval(secs => %s)) "
+            "SELECT bot_id, token FROM held").format(leases=self.leases),
+            (self.worker, seconds, fresh))
         return {bot_id: token for bot_id, token in rows}
 
     def acquire(self, bot_ids: list[UUID], seconds: float) -> dict[UUID, int]:

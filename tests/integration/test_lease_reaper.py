@@ -151,3 +151,37 @@ def vacuums(url: str) -> dict[str, int]:
         return dict(conn.execute(
             "SELECT relname, vacuum_count FROM pg_stat_user_tables WHERE schemaname = %s "
             "AND relname IN ('engine_workers', 'engine_leases')", (schema,)).fetchall())
+
+
+def test_a_tick_rewrites_only_the_leases_the_renewal_thread_did_not_renew_lately(
+        postgres_url):
+    """Each rewrite of a lease row leaves a dead row version: the tick, which renewed every
+    lease every quarter lease as the renewal thread does, leaves a lease renewed within the
+    last quarter lease as it is (the same row version), and renews one that was not (the
+    renewal thread late or stopped: the lease still holds)."""
+    fresh, late = seed_bots(postgres_url, 2)
+    w = Worker(postgres_url, "w", seconds=60)
+    try:
+        w.leases.tick()
+        assert set(w.leases.held) == {fresh, late}
+        age(postgres_url, "engine_leases", f"bot_id = '{late}'")
+        before = versions(postgres_url)
+        w.leases.tick()
+        after = versions(postgres_url)
+        assert after[fresh] == before[fresh]  # not rewritten
+        assert after[late] != before[late]  # renewed: expires a lease time from now
+        assert set(w.leases.held) == {fresh, late}
+        conn, schema = sql_of(postgres_url)
+        with conn:
+            (left,), = conn.execute(f'SELECT extract(epoch FROM expires_at - now()) FROM '
+                                    f'"{schema}".engine_leases WHERE bot_id = %s', (late,))
+        assert left > 50
+    finally:
+        w.close()
+
+
+def versions(url: str) -> dict:
+    """Each lease row's version (its xmin: a new one at every rewrite)."""
+    conn, schema = sql_of(url)
+    with conn:
+        return dict(conn.execute(f'SELECT bot_id, xmin::text FROM "{schema}".engine_leases'))

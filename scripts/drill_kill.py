@@ -20,6 +20,8 @@ lets the projections catch up, and checks:
 - the read models equal a full rebuild of the log (row for row, every table).
 
 Each check prints its figure and ``MET``/``MISSED``; the last line is ``MET`` when all are.
+Before them it prints the lease tables' size after the run (rows, the worker rows of workers
+alive, dead tuples, bytes): what the lease reaper leaves.
 The database defaults to ``$TRADETAPE_TEST_POSTGRES_URL`` (else postgres@127.0.0.1/test);
 the schema is made for the run and dropped after it, the logs removed after a run that
 met every check (``--keep`` keeps both).
@@ -303,14 +305,20 @@ def lease_table(url: str) -> str:
 
 
 def drop_schemas(url: str, schema: str) -> None:
+    """The run's schemas, and the key files this process made for them (its seeding and
+    checks ran here: ``TRADETAPE_KEY_DIR``, else ``var/keys``), left behind at every run."""
     import psycopg
 
+    from adapters.security.key_files import key_file_base
     from application.settings import _connect_kwargs, parse_database_url
 
     env = parse_database_url(url).env
     with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
         for name in (schema, schema + "_rebuilt"):
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            base = key_file_base(parse_database_url(with_schema(url, name)), os.environ)
+            for path in base.parent.glob(f"{base.name}.*") if base is not None else ():
+                path.unlink(missing_ok=True)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -1,8 +1,10 @@
 """Engine workers own bots by lease (``serve --role engine|all`` on PostgreSQL).
 
-A lease row per bot names its worker, a fencing token (bumped every time another worker
-takes the bot) and when it expires. Lease rows are operational data, not aggregate state:
-losing them all only means every bot is taken again, from its events.
+A lease row per bot names its worker, a fencing token (a new, higher one every time a
+worker takes the bot: never handed out twice, even for a row deleted and made again) and
+when it expires. Lease rows are operational data, not aggregate state: losing them all only
+means every bot is taken again, from its events; the ones no one can hold any more (long
+ended, their worker gone) are reaped (``REAP_AFTER_LEASES``).
 
 - **Fence.** Every append a worker makes for a bot carries the token it holds
   (:func:`fenced`); the event store checks it in the transaction that stores the events
@@ -63,6 +65,15 @@ DEFAULT_LEASE_SECONDS = 10.0
 # never ends): the renewal stops, and another worker takes the bots when their leases expire.
 # Generous: a worker's first take of thousands of bots may last minutes on a loaded machine.
 STALL_LEASES = 30.0
+# The reaper (``LeaseStore.reap``): rows whose lease ended this many lease times ago (a
+# dead or hung holder's bots are adopted within one), and worker rows of processes gone as
+# long, are deleted; looked for at a worker's first tick, then every this many ticks (a tick
+# every quarter lease: about every ten lease times).
+REAP_AFTER_LEASES = 6.0
+REAP_EVERY_TICKS = 40
+# A tick leaves a lease with more than this share of a lease time to run as it is (the
+# renewal thread renewed it within the last quarter lease); an older one it renews too.
+FRESH_AT_TICK = 1 - 1 / RENEWALS_PER_LEASE
 
 
 def lease_seconds(environ) -> float:
@@ -96,8 +107,9 @@ class LeaseStore(Protocol):
         """Keep this worker alive; returns how many live workers count in the shares: the
         ready ones and this one (while this one is not ready, every live one)."""
 
-    def renew(self, seconds: float) -> dict[UUID, int]:
-        """Extend this worker's leases; returns the ones it still holds, with their tokens."""
+    def renew(self, seconds: float, fresh: float | None = None) -> dict[UUID, int]:
+        """Extend this worker's leases; returns the ones it still holds, with their tokens.
+        ``fresh``: one with more than this many seconds to run is not rewritten."""
 
     def acquire(self, bot_ids: list[UUID], seconds: float) -> dict[UUID, int]:
         """Take those of ``bot_ids`` that are free (no lease, expired, or held by a worker
@@ -112,6 +124,11 @@ class LeaseStore(Protocol):
 
     def release(self, bot_ids: list[UUID]) -> None:
         """Give up leases (expired now; the next owner bumps the token)."""
+
+    def reap(self, seconds: float) -> tuple[int, int]:
+        """Delete the leases that ended ``seconds`` ago or more and the rows of workers
+        gone as long (no one can hold them any more), a bounded number at a time; tokens
+        are never handed out again. Returns how many (leases, workers)."""
 
     def leave(self) -> None:
         """Release everything and close."""
@@ -337,12 +354,32 @@ class LeaseManager(Shares):
                 self.ready = True
         finally:
             self._ticking = False
+        if self._tick_serial % REAP_EVERY_TICKS == 1:
+            self._reap()
+
+    def _reap(self) -> None:
+        """Housekeeping after a tick: a failure is said and tried again later, the tick
+        done all the same. WHY: every restart left its worker row and every stopped bot
+        its lease row for good (the kill drill: 10 worker rows, 8 of them dead, after 6
+        minutes); the rows no one can hold any more go."""
+        try:
+            leases, workers = self.store.reap(self.seconds * REAP_AFTER_LEASES)
+        except Exception as error:
+            log.warning("lease reaper failed (tried again later): %s: %s",
+                        type(error).__name__, error)
+            return
+        if leases or workers:
+            log.info("lease reaper: %d lease row(s), %d worker row(s) no one can hold any "
+                     "more deleted", leases, workers)
 
     def _tick(self) -> None:
         workers = max(1, self.store.heartbeat(self.seconds))
         with self._lock:  # a command may claim a bot meanwhile: judged at the next tick
             before = dict(self.held)
-        renewed = self.store.renew(self.seconds)
+        # What it holds, renewed only where the renewal thread has not in the last quarter
+        # lease: each rewrite leaves a dead row version, and the two renewing every quarter
+        # lease rewrote every lease row eight times a lease time
+        renewed = self.store.renew(self.seconds, fresh=self.seconds * FRESH_AT_TICK)
         candidates = {c.bot_id: c for c in self.wanted()}
         loaded = self.loaded()  # as fresh as loading them again below
         with self.paper.lock, self._lock:

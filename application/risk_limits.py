@@ -49,6 +49,8 @@ _DEALS = Bounds(Decimal(0), Decimal(100_000), sign_code="NEGATIVE")
 HALT_TOPICS = frozenset({topic_of(UserRisk.DailyLossReached),
                          topic_of(UserRisk.DailyLossLifted)})
 _AT_ONCE = datetime.min.replace(tzinfo=UTC)  # due at any step
+# A bot's pause by the daily loss limit and its end, as the log reads them (pause first)
+_PAUSE_TOPICS = (topic_of(Bot.RiskPaused), topic_of(Bot.RiskResumed))
 
 
 @dataclass(frozen=True)
@@ -238,13 +240,34 @@ class RiskLimits:
     # --- the daily loss limit (called by the runner, under its lock) ----------------------
 
     def resume(self) -> None:
-        """After a restart: the users whose bots the daily loss limit paused."""
+        """After a restart: the users whose bots the daily loss limit paused, and those
+        whose lift left a bot paused (``_left_paused``)."""
         owners = {n.originator_id for n in read_log(self.trading,
                                                      [topic_of(UserRisk.DailyLossReached)])}
         for owner_risk in owners:
             risk = self.trading.load(owner_risk, UserRisk)
             if risk.halted_until is not None:
                 self._halted[risk.owner_id] = risk.halted_until
+        for bot in self._left_paused():
+            until = bot.risk_paused_until
+            self._halted[bot.owner_id] = min(self._halted.get(bot.owner_id, until), until)
+
+    def _left_paused(self) -> list[Bot]:
+        """The bots the daily loss limit paused that are paused still (their last
+        RiskPaused/RiskResumed is a pause, and the bot, loaded, says so). WHY: a lift
+        resumes the bots its worker may write and leaves the others to the workers trading
+        them, who resume them at their next step; when both died first (killed, leases
+        expired), no worker knew: one started since watched only the halts not lifted,
+        and the bot stayed paused for good. Watched here, its owner is due at its pause's
+        end (at once, when lifted already): the step lifts what is left (``lift``), taking
+        the bot when it is free, else left to the worker that holds it, started since too."""
+        last: dict[UUID, str] = {}
+        for n in read_log(self.trading, list(_PAUSE_TOPICS)):
+            last[n.originator_id] = n.topic
+        paused = [bot_id for bot_id, topic in last.items() if topic == _PAUSE_TOPICS[0]]
+        bots = self.trading.load_many(paused, Bot) if paused else {}
+        return [bot for bot in bots.values() if bot.status is BotStatus.PAUSED
+                and getattr(bot, "risk_paused_until", None) is not None]
 
     def counts_losses(self, owner_id: str) -> bool:
         """True when the owner has a daily loss limit (their closed deals are counted)."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +31,8 @@ _PG_INT_KEYS = {"pool_size", "max_overflow", "connect_timeout", "lock_timeout"}
 # How long the first connection may take before the server counts as unreachable
 # (``connect_timeout`` in the URL or POSTGRES_CONNECT_TIMEOUT overrides it).
 PROBE_TIMEOUT_SECONDS = 5
-# The PostgreSQL advisory lock every CREATE of ours takes first (the schema, the library's
-# event tables, the view and security tables): ``IF NOT EXISTS`` does not hold against a
-# concurrent creator, which fails with a unique violation on the catalog instead.
-DDL_LOCK_KEY = int.from_bytes(b"TT-DDL!!", "big")
+# The schema a PostgreSQL URL without ``?schema=`` uses (the library's default too).
+DEFAULT_PG_SCHEMA = "public"
 
 
 class DatabaseUrlError(DomainError):
@@ -169,7 +168,7 @@ def prepare(database: Database) -> None:
             conn.transaction(),
         ):
             if schema:
-                lock_ddl(conn)
+                lock_ddl(conn, schema)
                 conn.execute(
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     except psycopg.OperationalError as error:
@@ -178,10 +177,24 @@ def prepare(database: Database) -> None:
                           code="DATABASE_UNAVAILABLE", field="database") from None
 
 
-def lock_ddl(cursor: Any) -> None:
-    """Wait until no other process of this database creates tables, then keep them out until
-    this transaction ends. ``cursor``: a psycopg cursor or connection inside a transaction."""
-    cursor.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (DDL_LOCK_KEY,))
+def ddl_lock_key(schema: str | None) -> int:
+    """The advisory lock key of ``schema``'s DDL (None or "": the default schema): a signed
+    64-bit hash of its name, the same in every process and every version."""
+    name = schema or DEFAULT_PG_SCHEMA
+    digest = hashlib.sha256(f"tradetape:ddl:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_ddl(cursor: Any, schema: str | None) -> None:
+    """Wait until no other process creates tables in ``schema``, then keep them out of it
+    until this transaction ends. ``cursor``: a psycopg cursor or connection inside a
+    transaction. Every CREATE of ours takes it first (the schema itself, the library's event
+    tables, the view, lease and security tables): ``IF NOT EXISTS`` does not hold against a
+    concurrent creator, which fails with a unique violation on the catalog instead.
+    WHY by schema: one key for the whole database made the tenants (and the tests, a schema
+    each) wait for each other, and one process stuck holding it stalled every other one;
+    two schemas share no catalog name, so their creators need not wait for each other."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (ddl_lock_key(schema),))
 
 
 def _connect_kwargs(env: dict[str, str]) -> dict[str, str]:

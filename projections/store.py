@@ -400,7 +400,7 @@ class PostgresViewStore(ViewStore):
         cur.execute("SET LOCAL synchronous_commit TO OFF")
 
     def lock_ddl(self, cur: Any) -> None:
-        lock_ddl(cur)
+        lock_ddl(cur, self.schema)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:

@@ -505,13 +505,22 @@ def schema_of(url: str, n: int, several: bool) -> str:
 
 
 def drop_schema(url: str) -> None:
+    """The schema, and its key files with it (``TRADETAPE_KEY_DIR``: the audit, master and
+    secret keys made for it): left behind, a set piled up in the key folder at every run
+    with ``--drop``, the keys of schemas that no longer exist."""
     import psycopg
 
+    from adapters.security.key_files import key_file_base
     from application.settings import _connect_kwargs, parse_database_url
 
-    env = parse_database_url(url).env
+    database = parse_database_url(url)
+    env = database.env
     with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{env["POSTGRES_SCHEMA"]}" CASCADE')
+    base = key_file_base(database, os.environ)
+    if base is not None:  # ``<host>-<port>-<db>-<schema>.<kind>``: this schema's alone
+        for path in base.parent.glob(f"{base.name}.*"):
+            path.unlink(missing_ok=True)
 
 
 def targets(row: dict, args) -> list[tuple[str, bool]]:

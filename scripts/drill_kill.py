@@ -20,6 +20,8 @@ lets the projections catch up, and checks:
 - the read models equal a full rebuild of the log (row for row, every table).
 
 Each check prints its figure and ``MET``/``MISSED``; the last line is ``MET`` when all are.
+Before them it prints the lease tables' size after the run (rows, the worker rows of workers
+alive, dead tuples, bytes): what the lease reaper leaves.
 The database defaults to ``$TRADETAPE_TEST_POSTGRES_URL`` (else postgres@127.0.0.1/test);
 the schema is made for the run and dropped after it, the logs removed after a run that
 met every check (``--keep`` keeps both).
@@ -274,15 +276,49 @@ def rebuild_differences(url: str, schema: str) -> list[str]:
         trading.close()
 
 
-def drop_schemas(url: str, schema: str) -> None:
+def lease_table(url: str) -> str:
+    """The lease tables' size as the run left them: rows (worker rows of workers alive
+    now), dead tuples (PostgreSQL's statistics) and bytes on disk."""
     import psycopg
 
+    from adapters.event_store.leases import LEASES, WORKERS, _schema_key
+    from application.settings import _connect_kwargs, parse_database_url
+
+    env = parse_database_url(url).env
+    schema = env["POSTGRES_SCHEMA"]
+    with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        said = []
+        for table in (WORKERS, LEASES):
+            dead, size = conn.execute(
+                "SELECT n_dead_tup, pg_total_relation_size(relid) "
+                "FROM pg_stat_user_tables WHERE schemaname = %s AND relname = %s",
+                (schema, table)).fetchone()
+            (count,), = conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchall()
+            said.append(f"{table} {count} rows ({dead} dead tuples, {size // 1024} KiB)")
+        (alive,), = conn.execute(
+            f'SELECT count(*) FROM "{schema}".{WORKERS} w JOIN pg_locks l '
+            "ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+            "AND l.classid::bigint = %s AND l.objid::bigint = w.number",
+            (_schema_key(schema),)).fetchall()
+    return f"lease tables: {'; '.join(said)}; workers alive {alive}"
+
+
+def drop_schemas(url: str, schema: str) -> None:
+    """The run's schemas, and the key files this process made for them (its seeding and
+    checks ran here: ``TRADETAPE_KEY_DIR``, else ``var/keys``), left behind at every run."""
+    import psycopg
+
+    from adapters.security.key_files import key_file_base
     from application.settings import _connect_kwargs, parse_database_url
 
     env = parse_database_url(url).env
     with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
         for name in (schema, schema + "_rebuilt"):
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            base = key_file_base(parse_database_url(with_schema(url, name)), os.environ)
+            for path in base.parent.glob(f"{base.name}.*") if base is not None else ():
+                path.unlink(missing_ok=True)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -381,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         kills = drill(args, processes, leases, watch)
         settle(watch, max(60.0, args.lease_seconds * 6))
         watch.stop()
+        print(patient(lambda: lease_table(url), "the lease tables' size"), flush=True)
         for name in ("api", "engine-1", "engine-2"):
             processes.stop(name)
         head = patient(lambda: wait_projections(url), "the projections' catch-up")

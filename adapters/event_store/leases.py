@@ -27,11 +27,16 @@ from domain.errors import LeaseLostError
 
 log = logging.getLogger("tradetape.leases")
 WORKERS, LEASES = "engine_workers", "engine_leases"
+# Where every fencing token comes from: one sequence per schema, so that a token is never
+# handed out twice, even for a lease row the reaper deleted and a later take made again
+# (a per-row counter started again at 1, a token a dead worker might still present).
+TOKENS = "engine_lease_tokens"
 # A leave tried again after a transient error (a deadlock with another worker's take, a
 # serialization failure, a lock wait timed out, the connection lost): given up, the leases
 # are orphans the other workers adopt (not share out) and the worker row stays.
 LEAVE_ATTEMPTS = 3
 LEAVE_BACKOFF_SECONDS = 0.05
+REAP_LIMIT = 1000  # rows of each table one reap deletes at most (the rest: at the next)
 
 
 def _schema_key(schema: str) -> int:
@@ -43,7 +48,7 @@ def _schema_key(schema: str) -> int:
 
 def create_tables(conn: Any, schema: str) -> None:
     with conn.transaction():
-        lock_ddl(conn)
+        lock_ddl(conn, schema)
         conn.execute(sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (worker text PRIMARY KEY, number bigserial UNIQUE, "
             "expires_at timestamptz NOT NULL, ready boolean NOT NULL DEFAULT false)").format(
@@ -58,6 +63,28 @@ def create_tables(conn: Any, schema: str) -> None:
             "CREATE TABLE IF NOT EXISTS {} (bot_id uuid PRIMARY KEY, worker text NOT NULL, "
             "token bigint NOT NULL, expires_at timestamptz NOT NULL)").format(
                 sql.Identifier(schema, LEASES)))
+        _create_tokens(conn, schema)
+
+
+def _create_tokens(conn: Any, schema: str) -> None:
+    """The token sequence, started past every token a lease row holds (a table made by a
+    version that counted tokens per row)."""
+    if conn.execute("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = %s", (schema, TOKENS)).fetchone():
+        return
+    conn.execute(sql.SQL("CREATE SEQUENCE {}").format(sql.Identifier(schema, TOKENS)))
+    conn.execute(sql.SQL("SELECT setval(%s, GREATEST(1, (SELECT max(token) FROM {})))").format(
+        sql.Identifier(schema, LEASES)), (f'"{schema}"."{TOKENS}"',))
+
+
+def _locked(schema: str, number_column: str) -> sql.Composable:
+    """SQL: the session lock of the worker numbered ``number_column`` is held (its
+    connection is open)."""
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM pg_locks lk WHERE lk.locktype = 'advisory' AND lk.granted "
+        "AND lk.objsubid = 2 AND lk.classid::bigint = {key} AND lk.objid::bigint = {number} "
+        "AND lk.database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+        ).format(key=sql.Literal(_schema_key(schema)), number=sql.SQL(number_column))
 
 
 def _alive(schema: str, worker_column: str) -> sql.Composable:
@@ -84,6 +111,7 @@ class PostgresLeases:
         self._lock = threading.Lock()  # the manager's thread and refused appends share it
         self.workers = sql.Identifier(self.schema, WORKERS)
         self.leases = sql.Identifier(self.schema, LEASES)
+        self.tokens = f'"{self.schema}"."{TOKENS}"'  # (nextval's regclass, as text)
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
@@ -136,15 +164,27 @@ class PostgresLeases:
                 self.workers, _alive(self.schema, "x.worker")), (self.worker, not self._ready))
         return int(count)
 
-    def renew(self, seconds: float) -> dict[UUID, int]:
+    def renew(self, seconds: float, fresh: float | None = None) -> dict[UUID, int]:
+        """``fresh``: a lease with more than this many seconds still to run is returned but
+        not rewritten (None: every one is)."""
         # The rows locked in bot order, as an append's fence locks them (check_fence):
         # in the table's order, a renewal and a fenced append each waited for a row the
         # other held (DeadlockDetected, one of them refused; seen at 10,000 bots)
+        if fresh is None:
+            rows = self._run(sql.SQL(
+                "UPDATE {leases} l SET expires_at = now() + make_interval(secs => %s) FROM ("
+                "SELECT bot_id FROM {leases} WHERE worker = %s ORDER BY bot_id "
+                "FOR NO KEY UPDATE) o WHERE l.bot_id = o.bot_id "
+                "RETURNING l.bot_id, l.token").format(leases=self.leases),
+                (seconds, self.worker))
+            return {bot_id: token for bot_id, token in rows}
         rows = self._run(sql.SQL(
-            "UPDATE {leases} l SET expires_at = now() + make_interval(secs => %s) FROM ("
-            "SELECT bot_id FROM {leases} WHERE worker = %s ORDER BY bot_id "
-            "FOR NO KEY UPDATE) o WHERE l.bot_id = o.bot_id "
-            "RETURNING l.bot_id, l.token").format(leases=self.leases), (seconds, self.worker))
+            "WITH held AS (SELECT bot_id, token, expires_at FROM {leases} WHERE worker = %s "
+            "ORDER BY bot_id FOR NO KEY UPDATE), renewed AS (UPDATE {leases} l "
+            "SET expires_at = now() + make_interval(secs => %s) FROM held h "
+            "WHERE l.bot_id = h.bot_id AND h.expires_at <= now() + make_interval(secs => %s)) "
+            "SELECT bot_id, token FROM held").format(leases=self.leases),
+            (self.worker, seconds, fresh))
         return {bot_id: token for bot_id, token in rows}
 
     def acquire(self, bot_ids: list[UUID], seconds: float) -> dict[UUID, int]:
@@ -152,14 +192,14 @@ class PostgresLeases:
             return {}
         rows = self._run(sql.SQL(
             "INSERT INTO {leases} AS l (bot_id, worker, token, expires_at) "
-            "SELECT b, %s, 1, now() + make_interval(secs => %s) "
+            "SELECT b, %s, nextval(%s), now() + make_interval(secs => %s) "
             "FROM unnest(%s::uuid[]) AS b ORDER BY b "
             "ON CONFLICT (bot_id) DO UPDATE SET worker = excluded.worker, "
-            "token = l.token + 1, expires_at = excluded.expires_at "
+            "token = GREATEST(excluded.token, l.token + 1), expires_at = excluded.expires_at "
             "WHERE l.expires_at <= now() OR NOT {alive} "
             "RETURNING bot_id, token").format(leases=self.leases,
                                               alive=_alive(self.schema, "l.worker")),
-            (self.worker, seconds, sorted(bot_ids)))
+            (self.worker, self.tokens, seconds, sorted(bot_ids)))
         return {bot_id: token for bot_id, token in rows}
 
     def holders(self, bot_ids: list[UUID]) -> dict[UUID, str]:
@@ -180,8 +220,37 @@ class PostgresLeases:
                 self.leases, _alive(self.schema, "l.worker")), (list(bot_ids),))
         return {bot_id for (bot_id,) in rows}
 
+    def reap(self, seconds: float, limit: int = REAP_LIMIT) -> tuple[int, int]:
+        """Delete what no one can hold any more, at most ``limit`` rows of each table: the
+        leases that ended ``seconds`` ago or more (given up, or their holder dead or hung:
+        any worker could have taken them since; one still wanted is leased again with a
+        new token), and the rows of workers whose row expired as long ago and whose
+        session lock is not held (their process is gone: one that comes back connects
+        again and makes a new row). WHY: a restart leaves its worker row behind, and a
+        stopped or deleted bot its lease row, for good. Rows another worker has locked
+        are skipped (never waited for), in bot order as every other lease statement locks
+        them. Then both tables are vacuumed. Returns how many (leases, workers) were
+        deleted."""
+        leases = self._run(sql.SQL(
+            "DELETE FROM {leases} l USING (SELECT bot_id FROM {leases} "
+            "WHERE expires_at < now() - make_interval(secs => %s) ORDER BY bot_id LIMIT %s "
+            "FOR UPDATE SKIP LOCKED) o WHERE l.bot_id = o.bot_id RETURNING 1").format(
+                leases=self.leases), (seconds, limit))
+        workers = self._run(sql.SQL(
+            "DELETE FROM {workers} w USING (SELECT worker FROM {workers} x "
+            "WHERE x.expires_at < now() - make_interval(secs => %s) AND NOT {locked} "
+            "ORDER BY worker LIMIT %s FOR UPDATE SKIP LOCKED) o WHERE w.worker = o.worker "
+            "RETURNING 1").format(workers=self.workers,
+                                  locked=_locked(self.schema, "x.number")), (seconds, limit))
+        # Their dead tuples too: a lease row is rewritten at every renewal (about eight
+        # times a lease time), and where autovacuum is off or behind, the table grew without
+        # end (the kill drill: 20 rows, 3,893 dead tuples, 2 MB after 6 minutes). Skipped
+        # when another worker's vacuum runs; small tables: a few milliseconds.
+        self._run(sql.SQL("VACUUM (SKIP_LOCKED) {}, {}").format(self.workers, self.leases))
+        return len(leases), len(workers)
+
     def release(self, bot_ids: list[UUID]) -> None:
-        """Given away: no holder (``''``), the token kept for the next owner to bump."""
+        """Given away: no holder (``''``); the next owner's token is a higher one."""
         if bot_ids:
             self._run(self._give_up("AND bot_id = ANY(%s::uuid[])"),
                       (self.worker, sorted(bot_ids)))

@@ -63,7 +63,7 @@ SEAL_WIDTH = 64  # a seal's text: an HMAC-SHA256 in hex
 
 @contextmanager
 def ddl_lock(datastore: postgres.PostgresDatastore) -> Iterator[None]:
-    """Hold the DDL lock of ``datastore``'s database until the block ends."""
+    """Hold the DDL lock of ``datastore``'s schema until the block ends."""
     pool = datastore.pool
     kwargs = {k: v for k, v in dict(pool.kwargs).items() if k != "row_factory"}
     if pool.get_password_func is not None:
@@ -73,7 +73,7 @@ def ddl_lock(datastore: postgres.PostgresDatastore) -> Iterator[None]:
         as conn,
         conn.transaction(),
     ):
-        lock_ddl(conn)
+        lock_ddl(conn, datastore.schema)
         yield
 
 

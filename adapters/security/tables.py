@@ -205,7 +205,7 @@ class _PostgresConnection(_Connection):
         with self._lock:
             conn = self._connected()
             with conn.transaction():
-                lock_ddl(conn)
+                lock_ddl(conn, self._schema)
                 conn.execute(ddl)
 
     def qualified(self, name: str) -> str:

@@ -55,6 +55,7 @@ PAGE = 500
 MAX_KNOWN = 200_000  # aggregates whose owner is remembered; forgotten all at once past it
 EVERYONE = ""
 RECENT = 16  # positions of each owner's latest events kept, for the projections behind
+FIRSTS = 1000  # unknown aggregates whose first events are read in one statement
 
 
 @dataclass(frozen=True)
@@ -214,10 +215,18 @@ class OwnerVersions:
                 self.owners[oid] = oid
             elif oid not in self.owners:
                 unknown.append(oid)
-        for oid in dict.fromkeys(unknown):
-            owner = self._first_owner(oid)
-            if owner is not None:
-                self.owners[oid] = owner
+        unknown = list(dict.fromkeys(unknown))
+        for start in range(0, len(unknown), FIRSTS):
+            some = unknown[start:start + FIRSTS]
+            firsts = None if self._log is None else self._log.firsts(self.read, some)
+            for oid in some:
+                if firsts is None:
+                    owner = self._first_owner(oid)
+                else:
+                    first = firsts.get(oid)
+                    owner = None if first is None else self._owner_named(first)
+                if owner is not None:
+                    self.owners[oid] = owner
 
     def _first_owner(self, oid: str) -> str | None:
         """The owner named by the aggregate's first event (a bot's, deal's, order's,
@@ -226,6 +235,9 @@ class OwnerVersions:
         if not first:
             return None
         stored = first[0]
-        fact = self.decode((0, oid, stored.originator_version, stored.topic, stored.state))
-        owner = fact.state.get("owner_id")
+        return self._owner_named((0, oid, stored.originator_version, stored.topic,
+                                  stored.state))
+
+    def _owner_named(self, row: OwnerRow) -> str | None:
+        owner = self.decode(row).state.get("owner_id")
         return owner if isinstance(owner, str) else None

@@ -25,6 +25,7 @@ import logging
 from typing import Any
 
 log = logging.getLogger("tradetape.graphql")
+RETRY_SECONDS = 1.0  # between attempts to connect (meanwhile every request reads)
 
 
 class ChangeWatch:
@@ -36,6 +37,8 @@ class ChangeWatch:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.listening = False
         self._starting: asyncio.Task | None = None
+        self._retry_at = 0.0  # (the loop's clock) no new connection tried before it
+        self._failing = False
 
     def stamp(self) -> int | None:
         """The count now (whatever reached the socket taken in first), None when not
@@ -52,22 +55,31 @@ class ChangeWatch:
         self.count += 1
 
     def _start(self) -> None:
-        if self._starting is None or self._starting.done():
-            self._starting = asyncio.get_running_loop().create_task(self._connect())
+        loop = asyncio.get_running_loop()
+        if ((self._starting is None or self._starting.done())
+                and loop.time() >= self._retry_at):
+            self._retry_at = loop.time() + RETRY_SECONDS  # no storm of connections
+            self._starting = loop.create_task(self._connect())
 
     async def _connect(self) -> None:
         import psycopg
         from psycopg import sql
 
+        conn = None
         try:
             conn = await psycopg.AsyncConnection.connect(**self.connect_kwargs,
                                                          autocommit=True)
             for channel in self.channels:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         except (psycopg.Error, OSError) as error:
-            log.warning("graphql LISTEN: %s: %s (the read version is read every time)",
-                        type(error).__name__, error)
+            if conn is not None and not conn.closed:
+                conn.pgconn.finish()
+            if not self._failing:  # said once per outage
+                log.warning("graphql LISTEN: %s: %s (the read version is read every time "
+                            "until it listens again)", type(error).__name__, error)
+            self._failing = True
             return
+        self._failing = False
         self.close()
         self.conn, self.loop = conn, asyncio.get_running_loop()
         self.fileno = conn.pgconn.socket

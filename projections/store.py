@@ -396,6 +396,13 @@ class PostgresViewStore(ViewStore):
         super().advance(cur, name, generation, start, end)
         cur.execute(f'NOTIFY "{self.channel}"')
 
+    def swap(self, cur: Any, name: str, tables: Sequence[Table], position: int,
+             schema: str) -> None:
+        """A rebuild's new generation says so too: the api keeps its read version while
+        it hears nothing (``api/graphql/change_watch.py``)."""
+        super().swap(cur, name, tables, position, schema)
+        cur.execute(f'NOTIFY "{self.channel}"')
+
     def relax(self, cur: Any) -> None:
         cur.execute("SET LOCAL synchronous_commit TO OFF")
 

@@ -22,12 +22,23 @@ class FreshReads:
     the event loop could wait for a worker that holds it to be scheduled again.
     ``read_on_loop``: the same read awaited on the event loop, tried first (no hand-over
     to a thread and back, once per request at an even rate); None from it: ``read()`` on
-    the thread instead."""
+    the thread instead. ``read_now``: what a read would give, known without one (the
+    last read, while nothing was written since it began: ``OwnerVersions.kept_snapshot``),
+    else None; asked first while no read is pending. ``stamp``: what was heard of writes
+    so far (``OwnerVersions.stamp``; None: not known): a request whose stamp is the one
+    taken before the running read began shares that read instead of waiting for the next
+    (nothing was written meanwhile, so it is as fresh as a read begun after it asked)."""
 
     def __init__(self, read: Callable[[], Any],
-                 read_on_loop: Callable[[], Awaitable[Any]] | None = None):
-        self.read, self.read_on_loop = read, read_on_loop
+                 read_on_loop: Callable[[], Awaitable[Any]] | None = None,
+                 read_now: Callable[[], Any] | None = None,
+                 stamp: Callable[[], Any] | None = None):
+        self.read, self.read_on_loop, self.read_now = read, read_on_loop, read_now
+        self.stamp = stamp
         self.pending: list[asyncio.Future] | None = None  # the next read's waiters
+        # the running read's waiters and the stamp before it began (None: not known)
+        self.current: list[asyncio.Future] | None = None
+        self.current_stamp: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None  # theirs
         self.running = False
         self.task: asyncio.Task | None = None
@@ -35,11 +46,18 @@ class FreshReads:
         self.reader = _Reader(read)
 
     async def get(self) -> Any:
+        if self.read_now is not None and self.pending is None:
+            found = self.read_now()  # the last read still holds: no read, no waiting
+            if found is not None:
+                return found
         loop = asyncio.get_running_loop()
         if self.pending is not None and self.loop is not loop:
             self.pending, self.running = None, False  # a loop that is gone (tests)
         mine = loop.create_future()  # its own: a waiter cancelled cancels no other's
-        if self.pending is None:
+        if (self.current is not None and self.loop is loop and self.current_stamp is not None
+                and self.stamp is not None and self.stamp() == self.current_stamp):
+            self.current.append(mine)  # nothing written since the running read began
+        elif self.pending is None:
             self.pending, self.loop = [mine], loop
             if not self.running:
                 self.running = True
@@ -52,6 +70,8 @@ class FreshReads:
         try:
             while self.pending is not None:
                 waiting, self.pending = self.pending, None
+                self.current, self.current_stamp = waiting, (
+                    None if self.stamp is None else self.stamp())
                 self.reads += 1
                 try:
                     found = None
@@ -67,6 +87,8 @@ class FreshReads:
                     for waiter in waiting:
                         if not waiter.done():
                             waiter.set_result(found)
+                finally:
+                    self.current = None
         finally:
             self.running = False
 

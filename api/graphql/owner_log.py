@@ -38,6 +38,7 @@ class OwnerLog:
     def __init__(self, trading: Any, store: Any):
         self.trading = trading
         self.sql: str | None = None
+        self.firsts_sql: str | None = None  # see ``firsts`` (PostgreSQL, beside the views)
         mapper = trading.mapper  # stored states are plain JSON: their bytes can be searched
         self.plain = mapper.cipher is None and mapper.compressor is None
         if not fast_path(OWNER_SCAN) or not self.plain:
@@ -56,6 +57,12 @@ class OwnerLog:
                         "CASE WHEN position(%s::bytea IN state) > 0 THEN state END AS s "
                         f"FROM {name} WHERE notification_id > %s "
                         "ORDER BY notification_id LIMIT %s")
+            if self.beside:  # the first event of many aggregates at once (primary key)
+                self.firsts_sql = (
+                    "SELECT DISTINCT ON (originator_id) originator_id::text, "
+                    f"originator_version, topic, state FROM {name} "
+                    "WHERE originator_id = ANY(%s::uuid[]) "
+                    "ORDER BY originator_id, originator_version")
         else:
             self.postgres = False
             name = store.q(table) if self.beside else table
@@ -84,6 +91,19 @@ class OwnerLog:
                     for r in store.query_binary(self.sql, [OWNER_KEY, after, limit])]
         return [(r[0], uuid_text(r[1]), r[2], r[3], r[4])
                 for r in store.query(self.sql, [OWNER_KEY, after, limit])]
+
+    def firsts(self, read_side: Any, ids: list[str]) -> dict[str, OwnerRow] | None:
+        """The first stored event of each aggregate of ``ids`` (those that have one), in
+        one statement: (0, id, version, topic, state). None where the log cannot be read
+        so (each is then read through the library, one statement each: after an api's
+        start every aggregate already in the log is unknown to it, and the first step that
+        touched thousands of them held its read version for seconds)."""
+        if self.firsts_sql is None or not ids:
+            return None
+        rows = read_side.run_apart(lambda store: store.query_binary(
+            self.firsts_sql, [ids]))
+        return {r[0]: (0, r[0], r[1], r[2], None if r[3] is None else bytes(r[3]))
+                for r in rows}
 
     def library_page(self, after: int, limit: int) -> list[OwnerRow]:
         """The same rows through the library (every column read; a plain state that names

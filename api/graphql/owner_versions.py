@@ -39,6 +39,7 @@ An administrator's view spans every owner: it keeps the whole-log version.
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ PAGE = 500
 MAX_KNOWN = 200_000  # aggregates whose owner is remembered; forgotten all at once past it
 EVERYONE = ""
 RECENT = 16  # positions of each owner's latest events kept, for the projections behind
+FIRSTS = 1000  # unknown aggregates whose first events are read in one statement
+MAX_REUSE = 0.25  # seconds a snapshot is given again while no write was heard of
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,11 @@ class OwnerVersions:
         self.recent: dict[str, deque[int]] = {}  # owner: their latest positions, ascending
         self._head_sql: str | None = None  # the log's head read beside the views ("": not)
         self._on_loop_sql = ""  # the head and the positions (PostgreSQL: on the loop)
+        self._channels: tuple[str, ...] = ()  # where the log and the views NOTIFY
+        # (watch, its stamp before the read, when it began, the snapshot): given again
+        # while the stamp holds (``snapshot_on_loop``)
+        self._kept: tuple[Any, int, float, Snapshot] | None = None
+        self.reused = 0  # snapshots given again without a read
         self._lock = threading.Lock()
 
     def version(self, owner: str | None) -> tuple[Any, ...]:
@@ -94,17 +102,55 @@ class OwnerVersions:
         query_on_loop``: PostgreSQL, the views beside the log) instead of run on a worker
         thread; the owners of new events are still learnt on a worker thread, only when
         the head moved. None: read with ``snapshot`` instead (the first read, which also
-        makes the statement, or another store)."""
+        makes the statement, or another store).
+
+        The last snapshot is given again without reading while nothing was written since
+        its read began: the loop's LISTEN on the log's and the views' channels
+        (``ReadSide.change_watch``) has taken in no NOTIFY since (what had reached its
+        socket is taken in first), nor was this process said to write, and for at most
+        ``MAX_REUSE`` seconds."""
         statement = self._on_loop_sql
         if not statement or self.position is None:
             return None
+        watch, stamp, kept = self._stamp()
+        if kept is not None:
+            return kept
+        now = time.monotonic()
         rows = await self.read.query_on_loop(statement)
         if not rows:  # no tracking rows yet: ``snapshot`` reads the recorder's head
             return None
         head = rows[0][0] or 0
         if head > self.position:
             await to_thread.run_sync(self._learn_up_to, head)
-        return Snapshot(head, tuple(tuple(row[1:]) for row in rows))
+        found = Snapshot(head, tuple(tuple(row[1:]) for row in rows))
+        self._kept = None if stamp is None else (watch, stamp, now, found)
+        return found
+
+    def kept_snapshot(self) -> Snapshot | None:
+        """The last snapshot if it may be given again now without a read (see
+        ``snapshot_on_loop``), else None; on the event loop, without waiting."""
+        return self._stamp()[2] if self._on_loop_sql else None
+
+    def stamp(self) -> tuple[Any, int] | None:
+        """(the loop's watch, what it heard of writes so far), or None when not known (not
+        listening, or not PostgreSQL): equal stamps, nothing written in between."""
+        if not self._on_loop_sql or not self._channels:
+            return None
+        watch = self.read.change_watch(self._channels)
+        count = None if watch is None else watch.stamp()
+        return None if count is None else (watch, count)
+
+    def _stamp(self) -> tuple[Any, int | None, Snapshot | None]:
+        """(the loop's watch or None, its stamp now or None, the kept snapshot if it holds
+        at that stamp)."""
+        watch = self.read.change_watch(self._channels) if self._channels else None
+        stamp = None if watch is None else watch.stamp()
+        kept = self._kept
+        if (stamp is not None and kept is not None and kept[0] is watch
+                and kept[1] == stamp and time.monotonic() - kept[2] < MAX_REUSE):
+            self.reused += 1
+            return watch, stamp, kept[3]
+        return watch, stamp, None
 
     def _learn_up_to(self, head: int) -> None:
         with self._lock:
@@ -133,6 +179,8 @@ class OwnerVersions:
             statement = f"SELECT ({self._head_sql}), t.* FROM ({tracking}) t ORDER BY t.name"
             if store.kind == "postgres":
                 self._on_loop_sql = statement
+                channel = getattr(self.trading.recorder, "channel_name", None)
+                self._channels = (channel, store.channel) if channel else ()
             rows = store.query(statement)
             if rows:
                 return rows[0][0] or 0, [tuple(row[1:]) for row in rows]
@@ -214,10 +262,18 @@ class OwnerVersions:
                 self.owners[oid] = oid
             elif oid not in self.owners:
                 unknown.append(oid)
-        for oid in dict.fromkeys(unknown):
-            owner = self._first_owner(oid)
-            if owner is not None:
-                self.owners[oid] = owner
+        unknown = list(dict.fromkeys(unknown))
+        for start in range(0, len(unknown), FIRSTS):
+            some = unknown[start:start + FIRSTS]
+            firsts = None if self._log is None else self._log.firsts(self.read, some)
+            for oid in some:
+                if firsts is None:
+                    owner = self._first_owner(oid)
+                else:
+                    first = firsts.get(oid)
+                    owner = None if first is None else self._owner_named(first)
+                if owner is not None:
+                    self.owners[oid] = owner
 
     def _first_owner(self, oid: str) -> str | None:
         """The owner named by the aggregate's first event (a bot's, deal's, order's,
@@ -226,6 +282,9 @@ class OwnerVersions:
         if not first:
             return None
         stored = first[0]
-        fact = self.decode((0, oid, stored.originator_version, stored.topic, stored.state))
-        owner = fact.state.get("owner_id")
+        return self._owner_named((0, oid, stored.originator_version, stored.topic,
+                                  stored.state))
+
+    def _owner_named(self, row: OwnerRow) -> str | None:
+        owner = self.decode(row).state.get("owner_id")
         return owner if isinstance(owner, str) else None

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from anyio import to_thread
 from psycopg_pool import ConnectionPool
 
+from api.graphql.change_watch import ChangeWatch
 from application.runtime import Runtime
 from application.settings import _connect_kwargs, parse_database_url
 from projections.store import TRACKING, PostgresViewStore, ViewStore, open_view_store
@@ -49,6 +50,9 @@ class ReadSide:
         # the statement sent unprepared, cost a fifth of each read's processor time)
         self._idle_cursor: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._views_ready = False  # the runtime's views opened (see ``_views``)
+        # an event loop's LISTEN for writes (PostgreSQL: ``change_watch``), one per loop
+        self._watches: weakref.WeakKeyDictionary[Any, ChangeWatch] = (
+            weakref.WeakKeyDictionary())
 
     @property
     def postgres(self) -> bool:
@@ -116,6 +120,26 @@ class ReadSide:
         self._idle_cursor[loop] = cursor
         return rows
 
+    def change_watch(self, channels: tuple[str, ...]) -> ChangeWatch | None:
+        """The running event loop's watch of writes to the log and the views (LISTEN on
+        ``channels``: ``api/graphql/change_watch.py``); None elsewhere than PostgreSQL."""
+        if not self.postgres:
+            return None
+        loop = asyncio.get_running_loop()
+        watch = self._watches.get(loop)
+        if watch is None or watch.channels != channels:
+            if watch is not None:
+                watch.close()
+            watch = self._watches[loop] = ChangeWatch(_connect_kwargs(self._database.env),
+                                                      channels)
+        return watch
+
+    def written(self) -> None:
+        """This process may have written (a mutation answered): every watch's next stamp
+        moves, so the read version is read again."""
+        for watch in list(self._watches.values()):
+            watch.written()
+
     def _views(self) -> None:
         """Wait, once, for the runtime's views to be opened: on PostgreSQL their open runs
         beside the engine's start, and a read before it could find no table yet."""
@@ -173,11 +197,15 @@ class ReadSide:
             pools, self._pools = list(self._pools.values()), {}
             on_loops = list(self._on_loop.values())
             self._on_loop.clear()
+            watches = list(self._watches.values())
+            self._watches.clear()
             self._idle_cursor.clear()
         for pool in pools:
             pool.close()
         for conn in on_loops:
             _finish(conn)
+        for watch in watches:
+            watch.close()
         if store is not None and not borrowed:
             with self._one:  # after the read under way, if any
                 store.close()

@@ -93,19 +93,50 @@ def marked(info: Any, value: Callable[[], Decimal],
     figures = FIGURES.get()
     if figures is None:
         return value()
+    result, reads = _measured(value)
+    keys = _shown_keys(info, shown)
+    if keys is None:
+        figures.append(None)  # a fragment, or a field shown only sometimes
+        return result
+    figures.append(Figure(tuple(info.path.as_list()), value, _pairs(reads), keys))
+    return result
+
+
+# (the field's first node, ``shown``, its keys) by the node's id: every bot of a page
+# resolves the same nodes, and working out ``info.selected_fields`` for each was a
+# quarter of a page's answer (strawberry converts the selections and directives anew)
+_KEYS: dict[int, tuple[Any, Any, tuple | None]] = {}
+MAX_KEYS = 1024
+
+
+def _shown_keys(info: Any, shown: dict[str, Callable[[Decimal], Any]]
+                ) -> tuple[tuple[str, Callable[[Decimal], Any]], ...] | None:
+    """The response keys under which the object ``info`` resolves shows the fields named
+    in ``shown``, or None when a selection is not plain (a fragment, a directive). A pure
+    function of the field's nodes in the document (directives make it None whatever
+    their arguments), so worked out once per node."""
+    nodes = getattr(getattr(info, "_raw_info", info), "field_nodes", ())
+    node = nodes[0] if len(nodes) == 1 else None
+    found = _KEYS.get(id(node)) if node is not None else None
+    if found is not None and found[0] is node and found[1] is shown:
+        return found[2]
     from strawberry.types.nodes import SelectedField  # with the schema, not the cache
 
-    result, reads = _measured(value)
-    keys: list[tuple[str, Callable[[Decimal], Any]]] = []
+    keys: tuple | None = ()
     for field in info.selected_fields:
         for selection in field.selections:
             if not isinstance(selection, SelectedField) or selection.directives:
-                figures.append(None)  # a fragment, or a field shown only sometimes
-                return result
+                keys = None
+                break
             if selection.name in shown:
-                keys.append((selection.alias or selection.name, shown[selection.name]))
-    figures.append(Figure(tuple(info.path.as_list()), value, _pairs(reads), tuple(keys)))
-    return result
+                keys += ((selection.alias or selection.name, shown[selection.name]),)
+        if keys is None:
+            break
+    if node is not None:
+        if len(_KEYS) >= MAX_KEYS:
+            _KEYS.clear()
+        _KEYS[id(node)] = (node, shown, keys)
+    return keys
 
 
 def marked_field(info: Any, value: Callable[[], Any], show: Callable[[Any], Any]) -> Any:

@@ -43,6 +43,7 @@ MAX_BODY = 1 << 20  # larger answers are not kept
 MAX_REMEMBERED_BODY = 16 << 10  # larger requests are decoded each time
 MAX_BYTES = 64 << 20  # all kept answers together; the least recently used go first
 Version = tuple[Any, ...]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # requests that write nothing
 # The scope key under which the door (api/graphql/guard.py) leaves a POST's checked body,
 # its ``receive`` then replaying it: the cache reads it from there instead of again.
 CHECKED_BODY = "tradetape.checked_body"
@@ -93,7 +94,10 @@ class GraphQLResponseCache:
     ``snapshot()``: reads what the read versions are made of (blocking; on a worker thread,
     shared by the requests that arrived before it began: :class:`FreshReads`);
     ``snapshot_on_loop()``: the same awaited on the event loop, tried first (None: not
-    there; by default the ``snapshot_on_loop`` of the object whose method ``snapshot`` is).
+    there; by default the ``snapshot_on_loop`` of the object whose method ``snapshot`` is;
+    its ``kept_snapshot`` and ``stamp`` say when the last read still holds, nothing having
+    been written since: ``OwnerVersions``, and its read side's ``written`` is told when
+    this process answered a request that may have written).
     ``version_of(snapshot, scope)``: the read version of what a caller of that ``scope``
     (``scope_of(identity)``: an owner, None for everything) may see; cheap, on the loop.
     ``mark_version(pair)``: the version of the market's mark of ``pair``: an answer that
@@ -116,7 +120,12 @@ class GraphQLResponseCache:
             # their ``snapshot``): the statement awaited on the loop where it can be
             snapshot_on_loop = getattr(getattr(snapshot, "__self__", None),
                                        "snapshot_on_loop", None)
-        self.snapshots = FreshReads(snapshot, snapshot_on_loop)
+        owner = getattr(snapshot, "__self__", None)
+        self.snapshots = FreshReads(snapshot, snapshot_on_loop,
+                                    getattr(owner, "kept_snapshot", None),
+                                    getattr(owner, "stamp", None))
+        # this process may have written: the kept read version is read again
+        self.written = getattr(getattr(owner, "read", None), "written", None)
         self.version_of = version_of
         self.token_expiry, self.scope_of, self.mark_version = (token_expiry, scope_of,
                                                                mark_version)
@@ -132,7 +141,7 @@ class GraphQLResponseCache:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST"
                 or scope["path"].rstrip("/") != self.path):
-            await self.app(scope, receive, send)
+            await self._passed(scope, receive, send)
             return
         body = scope.get(CHECKED_BODY)
         if body is None:
@@ -142,14 +151,14 @@ class GraphQLResponseCache:
             replay = receive
         key = await self._key(scope, body)
         if key is None:
-            await self.app(scope, replay, send)
+            await self._passed(scope, replay, send)
             return
         try:
             found = await self._caller(key[0])
         except Exception:  # a store that cannot answer: the app reports it as it would
             found = None
         if found is None:
-            await self.app(scope, replay, send)
+            await self._passed(scope, replay, send)
             return
         caller, version = found
         full_key = (caller.key, *key[1:])
@@ -164,6 +173,16 @@ class GraphQLResponseCache:
             return
         self.misses += 1
         await self._make(scope, replay, send, full_key, version)
+
+    async def _passed(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """The app answers a request that is not a cached query's (a mutation, a webhook):
+        what it wrote is then read in the next read version even before its NOTIFY
+        arrives (``OwnerVersions.kept_snapshot``)."""
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if self.written is not None and scope.get("method") not in SAFE_METHODS:
+                self.written()
 
     async def _make(self, scope: dict, replay: Callable, send: Callable,
                     full_key: tuple[Any, ...], version: Version) -> None:

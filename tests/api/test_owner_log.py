@@ -86,3 +86,41 @@ def test_switched_off_the_library_reads_the_log_and_the_owners_are_the_same(
     assert (ours.touched, ours.owners) == (theirs.touched, theirs.owners)
     assert {k: list(v) for k, v in ours.recent.items()} == {
         k: list(v) for k, v in theirs.recent.items()}
+
+
+@pytest.mark.postgres
+def test_aggregates_older_than_the_api_get_their_owners_in_one_statement(postgres_url,
+                                                                         monkeypatch):
+    """An api started after the bots opened their deals knows none of their aggregates:
+    their owners are read from their first events, many in one statement (one each took
+    seconds when a step touched thousands), and are the ones the library's reads find."""
+    with served(postgres_url, monkeypatch) as server:
+        read = server.client.app.state.graphql_read_side
+        trading = server.runtime.trading
+        alice, bob = server.user("alice"), server.user("bob")
+        alices = server.running_deal(alice)
+        bobs = server.running_deal(bob, "other")
+        batched, one_by_one = OwnerVersions(trading, read), OwnerVersions(trading, read)
+        batched.snapshot()  # what is in the log now counts for everyone: not scanned
+        one_by_one.snapshot()
+        one_by_one._log.firsts_sql = None  # each aggregate's first event on its own
+        alone, real = [], batched._first_owner
+
+        def read_alone(oid):
+            alone.append(oid)
+            return real(oid)
+
+        batched._first_owner = read_alone
+        for _ in range(30):  # until the deals move again: their aggregates are old
+            server.step(60)
+            if trading.recorder.max_notification_id() > batched.position + 8:
+                break
+        batched.snapshot()
+        one_by_one.snapshot()
+
+        old = {*alices, *bobs}
+        assert old & set(batched.owners)  # older aggregates learnt from their first events
+        assert alone == []  # all of them in one statement
+        assert batched.owners == one_by_one.owners
+        assert batched.touched == one_by_one.touched
+        assert {batched.owners[i] for i in alices if i in batched.owners} == {alice.user_id}

@@ -43,3 +43,29 @@ def test_a_batch_of_the_views_wakes_an_api_waiting_for_them(postgres_url, tradin
         listening.close()
         shared.close()
         store.close()
+
+
+def test_a_rebuild_says_so_on_the_views_channel(postgres_url, trading):
+    """A rebuild's new generation is NOTIFYd like a batch: an api that keeps its read
+    version while it hears nothing (api/graphql/change_watch.py) reads it again."""
+    from projections.rebuild import rebuild
+    from projections.registry import PROJECTIONS
+
+    app, store = trading(postgres_url), view_store(postgres_url)
+    database = parse_database_url(postgres_url)
+    listening = psycopg.connect(**_connect_kwargs(database.env), autocommit=True)
+    try:
+        account = app.open_account(owner_id="carol", exchange="binance", quote_asset="USDT")
+        app.deposit(account, "USDT", Decimal("12.5"), actor="carol")
+        catch_up(app, store)  # the views at the log's head: a rebuild applies nothing new
+        listening.execute(f'LISTEN "{store.channel}"')
+        generations = {row.name: row.generation for row in store.tracking().values()}
+
+        rebuild(app, store, [PROJECTIONS["balances"]])
+
+        said = [n.channel for n in listening.notifies(timeout=WAIT, stop_after=1)]
+        assert said == [store.channel]
+        assert store.tracking()["balances"].generation == generations["balances"] + 1
+    finally:
+        listening.close()
+        store.close()

@@ -173,3 +173,41 @@ async def _remarked_for_waiters() -> None:
     assert (await first)["data"]["portfolio"]["value"] == "10"  # as it was made
     assert [(await t)["data"]["portfolio"]["value"] for t in others] == ["12"] * 4
     assert len(runs) == 1  # the waiters' answers were re-marked, not made again
+
+
+def test_requests_with_nothing_written_since_a_read_began_share_it_and_the_last_read():
+    asyncio.run(_shared_while_nothing_written())
+
+
+async def _shared_while_nothing_written() -> None:
+    """With a stamp of what was heard of writes (the api's LISTEN), a request that came
+    while a read is under way shares it when nothing was heard since that read began, and
+    is given the last read again when ``read_now`` says it still holds; a write heard of
+    makes the next request wait for a read begun after it."""
+    heard, began, kept = [0], [], [None]
+    release = asyncio.Event()
+
+    async def read_on_loop() -> int:
+        began.append(heard[0])
+        await release.wait()
+        kept[0] = (heard[0], len(began)) if heard[0] == began[-1] else None
+        return len(began)  # which read this is
+
+    def read_now():
+        return kept[0][1] if kept[0] is not None and kept[0][0] == heard[0] else None
+
+    reads = FreshReads(lambda: None, read_on_loop, read_now, lambda: heard[0])
+    first = asyncio.create_task(reads.get())
+    while not began:
+        await asyncio.sleep(0.001)
+    sharing = [asyncio.create_task(reads.get()) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    heard[0] += 1  # a NOTIFY: those asking from now on need a read begun after it
+    after_write = [asyncio.create_task(reads.get()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    release.set()
+
+    assert await first == 1
+    assert [await t for t in sharing] == [1, 1, 1]  # nothing written since read 1 began
+    assert [await t for t in after_write] == [2, 2]  # one more read, begun after the write
+    assert await reads.get() == 2 and reads.reads == 2  # read 2 still holds: no read

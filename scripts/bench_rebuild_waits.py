@@ -5,7 +5,7 @@ writer's full queue, the read-ahead, the indexes, the audit chain's check, the s
 and the writer's commits split the same way for the writer thread and its PostgreSQL
 backend (what is left: waiting for the GIL, the network, locks).
 
-    .venv/bin/python scripts/bench_rebuild_waits.py \
+    .venv/bin/python scripts/bench_rebuild_split.py --waits \
         --database postgresql://postgres@127.0.0.1:5432/test?schema=bench_projections
 
 The log must exist (``bench_projections.py --database URL --no-breakdown`` makes it).
@@ -16,7 +16,6 @@ shared machine the time waiting for a processor moves with the load, the sleeps 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
@@ -129,17 +128,8 @@ def run(url: str, batch_size: int) -> None:
         app.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--database", required=True, metavar="URL",
-                        help="a PostgreSQL URL whose schema holds the log")
-    parser.add_argument("--batch-size", type=int, default=10_000, metavar="N",
-                        help="events per page and per transaction")
-    args = parser.parse_args(argv)
-    run(args.database, args.batch_size)
-    return 0
+if __name__ == "__main__":  # the options are bench_rebuild_split.py's
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_rebuild_split import main
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main([*sys.argv[1:], "--waits"]))

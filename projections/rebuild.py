@@ -221,6 +221,16 @@ def chain_disagreement(store: ViewStore, head: int) -> tuple[int, str] | None:
         return (head + 1, f"the audit log had chained the log up to position "
                 f"{live_row.position}; the event store now ends at {head} (truncation)")
     live, shadow = store.q(AUDIT_LOG.name), store.q(AUDIT_LOG.name + SHADOW)
+    # A hash chains every event up to its own (position, id, version, topic, stored bytes):
+    # the live chain's last hash equal to the rebuilt one's at that position, they agree at
+    # every position before. Two look-ups, where the search below joins both tables whole
+    # (1.4-1.7 s of a 540,171-event rebuild at load 9-11, with nothing else running).
+    last = store.query(
+        f"SELECT l.hash = s.hash FROM {live} l JOIN {shadow} s ON s.position = l.position "
+        f"WHERE l.position = (SELECT MAX(position) FROM {live} WHERE position <= ?)",
+        (live_row.position,))
+    if last and last[0][0]:
+        return None
     changed = store.query(
         f"SELECT l.position, s.position FROM {live} l LEFT JOIN {shadow} s ON s.position = "
         "l.position WHERE l.position <= ? AND (s.position IS NULL OR s.hash <> l.hash) "

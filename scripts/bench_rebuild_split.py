@@ -134,8 +134,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="rebuilds one after the other, each printed")
     parser.add_argument("--detail", action="store_true",
                         help="each backend's processor time and the statements seen on it")
+    parser.add_argument("--waits", action="store_true",
+                        help="instead, rebuild in this process and split the main thread's "
+                             "clock and the writer's commits (bench_rebuild_waits.py)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.waits:
+        from scripts.bench_rebuild_waits import run as waits
+
+        for _ in range(args.rounds):
+            waits(args.database, args.batch_size)
+        return 0
     events = events_in(args.database)
     per = 1e6 / events
     for _ in range(args.rounds):

@@ -2,13 +2,16 @@
 own for each account, never the trading step's: its own HTTP session and rate limiter, the
 same keys, the nonces of both drawn from the key's one source. Both asked at once from two
 threads, through the real ccxt binance class against the local exchange simulator: no
-request lost, no two signed with the same nonce."""
+request lost, no two signed with the same nonce. The reconciler asks through it."""
 
 from __future__ import annotations
 
 import pytest
 
+from adapters.exchanges.paper import PaperExchange
 from application.bootstrap import open_live_venues
+from application.paper_trading import PaperTrading
+from application.reconciliation import Reconciler
 from tests.exchange_simulator import running_simulator
 from tests.integration.identity.test_exchange_accounts import accounts_on
 from tests.integration.test_one_key_two_threads import ROUNDS, hammer
@@ -29,6 +32,17 @@ def test_the_reconciliation_asks_through_a_client_of_its_own(open_world, tmp_pat
         assert venues.reconciliation_exchange(str(added.id)) is reconciling  # one per account
         assert reconciling.client is not trading.client
         assert reconciling.client.session is not trading.client.session
+
+        runner = PaperTrading(world.identity.trading, world.identity.trading.ids,
+                              lambda pair, q, b: PaperExchange(pair, quote_balance=q),
+                              live_venues=venues)
+        with runner.lock:
+            runner.desk(str(added.id), "BTC/USDT")  # the account's live market, opened
+        reconciler = Reconciler(runner)
+        reconciler.run(world.clock.current)
+        assert reconciler.health()[0] == "green"
+        assert "/account" in reconciling.client.last_request_url  # its balances, asked
+        assert trading.client.last_request_url is None  # by the reconciliation's client
         for exchange in (trading, reconciling):
             exchange.client.rateLimit = 1  # the simulator sets no weight limit
             exchange.market_rules("BTC/USDT")

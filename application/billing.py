@@ -18,7 +18,11 @@ from application.billing_settings import BillingSettings
 from application.entitlements import Entitlements
 from application.plans import PlanCatalogue
 from application.replay import read_log
-from application.wallet_payments import renew_from_wallet, renewed_from_wallet
+from application.wallet_payments import (
+    REFUSED,
+    renew_from_wallet,
+    renewed_from_wallet,
+)
 from domain.bots import Bot, BotMode, BotStatus
 from domain.errors import ConcurrencyConflictError, DomainError, NotFoundError
 from domain.payments import PaymentGateway, StripeLink, link_key
@@ -98,6 +102,9 @@ class Billing:
         # user -> why Stripe refused, at the last sweep, to be told their wallet pays
         # (they expired as unpaid: WALLET_RENEWAL_REFUSED); /health shows them
         self.refused_renewals: dict[str, str] = {}
+        # user -> why Stripe did not answer (an outage), at the last sweep: their wallet
+        # holds the price, they wait (past due) for the sweep's next try; /health shows them
+        self.waiting_renewals: dict[str, str] = {}
 
     def verified_event(self, payload: bytes, signature: str | None) -> dict:
         """The event Stripe signed; SIGNATURE_INVALID otherwise (or with no verifier)."""
@@ -207,6 +214,7 @@ class Billing:
         the bots beyond FREE's limits in the same transaction; the users expired."""
         expired = []
         self.refused_renewals.clear()  # this sweep's say
+        self.waiting_renewals.clear()
         for sub_id in self._subscription_ids():
             for _ in range(ATTEMPTS):
                 try:
@@ -236,15 +244,18 @@ class Billing:
                 log.info("subscription of %s fell back to %s", sub.user_id,
                          sub.stripe_subscription)
                 return None
+            grace_ended = sub.grace_ends_at  # (the renewal below clears it)
             wallet = renew_from_wallet(self, sub, actor) if wallet_pays else None
             if wallet is None:
                 paused = self.slots.beyond(sub.user_id, self.entitlements.free(), cause)
                 sub.expire(cause, [str(b.id) for b in paused])
                 self.trading.save_all(sub, *paused)
         if wallet is not None:  # the prepaid wallet pays: Stripe told outside the lock
-            if renewed_from_wallet(self, sub, wallet, actor):
-                return None
-            return self._sweep_one(sub_id, actor, wallet_pays=False)
+            outcome = renewed_from_wallet(self, sub, wallet, actor, grace_ended)
+            if outcome == REFUSED:
+                return self._sweep_one(sub_id, actor, wallet_pays=False)
+            return None  # RENEWED, or WAITING for Stripe: asked again at the next try
+
         log.info("subscription of %s expired; %d bots paused", sub.user_id, len(paused))
         return sub.user_id
 
@@ -321,18 +332,29 @@ class Billing:
 
 
 class DailySweep:
-    """The server's sweep: at start, then once a day (by the injected clock's time)."""
+    """The server's sweep: at start, then once a day (by the injected clock's time). While
+    users wait for Stripe to answer (an outage: ``Billing.waiting_renewals``), it runs again
+    sooner, with backoff: ``RETRY_FIRST``, doubled each try up to ``RETRY_MOST``."""
+
+    RETRY_FIRST, RETRY_MOST = timedelta(minutes=1), timedelta(hours=1)
 
     def __init__(self, billing: Billing, every: timedelta = timedelta(days=1)):
         self.billing, self.every = billing, every
         self._next: datetime | None = None
+        self._retry = self.RETRY_FIRST
 
     def run_if_due(self, now: datetime) -> int:
         if self._next is not None and now < self._next:
             return 0
         self._next = now + self.every
         try:
-            return len(self.billing.sweep())
+            expired = len(self.billing.sweep())
         except DomainError as error:  # tried again tomorrow; the log says why
             log.error("the billing sweep failed: %s", error)
             return 0
+        if self.billing.waiting_renewals:  # Stripe away: ask again soon, then less often
+            self._next = min(self._next, now + self._retry)
+            self._retry = min(self._retry * 2, self.RETRY_MOST)
+        else:
+            self._retry = self.RETRY_FIRST
+        return expired

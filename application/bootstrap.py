@@ -800,7 +800,8 @@ def open_market_rules(exchange_id: str, *, sandbox: bool, environ=None):
 
 def open_live_venues(exchange_accounts, environ=None):
     """``venue(account, pair)``: a live account's venue on one pair, through ccxt (one
-    client per account, shared by its pairs; ``TRADETAPE_SANDBOX_HOST`` for sandboxes).
+    client per account, shared by its pairs; ``TRADETAPE_SANDBOX_HOST`` for sandboxes);
+    ``venue.reconciliation_exchange(account_id)``: the reconciliation's, a client of its own.
     The account's keys are unsealed here, in memory only."""
     import os
 
@@ -841,7 +842,30 @@ def open_live_venues(exchange_accounts, environ=None):
                 raise
             return None
 
+    reconciling: dict = {}
+
+    def reconciliation_exchange(account_id: str):
+        """The account's exchange for the reconciliation, which asks it from a thread of its
+        own: a ccxt client of its own (own HTTP session and rate limiter; the key's nonces
+        and, where the exchange needs it, its turn shared with the venue's client through
+        ``ccxt_client.KeyGate``), never the trading step's client on two threads."""
+        from uuid import UUID
+
+        from adapters.exchanges.ccxt_client import sandbox_host_from
+        from adapters.exchanges.ccxt_venue import CcxtExchange
+
+        key = UUID(account_id)
+        if key not in reconciling:
+            view = exchange_accounts.account(key)
+            reconciling[key] = CcxtExchange.open(
+                view.exchange, sandbox=view.sandbox,
+                credentials=exchange_accounts.credentials(key),
+                sandbox_host=sandbox_host_from(env) if view.sandbox else None,
+                resend_unknown=False)
+        return reconciling[key]
+
     venue.market_rules = market_rules
+    venue.reconciliation_exchange = reconciliation_exchange
     return venue
 
 

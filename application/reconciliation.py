@@ -30,7 +30,7 @@ from domain.accounts import ExchangeAccount
 from domain.errors import DomainError, NotFoundError
 from domain.money import ZERO
 from domain.orders import Order, OrderStatus
-from domain.ports import Balance
+from domain.ports import Balance, Exchange
 from domain.recording import Cause
 
 log = logging.getLogger("tradetape.reconcile")
@@ -58,7 +58,8 @@ class Reconciler:
     """Runs beside the live loop (its own thread: ``application/bootstrap.py``). The
     exchange is asked with no lock held, so a slow or silent exchange delays no trading
     step; the runner's lock is taken only to read what the log knows and to append the
-    result (``PaperTrading.save_aggregates``, the loop's own path)."""
+    result (``PaperTrading.save_aggregates``, the loop's own path). It asks through a client
+    of its own per account (``_exchange``), not the trading step's."""
 
     def __init__(self, paper: PaperTrading, every_seconds: float = 60.0):
         self.paper, self.every = paper, timedelta(seconds=every_seconds)
@@ -96,17 +97,18 @@ class Reconciler:
                  check: AccountCheck, now: datetime) -> int:
         with self.paper.lock:  # what the log knows before the exchange is asked
             known, held = self._known(account_id, markets), self._held(account_id)
+            exchange = self._exchange(account_id, markets)
         listed = [(pair, venue, order) for pair, venue in markets
-                  for order in venue.exchange.fetch_open_orders(pair)]
+                  for order in exchange.fetch_open_orders(pair)]
         with self.paper.lock:  # and since: an order placed meanwhile is the log's
             known |= self._known(account_id, markets)
             strays = [(pair, venue, order) for pair, venue, order in listed
                       if order.client_order_id not in known
                       and venue.owns(order.client_order_id)
                       and not self._in_log(order.client_order_id)]
-        for pair, venue, order in strays:  # nothing trades that no deal owns
-            venue.exchange.cancel_order(order.exchange_order_id, pair)
-        balances = markets[0][1].fetch_balance()
+        for pair, _, order in strays:  # nothing trades that no deal owns
+            exchange.cancel_order(order.exchange_order_id, pair)
+        balances = exchange.fetch_balance()
         with self.paper.lock:  # only the append of the result holds the trading step
             account = self.paper.trading.load(UUID(account_id), ExchangeAccount)
             cause = Cause(now, ACTOR, f"reconcile:{account_id}:{int(now.timestamp())}")
@@ -126,6 +128,13 @@ class Reconciler:
             if self._held(account_id) == held:
                 self._drift(account, cause, balances, held, check)
             return self.paper.save_aggregates([account])
+
+    def _exchange(self, account_id: str, markets: list[tuple[str, LiveVenue]]) -> Exchange:
+        """The exchange this thread asks: the account's own client for the reconciliation
+        where the runner's venues give one (``bootstrap.open_live_venues``: never the
+        trading step's ccxt client from a second thread), else the venue's."""
+        own = getattr(self.paper.live_venues, "reconciliation_exchange", None)
+        return markets[0][1].exchange if own is None else own(account_id)
 
     def _known(self, account_id: str, markets: list[tuple[str, LiveVenue]]) -> set[str]:
         """The client ids of the orders the account's engines and venues follow."""

@@ -253,7 +253,8 @@ class Runtime:
             parts["exchanges"] = _timed(self.reconciler.health)
         if self.wallet_monitor is not None:
             parts["wallet"] = _timed(self.wallet_monitor.health)
-        if self.billing is not None and self.billing.refused_renewals:
+        if self.billing is not None and (self.billing.refused_renewals
+                                         or self.billing.waiting_renewals):
             parts["billing"] = _timed(self._billing_health)
         if self.leases is not None:
             parts["leases"] = _timed(self._lease_health)
@@ -261,9 +262,12 @@ class Runtime:
 
     def _billing_health(self) -> tuple[str, dict]:
         """Amber while users whose wallet held the price expired at the last sweep because
-        Stripe refused to be told the wallet pays (WALLET_RENEWAL_REFUSED): by user, why."""
+        Stripe refused to be told the wallet pays (WALLET_RENEWAL_REFUSED), or wait past
+        due for Stripe to answer (an outage): by user, why."""
         refused = dict(self.billing.refused_renewals)
-        return ("amber" if refused else "green"), {"wallet_renewals_refused": refused}
+        waiting = dict(self.billing.waiting_renewals)
+        return ("amber" if refused or waiting else "green"), {
+            "wallet_renewals_refused": refused, "wallet_renewals_waiting": waiting}
 
     def _lease_health(self) -> tuple[str, dict]:
         """This engine worker: its name, how many bots it leases, its last tick's error."""

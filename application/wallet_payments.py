@@ -5,18 +5,22 @@ debits the plan's price and starts the next period in one transaction; the sweep
 before expiring a past-due subscription. Stripe is told first (``settled_at_stripe``): the
 invoice it keeps retrying on the card is marked paid outside Stripe, so the period is paid
 once; should Stripe refuse, nothing is paid from the wallet (at the sweep the grace is over:
-the subscription expires as an unpaid one, ``WALLET_RENEWAL_REFUSED``). Stripe is asked with
-no lock held: its latency holds no trading step; only the saves take the runner's lock."""
+the subscription expires as an unpaid one, ``WALLET_RENEWAL_REFUSED``). Stripe not answering
+(no connection, 5xx, 429) is no refusal: the sweep keeps the subscription and asks again with
+backoff for up to ``OUTAGE_HOURS`` past the grace, then expires it as refused. Stripe is
+asked with no lock held: its latency holds no trading step; only the saves take the
+runner's lock."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from domain.errors import DomainError, NotFoundError
-from domain.payments import StripeLink, Wallet, wallet_id
+from domain.payments import PaymentProviderUnavailable, StripeLink, Wallet, wallet_id
 from domain.plans import money_in, next_period_end, to_minor
 from domain.subscriptions import Period, Subscription, SubscriptionStatus
 
@@ -25,6 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tradetape.billing")
 METHODS = {"CARD": "card", "PROMPTPAY": "promptpay"}
+# How long past its grace a user whose wallet holds the price waits for Stripe to come back
+# (an outage at the sweep) before expiring as refused.
+OUTAGE_HOURS = 24
+RENEWED, REFUSED, WAITING = "renewed", "refused", "waiting"
 
 
 @dataclass(frozen=True)
@@ -99,27 +107,46 @@ def settled_at_stripe(billing: Billing, sub: Subscription, actor: str) -> list[S
 
 
 def renewed_from_wallet(billing: Billing, sub: Subscription, wallet: Wallet,
-                        actor: str) -> bool:
+                        actor: str, grace_ended: datetime | None = None) -> str:
     """The sweep's renewal of ``sub`` from ``wallet`` (both changed by
     ``renew_from_wallet``, not saved): Stripe told first, outside the runner's lock, then
     both saved under it (checked against concurrent writers: ConcurrencyConflictError, the
     sweep decides again; Stripe, asked again, finds the invoice paid already and makes no
-    charge). False when Stripe refused: nothing saved, and the refusal kept for ``/health``
-    (``Billing.refused_renewals``) with one error line, WALLET_RENEWAL_REFUSED."""
+    charge): RENEWED. REFUSED when Stripe refused (a 4xx), or has not answered for
+    ``OUTAGE_HOURS`` past the grace: nothing saved, the refusal kept for ``/health``
+    (``Billing.refused_renewals``) with one error line, WALLET_RENEWAL_REFUSED. WAITING when
+    Stripe did not answer (an outage) within that bound: nothing saved, the user kept for
+    ``/health`` (``Billing.waiting_renewals``) and asked again at the sweep's next try.
+    ``grace_ended``: when the grace of ``sub`` ended (before the renewal cleared it)."""
     try:
         told = settled_at_stripe(billing, sub, actor)
+    except PaymentProviderUnavailable as error:
+        now = billing.trading.cause(actor).at
+        bound = (grace_ended or now) + timedelta(hours=OUTAGE_HOURS)
+        if now < bound:
+            billing.waiting_renewals[sub.user_id] = f"{error.code}: {error.message}"
+            log.warning("the wallet of %s holds the price, but Stripe did not answer (%s); "
+                        "asked again with backoff until %s", sub.user_id, error.message,
+                        bound.isoformat())
+            return WAITING
+        return _refused(billing, sub, error, f"for {OUTAGE_HOURS} hours past the grace")
     except DomainError as error:
-        billing.refused_renewals[sub.user_id] = f"{error.code}: {error.message}"
-        log.error("WALLET_RENEWAL_REFUSED: the wallet of %s holds the price, but Stripe "
-                  "refused to be told it pays (%s: %s); its grace is over: it expires as "
-                  "unpaid (payFromWallet renews it once Stripe accepts)", sub.user_id,
-                  error.code, error.message)
-        return False
+        return _refused(billing, sub, error, "")
     with billing.slots.lock:
         billing.trading.save_all(sub, wallet, *told)
     billing.refused_renewals.pop(sub.user_id, None)
+    billing.waiting_renewals.pop(sub.user_id, None)
     log.info("subscription of %s renewed from the wallet", sub.user_id)
-    return True
+    return RENEWED
+
+
+def _refused(billing: Billing, sub: Subscription, error: DomainError, how_long: str) -> str:
+    billing.refused_renewals[sub.user_id] = f"{error.code}: {error.message}"
+    log.error("WALLET_RENEWAL_REFUSED: the wallet of %s holds the price, but Stripe "
+              "refused to be told it pays (%s: %s%s); its grace is over: it expires as "
+              "unpaid (payFromWallet renews it once Stripe accepts)", sub.user_id,
+              error.code, error.message, f", {how_long}" if how_long else "")
+    return REFUSED
 
 
 def pay_from_wallet(billing: Billing, user_id: str, actor: str) -> Subscription:
@@ -139,4 +166,5 @@ def pay_from_wallet(billing: Billing, user_id: str, actor: str) -> Subscription:
     with billing.slots.lock:
         billing.commit([sub, wallet, *told], sub, before)
     billing.refused_renewals.pop(user_id, None)
+    billing.waiting_renewals.pop(user_id, None)
     return sub

@@ -171,6 +171,15 @@ class Wallet(TradetapeAggregate):
         return True
 
 
+class PaymentProviderUnavailable(DomainError):
+    """The provider did not answer (no connection, a 5xx, throttled with 429): nothing was
+    decided there, the same request may be asked again later. Its code is the provider's
+    error code as for a refusal (``STRIPE_ERROR``); a refusal (a 4xx answer) is a plain
+    DomainError."""
+
+    code = "STRIPE_ERROR"
+
+
 class PaymentGateway(Protocol):
     """The payment provider (Stripe) as billing needs it. Amounts in minor units."""
 

@@ -6,7 +6,9 @@ through ``TRADETAPE_STRIPE_API_BASE``. It also signs webhook bodies as Stripe do
 
 Every request is kept (``requests``), so tests assert what the library asked. A slow Stripe:
 ``delay`` seconds before each answer (``released.set()`` ends the waits at once; ``holding``
-counts the requests waiting).
+counts the requests waiting). A Stripe in an outage: ``outage = 500`` (or 503, 429) answers
+every request so until set back to None; ``stop()`` then ``start(port)`` closes the port and
+opens it again at the same address.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class StripeStub:
         self.objects: dict[str, dict[str, Any]] = {}
         # path -> Stripe's error message: answered 400 there, as Stripe refuses a request
         self.refusals: dict[str, str] = {}
+        self.outage: int | None = None  # every request answered with this status (5xx, 429)
         self.delay = 0.0  # seconds each answer waits (a slow Stripe), or until released
         self.released = threading.Event()
         self.holding = 0  # requests waiting now
@@ -78,7 +81,7 @@ class StripeStub:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> StripeStub:
+    def start(self, port: int = 0) -> StripeStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -90,7 +93,7 @@ class StripeStub:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -109,6 +112,8 @@ class StripeStub:
             self._hold()
         if handler.headers.get("Authorization") != f"Bearer {API_KEY}":
             status, answer = 401, _error("invalid_request_error", "Invalid API Key provided")
+        elif self.outage is not None:
+            status, answer = self.outage, _error("api_error", "Stripe is having trouble")
         elif path in self.refusals:
             status, answer = 400, _error("invalid_request_error", self.refusals[path])
         else:

@@ -8,11 +8,22 @@
   private gateway. The replacement never applies to a live (non-sandbox) account.
 - Markets are loaded once per exchange (and sandbox host) and shared by every client of it:
   ccxt's ``load_markets`` is several requests and ~1 MB for Binance.
+- One API key, several clients (the live venue's, the reconciliation's on its own thread,
+  the key checks'), each with its own HTTP session and rate limiter, never one client on two
+  threads: they share the key's :class:`KeyGate`. ccxt signs each private request with a
+  nonce from the client's clock (Binance, Bybit, Kraken: milliseconds; its own
+  ``incrementing_nonce`` is per client), so two clients of one key could sign the same
+  nonce; the gate's nonce increases strictly across them. An exchange that takes a key's
+  requests only in increasing nonce order (no receive window: Kraken's "Invalid nonce")
+  gets them one at a time (the gate's lock around each request); one that checks a signed
+  timestamp against a receive window (``recvWindow``: Binance, Bybit) in any order, so a
+  slow request of one thread holds no other's.
 """
 
 from __future__ import annotations
 
 import decimal
+import hashlib
 import re
 import threading
 from contextlib import AbstractContextManager
@@ -89,6 +100,69 @@ def _rewrite_hosts(urls: Any, host: str) -> Any:
     return urls
 
 
+class KeyGate:
+    """What every ccxt client of one API key shares: a nonce strictly increasing across
+    them, and the lock an exchange without a receive window takes around each request."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # one request of the key at a time (serialized)
+        self._nonces = threading.Lock()
+        self._last: int | float | None = None
+
+    def nonce(self, native: Any) -> Any:
+        """``native`` (the client's own nonce, in its unit), or one more than the last this
+        key signed when that is not below it."""
+        if not isinstance(native, int | float):
+            return native
+        with self._nonces:
+            if self._last is not None and native <= self._last:
+                native = self._last + 1
+            self._last = native
+            return native
+
+
+class _KeyGates:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gates: dict[tuple[str, bool, str | None, str], KeyGate] = {}
+
+    def of(self, exchange_id: str, sandbox: bool, host: str | None, api_key: str) -> KeyGate:
+        # the key's digest, not the key: nothing here is worth keeping in clear
+        key = (exchange_id, sandbox, host, hashlib.sha256(api_key.encode()).hexdigest())
+        with self._lock:
+            return self._gates.setdefault(key, KeyGate())
+
+
+KEY_GATES = _KeyGates()
+
+
+def takes_requests_in_any_order(client: Any) -> bool:
+    """The exchange checks each signed request's timestamp against a receive window (ccxt's
+    ``recvWindow`` option: Binance, Bybit and others), not against the key's last nonce:
+    its requests need not arrive in nonce order."""
+    return client.options.get("recvWindow") is not None
+
+
+def _share_key(client: Any, gate: KeyGate, serialize: bool) -> None:
+    """The client's nonces drawn through ``gate``; with ``serialize``, each request (its
+    rate limiter's wait, signing and the HTTP exchange) inside the gate's lock. ccxt sends
+    every request through the instance's ``fetch2`` and signs with its ``nonce``."""
+    native = client.nonce
+
+    def nonce() -> Any:
+        return gate.nonce(native())
+
+    client.nonce = nonce
+    if serialize:
+        fetch2 = client.fetch2
+
+        def fetch2_in_turn(*args: Any, **kwargs: Any) -> Any:
+            with gate.lock:
+                return fetch2(*args, **kwargs)
+
+        client.fetch2 = fetch2_in_turn
+
+
 class _MarketsCache:
     """Markets per (exchange, sandbox, host): loaded by the first client, shared after."""
 
@@ -115,8 +189,11 @@ MARKETS = _MarketsCache()
 
 def open_client(exchange_id: str, *, sandbox: bool, credentials: ApiCredentials | None = None,
                 sandbox_host: str | None = None, timeout_ms: int = 10_000,
-                options: dict[str, Any] | None = None) -> Any:
-    """A ccxt client for one account. Nothing is requested yet (see :func:`load_markets`)."""
+                options: dict[str, Any] | None = None, serialize: bool | None = None) -> Any:
+    """A ccxt client for one account. Nothing is requested yet (see :func:`load_markets`).
+    With ``credentials``, it shares the key's :class:`KeyGate` with every other client of
+    the key; ``serialize``: its requests one at a time with theirs (None: unless the
+    exchange takes them in any order, :func:`takes_requests_in_any_order`)."""
     cls = exchange_class(exchange_id)
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": timeout_ms}
     if credentials is not None:
@@ -141,6 +218,11 @@ def open_client(exchange_id: str, *, sandbox: bool, credentials: ApiCredentials 
         client.set_sandbox_mode(True)
         if sandbox_host:
             client.urls["api"] = _rewrite_hosts(client.urls["api"], sandbox_host)
+    if credentials is not None:
+        gate = KEY_GATES.of(client.id, sandbox, sandbox_host if sandbox else None,
+                            credentials.api_key)
+        _share_key(client, gate, not takes_requests_in_any_order(client)
+                   if serialize is None else serialize)
     return client
 
 

@@ -1,7 +1,9 @@
 """``ExchangeConnector`` through ccxt: an account's keys checked by fetching its balances.
 
 One authenticated request (``fetch_balance``, after the exchange's markets, shared through
-``ccxt_client.load_markets``), on a client of its own that lives only for the call. ccxt's
+``ccxt_client.load_markets``), on a client of its own that lives only for the call (its
+nonces, and its turn where the exchange needs one, shared with the live venue's and the
+reconciliation's clients of the same key: ``ccxt_client.KeyGate``). ccxt's
 errors become one named code (``ccxt_errors.translate``); the message never carries a key.
 Amounts are read as ccxt's strings (``client.number = str``), so no float reaches a
 balance.

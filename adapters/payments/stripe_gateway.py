@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from domain.errors import DomainError
+from domain.payments import PaymentProviderUnavailable
 
 
 class StripeGateway:
@@ -22,13 +23,20 @@ class StripeGateway:
                                            max_network_retries=2)
 
     def _call(self, what: str, request) -> Any:
-        """One request; Stripe's errors become ours (``STRIPE_ERROR``, never the key)."""
+        """One request; Stripe's errors become ours (``STRIPE_ERROR``, never the key): an
+        outage (no connection, a 5xx, 429: after the library's own retries) as
+        ``PaymentProviderUnavailable``, a refusal (any other answer) as a DomainError."""
         import stripe
 
         try:
             return request()
         except stripe.StripeError as error:
             message = getattr(error, "user_message", None) or type(error).__name__
+            status = getattr(error, "http_status", None) or 0
+            if isinstance(error, stripe.APIConnectionError | stripe.RateLimitError) or (
+                    status >= 500 or status == 429):
+                raise PaymentProviderUnavailable(
+                    f"Stripe did not answer to {what}: {message}") from None
             raise DomainError(f"Stripe refused to {what}: {message}",
                               code="STRIPE_ERROR") from None
 

@@ -54,6 +54,13 @@ class SimulatorServer:
         self._control: HTTPServer | None = None
         self._state_lock = threading.Lock()
         self._up_timer: threading.Timer | None = None
+        # every signed request's ``timestamp`` (its nonce), in the order they arrived; with
+        # ``strict_nonces`` one not above the last is refused (as an exchange without a
+        # receive window refuses it: Kraken's "Invalid nonce"), counted in ``nonces_refused``
+        self.nonces: list[int] = []
+        self.strict_nonces = False
+        self.nonces_refused = 0
+        self._nonce_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -134,7 +141,15 @@ class SimulatorServer:
             raise BinanceError(400, -1022, "Signature for this request is not valid.")
         params = dict(parse_qsl(signed, keep_blank_values=True))
         _check_timestamp(params, self.matching.now_ms())
+        self._check_nonce(int(params["timestamp"]))
         return params
+
+    def _check_nonce(self, nonce: int) -> None:
+        with self._nonce_lock:
+            if self.strict_nonces and self.nonces and nonce <= self.nonces[-1]:
+                self.nonces_refused += 1
+                raise BinanceError(400, -1021, "Invalid nonce: not above the last one.")
+            self.nonces.append(nonce)
 
     # --- endpoints ----------------------------------------------------------------------
 

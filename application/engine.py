@@ -104,11 +104,15 @@ class DcaEngine:
 
     def take_changes(self) -> list[TradetapeAggregate]:
         """The aggregates changed since the last call, to be saved in one transaction."""
+        if not self._dirty:  # (most bots of a market a candle walks changed nothing)
+            return []
         changed, self._dirty = list(self._dirty.values()), {}
         return changed
 
     def closed_deals(self) -> list[Deal]:
         """The deals closed since the last ``take_changes`` (the step's)."""
+        if not self._dirty:
+            return []
         return [a for a in self._dirty.values()
                 if isinstance(a, Deal) and a.status is DealStatus.CLOSED]
 

@@ -146,7 +146,12 @@ def market_band(market: Market) -> Band:
     if isinstance(market.venue, LiveVenue) or market.unreconciled:
         return Band(None, None, True)
     below, above = market.venue.trigger_band(market)
-    return Band(below, above, any(e.wants_next_close for e in market.engines.values()))
+    every_close = False
+    for engine in market.engines.values():  # (a bot with a deal waits for no close)
+        if engine.deal is None and engine.wants_next_close:
+            every_close = True
+            break
+    return Band(below, above, every_close)
 
 
 def error_reason(error: Exception) -> str:

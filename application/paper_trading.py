@@ -81,6 +81,7 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         self._last_close: dict[str, Decimal] = {}  # by pair: a new venue's first price
         self._opened = 0  # markets opened so far (their order)
         self._levels: dict[str, LevelIndex] = {}  # by pair: the bands of its busy markets
+        self._prefetched: dict[tuple[str, str], Market] = {}  # owners' limits asked for
         self._stale: set[tuple[str, str]] = set()  # markets whose band must be measured
         self._entries_seen = -1  # the lock's entries at the end of the last step
         # Aggregates a step changed, saved together at its end (``_flush``)
@@ -124,9 +125,7 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         self._last_close[pair] = c = candle[3]
         reached = self._reached(pair, candle[2], candle[1])
         if self.risk is not None:
-            self.risk.prefetch(engine.bot.owner_id for key in reached
-                               if (market := self._markets.get(key)) is not None
-                               for engine in market.engines.values())
+            self._prefetch_owners(reached)
         for key, market in list(self._markets.items()):
             if key[1] != pair:
                 continue
@@ -152,6 +151,21 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             else:
                 index.put(key, market.order, market_band(market))
         return set(index.reached(low, high))
+
+    def _prefetch_owners(self, reached: set[tuple[str, str]]) -> None:
+        """The risk limits of the owners of the markets ``reached`` asked for in one query
+        (``RiskLimits.prefetch``), once per market: walking every bot of every reached
+        market for its owner at each candle cost more than the query saved (a bot added
+        to a market later has the account's owner, asked for already; were it another,
+        its limits would be loaded at its first buy, as any owner not prefetched is)."""
+        markets, asked = self._markets, self._prefetched
+        fresh = [(key, market) for key in reached if (market := markets.get(key)) is not None
+                 and asked.get(key) is not market]
+        if not fresh:
+            return
+        self.risk.prefetch(engine.bot.owner_id for _, market in fresh
+                           for engine in market.engines.values())
+        asked.update(fresh)
 
     def _drop_band(self, key: tuple[str, str]) -> None:
         self._stale.discard(key)
@@ -230,7 +244,7 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             self._count_closed(market, cause)
         for bot_id, engine in list(market.engines.items()):
             try:
-                if walked and bot_id in market.unreconciled:
+                if walked and market.unreconciled and bot_id in market.unreconciled:
                     engine.resume_ladder(market.unreconciled.pop(bot_id))
                 if walked:
                     engine.on_close(c)

@@ -129,6 +129,7 @@ class Counts:
         self.appends = self.loads = 0
         self.append_cpu = 0.0  # processor time inside the appends (this thread)
         self.kinds: dict[str, int] = {}  # events appended, by kind (e.g. Deal.Opened)
+        self.batches: list = []  # the step's appends, not counted yet
         real_append, real_load, real_many = (
             trading.append_positions,
             trading.load,
@@ -137,9 +138,7 @@ class Counts:
 
         def append_positions(events):
             self.appends += 1
-            for event in events:
-                kind = type(event).__qualname__
-                self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            self.batches.append(events)  # (counted by kind after the step: ``count_kinds``)
             cpu = time.thread_time()
             try:
                 return real_append(events)
@@ -159,6 +158,16 @@ class Counts:
             load,
             load_many,
         )
+
+    def count_kinds(self) -> None:
+        """The step's events by kind, counted outside its processor time (~0.3 µs an
+        event were counted in the step's before: part of what it measured was this)."""
+        kinds = self.kinds
+        for events in self.batches:
+            for event in events:
+                kind = type(event).__qualname__
+                kinds[kind] = kinds.get(kind, 0) + 1
+        self.batches = []
 
 
 def gap_collector(gc_time: GcTime) -> float:
@@ -228,6 +237,7 @@ def run(url: str, candles: int, profile: str | None, freeze: bool = True) -> lis
         stepped = time.thread_time()  # (floats: no allocation the collector counts)
         walled = time.perf_counter()
         gap_gc = gap_collector(gc_time)
+        counts.count_kinds()
         rows.append(
             {
                 "cpu": stepped - cpu,

@@ -218,28 +218,50 @@ class PaperExchange(Exchange):
         watcher.on_price(price)
 
     def _next_level(self, current: Decimal, target: Decimal, levels: _Reader) -> Decimal | None:
+        """The next price to stop at from ``current`` towards ``target``: the nearest
+        resting order's or watcher's level on the way (of equal ones the resting order's,
+        as ``max``/``min`` over them in that order keep it), else None. Asked at every stop
+        of every market a candle walks: no lists made."""
         below, above, low_watch, high_watch = levels()
         if target < current:
-            hits = [p for p in (self._levels[0].highest_under(current), below)
-                    if p is not None and target <= p < current]
-            if low_watch is not None:
-                hits.append(target)  # it follows new lows: each falling leg's end
-            return max(hits, default=None)
+            hit = self._levels[0].highest_under(current)
+            if hit is not None and not target <= hit < current:
+                hit = None
+            if below is not None and target <= below < current and (
+                    hit is None or below > hit):
+                hit = below
+            if hit is None and low_watch is not None:
+                hit = target  # it follows new lows: each falling leg's end
+            return hit
         if target > current:
-            hits = [p for p in (self._levels[1].lowest_over(current), above)
-                    if p is not None and current < p <= target]
-            if high_watch is not None:
-                hits.append(target)  # it follows new highs: each rising leg's end
-            return min(hits, default=None)
+            hit = self._levels[1].lowest_over(current)
+            if hit is not None and not current < hit <= target:
+                hit = None
+            if above is not None and current < above <= target and (
+                    hit is None or above < hit):
+                hit = above
+            if hit is None and high_watch is not None:
+                hit = target  # it follows new highs: each rising leg's end
+            return hit
         return None
 
     def trigger_band(self, watcher: PriceWatcher) -> tuple[Decimal | None, Decimal | None]:
         """The highest price at which a fall, and the lowest at which a rise, would make
         anything happen: candles that stay strictly inside the band change nothing."""
         below, above, low_watch, high_watch = _levels_reader(watcher)()
-        falls = [p for p in (self._levels[0].highest(), below, low_watch) if p is not None]
-        rises = [p for p in (self._levels[1].lowest(), above, high_watch) if p is not None]
-        return max(falls, default=None), min(rises, default=None)
+        # the highest fall and the lowest rise; of equal ones the first named (as max()
+        # and min() over them in this order keep it: a level becomes a fill's price)
+        fall = self._levels[0].highest()
+        if below is not None and (fall is None or below > fall):
+            fall = below
+        if low_watch is not None and (fall is None or low_watch > fall):
+            fall = low_watch
+        rise = self._levels[1].lowest()
+        if above is not None and (rise is None or above < rise):
+            rise = above
+        if high_watch is not None and (rise is None or high_watch < rise):
+            rise = high_watch
+        return fall, rise
 
     def levels_below(self) -> list[Decimal]:
         """Prices at which a falling market fills a resting order (buy limits, sell stops),

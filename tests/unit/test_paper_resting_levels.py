@@ -119,3 +119,79 @@ def test_band_and_walk_stops_equal_a_scan_of_the_resting_orders(steps):
         band = venue.trigger_band(watcher)
         assert tuple(None if p is None else str(p) for p in band) == reference_band(resting)
         assert sorted(o.exchange_order_id for o in venue.fetch_open_orders()) == sorted(resting)
+
+
+class LevelWatcher(Watcher):
+    """A watcher with levels of its own (a bot's stop and take profit) and, maybe, the
+    trailing watches: its levels and the venue's resting ones share the walk's stops."""
+
+    def __init__(self, below, above, low_watch, high_watch) -> None:
+        super().__init__()
+        self.levels = below, above, low_watch, high_watch
+
+    def watch_levels(self):
+        return self.levels
+
+
+def reference_stop(resting, current, target, levels):
+    """The next stop as ``max``/``min`` over [the resting level, the watcher's level]
+    (and the leg's end when a watch follows it) give it: of equal ones the first."""
+    below, above, low_watch, high_watch = levels
+    if target < current:
+        hits = [r.price for r in resting.values() if falls_to_fill(r)
+                and target <= r.price < current]
+        hits = [p for p in (max(hits, default=None), below)
+                if p is not None and target <= p < current]
+        return max(hits + [target] * (low_watch is not None), default=None)
+    if target > current:
+        hits = [r.price for r in resting.values() if not falls_to_fill(r)
+                and current < r.price <= target]
+        hits = [p for p in (min(hits, default=None), above)
+                if p is not None and current < p <= target]
+        return min(hits + [target] * (high_watch is not None), default=None)
+    return None
+
+
+maybe_price = st.one_of(st.none(), st.sampled_from(PRICES))
+
+
+@settings(max_examples=300, deadline=None)
+@given(orders=st.lists(st.tuples(st.sampled_from(KINDS), st.sampled_from(PRICES)),
+                       max_size=8),
+       levels=st.tuples(maybe_price, maybe_price, maybe_price, maybe_price),
+       candle=st.lists(st.sampled_from(PRICES), min_size=4, max_size=4))
+# a resting buy and the watcher's level equal but written differently: the resting one's
+@example(orders=[(BUY_LIMIT, "99.0")], levels=("99.00", None, None, None),
+         candle=["100", "101", "98", "98.0"])
+def test_stops_and_band_with_a_watchers_levels_keep_the_first_of_equal_prices(
+        orders, levels, candle):
+    venue = PaperExchange("BTC/USDT", quote_balance=None, base_balance=Decimal(1000))
+    venue.price = Decimal(100)
+    resting: dict[str, OrderRequest] = {}
+    for n, ((side, kind), price) in enumerate(orders):
+        request = OrderRequest(f"o{n}", "BTC/USDT", side, kind, Decimal(1), Decimal(price))
+        if not crossed(request, venue.price):
+            resting[venue.create_order(request).exchange_order_id] = request
+    watch = tuple(None if p is None else Decimal(p) for p in levels)
+    watcher = LevelWatcher(*watch)
+    falls = [p for p in (max((r.price for r in resting.values() if falls_to_fill(r)),
+                             default=None), watch[0], watch[2]) if p is not None]
+    rises = [p for p in (min((r.price for r in resting.values() if not falls_to_fill(r)),
+                             default=None), watch[1], watch[3]) if p is not None]
+    band = venue.trigger_band(watcher)
+    assert tuple(None if p is None else str(p) for p in band) == (
+        None if not falls else str(max(falls)), None if not rises else str(min(rises)))
+    o, h, low, c = (Decimal(p) for p in candle)
+    h, low = max(o, h, low, c), min(o, h, low, c)
+    expected, current = [str(o)], o
+    for key in [k for k, r in resting.items() if crossed(r, o)]:
+        del resting[key]
+    for target in ((low, h, c) if c >= o else (h, low, c)):
+        while (level := reference_stop(resting, current, target, watch)) is not None:
+            expected.append(str(level))
+            for key in [k for k, r in resting.items() if crossed(r, level)]:
+                del resting[key]
+            current = level
+        current = target
+    venue.walk_candle(o, h, low, c, watcher)
+    assert watcher.stops == expected

@@ -75,6 +75,8 @@ AUTHENTICATED = {
                                 '$id, asset: "USDT", amount: "5") { __typename '
                                 '... on FundingErrors { code } } }',
     "subscription": "{ subscription { status } }",
+    "subscriptions": "{ subscriptions { status } }",
+    "unsoldSubscriptions": "{ unsoldSubscriptions { status } }",
     "entitlements": "{ entitlements { plan } }",
     "billingHistory": "{ billingHistory { edges { node { reference } } } }",
     "definePlan": 'mutation { definePlan(input: {code: "X", name: "X", price: "1.00"}) { '
@@ -197,7 +199,7 @@ def test_admin_fields_refuse_other_users(server):
         document = AUTHENTICATED[field].replace("__typename", "__typename ... on Error { code }")
         answer = server.gql(document, {"id": alice.user_id}, alice.token)[field]
         assert answer == {"__typename": "AdminErrors", "code": "ADMIN_REQUIRED"}
-    for field in ("users", "projections"):  # queries: a top-level error
+    for field in ("users", "projections", "unsoldSubscriptions"):  # a top-level error
         body = server.post(AUTHENTICATED[field], token=alice.token)
         assert body["errors"][0]["extensions"]["code"] == "ADMIN_REQUIRED"
     assert not server.runtime.trading.is_halted()

@@ -21,10 +21,10 @@ each bot commits, from Bot, Deal and Order events.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from domain.money import ZERO
 from projections.facts import Fact
@@ -44,6 +44,7 @@ DEAL_COLUMNS = dict(
 )
 BOT_COLUMNS = dict(bot_id="text", owner_id="text", name="text", pair="text",
                    last_closed_at="text", **TALLY_COLUMNS)
+BOTS_SHAPE = tuple(BOT_COLUMNS.items())  # ``Table.columns`` of a bots table of these alone
 MARK_COLUMNS = dict(pair="text", price="money", marked_at="text")
 ORDER_COLUMNS = dict(
     order_id="text", bot_id="text", pair="text", side="text", type="text", price="money",
@@ -461,13 +462,18 @@ class Ledger(Projection):
         self.dirty.update(self.pending)
         for tally in self.dirty.values():
             derive(tally)
+        # Each row as database values once, for every ledger's table of it (the same
+        # columns): the books are the same whoever writes them.
+        closed_too = self.keep_closed_deals or any(f.keep_closed_deals for f in self.followers)
+        to_db = self.deals_table.to_db
         settled = Settled(deals, set(self.new_deals),
                           [t for t in self.dirty.values() if "bot_id" in t],
-                          list(self.dirty_pairs))
+                          list(self.dirty_pairs),
+                          [to_db(d) if closed_too or d["status"] == "open" else None
+                           for d in deals],
+                          self._frozen_orders())
         for follower in self.followers:
             follower.settled = settled
-            follower.pending_orders.new |= self.pending_orders.new
-            follower.pending_orders.changed |= self.pending_orders.changed
         self._write_settled(settled, out)
         self.dirty_deals.clear()
         self.new_deals.clear()
@@ -475,15 +481,48 @@ class Ledger(Projection):
 
     def _write_settled(self, settled: Settled, out: Changes) -> None:
         """This projection's rows of what a batch settled, into its own tables."""
-        for deal in settled.deals:
-            self._write_deal(deal, deal["deal_id"] in settled.new_deals, out)
-        for tally in self.dirty.values():
-            self.write_tally(tally, out)
+        self._write_deals(settled, out)
+        if self.bots_table.columns == BOTS_SHAPE:  # bots' rows frozen once for all such
+            memo, to_db, bots = settled.bot_values, self.bots_table.to_db, []
+            for tally in self.dirty.values():
+                if "bot_id" not in tally:  # an owner's (``pnl``)
+                    self.write_tally(tally, out)
+                    continue
+                values = memo.get(id(tally))
+                if values is None:
+                    values = memo[id(tally)] = to_db(tally)
+                bots.append(values)
+            out.upsert_values(self.bots_table, bots)
+        else:
+            for tally in self.dirty.values():
+                self.write_tally(tally, out)
         for pair in settled.pairs:
             out.upsert(self.marks_table, self.marks[pair])
-        self.pending_orders.write(self.orders, out)
+        orders = settled.orders
+        out.insert_values(self.orders_table, orders.inserts)
+        out.upsert_values(self.orders_table, orders.upserts)
+        for order_id in orders.gone:
+            out.delete(self.orders_table, (order_id,))
         self.after_batch(out)
         self.dirty.clear()
+
+    def _frozen_orders(self) -> FrozenRows:
+        """The orders this batch made, changed or ended, as database values (taken at the
+        end of the batch: the next one changes the live rows while this one is committed);
+        an order made and ended within the batch never reaches the table."""
+        pending, live, to_db = self.pending_orders, self.orders, self.orders_table.to_db
+        new = pending.new
+        inserts = [to_db(live[key]) for key in new]
+        upserts, gone = [], []
+        for key in pending.changed - new:
+            row = live.get(key)
+            if row is None:
+                gone.append(key)
+            else:
+                upserts.append(to_db(row))
+        new.clear()
+        pending.changed.clear()
+        return FrozenRows(inserts, upserts, gone)
 
     def _index_open(self, deal: Row) -> None:
         deal_id = deal["deal_id"]
@@ -504,15 +543,17 @@ class Ledger(Projection):
                 if not found:
                     del index[key]
 
-    def _write_deal(self, deal: Row, new: bool, out: Changes) -> None:
-        if deal["status"] != "open" and not self.keep_closed_deals:
-            if not new:
-                out.delete(self.deals_table, (deal["deal_id"],))
-            return
-        if new:
-            out.insert(self.deals_table, deal)
-        else:
-            out.upsert(self.deals_table, deal)
+    def _write_deals(self, settled: Settled, out: Changes) -> None:
+        inserts, upserts, table = [], [], self.deals_table
+        for deal, values in zip(settled.deals, settled.deal_values, strict=True):
+            new = deal["deal_id"] in settled.new_deals
+            if deal["status"] != "open" and not self.keep_closed_deals:
+                if not new:
+                    out.delete(table, (deal["deal_id"],))
+                continue
+            (inserts if new else upserts).append(values)
+        out.insert_values(table, inserts)
+        out.upsert_values(table, upserts)
 
     def write_tally(self, tally: Row, out: Changes) -> None:
         out.upsert(self.bots_table, tally)
@@ -530,6 +571,20 @@ class Settled:
     new_deals: set[str]
     tallies: list[Row]
     pairs: list[str]
+    deal_values: list[tuple[Any, ...] | None]  # each deal's database values (None: unused)
+    orders: FrozenRows
+    # bots' rows as database values in tables of ``BOT_COLUMNS`` alone, by id() of the row
+    bot_values: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FrozenRows:
+    """Rows of one batch as database values, for each ledger's table of them: rows new to
+    it, rows replaced, keys of rows gone."""
+
+    inserts: list[tuple[Any, ...]]
+    upserts: list[tuple[Any, ...]]
+    gone: list[str]
 
 
 _IDS: dict[str, str] = {}  # canonical id text by stored form (bots: a few, asked per order)

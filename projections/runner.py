@@ -52,6 +52,9 @@ DEFAULT_BATCH = 2000
 # the work (26 rows written an event, 385 µs of processor time); taking what is there, up
 # to this many, pays it once for all of them.
 CATCH_UP_BATCH = 20_000
+# Rows a timed batch decodes before the projections take them (``_apply_timed``): few enough
+# that their facts are still in the processor's caches, enough that the clocks cost little.
+TIMED_ROWS = 128
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
@@ -283,9 +286,9 @@ class Projector:
 
         Each row is decoded and goes to every projection that reads its kind while it is
         fresh in the processor's caches (decoding the page first, or going through it once
-        per projection, costs about a third more). With ``timed`` set, the page is decoded
-        first, then goes projection by projection, each timed on its own: what
-        :meth:`costs` reports and a rebuild shares processes out by."""
+        per projection, costs about a third more). With ``timed`` set, the same rows go a
+        few at a time, decoded, then projection by projection, each timed on its own: what
+        :meth:`costs` reports and a rebuild shares processes out by (``_apply_timed``)."""
         end = page[-1][0]
         if self._offered_until is not None and end > self._offered_until:
             withdraw_loaded(self.store)  # too far back to be taken now: not kept
@@ -362,27 +365,53 @@ class Projector:
 
     def _apply_timed(self, page: Sequence[LogRow], active: list[Tracked],
                      outs: list[Changes], shared: bool) -> None:
+        """``_apply_rows``, timed by part: the same rows decoded (routed by topic first: a
+        row no projection here reads is never parsed), a few at a time, each few then
+        going unit by unit while fresh in the processor's caches. Decoding a whole page
+        first kept 10,000 facts alive and cost about twice the real path's decoding
+        (3.29 against 1.43 us an event), which the breakdown then printed."""
         clock, cpu = time.perf_counter, time.thread_time
-        started, started_cpu = clock(), cpu()
+        units = _units(active, outs, shared)
+        names = ["+".join(t.projection.name for t, _ in unit) for unit in units]
+        routes: dict[str, list[list[tuple[int, Callable[[Fact, Changes], None], Changes]]]
+                     | None] = {}
         accept, decode = self.accept, self.decode
-        facts = [fact for fact in map(decode, page) if accept is None or accept(fact)]
-        self.decode_seconds += clock() - started
-        self._count_cpu("", started_cpu)
-        for unit in _units(active, outs, shared):
+        decoding = self.decode_seconds
+        unit_seconds, cpu_seconds = self.unit_seconds, self.cpu_seconds
+        cpu_seconds.setdefault("", 0.0)
+        for name in names:
+            cpu_seconds.setdefault(name, 0.0)
+            unit_seconds.setdefault(name, 0.0)
+        for first in range(0, len(page), TIMED_ROWS):
             started, started_cpu = clock(), cpu()
-            routes: dict[str, list[tuple[int, Callable[[Fact, Changes], None], Changes]]] = {}
-            for fact in facts:
-                route = routes.get(fact.kind)
+            facts = []
+            for row in page[first:first + TIMED_ROWS]:
+                try:
+                    route = routes[row[3]]
+                except KeyError:
+                    kind = row[3].partition(":")[2]
+                    route = [[(t.position, handler, out) for t, out in unit
+                              if (handler := t.projection.route(kind)) is not None]
+                             for unit in units]
+                    routes[row[3]] = route = route if any(route) else None
                 if route is None:
-                    route = routes[fact.kind] = [
-                        (t.position, handler, out) for t, out in unit
-                        if (handler := t.projection.route(fact.kind)) is not None]
-                for after, handler, out in route:
-                    if fact.position > after:
-                        handler(fact, out)
-            name = "+".join(t.projection.name for t, _ in unit)
-            self.unit_seconds[name] = self.unit_seconds.get(name, 0.0) + clock() - started
-            self._count_cpu(name, started_cpu)
+                    continue
+                fact = decode(row)
+                if accept is None or accept(fact):
+                    facts.append((fact, route))
+            decoding += clock() - started
+            now_cpu = cpu()
+            cpu_seconds[""] += now_cpu - started_cpu
+            for i, name in enumerate(names):
+                started, started_cpu = clock(), now_cpu
+                for fact, route in facts:
+                    for after, handler, out in route[i]:
+                        if fact.position > after:
+                            handler(fact, out)
+                unit_seconds[name] += clock() - started
+                now_cpu = cpu()
+                cpu_seconds[name] += now_cpu - started_cpu
+        self.decode_seconds = decoding
 
     def _count_cpu(self, name: str, started: float) -> None:
         self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.thread_time() - started

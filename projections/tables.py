@@ -234,7 +234,7 @@ class Frozen:
 class TableChanges:
     """What one batch does to one table: rows new to it, rows replaced, rows removed."""
 
-    __slots__ = ("appended", "gone", "new", "patched", "put", "ready", "table")
+    __slots__ = ("appended", "gone", "new", "patched", "put", "put_ready", "ready", "table")
 
     def __init__(self, table: Table):
         self.table = table
@@ -244,10 +244,11 @@ class TableChanges:
         self.appended: list[tuple[Any, ...]] = []  # new rows, already in column order
         self.ready: list[tuple[Any, ...]] = []  # new rows, their text known storable
         self.patched: dict[Key, Row] = {}  # columns to change in rows written before
+        self.put_ready: list[tuple[Any, ...]] = []  # rows replaced, already database values
 
     def __bool__(self) -> bool:
         return bool(self.new or self.put or self.gone or self.appended or self.ready
-                    or self.patched)
+                    or self.patched or self.put_ready)
 
     def frozen_patches(self) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
         """Each patch as (its columns, their database values followed by the key's), every
@@ -279,6 +280,17 @@ class Changes:
         """As :meth:`append`, for values whose every text the caller knows storable (plain
         ASCII without NUL): written without checking them again."""
         self.tables[table.name].ready.append(values)
+
+    def insert_values(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        """New rows already frozen (each what ``table.to_db`` made of it, taken no earlier
+        than the end of the batch's events): one set of rows written into several tables of
+        the same columns is frozen once (the ledgers' books, ``ledger.py``). The caller
+        inserts, upserts and deletes each key of ``table`` one way only in a batch."""
+        self.tables[table.name].ready += rows
+
+    def upsert_values(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        """Rows that may replace rows of the same key, frozen as for :meth:`insert_values`."""
+        self.tables[table.name].put_ready += rows
 
     def upsert(self, table: Table, row: Row) -> None:
         changes = self.tables[table.name]
@@ -316,7 +328,7 @@ class Changes:
 
     def count(self) -> int:
         return sum(len(c.new) + len(c.put) + len(c.gone) + len(c.appended) + len(c.ready)
-                   + len(c.patched)
+                   + len(c.patched) + len(c.put_ready)
                    for c in self.tables.values())
 
 
@@ -328,5 +340,7 @@ def _frozen(tc: TableChanges) -> Frozen:
     if tc.appended:
         inserts += map(table.storable, tc.appended)
     inserts += tc.ready
+    upserts = list(map(table.to_db, tc.put.values()))
+    upserts += tc.put_ready
     return Frozen(table, list(map(table.storable_key, tc.gone)) if tc.gone else [], inserts,
-                  list(map(table.to_db, tc.put.values())), tc.frozen_patches())
+                  upserts, tc.frozen_patches())

@@ -167,7 +167,7 @@ def _set_niceness(nice: int | None) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
     except PermissionError:
         inherited = os.getpriority(os.PRIO_PROCESS, 0)
-        raise DomainError(f"--nice {nice}: this process may not raise its priority above its "
+        raise DomainError(f"niceness {nice}: this process may not raise its priority above its "
                           f"inherited niceness {inherited} (that needs CAP_SYS_NICE or a "
                           f"RLIMIT_NICE allowing it); use {inherited}..19",
                           code="NICE_NOT_PERMITTED", field="nice") from None

@@ -8,6 +8,8 @@ import ctypes
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,40 +29,38 @@ def thread_niceness(pid: int) -> set[int]:
     return found
 
 
-@pytest.mark.parametrize("role", ["engine", "projections", "api"])
-def test_a_role_started_with_nice_7_runs_at_niceness_7(postgres_url, tmp_path, role):
-    process = subprocess.Popen(
-        [str(TRADETAPE), "serve", "--role", role, "--nice", "7", "--database", postgres_url,
-         "--port", str(free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=server_env(),
-        cwd=tmp_path)
+@contextmanager
+def serving(tmp_path, args: list[str], **env: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``tradetape serve ARGS`` until its first line (yielded with it), then SIGTERM."""
+    process = subprocess.Popen([str(TRADETAPE), "serve", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=server_env(**env),
+                               cwd=tmp_path)
     try:
-        line = process.stdout.readline()
-        assert line.startswith(STARTED[role]), line + process.stderr.read()
-        assert "niceness 7" in line
-        assert os.getpriority(os.PRIO_PROCESS, process.pid) == 7
-        assert thread_niceness(process.pid) == {7}  # its workers' threads too
+        yield process, process.stdout.readline()
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
+        process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 0, out + err
+    assert process.returncode == 0
+
+
+@pytest.mark.parametrize("role", ["engine", "projections", "api"])
+def test_a_role_started_with_nice_7_runs_at_niceness_7(postgres_url, tmp_path, role):
+    args = ["--role", role, "--nice", "7", "--database", postgres_url, "--port",
+            str(free_port())]
+    with serving(tmp_path, args) as (process, line):
+        assert line.startswith(STARTED[role]) and line.rstrip().endswith("; niceness 7"), line
+        assert os.getpriority(os.PRIO_PROCESS, process.pid) == 7
+        assert thread_niceness(process.pid) == {7}  # its workers' threads too
 
 
 def test_nice_from_the_environment(postgres_url, tmp_path):
-    process = subprocess.Popen(
-        [str(TRADETAPE), "serve", "--role", "projections", "--database", postgres_url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=server_env(TRADETAPE_NICE="12"), cwd=tmp_path)
-    try:
-        line = process.stdout.readline()
-        assert "niceness 12" in line, line + process.stderr.read()
+    args = ["--role", "projections", "--database", postgres_url]
+    with serving(tmp_path, args, TRADETAPE_NICE="12") as (process, line):
+        assert line.startswith(STARTED["projections"]) and "niceness 12" in line, line
         assert os.getpriority(os.PRIO_PROCESS, process.pid) == 12
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
 
 
 def _refused(tmp_path, args: list[str], env: dict[str, str] | None = None,
@@ -101,4 +101,4 @@ def _without_cap_sys_nice() -> None:
 def test_a_negative_niceness_without_the_right_is_refused_by_name(tmp_path):
     line = _refused(tmp_path, ["--nice", "-5"], preexec_fn=_without_cap_sys_nice)
     assert line.startswith("error: NICE_NOT_PERMITTED"), line
-    assert "--nice -5" in line
+    assert "niceness -5" in line

@@ -37,6 +37,10 @@
 - ``TRADETAPE_PROMOTION_MIN_DAYS`` (7), ``TRADETAPE_PROMOTION_MIN_DEALS`` (20),
   ``TRADETAPE_PROMOTION_MIN_WIN_RATE_PCT`` (55), ``TRADETAPE_PROMOTION_MIN_PROFIT_PCT`` (3):
   the paper → live promotion gate (``domain.promotion``)
+- ``TRADETAPE_NICE``: the niceness the process sets itself to once, at start (``--nice``;
+  0..19, lower priority as it grows; negative only where the process may raise its
+  priority). Unset: left as inherited. Running the engine and projections roles at 10 gives
+  the api's event loop precedence for the cores (README, "Process priority per role")
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ DEFAULT_FEED = "binance_BTC_USDT-1m-2025-11.csv"
 DEFAULT_FEED_PAIR = "BTC/USDT"
 LIVE_FEED_PREFIX = "ccxt:"
 DEFAULT_FEED_POLL_SECONDS = 2.0
+MOST_FAVOURED_NICE, LEAST_FAVOURED_NICE = -20, 19  # POSIX niceness, as os.setpriority takes
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class ServerSettings:
     candle_dir: str | None = None  # CSV series a user may chart or backtest by name
     step_log: str | None = None  # TRADETAPE_STEP_LOG: the live loop's steps, JSON lines
     feed_epoch: datetime = REPLAY_EPOCH  # TRADETAPE_FEED_EPOCH: the replay's first candle
+    nice: int | None = None  # TRADETAPE_NICE / --nice: None leaves the inherited niceness
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -122,6 +128,9 @@ class ServerSettings:
         if env.get("TRADETAPE_FEED_EPOCH"):
             settings = replace(settings, feed_epoch=_moment(env["TRADETAPE_FEED_EPOCH"],
                                                             "TRADETAPE_FEED_EPOCH"))
+        if env.get("TRADETAPE_NICE"):
+            settings = replace(settings, nice=_number(env["TRADETAPE_NICE"].strip(),
+                                                      "TRADETAPE_NICE", int))
         if env.get("TRADETAPE_CANDLE_DIR"):
             settings = replace(settings, candle_dir=env["TRADETAPE_CANDLE_DIR"])
         if env.get("TRADETAPE_MAX_BOTS_PER_USER"):
@@ -146,6 +155,10 @@ class ServerSettings:
         if not 1 <= self.max_bots_per_user <= 100_000:
             raise DomainError("the bots per user must be between 1 and 100000",
                               code="INVALID_SETTING", field="max_bots_per_user")
+        if self.nice is not None and not MOST_FAVOURED_NICE <= self.nice <= LEAST_FAVOURED_NICE:
+            raise DomainError(f"niceness {self.nice} is not between 0 and 19 (or down to -20 "
+                              "where the process may raise its priority)",
+                              code="INVALID_SETTING", field="nice")
         return self
 
 

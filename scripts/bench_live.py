@@ -3,7 +3,8 @@ by a second client, the read models kept by a projections process, as an operato
 
     .venv/bin/python scripts/bench_live.py --bots N[,N...] --speed S --seconds T \\
         [--database postgresql://postgres@127.0.0.1:5432/test] [--no-sqlite] \\
-        [--fresh] [--drop] [--api-rate 500] [--warm-up 5]
+        [--fresh] [--drop] [--api-rate 500] [--warm-up 5] \\
+        [--nice-engine 0] [--nice-projections 0]
 
 For each N, on PostgreSQL (the URL's schema, ``_N`` after it for several N, else
 ``bench_live_N``):
@@ -21,7 +22,9 @@ For each N, on PostgreSQL (the URL's schema, ``_N`` after it for several N, else
 2. **Start** three processes on it, as an operator would: ``tradetape serve --role
    projections``, ``--role engine`` (through ``scripts/live_probe.py``, which writes each
    step of its live loop to a file) and ``--role api``; start time: each one's launch to
-   its ready line (the api: to ``/health`` answering).
+   its ready line (the api: to ``/health`` answering). ``--nice-engine N`` and
+   ``--nice-projections N`` start those two with ``serve --nice N`` (default 0: as
+   inherited), which gives the api a core first (README, "Process priority per role").
 3. **Run** the replayed market at S candles per second (``--speed`` 60 x S), the shipped
    month from its first candle at the processes' launch (``TRADETAPE_FEED_EPOCH``: every run
    sees the same candles), for a warm-up
@@ -190,8 +193,10 @@ def seed(url: str, bots: int, api_users: int, postgres: bool) -> float:
 class Roles(Processes):
     """drill_kill's processes, the engine (or ``all``) run through the step probe."""
 
-    def __init__(self, url: str, folder: Path, speed: float):
+    def __init__(self, url: str, folder: Path, speed: float,
+                 nice: dict[str, int] | None = None):
         super().__init__(url, folder, lease_seconds=10, speed=speed)
+        self.nice = {role: n for role, n in (nice or {}).items() if n}  # role: --nice N
         self.env.update(ENV)
         self.env["TRADETAPE_KEY_DIR"] = os.environ["TRADETAPE_KEY_DIR"]  # as seeded
         # Every run replays the same market, the shipped month from its first candle on,
@@ -203,6 +208,8 @@ class Roles(Processes):
 
     def command(self, name: str) -> list[str]:
         command = super().command(name)
+        if name in self.nice:
+            command += ["--nice", str(self.nice[name])]
         if name in ("engine", "all"):  # the same command line, its steps written down
             return [sys.executable, str(ROOT / "scripts/live_probe.py"), str(self.steps),
                     *command[1:]]
@@ -413,7 +420,8 @@ def read_steps(path: Path) -> list[dict]:
 
 
 def run(url: str, bots: int, args, folder: Path, postgres: bool) -> dict:
-    roles = Roles(url, folder, 60 * args.speed)
+    roles = Roles(url, folder, 60 * args.speed,
+                  {"engine": args.nice_engine, "projections": args.nice_projections})
     names = ["projections", "engine", "api"] if postgres else ["all"]
     watch = load = None
     row: dict = {"bots": bots}
@@ -608,6 +616,10 @@ def main() -> int:
                         help="seconds after the first close before measuring")
     parser.add_argument("--first-timeout", type=float, default=900.0,
                         help="seconds the first step (every bot opens a deal) may take")
+    parser.add_argument("--nice-engine", type=int, default=0, metavar="N",
+                        help="serve --nice N for the engine process (default 0: as today)")
+    parser.add_argument("--nice-projections", type=int, default=0, metavar="N",
+                        help="serve --nice N for the projections process (default 0)")
     args = parser.parse_args()
     os.environ.update(ENV)  # the seeding in this process registers users as serve would
     sizes = [int(n) for n in args.bots.split(",")]
@@ -626,7 +638,8 @@ def main() -> int:
                                            args, Path(tmp), True)))
     print(f"bench_live: {args.speed:g} candles/s, {args.seconds:g} s measured per run "
           f"(after the first close and {args.warm_up:g} s), GraphQL at {args.api_rate:g} "
-          "req/s from a second client")
+          f"req/s from a second client; niceness engine {args.nice_engine}, projections "
+          f"{args.nice_projections}, api 0")
     print(" | ".join(["store", *(title for _, title in COLUMNS)]))
     for store, row in rows:
         print_row(store, row)

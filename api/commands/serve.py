@@ -1,5 +1,5 @@
 """tradetape serve [--role api|engine|projections|all] [--host 127.0.0.1] [--port 8000] [--demo]
-[--speed 60] [--database URL]"""
+[--speed 60] [--nice N] [--database URL]"""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo", action="store_true",
                         help="create (or reuse) a demo user with two running bots; the paper "
                         "market then runs at 300x unless --speed says otherwise")
+    parser.add_argument("--nice", type=int, default=None, metavar="N",
+                        help="niceness this process sets itself to at start ($TRADETAPE_NICE; "
+                        "0..19, higher yields the cores to others; negative only where the "
+                        "process may raise its priority). E.g. --nice 10 for the engine and "
+                        "projections roles gives the api precedence on a busy machine")
     add_database_option(parser)
 
 
@@ -38,12 +43,14 @@ def run(args: argparse.Namespace) -> int:
 
     settings = ServerSettings.from_environ()
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
-                                   ("speed", args.speed), ("database_url", args.database))
+                                   ("speed", args.speed), ("database_url", args.database),
+                                   ("nice", args.nice))
                  if v is not None}
     if args.demo and args.speed is None and not os.environ.get("TRADETAPE_SPEED"):
         overrides["speed"] = DEMO_SPEED  # deals open and close within the first minute
     settings = replace(settings, demo=args.demo, **overrides).checked()
     _check_role(args.role, settings.database_url)  # before anything is opened
+    _set_niceness(settings.nice)  # before any thread starts: threads inherit it
     if args.role in ("projections", "engine"):  # no HTTP
         return (_serve_projections if args.role == "projections" else _serve_engine)(settings)
 
@@ -77,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     role = "" if args.role == "all" else " (role api: trading is done by engine workers)"
     print(f"Tradetape on http://{settings.host}:{settings.port}/graphql "
           f"(health: /health){role}, {market}; "
-          f"{runtime.exchange_accounts.trading_line(sandbox_host)}", flush=True)
+          f"{runtime.exchange_accounts.trading_line(sandbox_host)}{_niceness_note(settings)}",
+          flush=True)
     # A websocket message is held to the same size as a request body.
     app = create_app(runtime, limits=limits, cors_origins=origins)
     config = uvicorn.Config(app, host=settings.host,
@@ -139,6 +147,37 @@ def _check_role(role: str, database_url: str | None) -> None:
     os.environ.setdefault("PGAPPNAME", f"tradetape-{role}")
 
 
+def _set_niceness(nice: int | None) -> None:
+    """``--nice N``: every thread of this process at niceness N, once (on Linux niceness is
+    per thread; the ones started later inherit it). Raising the priority (a niceness below
+    the inherited one) needs CAP_SYS_NICE or a RLIMIT_NICE that allows it: refused by name
+    otherwise."""
+    import os
+
+    from domain.errors import DomainError
+
+    if nice is None:
+        return
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: the calling thread (the only one yet) is the process
+        threads = [0]
+    try:
+        for tid in threads:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except PermissionError:
+        inherited = os.getpriority(os.PRIO_PROCESS, 0)
+        raise DomainError(f"niceness {nice}: this process may not raise its priority above its "
+                          f"inherited niceness {inherited} (that needs CAP_SYS_NICE or a "
+                          f"RLIMIT_NICE allowing it); use {inherited}..19",
+                          code="NICE_NOT_PERMITTED", field="nice") from None
+
+
+def _niceness_note(settings) -> str:
+    """What the start line says of ``--nice`` (nothing when it was not given)."""
+    return "" if settings.nice is None else f"; niceness {settings.nice}"
+
+
 class StopSignals:
     """SIGINT and SIGTERM, caught from the moment a role has started, before it says so: a
     supervisor that stops it as soon as the "started" line appears gets a clean stop
@@ -180,7 +219,7 @@ def _serve_engine(settings) -> int:
     runtime = started_or_waiting(started)
     stops = StopSignals()
     print(f"Tradetape engine worker {runtime.leases.worker}: trading its leased bots, "
-          f"paper market at {settings.speed:g}x", flush=True)
+          f"paper market at {settings.speed:g}x{_niceness_note(settings)}", flush=True)
     try:
         stops.wait()
     finally:
@@ -203,7 +242,7 @@ def _serve_projections(settings) -> int:
 
     worker, closing = started_or_waiting(started)
     stops = StopSignals()
-    print("Tradetape projections: following the log", flush=True)
+    print(f"Tradetape projections: following the log{_niceness_note(settings)}", flush=True)
     try:
         stops.wait()
     finally:

@@ -132,7 +132,8 @@ def test_one_lost_lease_refuses_the_whole_big_append(postgres_url, engine):
     thief = PostgresLeases(parse_database_url(postgres_url), "worker-b")
     try:
         thief.join(60)
-        assert thief.acquire([stolen], 60)[stolen] == fence.tokens[stolen] + 1
+        # a later token (from the schema's one sequence: not necessarily the next number)
+        assert thief.acquire([stolen], 60)[stolen] > fence.tokens[stolen]
         thread, outcome = append_on_a_thread(trading.recorder, fence, big_batch(bots))
         thread.join(120)
         if thread.is_alive():

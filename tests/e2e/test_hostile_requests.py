@@ -30,7 +30,7 @@ def test_health_answers_while_large_legal_documents_are_being_handled(launch):
                                   json={"query": f"# {number}\n{SLOW}"}))
         done.append("slow")
 
-    senders = [threading.Thread(target=slow, args=(n,)) for n in range(4)]
+    senders = [threading.Thread(target=slow, args=(n,)) for n in range(6)]
     for sender in senders:
         sender.start()
     time.sleep(0.5)  # the documents are at the server, being parsed and validated
@@ -40,7 +40,11 @@ def test_health_answers_while_large_legal_documents_are_being_handled(launch):
         sender.join()
 
     assert health.status_code == 200
-    assert done[0] == "health", done
+    # Handled on the event loop, the documents (all sent before it) would each block it in
+    # turn and /health would come last. Handled beside it, /health answers while most are
+    # still being validated (on a quiet machine the first may finish before /health even
+    # arrives: ordering the first answer only was a race with the machine's speed).
+    assert done.index("health") <= len(senders) // 2, done
     for answer in answers:  # each was handled in full: validated, then refused by its cost
         assert answer.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
 

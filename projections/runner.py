@@ -413,9 +413,6 @@ class Projector:
                 cpu_seconds[name] += now_cpu - started_cpu
         self.decode_seconds = decoding
 
-    def _count_cpu(self, name: str, started: float) -> None:
-        self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.thread_time() - started
-
     def cpu_costs(self) -> dict[str, float]:
         """As :meth:`costs`, in this thread's processor time: without the time the reader
         and writer threads held the interpreter meanwhile, nor waiting for a processor on

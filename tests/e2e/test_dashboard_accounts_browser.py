@@ -28,6 +28,10 @@ def reset_token(server, email: str, timeout: float = 10.0) -> str:
 
 
 def log_in(page, password: str) -> None:
+    # The link only changes the URL's hash; the login form replaces the previous page's
+    # (which has its own Email and Password fields) a moment later. Filling before that
+    # fills the old form, and the new one is submitted empty.
+    page.get_by_role("button", name="Log in").wait_for(timeout=WAIT)
     page.get_by_label("Email").fill(EMAIL)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
@@ -61,6 +65,7 @@ def test_register_verify_and_reset_a_password_in_the_browser(launch, chromium):
 
     page.get_by_role("button", name="Log out").click()
     page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_role("heading", name="Reset your password").wait_for(timeout=WAIT)
     page.get_by_label("Email").fill(EMAIL)
     page.get_by_role("button", name="Mail me a link").click()
     page.get_by_text("a reset link is on its way").wait_for(timeout=WAIT)

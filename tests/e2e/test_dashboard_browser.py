@@ -71,7 +71,7 @@ def see_closed_deals_arrive(page) -> None:
 
 def create_and_start_a_bot(page) -> None:
     page.get_by_role("link", name="Bots", exact=True).click()
-    page.get_by_role("heading", name="Bots").wait_for()
+    page.get_by_role("heading", name="Bots", exact=True).wait_for()
     shot(page, "bots")
     page.get_by_role("link", name="New bot").click()
     page.get_by_label("Name").fill("Browser bot")
@@ -222,7 +222,7 @@ def stop_the_bot(page) -> None:
     row.get_by_role("link", name="Browser bot").click()  # then delete it: archived, unlisted
     page.on("dialog", accept)  # "Delete…?", then "It has an open deal: sell it…?" if it has
     page.get_by_role("button", name="Delete").click()
-    page.get_by_role("heading", name="Bots").wait_for()
+    page.get_by_role("heading", name="Bots", exact=True).wait_for()
     page.locator('tr[data-bot="BTC quick scalper"]').wait_for()
     assert page.locator('tr[data-bot="Browser bot"]').count() == 0
     page.remove_listener("dialog", accept)

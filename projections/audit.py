@@ -30,9 +30,13 @@ from projections.tables import Changes, Row, table
 
 GENESIS = bytes(32)
 
+# Indexed for what is asked of it: a page by position (the key), an aggregate's or an
+# owner's events and a sealed event's row (aggregate id). No query filters by recorded time
+# or correlation id: their indexes cost 1.6 µs of PostgreSQL's processor an event to build
+# in a rebuild (the largest table: 0.15 + 0.14 s for 180,057 rows) and two more index
+# entries per row in a catch-up, for nothing.
 AUDIT_LOG = table(
-    "audit_log", key=("position",),
-    indexes=(("aggregate_id", "version"), ("recorded_at",), ("correlation_id",)),
+    "audit_log", key=("position",), indexes=(("aggregate_id", "version"),),
     position="int", recorded_at="text", aggregate_type="text", aggregate_id="text",
     version="int", event_type="text", actor="text", correlation_id="text", summary="text",
     hash="text", at="text",

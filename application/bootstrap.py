@@ -907,26 +907,38 @@ def _wallet_schedule(monitor, clock, seconds: float):
     from application.audit_trail import CheckpointSchedule
 
     return CheckpointSchedule(lambda: monitor.run_due(clock.now()), seconds,
-                              name="wallet-monitor")
+                              name="wallet-monitor", now=clock.now)
 
 
 def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0) -> list:
     """The live accounts' reconciliation and the billing sweep, each on a thread of its own
     (they ask an exchange, Stripe: seconds, timeouts), never in a trading step: each looks
     every ``tick`` seconds whether it is due by the loop's clock. What they append goes
-    through the runner's lock, as a step's does; the read models are woken after."""
+    through the runner's lock, as a step's does; the read models are woken after. A tick
+    when the task is not due is no round: a failure stays on ``/health`` until the task
+    next runs and succeeds."""
     from application.audit_trail import CheckpointSchedule
+    from application.task_health import NOT_DUE
 
-    def beside(task):
-        def run() -> None:
-            appended = task(loop.clock.now())
+    def beside(task, due):
+        def run() -> object:
+            now = loop.clock.now()
+            if not due(now):
+                return NOT_DUE
+            appended = task(now)
             if appended:
                 loop.after_step(appended)
+            return appended
         return run
 
-    return [CheckpointSchedule(beside(reconciler.run_if_due), tick, name="reconciliation"),
-            CheckpointSchedule(beside(billing.daily_sweep.run_if_due), tick,
-                               name="billing-sweep")]
+    def now():  # the loop's clock at each call (tests replace it)
+        return loop.clock.now()
+
+    sweep = billing.daily_sweep
+    return [CheckpointSchedule(beside(reconciler.run_if_due, reconciler.due), tick,
+                               name="reconciliation", now=now),
+            CheckpointSchedule(beside(sweep.run_if_due, sweep.due), tick,
+                               name="billing-sweep", now=now)]
 
 
 def _step_log(path: str | None):
@@ -969,7 +981,10 @@ def _checkpoint_schedules(settings, trading: Trading, database) -> list:
             with os.fdopen(fd, "a") as file:
                 file.write(checkpoint.to_json() + "\n")
 
-    return [CheckpointSchedule(take, settings.checkpoint_seconds)]
+    def now():  # the log's clock at each call (tests replace it)
+        return trading.clock.now()
+
+    return [CheckpointSchedule(take, settings.checkpoint_seconds, now=now)]
 
 
 # --- the audit trail's keys (see adapters/security/audit_key.py) ----------------------------

@@ -812,16 +812,17 @@ def open_live_venues(exchange_accounts, environ=None):
 
     def exchange_of(account):
         view = exchange_accounts.account(account.id)
-        if account.id not in exchanges:
+        exchange = exchanges.get(account.id)  # (released meanwhile: made again)
+        if exchange is None:
             from adapters.exchanges.ccxt_client import sandbox_host_from
             from adapters.exchanges.ccxt_venue import CcxtExchange
 
-            exchanges[account.id] = CcxtExchange.open(
+            exchange = exchanges[account.id] = CcxtExchange.open(
                 view.exchange, sandbox=view.sandbox,
                 credentials=exchange_accounts.credentials(account.id),
                 sandbox_host=sandbox_host_from(env) if view.sandbox else None,
                 resend_unknown=False)
-        return exchanges[account.id], view
+        return exchange, view
 
     def venue(account, pair: str):
         exchange_accounts.check_can_trade(account.id)
@@ -855,17 +856,29 @@ def open_live_venues(exchange_accounts, environ=None):
         from adapters.exchanges.ccxt_venue import CcxtExchange
 
         key = UUID(account_id)
-        if key not in reconciling:
+        exchange = reconciling.get(key)
+        if exchange is None:
             view = exchange_accounts.account(key)
-            reconciling[key] = CcxtExchange.open(
+            exchange = reconciling[key] = CcxtExchange.open(
                 view.exchange, sandbox=view.sandbox,
                 credentials=exchange_accounts.credentials(key),
                 sandbox_host=sandbox_host_from(env) if view.sandbox else None,
                 resend_unknown=False)
-        return reconciling[key]
+        return exchange
+
+    def release_unused(traded: set[str]) -> None:
+        """Drop the clients kept for accounts this runner no longer trades live (their
+        bots stopped, the account removed): their keys leave memory with them, and each
+        key's gate once no client of it is left (``ccxt_client.KeyGate``). A venue still
+        in use keeps its own client; asked again, an account gets a new one, on the same
+        gate while any old one lives."""
+        for cache in (exchanges, reconciling):
+            for account_id in [a for a in cache if str(a) not in traded]:
+                cache.pop(account_id, None)
 
     venue.market_rules = market_rules
     venue.reconciliation_exchange = reconciliation_exchange
+    venue.release_unused = release_unused
     return venue
 
 

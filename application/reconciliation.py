@@ -82,6 +82,9 @@ class Reconciler:
                 by_account: dict[str, list[tuple[str, LiveVenue]]] = {}
                 for account_id, pair, venue in self.paper.live_markets():
                     by_account.setdefault(account_id, []).append((pair, venue))
+                release = getattr(self.paper.live_venues, "release_unused", None)
+                if release is not None:  # the clients of accounts no longer traded
+                    release(set(by_account))
             appended, unexpected = 0, None
             for account_id, markets in by_account.items():
                 check = self.accounts.setdefault(account_id, AccountCheck())

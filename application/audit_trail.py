@@ -80,8 +80,9 @@ class CheckpointSchedule:
                 return
         except Exception as error:  # the next tick tries again; /health says it meanwhile
             self.health.failed(error)
-            log.error("%s failed (%d in a row): %s", self.name, self.health.failures,
-                      log_line(error))
+            # a warning, as before: the server goes on; /health shows it amber meanwhile
+            log.warning("%s failed (%d in a row): %s", self.name, self.health.failures,
+                        log_line(error))
         else:
             if self.health.failures:
                 log.warning("%s succeeded again after %d failed rounds", self.name,

@@ -6,7 +6,9 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
+from application.task_health import NOT_DUE, TaskHealth, log_line
 from application.trading import Trading
 from domain.audit import AuditCheckpoint, AuditRechain
 
@@ -48,15 +50,16 @@ log = logging.getLogger(__name__)
 class CheckpointSchedule:
     """Takes a checkpoint (``take``: records it and writes it outside the database) at
     start and then every ``seconds``, on a thread of its own, until stopped. A failed
-    checkpoint is logged and tried again at the next tick: it never stops the server."""
+    checkpoint is logged on one line and tried again at the next tick: it never stops the
+    server, and ``/health`` shows it (``health``) until a round succeeds."""
 
     def __init__(self, take: Callable[[], object], seconds: float,
-                 name: str = "audit-checkpoints"):
+                 name: str = "audit-checkpoints", now: Callable[[], datetime] | None = None):
         """``name``: the thread's, and what a failure's log line says (the wallet monitor
-        runs on one of these too)."""
+        and the tasks beside the trading loop run on one of these too); ``now``: the
+        server's clock, for when ``/health`` says a failure began."""
         self.take, self.seconds, self.name = take, seconds, name
-        self.taken = 0
-        self.last_error: str | None = None
+        self.health = TaskHealth(now)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -66,13 +69,25 @@ class CheckpointSchedule:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.take()
-                self.taken, self.last_error = self.taken + 1, None
-            except Exception as error:  # the next tick tries again
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("%s failed: %s", self.name, self.last_error)
+            self.run_once()
             self._stop.wait(self.seconds)
+
+    def run_once(self) -> None:
+        """One round, as the thread runs it: a failure is logged and kept for ``/health``
+        (the next round tries again)."""
+        try:
+            if self.take() is NOT_DUE:
+                return
+        except Exception as error:  # the next tick tries again; /health says it meanwhile
+            self.health.failed(error)
+            # a warning, as before: the server goes on; /health shows it amber meanwhile
+            log.warning("%s failed (%d in a row): %s", self.name, self.health.failures,
+                        log_line(error))
+        else:
+            if self.health.failures:
+                log.warning("%s succeeded again after %d failed rounds", self.name,
+                            self.health.failures)
+            self.health.succeeded()
 
     def stop(self) -> None:
         self._stop.set()

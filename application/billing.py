@@ -343,15 +343,16 @@ class DailySweep:
         self._next: datetime | None = None
         self._retry = self.RETRY_FIRST
 
+    def due(self, now: datetime) -> bool:
+        return self._next is None or now >= self._next
+
     def run_if_due(self, now: datetime) -> int:
-        if self._next is not None and now < self._next:
+        """The sweep when due; one that raises is tried again tomorrow (its schedule logs
+        the error and ``/health`` shows it meanwhile: ``CheckpointSchedule``)."""
+        if not self.due(now):
             return 0
         self._next = now + self.every
-        try:
-            expired = len(self.billing.sweep())
-        except DomainError as error:  # tried again tomorrow; the log says why
-            log.error("the billing sweep failed: %s", error)
-            return 0
+        expired = len(self.billing.sweep())
         if self.billing.waiting_renewals:  # Stripe away: ask again soon, then less often
             self._next = min(self._next, now + self._retry)
             self._retry = min(self._retry * 2, self.RETRY_MOST)

@@ -812,16 +812,17 @@ def open_live_venues(exchange_accounts, environ=None):
 
     def exchange_of(account):
         view = exchange_accounts.account(account.id)
-        if account.id not in exchanges:
+        exchange = exchanges.get(account.id)  # (released meanwhile: made again)
+        if exchange is None:
             from adapters.exchanges.ccxt_client import sandbox_host_from
             from adapters.exchanges.ccxt_venue import CcxtExchange
 
-            exchanges[account.id] = CcxtExchange.open(
+            exchange = exchanges[account.id] = CcxtExchange.open(
                 view.exchange, sandbox=view.sandbox,
                 credentials=exchange_accounts.credentials(account.id),
                 sandbox_host=sandbox_host_from(env) if view.sandbox else None,
                 resend_unknown=False)
-        return exchanges[account.id], view
+        return exchange, view
 
     def venue(account, pair: str):
         exchange_accounts.check_can_trade(account.id)
@@ -855,17 +856,29 @@ def open_live_venues(exchange_accounts, environ=None):
         from adapters.exchanges.ccxt_venue import CcxtExchange
 
         key = UUID(account_id)
-        if key not in reconciling:
+        exchange = reconciling.get(key)
+        if exchange is None:
             view = exchange_accounts.account(key)
-            reconciling[key] = CcxtExchange.open(
+            exchange = reconciling[key] = CcxtExchange.open(
                 view.exchange, sandbox=view.sandbox,
                 credentials=exchange_accounts.credentials(key),
                 sandbox_host=sandbox_host_from(env) if view.sandbox else None,
                 resend_unknown=False)
-        return reconciling[key]
+        return exchange
+
+    def release_unused(traded: set[str]) -> None:
+        """Drop the clients kept for accounts this runner no longer trades live (their
+        bots stopped, the account removed): their keys leave memory with them, and each
+        key's gate once no client of it is left (``ccxt_client.KeyGate``). A venue still
+        in use keeps its own client; asked again, an account gets a new one, on the same
+        gate while any old one lives."""
+        for cache in (exchanges, reconciling):
+            for account_id in [a for a in cache if str(a) not in traded]:
+                cache.pop(account_id, None)
 
     venue.market_rules = market_rules
     venue.reconciliation_exchange = reconciliation_exchange
+    venue.release_unused = release_unused
     return venue
 
 
@@ -907,26 +920,38 @@ def _wallet_schedule(monitor, clock, seconds: float):
     from application.audit_trail import CheckpointSchedule
 
     return CheckpointSchedule(lambda: monitor.run_due(clock.now()), seconds,
-                              name="wallet-monitor")
+                              name="wallet-monitor", now=clock.now)
 
 
 def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0) -> list:
     """The live accounts' reconciliation and the billing sweep, each on a thread of its own
     (they ask an exchange, Stripe: seconds, timeouts), never in a trading step: each looks
     every ``tick`` seconds whether it is due by the loop's clock. What they append goes
-    through the runner's lock, as a step's does; the read models are woken after."""
+    through the runner's lock, as a step's does; the read models are woken after. A tick
+    when the task is not due is no round: a failure stays on ``/health`` until the task
+    next runs and succeeds."""
     from application.audit_trail import CheckpointSchedule
+    from application.task_health import NOT_DUE
 
-    def beside(task):
-        def run() -> None:
-            appended = task(loop.clock.now())
+    def beside(task, due):
+        def run() -> object:
+            now = loop.clock.now()
+            if not due(now):
+                return NOT_DUE
+            appended = task(now)
             if appended:
                 loop.after_step(appended)
+            return appended
         return run
 
-    return [CheckpointSchedule(beside(reconciler.run_if_due), tick, name="reconciliation"),
-            CheckpointSchedule(beside(billing.daily_sweep.run_if_due), tick,
-                               name="billing-sweep")]
+    def now():  # the loop's clock at each call (tests replace it)
+        return loop.clock.now()
+
+    sweep = billing.daily_sweep
+    return [CheckpointSchedule(beside(reconciler.run_if_due, reconciler.due), tick,
+                               name="reconciliation", now=now),
+            CheckpointSchedule(beside(sweep.run_if_due, sweep.due), tick,
+                               name="billing-sweep", now=now)]
 
 
 def _step_log(path: str | None):
@@ -969,7 +994,10 @@ def _checkpoint_schedules(settings, trading: Trading, database) -> list:
             with os.fdopen(fd, "a") as file:
                 file.write(checkpoint.to_json() + "\n")
 
-    return [CheckpointSchedule(take, settings.checkpoint_seconds)]
+    def now():  # the log's clock at each call (tests replace it)
+        return trading.clock.now()
+
+    return [CheckpointSchedule(take, settings.checkpoint_seconds, now=now)]
 
 
 # --- the audit trail's keys (see adapters/security/audit_key.py) ----------------------------

@@ -26,6 +26,7 @@ from uuid import UUID
 
 from application.live_venue import LiveVenue
 from application.paper_trading import PaperTrading
+from application.task_health import ErrorKind
 from domain.accounts import ExchangeAccount
 from domain.errors import DomainError, NotFoundError
 from domain.money import ZERO
@@ -81,7 +82,10 @@ class Reconciler:
                 by_account: dict[str, list[tuple[str, LiveVenue]]] = {}
                 for account_id, pair, venue in self.paper.live_markets():
                     by_account.setdefault(account_id, []).append((pair, venue))
-            appended = 0
+                release = getattr(self.paper.live_venues, "release_unused", None)
+                if release is not None:  # the clients of accounts no longer traded
+                    release(set(by_account))
+            appended, unexpected = 0, None
             for account_id, markets in by_account.items():
                 check = self.accounts.setdefault(account_id, AccountCheck())
                 try:
@@ -90,7 +94,12 @@ class Reconciler:
                 except DomainError as error:  # unreachable: next time; /health says it
                     check.error = f"{error.code}: {error.message}"
                     log.warning("reconciling account %s failed: %s", account_id, check.error)
+                except Exception as error:  # outside the known codes: the other accounts
+                    check.error = ErrorKind.of(error).kind  # go on; its kind, no message
+                    unexpected = unexpected or error
                 check.checked_at = now
+            if unexpected is not None:  # the round failed: its schedule logs it, /health
+                raise unexpected  # shows the task amber until a round succeeds
             return appended
 
     def _account(self, account_id: str, markets: list[tuple[str, LiveVenue]],

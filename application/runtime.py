@@ -25,6 +25,7 @@ from application.positions import Positions
 from application.projection_worker import ProjectionWorker
 from application.promotion import Promotion
 from application.server_settings import ServerSettings
+from application.task_health import tasks_health
 from application.trading import Trading
 from domain.ports import Clock
 
@@ -258,7 +259,20 @@ class Runtime:
             parts["billing"] = _timed(self._billing_health)
         if self.leases is not None:
             parts["leases"] = _timed(self._lease_health)
+        if self.schedules:  # reconciliation, billing sweep, wallet monitor, checkpoints
+            parts["background"] = _timed(lambda: tasks_health(self.schedules))
+        parts["process"] = _timed(self._process_health)
         return parts
+
+    def _process_health(self) -> tuple[str, dict]:
+        """Which role this process plays and at which niceness it runs (``serve --nice N``
+        or ``TRADETAPE_NICE``; ``niceness_setting`` None: inherited, left as it was)."""
+        import os
+
+        pid = os.getpid()  # on Linux the main thread's id: niceness is per thread
+        return "green", {"role": self.role, "pid": pid,
+                         "niceness": os.getpriority(os.PRIO_PROCESS, pid),
+                         "niceness_setting": self.settings.nice}
 
     def _billing_health(self) -> tuple[str, dict]:
         """Amber while users whose wallet held the price expired at the last sweep because

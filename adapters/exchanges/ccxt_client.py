@@ -26,6 +26,9 @@ import decimal
 import hashlib
 import re
 import threading
+import time
+import weakref
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -37,6 +40,9 @@ from domain.ports import ApiCredentials
 
 SANDBOX_HOST_ENV = "TRADETAPE_SANDBOX_HOST"
 _HOST = re.compile(r"^[a-z][a-z0-9+.-]*://[^/]+", re.IGNORECASE)
+# A key's gate that no client holds any more is dropped after this long unused.
+GATE_IDLE_SECONDS = 3600.0
+PRUNE_EVERY_SECONDS = 60.0
 
 
 def isolated_decimals() -> AbstractContextManager[decimal.Context]:
@@ -104,10 +110,24 @@ class KeyGate:
     """What every ccxt client of one API key shares: a nonce strictly increasing across
     them, and the lock an exchange without a receive window takes around each request."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.lock = threading.RLock()  # one request of the key at a time (serialized)
         self._nonces = threading.Lock()
         self._last: int | float | None = None
+        # the clients sharing it, held weakly: a gate is dropped only once none is left
+        self._clients: list[weakref.ref[Any]] = []
+        self._clock = clock
+        self.last_used = clock()  # monotonic seconds: a client opened, a nonce signed
+
+    def hold(self, client: Any) -> None:
+        """``client`` shares this gate from now on (call with the table's lock held)."""
+        self._clients = [*(ref for ref in self._clients if ref() is not None),
+                         weakref.ref(client)]
+
+    @property
+    def in_use(self) -> bool:
+        """A client of the key is still alive."""
+        return any(ref() is not None for ref in self._clients)
 
     def nonce(self, native: Any) -> Any:
         """``native`` (the client's own nonce, in its unit), or one more than the last this
@@ -118,19 +138,53 @@ class KeyGate:
             if self._last is not None and native <= self._last:
                 native = self._last + 1
             self._last = native
+            self.last_used = self._clock()
             return native
 
 
 class _KeyGates:
-    def __init__(self) -> None:
+    """The gates of the keys this process uses, one entry per key (its digest). An entry
+    goes once no client of its key is left (the key checks' clients live for one call;
+    the live runner drops an account's clients when it no longer trades it) and it has not
+    been used for ``idle_seconds``: a client still alive always finds its key's gate, so
+    two clients of one key never hold different gates, and a key back after an hour or more
+    signs with its clock well past the last nonce the dropped gate gave. Each process has
+    its own table (its clients are its own): pruning here touches no other process."""
+
+    def __init__(self, idle_seconds: float = GATE_IDLE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._gates: dict[tuple[str, bool, str | None, str], KeyGate] = {}
+        self.idle_seconds, self._clock = idle_seconds, clock
+        self._next_prune = clock()
 
-    def of(self, exchange_id: str, sandbox: bool, host: str | None, api_key: str) -> KeyGate:
+    def of(self, exchange_id: str, sandbox: bool, host: str | None, api_key: str,
+           client: Any) -> KeyGate:
+        """The key's gate, shared with ``client`` (kept while the client lives)."""
         # the key's digest, not the key: nothing here is worth keeping in clear
         key = (exchange_id, sandbox, host, hashlib.sha256(api_key.encode()).hexdigest())
+        now = self._clock()
         with self._lock:
-            return self._gates.setdefault(key, KeyGate())
+            if now >= self._next_prune:  # a scan a minute, not one per client opened
+                self._prune(now)
+                self._next_prune = now + PRUNE_EVERY_SECONDS
+            gate = self._gates.get(key)
+            if gate is None:
+                gate = self._gates[key] = KeyGate(self._clock)
+            gate.hold(client)
+            gate.last_used = max(gate.last_used, now)
+            return gate
+
+    def _prune(self, now: float) -> None:
+        idle = [key for key, gate in self._gates.items()
+                if not gate.in_use and now - gate.last_used >= self.idle_seconds]
+        for key in idle:
+            del self._gates[key]
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._prune(self._clock())
+            return len(self._gates)
 
 
 KEY_GATES = _KeyGates()
@@ -220,7 +274,7 @@ def open_client(exchange_id: str, *, sandbox: bool, credentials: ApiCredentials 
             client.urls["api"] = _rewrite_hosts(client.urls["api"], sandbox_host)
     if credentials is not None:
         gate = KEY_GATES.of(client.id, sandbox, sandbox_host if sandbox else None,
-                            credentials.api_key)
+                            credentials.api_key, client)
         _share_key(client, gate, not takes_requests_in_any_order(client)
                    if serialize is None else serialize)
     return client

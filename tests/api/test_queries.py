@@ -251,7 +251,10 @@ def test_system_status_shows_the_trading_switch_and_health(server):
     status = status["systemStatus"]
     assert status["halted"] is False and status["reason"] is None
     assert status["acceptingCommands"] is True
-    assert set(status["parts"]) == {"event_store", "projections", "engine_loop", "wallet"}
+    assert set(status["parts"]) == {"event_store", "projections", "engine_loop", "wallet",
+                                    "background", "process"}
+    assert set(status["parts"]["background"]["tasks"]) == {
+        "wallet-monitor", "reconciliation", "billing-sweep"}
     assert status["health"] == "red"  # the test drives the loop: no loop thread runs
 
 

@@ -8,10 +8,12 @@ import ctypes
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import TRADETAPE, free_port, server_env
@@ -54,6 +56,28 @@ def test_a_role_started_with_nice_7_runs_at_niceness_7(postgres_url, tmp_path, r
         assert line.startswith(STARTED[role]) and line.rstrip().endswith("; niceness 7"), line
         assert os.getpriority(os.PRIO_PROCESS, process.pid) == 7
         assert thread_niceness(process.pid) == {7}  # its workers' threads too
+
+
+def test_health_says_the_role_and_niceness_it_runs_at(postgres_url, tmp_path):
+    port = free_port()
+    args = ["--role", "api", "--nice", "7", "--database", postgres_url, "--port", str(port)]
+    with serving(tmp_path, args) as (process, line):
+        assert line.startswith(STARTED["api"]), line
+        process_part = _health(port)["process"]
+    assert process_part["status"] == "green"
+    assert (process_part["role"], process_part["pid"]) == ("api", process.pid)
+    assert (process_part["niceness"], process_part["niceness_setting"]) == (7, 7)
+
+
+def _health(port: int) -> dict:
+    """``/health`` once the server answers (it prints its line before it listens)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "/health never answered"
+            time.sleep(0.1)
 
 
 def test_nice_from_the_environment(postgres_url, tmp_path):

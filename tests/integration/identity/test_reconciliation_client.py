@@ -6,6 +6,9 @@ request lost, no two signed with the same nonce. The reconciler asks through it.
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from adapters.exchanges.paper import PaperExchange
@@ -19,14 +22,19 @@ from tests.integration.test_one_key_two_threads import ROUNDS, hammer
 pytestmark = pytest.mark.timeout(120)
 
 
+def live_account(world, sim):
+    """Alice's sandbox account on the simulator, and the server's live venues."""
+    alice = world.register_verified()
+    accounts = accounts_on(world, sim.url)
+    added = accounts.add(alice, exchange="binance", sandbox=True, api_key=sim.api_key,
+                         secret=sim.secret)
+    return added, open_live_venues(accounts, environ={"TRADETAPE_SANDBOX_HOST": sim.url})
+
+
 def test_the_reconciliation_asks_through_a_client_of_its_own(open_world, tmp_path) -> None:
     world = open_world(f"sqlite:///{tmp_path / 'events.sqlite'}")
-    alice = world.register_verified()
     with running_simulator(speed=0) as sim:
-        accounts = accounts_on(world, sim.url)
-        added = accounts.add(alice, exchange="binance", sandbox=True, api_key=sim.api_key,
-                             secret=sim.secret)
-        venues = open_live_venues(accounts, environ={"TRADETAPE_SANDBOX_HOST": sim.url})
+        added, venues = live_account(world, sim)
         trading = venues(world.identity.trading.get_account(added.id), "BTC/USDT").exchange
         reconciling = venues.reconciliation_exchange(str(added.id))
         assert venues.reconciliation_exchange(str(added.id)) is reconciling  # one per account
@@ -51,3 +59,28 @@ def test_the_reconciliation_asks_through_a_client_of_its_own(open_world, tmp_pat
         nonces = sim.server.nonces[signed:]
         assert len(nonces) == 2 * ROUNDS
         assert len(set(nonces)) == len(nonces)
+
+
+def test_the_clients_of_an_account_no_longer_traded_are_let_go(open_world, tmp_path) -> None:
+    """An account with no live market on this runner (its bots stopped, or it was removed)
+    keeps no client (nor its keys) in the venues: the reconciliation's round lets them go.
+    Asked for again, it gets a new one, signing above the nonces the key signed before."""
+    world = open_world(f"sqlite:///{tmp_path / 'events.sqlite'}")
+    with running_simulator(speed=0) as sim:
+        added, venues = live_account(world, sim)
+        first = venues.reconciliation_exchange(str(added.id))
+        first.client.rateLimit = 1
+        first.fetch_balance()
+        signed = sim.server.nonces[-1]
+        let_go = weakref.ref(first.client)
+        runner = PaperTrading(world.identity.trading, world.identity.trading.ids,
+                              lambda pair, q, b: PaperExchange(pair, quote_balance=q),
+                              live_venues=venues)
+        Reconciler(runner).run(world.clock.current)  # no live market here: nothing traded
+        del first
+        gc.collect()
+        assert let_go() is None  # the client, its session and keys: gone
+        again = venues.reconciliation_exchange(str(added.id))
+        again.client.rateLimit = 1
+        again.fetch_balance()
+        assert sim.server.nonces[-1] > signed

@@ -46,7 +46,7 @@ from projections.tables import Changes, Row, Table
 SETTING = "TRADETAPE_SQL_REBUILD"
 # Which projections each value builds in SQL. Each builder is exact (tested against the
 # Python path) but costs PostgreSQL more processor time than the Python it saves, and a
-# rebuild on two cores keeps both busy (the main thread's clock is about twice its
+# rebuild on two cores keeps both busy (the handlers' clock is 1.5-2x their
 # processor time even on a quiet machine): every processor second counts, wherever it is
 # spent. So none by default. On the 180,057-event bench log (issue 16, session 17, the
 # rebuild of all, processor time of the process and its backends, three rounds alternated

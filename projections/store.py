@@ -373,7 +373,7 @@ class PostgresViewStore(ViewStore):
     # PostgreSQL compares text through strcoll and sorts without abbreviated keys. A
     # rebuild's secondary indexes, built at its end with nothing else running, took
     # 0.49 / 0.51 s of the backend's processor against 0.72 / 0.69 s (the 180,057-event
-    # bench log's tables, alternated; ``scripts/bench_pg_writes.py --collate-c``). Not in
+    # bench log's tables, alternated; ``scripts/bench_pg_writes.py --collation``). Not in
     # the schema's hash: a table made before keeps the default collation, and a column of
     # the default collation compared with one of "C" is compared as "C".
     TEXT_COLLATION = '"C"'

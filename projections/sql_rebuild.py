@@ -18,9 +18,9 @@ to 28 significant digits (half even); the SQL does the same, step by step in log
 with ``pg_temp.r28`` and the ordered aggregate ``pg_temp.sum28``, so running sums carry the
 same last digits. SQLite keeps the Python path.
 
-``TRADETAPE_SQL_REBUILD`` in the environment, read when a rebuild starts: ``1`` (or unset)
-builds ``paper_book`` so, ``all`` ``balances`` and ``audit`` (``projections/audit_sql.py``)
-too, ``0`` none; any other value is refused
+``TRADETAPE_SQL_REBUILD`` in the environment, read when a rebuild starts: ``0`` (or unset)
+builds none in SQL, ``1`` builds ``paper_book`` so, ``all`` ``balances`` and ``audit``
+(``projections/audit_sql.py``) too; any other value is refused
 (``BAD_SQL_REBUILD``) rather than taken for one of them. ``ENABLED`` and ``BUILT``, when set,
 take the environment's place (the tests compare both paths).
 """
@@ -44,12 +44,18 @@ from projections.store import SHADOW, PostgresViewStore, ViewStore
 from projections.tables import Changes, Row, Table
 
 SETTING = "TRADETAPE_SQL_REBUILD"
-# Which projections each value builds in SQL: ``balances`` and ``audit`` only with ``all``.
-# Their SQL is exact (tested like paper_book's) but costs PostgreSQL more processor time
-# than the Python it saves on the 180,057-event log (balances about 3 s against 0.6 s;
-# audit 3.2-3.5 s against 1.4-1.6 s): on two cores, a loss.
+# Which projections each value builds in SQL. Each builder is exact (tested against the
+# Python path) but costs PostgreSQL more processor time than the Python it saves, and a
+# rebuild on two cores keeps both busy (the handlers' clock is 1.5-2x their
+# processor time even on a quiet machine): every processor second counts, wherever it is
+# spent. So none by default. On the 180,057-event bench log (issue 16, session 17, the
+# rebuild of all, processor time of the process and its backends, three rounds alternated
+# at load 10-12): paper_book in SQL 49.6 / 50.4 / 48.9 us an event, in Python 41.8 / 40.0 /
+# 40.4 (the main thread 0.9 us more, the backends 9.9 less). balances about 3 s of the
+# database's against 0.6 s of Python; audit 3.2-3.5 s against 1.4-1.6 s.
 CHOICES = {"0": frozenset(), "1": frozenset({"paper_book"}),
            "all": frozenset({"paper_book", "balances", "audit"})}
+DEFAULT = "0"  # unset: as TRADETAPE_SQL_REBUILD=0
 ENABLED: bool | None = None  # None: as the environment says
 BUILT: set[str] | None = None
 log = logging.getLogger(__name__)
@@ -118,7 +124,7 @@ class Builder:
 def chosen() -> frozenset[str]:
     """The projections to build in SQL, as ``ENABLED``/``BUILT`` or else the environment
     say; a ProjectionError (``BAD_SQL_REBUILD``) for a value it does not know."""
-    value = os.environ.get(SETTING, "1")
+    value = os.environ.get(SETTING, DEFAULT)
     if value not in CHOICES and (ENABLED is None or BUILT is None):
         raise ProjectionError("BAD_SQL_REBUILD", f"{SETTING}={value!r} is not one of "
                               f"{', '.join(CHOICES)} (0: off, 1: paper_book, all: balances and "

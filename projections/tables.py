@@ -117,9 +117,13 @@ class Table:
         """The row as stored: money as ``Decimal``, text unescaped (``_row_reader``)."""
         raise NotImplementedError
 
-    def ddl(self) -> str:
-        """Column definitions for CREATE TABLE (the table name is the store's business)."""
-        cols = [f"{name} {SQL_TYPES[kind]}{' NOT NULL' if name in self.key else ''}"
+    def ddl(self, collate: str = "") -> str:
+        """Column definitions for CREATE TABLE (the table name is the store's business);
+        ``collate``: every text column's collation (PostgreSQL's ``"C"``: see
+        ``PostgresViewStore.TEXT_COLLATION``)."""
+        text = f" COLLATE {collate}" if collate else ""
+        cols = [f"{name} {SQL_TYPES[kind]}{text if SQL_TYPES[kind] == 'TEXT' else ''}"
+                f"{' NOT NULL' if name in self.key else ''}"
                 for name, kind in self.columns]
         return ", ".join([*cols, f"PRIMARY KEY ({', '.join(self.key)})"])
 

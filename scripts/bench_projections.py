@@ -12,7 +12,7 @@ saw-tooth market that opens and closes a deal every six candles, run two at a ti
 It prints the library's read (``select_notifications``) and the projections' log reader,
 each projection rebuilt alone (events/s, and how many times slower than each read), then all
 of them rebuilt together (naming those PostgreSQL computed in SQL beside the others,
-``projections/sql_rebuild.py``; ``TRADETAPE_SQL_REBUILD=0`` turns that off), and a
+``projections/sql_rebuild.py``: none unless ``TRADETAPE_SQL_REBUILD`` says), and a
 MET/MISSED line for each goal: rebuild at >= 100,000 events/s, and within 2x of the
 library's read. Progress goes to stderr. The machine may be
 shared: compare the ratios of one run rather than figures of different runs.

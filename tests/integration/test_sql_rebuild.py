@@ -8,6 +8,7 @@ cannot read exactly is rebuilt in Python instead, with the same rows."""
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -192,21 +193,48 @@ def test_a_day_of_trading_gives_the_same_rows_both_ways(tmp_path, caplog):
     same_both_ways(tmp_path, caplog, lambda app, _: a_day_of_trading(app), None)
 
 
-def test_a_decimal_in_exponent_form_is_rebuilt_in_python(postgres_url, caplog):
+@contextmanager
+def an_account(postgres_url: str, caplog, ids: str):
+    """A log with one paper account (the app, its view store, the account's id)."""
     caplog.set_level(logging.INFO, "projections.sql_rebuild")
-    app = open_trading(postgres_url, clock=SteppingClock(T0), ids=SequentialIds("exp"))
+    app = open_trading(postgres_url, clock=SteppingClock(T0), ids=SequentialIds(ids))
     store = view_store(postgres_url)
     try:
-        account = app.open_account(owner_id="u1", exchange="paper", quote_asset="USDT")
+        yield app, store, app.open_account(owner_id="u1", exchange="paper",
+                                           quote_asset="USDT")
+    finally:
+        store.close()
+        app.close()
+
+
+def test_a_decimal_in_exponent_form_is_rebuilt_in_python(postgres_url, caplog):
+    with an_account(postgres_url, caplog, "exp") as (app, store, account):
         app.deposit(account, "USDT", Decimal("1E+2"), actor="u1")
         app.deposit(account, "USDT", Decimal("0.5"), actor="u1")
         in_sql, in_python = both_ways(app, store, caplog)
         assert FALLBACK in caplog.text
         assert in_sql == in_python
         assert in_sql["paper_book_deposits"] == [(str(account), "USDT", "100.5")]
-    finally:
-        store.close()
-        app.close()
+
+
+def test_unset_builds_nothing_in_sql_and_one_builds_paper_book(postgres_url, caplog,
+                                                                monkeypatch):
+    """The SQL costs the database more processor time than the Python it saves: only asked
+    for (``TRADETAPE_SQL_REBUILD=1``) is ``paper_book`` built so; the rows are the same."""
+    with an_account(postgres_url, caplog, "dflt") as (app, store, account):
+        app.deposit(account, "USDT", Decimal("2.5"), actor="u1")
+        dumps = []
+        for value in (None, "1"):
+            if value is None:
+                monkeypatch.delenv(sql_rebuild.SETTING, raising=False)
+            else:
+                monkeypatch.setenv(sql_rebuild.SETTING, value)
+            caplog.clear()
+            rebuild(app, store, BOOK)
+            dumps.append(dump(store, BOOK))
+            assert (TAKEN in caplog.text) == (value == "1")
+        assert dumps[0] == dumps[1]
+        assert dumps[0]["paper_book_deposits"] == [(str(account), "USDT", "2.5")]
 
 
 # --- the rounding ---------------------------------------------------------------------------

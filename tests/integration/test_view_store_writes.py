@@ -70,3 +70,24 @@ def test_a_second_batch_of_staged_upserts_sees_none_of_the_first_ones_staging(po
     finally:
         store.close()
     assert sorted(r["minute"] for r in rows) == list(range(STAGE_FROM))
+
+
+def test_text_is_ordered_by_its_code_points_on_postgresql_as_on_sqlite(postgres_url, tmp_path):
+    """A view's text sorts the same on both stores whatever the database's own collation
+    (PostgreSQL's view tables compare text as "C": byte order, UTF-8's code point order)."""
+    scopes = ["b", "B", "a", "é", "Z", "ä", "_x", "a b", "ab", "😀", "ÿ", "\u2400"]
+    database = parse_database_url(postgres_url)
+    prepare(database)
+    postgres, sqlite = PostgresViewStore(database.env), SQLiteViewStore(tmp_path / "v.db")
+    try:
+        orders = []
+        for store in (postgres, sqlite):
+            with store.transaction() as cur:
+                store.create_table(cur, POINTS, "", 1)
+            _write(store, [{"scope": s, "minute": 0, "note": None, "value": Decimal(1)}
+                           for s in scopes])
+            orders.append([r["scope"] for r in store.select(POINTS, order="scope")])
+    finally:
+        postgres.close()
+        sqlite.close()
+    assert orders[0] == orders[1] == sorted(scopes)

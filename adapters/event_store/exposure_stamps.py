@@ -74,8 +74,9 @@ def check_stamps(curs: Any, schema: str, fence: Any) -> None:
             curs.execute("SELECT pg_advisory_xact_lock_shared(k1, k2) FROM unnest("
                          "%s::int[], %s::int[]) AS k(k1, k2)",
                          ([k[0] for k in keys], [k[1] for k in keys]))
-        except psycopg.errors.LockNotAvailable:  # (not the store's OperationalError: that
-            raise changed(owners, "held by a position for too long") from None  # is retried)
+        except psycopg.errors.LockNotAvailable:
+            # Raised as ours: as the store's OperationalError, the append is tried 10 times
+            raise changed(owners, "a position's hold lasted too long") from None
         curs.execute(sql.SQL(
             "SELECT CAST(CASE WHEN count(*) = %s THEN '0' ELSE %s END AS integer) FROM "
             "unnest(%s::text[], %s::bigint[]) AS s(owner, version) LEFT JOIN {} t "
@@ -92,8 +93,9 @@ def check_stamps(curs: Any, schema: str, fence: Any) -> None:
 
 def changed(owners: list[str], why: str = "a position was opened meanwhile"
             ) -> ExposureChangedError:
-    return ExposureChangedError(f"the exposure of {', '.join(owners)} changed since their "
-                                f"buys were judged ({why}): nothing was written", owners)
+    return ExposureChangedError(f"the exposure of {', '.join(owners)} may have changed "
+                                f"since their buys were judged ({why}): nothing was "
+                                "written", owners)
 
 
 class PostgresExposureStamps:

@@ -16,7 +16,7 @@ from application.bootstrap import open_trading
 from application.risk_limits import RiskLimits
 from domain.risk import RiskLimitError
 from tests.integration.test_risk_limits import BOT, EVENING, candles
-from tests.integration.test_risk_limits_workers import seed
+from tests.integration.test_risk_limits_workers import feed, seed
 from tests.integration.test_risk_pause_leased import RiskWorker
 from tests.integration.test_risk_positions_workers import ApiProcess, positions_of
 
@@ -133,3 +133,24 @@ def test_two_positions_at_one_instant_on_two_processes_never_pass_the_exposure_l
     finally:
         for process in processes:
             process.close()
+
+
+def test_an_api_process_stuck_in_a_hold_delays_the_users_buys_and_stops_nothing(
+        candles, postgres_url):
+    """An api process hanging inside a position's hold (a live exchange that does not
+    answer): the worker's append of that user's deal waits a bounded time, is refused and
+    stepped again, then the candle is skipped with nothing written; once let go, the bot
+    trades on at the next close."""
+    [bot_id] = seed(postgres_url, accounts=1, per_account=1, limits=LIMITS,
+                    config=ONE_BUY)
+    worker, api = RiskWorker(postgres_url, "one"), ApiProcess(postgres_url)
+    try:
+        worker.leases.tick()
+        with api.risk.holds.hold("u1"):
+            feed((worker,), candles, range(1))
+        assert worker.trading.get_bot(bot_id).open_deal_id is None
+        feed((worker,), candles, range(1, 2))
+        assert worker.trading.get_bot(bot_id).open_deal_id is not None
+    finally:
+        worker.close()
+        api.close()

@@ -11,6 +11,8 @@ import threading
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+
 from adapters.clock import SequentialIds, SteppingClock
 from application.bootstrap import open_trading
 from application.risk_limits import RiskLimits
@@ -18,7 +20,11 @@ from domain.risk import RiskLimitError
 from tests.integration.test_risk_limits import BOT, EVENING, candles
 from tests.integration.test_risk_limits_workers import feed, seed
 from tests.integration.test_risk_pause_leased import RiskWorker
-from tests.integration.test_risk_positions_workers import ApiProcess, positions_of
+from tests.integration.test_risk_positions_workers import (
+    ApiProcess,
+    positions_of,
+    trader_and_other,
+)
 
 __all__ = ["candles"]  # (the module's candles fixture)
 ROUNDS = 30
@@ -28,8 +34,8 @@ POSITION_QUOTE = Decimal("100")
 PRICE = Decimal("90000")
 
 
-def _race(worker, bot_id, api, api_positions, account, minute: int, candles) -> str | None:
-    """One round: the worker steps a close where the bot opens a deal while the api
+def _race(worker, positions, account, minute: int, candles) -> str | None:
+    """One round: the worker steps a close where the bot opens a deal while another
     process opens a position, both let go at one instant. Returns what the position's
     refusal said (None: it opened)."""
     start, refused = threading.Barrier(2), []
@@ -44,42 +50,45 @@ def _race(worker, bot_id, api, api_positions, account, minute: int, candles) -> 
     stepping.start()
     start.wait()
     try:
-        api_positions.open_position("u1", exchange_account_id=account, pair="BTC/USDT",
-                                    quote_amount=POSITION_QUOTE)
+        positions.open_position("u1", exchange_account_id=account, pair="BTC/USDT",
+                                quote_amount=POSITION_QUOTE)
     except RiskLimitError as error:
         refused.append(error.limit)
     stepping.join(60)
     return refused[0] if refused else None
 
 
+@pytest.mark.parametrize("where", ["api", "worker"])
 def test_a_position_and_a_deal_at_one_instant_never_pass_the_exposure_limit(
-        candles, postgres_url):
+        candles, postgres_url, where):
+    """The position on an api process, or on a second engine worker (holding none of the
+    user's bots: its own fence of the position's append keeps the hold's stamp)."""
     [bot_id] = seed(postgres_url, accounts=1, per_account=1, limits=LIMITS,
                     config=ONE_BUY)
-    worker, api = RiskWorker(postgres_url, "one"), ApiProcess(postgres_url)
+    worker, other = trader_and_other(postgres_url, where)
     try:
-        worker.leases.tick()
         assert worker.paper.bot_ids == {bot_id}
         positions_of(worker)  # (a worker counts the positions too, as a server wires it)
-        api_positions = positions_of(api)
+        positions = positions_of(other)
         account = worker.trading.get_bot(bot_id).exchange_account_id
-        api.paper.on_candle("BTC/USDT", 0, *(PRICE,) * 4, api.trading.clock.now())
+        other.paper.on_candle("BTC/USDT", 0, *(PRICE,) * 4, other.trading.clock.now())
         both = deals = opened = 0
         for n in range(ROUNDS):
-            _race(worker, bot_id, api, api_positions, account, n, candles)
+            _race(worker, positions, account, n, candles)
             deal = worker.trading.get_bot(bot_id).open_deal_id
-            open_positions = api_positions.index.open_of("u1")
+            open_positions = positions.index.open_of("u1")
             both += bool(deal and open_positions)
             deals, opened = deals + bool(deal), opened + len(open_positions)
             if deal is not None:
                 worker.paper.close_deal(bot_id)
             for position_id in open_positions:
-                api_positions.close_position("u1", position_id)
+                positions.close_position("u1", position_id)
         assert both == 0, f"{both} of {ROUNDS} rounds opened a deal and a position"
         assert deals + opened == ROUNDS  # one of the two every round: no round lost both
     finally:
         worker.close()
-        api.close()
+        other.close()
+
 
 
 

@@ -541,6 +541,8 @@ def open_engine_leases(database, trading, paper, *, seconds: float | None = None
     from application.running_bots import RunningBots
 
     trading.recorder.fence_source = current_fence  # checked in every append's transaction
+    if paper.risk is not None:
+        open_exposure_holds(database, trading, paper.risk)
 
     def book():  # the bots that run, from the paper book (wired after this)
         return paper.restart_book() if paper.restart_book is not None else None
@@ -553,6 +555,19 @@ def open_engine_leases(database, trading, paper, *, seconds: float | None = None
                            loaded=running.take_loaded)
     paper.leases = manager
     return manager
+
+
+def open_exposure_holds(database, trading, risk) -> None:
+    """On PostgreSQL, where other processes decide buys for the same users: ``risk``'s
+    exposure stamps and holds (``application/exposure_holds.py``), checked in ``trading``'s
+    appends. Once per process (an engine's leases wire it too)."""
+    from adapters.event_store.exposure_stamps import PostgresExposureStamps
+    from application.exposure_holds import ExposureHolds
+    from application.lease_fence import current_fence
+
+    trading.recorder.fence_source = current_fence
+    if risk.holds is None:
+        risk.holds = ExposureHolds(PostgresExposureStamps(database))
 
 
 def _event_listener(database, trading, runtime):
@@ -638,6 +653,8 @@ def open_runtime(settings, role: str = "all"):
         rebuilds=open_projection_rebuilds(trading, database, ids))
     if shared and role != "api":
         runtime.leases = open_engine_leases(database, trading, paper)
+    elif shared:  # (an engine's leases wire it)
+        open_exposure_holds(database, trading, risk)
     if shared:
         runtime.listener = _event_listener(database, trading, runtime)
     return runtime

@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from uuid import UUID
 
-from application.lease_fence import fenced
+from application.lease_fence import Fence, fenced
 from application.leases import LeaseManager
 from application.paper_trading import PaperTrading
 from application.risk_limits import logged_exposure
@@ -41,6 +42,10 @@ def bots_of(aggregates: Iterable, bot_ids: Iterable[UUID] = ()) -> set[UUID]:
         elif (bot_id := getattr(aggregate, "bot_id", None)) is not None:
             found.add(bot_id)
     return found
+
+
+def owners_of(aggregates: Iterable) -> set[str]:
+    return {o for a in aggregates if (o := getattr(a, "owner_id", None))}
 
 
 class LeasedPaperTrading(PaperTrading):
@@ -75,15 +80,19 @@ class LeasedPaperTrading(PaperTrading):
 
     def _append(self, aggregates, bot_ids=()) -> int:
         aggregates = list(aggregates)
+        stamps = self._stamps(aggregates)
         if self.leases is None:
-            return super()._append(aggregates, bot_ids)
+            with fenced(Fence("", {}, stamps) if stamps else None):
+                return super()._append(aggregates, bot_ids)
         bots = bots_of(aggregates, bot_ids)
         if self.risk is not None and self.risk.judged:  # a buy judged on the figures of
             # every bot of its owner held here: each of their leases is checked with it
-            owners = {o for a in aggregates if (o := getattr(a, "owner_id", None))}
-            bots |= self.leases.companions(owners & self.risk.judged)
+            bots |= self.leases.companions(owners_of(aggregates) & self.risk.judged)
+        fence = self.leases.fence(bots) if bots else None
+        if stamps:  # buys judged on their owners' exposure stamps: refused if one moved on
+            fence = replace(fence or self.leases.fence(()), stamps=stamps)
         try:
-            with fenced(self.leases.fence(bots) if bots else None):
+            with fenced(fence):
                 return super()._append(aggregates, bot_ids)
         except LeaseLostError as error:  # nothing written: the lost bots are dropped
             log.warning("%s", error)
@@ -95,6 +104,11 @@ class LeasedPaperTrading(PaperTrading):
             if self._turn is not None:  # a candle's: stepped again on the rebuilt markets,
                 self._turn.refused = error  # else the bots still held here missed it
             return 0
+
+    def _stamps(self, aggregates: list) -> dict[str, int]:
+        """The exposure stamps the buys of this append were judged on (by owner)."""
+        holds = self.risk.holds if self.risk is not None else None
+        return holds.take(owners_of(aggregates)) if holds is not None else {}
 
     def _bot_of(self, bot_id: UUID) -> Bot | None:
         """None for a bot another worker trades: a limit's pause is not written for it here

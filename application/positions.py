@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 from typing import NamedTuple
 from uuid import UUID
@@ -88,7 +89,7 @@ class Positions:
         limit = None if limit_price is None else parse_number(limit_price, "limit_price",
                                                               PRICE)
         self._check_not_halted()
-        with self.paper.lock:
+        with self.paper.lock, self._hold(owner_id):
             desk = self.paper.desk(account, pair)
             units, quote = _size(limit or self._price(desk), quote_amount, amount)
             if self.risk_check is not None:
@@ -104,6 +105,12 @@ class Positions:
                 raise DomainError(f"the venue refused the buy: {refusal_of(changes)}",
                                   code="ORDER_REJECTED")
             return position
+
+    def _hold(self, owner_id: UUID) -> AbstractContextManager[None]:
+        """The owner's hold for a new position's check and write, when the risk check
+        has one (``PositionGate.hold``: other processes' buys of theirs wait for it)."""
+        hold = getattr(self.risk_check, "hold", None)
+        return hold(owner_id) if hold is not None else nullcontext()
 
     def _enter(self, desk: PositionDesk, position: Position, cause: Cause, units: Decimal,
                limit: Decimal | None, trail: Trail | None) -> None:

@@ -15,6 +15,8 @@ Wiring (``bootstrap.open_runtime``): ``risk = RiskLimits(trading)``, then
 ``PaperTrading(..., risk=risk)`` (it adds its engines' exposure and shares its lock).
 Positions add theirs with ``risk.add_exposure(positions.exposure_of)`` (owner id ->
 ``Exposure(0, committed quote)``) and take ``risk.for_positions()`` as their ``risk_check``.
+On PostgreSQL, ``bootstrap.open_exposure_holds`` makes a user's check and write one step
+across processes (``application/exposure_holds.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
+from application.exposure_holds import ExposureHolds, PositionGate
 from application.replay import read_log
+from application.stopped_deals import StoppedDeals
 from application.trading import Trading
 from domain.bots import Bot, BotStatus
 from domain.dca import ladder
@@ -106,6 +110,10 @@ class RiskLimits:
         # bot -> owner of the bots this code cannot read (``running_bots.load_readable``):
         # what they hold is unknown, so their owners' limits that count it open nothing
         self.unreadable: dict[UUID, str] = {}
+        # On a process that shares the database: a user's exposure stamps (the check and
+        # the write of a buy one step across processes: application/exposure_holds.py)
+        self.holds: ExposureHolds | None = None
+        self.stopped = StoppedDeals(trading)  # (read for positions' checks only)
 
     def add_exposure(self, source: ExposureSource) -> None:
         """Another holder of open deals or positions (the runner, positions)."""
@@ -215,6 +223,9 @@ class RiskLimits:
             self.judged.add(str(owner_id))
         elif _counted(risk.limits, "deal") is None:  # (count limits cleared: their
             self.judged.discard(str(owner_id))  # appends fenced as any other's again)
+        if (self.holds is not None and opens != "position"
+                and risk.limits.max_exposure_quote is not None):
+            self.holds.note(str(owner_id))  # the stamp, before the figures it stands for
         exposure = self.exposure(str(owner_id))
         if (opens == "position" and self.untraded is not None
                 and risk.limits.max_exposure_quote is not None):
@@ -230,12 +241,14 @@ class RiskLimits:
         opened in, and an api process, or an engine worker holding none of the user's
         bots, counted none: any position passed ``maxExposureQuote``. The log is at most
         one step behind the engines (a step's events are appended in one transaction)."""
-        bots = self.untraded(owner_id, self._bots_of(owner_id))
+        roster = self._bots_of(owner_id)  # and the stopped bots whose deal runs on
+        bots = self.untraded(owner_id, roster + self.stopped.holding(owner_id, roster))
         return logged_exposure(self.trading, bots) if bots else Exposure()
 
-    def for_positions(self) -> Callable[[UUID, Decimal], None]:
-        """The two-argument check positions take (``risk_check``): a new position."""
-        return lambda owner_id, adds_quote: self.check(owner_id, adds_quote, "position")
+    def for_positions(self) -> PositionGate:
+        """The two-argument check positions take (``risk_check``): a new position, with
+        the hold it is opened under (``application/exposure_holds.py``)."""
+        return PositionGate(self)
 
     # --- the daily loss limit (called by the runner, under its lock) ----------------------
 

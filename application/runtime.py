@@ -234,6 +234,8 @@ class Runtime:
             self.listener.stop()
         if self.leases is not None:  # let go at once: the other workers take over now
             self.leases.stop()
+        if self.risk is not None and self.risk.holds is not None:
+            self.risk.holds.close()  # (its connection; a hold under way ends with it)
         self.projection_worker.stop()
         if self.backtests is not None:
             self.backtests.close()  # a run under way stops at its next step, recorded so

@@ -68,5 +68,17 @@ class ConcurrencyConflictError(DomainError):
     code = "CONCURRENT_MODIFICATION"
 
 
+class ExposureChangedError(ConcurrencyConflictError):
+    """An engine's append of buys judged on a user's exposure that another process changed
+    since (a position opened meanwhile): nothing was written; decided again from the log
+    (``application/exposure_holds.py``)."""
+
+    code = "EXPOSURE_CHANGED"
+
+    def __init__(self, message: str, owners=()):
+        super().__init__(message)
+        self.owners = list(owners)
+
+
 class NotFoundError(DomainError, LookupError):
     code = "NOT_FOUND"

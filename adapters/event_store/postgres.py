@@ -48,12 +48,14 @@ from adapters.event_store.dumped import (
     dump_columns,
     repeated_text,
 )
+from adapters.event_store.exposure_stamps import CHANGED_MARK, changed, check_stamps
 from adapters.event_store.leases import LOST_MARK, check_fence, lost_leases
 from adapters.event_store.recorded_time import POSTGRES_NOW, RECORDED_AT
 from adapters.event_store.sealing import SEALS_TABLE, Sealing, key_source
 from adapters.event_store.topic_reads import TopicReads
 from application.library_seam import APPEND, STORED_EVENTS, TOPIC_READS, fast_path
 from application.settings import lock_ddl
+from domain.errors import ExposureChangedError
 
 # seconds an append's session may wait on its client (sending the INSERT) before the server
 # ends it; other transactions keep the library's (see ApplicationRecorder._append)
@@ -217,6 +219,10 @@ class ApplicationRecorder(Sealing, TopicReads, _ManyReads, _RecordedTime,
             return self._append(stored_events, **kwargs)
         except Exception as error:
             fence = self.fence_source() if self.fence_source is not None else None
+            if isinstance(error, ExposureChangedError):
+                raise  # (a hold waited out too long: said as it is)
+            if fence is not None and fence.stamps and CHANGED_MARK in str(error):
+                raise changed(sorted(fence.stamps)) from None
             if fence is None or LOST_MARK not in str(error):
                 raise
             with self.datastore.get_connection() as conn:  # (the append's was rolled back)
@@ -256,6 +262,7 @@ class ApplicationRecorder(Sealing, TopicReads, _ManyReads, _RecordedTime,
                 conn.cursor() as curs:
             if fence is not None:  # an engine worker's append: its leases first (LEASE_LOST)
                 check_fence(curs, self.datastore.schema, fence)
+                check_stamps(curs, self.datastore.schema, fence)  # then the users' exposure
             if columns is None:
                 return None
             accept_dumped(curs.adapters)
@@ -325,6 +332,7 @@ class ApplicationRecorder(Sealing, TopicReads, _ManyReads, _RecordedTime,
         fence = self.fence_source() if self.fence_source is not None else None
         if fence is not None:  # an engine worker's append: its leases first (LEASE_LOST)
             check_fence(curs, self.datastore.schema, fence)
+            check_stamps(curs, self.datastore.schema, fence)  # then the users' exposure
         super()._insert_events(curs, stored_events, **kwargs)
         self._seal(curs, stored_events)
 

@@ -61,6 +61,15 @@ class World:
         self.runner.resume()
         self.minute = 0
 
+    def restart(self, url: str) -> None:
+        """The process stopped and started again on ``url``: everything from the log."""
+        self.trading.close()
+        self.trading = open_trading(url, clock=SteppingClock(EVENING, timedelta(seconds=1)),
+                                    ids=SequentialIds("after-restart"))
+        self.risk = RiskLimits(self.trading)
+        self.runner = PaperTrading(self.trading, self.ids, _venue, risk=self.risk)
+        self.runner.resume()
+
     def limit(self, **limits: str | int | None) -> None:
         self.risk.set_limits("u1", limits, actor="u1")
 
@@ -184,12 +193,7 @@ def test_the_pause_outlives_a_restart_and_ends_at_midnight(candles,
     world.limit(maxDailyLossQuote="0.05")
     world.feed(candles, 59)
     assert world.trading.get_bot(world.bots[0]).status is BotStatus.PAUSED
-    world.trading.close()
-    world.trading = open_trading(url, clock=SteppingClock(EVENING, timedelta(seconds=1)),
-                                 ids=SequentialIds("after-restart"))
-    world.risk = RiskLimits(world.trading)
-    world.runner = PaperTrading(world.trading, world.ids, _venue, risk=world.risk)
-    world.runner.resume()
+    world.restart(url)
     world.feed(candles, 2)
     assert world.trading.get_bot(world.bots[0]).status is BotStatus.RUNNING
     world.trading.close()

@@ -21,9 +21,9 @@ LIMIT = 2  # the user's maxOpenDeals; they run four bots, each wants a deal at o
 
 
 def seed(url: str, owner: str = "u1", accounts: int = 2, per_account: int = 2,
-         limits: dict | None = None) -> list:
+         limits: dict | None = None, config: dict | None = None) -> list:
     """``owner``'s bots on ``accounts`` paper accounts, all started, maxOpenDeals=LIMIT
-    (or ``limits``)."""
+    (or ``limits``), each with ``BOT`` (or ``config``)."""
     trading = open_trading(url, clock=SteppingClock(EVENING, timedelta(seconds=1)),
                            ids=SequentialIds(f"seed-{owner}"))
     bots = []
@@ -32,7 +32,7 @@ def seed(url: str, owner: str = "u1", accounts: int = 2, per_account: int = 2,
         trading.deposit(account, "USDT", Decimal("10000"), actor=owner)
         for b in range(per_account):
             bot_id = trading.create_bot(owner_id=owner, name=f"bot {a}.{b}",
-                                        config=DcaConfig.from_mapping(BOT),
+                                        config=DcaConfig.from_mapping(config or BOT),
                                         exchange_account_id=str(account))
             trading.start_bot(bot_id, actor=owner)
             bots.append(bot_id)

@@ -41,6 +41,7 @@ class RiskWorker:
 
     def close(self) -> None:
         self.leases.store.leave()
+        self.risk.holds.close()
         self.trading.close()
 
 

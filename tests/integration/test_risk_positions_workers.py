@@ -11,10 +11,11 @@ from decimal import Decimal
 import pytest
 
 from adapters.clock import SequentialIds, SteppingClock
-from application.bootstrap import open_trading
+from application.bootstrap import open_exposure_holds, open_trading
 from application.leased_paper import ApiPaperTrading
 from application.positions import Positions
 from application.risk_limits import RiskLimits
+from application.settings import parse_database_url
 from domain.risk import RiskLimitError
 from tests.integration.test_engine_leases import venue
 from tests.integration.test_risk_limits import EVENING, candles
@@ -28,14 +29,16 @@ LIMITS = {"maxOpenDeals": 2, "maxExposureQuote": "500"}  # a deal commits 225 (1
 class ApiProcess:
     """``serve --role api``: trades no bot, opens positions."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, name: str = "api"):
 
         self.trading = open_trading(url, clock=SteppingClock(EVENING, timedelta(seconds=1)),
-                                    ids=SequentialIds("api"))
+                                    ids=SequentialIds(name))
         self.risk = RiskLimits(self.trading)
         self.paper = ApiPaperTrading(self.trading, self.trading.ids, venue, risk=self.risk)
+        open_exposure_holds(parse_database_url(url), self.trading, self.risk)
 
     def close(self) -> None:
+        self.risk.holds.close()
         self.trading.close()
 
 
@@ -54,16 +57,24 @@ def open_position(process, positions: Positions, account: str, quote: str):
                                    quote_amount=Decimal(quote))
 
 
+def trader_and_other(url: str, where: str):
+    """An engine worker that takes the user's bots, and another process (``where``: an
+    engine worker, after it, or an api process)."""
+    one = RiskWorker(url, "one")
+    other = RiskWorker(url, "two") if where == "worker" else ApiProcess(url)
+    one.leases.tick()
+    if where == "worker":
+        other.leases.tick()
+    return one, other
+
+
 @pytest.mark.parametrize("where", ["worker", "api"])
 def test_a_position_counts_the_users_deals_traded_by_another_process(candles, postgres_url,
                                                                      where):
     bots = seed(postgres_url, limits=LIMITS)  # four bots on two accounts
-    one = RiskWorker(postgres_url, "one")
-    other = RiskWorker(postgres_url, "two") if where == "worker" else ApiProcess(postgres_url)
+    one, other = trader_and_other(postgres_url, where)
     try:
-        one.leases.tick()
         if where == "worker":
-            other.leases.tick()
             assert other.paper.bot_ids == set()  # the user is whole on one
         assert one.paper.bot_ids == set(bots)
         feed((one,), candles, range(3))

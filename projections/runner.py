@@ -21,7 +21,7 @@ from eventsourcing.application import Application
 
 from application.collector import collector_paused
 from application.settings import _connect_kwargs
-from projections.facts import Fact, FactDecoder
+from projections.facts import Fact, FactDecoder, Route
 from projections.framework import Projection
 from projections.ledger import Ledger
 from projections.paper_book import BookAtHead, PaperBook, offer_loaded, withdraw_loaded
@@ -57,6 +57,7 @@ CATCH_UP_BATCH = 20_000
 TIMED_ROWS = 128
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
+Handler = Callable[[Fact, Changes], None]
 
 
 class ProjectionError(Exception):
@@ -336,32 +337,32 @@ class Projector:
 
     def _apply_rows(self, page: Sequence[LogRow], active: list[Tracked],
                     outs: list[Changes]) -> None:
-        routes: dict[str, list[tuple[Tracked, Callable[[Fact, Changes], None], Changes]]] = {}
-        accept, decode = self.accept, self.decode
+        accept = self.accept
         behind = min((t.position for t in active), default=0)
         level = all(t.position == behind for t in active)  # no one to skip ahead of
-        for row in page:
-            # Routed by topic before decoding: an event no projection here reads (e.g. an
-            # order's acceptance, for the ledgers) is never parsed.
-            try:  # a subscript, where ``get`` is a method call: every row
-                route = routes[row[3]]
-            except KeyError:
-                kind = row[3].partition(":")[2]
-                route = routes[row[3]] = [
-                    (t, handler, out) for t, out in zip(active, outs, strict=True)
-                    if (handler := t.projection.route(kind)) is not None]
+
+        def route_of(topic: str) -> Route | None:
+            """Each handler of the topic's kind with its projection's changes; a fact past
+            only some projections' positions, or one ``accept`` may refuse, goes to
+            ``checked`` first (a call a fact: first pages of a catch-up, time travel)."""
+            kind = topic.partition(":")[2]
+            route = [(handler, out, t.position) for t, out in zip(active, outs, strict=True)
+                     if (handler := t.projection.route(kind)) is not None]
             if not route:
-                continue
-            fact = decode(row)
-            if accept is not None and not accept(fact):
-                continue
-            if level:
-                for _, handler, out in route:
-                    handler(fact, out)
-                continue
-            for t, handler, out in route:
-                if fact.position > t.position:
-                    handler(fact, out)
+                return None
+            if level and accept is None:
+                return [(handler, out) for handler, out, _ in route]
+            return [(checked, route)]
+
+        def checked(fact: Fact, route: list[tuple[Handler, Changes, int]]) -> None:
+            if accept is None or accept(fact):
+                for handler, out, after in route:
+                    if fact.position > after:
+                        handler(fact, out)
+
+        # Routed by topic before decoding (``FactDecoder.dispatch``): an event no projection
+        # here reads (e.g. an order's acceptance, for the ledgers) is never parsed.
+        self.decode.dispatch(page, route_of, {})
 
     def _apply_timed(self, page: Sequence[LogRow], active: list[Tracked],
                      outs: list[Changes], shared: bool) -> None:
@@ -373,8 +374,6 @@ class Projector:
         clock, cpu = time.perf_counter, time.thread_time
         units = _units(active, outs, shared)
         names = ["+".join(t.projection.name for t, _ in unit) for unit in units]
-        routes: dict[str, list[list[tuple[int, Callable[[Fact, Changes], None], Changes]]]
-                     | None] = {}
         accept, decode = self.accept, self.decode
         decoding = self.decode_seconds
         unit_seconds, cpu_seconds = self.unit_seconds, self.cpu_seconds
@@ -382,23 +381,25 @@ class Projector:
         for name in names:
             cpu_seconds.setdefault(name, 0.0)
             unit_seconds.setdefault(name, 0.0)
+
+        facts: list[tuple[Fact, list[list[tuple[int, Handler, Changes]]]]] = []
+
+        def keep(fact: Fact, route: list[list[tuple[int, Handler, Changes]]]) -> None:
+            if accept is None or accept(fact):
+                facts.append((fact, route))
+
+        def route_of(topic: str) -> Route | None:
+            kind = topic.partition(":")[2]
+            route = [[(t.position, handler, out) for t, out in unit
+                      if (handler := t.projection.route(kind)) is not None]
+                     for unit in units]
+            return [(keep, route)] if any(route) else None
+
+        known: dict = {}  # by topic, for the page (``FactDecoder.dispatch``)
         for first in range(0, len(page), TIMED_ROWS):
             started, started_cpu = clock(), cpu()
-            facts = []
-            for row in page[first:first + TIMED_ROWS]:
-                try:
-                    route = routes[row[3]]
-                except KeyError:
-                    kind = row[3].partition(":")[2]
-                    route = [[(t.position, handler, out) for t, out in unit
-                              if (handler := t.projection.route(kind)) is not None]
-                             for unit in units]
-                    routes[row[3]] = route = route if any(route) else None
-                if route is None:
-                    continue
-                fact = decode(row)
-                if accept is None or accept(fact):
-                    facts.append((fact, route))
+            facts.clear()
+            decode.dispatch(page[first:first + TIMED_ROWS], route_of, known)
             decoding += clock() - started
             now_cpu = cpu()
             cpu_seconds[""] += now_cpu - started_cpu

@@ -61,6 +61,9 @@ class Balances(Projection):
         # Each live order's quote and base balance rows, found once when it is submitted
         # (not by key at each of its moves: a fill moves three or four balances).
         self.legs: dict[str, tuple[Row, Row]] = {}
+        # The same by owner, account and pair, with the pair's base and quote (a bot's
+        # orders all trade one pair: one look-up an order, not a split and two).
+        self.pairs: dict[tuple[str, str, str], tuple[tuple[Row, Row], str, str]] = {}
         self.dirty: dict[int, Row] = {}  # balance rows the batch moved, by identity
         self.lockers: dict[int, int] = {}  # open orders locking there, by balance row
         self.pending_orders = PendingRows(OPEN_ORDERS)  # most never reach the table
@@ -71,6 +74,7 @@ class Balances(Projection):
         self.accounts = {r["account_id"]: r for r in store.select(ACCOUNTS, suffix=suffix)}
         self.orders = {r["order_id"]: r for r in store.select(OPEN_ORDERS, suffix=suffix)}
         self.legs = {order_id: self._legs(order) for order_id, order in self.orders.items()}
+        self.pairs = {}
         self.lockers = {}
         for order_id, order in self.orders.items():
             if _locks(order):
@@ -146,17 +150,23 @@ class Balances(Projection):
         # Every order of the log comes here: its plain fields read from the state at once
         # (what ``fact.text`` and ``fact.value`` give, without a call per field).
         state, order_id = fact.state, fact.oid
-        base, _, quote = state["pair"].partition("/")
+        owner, account = state["owner_id"], state["exchange_account_id"]
+        at = (owner, account, state["pair"])
+        known = self.pairs.get(at)
+        if known is None:
+            base, _, quote = at[2].partition("/")
+            known = self.pairs[at] = ((self._balance(owner, account, quote),
+                                       self._balance(owner, account, base)), base, quote)
+        legs, base, quote = known
         price, amount = fact.dec("price"), fact.dec("amount")
         side, kind = state["side"], state["type"]
         side = side["_data_"] if side.__class__ is dict else side
-        order = {"order_id": order_id, "owner_id": state["owner_id"],
-                 "account_id": state["exchange_account_id"], "base": base,
-                 "quote": quote, "side": side,
+        order = {"order_id": order_id, "owner_id": owner, "account_id": account,
+                 "base": base, "quote": quote, "side": side,
                  "type": kind["_data_"] if kind.__class__ is dict else kind, "price": price,
                  "amount": amount, "filled": ZERO, "locked": ZERO}
         self.orders[order_id] = order
-        legs = self.legs[order_id] = self._legs(order)
+        self.legs[order_id] = legs
         if _locks(order):
             locked = order["locked"] = price * amount if side == "buy" else amount
             row = legs[side != "buy"]
@@ -180,9 +190,16 @@ class Balances(Projection):
             release = locked if done else min(part, locked)
             order["locked"] -= release
             move(quote if buy else base, at, release, -release)
-        notional = price * amount
-        move(quote, at, -notional if buy else notional, ZERO)
-        move(base, at, amount if buy else -amount, ZERO)
+        # Both legs moved as ``_move`` moves them, written out (every fill makes both).
+        notional, dirty = price * amount, self.dirty
+        quote["free"] += -notional if buy else notional
+        quote["locked"] += ZERO
+        quote["updated_at"] = at
+        dirty[id(quote)] = quote
+        base["free"] += amount if buy else -amount
+        base["locked"] += ZERO
+        base["updated_at"] = at
+        dirty[id(base)] = base
         if fee:
             currency = fact.state["fee_currency"]
             move(quote if currency == order["quote"] else self._balance(

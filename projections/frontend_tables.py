@@ -4,10 +4,10 @@ user's bots by status, a bot's deals and orders by time, a deal's orders)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from projections.facts import Fact
+from projections.list_rows import column_at, list_writer
 from projections.tables import Row, table
 
 FE_BOTS = table(
@@ -53,29 +53,11 @@ FE_POSITIONS = table(
 )
 # An order's row while it lives is a list in FE_ORDERS' column order, not a dict: every order
 # of the log makes one, and a list costs a fraction of a 21-key dict (made, then written).
-_AT = {name: i for i, name in enumerate(FE_ORDERS.column_names)}
 O_CLIENT, O_EXCHANGE, O_OWNER, O_PAIR, O_AMOUNT, O_FILLED, O_COST, O_AVERAGE, O_FEES, \
-    O_STATUS, O_REASON, O_UPDATED = (_AT[c] for c in (
-        "client_order_id", "exchange_order_id", "owner_id", "pair", "amount", "filled",
-        "cost", "average_price", "fees", "status", "reason", "updated_at"))
-O_MONEY = tuple(_AT[c] for c in FE_ORDERS.money_columns)
-
-
-def _order_values_writer() -> Callable[[list[Any]], tuple[Any, ...]]:
-    """An order's live row (a list) as ``fe_orders``' database values, written out as one
-    function (money made text in the tuple display, as ``Table.to_db`` writes it), its texts
-    not checked. WHY: every order of the log is written once at least; a copy of the list and
-    a loop over its money columns cost about twice this."""
-    names = [f"v{i}" for i in range(len(FE_ORDERS.columns))]
-    outs = [f"(None if {v} is None else str({v}))" if kind == "money" else v
-            for v, (_, kind) in zip(names, FE_ORDERS.columns, strict=True)]
-    namespace: dict[str, Any] = {}
-    exec(f"def order_values(order):\n    {', '.join(names)}, = order\n"
-         f"    return ({', '.join(outs)},)\n", namespace)  # (column names only, no data)
-    return namespace["order_values"]
-
-
-order_values = _order_values_writer()
+    O_STATUS, O_REASON, O_UPDATED = column_at(
+        FE_ORDERS, "client_order_id", "exchange_order_id", "owner_id", "pair", "amount",
+        "filled", "cost", "average_price", "fees", "status", "reason", "updated_at")
+order_values = list_writer(FE_ORDERS)
 
 
 def drift_row(fact: Fact, kind: str, **values: Any) -> Row:

@@ -192,12 +192,17 @@ class Balances(Projection):
                  ZERO]
         self.orders[order_id] = order
         self.legs[order_id] = legs
-        if _locks(order):
+        if order[TYPE] != "market" and price is not None:  # (``_locks``)
             locked = order[LOCKED] = price * amount if side == "buy" else amount
             row = legs[side != "buy"]
-            self._lock_more(row)
-            self._move(row, fact.iso_time, -locked, locked)
-        self.pending_orders.made(order_id)
+            # ``_lock_more`` and ``_move``, written out (most orders lock)
+            lockers, at = self.lockers, id(row)
+            lockers[at] = lockers.get(at, 0) + 1
+            row["free"] += -locked
+            row["locked"] += locked
+            row["updated_at"] = fact.iso_time
+            self.dirty[at] = row
+        self.pending_orders.new.add(order_id)  # (``PendingRows.made``)
 
     @on("Order.Filled", "Order.TradeObserved")
     def _filled(self, fact: Fact, out: Changes) -> None:

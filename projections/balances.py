@@ -27,6 +27,7 @@ from typing import Any
 from domain.money import ZERO
 from projections.facts import Fact
 from projections.framework import Projection, on
+from projections.list_rows import column_at, list_writer
 from projections.pending_rows import PendingRows
 from projections.store import ViewStore
 from projections.tables import Changes, Row, table
@@ -47,6 +48,12 @@ OPEN_ORDERS = table(
     order_id="text", owner_id="text", account_id="text", base="text", quote="text",
     side="text", type="text", price="money", amount="money", filled="money", locked="money",
 )
+# A live order is a list in OPEN_ORDERS' column order (``list_rows``): every order of the log
+# makes one, and most end within their batch.
+OWNER, ACCOUNT, BASE, QUOTE, SIDE, TYPE, PRICE, AMOUNT, FILLED, LOCKED = column_at(
+    OPEN_ORDERS, "owner_id", "account_id", "base", "quote", "side", "type", "price",
+    "amount", "filled", "locked")
+_order_values = list_writer(OPEN_ORDERS)
 
 
 class Balances(Projection):
@@ -57,10 +64,13 @@ class Balances(Projection):
     def __init__(self) -> None:
         self.balances: dict[tuple[str, str, str], Row] = {}
         self.accounts: dict[str, Row] = {}
-        self.orders: dict[str, Row] = {}
+        self.orders: dict[str, list[Any]] = {}
         # Each live order's quote and base balance rows, found once when it is submitted
         # (not by key at each of its moves: a fill moves three or four balances).
         self.legs: dict[str, tuple[Row, Row]] = {}
+        # The same by owner, account and pair, with the pair's base and quote (a bot's
+        # orders all trade one pair: one look-up an order, not a split and two).
+        self.pairs: dict[tuple[str, str, str], tuple[tuple[Row, Row], str, str]] = {}
         self.dirty: dict[int, Row] = {}  # balance rows the batch moved, by identity
         self.lockers: dict[int, int] = {}  # open orders locking there, by balance row
         self.pending_orders = PendingRows(OPEN_ORDERS)  # most never reach the table
@@ -69,8 +79,11 @@ class Balances(Projection):
         for row in store.select(BALANCES, suffix=suffix):
             self.balances[BALANCES.key_of(row)] = row
         self.accounts = {r["account_id"]: r for r in store.select(ACCOUNTS, suffix=suffix)}
-        self.orders = {r["order_id"]: r for r in store.select(OPEN_ORDERS, suffix=suffix)}
+        names = OPEN_ORDERS.column_names
+        self.orders = {r["order_id"]: [r[c] for c in names]
+                       for r in store.select(OPEN_ORDERS, suffix=suffix)}
         self.legs = {order_id: self._legs(order) for order_id, order in self.orders.items()}
+        self.pairs = {}
         self.lockers = {}
         for order_id, order in self.orders.items():
             if _locks(order):
@@ -85,14 +98,14 @@ class Balances(Projection):
                                         "total": ZERO, "updated_at": None}
         return row
 
-    def _legs(self, order: Row) -> tuple[Row, Row]:
-        owner, account = order["owner_id"], order["account_id"]
-        return (self._balance(owner, account, order["quote"]),
-                self._balance(owner, account, order["base"]))
+    def _legs(self, order: list[Any]) -> tuple[Row, Row]:
+        owner, account = order[OWNER], order[ACCOUNT]
+        return (self._balance(owner, account, order[QUOTE]),
+                self._balance(owner, account, order[BASE]))
 
-    def _lock_row(self, order_id: str, order: Row) -> Row:
+    def _lock_row(self, order_id: str, order: list[Any]) -> Row:
         """The balance an order locks: its quote for a buy, its base for a sell."""
-        return self.legs[order_id][order["side"] != "buy"]
+        return self.legs[order_id][order[SIDE] != "buy"]
 
     def _lock_more(self, row: Row) -> None:
         self.lockers[id(row)] = self.lockers.get(id(row), 0) + 1
@@ -110,7 +123,24 @@ class Balances(Projection):
             row["total"] = row["free"] + row["locked"]
             out.upsert(BALANCES, row)
         self.dirty.clear()
-        self.pending_orders.write(self.orders, out)
+        self._write_orders(out)
+
+    def _write_orders(self, out: Changes) -> None:
+        """The open orders the batch made, changed or ended (as ``PendingRows.write``, the
+        rows lists): each key one way only."""
+        pending, live, storable = self.pending_orders, self.orders, OPEN_ORDERS.storable
+        out.insert_values(OPEN_ORDERS, [storable(_order_values(live[key]))
+                                        for key in pending.new])
+        replaced = []
+        for key in pending.changed - pending.new:
+            order = live.get(key)
+            if order is None:
+                out.delete(OPEN_ORDERS, (key,))
+            else:
+                replaced.append(storable(_order_values(order)))
+        out.upsert_values(OPEN_ORDERS, replaced)
+        pending.new.clear()
+        pending.changed.clear()
 
     # --- accounts -------------------------------------------------------------------------
 
@@ -146,47 +176,64 @@ class Balances(Projection):
         # Every order of the log comes here: its plain fields read from the state at once
         # (what ``fact.text`` and ``fact.value`` give, without a call per field).
         state, order_id = fact.state, fact.oid
-        base, _, quote = state["pair"].partition("/")
+        owner, account = state["owner_id"], state["exchange_account_id"]
+        at = (owner, account, state["pair"])
+        known = self.pairs.get(at)
+        if known is None:
+            base, _, quote = at[2].partition("/")
+            known = self.pairs[at] = ((self._balance(owner, account, quote),
+                                       self._balance(owner, account, base)), base, quote)
+        legs, base, quote = known
         price, amount = fact.dec("price"), fact.dec("amount")
         side, kind = state["side"], state["type"]
         side = side["_data_"] if side.__class__ is dict else side
-        order = {"order_id": order_id, "owner_id": state["owner_id"],
-                 "account_id": state["exchange_account_id"], "base": base,
-                 "quote": quote, "side": side,
-                 "type": kind["_data_"] if kind.__class__ is dict else kind, "price": price,
-                 "amount": amount, "filled": ZERO, "locked": ZERO}
+        order = [order_id, owner, account, base, quote, side,
+                 kind["_data_"] if kind.__class__ is dict else kind, price, amount, ZERO,
+                 ZERO]
         self.orders[order_id] = order
-        legs = self.legs[order_id] = self._legs(order)
-        if _locks(order):
-            locked = order["locked"] = price * amount if side == "buy" else amount
+        self.legs[order_id] = legs
+        if order[TYPE] != "market" and price is not None:  # (``_locks``)
+            locked = order[LOCKED] = price * amount if side == "buy" else amount
             row = legs[side != "buy"]
-            self._lock_more(row)
-            self._move(row, fact.iso_time, -locked, locked)
-        self.pending_orders.made(order_id)
+            # ``_lock_more`` and ``_move``, written out (most orders lock)
+            lockers, at = self.lockers, id(row)
+            lockers[at] = lockers.get(at, 0) + 1
+            row["free"] += -locked
+            row["locked"] += locked
+            row["updated_at"] = fact.iso_time
+            self.dirty[at] = row
+        self.pending_orders.new.add(order_id)  # (``PendingRows.made``)
 
     @on("Order.Filled", "Order.TradeObserved")
     def _filled(self, fact: Fact, out: Changes) -> None:
         order_id = fact.oid
         order = self.orders[order_id]
         price, amount, fee = fact.dec("price"), fact.dec("amount"), fact.dec("fee")
-        order["filled"] += amount
-        done = order["filled"] == order["amount"]
-        buy = order["side"] == "buy"
+        order[FILLED] += amount
+        done = order[FILLED] == order[AMOUNT]
+        buy = order[SIDE] == "buy"
         quote, base = self.legs[order_id]
         at, move = fact.iso_time, self._move
-        locked = order["locked"]
+        locked = order[LOCKED]
         if locked:
-            part = order["price"] * amount if buy else amount
+            part = order[PRICE] * amount if buy else amount
             release = locked if done else min(part, locked)
-            order["locked"] -= release
+            order[LOCKED] -= release
             move(quote if buy else base, at, release, -release)
-        notional = price * amount
-        move(quote, at, -notional if buy else notional, ZERO)
-        move(base, at, amount if buy else -amount, ZERO)
+        # Both legs moved as ``_move`` moves them, written out (every fill makes both).
+        notional, dirty = price * amount, self.dirty
+        quote["free"] += -notional if buy else notional
+        quote["locked"] += ZERO
+        quote["updated_at"] = at
+        dirty[id(quote)] = quote
+        base["free"] += amount if buy else -amount
+        base["locked"] += ZERO
+        base["updated_at"] = at
+        dirty[id(base)] = base
         if fee:
             currency = fact.state["fee_currency"]
-            move(quote if currency == order["quote"] else self._balance(
-                order["owner_id"], order["account_id"], currency), at, -fee, ZERO)
+            move(quote if currency == order[QUOTE] else self._balance(
+                order[OWNER], order[ACCOUNT], currency), at, -fee, ZERO)
         if done:
             self._ended_order(order_id, order)
         else:
@@ -204,20 +251,20 @@ class Balances(Projection):
     def _ended(self, fact: Fact, out: Changes) -> None:
         order_id = fact.oid
         order = self.orders[order_id]
-        locked = order["locked"]
+        locked = order[LOCKED]
         if locked:
             self._move(self._lock_row(order_id, order), fact.iso_time, locked, -locked)
-            order["locked"] = ZERO
+            order[LOCKED] = ZERO
         self._ended_order(order_id, order)
 
-    def _ended_order(self, order_id: str, order: Row) -> None:
+    def _ended_order(self, order_id: str, order: list[Any]) -> None:
         """An order is final: gone from memory; once no open order locks its locked
         balance, whatever rounding left locked there goes to the free balance."""
         del self.orders[order_id]
         legs = self.legs.pop(order_id)
         self.pending_orders.ended(order_id)
         if _locks(order):
-            row = legs[order["side"] != "buy"]
+            row = legs[order[SIDE] != "buy"]
             lockers, at = self.lockers, id(row)
             left = lockers[at] - 1
             if left:
@@ -229,8 +276,8 @@ class Balances(Projection):
                 self.dirty[at] = row
 
 
-def _locks(order: Row) -> bool:
-    return order["type"] != "market" and order["price"] is not None
+def _locks(order: list[Any]) -> bool:
+    return order[TYPE] != "market" and order[PRICE] is not None
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from projections.frontend_tables import (
     drift_row,
 )
 from projections.store import ViewStore
-from projections.tables import Changes, Row, Table
+from projections.tables import Changes, Row
 
 BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped",
               "Bot.RiskPaused": "paused", "Bot.RiskResumed": "running"}
@@ -43,16 +43,21 @@ class FrontEnd(OrderRows, Projection):
     def __init__(self) -> None:
         self.bots: dict[str, Row] = {}
         self.deals: dict[str, Row] = {}
-        self.dirty: dict[str, tuple[Table, Row]] = {}  # by id: written once per batch
+        # Rows the batch changed, by id: written once at its end.
+        self.dirty_bots: dict[str, Row] = {}
+        self.dirty_deals: dict[str, Row] = {}
         OrderRows.__init__(self)
 
     def end_batch(self, out: Changes) -> None:
-        for spec, row in self.dirty.values():
-            if spec is FE_DEALS and row["units_bought"]:
+        for row in self.dirty_bots.values():
+            out.upsert(FE_BOTS, row)
+        for row in self.dirty_deals.values():
+            if row["units_bought"]:
                 # Once per batch, not at each buy: the same division of the same sums.
                 row["average_entry"] = row["cost"] / row["units_bought"]
-            out.upsert(spec, row)
-        self.dirty.clear()
+            out.upsert(FE_DEALS, row)
+        self.dirty_bots.clear()
+        self.dirty_deals.clear()
         self.write_orders(out)
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
@@ -96,7 +101,7 @@ class FrontEnd(OrderRows, Projection):
              **changes: Any) -> Row:
         bot = self.bots[bot_id or fact.oid]
         bot.update(changes, updated_at=fact.iso_time)
-        self.dirty[bot["bot_id"]] = (FE_BOTS, bot)
+        self.dirty_bots[bot["bot_id"]] = bot
         return bot
 
     @on("Bot.Created")
@@ -210,7 +215,7 @@ class FrontEnd(OrderRows, Projection):
     def _deal_step_sold(self, fact: Fact, out: Changes) -> None:
         deal = self.deals[fact.oid]
         deal.update(units=deal["units"] - fact.dec("amount"), updated_at=fact.iso_time)
-        self.dirty[deal["deal_id"]] = (FE_DEALS, deal)
+        self.dirty_deals[deal["deal_id"]] = deal
 
     # One handler per kind of the deal's busiest events (no test of the kind per event).
 
@@ -224,7 +229,7 @@ class FrontEnd(OrderRows, Projection):
         deal["safety_orders_used"] = max(deal["safety_orders_used"],
                                          fact.state["safety_order"])
         deal["updated_at"] = fact.iso_time
-        self.dirty[fact.oid] = (FE_DEALS, deal)
+        self.dirty_deals[fact.oid] = deal
 
     @on("Deal.TargetsMoved")
     def _deal_targets_moved(self, fact: Fact, out: Changes) -> None:
@@ -232,7 +237,7 @@ class FrontEnd(OrderRows, Projection):
         deal["take_profit_price"] = fact.dec("take_profit_price")
         deal["stop_loss_price"] = fact.dec("stop_loss_price")
         deal["updated_at"] = fact.iso_time
-        self.dirty[fact.oid] = (FE_DEALS, deal)
+        self.dirty_deals[fact.oid] = deal
 
     @on("Deal.Closed", "Deal.Cancelled")
     def _deal_ended(self, fact: Fact, out: Changes) -> None:
@@ -244,7 +249,7 @@ class FrontEnd(OrderRows, Projection):
         else:
             deal.update(status="cancelled", closed_at=fact.iso_time)
         deal["updated_at"] = fact.iso_time
-        self.dirty[fact.oid] = (FE_DEALS, deal)
+        self.dirty_deals[fact.oid] = deal
         self._count_finished(deal, fact)
 
     @on("Deal.FeesCorrected")
@@ -255,7 +260,7 @@ class FrontEnd(OrderRows, Projection):
         deal = self.deals.get(fact.oid)
         if deal is not None:
             deal.update(realized_pnl=pnl, updated_at=fact.iso_time)
-            self.dirty[deal["deal_id"]] = (FE_DEALS, deal)
+            self.dirty_deals[deal["deal_id"]] = deal
         else:  # finished in an earlier batch or this one: the patch goes after its write
             out.patch(FE_DEALS, (fact.oid,), realized_pnl=pnl, updated_at=fact.iso_time)
 
@@ -266,7 +271,7 @@ class FrontEnd(OrderRows, Projection):
             return
         column = "deals_closed" if deal["status"] == "closed" else "deals_cancelled"
         bot.update({column: bot[column] + 1}, updated_at=fact.iso_time)
-        self.dirty[bot["bot_id"]] = (FE_BOTS, bot)
+        self.dirty_bots[bot["bot_id"]] = bot
 
 
 # --- reading --------------------------------------------------------------------------------

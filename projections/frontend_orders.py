@@ -24,10 +24,10 @@ from projections.frontend_tables import (
     O_EXCHANGE,
     O_FEES,
     O_FILLED,
-    O_MONEY,
     O_REASON,
     O_STATUS,
     O_UPDATED,
+    order_values,
 )
 from projections.reader import uuid_text
 from projections.store import ViewStore
@@ -61,20 +61,20 @@ class OrderRows:
                        store.select(FE_ORDERS, f"status NOT IN ({finals})", suffix=suffix)}
 
     def write_orders(self, out: Changes) -> None:
-        """The batch's order rows: new ones appended as database values, others upserted."""
-        new, unchecked, names = self.new_orders, self.unchecked, FE_ORDERS.column_names
+        """The batch's order rows as database values (each order's once): new ones
+        appended, the others upserted."""
+        new, unchecked = self.new_orders, self.unchecked
+        ready, replaced = [], []
         for order_id, order in self.dirty_orders.items():
-            if order_id in new:
-                values = order.copy()
-                for i in O_MONEY:  # (as ``Table.to_db`` writes money)
-                    if values[i] is not None:
-                        values[i] = str(values[i])
-                if order_id in unchecked:
-                    out.append(FE_ORDERS, tuple(values))
-                else:
-                    out.append_storable(FE_ORDERS, tuple(values))
+            values = order_values(order)
+            if order_id not in new:
+                replaced.append(FE_ORDERS.storable(values))
+            elif order_id in unchecked:
+                out.append(FE_ORDERS, values)  # (its texts checked when frozen)
             else:
-                out.upsert(FE_ORDERS, dict(zip(names, order, strict=True)))
+                ready.append(values)
+        out.insert_values(FE_ORDERS, ready)
+        out.upsert_values(FE_ORDERS, replaced)
         self.dirty_orders.clear()
         new.clear()
         unchecked.clear()

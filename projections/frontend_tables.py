@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from projections.facts import Fact
+from projections.list_rows import column_at, list_writer
 from projections.tables import Row, table
 
 FE_BOTS = table(
@@ -52,12 +53,11 @@ FE_POSITIONS = table(
 )
 # An order's row while it lives is a list in FE_ORDERS' column order, not a dict: every order
 # of the log makes one, and a list costs a fraction of a 21-key dict (made, then written).
-_AT = {name: i for i, name in enumerate(FE_ORDERS.column_names)}
 O_CLIENT, O_EXCHANGE, O_OWNER, O_PAIR, O_AMOUNT, O_FILLED, O_COST, O_AVERAGE, O_FEES, \
-    O_STATUS, O_REASON, O_UPDATED = (_AT[c] for c in (
-        "client_order_id", "exchange_order_id", "owner_id", "pair", "amount", "filled",
-        "cost", "average_price", "fees", "status", "reason", "updated_at"))
-O_MONEY = tuple(_AT[c] for c in FE_ORDERS.money_columns)
+    O_STATUS, O_REASON, O_UPDATED = column_at(
+        FE_ORDERS, "client_order_id", "exchange_order_id", "owner_id", "pair", "amount",
+        "filled", "cost", "average_price", "fees", "status", "reason", "updated_at")
+order_values = list_writer(FE_ORDERS)
 
 
 def drift_row(fact: Fact, kind: str, **values: Any) -> Row:

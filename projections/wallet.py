@@ -61,6 +61,12 @@ class WalletRequirements(Projection):
         self.bots: dict[str, Row] = {}
         self.deals: dict[str, str] = {}  # open deal -> bot
         self.plans: dict[str, Row] = {}
+        self.dirty: dict[str, Row] = {}  # bots the batch changed: upserted once at its end
+
+    def end_batch(self, out: Changes) -> None:
+        for bot in self.dirty.values():
+            out.upsert(WALLET_BOTS, bot)
+        self.dirty.clear()
 
     def load(self, store: ViewStore, suffix: str = "") -> None:
         self.bots = {r["bot_id"]: r for r in store.select(WALLET_BOTS, suffix=suffix)}
@@ -69,7 +75,7 @@ class WalletRequirements(Projection):
 
     def _save(self, bot: Row, out: Changes, **changes: Any) -> None:
         bot.update(changes)
-        out.upsert(WALLET_BOTS, bot)
+        self.dirty[bot["bot_id"]] = bot
 
     @on("Bot.Created")
     def _created(self, fact: Fact, out: Changes) -> None:
@@ -78,8 +84,7 @@ class WalletRequirements(Projection):
                "account_id": fact.text("exchange_account_id"), "name": fact.text("name"),
                "asset": config.quote_asset, "status": "created", "status_before_error": None,
                "worst_case": worst_case_capital(config), "spent": ZERO, "deal_id": None}
-        self.bots[fact.oid] = bot
-        out.upsert(WALLET_BOTS, bot)
+        self.bots[fact.oid] = self.dirty[fact.oid] = bot
 
     @on("Bot.ConfigEdited")
     def _edited(self, fact: Fact, out: Changes) -> None:
@@ -114,9 +119,9 @@ class WalletRequirements(Projection):
     @on("Deal.BuyFilled")
     def _bought(self, fact: Fact, out: Changes) -> None:
         bot = self.bots.get(self.deals.get(fact.oid, ""))
-        if bot is not None:
-            spent = fact.dec("price") * fact.dec("amount") + fact.dec("fee")
-            self._save(bot, out, spent=bot["spent"] + spent)
+        if bot is not None:  # (the busiest: no call to ``_save``)
+            bot["spent"] += fact.dec("price") * fact.dec("amount") + fact.dec("fee")
+            self.dirty[bot["bot_id"]] = bot
 
     @on("Deal.Closed", "Deal.Cancelled")
     def _deal_ended(self, fact: Fact, out: Changes) -> None:

@@ -9,6 +9,7 @@ events (``PaperTrading.resume``), with no order placed twice.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -269,8 +270,6 @@ class Runtime:
     def _process_health(self) -> tuple[str, dict]:
         """Which role this process plays and at which niceness it runs (``serve --nice N``
         or ``TRADETAPE_NICE``; ``niceness_setting`` None: inherited, left as it was)."""
-        import os
-
         pid = os.getpid()  # on Linux the main thread's id: niceness is per thread
         return "green", {"role": self.role, "pid": pid,
                          "niceness": os.getpriority(os.PRIO_PROCESS, pid),

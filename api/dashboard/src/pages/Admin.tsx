@@ -60,6 +60,7 @@ export function AdminPage() {
   return (
     <>
       <h1>Administration</h1>
+      <h2>Health</h2>
       <HealthLights />
       <h2>Users</h2>
       <Users />

@@ -99,8 +99,8 @@ def green_once_it_succeeds(page) -> None:
 
 def a_deployment_of_several_processes(page, pid: int) -> None:
     """/health as a split deployment answers it (README, *One deployment's background
-    tasks*): every live process's tasks under ``background.deployment``, one on standby,
-    plus keys and parts this page has never heard of."""
+    tasks*): every live process's tasks under ``background.deployment``, this one's among
+    them (shown once), one on standby, plus keys and parts this page has never heard of."""
     def answer(route):
         health = route.fetch().json()
         health["background"]["deployment"] = {"error": None, "tasks": [
@@ -111,7 +111,11 @@ def a_deployment_of_several_processes(page, pid: int) -> None:
                        "last_at": None, "failures": 1, "hint": "new"}},
             {"task": "billing-sweep", "process": f"all-here-{pid}-0001", "role": "all",
              "host": "here", "pid": pid, "standby": True, "status": "green", "rounds": 0,
-             "last_ok_at": None, "error": None, "shard": [1, 2]}]}
+             "last_ok_at": None, "error": None, "shard": [1, 2]},
+            # two containers' processes with this one's pid and role: which is this one?
+            *({"task": "wallet-monitor", "process": f"all-{host}-{pid}-0002", "role": "all",
+               "host": host, "pid": pid, "standby": False, "status": "green", "rounds": 1,
+               "last_ok_at": None, "error": None} for host in ("box1", "box2"))]}
         health["background"]["status"] = "amber"
         health["quantum"] = {"status": "green", "qubits": {"n": 3}}
         route.fulfill(status=200, content_type="application/json", body=json.dumps(health))
@@ -130,5 +134,9 @@ def a_deployment_of_several_processes(page, pid: int) -> None:
     assert page.get_by_text("billing-sweep on engine-host1-4242-7f3a is failing with "
                             "AttributeError").is_visible()
     assert task_row(page, "audit-checkpoints", "green").count() == 1  # still listed, once
+    # neither container's row is taken for this process's: its own wallet monitor stays
+    wallets = page.get_by_role("row", name=re.compile("^wallet-monitor")).all()
+    assert [row.get_by_role("cell").first.inner_text() for row in wallets] == [
+        "this process", f"all-box1-{pid}-0002", f"all-box2-{pid}-0002"]
     shot(page, "health-deployment")
     page.unroute("**/health")

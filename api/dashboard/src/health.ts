@@ -19,7 +19,10 @@ export interface Task {
   lastOkAt: string | null;
   error: TaskError | null;
 }
-export interface ProcessInfo { role: string; pid: string; niceness: string; setting: string | null }
+export interface ProcessInfo {
+  role: string; pid: string; niceness: string; setting: string | null;
+  name: string | null; // its name in the deployment's list, where /health says it
+}
 export interface HealthView {
   overall: Light;
   reasons: string[];
@@ -75,16 +78,27 @@ function taskOf(name: string, v: Obj): Task {
   };
 }
 
+/** Whether a row of the deployment's list is this process's: by its name where /health
+ *  says it, else by pid and role, and only when one row of the task matches (processes in
+ *  containers may share a pid and role: then no row is taken for this one). */
+function ownRows(rows: Obj[], own: ProcessInfo | null): Set<Obj> {
+  if (!own) return new Set();
+  const mine = (r: Obj) => (own.name ? text(r.process) === own.name
+    : text(r.pid) === own.pid && text(r.role) === own.role);
+  const found = rows.filter(mine);
+  const times = new Map<unknown, number>();
+  for (const r of found) times.set(r.task, (times.get(r.task) ?? 0) + 1);
+  return new Set(found.filter((r) => times.get(r.task) === 1));
+}
+
 /** This process's tasks (``background.tasks``) and, where /health lists them, every live
  *  process's (``background.deployment.tasks``, this one's among them: shown once, there). */
 function backgroundTasks(bg: unknown, own: ProcessInfo | null): Task[] {
   if (!isObj(bg)) return [];
   const mine = isObj(bg.tasks) ? Object.entries(bg.tasks).filter(([, v]) => isTask(v)).map(([k, v]) => taskOf(k, v as Obj)) : [];
-  const rows = isObj(bg.deployment) && Array.isArray(bg.deployment.tasks) ? bg.deployment.tasks : [];
-  const deployment = rows.filter(isTask).map((v) => ({
-    ...taskOf(text(v.task) ?? text(v.name) ?? "?", v),
-    here: own !== null && text(v.pid) === own.pid && (v.role === undefined || text(v.role) === own.role),
-  }));
+  const rows = (isObj(bg.deployment) && Array.isArray(bg.deployment.tasks) ? bg.deployment.tasks : []).filter(isTask);
+  const here = ownRows(rows, own);
+  const deployment = rows.map((v) => ({ ...taskOf(text(v.task) ?? text(v.name) ?? "?", v), here: here.has(v) }));
   const listed = new Set(deployment.filter((t) => t.here).map((t) => t.name));
   return [...mine.filter((t) => !listed.has(t.name)), ...deployment];
 }
@@ -92,7 +106,7 @@ function backgroundTasks(bg: unknown, own: ProcessInfo | null): Task[] {
 function processInfo(p: unknown): ProcessInfo | null {
   if (!isObj(p)) return null;
   return { role: text(p.role) ?? "?", pid: text(p.pid) ?? "?", niceness: text(p.niceness) ?? "?",
-           setting: text(p.niceness_setting) };
+           setting: text(p.niceness_setting), name: text(p.name) };
 }
 
 export function when(iso: string | null): string {

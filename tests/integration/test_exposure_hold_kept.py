@@ -7,6 +7,7 @@ waited for the hold and was refused four times: the candle was skipped for every
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 
 from adapters.event_store.exposure_stamps import lock_keys
 from tests.integration.test_engine_leases import client_ids, version_gaps
@@ -57,4 +58,38 @@ def test_a_kept_hold_defers_its_users_bots_and_no_one_elses(candles, postgres_ur
         "tradetape.risk", "tradetape.paper"]
     assert not [line for _, line in said if "CANDLE_SKIPPED" in line]
     assert max(client_ids(postgres_url).values()) == 1  # no order placed twice
+    assert version_gaps(postgres_url) == []
+
+
+class LetGoWhenSaid(logging.Handler):
+    """Lets the hold go as soon as the worker says it defers the user (between the refused
+    attempt at the candle and the next one)."""
+
+    def __init__(self, hold: ExitStack):
+        super().__init__()
+        self.hold = hold
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "EXPOSURE_HELD" in record.getMessage():
+            self.hold.close()
+
+
+def test_a_hold_let_go_after_the_refusal_trades_on_the_same_candle(candles, postgres_url):
+    bots = seed(postgres_url, HELD, accounts=1, per_account=2, limits=LIMITS, config=BOT)
+    worker, api = RiskWorker(postgres_url, "one"), ApiProcess(postgres_url)
+    risk_log = logging.getLogger("tradetape.risk")
+    with ExitStack() as hold:
+        hold.enter_context(api.risk.holds.hold(HELD))
+        handler = LetGoWhenSaid(hold)
+        risk_log.addHandler(handler)
+        try:
+            worker.leases.tick()
+            feed((worker,), candles, range(1))
+            assert None not in deals_of(worker, bots)
+            assert worker.risk.holds.deferred == 0
+        finally:
+            risk_log.removeHandler(handler)
+            worker.close()
+            api.close()
+    assert max(client_ids(postgres_url).values()) == 1
     assert version_gaps(postgres_url) == []

@@ -1,9 +1,10 @@
 """Users' exposure stamps on PostgreSQL (see ``application/exposure_holds.py``): table
-``risk_exposure_stamps`` (owner, version) in the event store's schema, a per-user advisory
-lock, and what the event store checks in the transaction of a stamped append.
+``risk_exposure_stamps`` (owner, version) in the event store's schema, per-user advisory
+locks, and what the event store checks in the transaction of a stamped append.
 
-- A position is opened under its owner's **hold**: a session advisory lock on a connection
-  of this process's own, taken before its check and given back after its append. Its
+- A position is opened under its owner's **hold**: session advisory locks (the owner's
+  bucket, then the owner's own key) on a connection of this process's own, taken before
+  its check and given back after its append. Its
   append moves the owner's stamp on (``bump``), in the append's own transaction, so a
   process killed after the append but before the unlock leaves the stamp moved on all the
   same.
@@ -21,7 +22,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import psycopg
@@ -57,6 +58,7 @@ def _space(kind: str, schema: str) -> int:
     return _digest(f"tradetape:{kind}:{schema}") - 2 ** 31
 
 
+@lru_cache(maxsize=1 << 16)  # (an append asks them of every user it judged, each candle)
 def lock_keys(schema: str, owner: str) -> tuple[int, int]:
     """The two int4 keys of ``owner``'s bucket in ``schema``: the schema's (a name space
     apart from the leases' worker locks, whose first key hashes another text), and the

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 
+import pytest
+
 from adapters.event_store.exposure_stamps import lock_keys
 from tests.integration.test_engine_leases import client_ids, version_gaps
 from tests.integration.test_risk_limits import BOT, candles
@@ -61,35 +63,44 @@ def test_a_kept_hold_defers_its_users_bots_and_no_one_elses(candles, postgres_ur
     assert version_gaps(postgres_url) == []
 
 
-class LetGoWhenSaid(logging.Handler):
-    """Lets the hold go as soon as the worker says it defers the user (between the refused
-    attempt at the candle and the next one)."""
+class LetGoAtAsk:
+    """The worker's stamps (``ExposureStamps``), letting the kept hold go just before the
+    worker asks whether it is let go for the ``at``-th time."""
 
-    def __init__(self, hold: ExitStack):
-        super().__init__()
-        self.hold = hold
+    def __init__(self, stamps, hold: ExitStack, at: int):
+        self.stamps, self.hold, self.at, self.asked = stamps, hold, at, 0
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if "EXPOSURE_HELD" in record.getMessage():
+    def held(self, owners: list[str]) -> set[str]:
+        self.asked += 1
+        if self.asked == self.at:
             self.hold.close()
+        return self.stamps.held(owners)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stamps, name)
 
 
-def test_a_hold_let_go_after_the_refusal_trades_on_the_same_candle(candles, postgres_url):
-    bots = seed(postgres_url, HELD, accounts=1, per_account=2, limits=LIMITS, config=BOT)
+@pytest.mark.parametrize("at", [1, 2])
+def test_a_hold_let_go_after_the_refusal_trades_on_the_same_candle(candles, postgres_url,
+                                                                   at):
+    """Let go before the candle is stepped again (``at`` 1), or after the other users'
+    bots were appended without the held user's (2: a round for theirs alone)."""
+    bots = {owner: seed(postgres_url, owner, accounts=1, per_account=2, limits=LIMITS,
+                        config=BOT) for owner in (HELD, "u3")}
     worker, api = RiskWorker(postgres_url, "one"), ApiProcess(postgres_url)
-    risk_log = logging.getLogger("tradetape.risk")
-    with ExitStack() as hold:
-        hold.enter_context(api.risk.holds.hold(HELD))
-        handler = LetGoWhenSaid(hold)
-        risk_log.addHandler(handler)
-        try:
+    holds = worker.risk.holds
+    try:
+        with ExitStack() as hold:
+            hold.enter_context(api.risk.holds.hold(HELD))
+            holds.stamps = LetGoAtAsk(holds.stamps, hold, at)
             worker.leases.tick()
             feed((worker,), candles, range(1))
-            assert None not in deals_of(worker, bots)
-            assert worker.risk.holds.deferred == 0
-        finally:
-            risk_log.removeHandler(handler)
-            worker.close()
-            api.close()
+            assert holds.stamps.asked == at
+        for owner in (HELD, "u3"):
+            assert None not in deals_of(worker, bots[owner]), owner
+        assert holds.deferred == 0
+    finally:
+        worker.close()
+        api.close()
     assert max(client_ids(postgres_url).values()) == 1
     assert version_gaps(postgres_url) == []

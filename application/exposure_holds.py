@@ -16,15 +16,27 @@ the user's **exposure stamp** (a version per user, ``adapters/event_store/exposu
 
 Only owners with a ``maxExposureQuote`` are stamped or held: nothing else counts positions
 and deals together. One process alone (SQLite) needs none of it: its lock serialises both.
+
+A hold kept for long elsewhere (a position whose live exchange does not answer) costs an
+engine's append one bounded wait, refused naming the users held (``EXPOSURE_HELD``). Those
+users are then **kept** here (``defer``: logged once, until let go): their markets are left
+out of each attempt at a candle while ``kept`` finds their hold still taken (asked without
+waiting), every other bot's changes appended without them; they trade at the first
+attempt that finds it let go, at this candle or a later one (``deferred`` counts the bot
+steps left out). Before, the one append carried every bot of the candle: it waited and was
+refused 4 times, 20 s, and the candle was skipped for all of them.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol
 
 from application.lease_fence import Fence, current_fence, fenced
+
+log = logging.getLogger("tradetape.risk")
 
 
 class ExposureStamps(Protocol):
@@ -37,6 +49,9 @@ class ExposureStamps(Protocol):
         """The owner's hold while inside: waits for the one under way, and for engine
         appends judged on their stamp."""
 
+    def held(self, owners: list[str]) -> set[str]:
+        """Those of ``owners`` whose hold another process keeps now (without waiting)."""
+
     def close(self) -> None: ...
 
 
@@ -48,6 +63,8 @@ class ExposureHolds:
         self.stamps = stamps
         self._seen: dict[str, int] = {}  # owner -> the stamp read before their figures
         self._held: set[str] = set()
+        self._kept: set[str] = set()  # owners found held elsewhere, until let go (``kept``)
+        self.deferred = 0  # bot steps left out while their owner's hold was kept elsewhere
 
     def close(self) -> None:
         self.stamps.close()
@@ -63,6 +80,33 @@ class ExposureHolds:
         if not self._seen:
             return {}
         return {o: self._seen.pop(o) for o in set(owners) if o in self._seen}
+
+    def defer(self, owners: Iterable[str], why: object) -> None:
+        """``owners``' hold was kept elsewhere past an append's wait (``why``: the
+        ``EXPOSURE_HELD`` refusal): their bots are left out until it is let go (one line
+        each, not one a candle)."""
+        for owner in sorted(set(owners) - self._kept):
+            self._kept.add(owner)
+            log.warning("the exposure hold of %s is kept by another process (%s): their "
+                        "bots are deferred until it is let go, the other users' bots trade "
+                        "on", owner, why)  # (its text leads with its code, EXPOSURE_HELD)
+
+    def kept(self) -> set[str]:
+        """The owners found held elsewhere whose hold is still taken (asked now, without
+        waiting); those let go are forgotten here (they trade again)."""
+        if not self._kept:
+            return set()
+        try:
+            still = self.stamps.held(sorted(self._kept))
+        except Exception as error:  # (its connection lost: asked again at the next attempt)
+            log.warning("could not ask whether the exposure holds of %s are let go: %s; "
+                        "their bots stay deferred", ", ".join(sorted(self._kept)), error)
+            return set(self._kept)
+        for owner in sorted(self._kept - still):
+            log.info("the exposure hold of %s was let go: their bots trade again (%d bot "
+                     "steps deferred so far in this process)", owner, self.deferred)
+        self._kept = set(still)
+        return set(still)
 
     @contextmanager
     def hold(self, owner: str) -> Iterator[None]:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from application.collector import collector_paused
 from application.paper_market import Market, error_reason
 from domain.bots import BotStatus
-from domain.errors import ConcurrencyConflictError, LeaseLostError
+from domain.errors import ConcurrencyConflictError, ExposureHeldError, LeaseLostError
 
 log = logging.getLogger("tradetape.paper")
 # A candle refused by a race is stepped again this many times at most, then skipped
@@ -37,6 +37,17 @@ class Turn:
     # an append the store failed (down, connection cut, timed out): APPEND_FAILED
     failed: Exception | None = None
     rebuilt: list[Market] = field(default_factory=list)  # markets rebuilt from the log
+    # owners whose exposure hold another process keeps (EXPOSURE_HELD): their markets are
+    # left out of the attempt under way (``left_out``), the other bots appended without them
+    kept: set[str] = field(default_factory=set)
+    left_out: set[tuple[str, str]] = field(default_factory=set)
+
+    def leaves_out(self, key: tuple[str, str], market: Market) -> bool:
+        """``market`` trades for an owner whose hold is kept elsewhere: not stepped now."""
+        if self.kept and any(e.bot.owner_id in self.kept for e in market.engines.values()):
+            self.left_out.add(key)
+            return True
+        return False
 
     def settled(self, key: tuple[str, str], market: Market) -> bool:
         return key in self.stored or self.stepped.get(key) is market
@@ -153,6 +164,29 @@ class CandleRaces:
         for bot_id in list(self._unfollowed):
             self._follow_from_log(bot_id)
 
+    def _kept_holds(self) -> set[str]:
+        """The owners whose exposure hold another process keeps now (found so by an
+        append: ``ExposureHolds.kept``); none without holds."""
+        holds = self.risk.holds if self.risk is not None else None
+        return holds.kept() if holds is not None else set()
+
+    def _let_go(self, turn: Turn) -> bool:
+        """After an attempt that stored its bots: markets of this candle were left out for
+        a kept hold, and one of those holds is let go now (they are stepped in one more
+        attempt, on this candle)."""
+        if not turn.kept or not any(self._waiting(turn, key) for key in turn.left_out):
+            return False
+        return bool(turn.kept - self._kept_holds())
+
+    def _waiting(self, turn: Turn, key: tuple[str, str]) -> bool:
+        market = self._markets.get(key)
+        return market is not None and market.busy and not turn.settled(key, market)
+
+    def _count_deferred(self, turn: Turn) -> None:
+        """The bot steps this candle left out for a kept hold, and never made (counted)."""
+        waiting = [self._markets[key] for key in turn.left_out if self._waiting(turn, key)]
+        if waiting:
+            self.risk.holds.deferred += sum(len(m.engines) for m in waiting)
 
     def on_candle(self, pair: str, ts_ms: int, o: Decimal, h: Decimal, low: Decimal,
                   c: Decimal, at) -> int:
@@ -167,7 +201,12 @@ class CandleRaces:
         (the stored result is what a first step after the race gives). Refused
         ``1 + RESTEPS`` times, it is skipped on those markets: one error line,
         ``CANDLE_SKIPPED``. An append the store failed (``APPEND_FAILED``, said by
-        ``_flush``) ends the candle: its bots go on from the log at the next one."""
+        ``_flush``) ends the candle: its bots go on from the log at the next one.
+
+        A user whose exposure hold another process keeps (``EXPOSURE_HELD``, after the
+        append's bounded wait) has their markets left out of the attempts while it is kept:
+        the other bots' changes are appended without them, and theirs are stepped at the
+        first attempt, or candle, that finds the hold let go (``exposure_holds.py``)."""
         # No cyclic collection inside a step (reference counting frees as usual): its full
         # passes walked every followed bot's state again and again while a heavy candle
         # allocated its events, ~30% of the step's processor time (bench_step.py)
@@ -175,11 +214,11 @@ class CandleRaces:
             before, turn = self.appended, Turn()
             self._turn = turn
             try:
-                for attempt in range(1 + RESTEPS):
-                    if attempt:  # (a race is no fault: not a warning)
-                        log.info("candle %s of %s refused (%s): stepped again from the log",
-                                 ts_ms, pair, turn.refused)  # (its text leads with its code)
-                    turn.refused = None
+                for _ in range(1 + RESTEPS):
+                    if turn.refused is not None:  # (a race is no fault: not a warning;
+                        log.info("candle %s of %s refused (%s): stepped again from the "
+                                 "log", ts_ms, pair, turn.refused)  # its code leads)
+                    turn.refused, turn.kept = None, self._kept_holds()
                     try:
                         self._step_candle(pair, ts_ms, (o, h, low, c), at, turn)
                     except ConcurrencyConflictError as error:
@@ -188,13 +227,18 @@ class CandleRaces:
                         if turn.failed is None:
                             raise  # (not the append's: a bug, or the log out of reach)
                         return self.appended - before  # (APPEND_FAILED said it)
-                    if turn.refused is None:
+                    if turn.refused is None and not self._let_go(turn):
                         return self.appended - before
+                    if isinstance(turn.refused, ExposureHeldError):  # those users' bots
+                        self.risk.holds.defer(turn.refused.owners, turn.refused)  # left out
+                if turn.refused is None:  # (the last was a let-go round's: all stored)
+                    return self.appended - before
                 log.error("candle %s of %s skipped (CANDLE_SKIPPED): refused %d times, the "
                           "last %s; its bots go on from the log at the next candle",
                           ts_ms, pair, 1 + RESTEPS, turn.refused)
                 return self.appended - before
             finally:
+                self._count_deferred(turn)
                 self._turn = None
                 self._entries_seen = self.lock.entries
                 if self.survivors is not None:  # (before the pause ends: see paper_heap)

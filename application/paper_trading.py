@@ -130,6 +130,8 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
             if key[1] != pair:
                 continue
             if key in reached and market.busy and not turn.settled(key, market):
+                if turn.leaves_out(key, market):
+                    continue  # its owner's hold is kept elsewhere: at their next chance
                 turn.stepped[key] = market
                 self._stale.add(key)
                 self._step(market, cause, candle)

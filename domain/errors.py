@@ -80,5 +80,14 @@ class ExposureChangedError(ConcurrencyConflictError):
         self.owners = list(owners)
 
 
+class ExposureHeldError(ExposureChangedError):
+    """An engine's append that waited its bounded time for a user's hold another process
+    keeps (a position whose live exchange does not answer): nothing was written; those
+    users' bots are deferred, the others' appended without them
+    (``application/exposure_holds.py``)."""
+
+    code = "EXPOSURE_HELD"
+
+
 class NotFoundError(DomainError, LookupError):
     code = "NOT_FOUND"

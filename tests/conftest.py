@@ -59,7 +59,8 @@ def postgres_url() -> Iterator[str]:
 
     from application.settings import _connect_kwargs, parse_database_url
 
-    schema = f"t_{uuid.uuid4().hex[:16]}"
+    # (a run sharing the database names its schemas: TRADETAPE_TEST_SCHEMA_PREFIX)
+    schema = f"{os.environ.get('TRADETAPE_TEST_SCHEMA_PREFIX', 't_')}{uuid.uuid4().hex[:16]}"
     yield f"{POSTGRES_URL}?schema={schema}"
     env = parse_database_url(POSTGRES_URL).env
     with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:

@@ -1,17 +1,19 @@
 """Users' exposure stamps on PostgreSQL (see ``application/exposure_holds.py``): table
-``risk_exposure_stamps`` (owner, version) in the event store's schema, a per-user advisory
-lock, and what the event store checks in the transaction of a stamped append.
+``risk_exposure_stamps`` (owner, version) in the event store's schema, per-user advisory
+locks, and what the event store checks in the transaction of a stamped append.
 
-- A position is opened under its owner's **hold**: a session advisory lock on a connection
-  of this process's own, taken before its check and given back after its append. Its
+- A position is opened under its owner's **hold**: session advisory locks (the owner's
+  bucket, then the owner's own key) on a connection of this process's own, taken before
+  its check and given back after its append. Its
   append moves the owner's stamp on (``bump``), in the append's own transaction, so a
   process killed after the append but before the unlock leaves the stamp moved on all the
   same.
-- An engine's append of buys judged on a stamp waits for any hold of their owners (a shared
-  transaction lock: engine appends never wait for each other), then is refused
+- An engine's append of buys judged on a stamp waits for any hold of their owners (shared
+  transaction locks: engine appends never wait for each other), then is refused
   (``EXPOSURE_CHANGED``) when a stamp moved on since it was read: the figures it judged on
-  lack a position appended meanwhile. The wait is bounded (``WAIT_SECONDS``): an api process
-  hanging in a hold delays an engine's step by that much, then its append is refused.
+  lack a position appended meanwhile. The wait is bounded (``WAIT_SECONDS``): a process
+  hanging in a hold delays an engine's append by that much, then it is refused naming the
+  users still held (``EXPOSURE_HELD``): the engine defers their bots alone.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import cache, lru_cache
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from application.settings import Database, _connect_kwargs, lock_ddl
-from domain.errors import ExposureChangedError
+from domain.errors import ExposureChangedError, ExposureHeldError
 
 STAMPS = "risk_exposure_stamps"
 CHANGED_MARK = "EXPOSURE_CHANGED"  # what a refused stamp makes PostgreSQL say (a failed cast)
@@ -34,22 +37,38 @@ WAIT_SECONDS = 5  # the longest an engine append waits for a position's hold
 HOLD_WAIT_SECONDS = 10  # the longest a position waits for its owner's hold
 
 
-# Holds are locks on buckets of owners, not one per owner. WHY: an engine append takes a
-# shared lock per key it was judged on, and advisory locks live in PostgreSQL's shared lock
-# table (64 x max_connections slots by default): a heavy candle judging 10,000 users would
-# fail "out of shared memory". Two owners of one bucket only wait for each other's hold
-# (milliseconds); a refusal is still decided by each owner's own stamp.
+# A hold is two locks: its owner's bucket, then the owner's own key. WHY buckets: an engine
+# append takes a shared lock per key it was judged on, and advisory locks live in
+# PostgreSQL's shared lock table (64 x max_connections slots by default): a heavy candle
+# judging 10,000 users would fail "out of shared memory". An append tries the buckets
+# without waiting; only in a bucket a hold keeps does it take (and wait for) its owners'
+# own keys: a user held for long defers that user's bots, not their bucket's (an owner of a
+# held bucket is still safe under their own key: a hold of theirs must have the bucket,
+# then their key, before it judges).
 BUCKETS = 256
 
 
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+@cache
+def _space(kind: str, schema: str) -> int:
+    """A first key: ``kind``'s locks in ``schema`` (hashed once: an append asks per owner)."""
+    return _digest(f"tradetape:{kind}:{schema}") - 2 ** 31
+
+
+@lru_cache(maxsize=1 << 16)  # (an append asks them of every user it judged, each candle)
 def lock_keys(schema: str, owner: str) -> tuple[int, int]:
-    """The two int4 keys of ``owner``'s hold in ``schema``: the schema's (a name space
+    """The two int4 keys of ``owner``'s bucket in ``schema``: the schema's (a name space
     apart from the leases' worker locks, whose first key hashes another text), and the
     owner's bucket."""
-    def digest(text: str) -> int:
-        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+    return _space("exposure", schema), _digest(owner) % BUCKETS
 
-    return digest(f"tradetape:exposure:{schema}") - 2 ** 31, digest(owner) % BUCKETS
+
+def owner_keys(schema: str, owner: str) -> tuple[int, int]:
+    """The two int4 keys of ``owner``'s own lock in ``schema`` (a name space of its own)."""
+    return _space("exposure-owner", schema), _digest(owner) - 2 ** 31
 
 
 def create_table(conn: Any, schema: str) -> None:
@@ -67,16 +86,7 @@ def check_stamps(curs: Any, schema: str, fence: Any) -> None:
     stamps = getattr(fence, "stamps", None)
     if stamps:
         owners = sorted(stamps)
-        keys = sorted({lock_keys(schema, owner) for owner in owners})
-        curs.execute(sql.SQL("SET LOCAL lock_timeout = '{}s'").format(
-            sql.SQL(str(int(WAIT_SECONDS)))))
-        try:
-            curs.execute("SELECT pg_advisory_xact_lock_shared(k1, k2) FROM unnest("
-                         "%s::int[], %s::int[]) AS k(k1, k2)",
-                         ([k[0] for k in keys], [k[1] for k in keys]))
-        except psycopg.errors.LockNotAvailable:
-            # Raised as ours: as the store's OperationalError, the append is tried 10 times
-            raise changed(owners, "a position's hold lasted too long") from None
+        _wait_for_holds(curs, schema, owners)
         curs.execute(sql.SQL(
             "SELECT CAST(CASE WHEN count(*) = %s THEN '0' ELSE %s END AS integer) FROM "
             "unnest(%s::text[], %s::bigint[]) AS s(owner, version) LEFT JOIN {} t "
@@ -89,6 +99,45 @@ def check_stamps(curs: Any, schema: str, fence: Any) -> None:
             "INSERT INTO {t} AS t (owner, version) SELECT o, 1 FROM unnest(%s::text[]) AS o "
             "ORDER BY o ON CONFLICT (owner) DO UPDATE SET version = t.version + 1").format(
                 t=sql.Identifier(schema, STAMPS)), (sorted(bumps),))
+
+
+_TRY_SHARED = ("SELECT k1, k2 FROM unnest(%s::int[], %s::int[]) AS k(k1, k2) "
+               "WHERE NOT pg_try_advisory_xact_lock_shared(k1, k2)")
+
+
+def _key(row: Any) -> tuple[int, int]:
+    """A row's (k1, k2), as the store's cursor gives rows (dicts) or as tuples."""
+    return (row["k1"], row["k2"]) if isinstance(row, dict) else (row[0], row[1])
+
+
+def _wait_for_holds(curs: Any, schema: str, owners: list[str]) -> None:
+    """Shared locks on ``owners``' buckets, tried without waiting (one statement); in a
+    bucket a hold keeps, the shared locks of its owners' own keys, waited for
+    ``WAIT_SECONDS`` at most: else ``EXPOSURE_HELD`` naming the owners held."""
+    buckets = {owner: lock_keys(schema, owner) for owner in owners}
+    keys = sorted(set(buckets.values()))
+    curs.execute(_TRY_SHARED, ([k[0] for k in keys], [k[1] for k in keys]))
+    kept = {_key(row) for row in curs.fetchall()}
+    if not kept:
+        return
+    mine = {o: owner_keys(schema, o) for o in owners if buckets[o] in kept}
+    keys = sorted(set(mine.values()))
+    curs.execute(_TRY_SHARED, ([k[0] for k in keys], [k[1] for k in keys]))
+    waited = sorted(_key(row) for row in curs.fetchall())
+    if not waited:
+        return
+    held = sorted(o for o, key in mine.items() if key in waited)
+    curs.execute(sql.SQL("SET LOCAL lock_timeout = '{}s'").format(
+        sql.SQL(str(int(WAIT_SECONDS)))))
+    try:
+        curs.execute("SELECT pg_advisory_xact_lock_shared(k1, k2) FROM unnest("
+                     "%s::int[], %s::int[]) AS k(k1, k2)",
+                     ([k[0] for k in waited], [k[1] for k in waited]))
+    except psycopg.errors.LockNotAvailable:
+        # Raised as ours: as the store's OperationalError, the append is tried 10 times
+        raise ExposureHeldError(
+            f"the exposure hold of {', '.join(held)} was kept elsewhere for over "
+            f"{WAIT_SECONDS} s: nothing was written", held) from None
 
 
 def changed(owners: list[str], why: str = "a position was opened meanwhile"
@@ -133,14 +182,40 @@ class PostgresExposureStamps:
     @contextmanager
     def hold(self, owner: str) -> Iterator[None]:
         """``owner``'s hold while inside (``lock_not_available`` after HOLD_WAIT_SECONDS)."""
-        keys = lock_keys(self.schema, owner)
+        bucket, own = lock_keys(self.schema, owner), owner_keys(self.schema, owner)
         with self._lock:
-            self._run("SELECT pg_advisory_lock(%s, %s)", keys)
+            self._run("SELECT pg_advisory_lock(%s, %s)", bucket)
+            try:
+                self._run("SELECT pg_advisory_lock(%s, %s)", own)
+            except BaseException:
+                with suppress(psycopg.OperationalError):
+                    self._run("SELECT pg_advisory_unlock(%s, %s)", bucket)
+                raise
             try:
                 yield
             finally:
-                with suppress(psycopg.OperationalError):  # (gone: the lock went with it)
-                    self._run("SELECT pg_advisory_unlock(%s, %s)", keys)
+                with suppress(psycopg.OperationalError):  # (gone: the locks went with it)
+                    self._run("SELECT pg_advisory_unlock(%s, %s), pg_advisory_unlock(%s, %s)",
+                              (*own, *bucket))
+
+    def held(self, owners: list[str]) -> set[str]:
+        """Those of ``owners`` whose hold another process keeps now (asked without
+        waiting: their own keys tried, and let go at once)."""
+        if not owners:
+            return set()
+        keys = {o: owner_keys(self.schema, o) for o in owners}
+        unique = sorted(set(keys.values()))
+        with self._lock:
+            rows = self._run("SELECT k1, k2, pg_try_advisory_lock_shared(k1, k2) FROM "
+                             "unnest(%s::int[], %s::int[]) AS k(k1, k2)",
+                             ([k[0] for k in unique], [k[1] for k in unique]))
+            granted = [(k1, k2) for k1, k2, ok in rows if ok]
+            if granted:
+                self._run("SELECT pg_advisory_unlock_shared(k1, k2) FROM unnest("
+                          "%s::int[], %s::int[]) AS k(k1, k2)",
+                          ([k[0] for k in granted], [k[1] for k in granted]))
+        kept = {(k1, k2) for k1, k2, ok in rows if not ok}
+        return {o for o, key in keys.items() if key in kept}
 
     def close(self) -> None:
         with self._lock:

@@ -147,9 +147,9 @@ def test_two_positions_at_one_instant_on_two_processes_never_pass_the_exposure_l
 def test_an_api_process_stuck_in_a_hold_delays_the_users_buys_and_stops_nothing(
         candles, postgres_url):
     """An api process hanging inside a position's hold (a live exchange that does not
-    answer): the worker's append of that user's deal waits a bounded time, is refused and
-    stepped again, then the candle is skipped with nothing written; once let go, the bot
-    trades on at the next close."""
+    answer): the worker's append of that user's deal waits a bounded time and is refused
+    with nothing written, the user's bot deferred; once let go, the bot trades on at the
+    next close (other users' bots: ``test_exposure_hold_kept.py``)."""
     [bot_id] = seed(postgres_url, accounts=1, per_account=1, limits=LIMITS,
                     config=ONE_BUY)
     worker, api = RiskWorker(postgres_url, "one"), ApiProcess(postgres_url)

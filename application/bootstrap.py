@@ -634,6 +634,11 @@ def open_runtime(settings, role: str = "all"):
     loop = LiveLoop(clock, [feed], paper, tape=MarketTape(),
                     on_step=_step_log(settings.step_log))
     library = open_candle_library(settings)
+    sweep_lock = None
+    if shared:  # every user's subscriptions: swept by one process of the deployment
+        from adapters.event_store.task_board import PostgresTaskLock
+
+        sweep_lock = PostgresTaskLock(database, "billing-sweep")
     read_models = (_InProcessReadModels(trading, database) if role == "all"
                    else _SharedReadModels(trading, database))
     paper.restart_book = read_models.restart_book
@@ -644,7 +649,8 @@ def open_runtime(settings, role: str = "all"):
         schedules=[*(_checkpoint_schedules(settings, trading, database)
                      if role != "engine" else ()),
                    *([_wallet_schedule(monitor, clock, settings.wallet_seconds),
-                      *_beside_the_loop(loop, reconciler, billing)]
+                      *_beside_the_loop(loop, reconciler, billing,
+                                        sweep_lock=sweep_lock)]
                      if role != "api" else [])],
         exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
         risk_check=risk.for_positions(), wallet_monitor=monitor, candle_library=library,
@@ -657,7 +663,23 @@ def open_runtime(settings, role: str = "all"):
         open_exposure_holds(database, trading, risk)
     if shared:
         runtime.listener = _event_listener(database, trading, runtime)
+        runtime.task_board = open_task_board(database, runtime, role)
     return runtime
+
+
+def open_task_board(database, runtime, role: str):
+    """On PostgreSQL, this process's background tasks published where every process of
+    the deployment reads them (``/health``'s ``background.deployment``)."""
+    import os
+    import socket
+
+    from adapters.event_store.task_board import PostgresTaskRows
+    from application.task_board import Process, TaskBoard
+
+    host, pid = socket.gethostname(), os.getpid()
+    name = f"{role}-{host}-{pid}-{os.urandom(2).hex()}"  # (a pid is used again)
+    return TaskBoard(PostgresTaskRows(database), lambda: runtime.schedules,
+                     Process(name, role, host, pid))
 
 
 def open_billing(trading: Trading, paper=None, environ=None):
@@ -940,21 +962,28 @@ def _wallet_schedule(monitor, clock, seconds: float):
                               name="wallet-monitor", now=clock.now)
 
 
-def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0) -> list:
+def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0, *,
+                     sweep_lock=None) -> list:
     """The live accounts' reconciliation and the billing sweep, each on a thread of its own
     (they ask an exchange, Stripe: seconds, timeouts), never in a trading step: each looks
     every ``tick`` seconds whether it is due by the loop's clock. What they append goes
     through the runner's lock, as a step's does; the read models are woken after. A tick
     when the task is not due is no round: a failure stays on ``/health`` until the task
-    next runs and succeeds."""
+    next runs and succeeds. ``sweep_lock`` (PostgreSQL: ``PostgresTaskLock``): the sweep
+    runs only while this process holds it, on one process of the deployment at a time
+    (it sweeps every user's subscriptions); the others show it on standby."""
     from application.audit_trail import CheckpointSchedule
     from application.task_health import NOT_DUE
 
-    def beside(task, due):
+    def beside(task, due, lock=None, health=None):
         def run() -> object:
             now = loop.clock.now()
             if not due(now):
                 return NOT_DUE
+            if lock is not None:
+                health.standby = not lock.held()  # (raises: the round failed)
+                if health.standby:
+                    return NOT_DUE
             appended = task(now)
             if appended:
                 loop.after_step(appended)
@@ -965,10 +994,12 @@ def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0) -> list:
         return loop.clock.now()
 
     sweep = billing.daily_sweep
+    sweeping = CheckpointSchedule(None, tick, name="billing-sweep", now=now)
+    sweeping.take = beside(sweep.run_if_due, sweep.due, sweep_lock, sweeping.health)
+    sweeping.lock = sweep_lock  # (released at stop: another process takes it at once)
     return [CheckpointSchedule(beside(reconciler.run_if_due, reconciler.due), tick,
                                name="reconciliation", now=now),
-            CheckpointSchedule(beside(sweep.run_if_due, sweep.due), tick,
-                               name="billing-sweep", now=now)]
+            sweeping]
 
 
 def _step_log(path: str | None):

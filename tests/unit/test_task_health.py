@@ -62,7 +62,7 @@ def test_a_failure_shows_from_its_first_round_until_a_round_succeeds():
     status, detail = tasks_health([task])
     assert status == "amber"
     assert detail["tasks"]["reconciliation"] == {
-        "status": "amber", "rounds": 3, "last_ok_at": T0.isoformat(),
+        "status": "amber", "standby": False, "rounds": 3, "last_ok_at": T0.isoformat(),
         "error": {"kind": "KeyError", "code": None, "since": first.isoformat(),
                   "last_at": clock.current.isoformat(), "failures": 2}}
     assert "secret" not in str(detail)

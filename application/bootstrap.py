@@ -619,7 +619,8 @@ def open_runtime(settings, role: str = "all"):
                    LeasedPaperTrading if shared else PaperTrading)
     paper = paper_class(trading, ids, venue, live_venues=open_live_venues(exchange_accounts),
                         risk=risk)
-    reconciler = Reconciler(paper, settings.reconcile_seconds)
+    reconciler = Reconciler(paper, settings.reconcile_seconds, turns=(
+        _task_lock(database, "reconciliation") if shared else None))
     monitor = WalletMonitor(Funding(trading, paper), paper, live=exchange_accounts,
                             every_seconds=settings.wallet_seconds)
     if settings.live_feed is not None and not settings.demo:
@@ -634,11 +635,8 @@ def open_runtime(settings, role: str = "all"):
     loop = LiveLoop(clock, [feed], paper, tape=MarketTape(),
                     on_step=_step_log(settings.step_log))
     library = open_candle_library(settings)
-    sweep_lock = None
-    if shared:  # every user's subscriptions: swept by one process of the deployment
-        from adapters.event_store.task_board import PostgresTaskLock
-
-        sweep_lock = PostgresTaskLock(database, "billing-sweep")
+    # every user's subscriptions: swept by one process of the deployment at a time
+    sweep_lock = _task_lock(database, "billing-sweep") if shared else None
     read_models = (_InProcessReadModels(trading, database) if role == "all"
                    else _SharedReadModels(trading, database))
     paper.restart_book = read_models.restart_book
@@ -665,6 +663,12 @@ def open_runtime(settings, role: str = "all"):
         runtime.listener = _event_listener(database, trading, runtime)
         runtime.task_board = open_task_board(database, runtime, role)
     return runtime
+
+
+def _task_lock(database, task: str):
+    from adapters.event_store.task_board import PostgresTaskLock
+
+    return PostgresTaskLock(database, task)
 
 
 def open_task_board(database, runtime, role: str):
@@ -997,9 +1001,10 @@ def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0, *,
     sweeping = CheckpointSchedule(None, tick, name="billing-sweep", now=now)
     sweeping.take = beside(sweep.run_if_due, sweep.due, sweep_lock, sweeping.health)
     sweeping.lock = sweep_lock  # (released at stop: another process takes it at once)
-    return [CheckpointSchedule(beside(reconciler.run_if_due, reconciler.due), tick,
-                               name="reconciliation", now=now),
-            sweeping]
+    reconciling = CheckpointSchedule(beside(reconciler.run_if_due, reconciler.due), tick,
+                                     name="reconciliation", now=now)
+    reconciling.lock = reconciler.turns  # (each account on one process at a time)
+    return [reconciling, sweeping]
 
 
 def _step_log(path: str | None):

@@ -127,42 +127,63 @@ class PostgresTaskRows:
 
 
 class PostgresTaskLock:
-    """One task's turn in the deployment: a session advisory lock (keyed by schema and
-    task) on a connection of its own. The process whose connection holds it runs the task;
-    a process killed loses its connection, the database drops the lock, and the next
-    process that asks takes it over."""
+    """A task's turn in the deployment: session advisory locks (keyed by schema, task and,
+    for a task shared out by name, the name: a reconciliation's account) on a connection
+    of its own. The process whose connection holds a turn runs it; a process killed loses
+    its connection, the database drops its locks, and the next process that asks takes
+    them over."""
 
     def __init__(self, database: Database, task: str, *,
                  try_again: float = TRY_AGAIN_SECONDS, clock=time.monotonic):
-        schema = _schema(database)
-        self.keys = (_key(f"tradetape:tasks:{schema}"), _key(task))
-        self._conn = _Connection(database)
-        self._held, self._tried_at = False, None
+        self.schema_key, self.task = _key(f"tradetape:tasks:{_schema(database)}"), task
+        self.keys = self._pair("")  # the whole task's (``held``)
+        self._mine: set[str] = set()  # the turns this connection holds
+        self._conn = _Connection(database, on_open=lambda _: self._mine.clear())
+        self._tried_at: float | None = None
         self.try_again, self._clock = try_again, clock
 
+    def _pair(self, name: str) -> tuple[int, int]:
+        return self.schema_key, _key(f"{self.task}:{name}" if name else self.task)
+
     def held(self) -> bool:
-        """Whether this process runs the task now: it holds the lock (its connection
-        checked alive) or has just taken it. A process on standby asks again at most every
+        """Whether this process runs the whole task now: it holds its turn (the connection
+        checked alive) or has just taken it. On standby it asks again at most every
         ``try_again`` seconds."""
         with self._conn.lock:
-            try:
-                if self._held:
-                    self._conn.get().execute("SELECT 1")
-                    return True
+            if "" not in self._mine:
                 now = self._clock()
                 if self._tried_at is not None and now - self._tried_at < self.try_again:
                     return False
                 self._tried_at = now
-                self._held = bool(self._conn.get().execute(
-                    "SELECT pg_try_advisory_lock(%s, %s)", self.keys).fetchone()[0])
-                return self._held
-            except psycopg.OperationalError:  # the connection, and with it the lock, lost
-                self._held = False
-                self._conn.close()
-                raise
+            return "" in self._turns({""}, keep=True)
+
+    def mine(self, names: set[str]) -> set[str]:
+        """Of ``names`` (a reconciliation's accounts this process trades), the ones this
+        process runs now: those it holds and those free, taken now; the turns it held of
+        names no longer asked for are given back."""
+        with self._conn.lock:
+            return self._turns(set(names), keep=False)
+
+    def _turns(self, names: set[str], *, keep: bool) -> set[str]:
+        try:
+            conn = self._conn.get()
+            if self._mine & names:
+                conn.execute("SELECT 1")  # (a connection lost: its locks with it)
+            for name in sorted(set() if keep else self._mine - names):
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", self._pair(name))
+                self._mine.discard(name)
+            for name in sorted(names - self._mine):
+                if conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                self._pair(name)).fetchone()[0]:
+                    self._mine.add(name)
+            return self._mine & names
+        except psycopg.OperationalError:
+            self._mine.clear()
+            self._conn.close()
+            raise
 
     def release(self) -> None:
-        """Let go (at a graceful stop): another process takes the task at once."""
+        """Let go (at a graceful stop): other processes take the turns at once."""
         with self._conn.lock:
-            self._held = False
+            self._mine.clear()
             self._conn.close()

@@ -649,7 +649,8 @@ def open_runtime(settings, role: str = "all"):
                    *([_wallet_schedule(monitor, clock, settings.wallet_seconds),
                       *_beside_the_loop(loop, reconciler, billing,
                                         sweep_lock=sweep_lock)]
-                     if role != "api" else [])],
+                     if role != "api" else
+                     [_clients_schedule(paper, settings.reconcile_seconds, clock)])],
         exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
         risk_check=risk.for_positions(), wallet_monitor=monitor, candle_library=library,
         backtests=open_backtest_jobs(trading, library),
@@ -857,13 +858,8 @@ def open_live_venues(exchange_accounts, environ=None):
         view = exchange_accounts.account(account.id)
         exchange = exchanges.get(account.id)  # (released meanwhile: made again)
         if exchange is None:
-            from adapters.exchanges.ccxt_client import sandbox_host_from
-            from adapters.exchanges.ccxt_venue import CcxtExchange
-
-            exchange = exchanges[account.id] = CcxtExchange.open(
-                view.exchange, sandbox=view.sandbox,
-                credentials=exchange_accounts.credentials(account.id),
-                sandbox_host=sandbox_host_from(env) if view.sandbox else None,
+            exchange = exchanges[account.id] = _ccxt_exchange(
+                view, env, credentials=exchange_accounts.credentials(account.id),
                 resend_unknown=False)
         return exchange, view
 
@@ -880,11 +876,28 @@ def open_live_venues(exchange_accounts, environ=None):
 
         try:
             exchange_accounts.check_can_trade(account.id)
-            return exchange_of(account)[0].market_rules(pair)
+            return rules_exchange(account).market_rules(pair)
         except DomainError as error:
             if error.code == "PAIR_NOT_TRADED":
                 raise
             return None
+
+    public: dict = {}  # (exchange, sandbox) -> a client with no keys
+
+    def rules_exchange(account):
+        """The account's own client where this process trades it (its markets loaded),
+        else one with no keys per exchange: the rules are public, and a process that only
+        shows them (the api: forms, a bot's checks) keeps no account's keys for them (the
+        api used to keep a client with its keys for every account ever shown, for good:
+        only a reconciliation round, which the api never runs, let them go)."""
+        exchange = exchanges.get(account.id)
+        if exchange is not None:
+            return exchange
+        view = exchange_accounts.account(account.id)
+        exchange = public.get((view.exchange, view.sandbox))
+        if exchange is None:
+            exchange = public[view.exchange, view.sandbox] = _ccxt_exchange(view, env)
+        return exchange
 
     reconciling: dict = {}
 
@@ -895,18 +908,12 @@ def open_live_venues(exchange_accounts, environ=None):
         ``ccxt_client.KeyGate``), never the trading step's client on two threads."""
         from uuid import UUID
 
-        from adapters.exchanges.ccxt_client import sandbox_host_from
-        from adapters.exchanges.ccxt_venue import CcxtExchange
-
         key = UUID(account_id)
         exchange = reconciling.get(key)
         if exchange is None:
-            view = exchange_accounts.account(key)
-            exchange = reconciling[key] = CcxtExchange.open(
-                view.exchange, sandbox=view.sandbox,
-                credentials=exchange_accounts.credentials(key),
-                sandbox_host=sandbox_host_from(env) if view.sandbox else None,
-                resend_unknown=False)
+            exchange = reconciling[key] = _ccxt_exchange(
+                exchange_accounts.account(key), env,
+                credentials=exchange_accounts.credentials(key), resend_unknown=False)
         return exchange
 
     def release_unused(traded: set[str]) -> None:
@@ -923,6 +930,17 @@ def open_live_venues(exchange_accounts, environ=None):
     venue.reconciliation_exchange = reconciliation_exchange
     venue.release_unused = release_unused
     return venue
+
+
+def _ccxt_exchange(view, env, credentials=None, **kwargs):
+    """A ccxt client for an account's exchange (``view``: its exchange id and whether a
+    sandbox, at ``TRADETAPE_SANDBOX_HOST`` when set); ``credentials`` None: no keys."""
+    from adapters.exchanges.ccxt_client import sandbox_host_from
+    from adapters.exchanges.ccxt_venue import CcxtExchange
+
+    return CcxtExchange.open(view.exchange, sandbox=view.sandbox, credentials=credentials,
+                             sandbox_host=sandbox_host_from(env) if view.sandbox else None,
+                             **kwargs)
 
 
 def open_live_feed(live, *, pairs):
@@ -964,6 +982,22 @@ def _wallet_schedule(monitor, clock, seconds: float):
 
     return CheckpointSchedule(lambda: monitor.run_due(clock.now()), seconds,
                               name="wallet-monitor", now=clock.now)
+
+
+def _clients_schedule(paper, seconds: float, clock):
+    """The api role runs no reconciliation, whose rounds let go of the exchange clients
+    (and keys) of the accounts a process no longer trades live: this does it for the api
+    (its users' own positions open live venues), every ``seconds``."""
+    from application.audit_trail import CheckpointSchedule
+
+    release = getattr(paper.live_venues, "release_unused", None)
+
+    def run() -> None:
+        if release is not None:
+            with paper.lock:
+                release({account for account, _, _ in paper.live_markets()})
+
+    return CheckpointSchedule(run, seconds, name="exchange-clients", now=clock.now)
 
 
 def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0, *,

@@ -619,8 +619,10 @@ def open_runtime(settings, role: str = "all"):
                    LeasedPaperTrading if shared else PaperTrading)
     paper = paper_class(trading, ids, venue, live_venues=open_live_venues(exchange_accounts),
                         risk=risk)
+    # the background tasks' rows and turns (PostgreSQL: one connection, opened when used)
+    task_rows = _task_rows(database) if shared else None
     reconciler = Reconciler(paper, settings.reconcile_seconds, turns=(
-        _task_lock(database, "reconciliation") if shared else None))
+        task_rows.turns("reconciliation") if shared else None))
     monitor = WalletMonitor(Funding(trading, paper), paper, live=exchange_accounts,
                             every_seconds=settings.wallet_seconds)
     if settings.live_feed is not None and not settings.demo:
@@ -636,7 +638,7 @@ def open_runtime(settings, role: str = "all"):
                     on_step=_step_log(settings.step_log))
     library = open_candle_library(settings)
     # every user's subscriptions: swept by one process of the deployment at a time
-    sweep_lock = _task_lock(database, "billing-sweep") if shared else None
+    sweep_lock = task_rows.turns("billing-sweep") if shared else None
     read_models = (_InProcessReadModels(trading, database) if role == "all"
                    else _SharedReadModels(trading, database))
     paper.restart_book = read_models.restart_book
@@ -662,29 +664,27 @@ def open_runtime(settings, role: str = "all"):
         open_exposure_holds(database, trading, risk)
     if shared:
         runtime.listener = _event_listener(database, trading, runtime)
-        runtime.task_board = open_task_board(database, runtime, role)
+        runtime.task_board = open_task_board(task_rows, runtime, role)
     return runtime
 
 
-def _task_lock(database, task: str):
-    from adapters.event_store.task_board import PostgresTaskLock
+def _task_rows(database):
+    from adapters.event_store.task_board import PostgresTaskRows
 
-    return PostgresTaskLock(database, task)
+    return PostgresTaskRows(database)
 
 
-def open_task_board(database, runtime, role: str):
-    """On PostgreSQL, this process's background tasks published where every process of
-    the deployment reads them (``/health``'s ``background.deployment``)."""
+def open_task_board(rows, runtime, role: str):
+    """On PostgreSQL, this process's background tasks published (``rows``) where every
+    process of the deployment reads them (``/health``'s ``background.deployment``)."""
     import os
     import socket
 
-    from adapters.event_store.task_board import PostgresTaskRows
     from application.task_board import Process, TaskBoard
 
     host, pid = socket.gethostname(), os.getpid()
     name = f"{role}-{host}-{pid}-{os.urandom(2).hex()}"  # (a pid is used again)
-    return TaskBoard(PostgresTaskRows(database), lambda: runtime.schedules,
-                     Process(name, role, host, pid))
+    return TaskBoard(rows, lambda: runtime.schedules, Process(name, role, host, pid))
 
 
 def open_billing(trading: Trading, paper=None, environ=None):

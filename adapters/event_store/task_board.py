@@ -33,21 +33,28 @@ def _schema(database: Database) -> str:
 
 
 class _Connection:
-    """A connection of its own, opened on first use and again after it broke; one
-    statement at a time (the publishing thread and ``/health``'s share it)."""
+    """One connection per process for all of it (the publications, ``/health``'s reads,
+    every task's locks), opened on first use and again after it broke; one statement (or
+    transaction) at a time under ``lock``. ``on_open``: what each user does on a new one
+    (the table made; the locks forgotten: they went with the old one)."""
 
-    def __init__(self, database: Database, on_open=None):
+    def __init__(self, database: Database):
         self._kwargs = _connect_kwargs(database.env)
-        self._on_open = on_open
+        self.on_open: list = []
         self._conn: psycopg.Connection | None = None
         self.lock = threading.Lock()
 
     def get(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self.close()
-            self._conn = psycopg.connect(**self._kwargs, autocommit=True, connect_timeout=5)
-            if self._on_open is not None:
-                self._on_open(self._conn)
+            conn = psycopg.connect(**self._kwargs, autocommit=True, connect_timeout=5)
+            try:
+                for opened in self.on_open:
+                    opened(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
     def close(self) -> None:
@@ -62,9 +69,14 @@ class PostgresTaskRows:
     """``application.task_board.TaskRows`` on PostgreSQL."""
 
     def __init__(self, database: Database):
-        self.schema = _schema(database)
+        self.database, self.schema = database, _schema(database)
         self.table = sql.Identifier(self.schema, TABLE)
-        self._conn = _Connection(database, on_open=self._create)
+        self._conn = _Connection(database)
+        self._conn.on_open.append(self._create)
+
+    def turns(self, task: str, **kwargs) -> PostgresTaskLock:
+        """``task``'s turns in the deployment, on this board's connection."""
+        return PostgresTaskLock(self.database, task, connection=self._conn, **kwargs)
 
     def _create(self, conn: psycopg.Connection) -> None:
         with conn.transaction():
@@ -133,12 +145,16 @@ class PostgresTaskLock:
     its connection, the database drops its locks, and the next process that asks takes
     them over."""
 
-    def __init__(self, database: Database, task: str, *,
+    def __init__(self, database: Database, task: str, *, connection: _Connection | None = None,
                  try_again: float = TRY_AGAIN_SECONDS, clock=time.monotonic):
+        """``connection``: shared with the process's board (``PostgresTaskRows.turns``);
+        None: one of its own."""
         self.schema_key, self.task = _key(f"tradetape:tasks:{_schema(database)}"), task
         self.keys = self._pair("")  # the whole task's (``held``)
         self._mine: set[str] = set()  # the turns this connection holds
-        self._conn = _Connection(database, on_open=lambda _: self._mine.clear())
+        self._own = connection is None
+        self._conn = _Connection(database) if connection is None else connection
+        self._conn.on_open.append(lambda _: self._mine.clear())
         self._tried_at: float | None = None
         self.try_again, self._clock = try_again, clock
 
@@ -185,5 +201,12 @@ class PostgresTaskLock:
     def release(self) -> None:
         """Let go (at a graceful stop): other processes take the turns at once."""
         with self._conn.lock:
-            self._mine.clear()
-            self._conn.close()
+            try:
+                if self._mine:  # (said, not left to the connection's end: the server
+                    self._turns(set(), keep=False)  # drops a closed one's locks later)
+                if self._own:
+                    self._conn.close()
+            except psycopg.Error:  # the connection gone: its locks with it
+                self._conn.close()
+            finally:
+                self._mine.clear()

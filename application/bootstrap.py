@@ -1019,7 +1019,7 @@ def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0, *,
             if not due(now):
                 return NOT_DUE
             if lock is not None:
-                health.standby = not lock.held()  # (raises: the round failed)
+                health.on_standby(not lock.held())  # (raises: the round failed)
                 if health.standby:
                     return NOT_DUE
             appended = task(now)

@@ -73,6 +73,15 @@ class TaskHealth:
         self.error, self.failing_since, self.last_failed_at = None, None, None
         self.failures = 0
 
+    def on_standby(self, standby: bool) -> None:
+        """Another process runs the task now (True) or this one does again (False). Going
+        on standby clears a failure shown here (e.g. the lock's connection lost): the task
+        no longer runs here, and the process that runs it shows its own rounds."""
+        if standby and not self.standby:
+            self.error, self.failing_since, self.last_failed_at = None, None, None
+            self.failures = 0
+        self.standby = standby
+
     def failed(self, error: BaseException) -> None:
         self.rounds += 1
         at = self._now()

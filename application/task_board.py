@@ -67,10 +67,12 @@ class TaskBoard:
         self.last_error: str | None = None
         self._stop, self._wake = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
+        self._published = False
 
     def publish(self) -> None:
         reports = {schedule.name: schedule.health.report() for schedule in self.schedules()}
         self.rows.publish(self.process, reports, self.ttl)
+        self._published = True
 
     def start(self) -> None:
         self._wake.set()  # the first publication at once
@@ -93,10 +95,12 @@ class TaskBoard:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        try:  # stopped: not shown as alive for another ttl
-            self.rows.forget(self.process)
-        except Exception as error:  # expires anyway
-            log.warning("forgetting this process's task rows failed: %s", log_line(error))
+        if self._published:  # (none written: nothing to forget, no connection opened)
+            try:  # stopped: not shown as alive for another ttl
+                self.rows.forget(self.process)
+            except Exception as error:  # expires anyway
+                log.warning("forgetting this process's task rows failed: %s",
+                            log_line(error))
         self.rows.close()
 
     def deployment(self) -> tuple[str, dict[str, Any]]:

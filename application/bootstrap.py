@@ -619,7 +619,10 @@ def open_runtime(settings, role: str = "all"):
                    LeasedPaperTrading if shared else PaperTrading)
     paper = paper_class(trading, ids, venue, live_venues=open_live_venues(exchange_accounts),
                         risk=risk)
-    reconciler = Reconciler(paper, settings.reconcile_seconds)
+    # the background tasks' rows and turns (PostgreSQL: one connection, opened when used)
+    task_rows = _task_rows(database) if shared else None
+    reconciler = Reconciler(paper, settings.reconcile_seconds, turns=(
+        task_rows.turns("reconciliation") if shared else None))
     monitor = WalletMonitor(Funding(trading, paper), paper, live=exchange_accounts,
                             every_seconds=settings.wallet_seconds)
     if settings.live_feed is not None and not settings.demo:
@@ -634,6 +637,8 @@ def open_runtime(settings, role: str = "all"):
     loop = LiveLoop(clock, [feed], paper, tape=MarketTape(),
                     on_step=_step_log(settings.step_log))
     library = open_candle_library(settings)
+    # every user's subscriptions: swept by one process of the deployment at a time
+    sweep_lock = task_rows.turns("billing-sweep") if shared else None
     read_models = (_InProcessReadModels(trading, database) if role == "all"
                    else _SharedReadModels(trading, database))
     paper.restart_book = read_models.restart_book
@@ -644,8 +649,10 @@ def open_runtime(settings, role: str = "all"):
         schedules=[*(_checkpoint_schedules(settings, trading, database)
                      if role != "engine" else ()),
                    *([_wallet_schedule(monitor, clock, settings.wallet_seconds),
-                      *_beside_the_loop(loop, reconciler, billing)]
-                     if role != "api" else [])],
+                      *_beside_the_loop(loop, reconciler, billing,
+                                        sweep_lock=sweep_lock)]
+                     if role != "api" else
+                     [_clients_schedule(paper, settings.reconcile_seconds, clock)])],
         exchange_accounts=exchange_accounts, reconciler=reconciler, risk=risk,
         risk_check=risk.for_positions(), wallet_monitor=monitor, candle_library=library,
         backtests=open_backtest_jobs(trading, library),
@@ -657,7 +664,27 @@ def open_runtime(settings, role: str = "all"):
         open_exposure_holds(database, trading, risk)
     if shared:
         runtime.listener = _event_listener(database, trading, runtime)
+        runtime.task_board = open_task_board(task_rows, runtime, role)
     return runtime
+
+
+def _task_rows(database):
+    from adapters.event_store.task_board import PostgresTaskRows
+
+    return PostgresTaskRows(database)
+
+
+def open_task_board(rows, runtime, role: str):
+    """On PostgreSQL, this process's background tasks published (``rows``) where every
+    process of the deployment reads them (``/health``'s ``background.deployment``)."""
+    import os
+    import socket
+
+    from application.task_board import Process, TaskBoard
+
+    host, pid = socket.gethostname(), os.getpid()
+    name = f"{role}-{host}-{pid}-{os.urandom(2).hex()}"  # (a pid is used again)
+    return TaskBoard(rows, lambda: runtime.schedules, Process(name, role, host, pid))
 
 
 def open_billing(trading: Trading, paper=None, environ=None):
@@ -831,13 +858,8 @@ def open_live_venues(exchange_accounts, environ=None):
         view = exchange_accounts.account(account.id)
         exchange = exchanges.get(account.id)  # (released meanwhile: made again)
         if exchange is None:
-            from adapters.exchanges.ccxt_client import sandbox_host_from
-            from adapters.exchanges.ccxt_venue import CcxtExchange
-
-            exchange = exchanges[account.id] = CcxtExchange.open(
-                view.exchange, sandbox=view.sandbox,
-                credentials=exchange_accounts.credentials(account.id),
-                sandbox_host=sandbox_host_from(env) if view.sandbox else None,
+            exchange = exchanges[account.id] = _ccxt_exchange(
+                view, env, credentials=exchange_accounts.credentials(account.id),
                 resend_unknown=False)
         return exchange, view
 
@@ -854,11 +876,28 @@ def open_live_venues(exchange_accounts, environ=None):
 
         try:
             exchange_accounts.check_can_trade(account.id)
-            return exchange_of(account)[0].market_rules(pair)
+            return rules_exchange(account).market_rules(pair)
         except DomainError as error:
             if error.code == "PAIR_NOT_TRADED":
                 raise
             return None
+
+    public: dict = {}  # (exchange, sandbox) -> a client with no keys
+
+    def rules_exchange(account):
+        """The account's own client where this process trades it (its markets loaded),
+        else one with no keys per exchange: the rules are public, and a process that only
+        shows them (the api: forms, a bot's checks) keeps no account's keys for them (the
+        api used to keep a client with its keys for every account ever shown, for good:
+        only a reconciliation round, which the api never runs, let them go)."""
+        exchange = exchanges.get(account.id)
+        if exchange is not None:
+            return exchange
+        view = exchange_accounts.account(account.id)
+        exchange = public.get((view.exchange, view.sandbox))
+        if exchange is None:
+            exchange = public[view.exchange, view.sandbox] = _ccxt_exchange(view, env)
+        return exchange
 
     reconciling: dict = {}
 
@@ -869,18 +908,12 @@ def open_live_venues(exchange_accounts, environ=None):
         ``ccxt_client.KeyGate``), never the trading step's client on two threads."""
         from uuid import UUID
 
-        from adapters.exchanges.ccxt_client import sandbox_host_from
-        from adapters.exchanges.ccxt_venue import CcxtExchange
-
         key = UUID(account_id)
         exchange = reconciling.get(key)
         if exchange is None:
-            view = exchange_accounts.account(key)
-            exchange = reconciling[key] = CcxtExchange.open(
-                view.exchange, sandbox=view.sandbox,
-                credentials=exchange_accounts.credentials(key),
-                sandbox_host=sandbox_host_from(env) if view.sandbox else None,
-                resend_unknown=False)
+            exchange = reconciling[key] = _ccxt_exchange(
+                exchange_accounts.account(key), env,
+                credentials=exchange_accounts.credentials(key), resend_unknown=False)
         return exchange
 
     def release_unused(traded: set[str]) -> None:
@@ -897,6 +930,17 @@ def open_live_venues(exchange_accounts, environ=None):
     venue.reconciliation_exchange = reconciliation_exchange
     venue.release_unused = release_unused
     return venue
+
+
+def _ccxt_exchange(view, env, credentials=None, **kwargs):
+    """A ccxt client for an account's exchange (``view``: its exchange id and whether a
+    sandbox, at ``TRADETAPE_SANDBOX_HOST`` when set); ``credentials`` None: no keys."""
+    from adapters.exchanges.ccxt_client import sandbox_host_from
+    from adapters.exchanges.ccxt_venue import CcxtExchange
+
+    return CcxtExchange.open(view.exchange, sandbox=view.sandbox, credentials=credentials,
+                             sandbox_host=sandbox_host_from(env) if view.sandbox else None,
+                             **kwargs)
 
 
 def open_live_feed(live, *, pairs):
@@ -940,21 +984,44 @@ def _wallet_schedule(monitor, clock, seconds: float):
                               name="wallet-monitor", now=clock.now)
 
 
-def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0) -> list:
+def _clients_schedule(paper, seconds: float, clock):
+    """The api role runs no reconciliation, whose rounds let go of the exchange clients
+    (and keys) of the accounts a process no longer trades live: this does it for the api
+    (its users' own positions open live venues), every ``seconds``."""
+    from application.audit_trail import CheckpointSchedule
+
+    release = getattr(paper.live_venues, "release_unused", None)
+
+    def run() -> None:
+        if release is not None:
+            with paper.lock:
+                release({account for account, _, _ in paper.live_markets()})
+
+    return CheckpointSchedule(run, seconds, name="exchange-clients", now=clock.now)
+
+
+def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0, *,
+                     sweep_lock=None) -> list:
     """The live accounts' reconciliation and the billing sweep, each on a thread of its own
     (they ask an exchange, Stripe: seconds, timeouts), never in a trading step: each looks
     every ``tick`` seconds whether it is due by the loop's clock. What they append goes
     through the runner's lock, as a step's does; the read models are woken after. A tick
     when the task is not due is no round: a failure stays on ``/health`` until the task
-    next runs and succeeds."""
+    next runs and succeeds. ``sweep_lock`` (PostgreSQL: ``PostgresTaskLock``): the sweep
+    runs only while this process holds it, on one process of the deployment at a time
+    (it sweeps every user's subscriptions); the others show it on standby."""
     from application.audit_trail import CheckpointSchedule
     from application.task_health import NOT_DUE
 
-    def beside(task, due):
+    def beside(task, due, lock=None, health=None):
         def run() -> object:
             now = loop.clock.now()
             if not due(now):
                 return NOT_DUE
+            if lock is not None:
+                health.on_standby(not lock.held())  # (raises: the round failed)
+                if health.standby:
+                    return NOT_DUE
             appended = task(now)
             if appended:
                 loop.after_step(appended)
@@ -965,10 +1032,13 @@ def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0) -> list:
         return loop.clock.now()
 
     sweep = billing.daily_sweep
-    return [CheckpointSchedule(beside(reconciler.run_if_due, reconciler.due), tick,
-                               name="reconciliation", now=now),
-            CheckpointSchedule(beside(sweep.run_if_due, sweep.due), tick,
-                               name="billing-sweep", now=now)]
+    sweeping = CheckpointSchedule(None, tick, name="billing-sweep", now=now)
+    sweeping.take = beside(sweep.run_if_due, sweep.due, sweep_lock, sweeping.health)
+    sweeping.lock = sweep_lock  # (released at stop: another process takes it at once)
+    reconciling = CheckpointSchedule(beside(reconciler.run_if_due, reconciler.due), tick,
+                                     name="reconciliation", now=now)
+    reconciling.lock = reconciler.turns  # (each account on one process at a time)
+    return [reconciling, sweeping]
 
 
 def _step_log(path: str | None):

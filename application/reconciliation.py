@@ -62,8 +62,12 @@ class Reconciler:
     result (``PaperTrading.save_aggregates``, the loop's own path). It asks through a client
     of its own per account (``_exchange``), not the trading step's."""
 
-    def __init__(self, paper: PaperTrading, every_seconds: float = 60.0):
+    def __init__(self, paper: PaperTrading, every_seconds: float = 60.0, turns=None):
+        """``turns`` (PostgreSQL, where engine workers share the accounts: each trades the
+        bots it leases): ``mine(account_ids)``, the accounts this process reconciles now,
+        one process per account at a time (``adapters/event_store/task_board.py``)."""
         self.paper, self.every = paper, timedelta(seconds=every_seconds)
+        self.turns = turns
         self.accounts: dict[str, AccountCheck] = {}
         self._next: datetime | None = None
         self._running = threading.Lock()  # one round at a time (start's, the schedule's)
@@ -85,6 +89,11 @@ class Reconciler:
                 release = getattr(self.paper.live_venues, "release_unused", None)
                 if release is not None:  # the clients of accounts no longer traded
                     release(set(by_account))
+            if self.turns is not None:  # another process reconciles the others
+                mine = self.turns.mine(set(by_account))
+                by_account = {a: m for a, m in by_account.items() if a in mine}
+                for elsewhere in set(self.accounts) - mine:  # (its checks are shown there)
+                    del self.accounts[elsewhere]
             appended, unexpected = 0, None
             for account_id, markets in by_account.items():
                 check = self.accounts.setdefault(account_id, AccountCheck())

@@ -26,7 +26,7 @@ from application.positions import Positions
 from application.projection_worker import ProjectionWorker
 from application.promotion import Promotion
 from application.server_settings import ServerSettings
-from application.task_health import tasks_health
+from application.task_health import log_line, tasks_health
 from application.trading import Trading
 from domain.ports import Clock
 
@@ -89,6 +89,9 @@ class Runtime:
     leases: Any = None
     # PostgreSQL LISTEN: other processes' appends (adapters/event_store/notify.py)
     listener: Any = None
+    # PostgreSQL: every process's background tasks, published and read for /health
+    # (``application.task_board.TaskBoard``); None: this process's alone (SQLite)
+    task_board: Any = None
 
     @cached_property
     def bots(self) -> BotCommands:
@@ -197,6 +200,8 @@ class Runtime:
             self.listener.start()
         for schedule in self.schedules:
             schedule.start()
+        if self.task_board is not None:
+            self.task_board.start()
         if self.leases is not None:  # started and stepping: the other workers may give it
             self.leases.started()  # bots now
         self.started_at = self.clock.now()
@@ -213,7 +218,7 @@ class Runtime:
                 self.paper.resume()
         self.positions.resume()
         if self.reconciler is not None:
-            self.reconciler.run(self.clock.now())
+            self._reconcile_at_start()
         if self.wallet_monitor is not None:
             # The balances as they stand at start, in the views before the first answer
             # (its schedule's first round, on its own thread, then waits a period).
@@ -224,6 +229,20 @@ class Runtime:
                 log.warning("wallet monitor failed at start: %s: %s",
                             type(error).__name__, error)
 
+    def _reconcile_at_start(self) -> None:
+        """The live accounts reconciled before the first step, as a round of the
+        reconciliation's schedule when there is one: an error outside the known codes
+        never stops the start (it used to); the task shows amber on ``/health`` with the
+        error's kind and code, and the schedule's rounds try again when it is next due."""
+        schedule = next((s for s in self.schedules if s.name == "reconciliation"), None)
+        if schedule is not None:
+            schedule.run_once()
+            return
+        try:
+            self.reconciler.run(self.clock.now())
+        except Exception as error:  # (no schedule: the log says it)
+            log.warning("reconciliation failed at start: %s", log_line(error))
+
     def stop(self) -> None:
         self.accepting_commands = False
         self.loop.stop()
@@ -231,6 +250,11 @@ class Runtime:
         # round under way finishes (asked of an exchange or Stripe, saved or not at all)
         for schedule in self.schedules:
             schedule.stop()
+            lock = getattr(schedule, "lock", None)  # its turn in the deployment: another
+            if lock is not None:  # process takes it at once
+                lock.release()
+        if self.task_board is not None:  # this process's rows go with it
+            self.task_board.stop()
         if self.listener is not None:
             self.listener.stop()
         if self.leases is not None:  # let go at once: the other workers take over now
@@ -262,10 +286,19 @@ class Runtime:
             parts["billing"] = _timed(self._billing_health)
         if self.leases is not None:
             parts["leases"] = _timed(self._lease_health)
-        if self.schedules:  # reconciliation, billing sweep, wallet monitor, checkpoints
-            parts["background"] = _timed(lambda: tasks_health(self.schedules))
+        if self.schedules or self.task_board is not None:  # reconciliation, billing
+            parts["background"] = _timed(self._background_health)  # sweep, wallet, audit
         parts["process"] = _timed(self._process_health)
         return parts
+
+    def _background_health(self) -> tuple[str, dict]:
+        """This process's tasks (``tasks``) and, on PostgreSQL, every live process's
+        (``deployment``: the engines' reconciliation and sweep on the api's /health)."""
+        status, detail = tasks_health(self.schedules)
+        if self.task_board is not None:
+            elsewhere, detail["deployment"] = self.task_board.deployment()
+            status = "amber" if "amber" in (status, elsewhere) else status
+        return status, detail
 
     def _process_health(self) -> tuple[str, dict]:
         """Which role this process plays and at which niceness it runs (``serve --nice N``

@@ -63,12 +63,24 @@ class TaskHealth:
         self.failing_since: datetime | None = None
         self.last_failed_at: datetime | None = None
         self.failures = 0  # rounds failed in a row
+        # True while the task runs on one process of the deployment at a time and another
+        # holds it (this one takes it over when that one dies)
+        self.standby = False
 
     def succeeded(self) -> None:
         self.rounds += 1
         self.last_ok_at = self._now()
         self.error, self.failing_since, self.last_failed_at = None, None, None
         self.failures = 0
+
+    def on_standby(self, standby: bool) -> None:
+        """Another process runs the task now (True) or this one does again (False). Going
+        on standby clears a failure shown here (e.g. the lock's connection lost): the task
+        no longer runs here, and the process that runs it shows its own rounds."""
+        if standby and not self.standby:
+            self.error, self.failing_since, self.last_failed_at = None, None, None
+            self.failures = 0
+        self.standby = standby
 
     def failed(self, error: BaseException) -> None:
         self.rounds += 1
@@ -80,7 +92,8 @@ class TaskHealth:
 
     def report(self) -> dict[str, Any]:
         error = self.error
-        return {"status": "green" if error is None else "amber", "rounds": self.rounds,
+        return {"status": "green" if error is None else "amber", "standby": self.standby,
+                "rounds": self.rounds,
                 "last_ok_at": _iso(self.last_ok_at),
                 "error": None if error is None else {
                     "kind": error.kind, "code": error.code, "since": _iso(self.failing_since),

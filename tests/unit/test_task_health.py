@@ -62,7 +62,7 @@ def test_a_failure_shows_from_its_first_round_until_a_round_succeeds():
     status, detail = tasks_health([task])
     assert status == "amber"
     assert detail["tasks"]["reconciliation"] == {
-        "status": "amber", "rounds": 3, "last_ok_at": T0.isoformat(),
+        "status": "amber", "standby": False, "rounds": 3, "last_ok_at": T0.isoformat(),
         "error": {"kind": "KeyError", "code": None, "since": first.isoformat(),
                   "last_at": clock.current.isoformat(), "failures": 2}}
     assert "secret" not in str(detail)
@@ -71,3 +71,20 @@ def test_a_failure_shows_from_its_first_round_until_a_round_succeeds():
     status, detail = tasks_health([task])
     assert (status, detail["tasks"]["reconciliation"]["error"]) == ("green", None)
     assert detail["tasks"]["reconciliation"]["last_ok_at"] == clock.current.isoformat()
+
+
+def test_a_failure_shown_here_goes_when_another_process_runs_the_task():
+    clock = Clock()
+    task = Schedule("billing-sweep", clock)
+    task.health.failed(ConnectionError("the lock's connection was lost"))
+    assert tasks_health([task])[0] == "amber"
+    task.health.on_standby(True)  # another process holds the task now
+    status, detail = tasks_health([task])
+    assert status == "green"
+    assert detail["tasks"]["billing-sweep"]["standby"] is True
+    assert detail["tasks"]["billing-sweep"]["error"] is None
+    task.health.on_standby(False)  # its turn again: its rounds show as before
+    task.health.failed(KeyError("x"))
+    assert tasks_health([task])[0] == "amber"
+    task.health.on_standby(False)  # still its turn: the failure stays
+    assert tasks_health([task])[0] == "amber"

@@ -84,3 +84,58 @@ def test_the_clients_of_an_account_no_longer_traded_are_let_go(open_world, tmp_p
         again.client.rateLimit = 1
         again.fetch_balance()
         assert sim.server.nonces[-1] > signed
+
+
+def keys_held(sim) -> int:
+    """ccxt clients in memory that hold the account's key."""
+    import ccxt
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects()
+               if isinstance(o, ccxt.Exchange) and o.apiKey == sim.api_key)
+
+
+def test_an_accounts_rules_are_read_with_no_keys_and_keep_none(open_world, tmp_path) -> None:
+    """The api shows an account's exchange rules (forms, a bot's checks) through a client
+    with no keys per exchange: it asks no signed request and keeps no key for them (it
+    kept a client with the account's keys for good: only a reconciliation round, which the
+    api never runs, let it go)."""
+    world = open_world(f"sqlite:///{tmp_path / 'events.sqlite'}")
+    with running_simulator(speed=0) as sim:
+        added, venues = live_account(world, sim)
+        before, signed = keys_held(sim), len(sim.server.nonces)
+        account = world.identity.trading.get_account(added.id)
+        rules = venues.market_rules(account, "BTC/USDT")
+        assert rules is not None and rules.amount_step > 0
+        assert len(sim.server.nonces) == signed  # nothing signed
+        assert keys_held(sim) == before
+
+
+def test_the_api_lets_go_of_the_clients_of_accounts_it_no_longer_trades(
+        open_world, tmp_path) -> None:
+    """The api's schedule does what the reconciliation's round does on an engine: the
+    client (and keys) of an account with no live market here any more is let go."""
+    from adapters.clock import SettableClock
+    from application.bootstrap import _clients_schedule
+
+    world = open_world(f"sqlite:///{tmp_path / 'events.sqlite'}")
+    with running_simulator(speed=0) as sim:
+        added, venues = live_account(world, sim)
+        runner = PaperTrading(world.identity.trading, world.identity.trading.ids,
+                              lambda pair, q, b: PaperExchange(pair, quote_balance=q),
+                              live_venues=venues)
+        venue = venues(world.identity.trading.get_account(added.id), "BTC/USDT")
+        let_go = weakref.ref(venue.exchange.client)
+        schedule = _clients_schedule(runner, 60, SettableClock(world.clock.current))
+        with runner.lock:
+            runner.desk(str(added.id), "BTC/USDT")  # a position's market, open here
+        del venue
+        schedule.run_once()
+        gc.collect()
+        assert let_go() is not None  # still traded: kept
+        with runner.lock:
+            runner._markets.clear()  # its positions ended, the market closed
+        schedule.run_once()
+        gc.collect()
+        assert let_go() is None
+        assert schedule.health.report()["status"] == "green"

@@ -1,0 +1,138 @@
+"""A split deployment on PostgreSQL: two engine processes and an api, one database.
+
+The billing sweep sweeps every user's subscriptions, so it runs on one engine at a time:
+the other shows it on standby and takes it over when the first stops or dies. The api has
+no sweep of its own, yet its ``/health`` shows the engines' tasks, each with the process it
+ran on (a failure's kind, never its message), and no longer shows a process that died.
+Each "process" is a runtime as ``tradetape serve --role ...`` opens it; the test runs their
+rounds and publications itself (as their threads would)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.server import create_app
+from application.bootstrap import open_runtime
+from application.server_settings import ServerSettings
+from application.settings import _connect_kwargs, parse_database_url
+from tests.api.conftest import T0
+
+pytestmark = pytest.mark.timeout(120)
+SECRET = "sk_live_do_not_show"
+
+
+def open_process(stack: ExitStack, url: str, role: str, monkeypatch):
+    from adapters.clock import SettableClock
+
+    monkeypatch.setenv("TRADETAPE_BCRYPT_ROUNDS", "4")
+    runtime = open_runtime(ServerSettings(database_url=url, speed=60), role=role)
+    clock = SettableClock(T0)
+    runtime.clock = runtime.trading.clock = runtime.loop.clock = clock
+    stop, stopped = runtime.stop, []
+
+    def stop_once() -> None:  # (the test stops one itself)
+        if not stopped:
+            stopped.append(True)
+            stop()
+
+    runtime.stop = stop_once
+    stack.callback(stop_once)
+    return runtime
+
+
+def schedule(runtime, name: str):
+    return next(s for s in runtime.schedules if s.name == name)
+
+
+def sweep_fails(runtime) -> None:
+    def sweep():
+        raise KeyError(SECRET)  # as Stripe's answer our code cannot read
+    runtime.billing.sweep = sweep
+
+
+def rows(health: dict, task: str) -> list[dict]:
+    return [row for row in health["background"]["deployment"]["tasks"]
+            if row["task"] == task]
+
+
+def test_the_sweep_runs_on_one_engine_and_the_api_shows_where_it_failed(
+        postgres_url, monkeypatch):
+    with ExitStack() as stack:
+        first = open_process(stack, postgres_url, "engine", monkeypatch)
+        second = open_process(stack, postgres_url, "engine", monkeypatch)
+        api = open_process(stack, postgres_url, "api", monkeypatch)
+        client = stack.enter_context(TestClient(create_app(api, manage_runtime=False)))
+        for engine in (first, second):
+            sweep_fails(engine)
+        schedule(first, "billing-sweep").run_once()  # first asks first: it sweeps
+        schedule(second, "billing-sweep").run_once()  # the other waits its turn
+        for engine in (first, second):
+            engine.task_board.publish()
+
+        answer = client.get("/health")
+        health = answer.json()
+        assert health["background"]["status"] == "amber"
+        assert "tasks" in health["background"]  # the api's own, as before
+        failed, waiting = sorted(rows(health, "billing-sweep"), key=lambda r: r["standby"])
+        assert failed["process"] == first.task_board.process.name
+        assert failed["role"] == "engine" and failed["standby"] is False
+        assert failed["status"] == "amber" and failed["error"]["kind"] == "KeyError"
+        assert failed["error"]["failures"] == 1
+        assert waiting["process"] == second.task_board.process.name
+        assert waiting["standby"] is True and waiting["rounds"] == 0
+        assert SECRET not in answer.text
+        assert {row["process"] for row in rows(health, "reconciliation")} == {
+            first.task_board.process.name, second.task_board.process.name}
+
+        first.stop()  # gracefully: its turn goes at once, its rows with it
+        del second.billing.sweep  # (its sweep works: the subscriptions are fine)
+        lock = schedule(second, "billing-sweep").lock
+        lock.try_again = 0  # (asked again at once, not 5 s later)
+        schedule(second, "billing-sweep").run_once()
+        second.task_board.publish()
+        health = client.get("/health").json()
+        [sweep] = rows(health, "billing-sweep")
+        assert sweep["process"] == second.task_board.process.name
+        assert (sweep["standby"], sweep["status"], sweep["rounds"]) == (False, "green", 1)
+        assert health["background"]["status"] == "green"
+
+
+def test_an_engine_that_dies_is_taken_over_and_its_rows_expire(postgres_url, monkeypatch):
+    with ExitStack() as stack:
+        first = open_process(stack, postgres_url, "engine", monkeypatch)
+        second = open_process(stack, postgres_url, "engine", monkeypatch)
+        api = open_process(stack, postgres_url, "api", monkeypatch)
+        api.task_board.ttl = 3.0  # a process silent this long is dead
+        client = stack.enter_context(TestClient(create_app(api, manage_runtime=False)))
+        schedule(first, "billing-sweep").run_once()
+        lock = schedule(second, "billing-sweep").lock
+        lock.try_again = 0
+        schedule(second, "billing-sweep").run_once()
+        assert schedule(second, "billing-sweep").health.standby is True
+        first.task_board.publish()
+        last_report = time.monotonic()
+
+        # first dies (kill -9): the database ends its sessions, its lock with them
+        env = parse_database_url(postgres_url).env
+        with psycopg.connect(**_connect_kwargs(env), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE "
+                          "locktype = 'advisory' AND classid = %s AND objid = %s",
+                          schedule(first, "billing-sweep").lock.keys)
+            while admin.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND "
+                                "classid = %s AND objid = %s",
+                                schedule(first, "billing-sweep").lock.keys).fetchone():
+                time.sleep(0.01)  # (its backend ends a moment after the signal)
+        schedule(second, "billing-sweep").run_once()
+        assert schedule(second, "billing-sweep").health.standby is False
+        assert schedule(second, "billing-sweep").health.rounds == 1  # it swept
+
+        time.sleep(max(0.0, last_report + 3.2 - time.monotonic()))  # first never reports
+        second.task_board.publish()
+        health = client.get("/health").json()
+        processes = {row["process"] for row in health["background"]["deployment"]["tasks"]}
+        assert processes == {second.task_board.process.name}

@@ -302,11 +302,15 @@ class Runtime:
 
     def _process_health(self) -> tuple[str, dict]:
         """Which role this process plays and at which niceness it runs (``serve --nice N``
-        or ``TRADETAPE_NICE``; ``niceness_setting`` None: inherited, left as it was)."""
+        or ``TRADETAPE_NICE``; ``niceness_setting`` None: inherited, left as it was) and, on
+        PostgreSQL, the ``name`` its rows carry in the deployment's list of tasks."""
         pid = os.getpid()  # on Linux the main thread's id: niceness is per thread
-        return "green", {"role": self.role, "pid": pid,
-                         "niceness": os.getpriority(os.PRIO_PROCESS, pid),
-                         "niceness_setting": self.settings.nice}
+        detail = {"role": self.role, "pid": pid,
+                  "niceness": os.getpriority(os.PRIO_PROCESS, pid),
+                  "niceness_setting": self.settings.nice}
+        if self.task_board is not None:  # the name its rows carry in ``background.deployment``
+            detail["name"] = self.task_board.process.name
+        return "green", detail
 
     def _billing_health(self) -> tuple[str, dict]:
         """Amber while users whose wallet held the price expired at the last sweep because

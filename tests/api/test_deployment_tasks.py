@@ -86,6 +86,8 @@ def test_the_sweep_runs_on_one_engine_and_the_api_shows_where_it_failed(
         assert waiting["process"] == second.task_board.process.name
         assert waiting["standby"] is True and waiting["rounds"] == 0
         assert SECRET not in answer.text
+        # the page finds its own rows in the deployment's list by this name
+        assert health["process"]["name"] == api.task_board.process.name
         assert {row["process"] for row in rows(health, "reconciliation")} == {
             first.task_board.process.name, second.task_board.process.name}
 

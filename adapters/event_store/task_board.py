@@ -18,8 +18,9 @@ import psycopg
 from psycopg import sql
 
 from application.settings import Database, _connect_kwargs, lock_ddl
-from application.task_board import Process
 
+# ``process`` below: ``application.task_board.Process`` (name, role, host, pid), not imported:
+# adapters depend on no application module but its settings (the dependency rule).
 TABLE = "background_tasks"
 TRY_AGAIN_SECONDS = 5.0  # a process on standby asks for a task's lock at most this often
 
@@ -97,7 +98,7 @@ class PostgresTaskRows:
                 self._conn.close()
                 raise
 
-    def publish(self, process: Process, reports: dict[str, dict[str, Any]],
+    def publish(self, process: Any, reports: dict[str, dict[str, Any]],
                 ttl_seconds: float) -> None:
         def work(conn: psycopg.Connection) -> None:
             with conn.transaction():
@@ -129,7 +130,7 @@ class PostgresTaskRows:
                           "pid": pid, "reported_at": reported_at.isoformat(), **report})
         return found
 
-    def forget(self, process: Process) -> None:
+    def forget(self, process: Any) -> None:
         self._run(lambda conn: conn.execute(
             sql.SQL("DELETE FROM {} WHERE process = %s").format(self.table), (process.name,)))
 

@@ -55,6 +55,8 @@ class PositionExits(PositionCommands):
         the position) follows the lowest. Without an activation price it starts trailing
         at the current price."""
         buys = side is OrderSide.BUY
+        if buys:  # (an emergency stop places no buy; a sell stop may still close)
+            self._check_not_halted()
         with self.paper.lock, self._hold(owner_id) if buys else nullcontext():
             position, desk = self._open_position(owner_id, position_id)
             if not buys:

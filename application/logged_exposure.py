@@ -21,10 +21,11 @@ log = logging.getLogger("tradetape.risk")
 
 def logged_exposure(trading: Trading, bot_ids: Iterable[UUID]) -> Exposure:
     """What bots that this process does not trade hold open, as their events say (the risk
-    limits' measure: an open deal each, and at most what it commits: its buys' cost, and
-    while it has not begun to sell, the safety orders of its plan it has not filled, which
-    may rest). A deal whose events this code cannot read (a newer version's) counts as its
-    whole plan: the limit holds whatever it did. Loaded together (a few queries)."""
+    limits' measure: an open deal each, and at most what it commits: its buys' cost, its
+    base order while nothing of it has filled, and while it has not begun to sell, the
+    safety orders of its plan it has not filled, which may rest). A deal whose events this
+    code cannot read (a newer version's) counts as its whole plan: the limit holds whatever
+    it did. Loaded together (a few queries)."""
     bots = trading.load_many(bot_ids, Bot)
     holding = [bot for bot in bots.values() if bot.open_deal_id is not None]
     try:
@@ -45,6 +46,8 @@ def logged_exposure(trading: Trading, bot_ids: Iterable[UUID]) -> Exposure:
             committed += plan[-1].total_quote
         elif deal.status is DealStatus.OPEN:
             committed += deal.cost
+            if deal.units_bought == ZERO:  # its base order sent, no fill heard yet (live)
+                committed += plan[0].quote
             if not deal.steps_sold:
                 committed += sum((level.quote for level in plan[1 + deal.safety_orders_used:]),
                                  ZERO)

@@ -68,10 +68,7 @@ class Positions(PositionExits):
         self._check_not_halted()
         with self.paper.lock, self._hold(owner_id):
             desk = self.paper.desk(account, pair)
-            price = limit or self._price(desk)
-            units, quote = size_of(price, quote_amount, amount)
-            if trail is not None:  # what it commits: at the level it can fire at, at most
-                quote = units * fire_bound(OrderSide.BUY, price, *trail_of(trail, price))
+            units, quote = self._entry_size(desk, limit, quote_amount, amount, trail)
             if self.risk_check is not None:
                 self.risk_check(owner_id, quote)  # before any order is sent
             cause = self._begin(desk, owner_id)
@@ -85,6 +82,16 @@ class Positions(PositionExits):
                 raise DomainError(f"the venue refused the buy: {refusal_of(changes)}",
                                   code="ORDER_REJECTED")
             return position
+
+    def _entry_size(self, desk: PositionDesk, limit: Decimal | None, quote_amount, amount,
+                    trail: Trail | None) -> tuple[Decimal, Decimal]:
+        """(units, the quote the entry commits): at the limit, else the current price; a
+        trailing entry at the level it can fire at, at most."""
+        price = limit or self._price(desk)
+        units, quote = size_of(price, quote_amount, amount)
+        if trail is not None:
+            quote = units * fire_bound(OrderSide.BUY, price, *trail_of(trail, price))
+        return units, quote
 
     def _enter(self, desk: PositionDesk, position: Position, cause: Cause, units: Decimal,
                limit: Decimal | None, trail: Trail | None) -> None:

@@ -11,10 +11,12 @@ from decimal import Decimal
 
 import pytest
 
+from application.logged_exposure import logged_exposure
 from application.positions import Positions, Trail
+from domain.deals import Deal
 from domain.orders import OrderSide
 from domain.positions import Position, PositionExit
-from domain.risk import RiskLimitError
+from domain.risk import Exposure, RiskLimitError
 from tests.integration.test_risk_limits import BOT, World, candles
 
 __all__ = ["candles"]  # (the module's candles fixture)
@@ -133,4 +135,23 @@ def test_a_limit_entry_that_fills_counts_once_as_the_units_it_bought(persistent_
     assert filled.units > 0 and filled.entry_price == entry
     assert world.risk.view("u1").exposure.committed_quote == Decimal("200")  # not 400
     assert opened(positions, account, quote_amount=Decimal("100")).is_open  # 300 exactly
+    world.trading.close()
+
+
+def test_a_deal_whose_base_order_has_not_filled_counts_its_whole_plan_in_the_log(
+        persistent_store_url):
+    """A process that does not trade the bot (an api process, another engine worker) reads
+    its deal from the log: opened, its market base order sent, no fill heard yet (a live
+    exchange's answer pending). It commits the base order (100) and the safety orders that
+    will rest after it (50 and 75). Before, the base order counted nothing (125)."""
+    world = World(persistent_store_url, configs=(BOT,))
+    [bot_id] = world.bots
+    bot = world.trading.get_bot(bot_id)
+    cause = world.trading.cause("engine")
+    deal = Deal.open(world.ids.new_id(), cause, bot_id=bot.id, owner_id="u1",
+                     exchange_account_id=bot.exchange_account_id, pair="BTC/USDT",
+                     take_profit_pct=Decimal("40"), stop_loss_pct=None)
+    bot.start_deal(cause, deal.id)
+    world.trading.save_all(bot, deal)
+    assert logged_exposure(world.trading, [bot_id]) == Exposure(1, Decimal("225"))
     world.trading.close()

@@ -1,5 +1,6 @@
-"""Which positions each owner has and which exits each position has, read from the log
-(their creation events only), kept current by reading on from the last position seen."""
+"""Which positions each owner has and which exits each position has (and which of them
+buy), read from the log (their creation events only), kept current by reading on from the
+last position seen."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from uuid import UUID
 
 from application.replay import read_log
 from application.trading import Trading
+from domain.orders import OrderSide
 from domain.positions import Position, PositionExit
 from domain.recording import topic_of
 
@@ -18,6 +20,7 @@ class PositionIndex:
         self._next = 1  # the log position to read from
         self._positions: list[tuple[str, UUID]] = []  # (owner, position), oldest first
         self._exits: dict[UUID, list[UUID]] = {}
+        self._buying: set[UUID] = set()  # buy trailing stops (a side never changes)
         self._lock = threading.Lock()
         self._topics = [topic_of(Position.Opened), topic_of(PositionExit.Attached)]
 
@@ -37,6 +40,8 @@ class PositionIndex:
         else:
             self._exits.setdefault(created.position_id, []).append(
                 notification.originator_id)
+            if created.side is OrderSide.BUY:
+                self._buying.add(notification.originator_id)
 
     def of(self, owner_id: str) -> list[UUID]:
         """The owner's positions, oldest first."""
@@ -60,3 +65,11 @@ class PositionIndex:
     def exits(self, position_id: UUID) -> list[UUID]:
         self.catch_up()
         return list(self._exits.get(position_id, ()))
+
+    def buy_exits(self, position_ids: list[UUID]) -> dict[UUID, list[UUID]]:
+        """The buy trailing stops of each of ``position_ids`` (those that have one), read
+        on once for all: what a position's risk figure loads (its sell exits buy nothing)."""
+        self.catch_up()
+        found = {p: [e for e in self._exits.get(p, ()) if e in self._buying]
+                 for p in position_ids}
+        return {p: exits for p, exits in found.items() if exits}

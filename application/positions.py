@@ -9,38 +9,30 @@ Another user's position or exit is "not found".
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 from typing import NamedTuple
 from uuid import UUID
 
 from application.exchange_accounts import trading_refusal
-from application.paper_trading import PaperTrading
+from application.position_commands import MAX_EXITS, MAX_OPEN_POSITIONS, RiskCheck
 from application.position_desk import PositionDesk, refusal_of
-from application.position_index import PositionIndex
-from application.trading import Trading
+from application.position_exits import PositionExits
+from application.position_exposure import committed_by, fire_bound
+from application.position_input import AMOUNT, QUOTE, Trail, checked_pair, size_of, trail_of
 from domain.accounts import AccountKind
-from domain.dca import PAIR_MAX
 from domain.errors import DomainError, NotFoundError
 from domain.money import ZERO
-from domain.numbers import PRICE, Bounds, parse_number
+from domain.numbers import PRICE, parse_number
 from domain.orders import Order, OrderSide, OrderType
 from domain.ports import OrderRequest
-from domain.positions import ExitKind, ExitStatus, Position, PositionExit, PositionStatus
+from domain.positions import Position, PositionExit
 from domain.recording import Cause
 from domain.risk import Exposure
-from domain.text import checked_text
-from domain.trailing import check_oco_prices, check_trail
 from domain.users import User
 
+__all__ = ["MAX_EXITS", "MAX_OPEN_POSITIONS", "QUOTE", "PositionView", "Positions", "RiskCheck",
+           "Trail", "checked_pair"]
 log = logging.getLogger("tradetape.positions")
-D = Decimal
-QUOTE = Bounds(D("0.00000001"), D("1e12"), sign_code="NOT_POSITIVE")
-AMOUNT = Bounds(D("1e-12"), D("1e12"), sign_code="NOT_POSITIVE")
-MAX_OPEN_POSITIONS = 100  # an owner's open or pending positions
-MAX_EXITS = 10  # active exits of one position
-RiskCheck = Callable[[UUID, Decimal], None]  # (owner, quote the position adds) -> or raise
 
 
 class PositionView(NamedTuple):
@@ -51,24 +43,9 @@ class PositionView(NamedTuple):
     orders: list[tuple[str, Order]]
 
 
-class Trail(NamedTuple):
-    """A trailing stop's distance (one of the two) and its optional activation price."""
-
-    percent: Decimal | None = None
-    amount: Decimal | None = None
-    activation_price: Decimal | None = None
-
-
-class Positions:
-    def __init__(self, trading: Trading, paper: PaperTrading, *,
-                 traded_pair: str | None = None, allow_live: bool = False,
-                 risk_check: RiskCheck | None = None):
-        """``risk_check``: the owner's risk limits (application/risk_limits.py), called
-        before any order of a new position is sent; None: no limits."""
-        self.trading, self.paper, self.traded_pair = trading, paper, traded_pair
-        self.allow_live, self.risk_check = allow_live, risk_check
-        self.max_open_positions, self.max_exits = MAX_OPEN_POSITIONS, MAX_EXITS
-        self.index = PositionIndex(trading)
+class Positions(PositionExits):
+    """Opening, adopting, closing and reading positions; their exits are
+    ``PositionExits``'s, the shared steps ``PositionCommands``'s."""
 
     # --- opening --------------------------------------------------------------------------
 
@@ -91,7 +68,7 @@ class Positions:
         self._check_not_halted()
         with self.paper.lock, self._hold(owner_id):
             desk = self.paper.desk(account, pair)
-            units, quote = _size(limit or self._price(desk), quote_amount, amount)
+            units, quote = self._entry_size(desk, limit, quote_amount, amount, trail)
             if self.risk_check is not None:
                 self.risk_check(owner_id, quote)  # before any order is sent
             cause = self._begin(desk, owner_id)
@@ -106,20 +83,30 @@ class Positions:
                                   code="ORDER_REJECTED")
             return position
 
-    def _hold(self, owner_id: UUID) -> AbstractContextManager[None]:
-        """The owner's hold for a new position's check and write, when the risk check
-        has one (``PositionGate.hold``: other processes' buys of theirs wait for it)."""
-        hold = getattr(self.risk_check, "hold", None)
-        return hold(owner_id) if hold is not None else nullcontext()
+    def _entry_size(self, desk: PositionDesk, limit: Decimal | None, quote_amount, amount,
+                    trail: Trail | None) -> tuple[Decimal, Decimal]:
+        """(units, the quote the entry commits): at the limit, else the current price; a
+        trailing entry at the level it can fire at, at most."""
+        price = limit or self._price(desk)
+        units, quote = size_of(price, quote_amount, amount)
+        if trail is not None:
+            quote = units * fire_bound(OrderSide.BUY, price, *trail_of(trail, price))
+        return units, quote
 
     def _enter(self, desk: PositionDesk, position: Position, cause: Cause, units: Decimal,
                limit: Decimal | None, trail: Trail | None) -> None:
         """The entry: a trailing buy stop, a limit buy or a market buy."""
         if trail is not None:
             self._trailing(desk, position, cause, OrderSide.BUY, units, trail)
-        else:
-            desk.place(position, OrderSide.BUY, OrderType.LIMIT if limit else
-                       OrderType.MARKET, units, limit, None, "entry")
+        elif limit is not None:
+            desk.place(position, OrderSide.BUY, OrderType.LIMIT, units, limit, None, "entry")
+        else:  # counted at the price it was judged at while it may still fill
+            order_id = self.trading.ids.new_id()
+            self.judged_prices[order_id] = self._price(desk)
+            order = desk.place(position, OrderSide.BUY, OrderType.MARKET, units, None, None,
+                               "entry", order_id)
+            if not order.is_open:  # (on paper at once; a live one is kept while it rests)
+                self.judged_prices.pop(order_id)
 
     def adopt_position(self, owner_id: UUID, *, exchange_account_id: str | None, pair: str,
                        amount: Decimal, entry_price: Decimal | None = None) -> Position:
@@ -145,85 +132,6 @@ class Positions:
             desk.touch(position)
             self._save(desk, position)
             return position
-
-    # --- exits ----------------------------------------------------------------------------
-
-    def add_oco(self, owner_id: UUID, position_id: UUID | None, *, take_profit_price,
-                stop_price, stop_limit_price=None, amount=None) -> PositionExit:
-        take_profit = parse_number(take_profit_price, "take_profit_price", PRICE)
-        stop = parse_number(stop_price, "stop_price", PRICE)
-        stop_limit = (None if stop_limit_price is None
-                      else parse_number(stop_limit_price, "stop_limit_price", PRICE))
-        self._check_not_halted()
-        with self.paper.lock:
-            position, desk = self._open_position(owner_id, position_id)
-            check_oco_prices(take_profit, stop, stop_limit, self._price(desk))
-            units = self._exit_amount(desk, position, amount)
-            cause = self._begin(desk, owner_id)
-            group = PositionExit.attach(
-                self.trading.ids.new_id(), cause, position_id=position.id,
-                owner_id=str(owner_id), kind=ExitKind.OCO, side=OrderSide.SELL, amount=units,
-                take_profit_price=take_profit, stop_price=stop, stop_limit_price=stop_limit)
-            desk.exits[group.id] = group
-            desk.touch(group)
-            desk.place(position, OrderSide.SELL, OrderType.LIMIT, units, take_profit,
-                       group.id, "take_profit")
-            changes = self._save(desk, group)
-            if group.status is ExitStatus.CANCELLED:  # the venue refused the take profit
-                raise DomainError(f"the venue refused the take profit: {refusal_of(changes)}",
-                                  code="ORDER_REJECTED")
-            return group
-
-    def add_trailing_stop(self, owner_id: UUID, position_id: UUID | None, *,
-                          side: OrderSide = OrderSide.SELL, trail: Trail,
-                          amount=None) -> PositionExit:
-        """A sell stop follows the highest price; a buy stop (adding ``amount`` units to
-        the position) follows the lowest. Without an activation price it starts trailing
-        at the current price."""
-        with self.paper.lock:
-            position, desk = self._open_position(owner_id, position_id)
-            if side is OrderSide.SELL:
-                units = self._exit_amount(desk, position, amount)
-            elif amount is None:
-                raise DomainError("a buy stop needs the amount to buy", code="AMOUNT_REQUIRED",
-                                  field="amount")
-            else:
-                self._check_exit_room(desk, position)
-                units = parse_number(amount, "amount", AMOUNT)
-            cause = self._begin(desk, owner_id)
-            group = self._trailing(desk, position, cause, side, units, trail)
-            self._save(desk, group)
-            return group
-
-    def _trailing(self, desk: PositionDesk, position: Position, cause: Cause,
-                  side: OrderSide, units: Decimal, trail: Trail) -> PositionExit:
-        pct = None if trail.percent is None else parse_number(trail.percent, "trail_percent")
-        distance = (None if trail.amount is None
-                    else parse_number(trail.amount, "trail_amount", PRICE))
-        activation = (None if trail.activation_price is None
-                      else parse_number(trail.activation_price, "activation_price", PRICE))
-        price = self._price(desk)
-        check_trail(pct, distance, price)
-        group = PositionExit.attach(
-            self.trading.ids.new_id(), cause, position_id=position.id,
-            owner_id=position.owner_id, kind=ExitKind.TRAILING_STOP, side=side, amount=units,
-            trail_percent=pct, trail_amount=distance, activation_price=activation)
-        group.follow(cause, price)  # trailing from now (unless waiting to activate)
-        desk.exits[group.id] = group
-        desk.touch(group)
-        return group
-
-    def cancel_exit(self, owner_id: UUID, exit_id: UUID | None) -> PositionExit:
-        with self.paper.lock:
-            group = self._owned(owner_id, exit_id, PositionExit, "exit")
-            if not group.is_active:
-                raise DomainError(f"the exit is {group.status}", code="EXIT_NOT_ACTIVE")
-            _position, desk = self._open_position(owner_id, group.position_id)
-            group = desk.exits.get(group.id, group)
-            self._begin(desk, owner_id)
-            desk.cancel_exit(group, "cancelled by its owner")
-            self._save(desk, group)
-            return group
 
     # --- closing --------------------------------------------------------------------------
 
@@ -265,14 +173,14 @@ class Positions:
                 for position_id in reversed(self.index.of(str(owner_id)))]
 
     def exposure_of(self, owner_id: str) -> Exposure:
-        """What the owner's open positions commit, for their risk limits: each one's cost of
-        the units it still holds (``maxExposureQuote`` counts positions beside deals)."""
-        committed = ZERO
-        for position_id in self.index.of(str(owner_id)):
-            position = self.trading.load(position_id, Position)
-            if position.status is PositionStatus.OPEN and position.units_bought > ZERO:
-                committed += position.cost * position.units / position.units_bought
-        return Exposure(0, committed)
+        """What the owner's open positions commit, for their risk limits: the cost of the
+        units they hold and what their buys can still fill (application/position_exposure.py;
+        ``maxExposureQuote`` counts positions beside deals)."""
+        ids = self.index.of(str(owner_id))
+        positions = self.trading.load_many(ids, Position) if ids else {}
+        exits = self.index.buy_exits(list(positions))
+        return Exposure(0, committed_by(self.trading, positions.values(), exits,
+                                        self.judged_prices))
 
     def view(self, position: Position) -> PositionView:
         exits = [self.trading.load(e, PositionExit) for e in self.index.exits(position.id)]
@@ -310,54 +218,6 @@ class Positions:
                 desk.restore(order, (position.id, exit_id, leg))
                 desk.venue.restore_resting(_request_of(order, position), order.exchange_order_id)
 
-    # --- helpers --------------------------------------------------------------------------
-
-    def _begin(self, desk: PositionDesk, owner_id: UUID) -> Cause:
-        cause = self.trading.cause(str(owner_id))
-        desk.begin_step(cause)
-        return cause
-
-    def _save(self, desk: PositionDesk, *also) -> list:
-        changes = desk.take_changes()
-        for aggregate in also:
-            if aggregate not in changes:
-                changes.append(aggregate)
-        self.paper.save_aggregates(changes)
-        self.index.catch_up()
-        return changes
-
-    def _price(self, desk: PositionDesk) -> Decimal:
-        price = getattr(desk.venue, "price", None)
-        if price is None:
-            raise DomainError("no market price yet: try again after the next candle",
-                              code="NO_MARKET_PRICE")
-        return price
-
-    def _check_not_halted(self) -> None:
-        """An emergency stop: no order that buys or rests is placed (closing still sells)."""
-        if self.trading.is_halted():
-            raise DomainError("trading is halted by an operator's emergency stop",
-                              code="TRADING_HALTED")
-
-    def _check_exit_room(self, desk: PositionDesk, position: Position) -> None:
-        active = [g for g in desk.exits.values() if g.position_id == position.id]
-        if len(active) >= self.max_exits:
-            raise DomainError(f"at most {self.max_exits} active exits a position: cancel "
-                              "one first", code="EXIT_LIMIT_REACHED")
-
-    def _exit_amount(self, desk: PositionDesk, position: Position, amount) -> Decimal:
-        """All that no other exit sells, or ``amount`` of it."""
-        self._check_exit_room(desk, position)
-        free = position.units - desk.held_by_exits(position.id)
-        units = free if amount is None else parse_number(amount, "amount", AMOUNT)
-        if position.units == ZERO:
-            raise DomainError("the position holds nothing yet (its entry has not filled)",
-                              code="POSITION_NOT_OPEN")
-        if units <= ZERO or units > free:
-            raise DomainError(f"the exits of this position may sell {free} more",
-                              code="EXIT_AMOUNT_TOO_LARGE", field="amount")
-        return units
-
     def _account(self, owner_id: UUID, account_id: str | None, pair: str) -> str:
         """The account a new position is opened on, once every rule allows it."""
         checked_pair(pair)
@@ -388,44 +248,7 @@ class Positions:
                                   code="EMAIL_NOT_VERIFIED")
         return account_id
 
-    def _owned(self, owner_id: UUID, aggregate_id: UUID | None, kind, name: str):
-        try:
-            found = self.trading.load(aggregate_id, kind) if aggregate_id else None
-        except NotFoundError:
-            found = None
-        if found is None or found.owner_id != str(owner_id):
-            raise NotFoundError(f"no {name} {aggregate_id}", field="id")
-        return found
-
-    def _open_position(self, owner_id: UUID,
-                       position_id: UUID | None) -> tuple[Position, PositionDesk]:
-        stored = self._owned(owner_id, position_id, Position, "position")
-        desk = self.paper.desk(stored.exchange_account_id, stored.pair)
-        position = desk.positions.get(stored.id)
-        if position is None or not position.is_open:
-            raise DomainError(f"the position is {stored.status}", code="POSITION_NOT_OPEN")
-        return position, desk
-
-
-def checked_pair(pair: str) -> str:
-    """A pair as bots name theirs: ``BASE/QUOTE``, at most 32 characters of plain text."""
-    text = checked_text(pair, "pair", max_chars=PAIR_MAX)
-    base, slash, quote = text.partition("/")
-    if text != text.strip().upper() or not (slash and base and quote) or "/" in quote:
-        raise DomainError("must look like 'BTC/USDT'", code="INVALID_PAIR", field="pair")
-    return text
-
-
-def _size(price: Decimal, quote_amount, amount) -> tuple[Decimal, Decimal]:
-    """(units, quote) of a buy of ``quote_amount`` or of ``amount`` units at ``price``."""
-    if quote_amount is not None:
-        quote = parse_number(quote_amount, "quote_amount", QUOTE)
-        return quote / price, quote
-    units = parse_number(amount, "amount", AMOUNT)
-    return units, units * price
-
 
 def _request_of(order: Order, position: Position) -> OrderRequest:
     return OrderRequest(order.client_order_id, order.pair, order.side, order.type,
                         order.remaining, order.price, position.id.hex)
-

@@ -374,6 +374,12 @@ def test_while_trading_is_halted_no_position_opens_but_one_can_still_be_closed(s
         "positionId": position["id"], "takeProfitPrice": str(price * 2),
         "stopPrice": str(price / 2)}}, alice.token)["placeOco"]
     assert no_oco["code"] == "TRADING_HALTED"
+    no_buy_stop = server.gql(PLACE_TRAILING_STOP, {"input": {
+        "positionId": position["id"], "side": "buy", "trailPercent": "1",
+        "amount": "0.0001"}}, alice.token)["placeTrailingStop"]
+    assert no_buy_stop["code"] == "TRADING_HALTED"
+    assert server.gql(POSITION, {"id": position["id"]}, alice.token)["position"][
+        "exits"] == []  # nothing attached
     closed = server.gql(CLOSE_POSITION, {"id": position["id"]}, alice.token)["closePosition"]
     assert closed["status"] == "CLOSED"
 

@@ -49,6 +49,7 @@ class World:
         account = self.trading.open_account(owner_id="u1", exchange="paper",
                                             quote_asset="USDT")
         self.trading.deposit(account, "USDT", Decimal("10000"), actor="u1")
+        self.account = str(account)
         self.bots = []
         for n, config in enumerate(configs):
             bot_id = self.trading.create_bot(owner_id="u1", name=f"bot {n}",

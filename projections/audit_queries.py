@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from domain.emergency_exits import exit_run_id
+from domain.recording import ENGINE
 from domain.risk import risk_id
-from projections.audit import AUDIT_LOG
+from projections.audit import AUDIT_LOG, PARTIAL_ACTOR
 from projections.balances import ACCOUNTS
 from projections.frontend import FE_BOTS, FE_DEALS, FE_ORDERS, FE_POSITIONS
 from projections.queries import (
@@ -52,6 +53,8 @@ def audit_page(store: ViewStore, *, owner: str | None, actor: str | None = None,
     if actor is not None:
         where.append("actor = ?")
         params.append(actor)
+        if actor != ENGINE:  # said literally: the actor's index holds only these rows
+            where.append(PARTIAL_ACTOR)
     if aggregate_id is not None:
         where.append("aggregate_id = ?")
         params.append(aggregate_id)

@@ -66,21 +66,15 @@ class Equity(Ledger):
         took about an hour on a 10-million-event log (and held the start that long)."""
         if stored_hash != schema_hash(tuple(t for t in cls.tables if t is not EQ_LATEST), 1):
             return False
-        tracking, latest = store.q("projection_tracking"), store.q(EQ_LATEST.name)
-        with store.transaction() as cur:
-            # the tracking row first: a second process upgrading waits here, then finds
-            # the hash moved on and writes nothing
-            store.execute(cur, f"UPDATE {tracking} SET schema_hash = ? WHERE name = ? "
-                          "AND schema_hash = ?", (cls.schema(), cls.name, stored_hash))
-            if cur.rowcount == 1:
-                (generation,), = store.execute(
-                    cur, f"SELECT generation FROM {tracking} WHERE name = ?",
-                    (cls.name,)).fetchall()
-                store.create_table(cur, EQ_LATEST, "", generation)
-                store.execute(cur, f"INSERT INTO {latest} (scope, scope_id, minute) "
-                              f"SELECT scope, scope_id, MAX(minute) FROM "
-                              f"{store.q(EQ_POINTS.name)} GROUP BY scope, scope_id")
-        return store.tracking()[cls.name].schema_hash == cls.schema()
+        latest = store.q(EQ_LATEST.name)
+
+        def make(cur: Any, generation: int) -> None:
+            store.create_table(cur, EQ_LATEST, "", generation)
+            store.execute(cur, f"INSERT INTO {latest} (scope, scope_id, minute) "
+                          f"SELECT scope, scope_id, MAX(minute) FROM "
+                          f"{store.q(EQ_POINTS.name)} GROUP BY scope, scope_id")
+
+        return cls.upgrade_in_place(store, stored_hash, make)
 
     before_kinds = MOVES  # a fill's pair and whether it starts a minute: before it settles
 

@@ -59,6 +59,25 @@ class Projection:
         None here: a rebuild from the log (the default for every change)."""
         return False
 
+    @classmethod
+    def upgrade_in_place(cls, store: ViewStore, stored_hash: str,
+                         make: Callable[[Any, int], None]) -> bool:
+        """For ``upgrade``: ``make(cursor, generation)`` brings the tables up to date in
+        one transaction with the tracking row's hash moved from ``stored_hash`` to this
+        version's; True if they are now current."""
+        tracking = store.q("projection_tracking")
+        with store.transaction() as cur:
+            # the tracking row first: a second process upgrading waits here, then finds
+            # the hash moved on and makes nothing
+            store.execute(cur, f"UPDATE {tracking} SET schema_hash = ? WHERE name = ? "
+                          "AND schema_hash = ?", (cls.schema(), cls.name, stored_hash))
+            if cur.rowcount == 1:
+                (generation,), = store.execute(
+                    cur, f"SELECT generation FROM {tracking} WHERE name = ?",
+                    (cls.name,)).fetchall()
+                make(cur, generation)
+        return store.tracking()[cls.name].schema_hash == cls.schema()
+
     def load(self, store: ViewStore, suffix: str = "") -> None:
         """Restore in-memory state from this projection's tables (empty after a rebuild)."""
 

@@ -1,7 +1,11 @@
 """Rebuilding projections: replay the whole log into shadow tables (``<table>__rebuild``),
 then swap them in, every projection rebuilt in one transaction. Readers see the old tables
 until that commit; a runner following the log finds the generation changed at its next batch
-and reloads its state from the new tables.
+and reloads its state from the new tables. On PostgreSQL the shadows are made without their
+primary keys: a table only ever inserted into gets its key once filled, one that is upserted,
+deleted from or patched gets it before the first batch that does so
+(``Projector.create_shadow``); two rows of one key end the rebuild before its swap
+(``REBUILD_DUPLICATE_KEY``), the tables in use untouched.
 
 With ``workers > 1`` (a SQLite file or PostgreSQL) the projections may be shared out between
 processes, but only when that is measured to be faster: the rebuild first runs every
@@ -143,7 +147,7 @@ def _in_python(app: Application, store: ViewStore, classes: Sequence[type[Projec
     shared out (see the module's docstring); ``told`` hears the plan once it is chosen."""
     projector = Projector(app, store, [cls() for cls in classes], batch_size=batch_size,
                           shadow=True)
-    projector.create_shadow()
+    projector.create_shadow(keys_after_load=True)
     chosen = Plan([[cls.name for cls in classes]])
     if (workers > 1 and len(classes) > 1 and database_url and store.can_clone
             and split is not False):
@@ -159,7 +163,7 @@ def _in_python(app: Application, store: ViewStore, classes: Sequence[type[Projec
     told(chosen)
     if chosen.processes > 1:
         positions = _in_processes(database_url, chosen.groups, until, batch_size,
-                                  on_progress, projector.positions())
+                                  on_progress, projector.positions(), list(projector.keyless))
         projector.resume_shadow(positions)
     else:
         projector.catch_up(on_progress=on_progress)
@@ -338,12 +342,15 @@ def _names(groups: list[list[str]]) -> list[list[str]]:
 
 
 def _in_processes(url: str, groups: list[list[str]], until: int, batch_size: int,
-                  on_progress: Progress | None, start: dict[str, int]) -> dict[str, int]:
+                  on_progress: Progress | None, start: dict[str, int],
+                  keyless: list[str]) -> dict[str, int]:
+    """``keyless``: the shadow tables still without their primary key (each process builds
+    those of its projections, ``Projector.finish_shadow``)."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     done = [context.Value("q", min(start[n] for n in names)) for names in groups]
     workers = [context.Process(target=_work, args=(url, names, until, batch_size, d, results,
-                                                   {n: start[n] for n in names}),
+                                                   {n: start[n] for n in names}, keyless),
                                name=f"rebuild {'+'.join(names)}", daemon=True)
                for names, d in zip(groups, done, strict=True)]
     for worker in workers:
@@ -376,7 +383,7 @@ def _in_processes(url: str, groups: list[list[str]], until: int, batch_size: int
 
 
 def _work(url: str, names: list[str], until: int, batch_size: int, done, results,
-          start: dict[str, int]) -> None:
+          start: dict[str, int], keyless: list[str]) -> None:
     """One rebuild process: fill the named projections' shadow tables from ``start`` (each
     one's position so far) up to ``until``."""
     try:
@@ -395,7 +402,7 @@ def _work(url: str, names: list[str], until: int, batch_size: int, done, results
         try:
             projector = Projector(app, store, [cls() for cls in select(names)],
                                   batch_size=batch_size, shadow=True)
-            projector.resume_shadow(start)
+            projector.resume_shadow(start, keyless)
             _end_with_parent()
 
             def progress(position: int, _: int) -> None:

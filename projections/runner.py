@@ -36,12 +36,13 @@ from projections.reader import (
 from projections.shared_books import share_books
 from projections.store import (
     SHADOW,
+    DuplicateKey,
     PostgresViewStore,
     ProjectionConflict,
     SQLiteViewStore,
     ViewStore,
 )
-from projections.tables import Changes
+from projections.tables import Changes, Frozen, Table
 from projections.writer import SyncWriter, writer_for
 
 DEFAULT_BATCH = 2000
@@ -66,6 +67,15 @@ class ProjectionError(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code, self.message = code, message
+
+
+def duplicate_key(error: DuplicateKey) -> ProjectionError:
+    """A rebuild's rows broke a key (two rows of one key, found when it was built after
+    loading): the rebuild ends there, the live tables untouched."""
+    return ProjectionError(
+        "REBUILD_DUPLICATE_KEY",
+        f"the rebuilt {error.table.removesuffix(SHADOW)} holds two rows of one key "
+        f"({error.detail}): nothing was swapped in, the tables in use are unchanged")
 
 
 @dataclass
@@ -144,6 +154,9 @@ class Projector:
         self.unit_seconds: dict[str, float] = {}  # of Python spent on each (``costs``)
         self.cpu_seconds: dict[str, float] = {}  # the same, of this thread's processor time
         self.timed = False  # projection by projection, each timed (``costs``): slower
+        # Shadow tables made without their primary key (``create_shadow``), by name: the
+        # table and its generation.
+        self.keyless: dict[str, tuple[Table, int]] = {}
         self._started = False
         self._offered_until: int | None = None  # the paper book offered (``_start_live``)
 
@@ -185,33 +198,54 @@ class Projector:
                     self._offered_until = t.position + BookAtHead.RELOAD_AFTER
                     _tell_offered(self.store)
 
-    def create_shadow(self) -> None:
-        """Fresh, empty ``<table>__rebuild`` tables; positions back to 0."""
+    def create_shadow(self, keys_after_load: bool = False) -> None:
+        """Fresh, empty ``<table>__rebuild`` tables; positions back to 0. With
+        ``keys_after_load`` (where the store can: PostgreSQL), without their primary keys:
+        a table only ever inserted into gets its key once filled (``finish_shadow``), one
+        sort instead of a B-tree kept up row by row; the first batch that upserts, deletes
+        or patches a table's rows builds its key first (``_apply_page``), so a table that
+        does gets it early and keeps it. Two rows of one key found then end the rebuild
+        (``REBUILD_DUPLICATE_KEY``) before anything is swapped in."""
         rows = self.store.tracking()
+        keyless = keys_after_load and self.store.KEYS_AFTER_LOAD
+        self.keyless = {}
         with self.store.transaction() as cur:
             for t in self.tracked:
                 live = rows.get(t.projection.name)
                 t.generation = (live.generation if live else 0) + 1
                 t.position = t.committed = 0
                 for table in t.projection.tables:  # indexes once filled: faster than kept up
-                    self.store.create_table(cur, table, SHADOW, t.generation, indexes=False)
+                    self.store.create_table(cur, table, SHADOW, t.generation, indexes=False,
+                                            key=not keyless)
+                    if keyless:
+                        self.keyless[table.name] = (table, t.generation)
         self._started = True
 
     def finish_shadow(self) -> None:
-        """Index the filled shadow tables: one sort each, faster than keeping the indexes
-        up to date while filling them."""
-        self.store.index_filled([(table, SHADOW, t.generation) for t in self.tracked
-                                 for table in t.projection.tables])
+        """Index the filled shadow tables, and build the keys still missing: one sort
+        each, faster than keeping the indexes up to date while filling them."""
+        try:
+            self.store.index_filled([(table, SHADOW, t.generation) for t in self.tracked
+                                     for table in t.projection.tables],
+                                    frozenset(self.keyless))
+        except DuplicateKey as error:
+            raise duplicate_key(error) from error
+        self.keyless = {}
 
-    def resume_shadow(self, positions: dict[str, int] | None = None) -> None:
+    def resume_shadow(self, positions: dict[str, int] | None = None,
+                      keyless: Sequence[str] = ()) -> None:
         """Carry on with shadow tables someone else filled: up to ``positions`` (0 when
-        not given: the tables are still empty)."""
+        not given: the tables are still empty); ``keyless``: the names of those still
+        without their primary key (``create_shadow``)."""
         rows = self.store.tracking()
+        self.keyless = {}
         for t in self.tracked:
             t.position = t.committed = (positions or {}).get(t.projection.name, 0)
             t.generation = rows[t.projection.name].generation + 1  # as create_shadow made
             t.projection = type(t.projection)()
             t.projection.load(self.store, SHADOW)
+            self.keyless.update((table.name, (table, t.generation))
+                                for table in t.projection.tables if table.name in keyless)
         self._started = True
 
     # --- catching up ----------------------------------------------------------------------
@@ -308,10 +342,16 @@ class Projector:
         for t in active:  # only once every projection took the page
             t.position = end
         shadow, suffix = self.shadow, self.suffix
+        keys = self._keys_needed(moves) if self.keyless else []
 
         def commit(store: ViewStore) -> None:
             with store.transaction() as cur:
                 store.relax(cur)
+                for table, generation in keys:  # before the first write needing them
+                    try:
+                        store.add_key(cur, table, suffix, generation)
+                    except DuplicateKey as error:
+                        raise duplicate_key(error) from error
                 for name, generation, start, out in moves:
                     if not shadow:
                         store.advance(cur, name, generation, start, end)
@@ -320,6 +360,18 @@ class Projector:
                 t.committed = end
 
         return commit
+
+    def _keys_needed(self, moves: list[tuple[str, int, int, list[Frozen]]]
+                     ) -> list[tuple[Table, int]]:
+        """The keyless shadow tables this batch does more than insert into: their keys
+        are built first (no longer keyless from here on)."""
+        needed = []
+        for *_, out in moves:
+            for change in out:
+                name = change.table.name
+                if name in self.keyless and (change.gone or change.upserts or change.patches):
+                    needed.append(self.keyless.pop(name))
+        return needed
 
     def shares_books(self) -> bool:
         """Whether ledgers run here share one set of books (``shared_books.py``): they

@@ -39,6 +39,15 @@ class ProjectionConflict(IntegrityError):
     """The tracking row was not where this writer left it: nothing of the batch was kept."""
 
 
+class DuplicateKey(Exception):
+    """A table's primary key, built after its rows were loaded (``ViewStore.key_statements``),
+    found two rows of one key: ``table`` names it, ``detail`` says which key."""
+
+    def __init__(self, table: str, detail: str):
+        super().__init__(f"{table}: {detail}")
+        self.table, self.detail = table, detail
+
+
 @dataclass(frozen=True)
 class TrackingRow:
     name: str
@@ -52,6 +61,9 @@ class TrackingRow:
 class ViewStore(ABC):
     kind: str
     can_clone = True
+    # Whether a rebuild may make its shadow tables without their primary key and build it
+    # once they are filled (``key_statements``): SQLite cannot add a key to a table.
+    KEYS_AFTER_LOAD = False
     TEXT_COLLATION = ""  # of every text column of a view table made here (none: the default)
     # Called before a projection reads its tables, so batches still being committed by a
     # writer thread are visible (set by the runner while it runs).
@@ -107,16 +119,43 @@ class ViewStore(ABC):
     # --- tables ---------------------------------------------------------------------------
 
     def create_table(self, cur: Any, table: Table, suffix: str, generation: int,
-                     indexes: bool = True) -> None:
+                     indexes: bool = True, key: bool = True) -> None:
         """A fresh table (dropped first). Constraint and index names carry the generation:
-        a rebuilt table is renamed into place, and its names must not clash with the old."""
+        a rebuilt table is renamed into place, and its names must not clash with the old.
+        ``key`` False: without its primary key, to be added by ``key_statements`` (only
+        where ``KEYS_AFTER_LOAD``)."""
         name = table.name + suffix
         self.execute(cur, f"DROP TABLE IF EXISTS {self.q(name)}")
-        ddl = table.ddl(self.TEXT_COLLATION).replace(
-            "PRIMARY KEY", f"CONSTRAINT pk_{table.name}_g{generation} PRIMARY KEY")
+        ddl = table.ddl(self.TEXT_COLLATION, key=key).replace(
+            "PRIMARY KEY", f"CONSTRAINT {self._pk(table, generation)} PRIMARY KEY")
         self.execute(cur, f"CREATE TABLE {self.q(name)} ({ddl})")
         if indexes:
             self.create_indexes(cur, table, suffix, generation)
+
+    @staticmethod
+    def _pk(table: Table, generation: int) -> str:
+        return f"pk_{table.name}_g{generation}"
+
+    def key_statements(self, table: Table, suffix: str, generation: int) -> tuple[str, str]:
+        """The primary key of a table made without it, in two steps: its unique index
+        (built beside the secondary indexes: a ``CREATE INDEX`` does not lock the others
+        out, where ``ADD PRIMARY KEY`` would), then that index made the key (no scan: the
+        key's columns are ``NOT NULL`` already). The names are ``create_table``'s."""
+        pk, name = self._pk(table, generation), self.q(table.name + suffix)
+        return (f"CREATE UNIQUE INDEX {self.bare(pk)} ON {name} ({', '.join(table.key)})",
+                f"ALTER TABLE {name} ADD CONSTRAINT {self.bare(pk)} PRIMARY KEY "
+                f"USING INDEX {self.bare(pk)}")
+
+    def add_key(self, cur: Any, table: Table, suffix: str, generation: int) -> None:
+        """Build the primary key of a table made without it, in the caller's transaction
+        (a ``DuplicateKey`` if two of its rows have one key)."""
+        with self._duplicates(table.name + suffix):
+            for text in self.key_statements(table, suffix, generation):
+                self.execute(cur, text)
+
+    @contextmanager
+    def _duplicates(self, name: str) -> Iterator[None]:
+        yield  # (only where ``KEYS_AFTER_LOAD``)
 
 
     def create_indexes(self, cur: Any, table: Table, suffix: str, generation: int) -> None:
@@ -126,17 +165,23 @@ class ViewStore(ABC):
     def index_statements(self, table: Table, suffix: str, generation: int) -> list[str]:
         """The ``CREATE INDEX`` of each of the table's secondary indexes."""
         statements = []
+        partial = dict(table.partial)
         for cols in table.indexes:
             index = f"ix_{table.name}_{'_'.join(cols)}_g{generation}"[:63]
+            where = f" WHERE {partial[cols]}" if cols in partial else ""
             statements.append(f"CREATE INDEX {self.bare(index)} ON "
-                              f"{self.q(table.name + suffix)} ({', '.join(cols)})")
+                              f"{self.q(table.name + suffix)} ({', '.join(cols)}){where}")
         return statements
 
-    def index_filled(self, tables: Sequence[tuple[Table, str, int]]) -> None:
+    def index_filled(self, tables: Sequence[tuple[Table, str, int]],
+                     keyless: frozenset[str] = frozenset()) -> None:
         """Build the secondary indexes of filled tables ((table, suffix, generation) each:
-        a rebuild's shadows), in one transaction."""
+        a rebuild's shadows), and the primary keys of those named in ``keyless`` (made
+        without: a ``DuplicateKey`` if their rows hold two of one key), in one transaction."""
         with self.transaction() as cur:
             for table, suffix, generation in tables:
+                if table.name in keyless:
+                    self.add_key(cur, table, suffix, generation)
                 self.create_indexes(cur, table, suffix, generation)
 
     def lock_ddl(self, cur: Any) -> None:  # noqa: B027 - SQLite needs nothing more
@@ -368,6 +413,9 @@ STAGE_FROM = 64
 
 class PostgresViewStore(ViewStore):
     kind = "postgres"
+    # A key built after loading cost the backend less than keeping it up to date row by
+    # row: see ``projections/runner.py`` (``Projector.create_shadow``).
+    KEYS_AFTER_LOAD = True
     # Text compared byte by byte (as SQLite's BINARY does; the same order as a C.UTF-8
     # database's default for any UTF-8 text): with a libc collation, even C.UTF-8,
     # PostgreSQL compares text through strcoll and sorts without abbreviated keys. A
@@ -445,11 +493,35 @@ class PostgresViewStore(ViewStore):
             cur.execute(self.sql(text), params)
             return cur.fetchall()
 
-    def index_filled(self, tables: Sequence[tuple[Table, str, int]]) -> None:
-        """Two connections side by side (``projections/shadow_indexes.py``)."""
-        build_side_by_side(self, [(table.name + suffix, text)
-                                  for table, suffix, generation in tables
-                                  for text in self.index_statements(table, suffix, generation)])
+    def index_filled(self, tables: Sequence[tuple[Table, str, int]],
+                     keyless: frozenset[str] = frozenset()) -> None:
+        """Two connections side by side (``projections/shadow_indexes.py``); the keys of
+        ``keyless`` tables built there as unique indexes, then made keys in one
+        transaction."""
+        keys = [(table.name + suffix, self.key_statements(table, suffix, generation))
+                for table, suffix, generation in tables if table.name in keyless]
+        statements = [(name, text) for name, (text, _) in keys]
+        statements += [(table.name + suffix, text) for table, suffix, generation in tables
+                       for text in self.index_statements(table, suffix, generation)]
+        import psycopg
+
+        try:
+            build_side_by_side(self, statements)
+        except psycopg.errors.UniqueViolation as error:
+            raise DuplicateKey(_violated(error), _detail(error)) from error
+        if keys:
+            with self.transaction() as cur:
+                for _, (_, attach) in keys:
+                    cur.execute(attach)
+
+    @contextmanager
+    def _duplicates(self, name: str) -> Iterator[None]:
+        import psycopg
+
+        try:
+            yield
+        except psycopg.errors.UniqueViolation as error:
+            raise DuplicateKey(name, _detail(error)) from error
 
     def write(self, cur: Any, changes: list[Frozen], suffix: str = "") -> None:
         """As :meth:`ViewStore.write`, in few round trips: the deletes and the small
@@ -562,6 +634,15 @@ class PostgresViewStore(ViewStore):
         if self._lock_conn is not None:
             self._lock_conn.close()
         self.conn.close()
+
+
+def _violated(error: Any) -> str:
+    """The table a failed ``CREATE UNIQUE INDEX`` was building on (psycopg's diagnostics)."""
+    return error.diag.table_name or error.diag.constraint_name or "a table"
+
+
+def _detail(error: Any) -> str:
+    return (error.diag.message_detail or str(error)).strip()
 
 
 def open_view_store(database: Database) -> ViewStore:

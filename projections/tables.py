@@ -71,6 +71,9 @@ class Table:
     columns: tuple[tuple[str, str], ...]
     key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...] = ()
+    # (an index's columns, a condition): that index holds only the rows meeting it (a
+    # partial index; a query uses it only when its own condition says as much, literally)
+    partial: tuple[tuple[tuple[str, ...], str], ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -117,15 +120,16 @@ class Table:
         """The row as stored: money as ``Decimal``, text unescaped (``_row_reader``)."""
         raise NotImplementedError
 
-    def ddl(self, collate: str = "") -> str:
+    def ddl(self, collate: str = "", key: bool = True) -> str:
         """Column definitions for CREATE TABLE (the table name is the store's business);
         ``collate``: every text column's collation (PostgreSQL's ``"C"``: see
-        ``PostgresViewStore.TEXT_COLLATION``)."""
+        ``PostgresViewStore.TEXT_COLLATION``); ``key`` False: without the primary key (a
+        rebuild's shadow built after loading: ``ViewStore.key_statements``)."""
         text = f" COLLATE {collate}" if collate else ""
         cols = [f"{name} {SQL_TYPES[kind]}{text if SQL_TYPES[kind] == 'TEXT' else ''}"
                 f"{' NOT NULL' if name in self.key else ''}"
                 for name, kind in self.columns]
-        return ", ".join([*cols, f"PRIMARY KEY ({', '.join(self.key)})"])
+        return ", ".join([*cols, f"PRIMARY KEY ({', '.join(self.key)})"] if key else cols)
 
 
 def _row_reader(columns: tuple[tuple[str, str], ...]) -> Callable[[Iterable[Any]], Row]:
@@ -207,17 +211,20 @@ def _single_key(name: str) -> Callable[[Row], Key]:
 
 
 def table(table_name: str, /, *, key: tuple[str, ...],
-          indexes: tuple[tuple[str, ...], ...] = (), **columns: str) -> Table:
+          indexes: tuple[tuple[str, ...], ...] = (),
+          partial: tuple[tuple[tuple[str, ...], str], ...] = (), **columns: str) -> Table:
     for kind in columns.values():
         if kind not in SQL_TYPES:
             raise ValueError(f"unknown column type {kind!r} in {table_name}")
-    return Table(table_name, tuple(columns.items()), key, indexes)
+    if any(cols not in indexes for cols, _ in partial):
+        raise ValueError(f"a partial index of {table_name} is not one of its indexes")
+    return Table(table_name, tuple(columns.items()), key, indexes, partial)
 
 
 def schema_hash(tables: Iterable[Table], revision: int = 0) -> str:
     """Changes whenever a table's shape does, or the projection's ``revision``: stored
     tables of another shape, or written by older handlers, need a rebuild."""
-    text = "|".join(f"{t.name}({t.ddl()}){t.indexes}" for t in tables)
+    text = "|".join(f"{t.name}({t.ddl()}){t.indexes}{t.partial or ''}" for t in tables)
     if revision:  # (revision 0 hashes as before it existed: no rebuild for the others)
         text += f"|revision {revision}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]

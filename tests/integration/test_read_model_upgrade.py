@@ -3,18 +3,32 @@ from the events and starts, instead of refusing until an operator steps in."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from application.bootstrap import _InProcessReadModels
 from application.settings import parse_database_url
-from tests.projection_stubs import backtest, candle_rows, catch_up, dump, saw_levels, view_store
+from tests.projection_stubs import (
+    a_day_of_trading,
+    backtest,
+    candle_rows,
+    catch_up,
+    dump,
+    saw_levels,
+    view_store,
+)
+
+
+def caught_up(app, url: str):
+    """``app`` with a backtest's events, and its views caught up: the store and its rows."""
+    backtest(app, candle_rows(saw_levels(3)), "upgrade")
+    store = view_store(url)
+    catch_up(app, store)
+    return app, store, dump(store)
 
 
 def test_views_of_another_shape_are_rebuilt_when_the_server_starts(persistent_store_url,
                                                                   trading, capsys):
-    app = trading(persistent_store_url)
-    backtest(app, candle_rows(saw_levels(3)), "upgrade")
-    store = view_store(persistent_store_url)
-    catch_up(app, store)
-    expected = dump(store)
+    app, store, expected = caught_up(trading(persistent_store_url), persistent_store_url)
     # What an older version left: the bots view without a column this one has.
     with store.transaction() as cur:
         store.execute(cur, f"ALTER TABLE {store.q('fe_bots')} DROP COLUMN deals_cancelled")
@@ -39,24 +53,60 @@ def test_revision_1_equity_is_upgraded_in_place_not_rebuilt(persistent_store_url
     from projections.equity import EQ_LATEST, Equity
     from projections.tables import schema_hash
 
-    app = trading(persistent_store_url)
-    backtest(app, candle_rows(saw_levels(3)), "upgrade")
-    store = view_store(persistent_store_url)
-    catch_up(app, store)
-    expected = dump(store)
+    app, store, expected = caught_up(trading(persistent_store_url), persistent_store_url)
     assert expected["equity_latest"]  # a backtest with points: something to make again
     older = schema_hash(tuple(t for t in Equity.tables if t is not EQ_LATEST), 1)
-    with store.transaction() as cur:  # what session 14's version left
-        store.execute(cur, f"DROP TABLE {store.q('equity_latest')}")
+    left_by_older(store, "equity", older, f"DROP TABLE {store.q('equity_latest')}")
+
+    with upgraded_in_place(app, persistent_store_url, capsys, "equity") as models:
+        assert dump(models.store) == expected
+
+
+def left_by_older(store, name: str, older: str, undo: str) -> None:
+    """The store as an older version left ``name``'s tables: ``undo`` run on them, their
+    schema hash ``older``; closed."""
+    with store.transaction() as cur:
+        store.execute(cur, undo)
         store.execute(cur, f"UPDATE {store.q('projection_tracking')} SET schema_hash = ? "
-                           "WHERE name = 'equity'", (older,))
+                           "WHERE name = ?", (older, name))
     store.close()
 
-    models = _InProcessReadModels(app, parse_database_url(persistent_store_url))
+
+@contextmanager
+def upgraded_in_place(app, url: str, capsys, name: str):
+    """A server's read models started on ``url``, having upgraded ``name`` in place (not
+    rebuilt it), every projection at the log's head."""
+    models = _InProcessReadModels(app, parse_database_url(url))
     try:
-        assert dump(models.store) == expected
         assert models.lag() == {name: 0 for name in models.lag()}
         said = capsys.readouterr().err
-        assert "upgraded in place: equity" in said and "rebuilding" not in said
+        assert f"upgraded in place: {name}" in said and "rebuilding" not in said
+        yield models
     finally:
         models.close()
+
+
+def test_an_audit_log_made_before_the_actor_index_gets_it_in_place(persistent_store_url,
+                                                                  trading, capsys):
+    """Session 18's audit log lacks only the actor's index: built on the live table at
+    start, where a rebuild read the whole log again (and compared the chains)."""
+    from projections.audit import _BEFORE_ACTOR_INDEX, AUDIT_LOG, AuditLog
+    from projections.tables import schema_hash
+
+    app = trading(persistent_store_url)
+    a_day_of_trading(app)  # events of other actors than the engine's
+    app, store, expected = caught_up(app, persistent_store_url)
+    older = schema_hash((_BEFORE_ACTOR_INDEX,), AuditLog.revision)
+    (generation,), = store.query(f"SELECT generation FROM {store.q('projection_tracking')} "
+                                 "WHERE name = 'audit'")
+    (index,) = [t for t in store.index_statements(AUDIT_LOG, "", generation) if "actor" in t]
+    name = index.split('"')[1]
+    postgres = store.kind == "postgres"
+    left_by_older(store, "audit", older, f"DROP INDEX {store.q(name) if postgres else name}")
+
+    with upgraded_in_place(app, persistent_store_url, capsys, "audit") as models:
+        assert dump(models.store) == expected
+        assert models.store.query(
+            "SELECT 1 FROM pg_indexes WHERE schemaname = ? AND indexname = ?"
+            if postgres else "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+            (models.store.schema, name) if postgres else (name,))

@@ -27,7 +27,8 @@ def indexed_columns(store) -> set[tuple[str, tuple[str, ...]]]:
     for name, table, text in rows:
         if not name.startswith("ix_"):  # primary keys
             continue
-        columns = re.search(r"\(([^()]*)\)\s*$", text).group(1)
+        columns = re.search(r"\(([^()]*)\)\s*$",
+                            re.sub(r"\s+WHERE .*$", "", text)).group(1)  # (a partial index's)
         found.add((table, tuple(c.strip().strip('"') for c in columns.split(","))))
     return found
 

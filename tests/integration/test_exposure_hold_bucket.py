@@ -15,8 +15,10 @@ import pytest
 
 from adapters.clock import SequentialIds, SteppingClock
 from adapters.event_store import exposure_stamps
+from adapters.event_store.exposure_stamps import _wait_for_holds, lock_keys
 from application.bootstrap import open_trading
 from application.risk_limits import RiskLimits
+from application.settings import _connect_kwargs, parse_database_url
 from domain.risk import RiskLimitError
 from tests.integration.test_exposure_hold_kept import bucket_mate
 from tests.integration.test_risk_limits import EVENING
@@ -70,3 +72,20 @@ def test_a_kept_hold_stops_its_users_positions_and_not_its_bucket_mates(postgres
     finally:
         stuck.close()
         api.close()
+
+
+def test_two_engine_appends_at_once_neither_wait_nor_lock_every_user(postgres_url):
+    """The second of two appends in flight, both judged on the same 1,000 users, takes a
+    key of each bucket as the first did, not each user's own key (10,000 users' keys
+    would fill a server's lock table of default settings: "out of shared memory")."""
+    env = parse_database_url(postgres_url).env
+    schema, kwargs = env["POSTGRES_SCHEMA"], _connect_kwargs(env)
+    owners = [f"user-{n}" for n in range(1000)]
+    buckets = len({lock_keys(schema, o) for o in owners})
+    with psycopg.connect(**kwargs) as one, psycopg.connect(**kwargs) as two:
+        for conn in (one, two):
+            conn.execute("SET lock_timeout = '1s'")  # (a wait fails the test at once)
+            _wait_for_holds(conn.cursor(), schema, owners)  # (in its open transaction)
+        locks = [conn.execute("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() "
+                              "AND locktype = 'advisory'").fetchone()[0] for conn in (one, two)]
+    assert locks == [buckets, buckets]

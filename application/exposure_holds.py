@@ -8,7 +8,8 @@ other's append, and both were written: the limit passed by one order (13 of 30 r
 the user's **exposure stamp** (a version per user, ``adapters/event_store/exposure_stamps.py``):
 
 - A position is opened under its owner's hold (``hold``): no other hold of theirs, and no
-  engine append of buys judged for them, runs meanwhile; its append moves the stamp on.
+  engine append of buys judged for them, runs meanwhile (another user's hold does not
+  wait for it); its append moves the stamp on.
 - An engine reads the stamp before its figures (``note``, from ``RiskLimits.check``) and
   appends fenced with it (``take``): an append whose stamp moved on is refused whole
   (``EXPOSURE_CHANGED``, a race: the candle is stepped again from the log, the position

@@ -3,17 +3,17 @@
 locks, and what the event store checks in the transaction of a stamped append.
 
 - A position is opened under its owner's **hold**: session advisory locks (the owner's
-  bucket, then the owner's own key) on a connection of this process's own, taken before
-  its check and given back after its append. Its
-  append moves the owner's stamp on (``bump``), in the append's own transaction, so a
-  process killed after the append but before the unlock leaves the stamp moved on all the
-  same.
-- An engine's append of buys judged on a stamp waits for any hold of their owners (shared
-  transaction locks: engine appends never wait for each other), then is refused
-  (``EXPOSURE_CHANGED``) when a stamp moved on since it was read: the figures it judged on
-  lack a position appended meanwhile. The wait is bounded (``WAIT_SECONDS``): a process
-  hanging in a hold delays an engine's append by that much, then it is refused naming the
-  users still held (``EXPOSURE_HELD``): the engine defers their bots alone.
+  bucket, shared, then the owner's own key) on a connection of this process's own, taken
+  before its check and given back after its append. Holds of users sharing a bucket do not
+  wait for each other. Its append moves the owner's stamp on (``bump``), in the append's
+  own transaction, so a process killed after the append but before the unlock leaves the
+  stamp moved on all the same.
+- An engine's append of buys judged on a stamp waits for any hold of their owners (engine
+  appends never wait for each other), then is refused (``EXPOSURE_CHANGED``) when a stamp
+  moved on since it was read: the figures it judged on lack a position appended
+  meanwhile. The wait is bounded (``WAIT_SECONDS``): a process hanging in a hold delays an
+  engine's append by that much, then it is refused naming the users still held
+  (``EXPOSURE_HELD``): the engine defers their bots alone.
 """
 
 from __future__ import annotations
@@ -37,15 +37,21 @@ WAIT_SECONDS = 5  # the longest an engine append waits for a position's hold
 HOLD_WAIT_SECONDS = 10  # the longest a position waits for its owner's hold
 
 
-# A hold is two locks: its owner's bucket, then the owner's own key. WHY buckets: an engine
-# append takes a shared lock per key it was judged on, and advisory locks live in
+# A hold is its owner's bucket (SLOTS keys, shared), then the owner's own key (exclusive).
+# WHY buckets: an engine append locks what it was judged on, and advisory locks live in
 # PostgreSQL's shared lock table (64 x max_connections slots by default): a heavy candle
-# judging 10,000 users would fail "out of shared memory". An append tries the buckets
-# without waiting; only in a bucket a hold keeps does it take (and wait for) its owners'
-# own keys: a user held for long defers that user's bots, not their bucket's (an owner of a
-# held bucket is still safe under their own key: a hold of theirs must have the bucket,
-# then their key, before it judges).
+# judging 10,000 users would fail "out of shared memory". An append tries one of each
+# bucket's SLOTS keys exclusive, without waiting (one statement): a bucket it gets has no
+# hold and takes none until the append's end. Only in a bucket a hold keeps does it take
+# (and wait for) its owners' own keys, shared: a user held for long defers that user's bots,
+# not their bucket's (an owner of a held bucket is still safe under their own key: a hold
+# of theirs must have the bucket, then their key, before it judges). WHY shared in a hold:
+# a hold kept for long (a live exchange that does not answer) made every position of its
+# bucket's users wait 10 s and fail (38 users at 10,000). WHY SLOTS keys a bucket: two
+# engine appends at once would otherwise miss each other's buckets and lock every user's
+# own key (10,000 at 10,000 users): with SLOTS, the second takes the bucket's next key.
 BUCKETS = 256
+SLOTS = 4  # engine appends at once that still take a bucket each (a hold takes them all)
 
 
 def _digest(text: str) -> int:
@@ -60,10 +66,15 @@ def _space(kind: str, schema: str) -> int:
 
 @lru_cache(maxsize=1 << 16)  # (an append asks them of every user it judged, each candle)
 def lock_keys(schema: str, owner: str) -> tuple[int, int]:
-    """The two int4 keys of ``owner``'s bucket in ``schema``: the schema's (a name space
-    apart from the leases' worker locks, whose first key hashes another text), and the
-    owner's bucket."""
-    return _space("exposure", schema), _digest(owner) % BUCKETS
+    """``owner``'s bucket in ``schema``: the schema's first key (a name space apart from
+    the leases' worker locks, whose first key hashes another text) and the bucket's number.
+    Its SLOTS keys: ``slot_keys``."""
+    return _space("exposure-bucket", schema), _digest(owner) % BUCKETS
+
+
+def slot_keys(bucket: tuple[int, int]) -> list[tuple[int, int]]:
+    """The keys of a bucket (``lock_keys``): one per slot, in the order tried."""
+    return [(bucket[0], bucket[1] * SLOTS + slot) for slot in range(SLOTS)]
 
 
 def owner_keys(schema: str, owner: str) -> tuple[int, int]:
@@ -105,18 +116,28 @@ _TRY_SHARED = ("SELECT k1, k2 FROM unnest(%s::int[], %s::int[]) AS k(k1, k2) "
                "WHERE NOT pg_try_advisory_xact_lock_shared(k1, k2)")
 
 
+@cache
+def _try_buckets(slots: int) -> str:
+    """Buckets (k1, number) a statement found kept: none of their keys taken, tried in
+    order without waiting (CASE evaluates no more of them than it needs)."""
+    tries = " ".join(f"WHEN pg_try_advisory_xact_lock(k1, k2 * {slots} + {n}) THEN true"
+                     for n in range(slots))
+    return ("SELECT k1, k2 FROM unnest(%s::int[], %s::int[]) AS k(k1, k2) "
+            f"WHERE NOT CASE {tries} ELSE false END")
+
+
 def _key(row: Any) -> tuple[int, int]:
     """A row's (k1, k2), as the store's cursor gives rows (dicts) or as tuples."""
     return (row["k1"], row["k2"]) if isinstance(row, dict) else (row[0], row[1])
 
 
 def _wait_for_holds(curs: Any, schema: str, owners: list[str]) -> None:
-    """Shared locks on ``owners``' buckets, tried without waiting (one statement); in a
-    bucket a hold keeps, the shared locks of its owners' own keys, waited for
-    ``WAIT_SECONDS`` at most: else ``EXPOSURE_HELD`` naming the owners held."""
+    """A key of each of ``owners``' buckets, exclusive, tried without waiting (one
+    statement); in a bucket a hold keeps, the shared locks of its owners' own keys, waited
+    for ``WAIT_SECONDS`` at most: else ``EXPOSURE_HELD`` naming the owners held."""
     buckets = {owner: lock_keys(schema, owner) for owner in owners}
     keys = sorted(set(buckets.values()))
-    curs.execute(_TRY_SHARED, ([k[0] for k in keys], [k[1] for k in keys]))
+    curs.execute(_try_buckets(SLOTS), ([k[0] for k in keys], [k[1] for k in keys]))
     kept = {_key(row) for row in curs.fetchall()}
     if not kept:
         return
@@ -181,22 +202,40 @@ class PostgresExposureStamps:
 
     @contextmanager
     def hold(self, owner: str) -> Iterator[None]:
-        """``owner``'s hold while inside (``lock_not_available`` after HOLD_WAIT_SECONDS)."""
-        bucket, own = lock_keys(self.schema, owner), owner_keys(self.schema, owner)
+        """``owner``'s hold while inside (``lock_not_available`` after HOLD_WAIT_SECONDS):
+        their bucket's keys shared (a hold of another user of it does not wait), then
+        their own key."""
+        slots, own = slot_keys(lock_keys(self.schema, owner)), owner_keys(self.schema, owner)
         with self._lock:
-            self._run("SELECT pg_advisory_lock(%s, %s)", bucket)
+            taken: list[tuple[int, int]] = []
             try:
+                rows = self._run("SELECT k1, k2, pg_try_advisory_lock_shared(k1, k2) FROM "
+                                 "unnest(%s::int[], %s::int[]) AS k(k1, k2)",
+                                 ([k[0] for k in slots], [k[1] for k in slots]))
+                taken += [(k1, k2) for k1, k2, ok in rows if ok]
+                for key in slots:  # those an engine append has now: waited for, one by one
+                    if key not in taken:  # (a session lock outlives a failed statement)
+                        self._run("SELECT pg_advisory_lock_shared(%s, %s)", key)
+                        taken.append(key)
                 self._run("SELECT pg_advisory_lock(%s, %s)", own)
             except BaseException:
-                with suppress(psycopg.OperationalError):
-                    self._run("SELECT pg_advisory_unlock(%s, %s)", bucket)
+                self._unlock(None, taken)
                 raise
             try:
                 yield
             finally:
-                with suppress(psycopg.OperationalError):  # (gone: the locks went with it)
-                    self._run("SELECT pg_advisory_unlock(%s, %s), pg_advisory_unlock(%s, %s)",
-                              (*own, *bucket))
+                self._unlock(own, taken)
+
+    def _unlock(self, own: tuple[int, int] | None, shared: list[tuple[int, int]]) -> None:
+        """Gives back the owner's own key (None: not taken) and the bucket's keys taken."""
+        unlock_shared = ("(SELECT count(*) FROM unnest(%s::int[], %s::int[]) AS k(k1, k2) "
+                         "WHERE pg_advisory_unlock_shared(k1, k2))")
+        keys = ([k[0] for k in shared], [k[1] for k in shared])
+        with suppress(psycopg.OperationalError):  # (gone: the locks went with it)
+            if own is None:
+                self._run(f"SELECT {unlock_shared}", keys)
+            else:
+                self._run(f"SELECT pg_advisory_unlock(%s, %s), {unlock_shared}", (*own, *keys))
 
     def held(self, owners: list[str]) -> set[str]:
         """Those of ``owners`` whose hold another process keeps now (asked without

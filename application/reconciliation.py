@@ -9,7 +9,9 @@ believes open is asked about). This adds what a step does not see:
   Submitted event was lost with a disk) is recorded as an observation
   (``ExchangeAccount.StrayOrderFound``) and cancelled: nothing trades that no deal owns;
 - *balances*: what the exchange reports is recorded when it changed
-  (``ExchangeAccount.BalanceObserved``) and compared with what the open deals hold: less
+  (``ExchangeAccount.BalanceObserved``) and compared with what the account's open deals
+  and positions hold, every bot's whichever process trades it (read from the log:
+  ``application/account_holdings.py``): less
   than that, beyond what the exchange's amount precision explains, is drift
   (``ExchangeAccount.DriftDetected``; ``DriftResolved`` when it is gone), and ``/health``
   shows the account amber.
@@ -24,6 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
+from application.account_holdings import AccountHoldings
 from application.live_venue import LiveVenue
 from application.paper_trading import PaperTrading
 from application.task_health import ErrorKind
@@ -62,12 +65,16 @@ class Reconciler:
     result (``PaperTrading.save_aggregates``, the loop's own path). It asks through a client
     of its own per account (``_exchange``), not the trading step's."""
 
-    def __init__(self, paper: PaperTrading, every_seconds: float = 60.0, turns=None):
+    def __init__(self, paper: PaperTrading, every_seconds: float = 60.0, turns=None,
+                 holdings: AccountHoldings | None = None):
         """``turns`` (PostgreSQL, where engine workers share the accounts: each trades the
         bots it leases): ``mine(account_ids)``, the accounts this process reconciles now,
-        one process per account at a time (``adapters/event_store/task_board.py``)."""
+        one process per account at a time (``adapters/event_store/task_board.py``).
+        ``holdings``: what every open deal and position of each account holds, from the
+        log (None: read by this reconciler from ``paper``'s store)."""
         self.paper, self.every = paper, timedelta(seconds=every_seconds)
         self.turns = turns
+        self.holdings = holdings or AccountHoldings(paper.trading)
         self.accounts: dict[str, AccountCheck] = {}
         self._next: datetime | None = None
         self._running = threading.Lock()  # one round at a time (start's, the schedule's)
@@ -95,6 +102,8 @@ class Reconciler:
                 for elsewhere in set(self.accounts) - mine:  # (its checks are shown there)
                     del self.accounts[elsewhere]
             appended, unexpected = 0, None
+            if by_account:  # (the log's deals and positions read up to now: its head)
+                self.holdings.catch_up()
             for account_id, markets in by_account.items():
                 check = self.accounts.setdefault(account_id, AccountCheck())
                 try:
@@ -127,8 +136,11 @@ class Reconciler:
         for pair, _, order in strays:  # nothing trades that no deal owns
             exchange.cancel_order(order.exchange_order_id, pair)
         balances = exchange.fetch_balance()
+        self.holdings.catch_up()  # (what was recorded while the exchange was asked)
         with self.paper.lock:  # only the append of the result holds the trading step
             account = self.paper.trading.load(UUID(account_id), ExchangeAccount)
+            if check.checked_at is None:  # first here: maybe another process's before
+                self._taken_over(account, check)
             cause = Cause(now, ACTOR, f"reconcile:{account_id}:{int(now.timestamp())}")
             for pair, _, order in strays:
                 account.found_stray_order(cause, order.client_order_id,
@@ -174,13 +186,21 @@ class Reconciler:
         return order.status is not OrderStatus.LOST
 
     def _held(self, account_id: str) -> dict[str, Decimal]:
-        """Base units the account's open deals and positions hold, by asset."""
-        held: dict[str, Decimal] = {}
-        deals = [e.deal for e in self.paper.engines_of(account_id) if e.deal is not None]
-        for holding in [*deals, *self.paper.positions_of(account_id)]:
-            base = holding.pair.partition("/")[0]
-            held[base] = held.get(base, ZERO) + holding.units
-        return held
+        """Base units the account's open deals and positions hold, by asset: every bot's
+        and every position's, whichever process trades them, as the log has them."""
+        return self.holdings.held(account_id)
+
+    def _taken_over(self, account: ExchangeAccount, check: AccountCheck) -> None:
+        """What the account's log says was last observed and which drift is open (another
+        process may have reconciled it until now, or this one before a restart): a drift
+        already reported is not reported again, balances already recorded not again."""
+        check.balances = {asset: Balance(free, locked)
+                          for asset, (free, locked) in account.observed.items()}
+        for event in self.paper.trading.events.get(account.id):
+            if isinstance(event, ExchangeAccount.DriftDetected):
+                check.drift[event.asset] = (event.expected, event.observed)
+            elif isinstance(event, ExchangeAccount.DriftResolved):
+                check.drift.pop(event.asset, None)
 
     @staticmethod
     def _drift(account: ExchangeAccount, cause: Cause, balances: dict[str, Balance],

@@ -1029,7 +1029,8 @@ def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0, *,
     when the task is not due is no round: a failure stays on ``/health`` until the task
     next runs and succeeds. ``sweep_lock`` (PostgreSQL: ``PostgresTaskLock``): the sweep
     runs only while this process holds it, on one process of the deployment at a time
-    (it sweeps every user's subscriptions); the others show it on standby."""
+    (it sweeps every user's subscriptions), confirmed before each subscription's step;
+    the others show it on standby."""
     from application.audit_trail import CheckpointSchedule
     from application.task_health import NOT_DUE
 
@@ -1052,6 +1053,9 @@ def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0, *,
         return loop.clock.now()
 
     sweep = billing.daily_sweep
+    if sweep_lock is not None:  # the turn confirmed before each subscription's step: a
+        sweep.confirm = sweep_lock.confirm  # holder whose connection dropped mid-sweep
+        # stops before its next write (another process may be sweeping by then)
     sweeping = CheckpointSchedule(None, tick, name="billing-sweep", now=now)
     sweeping.take = beside(sweep.run_if_due, sweep.due, sweep_lock, sweeping.health)
     sweeping.lock = sweep_lock  # (released at stop: another process takes it at once)

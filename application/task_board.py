@@ -20,10 +20,19 @@ from typing import Any, Protocol
 
 from application.background import run_rounds
 from application.task_health import ErrorKind, log_line
+from domain.errors import DomainError
 
 log = logging.getLogger("tradetape.task_board")
 PUBLISH_SECONDS = 5.0
 TTL_SECONDS = 30.0
+
+
+class TurnLostError(DomainError):
+    """A task that runs on one process of the deployment at a time lost its turn while it
+    ran (its lock's connection dropped): it stops before its next write, since another
+    process may be running it now."""
+
+    code = "TASK_TURN_LOST"
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def schedule(runtime, name: str):
 
 
 def sweep_fails(runtime) -> None:
-    def sweep():
+    def sweep(**_):
         raise KeyError(SECRET)  # as Stripe's answer our code cannot read
     runtime.billing.sweep = sweep
 

@@ -52,6 +52,7 @@ class AccountCheck:
     drift: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # asset: exp, obs
     strays_cancelled: int = 0
     balances: dict[str, Balance] = field(default_factory=dict)
+    resumed: bool = False  # drift and balances taken from the account's log (_taken_over)
 
     @property
     def status(self) -> str:
@@ -139,7 +140,7 @@ class Reconciler:
         self.holdings.catch_up()  # (what was recorded while the exchange was asked)
         with self.paper.lock:  # only the append of the result holds the trading step
             account = self.paper.trading.load(UUID(account_id), ExchangeAccount)
-            if check.checked_at is None:  # first here: maybe another process's before
+            if not check.resumed:  # first here: maybe another process's before
                 self._taken_over(account, check)
             cause = Cause(now, ACTOR, f"reconcile:{account_id}:{int(now.timestamp())}")
             for pair, _, order in strays:
@@ -194,6 +195,7 @@ class Reconciler:
         """What the account's log says was last observed and which drift is open (another
         process may have reconciled it until now, or this one before a restart): a drift
         already reported is not reported again, balances already recorded not again."""
+        check.resumed = True
         check.balances = {asset: Balance(free, locked)
                           for asset, (free, locked) in account.observed.items()}
         for event in self.paper.trading.events.get(account.id):

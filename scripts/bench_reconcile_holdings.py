@@ -17,11 +17,13 @@ and 90th percentile.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 from adapters.clock import SequentialIds, SteppingClock
 from application.account_holdings import AccountHoldings
@@ -53,6 +55,9 @@ def main() -> None:
         env = parse_database_url(args.database).env
         with psycopg.connect(**_connect_kwargs(env), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        key_dir = Path(os.environ.get("TRADETAPE_KEY_DIR") or Path("var") / "keys")
+        for key_file in key_dir.glob(f"*-{schema}.*"):  # (the schema's keys go with it)
+            key_file.unlink()
 
 
 def run(trading, args) -> None:

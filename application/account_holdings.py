@@ -38,6 +38,7 @@ class AccountHoldings:
     def __init__(self, trading: Trading):
         self.trading = trading
         self.position = 0  # the log's position read up to
+        self.read_once = False  # the first read is done
         # account -> holding (a deal's or position's id) -> [base asset, units]
         self._held: dict[str, dict[UUID, list]] = {}
         self._account_of: dict[UUID, str] = {}
@@ -48,6 +49,7 @@ class AccountHoldings:
         with self._reading:
             head = self.trading.recorder.max_notification_id() or 0
             if head <= self.position:
+                self.read_once = True
                 return 0
             cipher, compressor = self.trading.mapper.cipher, self.trading.mapper.compressor
             read = 0
@@ -61,7 +63,7 @@ class AccountHoldings:
                 self._observe(notification.originator_id, _KINDS[notification.topic],
                               json.loads(data))
                 read += 1
-            self.position = head
+            self.position, self.read_once = head, True
             return read
 
     def _observe(self, holding: UUID, kind: str, fields: dict) -> None:

@@ -27,6 +27,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from application.account_holdings import AccountHoldings
+from application.background_open import BackgroundOpen
 from application.live_venue import LiveVenue
 from application.paper_trading import PaperTrading
 from application.task_health import ErrorKind
@@ -41,6 +42,10 @@ log = logging.getLogger("tradetape.reconcile")
 ACTOR = "system:reconciliation"
 # Drift below this share of what the deals hold is precision and fee rounding, not drift.
 RELATIVE_TOLERANCE = Decimal("0.002")
+# How long a round waits for the first read of the deals and positions (every one ever
+# recorded: seconds on a long log) before it goes on without comparing drift (the start's
+# round is in the server's start)
+FIRST_READ_WAIT_SECONDS = 5.0
 
 
 @dataclass
@@ -76,6 +81,7 @@ class Reconciler:
         self.paper, self.every = paper, timedelta(seconds=every_seconds)
         self.turns = turns
         self.holdings = holdings or AccountHoldings(paper.trading)
+        self._first_read: BackgroundOpen | None = None
         self.accounts: dict[str, AccountCheck] = {}
         self._next: datetime | None = None
         self._running = threading.Lock()  # one round at a time (start's, the schedule's)
@@ -103,12 +109,12 @@ class Reconciler:
                 for elsewhere in set(self.accounts) - mine:  # (its checks are shown there)
                     del self.accounts[elsewhere]
             appended, unexpected = 0, None
-            if by_account:  # (the log's deals and positions read up to now: its head)
-                self.holdings.catch_up()
+            # (the log's deals and positions read up to now: its head)
+            compare = bool(by_account) and self._holdings_read()
             for account_id, markets in by_account.items():
                 check = self.accounts.setdefault(account_id, AccountCheck())
                 try:
-                    appended += self._account(account_id, markets, check, now)
+                    appended += self._account(account_id, markets, check, now, compare)
                     check.error = None
                 except DomainError as error:  # unreachable: next time; /health says it
                     check.error = f"{error.code}: {error.message}"
@@ -121,10 +127,30 @@ class Reconciler:
                 raise unexpected  # shows the task amber until a round succeeds
             return appended
 
+    def _holdings_read(self) -> bool:
+        """The log's deals and positions read up to its head. The first read (every deal
+        ever recorded) runs on a thread of its own: a round waits for it at most
+        ``FIRST_READ_WAIT_SECONDS``, then goes on without comparing drift (False), and a
+        later round compares once it is done. A first read that failed is begun again by
+        the next round (this one fails with its error)."""
+        if not self.holdings.read_once:
+            if self._first_read is None:
+                self._first_read = BackgroundOpen(self.holdings.catch_up,
+                                                  name="account-holdings")
+            if not self._first_read.join(FIRST_READ_WAIT_SECONDS):
+                log.warning("the open deals and positions are still being read: this "
+                            "round compares no drift")
+                return False
+            first, self._first_read = self._first_read, None
+            first.wait()  # (raises what it raised)
+        self.holdings.catch_up()
+        return True
+
     def _account(self, account_id: str, markets: list[tuple[str, LiveVenue]],
-                 check: AccountCheck, now: datetime) -> int:
+                 check: AccountCheck, now: datetime, compare: bool = True) -> int:
         with self.paper.lock:  # what the log knows before the exchange is asked
-            known, held = self._known(account_id, markets), self._held(account_id)
+            known = self._known(account_id, markets)
+            held = self._held(account_id) if compare else None
             exchange = self._exchange(account_id, markets)
         listed = [(pair, venue, order) for pair, venue in markets
                   for order in exchange.fetch_open_orders(pair)]
@@ -137,7 +163,8 @@ class Reconciler:
         for pair, _, order in strays:  # nothing trades that no deal owns
             exchange.cancel_order(order.exchange_order_id, pair)
         balances = exchange.fetch_balance()
-        self.holdings.catch_up()  # (what was recorded while the exchange was asked)
+        if compare:
+            self.holdings.catch_up()  # (what was recorded while the exchange was asked)
         with self.paper.lock:  # only the append of the result holds the trading step
             account = self.paper.trading.load(UUID(account_id), ExchangeAccount)
             if not check.resumed:  # first here: maybe another process's before
@@ -156,7 +183,7 @@ class Reconciler:
             check.balances = dict(balances)
             # Compared only when no fill was recorded while the exchange was asked (else
             # the balance and the deals would be of different moments): the next round.
-            if self._held(account_id) == held:
+            if compare and self._held(account_id) == held:
                 self._drift(account, cause, balances, held, check)
             return self.paper.save_aggregates([account])
 

@@ -100,3 +100,54 @@ def test_drift_is_seen_against_every_worker_s_deals_once(postgres_url, candles):
             for turn in turns:
                 turn.release()
             world.trading.close()
+
+
+def test_a_slow_first_read_of_the_deals_holds_no_round_and_drift_is_compared_after_it(
+        tmp_path, candles, monkeypatch):  # noqa: F811
+    """The first read of the deals and positions goes through every deal ever recorded
+    (seconds on a long log), and the start's round is in the server's start: a round waits
+    for it a bounded time, reconciles the rest (balances recorded) and compares drift once
+    the read is done."""
+    import threading
+    import time
+
+    from application import reconciliation
+    from application.account_holdings import AccountHoldings
+
+    monkeypatch.setattr(reconciliation, "FIRST_READ_WAIT_SECONDS", 0.2)
+    with running_simulator(speed=0) as sim:
+        world = LiveWorld(f"sqlite:///{tmp_path / 'slow.sqlite'}", sim)
+        i = 0
+        while not world.runner.engines_of(str(world.account))[0].deal or not (
+                world.runner.engines_of(str(world.account))[0].deal.units):
+            world.feed(candles, i, i + 1)
+            i += 1
+        held = world.runner.engines_of(str(world.account))[0].deal.units
+        client = world.runner.live_markets()[0][2].exchange.client
+        client.create_order("BTC/USDT", "market", "sell",  # the deal's BTC sold elsewhere
+                            str(held.quantize(Decimal("0.00001"), rounding=ROUND_DOWN)))
+        holdings, read = AccountHoldings(world.trading), threading.Event()
+        catch_up = holdings.catch_up
+
+        def slow_first_read() -> int:
+            read.wait(30)
+            return catch_up()
+
+        holdings.catch_up = slow_first_read
+        reconciler = Reconciler(world.runner, holdings=holdings)
+        try:
+            began = time.monotonic()
+            reconciler.run(world.clock.now())
+            assert time.monotonic() - began < 10  # not held until the read is done
+            assert world.events("BalanceObserved")  # the rest of the round was done
+            assert not world.events("DriftDetected")  # not compared: the deals unread
+        finally:
+            read.set()
+        deadline = time.monotonic() + 30
+        while not holdings.read_once:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        reconciler.run(world.clock.now() + timedelta(minutes=1))
+        assert [(e.asset, e.expected) for e in world.events("DriftDetected")] == [
+            ("BTC", held)]
+        world.trading.close()

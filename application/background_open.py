@@ -39,5 +39,7 @@ class BackgroundOpen:
         if self._error is not None:
             raise self._error
 
-    def join(self) -> None:
-        self._thread.join()
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for it (at most ``timeout`` seconds: None, for good); whether it ended."""
+        self._thread.join(timeout)
+        return self.finished

@@ -24,7 +24,7 @@ from application.wallet_payments import (
     renewed_from_wallet,
 )
 from domain.bots import Bot, BotMode, BotStatus
-from domain.errors import ConcurrencyConflictError, DomainError, NotFoundError
+from domain.errors import ConcurrencyConflictError, DomainError, NotFoundError, TurnLostError
 from domain.payments import PaymentGateway, StripeLink, link_key
 from domain.plans import PlanTerms
 from domain.recording import Cause, TradetapeAggregate
@@ -209,13 +209,19 @@ class Billing:
 
     # --- the sweep ------------------------------------------------------------------------
 
-    def sweep(self, actor: str = BILLING_ACTOR) -> list[str]:
+    def sweep(self, actor: str = BILLING_ACTOR,
+              confirm: Callable[[], None] | None = None) -> list[str]:
         """Expire every subscription past its grace (as of the injected clock), pausing
-        the bots beyond FREE's limits in the same transaction; the users expired."""
+        the bots beyond FREE's limits in the same transaction; the users expired.
+        ``confirm``: called before each subscription's step (it may write, and ask Stripe),
+        raises when this process may no longer sweep (its turn in the deployment lost:
+        ``PostgresTaskLock.confirm``); the steps before it stay done."""
         expired = []
         self.refused_renewals.clear()  # this sweep's say
         self.waiting_renewals.clear()
         for sub_id in self._subscription_ids():
+            if confirm is not None:
+                confirm()
             for _ in range(ATTEMPTS):
                 try:
                     outcome = self._sweep_one(sub_id, actor)
@@ -342,6 +348,9 @@ class DailySweep:
         self.billing, self.every = billing, every
         self._next: datetime | None = None
         self._retry = self.RETRY_FIRST
+        # what each subscription's step is preceded by (PostgreSQL: the sweep's turn
+        # confirmed, ``application/bootstrap._beside_the_loop``); None: nothing
+        self.confirm: Callable[[], None] | None = None
 
     def due(self, now: datetime) -> bool:
         return self._next is None or now >= self._next
@@ -352,7 +361,11 @@ class DailySweep:
         if not self.due(now):
             return 0
         self._next = now + self.every
-        expired = len(self.billing.sweep())
+        try:
+            expired = len(self.billing.sweep(confirm=self.confirm))
+        except TurnLostError:  # another process sweeps now; should this one take the
+            self._next = None  # turn again, its sweep is due at once (not tomorrow)
+            raise
         if self.billing.waiting_renewals:  # Stripe away: ask again soon, then less often
             self._next = min(self._next, now + self._retry)
             self._retry = min(self._retry * 2, self.RETRY_MOST)

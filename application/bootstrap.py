@@ -624,7 +624,8 @@ def open_runtime(settings, role: str = "all"):
     reconciler = Reconciler(paper, settings.reconcile_seconds, turns=(
         task_rows.turns("reconciliation") if shared else None))
     monitor = WalletMonitor(Funding(trading, paper), paper, live=exchange_accounts,
-                            every_seconds=settings.wallet_seconds)
+                            every_seconds=settings.wallet_seconds, turn=(
+                                task_rows.turns("wallet-monitor") if shared else None))
     if settings.live_feed is not None and not settings.demo:
         feed = open_live_feed(settings.live_feed, pairs=paper.traded_pairs)
     else:
@@ -974,14 +975,33 @@ def open_candle_download(exchange_id: str, *, sandbox: bool, out: str, environ=N
     return history, lambda: CandleCsvWriter(out)
 
 
-def _wallet_schedule(monitor, clock, seconds: float):
+def _wallet_schedule(monitor, clock, seconds: float, tick: float = 1.0):
     """The wallet monitor on a thread of its own (not in the live loop's step: observing
     balances is not a trading step), at start (unless the start's round just ran) and then
-    every ``seconds``."""
+    every ``seconds``. With a ``turn`` (PostgreSQL) it runs on one process of the
+    deployment at a time, as the billing sweep: the schedule looks every ``tick`` seconds
+    whether a round is due, and only then whether the process holds the turn (the others
+    show the task on standby and ask again at most every 5 seconds, taking over when the
+    holder dies or stops); ``lock`` lets go of it at a graceful stop."""
     from application.audit_trail import CheckpointSchedule
+    from application.task_health import NOT_DUE
 
-    return CheckpointSchedule(lambda: monitor.run_due(clock.now()), seconds,
-                              name="wallet-monitor", now=clock.now)
+    if monitor.turn is None:
+        return CheckpointSchedule(lambda: monitor.run_due(clock.now()), seconds,
+                                  name="wallet-monitor", now=clock.now)
+
+    def run() -> object:
+        now, last = clock.now(), monitor.state.last_run_at
+        if last is not None and now - last < monitor.every:  # (an account's error: next
+            return NOT_DUE  # period, not next tick)
+        schedule.health.on_standby(not monitor.my_turn())  # (raises: the round failed)
+        if monitor.standby:
+            return NOT_DUE
+        return monitor.observe_all(now)
+
+    schedule = CheckpointSchedule(run, tick, name="wallet-monitor", now=clock.now)
+    schedule.lock = monitor.turn
+    return schedule
 
 
 def _clients_schedule(paper, seconds: float, clock):
@@ -1009,7 +1029,8 @@ def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0, *,
     when the task is not due is no round: a failure stays on ``/health`` until the task
     next runs and succeeds. ``sweep_lock`` (PostgreSQL: ``PostgresTaskLock``): the sweep
     runs only while this process holds it, on one process of the deployment at a time
-    (it sweeps every user's subscriptions); the others show it on standby."""
+    (it sweeps every user's subscriptions), confirmed before each subscription's step;
+    the others show it on standby."""
     from application.audit_trail import CheckpointSchedule
     from application.task_health import NOT_DUE
 
@@ -1032,6 +1053,9 @@ def _beside_the_loop(loop, reconciler, billing, tick: float = 1.0, *,
         return loop.clock.now()
 
     sweep = billing.daily_sweep
+    if sweep_lock is not None:  # the turn confirmed before each subscription's step: a
+        sweep.confirm = sweep_lock.confirm  # holder whose connection dropped mid-sweep
+        # stops before its next write (another process may be sweeping by then)
     sweeping = CheckpointSchedule(None, tick, name="billing-sweep", now=now)
     sweeping.take = beside(sweep.run_if_due, sweep.due, sweep_lock, sweeping.health)
     sweeping.lock = sweep_lock  # (released at stop: another process takes it at once)

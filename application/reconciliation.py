@@ -9,7 +9,9 @@ believes open is asked about). This adds what a step does not see:
   Submitted event was lost with a disk) is recorded as an observation
   (``ExchangeAccount.StrayOrderFound``) and cancelled: nothing trades that no deal owns;
 - *balances*: what the exchange reports is recorded when it changed
-  (``ExchangeAccount.BalanceObserved``) and compared with what the open deals hold: less
+  (``ExchangeAccount.BalanceObserved``) and compared with what the account's open deals
+  and positions hold, every bot's whichever process trades it (read from the log:
+  ``application/account_holdings.py``): less
   than that, beyond what the exchange's amount precision explains, is drift
   (``ExchangeAccount.DriftDetected``; ``DriftResolved`` when it is gone), and ``/health``
   shows the account amber.
@@ -24,6 +26,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
+from application.account_holdings import AccountHoldings
+from application.background_open import BackgroundOpen
 from application.live_venue import LiveVenue
 from application.paper_trading import PaperTrading
 from application.task_health import ErrorKind
@@ -38,6 +42,10 @@ log = logging.getLogger("tradetape.reconcile")
 ACTOR = "system:reconciliation"
 # Drift below this share of what the deals hold is precision and fee rounding, not drift.
 RELATIVE_TOLERANCE = Decimal("0.002")
+# How long a round waits for the first read of the deals and positions (every one ever
+# recorded: seconds on a long log) before it goes on without comparing drift (the start's
+# round is in the server's start)
+FIRST_READ_WAIT_SECONDS = 5.0
 
 
 @dataclass
@@ -49,6 +57,7 @@ class AccountCheck:
     drift: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # asset: exp, obs
     strays_cancelled: int = 0
     balances: dict[str, Balance] = field(default_factory=dict)
+    resumed: bool = False  # drift and balances taken from the account's log (_taken_over)
 
     @property
     def status(self) -> str:
@@ -62,12 +71,17 @@ class Reconciler:
     result (``PaperTrading.save_aggregates``, the loop's own path). It asks through a client
     of its own per account (``_exchange``), not the trading step's."""
 
-    def __init__(self, paper: PaperTrading, every_seconds: float = 60.0, turns=None):
+    def __init__(self, paper: PaperTrading, every_seconds: float = 60.0, turns=None,
+                 holdings: AccountHoldings | None = None):
         """``turns`` (PostgreSQL, where engine workers share the accounts: each trades the
         bots it leases): ``mine(account_ids)``, the accounts this process reconciles now,
-        one process per account at a time (``adapters/event_store/task_board.py``)."""
+        one process per account at a time (``adapters/event_store/task_board.py``).
+        ``holdings``: what every open deal and position of each account holds, from the
+        log (None: read by this reconciler from ``paper``'s store)."""
         self.paper, self.every = paper, timedelta(seconds=every_seconds)
         self.turns = turns
+        self.holdings = holdings or AccountHoldings(paper.trading)
+        self._first_read: BackgroundOpen | None = None
         self.accounts: dict[str, AccountCheck] = {}
         self._next: datetime | None = None
         self._running = threading.Lock()  # one round at a time (start's, the schedule's)
@@ -95,10 +109,12 @@ class Reconciler:
                 for elsewhere in set(self.accounts) - mine:  # (its checks are shown there)
                     del self.accounts[elsewhere]
             appended, unexpected = 0, None
+            # (the log's deals and positions read up to now: its head)
+            compare = bool(by_account) and self._holdings_read()
             for account_id, markets in by_account.items():
                 check = self.accounts.setdefault(account_id, AccountCheck())
                 try:
-                    appended += self._account(account_id, markets, check, now)
+                    appended += self._account(account_id, markets, check, now, compare)
                     check.error = None
                 except DomainError as error:  # unreachable: next time; /health says it
                     check.error = f"{error.code}: {error.message}"
@@ -111,10 +127,30 @@ class Reconciler:
                 raise unexpected  # shows the task amber until a round succeeds
             return appended
 
+    def _holdings_read(self) -> bool:
+        """The log's deals and positions read up to its head. The first read (every deal
+        ever recorded) runs on a thread of its own: a round waits for it at most
+        ``FIRST_READ_WAIT_SECONDS``, then goes on without comparing drift (False), and a
+        later round compares once it is done. A first read that failed is begun again by
+        the next round (this one fails with its error)."""
+        if not self.holdings.read_once:
+            if self._first_read is None:
+                self._first_read = BackgroundOpen(self.holdings.catch_up,
+                                                  name="account-holdings")
+            if not self._first_read.join(FIRST_READ_WAIT_SECONDS):
+                log.warning("the open deals and positions are still being read: this "
+                            "round compares no drift")
+                return False
+            first, self._first_read = self._first_read, None
+            first.wait()  # (raises what it raised)
+        self.holdings.catch_up()
+        return True
+
     def _account(self, account_id: str, markets: list[tuple[str, LiveVenue]],
-                 check: AccountCheck, now: datetime) -> int:
+                 check: AccountCheck, now: datetime, compare: bool = True) -> int:
         with self.paper.lock:  # what the log knows before the exchange is asked
-            known, held = self._known(account_id, markets), self._held(account_id)
+            known = self._known(account_id, markets)
+            held = self._held(account_id) if compare else None
             exchange = self._exchange(account_id, markets)
         listed = [(pair, venue, order) for pair, venue in markets
                   for order in exchange.fetch_open_orders(pair)]
@@ -127,8 +163,12 @@ class Reconciler:
         for pair, _, order in strays:  # nothing trades that no deal owns
             exchange.cancel_order(order.exchange_order_id, pair)
         balances = exchange.fetch_balance()
+        if compare:
+            self.holdings.catch_up()  # (what was recorded while the exchange was asked)
         with self.paper.lock:  # only the append of the result holds the trading step
             account = self.paper.trading.load(UUID(account_id), ExchangeAccount)
+            if not check.resumed:  # first here: maybe another process's before
+                self._taken_over(account, check)
             cause = Cause(now, ACTOR, f"reconcile:{account_id}:{int(now.timestamp())}")
             for pair, _, order in strays:
                 account.found_stray_order(cause, order.client_order_id,
@@ -143,7 +183,7 @@ class Reconciler:
             check.balances = dict(balances)
             # Compared only when no fill was recorded while the exchange was asked (else
             # the balance and the deals would be of different moments): the next round.
-            if self._held(account_id) == held:
+            if compare and self._held(account_id) == held:
                 self._drift(account, cause, balances, held, check)
             return self.paper.save_aggregates([account])
 
@@ -174,13 +214,22 @@ class Reconciler:
         return order.status is not OrderStatus.LOST
 
     def _held(self, account_id: str) -> dict[str, Decimal]:
-        """Base units the account's open deals and positions hold, by asset."""
-        held: dict[str, Decimal] = {}
-        deals = [e.deal for e in self.paper.engines_of(account_id) if e.deal is not None]
-        for holding in [*deals, *self.paper.positions_of(account_id)]:
-            base = holding.pair.partition("/")[0]
-            held[base] = held.get(base, ZERO) + holding.units
-        return held
+        """Base units the account's open deals and positions hold, by asset: every bot's
+        and every position's, whichever process trades them, as the log has them."""
+        return self.holdings.held(account_id)
+
+    def _taken_over(self, account: ExchangeAccount, check: AccountCheck) -> None:
+        """What the account's log says was last observed and which drift is open (another
+        process may have reconciled it until now, or this one before a restart): a drift
+        already reported is not reported again, balances already recorded not again."""
+        check.resumed = True
+        check.balances = {asset: Balance(free, locked)
+                          for asset, (free, locked) in account.observed.items()}
+        for event in self.paper.trading.events.get(account.id):
+            if isinstance(event, ExchangeAccount.DriftDetected):
+                check.drift[event.asset] = (event.expected, event.observed)
+            elif isinstance(event, ExchangeAccount.DriftResolved):
+                check.drift.pop(event.asset, None)
 
     @staticmethod
     def _drift(account: ExchangeAccount, cause: Cause, balances: dict[str, Balance],

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from application.background import run_rounds
 from application.task_health import ErrorKind, log_line
+from domain.errors import TurnLostError  # noqa: F401  (raised by the lock adapters; callers import it here)
 
 log = logging.getLogger("tradetape.task_board")
 PUBLISH_SECONDS = 5.0

@@ -9,6 +9,11 @@ the log every five minutes, and the monitor's own liveness (when it last ran, ea
 account's error) is what ``/health`` shows (``wallet``), not an event. After each
 account, its open funding plans are judged against what it has now
 (``Funding.review``): a deposit that covers one makes it ``ready_to_execute``.
+
+On PostgreSQL it observes every account of the deployment on one process at a time (its
+``turn``: the task's session advisory lock, ``adapters/event_store/task_board.py``), as
+the billing sweep: two processes would each ask every exchange for the same balances and
+each record them; the others are on standby and take it over when the holder dies.
 """
 
 from __future__ import annotations
@@ -50,13 +55,27 @@ class MonitorHealth:
 class WalletMonitor:
     def __init__(self, funding: Funding, paper: PaperTrading, *,
                  live: LiveBalances | None = None,
-                 every_seconds: float = DEFAULT_WALLET_SECONDS):
+                 every_seconds: float = DEFAULT_WALLET_SECONDS, turn=None):
+        """``turn`` (PostgreSQL: ``PostgresTaskLock``): the monitor's rounds run only while
+        this process holds it (``held()``); None: always (one process)."""
         self.funding, self.paper, self.live = funding, paper, live
         self.trading = funding.trading
         self.every = timedelta(seconds=every_seconds)
         self.state = MonitorHealth()
+        self.turn = turn
+        self.standby = False  # another process of the deployment runs the rounds now
+
+    def my_turn(self) -> bool:
+        """Whether this process runs the rounds now (asks the turn: raises when its
+        connection cannot be had); sets ``standby``."""
+        self.standby = self.turn is not None and not self.turn.held()
+        return not self.standby
 
     def run(self, now: datetime, *, load_together: bool = False) -> int:
+        """``observe_all`` when it is this process's turn (else 0: on standby)."""
+        return self.observe_all(now, load_together=load_together) if self.my_turn() else 0
+
+    def observe_all(self, now: datetime, *, load_together: bool = False) -> int:
         """Observe every account that was not removed; returns the events appended. The
         server runs it at start and every ``every_seconds`` (a schedule of its own).
         ``load_together``: the accounts are loaded in a few queries first, not one each
@@ -80,15 +99,17 @@ class WalletMonitor:
         self.state = MonitorHealth(now, accounts, appended, errors)
         return appended
 
-    def run_due(self, now: datetime) -> int:
-        """``run``, unless the last round ran less than a period ago and reached every
-        account: the schedule's first round comes right after the start's, and with 1,000
-        accounts it would load each again, one at a time, for nothing."""
+    def due(self, now: datetime) -> bool:
+        """False when the last round ran less than a period ago and reached every account:
+        the schedule's first round comes right after the start's, and with 1,000 accounts
+        it would load each again, one at a time, for nothing."""
         last = self.state
-        if (last.last_run_at is not None and not last.errors
-                and now - last.last_run_at < self.every):
-            return 0
-        return self.run(now)
+        return (last.last_run_at is None or bool(last.errors)
+                or now - last.last_run_at >= self.every)
+
+    def run_due(self, now: datetime) -> int:
+        """``run`` when ``due``."""
+        return self.run(now) if self.due(now) else 0
 
     def observe(self, account_id: UUID, now: datetime,
                 plan_ids: list[UUID] | None = None,
@@ -129,6 +150,9 @@ class WalletMonitor:
         """Green when the last run is at most two periods old and reached every account;
         amber when late, before its first run, or when an account could not be observed."""
         state, now = self.state, self.trading.clock.now()
+        if self.standby:  # another process observes (its own /health row says how)
+            return "green", {"standby": True, "last_run_at": _iso(state.last_run_at),
+                             "every_seconds": self.every.total_seconds()}
         if state.last_run_at is None:
             return "amber", {"last_run_at": None, "age_seconds": None,
                              "every_seconds": self.every.total_seconds()}
@@ -143,3 +167,7 @@ class WalletMonitor:
 def _plain(amount: Decimal) -> Decimal:
     """A balance never recorded below zero (a paper wallet's rounding dust)."""
     return amount if amount > ZERO else ZERO
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None

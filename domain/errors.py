@@ -80,6 +80,14 @@ class ExposureChangedError(ConcurrencyConflictError):
         self.owners = list(owners)
 
 
+class TurnLostError(DomainError):
+    """A task that runs on one process of the deployment at a time lost its turn while it
+    ran (its lock's connection dropped): it stops before its next write, since another
+    process may be running it now."""
+
+    code = "TASK_TURN_LOST"
+
+
 class ExposureHeldError(ExposureChangedError):
     """An engine's append that waited its bounded time for a user's hold another process
     keeps (a position whose live exchange does not answer): nothing was written; those

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from application.settings import Database, _connect_kwargs, lock_ddl
+from domain.errors import TurnLostError
 
 # ``process`` below: ``application.task_board.Process`` (name, role, host, pid), not imported:
 # adapters depend on no application module but its settings (the dependency rule).
@@ -173,6 +174,22 @@ class PostgresTaskLock:
                     return False
                 self._tried_at = now
             return "" in self._turns({""}, keep=True)
+
+    def confirm(self) -> None:
+        """Raise ``TurnLostError`` unless this process still holds the whole task's turn,
+        its connection checked alive (a round trip): what a task that writes does before
+        each write (the billing sweep, per subscription). A turn lost is not taken again
+        here: the task's next round asks (``held``)."""
+        with self._conn.lock:
+            try:
+                conn = self._conn.get()  # (a new one forgets the turns: ``on_open``)
+                if "" in self._mine:
+                    conn.execute("SELECT 1")
+                    return
+            except psycopg.OperationalError:  # (its locks went with it)
+                self._mine.clear()
+                self._conn.close()
+        raise TurnLostError(f"this process no longer holds the {self.task} task's turn")
 
     def mine(self, names: set[str]) -> set[str]:
         """Of ``names`` (a reconciliation's accounts this process trades), the ones this

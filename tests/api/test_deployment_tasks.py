@@ -50,7 +50,7 @@ def schedule(runtime, name: str):
 
 
 def sweep_fails(runtime) -> None:
-    def sweep():
+    def sweep(**_):
         raise KeyError(SECRET)  # as Stripe's answer our code cannot read
     runtime.billing.sweep = sweep
 
@@ -138,3 +138,46 @@ def test_an_engine_that_dies_is_taken_over_and_its_rows_expire(postgres_url, mon
         health = client.get("/health").json()
         processes = {row["process"] for row in health["background"]["deployment"]["tasks"]}
         assert processes == {second.task_board.process.name}
+
+
+def test_the_wallet_monitor_runs_on_one_engine_until_it_stops(postgres_url, monkeypatch):
+    """Every engine used to observe every account's balances (each asking the exchange,
+    each recording): now one does, the other shows it on standby (green: nothing of its
+    own to report) and takes over when the first stops."""
+    from decimal import Decimal
+
+    from domain.accounts import AccountKind
+
+    with ExitStack() as stack:
+        first = open_process(stack, postgres_url, "engine", monkeypatch)
+        second = open_process(stack, postgres_url, "engine", monkeypatch)
+        trading = second.trading  # (the first one's closes when it stops)
+        account = trading.open_account(owner_id="u1", exchange="binance",
+                                       quote_asset="USDT", kind=AccountKind.PAPER)
+        trading.deposit(account, "USDT", Decimal("1000"))
+
+        def observed() -> int:
+            return sum(1 for e in trading.events.get(account)
+                       if type(e).__name__ == "BalanceObserved")
+
+        schedule(first, "wallet-monitor").run_once()
+        schedule(second, "wallet-monitor").run_once()
+        assert observed() == 1  # the deposit seen once
+        assert second.wallet_monitor.state.last_run_at is None  # (asked no exchange)
+        assert schedule(first, "wallet-monitor").health.standby is False
+        assert schedule(second, "wallet-monitor").health.standby is True
+        assert second.health()["wallet"]["status"] == "green"
+        assert second.health()["wallet"]["standby"] is True
+        # the start's round of a process on standby observes nothing either
+        assert second.wallet_monitor.run(second.clock.now(), load_together=True) == 0
+
+        trading.deposit(account, "USDT", Decimal("500"))
+        first.stop()  # gracefully: its turn goes at once
+        second.wallet_monitor.turn.try_again = 0  # (asked again at once, not 5 s later)
+        schedule(second, "wallet-monitor").run_once()
+        assert schedule(second, "wallet-monitor").health.standby is False
+        assert schedule(second, "wallet-monitor").health.rounds == 1
+        assert observed() == 2  # the second deposit, seen by the one that took over
+        assert second.health()["wallet"]["status"] == "green"
+        assert trading.get_account(account).observed["USDT"] == (Decimal("1500"),
+                                                                 Decimal("0"))

@@ -484,14 +484,22 @@ class DcaEngine:
         return True
 
     def committed_quote(self) -> Decimal:
-        """What the open deal commits: its buys' cost (fees excluded) and what its resting
-        buy orders would spend (the risk limits' measure)."""
+        """What the open deal commits: its buys' cost (fees excluded) and what its open
+        buy orders would spend (the risk limits' measure): a limit buy at its price, the
+        market base order at the price it was sized at, its quote over its amount (the
+        quote stays while the deal is open: ``Bot.edit_config``). WHY: a base order a live
+        exchange had not filled yet counted nothing, and every buy of its owner judged
+        meanwhile (another bot's deal, a position) could take the same room."""
         deal = self.deal
         if deal is None or deal.status is not DealStatus.OPEN:
             return ZERO
-        resting = sum((o.remaining * o.price for o in self.orders.values()
-                       if o.side is OrderSide.BUY and o.price is not None and o.is_open),
-                      ZERO)
+        resting = ZERO
+        for o in self.orders.values():
+            if o.side is OrderSide.BUY and o.is_open:
+                if o.price is not None:
+                    resting += o.remaining * o.price
+                else:  # (the base order: the engine's only market buy)
+                    resting += self.config.base_order_quote * o.remaining / o.amount
         return deal.cost + resting
 
     def resume_ladder(self, placed: frozenset[int]) -> None:

@@ -34,9 +34,6 @@ class PositionCommands:
         self.allow_live, self.risk_check = allow_live, risk_check
         self.max_open_positions, self.max_exits = MAX_OPEN_POSITIONS, MAX_EXITS
         self.index = PositionIndex(trading)
-        # market entries sent here -> the price they were judged at (counted at it while
-        # they may fill: application/position_exposure.py)
-        self.judged_prices: dict[UUID, Decimal] = {}
 
     def _hold(self, owner_id: UUID) -> AbstractContextManager[None]:
         """The owner's hold for a new position's check and write, when the risk check

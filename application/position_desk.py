@@ -128,15 +128,20 @@ class PositionDesk:
 
     def place(self, position: Position, side: OrderSide, order_type: OrderType,
               amount: Decimal, price: Decimal | None, exit_id: UUID | None, leg: str,
-              order_id: UUID | None = None) -> Order:
+              order_id: UUID | None = None, judged: Decimal | None = None) -> Order:
+        """``judged``: a market buy's price as its check judged it, recorded with the
+        order on a live venue, where it may rest (a paper venue fills it at once)."""
         if self._sized is not None:
             amount, price = self._sized(position.pair, side, amount, price)
+        else:
+            judged = None
         order_id = order_id or self.ids.new_id()
         order = Order.submit(
             order_id, self._cause, client_order_id=order_id.hex, owner_id=position.owner_id,
             exchange_account_id=position.exchange_account_id, pair=position.pair, side=side,
             type=order_type, amount=amount, price=price, purpose=PURPOSE[leg])
-        position.order_placed(self._cause, order_id=order_id, exit_id=exit_id, leg=leg)
+        position.order_placed(self._cause, order_id=order_id, exit_id=exit_id, leg=leg,
+                              judged_price=judged)
         self.orders[order.client_order_id] = order
         self.roles[order.client_order_id] = (position.id, exit_id, leg)
         self.touch(order)

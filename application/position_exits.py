@@ -96,7 +96,7 @@ class PositionExits(PositionCommands):
         price = self._price(desk)
         adds = units * fire_bound(OrderSide.BUY, price, *trail_of(trail, price))
         committed = committed_by(self.trading, [position],
-                                 self.index.buy_exits([position.id]), self.judged_prices)
+                                 self.index.buy_exits([position.id]))
         self.risk_check(position.owner_id, adds, committed)
 
     def cancel_exit(self, owner_id: UUID, exit_id: UUID | None) -> PositionExit:

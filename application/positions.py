@@ -100,13 +100,9 @@ class Positions(PositionExits):
             self._trailing(desk, position, cause, OrderSide.BUY, units, trail)
         elif limit is not None:
             desk.place(position, OrderSide.BUY, OrderType.LIMIT, units, limit, None, "entry")
-        else:  # counted at the price it was judged at while it may still fill
-            order_id = self.trading.ids.new_id()
-            self.judged_prices[order_id] = self._price(desk)
-            order = desk.place(position, OrderSide.BUY, OrderType.MARKET, units, None, None,
-                               "entry", order_id)
-            if not order.is_open:  # (on paper at once; a live one is kept while it rests)
-                self.judged_prices.pop(order_id)
+        else:  # counted at the price it was judged at while it may still fill (live)
+            desk.place(position, OrderSide.BUY, OrderType.MARKET, units, None, None,
+                       "entry", judged=self._price(desk))
 
     def adopt_position(self, owner_id: UUID, *, exchange_account_id: str | None, pair: str,
                        amount: Decimal, entry_price: Decimal | None = None) -> Position:
@@ -179,8 +175,7 @@ class Positions(PositionExits):
         ids = self.index.of(str(owner_id))
         positions = self.trading.load_many(ids, Position) if ids else {}
         exits = self.index.buy_exits(list(positions))
-        return Exposure(0, committed_by(self.trading, positions.values(), exits,
-                                        self.judged_prices))
+        return Exposure(0, committed_by(self.trading, positions.values(), exits))
 
     def view(self, position: Position) -> PositionView:
         exits = [self.trading.load(e, PositionExit) for e in self.index.exits(position.id)]

@@ -56,6 +56,7 @@ class Position(TradetapeAggregate):
     proceeds: Decimal
     close_reason: str | None
     orders: list[tuple[UUID, UUID | None, str]]  # (order id, exit id, leg), as sent
+    entry_judged: Decimal | None  # a market entry that may rest: the price it was judged at
     opened_at: datetime
     closed_at: datetime | None
 
@@ -76,7 +77,7 @@ class Position(TradetapeAggregate):
                 owner_id=self.owner_id, exchange_account_id=self.exchange_account_id,
                 pair=self.pair, entry=self.entry, status=PositionStatus.PENDING, units=ZERO,
                 units_bought=ZERO, cost=ZERO, fees=ZERO, proceeds=ZERO, close_reason=None,
-                opened_at=self.timestamp, closed_at=None, orders=[])
+                opened_at=self.timestamp, closed_at=None, orders=[], entry_judged=None)
 
     class Bought(Event):
         order_id: UUID | None  # None: adopted from a holding
@@ -114,14 +115,24 @@ class Position(TradetapeAggregate):
 
     class OrderPlaced(Event):
         """An order for this position was sent: ``leg`` is entry, take_profit, stop,
-        trailing or close; ``exit_id`` names the exit it belongs to, if any."""
+        trailing or close; ``exit_id`` names the exit it belongs to, if any;
+        ``judged_price``: a market entry that may rest (a live venue), the price it was
+        judged at (what it commits while it may fill, for every process's risk limits)."""
 
+        class_version = 2
         order_id: UUID
         exit_id: UUID | None
         leg: str
+        judged_price: Decimal | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["judged_price"] = None  # (version 1 kept it in the sender's memory only)
 
         def apply(self, position: Position) -> None:
             position.orders.append((self.order_id, self.exit_id, self.leg))
+            if self.judged_price is not None:
+                position.entry_judged = self.judged_price
 
     class Closed(Event):
         reason: str
@@ -183,8 +194,9 @@ class Position(TradetapeAggregate):
             self._record(self.Closed, cause, reason=reason)
 
     def order_placed(self, cause: Cause, *, order_id: UUID, exit_id: UUID | None,
-                     leg: str) -> None:
-        self._record(self.OrderPlaced, cause, order_id=order_id, exit_id=exit_id, leg=leg)
+                     leg: str, judged_price: Decimal | None = None) -> None:
+        self._record(self.OrderPlaced, cause, order_id=order_id, exit_id=exit_id, leg=leg,
+                     judged_price=judged_price)
 
     def cancel(self, cause: Cause, reason: str) -> None:
         """A pending position whose entry never filled (refused, or cancelled)."""

@@ -17,13 +17,24 @@ def _serialize(value: decimal.Decimal) -> str:
     return format(value, "f")
 
 
+class DecimalInputError(ValueError):
+    """A Decimal argument refused: the client's input, not a fault of ours, with the code of
+    the number's rule (graphql-core keeps it as the error's ``original_error``, in a
+    variable or a literal of the document alike)."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
 def _parse(value: Any) -> decimal.Decimal:
     if not isinstance(value, str):
-        raise ValueError("a Decimal is sent as a string, e.g. \"12.50\"")
+        raise DecimalInputError("a Decimal is sent as a string, e.g. \"12.50\"",
+                                "INVALID_NUMBER")
     try:  # the one parser of typed numbers: ASCII digits, bounded digits and exponent
         return parse_number(value, "value")
     except DomainError as error:
-        raise ValueError(f"{error.code}: {error.message}") from None
+        raise DecimalInputError(error.message, error.code) from None
 
 
 DECIMAL = strawberry.scalar(

@@ -182,9 +182,11 @@ def _time(value: Any) -> datetime | None:
         raise _invalid("timestamp", "must be ISO 8601 UTC or Unix seconds")
     text = value.strip()
     try:
-        if text.isdigit():
+        if text.isascii() and text.isdigit():  # "١٧٧٢٣٦٦٤٠٠" is no number here
             seconds = int(text) / (1000 if len(text) > 11 else 1)
             return datetime.fromtimestamp(seconds, UTC)
+        if not text.isascii():
+            raise ValueError(text)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError, OSError):
         raise _invalid("timestamp", "must be ISO 8601 UTC or Unix seconds") from None

@@ -116,6 +116,14 @@ def test_a_signal_older_than_its_timestamp_plus_60_seconds_is_stale(sent, stale)
         check_fresh(signal, NOW)
 
 
+@pytest.mark.parametrize("sent", ["١٧٧٢٣٦٦٤٠٠", "１７７２３６６４００", "2026-03-01T١٢:00:00Z"])
+def test_a_timestamp_in_other_digits_than_ascii_is_refused(sent):
+    """Unix seconds in Arabic-Indic digits were read as the very moment they spell."""
+    with pytest.raises(SignalError) as caught:
+        read_signal({"action": "buy", "timestamp": sent})
+    assert (caught.value.code, caught.value.field) == ("INVALID_SIGNAL", "timestamp")
+
+
 @pytest.mark.parametrize("sent", ["2026-03-01T12:01:01Z", "9999-12-31T23:59:59Z",
                                   "9999-12-31T23:59:59-23:59"])
 def test_a_timestamp_more_than_60_seconds_ahead_is_refused_naming_the_field(sent):

@@ -117,3 +117,19 @@ def test_a_decimal_variable_refused_names_the_rule_like_a_literal(server):
     [error] = server.post(TOP_UP, {"a": "1e999999"}, alice.token)["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "EXPONENT_OUT_OF_RANGE" in error["message"]
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59",
+                                    "9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z"])
+@pytest.mark.parametrize("query", [
+    '{ portfolio(asOf: "%s") { maxDrawdown } }', '{ entitlements(asOf: "%s") { features } }',
+    '{ promotionCheck(botId: "b", asOf: "%s") { wins } }'])
+def test_a_moment_past_what_a_date_holds_is_the_clients_error_not_a_fault(
+        server, caplog, query, moment):
+    """The first and last moments a date has, in another offset than UTC, were faults
+    ("Unexpected error.") where they were converted to UTC or a period was added."""
+    alice = server.user("alice")
+    [error] = server.post(query % moment, token=alice.token)["errors"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "INVALID_TIME" in error["message"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

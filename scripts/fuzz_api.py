@@ -304,11 +304,11 @@ def main(argv: list[str] | None = None) -> int:
             _fuzz_billing_server(findings, args.cases, args.seed)
     finally:
         logging.getLogger().removeHandler(tap)
-    answers: dict[str, list[str]] = {}
-    for (where, status), count in sorted(findings.statuses.items()):
-        answers.setdefault(where.split(".", 1)[0], []).append(f"{status}: {count}")
-    for where, counts in answers.items():
-        print(f"{where}: {', '.join(counts)}")
+    answers: dict[str, Counter[int]] = {}
+    for (where, status), count in findings.statuses.items():  # GraphQL: Query, Mutation
+        answers.setdefault(where.split(".", 1)[0], Counter())[status] += count
+    for where, counts in sorted(answers.items()):
+        print(f"{where}: " + ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())))
     print(f"{findings.cases} requests, {len(findings.seen)} distinct failures")
     for (where, problem), (status, sent, text) in findings.seen.items():
         print(f"- {where}: {problem}\n  sent: {sent}\n  answer ({status}): {text}")

@@ -17,6 +17,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
+from api.bounded_body import body_at_most
 from application.runtime import Runtime
 from domain.credentials import WeakPasswordError
 from domain.errors import DomainError
@@ -59,8 +60,8 @@ def add_account_pages(app: FastAPI, runtime: Runtime) -> None:
 
     @app.post("/reset-password", response_class=HTMLResponse)
     async def reset_password(request: Request) -> HTMLResponse:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
+        body = await body_at_most(request, MAX_FORM_BYTES)
+        if body is None:
             return _page("Password not changed", "<p>That form is too large.</p>", 413)
         form = parse_qs(body.decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0]

@@ -17,6 +17,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.bounded_body import body_at_most
 from application.runtime import Runtime
 from application.stripe_objects import StripeEventEarlyError, StripeShapeError
 from domain.errors import ConcurrencyConflictError, DomainError
@@ -28,8 +29,8 @@ MAX_EVENT_BYTES = 1_000_000  # Stripe's events are tens of kilobytes
 def add_stripe_webhook(app: FastAPI, runtime: Runtime) -> None:
     @app.post("/webhooks/stripe")
     async def stripe_webhook(request: Request) -> JSONResponse:
-        payload = await request.body()
-        if len(payload) > MAX_EVENT_BYTES:
+        payload = await body_at_most(request, MAX_EVENT_BYTES)
+        if payload is None:
             return _answer(413, "PAYLOAD_TOO_LARGE", "an event is at most 1 MB")
         try:
             event = runtime.billing.verified_event(payload,

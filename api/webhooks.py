@@ -11,6 +11,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.bounded_body import body_at_most
 from api.webhook_timings import SignalTimings, no_lap, timings_on
 from application.runtime import Runtime
 from domain.signals import MAX_BODY_BYTES
@@ -25,7 +26,7 @@ def add_webhook_routes(app: FastAPI, runtime: Runtime) -> None:
     async def receive_signal(webhook_id: UUID, request: Request) -> JSONResponse:
         timings = SignalTimings() if timed else None
         lap = timings.lap if timings is not None else no_lap
-        body = await _body(request)
+        body = await body_at_most(request, MAX_BODY_BYTES)  # the signature is over these
         lap("read")
         if body is None:
             return _answer(413, "SIGNAL_TOO_LARGE", f"a signal is at most {MAX_BODY_BYTES} "
@@ -42,18 +43,6 @@ def add_webhook_routes(app: FastAPI, runtime: Runtime) -> None:
             timings.lap("answer")  # back on the event loop, the answer rendered
             timings.log()
         return response
-
-
-async def _body(request: Request) -> bytes | None:
-    """The raw body (the signature is over these bytes), or None past the limit (read no
-    further than that)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _answer(status: int, code: str, message: str) -> JSONResponse:

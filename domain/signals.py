@@ -120,11 +120,20 @@ def read_signal(data: dict[str, Any]) -> Signal:
 
 
 def check_fresh(signal: Signal, now: datetime) -> None:
-    if signal.sent_at is not None and now > signal.sent_at + MAX_LAG:
-        age = int((now - signal.sent_at).total_seconds())
-        raise SignalError(f"sent {age} s ago: signals older than "
-                          f"{int(MAX_LAG.total_seconds())} s are refused",
+    """SIGNAL_STALE past ``MAX_LAG``; a timestamp more than ``MAX_LAG`` ahead of ``now`` is
+    refused too (it would never go stale). Compared as a difference: adding the lag to a
+    timestamp near the year 9999 would overflow."""
+    if signal.sent_at is None:
+        return
+    age = now - signal.sent_at
+    lag = int(MAX_LAG.total_seconds())
+    if age > MAX_LAG:
+        raise SignalError(f"sent {int(age.total_seconds())} s ago: signals older than "
+                          f"{lag} s are refused",
                           code="SIGNAL_STALE", status=422, field="timestamp")
+    if -age > MAX_LAG:
+        raise _invalid("timestamp", f"is {int(-age.total_seconds())} s ahead of the "
+                                    f"server's clock: at most {lag} s is allowed")
 
 
 def _invalid(field: str, message: str) -> SignalError:
@@ -173,9 +182,11 @@ def _time(value: Any) -> datetime | None:
         raise _invalid("timestamp", "must be ISO 8601 UTC or Unix seconds")
     text = value.strip()
     try:
-        if text.isdigit():
+        if text.isascii() and text.isdigit():  # "١٧٧٢٣٦٦٤٠٠" is no number here
             seconds = int(text) / (1000 if len(text) > 11 else 1)
             return datetime.fromtimestamp(seconds, UTC)
+        if not text.isascii():
+            raise ValueError(text)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError, OSError):
         raise _invalid("timestamp", "must be ISO 8601 UTC or Unix seconds") from None

@@ -16,6 +16,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from api.graphql.guard import REQUEST_ID
+from api.graphql.scalars import ScalarInputError
 from domain.errors import DomainError
 
 log = logging.getLogger("tradetape.graphql")
@@ -25,7 +26,8 @@ _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
 def is_fault(error: GraphQLError) -> bool:
     """Raised by no rule of ours: a bug, a store that failed, ... (not the client's)."""
     original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError | DomainError)
+    return original is not None and not isinstance(
+        original, GraphQLError | DomainError | ScalarInputError)
 
 
 def code_of(error: GraphQLError) -> str:
@@ -34,7 +36,7 @@ def code_of(error: GraphQLError) -> str:
         return code
     if is_fault(error):
         return "INTERNAL_SERVER_ERROR"
-    if isinstance(error.original_error, DomainError):
+    if isinstance(error.original_error, DomainError | ScalarInputError):
         return error.original_error.code
     # No path: the request as a whole (its variables); with one: a field's answer.
     return "BAD_USER_INPUT" if not error.path else "BAD_REQUEST"

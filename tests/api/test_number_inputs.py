@@ -84,3 +84,52 @@ def test_a_bot_stored_before_the_bounds_fails_alone_and_other_users_trade_that_c
 def _snake(config: dict) -> dict:
     return {"".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in key): value
             for key, value in config.items()}
+
+
+TOP_UP_LITERAL = """mutation {{ topUp(amount: {amount}, currency: "USD", method: CARD) {{
+    __typename }} }}"""
+TOP_UP = """mutation($a: Decimal!) { topUp(amount: $a, currency: "USD", method: CARD) {
+    __typename } }"""
+
+
+@pytest.mark.parametrize(("amount", "rule"), [
+    ('"1e999999"', "EXPONENT_OUT_OF_RANGE"), ('"NaN"', "INVALID_NUMBER"),
+    ('"١٢"', "INVALID_NUMBER"), ('"-0"', None), ("5", "INVALID_NUMBER"),
+    ("1e999999", "INVALID_NUMBER"), (f'"1.{"1" * 39}"', "TOO_MANY_DIGITS")])
+def test_a_decimal_argument_refused_in_the_document_is_the_clients_error_naming_the_rule(
+        server, caplog, amount, rule):
+    """A Decimal typed in the document itself (not a variable) and refused was logged as a
+    server fault with its traceback and answered "Unexpected error."."""
+    alice = server.user("alice")
+    answer = server.post(TOP_UP_LITERAL.format(amount=amount), token=alice.token)
+    if rule is None:  # "-0" is a number: the top-up's own rules answer it
+        assert answer.get("errors") is None, answer
+        return
+    [error] = answer["errors"]
+    assert answer["data"] is None
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert rule in error["message"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_decimal_variable_refused_names_the_rule_like_a_literal(server):
+    alice = server.user("alice")
+    [error] = server.post(TOP_UP, {"a": "1e999999"}, alice.token)["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "EXPONENT_OUT_OF_RANGE" in error["message"]
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59",
+                                    "9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z"])
+@pytest.mark.parametrize("query", [
+    '{ portfolio(asOf: "%s") { maxDrawdown } }', '{ entitlements(asOf: "%s") { features } }',
+    '{ promotionCheck(botId: "b", asOf: "%s") { wins } }'])
+def test_a_moment_past_what_a_date_holds_is_the_clients_error_not_a_fault(
+        server, caplog, query, moment):
+    """The first and last moments a date has, in another offset than UTC, were faults
+    ("Unexpected error.") where they were converted to UTC or a period was added."""
+    alice = server.user("alice")
+    [error] = server.post(query % moment, token=alice.token)["errors"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "INVALID_TIME" in error["message"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -141,7 +141,7 @@ def test_a_signed_body_is_accepted_and_a_repeated_id_is_ignored(server):
 
 @pytest.mark.parametrize("case", ["stale", "unsigned", "bad secret", "bad signature",
                                   "bad json", "unknown action", "disabled", "other bot",
-                                  "pair mismatch"])
+                                  "pair mismatch", "year 9999", "ahead"])
 def test_a_refused_signal_changes_nothing_and_names_its_code(server, case):
     alice, bob = server.user("alice"), server.user("bob")
     bot_id = signal_bot(server, alice)
@@ -155,7 +155,9 @@ def test_a_refused_signal_changes_nothing_and_names_its_code(server, case):
                 "bad signature": (401, "SIGNAL_BAD_SIGNATURE"),
                 "bad json": (400, "INVALID_JSON"), "unknown action": (422, "UNKNOWN_ACTION"),
                 "disabled": (403, "WEBHOOK_DISABLED"), "other bot": (422, "BOT_NOT_FOUND"),
-                "pair mismatch": (422, "PAIR_MISMATCH")}[case]
+                "pair mismatch": (422, "PAIR_MISMATCH"),
+                # the last second a date has (was a 500: adding the lag overflowed)
+                "year 9999": (422, "INVALID_SIGNAL"), "ahead": (422, "INVALID_SIGNAL")}[case]
     if case == "stale":
         body["timestamp"] = (server.clock.current - timedelta(seconds=61)).isoformat()
     elif case == "unsigned":
@@ -174,6 +176,10 @@ def test_a_refused_signal_changes_nothing_and_names_its_code(server, case):
         body["bot_id"] = bobs_bot
     elif case == "pair mismatch":
         body["pair"] = "BINANCE:ETHUSDT"
+    elif case == "year 9999":
+        body["timestamp"] = "9999-12-31T23:59:59Z"
+    elif case == "ahead":  # would never go stale
+        body["timestamp"] = (server.clock.current + timedelta(seconds=61)).isoformat()
     raw = b"{not json" if case == "bad json" else json.dumps(body).encode()
     answer = post(server, hook, raw, headers)
     assert (answer.status_code, answer.json()["code"]) == expected, answer.text

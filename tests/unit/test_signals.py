@@ -106,6 +106,7 @@ def test_unknown_actions_are_refused_and_case_does_not_matter(action):
     (str(int((NOW - timedelta(seconds=61)).timestamp())), True),  # Unix seconds
     (str(int((NOW - timedelta(seconds=5)).timestamp() * 1000)), False),  # milliseconds
     ("2026-03-01T12:00:30Z", False),  # a sender's clock a little ahead
+    ("0001-01-01T00:00:00+23:59", True),  # the first moment a date has, in UTC
 ])
 def test_a_signal_older_than_its_timestamp_plus_60_seconds_is_stale(sent, stale):
     signal = read_signal({"action": "sell", "timestamp": sent})
@@ -113,6 +114,23 @@ def test_a_signal_older_than_its_timestamp_plus_60_seconds_is_stale(sent, stale)
         assert code_of(lambda: check_fresh(signal, NOW)) == (422, "SIGNAL_STALE")
     else:
         check_fresh(signal, NOW)
+
+
+@pytest.mark.parametrize("sent", ["١٧٧٢٣٦٦٤٠٠", "１７７２３６６４００", "2026-03-01T١٢:00:00Z"])
+def test_a_timestamp_in_other_digits_than_ascii_is_refused(sent):
+    """Unix seconds in Arabic-Indic digits were read as the very moment they spell."""
+    with pytest.raises(SignalError) as caught:
+        read_signal({"action": "buy", "timestamp": sent})
+    assert (caught.value.code, caught.value.field) == ("INVALID_SIGNAL", "timestamp")
+
+
+@pytest.mark.parametrize("sent", ["2026-03-01T12:01:01Z", "9999-12-31T23:59:59Z",
+                                  "9999-12-31T23:59:59-23:59"])
+def test_a_timestamp_more_than_60_seconds_ahead_is_refused_naming_the_field(sent):
+    signal = read_signal({"action": "buy", "timestamp": sent})
+    with pytest.raises(SignalError) as caught:
+        check_fresh(signal, NOW)
+    assert (caught.value.code, caught.value.field) == ("INVALID_SIGNAL", "timestamp")
 
 
 @pytest.mark.parametrize(("sent", "pair", "same"), [

@@ -67,7 +67,7 @@ class Renewal:
         if self.stalled >= rounds:
             return
         self.store.heartbeat(self.manager.seconds)
-        self.store.renew(self.manager.seconds)
+        self.store.extend(self.manager.seconds)
 
     def _ended(self, error: str | None) -> None:
         """A failed renewal (the database away) is retried a quarter lease later; said once

@@ -111,6 +111,9 @@ class LeaseStore(Protocol):
         """Extend this worker's leases; returns the ones it still holds, with their tokens.
         ``fresh``: one with more than this many seconds to run is not rewritten."""
 
+    def extend(self, seconds: float) -> int:
+        """Extend every lease of this worker, reading none back; returns how many."""
+
     def acquire(self, bot_ids: list[UUID], seconds: float) -> dict[UUID, int]:
         """Take those of ``bot_ids`` that are free (no lease, expired, or held by a worker
         that is not alive); returns the ones taken, with their new tokens."""

@@ -33,6 +33,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -102,6 +104,21 @@ def drop_schema(base: str, schema: str) -> None:
             return
         except psycopg.OperationalError:
             time.sleep(2)
+
+
+@contextmanager
+def copied(database: str, template: str, kind: str) -> Iterator[str]:
+    """The URL of a scratch copy of ``template`` (schema and key files), dropped after."""
+    base = database.split("?", maxsplit=1)[0]
+    # named after the template: a shared server's schemas say whose they are
+    schema = f"{template}_{kind}_{uuid.uuid4().hex[:10]}"
+    copy_schema(base, template, schema)
+    copy_keys(base, template, schema)
+    try:
+        yield f"{base}?schema={schema}"
+    finally:
+        drop_schema(base, schema)
+        drop_keys(schema)
 
 
 class GcTime:
@@ -323,16 +340,8 @@ def main() -> int:
     parser.add_argument("--no-freeze", action="store_true",
                         help="leave the steps' survivors to the collector (as before)")
     args = parser.parse_args()
-    base = args.database.split("?")[0]
-    # named after the template: a shared server's schemas say whose they are
-    schema = f"{args.template}_step_{uuid.uuid4().hex[:10]}"
-    copy_schema(base, args.template, schema)
-    copy_keys(base, args.template, schema)
-    try:
-        rows = run(f"{base}?schema={schema}", args.candles, args.profile, not args.no_freeze)
-    finally:
-        drop_schema(base, schema)
-        drop_keys(schema)
+    with copied(args.database, args.template, "step") as url:
+        rows = run(url, args.candles, args.profile, not args.no_freeze)
     print(summary("first", rows[:1]))
     rest = rows[1:]
     print(summary("heavy", [r for r in rest if r["events"] >= HEAVY]))

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 from uuid import UUID, uuid4
@@ -126,13 +127,18 @@ class PostgresLeases:
         return self._conn
 
     def _run(self, statement: sql.Composable, params: tuple = ()) -> list[tuple]:
+        return self._execute(statement, params,
+                             lambda cursor: cursor.fetchall() if cursor.description else [])
+
+    def _execute(self, statement: sql.Composable, params: tuple,
+                 result: Callable[[psycopg.Cursor], Any]) -> Any:
         with self._lock:
             try:
                 cursor = self._connection().execute(statement, params)
             except psycopg.OperationalError:
                 self._drop()  # connection gone: the next call connects (and locks) again
                 raise
-            return cursor.fetchall() if cursor.description else []
+            return result(cursor)
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -163,6 +169,18 @@ class PostgresLeases:
             "SELECT count(*) FROM {} x WHERE {} AND (x.ready OR x.worker = %s OR %s)").format(
                 self.workers, _alive(self.schema, "x.worker")), (self.worker, not self._ready))
         return int(count)
+
+    def extend(self, seconds: float) -> int:
+        """Every lease of this worker extended, none read back (the renewal thread's: it
+        has no use for them); returns how many. WHY: ``renew`` returned 10,000 rows a
+        quarter lease at 10,000 bots, each bot id a ``UUID`` made in Python, only to be
+        dropped (a tenth of the engine's processor time between heavy candles)."""
+        statement = sql.SQL(
+            "UPDATE {leases} l SET expires_at = now() + make_interval(secs => %s) FROM ("
+            "SELECT bot_id FROM {leases} WHERE worker = %s ORDER BY bot_id "
+            "FOR NO KEY UPDATE) o WHERE l.bot_id = o.bot_id").format(leases=self.leases)
+        # in bot order, as ``renew`` and an append's fence lock them
+        return self._execute(statement, (seconds, self.worker), attrgetter("rowcount"))
 
     def renew(self, seconds: float, fresh: float | None = None) -> dict[UUID, int]:
         """``fresh``: a lease with more than this many seconds still to run is returned but

@@ -46,15 +46,36 @@ def test_renewals_and_fenced_appends_at_once_never_deadlock(postgres_url):
                 except psycopg.errors.DeadlockDetected:
                     refused.append("append")
 
-    def renewals() -> None:
+    def renewals() -> None:  # the tick's (rows read back) and the renewal thread's
         while time.monotonic() < stop:
             try:
                 assert len(leases.renew(60)) == BOTS
+                assert leases.extend(60) == BOTS
             except psycopg.errors.DeadlockDetected:
                 refused.append("renewal")
 
     run_together([appends, renewals], [leases])
     assert refused == []
+
+
+def test_a_renewal_round_extends_every_lease_of_its_worker_and_no_other(postgres_url):
+    database = parse_database_url(postgres_url)
+    with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{database.env["POSTGRES_SCHEMA"]}"')
+    a, b = PostgresLeases(database, "worker-a"), PostgresLeases(database, "worker-b")
+    a.join(60)
+    b.join(60)
+    mine, theirs = [uuid.uuid4() for _ in range(30)], [uuid.uuid4() for _ in range(20)]
+    tokens = a.acquire(mine, 1)
+    b.acquire(theirs, 1)
+    try:
+        assert a.extend(60) == 30
+        time.sleep(1.5)  # the leases not extended have ended
+        assert a.holders(mine + theirs) == dict.fromkeys(mine, "worker-a")
+        assert a.renew(60) == tokens  # extended, not taken again: the same tokens
+    finally:
+        for worker in (a, b):
+            worker._drop()
 
 
 def run_together(targets, workers: list[PostgresLeases]) -> None:

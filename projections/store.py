@@ -157,6 +157,11 @@ class ViewStore(ABC):
     def _duplicates(self, name: str) -> Iterator[None]:
         yield  # (only where ``KEYS_AFTER_LOAD``)
 
+    def duplicate(self, error: Exception) -> DuplicateKey | None:
+        """``error`` as a ``DuplicateKey`` if a write failed on two rows of one key (a
+        rebuild's shadow table: ``Projector``'s batches name it), else None."""
+        return None
+
 
     def create_indexes(self, cur: Any, table: Table, suffix: str, generation: int) -> None:
         for text in self.index_statements(table, suffix, generation):
@@ -311,6 +316,17 @@ class SQLiteViewStore(ViewStore):
 
     def relax(self, cur: Any) -> None:
         """Already so: the connection runs with ``synchronous=NORMAL`` in WAL mode."""
+
+    def duplicate(self, error: Exception) -> DuplicateKey | None:
+        """SQLite says ``UNIQUE constraint failed: <table>.<column>, ...``."""
+        text = str(error)
+        if not (isinstance(error, sqlite3.IntegrityError)
+                and text.startswith(_SQLITE_UNIQUE)):
+            return None
+        columns = [c.strip() for c in text.removeprefix(_SQLITE_UNIQUE).split(",")]
+        table = columns[0].rpartition(".")[0] or "a table"
+        return DuplicateKey(table, "two rows of one key: "
+                            + ", ".join(c.rpartition(".")[2] for c in columns))
 
     @property
     def can_clone(self) -> bool:  # type: ignore[override]
@@ -523,6 +539,13 @@ class PostgresViewStore(ViewStore):
         except psycopg.errors.UniqueViolation as error:
             raise DuplicateKey(name, _detail(error)) from error
 
+    def duplicate(self, error: Exception) -> DuplicateKey | None:
+        import psycopg
+
+        if not isinstance(error, psycopg.errors.UniqueViolation):
+            return None
+        return DuplicateKey(error.diag.table_name or "a table", _detail(error))
+
     def write(self, cur: Any, changes: list[Frozen], suffix: str = "") -> None:
         """As :meth:`ViewStore.write`, in few round trips: the deletes and the small
         inserts of every table in one pipeline, then each ``COPY`` (a pipeline cannot hold
@@ -634,6 +657,9 @@ class PostgresViewStore(ViewStore):
         if self._lock_conn is not None:
             self._lock_conn.close()
         self.conn.close()
+
+
+_SQLITE_UNIQUE = "UNIQUE constraint failed: "
 
 
 def _violated(error: Any) -> str:

@@ -231,14 +231,23 @@ class ViewStore(ABC):
                 f"ON CONFLICT ({', '.join(table.key)}) {action}")
 
     def select(self, table: Table, where: str = "", params: Sequence[Any] = (),
-               suffix: str = "", order: str = "", limit: int | None = None) -> list[Row]:
+               suffix: str = "", order: str = "", limit: int | None = None,
+               planned_each_time: bool = False) -> list[Row]:
+        """``planned_each_time``: never run from a plan made for other values
+        (:meth:`query_unprepared`)."""
         if self.before_select is not None:
             self.before_select()
         text = f"SELECT {', '.join(table.column_names)} FROM {self.q(table.name + suffix)}"
         text += f" WHERE {where}" if where else ""
         text += f" ORDER BY {order}" if order else ""
         text += f" LIMIT {int(limit)}" if limit is not None else ""
-        return [table.from_db(values) for values in self.query(text, params)]
+        read = self.query_unprepared if planned_each_time else self.query
+        return [table.from_db(values) for values in read(text, params)]
+
+    def query_unprepared(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """As :meth:`query`, planned for these values each time (PostgreSQL: not a
+        prepared statement, whose plan is reused after five runs whatever the values)."""
+        return self.query(text, params)
 
     # --- tracking -------------------------------------------------------------------------
 
@@ -500,6 +509,11 @@ class PostgresViewStore(ViewStore):
     def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self.conn.cursor() as cur:
             cur.execute(self.sql(text), params)
+            return cur.fetchall()
+
+    def query_unprepared(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self.conn.cursor() as cur:
+            cur.execute(self.sql(text), params, prepare=False)
             return cur.fetchall()
 
     def query_binary(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:

@@ -14,6 +14,7 @@ from domain.bots import Bot
 from domain.dca import ladder
 from domain.deals import Deal, DealStatus
 from domain.money import ZERO
+from domain.orders import Order
 from domain.risk import Exposure
 
 log = logging.getLogger("tradetape.risk")
@@ -22,7 +23,8 @@ log = logging.getLogger("tradetape.risk")
 def logged_exposure(trading: Trading, bot_ids: Iterable[UUID]) -> Exposure:
     """What bots that this process does not trade hold open, as their events say (the risk
     limits' measure: an open deal each, and at most what it commits: its buys' cost, its
-    base order while nothing of it has filled, and while it has not begun to sell, the
+    base order's quote x the part not filled (all of it while no fill is heard, as
+    ``DcaEngine.committed_quote`` counts it), and while it has not begun to sell, the
     safety orders of its plan it has not filled, which may rest). A deal whose events this
     code cannot read (a newer version's) counts as its whole plan: the limit holds whatever
     it did. Loaded together (a few queries)."""
@@ -38,6 +40,14 @@ def logged_exposure(trading: Trading, bot_ids: Iterable[UUID]) -> Exposure:
                 deals[bot.open_deal_id] = trading.get_deal(bot.open_deal_id)
             except Exception:
                 continue
+    # a base order filled in part may rest still: read (together) from the deals' orders
+    base_ids = {deal.base_order_id for deal in deals.values()
+                if deal.status is DealStatus.OPEN and deal.base_order_id is not None}
+    try:
+        bases: dict[UUID, Order] | None = trading.load_many(base_ids, Order)
+    except Exception as error:  # (unreadable: each such base order counts all its quote)
+        log.debug("base orders unread: %s", error)
+        bases = None
     committed = ZERO
     for bot in holding:
         plan = ladder(bot.config, Decimal(1))
@@ -48,6 +58,12 @@ def logged_exposure(trading: Trading, bot_ids: Iterable[UUID]) -> Exposure:
             committed += deal.cost
             if deal.units_bought == ZERO:  # its base order sent, no fill heard yet (live)
                 committed += plan[0].quote
+            else:
+                base = None if bases is None else bases.get(deal.base_order_id)
+                if bases is None:
+                    committed += plan[0].quote  # not read: at most all of it
+                elif base is not None and base.is_open:
+                    committed += plan[0].quote * base.remaining / base.amount
             if not deal.steps_sold:
                 committed += sum((level.quote for level in plan[1 + deal.safety_orders_used:]),
                                  ZERO)

@@ -55,6 +55,7 @@ class Deal(TradetapeAggregate):
     entry_price: Decimal | None  # what the base order's fills cost per unit
     base_cost: Decimal
     base_units: Decimal
+    base_order_id: UUID | None  # the base order, once part of it filled (its BuyFilled)
     take_profit_price: Decimal | None
     stop_loss_price: Decimal | None
     close_reason: CloseReason | None
@@ -97,6 +98,7 @@ class Deal(TradetapeAggregate):
             deal.safety_orders_used = 0
             deal.take_profit_price = deal.stop_loss_price = deal.exit_price = None
             deal.entry_price, deal.base_cost, deal.base_units = None, ZERO, ZERO
+            deal.base_order_id = None
             deal.close_reason = deal.realized_pnl = None
             deal.trailing_highest = deal.step_average = deal.stop_trailing_from = None
             deal.steps_sold, deal.step_units, deal.sells = 0, ZERO, []
@@ -118,6 +120,7 @@ class Deal(TradetapeAggregate):
             deal.safety_orders_used = max(deal.safety_orders_used, self.safety_order)
             if self.safety_order == 0:  # the base order, maybe filled in parts
                 first_part = deal.entry_price is None
+                deal.base_order_id = self.order_id
                 deal.base_cost += self.price * self.amount
                 deal.base_units += self.amount
                 # one fill: its price exactly, not price × amount / amount rounded

@@ -65,7 +65,11 @@ def audit_page(store: ViewStore, *, owner: str | None, actor: str | None = None,
         where.append("position < ?")
         params.append(position)
     size = page_size(first)
+    # An owner's page, planned each time: the way to it depends on how many events the
+    # owner's aggregates have (few: through their aggregate ids' index; many: back by
+    # position, keeping theirs), and a reused plan of a busy owner's walked the whole log
+    # back for one who has few (100k rows: 40 ms a page instead of 0.4; small19).
     rows = store.select(AUDIT_LOG, " AND ".join(where), params, order="position DESC",
-                        limit=size + 1)
+                        limit=size + 1, planned_each_time=owner is not None)
     kept = rows[:size]
     return Page(kept, len(rows) > size, [encode_cursor(r["position"]) for r in kept])

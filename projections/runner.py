@@ -355,7 +355,13 @@ class Projector:
                 for name, generation, start, out in moves:
                     if not shadow:
                         store.advance(cur, name, generation, start, end)
-                    store.write(cur, out, suffix)
+                    try:
+                        store.write(cur, out, suffix)
+                    except Exception as error:  # two rows of one key in a shadow (SQLite's
+                        # have their keys from the start): named, not a bare IntegrityError
+                        if shadow and (duplicate := store.duplicate(error)) is not None:
+                            raise duplicate_key(duplicate) from error
+                        raise
             for t in active:  # readable now (a writer thread commits in order)
                 t.committed = end
 

@@ -157,6 +157,11 @@ class ViewStore(ABC):
     def _duplicates(self, name: str) -> Iterator[None]:
         yield  # (only where ``KEYS_AFTER_LOAD``)
 
+    def duplicate(self, error: Exception) -> DuplicateKey | None:
+        """``error`` as a ``DuplicateKey`` if a write failed on two rows of one key (a
+        rebuild's shadow table: ``Projector``'s batches name it), else None."""
+        return None
+
 
     def create_indexes(self, cur: Any, table: Table, suffix: str, generation: int) -> None:
         for text in self.index_statements(table, suffix, generation):
@@ -226,14 +231,23 @@ class ViewStore(ABC):
                 f"ON CONFLICT ({', '.join(table.key)}) {action}")
 
     def select(self, table: Table, where: str = "", params: Sequence[Any] = (),
-               suffix: str = "", order: str = "", limit: int | None = None) -> list[Row]:
+               suffix: str = "", order: str = "", limit: int | None = None,
+               planned_each_time: bool = False) -> list[Row]:
+        """``planned_each_time``: never run from a plan made for other values
+        (:meth:`query_unprepared`)."""
         if self.before_select is not None:
             self.before_select()
         text = f"SELECT {', '.join(table.column_names)} FROM {self.q(table.name + suffix)}"
         text += f" WHERE {where}" if where else ""
         text += f" ORDER BY {order}" if order else ""
         text += f" LIMIT {int(limit)}" if limit is not None else ""
-        return [table.from_db(values) for values in self.query(text, params)]
+        read = self.query_unprepared if planned_each_time else self.query
+        return [table.from_db(values) for values in read(text, params)]
+
+    def query_unprepared(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """As :meth:`query`, planned for these values each time (PostgreSQL: not a
+        prepared statement, whose plan is reused after five runs whatever the values)."""
+        return self.query(text, params)
 
     # --- tracking -------------------------------------------------------------------------
 
@@ -311,6 +325,17 @@ class SQLiteViewStore(ViewStore):
 
     def relax(self, cur: Any) -> None:
         """Already so: the connection runs with ``synchronous=NORMAL`` in WAL mode."""
+
+    def duplicate(self, error: Exception) -> DuplicateKey | None:
+        """SQLite says ``UNIQUE constraint failed: <table>.<column>, ...``."""
+        text = str(error)
+        if not (isinstance(error, sqlite3.IntegrityError)
+                and text.startswith(_SQLITE_UNIQUE)):
+            return None
+        columns = [c.strip() for c in text.removeprefix(_SQLITE_UNIQUE).split(",")]
+        table = columns[0].rpartition(".")[0] or "a table"
+        return DuplicateKey(table, "two rows of one key: "
+                            + ", ".join(c.rpartition(".")[2] for c in columns))
 
     @property
     def can_clone(self) -> bool:  # type: ignore[override]
@@ -486,6 +511,11 @@ class PostgresViewStore(ViewStore):
             cur.execute(self.sql(text), params)
             return cur.fetchall()
 
+    def query_unprepared(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self.conn.cursor() as cur:
+            cur.execute(self.sql(text), params, prepare=False)
+            return cur.fetchall()
+
     def query_binary(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
         """``query`` in PostgreSQL's binary format: the log's pages (stored states as raw
         bytes instead of hex text both ends must convert; measured 1.8x the rows/s)."""
@@ -522,6 +552,13 @@ class PostgresViewStore(ViewStore):
             yield
         except psycopg.errors.UniqueViolation as error:
             raise DuplicateKey(name, _detail(error)) from error
+
+    def duplicate(self, error: Exception) -> DuplicateKey | None:
+        import psycopg
+
+        if not isinstance(error, psycopg.errors.UniqueViolation):
+            return None
+        return DuplicateKey(error.diag.table_name or "a table", _detail(error))
 
     def write(self, cur: Any, changes: list[Frozen], suffix: str = "") -> None:
         """As :meth:`ViewStore.write`, in few round trips: the deletes and the small
@@ -634,6 +671,9 @@ class PostgresViewStore(ViewStore):
         if self._lock_conn is not None:
             self._lock_conn.close()
         self.conn.close()
+
+
+_SQLITE_UNIQUE = "UNIQUE constraint failed: "
 
 
 def _violated(error: Any) -> str:

@@ -13,9 +13,11 @@ import pytest
 
 from application.logged_exposure import logged_exposure
 from application.positions import Positions, Trail
+from domain.bots import Bot
 from domain.deals import Deal
-from domain.orders import OrderSide
+from domain.orders import Order, OrderPurpose, OrderSide, OrderType
 from domain.positions import Position, PositionExit
+from domain.recording import Cause
 from domain.risk import Exposure, RiskLimitError
 from tests.integration.test_risk_limits import BOT, World, candles
 
@@ -138,13 +140,8 @@ def test_a_limit_entry_that_fills_counts_once_as_the_units_it_bought(persistent_
     world.trading.close()
 
 
-def test_a_deal_whose_base_order_has_not_filled_counts_its_whole_plan_in_the_log(
-        persistent_store_url):
-    """A process that does not trade the bot (an api process, another engine worker) reads
-    its deal from the log: opened, its market base order sent, no fill heard yet (a live
-    exchange's answer pending). It commits the base order (100) and the safety orders that
-    will rest after it (50 and 75). Before, the base order counted nothing (125)."""
-    world = World(persistent_store_url, configs=(BOT,))
+def deal_opened(world: World) -> tuple[Bot, Deal, Cause]:
+    """User ``u1``'s bot's deal as an engine opens it (not saved): its base order to send."""
     [bot_id] = world.bots
     bot = world.trading.get_bot(bot_id)
     cause = world.trading.cause("engine")
@@ -152,6 +149,46 @@ def test_a_deal_whose_base_order_has_not_filled_counts_its_whole_plan_in_the_log
                      exchange_account_id=bot.exchange_account_id, pair="BTC/USDT",
                      take_profit_pct=Decimal("40"), stop_loss_pct=None)
     bot.start_deal(cause, deal.id)
+    return bot, deal, cause
+
+
+def test_a_deal_whose_base_order_has_not_filled_counts_its_whole_plan_in_the_log(
+        persistent_store_url):
+    """A process that does not trade the bot (an api process, another engine worker) reads
+    its deal from the log: opened, its market base order sent, no fill heard yet (a live
+    exchange's answer pending). It commits the base order (100) and the safety orders that
+    will rest after it (50 and 75). Before, the base order counted nothing (125)."""
+    world = World(persistent_store_url, configs=(BOT,))
+    bot, deal, _ = deal_opened(world)
     world.trading.save_all(bot, deal)
-    assert logged_exposure(world.trading, [bot_id]) == Exposure(1, Decimal("225"))
+    assert logged_exposure(world.trading, [bot.id]) == Exposure(1, Decimal("225"))
+    world.trading.close()
+
+
+def test_a_base_order_filled_in_part_counts_the_part_left_in_the_log(persistent_store_url):
+    """The same deal read from the log, its base order (100 of quote, 0.002 sized at
+    50,000) filled in part: 0.0005 at 48,000 bought (24), the 0.0015 left counts as the
+    engine counts it, its quote x the part left (75), with the safety orders (50 and 75):
+    224. Before, the part left counted nothing (149). Once the rest fills at 52,000 (78),
+    the deal commits what it bought and its safety orders: 24 + 78 + 125 = 227."""
+    world = World(persistent_store_url, configs=(BOT,))
+    bot, deal, cause = deal_opened(world)
+    base = Order.submit(world.ids.new_id(), cause, client_order_id="base-1", owner_id="u1",
+                        exchange_account_id=bot.exchange_account_id, pair="BTC/USDT",
+                        side=OrderSide.BUY, type=OrderType.MARKET, amount=Decimal("0.002"),
+                        purpose=OrderPurpose.BASE, bot_id=bot.id, deal_id=deal.id)
+    base.accept(cause, "x-1")
+
+    def fills(trade_id: str, price: str, amount: str) -> None:
+        base.fill(cause, trade_id=trade_id, price=Decimal(price), amount=Decimal(amount),
+                  fee=Decimal("0"), fee_currency="USDT")
+        deal.record_buy(cause, order_id=base.id, safety_order=0, price=Decimal(price),
+                        amount=Decimal(amount), fee=Decimal("0"))
+
+    fills("t1", "48000", "0.0005")
+    world.trading.save_all(bot, deal, base)
+    assert logged_exposure(world.trading, [bot.id]) == Exposure(1, Decimal("224"))
+    fills("t2", "52000", "0.0015")
+    world.trading.save_all(deal, base)
+    assert logged_exposure(world.trading, [bot.id]) == Exposure(1, Decimal("227"))
     world.trading.close()

@@ -87,9 +87,10 @@ class MaskFaults(MaskErrors):
 
 _ECHOED = re.compile(r"(Variable '\$\w+') got invalid value (.*)$", re.S)
 _AT_PATH = re.compile(r" at '[^']*'$")
-# "Expected value of type 'X' ..., found: {'apiKey': ...}." (values given in variables or
-# the document): the value quoted at the end.
-_FOUND = re.compile(r", found:? .*$", re.S)
+# "Expected value of type 'X' ..., found: {'apiKey': ...}." and "... encountered error
+# '...'; found: { x: ... }." (values given in variables or the document): the value quoted
+# at the end.
+_FOUND = re.compile(r"[,;] found:? .*$", re.S)
 # "Boolean cannot represent a non boolean value: 'the value sent'".
 _REPRESENT = re.compile(r"(cannot represent[^:]*): .*$", re.S)
 

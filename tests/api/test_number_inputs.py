@@ -112,6 +112,18 @@ def test_a_decimal_argument_refused_in_the_document_is_the_clients_error_naming_
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
+def test_an_object_typed_where_a_decimal_goes_is_not_echoed_back(server):
+    """graphql-core ends that message with "; found: { ... }", the value sent: a key pasted
+    in the wrong field must not come back in the answer (nor the rule get lost)."""
+    alice = server.user("alice")
+    answer = server.post(TOP_UP_LITERAL.format(amount='{x: "K-7f3a9c1e5b"}'),
+                         token=alice.token)
+    [error] = answer["errors"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "INVALID_NUMBER" in error["message"]
+    assert "K-7f3a9c1e5b" not in str(answer)
+
+
 def test_a_decimal_variable_refused_names_the_rule_like_a_literal(server):
     alice = server.user("alice")
     [error] = server.post(TOP_UP, {"a": "1e999999"}, alice.token)["errors"]

@@ -218,6 +218,10 @@ def test_fragments_fanning_out_to_too_many_fields_are_refused(server):
 
 @pytest.mark.parametrize(("body", "status", "code"), [
     ("{not json", 400, "INVALID_JSON"),
+    # the last of two keys would run, unlike what a proxy or log reading the first shows
+    ('{"query": "{ __typename }", "query": "{ me { id } }"}', 400, "INVALID_JSON"),
+    ('{"query": "query($n: Int!) { bots(first: $n) { pageInfo { hasNextPage } } }", '
+     '"variables": {"n": 1, "n": 2}}', 400, "INVALID_JSON"),
     ('"not an object"', 400, "BAD_REQUEST"),
     ("42", 400, "BAD_REQUEST"),
     ("null", 400, "BAD_REQUEST"),

@@ -21,6 +21,7 @@ swaps.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import queue
@@ -38,6 +39,8 @@ from projections.leftovers import drop_leftovers
 from projections.runner import DEFAULT_BATCH, Progress, ProjectionError, Projector
 from projections.sql_rebuild import SqlRebuild
 from projections.store import SHADOW, ViewStore
+
+log = logging.getLogger(__name__)
 
 # Rough cost of each projection per event, to share them out before anything is measured.
 WEIGHTS = {"audit": 3, "frontend": 2, "pnl": 2, "leaderboard": 2, "balances": 1,
@@ -370,8 +373,12 @@ def _in_processes(url: str, groups: list[list[str]], until: int, batch_size: int
                         raise ProjectionError("REBUILD_FAILED",
                                               "a rebuild process died") from None
                 continue
-            if kind == "error":
-                raise ProjectionError("REBUILD_FAILED", payload)
+            if kind == "refused":  # a named error: the user can act on it, as in one process
+                raise ProjectionError(*payload)
+            if kind == "error":  # the traceback for the log, never for the user
+                log.error("a rebuild process failed:\n%s", payload)
+                raise ProjectionError("REBUILD_FAILED", "a rebuild process failed (its "
+                                      "traceback is in the server's log)")
             positions.update(payload)
             answers += 1
     finally:
@@ -414,6 +421,8 @@ def _work(url: str, names: list[str], until: int, batch_size: int, done, results
         finally:
             store.close()
             app.close()
+    except ProjectionError as error:
+        results.put(("refused", (error.code, error.message)))
     except BaseException:
         results.put(("error", traceback.format_exc()))
 

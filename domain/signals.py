@@ -60,8 +60,8 @@ def parse_body(body: bytes) -> dict[str, Any]:
                           code="SIGNAL_TOO_LARGE", status=413)
     try:
         data = json.loads(body.decode("utf-8"), parse_float=str, parse_int=str,
-                          parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as twice:
+                          parse_constant=_no_constant, object_pairs_hook=unique_keys)
+    except KeyGivenTwice as twice:
         raise SignalError(f"the key {twice} is given twice", code="INVALID_JSON",
                           status=400) from None
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -75,17 +75,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-class _DuplicateKey(Exception):
-    pass
+class KeyGivenTwice(Exception):
+    """A JSON object gave a key twice (its text: the key's ``repr``)."""
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A key given twice is refused: JSON readers keep the last one silently, and a
-    signal's action must not depend on which reader read it."""
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook`` refusing a key given twice: JSON readers keep
+    the last one silently, and what runs (a signal's action, a GraphQL request) must not
+    depend on which reader read it."""
     data = dict(pairs)
     if len(data) != len(pairs):
         seen: set[str] = set()
-        raise _DuplicateKey(next(repr(k) for k, _ in pairs if k in seen or seen.add(k)))
+        raise KeyGivenTwice(next(repr(k) for k, _ in pairs if k in seen or seen.add(k)))
     return data
 
 

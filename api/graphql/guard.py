@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 from api.graphql.response_cache import CHECKED_BODY, replaying
 from api.http_limits import RequestLimits
 from api.logs import close_request, open_request
+from domain.signals import KeyGivenTwice, unique_keys
 
 REQUEST_ID = "tradetape.request_id"  # the scope key the request's id is kept under
 log = logging.getLogger("tradetape.graphql")
@@ -167,10 +168,10 @@ class GraphQLRequestGuard:
         too_deep = Refusal(400, "NESTING_TOO_DEEP", f"the request's JSON nests deeper than "
                            f"{limit} levels", limit=limit)
         try:
-            decoded = json.loads(body, object_pairs_hook=_keys_once)
+            decoded = json.loads(body, object_pairs_hook=unique_keys)
         except RecursionError:
             raise too_deep from None
-        except _KeyTwice as twice:
+        except KeyGivenTwice as twice:
             raise Refusal(400, "INVALID_JSON", f"the request body gives the key {twice} "
                           "twice") from None
         except ValueError:
@@ -184,20 +185,6 @@ class GraphQLRequestGuard:
         if isinstance(document, str) and len(document) > limit:
             raise Refusal(413, "DOCUMENT_TOO_LARGE", f"the GraphQL document is over the "
                           f"limit of {limit} characters", limit=limit)
-
-
-class _KeyTwice(Exception):
-    pass
-
-
-def _keys_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A key given twice is refused: JSON readers keep the last one silently, so a proxy
-    or log that read the first ``query`` (or variable) would not show what ran."""
-    decoded = dict(pairs)
-    if len(decoded) != len(pairs):
-        seen: set[str] = set()
-        raise _KeyTwice(next(repr(k) for k, _ in pairs if k in seen or seen.add(k)))
-    return decoded
 
 
 def _not_an_object() -> Refusal:

@@ -152,10 +152,20 @@ def text(obj: dict, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+# Stripe takes amounts of up to eight digits in minor units (99999999: $999,999.99) and
+# some currencies up to twelve; anything longer is no amount Stripe could have charged,
+# signed or not, and would reach the wallet and the billing ledger as given.
+MAX_MINOR_AMOUNT = 10**12 - 1
+
+
 def minor_amount(obj: dict, key: str) -> int:
-    """An amount in the currency's minor units (cents), as Stripe sends it: an integer."""
+    """An amount in the currency's minor units (cents), as Stripe sends it: an integer of
+    at most twelve digits."""
     value = obj.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise StripeShapeError(f"{obj.get('object') or 'an object'} {obj.get('id')!s:.60} "
                                f"has no amount in {key}: {value!r:.60}")
+    if value > MAX_MINOR_AMOUNT:
+        raise StripeShapeError(f"{obj.get('object') or 'an object'} {obj.get('id')!s:.60} "
+                               f"has an amount in {key} past twelve digits")
     return value

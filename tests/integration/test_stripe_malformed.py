@@ -110,6 +110,8 @@ def test_each_kind_of_refusal_is_named(hooks):
             (created, (), "current_period_end", 2**40),  # the year 36812
             (created, (), "current_period_start", -2**40),
             (paid, (), "amount_paid", -1000),  # Stripe's amounts are never negative
+            (paid, (), "amount_paid", 10**12),  # nor past twelve digits of cents
+            (paid, (), "amount_paid", 10**40),
             (paid, ("lines", "data", 0, "period"), "end", 10**20)]):
         odd = copy.deepcopy(event)
         odd["id"] = f"evt_odd_{n}"

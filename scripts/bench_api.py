@@ -65,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test?schema=bench_api"
 SECRET_KEY = "bench-api-secret-key-0123456789abcdefghij"
+SLOW_S = 0.05  # an answer slower than this is listed with when it was due (Result.slow)
 PASSWORD = "Bench-password-1"
 TRADETAPE = Path(sys.executable).with_name("tradetape")
 
@@ -432,6 +433,9 @@ class Result:
     cpu_ms: float | None = None  # the server's CPU time per answered request
     window: tuple[float, float] | None = None  # open loop: Unix times of its first and last
     others_rate: float | None = None  # events/s the other users appended in that window
+    # open loop: (Unix time it was due, seconds) of each answer slower than SLOW_S, to lay
+    # beside what the server was doing then (bench_live.py's api.jsonl)
+    slow: list[tuple[float, float]] = field(default_factory=list)
 
     def cpu(self) -> str:
         return "-" if self.cpu_ms is None else f"{self.cpu_ms:.2f}"
@@ -501,6 +505,7 @@ async def open_loop(
         pool.put_nowait(await Connection.open(port))
     latencies: list[float] = []
     failures: list[str] = []
+    slow: list[tuple[float, float]] = []
     waiting = 0
     last_done = 0.0
 
@@ -520,6 +525,8 @@ async def open_loop(
         last_done = max(last_done, done)
         checked(status, body, graphql, failures)
         latencies.append(done - due)
+        if done - due > SLOW_S:
+            slow.append((round(wall0 + (due - t0), 3), round(done - due, 4)))
 
     total, overloaded = int(rate * seconds), None
     cpu_before = cpu_seconds(port)
@@ -554,6 +561,7 @@ async def open_loop(
         overloaded,
         cpu_ms,
         (wall0, wall0 + max(last_done - t0, 1e-9)),
+        slow=sorted(slow),
     )
 
 

@@ -373,6 +373,16 @@ class ApiLoad:
                 "first_failure": next((r.first_failure for r in runs if r.failures), "")}
 
 
+def write_slow_answers(path: Path, load: ApiLoad) -> None:
+    """Each turn of the load, a line: its query, its window (Unix times) and its answers
+    slower than ``SLOW_S`` as [due, seconds]: beside ``steps.jsonl`` they show whether the
+    slow answers came with the engine's heavy steps, the projections' catch-up or neither."""
+    with path.open("w") as out:
+        for name, runs in load.results.items():
+            for r in runs:
+                out.write(json.dumps({"q": name, "window": r.window, "slow": r.slow}) + "\n")
+
+
 # --- one run ---------------------------------------------------------------------------------
 
 
@@ -466,6 +476,7 @@ def run(url: str, bots: int, args, folder: Path, postgres: bool) -> dict:
     finally:
         if load is not None:  # before the api stops under it
             load.stop()
+            write_slow_answers(folder / "api.jsonl", load)
         for name in reversed(list(roles.running)):
             roles.stop(name)
         if watch is not None:

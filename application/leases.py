@@ -35,6 +35,16 @@ ended, their worker gone) are reaped (``REAP_AFTER_LEASES``).
   loaded machine, past the lease time); a joiner takes only free bots. Readiness moves no
   lease: the fence alone decides who writes.
 
+- **One version.** Processes of one schema keep the same cross-process rules (the fence,
+  the exposure holds' keys: a process of older rules does not see a newer one's holds).
+  Each publishes the version of those rules (``protocol``) in its deployment rows
+  (``background_tasks``, ``application/task_board.py``); a worker that sees a live process
+  of another version trades nothing: it lets its bots go and takes none (``stood_down``,
+  one log line and ``/health``'s ``leases``): ``PROTOCOL_NEWER`` when the other is newer
+  (this one is to be upgraded or stopped), ``PROTOCOL_OLDER`` when it is older (this one
+  waits for it to leave, or for its rows to expire: ``TTL_SECONDS``). So old and new never
+  trade the same users together; it trades again at the first tick that sees one version.
+
 Ownership changes only through ``PaperTrading.follow`` / ``unfollow`` (see
 ``application/leased_paper.py``). The manager never reads the wall clock: the database's
 ``now()`` decides expiry, so workers on several machines need no synchronised clocks.
@@ -54,6 +64,7 @@ from application.collector import collector_paused
 from application.lease_fence import Fence, current_fence, fenced
 from application.lease_renewal import RENEWALS_PER_LEASE, Renewal
 from application.lease_shares import Candidate, Shares
+from application.task_board import TTL_SECONDS
 from domain.errors import DomainError, LeaseLostError
 
 log = logging.getLogger("tradetape.leases")
@@ -136,6 +147,12 @@ class LeaseStore(Protocol):
     def leave(self) -> None:
         """Release everything and close."""
 
+    protocol: int  # the version of the cross-process rules this process keeps
+
+    def protocols(self, ttl_seconds: float) -> list[tuple[str, str, int]]:
+        """The live processes (a deployment row within ``ttl_seconds``) of another version
+        of the cross-process rules: (process, role, protocol); 0: older than versions."""
+
 
 class Follower(Protocol):
     """The engine side of ownership: ``PaperTrading.follow`` / ``unfollow``."""
@@ -199,6 +216,9 @@ class LeaseManager(Shares):
         self.ready = False  # said in the lease table after a tick completed, once it steps
         self._say_ready = True  # else not before ``started`` (a server's start under way)
         self.last_error: str | None = None
+        # why this worker trades nothing (a live process of another protocol: ``One
+        # version`` above), its code first; None while it trades
+        self.stood_down: str | None = None
 
     @property
     def worker(self) -> str:
@@ -279,6 +299,8 @@ class LeaseManager(Shares):
         with self.paper.lock, self._lock:
             if bot_id in self.held:
                 return True
+            if self.stood_down is not None:  # (another version runs: no bot taken)
+                return False
             taken = self.store.acquire([bot_id], self.seconds)
             if bot_id not in taken:
                 self._wake.set()
@@ -375,8 +397,39 @@ class LeaseManager(Shares):
             log.info("lease reaper: %d lease row(s), %d worker row(s) no one can hold any "
                      "more deleted", leases, workers)
 
+    def _stand_down(self) -> bool:
+        """A live process of another protocol (``One version`` above): every bot let go,
+        none taken; said once when it begins (its code first), once when it ends."""
+        others = self.store.protocols(TTL_SECONDS)
+        mine = self.store.protocol
+        if not others:
+            if self.stood_down is not None:
+                log.warning("every process of the schema runs protocol %d now: worker %s "
+                            "trades again", mine, self.worker)
+            self.stood_down = None
+            return False
+        newer = [o for o in others if o[2] > mine]
+        code = "PROTOCOL_NEWER" if newer else "PROTOCOL_OLDER"
+        named = ", ".join(f"{name} ({role}, protocol {protocol})"
+                          for name, role, protocol in (newer or others))
+        why = (f"{code}: {named} keeps other cross-process rules than this worker's "
+               f"protocol {mine}; " + ("this worker trades nothing: upgrade it" if newer
+                                       else "this worker trades nothing until it leaves"))
+        if why != self.stood_down:
+            log.error("worker %s: %s", self.worker, why)
+        self.stood_down = why
+        with self.paper.lock, self._lock:
+            for bot_id in self._dropping:  # (lost by a refused append: not held)
+                self.paper.unfollow(bot_id, release=True)
+            self._dropping.clear()
+            self._release(list(self.held))
+        return True
+
     def _tick(self) -> None:
         workers = max(1, self.store.heartbeat(self.seconds))
+        if self._stand_down():
+            self.ticks += 1
+            return
         with self._lock:  # a command may claim a bot meanwhile: judged at the next tick
             before = dict(self.held)
         # What it holds, renewed only where the renewal thread has not in the last quarter

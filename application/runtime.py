@@ -325,8 +325,9 @@ class Runtime:
         """This engine worker: its name, how many bots it leases, its last tick's error."""
         leases = self.leases
         detail = {"worker": leases.worker, "bots": len(leases.held), "ticks": leases.ticks,
-                  "last_error": leases.last_error}
-        return ("amber" if leases.last_error else "green"), detail
+                  "last_error": leases.last_error,  # (and why it trades nothing: another
+                  "stood_down": leases.stood_down}  # protocol's process, PROTOCOL_*)
+        return ("amber" if leases.last_error or leases.stood_down else "green"), detail
 
     def _store_health(self) -> tuple[str, dict]:
         head = self.trading.recorder.max_notification_id() or 0

@@ -11,14 +11,17 @@ locks, and what the event store checks in the transaction of a stamped append.
 - An engine's append of buys judged on a stamp waits for any hold of their owners (engine
   appends never wait for each other), then is refused (``EXPOSURE_CHANGED``) when a stamp
   moved on since it was read: the figures it judged on lack a position appended
-  meanwhile. The wait is bounded (``WAIT_SECONDS``): a process hanging in a hold delays an
-  engine's append by that much, then it is refused naming the users still held
-  (``EXPOSURE_HELD``): the engine defers their bots alone.
+  meanwhile. The wait is bounded: until the hold is ``WAIT_SECONDS`` old (its age read
+  from the holder's session in ``pg_stat_activity``), then it is refused naming the users
+  still held (``EXPOSURE_HELD``): the engine defers their bots alone. A hold found older
+  than that is not waited for at all: the first append that meets a stuck hold is refused
+  at once (it waited the whole bound before, 5 s of the worker's candle).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -33,7 +36,7 @@ from domain.errors import ExposureChangedError, ExposureHeldError
 
 STAMPS = "risk_exposure_stamps"
 CHANGED_MARK = "EXPOSURE_CHANGED"  # what a refused stamp makes PostgreSQL say (a failed cast)
-WAIT_SECONDS = 5  # the longest an engine append waits for a position's hold
+WAIT_SECONDS = 5  # an engine append waits for a position's hold until it is this old
 HOLD_WAIT_SECONDS = 10  # the longest a position waits for its owner's hold
 
 
@@ -134,7 +137,8 @@ def _key(row: Any) -> tuple[int, int]:
 def _wait_for_holds(curs: Any, schema: str, owners: list[str]) -> None:
     """A key of each of ``owners``' buckets, exclusive, tried without waiting (one
     statement); in a bucket a hold keeps, the shared locks of its owners' own keys, waited
-    for ``WAIT_SECONDS`` at most: else ``EXPOSURE_HELD`` naming the owners held."""
+    for until the hold is ``WAIT_SECONDS`` old at most: else ``EXPOSURE_HELD`` naming the
+    owners held. A hold already that old (``_hold_ages``) is not waited for at all."""
     buckets = {owner: lock_keys(schema, owner) for owner in owners}
     keys = sorted(set(buckets.values()))
     curs.execute(_try_buckets(SLOTS), ([k[0] for k in keys], [k[1] for k in keys]))
@@ -147,18 +151,52 @@ def _wait_for_holds(curs: Any, schema: str, owners: list[str]) -> None:
     waited = sorted(_key(row) for row in curs.fetchall())
     if not waited:
         return
-    held = sorted(o for o, key in mine.items() if key in waited)
-    curs.execute(sql.SQL("SET LOCAL lock_timeout = '{}s'").format(
-        sql.SQL(str(int(WAIT_SECONDS)))))
+    ages = _hold_ages(curs, waited)
+    stuck = [key for key in waited if ages.get(key, 0.0) >= WAIT_SECONDS]
+    if stuck:  # (kept past the bound already: refused at once, the others stepped on)
+        raise _held(sorted(o for o, key in mine.items() if key in stuck))
+    left = WAIT_SECONDS - max(ages.values(), default=0.0)
+    curs.execute(sql.SQL("SET LOCAL lock_timeout = '{}ms'").format(
+        sql.SQL(str(max(1, math.ceil(left * 1000))))))
     try:
         curs.execute("SELECT pg_advisory_xact_lock_shared(k1, k2) FROM unnest("
                      "%s::int[], %s::int[]) AS k(k1, k2)",
                      ([k[0] for k in waited], [k[1] for k in waited]))
     except psycopg.errors.LockNotAvailable:
-        # Raised as ours: as the store's OperationalError, the append is tried 10 times
-        raise ExposureHeldError(
-            f"the exposure hold of {', '.join(held)} was kept elsewhere for over "
-            f"{WAIT_SECONDS} s: nothing was written", held) from None
+        raise _held(sorted(o for o, key in mine.items() if key in waited)) from None
+
+
+def _held(owners: list[str]) -> ExposureHeldError:
+    # Raised as ours: as the store's OperationalError, the append is tried 10 times
+    return ExposureHeldError(
+        f"the exposure hold of {', '.join(owners)} was kept elsewhere for over "
+        f"{WAIT_SECONDS} s: nothing was written", owners)
+
+
+# How long each hold of a key has been kept: since its holder's session (a process's hold
+# connection, idle while the hold's work runs elsewhere: a live exchange's answer) last
+# changed state, the statement that took the key. Unknown (its session busy, or not shown
+# to this database user): none, waited for as before. (An advisory lock of two int4 keys
+# is shown as classid, objid: their bits as oids.)
+_AGES = ("SELECT k.k1, k.k2, max(extract(epoch FROM clock_timestamp() - a.state_change)) "
+         "FROM unnest(%s::int[], %s::int[]) AS k(k1, k2) JOIN pg_locks l "
+         "ON l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock' "
+         "AND l.objsubid = 2 AND l.classid::bigint = (k.k1::bigint & 4294967295) "
+         "AND l.objid::bigint = (k.k2::bigint & 4294967295) "
+         "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+         "JOIN pg_stat_activity a ON a.pid = l.pid AND a.state = 'idle' "
+         "GROUP BY k.k1, k.k2")
+
+
+def _hold_ages(curs: Any, keys: list[tuple[int, int]]) -> dict[tuple[int, int], float]:
+    """Seconds each of ``keys``' holds has been kept, where known (``_AGES``)."""
+    curs.execute(_AGES, ([k[0] for k in keys], [k[1] for k in keys]))
+    ages = {}
+    for row in curs.fetchall():
+        values = list(row.values()) if isinstance(row, dict) else list(row)
+        if values[2] is not None:
+            ages[(values[0], values[1])] = float(values[2])
+    return ages
 
 
 def changed(owners: list[str], why: str = "a position was opened meanwhile"

@@ -38,6 +38,15 @@ TOKENS = "engine_lease_tokens"
 LEAVE_ATTEMPTS = 3
 LEAVE_BACKOFF_SECONDS = 0.05
 REAP_LIMIT = 1000  # rows of each table one reap deletes at most (the rest: at the next)
+# The version of the rules processes of one schema keep together: the lease fence, the
+# exposure holds' lock keys and what an engine append waits for (``exposure_stamps.py``).
+# Raised whenever one changes so that a process of the old rules would not see a new
+# one's (hold19's own keys, lock19's bucket name space). Every process publishes it in
+# its deployment rows (``background_tasks.protocol``; a row without one is of code older
+# than this: 0), and an engine worker that sees a live process of another version trades
+# nothing (``PostgresLeases.protocols``, ``application/leases.py``).
+PROTOCOL = 1
+DEPLOYMENT = "background_tasks"  # (``adapters/event_store/task_board.py``'s rows)
 
 
 def _schema_key(schema: str) -> int:
@@ -106,6 +115,7 @@ class PostgresLeases:
     def __init__(self, database: Database, worker: str | None = None):
         self.schema = database.env.get("POSTGRES_SCHEMA") or "public"
         self.worker = worker or f"w-{uuid4().hex[:12]}"
+        self.protocol = PROTOCOL
         self._ready = False  # said by ``ready``: its first take done, it trades
         self._kwargs = _connect_kwargs(database.env)
         self._conn: psycopg.Connection | None = None
@@ -266,6 +276,30 @@ class PostgresLeases:
         # when another worker's vacuum runs; small tables: a few milliseconds.
         self._run(sql.SQL("VACUUM (SKIP_LOCKED) {}, {}").format(self.workers, self.leases))
         return len(leases), len(workers)
+
+    def protocols(self, ttl_seconds: float) -> list[tuple[str, str, int]]:
+        """The live processes of this schema (a deployment row reported within
+        ``ttl_seconds``) whose protocol is not this one's (``protocol``): (process, role,
+        protocol), a row without one (code older than this) as 0. Read as JSON so that a
+        table made by older code, without the column, reads the same."""
+        statement = sql.SQL(
+            "SELECT DISTINCT t.process, t.role, coalesce((to_jsonb(t) ->> 'protocol')::int, 0) "
+            "AS protocol FROM {} t WHERE t.reported_at >= now() - make_interval(secs => %s) "
+            "AND coalesce((to_jsonb(t) ->> 'protocol')::int, 0) <> %s "
+            "ORDER BY protocol, t.process").format(sql.Identifier(self.schema, DEPLOYMENT))
+
+        def found(conn: psycopg.Connection) -> list[tuple[str, str, int]]:
+            if conn.execute("SELECT to_regclass(%s)", (
+                    f'"{self.schema}"."{DEPLOYMENT}"',)).fetchone()[0] is None:
+                return []  # (no process has published yet)
+            return [tuple(row) for row in conn.execute(statement, (ttl_seconds, self.protocol))]
+
+        with self._lock:
+            try:
+                return found(self._connection())
+            except psycopg.OperationalError:
+                self._drop()
+                raise
 
     def release(self, bot_ids: list[UUID]) -> None:
         """Given away: no holder (``''``); the next owner's token is a higher one."""

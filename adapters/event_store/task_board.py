@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from adapters.event_store.leases import PROTOCOL
 from application.settings import Database, _connect_kwargs, lock_ddl
 from domain.errors import TurnLostError
 
@@ -73,6 +74,7 @@ class PostgresTaskRows:
     def __init__(self, database: Database):
         self.database, self.schema = database, _schema(database)
         self.table = sql.Identifier(self.schema, TABLE)
+        self.protocol = PROTOCOL  # (published with every row)
         self._conn = _Connection(database)
         self._conn.on_open.append(self._create)
 
@@ -90,6 +92,10 @@ class PostgresTaskRows:
                 "role text NOT NULL, host text NOT NULL, pid integer NOT NULL, "
                 "report jsonb NOT NULL, reported_at timestamptz NOT NULL, "
                 "PRIMARY KEY (process, task))").format(self.table))
+            # the version of the cross-process rules it keeps (``leases.PROTOCOL``): NULL
+            # in the rows of code older than it
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS protocol integer"
+                                 ).format(self.table))
 
     def _run(self, work):
         with self._conn.lock:
@@ -108,12 +114,14 @@ class PostgresTaskRows:
                              (process.name, list(reports)))
                 with conn.cursor() as cursor:
                     cursor.executemany(sql.SQL(
-                        "INSERT INTO {} (process, task, role, host, pid, report, reported_at) "
-                        "VALUES (%s, %s, %s, %s, %s, %s::jsonb, now()) "
+                        "INSERT INTO {} (process, task, role, host, pid, report, reported_at, "
+                        "protocol) VALUES (%s, %s, %s, %s, %s, %s::jsonb, now(), %s) "
                         "ON CONFLICT (process, task) DO UPDATE SET report = EXCLUDED.report, "
-                        "reported_at = EXCLUDED.reported_at").format(self.table),
+                        "reported_at = EXCLUDED.reported_at, protocol = EXCLUDED.protocol"
+                        ).format(self.table),
                         [(process.name, task, process.role, process.host, process.pid,
-                          json.dumps(report)) for task, report in sorted(reports.items())])
+                          json.dumps(report), self.protocol)
+                         for task, report in sorted(reports.items())])
                 conn.execute(sql.SQL("DELETE FROM {} WHERE reported_at < now() - "
                                      "make_interval(secs => %s)").format(self.table),
                              (ttl_seconds,))

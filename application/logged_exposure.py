@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from uuid import UUID
 
+from application.exposure_orders import open_orders
 from application.trading import Trading
 from domain.bots import Bot
 from domain.dca import ladder
@@ -40,11 +41,12 @@ def logged_exposure(trading: Trading, bot_ids: Iterable[UUID]) -> Exposure:
                 deals[bot.open_deal_id] = trading.get_deal(bot.open_deal_id)
             except Exception:
                 continue
-    # a base order filled in part may rest still: read (together) from the deals' orders
-    base_ids = {deal.base_order_id for deal in deals.values()
-                if deal.status is DealStatus.OPEN and deal.base_order_id is not None}
+    # a base order filled in part may rest still: read (together) from the deals' orders,
+    # those not found final at an earlier check (``application/exposure_orders.py``)
+    base_ids = [deal.base_order_id for deal in deals.values()
+                if deal.status is DealStatus.OPEN and deal.base_order_id is not None]
     try:
-        bases: dict[UUID, Order] | None = trading.load_many(base_ids, Order)
+        bases: dict[UUID, Order] | None = open_orders(trading, base_ids)
     except Exception as error:  # (unreadable: each such base order counts all its quote)
         log.debug("base orders unread: %s", error)
         bases = None

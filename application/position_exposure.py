@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from uuid import UUID
 
+from application.exposure_orders import open_orders
 from application.trading import Trading
 from domain.money import ZERO
 from domain.orders import Order, OrderSide
@@ -44,13 +45,14 @@ def committed_by(trading: Trading, positions: Iterable[Position],
     """What ``positions`` (the open ones of them) commit. ``buy_exits``: each one's buy
     trailing stops (``PositionIndex.buy_exits``). Only what can be open is read: those
     stops, and the orders that may rest (limit entries, market entries with a judged
-    price, the buy stops' orders), in two queries at most (``Trading.load_many``)."""
+    price, the buy stops' orders), in two queries at most (``Trading.load_many``); an
+    order once found final is not read again (``application/exposure_orders.py``)."""
     open_ = [p for p in positions if p.is_open]
     exits = trading.load_many([e for p in open_ for e in buy_exits.get(p.id, ())],
                               PositionExit)
     buys = [order_id for p in open_ for order_id, exit_id, leg in p.orders
             if _may_rest(p, leg, exits.get(exit_id) if exit_id else None)]
-    orders = trading.load_many(buys, Order) if buys else {}
+    orders = open_orders(trading, buys)  # (one found final is not read again)
     return sum((position_commits(p, [exits[e] for e in buy_exits.get(p.id, ()) if e in exits],
                                  orders) for p in open_), ZERO)
 

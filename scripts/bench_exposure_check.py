@@ -15,6 +15,17 @@ on the same users; lock19's with ``SLOTS`` 1 too: the bucket alone, exclusive). 
 check with the held user judged (refused after the bounded wait). Prints how many users
 share the held user's bucket. Takes only advisory locks (no table, no schema): nothing
 to clean up.
+
+    .venv/bin/python scripts/bench_exposure_check.py --figures [--count 10] [--runs 300]
+
+``--figures``: what a check's figures cost (expo20), on a fresh SQLite file in a temporary
+directory: ``--count`` positions of one user entered at market on a live venue (their
+``Position.OrderPlaced`` records a judged price), each entry filled, their figure as
+``Positions.exposure_of`` takes it (the positions loaded together, then
+``committed_by``); and ``--count`` bots with an open deal each, their base order filled,
+as ``logged_exposure`` judges them. Prints the median processor time of ``--runs`` calls
+of each (the first call is made before, as any process's first check). Run it with
+``PYTHONPATH`` at another checkout to time that code on the same figures.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from pathlib import Path
 
 import psycopg
 
+from adapters.clock import SequentialIds
 from adapters.event_store import exposure_stamps as es
 from application.settings import _connect_kwargs, parse_database_url
 
@@ -108,12 +120,112 @@ def per_check(conn, check: Callable, owners: list[str], runs: int) -> str:
     return f"client {client:.2f} ms, server {server:.2f} ms, {locks} locks"
 
 
+def figures(count: int, runs: int) -> None:
+    """Median processor milliseconds of a user's positions' figure and of
+    ``logged_exposure``, ``count`` of each (see the module's docstring)."""
+    import inspect
+    import statistics
+    import tempfile
+
+    from application.bootstrap import open_trading
+    from application.logged_exposure import logged_exposure
+    from application.position_exposure import committed_by
+    from domain.positions import Position
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trading = open_trading(f"sqlite:///{tmp}/events.sqlite", ids=SequentialIds("bench"))
+        positions, bots = _seed_figures(trading, count)
+        # (before session 18: the judged prices a process kept of its own entries: none)
+        before = {"judged": {}} if "judged" in inspect.signature(committed_by).parameters \
+            else {}
+
+        def positions_figure():
+            return committed_by(trading, trading.load_many(positions, Position).values(), {},
+                                **before)
+
+        def deals_figure():
+            return logged_exposure(trading, bots)
+
+        for name, call in (("positions", positions_figure), ("deals", deals_figure)):
+            answer = call()
+            times = []
+            for _ in range(runs):
+                started = time.process_time()
+                call()
+                times.append((time.process_time() - started) * 1000)
+            print(f"{count} {name}: {statistics.median(times):.2f} ms median of {runs} "
+                  f"(processor), answer {answer}")
+        trading.close()
+
+
+def _seed_figures(trading, count: int) -> tuple[list, list]:
+    """User u1's ``count`` positions entered at market on a live venue and ``count`` bots
+    with an open deal each, every buy filled (0.002 at 50,000): (position ids, bot ids)."""
+    import inspect
+    from decimal import Decimal
+
+    from domain.dca import DcaConfig
+    from domain.deals import Deal
+    from domain.orders import Order, OrderPurpose, OrderSide, OrderType
+    from domain.positions import Position
+
+    config = DcaConfig.from_mapping({
+        "pair": "BTC/USDT", "base_order_quote": "100", "safety_order_quote": "50",
+        "max_safety_orders": 2, "price_deviation_pct": "0.3", "safety_volume_scale": "1.5",
+        "safety_step_scale": "1.2", "take_profit_pct": "40"})
+    price, amount, fee, ids = Decimal("50000"), Decimal("0.002"), Decimal("0"), trading.ids
+    account = str(trading.open_account(owner_id="u1", exchange="paper", quote_asset="USDT"))
+
+    def bought(cause, purpose: OrderPurpose, **of) -> Order:
+        order = Order.submit(ids.new_id(), cause, client_order_id=ids.new_id().hex,
+                             owner_id="u1", exchange_account_id=account, pair="BTC/USDT",
+                             side=OrderSide.BUY, type=OrderType.MARKET, amount=amount,
+                             purpose=purpose, **of)
+        order.accept(cause, order.client_order_id)
+        order.fill(cause, trade_id="t", price=price, amount=amount, fee=fee,
+                   fee_currency="USDT")
+        return order
+
+    positions, bots = [], []
+    for _ in range(count):
+        cause = trading.cause("u1")
+        position = Position.open(ids.new_id(), cause, owner_id="u1",
+                                 exchange_account_id=account, pair="BTC/USDT", entry="market")
+        order = bought(cause, OrderPurpose.MANUAL)
+        judged = {"judged_price": price} if "judged_price" in inspect.signature(
+            position.order_placed).parameters else {}  # (before session 18: none)
+        position.order_placed(cause, order_id=order.id, exit_id=None, leg="entry", **judged)
+        position.record_buy(cause, order_id=order.id, price=price, amount=amount, fee=fee)
+        trading.save_all(position, order)
+        positions.append(position.id)
+        bot_id = trading.create_bot(owner_id="u1", name=f"bot {len(bots)}", config=config,
+                                    exchange_account_id=account)
+        trading.start_bot(bot_id, actor="u1")
+        bot = trading.get_bot(bot_id)
+        deal = Deal.open(ids.new_id(), cause, bot_id=bot.id, owner_id="u1",
+                         exchange_account_id=account, pair="BTC/USDT",
+                         take_profit_pct=Decimal("40"), stop_loss_pct=None)
+        bot.start_deal(cause, deal.id)
+        base = bought(cause, OrderPurpose.BASE, bot_id=bot.id, deal_id=deal.id)
+        deal.record_buy(cause, order_id=base.id, safety_order=0, price=price, amount=amount,
+                        fee=fee)
+        trading.save_all(bot, deal, base)
+        bots.append(bot.id)
+    return positions, bots
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--figures", action="store_true")
+    parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=None)  # 100 (--figures: 300)
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
+    if args.figures:
+        figures(args.count, args.runs or 300)
+        return
+    args.runs = args.runs or 100
     kwargs = _connect_kwargs(parse_database_url(args.database).env)
     owners = [str(uuid.UUID(int=n * 7919 + 1)) for n in range(args.users)]
     held = owners[0]

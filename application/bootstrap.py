@@ -986,20 +986,23 @@ def _wallet_schedule(monitor, clock, seconds: float, tick: float = 1.0):
     from application.audit_trail import CheckpointSchedule
     from application.task_health import NOT_DUE
 
-    if monitor.turn is None:
-        return CheckpointSchedule(lambda: monitor.run_due(clock.now()), seconds,
-                                  name="wallet-monitor", now=clock.now)
+    def now():  # the log's clock at each call, as the start's round (tests replace it)
+        return monitor.trading.clock.now()
+
+    if monitor.turn is None:  # (a tick when no round is due is none: not counted)
+        return CheckpointSchedule(lambda: monitor.run_due(now(), idle=NOT_DUE), seconds,
+                                  name="wallet-monitor", now=now)
 
     def run() -> object:
-        now, last = clock.now(), monitor.state.last_run_at
-        if last is not None and now - last < monitor.every:  # (an account's error: next
+        at, last = now(), monitor.state.last_run_at
+        if last is not None and at - last < monitor.every:  # (an account's error: next
             return NOT_DUE  # period, not next tick)
         schedule.health.on_standby(not monitor.my_turn())  # (raises: the round failed)
         if monitor.standby:
             return NOT_DUE
-        return monitor.observe_all(now)
+        return monitor.observe_all(at)
 
-    schedule = CheckpointSchedule(run, tick, name="wallet-monitor", now=clock.now)
+    schedule = CheckpointSchedule(run, tick, name="wallet-monitor", now=now)
     schedule.lock = monitor.turn
     return schedule
 

@@ -14,7 +14,16 @@ believes open is asked about). This adds what a step does not see:
   ``application/account_holdings.py``): less
   than that, beyond what the exchange's amount precision explains, is drift
   (``ExchangeAccount.DriftDetected``; ``DriftResolved`` when it is gone), and ``/health``
-  shows the account amber.
+  shows the account amber. A shortfall is reported only once it is seen again a round's
+  interval later (``every_seconds``: the schedule's next round): a sell the exchange filled
+  and the log has not recorded yet (its runner's next step) shows as a shortfall for a
+  moment, and operators are not paged for that race; meanwhile ``/health`` lists it as
+  ``drift_unconfirmed`` (green).
+
+An account the exchange cannot be asked about (unreachable, keys refused: a named code)
+makes the round fail once every account was tried (``AccountsNotReconciled``, the first
+account's code): the ``reconciliation`` task is amber on ``/health``, with the code and
+since when, until a round reaches every account again.
 """
 
 from __future__ import annotations
@@ -48,6 +57,21 @@ RELATIVE_TOLERANCE = Decimal("0.002")
 FIRST_READ_WAIT_SECONDS = 5.0
 
 
+class AccountsNotReconciled(DomainError):
+    """Accounts a round could not reconcile (unreachable, keys refused), each with its
+    code; the error's code is the first one's (what ``/health`` shows of the task), its
+    message the first one's (the log's line; ``/health`` never shows a message)."""
+
+    def __init__(self, failures: list[tuple[str, DomainError]], tried: int):
+        account_id, first = failures[0]
+        # (the others first: the log's line is cut at 300 characters)
+        others = ", ".join(f"account {a}: {e.code}" for a, e in failures[1:4])
+        more = f" and {len(failures) - 4} more" if len(failures) > 4 else ""
+        also = f" (also {others}{more})" if others else ""
+        super().__init__(f"{len(failures)} of {tried} accounts not reconciled{also}: "
+                         f"account {account_id}: {first.message}", code=first.code)
+
+
 @dataclass
 class AccountCheck:
     """The last reconciliation of one live account, for /health and GraphQL."""
@@ -57,6 +81,8 @@ class AccountCheck:
     drift: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # asset: exp, obs
     strays_cancelled: int = 0
     balances: dict[str, Balance] = field(default_factory=dict)
+    # a shortfall seen once, not reported yet: asset -> expected, observed, first seen at
+    unconfirmed: dict[str, tuple[Decimal, Decimal, datetime]] = field(default_factory=dict)
     resumed: bool = False  # drift and balances taken from the account's log (_taken_over)
 
     @property
@@ -108,7 +134,7 @@ class Reconciler:
                 by_account = {a: m for a, m in by_account.items() if a in mine}
                 for elsewhere in set(self.accounts) - mine:  # (its checks are shown there)
                     del self.accounts[elsewhere]
-            appended, unexpected = 0, None
+            appended, unexpected, failed = 0, None, []
             # (the log's deals and positions read up to now: its head)
             compare = bool(by_account) and self._holdings_read()
             for account_id, markets in by_account.items():
@@ -116,15 +142,17 @@ class Reconciler:
                 try:
                     appended += self._account(account_id, markets, check, now, compare)
                     check.error = None
-                except DomainError as error:  # unreachable: next time; /health says it
+                except DomainError as error:  # unreachable: the others go on; next time
                     check.error = f"{error.code}: {error.message}"
-                    log.warning("reconciling account %s failed: %s", account_id, check.error)
+                    failed.append((account_id, error))  # (logged once, with the round)
                 except Exception as error:  # outside the known codes: the other accounts
                     check.error = ErrorKind.of(error).kind  # go on; its kind, no message
                     unexpected = unexpected or error
                 check.checked_at = now
             if unexpected is not None:  # the round failed: its schedule logs it, /health
                 raise unexpected  # shows the task amber until a round succeeds
+            if failed:  # (what was appended for the others is saved)
+                raise AccountsNotReconciled(failed, len(by_account))
             return appended
 
     def _holdings_read(self) -> bool:
@@ -184,7 +212,7 @@ class Reconciler:
             # Compared only when no fill was recorded while the exchange was asked (else
             # the balance and the deals would be of different moments): the next round.
             if compare and self._held(account_id) == held:
-                self._drift(account, cause, balances, held, check)
+                self._drift(account, cause, balances, held, check, self.every)
             return self.paper.save_aggregates([account])
 
     def _exchange(self, account_id: str, markets: list[tuple[str, LiveVenue]]) -> Exchange:
@@ -233,13 +261,23 @@ class Reconciler:
 
     @staticmethod
     def _drift(account: ExchangeAccount, cause: Cause, balances: dict[str, Balance],
-               held: dict[str, Decimal], check: AccountCheck) -> None:
-        for asset in sorted(set(held) | set(check.drift)):
+               held: dict[str, Decimal], check: AccountCheck, every: timedelta) -> None:
+        """A shortfall is reported when it is still there ``every`` (a round's interval)
+        after it was first seen: not a fill on its way to the log."""
+        for asset in sorted(set(held) | set(check.drift) | set(check.unconfirmed)):
             expected = held.get(asset, ZERO)
             observed = balances.get(asset, Balance(ZERO)).total
             short = expected - observed
             drifting = short > expected * RELATIVE_TOLERANCE and short > ZERO
-            if drifting and asset not in check.drift:
+            if not drifting:
+                check.unconfirmed.pop(asset, None)  # (a race: the log caught up)
+            elif asset not in check.drift:
+                seen = check.unconfirmed.get(asset)
+                if seen is None or cause.at - seen[2] < every:
+                    check.unconfirmed[asset] = (expected, observed,
+                                                seen[2] if seen else cause.at)
+                    continue
+                del check.unconfirmed[asset]
                 account.detect_drift(cause, asset, expected, observed)
                 check.drift[asset] = (expected, observed)
                 log.warning("account %s: the exchange holds %s %s, the open deals and "
@@ -254,6 +292,10 @@ class Reconciler:
                                "checked_at": c.checked_at.isoformat() if c.checked_at else None,
                                "drift": {a: {"expected": str(e), "observed": str(o)}
                                          for a, (e, o) in list(c.drift.items())},
+                               "drift_unconfirmed": {  # seen once: reported if it stays
+                                   a: {"expected": str(e), "observed": str(o),
+                                       "since": since.isoformat()}
+                                   for a, (e, o, since) in list(c.unconfirmed.items())},
                                "strays_cancelled": c.strays_cancelled}
                   for account_id, c in list(self.accounts.items())}  # (its thread adds)
         amber = any(c["status"] != "ok" for c in detail.values())

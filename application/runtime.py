@@ -26,7 +26,7 @@ from application.positions import Positions
 from application.projection_worker import ProjectionWorker
 from application.promotion import Promotion
 from application.server_settings import ServerSettings
-from application.task_health import log_line, tasks_health
+from application.task_health import NOT_DUE, log_line, tasks_health
 from application.trading import Trading
 from domain.ports import Clock
 
@@ -220,14 +220,7 @@ class Runtime:
         if self.reconciler is not None:
             self._reconcile_at_start()
         if self.wallet_monitor is not None:
-            # The balances as they stand at start, in the views before the first answer
-            # (its schedule's first round, on its own thread, then waits a period).
-            try:
-                self.wallet_monitor.run(self.clock.now(), load_together=True)
-            except Exception as error:  # never keeps the server from starting: the
-                # schedule tries again, and /health shows its age
-                log.warning("wallet monitor failed at start: %s: %s",
-                            type(error).__name__, error)
+            self._observe_wallets_at_start()
 
     def _reconcile_at_start(self) -> None:
         """The live accounts reconciled before the first step, as a round of the
@@ -242,6 +235,30 @@ class Runtime:
             self.reconciler.run(self.clock.now())
         except Exception as error:  # (no schedule: the log says it)
             log.warning("reconciliation failed at start: %s", log_line(error))
+
+    def _observe_wallets_at_start(self) -> None:
+        """The balances as they stand at start, in the views before the first answer
+        (its schedule's first round, on its own thread, then waits a period): a round of
+        the wallet monitor's schedule, counted in its ``rounds`` on ``/health`` and shown
+        amber when it fails (never keeping the server from starting: the schedule tries
+        again). On standby (another process observes) it is no round."""
+        monitor = self.wallet_monitor
+        schedule = next((s for s in self.schedules if s.name == "wallet-monitor"), None)
+
+        def start_round() -> object:
+            mine = monitor.my_turn()
+            if schedule is not None:
+                schedule.health.on_standby(not mine)
+            return (monitor.observe_all(self.clock.now(), load_together=True) if mine
+                    else NOT_DUE)
+
+        if schedule is not None:
+            schedule.run_once(start_round)
+            return
+        try:
+            start_round()
+        except Exception as error:  # (no schedule: the log says it)
+            log.warning("wallet monitor failed at start: %s", log_line(error))
 
     def stop(self) -> None:
         self.accepting_commands = False

@@ -107,9 +107,9 @@ class WalletMonitor:
         return (last.last_run_at is None or bool(last.errors)
                 or now - last.last_run_at >= self.every)
 
-    def run_due(self, now: datetime) -> int:
-        """``run`` when ``due``."""
-        return self.run(now) if self.due(now) else 0
+    def run_due(self, now: datetime, idle: object = 0) -> object:
+        """``run`` when ``due``, else ``idle`` (the schedule's: no round, not counted)."""
+        return self.run(now) if self.due(now) else idle
 
     def observe(self, account_id: UUID, now: datetime,
                 plan_ids: list[UUID] | None = None,

@@ -86,8 +86,13 @@ def load_audit_key(path: Path | None, environ: Mapping[str, str] | None = None, 
         if not create:
             return None
         create_key_file(path, secrets.token_hex(32))  # two processes at once: one key
-    text = path.read_text().strip()
+    try:
+        text = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as error:  # (an OSError's text quotes the path)
+        raise AuditKeyError(f"cannot read the audit key file {path.name!r}: "
+                            f"{getattr(error, 'strerror', None) or 'not text'}") from None
     if len(text) < MIN_KEY_LENGTH:
-        raise AuditKeyError(f"the audit key file {path} holds no key of at least "
+        # (its name only: a log line must not say where a key lives)
+        raise AuditKeyError(f"the audit key file {path.name!r} holds no key of at least "
                             f"{MIN_KEY_LENGTH} characters")
     return AuditKey(text.encode())

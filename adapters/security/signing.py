@@ -50,13 +50,18 @@ def _private_key(path: str | Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    # The key is named by its file's name, never the path to it: these messages reach
+    # the server's log (a scheduled checkpoint that failed), which must not say where a
+    # private key lives.
+    name = Path(path).name
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as error:
-        raise SigningKeyError(f"cannot read an Ed25519 private key from {path}: "
-                              f"{getattr(error, 'strerror', None) or error}") from None
+        raise SigningKeyError(f"cannot read an Ed25519 private key from the key file "
+                              f"{name!r}: {getattr(error, 'strerror', None) or error}"
+                              ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"{path} holds no Ed25519 private key")
+        raise SigningKeyError(f"the key file {name!r} holds no Ed25519 private key")
     return key
 
 

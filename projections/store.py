@@ -28,7 +28,7 @@ from eventsourcing.persistence import IntegrityError
 
 from application.settings import Database, _connect_kwargs, lock_ddl
 from projections.shadow_indexes import build_side_by_side
-from projections.tables import Frozen, Row, Table, schema_hash
+from projections.tables import SQL_TYPES, Frozen, Row, Table, schema_hash
 
 TRACKING = "projection_tracking"
 SOURCE = "views_source"  # in a SQLite views file: the event log its views were made from
@@ -573,9 +573,7 @@ class PostgresViewStore(ViewStore):
         for change in changes:
             table, name = change.table, change.table.name + suffix
             if change.gone:
-                where = " AND ".join(f"{k} = %s" for k in table.key)
-                first.append(partial(cur.executemany,
-                                     f"DELETE FROM {self.q(name)} WHERE {where}", change.gone))
+                first.append(partial(self.delete_rows, cur, table, name, change.gone))
             if change.inserts:
                 if len(change.inserts) < STAGE_FROM:
                     first.append(partial(ViewStore.insert_rows, self, cur, table, name,
@@ -613,6 +611,26 @@ class PostgresViewStore(ViewStore):
 
     def insert_rows(self, cur: Any, table: Table, name: str, rows: list[tuple]) -> None:
         self._copy(cur, table, self.q(name), rows)
+
+    def delete_rows(self, cur: Any, table: Table, name: str, keys: list[tuple]) -> None:
+        """Rows removed by key: from ``STAGE_FROM`` keys in one statement, the keys sent as
+        one array per key column (a take-profit wave at 10,000 bots removes ~40,000 rows
+        from eight tables, its open orders and deals closed: a statement per row cost the
+        writer thread's Python and the backend a bind and an execute each)."""
+        where = " AND ".join(f"{k} = %s" for k in table.key)
+        if len(keys) < STAGE_FROM:
+            cur.executemany(f"DELETE FROM {self.q(name)} WHERE {where}", keys)
+            return
+        kinds = dict(table.columns)
+        arrays = [f"%s::{SQL_TYPES[kinds[k]].lower()}[]" for k in table.key]
+        if len(table.key) == 1:
+            text = f"DELETE FROM {self.q(name)} WHERE {table.key[0]} = ANY({arrays[0]})"
+        else:
+            gone = ", ".join(f"g{i}" for i in range(len(table.key)))
+            match = " AND ".join(f"t.{k} = g.g{i}" for i, k in enumerate(table.key))
+            text = (f"DELETE FROM {self.q(name)} AS t USING unnest({', '.join(arrays)}) "
+                    f"AS g({gone}) WHERE {match}")
+        cur.execute(text, [list(column) for column in zip(*keys, strict=True)])
 
     def upsert_rows(self, cur: Any, table: Table, name: str, rows: list[tuple]) -> None:
         """Many rows: COPY into a temporary table, then one set-based upsert from it (an

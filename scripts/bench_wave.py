@@ -18,7 +18,9 @@ times one ``catch_up`` of what follows: the wave and the candles after it. Print
 wall seconds, the process's processor seconds (every thread: reader, applier, writer) and
 PostgreSQL's (its backends' processor time is not counted: wall and the applying thread's
 time say where the rest went), events/s. ``--profile``: the batches projection by
-projection, timed (``Projector.timed``: slower, only for the split).
+projection, timed (``Projector.timed``: slower, only for the split). ``--whole-writes``:
+each batch's writes sent as the follower sends them (the per-table figures write each table
+on its own, outside the pipelines: more round trips).
 """
 
 from __future__ import annotations
@@ -168,9 +170,11 @@ def backend_cpu(conn) -> float:
 class Timeline:
     """When each page was read, applied and committed (relative to ``t0``), and the
     processor time of each part: the reads' and commits' own threads, the collector's, and
-    the PostgreSQL backends' (each table's writes; every store's as it closes)."""
+    the PostgreSQL backends' (each table's writes, unless ``by_table`` is False: timing
+    them writes each table on its own, out of the pipelines ``PostgresViewStore.write``
+    sends them in; every store's as it closes)."""
 
-    def __init__(self):
+    def __init__(self, by_table: bool = True):
         import threading
 
         self.t0 = time.perf_counter()
@@ -182,7 +186,7 @@ class Timeline:
         self.lock = threading.Lock()
         self._collector()
         self._pages()
-        self._writes()
+        self._writes(by_table)
 
     def add(self, what: str, began: float, events: int, cpu: float) -> None:
         with self.lock:
@@ -228,7 +232,7 @@ class Timeline:
 
         LogReader.page, Projector._apply_page = timed_page, timed_apply
 
-    def _writes(self) -> None:
+    def _writes(self, by_table: bool) -> None:
         from projections.store import PostgresViewStore
 
         close, write, timeline = PostgresViewStore.close, PostgresViewStore.write, self
@@ -247,7 +251,9 @@ class Timeline:
                 kept[1] += time.perf_counter() - began
                 kept[2] += backend_cpu(self.conn) - cpu
 
-        PostgresViewStore.write, PostgresViewStore.close = timed_write, counted_close
+        PostgresViewStore.close = counted_close
+        if by_table:
+            PostgresViewStore.write = timed_write
 
     def report(self) -> dict:
         return {"cpu_s": {k: round(v, 3) for k, v in self.cpu.items()},
@@ -284,7 +290,7 @@ def once(args) -> None:
         projections._projector.timed = True
     before = min(projections.positions().values())
     head = trading.recorder.max_notification_id() or 0
-    timeline = Timeline()
+    timeline = Timeline(by_table=not args.whole_writes)
     own = backend_cpu(store.conn)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     thread0 = time.thread_time()
@@ -319,7 +325,8 @@ def run(args) -> None:
         done = subprocess.run([sys.executable, __file__, "once", "--schema", args.schema,
                                "--base", args.base, *(["--profile"] if args.profile else []),
                                *(["--max-batch", str(args.max_batch)] if args.max_batch
-                                 else []), *(["--thawed"] if args.thawed else [])],
+                                 else []), *(["--thawed"] if args.thawed else []),
+                               *(["--whole-writes"] if args.whole_writes else [])],
                               capture_output=True, text=True, check=False)
         if done.returncode:
             print(done.stderr[-3000:], file=sys.stderr)
@@ -339,6 +346,9 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, help="the follower's (else its default)")
     parser.add_argument("--thawed", action="store_true",
                         help="no StepSurvivors (as before: the collector walks the state)")
+    parser.add_argument("--whole-writes", action="store_true",
+                        help="each batch's writes as the follower sends them (pipelined), "
+                             "not table by table: no per-table figures")
     args = parser.parse_args()
     {"prep": prep, "resnap": resnap, "run": run, "once": once}[args.what](args)
 

@@ -91,3 +91,76 @@ def test_text_is_ordered_by_its_code_points_on_postgresql_as_on_sqlite(postgres_
         postgres.close()
         sqlite.close()
     assert orders[0] == orders[1] == sorted(scopes)
+
+
+NAMES = table("names", key=("name",), name="text", value="money")
+
+
+class _Counting:
+    """A cursor that counts the statements it sends (one per set of parameters)."""
+
+    def __init__(self, cur):
+        self.cur, self.sent = cur, []
+
+    def execute(self, text, params=None):
+        self.sent.append(text)
+        return self.cur.execute(text, params)
+
+    def executemany(self, text, params_seq):
+        params_seq = list(params_seq)
+        self.sent += [text] * len(params_seq)
+        return self.cur.executemany(text, params_seq)
+
+    def __getattr__(self, name):
+        return getattr(self.cur, name)
+
+
+def _delete_most(store: ViewStore, count: int) -> tuple[list[dict], list[dict], list[str]]:
+    """``count`` points and names, then all but every third of each removed in one batch:
+    the rows left, and the DELETE statements the batch sent."""
+    names = [{"name": f"n{n}" + ("\x00" if n % 5 == 0 else "é"), "value": Decimal(n)}
+             for n in range(count)]
+    with store.transaction() as cur:
+        store.create_table(cur, POINTS, "", 1)
+        store.create_table(cur, NAMES, "", 1)
+    out = Changes([POINTS, NAMES])
+    for row in _rows(count, "1"):
+        out.insert(POINTS, row)
+    for row in names:
+        out.insert(NAMES, row)
+    with store.transaction() as cur:
+        store.write(cur, out.freeze())
+    out = Changes([POINTS, NAMES])
+    for n, row in enumerate(_rows(count, "1")):
+        if n % 3:
+            out.delete(POINTS, POINTS.key_of(row))
+            out.delete(NAMES, NAMES.key_of(names[n]))
+    with store.transaction() as cur:
+        counting = _Counting(cur)
+        store.write(counting, out.freeze())
+    deletes = [text for text in counting.sent if text.lstrip().upper().startswith("DELETE")]
+    return (store.select(POINTS, order="scope, minute"), store.select(NAMES, order="name"),
+            deletes)
+
+
+def test_many_rows_removed_in_one_statement_a_table_on_postgresql(postgres_url, tmp_path):
+    """A batch removing hundreds of rows of a table (a take-profit wave's open orders and
+    deals) leaves the same rows as on SQLite, with one DELETE for each table on PostgreSQL
+    (not one a row), whatever the key's columns and its text (escaped NUL, non-ASCII)."""
+    count = STAGE_FROM * 3
+    database = parse_database_url(postgres_url)
+    prepare(database)
+    postgres, sqlite = PostgresViewStore(database.env), SQLiteViewStore(tmp_path / "v.db")
+    try:
+        *on_postgres, deletes = _delete_most(postgres, count)
+        *on_sqlite, _ = _delete_most(sqlite, count)
+    finally:
+        postgres.close()
+        sqlite.close()
+    assert on_postgres == on_sqlite
+    points, names = on_postgres
+    assert [r["minute"] for r in points] == sorted(range(0, count, 3), key=lambda n: (
+        f"bot-{n % 3}", n))
+    assert sorted(r["name"] for r in names) == sorted(
+        f"n{n}" + ("\x00" if n % 5 == 0 else "é") for n in range(0, count, 3))
+    assert len(deletes) == 2

@@ -2,7 +2,8 @@
 wall clock is noise).
 
     .venv/bin/python scripts/bench_step.py --template SCHEMA --candles 200 \\
-        [--database postgresql://postgres@127.0.0.1:5432/test] [--profile FILE] [--no-freeze]
+        [--database postgresql://postgres@127.0.0.1:5432/test] [--profile FILE] [--no-freeze] \\
+        [--digest]
 
 ``SCHEMA``: a PostgreSQL schema of running paper bots seeded as ``bench_live.py`` seeds
 them (its ``seed``; 10 bots a user). It is copied to a scratch schema (dropped afterwards),
@@ -21,6 +22,10 @@ The steps' survivors are frozen as a server's live loop freezes them
 (``application/paper_heap.py``); ``--no-freeze`` leaves them to the collector. After the
 candles, what a full pass of the collector costs, and after each step the collector's pass
 its first allocations trigger (the live loop's gap), measured apart.
+``--digest``: the engine's ids drawn from ``SequentialIds`` (seeded) instead of at random,
+and after the candles a SHA-256 of what they appended (each event's id, version, topic and
+stored state, in log order): two runs of the same code give the same digest, so a change
+meant to leave every event as it was is checked by comparing it before and after.
 """
 
 from __future__ import annotations
@@ -211,7 +216,33 @@ def full_pass() -> str:
             f"({frozen:,} frozen, {tracked:,} young)")
 
 
-def run(url: str, candles: int, profile: str | None, freeze: bool = True) -> list[dict]:
+def log_digest(url: str, after: int) -> tuple[int, str]:
+    """How many events the log holds past position ``after``, and a SHA-256 of them in log
+    order: each one's id, version, topic and stored state (bytes as stored)."""
+    import hashlib
+
+    import psycopg
+
+    from application.settings import _connect_kwargs, parse_database_url
+
+    parsed = parse_database_url(url)
+    schema = parsed.env["POSTGRES_SCHEMA"]
+    digest, count = hashlib.sha256(), 0
+    with psycopg.connect(**_connect_kwargs(parsed.env)) as conn, conn.cursor(
+            name="digest") as rows:
+        rows.execute(f'SELECT originator_id, originator_version, topic, state FROM '
+                     f'"{schema}".trading_events WHERE notification_id > %s '
+                     f'ORDER BY notification_id', (after,))
+        for originator, version, topic, state in rows:
+            digest.update(b"%s %d %s %d\n" % (originator.bytes, version, topic.encode(),
+                                               len(state)))
+            digest.update(state)
+            count += 1
+    return count, digest.hexdigest()
+
+
+def run(url: str, candles: int, profile: str | None, freeze: bool = True,
+        digest: bool = False) -> list[dict]:
     from adapters.marketdata.csv_candles import load_candles
     from adapters.marketdata.shipped import shipped_series
     from application.bootstrap import SHIPPED_FIRST, open_runtime
@@ -220,6 +251,10 @@ def run(url: str, candles: int, profile: str | None, freeze: bool = True) -> lis
     settings = ServerSettings.from_environ({**os.environ, "TRADETAPE_DATABASE_URL": url})
     runtime = open_runtime(settings, role="engine")
     paper, leases = runtime.paper, runtime.leases
+    if digest:  # the same ids at every run: the log's digest says whether events changed
+        from adapters.clock import SequentialIds
+
+        paper.ids = runtime.trading.ids = SequentialIds("bench_step")
     leases.seconds = 3600.0  # no renewal needed while we measure
     leases.store.join(leases.seconds)
     leases.tick()  # the worker's first share: every bot
@@ -232,6 +267,7 @@ def run(url: str, candles: int, profile: str | None, freeze: bool = True) -> lis
 
         paper.survivors = StepSurvivors()
     counts = Counts(runtime.trading)
+    head = runtime.trading.recorder.max_notification_id() or 0
     gc_time = GcTime()
     series = load_candles(shipped_series(SHIPPED_FIRST))
     epoch = datetime(2026, 1, 1, tzinfo=UTC)
@@ -284,6 +320,9 @@ def run(url: str, candles: int, profile: str | None, freeze: bool = True) -> lis
     print(f"  {full_pass()}", file=sys.stderr)
     leases.store.leave()
     runtime.stop()
+    if digest:
+        count, sha = log_digest(url, head)
+        print(f"log digest: {count} events appended, sha256 {sha}")
     return rows
 
 
@@ -339,9 +378,11 @@ def main() -> int:
     parser.add_argument("--profile", help="cProfile output of the candles after the first")
     parser.add_argument("--no-freeze", action="store_true",
                         help="leave the steps' survivors to the collector (as before)")
+    parser.add_argument("--digest", action="store_true",
+                        help="seeded ids, and a digest of the events the candles appended")
     args = parser.parse_args()
     with copied(args.database, args.template, "step") as url:
-        rows = run(url, args.candles, args.profile, not args.no_freeze)
+        rows = run(url, args.candles, args.profile, not args.no_freeze, args.digest)
     print(summary("first", rows[:1]))
     rest = rows[1:]
     print(summary("heavy", [r for r in rest if r["events"] >= HEAVY]))

@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from decimal import Decimal
-from functools import cache
 from uuid import UUID
 
-from application.engine import DcaEngine
 from application.level_index import LevelIndex
 from application.paper_deals import DealsNow
 from application.paper_follow import Following
@@ -28,23 +26,21 @@ from application.paper_market import (
     market_band,
 )
 from application.paper_races import CandleRaces, Turn
+from application.paper_risk import RiskCounting
 from application.paper_venues import Venues
-from application.replay import read_log
-from application.risk_limits import RiskLimits, logged_exposure
+from application.paper_writers import OtherWriters
+from application.risk_limits import RiskLimits
 from application.step_lock import StepLock
 from application.trading import Trading
 from domain.accounts import ExchangeAccount
-from domain.bots import Bot, BotStatus
-from domain.errors import ConcurrencyConflictError
-from domain.money import ZERO
+from domain.bots import BotStatus
 from domain.ports import IdSource
-from domain.recording import ENGINE, Cause, topic_of
-from domain.risk import Exposure, UserRisk
+from domain.recording import ENGINE, Cause
 
 log = logging.getLogger("tradetape.paper")
 
 
-class PaperTrading(CandleRaces, Following, Venues, DealsNow):
+class PaperTrading(CandleRaces, Following, Venues, DealsNow, OtherWriters, RiskCounting):
     """Hold ``lock`` while changing a bot this runner trades (start, pause, stop): steps
     take it too, so a command never lands between an engine's decision and its save.
 
@@ -154,79 +150,11 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
                 index.put(key, market.order, market_band(market))
         return set(index.reached(low, high))
 
-    def _prefetch_owners(self, reached: set[tuple[str, str]]) -> None:
-        """The risk limits of the owners of the markets ``reached`` asked for in one query
-        (``RiskLimits.prefetch``), once per market: walking every bot of every reached
-        market for its owner at each candle cost more than the query saved (a bot added
-        to a market later has the account's owner, asked for already; were it another,
-        its limits would be loaded at its first buy, as any owner not prefetched is)."""
-        markets, asked = self._markets, self._prefetched
-        fresh = [(key, market) for key in reached if (market := markets.get(key)) is not None
-                 and asked.get(key) is not market]
-        if not fresh:
-            return
-        self.risk.prefetch(engine.bot.owner_id for _, market in fresh
-                           for engine in market.engines.values())
-        asked.update(fresh)
-
     def _drop_band(self, key: tuple[str, str]) -> None:
         self._stale.discard(key)
         index = self._levels.get(key[1])
         if index is not None:
             index.drop(key)
-
-    def _see_other_writers(self) -> None:
-        """Load again the bots another writer changed since the last look (a command from
-        the API, the risk limits' lift, another process): the log's Bot events past the
-        last position seen, of a followed bot, at a version beyond the engine's copy. This
-        runner's own appends are never beyond it."""
-        head = self.trading.recorder.max_notification_id() or 0
-        seen, self._seen = self._seen, head
-        if head <= seen:
-            return
-        engines: dict[UUID, tuple[tuple[str, str], DcaEngine]] | None = None
-        topics = _BOT_TOPICS + _switch_topics()
-        if self.risk is not None:
-            topics += _RISK_TOPICS
-        for notification in read_log(self.trading, topics, first=seen + 1, last=head):
-            if notification.topic in _switch_topics():
-                self._switch_halted = None  # stopped or resumed: load it again
-                continue
-            if self.risk is not None and notification.topic in _RISK_TOPICS:
-                # a limit set elsewhere, or a halt begun or lifted (its bots held here
-                self.risk.forget(notification.originator_id, notification.topic)  # resume)
-                continue
-            if engines is None:
-                engines = {bot_id: (key, engine) for key, market in self._markets.items()
-                           for bot_id, engine in market.engines.items()}
-            found = engines.get(notification.originator_id)
-            if found is None or notification.originator_version <= found[1].bot.version:
-                continue
-            self._reload(*found)
-
-    def _halted(self) -> bool:
-        """The emergency stop, as the store has it (``_see_other_writers`` looked first)."""
-        if self._switch_halted is None:
-            self._switch_halted = self.trading.is_halted()
-        return self._switch_halted
-
-    def _reload(self, key: tuple[str, str], engine: DcaEngine) -> None:
-        bot_id = engine.bot.id
-        self._stale.add(key)
-        market = self._markets.get(key)
-        if market is None or market.engines.get(bot_id) is not engine:
-            return  # (rebuilt by an earlier reload of this scan)
-        try:
-            bot = self.trading.get_bot(bot_id)
-        except Exception as error:
-            market.fail(bot_id, error)
-            return
-        if bot.open_deal_id != (engine.deal.id if engine.deal is not None else None):
-            self._rebuild_markets({bot_id})  # its deal moved on elsewhere: from the log
-            return
-        engine.bot = bot  # pauses, stops and edits land here
-        if engine.deal is None and bot.status is not BotStatus.RUNNING:
-            del market.engines[bot_id]  # paused or stopped, nothing left open
 
     def _step(self, market: Market, cause: Cause,
               candle: tuple[Decimal, Decimal, Decimal, Decimal]) -> None:
@@ -267,86 +195,6 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         step would do is void, and the error it raised in an engine is no bot's fault (not
         recorded on the bot)."""
         return self._turn is not None and self._turn.dropped(market)
-
-    def _count_closed(self, market: Market, cause: Cause) -> None:
-        """The deals this candle closed count into their owners' day before any bot opens
-        a new deal at its close: a daily loss limit they reach pauses the bots first
-        (the runner's own copy of each bot it trades, wherever it trades it)."""
-        closed = [deal for engine in market.engines.values() for deal in engine.closed_deals()
-                  if self.risk.counts_losses(deal.owner_id)]
-        if not closed:  # (then the step's events are saved as they always were)
-            return
-        for bot_id, engine in market.engines.items():
-            self._stage(engine.take_changes(), (bot_id,))
-        self._flush()
-        self._uncounted.append((closed, cause))  # until stored (``_count_again``)
-        self._count_again()
-
-    def _count_again(self) -> None:
-        """Count the closed deals not counted yet, and save the pauses a limit they reach
-        makes. Refused (another writer changed one of the owner's bots or limits first), or
-        failed by the store (``APPEND_FAILED``), nothing is stored and they stay here: the
-        next attempt at a candle (at once on a race, on the bots as the log has them then;
-        the next candle after a failure) counts them again, with their own cause. Else
-        the deals were never counted and the bots traded on past their limit (their step
-        stored, it is not stepped again)."""
-        while self._uncounted:
-            closed, cause = item = self._uncounted.pop(0)
-            try:
-                paused = self.risk.count_closed(closed, cause, self._bot_of)
-                events = sum(len(a.pending_events) for a in paused)
-                stored = self._save_now(paused, [a.id for a in paused if isinstance(a, Bot)])
-            except Exception as error:
-                # Refused, or the store failed (APPEND_FAILED): counted again at the next
-                # attempt; any other error (a bug of the count): as before, not again
-                if isinstance(error, ConcurrencyConflictError) or (
-                        self._turn is not None and self._turn.failed is error):
-                    self._uncounted.insert(0, item)
-                raise
-            if stored < events:  # refused without a raise (an engine worker's LEASE_LOST:
-                self._uncounted.insert(0, item)  # the candle is stepped again, see
-                return  # ``LeasedPaperTrading._append``)
-            self.risk.saved(paused)  # (the pause watched for its lift once stored only)
-            self._stale.update(self._markets)  # paused bots elsewhere open no deal at a close
-
-    def _bot_of(self, bot_id: UUID) -> Bot | None:
-        """The bot as this runner's engine holds it, else as the log has it."""
-        engine = self._engine_of(bot_id)[1]
-        return engine.bot if engine is not None else self.trading.get_bot(bot_id)
-
-    def _lift_daily_pauses(self, cause: Cause) -> None:
-        """The first step of a new day resumes the bots the daily loss limit paused,
-        saved as the engines' other writes are (``_save_now``: fenced on an engine
-        worker). Refused, the owner stays due: the next step tries again; a bot another
-        worker trades is resumed by that worker (``RiskLimits.lift``)."""
-        for owner_id in self.risk.due(cause.at):
-            changes = self.risk.lift(owner_id, cause, self._resumable)
-            bots = [a for a in changes if isinstance(a, Bot)]
-            events = sum(len(a.pending_events) for a in changes)
-            if self._save_now(changes, [b.id for b in bots]) < events:
-                continue  # refused without a raise (an engine worker's LEASE_LOST)
-            self.risk.saved(changes)
-            for bot in bots:
-                if bot.status is BotStatus.RUNNING:
-                    self.follow(bot.id)
-
-    def _resumable(self, bot_id: UUID) -> Bot | None:
-        """A bot a new day resumes, as this runner writes it (None: not its to write)."""
-        return self._bot_of(bot_id)
-
-    def exposure_of(self, owner_id: str) -> Exposure:
-        """The owner's open deals on this runner and the quote they commit (the risk
-        limits' figures: from the engines' state, never a read model)."""
-        deals, committed = 0, ZERO
-        for market in self._markets.values():
-            for engine in market.engines.values():
-                if engine.bot.owner_id == owner_id and engine.deal is not None:
-                    deals += 1
-                    committed += engine.committed_quote()
-        if self._unloaded and owner_id in self._unloaded.values():
-            return Exposure(deals, committed) + logged_exposure(
-                self.trading, [b for b, o in self._unloaded.items() if o == owner_id])
-        return Exposure(deals, committed)
 
     def _walk(self, market: Market, candle: tuple[Decimal, Decimal, Decimal, Decimal],
               cause: Cause) -> bool:
@@ -408,24 +256,3 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow):
         """Save aggregates changed outside an engine step (reconciliation), in one
         transaction; call with ``lock`` held."""
         return self._save_now(aggregates)
-
-
-# The events other writers change a bot with (its engine's copy is then loaded again)
-_BOT_TOPICS = tuple(sorted(topic_of(kind) for kind in vars(Bot).values()
-                           if isinstance(kind, type) and issubclass(kind, Bot.Event)))
-
-
-@cache
-def _switch_topics() -> tuple[str, ...]:
-    """The trading switch's events (imported at the first candle: servers only)."""
-    from domain.system import TradingSwitch
-
-    return tuple(sorted(topic_of(kind) for kind in vars(TradingSwitch).values()
-                        if isinstance(kind, type) and issubclass(kind, TradingSwitch.Event)))
-
-
-# A user's risk limits, set by another writer (the risk limits then load them again), and
-# a halt begun or lifted by another engine worker (the bots it paused that this one trades
-# are resumed here: ``RiskLimits.lift``)
-_RISK_TOPICS = (topic_of(UserRisk.Opened), topic_of(UserRisk.DailyLossReached),
-                topic_of(UserRisk.DailyLossLifted))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from api.commands.common import CommandError
 from domain.dca import DcaConfig
+from domain.signals import KeyGivenTwice, unique_keys
 
 MAX_CONFIG_BYTES = 1024 * 1024  # a configuration is a dozen keys: a few hundred bytes
 
@@ -31,7 +32,10 @@ def _read_json(path: str) -> object:
         raise CommandError("CONFIG_NOT_TEXT", f"{path} is not UTF-8 text (byte "
                            f"{error.start}): a configuration is a JSON file") from None
     try:
-        return json.loads(text, object_pairs_hook=_refusing_duplicates(path))
+        return json.loads(text, object_pairs_hook=unique_keys)
+    except KeyGivenTwice as twice:  # (its text: the key's repr)
+        raise CommandError("CONFIG_DUPLICATE_KEY", f"{path} gives {twice} twice: "
+                           "say each setting once") from None
     except json.JSONDecodeError as error:
         raise CommandError(
             "CONFIG_NOT_JSON", f"{path} line {error.lineno}: {error.msg}"
@@ -54,16 +58,3 @@ def _read_bytes(path: str) -> bytes:
         raise CommandError("CONFIG_TOO_LARGE", f"{path} is larger than "
                            f"{MAX_CONFIG_BYTES // 1024 // 1024} MiB: not a bot configuration")
     return raw
-
-
-def _refusing_duplicates(path: str):
-    def pairs_to_dict(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        result: dict[str, object] = {}
-        for key, value in pairs:
-            if key in result:
-                raise CommandError("CONFIG_DUPLICATE_KEY", f"{path} gives {key!r} twice: "
-                                   "say each setting once")
-            result[key] = value
-        return result
-
-    return pairs_to_dict

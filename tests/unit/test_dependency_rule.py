@@ -1,7 +1,8 @@
 """The dependency rule, read from every module's imports.
 
 ``domain`` depends on nothing of ours but itself; ``application`` on ``domain``; adapters
-implement ports and only ``application/bootstrap.py`` chooses them; nothing in ``domain`` or
+implement ports and only the composition root (``application/bootstrap.py`` and its parts,
+``application/bootstrap_*.py``) chooses them; nothing in ``domain`` or
 ``application`` reads the clock or a random source (that is ``adapters/clock.py``'s job).
 """
 
@@ -69,11 +70,17 @@ def test_domain_imports_only_the_standard_library_itself_and_eventsourcing_domai
     assert violations(("domain",), forbidden) == []
 
 
+def is_composition_root(module: str) -> bool:
+    """``application/bootstrap.py`` and the parts it wires in modules of their own."""
+    return module == "application/bootstrap.py" or (
+        module.startswith("application/bootstrap_") and module.count("/") == 1)
+
+
 def test_application_imports_no_adapters_api_or_projections() -> None:
     def forbidden(name: str, module: str) -> bool:
         if within(name, "adapters") or within(name, "projections"):
             # The composition root wires adapters and the in-process read models.
-            return module != "application/bootstrap.py"
+            return not is_composition_root(module)
         return within(name, "api")
 
     assert violations(("application",), forbidden) == []
@@ -211,3 +218,10 @@ def test_imports_of_resolves_relative_and_lazy_imports() -> None:
 
 def test_every_layer_has_modules_to_check() -> None:
     assert all(modules(layer) for layer in LAYERS)
+
+
+def test_the_composition_root_is_bootstrap_and_its_parts_only() -> None:
+    assert is_composition_root("application/bootstrap.py")
+    assert is_composition_root("application/bootstrap_stores.py")
+    assert not is_composition_root("application/trading.py")
+    assert not is_composition_root("application/billing/bootstrap_x.py")

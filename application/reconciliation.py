@@ -143,7 +143,9 @@ class Reconciler:
                     appended += self._account(account_id, markets, check, now, compare)
                     check.error = None
                 except DomainError as error:  # unreachable: the others go on; next time
-                    check.error = f"{error.code}: {error.message}"
+                    # the code alone: /health answers anyone, and the message quotes
+                    # the exchange's URL with its query string (the round's log line has it)
+                    check.error = error.code
                     failed.append((account_id, error))  # (logged once, with the round)
                 except Exception as error:  # outside the known codes: the other accounts
                     check.error = ErrorKind.of(error).kind  # go on; its kind, no message

@@ -54,6 +54,9 @@ def test_health_shows_the_reconciliation_amber_while_the_exchange_is_unreachable
                                                                    down_at)
         assert answer["background"]["status"] == "amber"
         assert answer["exchanges"]["accounts"][account]["status"] == "unreachable"
+        # /health answers anyone: the code alone, never the message (it quotes the
+        # exchange's URL with its query string; the log has it)
+        assert answer["exchanges"]["accounts"][account]["error"] == "EXCHANGE_UNAVAILABLE"
     finally:
         sim.come_up()
     server.clock.current += timedelta(seconds=61)

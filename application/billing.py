@@ -349,7 +349,7 @@ class DailySweep:
         self._next: datetime | None = None
         self._retry = self.RETRY_FIRST
         # what each subscription's step is preceded by (PostgreSQL: the sweep's turn
-        # confirmed, ``application/bootstrap._beside_the_loop``); None: nothing
+        # confirmed, ``application/bootstrap_schedules._beside_the_loop``); None: nothing
         self.confirm: Callable[[], None] | None = None
 
     def due(self, now: datetime) -> bool:

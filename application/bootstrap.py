@@ -154,7 +154,7 @@ def open_runtime(settings, role: str = "all"):
         read_models=read_models, role=role, changes=ChangeFeed(trading),
         schedules=[*(_checkpoint_schedules(settings, trading, database)
                      if role != "engine" else ()),
-                   *([_wallet_schedule(monitor, clock, settings.wallet_seconds),
+                   *([_wallet_schedule(monitor, settings.wallet_seconds),
                       *_beside_the_loop(loop, reconciler, billing,
                                         sweep_lock=sweep_lock)]
                      if role != "api" else

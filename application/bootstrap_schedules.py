@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from application.trading import Trading
 
 
-def _wallet_schedule(monitor, clock, seconds: float, tick: float = 1.0):
+def _wallet_schedule(monitor, seconds: float, tick: float = 1.0):
     """The wallet monitor on a thread of its own (not in the live loop's step: observing
     balances is not a trading step), at start (unless the start's round just ran) and then
     every ``seconds``. With a ``turn`` (PostgreSQL) it runs on one process of the

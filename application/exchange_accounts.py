@@ -103,7 +103,7 @@ def trading_refusal(account: ExchangeAccount, allow_live: bool) -> DomainError |
 
 class ExchangeAccounts:
     """``ExchangeAccounts(trading, keys, connector, allow_live=...)``, or
-    ``bootstrap.open_exchange_accounts``."""
+    ``bootstrap_identity.open_exchange_accounts``."""
 
     def __init__(self, trading: Trading, keys: DataKeyStore, connector: ExchangeConnector,
                  *, allow_live: bool = False, quote_asset: str = DEFAULT_QUOTE):

@@ -29,7 +29,7 @@ from domain.users import AuthenticationError, Role, User
 
 class Identity(Sessions):
     """Users and credentials over ``Trading``: ``Identity(trading, hasher=..., keys=...,
-    emails=..., signer=..., secrets=..., mailer=...)``, or ``bootstrap.open_identity``."""
+    emails=..., signer=..., secrets=..., mailer=...)``, or ``bootstrap_identity.open_identity``."""
 
     def __init__(self, *args: Any, registrations: RegistrationLimiter | None = None,
                  **kwargs: Any):

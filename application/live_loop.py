@@ -66,7 +66,8 @@ class LiveLoop:
         self.clock, self.feeds, self.paper = clock, list(feeds), paper
         # run after each step's candles, each deciding itself whether it is due: local
         # work only. Nothing that waits on the network (an exchange's reconciliation,
-        # Stripe's sweep) runs here: those run beside the loop (bootstrap._beside_the_loop)
+        # Stripe's sweep) runs here: those run beside the loop
+        # (bootstrap_schedules._beside_the_loop)
         self.periodic = list(periodic)
         self.after_step, self.max_wait = after_step, max_wait
         self.on_step = on_step  # hears every step's figures, after ``after_step``

@@ -219,7 +219,7 @@ class Reconciler:
 
     def _exchange(self, account_id: str, markets: list[tuple[str, LiveVenue]]) -> Exchange:
         """The exchange this thread asks: the account's own client for the reconciliation
-        where the runner's venues give one (``bootstrap.open_live_venues``: never the
+        where the runner's venues give one (``bootstrap_exchanges.open_live_venues``: never the
         trading step's ccxt client from a second thread), else the venue's."""
         own = getattr(self.paper.live_venues, "reconciliation_exchange", None)
         return markets[0][1].exchange if own is None else own(account_id)

@@ -15,7 +15,7 @@ Wiring (``bootstrap.open_runtime``): ``risk = RiskLimits(trading)``, then
 ``PaperTrading(..., risk=risk)`` (it adds its engines' exposure and shares its lock).
 Positions add theirs with ``risk.add_exposure(positions.exposure_of)`` (owner id ->
 ``Exposure(0, committed quote)``) and take ``risk.for_positions()`` as their ``risk_check``.
-On PostgreSQL, ``bootstrap.open_exposure_holds`` makes a user's check and write one step
+On PostgreSQL, ``bootstrap_engine.open_exposure_holds`` makes a user's check and write one step
 across processes (``application/exposure_holds.py``).
 """
 

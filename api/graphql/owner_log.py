@@ -58,11 +58,17 @@ class OwnerLog:
                         f"FROM {name} WHERE notification_id > %s "
                         "ORDER BY notification_id LIMIT %s")
             if self.beside:  # the first event of many aggregates at once (primary key)
+                # One probe of the key per aggregate, its first row alone. WHY: ``DISTINCT
+                # ON`` over ``originator_id = ANY(...)`` read every event of every aggregate
+                # asked about (a bot's whole history) and sorted them, in parallel workers:
+                # after a heavy candle, thousands of aggregates the api had not met since
+                # its start took 0.1 s a statement while every request waited for them
+                # (pg_stat_activity sampled through ``bench_live.py``'s slow answers).
                 self.firsts_sql = (
-                    "SELECT DISTINCT ON (originator_id) originator_id::text, "
-                    f"originator_version, topic, state FROM {name} "
-                    "WHERE originator_id = ANY(%s::uuid[]) "
-                    "ORDER BY originator_id, originator_version")
+                    "SELECT f.* FROM unnest(%s::uuid[]) AS k(id) CROSS JOIN LATERAL ("
+                    "SELECT originator_id::text, originator_version, topic, state "
+                    f"FROM {name} WHERE originator_id = k.id "
+                    "ORDER BY originator_version LIMIT 1) f")
         else:
             self.postgres = False
             name = store.q(table) if self.beside else table

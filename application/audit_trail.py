@@ -74,8 +74,9 @@ class CheckpointSchedule:
 
     def run_once(self, take: Callable[[], object] | None = None) -> None:
         """One round, as the thread runs it: a failure is logged and kept for ``/health``
-        (the next round tries again). ``take``: this round's work instead of ``take``'s
-        (the server's start runs its own round of a task, counted with the others)."""
+        (the next round tries again). ``take``: this round's work instead of the
+        schedule's own (the server's start runs its own round of a task, counted with the
+        others)."""
         try:
             if (take or self.take)() is NOT_DUE:
                 return

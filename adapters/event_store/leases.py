@@ -46,7 +46,6 @@ REAP_LIMIT = 1000  # rows of each table one reap deletes at most (the rest: at t
 # than this: 0), and an engine worker that sees a live process of another version trades
 # nothing (``PostgresLeases.protocols``, ``application/leases.py``).
 PROTOCOL = 1
-DEPLOYMENT = "background_tasks"  # (``adapters/event_store/task_board.py``'s rows)
 
 
 def _schema_key(schema: str) -> int:
@@ -282,6 +281,10 @@ class PostgresLeases:
         ``ttl_seconds``) whose protocol is not this one's (``protocol``): (process, role,
         protocol), a row without one (code older than this) as 0. Read as JSON so that a
         table made by older code, without the column, reads the same."""
+        # the deployment rows' table, named where its rows are written (imported here:
+        # task_board imports PROTOCOL from this module)
+        from adapters.event_store.task_board import TABLE as DEPLOYMENT
+
         statement = sql.SQL(
             "SELECT DISTINCT t.process, t.role, coalesce((to_jsonb(t) ->> 'protocol')::int, 0) "
             "AS protocol FROM {} t WHERE t.reported_at >= now() - make_interval(secs => %s) "

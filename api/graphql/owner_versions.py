@@ -55,8 +55,9 @@ from projections.store import TRACKING
 # Events read a statement. WHY large: right after an engine's heavy candle (tens of
 # thousands of events in one append) every request waits for their owners to be learnt,
 # while the engine's next steps and the projections' catch-up keep both cores and the
-# database busy: each statement then waits its turn for a core as much as it works
-# (py-spy: the scan's thread 90% in psycopg's wait), so fewer, larger reads end sooner.
+# database busy, so each round trip also waits its turn for a core: a wave in a handful of
+# statements instead of a hundred. (Most of that wait was the first events' statement,
+# ``OwnerLog.firsts``, since one key probe per aggregate.)
 PAGE = 10_000
 MAX_KNOWN = 200_000  # aggregates whose owner is remembered; forgotten all at once past it
 EVERYONE = ""

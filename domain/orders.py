@@ -129,11 +129,7 @@ class Order(TradetapeAggregate):
         fee_currency: str
 
         def apply(self, order: Order) -> None:
-            order.filled += self.amount
-            order.cost += self.price * self.amount
-            order.fees += self.fee
-            order.trade_ids.append(self.trade_id)
-            order.status = S.FILLED if order.filled == order.amount else S.PARTIALLY_FILLED
+            _count_trade(order, self.trade_id, self.price, self.amount, self.fee)
 
     # What an exchange said, recorded apart from what we asked for (``Submitted``): live
     # venues report through these; the paper venue's answers stay Accepted and Filled.
@@ -159,11 +155,7 @@ class Order(TradetapeAggregate):
         exchange_time_ms: int | None
 
         def apply(self, order: Order) -> None:
-            order.filled += self.amount
-            order.cost += self.price * self.amount
-            order.fees += self.fee_quote
-            order.trade_ids.append(self.trade_id)
-            order.status = S.FILLED if order.filled == order.amount else S.PARTIALLY_FILLED
+            _count_trade(order, self.trade_id, self.price, self.amount, self.fee_quote)
 
     class Lost(Event):
         """The exchange does not know the order (found by reconciliation)."""
@@ -340,3 +332,14 @@ class Order(TradetapeAggregate):
     def expire(self, cause: Cause) -> None:
         self._check("expire")
         self._record(self.Expired, cause)
+
+
+def _count_trade(order: Order, trade_id: str, price: Decimal, amount: Decimal,
+                 fee_in_quote: Decimal) -> None:
+    """A trade added to ``order``'s tallies: what ``Filled`` (the paper venue's fee) and
+    ``TradeObserved`` (the exchange's fee, valued in quote) both do."""
+    order.filled += amount
+    order.cost += price * amount
+    order.fees += fee_in_quote
+    order.trade_ids.append(trade_id)
+    order.status = S.FILLED if order.filled == order.amount else S.PARTIALLY_FILLED

@@ -38,6 +38,11 @@ class ReplayFeed:
         return int(elapsed // self.interval_s)
 
     def seconds_to_next(self, now: datetime) -> float:
+        """0 while a candle that closed is not delivered yet (a step that outlasted a
+        candle: the loop must not sleep until the next close with it waiting, as it did,
+        adding up to a candle's length to that candle's lag), else until the next close."""
+        if self._delivered is not None and self.closed_count(now) > self._delivered:
+            return 0.0
         elapsed = max(0.0, (now - self.epoch).total_seconds()) * self.speed
         return (self.interval_s - elapsed % self.interval_s) / self.speed
 

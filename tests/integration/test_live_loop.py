@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from adapters.clock import SequentialIds, SettableClock
 from adapters.exchanges.paper import PaperExchange
 from adapters.marketdata.csv_candles import load_candles
@@ -34,6 +36,10 @@ def test_replay_feed_delivers_each_closed_candle_once_at_the_chosen_speed_and_lo
     assert [c.ts_ms for c in first] == [int(t) for t in candles.timestamps[:3]]
     assert feed.poll(T0 + timedelta(seconds=3.9)) == []
     assert feed.seconds_to_next(T0 + timedelta(seconds=3.5)) == 0.5
+    # a step that lasted past two closes: the loop is told to poll again at once
+    assert feed.seconds_to_next(T0 + timedelta(seconds=5.7)) == 0
+    assert len(feed.poll(T0 + timedelta(seconds=5.7))) == 2
+    assert feed.seconds_to_next(T0 + timedelta(seconds=5.7)) == pytest.approx(0.3)
     laps = len(candles) + 2  # after a full lap the series starts again
     late = T0 + timedelta(seconds=laps)
     looped = ReplayFeed(candles, "XRP/ETH", speed=60, epoch=T0).poll(late)

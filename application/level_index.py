@@ -27,6 +27,13 @@ class Band(NamedTuple):
     every_close: bool  # reached by every candle
 
 
+def band_reaches(band: Band, low: Decimal, high: Decimal) -> bool:
+    """Whether a candle from ``low`` to ``high`` reaches ``band`` (``LevelIndex.reached``'s
+    rule for one market)."""
+    return (band.every_close or (band.below is not None and band.below >= low)
+            or (band.above is not None and band.above <= high))
+
+
 class LevelIndex:
     """The bands of one pair's markets, by key; ``order`` says which market comes first."""
 

@@ -8,6 +8,7 @@ store just failed it), its bots go on from the log at the next one."""
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -19,6 +20,9 @@ from domain.errors import ConcurrencyConflictError, ExposureHeldError, LeaseLost
 log = logging.getLogger("tradetape.paper")
 # A candle refused by a race is stepped again this many times at most, then skipped
 RESTEPS = 3
+# Candles a market left out for a kept exposure hold keeps owing (a day of 1-minute ones;
+# the oldest dropped past it, said once: CANDLES_DROPPED)
+MAX_OWED = 1440
 
 
 @dataclass
@@ -182,11 +186,26 @@ class CandleRaces:
         market = self._markets.get(key)
         return market is not None and market.busy and not turn.settled(key, market)
 
-    def _count_deferred(self, turn: Turn) -> None:
-        """The bot steps this candle left out for a kept hold, and never made (counted)."""
-        waiting = [self._markets[key] for key in turn.left_out if self._waiting(turn, key)]
+    def _owe_deferred(self, turn: Turn, ts_ms: int, candle) -> None:
+        """The bot steps this candle left out for a kept hold, and never made: counted,
+        and the candle owed to their markets (stepped before their next one once the hold
+        is let go: ``PaperTrading._step_owed``); a market whose step is stored owes none."""
+        owed = self._owed
+        for key in turn.stepped:
+            if key in owed and turn.settled(key, self._markets.get(key)):
+                del owed[key]
+        waiting = [key for key in turn.left_out if self._waiting(turn, key)]
+        for key in waiting:
+            missed = owed.setdefault(key, deque(maxlen=MAX_OWED))
+            if len(missed) == MAX_OWED - 1:  # full now: one line, the oldest drop next
+                log.warning("market %s has been left out of %d candles for a kept exposure "
+                            "hold: from the next one the oldest are no longer stepped when "
+                            "it is let go (CANDLES_DROPPED)", key, MAX_OWED)
+            missed.append((ts_ms, candle))
+        for key in [k for k in owed if k not in self._markets]:
+            del owed[key]  # (its bots stopped, or followed elsewhere)
         if waiting:
-            self.risk.holds.deferred += sum(len(m.engines) for m in waiting)
+            self.risk.holds.deferred += sum(len(self._markets[k].engines) for k in waiting)
 
     def on_candle(self, pair: str, ts_ms: int, o: Decimal, h: Decimal, low: Decimal,
                   c: Decimal, at) -> int:
@@ -238,7 +257,7 @@ class CandleRaces:
                           ts_ms, pair, 1 + RESTEPS, turn.refused)
                 return self.appended - before
             finally:
-                self._count_deferred(turn)
+                self._owe_deferred(turn, ts_ms, (o, h, low, c))
                 self._turn = None
                 self._entries_seen = self.lock.entries
                 if self.survivors is not None:  # (before the pause ends: see paper_heap)

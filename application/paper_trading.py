@@ -9,11 +9,12 @@ deposits and fills, so a restarted bot carries on without placing any order twic
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from uuid import UUID
 
-from application.level_index import LevelIndex
+from application.level_index import LevelIndex, band_reaches
 from application.paper_deals import DealsNow
 from application.paper_follow import Following
 from application.paper_heap import StepSurvivors
@@ -38,6 +39,7 @@ from domain.ports import IdSource
 from domain.recording import ENGINE, Cause
 
 log = logging.getLogger("tradetape.paper")
+Candle = tuple[Decimal, Decimal, Decimal, Decimal]  # open, high, low, close
 
 
 class PaperTrading(CandleRaces, Following, Venues, DealsNow, OtherWriters, RiskCounting):
@@ -84,6 +86,9 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow, OtherWriters, RiskC
         self._pending: list = []
         self._pending_bots: set[UUID] = set()
         self._turn: Turn | None = None  # the candle being stepped (``on_candle``)
+        # Candles a market was left out of (its owner's exposure hold kept elsewhere), in
+        # order: stepped before its next candle once the hold is let go (paper_races)
+        self._owed: dict[tuple[str, str], deque[tuple[int, Candle]]] = {}
         self._unfollowed: set[UUID] = set()  # to follow again from the log (paper_races)
         # A server's live loop keeps what its steps leave alive out of the collector's
         # passes (application/paper_heap.py); None: left to the collector (tests, tools)
@@ -122,18 +127,36 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow, OtherWriters, RiskC
         reached = self._reached(pair, candle[2], candle[1])
         if self.risk is not None:
             self._prefetch_owners(reached)
+        owed = self._owed
         for key, market in list(self._markets.items()):
             if key[1] != pair:
                 continue
-            if key in reached and market.busy and not turn.settled(key, market):
+            if (key in reached or (owed and key in owed)) and market.busy \
+                    and not turn.settled(key, market):
                 if turn.leaves_out(key, market):
                     continue  # its owner's hold is kept elsewhere: at their next chance
                 turn.stepped[key] = market
                 self._stale.add(key)
-                self._step(market, cause, candle)
+                if key in owed:
+                    self._step_owed(market, owed[key], pair, at, cause, candle)
+                else:
+                    self._step(market, cause, candle)
             else:
                 market.venue.price = c  # what a walk would have left it at
         self._flush()
+
+    def _step_owed(self, market: Market, owed: deque[tuple[int, Candle]], pair: str, at,
+                   cause: Cause, candle: Candle) -> None:
+        """The candles ``market`` was left out of, in order, then this one: each that
+        reaches its band as it stands after the one before (the others only set the
+        price), so its bots' orders fill as the market went while their owner's hold was
+        kept, not only at the candle after it was let go."""
+        steps = [(Cause(at, ENGINE, f"paper:{pair}:{ts_ms}"), missed) for ts_ms, missed in owed]
+        for step_cause, one in [*steps, (cause, candle)]:
+            if band_reaches(market_band(market), one[2], one[1]):
+                self._step(market, step_cause, one)
+            else:
+                market.venue.price = one[3]
 
     def _reached(self, pair: str, low: Decimal, high: Decimal) -> set[tuple[str, str]]:
         """The markets of ``pair`` a candle from ``low`` to ``high`` reaches. Their bands are

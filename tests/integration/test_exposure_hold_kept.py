@@ -104,3 +104,36 @@ def test_a_hold_let_go_after_the_refusal_trades_on_the_same_candle(candles, post
         api.close()
     assert max(client_ids(postgres_url).values()) == 1
     assert version_gaps(postgres_url) == []
+
+
+def deal_shapes(worker: RiskWorker, bots: list) -> list:
+    """What the market made of each bot's open deal: its entry, what it holds and paid,
+    how many safety orders filled (not when it was recorded)."""
+    deals = [worker.trading.get_deal(deal_id) for deal_id in deals_of(worker, bots)]
+    return [(d.entry_price, d.units, d.cost, d.buy_fees, d.safety_orders_used) for d in deals]
+
+
+def test_a_deferred_users_bots_take_the_candles_they_were_left_out_of(candles, postgres_url):
+    """Kept for six candles, then let go: the held user's bots are stepped on those six
+    before the seventh, so their deals are what the market made of them (the same as an
+    identical user's never held), not deals opened at the first candle after the hold.
+    Before, those candles were lost for them: entry at candle 6's close."""
+    bots = {owner: seed(postgres_url, owner, accounts=1, per_account=2, limits=LIMITS,
+                        config=BOT) for owner in (HELD, "u3")}
+    worker, api = RiskWorker(postgres_url, "one"), ApiProcess(postgres_url)
+    try:
+        worker.leases.tick()
+        with api.risk.holds.hold(HELD):
+            feed((worker,), candles, range(6))
+            assert deals_of(worker, bots[HELD]) == [None, None]
+        feed((worker,), candles, range(6, 8))
+        held, free = deal_shapes(worker, bots[HELD]), deal_shapes(worker, bots["u3"])
+        first_close = candles.exact(0)[3]
+        assert [shape[0] for shape in free] == [first_close, first_close]
+        assert held == free
+        assert worker.paper._owed == {}
+    finally:
+        worker.close()
+        api.close()
+    assert max(client_ids(postgres_url).values()) == 1
+    assert version_gaps(postgres_url) == []

@@ -241,11 +241,9 @@ def log_digest(url: str, after: int) -> tuple[int, str]:
     return count, digest.hexdigest()
 
 
-def run(url: str, candles: int, profile: str | None, freeze: bool = True,
-        digest: bool = False) -> list[dict]:
-    from adapters.marketdata.csv_candles import load_candles
-    from adapters.marketdata.shipped import shipped_series
-    from application.bootstrap import SHIPPED_FIRST, open_runtime
+def open_worker(url: str, freeze: bool, digest: bool):
+    """An engine worker on ``url`` as ``serve --role engine`` opens it, every bot leased."""
+    from application.bootstrap import open_runtime
     from application.server_settings import ServerSettings
 
     settings = ServerSettings.from_environ({**os.environ, "TRADETAPE_DATABASE_URL": url})
@@ -266,6 +264,17 @@ def run(url: str, candles: int, profile: str | None, freeze: bool = True,
         from application.paper_heap import StepSurvivors
 
         paper.survivors = StepSurvivors()
+    return runtime
+
+
+def run(url: str, candles: int, profile: str | None, freeze: bool = True,
+        digest: bool = False) -> list[dict]:
+    from adapters.marketdata.csv_candles import load_candles
+    from adapters.marketdata.shipped import shipped_series
+    from application.bootstrap import SHIPPED_FIRST
+
+    runtime = open_worker(url, freeze, digest)
+    paper, leases = runtime.paper, runtime.leases
     counts = Counts(runtime.trading)
     head = runtime.trading.recorder.max_notification_id() or 0
     gc_time = GcTime()

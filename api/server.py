@@ -10,13 +10,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.bearer import bearer_token
 from api.graphiql import mount_graphiql_assets, serve_graphiql_offline
 from api.graphql.read_side import ReadSide
 from api.http_limits import RequestLimits
 from api.lazy_graphql import GraphQLBuild, LazyGraphQLRoute
+from application.public_health import admin_token, public_health
 from application.runtime import Runtime
 
 
@@ -55,12 +57,18 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
     app.state.runtime = runtime
 
     @app.get("/health")
-    def health() -> JSONResponse:
-        parts = runtime.health()
+    def health(request: Request) -> JSONResponse:
+        # anyone asks (load balancers, monitors); an administrator's token shows the
+        # accounts' rows and the errors' text too (application/public_health.py)
+        full = admin_token(runtime.identity.authenticate,
+                           bearer_token(request.headers.get("authorization")))
+        parts = runtime.health() if full else public_health(runtime.health())
         worst = "red" if any(p["status"] == "red" for p in parts.values()) else (
             "amber" if any(p["status"] == "amber" for p in parts.values()) else "green")
         return JSONResponse({"status": worst, **parts}, status_code=503 if worst == "red"
-                            else 200)
+                            else 200, headers={  # which one it is (the dashboard asks)
+                                "X-Health-View": "full" if full else "public",
+                                "Vary": "Authorization", "Cache-Control": "no-store"})
 
     _account_pages(app, runtime)
     _stripe_webhook(app, runtime)  # before /webhooks/{id}: the literal path first

@@ -10,6 +10,7 @@ from typing import Any
 from anyio import to_thread
 from strawberry.fastapi import BaseContext
 
+from api.bearer import bearer_token
 from api.graphql.loaders import Loaders
 from api.graphql.permissions import authentication_error
 from api.graphql.read_side import ReadSide
@@ -37,10 +38,7 @@ class Context(BaseContext):
             return params["token"]
         if header is None and self.request is not None:
             header = self.request.headers.get("authorization")
-        if not isinstance(header, str):
-            return None
-        scheme, _, token = header.strip().partition(" ")
-        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        return bearer_token(header)
 
     @property
     def principal(self) -> Principal:

@@ -33,6 +33,7 @@ from typing import Any
 
 from anyio import to_thread
 
+from api.bearer import bearer_token
 from api.graphql.fresh_reads import FreshReads
 from api.graphql.remarking import FIGURES, Figure, MarkReads, remark, remarkable
 from application.market_tape import MARKS_READ
@@ -346,9 +347,7 @@ def _read_only(document: str, operation: str | None, max_tokens: int | None = No
 def _bearer(scope: dict) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").strip().partition(" ")
-            token = token.strip()
-            return token if scheme.lower() == "bearer" and token else None
+            return bearer_token(value.decode("latin-1"))
     return None
 
 

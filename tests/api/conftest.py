@@ -63,6 +63,15 @@ class Server(GraphQLCalls):
         self.accounts[name] = account
         return account
 
+    def admin_health(self) -> dict[str, Any]:
+        """``/health`` as an administrator sees it (accounts, users, errors' text), asked with
+        a token fresh at the test clock's now (tests move the clock past a token's life)."""
+        if "operator" not in self.accounts:
+            self.user("operator", role="admin")
+        token = self.runtime.identity.login(self.accounts["operator"].email,
+                                            PASSWORD).access_token
+        return self.client.get("/health", headers={"Authorization": f"Bearer {token}"}).json()
+
     def step(self, seconds: float = 1) -> int:
         """Let ``seconds`` of wall time pass (a candle a second) and run one live step."""
         self.clock.current += timedelta(seconds=seconds)

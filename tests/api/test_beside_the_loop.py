@@ -89,7 +89,7 @@ def test_stripe_refusing_at_the_sweep_ends_the_grace_as_unpaid_and_health_says_i
         {"balance": "25.00"}]  # nothing paid from it
     refused = [r for r in caplog.records if "WALLET_RENEWAL_REFUSED" in r.getMessage()]
     assert len(refused) == 1 and alice.user_id in refused[0].getMessage()
-    health = billing.client.get("/health").json()
+    health = billing.admin_health()
     assert health["billing"]["status"] == "amber"
     assert list(health["billing"]["wallet_renewals_refused"]) == [alice.user_id]
     assert "STRIPE_ERROR" in health["billing"]["wallet_renewals_refused"][alice.user_id]

@@ -25,20 +25,24 @@ def server(sim, persistent_store_url, monkeypatch):  # noqa: F811
         yield server
 
 
-def test_health_shows_the_reconciliation_amber_while_the_exchange_is_unreachable(
-        server, sim):  # noqa: F811
+def _trading_on_the_sandbox(server, sim):  # noqa: F811
+    """alice's bot trading on her sandbox account (its base order on the exchange: a live
+    market to reconcile); her account's id and the reconciliation's schedule."""
     alice = server.user("alice")
     account = server.gql(ADD, {"input": keys(sim)}, alice.token)["addExchangeAccount"]["id"]
     bot = server.gql(CREATE_BOT, {"name": "live", "config": dict(CONFIG), "account": account},
                      alice.token)["createBot"]
     assert bot["__typename"] == "Bot", bot  # a bot on the sandbox account
-    bot = bot["id"]
-    server.start_bot(alice, bot)
-    server.step()  # its base order on the exchange: a live market to reconcile
+    server.start_bot(alice, bot["id"])
+    server.step()
     reconciling = next(s for s in server.runtime.schedules if s.name == "reconciliation")
+    return alice, account, reconciling
 
-    def health() -> dict:
-        return server.client.get("/health").json()
+
+def test_health_shows_the_reconciliation_amber_while_the_exchange_is_unreachable(
+        server, sim):  # noqa: F811
+    _, account, reconciling = _trading_on_the_sandbox(server, sim)
+    health = server.admin_health  # the operator's view: the account listed
 
     reconciling.run_once()
     assert health()["background"]["tasks"]["reconciliation"]["status"] == "green"
@@ -63,3 +67,48 @@ def test_health_shows_the_reconciliation_amber_while_the_exchange_is_unreachable
     reconciling.run_once()
     task = health()["background"]["tasks"]["reconciliation"]
     assert (task["status"], task["error"]) == ("green", None)
+
+
+def test_health_shows_accounts_to_administrators_only(server, sim):  # noqa: F811
+    """Anyone may ask ``/health`` (a load balancer, a monitor): without an administrator's
+    token it still says what is wrong (amber, the task's code, the accounts counted by
+    status), but names no account and quotes no error text. Before, the anonymous answer
+    listed the account by its id."""
+    alice, account, reconciling = _trading_on_the_sandbox(server, sim)
+    admin = server.user("root", role="admin")
+    reconciling.run_once()
+    sim.go_down()
+    try:
+        server.clock.current += timedelta(seconds=61)
+        reconciling.run_once()
+        answers = {who: server.client.get("/health", headers=headers) for who, headers in (
+            ("anyone", {}), ("alice", _bearer(alice.token)), ("forged", _bearer("at.nope")),
+            ("admin", _bearer(admin.token)))}
+    finally:
+        sim.come_up()
+    full = answers.pop("admin")
+    for who, answer in answers.items():  # alice owns the account: still not on /health
+        assert account not in answer.text, who
+        assert answer.status_code == full.status_code, who
+        assert answer.headers["X-Health-View"] == "public", who
+        body = answer.json()
+        assert (body["status"], body["exchanges"]["status"]) == (
+            full.json()["status"], "amber"), who
+        assert "accounts" not in body["exchanges"], who
+        assert body["exchanges"]["accounts_by_status"] == {"unreachable": 1}, who
+        assert body["exchanges"]["account_errors"] == {"EXCHANGE_UNAVAILABLE": 1}, who
+        task = body["background"]["tasks"]["reconciliation"]
+        assert (task["status"], task["error"]["code"]) == ("amber", "EXCHANGE_UNAVAILABLE")
+        assert set(body) == set(full.json()), who  # every part, each with its status
+    assert full.headers["X-Health-View"] == "full"
+    assert full.json()["exchanges"]["accounts"][account]["error"] == "EXCHANGE_UNAVAILABLE"
+    # GraphQL's systemStatus shows its parts alike
+    parts = "{ systemStatus { health parts } }"
+    assert account not in str(server.gql(parts)) and account not in str(
+        server.gql(parts, token=alice.token))
+    shown = server.gql(parts, token=admin.token)["systemStatus"]["parts"]
+    assert shown["exchanges"]["accounts"][account]["status"] == "unreachable"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

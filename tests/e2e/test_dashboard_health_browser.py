@@ -16,7 +16,7 @@ import re
 import subprocess
 
 from tests.e2e.conftest import TRADETAPE, graphql_faults, only_loopback, server_env
-from tests.e2e.test_dashboard_browser import SCREENSHOTS, WAIT, log_in, shot
+from tests.e2e.test_dashboard_browser import ADMIN, SCREENSHOTS, WAIT, log_in, shot
 
 TASKS = '[data-testid="background-tasks"]'
 
@@ -140,3 +140,57 @@ def a_deployment_of_several_processes(page, pid: int) -> None:
         "this process", f"all-box1-{pid}-0002", f"all-box2-{pid}-0002"]
     shot(page, "health-deployment")
     page.unroute("**/health")
+
+
+ACCOUNT = "5b1c0f4e-2d7a-4c8e-9f10-3a2b1c0d9e8f"
+
+
+def test_the_health_view_lists_exchange_accounts_to_an_administrator_only(launch, chromium):
+    """/health names live exchange accounts only to an administrator (README, *Health and
+    stuck projections*). The page asks it with the token of an administrator alone: the
+    demo user's view counts an unreachable account, the administrator's names it. The
+    server's own answer to each request decides (its X-Health-View); the account, which the
+    demo has none of, is added to that answer in the shape the server gives each."""
+    server = launch(speed=None, demo=True)
+    subprocess.run([str(TRADETAPE), "users", "create", "--email", ADMIN[0], "--password",
+                    ADMIN[1], "--role", "admin", "--verified", "--database",
+                    server.database_url], env=server_env(), check=True, capture_output=True,
+                   timeout=60)
+    page = chromium.new_page(viewport={"width": 1300, "height": 900})
+    elsewhere, wrong = only_loopback(page), graphql_faults(page)
+    asked: list[tuple[str | None, str | None]] = []  # (the token sent, the server's view)
+
+    def answer(route):
+        real = route.fetch()
+        view = real.headers.get("x-health-view")
+        asked.append((route.request.headers.get("authorization"), view))
+        health = real.json()
+        health["exchanges"] = {"status": "amber", "response_ms": 0.1, **(
+            {"accounts": {ACCOUNT: {"status": "unreachable", "error": "EXCHANGE_UNAVAILABLE",
+                                    "checked_at": None, "drift": {}, "drift_unconfirmed": {},
+                                    "strays_cancelled": 0}}} if view == "full" else
+            {"accounts_by_status": {"unreachable": 1},
+             "account_errors": {"EXCHANGE_UNAVAILABLE": 1}})}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(health))
+
+    page.route("**/health", answer)
+    try:
+        log_in(page, server.base_url)
+        overall = page.get_by_role("status").filter(has_text="Overall")
+        overall.get_by_text("exchange accounts: 1 unreachable").wait_for(timeout=WAIT)
+        assert ACCOUNT not in page.content()
+        assert asked and set(asked) == {(None, "public")}, asked
+        page.get_by_role("button", name="Log out").click()
+        log_in(page, server.base_url, ADMIN)
+        overall.get_by_text(f"exchange account {ACCOUNT} is unreachable "
+                            "(EXCHANGE_UNAVAILABLE)").wait_for(timeout=WAIT)
+        token, view = asked[-1]
+        assert token is not None and token.startswith("Bearer at.") and view == "full", asked
+        shot(page, "health-admin-accounts")
+    except Exception:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "health-accounts-failure.png", full_page=True)
+        raise
+    finally:
+        page.unroute("**/health")
+    assert (wrong, elsewhere) == ([], [])

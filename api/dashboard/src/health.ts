@@ -139,12 +139,28 @@ function taskReason(t: Task): string {
   return `background task ${taskLabel(t)} is failing with ${errorLabel(e)}${since}${rounds}`;
 }
 
+/** Why ``exchanges`` is not green: each account that is not ok where /health lists them (an
+ *  administrator's answer), else how many are in which state (anyone else's: counted only). */
+function exchangeReasons(part: Obj): string[] {
+  if (isObj(part.accounts)) {
+    return Object.entries(part.accounts).filter(([, a]) => isObj(a) && a.status !== "ok").map(([id, a]) => {
+      const v = a as Obj;
+      const why = text(v.error) ?? (isObj(v.drift) ? `${Object.keys(v.drift).join(", ")} differ` : null);
+      return `exchange account ${id} is ${text(v.status) ?? "?"}${why ? ` (${why})` : ""}`;
+    });
+  }
+  const counts = isObj(part.accounts_by_status) ? Object.entries(part.accounts_by_status) : [];
+  const shown = counts.filter(([status]) => status !== "ok").map(([status, n]) => `${text(n) ?? "?"} ${status}`);
+  return shown.length ? [`exchange accounts: ${shown.join(", ")}`] : [];
+}
+
 function reasons(h: Obj, tasks: Task[]): string[] {
   const said = tasks.filter((t) => t.light === "amber" || t.light === "red").map(taskReason);
   for (const [name, part] of Object.entries(h)) {
     if (!isObj(part) || name === "background") continue;
     const l = light(part.status);
     if (l === "amber" || l === "red") said.push(`${LABELS[name] ?? name.replace(/_/g, " ")} is ${l}`);
+    if ((l === "amber" || l === "red") && name === "exchanges") said.push(...exchangeReasons(part));
   }
   const deployment = isObj(h.background) && isObj(h.background.deployment) ? h.background.deployment : null;
   if (deployment?.error) said.push(`the deployment's background tasks cannot be read (${text(deployment.error) ?? "error"})`);

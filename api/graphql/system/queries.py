@@ -14,4 +14,5 @@ from api.graphql.system.types import SystemStatus
 class SystemQueries:
     @strawberry.field(permission_classes=[Public])
     async def system_status(self, info: Info) -> SystemStatus:
-        return await info.context.read.slow(system_status, info.context.runtime)
+        return await info.context.read.slow(system_status, info.context.runtime,
+                                            info.context.token)

@@ -2,31 +2,40 @@
 // lights of the event store, projections, engine loop and market feed, each background task
 // (its light, last success, rounds, and while failing its code and since when) and this
 // process (role, pid, niceness).
-import { useEffect, useState } from "react";
+import { useContext, useEffect, useState } from "react";
+import { accessToken, gql } from "../gql";
+import { SessionContext } from "../session";
 import { ago, errorLabel, healthView, when, type HealthView, type Light, type ProcessInfo, type Task } from "../health";
 
 const POLL_MS = 5000;
 
 /** /health every few seconds, and how far the server's clock is ahead of the browser's (the
- *  answer's Date header): times are said relative to the server's clock. */
-function useHealth(): [unknown, number] {
+ *  answer's Date header): times are said relative to the server's clock. An administrator's
+ *  request carries their token: /health then lists the accounts (anyone else gets counts).
+ *  Answered without them (X-Health-View: public) the token has expired: a GraphQL call
+ *  refreshes it for the next poll. */
+function useHealth(admin: boolean): [unknown, number] {
   const [answer, setAnswer] = useState<unknown>(undefined); // undefined: not answered yet
   const [skew, setSkew] = useState(0);
   useEffect(() => {
     let stop = false;
-    const poll = () => fetch("/health", { cache: "no-store" })
-      .then(async (r) => {
-        const date = Date.parse(r.headers.get("date") ?? "");
-        const body = await r.json();
-        if (stop) return;
-        setSkew(Number.isNaN(date) ? 0 : date - Date.now());
-        setAnswer(body);
-      })
-      .catch(() => !stop && setAnswer(null));
+    const poll = () => {
+      const token = admin ? accessToken() : null;
+      return fetch("/health", { cache: "no-store", headers: token ? { Authorization: `Bearer ${token}` } : {} })
+        .then(async (r) => {
+          const date = Date.parse(r.headers.get("date") ?? "");
+          const body = await r.json();
+          if (stop) return;
+          setSkew(Number.isNaN(date) ? 0 : date - Date.now());
+          setAnswer(body);
+          if (token && r.headers.get("x-health-view") === "public") gql(`{ me { role } }`).catch(() => undefined);
+        })
+        .catch(() => !stop && setAnswer(null));
+    };
     poll();
     const timer = window.setInterval(poll, POLL_MS);
     return () => { stop = true; window.clearInterval(timer); };
-  }, []);
+  }, [admin]);
   return [answer, skew];
 }
 
@@ -112,7 +121,8 @@ function Process({ process }: { process: ProcessInfo }) {
 }
 
 export function HealthLights() {
-  const [answer, skew] = useHealth();
+  const admin = useContext(SessionContext)?.me.role === "ADMIN";
+  const [answer, skew] = useHealth(admin);
   const [, tick] = useState(0); // the relative times move on between answers
   useEffect(() => {
     const timer = window.setInterval(() => tick((n) => n + 1), 1000);

@@ -92,9 +92,8 @@ class OwnerLog:
     def page(self, store: Any, after: int, limit: int) -> list[OwnerRow]:
         """The rows after ``after`` on ``store``, the views' connection beside the log."""
         assert self.sql is not None and self.beside
-        if self.postgres:
-            return [(r[0], r[1], r[2], r[3], None if r[4] is None else bytes(r[4]))
-                    for r in store.query_binary(self.sql, [OWNER_KEY, after, limit])]
+        if self.postgres:  # (psycopg gives a bytea as bytes: the rows are as they come)
+            return store.query_binary(self.sql, [OWNER_KEY, after, limit])
         return [(r[0], uuid_text(r[1]), r[2], r[3], r[4])
                 for r in store.query(self.sql, [OWNER_KEY, after, limit])]
 

@@ -247,14 +247,13 @@ class OwnerVersions:
                 break
             self._learn(page)
             mine: dict[str, list[int]] = {}  # owner: their positions in the page
-            owners = self.owners
-            for position, oid, _, _, _ in page:
-                owner = owners.get(oid, EVERYONE)
-                found = mine.get(owner)
-                if found is None:
-                    mine[owner] = [position]
-                else:
-                    found.append(position)
+            owner_of = self.owners.get
+            for row in page:
+                owner = owner_of(row[1], EVERYONE)
+                try:
+                    mine[owner].append(row[0])
+                except KeyError:
+                    mine[owner] = [row[0]]
             for owner, positions in mine.items():
                 self._touch(owner, positions)
             self.position = page[-1][0]

@@ -4,7 +4,7 @@ take-profit wave of ~58,000 events at 10,000 bots, issue 15).
 
     .venv/bin/python scripts/bench_owner_scan.py copy --schema S   # from bench_live_10000
     .venv/bin/python scripts/bench_owner_scan.py run --schema S [--events 58000]
-        [--repeat 3] [--old PATH] [--cold]
+        [--repeat 3] [--old PATH] [--cold] [--busy N]
     .venv/bin/python scripts/bench_owner_scan.py drop --schema S
 
 ``run`` times, each in a fresh process, learning the owners of the log's last ``--events``
@@ -13,7 +13,9 @@ opened, nearly every state naming an owner). Warm (default): the owners of every
 before them already learnt, as in an api that has run a while; ``--cold``: none known, as
 right after the api's start (every aggregate's first event read). With ``--old PATH`` (a
 checkout of other code, e.g. ``git archive main | tar -x -C PATH``) the runs alternate old
-and new (A/B/A/B). Prints per run: wall seconds, the process's processor seconds, its
+and new (A/B/A/B). ``--busy N``: N processes spin on the processor meanwhile, as the
+engine and the projections' catch-up do after a wave (the wall then says what a request
+waits on a loaded machine). Prints per run: wall seconds, the process's processor seconds, its
 PostgreSQL backend's, and a digest of what was learnt (old and new must agree).
 """
 
@@ -48,6 +50,7 @@ def once(args) -> None:
     """One timed learning in this (fresh) process, the code of ``args.root``."""
     sys.path.insert(0, args.root)
     os.environ.setdefault("TRADETAPE_KEY_DIR", "/work/keys")
+    from api.graphql import owner_versions
     from api.graphql.owner_versions import OwnerVersions
     from application.bootstrap import open_trading
     from application.settings import parse_database_url
@@ -56,6 +59,8 @@ def once(args) -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     from bench_wave import backend_cpu
 
+    if args.page:
+        owner_versions.PAGE = args.page
     url = f"{args.base}?schema={args.schema}"
     trading = open_trading(url)
     store = open_view_store(parse_database_url(url))
@@ -80,13 +85,33 @@ def once(args) -> None:
     trading.close()
 
 
+def spin() -> None:
+    while True:
+        pass
+
+
 def run(args) -> None:
+    import multiprocessing
+
+    busy = [multiprocessing.Process(target=spin, daemon=True) for _ in range(args.busy)]
+    for process in busy:
+        process.start()
+    try:
+        compare(args)
+    finally:
+        for process in busy:
+            process.terminate()
+            process.join()
+
+
+def compare(args) -> None:
     roots = [("new", str(ROOT))] + ([("old", args.old)] if args.old else [])
     results: dict[str, list[dict]] = {name: [] for name, _ in roots}
     for _ in range(args.repeat):
         for name, root in reversed(roots):  # old first, then new: A/B/A/B
             command = [sys.executable, __file__, "once", "--schema", args.schema,
-                       "--base", args.base, "--events", str(args.events), "--root", root]
+                       "--base", args.base, "--events", str(args.events), "--root", root,
+                       "--page", str(args.page if name == "new" else 0)]
             done = subprocess.run(command + (["--cold"] if args.cold else []), check=True,
                                   capture_output=True, text=True, cwd=root)
             result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -107,6 +132,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=58_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cold", action="store_true")
+    parser.add_argument("--busy", type=int, default=0)
+    parser.add_argument("--page", type=int, default=0, help="events a statement (new)")
     parser.add_argument("--old", help="a checkout of the code to compare with")
     parser.add_argument("--root", default=str(ROOT))
     args = parser.parse_args()

@@ -166,12 +166,23 @@ _BIG = b":" + b"0" * 19
 # out of range. Its parse of the bench log's states: 0.62 µs a row against orjson's 0.70
 # plus 0.45 for the scan above (processor time, first 60,000 events), which it needs none of.
 try:
+    from msgspec import Struct as _Struct
     from msgspec.json import Decoder as _Decoder
 
     _fast_loads: Callable[[bytes], Any] = _Decoder().decode
+
+    class _Named(_Struct):
+        """What ``FactDecoder.owner_of`` reads of a state: every other field is skipped
+        as it is parsed, nothing built of it."""
+
+        owner_id: Any = None
+        class_version: int = 1
+
+    _named_loads: Callable[[bytes], _Named] | None = _Decoder(_Named).decode
     EXACT_INTEGERS = True
 except ImportError:  # pragma: no cover - a dependency; orjson comes with ccxt
     EXACT_INTEGERS = False
+    _named_loads = None
     try:
         from orjson import loads as _fast_loads
     except ImportError:
@@ -251,6 +262,28 @@ class FactDecoder:
         fact.state, fact.stored, fact.kind, fact.recorded = state, stored, known[1], recorded
         fact.ascii_text, fact.iso_time = ascii_text, text
         return fact
+
+    def owner_of(self, row: LogRow) -> str | None:
+        """The ``owner_id`` text ``row``'s state names, else None: ``self(row).state.
+        get("owner_id")`` (a text only), without building the rest of the state. WHY:
+        after a heavy candle every api request waits while the owners of thousands of new
+        orders and deals are read (0.48 µs a state against 2.4 µs for the whole fact: the
+        bench log's last 30,000 states naming an owner, processor time). A state under an older class version (its upcasters), a
+        ciphered or compressed one, or one msgspec refuses, is decoded whole."""
+        if _named_loads is not None and self.fast and self._plain:
+            try:
+                named = _named_loads(row[4])
+                try:
+                    current = self._topics[row[3]][0]
+                except KeyError:
+                    current = self._topic(row[3])[0]
+                if current <= named.class_version:
+                    owner = named.owner_id
+                    return owner if isinstance(owner, str) else None
+            except ValueError:  # as ``__call__``: ``json`` reads it
+                pass
+        owner = self(row).state.get("owner_id")
+        return owner if isinstance(owner, str) else None
 
     def dispatch(self, rows: Iterable[LogRow], route_of: Callable[[str], Route | None],
                  known: dict[str, tuple[Route | None, int, str]]) -> None:

@@ -65,7 +65,10 @@ class OwnerLog:
                 # its start took 0.1 s a statement while every request waited for them
                 # (pg_stat_activity sampled through ``bench_live.py``'s slow answers).
                 self.firsts_sql = (
-                    "SELECT f.* FROM unnest(%s::uuid[]) AS k(id) CROSS JOIN LATERAL ("
+                    # (the ids as one text: a list is dumped element by element, each
+                    # searched for what to quote: 0.8 µs an id of 5,000, against 0.01)
+                    "SELECT f.* FROM unnest(string_to_array(%s, ',')::uuid[]) AS k(id) "
+                    "CROSS JOIN LATERAL ("
                     "SELECT originator_id::text, originator_version, topic, state "
                     f"FROM {name} WHERE originator_id = k.id "
                     "ORDER BY originator_version LIMIT 1) f")
@@ -92,9 +95,8 @@ class OwnerLog:
     def page(self, store: Any, after: int, limit: int) -> list[OwnerRow]:
         """The rows after ``after`` on ``store``, the views' connection beside the log."""
         assert self.sql is not None and self.beside
-        if self.postgres:
-            return [(r[0], r[1], r[2], r[3], None if r[4] is None else bytes(r[4]))
-                    for r in store.query_binary(self.sql, [OWNER_KEY, after, limit])]
+        if self.postgres:  # (psycopg gives a bytea as bytes: the rows are as they come)
+            return store.query_binary(self.sql, [OWNER_KEY, after, limit])
         return [(r[0], uuid_text(r[1]), r[2], r[3], r[4])
                 for r in store.query(self.sql, [OWNER_KEY, after, limit])]
 
@@ -107,7 +109,7 @@ class OwnerLog:
         if self.firsts_sql is None or not ids:
             return None
         rows = read_side.run_apart(lambda store: store.query_binary(
-            self.firsts_sql, [ids]))
+            self.firsts_sql, [",".join(ids)]))
         return {r[0]: (0, r[0], r[1], r[2], None if r[3] is None else bytes(r[3]))
                 for r in rows}
 

@@ -162,7 +162,7 @@ class OwnerVersions:
         with self._lock:
             if self.position is None:  # the log as it stood: everyone's, until applied
                 self.position = self.touched[EVERYONE] = head
-                self._touch(EVERYONE, head)
+                self._touch(EVERYONE, [head])
             if head > self.position:
                 self._scan(head)
 
@@ -225,50 +225,60 @@ class OwnerVersions:
         found = bisect_right(recent, position)  # ints only: the scan cannot cut in
         return recent[found - 1] if found else None  # None: older ones forgotten
 
-    def _touch(self, owner: str, position: int) -> None:
-        self.touched[owner] = position
+    def _touch(self, owner: str, positions: list[int]) -> None:
+        """``owner``'s events at ``positions`` (ascending, after every one known)."""
+        self.touched[owner] = positions[-1]
         recent = self.recent.get(owner)
         if recent is None:  # an owner's first: before it, they had nothing (0)
             recent = self.recent[owner] = deque([0] if owner != EVERYONE else (),
                                                 maxlen=RECENT)
-        recent.append(position)
+        recent.extend(positions[-RECENT:])
 
     def _scan(self, head: int) -> None:
+        """Learns the owners of the events up to ``head``, a page at a time: first whose
+        their aggregates are, then each owner's positions, in one ``_touch`` an owner a
+        page. WHY not a call per event: after a heavy candle every request waits for the
+        tens of thousands of events it appended (issue 15)."""
         log = self._log
         assert log is not None  # made by the snapshot's first read
         while self.position < head:
-            after = self.position
-            page = log.read(self.read, after, PAGE)
+            page = log.read(self.read, self.position, PAGE)
             if not page:
                 break
-            facts = [self._owner_fact(row) for row in page]
-            self._learn(facts)
-            for oid, _, _, position in facts:
-                self._touch(self.owners.get(oid, EVERYONE), position)
+            self._learn(page)
+            mine: dict[str, list[int]] = {}  # owner: their positions in the page
+            owner_of = self.owners.get
+            for row in page:
+                owner = owner_of(row[1], EVERYONE)
+                try:
+                    mine[owner].append(row[0])
+                except KeyError:
+                    mine[owner] = [row[0]]
+            for owner, positions in mine.items():
+                self._touch(owner, positions)
             self.position = page[-1][0]
 
-    def _owner_fact(self, row: OwnerRow) -> tuple[str, str, Any, int]:
-        """(aggregate id, kind, the state's ``owner_id`` or None, position). Only a state
-        that names an owner is decoded (``OwnerLog`` leaves out the others): most events
-        do not (an order's fills, a deal's moves)."""
-        position, oid, version, topic, state = row
-        if state is None:
-            return oid, topic.partition(":")[2], None, position
-        fact = self.decode((position, oid, version, topic, state))
-        return oid, fact.kind, fact.state.get("owner_id"), fact.position
-
-    def _learn(self, facts: list[tuple[str, str, Any, int]]) -> None:
+    def _learn(self, page: list[OwnerRow]) -> None:
+        """The owners of the aggregates of ``page``'s events: named by the event's state
+        (only such a state is read: most events name none, an order's fills, a deal's
+        moves), a ``User``'s own, else the one their first event names."""
         if len(self.owners) > MAX_KNOWN:
             self.owners.clear()
-        unknown = []
-        for oid, kind, owner, _ in facts:
-            if isinstance(owner, str):
-                self.owners[oid] = owner
-            elif kind.startswith("User."):
-                self.owners[oid] = oid
-            elif oid not in self.owners:
-                unknown.append(oid)
-        unknown = list(dict.fromkeys(unknown))
+        owners, maybe = self.owners, {}
+        for row in page:
+            oid = row[1]
+            if row[4] is not None:
+                owner = self.decode.owner_of(row)
+                if owner is not None:
+                    owners[oid] = owner
+                    continue
+            if oid in owners:
+                continue  # (a User's is its own: set below once)
+            if row[3].partition(":")[2].startswith("User."):
+                owners[oid] = oid
+            else:
+                maybe[oid] = None
+        unknown = [oid for oid in maybe if oid not in owners]  # (named later in the page)
         for start in range(0, len(unknown), FIRSTS):
             some = unknown[start:start + FIRSTS]
             firsts = None if self._log is None else self._log.firsts(self.read, some)
@@ -292,5 +302,4 @@ class OwnerVersions:
                                   stored.state))
 
     def _owner_named(self, row: OwnerRow) -> str | None:
-        owner = self.decode(row).state.get("owner_id")
-        return owner if isinstance(owner, str) else None
+        return self.decode.owner_of(row)

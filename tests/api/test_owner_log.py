@@ -5,11 +5,13 @@ library reads them; and the owners learnt either way are the same."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from api.graphql import owner_log
+from api.graphql import owner_log, owner_versions
 from api.graphql.owner_log import OwnerLog
-from api.graphql.owner_versions import OwnerVersions
+from api.graphql.owner_versions import EVERYONE, RECENT, OwnerVersions
 from application import library_seam
 from tests.api.conftest import served
 
@@ -61,6 +63,64 @@ def test_the_statement_reads_the_librarys_rows_on_sqlite(server):
 def test_the_statement_reads_the_librarys_rows_on_postgres(postgres_url, monkeypatch):
     with served(postgres_url, monkeypatch) as server:
         _check(server)
+
+
+def _expected(trading, start: int) -> tuple[dict, dict]:
+    """Each owner's last position and latest positions after ``start``, worked out from
+    the log read through the library: an aggregate is a User's own, else the owner its
+    first event naming one names (the standard library's JSON), else everyone's."""
+    found: dict[str, str] = {}
+
+    def owner_of(notification) -> str:
+        oid = str(notification.originator_id)
+        if oid not in found:
+            named = [json.loads(e.state).get("owner_id")
+                     for e in trading.recorder.select_events(notification.originator_id)]
+            texts = [o for o in named if isinstance(o, str)]
+            found[oid] = (oid if ":User." in notification.topic
+                          else texts[0] if texts else EVERYONE)
+        return found[oid]
+
+    positions: dict[str, list[int]] = {EVERYONE: [start]}
+    for n in trading.recorder.select_notifications(start=start, limit=100_000,
+                                                   inclusive_of_start=False):
+        positions.setdefault(owner_of(n), [0]).append(n.id)
+    return ({owner: p[-1] for owner, p in positions.items()},
+            {owner: p[-RECENT:] for owner, p in positions.items()})
+
+
+def _positions_check(server, monkeypatch, page: int) -> None:
+    """Learnt a page at a time, owner by owner: each owner's last position and latest
+    positions (the versions of their answers) are those of their aggregates' events,
+    however their events and others' interleave and wherever a page ends."""
+    monkeypatch.setattr(owner_versions, "PAGE", page)
+    read = server.client.app.state.graphql_read_side
+    trading = server.runtime.trading
+    versions = OwnerVersions(trading, read)
+    start = versions.snapshot().head  # the log so far counts for everyone
+    _trade(server)
+    alice = server.accounts["alice"]
+    for n in range(4):  # more of her events than a version keeps
+        server.create_bot(alice, f"more{n}")
+    server.step()
+    versions.snapshot()
+    touched, recent = _expected(trading, start)
+    assert len(recent[alice.user_id]) == RECENT and len(touched) == 3  # and bob, everyone
+    assert versions.touched == touched
+    assert {owner: list(kept) for owner, kept in versions.recent.items()} == recent
+
+
+@pytest.mark.parametrize("page", [3, 10_000])
+def test_each_owners_positions_are_those_of_their_aggregates_events(server, monkeypatch,
+                                                                   page):
+    _positions_check(server, monkeypatch, page)
+
+
+@pytest.mark.postgres
+def test_each_owners_positions_are_those_of_their_aggregates_events_on_postgres(
+        postgres_url, monkeypatch):
+    with served(postgres_url, monkeypatch) as server:
+        _positions_check(server, monkeypatch, 3)
 
 
 @pytest.mark.parametrize("switch", ["off", "all fast paths off", "other version"])

@@ -224,6 +224,49 @@ def test_state_the_fast_parser_refuses_is_read_by_the_standard_library_the_same(
                                                                 sort_keys=True)
 
 
+@pytest.mark.parametrize("index", range(len(TOPICS)), ids=TOPICS)
+def test_the_owner_read_alone_is_the_one_the_standard_json_names(app, index):
+    """``FactDecoder.owner_of`` (whose each new event is, for the api's read versions)
+    reads only ``owner_id``: it is the text the whole state names, for every event type,
+    odd text included, and None where a state names none."""
+    _, row = list(stored_events(app))[index]
+    named = json.loads(row[4]).get("owner_id")
+    assert FactDecoder(app.mapper).owner_of(row[:5]) == (
+        named if isinstance(named, str) else None)
+
+
+def test_some_event_types_name_an_owner(app):
+    assert sum(b'"owner_id"' in row[4] for _, row in stored_events(app)) >= 3
+
+
+@pytest.mark.parametrize("owner", [
+    b'"plain"', b'null', b'7', b'["a"]', b'{"_type_":"uuid_hex","_data_":"00ff"}',
+    b'"\\ud800 lone"',  # a lone surrogate escape: msgspec refuses it, json reads it
+    b'"\\u00e9t\\u00e9 \\"q\\""', b'"first","owner_id":"last"',
+    b'"x","nested":{"owner_id":"not top"},"big":123456789012345678901234567890',
+])
+def test_an_owner_of_any_shape_reads_as_the_standard_json_reads_it(app, owner):
+    stored = (b'{"timestamp":{"_type_":"datetime_iso","_data_":"2025-01-01T00:00:00+00:00"},'
+              b'"owner_id":' + owner + b'}')
+    named = json.loads(stored).get("owner_id")
+    row = (7, str(UUID(int=7)), 1, "domain.orders:Order.Submitted", stored)
+    assert FactDecoder(app.mapper).owner_of(row) == (
+        named if isinstance(named, str) else None)
+
+
+def test_the_owner_of_an_older_class_version_is_read_after_its_upcasters(app):
+    """A bot created before bots had a mode (``Bot.Created`` v1) is upcast first."""
+    _, row = next((event, row) for event, row in stored_events(app)
+                  if row[3] == "domain.bots:Bot.Created")
+    state = json.loads(row[4])
+    state.pop("mode")
+    state.pop("class_version", None)
+    old = (row[0], row[1], row[2], row[3], json.dumps(state).encode())
+    decoder = FactDecoder(app.mapper)
+    assert decoder(old).value("mode") == "paper"  # (it was upcast)
+    assert decoder.owner_of(old) == state["owner_id"]
+
+
 FACT_FIELDS = ("position", "oid", "version", "topic", "kind", "state", "stored", "recorded",
                "ascii_text", "iso_time")
 

@@ -268,8 +268,9 @@ class FactDecoder:
         get("owner_id")`` (a text only), without building the rest of the state. WHY:
         after a heavy candle every api request waits while the owners of thousands of new
         orders and deals are read (0.48 µs a state against 2.4 µs for the whole fact: the
-        bench log's last 30,000 states naming an owner, processor time). A state under an older class version (its upcasters), a
-        ciphered or compressed one, or one msgspec refuses, is decoded whole."""
+        bench log's last 30,000 states naming an owner, processor time). A state under an
+        older class version (its upcasters), a ciphered or compressed one, or one msgspec
+        refuses, is decoded whole."""
         if _named_loads is not None and self.fast and self._plain:
             try:
                 named = _named_loads(row[4])

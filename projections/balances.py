@@ -30,10 +30,11 @@ from projections.framework import Projection, on
 from projections.list_rows import column_at, list_writer
 from projections.pending_rows import PendingRows
 from projections.store import ViewStore
-from projections.tables import Changes, Row, table
+from projections.tables import UPDATED_IN_PLACE, Changes, Row, table
 
 BALANCES = table(
     "balances", key=("owner_id", "account_id", "asset"), indexes=(("account_id",),),
+    fillfactor=UPDATED_IN_PLACE,
     owner_id="text", account_id="text", asset="text", free="money", locked="money",
     total="money", updated_at="text",
 )

@@ -8,10 +8,11 @@ from typing import Any
 
 from projections.facts import Fact
 from projections.list_rows import column_at, list_writer
-from projections.tables import Row, table
+from projections.tables import UPDATED_IN_PLACE, Row, table
 
 FE_BOTS = table(
     "fe_bots", key=("bot_id",), indexes=(("owner_id", "status"),),
+    fillfactor=UPDATED_IN_PLACE,
     bot_id="text", owner_id="text", name="text", status="text", mode="text", stage="text",
     pair="text", config_version="int", exchange_account_id="text", open_deal_id="text",
     deals_opened="int", deals_closed="int", deals_cancelled="int", error_reason="text",

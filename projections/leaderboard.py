@@ -16,9 +16,10 @@ from projections.facts import Fact
 from projections.framework import on
 from projections.ledger import BOT_COLUMNS, DEAL_COLUMNS, MARK_COLUMNS, ORDER_COLUMNS, Ledger
 from projections.store import ViewStore
-from projections.tables import Changes, Row, table
+from projections.tables import UPDATED_IN_PLACE, Changes, Row, table
 
-LEADERBOARD = table("leaderboard", key=("bot_id",), indexes=(("rank",),), **BOT_COLUMNS,
+LEADERBOARD = table("leaderboard", key=("bot_id",), indexes=(("rank",),),
+                    fillfactor=UPDATED_IN_PLACE, **BOT_COLUMNS,
                     opted_in="int", rank="int")
 LB_DEALS = table("leaderboard_open_deals", key=("deal_id",), **DEAL_COLUMNS)
 LB_MARKS = table("leaderboard_marks", key=("pair",), **MARK_COLUMNS)

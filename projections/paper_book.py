@@ -35,16 +35,19 @@ from projections.facts import Fact
 from projections.framework import Projection, on
 from projections.reader import uuid_text
 from projections.store import ViewStore
-from projections.tables import Changes, Row, Table, table
+from projections.tables import UPDATED_IN_PLACE, Changes, Row, Table, table
 
-BOOK_BOTS = table("paper_book_bots", key=("bot_id",), bot_id="text", position="int",
+BOOK_BOTS = table("paper_book_bots", key=("bot_id",), fillfactor=UPDATED_IN_PLACE,
+                  bot_id="text", position="int",
                   running="int", open_deal_id="text")
 BOOK_ORDERS = table("paper_book_orders", key=("order_id",), indexes=(("deal_id",),),
                     order_id="text", position="int", deal_id="text", account_id="text",
                     pair="text", side="text", amount="money", filled="money", open="int")
-BOOK_FILLS = table("paper_book_fills", key=("account_id", "pair"), account_id="text",
+BOOK_FILLS = table("paper_book_fills", key=("account_id", "pair"),
+                   fillfactor=UPDATED_IN_PLACE, account_id="text",
                    pair="text", quote="money", base="money")
-BOOK_ASSETS = table("paper_book_assets", key=("account_id", "asset"), account_id="text",
+BOOK_ASSETS = table("paper_book_assets", key=("account_id", "asset"),
+                    fillfactor=UPDATED_IN_PLACE, account_id="text",
                     asset="text", change="money")
 BOOK_DEPOSITS = table("paper_book_deposits", key=("account_id", "asset"), account_id="text",
                       asset="text", amount="money")

@@ -26,14 +26,17 @@ from projections.ledger import (
 )
 from projections.queries import CHUNK
 from projections.store import ViewStore
-from projections.tables import Changes, Row, table
+from projections.tables import UPDATED_IN_PLACE, Changes, Row, table
 from projections.tallies import TALLY_COLUMNS, derive, new_tally
 
 PNL_DEALS = table("pnl_deals", key=("deal_id",),
                   indexes=(("bot_id", "opened_at"), ("owner_id", "status")), **DEAL_COLUMNS)
-PNL_BOTS = table("pnl_bots", key=("bot_id",), indexes=(("owner_id",),), **BOT_COLUMNS)
-PNL_OWNERS = table("pnl_owners", key=("owner_id",), owner_id="text", **TALLY_COLUMNS)
-PNL_DAILY = table("pnl_daily", key=("bot_id", "day"), bot_id="text", day="text",
+PNL_BOTS = table("pnl_bots", key=("bot_id",), indexes=(("owner_id",),),
+                 fillfactor=UPDATED_IN_PLACE, **BOT_COLUMNS)
+PNL_OWNERS = table("pnl_owners", key=("owner_id",), fillfactor=UPDATED_IN_PLACE,
+                   owner_id="text", **TALLY_COLUMNS)
+PNL_DAILY = table("pnl_daily", key=("bot_id", "day"), fillfactor=UPDATED_IN_PLACE,
+                  bot_id="text", day="text",
                   realized_pnl="money", fees="money", deals_closed="int",
                   cumulative_realized="money")
 PNL_MARKS = table("pnl_marks", key=("pair",), **MARK_COLUMNS)

@@ -13,6 +13,7 @@ tracking row from the position the batch started at; any other position or gener
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 from abc import ABC, abstractmethod
@@ -33,6 +34,7 @@ from projections.tables import SQL_TYPES, Frozen, Row, Table, schema_hash
 TRACKING = "projection_tracking"
 SOURCE = "views_source"  # in a SQLite views file: the event log its views were made from
 SHADOW = "__rebuild"
+log = logging.getLogger(__name__)
 
 
 class ProjectionConflict(IntegrityError):
@@ -128,9 +130,14 @@ class ViewStore(ABC):
         self.execute(cur, f"DROP TABLE IF EXISTS {self.q(name)}")
         ddl = table.ddl(self.TEXT_COLLATION, key=key).replace(
             "PRIMARY KEY", f"CONSTRAINT {self._pk(table, generation)} PRIMARY KEY")
-        self.execute(cur, f"CREATE TABLE {self.q(name)} ({ddl})")
+        self.execute(cur, f"CREATE TABLE {self.q(name)} ({ddl}){self.storage(table)}")
         if indexes:
             self.create_indexes(cur, table, suffix, generation)
+
+    def storage(self, table: Table) -> str:
+        """A ``CREATE TABLE``'s storage parameters for ``table`` (PostgreSQL's fillfactor;
+        SQLite has none)."""
+        return ""
 
     @staticmethod
     def _pk(table: Table, generation: int) -> str:
@@ -479,6 +486,35 @@ class PostgresViewStore(ViewStore):
     def advance(self, cur: Any, name: str, generation: int, start: int, end: int) -> None:
         super().advance(cur, name, generation, start, end)
         cur.execute(f'NOTIFY "{self.channel}"')
+
+    def storage(self, table: Table) -> str:
+        return f" WITH (fillfactor = {table.fillfactor})" if table.fillfactor else ""
+
+    def register(self, name: str, application_name: str, tables: Sequence[Table],
+                 schema: str) -> None:
+        """As :meth:`ViewStore.register`; a table made before its ``fillfactor`` was
+        declared gets it (pages written from then on are filled so; its rows stay), where
+        a rebuild would write every row again. Storage only: when a lock keeps it from
+        being set now (a ``VACUUM`` running), the next start sets it."""
+        super().register(name, application_name, tables, schema)
+        wanted = {t.name: t.fillfactor for t in tables if t.fillfactor}
+        if not wanted:
+            return
+        rows = self.query("SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n "
+                          "ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relname = ANY(?)",
+                          (self.schema, list(wanted)))
+        import psycopg
+
+        for relname, options in rows:
+            if f"fillfactor={wanted[relname]}" in (options or ()):
+                continue
+            try:
+                with self.transaction() as cur:
+                    cur.execute("SET LOCAL lock_timeout = '2s'")
+                    cur.execute(f"ALTER TABLE {self.q(relname)} "
+                                f"SET (fillfactor = {wanted[relname]})")
+            except psycopg.errors.LockNotAvailable:
+                log.info("fillfactor of %s not set now: the table is locked", relname)
 
     def swap(self, cur: Any, name: str, tables: Sequence[Table], position: int,
              schema: str) -> None:

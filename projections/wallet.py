@@ -26,10 +26,10 @@ from projections.facts import Fact
 from projections.framework import Projection, on
 from projections.runner import view_as_of
 from projections.store import ViewStore
-from projections.tables import Changes, Row, table
+from projections.tables import UPDATED_IN_PLACE, Changes, Row, table
 
 WALLET_BOTS = table(
-    "wallet_bots", key=("bot_id",), indexes=(("owner_id",),),
+    "wallet_bots", key=("bot_id",), indexes=(("owner_id",),), fillfactor=UPDATED_IN_PLACE,
     bot_id="text", owner_id="text", account_id="text", name="text", asset="text",
     status="text", status_before_error="text", worst_case="money", spent="money",
     deal_id="text",

@@ -178,12 +178,20 @@ class PaperExchange(Exchange):
         below, above = self._resting_levels()
         if (not below or price > below[-1]) and (not above or price < above[0]):
             return  # nothing rests where the price is (orders without a price never rest)
-        while True:
-            crossed = [r for r in self._resting.values() if self._crossed(r.request, price)]
-            if not crossed:
-                return
-            resting = min(crossed, key=_fill_priority)
-            del self._resting[resting.exchange_order_id]
+        # Looked for and ordered once: what a fill's listener does can end resting orders
+        # (a closed deal cancels its ladder) but not rest one crossed at this price (one
+        # placed crossed fills at once), so the next to fill is always the next of these
+        # still resting (the sort is stable: of equal priority the first rested, as min()
+        # over the resting orders gave it). WHY: the book was scanned again and its
+        # crossed orders ranked again after each fill: a stop where ten bots' safety
+        # orders fill did it ten times (a falling candle's wave of fills).
+        crossed = sorted([r for r in self._resting.values() if self._crossed(r.request, price)],
+                         key=_fill_priority)
+        book = self._resting
+        for resting in crossed:
+            if book.get(resting.exchange_order_id) is not resting:
+                continue  # ended by an earlier fill's listener
+            del book[resting.exchange_order_id]
             self._no_longer_rests(resting)
             trade = self._execute(resting.exchange_order_id, resting.request, price,
                                   lock=resting.locked)

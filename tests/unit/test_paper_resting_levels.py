@@ -121,6 +121,19 @@ def test_band_and_walk_stops_equal_a_scan_of_the_resting_orders(steps):
         assert sorted(o.exchange_order_id for o in venue.fetch_open_orders()) == sorted(resting)
 
 
+def venue_resting(orders) -> tuple[PaperExchange, dict[str, OrderRequest]]:
+    """A venue at 100 with ``orders`` ((side, type), price) placed; those that rest (the
+    others would fill at once), by exchange id, in the order they rested."""
+    venue = PaperExchange("BTC/USDT", quote_balance=None, base_balance=Decimal(1000))
+    venue.price = Decimal(100)
+    resting: dict[str, OrderRequest] = {}
+    for n, ((side, kind), price) in enumerate(orders):
+        request = OrderRequest(f"o{n}", "BTC/USDT", side, kind, Decimal(1), Decimal(price))
+        if not crossed(request, venue.price):
+            resting[venue.create_order(request).exchange_order_id] = request
+    return venue, resting
+
+
 class LevelWatcher(Watcher):
     """A watcher with levels of its own (a bot's stop and take profit) and, maybe, the
     trailing watches: its levels and the venue's resting ones share the walk's stops."""
@@ -165,13 +178,7 @@ maybe_price = st.one_of(st.none(), st.sampled_from(PRICES))
          candle=["100", "101", "98", "98.0"])
 def test_stops_and_band_with_a_watchers_levels_keep_the_first_of_equal_prices(
         orders, levels, candle):
-    venue = PaperExchange("BTC/USDT", quote_balance=None, base_balance=Decimal(1000))
-    venue.price = Decimal(100)
-    resting: dict[str, OrderRequest] = {}
-    for n, ((side, kind), price) in enumerate(orders):
-        request = OrderRequest(f"o{n}", "BTC/USDT", side, kind, Decimal(1), Decimal(price))
-        if not crossed(request, venue.price):
-            resting[venue.create_order(request).exchange_order_id] = request
+    venue, resting = venue_resting(orders)
     watch = tuple(None if p is None else Decimal(p) for p in levels)
     watcher = LevelWatcher(*watch)
     falls = [p for p in (max((r.price for r in resting.values() if falls_to_fill(r)),
@@ -195,3 +202,73 @@ def test_stops_and_band_with_a_watchers_levels_keep_the_first_of_equal_prices(
         current = target
     venue.walk_candle(o, h, low, c, watcher)
     assert watcher.stops == expected
+
+
+def fill_priority(request: OrderRequest) -> tuple[int, Decimal]:
+    if request.side is OrderSide.BUY:
+        return 0, -request.price
+    return (1 if request.type is OrderType.STOP else 2), Decimal(0)
+
+
+class Reacting(Watcher):
+    """At each fill, what a bot might do meanwhile: cancel one of the orders still resting
+    (a closed deal's ladder) and place one (filled at once when the price crosses it)."""
+
+    def __init__(self, venue: PaperExchange, reactions) -> None:
+        super().__init__()
+        self.venue, self.reactions, self.fills = venue, list(reactions), []
+
+    def on_order_update(self, update) -> None:
+        self.fills.append(update.client_order_id)
+        react(self.reactions, len(self.fills), [o.exchange_order_id for o in
+                                                 self.venue.fetch_open_orders()],
+              lambda key: self.venue.cancel_order(key, "BTC/USDT"),
+              self.venue.create_order)
+
+
+def react(reactions, n, resting_keys, cancel, place) -> None:
+    if n > len(reactions):
+        return
+    cancelled, placed = reactions[n - 1]
+    if cancelled is not None and resting_keys:
+        cancel(resting_keys[cancelled % len(resting_keys)])
+    if placed is not None:
+        (side, kind), price = placed
+        place(OrderRequest(f"r{n}", "BTC/USDT", side, kind, Decimal(1), Decimal(price)))
+
+
+def reference_fills(resting: dict[str, OrderRequest], price: Decimal, reactions) -> list[str]:
+    """The resting orders ``price`` crosses, filled one at a time, each the first of the
+    highest priority among those a scan of what still rests finds after the last fill's
+    reactions."""
+    fills: list[str] = []
+
+    def place(request: OrderRequest) -> None:
+        if not crossed(request, price):
+            resting[f"paper-{request.client_order_id}"] = request
+
+    while hits := [k for k, r in resting.items() if crossed(r, price)]:
+        key = min(hits, key=lambda k: fill_priority(resting[k]))
+        fills.append(resting.pop(key).client_order_id)
+        react(reactions, len(fills), list(resting), resting.pop, place)
+    return fills
+
+
+reaction = st.tuples(st.none() | st.integers(0, 30),
+                     st.none() | st.tuples(st.sampled_from(KINDS), st.sampled_from(PRICES)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(KINDS), st.sampled_from(PRICES)), max_size=12),
+       st.sampled_from(PRICES), st.lists(reaction, max_size=8))
+def test_a_price_fills_what_still_rests_in_priority_order_whatever_each_fill_does(
+        orders, price, reactions):
+    """Buys first (highest first), then stops, then sell limits, of equal ones the first
+    rested; an order a fill's listener cancels is not filled, and one it places crossed
+    fills at once (it never rests)."""
+    venue, resting = venue_resting(orders)
+    watcher = Reacting(venue, reactions)
+    venue.listener = watcher
+    venue.move_to(Decimal(price))
+    assert watcher.fills == reference_fills(resting, Decimal(price), reactions)
+    assert sorted(o.exchange_order_id for o in venue.fetch_open_orders()) == sorted(resting)

@@ -1,7 +1,8 @@
 """A candle's one transaction in :class:`~application.paper_trading.PaperTrading`, and the
 race with another writer: a refused append rebuilds the markets of the bots it carried from
 the log (as at a restart), and the candle is stepped again on them, at most ``RESTEPS``
-times, then skipped (``CANDLE_SKIPPED``). An append the store fails (down, the connection
+times, then skipped (``CANDLE_SKIPPED``: owed to those markets, stepped before their next
+candle). An append the store fails (down, the connection
 cut, a timeout: ``APPEND_FAILED``) rebuilds them too; the candle is not stepped again (the
 store just failed it), its bots go on from the log at the next one."""
 
@@ -45,6 +46,7 @@ class Turn:
     # left out of the attempt under way (``left_out``), the other bots appended without them
     kept: set[str] = field(default_factory=set)
     left_out: set[tuple[str, str]] = field(default_factory=set)
+    skipped: bool = False  # refused at every attempt (CANDLE_SKIPPED): nothing stored
 
     def leaves_out(self, key: tuple[str, str], market: Market) -> bool:
         """``market`` trades for an owner whose hold is kept elsewhere: not stepped now."""
@@ -189,13 +191,18 @@ class CandleRaces:
     def _owe_deferred(self, turn: Turn, ts_ms: int, candle) -> None:
         """The bot steps this candle left out for a kept hold, and never made: counted,
         and the candle owed to their markets (stepped before their next one once the hold
-        is let go: ``PaperTrading._step_owed``); a market whose step is stored owes none."""
+        is let go: ``PaperTrading._step_owed``); so too the markets of a candle skipped
+        after its races (their refused appends stored nothing of it). A market whose step
+        is stored owes none. (Not after ``APPEND_FAILED``: a commit whose answer was lost
+        may have stored the step, and a candle must not be walked twice.)"""
         owed = self._owed
         for key in turn.stepped:
             if key in owed and turn.settled(key, self._markets.get(key)):
                 del owed[key]
         waiting = [key for key in turn.left_out if self._waiting(turn, key)]
-        for key in waiting:
+        raced = [key for key in turn.stepped if turn.skipped and key not in turn.left_out
+                 and self._waiting(turn, key)]
+        for key in (*waiting, *raced):
             missed = owed.setdefault(key, deque(maxlen=MAX_OWED))
             if len(missed) == MAX_OWED - 1:  # full now: one line, the oldest drop next
                 log.warning("market %s has been left out of %d candles for a kept exposure "
@@ -219,8 +226,9 @@ class CandleRaces:
         nobody raced with still get its fills and the raced bot's new state is respected
         (the stored result is what a first step after the race gives). Refused
         ``1 + RESTEPS`` times, it is skipped on those markets: one error line,
-        ``CANDLE_SKIPPED``. An append the store failed (``APPEND_FAILED``, said by
-        ``_flush``) ends the candle: its bots go on from the log at the next one.
+        ``CANDLE_SKIPPED``, and stepped on them before their next candle (``_owed``). An
+        append the store failed (``APPEND_FAILED``, said by ``_flush``) ends the candle:
+        its bots go on from the log at the next one.
 
         A user whose exposure hold another process keeps (``EXPOSURE_HELD``, after the
         append's bounded wait) has their markets left out of the attempts while it is kept:
@@ -252,9 +260,10 @@ class CandleRaces:
                         self.risk.holds.defer(turn.refused.owners, turn.refused)  # left out
                 if turn.refused is None:  # (the last was a let-go round's: all stored)
                     return self.appended - before
+                turn.skipped = True
                 log.error("candle %s of %s skipped (CANDLE_SKIPPED): refused %d times, the "
-                          "last %s; its bots go on from the log at the next candle",
-                          ts_ms, pair, 1 + RESTEPS, turn.refused)
+                          "last %s; its bots go on from the log and step it before the next "
+                          "candle", ts_ms, pair, 1 + RESTEPS, turn.refused)
                 return self.appended - before
             finally:
                 self._owe_deferred(turn, ts_ms, (o, h, low, c))

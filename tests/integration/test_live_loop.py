@@ -185,7 +185,8 @@ def test_a_candle_refused_by_a_race_is_stepped_again_without_a_line(tmp_path, ca
 def test_a_candle_refused_at_every_try_is_skipped_in_one_error_line(tmp_path, caplog):
     """Another writer saves the bot at every step of the same candle: after the runner's
     retries the candle is skipped, in one error line with its code and no traceback, with
-    nothing of it stored; the loop goes on and the next candle trades."""
+    nothing of it stored; the loop goes on, and the bot steps the skipped candle before the
+    next ones (before, it was lost: the deal opened at the next close)."""
     import logging
 
     from application.paper_races import RESTEPS
@@ -214,7 +215,12 @@ def test_a_candle_refused_at_every_try_is_skipped_in_one_error_line(tmp_path, ca
     clock.current = T0 + timedelta(seconds=3)
     run_once(loop)
     assert loop.health.last_error is None and loop.health.steps == 2
-    assert trading.get_bot(bot_id).deals_opened == 1
+    bot = trading.get_bot(bot_id)
+    assert bot.deals_opened == 1
+    # the skipped candle (the tenth: 1 s at 600x) is stepped before the next ones: the deal
+    # opened at its close, as it would have without the races
+    candles = load_candles(shipped_series("binance_BTC_USDT-1m-2025-11.csv"))
+    assert trading.get_deal(bot.open_deal_id).entry_price == candles.exact(9)[3]
 
 
 def test_each_step_hands_its_figures_to_the_observer_the_composition_root_chose(tmp_path):

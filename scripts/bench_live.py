@@ -3,7 +3,7 @@ by a second client, the read models kept by a projections process, as an operato
 
     .venv/bin/python scripts/bench_live.py --bots N[,N...] --speed S --seconds T \\
         [--database postgresql://postgres@127.0.0.1:5432/test] [--no-sqlite] \\
-        [--fresh] [--drop] [--api-rate 500] [--warm-up 5] \\
+        [--fresh] [--drop] [--keep] [--api-rate 500] [--warm-up 5] \\
         [--nice-engine 0] [--nice-projections 0]
 
 For each N, on PostgreSQL (the URL's schema, ``_N`` after it for several N, else
@@ -619,6 +619,9 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true",
                         help="drop the kept schema bench_live_N and seed it again")
     parser.add_argument("--drop", action="store_true", help="drop the schema after the run")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the processes' logs and step/answer files after a run "
+                             "that met every target too")
     parser.add_argument("--api-rate", type=float, default=500.0,
                         help="GraphQL requests/s of the second client (0: none)")
     parser.add_argument("--api-users", type=int, default=10,
@@ -660,9 +663,9 @@ def main() -> int:
             if store == "postgresql":
                 met = met and ok
             print(f"{'MET   ' if ok else 'MISSED'} {store}: {text}")
-    if met:
+    if met and not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
-    else:  # a run that missed keeps the processes' logs to be looked at
+    else:  # a run that missed (or --keep) keeps the processes' logs to be looked at
         print(f"(the processes' logs: {tmp})")
     print(f"{'MET' if met else 'MISSED'}: {','.join(map(str, sizes))} bots at "
           f"{args.speed:g} candles/s on PostgreSQL (one engine, one api, one projections "

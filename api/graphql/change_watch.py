@@ -10,7 +10,8 @@ were seen so far, after taking in whatever already reached the connection's sock
 waiting; a snapshot read after a stamp is still the database's as long as the stamp has
 not moved (``OwnerVersions.snapshot_on_loop`` keeps it meanwhile, at most ``MAX_REUSE``
 seconds). None while not listening (connecting, or the connection lost): then every request
-reads, as before.
+reads, as before. :meth:`ChangeWatch.log_stamp` counts the log's channel alone: while it
+holds, the log's head is kept and only the views' positions are read again.
 
 The connection is driven through libpq directly (its socket watched by the loop, input
 consumed without blocking), never through psycopg's own waits, so that taking in the
@@ -32,6 +33,8 @@ class ChangeWatch:
     def __init__(self, connect_kwargs: dict[str, Any], channels: tuple[str, ...]):
         self.connect_kwargs, self.channels = connect_kwargs, channels
         self.count = 0  # notifications and local writes seen; +1 at each (re)connection
+        self.log_count = 0  # the same, the views' notifications left out
+        self._log_channel = channels[0].encode() if channels else b""
         self.conn: Any = None
         self.fileno = -1
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -49,10 +52,20 @@ class ChangeWatch:
         self._take_in()
         return self.count if self.listening else None
 
+    def log_stamp(self) -> int | None:
+        """``stamp`` for the log alone (its channel's notifications, local writes and
+        reconnections): equal log stamps, nothing appended in between that was heard of,
+        whatever the views committed."""
+        return None if self.stamp() is None else self.log_count
+
     def written(self) -> None:
         """Something may have been written by this process (a mutation answered): the
         next stamp differs, whether or not its NOTIFY arrived yet."""
+        self._moved()
+
+    def _moved(self) -> None:
         self.count += 1
+        self.log_count += 1
 
     def _start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -84,7 +97,7 @@ class ChangeWatch:
         self.conn, self.loop = conn, asyncio.get_running_loop()
         self.fileno = conn.pgconn.socket
         self.loop.add_reader(self.fileno, self._take_in)
-        self.count += 1  # a snapshot read before this moment was not watched
+        self._moved()  # a snapshot read before this moment was not watched
         self.listening = True
 
     def _take_in(self) -> None:
@@ -97,8 +110,10 @@ class ChangeWatch:
         except Exception:  # the connection is gone: every request reads until another
             self.close()
             return
-        while pgconn.notifies() is not None:
+        while (notify := pgconn.notifies()) is not None:
             self.count += 1
+            if notify.relname == self._log_channel:
+                self.log_count += 1
         if conn.closed or pgconn.status != 0:  # CONNECTION_OK
             self.close()
 
@@ -107,7 +122,7 @@ class ChangeWatch:
         conn, self.conn, self.listening = self.conn, None, False
         if conn is None:
             return
-        self.count += 1
+        self._moved()
         if self.loop is not None and not self.loop.is_closed():
             with contextlib.suppress(Exception):  # (a loop being closed meanwhile)
                 self.loop.remove_reader(self.fileno)

@@ -27,7 +27,8 @@ coalesces them), and each request's own version costs two dictionary lookups. On
 PostgreSQL its statement is awaited on the event loop instead
 (:meth:`OwnerVersions.snapshot_on_loop`): at an even rate nearly every request waits for a
 snapshot of its own, and the hand-over to the thread and back cost the api more processor
-time than the statement itself.
+time than the statement itself. While the log's channel is silent the log's head is kept
+and the positions alone are read (``_read_on_loop``).
 
 Which owner an event belongs to: its ``owner_id`` when it has one (a bot's, deal's or
 order's first event), the aggregate's owner learnt from such an event, the user's own id
@@ -64,6 +65,7 @@ EVERYONE = ""
 RECENT = 16  # positions of each owner's latest events kept, for the projections behind
 FIRSTS = 5000  # unknown aggregates whose first events are read in one statement
 MAX_REUSE = 0.25  # seconds a snapshot is given again while no write was heard of
+MAX_HEAD_REUSE = 1.0  # seconds the log's head is given again while no append was heard of
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,9 @@ class OwnerVersions:
         self.recent: dict[str, deque[int]] = {}  # owner: their latest positions, ascending
         self._head_sql: str | None = None  # the log's head read beside the views ("": not)
         self._on_loop_sql = ""  # the head and the positions (PostgreSQL: on the loop)
+        self._tracking_on_loop = ""  # the positions alone (the head kept: ``_head``)
+        # (watch, its log stamp before the read, when it began, the log's head read)
+        self._head: tuple[Any, int, float, int] | None = None
         self._channels: tuple[str, ...] = ()  # where the log and the views NOTIFY
         # (watch, its stamp before the read, when it began, the snapshot): given again
         # while the stamp holds (``snapshot_on_loop``)
@@ -122,15 +127,41 @@ class OwnerVersions:
         if kept is not None:
             return kept
         now = time.monotonic()
-        rows = await self.read.query_on_loop(statement)
-        if not rows:  # no tracking rows yet: ``snapshot`` reads the recorder's head
+        read = await self._read_on_loop(watch, now)
+        if read is None:  # no tracking rows yet: ``snapshot`` reads the recorder's head
             return None
-        head = rows[0][0] or 0
+        head, tracking = read
         if head > self.position:
             await to_thread.run_sync(self._learn_up_to, head)
-        found = Snapshot(head, tuple(tuple(row[1:]) for row in rows))
+        found = Snapshot(head, tracking)
         self._kept = None if stamp is None else (watch, stamp, now, found)
         return found
+
+    async def _read_on_loop(self, watch: Any, now: float
+                            ) -> tuple[int, tuple[tuple[Any, ...], ...]] | None:
+        """(the log's head, the projections' rows). The head last read is given again, the
+        positions alone read, while the log's channel said nothing since that read began
+        (``ChangeWatch.log_stamp``; at most ``MAX_HEAD_REUSE`` s) and no position is past
+        it. WHY: while an append is under way (a heavy candle's tens of thousands of
+        events inserted, then sealed, before its commit), ``MAX(notification_id)`` walks
+        back over each of its entries in the index, not yet visible (7-16 ms for 50,000
+        on a quiet server, 0.5 ms once committed), and every request waits for it; the
+        views' batches of the step before, which NOTIFY meanwhile, then cost that walk
+        too."""
+        head_kept = self._head
+        log_stamp = None if watch is None else watch.log_stamp()
+        if (head_kept is not None and log_stamp is not None and head_kept[0] is watch
+                and head_kept[1] == log_stamp and now - head_kept[2] < MAX_HEAD_REUSE):
+            rows = await self.read.query_on_loop(self._tracking_on_loop)
+            tracking = tuple(tuple(row) for row in rows)
+            if rows and all(position <= head_kept[3] for _, position, _ in tracking):
+                return head_kept[3], tracking
+        rows = await self.read.query_on_loop(self._on_loop_sql)
+        if not rows:
+            return None
+        head = rows[0][0] or 0
+        self._head = None if log_stamp is None else (watch, log_stamp, now, head)
+        return head, tuple(tuple(row[1:]) for row in rows)
 
     def kept_snapshot(self) -> Snapshot | None:
         """The last snapshot if it may be given again now without a read (see
@@ -185,6 +216,7 @@ class OwnerVersions:
             statement = f"SELECT ({self._head_sql}), t.* FROM ({tracking}) t ORDER BY t.name"
             if store.kind == "postgres":
                 self._on_loop_sql = statement
+                self._tracking_on_loop = f"{tracking} ORDER BY name"
                 channel = getattr(self.trading.recorder, "channel_name", None)
                 self._channels = (channel, store.channel) if channel else ()
             rows = store.query(statement)

@@ -49,6 +49,28 @@ def _listening(server, account) -> None:
     server.gql(BOTS, token=account.token)  # the version read once more, now watched
 
 
+def _a_running_bot_watched(server):
+    """(the read side, alice with a running bot, the server's watch, listening)."""
+    read = server.client.app.state.graphql_read_side
+    alice = server.user("alice")
+    bot_id = server.create_bot(alice, "first")
+    server.start_bot(alice, bot_id)
+    _listening(server, alice)
+    (watch,) = read._watches.values()
+    return read, alice, watch
+
+
+def _once_its_deal_opened(server, account) -> dict:
+    """``account``'s first bot as answered once its open deal shows (or after ``WAIT``):
+    the NOTIFY reaches the watch a moment after the commit."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        node = server.gql(BOTS, token=account.token)["bots"]["edges"][0]["node"]
+        if node["openDealId"] is not None or time.monotonic() > deadline:
+            return node
+        time.sleep(0.01)
+
+
 def test_while_nothing_is_written_the_read_version_is_not_read_again(postgres_url,
                                                                        monkeypatch):
     monkeypatch.setattr(owner_versions, "MAX_REUSE", 600.0)  # only a write moves it
@@ -76,12 +98,7 @@ def test_an_append_heard_of_makes_the_next_answer_fresh(postgres_url, monkeypatc
         sent = _counting_reads(server.client.app.state.graphql_read_side, monkeypatch)
 
         server.step()  # the engine opens a deal: appended, then applied by the views
-        deadline = time.monotonic() + WAIT
-        while True:  # (its NOTIFY reaches the watch a moment after the commit)
-            node = server.gql(BOTS, token=alice.token)["bots"]["edges"][0]["node"]
-            if node["openDealId"] is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
+        node = _once_its_deal_opened(server, alice)
 
         deal = str(server.runtime.trading.get_bot(_uuid(bot_id)).open_deal_id)
         assert node["openDealId"] == deal and node["dealsOpened"] == 1
@@ -106,12 +123,7 @@ def test_a_lost_listen_connection_reads_every_time_then_listens_again(postgres_u
                                                                       monkeypatch):
     monkeypatch.setattr(owner_versions, "MAX_REUSE", 600.0)
     with served(postgres_url, monkeypatch) as server:
-        read = server.client.app.state.graphql_read_side
-        alice = server.user("alice")
-        bot_id = server.create_bot(alice, "first")
-        server.start_bot(alice, bot_id)
-        _listening(server, alice)
-        (watch,) = read._watches.values()
+        read, alice, watch = _a_running_bot_watched(server)
         ended = watch.conn.info.backend_pid
         read.run(lambda store: store.query("SELECT pg_terminate_backend(%s)", (ended,)))
         deadline = time.monotonic() + WAIT
@@ -121,12 +133,7 @@ def test_a_lost_listen_connection_reads_every_time_then_listens_again(postgres_u
             time.sleep(0.05)
 
         server.step()  # whether or not a watch listens, the next answers follow it
-        deadline = time.monotonic() + WAIT
-        while True:
-            node = server.gql(BOTS, token=alice.token)["bots"]["edges"][0]["node"]
-            if node["openDealId"] is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
+        node = _once_its_deal_opened(server, alice)
         assert node["dealsOpened"] == 1
         _listening(server, alice)  # and it listens again
         assert watch.listening and watch.conn.info.backend_pid != ended
@@ -136,3 +143,46 @@ def _uuid(text: str):
     from uuid import UUID
 
     return UUID(text)
+
+
+def test_a_views_batch_alone_reads_the_positions_again_not_the_logs_head(postgres_url,
+                                                                          monkeypatch):
+    """While no append was heard of, a projections batch (the views' NOTIFY) makes the
+    read version be read again without the log's head, which an append under way makes
+    slow to find (its entries past the head, not yet visible, are walked); an append heard
+    of, or a position past the head kept, reads both again."""
+    monkeypatch.setattr(owner_versions, "MAX_REUSE", 600.0)
+    monkeypatch.setattr(owner_versions, "MAX_HEAD_REUSE", 600.0)
+    with served(postgres_url, monkeypatch) as server:
+        read, alice, watch = _a_running_bot_watched(server)
+        sent = _counting_reads(read, monkeypatch)
+        datastore = server.runtime.trading.recorder.datastore
+        channel = read.run(lambda store: store.channel)
+
+        def written(text: str) -> None:  # by another process: heard of by NOTIFY alone
+            with datastore.get_connection() as conn, conn.transaction():
+                conn.execute(text)
+                conn.execute(f'NOTIFY "{channel}"')
+
+        def heard_after(write) -> None:
+            heard = watch.count
+            write()
+            deadline = time.monotonic() + WAIT
+            while watch.stamp() == heard:
+                assert time.monotonic() < deadline, "the NOTIFY never came"
+                time.sleep(0.01)
+
+        heard_after(lambda: written("SELECT 1"))
+        server.gql(BOTS, token=alice.token)
+        assert len(sent) == 1 and "MAX(" not in sent[0]  # the positions alone
+
+        heard_after(server.step)  # the engine opens a deal: an append, then a batch
+        node = _once_its_deal_opened(server, alice)
+        assert node["openDealId"] is not None
+        assert any("MAX(" in text for text in sent[1:])  # the head read again
+
+        sent.clear()  # a position past the head kept (its append not heard of): both
+        heard_after(lambda: written(f'UPDATE "{datastore.schema}".projection_tracking '
+                                    "SET position = position + 5"))
+        server.gql(BOTS, token=alice.token)
+        assert [("MAX(" in text) for text in sent] == [False, True]

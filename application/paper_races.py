@@ -188,22 +188,42 @@ class CandleRaces:
         market = self._markets.get(key)
         return market is not None and market.busy and not turn.settled(key, market)
 
+    def _owed_to(self, key: tuple[str, str], market: Market, turn: Turn):
+        """The candles ``market`` owes (``_owe_deferred``), or None: owed by this very
+        market, or by one a refused append of this candle rebuilt it from. A market followed
+        again otherwise since (another writer's change read from the log, its lease lost
+        and taken again) may have had those candles stepped by someone else: they are
+        dropped, one line (a candle is never walked twice)."""
+        entry = self._owed.get(key)
+        if entry is None:
+            return None
+        if entry[0] is market or turn.dropped(entry[0]):
+            return entry[1]
+        del self._owed[key]
+        log.warning("market %s followed again from the log: the %d candles it was owed are "
+                    "not stepped (OWED_CANDLES_DROPPED)", key, len(entry[1]))
+        return None
+
     def _owe_deferred(self, turn: Turn, ts_ms: int, candle) -> None:
         """The bot steps this candle left out for a kept hold, and never made: counted,
         and the candle owed to their markets (stepped before their next one once the hold
         is let go: ``PaperTrading._step_owed``); so too the markets of a candle skipped
         after its races (their refused appends stored nothing of it). A market whose step
         is stored owes none. (Not after ``APPEND_FAILED``: a commit whose answer was lost
-        may have stored the step, and a candle must not be walked twice.)"""
+        may have stored the step, and a candle must not be walked twice; nor after a lease
+        lost: another worker steps those bots now.)"""
         owed = self._owed
         for key in turn.stepped:
             if key in owed and turn.settled(key, self._markets.get(key)):
                 del owed[key]
         waiting = [key for key in turn.left_out if self._waiting(turn, key)]
         raced = [key for key in turn.stepped if turn.skipped and key not in turn.left_out
+                 and not isinstance(turn.refused, LeaseLostError)
                  and self._waiting(turn, key)]
         for key in (*waiting, *raced):
-            missed = owed.setdefault(key, deque(maxlen=MAX_OWED))
+            entry = owed.get(key)
+            missed = deque(maxlen=MAX_OWED) if entry is None else entry[1]
+            owed[key] = (self._markets[key], missed)
             if len(missed) == MAX_OWED - 1:  # full now: one line, the oldest drop next
                 log.warning("market %s has been left out of %d candles for a kept exposure "
                             "hold: from the next one the oldest are no longer stepped when "

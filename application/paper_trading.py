@@ -88,7 +88,8 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow, OtherWriters, RiskC
         self._turn: Turn | None = None  # the candle being stepped (``on_candle``)
         # Candles a market was left out of (its owner's exposure hold kept elsewhere), in
         # order: stepped before its next candle once the hold is let go (paper_races)
-        self._owed: dict[tuple[str, str], deque[tuple[int, Candle]]] = {}
+        # (the market they are owed by: see ``_owed_to``)
+        self._owed: dict[tuple[str, str], tuple[Market, deque[tuple[int, Candle]]]] = {}
         self._unfollowed: set[UUID] = set()  # to follow again from the log (paper_races)
         # A server's live loop keeps what its steps leave alive out of the collector's
         # passes (application/paper_heap.py); None: left to the collector (tests, tools)
@@ -131,14 +132,14 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow, OtherWriters, RiskC
         for key, market in list(self._markets.items()):
             if key[1] != pair:
                 continue
-            if (key in reached or (owed and key in owed)) and market.busy \
-                    and not turn.settled(key, market):
+            missed = self._owed_to(key, market, turn) if owed else None
+            if (key in reached or missed) and market.busy and not turn.settled(key, market):
                 if turn.leaves_out(key, market):
                     continue  # its owner's hold is kept elsewhere: at their next chance
                 turn.stepped[key] = market
                 self._stale.add(key)
-                if key in owed:
-                    self._step_owed(market, owed[key], pair, at, cause, candle)
+                if missed:
+                    self._step_owed(market, missed, pair, at, cause, candle)
                 else:
                     self._step(market, cause, candle)
             else:

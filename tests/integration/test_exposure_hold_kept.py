@@ -137,3 +137,31 @@ def test_a_deferred_users_bots_take_the_candles_they_were_left_out_of(candles, p
         api.close()
     assert max(client_ids(postgres_url).values()) == 1
     assert version_gaps(postgres_url) == []
+
+
+def test_owed_candles_are_dropped_when_the_market_is_followed_again_from_the_log(
+        candles, postgres_url, caplog):
+    """A held user's market followed again from the log meanwhile (what its lease lost and
+    taken again, or its deal moved on by another writer, do) may have had those candles
+    stepped elsewhere: they are dropped, in one line, never walked twice; the bots trade
+    from the next candle on, as before owed candles."""
+    caplog.set_level(logging.WARNING, "tradetape")
+    bots = seed(postgres_url, HELD, accounts=1, per_account=2, limits=LIMITS, config=BOT)
+    worker, api = RiskWorker(postgres_url, "one"), ApiProcess(postgres_url)
+    try:
+        worker.leases.tick()
+        with api.risk.holds.hold(HELD):
+            feed((worker,), candles, range(3))
+            worker.paper._rebuild_markets(set(bots))
+        feed((worker,), candles, range(3, 4))
+        entries = [shape[0] for shape in deal_shapes(worker, bots)]
+        assert entries == [candles.exact(3)[3]] * 2
+        assert worker.paper._owed == {}
+    finally:
+        worker.close()
+        api.close()
+    dropped = [r.getMessage() for r in caplog.records if "OWED_CANDLES_DROPPED" in
+               r.getMessage()]
+    assert len(dropped) == 1 and "3 candles" in dropped[0]
+    assert max(client_ids(postgres_url).values()) == 1
+    assert version_gaps(postgres_url) == []

@@ -48,6 +48,9 @@ def test_a_slow_stripe_delays_no_trading_step(billing, stripe_stub):
     advance(billing, alice, days=3, seconds=1)  # alice's grace is over: the sweep renews
     stripe_stub.delay = 60.0  # Stripe answers in a minute (or when released)
     beside_the_loop(billing)
+    # (the sweep's request held by Stripe first: five quick steps could otherwise all end
+    # before the sweep's thread even asks, and prove nothing)
+    wait_for(lambda: stripe_stub.holding == 1, "the sweep's request held by Stripe")
 
     loop = billing.runtime.loop
     stepped = threading.Event()

@@ -18,7 +18,7 @@ from api.graphiql import mount_graphiql_assets, serve_graphiql_offline
 from api.graphql.read_side import ReadSide
 from api.http_limits import RequestLimits
 from api.lazy_graphql import GraphQLBuild, LazyGraphQLRoute
-from application.public_health import admin_token, public_health
+from application.public_health import health_seen_by, worst_status
 from application.runtime import Runtime
 
 
@@ -60,11 +60,9 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True,
     def health(request: Request) -> JSONResponse:
         # anyone asks (load balancers, monitors); an administrator's token shows the
         # accounts' rows and the errors' text too (application/public_health.py)
-        full = admin_token(runtime.identity.authenticate,
-                           bearer_token(request.headers.get("authorization")))
-        parts = runtime.health() if full else public_health(runtime.health())
-        worst = "red" if any(p["status"] == "red" for p in parts.values()) else (
-            "amber" if any(p["status"] == "amber" for p in parts.values()) else "green")
+        parts, full = health_seen_by(runtime.health, runtime.identity.authenticate,
+                                     bearer_token(request.headers.get("authorization")))
+        worst = worst_status(parts)
         return JSONResponse({"status": worst, **parts}, status_code=503 if worst == "red"
                             else 200, headers={  # which one it is (the dashboard asks)
                                 "X-Health-View": "full" if full else "public",

@@ -53,6 +53,21 @@ def admin_token(authenticate: Callable[[str], Any], token: str | None) -> bool:
         return False
 
 
+def health_seen_by(health: Callable[[], dict[str, Part]],
+                   authenticate: Callable[[str], Any],
+                   token: str | None) -> tuple[dict[str, Part], bool]:
+    """(the parts as the holder of ``token`` sees them, whether in full): ``/health`` and
+    GraphQL's ``systemStatus`` decide alike."""
+    full = admin_token(authenticate, token)
+    return (health() if full else public_health(health())), full
+
+
+def worst_status(parts: dict[str, Part]) -> str:
+    """The overall status of ``parts``: red if any is, else amber if any is, else green."""
+    statuses = {part["status"] for part in parts.values()}
+    return "red" if "red" in statuses else "amber" if "amber" in statuses else "green"
+
+
 def public_health(parts: dict[str, Part]) -> dict[str, Part]:
     """``Runtime.health()``'s parts as an anonymous caller sees them (same part names)."""
     return {name: _VIEWS.get(name, _bare)(part) for name, part in parts.items()}

@@ -11,7 +11,9 @@ added later tells anonymous callers nothing until it is listed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -132,10 +134,46 @@ def _leases(part: Part) -> Part:
     return _pick(part, ("worker", "bots", "ticks"), ("last_error", "stood_down"))
 
 
-def _as_is(part: Part) -> Part:
-    """Built to be shown to anyone: task reports carry a kind and a code, never a message
-    (``application/task_health.py``); the process its role, pid and niceness."""
-    return part
+# Where the deployment runs is no monitor's business: a host name (in a process's name
+# too) or a pid helps whoever maps the servers. A process is shown by its role and a tag
+# keyed with a secret of this process (random at each start): the rows of one process
+# still go together, and this process still finds its own (``process.name``), in one
+# answer as in the next, but no tag can be turned back into a host or a pid.
+_WHERE = ("host", "pid")
+_TAG_KEY = os.urandom(16)
+
+
+def process_tag(name: Any, role: Any) -> str | None:
+    """``engine-3f9a0c1d`` for the process named ``engine-box1-4242-7f3a``."""
+    if not isinstance(name, str):
+        return None
+    digest = hashlib.blake2b(name.encode(), key=_TAG_KEY, digest_size=4).hexdigest()
+    return f"{role}-{digest}" if isinstance(role, str) else digest
+
+
+def _background(part: Part) -> Part:
+    """Task reports carry a kind and a code, never a message (``application/task_health.py``);
+    the deployment's rows lose where they ran."""
+    shown = dict(part)
+    deployment = part.get("deployment")
+    if isinstance(deployment, dict) and isinstance(deployment.get("tasks"), list):
+        shown["deployment"] = {**deployment, "tasks": [_unplaced(row, "process")
+                                                       for row in deployment["tasks"]]}
+    return shown
+
+
+def _process(part: Part) -> Part:
+    """Its role, niceness and tag, not its pid or its name in the deployment."""
+    return _unplaced(part, "name")
+
+
+def _unplaced(row: Any, name_key: str) -> Any:
+    if not isinstance(row, dict):
+        return row
+    shown = {key: value for key, value in row.items() if key not in _WHERE}
+    if name_key in row:
+        shown[name_key] = process_tag(row[name_key], row.get("role"))
+    return shown
 
 
 def _count(values) -> dict[str, int]:
@@ -145,4 +183,4 @@ def _count(values) -> dict[str, int]:
 _VIEWS: dict[str, Callable[[Part], Part]] = {
     "event_store": lambda part: _pick(part, ("head",)), "projections": _projections,
     "engine_loop": _engine_loop, "exchanges": _exchanges, "wallet": _wallet,
-    "billing": _billing, "leases": _leases, "background": _as_is, "process": _as_is}
+    "billing": _billing, "leases": _leases, "background": _background, "process": _process}

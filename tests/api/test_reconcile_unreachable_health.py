@@ -112,3 +112,38 @@ def test_health_shows_accounts_to_administrators_only(server, sim):  # noqa: F81
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_health_tells_anyone_no_host_or_pid(server, sim):  # noqa: F811
+    """Where the deployment runs is for administrators: the anonymous ``/health`` names a
+    process by its role and a tag (one process's rows share it, and this process's part
+    says its own), never its host name or pid. Before, every task row of the deployment
+    (PostgreSQL) carried both, and the ``process`` part its pid."""
+    import os
+    import socket
+
+    alice, _, reconciling = _trading_on_the_sandbox(server, sim)
+    admin = server.user("root", role="admin")
+    reconciling.run_once()
+    board = server.runtime.task_board  # PostgreSQL: every process's tasks, published
+    if board is not None:
+        board.publish()
+    full = server.client.get("/health", headers=_bearer(admin.token)).json()
+    assert full["process"]["pid"] == os.getpid()  # (the operator's view keeps them)
+    host = socket.gethostname()
+    for headers in ({}, _bearer(alice.token)):
+        answer = server.client.get("/health", headers=headers)
+        body = answer.json()
+        assert "pid" not in body["process"], body["process"]
+        assert f"-{host}-" not in answer.text, body  # (in a process's name: role-host-pid-…)
+        assert body["process"]["role"] == full["process"]["role"]
+        if board is None:  # SQLite: one process, no deployment list
+            assert "deployment" not in body["background"]
+            continue
+        rows = body["background"]["deployment"]["tasks"]
+        assert {row["task"] for row in rows} == {
+            row["task"] for row in full["background"]["deployment"]["tasks"]}
+        assert all("host" not in row and "pid" not in row for row in rows), rows
+        tag = body["process"]["name"]  # this process's rows: found by its tag
+        assert tag.startswith(f'{full["process"]["role"]}-') and tag != full["process"]["name"]
+        assert {row["process"] for row in rows} == {tag}, rows

@@ -77,3 +77,20 @@ def test_only_an_administrators_live_token_sees_everything():
     assert admin_token(as_role(Role.ADMIN), None) is False  # no token: not even asked
     assert [admin_token(check, "at.x") for check in (as_role(Role.USER), refused,
                                                      store_away)] == [False] * 3
+
+
+def test_processes_are_told_by_role_and_tag_not_host_or_pid():
+    row = {"task": "billing-sweep", "process": "engine-box1-4242-7f3a", "role": "engine",
+           "host": "box1", "pid": 4242, "status": "green", "rounds": 3}
+    shown = public_health({
+        "background": {"status": "green", "tasks": {}, "deployment": {"error": None, "tasks": [
+            row, {**row, "task": "reconciliation"},
+            {**row, "process": "engine-box2-4242-7f3a", "host": "box2"}]}},
+        "process": {"status": "green", "role": "engine", "pid": 4242, "niceness": 10,
+                    "niceness_setting": 10, "name": "engine-box1-4242-7f3a"}})
+    rows = shown["background"]["deployment"]["tasks"]
+    assert all(set(r) == {"task", "process", "role", "status", "rounds"} for r in rows), rows
+    one, same, other = (r["process"] for r in rows)
+    assert one == same != other and one.startswith("engine-") and "box" not in one + other
+    assert shown["process"] == {"status": "green", "role": "engine", "niceness": 10,
+                                "niceness_setting": 10, "name": one}  # finds its own rows

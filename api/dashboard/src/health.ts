@@ -20,7 +20,7 @@ export interface Task {
   error: TaskError | null;
 }
 export interface ProcessInfo {
-  role: string; pid: string; niceness: string; setting: string | null;
+  role: string; pid: string | null; niceness: string; setting: string | null;
   name: string | null; // its name in the deployment's list, where /health says it
 }
 export interface HealthView {
@@ -84,7 +84,7 @@ function taskOf(name: string, v: Obj): Task {
 function ownRows(rows: Obj[], own: ProcessInfo | null): Set<Obj> {
   if (!own) return new Set();
   const mine = (r: Obj) => (own.name ? text(r.process) === own.name
-    : text(r.pid) === own.pid && text(r.role) === own.role);
+    : own.pid !== null && text(r.pid) === own.pid && text(r.role) === own.role);
   const found = rows.filter(mine);
   const times = new Map<unknown, number>();
   for (const r of found) times.set(r.task, (times.get(r.task) ?? 0) + 1);
@@ -105,7 +105,7 @@ function backgroundTasks(bg: unknown, own: ProcessInfo | null): Task[] {
 
 function processInfo(p: unknown): ProcessInfo | null {
   if (!isObj(p)) return null;
-  return { role: text(p.role) ?? "?", pid: text(p.pid) ?? "?", niceness: text(p.niceness) ?? "?",
+  return { role: text(p.role) ?? "?", pid: text(p.pid), niceness: text(p.niceness) ?? "?",
            setting: text(p.niceness_setting), name: text(p.name) };
 }
 

@@ -113,7 +113,7 @@ function Process({ process }: { process: ProcessInfo }) {
       <h3 id="health-process">This process</h3>
       <dl className="figures" data-testid="health-process" aria-labelledby="health-process">
         <div><dt>Role</dt><dd>{process.role}</dd></div>
-        <div><dt>PID</dt><dd>{process.pid}</dd></div>
+        {process.pid !== null && <div><dt>PID</dt><dd>{process.pid}</dd></div>}
         <div><dt>Niceness</dt><dd>{process.niceness} <small>({setting})</small></dd></div>
       </dl>
     </>

@@ -29,7 +29,7 @@ from projections.frontend_tables import (
     drift_row,
 )
 from projections.store import ViewStore
-from projections.tables import Changes, Row
+from projections.tables import OPEN_DEALS, Changes, Row
 
 BOT_STATUS = {"Bot.Started": "running", "Bot.Paused": "paused", "Bot.Stopped": "stopped",
               "Bot.RiskPaused": "paused", "Bot.RiskResumed": "running"}
@@ -63,7 +63,7 @@ class FrontEnd(OrderRows, Projection):
     def load(self, store: ViewStore, suffix: str = "") -> None:
         self.bots = {r["bot_id"]: r for r in store.select(FE_BOTS, suffix=suffix)}
         self.deals = {r["deal_id"]: r for r in
-                      store.select(FE_DEALS, "status = 'open'", suffix=suffix)}
+                      store.select(FE_DEALS, OPEN_DEALS, suffix=suffix)}
         self.load_orders(store, suffix)
 
     @on("Position.Opened", "PositionExit.Attached")

@@ -18,6 +18,7 @@ from projections.facts import Fact
 from projections.framework import on
 from projections.frontend_tables import (
     FE_ORDERS,
+    FINAL_ORDER,
     O_AMOUNT,
     O_AVERAGE,
     O_COST,
@@ -27,13 +28,13 @@ from projections.frontend_tables import (
     O_REASON,
     O_STATUS,
     O_UPDATED,
+    OPEN_ORDERS,
     order_values,
 )
 from projections.reader import uuid_text
 from projections.store import ViewStore
 from projections.tables import Changes
 
-FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired", "lost"})
 ORDER_STATUS = {"Order.CancelRequested": "cancel_requested", "Order.Cancelled": "cancelled",
                 "Order.Rejected": "rejected", "Order.Expired": "expired",
                 "Order.Lost": "lost"}
@@ -55,10 +56,9 @@ class OrderRows:
         self.ids: dict[str, str] = {}
 
     def load_orders(self, store: ViewStore, suffix: str) -> None:
-        finals = ", ".join(f"'{s}'" for s in sorted(FINAL_ORDER))
         names = FE_ORDERS.column_names
         self.orders = {r["order_id"]: [r[c] for c in names] for r in
-                       store.select(FE_ORDERS, f"status NOT IN ({finals})", suffix=suffix)}
+                       store.select(FE_ORDERS, OPEN_ORDERS, suffix=suffix)}
 
     def write_orders(self, out: Changes) -> None:
         """The batch's order rows as database values (each order's once): new ones

@@ -8,7 +8,12 @@ from typing import Any
 
 from projections.facts import Fact
 from projections.list_rows import column_at, list_writer
-from projections.tables import UPDATED_IN_PLACE, Row, table
+from projections.tables import OPEN_DEALS, UPDATED_IN_PLACE, Row, table
+
+FINAL_ORDER = frozenset({"filled", "cancelled", "rejected", "expired", "lost"})
+# The orders a start reads back (``FE_ORDERS.open_rows``: its load says it so, literally)
+_FINALS = ", ".join(f"'{status}'" for status in sorted(FINAL_ORDER))
+OPEN_ORDERS = f"status NOT IN ({_FINALS})"
 
 FE_BOTS = table(
     "fe_bots", key=("bot_id",), indexes=(("owner_id", "status"),),
@@ -22,6 +27,7 @@ FE_BOTS = table(
 )
 FE_DEALS = table(
     "fe_deals", key=("deal_id",), indexes=(("bot_id", "opened_at"), ("owner_id", "status")),
+    open_rows=OPEN_DEALS,
     deal_id="text", bot_id="text", owner_id="text", pair="text", status="text",
     opened_at="text", closed_at="text", close_reason="text", units="money",
     units_bought="money", cost="money", average_entry="money", take_profit_price="money",
@@ -31,6 +37,7 @@ FE_DEALS = table(
 FE_ORDERS = table(
     "fe_orders", key=("order_id",),
     indexes=(("deal_id",), ("bot_id", "created_at"), ("owner_id", "status")),
+    open_rows=OPEN_ORDERS,
     order_id="text", client_order_id="text", exchange_order_id="text", bot_id="text",
     deal_id="text", owner_id="text", pair="text", side="text", type="text", purpose="text",
     safety_order="int", price="money", amount="money", filled="money", cost="money",

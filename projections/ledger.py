@@ -32,7 +32,7 @@ from projections.framework import Projection, on
 from projections.pending_rows import PendingRows
 from projections.reader import uuid_text
 from projections.store import ViewStore
-from projections.tables import Changes, Row, Table
+from projections.tables import OPEN_DEALS, Changes, Row, Table
 from projections.tallies import TALLY_COLUMNS, close_into, derive, new_tally, recount
 
 DEAL_COLUMNS = dict(
@@ -91,7 +91,7 @@ class Ledger(Projection):
         for row in store.select(self.bots_table, suffix=suffix):
             self.bots[row["bot_id"]] = row
             self.restore_pending(row)
-        for row in store.select(self.deals_table, "status = 'open'", suffix=suffix):
+        for row in store.select(self.deals_table, OPEN_DEALS, suffix=suffix):
             self.deals[row["deal_id"]] = row
             self._index_open(row)
         self.marks = {r["pair"]: r for r in store.select(self.marks_table, suffix=suffix)}

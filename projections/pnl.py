@@ -26,10 +26,10 @@ from projections.ledger import (
 )
 from projections.queries import CHUNK
 from projections.store import ViewStore
-from projections.tables import UPDATED_IN_PLACE, Changes, Row, table
+from projections.tables import OPEN_DEALS, UPDATED_IN_PLACE, Changes, Row, table
 from projections.tallies import TALLY_COLUMNS, derive, new_tally
 
-PNL_DEALS = table("pnl_deals", key=("deal_id",),
+PNL_DEALS = table("pnl_deals", key=("deal_id",), open_rows=OPEN_DEALS,
                   indexes=(("bot_id", "opened_at"), ("owner_id", "status")), **DEAL_COLUMNS)
 PNL_BOTS = table("pnl_bots", key=("bot_id",), indexes=(("owner_id",),),
                  fillfactor=UPDATED_IN_PLACE, **BOT_COLUMNS)

@@ -101,6 +101,9 @@ class ViewStore(ABC):
     def table_exists(self, name: str) -> bool: ...
 
     @abstractmethod
+    def index_exists(self, name: str) -> bool: ...
+
+    @abstractmethod
     def try_lock(self, name: str) -> bool:
         """Own ``name`` (e.g. a projection) until :meth:`close`; False if someone else does."""
 
@@ -183,7 +186,20 @@ class ViewStore(ABC):
             where = f" WHERE {partial[cols]}" if cols in partial else ""
             statements.append(f"CREATE INDEX {self.bare(index)} ON "
                               f"{self.q(table.name + suffix)} ({', '.join(cols)}){where}")
+        if table.open_rows:
+            statements.append(self.open_index_statement(table, suffix, generation))
         return statements
+
+    @staticmethod
+    def open_index_name(table: Table, generation: int) -> str:
+        return f"ox_{table.name}_g{generation}"[:63]
+
+    def open_index_statement(self, table: Table, suffix: str, generation: int,
+                             if_missing: str = "") -> str:
+        """The index of the rows a start reads back (``Table.open_rows``)."""
+        index = self.open_index_name(table, generation)
+        return (f"CREATE INDEX {if_missing}{self.bare(index)} ON {self.q(table.name + suffix)} "
+                f"({', '.join(table.key)}) WHERE {table.open_rows}")
 
     def index_filled(self, tables: Sequence[tuple[Table, str, int]],
                      keyless: frozenset[str] = frozenset()) -> None:
@@ -283,6 +299,33 @@ class ViewStore(ABC):
             if cur.rowcount == 1:
                 for table in tables:
                     self.create_table(cur, table, "", 1)
+                return
+        self.add_open_indexes(name, tables)
+
+    def add_open_indexes(self, name: str, tables: Sequence[Table]) -> None:
+        """Tables made before their ``open_rows`` was declared get its index (the current
+        generation's name, as a rebuild would make it), where a rebuild would write every
+        row again. An access path only: one that cannot be made now is made next time."""
+        tables = [t for t in tables if t.open_rows]
+        if not tables:
+            return
+        row = self.tracking().get(name)
+        if row is None:
+            return
+        for table in tables:
+            if self.index_exists(self.open_index_name(table, row.generation)):
+                continue  # (the common case: asked, not made, which would lock the table)
+            text = self.open_index_statement(table, "", row.generation, "IF NOT EXISTS ")
+            try:
+                with self.transaction() as cur:
+                    self.before_open_index(cur)
+                    self.execute(cur, text)
+            except Exception as error:  # (a lock held, another process making it now)
+                log.info("index of %s's open rows not made now: %s", table.name,
+                         type(error).__name__)
+
+    def before_open_index(self, cur: Any) -> None:  # noqa: B027 - SQLite needs nothing
+        """Bounds how long making an open-rows index may wait for a lock."""
 
     def advance(self, cur: Any, name: str, generation: int, start: int, end: int) -> None:
         self.execute(cur, f"UPDATE {self.q(TRACKING)} SET position = ?, updated_at = ? "
@@ -370,6 +413,11 @@ class SQLiteViewStore(ViewStore):
 
     def table_exists(self, name: str) -> bool:
         rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                          (name,))
+        return bool(rows)
+
+    def index_exists(self, name: str) -> bool:
+        rows = self.query("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
                           (name,))
         return bool(rows)
 
@@ -489,6 +537,10 @@ class PostgresViewStore(ViewStore):
 
     def storage(self, table: Table) -> str:
         return f" WITH (fillfactor = {table.fillfactor})" if table.fillfactor else ""
+
+    def before_open_index(self, cur: Any) -> None:
+        # (a projection's batch writing the table, in another process: made next start)
+        cur.execute("SET LOCAL lock_timeout = '2s'")
 
     def register(self, name: str, application_name: str, tables: Sequence[Table],
                  schema: str) -> None:
@@ -700,6 +752,10 @@ class PostgresViewStore(ViewStore):
     def table_exists(self, name: str) -> bool:
         return bool(self.query("SELECT 1 FROM pg_tables WHERE schemaname = ? AND "
                                "tablename = ?", (self.schema, name)))
+
+    def index_exists(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM pg_indexes WHERE schemaname = ? AND "
+                               "indexname = ?", (self.schema, name)))
 
     def try_lock(self, name: str) -> bool:
         """A session advisory lock on a connection held until :meth:`close`: it is released

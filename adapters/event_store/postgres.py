@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from eventsourcing import postgres
@@ -99,17 +100,17 @@ class _ManyReads:
         """Every event of ``ids[i]`` with a version above ``after[i]``, by id then version."""
         # LATERAL: one index lookup per id (a join would walk the whole primary key)
         return self._stored(sql.SQL(
-            "SELECT e.* FROM unnest(%s::uuid[], %s::bigint[]) AS a(id, after) CROSS JOIN "
-            "LATERAL (SELECT originator_id, originator_version, topic, state FROM {} WHERE "
-            "originator_id = a.id AND originator_version > a.after "
-            "ORDER BY originator_version) e"), (list(ids), list(after)))
+            "SELECT e.* FROM unnest(%s::text::uuid[], %s::text::bigint[]) AS a(id, after) "
+            "CROSS JOIN LATERAL (SELECT originator_id, originator_version, topic, state "
+            "FROM {} WHERE originator_id = a.id AND originator_version > a.after "
+            "ORDER BY originator_version) e"), (_array_text(ids), _array_text(after)))
 
     def select_last_of(self, ids: Sequence[Any]) -> list[Any]:
         """The newest event (a snapshot, in a snapshots table) of each of ``ids``."""
         return self._stored(sql.SQL(
             "SELECT e.* FROM unnest(%s::uuid[]) AS a(id) CROSS JOIN LATERAL (SELECT "
             "originator_id, originator_version, topic, state FROM {} WHERE originator_id = "
-            "a.id ORDER BY originator_version DESC LIMIT 1) e"), (list(ids),))
+            "a.id ORDER BY originator_version DESC LIMIT 1) e"), (_array_text(ids),))
 
     def replace_events(self, stored_events: Sequence[Any]) -> None:
         """Insert each of ``stored_events`` (snapshots, in a snapshots table), in place of
@@ -146,6 +147,13 @@ class _ManyReads:
             rows = curs.fetchall()
         return [StoredEvent(originator_id=oid, originator_version=version, topic=topic,
                             state=bytes(state)) for oid, version, topic, state in rows]
+
+
+def _array_text(values: Sequence[Any]) -> str:
+    """``values`` (UUIDs or integers) as one PostgreSQL array literal, cast by the query.
+    WHY: psycopg dumps a list parameter an element at a time in Python (a tenth of loading
+    10,000 bots' snapshots went there); a UUID's ``hex`` and an int's text are cheap."""
+    return "{" + ",".join([v.hex if isinstance(v, UUID) else str(int(v)) for v in values]) + "}"
 
 
 class AggregateRecorder(_ManyReads, _SerialCreation, postgres.PostgresAggregateRecorder):

@@ -3,8 +3,10 @@ race with another writer: a refused append rebuilds the markets of the bots it c
 the log (as at a restart), and the candle is stepped again on them, at most ``RESTEPS``
 times, then skipped (``CANDLE_SKIPPED``: owed to those markets, stepped before their next
 candle). An append the store fails (down, the connection
-cut, a timeout: ``APPEND_FAILED``) rebuilds them too; the candle is not stepped again (the
-store just failed it), its bots go on from the log at the next one."""
+cut, a timeout: ``APPEND_FAILED``) rebuilds them too, and the log is asked whether it holds
+the append: if not, the candle is owed to those markets as a skipped one is; if it does
+(the answer lost after the commit) or cannot say (the store still down), it is not stepped
+again, and its bots go on from the log at the next one."""
 
 from __future__ import annotations
 
@@ -19,6 +21,12 @@ from domain.bots import BotStatus
 from domain.errors import ConcurrencyConflictError, ExposureHeldError, LeaseLostError
 
 log = logging.getLogger("tradetape.paper")
+# What the APPEND_FAILED line adds, by whether the log holds the failed append (None: the
+# log could not be asked)
+_AFTER_FAILURE = {True: " (it was stored: only the answer was lost)",
+                  False: "; nothing of it was stored: the candle is stepped on them before "
+                         "the next one",
+                  None: ""}
 # A candle refused by a race is stepped again this many times at most, then skipped
 RESTEPS = 3
 # Candles a market left out for a kept exposure hold keeps owing (a day of 1-minute ones;
@@ -41,6 +49,7 @@ class Turn:
     refused: ConcurrencyConflictError | LeaseLostError | None = None
     # an append the store failed (down, connection cut, timed out): APPEND_FAILED
     failed: Exception | None = None
+    unstored: bool = False  # ... and the log, asked after, holds nothing of it
     rebuilt: list[Market] = field(default_factory=list)  # markets rebuilt from the log
     # owners whose exposure hold another process keeps (EXPOSURE_HELD): their markets are
     # left out of the attempt under way (``left_out``), the other bots appended without them
@@ -75,6 +84,7 @@ class CandleRaces:
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         if not events:
             return 0
+        self._batch_head = (events[0].originator_id, events[0].originator_version)
         positions = self.trading.append_positions(events)
         appended = len(positions)
         self.appended += appended
@@ -106,6 +116,7 @@ class CandleRaces:
             return 0
         self._pending, self._pending_bots = [], set()
         turn = self._turn
+        self._batch_head = None  # (set by ``_append`` once its events are made)
         try:
             appended = self._append(aggregates, bot_ids)
         except ConcurrencyConflictError as error:
@@ -117,15 +128,32 @@ class CandleRaces:
             # One line, no traceback (the store's own words name no password); the engines
             # must not keep decisions the log lacks: their next append would leave a gap
             # in the versions, and a paused bot would stay paused in memory only.
+            stored = self._batch_stored()
             log.error("an append of %d bots' changes failed (APPEND_FAILED): %s; their "
-                      "markets go on from the log", len(bot_ids), error_reason(error))
+                      "markets go on from the log%s", len(bot_ids), error_reason(error),
+                      _AFTER_FAILURE[stored])
             self._rebuild_markets(bot_ids)
             if turn is not None:
-                turn.failed = error
+                turn.failed, turn.unstored = error, stored is False
             raise
         if turn is not None:
             turn.stored.update(k for k, m in turn.stepped.items() if self._markets.get(k) is m)
         return appended
+
+    def _batch_stored(self) -> bool | None:
+        """Whether the log holds the first event of the append that just failed (one
+        transaction: all of it or none); None when the log cannot say (the store still
+        down). WHY: a connection cut after the commit loses only the answer, and then the
+        candle must not be stepped twice; cut before it, nothing is stored, and the candle
+        is owed to the markets it reached (``_owe_deferred``) instead of lost to them."""
+        if self._batch_head is None:  # failed before its events were made
+            return None
+        originator_id, version = self._batch_head
+        try:
+            return bool(self.trading.recorder.select_events(
+                originator_id, gt=version - 1, lte=version, limit=1))
+        except Exception:  # (the failure's line says the rest)
+            return None
 
     def _save_now(self, aggregates, bot_ids=()) -> int:
         """Save at once (outside a candle's batch), after anything staged before."""
@@ -209,9 +237,11 @@ class CandleRaces:
         and the candle owed to their markets (stepped before their next one once the hold
         is let go: ``PaperTrading._step_owed``); so too the markets of a candle skipped
         after its races (their refused appends stored nothing of it). A market whose step
-        is stored owes none. (Not after ``APPEND_FAILED``: a commit whose answer was lost
-        may have stored the step, and a candle must not be walked twice; nor after a lease
-        lost: another worker steps those bots now.)"""
+        is stored owes none. After ``APPEND_FAILED``, only when the log, asked after,
+        holds nothing of the append (``_batch_stored``: a commit whose answer was lost
+        stored the step, and a candle must not be walked twice; a log out of reach cannot
+        say: the candle is not stepped again); never after a lease lost: another worker
+        steps those bots now."""
         owed = self._owed
         for key in turn.stepped:
             if key in owed and turn.settled(key, self._markets.get(key)):
@@ -220,7 +250,8 @@ class CandleRaces:
         raced = [key for key in turn.stepped if turn.skipped and key not in turn.left_out
                  and not isinstance(turn.refused, LeaseLostError)
                  and self._waiting(turn, key)]
-        for key in (*waiting, *raced):
+        lost = [key for key in turn.stepped if turn.unstored and self._waiting(turn, key)]
+        for key in (*waiting, *raced, *lost):
             entry = owed.get(key)
             missed = deque(maxlen=MAX_OWED) if entry is None else entry[1]
             owed[key] = (self._markets[key], missed)
@@ -248,7 +279,7 @@ class CandleRaces:
         ``1 + RESTEPS`` times, it is skipped on those markets: one error line,
         ``CANDLE_SKIPPED``, and stepped on them before their next candle (``_owed``). An
         append the store failed (``APPEND_FAILED``, said by ``_flush``) ends the candle:
-        its bots go on from the log at the next one.
+        its bots go on from the log, stepping it first when the log holds nothing of it.
 
         A user whose exposure hold another process keeps (``EXPOSURE_HELD``, after the
         append's bounded wait) has their markets left out of the attempts while it is kept:

@@ -86,6 +86,7 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow, OtherWriters, RiskC
         self._pending: list = []
         self._pending_bots: set[UUID] = set()
         self._turn: Turn | None = None  # the candle being stepped (``on_candle``)
+        self._batch_head = None  # (id, version) of the first event of the last append
         # Candles a market was left out of (its owner's exposure hold kept elsewhere), in
         # order: stepped before its next candle once the hold is let go (paper_races)
         # (the market they are owed by: see ``_owed_to``)

@@ -227,3 +227,70 @@ def test_a_live_order_is_never_sent_when_its_write_ahead_fails_and_trades_on_aft
         assert gaps(world.trading) == {}
         assert_log_matches_the_exchange(world)
         world.trading.close()
+
+
+class CutConnection:
+    """The network edge, faked: the next append, once ``armed``, loses its connection with
+    the database still up: before its commit (nothing stored) or, ``after_commit``, once
+    PostgreSQL has committed it (only the answer lost), as psycopg says either."""
+
+    def __init__(self, trading, after_commit: bool):
+        self.armed = False
+        insert = trading.recorder.insert_events
+
+        def insert_events(stored_events, *args, **kwargs):
+            if not self.armed:
+                return insert(stored_events, *args, **kwargs)
+            self.armed = False
+            if after_commit:
+                insert(stored_events, *args, **kwargs)
+            raise psycopg.OperationalError("consuming input failed: server closed the "
+                                           "connection unexpectedly")
+
+        trading.recorder.insert_events = insert_events
+
+
+def fills(trading) -> list:
+    return sorted((e.price, e.amount) for e in events(trading, "Order.Filled"))
+
+
+@pytest.mark.parametrize("after_commit", [False, True], ids=["before-commit", "after-commit"])
+def test_a_candle_whose_append_lost_its_connection_is_stepped_once(
+        postgres_url, tmp_path, candles, caplog, after_commit):
+    """The connection cut during a candle's append, the database up: the log is asked
+    whether it holds the append. Nothing stored, the candle is stepped on its markets
+    before the next one (before, its fills were lost to them: the bots went on from the
+    next candle); stored (only the answer lost), it is not stepped again. Either way the
+    bots trade exactly as if nothing had happened, no order placed twice, no version
+    skipped."""
+    failed_at = busy_candle(candles, tmp_path)
+    uninterrupted = World(f"sqlite:///{tmp_path / 'all.sqlite'}", "a")
+    skipped = World(f"sqlite:///{tmp_path / 'skipped.sqlite'}", "s")
+    for i in range(CANDLES):
+        uninterrupted.candle(candles, i)
+        if i != failed_at:
+            skipped.candle(candles, i)
+    assert fills(skipped.trading) != fills(uninterrupted.trading), "a candle that matters"
+
+    world = World(postgres_url, "w")
+    cut = CutConnection(world.trading, after_commit)
+    for i in range(failed_at):
+        world.candle(candles, i)
+    cut.armed = True
+    with caplog.at_level(logging.ERROR), contextlib.suppress(psycopg.OperationalError):
+        world.candle(candles, failed_at)
+    assert not cut.armed, "the append of that candle lost its connection"
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("tradetape")]
+    assert len(said) == 1 and "APPEND_FAILED" in said[0], said
+    assert ("only the answer was lost" in said[0]) is after_commit, said
+    assert ("nothing of it was stored" in said[0]) is not after_commit, said
+    for i in range(failed_at + 1, CANDLES):
+        world.candle(candles, i)
+
+    assert gaps(world.trading) == {}
+    submitted = Counter(e.client_order_id for e in events(world.trading, "Order.Submitted"))
+    assert submitted and max(submitted.values()) == 1, "no order placed twice"
+    assert fills(world.trading) == fills(uninterrupted.trading)
+    assert world.closed() == uninterrupted.closed()
+    for one in (world, uninterrupted, skipped):
+        one.trading.close()

@@ -55,6 +55,15 @@ def sweep_fails(runtime) -> None:
     runtime.billing.sweep = sweep
 
 
+def tag(runtime) -> str:
+    """How the api's public /health names ``runtime``'s process (role and a keyed tag, not
+    its host and pid: ``application/public_health.py``; the test's "processes" share the
+    api's key, being one Python process)."""
+    from application.public_health import process_tag
+
+    return process_tag(runtime.task_board.process.name, runtime.role)
+
+
 def rows(health: dict, task: str) -> list[dict]:
     return [row for row in health["background"]["deployment"]["tasks"]
             if row["task"] == task]
@@ -79,17 +88,18 @@ def test_the_sweep_runs_on_one_engine_and_the_api_shows_where_it_failed(
         assert health["background"]["status"] == "amber"
         assert "tasks" in health["background"]  # the api's own, as before
         failed, waiting = sorted(rows(health, "billing-sweep"), key=lambda r: r["standby"])
-        assert failed["process"] == first.task_board.process.name
+        assert failed["process"] == tag(first)
         assert failed["role"] == "engine" and failed["standby"] is False
         assert failed["status"] == "amber" and failed["error"]["kind"] == "KeyError"
         assert failed["error"]["failures"] == 1
-        assert waiting["process"] == second.task_board.process.name
+        assert waiting["process"] == tag(second)
         assert waiting["standby"] is True and waiting["rounds"] == 0
         assert SECRET not in answer.text
         # the page finds its own rows in the deployment's list by this name
-        assert health["process"]["name"] == api.task_board.process.name
+        assert health["process"]["name"] == tag(api)
         assert {row["process"] for row in rows(health, "reconciliation")} == {
-            first.task_board.process.name, second.task_board.process.name}
+            tag(first), tag(second)}
+        assert len({tag(first), tag(second), tag(api)}) == 3
 
         first.stop()  # gracefully: its turn goes at once, its rows with it
         del second.billing.sweep  # (its sweep works: the subscriptions are fine)
@@ -99,7 +109,7 @@ def test_the_sweep_runs_on_one_engine_and_the_api_shows_where_it_failed(
         second.task_board.publish()
         health = client.get("/health").json()
         [sweep] = rows(health, "billing-sweep")
-        assert sweep["process"] == second.task_board.process.name
+        assert sweep["process"] == tag(second)
         assert (sweep["standby"], sweep["status"], sweep["rounds"]) == (False, "green", 1)
         assert health["background"]["status"] == "green"
 
@@ -137,7 +147,7 @@ def test_an_engine_that_dies_is_taken_over_and_its_rows_expire(postgres_url, mon
         second.task_board.publish()
         health = client.get("/health").json()
         processes = {row["process"] for row in health["background"]["deployment"]["tasks"]}
-        assert processes == {second.task_board.process.name}
+        assert processes == {tag(second)}
 
 
 def test_the_wallet_monitor_runs_on_one_engine_until_it_stops(postgres_url, monkeypatch):

@@ -318,14 +318,16 @@ class ViewStore(ABC):
             text = self.open_index_statement(table, "", row.generation, "IF NOT EXISTS ")
             try:
                 with self.transaction() as cur:
-                    self.before_open_index(cur)
+                    self.bound_lock_wait(cur)
                     self.execute(cur, text)
             except Exception as error:  # (a lock held, another process making it now)
                 log.info("index of %s's open rows not made now: %s", table.name,
                          type(error).__name__)
 
-    def before_open_index(self, cur: Any) -> None:  # noqa: B027 - SQLite needs nothing
-        """Bounds how long making an open-rows index may wait for a lock."""
+    def bound_lock_wait(self, cur: Any) -> None:  # noqa: B027 - SQLite needs nothing
+        """Bounds how long a start's change of an existing table (an index, a storage
+        parameter) waits for a lock in ``cur``'s transaction: put off to the next start
+        rather than holding the start up behind another process's batch."""
 
     def advance(self, cur: Any, name: str, generation: int, start: int, end: int) -> None:
         self.execute(cur, f"UPDATE {self.q(TRACKING)} SET position = ?, updated_at = ? "
@@ -538,8 +540,7 @@ class PostgresViewStore(ViewStore):
     def storage(self, table: Table) -> str:
         return f" WITH (fillfactor = {table.fillfactor})" if table.fillfactor else ""
 
-    def before_open_index(self, cur: Any) -> None:
-        # (a projection's batch writing the table, in another process: made next start)
+    def bound_lock_wait(self, cur: Any) -> None:
         cur.execute("SET LOCAL lock_timeout = '2s'")
 
     def register(self, name: str, application_name: str, tables: Sequence[Table],
@@ -562,7 +563,7 @@ class PostgresViewStore(ViewStore):
                 continue
             try:
                 with self.transaction() as cur:
-                    cur.execute("SET LOCAL lock_timeout = '2s'")
+                    self.bound_lock_wait(cur)
                     cur.execute(f"ALTER TABLE {self.q(relname)} "
                                 f"SET (fillfactor = {wanted[relname]})")
             except psycopg.errors.LockNotAvailable:

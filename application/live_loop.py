@@ -40,20 +40,24 @@ class StepFigures:
     """What one step did, as ``LiveLoop.on_step`` hears it: when it ended (the loop's
     clock), how long it took, the candles it delivered and the events they and the
     periodic tasks appended, and each candle's lag (seconds from its close on the server's
-    clock to the step's end)."""
+    clock to the step's end), and the processor time the loop's thread spent in it (the
+    rest of ``seconds`` it waited: on the database, on a core, on the GIL)."""
 
     ended_at: datetime
     seconds: float
     candles: int
     events: int
     lags: tuple[float, ...]
+    processor: float = 0.0
 
     def to_json(self) -> str:
         """One line of a step log (``TRADETAPE_STEP_LOG``): ``t`` the end as Unix time,
-        ``s`` the seconds, ``n`` the candles, ``e`` the events, ``lags``."""
+        ``s`` the seconds, ``n`` the candles, ``e`` the events, ``lags``, ``c`` the
+        thread's processor seconds."""
         return json.dumps({"t": round(self.ended_at.timestamp(), 3),
                            "s": round(self.seconds, 4), "n": self.candles,
-                           "e": self.events, "lags": [round(lag, 3) for lag in self.lags]})
+                           "e": self.events, "lags": [round(lag, 3) for lag in self.lags],
+                           "c": round(self.processor, 4)})
 
 
 class LiveLoop:
@@ -78,7 +82,7 @@ class LiveLoop:
 
     def step(self) -> int:
         """Deliver every candle that closed since the last step; returns events appended."""
-        started = time.monotonic()
+        started, processor = time.monotonic(), time.thread_time()
         now = self.clock.now()
         events, closes = 0, []
         for feed in self.feeds:
@@ -100,7 +104,8 @@ class LiveLoop:
         if self.on_step is not None:
             ended = self.clock.now()
             self.on_step(StepFigures(ended, time.monotonic() - started, len(closes), events,
-                                     tuple((ended - c).total_seconds() for c in closes)))
+                                     tuple((ended - c).total_seconds() for c in closes),
+                                     time.thread_time() - processor))
         return events
 
     def run(self) -> None:

@@ -89,6 +89,7 @@ KEPT = 0.95  # of the candles due, delivered; of the requests due, answered
 API_P99_MS = 50.0
 PROJECTION_LAG_S = 5.0
 API_TURN_S = 10.0  # each query's turn of the load
+HEAVY_STEP = 10_000  # events a step writes to count as a wave (a take-profit wave: 18k-120k)
 READY = {"projections": "Tradetape projections", "engine": "Tradetape engine worker",
          "api": "Tradetape on", "all": "Tradetape on"}
 ENV = {"TRADETAPE_BCRYPT_ROUNDS": "4", "TRADETAPE_MAX_BOTS_PER_USER": str(PER_USER),
@@ -496,6 +497,7 @@ def run(url: str, bots: int, args, folder: Path, postgres: bool) -> dict:
         "projection_lag_max": max(behind, default=None),
         "projection_lag_p50_s": _s(percentile(behind_s, 50)),
         "projection_lag_max_s": _s(max(behind_s, default=None)),
+        "heavy": heavy_steps(window),
         "processes": {name: {"cpu_pct": round((stats1[name][0] - stats0[name][0])
                                               / seconds * 100),
                              "rss_mb": round(stats1[name][1])} for name in names}})
@@ -572,6 +574,15 @@ COLUMNS = [("bots", "bots"), ("candles_per_s", "candles/s"), ("step_p50_ms", "st
            ("first_step_events", "its events"), ("seed_s", "seed s")]
 
 
+def heavy_steps(window: list[dict]) -> dict | None:
+    """The waves' steps (>= ``HEAVY_STEP`` events): they set the lag's p99. Their wall time
+    and how much of it the loop's thread computed (``c``), the rest waited."""
+    heavy = [s for s in window if s["e"] >= HEAVY_STEP]
+    return None if not heavy else {"steps": len(heavy), "events": sum(s["e"] for s in heavy),
+            "wall_s": round(sum(s["s"] for s in heavy), 2),
+            "processor_s": round(sum(s.get("c", 0.0) for s in heavy), 2)}
+
+
 def print_row(store: str, row: dict) -> None:
     if "error" in row and "candles_per_s" not in row:
         print(f"{store} | {row['bots']} | {row['error']}")
@@ -581,6 +592,11 @@ def print_row(store: str, row: dict) -> None:
     procs = ", ".join(f"{name} {p['cpu_pct']}% CPU / {p['rss_mb']} MB"
                       for name, p in row["processes"].items())
     print(f"    started: {starts}; per process: {procs}")
+    if heavy := row.get("heavy"):
+        wall, cpu = heavy["wall_s"], heavy["processor_s"]
+        print(f"    heavy steps (>= {HEAVY_STEP:,} events): {heavy['steps']}, "
+              f"{heavy['events']:,} events in {wall} s, of which the loop's thread computed "
+              f"{cpu} s ({cpu / wall:.0%}) and waited the rest (database, a core, the GIL)")
     for name, api in row.get("api", {}).items():
         print(f"    GraphQL {name}: {api['rate']}/s answered ({api['answered_pct']}% of those "
               f"due), p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, {api['failures']} "

@@ -241,7 +241,11 @@ def test_each_step_hands_its_figures_to_the_observer_the_composition_root_chose(
     assert [round(lag, 6) for lag in heard[1].lags] == [
         round(0.1 * k, 6) for k in range(9, -1, -1)]  # closed at 1.1 s ... 2.0 s
     assert all(f.seconds >= 0 for f in heard)
+    # a step that decided something spent processor time on it, never more than its wall
+    # time allows (one thread)
+    assert all(0 < f.processor <= f.seconds + 0.01 for f in heard if f.events)
     line = json.loads(heard[2].to_json())
     assert line == {"t": (T0 + timedelta(seconds=3)).timestamp(),
                     "s": round(heard[2].seconds, 4), "n": 10, "e": returned[2],
-                    "lags": [round(0.1 * k, 3) for k in range(9, -1, -1)]}
+                    "lags": [round(0.1 * k, 3) for k in range(9, -1, -1)],
+                    "c": round(heard[2].processor, 4)}

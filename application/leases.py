@@ -296,7 +296,7 @@ class LeaseManager(Shares):
     def claim(self, bot_id: UUID) -> bool:
         """A command here started ``bot_id``: take its lease now if it is free and trade it
         (the shares even out at later ticks); else its holder trades it."""
-        with self.paper.lock, self._lock:
+        with self.paper.lock.quietly(), self._lock:
             if bot_id in self.held:
                 return True
             if self.stood_down is not None:  # (another version runs: no bot taken)
@@ -346,7 +346,7 @@ class LeaseManager(Shares):
             self._thread.join(10)
         if self._renewal is not None:  # before leaving: it would connect again
             self._renewal.join(10)
-        with self.paper.lock, self._lock:
+        with self.paper.lock.quietly(), self._lock:
             for bot_id in list(self.held):
                 self.paper.unfollow(bot_id, release=True)
             self.held.clear()
@@ -418,7 +418,7 @@ class LeaseManager(Shares):
         if why != self.stood_down:
             log.error("worker %s: %s", self.worker, why)
         self.stood_down = why
-        with self.paper.lock, self._lock:
+        with self.paper.lock.quietly(), self._lock:
             for bot_id in self._dropping:  # (lost by a refused append: not held)
                 self.paper.unfollow(bot_id, release=True)
             self._dropping.clear()
@@ -438,7 +438,7 @@ class LeaseManager(Shares):
         renewed = self.store.renew(self.seconds, fresh=self.seconds * FRESH_AT_TICK)
         candidates = {c.bot_id: c for c in self.wanted()}
         loaded = self.loaded()  # as fresh as loading them again below
-        with self.paper.lock, self._lock:
+        with self.paper.lock.quietly(), self._lock:
             gone = [b for b, token in before.items()
                     if renewed.get(b) != token and self.held.get(b) == token]
             for bot_id in [*gone, *self._dropping]:
@@ -450,7 +450,7 @@ class LeaseManager(Shares):
             self._strays(renewed)  # under the lock: no take is halfway
             self._release([b for b in before if b in self.held and b not in candidates])
             self._know(candidates)
-        with self.paper.lock, self._lock:
+        with self.paper.lock.quietly(), self._lock:
             if self._adopt(candidates, loaded):  # a worker died since the count above:
                 # counted again, else this worker would give away bots of its own for nothing
                 workers = max(1, self.store.heartbeat(self.seconds))
@@ -473,6 +473,9 @@ class LeaseManager(Shares):
             if candidate.close is None or bot_id not in self.held:
                 continue
             reason, actor = candidate.close
+            # A close may pause other bots (risk limits) and leave its deal open when the
+            # sell is refused: every band is measured again, as after any other holder
+            self.paper.lock.count()
             try:
                 self.paper.close_deal(bot_id, CloseReason(reason), actor=actor)
             except Exception as error:

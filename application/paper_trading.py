@@ -162,7 +162,8 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow, OtherWriters, RiskC
 
     def _reached(self, pair: str, low: Decimal, high: Decimal) -> set[tuple[str, str]]:
         """The markets of ``pair`` a candle from ``low`` to ``high`` reaches. Their bands are
-        measured again where a step or anyone holding the lock since may have moved them."""
+        measured again where a step or anyone holding the lock since may have moved them
+        (a quiet holder, the lease manager, marks the markets it moves: ``StepLock``)."""
         if self.lock.entries != self._entries_seen + 1:  # someone else held the lock
             self._stale.update(self._markets)
         index = self._levels.setdefault(pair, LevelIndex())

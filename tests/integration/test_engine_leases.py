@@ -538,3 +538,55 @@ def test_a_worker_whose_server_is_still_starting_is_given_no_bots(postgres_url):
         second.leases.stop()
         second.trading.close()
         first.close()
+
+
+def filled(url: str) -> Counter:
+    """Fills in the log, by order purpose (base, safety, take profit...)."""
+    trading = open_trading(url)
+    try:
+        orders = {}
+        for n in read_log(trading):
+            event = trading.mapper.to_domain_event(n)
+            if n.topic.endswith("Order.Submitted"):
+                orders[event.originator_id] = event.purpose
+        return Counter(orders[trading.mapper.to_domain_event(n).originator_id].value
+                       for n in read_log(trading) if n.topic.endswith("Order.Filled"))
+    finally:
+        trading.close()
+
+
+def test_a_lease_tick_that_changes_nothing_leaves_every_band_as_it_was(postgres_url,
+                                                                       monkeypatch):
+    """The lease manager holds the engines' lock at every tick (a quarter lease). A tick that
+    follows and drops nobody moves no market's levels: the next candle measures no band
+    again (at 10,000 bots, every market's: ~30 ms of a quiet candle's ~32). Bots it adopts
+    are traded at the next candle all the same: their markets' bands are measured then."""
+    from application import paper_trading
+
+    bots = seed_bots(postgres_url, accounts=3)
+    doomed = Worker(postgres_url, "doomed", seconds=60)
+    doomed.leases.tick()
+    doomed.candle()  # deals open, their orders rest with this worker
+    heir = Worker(postgres_url, "heir", seconds=60)
+    heir.leases.tick()
+    heir.candle()  # a step of its own (nothing to trade): the lock's count known since
+    measured = []
+    real_band = paper_trading.market_band
+    monkeypatch.setattr(paper_trading, "market_band",
+                        lambda market: measured.append(market) or real_band(market))
+    killed(doomed, heir)
+    heir.leases.tick()  # adopts the dead worker's three bots, each on its own market
+    assert heir.paper.bot_ids == set(bots)
+    heir.candle(PRICE * Decimal("0.985"))  # reaches the first safety order of each deal
+    assert len(measured) == 3
+    assert filled(postgres_url) == Counter({"base": 3, "safety": 3})
+    heir.candle(PRICE * Decimal("0.985"))  # (measures the markets the last one stepped)
+    heir.leases.tick()
+    heir.leases.tick()  # nothing to adopt, give up or take
+    measured.clear()
+    heir.candle(PRICE * Decimal("0.985"))  # reaches no level: nothing to measure or walk
+    assert measured == []
+    heir.candle(PRICE * Decimal("1.02"))  # the take profits: the bands were right
+    assert filled(postgres_url)["take_profit"] == 3
+    heir.close()
+    doomed.trading.close()

@@ -121,3 +121,45 @@ def test_a_candle_is_not_kept_out_by_a_wallet_round() -> None:
     stepping.join(10)
     assert order.count("account") == len(accounts)
     assert order.index("candle") == 1  # right after the account it waited for
+
+
+def test_a_quiet_hold_is_not_counted_unless_its_holder_says_it_changed_something() -> None:
+    """The lease manager holds the lock quietly (what it changes marks its own markets): a
+    trading step then sees no other holder since its last; a quiet holder that changes
+    something else counts itself, and a counted hold is counted, nested in a quiet one or
+    not."""
+    lock = StepLock()
+    with lock.quietly(), lock:  # the inner hold nested: the outer one's
+        pass
+    assert lock.entries == 0
+    with lock.quietly():
+        lock.count()
+    assert lock.entries == 1
+    with lock:
+        pass
+    assert lock.entries == 2
+    try:
+        lock.count()
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("counted a lock nobody held")
+
+
+def test_a_quiet_waiter_handed_the_lock_is_not_counted() -> None:
+    lock = StepLock()
+    lock.acquire()
+
+    def hold_quietly() -> None:
+        with lock.quietly():
+            pass
+
+    quiet = threading.Thread(target=hold_quietly)
+    quiet.start()
+    until_queued(lock)
+    lock.release()  # handed over to the quiet waiter, first in line
+    quiet.join(10)
+    assert lock.entries == 1  # the first hold only
+    assert lock.acquire(blocking=False)
+    lock.release()
+    assert lock.entries == 2

@@ -136,13 +136,20 @@ def test_the_bots_of_one_account_move_together(postgres_url):
     second.close()
 
 
-def test_a_killed_workers_bots_are_taken_at_once(postgres_url):
-    bots = seed_bots(postgres_url, accounts=3)
-    doomed = Worker(postgres_url, "doomed", seconds=60)
+def doomed_and_heir(url: str) -> tuple[list, Worker, Worker]:
+    """Three bots whose deals a worker opened (their orders rest with it), and a second
+    worker that joined after it (holding none)."""
+    bots = seed_bots(url, accounts=3)
+    doomed = Worker(url, "doomed", seconds=60)
     doomed.leases.tick()
     doomed.candle()  # deals open, their orders rest with this worker
-    heir = Worker(postgres_url, "heir", seconds=60)
+    heir = Worker(url, "heir", seconds=60)
     heir.leases.tick()
+    return bots, doomed, heir
+
+
+def test_a_killed_workers_bots_are_taken_at_once(postgres_url):
+    bots, doomed, heir = doomed_and_heir(postgres_url)
     assert heir.paper.bot_ids == set()  # a live worker holds them all
     killed(doomed, heir)  # as with kill -9: the database unlocks it
     heir.leases.tick()  # long before the 60 s leases expire
@@ -563,12 +570,7 @@ def test_a_lease_tick_that_changes_nothing_leaves_every_band_as_it_was(postgres_
     are traded at the next candle all the same: their markets' bands are measured then."""
     from application import paper_trading
 
-    bots = seed_bots(postgres_url, accounts=3)
-    doomed = Worker(postgres_url, "doomed", seconds=60)
-    doomed.leases.tick()
-    doomed.candle()  # deals open, their orders rest with this worker
-    heir = Worker(postgres_url, "heir", seconds=60)
-    heir.leases.tick()
+    bots, doomed, heir = doomed_and_heir(postgres_url)
     heir.candle()  # a step of its own (nothing to trade): the lock's count known since
     measured = []
     real_band = paper_trading.market_band

@@ -578,7 +578,9 @@ def heavy_steps(window: list[dict]) -> dict | None:
     """The waves' steps (>= ``HEAVY_STEP`` events): they set the lag's p99. Their wall time
     and how much of it the loop's thread computed (``c``), the rest waited."""
     heavy = [s for s in window if s["e"] >= HEAVY_STEP]
-    return None if not heavy else {"steps": len(heavy), "events": sum(s["e"] for s in heavy),
+    if not heavy:
+        return None
+    return {"steps": len(heavy), "events": sum(s["e"] for s in heavy),
             "wall_s": round(sum(s["s"] for s in heavy), 2),
             "processor_s": round(sum(s.get("c", 0.0) for s in heavy), 2)}
 

@@ -551,13 +551,13 @@ def filled(url: str) -> Counter:
     """Fills in the log, by order purpose (base, safety, take profit...)."""
     trading = open_trading(url)
     try:
-        orders = {}
-        for n in read_log(trading):
-            event = trading.mapper.to_domain_event(n)
+        purposes, fills = {}, Counter()
+        for n in read_log(trading):  # (an order's submission comes before its fills)
             if n.topic.endswith("Order.Submitted"):
-                orders[event.originator_id] = event.purpose
-        return Counter(orders[trading.mapper.to_domain_event(n).originator_id].value
-                       for n in read_log(trading) if n.topic.endswith("Order.Filled"))
+                purposes[n.originator_id] = trading.mapper.to_domain_event(n).purpose.value
+            elif n.topic.endswith("Order.Filled"):
+                fills[purposes[n.originator_id]] += 1
+        return fills
     finally:
         trading.close()
 

@@ -62,15 +62,20 @@ def test_a_start_freezes_what_it_built_once_a_process(monkeypatch):
     monkeypatch.setattr(collector._PAUSES, "frozen", False)
     before = gc.get_freeze_count()
     try:
+        # (dicts holding a list: the collector tracks them; one of ints alone it does not)
         with collector_paused(freeze_survivors=True):
-            built = [{"engine": n} for n in range(1000)]
+            built = [{"engine": [n]} for n in range(1000)]
             assert gc.get_freeze_count() == before  # not while the start still builds
         frozen = gc.get_freeze_count()
-        assert frozen >= before + len(built)  # out of every later collection
+        assert frozen >= before + 2 * len(built)  # out of every later collection
         assert gc.isenabled()
         with collector_paused(freeze_survivors=True):
-            [{"engine": n} for n in range(1000)]
-        assert gc.get_freeze_count() == frozen  # a second start freezes nothing more
+            again = [{"engine": [n]} for n in range(1000)]
+        # a second start freezes nothing more (its 2,000 objects would be counted); the
+        # count may fall meanwhile, as frozen objects of this process are freed (another
+        # test's thread in the same worker)
+        assert gc.get_freeze_count() <= frozen
+        assert len(again) == len(built)
     finally:
         gc.unfreeze()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -40,11 +41,23 @@ class SettableClock:
 
 
 class RandomIds:
-    """Random ids as ``uuid.uuid4`` makes them (version 4, 122 random bits from
-    ``os.urandom``), drawn 256 at a time: a heavy candle asks for ~14,000 (a deal and
-    its orders), and one system call and one checked ``UUID`` each were ~11% of its
-    decisions (py-spy). Shared by every instance and thread (a deque's pops are atomic);
-    a forked child starts with none of its parent's (``os.register_at_fork``)."""
+    """New ids in time order: RFC 9562's version 7 (the milliseconds since the epoch in the
+    first 48 bits, then 74 random bits from ``os.urandom``), drawn 256 at a time.
+
+    WHY time order: a heavy candle opens thousands of deals and orders at once, and the
+    event store's primary key and the seals' are B-trees on the aggregate's id; random
+    (version 4) ids put each new row on a random page of indexes of millions of rows,
+    time-ordered ones on the few pages at their right edge. 58,000 rows (a wave of
+    take-profits at 10,000 bots) into the events and seals tables took 0.87 s with
+    version 4 ids and 0.57 s with these (PostgreSQL 15, a synthetic insert). Unique as
+    version 4 ones are (74 random bits per millisecond); they tell when an aggregate was
+    made, which its first event says anyway.
+
+    WHY batches: a heavy candle asks for ~14,000 (a deal and its orders), and one system
+    call and one checked ``UUID`` each were ~11% of its decisions (py-spy). Shared by every
+    instance and thread (a deque's pops are atomic); a forked child starts with none of its
+    parent's (``os.register_at_fork``). Reads the wall clock: an adapter, injected like
+    ``SystemClock`` (a backtest's and a replay's ids are ``SequentialIds``)."""
 
     def new_id(self) -> UUID:
         while True:
@@ -55,20 +68,22 @@ class RandomIds:
 
 
 _RANDOM_BATCH = 256
-_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
-_UUID4_SET = (4 << 76) | (0x8000 << 48)
+_RANDOM_BITS = (1 << 80) - 1  # below the timestamp: version, rand_a, variant, rand_b
+_UUID7_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & _RANDOM_BITS
+_UUID7_SET = (7 << 76) | (0x8000 << 48)
 _random_ids: deque[UUID] = deque()
 _pop_random = _random_ids.popleft
 
 
 def _draw_random() -> None:
-    """``_RANDOM_BATCH`` ids from one ``os.urandom`` (as ``uuid4``: the version and variant
-    bits set over random bytes)."""
-    raw = os.urandom(16 * _RANDOM_BATCH)
+    """``_RANDOM_BATCH`` version 7 ids from one ``os.urandom`` and one reading of the clock:
+    this millisecond, then the version and variant bits set over 80 random bits."""
+    raw = os.urandom(10 * _RANDOM_BATCH)
+    stamp = (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF) << 80
     made = []
-    for at in range(0, 16 * _RANDOM_BATCH, 16):
+    for at in range(0, 10 * _RANDOM_BATCH, 10):
         made_id = _new_uuid(UUID)
-        _set(made_id, "int", int.from_bytes(raw[at:at + 16]) & _UUID4_KEEP | _UUID4_SET)
+        _set(made_id, "int", stamp | int.from_bytes(raw[at:at + 10]) & _UUID7_KEEP | _UUID7_SET)
         _set(made_id, "is_safe", _UNKNOWN_SAFETY)
         made.append(made_id)
     _random_ids.extend(made)

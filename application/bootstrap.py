@@ -18,6 +18,7 @@ and tests import them):
 from __future__ import annotations
 
 from adapters.clock import RandomIds, SystemClock
+from application.appends_ahead import AppendsAhead
 from application.bootstrap_audit import open_audit_key, seal_check, take_audit_checkpoint
 from application.bootstrap_backtests import (
     ENGINE_MODULES,
@@ -166,6 +167,8 @@ def open_runtime(settings, role: str = "all"):
         rebuilds=open_projection_rebuilds(trading, database, ids))
     if shared and role != "api":
         runtime.leases = open_engine_leases(database, trading, paper)
+        if settings.appends_ahead:  # (PostgreSQL: the appending thread has connections)
+            paper.appends_ahead = AppendsAhead(settings.appends_ahead)
     elif shared:  # (an engine's leases wire it)
         open_exposure_holds(database, trading, risk)
     if shared:

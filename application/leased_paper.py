@@ -80,10 +80,20 @@ class LeasedPaperTrading(PaperTrading):
 
     def _append(self, aggregates, bot_ids=()) -> int:
         aggregates = list(aggregates)
+        fence, bots = self._fence_of(aggregates, bot_ids)
+        try:
+            with fenced(fence):
+                return super()._append(aggregates, bot_ids)
+        except LeaseLostError as error:  # nothing written: the lost bots are dropped
+            self._lease_lost(error, bots)
+            return 0
+
+    def _fence_of(self, aggregates: list, bot_ids) -> tuple[Fence | None, set]:
+        """The fence of an append of ``aggregates`` (the steps of ``bot_ids``), and the
+        bots whose leases it checks."""
         stamps = self._stamps(aggregates)
         if self.leases is None:
-            with fenced(Fence("", {}, stamps) if stamps else None):
-                return super()._append(aggregates, bot_ids)
+            return (Fence("", {}, stamps) if stamps else None), set()
         bots = bots_of(aggregates, bot_ids)
         if self.risk is not None and self.risk.judged:  # a buy judged on the figures of
             # every bot of its owner held here: each of their leases is checked with it
@@ -91,19 +101,21 @@ class LeasedPaperTrading(PaperTrading):
         fence = self.leases.fence(bots) if bots else None
         if stamps:  # buys judged on their owners' exposure stamps: refused if one moved on
             fence = replace(fence or self.leases.fence(()), stamps=stamps)
-        try:
-            with fenced(fence):
-                return super()._append(aggregates, bot_ids)
-        except LeaseLostError as error:  # nothing written: the lost bots are dropped
-            log.warning("%s", error)
-            self.leases.lost(error.bot_ids or bots)
-            # The refused append held the step of every bot in it: those still held here
-            # decide again from the log, as at a restart (kept in memory, their next append
-            # would skip the versions never stored).
-            self._rebuild_markets(bots)
-            if self._turn is not None:  # a candle's: stepped again on the rebuilt markets,
-                self._turn.refused = error  # else the bots still held here missed it
-            return 0
+        return fence, bots
+
+    def _lease_lost(self, error: LeaseLostError, bots, also=()) -> None:
+        """An append refused for a lease lost: the lost bots dropped. The refused append
+        held the step of every bot in it (and of ``also``: those decided after it, an
+        append sent ahead's): those still held here decide again from the log, as at a
+        restart (kept in memory, their next append would skip the versions never
+        stored)."""
+        if self.leases is None:
+            raise error
+        log.warning("%s", error)
+        self.leases.lost(error.bot_ids or bots)
+        self._rebuild_markets(set(bots) | set(also))
+        if self._turn is not None:  # a candle's: stepped again on the rebuilt markets,
+            self._turn.refused = error  # else the bots still held here missed it
 
     def _stamps(self, aggregates: list) -> dict[str, int]:
         """The exposure stamps the buys of this append were judged on (by owner)."""

@@ -15,7 +15,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from application.appends_ahead import Sent
 from application.collector import collector_paused
+from application.lease_fence import Fence, fenced
 from application.paper_market import Market, error_reason
 from domain.bots import BotStatus
 from domain.errors import ConcurrencyConflictError, ExposureHeldError, LeaseLostError
@@ -81,11 +83,19 @@ class CandleRaces:
         steps of ``bot_ids`` changed) in one transaction, and keep the index current with
         it. Nothing changed, nothing written (no empty transaction). An engine worker fences
         its appends with the leases of ``bot_ids`` (``application/leased_paper.py``)."""
-        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        events = self._collected(aggregates)
         if not events:
             return 0
-        self._batch_head = (events[0].originator_id, events[0].originator_version)
-        positions = self.trading.append_positions(events)
+        return self._appended(events, self.trading.append_positions(events))
+
+    def _collected(self, aggregates) -> list:
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        if events:
+            self._batch_head = (events[0].originator_id, events[0].originator_version)
+        return events
+
+    def _appended(self, events: list, positions: list[int]) -> int:
+        """``events`` stored at ``positions``: counted, and the index kept current."""
         appended = len(positions)
         self.appended += appended
         if positions and positions[0] == self._seen + 1 and \
@@ -98,47 +108,123 @@ class CandleRaces:
             self._log.observe(events)
         return appended
 
+    def _fence_of(self, aggregates: list, bot_ids) -> tuple[Fence | None, set]:
+        """The fence of an append of ``aggregates`` and the bots it checks: none here (an
+        engine worker's: ``LeasedPaperTrading``)."""
+        return None, set()
+
+    def _lease_lost(self, error: LeaseLostError, bots, also=()) -> None:
+        raise error  # (only an engine worker's appends are fenced by leases)
+
     def _stage(self, aggregates, bot_ids=()) -> None:
         """Keep a step's changes for the candle's one transaction (``_flush``)."""
         if aggregates:
             self._pending.extend(aggregates)
             self._pending_bots.update(bot_ids)
 
+    def _send_ahead(self) -> None:
+        """Once a candle's steps have staged enough, send their changes to the log on the
+        appending thread (``application/appends_ahead.py``) while the loop decides on; the
+        candle's ``_flush`` waits for them."""
+        ahead = self.appends_ahead
+        if ahead is None or len(self._pending) < ahead.aggregates:
+            return
+        aggregates, bot_ids = self._pending, self._pending_bots
+        self._pending, self._pending_bots = [], set()
+        fence, bots = self._fence_of(aggregates, bot_ids)
+        events = self._collected(aggregates)
+        if not events:
+            return
+        turn, trading = self._turn, self.trading
+
+        def write() -> list[int]:
+            with fenced(fence):  # (a fence is the appending thread's own)
+                return trading.append_positions(events)
+
+        self._ahead.append(Sent(events, set(bot_ids), bots, self._batch_head,
+                                list(turn.stepped.items()) if turn is not None else [],
+                                ahead.send(write)))
+
+    def _settle_ahead(self) -> None:
+        """Wait for the appends sent ahead, and take in what they did, in order: each stored
+        is counted and its markets' steps are stored; at the first that failed, its bots,
+        those of every append behind it (never sent) and those staged since are rebuilt
+        from the log, and the failure handled as ``_flush`` handles its own (raised, but a
+        lease lost, as ``LeasedPaperTrading._append`` does)."""
+        sent, self._ahead = self._ahead, []
+        if not sent:
+            return
+        failed, void = None, set()
+        for one in sent:
+            try:
+                positions = one.future.result()
+            except Exception as error:
+                failed = failed or (one, error)
+                void |= one.bot_ids | one.bots
+                continue
+            self._appended(one.events, positions)
+            self._stored_steps(one.stepped)
+        self.appends_ahead.settled()
+        if failed is None:
+            return
+        one, error = failed
+        void |= self._pending_bots  # (decided after what failed: void with it)
+        self._pending, self._pending_bots = [], set()
+        if isinstance(error, LeaseLostError):
+            self._lease_lost(error, one.bots, void)
+            return
+        self._batch_head = one.head
+        self._append_refused(error, void)
+
+    def _stored_steps(self, stepped) -> None:
+        turn = self._turn
+        if turn is not None:
+            turn.stored.update(k for k, m in stepped if self._markets.get(k) is m)
+
     def _flush(self) -> int:
-        """Append what the steps staged, in the order they decided it. Should another
-        writer have saved one of those bots first, nothing is stored, and the markets of
-        the staged bots are rebuilt from the log (as at a restart) before the conflict is
-        raised: no engine keeps decisions the log does not hold (``on_candle`` then steps
-        its candle again on those markets). So too when the store fails the append (one
-        ``APPEND_FAILED`` line; the error raised for the caller)."""
+        """Append what the steps staged, in the order they decided it, after what was sent
+        ahead (``_settle_ahead``). Should another writer have saved one of those bots first,
+        nothing is stored, and the markets of the staged bots are rebuilt from the log (as
+        at a restart) before the conflict is raised: no engine keeps decisions the log does
+        not hold (``on_candle`` then steps its candle again on those markets). So too when
+        the store fails the append (one ``APPEND_FAILED`` line; the error raised for the
+        caller). Returns the events appended of what was staged (not of what was sent
+        ahead: a caller compares it with what it staged)."""
+        self._settle_ahead()
         aggregates, bot_ids = self._pending, self._pending_bots
         if not aggregates:
             return 0
         self._pending, self._pending_bots = [], set()
-        turn = self._turn
         self._batch_head = None  # (set by ``_append`` once its events are made)
         try:
             appended = self._append(aggregates, bot_ids)
-        except ConcurrencyConflictError as error:
+        except Exception as error:
+            self._append_refused(error, bot_ids)
+        if self._turn is not None:
+            self._stored_steps(self._turn.stepped.items())
+        return appended
+
+    def _append_refused(self, error: Exception, bot_ids) -> None:
+        """What an append that stored nothing leaves: the markets of ``bot_ids`` rebuilt
+        from the log, the candle's turn told, and ``error`` raised."""
+        turn = self._turn
+        if isinstance(error, ConcurrencyConflictError):
             self._rebuild_markets(bot_ids)
             if turn is not None:  # (a step's failure line swallows it: noted here)
                 turn.refused = error
-            raise
-        except Exception as error:  # the store failed: nothing of it is stored either
-            # One line, no traceback (the store's own words name no password); the engines
-            # must not keep decisions the log lacks: their next append would leave a gap
-            # in the versions, and a paused bot would stay paused in memory only.
-            stored = self._batch_stored()
-            log.error("an append of %d bots' changes failed (APPEND_FAILED): %s; their "
-                      "markets go on from the log%s", len(bot_ids), error_reason(error),
-                      _AFTER_FAILURE[stored])
-            self._rebuild_markets(bot_ids)
-            if turn is not None:
-                turn.failed, turn.unstored = error, stored is False
-            raise
+            raise error
+        # The store failed: nothing of it is stored either. One line, no traceback (the
+        # store's own words name no password); the engines must not keep decisions the
+        # log lacks: their next append would leave a gap in the versions, and a paused
+        # bot would stay paused in memory only.
+        stored = self._batch_stored()
+        log.error("an append of %d bots' changes failed (APPEND_FAILED): %s; their markets "
+                  "go on from the log%s", len(bot_ids), error_reason(error),
+                  _AFTER_FAILURE[stored])
+        self._rebuild_markets(bot_ids)
         if turn is not None:
-            turn.stored.update(k for k, m in turn.stepped.items() if self._markets.get(k) is m)
-        return appended
+            turn.failed, turn.unstored = error, stored is False
+        raise error
 
     def _batch_stored(self) -> bool | None:
         """Whether the log holds the first event of the append that just failed (one

@@ -8,12 +8,14 @@ deposits and fills, so a restarted bot carries on without placing any order twic
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from uuid import UUID
 
+from application.appends_ahead import AppendsAhead, Sent
 from application.level_index import LevelIndex, band_reaches
 from application.paper_deals import DealsNow
 from application.paper_follow import Following
@@ -85,6 +87,10 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow, OtherWriters, RiskC
         # Aggregates a step changed, saved together at its end (``_flush``)
         self._pending: list = []
         self._pending_bots: set[UUID] = set()
+        # A heavy candle's changes stored while its other markets are decided (an engine
+        # on PostgreSQL: wired by the composition root); None: one append at its end
+        self.appends_ahead: AppendsAhead | None = None
+        self._ahead: list[Sent] = []  # sent ahead, not settled yet (``_settle_ahead``)
         self._turn: Turn | None = None  # the candle being stepped (``on_candle``)
         self._batch_head = None  # (id, version) of the first event of the last append
         # Candles a market was left out of (its owner's exposure hold kept elsewhere), in
@@ -139,10 +145,16 @@ class PaperTrading(CandleRaces, Following, Venues, DealsNow, OtherWriters, RiskC
                     continue  # its owner's hold is kept elsewhere: at their next chance
                 turn.stepped[key] = market
                 self._stale.add(key)
-                if missed:
-                    self._step_owed(market, missed, pair, at, cause, candle)
-                else:
-                    self._step(market, cause, candle)
+                try:
+                    if missed:
+                        self._step_owed(market, missed, pair, at, cause, candle)
+                    else:
+                        self._step(market, cause, candle)
+                    self._send_ahead()
+                except BaseException:  # (not the appends': they raise in ``_flush``)
+                    with contextlib.suppress(Exception):
+                        self._settle_ahead()  # nothing left on the appending thread
+                    raise
             else:
                 market.venue.price = c  # what a walk would have left it at
         self._flush()

@@ -34,6 +34,9 @@
   and a benchmark anchored at its launch replays the same candles every run
 - ``TRADETAPE_STEP_LOG``: append each live-loop step's figures to this file, one JSON
   line a step (``application.live_loop.StepFigures``; what ``scripts/bench_live.py`` reads)
+- ``TRADETAPE_APPENDS_AHEAD``: on PostgreSQL, an engine sends a candle's changes to the log
+  each time its steps have staged this many aggregates, while it decides the rest
+  (``application.appends_ahead``; default 2000); 0: one append at the candle's end
 - ``TRADETAPE_PROMOTION_MIN_DAYS`` (7), ``TRADETAPE_PROMOTION_MIN_DEALS`` (20),
   ``TRADETAPE_PROMOTION_MIN_WIN_RATE_PCT`` (55), ``TRADETAPE_PROMOTION_MIN_PROFIT_PCT`` (3):
   the paper → live promotion gate (``domain.promotion``)
@@ -51,6 +54,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from application.appends_ahead import AHEAD_AGGREGATES
 from application.bot_roster import MAX_BOTS_PER_USER
 from domain.errors import DomainError
 from domain.numbers import Bounds, parse_number, parse_whole
@@ -105,6 +109,7 @@ class ServerSettings:
     step_log: str | None = None  # TRADETAPE_STEP_LOG: the live loop's steps, JSON lines
     feed_epoch: datetime = REPLAY_EPOCH  # TRADETAPE_FEED_EPOCH: the replay's first candle
     nice: int | None = None  # TRADETAPE_NICE / --nice: None leaves the inherited niceness
+    appends_ahead: int = AHEAD_AGGREGATES  # TRADETAPE_APPENDS_AHEAD (0: off)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -131,6 +136,9 @@ class ServerSettings:
         if env.get("TRADETAPE_NICE"):
             settings = replace(settings, nice=_number(env["TRADETAPE_NICE"].strip(),
                                                       "TRADETAPE_NICE", int))
+        if env.get("TRADETAPE_APPENDS_AHEAD"):
+            settings = replace(settings, appends_ahead=_number(
+                env["TRADETAPE_APPENDS_AHEAD"].strip(), "TRADETAPE_APPENDS_AHEAD", int))
         if env.get("TRADETAPE_CANDLE_DIR"):
             settings = replace(settings, candle_dir=env["TRADETAPE_CANDLE_DIR"])
         if env.get("TRADETAPE_MAX_BOTS_PER_USER"):
@@ -155,6 +163,9 @@ class ServerSettings:
         if not 1 <= self.max_bots_per_user <= 100_000:
             raise DomainError("the bots per user must be between 1 and 100000",
                               code="INVALID_SETTING", field="max_bots_per_user")
+        if not 0 <= self.appends_ahead <= 10_000_000:
+            raise DomainError("TRADETAPE_APPENDS_AHEAD must be between 0 (off) and 10000000 "
+                              "aggregates", code="INVALID_SETTING", field="appends_ahead")
         if self.nice is not None and not MOST_FAVOURED_NICE <= self.nice <= LEAST_FAVOURED_NICE:
             raise DomainError(f"niceness {self.nice} is not between 0 and 19 (or down to -20 "
                               "where the process may raise its priority)",

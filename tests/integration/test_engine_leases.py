@@ -283,25 +283,32 @@ def version_gaps(url: str) -> list:
         trading.close()
 
 
+def expire_lease(url: str, bot_id) -> None:
+    """The lease of ``bot_id`` expired now, whoever held it."""
+    import psycopg
+
+    from application.settings import _connect_kwargs
+
+    database = parse_database_url(url)
+    schema = database.env["POSTGRES_SCHEMA"]
+    with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
+        conn.execute(f'UPDATE "{schema}".engine_leases SET expires_at = now() '
+                     "WHERE bot_id = %s", (bot_id,))
+
+
 def test_a_refused_append_leaves_no_unsaved_step_behind_for_the_bots_still_held(
         postgres_url):
     """One candle's append holds every bot's step: when one bot's lease was taken meanwhile
     the whole append is refused, so the bots still held must decide that candle again from
     the log, not carry on from a step that was never stored (a gap in their versions), and
     at once: the candle is theirs too (it was skipped for them)."""
-    import psycopg
 
-    from application.settings import _connect_kwargs
 
     taken, kept = seed_bots(postgres_url, accounts=2)
     worker = Worker(postgres_url, "worker", seconds=30)
     worker.leases.tick()
     assert worker.paper.bot_ids == {taken, kept}
-    database = parse_database_url(postgres_url)
-    schema = database.env["POSTGRES_SCHEMA"]
-    with psycopg.connect(**_connect_kwargs(database.env), autocommit=True) as conn:
-        conn.execute(f'UPDATE "{schema}".engine_leases SET expires_at = now() '
-                     "WHERE bot_id = %s", (taken,))  # as if its renewal came too late
+    expire_lease(postgres_url, taken)  # as if its renewal came too late
     other = Worker(postgres_url, "other", seconds=30)
     assert set(other.store.acquire([taken], 30)) == {taken}
     # both bots' deals in one append: refused, then the kept bot's alone
@@ -592,3 +599,43 @@ def test_a_lease_tick_that_changes_nothing_leaves_every_band_as_it_was(postgres_
     assert filled(postgres_url)["take_profit"] == 3
     heir.close()
     doomed.trading.close()
+
+
+def test_a_lease_lost_in_an_append_sent_ahead_keeps_what_went_before_and_steps_the_rest(
+        postgres_url):
+    """A candle's markets stored one append each as they are decided (appends sent ahead):
+    the third's bot was taken by another worker meanwhile. The two appends before it stay
+    stored; it and the markets decided after it go on from the log and step the candle
+    again at once, every bot still held opening its one deal, no version skipped."""
+
+    from application.appends_ahead import AppendsAhead
+
+    bots = seed_bots(postgres_url, accounts=5)
+    worker = Worker(postgres_url, "worker", seconds=30)
+    worker.paper.appends_ahead = AppendsAhead(1)  # each market's step its own append
+    worker.leases.tick()
+    assert worker.paper.bot_ids == set(bots)
+    # the markets in the order a candle steps them (one bot each)
+    (taken,) = list(worker.paper._markets.values())[2].engines
+    expire_lease(postgres_url, taken)  # as if its renewal came too late
+    other = Worker(postgres_url, "other", seconds=30)
+    assert set(other.store.acquire([taken], 30)) == {taken}
+    appends = []
+    insert = worker.trading.recorder.insert_events
+
+    def counted(stored_events, *args, **kwargs):
+        appends.append(len(stored_events))
+        return insert(stored_events, *args, **kwargs)
+
+    worker.trading.recorder.insert_events = counted
+    worker.candle()
+    assert len(appends) >= 4, "the candle went in several appends, one refused"
+    assert deals_opened(postgres_url) == Counter(dict.fromkeys(set(bots) - {taken}, 1))
+    worker.leases.tick()  # drops the bot it lost
+    assert worker.paper.bot_ids == set(bots) - {taken}
+    worker.candle(PRICE * Decimal("0.985"))  # the first safety orders fill
+    assert deals_opened(postgres_url) == Counter(dict.fromkeys(set(bots) - {taken}, 1))
+    assert version_gaps(postgres_url) == []
+    assert max(client_ids(postgres_url).values()) == 1
+    worker.close()
+    other.close()

@@ -20,15 +20,26 @@ def test_seeded_ids_are_uuid5_of_the_seed_namespace_and_the_counter(seed, count)
     assert all(u.version == 5 and u.variant == uuid.RFC_4122 for u in made)
 
 
-def test_random_ids_are_version_4_and_never_repeat():
-    """Drawn in batches from one ``os.urandom``: still uuid4's ids (version 4, the RFC
-    variant), none twice across batches and instances."""
-    from adapters.clock import RandomIds
+def test_random_ids_are_version_7_in_time_order_and_never_repeat():
+    """Drawn in batches from one ``os.urandom``: RFC 9562's version 7 (the RFC variant),
+    none twice across batches and instances, and an id drawn later sorts after one drawn a
+    millisecond before it (what keeps a heavy candle's new rows at the indexes' edge)."""
+    import time
 
+    from adapters.clock import RandomIds, _random_ids
+
+    _random_ids.clear()  # (a fresh batch: its stamp is now)
+    before_ms = time.time_ns() // 1_000_000
     made = [RandomIds().new_id() for _ in range(700)] + [RandomIds().new_id() for _ in range(700)]
     assert len(set(made)) == len(made)
-    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in made)
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in made)
     assert all(uuid.UUID(u.hex) == u and hash(u) == hash(uuid.UUID(u.hex)) for u in made)
+    stamps = [u.int >> 80 for u in made]
+    assert before_ms <= min(stamps) and max(stamps) <= time.time_ns() // 1_000_000
+    time.sleep(0.002)
+    _random_ids.clear()
+    later = RandomIds().new_id()
+    assert all(later > u for u in made)
 
 
 def test_a_forked_child_draws_none_of_its_parents_buffered_ids():

@@ -18,6 +18,7 @@ as it handles its own append (``application/paper_races.py``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class AppendsAhead:
         self.aggregates = aggregates
         self._pool: ThreadPoolExecutor | None = None
         self._stopped = False  # an append failed: those queued behind it are not sent
+        self.processor = 0.0  # the appending thread's processor seconds in appends so far
 
     def send(self, write: Callable[[], list[int]]) -> Future:
         if self._pool is None:
@@ -62,11 +64,14 @@ class AppendsAhead:
     def _run(self, write: Callable[[], list[int]]) -> list[int]:
         if self._stopped:
             raise NotSent("an append before this one failed")
+        started = time.thread_time()
         try:
             return write()
         except BaseException:
             self._stopped = True
             raise
+        finally:
+            self.processor += time.thread_time() - started  # (only this thread adds)
 
     def settled(self) -> None:
         """Every append sent has been waited for: the next ones are sent again."""

@@ -41,7 +41,8 @@ class StepFigures:
     clock), how long it took, the candles it delivered and the events they and the
     periodic tasks appended, and each candle's lag (seconds from its close on the server's
     clock to the step's end), and the processor time the loop's thread spent in it (the
-    rest of ``seconds`` it waited: on the database, on a core, on the GIL)."""
+    rest of ``seconds`` it waited: on the database, on a core, on the GIL), and the
+    appending thread (``application/appends_ahead.py``: the appends sent ahead)."""
 
     ended_at: datetime
     seconds: float
@@ -49,15 +50,16 @@ class StepFigures:
     events: int
     lags: tuple[float, ...]
     processor: float = 0.0
+    appending: float = 0.0
 
     def to_json(self) -> str:
         """One line of a step log (``TRADETAPE_STEP_LOG``): ``t`` the end as Unix time,
         ``s`` the seconds, ``n`` the candles, ``e`` the events, ``lags``, ``c`` the
-        thread's processor seconds."""
+        thread's processor seconds, ``a`` the appending thread's."""
         return json.dumps({"t": round(self.ended_at.timestamp(), 3),
                            "s": round(self.seconds, 4), "n": self.candles,
                            "e": self.events, "lags": [round(lag, 3) for lag in self.lags],
-                           "c": round(self.processor, 4)})
+                           "c": round(self.processor, 4), "a": round(self.appending, 4)})
 
 
 class LiveLoop:
@@ -83,6 +85,7 @@ class LiveLoop:
     def step(self) -> int:
         """Deliver every candle that closed since the last step; returns events appended."""
         started, processor = time.monotonic(), time.thread_time()
+        appending = self._appending()
         now = self.clock.now()
         events, closes = 0, []
         for feed in self.feeds:
@@ -105,8 +108,14 @@ class LiveLoop:
             ended = self.clock.now()
             self.on_step(StepFigures(ended, time.monotonic() - started, len(closes), events,
                                      tuple((ended - c).total_seconds() for c in closes),
-                                     time.thread_time() - processor))
+                                     time.thread_time() - processor,
+                                     self._appending() - appending))
         return events
+
+    def _appending(self) -> float:
+        """The appending thread's processor seconds so far (0 without one)."""
+        ahead = getattr(self.paper, "appends_ahead", None)
+        return ahead.processor if ahead is not None else 0.0
 
     def run(self) -> None:
         while not self._stop.is_set():

@@ -582,7 +582,8 @@ def heavy_steps(window: list[dict]) -> dict | None:
         return None
     return {"steps": len(heavy), "events": sum(s["e"] for s in heavy),
             "wall_s": round(sum(s["s"] for s in heavy), 2),
-            "processor_s": round(sum(s.get("c", 0.0) for s in heavy), 2)}
+            "processor_s": round(sum(s.get("c", 0.0) for s in heavy), 2),
+            "appending_s": round(sum(s.get("a", 0.0) for s in heavy), 2)}
 
 
 def print_row(store: str, row: dict) -> None:
@@ -598,7 +599,8 @@ def print_row(store: str, row: dict) -> None:
         wall, cpu = heavy["wall_s"], heavy["processor_s"]
         print(f"    heavy steps (>= {HEAVY_STEP:,} events): {heavy['steps']}, "
               f"{heavy['events']:,} events in {wall} s, of which the loop's thread computed "
-              f"{cpu} s ({cpu / wall:.0%}) and waited the rest (database, a core, the GIL)")
+              f"{cpu} s ({cpu / wall:.0%}) and waited the rest (database, a core, the GIL); "
+              f"the appending thread computed {heavy.get('appending_s', 0.0)} s beside it")
     for name, api in row.get("api", {}).items():
         print(f"    GraphQL {name}: {api['rate']}/s answered ({api['answered_pct']}% of those "
               f"due), p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, {api['failures']} "

@@ -248,4 +248,4 @@ def test_each_step_hands_its_figures_to_the_observer_the_composition_root_chose(
     assert line == {"t": (T0 + timedelta(seconds=3)).timestamp(),
                     "s": round(heard[2].seconds, 4), "n": 10, "e": returned[2],
                     "lags": [round(0.1 * k, 3) for k in range(9, -1, -1)],
-                    "c": round(heard[2].processor, 4)}
+                    "c": round(heard[2].processor, 4), "a": 0.0}  # (no appending thread)

@@ -26,6 +26,9 @@ def test_appends_run_in_the_order_sent_on_one_thread_other_than_the_callers():
     assert [n for n, _ in done] == list(range(20))
     names = {name for _, name in done}
     assert len(names) == 1 and threading.current_thread().name not in names
+    before = ahead.processor
+    ahead.send(lambda: [sum(range(3_000_000))]).result()
+    assert ahead.processor > before, "the appending thread's processor time is counted"
     ahead.close()
 
 

@@ -108,12 +108,13 @@ def test_the_report_says_how_much_of_the_waves_wall_time_the_engine_computed(
     processor time (``c``, the loop thread's), so a reader can tell a slow engine from one
     waiting on the database or a core. Steps without ``c`` (an older step log) count 0."""
     module = bench_live(monkeypatch)
-    window = [{"s": 2.5, "e": 58_000, "c": 1.25}, {"s": 0.03, "e": 120, "c": 0.02},
+    window = [{"s": 2.5, "e": 58_000, "c": 1.25, "a": 0.75}, {"s": 0.03, "e": 120, "c": 0.02},
               {"s": 1.5, "e": 18_000, "c": 0.5}, {"s": 0.5, "e": 10_000}]
     assert module.heavy_steps(window) == {"steps": 3, "events": 86_000, "wall_s": 4.5,
-                                          "processor_s": 1.75}
+                                          "processor_s": 1.75, "appending_s": 0.75}
     assert module.heavy_steps(window[1:2]) is None  # a run without waves prints no line
     row = {"bots": 10, "processes": {}, "heavy": module.heavy_steps(window)}
     module.print_row("postgresql", row)
     assert ("heavy steps (>= 10,000 events): 3, 86,000 events in 4.5 s, of which the "
-            "loop's thread computed 1.75 s (39%)") in capsys.readouterr().out
+            "loop's thread computed 1.75 s (39%) and waited the rest (database, a core, the "
+            "GIL); the appending thread computed 0.75 s beside it") in capsys.readouterr().out

@@ -135,11 +135,12 @@ class CandleRaces:
         events = self._collected(aggregates)
         if not events:
             return
-        turn, trading = self._turn, self.trading
+        turn = self._turn
+        append = self.trading.prepared_append(events)  # (made here: the loop holds the GIL)
 
         def write() -> list[int]:
             with fenced(fence):  # (a fence is the appending thread's own)
-                return trading.append_positions(events)
+                return append()
 
         self._ahead.append(Sent(events, set(bot_ids), bots, self._batch_head,
                                 list(turn.stepped.items()) if turn is not None else [],

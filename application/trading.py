@@ -126,6 +126,30 @@ class Trading(Application[UUID]):
             return positions
         return [r.notification.id for r in recordings]
 
+    def prepared_append(self, events: list[TradetapeAggregate.Event]
+                        ) -> Callable[[], list[int]]:
+        """``append_positions`` in two parts: what it computes before the database (the
+        events mapped to stored ones, the statements' parameters and seals) done now, on
+        this thread; the database's part returned, to be run later, maybe on another
+        thread (the appends a heavy candle sends ahead). Where the event store cannot
+        prepare (the library's own), all of it is left to the part returned."""
+        prepare = getattr(self.events, "prepare", None)
+        if prepare is None:
+            return lambda: self.append_positions(events)
+        prepared = prepare(events)
+
+        def append() -> list[int]:
+            try:
+                recordings = self.events.put_prepared(prepared)
+            except IntegrityError:
+                raise ConcurrencyConflictError(
+                    "another writer changed this first; reload and try again"
+                ) from None
+            self._notify(recordings)  # (as ``_recordings``; no aggregates to snapshot)
+            return recordings.positions
+
+        return append
+
     def _append(self, processing: ProcessingEvent[UUID]) -> int:
         return len(self._recordings(processing))
 

@@ -84,11 +84,38 @@ class Recordings(Sequence):
         return (self[i] for i in range(len(self)))
 
 
+class Prepared:
+    """An append made ready on one thread (its events mapped, its parameters dumped and
+    sealed where the recorder can) to be sent from another (``BatchEventStore.prepare``)."""
+
+    def __init__(self, events: list, stored: list[StoredEvent], parameters: Any):
+        self.events, self.stored, self.parameters = events, stored, parameters
+
+
 class BatchEventStore(EventStore):
     def put(self, domain_events: Sequence[Any], **kwargs: Any) -> Recordings:
         events = list(domain_events)
         stored = to_stored_events(self.mapper, events)
-        positions = self.recorder.insert_events(stored, **kwargs)
+        return self._recorded(events, stored, self.recorder.insert_events(stored, **kwargs))
+
+    def prepare(self, domain_events: Sequence[Any]) -> Prepared:
+        """``put``'s work before the database, done now: the events mapped, and what the
+        recorder can make of its statements' parameters (``prepare_insert``)."""
+        events = list(domain_events)
+        stored = to_stored_events(self.mapper, events)
+        prepare = getattr(self.recorder, "prepare_insert", None)
+        return Prepared(events, stored, prepare(stored) if prepare is not None else None)
+
+    def put_prepared(self, prepared: Prepared) -> Recordings:
+        """``put`` of what ``prepare`` made: only the database's part is left."""
+        if prepared.parameters is None:
+            positions = self.recorder.insert_events(prepared.stored)
+        else:
+            positions = self.recorder.insert_prepared(prepared.stored, prepared.parameters)
+        return self._recorded(prepared.events, prepared.stored, positions)
+
+    @staticmethod
+    def _recorded(events: list, stored: list[StoredEvent], positions: Any) -> Recordings:
         if positions:
             assert len(positions) == len(stored)
         return Recordings(events, stored, positions)

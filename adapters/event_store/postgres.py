@@ -221,10 +221,36 @@ class ApplicationRecorder(Sealing, TopicReads, _ManyReads, _RecordedTime,
     _insert_columns_sql: Any = None  # made at the first append
 
     def insert_events(self, stored_events: Sequence[Any], **kwargs: Any) -> Any:
-        try:
+        with self._fence_errors():
             if self.library_append or self.datastore.enable_db_functions:
                 return super().insert_events(stored_events, **kwargs)
             return self._append(stored_events, **kwargs)
+
+    def prepare_insert(self, stored_events: Sequence[Any]) -> Any:
+        """What ``_append`` computes before its transaction, computed now (on the calling
+        thread), for ``insert_prepared`` to send later, maybe from another thread; None
+        where the library's own append runs (``insert_events`` then). WHY: the appends a
+        heavy candle sends ahead (``application/appends_ahead.py``) are made on the loop's
+        thread, which holds the interpreter anyway, and the appending thread only waits
+        on the database: making them there, it waited for the interpreter instead while
+        the loop decided on, and the database for it."""
+        if self.library_append or self.datastore.enable_db_functions or not stored_events:
+            return None
+        return self._parameters(stored_events)
+
+    def insert_prepared(self, stored_events: Sequence[Any], prepared: Any) -> Any:
+        """``insert_events`` of ``stored_events`` whose parameters ``prepare_insert`` made."""
+        if prepared is None:
+            return self.insert_events(stored_events)
+        with self._fence_errors():
+            return self._send(prepared, len(stored_events))
+
+    @contextmanager
+    def _fence_errors(self) -> Iterator[None]:
+        """An append refused by its fence said as what it is: a lease lost (with the bots),
+        or a user's exposure moved on."""
+        try:
+            yield
         except Exception as error:
             fence = self.fence_source() if self.fence_source is not None else None
             if isinstance(error, ExposureChangedError):
@@ -236,36 +262,46 @@ class ApplicationRecorder(Sealing, TopicReads, _ManyReads, _RecordedTime,
             with self.datastore.get_connection() as conn:  # (the append's was rolled back)
                 raise lost_leases(conn, self.datastore.schema, fence) from None
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _append(self, stored_events: Sequence[Any], **kwargs: Any) -> list[int] | None:
         """The library's append (eventsourcing 9.5.6 ``PostgresApplicationRecorder.
         insert_events``): in one transaction the fence, the table lock, NOTIFY, the events'
         INSERT (its own statements) and the seals, but each statement sent and answered
-        before the next instead of all in a psycopg pipeline.
+        before the next instead of all in a psycopg pipeline (``_send``).
 
-        WHY: in a pipeline, psycopg (3.3.9, C and Python alike) stops sending at the sync
-        once its queue is empty even when the socket took only part of a large message;
-        it then waits for a result while PostgreSQL waits for the rest of the message
-        (``ClientRead``): the append never returns. That happens with an INSERT of tens of
-        MB (27,000 events of a 1,000-bot candle: 12 MB), sooner when the table lock keeps
-        the server from reading meanwhile (another worker appending). A plain ``execute``
-        sends the whole message before it waits. It costs round trips (BEGIN, fence, lock
-        and NOTIFY, INSERT, seals, COMMIT: 6 instead of 2), well under a millisecond on
-        the same host."""
+        Everything an append computes, computed before its transaction begins. WHY: the
+        library ends a session idle in a transaction for 5 s (its default
+        POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT), and the table lock is held
+        meanwhile; the seals of 120,000 events (10,000 bots' first close) took longer than
+        that on a loaded machine, so that append was cut off and retried for good. Their
+        parameters too, dumped to bytes (``adapters/event_store/dumped.py``)."""
+        parameters = self._parameters(stored_events) if stored_events else None
+        return self._send(parameters, len(stored_events))
+
+    def _parameters(self, stored_events: Sequence[Any]) -> tuple[list, list | None]:
+        """The INSERT's columns and the seals' (None: this store seals nothing), in binary."""
+        columns = dump_columns(([s.originator_id for s in stored_events],
+                                [s.originator_version for s in stored_events],
+                                [s.topic for s in stored_events],
+                                [s.state for s in stored_events]))
+        return columns, self._dumped_seals(stored_events, columns)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _send(self, parameters: tuple[list, list | None] | None, count: int
+              ) -> list[int] | None:
+        """``_append``'s transaction, its ``parameters`` made (None: no events, the fence
+        checked alone).
+
+        WHY one statement at a time: in a pipeline, psycopg (3.3.9, C and Python alike)
+        stops sending at the sync once its queue is empty even when the socket took only
+        part of a large message; it then waits for a result while PostgreSQL waits for
+        the rest of the message (``ClientRead``): the append never returns. That happens
+        with an INSERT of tens of MB (27,000 events of a 1,000-bot candle: 12 MB), sooner
+        when the table lock keeps the server from reading meanwhile (another worker
+        appending). A plain ``execute`` sends the whole message before it waits. It costs
+        round trips (BEGIN, fence, lock and NOTIFY, INSERT, seals, COMMIT: 6 instead of 2),
+        well under a millisecond on the same host."""
         fence = self.fence_source() if self.fence_source is not None else None
-        # Everything an append computes, computed before its transaction begins. WHY: the
-        # library ends a session idle in a transaction for 5 s (its default
-        # POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT), and the table lock is held
-        # meanwhile; the seals of 120,000 events (10,000 bots' first close) took longer
-        # than that on a loaded machine, so that append was cut off and retried for good.
-        # Their parameters too, dumped to bytes (``adapters/event_store/dumped.py``).
-        columns = seals = None
-        if stored_events:
-            columns = dump_columns(([s.originator_id for s in stored_events],
-                                    [s.originator_version for s in stored_events],
-                                    [s.topic for s in stored_events],
-                                    [s.state for s in stored_events]))
-            seals = self._dumped_seals(stored_events, columns)
+        columns, seals = parameters if parameters is not None else (None, None)
         with self.datastore.get_connection() as conn, conn.transaction(), \
                 conn.cursor() as curs:
             if fence is not None:  # an engine worker's append: its leases first (LEASE_LOST)
@@ -280,7 +316,7 @@ class ApplicationRecorder(Sealing, TopicReads, _ManyReads, _RecordedTime,
                 [*self._idle_timeout_statements(), *self.lock_table_statements,
                  sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name))]))
             curs.execute(self._insert_columns_statement(), columns)
-            ids = self._inserted_ids(curs, len(stored_events))
+            ids = self._inserted_ids(curs, count)
             if seals:
                 curs.execute(self._seals_statement("%b"), seals)
             return ids

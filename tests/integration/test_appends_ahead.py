@@ -63,13 +63,11 @@ class Desk:
             self.runner.appends_ahead = AppendsAhead(ahead)
         self.runner.resume()
         self.appends = 0
-        insert = self.trading.recorder.insert_events
 
-        def counted(stored_events, *args, **kwargs):
+        def counted(stored_events):
             self.appends += 1
-            return insert(stored_events, *args, **kwargs)
 
-        self.trading.recorder.insert_events = counted
+        before_inserts(self.trading.recorder, counted)
 
     def candle(self, candles, i: int) -> None:
         o, h, low, c = candles.exact(i)
@@ -96,10 +94,14 @@ def candles():
     return load_candles(shipped_series("binance_BTC_USDT-1m-2025-11.csv"))
 
 
+@pytest.mark.parametrize("library_append", [False, True])
 def test_appends_sent_ahead_store_the_log_one_append_a_candle_stores(postgres_url, tmp_path,
-                                                                     candles):
+                                                                     candles, library_append):
+    """Made on the loop's thread and sent from the appending one (our append), or made and
+    sent there whole (the library's own append, the seam's off switch): the same log."""
     once = Desk(f"sqlite:///{tmp_path / 'once.sqlite'}", None)
     ahead = Desk(postgres_url, 2)
+    ahead.trading.recorder.library_append = library_append
     for i in range(CANDLES):
         once.candle(candles, i)
         ahead.candle(candles, i)
@@ -132,23 +134,39 @@ def busy(candles, tmp_path) -> int:
     raise AssertionError("no candle wrote for three markets")
 
 
+def before_inserts(recorder, before) -> None:
+    """``before(stored_events)`` called as each append meets the store (made there whole,
+    or made ahead and sent: ``insert_prepared``), before it is sent."""
+    insert, send = recorder.insert_events, getattr(recorder, "insert_prepared", None)
+
+    def insert_events(stored_events, *args, **kwargs):
+        before(stored_events)
+        return insert(stored_events, *args, **kwargs)
+
+    def insert_prepared(stored_events, prepared):
+        if prepared is not None:  # (else sent by ``insert_events``: heard there)
+            before(stored_events)
+        return send(stored_events, prepared)
+
+    recorder.insert_events = insert_events
+    if send is not None:  # (PostgreSQL's)
+        recorder.insert_prepared = insert_prepared
+
+
 class OnAppend:
     """The network edge, faked where an append meets the store: at the ``nth`` append from
     when it is armed, ``act`` runs first with the stored events it is about to insert."""
 
     def __init__(self, trading, nth: int, act):
         self.armed, self.nth, self.act, self.count = False, nth, act, 0
-        insert = trading.recorder.insert_events
+        before_inserts(trading.recorder, self._before)
 
-        def insert_events(stored_events, *args, **kwargs):
-            if self.armed:
-                self.count += 1
-                if self.count == self.nth:
-                    self.armed = False
-                    self.act(stored_events)
-            return insert(stored_events, *args, **kwargs)
-
-        trading.recorder.insert_events = insert_events
+    def _before(self, stored_events) -> None:
+        if self.armed:
+            self.count += 1
+            if self.count == self.nth:
+                self.armed = False
+                self.act(stored_events)
 
 
 def bot_in(trading, stored_events):

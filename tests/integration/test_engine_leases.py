@@ -609,6 +609,7 @@ def test_a_lease_lost_in_an_append_sent_ahead_keeps_what_went_before_and_steps_t
     again at once, every bot still held opening its one deal, no version skipped."""
 
     from application.appends_ahead import AppendsAhead
+    from tests.integration.test_appends_ahead import before_inserts
 
     bots = seed_bots(postgres_url, accounts=5)
     worker = Worker(postgres_url, "worker", seconds=30)
@@ -621,13 +622,7 @@ def test_a_lease_lost_in_an_append_sent_ahead_keeps_what_went_before_and_steps_t
     other = Worker(postgres_url, "other", seconds=30)
     assert set(other.store.acquire([taken], 30)) == {taken}
     appends = []
-    insert = worker.trading.recorder.insert_events
-
-    def counted(stored_events, *args, **kwargs):
-        appends.append(len(stored_events))
-        return insert(stored_events, *args, **kwargs)
-
-    worker.trading.recorder.insert_events = counted
+    before_inserts(worker.trading.recorder, lambda stored: appends.append(len(stored)))
     worker.candle()
     assert len(appends) >= 4, "the candle went in several appends, one refused"
     assert deals_opened(postgres_url) == Counter(dict.fromkeys(set(bots) - {taken}, 1))

@@ -11,7 +11,7 @@ hidden behind the deciding but for the last one.
 
 The appends run one at a time, in order, on one thread; once one fails, the rest are not
 sent (``NotSent``): a later one could hold an aggregate's next versions, and stored after
-a refused one it would leave a gap. The loop thread waits for them (``PaperTrading._flush``)
+a refused one it would leave a gap. The loop thread waits for them (``CandleRaces._flush``)
 before it ends the candle or makes an append of its own, and handles what they did there,
 as it handles its own append (``application/paper_races.py``).
 """
@@ -78,7 +78,7 @@ class AppendsAhead:
         self._stopped = False
 
     def close(self) -> None:
+        """The thread ended (a server's stop); a later ``send`` starts another."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-

@@ -263,6 +263,9 @@ class Runtime:
     def stop(self) -> None:
         self.accepting_commands = False
         self.loop.stop()
+        ahead = getattr(self.paper, "appends_ahead", None)
+        if ahead is not None:  # (a candle settles what it sent before it ends: idle now)
+            ahead.close()
         # what runs beside the loop (reconciliation, the billing sweep) ends with it: its
         # round under way finishes (asked of an exchange or Stripe, saved or not at all)
         for schedule in self.schedules:

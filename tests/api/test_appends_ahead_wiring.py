@@ -4,6 +4,8 @@ with the setting at 0, a candle is one append at its end."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from application.bootstrap import open_runtime
@@ -21,8 +23,12 @@ def test_an_engine_on_postgresql_sends_ahead_as_the_setting_says(postgres_url, a
     try:
         sent = runtime.paper.appends_ahead
         assert (sent.aggregates if sent is not None else 0) == ahead
+        thread = sent.send(lambda: [threading.current_thread()]).result()[0] if sent else None
     finally:
         runtime.stop()
+    if thread is not None:
+        assert thread.name.startswith("tradetape-append")
+        assert not thread.is_alive(), "the server's stop ended the appending thread"
 
 
 def test_a_server_on_sqlite_appends_once_a_candle(tmp_path, monkeypatch):
